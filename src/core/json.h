@@ -1,0 +1,53 @@
+/* JSON writer into a cs_buf: commas and nesting are tracked, strings escaped, the first
+ * error is kept (and reported by cs_json_end). Reading JSON is cJSON's job. */
+#ifndef CS_JSON_H
+#define CS_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+#define CS_JSON_MAX_DEPTH 32
+
+typedef struct cs_json {
+    cs_buf *out;
+    int depth;
+    int err;                           /* first error, 0 if none */
+    bool after_key;                    /* a key was written, its value comes next */
+    uint8_t count[CS_JSON_MAX_DEPTH];  /* elements so far at each depth (saturating) */
+} cs_json;
+
+/* Appends to `out` (not emptied). */
+void cs_json_init(cs_json *j, cs_buf *out);
+/* 0, or the first error met while writing. */
+int cs_json_end(cs_json *j);
+
+void cs_json_obj(cs_json *j);
+void cs_json_obj_end(cs_json *j);
+void cs_json_arr(cs_json *j);
+void cs_json_arr_end(cs_json *j);
+void cs_json_key(cs_json *j, const char *key);
+
+void cs_json_str(cs_json *j, const char *s); /* NULL writes null */
+void cs_json_strn(cs_json *j, const char *s, size_t n);
+void cs_json_int(cs_json *j, int64_t v);
+void cs_json_uint(cs_json *j, uint64_t v);
+void cs_json_double(cs_json *j, double v); /* non-finite values write null */
+void cs_json_bool(cs_json *j, bool v);
+void cs_json_null(cs_json *j);
+/* Already-serialized JSON, written as one value. */
+void cs_json_raw(cs_json *j, const char *json, size_t n);
+
+/* key + value in one call */
+void cs_json_kstr(cs_json *j, const char *key, const char *s);
+void cs_json_kint(cs_json *j, const char *key, int64_t v);
+void cs_json_kuint(cs_json *j, const char *key, uint64_t v);
+void cs_json_kdouble(cs_json *j, const char *key, double v);
+void cs_json_kbool(cs_json *j, const char *key, bool v);
+
+/* Appends `s` as a quoted, escaped JSON string. */
+int cs_json_escape(cs_buf *out, const char *s, size_t n);
+
+#endif

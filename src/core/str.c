@@ -1,0 +1,64 @@
+#include "core/str.h"
+
+#include <stdlib.h>
+
+#include "core/err.h"
+
+static inline char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
+bool cs_str_ieq(cs_str a, const char *s)
+{
+    size_t i = 0;
+    for (; i < a.n; i++)
+        if (!s[i] || lower(a.p[i]) != lower(s[i])) return false;
+    return s[i] == '\0';
+}
+
+bool cs_str_has_token(cs_str list, const char *token)
+{
+    size_t i = 0;
+    while (i < list.n) {
+        while (i < list.n && (list.p[i] == ' ' || list.p[i] == '\t' || list.p[i] == ',')) i++;
+        size_t start = i;
+        while (i < list.n && list.p[i] != ',') i++;
+        size_t end = i;
+        while (end > start && (list.p[end - 1] == ' ' || list.p[end - 1] == '\t')) end--;
+        if (end > start && cs_str_ieq((cs_str){list.p + start, end - start}, token)) return true;
+    }
+    return false;
+}
+
+int cs_str_to_u64(cs_str s, uint64_t max, uint64_t *out)
+{
+    if (s.n == 0 || s.n > 20) return CS_EPARSE;
+    uint64_t v = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned d = (unsigned)(s.p[i] - '0');
+        if (d > 9) return CS_EPARSE;
+        if (v > (max - d) / 10) return CS_EPARSE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+size_t cs_str_copy(char *out, size_t cap, cs_str s)
+{
+    if (cap == 0) return 0;
+    size_t n = s.n < cap - 1 ? s.n : cap - 1;
+    if (n) memcpy(out, s.p, n);
+    out[n] = '\0';
+    return n;
+}
+
+char *cs_str_dup(cs_str s)
+{
+    char *p = malloc(s.n + 1);
+    if (!p) return NULL;
+    if (s.n) memcpy(p, s.p, s.n);
+    p[s.n] = '\0';
+    return p;
+}

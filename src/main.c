@@ -1,0 +1,34 @@
+/* callstream command line: serve | sim | version. Dispatch only; no logic here. */
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fputs("usage: callstream <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  serve     run the gateway (see `callstream serve --help`)\n"
+          "  sim       Twilio simulator and load generator (`callstream sim --help`)\n"
+          "  version   print the version\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("callstream %s\n", CS_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "callstream: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

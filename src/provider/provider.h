@@ -1,0 +1,120 @@
+/* Media-stream providers: each turns its wire messages into one internal event type
+ * and writes our outbound messages (media, mark, clear) in its own format. The call
+ * layer only sees cs_pevent and the ops table. */
+#ifndef CS_PROVIDER_H
+#define CS_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/str.h"
+
+/* ---- limits ---- */
+#define CS_PEV_MAX_PARAMS  99    /* customParameters per stream (Twilio REST allows 99) */
+#define CS_PEV_MAX_PAYLOAD 49152 /* decoded audio bytes in one message (64 KiB of base64) */
+
+/* Why an inbound message was refused. Counted per stream and in metrics, logged once per
+ * kind per stream; the call goes on. X(name, label used in metrics and the API). */
+#define CS_BAD_MAP(X)                                                                              \
+    X(JSON, "json")               /* not JSON, or not an object */                                 \
+    X(BASE64, "base64")           /* media payload is not strict base64 */                         \
+    X(EVENT, "unknown_event")     /* missing or unknown "event" */                                 \
+    X(FIELD, "bad_field")         /* a required field missing or of the wrong type */              \
+    X(ORDER, "out_of_order")      /* media/dtmf/mark before start, second start, after stop */     \
+    X(OVERSIZE, "oversize")       /* message over the size limit (skipped unread) */               \
+    X(BINARY, "binary")           /* binary frame where text is expected */                        \
+    X(RATE, "rate_limited")       /* over the per-stream messages-per-second limit */              \
+    X(STREAM, "wrong_stream")     /* streamSid differs from the one this socket started */
+
+enum cs_bad {
+#define CS_BAD_ENUM(name, label) CS_BAD_##name,
+    CS_BAD_MAP(CS_BAD_ENUM)
+#undef CS_BAD_ENUM
+        CS_BAD_COUNT
+};
+
+/* "json", "base64", … */
+const char *cs_bad_label(enum cs_bad kind);
+
+/* Audio direction, from the provider's point of view: inbound = from the caller. */
+enum cs_track { CS_TRACK_INBOUND = 0, CS_TRACK_OUTBOUND = 1 };
+#define CS_TRACK_BIT(t) (1u << (t))
+
+typedef struct cs_kv {
+    cs_str name;
+    cs_str value;
+} cs_kv;
+
+enum cs_pev_type {
+    CS_PEV_CONNECTED = 1,
+    CS_PEV_START,
+    CS_PEV_MEDIA,
+    CS_PEV_DTMF,
+    CS_PEV_MARK,
+    CS_PEV_STOP,
+};
+
+/* One inbound message. Views point into the message buffer or the parse scratch: valid
+ * until the next parse with the same scratch. */
+typedef struct cs_pevent {
+    enum cs_pev_type type;
+    int64_t seq;       /* sequence number, -1 when absent */
+    cs_str stream_id;  /* top-level stream id (empty for connected) */
+    union {
+        struct {
+            cs_str protocol, version;
+        } connected;
+        struct {
+            cs_str account_id, call_id, stream_id;
+            unsigned tracks; /* CS_TRACK_BIT set */
+            cs_str encoding; /* "audio/x-mulaw" */
+            unsigned sample_rate, channels;
+            const cs_kv *params; /* customParameters */
+            size_t nparams;
+        } start;
+        struct {
+            enum cs_track track;
+            uint64_t chunk;        /* 0 when absent */
+            uint64_t timestamp_ms; /* ms since stream start */
+            const uint8_t *payload; /* decoded μ-law bytes */
+            size_t len;
+        } media;
+        struct {
+            char digit;
+        } dtmf;
+        struct {
+            cs_str name;
+        } mark;
+        struct {
+            cs_str account_id, call_id;
+        } stop;
+    };
+} cs_pevent;
+
+/* Scratch a parse may point into; one per loop thread, reused for every message. */
+typedef struct cs_pscratch {
+    uint8_t payload[CS_PEV_MAX_PAYLOAD];
+    cs_kv params[CS_PEV_MAX_PARAMS];
+    void *tree; /* parse tree of the last message taken the slow way, freed on reuse */
+} cs_pscratch;
+
+void cs_pscratch_init(cs_pscratch *s);
+void cs_pscratch_free(cs_pscratch *s);
+
+typedef struct cs_provider_ops {
+    const char *name;
+    /* Parses one text message (it may be modified in place). 0, or CS_EPARSE with *bad
+     * set to the reason. */
+    int (*parse)(char *msg, size_t len, cs_pevent *ev, cs_pscratch *scratch, enum cs_bad *bad);
+    /* Append one outbound JSON message (not yet framed) to `out`. */
+    int (*write_media)(cs_buf *out, cs_str stream_id, const uint8_t *ulaw, size_t n);
+    int (*write_mark)(cs_buf *out, cs_str stream_id, cs_str name);
+    int (*write_clear)(cs_buf *out, cs_str stream_id);
+} cs_provider_ops;
+
+/* By name ("twilio"); NULL if unknown. */
+const cs_provider_ops *cs_provider_find(const char *name);
+
+#endif

@@ -1,0 +1,36 @@
+/* TwiML for the voice webhook (protocol.md §2): an optional <Say>, then either
+ * <Connect><Stream> (two-way: our agent may talk back) or <Start><Stream> (one-way fork)
+ * followed by what keeps the call going (<Dial> or <Pause>). */
+#ifndef CS_TWIML_H
+#define CS_TWIML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "provider/provider.h"
+
+#define CS_TWIML_MAX_PARAM 499 /* name + value must be under 500 characters */
+
+typedef struct cs_twiml {
+    const char *say;             /* greeting, or NULL */
+    const char *voice;           /* <Say voice=…>, or NULL */
+    bool connect;                /* true: <Connect><Stream>; false: <Start><Stream> */
+    const char *stream_url;      /* wss://…/twilio/media (no query string) */
+    const char *stream_name;     /* or NULL */
+    const char *track;           /* <Start> only: inbound_track|outbound_track|both_tracks */
+    const char *status_callback; /* absolute URL, or NULL */
+    const cs_kv *params;         /* <Parameter name value> pairs */
+    size_t nparams;
+    const char *dial;            /* <Start> only: number to <Dial> afterwards, or NULL */
+    unsigned pause_seconds;      /* <Start> only, without dial: <Pause length> */
+} cs_twiml;
+
+/* Appends the whole document (with the XML declaration). -EMSGSIZE if a parameter is
+ * too long, -EINVAL if the stream URL is missing or has a query string. */
+int cs_twiml_write(cs_buf *out, const cs_twiml *t);
+/* Appends s with &, <, >, " and ' escaped; control characters other than tab, LF and CR
+ * (not allowed in XML 1.0) are dropped. */
+int cs_xml_escape(cs_buf *out, const char *s, size_t n);
+
+#endif
