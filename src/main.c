@@ -2,15 +2,21 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/config.h"
+#include "http/gateway.h"
+#include "sim/sim.h"
+
 static void usage(FILE *out)
 {
     fputs("usage: callstream <command> [options]\n"
           "\n"
           "commands:\n"
-          "  serve     run the gateway (see `callstream serve --help`)\n"
+          "  serve     run the gateway (settings below)\n"
           "  sim       Twilio simulator and load generator (`callstream sim --help`)\n"
-          "  version   print the version\n",
+          "  version   print the version\n"
+          "\n",
           out);
+    cs_config_usage(out);
 }
 
 int main(int argc, char **argv)
@@ -20,6 +26,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0) return cs_gateway_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "sim") == 0) return cs_sim_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("callstream %s\n", CS_VERSION);
         return 0;

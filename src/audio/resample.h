@@ -9,11 +9,12 @@
 
 typedef struct cs_resampler cs_resampler;
 
-/* 0, or CS_EBACKEND if speexdsp refuses the rates. */
+/* 0, -ENOMEM, or CS_EBACKEND if speexdsp refuses the rates or quality. */
 int cs_resampler_new(cs_resampler **out, unsigned in_rate, unsigned out_rate, int quality);
 void cs_resampler_free(cs_resampler *r);
 /* Converts as much as fits: consumes up to *in_n samples and writes up to *out_n; both are
- * updated to what was actually consumed and written. 0 or CS_EBACKEND. */
+ * updated to what was actually consumed and written. `in` NULL feeds *in_n zeros (to
+ * flush the filter at the end of a stream). 0 or CS_EBACKEND. */
 int cs_resampler_process(cs_resampler *r, const int16_t *in, size_t *in_n, int16_t *out,
                          size_t *out_n);
 /* Samples the filter holds back (its latency at the input rate). */
@@ -22,7 +23,7 @@ size_t cs_resampler_latency(const cs_resampler *r);
 /* Whole-buffer conversion with the filter delay compensated, so the output lines up with
  * the input and has round(n * out_rate / in_rate) samples. *out is malloc'd (caller
  * frees). Equal rates copy. 0, -ENOMEM or CS_EBACKEND. */
-int cs_resample_all(const int16_t *in, size_t n, unsigned in_rate, unsigned out_rate,
-                    int16_t **out, size_t *out_n);
+int cs_resample_all(const int16_t *in, size_t n, unsigned in_rate, unsigned out_rate, int16_t **out,
+                    size_t *out_n);
 
 #endif

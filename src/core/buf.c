@@ -22,7 +22,7 @@ void cs_buf_free(cs_buf *b)
 char *cs_buf_space(cs_buf *b, size_t n)
 {
     if (n > b->max - b->len) return NULL;
-    if (b->len + n > b->cap) {
+    if (!b->data || b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + n) cap *= 2;
         if (cap > b->max) cap = b->max;
@@ -76,6 +76,13 @@ int cs_buf_printf(cs_buf *b, const char *fmt, ...)
     int rc = cs_buf_vprintf(b, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+void cs_buf_truncate(cs_buf *b, size_t len)
+{
+    if (len >= b->len) return;
+    b->len = len;
+    b->data[len] = '\0';
 }
 
 void cs_buf_consume(cs_buf *b, size_t n)

@@ -40,6 +40,8 @@ int cs_buf_puts(cs_buf *b, const char *s);
 int cs_buf_putc(cs_buf *b, char c);
 int cs_buf_printf(cs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cs_buf_vprintf(cs_buf *b, const char *fmt, va_list ap);
+/* Cuts the contents back to `len` bytes (undoes appends after a failure). */
+void cs_buf_truncate(cs_buf *b, size_t len);
 /* Removes the first `n` bytes. */
 void cs_buf_consume(cs_buf *b, size_t n);
 /* Takes the storage out of the buffer (caller frees); the buffer becomes empty. */

@@ -31,6 +31,11 @@ static void mailbox_drain(cs_mailbox *mb)
     }
 }
 
+void cs_mailbox_run(cs_mailbox *mb)
+{
+    mailbox_drain(mb);
+}
+
 static void mailbox_wake(uv_async_t *a)
 {
     mailbox_drain(a->data);
@@ -107,15 +112,25 @@ static void *worker_main(void *arg)
         if (!list && stop) break;
 
         if (w->hooks.batch_begin) w->hooks.batch_begin(w->hooks.data, n);
-        for (cs_job *j = list; j; j = j->next)
+        /* A job without `done` may be freed or reused by its own `work`, so its link is
+         * read first and it is not touched afterwards. */
+        cs_job *done = NULL, **tail = &done;
+        for (cs_job *j = list, *next; j; j = next) {
+            next = j->next;
+            bool reply = j->done != NULL;
             if (j->work) j->work(j);
+            if (reply) {
+                *tail = j;
+                tail = &j->next;
+            }
+        }
+        *tail = NULL;
         if (w->hooks.batch_end) w->hooks.batch_end(w->hooks.data);
         /* Hand back only after the batch is complete (committed, for the store). */
-        while (list) {
-            cs_job *next = list->next;
-            if (list->done)
-                cs_mailbox_post(w->mb, list);
-            list = next;
+        while (done) {
+            cs_job *next = done->next;
+            cs_mailbox_post(w->mb, done);
+            done = next;
         }
     }
     return NULL;

@@ -14,7 +14,7 @@ typedef struct cs_job cs_job;
 typedef void (*cs_job_fn)(cs_job *job);
 
 struct cs_job {
-    cs_job_fn work; /* on the worker; may be NULL */
+    cs_job_fn work; /* on the worker; may be NULL. A job without `done` may free itself here */
     cs_job_fn done; /* on the loop, after `work`; may be NULL (then nothing runs) */
     cs_job *next;   /* owned by whichever queue holds the job */
 };
@@ -27,6 +27,8 @@ typedef struct cs_mailbox cs_mailbox;
 int cs_mailbox_open(cs_mailbox **out, uv_loop_t *loop);
 /* From any thread: `job->done` will run on the loop. Never fails, never blocks long. */
 void cs_mailbox_post(cs_mailbox *mb, cs_job *job);
+/* Runs the `done` callbacks pending now (loop thread). */
+void cs_mailbox_run(cs_mailbox *mb);
 /* Runs what is pending, then closes; freed after the loop's close callbacks. */
 void cs_mailbox_close(cs_mailbox *mb);
 

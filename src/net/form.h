@@ -28,8 +28,16 @@ void cs_form_free(cs_form *f);
 /* Value of the first pair named `name`, or NULL. */
 const char *cs_form_get(const cs_form *f, const char *name);
 
-/* Percent-decodes in[0..n) into out (room for n bytes + NUL); `plus_space` turns '+'
- * into ' '. Returns the decoded length or CS_EPARSE. */
+/* Value of the hex digit `c` (either case), or -1. */
+static inline int cs_url_hex(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+/* Percent-decodes in[0..n) into out (room for n bytes + NUL; out may be in, decoding in
+ * place); `plus_space` turns '+' into ' '. Returns the decoded length, CS_EPARSE, or
+ * CS_ELIMIT when n > INT_MAX. */
 int cs_url_decode(char *out, const char *in, size_t n, bool plus_space);
 /* Appends s percent-encoded for a form component: ALPHA DIGIT "*-._" kept, ' ' as '+',
  * everything else %XX (uppercase hex). */

@@ -74,7 +74,8 @@ typedef struct cs_http_resp {
  * obsolete line folding, bare LF), 414 (target > CS_HTTP_MAX_TARGET), 431 (head >
  * max_head or too many headers), 501 (Transfer-Encoding other than chunked),
  * 505 (version other than 1.0/1.1). An incomplete head already larger than max_head
- * fails with 431 without waiting for more. */
+ * fails with 431 without waiting for more. Empty lines before the request-line are
+ * skipped (RFC 9112 §2.2) and counted in the length. */
 int cs_http_parse_request(const char *buf, size_t len, size_t max_head, cs_http_req *req,
                           int *status);
 
@@ -96,7 +97,8 @@ typedef struct cs_http_chunked {
 void cs_http_chunked_init(cs_http_chunked *d);
 /* Consumes encoded bytes from in[0..len), appending body bytes to `body`.
  * Returns bytes consumed (may be < len once done is set; the rest belongs to the next
- * message), or CS_EPARSE (malformed) / -EMSGSIZE (body over body->max). */
+ * message; at most INT_MAX per call), or CS_EPARSE (malformed) / -EMSGSIZE (body over
+ * body->max, refused when the chunk's size is read). Once failed, it keeps failing. */
 int cs_http_chunked_feed(cs_http_chunked *d, const char *in, size_t len, cs_buf *body);
 
 /* ---- writing ---- */

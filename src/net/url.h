@@ -4,6 +4,7 @@
 #define CS_URL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CS_URL_MAX_HOST 255
@@ -14,8 +15,8 @@ typedef struct cs_url {
     char host[CS_URL_MAX_HOST + 1]; /* lowercased; IPv6 without brackets */
     uint16_t port;                  /* explicit port, or the scheme's default */
     bool port_explicit;
-    bool tls;         /* https or wss */
-    char path[CS_URL_MAX]; /* "/" when empty; percent-encoding kept */
+    bool tls;               /* https or wss */
+    char path[CS_URL_MAX];  /* "/" when empty; percent-encoding kept */
     char query[CS_URL_MAX]; /* without '?'; "" if none */
 } cs_url;
 

@@ -77,7 +77,6 @@ typedef struct cs_ws_reader {
     uint64_t skip_left; /* payload bytes of the current frame still to skip */
     uint64_t skipped;   /* total skipped in the current message */
     bool skip_fin;      /* the frame being skipped ends the message */
-    uint8_t skip_mask[4];
     uint32_t utf8_state; /* incremental UTF-8 validation across fragments */
 } cs_ws_reader;
 
@@ -94,7 +93,8 @@ void cs_ws_reader_free(cs_ws_reader *r);
  * opcode, fragmented or long control frame, wrong masking for the role, continuation
  * without a message, new message inside a fragmented one, non-minimal or 64-bit-MSB
  * length, malformed close payload or close code), 1007 (invalid UTF-8 in a text message or
- * close reason), 1009 (message beyond the skip limit).
+ * close reason), 1009 (message beyond the skip limit); -ENOMEM with 1011 if joining
+ * fragments cannot allocate. After a failure every call fails the same way.
  * ev->data points into buf (unfragmented frames) or into the reader (joined fragments),
  * valid until the next call. */
 ssize_t cs_ws_read(cs_ws_reader *r, char *buf, size_t len, cs_ws_event *ev);
@@ -112,10 +112,11 @@ size_t cs_ws_frame_header(uint8_t *out, enum cs_ws_op op, bool fin, uint64_t len
  * masked in pieces). */
 void cs_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset);
 /* Appends a whole unfragmented frame; with `mask` the copy is masked (the source is not
- * changed). */
+ * changed). 0, or -EMSGSIZE / -ENOMEM with `out` unchanged. */
 int cs_ws_write_frame(cs_buf *out, enum cs_ws_op op, const void *data, size_t len,
                       const uint8_t *mask);
-/* Appends a close frame with `code` and an optional reason (truncated to fit 125). */
+/* Appends a close frame with `code` and an optional reason (cut to fit 125 bytes, between
+ * characters). CS_WS_CLOSE_NO_STATUS sends an empty close, the answer to one without a code. */
 int cs_ws_write_close(cs_buf *out, uint16_t code, const char *reason, const uint8_t *mask);
 
 /* ---- handshake (§4) ---- */
@@ -125,7 +126,7 @@ int cs_ws_write_close(cs_buf *out, uint16_t code, const char *reason, const uint
  * bytes. Returns 0 and sets *key, or the HTTP status to refuse with: 400, or 426 for a
  * wrong version (the answer then needs "Sec-WebSocket-Version: 13"). */
 int cs_ws_check_upgrade(const cs_http_req *req, cs_str *key);
-/* Sec-WebSocket-Accept for `key`: base64(SHA-1(key + GUID)), 28 chars + NUL. */
+/* Sec-WebSocket-Accept for the 24-character `key`: base64(SHA-1(key + GUID)), 28 chars + NUL. */
 void cs_ws_accept_key(char out[29], cs_str key);
 /* Appends the 101 Switching Protocols answer. `protocol` may be NULL. */
 int cs_ws_write_accept(cs_buf *out, cs_str key, const char *protocol);

@@ -3,13 +3,18 @@
  *   writes media/mark/clear;
  * - the peer side (cs_twilio_peer_*): what Twilio itself sends and parses, for the
  *   simulator and the tests.
- * Inbound `media` takes a zero-copy fast path; anything unusual (escapes, whitespace,
- * other key order, unknown keys) falls back to cJSON with the same result. */
+ * Inbound `media` takes a zero-copy fast path (any key order, JSON whitespace); anything
+ * unusual (escapes, unknown or repeated keys, values that are not strings) falls back to
+ * cJSON with the same result. */
 #ifndef CS_TWILIO_H
 #define CS_TWILIO_H
 
 #include "provider/provider.h"
 
+/* parse: every event but connected needs a top-level streamSid; sequenceNumber is
+ * optional. start needs valid AC/CA/MZ SIDs (its streamSid equal to the top-level one),
+ * known tracks and the μ-law 8000 Hz mono format; media needs track, timestamp and
+ * payload; dtmf one digit of 0-9*#A-D; mark a name; stop nothing more. */
 extern const cs_provider_ops cs_provider_twilio;
 
 /* SIDs: two uppercase letters then 32 hex digits ("MZ…", "CA…", "AC…"). */
@@ -47,6 +52,7 @@ typedef struct cs_twilio_out {
 } cs_twilio_out;
 
 /* Parses a server→Twilio message; payload decoded into buf (room for `cap` bytes).
+ * stream_sid and mark_name are copied over the start of `msg` and point there.
  * 0 or CS_EPARSE. */
 int cs_twilio_peer_parse(char *msg, size_t len, cs_twilio_out *out, uint8_t *buf, size_t cap);
 

@@ -8,17 +8,21 @@
 
 #include "provider/provider.h"
 
-#define CS_TWILIO_SIG_LEN 28 /* base64 of 20 bytes */
+#define CS_TWILIO_SIG_LEN        28  /* base64 of 20 bytes */
+#define CS_TWILIO_SIG_MAX_PARAMS 256 /* as many as a form holds (CS_FORM_MAX_PAIRS) */
 
 /* Signature of `url` + params (sorted by name in byte order, equal names by value, each
- * appended as name then value). `out` gets 28 chars + NUL. 0 or CS_EBACKEND. */
+ * appended as name then value; a pair repeated exactly counts once, as in both libraries).
+ * `out` gets 28 chars + NUL. 0, CS_ELIMIT (more than CS_TWILIO_SIG_MAX_PARAMS params) or
+ * CS_EBACKEND. */
 int cs_twilio_sig_compute(char out[CS_TWILIO_SIG_LEN + 1], const char *token, const char *url,
                           const cs_kv *params, size_t n);
 
 /* Checks a form webhook's signature against `url` as given, without its port, and with
  * the scheme's default port added (twilio-python/node). When the URL's query holds
  * bodySHA256 (JSON bodies, §5.2), SHA-256 of `body` must match it and the signature is
- * computed with no params. 0 if valid, CS_EAUTH otherwise. */
+ * computed with no params. 0 if valid, CS_EAUTH otherwise (also for an empty token or a
+ * URL without a scheme). */
 int cs_twilio_sig_check_webhook(const char *token, const char *url, const cs_kv *params, size_t n,
                                 const char *body, size_t body_len, const char *signature);
 

@@ -26,8 +26,10 @@ typedef struct cs_twiml {
     unsigned pause_seconds;      /* <Start> only, without dial: <Pause length> */
 } cs_twiml;
 
-/* Appends the whole document (with the XML declaration). -EMSGSIZE if a parameter is
- * too long, -EINVAL if the stream URL is missing or has a query string. */
+/* Appends the whole document (with the XML declaration); on error `out` is left as it
+ * was. -EMSGSIZE if a parameter is too long or there are more than CS_PEV_MAX_PARAMS;
+ * -EINVAL if the stream URL is missing or has a query string, or for <Start> an unknown
+ * track, an empty dial, or neither dial nor pause_seconds (the call would hang up). */
 int cs_twiml_write(cs_buf *out, const cs_twiml *t);
 /* Appends s with &, <, >, " and ' escaped; control characters other than tab, LF and CR
  * (not allowed in XML 1.0) are dropped. */

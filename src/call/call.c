@@ -1,0 +1,549 @@
+#include "call/call.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/json.h"
+
+#define DETAIL_MAX 16384 /* event detail JSON */
+
+static const char *const end_labels[] = {
+#define CS_END_LABEL(name, label) label,
+    CS_END_MAP(CS_END_LABEL)
+#undef CS_END_LABEL
+};
+
+static const char *const event_labels[] = {
+#define CS_EVENT_LABEL(name, label) label,
+    CS_EVENT_MAP(CS_EVENT_LABEL)
+#undef CS_EVENT_LABEL
+};
+
+const char *cs_end_label(enum cs_end_reason r)
+{
+    return (unsigned)r < CS_END_COUNT ? end_labels[r] : "unknown";
+}
+
+const char *cs_event_label(enum cs_event_type t)
+{
+    return (unsigned)t < CS_EVENT_COUNT ? event_labels[t] : "unknown";
+}
+
+/* ---- observers ---- */
+
+#define NOTIFY(calls, fn, ...)                                                                     \
+    do {                                                                                           \
+        for (size_t i_ = 0; i_ < (calls)->nobservers; i_++) {                                     \
+            const cs_call_observer *o_ = &(calls)->observers[i_];                                  \
+            if (o_->fn) o_->fn(o_->data, __VA_ARGS__);                                             \
+        }                                                                                          \
+    } while (0)
+
+static void emit(cs_call *call, cs_stream *s, enum cs_event_type type, const cs_buf *detail)
+{
+    NOTIFY(call->calls, event, call, s, type, cs_wall_ms(), detail ? detail->data : NULL);
+}
+
+void cs_calls_event(cs_calls *calls, const char *call_sid, enum cs_event_type type,
+                    const char *detail)
+{
+    cs_call *call = cs_calls_call(calls, cs_str_of(call_sid));
+    if (call) {
+        NOTIFY(calls, event, call, NULL, type, cs_wall_ms(), detail);
+        return;
+    }
+    /* Not live here: observers get a stand-in carrying the sid. */
+    cs_call stub = {.calls = calls, .sid = call_sid};
+    NOTIFY(calls, event, &stub, NULL, type, cs_wall_ms(), detail);
+}
+
+/* ---- registry ---- */
+
+void cs_calls_init(cs_calls *calls, cs_recorders *recorders)
+{
+    memset(calls, 0, sizeof *calls);
+    calls->recorders = recorders;
+    cs_hist_init(&calls->stats.frame_seconds, cs_hist_bounds_frame, cs_hist_nbounds_frame);
+}
+
+void cs_calls_free(cs_calls *calls, enum cs_end_reason why)
+{
+    /* Owners end their streams first; whatever is left goes now. Ending a stream
+     * changes the map, so iteration starts over each time. */
+    for (;;) {
+        size_t pos = 0;
+        void *s;
+        if (!cs_map_next(&calls->by_stream, &pos, NULL, &s)) break;
+        cs_stream_end(s, why);
+    }
+    cs_map_free(&calls->by_stream);
+    cs_map_free(&calls->by_call);
+}
+
+int cs_calls_observe(cs_calls *calls, const cs_call_observer *o)
+{
+    if (calls->nobservers == CS_CALL_MAX_OBSERVERS) return CS_ELIMIT;
+    calls->observers[calls->nobservers++] = *o;
+    return 0;
+}
+
+size_t cs_calls_active(const cs_calls *calls)
+{
+    return calls->by_call.len;
+}
+
+size_t cs_calls_streams(const cs_calls *calls)
+{
+    return calls->by_stream.len;
+}
+
+cs_stream *cs_calls_stream(const cs_calls *calls, cs_str sid)
+{
+    return cs_map_get(&calls->by_stream, sid);
+}
+
+cs_call *cs_calls_call(const cs_calls *calls, cs_str sid)
+{
+    return cs_map_get(&calls->by_call, sid);
+}
+
+/* ---- calls ---- */
+
+static cs_call *call_new(cs_calls *calls, const cs_pevent *start)
+{
+    cs_call *call = calloc(1, sizeof *call);
+    if (!call) return NULL;
+    call->calls = calls;
+    cs_pool *p = &call->pool;
+    call->sid = cs_pool_strndup(p, start->start.call_id);
+    call->account_sid = cs_pool_strndup(p, start->start.account_id);
+    size_t n = start->start.nparams;
+    cs_kv *params = n ? cs_pool_alloc(p, n * sizeof *params) : NULL;
+    bool ok = call->sid && call->account_sid && (n == 0 || params);
+    for (size_t i = 0; ok && i < n; i++) {
+        cs_str name = start->start.params[i].name, value = start->start.params[i].value;
+        char *nm = cs_pool_strndup(p, name), *val = cs_pool_strndup(p, value);
+        ok = nm && val;
+        if (!ok) break;
+        params[i] = (cs_kv){{nm, name.n}, {val, value.n}};
+        /* From/To are not in `start`: our TwiML passes them as parameters. */
+        if (strcmp(nm, "From") == 0) call->from = val;
+        if (strcmp(nm, "To") == 0) call->to = val;
+    }
+    if (!ok || cs_map_put(&calls->by_call, cs_str_of(call->sid), call) < 0) {
+        cs_pool_free(p);
+        free(call);
+        return NULL;
+    }
+    call->params = params;
+    call->nparams = n;
+    call->started_ms = cs_wall_ms();
+    call->log.call = call->sid;
+    calls->stats.calls_total++;
+    NOTIFY(calls, call_started, call);
+    return call;
+}
+
+typedef struct rec_done_ctx {
+    cs_calls *calls;
+    char sid[CS_SID_MAX + 1];
+} rec_done_ctx;
+
+static void recording_done(void *data, const char *path, uint64_t frames, int err)
+{
+    rec_done_ctx *x = data;
+    if (err == 0) NOTIFY(x->calls, recording, x->sid, path, frames);
+    free(x);
+}
+
+static void call_end(cs_call *call)
+{
+    cs_calls *calls = call->calls;
+    call->ended_ms = cs_wall_ms();
+    if (call->rec) {
+        rec_done_ctx *x = calloc(1, sizeof *x);
+        if (x) {
+            x->calls = calls;
+            snprintf(x->sid, sizeof x->sid, "%s", call->sid);
+        }
+        cs_recording_close(call->rec, x ? recording_done : NULL, x);
+        call->rec = NULL;
+    }
+    NOTIFY(calls, call_ended, call);
+    cs_map_del(&calls->by_call, cs_str_of(call->sid));
+    cs_pool_free(&call->pool);
+    free(call);
+}
+
+/* ---- streams ---- */
+
+static void log_ctx_set(cs_stream *s)
+{
+    s->log.call = s->call->sid;
+    s->log.stream = s->sid;
+}
+
+static void start_detail(cs_buf *out, const cs_stream *s, const cs_pevent *ev)
+{
+    cs_json j;
+    cs_json_init(&j, out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "streamSid", s->sid);
+    cs_json_key(&j, "tracks");
+    cs_json_arr(&j);
+    if (s->tracks & CS_TRACK_BIT(CS_TRACK_INBOUND)) cs_json_str(&j, "inbound");
+    if (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND)) cs_json_str(&j, "outbound");
+    cs_json_arr_end(&j);
+    cs_json_kstr(&j, "mode", s->mode == CS_MODE_TWO_WAY ? "two-way" : "one-way");
+    cs_json_key(&j, "mediaFormat");
+    cs_json_obj(&j);
+    cs_json_key(&j, "encoding");
+    cs_json_strn(&j, ev->start.encoding.p, ev->start.encoding.n);
+    cs_json_kuint(&j, "sampleRate", ev->start.sample_rate);
+    cs_json_kuint(&j, "channels", ev->start.channels);
+    cs_json_obj_end(&j);
+    cs_json_key(&j, "customParameters");
+    cs_json_obj(&j);
+    for (size_t i = 0; i < ev->start.nparams; i++) {
+        const cs_kv *kv = &ev->start.params[i];
+        char name[256];
+        cs_str_copy(name, sizeof name, kv->name);
+        cs_json_key(&j, name);
+        cs_json_strn(&j, kv->value.p, kv->value.n);
+    }
+    cs_json_obj_end(&j);
+    cs_json_obj_end(&j);
+}
+
+int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode mode, bool stereo,
+                    const cs_stream_sink *sink, void *owner, const cs_stream_stats *pre,
+                    cs_stream **out)
+{
+    cs_str sid = start->start.stream_id;
+    if (sid.n == 0 || sid.n > CS_SID_MAX || start->start.call_id.n > CS_SID_MAX) return -EINVAL;
+    if (cs_calls_stream(calls, sid)) return CS_ESTATE;
+    cs_call *call = cs_calls_call(calls, start->start.call_id);
+    bool fresh = !call;
+    if (fresh && !(call = call_new(calls, start))) return -ENOMEM;
+    if (call->nstreams == CS_CALL_MAX_STREAMS) return CS_ELIMIT;
+
+    cs_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (fresh) call_end(call);
+        return -ENOMEM;
+    }
+    s->call = call;
+    s->calls = calls;
+    cs_str_copy(s->sid, sizeof s->sid, sid);
+    s->tracks = start->start.tracks;
+    s->mode = mode;
+    s->sink = *sink;
+    s->owner = owner;
+    s->started_ms = cs_wall_ms();
+    s->offset_ms = s->started_ms - call->started_ms;
+    s->last_seq = start->seq;
+    if (pre) s->stats = *pre;
+    log_ctx_set(s);
+    if (cs_map_put(&calls->by_stream, cs_str_of(s->sid), s) < 0) {
+        free(s);
+        if (fresh) call_end(call);
+        return -ENOMEM;
+    }
+    call->streams[call->nstreams++] = s;
+    calls->stats.streams_total++;
+
+    if (calls->recorders && !call->rec) {
+        call->rec_channels = stereo ? 2 : 1;
+        int rc = cs_recording_open(calls->recorders, call->sid, call->rec_channels, &call->rec);
+        if (rc < 0) {
+            const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
+            cs_error("call: cannot record: %s", cs_strerror(rc));
+            cs_log_set_ctx(prev);
+        }
+    }
+    NOTIFY(calls, stream_started, s);
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    start_detail(&detail, s, start);
+    emit(call, s, CS_EVENT_START, &detail);
+    cs_buf_free(&detail);
+    *out = s;
+    return 0;
+}
+
+static void track_seq(cs_stream *s, int64_t seq)
+{
+    if (seq < 0) return;
+    if (s->last_seq >= 0) {
+        if (seq > s->last_seq + 1) {
+            uint64_t gap = (uint64_t)(seq - s->last_seq - 1);
+            s->stats.seq_gaps += gap;
+            s->calls->stats.seq_gaps += gap;
+        } else if (seq <= s->last_seq) {
+            s->stats.seq_reordered++;
+            return;
+        }
+    }
+    s->last_seq = seq;
+}
+
+static void on_media(cs_stream *s, const cs_pevent *ev)
+{
+    enum cs_track t = ev->media.track;
+    size_t n = ev->media.len;
+    s->stats.frames[t]++;
+    s->stats.bytes[t] += n;
+    s->calls->stats.frames_in[t]++;
+    s->calls->stats.bytes_in[t] += n;
+    uint64_t ts = ev->media.timestamp_ms + (uint64_t)s->offset_ms;
+    /* A jump of more than a frame means lost packets: the gap stays silent. */
+    if (s->next_ts[t] && ts > s->next_ts[t] + 20) s->stats.ts_gaps++;
+    s->next_ts[t] = ts + n / CS_FRAMES_PER_MS;
+    uint64_t pos = ts * CS_FRAMES_PER_MS;
+    cs_call *call = s->call;
+    /* Twilio's own outbound track (one-way streams) is the other party: channel 1. */
+    unsigned channel = t == CS_TRACK_INBOUND ? 0 : 1;
+    if (call->rec) cs_recording_audio(call->rec, channel, pos, ev->media.payload, n);
+    if (t == CS_TRACK_INBOUND && pos + n > s->heard_end) s->heard_end = pos + n;
+    NOTIFY(s->calls, audio, s, t == CS_TRACK_INBOUND ? CS_SPEAKER_CALLER : CS_SPEAKER_AGENT, pos,
+           ev->media.payload, n);
+}
+
+static int on_mark(cs_stream *s, cs_str name, bool *played)
+{
+    uint32_t k = 0;
+    for (; k < s->marks_len; k++) {
+        cs_mark *m = &s->marks[(s->marks_head + k) % s->marks_cap];
+        if (cs_str_eqz(name, m->name)) break;
+    }
+    if (k == s->marks_len) {
+        s->stats.marks_unknown++;
+        cs_stream_bad(s, CS_BAD_FIELD, "mark echo for a name we did not send");
+        return CS_ENOTFOUND;
+    }
+    cs_mark m = s->marks[(s->marks_head + k) % s->marks_cap];
+    /* Echoes come in order; close the hole if one did not. */
+    for (uint32_t i = k; i > 0; i--)
+        s->marks[(s->marks_head + i) % s->marks_cap] =
+            s->marks[(s->marks_head + i - 1) % s->marks_cap];
+    s->marks_head = (s->marks_head + 1) % s->marks_cap;
+    s->marks_len--;
+
+    /* A clear makes Twilio echo every pending mark: those were discarded, not played. */
+    bool was_played = m.clear_epoch == s->clear_epoch;
+    *played = was_played;
+    if (was_played) {
+        s->stats.marks_played++;
+        s->calls->stats.marks_played++;
+    } else {
+        s->stats.marks_cleared++;
+        s->calls->stats.marks_cleared++;
+    }
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "name", m.name);
+    cs_json_kstr(&j, "outcome", was_played ? "played" : "cleared");
+    cs_json_kdouble(&j, "ms", (double)(cs_mono_ns() - m.sent_ns) / 1e6);
+    cs_json_obj_end(&j);
+    emit(s->call, s, CS_EVENT_MARK, &detail);
+    cs_buf_free(&detail);
+    return 0;
+}
+
+int cs_stream_event(cs_stream *s, const cs_pevent *ev, bool *played)
+{
+    s->stats.messages++;
+    track_seq(s, ev->seq);
+    switch (ev->type) {
+    case CS_PEV_MEDIA:
+        on_media(s, ev);
+        return 0;
+    case CS_PEV_DTMF: {
+        s->stats.dtmf++;
+        s->calls->stats.dtmf++;
+        char detail[32];
+        snprintf(detail, sizeof detail, "{\"digit\":\"%c\"}", ev->dtmf.digit);
+        NOTIFY(s->calls, event, s->call, s, CS_EVENT_DTMF, cs_wall_ms(), detail);
+        return 0;
+    }
+    case CS_PEV_MARK: {
+        bool p;
+        int rc = on_mark(s, ev->mark.name, &p);
+        if (rc == 0 && played) *played = p;
+        return rc;
+    }
+    case CS_PEV_STOP:
+        return 0;
+    case CS_PEV_CONNECTED:
+    case CS_PEV_START:
+        break;
+    }
+    cs_stream_bad(s, CS_BAD_ORDER, "connected or start after the stream started");
+    return CS_ESTATE;
+}
+
+void cs_stream_bad(cs_stream *s, enum cs_bad kind, const char *why)
+{
+    s->stats.bad[kind]++;
+    s->calls->stats.bad[kind]++;
+    if (s->bad_logged & (1u << kind)) return;
+    s->bad_logged |= 1u << kind;
+    const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
+    cs_warn("media: skipped a bad message (%s): %s; further ones are only counted",
+            cs_bad_label(kind), why);
+    cs_log_set_ctx(prev);
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "kind", cs_bad_label(kind));
+    cs_json_kstr(&j, "message", why);
+    cs_json_obj_end(&j);
+    emit(s->call, s, CS_EVENT_ERROR, &detail);
+    cs_buf_free(&detail);
+}
+
+void cs_stream_end(cs_stream *s, enum cs_end_reason why)
+{
+    cs_call *call = s->call;
+    cs_calls *calls = s->calls;
+    s->ended_ms = cs_wall_ms();
+    calls->stats.ended[why]++;
+
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "streamSid", s->sid);
+    cs_json_kstr(&j, "reason", cs_end_label(why));
+    cs_json_kint(&j, "durationMs", s->ended_ms - s->started_ms);
+    cs_json_obj_end(&j);
+    emit(call, s, CS_EVENT_STOP, &detail);
+    cs_buf_free(&detail);
+    NOTIFY(calls, stream_ended, s, why);
+
+    cs_map_del(&calls->by_stream, cs_str_of(s->sid));
+    for (size_t i = 0; i < call->nstreams; i++) {
+        if (call->streams[i] == s) {
+            call->streams[i] = call->streams[--call->nstreams];
+            break;
+        }
+    }
+    if (call->rec) cs_recording_flush(call->rec);
+    free(s->marks);
+    free(s);
+    if (call->nstreams == 0) call_end(call);
+}
+
+/* ---- talking back ---- */
+
+uint64_t cs_stream_unplayed(const cs_stream *s)
+{
+    return s->play_end > s->heard_end ? s->play_end - s->heard_end : 0;
+}
+
+int cs_stream_send_media(cs_stream *s, const uint8_t *ulaw, size_t n)
+{
+    if (s->mode != CS_MODE_TWO_WAY) return CS_ESTATE;
+    int rc = s->sink.media(s->sink.data, ulaw, n);
+    if (rc < 0) return rc;
+    s->stats.frames_out++;
+    s->stats.bytes_out += n;
+    s->calls->stats.frames_out++;
+    s->calls->stats.bytes_out += n;
+    /* Twilio plays what we send in order, starting now if nothing is queued. */
+    uint64_t at = s->play_end > s->heard_end ? s->play_end : s->heard_end;
+    s->play_end = at + n;
+    if (s->call->rec) cs_recording_audio(s->call->rec, 1, at, ulaw, n);
+    NOTIFY(s->calls, audio, s, CS_SPEAKER_AGENT, at, ulaw, n);
+    return 0;
+}
+
+int cs_stream_send_mark(cs_stream *s, const char *name)
+{
+    if (s->mode != CS_MODE_TWO_WAY) return CS_ESTATE;
+    size_t n = strlen(name);
+    if (n == 0 || n > CS_MARK_NAME_MAX) return -EINVAL;
+    if (s->marks_len == CS_MARKS_MAX) return CS_ELIMIT;
+    if (s->marks_len == s->marks_cap) {
+        uint32_t cap = s->marks_cap ? s->marks_cap * 2 : 8;
+        cs_mark *m = malloc(cap * sizeof *m);
+        if (!m) return -ENOMEM;
+        for (uint32_t i = 0; i < s->marks_len; i++)
+            m[i] = s->marks[(s->marks_head + i) % s->marks_cap];
+        free(s->marks);
+        s->marks = m;
+        s->marks_cap = cap;
+        s->marks_head = 0;
+    }
+    int rc = s->sink.mark(s->sink.data, (cs_str){name, n});
+    if (rc < 0) return rc;
+    cs_mark *m = &s->marks[(s->marks_head + s->marks_len) % s->marks_cap];
+    memcpy(m->name, name, n + 1);
+    m->sent_ns = cs_mono_ns();
+    m->clear_epoch = s->clear_epoch;
+    s->marks_len++;
+    s->stats.marks_sent++;
+    s->calls->stats.marks_sent++;
+    return 0;
+}
+
+int cs_stream_clear(cs_stream *s)
+{
+    if (s->mode != CS_MODE_TWO_WAY) return CS_ESTATE;
+    int rc = s->sink.clear(s->sink.data);
+    if (rc < 0) return rc;
+    uint64_t unplayed = cs_stream_unplayed(s);
+    s->clear_epoch++;
+    s->stats.clears++;
+    s->calls->stats.clears++;
+    /* What was queued beyond "now" is never heard: cut it from the recording too. */
+    if (s->call->rec && unplayed) cs_recording_cut(s->call->rec, 1, s->heard_end);
+    s->play_end = s->heard_end;
+    char detail[96];
+    snprintf(detail, sizeof detail, "{\"discardedMs\":%llu,\"pendingMarks\":%u}",
+             (unsigned long long)(unplayed / CS_FRAMES_PER_MS), s->marks_len);
+    NOTIFY(s->calls, event, s->call, s, CS_EVENT_CLEAR, cs_wall_ms(), detail);
+    return 0;
+}
+
+int cs_stream_stats_json(const cs_stream *s, cs_buf *out)
+{
+    const cs_stream_stats *st = &s->stats;
+    cs_json j;
+    cs_json_init(&j, out);
+    cs_json_obj(&j);
+    cs_json_key(&j, "frames");
+    cs_json_obj(&j);
+    cs_json_kuint(&j, "inbound", st->frames[CS_TRACK_INBOUND]);
+    cs_json_kuint(&j, "outbound", st->frames[CS_TRACK_OUTBOUND]);
+    cs_json_obj_end(&j);
+    cs_json_key(&j, "bytes");
+    cs_json_obj(&j);
+    cs_json_kuint(&j, "inbound", st->bytes[CS_TRACK_INBOUND]);
+    cs_json_kuint(&j, "outbound", st->bytes[CS_TRACK_OUTBOUND]);
+    cs_json_obj_end(&j);
+    cs_json_kuint(&j, "messages", st->messages);
+    cs_json_kuint(&j, "sequenceGaps", st->seq_gaps);
+    cs_json_kuint(&j, "sequenceReordered", st->seq_reordered);
+    cs_json_kuint(&j, "timestampGaps", st->ts_gaps);
+    cs_json_key(&j, "badFrames");
+    cs_json_obj(&j);
+    for (int k = 0; k < CS_BAD_COUNT; k++) cs_json_kuint(&j, cs_bad_label(k), st->bad[k]);
+    cs_json_obj_end(&j);
+    cs_json_kuint(&j, "framesOut", st->frames_out);
+    cs_json_kuint(&j, "bytesOut", st->bytes_out);
+    cs_json_kuint(&j, "marksSent", st->marks_sent);
+    cs_json_kuint(&j, "marksPlayed", st->marks_played);
+    cs_json_kuint(&j, "marksCleared", st->marks_cleared);
+    cs_json_kuint(&j, "marksUnknown", st->marks_unknown);
+    cs_json_kuint(&j, "clears", st->clears);
+    cs_json_kuint(&j, "dtmf", st->dtmf);
+    int64_t end = s->ended_ms ? s->ended_ms : cs_wall_ms();
+    cs_json_kint(&j, "durationMs", end - s->started_ms);
+    cs_json_obj_end(&j);
+    return cs_json_end(&j);
+}

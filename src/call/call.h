@@ -1,0 +1,238 @@
+/* Calls and their media streams, from `start` to the end: the registry by StreamSid and
+ * CallSid, per-stream statistics, the timeline audio is placed on, the bookkeeping of
+ * marks and clears, recordings, and events. What a call produces leaves through
+ * observers (store, listen-in, transcription), which the call never knows by name.
+ * Everything here runs on the loop thread that owns the call. */
+#ifndef CS_CALL_H
+#define CS_CALL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audio/recorder.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "core/pool.h"
+#include "core/prom.h"
+#include "core/str.h"
+#include "provider/provider.h"
+
+/* ---- limits ---- */
+#define CS_CALL_MAX_STREAMS 4    /* Twilio: up to 4 one-way tracks per call */
+#define CS_SID_MAX          64   /* longest stream or call id we keep */
+#define CS_MARK_NAME_MAX    64   /* longer mark names are refused */
+#define CS_MARKS_MAX        1024 /* marks awaiting their echo; more are refused */
+#define CS_CALL_MAX_OBSERVERS 8
+#define CS_FRAMES_PER_MS    8    /* 8 kHz */
+
+enum cs_stream_mode {
+    CS_MODE_ONE_WAY = 0, /* <Start><Stream>: we may not send anything */
+    CS_MODE_TWO_WAY = 1, /* <Connect><Stream>: media, mark and clear go back */
+};
+
+/* Who spoke, on the call's timeline. */
+enum cs_speaker { CS_SPEAKER_CALLER = 0, CS_SPEAKER_AGENT = 1 };
+
+/* Why a stream ended. X(name, label) */
+#define CS_END_MAP(X)                                                                              \
+    X(STOP, "stop")                 /* the provider sent stop */                                   \
+    X(ABNORMAL, "abnormal")         /* the socket closed without stop */                           \
+    X(IDLE, "idle_timeout")         /* nothing arrived for IDLE_TIMEOUT_S */                       \
+    X(MAX_DURATION, "max_duration") /* MAX_CALL_S reached */                                       \
+    X(SHUTDOWN, "shutdown")         /* the gateway is stopping */                                  \
+    X(HANGUP, "closed_by_us")       /* we closed the socket (hand-off, policy) */
+
+enum cs_end_reason {
+#define CS_END_ENUM(name, label) CS_END_##name,
+    CS_END_MAP(CS_END_ENUM)
+#undef CS_END_ENUM
+        CS_END_COUNT
+};
+const char *cs_end_label(enum cs_end_reason r);
+
+/* Event types stored and streamed to monitors. X(name, label) */
+#define CS_EVENT_MAP(X)                                                                            \
+    X(START, "start")                                                                              \
+    X(STOP, "stop")                                                                                \
+    X(DTMF, "dtmf")                                                                                \
+    X(MARK, "mark")                                                                                \
+    X(CLEAR, "clear")                                                                              \
+    X(ERROR, "error")                                                                              \
+    X(STATUS, "status")                 /* Twilio call status callback */                          \
+    X(STREAM_STATUS, "stream_status")   /* Twilio stream status callback */                        \
+    X(WEBHOOK, "webhook")               /* the voice webhook answered */                           \
+    X(RECORDING, "recording")           /* a recording was finished */
+
+enum cs_event_type {
+#define CS_EVENT_ENUM(name, label) CS_EVENT_##name,
+    CS_EVENT_MAP(CS_EVENT_ENUM)
+#undef CS_EVENT_ENUM
+        CS_EVENT_COUNT
+};
+const char *cs_event_label(enum cs_event_type t);
+
+typedef struct cs_stream_stats {
+    uint64_t frames[2];      /* media messages per track (CS_TRACK_*) */
+    uint64_t bytes[2];       /* audio bytes per track */
+    uint64_t seq_gaps;       /* sequence numbers skipped */
+    uint64_t seq_reordered;  /* sequence numbers that went backwards */
+    uint64_t ts_gaps;        /* media timestamps that jumped ahead (silence inserted) */
+    uint64_t bad[CS_BAD_COUNT];
+    uint64_t frames_out;     /* media messages we sent */
+    uint64_t bytes_out;      /* audio bytes we sent */
+    uint64_t marks_sent;
+    uint64_t marks_played;   /* echoed after their audio played */
+    uint64_t marks_cleared;  /* echoed because a clear discarded their audio */
+    uint64_t marks_unknown;  /* echoes of names we never sent */
+    uint64_t clears;
+    uint64_t dtmf;
+    uint64_t messages;       /* everything received after start */
+} cs_stream_stats;
+
+typedef struct cs_call cs_call;
+typedef struct cs_stream cs_stream;
+typedef struct cs_calls cs_calls;
+
+/* How a stream's outbound messages reach its socket (the media socket provides it). */
+typedef struct cs_stream_sink {
+    int (*media)(void *data, const uint8_t *ulaw, size_t n);
+    int (*mark)(void *data, cs_str name);
+    int (*clear)(void *data);
+    void *data;
+} cs_stream_sink;
+
+typedef struct cs_mark {
+    char name[CS_MARK_NAME_MAX + 1];
+    uint64_t sent_ns;
+    uint32_t clear_epoch; /* clears sent before this mark */
+} cs_mark;
+
+struct cs_stream {
+    cs_call *call;
+    cs_calls *calls;
+    char sid[CS_SID_MAX + 1];
+    unsigned tracks;           /* CS_TRACK_BIT set announced in start */
+    enum cs_stream_mode mode;
+    int64_t started_ms, ended_ms; /* wall clock */
+    int64_t offset_ms;         /* this stream's timestamps + offset = call timeline */
+    cs_stream_stats stats;
+    cs_stream_sink sink;
+    void *owner;               /* the media socket's state */
+    /* timeline, in frames of the call's timeline */
+    uint64_t heard_end;        /* end of the latest caller audio */
+    uint64_t play_end;         /* where audio we send next will start playing */
+    uint64_t next_ts[2];       /* expected next media timestamp per track, ms */
+    int64_t last_seq;
+    /* marks awaiting their echo: a ring */
+    cs_mark *marks;
+    uint32_t marks_head, marks_len, marks_cap;
+    uint32_t clear_epoch;
+    uint32_t bad_logged;       /* kinds already logged once */
+    cs_log_ctx log;
+};
+
+struct cs_call {
+    cs_calls *calls;
+    cs_pool pool;
+    const char *sid, *account_sid, *from, *to;
+    const cs_kv *params; /* customParameters of the first stream */
+    size_t nparams;
+    int64_t started_ms, ended_ms;
+    cs_stream *streams[CS_CALL_MAX_STREAMS];
+    size_t nstreams;
+    cs_recording *rec;
+    unsigned rec_channels;
+    cs_log_ctx log;
+};
+
+/* What observers are told; any callback may be NULL. All on the loop thread; pointers
+ * are valid during the call only. */
+typedef struct cs_call_observer {
+    void (*call_started)(void *o, const cs_call *call);
+    void (*call_ended)(void *o, const cs_call *call);
+    void (*stream_started)(void *o, const cs_stream *s);
+    void (*stream_ended)(void *o, const cs_stream *s, enum cs_end_reason why);
+    /* `detail` is a JSON object (or NULL); `s` may be NULL for call-level events. */
+    void (*event)(void *o, const cs_call *call, const cs_stream *s, enum cs_event_type type,
+                  int64_t at_ms, const char *detail);
+    /* Audio on the call's timeline: the caller's as it arrives, ours as we send it. */
+    void (*audio)(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
+                  const uint8_t *ulaw, size_t n);
+    /* A finished recording. */
+    void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);
+    void *data;
+} cs_call_observer;
+
+/* Registry-wide counters for /metrics. */
+typedef struct cs_calls_stats {
+    uint64_t calls_total, streams_total;
+    uint64_t frames_in[2], bytes_in[2];
+    uint64_t frames_out, bytes_out;
+    uint64_t bad[CS_BAD_COUNT];
+    uint64_t ended[CS_END_COUNT];
+    uint64_t marks_sent, marks_played, marks_cleared, clears, dtmf, seq_gaps;
+    cs_hist frame_seconds; /* time to handle one inbound media message */
+} cs_calls_stats;
+
+struct cs_calls {
+    cs_map by_stream;
+    cs_map by_call;
+    cs_call_observer observers[CS_CALL_MAX_OBSERVERS];
+    size_t nobservers;
+    cs_recorders *recorders; /* NULL: recordings off */
+    cs_calls_stats stats;
+};
+
+/* ---- registry ---- */
+
+void cs_calls_init(cs_calls *calls, cs_recorders *recorders);
+/* Frees the registry. Stream owners should have ended their streams; any left are
+ * ended with `why`. */
+void cs_calls_free(cs_calls *calls, enum cs_end_reason why);
+int cs_calls_observe(cs_calls *calls, const cs_call_observer *o);
+size_t cs_calls_active(const cs_calls *calls);
+size_t cs_calls_streams(const cs_calls *calls);
+cs_stream *cs_calls_stream(const cs_calls *calls, cs_str sid);
+cs_call *cs_calls_call(const cs_calls *calls, cs_str sid);
+/* Tells observers about a call-level event (status callbacks, webhook), live or not. */
+void cs_calls_event(cs_calls *calls, const char *call_sid, enum cs_event_type type,
+                    const char *detail);
+
+/* ---- streams ---- */
+
+/* Starts a stream from a `start` event. `stereo` asks for a two-channel recording (we
+ * will send audio, or the outbound track is streamed). Errors: CS_ESTATE (the StreamSid
+ * is live already), CS_ELIMIT (the call has CS_CALL_MAX_STREAMS streams), -ENOMEM.
+ * The stream starts with `pre` (bad messages seen before start) in its counters. */
+int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode mode, bool stereo,
+                    const cs_stream_sink *sink, void *owner, const cs_stream_stats *pre,
+                    cs_stream **out);
+/* Everything received after start (media, dtmf, mark, stop). For marks, *played tells
+ * whether the echo meant "played" (true) or "discarded by a clear" (false); unknown marks
+ * leave it untouched and return CS_ENOTFOUND. */
+int cs_stream_event(cs_stream *s, const cs_pevent *ev, bool *played);
+/* A message that was refused: counted, logged once per kind, and the first of each kind
+ * becomes an `error` event. */
+void cs_stream_bad(cs_stream *s, enum cs_bad kind, const char *why);
+/* Ends the stream: observers hear of it, its call ends with its last stream, both are
+ * freed. The owner must not use `s` afterwards. */
+void cs_stream_end(cs_stream *s, enum cs_end_reason why);
+
+/* ---- talking back (two-way streams only: CS_ESTATE otherwise) ---- */
+
+/* Queues μ-law audio; it plays after what was queued before. */
+int cs_stream_send_media(cs_stream *s, const uint8_t *ulaw, size_t n);
+/* A mark after the audio queued so far; its echo says that audio was played (or
+ * discarded). -EINVAL for a name that is empty or longer than CS_MARK_NAME_MAX,
+ * CS_ELIMIT past CS_MARKS_MAX pending. */
+int cs_stream_send_mark(cs_stream *s, const char *name);
+/* Discards audio queued but not yet played (barge-in). */
+int cs_stream_clear(cs_stream *s);
+/* Frames of our audio queued but not yet played, as far as we can tell. */
+uint64_t cs_stream_unplayed(const cs_stream *s);
+
+/* Stats as JSON (for /streams and the store). */
+int cs_stream_stats_json(const cs_stream *s, cs_buf *out);
+
+#endif

@@ -1,0 +1,81 @@
+/* Configuration: one table gives every setting its environment variable, its flag
+ * (--lower-case-name), default, range and help. Values come from, in rising priority:
+ * defaults, a .env file, the environment, flags. `callstream --help` prints the table. */
+#ifndef CS_CONFIG_H
+#define CS_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/buf.h"
+
+/* S(field, ENV, default, help) — a string
+ * N(field, ENV, default, min, max, help) — an integer */
+#define CS_CONFIG_MAP(S, N)                                                                         \
+    N(port, "PORT", 8080, 0, 65535, "TCP port to listen on (0: any free port)")                    \
+    S(bind, "BIND", "127.0.0.1", "address to listen on (0.0.0.0 or :: for all)")                   \
+    S(public_url, "PUBLIC_URL", "",                                                                \
+      "base URL Twilio reaches us at, e.g. https://calls.example.com (default: from BIND/PORT)")    \
+    S(data_dir, "DATA_DIR", "./data", "where the database and recordings live")                    \
+    S(database_url, "DATABASE_URL", "", "store: sqlite:PATH (default DATA_DIR/callstream.db)")     \
+    S(log_level, "LOG_LEVEL", "info", "debug, info, warn or error")                                \
+    S(tls_cert, "TLS_CERT", "", "PEM certificate chain: serve https:// and wss:// directly")       \
+    S(tls_key, "TLS_KEY", "", "PEM private key for TLS_CERT")                                      \
+    S(twilio_account_sid, "TWILIO_ACCOUNT_SID", "", "account streams must belong to (AC…)")        \
+    S(twilio_auth_token, "TWILIO_AUTH_TOKEN", "",                                                  \
+      "checks X-Twilio-Signature on webhooks and the media upgrade (unset: unauthenticated)")      \
+    S(stream_mode, "STREAM_MODE", "connect",                                                       \
+      "connect: two-way <Connect><Stream>; start: one-way <Start><Stream> fork")                   \
+    S(stream_track, "STREAM_TRACK", "inbound_track",                                               \
+      "start mode: inbound_track, outbound_track or both_tracks")                                  \
+    S(stream_params, "STREAM_PARAMS", "", "extra <Parameter>s, form-encoded: a=1&b=2")            \
+    S(greeting, "GREETING", "", "<Say> before the stream starts (empty: none)")                    \
+    S(voice, "VOICE", "", "voice for the greeting, e.g. Polly.Joanna (empty: Twilio's default)")   \
+    S(dial, "DIAL", "", "start mode: number to <Dial> while streaming (empty: keep the line)")     \
+    S(agent, "AGENT", "none", "who talks back: none (listen only) or echo")                        \
+    N(echo_mark_ms, "ECHO_MARK_MS", 1000, 20, 60000, "echo agent: a mark after this much audio")   \
+    N(recordings, "RECORDINGS", 1, 0, 1, "write a WAV per call under DATA_DIR/recordings")         \
+    N(recording_header_s, "RECORDING_HEADER_S", 5, 1, 3600,                                        \
+      "rewrite recording headers this often (seconds), so a crash leaves playable files")          \
+    N(max_connections, "MAX_CONNECTIONS", 20000, 1, 1000000, "open connections in total")          \
+    N(max_connections_per_ip, "MAX_CONNECTIONS_PER_IP", 5000, 1, 1000000,                          \
+      "open connections from one address")                                                         \
+    N(max_messages_per_s, "MAX_MESSAGES_PER_S", 400, 1, 100000,                                    \
+      "media-socket messages per second per stream; more are counted and dropped")                 \
+    N(max_message_bytes, "MAX_MESSAGE_BYTES", 65536, 1024, 16777216,                               \
+      "largest WebSocket message; larger ones are counted and skipped")                            \
+    N(max_body_bytes, "MAX_BODY_BYTES", 65536, 1024, 16777216, "largest HTTP request body")        \
+    N(max_header_bytes, "MAX_HEADER_BYTES", 16384, 1024, 1048576, "largest HTTP request head")     \
+    N(max_call_s, "MAX_CALL_S", 14400, 10, 86400, "a stream is ended after this many seconds")     \
+    N(idle_timeout_s, "IDLE_TIMEOUT_S", 60, 1, 3600,                                               \
+      "a media socket silent this long is ended as abnormal")                                      \
+    N(http_idle_s, "HTTP_IDLE_S", 30, 1, 3600, "an idle keep-alive HTTP connection is closed")      \
+    N(shutdown_grace_s, "SHUTDOWN_GRACE_S", 10, 0, 3600,                                           \
+      "on SIGTERM, how long calls may go on before they are closed")                               \
+    N(store_queue_max, "STORE_QUEUE_MAX", 100000, 100, 10000000,                                   \
+      "store writes waiting; beyond it they spill to DATA_DIR/spill")
+
+typedef struct cs_config {
+#define CS_CFG_S(field, env, def, help) char *field;
+#define CS_CFG_N(field, env, def, min, max, help) int64_t field;
+    CS_CONFIG_MAP(CS_CFG_S, CS_CFG_N)
+#undef CS_CFG_S
+#undef CS_CFG_N
+    char *env_file; /* the .env read, or NULL */
+} cs_config;
+
+/* Fills `c` from defaults, `env_file` (NULL: "./.env" if present), the environment and
+ * argv[*argi..argc) (flags "--name value" or "--name=value"; parsing stops at the first
+ * argument that is not a flag, left at *argi). "--help" sets *help. On error returns
+ * CS_ECONFIG with a message in `err`. Free with cs_config_free even on error. */
+int cs_config_load(cs_config *c, const char *env_file, int argc, char **argv, int *argi,
+                   int *help, cs_buf *err);
+void cs_config_free(cs_config *c);
+/* Prints every setting: flag, variable, default, help. */
+void cs_config_usage(FILE *out);
+/* Reads KEY=VALUE lines (optional "export ", quotes, # comments) and calls `fn` for each;
+ * 0, or -errno if the file cannot be read. */
+int cs_config_read_env_file(const char *path, void (*fn)(const char *k, const char *v, void *d),
+                            void *data);
+
+#endif

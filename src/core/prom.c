@@ -1,0 +1,76 @@
+#include "core/prom.h"
+
+#include <math.h>
+#include <string.h>
+
+const double cs_hist_bounds_frame[] = {1e-6,   2.5e-6, 5e-6, 1e-5,   2.5e-5, 5e-5,
+                                       1e-4,   2.5e-4, 5e-4, 1e-3,   2.5e-3, 1e-2};
+const size_t cs_hist_nbounds_frame = sizeof cs_hist_bounds_frame / sizeof *cs_hist_bounds_frame;
+
+void cs_hist_init(cs_hist *h, const double *bounds, size_t nbounds)
+{
+    memset(h, 0, sizeof *h);
+    h->bounds = bounds;
+    h->nbounds = nbounds < CS_HIST_MAX_BUCKETS ? nbounds : CS_HIST_MAX_BUCKETS;
+}
+
+void cs_hist_observe(cs_hist *h, double seconds)
+{
+    size_t i = 0;
+    while (i < h->nbounds && seconds > h->bounds[i]) i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += seconds;
+}
+
+double cs_hist_quantile(const cs_hist *h, double q)
+{
+    if (!h->count) return 0;
+    uint64_t rank = (uint64_t)ceil(q * (double)h->count);
+    if (rank == 0) rank = 1;
+    uint64_t seen = 0;
+    for (size_t i = 0; i < h->nbounds; i++) {
+        seen += h->counts[i];
+        if (seen >= rank) return h->bounds[i];
+    }
+    return h->nbounds ? h->bounds[h->nbounds - 1] : 0;
+}
+
+int cs_prom_header(cs_buf *out, const char *name, const char *type, const char *help)
+{
+    return cs_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+int cs_prom_value(cs_buf *out, const char *name, const char *labels, double value)
+{
+    if (labels && *labels) return cs_buf_printf(out, "%s{%s} %.15g\n", name, labels, value);
+    return cs_buf_printf(out, "%s %.15g\n", name, value);
+}
+
+int cs_prom_counter(cs_buf *out, const char *name, const char *help, double value)
+{
+    int rc = cs_prom_header(out, name, "counter", help);
+    return rc ? rc : cs_prom_value(out, name, NULL, value);
+}
+
+int cs_prom_gauge(cs_buf *out, const char *name, const char *help, double value)
+{
+    int rc = cs_prom_header(out, name, "gauge", help);
+    return rc ? rc : cs_prom_value(out, name, NULL, value);
+}
+
+int cs_prom_hist(cs_buf *out, const char *name, const char *help, const cs_hist *h)
+{
+    int rc = cs_prom_header(out, name, "histogram", help);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < h->nbounds && rc == 0; i++) {
+        cum += h->counts[i];
+        rc = cs_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
+                           (unsigned long long)cum);
+    }
+    if (rc == 0)
+        rc = cs_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+                           (unsigned long long)h->count, name, h->sum, name,
+                           (unsigned long long)h->count);
+    return rc;
+}

@@ -1,0 +1,563 @@
+/* The REST API over the store: calls newest first (cursor paging), one call with its
+ * streams and events, events paged, and the recording as a WAV (with Range, read off
+ * the loop through libuv's file thread pool). Live state from the registry is merged
+ * in, so a call in progress shows as live with fresh counters. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio/wav.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "http/gateway.h"
+#include "provider/twilio.h"
+
+#define API_JSON_MAX   (32u << 20)
+#define FILE_CHUNK     65536
+#define FILE_HIGH_WATER (1u << 20) /* pause reading while this much is unsent */
+#define FILE_WAIT_MS   20
+
+/* ---- JSON of rows ---- */
+
+static void kiso(cs_json *j, const char *key, int64_t ms)
+{
+    cs_json_key(j, key);
+    if (!ms) {
+        cs_json_null(j);
+        return;
+    }
+    char iso[25];
+    cs_iso8601(iso, ms);
+    cs_json_str(j, iso);
+}
+
+/* Stored JSON text written as JSON, or null. */
+static void kraw(cs_json *j, const char *key, const char *json)
+{
+    cs_json_key(j, key);
+    if (json && *json)
+        cs_json_raw(j, json, strlen(json));
+    else
+        cs_json_null(j);
+}
+
+static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
+{
+    const cs_call *live = cs_calls_call(&gw->calls, cs_str_of(c->sid));
+    cs_json_kstr(j, "sid", c->sid);
+    cs_json_kstr(j, "account_sid", c->account_sid);
+    cs_json_kstr(j, "from", c->from);
+    cs_json_kstr(j, "to", c->to);
+    cs_json_kstr(j, "direction", c->direction);
+    cs_json_kstr(j, "status", c->status);
+    cs_json_kbool(j, "live", live != NULL);
+    kiso(j, "created_at", c->created_at);
+    kiso(j, "started_at", c->started_at);
+    kiso(j, "ended_at", c->ended_at);
+    cs_json_key(j, "duration_ms");
+    if (c->started_at && (c->ended_at || live))
+        cs_json_int(j, (c->ended_at ? c->ended_at : cs_wall_ms()) - c->started_at);
+    else
+        cs_json_null(j);
+    kraw(j, "parameters", c->params);
+    cs_json_kstr(j, "summary", c->summary);
+    cs_json_key(j, "recording");
+    if (c->recording || (live && live->rec)) {
+        char url[128];
+        snprintf(url, sizeof url, "/api/v1/calls/%s/recording.wav", c->sid);
+        cs_json_obj(j);
+        cs_json_kstr(j, "url", url);
+        cs_json_key(j, "duration_ms");
+        if (c->recording_ms && !live)
+            cs_json_int(j, c->recording_ms);
+        else
+            cs_json_null(j);
+        cs_json_obj_end(j);
+    } else {
+        cs_json_null(j);
+    }
+}
+
+static void stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t)
+{
+    const cs_stream *live = cs_calls_stream(&gw->calls, cs_str_of(t->sid));
+    cs_json_obj(j);
+    cs_json_kstr(j, "sid", t->sid);
+    kraw(j, "tracks", t->tracks);
+    cs_json_kstr(j, "mode", t->mode);
+    cs_json_kbool(j, "live", live != NULL);
+    kiso(j, "started_at", t->started_at);
+    kiso(j, "ended_at", t->ended_at);
+    cs_json_kstr(j, "end_reason", t->end_reason);
+    cs_json_key(j, "stats");
+    if (live) {
+        cs_buf stats = CS_BUF_INIT(1 << 16);
+        cs_stream_stats_json(live, &stats);
+        cs_json_raw(j, stats.data, stats.len);
+        cs_buf_free(&stats);
+    } else if (t->stats) {
+        cs_json_raw(j, t->stats, strlen(t->stats));
+    } else {
+        cs_json_null(j);
+    }
+    cs_json_obj_end(j);
+}
+
+static void event_json(cs_json *j, const cs_event_row *e)
+{
+    cs_json_obj(j);
+    cs_json_kint(j, "id", e->id);
+    kiso(j, "at", e->at);
+    cs_json_kstr(j, "type", e->type);
+    cs_json_kstr(j, "stream_sid", e->stream_sid);
+    kraw(j, "detail", e->detail);
+    cs_json_obj_end(j);
+}
+
+static void respond_json(cs_request *r, cs_json *j, cs_buf *out)
+{
+    if (cs_json_end(j) < 0)
+        cs_respond_error(r, 500, "answer too large");
+    else
+        cs_respond_json(r, 200, out);
+    cs_buf_free(out);
+}
+
+/* ---- query strings ---- */
+
+static int query_int(cs_request *r, const cs_form *q, const char *name, int64_t min, int64_t max,
+                     int64_t def, int64_t *out)
+{
+    const char *v = cs_form_get(q, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    uint64_t n;
+    if (cs_str_to_u64(cs_str_of(v), (uint64_t)max, &n) < 0 || (int64_t)n < min) {
+        cs_respond_error(r, 400, "%s must be an integer from %" PRId64 " to %" PRId64, name, min,
+                         max);
+        return CS_EPARSE;
+    }
+    *out = (int64_t)n;
+    return 0;
+}
+
+static int parse_query(cs_request *r, cs_form *q)
+{
+    if (cs_form_parse(q, r->head.query.p ? r->head.query.p : "", r->head.query.n) == 0) return 0;
+    cs_respond_error(r, 400, "malformed query string");
+    return CS_EPARSE;
+}
+
+/* A call SID from the path, checked before it reaches the store. */
+static int path_sid(cs_request *r, char out[65])
+{
+    if (r->nparams < 1 || !cs_twilio_sid_valid(r->params[0], "CA")) {
+        cs_respond_error(r, 404, "no such call");
+        return CS_ENOTFOUND;
+    }
+    cs_str_copy(out, 65, r->params[0]);
+    return 0;
+}
+
+static cs_store_query *start_query(cs_request *r, enum cs_query_kind kind, cs_store_query_fn cb)
+{
+    cs_store_query *q = cs_store_query_new(kind, cb, r);
+    if (!q) cs_respond_error(r, 503, "out of memory");
+    return q;
+}
+
+static bool query_failed(cs_request *r, cs_store_query *q)
+{
+    if (q->status == 0) return false;
+    if (q->status == CS_ENOTFOUND)
+        cs_respond_error(r, 404, "no such call");
+    else
+        cs_respond_error(r, 503, "the store is unavailable");
+    cs_store_query_free(q);
+    return true;
+}
+
+/* ---- GET /api/v1/calls ---- */
+
+static void calls_done(cs_store_query *q, void *data)
+{
+    cs_request *r = data;
+    cs_gateway *gw = r->app;
+    if (query_failed(r, q)) return;
+    cs_buf out = CS_BUF_INIT(API_JSON_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_key(&j, "calls");
+    cs_json_arr(&j);
+    for (size_t i = 0; i < q->ncalls; i++) {
+        cs_json_obj(&j);
+        call_json(&j, gw, &q->calls[i]);
+        cs_json_obj_end(&j);
+    }
+    cs_json_arr_end(&j);
+    cs_json_key(&j, "next_cursor");
+    if (q->more && q->ncalls) {
+        const cs_call_row *last = &q->calls[q->ncalls - 1];
+        char cursor[96];
+        snprintf(cursor, sizeof cursor, "%" PRId64 ".%s", last->created_at, last->sid);
+        cs_json_str(&j, cursor);
+    } else {
+        cs_json_null(&j);
+    }
+    cs_json_obj_end(&j);
+    cs_store_query_free(q);
+    respond_json(r, &j, &out);
+}
+
+void cs_api_calls(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_form query;
+    if (parse_query(r, &query) < 0) return;
+    int64_t limit;
+    int rc = query_int(r, &query, "limit", 1, CS_STORE_PAGE_MAX, 50, &limit);
+    const char *cursor = cs_form_get(&query, "cursor");
+    int64_t before = 0;
+    char before_sid[65] = "";
+    if (rc == 0 && cursor) {
+        const char *dot = strchr(cursor, '.');
+        uint64_t at;
+        if (!dot || cs_str_to_u64((cs_str){cursor, (size_t)(dot - cursor)}, INT64_MAX, &at) < 0 ||
+            !cs_twilio_sid_valid(cs_str_of(dot + 1), "CA")) {
+            cs_respond_error(r, 400, "cursor is not one this API gave");
+            rc = CS_EPARSE;
+        } else {
+            before = (int64_t)at;
+            snprintf(before_sid, sizeof before_sid, "%s", dot + 1);
+        }
+    }
+    cs_form_free(&query);
+    if (rc < 0) return;
+    cs_store_query *q = start_query(r, CS_Q_CALLS, calls_done);
+    if (!q) return;
+    q->limit = (int)limit;
+    q->before_at = before;
+    memcpy(q->before_sid, before_sid, sizeof before_sid);
+    cs_store_query_run(gw->store, q);
+}
+
+/* ---- GET /api/v1/calls/{sid} ---- */
+
+static void call_done(cs_store_query *q, void *data)
+{
+    cs_request *r = data;
+    cs_gateway *gw = r->app;
+    if (query_failed(r, q)) return;
+    cs_buf out = CS_BUF_INIT(API_JSON_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_key(&j, "call");
+    cs_json_obj(&j);
+    call_json(&j, gw, &q->calls[0]);
+    cs_json_key(&j, "streams");
+    cs_json_arr(&j);
+    for (size_t i = 0; i < q->nstreams; i++) stream_json(&j, gw, &q->streams[i]);
+    cs_json_arr_end(&j);
+    cs_json_key(&j, "events");
+    cs_json_arr(&j);
+    for (size_t i = 0; i < q->nevents; i++) event_json(&j, &q->events[i]);
+    cs_json_arr_end(&j);
+    cs_json_kbool(&j, "events_truncated", q->more);
+    cs_json_obj_end(&j);
+    cs_json_obj_end(&j);
+    cs_store_query_free(q);
+    respond_json(r, &j, &out);
+}
+
+void cs_api_call(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    char sid[65];
+    if (path_sid(r, sid) < 0) return;
+    cs_store_query *q = start_query(r, CS_Q_CALL, call_done);
+    if (!q) return;
+    memcpy(q->sid, sid, sizeof sid);
+    cs_store_query_run(gw->store, q);
+}
+
+/* ---- GET /api/v1/calls/{sid}/events ---- */
+
+static void events_done(cs_store_query *q, void *data)
+{
+    cs_request *r = data;
+    if (query_failed(r, q)) return;
+    cs_buf out = CS_BUF_INIT(API_JSON_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_key(&j, "events");
+    cs_json_arr(&j);
+    for (size_t i = 0; i < q->nevents; i++) event_json(&j, &q->events[i]);
+    cs_json_arr_end(&j);
+    cs_json_key(&j, "next_after");
+    if (q->more && q->nevents)
+        cs_json_int(&j, q->events[q->nevents - 1].id);
+    else
+        cs_json_null(&j);
+    cs_json_obj_end(&j);
+    cs_store_query_free(q);
+    respond_json(r, &j, &out);
+}
+
+void cs_api_events(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    char sid[65];
+    if (path_sid(r, sid) < 0) return;
+    cs_form query;
+    if (parse_query(r, &query) < 0) return;
+    int64_t after, limit;
+    int rc = query_int(r, &query, "after", 0, INT64_MAX, 0, &after);
+    if (rc == 0) rc = query_int(r, &query, "limit", 1, CS_STORE_PAGE_MAX, 100, &limit);
+    cs_form_free(&query);
+    if (rc < 0) return;
+    cs_store_query *q = start_query(r, CS_Q_EVENTS, events_done);
+    if (!q) return;
+    memcpy(q->sid, sid, sizeof sid);
+    q->after_id = after;
+    q->limit = (int)limit;
+    cs_store_query_run(gw->store, q);
+}
+
+/* ---- GET /api/v1/calls/{sid}/recording.wav ---- */
+
+typedef struct file_send {
+    cs_request *r;
+    uv_loop_t *loop;
+    uv_fs_t req;
+    uv_timer_t wait;
+    uv_file fd;
+    uint64_t size;      /* of the file */
+    uint64_t off, end;  /* bytes [off, end) still to send */
+    char buf[FILE_CHUNK];
+} file_send;
+
+static void send_next(file_send *f);
+
+static void file_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void file_closed(uv_fs_t *req)
+{
+    file_send *f = req->data;
+    uv_fs_req_cleanup(req);
+    uv_close((uv_handle_t *)&f->wait, file_freed);
+}
+
+/* Ends the answer (or refuses it) and releases the file. */
+static void file_finish(file_send *f)
+{
+    if (f->r) cs_respond_end(f->r);
+    f->r = NULL;
+    if (f->fd >= 0) {
+        uv_fs_close(f->loop, &f->req, f->fd, file_closed);
+        f->fd = -1;
+    } else {
+        uv_close((uv_handle_t *)&f->wait, file_freed);
+    }
+}
+
+/* A recording still being written has a header that lags: send sizes from the file's
+ * length, the ones a finished file will have. */
+static void patch_header(file_send *f, uint64_t at, size_t n)
+{
+    uint8_t hdr[CS_WAV_HEADER_LEN];
+    uint32_t data = f->size > CS_WAV_HEADER_LEN ? (uint32_t)(f->size - CS_WAV_HEADER_LEN) : 0;
+    cs_wav_header(hdr, 8000, 1, data); /* only the two size fields are used */
+    static const unsigned fields[] = {4, 40};
+    for (size_t k = 0; k < 2; k++) {
+        for (unsigned b = 0; b < 4; b++) {
+            uint64_t pos = fields[k] + b;
+            if (pos >= at && pos < at + n) f->buf[pos - at] = (char)hdr[pos];
+        }
+    }
+}
+
+static void on_wait(uv_timer_t *t)
+{
+    send_next(t->data);
+}
+
+static void on_read(uv_fs_t *req)
+{
+    file_send *f = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    if (n <= 0 || !f->r) { /* error, early end of file, or the client left */
+        if (n < 0) cs_warn("api: reading a recording failed: %s", uv_strerror((int)n));
+        file_finish(f);
+        return;
+    }
+    patch_header(f, f->off, (size_t)n);
+    if (cs_respond_write(f->r, f->buf, (size_t)n) < 0) {
+        file_finish(f);
+        return;
+    }
+    f->off += (uint64_t)n;
+    send_next(f);
+}
+
+static void send_next(file_send *f)
+{
+    if (f->off >= f->end || !f->r) {
+        file_finish(f);
+        return;
+    }
+    if (cs_respond_pending(f->r) > FILE_HIGH_WATER) {
+        uv_timer_start(&f->wait, on_wait, FILE_WAIT_MS, 0);
+        return;
+    }
+    size_t n = f->end - f->off < FILE_CHUNK ? (size_t)(f->end - f->off) : FILE_CHUNK;
+    uv_buf_t b = uv_buf_init(f->buf, (unsigned)n);
+    f->req.data = f;
+    if (uv_fs_read(f->loop, &f->req, f->fd, &b, 1, (int64_t)f->off, on_read) < 0) file_finish(f);
+}
+
+/* "bytes=a-b", "bytes=a-", "bytes=-n" → [*from, *to); 0 if none or not understood, 1 if a
+ * range, -1 if unsatisfiable. */
+static int parse_range(const cs_str *h, uint64_t size, uint64_t *from, uint64_t *to)
+{
+    if (!h || h->n < 7 || memcmp(h->p, "bytes=", 6) != 0) return 0;
+    cs_str spec = {h->p + 6, h->n - 6};
+    const char *dash = memchr(spec.p, '-', spec.n);
+    if (!dash || memchr(spec.p, ',', spec.n)) return 0; /* one range only */
+    cs_str a = {spec.p, (size_t)(dash - spec.p)}, b = {dash + 1, spec.n - a.n - 1};
+    uint64_t x, y;
+    if (a.n == 0) {
+        if (cs_str_to_u64(b, UINT64_MAX, &y) < 0 || y == 0) return 0;
+        *from = y >= size ? 0 : size - y;
+        *to = size;
+        return size ? 1 : -1;
+    }
+    if (cs_str_to_u64(a, UINT64_MAX, &x) < 0) return 0;
+    if (b.n == 0)
+        y = size ? size - 1 : 0;
+    else if (cs_str_to_u64(b, UINT64_MAX, &y) < 0 || y < x)
+        return 0;
+    if (x >= size) return -1;
+    *from = x;
+    *to = (y >= size ? size - 1 : y) + 1;
+    return 1;
+}
+
+static void on_stat(uv_fs_t *req)
+{
+    file_send *f = req->data;
+    if (req->result < 0 || !f->r) {
+        uv_fs_req_cleanup(req);
+        if (f->r) cs_respond_error(f->r, 404, "no recording for this call");
+        f->r = NULL;
+        file_finish(f);
+        return;
+    }
+    f->size = (uint64_t)req->statbuf.st_size;
+    uv_fs_req_cleanup(req);
+    uint64_t from = 0, to = f->size;
+    int range = parse_range(cs_request_header(f->r, "Range"), f->size, &from, &to);
+    char extra[160];
+    if (range < 0) {
+        snprintf(extra, sizeof extra, "Content-Range: bytes */%" PRIu64 "\r\n", f->size);
+        cs_respond(f->r, 416, NULL, NULL, 0, extra);
+        f->r = NULL;
+        file_finish(f);
+        return;
+    }
+    if (range > 0)
+        snprintf(extra, sizeof extra,
+                 "Accept-Ranges: bytes\r\nContent-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64
+                 "\r\n",
+                 from, to - 1, f->size);
+    else
+        snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\n");
+    f->off = from;
+    f->end = to;
+    if (cs_respond_begin(f->r, range > 0 ? 206 : 200, "audio/wav", (int64_t)(to - from), extra) <
+        0) {
+        file_finish(f);
+        return;
+    }
+    send_next(f);
+}
+
+static void on_open(uv_fs_t *req)
+{
+    file_send *f = req->data;
+    int fd = (int)req->result;
+    uv_fs_req_cleanup(req);
+    if (fd < 0) {
+        if (f->r) cs_respond_error(f->r, 404, "no recording for this call");
+        f->r = NULL;
+        file_finish(f);
+        return;
+    }
+    f->fd = fd;
+    if (uv_fs_fstat(f->loop, &f->req, fd, on_stat) < 0) {
+        cs_respond_error(f->r, 500, "cannot read the recording");
+        f->r = NULL;
+        file_finish(f);
+    }
+}
+
+static void send_file(cs_request *r, const char *path)
+{
+    cs_gateway *gw = r->app;
+    file_send *f = calloc(1, sizeof *f);
+    if (!f) {
+        cs_respond_error(r, 503, "out of memory");
+        return;
+    }
+    f->r = r;
+    f->loop = gw->loop;
+    f->fd = -1;
+    f->req.data = f;
+    uv_timer_init(gw->loop, &f->wait);
+    f->wait.data = f;
+    if (uv_fs_open(gw->loop, &f->req, path, O_RDONLY, 0, on_open) < 0) {
+        cs_respond_error(r, 404, "no recording for this call");
+        f->r = NULL;
+        file_finish(f);
+    }
+}
+
+static void recording_done(cs_store_query *q, void *data)
+{
+    cs_request *r = data;
+    if (query_failed(r, q)) return;
+    const char *path = q->calls[0].recording;
+    if (path)
+        send_file(r, path);
+    else
+        cs_respond_error(r, 404, "no recording for this call");
+    cs_store_query_free(q);
+}
+
+void cs_api_recording(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    char sid[65];
+    if (path_sid(r, sid) < 0) return;
+    const cs_call *live = cs_calls_call(&gw->calls, cs_str_of(sid));
+    const char *path = live && live->rec ? cs_recording_path(live->rec) : NULL;
+    if (path) {
+        send_file(r, path);
+        return;
+    }
+    cs_store_query *q = start_query(r, CS_Q_CALL, recording_done);
+    if (!q) return;
+    memcpy(q->sid, sid, sizeof sid);
+    cs_store_query_run(gw->store, q);
+}

@@ -1,0 +1,330 @@
+/* `callstream serve`: start-up, the route table, and graceful shutdown.
+ * Shutdown order matters: stop accepting → let calls run out the grace period → close
+ * sockets → finish recordings (their completions become store writes) → flush the
+ * store → exit. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/gateway.h"
+#include "net/url.h"
+#include "provider/twilio.h"
+
+#define SHUTDOWN_TICK_MS 50
+
+static const cs_route routes[] = {
+    {CS_HTTP_POST, "/twilio/voice", cs_twilio_voice},
+    {CS_HTTP_POST, "/twilio/status", cs_twilio_status},
+    {CS_HTTP_POST, "/twilio/stream-status", cs_twilio_stream_status},
+    {CS_HTTP_GET, "/twilio/media", cs_media_upgrade},
+    {CS_HTTP_GET, "/health", cs_health},
+    {CS_HTTP_GET, "/status", cs_status},
+    {CS_HTTP_GET, "/streams", cs_streams},
+    {CS_HTTP_GET, "/metrics", cs_metrics},
+    {CS_HTTP_GET, "/api/v1/calls", cs_api_calls},
+    {CS_HTTP_GET, "/api/v1/calls/{}", cs_api_call},
+    {CS_HTTP_GET, "/api/v1/calls/{}/events", cs_api_events},
+    {CS_HTTP_GET, "/api/v1/calls/{}/recording.wav", cs_api_recording},
+};
+
+/* ---- configuration checks and derived values ---- */
+
+static int one_of(const char *what, const char *v, const char *const *allowed, size_t n,
+                  cs_buf *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, allowed[i]) == 0) return 0;
+    cs_buf_printf(err, "%s: '%s' is not one of", what, v);
+    for (size_t i = 0; i < n; i++) cs_buf_printf(err, "%s %s", i ? "," : "", allowed[i]);
+    return CS_ECONFIG;
+}
+
+static int derive_urls(cs_gateway *gw, cs_buf *err)
+{
+    const cs_config *cfg = gw->cfg;
+    bool tls = cfg->tls_cert[0] != '\0';
+    if (cfg->public_url[0]) {
+        snprintf(gw->public_url, sizeof gw->public_url, "%s", cfg->public_url);
+    } else {
+        const char *host = cfg->bind;
+        if (strcmp(host, "0.0.0.0") == 0) host = "127.0.0.1";
+        if (strcmp(host, "::") == 0) host = "::1";
+        bool v6 = strchr(host, ':') != NULL;
+        snprintf(gw->public_url, sizeof gw->public_url, "%s://%s%s%s:%lld", tls ? "https" : "http",
+                 v6 ? "[" : "", host, v6 ? "]" : "", (long long)cfg->port);
+    }
+    size_t n = strlen(gw->public_url);
+    while (n && gw->public_url[n - 1] == '/') gw->public_url[--n] = '\0';
+    cs_url u;
+    if (cs_url_parse(&u, gw->public_url) < 0 || (strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))) {
+        cs_buf_printf(err, "PUBLIC_URL: '%s' is not an http(s) URL", gw->public_url);
+        return CS_ECONFIG;
+    }
+    if (u.query[0]) {
+        cs_buf_printf(err, "PUBLIC_URL: no query string allowed ('%s')", gw->public_url);
+        return CS_ECONFIG;
+    }
+    /* The stream URL is the public URL with ws(s) for http(s): Twilio signs it as such. */
+    const char *rest = strstr(gw->public_url, "://");
+    snprintf(gw->stream_url, sizeof gw->stream_url, "%s%s/twilio/media", u.tls ? "wss" : "ws", rest);
+    snprintf(gw->status_url, sizeof gw->status_url, "%s/twilio/stream-status", gw->public_url);
+    return 0;
+}
+
+static int check_config(cs_gateway *gw, cs_buf *err)
+{
+    const cs_config *cfg = gw->cfg;
+    static const char *const modes[] = {"connect", "start"};
+    static const char *const tracks[] = {"inbound_track", "outbound_track", "both_tracks"};
+    int rc = one_of("STREAM_MODE", cfg->stream_mode, modes, 2, err);
+    if (rc == 0) rc = one_of("STREAM_TRACK", cfg->stream_track, tracks, 3, err);
+    if (rc == 0 && cs_log_level_parse(cfg->log_level) < 0) {
+        cs_buf_printf(err, "LOG_LEVEL: '%s' is not debug, info, warn or error", cfg->log_level);
+        rc = CS_ECONFIG;
+    }
+    if (rc == 0 && cs_agent_find(cfg->agent, &gw->agent) < 0) {
+        cs_buf_printf(err, "AGENT: '%s' is not one of %s", cfg->agent, cs_agent_names());
+        rc = CS_ECONFIG;
+    }
+    if (rc == 0 && (cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+        cs_buf_printf(err, "TLS_CERT and TLS_KEY go together");
+        rc = CS_ECONFIG;
+    }
+    if (rc == 0 && cfg->twilio_account_sid[0] &&
+        !cs_twilio_sid_valid(cs_str_of(cfg->twilio_account_sid), "AC")) {
+        cs_buf_printf(err, "TWILIO_ACCOUNT_SID: '%s' is not an account SID",
+                      cfg->twilio_account_sid);
+        rc = CS_ECONFIG;
+    }
+    if (rc == 0 && cs_form_parse(&gw->stream_params, cfg->stream_params,
+                                 strlen(cfg->stream_params)) < 0) {
+        cs_buf_printf(err, "STREAM_PARAMS: not form-encoded (a=1&b=2): '%s'", cfg->stream_params);
+        rc = CS_ECONFIG;
+    }
+    return rc == 0 ? derive_urls(gw, err) : rc;
+}
+
+static int make_dir(const char *path, cs_buf *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(tmp, 0750) < 0 && errno != EEXIST) {
+                cs_buf_printf(err, "cannot create %s: %s", tmp, strerror(errno));
+                return -errno;
+            }
+            if (end) return 0;
+            *p = '/';
+        }
+    }
+}
+
+/* Thousands of calls need thousands of descriptors. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* ---- shutdown ---- */
+
+static void handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish(cs_gateway *gw)
+{
+    uv_timer_stop(&gw->shutdown_timer);
+    uv_close((uv_handle_t *)&gw->shutdown_timer, handle_closed);
+    uv_close((uv_handle_t *)&gw->sigterm, handle_closed);
+    uv_close((uv_handle_t *)&gw->sigint, handle_closed);
+    /* Recordings first: finishing them produces store writes. */
+    cs_recorders_free(gw->recorders);
+    gw->recorders = NULL;
+    cs_mailbox_run(gw->mb);
+    cs_store_close(gw->store);
+    gw->store = NULL;
+    cs_mailbox_close(gw->mb);
+    gw->mb = NULL;
+    cs_info("callstream: stopped");
+}
+
+static void close_calls(cs_gateway *gw)
+{
+    if (gw->nsockets) cs_info("shutdown: closing %zu media stream(s)", gw->nsockets);
+    cs_media_close_all(gw);
+    cs_net_close_all(gw->net, true);
+}
+
+static void on_shutdown_tick(uv_timer_t *t)
+{
+    cs_gateway *gw = t->data;
+    uint64_t now = uv_now(gw->loop);
+    if (now < gw->shutdown_deadline_ms && gw->nsockets > 0) return;
+    if (gw->shutdown_deadline_ms != 0) {
+        gw->shutdown_deadline_ms = 0; /* from here on: waiting for sockets to close */
+        close_calls(gw);
+    }
+    if (cs_net_count(gw->net) == 0) finish(gw);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    cs_gateway *gw = h->data;
+    if (gw->draining) {
+        cs_warn("shutdown: %s again: closing calls now", strsignal(signum));
+        if (gw->shutdown_deadline_ms) gw->shutdown_deadline_ms = 1;
+        return;
+    }
+    gw->draining = true;
+    cs_info("shutdown: %s: no new calls; %zu live stream(s) get up to %lld s", strsignal(signum),
+            gw->nsockets, (long long)gw->cfg->shutdown_grace_s);
+    cs_server_stop_listening(gw->server);
+    gw->shutdown_deadline_ms = uv_now(gw->loop) + (uint64_t)gw->cfg->shutdown_grace_s * 1000 + 1;
+    uv_timer_start(&gw->shutdown_timer, on_shutdown_tick, 0, SHUTDOWN_TICK_MS);
+}
+
+/* ---- start-up ---- */
+
+static int start(cs_gateway *gw, cs_buf *err)
+{
+    const cs_config *cfg = gw->cfg;
+    int rc = check_config(gw, err);
+    if (rc < 0) return rc;
+    cs_log_min = cs_log_level_parse(cfg->log_level);
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = make_dir(cfg->data_dir, err)) < 0) return rc;
+
+    gw->provider = cs_provider_find("twilio");
+    cs_pscratch_init(&gw->scratch);
+    cs_buf_init(&gw->out, (size_t)cfg->max_message_bytes * 2);
+    gw->started_ms = cs_wall_ms();
+    if ((rc = cs_mailbox_open(&gw->mb, gw->loop)) < 0) return rc;
+
+    char url[4200];
+    if (cfg->database_url[0])
+        snprintf(url, sizeof url, "%s", cfg->database_url);
+    else
+        snprintf(url, sizeof url, "sqlite:%s/callstream.db", cfg->data_dir);
+    rc = cs_store_open(&gw->store, url, gw->mb, (size_t)cfg->store_queue_max, cfg->data_dir, err);
+    if (rc < 0) return rc;
+    if (cfg->recordings) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/recordings", cfg->data_dir);
+        rc = cs_recorders_new(&gw->recorders, gw->mb, dir, (unsigned)cfg->recording_header_s);
+        if (rc < 0) {
+            cs_buf_printf(err, "cannot start the recorder in %s: %s", dir, cs_strerror(rc));
+            return rc;
+        }
+    }
+    cs_calls_init(&gw->calls, gw->recorders);
+    if ((rc = cs_journal_attach(gw)) < 0) return rc;
+
+    if ((rc = cs_net_new(&gw->net, gw->loop)) < 0) return rc;
+    bool tls = cfg->tls_cert[0] != '\0';
+    if (tls && cs_net_tls_server(gw->net, cfg->tls_cert, cfg->tls_key) < 0) {
+        cs_buf_printf(err, "cannot load TLS_CERT %s / TLS_KEY %s", cfg->tls_cert, cfg->tls_key);
+        return CS_ECONFIG;
+    }
+    cs_server_limits lim = {
+        .max_connections = (size_t)cfg->max_connections,
+        .max_per_ip = (size_t)cfg->max_connections_per_ip,
+        .max_head = (size_t)cfg->max_header_bytes,
+        .max_body = (size_t)cfg->max_body_bytes,
+        .idle_ms = (uint32_t)cfg->http_idle_s * 1000,
+    };
+    rc = cs_server_new(&gw->server, gw->net, routes, sizeof routes / sizeof *routes, &lim, gw);
+    if (rc == 0) rc = cs_server_listen(gw->server, cfg->bind, (int)cfg->port, tls);
+    if (rc < 0) {
+        cs_buf_printf(err, "cannot listen on %s:%lld: %s", cfg->bind, (long long)cfg->port,
+                      cs_strerror(rc));
+        return rc;
+    }
+
+    uv_signal_init(gw->loop, &gw->sigterm);
+    uv_signal_init(gw->loop, &gw->sigint);
+    uv_timer_init(gw->loop, &gw->shutdown_timer);
+    gw->sigterm.data = gw->sigint.data = gw->shutdown_timer.data = gw;
+    uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&gw->sigint, on_signal, SIGINT);
+
+    cs_info("callstream %s listening on %s%s%s:%d (%s), store %s, agent %s, recordings %s",
+            CS_VERSION, strchr(cfg->bind, ':') ? "[" : "", cfg->bind,
+            strchr(cfg->bind, ':') ? "]" : "", cs_server_port(gw->server), tls ? "TLS" : "plain",
+            cs_store_backend(gw->store), gw->agent ? gw->agent->name : "none",
+            gw->recorders ? "on" : "off");
+    cs_info("voice webhook: %s/twilio/voice; media stream: %s", gw->public_url, gw->stream_url);
+    if (!cfg->twilio_auth_token[0])
+        cs_warn("TWILIO_AUTH_TOKEN is not set: webhooks and media streams are NOT "
+                "authenticated; anyone who can reach this port can post calls");
+    if (!cfg->public_url[0])
+        cs_warn("PUBLIC_URL is not set: TwiML points Twilio at %s, reachable only from here",
+                gw->stream_url);
+    if (cfg->env_file) cs_info("settings read from %s", cfg->env_file);
+    return 0;
+}
+
+int cs_gateway_main(int argc, char **argv)
+{
+    cs_config cfg;
+    cs_buf err = CS_BUF_INIT(4096);
+    int help = 0, argi = 1;
+    int rc = cs_config_load(&cfg, NULL, argc, argv, &argi, &help, &err);
+    if (rc == 0 && help) {
+        printf("usage: callstream serve [--setting value ...]\n\n");
+        cs_config_usage(stdout);
+        cs_config_free(&cfg);
+        cs_buf_free(&err);
+        return 0;
+    }
+    if (rc == 0 && argi < argc) {
+        cs_buf_printf(&err, "unexpected argument '%s' (see --help)", argv[argi]);
+        rc = CS_ECONFIG;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "callstream: %s\n", err.data ? err.data : cs_strerror(rc));
+        cs_config_free(&cfg);
+        cs_buf_free(&err);
+        return 2;
+    }
+
+    cs_gateway gw = {.cfg = &cfg};
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw.loop = &loop;
+    rc = start(&gw, &err);
+    if (rc == 0) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+    } else {
+        cs_error("callstream: %s", err.data ? err.data : cs_strerror(rc));
+        if (gw.server) cs_server_stop_listening(gw.server);
+        cs_recorders_free(gw.recorders);
+        cs_store_close(gw.store);
+        cs_mailbox_close(gw.mb);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
+    cs_server_free(gw.server);
+    cs_net_free(gw.net);
+    uv_loop_close(&loop);
+    cs_pscratch_free(&gw.scratch);
+    cs_buf_free(&gw.out);
+    cs_form_free(&gw.stream_params);
+    cs_config_free(&cfg);
+    cs_buf_free(&err);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,94 @@
+/* The gateway: one process serving Twilio's webhooks and media sockets, the API and
+ * the probes. It wires the loop, the HTTP server, the call registry, the store and the
+ * recorder together, and runs start-up and graceful shutdown. Route handlers live in
+ * the files next to this one and share this context. */
+#ifndef CS_GATEWAY_H
+#define CS_GATEWAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent/agent.h"
+#include "audio/recorder.h"
+#include "call/call.h"
+#include "core/config.h"
+#include "core/worker.h"
+#include "net/conn.h"
+#include "net/form.h"
+#include "net/server.h"
+#include "provider/provider.h"
+#include "store/store.h"
+
+#define CS_URL_CAP 2048
+
+typedef struct media_sock media_sock;
+
+/* Counters kept by the handlers. */
+typedef struct cs_gateway_stats {
+    uint64_t sig_refused_webhook;  /* webhooks with a bad X-Twilio-Signature */
+    uint64_t sig_refused_upgrade;  /* media upgrades with a bad signature */
+    uint64_t account_refused;      /* streams of another account */
+    uint64_t media_sockets_total;
+    uint64_t webhooks;
+    uint64_t status_callbacks;
+} cs_gateway_stats;
+
+typedef struct cs_gateway {
+    const cs_config *cfg;
+    uv_loop_t *loop;
+    cs_net *net;
+    cs_server *server;
+    cs_mailbox *mb;
+    cs_store *store;
+    cs_recorders *recorders;
+    cs_calls calls;
+    const cs_agent_ops *agent;         /* NULL: listen only */
+    const cs_provider_ops *provider;
+    cs_pscratch scratch;               /* the loop's parse scratch */
+    cs_buf out;                        /* the loop's scratch for outbound messages */
+    char public_url[CS_URL_CAP];       /* without a trailing slash */
+    char stream_url[CS_URL_CAP];       /* ws(s)://…/twilio/media, as put in TwiML */
+    char status_url[CS_URL_CAP];       /* …/twilio/stream-status */
+    cs_form stream_params;             /* STREAM_PARAMS */
+    media_sock *sockets;               /* live media sockets */
+    size_t nsockets;
+    int64_t started_ms;
+    bool draining;
+    cs_gateway_stats stats;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t shutdown_timer;
+    uint64_t shutdown_deadline_ms;
+} cs_gateway;
+
+/* `callstream serve`: returns the process exit code. */
+int cs_gateway_main(int argc, char **argv);
+
+/* ---- handlers (one file each) ---- */
+void cs_twilio_voice(cs_request *r);
+void cs_twilio_status(cs_request *r);
+void cs_twilio_stream_status(cs_request *r);
+void cs_media_upgrade(cs_request *r);
+void cs_api_calls(cs_request *r);
+void cs_api_call(cs_request *r);
+void cs_api_events(cs_request *r);
+void cs_api_recording(cs_request *r);
+void cs_health(cs_request *r);
+void cs_status(cs_request *r);
+void cs_streams(cs_request *r);
+void cs_metrics(cs_request *r);
+
+/* Media sockets (media.c): closes them all (shutdown), with 1001. */
+void cs_media_close_all(cs_gateway *gw);
+
+/* The store's view of calls (journal.c): registers an observer writing calls, streams
+ * and events as they happen. */
+int cs_journal_attach(cs_gateway *gw);
+/* Upserts a call row (strings copied). */
+void cs_journal_call(cs_gateway *gw, const cs_call_row *row);
+
+/* Checks X-Twilio-Signature of a form webhook (twilio.c). 0, or answers 403/400 itself
+ * and returns < 0. Parsed form into *form (free with cs_form_free). */
+int cs_twilio_check_webhook(cs_request *r, cs_form *form);
+
+#endif

@@ -1,0 +1,242 @@
+/* Probes and observability: /health for load balancers, /status and /streams for
+ * people, /metrics in Prometheus text format for machines. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/prom.h"
+#include "http/gateway.h"
+
+static double uptime_s(const cs_gateway *gw)
+{
+    return (double)(cs_wall_ms() - gw->started_ms) / 1000.0;
+}
+
+void cs_health(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_buf out = CS_BUF_INIT(4096);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "status", gw->draining ? "draining" : "ok");
+    cs_json_kdouble(&j, "uptime_s", uptime_s(gw));
+    cs_json_obj_end(&j);
+    /* A draining gateway tells load balancers to send new calls elsewhere. */
+    cs_respond_json(r, gw->draining ? 503 : 200, &out);
+    cs_buf_free(&out);
+}
+
+void cs_status(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    const cs_config *cfg = gw->cfg;
+    cs_store_stats st;
+    cs_store_stats_get(gw->store, &st);
+    cs_buf out = CS_BUF_INIT(1 << 20);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "version", CS_VERSION);
+    cs_json_kstr(&j, "status", gw->draining ? "draining" : "ok");
+    cs_json_kdouble(&j, "uptime_s", uptime_s(gw));
+    cs_json_kstr(&j, "public_url", gw->public_url);
+    cs_json_kstr(&j, "stream_url", gw->stream_url);
+    cs_json_kstr(&j, "stream_mode", cfg->stream_mode);
+    cs_json_kstr(&j, "agent", gw->agent ? gw->agent->name : "none");
+    cs_json_kbool(&j, "authenticated", cfg->twilio_auth_token[0] != '\0');
+    cs_json_kbool(&j, "recordings", gw->recorders != NULL);
+    cs_json_kstr(&j, "store", cs_store_backend(gw->store));
+    cs_json_kuint(&j, "active_calls", cs_calls_active(&gw->calls));
+    cs_json_kuint(&j, "active_streams", cs_calls_streams(&gw->calls));
+    cs_json_kuint(&j, "connections", cs_net_count(gw->net));
+    cs_json_kuint(&j, "calls_total", gw->calls.stats.calls_total);
+    cs_json_kuint(&j, "streams_total", gw->calls.stats.streams_total);
+    cs_json_key(&j, "store_stats");
+    cs_json_obj(&j);
+    cs_json_kuint(&j, "queued", st.queued);
+    cs_json_kuint(&j, "written", st.written);
+    cs_json_kuint(&j, "failures", st.failures);
+    cs_json_kuint(&j, "spilled", st.spilled);
+    cs_json_obj_end(&j);
+    cs_json_obj_end(&j);
+    cs_respond_json(r, 200, &out);
+    cs_buf_free(&out);
+}
+
+void cs_streams(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_buf out = CS_BUF_INIT(64u << 20);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_key(&j, "streams");
+    cs_json_arr(&j);
+    cs_buf stats = CS_BUF_INIT(1 << 16);
+    void *v;
+    for (size_t pos = 0; cs_map_next(&gw->calls.by_stream, &pos, NULL, &v);) {
+        const cs_stream *s = v;
+        char iso[25];
+        cs_iso8601(iso, s->started_ms);
+        cs_json_obj(&j);
+        cs_json_kstr(&j, "stream_sid", s->sid);
+        cs_json_kstr(&j, "call_sid", s->call->sid);
+        cs_json_kstr(&j, "from", s->call->from);
+        cs_json_kstr(&j, "to", s->call->to);
+        cs_json_kstr(&j, "mode", s->mode == CS_MODE_TWO_WAY ? "two-way" : "one-way");
+        cs_json_kstr(&j, "started_at", iso);
+        cs_buf_reset(&stats);
+        cs_stream_stats_json(s, &stats);
+        cs_json_key(&j, "stats");
+        cs_json_raw(&j, stats.data, stats.len);
+        cs_json_obj_end(&j);
+    }
+    cs_buf_free(&stats);
+    cs_json_arr_end(&j);
+    cs_json_kuint(&j, "count", cs_calls_streams(&gw->calls));
+    cs_json_obj_end(&j);
+    if (cs_json_end(&j) < 0)
+        cs_respond_error(r, 500, "answer too large");
+    else
+        cs_respond_json(r, 200, &out);
+    cs_buf_free(&out);
+}
+
+/* One labelled family: `values` indexed as `labels`. */
+static void family(cs_buf *out, const char *name, const char *type, const char *help,
+                   const char *label, const char *const *labels, const uint64_t *values, size_t n)
+{
+    cs_prom_header(out, name, type, help);
+    char l[96];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(l, sizeof l, "%s=\"%s\"", label, labels[i]);
+        cs_prom_value(out, name, l, (double)values[i]);
+    }
+}
+
+static double rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+void cs_metrics(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    const cs_calls_stats *cs = &gw->calls.stats;
+    const cs_net_stats *ns = cs_net_stats_get(gw->net);
+    const cs_server_stats *hs = cs_server_stats_get(gw->server);
+    cs_store_stats st;
+    cs_store_stats_get(gw->store, &st);
+    cs_buf out = CS_BUF_INIT(1 << 20);
+
+    cs_prom_gauge(&out, "callstream_up", "1 while the gateway runs", 1);
+    cs_prom_gauge(&out, "callstream_draining", "1 while shutting down", gw->draining);
+    cs_prom_gauge(&out, "callstream_uptime_seconds", "seconds since start", uptime_s(gw));
+    cs_prom_gauge(&out, "callstream_connections", "open TCP connections", (double)ns->open);
+    cs_prom_counter(&out, "callstream_connections_total", "TCP connections accepted",
+                    (double)ns->accepted);
+    static const char *const rejected_labels[] = {"max_connections", "max_per_ip"};
+    uint64_t rejected[] = {hs->rejected_total, hs->rejected_per_ip};
+    family(&out, "callstream_connections_rejected_total", "counter",
+           "connections refused by a limit", "limit", rejected_labels, rejected, 2);
+    cs_prom_counter(&out, "callstream_connections_idle_closed_total",
+                    "connections closed for idling", (double)ns->idle_closed);
+    cs_prom_counter(&out, "callstream_tls_failures_total", "failed TLS handshakes",
+                    (double)ns->tls_failures);
+    cs_prom_counter(&out, "callstream_network_bytes_received_total", "bytes read from sockets",
+                    (double)ns->bytes_in);
+    cs_prom_counter(&out, "callstream_network_bytes_sent_total", "bytes written to sockets",
+                    (double)ns->bytes_out);
+    cs_prom_counter(&out, "callstream_network_writes_total", "write system calls",
+                    (double)ns->writes);
+    cs_prom_counter(&out, "callstream_http_requests_total", "HTTP requests routed",
+                    (double)hs->requests);
+    static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    family(&out, "callstream_http_responses_total", "counter", "HTTP answers by status class",
+           "code", classes, hs->responses + 1, 5);
+    cs_prom_counter(&out, "callstream_http_bad_requests_total", "requests the parser refused",
+                    (double)hs->bad_requests);
+    static const char *const sig_labels[] = {"webhook", "upgrade"};
+    uint64_t sig[] = {gw->stats.sig_refused_webhook, gw->stats.sig_refused_upgrade};
+    family(&out, "callstream_signature_refused_total", "counter",
+           "requests refused for their X-Twilio-Signature", "route", sig_labels, sig, 2);
+    cs_prom_counter(&out, "callstream_webhooks_total", "voice webhooks answered",
+                    (double)gw->stats.webhooks);
+
+    cs_prom_gauge(&out, "callstream_active_calls", "calls with a live stream",
+                  (double)cs_calls_active(&gw->calls));
+    cs_prom_gauge(&out, "callstream_active_streams", "live media streams",
+                  (double)cs_calls_streams(&gw->calls));
+    cs_prom_counter(&out, "callstream_calls_total", "calls seen on media streams",
+                    (double)cs->calls_total);
+    cs_prom_counter(&out, "callstream_streams_total", "media streams started",
+                    (double)cs->streams_total);
+    const char *end_labels[CS_END_COUNT];
+    for (int i = 0; i < CS_END_COUNT; i++) end_labels[i] = cs_end_label(i);
+    family(&out, "callstream_streams_ended_total", "counter", "media streams ended, by reason",
+           "reason", end_labels, cs->ended, CS_END_COUNT);
+    static const char *const tracks[] = {"inbound", "outbound"};
+    family(&out, "callstream_frames_in_total", "counter", "media messages received, by track",
+           "track", tracks, cs->frames_in, 2);
+    family(&out, "callstream_audio_bytes_in_total", "counter", "audio bytes received, by track",
+           "track", tracks, cs->bytes_in, 2);
+    cs_prom_counter(&out, "callstream_frames_out_total", "media messages sent",
+                    (double)cs->frames_out);
+    cs_prom_counter(&out, "callstream_audio_bytes_out_total", "audio bytes sent",
+                    (double)cs->bytes_out);
+    const char *bad_labels[CS_BAD_COUNT];
+    for (int i = 0; i < CS_BAD_COUNT; i++) bad_labels[i] = cs_bad_label(i);
+    family(&out, "callstream_bad_frames_total", "counter",
+           "media-socket messages counted and skipped, by kind", "kind", bad_labels, cs->bad,
+           CS_BAD_COUNT);
+    cs_prom_counter(&out, "callstream_sequence_gaps_total", "sequence numbers never received",
+                    (double)cs->seq_gaps);
+    cs_prom_counter(&out, "callstream_dtmf_total", "DTMF digits received", (double)cs->dtmf);
+    static const char *const mark_labels[] = {"sent", "played", "cleared"};
+    uint64_t marks[] = {cs->marks_sent, cs->marks_played, cs->marks_cleared};
+    family(&out, "callstream_marks_total", "counter", "marks sent, and echoed by outcome",
+           "state", mark_labels, marks, 3);
+    cs_prom_counter(&out, "callstream_clears_total", "clear messages sent", (double)cs->clears);
+    cs_prom_hist(&out, "callstream_frame_processing_seconds",
+                 "time to handle one inbound media message", &cs->frame_seconds);
+
+    cs_prom_gauge(&out, "callstream_store_queue_depth", "store writes waiting",
+                  (double)st.queued);
+    cs_prom_counter(&out, "callstream_store_written_total", "records committed to the store",
+                    (double)st.written);
+    cs_prom_counter(&out, "callstream_store_failures_total", "failed store attempts (retried)",
+                    (double)st.failures);
+    cs_prom_counter(&out, "callstream_store_spilled_total", "records spilled to disk",
+                    (double)st.spilled);
+    if (gw->recorders) {
+        cs_recorders_stats rs;
+        cs_recorders_stats_get(gw->recorders, &rs);
+        cs_prom_gauge(&out, "callstream_recordings_open", "recordings being written",
+                      (double)(rs.opened - rs.closed));
+        cs_prom_gauge(&out, "callstream_recorder_backlog_bytes", "audio waiting for the disk",
+                      (double)rs.backlog_bytes);
+        cs_prom_counter(&out, "callstream_recorder_dropped_chunks_total",
+                        "audio chunks dropped because the disk fell behind",
+                        (double)rs.dropped_chunks);
+        cs_prom_counter(&out, "callstream_recorder_errors_total", "recording file errors",
+                        (double)rs.errors);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    cs_prom_counter(&out, "process_cpu_seconds_total", "user and system CPU time",
+                    (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                        (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    cs_prom_gauge(&out, "process_resident_memory_bytes", "resident memory", rss_bytes());
+    cs_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
+    cs_buf_free(&out);
+}

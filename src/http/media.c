@@ -1,0 +1,322 @@
+/* The media socket (GET /twilio/media): one WebSocket per stream. Messages are rate
+ * limited, parsed by the provider, and handed to the call layer and the agent; a bad
+ * message is counted and skipped and the call goes on. Closing without `stop` ends the
+ * stream as abnormal. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/gateway.h"
+#include "provider/twilio_sig.h"
+
+struct media_sock {
+    cs_gateway *gw;
+    cs_wsconn ws;
+    cs_stream *stream;      /* after start, until the stream ends */
+    cs_agent *agent;
+    char sid[CS_SID_MAX + 1];
+    cs_stream_stats pre;    /* refusals before start */
+    uint32_t pre_logged;    /* kinds logged before start */
+    bool connected;         /* `connected` seen */
+    bool ended;             /* the stream ended; the socket is closing */
+    enum cs_end_reason closing_why; /* why we close it, when we do */
+    bool we_close;
+    uint64_t opened_ms;
+    double tokens;          /* rate limit: messages we may still take this second */
+    uint64_t tokens_ms;
+    char peer[46];
+    media_sock *prev, *next;
+};
+
+/* ---- refusals ---- */
+
+static void bad(media_sock *m, enum cs_bad kind, const char *why)
+{
+    if (m->stream) {
+        cs_stream_bad(m->stream, kind, why);
+        return;
+    }
+    m->pre.bad[kind]++;
+    m->gw->calls.stats.bad[kind]++;
+    if (m->pre_logged & (1u << kind)) return;
+    m->pre_logged |= 1u << kind;
+    cs_warn("media: skipped a bad message from %s before start (%s): %s", m->peer,
+            cs_bad_label(kind), why);
+}
+
+/* A token bucket: MAX_MESSAGES_PER_S with a one-second burst. */
+static bool rate_ok(media_sock *m)
+{
+    double cap = (double)m->gw->cfg->max_messages_per_s;
+    uint64_t now = uv_now(m->gw->loop);
+    if (now != m->tokens_ms) {
+        m->tokens += (double)(now - m->tokens_ms) * cap / 1000.0;
+        if (m->tokens > cap) m->tokens = cap;
+        m->tokens_ms = now;
+    }
+    if (m->tokens < 1.0) return false;
+    m->tokens -= 1.0;
+    return true;
+}
+
+/* ---- what goes back to the provider ---- */
+
+static int send_built(media_sock *m, int rc)
+{
+    cs_gateway *gw = m->gw;
+    if (rc == 0) rc = cs_wsconn_send(&m->ws, CS_WS_OP_TEXT, gw->out.data, gw->out.len);
+    cs_buf_reset(&gw->out);
+    return rc;
+}
+
+static int sink_media(void *data, const uint8_t *ulaw, size_t n)
+{
+    media_sock *m = data;
+    return send_built(m, m->gw->provider->write_media(&m->gw->out, cs_str_of(m->sid), ulaw, n));
+}
+
+static int sink_mark(void *data, cs_str name)
+{
+    media_sock *m = data;
+    return send_built(m, m->gw->provider->write_mark(&m->gw->out, cs_str_of(m->sid), name));
+}
+
+static int sink_clear(void *data)
+{
+    media_sock *m = data;
+    return send_built(m, m->gw->provider->write_clear(&m->gw->out, cs_str_of(m->sid)));
+}
+
+/* ---- stream lifecycle ---- */
+
+static void end_stream(media_sock *m, enum cs_end_reason why)
+{
+    if (!m->stream) return;
+    if (m->agent) {
+        m->agent->ops->close(m->agent);
+        m->agent = NULL;
+    }
+    cs_stream_end(m->stream, why);
+    m->stream = NULL;
+    m->ended = true;
+}
+
+/* We end the stream and close the socket. */
+static void hang_up(media_sock *m, enum cs_end_reason why, uint16_t code, const char *reason)
+{
+    m->we_close = true;
+    m->closing_why = why;
+    end_stream(m, why);
+    cs_wsconn_close(&m->ws, code, reason);
+}
+
+static enum cs_stream_mode mode_of(const cs_gateway *gw, const cs_pevent *ev)
+{
+    /* Our TwiML says which verb opened the stream; Twilio's start does not. */
+    for (size_t i = 0; i < ev->start.nparams; i++) {
+        const cs_kv *kv = &ev->start.params[i];
+        if (cs_str_eqz(kv->name, "StreamMode"))
+            return cs_str_eqz(kv->value, "one-way") ? CS_MODE_ONE_WAY : CS_MODE_TWO_WAY;
+    }
+    return strcmp(gw->cfg->stream_mode, "start") == 0 ? CS_MODE_ONE_WAY : CS_MODE_TWO_WAY;
+}
+
+static void on_start(media_sock *m, const cs_pevent *ev)
+{
+    cs_gateway *gw = m->gw;
+    if (m->stream || m->ended) {
+        bad(m, CS_BAD_ORDER, "a second start");
+        return;
+    }
+    const char *account = gw->cfg->twilio_account_sid;
+    if (account[0] && !cs_str_eqz(ev->start.account_id, account)) {
+        gw->stats.account_refused++;
+        cs_warn("media: refused a stream of account %.*s from %s (TWILIO_ACCOUNT_SID is %s)",
+                (int)ev->start.account_id.n, ev->start.account_id.p, m->peer, account);
+        hang_up(m, CS_END_HANGUP, CS_WS_CLOSE_POLICY, "account not allowed");
+        return;
+    }
+    enum cs_stream_mode mode = mode_of(gw, ev);
+    bool speaks = mode == CS_MODE_TWO_WAY && gw->agent;
+    bool stereo = speaks || (ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND));
+    cs_str_copy(m->sid, sizeof m->sid, ev->start.stream_id);
+    cs_stream_sink sink = {sink_media, sink_mark, sink_clear, m};
+    int rc = cs_stream_begin(&gw->calls, ev, mode, stereo, &sink, m, &m->pre, &m->stream);
+    if (rc < 0) {
+        cs_warn("media: cannot start stream %s from %s: %s", m->sid, m->peer,
+                rc == CS_ESTATE ? "it is live on another socket" : cs_strerror(rc));
+        hang_up(m, CS_END_HANGUP, CS_WS_CLOSE_POLICY,
+                rc == CS_ESTATE ? "stream already active" : "cannot start the stream");
+        return;
+    }
+    const cs_log_ctx *prev = cs_log_set_ctx(&m->stream->log);
+    cs_info("media: stream started (%s, tracks %s%s) from %s",
+            mode == CS_MODE_TWO_WAY ? "two-way" : "one-way",
+            ev->start.tracks & CS_TRACK_BIT(CS_TRACK_INBOUND) ? "inbound" : "",
+            ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND) ? " outbound" : "", m->peer);
+    if (speaks && (rc = gw->agent->open(&m->agent, m->stream, gw->cfg)) < 0) {
+        cs_error("media: agent %s failed to start: %s; listening only", gw->agent->name,
+                 cs_strerror(rc));
+        m->agent = NULL;
+    }
+    cs_log_set_ctx(prev);
+}
+
+static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
+{
+    media_sock *m = ws->data;
+    cs_gateway *gw = m->gw;
+    uint64_t t0 = cs_mono_ns();
+    if (!rate_ok(m)) {
+        bad(m, CS_BAD_RATE, "over MAX_MESSAGES_PER_S");
+        return;
+    }
+    if (op != CS_WS_OP_TEXT) {
+        bad(m, CS_BAD_BINARY, "a binary frame on a JSON text protocol");
+        return;
+    }
+    cs_pevent ev;
+    enum cs_bad kind;
+    if (gw->provider->parse(data, len, &ev, &gw->scratch, &kind) < 0) {
+        bad(m, kind, cs_bad_label(kind));
+        return;
+    }
+    if (ev.type == CS_PEV_CONNECTED) {
+        if (m->connected || m->stream) bad(m, CS_BAD_ORDER, "connected after the stream began");
+        m->connected = true;
+        return;
+    }
+    if (ev.type == CS_PEV_START) {
+        on_start(m, &ev);
+        return;
+    }
+    cs_stream *s = m->stream;
+    if (!s) {
+        bad(m, CS_BAD_ORDER, m->ended ? "a message after stop" : "a message before start");
+        return;
+    }
+    if (!cs_str_eqz(ev.stream_id, s->sid)) {
+        cs_stream_bad(s, CS_BAD_STREAM, "streamSid differs from the one this socket started");
+        return;
+    }
+    const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
+    bool played = false;
+    int rc = cs_stream_event(s, &ev, &played);
+    if (rc == 0 && m->agent) {
+        const cs_agent_ops *ops = m->agent->ops;
+        switch (ev.type) {
+        case CS_PEV_MEDIA:
+            if (ev.media.track == CS_TRACK_INBOUND)
+                ops->audio(m->agent, s->heard_end - ev.media.len, ev.media.payload, ev.media.len);
+            break;
+        case CS_PEV_DTMF:
+            if (ops->dtmf) ops->dtmf(m->agent, ev.dtmf.digit);
+            break;
+        case CS_PEV_MARK:
+            if (ops->mark) ops->mark(m->agent, ev.mark.name, played);
+            break;
+        default:
+            break;
+        }
+    }
+    if (ev.type == CS_PEV_STOP) {
+        cs_info("media: stream stopped by the provider");
+        hang_up(m, CS_END_STOP, CS_WS_CLOSE_NORMAL, NULL);
+    } else if (ev.type == CS_PEV_MEDIA) {
+        cs_hist_observe(&gw->calls.stats.frame_seconds, (double)(cs_mono_ns() - t0) / 1e9);
+        if (uv_now(gw->loop) - m->opened_ms > (uint64_t)gw->cfg->max_call_s * 1000) {
+            cs_warn("media: stream reached MAX_CALL_S (%lld s); ending it",
+                    (long long)gw->cfg->max_call_s);
+            hang_up(m, CS_END_MAX_DURATION, CS_WS_CLOSE_NORMAL, "maximum call duration");
+        }
+    }
+    cs_log_set_ctx(prev);
+}
+
+static void on_oversize(cs_wsconn *ws, enum cs_ws_op op, uint64_t bytes)
+{
+    (void)op;
+    media_sock *m = ws->data;
+    char why[96];
+    snprintf(why, sizeof why, "a %llu-byte message over MAX_MESSAGE_BYTES",
+             (unsigned long long)bytes);
+    bad(m, CS_BAD_OVERSIZE, why);
+}
+
+static void on_close(cs_wsconn *ws, uint16_t code, int err)
+{
+    media_sock *m = ws->data;
+    cs_gateway *gw = m->gw;
+    if (m->stream) {
+        enum cs_end_reason why = m->we_close        ? m->closing_why
+                                 : err == -ETIMEDOUT ? CS_END_IDLE
+                                                     : CS_END_ABNORMAL;
+        const cs_log_ctx *prev = cs_log_set_ctx(&m->stream->log);
+        cs_warn("media: socket closed without stop (code %u%s%s); stream ends as %s", code,
+                err ? ", " : "", err ? cs_strerror(err) : "", cs_end_label(why));
+        cs_log_set_ctx(prev);
+        end_stream(m, why);
+    }
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        gw->sockets = m->next;
+    if (m->next) m->next->prev = m->prev;
+    gw->nsockets--;
+    free(m);
+}
+
+static const cs_wsconn_ops media_ops = {
+    .on_message = on_message,
+    .on_oversize = on_oversize,
+    .on_close = on_close,
+};
+
+void cs_media_upgrade(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    if (gw->draining) {
+        cs_respond_error(r, 503, "shutting down");
+        return;
+    }
+    const char *token = gw->cfg->twilio_auth_token;
+    if (token[0]) {
+        const cs_str *sig = cs_request_header(r, "X-Twilio-Signature");
+        char sigz[CS_TWILIO_SIG_LEN + 8] = "";
+        if (sig) cs_str_copy(sigz, sizeof sigz, *sig);
+        if (!sig || cs_twilio_sig_check_upgrade(token, gw->stream_url, sigz) < 0) {
+            gw->stats.sig_refused_upgrade++;
+            cs_warn("media: refused an upgrade from %s: %s X-Twilio-Signature",
+                    r->conn ? r->conn->peer_ip : "?", sig ? "wrong" : "no");
+            cs_respond_error(r, 403, "invalid X-Twilio-Signature");
+            return;
+        }
+    }
+    media_sock *m = calloc(1, sizeof *m);
+    if (!m) {
+        cs_respond_error(r, 503, "out of memory");
+        return;
+    }
+    m->gw = gw;
+    snprintf(m->peer, sizeof m->peer, "%s", r->conn ? r->conn->peer_ip : "?");
+    m->opened_ms = m->tokens_ms = uv_now(gw->loop);
+    m->tokens = (double)gw->cfg->max_messages_per_s;
+    if (cs_request_upgrade(r, &m->ws, (size_t)gw->cfg->max_message_bytes, &media_ops, m) < 0) {
+        free(m);
+        return;
+    }
+    m->ws.conn->idle_timeout_ms = (uint32_t)gw->cfg->idle_timeout_s * 1000;
+    m->next = gw->sockets;
+    if (gw->sockets) gw->sockets->prev = m;
+    gw->sockets = m;
+    gw->nsockets++;
+    gw->stats.media_sockets_total++;
+}
+
+void cs_media_close_all(cs_gateway *gw)
+{
+    for (media_sock *m = gw->sockets; m; m = m->next)
+        if (!m->we_close) hang_up(m, CS_END_SHUTDOWN, CS_WS_CLOSE_GOING_AWAY, "shutting down");
+}

@@ -1,0 +1,197 @@
+/* Twilio's HTTP callbacks: the voice webhook (answered with TwiML that opens the media
+ * stream), call status and stream status callbacks. Only signatures authenticate them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "http/gateway.h"
+#include "provider/twilio.h"
+#include "provider/twilio_sig.h"
+#include "provider/twiml.h"
+
+/* Call statuses after which nothing more happens (Twilio's CallStatus values). */
+static bool final_status(const char *status)
+{
+    static const char *const final[] = {"completed", "busy", "failed", "no-answer", "canceled"};
+    for (size_t i = 0; i < sizeof final / sizeof *final; i++)
+        if (strcmp(status, final[i]) == 0) return true;
+    return false;
+}
+
+static bool is_form(const cs_request *r)
+{
+    const cs_str *ct = cs_request_header(r, "Content-Type");
+    if (!ct) return r->body.len == 0;
+    cs_str type = *ct;
+    for (size_t i = 0; i < type.n; i++) {
+        if (type.p[i] == ';' || type.p[i] == ' ') {
+            type.n = i;
+            break;
+        }
+    }
+    return cs_str_ieq(type, "application/x-www-form-urlencoded");
+}
+
+int cs_twilio_check_webhook(cs_request *r, cs_form *form)
+{
+    cs_gateway *gw = r->app;
+    memset(form, 0, sizeof *form);
+    if (!is_form(r)) {
+        cs_respond_error(r, 415, "expected application/x-www-form-urlencoded");
+        return CS_EPARSE;
+    }
+    if (cs_form_parse(form, r->body.data ? r->body.data : "", r->body.len) < 0) {
+        cs_respond_error(r, 400, "malformed form body");
+        return CS_EPARSE;
+    }
+    const char *token = gw->cfg->twilio_auth_token;
+    if (!token[0]) return 0;
+
+    const cs_str *sig = cs_request_header(r, "X-Twilio-Signature");
+    char url[CS_URL_CAP + CS_HTTP_MAX_TARGET];
+    snprintf(url, sizeof url, "%s%.*s", gw->public_url, (int)r->head.target.n, r->head.target.p);
+    char sigz[CS_TWILIO_SIG_LEN + 8] = "";
+    if (sig) cs_str_copy(sigz, sizeof sigz, *sig);
+    cs_kv params[CS_FORM_MAX_PAIRS];
+    for (size_t i = 0; i < form->n; i++)
+        params[i] = (cs_kv){cs_str_of(form->pairs[i].name), cs_str_of(form->pairs[i].value)};
+    if (sig && cs_twilio_sig_check_webhook(token, url, params, form->n, r->body.data, r->body.len,
+                                           sigz) == 0)
+        return 0;
+    gw->stats.sig_refused_webhook++;
+    cs_warn("twilio: refused %s from %s: %s X-Twilio-Signature", url,
+            r->conn ? r->conn->peer_ip : "?", sig ? "wrong" : "no");
+    cs_form_free(form);
+    cs_respond_error(r, 403, "invalid X-Twilio-Signature");
+    return CS_EAUTH;
+}
+
+/* Form parameters as a JSON object, for event details. */
+static void form_json(cs_buf *out, const cs_form *form)
+{
+    cs_json j;
+    cs_json_init(&j, out);
+    cs_json_obj(&j);
+    for (size_t i = 0; i < form->n; i++) cs_json_kstr(&j, form->pairs[i].name, form->pairs[i].value);
+    cs_json_obj_end(&j);
+}
+
+static const char *get(const cs_form *f, const char *name)
+{
+    const char *v = cs_form_get(f, name);
+    return v && v[0] ? v : NULL;
+}
+
+/* Adds a <Parameter> unless one of that name is there already. */
+static void add_param(cs_kv *params, size_t *n, const char *name, const char *value)
+{
+    if (!value || *n == CS_PEV_MAX_PARAMS) return;
+    for (size_t i = 0; i < *n; i++)
+        if (cs_str_eqz(params[i].name, name)) return;
+    params[(*n)++] = (cs_kv){cs_str_of(name), cs_str_of(value)};
+}
+
+void cs_twilio_voice(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_form form;
+    if (cs_twilio_check_webhook(r, &form) < 0) return;
+    const char *call_sid = get(&form, "CallSid");
+    if (!call_sid || !cs_twilio_sid_valid(cs_str_of(call_sid), "CA")) {
+        cs_form_free(&form);
+        cs_respond_error(r, 400, "CallSid is missing or not a call SID");
+        return;
+    }
+    const cs_config *cfg = gw->cfg;
+    bool connect = strcmp(cfg->stream_mode, "connect") == 0;
+    cs_kv params[CS_PEV_MAX_PARAMS];
+    size_t n = 0;
+    add_param(params, &n, "From", get(&form, "From"));
+    add_param(params, &n, "To", get(&form, "To"));
+    add_param(params, &n, "CallSid", call_sid);
+    add_param(params, &n, "StreamMode", connect ? "two-way" : "one-way");
+    for (size_t i = 0; i < gw->stream_params.n; i++)
+        add_param(params, &n, gw->stream_params.pairs[i].name, gw->stream_params.pairs[i].value);
+
+    cs_twiml t = {
+        .say = cfg->greeting[0] ? cfg->greeting : NULL,
+        .voice = cfg->voice[0] ? cfg->voice : NULL,
+        .connect = connect,
+        .stream_url = gw->stream_url,
+        .track = connect ? NULL : cfg->stream_track,
+        .status_callback = gw->status_url,
+        .params = params,
+        .nparams = n,
+        .dial = !connect && cfg->dial[0] ? cfg->dial : NULL,
+        .pause_seconds = connect ? 0 : (unsigned)cfg->max_call_s,
+    };
+    cs_buf xml = CS_BUF_INIT(64 * 1024);
+    int rc = cs_twiml_write(&xml, &t);
+    if (rc < 0) {
+        cs_error("twilio: cannot build TwiML for %s: %s", call_sid, cs_strerror(rc));
+        cs_respond_error(r, 500, "cannot build TwiML: %s", cs_strerror(rc));
+    } else {
+        gw->stats.webhooks++;
+        cs_call_row row = {
+            .sid = call_sid,
+            .account_sid = get(&form, "AccountSid"),
+            .from = get(&form, "From"),
+            .to = get(&form, "To"),
+            .direction = get(&form, "Direction"),
+            .status = get(&form, "CallStatus"),
+            .created_at = cs_wall_ms(),
+        };
+        cs_journal_call(gw, &row);
+        cs_buf detail = CS_BUF_INIT(64 * 1024);
+        form_json(&detail, &form);
+        cs_calls_event(&gw->calls, call_sid, CS_EVENT_WEBHOOK, detail.data);
+        cs_buf_free(&detail);
+        cs_respond(r, 200, "text/xml; charset=utf-8", xml.data, xml.len, NULL);
+    }
+    cs_buf_free(&xml);
+    cs_form_free(&form);
+}
+
+/* Both status callbacks: an event with every parameter Twilio sent. */
+static void callback(cs_request *r, enum cs_event_type type)
+{
+    cs_gateway *gw = r->app;
+    cs_form form;
+    if (cs_twilio_check_webhook(r, &form) < 0) return;
+    const char *call_sid = get(&form, "CallSid");
+    if (!call_sid || !cs_twilio_sid_valid(cs_str_of(call_sid), "CA")) {
+        cs_form_free(&form);
+        cs_respond_error(r, 400, "CallSid is missing or not a call SID");
+        return;
+    }
+    gw->stats.status_callbacks++;
+    const char *status = get(&form, "CallStatus");
+    if (type == CS_EVENT_STATUS && status) {
+        cs_call_row row = {
+            .sid = call_sid,
+            .account_sid = get(&form, "AccountSid"),
+            .status = status,
+            .ended_at = final_status(status) ? cs_wall_ms() : 0,
+        };
+        cs_journal_call(gw, &row);
+    }
+    cs_buf detail = CS_BUF_INIT(64 * 1024);
+    form_json(&detail, &form);
+    cs_calls_event(&gw->calls, call_sid, type, detail.data);
+    cs_buf_free(&detail);
+    cs_form_free(&form);
+    cs_respond(r, 204, NULL, NULL, 0, NULL);
+}
+
+void cs_twilio_status(cs_request *r)
+{
+    callback(r, CS_EVENT_STATUS);
+}
+
+void cs_twilio_stream_status(cs_request *r)
+{
+    callback(r, CS_EVENT_STREAM_STATUS);
+}

@@ -1,0 +1,106 @@
+/* HTTP/1.1 server: listeners, connection limits (in total and per IP), reading requests
+ * (head, then a body by Content-Length or chunked, both bounded), routing to handlers,
+ * keep-alive, and WebSocket upgrades. A handler may answer later (after a store query):
+ * its connection reads nothing more until it does, and if the peer leaves meanwhile the
+ * answer is simply dropped. */
+#ifndef CS_SERVER_H
+#define CS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/str.h"
+#include "net/conn.h"
+#include "net/http.h"
+#include "net/wsconn.h"
+
+#define CS_ROUTE_MAX_PARAMS 4 /* {} segments in one pattern */
+
+typedef struct cs_server cs_server;
+typedef struct cs_request cs_request;
+
+typedef void (*cs_handler_fn)(cs_request *r);
+
+typedef struct cs_route {
+    enum cs_http_method method; /* CS_HTTP_OTHER: any method */
+    const char *pattern;        /* "/api/v1/calls/{}": {} is one path segment */
+    cs_handler_fn fn;
+} cs_route;
+
+typedef struct cs_server_limits {
+    size_t max_connections;  /* in total; more are closed at once */
+    size_t max_per_ip;       /* from one address */
+    size_t max_head;         /* request line + headers */
+    size_t max_body;         /* request body (413 above) */
+    uint32_t idle_ms;        /* keep-alive connection with no request in progress */
+} cs_server_limits;
+
+typedef struct cs_server_stats {
+    uint64_t requests;
+    uint64_t responses[6];      /* by class: [1] 1xx … [5] 5xx */
+    uint64_t bad_requests;      /* refused by the parser */
+    uint64_t rejected_total;    /* connections over max_connections */
+    uint64_t rejected_per_ip;   /* connections over max_per_ip */
+    uint64_t upgrades;
+} cs_server_stats;
+
+struct cs_request {
+    cs_server *server;
+    void *app;                 /* the server's app pointer */
+    cs_conn *conn;             /* NULL if the peer left before the answer */
+    cs_http_req head;          /* views into the request's own copy of the head */
+    cs_str params[CS_ROUTE_MAX_PARAMS]; /* what the route's {} matched, in order */
+    size_t nparams;
+    cs_buf body;
+    uint64_t started_ns;
+    /* private */
+    char *head_buf;
+    void *hconn;
+};
+
+/* `routes` must outlive the server. */
+int cs_server_new(cs_server **out, cs_net *net, const cs_route *routes, size_t nroutes,
+                  const cs_server_limits *limits, void *app);
+/* Listens on host:port (host may be "0.0.0.0" or "::"); `tls` needs cs_net_tls_server.
+ * 0 or a negative code. May be called for several addresses. */
+int cs_server_listen(cs_server *s, const char *host, int port, bool tls);
+/* The port actually bound by the first listener (useful with port 0). */
+int cs_server_port(const cs_server *s);
+/* Stops accepting; open connections go on. */
+void cs_server_stop_listening(cs_server *s);
+/* Frees the server; its listeners must be stopped and every connection it accepted
+ * closed (their close callbacks run) first. */
+void cs_server_free(cs_server *s);
+const cs_server_stats *cs_server_stats_get(const cs_server *s);
+size_t cs_server_connections(const cs_server *s);
+
+/* ---- answering (loop thread) ---- */
+
+/* Sends the answer and ends the request. `extra` is preformatted header lines or NULL.
+ * HEAD requests get the head only. */
+void cs_respond(cs_request *r, int status, const char *content_type, const void *body, size_t len,
+                const char *extra);
+/* JSON answer with `json` as the body. */
+void cs_respond_json(cs_request *r, int status, const cs_buf *json);
+/* {"error":{"status":404,"message":"…"}} */
+void cs_respond_error(cs_request *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Streamed answers (files): the head now, the body in pieces, then the end. */
+int cs_respond_begin(cs_request *r, int status, const char *content_type, int64_t len,
+                     const char *extra);
+/* Body bytes; -ENOBUFS while the peer is slow (retry after cs_respond_pending drops),
+ * CS_ECLOSED if it left (then still call cs_respond_end). */
+int cs_respond_write(cs_request *r, const void *data, size_t len);
+size_t cs_respond_pending(const cs_request *r);
+void cs_respond_end(cs_request *r);
+/* Upgrades to a WebSocket: checks the handshake (answering 400/426 itself if it is
+ * wrong), writes 101 and attaches `ws` to the connection. Ends the request either way.
+ * 0 or a negative code. */
+int cs_request_upgrade(cs_request *r, cs_wsconn *ws, size_t max_message, const cs_wsconn_ops *ops,
+                       void *data);
+/* Case-insensitive header lookup. */
+const cs_str *cs_request_header(const cs_request *r, const char *name);
+
+#endif

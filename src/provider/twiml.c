@@ -1,0 +1,171 @@
+/* TwiML for the voice webhook (protocol.md §2). The document is checked first and then
+ * written in one go; values are always escaped, never trusted to be plain. */
+#include "provider/twiml.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* <Stream track> values (§2.1). */
+static const char *const stream_tracks[] = {"inbound_track", "outbound_track", "both_tracks"};
+
+int cs_xml_escape(cs_buf *out, const char *s, size_t n)
+{
+    int rc = 0;
+    size_t run = 0; /* bytes waiting to be copied as they are */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc;
+        switch (c) {
+        case '&':
+            esc = "&amp;";
+            break;
+        case '<':
+            esc = "&lt;";
+            break;
+        case '>':
+            esc = "&gt;";
+            break;
+        case '"':
+            esc = "&quot;";
+            break;
+        case '\'':
+            esc = "&apos;";
+            break;
+        case '\t':
+        case '\n':
+        case '\r':
+            run++;
+            continue;
+        default:
+            if (c >= 0x20) {
+                run++;
+                continue;
+            }
+            esc = ""; /* other control characters are not allowed in XML 1.0 */
+        }
+        if (run) rc = cs_buf_append(out, s + i - run, run);
+        run = 0;
+        if (rc == 0) rc = cs_buf_puts(out, esc);
+    }
+    if (run && rc == 0) rc = cs_buf_append(out, s + n - run, run);
+    return rc;
+}
+
+/* Characters (UTF-8 code points), as Twilio counts a parameter's length. */
+static size_t chars(cs_str s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++) n += ((unsigned char)s.p[i] & 0xc0) != 0x80;
+    return n;
+}
+
+static bool known_track(const char *track)
+{
+    for (size_t i = 0; i < sizeof stream_tracks / sizeof *stream_tracks; i++)
+        if (strcmp(track, stream_tracks[i]) == 0) return true;
+    return false;
+}
+
+static int check(const cs_twiml *t)
+{
+    /* Twilio drops a query string from the stream URL: data goes in <Parameter>s. */
+    if (!t->stream_url || !*t->stream_url || strchr(t->stream_url, '?')) return -EINVAL;
+    /* <Start> returns at once; with nothing after it Twilio hangs up. */
+    if (!t->connect && ((t->track && !known_track(t->track)) || (t->dial && !*t->dial) ||
+                        (!t->dial && t->pause_seconds == 0)))
+        return -EINVAL;
+    /* More would be refused when they come back in `start` (CS_PEV_MAX_PARAMS). */
+    if (t->nparams > CS_PEV_MAX_PARAMS) return -EMSGSIZE;
+    for (size_t i = 0; i < t->nparams; i++)
+        if (chars(t->params[i].name) + chars(t->params[i].value) > CS_TWIML_MAX_PARAM)
+            return -EMSGSIZE;
+    return 0;
+}
+
+/* Appends with the first error kept, like cs_json. */
+typedef struct xml {
+    cs_buf *out;
+    int err;
+} xml;
+
+static void raw(xml *x, const char *s)
+{
+    if (!x->err) x->err = cs_buf_puts(x->out, s);
+}
+
+static void text(xml *x, cs_str s)
+{
+    if (!x->err) x->err = cs_xml_escape(x->out, s.p, s.n);
+}
+
+static void attr(xml *x, const char *name, cs_str value)
+{
+    raw(x, " ");
+    raw(x, name);
+    raw(x, "=\"");
+    text(x, value);
+    raw(x, "\"");
+}
+
+static void opt_attr(xml *x, const char *name, const char *value)
+{
+    if (value) attr(x, name, cs_str_of(value));
+}
+
+static void stream(xml *x, const cs_twiml *t)
+{
+    raw(x, "<Stream");
+    opt_attr(x, "url", t->stream_url);
+    opt_attr(x, "name", t->stream_name);
+    if (!t->connect) opt_attr(x, "track", t->track);
+    if (t->status_callback) {
+        attr(x, "statusCallback", cs_str_of(t->status_callback));
+        attr(x, "statusCallbackMethod", CS_STR("POST"));
+    }
+    if (t->nparams == 0) {
+        raw(x, "/>");
+        return;
+    }
+    raw(x, ">");
+    for (size_t i = 0; i < t->nparams; i++) {
+        raw(x, "<Parameter");
+        attr(x, "name", t->params[i].name);
+        attr(x, "value", t->params[i].value);
+        raw(x, "/>");
+    }
+    raw(x, "</Stream>");
+}
+
+int cs_twiml_write(cs_buf *out, const cs_twiml *t)
+{
+    int rc = check(t);
+    if (rc) return rc;
+    size_t start = out->len;
+    xml x = {out, 0};
+    raw(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
+    if (t->say) {
+        raw(&x, "<Say");
+        opt_attr(&x, "voice", t->voice);
+        raw(&x, ">");
+        text(&x, cs_str_of(t->say));
+        raw(&x, "</Say>");
+    }
+    raw(&x, t->connect ? "<Connect>" : "<Start>");
+    stream(&x, t);
+    raw(&x, t->connect ? "</Connect>" : "</Start>");
+    if (!t->connect && t->dial) {
+        raw(&x, "<Dial>");
+        text(&x, cs_str_of(t->dial));
+        raw(&x, "</Dial>");
+    } else if (!t->connect) {
+        char len[16];
+        snprintf(len, sizeof len, "%u", t->pause_seconds);
+        raw(&x, "<Pause length=\"");
+        raw(&x, len);
+        raw(&x, "\"/>");
+    }
+    raw(&x, "</Response>");
+    if (x.err) cs_buf_truncate(out, start); /* leave `out` as it was */
+    return x.err;
+}

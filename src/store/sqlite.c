@@ -1,0 +1,430 @@
+/* SQLite backend of the store: WAL journal, synchronous=NORMAL (durable at checkpoints,
+ * never corrupt), numbered migrations, prepared statements kept for the connection's
+ * life. Used only from the store thread. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "store/store.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+/* Migrations run in order, each in its own transaction; never edit one that shipped. */
+static const char *const migrations[] = {
+    /* 1: calls, streams, events */
+    "CREATE TABLE calls ("
+    " sid TEXT PRIMARY KEY,"
+    " account_sid TEXT, from_number TEXT, to_number TEXT, direction TEXT, status TEXT,"
+    " params TEXT, summary TEXT, recording TEXT, recording_ms INTEGER,"
+    " created_at INTEGER NOT NULL, started_at INTEGER, ended_at INTEGER,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX calls_by_created ON calls(created_at DESC, sid DESC);"
+    "CREATE TABLE streams ("
+    " sid TEXT PRIMARY KEY, call_sid TEXT NOT NULL, tracks TEXT, mode TEXT,"
+    " started_at INTEGER, ended_at INTEGER, end_reason TEXT, stats TEXT);"
+    "CREATE INDEX streams_by_call ON streams(call_sid, started_at);"
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, stream_sid TEXT,"
+    " at INTEGER NOT NULL, type TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX events_by_call ON events(call_sid, id);",
+};
+
+enum stmt {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_CALL_UPSERT,
+    S_STREAM_UPSERT,
+    S_EVENT_INSERT,
+    S_CALLS_PAGE,
+    S_CALL_GET,
+    S_STREAMS_OF,
+    S_EVENTS_OF,
+    S_COUNT
+};
+
+#define CALL_COLUMNS                                                                               \
+    "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
+    " recording_ms, created_at, started_at, ended_at, updated_at"
+
+static const char *const sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_CALL_UPSERT] =
+        "INSERT INTO calls (" CALL_COLUMNS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
+        " ON CONFLICT(sid) DO UPDATE SET"
+        " account_sid = COALESCE(excluded.account_sid, account_sid),"
+        " from_number = COALESCE(excluded.from_number, from_number),"
+        " to_number = COALESCE(excluded.to_number, to_number),"
+        " direction = COALESCE(excluded.direction, direction),"
+        " status = COALESCE(excluded.status, status),"
+        " params = COALESCE(excluded.params, params),"
+        " summary = COALESCE(excluded.summary, summary),"
+        " recording = COALESCE(excluded.recording, recording),"
+        " recording_ms = COALESCE(excluded.recording_ms, recording_ms),"
+        " created_at = MIN(created_at, excluded.created_at),"
+        " started_at = COALESCE(started_at, excluded.started_at),"
+        " ended_at = COALESCE(excluded.ended_at, ended_at),"
+        " updated_at = excluded.updated_at",
+    [S_STREAM_UPSERT] =
+        "INSERT INTO streams (sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats)"
+        " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
+        " ON CONFLICT(sid) DO UPDATE SET"
+        " tracks = COALESCE(excluded.tracks, tracks), mode = COALESCE(excluded.mode, mode),"
+        " started_at = COALESCE(started_at, excluded.started_at),"
+        " ended_at = COALESCE(excluded.ended_at, ended_at),"
+        " end_reason = COALESCE(excluded.end_reason, end_reason),"
+        " stats = COALESCE(excluded.stats, stats)",
+    [S_EVENT_INSERT] =
+        "INSERT INTO events (call_sid, stream_sid, at, type, detail) VALUES (?1,?2,?3,?4,?5)",
+    [S_CALLS_PAGE] = "SELECT " CALL_COLUMNS " FROM calls"
+                     " WHERE ?1 = 0 OR created_at < ?1 OR (created_at = ?1 AND sid < ?2)"
+                     " ORDER BY created_at DESC, sid DESC LIMIT ?3",
+    [S_CALL_GET] = "SELECT " CALL_COLUMNS " FROM calls WHERE sid = ?1",
+    [S_STREAMS_OF] = "SELECT sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats"
+                     " FROM streams WHERE call_sid = ?1 ORDER BY started_at, sid",
+    [S_EVENTS_OF] = "SELECT id, call_sid, stream_sid, at, type, detail FROM events"
+                    " WHERE call_sid = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+};
+
+typedef struct db {
+    sqlite3 *h;
+    sqlite3_stmt *st[S_COUNT];
+} db;
+
+static int fail(db *d, const char *what)
+{
+    cs_error("store(sqlite): %s: %s", what, sqlite3_errmsg(d->h));
+    return CS_EBACKEND;
+}
+
+static int exec(db *d, const char *text)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(d->h, text, NULL, NULL, &msg) != SQLITE_OK) {
+        cs_error("store(sqlite): %s", msg ? msg : "failed");
+        sqlite3_free(msg);
+        return CS_EBACKEND;
+    }
+    return 0;
+}
+
+static int migrate(db *d, cs_buf *err)
+{
+    if (exec(d, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)") < 0) {
+        cs_buf_printf(err, "cannot create schema_migrations: %s", sqlite3_errmsg(d->h));
+        return CS_EBACKEND;
+    }
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(d->h, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1, &q,
+                       NULL);
+    int have = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
+    sqlite3_finalize(q);
+    int want = (int)(sizeof migrations / sizeof *migrations);
+    if (have > want) {
+        cs_buf_printf(err, "the database is at schema %d, newer than this build (%d)", have,
+                      want);
+        return CS_EBACKEND;
+    }
+    for (int v = have + 1; v <= want; v++) {
+        char mark[128];
+        snprintf(mark, sizeof mark,
+                 "INSERT INTO schema_migrations (version, applied_at) VALUES (%d, %lld)", v,
+                 (long long)cs_wall_ms());
+        if (exec(d, "BEGIN") < 0 || exec(d, migrations[v - 1]) < 0 || exec(d, mark) < 0 ||
+            exec(d, "COMMIT") < 0) {
+            cs_buf_printf(err, "migration %d failed: %s", v, sqlite3_errmsg(d->h));
+            exec(d, "ROLLBACK");
+            return CS_EBACKEND;
+        }
+        cs_info("store(sqlite): migrated to schema %d", v);
+    }
+    return 0;
+}
+
+static void db_close(void *p)
+{
+    db *d = p;
+    if (!d) return;
+    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(d->st[i]);
+    sqlite3_close(d->h);
+    free(d);
+}
+
+static int db_open(void **out, const char *path, cs_buf *err)
+{
+    db *d = calloc(1, sizeof *d);
+    if (!d) return -ENOMEM;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &d->h, flags, NULL) != SQLITE_OK) {
+        cs_buf_printf(err, "cannot open %s: %s", path, d->h ? sqlite3_errmsg(d->h) : "no memory");
+        db_close(d);
+        return CS_EBACKEND;
+    }
+    sqlite3_busy_timeout(d->h, BUSY_TIMEOUT_MS);
+    if (exec(d, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0) {
+        cs_buf_printf(err, "cannot set up %s: %s", path, sqlite3_errmsg(d->h));
+        db_close(d);
+        return CS_EBACKEND;
+    }
+    int rc = migrate(d, err);
+    for (int i = 0; rc == 0 && i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(d->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL) !=
+            SQLITE_OK) {
+            cs_buf_printf(err, "cannot prepare a statement: %s", sqlite3_errmsg(d->h));
+            rc = CS_EBACKEND;
+        }
+    }
+    if (rc < 0) {
+        db_close(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Runs a statement that returns no rows. */
+static int run(db *d, enum stmt which, const char *what)
+{
+    sqlite3_stmt *st = d->st[which];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : fail(d, what);
+}
+
+static int db_begin(void *p)
+{
+    return run(p, S_BEGIN, "begin");
+}
+
+static int db_commit(void *p)
+{
+    return run(p, S_COMMIT, "commit");
+}
+
+static void db_rollback(void *p)
+{
+    db *d = p;
+    if (!sqlite3_get_autocommit(d->h)) run(d, S_ROLLBACK, "rollback");
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* 0 means unknown: NULL, so COALESCE keeps what is there. */
+static void bind_time(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int db_write(void *p, const cs_store_rec *rec)
+{
+    db *d = p;
+    int64_t now = cs_wall_ms();
+    switch (rec->kind) {
+    case CS_REC_CALL: {
+        const cs_call_row *c = &rec->call;
+        sqlite3_stmt *st = d->st[S_CALL_UPSERT];
+        bind_text(st, 1, c->sid);
+        bind_text(st, 2, c->account_sid);
+        bind_text(st, 3, c->from);
+        bind_text(st, 4, c->to);
+        bind_text(st, 5, c->direction);
+        bind_text(st, 6, c->status);
+        bind_text(st, 7, c->params);
+        bind_text(st, 8, c->summary);
+        bind_text(st, 9, c->recording);
+        bind_time(st, 10, c->recording_ms);
+        sqlite3_bind_int64(st, 11, c->created_at ? c->created_at : now);
+        bind_time(st, 12, c->started_at);
+        bind_time(st, 13, c->ended_at);
+        sqlite3_bind_int64(st, 14, c->updated_at ? c->updated_at : now);
+        return run(d, S_CALL_UPSERT, "writing a call");
+    }
+    case CS_REC_STREAM: {
+        const cs_stream_row *t = &rec->stream;
+        sqlite3_stmt *st = d->st[S_STREAM_UPSERT];
+        bind_text(st, 1, t->sid);
+        bind_text(st, 2, t->call_sid);
+        bind_text(st, 3, t->tracks);
+        bind_text(st, 4, t->mode);
+        bind_time(st, 5, t->started_at);
+        bind_time(st, 6, t->ended_at);
+        bind_text(st, 7, t->end_reason);
+        bind_text(st, 8, t->stats);
+        return run(d, S_STREAM_UPSERT, "writing a stream");
+    }
+    case CS_REC_EVENT: {
+        const cs_event_row *e = &rec->event;
+        sqlite3_stmt *st = d->st[S_EVENT_INSERT];
+        bind_text(st, 1, e->call_sid);
+        bind_text(st, 2, e->stream_sid);
+        sqlite3_bind_int64(st, 3, e->at ? e->at : now);
+        bind_text(st, 4, e->type);
+        bind_text(st, 5, e->detail);
+        return run(d, S_EVENT_INSERT, "writing an event");
+    }
+    }
+    return -EINVAL;
+}
+
+/* ---- reading ---- */
+
+static const char *col_text(cs_store_query *q, sqlite3_stmt *st, int i)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    return v ? cs_store_strdup(q, (const char *)v) : NULL;
+}
+
+static void read_call(cs_store_query *q, sqlite3_stmt *st, cs_call_row *c)
+{
+    c->sid = col_text(q, st, 0);
+    c->account_sid = col_text(q, st, 1);
+    c->from = col_text(q, st, 2);
+    c->to = col_text(q, st, 3);
+    c->direction = col_text(q, st, 4);
+    c->status = col_text(q, st, 5);
+    c->params = col_text(q, st, 6);
+    c->summary = col_text(q, st, 7);
+    c->recording = col_text(q, st, 8);
+    c->recording_ms = sqlite3_column_int64(st, 9);
+    c->created_at = sqlite3_column_int64(st, 10);
+    c->started_at = sqlite3_column_int64(st, 11);
+    c->ended_at = sqlite3_column_int64(st, 12);
+    c->updated_at = sqlite3_column_int64(st, 13);
+}
+
+/* Steps `st` collecting up to `max` rows of `size` bytes through `read`. */
+static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size_t max,
+                   void **rows, size_t *n, void (*read)(cs_store_query *, sqlite3_stmt *, void *))
+{
+    size_t cap = 16;
+    char *arr = cs_store_alloc(q, cap * size);
+    *n = 0;
+    int rc = SQLITE_DONE;
+    while (arr && *n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            char *bigger = cs_store_alloc(q, cap * 2 * size);
+            if (!bigger) break;
+            memcpy(bigger, arr, cap * size);
+            arr = bigger;
+            cap *= 2;
+        }
+        memset(arr + *n * size, 0, size);
+        read(q, st, arr + *n * size);
+        (*n)++;
+    }
+    bool ok = arr && (*n == max || rc == SQLITE_DONE);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    *rows = arr;
+    if (!arr) return -ENOMEM;
+    return ok ? 0 : fail(d, "reading");
+}
+
+static void read_call_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+{
+    read_call(q, st, row);
+}
+
+static void read_stream_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+{
+    cs_stream_row *t = row;
+    t->sid = col_text(q, st, 0);
+    t->call_sid = col_text(q, st, 1);
+    t->tracks = col_text(q, st, 2);
+    t->mode = col_text(q, st, 3);
+    t->started_at = sqlite3_column_int64(st, 4);
+    t->ended_at = sqlite3_column_int64(st, 5);
+    t->end_reason = col_text(q, st, 6);
+    t->stats = col_text(q, st, 7);
+}
+
+static void read_event_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+{
+    cs_event_row *e = row;
+    e->id = sqlite3_column_int64(st, 0);
+    e->call_sid = col_text(q, st, 1);
+    e->stream_sid = col_text(q, st, 2);
+    e->at = sqlite3_column_int64(st, 3);
+    e->type = col_text(q, st, 4);
+    e->detail = col_text(q, st, 5);
+}
+
+static int events_of(db *d, cs_store_query *q, int limit)
+{
+    sqlite3_stmt *st = d->st[S_EVENTS_OF];
+    sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, q->after_id);
+    sqlite3_bind_int(st, 3, limit + 1);
+    int rc = collect(d, q, st, sizeof(cs_event_row), (size_t)limit + 1, (void **)&q->events,
+                     &q->nevents, read_event_row);
+    if (q->nevents > (size_t)limit) {
+        q->nevents = (size_t)limit;
+        q->more = true;
+    }
+    return rc;
+}
+
+static int db_query(void *p, cs_store_query *q)
+{
+    db *d = p;
+    int limit = q->limit > 0 && q->limit <= CS_STORE_PAGE_MAX ? q->limit : CS_STORE_PAGE_MAX;
+    switch (q->kind) {
+    case CS_Q_CALLS: {
+        sqlite3_stmt *st = d->st[S_CALLS_PAGE];
+        sqlite3_bind_int64(st, 1, q->before_at);
+        sqlite3_bind_text(st, 2, q->before_sid, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, limit + 1);
+        int rc = collect(d, q, st, sizeof(cs_call_row), (size_t)limit + 1, (void **)&q->calls,
+                         &q->ncalls, read_call_row);
+        if (q->ncalls > (size_t)limit) {
+            q->ncalls = (size_t)limit;
+            q->more = true;
+        }
+        return rc;
+    }
+    case CS_Q_CALL: {
+        sqlite3_stmt *st = d->st[S_CALL_GET];
+        sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
+        int rc = collect(d, q, st, sizeof(cs_call_row), 1, (void **)&q->calls, &q->ncalls,
+                         read_call_row);
+        if (rc < 0) return rc;
+        if (q->ncalls == 0) return CS_ENOTFOUND;
+        st = d->st[S_STREAMS_OF];
+        sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
+        rc = collect(d, q, st, sizeof(cs_stream_row), CS_CALL_STREAMS_MAX, (void **)&q->streams,
+                     &q->nstreams, read_stream_row);
+        return rc < 0 ? rc : events_of(d, q, CS_STORE_EVENTS_MAX);
+    }
+    case CS_Q_EVENTS:
+        return events_of(d, q, limit);
+    }
+    return -EINVAL;
+}
+
+const cs_store_ops cs_store_sqlite = {
+    .name = "sqlite",
+    .scheme = "sqlite:",
+    .open = db_open,
+    .close = db_close,
+    .begin = db_begin,
+    .commit = db_commit,
+    .rollback = db_rollback,
+    .write = db_write,
+    .query = db_query,
+};

@@ -1,0 +1,524 @@
+#include "store/store.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#define SPILL_NAME "store-spill.jsonl"
+#define SPILL_LINE_MAX (1u << 20)
+
+static const cs_store_ops *const backends[] = {&cs_store_sqlite};
+
+struct cs_store {
+    const cs_store_ops *ops;
+    void *db;
+    cs_worker *worker;
+    cs_mailbox *mb;
+    char url[4096];
+    /* the current batch (store thread) */
+    cs_store_rec **batch;
+    size_t nbatch, batch_cap;
+    /* spill file, shared by the loop (append) and the store thread (replay) */
+    pthread_mutex_t spill_lock;
+    char spill_path[4096];
+    atomic_bool spill_pending;
+    /* counters: loop and store thread */
+    pthread_mutex_t stats_lock;
+    cs_store_stats stats;
+    /* start-up handshake */
+    pthread_mutex_t open_lock;
+    pthread_cond_t open_cond;
+    bool opened;
+    int open_rc;
+    cs_buf open_err;
+};
+
+/* ---- records ---- */
+
+cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind)
+{
+    cs_store_rec *rec = calloc(1, sizeof *rec);
+    if (rec) rec->kind = kind;
+    return rec;
+}
+
+static void rec_free(cs_store_rec *rec)
+{
+    cs_pool_free(&rec->pool);
+    free(rec);
+}
+
+/* ---- the store thread ---- */
+
+static void count(cs_store *s, uint64_t *field, uint64_t n)
+{
+    pthread_mutex_lock(&s->stats_lock);
+    *field += n;
+    pthread_mutex_unlock(&s->stats_lock);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Exponential backoff with ±25 % jitter. */
+static unsigned backoff_ms(unsigned attempt)
+{
+    unsigned base = 50u << (attempt < 7 ? attempt : 7);
+    if (base > CS_STORE_RETRY_MAX_MS) base = CS_STORE_RETRY_MAX_MS;
+    uint32_t r;
+    cs_random(&r, sizeof r);
+    return base * 3 / 4 + r % (base / 2 + 1);
+}
+
+/* Writes the batch in one transaction, retrying until the database takes it. */
+static void commit_batch(cs_store *s)
+{
+    if (s->nbatch == 0) return;
+    for (unsigned attempt = 0;; attempt++) {
+        int rc = s->ops->begin(s->db);
+        for (size_t i = 0; rc == 0 && i < s->nbatch; i++) rc = s->ops->write(s->db, s->batch[i]);
+        if (rc == 0) rc = s->ops->commit(s->db);
+        if (rc == 0) {
+            if (attempt) cs_info("store: writing again after %u failed attempt(s)", attempt);
+            break;
+        }
+        s->ops->rollback(s->db);
+        count(s, &s->stats.failures, 1);
+        unsigned wait = backoff_ms(attempt);
+        if (attempt == 0 || attempt % 20 == 0)
+            cs_warn("store: a batch of %zu record(s) failed (%s); retrying in %u ms", s->nbatch,
+                    cs_strerror(rc), wait);
+        sleep_ms(wait);
+    }
+    pthread_mutex_lock(&s->stats_lock);
+    s->stats.written += s->nbatch;
+    s->stats.batches++;
+    pthread_mutex_unlock(&s->stats_lock);
+    for (size_t i = 0; i < s->nbatch; i++) rec_free(s->batch[i]);
+    s->nbatch = 0;
+}
+
+static void rec_work(cs_job *job)
+{
+    cs_store_rec *rec = (cs_store_rec *)job;
+    cs_store *s = rec->store;
+    if (s->nbatch == s->batch_cap) {
+        cs_store_rec **b = realloc(s->batch, s->batch_cap * 2 * sizeof *b);
+        if (b) {
+            s->batch = b;
+            s->batch_cap *= 2;
+        } else {
+            commit_batch(s); /* no room to grow: write what we have first */
+        }
+    }
+    s->batch[s->nbatch++] = rec;
+}
+
+static void query_work(cs_job *job)
+{
+    cs_store_query *q = (cs_store_query *)job;
+    cs_store *s = q->store;
+    /* Reads see every write queued before them. */
+    commit_batch(s);
+    q->status = s->ops->query(s->db, q);
+    count(s, &s->stats.queries, 1);
+}
+
+static void query_done(cs_job *job)
+{
+    cs_store_query *q = (cs_store_query *)job;
+    q->cb(q, q->cb_data);
+}
+
+/* ---- spill ---- */
+
+static char *json_str(cJSON *o, const char *k, cs_pool *p)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? cs_pool_strdup(p, v->valuestring) : NULL;
+}
+
+static int64_t json_int(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static void put_str(cJSON *o, const char *k, const char *v)
+{
+    if (v) cJSON_AddStringToObject(o, k, v);
+}
+
+static char *rec_to_json(const cs_store_rec *rec)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "kind", rec->kind);
+    switch (rec->kind) {
+    case CS_REC_CALL: {
+        const cs_call_row *c = &rec->call;
+        put_str(o, "sid", c->sid);
+        put_str(o, "account_sid", c->account_sid);
+        put_str(o, "from", c->from);
+        put_str(o, "to", c->to);
+        put_str(o, "direction", c->direction);
+        put_str(o, "status", c->status);
+        put_str(o, "params", c->params);
+        put_str(o, "summary", c->summary);
+        put_str(o, "recording", c->recording);
+        cJSON_AddNumberToObject(o, "created_at", (double)c->created_at);
+        cJSON_AddNumberToObject(o, "started_at", (double)c->started_at);
+        cJSON_AddNumberToObject(o, "ended_at", (double)c->ended_at);
+        cJSON_AddNumberToObject(o, "updated_at", (double)c->updated_at);
+        cJSON_AddNumberToObject(o, "recording_ms", (double)c->recording_ms);
+        break;
+    }
+    case CS_REC_STREAM: {
+        const cs_stream_row *t = &rec->stream;
+        put_str(o, "sid", t->sid);
+        put_str(o, "call_sid", t->call_sid);
+        put_str(o, "tracks", t->tracks);
+        put_str(o, "mode", t->mode);
+        put_str(o, "end_reason", t->end_reason);
+        put_str(o, "stats", t->stats);
+        cJSON_AddNumberToObject(o, "started_at", (double)t->started_at);
+        cJSON_AddNumberToObject(o, "ended_at", (double)t->ended_at);
+        break;
+    }
+    case CS_REC_EVENT: {
+        const cs_event_row *e = &rec->event;
+        put_str(o, "call_sid", e->call_sid);
+        put_str(o, "stream_sid", e->stream_sid);
+        put_str(o, "type", e->type);
+        put_str(o, "detail", e->detail);
+        cJSON_AddNumberToObject(o, "at", (double)e->at);
+        break;
+    }
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static cs_store_rec *rec_from_json(const char *line)
+{
+    cJSON *o = cJSON_Parse(line);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cs_store_rec *rec = cs_store_rec_new((enum cs_rec_kind)json_int(o, "kind"));
+    if (!rec) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cs_pool *p = &rec->pool;
+    switch (rec->kind) {
+    case CS_REC_CALL:
+        rec->call = (cs_call_row){
+            .sid = json_str(o, "sid", p),
+            .account_sid = json_str(o, "account_sid", p),
+            .from = json_str(o, "from", p),
+            .to = json_str(o, "to", p),
+            .direction = json_str(o, "direction", p),
+            .status = json_str(o, "status", p),
+            .params = json_str(o, "params", p),
+            .summary = json_str(o, "summary", p),
+            .recording = json_str(o, "recording", p),
+            .created_at = json_int(o, "created_at"),
+            .started_at = json_int(o, "started_at"),
+            .ended_at = json_int(o, "ended_at"),
+            .updated_at = json_int(o, "updated_at"),
+            .recording_ms = json_int(o, "recording_ms"),
+        };
+        break;
+    case CS_REC_STREAM:
+        rec->stream = (cs_stream_row){
+            .sid = json_str(o, "sid", p),
+            .call_sid = json_str(o, "call_sid", p),
+            .tracks = json_str(o, "tracks", p),
+            .mode = json_str(o, "mode", p),
+            .end_reason = json_str(o, "end_reason", p),
+            .stats = json_str(o, "stats", p),
+            .started_at = json_int(o, "started_at"),
+            .ended_at = json_int(o, "ended_at"),
+        };
+        break;
+    case CS_REC_EVENT:
+        rec->event = (cs_event_row){
+            .call_sid = json_str(o, "call_sid", p),
+            .stream_sid = json_str(o, "stream_sid", p),
+            .type = json_str(o, "type", p),
+            .detail = json_str(o, "detail", p),
+            .at = json_int(o, "at"),
+        };
+        break;
+    default:
+        rec_free(rec);
+        rec = NULL;
+    }
+    cJSON_Delete(o);
+    return rec;
+}
+
+/* Loop thread, queue full: append to the spill file (page cache, no sync). */
+static void spill(cs_store *s, cs_store_rec *rec)
+{
+    char *line = rec_to_json(rec);
+    pthread_mutex_lock(&s->spill_lock);
+    FILE *f = line ? fopen(s->spill_path, "a") : NULL;
+    bool ok = f && fprintf(f, "%s\n", line) > 0;
+    if (f && fclose(f) != 0) ok = false;
+    pthread_mutex_unlock(&s->spill_lock);
+    free(line);
+    if (!ok) {
+        cs_error("store: queue full and cannot spill to %s: a record is lost", s->spill_path);
+    } else {
+        atomic_store(&s->spill_pending, true);
+        count(s, &s->stats.spilled, 1);
+    }
+    rec_free(rec);
+}
+
+/* Store thread: writes the records of a spill file, then removes it. */
+static void replay_file(cs_store *s, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char *line = malloc(SPILL_LINE_MAX);
+    uint64_t n = 0;
+    while (line && fgets(line, SPILL_LINE_MAX, f)) {
+        cs_store_rec *rec = rec_from_json(line);
+        if (!rec) {
+            cs_warn("store: skipping an unreadable line in %s", path);
+            continue;
+        }
+        rec->store = s;
+        rec_work(&rec->job);
+        n++;
+    }
+    free(line);
+    fclose(f);
+    commit_batch(s);
+    unlink(path);
+    if (n) {
+        count(s, &s->stats.replayed, n);
+        cs_info("store: %llu spilled record(s) written", (unsigned long long)n);
+    }
+}
+
+/* Store thread, queue drained: takes the spill file away from the loop (a rename, so
+ * the loop never waits on the database) and writes it. */
+static void replay_spill(cs_store *s)
+{
+    char taken[sizeof s->spill_path + 8];
+    snprintf(taken, sizeof taken, "%s.replay", s->spill_path);
+    pthread_mutex_lock(&s->spill_lock);
+    atomic_store(&s->spill_pending, false);
+    int rc = rename(s->spill_path, taken);
+    pthread_mutex_unlock(&s->spill_lock);
+    if (rc == 0) replay_file(s, taken);
+}
+
+static void batch_end(void *data)
+{
+    cs_store *s = data;
+    commit_batch(s);
+    if (atomic_load(&s->spill_pending) && cs_worker_depth(s->worker) == 0) replay_spill(s);
+}
+
+/* ---- opening ---- */
+
+
+typedef struct open_job {
+    cs_job job;
+    cs_store *s;
+} open_job;
+
+static void open_run(cs_job *job)
+{
+    cs_store *s = ((open_job *)job)->s;
+    int rc = s->ops->open(&s->db, s->url, &s->open_err);
+    pthread_mutex_lock(&s->open_lock);
+    s->open_rc = rc;
+    s->opened = true;
+    pthread_cond_signal(&s->open_cond);
+    pthread_mutex_unlock(&s->open_lock);
+    /* Whatever an earlier run spilled and could not write goes in first. */
+    if (rc == 0) {
+        char taken[sizeof s->spill_path + 8];
+        snprintf(taken, sizeof taken, "%s.replay", s->spill_path);
+        replay_file(s, taken);
+        replay_spill(s);
+    }
+}
+
+typedef struct close_job {
+    cs_job job;
+    cs_store *s;
+} close_job;
+
+static void close_run(cs_job *job)
+{
+    cs_store *s = ((close_job *)job)->s;
+    commit_batch(s);
+    if (atomic_load(&s->spill_pending)) replay_spill(s);
+    s->ops->close(s->db);
+    s->db = NULL;
+}
+
+static const cs_store_ops *backend_for(const char *url, const char **rest)
+{
+    for (size_t i = 0; i < sizeof backends / sizeof *backends; i++) {
+        size_t n = strlen(backends[i]->scheme);
+        if (strncmp(url, backends[i]->scheme, n) == 0) {
+            *rest = url + n;
+            return backends[i];
+        }
+    }
+    /* A bare path is a SQLite file. */
+    if (!strstr(url, "://")) {
+        *rest = url;
+        return &cs_store_sqlite;
+    }
+    return NULL;
+}
+
+int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_max,
+                  const char *spill_dir, cs_buf *err)
+{
+    const char *rest;
+    const cs_store_ops *ops = backend_for(url, &rest);
+    if (!ops) {
+        cs_buf_printf(err, "DATABASE_URL: no store speaks '%s'", url);
+        return CS_ECONFIG;
+    }
+    cs_store *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    s->ops = ops;
+    s->mb = mb;
+    snprintf(s->url, sizeof s->url, "%s", rest);
+    snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
+    pthread_mutex_init(&s->spill_lock, NULL);
+    pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->open_lock, NULL);
+    pthread_cond_init(&s->open_cond, NULL);
+    cs_buf_init(&s->open_err, 4096);
+
+    s->batch_cap = 256;
+    s->batch = malloc(s->batch_cap * sizeof *s->batch);
+    if (!s->batch) {
+        free(s);
+        return -ENOMEM;
+    }
+    cs_worker_hooks hooks = {.batch_end = batch_end, .data = s};
+    int rc = cs_worker_start(&s->worker, "store", queue_max, mb, &hooks);
+    if (rc < 0) {
+        free(s->batch);
+        free(s);
+        return rc;
+    }
+    open_job oj = {.job = {.work = open_run}, .s = s};
+    cs_worker_post_force(s->worker, &oj.job);
+    pthread_mutex_lock(&s->open_lock);
+    while (!s->opened) pthread_cond_wait(&s->open_cond, &s->open_lock);
+    pthread_mutex_unlock(&s->open_lock);
+    rc = s->open_rc;
+    if (rc < 0) {
+        cs_buf_printf(err, "%s", s->open_err.data ? s->open_err.data : "cannot open the store");
+        cs_worker_stop(s->worker);
+        cs_buf_free(&s->open_err);
+        free(s->batch);
+        free(s);
+        return rc;
+    }
+
+    *out = s;
+    return 0;
+}
+
+void cs_store_close(cs_store *s)
+{
+    if (!s) return;
+    close_job cj = {.job = {.work = close_run}, .s = s};
+    cs_worker_post_force(s->worker, &cj.job);
+    cs_worker_stop(s->worker);
+    free(s->batch);
+    cs_buf_free(&s->open_err);
+    pthread_mutex_destroy(&s->spill_lock);
+    pthread_mutex_destroy(&s->stats_lock);
+    pthread_mutex_destroy(&s->open_lock);
+    pthread_cond_destroy(&s->open_cond);
+    free(s);
+}
+
+void cs_store_stats_get(cs_store *s, cs_store_stats *out)
+{
+    pthread_mutex_lock(&s->stats_lock);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->stats_lock);
+    out->queued = cs_worker_depth(s->worker);
+}
+
+const char *cs_store_backend(const cs_store *s)
+{
+    return s->ops->name;
+}
+
+void cs_store_write(cs_store *s, cs_store_rec *rec)
+{
+    rec->store = s;
+    rec->job = (cs_job){.work = rec_work};
+    if (cs_worker_post(s->worker, &rec->job) == CS_EFULL) spill(s, rec);
+}
+
+/* ---- queries ---- */
+
+cs_store_query *cs_store_query_new(enum cs_query_kind kind, cs_store_query_fn cb, void *data)
+{
+    cs_store_query *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    q->kind = kind;
+    q->cb = cb;
+    q->cb_data = data;
+    q->limit = 50;
+    q->pool.max = CS_STORE_RESULT_MAX;
+    return q;
+}
+
+void cs_store_query_run(cs_store *s, cs_store_query *q)
+{
+    q->store = s;
+    q->job = (cs_job){.work = query_work, .done = query_done};
+    /* Queries are few and small; they are not refused when writes fill the queue. */
+    cs_worker_post_force(s->worker, &q->job);
+}
+
+void cs_store_query_free(cs_store_query *q)
+{
+    if (!q) return;
+    cs_pool_free(&q->pool);
+    free(q);
+}
+
+char *cs_store_strdup(cs_store_query *q, const char *str)
+{
+    return cs_pool_strdup(&q->pool, str);
+}
+
+void *cs_store_alloc(cs_store_query *q, size_t n)
+{
+    return cs_pool_alloc(&q->pool, n);
+}

@@ -1,0 +1,155 @@
+/* The store: calls, streams and events (later transcripts and users) in SQLite or
+ * PostgreSQL. Everything runs on one store thread: writes are queued from the loop,
+ * batched into transactions and retried with backoff while the database fails; when
+ * the queue is full they spill to a file and are replayed later, so nothing is lost.
+ * Queries run on the same thread, in order with the writes, and answer on the loop. */
+#ifndef CS_STORE_H
+#define CS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/pool.h"
+#include "core/worker.h"
+
+/* ---- limits ---- */
+#define CS_STORE_PAGE_MAX    500        /* rows per list query */
+#define CS_STORE_EVENTS_MAX  5000       /* events returned with a call */
+#define CS_CALL_STREAMS_MAX  64         /* streams returned with a call */
+#define CS_STORE_RESULT_MAX  (64u << 20) /* bytes of one query's result */
+#define CS_STORE_RETRY_MAX_MS 5000      /* backoff cap while the database fails */
+
+/* ---- rows (strings may be NULL; times are ms since the epoch, 0 = unknown) ---- */
+
+typedef struct cs_call_row {
+    const char *sid, *account_sid, *from, *to, *direction, *status;
+    const char *params;    /* JSON object of customParameters */
+    const char *summary;
+    const char *recording; /* file path */
+    int64_t created_at, started_at, ended_at, updated_at;
+    int64_t recording_ms;
+} cs_call_row;
+
+typedef struct cs_stream_row {
+    const char *sid, *call_sid;
+    const char *tracks; /* JSON array */
+    const char *mode, *end_reason;
+    const char *stats;  /* JSON object */
+    int64_t started_at, ended_at;
+} cs_stream_row;
+
+typedef struct cs_event_row {
+    int64_t id, at;
+    const char *call_sid, *stream_sid, *type;
+    const char *detail; /* JSON object */
+} cs_event_row;
+
+/* ---- writes: upserts keep what a NULL/0 field does not say ---- */
+
+enum cs_rec_kind { CS_REC_CALL = 1, CS_REC_STREAM, CS_REC_EVENT };
+
+typedef struct cs_store cs_store;
+
+typedef struct cs_store_rec {
+    cs_job job;      /* private */
+    cs_store *store; /* private */
+    enum cs_rec_kind kind;
+    union {
+        cs_call_row call;
+        cs_stream_row stream;
+        cs_event_row event;
+    };
+    cs_pool pool; /* the strings */
+} cs_store_rec;
+
+/* ---- queries ---- */
+
+enum cs_query_kind {
+    CS_Q_CALLS = 1, /* newest first: limit, before_at/before_sid cursor */
+    CS_Q_CALL,      /* one call with its streams and events: sid */
+    CS_Q_EVENTS,    /* events of a call: sid, after_id, limit */
+};
+
+typedef struct cs_store_query cs_store_query;
+typedef void (*cs_store_query_fn)(cs_store_query *q, void *data);
+
+struct cs_store_query {
+    cs_job job;      /* private */
+    cs_store *store; /* private */
+    enum cs_query_kind kind;
+    /* parameters */
+    char sid[65];
+    int limit;
+    int64_t before_at;
+    char before_sid[65];
+    int64_t after_id;
+    /* results: valid until cs_store_query_free */
+    int status; /* 0, CS_ENOTFOUND, CS_EBACKEND */
+    cs_call_row *calls;
+    size_t ncalls;
+    cs_stream_row *streams;
+    size_t nstreams;
+    cs_event_row *events;
+    size_t nevents;
+    bool more; /* another page exists */
+    cs_pool pool;
+    cs_store_query_fn cb;
+    void *cb_data;
+};
+
+/* ---- backends ---- */
+
+typedef struct cs_store_ops {
+    const char *name;
+    const char *scheme; /* the DATABASE_URL prefix it takes, e.g. "sqlite:" */
+    /* On the store thread from here on. open runs the migrations. */
+    int (*open)(void **db, const char *url, cs_buf *err);
+    void (*close)(void *db);
+    int (*begin)(void *db);
+    int (*commit)(void *db);
+    void (*rollback)(void *db);
+    int (*write)(void *db, const cs_store_rec *rec);
+    int (*query)(void *db, cs_store_query *q);
+} cs_store_ops;
+
+extern const cs_store_ops cs_store_sqlite;
+
+/* ---- the store ---- */
+
+typedef struct cs_store_stats {
+    uint64_t written;   /* records committed */
+    uint64_t batches;   /* transactions committed */
+    uint64_t failures;  /* failed attempts (each retried) */
+    uint64_t spilled;   /* records that went to the spill file */
+    uint64_t replayed;  /* spilled records written since */
+    uint64_t queries;
+    size_t queued;      /* waiting now */
+} cs_store_stats;
+
+/* Opens the backend named by `url` ("sqlite:PATH"; a bare path means SQLite) on a new
+ * store thread, waiting for the open and the migrations to finish (start-up only).
+ * `spill_dir` holds the spill file. 0, or CS_ECONFIG/CS_EBACKEND with a message. */
+int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_max,
+                  const char *spill_dir, cs_buf *err);
+/* Writes what is queued and closes. */
+void cs_store_close(cs_store *s);
+void cs_store_stats_get(cs_store *s, cs_store_stats *out);
+const char *cs_store_backend(const cs_store *s);
+
+/* A record to fill: strings go into rec->pool (cs_pool_strdup). */
+cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind);
+/* Hands the record over (the store frees it). Never fails: a full queue spills. */
+void cs_store_write(cs_store *s, cs_store_rec *rec);
+
+cs_store_query *cs_store_query_new(enum cs_query_kind kind, cs_store_query_fn cb, void *data);
+/* Runs the query; cb runs on the loop with the result. */
+void cs_store_query_run(cs_store *s, cs_store_query *q);
+void cs_store_query_free(cs_store_query *q);
+
+/* Helpers for backends filling results (store thread). */
+char *cs_store_strdup(cs_store_query *q, const char *s);
+void *cs_store_alloc(cs_store_query *q, size_t n);
+
+#endif
