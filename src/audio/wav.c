@@ -297,7 +297,7 @@ int cs_wav_writer_open(cs_wav_writer *w, const char *path, unsigned rate, unsign
 {
     w->fd = -1;
     if (rate == 0 || channels == 0 || channels > CS_WAV_MAX_CHANNELS) return -EINVAL;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
     if (fd < 0) return -errno;
     *w = (cs_wav_writer){.fd = fd, .rate = rate, .channels = channels};
     int rc = write_header(w);

@@ -54,7 +54,8 @@ typedef struct cs_wav_writer {
     uint64_t header_frames; /* length the header currently says */
 } cs_wav_writer;
 
-/* Creates (truncates) `path` and writes a header for 16-bit PCM. 0, -EINVAL (rate 0, or
+/* Creates (truncates) `path`, open for reading too (callers may pread what they wrote),
+ * and writes a header for 16-bit PCM. 0, -EINVAL (rate 0, or
  * channels not in 1..CS_WAV_MAX_CHANNELS) or -errno; on failure w->fd is -1. */
 int cs_wav_writer_open(cs_wav_writer *w, const char *path, unsigned rate, unsigned channels);
 /* Writes `nframes` interleaved frames at frame offset `pos`. Writing past the end leaves

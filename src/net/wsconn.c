@@ -5,7 +5,6 @@
 
 #include "core/crypto.h"
 #include "core/err.h"
-#include "core/log.h"
 #include "net/url.h"
 
 enum {
@@ -157,8 +156,7 @@ static ssize_t handshake_data(cs_wsconn *ws, char *data, size_t len)
     int n = cs_http_parse_response(data, len, CS_WSCONN_MAX_HANDSHAKE, &resp);
     if (n == 0) return 0;
     if (n < 0 || cs_ws_check_accept(&resp, ws->client_key) < 0) {
-        if (n > 0)
-            cs_warn("websocket: %s refused the upgrade with %d", ws->conn->peer_ip, resp.status);
+        if (n > 0) ws->http_status = resp.status;
         return CS_EPARSE;
     }
     ws->flags &= ~W_HANDSHAKE;

@@ -39,6 +39,7 @@ struct cs_wsconn {
     uint16_t code;         /* close code to report */
     unsigned flags;        /* private */
     size_t reserved;       /* frame bytes between reserve and commit */
+    int http_status;       /* client: the status of an upgrade the server refused */
     char client_key[25];   /* client: Sec-WebSocket-Key sent */
 };
 

@@ -1,11 +1,345 @@
-#include "sim/sim.h"
-
+/* callstream sim: plays Twilio against a gateway — N calls started over a ramp, each
+ * doing what Twilio does (see call.c) — and prints one JSON summary: calls completed,
+ * frames sent and echoed, round-trip percentiles against the echo agent, and how late
+ * the simulator itself sent frames (if that is high, the numbers are the simulator's). */
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "audio/g711.h"
+#include "audio/resample.h"
+#include "audio/wav.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "sim/sim.h"
+#include "sim/sim_int.h"
+
+#define DEFAULT_SECONDS 10.0
+#define RAMP_TICK_MS    1
+
+/* ---- latency samples ---- */
+
+void sim_hist_add(sim_hist *h, uint64_t us)
+{
+    size_t b = us / SIM_HIST_STEP_US;
+    if (b >= SIM_HIST_BUCKETS) b = SIM_HIST_BUCKETS - 1;
+    h->buckets[b]++;
+    h->count++;
+    if (us > h->max_us) h->max_us = us;
+}
+
+double sim_hist_quantile(const sim_hist *h, double q)
+{
+    if (!h->count) return 0;
+    uint64_t rank = (uint64_t)ceil(q * (double)h->count), seen = 0;
+    if (rank == 0) rank = 1;
+    for (size_t b = 0; b < SIM_HIST_BUCKETS; b++) {
+        seen += h->buckets[b];
+        if (seen >= rank) return (double)((b + 1) * SIM_HIST_STEP_US);
+    }
+    return (double)h->max_us;
+}
+
+/* ---- audio ---- */
+
+/* A test signal when no WAV is given: a gliding tone with a little noise, so every frame
+ * differs and echoes can be told apart. */
+static int synth(sim *s, double seconds)
+{
+    size_t n = (size_t)(seconds * 8000);
+    s->ulaw = malloc(n ? n : 1);
+    if (!s->ulaw) return -ENOMEM;
+    uint32_t rnd = 12345;
+    double phase = 0;
+    for (size_t i = 0; i < n; i++) {
+        double f = 300 + 900 * (0.5 + 0.5 * sin(2 * M_PI * (double)i / 8000 / 3));
+        phase += 2 * M_PI * f / 8000;
+        rnd = rnd * 1664525u + 1013904223u;
+        double v = 8000 * sin(phase) + (double)(rnd >> 24) * 4 - 512;
+        s->ulaw[i] = cs_pcm_to_ulaw((int16_t)v);
+    }
+    s->nulaw = n;
+    return 0;
+}
+
+static int load_wav(sim *s)
+{
+    int16_t *pcm = NULL, *at8k = NULL;
+    size_t n = 0, n8 = 0;
+    unsigned rate = 0;
+    int rc = cs_wav_load(s->o.wav, &pcm, &n, &rate);
+    if (rc < 0) {
+        fprintf(stderr, "sim: cannot read %s: %s\n", s->o.wav, cs_strerror(rc));
+        return rc;
+    }
+    rc = cs_resample_all(pcm, n, rate, 8000, &at8k, &n8);
+    free(pcm);
+    if (rc < 0 || n8 == 0) {
+        fprintf(stderr, "sim: cannot resample %s from %u Hz\n", s->o.wav, rate);
+        free(at8k);
+        return rc < 0 ? rc : CS_EPARSE;
+    }
+    s->ulaw = malloc(n8);
+    if (!s->ulaw) {
+        free(at8k);
+        return -ENOMEM;
+    }
+    cs_ulaw_encode(s->ulaw, at8k, n8);
+    s->nulaw = n8;
+    free(at8k);
+    return 0;
+}
+
+/* ---- the run ---- */
+
+void sim_call_finished(sim *s)
+{
+    if (++s->finished < s->o.calls) return;
+    uv_close((uv_handle_t *)&s->ramp, NULL);
+    cs_net_close_all(s->net, false);
+}
+
+static void on_ramp(uv_timer_t *t)
+{
+    sim *s = t->data;
+    uint64_t elapsed = uv_hrtime() - s->t0_ns;
+    while (s->started < s->o.calls) {
+        double at = s->o.calls > 1 ? s->o.ramp_s * s->started / s->o.calls : 0;
+        if ((double)elapsed < at * 1e9) break;
+        sim_call_start(s, s->started++);
+    }
+    if (s->started == s->o.calls) uv_timer_stop(t);
+}
+
+static void summary(const sim *s, double wall_s)
+{
+    cs_buf out = CS_BUF_INIT(1 << 20);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kuint(&j, "calls", s->o.calls);
+    cs_json_kuint(&j, "completed", s->n.completed);
+    cs_json_kuint(&j, "failed", s->n.failed);
+    cs_json_key(&j, "failures");
+    cs_json_obj(&j);
+    cs_json_kuint(&j, "webhook", s->n.fail_webhook);
+    cs_json_kuint(&j, "twiml", s->n.fail_twiml);
+    cs_json_kuint(&j, "connect", s->n.fail_connect);
+    cs_json_kuint(&j, "upgrade", s->n.fail_upgrade);
+    cs_json_kuint(&j, "closed_early", s->n.fail_closed);
+    cs_json_kuint(&j, "timeout", s->n.fail_timeout);
+    cs_json_obj_end(&j);
+    cs_json_kuint(&j, "frames_per_call", s->frames);
+    cs_json_kuint(&j, "frames_sent", s->n.frames_sent);
+    cs_json_kuint(&j, "media_received", s->n.media_rx);
+    cs_json_kuint(&j, "audio_bytes_received", s->n.bytes_rx);
+    /* Against the echo agent every frame comes back; elsewhere this is all of them. */
+    cs_json_kuint(&j, "missing",
+                  s->n.frames_sent > s->n.media_rx ? s->n.frames_sent - s->n.media_rx : 0);
+    cs_json_kuint(&j, "marks_received", s->n.marks_rx);
+    cs_json_kuint(&j, "marks_echoed", s->n.marks_echoed);
+    cs_json_kuint(&j, "clears_received", s->n.clears_rx);
+    cs_json_kuint(&j, "dtmf_sent", s->n.dtmf_sent);
+    cs_json_kuint(&j, "bad_messages_received", s->n.bad_rx);
+    cs_json_key(&j, "rtt_ms");
+    cs_json_obj(&j);
+    cs_json_kuint(&j, "count", s->rtt.count);
+    cs_json_kdouble(&j, "p50", sim_hist_quantile(&s->rtt, 0.50) / 1000);
+    cs_json_kdouble(&j, "p95", sim_hist_quantile(&s->rtt, 0.95) / 1000);
+    cs_json_kdouble(&j, "p99", sim_hist_quantile(&s->rtt, 0.99) / 1000);
+    cs_json_kdouble(&j, "max", (double)s->rtt.max_us / 1000);
+    cs_json_obj_end(&j);
+    cs_json_key(&j, "send_lag_ms");
+    cs_json_obj(&j);
+    cs_json_kdouble(&j, "p99", sim_hist_quantile(&s->lag, 0.99) / 1000);
+    cs_json_kdouble(&j, "max", (double)s->lag.max_us / 1000);
+    cs_json_obj_end(&j);
+    cs_json_kdouble(&j, "wall_s", wall_s);
+    cs_json_obj_end(&j);
+    puts(out.data);
+    fflush(stdout);
+    cs_buf_free(&out);
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: callstream sim --url URL [options]\n"
+          "\n"
+          "Plays Twilio against a callstream gateway: posts the signed voice webhook, reads\n"
+          "the TwiML, opens its <Stream url> with a signed upgrade, streams audio as\n"
+          "20 ms μ-law frames paced in real time, echoes marks as Twilio's playback would,\n"
+          "then stops. Prints a JSON summary; exits 0 when every call completed.\n"
+          "\n"
+          "  --url URL            the gateway's base URL, e.g. http://127.0.0.1:8080\n"
+          "  --wav FILE           audio to stream (any rate, mono or stereo); default: a\n"
+          "                       synthetic tone\n"
+          "  --calls N            calls to run (default 1)\n"
+          "  --ramp SECONDS       start the calls evenly over this long (default 0)\n"
+          "  --duration SECONDS   length of each call (default: the WAV's, looped if longer)\n"
+          "  --dtmf DIGITS        send these digits spread over each call\n"
+          "  --auth-token TOKEN   sign requests as Twilio does (the gateway's\n"
+          "                       TWILIO_AUTH_TOKEN)\n"
+          "  --account-sid SID    AccountSid to send (default AC000…0)\n"
+          "  --from NUMBER        caller (default +15550001111)\n"
+          "  --to NUMBER          called number (default +15550002222)\n"
+          "  --out PATH           save what the server sent back: a .wav for one call, or a\n"
+          "                       folder (one <CallSid>.wav per call)\n"
+          "  --ca FILE            trust this CA for https/wss\n"
+          "  --insecure           do not verify https/wss certificates\n"
+          "  --setup-timeout S    webhook and upgrade must finish within S (default 10)\n",
+          f);
+}
 
 int cs_sim_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("callstream sim: not built yet\n", stderr);
-    return 2;
+    static const struct option longopts[] = {
+        {"url", required_argument, 0, 'u'},
+        {"wav", required_argument, 0, 'w'},
+        {"calls", required_argument, 0, 'n'},
+        {"ramp", required_argument, 0, 'r'},
+        {"duration", required_argument, 0, 'd'},
+        {"dtmf", required_argument, 0, 'D'},
+        {"auth-token", required_argument, 0, 'a'},
+        {"account-sid", required_argument, 0, 'A'},
+        {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},
+        {"out", required_argument, 0, 'o'},
+        {"ca", required_argument, 0, 'c'},
+        {"insecure", no_argument, 0, 'k'},
+        {"setup-timeout", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    sim s = {0};
+    s.o = (sim_opts){
+        .calls = 1,
+        .account_sid = "AC00000000000000000000000000000000",
+        .from = "+15550001111",
+        .to = "+15550002222",
+        .setup_timeout_s = 10,
+    };
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        char *end = NULL;
+        switch (opt) {
+        case 'u':
+            s.o.url = optarg;
+            break;
+        case 'w':
+            s.o.wav = optarg;
+            break;
+        case 'n':
+            s.o.calls = (unsigned)strtoul(optarg, &end, 10);
+            break;
+        case 'r':
+            s.o.ramp_s = strtod(optarg, &end);
+            break;
+        case 'd':
+            s.o.duration_s = strtod(optarg, &end);
+            break;
+        case 'D':
+            s.o.dtmf = optarg;
+            break;
+        case 'a':
+            s.o.auth_token = optarg;
+            break;
+        case 'A':
+            s.o.account_sid = optarg;
+            break;
+        case 'f':
+            s.o.from = optarg;
+            break;
+        case 't':
+            s.o.to = optarg;
+            break;
+        case 'o':
+            s.o.out = optarg;
+            break;
+        case 'c':
+            s.o.ca_file = optarg;
+            break;
+        case 'k':
+            s.o.insecure = true;
+            break;
+        case 'T':
+            s.o.setup_timeout_s = strtod(optarg, &end);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+        if (end && (*end || end == optarg)) {
+            fprintf(stderr, "sim: '%s' is not a number\n", optarg);
+            return 2;
+        }
+    }
+    if (!s.o.url || s.o.calls == 0 || s.o.ramp_s < 0 || s.o.duration_s < 0 || optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    size_t ulen = strlen(s.o.url);
+    char url[SIM_URL_MAX];
+    snprintf(url, sizeof url, "%.*s", (int)(ulen && s.o.url[ulen - 1] == '/' ? ulen - 1 : ulen),
+             s.o.url);
+    s.o.url = url;
+    if (s.o.dtmf) {
+        for (const char *p = s.o.dtmf; *p; p++) {
+            if (!strchr("0123456789*#ABCD", *p)) {
+                fprintf(stderr, "sim: --dtmf: '%c' is not a DTMF digit\n", *p);
+                return 2;
+            }
+        }
+    }
+    cs_log_min = CS_LOG_WARN;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int rc =
+        s.o.wav ? load_wav(&s) : synth(&s, s.o.duration_s > 0 ? s.o.duration_s : DEFAULT_SECONDS);
+    if (rc < 0) return 1;
+    double seconds = s.o.duration_s > 0 ? s.o.duration_s : (double)s.nulaw / 8000;
+    s.frames = (uint64_t)(seconds * 1000 / SIM_FRAME_MS);
+    if (s.o.out &&
+        (s.o.calls > 1 || strlen(s.o.out) < 5 || strcmp(s.o.out + strlen(s.o.out) - 4, ".wav")))
+        mkdir(s.o.out, 0755);
+
+    s.rtt.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s.rtt.buckets);
+    s.lag.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s.lag.buckets);
+    s.calls = calloc(s.o.calls, sim_call_size());
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    s.loop = &loop;
+    cs_buf_init(&s.msg, 1 << 20);
+    rc = s.rtt.buckets && s.lag.buckets && s.calls ? cs_net_new(&s.net, &loop) : -ENOMEM;
+    if (rc == 0 && (s.o.ca_file || s.o.insecure))
+        rc = cs_net_tls_client(s.net, s.o.ca_file, !s.o.insecure);
+    if (rc == 0) {
+        s.t0_ns = uv_hrtime();
+        uv_timer_init(&loop, &s.ramp);
+        s.ramp.data = &s;
+        uv_timer_start(&s.ramp, on_ramp, 0, RAMP_TICK_MS);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        summary(&s, (double)(uv_hrtime() - s.t0_ns) / 1e9);
+    } else {
+        fprintf(stderr, "sim: cannot start: %s\n", cs_strerror(rc));
+    }
+    cs_net_free(s.net);
+    uv_loop_close(&loop);
+    cs_buf_free(&s.msg);
+    free(s.calls);
+    free(s.ulaw);
+    free(s.rtt.buckets);
+    free(s.lag.buckets);
+    return rc == 0 && s.n.failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,429 @@
+/* One simulated call, doing what Twilio does: the signed webhook, the TwiML, the signed
+ * upgrade, connected and start with the TwiML's parameters, media paced on an absolute
+ * clock, DTMF, then stop. What the server sends back goes through an emulation of
+ * Twilio's playback buffer: audio plays in order in real time, a mark is echoed once the
+ * audio queued before it has played, and clear drops what is queued and echoes every
+ * pending mark. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio/g711.h"
+#include "audio/wav.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "net/form.h"
+#include "provider/twilio.h"
+#include "provider/twilio_sig.h"
+#include "sim/sim_int.h"
+
+#define MAX_PENDING_MARKS 1024
+#define NS_PER_BYTE       125000u /* 8 kHz μ-law */
+
+enum state { C_IDLE, C_WEBHOOK, C_UPGRADE, C_STREAMING, C_STOPPED, C_DONE };
+
+typedef struct pending_mark {
+    char name[128];
+    uint64_t due_ns;
+} pending_mark;
+
+struct sim_call {
+    sim *sim;
+    unsigned idx;
+    enum state state;
+    char call_sid[CS_TWILIO_SID_LEN + 1];
+    char stream_sid[CS_TWILIO_SID_LEN + 1];
+    sim_twiml twiml;
+    cs_wsconn ws;
+    uv_timer_t timer;
+    bool timer_open;
+    uint64_t t0_ns; /* when streaming started */
+    uint64_t next;  /* next frame to send */
+    uint64_t seq;
+    uint64_t *sent_ns; /* when each frame went out */
+    uint64_t media_rx;
+    size_t dtmf_next;
+    /* playback emulation */
+    uint64_t play_end_ns;
+    pending_mark *marks;
+    size_t mark_head, nmarks;
+    /* what was played, for --out */
+    uint8_t *out;
+    size_t out_len, out_cap;
+};
+
+size_t sim_call_size(void)
+{
+    return sizeof(sim_call);
+}
+
+sim_call *sim_call_at(sim *s, unsigned i)
+{
+    return &s->calls[i];
+}
+
+/* ---- ending ---- */
+
+static void timer_closed(uv_handle_t *h)
+{
+    sim_call *c = h->data;
+    sim_call_finished(c->sim);
+}
+
+static void save_out(sim_call *c)
+{
+    const char *out = c->sim->o.out;
+    if (!out || !c->out_len) return;
+    char path[4096];
+    size_t n = strlen(out);
+    if (n > 4 && strcmp(out + n - 4, ".wav") == 0 && c->sim->o.calls == 1)
+        snprintf(path, sizeof path, "%s", out);
+    else
+        snprintf(path, sizeof path, "%s/%s.wav", out, c->call_sid);
+    int16_t *pcm = malloc(c->out_len * sizeof *pcm);
+    cs_wav_writer w;
+    int rc = pcm ? cs_wav_writer_open(&w, path, 8000, 1) : -ENOMEM;
+    if (rc == 0) {
+        cs_ulaw_decode(pcm, c->out, c->out_len);
+        rc = cs_wav_writer_write(&w, 0, pcm, c->out_len);
+        int rc2 = cs_wav_writer_close(&w, false);
+        if (rc == 0) rc = rc2;
+    }
+    if (rc < 0) fprintf(stderr, "sim: cannot write %s: %s\n", path, cs_strerror(rc));
+    free(pcm);
+}
+
+static void finish(sim_call *c, bool ok, uint64_t *reason)
+{
+    if (c->state == C_DONE) return;
+    c->state = C_DONE;
+    if (ok)
+        c->sim->n.completed++;
+    else {
+        c->sim->n.failed++;
+        if (reason) (*reason)++;
+    }
+    save_out(c);
+    free(c->sent_ns);
+    free(c->marks);
+    free(c->out);
+    c->sent_ns = NULL;
+    c->marks = NULL;
+    c->out = NULL;
+    if (c->ws.conn) cs_wsconn_abort(&c->ws, 0);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, timer_closed);
+}
+
+/* ---- sending ---- */
+
+static int send_msg(sim_call *c)
+{
+    sim *s = c->sim;
+    int rc = cs_wsconn_send(&c->ws, CS_WS_OP_TEXT, s->msg.data, s->msg.len);
+    cs_buf_reset(&s->msg);
+    return rc;
+}
+
+static void send_frame(sim_call *c, uint64_t k)
+{
+    sim *s = c->sim;
+    uint8_t frame[SIM_FRAME_BYTES];
+    for (size_t i = 0; i < SIM_FRAME_BYTES; i++)
+        frame[i] = s->ulaw[(k * SIM_FRAME_BYTES + i) % s->nulaw];
+    uint64_t ts = k * SIM_FRAME_MS;
+    cs_twilio_peer_media(&s->msg, c->stream_sid, ++c->seq, CS_TRACK_INBOUND, k + 1, ts, frame,
+                         SIM_FRAME_BYTES);
+    if (send_msg(c) == 0) s->n.frames_sent++;
+    if (c->twiml.both_tracks) { /* Twilio's own side of the call: silence here */
+        memset(frame, CS_ULAW_SILENCE, sizeof frame);
+        cs_twilio_peer_media(&s->msg, c->stream_sid, ++c->seq, CS_TRACK_OUTBOUND, k + 1, ts, frame,
+                             SIM_FRAME_BYTES);
+        send_msg(c);
+    }
+}
+
+static void send_dtmf_due(sim_call *c, uint64_t k)
+{
+    sim *s = c->sim;
+    const char *digits = s->o.dtmf;
+    if (!digits) return;
+    size_t nd = strlen(digits);
+    while (c->dtmf_next < nd && k >= (c->dtmf_next + 1) * s->frames / (nd + 1)) {
+        cs_twilio_peer_dtmf(&s->msg, c->stream_sid, ++c->seq, digits[c->dtmf_next++]);
+        if (send_msg(c) == 0) s->n.dtmf_sent++;
+    }
+}
+
+/* ---- Twilio's playback buffer ---- */
+
+static void echo_due_marks(sim_call *c, uint64_t now, bool all)
+{
+    sim *s = c->sim;
+    while (c->nmarks) {
+        pending_mark *m = &c->marks[c->mark_head];
+        if (!all && m->due_ns > now) break;
+        cs_twilio_peer_mark(&s->msg, c->stream_sid, ++c->seq, cs_str_of(m->name));
+        if (send_msg(c) == 0) s->n.marks_echoed++;
+        c->mark_head = (c->mark_head + 1) % MAX_PENDING_MARKS;
+        c->nmarks--;
+    }
+}
+
+static uint64_t out_pos(const sim_call *c, uint64_t at_ns)
+{
+    return at_ns > c->t0_ns ? (at_ns - c->t0_ns) / NS_PER_BYTE : 0;
+}
+
+static void play(sim_call *c, const uint8_t *ulaw, size_t n, uint64_t now)
+{
+    uint64_t start = c->play_end_ns > now ? c->play_end_ns : now;
+    c->play_end_ns = start + n * NS_PER_BYTE;
+    if (!c->sim->o.out) return;
+    size_t pos = (size_t)out_pos(c, start);
+    if (pos + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 8000 * 8;
+        while (cap < pos + n) cap *= 2;
+        uint8_t *p = realloc(c->out, cap);
+        if (!p) return;
+        memset(p + c->out_cap, CS_ULAW_SILENCE, cap - c->out_cap);
+        c->out = p;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + pos, ulaw, n);
+    if (pos + n > c->out_len) c->out_len = pos + n;
+}
+
+static void clear(sim_call *c, uint64_t now)
+{
+    /* What had not played yet is never heard. */
+    size_t pos = (size_t)out_pos(c, now);
+    if (c->out && c->out_len > pos) {
+        memset(c->out + pos, CS_ULAW_SILENCE, c->out_len - pos);
+        c->out_len = pos;
+    }
+    c->play_end_ns = now;
+    echo_due_marks(c, now, true);
+}
+
+static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
+{
+    sim_call *c = ws->data;
+    sim *s = c->sim;
+    uint64_t now = uv_hrtime();
+    cs_twilio_out m;
+    if (op != CS_WS_OP_TEXT || cs_twilio_peer_parse(data, len, &m, s->rx, sizeof s->rx) < 0) {
+        s->n.bad_rx++;
+        return;
+    }
+    switch (m.type) {
+    case CS_TWOUT_MEDIA:
+        s->n.media_rx++;
+        s->n.bytes_rx += m.len;
+        /* Against the echo agent the k-th media back answers the k-th frame sent. */
+        if (c->media_rx < c->next) sim_hist_add(&s->rtt, (now - c->sent_ns[c->media_rx]) / 1000);
+        c->media_rx++;
+        play(c, m.payload, m.len, now);
+        break;
+    case CS_TWOUT_MARK:
+        s->n.marks_rx++;
+        if (c->nmarks == MAX_PENDING_MARKS) break;
+        pending_mark *pm = &c->marks[(c->mark_head + c->nmarks++) % MAX_PENDING_MARKS];
+        cs_str_copy(pm->name, sizeof pm->name, m.mark_name);
+        /* echoed immediately when nothing is queued (documented) */
+        pm->due_ns = c->play_end_ns > now ? c->play_end_ns : now;
+        break;
+    case CS_TWOUT_CLEAR:
+        s->n.clears_rx++;
+        clear(c, now);
+        break;
+    }
+    echo_due_marks(c, now, false);
+}
+
+static void stop_stream(sim_call *c)
+{
+    sim *s = c->sim;
+    cs_twilio_peer_stop(&s->msg, c->stream_sid, ++c->seq, s->o.account_sid, c->call_sid);
+    send_msg(c);
+    c->state = C_STOPPED;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    sim_call *c = t->data;
+    sim *s = c->sim;
+    if (c->state == C_STOPPED) { /* the server never closed: do it ourselves */
+        cs_wsconn_close(&c->ws, CS_WS_CLOSE_NORMAL, NULL);
+        return;
+    }
+    if (c->state != C_STREAMING) { /* setup took too long */
+        finish(c, false, &s->n.fail_timeout);
+        return;
+    }
+    uint64_t now = uv_hrtime();
+    while (c->next < s->frames) {
+        uint64_t due = c->t0_ns + c->next * SIM_FRAME_MS * 1000000ull;
+        if (due > now) break;
+        sim_hist_add(&s->lag, (now - due) / 1000);
+        c->sent_ns[c->next] = now;
+        send_frame(c, c->next);
+        send_dtmf_due(c, c->next);
+        c->next++;
+    }
+    echo_due_marks(c, now, false);
+    if (c->next == s->frames) {
+        stop_stream(c);
+        uv_timer_start(&c->timer, on_tick, SIM_CLOSE_WAIT_MS, 0);
+        return;
+    }
+    uint64_t due = c->t0_ns + c->next * SIM_FRAME_MS * 1000000ull;
+    uv_update_time(s->loop);
+    now = uv_hrtime();
+    uint64_t wait_ms = due > now ? (due - now + 999999) / 1000000 : 0;
+    uv_timer_start(&c->timer, on_tick, wait_ms, 0);
+}
+
+/* ---- the media socket ---- */
+
+static void on_open(cs_wsconn *ws)
+{
+    sim_call *c = ws->data;
+    sim *s = c->sim;
+    cs_twilio_peer_connected(&s->msg);
+    send_msg(c);
+    unsigned tracks = CS_TRACK_BIT(CS_TRACK_INBOUND);
+    if (c->twiml.both_tracks) tracks |= CS_TRACK_BIT(CS_TRACK_OUTBOUND);
+    cs_twilio_start st = {
+        .account_sid = s->o.account_sid,
+        .call_sid = c->call_sid,
+        .stream_sid = c->stream_sid,
+        .tracks = tracks,
+        .params = c->twiml.params,
+        .nparams = c->twiml.nparams,
+    };
+    cs_twilio_peer_start(&s->msg, ++c->seq, &st);
+    send_msg(c);
+    c->state = C_STREAMING;
+    c->t0_ns = uv_hrtime();
+    c->play_end_ns = c->t0_ns;
+    uv_timer_stop(&c->timer);
+    on_tick(&c->timer);
+}
+
+static void on_ws_close(cs_wsconn *ws, uint16_t code, int err)
+{
+    sim_call *c = ws->data;
+    sim *s = c->sim;
+    (void)err;
+    if (c->state == C_STOPPED) {
+        finish(c, true, NULL);
+    } else if (c->state == C_UPGRADE) {
+        fprintf(stderr, "sim: %s: upgrade to %s failed%s%d\n", c->call_sid, c->twiml.stream_url,
+                ws->http_status ? " with HTTP " : ", code ",
+                ws->http_status ? ws->http_status : code);
+        finish(c, false, ws->http_status ? &s->n.fail_upgrade : &s->n.fail_connect);
+    } else if (c->state != C_DONE) {
+        fprintf(stderr, "sim: %s: the server closed the stream early (code %u)\n", c->call_sid,
+                code);
+        finish(c, false, &s->n.fail_closed);
+    }
+}
+
+static const cs_wsconn_ops ws_ops = {
+    .on_open = on_open,
+    .on_message = on_message,
+    .on_close = on_ws_close,
+};
+
+static void sign(char out[CS_TWILIO_SIG_LEN + 1], const char *token, const char *url,
+                 const cs_kv *params, size_t n)
+{
+    out[0] = '\0';
+    if (token) cs_twilio_sig_compute(out, token, url, params, n);
+}
+
+static void on_webhook(void *data, int status, const char *body, size_t len, int err)
+{
+    sim_call *c = data;
+    sim *s = c->sim;
+    if (c->state != C_WEBHOOK) return;
+    if (status != 200) {
+        fprintf(stderr, "sim: %s: webhook %s\n", c->call_sid,
+                status ? "refused" : cs_strerror(err));
+        if (status)
+            fprintf(stderr, "sim:   HTTP %d: %.*s\n", status, (int)(len > 300 ? 300 : len), body);
+        finish(c, false, &s->n.fail_webhook);
+        return;
+    }
+    if (sim_twiml_parse(body, len, &c->twiml) < 0) {
+        fprintf(stderr, "sim: %s: the webhook's answer has no <Stream url>\n", c->call_sid);
+        finish(c, false, &s->n.fail_twiml);
+        return;
+    }
+    char sig[CS_TWILIO_SIG_LEN + 1];
+    sign(sig, s->o.auth_token, c->twiml.stream_url, NULL, 0);
+    char extra[128] = "";
+    if (sig[0]) snprintf(extra, sizeof extra, "x-twilio-signature: %s\r\n", sig);
+    c->state = C_UPGRADE;
+    int rc = cs_wsconn_connect(&c->ws, s->net, c->twiml.stream_url, extra, CS_PEV_MAX_PAYLOAD * 2,
+                               &ws_ops, c);
+    if (rc < 0) {
+        fprintf(stderr, "sim: %s: cannot open %s: %s\n", c->call_sid, c->twiml.stream_url,
+                cs_strerror(rc));
+        finish(c, false, &s->n.fail_connect);
+    }
+}
+
+static void random_sid(char out[CS_TWILIO_SID_LEN + 1], const char prefix[2])
+{
+    uint8_t r[16];
+    cs_random(r, sizeof r);
+    out[0] = prefix[0];
+    out[1] = prefix[1];
+    cs_hex(out + 2, r, sizeof r);
+}
+
+void sim_call_start(sim *s, unsigned i)
+{
+    sim_call *c = &s->calls[i];
+    memset(c, 0, sizeof *c);
+    c->sim = s;
+    c->idx = i;
+    random_sid(c->call_sid, "CA");
+    random_sid(c->stream_sid, "MZ");
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    c->sent_ns = calloc(s->frames ? s->frames : 1, sizeof *c->sent_ns);
+    c->marks = calloc(MAX_PENDING_MARKS, sizeof *c->marks);
+    if (!c->sent_ns || !c->marks) {
+        finish(c, false, &s->n.fail_webhook);
+        return;
+    }
+    uv_timer_start(&c->timer, on_tick, (uint64_t)(s->o.setup_timeout_s * 1000), 0);
+
+    /* What Twilio posts to the voice webhook. */
+    const char *names[] = {"AccountSid", "ApiVersion", "CallSid", "CallStatus", "Called",
+                           "Caller",     "Direction",  "From",    "To"};
+    const char *values[] = {s->o.account_sid, "2010-04-01", c->call_sid, "ringing", s->o.to,
+                            s->o.from,        "inbound",    s->o.from,   s->o.to};
+    size_t n = sizeof names / sizeof *names;
+    cs_buf form = CS_BUF_INIT(8192);
+    cs_form_write(&form, names, values, n);
+    char url[SIM_URL_MAX];
+    snprintf(url, sizeof url, "%s/twilio/voice", s->o.url);
+    cs_kv params[sizeof names / sizeof *names];
+    for (size_t k = 0; k < n; k++) params[k] = (cs_kv){cs_str_of(names[k]), cs_str_of(values[k])};
+    char sig[CS_TWILIO_SIG_LEN + 1];
+    sign(sig, s->o.auth_token, url, params, n);
+    char extra[128] = "";
+    if (sig[0]) snprintf(extra, sizeof extra, "X-Twilio-Signature: %s\r\n", sig);
+    c->state = C_WEBHOOK;
+    int rc = sim_http_post(s->net, url, form.data, extra, on_webhook, c);
+    cs_buf_free(&form);
+    if (rc < 0) {
+        fprintf(stderr, "sim: %s: cannot post to %s: %s\n", c->call_sid, url, cs_strerror(rc));
+        finish(c, false, &s->n.fail_webhook);
+    }
+}
