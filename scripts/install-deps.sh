@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="
-build-essential cmake pkg-config git ca-certificates openssl
+build-essential cmake pkg-config git ca-certificates openssl curl
 libuv1-dev libssl-dev libsqlite3-dev libcjson-dev libspeexdsp-dev libcmocka-dev
 "
 

@@ -46,7 +46,7 @@
       "largest WebSocket message; larger ones are counted and skipped")                            \
     N(max_body_bytes, "MAX_BODY_BYTES", 65536, 1024, 16777216, "largest HTTP request body")        \
     N(max_header_bytes, "MAX_HEADER_BYTES", 16384, 1024, 1048576, "largest HTTP request head")     \
-    N(max_call_s, "MAX_CALL_S", 14400, 10, 86400, "a stream is ended after this many seconds")     \
+    N(max_call_s, "MAX_CALL_S", 14400, 1, 86400, "a stream is ended after this many seconds")     \
     N(idle_timeout_s, "IDLE_TIMEOUT_S", 60, 1, 3600,                                               \
       "a media socket silent this long is ended as abnormal")                                      \
     N(http_idle_s, "HTTP_IDLE_S", 30, 1, 3600, "an idle keep-alive HTTP connection is closed")      \

@@ -1,6 +1,8 @@
 #include "net/conn.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,8 +318,16 @@ static int tls_attach(cs_conn *c, SSL_CTX *ctx, bool client, const char *sni)
     if (client) {
         SSL_set_connect_state(ssl);
         if (sni && *sni) {
-            SSL_set_tlsext_host_name(ssl, sni);
-            if (SSL_CTX_get_verify_mode(ctx) != SSL_VERIFY_NONE) SSL_set1_host(ssl, sni);
+            bool verify = SSL_CTX_get_verify_mode(ctx) != SSL_VERIFY_NONE;
+            unsigned char addr[16];
+            /* An address is checked against the certificate's IP names and is never sent
+             * as SNI (RFC 6066 §3). */
+            if (inet_pton(AF_INET, sni, addr) == 1 || inet_pton(AF_INET6, sni, addr) == 1) {
+                if (verify) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sni);
+            } else {
+                SSL_set_tlsext_host_name(ssl, sni);
+                if (verify) SSL_set1_host(ssl, sni);
+            }
         }
     } else {
         SSL_set_accept_state(ssl);
@@ -344,20 +354,27 @@ static void on_write(uv_write_t *req, int status)
         mark_dirty(c);
 }
 
+/* TLS: moves the plaintext output through OpenSSL into c->wire. */
+static int tls_encrypt(cs_conn *c)
+{
+    if (!(c->flags & F_HANDSHAKING) && c->out.len) {
+        int n = SSL_write(c->ssl, c->out.data, (int)c->out.len);
+        if (n <= 0) {
+            tls_fail(c, "write");
+            return CS_ETLS;
+        }
+        cs_buf_consume(&c->out, (size_t)n);
+    }
+    tls_drain(c);
+    return 0;
+}
+
 static void flush(cs_conn *c)
 {
     if (c->flags & (F_WRITING | F_HANDLE_CLOSED | F_CONNECTING)) return;
     cs_buf *src = &c->out;
     if (c->ssl) {
-        if (!(c->flags & F_HANDSHAKING) && c->out.len) {
-            int n = SSL_write(c->ssl, c->out.data, (int)c->out.len);
-            if (n <= 0) {
-                tls_fail(c, "write");
-                return;
-            }
-            cs_buf_consume(&c->out, (size_t)n);
-        }
-        tls_drain(c);
+        if (tls_encrypt(c) < 0) return;
         src = &c->wire;
     }
     if (src->len) {
@@ -490,7 +507,11 @@ void cs_conn_close(cs_conn *c, int err, bool graceful)
     c->closing_since_ms = now_ms(c->net);
     stop_reading(c);
     if (graceful && (c->flags & F_HANDSHAKING) == 0 && !(c->flags & F_RESOLVING)) {
-        if (c->ssl) SSL_shutdown(c->ssl); /* queues close_notify */
+        if (c->ssl) { /* what is pending goes out before the close_notify */
+            if (tls_encrypt(c) < 0) return;
+            SSL_shutdown(c->ssl);
+            tls_drain(c);
+        }
         c->flags |= F_GRACEFUL;
         mark_dirty(c);
         return;

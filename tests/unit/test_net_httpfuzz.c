@@ -13,7 +13,7 @@
 #include "net/http.h"
 
 #define ITERATIONS 200000
-#define MAX_INPUT  4096
+#define FUZZ_MAX_INPUT  4096
 
 static const char *const corpus[] = {
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -80,7 +80,7 @@ static size_t below(size_t n)
 
 static size_t insert(char *b, size_t len, size_t at, const char *s, size_t n)
 {
-    if (len + n > MAX_INPUT) return len;
+    if (len + n > FUZZ_MAX_INPUT) return len;
     memmove(b + at + n, b + at, len - at);
     memcpy(b + at, s, n);
     return len + n;
@@ -111,14 +111,14 @@ static size_t mutate(char *b, size_t len)
     case 4: { /* duplicate a range */
         if (!len) return len;
         size_t from = below(len), n = 1 + below(len - from);
-        char tmp[MAX_INPUT];
+        char tmp[FUZZ_MAX_INPUT];
         memcpy(tmp, b + from, n);
         return insert(b, len, at, tmp, n);
     }
     case 5: { /* splice: our head, another entry's tail */
         const char *o = corpus[below(sizeof corpus / sizeof *corpus)];
         size_t olen = strlen(o), from = below(olen + 1);
-        size_t n = olen - from < MAX_INPUT - at ? olen - from : MAX_INPUT - at;
+        size_t n = olen - from < FUZZ_MAX_INPUT - at ? olen - from : FUZZ_MAX_INPUT - at;
         memcpy(b + at, o + from, n);
         return at + n;
     }
@@ -274,7 +274,7 @@ static int decode(const char *in, size_t len, size_t step, cs_buf *body, bool *d
 
 static void check_chunked(const char *in, size_t len)
 {
-    size_t max = below(2) ? 16 : MAX_INPUT;
+    size_t max = below(2) ? 16 : FUZZ_MAX_INPUT;
     cs_buf whole = CS_BUF_INIT(max), split = CS_BUF_INIT(max);
     bool done_whole = false, done_split = false;
     int rc = decode(in, len, 0, &whole, &done_whole);
@@ -297,7 +297,7 @@ static void fuzz_parsers(void **state)
     (void)state;
     const char *env = getenv("CS_FUZZ_ITERATIONS");
     long iterations = env ? atol(env) : ITERATIONS;
-    char work[MAX_INPUT];
+    char work[FUZZ_MAX_INPUT];
     for (long it = 0; it < iterations; it++) {
         const char *seed = corpus[below(sizeof corpus / sizeof *corpus)];
         size_t len = strlen(seed);

@@ -1,0 +1,587 @@
+#include "integ_util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/crypto.h"
+#include "net/http.h"
+
+#define START_WAIT_MS 15000
+#define IO_WAIT_MS    10000
+#define MAX_ARGS      64
+
+int it_failures;
+
+void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+{
+    it_failures++;
+    fprintf(stderr, "FAIL %s:%d: %s: ", file, line, expr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int it_done(const char *name)
+{
+    if (it_failures) {
+        fprintf(stderr, "%s: %d check(s) failed\n", name, it_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}
+
+void it_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *bin(void)
+{
+    const char *b = getenv("CS_BIN");
+    return b ? b : "./callstream";
+}
+
+/* ---- sockets ---- */
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static int send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+#define TIMED_OUT (-2)
+
+/* Reads what is available within timeout_ms into b: bytes read, 0 at the end, -1 on an
+ * error, TIMED_OUT. */
+static ssize_t read_some(int fd, cs_buf *b, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, timeout_ms);
+    if (r == 0) return TIMED_OUT;
+    if (r < 0) return -1;
+    char *dst = cs_buf_space(b, 65536);
+    if (!dst) return -1;
+    ssize_t k = recv(fd, dst, 65536, 0);
+    if (k > 0) cs_buf_commit(b, (size_t)k);
+    return k;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* ---- the server ---- */
+
+static int launch(it_server *s, const char *const *args)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    const char *argv[MAX_ARGS] = {bin(),    "serve", "--env-file", "/dev/null",
+                                  "--port", port,    "--data-dir", s->data};
+    size_t n = 8;
+    for (size_t i = 0; args && args[i] && n + 1 < MAX_ARGS; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    /* Ready means a new "listening on" line (a restart appends to the same log). */
+    int before = it_log_count(s, "listening on");
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    long long deadline = now_ms() + START_WAIT_MS;
+    while (now_ms() < deadline) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "the server exited at start-up; its log:\n");
+            char cmd[400];
+            snprintf(cmd, sizeof cmd, "cat %s >&2", s->log);
+            if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
+            s->pid = 0;
+            return -1;
+        }
+        if (it_log_count(s, "listening on") > before) return 0;
+        it_sleep_ms(20);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+int it_server_start(it_server *s, const char *const *args)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/callstream-it-XXXXXX");
+    if (!mkdtemp(s->dir)) return -1;
+    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
+    s->port = free_port();
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    return launch(s, args);
+}
+
+int it_server_restart(it_server *s, const char *const *args)
+{
+    return launch(s, args);
+}
+
+int it_server_stop(it_server *s, int sig, int timeout_ms)
+{
+    if (s->pid <= 0) return -1;
+    kill(s->pid, sig);
+    long long deadline = now_ms() + timeout_ms;
+    int status = 0;
+    while (waitpid(s->pid, &status, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &status, 0);
+            s->pid = 0;
+            return -1;
+        }
+        it_sleep_ms(20);
+    }
+    s->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int it_log_count(const it_server *s, const char *needle)
+{
+    FILE *f = fopen(s->log, "r");
+    if (!f) return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+void it_server_cleanup(it_server *s)
+{
+    if (s->pid > 0) it_server_stop(s, SIGKILL, 2000);
+    if (it_failures) {
+        fprintf(stderr, "kept %s for a look (server log: %s)\n", s->dir, s->log);
+        return;
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s->dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", s->dir);
+}
+
+/* ---- HTTP ---- */
+
+/* Whether `in` holds a whole answer: a head, and as much body as Content-Length says. */
+static bool answer_complete(const cs_buf *in)
+{
+    cs_http_resp resp;
+    int n = in->len ? cs_http_parse_response(in->data, in->len, 65536, &resp) : 0;
+    if (n < 0) return true;
+    return n > 0 && resp.has_content_length && in->len - (size_t)n >= resp.content_length;
+}
+
+int it_http_raw(int port, const void *req, size_t len, it_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    int fd = connect_to(port);
+    if (fd < 0) return -1;
+    cs_buf in = CS_BUF_INIT(64u << 20);
+    int rc = send_all(fd, req, len);
+    /* One answer: to its Content-Length, or to the end of the connection. A server that
+     * answers early may reset the rest of what we sent; what it said still counts. */
+    while (!answer_complete(&in) && read_some(fd, &in, IO_WAIT_MS) > 0) {
+    }
+    close(fd);
+    char *sep = in.data ? strstr(in.data, "\r\n\r\n") : NULL;
+    if (!sep) {
+        if (rc < 0) fprintf(stderr, "it_http_raw: the request could not be sent\n");
+        cs_buf_free(&in);
+        return -1;
+    }
+    size_t head = (size_t)(sep - in.data);
+    snprintf(r->head, sizeof r->head, "%.*s", (int)head, in.data);
+    sscanf(r->head, "HTTP/1.%*d %d", &r->status);
+    r->body_len = in.len - head - 4;
+    r->body = malloc(r->body_len + 1);
+    memcpy(r->body, sep + 4, r->body_len);
+    r->body[r->body_len] = '\0';
+    r->json = cJSON_Parse(r->body);
+    cs_buf_free(&in);
+    return 0;
+}
+
+int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
+            it_resp *r)
+{
+    cs_buf req = CS_BUF_INIT(1u << 24);
+    cs_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s", method,
+                  target, port, headers ? headers : "");
+    if (body) cs_buf_printf(&req, "Content-Length: %zu\r\n", strlen(body));
+    cs_buf_puts(&req, "\r\n");
+    if (body) cs_buf_puts(&req, body);
+    int rc = it_http_raw(port, req.data, req.len, r);
+    cs_buf_free(&req);
+    return rc;
+}
+
+void it_resp_free(it_resp *r)
+{
+    free(r->body);
+    cJSON_Delete(r->json);
+    r->body = NULL;
+    r->json = NULL;
+}
+
+const char *it_header(const it_resp *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = r->head; p && *p; p = strchr(p, '\n')) {
+        if (*p == '\n') p++;
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':') return p;
+    }
+    return NULL;
+}
+
+cJSON *it_get_json(int port, const char *target)
+{
+    it_resp r;
+    if (it_http(port, "GET", target, NULL, NULL, &r) < 0) return NULL;
+    cJSON *j = r.status == 200 ? r.json : NULL;
+    if (j) r.json = NULL;
+    it_resp_free(&r);
+    return j;
+}
+
+cJSON *it_live_stream(int port, const char *sid, bool (*ready)(const cJSON *stream), int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        cJSON *all = it_get_json(port, "/streams");
+        const cJSON *st;
+        cJSON_ArrayForEach(st, cJSON_GetObjectItem(all, "streams"))
+        {
+            const cJSON *id = cJSON_GetObjectItem(st, "stream_sid");
+            if (cJSON_IsString(id) && strcmp(id->valuestring, sid) == 0 && (!ready || ready(st))) {
+                cJSON *copy = cJSON_Duplicate(st, true);
+                cJSON_Delete(all);
+                return copy;
+            }
+        }
+        cJSON_Delete(all);
+        it_sleep_ms(20);
+    } while (now_ms() < deadline);
+    return NULL;
+}
+
+double it_metric(int port, const char *series)
+{
+    it_resp r;
+    if (it_http(port, "GET", "/metrics", NULL, NULL, &r) < 0) return -1;
+    double v = -1;
+    size_t n = strlen(series);
+    for (char *line = r.body; line && *line; line = strchr(line, '\n')) {
+        if (*line == '\n') line++;
+        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+            v = strtod(line + n + 1, NULL);
+            break;
+        }
+    }
+    it_resp_free(&r);
+    return v;
+}
+
+/* ---- the simulator ---- */
+
+static void sim_command(char *out, size_t cap, const it_server *s, const char *fmt, va_list ap)
+{
+    int n = snprintf(out, cap, "%s sim --url %s ", bin(), s->url);
+    vsnprintf(out + n, cap - (size_t)n, fmt, ap);
+}
+
+static cJSON *read_summary(FILE *f)
+{
+    cs_buf out = CS_BUF_INIT(1u << 20);
+    char chunk[4096];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) cs_buf_append(&out, chunk, k);
+    cJSON *j = out.data ? cJSON_Parse(out.data) : NULL;
+    if (!j) fprintf(stderr, "sim printed no summary: %s\n", out.data ? out.data : "(nothing)");
+    cs_buf_free(&out);
+    return j;
+}
+
+cJSON *it_sim(const it_server *s, int *exit_status, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    sim_command(cmd, sizeof cmd, s, fmt, ap);
+    va_end(ap);
+    FILE *f = popen(cmd, "r");
+    if (!f) return NULL;
+    cJSON *j = read_summary(f);
+    int st = pclose(f);
+    if (exit_status) *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return j;
+}
+
+pid_t it_sim_spawn(const it_server *s, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    sim_command(cmd, sizeof cmd, s, fmt, ap);
+    va_end(ap);
+    /* The summary goes to a file named after the child, read by it_sim_wait. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/callstream-it-sim-%d.json", (int)getpid());
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+cJSON *it_sim_wait(pid_t pid, int *exit_status)
+{
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return NULL;
+    if (exit_status) *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/callstream-it-sim-%d.json", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    cJSON *j = read_summary(f);
+    fclose(f);
+    unlink(path);
+    return j;
+}
+
+/* ---- WebSocket ---- */
+
+int it_ws_connect(it_ws *w, int port, const char *path, const char *extra)
+{
+    memset(w, 0, sizeof *w);
+    cs_buf_init(&w->in, 1u << 22);
+    cs_ws_reader_init(&w->reader, CS_WS_CLIENT, 1u << 20);
+    w->fd = connect_to(port);
+    if (w->fd < 0) return -1;
+    char key[25];
+    cs_ws_client_key(key);
+    char host[32];
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    cs_buf req = CS_BUF_INIT(65536);
+    cs_ws_write_client_upgrade(&req, host, path, key, extra);
+    int rc = send_all(w->fd, req.data, req.len);
+    cs_buf_free(&req);
+    if (rc < 0) return -1;
+    long long deadline = now_ms() + IO_WAIT_MS;
+    for (;;) {
+        cs_http_resp resp;
+        int n = w->in.len ? cs_http_parse_response(w->in.data, w->in.len, 65536, &resp) : 0;
+        if (n < 0) return -1;
+        if (n > 0) {
+            int ok = cs_ws_check_accept(&resp, key) == 0;
+            cs_buf_consume(&w->in, (size_t)n);
+            return ok ? 0 : resp.status;
+        }
+        if (now_ms() > deadline || read_some(w->fd, &w->in, IO_WAIT_MS) <= 0) return -1;
+    }
+}
+
+int it_ws_send(it_ws *w, enum cs_ws_op op, const void *data, size_t len)
+{
+    uint8_t mask[4];
+    cs_random(mask, sizeof mask);
+    cs_buf frame = CS_BUF_INIT(1u << 26);
+    int rc = cs_ws_write_frame(&frame, op, data, len, mask);
+    if (rc == 0) rc = send_all(w->fd, frame.data, frame.len);
+    cs_buf_free(&frame);
+    return rc;
+}
+
+int it_ws_send_text(it_ws *w, const char *text)
+{
+    return it_ws_send(w, CS_WS_OP_TEXT, text, strlen(text));
+}
+
+int it_ws_send_raw(it_ws *w, const void *bytes, size_t n)
+{
+    return send_all(w->fd, bytes, n);
+}
+
+int it_ws_next(it_ws *w, cs_ws_event *ev, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        if (w->in.len) {
+            ssize_t k = cs_ws_read(&w->reader, w->in.data, w->in.len, ev);
+            if (k < 0) return -1;
+            if (k > 0 || ev->type != CS_WS_EV_NONE) {
+                /* The event may point into w->in: keep the bytes until the next call. */
+                if (ev->type != CS_WS_EV_NONE) {
+                    static char keep[1 << 20];
+                    size_t n = ev->len < sizeof keep ? ev->len : sizeof keep;
+                    if (ev->data) memcpy(keep, ev->data, n);
+                    ev->data = keep;
+                    ev->len = n;
+                    cs_buf_consume(&w->in, (size_t)k);
+                    return 1;
+                }
+                cs_buf_consume(&w->in, (size_t)k);
+                continue;
+            }
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0) return 0;
+        ssize_t r = read_some(w->fd, &w->in, (int)left);
+        if (r == TIMED_OUT) return 0;
+        if (r <= 0) return -1;
+    }
+}
+
+int it_ws_close_code(it_ws *w, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    cs_ws_event ev;
+    while (now_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - now_ms()));
+        if (r < 0) return -1;
+        if (r == 1 && ev.type == CS_WS_EV_CLOSE) return ev.close_code;
+    }
+    return -1;
+}
+
+void it_ws_close(it_ws *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    cs_ws_reader_free(&w->reader);
+    cs_buf_free(&w->in);
+}
+
+/* ---- files ---- */
+
+const char *it_corpus(const char *rel)
+{
+    static char path[1024];
+    const char *dir = getenv("CS_CORPUS");
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "../tests/data/speech", rel);
+    return path;
+}
+
+const char *it_recording(const it_server *s, const char *sid)
+{
+    static char path[1024];
+    if (snprintf(path, sizeof path, "%s/recordings/%s.wav", s->data, sid) >= (int)sizeof path)
+        path[0] = '\0';
+    return path;
+}
+
+const char *it_db(const it_server *s)
+{
+    static char path[1024];
+    if (snprintf(path, sizeof path, "%s/callstream.db", s->data) >= (int)sizeof path)
+        path[0] = '\0';
+    return path;
+}
+
+long long it_sql(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    long long v = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        } else {
+            fprintf(stderr, "sql: %s: %s\n", sql, sqlite3_errmsg(h));
+        }
+    }
+    sqlite3_close(h);
+    return v;
+}
+
+int it_wav_info(const char *path, unsigned *channels, long *header_frames, long *size_frames)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    unsigned char h[44];
+    size_t got = fread(h, 1, sizeof h, f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    if (got != sizeof h || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4)) return -1;
+    *channels = h[22] | h[23] << 8;
+    unsigned long data = (unsigned long)h[40] | (unsigned long)h[41] << 8 |
+                         (unsigned long)h[42] << 16 | (unsigned long)h[43] << 24;
+    unsigned frame = *channels * 2;
+    *header_frames = (long)(data / frame);
+    *size_frames = (size - 44) / (long)frame;
+    return 0;
+}

@@ -1,0 +1,126 @@
+/* Integration tests: the real binary on a loopback port with a fresh DATA_DIR, driven by
+ * raw sockets and by `callstream sim`, checked through its API, its metrics, its files
+ * and its SQLite database. Checks count failures instead of aborting, so one run reports
+ * everything that is wrong. */
+#ifndef IT_UTIL_H
+#define IT_UTIL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/buf.h"
+#include "net/ws.h"
+
+/* ---- checks ---- */
+
+extern int it_failures;
+#define IT_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) it_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                              \
+    } while (0)
+void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Exit code for main: 0 when every check passed. */
+int it_done(const char *name);
+
+void it_sleep_ms(int ms);
+
+/* ---- the server ---- */
+
+typedef struct it_server {
+    pid_t pid;
+    int port;
+    char dir[256];  /* the test's temp dir */
+    char data[300]; /* DATA_DIR inside it */
+    char log[300];  /* the server's output */
+    char url[64];   /* http://127.0.0.1:PORT */
+} it_server;
+
+/* Starts `callstream serve` on a free port with a new DATA_DIR and `args` (a NULL-ended
+ * list of "--flag", "value" pairs); waits until /health answers. 0 or -1. */
+int it_server_start(it_server *s, const char *const *args);
+/* Starts it again on the same port and DATA_DIR (after a stop or a crash). */
+int it_server_restart(it_server *s, const char *const *args);
+/* Sends `sig` and waits up to timeout_ms; returns the exit status, or -1 if it had to be
+ * killed or died of a signal. */
+int it_server_stop(it_server *s, int sig, int timeout_ms);
+/* Lines of the server's log holding `needle`. */
+int it_log_count(const it_server *s, const char *needle);
+/* Removes the temp dir (kept when checks failed, for a look). */
+void it_server_cleanup(it_server *s);
+
+/* ---- HTTP ---- */
+
+typedef struct it_resp {
+    int status;
+    char head[8192];
+    char *body; /* NUL-terminated */
+    size_t body_len;
+    cJSON *json; /* when the body is JSON */
+} it_resp;
+
+/* Sends raw bytes and reads the answer until the server closes. 0 or -1. */
+int it_http_raw(int port, const void *req, size_t len, it_resp *r);
+/* A request with "Connection: close"; `headers` are extra lines or NULL. */
+int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
+            it_resp *r);
+void it_resp_free(it_resp *r);
+/* The first line of the head containing `name` (case-insensitive), or NULL. */
+const char *it_header(const it_resp *r, const char *name);
+/* GET a JSON document; NULL unless 200 and JSON. Caller frees with cJSON_Delete. */
+cJSON *it_get_json(int port, const char *target);
+/* The live stream `sid` in /streams (a detached copy, caller frees), polling up to
+ * timeout_ms until `ready` says yes (NULL: any). */
+cJSON *it_live_stream(int port, const char *sid, bool (*ready)(const cJSON *stream),
+                      int timeout_ms);
+/* A value from /metrics ("name" or "name{labels}"), -1 if absent. */
+double it_metric(int port, const char *series);
+
+/* ---- the simulator ---- */
+
+/* Runs `callstream sim --url <server> <args>` (a printf format) to the end and returns
+ * its JSON summary (NULL on failure); *exit gets its exit status. */
+cJSON *it_sim(const it_server *s, int *exit_status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Starts it in the background; it_sim_wait collects the summary. */
+pid_t it_sim_spawn(const it_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+cJSON *it_sim_wait(pid_t pid, int *exit_status);
+
+/* ---- a raw WebSocket client ---- */
+
+typedef struct it_ws {
+    int fd;
+    cs_ws_reader reader;
+    cs_buf in;
+} it_ws;
+
+/* Opens `path` with the given extra header lines; 0 on 101, else the HTTP status (or -1
+ * if there was none). */
+int it_ws_connect(it_ws *w, int port, const char *path, const char *extra);
+/* A well-formed masked frame. */
+int it_ws_send(it_ws *w, enum cs_ws_op op, const void *data, size_t len);
+int it_ws_send_text(it_ws *w, const char *text);
+/* Bytes exactly as given. */
+int it_ws_send_raw(it_ws *w, const void *bytes, size_t n);
+/* The next event within timeout_ms: 1, 0 on timeout, -1 when the socket closed. */
+int it_ws_next(it_ws *w, cs_ws_event *ev, int timeout_ms);
+/* Reads until the server's close frame; its code, or -1 if none came. */
+int it_ws_close_code(it_ws *w, int timeout_ms);
+void it_ws_close(it_ws *w);
+
+/* ---- files ---- */
+
+/* A file of the speech corpus (CS_CORPUS), e.g. "wav/jfk_inaugural_1961.wav". */
+const char *it_corpus(const char *rel);
+/* DATA_DIR/recordings/<sid>.wav (a static buffer). */
+const char *it_recording(const it_server *s, const char *sid);
+/* DATA_DIR/callstream.db (a static buffer). */
+const char *it_db(const it_server *s);
+/* One integer from a query on a SQLite file; -1 on error. */
+long long it_sql(const char *db, const char *sql);
+/* Channels and frames of a WAV, from its header and from its size. 0 or -1. */
+int it_wav_info(const char *path, unsigned *channels, long *header_frames, long *size_frames);
+
+#endif
