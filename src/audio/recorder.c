@@ -41,16 +41,17 @@ struct cs_recording {
     cs_recorders *owner;
     unsigned channels;
     char name[64];
-    chunk *cur;              /* loop: the chunk being filled */
+    chunk *cur; /* loop: the chunk being filled */
     bool drop_logged;
-    char path[PATH_MAX];     /* loop: set once the writer opened the file */
-    char wpath[PATH_MAX];    /* writer: the file it opened */
-    cs_wav_writer w;         /* writer */
-    int err;                 /* writer: first error */
-    uint64_t header_due_ms;  /* writer */
+    char path[PATH_MAX];    /* loop: set once the writer opened the file */
+    char wpath[PATH_MAX];   /* writer: the file it opened */
+    cs_wav_writer w;        /* writer */
+    int err;                /* writer: first error */
+    uint64_t header_due_ms; /* writer */
     cs_job open_job, close_job;
     cs_recording_done_fn done;
     void *done_data;
+    cs_recording *prev, *next; /* loop: the owner's recordings not closed yet */
 };
 
 /* The writer lays out one stretch of a file at a time. */
@@ -69,7 +70,8 @@ struct cs_recorders {
     chunk *free_chunks;
     cs_recorders_stats stats;
     cs_job repair_job;
-    window win; /* writer's scratch */
+    cs_recording *open; /* loop: recordings not closed yet */
+    window win;         /* writer's scratch */
 };
 
 /* ---- writer thread ---- */
@@ -97,7 +99,12 @@ static int load(cs_recording *rec, int16_t *dst, uint64_t from, size_t n)
     if (avail > bytes) avail = bytes;
     off_t off = CS_WAV_HEADER_LEN + (off_t)(from * rec->channels * 2);
     ssize_t got = pread(rec->w.fd, dst, avail, off);
-    return got < 0 ? -errno : 0;
+    if (got < 0) return -errno;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (size_t i = 0; i < (size_t)got / 2; i++) /* WAV samples are little-endian */
+        dst[i] = (int16_t)__builtin_bswap16((uint16_t)dst[i]);
+#endif
+    return 0;
 }
 
 static void win_flush(cs_recording *rec, window *win)
@@ -193,9 +200,9 @@ static void open_work(cs_job *job)
     cs_recorders *r = rec->owner;
     int rc = -EEXIST;
     for (int i = 1; i <= MAX_SUFFIX && rc == -EEXIST; i++) {
-        int len = i == 1 ? snprintf(rec->wpath, sizeof rec->wpath, "%s/%s.wav", r->dir, rec->name)
-                         : snprintf(rec->wpath, sizeof rec->wpath, "%s/%s-%d.wav", r->dir,
-                                    rec->name, i);
+        int len =
+            i == 1 ? snprintf(rec->wpath, sizeof rec->wpath, "%s/%s.wav", r->dir, rec->name)
+                   : snprintf(rec->wpath, sizeof rec->wpath, "%s/%s-%d.wav", r->dir, rec->name, i);
         if (len < 0 || (size_t)len >= sizeof rec->wpath) {
             rc = -ENAMETOOLONG;
             break;
@@ -230,13 +237,16 @@ static void close_work(cs_job *job)
         int rc = cs_wav_writer_close(&rec->w, true);
         if (rc < 0) note_error(rec, rc, "closing");
     }
+    cs_recorders *r = rec->owner;
+    pthread_mutex_lock(&r->lock);
+    r->stats.closed++;
+    pthread_mutex_unlock(&r->lock);
 }
 
+/* May run after cs_recorders_free: touches nothing but `rec`. */
 static void close_done(cs_job *job)
 {
     cs_recording *rec = (cs_recording *)((char *)job - offsetof(cs_recording, close_job));
-    cs_recorders *r = rec->owner;
-    r->stats.closed++;
     if (rec->done) rec->done(rec->done_data, rec->wpath, rec->w.frames, rec->err);
     free(rec);
 }
@@ -354,7 +364,7 @@ void cs_recording_flush(cs_recording *rec)
 static bool name_ok(const char *name)
 {
     size_t n = strlen(name);
-    if (n == 0 || n >= sizeof ((cs_recording *)0)->name) return false;
+    if (n == 0 || n >= sizeof((cs_recording *)0)->name) return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
@@ -374,6 +384,9 @@ int cs_recording_open(cs_recorders *r, const char *name, unsigned channels, cs_r
     snprintf(rec->name, sizeof rec->name, "%s", name);
     rec->open_job = (cs_job){.work = open_work, .done = open_done};
     rec->close_job = (cs_job){.work = close_work, .done = close_done};
+    rec->next = r->open;
+    if (r->open) r->open->prev = rec;
+    r->open = rec;
     r->stats.opened++;
     cs_worker_post_force(r->worker, &rec->open_job);
     *out = rec;
@@ -387,10 +400,16 @@ const char *cs_recording_path(const cs_recording *rec)
 
 void cs_recording_close(cs_recording *rec, cs_recording_done_fn done, void *data)
 {
+    cs_recorders *r = rec->owner;
+    if (rec->prev)
+        rec->prev->next = rec->next;
+    else
+        r->open = rec->next;
+    if (rec->next) rec->next->prev = rec->prev;
     post(rec);
     rec->done = done;
     rec->done_data = data;
-    cs_worker_post_force(rec->owner->worker, &rec->close_job);
+    cs_worker_post_force(r->worker, &rec->close_job);
 }
 
 /* ---- the writer ---- */
@@ -423,7 +442,8 @@ int cs_recorders_new(cs_recorders **out, cs_mailbox *mb, const char *dir,
     r->mb = mb;
     r->header_interval_ms = header_interval_s * 1000u;
     pthread_mutex_init(&r->lock, NULL);
-    rc = cs_worker_start(&r->worker, "recorder", SIZE_MAX, mb, NULL);
+    cs_worker_hooks hooks = {.linger_ms = CS_REC_LINGER_MS};
+    rc = cs_worker_start(&r->worker, "recorder", SIZE_MAX, mb, &hooks);
     if (rc < 0) {
         pthread_mutex_destroy(&r->lock);
         free(r);
@@ -438,6 +458,7 @@ int cs_recorders_new(cs_recorders **out, cs_mailbox *mb, const char *dir,
 void cs_recorders_free(cs_recorders *r)
 {
     if (!r) return;
+    while (r->open) cs_recording_close(r->open, NULL, NULL);
     cs_worker_stop(r->worker);
     while (r->free_chunks) {
         chunk *next = (chunk *)r->free_chunks->job.next;

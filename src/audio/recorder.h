@@ -14,11 +14,13 @@
 #include "core/worker.h"
 
 #define CS_REC_RATE        8000
-#define CS_REC_CHUNK_BYTES 4096       /* loop-side batch: ≈ 0.25–0.5 s of one call */
-#define CS_REC_BACKLOG_MAX (64u << 20) /* chunk bytes waiting for the disk; beyond, chunks
-                                         are dropped (counted and logged): the one point
-                                         where a recording can lose audio */
-#define CS_REC_WINDOW      8192       /* frames the writer lays out per write */
+#define CS_REC_CHUNK_BYTES 4096 /* loop-side batch: ≈ 0.25–0.5 s of one call */
+#define CS_REC_BACKLOG_MAX                                                                         \
+    (64u << 20)               /* chunk bytes waiting for the disk; beyond, chunks                  \
+                                are dropped (counted and logged): the one point                    \
+                                where a recording can lose audio */
+#define CS_REC_WINDOW    8192 /* frames the writer lays out per write */
+#define CS_REC_LINGER_MS 100  /* chunks gather this long per wake-up of the writer */
 
 typedef struct cs_recorders cs_recorders;
 typedef struct cs_recording cs_recording;
@@ -39,7 +41,9 @@ typedef void (*cs_recording_done_fn)(void *data, const char *path, uint64_t fram
  * through `mb`. Unfinished files from a crash are repaired first, on the writer. */
 int cs_recorders_new(cs_recorders **out, cs_mailbox *mb, const char *dir,
                      unsigned header_interval_s);
-/* Writes everything queued, finalizes open files and stops the thread. */
+/* Writes everything queued, finalizes open files and stops the thread. Recordings not
+ * closed yet are closed without a done callback (their handles are gone); done callbacks
+ * already due run from the mailbox, possibly after this returns. */
 void cs_recorders_free(cs_recorders *r);
 void cs_recorders_stats_get(cs_recorders *r, cs_recorders_stats *out);
 

@@ -313,9 +313,14 @@ int cs_wav_writer_write(cs_wav_writer *w, uint64_t pos, const int16_t *frames, s
     if (w->fd < 0) return -EBADF;
     uint64_t frame_bytes = w->channels * 2, max_frames = MAX_DATA_BYTES / frame_bytes;
     if (pos > max_frames || nframes > max_frames - pos) return -EFBIG;
-    uint8_t block[WRITE_BLOCK];
     size_t total = nframes * w->channels;
     uint64_t off = CS_WAV_HEADER_LEN + pos * frame_bytes;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* The samples are in the file's byte order already: one write. */
+    int rc = pwrite_all(w->fd, (const uint8_t *)frames, total * 2, off);
+    if (rc < 0) return rc;
+#else
+    uint8_t block[WRITE_BLOCK];
     for (size_t i = 0; i < total;) {
         size_t k = total - i < sizeof block / 2 ? total - i : sizeof block / 2;
         for (size_t j = 0; j < k; j++) put16(block + 2 * j, (uint16_t)frames[i + j]);
@@ -324,6 +329,7 @@ int cs_wav_writer_write(cs_wav_writer *w, uint64_t pos, const int16_t *frames, s
         i += k;
         off += 2 * k;
     }
+#endif
     if (nframes > 0 && pos + nframes > w->frames) w->frames = pos + nframes;
     return 0;
 }

@@ -241,7 +241,8 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     s->mode = mode;
     s->sink = *sink;
     s->owner = owner;
-    s->started_ms = cs_wall_ms();
+    /* The first stream starts the call's timeline: its offset is exactly 0. */
+    s->started_ms = fresh ? call->started_ms : cs_wall_ms();
     s->offset_ms = s->started_ms - call->started_ms;
     s->last_seq = start->seq;
     if (pre) s->stats = *pre;
@@ -299,7 +300,8 @@ static void on_media(cs_stream *s, const cs_pevent *ev)
     uint64_t ts = ev->media.timestamp_ms + (uint64_t)s->offset_ms;
     /* A jump of more than a frame means lost packets: the gap stays silent. */
     if (s->next_ts[t] && ts > s->next_ts[t] + 20) s->stats.ts_gaps++;
-    s->next_ts[t] = ts + n / CS_FRAMES_PER_MS;
+    /* A late frame fills a hole behind; it does not move the expected time back. */
+    if (ts + n / CS_FRAMES_PER_MS > s->next_ts[t]) s->next_ts[t] = ts + n / CS_FRAMES_PER_MS;
     uint64_t pos = ts * CS_FRAMES_PER_MS;
     cs_call *call = s->call;
     /* Twilio's own outbound track (one-way streams) is the other party: channel 1. */

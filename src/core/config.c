@@ -141,10 +141,18 @@ int cs_config_load(cs_config *c, const char *env_file, int argc, char **argv, in
     }
     if (rc) return rc;
 
-    /* Flags may name the .env file, so find that first. */
+    /* Flags may name the .env file, so find that first, stepping over flags and their
+     * values as the loop below does. */
     for (int i = *argi; i < argc; i++) {
-        if (strncmp(argv[i], "--env-file=", 11) == 0) env_file = argv[i] + 11;
-        if (strcmp(argv[i], "--env-file") == 0 && i + 1 < argc) env_file = argv[i + 1];
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) continue;
+        if (strncmp(a, "--", 2) != 0) break;
+        if (strncmp(a, "--env-file=", 11) == 0) {
+            env_file = a + 11;
+        } else if (!strchr(a, '=')) {
+            i++; /* its value */
+            if (i < argc && strcmp(a, "--env-file") == 0) env_file = argv[i];
+        }
     }
     const char *path = env_file ? env_file : ".env";
     env_file_ctx x = {c, err, 0};
@@ -175,12 +183,9 @@ int cs_config_load(cs_config *c, const char *env_file, int argc, char **argv, in
         const char *eq = strchr(name, '=');
         size_t n = eq ? (size_t)(eq - name) : strlen(name);
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
-        if (n == 8 && memcmp(name, "env-file", 8) == 0) {
-            i += eq ? 1 : 2;
-            continue;
-        }
+        bool is_env_file = n == 8 && memcmp(name, "env-file", 8) == 0; /* already read */
         const setting *s = by_flag(name, n);
-        if (!s) {
+        if (!s && !is_env_file) {
             cs_buf_printf(err, "unknown option %s (see --help)", a);
             return CS_ECONFIG;
         }
@@ -188,7 +193,7 @@ int cs_config_load(cs_config *c, const char *env_file, int argc, char **argv, in
             cs_buf_printf(err, "option --%.*s needs a value", (int)n, name);
             return CS_ECONFIG;
         }
-        if ((rc = set(c, s, value, "flag", err)) < 0) return rc;
+        if (s && (rc = set(c, s, value, "flag", err)) < 0) return rc;
         i += eq ? 1 : 2;
     }
     *argi = i;

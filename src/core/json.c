@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void cs_json_init(cs_json *j, cs_buf *out)
@@ -12,9 +13,14 @@ void cs_json_init(cs_json *j, cs_buf *out)
     j->out = out;
 }
 
+static void fail(cs_json *j, int err)
+{
+    if (!j->err) j->err = err;
+}
+
 int cs_json_end(cs_json *j)
 {
-    if (!j->err && j->depth != 0) j->err = -EINVAL;
+    if (j->depth != 0 || j->after_key) fail(j, -EINVAL);
     return j->err;
 }
 
@@ -23,32 +29,38 @@ static void put(cs_json *j, const char *s, size_t n)
     if (!j->err) j->err = cs_buf_append(j->out, s, n);
 }
 
-/* Writes the separator a new value needs. */
+/* Before a value: checks it may come here and writes the separator it needs. */
 static void sep(cs_json *j)
 {
     if (j->after_key) {
         j->after_key = false;
         return;
     }
-    if (j->count[j->depth]) put(j, ",", 1);
-    if (j->count[j->depth] < UINT8_MAX) j->count[j->depth]++;
+    if (j->kind[j->depth] == '{' || (j->depth == 0 && j->any[0])) {
+        fail(j, -EINVAL); /* an object's value needs its key; one top-level value only */
+        return;
+    }
+    if (j->any[j->depth]) put(j, ",", 1);
+    j->any[j->depth] = true;
 }
 
 static void open(cs_json *j, char c)
 {
     sep(j);
-    put(j, &c, 1);
-    if (j->depth + 1 >= CS_JSON_MAX_DEPTH) {
-        if (!j->err) j->err = -EMSGSIZE;
+    if (j->depth == CS_JSON_MAX_DEPTH) {
+        fail(j, -EMSGSIZE);
         return;
     }
-    j->count[++j->depth] = 0;
+    put(j, &c, 1);
+    j->depth++;
+    j->any[j->depth] = false;
+    j->kind[j->depth] = c;
 }
 
-static void close_(cs_json *j, char c)
+static void close_(cs_json *j, char open_c, char c)
 {
-    if (j->depth == 0) {
-        if (!j->err) j->err = -EINVAL;
+    if (j->depth == 0 || j->kind[j->depth] != open_c || j->after_key) {
+        fail(j, -EINVAL);
         return;
     }
     j->depth--;
@@ -61,7 +73,7 @@ void cs_json_obj(cs_json *j)
 }
 void cs_json_obj_end(cs_json *j)
 {
-    close_(j, '}');
+    close_(j, '{', '}');
 }
 void cs_json_arr(cs_json *j)
 {
@@ -69,12 +81,17 @@ void cs_json_arr(cs_json *j)
 }
 void cs_json_arr_end(cs_json *j)
 {
-    close_(j, ']');
+    close_(j, '[', ']');
 }
 
 void cs_json_key(cs_json *j, const char *key)
 {
-    sep(j);
+    if (j->kind[j->depth] != '{' || j->after_key) {
+        fail(j, -EINVAL);
+        return;
+    }
+    if (j->any[j->depth]) put(j, ",", 1);
+    j->any[j->depth] = true;
     if (!j->err) j->err = cs_json_escape(j->out, key, strlen(key));
     put(j, ":", 1);
     j->after_key = true;
@@ -90,13 +107,27 @@ int cs_json_escape(cs_buf *out, const char *s, size_t n)
         const char *esc = NULL;
         char u[6];
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
         default:
             if (c < 0x20) {
                 memcpy(u, "\\u00", 4);
@@ -151,9 +182,12 @@ void cs_json_double(cs_json *j, double v)
         cs_json_null(j);
         return;
     }
+    /* %.15g reads better; %.17g where it takes that many digits to read back the same value. */
     char t[32];
+    int n = snprintf(t, sizeof t, "%.15g", v);
+    if (strtod(t, NULL) != v) n = snprintf(t, sizeof t, "%.17g", v);
     sep(j);
-    put(j, t, (size_t)snprintf(t, sizeof t, "%.6g", v));
+    put(j, t, (size_t)n);
 }
 
 void cs_json_bool(cs_json *j, bool v)

@@ -1,5 +1,7 @@
-/* JSON writer into a cs_buf: commas and nesting are tracked, strings escaped, the first
- * error is kept (and reported by cs_json_end). Reading JSON is cJSON's job. */
+/* JSON writer into a cs_buf: commas and nesting are tracked, strings escaped, misuse
+ * refused (a key outside an object, a value without its key, a close of the wrong kind,
+ * a second top-level value: -EINVAL), and the first error kept and reported by
+ * cs_json_end, so what it returns 0 for is valid JSON. Reading JSON is cJSON's job. */
 #ifndef CS_JSON_H
 #define CS_JSON_H
 
@@ -9,14 +11,15 @@
 
 #include "core/buf.h"
 
-#define CS_JSON_MAX_DEPTH 32
+#define CS_JSON_MAX_DEPTH 32 /* containers open at once */
 
 typedef struct cs_json {
     cs_buf *out;
-    int depth;
-    int err;                           /* first error, 0 if none */
-    bool after_key;                    /* a key was written, its value comes next */
-    uint8_t count[CS_JSON_MAX_DEPTH];  /* elements so far at each depth (saturating) */
+    int depth;                        /* containers open */
+    int err;                          /* first error, 0 if none */
+    bool after_key;                   /* a key was written, its value comes next */
+    bool any[CS_JSON_MAX_DEPTH + 1];  /* [d]: something was written at depth d */
+    char kind[CS_JSON_MAX_DEPTH + 1]; /* [d]: '{' or '[' of the container at depth d */
 } cs_json;
 
 /* Appends to `out` (not emptied). */

@@ -42,6 +42,15 @@ const cs_log_ctx *cs_log_set_ctx(const cs_log_ctx *ctx)
 
 void cs_log_write(enum cs_log_level level, const char *fmt, ...)
 {
+    /* The context is on every line: it is formatted first and a long message gives way. */
+    char ctx_text[256];
+    int c = 0;
+    const cs_log_ctx *ctx = cur_ctx;
+    if (ctx && ctx->call) c = snprintf(ctx_text, sizeof ctx_text, " call=%s", ctx->call);
+    if (ctx && ctx->stream && c < (int)sizeof ctx_text - 1)
+        c += snprintf(ctx_text + c, sizeof ctx_text - c, " stream=%s", ctx->stream);
+    if (c >= (int)sizeof ctx_text) c = sizeof ctx_text - 1;
+
     char line[CS_LOG_LINE_MAX];
     struct timespec ts;
     struct tm tm;
@@ -50,17 +59,15 @@ void cs_log_write(enum cs_log_level level, const char *fmt, ...)
     int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
     n += snprintf(line + n, sizeof line - n, ".%03ldZ %-5s ", ts.tv_nsec / 1000000,
                   level_names[level]);
+    int room = (int)sizeof line - c; /* for the message and its NUL */
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
+    int m = vsnprintf(line + n, room - n, fmt, ap);
     va_end(ap);
-    n = m < 0 ? n : (n + m >= (int)sizeof line ? (int)sizeof line - 1 : n + m);
-    const cs_log_ctx *ctx = cur_ctx;
-    if (ctx && ctx->call && n < (int)sizeof line - 1)
-        n += snprintf(line + n, sizeof line - n, " call=%s", ctx->call);
-    if (ctx && ctx->stream && n < (int)sizeof line - 1)
-        n += snprintf(line + n, sizeof line - n, " stream=%s", ctx->stream);
-    if (n >= (int)sizeof line) n = sizeof line - 1;
+    n = m < 0 ? n : (n + m >= room ? room - 1 : n + m);
+    memcpy(line + n, ctx_text, (size_t)c);
+    n += c;
+    line[n] = '\0';
 
     pthread_mutex_lock(&sink_lock);
     if (sink_fn) {

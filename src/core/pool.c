@@ -11,6 +11,8 @@ struct cs_pool_block {
 
 void *cs_pool_alloc(cs_pool *p, size_t n)
 {
+    size_t max = p->max ? p->max : CS_POOL_MAX;
+    if (n > max) return NULL; /* never fits, and rounding it up could wrap to 0 */
     n = (n + 7) & ~(size_t)7;
     if (p->blocks && p->blocks->size - p->used >= n) {
         void *r = p->blocks->data + p->used;
@@ -18,7 +20,7 @@ void *cs_pool_alloc(cs_pool *p, size_t n)
         return r;
     }
     size_t size = n > CS_POOL_BLOCK ? n : CS_POOL_BLOCK;
-    if (p->total + size > (p->max ? p->max : CS_POOL_MAX)) return NULL;
+    if (p->total + size > max) return NULL;
     cs_pool_block *b = malloc(sizeof *b + size);
     if (!b) return NULL;
     b->size = size;

@@ -38,7 +38,7 @@ int cs_str_to_u64(cs_str s, uint64_t max, uint64_t *out)
     for (size_t i = 0; i < s.n; i++) {
         unsigned d = (unsigned)(s.p[i] - '0');
         if (d > 9) return CS_EPARSE;
-        if (v > (max - d) / 10) return CS_EPARSE;
+        if (d > max || v > (max - d) / 10) return CS_EPARSE; /* v * 10 + d > max */
         v = v * 10 + d;
     }
     *out = v;

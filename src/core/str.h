@@ -30,7 +30,7 @@ static inline bool cs_str_eq(cs_str a, cs_str b)
 static inline bool cs_str_eqz(cs_str a, const char *s)
 {
     size_t n = strlen(s);
-    return a.n == n && memcmp(a.p, s, n) == 0;
+    return a.n == n && (n == 0 || memcmp(a.p, s, n) == 0);
 }
 
 /* ASCII case-insensitive equality (header names, tokens). */

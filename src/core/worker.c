@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/err.h"
 
@@ -103,6 +104,14 @@ static void *worker_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (!w->head && !w->stopping) pthread_cond_wait(&w->cond, &w->lock);
+        if (w->hooks.linger_ms && !w->stopping) {
+            /* Posts meanwhile find no waiter, so they cost no system call. */
+            pthread_mutex_unlock(&w->lock);
+            struct timespec ts = {w->hooks.linger_ms / 1000,
+                                  (long)(w->hooks.linger_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&w->lock);
+        }
         cs_job *list = w->head;
         size_t n = w->depth;
         w->head = w->tail = NULL;

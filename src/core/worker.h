@@ -40,6 +40,9 @@ typedef struct cs_worker_hooks {
     void (*batch_begin)(void *data, size_t jobs);
     void (*batch_end)(void *data);
     void *data;
+    /* Once a job arrives, wait this long for more before running them: one wake-up and
+     * one batch instead of one per job, at the price of that much delay. 0: none. */
+    unsigned linger_ms;
 } cs_worker_hooks;
 
 typedef struct cs_worker cs_worker;

@@ -72,8 +72,15 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
     }
     /* The stream URL is the public URL with ws(s) for http(s): Twilio signs it as such. */
     const char *rest = strstr(gw->public_url, "://");
-    snprintf(gw->stream_url, sizeof gw->stream_url, "%s%s/twilio/media", u.tls ? "wss" : "ws", rest);
-    snprintf(gw->status_url, sizeof gw->status_url, "%s/twilio/stream-status", gw->public_url);
+    int a = snprintf(gw->stream_url, sizeof gw->stream_url, "%s%s/twilio/media",
+                     u.tls ? "wss" : "ws", rest);
+    int b = snprintf(gw->status_url, sizeof gw->status_url, "%s/twilio/stream-status",
+                     gw->public_url);
+    if (a < 0 || b < 0 || (size_t)a >= sizeof gw->stream_url ||
+        (size_t)b >= sizeof gw->status_url) {
+        cs_buf_printf(err, "PUBLIC_URL: longer than %zu characters", sizeof gw->public_url - 32);
+        return CS_ECONFIG;
+    }
     return 0;
 }
 

@@ -54,22 +54,22 @@ static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_CALL_UPSERT] =
-        "INSERT INTO calls (" CALL_COLUMNS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
-        " ON CONFLICT(sid) DO UPDATE SET"
-        " account_sid = COALESCE(excluded.account_sid, account_sid),"
-        " from_number = COALESCE(excluded.from_number, from_number),"
-        " to_number = COALESCE(excluded.to_number, to_number),"
-        " direction = COALESCE(excluded.direction, direction),"
-        " status = COALESCE(excluded.status, status),"
-        " params = COALESCE(excluded.params, params),"
-        " summary = COALESCE(excluded.summary, summary),"
-        " recording = COALESCE(excluded.recording, recording),"
-        " recording_ms = COALESCE(excluded.recording_ms, recording_ms),"
-        " created_at = MIN(created_at, excluded.created_at),"
-        " started_at = COALESCE(started_at, excluded.started_at),"
-        " ended_at = COALESCE(excluded.ended_at, ended_at),"
-        " updated_at = excluded.updated_at",
+    [S_CALL_UPSERT] = "INSERT INTO calls (" CALL_COLUMNS
+                      ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
+                      " ON CONFLICT(sid) DO UPDATE SET"
+                      " account_sid = COALESCE(excluded.account_sid, account_sid),"
+                      " from_number = COALESCE(excluded.from_number, from_number),"
+                      " to_number = COALESCE(excluded.to_number, to_number),"
+                      " direction = COALESCE(excluded.direction, direction),"
+                      " status = COALESCE(excluded.status, status),"
+                      " params = COALESCE(excluded.params, params),"
+                      " summary = COALESCE(excluded.summary, summary),"
+                      " recording = COALESCE(excluded.recording, recording),"
+                      " recording_ms = COALESCE(excluded.recording_ms, recording_ms),"
+                      " created_at = MIN(created_at, excluded.created_at),"
+                      " started_at = COALESCE(started_at, excluded.started_at),"
+                      " ended_at = COALESCE(excluded.ended_at, ended_at),"
+                      " updated_at = excluded.updated_at",
     [S_STREAM_UPSERT] =
         "INSERT INTO streams (sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats)"
         " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
@@ -127,8 +127,7 @@ static int migrate(db *d, cs_buf *err)
     sqlite3_finalize(q);
     int want = (int)(sizeof migrations / sizeof *migrations);
     if (have > want) {
-        cs_buf_printf(err, "the database is at schema %d, newer than this build (%d)", have,
-                      want);
+        cs_buf_printf(err, "the database is at schema %d, newer than this build (%d)", have, want);
         return CS_EBACKEND;
     }
     for (int v = have + 1; v <= want; v++) {
@@ -309,8 +308,8 @@ static void read_call(cs_store_query *q, sqlite3_stmt *st, cs_call_row *c)
 }
 
 /* Steps `st` collecting up to `max` rows of `size` bytes through `read`. */
-static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size_t max,
-                   void **rows, size_t *n, void (*read)(cs_store_query *, sqlite3_stmt *, void *))
+static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size_t max, void **rows,
+                   size_t *n, void (*read)(cs_store_query *, sqlite3_stmt *, void *))
 {
     size_t cap = 16;
     char *arr = cs_store_alloc(q, cap * size);

@@ -14,7 +14,7 @@
 #include "core/err.h"
 #include "core/log.h"
 
-#define SPILL_NAME "store-spill.jsonl"
+#define SPILL_NAME     "store-spill.jsonl"
 #define SPILL_LINE_MAX (1u << 20)
 
 static const cs_store_ops *const backends[] = {&cs_store_sqlite};
@@ -32,6 +32,7 @@ struct cs_store {
     pthread_mutex_t spill_lock;
     char spill_path[4096];
     atomic_bool spill_pending;
+    atomic_int_fast64_t closing_since_ms; /* 0 until cs_store_close */
     /* counters: loop and store thread */
     pthread_mutex_t stats_lock;
     cs_store_stats stats;
@@ -83,7 +84,23 @@ static unsigned backoff_ms(unsigned attempt)
     return base * 3 / 4 + r % (base / 2 + 1);
 }
 
-/* Writes the batch in one transaction, retrying until the database takes it. */
+static size_t append_spill(cs_store *s, cs_store_rec **recs, size_t n);
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool closing_too_long(cs_store *s)
+{
+    int64_t since = atomic_load(&s->closing_since_ms);
+    return since && mono_ms() - since > CS_STORE_CLOSE_WAIT_MS;
+}
+
+/* Writes the batch in one transaction, retrying until the database takes it (or, while
+ * closing, until CS_STORE_CLOSE_WAIT_MS has passed). */
 static void commit_batch(cs_store *s)
 {
     if (s->nbatch == 0) return;
@@ -97,6 +114,18 @@ static void commit_batch(cs_store *s)
         }
         s->ops->rollback(s->db);
         count(s, &s->stats.failures, 1);
+        if (closing_too_long(s)) {
+            /* Shutdown must end: what the database will not take waits in the spill file
+             * for the next start. */
+            pthread_mutex_lock(&s->spill_lock);
+            size_t saved = append_spill(s, s->batch, s->nbatch);
+            pthread_mutex_unlock(&s->spill_lock);
+            cs_error("store: the database still fails at shutdown (%s); %zu record(s) kept in "
+                     "%s for the next start",
+                     cs_strerror(rc), saved, s->spill_path);
+            s->nbatch = 0;
+            return;
+        }
         unsigned wait = backoff_ms(attempt);
         if (attempt == 0 || attempt % 20 == 0)
             cs_warn("store: a batch of %zu record(s) failed (%s); retrying in %u ms", s->nbatch,
@@ -111,10 +140,28 @@ static void commit_batch(cs_store *s)
     s->nbatch = 0;
 }
 
-static void rec_work(cs_job *job)
+static bool rec_has_keys(const cs_store_rec *rec)
 {
-    cs_store_rec *rec = (cs_store_rec *)job;
-    cs_store *s = rec->store;
+    switch (rec->kind) {
+    case CS_REC_CALL:
+        return rec->call.sid != NULL;
+    case CS_REC_STREAM:
+        return rec->stream.sid && rec->stream.call_sid;
+    case CS_REC_EVENT:
+        return rec->event.call_sid && rec->event.type;
+    }
+    return false;
+}
+
+/* A record without its keys could never be written, and retrying it would hold up every
+ * record behind it: it is dropped with an error instead. */
+static bool batch_add(cs_store *s, cs_store_rec *rec)
+{
+    if (!rec_has_keys(rec)) {
+        cs_error("store: dropping a record (kind %d) without its keys", (int)rec->kind);
+        rec_free(rec);
+        return false;
+    }
     if (s->nbatch == s->batch_cap) {
         cs_store_rec **b = realloc(s->batch, s->batch_cap * 2 * sizeof *b);
         if (b) {
@@ -125,6 +172,13 @@ static void rec_work(cs_job *job)
         }
     }
     s->batch[s->nbatch++] = rec;
+    return true;
+}
+
+static void rec_work(cs_job *job)
+{
+    cs_store_rec *rec = (cs_store_rec *)job;
+    batch_add(rec->store, rec);
 }
 
 static void query_work(cs_job *job)
@@ -273,23 +327,29 @@ static cs_store_rec *rec_from_json(const char *line)
     return rec;
 }
 
-/* Loop thread, queue full: append to the spill file (page cache, no sync). */
+/* Appends records to the spill file (page cache, no sync) and frees them; spill_lock
+ * held. Returns how many were saved; the rest are lost, and said so. */
+static size_t append_spill(cs_store *s, cs_store_rec **recs, size_t n)
+{
+    FILE *f = fopen(s->spill_path, "a");
+    size_t saved = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *line = f ? rec_to_json(recs[i]) : NULL;
+        if (line && fprintf(f, "%s\n", line) > 0) saved++;
+        free(line);
+        rec_free(recs[i]);
+    }
+    if (f && fclose(f) != 0) saved = 0;
+    if (saved < n)
+        cs_error("store: cannot spill to %s: %zu record(s) lost", s->spill_path, n - saved);
+    count(s, &s->stats.spilled, saved);
+    return saved;
+}
+
+/* Loop thread, queue full, spill_lock held. */
 static void spill(cs_store *s, cs_store_rec *rec)
 {
-    char *line = rec_to_json(rec);
-    pthread_mutex_lock(&s->spill_lock);
-    FILE *f = line ? fopen(s->spill_path, "a") : NULL;
-    bool ok = f && fprintf(f, "%s\n", line) > 0;
-    if (f && fclose(f) != 0) ok = false;
-    pthread_mutex_unlock(&s->spill_lock);
-    free(line);
-    if (!ok) {
-        cs_error("store: queue full and cannot spill to %s: a record is lost", s->spill_path);
-    } else {
-        atomic_store(&s->spill_pending, true);
-        count(s, &s->stats.spilled, 1);
-    }
-    rec_free(rec);
+    if (append_spill(s, &rec, 1)) atomic_store(&s->spill_pending, true);
 }
 
 /* Store thread: writes the records of a spill file, then removes it. */
@@ -305,9 +365,7 @@ static void replay_file(cs_store *s, const char *path)
             cs_warn("store: skipping an unreadable line in %s", path);
             continue;
         }
-        rec->store = s;
-        rec_work(&rec->job);
-        n++;
+        if (batch_add(s, rec)) n++;
     }
     free(line);
     fclose(f);
@@ -340,7 +398,6 @@ static void batch_end(void *data)
 }
 
 /* ---- opening ---- */
-
 
 typedef struct open_job {
     cs_job job;
@@ -423,7 +480,7 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
         free(s);
         return -ENOMEM;
     }
-    cs_worker_hooks hooks = {.batch_end = batch_end, .data = s};
+    cs_worker_hooks hooks = {.batch_end = batch_end, .data = s, .linger_ms = CS_STORE_LINGER_MS};
     int rc = cs_worker_start(&s->worker, "store", queue_max, mb, &hooks);
     if (rc < 0) {
         free(s->batch);
@@ -452,6 +509,7 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
 void cs_store_close(cs_store *s)
 {
     if (!s) return;
+    atomic_store(&s->closing_since_ms, mono_ms());
     close_job cj = {.job = {.work = close_run}, .s = s};
     cs_worker_post_force(s->worker, &cj.job);
     cs_worker_stop(s->worker);
@@ -481,7 +539,12 @@ void cs_store_write(cs_store *s, cs_store_rec *rec)
 {
     rec->store = s;
     rec->job = (cs_job){.work = rec_work};
-    if (cs_worker_post(s->worker, &rec->job) == CS_EFULL) spill(s, rec);
+    /* Once a record spilled, later ones follow it into the file until the store thread
+     * takes the file, so records reach the database in the order they were written. */
+    pthread_mutex_lock(&s->spill_lock);
+    if (atomic_load(&s->spill_pending) || cs_worker_post(s->worker, &rec->job) == CS_EFULL)
+        spill(s, rec);
+    pthread_mutex_unlock(&s->spill_lock);
 }
 
 /* ---- queries ---- */

@@ -15,17 +15,22 @@
 #include "core/worker.h"
 
 /* ---- limits ---- */
-#define CS_STORE_PAGE_MAX    500        /* rows per list query */
-#define CS_STORE_EVENTS_MAX  5000       /* events returned with a call */
-#define CS_CALL_STREAMS_MAX  64         /* streams returned with a call */
-#define CS_STORE_RESULT_MAX  (64u << 20) /* bytes of one query's result */
-#define CS_STORE_RETRY_MAX_MS 5000      /* backoff cap while the database fails */
+#define CS_STORE_PAGE_MAX     500         /* rows per list query */
+#define CS_STORE_EVENTS_MAX   5000        /* events returned with a call */
+#define CS_CALL_STREAMS_MAX   64          /* streams returned with a call */
+#define CS_STORE_RESULT_MAX   (64u << 20) /* bytes of one query's result */
+#define CS_STORE_RETRY_MAX_MS 5000        /* backoff cap while the database fails */
+#define CS_STORE_LINGER_MS    20          /* writes gather this long into one transaction */
+#define CS_STORE_CLOSE_WAIT_MS                                                                     \
+    10000 /* at close, how long a failing database is retried                                      \
+             before what is left is spilled for the next start */
 
-/* ---- rows (strings may be NULL; times are ms since the epoch, 0 = unknown) ---- */
+/* ---- rows (strings may be NULL but for the keys: a call's sid, a stream's sid and
+ * call_sid, an event's call_sid and type; times are ms since the epoch, 0 = unknown) ---- */
 
 typedef struct cs_call_row {
     const char *sid, *account_sid, *from, *to, *direction, *status;
-    const char *params;    /* JSON object of customParameters */
+    const char *params; /* JSON object of customParameters */
     const char *summary;
     const char *recording; /* file path */
     int64_t created_at, started_at, ended_at, updated_at;
@@ -36,7 +41,7 @@ typedef struct cs_stream_row {
     const char *sid, *call_sid;
     const char *tracks; /* JSON array */
     const char *mode, *end_reason;
-    const char *stats;  /* JSON object */
+    const char *stats; /* JSON object */
     int64_t started_at, ended_at;
 } cs_stream_row;
 
@@ -119,13 +124,13 @@ extern const cs_store_ops cs_store_sqlite;
 /* ---- the store ---- */
 
 typedef struct cs_store_stats {
-    uint64_t written;   /* records committed */
-    uint64_t batches;   /* transactions committed */
-    uint64_t failures;  /* failed attempts (each retried) */
-    uint64_t spilled;   /* records that went to the spill file */
-    uint64_t replayed;  /* spilled records written since */
+    uint64_t written;  /* records committed */
+    uint64_t batches;  /* transactions committed */
+    uint64_t failures; /* failed attempts (each retried) */
+    uint64_t spilled;  /* records that went to the spill file */
+    uint64_t replayed; /* spilled records written since */
     uint64_t queries;
-    size_t queued;      /* waiting now */
+    size_t queued; /* waiting now */
 } cs_store_stats;
 
 /* Opens the backend named by `url` ("sqlite:PATH"; a bare path means SQLite) on a new
@@ -133,14 +138,16 @@ typedef struct cs_store_stats {
  * `spill_dir` holds the spill file. 0, or CS_ECONFIG/CS_EBACKEND with a message. */
 int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_max,
                   const char *spill_dir, cs_buf *err);
-/* Writes what is queued and closes. */
+/* Writes what is queued and closes. If the database keeps failing for
+ * CS_STORE_CLOSE_WAIT_MS, the rest goes to the spill file, written at the next open. */
 void cs_store_close(cs_store *s);
 void cs_store_stats_get(cs_store *s, cs_store_stats *out);
 const char *cs_store_backend(const cs_store *s);
 
 /* A record to fill: strings go into rec->pool (cs_pool_strdup). */
 cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind);
-/* Hands the record over (the store frees it). Never fails: a full queue spills. */
+/* Hands the record over (the store frees it). Never fails: a full queue spills. A record
+ * without its keys is dropped with an error. */
 void cs_store_write(cs_store *s, cs_store_rec *rec);
 
 cs_store_query *cs_store_query_new(enum cs_query_kind kind, cs_store_query_fn cb, void *data);

@@ -9,8 +9,8 @@ static void rfc4648_vectors(void **state)
 {
     (void)state;
     static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-                                      "Zm9vYmFy"};
+    static const char *const out[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         char e[16];
         size_t n = cs_base64_encode(e, (const uint8_t *)in[i], strlen(in[i]));
@@ -41,16 +41,16 @@ static void rejects_malformed(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "Zg=",      /* not a multiple of 4 */
-        "Zg=a",     /* data after padding */
-        "Z===",     /* too much padding */
-        "Zh==",     /* non-zero trailing bits */
-        "Zm9=",     /* non-zero trailing bits (one pad) */
-        "Zm9v!A==", /* character outside the alphabet */
-        "Zm 9v",    /* whitespace */
-        "=Zm9",     /* padding first */
+        "Zg=",          /* not a multiple of 4 */
+        "Zg=a",         /* data after padding */
+        "Z===",         /* too much padding */
+        "Zh==",         /* non-zero trailing bits */
+        "Zm9=",         /* non-zero trailing bits (one pad) */
+        "Zm9v!A==",     /* character outside the alphabet */
+        "Zm 9v",        /* whitespace */
+        "=Zm9",         /* padding first */
         "Zm9vYg==Zm9v", /* padding in the middle */
-        "Zm9-",     /* URL-safe alphabet is not accepted */
+        "Zm9-",         /* URL-safe alphabet is not accepted */
     };
     uint8_t d[16];
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)

@@ -12,8 +12,8 @@
 #include "core/err.h"
 #include "net/http.h"
 
-#define ITERATIONS 200000
-#define FUZZ_MAX_INPUT  4096
+#define ITERATIONS     200000
+#define FUZZ_MAX_INPUT 4096
 
 static const char *const corpus[] = {
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",

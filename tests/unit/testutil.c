@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,4 +60,56 @@ void tu_log_capture_stop(void)
 int tu_log_contains(const char *needle)
 {
     return captured.data && strstr(captured.data, needle) != NULL;
+}
+
+uint64_t tu_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+size_t tu_rand_below(uint64_t *state, size_t n)
+{
+    return n ? (size_t)(tu_rand(state) % n) : 0;
+}
+
+char *tu_mkdtemp(const char *prefix)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "/tmp/%s-XXXXXX", prefix);
+    return mkdtemp(tmpl) ? strdup(tmpl) : NULL;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *path)
+{
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+bool tu_run_until(uv_loop_t *loop, bool (*done)(void *data), void *data, unsigned timeout_ms)
+{
+    uv_timer_t timer;
+    uv_timer_init(loop, &timer);
+    uv_timer_start(&timer, tick, 10, 10);
+    uv_update_time(loop);
+    uint64_t deadline = uv_now(loop) + timeout_ms;
+    bool ok;
+    while (!(ok = done(data)) && uv_now(loop) < deadline) uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
 }

@@ -4,9 +4,13 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <uv.h>
+
+#define TU_WAIT_MS 10000 /* how long a test waits for work done on other threads */
 
 /* Path under tests/data (CS_TEST_DATA); returns a static buffer. */
 const char *tu_data_path(const char *name);
@@ -17,5 +21,17 @@ void tu_log_capture_start(void);
 void tu_log_capture_stop(void);
 /* Whether a captured line contains `needle`. */
 int tu_log_contains(const char *needle);
+
+/* A new empty directory /tmp/<prefix>-XXXXXX; caller frees the path. NULL if it cannot. */
+char *tu_mkdtemp(const char *prefix);
+/* Removes `path` and everything under it. */
+void tu_rmtree(const char *path);
+/* Runs `loop` until `done(data)` holds, checking at least every 10 ms, for at most
+ * `timeout_ms`; returns the last `done(data)`, so a test fails instead of hanging. */
+bool tu_run_until(uv_loop_t *loop, bool (*done)(void *data), void *data, unsigned timeout_ms);
+/* Seeded pseudo-random numbers (splitmix64), so randomized tests repeat exactly. */
+uint64_t tu_rand(uint64_t *state);
+/* A value in [0, n); 0 when n is 0. */
+size_t tu_rand_below(uint64_t *state, size_t n);
 
 #endif

@@ -1,0 +1,1148 @@
+#include "testutil.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio/g711.h"
+#include "audio/recorder.h"
+#include "audio/wav.h"
+#include "call/call.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/worker.h"
+
+#define MAX_SEEN 256
+
+/* ---- a test observer: every callback, in order ---- */
+
+enum cb {
+    CB_CALL_STARTED,
+    CB_CALL_ENDED,
+    CB_STREAM_STARTED,
+    CB_STREAM_ENDED,
+    CB_EVENT,
+    CB_AUDIO,
+    CB_RECORDING
+};
+
+typedef struct seen {
+    enum cb cb;
+    const cs_call *call; /* compared only while the call lives */
+    char call_sid[CS_SID_MAX + 1];
+    char stream_sid[CS_SID_MAX + 1];
+    int what; /* event type, end reason or speaker */
+    uint64_t pos, frames;
+    size_t n;
+    char text[1024]; /* event detail or recording path */
+} seen;
+
+typedef struct observer {
+    seen seen[MAX_SEEN];
+    size_t n;
+} observer;
+
+static seen *add(observer *o, enum cb cb, const cs_call *call, const cs_stream *s)
+{
+    assert_true(o->n < MAX_SEEN);
+    seen *e = &o->seen[o->n++];
+    memset(e, 0, sizeof *e);
+    e->cb = cb;
+    e->call = call;
+    if (call) snprintf(e->call_sid, sizeof e->call_sid, "%s", call->sid);
+    if (s) snprintf(e->stream_sid, sizeof e->stream_sid, "%s", s->sid);
+    return e;
+}
+
+static void on_call_started(void *o, const cs_call *call)
+{
+    add(o, CB_CALL_STARTED, call, NULL);
+}
+
+static void on_call_ended(void *o, const cs_call *call)
+{
+    add(o, CB_CALL_ENDED, call, NULL);
+}
+
+static void on_stream_started(void *o, const cs_stream *s)
+{
+    add(o, CB_STREAM_STARTED, s->call, s);
+}
+
+static void on_stream_ended(void *o, const cs_stream *s, enum cs_end_reason why)
+{
+    add(o, CB_STREAM_ENDED, s->call, s)->what = (int)why;
+}
+
+static void on_event(void *o, const cs_call *call, const cs_stream *s, enum cs_event_type type,
+                     int64_t at_ms, const char *detail)
+{
+    assert_true(at_ms > 0);
+    seen *e = add(o, CB_EVENT, call, s);
+    e->what = (int)type;
+    if (detail) {
+        assert_true(strlen(detail) < sizeof e->text);
+        snprintf(e->text, sizeof e->text, "%s", detail);
+    }
+}
+
+static void on_audio(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
+                     const uint8_t *ulaw, size_t n)
+{
+    assert_non_null(ulaw);
+    seen *e = add(o, CB_AUDIO, s->call, s);
+    e->what = (int)who;
+    e->pos = pos;
+    e->n = n;
+}
+
+static void on_recording(void *o, const char *call_sid, const char *path, uint64_t frames)
+{
+    seen *e = add(o, CB_RECORDING, NULL, NULL);
+    snprintf(e->call_sid, sizeof e->call_sid, "%s", call_sid);
+    snprintf(e->text, sizeof e->text, "%s", path);
+    e->frames = frames;
+}
+
+/* The callback of kind `cb` seen `index` times before it, or NULL. */
+static const seen *nth(const observer *o, enum cb cb, size_t index)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->seen[i].cb == cb && index-- == 0) return &o->seen[i];
+    return NULL;
+}
+
+/* The audio of `who` heard `index` times before it, or NULL. */
+static const seen *nth_audio(const observer *o, enum cs_speaker who, size_t index)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->seen[i].cb == CB_AUDIO && o->seen[i].what == (int)who && index-- == 0)
+            return &o->seen[i];
+    return NULL;
+}
+
+static size_t count(const observer *o, enum cb cb)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n; i++) n += o->seen[i].cb == cb;
+    return n;
+}
+
+static size_t count_events(const observer *o, enum cs_event_type type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n; i++)
+        n += o->seen[i].cb == CB_EVENT && o->seen[i].what == (int)type;
+    return n;
+}
+
+static const seen *last_event(const observer *o, enum cs_event_type type)
+{
+    for (size_t i = o->n; i-- > 0;)
+        if (o->seen[i].cb == CB_EVENT && o->seen[i].what == (int)type) return &o->seen[i];
+    fail_msg("no %s event", cs_event_label(type));
+    return NULL;
+}
+
+/* ---- reading event details ---- */
+
+static cJSON *parse(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    if (!cJSON_IsObject(j)) fail_msg("not a JSON object: %s", text);
+    return j;
+}
+
+static const char *jstr(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(v)) fail_msg("\"%s\" is not a string", key);
+    return v->valuestring;
+}
+
+static double jnum(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) fail_msg("\"%s\" is not a number", key);
+    return v->valuedouble;
+}
+
+static const cJSON *jobj(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsObject(v)) fail_msg("\"%s\" is not an object", key);
+    return v;
+}
+
+/* ---- a fake socket ---- */
+
+typedef struct sink {
+    size_t media, media_bytes, marks, clears;
+    char last_mark[CS_MARK_NAME_MAX + 1];
+    int fail; /* returned by every call when set */
+} sink;
+
+static int sink_media(void *data, const uint8_t *ulaw, size_t n)
+{
+    sink *k = data;
+    (void)ulaw;
+    if (k->fail) return k->fail;
+    k->media++;
+    k->media_bytes += n;
+    return 0;
+}
+
+static int sink_mark(void *data, cs_str name)
+{
+    sink *k = data;
+    if (k->fail) return k->fail;
+    k->marks++;
+    cs_str_copy(k->last_mark, sizeof k->last_mark, name);
+    return 0;
+}
+
+static int sink_clear(void *data)
+{
+    sink *k = data;
+    if (k->fail) return k->fail;
+    k->clears++;
+    return 0;
+}
+
+/* ---- fixture ---- */
+
+typedef struct fixture {
+    cs_calls calls;
+    observer obs;
+    sink sink;
+    cs_stream_sink stream_sink;
+    uv_loop_t loop;
+    cs_mailbox *mb;
+    char *dir;
+    cs_recorders *recorders;
+} fixture;
+
+static int setup_with(void **state, bool record)
+{
+    fixture *f = calloc(1, sizeof *f);
+    *state = f;
+    if (!f || uv_loop_init(&f->loop) < 0 || cs_mailbox_open(&f->mb, &f->loop) < 0) return -1;
+    if (record) {
+        f->dir = tu_mkdtemp("cs-test-call");
+        if (!f->dir || cs_recorders_new(&f->recorders, f->mb, f->dir, 1) < 0) return -1;
+    }
+    cs_calls_init(&f->calls, f->recorders);
+    cs_call_observer o = {
+        .call_started = on_call_started,
+        .call_ended = on_call_ended,
+        .stream_started = on_stream_started,
+        .stream_ended = on_stream_ended,
+        .event = on_event,
+        .audio = on_audio,
+        .recording = on_recording,
+        .data = &f->obs,
+    };
+    f->stream_sink = (cs_stream_sink){sink_media, sink_mark, sink_clear, &f->sink};
+    return cs_calls_observe(&f->calls, &o);
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, false);
+}
+
+static int setup_recording(void **state)
+{
+    return setup_with(state, true);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cs_calls_free(&f->calls, CS_END_SHUTDOWN);
+    cs_recorders_free(f->recorders);
+    cs_mailbox_close(f->mb);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    int rc = uv_loop_close(&f->loop);
+    if (f->dir) tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return rc;
+}
+
+/* ---- driving streams ---- */
+
+static const cs_kv from_to[] = {
+    {CS_STR("From"), CS_STR("+15550001")},
+    {CS_STR("To"), CS_STR("+15550002")},
+    {CS_STR("lang"), CS_STR("en \"US\"")},
+};
+
+static cs_pevent start_of(const char *call_sid, const char *stream_sid, unsigned tracks)
+{
+    return (cs_pevent){
+        .type = CS_PEV_START,
+        .seq = 1,
+        .stream_id = cs_str_of(stream_sid),
+        .start = {.account_id = CS_STR("AC1"),
+                  .call_id = cs_str_of(call_sid),
+                  .stream_id = cs_str_of(stream_sid),
+                  .tracks = tracks,
+                  .encoding = CS_STR("audio/x-mulaw"),
+                  .sample_rate = 8000,
+                  .channels = 1,
+                  .params = from_to,
+                  .nparams = sizeof from_to / sizeof *from_to},
+    };
+}
+
+static int try_begin(fixture *f, const cs_pevent *start, enum cs_stream_mode mode, cs_stream **s)
+{
+    return cs_stream_begin(&f->calls, start, mode, true, &f->stream_sink, f, NULL, s);
+}
+
+static cs_stream *begin(fixture *f, const char *call_sid, const char *stream_sid,
+                        enum cs_stream_mode mode)
+{
+    cs_pevent start = start_of(call_sid, stream_sid, CS_TRACK_BIT(CS_TRACK_INBOUND));
+    cs_stream *s = NULL;
+    assert_int_equal(try_begin(f, &start, mode, &s), 0);
+    assert_non_null(s);
+    return s;
+}
+
+static void media(cs_stream *s, enum cs_track track, int64_t seq, uint64_t ts_ms,
+                  const uint8_t *ulaw, size_t n)
+{
+    cs_pevent ev = {.type = CS_PEV_MEDIA,
+                    .seq = seq,
+                    .media = {.track = track, .timestamp_ms = ts_ms, .payload = ulaw, .len = n}};
+    assert_int_equal(cs_stream_event(s, &ev, NULL), 0);
+}
+
+static int echo(cs_stream *s, const char *name, bool *played)
+{
+    cs_pevent ev = {.type = CS_PEV_MARK, .seq = -1, .mark = {.name = cs_str_of(name)}};
+    return cs_stream_event(s, &ev, played);
+}
+
+static const uint8_t frame[160]; /* 20 ms of μ-law, where the content does not matter */
+
+/* ---- starting ---- */
+
+static void begin_creates_the_call(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    cs_call *call = cs_calls_call(&f->calls, cs_str_of("CA1"));
+    assert_non_null(call);
+    assert_ptr_equal(s->call, call);
+    assert_ptr_equal(cs_calls_stream(&f->calls, cs_str_of("MZ1")), s);
+    assert_int_equal(cs_calls_active(&f->calls), 1);
+    assert_int_equal(cs_calls_streams(&f->calls), 1);
+    assert_string_equal(call->sid, "CA1");
+    assert_string_equal(call->account_sid, "AC1");
+    assert_string_equal(call->from, "+15550001");
+    assert_string_equal(call->to, "+15550002");
+    assert_int_equal(call->nparams, 3);
+    assert_true(cs_str_eqz(call->params[2].value, "en \"US\""));
+    assert_int_equal(s->offset_ms, 0); /* the first stream starts the call's timeline */
+    assert_int_equal(f->calls.stats.calls_total, 1);
+    assert_int_equal(f->calls.stats.streams_total, 1);
+
+    assert_int_equal(f->obs.n, 3);
+    assert_int_equal(f->obs.seen[0].cb, CB_CALL_STARTED);
+    assert_ptr_equal(f->obs.seen[0].call, call);
+    assert_int_equal(f->obs.seen[1].cb, CB_STREAM_STARTED);
+    assert_string_equal(f->obs.seen[1].stream_sid, "MZ1");
+    const seen *e = &f->obs.seen[2];
+    assert_int_equal(e->cb, CB_EVENT);
+    assert_int_equal(e->what, CS_EVENT_START);
+    assert_string_equal(e->stream_sid, "MZ1");
+    cJSON *j = parse(e->text);
+    assert_string_equal(jstr(j, "streamSid"), "MZ1");
+    assert_string_equal(jstr(j, "mode"), "two-way");
+    const cJSON *tracks = cJSON_GetObjectItemCaseSensitive(j, "tracks");
+    assert_int_equal(cJSON_GetArraySize(tracks), 1);
+    assert_string_equal(cJSON_GetArrayItem(tracks, 0)->valuestring, "inbound");
+    const cJSON *fmt = jobj(j, "mediaFormat");
+    assert_string_equal(jstr(fmt, "encoding"), "audio/x-mulaw");
+    assert_int_equal(jnum(fmt, "sampleRate"), 8000);
+    assert_int_equal(jnum(fmt, "channels"), 1);
+    const cJSON *params = jobj(j, "customParameters");
+    assert_int_equal(cJSON_GetArraySize(params), 3);
+    assert_string_equal(jstr(params, "From"), "+15550001");
+    assert_string_equal(jstr(params, "To"), "+15550002");
+    assert_string_equal(jstr(params, "lang"), "en \"US\"");
+    cJSON_Delete(j);
+
+    cs_pevent start =
+        start_of("CA2", "MZ2", CS_TRACK_BIT(CS_TRACK_INBOUND) | CS_TRACK_BIT(CS_TRACK_OUTBOUND));
+    start.start.nparams = 0;
+    assert_int_equal(try_begin(f, &start, CS_MODE_ONE_WAY, &s), 0);
+    assert_null(s->call->from);
+    j = parse(last_event(&f->obs, CS_EVENT_START)->text);
+    assert_string_equal(jstr(j, "mode"), "one-way");
+    tracks = cJSON_GetObjectItemCaseSensitive(j, "tracks");
+    assert_int_equal(cJSON_GetArraySize(tracks), 2);
+    assert_string_equal(cJSON_GetArrayItem(tracks, 1)->valuestring, "outbound");
+    assert_int_equal(cJSON_GetArraySize(jobj(j, "customParameters")), 0);
+    cJSON_Delete(j);
+    assert_int_equal(cs_calls_active(&f->calls), 2);
+}
+
+static void streams_of_a_call_share_it(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s[CS_CALL_MAX_STREAMS];
+    char sid[16];
+    for (int i = 0; i < CS_CALL_MAX_STREAMS; i++) {
+        snprintf(sid, sizeof sid, "MZ%d", i);
+        s[i] = begin(f, "CA1", sid, CS_MODE_ONE_WAY);
+        assert_ptr_equal(s[i]->call, s[0]->call);
+        assert_true(s[i]->offset_ms >= 0);
+    }
+    assert_int_equal(s[0]->call->nstreams, CS_CALL_MAX_STREAMS);
+    assert_int_equal(cs_calls_active(&f->calls), 1);
+    assert_int_equal(cs_calls_streams(&f->calls), CS_CALL_MAX_STREAMS);
+    assert_int_equal(count(&f->obs, CB_CALL_STARTED), 1);
+    assert_int_equal(count(&f->obs, CB_STREAM_STARTED), CS_CALL_MAX_STREAMS);
+
+    size_t seen_before = f->obs.n;
+    cs_pevent start = start_of("CA1", "MZ9", CS_TRACK_BIT(CS_TRACK_INBOUND));
+    cs_stream *extra = NULL;
+    assert_int_equal(try_begin(f, &start, CS_MODE_ONE_WAY, &extra), CS_ELIMIT);
+    assert_null(extra);
+    assert_null(cs_calls_stream(&f->calls, cs_str_of("MZ9")));
+    assert_int_equal(f->obs.n, seen_before);
+    assert_int_equal(f->calls.stats.streams_total, CS_CALL_MAX_STREAMS);
+}
+
+static void refused_starts_change_nothing(void **state)
+{
+    fixture *f = *state;
+    begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    size_t seen_before = f->obs.n;
+    cs_stream *s = NULL;
+    /* The StreamSid is live already, whichever call it names. */
+    cs_pevent start = start_of("CA1", "MZ1", CS_TRACK_BIT(CS_TRACK_INBOUND));
+    assert_int_equal(try_begin(f, &start, CS_MODE_TWO_WAY, &s), CS_ESTATE);
+    start = start_of("CA2", "MZ1", CS_TRACK_BIT(CS_TRACK_INBOUND));
+    assert_int_equal(try_begin(f, &start, CS_MODE_TWO_WAY, &s), CS_ESTATE);
+
+    char long_sid[CS_SID_MAX + 2];
+    memset(long_sid, 'M', sizeof long_sid - 1);
+    long_sid[sizeof long_sid - 1] = '\0';
+    start = start_of("CA2", "", CS_TRACK_BIT(CS_TRACK_INBOUND));
+    assert_int_equal(try_begin(f, &start, CS_MODE_TWO_WAY, &s), -EINVAL);
+    start = start_of("CA2", long_sid, CS_TRACK_BIT(CS_TRACK_INBOUND));
+    assert_int_equal(try_begin(f, &start, CS_MODE_TWO_WAY, &s), -EINVAL);
+    start = start_of(long_sid, "MZ2", CS_TRACK_BIT(CS_TRACK_INBOUND));
+    assert_int_equal(try_begin(f, &start, CS_MODE_TWO_WAY, &s), -EINVAL);
+    assert_null(s);
+
+    assert_int_equal(f->obs.n, seen_before);
+    assert_int_equal(cs_calls_active(&f->calls), 1);
+    assert_int_equal(cs_calls_streams(&f->calls), 1);
+    assert_null(cs_calls_call(&f->calls, cs_str_of("CA2")));
+}
+
+static void too_many_observers_are_refused(void **state)
+{
+    fixture *f = *state;
+    cs_call_observer quiet = {0}; /* every callback may be NULL */
+    for (int i = 1; i < CS_CALL_MAX_OBSERVERS; i++)
+        assert_int_equal(cs_calls_observe(&f->calls, &quiet), 0);
+    assert_int_equal(cs_calls_observe(&f->calls, &quiet), CS_ELIMIT);
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, sizeof frame);
+    cs_stream_end(s, CS_END_STOP);
+    assert_int_equal(count(&f->obs, CB_CALL_ENDED), 1);
+}
+
+/* ---- media ---- */
+
+static void media_is_counted_per_track(void **state)
+{
+    fixture *f = *state;
+    cs_pevent start =
+        start_of("CA1", "MZ1", CS_TRACK_BIT(CS_TRACK_INBOUND) | CS_TRACK_BIT(CS_TRACK_OUTBOUND));
+    cs_stream *s;
+    assert_int_equal(try_begin(f, &start, CS_MODE_ONE_WAY, &s), 0);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, 160);
+    media(s, CS_TRACK_OUTBOUND, 3, 0, frame, 80);
+    media(s, CS_TRACK_INBOUND, 4, 20, frame, 160);
+    media(s, CS_TRACK_INBOUND, 5, 40, frame, 100);
+    assert_int_equal(s->stats.frames[CS_TRACK_INBOUND], 3);
+    assert_int_equal(s->stats.bytes[CS_TRACK_INBOUND], 420);
+    assert_int_equal(s->stats.frames[CS_TRACK_OUTBOUND], 1);
+    assert_int_equal(s->stats.bytes[CS_TRACK_OUTBOUND], 80);
+    assert_int_equal(s->stats.messages, 4);
+    assert_int_equal(f->calls.stats.frames_in[CS_TRACK_INBOUND], 3);
+    assert_int_equal(f->calls.stats.bytes_in[CS_TRACK_INBOUND], 420);
+    assert_int_equal(f->calls.stats.frames_in[CS_TRACK_OUTBOUND], 1);
+    assert_int_equal(f->calls.stats.bytes_in[CS_TRACK_OUTBOUND], 80);
+    assert_int_equal(s->stats.seq_gaps, 0);
+    assert_int_equal(s->stats.ts_gaps, 0);
+}
+
+static void sequence_gaps_and_reordering(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY); /* start was sequence 1 */
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, sizeof frame);
+    media(s, CS_TRACK_INBOUND, 3, 20, frame, sizeof frame);
+    media(s, CS_TRACK_INBOUND, 6, 80, frame, sizeof frame);   /* 4 and 5 missing */
+    media(s, CS_TRACK_INBOUND, 5, 60, frame, sizeof frame);   /* late */
+    media(s, CS_TRACK_INBOUND, -1, 100, frame, sizeof frame); /* no sequence number */
+    media(s, CS_TRACK_INBOUND, 7, 100, frame, sizeof frame);
+    cs_pevent dtmf = {.type = CS_PEV_DTMF, .seq = 10, .dtmf = {.digit = '#'}};
+    assert_int_equal(cs_stream_event(s, &dtmf, NULL), 0);
+    assert_int_equal(s->stats.seq_gaps, 4);
+    assert_int_equal(s->stats.seq_reordered, 1);
+    assert_int_equal(f->calls.stats.seq_gaps, 4);
+    assert_int_equal(s->stats.messages, 7);
+}
+
+static void timestamp_jumps_are_gaps(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, sizeof frame);
+    media(s, CS_TRACK_INBOUND, 3, 20, frame, sizeof frame);
+    media(s, CS_TRACK_INBOUND, 4, 41, frame, sizeof frame); /* jitter, not a gap */
+    assert_int_equal(s->stats.ts_gaps, 0);
+    media(s, CS_TRACK_INBOUND, 5, 200, frame, sizeof frame);
+    assert_int_equal(s->stats.ts_gaps, 1);
+    media(s, CS_TRACK_INBOUND, 6, 220, frame, sizeof frame);
+    media(s, CS_TRACK_INBOUND, 3, 100, frame, sizeof frame); /* very late */
+    media(s, CS_TRACK_INBOUND, 7, 240, frame, sizeof frame); /* in step with 220 */
+    media(s, CS_TRACK_INBOUND, 8, 260, frame, sizeof frame);
+    assert_int_equal(s->stats.ts_gaps, 1);
+    assert_int_equal(s->heard_end, 280 * CS_FRAMES_PER_MS);
+}
+
+static void caller_audio_is_placed_by_timestamp(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, 160);
+    media(s, CS_TRACK_INBOUND, 3, 100, frame, 160);
+    media(s, CS_TRACK_INBOUND, 4, 60, frame, 80); /* late: heard_end stays */
+    assert_int_equal(s->heard_end, 960);
+    assert_int_equal(count(&f->obs, CB_AUDIO), 3);
+    static const uint64_t pos[] = {0, 800, 480};
+    for (size_t i = 0; i < 3; i++) {
+        const seen *a = nth(&f->obs, CB_AUDIO, i);
+        assert_int_equal(a->what, CS_SPEAKER_CALLER);
+        assert_int_equal(a->pos, pos[i]);
+        assert_string_equal(a->stream_sid, "MZ1");
+    }
+    assert_int_equal(nth(&f->obs, CB_AUDIO, 2)->n, 80);
+
+    /* A later stream of the call sits on the call's timeline at its own offset. */
+    cs_pevent start = start_of("CA1", "MZ2", CS_TRACK_BIT(CS_TRACK_OUTBOUND));
+    cs_stream *s2;
+    assert_int_equal(try_begin(f, &start, CS_MODE_ONE_WAY, &s2), 0);
+    media(s2, CS_TRACK_OUTBOUND, 2, 40, frame, 160);
+    const seen *a = nth(&f->obs, CB_AUDIO, 3);
+    assert_int_equal(a->what, CS_SPEAKER_AGENT);
+    assert_int_equal(a->pos, (40 + (uint64_t)s2->offset_ms) * CS_FRAMES_PER_MS);
+    assert_int_equal(s2->heard_end, 0); /* only the caller's audio moves "now" */
+}
+
+static void dtmf_becomes_an_event(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    cs_pevent dtmf = {.type = CS_PEV_DTMF, .seq = 2, .dtmf = {.digit = '7'}};
+    assert_int_equal(cs_stream_event(s, &dtmf, NULL), 0);
+    assert_int_equal(s->stats.dtmf, 1);
+    assert_int_equal(f->calls.stats.dtmf, 1);
+    const seen *e = last_event(&f->obs, CS_EVENT_DTMF);
+    assert_string_equal(e->stream_sid, "MZ1");
+    cJSON *j = parse(e->text);
+    assert_string_equal(jstr(j, "digit"), "7");
+    cJSON_Delete(j);
+}
+
+/* ---- talking back ---- */
+
+static void sent_audio_plays_after_what_is_queued(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, 160);
+    media(s, CS_TRACK_INBOUND, 3, 20, frame, 160);
+    media(s, CS_TRACK_INBOUND, 4, 40, frame, 160);
+    assert_int_equal(cs_stream_unplayed(s), 0);
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0); /* starts now: heard_end */
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+    assert_int_equal(cs_stream_send_media(s, frame, 80), 0);
+    assert_int_equal(cs_stream_unplayed(s), 400);
+    media(s, CS_TRACK_INBOUND, 5, 60, frame, 160); /* time passes: some of it played */
+    assert_int_equal(cs_stream_unplayed(s), 240);
+    media(s, CS_TRACK_INBOUND, 6, 200, frame, 160); /* all of it played */
+    assert_int_equal(cs_stream_unplayed(s), 0);
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+
+    static const uint64_t pos[] = {480, 640, 800, 1760};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, i)->pos, pos[i]);
+    assert_null(nth_audio(&f->obs, CS_SPEAKER_AGENT, 4));
+    assert_int_equal(f->sink.media, 4);
+    assert_int_equal(f->sink.media_bytes, 560);
+    assert_int_equal(s->stats.frames_out, 4);
+    assert_int_equal(s->stats.bytes_out, 560);
+    assert_int_equal(f->calls.stats.frames_out, 4);
+    assert_int_equal(f->calls.stats.bytes_out, 560);
+}
+
+static void marks_echo_in_order(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+    assert_int_equal(cs_stream_send_mark(s, "a"), 0);
+    assert_string_equal(f->sink.last_mark, "a");
+    assert_int_equal(cs_stream_send_mark(s, "b"), 0);
+    assert_int_equal(cs_stream_send_mark(s, "c"), 0);
+    assert_int_equal(s->stats.marks_sent, 3);
+    assert_int_equal(f->sink.marks, 3);
+
+    bool played = false;
+    assert_int_equal(echo(s, "a", &played), 0);
+    assert_true(played);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_MARK)->text);
+    assert_string_equal(jstr(j, "name"), "a");
+    assert_string_equal(jstr(j, "outcome"), "played");
+    assert_true(jnum(j, "ms") >= 0);
+    cJSON_Delete(j);
+    /* An echo out of order is matched by name; the others stay pending. */
+    played = false;
+    assert_int_equal(echo(s, "c", &played), 0);
+    assert_true(played);
+    assert_int_equal(echo(s, "b", &played), 0);
+    assert_int_equal(s->marks_len, 0);
+    tu_log_capture_start();
+    assert_int_equal(echo(s, "b", NULL), CS_ENOTFOUND); /* echoed already */
+    tu_log_capture_stop();
+    assert_int_equal(s->stats.marks_played, 3);
+    assert_int_equal(f->calls.stats.marks_played, 3);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_MARK), 3);
+}
+
+static void unknown_mark_echoes_are_bad_fields(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    tu_log_capture_start();
+    bool played = true;
+    assert_int_equal(echo(s, "never-sent", &played), CS_ENOTFOUND);
+    assert_true(played); /* untouched */
+    assert_true(tu_log_contains("bad_field"));
+    tu_log_capture_start();
+    assert_int_equal(echo(s, "nor-this", &played), CS_ENOTFOUND);
+    assert_false(tu_log_contains("bad_field"));
+    tu_log_capture_stop();
+    assert_int_equal(s->stats.marks_unknown, 2);
+    assert_int_equal(s->stats.bad[CS_BAD_FIELD], 2);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_ERROR), 1);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_MARK), 0);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_ERROR)->text);
+    assert_string_equal(jstr(j, "kind"), "bad_field");
+    cJSON_Delete(j);
+}
+
+static void clear_discards_queued_audio_and_marks(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, 160);
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+    assert_int_equal(cs_stream_send_mark(s, "a"), 0);
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+    assert_int_equal(cs_stream_send_mark(s, "b"), 0);
+    assert_int_equal(cs_stream_clear(s), 0);
+    assert_int_equal(f->sink.clears, 1);
+    assert_int_equal(cs_stream_unplayed(s), 0);
+    assert_int_equal(s->stats.clears, 1);
+    assert_int_equal(f->calls.stats.clears, 1);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
+    assert_int_equal(jnum(j, "discardedMs"), 40);
+    assert_int_equal(jnum(j, "pendingMarks"), 2);
+    cJSON_Delete(j);
+
+    /* Audio sent after the clear starts now again. */
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+    assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, 2)->pos, 160);
+    assert_int_equal(cs_stream_send_mark(s, "c"), 0);
+
+    bool played = true;
+    assert_int_equal(echo(s, "a", &played), 0);
+    assert_false(played);
+    j = parse(last_event(&f->obs, CS_EVENT_MARK)->text);
+    assert_string_equal(jstr(j, "outcome"), "cleared");
+    cJSON_Delete(j);
+    assert_int_equal(echo(s, "b", &played), 0);
+    assert_false(played);
+    assert_int_equal(echo(s, "c", &played), 0);
+    assert_true(played);
+    assert_int_equal(s->stats.marks_cleared, 2);
+    assert_int_equal(s->stats.marks_played, 1);
+    assert_int_equal(f->calls.stats.marks_cleared, 2);
+
+    /* A clear discards what was sent since the last one; then nothing is left. */
+    assert_int_equal(cs_stream_clear(s), 0);
+    j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
+    assert_int_equal(jnum(j, "discardedMs"), 20);
+    cJSON_Delete(j);
+    assert_int_equal(cs_stream_clear(s), 0);
+    assert_int_equal(f->sink.clears, 3);
+    j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
+    assert_int_equal(jnum(j, "discardedMs"), 0);
+    assert_int_equal(jnum(j, "pendingMarks"), 0);
+    cJSON_Delete(j);
+}
+
+static void mark_names_and_limits(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    char longest[CS_MARK_NAME_MAX + 1], too_long[CS_MARK_NAME_MAX + 2];
+    memset(longest, 'm', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    memset(too_long, 'm', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+    assert_int_equal(cs_stream_send_mark(s, ""), -EINVAL);
+    assert_int_equal(cs_stream_send_mark(s, too_long), -EINVAL);
+    assert_int_equal(f->sink.marks, 0);
+    assert_int_equal(cs_stream_send_mark(s, longest), 0);
+    bool played = false;
+    assert_int_equal(echo(s, longest, &played), 0);
+    assert_true(played);
+
+    for (int i = 0; i < CS_MARKS_MAX; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", i);
+        assert_int_equal(cs_stream_send_mark(s, name), 0);
+    }
+    assert_int_equal(cs_stream_send_mark(s, "one-more"), CS_ELIMIT);
+    assert_int_equal(f->sink.marks, 1 + CS_MARKS_MAX);
+    assert_int_equal(echo(s, "m0", &played), 0);
+    assert_int_equal(cs_stream_send_mark(s, "one-more"), 0);
+}
+
+static void mark_ring_keeps_order_as_it_grows(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    int sent = 0, echoed = 0;
+    char name[16];
+    /* Echo some, then send more than the ring holds, so it grows while wrapped. */
+    for (; sent < 8; sent++) {
+        snprintf(name, sizeof name, "m%d", sent);
+        assert_int_equal(cs_stream_send_mark(s, name), 0);
+    }
+    for (; echoed < 5; echoed++) {
+        snprintf(name, sizeof name, "m%d", echoed);
+        assert_int_equal(echo(s, name, NULL), 0);
+    }
+    for (; sent < 20; sent++) {
+        snprintf(name, sizeof name, "m%d", sent);
+        assert_int_equal(cs_stream_send_mark(s, name), 0);
+    }
+    for (uint32_t i = 0; i < s->marks_len; i++) {
+        snprintf(name, sizeof name, "m%d", echoed + (int)i);
+        assert_string_equal(s->marks[(s->marks_head + i) % s->marks_cap].name, name);
+    }
+    for (; echoed < sent; echoed++) {
+        snprintf(name, sizeof name, "m%d", echoed);
+        assert_int_equal(echo(s, name, NULL), 0);
+    }
+    assert_int_equal(s->stats.marks_played, 20);
+    assert_int_equal(s->stats.marks_unknown, 0);
+}
+
+static void one_way_streams_cannot_send(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    assert_int_equal(cs_stream_send_media(s, frame, 160), CS_ESTATE);
+    assert_int_equal(cs_stream_send_mark(s, "a"), CS_ESTATE);
+    assert_int_equal(cs_stream_clear(s), CS_ESTATE);
+    assert_int_equal(f->sink.media + f->sink.marks + f->sink.clears, 0);
+    assert_int_equal(s->stats.frames_out + s->stats.marks_sent + s->stats.clears, 0);
+    assert_int_equal(count(&f->obs, CB_AUDIO), 0);
+}
+
+static void socket_errors_are_returned(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    f->sink.fail = -EPIPE;
+    assert_int_equal(cs_stream_send_media(s, frame, 160), -EPIPE);
+    assert_int_equal(cs_stream_send_mark(s, "a"), -EPIPE);
+    assert_int_equal(cs_stream_clear(s), -EPIPE);
+    assert_int_equal(s->stats.frames_out + s->stats.marks_sent + s->stats.clears, 0);
+    assert_int_equal(cs_stream_unplayed(s), 0);
+    assert_int_equal(s->marks_len, 0);
+    assert_int_equal(count(&f->obs, CB_AUDIO), 0);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_CLEAR), 0);
+}
+
+/* ---- bad messages ---- */
+
+static void bad_messages_are_counted_and_logged_once(void **state)
+{
+    fixture *f = *state;
+    cs_pevent start = start_of("CA1", "MZ1", CS_TRACK_BIT(CS_TRACK_INBOUND));
+    cs_stream_stats pre = {.bad[CS_BAD_JSON] = 2};
+    cs_stream *s;
+    assert_int_equal(
+        cs_stream_begin(&f->calls, &start, CS_MODE_TWO_WAY, false, &f->stream_sink, f, &pre, &s),
+        0);
+    assert_int_equal(s->stats.bad[CS_BAD_JSON], 2);
+
+    tu_log_capture_start();
+    cs_stream_bad(s, CS_BAD_BASE64, "payload is not base64");
+    assert_true(tu_log_contains("skipped a bad message (base64): payload is not base64"));
+    assert_true(tu_log_contains("call=CA1 stream=MZ1"));
+    tu_log_capture_start();
+    cs_stream_bad(s, CS_BAD_BASE64, "again");
+    cs_stream_bad(s, CS_BAD_BASE64, "and again");
+    assert_false(tu_log_contains("base64"));
+    cs_stream_bad(s, CS_BAD_RATE, "too fast");
+    assert_true(tu_log_contains("rate_limited"));
+    /* A second start on a live stream is out of order. */
+    assert_int_equal(cs_stream_event(s, &start, NULL), CS_ESTATE);
+    cs_pevent connected = {.type = CS_PEV_CONNECTED, .seq = -1};
+    assert_int_equal(cs_stream_event(s, &connected, NULL), CS_ESTATE);
+    tu_log_capture_stop();
+
+    assert_int_equal(s->stats.bad[CS_BAD_BASE64], 3);
+    assert_int_equal(s->stats.bad[CS_BAD_RATE], 1);
+    assert_int_equal(s->stats.bad[CS_BAD_ORDER], 2);
+    assert_int_equal(f->calls.stats.bad[CS_BAD_BASE64], 3);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_ERROR), 3);
+    cJSON *j = parse(nth(&f->obs, CB_EVENT, 1)->text);
+    assert_string_equal(jstr(j, "kind"), "base64");
+    assert_string_equal(jstr(j, "message"), "payload is not base64");
+    cJSON_Delete(j);
+    j = parse(last_event(&f->obs, CS_EVENT_ERROR)->text);
+    assert_string_equal(jstr(j, "kind"), "out_of_order");
+    cJSON_Delete(j);
+}
+
+/* ---- ending ---- */
+
+static void call_ends_with_its_last_stream(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s1 = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    cs_stream *s2 = begin(f, "CA1", "MZ2", CS_MODE_ONE_WAY);
+    cs_pevent stop = {.type = CS_PEV_STOP, .seq = 2};
+    assert_int_equal(cs_stream_event(s1, &stop, NULL), 0);
+    assert_int_equal(s1->stats.messages, 1);
+
+    size_t first = f->obs.n;
+    cs_stream_end(s1, CS_END_STOP);
+    assert_null(cs_calls_stream(&f->calls, cs_str_of("MZ1")));
+    assert_non_null(cs_calls_call(&f->calls, cs_str_of("CA1")));
+    assert_int_equal(s2->call->nstreams, 1);
+    assert_int_equal(f->obs.n, first + 2);
+    const seen *e = &f->obs.seen[first];
+    assert_int_equal(e->what, CS_EVENT_STOP);
+    cJSON *j = parse(e->text);
+    assert_string_equal(jstr(j, "streamSid"), "MZ1");
+    assert_string_equal(jstr(j, "reason"), "stop");
+    assert_true(jnum(j, "durationMs") >= 0);
+    cJSON_Delete(j);
+    assert_int_equal(f->obs.seen[first + 1].cb, CB_STREAM_ENDED);
+    assert_int_equal(f->obs.seen[first + 1].what, CS_END_STOP);
+
+    cs_stream_end(s2, CS_END_ABNORMAL);
+    assert_int_equal(f->obs.seen[f->obs.n - 2].cb, CB_STREAM_ENDED);
+    assert_int_equal(f->obs.seen[f->obs.n - 2].what, CS_END_ABNORMAL);
+    assert_int_equal(f->obs.seen[f->obs.n - 1].cb, CB_CALL_ENDED);
+    assert_string_equal(f->obs.seen[f->obs.n - 1].call_sid, "CA1");
+    assert_null(cs_calls_call(&f->calls, cs_str_of("CA1")));
+    assert_null(cs_calls_stream(&f->calls, cs_str_of("MZ2")));
+    assert_int_equal(cs_calls_active(&f->calls), 0);
+    assert_int_equal(cs_calls_streams(&f->calls), 0);
+    assert_int_equal(f->calls.stats.ended[CS_END_STOP], 1);
+    assert_int_equal(f->calls.stats.ended[CS_END_ABNORMAL], 1);
+    j = parse(last_event(&f->obs, CS_EVENT_STOP)->text);
+    assert_string_equal(jstr(j, "reason"), "abnormal");
+    cJSON_Delete(j);
+}
+
+static void freeing_the_registry_ends_leftovers(void **state)
+{
+    fixture *f = *state;
+    begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    begin(f, "CA1", "MZ2", CS_MODE_ONE_WAY);
+    begin(f, "CA2", "MZ3", CS_MODE_ONE_WAY);
+    cs_calls_free(&f->calls, CS_END_SHUTDOWN);
+    assert_int_equal(count(&f->obs, CB_STREAM_ENDED), 3);
+    assert_int_equal(count(&f->obs, CB_CALL_ENDED), 2);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(nth(&f->obs, CB_STREAM_ENDED, i)->what, CS_END_SHUTDOWN);
+    assert_int_equal(f->calls.stats.ended[CS_END_SHUTDOWN], 3);
+    assert_int_equal(cs_calls_active(&f->calls), 0);
+    assert_int_equal(cs_calls_streams(&f->calls), 0);
+}
+
+static void call_level_events(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    cs_calls_event(&f->calls, "CA1", CS_EVENT_STATUS, "{\"CallStatus\":\"in-progress\"}");
+    const seen *e = last_event(&f->obs, CS_EVENT_STATUS);
+    assert_ptr_equal(e->call, s->call);
+    assert_string_equal(e->stream_sid, "");
+    assert_string_equal(e->text, "{\"CallStatus\":\"in-progress\"}");
+
+    /* Not live here: a stand-in carries the sid. */
+    cs_calls_event(&f->calls, "CA9", CS_EVENT_WEBHOOK, NULL);
+    e = last_event(&f->obs, CS_EVENT_WEBHOOK);
+    assert_string_equal(e->call_sid, "CA9");
+    assert_string_equal(e->text, "");
+    assert_null(cs_calls_call(&f->calls, cs_str_of("CA9")));
+}
+
+static void labels(void **state)
+{
+    (void)state;
+    assert_string_equal(cs_end_label(CS_END_IDLE), "idle_timeout");
+    assert_string_equal(cs_end_label(CS_END_HANGUP), "closed_by_us");
+    assert_string_equal(cs_end_label(CS_END_COUNT), "unknown");
+    assert_string_equal(cs_event_label(CS_EVENT_START), "start");
+    assert_string_equal(cs_event_label(CS_EVENT_RECORDING), "recording");
+    assert_string_equal(cs_event_label(CS_EVENT_COUNT), "unknown");
+}
+
+/* ---- stats ---- */
+
+static void stats_json_has_every_field(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    media(s, CS_TRACK_INBOUND, 3, 0, frame, 160);
+    media(s, CS_TRACK_INBOUND, 2, 100, frame, 160);
+    assert_int_equal(cs_stream_send_media(s, frame, 80), 0);
+    assert_int_equal(cs_stream_send_mark(s, "a"), 0);
+    assert_int_equal(cs_stream_send_mark(s, "b"), 0);
+    assert_int_equal(echo(s, "a", NULL), 0);
+    assert_int_equal(cs_stream_clear(s), 0);
+    assert_int_equal(echo(s, "b", NULL), 0);
+    tu_log_capture_start();
+    assert_int_equal(echo(s, "x", NULL), CS_ENOTFOUND);
+    cs_stream_bad(s, CS_BAD_JSON, "not json");
+    tu_log_capture_stop();
+    cs_pevent dtmf = {.type = CS_PEV_DTMF, .seq = -1, .dtmf = {.digit = '1'}};
+    assert_int_equal(cs_stream_event(s, &dtmf, NULL), 0);
+
+    cs_buf out = CS_BUF_INIT(1 << 16);
+    assert_int_equal(cs_stream_stats_json(s, &out), 0);
+    cJSON *j = parse(out.data);
+    const cJSON *frames = jobj(j, "frames"), *bytes = jobj(j, "bytes");
+    assert_int_equal(jnum(frames, "inbound"), 2);
+    assert_int_equal(jnum(frames, "outbound"), 0);
+    assert_int_equal(jnum(bytes, "inbound"), 320);
+    assert_int_equal(jnum(bytes, "outbound"), 0);
+    assert_int_equal(jnum(j, "messages"), 6);
+    assert_int_equal(jnum(j, "sequenceGaps"), 1);
+    assert_int_equal(jnum(j, "sequenceReordered"), 1);
+    assert_int_equal(jnum(j, "timestampGaps"), 1);
+    const cJSON *bad = jobj(j, "badFrames");
+    assert_int_equal(cJSON_GetArraySize(bad), CS_BAD_COUNT);
+    for (int k = 0; k < CS_BAD_COUNT; k++)
+        assert_int_equal(jnum(bad, cs_bad_label(k)), s->stats.bad[k]);
+    assert_int_equal(jnum(bad, "json"), 1);
+    assert_int_equal(jnum(bad, "bad_field"), 1);
+    assert_int_equal(jnum(j, "framesOut"), 1);
+    assert_int_equal(jnum(j, "bytesOut"), 80);
+    assert_int_equal(jnum(j, "marksSent"), 2);
+    assert_int_equal(jnum(j, "marksPlayed"), 1);
+    assert_int_equal(jnum(j, "marksCleared"), 1);
+    assert_int_equal(jnum(j, "marksUnknown"), 1);
+    assert_int_equal(jnum(j, "clears"), 1);
+    assert_int_equal(jnum(j, "dtmf"), 1);
+    assert_true(jnum(j, "durationMs") >= 0);
+    assert_int_equal(cJSON_GetArraySize(j), 16);
+    cJSON_Delete(j);
+    cs_buf_free(&out);
+}
+
+/* ---- recordings ---- */
+
+static bool recorded(void *data)
+{
+    return count(data, CB_RECORDING) > 0;
+}
+
+/* Reads a finished stereo recording: frames × 2 samples. Caller frees. */
+static int16_t *read_stereo(const char *path, size_t *frames)
+{
+    size_t len;
+    uint8_t *file = tu_read_file(path, &len);
+    assert_non_null(file);
+    cs_wav_info info;
+    assert_int_equal(cs_wav_parse(file, len, &info), 0);
+    assert_int_equal(info.channels, 2);
+    assert_int_equal(info.rate, 8000);
+    assert_int_equal(info.bits, 16);
+    assert_int_equal(info.data_offset + info.data_len, len);
+    *frames = info.data_len / 4;
+    int16_t *pcm = malloc(info.data_len);
+    assert_non_null(pcm);
+    for (size_t i = 0; i < info.data_len / 2; i++) {
+        const uint8_t *p = file + info.data_offset + 2 * i;
+        pcm[i] = (int16_t)(p[0] | p[1] << 8);
+    }
+    free(file);
+    return pcm;
+}
+
+/* Audio made of one μ-law code (never 0x7F or 0xFF, which decode to silence). */
+static void hear(cs_stream *s, enum cs_track track, int64_t seq, uint64_t ts_ms, uint8_t code,
+                 size_t n)
+{
+    uint8_t ulaw[320];
+    assert_true(n <= sizeof ulaw);
+    memset(ulaw, code, n);
+    media(s, track, seq, ts_ms, ulaw, n);
+}
+
+static void say(cs_stream *s, uint8_t code, size_t n)
+{
+    uint8_t ulaw[320];
+    assert_true(n <= sizeof ulaw);
+    memset(ulaw, code, n);
+    assert_int_equal(cs_stream_send_media(s, ulaw, n), 0);
+}
+
+/* Channel `ch` of frames [from, to) holds `code`'s sample (-1: silence). */
+static void assert_run(const int16_t *pcm, unsigned ch, size_t from, size_t to, int code)
+{
+    int16_t want = code < 0 ? 0 : cs_ulaw_to_pcm[code];
+    for (size_t i = from; i < to; i++)
+        if (pcm[i * 2 + ch] != want)
+            fail_msg("channel %u frame %zu is %d, expected %d", ch, i, pcm[i * 2 + ch], want);
+}
+
+static void two_way_call_is_recorded_in_stereo(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    hear(s, CS_TRACK_INBOUND, 2, 0, 0x10, 160);
+    hear(s, CS_TRACK_INBOUND, 3, 20, 0x11, 160);
+    hear(s, CS_TRACK_INBOUND, 4, 100, 0x12, 160); /* 40–100 ms lost */
+    say(s, 0x20, 320);                            /* frames 960–1280 */
+    say(s, 0x21, 160);                            /* 1280–1440 */
+    hear(s, CS_TRACK_INBOUND, 5, 140, 0x13, 160); /* now is 1280 */
+    assert_int_equal(cs_stream_clear(s), 0);      /* cuts 1280– */
+    say(s, 0x22, 80);                             /* 1280–1360 */
+    cs_stream_end(s, CS_END_STOP);
+
+    assert_true(tu_run_until(&f->loop, recorded, &f->obs, TU_WAIT_MS));
+    const seen *r = nth(&f->obs, CB_RECORDING, 0);
+    assert_string_equal(r->call_sid, "CA1");
+    char want[PATH_MAX];
+    snprintf(want, sizeof want, "%s/CA1.wav", f->dir);
+    assert_string_equal(r->text, want);
+    assert_int_equal(r->frames, 1440);
+    size_t frames;
+    int16_t *pcm = read_stereo(r->text, &frames);
+    assert_int_equal(frames, 1440);
+    assert_run(pcm, 0, 0, 160, 0x10);
+    assert_run(pcm, 0, 160, 320, 0x11);
+    assert_run(pcm, 0, 320, 800, -1);
+    assert_run(pcm, 0, 800, 960, 0x12);
+    assert_run(pcm, 0, 960, 1120, -1);
+    assert_run(pcm, 0, 1120, 1280, 0x13);
+    assert_run(pcm, 0, 1280, 1440, -1);
+    assert_run(pcm, 1, 0, 960, -1);
+    assert_run(pcm, 1, 960, 1280, 0x20);
+    assert_run(pcm, 1, 1280, 1360, 0x22);
+    assert_run(pcm, 1, 1360, 1440, -1);
+    free(pcm);
+}
+
+static void one_way_stereo_records_the_other_party(void **state)
+{
+    fixture *f = *state;
+    cs_pevent start =
+        start_of("CA1", "MZ1", CS_TRACK_BIT(CS_TRACK_INBOUND) | CS_TRACK_BIT(CS_TRACK_OUTBOUND));
+    cs_stream *s;
+    assert_int_equal(try_begin(f, &start, CS_MODE_ONE_WAY, &s), 0);
+    hear(s, CS_TRACK_INBOUND, 2, 0, 0x10, 160);
+    hear(s, CS_TRACK_OUTBOUND, 3, 10, 0x20, 160);
+    cs_stream_end(s, CS_END_STOP);
+    assert_true(tu_run_until(&f->loop, recorded, &f->obs, TU_WAIT_MS));
+    size_t frames;
+    int16_t *pcm = read_stereo(nth(&f->obs, CB_RECORDING, 0)->text, &frames);
+    assert_int_equal(frames, 240);
+    assert_run(pcm, 0, 0, 160, 0x10);
+    assert_run(pcm, 0, 160, 240, -1);
+    assert_run(pcm, 1, 0, 80, -1);
+    assert_run(pcm, 1, 80, 240, 0x20);
+    free(pcm);
+}
+
+static void a_call_that_cannot_be_recorded_goes_on(void **state)
+{
+    fixture *f = *state;
+    tu_log_capture_start();
+    cs_stream *s = begin(f, "CA-1", "MZ1", CS_MODE_TWO_WAY); /* not a valid file name */
+    tu_log_capture_stop();
+    assert_true(tu_log_contains("call: cannot record"));
+    assert_null(s->call->rec);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, sizeof frame);
+    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+    assert_int_equal(cs_stream_clear(s), 0);
+    cs_stream_end(s, CS_END_STOP);
+    assert_int_equal(count(&f->obs, CB_CALL_ENDED), 1);
+    cs_recorders_stats st;
+    cs_recorders_stats_get(f->recorders, &st);
+    assert_int_equal(st.opened, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(begin_creates_the_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(streams_of_a_call_share_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(refused_starts_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(too_many_observers_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(media_is_counted_per_track, setup, teardown),
+        cmocka_unit_test_setup_teardown(sequence_gaps_and_reordering, setup, teardown),
+        cmocka_unit_test_setup_teardown(timestamp_jumps_are_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(caller_audio_is_placed_by_timestamp, setup, teardown),
+        cmocka_unit_test_setup_teardown(dtmf_becomes_an_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(sent_audio_plays_after_what_is_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(marks_echo_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(unknown_mark_echoes_are_bad_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(clear_discards_queued_audio_and_marks, setup, teardown),
+        cmocka_unit_test_setup_teardown(mark_names_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(mark_ring_keeps_order_as_it_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(one_way_streams_cannot_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(socket_errors_are_returned, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_messages_are_counted_and_logged_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(call_ends_with_its_last_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(freeing_the_registry_ends_leftovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(call_level_events, setup, teardown),
+        cmocka_unit_test(labels),
+        cmocka_unit_test_setup_teardown(stats_json_has_every_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_way_call_is_recorded_in_stereo, setup_recording,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(one_way_stereo_records_the_other_party, setup_recording,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_call_that_cannot_be_recorded_goes_on, setup_recording,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,858 @@
+#include "testutil.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/worker.h"
+#include "store/store.h"
+
+#define SPILL_FILE "store-spill.jsonl"
+
+typedef struct fixture {
+    uv_loop_t loop;
+    cs_mailbox *mb;
+    char *dir;
+    char db_path[PATH_MAX];
+    char url[PATH_MAX + 8];
+    cs_store *store;
+    sqlite3 *side;       /* the test's own connection: checks and injected faults */
+    unsigned answers;    /* query callbacks run */
+    cs_store_stats want; /* what wait_for is waiting for */
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    *state = f;
+    if (!f || uv_loop_init(&f->loop) < 0 || cs_mailbox_open(&f->mb, &f->loop) < 0) return -1;
+    f->dir = tu_mkdtemp("cs-test-store");
+    if (!f->dir) return -1;
+    snprintf(f->db_path, sizeof f->db_path, "%s/cs.db", f->dir);
+    snprintf(f->url, sizeof f->url, "sqlite:%s", f->db_path);
+    tu_log_capture_start(); /* failed attempts are logged on purpose */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    sqlite3_close(f->side);
+    cs_store_close(f->store);
+    tu_log_capture_stop();
+    cs_mailbox_close(f->mb);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    int rc = uv_loop_close(&f->loop);
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return rc;
+}
+
+static const char *path_in(const fixture *f, const char *name)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    return path;
+}
+
+static void open_store(fixture *f, size_t queue_max)
+{
+    cs_buf err = CS_BUF_INIT(4096);
+    int rc = cs_store_open(&f->store, f->url, f->mb, queue_max, f->dir, &err);
+    if (rc < 0) fail_msg("cs_store_open: %s", err.data);
+    cs_buf_free(&err);
+}
+
+static void close_store(fixture *f)
+{
+    cs_store_close(f->store);
+    f->store = NULL;
+    cs_mailbox_run(f->mb);
+}
+
+/* Opens `url` expecting failure `want` with `message` in the error. */
+static void refused(fixture *f, const char *url, int want, const char *message)
+{
+    cs_buf err = CS_BUF_INIT(4096);
+    cs_store *s = NULL;
+    assert_int_equal(cs_store_open(&s, url, f->mb, 16, f->dir, &err), want);
+    assert_null(s);
+    assert_non_null(err.data);
+    if (!strstr(err.data, message)) fail_msg("'%s' does not say '%s'", err.data, message);
+    cs_buf_free(&err);
+}
+
+/* ---- the test's own connections ---- */
+
+static void exec_at(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+static sqlite3 *side(fixture *f)
+{
+    if (!f->side) {
+        assert_int_equal(sqlite3_open(f->db_path, &f->side), SQLITE_OK);
+        sqlite3_busy_timeout(f->side, TU_WAIT_MS);
+    }
+    return f->side;
+}
+
+static void side_exec(fixture *f, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(side(f), sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+}
+
+static int64_t side_int(fixture *f, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(side(f), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Events whose type is listed in `hold` fail to insert until the test deletes the row:
+ * the store thread then retries its batch, and its queue fills up behind it. */
+static void hold_types(fixture *f, const char *types)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE hold (type TEXT PRIMARY KEY);"
+             "INSERT INTO hold VALUES %s;"
+             "CREATE TRIGGER held BEFORE INSERT ON events"
+             " WHEN NEW.type IN (SELECT type FROM hold)"
+             " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;",
+             types);
+    side_exec(f, sql);
+}
+
+/* ---- writing ---- */
+
+static void write_call(cs_store *s, const cs_call_row *row)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_CALL);
+    assert_non_null(rec);
+    cs_pool *p = &rec->pool;
+    rec->call = *row;
+    rec->call.sid = cs_pool_strdup(p, row->sid);
+    rec->call.account_sid = cs_pool_strdup(p, row->account_sid);
+    rec->call.from = cs_pool_strdup(p, row->from);
+    rec->call.to = cs_pool_strdup(p, row->to);
+    rec->call.direction = cs_pool_strdup(p, row->direction);
+    rec->call.status = cs_pool_strdup(p, row->status);
+    rec->call.params = cs_pool_strdup(p, row->params);
+    rec->call.summary = cs_pool_strdup(p, row->summary);
+    rec->call.recording = cs_pool_strdup(p, row->recording);
+    cs_store_write(s, rec);
+}
+
+static void write_stream(cs_store *s, const cs_stream_row *row)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_STREAM);
+    assert_non_null(rec);
+    cs_pool *p = &rec->pool;
+    rec->stream = *row;
+    rec->stream.sid = cs_pool_strdup(p, row->sid);
+    rec->stream.call_sid = cs_pool_strdup(p, row->call_sid);
+    rec->stream.tracks = cs_pool_strdup(p, row->tracks);
+    rec->stream.mode = cs_pool_strdup(p, row->mode);
+    rec->stream.end_reason = cs_pool_strdup(p, row->end_reason);
+    rec->stream.stats = cs_pool_strdup(p, row->stats);
+    cs_store_write(s, rec);
+}
+
+static void write_event(cs_store *s, const char *call_sid, const char *type, int64_t at)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_EVENT);
+    assert_non_null(rec);
+    cs_pool *p = &rec->pool;
+    char detail[64];
+    snprintf(detail, sizeof detail, "{\"at\":%lld}", (long long)at);
+    rec->event = (cs_event_row){
+        .call_sid = cs_pool_strdup(p, call_sid),
+        .stream_sid = cs_pool_strdup(p, "MZ1"),
+        .type = cs_pool_strdup(p, type),
+        .detail = cs_pool_strdup(p, detail),
+        .at = at,
+    };
+    cs_store_write(s, rec);
+}
+
+/* ---- waiting for the store thread ---- */
+
+static cs_store_stats stats(fixture *f)
+{
+    cs_store_stats st;
+    cs_store_stats_get(f->store, &st);
+    return st;
+}
+
+static bool reached(void *data)
+{
+    fixture *f = data;
+    cs_store_stats st = stats(f);
+    return st.written >= f->want.written && st.failures >= f->want.failures &&
+           st.replayed >= f->want.replayed && st.queued == 0;
+}
+
+/* Waits until the counters set in `want` are reached and the queue is empty. */
+static void wait_for(fixture *f, cs_store_stats want)
+{
+    f->want = want;
+    if (!tu_run_until(&f->loop, reached, f, TU_WAIT_MS)) {
+        cs_store_stats st = stats(f);
+        fail_msg("store stuck: written %llu, failures %llu, replayed %llu, queued %zu",
+                 (unsigned long long)st.written, (unsigned long long)st.failures,
+                 (unsigned long long)st.replayed, st.queued);
+    }
+}
+
+/* ---- querying ---- */
+
+static void on_answer(cs_store_query *q, void *data)
+{
+    (void)q;
+    ((fixture *)data)->answers++;
+}
+
+static bool answered(void *data)
+{
+    fixture *f = data;
+    return f->answers > 0;
+}
+
+static cs_store_query *query(enum cs_query_kind kind, const char *sid, fixture *f)
+{
+    cs_store_query *q = cs_store_query_new(kind, on_answer, f);
+    assert_non_null(q);
+    if (sid) snprintf(q->sid, sizeof q->sid, "%s", sid);
+    return q;
+}
+
+/* Runs `q` and waits for its answer. */
+static void ask(fixture *f, cs_store_query *q)
+{
+    f->answers = 0;
+    cs_store_query_run(f->store, q);
+    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+}
+
+static cs_store_query *ask_call(fixture *f, const char *sid)
+{
+    cs_store_query *q = query(CS_Q_CALL, sid, f);
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    assert_int_equal(q->ncalls, 1);
+    return q;
+}
+
+static void assert_event_types(const cs_store_query *q, const char *const *types, size_t n)
+{
+    assert_int_equal(q->nevents, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(q->events[i].type, types[i]);
+        if (i) assert_true(q->events[i].id > q->events[i - 1].id);
+    }
+}
+
+static bool file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* ---- opening ---- */
+
+static void open_runs_migrations_once(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 16);
+    assert_string_equal(cs_store_backend(f->store), "sqlite");
+    close_store(f);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_int_equal(side_int(f, "SELECT version FROM schema_migrations"), 1);
+    int64_t applied = side_int(f, "SELECT applied_at FROM schema_migrations");
+
+    open_store(f, 16);
+    close_store(f);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_int_equal(side_int(f, "SELECT applied_at FROM schema_migrations"), applied);
+
+    side_exec(f, "INSERT INTO schema_migrations VALUES (2, 0)");
+    refused(f, f->url, CS_EBACKEND, "newer than this build");
+}
+
+static void url_forms(void **state)
+{
+    fixture *f = *state;
+    cs_buf err = CS_BUF_INIT(4096);
+    cs_store *s;
+    assert_int_equal(cs_store_open(&s, path_in(f, "bare.db"), f->mb, 16, f->dir, &err), 0);
+    assert_string_equal(cs_store_backend(s), "sqlite");
+    cs_store_close(s);
+    assert_true(file_exists(path_in(f, "bare.db")));
+    cs_buf_free(&err);
+
+    refused(f, "postgres://db.example/calls", CS_ECONFIG,
+            "no store speaks 'postgres://db.example/calls'");
+    char url[PATH_MAX + 16];
+    snprintf(url, sizeof url, "sqlite:%s/missing/cs.db", f->dir);
+    refused(f, url, CS_EBACKEND, "cannot open");
+}
+
+static void broken_databases_are_refused(void **state)
+{
+    fixture *f = *state;
+    char url[PATH_MAX + 16];
+    FILE *junk = fopen(path_in(f, "junk.db"), "wb");
+    assert_non_null(junk);
+    for (int i = 0; i < 4096; i++) fputc('x', junk);
+    assert_int_equal(fclose(junk), 0);
+    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "junk.db"));
+    refused(f, url, CS_EBACKEND, "cannot set up");
+
+    /* A table that migration 1 creates is there already. */
+    exec_at(path_in(f, "taken.db"), "CREATE TABLE calls (sid TEXT)");
+    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "taken.db"));
+    refused(f, url, CS_EBACKEND, "migration 1 failed");
+
+    /* Marked as migrated, yet the tables are missing. */
+    exec_at(path_in(f, "bare.db"), "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                                   " applied_at INTEGER NOT NULL);"
+                                   "INSERT INTO schema_migrations VALUES (1, 0)");
+    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "bare.db"));
+    refused(f, url, CS_EBACKEND, "cannot prepare a statement");
+}
+
+/* ---- writes and queries ---- */
+
+static void call_upsert_keeps_what_is_not_said(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.sid = "CA1",
+                                        .account_sid = "AC1",
+                                        .from = "+15550001",
+                                        .to = "+15550002",
+                                        .direction = "inbound",
+                                        .status = "ringing",
+                                        .params = "{\"a\":\"1\"}",
+                                        .created_at = 1000});
+    write_call(f->store,
+               &(cs_call_row){
+                   .sid = "CA1", .status = "in-progress", .created_at = 1500, .started_at = 2000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1",
+                                        .started_at = 3000,
+                                        .created_at = 500,
+                                        .summary = "asked for a refund",
+                                        .recording = "/rec/CA1.wav",
+                                        .recording_ms = 1234,
+                                        .ended_at = 4000,
+                                        .status = "completed",
+                                        .updated_at = 9999});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .ended_at = 5000, .updated_at = 10000});
+    cs_store_query *q = ask_call(f, "CA1");
+    const cs_call_row *c = &q->calls[0];
+    assert_string_equal(c->sid, "CA1");
+    assert_string_equal(c->account_sid, "AC1");
+    assert_string_equal(c->from, "+15550001");
+    assert_string_equal(c->to, "+15550002");
+    assert_string_equal(c->direction, "inbound");
+    assert_string_equal(c->status, "completed");
+    assert_string_equal(c->params, "{\"a\":\"1\"}");
+    assert_string_equal(c->summary, "asked for a refund");
+    assert_string_equal(c->recording, "/rec/CA1.wav");
+    assert_int_equal(c->recording_ms, 1234);
+    assert_int_equal(c->created_at, 500);
+    assert_int_equal(c->started_at, 2000);
+    assert_int_equal(c->ended_at, 5000);
+    assert_int_equal(c->updated_at, 10000);
+    assert_int_equal(q->nstreams, 0);
+    assert_int_equal(q->nevents, 0);
+    cs_store_query_free(q);
+
+    /* Unknown times are stamped when the row is new. */
+    write_call(f->store, &(cs_call_row){.sid = "CA2"});
+    q = ask_call(f, "CA2");
+    assert_true(q->calls[0].created_at > 0);
+    assert_true(q->calls[0].updated_at > 0);
+    assert_int_equal(q->calls[0].started_at, 0);
+    assert_null(q->calls[0].status);
+    cs_store_query_free(q);
+}
+
+static void streams_and_events_come_with_their_call(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .created_at = 1});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ2",
+                                            .call_sid = "CA1",
+                                            .tracks = "[\"inbound\"]",
+                                            .mode = "two-way",
+                                            .started_at = 100});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ1", .call_sid = "CA1", .started_at = 50});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ2",
+                                            .call_sid = "CA1",
+                                            .started_at = 150,
+                                            .ended_at = 200,
+                                            .end_reason = "stop",
+                                            .stats = "{\"frames\":3}"});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ9", .call_sid = "CA9", .started_at = 1});
+    write_event(f->store, "CA1", "start", 7);
+    write_event(f->store, "CA9", "start", 8);
+    write_event(f->store, "CA1", "stop", 0);
+
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_int_equal(q->nstreams, 2);
+    const cs_stream_row *t = &q->streams[0];
+    assert_string_equal(t->sid, "MZ1");
+    assert_null(t->tracks);
+    t = &q->streams[1];
+    assert_string_equal(t->sid, "MZ2");
+    assert_string_equal(t->call_sid, "CA1");
+    assert_string_equal(t->tracks, "[\"inbound\"]");
+    assert_string_equal(t->mode, "two-way");
+    assert_int_equal(t->started_at, 100);
+    assert_int_equal(t->ended_at, 200);
+    assert_string_equal(t->end_reason, "stop");
+    assert_string_equal(t->stats, "{\"frames\":3}");
+    static const char *const types[] = {"start", "stop"};
+    assert_event_types(q, types, 2);
+    const cs_event_row *e = &q->events[0];
+    assert_string_equal(e->call_sid, "CA1");
+    assert_string_equal(e->stream_sid, "MZ1");
+    assert_string_equal(e->detail, "{\"at\":7}");
+    assert_int_equal(e->at, 7);
+    assert_true(q->events[1].at > 0); /* unknown: stamped when written */
+    assert_false(q->more);
+    cs_store_query_free(q);
+
+    q = query(CS_Q_CALL, "CA404", f);
+    ask(f, q);
+    assert_int_equal(q->status, CS_ENOTFOUND);
+    assert_int_equal(q->ncalls, 0);
+    cs_store_query_free(q);
+}
+
+static void events_page_by_id(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    for (int i = 1; i <= 7; i++) {
+        char type[16];
+        snprintf(type, sizeof type, "e%d", i);
+        write_event(f->store, "CA1", type, i);
+        if (i <= 2) write_event(f->store, "CA2", "other", i);
+    }
+    static const char *const pages[][3] = {{"e1", "e2", "e3"}, {"e4", "e5", "e6"}, {"e7"}};
+    static const size_t sizes[] = {3, 3, 1};
+    int64_t after = 0;
+    for (int page = 0; page < 3; page++) {
+        cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+        q->limit = 3;
+        q->after_id = after;
+        ask(f, q);
+        assert_int_equal(q->status, 0);
+        assert_event_types(q, pages[page], sizes[page]);
+        assert_int_equal(q->more, page < 2);
+        after = q->events[q->nevents - 1].id;
+        cs_store_query_free(q);
+    }
+    cs_store_query *q = query(CS_Q_EVENTS, "CA404", f);
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    assert_int_equal(q->nevents, 0);
+    assert_false(q->more);
+    cs_store_query_free(q);
+}
+
+static void calls_page_newest_first(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    static const struct {
+        const char *sid;
+        int64_t at;
+    } calls[] = {{"CA1", 100}, {"CA2", 200}, {"CA4", 300}, {"CA3", 200}, {"CA5", 400}};
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++)
+        write_call(f->store, &(cs_call_row){.sid = calls[i].sid, .created_at = calls[i].at});
+    /* Ties in created_at are ordered by sid, so the cursor never skips or repeats one. */
+    static const char *const pages[][2] = {{"CA5", "CA4"}, {"CA3", "CA2"}, {"CA1"}};
+    static const size_t sizes[] = {2, 2, 1};
+    int64_t before_at = 0;
+    char before_sid[65] = "";
+    for (int page = 0; page < 3; page++) {
+        cs_store_query *q = query(CS_Q_CALLS, NULL, f);
+        q->limit = 2;
+        q->before_at = before_at;
+        snprintf(q->before_sid, sizeof q->before_sid, "%s", before_sid);
+        ask(f, q);
+        assert_int_equal(q->status, 0);
+        assert_int_equal(q->ncalls, sizes[page]);
+        for (size_t i = 0; i < q->ncalls; i++) assert_string_equal(q->calls[i].sid, pages[page][i]);
+        assert_int_equal(q->more, page < 2);
+        before_at = q->calls[q->ncalls - 1].created_at;
+        snprintf(before_sid, sizeof before_sid, "%s", q->calls[q->ncalls - 1].sid);
+        cs_store_query_free(q);
+    }
+}
+
+static void limits_are_clamped(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1024);
+    for (int i = 0; i <= CS_STORE_PAGE_MAX; i++) {
+        char sid[16];
+        snprintf(sid, sizeof sid, "CA%04d", i);
+        write_call(f->store, &(cs_call_row){.sid = sid, .created_at = 1 + i});
+    }
+    static const int limits[] = {0, -1, CS_STORE_PAGE_MAX + 1, 1 << 30};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        cs_store_query *q = query(CS_Q_CALLS, NULL, f);
+        q->limit = limits[i];
+        ask(f, q);
+        assert_int_equal(q->ncalls, CS_STORE_PAGE_MAX);
+        assert_true(q->more);
+        assert_string_equal(q->calls[0].sid, "CA0500");
+        cs_store_query_free(q);
+    }
+    cs_store_query *q = query(CS_Q_CALLS, NULL, f);
+    q->limit = CS_STORE_PAGE_MAX;
+    q->before_at = 2;
+    ask(f, q);
+    assert_int_equal(q->ncalls, 1);
+    assert_false(q->more);
+    cs_store_query_free(q);
+}
+
+static void call_query_caps_streams_and_events(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1 << 14);
+    write_call(f->store, &(cs_call_row){.sid = "CA1"});
+    for (int i = 0; i <= CS_CALL_STREAMS_MAX; i++) {
+        char sid[16];
+        snprintf(sid, sizeof sid, "MZ%03d", i);
+        write_stream(f->store,
+                     &(cs_stream_row){.sid = sid, .call_sid = "CA1", .started_at = i + 1});
+    }
+    for (int i = 0; i <= CS_STORE_EVENTS_MAX; i++) write_event(f->store, "CA1", "dtmf", i + 1);
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_int_equal(q->nstreams, CS_CALL_STREAMS_MAX);
+    assert_int_equal(q->nevents, CS_STORE_EVENTS_MAX);
+    assert_true(q->more);
+    cs_store_query_free(q);
+}
+
+static void queries_read_their_writes(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1024);
+    for (int i = 0; i < 300; i++) write_event(f->store, "CA1", "mark", i + 1);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
+    cs_store_query *q = ask_call(f, "CA1"); /* queued right behind the writes */
+    assert_string_equal(q->calls[0].status, "completed");
+    assert_int_equal(q->nevents, 300);
+    cs_store_query_free(q);
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.written, 301);
+    assert_int_equal(st.queries, 1);
+    assert_int_equal(st.spilled, 0);
+    assert_int_equal(st.failures, 0);
+    assert_true(st.batches >= 1);
+}
+
+static void query_failures_are_reported(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 16);
+    write_call(f->store, &(cs_call_row){.sid = "CA1"});
+    cs_store_query_free(ask_call(f, "CA1"));
+    side_exec(f, "DROP TABLE events");
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->status, CS_EBACKEND);
+    cs_store_query_free(q);
+    q = query(CS_Q_CALL, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->status, CS_EBACKEND);
+    cs_store_query_free(q);
+    assert_true(tu_log_contains("no such table: events"));
+    assert_int_equal(stats(f).queries, 3);
+}
+
+/* ---- failures, spill and replay ---- */
+
+static void records_without_keys_are_dropped(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.status = "completed"});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ1"});
+    write_stream(f->store, &(cs_stream_row){.call_sid = "CA1"});
+    write_event(f->store, "CA1", NULL, 1);
+    write_event(f->store, NULL, "start", 2);
+    cs_store_write(f->store, cs_store_rec_new((enum cs_rec_kind)99));
+    write_event(f->store, "CA1", "start", 3);
+    wait_for(f, (cs_store_stats){.written = 1});
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    static const char *const types[] = {"start"};
+    assert_event_types(q, types, 1);
+    cs_store_query_free(q);
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.written, 1);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM calls"), 0);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM streams"), 0);
+    assert_true(tu_log_contains("without its keys"));
+}
+
+static void failing_batches_are_retried(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 3});
+    assert_int_equal(stats(f).written, 0);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM events"), 0);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
+
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 2});
+    assert_true(tu_log_contains("held by the test"));
+    assert_true(tu_log_contains("store: a batch of 1 record(s) failed"));
+    assert_true(tu_log_contains("retrying in"));
+    assert_true(tu_log_contains("failed attempt(s)"));
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    static const char *const types[] = {"held"};
+    assert_event_types(q, types, 1);
+    cs_store_query_free(q);
+    assert_true(stats(f).failures >= 3);
+}
+
+static size_t count_lines(const char *path)
+{
+    size_t len, n = 0;
+    uint8_t *text = tu_read_file(path, &len);
+    if (!text) return 0;
+    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    free(text);
+    return n;
+}
+
+static void full_queue_spills_and_replays(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 2);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    /* The store thread is busy with the first batch: two records fit in the queue. */
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing", .created_at = 5});
+    write_event(f->store, "CA1", "e2", 2);
+    write_event(f->store, "CA1", "e3", 3);
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ1", .call_sid = "CA1", .started_at = 9});
+    write_event(f->store, "CA1", "e4", 4);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.queued, 2);
+    assert_int_equal(st.spilled, 4);
+    assert_int_equal(count_lines(path_in(f, SPILL_FILE)), 4);
+
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 7, .replayed = 4});
+    assert_false(file_exists(path_in(f, SPILL_FILE)));
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    assert_int_equal(q->calls[0].created_at, 5);
+    assert_int_equal(q->nstreams, 1);
+    static const char *const types[] = {"held", "e2", "e3", "e4"};
+    assert_event_types(q, types, 4);
+    cs_store_query_free(q);
+}
+
+static void spilled_records_keep_their_order(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1);
+    hold_types(f, "('h0'), ('h1')");
+    write_event(f->store, "CA1", "h0", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "h1", 2);                                       /* queued */
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress"}); /* spilled */
+    assert_int_equal(stats(f).spilled, 1);
+
+    /* The first batch lands; the store thread takes the queued record and is held again,
+     * so the queue has room while the spill file still waits. */
+    side_exec(f, "DELETE FROM hold WHERE type = 'h0'");
+    wait_for(f, (cs_store_stats){.written = 1});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
+    write_event(f->store, "CA1", "last", 3);
+
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 5});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    static const char *const types[] = {"h0", "h1", "last"};
+    assert_event_types(q, types, 3);
+    cs_store_query_free(q);
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.spilled, 3);
+    assert_int_equal(st.replayed, 3);
+}
+
+static void close_writes_what_is_queued_and_spilled(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "e2", 2);
+    write_event(f->store, "CA1", "e3", 3);
+    write_event(f->store, "CA1", "e4", 4);
+    assert_int_equal(stats(f).spilled, 2);
+    side_exec(f, "DELETE FROM hold");
+    close_store(f);
+    assert_false(file_exists(path_in(f, SPILL_FILE)));
+
+    open_store(f, 16);
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    static const char *const types[] = {"held", "e2", "e3", "e4"};
+    assert_event_types(q, types, 4);
+    cs_store_query_free(q);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    assert_true(fputs(text, file) >= 0);
+    assert_int_equal(fclose(file), 0);
+}
+
+static void spill_of_a_crashed_run_is_replayed_at_open(void **state)
+{
+    fixture *f = *state;
+    /* Taken for replay when the process died, then spilled after it. */
+    write_text(path_in(f, SPILL_FILE ".replay"),
+               "{\"kind\":1,\"sid\":\"CA1\",\"status\":\"ringing\",\"created_at\":1000}\n"
+               "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"first\",\"detail\":\"{}\",\"at\":1}\n");
+    write_text(path_in(f, SPILL_FILE),
+               "{\"kind\":3,\"call_sid\":\"CA1\",\"stream_sid\":\"MZ1\",\"type\":\"second\","
+               "\"at\":2}\n"
+               "not json\n"
+               "{\"kind\":9}\n"
+               "{\"kind\":3,\"type\":\"no call\"}\n"
+               "[1]\n"
+               "{\"kind\":2,\"sid\":\"MZ1\",\"call_sid\":\"CA1\",\"mode\":\"two-way\","
+               "\"started_at\":5}\n"
+               "{\"kind\":1,\"sid\":\"CA1\",\"status\":\"completed\",\"ended_at\":3000}\n");
+    open_store(f, 16);
+    cs_store_query *q = ask_call(f, "CA1");
+    const cs_call_row *c = &q->calls[0];
+    assert_string_equal(c->status, "completed");
+    assert_int_equal(c->created_at, 1000);
+    assert_int_equal(c->ended_at, 3000);
+    assert_int_equal(q->nstreams, 1);
+    assert_string_equal(q->streams[0].mode, "two-way");
+    static const char *const types[] = {"first", "second"};
+    assert_event_types(q, types, 2);
+    assert_string_equal(q->events[1].stream_sid, "MZ1");
+    cs_store_query_free(q);
+
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.replayed, 5);
+    assert_int_equal(st.written, 5);
+    assert_false(file_exists(path_in(f, SPILL_FILE)));
+    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
+    assert_true(tu_log_contains("skipping an unreadable line"));
+    assert_true(tu_log_contains("spilled record(s) written"));
+}
+
+/* A database still failing at shutdown does not hold the process: after
+ * CS_STORE_CLOSE_WAIT_MS what is left goes to the spill file, written at the next open. */
+static void close_gives_up_on_a_failing_database(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing"});
+    wait_for(f, (cs_store_stats){.written = 1});
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "after", 2); /* a later batch the database takes */
+    close_store(f);
+    assert_true(tu_log_contains("still fails at shutdown"));
+    assert_int_equal(count_lines(path_in(f, SPILL_FILE)), 1);
+
+    side_exec(f, "DELETE FROM hold");
+    open_store(f, 100);
+    cs_store_query *q = ask_call(f, "CA1");
+    static const char *const types[] = {"after", "held"};
+    assert_event_types(q, types, 2);
+    cs_store_query_free(q);
+    assert_false(file_exists(path_in(f, SPILL_FILE)));
+}
+
+static void spill_failure_is_reported(void **state)
+{
+    fixture *f = *state;
+    cs_buf err = CS_BUF_INIT(4096);
+    assert_int_equal(cs_store_open(&f->store, f->url, f->mb, 1, path_in(f, "missing"), &err), 0);
+    cs_buf_free(&err);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "queued", 2);
+    write_event(f->store, "CA1", "lost", 3);
+    assert_int_equal(stats(f).spilled, 0);
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 2});
+    assert_true(tu_log_contains("cannot spill"));
+    assert_true(tu_log_contains("record(s) lost"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(open_runs_migrations_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(url_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(broken_databases_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(call_upsert_keeps_what_is_not_said, setup, teardown),
+        cmocka_unit_test_setup_teardown(streams_and_events_come_with_their_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(events_page_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(calls_page_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(limits_are_clamped, setup, teardown),
+        cmocka_unit_test_setup_teardown(call_query_caps_streams_and_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(queries_read_their_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(query_failures_are_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(records_without_keys_are_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(failing_batches_are_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_queue_spills_and_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(spilled_records_keep_their_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_writes_what_is_queued_and_spilled, setup, teardown),
+        cmocka_unit_test_setup_teardown(spill_of_a_crashed_run_is_replayed_at_open, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(spill_failure_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_gives_up_on_a_failing_database, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
