@@ -52,6 +52,10 @@ struct cs_recording {
     cs_recording_done_fn done;
     void *done_data;
     cs_recording *prev, *next; /* loop: the owner's recordings not closed yet */
+    /* writer: the last frames it wrote, as they are in the file */
+    uint64_t tail_start;
+    size_t tail_len;
+    int16_t tail[CS_REC_TAIL * 2];
 };
 
 /* The writer lays out one stretch of a file at a time. */
@@ -95,8 +99,14 @@ static int load(cs_recording *rec, int16_t *dst, uint64_t from, size_t n)
     size_t bytes = n * rec->channels * 2;
     memset(dst, 0, bytes);
     if (from >= rec->w.frames) return 0;
-    size_t avail = (size_t)(rec->w.frames - from) * rec->channels * 2;
-    if (avail > bytes) avail = bytes;
+    uint64_t end = from + n < rec->w.frames ? from + n : rec->w.frames;
+    /* Usually the stretch was just written and is still in the tail: no read. */
+    if (from >= rec->tail_start && end <= rec->tail_start + rec->tail_len) {
+        memcpy(dst, rec->tail + (size_t)(from - rec->tail_start) * rec->channels,
+               (size_t)(end - from) * rec->channels * 2);
+        return 0;
+    }
+    size_t avail = (size_t)(end - from) * rec->channels * 2;
     off_t off = CS_WAV_HEADER_LEN + (off_t)(from * rec->channels * 2);
     ssize_t got = pread(rec->w.fd, dst, avail, off);
     if (got < 0) return -errno;
@@ -111,7 +121,14 @@ static void win_flush(cs_recording *rec, window *win)
 {
     if (win->len && rec->err == 0) {
         int rc = cs_wav_writer_write(&rec->w, win->start, win->frames, win->len);
-        if (rc < 0) note_error(rec, rc, "writing");
+        if (rc < 0) {
+            note_error(rec, rc, "writing");
+        } else {
+            size_t k = win->len < CS_REC_TAIL ? win->len : CS_REC_TAIL;
+            rec->tail_start = win->start + win->len - k;
+            rec->tail_len = k;
+            memcpy(rec->tail, win->frames + (win->len - k) * rec->channels, k * rec->channels * 2);
+        }
     }
     win->len = 0;
 }
@@ -143,6 +160,7 @@ static void place(cs_recording *rec, window *win, unsigned ch, uint64_t pos, con
 static void cut(cs_recording *rec, window *win, unsigned ch, uint64_t pos)
 {
     win_flush(rec, win);
+    rec->tail_len = 0; /* the file changes below it */
     while (pos < rec->w.frames && rec->err == 0) {
         size_t n = (size_t)(rec->w.frames - pos);
         if (n > CS_REC_WINDOW) n = CS_REC_WINDOW;

@@ -16,11 +16,14 @@
 #define CS_REC_RATE        8000
 #define CS_REC_CHUNK_BYTES 4096 /* loop-side batch: ≈ 0.25–0.5 s of one call */
 #define CS_REC_BACKLOG_MAX                                                                         \
-    (64u << 20)               /* chunk bytes waiting for the disk; beyond, chunks                  \
-                                are dropped (counted and logged): the one point                    \
-                                where a recording can lose audio */
-#define CS_REC_WINDOW    8192 /* frames the writer lays out per write */
-#define CS_REC_LINGER_MS 100  /* chunks gather this long per wake-up of the writer */
+    (64u << 20)            /* chunk bytes waiting for the disk; beyond, chunks                     \
+                             are dropped (counted and logged): the one point                       \
+                             where a recording can lose audio */
+#define CS_REC_WINDOW 8192 /* frames the writer lays out per write */
+#define CS_REC_TAIL                                                                                \
+    320                      /* frames of each file the writer keeps: most read-modify-writes      \
+                                  start in them and need no read */
+#define CS_REC_LINGER_MS 100 /* chunks gather this long per wake-up of the writer */
 
 typedef struct cs_recorders cs_recorders;
 typedef struct cs_recording cs_recording;

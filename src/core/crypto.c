@@ -7,6 +7,8 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
 
 #include "core/err.h"
 
@@ -54,12 +56,53 @@ int cs_hmac_sha256(uint8_t out[CS_SHA256_LEN], const void *key, size_t keylen,
     return hmac("SHA256", out, CS_SHA256_LEN, key, keylen, parts, lens, n);
 }
 
-void cs_random(void *out, size_t n)
+static void random_or_die(void *out, size_t n)
 {
     if (RAND_bytes(out, (int)n) != 1) {
         fputs("fatal: random generator failed\n", stderr);
         abort();
     }
+}
+
+/* OpenSSL's generator costs about a microsecond per call however few bytes are asked
+ * for, and every WebSocket frame a client sends needs four: small requests are served
+ * from a per-thread pool filled in bulk. A forked child empties its pool first, so it
+ * never hands out what its parent will. */
+#define POOL_BYTES 4096
+#define POOL_SMALL 64
+
+static _Thread_local struct {
+    uint8_t bytes[POOL_BYTES];
+    size_t used;
+} pool = {.used = POOL_BYTES};
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+    memset(pool.bytes, 0, sizeof pool.bytes);
+    pool.used = POOL_BYTES;
+}
+
+static void pool_register(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
+
+void cs_random(void *out, size_t n)
+{
+    if (n > POOL_SMALL) {
+        random_or_die(out, n);
+        return;
+    }
+    pthread_once(&pool_once, pool_register);
+    if (pool.used + n > POOL_BYTES) {
+        random_or_die(pool.bytes, POOL_BYTES);
+        pool.used = 0;
+    }
+    memcpy(out, pool.bytes + pool.used, n);
+    /* Bytes handed out are not kept. */
+    memset(pool.bytes + pool.used, 0, n);
+    pool.used += n;
 }
 
 void cs_hex(char *out, const uint8_t *in, size_t n)

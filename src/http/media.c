@@ -14,17 +14,18 @@
 struct media_sock {
     cs_gateway *gw;
     cs_wsconn ws;
-    cs_stream *stream;      /* after start, until the stream ends */
+    cs_stream *stream; /* after start, until the stream ends */
     cs_agent *agent;
     char sid[CS_SID_MAX + 1];
-    cs_stream_stats pre;    /* refusals before start */
-    uint32_t pre_logged;    /* kinds logged before start */
-    bool connected;         /* `connected` seen */
-    bool ended;             /* the stream ended; the socket is closing */
+    cs_str sid_str;                 /* sid as a view, measured once */
+    cs_stream_stats pre;            /* refusals before start */
+    uint32_t pre_logged;            /* kinds logged before start */
+    bool connected;                 /* `connected` seen */
+    bool ended;                     /* the stream ended; the socket is closing */
     enum cs_end_reason closing_why; /* why we close it, when we do */
     bool we_close;
     uint64_t opened_ms;
-    double tokens;          /* rate limit: messages we may still take this second */
+    double tokens; /* rate limit: messages we may still take this second */
     uint64_t tokens_ms;
     char peer[46];
     media_sock *prev, *next;
@@ -74,19 +75,19 @@ static int send_built(media_sock *m, int rc)
 static int sink_media(void *data, const uint8_t *ulaw, size_t n)
 {
     media_sock *m = data;
-    return send_built(m, m->gw->provider->write_media(&m->gw->out, cs_str_of(m->sid), ulaw, n));
+    return send_built(m, m->gw->provider->write_media(&m->gw->out, m->sid_str, ulaw, n));
 }
 
 static int sink_mark(void *data, cs_str name)
 {
     media_sock *m = data;
-    return send_built(m, m->gw->provider->write_mark(&m->gw->out, cs_str_of(m->sid), name));
+    return send_built(m, m->gw->provider->write_mark(&m->gw->out, m->sid_str, name));
 }
 
 static int sink_clear(void *data)
 {
     media_sock *m = data;
-    return send_built(m, m->gw->provider->write_clear(&m->gw->out, cs_str_of(m->sid)));
+    return send_built(m, m->gw->provider->write_clear(&m->gw->out, m->sid_str));
 }
 
 /* ---- stream lifecycle ---- */
@@ -141,7 +142,7 @@ static void on_start(media_sock *m, const cs_pevent *ev)
     enum cs_stream_mode mode = mode_of(gw, ev);
     bool speaks = mode == CS_MODE_TWO_WAY && gw->agent;
     bool stereo = speaks || (ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND));
-    cs_str_copy(m->sid, sizeof m->sid, ev->start.stream_id);
+    m->sid_str = (cs_str){m->sid, cs_str_copy(m->sid, sizeof m->sid, ev->start.stream_id)};
     cs_stream_sink sink = {sink_media, sink_mark, sink_clear, m};
     int rc = cs_stream_begin(&gw->calls, ev, mode, stereo, &sink, m, &m->pre, &m->stream);
     if (rc < 0) {
@@ -197,7 +198,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         bad(m, CS_BAD_ORDER, m->ended ? "a message after stop" : "a message before start");
         return;
     }
-    if (!cs_str_eqz(ev.stream_id, s->sid)) {
+    if (!cs_str_eq(ev.stream_id, m->sid_str)) {
         cs_stream_bad(s, CS_BAD_STREAM, "streamSid differs from the one this socket started");
         return;
     }
@@ -250,7 +251,7 @@ static void on_close(cs_wsconn *ws, uint16_t code, int err)
     media_sock *m = ws->data;
     cs_gateway *gw = m->gw;
     if (m->stream) {
-        enum cs_end_reason why = m->we_close        ? m->closing_why
+        enum cs_end_reason why = m->we_close         ? m->closing_why
                                  : err == -ETIMEDOUT ? CS_END_IDLE
                                                      : CS_END_ABNORMAL;
         const cs_log_ctx *prev = cs_log_set_ctx(&m->stream->log);

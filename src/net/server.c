@@ -415,9 +415,11 @@ static void on_close(cs_conn *c, int err)
 {
     (void)err;
     hconn *h = c->data;
-    if (h->req) { /* a handler is still working: its answer will be dropped */
+    if (h->req && h->state == H_WAIT) { /* a handler is still working: its answer is dropped */
         h->req->conn = NULL;
         h->req->hconn = NULL;
+    } else {
+        request_free(h->req); /* refused before it reached a handler */
     }
     free(h);
 }
