@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="
 build-essential cmake pkg-config git ca-certificates openssl curl
-libuv1-dev libssl-dev libsqlite3-dev libcjson-dev libspeexdsp-dev libcmocka-dev
+libuv1-dev libssl-dev libsqlite3-dev libcjson-dev libspeexdsp-dev libcmocka-dev libsodium-dev
 "
 
 missing=""

@@ -13,6 +13,8 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve     run the gateway (settings below)\n"
           "  sim       Twilio simulator and load generator (`callstream sim --help`)\n"
+          "  user      add, list or delete users of the pages and API (`callstream user`)\n"
+          "  token     create, list or revoke API tokens (`callstream token`)\n"
           "  version   print the version\n"
           "\n",
           out);
@@ -28,6 +30,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0) return cs_gateway_main(argc - 1, argv + 1);
     if (strcmp(cmd, "sim") == 0) return cs_sim_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "user") == 0) return cs_admin_user(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0) return cs_admin_token(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("callstream %s\n", CS_VERSION);
         return 0;

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/path.h"
 
 #define MAX_SUFFIX 100 /* <sid>-2.wav … <sid>-100.wav */
 
@@ -432,24 +433,10 @@ void cs_recording_close(cs_recording *rec, cs_recording_done_fn done, void *data
 
 /* ---- the writer ---- */
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -errno;
-    return 0;
-}
-
 int cs_recorders_new(cs_recorders **out, cs_mailbox *mb, const char *dir,
                      unsigned header_interval_s)
 {
-    int rc = mkdirs(dir);
+    int rc = cs_mkdir_p(dir, 0750);
     if (rc < 0) {
         cs_error("recorder: cannot create %s: %s", dir, cs_strerror(rc));
         return rc;

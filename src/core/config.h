@@ -52,6 +52,11 @@
     N(http_idle_s, "HTTP_IDLE_S", 30, 1, 3600, "an idle keep-alive HTTP connection is closed")      \
     N(shutdown_grace_s, "SHUTDOWN_GRACE_S", 10, 0, 3600,                                           \
       "on SIGTERM, how long calls may go on before they are closed")                               \
+    N(monitor_slow_s, "MONITOR_SLOW_S", 30, 1, 3600,                                              \
+      "a listen-in browser that cannot keep up for this long is disconnected")                    \
+    N(session_ttl_s, "SESSION_TTL_S", 43200, 60, 31536000, "a sign-in lasts this many seconds")   \
+    N(login_attempts_per_min, "LOGIN_ATTEMPTS_PER_MIN", 10, 1, 100000,                             \
+      "sign-in attempts one address may make per minute")                                         \
     N(store_queue_max, "STORE_QUEUE_MAX", 100000, 100, 10000000,                                   \
       "store writes waiting; beyond it they spill to DATA_DIR/spill")
 

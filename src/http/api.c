@@ -12,13 +12,14 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "http/auth.h"
 #include "http/gateway.h"
 #include "provider/twilio.h"
 
-#define API_JSON_MAX   (32u << 20)
-#define FILE_CHUNK     65536
+#define API_JSON_MAX    (32u << 20)
+#define FILE_CHUNK      65536
 #define FILE_HIGH_WATER (1u << 20) /* pause reading while this much is unsent */
-#define FILE_WAIT_MS   20
+#define FILE_WAIT_MS    20
 
 /* ---- JSON of rows ---- */
 
@@ -217,6 +218,7 @@ static void calls_done(cs_store_query *q, void *data)
 
 void cs_api_calls(cs_request *r)
 {
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_calls)) return;
     cs_gateway *gw = r->app;
     cs_form query;
     if (parse_query(r, &query) < 0) return;
@@ -278,6 +280,7 @@ static void call_done(cs_store_query *q, void *data)
 
 void cs_api_call(cs_request *r)
 {
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call)) return;
     cs_gateway *gw = r->app;
     char sid[65];
     if (path_sid(r, sid) < 0) return;
@@ -313,6 +316,7 @@ static void events_done(cs_store_query *q, void *data)
 
 void cs_api_events(cs_request *r)
 {
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_events)) return;
     cs_gateway *gw = r->app;
     char sid[65];
     if (path_sid(r, sid) < 0) return;
@@ -339,8 +343,8 @@ typedef struct file_send {
     uv_fs_t req;
     uv_timer_t wait;
     uv_file fd;
-    uint64_t size;      /* of the file */
-    uint64_t off, end;  /* bytes [off, end) still to send */
+    uint64_t size;     /* of the file */
+    uint64_t off, end; /* bytes [off, end) still to send */
     char buf[FILE_CHUNK];
 } file_send;
 
@@ -547,6 +551,7 @@ static void recording_done(cs_store_query *q, void *data)
 
 void cs_api_recording(cs_request *r)
 {
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_recording)) return;
     cs_gateway *gw = r->app;
     char sid[65];
     if (path_sid(r, sid) < 0) return;

@@ -12,17 +12,30 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/path.h"
+#include "http/auth.h"
 #include "http/gateway.h"
 #include "net/url.h"
 #include "provider/twilio.h"
 
 #define SHUTDOWN_TICK_MS 50
 
+/* Twilio's routes check signatures; /health and the login page are open; everything else
+ * needs a signed-in user (cs_auth_check, first thing in each handler). */
 static const cs_route routes[] = {
     {CS_HTTP_POST, "/twilio/voice", cs_twilio_voice},
     {CS_HTTP_POST, "/twilio/status", cs_twilio_status},
     {CS_HTTP_POST, "/twilio/stream-status", cs_twilio_stream_status},
     {CS_HTTP_GET, "/twilio/media", cs_media_upgrade},
+    {CS_HTTP_GET, "/monitor", cs_monitor_upgrade},
+    {CS_HTTP_GET, "/", cs_web_root},
+    {CS_HTTP_GET, "/login", cs_web_login},
+    {CS_HTTP_POST, "/login", cs_auth_login},
+    {CS_HTTP_POST, "/logout", cs_auth_logout},
+    {CS_HTTP_GET, "/calls_monitoring", cs_web_calls},
+    {CS_HTTP_GET, "/calls_monitoring/{}", cs_web_call},
+    {CS_HTTP_GET, "/static/{*}", cs_web_static},
+    {CS_HTTP_GET, "/api/v1/me", cs_auth_me},
     {CS_HTTP_GET, "/health", cs_health},
     {CS_HTTP_GET, "/status", cs_status},
     {CS_HTTP_GET, "/streams", cs_streams},
@@ -62,7 +75,8 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
     size_t n = strlen(gw->public_url);
     while (n && gw->public_url[n - 1] == '/') gw->public_url[--n] = '\0';
     cs_url u;
-    if (cs_url_parse(&u, gw->public_url) < 0 || (strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))) {
+    if (cs_url_parse(&u, gw->public_url) < 0 ||
+        (strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))) {
         cs_buf_printf(err, "PUBLIC_URL: '%s' is not an http(s) URL", gw->public_url);
         return CS_ECONFIG;
     }
@@ -72,10 +86,13 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
     }
     /* The stream URL is the public URL with ws(s) for http(s): Twilio signs it as such. */
     const char *rest = strstr(gw->public_url, "://");
+    const char *path = strchr(rest + 3, '/');
+    snprintf(gw->origin, sizeof gw->origin, "%.*s",
+             (int)(path ? path - gw->public_url : (long)strlen(gw->public_url)), gw->public_url);
     int a = snprintf(gw->stream_url, sizeof gw->stream_url, "%s%s/twilio/media",
                      u.tls ? "wss" : "ws", rest);
-    int b = snprintf(gw->status_url, sizeof gw->status_url, "%s/twilio/stream-status",
-                     gw->public_url);
+    int b =
+        snprintf(gw->status_url, sizeof gw->status_url, "%s/twilio/stream-status", gw->public_url);
     if (a < 0 || b < 0 || (size_t)a >= sizeof gw->stream_url ||
         (size_t)b >= sizeof gw->status_url) {
         cs_buf_printf(err, "PUBLIC_URL: longer than %zu characters", sizeof gw->public_url - 32);
@@ -109,30 +126,12 @@ static int check_config(cs_gateway *gw, cs_buf *err)
                       cfg->twilio_account_sid);
         rc = CS_ECONFIG;
     }
-    if (rc == 0 && cs_form_parse(&gw->stream_params, cfg->stream_params,
-                                 strlen(cfg->stream_params)) < 0) {
+    if (rc == 0 &&
+        cs_form_parse(&gw->stream_params, cfg->stream_params, strlen(cfg->stream_params)) < 0) {
         cs_buf_printf(err, "STREAM_PARAMS: not form-encoded (a=1&b=2): '%s'", cfg->stream_params);
         rc = CS_ECONFIG;
     }
     return rc == 0 ? derive_urls(gw, err) : rc;
-}
-
-static int make_dir(const char *path, cs_buf *err)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1;; p++) {
-        bool end = *p == '\0';
-        if (*p == '/' || end) {
-            *p = '\0';
-            if (mkdir(tmp, 0750) < 0 && errno != EEXIST) {
-                cs_buf_printf(err, "cannot create %s: %s", tmp, strerror(errno));
-                return -errno;
-            }
-            if (end) return 0;
-            *p = '/';
-        }
-    }
 }
 
 /* Thousands of calls need thousands of descriptors. */
@@ -156,9 +155,11 @@ static void finish(cs_gateway *gw)
 {
     uv_timer_stop(&gw->shutdown_timer);
     uv_close((uv_handle_t *)&gw->shutdown_timer, handle_closed);
+    uv_close((uv_handle_t *)&gw->monitor_timer, handle_closed);
     uv_close((uv_handle_t *)&gw->sigterm, handle_closed);
     uv_close((uv_handle_t *)&gw->sigint, handle_closed);
-    /* Recordings first: finishing them produces store writes. */
+    /* Sign-ins in progress and recordings first: finishing them produces store writes. */
+    cs_auth_stop(gw->auth);
     cs_recorders_free(gw->recorders);
     gw->recorders = NULL;
     cs_mailbox_run(gw->mb);
@@ -173,6 +174,7 @@ static void close_calls(cs_gateway *gw)
 {
     if (gw->nsockets) cs_info("shutdown: closing %zu media stream(s)", gw->nsockets);
     cs_media_close_all(gw);
+    cs_monitor_close_all(gw);
     cs_net_close_all(gw->net, true);
 }
 
@@ -206,6 +208,18 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- start-up ---- */
 
+typedef struct boot {
+    bool done;
+    int err;
+} boot;
+
+static void booted(void *data, int err)
+{
+    boot *b = data;
+    b->done = true;
+    b->err = err;
+}
+
 static int start(cs_gateway *gw, cs_buf *err)
 {
     const cs_config *cfg = gw->cfg;
@@ -214,7 +228,10 @@ static int start(cs_gateway *gw, cs_buf *err)
     cs_log_min = cs_log_level_parse(cfg->log_level);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
-    if ((rc = make_dir(cfg->data_dir, err)) < 0) return rc;
+    if ((rc = cs_mkdir_p(cfg->data_dir, 0750)) < 0) {
+        cs_buf_printf(err, "cannot create %s: %s", cfg->data_dir, cs_strerror(rc));
+        return rc;
+    }
 
     gw->provider = cs_provider_find("twilio");
     cs_pscratch_init(&gw->scratch);
@@ -239,7 +256,20 @@ static int start(cs_gateway *gw, cs_buf *err)
         }
     }
     cs_calls_init(&gw->calls, gw->recorders);
-    if ((rc = cs_journal_attach(gw)) < 0) return rc;
+    cs_bus_init(&gw->bus);
+    if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0) return rc;
+    if ((rc = cs_auth_new(&gw->auth, gw)) < 0) {
+        cs_buf_printf(err, "cannot start sign-in: %s", cs_strerror(rc));
+        return rc;
+    }
+    /* The first admin exists before anyone can try to sign in. */
+    boot b = {0};
+    cs_auth_bootstrap(gw->auth, booted, &b);
+    while (!b.done) uv_run(gw->loop, UV_RUN_ONCE);
+    if (b.err < 0) {
+        cs_buf_printf(err, "cannot set up the first user: %s", cs_strerror(b.err));
+        return b.err;
+    }
 
     if ((rc = cs_net_new(&gw->net, gw->loop)) < 0) return rc;
     bool tls = cfg->tls_cert[0] != '\0';
@@ -262,6 +292,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         return rc;
     }
 
+    if ((rc = cs_monitor_start(gw)) < 0) return rc;
     uv_signal_init(gw->loop, &gw->sigterm);
     uv_signal_init(gw->loop, &gw->sigint);
     uv_timer_init(gw->loop, &gw->shutdown_timer);
@@ -319,12 +350,16 @@ int cs_gateway_main(int argc, char **argv)
     } else {
         cs_error("callstream: %s", err.data ? err.data : cs_strerror(rc));
         if (gw.server) cs_server_stop_listening(gw.server);
+        cs_auth_stop(gw.auth);
         cs_recorders_free(gw.recorders);
         cs_store_close(gw.store);
         cs_mailbox_close(gw.mb);
         uv_run(&loop, UV_RUN_NOWAIT);
     }
     cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
+    cs_monitor_free(&gw);
+    cs_bus_free(&gw.bus);
+    cs_auth_free(gw.auth);
     cs_server_free(gw.server);
     cs_net_free(gw.net);
     uv_loop_close(&loop);

@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "audio/recorder.h"
+#include "bus/bus.h"
 #include "call/call.h"
 #include "core/config.h"
 #include "core/worker.h"
@@ -23,12 +24,14 @@
 #define CS_URL_CAP 2048
 
 typedef struct media_sock media_sock;
+typedef struct monitor monitor;
+typedef struct cs_auth cs_auth;
 
 /* Counters kept by the handlers. */
 typedef struct cs_gateway_stats {
-    uint64_t sig_refused_webhook;  /* webhooks with a bad X-Twilio-Signature */
-    uint64_t sig_refused_upgrade;  /* media upgrades with a bad signature */
-    uint64_t account_refused;      /* streams of another account */
+    uint64_t sig_refused_webhook; /* webhooks with a bad X-Twilio-Signature */
+    uint64_t sig_refused_upgrade; /* media upgrades with a bad signature */
+    uint64_t account_refused;     /* streams of another account */
     uint64_t media_sockets_total;
     uint64_t webhooks;
     uint64_t status_callbacks;
@@ -43,15 +46,22 @@ typedef struct cs_gateway {
     cs_store *store;
     cs_recorders *recorders;
     cs_calls calls;
-    const cs_agent_ops *agent;         /* NULL: listen only */
+    const cs_agent_ops *agent; /* NULL: listen only */
     const cs_provider_ops *provider;
-    cs_pscratch scratch;               /* the loop's parse scratch */
-    cs_buf out;                        /* the loop's scratch for outbound messages */
-    char public_url[CS_URL_CAP];       /* without a trailing slash */
-    char stream_url[CS_URL_CAP];       /* ws(s)://…/twilio/media, as put in TwiML */
-    char status_url[CS_URL_CAP];       /* …/twilio/stream-status */
-    cs_form stream_params;             /* STREAM_PARAMS */
-    media_sock *sockets;               /* live media sockets */
+    cs_pscratch scratch;         /* the loop's parse scratch */
+    cs_buf out;                  /* the loop's scratch for outbound messages */
+    char public_url[CS_URL_CAP]; /* without a trailing slash */
+    char stream_url[CS_URL_CAP]; /* ws(s)://…/twilio/media, as put in TwiML */
+    char status_url[CS_URL_CAP]; /* …/twilio/stream-status */
+    char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
+    cs_auth *auth;
+    cs_bus bus;        /* listen-in */
+    cs_map live;       /* CallSid → what late joiners need (monitor.c) */
+    monitor *monitors; /* open monitor sockets */
+    size_t nmonitors;
+    uv_timer_t monitor_timer;
+    cs_form stream_params; /* STREAM_PARAMS */
+    media_sock *sockets;   /* live media sockets */
     size_t nsockets;
     int64_t started_ms;
     bool draining;
@@ -73,6 +83,12 @@ void cs_api_calls(cs_request *r);
 void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
 void cs_api_recording(cs_request *r);
+void cs_monitor_upgrade(cs_request *r);
+void cs_web_root(cs_request *r);
+void cs_web_login(cs_request *r);
+void cs_web_calls(cs_request *r);
+void cs_web_call(cs_request *r);
+void cs_web_static(cs_request *r);
 void cs_health(cs_request *r);
 void cs_status(cs_request *r);
 void cs_streams(cs_request *r);
@@ -80,6 +96,18 @@ void cs_metrics(cs_request *r);
 
 /* Media sockets (media.c): closes them all (shutdown), with 1001. */
 void cs_media_close_all(cs_gateway *gw);
+
+/* Listen-in (monitor.c): the observer publishing calls to the bus, the once-a-second
+ * timer, closing every monitor socket (shutdown), and freeing what is left after the
+ * last call ended. */
+int cs_monitor_attach(cs_gateway *gw);
+int cs_monitor_start(cs_gateway *gw);
+void cs_monitor_close_all(cs_gateway *gw);
+void cs_monitor_free(cs_gateway *gw);
+
+/* `callstream user …` and `callstream token …` (admin.c): exit codes. */
+int cs_admin_user(int argc, char **argv);
+int cs_admin_token(int argc, char **argv);
 
 /* The store's view of calls (journal.c): registers an observer writing calls, streams
  * and events as they happen. */

@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/prom.h"
+#include "http/auth.h"
 #include "http/gateway.h"
 
 static double uptime_s(const cs_gateway *gw)
@@ -32,6 +33,7 @@ void cs_health(cs_request *r)
 
 void cs_status(cs_request *r)
 {
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_status)) return;
     cs_gateway *gw = r->app;
     const cs_config *cfg = gw->cfg;
     cs_store_stats st;
@@ -69,6 +71,7 @@ void cs_status(cs_request *r)
 
 void cs_streams(cs_request *r)
 {
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_streams)) return;
     cs_gateway *gw = r->app;
     cs_buf out = CS_BUF_INIT(64u << 20);
     cs_json j;
@@ -131,6 +134,7 @@ static double rss_bytes(void)
 
 void cs_metrics(cs_request *r)
 {
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_metrics)) return;
     cs_gateway *gw = r->app;
     const cs_calls_stats *cs = &gw->calls.stats;
     const cs_net_stats *ns = cs_net_stats_get(gw->net);
@@ -204,14 +208,13 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_dtmf_total", "DTMF digits received", (double)cs->dtmf);
     static const char *const mark_labels[] = {"sent", "played", "cleared"};
     uint64_t marks[] = {cs->marks_sent, cs->marks_played, cs->marks_cleared};
-    family(&out, "callstream_marks_total", "counter", "marks sent, and echoed by outcome",
-           "state", mark_labels, marks, 3);
+    family(&out, "callstream_marks_total", "counter", "marks sent, and echoed by outcome", "state",
+           mark_labels, marks, 3);
     cs_prom_counter(&out, "callstream_clears_total", "clear messages sent", (double)cs->clears);
     cs_prom_hist(&out, "callstream_frame_processing_seconds",
                  "time to handle one inbound media message", &cs->frame_seconds);
 
-    cs_prom_gauge(&out, "callstream_store_queue_depth", "store writes waiting",
-                  (double)st.queued);
+    cs_prom_gauge(&out, "callstream_store_queue_depth", "store writes waiting", (double)st.queued);
     cs_prom_counter(&out, "callstream_store_written_total", "records committed to the store",
                     (double)st.written);
     cs_prom_counter(&out, "callstream_store_failures_total", "failed store attempts (retried)",

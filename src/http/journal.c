@@ -81,13 +81,14 @@ static void stream_started(void *o, const cs_stream *s)
     cs_gateway *gw = o;
     cs_store_rec *rec = stream_rec(s);
     if (!rec) return;
-    const char *tracks = (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND))
-                             ? ((s->tracks & CS_TRACK_BIT(CS_TRACK_INBOUND))
-                                    ? "[\"inbound\",\"outbound\"]"
-                                    : "[\"outbound\"]")
-                             : "[\"inbound\"]";
+    const char *tracks =
+        (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND))
+            ? ((s->tracks & CS_TRACK_BIT(CS_TRACK_INBOUND)) ? "[\"inbound\",\"outbound\"]"
+                                                            : "[\"outbound\"]")
+            : "[\"inbound\"]";
     rec->stream.tracks = cs_pool_strdup(&rec->pool, tracks);
-    rec->stream.mode = cs_pool_strdup(&rec->pool, s->mode == CS_MODE_TWO_WAY ? "two-way" : "one-way");
+    rec->stream.mode =
+        cs_pool_strdup(&rec->pool, s->mode == CS_MODE_TWO_WAY ? "two-way" : "one-way");
     rec->stream.started_at = s->started_ms;
     cs_store_write(gw->store, rec);
 }

@@ -75,7 +75,8 @@ static void form_json(cs_buf *out, const cs_form *form)
     cs_json j;
     cs_json_init(&j, out);
     cs_json_obj(&j);
-    for (size_t i = 0; i < form->n; i++) cs_json_kstr(&j, form->pairs[i].name, form->pairs[i].value);
+    for (size_t i = 0; i < form->n; i++)
+        cs_json_kstr(&j, form->pairs[i].name, form->pairs[i].value);
     cs_json_obj_end(&j);
 }
 

@@ -524,6 +524,12 @@ bool cs_conn_closing(const cs_conn *c)
     return (c->flags & F_CLOSING) != 0;
 }
 
+int cs_conn_set_send_buffer(cs_conn *c, int bytes)
+{
+    int value = bytes;
+    return uv_send_buffer_size((uv_handle_t *)&c->tcp, &value);
+}
+
 bool cs_conn_is_tls(const cs_conn *c)
 {
     return c->ssl != NULL;

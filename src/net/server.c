@@ -265,6 +265,14 @@ static bool route_match(const char *pattern, cs_str path, cs_str *params, size_t
     size_t np = 0, i = 0;
     const char *p = pattern;
     while (*p) {
+        if (strcmp(p, "{*}") == 0) { /* the rest, slashes and all (but never "..") */
+            cs_str rest = {path.p + i, path.n - i};
+            if (rest.n == 0 || np == CS_ROUTE_MAX_PARAMS || memmem(rest.p, rest.n, "..", 2))
+                return false;
+            params[np++] = rest;
+            *nparams = np;
+            return true;
+        }
         if (p[0] == '{' && p[1] == '}') {
             size_t start = i;
             while (i < path.n && path.p[i] != '/') i++;

@@ -25,7 +25,8 @@ typedef void (*cs_handler_fn)(cs_request *r);
 
 typedef struct cs_route {
     enum cs_http_method method; /* CS_HTTP_OTHER: any method */
-    const char *pattern;        /* "/api/v1/calls/{}": {} is one path segment */
+    const char *pattern;        /* "/api/v1/calls/{}": {} is one path segment; a final
+                                   "{*}" takes the rest of the path */
     cs_handler_fn fn;
 } cs_route;
 
@@ -53,6 +54,7 @@ struct cs_request {
     cs_http_req head;          /* views into the request's own copy of the head */
     cs_str params[CS_ROUTE_MAX_PARAMS]; /* what the route's {} matched, in order */
     size_t nparams;
+    char user[64];             /* who is asking, once the application checked */
     cs_buf body;
     uint64_t started_ns;
     /* private */

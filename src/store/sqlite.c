@@ -11,6 +11,7 @@
 #include "store/store.h"
 
 #define BUSY_TIMEOUT_MS 5000
+#define ACCESS_ROWS_MAX 10000 /* users or tokens listed at once */
 
 /* Migrations run in order, each in its own transaction; never edit one that shipped. */
 static const char *const migrations[] = {
@@ -30,6 +31,15 @@ static const char *const migrations[] = {
     " id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, stream_sid TEXT,"
     " at INTEGER NOT NULL, type TEXT NOT NULL, detail TEXT);"
     "CREATE INDEX events_by_call ON events(call_sid, id);",
+    /* 2: who may use the pages and the API */
+    "CREATE TABLE users ("
+    " name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE sessions ("
+    " token_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+    "CREATE INDEX sessions_by_expiry ON sessions(expires_at);"
+    "CREATE TABLE api_tokens ("
+    " name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);",
 };
 
 enum stmt {
@@ -43,6 +53,18 @@ enum stmt {
     S_CALL_GET,
     S_STREAMS_OF,
     S_EVENTS_OF,
+    S_USER_UPSERT,
+    S_USER_DEL,
+    S_USERS,
+    S_USER_GET,
+    S_SESSION_INSERT,
+    S_SESSION_PURGE,
+    S_SESSION_DEL,
+    S_SESSION_GET,
+    S_TOKEN_INSERT,
+    S_TOKEN_DEL,
+    S_TOKENS,
+    S_TOKEN_GET,
     S_COUNT
 };
 
@@ -89,6 +111,21 @@ static const char *const sql[S_COUNT] = {
                      " FROM streams WHERE call_sid = ?1 ORDER BY started_at, sid",
     [S_EVENTS_OF] = "SELECT id, call_sid, stream_sid, at, type, detail FROM events"
                     " WHERE call_sid = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    [S_USER_UPSERT] = "INSERT INTO users (name, password_hash, created_at) VALUES (?1,?2,?3)"
+                      " ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
+    [S_USER_DEL] = "DELETE FROM users WHERE name = ?1",
+    [S_USERS] = "SELECT name, password_hash, created_at FROM users ORDER BY name",
+    [S_USER_GET] = "SELECT name, password_hash, created_at FROM users WHERE name = ?1",
+    [S_SESSION_INSERT] = "INSERT OR REPLACE INTO sessions (token_hash, user_name, created_at,"
+                         " expires_at) VALUES (?1,?2,?3,?4)",
+    [S_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1",
+    [S_SESSION_DEL] = "DELETE FROM sessions WHERE token_hash = ?1",
+    [S_SESSION_GET] = "SELECT token_hash, user_name, created_at, expires_at FROM sessions"
+                      " WHERE token_hash = ?1 AND expires_at > ?2",
+    [S_TOKEN_INSERT] = "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?1,?2,?3)",
+    [S_TOKEN_DEL] = "DELETE FROM api_tokens WHERE name = ?1",
+    [S_TOKENS] = "SELECT name, token_hash, created_at FROM api_tokens ORDER BY name",
+    [S_TOKEN_GET] = "SELECT name, token_hash, created_at FROM api_tokens WHERE token_hash = ?1",
 };
 
 typedef struct db {
@@ -277,6 +314,39 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_text(st, 5, e->detail);
         return run(d, S_EVENT_INSERT, "writing an event");
     }
+    case CS_REC_USER: {
+        sqlite3_stmt *st = d->st[S_USER_UPSERT];
+        bind_text(st, 1, rec->user.name);
+        bind_text(st, 2, rec->user.password_hash);
+        sqlite3_bind_int64(st, 3, rec->user.created_at ? rec->user.created_at : now);
+        return run(d, S_USER_UPSERT, "writing a user");
+    }
+    case CS_REC_USER_DEL:
+        bind_text(d->st[S_USER_DEL], 1, rec->user.name);
+        return run(d, S_USER_DEL, "deleting a user");
+    case CS_REC_SESSION: {
+        sqlite3_bind_int64(d->st[S_SESSION_PURGE], 1, now);
+        int rc = run(d, S_SESSION_PURGE, "purging sessions");
+        sqlite3_stmt *st = d->st[S_SESSION_INSERT];
+        bind_text(st, 1, rec->session.token_hash);
+        bind_text(st, 2, rec->session.user);
+        sqlite3_bind_int64(st, 3, rec->session.created_at ? rec->session.created_at : now);
+        sqlite3_bind_int64(st, 4, rec->session.expires_at);
+        return rc < 0 ? rc : run(d, S_SESSION_INSERT, "writing a session");
+    }
+    case CS_REC_SESSION_DEL:
+        bind_text(d->st[S_SESSION_DEL], 1, rec->session.token_hash);
+        return run(d, S_SESSION_DEL, "deleting a session");
+    case CS_REC_TOKEN: {
+        sqlite3_stmt *st = d->st[S_TOKEN_INSERT];
+        bind_text(st, 1, rec->token.name);
+        bind_text(st, 2, rec->token.token_hash);
+        sqlite3_bind_int64(st, 3, rec->token.created_at ? rec->token.created_at : now);
+        return run(d, S_TOKEN_INSERT, "writing an API token");
+    }
+    case CS_REC_TOKEN_DEL:
+        bind_text(d->st[S_TOKEN_DEL], 1, rec->token.name);
+        return run(d, S_TOKEN_DEL, "deleting an API token");
     }
     return -EINVAL;
 }
@@ -364,6 +434,31 @@ static void read_event_row(cs_store_query *q, sqlite3_stmt *st, void *row)
     e->detail = col_text(q, st, 5);
 }
 
+static void read_user_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+{
+    cs_user_row *u = row;
+    u->name = col_text(q, st, 0);
+    u->password_hash = col_text(q, st, 1);
+    u->created_at = sqlite3_column_int64(st, 2);
+}
+
+static void read_session_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+{
+    cs_session_row *x = row;
+    x->token_hash = col_text(q, st, 0);
+    x->user = col_text(q, st, 1);
+    x->created_at = sqlite3_column_int64(st, 2);
+    x->expires_at = sqlite3_column_int64(st, 3);
+}
+
+static void read_token_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+{
+    cs_token_row *t = row;
+    t->name = col_text(q, st, 0);
+    t->token_hash = col_text(q, st, 1);
+    t->created_at = sqlite3_column_int64(st, 2);
+}
+
 static int events_of(db *d, cs_store_query *q, int limit)
 {
     sqlite3_stmt *st = d->st[S_EVENTS_OF];
@@ -412,6 +507,25 @@ static int db_query(void *p, cs_store_query *q)
     }
     case CS_Q_EVENTS:
         return events_of(d, q, limit);
+    case CS_Q_USERS: {
+        sqlite3_stmt *st = d->st[q->key[0] ? S_USER_GET : S_USERS];
+        if (q->key[0]) sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
+        return collect(d, q, st, sizeof(cs_user_row), ACCESS_ROWS_MAX, (void **)&q->users,
+                       &q->nusers, read_user_row);
+    }
+    case CS_Q_SESSION: {
+        sqlite3_stmt *st = d->st[S_SESSION_GET];
+        sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, cs_wall_ms());
+        return collect(d, q, st, sizeof(cs_session_row), 1, (void **)&q->sessions, &q->nsessions,
+                       read_session_row);
+    }
+    case CS_Q_TOKENS: {
+        sqlite3_stmt *st = d->st[q->key[0] ? S_TOKEN_GET : S_TOKENS];
+        if (q->key[0]) sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
+        return collect(d, q, st, sizeof(cs_token_row), ACCESS_ROWS_MAX, (void **)&q->tokens,
+                       &q->ntokens, read_token_row);
+    }
     }
     return -EINVAL;
 }

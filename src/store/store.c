@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,18 +141,7 @@ static void commit_batch(cs_store *s)
     s->nbatch = 0;
 }
 
-static bool rec_has_keys(const cs_store_rec *rec)
-{
-    switch (rec->kind) {
-    case CS_REC_CALL:
-        return rec->call.sid != NULL;
-    case CS_REC_STREAM:
-        return rec->stream.sid && rec->stream.call_sid;
-    case CS_REC_EVENT:
-        return rec->event.call_sid && rec->event.type;
-    }
-    return false;
-}
+static bool rec_has_keys(const cs_store_rec *rec);
 
 /* A record without its keys could never be written, and retrying it would hold up every
  * record behind it: it is dropped with an error instead. */
@@ -199,67 +189,116 @@ static void query_done(cs_job *job)
 
 /* ---- spill ---- */
 
-static char *json_str(cJSON *o, const char *k, cs_pool *p)
+/* How each kind of record is laid out, for the spill file and the key check. */
+typedef struct field {
+    const char *name;
+    size_t offset;
+    bool is_int; /* int64_t, else const char * */
+    bool key;    /* required: a record without it cannot be written */
+} field;
+
+#define S(row, member, k)                                                                          \
+    {                                                                                              \
+#member, offsetof(cs_store_rec, row.member), false, k                                      \
+    }
+#define I(row, member)                                                                             \
+    {                                                                                              \
+#member, offsetof(cs_store_rec, row.member), true, false                                   \
+    }
+
+static const field call_fields[] = {
+    S(call, sid, true),     S(call, account_sid, false), S(call, from, false),
+    S(call, to, false),     S(call, direction, false),   S(call, status, false),
+    S(call, params, false), S(call, summary, false),     S(call, recording, false),
+    I(call, created_at),    I(call, started_at),         I(call, ended_at),
+    I(call, updated_at),    I(call, recording_ms),
+};
+static const field stream_fields[] = {
+    S(stream, sid, true),   S(stream, call_sid, true),    S(stream, tracks, false),
+    S(stream, mode, false), S(stream, end_reason, false), S(stream, stats, false),
+    I(stream, started_at),  I(stream, ended_at),
+};
+static const field event_fields[] = {
+    S(event, call_sid, true),
+    S(event, stream_sid, false),
+    S(event, type, true),
+    S(event, detail, false),
+    I(event, at),
+};
+static const field user_fields[] = {
+    S(user, name, true),
+    S(user, password_hash, true),
+    I(user, created_at),
+};
+static const field user_key[] = {S(user, name, true)};
+static const field session_fields[] = {
+    S(session, token_hash, true),
+    S(session, user, true),
+    I(session, created_at),
+    I(session, expires_at),
+};
+static const field session_key[] = {S(session, token_hash, true)};
+static const field token_fields[] = {
+    S(token, name, true),
+    S(token, token_hash, true),
+    I(token, created_at),
+};
+static const field token_key[] = {S(token, name, true)};
+
+#undef S
+#undef I
+
+static const struct layout {
+    const field *fields;
+    size_t n;
+} layouts[] = {
+#define L(kind, f) [kind] = {f, sizeof f / sizeof *f}
+    L(CS_REC_CALL, call_fields),        L(CS_REC_STREAM, stream_fields),
+    L(CS_REC_EVENT, event_fields),      L(CS_REC_USER, user_fields),
+    L(CS_REC_USER_DEL, user_key),       L(CS_REC_SESSION, session_fields),
+    L(CS_REC_SESSION_DEL, session_key), L(CS_REC_TOKEN, token_fields),
+    L(CS_REC_TOKEN_DEL, token_key),
+#undef L
+};
+
+static const struct layout *layout_of(enum cs_rec_kind kind)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? cs_pool_strdup(p, v->valuestring) : NULL;
+    return (unsigned)kind < sizeof layouts / sizeof *layouts && layouts[kind].fields
+               ? &layouts[kind]
+               : NULL;
 }
 
-static int64_t json_int(cJSON *o, const char *k)
+static const char **str_at(const cs_store_rec *rec, const field *f)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    return (const char **)((char *)rec + f->offset);
 }
 
-static void put_str(cJSON *o, const char *k, const char *v)
+static int64_t *int_at(const cs_store_rec *rec, const field *f)
 {
-    if (v) cJSON_AddStringToObject(o, k, v);
+    return (int64_t *)((char *)rec + f->offset);
+}
+
+static bool rec_has_keys(const cs_store_rec *rec)
+{
+    const struct layout *l = layout_of(rec->kind);
+    if (!l) return false;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->fields[i].key && !*str_at(rec, &l->fields[i])) return false;
+    return true;
 }
 
 static char *rec_to_json(const cs_store_rec *rec)
 {
+    const struct layout *l = layout_of(rec->kind);
+    if (!l) return NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "kind", rec->kind);
-    switch (rec->kind) {
-    case CS_REC_CALL: {
-        const cs_call_row *c = &rec->call;
-        put_str(o, "sid", c->sid);
-        put_str(o, "account_sid", c->account_sid);
-        put_str(o, "from", c->from);
-        put_str(o, "to", c->to);
-        put_str(o, "direction", c->direction);
-        put_str(o, "status", c->status);
-        put_str(o, "params", c->params);
-        put_str(o, "summary", c->summary);
-        put_str(o, "recording", c->recording);
-        cJSON_AddNumberToObject(o, "created_at", (double)c->created_at);
-        cJSON_AddNumberToObject(o, "started_at", (double)c->started_at);
-        cJSON_AddNumberToObject(o, "ended_at", (double)c->ended_at);
-        cJSON_AddNumberToObject(o, "updated_at", (double)c->updated_at);
-        cJSON_AddNumberToObject(o, "recording_ms", (double)c->recording_ms);
-        break;
-    }
-    case CS_REC_STREAM: {
-        const cs_stream_row *t = &rec->stream;
-        put_str(o, "sid", t->sid);
-        put_str(o, "call_sid", t->call_sid);
-        put_str(o, "tracks", t->tracks);
-        put_str(o, "mode", t->mode);
-        put_str(o, "end_reason", t->end_reason);
-        put_str(o, "stats", t->stats);
-        cJSON_AddNumberToObject(o, "started_at", (double)t->started_at);
-        cJSON_AddNumberToObject(o, "ended_at", (double)t->ended_at);
-        break;
-    }
-    case CS_REC_EVENT: {
-        const cs_event_row *e = &rec->event;
-        put_str(o, "call_sid", e->call_sid);
-        put_str(o, "stream_sid", e->stream_sid);
-        put_str(o, "type", e->type);
-        put_str(o, "detail", e->detail);
-        cJSON_AddNumberToObject(o, "at", (double)e->at);
-        break;
-    }
+    for (size_t i = 0; i < l->n; i++) {
+        const field *f = &l->fields[i];
+        if (f->is_int)
+            cJSON_AddNumberToObject(o, f->name, (double)*int_at(rec, f));
+        else if (*str_at(rec, f))
+            cJSON_AddStringToObject(o, f->name, *str_at(rec, f));
     }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -269,59 +308,17 @@ static char *rec_to_json(const cs_store_rec *rec)
 static cs_store_rec *rec_from_json(const char *line)
 {
     cJSON *o = cJSON_Parse(line);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    cs_store_rec *rec = cs_store_rec_new((enum cs_rec_kind)json_int(o, "kind"));
-    if (!rec) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    cs_pool *p = &rec->pool;
-    switch (rec->kind) {
-    case CS_REC_CALL:
-        rec->call = (cs_call_row){
-            .sid = json_str(o, "sid", p),
-            .account_sid = json_str(o, "account_sid", p),
-            .from = json_str(o, "from", p),
-            .to = json_str(o, "to", p),
-            .direction = json_str(o, "direction", p),
-            .status = json_str(o, "status", p),
-            .params = json_str(o, "params", p),
-            .summary = json_str(o, "summary", p),
-            .recording = json_str(o, "recording", p),
-            .created_at = json_int(o, "created_at"),
-            .started_at = json_int(o, "started_at"),
-            .ended_at = json_int(o, "ended_at"),
-            .updated_at = json_int(o, "updated_at"),
-            .recording_ms = json_int(o, "recording_ms"),
-        };
-        break;
-    case CS_REC_STREAM:
-        rec->stream = (cs_stream_row){
-            .sid = json_str(o, "sid", p),
-            .call_sid = json_str(o, "call_sid", p),
-            .tracks = json_str(o, "tracks", p),
-            .mode = json_str(o, "mode", p),
-            .end_reason = json_str(o, "end_reason", p),
-            .stats = json_str(o, "stats", p),
-            .started_at = json_int(o, "started_at"),
-            .ended_at = json_int(o, "ended_at"),
-        };
-        break;
-    case CS_REC_EVENT:
-        rec->event = (cs_event_row){
-            .call_sid = json_str(o, "call_sid", p),
-            .stream_sid = json_str(o, "stream_sid", p),
-            .type = json_str(o, "type", p),
-            .detail = json_str(o, "detail", p),
-            .at = json_int(o, "at"),
-        };
-        break;
-    default:
-        rec_free(rec);
-        rec = NULL;
+    cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    const struct layout *l =
+        cJSON_IsNumber(kind) ? layout_of((enum cs_rec_kind)kind->valueint) : NULL;
+    cs_store_rec *rec = l ? cs_store_rec_new((enum cs_rec_kind)kind->valueint) : NULL;
+    for (size_t i = 0; rec && i < l->n; i++) {
+        const field *f = &l->fields[i];
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
+        if (f->is_int)
+            *int_at(rec, f) = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+        else
+            *str_at(rec, f) = cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
     }
     cJSON_Delete(o);
     return rec;

@@ -51,9 +51,36 @@ typedef struct cs_event_row {
     const char *detail; /* JSON object */
 } cs_event_row;
 
+/* Access: secrets are kept as hashes only (Argon2id for passwords, SHA-256 for session
+ * and API tokens, which are long random strings). */
+typedef struct cs_user_row {
+    const char *name, *password_hash;
+    int64_t created_at;
+} cs_user_row;
+
+typedef struct cs_session_row {
+    const char *token_hash, *user;
+    int64_t created_at, expires_at;
+} cs_session_row;
+
+typedef struct cs_token_row {
+    const char *name, *token_hash;
+    int64_t created_at;
+} cs_token_row;
+
 /* ---- writes: upserts keep what a NULL/0 field does not say ---- */
 
-enum cs_rec_kind { CS_REC_CALL = 1, CS_REC_STREAM, CS_REC_EVENT };
+enum cs_rec_kind {
+    CS_REC_CALL = 1,    /* upsert by sid */
+    CS_REC_STREAM,      /* upsert by sid */
+    CS_REC_EVENT,       /* insert */
+    CS_REC_USER,        /* upsert by name */
+    CS_REC_USER_DEL,    /* by user.name */
+    CS_REC_SESSION,     /* insert; expired sessions are purged on the way */
+    CS_REC_SESSION_DEL, /* by session.token_hash */
+    CS_REC_TOKEN,       /* insert (a name is used once) */
+    CS_REC_TOKEN_DEL,   /* by token.name */
+};
 
 typedef struct cs_store cs_store;
 
@@ -65,6 +92,9 @@ typedef struct cs_store_rec {
         cs_call_row call;
         cs_stream_row stream;
         cs_event_row event;
+        cs_user_row user;
+        cs_session_row session;
+        cs_token_row token;
     };
     cs_pool pool; /* the strings */
 } cs_store_rec;
@@ -75,6 +105,9 @@ enum cs_query_kind {
     CS_Q_CALLS = 1, /* newest first: limit, before_at/before_sid cursor */
     CS_Q_CALL,      /* one call with its streams and events: sid */
     CS_Q_EVENTS,    /* events of a call: sid, after_id, limit */
+    CS_Q_USERS,     /* every user; with `key`, the user of that name */
+    CS_Q_SESSION,   /* the unexpired session whose token hash is `key` */
+    CS_Q_TOKENS,    /* every API token; with `key`, the one with that token hash */
 };
 
 typedef struct cs_store_query cs_store_query;
@@ -90,6 +123,7 @@ struct cs_store_query {
     int64_t before_at;
     char before_sid[65];
     int64_t after_id;
+    char key[129];
     /* results: valid until cs_store_query_free */
     int status; /* 0, CS_ENOTFOUND, CS_EBACKEND */
     cs_call_row *calls;
@@ -98,6 +132,12 @@ struct cs_store_query {
     size_t nstreams;
     cs_event_row *events;
     size_t nevents;
+    cs_user_row *users;
+    size_t nusers;
+    cs_session_row *sessions;
+    size_t nsessions;
+    cs_token_row *tokens;
+    size_t ntokens;
     bool more; /* another page exists */
     cs_pool pool;
     cs_store_query_fn cb;

@@ -27,6 +27,7 @@
 #define MAX_ARGS      64
 
 int it_failures;
+char it_auth[128];
 
 void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 {
@@ -70,9 +71,10 @@ static const char *bin(void)
 
 /* ---- sockets ---- */
 
-static int connect_to(int port)
+static int connect_buffered(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
@@ -82,6 +84,11 @@ static int connect_to(int port)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
+}
+
+static int connect_to(int port)
+{
+    return connect_buffered(port, 0);
 }
 
 static int send_all(int fd, const void *p, size_t n)
@@ -171,6 +178,25 @@ static int launch(it_server *s, const char *const *args)
     return -1;
 }
 
+int it_cli(const it_server *s, const char *args, const char *input, char *out, size_t cap)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s --data-dir %s --env-file /dev/null %s 2>>%s", bin(), args,
+             s->data, input ? "" : "</dev/null", s->log);
+    FILE *f = popen(cmd, input ? "w" : "r");
+    if (!f) return -1;
+    if (input) {
+        fputs(input, f);
+    } else {
+        char line[256];
+        if (out && cap) out[0] = '\0';
+        for (bool first = true; fgets(line, sizeof line, f); first = false)
+            if (first && out && cap) snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
+    }
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int it_server_start(it_server *s, const char *const *args)
 {
     memset(s, 0, sizeof *s);
@@ -180,6 +206,11 @@ int it_server_start(it_server *s, const char *const *args)
     snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
     s->port = free_port();
     snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    if (it_cli(s, "token create it", NULL, s->token, sizeof s->token) != 0 || !s->token[0]) {
+        fprintf(stderr, "cannot create an API token for the test\n");
+        return -1;
+    }
+    snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", s->token);
     return launch(s, args);
 }
 
@@ -207,6 +238,38 @@ int it_server_stop(it_server *s, int sig, int timeout_ms)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void it_admin_password(const it_server *s, char *out, size_t cap)
+{
+    FILE *f = fopen(s->log, "r");
+    char line[8192];
+    const char *mark = "created 'admin' with password ";
+    out[0] = '\0';
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, mark);
+        if (p)
+            snprintf(out, cap, "%.*s", (int)strspn(p + strlen(mark), "0123456789abcdef"),
+                     p + strlen(mark));
+    }
+    if (f) fclose(f);
+}
+
+int it_session(const it_server *s, char *out, size_t cap)
+{
+    char pw[64], body[256];
+    it_admin_password(s, pw, sizeof pw);
+    snprintf(body, sizeof body, "username=admin&password=%s", pw);
+    it_resp r;
+    int rc = it_http(s->port, "POST", "/login",
+                     "Content-Type: application/x-www-form-urlencoded\r\nAccept: "
+                     "application/json\r\n",
+                     body, &r);
+    const char *c = rc == 0 && r.status == 200 ? it_header(&r, "Set-Cookie") : NULL;
+    const char *v = c ? strstr(c, "cs_session=") : NULL;
+    if (v) snprintf(out, cap, "Cookie: %.*s\r\n", (int)strcspn(v, ";\r\n"), v);
+    it_resp_free(&r);
+    return v ? 0 : -1;
+}
+
 int it_log_count(const it_server *s, const char *needle)
 {
     FILE *f = fopen(s->log, "r");
@@ -221,7 +284,7 @@ int it_log_count(const it_server *s, const char *needle)
 void it_server_cleanup(it_server *s)
 {
     if (s->pid > 0) it_server_stop(s, SIGKILL, 2000);
-    if (it_failures) {
+    if (it_failures || getenv("CS_KEEP")) {
         fprintf(stderr, "kept %s for a look (server log: %s)\n", s->dir, s->log);
         return;
     }
@@ -275,8 +338,8 @@ int it_http(int port, const char *method, const char *target, const char *header
             it_resp *r)
 {
     cs_buf req = CS_BUF_INIT(1u << 24);
-    cs_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s", method,
-                  target, port, headers ? headers : "");
+    cs_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s", method,
+                  target, port, it_auth, headers ? headers : "");
     if (body) cs_buf_printf(&req, "Content-Length: %zu\r\n", strlen(body));
     cs_buf_puts(&req, "\r\n");
     if (body) cs_buf_puts(&req, body);
@@ -425,10 +488,15 @@ cJSON *it_sim_wait(pid_t pid, int *exit_status)
 
 int it_ws_connect(it_ws *w, int port, const char *path, const char *extra)
 {
+    return it_ws_connect_buffered(w, port, path, extra, 0);
+}
+
+int it_ws_connect_buffered(it_ws *w, int port, const char *path, const char *extra, int rcvbuf)
+{
     memset(w, 0, sizeof *w);
     cs_buf_init(&w->in, 1u << 22);
     cs_ws_reader_init(&w->reader, CS_WS_CLIENT, 1u << 20);
-    w->fd = connect_to(port);
+    w->fd = connect_buffered(port, rcvbuf);
     if (w->fd < 0) return -1;
     char key[25];
     cs_ws_client_key(key);

@@ -36,7 +36,12 @@ typedef struct it_server {
     char data[300]; /* DATA_DIR inside it */
     char log[300];  /* the server's output */
     char url[64];   /* http://127.0.0.1:PORT */
+    char token[64]; /* an API token made with `callstream token create` before start */
 } it_server;
+
+/* "Authorization: Bearer <token>\r\n" for the last server started (it_http, it_get_json
+ * and it_metric send it); empty to send none. */
+extern char it_auth[128];
 
 /* Starts `callstream serve` on a free port with a new DATA_DIR and `args` (a NULL-ended
  * list of "--flag", "value" pairs); waits until /health answers. 0 or -1. */
@@ -46,9 +51,16 @@ int it_server_restart(it_server *s, const char *const *args);
 /* Sends `sig` and waits up to timeout_ms; returns the exit status, or -1 if it had to be
  * killed or died of a signal. */
 int it_server_stop(it_server *s, int sig, int timeout_ms);
+/* Runs `callstream <args>` with this server's DATA_DIR, feeding `input` (or nothing) on
+ * standard input; its first line of output goes to `out`. Returns its exit status. */
+int it_cli(const it_server *s, const char *args, const char *input, char *out, size_t cap);
+/* The first admin's password, from the log line that shows it once ("" if none). */
+void it_admin_password(const it_server *s, char *out, size_t cap);
+/* Signs in as admin and gives "Cookie: cs_session=…\r\n" in `out`. 0 or -1. */
+int it_session(const it_server *s, char *out, size_t cap);
 /* Lines of the server's log holding `needle`. */
 int it_log_count(const it_server *s, const char *needle);
-/* Removes the temp dir (kept when checks failed, for a look). */
+/* Removes the temp dir (kept when checks failed, or with CS_KEEP set, for a look). */
 void it_server_cleanup(it_server *s);
 
 /* ---- HTTP ---- */
@@ -63,7 +75,7 @@ typedef struct it_resp {
 
 /* Sends raw bytes and reads the answer until the server closes. 0 or -1. */
 int it_http_raw(int port, const void *req, size_t len, it_resp *r);
-/* A request with "Connection: close"; `headers` are extra lines or NULL. */
+/* A request with "Connection: close", it_auth, and `headers` (extra lines or NULL). */
 int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
             it_resp *r);
 void it_resp_free(it_resp *r);
@@ -99,6 +111,8 @@ typedef struct it_ws {
 /* Opens `path` with the given extra header lines; 0 on 101, else the HTTP status (or -1
  * if there was none). */
 int it_ws_connect(it_ws *w, int port, const char *path, const char *extra);
+/* The same with a receive buffer of `rcvbuf` bytes (a slow reader fills it soon). */
+int it_ws_connect_buffered(it_ws *w, int port, const char *path, const char *extra, int rcvbuf);
 /* A well-formed masked frame. */
 int it_ws_send(it_ws *w, enum cs_ws_op op, const void *data, size_t len);
 int it_ws_send_text(it_ws *w, const char *text);

@@ -1,0 +1,573 @@
+#include "http/auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "http/gateway.h"
+#include "net/form.h"
+
+#define SESSION_BYTES  32    /* random bytes in a session token */
+#define PASSWORD_BYTES 12    /* random bytes in the first admin's password */
+#define THROTTLE_MAX   10000 /* addresses remembered for the login limit */
+
+/* A session or token we have seen lately. */
+typedef struct ident {
+    char hash[65];
+    char user[CS_USER_MAX + 1];
+    int64_t valid_until; /* wall ms: the session's end, or when to ask the store again */
+} ident;
+
+/* Login attempts of one address: a token bucket. */
+typedef struct bucket {
+    char ip[46];
+    double tokens;
+    int64_t at_ms;
+} bucket;
+
+struct cs_auth {
+    cs_gateway *gw;
+    cs_worker *worker;
+    cs_map cache;                            /* hash → ident */
+    cs_map throttle;                         /* ip → bucket */
+    size_t pending;                          /* password checks queued */
+    char dummy_hash[crypto_pwhash_STRBYTES]; /* checked when the user does not exist */
+};
+
+/* ---- secrets ---- */
+
+int cs_password_hash(char out[crypto_pwhash_STRBYTES], const char *password)
+{
+    return crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                             crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0
+               ? 0
+               : -ENOMEM;
+}
+
+bool cs_password_verify(const char *hash, const char *password)
+{
+    return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+void cs_secret_new(char *out, size_t bytes)
+{
+    uint8_t raw[64];
+    if (bytes > sizeof raw) bytes = sizeof raw;
+    cs_random(raw, bytes);
+    cs_hex(out, raw, bytes);
+    sodium_memzero(raw, sizeof raw);
+}
+
+void cs_secret_hash(char out[65], const char *secret, size_t n)
+{
+    uint8_t h[CS_SHA256_LEN];
+    cs_sha256(h, secret, n);
+    cs_hex(out, h, sizeof h);
+}
+
+/* ---- the identity cache ---- */
+
+/* Empties a map whose values are plain allocations. */
+static void free_all(cs_map *m)
+{
+    void *v;
+    for (size_t pos = 0; cs_map_next(m, &pos, NULL, &v);) free(v);
+    cs_map_free(m);
+}
+
+static void cache_put(cs_auth *a, const char *hash, const char *user, int64_t valid_until)
+{
+    if (a->cache.len >= CS_AUTH_CACHE_MAX) free_all(&a->cache); /* start over, not grow */
+    ident *id = cs_map_get(&a->cache, cs_str_of(hash));
+    if (!id) {
+        id = calloc(1, sizeof *id);
+        if (!id) return;
+        snprintf(id->hash, sizeof id->hash, "%s", hash);
+        if (cs_map_put(&a->cache, cs_str_of(id->hash), id) < 0) {
+            free(id);
+            return;
+        }
+    }
+    snprintf(id->user, sizeof id->user, "%s", user);
+    id->valid_until = valid_until;
+}
+
+static void cache_drop(cs_auth *a, const char *hash)
+{
+    free(cs_map_del(&a->cache, cs_str_of(hash)));
+}
+
+/* ---- credentials ---- */
+
+/* The value of cookie `name` in the Cookie header, or an empty view. */
+static cs_str cookie(const cs_request *r, const char *name)
+{
+    const cs_str *h = cs_request_header(r, "Cookie");
+    size_t nl = strlen(name);
+    for (size_t i = 0; h && i < h->n;) {
+        while (i < h->n && (h->p[i] == ' ' || h->p[i] == ';')) i++;
+        size_t start = i;
+        while (i < h->n && h->p[i] != ';') i++;
+        cs_str kv = {h->p + start, i - start};
+        if (kv.n > nl && kv.p[nl] == '=' && memcmp(kv.p, name, nl) == 0)
+            return (cs_str){kv.p + nl + 1, kv.n - nl - 1};
+    }
+    return CS_STR_NULL;
+}
+
+/* The hash of the request's credential; *bearer says which kind it was. */
+static bool credential(const cs_request *r, enum cs_access mode, char hash[65], bool *bearer)
+{
+    *bearer = false;
+    cs_str c = cookie(r, CS_SESSION_COOKIE);
+    if (c.n == 0 && mode == CS_ACCESS_API) {
+        const cs_str *h = cs_request_header(r, "Authorization");
+        if (h && h->n > 7 && cs_str_ieq((cs_str){h->p, 7}, "Bearer ")) {
+            c = (cs_str){h->p + 7, h->n - 7};
+            *bearer = true;
+        }
+    }
+    if (c.n == 0 || c.n > 128) return false;
+    cs_secret_hash(hash, c.p, c.n);
+    return true;
+}
+
+static void deny(cs_request *r, enum cs_access mode)
+{
+    if (mode == CS_ACCESS_API) {
+        cs_buf body = CS_BUF_INIT(256);
+        cs_buf_puts(&body, "{\"error\":{\"status\":401,\"message\":\"sign in first\"}}\n");
+        cs_respond(r, 401, "application/json", body.data, body.len,
+                   "WWW-Authenticate: Bearer realm=\"callstream\"\r\n");
+        cs_buf_free(&body);
+        return;
+    }
+    cs_buf loc = CS_BUF_INIT(8192);
+    cs_buf_puts(&loc, "Location: /login?next=");
+    cs_form_encode(&loc, r->head.target.p, r->head.target.n);
+    cs_buf_puts(&loc, "\r\n");
+    cs_respond(r, 303, NULL, NULL, 0, loc.data);
+    cs_buf_free(&loc);
+}
+
+typedef struct lookup {
+    cs_request *r;
+    enum cs_access mode;
+    cs_handler_fn resume;
+    bool bearer;
+    char hash[65];
+} lookup;
+
+static void on_lookup(cs_store_query *q, void *data)
+{
+    lookup *l = data;
+    cs_auth *a = ((cs_gateway *)l->r->app)->auth;
+    const char *user = NULL;
+    int64_t until = cs_wall_ms() + CS_AUTH_CACHE_MS;
+    if (q->status == 0 && l->bearer && q->ntokens == 1) {
+        user = q->tokens[0].name;
+    } else if (q->status == 0 && !l->bearer && q->nsessions == 1) {
+        user = q->sessions[0].user;
+        if (q->sessions[0].expires_at < until) until = q->sessions[0].expires_at;
+    }
+    if (user) {
+        cache_put(a, l->hash, user, until);
+        snprintf(l->r->user, sizeof l->r->user, "%s", user);
+        l->resume(l->r);
+    } else if (q->status != 0 && q->status != CS_ENOTFOUND) {
+        cs_respond_error(l->r, 503, "the store is unavailable");
+    } else {
+        deny(l->r, l->mode);
+    }
+    cs_store_query_free(q);
+    free(l);
+}
+
+bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
+{
+    if (r->user[0]) return true;
+    cs_gateway *gw = r->app;
+    cs_auth *a = gw->auth;
+    char hash[65];
+    bool bearer;
+    if (!credential(r, mode, hash, &bearer)) {
+        deny(r, mode);
+        return false;
+    }
+    ident *id = cs_map_get(&a->cache, cs_str_of(hash));
+    if (id && id->valid_until > cs_wall_ms()) {
+        snprintf(r->user, sizeof r->user, "%s", id->user);
+        return true;
+    }
+    lookup *l = calloc(1, sizeof *l);
+    cs_store_query *q =
+        l ? cs_store_query_new(bearer ? CS_Q_TOKENS : CS_Q_SESSION, on_lookup, l) : NULL;
+    if (!q) {
+        free(l);
+        cs_respond_error(r, 503, "out of memory");
+        return false;
+    }
+    *l = (lookup){.r = r, .mode = mode, .resume = resume, .bearer = bearer};
+    memcpy(l->hash, hash, sizeof hash);
+    memcpy(q->key, hash, sizeof hash);
+    cs_store_query_run(gw->store, q);
+    return false;
+}
+
+bool cs_auth_same_origin(const cs_request *r)
+{
+    const cs_str *origin = cs_request_header(r, "Origin");
+    if (!origin) return false;
+    cs_gateway *gw = r->app;
+    if (cs_str_ieq(*origin, gw->origin)) return true;
+    /* also the address the browser actually used, when it reaches us directly */
+    const cs_str *host = cs_request_header(r, "Host");
+    if (!host) return false;
+    char own[CS_URL_CAP];
+    snprintf(own, sizeof own, "%s://%.*s", r->conn && cs_conn_is_tls(r->conn) ? "https" : "http",
+             (int)host->n, host->p);
+    return cs_str_ieq(*origin, own);
+}
+
+/* ---- login ---- */
+
+/* The password work, on the worker. */
+typedef struct check {
+    cs_job job;
+    cs_auth *a;
+    cs_request *r;
+    bool json;
+    bool ok;
+    char user[CS_USER_MAX + 1];
+    char password[CS_PASSWORD_MAX + 1];
+    char hash[crypto_pwhash_STRBYTES]; /* the stored one, or empty */
+    char next[1024];
+} check;
+
+static bool throttled(cs_auth *a, const char *ip)
+{
+    double per_min = (double)a->gw->cfg->login_attempts_per_min;
+    int64_t now = cs_wall_ms();
+    bucket *b = cs_map_get(&a->throttle, cs_str_of(ip));
+    if (!b) {
+        if (a->throttle.len >= THROTTLE_MAX) free_all(&a->throttle); /* start over */
+        b = calloc(1, sizeof *b);
+        if (!b) return true;
+        snprintf(b->ip, sizeof b->ip, "%s", ip);
+        b->tokens = per_min;
+        b->at_ms = now;
+        if (cs_map_put(&a->throttle, cs_str_of(b->ip), b) < 0) {
+            free(b);
+            return true;
+        }
+    }
+    b->tokens += (double)(now - b->at_ms) * per_min / 60000.0;
+    if (b->tokens > per_min) b->tokens = per_min;
+    b->at_ms = now;
+    if (b->tokens < 1.0) return true;
+    b->tokens -= 1.0;
+    return false;
+}
+
+/* `next` only ever leads to a page of ours. */
+static void safe_next(char *out, size_t cap, const char *next)
+{
+    bool ok = next && next[0] == '/' && next[1] != '/' && next[1] != '\\' &&
+              !strpbrk(next, "\r\n") && strlen(next) < cap;
+    snprintf(out, cap, "%s", ok ? next : "/calls_monitoring");
+}
+
+static void login_answer(cs_request *r, bool json, int status, const char *error, const char *next,
+                         const char *cookie_line)
+{
+    cs_buf extra = CS_BUF_INIT(4096);
+    if (cookie_line) cs_buf_puts(&extra, cookie_line);
+    if (json) {
+        cs_buf body = CS_BUF_INIT(512);
+        if (status == 200)
+            cs_buf_printf(&body, "{\"user\":\"%s\"}\n", r->user);
+        else
+            cs_buf_printf(&body, "{\"error\":{\"status\":%d,\"message\":\"%s\"}}\n", status, error);
+        cs_respond(r, status, "application/json", body.data, body.len, extra.data);
+        cs_buf_free(&body);
+    } else {
+        cs_buf_puts(&extra, "Location: ");
+        if (status == 200) {
+            cs_buf_puts(&extra, next);
+        } else {
+            cs_buf_printf(&extra, "/login?error=%s&next=", status == 429 ? "throttled" : "invalid");
+            cs_form_encode(&extra, next, strlen(next));
+        }
+        cs_buf_puts(&extra, "\r\n");
+        cs_respond(r, 303, NULL, NULL, 0, extra.data);
+    }
+    cs_buf_free(&extra);
+}
+
+static void check_work(cs_job *job)
+{
+    check *c = (check *)job;
+    /* An unknown user costs the same as a wrong password, so timing tells nothing. */
+    if (!c->a->dummy_hash[0]) {
+        char pw[2 * PASSWORD_BYTES + 1];
+        cs_secret_new(pw, PASSWORD_BYTES);
+        cs_password_hash(c->a->dummy_hash, pw);
+    }
+    bool ok = cs_password_verify(c->hash[0] ? c->hash : c->a->dummy_hash, c->password);
+    c->ok = ok && c->hash[0];
+    sodium_memzero(c->password, sizeof c->password);
+}
+
+static void check_done(cs_job *job)
+{
+    check *c = (check *)job;
+    cs_auth *a = c->a;
+    a->pending--;
+    cs_request *r = c->r;
+    if (!c->ok) {
+        cs_info("auth: failed sign-in for '%s' from %s", c->user, r->conn ? r->conn->peer_ip : "?");
+        login_answer(r, c->json, 401, "wrong user name or password", c->next, NULL);
+        free(c);
+        return;
+    }
+    char token[2 * SESSION_BYTES + 1], hash[65];
+    cs_secret_new(token, SESSION_BYTES);
+    cs_secret_hash(hash, token, strlen(token));
+    int64_t now = cs_wall_ms(), ttl_ms = a->gw->cfg->session_ttl_s * 1000;
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_SESSION);
+    if (rec) {
+        rec->session = (cs_session_row){
+            .token_hash = cs_pool_strdup(&rec->pool, hash),
+            .user = cs_pool_strdup(&rec->pool, c->user),
+            .created_at = now,
+            .expires_at = now + ttl_ms,
+        };
+        cs_store_write(a->gw->store, rec);
+    }
+    cache_put(a, hash, c->user, now + (ttl_ms < CS_AUTH_CACHE_MS ? ttl_ms : CS_AUTH_CACHE_MS));
+    snprintf(r->user, sizeof r->user, "%s", c->user);
+    char line[256];
+    bool secure =
+        (r->conn && cs_conn_is_tls(r->conn)) || strncmp(a->gw->public_url, "https:", 6) == 0;
+    snprintf(line, sizeof line,
+             "Set-Cookie: " CS_SESSION_COOKIE
+             "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s\r\n",
+             token, (long long)a->gw->cfg->session_ttl_s, secure ? "; Secure" : "");
+    cs_info("auth: '%s' signed in from %s", c->user, r->conn ? r->conn->peer_ip : "?");
+    login_answer(r, c->json, 200, NULL, c->next, line);
+    sodium_memzero(token, sizeof token);
+    free(c);
+}
+
+static void on_user(cs_store_query *q, void *data)
+{
+    check *c = data;
+    if (q->status == 0 && q->nusers == 1)
+        snprintf(c->hash, sizeof c->hash, "%s", q->users[0].password_hash);
+    cs_store_query_free(q);
+    c->job = (cs_job){.work = check_work, .done = check_done};
+    if (cs_worker_post(c->a->worker, &c->job) < 0) {
+        c->a->pending--;
+        sodium_memzero(c->password, sizeof c->password);
+        cs_respond_error(c->r, 503, "too many sign-ins at once; try again");
+        free(c);
+    }
+}
+
+static bool wants_json(const cs_request *r)
+{
+    const cs_str *accept = cs_request_header(r, "Accept");
+    return accept && memmem(accept->p, accept->n, "application/json", 16);
+}
+
+void cs_auth_login(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_auth *a = gw->auth;
+    cs_form form;
+    if (cs_form_parse(&form, r->body.data ? r->body.data : "", r->body.len) < 0) {
+        cs_respond_error(r, 400, "malformed form body");
+        return;
+    }
+    bool json = wants_json(r);
+    char next[1024];
+    safe_next(next, sizeof next, cs_form_get(&form, "next"));
+    const char *user = cs_form_get(&form, "username");
+    const char *password = cs_form_get(&form, "password");
+    const char *ip = r->conn ? r->conn->peer_ip : "?";
+    if (throttled(a, ip)) {
+        cs_warn("auth: sign-ins from %s throttled (LOGIN_ATTEMPTS_PER_MIN)", ip);
+        login_answer(r, json, 429, "too many attempts; wait a minute", next, NULL);
+    } else if (!user || !password || !user[0] || strlen(user) > CS_USER_MAX ||
+               strlen(password) > CS_PASSWORD_MAX) {
+        login_answer(r, json, 401, "wrong user name or password", next, NULL);
+    } else if (a->pending >= CS_AUTH_PENDING_MAX) {
+        cs_respond_error(r, 503, "too many sign-ins at once; try again");
+    } else {
+        check *c = calloc(1, sizeof *c);
+        cs_store_query *q = c ? cs_store_query_new(CS_Q_USERS, on_user, c) : NULL;
+        if (!q) {
+            free(c);
+            cs_respond_error(r, 503, "out of memory");
+        } else {
+            *c = (check){.a = a, .r = r, .json = json};
+            snprintf(c->user, sizeof c->user, "%s", user);
+            snprintf(c->password, sizeof c->password, "%s", password);
+            snprintf(c->next, sizeof c->next, "%s", next);
+            snprintf(q->key, sizeof q->key, "%s", user);
+            a->pending++;
+            cs_store_query_run(gw->store, q);
+        }
+    }
+    /* the form held the password */
+    for (size_t i = 0; i < form.n; i++)
+        sodium_memzero(form.pairs[i].value, strlen(form.pairs[i].value));
+    if (r->body.data) sodium_memzero(r->body.data, r->body.len);
+    cs_form_free(&form);
+}
+
+void cs_auth_logout(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_str c = cookie(r, CS_SESSION_COOKIE);
+    if (c.n && c.n <= 128) {
+        char hash[65];
+        cs_secret_hash(hash, c.p, c.n);
+        cache_drop(gw->auth, hash);
+        cs_store_rec *rec = cs_store_rec_new(CS_REC_SESSION_DEL);
+        if (rec) {
+            rec->session.token_hash = cs_pool_strdup(&rec->pool, hash);
+            cs_store_write(gw->store, rec);
+        }
+    }
+    const char *clear =
+        "Set-Cookie: " CS_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n";
+    if (wants_json(r)) {
+        cs_respond(r, 200, "application/json", "{}\n", 3, clear);
+        return;
+    }
+    char extra[256];
+    snprintf(extra, sizeof extra, "%sLocation: /login\r\n", clear);
+    cs_respond(r, 303, NULL, NULL, 0, extra);
+}
+
+void cs_auth_me(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_auth_me)) return;
+    cs_buf out = CS_BUF_INIT(256);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "user", r->user);
+    cs_json_obj_end(&j);
+    cs_respond_json(r, 200, &out);
+    cs_buf_free(&out);
+}
+
+/* ---- the first admin ---- */
+
+typedef struct boot {
+    cs_job job;
+    cs_auth *a;
+    void (*done)(void *data, int err);
+    void *data;
+    int err;
+    char password[2 * PASSWORD_BYTES + 1];
+    char hash[crypto_pwhash_STRBYTES];
+} boot;
+
+static void boot_work(cs_job *job)
+{
+    boot *b = (boot *)job;
+    b->err = cs_password_hash(b->hash, b->password);
+}
+
+static void boot_done(cs_job *job)
+{
+    boot *b = (boot *)job;
+    cs_store_rec *rec = b->err ? NULL : cs_store_rec_new(CS_REC_USER);
+    if (rec) {
+        rec->user.name = cs_pool_strdup(&rec->pool, "admin");
+        rec->user.password_hash = cs_pool_strdup(&rec->pool, b->hash);
+        cs_store_write(b->a->gw->store, rec);
+        cs_warn("auth: no users yet: created 'admin' with password %s (shown this once; "
+                "change it with `callstream user add admin --password-stdin`)",
+                b->password);
+    } else {
+        cs_error("auth: cannot create the first user: %s", cs_strerror(b->err ? b->err : -ENOMEM));
+    }
+    sodium_memzero(b->password, sizeof b->password);
+    b->done(b->data, rec ? 0 : (b->err ? b->err : -ENOMEM));
+    free(b);
+}
+
+static void on_users(cs_store_query *q, void *data)
+{
+    boot *b = data;
+    int status = q->status;
+    size_t n = q->nusers;
+    cs_store_query_free(q);
+    if (status < 0 || n > 0) {
+        b->done(b->data, status);
+        free(b);
+        return;
+    }
+    cs_secret_new(b->password, PASSWORD_BYTES);
+    b->job = (cs_job){.work = boot_work, .done = boot_done};
+    cs_worker_post_force(b->a->worker, &b->job);
+}
+
+void cs_auth_bootstrap(cs_auth *a, void (*done)(void *data, int err), void *data)
+{
+    boot *b = calloc(1, sizeof *b);
+    cs_store_query *q = b ? cs_store_query_new(CS_Q_USERS, on_users, b) : NULL;
+    if (!q) {
+        free(b);
+        done(data, -ENOMEM);
+        return;
+    }
+    b->a = a;
+    b->done = done;
+    b->data = data;
+    cs_store_query_run(a->gw->store, q);
+}
+
+/* ---- life ---- */
+
+int cs_auth_new(cs_auth **out, cs_gateway *gw)
+{
+    if (sodium_init() < 0) return CS_EBACKEND;
+    cs_auth *a = calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    a->gw = gw;
+    int rc = cs_worker_start(&a->worker, "auth", CS_AUTH_PENDING_MAX, gw->mb, NULL);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void cs_auth_stop(cs_auth *a)
+{
+    if (!a || !a->worker) return;
+    cs_worker_stop(a->worker);
+    a->worker = NULL;
+}
+
+void cs_auth_free(cs_auth *a)
+{
+    if (!a) return;
+    cs_auth_stop(a);
+    free_all(&a->cache);
+    free_all(&a->throttle);
+    sodium_memzero(a->dummy_hash, sizeof a->dummy_hash);
+    free(a);
+}

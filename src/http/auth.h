@@ -1,0 +1,61 @@
+/* Who may use the pages, the API and the monitor socket: users with Argon2id password
+ * hashes (hashed and checked on a worker thread, never on the loop), session cookies and
+ * API tokens (random strings whose SHA-256 is all the store keeps, cached here for a
+ * minute), a per-address limit on login attempts, and the first admin. Twilio's routes
+ * never come here: they are signed. */
+#ifndef CS_AUTH_H
+#define CS_AUTH_H
+
+#include <sodium.h>
+#include <stdbool.h>
+
+#include "net/server.h"
+
+#define CS_SESSION_COOKIE   "cs_session"
+#define CS_AUTH_CACHE_MS    60000 /* a session or token is re-checked with the store after this */
+#define CS_AUTH_CACHE_MAX   10000 /* identities cached; past it the cache starts over */
+#define CS_AUTH_PENDING_MAX 64    /* password checks waiting for the worker; more get 503 */
+#define CS_PASSWORD_MAX     256
+#define CS_USER_MAX         63
+
+typedef struct cs_auth cs_auth;
+struct cs_gateway;
+
+enum cs_access {
+    CS_ACCESS_PAGE, /* a session cookie; else 303 to the login page */
+    CS_ACCESS_API,  /* a session cookie or a bearer token; else 401 */
+};
+
+int cs_auth_new(cs_auth **out, struct cs_gateway *gw);
+/* Finishes the password checks under way (their answers go to the mailbox) and stops the
+ * worker. Idempotent. */
+void cs_auth_stop(cs_auth *a);
+/* After the mailbox has run what cs_auth_stop left in it. Stops first if needed. */
+void cs_auth_free(cs_auth *a);
+
+/* Creates the `admin` user with a random password when there is no user at all, and
+ * prints the password once. `done` runs on the loop when that is settled. */
+void cs_auth_bootstrap(cs_auth *a, void (*done)(void *data, int err), void *data);
+
+/* Whether `r` comes from a signed-in user (r->user is then set). When it cannot tell
+ * without the store, it returns false and later calls `resume(r)` again with the answer
+ * known; when the answer is no, it answers the request itself (303 or 401). */
+bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume);
+/* Whether the request's Origin is this gateway's own (PUBLIC_URL's, or the Host it
+ * arrived at). A request without Origin is not. */
+bool cs_auth_same_origin(const cs_request *r);
+
+/* POST /login, POST /logout, GET /api/v1/me */
+void cs_auth_login(cs_request *r);
+void cs_auth_logout(cs_request *r);
+void cs_auth_me(cs_request *r);
+
+/* Blocking helpers for the command line and the worker. */
+int cs_password_hash(char out[crypto_pwhash_STRBYTES], const char *password);
+bool cs_password_verify(const char *hash, const char *password);
+/* A new random secret as hex (`bytes` random bytes → 2 * bytes characters + NUL). */
+void cs_secret_new(char *out, size_t bytes);
+/* SHA-256 of a secret, as the store keeps it (64 hex characters + NUL). */
+void cs_secret_hash(char out[65], const char *secret, size_t n);
+
+#endif

@@ -1,0 +1,243 @@
+/* Who may use the pages, the API and the monitor socket: the first admin, sign-in with
+ * its cookie, the per-address limit, pages that send strangers to the login page, API
+ * tokens, the command line, logout — and Twilio's routes, which take signatures only. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "integ_util.h"
+
+static it_server srv;
+
+/* POST /login; returns the status and the Set-Cookie line (if any) in *cookie. */
+static int login(const char *user, const char *password, bool json, char *cookie, size_t cap,
+                 char *location, size_t lcap)
+{
+    char body[512];
+    snprintf(body, sizeof body, "username=%s&password=%s&next=/calls_monitoring/x", user, password);
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", it_auth);
+    it_auth[0] = '\0'; /* a browser, not the test's token */
+    it_resp r;
+    int status = it_http(srv.port, "POST", "/login",
+                         json ? "Content-Type: application/x-www-form-urlencoded\r\nAccept: "
+                                "application/json\r\n"
+                              : "Content-Type: application/x-www-form-urlencoded\r\n",
+                         body, &r) == 0
+                     ? r.status
+                     : -1;
+    snprintf(it_auth, sizeof it_auth, "%s", saved);
+    const char *c = it_header(&r, "Set-Cookie");
+    if (cookie) snprintf(cookie, cap, "%.*s", c ? (int)strcspn(c, "\r\n") : 0, c ? c : "");
+    const char *l = it_header(&r, "Location");
+    if (location) snprintf(location, lcap, "%.*s", l ? (int)strcspn(l, "\r\n") : 0, l ? l : "");
+    it_resp_free(&r);
+    return status;
+}
+
+/* "Cookie: cs_session=…" from a Set-Cookie line. */
+static void cookie_header(char *out, size_t cap, const char *set_cookie)
+{
+    const char *v = strstr(set_cookie, "cs_session=");
+    snprintf(out, cap, "Cookie: %.*s\r\n", v ? (int)strcspn(v, ";") : 0, v ? v : "");
+}
+
+/* GET as a browser with `cookie` (or nothing). */
+static int get_as(const char *target, const char *cookie, it_resp *r)
+{
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", it_auth);
+    it_auth[0] = '\0';
+    int rc = it_http(srv.port, "GET", target, cookie, NULL, r);
+    snprintf(it_auth, sizeof it_auth, "%s", saved);
+    return rc == 0 ? r->status : -1;
+}
+
+static void first_admin_and_sign_in(void)
+{
+    char pw[64], set[512], cookie[256], loc[512];
+    it_admin_password(&srv, pw, sizeof pw);
+    IT_CHECK(strlen(pw) == 24, "no admin password in the log");
+    IT_CHECK(login("admin", pw, true, set, sizeof set, NULL, 0) == 200, "admin could not sign in");
+    IT_CHECK(strstr(set, "HttpOnly") && strstr(set, "SameSite=Strict") && strstr(set, "Path=/"),
+             "cookie attributes: %s", set);
+    IT_CHECK(!strstr(set, "Secure"), "Secure on plain HTTP: %s", set);
+    cookie_header(cookie, sizeof cookie, set);
+
+    it_resp r;
+    IT_CHECK(get_as("/api/v1/me", cookie, &r) == 200 && r.json &&
+                 !strcmp(cJSON_GetObjectItem(r.json, "user")->valuestring, "admin"),
+             "the session does not reach the API");
+    it_resp_free(&r);
+    IT_CHECK(get_as("/calls_monitoring", cookie, &r) == 200 && strstr(r.body, "<html"),
+             "the list page with a session: %d", r.status);
+    IT_CHECK(it_header(&r, "Content-Security-Policy") != NULL, "pages without a CSP");
+    it_resp_free(&r);
+
+    /* a form sign-in goes where `next` says */
+    IT_CHECK(login("admin", pw, false, NULL, 0, loc, sizeof loc) == 303 &&
+                 strstr(loc, "/calls_monitoring/x"),
+             "form sign-in went to %s", loc);
+    /* wrong password, unknown user: the same answer */
+    IT_CHECK(login("admin", "nope", true, NULL, 0, NULL, 0) == 401, "wrong password accepted");
+    IT_CHECK(login("nobody", "nope", false, NULL, 0, loc, sizeof loc) == 303 &&
+                 strstr(loc, "error=invalid"),
+             "unknown user went to %s", loc);
+
+    /* logout ends the session here at once */
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", it_auth);
+    it_auth[0] = '\0';
+    IT_CHECK(it_http(srv.port, "POST", "/logout", cookie, "", &r) == 0 && r.status == 303 &&
+                 strstr(r.head, "Max-Age=0"),
+             "logout: %d", r.status);
+    it_resp_free(&r);
+    snprintf(it_auth, sizeof it_auth, "%s", saved);
+    IT_CHECK(get_as("/api/v1/me", cookie, &r) == 401, "the session outlived logout");
+    it_resp_free(&r);
+}
+
+static void strangers(void)
+{
+    it_resp r;
+    IT_CHECK(get_as("/api/v1/calls", NULL, &r) == 401 && it_header(&r, "WWW-Authenticate"),
+             "the API without a session: %d", r.status);
+    it_resp_free(&r);
+    IT_CHECK(get_as("/metrics", NULL, &r) == 401, "metrics without a session");
+    it_resp_free(&r);
+    IT_CHECK(get_as("/calls_monitoring/CA0123456789abcdef0123456789abcdef", NULL, &r) == 303 &&
+                 strstr(r.head, "/login?next=%2Fcalls_monitoring%2FCA0123"),
+             "a page without a session: %d %s", r.status, r.head);
+    it_resp_free(&r);
+    IT_CHECK(get_as("/", NULL, &r) == 303 && strstr(r.head, "Location: /calls_monitoring"),
+             "/ does not lead to the list");
+    it_resp_free(&r);
+    IT_CHECK(get_as("/login", NULL, &r) == 200 && strstr(r.body, "password"), "no login page");
+    it_resp_free(&r);
+    IT_CHECK(get_as("/health", NULL, &r) == 200, "/health is for anyone");
+    it_resp_free(&r);
+    IT_CHECK(get_as("/api/v1/me", "Authorization: Bearer cs_nope\r\n", &r) == 401,
+             "a made-up token");
+    it_resp_free(&r);
+    /* only our own pages after sign-in */
+    char pw[64], loc[512];
+    it_admin_password(&srv, pw, sizeof pw);
+    char body[256];
+    snprintf(body, sizeof body, "username=admin&password=%s&next=//evil.example/", pw);
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", it_auth);
+    it_auth[0] = '\0';
+    it_http(srv.port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", body,
+            &r);
+    snprintf(it_auth, sizeof it_auth, "%s", saved);
+    const char *l = it_header(&r, "Location");
+    snprintf(loc, sizeof loc, "%.*s", l ? (int)strcspn(l, "\r\n") : 0, l ? l : "");
+    IT_CHECK(strcmp(loc, "Location: /calls_monitoring") == 0, "next led to %s", loc);
+    it_resp_free(&r);
+}
+
+static void static_files(void)
+{
+    it_resp r;
+    IT_CHECK(get_as("/static/app.css", NULL, &r) == 200 && strstr(r.head, "text/css"),
+             "app.css: %d", r.status);
+    const char *etag = it_header(&r, "ETag");
+    char inm[128];
+    snprintf(inm, sizeof inm, "If-None-Match: %.*s\r\n", etag ? (int)strcspn(etag + 6, "\r\n") : 0,
+             etag ? etag + 6 : "");
+    it_resp_free(&r);
+    IT_CHECK(etag && get_as("/static/app.css", inm, &r) == 304, "no 304 for a known ETag");
+    it_resp_free(&r);
+    IT_CHECK(get_as("/static/../login.html", NULL, &r) == 404, "a path escaping static/");
+    it_resp_free(&r);
+}
+
+/* A server of its own: three attempts a minute from one address. */
+static void throttling(void)
+{
+    it_server main_srv = srv;
+    const char *args[] = {"--login-attempts-per-min", "3", NULL};
+    if (it_server_start(&srv, args) < 0) {
+        IT_CHECK(0, "no server for the limit");
+        srv = main_srv;
+        return;
+    }
+    char pw[64], loc[512];
+    it_admin_password(&srv, pw, sizeof pw);
+    int statuses[4];
+    for (int i = 0; i < 4; i++) statuses[i] = login("admin", "wrong", true, NULL, 0, NULL, 0);
+    IT_CHECK(statuses[0] == 401 && statuses[3] == 429, "attempts answered %d … %d", statuses[0],
+             statuses[3]);
+    IT_CHECK(login("admin", pw, false, NULL, 0, loc, sizeof loc) == 303 &&
+                 strstr(loc, "error=throttled"),
+             "the right password still passed the limit: %s", loc);
+    it_server_stop(&srv, SIGTERM, 5000);
+    it_server_cleanup(&srv);
+    srv = main_srv;
+    snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", srv.token);
+}
+
+static void tokens_and_users(void)
+{
+    char token[80];
+    IT_CHECK(it_cli(&srv, "token create dashboard", NULL, token, sizeof token) == 0 &&
+                 strncmp(token, "cs_", 3) == 0,
+             "token create printed %s", token);
+    char hdr[160];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    it_resp r;
+    IT_CHECK(get_as("/api/v1/me", hdr, &r) == 200 && r.json &&
+                 !strcmp(cJSON_GetObjectItem(r.json, "user")->valuestring, "dashboard"),
+             "a new token is refused");
+    it_resp_free(&r);
+    IT_CHECK(it_cli(&srv, "token create dashboard", NULL, NULL, 0) != 0,
+             "a second token, same name");
+    IT_CHECK(it_cli(&srv, "user add ann --password-stdin", "short\n", NULL, 0) != 0,
+             "a short password was taken");
+    IT_CHECK(it_cli(&srv, "user add ann --password-stdin", "correct horse battery\n", NULL, 0) == 0,
+             "user add failed");
+    IT_CHECK(login("ann", "correct%20horse%20battery", true, NULL, 0, NULL, 0) == 200,
+             "the new user cannot sign in");
+    IT_CHECK(it_cli(&srv, "token revoke dashboard", NULL, NULL, 0) == 0, "revoke failed");
+    /* identities are cached for a minute; a restart forgets them */
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    IT_CHECK(it_server_restart(&srv, NULL) == 0, "no restart");
+    IT_CHECK(get_as("/api/v1/me", hdr, &r) == 401, "a revoked token still works");
+    it_resp_free(&r);
+    IT_CHECK(it_log_count(&srv, "created 'admin'") == 1, "a second admin was made on restart");
+}
+
+/* Twilio's routes take signatures, never sessions. */
+static void twilio_routes_ignore_sessions(void)
+{
+    it_server s2;
+    const char *args[] = {"--twilio-auth-token", "secret", NULL};
+    if (it_server_start(&s2, args) < 0) {
+        IT_CHECK(0, "no second server");
+        return;
+    }
+    it_resp r;
+    IT_CHECK(it_http(s2.port, "POST", "/twilio/voice",
+                     "Content-Type: application/x-www-form-urlencoded\r\n",
+                     "CallSid=CA0123456789abcdef0123456789abcdef", &r) == 0 &&
+                 r.status == 403,
+             "the webhook took a bearer token instead of a signature: %d", r.status);
+    it_resp_free(&r);
+    it_server_stop(&s2, SIGTERM, 5000);
+    it_server_cleanup(&s2);
+    snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", srv.token);
+}
+
+int main(void)
+{
+    if (it_server_start(&srv, NULL) < 0) return it_done("auth");
+    first_admin_and_sign_in();
+    strangers();
+    static_files();
+    tokens_and_users();
+    throttling();
+    twilio_routes_ignore_sessions();
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&srv);
+    return it_done("auth");
+}

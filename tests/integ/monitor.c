@@ -1,0 +1,241 @@
+/* The monitor socket (docs/monitor.md) against a real call: who may open it, the list
+ * feed, joining a call mid-way, audio frames with their header, events, ping, the close
+ * when the call ends — and a browser that never reads, which loses audio and is closed
+ * while another listener and the call itself lose nothing. */
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "integ_util.h"
+
+static it_server srv;
+static char cookie[256], origin[128];
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int open_monitor(it_ws *w, const char *headers, int rcvbuf)
+{
+    return it_ws_connect_buffered(w, srv.port, "/monitor", headers, rcvbuf);
+}
+
+static int open_as_browser(it_ws *w, int rcvbuf)
+{
+    char h[512];
+    snprintf(h, sizeof h, "%sOrigin: %s\r\n", cookie, origin);
+    return open_monitor(w, h, rcvbuf);
+}
+
+/* The next JSON message of `type` within timeout_ms (other messages are skipped). */
+static cJSON *next_json(it_ws *w, const char *type, int timeout_ms)
+{
+    long long deadline = wall_ms() + timeout_ms;
+    cs_ws_event ev;
+    while (wall_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - wall_ms()));
+        if (r <= 0) return NULL;
+        if (ev.type != CS_WS_EV_MESSAGE || ev.opcode != CS_WS_OP_TEXT) continue;
+        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+        if (j && strcmp(str(j, "type"), type) == 0) return j;
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
+static void send_json(it_ws *w, const char *fmt, const char *arg)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, arg);
+    it_ws_send_text(w, msg);
+}
+
+static void who_may_open(void)
+{
+    it_ws w;
+    char h[512];
+    IT_CHECK(open_monitor(&w, "Origin: http://127.0.0.1\r\n", 0) == 401,
+             "opened without a session");
+    it_ws_close(&w);
+    IT_CHECK(open_monitor(&w, cookie, 0) == 403, "opened without an Origin");
+    it_ws_close(&w);
+    snprintf(h, sizeof h, "%sOrigin: http://evil.example\r\n", cookie);
+    IT_CHECK(open_monitor(&w, h, 0) == 403, "opened from another origin");
+    it_ws_close(&w);
+    IT_CHECK(open_as_browser(&w, 0) == 0, "a browser of ours was refused");
+    cJSON *hello = next_json(&w, "hello", 3000);
+    IT_CHECK(hello && strcmp(str(hello, "user"), "admin") == 0, "no hello");
+    cJSON_Delete(hello);
+    it_ws_close(&w);
+}
+
+typedef struct audio_seen {
+    int frames[2];
+    unsigned last_seq[2];
+    int gaps;
+    int bad_header;
+    long long max_age_ms; /* now − server send time, as received */
+} audio_seen;
+
+/* Reads everything for `ms` (or until the socket closes, its code in *close_code),
+ * counting audio; returns the dtmf events seen. */
+static int listen_for(it_ws *w, int ms, audio_seen *a, bool *ended, int *close_code)
+{
+    *close_code = -1;
+    long long deadline = wall_ms() + ms;
+    cs_ws_event ev;
+    int dtmf = 0;
+    while (wall_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - wall_ms()));
+        if (r < 0) break;
+        if (r == 0) continue;
+        if (ev.type == CS_WS_EV_CLOSE) {
+            *close_code = ev.close_code;
+            break;
+        }
+        if (ev.type != CS_WS_EV_MESSAGE) continue;
+        if (ev.opcode == CS_WS_OP_BINARY) {
+            const uint8_t *p = (const uint8_t *)ev.data;
+            if (ev.len < 20 + 160 || p[0] != 1 || p[1] > 1) {
+                a->bad_header++;
+                continue;
+            }
+            unsigned t = p[1];
+            unsigned seq = (unsigned)p[4] << 24 | (unsigned)p[5] << 16 | (unsigned)p[6] << 8 | p[7];
+            if (a->frames[t] && seq != a->last_seq[t] + 1) a->gaps++;
+            a->last_seq[t] = seq;
+            a->frames[t]++;
+            long long sent = 0;
+            for (int i = 0; i < 8; i++) sent = sent << 8 | p[12 + i];
+            if (wall_ms() - sent > a->max_age_ms) a->max_age_ms = wall_ms() - sent;
+            continue;
+        }
+        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+        const char *type = str(j, "type");
+        if (strcmp(type, "event") == 0 &&
+            strcmp(str(cJSON_GetObjectItem(j, "event"), "type"), "dtmf") == 0)
+            dtmf++;
+        if (strcmp(type, "call_ended") == 0 && ended) *ended = true;
+        cJSON_Delete(j);
+    }
+    return dtmf;
+}
+
+static void a_live_call(void)
+{
+    it_ws list, call;
+    IT_CHECK(open_as_browser(&list, 0) == 0, "list socket refused");
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    cJSON *calls = next_json(&list, "calls", 3000);
+    IT_CHECK(calls && cJSON_GetArraySize(cJSON_GetObjectItem(calls, "calls")) == 0,
+             "calls before any call");
+    cJSON_Delete(calls);
+
+    pid_t sim = it_sim_spawn(&srv, "--duration 6 --dtmf 5");
+    long long t0 = wall_ms();
+    cJSON *started = next_json(&list, "call_started", 5000);
+    IT_CHECK(started && wall_ms() - t0 < 2000, "call_started took %lld ms", wall_ms() - t0);
+    char sid[40] = "";
+    snprintf(sid, sizeof sid, "%.39s", str(cJSON_GetObjectItem(started, "call"), "sid"));
+    cJSON_Delete(started);
+
+    /* join a little later, as a supervisor would */
+    it_sleep_ms(500);
+    IT_CHECK(open_as_browser(&call, 0) == 0, "call socket refused");
+    send_json(&call, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
+    cJSON *sub = next_json(&call, "subscribed", 3000);
+    const cJSON *c = cJSON_GetObjectItem(sub, "call");
+    IT_CHECK(sub && cJSON_IsTrue(cJSON_GetObjectItem(c, "live")), "not subscribed live");
+    bool has_start = false;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(sub, "events")) has_start |=
+        !strcmp(str(e, "type"), "start");
+    IT_CHECK(has_start, "the events so far lack start");
+    cJSON_Delete(sub);
+    send_json(&call, "{\"type\":\"ping\",\"t\":%s}", "12345");
+    cJSON *pong = next_json(&call, "pong", 3000);
+    IT_CHECK(pong && cJSON_GetObjectItem(pong, "t")->valuedouble == 12345 &&
+                 cJSON_GetObjectItem(pong, "server_time"),
+             "no pong");
+    cJSON_Delete(pong);
+
+    audio_seen a = {0};
+    bool ended = false;
+    int code;
+    int dtmf = listen_for(&call, 10000, &a, &ended, &code);
+    IT_CHECK(ended, "no call_ended");
+    IT_CHECK(code == 1000, "after the call the socket closed with %d, not 1000", code);
+    IT_CHECK(dtmf == 1, "%d dtmf events", dtmf);
+    IT_CHECK(a.frames[0] > 150 && a.frames[1] > 150, "frames: caller %d, agent %d", a.frames[0],
+             a.frames[1]);
+    IT_CHECK(a.gaps == 0 && a.bad_header == 0, "%d gaps, %d bad headers", a.gaps, a.bad_header);
+    IT_CHECK(a.max_age_ms < 1000, "audio arrived %lld ms after it was sent", a.max_age_ms);
+    it_ws_close(&call);
+
+    cJSON *ended_msg = next_json(&list, "call_ended", 5000);
+    IT_CHECK(ended_msg != NULL, "the list feed missed call_ended");
+    cJSON_Delete(ended_msg);
+    it_ws_close(&list);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+}
+
+/* One browser never reads: it loses audio and is closed; the other hears every frame. */
+static void a_slow_listener(void)
+{
+    it_ws list, slow, good;
+    IT_CHECK(open_as_browser(&list, 0) == 0, "list socket refused");
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    pid_t sim = it_sim_spawn(&srv, "--duration 16");
+    cJSON *started = next_json(&list, "call_started", 5000);
+    char sid[40];
+    snprintf(sid, sizeof sid, "%.39s", str(cJSON_GetObjectItem(started, "call"), "sid"));
+    cJSON_Delete(started);
+    it_ws_close(&list);
+
+    IT_CHECK(open_as_browser(&slow, 2048) == 0, "slow socket refused");
+    IT_CHECK(open_as_browser(&good, 0) == 0, "good socket refused");
+    send_json(&slow, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
+    send_json(&good, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
+    audio_seen a = {0};
+    bool ended = false;
+    int code;
+    listen_for(&good, 25000, &a, &ended, &code);
+    IT_CHECK(ended && code == 1000, "the good listener: ended %d, close %d", ended, code);
+    IT_CHECK(a.gaps == 0 && a.frames[0] > 600, "the good listener: %d frames, %d gaps", a.frames[0],
+             a.gaps);
+    IT_CHECK(it_log_count(&srv, "too slow") + it_log_count(&srv, "MONITOR_SLOW_S") >= 1,
+             "the reader that never read was not closed");
+    int exit_status;
+    cJSON *sum = it_sim_wait(sim, &exit_status);
+    const cJSON *missing = cJSON_GetObjectItem(sum, "missing");
+    IT_CHECK(exit_status == 0 && missing && missing->valueint == 0,
+             "the call next to a stuck listener: exit %d", exit_status);
+    cJSON_Delete(sum);
+    it_ws_close(&slow);
+    it_ws_close(&good);
+}
+
+int main(void)
+{
+    const char *args[] = {"--agent", "echo", "--monitor-slow-s", "2", NULL};
+    if (it_server_start(&srv, args) < 0) return it_done("monitor");
+    IT_CHECK(it_session(&srv, cookie, sizeof cookie) == 0, "cannot sign in");
+    snprintf(origin, sizeof origin, "http://127.0.0.1:%d", srv.port);
+    who_may_open();
+    a_live_call();
+    a_slow_listener();
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&srv);
+    return it_done("monitor");
+}
