@@ -312,13 +312,15 @@ static void deliver_feed(cs_bus_sub *sub, const cs_bus_msg *msg)
     if (msg->kind == CS_BUS_TEXT) send_text(sub->data, msg->text, msg->len);
 }
 
-static void error_message(monitor *m, const char *message)
+/* `call` names the call the refused message was about (or NULL). */
+static void error_message(monitor *m, const char *call, const char *message)
 {
     cs_buf b = CS_BUF_INIT(1024);
     cs_json j;
     cs_json_init(&j, &b);
     cs_json_obj(&j);
     cs_json_kstr(&j, "type", "error");
+    if (call) cs_json_kstr(&j, "call", call);
     cs_json_kstr(&j, "message", message);
     cs_json_obj_end(&j);
     send_json(m, &j, &b);
@@ -330,7 +332,7 @@ static void watch_calls(monitor *m)
     m->feed.deliver = deliver_feed;
     m->feed.data = m;
     if (cs_bus_subscribe(&gw->bus, &m->feed, CS_BUS_ALL) < 0) {
-        error_message(m, "cannot follow the calls now");
+        error_message(m, NULL, "cannot follow the calls now");
         return;
     }
     cs_buf b = CS_BUF_INIT(16u << 20);
@@ -359,7 +361,7 @@ static void subscribe(monitor *m, const char *call, const char *mode)
 {
     cs_gateway *gw = m->gw;
     if (!call || !cs_twilio_sid_valid(cs_str_of(call), "CA")) {
-        error_message(m, "subscribe needs a call SID");
+        error_message(m, call, "subscribe needs a call SID");
         return;
     }
     const cs_call *c = cs_calls_call(&gw->calls, cs_str_of(call));
@@ -369,7 +371,7 @@ static void subscribe(monitor *m, const char *call, const char *mode)
         for (size_t i = 0; i < MAX_WATCHES && !w; i++)
             if (!m->watches[i].used) w = &m->watches[i];
         if (!w) {
-            error_message(m, "following too many calls on one socket");
+            error_message(m, call, "following too many calls on one socket");
             return;
         }
         memset(w, 0, sizeof *w);
@@ -378,7 +380,7 @@ static void subscribe(monitor *m, const char *call, const char *mode)
         w->sub.data = w;
         snprintf(w->call, sizeof w->call, "%s", call);
         if (cs_bus_subscribe(&gw->bus, &w->sub, call) < 0) {
-            error_message(m, "cannot follow this call now");
+            error_message(m, call, "cannot follow this call now");
             return;
         }
         w->used = true;
@@ -423,7 +425,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
     cJSON *o = op == CS_WS_OP_TEXT ? cJSON_ParseWithLength(data, len) : NULL;
     const char *type = field(o, "type");
     if (!type) {
-        error_message(m, "expected a JSON object with a type");
+        error_message(m, NULL, "expected a JSON object with a type");
     } else if (strcmp(type, "watch_calls") == 0) {
         watch_calls(m);
     } else if (strcmp(type, "subscribe") == 0) {
@@ -433,7 +435,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         if (w)
             w->audio = audio_bits(field(o, "audio"));
         else
-            error_message(m, "not subscribed to that call");
+            error_message(m, field(o, "call"), "not subscribed to that call");
     } else if (strcmp(type, "unsubscribe") == 0) {
         watch *w = field(o, "call") ? find_watch(m, field(o, "call")) : NULL;
         if (w) unwatch(m, w);
@@ -453,7 +455,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         cs_json_obj_end(&j);
         send_json(m, &j, &b);
     } else {
-        error_message(m, "unknown message type");
+        error_message(m, NULL, "unknown message type");
     }
     cJSON_Delete(o);
 }
@@ -571,7 +573,7 @@ static void on_tick(uv_timer_t *t)
             m->pinged_ms = now;
         }
         for (size_t i = 0; i < MAX_WATCHES; i++)
-            if (m->watches[i].used && m->watches[i].audio) stats_of(m, &m->watches[i]);
+            if (m->watches[i].used) stats_of(m, &m->watches[i]);
     }
 }
 

@@ -1,0 +1,152 @@
+// The monitoring pages in a real browser: Debian's Chromium, driven by playwright-core,
+// against the real gateway while `callstream sim` plays a real recording into it.
+// Sign in; the call appears in the list within 2 s; open it; press play; the page's
+// counters show frames decoded and played and the waveform is not blank; the events log
+// shows start and the DTMF digit; when the call ends the page says so. Screenshots go to
+// $CS_ARTIFACTS. Exits non-zero on the first failed check.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BIN = process.env.CS_BIN || './callstream';
+const CORPUS = process.env.CS_CORPUS || '../tests/data/speech';
+const ARTIFACTS = process.env.CS_ARTIFACTS || 'test-artifacts';
+const CHROMIUM = process.env.CS_CHROMIUM || '/usr/bin/chromium';
+const DIGIT = '7';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let failed = false;
+
+function check(ok, what) {
+  if (ok) return;
+  failed = true;
+  throw new Error(`FAIL: ${what}`);
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(dir, port) {
+  const log = join(dir, 'server.log');
+  const out = { stdio: ['ignore', 'pipe', 'pipe'] };
+  const srv = spawn(BIN, ['serve', '--env-file', '/dev/null', '--port', String(port),
+    '--data-dir', join(dir, 'data'), '--agent', 'echo', '--log-level', 'info'], out);
+  let text = '';
+  const collect = (d) => { text += d; };
+  srv.stdout.on('data', collect);
+  srv.stderr.on('data', collect);
+  for (let i = 0; i < 300 && !text.includes('listening on'); i++) await sleep(20);
+  check(text.includes('listening on'), `the gateway did not start:\n${text}`);
+  const m = text.match(/created 'admin' with password ([0-9a-f]+)/);
+  check(m, 'no admin password in the log');
+  return { srv, password: m[1], log: () => text, logPath: log };
+}
+
+async function canvasHasInk(page) {
+  return page.evaluate(() => {
+    const c = document.querySelector('#waveform');
+    if (!c || !c.width || !c.height) return false;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    // not blank: pixels of more than one colour
+    const first = d.slice(0, 4).join(',');
+    let other = 0;
+    for (let i = 4; i < d.length; i += 4 * 7) if (d.slice(i, i + 4).join(',') !== first) other++;
+    return other > 20;
+  });
+}
+
+async function main() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), 'callstream-browser-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = await startServer(dir, port);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+  let sim;
+  const consoleErrors = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+    // sign in: the list page sends us to the login page first
+    await page.goto(`${base}/calls_monitoring`);
+    check(page.url().includes('/login'), `not sent to the login page: ${page.url()}`);
+    await page.fill('input[name=username]', 'admin');
+    await page.fill('input[name=password]', server.password);
+    await Promise.all([page.waitForURL('**/calls_monitoring'), page.click('button[type=submit]')]);
+    await page.screenshot({ path: join(ARTIFACTS, '1-list.png') });
+
+    // a real recording, as a call; it shows up in the live list within 2 s
+    sim = spawn(BIN, ['sim', '--url', base, '--wav', join(CORPUS, 'wav/jfk_inaugural_1961.wav'),
+      '--dtmf', DIGIT], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const t0 = Date.now();
+    const row = page.locator('#live-calls [data-sid]').first();
+    await row.waitFor({ timeout: 2000 });
+    check(Date.now() - t0 <= 2000, `the call took ${Date.now() - t0} ms to appear`);
+    const sid = await row.getAttribute('data-sid');
+    check(/^CA[0-9a-f]{32}$/.test(sid), `row without a call SID: ${sid}`);
+    await page.screenshot({ path: join(ARTIFACTS, '2-list-live.png') });
+
+    // open it and listen
+    await Promise.all([page.waitForURL(`**/calls_monitoring/${sid}`),
+      page.locator(`#live-calls [data-sid="${sid}"] a`).first().click()]);
+    await page.click('#play');
+    await page.waitForFunction(() => {
+      const s = window.callstream && window.callstream.stats;
+      return s && s.framesDecoded > 50 && s.framesPlayed > 50;
+    }, null, { timeout: 8000 });
+    const shown = JSON.parse(await page.textContent('#stats'));
+    check(shown.framesDecoded > 50 && shown.framesPlayed > 50,
+      `#stats says ${JSON.stringify(shown)}`);
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#waveform');
+      return c && c.width > 0;
+    });
+    await sleep(500);
+    check(await canvasHasInk(page), 'the waveform canvas is blank');
+    check(await page.locator('#events [data-type="start"]').count() >= 1, 'no start in the events log');
+    await page.locator('#events [data-type="dtmf"]').first().waitFor({ timeout: 12000 });
+    const dtmf = await page.textContent('#events [data-type="dtmf"]');
+    check(dtmf.includes(DIGIT), `the dtmf entry does not show ${DIGIT}: ${dtmf}`);
+    await page.screenshot({ path: join(ARTIFACTS, '3-call-live.png') });
+
+    // the call ends: the page says so
+    await page.waitForFunction(() => /ended/i.test(document.querySelector('#state').textContent),
+      null, { timeout: 20000 });
+    await page.screenshot({ path: join(ARTIFACTS, '4-call-ended.png') });
+    const stats = await page.evaluate(() => window.callstream.stats);
+    check(stats.framesDropped === 0, `the server dropped ${stats.framesDropped} frames for us`);
+    check(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+    console.log(`browser: all checks passed (${stats.framesPlayed} frames played, latency ` +
+      `${Math.round(stats.latencyMs)} ms)`);
+  } finally {
+    await browser.close().catch(() => {});
+    if (sim) await new Promise((r) => { if (sim.exitCode !== null) r(); else sim.on('exit', r); });
+    server.srv.kill('SIGTERM');
+    await new Promise((r) => server.srv.on('exit', r));
+    if (failed) console.error(`kept ${dir}; the gateway said:\n${server.log().slice(-4000)}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e.message || e);
+  process.exit(1);
+});

@@ -1,0 +1,58 @@
+// The REST API (README: /api/v1/…). Without a session it answers 401: go and sign in,
+// then come back here.
+
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function toLogin() {
+  const next = location.pathname + location.search;
+  location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
+
+async function getJSON(path) {
+  const res = await fetch(path, { headers: { Accept: 'application/json' } });
+  if (res.status === 401) {
+    toLogin();
+    throw new HttpError(401, 'not signed in');
+  }
+  if (!res.ok) {
+    const body = await res.json().catch(() => null);
+    throw new HttpError(res.status, body?.error?.message || res.statusText);
+  }
+  return res.json();
+}
+
+const callPath = (sid) => `/api/v1/calls/${encodeURIComponent(sid)}`;
+
+export const me = () => getJSON('/api/v1/me');
+
+export function calls({ limit = 20, cursor = null } = {}) {
+  const q = new URLSearchParams({ limit });
+  if (cursor) q.set('cursor', cursor);
+  return getJSON(`/api/v1/calls?${q}`);
+}
+
+export const call = (sid) => getJSON(callPath(sid));
+
+/** One page of a call's events after event id `after`: {events, next_after}. */
+export function events(sid, after) {
+  return getJSON(`${callPath(sid)}/events?${new URLSearchParams({ after, limit: 500 })}`);
+}
+
+export const recordingUrl = (sid) => `${callPath(sid)}/recording.wav`;
+
+/** The transcript's segments, or null when there is none (404). */
+export async function transcript(sid) {
+  try {
+    const body = await getJSON(`${callPath(sid)}/transcript`);
+    const t = body.segments ?? body.transcript?.segments ?? body.transcript;
+    return Array.isArray(t) ? t : null;
+  } catch (err) {
+    if (err.status === 404) return null;
+    throw err;
+  }
+}

@@ -1,0 +1,188 @@
+// The call page, /calls_monitoring/{CallSid}. Live: subscribe over the monitor socket
+// (again after each reconnect), listen in, follow the transcript and events. Finished,
+// or not live here: the recording, transcript and events from the API.
+
+import * as api from './api.js';
+import { EventLog } from './events.js';
+import * as fmt from './format.js';
+import { StateIndicator } from './indicator.js';
+import { ListenIn } from './listen.js';
+import { showUser } from './session.js';
+import { MonitorSocket } from './socket.js';
+import { createStats } from './stats.js';
+import { Transcript } from './transcript.js';
+
+const $ = (id) => document.getElementById(id);
+const FINISH_AFTER_MS = 2000; // "Call ended" stays on the live view this long
+const EVENT_PAGES_MAX = 20; // of the API's events, past those the call's answer holds
+
+const sid = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+const stats = createStats($('stats'));
+const indicator = new StateIndicator($('state'));
+const events = new EventLog($('events'));
+const transcript = new Transcript($('transcript'));
+const socket = new MonitorSocket();
+const listen = new ListenIn(socket, sid, stats);
+
+let call = null; // the latest call object heard of
+let view = 'pending'; // pending | live | finished
+let awaiting = false; // a subscribe is unanswered on this connection
+
+function setState(state, retryAt) {
+  indicator.set(state, retryAt);
+  stats.state = state;
+}
+
+function renderDetails() {
+  if (!call) return;
+  $('title').textContent = `${call.from || 'Unknown'} → ${call.to || 'Unknown'}`;
+  $('from').textContent = call.from || '–';
+  $('to').textContent = call.to || '–';
+  $('started').replaceChildren(fmt.timeElement(call.started_at, fmt.dateTime(call.started_at)));
+  $('call-status').textContent = call.status || '–';
+  renderDuration();
+}
+
+function renderDuration() {
+  if (!call) return;
+  const running = call.live && call.started_at;
+  const ms = running ? socket.clock.now() - Date.parse(call.started_at) : call.duration_ms;
+  $('duration').textContent = fmt.duration(ms);
+}
+
+function showLive() {
+  if (view === 'live') return;
+  view = 'live';
+  $('live').hidden = false;
+}
+
+function callEnded(ended) {
+  if (view === 'finished') return;
+  call = { ...call, ...ended, live: false };
+  renderDetails();
+  setState('ended');
+  listen.end();
+  socket.stop();
+  setTimeout(showFinished, view === 'live' ? FINISH_AFTER_MS : 0);
+}
+
+async function showFinished() {
+  if (view === 'finished') return;
+  view = 'finished';
+  socket.stop();
+  listen.end();
+  $('live').hidden = true;
+  if (stats.state !== 'ended') setState('ended');
+  try {
+    ({ call } = await api.call(sid));
+  } catch (err) {
+    if (err.status === 404) setState('missing');
+    $('finished').hidden = false;
+    showRecording(err.status === 404 ? null : api.recordingUrl(sid));
+    $('transcript').dataset.empty = 'No transcript';
+    return;
+  }
+  renderDetails();
+  events.addAll(call.events);
+  $('finished').hidden = false;
+  showRecording(call.recording?.url);
+  const [segments] = await Promise.all([
+    api.transcript(sid).catch(() => null),
+    call.events_truncated && loadMoreEvents(call.events),
+  ]);
+  if (segments) {
+    transcript.clear();
+    for (const seg of segments) transcript.upsert(seg);
+  }
+  $('transcript').dataset.empty = 'No transcript';
+}
+
+function showRecording(url) {
+  const audio = $('recording');
+  const none = () => {
+    audio.hidden = true;
+    $('no-recording').hidden = false;
+  };
+  if (!url) return none();
+  audio.addEventListener('error', none, { once: true });
+  audio.src = url;
+}
+
+async function loadMoreEvents(first) {
+  let after = first.at(-1)?.id;
+  for (let page = 0; after != null && page < EVENT_PAGES_MAX; page++) {
+    const body = await api.events(sid, after).catch(() => null);
+    if (!body) return;
+    events.addAll(body.events);
+    after = body.next_after;
+  }
+}
+
+const handlers = {
+  hello() {
+    stats.reconnects = Math.max(0, socket.connects - 1);
+    awaiting = socket.send({ type: 'subscribe', call: sid, audio: listen.audioChoice });
+  },
+  subscribed(msg) {
+    awaiting = false;
+    call = msg.call;
+    if (!call.live) {
+      callEnded(call);
+      return;
+    }
+    listen.subscribed();
+    showLive();
+    renderDetails();
+    events.addAll(msg.events);
+    setState('live');
+  },
+  event(msg) {
+    if (msg.call === sid) events.add(msg.event);
+  },
+  transcript(msg) {
+    if (msg.call !== sid || !msg.segment) return;
+    transcript.upsert(msg.segment);
+    stats.transcriptSegments = transcript.size;
+  },
+  stats(msg) {
+    if (msg.call === sid) listen.onStats(msg);
+  },
+  call_ended(msg) {
+    if (msg.call?.sid === sid) callEnded(msg.call);
+  },
+  error(msg) {
+    if (!awaiting) return;
+    // The server would not subscribe us: the call is not live here.
+    awaiting = false;
+    console.info(`monitor: cannot subscribe to ${sid}: ${msg.message}`);
+    showFinished();
+  },
+};
+
+socket.addEventListener('message', (e) => handlers[e.detail.type]?.(e.detail));
+socket.addEventListener('state', (e) => {
+  if (view === 'finished' || stats.state === 'ended') return;
+  const { state, retryAt } = e.detail;
+  if (state === 'connecting' || state === 'reconnecting') setState(state, retryAt);
+});
+socket.addEventListener('refused', () => api.me().catch(() => {}));
+
+if (!/^CA[0-9a-f]{32}$/i.test(sid)) {
+  setState('missing');
+  listen.end();
+} else {
+  $('title').textContent = sid;
+  document.title = `${sid} – callstream`;
+  showUser();
+  socket.start();
+  api
+    .call(sid)
+    .then((body) => {
+      if (view !== 'pending') return;
+      call = body.call;
+      renderDetails();
+      if (!call.live) showFinished();
+    })
+    .catch(() => {}); // not stored yet, or the store is away: the socket decides
+  setInterval(renderDuration, 1000);
+}

@@ -1,0 +1,78 @@
+// The call's events log. The server re-sends a call's events on every `subscribed`, so
+// entries are keyed by (type, at, stream_sid, detail) and each is shown once.
+
+import { clock, duration, timeElement } from './format.js';
+
+const TITLES = {
+  start: 'Stream started',
+  stop: 'Stream stopped',
+  dtmf: 'DTMF',
+  mark: 'Mark',
+  clear: 'Clear',
+  error: 'Error',
+  status: 'Call status',
+  stream_status: 'Stream status',
+  webhook: 'Webhook',
+  recording: 'Recording',
+};
+
+// One line of detail per type; `d` is the event's detail object (see src/call/call.c).
+const DESCRIBE = {
+  start: (d) => [d.tracks?.join(' + '), d.mode].filter(Boolean).join(', '),
+  stop: (d) => [d.reason, d.durationMs != null && duration(d.durationMs)].filter(Boolean).join(', '),
+  dtmf: (d) => `digit ${d.digit ?? '?'}`,
+  mark: (d) => `${d.name ?? '?'} ${d.outcome ?? ''}`.trim(),
+  clear: (d) => (d.discardedMs != null ? `${Math.round(d.discardedMs)} ms discarded` : ''),
+  error: (d) => [d.kind, d.message].filter(Boolean).join(': '),
+  status: (d) => d.CallStatus ?? '',
+  stream_status: (d) => [d.StreamEvent, d.StreamError].filter(Boolean).join(': '),
+  webhook: (d) => [d.From, d.To].filter(Boolean).join(' → '),
+  recording: (d) => (d.durationMs != null ? duration(d.durationMs) : ''),
+};
+
+function parseDetail(detail) {
+  if (typeof detail !== 'string') return detail ?? {};
+  try {
+    return JSON.parse(detail);
+  } catch {
+    return { text: detail };
+  }
+}
+
+const MAX_ENTRIES = 2000; // the oldest go first; a busy echo call marks every second
+
+export class EventLog {
+  constructor(list) {
+    this.list = list;
+    this.seen = new Set();
+  }
+
+  addAll(events) {
+    for (const e of events || []) this.add(e);
+  }
+
+  add(event) {
+    const detail = parseDetail(event.detail);
+    const key = JSON.stringify([event.type, event.at, event.stream_sid ?? null, detail]);
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+
+    const li = document.createElement('li');
+    li.dataset.type = event.type;
+    li.dataset.at = event.at ?? '';
+    li.append(timeElement(event.at, clock(event.at, true)), ' ');
+    const title = document.createElement('strong');
+    title.textContent = TITLES[event.type] || event.type;
+    li.append(title);
+    const text = (DESCRIBE[event.type] || (() => ''))(detail);
+    if (text) li.append(' ', text);
+
+    const stick = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - 4;
+    let after = this.list.lastElementChild;
+    while (after && after.dataset.at > li.dataset.at) after = after.previousElementSibling;
+    if (after) after.after(li);
+    else this.list.prepend(li);
+    while (this.list.childElementCount > MAX_ENTRIES) this.list.firstElementChild.remove();
+    if (stick) this.list.scrollTop = this.list.scrollHeight;
+  }
+}

@@ -1,0 +1,52 @@
+// The transcript pane: segments in time order, each labelled with its speaker. An interim
+// segment is replaced by any later one with the same id.
+
+const SPEAKERS = { caller: 'Caller', agent: 'Agent' };
+
+export class Transcript {
+  constructor(list) {
+    this.list = list;
+    this.byId = new Map();
+  }
+
+  get size() {
+    return this.byId.size;
+  }
+
+  clear() {
+    this.byId.clear();
+    this.list.replaceChildren();
+  }
+
+  upsert(seg) {
+    const id = String(seg.id);
+    let li = this.byId.get(id);
+    if (!li) {
+      li = document.createElement('li');
+      li.dataset.id = id;
+      li.append(document.createElement('b'), ' ', document.createElement('span'));
+      this.byId.set(id, li);
+    }
+    li.dataset.speaker = seg.speaker;
+    li.dataset.start = String(seg.start_ms ?? 0);
+    li.classList.toggle('interim', !seg.final);
+    li.classList.toggle('final', !!seg.final);
+    li.firstChild.textContent = `${SPEAKERS[seg.speaker] || seg.speaker || '?'}:`;
+    li.lastChild.textContent = seg.text ?? '';
+    this.place(li, Number(li.dataset.start));
+  }
+
+  place(li, start) {
+    const stick = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - 4;
+    let after = this.list.lastElementChild;
+    while (after && (after === li || Number(after.dataset.start) > start)) {
+      after = after.previousElementSibling;
+    }
+    if (after) {
+      if (after.nextElementSibling !== li) after.after(li);
+    } else if (this.list.firstElementChild !== li) {
+      this.list.prepend(li);
+    }
+    if (stick) this.list.scrollTop = this.list.scrollHeight;
+  }
+}
