@@ -33,6 +33,25 @@
     S(voice, "VOICE", "", "voice for the greeting, e.g. Polly.Joanna (empty: Twilio's default)")   \
     S(dial, "DIAL", "", "start mode: number to <Dial> while streaming (empty: keep the line)")     \
     S(agent, "AGENT", "none", "who talks back: none (listen only) or echo")                        \
+    S(stt, "STT", "pocketsphinx", "live transcription: pocketsphinx (local), deepgram, or none")  \
+    N(stt_max_sessions, "STT_MAX_SESSIONS", 4, 0, 4096,                                           \
+      "speakers transcribed at once (pocketsphinx: decoders loaded, ~90 MB each)")                \
+    S(stt_model_dir, "STT_MODEL_DIR", "/usr/share/pocketsphinx/model/en-us",                      \
+      "pocketsphinx model: the folder with en-us/, cmudict-en-us.dict, en-us.lm.bin")             \
+    S(stt_grammar_dir, "STT_GRAMMAR_DIR", "",                                                     \
+      "folder of NAME.jsgf grammars a call may ask for (<Parameter name=\"SttGrammar\">)")       \
+    S(stt_grammar, "STT_GRAMMAR", "", "grammar (a name in STT_GRAMMAR_DIR) for every call")       \
+    S(stt_keywords, "STT_KEYWORDS", "",                                                           \
+      "keyword spotting for every call: phrases separated by commas (or <Parameter "              \
+      "name=\"SttKeywords\">)")                                                                  \
+    S(deepgram_api_key, "DEEPGRAM_API_KEY", "", "STT=deepgram: the API key")                      \
+    S(deepgram_url, "DEEPGRAM_URL", "wss://api.deepgram.com/v1/listen",                           \
+      "STT=deepgram: the live streaming endpoint")                                                \
+    S(deepgram_model, "DEEPGRAM_MODEL", "nova-2-phonecall", "STT=deepgram: the model")            \
+    S(transcript_webhook_url, "TRANSCRIPT_WEBHOOK_URL", "",                                       \
+      "POST every final transcript segment here as JSON (empty: none)")                           \
+    S(transcript_webhook_secret, "TRANSCRIPT_WEBHOOK_SECRET", "",                                 \
+      "signs those POSTs: X-Callstream-Signature = hex HMAC-SHA256 of the body")                  \
     N(echo_mark_ms, "ECHO_MARK_MS", 1000, 20, 60000, "echo agent: a mark after this much audio")   \
     N(recordings, "RECORDINGS", 1, 0, 1, "write a WAV per call under DATA_DIR/recordings")         \
     N(recording_header_s, "RECORDING_HEADER_S", 5, 1, 3600,                                        \

@@ -386,50 +386,61 @@ static bool wants_json(const cs_request *r)
     return accept && memmem(accept->p, accept->n, "application/json", 16);
 }
 
+/* Copies a form value (or "") into out; false if it does not fit. */
+static bool take(char *out, size_t cap, const char *v)
+{
+    if (!v) v = "";
+    size_t n = strlen(v);
+    if (n >= cap) return false;
+    memcpy(out, v, n + 1);
+    return true;
+}
+
 void cs_auth_login(cs_request *r)
 {
     cs_gateway *gw = r->app;
     cs_auth *a = gw->auth;
     cs_form form;
     if (cs_form_parse(&form, r->body.data ? r->body.data : "", r->body.len) < 0) {
+        if (r->body.data) sodium_memzero(r->body.data, r->body.len);
         cs_respond_error(r, 400, "malformed form body");
         return;
     }
-    bool json = wants_json(r);
-    char next[1024];
+    char user[CS_USER_MAX + 1], password[CS_PASSWORD_MAX + 1], next[1024];
+    bool ok = take(user, sizeof user, cs_form_get(&form, "username")) &&
+              take(password, sizeof password, cs_form_get(&form, "password")) && user[0];
     safe_next(next, sizeof next, cs_form_get(&form, "next"));
-    const char *user = cs_form_get(&form, "username");
-    const char *password = cs_form_get(&form, "password");
+    /* The password leaves the form and the request body now, before any answer (which
+     * frees the request). */
+    for (size_t i = 0; i < form.n; i++)
+        sodium_memzero(form.pairs[i].value, strlen(form.pairs[i].value));
+    cs_form_free(&form);
+    if (r->body.data) sodium_memzero(r->body.data, r->body.len);
+
+    bool json = wants_json(r);
     const char *ip = r->conn ? r->conn->peer_ip : "?";
+    check *c = NULL;
+    cs_store_query *q = NULL;
     if (throttled(a, ip)) {
         cs_warn("auth: sign-ins from %s throttled (LOGIN_ATTEMPTS_PER_MIN)", ip);
         login_answer(r, json, 429, "too many attempts; wait a minute", next, NULL);
-    } else if (!user || !password || !user[0] || strlen(user) > CS_USER_MAX ||
-               strlen(password) > CS_PASSWORD_MAX) {
+    } else if (!ok) {
         login_answer(r, json, 401, "wrong user name or password", next, NULL);
     } else if (a->pending >= CS_AUTH_PENDING_MAX) {
         cs_respond_error(r, 503, "too many sign-ins at once; try again");
+    } else if (!(c = calloc(1, sizeof *c)) || !(q = cs_store_query_new(CS_Q_USERS, on_user, c))) {
+        free(c);
+        cs_respond_error(r, 503, "out of memory");
     } else {
-        check *c = calloc(1, sizeof *c);
-        cs_store_query *q = c ? cs_store_query_new(CS_Q_USERS, on_user, c) : NULL;
-        if (!q) {
-            free(c);
-            cs_respond_error(r, 503, "out of memory");
-        } else {
-            *c = (check){.a = a, .r = r, .json = json};
-            snprintf(c->user, sizeof c->user, "%s", user);
-            snprintf(c->password, sizeof c->password, "%s", password);
-            snprintf(c->next, sizeof c->next, "%s", next);
-            snprintf(q->key, sizeof q->key, "%s", user);
-            a->pending++;
-            cs_store_query_run(gw->store, q);
-        }
+        *c = (check){.a = a, .r = r, .json = json};
+        memcpy(c->user, user, sizeof user);
+        memcpy(c->password, password, sizeof password);
+        memcpy(c->next, next, sizeof next);
+        snprintf(q->key, sizeof q->key, "%s", user);
+        a->pending++;
+        cs_store_query_run(gw->store, q);
     }
-    /* the form held the password */
-    for (size_t i = 0; i < form.n; i++)
-        sodium_memzero(form.pairs[i].value, strlen(form.pairs[i].value));
-    if (r->body.data) sodium_memzero(r->body.data, r->body.len);
-    cs_form_free(&form);
+    sodium_memzero(password, sizeof password);
 }
 
 void cs_auth_logout(cs_request *r)
