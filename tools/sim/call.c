@@ -13,6 +13,7 @@
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "net/client.h"
 #include "net/form.h"
 #include "provider/twilio.h"
 #include "provider/twilio_sig.h"
@@ -417,10 +418,12 @@ void sim_call_start(sim *s, unsigned i)
     for (size_t k = 0; k < n; k++) params[k] = (cs_kv){cs_str_of(names[k]), cs_str_of(values[k])};
     char sig[CS_TWILIO_SIG_LEN + 1];
     sign(sig, s->o.auth_token, url, params, n);
-    char extra[128] = "";
-    if (sig[0]) snprintf(extra, sizeof extra, "X-Twilio-Signature: %s\r\n", sig);
+    char headers[256];
+    snprintf(headers, sizeof headers, "Content-Type: application/x-www-form-urlencoded\r\n%s%s%s",
+             sig[0] ? "X-Twilio-Signature: " : "", sig, sig[0] ? "\r\n" : "");
     c->state = C_WEBHOOK;
-    int rc = sim_http_post(s->net, url, form.data, extra, on_webhook, c);
+    int rc = cs_client_request(s->net, "POST", url, headers, form.data, form.len,
+                               (uint32_t)(s->o.setup_timeout_s * 1000), on_webhook, c);
     cs_buf_free(&form);
     if (rc < 0) {
         fprintf(stderr, "sim: %s: cannot post to %s: %s\n", c->call_sid, url, cs_strerror(rc));

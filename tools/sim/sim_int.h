@@ -14,7 +14,6 @@
 
 #define SIM_MAX_PARAMS    CS_PEV_MAX_PARAMS
 #define SIM_URL_MAX       2048
-#define SIM_BODY_MAX      (1u << 20) /* largest HTTP answer read */
 #define SIM_FRAME_BYTES   160        /* 20 ms of 8 kHz μ-law, as Twilio sends */
 #define SIM_FRAME_MS      20
 #define SIM_CLOSE_WAIT_MS 3000 /* after stop, how long to wait for the server */
@@ -32,16 +31,6 @@ typedef struct sim_twiml {
 
 /* Reads the first <Stream> of a TwiML document. 0 or CS_EPARSE. */
 int sim_twiml_parse(const char *xml, size_t n, sim_twiml *out);
-
-/* ---- a one-shot HTTP POST ---- */
-
-/* status is the HTTP status (0 on failure, with err < 0). */
-typedef void (*sim_http_fn)(void *data, int status, const char *body, size_t len, int err);
-
-int sim_http_post(cs_net *net, const char *url, const char *form, const char *extra, sim_http_fn cb,
-                  void *data);
-
-#endif
 
 /* ---- latency samples ---- */
 
@@ -112,3 +101,5 @@ size_t sim_call_size(void);
 sim_call *sim_call_at(sim *s, unsigned i);
 /* Called by a call once it is over (it has released its handles or will). */
 void sim_call_finished(sim *s);
+
+#endif

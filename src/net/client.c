@@ -1,19 +1,17 @@
-/* A one-shot HTTP/1.1 POST of a form over a cs_conn (plain or TLS), for the webhook the
- * simulator sends as Twilio does. The answer is read to its Content-Length (or to the
- * connection's end) and handed to the callback once. */
+/* One-shot HTTP/1.1 requests from the loop; see client.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "net/client.h"
 #include "net/http.h"
 #include "net/url.h"
-#include "sim/sim_int.h"
 
 typedef struct post {
     cs_conn *conn;
     cs_buf in;
-    sim_http_fn cb;
+    cs_client_fn cb;
     void *data;
     bool done;
 } post;
@@ -50,7 +48,7 @@ static bool try_answer(post *p, bool eof)
     if (resp.chunked) { /* decode what is there; the answer is complete when `done` */
         cs_http_chunked d;
         cs_http_chunked_init(&d);
-        cs_buf body = CS_BUF_INIT(SIM_BODY_MAX);
+        cs_buf body = CS_BUF_INIT(CS_CLIENT_MAX_ANSWER);
         int k = cs_http_chunked_feed(&d, p->in.data + n, have, &body);
         bool complete = k >= 0 && d.done;
         if (complete)
@@ -100,8 +98,9 @@ static const cs_conn_ops post_ops = {
     .on_close = on_close,
 };
 
-int sim_http_post(cs_net *net, const char *url, const char *form, const char *extra, sim_http_fn cb,
-                  void *data)
+int cs_client_request(cs_net *net, const char *method, const char *url, const char *headers,
+                      const void *body, size_t len, uint32_t timeout_ms, cs_client_fn cb,
+                      void *data)
 {
     cs_url u;
     if (cs_url_parse(&u, url) < 0 || (strcmp(u.scheme, "http") && strcmp(u.scheme, "https")))
@@ -110,21 +109,23 @@ int sim_http_post(cs_net *net, const char *url, const char *form, const char *ex
     if (!p) return -ENOMEM;
     p->cb = cb;
     p->data = data;
-    cs_buf_init(&p->in, SIM_BODY_MAX + CS_HTTP_MAX_HEAD_DEFAULT);
+    cs_buf_init(&p->in, CS_CLIENT_MAX_ANSWER + CS_HTTP_MAX_HEAD_DEFAULT);
     char host[CS_URL_MAX_HOST + 9];
     cs_url_host_header(&u, host, sizeof host);
     char target[2 * CS_URL_MAX + 2];
     snprintf(target, sizeof target, "%s%s%s", u.path, u.query[0] ? "?" : "", u.query);
-    cs_buf head = CS_BUF_INIT(SIM_BODY_MAX);
-    char lines[4096];
-    snprintf(lines, sizeof lines,
-             "Content-Type: application/x-www-form-urlencoded\r\n"
-             "User-Agent: TwilioProxy/1.1 (callstream sim)\r\nConnection: close\r\n%s",
-             extra ? extra : "");
-    int rc = cs_http_write_request(&head, "POST", host, target, lines, form, strlen(form));
+    cs_buf head = CS_BUF_INIT(CS_CLIENT_MAX_ANSWER + 65536);
+    cs_buf lines = CS_BUF_INIT(65536);
+    cs_buf_printf(&lines, "User-Agent: callstream/%s\r\nConnection: close\r\n%s", CS_VERSION,
+                  headers ? headers : "");
+    int rc = cs_http_write_request(&head, method, host, target, lines.data, body, body ? len : 0);
+    cs_buf_free(&lines);
     cs_conn *c = NULL;
     if (rc == 0) rc = cs_conn_connect(net, u.host, u.port, u.tls, u.host, &post_ops, p, &c);
-    if (rc == 0) rc = cs_conn_write(c, head.data, head.len);
+    if (rc == 0) {
+        c->idle_timeout_ms = timeout_ms;
+        rc = cs_conn_write(c, head.data, head.len);
+    }
     cs_buf_free(&head);
     if (rc < 0) {
         if (c) {
