@@ -62,7 +62,8 @@ const char *cs_end_label(enum cs_end_reason r);
     X(STATUS, "status")                 /* Twilio call status callback */                          \
     X(STREAM_STATUS, "stream_status")   /* Twilio stream status callback */                        \
     X(WEBHOOK, "webhook")               /* the voice webhook answered */                           \
-    X(RECORDING, "recording")           /* a recording was finished */
+    X(RECORDING, "recording")           /* a recording was finished */                            \
+    X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,

@@ -64,6 +64,7 @@ static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
     else
         cs_json_null(j);
     kraw(j, "parameters", c->params);
+    cs_json_kstr(j, "transcription", c->transcription);
     cs_json_kstr(j, "summary", c->summary);
     cs_json_key(j, "recording");
     if (c->recording || (live && live->rec)) {
@@ -332,6 +333,101 @@ void cs_api_events(cs_request *r)
     memcpy(q->sid, sid, sizeof sid);
     q->after_id = after;
     q->limit = (int)limit;
+    cs_store_query_run(gw->store, q);
+}
+
+/* ---- GET /api/v1/calls/{sid}/transcript ---- */
+
+typedef struct transcript_req {
+    cs_request *r;
+    bool text;
+} transcript_req;
+
+/* "[01:02.3] Caller: …" lines */
+static void transcript_text(cs_buf *out, const cs_store_query *q)
+{
+    for (size_t i = 0; i < q->nsegments; i++) {
+        const cs_segment_row *g = &q->segments[i];
+        int64_t ms = g->start_ms;
+        cs_buf_printf(out, "[%02lld:%02lld.%lld] %s: %s\n", (long long)(ms / 60000),
+                      (long long)(ms / 1000 % 60), (long long)(ms / 100 % 10),
+                      strcmp(g->speaker, "agent") == 0 ? "Agent" : "Caller", g->text);
+    }
+}
+
+static void transcript_done(cs_store_query *q, void *data)
+{
+    transcript_req *t = data;
+    cs_request *r = t->r;
+    bool text = t->text;
+    free(t);
+    if (query_failed(r, q)) return;
+    cs_buf out = CS_BUF_INIT(API_JSON_MAX);
+    if (text) {
+        transcript_text(&out, q);
+        cs_respond(r, 200, "text/plain; charset=utf-8", out.data ? out.data : "", out.len, NULL);
+        cs_buf_free(&out);
+        cs_store_query_free(q);
+        return;
+    }
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "call_sid", q->sid);
+    cs_json_key(&j, "segments");
+    cs_json_arr(&j);
+    for (size_t i = 0; i < q->nsegments; i++) {
+        const cs_segment_row *g = &q->segments[i];
+        char id[3 * 65];
+        snprintf(id, sizeof id, "%s/%s/%lld", g->stream_sid, g->speaker, (long long)g->seq);
+        cs_json_obj(&j);
+        cs_json_kstr(&j, "id", id);
+        cs_json_kstr(&j, "speaker", g->speaker);
+        cs_json_kint(&j, "start_ms", g->start_ms);
+        cs_json_kint(&j, "end_ms", g->end_ms);
+        cs_json_kstr(&j, "text", g->text);
+        cs_json_kbool(&j, "final", true);
+        cs_json_key(&j, "confidence");
+        if (g->confidence >= 0)
+            cs_json_double(&j, (double)g->confidence / 1000);
+        else
+            cs_json_null(&j);
+        cs_json_obj_end(&j);
+    }
+    cs_json_arr_end(&j);
+    cs_json_kbool(&j, "truncated", q->more);
+    cs_json_obj_end(&j);
+    cs_store_query_free(q);
+    respond_json(r, &j, &out);
+}
+
+void cs_api_transcript(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_transcript)) return;
+    cs_gateway *gw = r->app;
+    char sid[65];
+    if (path_sid(r, sid) < 0) return;
+    cs_form query;
+    if (parse_query(r, &query) < 0) return;
+    const char *format = cs_form_get(&query, "format");
+    bool text = format && strcmp(format, "text") == 0;
+    bool known = !format || text || strcmp(format, "json") == 0;
+    cs_form_free(&query);
+    if (!known) {
+        cs_respond_error(r, 400, "format is json or text");
+        return;
+    }
+    transcript_req *t = calloc(1, sizeof *t);
+    cs_store_query *q = t ? start_query(r, CS_Q_TRANSCRIPT, transcript_done) : NULL;
+    if (!q) {
+        free(t);
+        if (!t) cs_respond_error(r, 503, "out of memory");
+        return;
+    }
+    t->r = r;
+    t->text = text;
+    q->cb_data = t;
+    memcpy(q->sid, sid, sizeof sid);
     cs_store_query_run(gw->store, q);
 }
 

@@ -44,6 +44,7 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/api/v1/calls/{}", cs_api_call},
     {CS_HTTP_GET, "/api/v1/calls/{}/events", cs_api_events},
     {CS_HTTP_GET, "/api/v1/calls/{}/recording.wav", cs_api_recording},
+    {CS_HTTP_GET, "/api/v1/calls/{}/transcript", cs_api_transcript},
 };
 
 /* ---- configuration checks and derived values ---- */
@@ -158,8 +159,10 @@ static void finish(cs_gateway *gw)
     uv_close((uv_handle_t *)&gw->monitor_timer, handle_closed);
     uv_close((uv_handle_t *)&gw->sigterm, handle_closed);
     uv_close((uv_handle_t *)&gw->sigint, handle_closed);
-    /* Sign-ins in progress and recordings first: finishing them produces store writes. */
+    /* Sign-ins in progress, transcription and recordings first: finishing them produces
+     * store writes. */
     cs_auth_stop(gw->auth);
+    cs_transcribe_stop(gw);
     cs_recorders_free(gw->recorders);
     gw->recorders = NULL;
     cs_mailbox_run(gw->mb);
@@ -187,7 +190,7 @@ static void on_shutdown_tick(uv_timer_t *t)
         gw->shutdown_deadline_ms = 0; /* from here on: waiting for sockets to close */
         close_calls(gw);
     }
-    if (cs_net_count(gw->net) == 0) finish(gw);
+    if (cs_net_count(gw->net) == 0 && cs_transcribe_idle(gw)) finish(gw);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -262,6 +265,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         cs_buf_printf(err, "cannot start sign-in: %s", cs_strerror(rc));
         return rc;
     }
+    if ((rc = cs_transcribe_start(gw, err)) < 0) return rc;
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);
@@ -300,11 +304,12 @@ static int start(cs_gateway *gw, cs_buf *err)
     uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
     uv_signal_start(&gw->sigint, on_signal, SIGINT);
 
-    cs_info("callstream %s listening on %s%s%s:%d (%s), store %s, agent %s, recordings %s",
+    cs_info("callstream %s listening on %s%s%s:%d (%s), store %s, agent %s, recordings %s, "
+            "transcription %s",
             CS_VERSION, strchr(cfg->bind, ':') ? "[" : "", cfg->bind,
             strchr(cfg->bind, ':') ? "]" : "", cs_server_port(gw->server), tls ? "TLS" : "plain",
             cs_store_backend(gw->store), gw->agent ? gw->agent->name : "none",
-            gw->recorders ? "on" : "off");
+            gw->recorders ? "on" : "off", gw->stt_ops ? gw->stt_ops->name : "off");
     cs_info("voice webhook: %s/twilio/voice; media stream: %s", gw->public_url, gw->stream_url);
     if (!cfg->twilio_auth_token[0])
         cs_warn("TWILIO_AUTH_TOKEN is not set: webhooks and media streams are NOT "
@@ -351,6 +356,7 @@ int cs_gateway_main(int argc, char **argv)
         cs_error("callstream: %s", err.data ? err.data : cs_strerror(rc));
         if (gw.server) cs_server_stop_listening(gw.server);
         cs_auth_stop(gw.auth);
+        cs_transcribe_stop(&gw);
         cs_recorders_free(gw.recorders);
         cs_store_close(gw.store);
         cs_mailbox_close(gw.mb);
@@ -358,6 +364,7 @@ int cs_gateway_main(int argc, char **argv)
     }
     cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
     cs_monitor_free(&gw);
+    cs_transcribe_free(&gw);
     cs_bus_free(&gw.bus);
     cs_auth_free(gw.auth);
     cs_server_free(gw.server);

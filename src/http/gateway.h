@@ -20,12 +20,26 @@
 #include "net/server.h"
 #include "provider/provider.h"
 #include "store/store.h"
+#include "stt/stt.h"
 
 #define CS_URL_CAP 2048
 
 typedef struct media_sock media_sock;
 typedef struct monitor monitor;
 typedef struct cs_auth cs_auth;
+typedef struct cs_webhook cs_webhook;
+
+typedef struct cs_webhook_stats {
+    uint64_t delivered, retries, failed, dropped;
+} cs_webhook_stats;
+
+/* Transcription counters (transcribe.c). */
+typedef struct cs_transcripts {
+    uint64_t open;        /* sessions not yet closed */
+    uint64_t segments;    /* interim and final */
+    uint64_t unavailable; /* speakers left without a transcript: no engine free */
+    uint64_t failed;      /* sessions the engine failed */
+} cs_transcripts;
 
 /* Counters kept by the handlers. */
 typedef struct cs_gateway_stats {
@@ -55,8 +69,14 @@ typedef struct cs_gateway {
     char status_url[CS_URL_CAP]; /* …/twilio/stream-status */
     char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
     cs_auth *auth;
-    cs_bus bus;        /* listen-in */
-    cs_map live;       /* CallSid → what late joiners need (monitor.c) */
+    cs_bus bus;                /* listen-in */
+    cs_map live;               /* CallSid → what late joiners need (monitor.c) */
+    const cs_stt_ops *stt_ops; /* NULL: no transcription */
+    cs_stt *stt;
+    cs_map transcribing; /* StreamSid → its speakers' sessions */
+    cs_map grammars;     /* STT_GRAMMAR_DIR: name → JSGF text */
+    cs_webhook *webhook; /* NULL without TRANSCRIPT_WEBHOOK_URL */
+    cs_transcripts transcripts;
     monitor *monitors; /* open monitor sockets */
     size_t nmonitors;
     uv_timer_t monitor_timer;
@@ -83,6 +103,7 @@ void cs_api_calls(cs_request *r);
 void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
 void cs_api_recording(cs_request *r);
+void cs_api_transcript(cs_request *r);
 void cs_monitor_upgrade(cs_request *r);
 void cs_web_root(cs_request *r);
 void cs_web_login(cs_request *r);
@@ -104,6 +125,23 @@ int cs_monitor_attach(cs_gateway *gw);
 int cs_monitor_start(cs_gateway *gw);
 void cs_monitor_close_all(cs_gateway *gw);
 void cs_monitor_free(cs_gateway *gw);
+
+/* Transcription (transcribe.c): the engine named by STT and the observer feeding it
+ * (start-up; CS_ECONFIG with a message); whether every session has closed; stopping the
+ * engine (after that); freeing what is left. */
+int cs_transcribe_start(cs_gateway *gw, cs_buf *err);
+bool cs_transcribe_idle(const cs_gateway *gw);
+void cs_transcribe_stop(cs_gateway *gw);
+void cs_transcribe_free(cs_gateway *gw);
+
+/* The transcript webhook (webhook.c): `json` is copied and POSTed, signed, with retries. */
+int cs_webhook_new(cs_webhook **out, cs_gateway *gw);
+void cs_webhook_send(cs_webhook *h, const char *json, size_t len);
+size_t cs_webhook_pending(const cs_webhook *h);
+const cs_webhook_stats *cs_webhook_stats_get(const cs_webhook *h);
+/* Gives up what waits for a retry (shutdown). */
+void cs_webhook_stop(cs_webhook *h);
+void cs_webhook_free(cs_webhook *h);
 
 /* `callstream user …` and `callstream token …` (admin.c): exit codes. */
 int cs_admin_user(int argc, char **argv);

@@ -51,6 +51,7 @@ void cs_status(cs_request *r)
     cs_json_kstr(&j, "agent", gw->agent ? gw->agent->name : "none");
     cs_json_kbool(&j, "authenticated", cfg->twilio_auth_token[0] != '\0');
     cs_json_kbool(&j, "recordings", gw->recorders != NULL);
+    cs_json_kstr(&j, "transcription", gw->stt_ops ? gw->stt_ops->name : "none");
     cs_json_kstr(&j, "store", cs_store_backend(gw->store));
     cs_json_kuint(&j, "active_calls", cs_calls_active(&gw->calls));
     cs_json_kuint(&j, "active_streams", cs_calls_streams(&gw->calls));
@@ -233,6 +234,36 @@ void cs_metrics(cs_request *r)
                         (double)rs.dropped_chunks);
         cs_prom_counter(&out, "callstream_recorder_errors_total", "recording file errors",
                         (double)rs.errors);
+    }
+    if (gw->stt) {
+        cs_stt_stats ss;
+        gw->stt_ops->stats(gw->stt, &ss);
+        cs_prom_gauge(&out, "callstream_stt_sessions", "speakers being transcribed",
+                      (double)ss.sessions_open);
+        cs_prom_counter(&out, "callstream_stt_sessions_total", "transcription sessions opened",
+                        (double)ss.sessions_total);
+        cs_prom_counter(&out, "callstream_stt_refused_total",
+                        "speakers left without a transcript: no engine free", (double)ss.refused);
+        cs_prom_counter(&out, "callstream_stt_failures_total", "transcription sessions that failed",
+                        (double)ss.failures);
+        static const char *const kinds[] = {"interim", "final"};
+        uint64_t segs[] = {ss.interims, ss.finals};
+        family(&out, "callstream_stt_segments_total", "counter", "transcript segments", "kind",
+               kinds, segs, 2);
+        cs_prom_counter(&out, "callstream_stt_audio_seconds_total", "audio transcribed",
+                        (double)ss.audio_ms / 1000);
+        cs_prom_counter(&out, "callstream_stt_dropped_audio_seconds_total",
+                        "audio dropped because transcription fell behind",
+                        (double)ss.dropped_ms / 1000);
+    }
+    if (gw->webhook) {
+        const cs_webhook_stats *ws = cs_webhook_stats_get(gw->webhook);
+        static const char *const outcomes[] = {"delivered", "retried", "failed", "dropped"};
+        uint64_t counts[] = {ws->delivered, ws->retries, ws->failed, ws->dropped};
+        family(&out, "callstream_transcript_webhook_total", "counter",
+               "transcript webhook deliveries, by outcome", "outcome", outcomes, counts, 4);
+        cs_prom_gauge(&out, "callstream_transcript_webhook_pending", "deliveries waiting",
+                      (double)cs_webhook_pending(gw->webhook));
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

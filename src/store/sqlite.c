@@ -40,6 +40,14 @@ static const char *const migrations[] = {
     "CREATE INDEX sessions_by_expiry ON sessions(expires_at);"
     "CREATE TABLE api_tokens ("
     " name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);",
+    /* 3: transcripts */
+    "ALTER TABLE calls ADD COLUMN transcription TEXT;"
+    "CREATE TABLE transcripts ("
+    " call_sid TEXT NOT NULL, stream_sid TEXT NOT NULL, speaker TEXT NOT NULL,"
+    " seq INTEGER NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,"
+    " text TEXT NOT NULL, confidence INTEGER, at INTEGER NOT NULL,"
+    " PRIMARY KEY (call_sid, stream_sid, speaker, seq));"
+    "CREATE INDEX transcripts_by_time ON transcripts(call_sid, start_ms);",
 };
 
 enum stmt {
@@ -53,6 +61,8 @@ enum stmt {
     S_CALL_GET,
     S_STREAMS_OF,
     S_EVENTS_OF,
+    S_SEGMENT_PUT,
+    S_SEGMENTS_OF,
     S_USER_UPSERT,
     S_USER_DEL,
     S_USERS,
@@ -70,14 +80,14 @@ enum stmt {
 
 #define CALL_COLUMNS                                                                               \
     "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
-    " recording_ms, created_at, started_at, ended_at, updated_at"
+    " recording_ms, created_at, started_at, ended_at, updated_at, transcription"
 
 static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_CALL_UPSERT] = "INSERT INTO calls (" CALL_COLUMNS
-                      ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
+                      ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
                       " ON CONFLICT(sid) DO UPDATE SET"
                       " account_sid = COALESCE(excluded.account_sid, account_sid),"
                       " from_number = COALESCE(excluded.from_number, from_number),"
@@ -88,6 +98,7 @@ static const char *const sql[S_COUNT] = {
                       " summary = COALESCE(excluded.summary, summary),"
                       " recording = COALESCE(excluded.recording, recording),"
                       " recording_ms = COALESCE(excluded.recording_ms, recording_ms),"
+                      " transcription = COALESCE(excluded.transcription, transcription),"
                       " created_at = MIN(created_at, excluded.created_at),"
                       " started_at = COALESCE(started_at, excluded.started_at),"
                       " ended_at = COALESCE(excluded.ended_at, ended_at),"
@@ -111,6 +122,12 @@ static const char *const sql[S_COUNT] = {
                      " FROM streams WHERE call_sid = ?1 ORDER BY started_at, sid",
     [S_EVENTS_OF] = "SELECT id, call_sid, stream_sid, at, type, detail FROM events"
                     " WHERE call_sid = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    [S_SEGMENT_PUT] =
+        "INSERT OR REPLACE INTO transcripts (call_sid, stream_sid, speaker, seq,"
+        " start_ms, end_ms, text, confidence, at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [S_SEGMENTS_OF] = "SELECT call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
+                      " confidence, at FROM transcripts WHERE call_sid = ?1"
+                      " ORDER BY start_ms, speaker, seq LIMIT ?2",
     [S_USER_UPSERT] = "INSERT INTO users (name, password_hash, created_at) VALUES (?1,?2,?3)"
                       " ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
     [S_USER_DEL] = "DELETE FROM users WHERE name = ?1",
@@ -289,6 +306,7 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_time(st, 12, c->started_at);
         bind_time(st, 13, c->ended_at);
         sqlite3_bind_int64(st, 14, c->updated_at ? c->updated_at : now);
+        bind_text(st, 15, c->transcription);
         return run(d, S_CALL_UPSERT, "writing a call");
     }
     case CS_REC_STREAM: {
@@ -313,6 +331,23 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_text(st, 4, e->type);
         bind_text(st, 5, e->detail);
         return run(d, S_EVENT_INSERT, "writing an event");
+    }
+    case CS_REC_SEGMENT: {
+        const cs_segment_row *g = &rec->segment;
+        sqlite3_stmt *st = d->st[S_SEGMENT_PUT];
+        bind_text(st, 1, g->call_sid);
+        bind_text(st, 2, g->stream_sid);
+        bind_text(st, 3, g->speaker);
+        sqlite3_bind_int64(st, 4, g->seq);
+        sqlite3_bind_int64(st, 5, g->start_ms);
+        sqlite3_bind_int64(st, 6, g->end_ms);
+        bind_text(st, 7, g->text);
+        if (g->confidence >= 0)
+            sqlite3_bind_int64(st, 8, g->confidence);
+        else
+            sqlite3_bind_null(st, 8);
+        sqlite3_bind_int64(st, 9, g->at ? g->at : now);
+        return run(d, S_SEGMENT_PUT, "writing a transcript segment");
     }
     case CS_REC_USER: {
         sqlite3_stmt *st = d->st[S_USER_UPSERT];
@@ -375,6 +410,21 @@ static void read_call(cs_store_query *q, sqlite3_stmt *st, cs_call_row *c)
     c->started_at = sqlite3_column_int64(st, 11);
     c->ended_at = sqlite3_column_int64(st, 12);
     c->updated_at = sqlite3_column_int64(st, 13);
+    c->transcription = col_text(q, st, 14);
+}
+
+static void read_segment_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+{
+    cs_segment_row *g = row;
+    g->call_sid = col_text(q, st, 0);
+    g->stream_sid = col_text(q, st, 1);
+    g->speaker = col_text(q, st, 2);
+    g->seq = sqlite3_column_int64(st, 3);
+    g->start_ms = sqlite3_column_int64(st, 4);
+    g->end_ms = sqlite3_column_int64(st, 5);
+    g->text = col_text(q, st, 6);
+    g->confidence = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+    g->at = sqlite3_column_int64(st, 8);
 }
 
 /* Steps `st` collecting up to `max` rows of `size` bytes through `read`. */
@@ -507,6 +557,18 @@ static int db_query(void *p, cs_store_query *q)
     }
     case CS_Q_EVENTS:
         return events_of(d, q, limit);
+    case CS_Q_TRANSCRIPT: {
+        sqlite3_stmt *st = d->st[S_SEGMENTS_OF];
+        sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, CS_STORE_SEGMENTS_MAX + 1);
+        int rc = collect(d, q, st, sizeof(cs_segment_row), CS_STORE_SEGMENTS_MAX + 1,
+                         (void **)&q->segments, &q->nsegments, read_segment_row);
+        if (q->nsegments > CS_STORE_SEGMENTS_MAX) {
+            q->nsegments = CS_STORE_SEGMENTS_MAX;
+            q->more = true;
+        }
+        return rc;
+    }
     case CS_Q_USERS: {
         sqlite3_stmt *st = d->st[q->key[0] ? S_USER_GET : S_USERS];
         if (q->key[0]) sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);

@@ -225,6 +225,17 @@ static const field event_fields[] = {
     S(event, detail, false),
     I(event, at),
 };
+static const field segment_fields[] = {
+    S(segment, call_sid, true),
+    S(segment, stream_sid, true),
+    S(segment, speaker, true),
+    S(segment, text, true),
+    I(segment, seq),
+    I(segment, start_ms),
+    I(segment, end_ms),
+    I(segment, confidence),
+    I(segment, at),
+};
 static const field user_fields[] = {
     S(user, name, true),
     S(user, password_hash, true),
@@ -253,11 +264,11 @@ static const struct layout {
     size_t n;
 } layouts[] = {
 #define L(kind, f) [kind] = {f, sizeof f / sizeof *f}
-    L(CS_REC_CALL, call_fields),        L(CS_REC_STREAM, stream_fields),
-    L(CS_REC_EVENT, event_fields),      L(CS_REC_USER, user_fields),
-    L(CS_REC_USER_DEL, user_key),       L(CS_REC_SESSION, session_fields),
-    L(CS_REC_SESSION_DEL, session_key), L(CS_REC_TOKEN, token_fields),
-    L(CS_REC_TOKEN_DEL, token_key),
+    L(CS_REC_CALL, call_fields),       L(CS_REC_STREAM, stream_fields),
+    L(CS_REC_EVENT, event_fields),     L(CS_REC_SEGMENT, segment_fields),
+    L(CS_REC_USER, user_fields),       L(CS_REC_USER_DEL, user_key),
+    L(CS_REC_SESSION, session_fields), L(CS_REC_SESSION_DEL, session_key),
+    L(CS_REC_TOKEN, token_fields),     L(CS_REC_TOKEN_DEL, token_key),
 #undef L
 };
 

@@ -17,6 +17,7 @@
 /* ---- limits ---- */
 #define CS_STORE_PAGE_MAX     500         /* rows per list query */
 #define CS_STORE_EVENTS_MAX   5000        /* events returned with a call */
+#define CS_STORE_SEGMENTS_MAX 20000       /* transcript segments returned for a call */
 #define CS_CALL_STREAMS_MAX   64          /* streams returned with a call */
 #define CS_STORE_RESULT_MAX   (64u << 20) /* bytes of one query's result */
 #define CS_STORE_RETRY_MAX_MS 5000        /* backoff cap while the database fails */
@@ -32,7 +33,8 @@ typedef struct cs_call_row {
     const char *sid, *account_sid, *from, *to, *direction, *status;
     const char *params; /* JSON object of customParameters */
     const char *summary;
-    const char *recording; /* file path */
+    const char *recording;     /* file path */
+    const char *transcription; /* "on", "unavailable" (no engine free), "failed", or NULL */
     int64_t created_at, started_at, ended_at, updated_at;
     int64_t recording_ms;
 } cs_call_row;
@@ -50,6 +52,18 @@ typedef struct cs_event_row {
     const char *call_sid, *stream_sid, *type;
     const char *detail; /* JSON object */
 } cs_event_row;
+
+/* One final transcript segment. (call_sid, stream_sid, speaker, seq) identifies it, so a
+ * replayed write does not duplicate it. */
+typedef struct cs_segment_row {
+    const char *call_sid, *stream_sid;
+    const char *speaker; /* "caller" or "agent" */
+    const char *text;
+    int64_t seq;              /* the utterance's number in its speaker's session */
+    int64_t start_ms, end_ms; /* on the call's timeline */
+    int64_t confidence;       /* per mille, or -1 when unknown */
+    int64_t at;               /* when it was recognised */
+} cs_segment_row;
 
 /* Access: secrets are kept as hashes only (Argon2id for passwords, SHA-256 for session
  * and API tokens, which are long random strings). */
@@ -70,6 +84,7 @@ typedef struct cs_token_row {
 
 /* ---- writes: upserts keep what a NULL/0 field does not say ---- */
 
+/* The spill file keeps these numbers: new kinds go at the end. */
 enum cs_rec_kind {
     CS_REC_CALL = 1,    /* upsert by sid */
     CS_REC_STREAM,      /* upsert by sid */
@@ -80,6 +95,7 @@ enum cs_rec_kind {
     CS_REC_SESSION_DEL, /* by session.token_hash */
     CS_REC_TOKEN,       /* insert (a name is used once) */
     CS_REC_TOKEN_DEL,   /* by token.name */
+    CS_REC_SEGMENT,     /* insert or replace by its identity */
 };
 
 typedef struct cs_store cs_store;
@@ -92,6 +108,7 @@ typedef struct cs_store_rec {
         cs_call_row call;
         cs_stream_row stream;
         cs_event_row event;
+        cs_segment_row segment;
         cs_user_row user;
         cs_session_row session;
         cs_token_row token;
@@ -102,12 +119,14 @@ typedef struct cs_store_rec {
 /* ---- queries ---- */
 
 enum cs_query_kind {
-    CS_Q_CALLS = 1, /* newest first: limit, before_at/before_sid cursor */
-    CS_Q_CALL,      /* one call with its streams and events: sid */
-    CS_Q_EVENTS,    /* events of a call: sid, after_id, limit */
-    CS_Q_USERS,     /* every user; with `key`, the user of that name */
-    CS_Q_SESSION,   /* the unexpired session whose token hash is `key` */
-    CS_Q_TOKENS,    /* every API token; with `key`, the one with that token hash */
+    CS_Q_CALLS = 1,  /* newest first: limit, before_at/before_sid cursor */
+    CS_Q_CALL,       /* one call with its streams and events: sid */
+    CS_Q_EVENTS,     /* events of a call: sid, after_id, limit */
+    CS_Q_TRANSCRIPT, /* a call's transcript segments in time order (up to CS_STORE_SEGMENTS_MAX):
+                        sid */
+    CS_Q_USERS,      /* every user; with `key`, the user of that name */
+    CS_Q_SESSION,    /* the unexpired session whose token hash is `key` */
+    CS_Q_TOKENS,     /* every API token; with `key`, the one with that token hash */
 };
 
 typedef struct cs_store_query cs_store_query;
@@ -132,6 +151,8 @@ struct cs_store_query {
     size_t nstreams;
     cs_event_row *events;
     size_t nevents;
+    cs_segment_row *segments;
+    size_t nsegments;
     cs_user_row *users;
     size_t nusers;
     cs_session_row *sessions;

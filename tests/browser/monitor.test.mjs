@@ -40,7 +40,8 @@ async function startServer(dir, port) {
   const log = join(dir, 'server.log');
   const out = { stdio: ['ignore', 'pipe', 'pipe'] };
   const srv = spawn(BIN, ['serve', '--env-file', '/dev/null', '--port', String(port),
-    '--data-dir', join(dir, 'data'), '--agent', 'echo', '--log-level', 'info'], out);
+    '--data-dir', join(dir, 'data'), '--agent', 'echo', '--log-level', 'info', '--stt', 'none'],
+  out);
   let text = '';
   const collect = (d) => { text += d; };
   srv.stdout.on('data', collect);

@@ -334,7 +334,7 @@ static void broken_databases_are_refused(void **state)
                                    " applied_at INTEGER NOT NULL);"
                                    "INSERT INTO schema_migrations VALUES (1, 0)");
     snprintf(url, sizeof url, "sqlite:%s", path_in(f, "bare.db"));
-    refused(f, url, CS_EBACKEND, "cannot prepare a statement");
+    refused(f, url, CS_EBACKEND, "no such table");
 }
 
 /* ---- writes and queries ---- */
@@ -909,6 +909,46 @@ static void users_sessions_and_tokens(void **state)
     cs_store_query_free(q);
 }
 
+static void write_segment(cs_store *s, const char *speaker, int64_t seq, int64_t start,
+                          const char *text, int64_t confidence)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_SEGMENT);
+    rec->segment = (cs_segment_row){.call_sid = "CA1",
+                                    .stream_sid = "MZ1",
+                                    .speaker = speaker,
+                                    .seq = seq,
+                                    .start_ms = start,
+                                    .end_ms = start + 900,
+                                    .text = text,
+                                    .confidence = confidence};
+    cs_store_write(s, rec);
+}
+
+static void transcripts_in_time_order(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .transcription = "on"});
+    write_segment(f->store, "caller", 2, 3000, "second", 900);
+    write_segment(f->store, "agent", 1, 1500, "answer", -1);
+    write_segment(f->store, "caller", 1, 1000, "first draft", 500);
+    write_segment(f->store, "caller", 1, 1000, "first", 800); /* the same segment again */
+    cs_store_query *q = query(CS_Q_TRANSCRIPT, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    assert_int_equal(q->nsegments, 3);
+    assert_string_equal(q->segments[0].text, "first");
+    assert_int_equal(q->segments[0].confidence, 800);
+    assert_string_equal(q->segments[1].speaker, "agent");
+    assert_int_equal(q->segments[1].confidence, -1);
+    assert_string_equal(q->segments[2].text, "second");
+    assert_int_equal(q->segments[2].end_ms, 3900);
+    cs_store_query_free(q);
+    q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].transcription, "on");
+    cs_store_query_free(q);
+}
+
 /* Every kind of record survives the spill file. */
 static void access_records_spill_and_replay(void **state)
 {
@@ -971,6 +1011,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(spill_failure_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(close_gives_up_on_a_failing_database, setup, teardown),
         cmocka_unit_test_setup_teardown(users_sessions_and_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(transcripts_in_time_order, setup, teardown),
         cmocka_unit_test_setup_teardown(access_records_spill_and_replay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,523 @@
+/* The pocketsphinx engine on real recordings (8 kHz μ-law copies of the speech corpus):
+ * segments on the call's timeline, interims then one final per utterance, the decoder
+ * pool (refusal when empty, a decoder reused clean), grammars and keyword lists, gaps and
+ * overlaps in positions, audio dropped when the decoder is behind, and a grammar the
+ * decoder refuses. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#include "audio/g711.h"
+#include "audio/wav.h"
+#include "core/err.h"
+#include "stt/stt.h"
+#include "wer.h"
+
+#define MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
+#define FRAME     160   /* 20 ms of μ-law */
+#define BASE_MS   60000 /* where the speaker's audio starts on the call's timeline */
+#define MAX_SEGS  256
+#define WAIT_MS   60000 /* decoding runs at a tenth of real time; ASan makes it slower */
+
+typedef struct seg_rec {
+    uint64_t id;
+    uint32_t start_ms, end_ms;
+    bool final;
+    char text[512];
+} seg_rec;
+
+/* One session's results. */
+typedef struct voice {
+    seg_rec segs[MAX_SEGS];
+    size_t nsegs;
+    int errors, last_err;
+    bool closed;
+} voice;
+
+typedef struct tctx {
+    uv_loop_t loop;
+    cs_mailbox *mb;
+    cs_stt *e;
+} tctx;
+
+static void on_segment(void *data, const cs_stt_segment *seg)
+{
+    voice *v = data;
+    assert_false(v->closed);
+    assert_true(v->nsegs < MAX_SEGS);
+    seg_rec *r = &v->segs[v->nsegs++];
+    *r = (seg_rec){
+        .id = seg->id, .start_ms = seg->start_ms, .end_ms = seg->end_ms, .final = seg->final};
+    snprintf(r->text, sizeof r->text, "%s", seg->text);
+    assert_true(seg->confidence == -1);
+}
+
+static void on_error(void *data, int err, const char *why)
+{
+    voice *v = data;
+    assert_non_null(why);
+    v->errors++;
+    v->last_err = err;
+}
+
+static void on_closed(void *data)
+{
+    voice *v = data;
+    assert_false(v->closed);
+    v->closed = true;
+}
+
+static bool is_closed(void *d)
+{
+    return ((voice *)d)->closed;
+}
+
+static cs_config config(const char *dir, int64_t sessions)
+{
+    cs_config c;
+    memset(&c, 0, sizeof c);
+    c.stt_model_dir = (char *)dir;
+    c.stt_max_sessions = sessions;
+    return c;
+}
+
+static tctx *start(int64_t sessions)
+{
+    tctx *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    assert_int_equal(uv_loop_init(&t->loop), 0);
+    assert_int_equal(cs_mailbox_open(&t->mb, &t->loop), 0);
+    cs_config cfg = config(MODEL_DIR, sessions);
+    cs_buf err = CS_BUF_INIT(1024);
+    int rc = cs_stt_pocketsphinx.create(&t->e, &cfg, &t->loop, t->mb, &err);
+    if (rc < 0) fail_msg("create: %s", err.data ? err.data : "?");
+    cs_buf_free(&err);
+    return t;
+}
+
+static void stop(tctx *t)
+{
+    cs_stt_pocketsphinx.destroy(t->e);
+    cs_mailbox_close(t->mb);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&t->loop), 0);
+    free(t);
+}
+
+static int open_voice(tctx *t, voice *v, const char *grammar, const char *keywords,
+                      cs_stt_session **out)
+{
+    cs_stt_session_opts o = {.label = "CAtest/caller",
+                             .grammar = grammar,
+                             .keywords = keywords,
+                             .on_segment = on_segment,
+                             .on_error = on_error,
+                             .on_closed = on_closed,
+                             .data = v};
+    return cs_stt_pocketsphinx.open(t->e, &o, out);
+}
+
+/* A corpus recording as μ-law bytes. */
+static uint8_t *clip(const char *name, size_t *n)
+{
+    char path[1024];
+    const char *corpus = getenv("CS_CORPUS");
+    snprintf(path, sizeof path, "%s/ulaw8k/%s.wav", corpus ? corpus : "tests/data/speech", name);
+    int16_t *pcm;
+    unsigned rate;
+    assert_int_equal(cs_wav_load(path, &pcm, n, &rate), 0);
+    assert_int_equal(rate, 8000);
+    uint8_t *ulaw = malloc(*n);
+    assert_non_null(ulaw);
+    cs_ulaw_encode(ulaw, pcm, *n);
+    free(pcm);
+    return ulaw;
+}
+
+/* Feeds `n` bytes at `pos_ms` in 20 ms frames, as the gateway does. */
+static void feed(cs_stt_session *s, uint32_t pos_ms, const uint8_t *ulaw, size_t n)
+{
+    for (size_t i = 0; i < n; i += FRAME)
+        cs_stt_pocketsphinx.feed(s, pos_ms + (uint32_t)(i / 8), ulaw + i,
+                                 n - i < FRAME ? n - i : FRAME);
+}
+
+/* The same in real time, as a call delivers it, with the loop running meanwhile. */
+static void feed_live(tctx *t, cs_stt_session *s, uint32_t pos_ms, const uint8_t *ulaw, size_t n)
+{
+    for (size_t i = 0; i < n; i += FRAME) {
+        cs_stt_pocketsphinx.feed(s, pos_ms + (uint32_t)(i / 8), ulaw + i,
+                                 n - i < FRAME ? n - i : FRAME);
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+        uv_sleep(20);
+    }
+}
+
+static void silence(cs_stt_session *s, uint32_t pos_ms, uint32_t ms)
+{
+    uint8_t quiet[FRAME];
+    memset(quiet, 0xFF, sizeof quiet);
+    for (uint32_t i = 0; i < ms; i += 20) cs_stt_pocketsphinx.feed(s, pos_ms + i, quiet, FRAME);
+}
+
+static void finish(tctx *t, voice *v, cs_stt_session *s)
+{
+    cs_stt_pocketsphinx.close(s);
+    assert_false(v->closed); /* never from inside close */
+    assert_true(tu_run_until(&t->loop, is_closed, v, WAIT_MS));
+}
+
+/* The finals joined, and checks that every segment is sane: interims of an utterance
+ * come before its final, ids grow, times lie within [lo, hi]. */
+static void finals(const voice *v, char *out, size_t cap, uint32_t lo, uint32_t hi)
+{
+    size_t n = 0;
+    uint64_t last_final = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < v->nsegs; i++) {
+        const seg_rec *r = &v->segs[i];
+        assert_true(r->id > last_final);
+        assert_true(r->start_ms >= lo && r->end_ms <= hi && r->start_ms <= r->end_ms);
+        if (!r->final) continue;
+        last_final = r->id;
+        if (!r->text[0]) continue;
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? " " : "", r->text);
+    }
+}
+
+static size_t count(const voice *v, bool final)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < v->nsegs; i++) n += v->segs[i].final == final;
+    return n;
+}
+
+static double wer_against(const char *name, const char *hyp)
+{
+    char ref[2048];
+    const char *corpus = getenv("CS_CORPUS");
+    assert_true(wer_reference(corpus ? corpus : "tests/data/speech", name, ref, sizeof ref));
+    wer_count c = {0};
+    assert_int_equal(wer_add(&c, ref, hyp), 0);
+    return wer_rate(&c);
+}
+
+/* ---- tests ---- */
+
+static void test_bad_model_dir(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    cs_mailbox *mb;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(cs_mailbox_open(&mb, &loop), 0);
+    cs_config cfg = config("/nonexistent/model", 1);
+    cs_buf err = CS_BUF_INIT(1024);
+    cs_stt *e = NULL;
+    assert_int_equal(cs_stt_pocketsphinx.create(&e, &cfg, &loop, mb, &err), CS_ECONFIG);
+    assert_null(e);
+    assert_non_null(strstr(err.data, "STT_MODEL_DIR"));
+    assert_non_null(strstr(err.data, "pocketsphinx-en-us"));
+    cs_buf_free(&err);
+    cs_mailbox_close(mb);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* "go forward ten meters", placed a minute into the call and fed in real time: interims,
+ * then the final with the words where the audio put them. */
+static void test_utterance_on_timeline(void **state)
+{
+    (void)state;
+    tctx *t = start(1);
+    voice *v = calloc(1, sizeof *v);
+    cs_stt_session *s;
+    assert_int_equal(open_voice(t, v, NULL, NULL, &s), 0);
+    size_t n;
+    uint8_t *audio = clip("pocketsphinx_goforward", &n);
+    uint32_t len_ms = (uint32_t)(n / 8);
+    silence(s, BASE_MS - 500, 500);
+    feed_live(t, s, BASE_MS, audio, n);
+    silence(s, BASE_MS + len_ms, 1000);
+    finish(t, v, s);
+
+    char text[2048];
+    finals(v, text, sizeof text, BASE_MS - 500, BASE_MS + len_ms + 1000);
+    print_message("goforward: \"%s\" (%zu interims, %zu finals)\n", text, count(v, false),
+                  count(v, true));
+    assert_true(wer_against("pocketsphinx_goforward", text) <= 0.25);
+    assert_true(count(v, false) >= 1);
+    assert_int_equal(v->errors, 0);
+    /* The speech in the clip lies between 0.4 s and 2.5 s. */
+    const seg_rec *f = NULL;
+    for (size_t i = 0; i < v->nsegs && !f; i++)
+        if (v->segs[i].final && v->segs[i].text[0]) f = &v->segs[i];
+    assert_non_null(f);
+    assert_in_range(f->start_ms, BASE_MS + 200, BASE_MS + 900);
+    assert_in_range(f->end_ms, BASE_MS + 2000, BASE_MS + 2786);
+
+    cs_stt_stats st;
+    cs_stt_pocketsphinx.stats(t->e, &st);
+    assert_int_equal(st.sessions_open, 0);
+    assert_int_equal(st.sessions_total, 1);
+    assert_int_equal(st.finals, count(v, true));
+    assert_int_equal(st.interims, count(v, false));
+    assert_in_range(st.audio_ms, len_ms + 1400, len_ms + 1520);
+    assert_int_equal(st.dropped_ms, 0);
+    free(audio);
+    free(v);
+    stop(t);
+}
+
+/* A decoder comes back from a call clean: the same audio gives the same transcript on
+ * the next call, and a full pool refuses a session without disturbing the open one. */
+static void test_pool(void **state)
+{
+    (void)state;
+    tctx *t = start(1);
+    size_t n;
+    uint8_t *audio = clip("librivox_sense_sensibility_01-0880", &n);
+    char first[2048] = "", text[2048];
+    for (int round = 0; round < 2; round++) {
+        voice *v = calloc(1, sizeof *v), other = {0};
+        cs_stt_session *s, *s2 = NULL;
+        assert_int_equal(open_voice(t, v, NULL, NULL, &s), 0);
+        assert_int_equal(open_voice(t, &other, NULL, NULL, &s2), CS_EFULL);
+        feed(s, 0, audio, n);
+        silence(s, (uint32_t)(n / 8), 1000);
+        finish(t, v, s);
+        finals(v, text, sizeof text, 0, (uint32_t)(n / 8) + 1000);
+        print_message("round %d: \"%s\"\n", round, text);
+        assert_true(text[0] != '\0');
+        if (round == 0)
+            snprintf(first, sizeof first, "%s", text);
+        else
+            assert_string_equal(text, first);
+        free(v);
+    }
+    cs_stt_stats st;
+    cs_stt_pocketsphinx.stats(t->e, &st);
+    assert_int_equal(st.refused, 2);
+    assert_int_equal(st.sessions_total, 2);
+    free(audio);
+    stop(t);
+}
+
+/* Two sessions decoded at once (two workers) keep their own results. */
+static void test_sessions_in_parallel(void **state)
+{
+    (void)state;
+    tctx *t = start(2);
+    size_t na, nb;
+    uint8_t *a = clip("pocketsphinx_goforward", &na);
+    uint8_t *b = clip("librivox_sense_sensibility_01-0880", &nb);
+    voice *va = calloc(1, sizeof *va), *vb = calloc(1, sizeof *vb);
+    cs_stt_session *sa, *sb;
+    assert_int_equal(open_voice(t, va, NULL, NULL, &sa), 0);
+    assert_int_equal(open_voice(t, vb, NULL, NULL, &sb), 0);
+    size_t most = na > nb ? na : nb;
+    for (size_t i = 0; i < most; i += FRAME) {
+        if (i < na)
+            cs_stt_pocketsphinx.feed(sa, (uint32_t)(i / 8), a + i, na - i < FRAME ? na - i : FRAME);
+        if (i < nb)
+            cs_stt_pocketsphinx.feed(sb, (uint32_t)(i / 8), b + i, nb - i < FRAME ? nb - i : FRAME);
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+    }
+    cs_stt_pocketsphinx.close(sa);
+    cs_stt_pocketsphinx.close(sb);
+    assert_true(tu_run_until(&t->loop, is_closed, va, WAIT_MS));
+    assert_true(tu_run_until(&t->loop, is_closed, vb, WAIT_MS));
+    char ta[2048], tb[2048];
+    finals(va, ta, sizeof ta, 0, (uint32_t)(na / 8) + 100);
+    finals(vb, tb, sizeof tb, 0, (uint32_t)(nb / 8) + 100);
+    print_message("a: \"%s\"\nb: \"%s\"\n", ta, tb);
+    assert_true(wer_against("pocketsphinx_goforward", ta) <= 0.25);
+    assert_true(wer_against("librivox_sense_sensibility_01-0880", tb) <= 0.6);
+    free(a);
+    free(b);
+    free(va);
+    free(vb);
+    stop(t);
+}
+
+/* A gap up to a second is silence; a longer one is skipped, and what follows keeps its
+ * place on the call's timeline. Audio before what was decoded is cut. */
+static void test_gaps_and_overlap(void **state)
+{
+    (void)state;
+    tctx *t = start(1);
+    voice *v = calloc(1, sizeof *v);
+    cs_stt_session *s;
+    assert_int_equal(open_voice(t, v, NULL, NULL, &s), 0);
+    size_t n;
+    uint8_t *audio = clip("pocketsphinx_goforward", &n);
+    uint32_t len_ms = (uint32_t)(n / 8);
+    feed(s, 0, audio, n);
+    feed(s, len_ms - 1000, audio, 8000); /* overlaps the last second: cut */
+    uint32_t later = 10 * 60 * 1000;     /* ten minutes on: skipped, not decoded */
+    feed(s, later, audio, n);
+    silence(s, later + len_ms, 1000);
+    finish(t, v, s);
+    size_t in_first = 0, in_second = 0;
+    for (size_t i = 0; i < v->nsegs; i++) {
+        const seg_rec *r = &v->segs[i];
+        if (!r->final || !r->text[0]) continue;
+        if (r->end_ms <= len_ms + 100)
+            in_first++;
+        else if (r->start_ms >= later && r->end_ms <= later + len_ms + 1000)
+            in_second++;
+        else
+            fail_msg("a final at %u..%u ms", r->start_ms, r->end_ms);
+    }
+    assert_true(in_first >= 1 && in_second >= 1);
+    cs_stt_stats st;
+    cs_stt_pocketsphinx.stats(t->e, &st);
+    assert_int_equal(st.dropped_ms, 0);
+    free(audio);
+    free(v);
+    stop(t);
+}
+
+/* With a grammar, phone-band commands come out exactly. */
+static void test_grammar(void **state)
+{
+    (void)state;
+    size_t glen;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", tu_data_path("grammars/cards.jsgf"));
+    char *grammar = (char *)tu_read_file(path, &glen);
+    assert_non_null(grammar);
+    tctx *t = start(1);
+    static const char *const names[] = {"pocketsphinx_cards_001", "pocketsphinx_cards_002",
+                                        "pocketsphinx_cards_003", "pocketsphinx_cards_004",
+                                        "pocketsphinx_cards_005"};
+    wer_count total = {0};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        voice *v = calloc(1, sizeof *v);
+        cs_stt_session *s;
+        assert_int_equal(open_voice(t, v, grammar, NULL, &s), 0);
+        size_t n;
+        uint8_t *audio = clip(names[i], &n);
+        silence(s, 0, 300);
+        feed(s, 300, audio, n);
+        silence(s, 300 + (uint32_t)(n / 8), 1000);
+        finish(t, v, s);
+        char text[1024], ref[1024];
+        finals(v, text, sizeof text, 0, 1300 + (uint32_t)(n / 8));
+        const char *corpus = getenv("CS_CORPUS");
+        assert_true(
+            wer_reference(corpus ? corpus : "tests/data/speech", names[i], ref, sizeof ref));
+        wer_add(&total, ref, text);
+        print_message("%s: \"%s\"\n", names[i], text);
+        assert_int_equal(v->errors, 0);
+        free(audio);
+        free(v);
+    }
+    print_message("grammar WER %.3f\n", wer_rate(&total));
+    assert_true(wer_rate(&total) <= 0.10);
+    free(grammar);
+    stop(t);
+}
+
+/* A keyword list spots its phrases and nothing else. */
+static void test_keywords(void **state)
+{
+    (void)state;
+    tctx *t = start(1);
+    voice *v = calloc(1, sizeof *v);
+    cs_stt_session *s;
+    assert_int_equal(open_voice(t, v, NULL, "forward /1e-20/\nbackward /1e-20/\n", &s), 0);
+    size_t n;
+    uint8_t *audio = clip("pocketsphinx_goforward", &n);
+    feed(s, 0, audio, n);
+    silence(s, (uint32_t)(n / 8), 1000);
+    finish(t, v, s);
+    char text[1024];
+    finals(v, text, sizeof text, 0, (uint32_t)(n / 8) + 1000);
+    print_message("keywords: \"%s\"\n", text);
+    assert_non_null(strstr(text, "forward"));
+    assert_null(strstr(text, "backward"));
+    assert_null(strstr(text, "meters"));
+    free(audio);
+    free(v);
+    stop(t);
+}
+
+/* A grammar the decoder refuses fails the session (CS_EPARSE), which still closes, and
+ * the decoder serves the next call normally. */
+static void test_bad_grammar(void **state)
+{
+    (void)state;
+    tctx *t = start(1);
+    voice *v = calloc(1, sizeof *v);
+    cs_stt_session *s;
+    assert_int_equal(open_voice(t, v, "#JSGF V1.0; grammar g; public <x> = ( unclosed;", NULL, &s),
+                     0);
+    size_t n;
+    uint8_t *audio = clip("pocketsphinx_goforward", &n);
+    feed(s, 0, audio, n);
+    finish(t, v, s);
+    assert_int_equal(v->errors, 1);
+    assert_int_equal(v->last_err, CS_EPARSE);
+    assert_int_equal(v->nsegs, 0);
+
+    voice *w = calloc(1, sizeof *w);
+    assert_int_equal(open_voice(t, w, NULL, NULL, &s), 0);
+    feed(s, 0, audio, n);
+    silence(s, (uint32_t)(n / 8), 1000);
+    finish(t, w, s);
+    char text[1024];
+    finals(w, text, sizeof text, 0, (uint32_t)(n / 8) + 1000);
+    assert_true(wer_against("pocketsphinx_goforward", text) <= 0.25);
+    cs_stt_stats st;
+    cs_stt_pocketsphinx.stats(t->e, &st);
+    assert_int_equal(st.failures, 1);
+    free(audio);
+    free(v);
+    free(w);
+    stop(t);
+}
+
+/* Audio that arrives faster than it can be decoded waits up to ten seconds; beyond that
+ * it is dropped and counted, the loop never waits, and what was kept is transcribed. */
+static void test_behind_drops(void **state)
+{
+    (void)state;
+    tctx *t = start(1);
+    voice *v = calloc(1, sizeof *v);
+    cs_stt_session *s;
+    assert_int_equal(open_voice(t, v, NULL, NULL, &s), 0);
+    size_t n;
+    uint8_t *audio = clip("jfk_inaugural_1961", &n);
+    uint32_t len_ms = (uint32_t)(n / 8);
+    for (int i = 0; i < 6; i++) feed(s, (uint32_t)i * len_ms, audio, n); /* 66 s at once */
+    finish(t, v, s);
+    cs_stt_stats st;
+    cs_stt_pocketsphinx.stats(t->e, &st);
+    print_message("dropped %llu of %llu ms\n", (unsigned long long)st.dropped_ms,
+                  (unsigned long long)st.audio_ms);
+    assert_true(st.dropped_ms >= 66000 - 10000 - 40000); /* at most 40 s decoded meanwhile */
+    assert_true(st.dropped_ms < st.audio_ms);
+    assert_true(count(v, true) >= 1);
+    free(audio);
+    free(v);
+    stop(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_model_dir),
+        cmocka_unit_test(test_utterance_on_timeline),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_sessions_in_parallel),
+        cmocka_unit_test(test_gaps_and_overlap),
+        cmocka_unit_test(test_grammar),
+        cmocka_unit_test(test_keywords),
+        cmocka_unit_test(test_bad_grammar),
+        cmocka_unit_test(test_behind_drops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
