@@ -2,7 +2,8 @@
 // against the real gateway while `callstream sim` plays a real recording into it.
 // Sign in; the call appears in the list within 2 s; open it; press play; the page's
 // counters show frames decoded and played and the waveform is not blank; the events log
-// shows start and the DTMF digit; when the call ends the page says so. Screenshots go to
+// shows start and the DTMF digit; the transcript pane shows both speakers (the echo agent
+// repeats the caller); when the call ends the page says so. Screenshots go to
 // $CS_ARTIFACTS. Exits non-zero on the first failed check.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -40,7 +41,7 @@ async function startServer(dir, port) {
   const log = join(dir, 'server.log');
   const out = { stdio: ['ignore', 'pipe', 'pipe'] };
   const srv = spawn(BIN, ['serve', '--env-file', '/dev/null', '--port', String(port),
-    '--data-dir', join(dir, 'data'), '--agent', 'echo', '--log-level', 'info', '--stt', 'none'],
+    '--data-dir', join(dir, 'data'), '--agent', 'echo', '--log-level', 'info', '--stt', 'pocketsphinx', '--stt-max-sessions', '2'],
   out);
   let text = '';
   const collect = (d) => { text += d; };
@@ -126,6 +127,9 @@ async function main() {
     await page.locator('#events [data-type="dtmf"]').first().waitFor({ timeout: 12000 });
     const dtmf = await page.textContent('#events [data-type="dtmf"]');
     check(dtmf.includes(DIGIT), `the dtmf entry does not show ${DIGIT}: ${dtmf}`);
+    // the transcript pane: both speakers (the echo agent repeats the caller), finals black
+    await page.locator('#transcript li.final[data-speaker="caller"]').first().waitFor({ timeout: 12000 });
+    await page.locator('#transcript li[data-speaker="agent"]').first().waitFor({ timeout: 12000 });
     await page.screenshot({ path: join(ARTIFACTS, '3-call-live.png') });
 
     // the call ends: the page says so

@@ -49,8 +49,7 @@ export const recordingUrl = (sid) => `${callPath(sid)}/recording.wav`;
 export async function transcript(sid) {
   try {
     const body = await getJSON(`${callPath(sid)}/transcript`);
-    const t = body.segments ?? body.transcript?.segments ?? body.transcript;
-    return Array.isArray(t) ? t : null;
+    return Array.isArray(body.segments) ? body.segments : null;
   } catch (err) {
     if (err.status === 404) return null;
     throw err;

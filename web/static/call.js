@@ -135,6 +135,11 @@ const handlers = {
     renderDetails();
     events.addAll(msg.events);
     setState('live');
+    // Joining mid-call: what was said before comes from the store; segments that also
+    // arrive live are merged by id.
+    api.transcript(sid).then((segments) => {
+      for (const seg of segments ?? []) if (!transcript.has(seg.id)) transcript.upsert(seg);
+    }, () => {});
   },
   event(msg) {
     if (msg.call === sid) events.add(msg.event);

@@ -14,6 +14,7 @@ const TITLES = {
   stream_status: 'Stream status',
   webhook: 'Webhook',
   recording: 'Recording',
+  transcription: 'Transcription',
 };
 
 // One line of detail per type; `d` is the event's detail object (see src/call/call.c).
@@ -28,6 +29,7 @@ const DESCRIBE = {
   stream_status: (d) => [d.StreamEvent, d.StreamError].filter(Boolean).join(': '),
   webhook: (d) => [d.From, d.To].filter(Boolean).join(' → '),
   recording: (d) => (d.durationMs != null ? duration(d.durationMs) : ''),
+  transcription: (d) => [d.state, d.reason].filter(Boolean).join(': '),
 };
 
 function parseDetail(detail) {

@@ -18,9 +18,19 @@ export class Transcript {
     this.list.replaceChildren();
   }
 
+  has(id) {
+    return this.byId.has(String(id));
+  }
+
   upsert(seg) {
     const id = String(seg.id);
     let li = this.byId.get(id);
+    if (seg.final && !seg.text) {
+      // What was shown turned out to be no words.
+      li?.remove();
+      this.byId.delete(id);
+      return;
+    }
     if (!li) {
       li = document.createElement('li');
       li.dataset.id = id;
