@@ -1,7 +1,9 @@
 /* bench_stt: the pocketsphinx engine over the speech corpus at 8 kHz μ-law, in process,
  * with audio fed in real time as calls deliver it (20 ms frames on an absolute clock).
  *
- *   bench_stt [corpus=../shared/corpus] [grammars=tests/data/grammars]
+ *   bench_stt [corpus] [grammars=tests/data/grammars]
+ * (corpus: ../shared/corpus when it is there, else tests/data/speech; run from the
+ * checkout's root)
  *
  * prints, one line each:
  *   stt mode=free|grammar clips= words= wer= rtf= final_p50_ms= final_p95_ms= dropped_ms=
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audio/g711.h"
 #include "audio/wav.h"
@@ -267,7 +270,11 @@ static double audio_s(const clip *clips, size_t n)
 
 int main(int argc, char **argv)
 {
-    const char *corpus = argc > 1 ? argv[1] : "../shared/corpus";
+    const char *corpus = "tests/data/speech";
+    if (argc > 1)
+        corpus = argv[1];
+    else if (access("../shared/corpus/MANIFEST.tsv", R_OK) == 0)
+        corpus = "../shared/corpus";
     const char *gdir = argc > 2 ? argv[2] : "tests/data/grammars";
     setenv("CS_CORPUS", corpus, 1);
     size_t nstreams = getenv("STREAMS") ? strtoul(getenv("STREAMS"), NULL, 10) : 4;

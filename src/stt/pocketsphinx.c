@@ -81,7 +81,6 @@ typedef struct result {
 } result;
 
 struct cs_stt {
-    uv_loop_t *loop;
     decoder *decoders;
     size_t ndecoders;
     decoder *free; /* loop only */
@@ -597,7 +596,7 @@ static int ps_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
     err_set_logfp(NULL); /* pocketsphinx logs every utterance to stderr otherwise */
     cs_stt *e = calloc(1, sizeof *e);
     if (!e) return -ENOMEM;
-    e->loop = loop;
+    (void)loop; /* results come back through the mailbox */
     e->ndecoders = (size_t)cfg->stt_max_sessions;
     size_t cpus = uv_available_parallelism();
     e->nworkers = e->ndecoders < cpus ? e->ndecoders : cpus;
