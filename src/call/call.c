@@ -55,8 +55,8 @@ void cs_calls_event(cs_calls *calls, const char *call_sid, enum cs_event_type ty
         return;
     }
     /* Not live here: observers get a stand-in carrying the sid. */
-    cs_call stub = {.calls = calls, .sid = call_sid};
-    NOTIFY(calls, event, &stub, NULL, type, cs_wall_ms(), detail);
+    cs_call standin = {.calls = calls, .sid = call_sid};
+    NOTIFY(calls, event, &standin, NULL, type, cs_wall_ms(), detail);
 }
 
 /* ---- registry ---- */

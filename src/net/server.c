@@ -342,7 +342,7 @@ static const char *status_message(int status)
     case 413: return "request body too large";
     case 414: return "request target too long";
     case 431: return "request header fields too large";
-    case 501: return "transfer coding not implemented";
+    case 501: return "unsupported transfer coding";
     case 505: return "HTTP version not supported";
     default: return "malformed request";
     }
