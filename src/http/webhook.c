@@ -1,11 +1,13 @@
 /* The transcript webhook: every final segment is POSTed as JSON to
- * TRANSCRIPT_WEBHOOK_URL, signed with HMAC-SHA256 of TRANSCRIPT_WEBHOOK_SECRET, and
+ * TRANSCRIPT_WEBHOOK_URL, signed with HMAC-SHA256 of TRANSCRIPT_WEBHOOK_SECRET over
+ * "<unix seconds>.<body>" (the seconds also in X-Callstream-Timestamp), and
  * retried with exponential backoff and jitter until it is taken (2xx) or the attempts
  * run out. Deliveries wait in a bounded queue on the loop; nothing here blocks a call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -122,16 +124,19 @@ static void pump(cs_webhook *h)
         h->head = d->next;
         if (!h->head) h->tail = NULL;
         d->stage = SENDING;
+        /* Each attempt is signed over its own time, so a receiver can refuse replays of
+         * an old delivery (the time is in the signed text, not only in a header). */
         uint8_t mac[CS_SHA256_LEN];
-        char hex[2 * CS_SHA256_LEN + 1], headers[256];
-        const void *parts[] = {d->body};
-        size_t lens[] = {d->len};
-        cs_hmac_sha256(mac, h->secret, strlen(h->secret), parts, lens, 1);
+        char hex[2 * CS_SHA256_LEN + 1], ts[24], headers[320];
+        int tn = snprintf(ts, sizeof ts, "%lld.", (long long)(cs_wall_ms() / 1000));
+        const void *parts[] = {ts, d->body};
+        size_t lens[] = {(size_t)tn, d->len};
+        cs_hmac_sha256(mac, h->secret, strlen(h->secret), parts, lens, 2);
         cs_hex(hex, mac, sizeof mac);
         snprintf(headers, sizeof headers,
                  "Content-Type: application/json\r\nX-Callstream-Event: transcript.final\r\n"
-                 "X-Callstream-Signature: sha256=%s\r\n",
-                 hex);
+                 "X-Callstream-Timestamp: %.*s\r\nX-Callstream-Signature: sha256=%s\r\n",
+                 tn - 1, ts, hex);
         h->in_flight++;
         if (cs_client_request(h->gw->net, "POST", url, headers, d->body, d->len, TIMEOUT_MS,
                               on_answer, d) < 0)

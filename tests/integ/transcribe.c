@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/crypto.h"
@@ -115,9 +116,10 @@ typedef struct hook {
     int nseen;
 } hook;
 
-/* Reads one request; the body goes to `body` (NUL-ended). The signature header's hex in
- * `sig`. 0 or -1. */
-static int read_request(int c, char *body, size_t cap, char *sig, size_t sigcap)
+/* Reads one request; the body goes to `body` (NUL-ended), the signature header's hex to
+ * `sig`, the timestamp header to `ts`. 0 or -1. */
+static int read_request(int c, char *body, size_t cap, char *sig, size_t sigcap, char *ts,
+                        size_t tscap)
 {
     char buf[65536];
     size_t n = 0;
@@ -137,7 +139,9 @@ static int read_request(int c, char *body, size_t cap, char *sig, size_t sigcap)
     const char *sg = strcasestr(buf, "\r\nX-Callstream-Signature: sha256=");
     if (!cl) return -1;
     size_t len = strtoul(cl + 17, NULL, 10), have = n - (size_t)(end + 4 - buf);
+    const char *tm = strcasestr(buf, "\r\nX-Callstream-Timestamp: ");
     snprintf(sig, sigcap, "%.*s", sg ? 64 : 0, sg ? sg + 33 : "");
+    snprintf(ts, tscap, "%.*s", tm ? (int)strcspn(tm + 26, "\r") : 0, tm ? tm + 26 : "");
     if (len >= cap) return -1;
     memcpy(body, end + 4, have);
     while (have < len) {
@@ -160,17 +164,19 @@ static void *hook_main(void *arg)
         if (poll(&p, 1, 100) != 1) continue;
         int c = accept(h->fd, NULL, NULL);
         if (c < 0) continue;
-        char sig[80];
-        if (read_request(c, body, sizeof body, sig, sizeof sig) == 0) {
+        char sig[80], ts[24];
+        if (read_request(c, body, sizeof body, sig, sizeof sig, ts, sizeof ts) == 0) {
+            /* As a receiver should: the HMAC of "<timestamp>.<body>", and a current time. */
             uint8_t mac[CS_SHA256_LEN];
             char want[2 * CS_SHA256_LEN + 1];
-            const void *parts[] = {body};
-            size_t lens[] = {strlen(body)};
-            cs_hmac_sha256(mac, HOOK_SECRET, strlen(HOOK_SECRET), parts, lens, 1);
+            const void *parts[] = {ts, ".", body};
+            size_t lens[] = {strlen(ts), 1, strlen(body)};
+            cs_hmac_sha256(mac, HOOK_SECRET, strlen(HOOK_SECRET), parts, lens, 3);
             cs_hex(want, mac, sizeof mac);
+            long long age = (long long)time(NULL) - strtoll(ts, NULL, 10);
             pthread_mutex_lock(&h->lock);
             h->requests++;
-            if (strcmp(sig, want) != 0) h->bad_signature++;
+            if (strcmp(sig, want) != 0 || !ts[0] || age < -5 || age > 60) h->bad_signature++;
             cJSON *j = cJSON_Parse(body);
             const cJSON *seg = cJSON_GetObjectItem(j, "segment");
             /* Each segment's first delivery is refused, so each needs one retry. */
