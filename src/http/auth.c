@@ -8,6 +8,7 @@
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/limiter.h"
 #include "core/log.h"
 #include "core/map.h"
 #include "http/gateway.h"
@@ -24,18 +25,11 @@ typedef struct ident {
     int64_t valid_until; /* wall ms: the session's end, or when to ask the store again */
 } ident;
 
-/* Login attempts of one address: a token bucket. */
-typedef struct bucket {
-    char ip[46];
-    double tokens;
-    int64_t at_ms;
-} bucket;
-
 struct cs_auth {
     cs_gateway *gw;
     cs_worker *worker;
     cs_map cache;                            /* hash → ident */
-    cs_map throttle;                         /* ip → bucket */
+    cs_limiter logins;                       /* sign-in attempts per address */
     size_t pending;                          /* password checks queued */
     char dummy_hash[crypto_pwhash_STRBYTES]; /* checked when the user does not exist */
 };
@@ -250,31 +244,6 @@ typedef struct check {
     char next[1024];
 } check;
 
-static bool throttled(cs_auth *a, const char *ip)
-{
-    double per_min = (double)a->gw->cfg->login_attempts_per_min;
-    int64_t now = cs_wall_ms();
-    bucket *b = cs_map_get(&a->throttle, cs_str_of(ip));
-    if (!b) {
-        if (a->throttle.len >= THROTTLE_MAX) free_all(&a->throttle); /* start over */
-        b = calloc(1, sizeof *b);
-        if (!b) return true;
-        snprintf(b->ip, sizeof b->ip, "%s", ip);
-        b->tokens = per_min;
-        b->at_ms = now;
-        if (cs_map_put(&a->throttle, cs_str_of(b->ip), b) < 0) {
-            free(b);
-            return true;
-        }
-    }
-    b->tokens += (double)(now - b->at_ms) * per_min / 60000.0;
-    if (b->tokens > per_min) b->tokens = per_min;
-    b->at_ms = now;
-    if (b->tokens < 1.0) return true;
-    b->tokens -= 1.0;
-    return false;
-}
-
 /* `next` only ever leads to a page of ours. */
 static void safe_next(char *out, size_t cap, const char *next)
 {
@@ -421,7 +390,7 @@ void cs_auth_login(cs_request *r)
     const char *ip = r->conn ? r->conn->peer_ip : "?";
     check *c = NULL;
     cs_store_query *q = NULL;
-    if (throttled(a, ip)) {
+    if (!cs_limiter_take(&a->logins, ip, (int64_t)cs_mono_ms())) {
         cs_warn("auth: sign-ins from %s throttled (LOGIN_ATTEMPTS_PER_MIN)", ip);
         login_answer(r, json, 429, "too many attempts; wait a minute", next, NULL);
     } else if (!ok) {
@@ -557,6 +526,7 @@ int cs_auth_new(cs_auth **out, cs_gateway *gw)
     cs_auth *a = calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
     a->gw = gw;
+    cs_limiter_init(&a->logins, (double)gw->cfg->login_attempts_per_min, THROTTLE_MAX);
     int rc = cs_worker_start(&a->worker, "auth", CS_AUTH_PENDING_MAX, gw->mb, NULL);
     if (rc < 0) {
         free(a);
@@ -578,7 +548,7 @@ void cs_auth_free(cs_auth *a)
     if (!a) return;
     cs_auth_stop(a);
     free_all(&a->cache);
-    free_all(&a->throttle);
+    cs_limiter_free(&a->logins);
     sodium_memzero(a->dummy_hash, sizeof a->dummy_hash);
     free(a);
 }
