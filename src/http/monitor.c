@@ -29,8 +29,8 @@
 /* What a late joiner needs of a live call. */
 typedef struct live {
     char sid[CS_SID_MAX + 1];
-    char *events[HISTORY_MAX]; /* JSON event objects, oldest first (a ring) */
-    size_t head, n;
+    char **events; /* JSON event objects, oldest first: grows to HISTORY_MAX, then a ring */
+    size_t cap, head, n;
 } live;
 
 static void call_summary(cs_json *j, const cs_call *call, bool is_live)
@@ -92,6 +92,7 @@ static void publish_call(cs_gateway *gw, const cs_call *call, const char *type, 
 static void live_free(live *l)
 {
     for (size_t i = 0; i < l->n; i++) free(l->events[(l->head + i) % HISTORY_MAX]);
+    free(l->events);
     free(l);
 }
 
@@ -131,6 +132,33 @@ static void event_object(cs_json *j, const cs_stream *s, enum cs_event_type type
     cs_json_obj_end(j);
 }
 
+/* Keeps an event for browsers that join later, the oldest going first. The history grows
+ * as the call has events (most have few), and only wraps once it holds HISTORY_MAX, so
+ * until then it starts at 0. Takes `ev`'s text. */
+static void history_add(live *l, cs_buf *ev)
+{
+    if (l->n == l->cap && l->cap < HISTORY_MAX) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        if (cap > HISTORY_MAX) cap = HISTORY_MAX;
+        char **grown = realloc(l->events, cap * sizeof *grown);
+        if (!grown) {
+            cs_buf_free(ev);
+            return;
+        }
+        l->events = grown;
+        l->cap = cap;
+    }
+    if (l->n == HISTORY_MAX) {
+        free(l->events[l->head]);
+        l->head = (l->head + 1) % HISTORY_MAX;
+        l->n--;
+    }
+    size_t len;
+    char *text = cs_buf_detach(ev, &len);
+    char *fitted = realloc(text, len + 1); /* the buffer grew in steps; keep only the text */
+    l->events[(l->head + l->n++) % HISTORY_MAX] = fitted ? fitted : text;
+}
+
 static void on_event(void *o, const cs_call *call, const cs_stream *s, enum cs_event_type type,
                      int64_t at, const char *detail)
 {
@@ -149,13 +177,7 @@ static void on_event(void *o, const cs_call *call, const cs_stream *s, enum cs_e
     cs_buf_printf(&msg, "{\"type\":\"event\",\"call\":\"%s\",\"event\":%s}", call->sid, ev.data);
     publish_text(gw, call->sid, &msg, false);
     cs_buf_free(&msg);
-    /* kept for browsers that join later; the oldest go first */
-    if (l->n == HISTORY_MAX) {
-        free(l->events[l->head]);
-        l->head = (l->head + 1) % HISTORY_MAX;
-        l->n--;
-    }
-    l->events[(l->head + l->n++) % HISTORY_MAX] = cs_buf_detach(&ev, NULL);
+    history_add(l, &ev);
 }
 
 static void on_audio(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,

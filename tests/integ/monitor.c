@@ -190,6 +190,57 @@ static void a_live_call(void)
     cJSON_Delete(it_sim_wait(sim, NULL));
 }
 
+/* A browser joining late gets every earlier event (here more than the history's first
+ * allocation holds), then the rest live: each digit once, in order. */
+static void a_late_joiner(void)
+{
+    static const char digits[] = "0123456789012345678901234567890123456789";
+    it_ws list, call;
+    IT_CHECK(open_as_browser(&list, 0) == 0, "list socket refused");
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    char opts[128];
+    snprintf(opts, sizeof opts, "--duration 5 --dtmf %s", digits);
+    pid_t sim = it_sim_spawn(&srv, opts);
+    cJSON *started = next_json(&list, "call_started", 5000);
+    char sid[40];
+    snprintf(sid, sizeof sid, "%.39s", str(cJSON_GetObjectItem(started, "call"), "sid"));
+    cJSON_Delete(started);
+    it_ws_close(&list);
+
+    it_sleep_ms(3500);
+    IT_CHECK(open_as_browser(&call, 0) == 0, "call socket refused");
+    send_json(&call, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
+    cJSON *sub = next_json(&call, "subscribed", 3000);
+    char got[64] = "";
+    size_t n = 0, earlier = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(sub, "events"))
+    {
+        if (strcmp(str(e, "type"), "dtmf") == 0 && n < sizeof got - 1)
+            got[n++] = str(cJSON_GetObjectItem(e, "detail"), "digit")[0];
+    }
+    earlier = n;
+    cJSON_Delete(sub);
+    long long deadline = wall_ms() + 10000;
+    cs_ws_event ev;
+    while (wall_ms() < deadline) {
+        int r = it_ws_next(&call, &ev, (int)(deadline - wall_ms()));
+        if (r < 0 || (r > 0 && ev.type == CS_WS_EV_CLOSE)) break;
+        if (r == 0 || ev.type != CS_WS_EV_MESSAGE || ev.opcode != CS_WS_OP_TEXT) continue;
+        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+        const cJSON *le = cJSON_GetObjectItem(j, "event");
+        if (!strcmp(str(j, "type"), "event") && !strcmp(str(le, "type"), "dtmf") &&
+            n < sizeof got - 1)
+            got[n++] = str(cJSON_GetObjectItem(le, "detail"), "digit")[0];
+        cJSON_Delete(j);
+    }
+    got[n] = '\0';
+    IT_CHECK(earlier > 16, "only %zu digits were in the history", earlier);
+    IT_CHECK(strcmp(got, digits) == 0, "digits seen: %s (%zu from the history)", got, earlier);
+    it_ws_close(&call);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+}
+
 /* One browser never reads: it loses audio and is closed; the other hears every frame. */
 static void a_slow_listener(void)
 {
@@ -234,6 +285,7 @@ int main(void)
     snprintf(origin, sizeof origin, "http://127.0.0.1:%d", srv.port);
     who_may_open();
     a_live_call();
+    a_late_joiner();
     a_slow_listener();
     IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&srv);
