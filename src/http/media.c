@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/limiter.h"
 #include "core/log.h"
 #include "http/gateway.h"
 #include "provider/twilio_sig.h"
@@ -25,8 +26,7 @@ struct media_sock {
     enum cs_end_reason closing_why; /* why we close it, when we do */
     bool we_close;
     uint64_t opened_ms;
-    double tokens; /* rate limit: messages we may still take this second */
-    uint64_t tokens_ms;
+    cs_bucket rate; /* MAX_MESSAGES_PER_S, with a one-second burst */
     char peer[46];
     media_sock *prev, *next;
 };
@@ -47,19 +47,10 @@ static void bad(media_sock *m, enum cs_bad kind, const char *why)
             cs_bad_label(kind), why);
 }
 
-/* A token bucket: MAX_MESSAGES_PER_S with a one-second burst. */
 static bool rate_ok(media_sock *m)
 {
-    double cap = (double)m->gw->cfg->max_messages_per_s;
-    uint64_t now = uv_now(m->gw->loop);
-    if (now != m->tokens_ms) {
-        m->tokens += (double)(now - m->tokens_ms) * cap / 1000.0;
-        if (m->tokens > cap) m->tokens = cap;
-        m->tokens_ms = now;
-    }
-    if (m->tokens < 1.0) return false;
-    m->tokens -= 1.0;
-    return true;
+    return cs_bucket_take(&m->rate, (double)m->gw->cfg->max_messages_per_s, 1000,
+                          (int64_t)uv_now(m->gw->loop));
 }
 
 /* ---- what goes back to the provider ---- */
@@ -302,8 +293,8 @@ void cs_media_upgrade(cs_request *r)
     }
     m->gw = gw;
     snprintf(m->peer, sizeof m->peer, "%s", r->conn ? r->conn->peer_ip : "?");
-    m->opened_ms = m->tokens_ms = uv_now(gw->loop);
-    m->tokens = (double)gw->cfg->max_messages_per_s;
+    m->opened_ms = uv_now(gw->loop);
+    m->rate = cs_bucket_full((double)gw->cfg->max_messages_per_s, (int64_t)m->opened_ms);
     if (cs_request_upgrade(r, &m->ws, (size_t)gw->cfg->max_message_bytes, &media_ops, m) < 0) {
         free(m);
         return;

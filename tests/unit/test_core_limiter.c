@@ -25,6 +25,19 @@ static void limits_each_key_and_refills(void **state)
     cs_limiter_free(&l);
 }
 
+/* A media socket's bucket: a one-second burst, refilled continuously. */
+static void one_bucket(void **state)
+{
+    (void)state;
+    cs_bucket b = cs_bucket_full(50, 1000);
+    for (int i = 0; i < 50; i++) assert_true(cs_bucket_take(&b, 50, 1000, 1000));
+    assert_false(cs_bucket_take(&b, 50, 1000, 1000));
+    assert_false(cs_bucket_take(&b, 50, 1000, 1019));
+    assert_true(cs_bucket_take(&b, 50, 1000, 1020)); /* one every 20 ms */
+    assert_false(cs_bucket_take(&b, 50, 1000, 1020));
+    assert_true(cs_bucket_level(&b, 50, 1000, 60000) == 50.0);
+}
+
 static void long_keys_are_cut(void **state)
 {
     (void)state;
@@ -57,8 +70,20 @@ static void full_of_active_keys_refuses_new_ones(void **state)
     assert_int_equal(cs_limiter_keys(&l), 50);
     assert_true(cs_limiter_take(&l, "k7", 1000)); /* its second attempt */
     assert_false(cs_limiter_take(&l, "k7", 1000));
-    /* Once buckets have filled up again they are forgotten and room is made. */
-    assert_true(cs_limiter_take(&l, "newcomer", 2 * MINUTE));
+    /* One attempt of two left refills in 30 s: until then newcomers wait. */
+    assert_false(cs_limiter_take(&l, "newcomer", MINUTE / 2 - 1));
+    /* Then the buckets that filled up again are forgotten and room is made; k7, refilling
+     * since 1 s, is still remembered. */
+    assert_true(cs_limiter_take(&l, "newcomer", MINUTE / 2 + 1));
+    assert_int_equal(cs_limiter_keys(&l), 2);
+    assert_true(cs_limiter_take(&l, "k7", MINUTE / 2 + 1)); /* one attempt back, not two */
+    assert_false(cs_limiter_take(&l, "k7", MINUTE / 2 + 1));
+    /* Later every bucket has refilled: all are forgotten to make room. */
+    for (int i = 0; i < 48; i++) {
+        snprintf(key, sizeof key, "m%d", i);
+        assert_true(cs_limiter_take(&l, key, 2 * MINUTE));
+    }
+    assert_true(cs_limiter_take(&l, "another", 3 * MINUTE));
     assert_int_equal(cs_limiter_keys(&l), 1);
     assert_true(cs_limiter_take(&l, "k7", 2 * MINUTE)); /* a fresh bucket: two, not three */
     assert_true(cs_limiter_take(&l, "k7", 2 * MINUTE));
@@ -88,6 +113,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(limits_each_key_and_refills),
+        cmocka_unit_test(one_bucket),
         cmocka_unit_test(long_keys_are_cut),
         cmocka_unit_test(full_of_active_keys_refuses_new_ones),
         cmocka_unit_test(full_forgets_only_refilled_keys),
