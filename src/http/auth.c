@@ -241,6 +241,7 @@ typedef struct check {
     char user[CS_USER_MAX + 1];
     char password[CS_PASSWORD_MAX + 1];
     char hash[crypto_pwhash_STRBYTES]; /* the stored one, or empty */
+    int64_t password_at;               /* the user's, with that hash */
     char next[1024];
 } check;
 
@@ -316,6 +317,8 @@ static void check_done(cs_job *job)
             .user = cs_pool_strdup(&rec->pool, c->user),
             .created_at = now,
             .expires_at = now + ttl_ms,
+            /* a password changed since it was read makes this session void */
+            .password_at = c->password_at,
         };
         cs_store_write(a->gw->store, rec);
     }
@@ -337,8 +340,10 @@ static void check_done(cs_job *job)
 static void on_user(cs_store_query *q, void *data)
 {
     check *c = data;
-    if (q->status == 0 && q->nusers == 1)
+    if (q->status == 0 && q->nusers == 1) {
         snprintf(c->hash, sizeof c->hash, "%s", q->users[0].password_hash);
+        c->password_at = q->users[0].password_at;
+    }
     cs_store_query_free(q);
     c->job = (cs_job){.work = check_work, .done = check_done};
     if (cs_worker_post(c->a->worker, &c->job) < 0) {

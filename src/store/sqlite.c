@@ -48,6 +48,13 @@ static const char *const migrations[] = {
     " text TEXT NOT NULL, confidence INTEGER, at INTEGER NOT NULL,"
     " PRIMARY KEY (call_sid, stream_sid, speaker, seq));"
     "CREATE INDEX transcripts_by_time ON transcripts(call_sid, start_ms);",
+    /* 4: a session holds only while its user exists with the password it was opened
+     * with (password_at: when the password was set, one more at least each time); those of
+     * users deleted before go now */
+    "ALTER TABLE users ADD COLUMN password_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sessions ADD COLUMN password_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX sessions_by_user ON sessions(user_name);"
+    "DELETE FROM sessions WHERE user_name NOT IN (SELECT name FROM users);",
 };
 
 enum stmt {
@@ -65,6 +72,7 @@ enum stmt {
     S_SEGMENTS_OF,
     S_USER_UPSERT,
     S_USER_DEL,
+    S_USER_SESSIONS_DEL,
     S_USERS,
     S_USER_GET,
     S_SESSION_INSERT,
@@ -128,17 +136,23 @@ static const char *const sql[S_COUNT] = {
     [S_SEGMENTS_OF] = "SELECT call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
                       " confidence, at FROM transcripts WHERE call_sid = ?1"
                       " ORDER BY start_ms, speaker, seq LIMIT ?2",
-    [S_USER_UPSERT] = "INSERT INTO users (name, password_hash, created_at) VALUES (?1,?2,?3)"
-                      " ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
+    [S_USER_UPSERT] = "INSERT INTO users (name, password_hash, created_at, password_at)"
+                      " VALUES (?1,?2,?3,?4) ON CONFLICT(name) DO UPDATE SET"
+                      " password_hash = excluded.password_hash,"
+                      " password_at = MAX(excluded.password_at, password_at + 1)",
     [S_USER_DEL] = "DELETE FROM users WHERE name = ?1",
-    [S_USERS] = "SELECT name, password_hash, created_at FROM users ORDER BY name",
-    [S_USER_GET] = "SELECT name, password_hash, created_at FROM users WHERE name = ?1",
+    [S_USER_SESSIONS_DEL] = "DELETE FROM sessions WHERE user_name = ?1",
+    [S_USERS] = "SELECT name, password_hash, created_at, password_at FROM users ORDER BY name",
+    [S_USER_GET] = "SELECT name, password_hash, created_at, password_at FROM users WHERE name = ?1",
     [S_SESSION_INSERT] = "INSERT OR REPLACE INTO sessions (token_hash, user_name, created_at,"
-                         " expires_at) VALUES (?1,?2,?3,?4)",
+                         " expires_at, password_at) VALUES (?1,?2,?3,?4,?5)",
     [S_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1",
     [S_SESSION_DEL] = "DELETE FROM sessions WHERE token_hash = ?1",
-    [S_SESSION_GET] = "SELECT token_hash, user_name, created_at, expires_at FROM sessions"
-                      " WHERE token_hash = ?1 AND expires_at > ?2",
+    /* a session opened before the user's password changed, or whose user is gone, is over */
+    [S_SESSION_GET] = "SELECT s.token_hash, s.user_name, s.created_at, s.expires_at, s.password_at"
+                      " FROM sessions s JOIN users u"
+                      " ON u.name = s.user_name AND u.password_at = s.password_at"
+                      " WHERE s.token_hash = ?1 AND s.expires_at > ?2",
     [S_TOKEN_INSERT] = "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?1,?2,?3)",
     [S_TOKEN_DEL] = "DELETE FROM api_tokens WHERE name = ?1",
     [S_TOKENS] = "SELECT name, token_hash, created_at FROM api_tokens ORDER BY name",
@@ -284,6 +298,13 @@ static void bind_time(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
+/* A new password or a deleted user ends the user's sessions, in the same transaction. */
+static int end_sessions(db *d, const char *user)
+{
+    bind_text(d->st[S_USER_SESSIONS_DEL], 1, user);
+    return run(d, S_USER_SESSIONS_DEL, "ending a user's sessions");
+}
+
 static int db_write(void *p, const cs_store_rec *rec)
 {
     db *d = p;
@@ -354,11 +375,15 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_text(st, 1, rec->user.name);
         bind_text(st, 2, rec->user.password_hash);
         sqlite3_bind_int64(st, 3, rec->user.created_at ? rec->user.created_at : now);
-        return run(d, S_USER_UPSERT, "writing a user");
+        sqlite3_bind_int64(st, 4, now);
+        int rc = run(d, S_USER_UPSERT, "writing a user");
+        return rc < 0 ? rc : end_sessions(d, rec->user.name);
     }
-    case CS_REC_USER_DEL:
+    case CS_REC_USER_DEL: {
         bind_text(d->st[S_USER_DEL], 1, rec->user.name);
-        return run(d, S_USER_DEL, "deleting a user");
+        int rc = run(d, S_USER_DEL, "deleting a user");
+        return rc < 0 ? rc : end_sessions(d, rec->user.name);
+    }
     case CS_REC_SESSION: {
         sqlite3_bind_int64(d->st[S_SESSION_PURGE], 1, now);
         int rc = run(d, S_SESSION_PURGE, "purging sessions");
@@ -367,6 +392,7 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_text(st, 2, rec->session.user);
         sqlite3_bind_int64(st, 3, rec->session.created_at ? rec->session.created_at : now);
         sqlite3_bind_int64(st, 4, rec->session.expires_at);
+        sqlite3_bind_int64(st, 5, rec->session.password_at);
         return rc < 0 ? rc : run(d, S_SESSION_INSERT, "writing a session");
     }
     case CS_REC_SESSION_DEL:
@@ -490,6 +516,7 @@ static void read_user_row(cs_store_query *q, sqlite3_stmt *st, void *row)
     u->name = col_text(q, st, 0);
     u->password_hash = col_text(q, st, 1);
     u->created_at = sqlite3_column_int64(st, 2);
+    u->password_at = sqlite3_column_int64(st, 3);
 }
 
 static void read_session_row(cs_store_query *q, sqlite3_stmt *st, void *row)
@@ -499,6 +526,7 @@ static void read_session_row(cs_store_query *q, sqlite3_stmt *st, void *row)
     x->user = col_text(q, st, 1);
     x->created_at = sqlite3_column_int64(st, 2);
     x->expires_at = sqlite3_column_int64(st, 3);
+    x->password_at = sqlite3_column_int64(st, 4);
 }
 
 static void read_token_row(cs_store_query *q, sqlite3_stmt *st, void *row)

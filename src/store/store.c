@@ -243,10 +243,8 @@ static const field user_fields[] = {
 };
 static const field user_key[] = {S(user, name, true)};
 static const field session_fields[] = {
-    S(session, token_hash, true),
-    S(session, user, true),
-    I(session, created_at),
-    I(session, expires_at),
+    S(session, token_hash, true), S(session, user, true),  I(session, created_at),
+    I(session, expires_at),       I(session, password_at),
 };
 static const field session_key[] = {S(session, token_hash, true)};
 static const field token_fields[] = {

@@ -70,11 +70,13 @@ typedef struct cs_segment_row {
 typedef struct cs_user_row {
     const char *name, *password_hash;
     int64_t created_at;
+    int64_t password_at; /* read only: when the password was set (grows with each change) */
 } cs_user_row;
 
 typedef struct cs_session_row {
     const char *token_hash, *user;
     int64_t created_at, expires_at;
+    int64_t password_at; /* the user's password_at when the password was checked */
 } cs_session_row;
 
 typedef struct cs_token_row {
@@ -89,8 +91,8 @@ enum cs_rec_kind {
     CS_REC_CALL = 1,    /* upsert by sid */
     CS_REC_STREAM,      /* upsert by sid */
     CS_REC_EVENT,       /* insert */
-    CS_REC_USER,        /* upsert by name */
-    CS_REC_USER_DEL,    /* by user.name */
+    CS_REC_USER,        /* upsert by name; ends the user's sessions (a new password) */
+    CS_REC_USER_DEL,    /* by user.name, with the user's sessions */
     CS_REC_SESSION,     /* insert; expired sessions are purged on the way */
     CS_REC_SESSION_DEL, /* by session.token_hash */
     CS_REC_TOKEN,       /* insert (a name is used once) */
@@ -125,7 +127,8 @@ enum cs_query_kind {
     CS_Q_TRANSCRIPT, /* a call's transcript segments in time order (up to CS_STORE_SEGMENTS_MAX):
                         sid */
     CS_Q_USERS,      /* every user; with `key`, the user of that name */
-    CS_Q_SESSION,    /* the unexpired session whose token hash is `key` */
+    CS_Q_SESSION,    /* the unexpired session whose token hash is `key`, while its user exists
+                        with the password the session was opened with */
     CS_Q_TOKENS,     /* every API token; with `key`, the one with that token hash */
 };
 

@@ -834,11 +834,8 @@ static void fill_user_del(cs_store_rec *r)
 }
 static void fill_session(cs_store_rec *r)
 {
-    r->session = (cs_session_row){.token_hash = "s1", .user = "ann", .expires_at = INT64_MAX};
-}
-static void fill_expired(cs_store_rec *r)
-{
-    r->session = (cs_session_row){.token_hash = "s0", .user = "ann", .expires_at = 1};
+    r->session = (cs_session_row){
+        .token_hash = "s1", .user = "ann", .expires_at = INT64_MAX, .password_at = 7};
 }
 static void fill_session_del(cs_store_rec *r)
 {
@@ -862,14 +859,64 @@ static cs_store_query *ask_key(fixture *f, enum cs_query_kind kind, const char *
     return q;
 }
 
+/* A session of `user` opened with the password set at `password_at`. */
+static void write_session(fixture *f, const char *hash, const char *user, int64_t password_at,
+                          int64_t expires_at)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_SESSION);
+    assert_non_null(rec);
+    rec->session = (cs_session_row){.token_hash = cs_pool_strdup(&rec->pool, hash),
+                                    .user = cs_pool_strdup(&rec->pool, user),
+                                    .expires_at = expires_at,
+                                    .password_at = password_at};
+    cs_store_write(f->store, rec);
+}
+
+static void write_user(fixture *f, const char *name, const char *password_hash)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_USER);
+    assert_non_null(rec);
+    rec->user = (cs_user_row){.name = cs_pool_strdup(&rec->pool, name),
+                              .password_hash = cs_pool_strdup(&rec->pool, password_hash)};
+    cs_store_write(f->store, rec);
+}
+
+static void delete_user(fixture *f, const char *name)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_USER_DEL);
+    assert_non_null(rec);
+    rec->user.name = cs_pool_strdup(&rec->pool, name);
+    cs_store_write(f->store, rec);
+}
+
+/* When `user`'s password was set, as a sign-in reads it. */
+static int64_t password_at(fixture *f, const char *user)
+{
+    cs_store_query *q = ask_key(f, CS_Q_USERS, user);
+    assert_int_equal(q->nusers, 1);
+    int64_t at = q->users[0].password_at;
+    cs_store_query_free(q);
+    return at;
+}
+
+static bool session_found(fixture *f, const char *hash)
+{
+    cs_store_query *q = ask_key(f, CS_Q_SESSION, hash);
+    bool found = q->nsessions == 1;
+    cs_store_query_free(q);
+    return found;
+}
+
 static void users_sessions_and_tokens(void **state)
 {
     fixture *f = *state;
     open_store(f, 100);
     write_rec(f->store, CS_REC_USER, fill_user);
     write_rec(f->store, CS_REC_USER, fill_user2);
-    write_rec(f->store, CS_REC_SESSION, fill_expired);
-    write_rec(f->store, CS_REC_SESSION, fill_session);
+    int64_t ann = password_at(f, "ann");
+    assert_true(ann > 0);
+    write_session(f, "s0", "ann", ann, 1); /* expired */
+    write_session(f, "s1", "ann", ann, INT64_MAX);
     write_rec(f->store, CS_REC_TOKEN, fill_token);
 
     cs_store_query *q = ask_key(f, CS_Q_USERS, "");
@@ -907,6 +954,67 @@ static void users_sessions_and_tokens(void **state)
     q = ask_key(f, CS_Q_TOKENS, "");
     assert_int_equal(q->ntokens, 0);
     cs_store_query_free(q);
+}
+
+/* A new password ends the user's sessions; so does deleting the user. A session written
+ * late (a sign-in that checked the old password, or the deleted user's) is not found. */
+static void a_new_password_or_a_deleted_user_ends_sessions(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_user(f, "ann", "h1");
+    write_user(f, "bob", "h1");
+    int64_t ann = password_at(f, "ann"), bob = password_at(f, "bob");
+    write_session(f, "a1", "ann", ann, INT64_MAX);
+    write_session(f, "a2", "ann", ann, INT64_MAX);
+    write_session(f, "b1", "bob", bob, INT64_MAX);
+    assert_true(session_found(f, "a1") && session_found(f, "a2") && session_found(f, "b1"));
+
+    write_user(f, "ann", "h2"); /* a new password */
+    /* (a query waits for the writes before it, so the side connection sees them next) */
+    assert_false(session_found(f, "a1"));
+    assert_false(session_found(f, "a2"));
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions WHERE user_name = 'ann'"), 0);
+    int64_t ann2 = password_at(f, "ann");
+    assert_true(ann2 > ann);
+    write_session(f, "a3", "ann", ann, INT64_MAX); /* checked against the old password */
+    assert_false(session_found(f, "a3"));
+    write_session(f, "a4", "ann", ann2, INT64_MAX);
+    assert_true(session_found(f, "a4"));
+    assert_true(session_found(f, "b1")); /* other users keep theirs */
+
+    /* changed twice within a millisecond, it still moves on */
+    write_user(f, "ann", "h3");
+    write_user(f, "ann", "h4");
+    assert_true(password_at(f, "ann") >= ann2 + 2);
+
+    delete_user(f, "bob");
+    assert_false(session_found(f, "b1"));
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions WHERE user_name = 'bob'"), 0);
+    write_session(f, "b2", "bob", bob, INT64_MAX); /* a sign-in that finished after */
+    assert_false(session_found(f, "b2"));
+    write_user(f, "bob", "h1"); /* the name again: a new user, not the old sessions */
+    assert_false(session_found(f, "b2"));
+}
+
+/* The user and the user's sessions go in one transaction: when ending the sessions
+ * fails, the user stays too, and both go when the batch is retried. */
+static void a_user_and_the_sessions_go_together(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_user(f, "ann", "h1");
+    write_session(f, "a1", "ann", password_at(f, "ann"), INT64_MAX);
+    wait_for(f, (cs_store_stats){.written = 2});
+    side_exec(f, "CREATE TRIGGER held BEFORE DELETE ON sessions"
+                 " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;");
+    delete_user(f, "ann");
+    wait_for(f, (cs_store_stats){.failures = 1});
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 1);
+    side_exec(f, "DROP TRIGGER held");
+    wait_for(f, (cs_store_stats){.written = 3});
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 0);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions"), 0);
 }
 
 static void write_segment(cs_store *s, const char *speaker, int64_t seq, int64_t start,
@@ -966,6 +1074,7 @@ static void access_records_spill_and_replay(void **state)
     wait_for(f, (cs_store_stats){.replayed = 3});
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 1);
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions WHERE user_name = 'ann'"), 1);
+    assert_int_equal(side_int(f, "SELECT password_at FROM sessions WHERE token_hash = 's1'"), 7);
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM api_tokens WHERE token_hash = 't1'"), 1);
 }
 
@@ -1011,6 +1120,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(spill_failure_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(close_gives_up_on_a_failing_database, setup, teardown),
         cmocka_unit_test_setup_teardown(users_sessions_and_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_new_password_or_a_deleted_user_ends_sessions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_user_and_the_sessions_go_together, setup, teardown),
         cmocka_unit_test_setup_teardown(transcripts_in_time_order, setup, teardown),
         cmocka_unit_test_setup_teardown(access_records_spill_and_replay, setup, teardown),
     };
