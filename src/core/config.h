@@ -76,6 +76,9 @@
     N(session_ttl_s, "SESSION_TTL_S", 43200, 60, 31536000, "a sign-in lasts this many seconds")   \
     N(login_attempts_per_min, "LOGIN_ATTEMPTS_PER_MIN", 10, 1, 100000,                             \
       "sign-in attempts one address may make per minute")                                         \
+    N(auth_cache_s, "AUTH_CACHE_S", 60, 1, 3600,                                                  \
+      "sessions and API tokens are re-checked with the store this often (seconds): a revoked "    \
+      "token or deleted user stops working, and its /monitor sockets close, within it")           \
     N(store_queue_max, "STORE_QUEUE_MAX", 100000, 100, 10000000,                                   \
       "store writes waiting; beyond it they spill to DATA_DIR/spill")
 

@@ -1,6 +1,8 @@
 /* `callstream user …` and `callstream token …`: who may use the pages and the API,
  * kept in the same store the gateway uses (DATABASE_URL / DATA_DIR, from the same
- * settings). Safe while the gateway runs: SQLite serializes the writers. */
+ * settings). Safe while the gateway runs: SQLite serializes the writers. A new password
+ * or a deleted user ends the user's sessions in the same transaction (the store does it);
+ * a running gateway notices within AUTH_CACHE_S. Tokens belong to no user. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +177,10 @@ int cs_admin_user(int argc, char **argv)
             rec->user.name = cs_pool_strdup(&rec->pool, name);
             rec->user.password_hash = cs_pool_strdup(&rec->pool, hash);
             cs_store_write(a.store, rec);
-            printf("%s user %s\n", existed ? "updated the password of" : "added", name);
+            if (existed)
+                printf("updated the password of user %s and ended its sessions\n", name);
+            else
+                printf("added user %s\n", name);
         }
         sodium_memzero(password, sizeof password);
     } else if (strcmp(verb, "delete") == 0) {
@@ -187,7 +192,7 @@ int cs_admin_user(int argc, char **argv)
             cs_store_rec *rec = cs_store_rec_new(CS_REC_USER_DEL);
             rec->user.name = cs_pool_strdup(&rec->pool, name);
             cs_store_write(a.store, rec);
-            printf("deleted user %s\n", name);
+            printf("deleted user %s and ended its sessions\n", name);
         }
         cs_store_query_free(q);
     } else {

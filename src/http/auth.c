@@ -23,6 +23,8 @@ typedef struct ident {
     char hash[65];
     char user[CS_USER_MAX + 1];
     int64_t valid_until; /* wall ms: the session's end, or when to ask the store again */
+    int64_t expires_at;  /* wall ms: a session's end (0: a token) */
+    bool asking;         /* cs_auth_keep is waiting for the store's answer */
 } ident;
 
 struct cs_auth {
@@ -75,21 +77,31 @@ static void free_all(cs_map *m)
     cs_map_free(m);
 }
 
-static void cache_put(cs_auth *a, const char *hash, const char *user, int64_t valid_until)
+static int64_t window_ms(const cs_auth *a)
 {
-    if (a->cache.len >= CS_AUTH_CACHE_MAX) free_all(&a->cache); /* start over, not grow */
+    return a->gw->cfg->auth_cache_s * 1000;
+}
+
+/* An answer about `hash`; valid_until is capped at expires_at when there is one. */
+static ident *cache_put(cs_auth *a, const char *hash, const char *user, int64_t valid_until,
+                        int64_t expires_at)
+{
     ident *id = cs_map_get(&a->cache, cs_str_of(hash));
+    if (!id && a->cache.len >= CS_AUTH_CACHE_MAX) free_all(&a->cache); /* start over, not grow */
     if (!id) {
         id = calloc(1, sizeof *id);
-        if (!id) return;
+        if (!id) return NULL;
         snprintf(id->hash, sizeof id->hash, "%s", hash);
         if (cs_map_put(&a->cache, cs_str_of(id->hash), id) < 0) {
             free(id);
-            return;
+            return NULL;
         }
     }
     snprintf(id->user, sizeof id->user, "%s", user);
-    id->valid_until = valid_until;
+    id->valid_until = expires_at && expires_at < valid_until ? expires_at : valid_until;
+    id->expires_at = expires_at;
+    id->asking = false;
+    return id;
 }
 
 static void cache_drop(cs_auth *a, const char *hash)
@@ -150,7 +162,10 @@ static void deny(cs_request *r, enum cs_access mode)
     cs_buf_free(&loc);
 }
 
+/* A question to the store about a credential: for a request, or (r NULL) for the
+ * sockets holding it (cs_auth_keep). */
 typedef struct lookup {
+    cs_auth *a;
     cs_request *r;
     enum cs_access mode;
     cs_handler_fn resume;
@@ -158,29 +173,65 @@ typedef struct lookup {
     char hash[65];
 } lookup;
 
+/* Why a credential the store no longer knows has ended, as its sockets are told. */
+static const char *ended_why(const ident *id, bool bearer)
+{
+    if (bearer) return "token revoked";
+    return id->expires_at && id->expires_at <= cs_wall_ms() ? "session expired" : "session ended";
+}
+
 static void on_lookup(cs_store_query *q, void *data)
 {
     lookup *l = data;
-    cs_auth *a = ((cs_gateway *)l->r->app)->auth;
+    cs_auth *a = l->a;
     const char *user = NULL;
-    int64_t until = cs_wall_ms() + CS_AUTH_CACHE_MS;
-    if (q->status == 0 && l->bearer && q->ntokens == 1) {
+    int64_t expires_at = 0;
+    /* (the row must be the one asked about: an empty key would list every token) */
+    if (q->status == 0 && l->bearer && q->ntokens == 1 &&
+        strcmp(q->tokens[0].token_hash, l->hash) == 0) {
         user = q->tokens[0].name;
-    } else if (q->status == 0 && !l->bearer && q->nsessions == 1) {
+    } else if (q->status == 0 && !l->bearer && q->nsessions == 1 &&
+               strcmp(q->sessions[0].token_hash, l->hash) == 0) {
         user = q->sessions[0].user;
-        if (q->sessions[0].expires_at < until) until = q->sessions[0].expires_at;
+        expires_at = q->sessions[0].expires_at;
     }
+    bool failed = !user && q->status != 0 && q->status != CS_ENOTFOUND;
+    ident *id = cs_map_get(&a->cache, cs_str_of(l->hash));
     if (user) {
-        cache_put(a, l->hash, user, until);
+        cache_put(a, l->hash, user, cs_wall_ms() + window_ms(a), expires_at);
+    } else if (failed) {
+        if (id) id->asking = false; /* ask again at the next chance */
+    } else if (id) {
+        /* Known before, ended now: its sockets go too. */
+        cs_monitor_revoke(a->gw, l->hash, ended_why(id, l->bearer));
+        cache_drop(a, l->hash);
+    }
+    if (l->r && user) {
         snprintf(l->r->user, sizeof l->r->user, "%s", user);
         l->resume(l->r);
-    } else if (q->status != 0 && q->status != CS_ENOTFOUND) {
+    } else if (l->r && failed) {
         cs_respond_error(l->r, 503, "the store is unavailable");
-    } else {
+    } else if (l->r) {
         deny(l->r, l->mode);
     }
     cs_store_query_free(q);
     free(l);
+}
+
+/* Sends a copy of `l` to the store; the answer comes to on_lookup. */
+static int ask_store(const lookup *l)
+{
+    lookup *copy = malloc(sizeof *copy);
+    cs_store_query *q =
+        copy ? cs_store_query_new(l->bearer ? CS_Q_TOKENS : CS_Q_SESSION, on_lookup, copy) : NULL;
+    if (!q) {
+        free(copy);
+        return -ENOMEM;
+    }
+    *copy = *l;
+    memcpy(q->key, l->hash, sizeof l->hash);
+    cs_store_query_run(l->a->gw->store, q);
+    return 0;
 }
 
 bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
@@ -199,22 +250,31 @@ bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
         snprintf(r->user, sizeof r->user, "%s", id->user);
         return true;
     }
-    lookup *l = calloc(1, sizeof *l);
-    cs_store_query *q =
-        l ? cs_store_query_new(bearer ? CS_Q_TOKENS : CS_Q_SESSION, on_lookup, l) : NULL;
-    if (!q) {
-        free(l);
-        cs_respond_error(r, 503, "out of memory");
-        return false;
-    }
-    *l = (lookup){.r = r, .mode = mode, .resume = resume, .bearer = bearer};
-    memcpy(l->hash, hash, sizeof hash);
-    memcpy(q->key, hash, sizeof hash);
-    cs_store_query_run(gw->store, q);
+    lookup l = {.a = a, .r = r, .mode = mode, .resume = resume, .bearer = bearer};
+    memcpy(l.hash, hash, sizeof hash);
+    if (ask_store(&l) < 0) cs_respond_error(r, 503, "out of memory");
     return false;
 }
 
-bool cs_auth_same_origin(const cs_request *r)
+void cs_auth_keep(cs_auth *a, const char *hash, bool bearer)
+{
+    ident *id = cs_map_get(&a->cache, cs_str_of(hash));
+    if (id && (id->asking || id->valid_until - cs_wall_ms() > CS_AUTH_KEEP_MS)) return;
+    /* An identity the full cache forgot comes back as a placeholder, so that its
+     * sockets ask once, and are closed if it has ended. */
+    if (!id && !(id = cache_put(a, hash, "", 0, 0))) return;
+    lookup l = {.a = a, .bearer = bearer};
+    memcpy(l.hash, hash, sizeof l.hash);
+    id->asking = ask_store(&l) == 0;
+}
+
+bool cs_auth_credential(const cs_request *r, char hash[65], bool *bearer)
+{
+    return credential(r, CS_ACCESS_API, hash, bearer);
+}
+
+/* Whether the request's Origin is this gateway's own. */
+static bool same_origin(const cs_request *r)
 {
     const cs_str *origin = cs_request_header(r, "Origin");
     if (!origin) return false;
@@ -227,6 +287,14 @@ bool cs_auth_same_origin(const cs_request *r)
     snprintf(own, sizeof own, "%s://%.*s", r->conn && cs_conn_is_tls(r->conn) ? "https" : "http",
              (int)host->n, host->p);
     return cs_str_ieq(*origin, own);
+}
+
+bool cs_auth_origin_ok(const cs_request *r)
+{
+    if (cs_request_header(r, "Origin")) return same_origin(r);
+    char hash[65];
+    bool bearer;
+    return credential(r, CS_ACCESS_API, hash, &bearer) && bearer;
 }
 
 /* ---- login ---- */
@@ -322,7 +390,7 @@ static void check_done(cs_job *job)
         };
         cs_store_write(a->gw->store, rec);
     }
-    cache_put(a, hash, c->user, now + (ttl_ms < CS_AUTH_CACHE_MS ? ttl_ms : CS_AUTH_CACHE_MS));
+    cache_put(a, hash, c->user, now + window_ms(a), now + ttl_ms);
     snprintf(r->user, sizeof r->user, "%s", c->user);
     char line[256];
     bool secure =
@@ -425,6 +493,7 @@ void cs_auth_logout(cs_request *r)
         char hash[65];
         cs_secret_hash(hash, c.p, c.n);
         cache_drop(gw->auth, hash);
+        cs_monitor_revoke(gw, hash, "signed out");
         cs_store_rec *rec = cs_store_rec_new(CS_REC_SESSION_DEL);
         if (rec) {
             rec->session.token_hash = cs_pool_strdup(&rec->pool, hash);

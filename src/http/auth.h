@@ -1,8 +1,8 @@
 /* Who may use the pages, the API and the monitor socket: users with Argon2id password
  * hashes (hashed and checked on a worker thread, never on the loop), session cookies and
- * API tokens (random strings whose SHA-256 is all the store keeps, cached here for a
- * minute), a per-address limit on login attempts, and the first admin. Twilio's routes
- * never come here: they are signed. */
+ * API tokens (random strings whose SHA-256 is all the store keeps, cached here for
+ * AUTH_CACHE_S), a per-address limit on login attempts, and the first admin. Twilio's
+ * routes never come here: they are signed. */
 #ifndef CS_AUTH_H
 #define CS_AUTH_H
 
@@ -12,8 +12,8 @@
 #include "net/server.h"
 
 #define CS_SESSION_COOKIE   "cs_session"
-#define CS_AUTH_CACHE_MS    60000 /* a session or token is re-checked with the store after this */
 #define CS_AUTH_CACHE_MAX   10000 /* identities cached; past it the cache starts over */
+#define CS_AUTH_KEEP_MS     1000  /* cs_auth_keep asks again this long before an answer expires */
 #define CS_AUTH_PENDING_MAX 64    /* password checks waiting for the worker; more get 503 */
 #define CS_PASSWORD_MAX     256
 #define CS_USER_MAX         63
@@ -41,11 +41,24 @@ void cs_auth_bootstrap(cs_auth *a, void (*done)(void *data, int err), void *data
  * without the store, it returns false and later calls `resume(r)` again with the answer
  * known; when the answer is no, it answers the request itself (303 or 401). */
 bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume);
-/* Whether the request's Origin is this gateway's own (PUBLIC_URL's, or the Host it
- * arrived at). A request without Origin is not. */
-bool cs_auth_same_origin(const cs_request *r);
+/* The SHA-256 (hex) of the credential `r` carries, the session cookie first, else a
+ * bearer token (*bearer says which); false when there is none. */
+bool cs_auth_credential(const cs_request *r, char hash[65], bool *bearer);
+/* Whether `r` may open a WebSocket from where it comes. A foreign Origin never may; a
+ * session cookie needs the gateway's own Origin (PUBLIC_URL's, or the Host it arrived
+ * at), as browsers send one with every WebSocket handshake and a page elsewhere could
+ * ride on the cookie; a bearer token, which browsers never send on their own, may come
+ * without Origin. */
+bool cs_auth_origin_ok(const cs_request *r);
+/* For the credential a long-lived socket holds (`hash` as cs_auth_credential gives it):
+ * when its cached answer is about to run out, asks the store again in the background.
+ * When the store says it has ended (signed out, user deleted, password changed, session
+ * expired, token revoked), cs_monitor_revoke closes the sockets holding it; a store that
+ * cannot answer leaves them open. Call it once a second per socket. */
+void cs_auth_keep(cs_auth *a, const char *hash, bool bearer);
 
-/* POST /login, POST /logout, GET /api/v1/me */
+/* POST /login, POST /logout (which closes the session's monitor sockets at once),
+ * GET /api/v1/me */
 void cs_auth_login(cs_request *r);
 void cs_auth_logout(cs_request *r);
 void cs_auth_me(cs_request *r);

@@ -125,6 +125,9 @@ int cs_monitor_attach(cs_gateway *gw);
 int cs_monitor_start(cs_gateway *gw);
 void cs_monitor_close_all(cs_gateway *gw);
 void cs_monitor_free(cs_gateway *gw);
+/* Closes the monitor sockets opened with the credential whose hash is `cred` (it has
+ * ended: `why` is the close reason), at once and with nothing more sent. */
+void cs_monitor_revoke(cs_gateway *gw, const char *cred, const char *why);
 
 /* Transcription (transcribe.c): the engine named by STT and the observer feeding it
  * (start-up; CS_ECONFIG with a message); whether every session has closed; stopping the

@@ -23,6 +23,9 @@
 #define PING_MS          15000
 #define SILENT_MAX_MS    45000
 #define FRAME_HEADER     20
+/* The credential the socket was opened with has ended (private range, RFC 6455 §7.4.2;
+ * as HTTP's 401). */
+#define CLOSE_SIGNED_OUT 4401
 
 /* ---- the publisher ---- */
 
@@ -225,6 +228,8 @@ struct monitor {
     cs_gateway *gw;
     cs_wsconn ws;
     char user[64];
+    char cred[65]; /* hash of the session or token it was opened with: it lives as long */
+    bool bearer;
     cs_bus_sub feed; /* the list of calls, after watch_calls */
     watch watches[MAX_WATCHES];
     uint64_t seen_ms; /* last sign of life */
@@ -490,15 +495,21 @@ static void on_pong(cs_wsconn *ws, const char *data, size_t len)
     m->seen_ms = uv_now(m->gw->loop);
 }
 
+/* Nothing more reaches the socket from the bus. */
+static void stop_following(monitor *m)
+{
+    cs_bus_unsubscribe(&m->gw->bus, &m->feed);
+    for (size_t i = 0; i < MAX_WATCHES; i++)
+        if (m->watches[i].used) unwatch(m, &m->watches[i]);
+}
+
 static void on_close(cs_wsconn *ws, uint16_t code, int err)
 {
     (void)code;
     (void)err;
     monitor *m = ws->data;
     cs_gateway *gw = m->gw;
-    cs_bus_unsubscribe(&gw->bus, &m->feed);
-    for (size_t i = 0; i < MAX_WATCHES; i++)
-        if (m->watches[i].used) unwatch(m, &m->watches[i]);
+    stop_following(m);
     if (m->prev)
         m->prev->next = m->next;
     else
@@ -518,7 +529,7 @@ void cs_monitor_upgrade(cs_request *r)
 {
     cs_gateway *gw = r->app;
     if (!cs_auth_check(r, CS_ACCESS_API, cs_monitor_upgrade)) return;
-    if (!cs_auth_same_origin(r)) {
+    if (!cs_auth_origin_ok(r)) {
         cs_warn("monitor: refused %s's socket from %s: Origin is not this gateway's", r->user,
                 r->conn ? r->conn->peer_ip : "?");
         cs_respond_error(r, 403, "the monitor socket is for this gateway's own pages");
@@ -535,6 +546,7 @@ void cs_monitor_upgrade(cs_request *r)
     }
     m->gw = gw;
     snprintf(m->user, sizeof m->user, "%s", r->user);
+    cs_auth_credential(r, m->cred, &m->bearer);
     if (cs_request_upgrade(r, &m->ws, MAX_CONTROL, &monitor_ops, m) < 0) {
         free(m);
         return;
@@ -594,6 +606,7 @@ static void on_tick(uv_timer_t *t)
             cs_wsconn_send(&m->ws, CS_WS_OP_PING, NULL, 0);
             m->pinged_ms = now;
         }
+        cs_auth_keep(gw->auth, m->cred, m->bearer);
         for (size_t i = 0; i < MAX_WATCHES; i++)
             if (m->watches[i].used) stats_of(m, &m->watches[i]);
     }
@@ -612,6 +625,18 @@ void cs_monitor_close_all(cs_gateway *gw)
     for (monitor *m = gw->monitors; m; m = m->next) {
         m->closing = true;
         cs_wsconn_close(&m->ws, CS_WS_CLOSE_GOING_AWAY, "shutting down");
+    }
+}
+
+void cs_monitor_revoke(cs_gateway *gw, const char *cred, const char *why)
+{
+    for (monitor *m = gw->monitors; m; m = m->next) {
+        if (m->closing || strcmp(m->cred, cred) != 0) continue;
+        cs_info("monitor: closing %s's socket from %s: %s", m->user,
+                m->ws.conn ? m->ws.conn->peer_ip : "?", why);
+        m->closing = true;
+        stop_following(m);
+        cs_wsconn_close(&m->ws, CLOSE_SIGNED_OUT, why);
     }
 }
 

@@ -1,6 +1,7 @@
 /* Who may use the pages, the API and the monitor socket: the first admin, sign-in with
  * its cookie, the per-address limit, pages that send strangers to the login page, API
- * tokens, the command line, logout — and Twilio's routes, which take signatures only. */
+ * tokens, the command line, logout, deleted users, changed passwords and revoked tokens
+ * refused within AUTH_CACHE_S — and Twilio's routes, which take signatures only. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,8 @@
 #include "integ_util.h"
 
 static it_server srv;
+
+#define REVOKE_WAIT_MS 20000 /* generous, for a 2 s AUTH_CACHE_S on a busy machine */
 
 /* POST /login; returns the status and the Set-Cookie line (if any) in *cookie. */
 static int login(const char *user, const char *password, bool json, char *cookie, size_t cap,
@@ -136,6 +139,76 @@ static void strangers(void)
     it_resp_free(&r);
 }
 
+/* GETs `target` with `headers` until it answers `want` or timeout_ms has passed; the
+ * last status. */
+static int status_within(const char *target, const char *headers, int want, int timeout_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    int status;
+    for (;;) {
+        it_resp r;
+        status = get_as(target, headers, &r);
+        it_resp_free(&r);
+        if (status == want || it_now_ms() > deadline) return status;
+        it_sleep_ms(200);
+    }
+}
+
+/* Without a restart, a deleted user's session, a session from before a password change
+ * and a revoked token stop working within AUTH_CACHE_S (2 s on this server), though each
+ * was in the cache. */
+static void revoked_within_the_cache_window(void)
+{
+    char eve[256], fay[256], token[80], bearer[160];
+    IT_CHECK(it_cli(&srv, "user add eve --password-stdin", "eve's password\n", NULL, 0) == 0 &&
+                 it_cli(&srv, "user add fay --password-stdin", "fay's password\n", NULL, 0) == 0,
+             "user add failed");
+    IT_CHECK(it_cli(&srv, "token create bot", NULL, token, sizeof token) == 0, "no token");
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s\r\n", token);
+    IT_CHECK(it_sign_in(&srv, "eve", "eve's password", eve, sizeof eve) == 0 &&
+                 it_sign_in(&srv, "fay", "fay's password", fay, sizeof fay) == 0,
+             "the new users cannot sign in");
+    IT_CHECK(status_within("/api/v1/me", eve, 200, 0) == 200 &&
+                 status_within("/api/v1/me", fay, 200, 0) == 200 &&
+                 status_within("/api/v1/me", bearer, 200, 0) == 200,
+             "a fresh session or token refused");
+
+    IT_CHECK(it_cli(&srv, "user delete eve", NULL, NULL, 0) == 0, "user delete failed");
+    IT_CHECK(it_cli(&srv, "user add fay --password-stdin", "fay's new password\n", NULL, 0) == 0,
+             "the password change failed");
+    IT_CHECK(it_cli(&srv, "token revoke bot", NULL, NULL, 0) == 0, "revoke failed");
+    IT_CHECK(status_within("/api/v1/me", eve, 401, REVOKE_WAIT_MS) == 401,
+             "a deleted user is still signed in");
+    IT_CHECK(status_within("/api/v1/me", fay, 401, REVOKE_WAIT_MS) == 401,
+             "a session from before the password change still works");
+    IT_CHECK(status_within("/api/v1/me", bearer, 401, REVOKE_WAIT_MS) == 401,
+             "a revoked token still works");
+    IT_CHECK(it_sign_in(&srv, "fay", "fay's password", fay, sizeof fay) < 0,
+             "the old password still signs in");
+    IT_CHECK(it_sign_in(&srv, "fay", "fay's new password", fay, sizeof fay) == 0 &&
+                 status_within("/api/v1/me", fay, 200, 0) == 200,
+             "the new password does not sign in");
+    IT_CHECK(it_sign_in(&srv, "eve", "eve's password", eve, sizeof eve) < 0,
+             "a deleted user signed in");
+}
+
+/* A server of its own, where the cache lasts 2 s and sign-ins are not limited. */
+static void on_a_quick_server(void)
+{
+    it_server main_srv = srv;
+    const char *args[] = {"--auth-cache-s", "2", "--login-attempts-per-min", "10000", NULL};
+    if (it_server_start(&srv, args) < 0) {
+        IT_CHECK(0, "no server with a short cache");
+        srv = main_srv;
+        return;
+    }
+    revoked_within_the_cache_window();
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&srv);
+    srv = main_srv;
+    snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", srv.token);
+}
+
 static void static_files(void)
 {
     it_resp r;
@@ -236,6 +309,7 @@ int main(void)
     static_files();
     tokens_and_users();
     throttling();
+    on_a_quick_server();
     twilio_routes_ignore_sessions();
     IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&srv);

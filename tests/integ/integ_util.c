@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/crypto.h"
+#include "net/form.h"
 #include "net/http.h"
 
 #define START_WAIT_MS 15000
@@ -61,6 +62,11 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long it_now_ms(void)
+{
+    return now_ms();
 }
 
 static const char *bin(void)
@@ -256,9 +262,19 @@ void it_admin_password(const it_server *s, char *out, size_t cap)
 
 int it_session(const it_server *s, char *out, size_t cap)
 {
-    char pw[64], body[256];
+    char pw[64];
     it_admin_password(s, pw, sizeof pw);
-    snprintf(body, sizeof body, "username=admin&password=%s", pw);
+    return it_sign_in(s, "admin", pw, out, cap);
+}
+
+int it_sign_in(const it_server *s, const char *user, const char *password, char *out, size_t cap)
+{
+    const char *names[] = {"username", "password"}, *values[] = {user, password};
+    cs_buf form = CS_BUF_INIT(4096);
+    cs_form_write(&form, names, values, 2);
+    char body[4096];
+    snprintf(body, sizeof body, "%.*s", (int)form.len, form.data ? form.data : "");
+    cs_buf_free(&form);
     it_resp r;
     int rc = it_http(s->port, "POST", "/login",
                      "Content-Type: application/x-www-form-urlencoded\r\nAccept: "
@@ -419,7 +435,8 @@ double it_metric(int port, const char *series)
 
 static void sim_command(char *out, size_t cap, const it_server *s, const char *fmt, va_list ap)
 {
-    int n = snprintf(out, cap, "%s sim --url %s ", bin(), s->url);
+    /* exec: the pid it_sim_spawn returns is the simulator's own, which a test may kill */
+    int n = snprintf(out, cap, "exec %s sim --url %s ", bin(), s->url);
     vsnprintf(out + n, cap - (size_t)n, fmt, ap);
 }
 
@@ -634,6 +651,21 @@ long long it_sql(const char *db, const char *sql)
     }
     sqlite3_close(h);
     return v;
+}
+
+int it_sql_exec(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    int rc = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(h, IO_WAIT_MS);
+        char *msg = NULL;
+        rc = sqlite3_exec(h, sql, NULL, NULL, &msg) == SQLITE_OK ? 0 : -1;
+        if (rc < 0) fprintf(stderr, "sql: %s: %s\n", sql, msg ? msg : sqlite3_errmsg(h));
+        sqlite3_free(msg);
+    }
+    sqlite3_close(h);
+    return rc;
 }
 
 int it_wav_info(const char *path, unsigned *channels, long *header_frames, long *size_frames)

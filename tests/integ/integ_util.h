@@ -26,6 +26,8 @@ void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 int it_done(const char *name);
 
 void it_sleep_ms(int ms);
+/* A monotonic clock in ms, for deadlines. */
+long long it_now_ms(void);
 
 /* ---- the server ---- */
 
@@ -58,6 +60,8 @@ int it_cli(const it_server *s, const char *args, const char *input, char *out, s
 void it_admin_password(const it_server *s, char *out, size_t cap);
 /* Signs in as admin and gives "Cookie: cs_session=…\r\n" in `out`. 0 or -1. */
 int it_session(const it_server *s, char *out, size_t cap);
+/* The same as `user` with `password`. */
+int it_sign_in(const it_server *s, const char *user, const char *password, char *out, size_t cap);
 /* Lines of the server's log holding `needle`. */
 int it_log_count(const it_server *s, const char *needle);
 /* Removes the temp dir (kept when checks failed, or with CS_KEEP set, for a look). */
@@ -134,6 +138,8 @@ const char *it_recording(const it_server *s, const char *sid);
 const char *it_db(const it_server *s);
 /* One integer from a query on a SQLite file; -1 on error. */
 long long it_sql(const char *db, const char *sql);
+/* Runs statements on a SQLite file (as another process would); 0 or -1. */
+int it_sql_exec(const char *db, const char *sql);
 /* Channels and frames of a WAV, from its header and from its size. 0 or -1. */
 int it_wav_info(const char *path, unsigned *channels, long *header_frames, long *size_frames);
 

@@ -1,7 +1,8 @@
 /* The monitor socket (docs/monitor.md) against a real call: who may open it, the list
  * feed, joining a call mid-way, audio frames with their header, events, ping, the close
- * when the call ends — and a browser that never reads, which loses audio and is closed
- * while another listener and the call itself lose nothing. */
+ * when the call ends, a browser that never reads, which loses audio and is closed while
+ * another listener and the call itself lose nothing — and sockets that close, with no
+ * more audio, when the session or token they were opened with ends. */
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,9 @@
 
 static it_server srv;
 static char cookie[256], origin[128];
+
+#define CLOSE_SIGNED_OUT 4401
+#define REVOKE_WAIT_MS   20000 /* generous, for a 2 s AUTH_CACHE_S on a busy machine */
 
 static long long wall_ms(void)
 {
@@ -61,6 +65,9 @@ static void send_json(it_ws *w, const char *fmt, const char *arg)
     it_ws_send_text(w, msg);
 }
 
+/* A session cookie needs our own Origin (a page elsewhere could ride on it); a bearer
+ * token, which browsers never send by themselves, may come without Origin; a foreign
+ * Origin is refused either way. */
 static void who_may_open(void)
 {
     it_ws w;
@@ -68,7 +75,7 @@ static void who_may_open(void)
     IT_CHECK(open_monitor(&w, "Origin: http://127.0.0.1\r\n", 0) == 401,
              "opened without a session");
     it_ws_close(&w);
-    IT_CHECK(open_monitor(&w, cookie, 0) == 403, "opened without an Origin");
+    IT_CHECK(open_monitor(&w, cookie, 0) == 403, "opened with a session but no Origin");
     it_ws_close(&w);
     snprintf(h, sizeof h, "%sOrigin: http://evil.example\r\n", cookie);
     IT_CHECK(open_monitor(&w, h, 0) == 403, "opened from another origin");
@@ -77,6 +84,18 @@ static void who_may_open(void)
     cJSON *hello = next_json(&w, "hello", 3000);
     IT_CHECK(hello && strcmp(str(hello, "user"), "admin") == 0, "no hello");
     cJSON_Delete(hello);
+    it_ws_close(&w);
+
+    IT_CHECK(open_monitor(&w, it_auth, 0) == 0, "a bearer token without Origin was refused");
+    hello = next_json(&w, "hello", 3000);
+    IT_CHECK(hello && strcmp(str(hello, "user"), "it") == 0, "no hello for the token");
+    cJSON_Delete(hello);
+    it_ws_close(&w);
+    snprintf(h, sizeof h, "%sOrigin: http://evil.example\r\n", it_auth);
+    IT_CHECK(open_monitor(&w, h, 0) == 403, "a bearer token opened from another origin");
+    it_ws_close(&w);
+    snprintf(h, sizeof h, "%sOrigin: %s\r\n", it_auth, origin);
+    IT_CHECK(open_monitor(&w, h, 0) == 0, "a bearer token with our Origin was refused");
     it_ws_close(&w);
 }
 
@@ -190,22 +209,35 @@ static void a_live_call(void)
     cJSON_Delete(it_sim_wait(sim, NULL));
 }
 
+/* Starts a call with `callstream sim <opts>` on `s` and gives its CallSid, seen on the
+ * list feed of a socket opened with `headers`. The simulator's pid, or -1. */
+static pid_t spawn_call(const it_server *s, const char *headers, const char *opts, char sid[40])
+{
+    it_ws list;
+    sid[0] = '\0';
+    if (it_ws_connect(&list, s->port, "/monitor", headers) != 0) {
+        it_ws_close(&list);
+        return -1;
+    }
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    pid_t sim = it_sim_spawn(s, "%s", opts);
+    cJSON *started = next_json(&list, "call_started", 5000);
+    snprintf(sid, 40, "%.39s", str(cJSON_GetObjectItem(started, "call"), "sid"));
+    cJSON_Delete(started);
+    it_ws_close(&list);
+    return sim;
+}
+
 /* A browser joining late gets every earlier event (here more than the history's first
  * allocation holds), then the rest live: each digit once, in order. */
 static void a_late_joiner(void)
 {
     static const char digits[] = "0123456789012345678901234567890123456789";
-    it_ws list, call;
-    IT_CHECK(open_as_browser(&list, 0) == 0, "list socket refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
-    char opts[128];
+    it_ws call;
+    char opts[128], sid[40];
     snprintf(opts, sizeof opts, "--duration 5 --dtmf %s", digits);
-    pid_t sim = it_sim_spawn(&srv, opts);
-    cJSON *started = next_json(&list, "call_started", 5000);
-    char sid[40];
-    snprintf(sid, sizeof sid, "%.39s", str(cJSON_GetObjectItem(started, "call"), "sid"));
-    cJSON_Delete(started);
-    it_ws_close(&list);
+    pid_t sim = spawn_call(&srv, it_auth, opts, sid);
+    IT_CHECK(sid[0], "the call did not start");
 
     it_sleep_ms(3500);
     IT_CHECK(open_as_browser(&call, 0) == 0, "call socket refused");
@@ -244,15 +276,10 @@ static void a_late_joiner(void)
 /* One browser never reads: it loses audio and is closed; the other hears every frame. */
 static void a_slow_listener(void)
 {
-    it_ws list, slow, good;
-    IT_CHECK(open_as_browser(&list, 0) == 0, "list socket refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
-    pid_t sim = it_sim_spawn(&srv, "--duration 16");
-    cJSON *started = next_json(&list, "call_started", 5000);
+    it_ws slow, good;
     char sid[40];
-    snprintf(sid, sizeof sid, "%.39s", str(cJSON_GetObjectItem(started, "call"), "sid"));
-    cJSON_Delete(started);
-    it_ws_close(&list);
+    pid_t sim = spawn_call(&srv, it_auth, "--duration 16", sid);
+    IT_CHECK(sid[0], "the call did not start");
 
     IT_CHECK(open_as_browser(&slow, 2048) == 0, "slow socket refused");
     IT_CHECK(open_as_browser(&good, 0) == 0, "good socket refused");
@@ -277,6 +304,173 @@ static void a_slow_listener(void)
     it_ws_close(&good);
 }
 
+/* Opens a socket on `s` with `headers` that follows call `sid`, both tracks, and waits
+ * for its first audio frame. 0 or -1. */
+static int listening(it_ws *w, const it_server *s, const char *headers, const char *sid)
+{
+    if (it_ws_connect(w, s->port, "/monitor", headers) != 0) return -1;
+    send_json(w, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
+    long long deadline = wall_ms() + 10000;
+    cs_ws_event ev;
+    while (wall_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - wall_ms()));
+        if (r < 0) return -1;
+        if (r > 0 && ev.type == CS_WS_EV_MESSAGE && ev.opcode == CS_WS_OP_BINARY) return 0;
+    }
+    return -1;
+}
+
+/* A socket that follows call `sid` paused (no audio, so that it never falls behind while
+ * the test reads others). 0 or -1. */
+static int paused(it_ws *w, const it_server *s, const char *headers, const char *sid)
+{
+    if (it_ws_connect(w, s->port, "/monitor", headers) != 0) return -1;
+    send_json(w, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
+    cJSON *sub = next_json(w, "subscribed", 10000);
+    cJSON_Delete(sub);
+    return sub ? 0 : -1;
+}
+
+typedef struct ending {
+    int code;        /* of the server's close frame; -1 if none came */
+    char why[128];   /* its reason */
+    int audio_after; /* audio frames that came after it */
+} ending;
+
+/* Reads `w` until the server closes it (within timeout_ms), answers the close, and reads
+ * to the end of the connection, counting audio that still came. */
+static ending ending_of(it_ws *w, int timeout_ms)
+{
+    ending e = {.code = -1};
+    long long deadline = wall_ms() + timeout_ms;
+    cs_ws_event ev;
+    while (e.code < 0 && wall_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - wall_ms()));
+        if (r < 0) return e;
+        if (r > 0 && ev.type == CS_WS_EV_CLOSE) {
+            e.code = ev.close_code;
+            snprintf(e.why, sizeof e.why, "%.*s", (int)ev.len, ev.data ? ev.data : "");
+        }
+    }
+    if (e.code < 0) return e;
+    uint8_t code[2] = {(uint8_t)(e.code >> 8), (uint8_t)e.code};
+    it_ws_send(w, CS_WS_OP_CLOSE, code, sizeof code);
+    deadline = wall_ms() + 10000;
+    while (wall_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - wall_ms()));
+        if (r < 0) break; /* the server closed the connection */
+        if (r > 0 && ev.type == CS_WS_EV_MESSAGE && ev.opcode == CS_WS_OP_BINARY) e.audio_after++;
+    }
+    return e;
+}
+
+/* Whether paused socket `w` is open and hears call `sid` once it asks for audio. */
+static bool still_hears(it_ws *w, const char *sid)
+{
+    send_json(w, "{\"type\":\"audio\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
+    audio_seen a = {0};
+    int code;
+    listen_for(w, 2000, &a, NULL, &code);
+    return code == -1 && a.frames[0] + a.frames[1] > 10;
+}
+
+/* Signing out closes the sockets opened with that session at once (this server caches a
+ * session for a minute), with 4401 and no audio after it; another session's socket on
+ * the same call hears on. */
+static void signing_out_closes_at_once(void)
+{
+    char session[256], h[512], mine[512], sid[40];
+    IT_CHECK(it_session(&srv, session, sizeof session) == 0, "cannot sign in");
+    snprintf(h, sizeof h, "%sOrigin: %s\r\n", session, origin);
+    snprintf(mine, sizeof mine, "%sOrigin: %s\r\n", cookie, origin);
+    pid_t sim = spawn_call(&srv, it_auth, "--duration 30", sid);
+    it_ws w, other;
+    IT_CHECK(sid[0] && listening(&w, &srv, h, sid) == 0 && paused(&other, &srv, mine, sid) == 0,
+             "no audio on the call");
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", it_auth);
+    it_auth[0] = '\0';
+    it_resp r;
+    IT_CHECK(it_http(srv.port, "POST", "/logout", session, "", &r) == 0 && r.status == 303,
+             "logout: %d", r.status);
+    it_resp_free(&r);
+    snprintf(it_auth, sizeof it_auth, "%s", saved);
+    ending e = ending_of(&w, 10000);
+    IT_CHECK(e.code == CLOSE_SIGNED_OUT && strcmp(e.why, "signed out") == 0,
+             "after sign-out the socket closed with %d '%s'", e.code, e.why);
+    IT_CHECK(e.audio_after == 0, "%d audio frames after the close", e.audio_after);
+    IT_CHECK(still_hears(&other, sid), "another session's socket was closed too");
+    it_ws_close(&w);
+    it_ws_close(&other);
+    kill(sim, SIGTERM);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+}
+
+/* Another process deletes a user, changes a password, revokes a token, or a session
+ * runs out: the sockets opened with them close within AUTH_CACHE_S (2 s here), with
+ * 4401 and no audio after it, while a socket of another credential hears on. */
+static void ended_credentials_close_their_sockets(void)
+{
+    it_server s;
+    /* The sockets not being read while the test waits for another lose audio, but are
+     * not closed for it. */
+    const char *args[] = {"--agent", "echo", "--auth-cache-s", "2", "--monitor-slow-s",
+                          "3600",    NULL};
+    if (it_server_start(&s, args) < 0) {
+        IT_CHECK(0, "no server with a short cache");
+        return;
+    }
+    char own[128], headers[4][512], token[80], session[256], ours[160], sid[40];
+    snprintf(own, sizeof own, "http://127.0.0.1:%d", s.port);
+    static const char *const users[] = {"bob", "carol", "dave"};
+    for (int i = 0; i < 3; i++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "user add %s --password-stdin", users[i]);
+        IT_CHECK(it_cli(&s, cmd, "a fine password\n", NULL, 0) == 0, "user add %s", users[i]);
+        IT_CHECK(it_sign_in(&s, users[i], "a fine password", session, sizeof session) == 0,
+                 "%s cannot sign in", users[i]);
+        snprintf(headers[i], sizeof headers[i], "%sOrigin: %s\r\n", session, own);
+    }
+    IT_CHECK(it_cli(&s, "token create tok", NULL, token, sizeof token) == 0, "no token");
+    snprintf(headers[3], sizeof headers[3], "Authorization: Bearer %s\r\n", token);
+    snprintf(ours, sizeof ours, "Authorization: Bearer %s\r\n", s.token);
+
+    static const struct {
+        const char *what, *cli, *input, *sql, *why; /* why: NULL, either reason */
+    } ends[4] = {
+        {"deleting the user", "user delete bob", NULL, NULL, "session ended"},
+        {"a new password", "user add carol --password-stdin", "another password\n", NULL,
+         "session ended"},
+        {"the session's end", NULL, NULL,
+         "UPDATE sessions SET expires_at = strftime('%s','now') * 1000 WHERE user_name = 'dave'",
+         NULL},
+        {"revoking the token", "token revoke tok", NULL, NULL, "token revoked"},
+    };
+    pid_t sim = spawn_call(&s, ours, "--duration 60", sid);
+    it_ws w[4], control;
+    for (int i = 0; i < 4; i++)
+        IT_CHECK(sid[0] && listening(&w[i], &s, headers[i], sid) == 0, "no audio before %s",
+                 ends[i].what);
+    IT_CHECK(paused(&control, &s, ours, sid) == 0, "the test's own token cannot follow the call");
+    for (int i = 0; i < 4; i++) {
+        IT_CHECK(ends[i].cli ? it_cli(&s, ends[i].cli, ends[i].input, NULL, 0) == 0
+                             : it_sql_exec(it_db(&s), ends[i].sql) == 0,
+                 "%s failed", ends[i].what);
+        ending e = ending_of(&w[i], REVOKE_WAIT_MS);
+        IT_CHECK(e.code == CLOSE_SIGNED_OUT && (!ends[i].why || !strcmp(e.why, ends[i].why)),
+                 "after %s the socket closed with %d '%s'", ends[i].what, e.code, e.why);
+        IT_CHECK(e.audio_after == 0, "%d audio frames after %s", e.audio_after, ends[i].what);
+        it_ws_close(&w[i]);
+    }
+    IT_CHECK(still_hears(&control, sid), "the socket of a credential still good was closed");
+    it_ws_close(&control);
+    kill(sim, SIGTERM);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+    IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&s);
+    snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", srv.token);
+}
+
 int main(void)
 {
     const char *args[] = {"--agent", "echo", "--monitor-slow-s", "2", NULL};
@@ -287,6 +481,8 @@ int main(void)
     a_live_call();
     a_late_joiner();
     a_slow_listener();
+    signing_out_closes_at_once();
+    ended_credentials_close_their_sockets();
     IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&srv);
     return it_done("monitor");

@@ -10,6 +10,7 @@ const PING_MS = 5000;
 const FIRST_PINGS = [0, 300, 900]; // a few early samples for a good clock offset at once
 const SILENT_MS = 20000; // nothing heard for this long: the connection is dead
 const STEADY_MS = 10000; // a connection that lasted this long restarts the backoff
+const CLOSE_SIGNED_OUT = 4401; // the session or token this socket was opened with ended
 
 function monitorUrl() {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/monitor`;
@@ -18,7 +19,8 @@ function monitorUrl() {
 /**
  * Events: `state` {state: 'connecting'|'open'|'reconnecting'|'closed', retryAt},
  * `message` (a parsed JSON object), `audio` (an ArrayBuffer), `refused` (a connection
- * that never opened: the page may check its session).
+ * that never opened, or that the server closed because the session or token ended: the
+ * page may check its session).
  */
 export class MonitorSocket extends EventTarget {
   constructor(url = monitorUrl()) {
@@ -72,11 +74,11 @@ export class MonitorSocket extends EventTarget {
       this.timers.push(setInterval(() => this.tick(), PING_MS));
     };
     ws.onmessage = (e) => this.receive(e.data);
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.clearTimers();
-      if (!openedAt) this.emit('refused', {});
+      if (!openedAt || e.code === CLOSE_SIGNED_OUT) this.emit('refused', {});
       else if (Date.now() - openedAt > STEADY_MS) this.attempt = 0;
       if (!this.stopped) this.retry();
     };
