@@ -310,15 +310,41 @@ typedef struct check {
     char password[CS_PASSWORD_MAX + 1];
     char hash[crypto_pwhash_STRBYTES]; /* the stored one, or empty */
     int64_t password_at;               /* the user's, with that hash */
-    char next[1024];
+    char next[CS_NEXT_MAX];
 } check;
 
-/* `next` only ever leads to a page of ours. */
+/* One stage of `next`. Browsers drop tabs and newlines from URLs and read '\' as '/', so
+ * "/\t/evil" or "/\evil" would lead to //evil, another site. */
+static bool next_stage_ok(const char *s, size_t n)
+{
+    if (n < 2 || s[0] != '/' || s[1] == '/' || s[1] == '\\') return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '\\') return false;
+    }
+    return true;
+}
+
+bool cs_auth_next_ok(const char *next)
+{
+    size_t n = next ? strlen(next) : 0;
+    if (n == 0 || n >= CS_NEXT_MAX) return false;
+    char s[CS_NEXT_MAX];
+    memcpy(s, next, n + 1);
+    for (int decoded = 0;; decoded++) {
+        if (!next_stage_ok(s, n)) return false;
+        if (!memchr(s, '%', n)) return true;
+        if (decoded == CS_NEXT_DECODES) return false;
+        int k = cs_url_decode(s, s, n, false);
+        if (k < 0) return false;
+        n = (size_t)k;
+    }
+}
+
+/* `next` only ever leads to a page of ours; anything else to the list. */
 static void safe_next(char *out, size_t cap, const char *next)
 {
-    bool ok = next && next[0] == '/' && next[1] != '/' && next[1] != '\\' &&
-              !strpbrk(next, "\r\n") && strlen(next) < cap;
-    snprintf(out, cap, "%s", ok ? next : "/calls_monitoring");
+    snprintf(out, cap, "%s", cs_auth_next_ok(next) ? next : "/calls_monitoring");
 }
 
 static void login_answer(cs_request *r, bool json, int status, const char *error, const char *next,
@@ -448,7 +474,7 @@ void cs_auth_login(cs_request *r)
         cs_respond_error(r, 400, "malformed form body");
         return;
     }
-    char user[CS_USER_MAX + 1], password[CS_PASSWORD_MAX + 1], next[1024];
+    char user[CS_USER_MAX + 1], password[CS_PASSWORD_MAX + 1], next[CS_NEXT_MAX];
     bool ok = take(user, sizeof user, cs_form_get(&form, "username")) &&
               take(password, sizeof password, cs_form_get(&form, "password")) && user[0];
     safe_next(next, sizeof next, cs_form_get(&form, "next"));

@@ -14,6 +14,8 @@
 #define CS_SESSION_COOKIE   "cs_session"
 #define CS_AUTH_CACHE_MAX   10000 /* identities cached; past it the cache starts over */
 #define CS_AUTH_KEEP_MS     1000  /* cs_auth_keep asks again this long before an answer expires */
+#define CS_NEXT_MAX         1024  /* longest `next` followed after sign-in */
+#define CS_NEXT_DECODES     4     /* percent-decodings of `next` checked; more is refused */
 #define CS_AUTH_PENDING_MAX 64    /* password checks waiting for the worker; more get 503 */
 #define CS_PASSWORD_MAX     256
 #define CS_USER_MAX         63
@@ -56,6 +58,11 @@ bool cs_auth_origin_ok(const cs_request *r);
  * expired, token revoked), cs_monitor_revoke closes the sockets holding it; a store that
  * cannot answer leaves them open. Call it once a second per socket. */
 void cs_auth_keep(cs_auth *a, const char *hash, bool bearer);
+/* Whether `next` (a form value, decoded once) may be followed after sign-in: a path of
+ * this site, as given and after each percent-decoding (up to CS_NEXT_DECODES), starting
+ * with a single '/' then neither '/' nor '\', with no control character or backslash
+ * anywhere. web/static/login.js applies the same rule. */
+bool cs_auth_next_ok(const char *next);
 
 /* POST /login, POST /logout (which closes the session's monitor sockets at once),
  * GET /api/v1/me */

@@ -1,6 +1,7 @@
 // The monitoring pages in a real browser: Debian's Chromium, driven by playwright-core,
 // against the real gateway while `callstream sim` plays a real recording into it.
-// Sign in; the call appears in the list within 2 s; open it; press play; the page's
+// A hostile `next` on the login page is not kept, and signing in from there lands on
+// the list. Sign in; the call appears in the list within 2 s; open it; press play; the page's
 // counters show frames decoded and played and the waveform is not blank; the events log
 // shows start and the DTMF digit; the transcript pane shows both speakers (the echo agent
 // repeats the caller); when the call ends the page says so. Screenshots go to
@@ -54,6 +55,32 @@ async function startServer(dir, port) {
   return { srv, password: m[1], log: () => text, logPath: log };
 }
 
+// Values of `next` that could lead elsewhere after sign-in (raw, as the page reads them).
+const HOSTILE_NEXT = ['/\t/evil.example', '//evil.example', '/\\evil.example', '/%2F/evil.example',
+  '/%5Cevil.example', '/%09/evil.example', '/%252F/evil.example', '/x\r\nX-Evil: 1',
+  '/%0d%0aX-Evil:%201', 'https://evil.example/', 'javascript:alert(1)', '/', '/%zz'];
+
+// The login page keeps only a path of ours in its form's `next` (the server's rule), and a
+// sign-in from the hostile example lands on the list, not on another site.
+async function hostileNext(browser, base, password) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  for (const next of HOSTILE_NEXT) {
+    await page.goto(`${base}/login?next=${encodeURIComponent(next)}`);
+    const kept = await page.inputValue('#next');
+    check(kept === '/calls_monitoring', `the login page kept next=${JSON.stringify(next)} as ${kept}`);
+  }
+  const ours = '/calls_monitoring/CA0123456789abcdef0123456789abcdef';
+  await page.goto(`${base}/login?next=${encodeURIComponent(ours)}`);
+  check(await page.inputValue('#next') === ours, 'the login page dropped a path of ours');
+  await page.goto(`${base}/login?next=/%09/evil.example`);
+  await page.fill('input[name=username]', 'admin');
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForURL(`${base}/calls_monitoring`, { timeout: 10000 }),
+    page.click('button[type=submit]')]);
+  await context.close();
+}
+
 async function canvasHasInk(page) {
   return page.evaluate(() => {
     const c = document.querySelector('#waveform');
@@ -83,6 +110,7 @@ async function main() {
   let sim;
   const consoleErrors = [];
   try {
+    await hostileNext(browser, base, server.password);
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => consoleErrors.push(String(e)));

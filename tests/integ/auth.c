@@ -1,7 +1,8 @@
 /* Who may use the pages, the API and the monitor socket: the first admin, sign-in with
  * its cookie, the per-address limit, pages that send strangers to the login page, API
  * tokens, the command line, logout, deleted users, changed passwords and revoked tokens
- * refused within AUTH_CACHE_S — and Twilio's routes, which take signatures only. */
+ * refused within AUTH_CACHE_S, where a sign-in may lead — and Twilio's routes, which
+ * take signatures only. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,18 +19,15 @@ static int login(const char *user, const char *password, bool json, char *cookie
 {
     char body[512];
     snprintf(body, sizeof body, "username=%s&password=%s&next=/calls_monitoring/x", user, password);
-    char saved[128];
-    snprintf(saved, sizeof saved, "%s", it_auth);
-    it_auth[0] = '\0'; /* a browser, not the test's token */
     it_resp r;
-    int status = it_http(srv.port, "POST", "/login",
-                         json ? "Content-Type: application/x-www-form-urlencoded\r\nAccept: "
-                                "application/json\r\n"
-                              : "Content-Type: application/x-www-form-urlencoded\r\n",
-                         body, &r) == 0
-                     ? r.status
-                     : -1;
-    snprintf(it_auth, sizeof it_auth, "%s", saved);
+    int status =
+        it_http_browser(srv.port, "POST", "/login",
+                        json ? "Content-Type: application/x-www-form-urlencoded\r\nAccept: "
+                               "application/json\r\n"
+                             : "Content-Type: application/x-www-form-urlencoded\r\n",
+                        body, &r) == 0
+            ? r.status
+            : -1;
     const char *c = it_header(&r, "Set-Cookie");
     if (cookie) snprintf(cookie, cap, "%.*s", c ? (int)strcspn(c, "\r\n") : 0, c ? c : "");
     const char *l = it_header(&r, "Location");
@@ -48,12 +46,7 @@ static void cookie_header(char *out, size_t cap, const char *set_cookie)
 /* GET as a browser with `cookie` (or nothing). */
 static int get_as(const char *target, const char *cookie, it_resp *r)
 {
-    char saved[128];
-    snprintf(saved, sizeof saved, "%s", it_auth);
-    it_auth[0] = '\0';
-    int rc = it_http(srv.port, "GET", target, cookie, NULL, r);
-    snprintf(it_auth, sizeof it_auth, "%s", saved);
-    return rc == 0 ? r->status : -1;
+    return it_http_browser(srv.port, "GET", target, cookie, NULL, r) == 0 ? r->status : -1;
 }
 
 static void first_admin_and_sign_in(void)
@@ -88,14 +81,10 @@ static void first_admin_and_sign_in(void)
              "unknown user went to %s", loc);
 
     /* logout ends the session here at once */
-    char saved[128];
-    snprintf(saved, sizeof saved, "%s", it_auth);
-    it_auth[0] = '\0';
-    IT_CHECK(it_http(srv.port, "POST", "/logout", cookie, "", &r) == 0 && r.status == 303 &&
+    IT_CHECK(it_http_browser(srv.port, "POST", "/logout", cookie, "", &r) == 0 && r.status == 303 &&
                  strstr(r.head, "Max-Age=0"),
              "logout: %d", r.status);
     it_resp_free(&r);
-    snprintf(it_auth, sizeof it_auth, "%s", saved);
     IT_CHECK(get_as("/api/v1/me", cookie, &r) == 401, "the session outlived logout");
     it_resp_free(&r);
 }
@@ -122,21 +111,6 @@ static void strangers(void)
     IT_CHECK(get_as("/api/v1/me", "Authorization: Bearer cs_nope\r\n", &r) == 401,
              "a made-up token");
     it_resp_free(&r);
-    /* only our own pages after sign-in */
-    char pw[64], loc[512];
-    it_admin_password(&srv, pw, sizeof pw);
-    char body[256];
-    snprintf(body, sizeof body, "username=admin&password=%s&next=//evil.example/", pw);
-    char saved[128];
-    snprintf(saved, sizeof saved, "%s", it_auth);
-    it_auth[0] = '\0';
-    it_http(srv.port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", body,
-            &r);
-    snprintf(it_auth, sizeof it_auth, "%s", saved);
-    const char *l = it_header(&r, "Location");
-    snprintf(loc, sizeof loc, "%.*s", l ? (int)strcspn(l, "\r\n") : 0, l ? l : "");
-    IT_CHECK(strcmp(loc, "Location: /calls_monitoring") == 0, "next led to %s", loc);
-    it_resp_free(&r);
 }
 
 /* GETs `target` with `headers` until it answers `want` or timeout_ms has passed; the
@@ -151,6 +125,29 @@ static int status_within(const char *target, const char *headers, int want, int 
         it_resp_free(&r);
         if (status == want || it_now_ms() > deadline) return status;
         it_sleep_ms(200);
+    }
+}
+
+/* A sign-in leads only to a page of ours: a hostile `next` (as sent in the form's body)
+ * lands on the list. */
+static void hostile_next(void)
+{
+    static const char *const hostile[] = {
+        "/%09/evil.example",  "//evil.example/",       "/%5Cevil.example",    "/%252F/evil.example",
+        "/%0d%0aX-Evil:%201", "https://evil.example/", "javascript:alert(1)", "",
+    };
+    char pw[64], body[512], loc[512];
+    it_admin_password(&srv, pw, sizeof pw);
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        snprintf(body, sizeof body, "username=admin&password=%s&next=%s", pw, hostile[i]);
+        it_resp r;
+        int rc = it_http_browser(srv.port, "POST", "/login",
+                                 "Content-Type: application/x-www-form-urlencoded\r\n", body, &r);
+        const char *l = rc == 0 ? it_header(&r, "Location") : NULL;
+        snprintf(loc, sizeof loc, "%.*s", l ? (int)strcspn(l, "\r\n") : 0, l ? l : "");
+        IT_CHECK(rc == 0 && r.status == 303 && strcmp(loc, "Location: /calls_monitoring") == 0,
+                 "next=%s led to %d %s", hostile[i], rc == 0 ? r.status : -1, loc);
+        it_resp_free(&r);
     }
 }
 
@@ -203,6 +200,7 @@ static void on_a_quick_server(void)
         return;
     }
     revoked_within_the_cache_window();
+    hostile_next();
     IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&srv);
     srv = main_srv;

@@ -276,10 +276,10 @@ int it_sign_in(const it_server *s, const char *user, const char *password, char 
     snprintf(body, sizeof body, "%.*s", (int)form.len, form.data ? form.data : "");
     cs_buf_free(&form);
     it_resp r;
-    int rc = it_http(s->port, "POST", "/login",
-                     "Content-Type: application/x-www-form-urlencoded\r\nAccept: "
-                     "application/json\r\n",
-                     body, &r);
+    int rc = it_http_browser(s->port, "POST", "/login",
+                             "Content-Type: application/x-www-form-urlencoded\r\nAccept: "
+                             "application/json\r\n",
+                             body, &r);
     const char *c = rc == 0 && r.status == 200 ? it_header(&r, "Set-Cookie") : NULL;
     const char *v = c ? strstr(c, "cs_session=") : NULL;
     if (v) snprintf(out, cap, "Cookie: %.*s\r\n", (int)strcspn(v, ";\r\n"), v);
@@ -351,18 +351,30 @@ int it_http_raw(int port, const void *req, size_t len, it_resp *r)
     return 0;
 }
 
-int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
-            it_resp *r)
+static int request(int port, const char *method, const char *target, const char *auth,
+                   const char *headers, const char *body, it_resp *r)
 {
     cs_buf req = CS_BUF_INIT(1u << 24);
     cs_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s", method,
-                  target, port, it_auth, headers ? headers : "");
+                  target, port, auth, headers ? headers : "");
     if (body) cs_buf_printf(&req, "Content-Length: %zu\r\n", strlen(body));
     cs_buf_puts(&req, "\r\n");
     if (body) cs_buf_puts(&req, body);
     int rc = it_http_raw(port, req.data, req.len, r);
     cs_buf_free(&req);
     return rc;
+}
+
+int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
+            it_resp *r)
+{
+    return request(port, method, target, it_auth, headers, body, r);
+}
+
+int it_http_browser(int port, const char *method, const char *target, const char *headers,
+                    const char *body, it_resp *r)
+{
+    return request(port, method, target, "", headers, body, r);
 }
 
 void it_resp_free(it_resp *r)

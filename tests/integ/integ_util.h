@@ -82,6 +82,9 @@ int it_http_raw(int port, const void *req, size_t len, it_resp *r);
 /* A request with "Connection: close", it_auth, and `headers` (extra lines or NULL). */
 int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
             it_resp *r);
+/* The same without it_auth: a browser, whose credential (if any) is in `headers`. */
+int it_http_browser(int port, const char *method, const char *target, const char *headers,
+                    const char *body, it_resp *r);
 void it_resp_free(it_resp *r);
 /* The first line of the head containing `name` (case-insensitive), or NULL. */
 const char *it_header(const it_resp *r, const char *name);
