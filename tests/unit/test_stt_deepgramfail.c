@@ -20,33 +20,74 @@ static void check_reconnected(tctx *t)
     assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 2);
 }
 
-static void test_reconnects_after_drop(void **state)
+/* Dropped 2 s into the audio, after utterance 1's final and during utterance 2, the
+ * session reconnects, resends what was not finalized, and logs what Deepgram said on one
+ * line with the request id (from the Results' metadata): an Error message, or the close
+ * frame's reason, which tells NET-0000 from NET-0001 (both 1011). */
+static void test_reconnects_after_a_failure(void **state)
 {
     (void)state;
-    /* Dropped 2 s into the audio: after utterance 1's final, during utterance 2. */
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_DROP, .faulty = 1, .fault_after = 2000 * 8};
+    static const struct {
+        dg_fake_fault fault;
+        uint16_t code;
+        const char *reason, *says;
+    } cases[] = {
+        {DG_FAKE_DROP, 0, NULL, ", request fake-1; reconnecting in"}, /* EOF or reset */
+        {DG_FAKE_ERROR, 0, NULL,
+         "Deepgram error: fake internal error: the fake was told to fail, request fake-1; "
+         "reconnecting in"},
+        {DG_FAKE_CLOSE, 1011, "NET-0000",
+         "with 1011 NET-0000 (Deepgram sent no result in time), request fake-1; reconnecting"},
+        {DG_FAKE_CLOSE, 1011, "NET-0001",
+         "with 1011 NET-0001 (no audio or KeepAlive reached Deepgram in time), request fake-1; "
+         "reconnecting"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        dg_fake_opts fo = {SCRIPT,
+                           .fault = cases[i].fault,
+                           .faulty = 1,
+                           .fault_after = 2000 * 8,
+                           .close_code = cases[i].code,
+                           .close_reason = cases[i].reason};
+        tctx *t = start(&fo);
+        tu_log_capture_start();
+        two_utterances(t, BASE_MS);
+        check_reconnected(t);
+        assert_true(tu_log_contains(cases[i].says));
+        tu_log_capture_stop();
+        stop(t);
+    }
+}
+
+/* Audio Deepgram cannot decode (DATA-0000) will not decode on a new connection. */
+static void test_undecodable_audio_is_not_retried(void **state)
+{
+    (void)state;
+    dg_fake_opts fo = {SCRIPT,
+                       .fault = DG_FAKE_CLOSE,
+                       .faulty = -1,
+                       .fault_after = 2000 * 8,
+                       .close_code = 1008,
+                       .close_reason = "DATA-0000"};
     tctx *t = start(&fo);
-    tu_log_capture_start();
     two_utterances(t, BASE_MS);
-    check_reconnected(t);
-    assert_true(tu_log_contains("reconnecting"));
-    tu_log_capture_stop();
+    assert_true(tu_run_until(&t->loop, has_error, t, WAIT_MS));
+    assert_int_equal(t->last_err, CS_EBACKEND);
+    assert_non_null(strstr(t->why, "Deepgram closed the stream with 1008 DATA-0000 (the audio "
+                                   "could not be decoded), request fake-1"));
+    assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 1);
+    close_session(t);
     stop(t);
 }
 
-static void test_reconnects_after_error_message(void **state)
+/* Speaks until the session gives up (within the backoff of every attempt) with `err` and
+ * `why` in its reason. */
+static void speak_until_it_gives_up(tctx *t, uint32_t *pos, int err, const char *why)
 {
-    (void)state;
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_ERROR, .faulty = 1, .fault_after = 2000 * 8};
-    tctx *t = start(&fo);
-    tu_log_capture_start();
-    two_utterances(t, BASE_MS);
-    check_reconnected(t);
-    /* One line: what Deepgram said, and the request (from the Results' metadata). */
-    assert_true(tu_log_contains("Deepgram error: fake internal error: the fake was told to fail, "
-                                "request fake-1; reconnecting in"));
-    tu_log_capture_stop();
-    stop(t);
+    speak(t, pos, 400);
+    assert_true(tu_run_until(&t->loop, has_error, t, 40000));
+    assert_int_equal(t->last_err, err);
+    assert_non_null(strstr(t->why, why));
 }
 
 /* A server that answers every connection with an Error message makes no progress: the
@@ -57,58 +98,13 @@ static void test_error_messages_alone_do_not_reset_retries(void **state)
     dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_ERROR, .faulty = -1, .fault_after = 0};
     tctx *t = start(&fo);
     uint32_t pos = 0;
-    speak(t, &pos, 400);
-    assert_true(tu_run_until(&t->loop, has_error, t, 40000));
-    assert_int_equal(t->last_err, CS_EBACKEND);
-    assert_non_null(strstr(t->why, "fake internal error"));
-    assert_non_null(strstr(t->why, "(7 attempts)"));
+    speak_until_it_gives_up(t, &pos, CS_EBACKEND,
+                            "Deepgram error: fake internal error: the fake was told to fail (7 "
+                            "attempts)");
     assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 7);
     close_session(t);
     assert_int_equal(t->errors, 1);
     stop(t);
-}
-
-/* Deepgram says why it closes a stream in the close frame; 1011 is both NET-0000 and
- * NET-0001, told apart by the reason. Undecodable audio (DATA-0000) is not retried. */
-static void test_close_reasons_are_told_apart(void **state)
-{
-    (void)state;
-    static const struct {
-        uint16_t code;
-        const char *reason, *says;
-        bool final;
-    } cases[] = {
-        {1011, "NET-0000", "with 1011 NET-0000 (Deepgram sent no result in time), request fake-1",
-         false},
-        {1011, "NET-0001",
-         "with 1011 NET-0001 (no audio or KeepAlive reached Deepgram in time), request fake-1",
-         false},
-        {1008, "DATA-0000", "with 1008 DATA-0000 (the audio could not be decoded), request fake-1",
-         true},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        dg_fake_opts fo = {SCRIPT,
-                           .fault = DG_FAKE_CLOSE,
-                           .faulty = cases[i].final ? -1 : 1,
-                           .fault_after = 2000 * 8,
-                           .close_code = cases[i].code,
-                           .close_reason = cases[i].reason};
-        tctx *t = start(&fo);
-        tu_log_capture_start();
-        two_utterances(t, BASE_MS);
-        if (cases[i].final) {
-            assert_true(tu_run_until(&t->loop, has_error, t, WAIT_MS));
-            assert_int_equal(t->last_err, CS_EBACKEND);
-            assert_non_null(strstr(t->why, cases[i].says));
-            assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 1);
-            close_session(t);
-        } else {
-            check_reconnected(t);
-            assert_true(tu_log_contains(cases[i].says));
-        }
-        tu_log_capture_stop();
-        stop(t);
-    }
 }
 
 static void test_reconnects_after_stall(void **state)
@@ -213,12 +209,10 @@ static void test_gives_up_after_repeated_failures(void **state)
     dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_REFUSE, .faulty = -1, .refuse_status = 503};
     tctx *t = start(&fo);
     uint32_t pos = 0;
-    speak(t, &pos, 400);
-    assert_true(tu_run_until(&t->loop, has_error, t, 30000));
-    assert_int_equal(t->last_err, CS_EBACKEND);
-    assert_non_null(strstr(t->why, "HTTP 503: The fake was told to refuse. (7 attempts)"));
+    speak_until_it_gives_up(t, &pos, CS_EBACKEND,
+                            "HTTP 503: The fake was told to refuse. (7 attempts)");
     unsigned tries = dg_fake_stats_get(t->fake)->refused;
-    assert_true(tries > 2);
+    assert_int_equal(tries, 7);
     hush(t, &pos, 400); /* taken and ignored: the session is failed */
     uv_sleep(600);
     uv_run(&t->loop, UV_RUN_NOWAIT);
@@ -252,10 +246,7 @@ static void test_final_refusals_give_up_at_once(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tctx *t = start(&cases[i].fake);
         uint32_t pos = 0;
-        hush(t, &pos, FRAME_MS);
-        assert_true(tu_run_until(&t->loop, has_error, t, WAIT_MS));
-        assert_int_equal(t->last_err, cases[i].err);
-        assert_non_null(strstr(t->why, cases[i].status));
+        speak_until_it_gives_up(t, &pos, cases[i].err, cases[i].status);
         uv_sleep(1000); /* a retry would have come by now */
         uv_run(&t->loop, UV_RUN_NOWAIT);
         assert_int_equal(dg_fake_stats_get(t->fake)->refused, 1);
@@ -309,10 +300,9 @@ static void test_connect_failure_is_retried(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reconnects_after_drop),
-        cmocka_unit_test(test_reconnects_after_error_message),
+        cmocka_unit_test(test_reconnects_after_a_failure),
+        cmocka_unit_test(test_undecodable_audio_is_not_retried),
         cmocka_unit_test(test_error_messages_alone_do_not_reset_retries),
-        cmocka_unit_test(test_close_reasons_are_told_apart),
         cmocka_unit_test(test_reconnects_after_stall),
         cmocka_unit_test(test_junk_messages_are_skipped),
         cmocka_unit_test(test_close_while_disconnected_still_flushes),
