@@ -571,9 +571,11 @@ static void connect_now(cs_stt_session *s);
 static void finish(cs_stt_session *s);
 static void release(cs_stt_session *s);
 
-/* After a backoff: connect if there is audio to send, else wait for the next audio,
- * since Deepgram closes a connection that gets none within 10 s of opening, KeepAlive or
- * not (docs/recovering-from-connection-errors-and-timeouts-when-live-streaming-audio). */
+/* The next attempt, at once for the first audio or after a backoff: connect if there is
+ * audio to send, else wait for the next audio. Deepgram: "You must stream audio to the new
+ * connection within 10 seconds of opening, or the connection will close due to lack of
+ * data", KeepAlive or not (docs/recovering-from-connection-errors-and-timeouts-when-live-
+ * streaming-audio). */
 static void on_retry_timer(uv_timer_t *t)
 {
     cs_stt_session *s = t->data;

@@ -390,7 +390,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(f->loop), idle = f->o.idle_ms ? f->o.idle_ms : FAKE_IDLE_MS;
     for (fake_conn *fc = f->conns; fc; fc = fc->next) {
         if (!fc->done && fc->pending.len) drain(fc);
-        if (fc->done) continue;
+        if (fc->done || fc->pending.len) continue; /* still working through the audio */
         if (now - fc->last_rx_ms < idle && (fc->received || now - fc->opened_ms < idle)) continue;
         f->st.net0001++;
         fc->done = true;
