@@ -433,8 +433,8 @@ static void take_final(cs_stt_session *s, const dg_result *r)
 
 /* ---- Deepgram's messages ---- */
 
-/* Copies what Deepgram said into a log line: printable ASCII, the rest as '?'. */
-static void copy_said(char *out, size_t cap, const char *p, size_t n)
+/* Copies text from Deepgram for a log line: printable ASCII, anything else as '?'. */
+static void copy_printable(char *out, size_t cap, const char *p, size_t n)
 {
     size_t i = 0;
     for (; i < n && i + 1 < cap; i++) out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
@@ -485,7 +485,7 @@ static void on_error_message(cs_stt_session *s, const cJSON *msg)
     snprintf(said, sizeof said, "%s%s%s", cJSON_IsString(desc) ? desc->valuestring : "",
              cJSON_IsString(desc) && cJSON_IsString(text) ? ": " : "",
              cJSON_IsString(text) ? text->valuestring : "");
-    copy_said(s->said, sizeof s->said, said, strlen(said));
+    copy_printable(s->said, sizeof s->said, said, strlen(said));
     cs_wsconn_abort(&s->ws, CS_EBACKEND);
 }
 
@@ -498,7 +498,8 @@ static void take_request_id(cs_stt_session *s, const cJSON *msg)
         id = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(msg, "metadata"),
                                               "request_id");
     if (cJSON_IsString(id))
-        copy_said(s->request_id, sizeof s->request_id, id->valuestring, strlen(id->valuestring));
+        copy_printable(s->request_id, sizeof s->request_id, id->valuestring,
+                       strlen(id->valuestring));
 }
 
 typedef void (*dg_handler)(cs_stt_session *s, const cJSON *msg);
@@ -688,11 +689,11 @@ static void on_ws_upgrade(cs_wsconn *ws, const cs_http_resp *resp, const char *b
     cs_stt_session *s = ws->data;
     const cs_str *id = cs_http_header_get(resp->headers, resp->nheaders, "dg-request-id");
     const cs_str *error = cs_http_header_get(resp->headers, resp->nheaders, "dg-error");
-    if (id) copy_said(s->request_id, sizeof s->request_id, id->p, id->n);
+    if (id) copy_printable(s->request_id, sizeof s->request_id, id->p, id->n);
     if (error)
-        copy_said(s->said, sizeof s->said, error->p, error->n);
+        copy_printable(s->said, sizeof s->said, error->p, error->n);
     else
-        copy_said(s->said, sizeof s->said, body, len);
+        copy_printable(s->said, sizeof s->said, body, len);
 }
 
 /* One line on what ended a connection: the refusal, Error message, transport failure or
@@ -716,7 +717,7 @@ static void describe_close(const cs_stt_session *s, uint16_t code, int err, char
         while (i < nr && strncmp(reason, close_reasons[i].reason, strlen(close_reasons[i].reason)))
             i++;
         char text[sizeof s->ws.close_reason];
-        copy_said(text, sizeof text, reason, strlen(reason));
+        copy_printable(text, sizeof text, reason, strlen(reason));
         *final = i < nr && close_reasons[i].final;
         n = snprintf(why, cap, "Deepgram closed the stream with %u%s%s%s%s%s", code,
                      text[0] ? " " : "", text, i < nr ? " (" : "",
