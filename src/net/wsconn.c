@@ -135,6 +135,8 @@ static void handle_event(cs_wsconn *ws, cs_ws_event *ev)
         break;
     case CS_WS_EV_CLOSE:
         ws->flags |= W_CLOSE_RECEIVED;
+        snprintf(ws->close_reason, sizeof ws->close_reason, "%.*s", (int)ev->len,
+                 ev->len ? ev->data : "");
         if (ws->flags & W_CLOSE_SENT) {
             cs_conn_close(ws->conn, 0, true);
         } else {
@@ -155,10 +157,19 @@ static ssize_t handshake_data(cs_wsconn *ws, char *data, size_t len)
     cs_http_resp resp;
     int n = cs_http_parse_response(data, len, CS_WSCONN_MAX_HANDSHAKE, &resp);
     if (n == 0) return 0;
-    if (n < 0 || cs_ws_check_accept(&resp, ws->client_key) < 0) {
-        if (n > 0) ws->http_status = resp.status;
+    if (n < 0) return CS_EPARSE;
+    if (cs_ws_check_accept(&resp, ws->client_key) < 0) {
+        ws->http_status = resp.status;
+        /* A refusal says why in its body: wait for it, within the handshake's bound. */
+        size_t body = 0;
+        if (resp.has_content_length)
+            body = resp.content_length < CS_WSCONN_MAX_HANDSHAKE ? (size_t)resp.content_length
+                                                                 : CS_WSCONN_MAX_HANDSHAKE;
+        if (len - (size_t)n < body) return 0;
+        if (ws->ops->on_upgrade) ws->ops->on_upgrade(ws, &resp, data + n, body);
         return CS_EPARSE;
     }
+    if (ws->ops->on_upgrade) ws->ops->on_upgrade(ws, &resp, NULL, 0);
     ws->flags &= ~W_HANDSHAKE;
     ws->flags |= W_OPENED;
     ws->conn->idle_timeout_ms = 0;

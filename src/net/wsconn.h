@@ -19,6 +19,11 @@ typedef struct cs_wsconn cs_wsconn;
 typedef struct cs_wsconn_ops {
     /* Client role: the handshake finished; messages may be sent. */
     void (*on_open)(cs_wsconn *ws);
+    /* Client role (optional): the server's answer to the upgrade, before on_open or, for
+     * a refusal, before on_close. A refusal's body (its Content-Length, cut to
+     * CS_WSCONN_MAX_HANDSHAKE) is waited for and passed in `body`. Views valid during the
+     * call. */
+    void (*on_upgrade)(cs_wsconn *ws, const cs_http_resp *resp, const char *body, size_t len);
     /* A whole text or binary message; `data` is writable and valid during the call. */
     void (*on_message)(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len);
     /* A data message over the size limit was skipped (optional). */
@@ -40,6 +45,8 @@ struct cs_wsconn {
     unsigned flags;        /* private */
     size_t reserved;       /* frame bytes between reserve and commit */
     int http_status;       /* client: the status of an upgrade the server refused */
+    /* The reason in the peer's close frame, or "". */
+    char close_reason[CS_WS_MAX_CONTROL - 1];
     char client_key[25];   /* client: Sec-WebSocket-Key sent */
 };
 

@@ -1,8 +1,9 @@
 /* Deepgram live streaming (wss://api.deepgram.com/v1/listen) as an STT engine: one
- * WebSocket per session, on the loop; μ-law audio goes out as binary frames and Results
- * come back as JSON text. Audio is kept until Deepgram finalizes it, so when a connection
- * fails the session reconnects (exponential backoff with jitter) and resends what was not
- * finalized, placed on the call's timeline as before. No workers: nothing here blocks. */
+ * WebSocket per session, on the loop, opened once there is audio to send; μ-law audio goes
+ * out as binary frames and Results come back as JSON text. Audio is kept until Deepgram
+ * finalizes it, so when a connection fails the session reconnects (exponential backoff with
+ * jitter) and resends what was not finalized, placed on the call's timeline as before. No
+ * workers: nothing here blocks. Quirks cite developers.deepgram.com/docs/… by page name. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,13 +31,20 @@
 #define DG_FRAME_MAX        4000         /* bytes in one binary message (500 ms) */
 #define DG_MAX_MESSAGE      (256u << 10) /* largest message taken from Deepgram */
 #define DG_TICK_MS          1000         /* KeepAlive, stall and close deadline checks */
-#define DG_KEEPALIVE_MS     5000         /* quiet time before a KeepAlive */
+#define DG_KEEPALIVE_MS     3000         /* quiet time before a KeepAlive: one every 3–4 s */
 #define DG_STALL_MS         12000        /* audio (and time) without an answer: reconnect */
-#define DG_CLOSE_TIMEOUT_MS 5000         /* close(): wait this long for the final results */
+#define DG_CLOSE_MARGIN_MS  5000         /* close(): after the backlog, time for the finals */
+#define DG_CLOSE_MAX_MS     40000 /* close(): at most (30 s resent at 1.25×, a backoff, margin) */
+#define DG_RATE_NUM         5     /* Deepgram takes a stream at most 1.25× real time, */
+#define DG_RATE_DEN         4     /* so a resent backlog takes 4/5 of its length */
 #define DG_BACKOFF_MIN_MS   250
 #define DG_BACKOFF_MAX_MS   8000
-#define DG_MAX_ATTEMPTS     7 /* failed connections in a row before giving up */
+#define DG_MAX_ATTEMPTS     7   /* failed connections in a row before giving up */
+#define DG_MAX_TERMS        100 /* keywords or keyterms in one request (docs/keywords) */
 #define DG_LABEL_MAX        64
+#define DG_REQUEST_ID_MAX   64  /* Deepgram's request ids are UUIDs */
+#define DG_SAID_MAX         256 /* what Deepgram said about a failure, as logged */
+#define DG_WHY_MAX          512
 
 /* Query parameters every session sends (developers.deepgram.com/reference/speech-to-text/
  * listen-streaming): Twilio's audio as it comes, interim results, punctuation, and both
@@ -46,8 +54,9 @@
     "encoding=mulaw&sample_rate=%d&channels=1&interim_results=true&punctuate=true"                 \
     "&endpointing=%d&utterance_end_ms=%d"
 
-/* KeepAlive must be a text frame (docs/audio-keep-alive); CloseStream makes Deepgram send
- * what is left, then a Metadata summary, then close (docs/close-stream). */
+/* Deepgram: KeepAlive must be a text frame, every 3–5 s, or the stream closes after 10 s
+ * without audio (docs/audio-keep-alive); CloseStream makes Deepgram send what is left,
+ * then a Metadata summary, then close (docs/close-stream). */
 #define DG_KEEPALIVE   "{\"type\":\"KeepAlive\"}"
 #define DG_CLOSESTREAM "{\"type\":\"CloseStream\"}"
 
@@ -193,6 +202,7 @@ static void audio_finalized(dg_audio *a, double seconds)
 /* ---- sessions ---- */
 
 typedef enum dg_state {
+    DG_IDLE,       /* no connection, and no audio to send on one */
     DG_CONNECTING, /* connection or handshake in progress */
     DG_OPEN,
     DG_WAITING, /* backing off before the next attempt */
@@ -232,8 +242,10 @@ struct cs_stt_session {
     uint64_t last_tx_ms;  /* audio or KeepAlive last sent */
     uint64_t awaiting_ms; /* when audio first went out unanswered */
     size_t unanswered;    /* audio bytes sent since Deepgram last said anything */
-    uint64_t close_deadline_ms;
+    uint64_t close_started_ms, close_deadline_ms;
     uint64_t next_id;
+    char request_id[DG_REQUEST_ID_MAX]; /* of the current connection, "" until known */
+    char said[DG_SAID_MAX];             /* what Deepgram said about its failure, or "" */
     dg_audio audio;
     dg_utt utt;
 };
@@ -421,6 +433,14 @@ static void take_final(cs_stt_session *s, const dg_result *r)
 
 /* ---- Deepgram's messages ---- */
 
+/* Copies text from Deepgram for a log line: printable ASCII, anything else as '?'. */
+static void copy_printable(char *out, size_t cap, const char *p, size_t n)
+{
+    size_t i = 0;
+    for (; i < n && i + 1 < cap; i++) out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
+    out[i] = '\0';
+}
+
 static void on_results(cs_stt_session *s, const cJSON *msg)
 {
     dg_result r;
@@ -429,6 +449,7 @@ static void on_results(cs_stt_session *s, const cJSON *msg)
                 s->label);
         return;
     }
+    s->attempts = 0; /* real progress: only Results show that the connection works */
     if (r.is_final)
         take_final(s, &r);
     else
@@ -439,7 +460,9 @@ static void on_results(cs_stt_session *s, const cJSON *msg)
  * (docs/utterance-end). */
 static void on_utterance_end(cs_stt_session *s, const cJSON *msg)
 {
-    (void)msg;
+    /* Deepgram: last_word_end -1 means no word ended the utterance: nothing to finish. */
+    const cJSON *end = cJSON_GetObjectItemCaseSensitive(msg, "last_word_end");
+    if (cJSON_IsNumber(end) && end->valuedouble < 0) return;
     utt_finish(s);
 }
 
@@ -453,15 +476,30 @@ static void on_metadata(cs_stt_session *s, const cJSON *msg)
 }
 
 /* {"type":"Error","description":…,"message":…,"variant":…}: the stream is broken; a new
- * connection gets the unfinalized audio again. */
+ * connection gets the unfinalized audio again. What it says is logged with the close. */
 static void on_error_message(cs_stt_session *s, const cJSON *msg)
 {
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(msg, "description");
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(msg, "message");
-    cs_warn("deepgram %s: Deepgram error: %s %s", s->label,
-            cJSON_IsString(desc) ? desc->valuestring : "",
-            cJSON_IsString(text) ? text->valuestring : "");
+    char said[DG_SAID_MAX];
+    snprintf(said, sizeof said, "%s%s%s", cJSON_IsString(desc) ? desc->valuestring : "",
+             cJSON_IsString(desc) && cJSON_IsString(text) ? ": " : "",
+             cJSON_IsString(text) ? text->valuestring : "");
+    copy_printable(s->said, sizeof s->said, said, strlen(said));
     cs_wsconn_abort(&s->ws, CS_EBACKEND);
+}
+
+/* The request id, for a connection whose upgrade answer had none: Results carry it in
+ * metadata.request_id, Metadata at the top (docs/close-stream). */
+static void take_request_id(cs_stt_session *s, const cJSON *msg)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "request_id");
+    if (!cJSON_IsString(id))
+        id = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(msg, "metadata"),
+                                              "request_id");
+    if (cJSON_IsString(id))
+        copy_printable(s->request_id, sizeof s->request_id, id->valuestring,
+                       strlen(id->valuestring));
 }
 
 typedef void (*dg_handler)(cs_stt_session *s, const cJSON *msg);
@@ -479,14 +517,14 @@ static const struct {
 static void on_ws_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
 {
     cs_stt_session *s = ws->data;
-    s->attempts = 0; /* Deepgram answers: the connection works */
-    s->unanswered = 0;
+    s->unanswered = 0; /* Deepgram answers: the stream is not stuck */
     if (op != CS_WS_OP_TEXT || s->state != DG_OPEN) return;
     cJSON *msg = cJSON_ParseWithLength(data, len);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
     if (!cJSON_IsString(type)) {
         cs_warn("deepgram %s: skipped a message that is not a typed JSON object", s->label);
     } else {
+        if (!s->request_id[0]) take_request_id(s, msg);
         size_t i = 0, n = sizeof handlers / sizeof *handlers;
         while (i < n && strcmp(handlers[i].type, type->valuestring) != 0) i++;
         /* Other types (SpeechStarted without vad_events, newer ones) carry nothing we use. */
@@ -534,9 +572,18 @@ static void connect_now(cs_stt_session *s);
 static void finish(cs_stt_session *s);
 static void release(cs_stt_session *s);
 
+/* The next attempt, at once for the first audio or after a backoff: connect if there is
+ * audio to send, else wait for the next audio. Deepgram: "You must stream audio to the new
+ * connection within 10 seconds of opening, or the connection will close due to lack of
+ * data", KeepAlive or not (docs/recovering-from-connection-errors-and-timeouts-when-live-
+ * streaming-audio). */
 static void on_retry_timer(uv_timer_t *t)
 {
-    connect_now(t->data);
+    cs_stt_session *s = t->data;
+    if (s->audio.len)
+        connect_now(s);
+    else
+        s->state = DG_IDLE;
 }
 
 static void on_finish_timer(uv_timer_t *t)
@@ -548,6 +595,21 @@ static void on_finish_timer(uv_timer_t *t)
 static void finish_soon(cs_stt_session *s)
 {
     uv_timer_start(&s->step, on_finish_timer, 0, 0);
+}
+
+/* Once closing: the final results are due after `wait_ms` (a backoff), the backlog sent
+ * again at the rate Deepgram takes it, and DG_CLOSE_MARGIN_MS; never later than
+ * DG_CLOSE_MAX_MS after close(), and never sooner than an earlier deadline. The whole
+ * backlog counts: after a reconnection all of it is resent, and even on a working
+ * connection Deepgram may still be working through a resend. */
+static void extend_close_deadline(cs_stt_session *s, uint64_t wait_ms)
+{
+    uint64_t backlog_ms = s->audio.len / DG_BYTES_PER_MS;
+    uint64_t due =
+        now_ms(s) + wait_ms + backlog_ms * DG_RATE_DEN / DG_RATE_NUM + DG_CLOSE_MARGIN_MS;
+    uint64_t max = s->close_started_ms + DG_CLOSE_MAX_MS;
+    if (due > max) due = max;
+    if (due > s->close_deadline_ms) s->close_deadline_ms = due;
 }
 
 static void give_up(cs_stt_session *s, int err, const char *why)
@@ -575,7 +637,7 @@ static void retry(cs_stt_session *s, const char *why)
 {
     s->state = DG_WAITING;
     if (++s->attempts >= DG_MAX_ATTEMPTS) {
-        char msg[256];
+        char msg[DG_WHY_MAX + 32];
         snprintf(msg, sizeof msg, "%s (%u attempts)", why, s->attempts);
         give_up(s, CS_EBACKEND, msg);
     } else if (s->closing && !s->audio.len) {
@@ -583,6 +645,7 @@ static void retry(cs_stt_session *s, const char *why)
     } else {
         unsigned ms = backoff_ms(s->attempts);
         cs_warn("deepgram %s: %s; reconnecting in %u ms", s->label, why, ms);
+        if (s->closing) extend_close_deadline(s, ms);
         uv_timer_start(&s->step, on_retry_timer, ms, 0);
     }
 }
@@ -595,12 +658,73 @@ static bool refusal_is_final(int status)
     return status >= 400 && status < 500 && status != 408 && status != 429;
 }
 
+/* Deepgram: the reason in the close frame of a failed stream; NET-0000 and NET-0001 both
+ * come with 1011 (docs/stt-troubleshooting-websocket-data-and-net-errors). Audio that
+ * cannot be decoded will not decode on a new connection either. */
+static const struct {
+    const char *reason;
+    const char *means;
+    bool final;
+} close_reasons[] = {
+    {"DATA-0000", "the audio could not be decoded", true},
+    {"NET-0000", "Deepgram sent no result in time", false},
+    {"NET-0001", "no audio or KeepAlive reached Deepgram in time", false},
+};
+
 static void on_ws_open(cs_wsconn *ws)
 {
     cs_stt_session *s = ws->data;
     s->state = DG_OPEN;
     s->last_tx_ms = now_ms(s);
+    cs_debug("deepgram %s: connected, request %s", s->label,
+             s->request_id[0] ? s->request_id : "?");
     pump(s);
+}
+
+/* The upgrade's answer: Deepgram names the request in dg-request-id, and a refusal's
+ * reason in dg-error and in the body (docs/stt-troubleshooting-websocket-data-and-net-
+ * errors). */
+static void on_ws_upgrade(cs_wsconn *ws, const cs_http_resp *resp, const char *body, size_t len)
+{
+    cs_stt_session *s = ws->data;
+    const cs_str *id = cs_http_header_get(resp->headers, resp->nheaders, "dg-request-id");
+    const cs_str *error = cs_http_header_get(resp->headers, resp->nheaders, "dg-error");
+    if (id) copy_printable(s->request_id, sizeof s->request_id, id->p, id->n);
+    if (error)
+        copy_printable(s->said, sizeof s->said, error->p, error->n);
+    else
+        copy_printable(s->said, sizeof s->said, body, len);
+}
+
+/* One line on what ended a connection: the refusal, Error message, transport failure or
+ * close frame, and the request id for Deepgram's support. *final when retrying is futile. */
+static void describe_close(const cs_stt_session *s, uint16_t code, int err, char *why, size_t cap,
+                           bool *final)
+{
+    int status = s->ws.http_status, n;
+    const char *reason = s->ws.close_reason;
+    *final = false;
+    if (status && status != 101) {
+        *final = refusal_is_final(status);
+        n = snprintf(why, cap, "Deepgram refused the connection with HTTP %d%s%s", status,
+                     s->said[0] ? ": " : "", s->said);
+    } else if (s->said[0]) {
+        n = snprintf(why, cap, "Deepgram error: %s", s->said);
+    } else if (err) {
+        n = snprintf(why, cap, "connection failed: %s", cs_strerror(err));
+    } else {
+        size_t i = 0, nr = sizeof close_reasons / sizeof *close_reasons;
+        while (i < nr && strncmp(reason, close_reasons[i].reason, strlen(close_reasons[i].reason)))
+            i++;
+        char text[sizeof s->ws.close_reason];
+        copy_printable(text, sizeof text, reason, strlen(reason));
+        *final = i < nr && close_reasons[i].final;
+        n = snprintf(why, cap, "Deepgram closed the stream with %u%s%s%s%s%s", code,
+                     text[0] ? " " : "", text, i < nr ? " (" : "",
+                     i < nr ? close_reasons[i].means : "", i < nr ? ")" : "");
+    }
+    if (s->request_id[0] && n >= 0 && (size_t)n < cap)
+        snprintf(why + n, cap - (size_t)n, ", request %s", s->request_id);
 }
 
 static void on_ws_close(cs_wsconn *ws, uint16_t code, int err)
@@ -614,25 +738,19 @@ static void on_ws_close(cs_wsconn *ws, uint16_t code, int err)
         finish(s);
         return;
     }
-    char why[160];
-    int status = ws->http_status;
-    if (status && status != 101) {
-        snprintf(why, sizeof why, "Deepgram refused the connection with HTTP %d", status);
-        if (refusal_is_final(status)) {
-            give_up(s, status == 401 || status == 403 ? CS_EAUTH : CS_EBACKEND, why);
-            return;
-        }
-    } else if (err) {
-        snprintf(why, sizeof why, "connection failed: %s", cs_strerror(err));
-    } else {
-        /* 1011 NET-0000/NET-0001, 1008 DATA-0000… (docs/stt-troubleshooting-…) */
-        snprintf(why, sizeof why, "Deepgram closed the stream with code %u", code);
-    }
-    retry(s, why);
+    char why[DG_WHY_MAX];
+    bool final;
+    describe_close(s, code, err, why, sizeof why, &final);
+    if (final)
+        give_up(s, s->ws.http_status == 401 || s->ws.http_status == 403 ? CS_EAUTH : CS_EBACKEND,
+                why);
+    else
+        retry(s, why);
 }
 
 static const cs_wsconn_ops ws_ops = {
     .on_open = on_ws_open,
+    .on_upgrade = on_ws_upgrade,
     .on_message = on_ws_message,
     .on_close = on_ws_close,
 };
@@ -642,6 +760,7 @@ static void connect_now(cs_stt_session *s)
     s->state = DG_CONNECTING;
     s->close_stream_sent = s->flushed = false;
     s->unanswered = 0;
+    s->request_id[0] = s->said[0] = '\0';
     audio_rewind(&s->audio);
     int rc = cs_wsconn_connect(&s->ws, s->e->net, s->url, s->e->auth, DG_MAX_MESSAGE, &ws_ops, s);
     if (rc < 0 && s->ws.conn) {
@@ -702,16 +821,14 @@ static void on_tick(uv_timer_t *t)
     cs_stt_session *s = t->data;
     uint64_t now = now_ms(s);
     if (s->closing && now >= s->close_deadline_ms) {
-        cs_warn("deepgram %s: the stream did not end within %d ms; closing it", s->label,
-                DG_CLOSE_TIMEOUT_MS);
+        cs_warn("deepgram %s: the stream did not end within %llu ms of the call's end; closing it",
+                s->label, (unsigned long long)(now - s->close_started_ms));
         finish(s);
     } else if (s->state == DG_OPEN && stalled(s, now)) {
         cs_warn("deepgram %s: no answer to %d s of audio", s->label, DG_STALL_MS / 1000);
         cs_wsconn_abort(&s->ws, -ETIMEDOUT);
     } else if (s->state == DG_OPEN && !s->close_stream_sent &&
                now - s->last_tx_ms >= DG_KEEPALIVE_MS) {
-        /* Deepgram closes a stream after 10 s without audio or KeepAlive (NET-0001,
-         * docs/audio-keep-alive). */
         send_control(s, DG_KEEPALIVE);
     }
 }
@@ -731,22 +848,52 @@ static cs_str keyword_phrase(const char *line, size_t n)
     return (cs_str){line, n};
 }
 
-/* The engine's URL plus one keywords= (keyterm= for Nova-3) parameter per phrase of
- * `keywords`, one a line (docs/keywords, docs/keyterm). CS_EPARSE when they do not fit in
- * a URL. Caller frees. */
-static int session_url(const cs_stt *e, const char *keywords, char **out)
+/* Splits the next blank-separated word off *rest; false when none is left. */
+static bool next_word(cs_str *rest, cs_str *word)
+{
+    while (rest->n && (*rest->p == ' ' || *rest->p == '\t')) rest->p++, rest->n--;
+    size_t n = 0;
+    while (n < rest->n && rest->p[n] != ' ' && rest->p[n] != '\t') n++;
+    *word = (cs_str){rest->p, n};
+    rest->p += n;
+    rest->n -= n;
+    return n > 0;
+}
+
+/* "&name=" and the words of `term`, joined by %20 (Deepgram: a keyterm phrase is one
+ * parameter with its spaces as %20, docs/keyterm). */
+static int put_term(cs_buf *b, const char *name, cs_str term)
+{
+    int rc = cs_buf_printf(b, "&%s=", name);
+    cs_str word;
+    for (bool first = true; rc == 0 && next_word(&term, &word); first = false) {
+        if (!first) rc = cs_buf_puts(b, "%20");
+        if (rc == 0) rc = cs_form_encode(b, word.p, word.n);
+    }
+    return rc;
+}
+
+/* The engine's URL plus the boosting parameters for the phrases of `list`, separated by
+ * `sep`. Deepgram: Nova-3 takes keyterm, one per phrase; older models take keywords and
+ * boost a phrase word by word, so each word is sent as its own keyword (docs/keyterm,
+ * docs/keywords). At most DG_MAX_TERMS go out; *terms counts those in the list. CS_EPARSE
+ * when they do not fit in a URL. Caller frees. */
+static int session_url(const cs_stt *e, const char *list, char sep, char **out, size_t *terms)
 {
     cs_buf b = CS_BUF_INIT(CS_URL_MAX - 1);
     int rc = cs_buf_puts(&b, e->url);
-    for (const char *line = keywords; rc == 0 && line && *line;) {
-        const char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line) : strlen(line);
-        cs_str phrase = keyword_phrase(line, n);
-        if (phrase.n) {
-            rc = cs_buf_puts(&b, e->keyterm ? "&keyterm=" : "&keywords=");
-            if (rc == 0) rc = cs_form_encode(&b, phrase.p, phrase.n);
+    const char seps[] = {sep, '\0'};
+    *terms = 0;
+    for (const char *p = list; rc == 0 && p && *p;) {
+        size_t n = strcspn(p, seps);
+        cs_str phrase = keyword_phrase(p, n), word;
+        p += n + (p[n] == sep);
+        if (e->keyterm) {
+            if (phrase.n && (*terms)++ < DG_MAX_TERMS) rc = put_term(&b, "keyterm", phrase);
+        } else {
+            while (rc == 0 && next_word(&phrase, &word))
+                if ((*terms)++ < DG_MAX_TERMS) rc = put_term(&b, "keywords", word);
         }
-        line += n + (nl != NULL);
     }
     if (rc == 0) {
         *out = cs_buf_detach(&b, NULL);
@@ -754,6 +901,11 @@ static int session_url(const cs_stt *e, const char *keywords, char **out)
     }
     cs_buf_free(&b);
     return rc == -EMSGSIZE ? CS_EPARSE : rc;
+}
+
+static const char *term_name(const cs_stt *e)
+{
+    return e->keyterm ? "keyterms" : "keywords (words, on this model)";
 }
 
 static int dg_open(cs_stt *e, const cs_stt_session_opts *o, cs_stt_session **out)
@@ -770,7 +922,8 @@ static int dg_open(cs_stt *e, const cs_stt_session_opts *o, cs_stt_session **out
     }
     cs_stt_session *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    int rc = session_url(e, o->keywords, &s->url);
+    size_t terms;
+    int rc = session_url(e, o->keywords, '\n', &s->url, &terms);
     if (rc == 0) rc = audio_init(&s->audio);
     if (rc < 0) {
         if (rc == CS_EPARSE) cs_warn("deepgram %s: too many keywords for one URL", label);
@@ -779,6 +932,9 @@ static int dg_open(cs_stt *e, const cs_stt_session_opts *o, cs_stt_session **out
         free(s);
         return rc;
     }
+    if (terms > DG_MAX_TERMS)
+        cs_warn("deepgram %s: Deepgram takes at most %d %s: only the first %d of %zu are sent",
+                label, DG_MAX_TERMS, term_name(e), DG_MAX_TERMS, terms);
     s->e = e;
     s->o = *o;
     snprintf(s->label, sizeof s->label, "%s", label);
@@ -790,7 +946,7 @@ static int dg_open(cs_stt *e, const cs_stt_session_opts *o, cs_stt_session **out
     uv_timer_start(&s->tick, on_tick, DG_TICK_MS, DG_TICK_MS);
     e->st.sessions_open++;
     e->st.sessions_total++;
-    connect_now(s);
+    s->state = DG_IDLE; /* the first audio connects */
     *out = s;
     return 0;
 }
@@ -800,18 +956,25 @@ static void dg_feed(cs_stt_session *s, uint32_t pos_ms, const uint8_t *ulaw, siz
     if (s->closing || s->state == DG_FAILED || !n) return;
     s->e->audio_bytes += n;
     s->e->dropped_bytes += audio_add(&s->audio, (uint64_t)pos_ms * DG_BYTES_PER_MS, ulaw, n);
-    pump(s);
+    if (s->state == DG_IDLE && s->audio.len) {
+        s->state = DG_WAITING; /* connect on the loop, never inside the caller's feed */
+        uv_timer_start(&s->step, on_retry_timer, 0, 0);
+    } else {
+        pump(s);
+    }
 }
 
 static void dg_close(cs_stt_session *s)
 {
     if (s->closing) return;
     s->closing = true;
-    s->close_deadline_ms = now_ms(s) + DG_CLOSE_TIMEOUT_MS;
-    if (s->state == DG_FAILED || (s->state == DG_WAITING && !s->audio.len))
-        finish_soon(s);
-    else
-        pump(s); /* when connecting, on_ws_open does it */
+    s->close_started_ms = now_ms(s);
+    if (s->state == DG_FAILED || s->state == DG_IDLE || (s->state == DG_WAITING && !s->audio.len)) {
+        finish_soon(s); /* nothing left for Deepgram to finalize */
+        return;
+    }
+    extend_close_deadline(s, s->state == DG_WAITING ? uv_timer_get_due_in(&s->step) : 0);
+    pump(s); /* when connecting, on_ws_open does it */
 }
 
 static void dg_stats(cs_stt *e, cs_stt_stats *out)
@@ -857,6 +1020,24 @@ static int base_url(cs_stt *e, const cs_config *cfg, cs_buf *err)
     return 0;
 }
 
+/* STT_KEYWORDS, the keywords of every call, within Deepgram's limit. */
+static int check_keywords(const cs_stt *e, const char *list, cs_buf *err)
+{
+    char *url;
+    size_t terms;
+    int rc = session_url(e, list, ',', &url, &terms);
+    if (rc == CS_EPARSE) {
+        cs_buf_puts(err, "STT_KEYWORDS is too long for a Deepgram request");
+        return CS_ECONFIG;
+    }
+    if (rc < 0) return rc;
+    free(url);
+    if (terms <= DG_MAX_TERMS) return 0;
+    cs_buf_printf(err, "STT_KEYWORDS: Deepgram takes at most %d %s, not %zu", DG_MAX_TERMS,
+                  term_name(e), terms);
+    return CS_ECONFIG;
+}
+
 static int dg_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mailbox *mb,
                      cs_buf *err)
 {
@@ -877,6 +1058,7 @@ static int dg_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
     e->auth = cs_buf_detach(&auth, NULL);
     if (rc == 0) rc = cs_net_new(&e->net, loop);
     if (rc == 0) rc = base_url(e, cfg, err);
+    if (rc == 0) rc = check_keywords(e, cfg->stt_keywords, err);
     if (rc < 0) {
         dg_destroy(e);
         return rc;

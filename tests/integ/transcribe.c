@@ -2,7 +2,8 @@
  * gateway transcribes them (pocketsphinx, or a fake Deepgram speaking its documented
  * protocol), and the stored transcript is scored against the corpus (word error rate).
  * Also: grammars, the agent's side through the echo agent, listeners receiving segments,
- * a full decoder pool, an engine failing mid-call, and the signed transcript webhook. */
+ * a full decoder pool, an engine failing mid-call or on every connection, and the signed
+ * transcript webhook. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -519,6 +520,37 @@ static void pool_exhausted(void)
 
 /* ---- Deepgram ---- */
 
+#define DG_KEY "dg-key"
+
+/* A fake Deepgram on its own thread, and the gateway transcribing with it. */
+static bool start_deepgram(dg_thread *dg, const dg_fake_opts *o, it_server *s)
+{
+    if (dg_thread_start(dg, o) < 0) {
+        IT_CHECK(0, "no fake Deepgram");
+        return false;
+    }
+    const char *args[] = {"--stt", "deepgram",       "--deepgram-api-key",
+                          DG_KEY,  "--deepgram-url", dg_fake_url(dg->fake),
+                          NULL};
+    if (it_server_start(s, args) < 0) {
+        dg_thread_stop(dg);
+        IT_CHECK(0, "no server");
+        return false;
+    }
+    return true;
+}
+
+/* One call from `from` playing the JFK clip (11 s) through the gateway. */
+static void call_with_jfk(const it_server *s, const char *from)
+{
+    char wav[1024];
+    snprintf(wav, sizeof wav, "%s/ulaw8k/jfk_inaugural_1961.wav", corpus());
+    int exit_status;
+    cJSON *sum = it_sim(s, &exit_status, "--wav %s --from %s", wav, from);
+    IT_CHECK(exit_status == 0, "the call did not go on");
+    cJSON_Delete(sum);
+}
+
 /* Deepgram transcribes the start of the call, then the connection drops and the key is
  * refused on reconnection: the transcription fails mid-call, the call goes on, and what
  * was finalized before stays stored. */
@@ -526,32 +558,18 @@ static void engine_fails_mid_call(void)
 {
     static const char *const script[] = {"and so my fellow americans"};
     dg_thread dg;
-    dg_fake_opts o = {.api_key = "dg-key",
+    dg_fake_opts o = {.api_key = DG_KEY,
                       .script = script,
                       .nscript = 1,
                       .fault = DG_FAKE_DROP,
                       .faulty = 1,
                       .fault_after = 5 * 8000,
                       .key_uses = 1};
-    if (dg_thread_start(&dg, &o) < 0) {
-        IT_CHECK(0, "no fake Deepgram");
-        return;
-    }
     it_server s;
-    const char *args[] = {"--stt",  "deepgram",       "--deepgram-api-key",
-                          "dg-key", "--deepgram-url", dg_fake_url(dg.fake),
-                          NULL};
-    if (it_server_start(&s, args) < 0) {
-        dg_thread_stop(&dg);
-        IT_CHECK(0, "no server");
-        return;
-    }
-    char wav[1024], sid[64], state[32], text[2048];
-    snprintf(wav, sizeof wav, "%s/ulaw8k/jfk_inaugural_1961.wav", corpus());
-    int exit_status, segments;
-    cJSON *sum = it_sim(&s, &exit_status, "--wav %s --from +15550005000", wav);
-    IT_CHECK(exit_status == 0, "the call did not go on");
-    cJSON_Delete(sum);
+    if (!start_deepgram(&dg, &o, &s)) return;
+    char sid[64], state[32], text[2048];
+    int segments;
+    call_with_jfk(&s, "+15550005000");
     it_sleep_ms(500);
     IT_CHECK(call_from(&s, "+15550005000", sid, sizeof sid), "no call");
     bool event;
@@ -572,6 +590,36 @@ static void engine_fails_mid_call(void)
              dg.stats.upgrades, dg.stats.refused);
 }
 
+/* Deepgram answers every connection with an Error message and never a result: the
+ * failures add up, and the transcription fails after 7 attempts (logged once, with what
+ * Deepgram said) instead of reconnecting for the rest of the call; the call goes on. */
+static void engine_always_errors(void)
+{
+    dg_thread dg;
+    dg_fake_opts o = {.api_key = DG_KEY, .fault = DG_FAKE_ERROR, .faulty = -1, .fault_after = 0};
+    it_server s;
+    if (!start_deepgram(&dg, &o, &s)) return;
+    char sid[64], state[32] = "";
+    call_with_jfk(&s, "+15550006000");
+    bool event = false;
+    /* The last backoffs may come after the call: its backlog keeps the session going. */
+    for (int waited = 0; waited < 45000 && !event; waited += 250) {
+        if (call_from(&s, "+15550006000", sid, sizeof sid))
+            transcription_state(&s, sid, state, sizeof state, "failed", &event);
+        if (!event) it_sleep_ms(250);
+    }
+    IT_CHECK(!strcmp(state, "failed") && event, "transcription '%s'", state);
+    IT_CHECK(
+        it_log_count(&s, "giving up, no transcript for the rest of the call: Deepgram "
+                         "error: fake internal error: the fake was told to fail (7 attempts)") == 1,
+        "the failure is not logged once with what Deepgram said");
+    IT_CHECK(it_metric(s.port, "callstream_stt_failures_total") == 1, "failure not counted");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&s);
+    dg_thread_stop(&dg);
+    IT_CHECK(dg.stats.upgrades == 7, "fake: %u upgrades", dg.stats.upgrades);
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
@@ -581,6 +629,7 @@ static const struct {
     {"agent_side", agent_side},
     {"pool_exhausted", pool_exhausted},
     {"engine_fails_mid_call", engine_fails_mid_call},
+    {"engine_always_errors", engine_always_errors},
 };
 
 /* Runs the tests named on the command line, or all of them. */

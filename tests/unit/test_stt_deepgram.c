@@ -1,276 +1,10 @@
-/* The Deepgram engine against a fake Deepgram (deepgram_fake.h): segments placed on the
- * call's timeline, the documented request, KeepAlive and CloseStream, reconnection with
- * the unfinalized audio resent, giving up, and the limits. */
-#include <fcntl.h>
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include "testutil.h"
-
-#include "audio/g711.h"
-#include "core/err.h"
-#include "net/form.h"
+/* The Deepgram engine against a fake Deepgram (deepgram_harness.h), when all goes well:
+ * the configuration and its limits, segments placed on the call's timeline, the
+ * documented request, keywords and keyterms, KeepAlive and CloseStream, connecting only
+ * with audio to send, UtteranceEnd, and the bounded buffer. Failures are in
+ * test_stt_deepgramfail.c. */
+#include "deepgram_harness.h"
 #include "net/ws.h"
-#include "stt/stt.h"
-
-/* Unit tests are built from one file plus testutil.c: the fake comes in with this one. */
-#include "deepgram_fake.h"
-
-#define KEY      "secret-key"
-#define FRAME_MS 20
-#define FRAME    (FRAME_MS * 8)
-#define MAX_SEGS 1024
-#define WAIT_MS  10000
-#define TOL_MS   1     /* Deepgram's times are seconds as decimals */
-#define BASE_MS  60000 /* where the speaker's audio starts on the call's timeline */
-
-typedef struct seg_rec {
-    uint64_t id;
-    uint32_t start_ms, end_ms;
-    bool final;
-    float confidence;
-    char *text;
-} seg_rec;
-
-typedef struct tctx {
-    uv_loop_t loop;
-    dg_fake *fake;
-    cs_stt *e;
-    cs_stt_session *s;
-    seg_rec segs[MAX_SEGS];
-    size_t nsegs, nfinals, want_finals;
-    int errors, last_err;
-    char why[256];
-    bool closed;
-    double phase; /* of the tone, continuous across frames */
-} tctx;
-
-/* ---- callbacks ---- */
-
-static void on_segment(void *data, const cs_stt_segment *seg)
-{
-    tctx *t = data;
-    assert_true(t->nsegs < MAX_SEGS);
-    assert_false(t->closed);
-    seg_rec *r = &t->segs[t->nsegs++];
-    *r = (seg_rec){.id = seg->id,
-                   .start_ms = seg->start_ms,
-                   .end_ms = seg->end_ms,
-                   .final = seg->final,
-                   .confidence = seg->confidence,
-                   .text = strdup(seg->text)};
-    if (seg->final) t->nfinals++;
-}
-
-static void on_error(void *data, int err, const char *why)
-{
-    tctx *t = data;
-    t->errors++;
-    t->last_err = err;
-    snprintf(t->why, sizeof t->why, "%s", why);
-}
-
-static void on_closed(void *data)
-{
-    tctx *t = data;
-    assert_false(t->closed);
-    t->closed = true;
-}
-
-/* ---- set-up ---- */
-
-static cs_config config(const char *key, const char *url, const char *model, int64_t max)
-{
-    cs_config c;
-    memset(&c, 0, sizeof c);
-    c.deepgram_api_key = (char *)key;
-    c.deepgram_url = (char *)url;
-    c.deepgram_model = (char *)model;
-    c.stt_max_sessions = max;
-    return c;
-}
-
-static tctx *start_engine(const dg_fake_opts *fo, const char *model, int64_t max)
-{
-    tctx *t = calloc(1, sizeof *t);
-    assert_non_null(t);
-    assert_int_equal(uv_loop_init(&t->loop), 0);
-    dg_fake_opts o = *fo;
-    if (!o.api_key) o.api_key = KEY;
-    assert_int_equal(dg_fake_start(&t->fake, &t->loop, &o), 0);
-    cs_config cfg = config(KEY, dg_fake_url(t->fake), model, max);
-    cs_buf err = CS_BUF_INIT(1024);
-    assert_int_equal(cs_stt_deepgram.create(&t->e, &cfg, &t->loop, NULL, &err), 0);
-    cs_buf_free(&err);
-    return t;
-}
-
-static int open_with(tctx *t, const char *keywords, const char *grammar, cs_stt_session **out)
-{
-    cs_stt_session_opts o = {.label = "CAtest/caller",
-                             .keywords = keywords,
-                             .grammar = grammar,
-                             .on_segment = on_segment,
-                             .on_error = on_error,
-                             .on_closed = on_closed,
-                             .data = t};
-    return cs_stt_deepgram.open(t->e, &o, out);
-}
-
-static tctx *start(const dg_fake_opts *fo)
-{
-    tctx *t = start_engine(fo, "nova-2-phonecall", 4);
-    assert_int_equal(open_with(t, NULL, NULL, &t->s), 0);
-    return t;
-}
-
-static bool is_closed(void *d)
-{
-    return ((tctx *)d)->closed;
-}
-
-static bool has_error(void *d)
-{
-    return ((tctx *)d)->errors > 0;
-}
-
-static bool enough_finals(void *d)
-{
-    tctx *t = d;
-    return t->nfinals >= t->want_finals;
-}
-
-static void close_session(tctx *t)
-{
-    cs_stt_deepgram.close(t->s);
-    assert_false(t->closed); /* never from inside close() */
-    assert_true(tu_run_until(&t->loop, is_closed, t, WAIT_MS));
-}
-
-static void stop(tctx *t)
-{
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
-    assert_int_equal(st.sessions_open, 0);
-    cs_stt_deepgram.destroy(t->e);
-    dg_fake_free(t->fake);
-    assert_int_equal(uv_loop_close(&t->loop), 0);
-    for (size_t i = 0; i < t->nsegs; i++) free(t->segs[i].text);
-    free(t);
-}
-
-static void wait_finals(tctx *t, size_t n, unsigned timeout_ms)
-{
-    t->want_finals = n;
-    assert_true(tu_run_until(&t->loop, enough_finals, t, timeout_ms));
-}
-
-/* ---- audio ---- */
-
-static void make_frame(tctx *t, uint8_t *out, bool tone)
-{
-    for (size_t i = 0; i < FRAME; i++) {
-        out[i] = tone ? cs_pcm_to_ulaw((int16_t)(8000 * sin(t->phase))) : CS_ULAW_SILENCE;
-        t->phase += 2 * M_PI * 400 / 8000;
-    }
-}
-
-/* Feeds `ms` of a tone (speech to the fake) or of silence at *pos, in 20 ms frames; with
- * `run`, the loop turns between frames so audio flows while it is fed. */
-static void feed(tctx *t, uint32_t *pos, unsigned ms, bool tone, bool run)
-{
-    uint8_t frame[FRAME];
-    for (unsigned done = 0; done < ms; done += FRAME_MS) {
-        make_frame(t, frame, tone);
-        cs_stt_deepgram.feed(t->s, *pos, frame, FRAME);
-        *pos += FRAME_MS;
-        if (run) uv_run(&t->loop, UV_RUN_NOWAIT);
-    }
-}
-
-static void speak(tctx *t, uint32_t *pos, unsigned ms)
-{
-    feed(t, pos, ms, true, true);
-}
-
-static void hush(tctx *t, uint32_t *pos, unsigned ms)
-{
-    feed(t, pos, ms, false, true);
-}
-
-/* Two utterances: [500, 1300) and [2000, 2600) after `base`, then 1.5 s of silence. */
-static void two_utterances(tctx *t, uint32_t base)
-{
-    uint32_t pos = base;
-    hush(t, &pos, 500);
-    speak(t, &pos, 800);
-    hush(t, &pos, 700);
-    speak(t, &pos, 600);
-    hush(t, &pos, 1500);
-}
-
-/* ---- checks ---- */
-
-static const seg_rec *final_no(const tctx *t, size_t k)
-{
-    for (size_t i = 0, n = 0; i < t->nsegs; i++)
-        if (t->segs[i].final && n++ == k) return &t->segs[i];
-    fail_msg("no final #%zu", k);
-    return NULL;
-}
-
-static void check_final(const tctx *t, size_t k, const char *text, uint32_t start, uint32_t end)
-{
-    const seg_rec *r = final_no(t, k);
-    assert_string_equal(r->text, text);
-    assert_in_range(r->start_ms, start - TOL_MS, start + TOL_MS);
-    assert_in_range(r->end_ms, end - TOL_MS, end + TOL_MS);
-    assert_true(fabsf(r->confidence - (float)DG_FAKE_CONFIDENCE) < 1e-6f);
-}
-
-/* Every id has interims (if any) before its one final; ids are new per utterance. */
-static void check_ids(const tctx *t)
-{
-    for (size_t i = 0; i < t->nsegs; i++) {
-        const seg_rec *r = &t->segs[i];
-        assert_true(r->id > 0);
-        for (size_t j = i + 1; j < t->nsegs; j++)
-            if (t->segs[j].id == r->id) assert_false(r->final);
-    }
-}
-
-static size_t interims_of(const tctx *t, uint64_t id)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < t->nsegs; i++) n += !t->segs[i].final && t->segs[i].id == id;
-    return n;
-}
-
-static void check_two_utterances(const tctx *t, uint32_t base)
-{
-    check_final(t, 0, "hello world", base + 500, base + 1300);
-    check_final(t, 1, "goodbye", base + 2000, base + 2600);
-    check_ids(t);
-}
-
-static const char *const script[] = {"hello world", "goodbye"};
-#define SCRIPT .script = script, .nscript = 2
-
-/* How many times the last upgrade request had name=value in its query. */
-static size_t count_param(const tctx *t, const char *name, const char *value)
-{
-    cs_form q;
-    const char *query = dg_fake_stats_get(t->fake)->query;
-    assert_int_equal(cs_form_parse(&q, query, strlen(query)), 0);
-    size_t n = 0;
-    for (size_t i = 0; i < q.n; i++)
-        n += strcmp(q.pairs[i].name, name) == 0 && strcmp(q.pairs[i].value, value) == 0;
-    cs_form_free(&q);
-    return n;
-}
 
 /* ---- configuration ---- */
 
@@ -315,7 +49,7 @@ static void test_create_wss_uses_system_cas(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-static void test_open_refuses_grammar_and_too_many_keywords(void **state)
+static void test_open_refuses_grammar_and_keywords_past_a_url(void **state)
 {
     (void)state;
     dg_fake_opts fo = {SCRIPT};
@@ -323,11 +57,51 @@ static void test_open_refuses_grammar_and_too_many_keywords(void **state)
     cs_stt_session *s = NULL;
     assert_int_equal(open_with(t, NULL, "#JSGF V1.0; grammar g; public <a> = yes;", &s), CS_EPARSE);
     cs_buf many = CS_BUF_INIT(1 << 20);
-    for (int i = 0; i < 1000; i++) cs_buf_printf(&many, "keyword%d /1e-20/\n", i);
+    for (int i = 0; i < 90; i++)
+        cs_buf_printf(&many, "%050d /1e-20/\n", i); /* within the count, not in one URL */
     assert_int_equal(open_with(t, many.data, NULL, &s), CS_EPARSE);
     assert_null(s);
     cs_buf_free(&many);
     stop(t);
+}
+
+/* STT_KEYWORDS past Deepgram's 100 (words, for keywords; phrases, for keyterm) is a
+ * configuration error at start-up. */
+static void test_create_refuses_more_than_100_keywords(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cs_buf words = CS_BUF_INIT(1 << 16), phrases = CS_BUF_INIT(1 << 16);
+    for (int i = 0; i < 60; i++) cs_buf_printf(&words, "%sacme%d corp", i ? "," : "", i);
+    for (int i = 0; i < 101; i++) cs_buf_printf(&phrases, "%sacme%d", i ? "," : "", i);
+    static const struct {
+        const char *model;
+        int rc;
+        const char *says;
+    } cases[] = {
+        {"nova-2", CS_ECONFIG, "at most 100 keywords (words, on this model), not 120"},
+        {"nova-3", 0, NULL}, /* 60 keyterms */
+        {"nova-3", CS_ECONFIG, "at most 100 keyterms, not 101"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cs_config cfg = config(KEY, "ws://127.0.0.1:1/v1/listen", cases[i].model, 4);
+        cfg.stt_keywords = i < 2 ? words.data : phrases.data;
+        cs_buf err = CS_BUF_INIT(1024);
+        cs_stt *e = NULL;
+        assert_int_equal(cs_stt_deepgram.create(&e, &cfg, &loop, NULL, &err), cases[i].rc);
+        if (cases[i].says) {
+            assert_null(e);
+            assert_non_null(strstr(err.data, "STT_KEYWORDS"));
+            assert_non_null(strstr(err.data, cases[i].says));
+        }
+        cs_stt_deepgram.destroy(e);
+        cs_buf_free(&err);
+    }
+    cs_buf_free(&words);
+    cs_buf_free(&phrases);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void test_full_beyond_max_sessions(void **state)
@@ -393,35 +167,65 @@ static void test_two_utterances_on_call_timeline(void **state)
     stop(t);
 }
 
-static bool upgraded(void *d)
-{
-    return dg_fake_stats_get(((tctx *)d)->fake)->upgrades > 0;
-}
-
+/* Nova-3 takes each phrase as a keyterm, its spaces as %20; older models take keywords,
+ * which Deepgram boosts word by word, so each word goes as its own keyword. */
 static void test_keywords_become_parameters(void **state)
 {
     (void)state;
     static const struct {
-        const char *model, *param;
-    } cases[] = {{"nova-2-phonecall", "keywords"}, {"nova-3", "keyterm"}};
+        const char *model, *param, *raw;
+        const char *terms[3];
+    } cases[] = {
+        {"nova-2-phonecall", "keywords", "keywords=corp", {"callstream", "acme", "corp"}},
+        {"nova-3", "keyterm", "keyterm=acme%20corp", {"callstream", "acme corp", NULL}},
+    };
     for (size_t i = 0; i < 2; i++) {
         dg_fake_opts fo = {SCRIPT};
         tctx *t = start_engine(&fo, cases[i].model, 4);
         assert_int_equal(open_with(t, "callstream /1e-20/\n  acme corp /1e-10/ \n\n", NULL, &t->s),
                          0);
+        uint32_t pos = 0;
+        hush(t, &pos, FRAME_MS);
         assert_true(tu_run_until(&t->loop, upgraded, t, WAIT_MS));
-        assert_int_equal(count_param(t, cases[i].param, "callstream"), 1);
-        assert_int_equal(count_param(t, cases[i].param, "acme corp"), 1);
+        for (size_t k = 0; k < 3 && cases[i].terms[k]; k++)
+            assert_int_equal(count_param(t, cases[i].param, cases[i].terms[k]), 1);
+        assert_int_equal(count_param(t, i ? "keywords" : "keyterm", "callstream"), 0);
+        assert_non_null(strstr(dg_fake_stats_get(t->fake)->query, cases[i].raw));
         close_session(t);
         stop(t);
     }
 }
 
-static bool kept_alive(void *d)
+/* A call asking for more than Deepgram's 100 gets the first 100, and a warning. */
+static void test_keywords_past_the_limit_are_cut(void **state)
 {
-    return dg_fake_stats_get(((tctx *)d)->fake)->keepalives > 0;
+    (void)state;
+    dg_fake_opts fo = {SCRIPT};
+    tctx *t = start_engine(&fo, "nova-2", 4);
+    cs_buf many = CS_BUF_INIT(1 << 16);
+    for (int i = 0; i < 150; i++) cs_buf_printf(&many, "word%d /1e-20/\n", i);
+    tu_log_capture_start();
+    assert_int_equal(open_with(t, many.data, NULL, &t->s), 0);
+    assert_true(tu_log_contains("only the first 100 of 150 are sent"));
+    tu_log_capture_stop();
+    two_utterances(t, BASE_MS);
+    wait_finals(t, 2, WAIT_MS);
+    close_session(t);
+    check_two_utterances(t, BASE_MS);
+    assert_int_equal(count_param(t, "keywords", "word99"), 1);
+    assert_int_equal(count_param(t, "keywords", "word100"), 0);
+    assert_int_equal(dg_fake_stats_get(t->fake)->refused, 0);
+    cs_buf_free(&many);
+    stop(t);
 }
 
+static bool kept_alive_twice(void *d)
+{
+    return dg_fake_stats_get(((tctx *)d)->fake)->keepalives >= 2;
+}
+
+/* No audio now: KeepAlives, as often as Deepgram asks (every 3–5 s), so the stream is
+ * not closed after its 10 s. */
 static void test_keepalive_during_silence(void **state)
 {
     (void)state;
@@ -429,13 +233,72 @@ static void test_keepalive_during_silence(void **state)
     tctx *t = start(&fo);
     uint32_t pos = 0;
     hush(t, &pos, 500);
-    /* No audio now: a KeepAlive within Deepgram's 10 s, so the stream is not closed. */
-    assert_true(tu_run_until(&t->loop, kept_alive, t, 9000));
+    assert_true(tu_run_until(&t->loop, kept_alive_twice, t, 15000));
     const dg_fake_stats *fs = dg_fake_stats_get(t->fake);
     assert_int_equal(fs->net0001, 0);
     assert_int_equal(fs->upgrades, 1);
+    assert_true(fs->max_gap_ms <= 5000); /* sent 3–4 s apart */
     close_session(t);
     assert_int_equal(fs->close_streams, 1);
+    stop(t);
+}
+
+/* Deepgram closes a connection that gets no audio soon after the upgrade, KeepAlive or
+ * not: a session connects when its first audio comes, however long the line is quiet. */
+static void test_connects_once_there_is_audio(void **state)
+{
+    (void)state;
+    dg_fake_opts fo = {SCRIPT, .idle_ms = 1000};
+    tctx *t = start(&fo);
+    run_for(t, 2500);
+    const dg_fake_stats *fs = dg_fake_stats_get(t->fake);
+    assert_int_equal(fs->upgrades, 0);
+    assert_int_equal(fs->net0001, 0);
+    two_utterances(t, BASE_MS);
+    wait_finals(t, 2, WAIT_MS);
+    close_session(t);
+    check_two_utterances(t, BASE_MS);
+    assert_int_equal(fs->upgrades, 1);
+    assert_int_equal(t->errors, 0);
+    stop(t);
+}
+
+/* A session that ends before any audio never connects. */
+static void test_close_without_audio_never_connects(void **state)
+{
+    (void)state;
+    dg_fake_opts fo = {SCRIPT};
+    tctx *t = start(&fo);
+    close_session(t);
+    assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 0);
+    assert_int_equal(t->nsegs, 0);
+    stop(t);
+}
+
+/* The connection drops once everything sent was finalized: the session reconnects when
+ * there is audio again, not to an empty stream Deepgram would close. */
+static void test_reconnects_only_with_audio_to_send(void **state)
+{
+    (void)state;
+    /* 1.7 s: "hello world", its final after 300 ms, and an empty final 1 s later. */
+    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_DROP, .faulty = 1, .fault_after = 1700 * 8};
+    tctx *t = start(&fo);
+    uint32_t pos = BASE_MS;
+    speak(t, &pos, 400);
+    hush(t, &pos, 1300);
+    wait_finals(t, 1, WAIT_MS);
+    run_for(t, 1500); /* well past the first backoff */
+    const dg_fake_stats *fs = dg_fake_stats_get(t->fake);
+    assert_int_equal(fs->upgrades, 1);
+    pos += 1000;
+    speak(t, &pos, 600);
+    hush(t, &pos, 1500);
+    wait_finals(t, 2, WAIT_MS);
+    close_session(t);
+    check_final(t, 0, "hello world", BASE_MS, BASE_MS + 400);
+    check_final(t, 1, "goodbye", BASE_MS + 2700, BASE_MS + 3300);
+    assert_int_equal(fs->upgrades, 2);
+    assert_int_equal(t->errors, 0);
     stop(t);
 }
 
@@ -458,6 +321,27 @@ static void test_noisy_line_ends_utterances_by_utterance_end(void **state)
     check_final(t, 0, "good morning", 500, 1800);
     check_final(t, 1, "again", 3300, 3600);
     assert_int_equal(t->nfinals, 2);
+    check_ids(t);
+    stop(t);
+}
+
+/* An UtteranceEnd with last_word_end -1 points at no word: it ends nothing. */
+static void test_utterance_end_without_a_word_is_ignored(void **state)
+{
+    (void)state;
+    static const char *const words[] = {"good", "morning"};
+    dg_fake_opts fo = {.script = words, .nscript = 2, .noisy = true, .stray_utterance_end = true};
+    tctx *t = start(&fo);
+    uint32_t pos = 0;
+    hush(t, &pos, 500);
+    speak(t, &pos, 400);
+    hush(t, &pos, 500); /* "good" is final here, followed by an UtteranceEnd -1 */
+    speak(t, &pos, 400);
+    hush(t, &pos, 1500);
+    wait_finals(t, 1, WAIT_MS);
+    close_session(t);
+    check_final(t, 0, "good morning", 500, 1800);
+    assert_int_equal(t->nfinals, 1);
     check_ids(t);
     stop(t);
 }
@@ -524,201 +408,6 @@ static void test_long_text_is_bounded(void **state)
     cs_buf_free(&a);
     cs_buf_free(&b);
     cs_buf_free(&c);
-    stop(t);
-}
-
-/* ---- failures ---- */
-
-static void check_reconnected(tctx *t)
-{
-    wait_finals(t, 2, WAIT_MS);
-    close_session(t);
-    check_two_utterances(t, BASE_MS);
-    assert_int_equal(t->nfinals, 2);
-    assert_int_equal(t->errors, 0);
-    assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 2);
-}
-
-static void test_reconnects_after_drop(void **state)
-{
-    (void)state;
-    /* Dropped 2 s into the audio: after utterance 1's final, during utterance 2. */
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_DROP, .faulty = 1, .fault_after = 2000 * 8};
-    tctx *t = start(&fo);
-    tu_log_capture_start();
-    two_utterances(t, BASE_MS);
-    check_reconnected(t);
-    assert_true(tu_log_contains("reconnecting"));
-    tu_log_capture_stop();
-    stop(t);
-}
-
-static void test_reconnects_after_error_message(void **state)
-{
-    (void)state;
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_ERROR, .faulty = 1, .fault_after = 2000 * 8};
-    tctx *t = start(&fo);
-    tu_log_capture_start();
-    two_utterances(t, BASE_MS);
-    check_reconnected(t);
-    assert_true(tu_log_contains("fake internal error"));
-    tu_log_capture_stop();
-    stop(t);
-}
-
-static void test_reconnects_after_stall(void **state)
-{
-    (void)state;
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_STALL, .faulty = 1};
-    tctx *t = start(&fo);
-    uint32_t pos = BASE_MS;
-    hush(t, &pos, 500);
-    speak(t, &pos, 800);
-    hush(t, &pos, 12000); /* more than DG_STALL_MS without an answer */
-    speak(t, &pos, 600);
-    hush(t, &pos, 1500);
-    wait_finals(t, 2, 25000);
-    close_session(t);
-    check_final(t, 0, "hello world", BASE_MS + 500, BASE_MS + 1300);
-    check_final(t, 1, "goodbye", BASE_MS + 13300, BASE_MS + 13900);
-    assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 2);
-    assert_int_equal(t->errors, 0);
-    stop(t);
-}
-
-static void test_junk_messages_are_skipped(void **state)
-{
-    (void)state;
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_JUNK, .faulty = 1};
-    tctx *t = start(&fo);
-    tu_log_capture_start();
-    two_utterances(t, BASE_MS);
-    wait_finals(t, 2, WAIT_MS);
-    close_session(t);
-    check_two_utterances(t, BASE_MS);
-    assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 1);
-    assert_true(tu_log_contains("skipped a message that is not a typed JSON object"));
-    assert_true(tu_log_contains("skipped a Results message"));
-    tu_log_capture_stop();
-    stop(t);
-}
-
-static void test_close_while_disconnected_still_flushes(void **state)
-{
-    (void)state;
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_REFUSE, .faulty = 2, .refuse_status = 503};
-    tctx *t = start(&fo);
-    uint32_t pos = BASE_MS;
-    feed(t, &pos, 500, false, false);
-    feed(t, &pos, 800, true, false);
-    feed(t, &pos, 700, false, false);
-    feed(t, &pos, 600, true, false);
-    feed(t, &pos, 1500, false, false);
-    close_session(t); /* the audio waits for a connection that works */
-    check_two_utterances(t, BASE_MS);
-    const dg_fake_stats *fs = dg_fake_stats_get(t->fake);
-    assert_int_equal(fs->refused, 2);
-    assert_int_equal(fs->upgrades, 1);
-    assert_int_equal(fs->close_streams, 1);
-    assert_int_equal(t->errors, 0);
-    stop(t);
-}
-
-static void test_close_times_out_on_a_silent_server(void **state)
-{
-    (void)state;
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_STALL, .faulty = -1};
-    tctx *t = start(&fo);
-    uint32_t pos = 0;
-    speak(t, &pos, 600);
-    assert_true(tu_run_until(&t->loop, upgraded, t, WAIT_MS));
-    close_session(t);
-    assert_int_equal(dg_fake_stats_get(t->fake)->close_streams, 1);
-    assert_int_equal(t->nsegs, 0);
-    assert_int_equal(t->errors, 0);
-    stop(t);
-}
-
-static void test_gives_up_after_repeated_failures(void **state)
-{
-    (void)state;
-    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_REFUSE, .faulty = -1, .refuse_status = 503};
-    tctx *t = start(&fo);
-    uint32_t pos = 0;
-    speak(t, &pos, 400);
-    assert_true(tu_run_until(&t->loop, has_error, t, 30000));
-    assert_int_equal(t->last_err, CS_EBACKEND);
-    assert_non_null(strstr(t->why, "503"));
-    unsigned tries = dg_fake_stats_get(t->fake)->refused;
-    assert_true(tries > 2);
-    hush(t, &pos, 400); /* taken and ignored: the session is failed */
-    uv_sleep(600);
-    uv_run(&t->loop, UV_RUN_NOWAIT);
-    assert_int_equal(dg_fake_stats_get(t->fake)->refused, tries);
-    close_session(t);
-    assert_int_equal(t->errors, 1);
-    assert_int_equal(t->nsegs, 0);
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
-    assert_int_equal(st.failures, 1);
-    stop(t);
-}
-
-static void test_final_refusals_give_up_at_once(void **state)
-{
-    (void)state;
-    static const struct {
-        dg_fake_opts fake;
-        int err;
-        const char *status;
-    } cases[] = {
-        {{SCRIPT, .api_key = "another-key"}, CS_EAUTH, "401"},
-        {{SCRIPT, .fault = DG_FAKE_REFUSE, .faulty = -1, .refuse_status = 400}, CS_EBACKEND, "400"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        tctx *t = start(&cases[i].fake);
-        assert_true(tu_run_until(&t->loop, has_error, t, WAIT_MS));
-        assert_int_equal(t->last_err, cases[i].err);
-        assert_non_null(strstr(t->why, cases[i].status));
-        uv_sleep(1000); /* a retry would have come by now */
-        uv_run(&t->loop, UV_RUN_NOWAIT);
-        assert_int_equal(dg_fake_stats_get(t->fake)->refused, 1);
-        close_session(t);
-        assert_int_equal(t->errors, 1);
-        stop(t);
-    }
-}
-
-/* The descriptor the next socket would get. */
-static int lowest_free_fd(void)
-{
-    int fd = open("/dev/null", O_RDONLY);
-    assert_true(fd >= 0);
-    close(fd);
-    return fd;
-}
-
-static void test_connect_failure_is_retried(void **state)
-{
-    (void)state;
-    dg_fake_opts fo = {SCRIPT};
-    tctx *t = start_engine(&fo, "nova-2", 4);
-    tu_log_capture_start();
-    struct rlimit was, tight;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
-    tight = was;
-    tight.rlim_cur = (rlim_t)lowest_free_fd(); /* no socket for the first attempt */
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
-    int rc = open_with(t, NULL, NULL, &t->s);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
-    assert_int_equal(rc, 0);
-    assert_true(tu_log_contains("cannot connect"));
-    tu_log_capture_stop();
-    two_utterances(t, BASE_MS);
-    wait_finals(t, 2, WAIT_MS);
-    close_session(t);
-    check_two_utterances(t, BASE_MS);
-    assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 1);
     stop(t);
 }
 
@@ -791,23 +480,20 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_refuses_bad_configuration),
         cmocka_unit_test(test_create_wss_uses_system_cas),
-        cmocka_unit_test(test_open_refuses_grammar_and_too_many_keywords),
+        cmocka_unit_test(test_open_refuses_grammar_and_keywords_past_a_url),
+        cmocka_unit_test(test_create_refuses_more_than_100_keywords),
         cmocka_unit_test(test_full_beyond_max_sessions),
         cmocka_unit_test(test_two_utterances_on_call_timeline),
         cmocka_unit_test(test_keywords_become_parameters),
+        cmocka_unit_test(test_keywords_past_the_limit_are_cut),
         cmocka_unit_test(test_keepalive_during_silence),
+        cmocka_unit_test(test_connects_once_there_is_audio),
+        cmocka_unit_test(test_close_without_audio_never_connects),
+        cmocka_unit_test(test_reconnects_only_with_audio_to_send),
         cmocka_unit_test(test_noisy_line_ends_utterances_by_utterance_end),
+        cmocka_unit_test(test_utterance_end_without_a_word_is_ignored),
         cmocka_unit_test(test_gaps_keep_times_right),
         cmocka_unit_test(test_long_text_is_bounded),
-        cmocka_unit_test(test_reconnects_after_drop),
-        cmocka_unit_test(test_reconnects_after_error_message),
-        cmocka_unit_test(test_reconnects_after_stall),
-        cmocka_unit_test(test_junk_messages_are_skipped),
-        cmocka_unit_test(test_close_while_disconnected_still_flushes),
-        cmocka_unit_test(test_close_times_out_on_a_silent_server),
-        cmocka_unit_test(test_gives_up_after_repeated_failures),
-        cmocka_unit_test(test_final_refusals_give_up_at_once),
-        cmocka_unit_test(test_connect_failure_is_retried),
         cmocka_unit_test(test_buffer_drops_oldest_while_disconnected),
         cmocka_unit_test(test_feed_larger_than_buffer_keeps_its_end),
         cmocka_unit_test(test_too_many_gaps_drop_audio),
