@@ -768,12 +768,6 @@ int cs_server_listen(cs_server *s, const char *host, int port, bool tls)
     int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
     if (rc < 0) rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
     if (rc < 0) return rc;
-    if (!s->accept_retry) {
-        s->accept_retry = malloc(sizeof *s->accept_retry);
-        if (!s->accept_retry) return -ENOMEM;
-        uv_timer_init(cs_net_loop(s->net), s->accept_retry);
-        s->accept_retry->data = s;
-    }
     listener *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
     l->fd = listen_socket(&ss);
@@ -785,7 +779,11 @@ int cs_server_listen(cs_server *s, const char *host, int port, bool tls)
     l->server = s;
     l->tls = tls;
     l->poll.data = l;
-    rc = uv_poll_init_socket(cs_net_loop(s->net), &l->poll, l->fd);
+    if (!s->accept_retry && (s->accept_retry = malloc(sizeof *s->accept_retry)) != NULL) {
+        uv_timer_init(cs_net_loop(s->net), s->accept_retry);
+        s->accept_retry->data = s;
+    }
+    rc = s->accept_retry ? uv_poll_init_socket(cs_net_loop(s->net), &l->poll, l->fd) : -ENOMEM;
     if (rc < 0) {
         close(l->fd);
         free(l);
@@ -825,6 +823,8 @@ void cs_server_stop_listening(cs_server *s)
 void cs_server_free(cs_server *s)
 {
     if (!s) return;
+    if (s->accept_retry) /* a listen that failed; the loop frees it later */
+        uv_close((uv_handle_t *)s->accept_retry, (uv_close_cb)free);
     cs_map_free(&s->per_ip); /* entries are freed as their connections go */
     free(s);
 }
