@@ -210,13 +210,13 @@ static int write_answer(cs_server *s, cs_conn *c, int status, const char *conten
         return status;
     if (cs_conn_closing(c)) return 0;
     s->stats.answers_too_large++;
-    cs_warn("http: a %d answer of %zu bytes does not fit the output of %s; answering 500", status,
-            len, c->peer_ip);
     cs_buf err = CS_BUF_INIT(1024);
     error_body(&err, 500, "the answer does not fit the connection's output");
     bool sent = queue_answer(c, 500, "application/json", err.data, err.len, NULL, keep_alive,
                              head_only) == 0;
     cs_buf_free(&err);
+    cs_warn("http: a %d answer of %zu bytes does not fit the output of %s; %s", status, len,
+            c->peer_ip, sent ? "a 500 goes in its place" : "closing the connection");
     if (!sent) cs_conn_close(c, CS_ELIMIT, false);
     return sent ? 500 : 0;
 }

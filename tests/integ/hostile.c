@@ -212,7 +212,8 @@ static void body_rate(void)
     int slow = it_tcp(s.port, NULL, 0);
     send_some(slow, head, strlen(head));
     struct pollfd p = {.fd = slow, .events = POLLIN};
-    for (size_t i = 0; i < BODY && poll(&p, 1, 0) == 0; i++) {
+    long long deadline = mono_ms() + 20000;
+    for (size_t i = 0; i < BODY && mono_ms() < deadline && poll(&p, 1, 0) == 0; i++) {
         send_some(slow, body + i, 1);
         it_sleep_ms(500);
     }
