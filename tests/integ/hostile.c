@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "integ_util.h"
@@ -23,20 +22,6 @@
 #define CALL_FORM "CallSid=CA77777777777777777777777777777777&From=%2B15550001111&To=%2B15550002222"
 #define FORM_TYPE "Content-Type: application/x-www-form-urlencoded\r\n"
 #define HEALTH    "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool start(it_server *s, const char *const *args)
-{
-    bool ok = it_server_start(s, args) == 0;
-    IT_CHECK(ok, "the server did not start");
-    return ok;
-}
 
 static void stop(it_server *s)
 {
@@ -56,11 +41,11 @@ static ssize_t send_some(int fd, const void *p, size_t n)
  * whether it closed within timeout_ms. */
 static bool closes(int fd, cs_buf *out, int timeout_ms)
 {
-    long long deadline = mono_ms() + timeout_ms;
+    long long deadline = it_now_ms() + timeout_ms;
     char b[4096];
-    while (mono_ms() < deadline) {
+    while (it_now_ms() < deadline) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(deadline - mono_ms())) <= 0) continue;
+        if (poll(&p, 1, (int)(deadline - it_now_ms())) <= 0) continue;
         ssize_t k = recv(fd, b, sizeof b, 0);
         if (k <= 0) return true;
         if (out) cs_buf_append(out, b, (size_t)k);
@@ -102,7 +87,7 @@ static void slowloris_slots(void)
     enum { N = 300, SLOTS = 50 };
     it_server s;
     const char *args[] = {"--max-connections", "50", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     const char *head = "GET /health HTTP/1.1\r\n";
     int fds[N];
     for (int i = 0; i < N; i++) {
@@ -137,7 +122,7 @@ static void head_deadline(void)
 {
     it_server s;
     const char *args[] = {"--http-head-timeout-s", "2", "--http-idle-s", "8", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     const char *req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     size_t len = strlen(req);
 
@@ -154,9 +139,9 @@ static void head_deadline(void)
 
     int quiet = it_tcp(s.port, NULL, 0);
     int slow = it_tcp(s.port, NULL, 0);
-    long long deadline = mono_ms() + 20000;
+    long long deadline = it_now_ms() + 20000;
     struct pollfd p = {.fd = slow, .events = POLLIN};
-    for (size_t i = 0; i < len && mono_ms() < deadline && poll(&p, 1, 0) == 0; i = (i + 1) % 20) {
+    for (size_t i = 0; i < len && it_now_ms() < deadline && poll(&p, 1, 0) == 0; i = (i + 1) % 20) {
         send_some(slow, req + i, 1);
         it_sleep_ms(300);
     }
@@ -185,7 +170,7 @@ static void body_rate(void)
                           "--http-body-min-bytes-per-s",
                           "1024",
                           NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     enum { BODY = 8192, PIECE = 512 };
     char body[BODY + 1];
     int n = snprintf(body, sizeof body, "%s&Pad=", CALL_FORM);
@@ -212,8 +197,8 @@ static void body_rate(void)
     int slow = it_tcp(s.port, NULL, 0);
     send_some(slow, head, strlen(head));
     struct pollfd p = {.fd = slow, .events = POLLIN};
-    long long deadline = mono_ms() + 20000;
-    for (size_t i = 0; i < BODY && mono_ms() < deadline && poll(&p, 1, 0) == 0; i++) {
+    long long deadline = it_now_ms() + 20000;
+    for (size_t i = 0; i < BODY && it_now_ms() < deadline && poll(&p, 1, 0) == 0; i++) {
         send_some(slow, body + i, 1);
         it_sleep_ms(500);
     }
@@ -236,7 +221,7 @@ static void heads_per_ip(void)
     enum { HEADS = 20 };
     it_server s;
     const char *args[] = {"--max-heads-per-ip", "20", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     int fds[HEADS];
     for (int i = 0; i < HEADS; i++) fds[i] = it_tcp(s.port, ATTACKER, 0);
     it_sleep_ms(200);
@@ -340,7 +325,7 @@ static void pipelined_slow_reader(void)
 {
     enum { N = 1500 };
     it_server s;
-    if (!start(&s, NULL)) return;
+    if (!it_server_up(&s, NULL)) return;
     cs_buf req = CS_BUF_INIT(1 << 20);
     static char kinds[N + 1];
     for (int i = 0; i < N; i++) {
@@ -372,7 +357,7 @@ static void pipelined_behind_slow_handler(void)
 {
     enum { N = 2000 };
     it_server s;
-    if (!start(&s, NULL)) return;
+    if (!it_server_up(&s, NULL)) return;
     cs_buf req = CS_BUF_INIT(1 << 20);
     static char kinds[N + 2];
     kinds[0] = 'o';
@@ -400,10 +385,10 @@ static const char *str(const cJSON *o, const char *k)
 /* The next JSON message of `type` within timeout_ms, others skipped; caller frees. */
 static cJSON *next_json(it_ws *w, const char *type, int timeout_ms)
 {
-    long long deadline = mono_ms() + timeout_ms;
+    long long deadline = it_now_ms() + timeout_ms;
     cs_ws_event ev;
-    while (mono_ms() < deadline) {
-        if (it_ws_next(w, &ev, (int)(deadline - mono_ms())) <= 0) return NULL;
+    while (it_now_ms() < deadline) {
+        if (it_ws_next(w, &ev, (int)(deadline - it_now_ms())) <= 0) return NULL;
         if (ev.type != CS_WS_EV_MESSAGE || ev.opcode != CS_WS_OP_TEXT) continue;
         cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
         if (j && strcmp(str(j, "type"), type) == 0) return j;
@@ -422,10 +407,10 @@ typedef struct heard {
 
 static void listen_to(it_ws *w, int ms, heard *h)
 {
-    long long deadline = mono_ms() + ms;
+    long long deadline = it_now_ms() + ms;
     cs_ws_event ev;
-    while (!h->ended && mono_ms() < deadline) {
-        int r = it_ws_next(w, &ev, (int)(deadline - mono_ms()));
+    while (!h->ended && it_now_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - it_now_ms()));
         if (r < 0 || (r == 1 && ev.type == CS_WS_EV_CLOSE)) {
             h->ended = true;
             h->close_code = r < 0 ? -1 : ev.close_code;
@@ -448,7 +433,7 @@ static void output_cap(void)
     enum { STUCK = 6 };
     it_server s;
     const char *args[] = {"--agent", "echo", "--max-output-bytes", "131072", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     char cookie[256], browser[512];
     IT_CHECK(it_session(&s, cookie, sizeof cookie) == 0, "cannot sign in");
     snprintf(browser, sizeof browser, "%sOrigin: http://127.0.0.1:%d\r\n", cookie, s.port);
@@ -473,8 +458,8 @@ static void output_cap(void)
 
     heard h = {0};
     double closed = 0;
-    long long deadline = mono_ms() + 12000;
-    while (!h.ended && mono_ms() < deadline && closed < STUCK / 2) {
+    long long deadline = it_now_ms() + 12000;
+    while (!h.ended && it_now_ms() < deadline && closed < STUCK / 2) {
         listen_to(&good, 500, &h);
         closed = it_metric(s.port, "callstream_output_cap_closed_total{class=\"listener\"}");
     }
@@ -534,8 +519,8 @@ static void fd_exhaustion(void)
     int fds[N];
     for (int i = 0; i < N; i++) fds[i] = it_tcp(s.port, NULL, 0);
     const char *said = "cannot accept connections";
-    long long deadline = mono_ms() + 10000;
-    while (it_log_count(&s, said) == 0 && mono_ms() < deadline) it_sleep_ms(50);
+    long long deadline = it_now_ms() + 10000;
+    while (it_log_count(&s, said) == 0 && it_now_ms() < deadline) it_sleep_ms(50);
     IT_CHECK(it_log_count(&s, said) == 1, "running out of descriptors was not logged");
     double cpu = cpu_s(s.pid);
     it_sleep_ms(2000);
@@ -545,7 +530,7 @@ static void fd_exhaustion(void)
     IT_CHECK(kill(s.pid, 0) == 0, "the server died");
     for (int i = 0; i < N; i++) close(fds[i]);
     bool health = false;
-    for (deadline = mono_ms() + 20000; !health && mono_ms() < deadline; it_sleep_ms(100))
+    for (deadline = it_now_ms() + 20000; !health && it_now_ms() < deadline; it_sleep_ms(100))
         health = health_ok(s.port);
     IT_CHECK(health && webhook_ok(s.port), "not served again once the connections went");
     IT_CHECK(it_log_count(&s, said) == 1, "logged %d times, once per burst expected",

@@ -64,6 +64,11 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long it_now_ms(void)
+{
+    return now_ms();
+}
+
 static const char *bin(void)
 {
     const char *b = getenv("CS_BIN");
@@ -214,6 +219,13 @@ int it_cli(const it_server *s, const char *args, const char *input, char *out, s
 int it_server_start(it_server *s, const char *const *args)
 {
     return it_server_start_nofile(s, args, 0);
+}
+
+bool it_server_up(it_server *s, const char *const *args)
+{
+    bool ok = it_server_start(s, args) == 0;
+    IT_CHECK(ok, "the server did not start");
+    return ok;
 }
 
 int it_server_start_nofile(it_server *s, const char *const *args, int nofile)

@@ -26,6 +26,8 @@ void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 int it_done(const char *name);
 
 void it_sleep_ms(int ms);
+/* A monotonic clock in ms, for deadlines. */
+long long it_now_ms(void);
 
 /* ---- the server ---- */
 
@@ -47,6 +49,8 @@ extern char it_auth[128];
 /* Starts `callstream serve` on a free port with a new DATA_DIR and `args` (a NULL-ended
  * list of "--flag", "value" pairs); waits until /health answers. 0 or -1. */
 int it_server_start(it_server *s, const char *const *args);
+/* it_server_start, counting a failure as a failed check: whether it runs. */
+bool it_server_up(it_server *s, const char *const *args);
 /* The same with RLIMIT_NOFILE (soft and hard, as the server raises soft to hard) set to
  * `nofile` for the server, here and at restarts. */
 int it_server_start_nofile(it_server *s, const char *const *args, int nofile);

@@ -35,18 +35,11 @@ static bool closed_by_server(int fd, int timeout_ms)
     return poll(&p, 1, timeout_ms) == 1 && recv(fd, &c, 1, 0) <= 0;
 }
 
-static bool start(it_server *s, const char *const *args)
-{
-    bool ok = it_server_start(s, args) == 0;
-    IT_CHECK(ok, "the server did not start");
-    return ok;
-}
-
 static void connection_limits(void)
 {
     it_server s;
     const char *args[] = {"--max-connections-per-ip", "5", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     int fds[5];
     for (int i = 0; i < 5; i++) fds[i] = tcp(s.port);
     it_sleep_ms(100);
@@ -66,7 +59,7 @@ static void connection_limits(void)
 
     /* All slots taken by connections waiting for a request: the oldest makes room. */
     const char *total[] = {"--max-connections", "3", NULL};
-    if (!start(&s, total)) return;
+    if (!it_server_up(&s, total)) return;
     int a = tcp(s.port);
     it_sleep_ms(100);
     int b = tcp(s.port), c = tcp(s.port);
@@ -117,7 +110,7 @@ static void message_rate(void)
 {
     it_server s;
     const char *args[] = {"--max-messages-per-s", "50", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     it_ws w;
     IT_CHECK(it_ws_connect(&w, s.port, "/twilio/media", NULL) == 0, "upgrade refused");
     const char *stream = "MZ55555555555555555555555555555555";
@@ -155,7 +148,7 @@ static void idle_and_duration(void)
                           "--agent",
                           "echo",
                           NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     /* a media socket that goes quiet after start */
     it_ws w;
     IT_CHECK(it_ws_connect(&w, s.port, "/twilio/media", NULL) == 0, "upgrade refused");

@@ -118,6 +118,18 @@ static cs_conn *accept_one(rig *r, int *client, int rcvbuf, const cs_conn_ops *o
     return c;
 }
 
+/* A connection with max_input 1024 that the peer sends `n` bytes. */
+static cs_conn *fed(rig *r, int *client, const cs_conn_ops *o, seen *s, size_t n)
+{
+    cs_conn *c = accept_one(r, client, 0, o, s);
+    c->max_input = 1024;
+    char *req = malloc(n);
+    memset(req, 'p', n);
+    assert_int_equal(send(*client, req, n, 0), (ssize_t)n);
+    free(req);
+    return c;
+}
+
 /* ---- back-pressure ---- */
 
 typedef struct drain {
@@ -179,6 +191,8 @@ static void test_backpressure(void **state)
 
 /* ---- input kept while paused ---- */
 
+enum { SENT = 40000 }; /* far more than max_input, less than one read */
+
 static bool took(void *data)
 {
     seen *s = data;
@@ -188,7 +202,7 @@ static bool took(void *data)
 static bool took_all(void *data)
 {
     seen *s = data;
-    return s->bytes >= 40000 || s->closed;
+    return s->bytes >= SENT || s->closed;
 }
 
 static void test_kept_while_paused(void **state)
@@ -198,11 +212,7 @@ static void test_kept_while_paused(void **state)
     rig_up(&r);
     seen s = {.pause_first = true};
     int client;
-    cs_conn *c = accept_one(&r, &client, 0, &ops, &s);
-    c->max_input = 1024;
-    char req[40000];
-    memset(req, 'p', sizeof req);
-    assert_int_equal(send(client, req, sizeof req, 0), (ssize_t)sizeof req);
+    cs_conn *c = fed(&r, &client, &ops, &s, SENT);
     assert_true(tu_run_until(&r.loop, took, &s, 5000));
     for (int i = 0; i < 20; i++) uv_run(&r.loop, UV_RUN_NOWAIT);
     /* more than max_input arrived behind the paused byte: kept, not an overflow */
@@ -211,7 +221,7 @@ static void test_kept_while_paused(void **state)
     cs_conn_resume(c);
     assert_true(tu_run_until(&r.loop, took_all, &s, 5000));
     assert_false(s.closed);
-    assert_int_equal(s.bytes, sizeof req);
+    assert_int_equal(s.bytes, SENT);
     close(client);
     rig_down(&r);
 }
@@ -236,11 +246,7 @@ static void test_overflow_still_closes(void **state)
     static const cs_conn_ops greedy = {.on_data = never_enough, .on_close = on_close};
     seen s = {0};
     int client;
-    cs_conn *c = accept_one(&r, &client, 0, &greedy, &s);
-    c->max_input = 1024;
-    char req[4096];
-    memset(req, 'g', sizeof req);
-    assert_int_equal(send(client, req, sizeof req, 0), (ssize_t)sizeof req);
+    fed(&r, &client, &greedy, &s, 4096);
     assert_true(tu_run_until(&r.loop, closed, &s, 5000));
     assert_int_equal(s.err, CS_ELIMIT);
     assert_int_equal(cs_net_stats_get(r.net)->input_overflow, 1);
