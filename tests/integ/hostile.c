@@ -25,7 +25,7 @@
 
 static void stop(it_server *s)
 {
-    it_server_stop(s, SIGTERM, 10000);
+    IT_CHECK(it_server_stop(s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
     it_server_cleanup(s);
 }
 
