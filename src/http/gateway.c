@@ -287,7 +287,11 @@ static int start(cs_gateway *gw, cs_buf *err)
         .max_head = (size_t)cfg->max_header_bytes,
         .max_body = (size_t)cfg->max_body_bytes,
         .idle_ms = (uint32_t)cfg->http_idle_s * 1000,
+        .head_ms = (uint32_t)cfg->http_head_timeout_s * 1000,
+        .body_min_rate = (uint32_t)cfg->http_body_min_bytes_per_s,
+        .max_heads_per_ip = (size_t)cfg->max_heads_per_ip,
     };
+    cs_net_set_output_cap(gw->net, (size_t)cfg->max_output_bytes);
     rc = cs_server_new(&gw->server, gw->net, routes, sizeof routes / sizeof *routes, &lim, gw);
     if (rc == 0) rc = cs_server_listen(gw->server, cfg->bind, (int)cfg->port, tls);
     if (rc < 0) {

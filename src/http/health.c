@@ -150,12 +150,36 @@ void cs_metrics(cs_request *r)
     cs_prom_gauge(&out, "callstream_connections", "open TCP connections", (double)ns->open);
     cs_prom_counter(&out, "callstream_connections_total", "TCP connections accepted",
                     (double)ns->accepted);
-    static const char *const rejected_labels[] = {"max_connections", "max_per_ip"};
-    uint64_t rejected[] = {hs->rejected_total, hs->rejected_per_ip};
+    static const char *const rejected_labels[] = {"max_connections", "max_per_ip",
+                                                  "max_heads_per_ip"};
+    uint64_t rejected[] = {hs->rejected_total, hs->rejected_per_ip, hs->rejected_heads_per_ip};
     family(&out, "callstream_connections_rejected_total", "counter",
-           "connections refused by a limit", "limit", rejected_labels, rejected, 2);
+           "connections refused by a limit", "limit", rejected_labels, rejected, 3);
     cs_prom_counter(&out, "callstream_connections_idle_closed_total",
                     "connections closed for idling", (double)ns->idle_closed);
+    static const char *const slow_labels[] = {"head_timeout", "body_too_slow", "head_evicted"};
+    uint64_t slow[] = {hs->head_timeouts, hs->body_timeouts, hs->heads_evicted};
+    family(&out, "callstream_http_slow_closed_total", "counter",
+           "HTTP connections closed so slow clients cannot hold the slots", "reason", slow_labels,
+           slow, 3);
+    cs_prom_counter(&out, "callstream_accept_errors_total",
+                    "accept() failures (out of descriptors, ...)", (double)hs->accept_errors);
+    cs_prom_gauge(&out, "callstream_accept_paused", "1 while listeners rest after accept() failed",
+                  (double)hs->accept_paused);
+    cs_prom_counter(&out, "callstream_connections_input_overflow_total",
+                    "connections closed for holding too much input", (double)ns->input_overflow);
+    cs_prom_counter(&out, "callstream_output_refused_total",
+                    "writes refused: a connection's output, or all output, at its cap",
+                    (double)ns->output_overflow);
+    cs_prom_counter(&out, "callstream_connections_output_paused_total",
+                    "times a connection stopped reading until its peer took its answers",
+                    (double)ns->output_paused);
+    cs_prom_gauge(&out, "callstream_output_buffered_bytes", "output waiting in all connections",
+                  (double)ns->buffered);
+    static const char *const class_labels[] = {"listener", "default"};
+    family(&out, "callstream_output_cap_closed_total", "counter",
+           "connections closed because all output passed MAX_OUTPUT_BYTES, slowest first", "class",
+           class_labels, ns->cap_closed, CS_CONN_CLASS_COUNT);
     cs_prom_counter(&out, "callstream_tls_failures_total", "failed TLS handshakes",
                     (double)ns->tls_failures);
     cs_prom_counter(&out, "callstream_network_bytes_received_total", "bytes read from sockets",
@@ -171,6 +195,9 @@ void cs_metrics(cs_request *r)
            "code", classes, hs->responses + 1, 5);
     cs_prom_counter(&out, "callstream_http_bad_requests_total", "requests the parser refused",
                     (double)hs->bad_requests);
+    cs_prom_counter(&out, "callstream_http_answers_too_large_total",
+                    "answers that did not fit the connection's output (a 500 went instead)",
+                    (double)hs->answers_too_large);
     static const char *const sig_labels[] = {"webhook", "upgrade"};
     uint64_t sig[] = {gw->stats.sig_refused_webhook, gw->stats.sig_refused_upgrade};
     family(&out, "callstream_signature_refused_total", "counter",

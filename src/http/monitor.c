@@ -553,6 +553,7 @@ void cs_monitor_upgrade(cs_request *r)
     }
     m->seen_ms = m->pinged_ms = uv_now(gw->loop);
     cs_conn_set_send_buffer(m->ws.conn, SEND_BUFFER);
+    m->ws.conn->cls = CS_CONN_CLASS_LISTENER; /* closed first when output piles up */
     m->next = gw->monitors;
     if (gw->monitors) gw->monitors->prev = m;
     gw->monitors = m;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -25,7 +26,9 @@ enum {
     F_READING = 1u << 10,     /* uv_read_start is in effect */
     F_RESOLVING = 1u << 11,   /* a name lookup is running */
     F_CONNECTING = 1u << 12,  /* client: TCP connect not finished; output waits */
+    F_BACKPRESSURE = 1u << 13, /* reading stopped until the peer takes its output */
 };
+#define F_STOPPED (F_PAUSED | F_BACKPRESSURE) /* input is not wanted now */
 
 struct cs_net {
     uv_loop_t *loop;
@@ -37,6 +40,7 @@ struct cs_net {
     cs_conn *dirty;
     cs_conn *all;
     size_t count;
+    size_t output_cap; /* 0: none */
     cs_net_stats stats;
     char rbuf[CS_CONN_READ_BUF];  /* raw bytes of the read being handled */
     char plain[CS_CONN_READ_BUF]; /* TLS: plaintext of that read */
@@ -45,6 +49,8 @@ struct cs_net {
 static void flush(cs_conn *c);
 static void really_close(cs_conn *c);
 static void tls_input(cs_conn *c, const char *data, size_t len);
+static void start_reading(cs_conn *c);
+static void stop_reading(cs_conn *c);
 
 static uint64_t now_ms(const cs_net *net)
 {
@@ -105,6 +111,7 @@ static void on_check(uv_check_t *h)
             if (c->flags & F_INPUT_PENDING) {
                 c->flags &= ~F_INPUT_PENDING;
                 deliver_kept(c);
+                start_reading(c);
             }
             flush(c);
         }
@@ -119,7 +126,7 @@ static size_t present(cs_conn *c, char *data, size_t len)
 {
     size_t off = 0;
     c->flags |= F_DELIVERING;
-    while (off < len && !(c->flags & (F_CLOSING | F_PAUSED))) {
+    while (off < len && !(c->flags & (F_CLOSING | F_STOPPED))) {
         const cs_conn_ops *ops = c->ops;
         ssize_t k = ops->on_data(c, data + off, len - off);
         if (k < 0) {
@@ -133,12 +140,21 @@ static size_t present(cs_conn *c, char *data, size_t len)
     return off;
 }
 
+/* Input the owner saw and left is bounded by max_input; input it was not shown because
+ * reading stopped meanwhile (a request waiting for its answer) is the rest of one read,
+ * kept whatever its size. */
+static size_t kept_max(const cs_conn *c)
+{
+    if ((c->flags & F_STOPPED) && c->max_input < CS_CONN_READ_BUF) return CS_CONN_READ_BUF;
+    return c->max_input;
+}
+
 /* Bytes from a loop-wide buffer: what the owner leaves is kept in c->in. */
 static void deliver_transient(cs_conn *c, char *data, size_t len)
 {
     size_t used = present(c, data, len);
     if (used == len || (c->flags & F_CLOSING)) return;
-    c->in.max = c->max_input;
+    c->in.max = kept_max(c);
     if (cs_buf_append(&c->in, data + used, len - used) < 0) {
         c->net->stats.input_overflow++;
         cs_conn_close(c, CS_ELIMIT, true);
@@ -155,7 +171,20 @@ static void deliver_kept(cs_conn *c)
         else
             cs_buf_consume(&c->in, used);
     }
-    if (c->ssl && !(c->flags & (F_CLOSING | F_PAUSED))) tls_input(c, NULL, 0);
+    if (c->ssl && !(c->flags & (F_CLOSING | F_STOPPED))) tls_input(c, NULL, 0);
+}
+
+/* Reading may go on unless something else still stops it. Kept input is presented
+ * first, from the check phase (never inside the caller's call); reading restarts after. */
+static void input_wanted(cs_conn *c)
+{
+    if (c->flags & (F_CLOSING | F_STOPPED)) return;
+    if ((c->in.len || c->ssl) && !(c->flags & F_DELIVERING)) {
+        c->flags |= F_INPUT_PENDING;
+        mark_dirty(c);
+        return;
+    }
+    start_reading(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -204,7 +233,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(cs_conn *c)
 {
-    if (c->flags & (F_READING | F_CLOSING | F_PAUSED)) return;
+    if (c->flags & (F_READING | F_CLOSING | F_STOPPED)) return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->flags |= F_READING;
 }
 
@@ -213,6 +242,67 @@ static void stop_reading(cs_conn *c)
     if (!(c->flags & F_READING)) return;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->flags &= ~F_READING;
+}
+
+/* ---- output accounting ---- */
+
+/* After any change to a connection's output: the net's total, how fast the peer reads,
+ * and back-pressure. */
+static void account(cs_conn *c)
+{
+    cs_net *net = c->net;
+    size_t pending = (c->flags & F_HANDLE_CLOSED) ? 0 : cs_conn_pending(c);
+    /* Output only shrinks when the kernel takes it (or it is dropped at a close). */
+    if (pending < c->accounted || pending == 0) c->out_moved_ms = now_ms(net);
+    net->stats.buffered = net->stats.buffered - c->accounted + pending;
+    c->accounted = pending;
+    if (!c->output_high || (c->flags & F_HANDLE_CLOSED)) return;
+    if (!(c->flags & F_BACKPRESSURE) && pending > c->output_high) {
+        c->flags |= F_BACKPRESSURE;
+        net->stats.output_paused++;
+        stop_reading(c);
+    } else if ((c->flags & F_BACKPRESSURE) && pending <= c->output_high / 2) {
+        c->flags &= ~F_BACKPRESSURE;
+        c->last_read_ms = now_ms(net); /* idle time counts from here, not from the stop */
+        input_wanted(c);
+    }
+}
+
+/* The connection to close first for the output cap: the lowest class, then the reader
+ * that has kept its output waiting longest. */
+static cs_conn *slowest_reader(const cs_net *net)
+{
+    cs_conn *best = NULL;
+    for (cs_conn *c = net->all; c; c = c->next) {
+        if (!c->accounted || (c->flags & F_HANDLE_CLOSED)) continue;
+        if (!best || c->cls < best->cls ||
+            (c->cls == best->cls && c->out_moved_ms < best->out_moved_ms))
+            best = c;
+    }
+    return best;
+}
+
+/* Room for `n` more bytes under the net's cap, made by closing the slowest readers. */
+static bool make_room(cs_net *net, size_t n)
+{
+    if (!net->output_cap) return true;
+    unsigned closed[CS_CONN_CLASS_COUNT] = {0};
+    bool room = true;
+    while (net->stats.buffered + n > net->output_cap) {
+        cs_conn *v = slowest_reader(net);
+        if (!v) {
+            room = false;
+            break;
+        }
+        closed[v->cls]++;
+        net->stats.cap_closed[v->cls]++;
+        cs_conn_close(v, CS_ELIMIT, false); /* drops its output: see really_close */
+    }
+    if (closed[CS_CONN_CLASS_LISTENER] || closed[CS_CONN_CLASS_DEFAULT])
+        cs_warn("net: buffered output reached its cap (%zu bytes): closed the slowest readers, "
+                "%u listen-in and %u other connection(s)",
+                net->output_cap, closed[CS_CONN_CLASS_LISTENER], closed[CS_CONN_CLASS_DEFAULT]);
+    return room;
 }
 
 /* ---- TLS ---- */
@@ -233,6 +323,7 @@ static void tls_drain(cs_conn *c)
         if (n <= 0) break;
         cs_buf_commit(&c->wire, (size_t)n);
     }
+    account(c);
     if (c->wire.len) mark_dirty(c);
 }
 
@@ -261,7 +352,7 @@ static void tls_input(cs_conn *c, const char *data, size_t len)
         if (c->out.len) mark_dirty(c); /* written before the handshake ended */
         if ((c->flags & F_CLIENT) && c->ops->on_connect) c->ops->on_connect(c, 0);
     }
-    while (!(c->flags & (F_CLOSING | F_PAUSED))) {
+    while (!(c->flags & (F_CLOSING | F_STOPPED))) {
         char *dst;
         size_t room;
         if (c->in.len == 0) {
@@ -350,6 +441,7 @@ static void on_write(uv_write_t *req, int status)
     }
     c->net->stats.bytes_out += c->inflight.len;
     cs_buf_reset(&c->inflight);
+    account(c);
     if (c->out.len || c->wire.len || (c->flags & F_GRACEFUL))
         mark_dirty(c);
 }
@@ -389,6 +481,7 @@ static void flush(cs_conn *c)
         c->net->stats.bytes_out += (uint64_t)n;
         if ((size_t)n == src->len) {
             cs_buf_reset(src);
+            account(c);
         } else {
             /* The kernel took part: hand the rest to uv_write, keeping both buffers so the
              * steady state does not allocate. */
@@ -404,6 +497,7 @@ static void flush(cs_conn *c)
                 return;
             }
             c->flags |= F_WRITING;
+            account(c);
             return;
         }
     }
@@ -418,16 +512,18 @@ size_t cs_conn_pending(const cs_conn *c)
 char *cs_conn_reserve(cs_conn *c, size_t n)
 {
     if (c->flags & F_CLOSING) return NULL;
-    if (cs_conn_pending(c) + n > CS_CONN_MAX_OUTPUT) {
+    if (cs_conn_pending(c) + n > CS_CONN_MAX_OUTPUT || !make_room(c->net, n)) {
         c->net->stats.output_overflow++;
         return NULL;
     }
+    if (c->flags & F_CLOSING) return NULL; /* it was the slowest reader itself */
     return cs_buf_space(&c->out, n);
 }
 
 void cs_conn_commit(cs_conn *c, size_t n)
 {
     cs_buf_commit(&c->out, n);
+    account(c);
     mark_dirty(c);
 }
 
@@ -455,8 +551,9 @@ static cs_conn *conn_new(cs_net *net, const cs_conn_ops *ops, void *data)
     cs_buf_init(&c->out, CS_CONN_MAX_OUTPUT);
     cs_buf_init(&c->wire, 2 * CS_CONN_MAX_OUTPUT);
     cs_buf_init(&c->inflight, 2 * CS_CONN_MAX_OUTPUT);
+    c->cls = CS_CONN_CLASS_DEFAULT;
     c->tcp.data = c;
-    c->last_read_ms = now_ms(net);
+    c->last_read_ms = c->out_moved_ms = now_ms(net);
     c->next = net->all;
     if (net->all) net->all->prev = c;
     net->all = c;
@@ -490,8 +587,16 @@ static void on_closed(uv_handle_t *h)
 static void really_close(cs_conn *c)
 {
     if (c->flags & F_HANDLE_CLOSED) return;
-    if (c->flags & F_RESOLVING) return; /* the lookup's callback finishes the close */
+    /* Output not sent by now never will be: it leaves the net's total at once (a write in
+     * flight keeps its buffer until libuv cancels it, later in this loop turn). */
+    cs_buf_reset(&c->out);
+    cs_buf_reset(&c->wire);
+    if (c->flags & F_RESOLVING) { /* the lookup's callback finishes the close */
+        account(c);
+        return;
+    }
     c->flags |= F_HANDLE_CLOSED | F_CLOSING;
+    account(c);
     stop_reading(c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
@@ -545,13 +650,17 @@ void cs_conn_resume(cs_conn *c)
 {
     if (!(c->flags & F_PAUSED)) return;
     c->flags &= ~F_PAUSED;
-    if (c->flags & F_CLOSING) return;
-    start_reading(c);
-    /* Kept input goes out from the check phase, not from inside this call. */
-    if ((c->in.len || c->ssl) && !(c->flags & F_DELIVERING)) {
-        c->flags |= F_INPUT_PENDING;
-        mark_dirty(c);
+    input_wanted(c);
+}
+
+void cs_conn_set_output_high(cs_conn *c, size_t bytes)
+{
+    c->output_high = bytes;
+    if (!bytes && (c->flags & F_BACKPRESSURE)) {
+        c->flags &= ~F_BACKPRESSURE;
+        input_wanted(c);
     }
+    account(c);
 }
 
 static void peer_name(cs_conn *c)
@@ -571,14 +680,20 @@ static void peer_name(cs_conn *c)
         memmove(c->peer_ip, c->peer_ip + 7, strlen(c->peer_ip + 7) + 1);
 }
 
-int cs_conn_accept(cs_net *net, uv_stream_t *server, bool tls, const cs_conn_ops *ops, void *data,
-                   cs_conn **out)
+int cs_conn_accept(cs_net *net, int fd, bool tls, const cs_conn_ops *ops, void *data, cs_conn **out)
 {
-    if (tls && !net->tls_server) return CS_ETLS;
+    if (tls && !net->tls_server) {
+        close(fd);
+        return CS_ETLS;
+    }
     cs_conn *c = conn_new(net, ops, data);
-    if (!c) return -ENOMEM;
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
     int rc = uv_tcp_init(net->loop, &c->tcp);
-    if (rc == 0) rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0) rc = uv_tcp_open(&c->tcp, fd);
+    if (rc < 0) close(fd); /* not the handle's */
     if (rc == 0 && tls) rc = tls_attach(c, net->tls_server, false, NULL);
     if (rc < 0) {
         c->ops = NULL; /* the owner never saw it */
@@ -702,6 +817,14 @@ int cs_conn_connect(cs_net *net, const char *host, uint16_t port, bool tls, cons
 
 /* ---- the net ---- */
 
+/* The last sign of life: a read, or, while reading waits for the peer to take its output,
+ * the kernel taking some. */
+static uint64_t last_active_ms(const cs_conn *c)
+{
+    if ((c->flags & F_BACKPRESSURE) && c->out_moved_ms > c->last_read_ms) return c->out_moved_ms;
+    return c->last_read_ms;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     cs_net *net = t->data;
@@ -711,9 +834,15 @@ static void on_sweep(uv_timer_t *t)
         if (c->flags & F_HANDLE_CLOSED) continue;
         if (c->flags & F_CLOSING) {
             if (now - c->closing_since_ms >= CS_CONN_CLOSE_LINGER_MS) really_close(c);
-        } else if (c->idle_timeout_ms && now - c->last_read_ms >= c->idle_timeout_ms) {
+        } else if (c->idle_timeout_ms && now - last_active_ms(c) >= c->idle_timeout_ms) {
             net->stats.idle_closed++;
             cs_conn_close(c, -ETIMEDOUT, true);
+        } else if (c->deadline_ms && now >= c->deadline_ms) {
+            c->deadline_ms = 0;
+            if (c->ops->on_deadline)
+                c->ops->on_deadline(c);
+            else
+                cs_conn_close(c, -ETIMEDOUT, true);
         }
     }
 }
@@ -768,6 +897,11 @@ const cs_net_stats *cs_net_stats_get(const cs_net *net)
 size_t cs_net_count(const cs_net *net)
 {
     return net->count;
+}
+
+void cs_net_set_output_cap(cs_net *net, size_t bytes)
+{
+    net->output_cap = bytes;
 }
 
 void cs_net_close_all(cs_net *net, bool graceful)

@@ -19,7 +19,14 @@
 #define CS_CONN_MAX_INPUT_DEFAULT 65536    /* unconsumed input one connection may hold */
 #define CS_CONN_MAX_OUTPUT        (4u << 20) /* pending output; writes past it fail */
 #define CS_CONN_CLOSE_LINGER_MS   5000     /* a graceful close waits this long for a flush */
-#define CS_CONN_SWEEP_MS          1000     /* idle timeouts are checked this often */
+#define CS_CONN_SWEEP_MS          1000     /* idle timeouts and deadlines are checked this often */
+
+/* Who goes first when the net's buffered output passes its cap (lowest first). */
+enum cs_conn_class {
+    CS_CONN_CLASS_LISTENER = 0, /* listen-in browsers: losing one costs no call anything */
+    CS_CONN_CLASS_DEFAULT = 1,  /* everything else: HTTP, media sockets, clients */
+    CS_CONN_CLASS_COUNT
+};
 
 typedef struct cs_net cs_net;
 typedef struct cs_conn cs_conn;
@@ -39,6 +46,9 @@ typedef struct cs_conn_ops {
     /* The connection is gone. `err` is 0 for a clean close or a negative code. Called
      * once, from a libuv close callback; the connection is freed right after. */
     void (*on_close)(cs_conn *c, int err);
+    /* c->deadline_ms has passed (checked every CS_CONN_SWEEP_MS): the owner closes the
+     * connection or sets a new deadline. Optional: NULL closes with -ETIMEDOUT. */
+    void (*on_deadline)(cs_conn *c);
 } cs_conn_ops;
 
 /* Counters for /metrics; updated on the loop thread. */
@@ -52,6 +62,9 @@ typedef struct cs_net_stats {
     uint64_t idle_closed;   /* connections closed for idling */
     uint64_t input_overflow; /* connections closed for holding too much input */
     uint64_t output_overflow; /* writes refused for too much pending output */
+    uint64_t output_paused;   /* times reading stopped until a peer took its output */
+    uint64_t buffered;        /* output bytes waiting in all connections now */
+    uint64_t cap_closed[CS_CONN_CLASS_COUNT]; /* closed, by class: buffered output over cap */
 } cs_net_stats;
 
 struct cs_conn {
@@ -61,7 +74,9 @@ struct cs_conn {
     cs_net *net;
     char peer_ip[46];            /* numeric address of the other side */
     uint32_t idle_timeout_ms;    /* 0: none; reset by every read */
-    size_t max_input;            /* limit for unconsumed input */
+    uint64_t deadline_ms;        /* 0: none; loop time (uv_now) of ops->on_deadline */
+    size_t max_input;            /* limit for input the owner saw and left unconsumed */
+    enum cs_conn_class cls;      /* CS_CONN_CLASS_DEFAULT unless the owner says otherwise */
     /* Runs once when the connection is freed, after ops->on_close, whoever owns it by
      * then: the server's per-IP accounting survives protocol upgrades this way. */
     void (*untrack)(cs_conn *c);
@@ -77,7 +92,10 @@ struct cs_conn {
     void *ssl;       /* SSL*, NULL for plain TCP */
     unsigned flags;
     int close_err;
+    size_t output_high; /* see cs_conn_set_output_high */
+    size_t accounted;   /* pending output counted in the net's total */
     uint64_t last_read_ms;
+    uint64_t out_moved_ms; /* output last empty or taken by the kernel: how slow the reader is */
     uint64_t closing_since_ms;
     cs_conn *dirty_next;
     cs_conn *prev, *next; /* all connections of the net */
@@ -97,14 +115,18 @@ int cs_net_tls_server(cs_net *net, const char *cert_file, const char *key_file);
 int cs_net_tls_client(cs_net *net, const char *ca_file, bool verify);
 /* Closes every connection (graceful: output flushed first, up to the linger time). */
 void cs_net_close_all(cs_net *net, bool graceful);
+/* Caps the output buffered by all connections together (0, the default: no cap). A
+ * write that would pass it first closes the slowest readers — lowest class first, then
+ * the one whose output has waited longest — and fails only if that does not make room. */
+void cs_net_set_output_cap(cs_net *net, size_t bytes);
 /* Connections open now. */
 size_t cs_net_count(const cs_net *net);
 
 /* ---- connections ---- */
 
-/* Accepts a pending connection from `server`; TLS if `tls` (needs cs_net_tls_server).
- * The connection reads at once. 0 or a negative code. */
-int cs_conn_accept(cs_net *net, uv_stream_t *server, bool tls, const cs_conn_ops *ops, void *data,
+/* Takes over `fd`, a connected TCP socket (closed on failure too); TLS if `tls` (needs
+ * cs_net_tls_server). The connection reads at once. 0 or a negative code. */
+int cs_conn_accept(cs_net *net, int fd, bool tls, const cs_conn_ops *ops, void *data,
                    cs_conn **out);
 /* Connects to host:port (a numeric address or a name resolved off the loop); `tls` uses
  * `sni` for SNI and certificate checks. ops->on_connect reports the outcome. */
@@ -120,9 +142,13 @@ char *cs_conn_reserve(cs_conn *c, size_t n);
 void cs_conn_commit(cs_conn *c, size_t n);
 /* Output bytes not yet accepted by the kernel. */
 size_t cs_conn_pending(const cs_conn *c);
-/* Stops or resumes reading. Input kept while paused is presented again on resume. */
+/* Stops or resumes reading. Input kept while paused is presented again on resume; what
+ * was read before the pause is kept whatever max_input says (up to one read). */
 void cs_conn_pause(cs_conn *c);
 void cs_conn_resume(cs_conn *c);
+/* Back-pressure for protocols that answer what they read: reading stops while more than
+ * `bytes` of output wait, and resumes once they have drained to half (0: never stops). */
+void cs_conn_set_output_high(cs_conn *c, size_t bytes);
 /* Closes: graceful flushes pending output first (up to the linger time). `err` reaches
  * on_close. Idempotent; on_close runs later, never inside this call. */
 void cs_conn_close(cs_conn *c, int err, bool graceful);

@@ -1,9 +1,12 @@
 #include "net/server.h"
 
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -11,29 +14,37 @@
 #include "core/log.h"
 #include "core/map.h"
 
-#define MAX_LISTENERS 4
+#define MAX_LISTENERS  4
 #define LISTEN_BACKLOG 1024
+#define ACCEPT_BATCH   64 /* connections taken per wake-up, so a flood cannot hog the loop */
 
 enum hstate { H_HEAD, H_BODY, H_WAIT };
+
+/* Connections from one address. */
+typedef struct ip_count {
+    char ip[46];
+    size_t n;     /* open */
+    size_t heads; /* of which waiting for or reading a request head */
+} ip_count;
 
 /* One HTTP connection until it closes or is upgraded. */
 typedef struct hconn {
     cs_server *server;
     cs_conn *conn;
+    ip_count *ip;
     enum hstate state;
     cs_request *req;
     cs_http_chunked chunked;
     uint64_t body_left; /* Content-Length bytes still to read */
+    uint64_t body_since_ms, body_bytes;
+    bool head_started; /* a byte of the head arrived: its deadline runs */
+    bool in_heads;     /* in the server's list of connections waiting for a head */
+    struct hconn *hprev, *hnext;
 } hconn;
 
-/* Connections from one address. */
-typedef struct ip_count {
-    char ip[46];
-    size_t n;
-} ip_count;
-
 typedef struct listener {
-    uv_tcp_t tcp;
+    uv_poll_t poll;
+    int fd;
     cs_server *server;
     bool tls;
 } listener;
@@ -50,6 +61,9 @@ struct cs_server {
     bool draining; /* no more keep-alive */
     cs_map per_ip;
     size_t conns;
+    hconn *heads, *heads_tail; /* connections waiting for or reading a head, oldest first */
+    uv_timer_t *accept_retry;  /* listeners rest after accept() fails */
+    uint64_t accept_failures;  /* in the current burst */
     cs_server_stats stats;
 };
 
@@ -93,17 +107,66 @@ const cs_str *cs_request_header(const cs_request *r, const char *name)
     return cs_http_header_get(r->head.headers, r->head.nheaders, name);
 }
 
-/* ---- answering ---- */
+/* ---- heads: connections waiting for or reading a request head ---- */
 
-static void write_answer(cs_conn *c, int status, const char *content_type, const void *body,
-                         size_t len, const char *extra, bool keep_alive, bool head_only)
+static uint64_t now_ms(const cs_server *s)
 {
-    cs_buf out = CS_BUF_INIT(CS_CONN_MAX_OUTPUT);
-    if (cs_http_write_head(&out, status, content_type, (int64_t)len, extra, keep_alive) == 0 &&
-        (head_only || cs_buf_append(&out, body, len) == 0))
-        cs_conn_write(c, out.data, out.len);
-    cs_buf_free(&out);
+    return uv_now(cs_net_loop(s->net));
 }
+
+static void head_begin(hconn *h)
+{
+    cs_server *s = h->server;
+    h->state = H_HEAD;
+    h->head_started = false;
+    h->in_heads = true;
+    h->hnext = NULL;
+    h->hprev = s->heads_tail;
+    if (s->heads_tail)
+        s->heads_tail->hnext = h;
+    else
+        s->heads = h;
+    s->heads_tail = h;
+    h->ip->heads++;
+}
+
+static void head_end(hconn *h)
+{
+    if (!h->in_heads) return;
+    cs_server *s = h->server;
+    if (h->hprev)
+        h->hprev->hnext = h->hnext;
+    else
+        s->heads = h->hnext;
+    if (h->hnext)
+        h->hnext->hprev = h->hprev;
+    else
+        s->heads_tail = h->hprev;
+    h->in_heads = false;
+    h->ip->heads--;
+    h->conn->deadline_ms = 0;
+}
+
+/* The first byte of a head starts its clock; waiting for it is HTTP idle time. */
+static void head_started(hconn *h)
+{
+    cs_server *s = h->server;
+    h->head_started = true;
+    if (s->lim.head_ms) h->conn->deadline_ms = now_ms(s) + s->lim.head_ms;
+}
+
+/* A body must stay ahead of body_min_rate from its start, after head_ms of grace: each
+ * byte buys 1/rate seconds. */
+static void body_progress(hconn *h, size_t bytes)
+{
+    const cs_server_limits *lim = &h->server->lim;
+    h->body_bytes += bytes;
+    if (lim->body_min_rate)
+        h->conn->deadline_ms =
+            h->body_since_ms + lim->head_ms + h->body_bytes * 1000 / lim->body_min_rate;
+}
+
+/* ---- answering ---- */
 
 static void error_body(cs_buf *out, int status, const char *msg)
 {
@@ -119,14 +182,58 @@ static void error_body(cs_buf *out, int status, const char *msg)
     cs_buf_putc(out, '\n');
 }
 
+/* Queues one answer whole, built in place in the connection's output. */
+static int queue_answer(cs_conn *c, int status, const char *content_type, const void *body,
+                        size_t len, const char *extra, bool keep_alive, bool head_only)
+{
+    cs_buf head = CS_BUF_INIT(CS_HTTP_MAX_HEAD_DEFAULT);
+    int rc = cs_http_write_head(&head, status, content_type, (int64_t)len, extra, keep_alive);
+    size_t n = head.len + (head_only ? 0 : len);
+    char *p = rc == 0 ? cs_conn_reserve(c, n) : NULL;
+    if (p) {
+        memcpy(p, head.data, head.len);
+        if (!head_only && len) memcpy(p + head.len, body, len);
+        cs_conn_commit(c, n);
+    }
+    cs_buf_free(&head);
+    return p ? 0 : -ENOBUFS;
+}
+
+/* An answer is never skipped: the peer would pair the next ones with the wrong requests.
+ * One that does not fit the connection's output becomes a 500; if even that cannot go,
+ * the connection closes. Returns the status sent, or 0. */
+static int write_answer(cs_server *s, cs_conn *c, int status, const char *content_type,
+                        const void *body, size_t len, const char *extra, bool keep_alive,
+                        bool head_only)
+{
+    if (queue_answer(c, status, content_type, body, len, extra, keep_alive, head_only) == 0)
+        return status;
+    if (cs_conn_closing(c)) return 0;
+    s->stats.answers_too_large++;
+    cs_buf err = CS_BUF_INIT(1024);
+    error_body(&err, 500, "the answer does not fit the connection's output");
+    bool sent = queue_answer(c, 500, "application/json", err.data, err.len, NULL, keep_alive,
+                             head_only) == 0;
+    cs_buf_free(&err);
+    cs_warn("http: a %d answer of %zu bytes does not fit the output of %s; %s", status, len,
+            c->peer_ip, sent ? "a 500 goes in its place" : "closing the connection");
+    if (!sent) cs_conn_close(c, CS_ELIMIT, false);
+    return sent ? 500 : 0;
+}
+
+static void count_answer(cs_server *s, int status)
+{
+    if (status) s->stats.responses[status / 100 % 6]++;
+}
+
 /* The request could not be read: answer and close. */
 static void refuse(hconn *h, int status, const char *msg)
 {
     cs_buf body = CS_BUF_INIT(1024);
     error_body(&body, status, msg);
-    write_answer(h->conn, status, "application/json", body.data, body.len, NULL, false, false);
+    count_answer(h->server, write_answer(h->server, h->conn, status, "application/json", body.data,
+                                         body.len, NULL, false, false));
     cs_buf_free(&body);
-    h->server->stats.responses[status / 100 % 6]++;
     cs_conn_close(h->conn, 0, true);
 }
 
@@ -154,21 +261,23 @@ static void finish(cs_request *r)
     bool keep_alive = keeps_alive(r);
     request_free(r);
     h->req = NULL;
-    h->state = H_HEAD;
-    if (keep_alive)
+    if (keep_alive) {
+        head_begin(h);
         cs_conn_resume(c);
-    else
+    } else {
+        h->state = H_HEAD;
         cs_conn_close(c, 0, true);
+    }
 }
 
 void cs_respond(cs_request *r, int status, const char *content_type, const void *body, size_t len,
                 const char *extra)
 {
     if (r->conn && r->hconn) {
-        write_answer(r->conn, status, content_type, body, len, extra, keeps_alive(r),
-                     r->head.method == CS_HTTP_HEAD);
-        ((hconn *)r->hconn)->server->stats.responses[status / 100 % 6]++;
-        log_answer(r, status);
+        int sent = write_answer(r->server, r->conn, status, content_type, body, len, extra,
+                                keeps_alive(r), r->head.method == CS_HTTP_HEAD);
+        count_answer(r->server, sent);
+        log_answer(r, sent);
     }
     finish(r);
 }
@@ -181,7 +290,7 @@ int cs_respond_begin(cs_request *r, int status, const char *content_type, int64_
     int rc = cs_http_write_head(&out, status, content_type, len, extra, keeps_alive(r));
     if (rc == 0) rc = cs_conn_write(r->conn, out.data, out.len);
     cs_buf_free(&out);
-    ((hconn *)r->hconn)->server->stats.responses[status / 100 % 6]++;
+    count_answer(r->server, status);
     log_answer(r, status);
     return rc;
 }
@@ -248,8 +357,9 @@ int cs_request_upgrade(cs_request *r, cs_wsconn *ws, size_t max_message, const c
         return rc;
     }
     h->server->stats.upgrades++;
-    h->server->stats.responses[1]++;
+    count_answer(h->server, 101);
     c->idle_timeout_ms = 0;
+    cs_conn_set_output_high(c, 0); /* WebSocket owners watch their own output */
     /* The WebSocket owns the connection from here; the HTTP state goes. */
     cs_wsconn_attach(ws, c, max_message, ops, data);
     free(h);
@@ -302,6 +412,7 @@ static void dispatch(hconn *h)
     cs_server *s = h->server;
     cs_request *r = h->req;
     h->state = H_WAIT;
+    h->conn->deadline_ms = 0;
     cs_conn_pause(h->conn);
     s->stats.requests++;
 
@@ -360,6 +471,7 @@ static ssize_t read_head(hconn *h, char *data, size_t len)
         refuse(h, status, status_message(status));
         return (ssize_t)len;
     }
+    head_end(h);
     if (head.has_content_length && head.content_length > s->lim.max_body) {
         refuse(h, 413, status_message(413));
         return (ssize_t)len;
@@ -382,6 +494,9 @@ static ssize_t read_head(hconn *h, char *data, size_t len)
     if (head.expect_continue) cs_conn_write(h->conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     h->state = H_BODY;
     h->body_left = head.content_length;
+    h->body_since_ms = now_ms(s);
+    h->body_bytes = 0;
+    body_progress(h, 0);
     cs_http_chunked_init(&h->chunked);
     return n;
 }
@@ -398,11 +513,13 @@ static ssize_t read_body(hconn *h, char *data, size_t len)
             return (ssize_t)len;
         }
         used = (size_t)k;
+        body_progress(h, used);
         if (h->chunked.done) dispatch(h);
     } else {
         used = len < h->body_left ? len : (size_t)h->body_left;
         cs_buf_append(&r->body, data, used); /* fits: checked against max_body */
         h->body_left -= used;
+        body_progress(h, used);
         if (h->body_left == 0) dispatch(h);
     }
     return (ssize_t)used;
@@ -412,17 +529,34 @@ static ssize_t on_data(cs_conn *c, char *data, size_t len)
 {
     hconn *h = c->data;
     switch (h->state) {
-    case H_HEAD: return read_head(h, data, len);
+    case H_HEAD:
+        if (!h->head_started) head_started(h);
+        return read_head(h, data, len);
     case H_BODY: return read_body(h, data, len);
     case H_WAIT: break;
     }
     return 0;
 }
 
+/* Slow heads and bodies get a 408 and the connection closes. */
+static void on_deadline(cs_conn *c)
+{
+    hconn *h = c->data;
+    cs_server *s = h->server;
+    if (h->state == H_HEAD) {
+        s->stats.head_timeouts++;
+        refuse(h, 408, "the request head did not arrive in time");
+    } else if (h->state == H_BODY) {
+        s->stats.body_timeouts++;
+        refuse(h, 408, "the request body arrives too slowly");
+    }
+}
+
 static void on_close(cs_conn *c, int err)
 {
     (void)err;
     hconn *h = c->data;
+    head_end(h);
     if (h->req && h->state == H_WAIT) { /* a handler is still working: its answer is dropped */
         h->req->conn = NULL;
         h->req->hconn = NULL;
@@ -435,6 +569,7 @@ static void on_close(cs_conn *c, int err)
 static const cs_conn_ops http_ops = {
     .on_data = on_data,
     .on_close = on_close,
+    .on_deadline = on_deadline,
 };
 
 /* ---- connections ---- */
@@ -450,15 +585,35 @@ static void untrack(cs_conn *c)
     }
 }
 
-static bool admit(cs_server *s, cs_conn *c)
+/* Every slot is taken: the connection that has waited longest for a head makes room,
+ * so a real request gets in while slow or idle clients hold the rest. */
+static bool evict_oldest_head(cs_server *s)
 {
-    if (s->conns >= s->lim.max_connections) {
-        s->stats.rejected_total++;
-        return false;
-    }
+    hconn *v = s->heads;
+    if (!v) return false;
+    cs_conn *c = v->conn;
+    head_end(v);
+    s->stats.heads_evicted++;
+    cs_conn_close(c, CS_ELIMIT, false);
+    c->untrack(c); /* the slot is free now, not when the close callback runs */
+    c->untrack = NULL;
+    return true;
+}
+
+static bool admit(cs_server *s, hconn *h)
+{
+    cs_conn *c = h->conn;
     ip_count *e = cs_map_get(&s->per_ip, cs_str_of(c->peer_ip));
     if (e && e->n >= s->lim.max_per_ip) {
         s->stats.rejected_per_ip++;
+        return false;
+    }
+    if (e && s->lim.max_heads_per_ip && e->heads >= s->lim.max_heads_per_ip) {
+        s->stats.rejected_heads_per_ip++;
+        return false;
+    }
+    if (s->conns >= s->lim.max_connections && !evict_oldest_head(s)) {
+        s->stats.rejected_total++;
         return false;
     }
     if (!e) {
@@ -472,39 +627,124 @@ static bool admit(cs_server *s, cs_conn *c)
     }
     e->n++;
     s->conns++;
+    h->ip = e;
     c->tracker = s;
     c->untrack = untrack;
     return true;
 }
 
+/* ---- listeners ----
+ * We accept ourselves rather than through uv_listen: when descriptors run out, libuv
+ * either accepts and drops connections without telling us or, once its spare descriptor
+ * is gone, calls back in a loop that never ends. Here the listeners rest instead, the
+ * log says so once per burst, and the backlog is served when descriptors come back. */
+
 static void listener_closed(uv_handle_t *h)
 {
-    free(h->data);
+    listener *l = h->data;
+    close(l->fd);
+    free(l);
 }
 
-static void on_connection(uv_stream_t *stream, int status)
+static void take(cs_server *s, int fd, bool tls)
 {
-    listener *l = stream->data;
-    cs_server *s = l->server;
-    if (status < 0) {
-        cs_warn("http: accept failed: %s", uv_strerror(status));
+    hconn *h = calloc(1, sizeof *h);
+    if (!h) {
+        close(fd);
         return;
     }
-    hconn *h = calloc(1, sizeof *h);
-    if (!h) return;
     h->server = s;
     cs_conn *c;
-    if (cs_conn_accept(s->net, stream, l->tls, &http_ops, h, &c) < 0) {
+    if (cs_conn_accept(s->net, fd, tls, &http_ops, h, &c) < 0) {
         free(h);
         return;
     }
     h->conn = c;
-    if (!admit(s, c)) {
+    if (!admit(s, h)) {
         cs_conn_close(c, CS_ELIMIT, false);
         return;
     }
     c->idle_timeout_ms = s->lim.idle_ms;
     c->max_input = s->lim.max_head + 4096;
+    cs_conn_set_output_high(c, CS_SERVER_OUTPUT_HIGH);
+    head_begin(h);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events);
+
+static void listen_all(cs_server *s, bool on)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        if (on)
+            uv_poll_start(&s->listeners[i]->poll, UV_READABLE, on_acceptable);
+        else
+            uv_poll_stop(&s->listeners[i]->poll);
+    }
+}
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    cs_server *s = t->data;
+    s->stats.accept_paused = 0;
+    listen_all(s, true);
+}
+
+/* Out of descriptors (or memory): the listeners rest instead of waking the loop again
+ * and again for the same failure; the log says so once per burst. */
+static void accept_failed(cs_server *s, int err)
+{
+    s->stats.accept_errors++;
+    if (s->accept_failures++ == 0)
+        cs_warn("http: cannot accept connections: %s; trying again every %d ms", cs_strerror(err),
+                CS_SERVER_ACCEPT_RETRY_MS);
+    s->stats.accept_paused = 1;
+    listen_all(s, false);
+    uv_timer_start(s->accept_retry, on_accept_retry, CS_SERVER_ACCEPT_RETRY_MS, 0);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    listener *l = p->data;
+    cs_server *s = l->server;
+    if (status < 0) {
+        accept_failed(s, status);
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            take(s, fd, l->tls);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            accept_failed(s, -errno);
+        } else if (s->accept_failures) { /* the burst ends once the backlog is caught up */
+            cs_info("http: accepting connections again after %llu failed attempt(s)",
+                    (unsigned long long)s->accept_failures);
+            s->accept_failures = 0;
+        }
+        return;
+    }
+}
+
+/* A listening socket as libuv would make it: address reuse, and "::" takes IPv4 too. */
+static int listen_socket(const struct sockaddr_storage *ss)
+{
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int on = 1, off = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (ss->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
 }
 
 int cs_server_new(cs_server **out, cs_net *net, const cs_route *routes, size_t nroutes,
@@ -530,20 +770,34 @@ int cs_server_listen(cs_server *s, const char *host, int port, bool tls)
     if (rc < 0) return rc;
     listener *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
+    l->fd = listen_socket(&ss);
+    if (l->fd < 0) {
+        rc = l->fd;
+        free(l);
+        return rc;
+    }
     l->server = s;
     l->tls = tls;
-    l->tcp.data = l;
-    uv_tcp_init(cs_net_loop(s->net), &l->tcp);
-    rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+    l->poll.data = l;
+    if (!s->accept_retry && (s->accept_retry = malloc(sizeof *s->accept_retry)) != NULL) {
+        uv_timer_init(cs_net_loop(s->net), s->accept_retry);
+        s->accept_retry->data = s;
+    }
+    rc = s->accept_retry ? uv_poll_init_socket(cs_net_loop(s->net), &l->poll, l->fd) : -ENOMEM;
     if (rc < 0) {
-        uv_close((uv_handle_t *)&l->tcp, listener_closed);
+        close(l->fd);
+        free(l);
+        return rc;
+    }
+    if (!s->stats.accept_paused) rc = uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&l->poll, listener_closed);
         return rc;
     }
     if (s->nlisteners == 0) {
         struct sockaddr_storage bound;
-        int len = sizeof bound;
-        uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
+        socklen_t len = sizeof bound;
+        getsockname(l->fd, (struct sockaddr *)&bound, &len);
         s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                     : ((struct sockaddr_in *)&bound)->sin_port);
     }
@@ -560,13 +814,17 @@ void cs_server_stop_listening(cs_server *s)
 {
     s->draining = true;
     for (size_t i = 0; i < s->nlisteners; i++)
-        uv_close((uv_handle_t *)&s->listeners[i]->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&s->listeners[i]->poll, listener_closed);
     s->nlisteners = 0;
+    if (s->accept_retry) uv_close((uv_handle_t *)s->accept_retry, (uv_close_cb)free);
+    s->accept_retry = NULL;
 }
 
 void cs_server_free(cs_server *s)
 {
     if (!s) return;
+    if (s->accept_retry) /* a listen that failed; the loop frees it later */
+        uv_close((uv_handle_t *)s->accept_retry, (uv_close_cb)free);
     cs_map_free(&s->per_ip); /* entries are freed as their connections go */
     free(s);
 }

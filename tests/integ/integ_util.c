@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -77,10 +78,18 @@ static const char *bin(void)
 
 /* ---- sockets ---- */
 
-static int connect_buffered(int port, int rcvbuf)
+int it_tcp(int port, const char *from, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0 && rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (fd >= 0 && from) {
+        struct sockaddr_in b = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, from, &b.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&b, sizeof b) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
@@ -94,7 +103,7 @@ static int connect_buffered(int port, int rcvbuf)
 
 static int connect_to(int port)
 {
-    return connect_buffered(port, 0);
+    return it_tcp(port, NULL, 0);
 }
 
 static int send_all(int fd, const void *p, size_t n)
@@ -158,6 +167,10 @@ static int launch(it_server *s, const char *const *args)
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        if (s->nofile > 0) {
+            struct rlimit rl = {(rlim_t)s->nofile, (rlim_t)s->nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) < 0) _exit(126);
+        }
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -206,7 +219,20 @@ int it_cli(const it_server *s, const char *args, const char *input, char *out, s
 
 int it_server_start(it_server *s, const char *const *args)
 {
+    return it_server_start_nofile(s, args, 0);
+}
+
+bool it_server_up(it_server *s, const char *const *args)
+{
+    bool ok = it_server_start(s, args) == 0;
+    IT_CHECK(ok, "the server did not start");
+    return ok;
+}
+
+int it_server_start_nofile(it_server *s, const char *const *args, int nofile)
+{
     memset(s, 0, sizeof *s);
+    s->nofile = nofile;
     snprintf(s->dir, sizeof s->dir, "/tmp/callstream-it-XXXXXX");
     if (!mkdtemp(s->dir)) return -1;
     snprintf(s->data, sizeof s->data, "%s/data", s->dir);
@@ -526,7 +552,7 @@ int it_ws_connect_buffered(it_ws *w, int port, const char *path, const char *ext
     memset(w, 0, sizeof *w);
     cs_buf_init(&w->in, 1u << 22);
     cs_ws_reader_init(&w->reader, CS_WS_CLIENT, 1u << 20);
-    w->fd = connect_buffered(port, rcvbuf);
+    w->fd = it_tcp(port, NULL, rcvbuf);
     if (w->fd < 0) return -1;
     char key[25];
     cs_ws_client_key(key);

@@ -39,6 +39,7 @@ typedef struct it_server {
     char log[300];  /* the server's output */
     char url[64];   /* http://127.0.0.1:PORT */
     char token[64]; /* an API token made with `callstream token create` before start */
+    int nofile;     /* > 0: the server's RLIMIT_NOFILE, soft and hard */
 } it_server;
 
 /* "Authorization: Bearer <token>\r\n" for the last server started (it_http, it_get_json
@@ -48,6 +49,11 @@ extern char it_auth[128];
 /* Starts `callstream serve` on a free port with a new DATA_DIR and `args` (a NULL-ended
  * list of "--flag", "value" pairs); waits until /health answers. 0 or -1. */
 int it_server_start(it_server *s, const char *const *args);
+/* it_server_start, counting a failure as a failed check: whether it runs. */
+bool it_server_up(it_server *s, const char *const *args);
+/* The same with RLIMIT_NOFILE (soft and hard, as the server raises soft to hard) set to
+ * `nofile` for the server, here and at restarts. */
+int it_server_start_nofile(it_server *s, const char *const *args, int nofile);
 /* Starts it again on the same port and DATA_DIR (after a stop or a crash). */
 int it_server_restart(it_server *s, const char *const *args);
 /* Sends `sig` and waits up to timeout_ms; returns the exit status, or -1 if it had to be
@@ -68,6 +74,11 @@ int it_log_count(const it_server *s, const char *needle);
 void it_server_cleanup(it_server *s);
 
 /* ---- HTTP ---- */
+
+/* A TCP connection to 127.0.0.1:port from address `from` (NULL: any; 127.0.0.2 and up
+ * are other loopback addresses), with a receive buffer of `rcvbuf` bytes (0: default).
+ * The socket, or -1. */
+int it_tcp(int port, const char *from, int rcvbuf);
 
 typedef struct it_resp {
     int status;

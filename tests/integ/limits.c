@@ -1,7 +1,7 @@
-/* Named limits and what happens past them: connections per address and in total are
- * closed at once and counted; a stream over MAX_MESSAGES_PER_S has the excess counted
- * and skipped; a silent media socket ends as idle_timeout; a stream past MAX_CALL_S is
- * ended; an idle keep-alive connection is closed. */
+/* Named limits and what happens past them: connections per address, and in total when no
+ * connection waits for a request it could replace, are closed at once and counted; a stream over
+ * MAX_MESSAGES_PER_S has the excess counted and skipped; a silent media socket ends as
+ * idle_timeout; a stream past MAX_CALL_S is ended; an idle keep-alive connection is closed. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -24,14 +24,7 @@ static int num(const cJSON *o, const char *k)
 
 static int tcp(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return it_tcp(port, NULL, 0);
 }
 
 /* Whether the server closed `fd` within timeout_ms. */
@@ -42,18 +35,11 @@ static bool closed_by_server(int fd, int timeout_ms)
     return poll(&p, 1, timeout_ms) == 1 && recv(fd, &c, 1, 0) <= 0;
 }
 
-static bool start(it_server *s, const char *const *args)
-{
-    bool ok = it_server_start(s, args) == 0;
-    IT_CHECK(ok, "the server did not start");
-    return ok;
-}
-
 static void connection_limits(void)
 {
     it_server s;
     const char *args[] = {"--max-connections-per-ip", "5", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     int fds[5];
     for (int i = 0; i < 5; i++) fds[i] = tcp(s.port);
     it_sleep_ms(100);
@@ -71,17 +57,33 @@ static void connection_limits(void)
     it_server_stop(&s, SIGTERM, 5000);
     it_server_cleanup(&s);
 
+    /* All slots taken by connections waiting for a request: the oldest makes room. */
     const char *total[] = {"--max-connections", "3", NULL};
-    if (!start(&s, total)) return;
-    int a = tcp(s.port), b = tcp(s.port), c = tcp(s.port);
+    if (!it_server_up(&s, total)) return;
+    int a = tcp(s.port);
+    it_sleep_ms(100);
+    int b = tcp(s.port), c = tcp(s.port);
     it_sleep_ms(100);
     int d = tcp(s.port);
-    IT_CHECK(closed_by_server(d, 2000), "a fourth connection past MAX_CONNECTIONS was kept");
+    IT_CHECK(closed_by_server(a, 2000), "the oldest idle connection was kept for a new one");
+    IT_CHECK(!closed_by_server(d, 200), "the new connection was refused");
     close(a);
     close(b);
     close(c);
     close(d);
     it_sleep_ms(100);
+    IT_CHECK(it_metric(s.port, "callstream_http_slow_closed_total{reason=\"head_evicted\"}") == 1,
+             "the eviction was not counted");
+    /* All slots taken by sockets in use: a new connection is refused. */
+    it_ws w[3];
+    for (int i = 0; i < 3; i++)
+        IT_CHECK(it_ws_connect(&w[i], s.port, "/twilio/media", NULL) == 0, "upgrade refused");
+    it_sleep_ms(100);
+    d = tcp(s.port);
+    IT_CHECK(closed_by_server(d, 2000), "a fourth connection past MAX_CONNECTIONS was kept");
+    close(d);
+    for (int i = 0; i < 3; i++) it_ws_close(&w[i]);
+    it_sleep_ms(200);
     IT_CHECK(
         it_metric(s.port, "callstream_connections_rejected_total{limit=\"max_connections\"}") == 1,
         "the refusal was not counted");
@@ -108,7 +110,7 @@ static void message_rate(void)
 {
     it_server s;
     const char *args[] = {"--max-messages-per-s", "50", NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     it_ws w;
     IT_CHECK(it_ws_connect(&w, s.port, "/twilio/media", NULL) == 0, "upgrade refused");
     const char *stream = "MZ55555555555555555555555555555555";
@@ -146,7 +148,7 @@ static void idle_and_duration(void)
                           "--agent",
                           "echo",
                           NULL};
-    if (!start(&s, args)) return;
+    if (!it_server_up(&s, args)) return;
     /* a media socket that goes quiet after start */
     it_ws w;
     IT_CHECK(it_ws_connect(&w, s.port, "/twilio/media", NULL) == 0, "upgrade refused");

@@ -1,0 +1,555 @@
+/* What hostile or broken clients try against the transport, and what must hold. Heads and
+ * bodies dribbled a byte at a time cannot hold the slots: a head has a deadline, a body a
+ * minimum rate, heads from one address a limit, and a new connection finding every slot
+ * taken closes the oldest unfinished head. Pipelined requests all get their answers, in
+ * order, whether the reader is slow or a handler answers later. Listen-in sockets that
+ * never read are closed before their output eats the memory (MAX_OUTPUT_BYTES) while the
+ * call goes on. Running out of descriptors pauses accepting: no spinning, one log line
+ * per burst, and service again once descriptors come back. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "integ_util.h"
+#include "net/http.h"
+
+#define ATTACKER  "127.0.0.2" /* another loopback address: its limits are not ours */
+#define CALL_FORM "CallSid=CA77777777777777777777777777777777&From=%2B15550001111&To=%2B15550002222"
+#define FORM_TYPE "Content-Type: application/x-www-form-urlencoded\r\n"
+#define HEALTH    "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+static void stop(it_server *s)
+{
+    IT_CHECK(it_server_stop(s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(s);
+}
+
+/* Sends what the socket takes now: bytes sent, or -1 once the peer is gone. */
+static ssize_t send_some(int fd, const void *p, size_t n)
+{
+    ssize_t k = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+    return k;
+}
+
+/* Reads until the server closes `fd`, keeping what it said in `out` (if not NULL):
+ * whether it closed within timeout_ms. */
+static bool closes(int fd, cs_buf *out, int timeout_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    char b[4096];
+    while (it_now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(deadline - it_now_ms())) <= 0) continue;
+        ssize_t k = recv(fd, b, sizeof b, 0);
+        if (k <= 0) return true;
+        if (out) cs_buf_append(out, b, (size_t)k);
+    }
+    return false;
+}
+
+/* Whether `fd` is still open: no end of stream waiting on it. */
+static bool still_open(int fd)
+{
+    char c;
+    ssize_t k = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k > 0 || (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+static bool health_ok(int port)
+{
+    it_resp r;
+    bool ok = it_http(port, "GET", "/health", NULL, NULL, &r) == 0 && r.status == 200;
+    if (r.body) it_resp_free(&r);
+    return ok;
+}
+
+static bool webhook_ok(int port)
+{
+    it_resp r;
+    bool ok = it_http(port, "POST", "/twilio/voice", FORM_TYPE, CALL_FORM, &r) == 0 &&
+              r.status == 200 && strstr(r.body, "<Stream");
+    if (r.body) it_resp_free(&r);
+    return ok;
+}
+
+/* ---- slow heads and bodies ---- */
+
+/* Hundreds of connections dribbling their heads, with every slot taken: the oldest give
+ * way, and /health and the webhook get in. Only settings older than the defence. */
+static void slowloris_slots(void)
+{
+    enum { N = 300, SLOTS = 50 };
+    it_server s;
+    const char *args[] = {"--max-connections", "50", NULL};
+    if (!it_server_up(&s, args)) return;
+    const char *head = "GET /health HTTP/1.1\r\n";
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = it_tcp(s.port, ATTACKER, 0);
+        if (fds[i] >= 0) send_some(fds[i], head, 1);
+    }
+    int health = 0, hooks = 0;
+    for (int round = 1; round <= 3; round++) {
+        it_sleep_ms(1500);
+        for (int i = 0; i < N; i++)
+            if (fds[i] >= 0) send_some(fds[i], head + round, 1);
+        health += health_ok(s.port);
+        hooks += webhook_ok(s.port);
+    }
+    IT_CHECK(health == 3 && hooks == 3, "locked out: /health %d of 3, webhook %d of 3", health,
+             hooks);
+    int oldest_closed = 0;
+    for (int i = 0; i < SLOTS; i++) oldest_closed += fds[i] >= 0 && closes(fds[i], NULL, 1000);
+    IT_CHECK(oldest_closed == SLOTS, "%d of the %d oldest dribblers were closed", oldest_closed,
+             SLOTS);
+    double evicted =
+        it_metric(s.port, "callstream_http_slow_closed_total{reason=\"head_evicted\"}");
+    IT_CHECK(evicted >= N - SLOTS, "%.0f heads made room", evicted);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    stop(&s);
+}
+
+/* A head must be whole HTTP_HEAD_TIMEOUT_S after its first byte; a connection that has
+ * sent nothing is idle, not late. */
+static void head_deadline(void)
+{
+    it_server s;
+    const char *args[] = {"--http-head-timeout-s", "2", "--http-idle-s", "8", NULL};
+    if (!it_server_up(&s, args)) return;
+    const char *req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    size_t len = strlen(req);
+
+    /* in pieces, but whole in time */
+    int honest = it_tcp(s.port, NULL, 0);
+    for (size_t off = 0; off < len; off += 12) {
+        send_some(honest, req + off, len - off < 12 ? len - off : 12);
+        it_sleep_ms(100);
+    }
+    cs_buf got = CS_BUF_INIT(1 << 16);
+    IT_CHECK(closes(honest, &got, 10000) && got.data && strstr(got.data, " 200 "),
+             "a head sent in pieces within the deadline: %s", got.data ? got.data : "nothing");
+    close(honest);
+
+    int quiet = it_tcp(s.port, NULL, 0);
+    int slow = it_tcp(s.port, NULL, 0);
+    long long deadline = it_now_ms() + 20000;
+    struct pollfd p = {.fd = slow, .events = POLLIN};
+    for (size_t i = 0; i < len && it_now_ms() < deadline && poll(&p, 1, 0) == 0; i = (i + 1) % 20) {
+        send_some(slow, req + i, 1);
+        it_sleep_ms(300);
+    }
+    cs_buf_reset(&got);
+    IT_CHECK(closes(slow, &got, 5000) && got.data && strstr(got.data, " 408 "),
+             "a head dribbled past its deadline: %s", got.data ? got.data : "nothing");
+    IT_CHECK(still_open(quiet), "a connection that sent nothing was closed by the head deadline");
+    IT_CHECK(closes(quiet, NULL, 15000), "the quiet connection outlived HTTP_IDLE_S");
+    IT_CHECK(it_metric(s.port, "callstream_http_slow_closed_total{reason=\"head_timeout\"}") == 1,
+             "the late head was not counted");
+    cs_buf_free(&got);
+    close(quiet);
+    close(slow);
+    stop(&s);
+}
+
+/* A body must keep HTTP_BODY_MIN_BYTES_PER_S: MAX_BODY_BYTES at twice that rate is served,
+ * a byte every half second gets a 408. */
+static void body_rate(void)
+{
+    it_server s;
+    const char *args[] = {"--http-head-timeout-s",
+                          "2",
+                          "--max-body-bytes",
+                          "8192",
+                          "--http-body-min-bytes-per-s",
+                          "1024",
+                          NULL};
+    if (!it_server_up(&s, args)) return;
+    enum { BODY = 8192, PIECE = 512 };
+    char body[BODY + 1];
+    int n = snprintf(body, sizeof body, "%s&Pad=", CALL_FORM);
+    memset(body + n, 'x', BODY - (size_t)n);
+    body[BODY] = '\0';
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /twilio/voice HTTP/1.1\r\nHost: x\r\n" FORM_TYPE
+             "Content-Length: %d\r\nConnection: close\r\n\r\n",
+             BODY);
+
+    int honest = it_tcp(s.port, NULL, 0);
+    send_some(honest, head, strlen(head));
+    for (size_t off = 0; off < BODY; off += PIECE) {
+        it_sleep_ms(250);
+        send_some(honest, body + off, PIECE);
+    }
+    cs_buf got = CS_BUF_INIT(1 << 16);
+    IT_CHECK(closes(honest, &got, 10000) && got.data && strstr(got.data, " 200 ") &&
+                 strstr(got.data, "<Stream"),
+             "a slow but steady body: %.200s", got.data ? got.data : "nothing");
+    close(honest);
+
+    int slow = it_tcp(s.port, NULL, 0);
+    send_some(slow, head, strlen(head));
+    struct pollfd p = {.fd = slow, .events = POLLIN};
+    long long deadline = it_now_ms() + 20000;
+    for (size_t i = 0; i < BODY && it_now_ms() < deadline && poll(&p, 1, 0) == 0; i++) {
+        send_some(slow, body + i, 1);
+        it_sleep_ms(500);
+    }
+    cs_buf_reset(&got);
+    IT_CHECK(closes(slow, &got, 5000) && got.data && strstr(got.data, " 408 "),
+             "a dribbled body: %s", got.data ? got.data : "nothing");
+    IT_CHECK(it_metric(s.port, "callstream_http_slow_closed_total{reason=\"body_too_slow\"}") == 1,
+             "the slow body was not counted");
+    IT_CHECK(it_metric(s.port, "callstream_http_slow_closed_total{reason=\"head_timeout\"}") == 0,
+             "a body was counted as a late head");
+    cs_buf_free(&got);
+    close(slow);
+    stop(&s);
+}
+
+/* Connections waiting for a head count against MAX_HEADS_PER_IP; one busy with a request
+ * does not, nor does another address. */
+static void heads_per_ip(void)
+{
+    enum { HEADS = 20 };
+    it_server s;
+    const char *args[] = {"--max-heads-per-ip", "20", NULL};
+    if (!it_server_up(&s, args)) return;
+    int fds[HEADS];
+    for (int i = 0; i < HEADS; i++) fds[i] = it_tcp(s.port, ATTACKER, 0);
+    it_sleep_ms(200);
+    int extra = it_tcp(s.port, ATTACKER, 0);
+    IT_CHECK(closes(extra, NULL, 3000), "one head too many from one address was kept");
+    close(extra);
+    IT_CHECK(health_ok(s.port), "another address was refused");
+    /* one of them starts a body: it waits for a head no more, so one more gets in */
+    const char *post = "POST /twilio/status HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    send_some(fds[0], post, strlen(post));
+    it_sleep_ms(200);
+    extra = it_tcp(s.port, ATTACKER, 0);
+    it_sleep_ms(200);
+    IT_CHECK(still_open(extra), "a connection was refused though only %d wait for a head",
+             HEADS - 1);
+    /* and those admitted are served */
+    const char *get = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send_some(fds[1], get, strlen(get));
+    cs_buf got = CS_BUF_INIT(1 << 16);
+    IT_CHECK(closes(fds[1], &got, 5000) && got.data && strstr(got.data, " 200 "),
+             "an admitted connection was not served");
+    cs_buf_free(&got);
+    IT_CHECK(
+        it_metric(s.port, "callstream_connections_rejected_total{limit=\"max_heads_per_ip\"}") == 1,
+        "the refusal was not counted");
+    close(extra);
+    for (int i = 0; i < HEADS; i++) close(fds[i]);
+    stop(&s);
+}
+
+/* ---- pipelining ---- */
+
+typedef void (*answer_fn)(int i, int status, const char *body, size_t len, void *data);
+
+/* Sends `req` (as fast as the server takes it) and reads the answers until `want` have
+ * come, the server closes, or nothing comes for 10 s. A `chunk` > 0 reads that much at a
+ * time with a pause in between: a slow reader. Returns the answers read. */
+static int pipeline(int fd, const cs_buf *req, int want, size_t chunk, answer_fn check, void *data)
+{
+    cs_buf in = CS_BUF_INIT(64u << 20);
+    size_t sent = 0;
+    int got = 0;
+    char b[65536];
+    size_t take = chunk && chunk < sizeof b ? chunk : sizeof b;
+    while (got < want) {
+        if (sent < req->len) {
+            ssize_t k = send_some(fd, req->data + sent, req->len - sent);
+            if (k < 0) break;
+            sent += (size_t)k;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < req->len ? POLLOUT : 0)};
+        if (poll(&p, 1, 10000) <= 0) break;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t k = recv(fd, b, take, 0);
+            if (k <= 0) break;
+            cs_buf_append(&in, b, (size_t)k);
+            if (chunk) it_sleep_ms(1);
+        }
+        for (;;) {
+            cs_http_resp resp;
+            int n = in.len ? cs_http_parse_response(in.data, in.len, 65536, &resp) : 0;
+            if (n <= 0 || !resp.has_content_length || in.len - (size_t)n < resp.content_length)
+                break;
+            check(got++, resp.status, in.data + n, (size_t)resp.content_length, data);
+            cs_buf_consume(&in, (size_t)n + (size_t)resp.content_length);
+        }
+    }
+    cs_buf_free(&in);
+    return got;
+}
+
+/* What each answer must be: kinds[i] is 'h' for /health, 'o' for the other route, whose
+ * answers are all as long as the first one and hold `other_has` (if not NULL). */
+typedef struct expect {
+    const char *kinds;
+    const char *other_has;
+    size_t other_len;
+    int wrong;
+} expect;
+
+static void check_answer(int i, int status, const char *body, size_t len, void *data)
+{
+    expect *e = data;
+    bool health = e->kinds[i] == 'h';
+    bool ok = status == 200;
+    if (health) {
+        ok = ok && memmem(body, len, "\"status\":\"ok\"", 13);
+    } else {
+        if (!e->other_len) e->other_len = len;
+        ok = ok && len == e->other_len &&
+             (!e->other_has || memmem(body, len, e->other_has, strlen(e->other_has)));
+    }
+    if (!ok && e->wrong++ == 0)
+        fprintf(stderr, "answer %d: status %d, %zu bytes: not the %s expected\n", i, status, len,
+                health ? "/health" : "other");
+}
+
+/* A reader with a tiny receive buffer that takes its time, under megabytes of pipelined
+ * answers: it gets every one, in order, and the connection stays usable. */
+static void pipelined_slow_reader(void)
+{
+    enum { N = 1500 };
+    it_server s;
+    if (!it_server_up(&s, NULL)) return;
+    cs_buf req = CS_BUF_INIT(1 << 20);
+    static char kinds[N + 1];
+    for (int i = 0; i < N; i++) {
+        kinds[i] = i % 10 == 9 ? 'h' : 'o';
+        cs_buf_puts(&req,
+                    kinds[i] == 'h' ? HEALTH : "GET /static/app.css HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    int fd = it_tcp(s.port, NULL, 4096);
+    expect e = {.kinds = kinds};
+    int got = pipeline(fd, &req, N, 4096, check_answer, &e);
+    IT_CHECK(got == N && e.wrong == 0, "%d of %d answers, %d wrong", got, N, e.wrong);
+    IT_CHECK(e.other_len * (N - N / 10) > (8u << 20), "the answers were too small to matter (%zu)",
+             e.other_len);
+    cs_buf_reset(&req);
+    cs_buf_puts(&req, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect last = {.kinds = "h"};
+    IT_CHECK(pipeline(fd, &req, 1, 0, check_answer, &last) == 1 && last.wrong == 0,
+             "the connection did not take another request");
+    IT_CHECK(it_metric(s.port, "callstream_connections_output_paused_total") >= 1,
+             "reading never waited for the answers to go");
+    close(fd);
+    cs_buf_free(&req);
+    stop(&s);
+}
+
+/* More than a read's worth pipelined behind a request the store answers later: nothing
+ * is refused and every answer comes, in order. */
+static void pipelined_behind_slow_handler(void)
+{
+    enum { N = 2000 };
+    it_server s;
+    if (!it_server_up(&s, NULL)) return;
+    cs_buf req = CS_BUF_INIT(1 << 20);
+    static char kinds[N + 2];
+    kinds[0] = 'o';
+    memset(kinds + 1, 'h', N);
+    cs_buf_printf(&req, "GET /api/v1/calls HTTP/1.1\r\nHost: x\r\n%s\r\n", it_auth);
+    for (int i = 0; i < N; i++) cs_buf_puts(&req, HEALTH);
+    IT_CHECK(req.len > 65536, "only %zu bytes pipelined", req.len);
+    int fd = it_tcp(s.port, NULL, 0);
+    expect e = {.kinds = kinds, .other_has = "\"calls\""};
+    int got = pipeline(fd, &req, N + 1, 0, check_answer, &e);
+    IT_CHECK(got == N + 1 && e.wrong == 0, "%d of %d answers, %d wrong", got, N + 1, e.wrong);
+    close(fd);
+    cs_buf_free(&req);
+    stop(&s);
+}
+
+/* ---- buffered output ---- */
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* The next JSON message of `type` within timeout_ms, others skipped; caller frees. */
+static cJSON *next_json(it_ws *w, const char *type, int timeout_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    cs_ws_event ev;
+    while (it_now_ms() < deadline) {
+        if (it_ws_next(w, &ev, (int)(deadline - it_now_ms())) <= 0) return NULL;
+        if (ev.type != CS_WS_EV_MESSAGE || ev.opcode != CS_WS_OP_TEXT) continue;
+        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+        if (j && strcmp(str(j, "type"), type) == 0) return j;
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
+/* Reads a listener's socket for `ms`: audio frames, sequence gaps, and whether it ended
+ * (with the close code, or -1 if the socket closed without one). */
+typedef struct heard {
+    int frames, gaps, close_code;
+    bool ended;
+    unsigned last_seq[2];
+} heard;
+
+static void listen_to(it_ws *w, int ms, heard *h)
+{
+    long long deadline = it_now_ms() + ms;
+    cs_ws_event ev;
+    while (!h->ended && it_now_ms() < deadline) {
+        int r = it_ws_next(w, &ev, (int)(deadline - it_now_ms()));
+        if (r < 0 || (r == 1 && ev.type == CS_WS_EV_CLOSE)) {
+            h->ended = true;
+            h->close_code = r < 0 ? -1 : ev.close_code;
+        } else if (r == 1 && ev.type == CS_WS_EV_MESSAGE && ev.opcode == CS_WS_OP_BINARY &&
+                   ev.len >= 8) {
+            const uint8_t *p = (const uint8_t *)ev.data;
+            unsigned t = p[1] & 1;
+            unsigned seq = (unsigned)p[4] << 24 | (unsigned)p[5] << 16 | (unsigned)p[6] << 8 | p[7];
+            if (h->last_seq[t] && seq != h->last_seq[t] + 1) h->gaps++;
+            h->last_seq[t] = seq;
+            h->frames++;
+        }
+    }
+}
+
+/* Listen-in sockets that never read, under a low MAX_OUTPUT_BYTES: they are closed, the
+ * listener that reads hears everything, and the call with its media socket goes on. */
+static void output_cap(void)
+{
+    enum { STUCK = 6 };
+    it_server s;
+    const char *args[] = {"--agent", "echo", "--max-output-bytes", "131072", NULL};
+    if (!it_server_up(&s, args)) return;
+    char cookie[256], browser[512];
+    IT_CHECK(it_session(&s, cookie, sizeof cookie) == 0, "cannot sign in");
+    snprintf(browser, sizeof browser, "%sOrigin: http://127.0.0.1:%d\r\n", cookie, s.port);
+
+    it_ws list, good, stuck[STUCK];
+    IT_CHECK(it_ws_connect(&list, s.port, "/monitor", browser) == 0, "monitor refused");
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    pid_t sim = it_sim_spawn(&s, "--duration 14");
+    cJSON *started = next_json(&list, "call_started", 10000);
+    char sub[160];
+    snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"call\":\"%.40s\",\"audio\":\"both\"}",
+             str(cJSON_GetObjectItem(started, "call"), "sid"));
+    cJSON_Delete(started);
+    it_ws_close(&list);
+    for (int i = 0; i < STUCK; i++) {
+        IT_CHECK(it_ws_connect_buffered(&stuck[i], s.port, "/monitor", browser, 2048) == 0,
+                 "monitor %d refused", i);
+        it_ws_send_text(&stuck[i], sub);
+    }
+    IT_CHECK(it_ws_connect(&good, s.port, "/monitor", browser) == 0, "monitor refused");
+    it_ws_send_text(&good, sub);
+
+    heard h = {0};
+    double closed = 0;
+    long long deadline = it_now_ms() + 12000;
+    while (!h.ended && it_now_ms() < deadline && closed < STUCK / 2) {
+        listen_to(&good, 500, &h);
+        closed = it_metric(s.port, "callstream_output_cap_closed_total{class=\"listener\"}");
+    }
+    IT_CHECK(closed >= STUCK / 2, "%.0f listen-in sockets that never read were closed", closed);
+    listen_to(&good, 30000, &h);
+    IT_CHECK(h.ended && h.close_code == 1000 && h.gaps == 0 && h.frames > 600,
+             "the listener that reads: %d frames, %d gaps, close %d", h.frames, h.gaps,
+             h.close_code);
+    int exit_status;
+    cJSON *sum = it_sim_wait(sim, &exit_status);
+    const cJSON *missing = cJSON_GetObjectItem(sum, "missing");
+    IT_CHECK(exit_status == 0 && missing && missing->valueint == 0, "the call beside them: exit %d",
+             exit_status);
+    cJSON_Delete(sum);
+    IT_CHECK(it_metric(s.port, "callstream_output_cap_closed_total{class=\"default\"}") == 0,
+             "a media or HTTP connection was closed for the cap");
+    IT_CHECK(it_metric(s.port, "callstream_streams_ended_total{reason=\"stop\"}") == 1,
+             "the media stream did not end normally");
+    int abrupt = 0;
+    for (int i = 0; i < STUCK; i++) {
+        heard x = {0};
+        listen_to(&stuck[i], 10000, &x);
+        abrupt += x.ended && x.close_code == -1;
+        it_ws_close(&stuck[i]);
+    }
+    IT_CHECK(abrupt >= STUCK / 2, "%d stuck listeners were cut off", abrupt);
+    it_ws_close(&good);
+    stop(&s);
+}
+
+/* ---- descriptors ---- */
+
+/* CPU seconds the process has used. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char *ok = fgets(line, sizeof line, f);
+    fclose(f);
+    const char *p = ok ? strrchr(line, ')') : NULL;
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Out of descriptors: accepting pauses without spinning, says so once, and serves again
+ * once the connections go. */
+static void fd_exhaustion(void)
+{
+    enum { N = 80 };
+    it_server s;
+    IT_CHECK(it_server_start_nofile(&s, NULL, 48) == 0, "the server did not start");
+    if (!s.pid) return;
+    int fds[N];
+    for (int i = 0; i < N; i++) fds[i] = it_tcp(s.port, NULL, 0);
+    const char *said = "cannot accept connections";
+    long long deadline = it_now_ms() + 10000;
+    while (it_log_count(&s, said) == 0 && it_now_ms() < deadline) it_sleep_ms(50);
+    IT_CHECK(it_log_count(&s, said) == 1, "running out of descriptors was not logged");
+    double cpu = cpu_s(s.pid);
+    it_sleep_ms(2000);
+    cpu = cpu_s(s.pid) - cpu;
+    IT_CHECK(cpu >= 0 && cpu < 0.4, "the server used %.2f s of CPU in 2 s while out of descriptors",
+             cpu);
+    IT_CHECK(kill(s.pid, 0) == 0, "the server died");
+    for (int i = 0; i < N; i++) close(fds[i]);
+    bool health = false;
+    for (deadline = it_now_ms() + 20000; !health && it_now_ms() < deadline; it_sleep_ms(100))
+        health = health_ok(s.port);
+    IT_CHECK(health && webhook_ok(s.port), "not served again once the connections went");
+    IT_CHECK(it_log_count(&s, said) == 1, "logged %d times, once per burst expected",
+             it_log_count(&s, said));
+    IT_CHECK(it_log_count(&s, "accepting connections again") == 1, "the recovery was not logged");
+    IT_CHECK(it_metric(s.port, "callstream_accept_errors_total") >= 2,
+             "the failures were not counted");
+    stop(&s);
+}
+
+int main(void)
+{
+    slowloris_slots();
+    head_deadline();
+    body_rate();
+    heads_per_ip();
+    pipelined_slow_reader();
+    pipelined_behind_slow_handler();
+    output_cap();
+    fd_exhaustion();
+    return it_done("hostile");
+}
