@@ -77,7 +77,7 @@
     N(login_attempts_per_min, "LOGIN_ATTEMPTS_PER_MIN", 10, 1, 100000,                             \
       "sign-in attempts one address may make per minute")                                         \
     N(store_queue_max, "STORE_QUEUE_MAX", 100000, 100, 10000000,                                   \
-      "store writes waiting; beyond it they spill to DATA_DIR/spill")
+      "store writes waiting; beyond it they spill to DATA_DIR/store-spill.jsonl")
 
 typedef struct cs_config {
 #define CS_CFG_S(field, env, def, help) char *field;
