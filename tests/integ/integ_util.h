@@ -26,6 +26,10 @@ void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 int it_done(const char *name);
 
 void it_sleep_ms(int ms);
+/* The wall clock in ms since the epoch, as the server stores times. */
+long long it_wall_ms(void);
+/* Asks `cond(data)` every 20 ms for up to timeout_ms; its last answer. */
+bool it_until(bool (*cond)(void *data), void *data, int timeout_ms);
 
 /* ---- the server ---- */
 
@@ -75,12 +79,17 @@ typedef struct it_resp {
 
 /* Sends raw bytes and reads the answer until the server closes. 0 or -1. */
 int it_http_raw(int port, const void *req, size_t len, it_resp *r);
+/* Sends raw bytes and leaves at once, as a client that gave up. 0 or -1. */
+int it_http_leave(int port, const void *req, size_t len);
 /* A request with "Connection: close", it_auth, and `headers` (extra lines or NULL). */
 int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
             it_resp *r);
 void it_resp_free(it_resp *r);
 /* The first line of the head containing `name` (case-insensitive), or NULL. */
 const char *it_header(const it_resp *r, const char *name);
+/* A member of a JSON object: the string ("" if not one), the number (-1 if not one). */
+const char *it_str(const cJSON *o, const char *key);
+int it_num(const cJSON *o, const char *key);
 /* GET a JSON document; NULL unless 200 and JSON. Caller frees with cJSON_Delete. */
 cJSON *it_get_json(int port, const char *target);
 /* The live stream `sid` in /streams (a detached copy, caller frees), polling up to
@@ -134,6 +143,8 @@ const char *it_recording(const it_server *s, const char *sid);
 const char *it_db(const it_server *s);
 /* One integer from a query on a SQLite file; -1 on error. */
 long long it_sql(const char *db, const char *sql);
+/* Runs statements on it, as another program would (the server stopped). 0 or -1. */
+int it_sql_exec(const char *db, const char *sql);
 /* Channels and frames of a WAV, from its header and from its size. 0 or -1. */
 int it_wav_info(const char *path, unsigned *channels, long *header_frames, long *size_frames);
 
