@@ -474,6 +474,16 @@ void cs_recorders_free(cs_recorders *r)
     free(r);
 }
 
+const char *cs_recorders_dir(const cs_recorders *r)
+{
+    return r->dir;
+}
+
+void cs_recorders_run(cs_recorders *r, cs_job *job)
+{
+    cs_worker_post_force(r->worker, job);
+}
+
 void cs_recorders_stats_get(cs_recorders *r, cs_recorders_stats *out)
 {
     pthread_mutex_lock(&r->lock);

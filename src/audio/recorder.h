@@ -49,6 +49,11 @@ int cs_recorders_new(cs_recorders **out, cs_mailbox *mb, const char *dir,
  * already due run from the mailbox, possibly after this returns. */
 void cs_recorders_free(cs_recorders *r);
 void cs_recorders_stats_get(cs_recorders *r, cs_recorders_stats *out);
+/* The folder of the files. */
+const char *cs_recorders_dir(const cs_recorders *r);
+/* Runs `job` on the writer, after the start-up repair and what is queued; its `done`
+ * comes back on the loop. For work on the files that must not race the writer. */
+void cs_recorders_run(cs_recorders *r, cs_job *job);
 
 /* Opens <dir>/<name>.wav (<name>-2.wav, … if taken). `name` is a CallSid: letters and
  * digits only, else -EINVAL. */

@@ -89,7 +89,7 @@
       "sessions and API tokens are re-checked with the store this often (seconds): a revoked "    \
       "token or deleted user stops working, and its /monitor sockets close, within it")           \
     N(store_queue_max, "STORE_QUEUE_MAX", 100000, 100, 10000000,                                   \
-      "store writes waiting; beyond it they spill to DATA_DIR/spill")
+      "store writes waiting; beyond it they spill to DATA_DIR/store-spill.jsonl")
 
 typedef struct cs_config {
 #define CS_CFG_S(field, env, def, help) char *field;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
+
 void cs_json_init(cs_json *j, cs_buf *out)
 {
     memset(j, 0, sizeof *j);
@@ -232,4 +234,16 @@ void cs_json_kbool(cs_json *j, const char *key, bool v)
 {
     cs_json_key(j, key);
     cs_json_bool(j, v);
+}
+
+void cs_json_ktime(cs_json *j, const char *key, int64_t wall_ms)
+{
+    cs_json_key(j, key);
+    if (!wall_ms) {
+        cs_json_null(j);
+        return;
+    }
+    char iso[25];
+    cs_iso8601(iso, wall_ms);
+    cs_json_str(j, iso);
 }

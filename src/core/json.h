@@ -49,6 +49,8 @@ void cs_json_kint(cs_json *j, const char *key, int64_t v);
 void cs_json_kuint(cs_json *j, const char *key, uint64_t v);
 void cs_json_kdouble(cs_json *j, const char *key, double v);
 void cs_json_kbool(cs_json *j, const char *key, bool v);
+/* A wall-clock time in ms as ISO 8601 (cs_iso8601); 0 (unknown) writes null. */
+void cs_json_ktime(cs_json *j, const char *key, int64_t wall_ms);
 
 /* Appends `s` as a quoted, escaped JSON string. */
 int cs_json_escape(cs_buf *out, const char *s, size_t n);

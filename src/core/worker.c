@@ -37,6 +37,11 @@ void cs_mailbox_run(cs_mailbox *mb)
     mailbox_drain(mb);
 }
 
+uv_loop_t *cs_mailbox_loop(cs_mailbox *mb)
+{
+    return mb->async.loop;
+}
+
 static void mailbox_wake(uv_async_t *a)
 {
     mailbox_drain(a->data);

@@ -29,6 +29,8 @@ int cs_mailbox_open(cs_mailbox **out, uv_loop_t *loop);
 void cs_mailbox_post(cs_mailbox *mb, cs_job *job);
 /* Runs the `done` callbacks pending now (loop thread). */
 void cs_mailbox_run(cs_mailbox *mb);
+/* The loop it delivers to (for timers of the mailbox's users). */
+uv_loop_t *cs_mailbox_loop(cs_mailbox *mb);
 /* Runs what is pending, then closes; freed after the loop's close callbacks. */
 void cs_mailbox_close(cs_mailbox *mb);
 

@@ -23,18 +23,6 @@
 
 /* ---- JSON of rows ---- */
 
-static void kiso(cs_json *j, const char *key, int64_t ms)
-{
-    cs_json_key(j, key);
-    if (!ms) {
-        cs_json_null(j);
-        return;
-    }
-    char iso[25];
-    cs_iso8601(iso, ms);
-    cs_json_str(j, iso);
-}
-
 /* Stored JSON text written as JSON, or null. */
 static void kraw(cs_json *j, const char *key, const char *json)
 {
@@ -55,9 +43,9 @@ static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
     cs_json_kstr(j, "direction", c->direction);
     cs_json_kstr(j, "status", c->status);
     cs_json_kbool(j, "live", live != NULL);
-    kiso(j, "created_at", c->created_at);
-    kiso(j, "started_at", c->started_at);
-    kiso(j, "ended_at", c->ended_at);
+    cs_json_ktime(j, "created_at", c->created_at);
+    cs_json_ktime(j, "started_at", c->started_at);
+    cs_json_ktime(j, "ended_at", c->ended_at);
     cs_json_key(j, "duration_ms");
     if (c->started_at && (c->ended_at || live))
         cs_json_int(j, (c->ended_at ? c->ended_at : cs_wall_ms()) - c->started_at);
@@ -91,8 +79,8 @@ static void stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t
     kraw(j, "tracks", t->tracks);
     cs_json_kstr(j, "mode", t->mode);
     cs_json_kbool(j, "live", live != NULL);
-    kiso(j, "started_at", t->started_at);
-    kiso(j, "ended_at", t->ended_at);
+    cs_json_ktime(j, "started_at", t->started_at);
+    cs_json_ktime(j, "ended_at", t->ended_at);
     cs_json_kstr(j, "end_reason", t->end_reason);
     cs_json_key(j, "stats");
     if (live) {
@@ -112,7 +100,7 @@ static void event_json(cs_json *j, const cs_event_row *e)
 {
     cs_json_obj(j);
     cs_json_kint(j, "id", e->id);
-    kiso(j, "at", e->at);
+    cs_json_ktime(j, "at", e->at);
     cs_json_kstr(j, "type", e->type);
     cs_json_kstr(j, "stream_sid", e->stream_sid);
     kraw(j, "detail", e->detail);
@@ -173,13 +161,15 @@ static cs_store_query *start_query(cs_request *r, enum cs_query_kind kind, cs_st
     return q;
 }
 
+/* Not found is an answer only when the store is not behind: else the call may be in a
+ * write still waiting. */
 static bool query_failed(cs_request *r, cs_store_query *q)
 {
     if (q->status == 0) return false;
-    if (q->status == CS_ENOTFOUND)
+    if (q->status == CS_ENOTFOUND && !q->behind)
         cs_respond_error(r, 404, "no such call");
     else
-        cs_respond_error(r, 503, "the store is unavailable");
+        cs_respond_error(r, 503, "the store cannot answer: %s", q->error);
     cs_store_query_free(q);
     return true;
 }

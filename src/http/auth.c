@@ -431,21 +431,41 @@ static void check_done(cs_job *job)
     free(c);
 }
 
+/* Ends a sign-in before its password is checked. */
+static void check_drop(check *c, const char *why)
+{
+    c->a->pending--;
+    sodium_memzero(c->password, sizeof c->password);
+    cs_respond_error(c->r, 503, "%s", why);
+    free(c);
+}
+
 static void on_user(cs_store_query *q, void *data)
 {
     check *c = data;
-    if (q->status == 0 && q->nusers == 1) {
+    cs_request *r = c->r;
+    if (!r->conn || cs_conn_peer_gone(r->conn)) {
+        /* Nobody waits for the answer any more: no password work, no session. */
+        cs_info("auth: sign-in for '%s' dropped: the client left", c->user);
+        cs_store_query_free(q);
+        check_drop(c, "the client left");
+        return;
+    }
+    if (q->status < 0 && q->status != CS_ENOTFOUND) {
+        char why[64 + CS_STORE_ERROR_MAX];
+        snprintf(why, sizeof why, "the store cannot answer: %s", q->error);
+        cs_store_query_free(q);
+        check_drop(c, why);
+        return;
+    }
+    if (q->nusers == 1) {
         snprintf(c->hash, sizeof c->hash, "%s", q->users[0].password_hash);
         c->password_at = q->users[0].password_at;
     }
     cs_store_query_free(q);
     c->job = (cs_job){.work = check_work, .done = check_done};
-    if (cs_worker_post(c->a->worker, &c->job) < 0) {
-        c->a->pending--;
-        sodium_memzero(c->password, sizeof c->password);
-        cs_respond_error(c->r, 503, "too many sign-ins at once; try again");
-        free(c);
-    }
+    if (cs_worker_post(c->a->worker, &c->job) < 0)
+        check_drop(c, "too many sign-ins at once; try again");
 }
 
 static bool wants_json(const cs_request *r)

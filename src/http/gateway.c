@@ -322,6 +322,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         cs_warn("PUBLIC_URL is not set: TwiML points Twilio at %s, reachable only from here",
                 gw->stream_url);
     if (cfg->env_file) cs_info("settings read from %s", cfg->env_file);
+    cs_journal_recover(gw);
     return 0;
 }
 

@@ -155,6 +155,9 @@ int cs_admin_token(int argc, char **argv);
 int cs_journal_attach(cs_gateway *gw);
 /* Upserts a call row (strings copied). */
 void cs_journal_call(cs_gateway *gw, const cs_call_row *row);
+/* At start-up: ends the calls an earlier run left live (killed or crashed) as abnormal, at
+ * their last recorded frame, with their repaired recordings and an event. Asynchronous. */
+void cs_journal_recover(cs_gateway *gw);
 
 /* Checks X-Twilio-Signature of a form webhook (twilio.c). 0, or answers 403/400 itself
  * and returns < 0. Parsed form into *form (free with cs_form_free). */

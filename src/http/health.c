@@ -16,17 +16,30 @@ static double uptime_s(const cs_gateway *gw)
     return (double)(cs_wall_ms() - gw->started_ms) / 1000.0;
 }
 
+/* "ok", "degraded" (calls go on but the store cannot write: what it takes waits in
+ * memory and the spill file), or "draining". */
+static const char *state(const cs_gateway *gw, const cs_store_stats *st)
+{
+    if (gw->draining) return "draining";
+    return st->failing_since_ms ? "degraded" : "ok";
+}
+
 void cs_health(cs_request *r)
 {
     cs_gateway *gw = r->app;
+    cs_store_stats st;
+    cs_store_stats_get(gw->store, &st);
     cs_buf out = CS_BUF_INIT(4096);
     cs_json j;
     cs_json_init(&j, &out);
     cs_json_obj(&j);
-    cs_json_kstr(&j, "status", gw->draining ? "draining" : "ok");
+    cs_json_kstr(&j, "status", state(gw, &st));
     cs_json_kdouble(&j, "uptime_s", uptime_s(gw));
+    cs_json_kstr(&j, "store", st.failing_since_ms ? "failing" : "ok");
     cs_json_obj_end(&j);
-    /* A draining gateway tells load balancers to send new calls elsewhere. */
+    /* A draining gateway tells load balancers to send new calls elsewhere. A degraded one
+     * still takes calls whole (audio, recordings; rows wait and spill, nothing is lost),
+     * so it stays in rotation: 200, for monitoring to alert on the body. */
     cs_respond_json(r, gw->draining ? 503 : 200, &out);
     cs_buf_free(&out);
 }
@@ -43,7 +56,7 @@ void cs_status(cs_request *r)
     cs_json_init(&j, &out);
     cs_json_obj(&j);
     cs_json_kstr(&j, "version", CS_VERSION);
-    cs_json_kstr(&j, "status", gw->draining ? "draining" : "ok");
+    cs_json_kstr(&j, "status", state(gw, &st));
     cs_json_kdouble(&j, "uptime_s", uptime_s(gw));
     cs_json_kstr(&j, "public_url", gw->public_url);
     cs_json_kstr(&j, "stream_url", gw->stream_url);
@@ -60,10 +73,28 @@ void cs_status(cs_request *r)
     cs_json_kuint(&j, "streams_total", gw->calls.stats.streams_total);
     cs_json_key(&j, "store_stats");
     cs_json_obj(&j);
+    cs_json_kstr(&j, "state", st.failing_since_ms ? "failing" : "ok");
+    cs_json_ktime(&j, "failing_since", st.failing_since_ms);
+    cs_json_key(&j, "last_error");
+    if (st.last_error_ms) {
+        cs_json_obj(&j);
+        cs_json_ktime(&j, "at", st.last_error_ms);
+        cs_json_kstr(&j, "message", st.last_error);
+        cs_json_obj_end(&j);
+    } else {
+        cs_json_null(&j);
+    }
     cs_json_kuint(&j, "queued", st.queued);
+    cs_json_kuint(&j, "spill_queued", st.spill_queued);
     cs_json_kuint(&j, "written", st.written);
     cs_json_kuint(&j, "failures", st.failures);
     cs_json_kuint(&j, "spilled", st.spilled);
+    cs_json_kuint(&j, "replayed", st.replayed);
+    cs_json_kuint(&j, "lost", st.lost);
+    cs_json_kuint(&j, "reads_pending", st.reads_pending);
+    cs_json_kuint(&j, "reads_failed", st.reads_failed);
+    cs_json_kuint(&j, "reads_timed_out", st.reads_timed_out);
+    cs_json_kuint(&j, "reads_refused", st.reads_refused);
     cs_json_obj_end(&j);
     cs_json_obj_end(&j);
     cs_respond_json(r, 200, &out);
@@ -249,6 +280,23 @@ void cs_metrics(cs_request *r)
                     (double)st.failures);
     cs_prom_counter(&out, "callstream_store_spilled_total", "records spilled to disk",
                     (double)st.spilled);
+    cs_prom_counter(&out, "callstream_store_replayed_total", "spilled records written since",
+                    (double)st.replayed);
+    cs_prom_counter(&out, "callstream_store_lost_total",
+                    "records neither written nor spilled (the spill file failed too)",
+                    (double)st.lost);
+    cs_prom_gauge(&out, "callstream_store_spill_queue_depth", "records waiting for the spill file",
+                  (double)st.spill_queued);
+    cs_prom_gauge(&out, "callstream_store_failing", "1 while store writes fail or stall",
+                  st.failing_since_ms != 0);
+    cs_prom_gauge(&out, "callstream_store_failing_seconds", "for how long writes have failed",
+                  st.failing_since_ms ? (double)(cs_wall_ms() - st.failing_since_ms) / 1000 : 0);
+    cs_prom_gauge(&out, "callstream_store_reads_pending", "store queries not answered yet",
+                  (double)st.reads_pending);
+    static const char *const read_labels[] = {"failed", "timeout", "refused"};
+    uint64_t reads[] = {st.reads_failed, st.reads_timed_out, st.reads_refused};
+    family(&out, "callstream_store_reads_failed_total", "counter",
+           "store queries answered with an error, by cause", "cause", read_labels, reads, 3);
     if (gw->recorders) {
         cs_recorders_stats rs;
         cs_recorders_stats_get(gw->recorders, &rs);

@@ -1,6 +1,7 @@
 #include "net/conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <openssl/ssl.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -638,6 +640,15 @@ int cs_conn_set_send_buffer(cs_conn *c, int bytes)
 bool cs_conn_is_tls(const cs_conn *c)
 {
     return c->ssl != NULL;
+}
+
+bool cs_conn_peer_gone(const cs_conn *c)
+{
+    uv_os_fd_t fd;
+    if ((c->flags & F_CLOSING) || uv_fileno((const uv_handle_t *)&c->tcp, &fd) < 0) return true;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 void cs_conn_pause(cs_conn *c)

@@ -153,6 +153,9 @@ void cs_conn_set_output_high(cs_conn *c, size_t bytes);
  * on_close. Idempotent; on_close runs later, never inside this call. */
 void cs_conn_close(cs_conn *c, int err, bool graceful);
 bool cs_conn_closing(const cs_conn *c);
+/* Whether the peer has gone (closed or reset) while we were not reading, e.g. during a
+ * slow answer: a peek at the socket, which cannot tell while unread bytes wait. */
+bool cs_conn_peer_gone(const cs_conn *c);
 /* Caps what the kernel buffers for sending, so backpressure shows in cs_conn_pending
  * soon (and stale data does not queue for seconds). 0 or a negative code. */
 int cs_conn_set_send_buffer(cs_conn *c, int bytes);

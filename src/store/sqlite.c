@@ -1,17 +1,23 @@
 /* SQLite backend of the store: WAL journal, synchronous=NORMAL (durable at checkpoints,
  * never corrupt), numbered migrations, prepared statements kept for the connection's
- * life. Used only from the store thread. */
+ * life. One connection per store thread: the writer's, and a read-only one for the
+ * reader, which WAL lets read while the writer writes (or fails to). */
+#include <errno.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "store/store.h"
 
-#define BUSY_TIMEOUT_MS 5000
+#define BUSY_TIMEOUT_MS 1000  /* a failed write is retried with backoff: say so soon */
 #define ACCESS_ROWS_MAX 10000 /* users or tokens listed at once */
+#define BUSY_SLEEP_MS   5     /* a reader waiting for a lock looks again this often */
+#define PROGRESS_STEPS  1000  /* virtual machine steps between deadline checks */
 
 /* Migrations run in order, each in its own transaction; never edit one that shipped. */
 static const char *const migrations[] = {
@@ -55,6 +61,8 @@ static const char *const migrations[] = {
     "ALTER TABLE sessions ADD COLUMN password_at INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX sessions_by_user ON sessions(user_name);"
     "DELETE FROM sessions WHERE user_name NOT IN (SELECT name FROM users);",
+    /* 5: the store's own bookkeeping (how far a spill file was replayed) */
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 enum stmt {
@@ -83,6 +91,10 @@ enum stmt {
     S_TOKEN_DEL,
     S_TOKENS,
     S_TOKEN_GET,
+    S_UNFINISHED,
+    S_UNFINISHED_STREAMS,
+    S_META_GET,
+    S_META_PUT,
     S_COUNT
 };
 
@@ -157,16 +169,34 @@ static const char *const sql[S_COUNT] = {
     [S_TOKEN_DEL] = "DELETE FROM api_tokens WHERE name = ?1",
     [S_TOKENS] = "SELECT name, token_hash, created_at FROM api_tokens ORDER BY name",
     [S_TOKEN_GET] = "SELECT name, token_hash, created_at FROM api_tokens WHERE token_hash = ?1",
+    /* Calls a run left live: started here, never ended or with a stream never ended. */
+    [S_UNFINISHED] =
+        "SELECT " CALL_COLUMNS ", MAX(c.started_at,"
+        " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
+        " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
+        " FROM calls c WHERE c.started_at IS NOT NULL AND c.started_at < ?1 AND (c.ended_at IS NULL"
+        " OR EXISTS (SELECT 1 FROM streams t WHERE t.call_sid = c.sid AND t.ended_at IS NULL))"
+        " ORDER BY c.started_at, c.sid LIMIT ?2",
+    [S_UNFINISHED_STREAMS] =
+        "SELECT t.sid, t.call_sid, t.tracks, t.mode, t.started_at, t.ended_at, t.end_reason,"
+        " t.stats FROM streams t JOIN calls c ON c.sid = t.call_sid"
+        " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL AND c.started_at < ?1"
+        " ORDER BY c.started_at, c.sid, t.started_at LIMIT ?2",
+    [S_META_GET] = "SELECT value FROM store_meta WHERE key = ?1",
+    [S_META_PUT] = "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?1, ?2)",
 };
 
 typedef struct db {
     sqlite3 *h;
     sqlite3_stmt *st[S_COUNT];
+    uint64_t deadline_ms;         /* reader: the query's (monotonic), 0 for none */
+    char err[CS_STORE_ERROR_MAX]; /* the last failure */
 } db;
 
 static int fail(db *d, const char *what)
 {
-    cs_error("store(sqlite): %s: %s", what, sqlite3_errmsg(d->h));
+    snprintf(d->err, sizeof d->err, "%s: %s", what, sqlite3_errmsg(d->h));
+    cs_error("store(sqlite): %s", d->err);
     return CS_EBACKEND;
 }
 
@@ -174,7 +204,8 @@ static int exec(db *d, const char *text)
 {
     char *msg = NULL;
     if (sqlite3_exec(d->h, text, NULL, NULL, &msg) != SQLITE_OK) {
-        cs_error("store(sqlite): %s", msg ? msg : "failed");
+        snprintf(d->err, sizeof d->err, "%s", msg ? msg : "failed");
+        cs_error("store(sqlite): %s", d->err);
         sqlite3_free(msg);
         return CS_EBACKEND;
     }
@@ -223,36 +254,95 @@ static void db_close(void *p)
     free(d);
 }
 
-static int db_open(void **out, const char *path, cs_buf *err)
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The reader waits for a lock only until its query's deadline. */
+static int busy_until_deadline(void *p, int tries)
+{
+    (void)tries;
+    db *d = p;
+    if (d->deadline_ms && mono_ms() >= d->deadline_ms) return 0;
+    sqlite3_sleep(BUSY_SLEEP_MS);
+    return 1;
+}
+
+/* ... and stops a long query there. */
+static int past_deadline(void *p)
+{
+    db *d = p;
+    return d->deadline_ms && mono_ms() >= d->deadline_ms;
+}
+
+static int db_connect(db **out, const char *path, bool writer, cs_buf *err)
 {
     db *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int flags = (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY) |
+                SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &d->h, flags, NULL) != SQLITE_OK) {
         cs_buf_printf(err, "cannot open %s: %s", path, d->h ? sqlite3_errmsg(d->h) : "no memory");
         db_close(d);
         return CS_EBACKEND;
     }
-    sqlite3_busy_timeout(d->h, BUSY_TIMEOUT_MS);
+    if (writer) {
+        sqlite3_busy_timeout(d->h, BUSY_TIMEOUT_MS);
+    } else {
+        sqlite3_busy_handler(d->h, busy_until_deadline, d);
+        sqlite3_progress_handler(d->h, PROGRESS_STEPS, past_deadline, d);
+    }
+    *out = d;
+    return 0;
+}
+
+static int prepare(db *d, cs_buf *err)
+{
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(d->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL) !=
+            SQLITE_OK) {
+            cs_buf_printf(err, "cannot prepare a statement: %s", sqlite3_errmsg(d->h));
+            return CS_EBACKEND;
+        }
+    }
+    return 0;
+}
+
+static int db_open(void **out, const char *path, cs_buf *err)
+{
+    db *d;
+    int rc = db_connect(&d, path, true, err);
+    if (rc < 0) return rc;
     if (exec(d, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0) {
         cs_buf_printf(err, "cannot set up %s: %s", path, sqlite3_errmsg(d->h));
         db_close(d);
         return CS_EBACKEND;
     }
-    int rc = migrate(d, err);
-    for (int i = 0; rc == 0 && i < S_COUNT; i++) {
-        if (sqlite3_prepare_v3(d->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL) !=
-            SQLITE_OK) {
-            cs_buf_printf(err, "cannot prepare a statement: %s", sqlite3_errmsg(d->h));
-            rc = CS_EBACKEND;
-        }
-    }
+    rc = migrate(d, err);
+    if (rc == 0) rc = prepare(d, err);
     if (rc < 0) {
         db_close(d);
         return rc;
     }
     *out = d;
     return 0;
+}
+
+static int db_open_read(void **out, const char *path, cs_buf *err)
+{
+    db *d;
+    int rc = db_connect(&d, path, false, err);
+    if (rc == 0 && (rc = prepare(d, err)) < 0) db_close(d);
+    if (rc == 0) *out = d;
+    return rc;
+}
+
+static const char *db_errmsg(void *p)
+{
+    return ((db *)p)->err;
 }
 
 /* Runs a statement that returns no rows. */
@@ -267,6 +357,7 @@ static int run(db *d, enum stmt which, const char *what)
 
 static int db_begin(void *p)
 {
+    ((db *)p)->err[0] = '\0';
     return run(p, S_BEGIN, "begin");
 }
 
@@ -481,6 +572,20 @@ static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size
     return ok ? 0 : fail(d, "reading");
 }
 
+/* A page: up to `limit` rows (the statement asks for one more, to tell whether there
+ * are more). */
+static int collect_page(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size_t limit,
+                        void **rows, size_t *n,
+                        void (*read)(cs_store_query *, sqlite3_stmt *, void *))
+{
+    int rc = collect(d, q, st, size, limit + 1, rows, n, read);
+    if (*n > limit) {
+        *n = limit;
+        q->more = true;
+    }
+    return rc;
+}
+
 static void read_call_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
     read_call(q, st, row);
@@ -543,18 +648,19 @@ static int events_of(db *d, cs_store_query *q, int limit)
     sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, q->after_id);
     sqlite3_bind_int(st, 3, limit + 1);
-    int rc = collect(d, q, st, sizeof(cs_event_row), (size_t)limit + 1, (void **)&q->events,
-                     &q->nevents, read_event_row);
-    if (q->nevents > (size_t)limit) {
-        q->nevents = (size_t)limit;
-        q->more = true;
-    }
-    return rc;
+    return collect_page(d, q, st, sizeof(cs_event_row), (size_t)limit, (void **)&q->events,
+                        &q->nevents, read_event_row);
 }
 
-static int db_query(void *p, cs_store_query *q)
+static void read_unfinished_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
-    db *d = p;
+    cs_call_row *c = row;
+    read_call(q, st, c);
+    c->last_at = sqlite3_column_int64(st, 15);
+}
+
+static int run_query(db *d, cs_store_query *q)
+{
     int limit = q->limit > 0 && q->limit <= CS_STORE_PAGE_MAX ? q->limit : CS_STORE_PAGE_MAX;
     switch (q->kind) {
     case CS_Q_CALLS: {
@@ -562,13 +668,8 @@ static int db_query(void *p, cs_store_query *q)
         sqlite3_bind_int64(st, 1, q->before_at);
         sqlite3_bind_text(st, 2, q->before_sid, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, limit + 1);
-        int rc = collect(d, q, st, sizeof(cs_call_row), (size_t)limit + 1, (void **)&q->calls,
-                         &q->ncalls, read_call_row);
-        if (q->ncalls > (size_t)limit) {
-            q->ncalls = (size_t)limit;
-            q->more = true;
-        }
-        return rc;
+        return collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
+                            &q->ncalls, read_call_row);
     }
     case CS_Q_CALL: {
         sqlite3_stmt *st = d->st[S_CALL_GET];
@@ -589,13 +690,8 @@ static int db_query(void *p, cs_store_query *q)
         sqlite3_stmt *st = d->st[S_SEGMENTS_OF];
         sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, CS_STORE_SEGMENTS_MAX + 1);
-        int rc = collect(d, q, st, sizeof(cs_segment_row), CS_STORE_SEGMENTS_MAX + 1,
-                         (void **)&q->segments, &q->nsegments, read_segment_row);
-        if (q->nsegments > CS_STORE_SEGMENTS_MAX) {
-            q->nsegments = CS_STORE_SEGMENTS_MAX;
-            q->more = true;
-        }
-        return rc;
+        return collect_page(d, q, st, sizeof(cs_segment_row), CS_STORE_SEGMENTS_MAX,
+                            (void **)&q->segments, &q->nsegments, read_segment_row);
     }
     case CS_Q_USERS: {
         sqlite3_stmt *st = d->st[q->key[0] ? S_USER_GET : S_USERS];
@@ -616,18 +712,69 @@ static int db_query(void *p, cs_store_query *q)
         return collect(d, q, st, sizeof(cs_token_row), ACCESS_ROWS_MAX, (void **)&q->tokens,
                        &q->ntokens, read_token_row);
     }
+    case CS_Q_UNFINISHED: {
+        sqlite3_stmt *st = d->st[S_UNFINISHED];
+        sqlite3_bind_int64(st, 1, q->before_at);
+        sqlite3_bind_int(st, 2, limit + 1);
+        int rc = collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
+                              &q->ncalls, read_unfinished_row);
+        if (rc < 0) return rc;
+        /* Streams of calls past this page wait for the next one. */
+        size_t max = (size_t)limit * CS_CALL_STREAMS_MAX;
+        st = d->st[S_UNFINISHED_STREAMS];
+        sqlite3_bind_int64(st, 1, q->before_at);
+        sqlite3_bind_int64(st, 2, (int64_t)max);
+        return collect(d, q, st, sizeof(cs_stream_row), max, (void **)&q->streams, &q->nstreams,
+                       read_stream_row);
+    }
     }
     return -EINVAL;
+}
+
+static int db_query(void *p, cs_store_query *q)
+{
+    db *d = p;
+    d->err[0] = '\0';
+    d->deadline_ms = q->deadline_ms;
+    int rc = run_query(d, q);
+    if (rc < 0 && rc != CS_ENOTFOUND && past_deadline(d)) rc = -ETIMEDOUT;
+    d->deadline_ms = 0;
+    return rc;
+}
+
+static int db_meta_get(void *p, const char *key, char *out, size_t cap)
+{
+    db *d = p;
+    sqlite3_stmt *st = d->st[S_META_GET];
+    bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_ROW) return 0;
+    return rc == SQLITE_DONE ? CS_ENOTFOUND : fail(d, "reading the store's bookkeeping");
+}
+
+static int db_meta_put(void *p, const char *key, const char *value)
+{
+    db *d = p;
+    bind_text(d->st[S_META_PUT], 1, key);
+    bind_text(d->st[S_META_PUT], 2, value);
+    return run(d, S_META_PUT, "writing the store's bookkeeping");
 }
 
 const cs_store_ops cs_store_sqlite = {
     .name = "sqlite",
     .scheme = "sqlite:",
     .open = db_open,
+    .open_read = db_open_read,
     .close = db_close,
     .begin = db_begin,
     .commit = db_commit,
     .rollback = db_rollback,
     .write = db_write,
     .query = db_query,
+    .meta_get = db_meta_get,
+    .meta_put = db_meta_put,
+    .errmsg = db_errmsg,
 };

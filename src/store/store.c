@@ -3,47 +3,105 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
 
 #define SPILL_NAME     "store-spill.jsonl"
+#define REPLAY_SUFFIX  ".replay"
+#define SPILL_LOCK     "store-spill.lock"
 #define SPILL_LINE_MAX (1u << 20)
+#define SPILL_ID_BYTES 16
+#define SPILL_HEADER   "{\"spill\":\"" /* a spill file's first line: {"spill":"<id>"} */
+#define REPLAY_KEY     "spill_replay"  /* store_meta: "<file id> <offset replayed>" */
+#define WATCH_MS       100             /* the loop looks for overdue queries this often */
 
 static const cs_store_ops *const backends[] = {&cs_store_sqlite};
 
+/* Records being appended to a spill file, counted when it is closed. */
+typedef struct appender {
+    FILE *f;
+    const char *path;
+    int err; /* why the file could not be opened */
+    size_t n, saved;
+} appender;
+
 struct cs_store {
     const cs_store_ops *ops;
-    void *db;
-    cs_worker *worker;
     cs_mailbox *mb;
     char url[4096];
-    /* the current batch (store thread) */
-    cs_store_rec **batch;
-    size_t nbatch, batch_cap;
-    /* spill file, shared by the loop (append) and the store thread (replay) */
-    pthread_mutex_t spill_lock;
-    char spill_path[4096];
-    atomic_bool spill_pending;
-    atomic_int_fast64_t closing_since_ms; /* 0 until cs_store_close */
-    /* counters: loop and store thread */
-    pthread_mutex_t stats_lock;
+    char spill_path[4096];  /* where the spill writer appends */
+    char replay_path[4200]; /* a spill file taken by the writer, being replayed */
+    char lock_path[4200];   /* held by the process that replays them */
+    int lock_fd;
+
+    /* the writer: its connection, the batch it writes, the queries waiting for the
+     * writes made before them */
+    cs_worker *worker;
+    void *db;
+    cs_store_rec *batch[CS_STORE_BATCH_MAX];
+    size_t nbatch;
+    uint64_t batch_seq; /* the last write the batch settles */
+    cs_store_query *in_order, **in_order_tail;
+    bool gave_up; /* closing, and the database still fails: the rest goes to files */
+    bool closed;  /* the last job ran */
+    char *line;   /* replay's line buffer */
+    atomic_int_fast64_t closing_since_ms; /* monotonic; 0 until cs_store_close */
+
+    /* the reader and its connection (opened on first use) */
+    cs_worker *reader;
+    void *rdb;
+
+    /* the spill writer and its open file */
+    cs_worker *spiller;
+    appender spill;
+    cs_job rotate_job, close_job;
+
+    /* where writes go: the loop routes them, the writer takes the spill file */
+    pthread_mutex_t route_lock;
+    bool spill_pending; /* they go to the spill writer until the writer takes its file */
+    bool drop_logged;
+    uint64_t posted;      /* sequence number of the last write */
+    uint64_t spilled_seq; /* of the last one sent the spill writer's way */
+
+    /* shared by all threads: counters, health, how far the writes got */
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* settled or health moved, the spill file was taken, opened */
     cs_store_stats stats;
-    /* start-up handshake */
-    pthread_mutex_t open_lock;
-    pthread_cond_t open_cond;
+    uint64_t settled;          /* every write up to this one is in the database, or lost */
+    uint64_t attempt_since_ms; /* monotonic: when the write attempt under way began, or 0 */
+    bool rotated;
     bool opened;
     int open_rc;
     cs_buf open_err;
+
+    /* loop: queries the reader has not answered, and the timer that answers for it */
+    cs_store_query *pending;
+    size_t npending;
+    uv_timer_t *watch;
 };
+
+static void set_error(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, CS_STORE_ERROR_MAX, fmt, ap);
+    va_end(ap);
+}
 
 /* ---- records ---- */
 
@@ -60,14 +118,50 @@ static void rec_free(cs_store_rec *rec)
     free(rec);
 }
 
-/* ---- the store thread ---- */
+/* ---- health ---- */
 
 static void count(cs_store *s, uint64_t *field, uint64_t n)
 {
-    pthread_mutex_lock(&s->stats_lock);
+    pthread_mutex_lock(&s->lock);
     *field += n;
-    pthread_mutex_unlock(&s->stats_lock);
+    pthread_mutex_unlock(&s->lock);
 }
+
+/* Writes fail, or the attempt under way has run too long. Lock held. */
+static bool failing(const cs_store *s, uint64_t now)
+{
+    return s->stats.failing_since_ms != 0 ||
+           (s->attempt_since_ms && now - s->attempt_since_ms >= CS_STORE_STALL_MS);
+}
+
+/* Lock held; `out` gets the shared part. */
+static void snapshot(const cs_store *s, cs_store_stats *out)
+{
+    *out = s->stats;
+    uint64_t now = cs_mono_ms();
+    if (!out->failing_since_ms && failing(s, now))
+        out->failing_since_ms = cs_wall_ms() - (int64_t)(now - s->attempt_since_ms);
+}
+
+/* Why a query may miss writes made before it. */
+static void describe_behind(cs_store *s, char *out)
+{
+    cs_store_stats st;
+    pthread_mutex_lock(&s->lock);
+    snapshot(s, &st);
+    pthread_mutex_unlock(&s->lock);
+    size_t waiting = cs_worker_depth(s->worker) + cs_worker_depth(s->spiller);
+    if (st.failing_since_ms) {
+        char since[25];
+        cs_iso8601(since, st.failing_since_ms);
+        set_error(out, "writes fail since %s (%s); %zu wait, so this may not be stored yet", since,
+                  st.last_error[0] ? st.last_error : "stalled", waiting);
+    } else {
+        set_error(out, "writes are behind (%zu wait), so this may not be stored yet", waiting);
+    }
+}
+
+/* ---- the writer ---- */
 
 static void sleep_ms(unsigned ms)
 {
@@ -85,109 +179,158 @@ static unsigned backoff_ms(unsigned attempt)
     return base * 3 / 4 + r % (base / 2 + 1);
 }
 
-static size_t append_spill(cs_store *s, cs_store_rec **recs, size_t n);
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool closing_too_long(cs_store *s)
 {
     int64_t since = atomic_load(&s->closing_since_ms);
-    return since && mono_ms() - since > CS_STORE_CLOSE_WAIT_MS;
+    return since && (int64_t)cs_mono_ms() - since > CS_STORE_CLOSE_WAIT_MS;
 }
 
-/* Writes the batch in one transaction, retrying until the database takes it (or, while
- * closing, until CS_STORE_CLOSE_WAIT_MS has passed). */
-static void commit_batch(cs_store *s)
+static void attempt_begins(cs_store *s)
 {
-    if (s->nbatch == 0) return;
-    for (unsigned attempt = 0;; attempt++) {
-        int rc = s->ops->begin(s->db);
-        for (size_t i = 0; rc == 0 && i < s->nbatch; i++) rc = s->ops->write(s->db, s->batch[i]);
-        if (rc == 0) rc = s->ops->commit(s->db);
+    pthread_mutex_lock(&s->lock);
+    s->attempt_since_ms = cs_mono_ms();
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void attempt_ends(cs_store *s, int rc)
+{
+    const char *msg = rc < 0 ? s->ops->errmsg(s->db) : NULL;
+    pthread_mutex_lock(&s->lock);
+    if (rc < 0) {
+        int64_t now = cs_wall_ms();
+        if (!s->stats.failing_since_ms)
+            s->stats.failing_since_ms = now - (int64_t)(cs_mono_ms() - s->attempt_since_ms);
+        s->stats.failures++;
+        s->stats.last_error_ms = now;
+        set_error(s->stats.last_error, "%s", msg && *msg ? msg : cs_strerror(rc));
+    } else {
+        s->stats.failing_since_ms = 0;
+    }
+    s->attempt_since_ms = 0;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Runs `attempt` until it succeeds, with backoff while the database fails; while closing,
+ * gives up for good once CS_STORE_CLOSE_WAIT_MS has passed. 0, or CS_ECLOSED. */
+static int retry(cs_store *s, int (*attempt)(cs_store *s, void *arg), void *arg, const char *what)
+{
+    for (unsigned n = 0;; n++) {
+        if (s->gave_up) return CS_ECLOSED;
+        attempt_begins(s);
+        int rc = attempt(s, arg);
+        attempt_ends(s, rc);
         if (rc == 0) {
-            if (attempt) cs_info("store: writing again after %u failed attempt(s)", attempt);
-            break;
+            if (n) cs_info("store: writing again after %u failed attempt(s)", n);
+            return 0;
         }
-        s->ops->rollback(s->db);
-        count(s, &s->stats.failures, 1);
         if (closing_too_long(s)) {
-            /* Shutdown must end: what the database will not take waits in the spill file
-             * for the next start. */
-            pthread_mutex_lock(&s->spill_lock);
-            size_t saved = append_spill(s, s->batch, s->nbatch);
-            pthread_mutex_unlock(&s->spill_lock);
-            cs_error("store: the database still fails at shutdown (%s); %zu record(s) kept in "
-                     "%s for the next start",
-                     cs_strerror(rc), saved, s->spill_path);
-            s->nbatch = 0;
-            return;
+            s->gave_up = true;
+            return CS_ECLOSED;
         }
-        unsigned wait = backoff_ms(attempt);
-        if (attempt == 0 || attempt % 20 == 0)
-            cs_warn("store: a batch of %zu record(s) failed (%s); retrying in %u ms", s->nbatch,
-                    cs_strerror(rc), wait);
+        unsigned wait = backoff_ms(n);
+        if (n == 0 || n % 20 == 0) {
+            char why[CS_STORE_ERROR_MAX];
+            pthread_mutex_lock(&s->lock);
+            memcpy(why, s->stats.last_error, sizeof why);
+            pthread_mutex_unlock(&s->lock);
+            cs_warn("store: %s failed (%s); retrying in %u ms", what, why, wait);
+        }
         sleep_ms(wait);
     }
-    pthread_mutex_lock(&s->stats_lock);
-    s->stats.written += s->nbatch;
-    s->stats.batches++;
-    pthread_mutex_unlock(&s->stats_lock);
-    for (size_t i = 0; i < s->nbatch; i++) rec_free(s->batch[i]);
-    s->nbatch = 0;
 }
 
 static bool rec_has_keys(const cs_store_rec *rec);
 
 /* A record without its keys could never be written, and retrying it would hold up every
- * record behind it: it is dropped with an error instead. */
-static bool batch_add(cs_store *s, cs_store_rec *rec)
+ * record behind it: it is dropped with an error instead. The caller keeps the batch
+ * under CS_STORE_BATCH_MAX. */
+static void batch_add(cs_store *s, cs_store_rec *rec)
 {
+    if (rec->seq > s->batch_seq) s->batch_seq = rec->seq;
     if (!rec_has_keys(rec)) {
         cs_error("store: dropping a record (kind %d) without its keys", (int)rec->kind);
         rec_free(rec);
-        return false;
-    }
-    if (s->nbatch == s->batch_cap) {
-        cs_store_rec **b = realloc(s->batch, s->batch_cap * 2 * sizeof *b);
-        if (b) {
-            s->batch = b;
-            s->batch_cap *= 2;
-        } else {
-            commit_batch(s); /* no room to grow: write what we have first */
-        }
+        return;
     }
     s->batch[s->nbatch++] = rec;
-    return true;
+}
+
+/* How far a spill file's replay got, written with its batch. */
+typedef struct progress {
+    const char *id;
+    long offset;
+} progress;
+
+static int commit_attempt(cs_store *s, void *arg)
+{
+    const progress *p = arg;
+    int rc = s->ops->begin(s->db);
+    for (size_t i = 0; rc == 0 && i < s->nbatch; i++) rc = s->ops->write(s->db, s->batch[i]);
+    if (rc == 0 && p) {
+        char mark[96];
+        snprintf(mark, sizeof mark, "%s %ld", p->id, p->offset);
+        rc = s->ops->meta_put(s->db, REPLAY_KEY, mark);
+    }
+    if (rc == 0) rc = s->ops->commit(s->db);
+    if (rc < 0) s->ops->rollback(s->db);
+    return rc;
+}
+
+/* Every write up to `seq` is settled: readers waiting for it may go. */
+static void settle(cs_store *s, uint64_t seq, size_t written)
+{
+    pthread_mutex_lock(&s->lock);
+    if (written) {
+        s->stats.written += written;
+        s->stats.batches++;
+    }
+    if (seq > s->settled) s->settled = seq;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Writes the batch, and `p` if given, in one transaction. 0, or CS_ECLOSED if it gave up:
+ * the records are then still in the batch. */
+static int commit_batch(cs_store *s, const progress *p)
+{
+    if (s->nbatch) {
+        char what[64];
+        snprintf(what, sizeof what, "a batch of %zu record(s)", s->nbatch);
+        if (retry(s, commit_attempt, (void *)p, what) < 0) return CS_ECLOSED;
+    }
+    settle(s, s->batch_seq, s->nbatch);
+    for (size_t i = 0; i < s->nbatch; i++) rec_free(s->batch[i]);
+    s->nbatch = 0;
+    return 0;
+}
+
+static void append(appender *a, cs_store_rec *rec);
+static size_t append_close(cs_store *s, appender *a);
+
+/* Writes the queued records batched so far. When closing gave up on the database, they
+ * join the replay file, behind what is left of it, for the next start. */
+static void write_queued(cs_store *s)
+{
+    if (commit_batch(s, NULL) == 0) return;
+    appender a = {.path = s->replay_path};
+    for (size_t i = 0; i < s->nbatch; i++) append(&a, s->batch[i]);
+    s->nbatch = 0;
+    size_t saved = append_close(s, &a);
+    cs_error("store: the database still fails at shutdown; %zu record(s) kept in %s for the "
+             "next start",
+             saved, s->replay_path);
 }
 
 static void rec_work(cs_job *job)
 {
     cs_store_rec *rec = (cs_store_rec *)job;
-    batch_add(rec->store, rec);
+    cs_store *s = rec->store;
+    if (s->nbatch == CS_STORE_BATCH_MAX) write_queued(s);
+    batch_add(s, rec);
 }
 
-static void query_work(cs_job *job)
-{
-    cs_store_query *q = (cs_store_query *)job;
-    cs_store *s = q->store;
-    /* Reads see every write queued before them. */
-    commit_batch(s);
-    q->status = s->ops->query(s->db, q);
-    count(s, &s->stats.queries, 1);
-}
-
-static void query_done(cs_job *job)
-{
-    cs_store_query *q = (cs_store_query *)job;
-    q->cb(q, q->cb_data);
-}
-
-/* ---- spill ---- */
+/* ---- spill files ---- */
 
 /* How each kind of record is laid out, for the spill file and the key check. */
 typedef struct field {
@@ -333,77 +476,381 @@ static cs_store_rec *rec_from_json(const char *line)
     return rec;
 }
 
-/* Appends records to the spill file (page cache, no sync) and frees them; spill_lock
- * held. Returns how many were saved; the rest are lost, and said so. */
-static size_t append_spill(cs_store *s, cs_store_rec **recs, size_t n)
+/* A new spill file starts with its id, so a replay cut short resumes in the right file. */
+static FILE *spill_open(const char *path)
 {
-    FILE *f = fopen(s->spill_path, "a");
-    size_t saved = 0;
-    for (size_t i = 0; i < n; i++) {
-        char *line = f ? rec_to_json(recs[i]) : NULL;
-        if (line && fprintf(f, "%s\n", line) > 0) saved++;
-        free(line);
-        rec_free(recs[i]);
+    FILE *f = fopen(path, "a");
+    struct stat st;
+    if (f && fstat(fileno(f), &st) == 0 && st.st_size == 0) {
+        uint8_t raw[SPILL_ID_BYTES];
+        char id[2 * SPILL_ID_BYTES + 1];
+        cs_random(raw, sizeof raw);
+        cs_hex(id, raw, sizeof raw);
+        fprintf(f, SPILL_HEADER "%s\"}\n", id);
     }
-    if (f && fclose(f) != 0) saved = 0;
-    if (saved < n)
-        cs_error("store: cannot spill to %s: %zu record(s) lost", s->spill_path, n - saved);
-    count(s, &s->stats.spilled, saved);
+    return f;
+}
+
+/* Appends a record to a->path (the page cache, no sync) and frees it. The file opens on
+ * the first record; if it cannot, the records are counted as lost at append_close. */
+static void append(appender *a, cs_store_rec *rec)
+{
+    if (!a->f && a->n == 0 && !(a->f = spill_open(a->path))) a->err = errno;
+    a->n++;
+    char *line = a->f ? rec_to_json(rec) : NULL;
+    if (line && fprintf(a->f, "%s\n", line) > 0) a->saved++;
+    free(line);
+    rec_free(rec);
+}
+
+/* Closes the file and counts; how many records it saved. */
+static size_t append_close(cs_store *s, appender *a)
+{
+    if (a->n == 0) return 0;
+    if (a->f && fclose(a->f) != 0) {
+        a->err = errno;
+        a->saved = 0;
+    }
+    size_t saved = a->saved, lost = a->n - a->saved;
+    pthread_mutex_lock(&s->lock);
+    s->stats.spilled += saved;
+    s->stats.lost += lost;
+    pthread_mutex_unlock(&s->lock);
+    if (lost)
+        cs_error("store: cannot spill to %s (%s): %zu record(s) lost", a->path,
+                 a->err ? strerror(a->err) : "write failed", lost);
+    *a = (appender){.path = a->path};
     return saved;
 }
 
-/* Loop thread, queue full, spill_lock held. */
-static void spill(cs_store *s, cs_store_rec *rec)
+/* The spill writer's jobs: a record, or taking the file (rotate_job). */
+static void spill_work(cs_job *job)
 {
-    if (append_spill(s, &rec, 1)) atomic_store(&s->spill_pending, true);
+    cs_store_rec *rec = (cs_store_rec *)job;
+    append(&rec->store->spill, rec);
 }
 
-/* Store thread: writes the records of a spill file, then removes it. */
-static void replay_file(cs_store *s, const char *path)
+static void spill_batch_end(void *data)
+{
+    cs_store *s = data;
+    append_close(s, &s->spill);
+}
+
+/* Behind every record handed over before it: the spill file becomes the replay file. */
+static void rotate_work(cs_job *job)
+{
+    cs_store *s = (cs_store *)((char *)job - offsetof(cs_store, rotate_job));
+    append_close(s, &s->spill);
+    if (rename(s->spill_path, s->replay_path) < 0 && errno != ENOENT)
+        cs_error("store: cannot take %s for replay: %s", s->spill_path, strerror(errno));
+    pthread_mutex_lock(&s->lock);
+    s->rotated = true;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The id in a spill file's first line, or false if the line is a record (older files). */
+static bool spill_header(const char *line, char *id, size_t cap)
+{
+    size_t n = strlen(SPILL_HEADER);
+    if (strncmp(line, SPILL_HEADER, n) != 0) return false;
+    size_t len = strcspn(line + n, "\"");
+    if (len >= cap) return false;
+    memcpy(id, line + n, len);
+    id[len] = '\0';
+    return true;
+}
+
+typedef struct mark_get {
+    char value[96];
+    int rc;
+} mark_get;
+
+static int mark_attempt(cs_store *s, void *arg)
+{
+    mark_get *m = arg;
+    m->rc = s->ops->meta_get(s->db, REPLAY_KEY, m->value, sizeof m->value);
+    return m->rc == CS_ENOTFOUND ? 0 : m->rc;
+}
+
+/* Where the replay of file `id` stopped: the offset after its last written record, or
+ * `from` if it never started. */
+static long resume_at(cs_store *s, const char *id, long from)
+{
+    mark_get m = {.rc = 0};
+    if (retry(s, mark_attempt, &m, "reading how far a spill file was replayed") < 0 || m.rc != 0)
+        return from;
+    size_t n = strlen(id);
+    long off;
+    if (strncmp(m.value, id, n) == 0 && m.value[n] == ' ' &&
+        sscanf(m.value + n + 1, "%ld", &off) == 1)
+        return off;
+    return from;
+}
+
+/* Writes the records of the spill file at `path` in batches of CS_STORE_BATCH_MAX, each
+ * with how far the file got, so a crash part way resumes there instead of writing records
+ * twice (files of older builds, without an id, start over); removes the file once done.
+ * false if it gave up (closing): the rest stays in the file. */
+static bool replay_file(cs_store *s, const char *path)
 {
     FILE *f = fopen(path, "r");
-    if (!f) return;
-    char *line = malloc(SPILL_LINE_MAX);
-    uint64_t n = 0;
-    while (line && fgets(line, SPILL_LINE_MAX, f)) {
-        cs_store_rec *rec = rec_from_json(line);
-        if (!rec) {
-            cs_warn("store: skipping an unreadable line in %s", path);
-            continue;
-        }
-        if (batch_add(s, rec)) n++;
+    if (!f) {
+        if (errno != ENOENT) cs_error("store: cannot read %s: %s", path, strerror(errno));
+        return true;
     }
-    free(line);
+    char id[2 * SPILL_ID_BYTES + 1] = "";
+    long from = 0;
+    if (fgets(s->line, SPILL_LINE_MAX, f) && spill_header(s->line, id, sizeof id))
+        from = resume_at(s, id, ftell(f));
+    bool done = fseek(f, from, SEEK_SET) == 0, eof = false;
+    uint64_t n = 0;
+    while (done && !eof) {
+        while (s->nbatch < CS_STORE_BATCH_MAX && !(eof = !fgets(s->line, SPILL_LINE_MAX, f))) {
+            cs_store_rec *rec = rec_from_json(s->line);
+            if (rec)
+                batch_add(s, rec);
+            else
+                cs_warn("store: skipping an unreadable line in %s", path);
+        }
+        size_t k = s->nbatch;
+        progress p = {id, ftell(f)};
+        if (commit_batch(s, id[0] ? &p : NULL) < 0) {
+            for (size_t i = 0; i < s->nbatch; i++) rec_free(s->batch[i]);
+            s->nbatch = 0;
+            done = false;
+        }
+        if (done) n += k;
+    }
     fclose(f);
-    commit_batch(s);
-    unlink(path);
+    if (done) unlink(path);
     if (n) {
         count(s, &s->stats.replayed, n);
         cs_info("store: %llu spilled record(s) written", (unsigned long long)n);
     }
+    return done;
 }
 
-/* Store thread, queue drained: takes the spill file away from the loop (a rename, so
- * the loop never waits on the database) and writes it. */
-static void replay_spill(cs_store *s)
+/* Takes the spill file from the spill writer (a rename on its thread, behind every record
+ * it was handed) and replays it. Later writes go to the queue again: a record never
+ * overtakes an older one. */
+static void take_spill(cs_store *s)
 {
-    char taken[sizeof s->spill_path + 8];
-    snprintf(taken, sizeof taken, "%s.replay", s->spill_path);
-    pthread_mutex_lock(&s->spill_lock);
-    atomic_store(&s->spill_pending, false);
-    int rc = rename(s->spill_path, taken);
-    pthread_mutex_unlock(&s->spill_lock);
-    if (rc == 0) replay_file(s, taken);
+    if (s->gave_up) return;
+    pthread_mutex_lock(&s->route_lock);
+    bool take = s->spill_pending;
+    uint64_t upto = s->spilled_seq;
+    if (take) {
+        s->spill_pending = false;
+        s->rotate_job = (cs_job){.work = rotate_work};
+        cs_worker_post_force(s->spiller, &s->rotate_job);
+    }
+    pthread_mutex_unlock(&s->route_lock);
+    if (!take) return;
+    pthread_mutex_lock(&s->lock);
+    while (!s->rotated) pthread_cond_wait(&s->changed, &s->lock);
+    s->rotated = false;
+    pthread_mutex_unlock(&s->lock);
+    if (replay_file(s, s->replay_path)) settle(s, upto, 0);
+}
+
+/* ---- queries in order with the writes ---- */
+
+static int in_order_attempt(cs_store *s, void *arg)
+{
+    cs_store_query *q = arg;
+    cs_pool_free(&q->pool); /* what a failed attempt left */
+    q->ncalls = q->nstreams = q->nevents = q->nsegments = q->nusers = q->nsessions = 0;
+    q->ntokens = 0;
+    q->more = false;
+    q->status = s->ops->query(s->db, q);
+    return q->status == CS_ENOTFOUND ? 0 : q->status;
+}
+
+static void in_order_done(cs_job *job)
+{
+    cs_store_query *q = (cs_store_query *)job;
+    q->cb(q, q->cb_data);
+}
+
+static void answer_in_order(cs_store *s, cs_store_query *q)
+{
+    q->job = (cs_job){.done = in_order_done};
+    count(s, &s->stats.queries, 1);
+    cs_mailbox_post(s->mb, &q->job);
+}
+
+/* Runs the queries whose writes are settled, in the order they came. */
+static void run_in_order(cs_store *s)
+{
+    while (s->in_order) {
+        cs_store_query *q = s->in_order;
+        pthread_mutex_lock(&s->lock);
+        bool ready = s->settled >= q->after_seq;
+        pthread_mutex_unlock(&s->lock);
+        if (!ready && !s->gave_up && !s->closed) return;
+        if (!(s->in_order = q->next)) s->in_order_tail = &s->in_order;
+        q->next = NULL;
+        if (!ready || retry(s, in_order_attempt, q, "a query") < 0) {
+            q->status = CS_ECLOSED;
+            set_error(q->error, "the store closed first");
+        }
+        answer_in_order(s, q);
+    }
+}
+
+static void in_order_work(cs_job *job)
+{
+    cs_store_query *q = (cs_store_query *)job;
+    cs_store *s = q->store;
+    q->next = NULL;
+    *s->in_order_tail = q;
+    s->in_order_tail = &q->next;
 }
 
 static void batch_end(void *data)
 {
     cs_store *s = data;
-    commit_batch(s);
-    if (atomic_load(&s->spill_pending) && cs_worker_depth(s->worker) == 0) replay_spill(s);
+    write_queued(s);
+    if (cs_worker_depth(s->worker) == 0) take_spill(s);
+    run_in_order(s);
 }
 
-/* ---- opening ---- */
+/* ---- the reader ---- */
+
+/* Waits until the writes up to `seq` are settled, but not past `until` nor while writes
+ * fail. Whether they are. */
+static bool wait_settled(cs_store *s, uint64_t seq, uint64_t until)
+{
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        uint64_t now = cs_mono_ms();
+        if (s->settled >= seq || failing(s, now) || now >= until) break;
+        uint64_t wake = until;
+        if (s->attempt_since_ms && s->attempt_since_ms + CS_STORE_STALL_MS < wake)
+            wake = s->attempt_since_ms + CS_STORE_STALL_MS;
+        struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000L};
+        pthread_cond_timedwait(&s->changed, &s->lock, &ts);
+    }
+    bool ok = s->settled >= seq;
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static void read_work(cs_job *job)
+{
+    cs_store_query *q = (cs_store_query *)job;
+    cs_store *s = q->store;
+    uint64_t now = cs_mono_ms();
+    if (now >= q->deadline_ms) {
+        q->status = -ETIMEDOUT;
+        set_error(q->error, "no answer within %d ms: too many queries before it", CS_STORE_READ_MS);
+        return;
+    }
+    uint64_t until = now + CS_STORE_READ_WAIT_MS;
+    q->behind = !wait_settled(s, q->after_seq, until < q->deadline_ms ? until : q->deadline_ms);
+    int rc = 0;
+    if (!s->rdb) {
+        cs_buf err = CS_BUF_INIT(CS_STORE_ERROR_MAX);
+        rc = s->ops->open_read(&s->rdb, s->url, &err);
+        if (rc < 0) set_error(q->error, "%s", err.data ? err.data : cs_strerror(rc));
+        cs_buf_free(&err);
+    }
+    if (rc == 0) {
+        rc = s->ops->query(s->rdb, q);
+        const char *msg = s->ops->errmsg(s->rdb);
+        if (rc == -ETIMEDOUT)
+            set_error(q->error, "no answer within %d ms", CS_STORE_READ_MS);
+        else if (rc < 0 && rc != CS_ENOTFOUND)
+            set_error(q->error, "reading failed: %s", *msg ? msg : cs_strerror(rc));
+    }
+    q->status = rc;
+    if (q->behind && !q->error[0]) describe_behind(s, q->error);
+}
+
+static void count_answer(cs_store *s, int status)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stats.queries++;
+    if (status == -ETIMEDOUT)
+        s->stats.reads_timed_out++;
+    else if (status == CS_EFULL)
+        s->stats.reads_refused++;
+    else if (status < 0 && status != CS_ENOTFOUND)
+        s->stats.reads_failed++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void pending_del(cs_store *s, cs_store_query *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        s->pending = q->next;
+    if (q->next) q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+    s->npending--;
+    if (!s->pending && s->watch) uv_timer_stop(s->watch);
+}
+
+static void read_done(cs_job *job)
+{
+    cs_store_query *q = (cs_store_query *)job;
+    cs_store *s = q->store; /* NULL once the store closed */
+    if (s) pending_del(s, q);
+    if (q->orphaned) {
+        cs_store_query_free(q);
+        return;
+    }
+    if (s) count_answer(s, q->status);
+    q->cb(q, q->cb_data);
+}
+
+/* A reader stuck past a query's budget (a lock SQLite waits out on its own, a hung disk)
+ * does not hold the caller: it gets a stand-in with the same parameters, and the query
+ * is freed whenever the reader lets go of it. */
+static void on_watch(uv_timer_t *t)
+{
+    cs_store *s = t->data;
+    for (;;) {
+        uint64_t now = cs_mono_ms();
+        cs_store_query *q = s->pending;
+        while (q && (q->orphaned || now < q->deadline_ms + CS_STORE_READ_GRACE_MS)) q = q->next;
+        if (!q) return;
+        cs_store_query *stand = cs_store_query_new(q->kind, q->cb, q->cb_data);
+        if (!stand) return; /* next tick */
+        memcpy(stand->sid, q->sid, sizeof q->sid);
+        memcpy(stand->before_sid, q->before_sid, sizeof q->before_sid);
+        memcpy(stand->key, q->key, sizeof q->key);
+        stand->limit = q->limit;
+        stand->before_at = q->before_at;
+        stand->after_id = q->after_id;
+        stand->status = -ETIMEDOUT;
+        set_error(stand->error, "no answer within %d ms: the database does not respond",
+                  CS_STORE_READ_MS);
+        q->orphaned = true;
+        count_answer(s, stand->status);
+        cs_warn("store: a query got no answer within %d ms; answered for it", CS_STORE_READ_MS);
+        stand->cb(stand, stand->cb_data);
+    }
+}
+
+static void pending_add(cs_store *s, cs_store_query *q)
+{
+    q->prev = NULL;
+    q->next = s->pending;
+    if (s->pending) s->pending->prev = q;
+    s->pending = q;
+    s->npending++;
+    if (!s->watch && (s->watch = malloc(sizeof *s->watch))) {
+        uv_timer_init(cs_mailbox_loop(s->mb), s->watch);
+        s->watch->data = s;
+    }
+    if (s->watch && !uv_is_active((uv_handle_t *)s->watch))
+        uv_timer_start(s->watch, on_watch, WATCH_MS, WATCH_MS);
+}
+
+/* ---- opening and closing ---- */
 
 typedef struct open_job {
     cs_job job;
@@ -414,30 +861,35 @@ static void open_run(cs_job *job)
 {
     cs_store *s = ((open_job *)job)->s;
     int rc = s->ops->open(&s->db, s->url, &s->open_err);
-    pthread_mutex_lock(&s->open_lock);
+    /* One process at a time takes over the spill files (the gateway; `callstream user …`
+     * run beside it leaves them alone). */
+    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    bool owner = s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
+    if (rc == 0 && !owner)
+        cs_info("store: another process has the spill files in %s", s->lock_path);
+    /* What an earlier run left goes in first; until it has, writes follow it into the
+     * spill file, so they keep their order behind it. */
+    bool backlog = rc == 0 && owner &&
+                   (access(s->replay_path, F_OK) == 0 || access(s->spill_path, F_OK) == 0);
+    /* Nobody writes before `opened`. The backlog counts as write 1, so queries wait for
+     * it (or say they are behind) as for any write made before them. */
+    s->spill_pending = backlog;
+    s->posted = s->spilled_seq = backlog;
+    pthread_mutex_lock(&s->lock);
     s->open_rc = rc;
     s->opened = true;
-    pthread_cond_signal(&s->open_cond);
-    pthread_mutex_unlock(&s->open_lock);
-    /* Whatever an earlier run spilled and could not write goes in first. */
-    if (rc == 0) {
-        char taken[sizeof s->spill_path + 8];
-        snprintf(taken, sizeof taken, "%s.replay", s->spill_path);
-        replay_file(s, taken);
-        replay_spill(s);
-    }
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    if (backlog && replay_file(s, s->replay_path)) take_spill(s);
 }
-
-typedef struct close_job {
-    cs_job job;
-    cs_store *s;
-} close_job;
 
 static void close_run(cs_job *job)
 {
-    cs_store *s = ((close_job *)job)->s;
-    commit_batch(s);
-    if (atomic_load(&s->spill_pending)) replay_spill(s);
+    cs_store *s = (cs_store *)((char *)job - offsetof(cs_store, close_job));
+    write_queued(s);
+    take_spill(s);
+    s->closed = true;
+    run_in_order(s);
     s->ops->close(s->db);
     s->db = NULL;
 }
@@ -459,6 +911,17 @@ static const cs_store_ops *backend_for(const char *url, const char **rest)
     return NULL;
 }
 
+static void store_free(cs_store *s)
+{
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    cs_buf_free(&s->open_err);
+    pthread_mutex_destroy(&s->route_lock);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->changed);
+    free(s->line);
+    free(s);
+}
+
 int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_max,
                   const char *spill_dir, cs_buf *err)
 {
@@ -469,71 +932,98 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
         return CS_ECONFIG;
     }
     cs_store *s = calloc(1, sizeof *s);
-    if (!s) return -ENOMEM;
-    s->ops = ops;
-    s->mb = mb;
-    snprintf(s->url, sizeof s->url, "%s", rest);
-    snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
-    pthread_mutex_init(&s->spill_lock, NULL);
-    pthread_mutex_init(&s->stats_lock, NULL);
-    pthread_mutex_init(&s->open_lock, NULL);
-    pthread_cond_init(&s->open_cond, NULL);
-    cs_buf_init(&s->open_err, 4096);
-
-    s->batch_cap = 256;
-    s->batch = malloc(s->batch_cap * sizeof *s->batch);
-    if (!s->batch) {
+    char *line = malloc(SPILL_LINE_MAX);
+    if (!s || !line) {
         free(s);
+        free(line);
         return -ENOMEM;
     }
-    cs_worker_hooks hooks = {.batch_end = batch_end, .data = s, .linger_ms = CS_STORE_LINGER_MS};
-    int rc = cs_worker_start(&s->worker, "store", queue_max, mb, &hooks);
+    s->ops = ops;
+    s->mb = mb;
+    s->line = line;
+    s->in_order_tail = &s->in_order;
+    snprintf(s->url, sizeof s->url, "%s", rest);
+    snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
+    snprintf(s->replay_path, sizeof s->replay_path, "%s%s", s->spill_path, REPLAY_SUFFIX);
+    snprintf(s->lock_path, sizeof s->lock_path, "%s/%s", spill_dir, SPILL_LOCK);
+    s->lock_fd = -1;
+    s->spill.path = s->spill_path;
+    pthread_mutex_init(&s->route_lock, NULL);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_settled's deadlines */
+    pthread_cond_init(&s->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    cs_buf_init(&s->open_err, 4096);
+
+    cs_worker_hooks writer = {.batch_end = batch_end, .data = s, .linger_ms = CS_STORE_LINGER_MS};
+    cs_worker_hooks spiller = {.batch_end = spill_batch_end, .data = s};
+    size_t spill_max = queue_max > CS_STORE_SPILL_QUEUE_MIN ? queue_max : CS_STORE_SPILL_QUEUE_MIN;
+    int rc = cs_worker_start(&s->spiller, "store-spill", spill_max, mb, &spiller);
+    if (rc == 0 &&
+        (rc = cs_worker_start(&s->reader, "store-read", CS_STORE_READS_MAX, mb, NULL)) < 0)
+        cs_worker_stop(s->spiller);
+    if (rc == 0 && (rc = cs_worker_start(&s->worker, "store", queue_max, mb, &writer)) < 0) {
+        cs_worker_stop(s->reader);
+        cs_worker_stop(s->spiller);
+    }
     if (rc < 0) {
-        free(s->batch);
-        free(s);
+        store_free(s);
         return rc;
     }
     open_job oj = {.job = {.work = open_run}, .s = s};
     cs_worker_post_force(s->worker, &oj.job);
-    pthread_mutex_lock(&s->open_lock);
-    while (!s->opened) pthread_cond_wait(&s->open_cond, &s->open_lock);
-    pthread_mutex_unlock(&s->open_lock);
+    pthread_mutex_lock(&s->lock);
+    while (!s->opened) pthread_cond_wait(&s->changed, &s->lock);
+    pthread_mutex_unlock(&s->lock);
     rc = s->open_rc;
     if (rc < 0) {
         cs_buf_printf(err, "%s", s->open_err.data ? s->open_err.data : "cannot open the store");
         cs_worker_stop(s->worker);
-        cs_buf_free(&s->open_err);
-        free(s->batch);
-        free(s);
+        cs_worker_stop(s->reader);
+        cs_worker_stop(s->spiller);
+        store_free(s);
         return rc;
     }
-
     *out = s;
     return 0;
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    free(h);
 }
 
 void cs_store_close(cs_store *s)
 {
     if (!s) return;
-    atomic_store(&s->closing_since_ms, mono_ms());
-    close_job cj = {.job = {.work = close_run}, .s = s};
-    cs_worker_post_force(s->worker, &cj.job);
+    atomic_store(&s->closing_since_ms, (int_fast64_t)cs_mono_ms());
+    /* The reader first: what it holds is answered from the mailbox, without the store. */
+    cs_worker_stop(s->reader);
+    if (s->rdb) s->ops->close(s->rdb);
+    for (cs_store_query *q = s->pending, *next; q; q = next) {
+        next = q->next;
+        q->store = NULL;
+        q->prev = q->next = NULL;
+    }
+    if (s->watch) uv_close((uv_handle_t *)s->watch, watch_closed);
+    /* Then the writer, which takes the spill file from the spill writer on its way out. */
+    s->close_job = (cs_job){.work = close_run};
+    cs_worker_post_force(s->worker, &s->close_job);
     cs_worker_stop(s->worker);
-    free(s->batch);
-    cs_buf_free(&s->open_err);
-    pthread_mutex_destroy(&s->spill_lock);
-    pthread_mutex_destroy(&s->stats_lock);
-    pthread_mutex_destroy(&s->open_lock);
-    pthread_cond_destroy(&s->open_cond);
-    free(s);
+    cs_worker_stop(s->spiller);
+    store_free(s);
 }
 
 void cs_store_stats_get(cs_store *s, cs_store_stats *out)
 {
-    pthread_mutex_lock(&s->stats_lock);
-    *out = s->stats;
-    pthread_mutex_unlock(&s->stats_lock);
+    pthread_mutex_lock(&s->lock);
+    snapshot(s, out);
+    pthread_mutex_unlock(&s->lock);
     out->queued = cs_worker_depth(s->worker);
+    out->spill_queued = cs_worker_depth(s->spiller);
+    out->reads_pending = s->npending;
 }
 
 const char *cs_store_backend(const cs_store *s)
@@ -544,13 +1034,28 @@ const char *cs_store_backend(const cs_store *s)
 void cs_store_write(cs_store *s, cs_store_rec *rec)
 {
     rec->store = s;
+    pthread_mutex_lock(&s->route_lock);
+    rec->seq = ++s->posted;
     rec->job = (cs_job){.work = rec_work};
-    /* Once a record spilled, later ones follow it into the file until the store thread
-     * takes the file, so records reach the database in the order they were written. */
-    pthread_mutex_lock(&s->spill_lock);
-    if (atomic_load(&s->spill_pending) || cs_worker_post(s->worker, &rec->job) == CS_EFULL)
-        spill(s, rec);
-    pthread_mutex_unlock(&s->spill_lock);
+    /* Once a record spilled, later ones follow it until the writer takes the file, so
+     * records reach the database in the order they were written. */
+    bool queued = !s->spill_pending && cs_worker_post(s->worker, &rec->job) == 0, spilled = false;
+    if (!queued) {
+        s->spill_pending = true;
+        s->spilled_seq = rec->seq;
+        rec->job = (cs_job){.work = spill_work};
+        spilled = cs_worker_post(s->spiller, &rec->job) == 0;
+    }
+    bool first_drop = !queued && !spilled && !s->drop_logged;
+    s->drop_logged = !queued && !spilled;
+    pthread_mutex_unlock(&s->route_lock);
+    if (queued || spilled) return;
+    /* Both queues are full: the database and the disk cannot keep up. */
+    count(s, &s->stats.lost, 1);
+    if (first_drop)
+        cs_error("store: the queue and the spill queue are full (STORE_QUEUE_MAX each): records "
+                 "are lost until the spill file catches up");
+    rec_free(rec);
 }
 
 /* ---- queries ---- */
@@ -567,11 +1072,36 @@ cs_store_query *cs_store_query_new(enum cs_query_kind kind, cs_store_query_fn cb
     return q;
 }
 
+static uint64_t last_posted(cs_store *s)
+{
+    pthread_mutex_lock(&s->route_lock);
+    uint64_t seq = s->posted;
+    pthread_mutex_unlock(&s->route_lock);
+    return seq;
+}
+
 void cs_store_query_run(cs_store *s, cs_store_query *q)
 {
     q->store = s;
-    q->job = (cs_job){.work = query_work, .done = query_done};
-    /* Queries are few and small; they are not refused when writes fill the queue. */
+    q->after_seq = last_posted(s);
+    q->deadline_ms = cs_mono_ms() + CS_STORE_READ_MS;
+    q->job = (cs_job){.work = read_work, .done = read_done};
+    pending_add(s, q);
+    if (cs_worker_post(s->reader, &q->job) < 0) {
+        /* Answered from the mailbox: never from inside this call. */
+        q->status = CS_EFULL;
+        set_error(q->error, "%d queries wait for the store already", CS_STORE_READS_MAX);
+        q->job.work = NULL;
+        cs_mailbox_post(s->mb, &q->job);
+    }
+}
+
+void cs_store_query_run_in_order(cs_store *s, cs_store_query *q)
+{
+    q->store = s;
+    q->after_seq = last_posted(s);
+    q->deadline_ms = 0;
+    q->job = (cs_job){.work = in_order_work};
     cs_worker_post_force(s->worker, &q->job);
 }
 

@@ -1,8 +1,9 @@
 /* The store: calls, streams and events (later transcripts and users) in SQLite or
- * PostgreSQL. Everything runs on one store thread: writes are queued from the loop,
- * batched into transactions and retried with backoff while the database fails; when
- * the queue is full they spill to a file and are replayed later, so nothing is lost.
- * Queries run on the same thread, in order with the writes, and answer on the loop. */
+ * PostgreSQL, on threads of its own. Writes are queued from the loop to the writer,
+ * batched into transactions and retried with backoff while the database fails; when the
+ * queue is full they go to a spill writer that appends them to a file, replayed later in
+ * bounded batches, so nothing is lost. Queries run on a reader with its own connection
+ * and a deadline, so they never wait behind failing writes, and answer on the loop. */
 #ifndef CS_STORE_H
 #define CS_STORE_H
 
@@ -23,8 +24,16 @@
 #define CS_STORE_RETRY_MAX_MS 5000        /* backoff cap while the database fails */
 #define CS_STORE_LINGER_MS    20          /* writes gather this long into one transaction */
 #define CS_STORE_CLOSE_WAIT_MS                                                                     \
-    10000 /* at close, how long a failing database is retried                                      \
-             before what is left is spilled for the next start */
+    10000                             /* at close, how long a failing database is retried          \
+                                         before what is left is spilled for the next start */
+#define CS_STORE_BATCH_MAX       1024 /* records per transaction, from the queue or a spill file */
+#define CS_STORE_STALL_MS        1000 /* a write attempt running this long counts as failing */
+#define CS_STORE_READ_MS         1000 /* a query's budget: past it, it is answered -ETIMEDOUT */
+#define CS_STORE_READ_WAIT_MS    500  /* of which it may wait for the writes made before it */
+#define CS_STORE_READ_GRACE_MS   250  /* a reader stuck this long past a budget is answered for */
+#define CS_STORE_READS_MAX       1024 /* queries waiting for the reader; more are refused */
+#define CS_STORE_ERROR_MAX       256  /* bytes of an error message kept */
+#define CS_STORE_SPILL_QUEUE_MIN 1024 /* the spill writer queues at least this many records */
 
 /* ---- rows (strings may be NULL but for the keys: a call's sid, a stream's sid and
  * call_sid, an event's call_sid and type; times are ms since the epoch, 0 = unknown) ---- */
@@ -37,6 +46,7 @@ typedef struct cs_call_row {
     const char *transcription; /* "on", "unavailable" (no engine free), "failed", or NULL */
     int64_t created_at, started_at, ended_at, updated_at;
     int64_t recording_ms;
+    int64_t last_at; /* CS_Q_UNFINISHED: the latest time stored for the call */
 } cs_call_row;
 
 typedef struct cs_stream_row {
@@ -105,6 +115,7 @@ typedef struct cs_store cs_store;
 typedef struct cs_store_rec {
     cs_job job;      /* private */
     cs_store *store; /* private */
+    uint64_t seq;    /* private: its place among the writes */
     enum cs_rec_kind kind;
     union {
         cs_call_row call;
@@ -130,6 +141,9 @@ enum cs_query_kind {
     CS_Q_SESSION,    /* the unexpired session whose token hash is `key`, while its user exists
                         with the password the session was opened with */
     CS_Q_TOKENS,     /* every API token; with `key`, the one with that token hash */
+    CS_Q_UNFINISHED, /* calls started before `before_at` that a run left live (never ended, or
+                        with a stream never ended), oldest first, up to `limit`, with those
+                        streams and each call's last_at */
 };
 
 typedef struct cs_store_query cs_store_query;
@@ -147,7 +161,11 @@ struct cs_store_query {
     int64_t after_id;
     char key[129];
     /* results: valid until cs_store_query_free */
-    int status; /* 0, CS_ENOTFOUND, CS_EBACKEND */
+    int status;  /* 0, CS_ENOTFOUND, or a failure: CS_EBACKEND (the read failed), -ETIMEDOUT
+                    (no answer within CS_STORE_READ_MS), CS_EFULL (too many queries waiting),
+                    CS_ECLOSED (the store closed first) */
+    bool behind; /* writes made before the query were not all in the database yet */
+    char error[CS_STORE_ERROR_MAX]; /* why, for a failure or when behind */
     cs_call_row *calls;
     size_t ncalls;
     cs_stream_row *streams;
@@ -166,6 +184,11 @@ struct cs_store_query {
     cs_pool pool;
     cs_store_query_fn cb;
     void *cb_data;
+    /* private */
+    uint64_t after_seq;          /* the last write made before it */
+    uint64_t deadline_ms;        /* monotonic; 0: none (queries run in order) */
+    bool orphaned;               /* answered for by the loop; freed when the reader is done */
+    cs_store_query *prev, *next; /* loop: queries the reader has not answered yet */
 };
 
 /* ---- backends ---- */
@@ -173,14 +196,23 @@ struct cs_store_query {
 typedef struct cs_store_ops {
     const char *name;
     const char *scheme; /* the DATABASE_URL prefix it takes, e.g. "sqlite:" */
-    /* On the store thread from here on. open runs the migrations. */
+    /* On the store's threads from here on, one connection per thread. open runs the
+     * migrations; open_read opens a connection that only reads (after open). */
     int (*open)(void **db, const char *url, cs_buf *err);
+    int (*open_read)(void **db, const char *url, cs_buf *err);
     void (*close)(void *db);
     int (*begin)(void *db);
     int (*commit)(void *db);
     void (*rollback)(void *db);
     int (*write)(void *db, const cs_store_rec *rec);
+    /* Honours q->deadline_ms (-ETIMEDOUT once it passed). */
     int (*query)(void *db, cs_store_query *q);
+    /* The store's own bookkeeping (how far a spill file was replayed), written in the
+     * transaction of the records it describes. get: 0, CS_ENOTFOUND or a failure. */
+    int (*meta_get)(void *db, const char *key, char *out, size_t cap);
+    int (*meta_put)(void *db, const char *key, const char *value);
+    /* The last failure's message. */
+    const char *(*errmsg)(void *db);
 } cs_store_ops;
 
 extern const cs_store_ops cs_store_sqlite;
@@ -193,30 +225,53 @@ typedef struct cs_store_stats {
     uint64_t failures; /* failed attempts (each retried) */
     uint64_t spilled;  /* records that went to the spill file */
     uint64_t replayed; /* spilled records written since */
-    uint64_t queries;
-    size_t queued; /* waiting now */
+    uint64_t lost;     /* records neither written nor spilled: the spill file failed, or
+                          the spill writer's queue was full too */
+    uint64_t queries;  /* answered, one way or another */
+    uint64_t reads_failed, reads_timed_out, reads_refused;
+    size_t queued;            /* writes waiting now */
+    size_t spill_queued;      /* writes waiting for the spill file */
+    size_t reads_pending;     /* queries not answered yet */
+    int64_t failing_since_ms; /* wall: since when writes fail (or stall); 0 while they work */
+    int64_t last_error_ms;    /* wall: the last failure, 0 if none */
+    char last_error[CS_STORE_ERROR_MAX];
 } cs_store_stats;
 
-/* Opens the backend named by `url` ("sqlite:PATH"; a bare path means SQLite) on a new
- * store thread, waiting for the open and the migrations to finish (start-up only).
- * `spill_dir` holds the spill file. 0, or CS_ECONFIG/CS_EBACKEND with a message. */
+/* Opens the backend named by `url` ("sqlite:PATH"; a bare path means SQLite) on new
+ * store threads, waiting for the open and the migrations to finish (start-up only).
+ * `spill_dir` holds the spill file; the spill writer queues up to `queue_max` records
+ * too (at least CS_STORE_SPILL_QUEUE_MIN), and drops (counts as lost) what comes past
+ * that: the database and the disk both fail then. Must be called on the loop
+ * thread of `mb`. 0, or CS_ECONFIG/CS_EBACKEND with a message. */
 int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_max,
                   const char *spill_dir, cs_buf *err);
-/* Writes what is queued and closes. If the database keeps failing for
- * CS_STORE_CLOSE_WAIT_MS, the rest goes to the spill file, written at the next open. */
+/* Writes what is queued and closes (loop thread). If the database keeps failing for
+ * CS_STORE_CLOSE_WAIT_MS, the rest stays in spill files, written at the next open.
+ * Queries are answered first (from the mailbox, afterwards); one run in order that the
+ * database never got to gets CS_ECLOSED. */
 void cs_store_close(cs_store *s);
+/* Counters and health, without waiting for the database (loop thread). */
 void cs_store_stats_get(cs_store *s, cs_store_stats *out);
 const char *cs_store_backend(const cs_store *s);
 
 /* A record to fill: strings go into rec->pool (cs_pool_strdup). */
 cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind);
-/* Hands the record over (the store frees it). Never fails: a full queue spills. A record
- * without its keys is dropped with an error. */
+/* Hands the record over (the store frees it). Never fails nor touches a file: a full
+ * queue hands it to the spill writer. A record without its keys is dropped with an
+ * error. */
 void cs_store_write(cs_store *s, cs_store_rec *rec);
 
 cs_store_query *cs_store_query_new(enum cs_query_kind kind, cs_store_query_fn cb, void *data);
-/* Runs the query; cb runs on the loop with the result. */
+/* Runs the query on the reader; cb runs on the loop with the result within
+ * CS_STORE_READ_MS + CS_STORE_READ_GRACE_MS, whatever the database does. The answer
+ * includes the writes made before (waiting up to CS_STORE_READ_WAIT_MS for them), or
+ * says it is `behind`. cb may be handed another query than `q`, with the same
+ * parameters and cb_data: it frees what it gets. */
 void cs_store_query_run(cs_store *s, cs_store_query *q);
+/* Runs the query on the writer, after every write queued before it and after what an
+ * earlier run left to replay, retrying while the database fails: for start-up work that
+ * must see all of it. No deadline; CS_ECLOSED if the store closes first. */
+void cs_store_query_run_in_order(cs_store *s, cs_store_query *q);
 void cs_store_query_free(cs_store_query *q);
 
 /* Helpers for backends filling results (store thread). */

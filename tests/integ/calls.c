@@ -49,7 +49,16 @@ static void check_call(const it_server *s, const char *sid, int frames)
 {
     char target[256];
     snprintf(target, sizeof target, "/api/v1/calls/%.40s", sid);
-    cJSON *j = it_get_json(s->port, target);
+    /* The recording is attached once the recorder has finished its file, a moment after
+     * the call ended. */
+    cJSON *j = NULL;
+    for (int i = 0; i < 500; i++) {
+        cJSON_Delete(j);
+        j = it_get_json(s->port, target);
+        if (!j || cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "call"), "recording")))
+            break;
+        it_sleep_ms(20);
+    }
     IT_CHECK(j != NULL, "GET %s", target);
     if (!j) return;
     const cJSON *call = cJSON_GetObjectItem(j, "call");

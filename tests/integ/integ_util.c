@@ -68,6 +68,21 @@ static long long now_ms(void)
 long long it_now_ms(void)
 {
     return now_ms();
+long long it_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool it_until(bool (*cond)(void *data), void *data, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(data)) return true;
+        if (now_ms() > deadline) return cond(data);
+        it_sleep_ms(20);
+    }
 }
 
 static const char *bin(void)
@@ -377,6 +392,15 @@ int it_http_raw(int port, const void *req, size_t len, it_resp *r)
     return 0;
 }
 
+int it_http_leave(int port, const void *req, size_t len)
+{
+    int fd = connect_to(port);
+    if (fd < 0) return -1;
+    int rc = send_all(fd, req, len);
+    close(fd);
+    return rc;
+}
+
 static int request(int port, const char *method, const char *target, const char *auth,
                    const char *headers, const char *body, it_resp *r)
 {
@@ -419,6 +443,18 @@ const char *it_header(const it_resp *r, const char *name)
         if (strncasecmp(p, name, n) == 0 && p[n] == ':') return p;
     }
     return NULL;
+}
+
+const char *it_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+int it_num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : -1;
 }
 
 cJSON *it_get_json(int port, const char *target)

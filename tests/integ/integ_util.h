@@ -28,6 +28,10 @@ int it_done(const char *name);
 void it_sleep_ms(int ms);
 /* A monotonic clock in ms, for deadlines. */
 long long it_now_ms(void);
+/* The wall clock in ms since the epoch, as the server stores times. */
+long long it_wall_ms(void);
+/* Asks `cond(data)` every 20 ms for up to timeout_ms; its last answer. */
+bool it_until(bool (*cond)(void *data), void *data, int timeout_ms);
 
 /* ---- the server ---- */
 
@@ -90,6 +94,8 @@ typedef struct it_resp {
 
 /* Sends raw bytes and reads the answer until the server closes. 0 or -1. */
 int it_http_raw(int port, const void *req, size_t len, it_resp *r);
+/* Sends raw bytes and leaves at once, as a client that gave up. 0 or -1. */
+int it_http_leave(int port, const void *req, size_t len);
 /* A request with "Connection: close", it_auth, and `headers` (extra lines or NULL). */
 int it_http(int port, const char *method, const char *target, const char *headers, const char *body,
             it_resp *r);
@@ -99,6 +105,9 @@ int it_http_browser(int port, const char *method, const char *target, const char
 void it_resp_free(it_resp *r);
 /* The first line of the head containing `name` (case-insensitive), or NULL. */
 const char *it_header(const it_resp *r, const char *name);
+/* A member of a JSON object: the string ("" if not one), the number (-1 if not one). */
+const char *it_str(const cJSON *o, const char *key);
+int it_num(const cJSON *o, const char *key);
 /* GET a JSON document; NULL unless 200 and JSON. Caller frees with cJSON_Delete. */
 cJSON *it_get_json(int port, const char *target);
 /* The live stream `sid` in /streams (a detached copy, caller frees), polling up to

@@ -1,13 +1,20 @@
 /* Stopping and crashing. SIGTERM drains: no new calls, live calls run out the grace
  * period (or finish first), then their sockets close, recordings are finalized, the
  * store is flushed and the process exits 0. A second signal closes at once. After
- * kill -9, the next start repairs the recordings left unfinished. */
+ * kill -9, the next start repairs the recordings left unfinished and ends the calls left
+ * live, at their last recorded frame, with those recordings attached. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "audio/g711.h"
+#include "audio/wav.h"
 #include "integ_util.h"
+#include "sim/sim.h"
+
+#define WAV "wav/jfk_inaugural_1961.wav"
 
 static int num(const cJSON *o, const char *k)
 {
@@ -135,26 +142,95 @@ static void second_signal(void)
     it_server_cleanup(&s);
 }
 
-/* kill -9 mid-call: the next start repairs the WAV it left. The header interval is an
- * hour, so the header still says "empty" when the process dies. */
+/* Once the call `sim` makes is live, kills the server `ms` later: the call's sid, and
+ * the time of the kill. */
+static long long kill_mid_call(it_server *s, pid_t sim, int ms, char sid[64])
+{
+    IT_CHECK(streams_live(s, 1), "the call did not start");
+    cJSON *live = it_get_json(s->port, "/streams");
+    snprintf(sid, 64, "%s",
+             it_str(cJSON_GetArrayItem(cJSON_GetObjectItem(live, "streams"), 0), "call_sid"));
+    cJSON_Delete(live);
+    it_sleep_ms(ms);
+    long long at = it_wall_ms();
+    it_server_stop(s, SIGKILL, 5000);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+    return at;
+}
+
+typedef struct ended {
+    int port;
+    char target[128];
+    cJSON *call; /* once it is */
+} ended;
+
+static bool call_ended(void *data)
+{
+    ended *e = data;
+    cJSON *j = it_get_json(e->port, e->target);
+    if (strcmp(it_str(cJSON_GetObjectItem(j, "call"), "status"), "abnormal") == 0) {
+        e->call = j;
+        return true;
+    }
+    cJSON_Delete(j);
+    return false;
+}
+
+/* The recording served for `sid` is the file on disk, a valid stereo WAV whose caller
+ * channel is, sample for sample, the audio the simulator sent (the last frame may hold
+ * only the echo: it plays a frame behind). */
+static void served_recording(const it_server *s, const char *sid, const char *path)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/recording.wav", sid);
+    it_resp r;
+    IT_CHECK(it_http(s->port, "GET", target, NULL, NULL, &r) == 0 && r.status == 200, "GET %s: %d",
+             target, r.status);
+    FILE *f = fopen(path, "rb");
+    char *disk = malloc(r.body_len + 1);
+    size_t n = f && disk ? fread(disk, 1, r.body_len + 1, f) : 0;
+    if (f) fclose(f);
+    IT_CHECK(n == r.body_len && memcmp(disk, r.body, n) == 0, "%s is not the file on disk", target);
+    free(disk);
+    cs_wav_info info;
+    bool wav = r.body_len > CS_WAV_HEADER_LEN &&
+               cs_wav_parse((const uint8_t *)r.body, r.body_len, &info) == 0 &&
+               info.format == CS_WAV_PCM && info.rate == 8000 && info.channels == 2 &&
+               info.bits == 16 && info.data_offset + info.data_len == r.body_len;
+    IT_CHECK(wav, "%s is not a whole 8 kHz stereo WAV", target);
+    if (!wav) {
+        it_resp_free(&r);
+        return;
+    }
+    uint8_t *sent = NULL;
+    size_t nsent = 0;
+    IT_CHECK(cs_sim_audio(it_corpus(WAV), &sent, &nsent) == 0 && nsent > 0, "cannot load %s", WAV);
+    size_t frames = info.data_len / 4, wrong = 0;
+    const uint8_t *data = (const uint8_t *)r.body + info.data_offset;
+    for (size_t i = 0; sent && i < frames; i++) {
+        int16_t caller = (int16_t)(data[4 * i] | data[4 * i + 1] << 8);
+        wrong += caller != cs_ulaw_to_pcm[sent[i % nsent]] && (i + 160 < frames || caller != 0);
+    }
+    IT_CHECK(frames > 8000 && wrong == 0, "%zu of %zu recorded frames are not what was sent", wrong,
+             frames);
+    free(sent);
+    it_resp_free(&r);
+}
+
+/* kill -9 mid-call: the next start repairs the WAV it left, and ends the call as
+ * abnormal at its last recorded frame with the recording attached. The header interval
+ * is an hour, so the header still says "empty" when the process dies. */
 static void crash_repair(void)
 {
     it_server s;
     const char *args[] = {"--agent", "echo", "--recording-header-s", "3600", NULL};
     if (!start(&s, args)) return;
-    pid_t sim = it_sim_spawn(&s, "--calls 1 --duration 30");
-    IT_CHECK(streams_live(&s, 1), "the call did not start");
-    it_sleep_ms(2000);
-    it_server_stop(&s, SIGKILL, 5000);
-    cJSON_Delete(it_sim_wait(sim, NULL));
+    char sid[64];
+    pid_t sim = it_sim_spawn(&s, "--calls 1 --duration 30 --wav %s", it_corpus(WAV));
+    long long killed_at = kill_mid_call(&s, sim, 2000, sid);
 
-    char cmd[400], name[256] = "";
-    snprintf(cmd, sizeof cmd, "ls %s/recordings", s.data);
-    FILE *f = popen(cmd, "r");
-    if (f && fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = '\0';
-    if (f) pclose(f);
     char path[700];
-    snprintf(path, sizeof path, "%s/recordings/%s", s.data, name);
+    snprintf(path, sizeof path, "%s", it_recording(&s, sid));
     unsigned ch;
     long hdr, size;
     IT_CHECK(it_wav_info(path, &ch, &hdr, &size) == 0 && size > 8000 && hdr < size,
@@ -166,6 +242,94 @@ static void crash_repair(void)
     IT_CHECK(it_log_count(&s, "unfinished recording(s) repaired") == 1, "no repair reported");
     IT_CHECK(it_wav_info(path, &ch, &hdr, &size) == 0 && hdr == size && ch == 2,
              "after the restart: header %ld frames, file %ld", hdr, size);
+
+    ended e = {.port = s.port};
+    snprintf(e.target, sizeof e.target, "/api/v1/calls/%s", sid);
+    IT_CHECK(it_until(call_ended, &e, 10000), "the call left live was not ended");
+    const cJSON *call = cJSON_GetObjectItem(e.call, "call");
+    const cJSON *rec = cJSON_GetObjectItem(call, "recording");
+    const cJSON *dur = cJSON_GetObjectItem(rec, "duration_ms");
+    long long rec_ms = cJSON_IsNumber(dur) ? (long long)dur->valuedouble : -1;
+    IT_CHECK(rec_ms == size / 8, "recording of %lld ms attached, the file holds %ld frames", rec_ms,
+             size);
+    const cJSON *st = cJSON_GetArrayItem(cJSON_GetObjectItem(call, "streams"), 0);
+    IT_CHECK(strcmp(it_str(st, "end_reason"), "abnormal") == 0 &&
+                 strcmp(it_str(st, "ended_at"), it_str(call, "ended_at")) == 0,
+             "stream ended %s at %s", it_str(st, "end_reason"), it_str(st, "ended_at"));
+    const cJSON *ev;
+    int stops = 0;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItem(call, "events"))
+    {
+        const cJSON *d = cJSON_GetObjectItem(ev, "detail");
+        if (strcmp(it_str(ev, "type"), "stop") == 0 &&
+            cJSON_IsTrue(cJSON_GetObjectItem(d, "recovered")))
+            stops += strcmp(it_str(d, "endedBy"), "recording") == 0 &&
+                     strstr(it_str(d, "message"), "killed");
+    }
+    IT_CHECK(stops == 1, "no event says the call was ended after a crash");
+    cJSON_Delete(e.call);
+
+    /* the end: the last frame recorded, or the last stored time if later, before the kill */
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT ended_at FROM calls WHERE sid = '%s'", sid);
+    long long end = it_sql(it_db(&s), sql);
+    snprintf(sql, sizeof sql,
+             "SELECT MAX(c.started_at + %lld, (SELECT MAX(at) FROM events WHERE call_sid = c.sid "
+             "AND detail NOT LIKE '%%\"recovered\":true%%')) FROM calls c WHERE sid = '%s'",
+             rec_ms, sid);
+    long long want = it_sql(it_db(&s), sql);
+    IT_CHECK(end == want && end <= killed_at && end > killed_at - 5000,
+             "ended at %lld, want %lld (killed at %lld)", end, want, killed_at);
+    served_recording(&s, sid, path);
+    IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&s);
+}
+
+/* kill -9 with recordings off: the stream is ended at the last time the store holds for
+ * the call. A status callback had ended the call itself (written here while the server is
+ * down): that end stays. A call whose stream row never made it is ended too. */
+static void crash_without_recording(void)
+{
+    it_server s;
+    const char *args[] = {"--agent", "echo", "--recordings", "0", "--echo-mark-ms", "100", NULL};
+    if (!start(&s, args)) return;
+    char sid[64];
+    pid_t sim = it_sim_spawn(&s, "--calls 1 --duration 30");
+    kill_mid_call(&s, sim, 1500, sid);
+
+    char sql[1024], db[1024];
+    snprintf(db, sizeof db, "%s", it_db(&s));
+    snprintf(sql, sizeof sql,
+             "UPDATE calls SET status = 'completed', ended_at = started_at + 999 WHERE sid = '%s';"
+             "INSERT INTO calls (sid, status, created_at, started_at, updated_at) VALUES "
+             "('CA00000000000000000000000000000001', 'in-progress', 1000, 1000, 1000)",
+             sid);
+    IT_CHECK(it_sql_exec(db, sql) == 0, "cannot change the database");
+    snprintf(sql, sizeof sql, "SELECT MAX(at) FROM events WHERE call_sid = '%s'", sid);
+    long long last = it_sql(db, sql);
+    const char *restart[] = {"--agent", "echo", "--recordings", "0", NULL};
+    IT_CHECK(it_server_restart(&s, restart) == 0, "no restart");
+    ended e = {.port = s.port};
+    snprintf(e.target, sizeof e.target, "/api/v1/calls/CA00000000000000000000000000000001");
+    IT_CHECK(it_until(call_ended, &e, 10000), "the call without a stream was not ended");
+    cJSON_Delete(e.call);
+
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM streams t JOIN calls c ON c.sid = t.call_sid WHERE c.sid = '%s' "
+             "AND t.end_reason = 'abnormal' AND t.ended_at = %lld AND c.status = 'completed' AND "
+             "c.ended_at = c.started_at + 999 AND c.recording IS NULL",
+             sid, last);
+    IT_CHECK(it_sql(db, sql) == 1, "the stream did not end at the last stored time (%lld)", last);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM events WHERE call_sid = '%s' AND type = 'stop' AND "
+             "detail LIKE '%%\"endedBy\":\"store\"%%'",
+             sid);
+    IT_CHECK(it_sql(db, sql) == 1, "no event says how the call ended");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM events WHERE call_sid = "
+                        "'CA00000000000000000000000000000001' AND type = 'stop' AND stream_sid IS "
+                        "NULL AND at = 1000") == 1,
+             "no event for the call without a stream");
+    IT_CHECK(it_log_count(&s, "at its last stored update") == 2, "the log does not say why");
     IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&s);
 }
@@ -176,5 +340,6 @@ int main(void)
     drain_within_grace();
     second_signal();
     crash_repair();
+    crash_without_recording();
     return it_done("lifecycle");
 }

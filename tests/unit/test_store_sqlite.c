@@ -7,9 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/worker.h"
+#include "dblock.h"
 #include "store/store.h"
 
 #define SPILL_FILE "store-spill.jsonl"
@@ -21,9 +27,12 @@ typedef struct fixture {
     char db_path[PATH_MAX];
     char url[PATH_MAX + 8];
     cs_store *store;
-    sqlite3 *side;       /* the test's own connection: checks and injected faults */
-    unsigned answers;    /* query callbacks run */
-    cs_store_stats want; /* what wait_for is waiting for */
+    sqlite3 *side;        /* the test's own connection: checks and injected faults */
+    unsigned answers;     /* query callbacks run */
+    cs_store_query *last; /* the last answer, for callbacks that keep it */
+    int side_fd;
+    unsigned by_status[4]; /* answers freed by on_answer_free: 0, -ETIMEDOUT, CS_EFULL, other */
+    cs_store_stats want;   /* what wait_for is waiting for */
 } fixture;
 
 static int setup(void **state)
@@ -647,14 +656,31 @@ static void failing_batches_are_retried(void **state)
     assert_true(stats(f).failures >= 3);
 }
 
-static size_t count_lines(const char *path)
+/* Records in a spill file: its lines but the first, which names the file. */
+static size_t count_records(const char *path)
 {
     size_t len, n = 0;
     uint8_t *text = tu_read_file(path, &len);
     if (!text) return 0;
+    assert_true(len > 10 && memcmp(text, "{\"spill\":\"", 10) == 0);
     for (size_t i = 0; i < len; i++) n += text[i] == '\n';
     free(text);
-    return n;
+    return n - 1;
+}
+
+static bool spilled_enough(void *data)
+{
+    fixture *f = data;
+    return stats(f).spilled >= f->want.spilled;
+}
+
+/* Waits until the spill writer has written `n` records to the file. */
+static void wait_spilled(fixture *f, uint64_t n)
+{
+    f->want.spilled = n;
+    if (!tu_run_until(&f->loop, spilled_enough, f, TU_WAIT_MS))
+        fail_msg("%llu record(s) spilled, not %llu", (unsigned long long)stats(f).spilled,
+                 (unsigned long long)n);
 }
 
 static void full_queue_spills_and_replays(void **state)
@@ -671,10 +697,12 @@ static void full_queue_spills_and_replays(void **state)
     write_stream(f->store, &(cs_stream_row){.sid = "MZ1", .call_sid = "CA1", .started_at = 9});
     write_event(f->store, "CA1", "e4", 4);
     write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
+    wait_spilled(f, 4);
     cs_store_stats st = stats(f);
     assert_int_equal(st.queued, 2);
     assert_int_equal(st.spilled, 4);
-    assert_int_equal(count_lines(path_in(f, SPILL_FILE)), 4);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(count_records(path_in(f, SPILL_FILE)), 4);
 
     side_exec(f, "DELETE FROM hold");
     wait_for(f, (cs_store_stats){.written = 7, .replayed = 4});
@@ -697,7 +725,7 @@ static void spilled_records_keep_their_order(void **state)
     wait_for(f, (cs_store_stats){.failures = 1});
     write_event(f->store, "CA1", "h1", 2);                                       /* queued */
     write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress"}); /* spilled */
-    assert_int_equal(stats(f).spilled, 1);
+    wait_spilled(f, 1);
 
     /* The first batch lands; the store thread takes the queued record and is held again,
      * so the queue has room while the spill file still waits. */
@@ -728,7 +756,7 @@ static void close_writes_what_is_queued_and_spilled(void **state)
     write_event(f->store, "CA1", "e2", 2);
     write_event(f->store, "CA1", "e3", 3);
     write_event(f->store, "CA1", "e4", 4);
-    assert_int_equal(stats(f).spilled, 2);
+    wait_spilled(f, 2);
     side_exec(f, "DELETE FROM hold");
     close_store(f);
     assert_false(file_exists(path_in(f, SPILL_FILE)));
@@ -789,7 +817,8 @@ static void spill_of_a_crashed_run_is_replayed_at_open(void **state)
 }
 
 /* A database still failing at shutdown does not hold the process: after
- * CS_STORE_CLOSE_WAIT_MS what is left goes to the spill file, written at the next open. */
+ * CS_STORE_CLOSE_WAIT_MS what is left goes to the replay file, in order, written at the
+ * next open. */
 static void close_gives_up_on_a_failing_database(void **state)
 {
     fixture *f = *state;
@@ -799,18 +828,24 @@ static void close_gives_up_on_a_failing_database(void **state)
     hold_types(f, "('held')");
     write_event(f->store, "CA1", "held", 1);
     wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "after", 2); /* a later batch the database takes */
+    write_event(f->store, "CA1", "after", 2); /* a later batch, kept behind it */
+    cs_store_query *waiting = query(CS_Q_EVENTS, "CA1", f);
+    f->answers = 0;
+    cs_store_query_run_in_order(f->store, waiting);
     close_store(f);
+    assert_int_equal(f->answers, 1);
+    assert_int_equal(waiting->status, CS_ECLOSED);
+    cs_store_query_free(waiting);
     assert_true(tu_log_contains("still fails at shutdown"));
-    assert_int_equal(count_lines(path_in(f, SPILL_FILE)), 1);
+    assert_int_equal(count_records(path_in(f, SPILL_FILE ".replay")), 2);
 
     side_exec(f, "DELETE FROM hold");
     open_store(f, 100);
     cs_store_query *q = ask_call(f, "CA1");
-    static const char *const types[] = {"after", "held"};
+    static const char *const types[] = {"held", "after"};
     assert_event_types(q, types, 2);
     cs_store_query_free(q);
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
+    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
 }
 
 static void write_rec(cs_store *s, enum cs_rec_kind kind, void (*fill)(cs_store_rec *))
@@ -1069,7 +1104,7 @@ static void access_records_spill_and_replay(void **state)
     write_rec(f->store, CS_REC_USER, fill_user);
     write_rec(f->store, CS_REC_SESSION, fill_session);
     write_rec(f->store, CS_REC_TOKEN, fill_token);
-    assert_int_equal(stats(f).spilled, 3);
+    wait_spilled(f, 3);
     side_exec(f, "DELETE FROM hold");
     wait_for(f, (cs_store_stats){.replayed = 3});
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 1);
@@ -1089,11 +1124,390 @@ static void spill_failure_is_reported(void **state)
     wait_for(f, (cs_store_stats){.failures = 1});
     write_event(f->store, "CA1", "queued", 2);
     write_event(f->store, "CA1", "lost", 3);
-    assert_int_equal(stats(f).spilled, 0);
     side_exec(f, "DELETE FROM hold");
     wait_for(f, (cs_store_stats){.written = 2});
+    assert_int_equal(stats(f).spilled, 0);
+    assert_int_equal(stats(f).lost, 1);
     assert_true(tu_log_contains("cannot spill"));
     assert_true(tu_log_contains("record(s) lost"));
+}
+
+/* ---- reads apart from writes ---- */
+
+static void on_answer_keep(cs_store_query *q, void *data)
+{
+    fixture *f = data;
+    f->answers++;
+    f->last = q;
+}
+
+static void on_answer_free(cs_store_query *q, void *data)
+{
+    fixture *f = data;
+    f->answers++;
+    f->by_status[q->status == 0            ? 0
+                 : q->status == -ETIMEDOUT ? 1
+                 : q->status == CS_EFULL   ? 2
+                                           : 3]++;
+    cs_store_query_free(q);
+}
+
+static bool answered_all(void *data)
+{
+    fixture *f = data;
+    return f->answers >= f->want.queries;
+}
+
+typedef struct poll_stat {
+    fixture *f;
+    bool (*ok)(const cs_store_stats *st);
+} poll_stat;
+
+static bool stat_holds(void *data)
+{
+    poll_stat *p = data;
+    cs_store_stats st = stats(p->f);
+    return p->ok(&st);
+}
+
+/* Runs the loop until `ok` holds for the store's stats. */
+static void wait_stats(fixture *f, bool (*ok)(const cs_store_stats *st), const char *what)
+{
+    poll_stat p = {f, ok};
+    if (!tu_run_until(&f->loop, stat_holds, &p, TU_WAIT_MS)) fail_msg("never: %s", what);
+}
+
+static bool is_failing(const cs_store_stats *st)
+{
+    return st->failing_since_ms != 0;
+}
+
+static bool no_reads_pending(const cs_store_stats *st)
+{
+    return st->reads_pending == 0;
+}
+
+/* While writes fail, queries answer from what the database holds and say they may be
+ * behind; not found is then no proof. */
+static void reads_do_not_wait_behind_failing_writes(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing"});
+    wait_for(f, (cs_store_stats){.written = 1});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_false(q->behind);
+    assert_string_equal(q->error, "");
+    cs_store_query_free(q);
+
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "ringing"});
+    wait_for(f, (cs_store_stats){.written = 1, .failures = 2});
+    q = ask_call(f, "CA1");
+    assert_true(q->behind);
+    assert_string_equal(q->calls[0].status, "ringing");
+    assert_int_equal(q->nevents, 0);
+    if (!strstr(q->error, "writes fail since") || !strstr(q->error, "held by the test"))
+        fail_msg("'%s' does not say why", q->error);
+    cs_store_query_free(q);
+    q = query(CS_Q_CALL, "CA2", f);
+    ask(f, q);
+    assert_int_equal(q->status, CS_ENOTFOUND);
+    assert_true(q->behind);
+    cs_store_query_free(q);
+    cs_store_stats st = stats(f);
+    assert_true(st.failing_since_ms > 0 && st.failing_since_ms <= st.last_error_ms);
+    assert_non_null(strstr(st.last_error, "held by the test"));
+
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 3});
+    assert_int_equal(stats(f).failing_since_ms, 0);
+    q = ask_call(f, "CA2");
+    assert_false(q->behind);
+    cs_store_query_free(q);
+}
+
+/* A reader stuck in the database (here SQLite waiting out another process's WAL locks,
+ * which no busy handler shortens) does not hold its callers past the budget: they get a
+ * stand-in answer, and the query is freed when the reader lets go of it. Writes stall
+ * too, and count as failing. */
+static void a_stuck_reader_is_answered_for(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing"});
+    wait_for(f, (cs_store_stats){.written = 1});
+    pid_t holder = db_hold(f->db_path, DB_HOLD_READS);
+    assert_true(holder > 0);
+
+    cs_store_query *q = cs_store_query_new(CS_Q_CALL, on_answer_keep, f);
+    snprintf(q->sid, sizeof q->sid, "CA1");
+    cs_store_query_run(f->store, q);
+    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    cs_store_query *a = f->last;
+    assert_ptr_not_equal(a, q);
+    assert_int_equal(a->status, -ETIMEDOUT);
+    assert_string_equal(a->sid, "CA1");
+    assert_non_null(strstr(a->error, "does not respond"));
+    cs_store_query_free(a);
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.reads_timed_out, 1);
+    assert_int_equal(st.reads_pending, 1); /* the reader still has it */
+    assert_true(tu_log_contains("answered for it"));
+
+    write_event(f->store, "CA1", "stalled", 1);
+    wait_stats(f, is_failing, "writes count as failing");
+    assert_int_equal(stats(f).failures, 0);
+
+    db_release(holder);
+    wait_stats(f, no_reads_pending, "the reader let go");
+    wait_for(f, (cs_store_stats){.written = 2});
+    assert_int_equal(stats(f).failing_since_ms, 0);
+    q = ask_call(f, "CA1");
+    static const char *const types[] = {"stalled"};
+    assert_event_types(q, types, 1);
+    cs_store_query_free(q);
+}
+
+/* Queries wait in a bounded queue: past CS_STORE_READS_MAX they are refused at once
+ * (from the mailbox, never inside cs_store_query_run), and every one gets one answer. */
+static void too_many_queries_are_refused(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    pid_t holder = db_hold(f->db_path, DB_HOLD_READS);
+    assert_true(holder > 0);
+    /* Once the first is answered for, the reader is stuck in it and takes no more. */
+    unsigned n = CS_STORE_READS_MAX + 2;
+    for (unsigned i = 0; i < n; i++) {
+        cs_store_query *q = cs_store_query_new(CS_Q_CALLS, on_answer_free, f);
+        assert_non_null(q);
+        cs_store_query_run(f->store, q);
+        if (i > 0) continue;
+        assert_int_equal(f->answers, 0);
+        f->want.queries = 1;
+        assert_true(tu_run_until(&f->loop, answered_all, f, TU_WAIT_MS));
+    }
+    assert_int_equal(f->answers, 1);
+    f->want.queries = n;
+    assert_true(tu_run_until(&f->loop, answered_all, f, TU_WAIT_MS));
+    assert_int_equal(f->answers, n);
+    assert_int_equal(f->by_status[2], 1);
+    assert_int_equal(f->by_status[1], n - 1);
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.reads_refused, f->by_status[2]);
+    assert_int_equal(st.reads_timed_out, f->by_status[1]);
+    db_release(holder);
+    wait_stats(f, no_reads_pending, "the reader let go");
+    assert_int_equal(f->answers, n); /* nothing answered twice */
+}
+
+static void unreadable_database_is_reported(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 16);
+    assert_int_equal(unlink(f->db_path), 0); /* the writer keeps its handle */
+    cs_store_query *q = query(CS_Q_CALLS, NULL, f);
+    ask(f, q);
+    assert_int_equal(q->status, CS_EBACKEND);
+    if (!strstr(q->error, "cannot open")) fail_msg("'%s'", q->error);
+    cs_store_query_free(q);
+    assert_int_equal(stats(f).reads_failed, 1);
+}
+
+/* ---- queries in order with the writes ---- */
+
+static void in_order_queries_wait_for_the_writes(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    f->answers = 0;
+    cs_store_query_run_in_order(f->store, q);
+    wait_for(f, (cs_store_stats){.failures = 3});
+    assert_int_equal(f->answers, 0);
+    side_exec(f, "DELETE FROM hold");
+    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_int_equal(q->status, 0);
+    static const char *const types[] = {"held"};
+    assert_event_types(q, types, 1);
+    cs_store_query_free(q);
+}
+
+static void unfinished_calls_are_listed(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    /* live when the run ended: a stream never ended */
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress", .started_at = 100});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ1", .call_sid = "CA1", .started_at = 100});
+    write_event(f->store, "CA1", "mark", 700);
+    /* ended */
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .started_at = 200, .ended_at = 900});
+    write_stream(
+        f->store,
+        &(cs_stream_row){.sid = "MZ2", .call_sid = "CA2", .started_at = 200, .ended_at = 900});
+    /* ended by a status callback, its stream never */
+    write_call(f->store, &(cs_call_row){.sid = "CA3", .started_at = 300, .ended_at = 400});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ3", .call_sid = "CA3", .started_at = 350});
+    /* never streamed (the webhook only), and one of this run */
+    write_call(f->store, &(cs_call_row){.sid = "CA4", .status = "ringing"});
+    write_call(f->store, &(cs_call_row){.sid = "CA5", .started_at = 5000});
+    cs_store_query *q = query(CS_Q_UNFINISHED, NULL, f);
+    q->before_at = 1000;
+    q->limit = 1;
+    f->answers = 0;
+    cs_store_query_run_in_order(f->store, q);
+    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_int_equal(q->status, 0);
+    assert_int_equal(q->ncalls, 1);
+    assert_true(q->more);
+    assert_string_equal(q->calls[0].sid, "CA1");
+    assert_int_equal(q->calls[0].last_at, 700);
+    assert_int_equal(q->nstreams, 2); /* of later calls too: the caller matches them */
+    assert_string_equal(q->streams[0].sid, "MZ1");
+    assert_string_equal(q->streams[1].sid, "MZ3");
+    cs_store_query_free(q);
+
+    q = query(CS_Q_UNFINISHED, NULL, f);
+    q->before_at = 1000;
+    q->limit = 10;
+    f->answers = 0;
+    cs_store_query_run_in_order(f->store, q);
+    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_int_equal(q->ncalls, 2);
+    assert_false(q->more);
+    assert_string_equal(q->calls[1].sid, "CA3");
+    assert_int_equal(q->calls[1].last_at, 350);
+    cs_store_query_free(q);
+}
+
+/* ---- replay ---- */
+
+static void write_lines(const char *path, const char *header, const char *type, int from, int to,
+                        long *offset_after, int mark)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    if (header) fprintf(file, "{\"spill\":\"%s\"}\n", header);
+    for (int i = from; i <= to; i++) {
+        fprintf(file, "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"%s%d\",\"at\":%d}\n", type, i,
+                i);
+        if (i == mark) *offset_after = ftell(file);
+    }
+    assert_int_equal(fclose(file), 0);
+}
+
+/* A crash in the middle of a replay: the records its committed batches wrote are not
+ * written again, and nothing is skipped or reordered. */
+static void replay_resumes_where_a_crash_left_it(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 16);
+    close_store(f);
+    long off = 0;
+    write_lines(path_in(f, SPILL_FILE ".replay"), "0123abcd", "e", 1, 5, &off, 2);
+    write_lines(path_in(f, SPILL_FILE), NULL, "e", 6, 7, NULL, 0);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO events (call_sid, at, type) VALUES ('CA1', 1, 'e1'), ('CA1', 2, 'e2');"
+             "INSERT INTO store_meta VALUES ('spill_replay', '0123abcd %ld')",
+             off);
+    side_exec(f, sql);
+    open_store(f, 16);
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    static const char *const types[] = {"e1", "e2", "e3", "e4", "e5", "e6", "e7"};
+    assert_event_types(q, types, 7);
+    cs_store_query_free(q);
+    assert_int_equal(stats(f).replayed, 5);
+    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
+    assert_false(file_exists(path_in(f, SPILL_FILE)));
+}
+
+static void replay_goes_in_bounded_batches(void **state)
+{
+    fixture *f = *state;
+    int n = CS_STORE_BATCH_MAX * 5 / 2;
+    long end = 0;
+    write_lines(path_in(f, SPILL_FILE), "feed", "r", 1, n, &end, n);
+    open_store(f, 16);
+    wait_for(f, (cs_store_stats){.replayed = (uint64_t)n});
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.written, n);
+    assert_int_equal(st.batches, 3);
+    char want[64];
+    snprintf(want, sizeof want, "SELECT value = 'feed %ld' FROM store_meta", end);
+    assert_int_equal(side_int(f, want), 1);
+    assert_int_equal(side_int(f, "SELECT COUNT(DISTINCT type) FROM events"), n);
+}
+
+static bool drain(void *data)
+{
+    fixture *f = data;
+    char buf[65536];
+    while (read(f->side_fd, buf, sizeof buf) > 0) {
+    }
+    cs_store_stats st = stats(f);
+    return st.spilled + st.lost >= f->want.spilled;
+}
+
+/* The spill writer's queue is bounded too: with the database failing and the spill file
+ * not taking anything (a FIFO nobody reads blocks the writer's open), what comes past it
+ * is lost, counted and said once. */
+static void a_full_spill_queue_loses_and_counts(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1);
+    assert_int_equal(mkfifo(path_in(f, SPILL_FILE), 0600), 0);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 0);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    /* One record fits the queue, the spill writer holds what it took before it blocked
+     * and CS_STORE_SPILL_QUEUE_MIN more: the rest is lost. */
+    unsigned n = CS_STORE_SPILL_QUEUE_MIN + 100;
+    for (unsigned i = 1; i <= n; i++) write_event(f->store, "CA1", "e", i);
+    cs_store_stats st = stats(f);
+    assert_true(st.lost >= 1 && st.lost < 100);
+    assert_int_equal(st.spill_queued, CS_STORE_SPILL_QUEUE_MIN);
+    assert_true(tu_log_contains("are lost until the spill file catches up"));
+    f->side_fd = open(path_in(f, SPILL_FILE), O_RDONLY | O_NONBLOCK);
+    assert_true(f->side_fd >= 0);
+    f->want.spilled = n - 1; /* one waits in the queue */
+    assert_true(tu_run_until(&f->loop, drain, f, TU_WAIT_MS));
+    assert_int_equal(stats(f).spilled + stats(f).lost, n - 1);
+    assert_int_equal(unlink(path_in(f, SPILL_FILE)), 0);
+    close(f->side_fd);
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 2});
+}
+
+/* `callstream user …` beside a running gateway opens the store too: only the process
+ * holding the spill lock replays the spill files. */
+static void spill_files_have_one_owner(void **state)
+{
+    fixture *f = *state;
+    write_lines(path_in(f, SPILL_FILE), "cafe", "s", 1, 2, NULL, 0);
+    int lock = open(path_in(f, "store-spill.lock"), O_RDWR | O_CREAT, 0600);
+    assert_true(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
+    open_store(f, 16);
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->nevents, 0);
+    cs_store_query_free(q);
+    assert_true(file_exists(path_in(f, SPILL_FILE)));
+    assert_true(tu_log_contains("another process has the spill files"));
+    close_store(f);
+    close(lock);
+    open_store(f, 16);
+    q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    static const char *const types[] = {"s1", "s2"};
+    assert_event_types(q, types, 2);
+    cs_store_query_free(q);
 }
 
 int main(void)
@@ -1125,6 +1539,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_user_and_the_sessions_go_together, setup, teardown),
         cmocka_unit_test_setup_teardown(transcripts_in_time_order, setup, teardown),
         cmocka_unit_test_setup_teardown(access_records_spill_and_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(reads_do_not_wait_behind_failing_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_stuck_reader_is_answered_for, setup, teardown),
+        cmocka_unit_test_setup_teardown(too_many_queries_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(unreadable_database_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(in_order_queries_wait_for_the_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(unfinished_calls_are_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(replay_resumes_where_a_crash_left_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(replay_goes_in_bounded_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_spill_queue_loses_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(spill_files_have_one_owner, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,32 +67,37 @@ static int synth(sim *s, double seconds)
     return 0;
 }
 
-static int load_wav(sim *s)
+int cs_sim_audio(const char *wav, uint8_t **ulaw, size_t *nulaw)
 {
     int16_t *pcm = NULL, *at8k = NULL;
     size_t n = 0, n8 = 0;
     unsigned rate = 0;
-    int rc = cs_wav_load(s->o.wav, &pcm, &n, &rate);
+    int rc = cs_wav_load(wav, &pcm, &n, &rate);
     if (rc < 0) {
-        fprintf(stderr, "sim: cannot read %s: %s\n", s->o.wav, cs_strerror(rc));
+        fprintf(stderr, "sim: cannot read %s: %s\n", wav, cs_strerror(rc));
         return rc;
     }
     rc = cs_resample_all(pcm, n, rate, 8000, &at8k, &n8);
     free(pcm);
     if (rc < 0 || n8 == 0) {
-        fprintf(stderr, "sim: cannot resample %s from %u Hz\n", s->o.wav, rate);
+        fprintf(stderr, "sim: cannot resample %s from %u Hz\n", wav, rate);
         free(at8k);
         return rc < 0 ? rc : CS_EPARSE;
     }
-    s->ulaw = malloc(n8);
-    if (!s->ulaw) {
+    *ulaw = malloc(n8);
+    if (!*ulaw) {
         free(at8k);
         return -ENOMEM;
     }
-    cs_ulaw_encode(s->ulaw, at8k, n8);
-    s->nulaw = n8;
+    cs_ulaw_encode(*ulaw, at8k, n8);
+    *nulaw = n8;
     free(at8k);
     return 0;
+}
+
+static int load_wav(sim *s)
+{
+    return cs_sim_audio(s->o.wav, &s->ulaw, &s->nulaw);
 }
 
 /* ---- the run ---- */

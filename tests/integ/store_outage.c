@@ -1,0 +1,275 @@
+/* The database fails in the middle of a call: first another process holds its write lock
+ * (writes fail, reads go on), then its readers' locks too (reads stall inside SQLite).
+ * Throughout, the API, /status and /health answer (503 with a reason where the answer
+ * needs the store), sign-in answers, a sign-in whose client left is dropped, calls go on
+ * and are recorded, writes queue and spill; once the database is back every row arrives,
+ * in order, spilled ones too. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dblock.h"
+#include "integ_util.h"
+
+#define WAV        "wav/jfk_inaugural_1961.wav"
+#define CALL_S     20
+#define WAIT_MS    20000
+#define LOGIN_FORM "username=admin&password=%s"
+#define JSON_FORM  "Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n"
+
+static it_server srv;
+static char db[1024];
+
+/* GET `target`: its status, and its message when it is an error. */
+static int get(const char *target, char *message, size_t cap)
+{
+    it_resp r;
+    int status = it_http(srv.port, "GET", target, NULL, NULL, &r) == 0 ? r.status : -1;
+    if (message)
+        snprintf(message, cap, "%s", it_str(cJSON_GetObjectItem(r.json, "error"), "message"));
+    it_resp_free(&r);
+    return status;
+}
+
+/* POST /login as admin (JSON): its status, and the error message if any. */
+static int sign_in(char *message, size_t cap)
+{
+    char pw[64], body[256];
+    it_admin_password(&srv, pw, sizeof pw);
+    snprintf(body, sizeof body, LOGIN_FORM, pw);
+    it_resp r;
+    int status = it_http(srv.port, "POST", "/login", JSON_FORM, body, &r) == 0 ? r.status : -1;
+    if (message)
+        snprintf(message, cap, "%s", it_str(cJSON_GetObjectItem(r.json, "error"), "message"));
+    it_resp_free(&r);
+    return status;
+}
+
+static bool health_is(void *want)
+{
+    cJSON *j = it_get_json(srv.port, "/health");
+    bool ok = strcmp(it_str(j, "status"), want) == 0;
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* The CallSid of a live call other than `other` ("" for any). */
+static bool live_call(char *sid, const char *other)
+{
+    cJSON *j = it_get_json(srv.port, "/streams");
+    const cJSON *st;
+    bool found = false;
+    cJSON_ArrayForEach(st, cJSON_GetObjectItem(j, "streams"))
+    {
+        if (!found && strcmp(it_str(st, "call_sid"), other) != 0) {
+            snprintf(sid, 64, "%s", it_str(st, "call_sid"));
+            found = true;
+        }
+    }
+    cJSON_Delete(j);
+    return found;
+}
+
+typedef struct want_call {
+    char sid[64];   /* the call found */
+    char other[64]; /* one it is not */
+    int status;     /* call_status: the answer awaited */
+} want_call;
+
+static bool new_call(void *data)
+{
+    want_call *w = data;
+    return live_call(w->sid, w->other);
+}
+
+static bool call_status(void *data)
+{
+    want_call *w = data;
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s", w->sid);
+    return get(target, NULL, 0) == w->status;
+}
+
+static bool recorded(void *data)
+{
+    want_call *w = data;
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s", w->sid);
+    cJSON *j = it_get_json(srv.port, target);
+    bool ok = cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "call"), "recording"));
+    cJSON_Delete(j);
+    return ok;
+}
+
+static bool spilled(void *data)
+{
+    (void)data;
+    return it_metric(srv.port, "callstream_store_spilled_total") > 0;
+}
+
+static bool caught_up(void *data)
+{
+    (void)data;
+    double spill = it_metric(srv.port, "callstream_store_spilled_total");
+    return health_is("ok") && it_metric(srv.port, "callstream_store_queue_depth") == 0 &&
+           it_metric(srv.port, "callstream_store_spill_queue_depth") == 0 && spill > 0 &&
+           it_metric(srv.port, "callstream_store_replayed_total") == spill;
+}
+
+/* /status names the last failure. */
+static bool status_says_locked(void *data)
+{
+    (void)data;
+    cJSON *st = it_get_json(srv.port, "/status");
+    const cJSON *err = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "store_stats"), "last_error");
+    bool ok = strstr(it_str(err, "message"), "database is locked") != NULL;
+    cJSON_Delete(st);
+    return ok;
+}
+
+static bool client_left_logged(void *data)
+{
+    (void)data;
+    return it_log_count(&srv, "dropped: the client left") > 0;
+}
+
+/* Writes fail: reads, sign-in and calls go on; what needs a row not written yet is a 503
+ * that says why. */
+static void writes_fail(const char *sid)
+{
+    pid_t holder = db_hold(db, DB_HOLD_WRITES);
+    IT_CHECK(holder > 0, "cannot lock %s", db);
+    IT_CHECK(it_until(health_is, "degraded", WAIT_MS), "/health does not say degraded");
+
+    IT_CHECK(it_until(status_says_locked, NULL, WAIT_MS), "/status does not say why");
+    cJSON *st = it_get_json(srv.port, "/status");
+    const cJSON *store = cJSON_GetObjectItem(st, "store_stats");
+    IT_CHECK(strcmp(it_str(st, "status"), "degraded") == 0, "/status says %s",
+             it_str(st, "status"));
+    IT_CHECK(strcmp(it_str(store, "state"), "failing") == 0, "store state %s",
+             it_str(store, "state"));
+    IT_CHECK(it_str(store, "failing_since")[0] != '\0', "no failing_since");
+    cJSON_Delete(st);
+    IT_CHECK(it_metric(srv.port, "callstream_store_failing") == 1, "metric store_failing");
+
+    /* reads go on, from the database as it is */
+    cJSON *calls = it_get_json(srv.port, "/api/v1/calls");
+    IT_CHECK(
+        strcmp(it_str(cJSON_GetArrayItem(cJSON_GetObjectItem(calls, "calls"), 0), "sid"), sid) == 0,
+        "the call made before is not listed");
+    cJSON_Delete(calls);
+    char msg[512];
+    IT_CHECK(sign_in(msg, sizeof msg) == 200, "sign-in while writes fail: %s", msg);
+
+    /* a call made now: it goes on; its row waits, and the API says so */
+    want_call w = {.status = 0};
+    snprintf(w.other, sizeof w.other, "%s", sid);
+    pid_t sim = it_sim_spawn(&srv, "--calls 1 --duration 2");
+    IT_CHECK(it_until(new_call, &w, WAIT_MS), "the second call did not start");
+    int exit_status;
+    cJSON *sum = it_sim_wait(sim, &exit_status);
+    IT_CHECK(exit_status == 0 && it_num(sum, "completed") == 1 && it_num(sum, "missing") == 0,
+             "a call during the outage did not complete");
+    cJSON_Delete(sum);
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s", w.sid);
+    IT_CHECK(get(target, msg, sizeof msg) == 503 && strstr(msg, "writes fail since"),
+             "GET %s during the outage: %s", target, msg);
+    IT_CHECK(it_until(spilled, NULL, WAIT_MS), "nothing spilled");
+    db_release(holder);
+}
+
+/* Reads stall too: answers still come, as 503s with the reason, and /status does not
+ * wait at all. */
+static void reads_stall(void)
+{
+    pid_t holder = db_hold(db, DB_HOLD_READS);
+    IT_CHECK(holder > 0, "cannot lock the readers of %s", db);
+    char msg[512];
+    IT_CHECK(get("/api/v1/calls", msg, sizeof msg) == 503 && strstr(msg, "no answer within"),
+             "GET /api/v1/calls while reads stall: %s", msg);
+    IT_CHECK(get("/status", NULL, 0) == 200, "/status");
+    IT_CHECK(it_until(health_is, "degraded", WAIT_MS), "/health does not say degraded");
+    IT_CHECK(sign_in(msg, sizeof msg) == 503 && strstr(msg, "the store cannot answer"),
+             "sign-in while reads stall: %s", msg);
+
+    /* a client that gives up: nothing is done for it */
+    char pw[64], body[256], req[1024];
+    it_admin_password(&srv, pw, sizeof pw);
+    snprintf(body, sizeof body, LOGIN_FORM, pw);
+    int n =
+        snprintf(req, sizeof req,
+                 "POST /login HTTP/1.1\r\nHost: x\r\n" JSON_FORM "Content-Length: %zu\r\n\r\n%s",
+                 strlen(body), body);
+    int before = it_log_count(&srv, "signed in");
+    IT_CHECK(it_http_leave(srv.port, req, (size_t)n) == 0, "cannot send a sign-in");
+    IT_CHECK(it_until(client_left_logged, NULL, WAIT_MS), "the sign-in of a client that left "
+                                                          "was not dropped");
+    IT_CHECK(it_log_count(&srv, "signed in") == before, "a client that left was signed in");
+    db_release(holder);
+}
+
+static void outage(void)
+{
+    const char *args[] = {"--agent", "echo", "--echo-mark-ms", "20", "--store-queue-max",
+                          "100",     NULL};
+    if (it_server_start(&srv, args) < 0) {
+        IT_CHECK(0, "the server did not start");
+        return;
+    }
+    snprintf(db, sizeof db, "%s", it_db(&srv));
+    char msg[512];
+    IT_CHECK(sign_in(msg, sizeof msg) == 200, "sign-in: %s", msg);
+    pid_t sim =
+        it_sim_spawn(&srv, "--calls 1 --duration %d --dtmf 1234 --wav %s", CALL_S, it_corpus(WAV));
+    want_call first = {.status = 200};
+    const char *sid = first.sid;
+    IT_CHECK(it_until(new_call, &first, WAIT_MS), "the call did not start");
+    IT_CHECK(it_until(call_status, &first, WAIT_MS), "the call's row is not stored");
+
+    writes_fail(sid);
+    reads_stall();
+
+    int exit_status;
+    cJSON *sum = it_sim_wait(sim, &exit_status);
+    IT_CHECK(exit_status == 0 && it_num(sum, "completed") == 1 && it_num(sum, "missing") == 0,
+             "the call did not go on through the outage");
+    int frames = it_num(sum, "frames_per_call");
+    cJSON_Delete(sum);
+
+    /* everything arrives */
+    IT_CHECK(it_until(caught_up, NULL, WAIT_MS), "the store did not catch up");
+    IT_CHECK(it_metric(srv.port, "callstream_store_lost_total") == 0, "records lost");
+    IT_CHECK(it_until(recorded, &first, WAIT_MS), "no recording attached");
+    IT_CHECK(it_sql(db,
+                    "SELECT COUNT(*) FROM calls WHERE status = 'completed' AND recording IS NOT "
+                    "NULL") == 2,
+             "both calls are not stored complete");
+    double marks = it_metric(srv.port, "callstream_marks_total{state=\"played\"}") +
+                   it_metric(srv.port, "callstream_marks_total{state=\"cleared\"}");
+    long long stored = it_sql(db, "SELECT COUNT(*) FROM events WHERE type = 'mark'");
+    IT_CHECK(marks > 100 && stored == (long long)marks, "%lld mark events stored of %.0f", stored,
+             marks);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM events WHERE type = 'dtmf' AND call_sid = '%s'",
+             sid);
+    IT_CHECK(it_sql(db, sql) == 4, "dtmf events");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM (SELECT at, LAG(at) OVER (ORDER BY id) AS prev FROM "
+                        "events) WHERE at < prev") == 0,
+             "events out of order");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM sessions") == 2, "the sessions are not all stored");
+    unsigned ch;
+    long hdr, size;
+    const char *path = it_recording(&srv, sid);
+    IT_CHECK(it_wav_info(path, &ch, &hdr, &size) == 0 && hdr == size &&
+                 size >= (long)frames * 160 && size <= (long)frames * 160 + 320,
+             "%s: %ld frames (header %ld) for %d sent", path, size, hdr, frames * 160);
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&srv);
+}
+
+int main(void)
+{
+    outage();
+    return it_done("store_outage");
+}
