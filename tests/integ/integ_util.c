@@ -68,6 +68,8 @@ static long long now_ms(void)
 long long it_now_ms(void)
 {
     return now_ms();
+}
+
 long long it_wall_ms(void)
 {
     struct timespec ts;
