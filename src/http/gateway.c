@@ -132,7 +132,8 @@ static int check_config(cs_gateway *gw, cs_buf *err)
         cs_buf_printf(err, "STREAM_PARAMS: not form-encoded (a=1&b=2): '%s'", cfg->stream_params);
         rc = CS_ECONFIG;
     }
-    return rc == 0 ? derive_urls(gw, err) : rc;
+    if (rc == 0) rc = derive_urls(gw, err);
+    return rc == 0 ? cs_twilio_twiml_check(gw, err) : rc;
 }
 
 /* Thousands of calls need thousands of descriptors. */

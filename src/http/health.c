@@ -177,6 +177,9 @@ void cs_metrics(cs_request *r)
            "requests refused for their X-Twilio-Signature", "route", sig_labels, sig, 2);
     cs_prom_counter(&out, "callstream_webhooks_total", "voice webhooks answered",
                     (double)gw->stats.webhooks);
+    cs_prom_counter(&out, "callstream_twiml_parameters_dropped_total",
+                    "From or To too long for a <Parameter>, left out of the TwiML",
+                    (double)gw->stats.twiml_params_dropped);
 
     cs_prom_gauge(&out, "callstream_active_calls", "calls with a live stream",
                   (double)cs_calls_active(&gw->calls));

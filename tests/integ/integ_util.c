@@ -415,6 +415,43 @@ double it_metric(int port, const char *series)
     return v;
 }
 
+cJSON *it_call(int port, const char *sid)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%.64s", sid);
+    cJSON *doc = it_get_json(port, target);
+    cJSON *call = cJSON_DetachItemFromObject(doc, "call");
+    cJSON_Delete(doc);
+    return call;
+}
+
+cJSON *it_call_recorded(int port, const char *sid, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        cJSON *call = it_call(port, sid);
+        const cJSON *rec = cJSON_GetObjectItem(call, "recording");
+        if (cJSON_IsNumber(cJSON_GetObjectItem(rec, "duration_ms"))) return call;
+        cJSON_Delete(call);
+        it_sleep_ms(50);
+    } while (now_ms() < deadline);
+    return NULL;
+}
+
+int it_call_events(const cJSON *call, const char *type, const char *state)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(call, "events"))
+    {
+        const cJSON *t = cJSON_GetObjectItem(e, "type");
+        const cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "detail"), "state");
+        n += cJSON_IsString(t) && strcmp(t->valuestring, type) == 0 &&
+             (!state || (cJSON_IsString(st) && strcmp(st->valuestring, state) == 0));
+    }
+    return n;
+}
+
 /* ---- the simulator ---- */
 
 static void sim_command(char *out, size_t cap, const it_server *s, const char *fmt, va_list ap)

@@ -89,6 +89,13 @@ cJSON *it_live_stream(int port, const char *sid, bool (*ready)(const cJSON *stre
                       int timeout_ms);
 /* A value from /metrics ("name" or "name{labels}"), -1 if absent. */
 double it_metric(int port, const char *series);
+/* GET /api/v1/calls/<sid>: the "call" object (a detached copy, caller frees) or NULL. */
+cJSON *it_call(int port, const char *sid);
+/* The call once its recording is finished and attached (it has a duration), polling up
+ * to timeout_ms; NULL if it never is. Caller frees. */
+cJSON *it_call_recorded(int port, const char *sid, int timeout_ms);
+/* The call's events of `type` whose detail has "state" `state` (NULL: any). */
+int it_call_events(const cJSON *call, const char *type, const char *state);
 
 /* ---- the simulator ---- */
 
