@@ -65,6 +65,9 @@ void cs_calls_init(cs_calls *calls, cs_recorders *recorders)
 {
     memset(calls, 0, sizeof *calls);
     calls->recorders = recorders;
+    calls->max_ts_ms = UINT64_MAX;
+    calls->ts_tolerance_ms = CS_TS_TOLERANCE_MS;
+    calls->clock_ms = cs_mono_ms;
     cs_hist_init(&calls->stats.frame_seconds, cs_hist_bounds_frame, cs_hist_nbounds_frame);
 }
 
@@ -243,6 +246,7 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     s->owner = owner;
     /* The first stream starts the call's timeline: its offset is exactly 0. */
     s->started_ms = fresh ? call->started_ms : cs_wall_ms();
+    s->clock_origin_ms = calls->clock_ms();
     s->offset_ms = s->started_ms - call->started_ms;
     s->last_seq = start->seq;
     if (pre) s->stats = *pre;
@@ -289,7 +293,26 @@ static void track_seq(cs_stream *s, int64_t seq)
     s->last_seq = seq;
 }
 
-static void on_media(cs_stream *s, const cs_pevent *ev)
+/* Where a media message of track `t` goes on the stream's clock (ms); see
+ * cs_stream_event. */
+static uint64_t place_ms(cs_stream *s, enum cs_track t, uint64_t ts)
+{
+    cs_calls *calls = s->calls;
+    uint64_t now = calls->clock_ms() - s->clock_origin_ms, tol = calls->ts_tolerance_ms;
+    uint64_t expected = s->next_ts[t];
+    const char *why = ts > calls->max_ts_ms ? "past MAX_CALL_S"
+                      : ts > now + tol      ? "ahead of its arrival by more than the tolerance"
+                      : ts + tol < expected ? "a jump back by more than the tolerance"
+                                            : NULL;
+    if (!why) return ts;
+    char msg[160];
+    snprintf(msg, sizeof msg, "media timestamp %llu ms is %s; placed by arrival",
+             (unsigned long long)ts, why);
+    cs_stream_bad(s, CS_BAD_TIMESTAMP, msg);
+    return expected + tol >= now ? expected : now;
+}
+
+static uint64_t on_media(cs_stream *s, const cs_pevent *ev)
 {
     enum cs_track t = ev->media.track;
     size_t n = ev->media.len;
@@ -297,12 +320,12 @@ static void on_media(cs_stream *s, const cs_pevent *ev)
     s->stats.bytes[t] += n;
     s->calls->stats.frames_in[t]++;
     s->calls->stats.bytes_in[t] += n;
-    uint64_t ts = ev->media.timestamp_ms + (uint64_t)s->offset_ms;
+    uint64_t ts = place_ms(s, t, ev->media.timestamp_ms);
     /* A jump of more than a frame means lost packets: the gap stays silent. */
     if (s->next_ts[t] && ts > s->next_ts[t] + 20) s->stats.ts_gaps++;
     /* A late frame fills a hole behind; it does not move the expected time back. */
     if (ts + n / CS_FRAMES_PER_MS > s->next_ts[t]) s->next_ts[t] = ts + n / CS_FRAMES_PER_MS;
-    uint64_t pos = ts * CS_FRAMES_PER_MS;
+    uint64_t pos = (ts + (uint64_t)s->offset_ms) * CS_FRAMES_PER_MS;
     cs_call *call = s->call;
     /* Twilio's own outbound track (one-way streams) is the other party: channel 1. */
     unsigned channel = t == CS_TRACK_INBOUND ? 0 : 1;
@@ -310,6 +333,7 @@ static void on_media(cs_stream *s, const cs_pevent *ev)
     if (t == CS_TRACK_INBOUND && pos + n > s->heard_end) s->heard_end = pos + n;
     NOTIFY(s->calls, audio, s, t == CS_TRACK_INBOUND ? CS_SPEAKER_CALLER : CS_SPEAKER_AGENT, pos,
            ev->media.payload, n);
+    return pos;
 }
 
 static int on_mark(cs_stream *s, cs_str name, bool *played)
@@ -355,13 +379,15 @@ static int on_mark(cs_stream *s, cs_str name, bool *played)
     return 0;
 }
 
-int cs_stream_event(cs_stream *s, const cs_pevent *ev, bool *played)
+int cs_stream_event(cs_stream *s, const cs_pevent *ev, cs_stream_outcome *out)
 {
+    cs_stream_outcome ignored;
+    if (!out) out = &ignored;
     s->stats.messages++;
     track_seq(s, ev->seq);
     switch (ev->type) {
     case CS_PEV_MEDIA:
-        on_media(s, ev);
+        out->pos = on_media(s, ev);
         return 0;
     case CS_PEV_DTMF: {
         s->stats.dtmf++;
@@ -371,12 +397,8 @@ int cs_stream_event(cs_stream *s, const cs_pevent *ev, bool *played)
         NOTIFY(s->calls, event, s->call, s, CS_EVENT_DTMF, cs_wall_ms(), detail);
         return 0;
     }
-    case CS_PEV_MARK: {
-        bool p;
-        int rc = on_mark(s, ev->mark.name, &p);
-        if (rc == 0 && played) *played = p;
-        return rc;
-    }
+    case CS_PEV_MARK:
+        return on_mark(s, ev->mark.name, &out->played);
     case CS_PEV_STOP:
         return 0;
     case CS_PEV_CONNECTED:

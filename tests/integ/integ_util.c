@@ -21,6 +21,7 @@
 
 #include "core/crypto.h"
 #include "net/http.h"
+#include "provider/twilio.h"
 
 #define START_WAIT_MS 15000
 #define IO_WAIT_MS    10000
@@ -610,6 +611,50 @@ int it_ws_next(it_ws *w, cs_ws_event *ev, int timeout_ms)
     }
 }
 
+#define IT_ACCOUNT "AC00000000000000000000000000000000"
+
+static int send_msg(it_ws *w, cs_buf *b)
+{
+    int rc = b->data ? it_ws_send_text(w, b->data) : -1;
+    cs_buf_free(b);
+    return rc;
+}
+
+int it_media_start(it_ws *w, int port, const char *call, const char *stream)
+{
+    int rc = it_ws_connect(w, port, "/twilio/media", NULL);
+    return rc ? rc : it_media_begin(w, call, stream);
+}
+
+int it_media_begin(it_ws *w, const char *call, const char *stream)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_connected(&b);
+    send_msg(w, &b);
+    cs_twilio_start st = {IT_ACCOUNT, call, stream, CS_TRACK_BIT(CS_TRACK_INBOUND), NULL, 0};
+    cs_twilio_peer_start(&b, 1, &st);
+    return send_msg(w, &b);
+}
+
+int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms,
+                   uint8_t code, size_t n)
+{
+    uint8_t audio[1024];
+    if (n > sizeof audio) return -1;
+    memset(audio, code, n);
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_media(&b, stream, seq, CS_TRACK_INBOUND, seq, timestamp_ms, audio, n);
+    return send_msg(w, &b);
+}
+
+int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_stop(&b, stream, seq, IT_ACCOUNT, call);
+    send_msg(w, &b);
+    return it_ws_close_code(w, IO_WAIT_MS);
+}
+
 int it_ws_close_code(it_ws *w, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -690,4 +735,29 @@ int it_wav_info(const char *path, unsigned *channels, long *header_frames, long 
     *header_frames = (long)(data / frame);
     *size_frames = (size - 44) / (long)frame;
     return 0;
+}
+
+static unsigned get16(const unsigned char *p)
+{
+    return p[0] | (unsigned)p[1] << 8;
+}
+
+static unsigned long get32(const unsigned char *p)
+{
+    return get16(p) | (unsigned long)get16(p + 2) << 16;
+}
+
+long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_t **pcm)
+{
+    const unsigned char *h = (const unsigned char *)wav;
+    if (len < 44 || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVEfmt ", 8) ||
+        memcmp(h + 36, "data", 4) || get16(h + 20) != 1 || get16(h + 34) != 16)
+        return -1;
+    *channels = get16(h + 22);
+    unsigned long data = get32(h + 40);
+    if (*channels == 0 || get32(h + 4) != data + 36 || data != len - 44 ||
+        data % (*channels * 2) != 0)
+        return -1;
+    *pcm = (const int16_t *)(wav + 44);
+    return (long)(data / (*channels * 2));
 }

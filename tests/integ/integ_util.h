@@ -127,6 +127,16 @@ int it_ws_send_text(it_ws *w, const char *text);
 int it_ws_send_raw(it_ws *w, const void *bytes, size_t n);
 /* The next event within timeout_ms: 1, 0 on timeout, -1 when the socket closed. */
 int it_ws_next(it_ws *w, cs_ws_event *ev, int timeout_ms);
+/* A media stream as Twilio opens one: connected, then start for `call`/`stream` with the
+ * inbound track. 0, or what it_ws_connect said. */
+int it_media_start(it_ws *w, int port, const char *call, const char *stream);
+/* The same on a socket already upgraded. */
+int it_media_begin(it_ws *w, const char *call, const char *stream);
+/* One inbound media message: `n` μ-law bytes of `code` at `timestamp_ms`. */
+int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms,
+                   uint8_t code, size_t n);
+/* stop, then the server's close frame: its code, or -1. */
+int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq);
 /* Reads until the server's close frame; its code, or -1 if none came. */
 int it_ws_close_code(it_ws *w, int timeout_ms);
 void it_ws_close(it_ws *w);
@@ -143,5 +153,8 @@ const char *it_db(const it_server *s);
 long long it_sql(const char *db, const char *sql);
 /* Channels and frames of a WAV, from its header and from its size. 0 or -1. */
 int it_wav_info(const char *path, unsigned *channels, long *header_frames, long *size_frames);
+/* The samples of a 16-bit WAV in memory (a file, or an answer's body): checks the header
+ * (PCM, 16-bit, sizes that match the length) and points *pcm at the data. Frames, or -1. */
+long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_t **pcm);
 
 #endif
