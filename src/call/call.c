@@ -149,16 +149,79 @@ static cs_call *call_new(cs_calls *calls, const cs_pevent *start)
     return call;
 }
 
-typedef struct rec_done_ctx {
+/* ---- recordings ---- */
+
+/* What a recording's callbacks need: it outlives the call until the file is done. */
+typedef struct rec_ctx {
     cs_calls *calls;
     char sid[CS_SID_MAX + 1];
-} rec_done_ctx;
+} rec_ctx;
 
-static void recording_done(void *data, const char *path, uint64_t frames, int err)
+static void rec_event(rec_ctx *x, cs_buf *detail, cs_json *j, int err)
 {
-    rec_done_ctx *x = data;
-    if (err == 0) NOTIFY(x->calls, recording, x->sid, path, frames);
+    if (err) {
+        cs_json_kstr(j, "error", cs_strerror(err));
+        const char *code = err > -4096 ? strerrorname_np(-err) : NULL;
+        if (code) cs_json_kstr(j, "code", code);
+    }
+    cs_json_obj_end(j);
+    if (cs_json_end(j) == 0) cs_calls_event(x->calls, x->sid, CS_EVENT_RECORDING, detail->data);
+    cs_buf_free(detail);
+}
+
+/* The file failed, or writes again: a `recording` event says so while the call goes on. */
+static void recording_news(void *data, enum cs_recording_news what, int err, uint64_t from,
+                           uint64_t to)
+{
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "state", cs_recording_news_label(what));
+    if (what == CS_REC_FAILED) {
+        cs_json_kuint(&j, "atMs", from / CS_FRAMES_PER_MS);
+    } else {
+        cs_json_kuint(&j, "lostFromMs", from / CS_FRAMES_PER_MS);
+        cs_json_kuint(&j, "lostToMs", to / CS_FRAMES_PER_MS);
+        cs_json_kuint(&j, "lostMs", (to - from) / CS_FRAMES_PER_MS);
+    }
+    rec_event(data, &detail, &j, err);
+}
+
+/* What was written is kept and attached to the call, even if writing failed part way. */
+static void recording_done(void *data, const cs_recording_result *res)
+{
+    rec_ctx *x = data;
+    if (res->path) NOTIFY(x->calls, recording, x->sid, res->path, res->frames);
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "state", res->path ? "finished" : "none");
+    if (res->path) cs_json_kuint(&j, "durationMs", res->frames / CS_FRAMES_PER_MS);
+    if (res->lost_frames) cs_json_kuint(&j, "lostMs", res->lost_frames / CS_FRAMES_PER_MS);
+    rec_event(x, &detail, &j, res->err);
     free(x);
+}
+
+static void recording_open(cs_call *call, cs_stream *s, bool stereo)
+{
+    cs_calls *calls = call->calls;
+    call->rec_channels = stereo ? 2 : 1;
+    rec_ctx *x = calloc(1, sizeof *x);
+    int rc = x ? cs_recording_open(calls->recorders, call->sid, call->rec_channels, &call->rec)
+               : -ENOMEM;
+    if (rc < 0) {
+        free(x);
+        const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
+        cs_error("call: cannot record: %s", cs_strerror(rc));
+        cs_log_set_ctx(prev);
+        return;
+    }
+    x->calls = calls;
+    snprintf(x->sid, sizeof x->sid, "%s", call->sid);
+    call->rec_ctx = x;
+    cs_recording_on_news(call->rec, recording_news, x);
 }
 
 static void call_end(cs_call *call)
@@ -166,12 +229,7 @@ static void call_end(cs_call *call)
     cs_calls *calls = call->calls;
     call->ended_ms = cs_wall_ms();
     if (call->rec) {
-        rec_done_ctx *x = calloc(1, sizeof *x);
-        if (x) {
-            x->calls = calls;
-            snprintf(x->sid, sizeof x->sid, "%s", call->sid);
-        }
-        cs_recording_close(call->rec, x ? recording_done : NULL, x);
+        cs_recording_close(call->rec, recording_done, call->rec_ctx);
         call->rec = NULL;
     }
     NOTIFY(calls, call_ended, call);
@@ -259,15 +317,7 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     call->streams[call->nstreams++] = s;
     calls->stats.streams_total++;
 
-    if (calls->recorders && !call->rec) {
-        call->rec_channels = stereo ? 2 : 1;
-        int rc = cs_recording_open(calls->recorders, call->sid, call->rec_channels, &call->rec);
-        if (rc < 0) {
-            const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
-            cs_error("call: cannot record: %s", cs_strerror(rc));
-            cs_log_set_ctx(prev);
-        }
-    }
+    if (calls->recorders && !call->rec) recording_open(call, s, stereo);
     NOTIFY(calls, stream_started, s);
     cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
     start_detail(&detail, s, start);

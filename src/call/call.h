@@ -63,7 +63,7 @@ const char *cs_end_label(enum cs_end_reason r);
     X(STATUS, "status")                 /* Twilio call status callback */                          \
     X(STREAM_STATUS, "stream_status")   /* Twilio stream status callback */                        \
     X(WEBHOOK, "webhook")               /* the voice webhook answered */                           \
-    X(RECORDING, "recording")           /* a recording was finished */                            \
+    X(RECORDING, "recording")           /* a recording failed, resumed or was finished */         \
     X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */
 
 enum cs_event_type {
@@ -145,6 +145,7 @@ struct cs_call {
     cs_stream *streams[CS_CALL_MAX_STREAMS];
     size_t nstreams;
     cs_recording *rec;
+    struct rec_ctx *rec_ctx; /* what its callbacks need; outlives the call */
     unsigned rec_channels;
     cs_log_ctx log;
 };
@@ -162,7 +163,8 @@ typedef struct cs_call_observer {
     /* Audio on the call's timeline: the caller's as it arrives, ours as we send it. */
     void (*audio)(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
                   const uint8_t *ulaw, size_t n);
-    /* A finished recording. */
+    /* A finished recording: the file and its length (also when writing failed part way:
+     * what it holds is kept). */
     void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);
     void *data;
 } cs_call_observer;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -92,6 +93,11 @@ static int connect_to(int port)
     return connect_buffered(port, 0);
 }
 
+int it_connect(int port)
+{
+    return connect_to(port);
+}
+
 static int send_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
@@ -156,6 +162,9 @@ static int launch(it_server *s, const char *const *args)
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
+        if (fd > 2) close(fd);
+        struct rlimit nofile = {(rlim_t)s->nofile, (rlim_t)s->nofile};
+        if (s->nofile && setrlimit(RLIMIT_NOFILE, &nofile) != 0) _exit(126);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -201,6 +210,11 @@ int it_cli(const it_server *s, const char *args, const char *input, char *out, s
 
 int it_server_start(it_server *s, const char *const *args)
 {
+    return it_server_prepare(s) < 0 ? -1 : launch(s, args);
+}
+
+int it_server_prepare(it_server *s)
+{
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/callstream-it-XXXXXX");
     if (!mkdtemp(s->dir)) return -1;
@@ -213,7 +227,7 @@ int it_server_start(it_server *s, const char *const *args)
         return -1;
     }
     snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", s->token);
-    return launch(s, args);
+    return 0;
 }
 
 int it_server_restart(it_server *s, const char *const *args)

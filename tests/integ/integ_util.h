@@ -37,6 +37,7 @@ typedef struct it_server {
     char log[300];  /* the server's output */
     char url[64];   /* http://127.0.0.1:PORT */
     char token[64]; /* an API token made with `callstream token create` before start */
+    long nofile;    /* when set (before a start), its descriptor limit, soft and hard */
 } it_server;
 
 /* "Authorization: Bearer <token>\r\n" for the last server started (it_http, it_get_json
@@ -46,6 +47,9 @@ extern char it_auth[128];
 /* Starts `callstream serve` on a free port with a new DATA_DIR and `args` (a NULL-ended
  * list of "--flag", "value" pairs); waits until /health answers. 0 or -1. */
 int it_server_start(it_server *s, const char *const *args);
+/* The first half of it_server_start: the temp dir, DATA_DIR with its database and the
+ * test's API token, but no server yet (it_server_restart starts it). 0 or -1. */
+int it_server_prepare(it_server *s);
 /* Starts it again on the same port and DATA_DIR (after a stop or a crash). */
 int it_server_restart(it_server *s, const char *const *args);
 /* Sends `sig` and waits up to timeout_ms; returns the exit status, or -1 if it had to be
@@ -73,6 +77,8 @@ typedef struct it_resp {
     cJSON *json; /* when the body is JSON */
 } it_resp;
 
+/* A TCP connection to the server on loopback (the caller closes it), or -1. */
+int it_connect(int port);
 /* Sends raw bytes and reads the answer until the server closes. 0 or -1. */
 int it_http_raw(int port, const void *req, size_t len, it_resp *r);
 /* A request with "Connection: close", it_auth, and `headers` (extra lines or NULL). */

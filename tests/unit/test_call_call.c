@@ -14,7 +14,7 @@
 #include "core/err.h"
 #include "core/worker.h"
 
-#define MAX_SEEN 256
+#define MAX_SEEN 2048
 
 /* ---- a test observer: every callback, in order ---- */
 
@@ -271,6 +271,8 @@ static int setup_recording(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    tu_limit_file_size(-1); /* if a test failed while it limited them */
+    tu_limit_open_files(-1);
     cs_calls_free(&f->calls, CS_END_SHUTDOWN);
     cs_recorders_free(f->recorders);
     cs_mailbox_close(f->mb);
@@ -1221,6 +1223,134 @@ static void a_call_that_cannot_be_recorded_goes_on(void **state)
     assert_int_equal(st.opened, 0);
 }
 
+static bool recording_event(void *data, const char *state)
+{
+    const observer *o = data;
+    for (size_t i = 0; i < o->n; i++) {
+        const seen *e = &o->seen[i];
+        if (e->cb != CB_EVENT || e->what != CS_EVENT_RECORDING) continue;
+        cJSON *j = parse(e->text);
+        bool found = strcmp(jstr(j, "state"), state) == 0;
+        cJSON_Delete(j);
+        if (found) return true;
+    }
+    return false;
+}
+
+static bool recording_failed(void *data)
+{
+    return recording_event(data, "failed");
+}
+
+static bool recording_resumed(void *data)
+{
+    return recording_event(data, "resumed");
+}
+
+/* The detail of the first `recording` event in `state`. Caller frees. */
+static cJSON *recording_detail(const observer *o, const char *state)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        const seen *e = &o->seen[i];
+        if (e->cb != CB_EVENT || e->what != CS_EVENT_RECORDING) continue;
+        cJSON *j = parse(e->text);
+        if (strcmp(jstr(j, "state"), state) == 0) return j;
+        cJSON_Delete(j);
+    }
+    fail_msg("no recording event \"%s\"", state);
+    return NULL;
+}
+
+/* 20 ms of caller audio, the clock moving with it. */
+static void speak(cs_stream *s, uint64_t *ts)
+{
+    now_ms += 20;
+    hear(s, CS_TRACK_INBOUND, -1, *ts, 0x10, 160);
+    *ts += 20;
+}
+
+/* The disk fills mid-call (a file-size limit fails writes the same way) and empties
+ * again: the call goes on, hears of it as events, and keeps what was written. */
+static void a_failing_recording_is_told_and_kept(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    uint64_t ts = 0;
+    /* Room for 2 s: the caller's channel and ours. */
+    tu_limit_file_size(CS_WAV_HEADER_LEN + 2 * 8000 * 4);
+    tu_log_capture_start();
+    for (int i = 0; i < 150 && !recording_failed(&f->obs); i++) {
+        speak(s, &ts);
+        tu_run_until(&f->loop, recording_failed, &f->obs, 5);
+    }
+    assert_true(tu_run_until(&f->loop, recording_failed, &f->obs, TU_WAIT_MS));
+    tu_log_capture_stop();
+    cJSON *j = recording_detail(&f->obs, "failed");
+    assert_string_equal(jstr(j, "error"), "File too large");
+    assert_string_equal(jstr(j, "code"), "EFBIG");
+    double at_ms = jnum(j, "atMs");
+    assert_true(at_ms > 0 && at_ms <= 2000);
+    cJSON_Delete(j);
+    assert_true(tu_log_contains("recorder: writing"));
+    assert_int_equal(count(&f->obs, CB_CALL_ENDED), 0); /* the call goes on */
+
+    tu_limit_file_size(-1);
+    for (int i = 0; i < 500 && !recording_resumed(&f->obs); i++) {
+        speak(s, &ts);
+        cs_recording_flush(s->call->rec);
+        tu_run_until(&f->loop, recording_resumed, &f->obs, 10);
+    }
+    j = recording_detail(&f->obs, "resumed");
+    double lost_from = jnum(j, "lostFromMs"), lost_to = jnum(j, "lostToMs");
+    assert_true(lost_from == at_ms);
+    assert_true(lost_to > lost_from && lost_to <= (double)ts);
+    assert_true(jnum(j, "lostMs") == lost_to - lost_from);
+    cJSON_Delete(j);
+    for (int i = 0; i < 10; i++) speak(s, &ts);
+    cs_stream_end(s, CS_END_STOP);
+
+    assert_true(tu_run_until(&f->loop, recorded, &f->obs, TU_WAIT_MS));
+    const seen *r = nth(&f->obs, CB_RECORDING, 0);
+    assert_int_equal(r->frames, ts * CS_FRAMES_PER_MS);
+    j = recording_detail(&f->obs, "finished");
+    assert_true(jnum(j, "durationMs") == (double)ts);
+    assert_true(jnum(j, "lostMs") == lost_to - lost_from);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "error"));
+    cJSON_Delete(j);
+    size_t frames;
+    int16_t *pcm = read_stereo(r->text, &frames);
+    assert_int_equal(frames, ts * CS_FRAMES_PER_MS);
+    size_t from = (size_t)lost_from * CS_FRAMES_PER_MS, to = (size_t)lost_to * CS_FRAMES_PER_MS;
+    assert_run(pcm, 0, 0, from, 0x10);
+    assert_run(pcm, 0, from, to, -1);
+    assert_run(pcm, 0, to, frames, 0x10);
+    free(pcm);
+}
+
+/* Nothing could be written: no recording is attached, and the event says why. */
+static void a_recording_without_a_file_says_so(void **state)
+{
+    fixture *f = *state;
+    tu_limit_file_size(0);
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    uint64_t ts = 0;
+    speak(s, &ts);
+    assert_true(tu_run_until(&f->loop, recording_failed, &f->obs, TU_WAIT_MS));
+    cs_stream_end(s, CS_END_STOP);
+    bool finished = false;
+    for (int i = 0; i < 100 && !finished; i++) {
+        tu_run_until(&f->loop, recorded, &f->obs, 10);
+        finished = recording_event(&f->obs, "none");
+    }
+    tu_limit_file_size(-1);
+    assert_true(finished);
+    assert_int_equal(count(&f->obs, CB_RECORDING), 0);
+    cJSON *j = recording_detail(&f->obs, "none");
+    assert_string_equal(jstr(j, "code"), "EFBIG");
+    assert_true(jnum(j, "lostMs") == 20);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1254,6 +1384,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(two_way_call_is_recorded_in_stereo, setup_recording,
                                         teardown),
         cmocka_unit_test_setup_teardown(one_way_stereo_records_the_other_party, setup_recording,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_failing_recording_is_told_and_kept, setup_recording,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_recording_without_a_file_says_so, setup_recording,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_call_that_cannot_be_recorded_goes_on, setup_recording,
                                         teardown),
