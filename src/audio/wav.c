@@ -308,17 +308,16 @@ int cs_wav_writer_open(cs_wav_writer *w, const char *path, unsigned rate, unsign
     return rc;
 }
 
-int cs_wav_writer_write(cs_wav_writer *w, uint64_t pos, const int16_t *frames, size_t nframes)
+uint64_t cs_wav_max_frames(unsigned channels)
 {
-    if (w->fd < 0) return -EBADF;
-    uint64_t frame_bytes = w->channels * 2, max_frames = MAX_DATA_BYTES / frame_bytes;
-    if (pos > max_frames || nframes > max_frames - pos) return -EFBIG;
-    size_t total = nframes * w->channels;
-    uint64_t off = CS_WAV_HEADER_LEN + pos * frame_bytes;
+    return MAX_DATA_BYTES / ((uint64_t)(channels ? channels : 1) * 2);
+}
+
+static int write_frames(cs_wav_writer *w, uint64_t off, const int16_t *frames, size_t total)
+{
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     /* The samples are in the file's byte order already: one write. */
-    int rc = pwrite_all(w->fd, (const uint8_t *)frames, total * 2, off);
-    if (rc < 0) return rc;
+    return pwrite_all(w->fd, (const uint8_t *)frames, total * 2, off);
 #else
     uint8_t block[WRITE_BLOCK];
     for (size_t i = 0; i < total;) {
@@ -329,7 +328,25 @@ int cs_wav_writer_write(cs_wav_writer *w, uint64_t pos, const int16_t *frames, s
         i += k;
         off += 2 * k;
     }
+    return 0;
 #endif
+}
+
+int cs_wav_writer_write(cs_wav_writer *w, uint64_t pos, const int16_t *frames, size_t nframes)
+{
+    if (w->fd < 0) return -EBADF;
+    uint64_t frame_bytes = w->channels * 2, max_frames = cs_wav_max_frames(w->channels);
+    if (pos > max_frames || nframes > max_frames - pos) return -EFBIG;
+    int rc = write_frames(w, CS_WAV_HEADER_LEN + pos * frame_bytes, frames, nframes * w->channels);
+    if (rc < 0) {
+        /* Part of it may have landed past the end: drop it, a partial frame included.
+         * Shrinking needs no space, so this works on a full disk. */
+        if (pos + nframes > w->frames) {
+            int cut = ftruncate(w->fd, (off_t)(CS_WAV_HEADER_LEN + w->frames * frame_bytes));
+            (void)cut; /* the write's error is the one to report */
+        }
+        return rc;
+    }
     if (nframes > 0 && pos + nframes > w->frames) w->frames = pos + nframes;
     return 0;
 }

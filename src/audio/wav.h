@@ -58,9 +58,12 @@ typedef struct cs_wav_writer {
  * and writes a header for 16-bit PCM. 0, -EINVAL (rate 0, or
  * channels not in 1..CS_WAV_MAX_CHANNELS) or -errno; on failure w->fd is -1. */
 int cs_wav_writer_open(cs_wav_writer *w, const char *path, unsigned rate, unsigned channels);
+/* The most frames a WAV of `channels` 16-bit channels can hold (its sizes are 32-bit). */
+uint64_t cs_wav_max_frames(unsigned channels);
 /* Writes `nframes` interleaved frames at frame offset `pos`. Writing past the end leaves
- * the gap as zeros (silence). 0, -EFBIG past the 4 GiB a WAV can hold, -EBADF when closed,
- * or -errno. */
+ * the gap as zeros (silence). 0, -EFBIG past cs_wav_max_frames, -EBADF when closed, or
+ * -errno; a write that fails part way (a full disk) is cut back to `frames`, so the file
+ * stays a whole number of frames. */
 int cs_wav_writer_write(cs_wav_writer *w, uint64_t pos, const int16_t *frames, size_t nframes);
 /* Rewrites the RIFF and data sizes for the current length (no sync). 0, -EBADF when
  * closed, or -errno. */

@@ -65,6 +65,9 @@ void cs_calls_init(cs_calls *calls, cs_recorders *recorders)
 {
     memset(calls, 0, sizeof *calls);
     calls->recorders = recorders;
+    calls->max_ts_ms = UINT64_MAX;
+    calls->ts_tolerance_ms = CS_TS_TOLERANCE_MS;
+    calls->clock_ms = cs_mono_ms;
     cs_hist_init(&calls->stats.frame_seconds, cs_hist_bounds_frame, cs_hist_nbounds_frame);
 }
 
@@ -146,16 +149,79 @@ static cs_call *call_new(cs_calls *calls, const cs_pevent *start)
     return call;
 }
 
-typedef struct rec_done_ctx {
+/* ---- recordings ---- */
+
+/* What a recording's callbacks need: it outlives the call until the file is done. */
+typedef struct rec_ctx {
     cs_calls *calls;
     char sid[CS_SID_MAX + 1];
-} rec_done_ctx;
+} rec_ctx;
 
-static void recording_done(void *data, const char *path, uint64_t frames, int err)
+static void rec_event(rec_ctx *x, cs_buf *detail, cs_json *j, int err)
 {
-    rec_done_ctx *x = data;
-    if (err == 0) NOTIFY(x->calls, recording, x->sid, path, frames);
+    if (err) {
+        cs_json_kstr(j, "error", cs_strerror(err));
+        const char *code = err > -4096 ? strerrorname_np(-err) : NULL;
+        if (code) cs_json_kstr(j, "code", code);
+    }
+    cs_json_obj_end(j);
+    if (cs_json_end(j) == 0) cs_calls_event(x->calls, x->sid, CS_EVENT_RECORDING, detail->data);
+    cs_buf_free(detail);
+}
+
+/* The file failed, or writes again: a `recording` event says so while the call goes on. */
+static void recording_news(void *data, enum cs_recording_news what, int err, uint64_t from,
+                           uint64_t to)
+{
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "state", cs_recording_news_label(what));
+    if (what == CS_REC_FAILED) {
+        cs_json_kuint(&j, "atMs", from / CS_FRAMES_PER_MS);
+    } else {
+        cs_json_kuint(&j, "lostFromMs", from / CS_FRAMES_PER_MS);
+        cs_json_kuint(&j, "lostToMs", to / CS_FRAMES_PER_MS);
+        cs_json_kuint(&j, "lostMs", (to - from) / CS_FRAMES_PER_MS);
+    }
+    rec_event(data, &detail, &j, err);
+}
+
+/* What was written is kept and attached to the call, even if writing failed part way. */
+static void recording_done(void *data, const cs_recording_result *res)
+{
+    rec_ctx *x = data;
+    if (res->path) NOTIFY(x->calls, recording, x->sid, res->path, res->frames);
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "state", res->path ? "finished" : "none");
+    if (res->path) cs_json_kuint(&j, "durationMs", res->frames / CS_FRAMES_PER_MS);
+    if (res->lost_frames) cs_json_kuint(&j, "lostMs", res->lost_frames / CS_FRAMES_PER_MS);
+    rec_event(x, &detail, &j, res->err);
     free(x);
+}
+
+static void recording_open(cs_call *call, cs_stream *s, bool stereo)
+{
+    cs_calls *calls = call->calls;
+    call->rec_channels = stereo ? 2 : 1;
+    rec_ctx *x = calloc(1, sizeof *x);
+    int rc = x ? cs_recording_open(calls->recorders, call->sid, call->rec_channels, &call->rec)
+               : -ENOMEM;
+    if (rc < 0) {
+        free(x);
+        const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
+        cs_error("call: cannot record: %s", cs_strerror(rc));
+        cs_log_set_ctx(prev);
+        return;
+    }
+    x->calls = calls;
+    snprintf(x->sid, sizeof x->sid, "%s", call->sid);
+    call->rec_ctx = x;
+    cs_recording_on_news(call->rec, recording_news, x);
 }
 
 static void call_end(cs_call *call)
@@ -163,12 +229,7 @@ static void call_end(cs_call *call)
     cs_calls *calls = call->calls;
     call->ended_ms = cs_wall_ms();
     if (call->rec) {
-        rec_done_ctx *x = calloc(1, sizeof *x);
-        if (x) {
-            x->calls = calls;
-            snprintf(x->sid, sizeof x->sid, "%s", call->sid);
-        }
-        cs_recording_close(call->rec, x ? recording_done : NULL, x);
+        cs_recording_close(call->rec, recording_done, call->rec_ctx);
         call->rec = NULL;
     }
     NOTIFY(calls, call_ended, call);
@@ -243,6 +304,7 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     s->owner = owner;
     /* The first stream starts the call's timeline: its offset is exactly 0. */
     s->started_ms = fresh ? call->started_ms : cs_wall_ms();
+    s->clock_origin_ms = calls->clock_ms();
     s->offset_ms = s->started_ms - call->started_ms;
     s->last_seq = start->seq;
     if (pre) s->stats = *pre;
@@ -255,15 +317,7 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     call->streams[call->nstreams++] = s;
     calls->stats.streams_total++;
 
-    if (calls->recorders && !call->rec) {
-        call->rec_channels = stereo ? 2 : 1;
-        int rc = cs_recording_open(calls->recorders, call->sid, call->rec_channels, &call->rec);
-        if (rc < 0) {
-            const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
-            cs_error("call: cannot record: %s", cs_strerror(rc));
-            cs_log_set_ctx(prev);
-        }
-    }
+    if (calls->recorders && !call->rec) recording_open(call, s, stereo);
     NOTIFY(calls, stream_started, s);
     cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
     start_detail(&detail, s, start);
@@ -289,7 +343,26 @@ static void track_seq(cs_stream *s, int64_t seq)
     s->last_seq = seq;
 }
 
-static void on_media(cs_stream *s, const cs_pevent *ev)
+/* Where a media message of track `t` goes on the stream's clock (ms); see
+ * cs_stream_event. */
+static uint64_t place_ms(cs_stream *s, enum cs_track t, uint64_t ts)
+{
+    cs_calls *calls = s->calls;
+    uint64_t now = calls->clock_ms() - s->clock_origin_ms, tol = calls->ts_tolerance_ms;
+    uint64_t expected = s->next_ts[t];
+    const char *why = ts > calls->max_ts_ms ? "past MAX_CALL_S"
+                      : ts > now + tol      ? "ahead of its arrival by more than the tolerance"
+                      : ts + tol < expected ? "a jump back by more than the tolerance"
+                                            : NULL;
+    if (!why) return ts;
+    char msg[160];
+    snprintf(msg, sizeof msg, "media timestamp %llu ms is %s; placed by arrival",
+             (unsigned long long)ts, why);
+    cs_stream_bad(s, CS_BAD_TIMESTAMP, msg);
+    return expected + tol >= now ? expected : now;
+}
+
+static uint64_t on_media(cs_stream *s, const cs_pevent *ev)
 {
     enum cs_track t = ev->media.track;
     size_t n = ev->media.len;
@@ -297,12 +370,12 @@ static void on_media(cs_stream *s, const cs_pevent *ev)
     s->stats.bytes[t] += n;
     s->calls->stats.frames_in[t]++;
     s->calls->stats.bytes_in[t] += n;
-    uint64_t ts = ev->media.timestamp_ms + (uint64_t)s->offset_ms;
+    uint64_t ts = place_ms(s, t, ev->media.timestamp_ms);
     /* A jump of more than a frame means lost packets: the gap stays silent. */
     if (s->next_ts[t] && ts > s->next_ts[t] + 20) s->stats.ts_gaps++;
     /* A late frame fills a hole behind; it does not move the expected time back. */
     if (ts + n / CS_FRAMES_PER_MS > s->next_ts[t]) s->next_ts[t] = ts + n / CS_FRAMES_PER_MS;
-    uint64_t pos = ts * CS_FRAMES_PER_MS;
+    uint64_t pos = (ts + (uint64_t)s->offset_ms) * CS_FRAMES_PER_MS;
     cs_call *call = s->call;
     /* Twilio's own outbound track (one-way streams) is the other party: channel 1. */
     unsigned channel = t == CS_TRACK_INBOUND ? 0 : 1;
@@ -310,6 +383,7 @@ static void on_media(cs_stream *s, const cs_pevent *ev)
     if (t == CS_TRACK_INBOUND && pos + n > s->heard_end) s->heard_end = pos + n;
     NOTIFY(s->calls, audio, s, t == CS_TRACK_INBOUND ? CS_SPEAKER_CALLER : CS_SPEAKER_AGENT, pos,
            ev->media.payload, n);
+    return pos;
 }
 
 static int on_mark(cs_stream *s, cs_str name, bool *played)
@@ -355,13 +429,15 @@ static int on_mark(cs_stream *s, cs_str name, bool *played)
     return 0;
 }
 
-int cs_stream_event(cs_stream *s, const cs_pevent *ev, bool *played)
+int cs_stream_event(cs_stream *s, const cs_pevent *ev, cs_stream_outcome *out)
 {
+    cs_stream_outcome ignored;
+    if (!out) out = &ignored;
     s->stats.messages++;
     track_seq(s, ev->seq);
     switch (ev->type) {
     case CS_PEV_MEDIA:
-        on_media(s, ev);
+        out->pos = on_media(s, ev);
         return 0;
     case CS_PEV_DTMF: {
         s->stats.dtmf++;
@@ -371,12 +447,8 @@ int cs_stream_event(cs_stream *s, const cs_pevent *ev, bool *played)
         NOTIFY(s->calls, event, s->call, s, CS_EVENT_DTMF, cs_wall_ms(), detail);
         return 0;
     }
-    case CS_PEV_MARK: {
-        bool p;
-        int rc = on_mark(s, ev->mark.name, &p);
-        if (rc == 0 && played) *played = p;
-        return rc;
-    }
+    case CS_PEV_MARK:
+        return on_mark(s, ev->mark.name, &out->played);
     case CS_PEV_STOP:
         return 0;
     case CS_PEV_CONNECTED:

@@ -25,6 +25,7 @@
 #define CS_MARKS_MAX        1024 /* marks awaiting their echo; more are refused */
 #define CS_CALL_MAX_OBSERVERS 8
 #define CS_FRAMES_PER_MS    8    /* 8 kHz */
+#define CS_TS_TOLERANCE_MS  10000 /* default of TIMESTAMP_TOLERANCE_S, in ms */
 
 enum cs_stream_mode {
     CS_MODE_ONE_WAY = 0, /* <Start><Stream>: we may not send anything */
@@ -62,7 +63,7 @@ const char *cs_end_label(enum cs_end_reason r);
     X(STATUS, "status")                 /* Twilio call status callback */                          \
     X(STREAM_STATUS, "stream_status")   /* Twilio stream status callback */                        \
     X(WEBHOOK, "webhook")               /* the voice webhook answered */                           \
-    X(RECORDING, "recording")           /* a recording was finished */                            \
+    X(RECORDING, "recording")           /* a recording failed, resumed or was finished */         \
     X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */
 
 enum cs_event_type {
@@ -117,13 +118,14 @@ struct cs_stream {
     enum cs_stream_mode mode;
     int64_t started_ms, ended_ms; /* wall clock */
     int64_t offset_ms;         /* this stream's timestamps + offset = call timeline */
+    uint64_t clock_origin_ms;  /* the calls' clock when it started: its timestamps' zero */
     cs_stream_stats stats;
     cs_stream_sink sink;
     void *owner;               /* the media socket's state */
     /* timeline, in frames of the call's timeline */
     uint64_t heard_end;        /* end of the latest caller audio */
     uint64_t play_end;         /* where audio we send next will start playing */
-    uint64_t next_ts[2];       /* expected next media timestamp per track, ms */
+    uint64_t next_ts[2];       /* expected next media timestamp per track, ms (stream's) */
     int64_t last_seq;
     /* marks awaiting their echo: a ring */
     cs_mark *marks;
@@ -143,6 +145,7 @@ struct cs_call {
     cs_stream *streams[CS_CALL_MAX_STREAMS];
     size_t nstreams;
     cs_recording *rec;
+    struct rec_ctx *rec_ctx; /* what its callbacks need; outlives the call */
     unsigned rec_channels;
     cs_log_ctx log;
 };
@@ -160,7 +163,8 @@ typedef struct cs_call_observer {
     /* Audio on the call's timeline: the caller's as it arrives, ours as we send it. */
     void (*audio)(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
                   const uint8_t *ulaw, size_t n);
-    /* A finished recording. */
+    /* A finished recording: the file and its length (also when writing failed part way:
+     * what it holds is kept). */
     void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);
     void *data;
 } cs_call_observer;
@@ -182,6 +186,11 @@ struct cs_calls {
     cs_call_observer observers[CS_CALL_MAX_OBSERVERS];
     size_t nobservers;
     cs_recorders *recorders; /* NULL: recordings off */
+    /* Media timestamps are checked against each stream's clock (cs_calls_init sets the
+     * defaults; the owner may change them). */
+    uint64_t max_ts_ms;         /* MAX_CALL_S: a later timestamp is bad */
+    uint64_t ts_tolerance_ms;   /* how far ahead of arrival, or back, a timestamp may be */
+    uint64_t (*clock_ms)(void); /* monotonic ms (cs_mono_ms; tests may stand in) */
     cs_calls_stats stats;
 };
 
@@ -209,10 +218,20 @@ void cs_calls_event(cs_calls *calls, const char *call_sid, enum cs_event_type ty
 int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode mode, bool stereo,
                     const cs_stream_sink *sink, void *owner, const cs_stream_stats *pre,
                     cs_stream **out);
-/* Everything received after start (media, dtmf, mark, stop). For marks, *played tells
- * whether the echo meant "played" (true) or "discarded by a clear" (false); unknown marks
- * leave it untouched and return CS_ENOTFOUND. */
-int cs_stream_event(cs_stream *s, const cs_pevent *ev, bool *played);
+/* What cs_stream_event found out about a message. */
+typedef struct cs_stream_outcome {
+    uint64_t pos; /* media: where its audio was placed, in frames of the call's timeline */
+    bool played;  /* mark echo: "played" (true) or "discarded by a clear" (false) */
+} cs_stream_outcome;
+
+/* Everything received after start (media, dtmf, mark, stop); `out` (may be NULL) is
+ * filled for media and marks. Media is placed by its timestamp, unless that is off the
+ * stream's clock — past max_ts_ms, more than ts_tolerance_ms ahead of the time it
+ * arrived, or a jump back more than that behind the track's audio — then it is counted as
+ * a bad frame (CS_BAD_TIMESTAMP) and placed by arrival: right after the track's previous
+ * audio, or at its arrival time if the track paused longer than the tolerance. Unknown
+ * marks return CS_ENOTFOUND. */
+int cs_stream_event(cs_stream *s, const cs_pevent *ev, cs_stream_outcome *out);
 /* A message that was refused: counted, logged once per kind, and the first of each kind
  * becomes an `error` event. */
 void cs_stream_bad(cs_stream *s, enum cs_bad kind, const char *why);

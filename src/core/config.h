@@ -56,6 +56,8 @@
     N(recordings, "RECORDINGS", 1, 0, 1, "write a WAV per call under DATA_DIR/recordings")         \
     N(recording_header_s, "RECORDING_HEADER_S", 5, 1, 3600,                                        \
       "rewrite recording headers this often (seconds), so a crash leaves playable files")          \
+    N(recordings_low_disk_mb, "RECORDINGS_LOW_DISK_MB", 1024, 0, 100000000,                        \
+      "warn (log, /status, /metrics) when the recordings' disk has less free, in MB (0: never)")   \
     N(max_connections, "MAX_CONNECTIONS", 20000, 1, 1000000, "open connections in total")          \
     N(max_connections_per_ip, "MAX_CONNECTIONS_PER_IP", 5000, 1, 1000000,                          \
       "open connections from one address")                                                         \
@@ -71,6 +73,8 @@
     N(max_body_bytes, "MAX_BODY_BYTES", 65536, 1024, 16777216, "largest HTTP request body")        \
     N(max_header_bytes, "MAX_HEADER_BYTES", 16384, 1024, 1048576, "largest HTTP request head")     \
     N(max_call_s, "MAX_CALL_S", 14400, 1, 86400, "a stream is ended after this many seconds")     \
+    N(timestamp_tolerance_s, "TIMESTAMP_TOLERANCE_S", 10, 1, 3600,                                 \
+      "a media timestamp this far ahead of its arrival, or back, is bad: placed by arrival")       \
     N(idle_timeout_s, "IDLE_TIMEOUT_S", 60, 1, 3600,                                               \
       "a media socket silent this long is ended as abnormal")                                      \
     N(http_idle_s, "HTTP_IDLE_S", 30, 1, 3600, "an idle keep-alive HTTP connection is closed")      \

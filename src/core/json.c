@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/str.h"
 
 void cs_json_init(cs_json *j, cs_buf *out)
 {
@@ -135,9 +136,19 @@ int cs_json_escape(cs_buf *out, const char *s, size_t n)
                 memcpy(u, "\\u00", 4);
                 u[4] = hex[c >> 4];
                 u[5] = hex[c & 15];
-            } else {
+            } else if (c < 0x80) {
                 run++;
                 continue;
+            } else {
+                /* JSON is Unicode text (RFC 8259 §8.1): a byte that is not UTF-8 becomes
+                 * U+FFFD, or a browser would drop the whole message. */
+                size_t k = cs_utf8_char(s + i, n - i);
+                if (k) {
+                    run += k;
+                    i += k - 1;
+                    continue;
+                }
+                esc = CS_UTF8_REPLACEMENT;
             }
         }
         if (run) rc = cs_buf_append(out, s + i - run, run);

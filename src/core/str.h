@@ -44,5 +44,10 @@ int cs_str_to_u64(cs_str s, uint64_t max, uint64_t *out);
 size_t cs_str_copy(char *out, size_t cap, cs_str s);
 /* malloc'd NUL-terminated copy; caller frees. NULL on allocation failure. */
 char *cs_str_dup(cs_str s);
+/* Length (1–4) of the well-formed UTF-8 character s[0..), reading at most n bytes; 0 if
+ * it is not one (a stray or truncated byte, an overlong form, a surrogate, past U+10FFFF).
+ * Text for XML and JSON puts U+FFFD in place of such bytes, one for each. */
+size_t cs_utf8_char(const char *s, size_t n);
+#define CS_UTF8_REPLACEMENT "\xEF\xBF\xBD" /* U+FFFD */
 
 #endif

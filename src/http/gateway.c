@@ -132,7 +132,8 @@ static int check_config(cs_gateway *gw, cs_buf *err)
         cs_buf_printf(err, "STREAM_PARAMS: not form-encoded (a=1&b=2): '%s'", cfg->stream_params);
         rc = CS_ECONFIG;
     }
-    return rc == 0 ? derive_urls(gw, err) : rc;
+    if (rc == 0) rc = derive_urls(gw, err);
+    return rc == 0 ? cs_twilio_twiml_check(gw, err) : rc;
 }
 
 /* Thousands of calls need thousands of descriptors. */
@@ -231,6 +232,7 @@ static int start(cs_gateway *gw, cs_buf *err)
     cs_log_min = cs_log_level_parse(cfg->log_level);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the write (EFBIG), like a full disk */
     if ((rc = cs_mkdir_p(cfg->data_dir, 0750)) < 0) {
         cs_buf_printf(err, "cannot create %s: %s", cfg->data_dir, cs_strerror(rc));
         return rc;
@@ -253,12 +255,17 @@ static int start(cs_gateway *gw, cs_buf *err)
         char dir[4200];
         snprintf(dir, sizeof dir, "%s/recordings", cfg->data_dir);
         rc = cs_recorders_new(&gw->recorders, gw->mb, dir, (unsigned)cfg->recording_header_s);
+        if (rc == 0)
+            rc = cs_recorders_watch_disk(gw->recorders, gw->loop,
+                                         (uint64_t)cfg->recordings_low_disk_mb * 1000000);
         if (rc < 0) {
             cs_buf_printf(err, "cannot start the recorder in %s: %s", dir, cs_strerror(rc));
             return rc;
         }
     }
     cs_calls_init(&gw->calls, gw->recorders);
+    gw->calls.max_ts_ms = (uint64_t)cfg->max_call_s * 1000;
+    gw->calls.ts_tolerance_ms = (uint64_t)cfg->timestamp_tolerance_s * 1000;
     cs_bus_init(&gw->bus);
     if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0) return rc;
     if ((rc = cs_auth_new(&gw->auth, gw)) < 0) {

@@ -49,6 +49,7 @@ typedef struct cs_gateway_stats {
     uint64_t media_sockets_total;
     uint64_t webhooks;
     uint64_t status_callbacks;
+    uint64_t twiml_params_dropped; /* From/To too long for a <Parameter> */
 } cs_gateway_stats;
 
 typedef struct cs_gateway {
@@ -162,5 +163,8 @@ void cs_journal_recover(cs_gateway *gw);
 /* Checks X-Twilio-Signature of a form webhook (twilio.c). 0, or answers 403/400 itself
  * and returns < 0. Parsed form into *form (free with cs_form_free). */
 int cs_twilio_check_webhook(cs_request *r, cs_form *form);
+/* Whether the settings make TwiML Twilio takes, whatever a webhook brings (twilio.c).
+ * 0, or CS_ECONFIG with the reason in `err`. */
+int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err);
 
 #endif

@@ -44,6 +44,34 @@ void cs_health(cs_request *r)
     cs_buf_free(&out);
 }
 
+/* The recorder's state: files failing now, and the room left for them. */
+static void recordings_json(cs_json *j, cs_recorders *rec)
+{
+    cs_recorders_stats rs;
+    cs_recorders_stats_get(rec, &rs);
+    cs_json_key(j, "recordings_stats");
+    cs_json_obj(j);
+    cs_json_kuint(j, "open", rs.opened - rs.closed);
+    cs_json_kuint(j, "failing", rs.failing);
+    cs_json_kdouble(j, "lost_s", (double)rs.lost_frames / CS_REC_RATE);
+    if (rs.disk_known) {
+        cs_json_kuint(j, "disk_free_bytes", rs.disk_free);
+        cs_json_kuint(j, "disk_total_bytes", rs.disk_total);
+    }
+    cs_json_kuint(j, "disk_low_bytes", rs.disk_low_bytes);
+    cs_json_kbool(j, "disk_low", rs.disk_low);
+    cs_json_obj_end(j);
+    if (rs.disk_low) {
+        char w[160];
+        snprintf(w, sizeof w, "recordings: %.1f MB free, under RECORDINGS_LOW_DISK_MB",
+                 (double)rs.disk_free / 1e6);
+        cs_json_key(j, "warnings");
+        cs_json_arr(j);
+        cs_json_str(j, w);
+        cs_json_arr_end(j);
+    }
+}
+
 void cs_status(cs_request *r)
 {
     if (!cs_auth_check(r, CS_ACCESS_API, cs_status)) return;
@@ -96,6 +124,7 @@ void cs_status(cs_request *r)
     cs_json_kuint(&j, "reads_timed_out", st.reads_timed_out);
     cs_json_kuint(&j, "reads_refused", st.reads_refused);
     cs_json_obj_end(&j);
+    if (gw->recorders) recordings_json(&j, gw->recorders);
     cs_json_obj_end(&j);
     cs_respond_json(r, 200, &out);
     cs_buf_free(&out);
@@ -235,6 +264,9 @@ void cs_metrics(cs_request *r)
            "requests refused for their X-Twilio-Signature", "route", sig_labels, sig, 2);
     cs_prom_counter(&out, "callstream_webhooks_total", "voice webhooks answered",
                     (double)gw->stats.webhooks);
+    cs_prom_counter(&out, "callstream_twiml_parameters_dropped_total",
+                    "From or To too long for a <Parameter>, left out of the TwiML",
+                    (double)gw->stats.twiml_params_dropped);
 
     cs_prom_gauge(&out, "callstream_active_calls", "calls with a live stream",
                   (double)cs_calls_active(&gw->calls));
@@ -307,8 +339,23 @@ void cs_metrics(cs_request *r)
         cs_prom_counter(&out, "callstream_recorder_dropped_chunks_total",
                         "audio chunks dropped because the disk fell behind",
                         (double)rs.dropped_chunks);
-        cs_prom_counter(&out, "callstream_recorder_errors_total", "recording file errors",
-                        (double)rs.errors);
+        cs_prom_counter(&out, "callstream_recorder_errors_total",
+                        "times a recording file stopped being writable", (double)rs.errors);
+        cs_prom_counter(&out, "callstream_recorder_retries_total",
+                        "attempts to write a failing recording file again", (double)rs.retries);
+        cs_prom_gauge(&out, "callstream_recordings_failing", "recordings that cannot write now",
+                      (double)rs.failing);
+        cs_prom_counter(&out, "callstream_recorder_lost_seconds_total",
+                        "audio lost to file errors (silence in the recordings)",
+                        (double)rs.lost_frames / CS_REC_RATE);
+        cs_prom_counter(&out, "callstream_recorder_refused_total",
+                        "audio placed past what a WAV can hold, skipped", (double)rs.refused);
+        if (rs.disk_known) {
+            cs_prom_gauge(&out, "callstream_recordings_disk_free_bytes",
+                          "free space on the recordings' filesystem", (double)rs.disk_free);
+            cs_prom_gauge(&out, "callstream_recordings_disk_low",
+                          "1 while that is under RECORDINGS_LOW_DISK_MB", rs.disk_low);
+        }
     }
     if (gw->stt) {
         cs_stt_stats ss;

@@ -141,10 +141,6 @@ static void recording(void *o, const char *call_sid, const char *path, uint64_t 
         .recording_ms = (int64_t)(frames / CS_FRAMES_PER_MS),
     };
     cs_journal_call(o, &row);
-    char detail[64];
-    snprintf(detail, sizeof detail, "{\"durationMs\":%llu}",
-             (unsigned long long)(frames / CS_FRAMES_PER_MS));
-    cs_calls_event(&((cs_gateway *)o)->calls, call_sid, CS_EVENT_RECORDING, detail);
 }
 
 int cs_journal_attach(cs_gateway *gw)

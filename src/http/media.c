@@ -194,20 +194,21 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         return;
     }
     const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
-    bool played = false;
-    int rc = cs_stream_event(s, &ev, &played);
+    cs_stream_outcome got = {0};
+    int rc = cs_stream_event(s, &ev, &got);
     if (rc == 0 && m->agent) {
         const cs_agent_ops *ops = m->agent->ops;
         switch (ev.type) {
         case CS_PEV_MEDIA:
+            /* Its own place: a late or reordered frame is not at the end of what was heard. */
             if (ev.media.track == CS_TRACK_INBOUND)
-                ops->audio(m->agent, s->heard_end - ev.media.len, ev.media.payload, ev.media.len);
+                ops->audio(m->agent, got.pos, ev.media.payload, ev.media.len);
             break;
         case CS_PEV_DTMF:
             if (ops->dtmf) ops->dtmf(m->agent, ev.dtmf.digit);
             break;
         case CS_PEV_MARK:
-            if (ops->mark) ops->mark(m->agent, ev.mark.name, played);
+            if (ops->mark) ops->mark(m->agent, ev.mark.name, got.played);
             break;
         default:
             break;

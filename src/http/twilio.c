@@ -43,7 +43,12 @@ int cs_twilio_check_webhook(cs_request *r, cs_form *form)
         cs_respond_error(r, 415, "expected application/x-www-form-urlencoded");
         return CS_EPARSE;
     }
-    if (cs_form_parse(form, r->body.data ? r->body.data : "", r->body.len) < 0) {
+    int rc = cs_form_parse(form, r->body.data ? r->body.data : "", r->body.len);
+    if (rc == CS_ELIMIT) {
+        cs_respond_error(r, 400, "more than %d form parameters", CS_FORM_MAX_PAIRS);
+        return rc;
+    }
+    if (rc < 0) {
         cs_respond_error(r, 400, "malformed form body");
         return CS_EPARSE;
     }
@@ -69,15 +74,21 @@ int cs_twilio_check_webhook(cs_request *r, cs_form *form)
     return CS_EAUTH;
 }
 
-/* Form parameters as a JSON object, for event details. */
-static void form_json(cs_buf *out, const cs_form *form)
+/* A request's form parameters as a JSON object, for event details: a byte takes at most
+ * 6 escaped ("\u0001"), a pair 6 more ("":"",), so its size follows from the body's. */
+static void form_event(cs_request *r, const cs_form *form, const char *call_sid,
+                       enum cs_event_type type)
 {
+    cs_gateway *gw = r->app;
+    cs_buf out = CS_BUF_INIT(6 * (r->body.len + form->n) + 16);
     cs_json j;
-    cs_json_init(&j, out);
+    cs_json_init(&j, &out);
     cs_json_obj(&j);
     for (size_t i = 0; i < form->n; i++)
         cs_json_kstr(&j, form->pairs[i].name, form->pairs[i].value);
     cs_json_obj_end(&j);
+    cs_calls_event(&gw->calls, call_sid, type, cs_json_end(&j) == 0 ? out.data : NULL);
+    cs_buf_free(&out);
 }
 
 static const char *get(const cs_form *f, const char *name)
@@ -86,37 +97,40 @@ static const char *get(const cs_form *f, const char *name)
     return v && v[0] ? v : NULL;
 }
 
-/* Adds a <Parameter> unless one of that name is there already. */
-static void add_param(cs_kv *params, size_t *n, const char *name, const char *value)
+/* Adds a <Parameter> unless one of that name is there already. A value Twilio would not
+ * take (name + value over CS_TWIML_MAX_PARAM characters: a From or To can be a long SIP
+ * URI) is left out and counted; the call row keeps it whole from the webhook. */
+static void add_param(cs_gateway *gw, cs_kv *params, size_t *n, const char *name, const char *value)
 {
     if (!value || *n == CS_PEV_MAX_PARAMS) return;
     for (size_t i = 0; i < *n; i++)
         if (cs_str_eqz(params[i].name, name)) return;
-    params[(*n)++] = (cs_kv){cs_str_of(name), cs_str_of(value)};
-}
-
-void cs_twilio_voice(cs_request *r)
-{
-    cs_gateway *gw = r->app;
-    cs_form form;
-    if (cs_twilio_check_webhook(r, &form) < 0) return;
-    const char *call_sid = get(&form, "CallSid");
-    if (!call_sid || !cs_twilio_sid_valid(cs_str_of(call_sid), "CA")) {
-        cs_form_free(&form);
-        cs_respond_error(r, 400, "CallSid is missing or not a call SID");
+    cs_kv kv = {cs_str_of(name), cs_str_of(value)};
+    if (!cs_twiml_param_fits(kv.name, kv.value)) {
+        gw->stats.twiml_params_dropped++;
+        cs_warn("twilio: the %zu-byte %s is too long for a <Parameter>; the stream goes without",
+                kv.value.n, name);
         return;
     }
+    params[(*n)++] = kv;
+}
+
+/* The TwiML answering a call: its stream carries From, To, CallSid, the mode and
+ * STREAM_PARAMS as <Parameter>s. */
+static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const char *from,
+                       const char *to)
+{
     const cs_config *cfg = gw->cfg;
     bool connect = strcmp(cfg->stream_mode, "connect") == 0;
     cs_kv params[CS_PEV_MAX_PARAMS];
     size_t n = 0;
-    add_param(params, &n, "From", get(&form, "From"));
-    add_param(params, &n, "To", get(&form, "To"));
-    add_param(params, &n, "CallSid", call_sid);
-    add_param(params, &n, "StreamMode", connect ? "two-way" : "one-way");
+    add_param(gw, params, &n, "From", from);
+    add_param(gw, params, &n, "To", to);
+    add_param(gw, params, &n, "CallSid", call_sid);
+    add_param(gw, params, &n, "StreamMode", connect ? "two-way" : "one-way");
     for (size_t i = 0; i < gw->stream_params.n; i++)
-        add_param(params, &n, gw->stream_params.pairs[i].name, gw->stream_params.pairs[i].value);
-
+        add_param(gw, params, &n, gw->stream_params.pairs[i].name,
+                  gw->stream_params.pairs[i].value);
     cs_twiml t = {
         .say = cfg->greeting[0] ? cfg->greeting : NULL,
         .voice = cfg->voice[0] ? cfg->voice : NULL,
@@ -129,8 +143,50 @@ void cs_twilio_voice(cs_request *r)
         .dial = !connect && cfg->dial[0] ? cfg->dial : NULL,
         .pause_seconds = connect ? 0 : (unsigned)cfg->max_call_s,
     };
-    cs_buf xml = CS_BUF_INIT(64 * 1024);
-    int rc = cs_twiml_write(&xml, &t);
+    return cs_twiml_write(out, &t);
+}
+
+int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
+{
+    /* The largest a request can make: From and To as long as a <Parameter> takes, of
+     * characters that escape longest. If that fits, every answer does. */
+    char from[CS_TWIML_MAX_PARAM + 1], to[CS_TWIML_MAX_PARAM + 1];
+    memset(from, '"', sizeof from - 1);
+    memset(to, '"', sizeof to - 1);
+    from[CS_TWIML_MAX_PARAM - strlen("From")] = to[CS_TWIML_MAX_PARAM - strlen("To")] = '\0';
+    uint64_t dropped = gw->stats.twiml_params_dropped;
+    cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
+    int rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to);
+    cs_buf_free(&xml);
+    if (rc == 0 && gw->stats.twiml_params_dropped == dropped) return 0;
+    gw->stats.twiml_params_dropped = dropped;
+    cs_buf_printf(err, "GREETING, DIAL and STREAM_PARAMS make TwiML that Twilio would refuse: %s",
+                  rc == 0 ? "a STREAM_PARAMS parameter is longer than 499 characters"
+                          : "larger than 64 kB with a long From and To");
+    return CS_ECONFIG;
+}
+
+/* A signed form with a valid CallSid: the CallSid, or NULL once answered (and `form`
+ * freed). */
+static const char *checked_call(cs_request *r, cs_form *form)
+{
+    if (cs_twilio_check_webhook(r, form) < 0) return NULL;
+    const char *call_sid = get(form, "CallSid");
+    if (call_sid && cs_twilio_sid_valid(cs_str_of(call_sid), "CA")) return call_sid;
+    cs_form_free(form);
+    cs_respond_error(r, 400, "CallSid is missing or not a call SID");
+    return NULL;
+}
+
+void cs_twilio_voice(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_form form;
+    const char *call_sid = checked_call(r, &form);
+    if (!call_sid) return;
+    /* Bounded by construction: the parameters are, and the rest was checked at start. */
+    cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
+    int rc = write_twiml(gw, &xml, call_sid, get(&form, "From"), get(&form, "To"));
     if (rc < 0) {
         cs_error("twilio: cannot build TwiML for %s: %s", call_sid, cs_strerror(rc));
         cs_respond_error(r, 500, "cannot build TwiML: %s", cs_strerror(rc));
@@ -146,10 +202,7 @@ void cs_twilio_voice(cs_request *r)
             .created_at = cs_wall_ms(),
         };
         cs_journal_call(gw, &row);
-        cs_buf detail = CS_BUF_INIT(64 * 1024);
-        form_json(&detail, &form);
-        cs_calls_event(&gw->calls, call_sid, CS_EVENT_WEBHOOK, detail.data);
-        cs_buf_free(&detail);
+        form_event(r, &form, call_sid, CS_EVENT_WEBHOOK);
         cs_respond(r, 200, "text/xml; charset=utf-8", xml.data, xml.len, NULL);
     }
     cs_buf_free(&xml);
@@ -161,13 +214,8 @@ static void callback(cs_request *r, enum cs_event_type type)
 {
     cs_gateway *gw = r->app;
     cs_form form;
-    if (cs_twilio_check_webhook(r, &form) < 0) return;
-    const char *call_sid = get(&form, "CallSid");
-    if (!call_sid || !cs_twilio_sid_valid(cs_str_of(call_sid), "CA")) {
-        cs_form_free(&form);
-        cs_respond_error(r, 400, "CallSid is missing or not a call SID");
-        return;
-    }
+    const char *call_sid = checked_call(r, &form);
+    if (!call_sid) return;
     gw->stats.status_callbacks++;
     const char *status = get(&form, "CallStatus");
     if (type == CS_EVENT_STATUS && status) {
@@ -179,10 +227,7 @@ static void callback(cs_request *r, enum cs_event_type type)
         };
         cs_journal_call(gw, &row);
     }
-    cs_buf detail = CS_BUF_INIT(64 * 1024);
-    form_json(&detail, &form);
-    cs_calls_event(&gw->calls, call_sid, type, detail.data);
-    cs_buf_free(&detail);
+    form_event(r, &form, call_sid, type);
     cs_form_free(&form);
     cs_respond(r, 204, NULL, NULL, 0, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backoff.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -101,11 +102,7 @@ static void on_answer(void *data, int status, const char *body, size_t len, int 
         finish(d);
     } else {
         h->stats.retries++;
-        uint64_t wait = (uint64_t)BACKOFF_MS << (d->attempts - 1);
-        if (wait > BACKOFF_MAX_MS) wait = BACKOFF_MAX_MS;
-        uint32_t r;
-        cs_random(&r, sizeof r);
-        wait = wait / 2 + r % (wait / 2 + 1); /* jitter, so failures do not retry in step */
+        uint32_t wait = cs_backoff_ms(d->attempts, BACKOFF_MS, BACKOFF_MAX_MS);
         if (d->attempts == 1)
             cs_warn("webhook: %s answered %d%s%s; retrying with backoff",
                     h->gw->cfg->transcript_webhook_url, status, err ? ": " : "",

@@ -26,7 +26,8 @@
     X(OVERSIZE, "oversize")       /* message over the size limit (skipped unread) */               \
     X(BINARY, "binary")           /* binary frame where text is expected */                        \
     X(RATE, "rate_limited")       /* over the per-stream messages-per-second limit */              \
-    X(STREAM, "wrong_stream")     /* streamSid differs from the one this socket started */
+    X(STREAM, "wrong_stream")     /* streamSid differs from the one this socket started */         \
+    X(TIMESTAMP, "bad_timestamp") /* media timestamp off the stream's clock: placed by arrival */
 
 enum cs_bad {
 #define CS_BAD_ENUM(name, label) CS_BAD_##name,

@@ -9,6 +9,12 @@
 /* <Stream track> values (§2.1). */
 static const char *const stream_tracks[] = {"inbound_track", "outbound_track", "both_tracks"};
 
+/* U+FFFE or U+FFFF (EF BF BE, EF BF BF): UTF-8, but not XML characters. */
+static bool noncharacter(const char *c, size_t k)
+{
+    return k == 3 && memcmp(c, "\xEF\xBF", 2) == 0 && (unsigned char)c[2] >= 0xBE;
+}
+
 int cs_xml_escape(cs_buf *out, const char *s, size_t n)
 {
     int rc = 0;
@@ -32,17 +38,36 @@ int cs_xml_escape(cs_buf *out, const char *s, size_t n)
         case '\'':
             esc = "&apos;";
             break;
+        /* As references, so attribute values keep them: a parser turns literal ones
+         * into spaces there (XML 1.0 §3.3.3). */
         case '\t':
+            esc = "&#9;";
+            break;
         case '\n':
+            esc = "&#10;";
+            break;
         case '\r':
-            run++;
-            continue;
+            esc = "&#13;";
+            break;
         default:
-            if (c >= 0x20) {
+            if (c >= 0x20 && c < 0x80) {
                 run++;
                 continue;
             }
-            esc = ""; /* other control characters are not allowed in XML 1.0 */
+            if (c < 0x20) {
+                esc = ""; /* other control characters are not allowed in XML 1.0 */
+                break;
+            }
+            /* Bytes that are not UTF-8 would make the document unreadable, and so would
+             * U+FFFE and U+FFFF (XML 1.0 §2.2): U+FFFD stands in for them. */
+            size_t k = cs_utf8_char(s + i, n - i);
+            if (k && !noncharacter(s + i, k)) {
+                run += k;
+                i += k - 1;
+                continue;
+            }
+            if (k) i += k - 1;
+            esc = CS_UTF8_REPLACEMENT;
         }
         if (run) rc = cs_buf_append(out, s + i - run, run);
         run = 0;
@@ -52,12 +77,21 @@ int cs_xml_escape(cs_buf *out, const char *s, size_t n)
     return rc;
 }
 
-/* Characters (UTF-8 code points), as Twilio counts a parameter's length. */
+/* Characters, as Twilio counts a parameter's length: code points, where each byte that
+ * is not UTF-8 counts as the U+FFFD it becomes. */
 static size_t chars(cs_str s)
 {
     size_t n = 0;
-    for (size_t i = 0; i < s.n; i++) n += ((unsigned char)s.p[i] & 0xc0) != 0x80;
+    for (size_t i = 0; i < s.n; n++) {
+        size_t k = cs_utf8_char(s.p + i, s.n - i);
+        i += k ? k : 1;
+    }
     return n;
+}
+
+bool cs_twiml_param_fits(cs_str name, cs_str value)
+{
+    return chars(name) + chars(value) <= CS_TWIML_MAX_PARAM;
 }
 
 static bool known_track(const char *track)
@@ -78,8 +112,7 @@ static int check(const cs_twiml *t)
     /* More would be refused when they come back in `start` (CS_PEV_MAX_PARAMS). */
     if (t->nparams > CS_PEV_MAX_PARAMS) return -EMSGSIZE;
     for (size_t i = 0; i < t->nparams; i++)
-        if (chars(t->params[i].name) + chars(t->params[i].value) > CS_TWIML_MAX_PARAM)
-            return -EMSGSIZE;
+        if (!cs_twiml_param_fits(t->params[i].name, t->params[i].value)) return -EMSGSIZE;
     return 0;
 }
 

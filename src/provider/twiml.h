@@ -10,7 +10,8 @@
 #include "core/buf.h"
 #include "provider/provider.h"
 
-#define CS_TWIML_MAX_PARAM 499 /* name + value must be under 500 characters */
+#define CS_TWIML_MAX_PARAM 499   /* name + value must be under 500 characters */
+#define CS_TWIML_MAX_BYTES 65536 /* Twilio refuses a larger document (error 11750) */
 
 typedef struct cs_twiml {
     const char *say;             /* greeting, or NULL */
@@ -31,8 +32,11 @@ typedef struct cs_twiml {
  * -EINVAL if the stream URL is missing or has a query string, or for <Start> an unknown
  * track, an empty dial, or neither dial nor pause_seconds (the call would hang up). */
 int cs_twiml_write(cs_buf *out, const cs_twiml *t);
-/* Appends s with &, <, >, " and ' escaped; control characters other than tab, LF and CR
- * (not allowed in XML 1.0) are dropped. */
+/* Whether a <Parameter> fits Twilio's limit on name + value (characters, not bytes). */
+bool cs_twiml_param_fits(cs_str name, cs_str value);
+/* Appends s with &, <, >, " and ' escaped, tab, LF and CR as character references; other
+ * control characters (not allowed in XML 1.0) are dropped; bytes that are not UTF-8, and
+ * U+FFFE/U+FFFF, become U+FFFD. So any input gives well-formed XML text. */
 int cs_xml_escape(cs_buf *out, const char *s, size_t n);
 
 #endif

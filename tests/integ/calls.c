@@ -88,7 +88,9 @@ static void check_call(const it_server *s, const char *sid, int frames)
     IT_CHECK(types[2] == 2, "%s: %d dtmf events", sid, types[2]);
     cJSON_Delete(j);
 
-    /* the recording, through the API: a WAV of the call's length */
+    /* the recording, through the API once it is attached (the file is synced first): a
+     * WAV of the call's length */
+    cJSON_Delete(it_call_recorded(s->port, sid, 10000));
     snprintf(target, sizeof target, "/api/v1/calls/%.40s/recording.wav", sid);
     it_resp r;
     IT_CHECK(it_http(s->port, "GET", target, NULL, NULL, &r) == 0 && r.status == 200, "GET %s: %d",

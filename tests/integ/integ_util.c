@@ -23,6 +23,7 @@
 #include "core/crypto.h"
 #include "net/form.h"
 #include "net/http.h"
+#include "provider/twilio.h"
 
 #define START_WAIT_MS 15000
 #define IO_WAIT_MS    10000
@@ -191,6 +192,7 @@ static int launch(it_server *s, const char *const *args)
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
+        if (fd > 2) close(fd);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -248,8 +250,14 @@ bool it_server_up(it_server *s, const char *const *args)
 
 int it_server_start_nofile(it_server *s, const char *const *args, int nofile)
 {
-    memset(s, 0, sizeof *s);
+    if (it_server_prepare(s) < 0) return -1;
     s->nofile = nofile;
+    return launch(s, args);
+}
+
+int it_server_prepare(it_server *s)
+{
+    memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/callstream-it-XXXXXX");
     if (!mkdtemp(s->dir)) return -1;
     snprintf(s->data, sizeof s->data, "%s/data", s->dir);
@@ -261,7 +269,7 @@ int it_server_start_nofile(it_server *s, const char *const *args, int nofile)
         return -1;
     }
     snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", s->token);
-    return launch(s, args);
+    return 0;
 }
 
 int it_server_restart(it_server *s, const char *const *args)
@@ -507,6 +515,43 @@ double it_metric(int port, const char *series)
     return v;
 }
 
+cJSON *it_call(int port, const char *sid)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%.64s", sid);
+    cJSON *doc = it_get_json(port, target);
+    cJSON *call = cJSON_DetachItemFromObject(doc, "call");
+    cJSON_Delete(doc);
+    return call;
+}
+
+cJSON *it_call_recorded(int port, const char *sid, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        cJSON *call = it_call(port, sid);
+        const cJSON *rec = cJSON_GetObjectItem(call, "recording");
+        if (cJSON_IsNumber(cJSON_GetObjectItem(rec, "duration_ms"))) return call;
+        cJSON_Delete(call);
+        it_sleep_ms(50);
+    } while (now_ms() < deadline);
+    return NULL;
+}
+
+int it_call_events(const cJSON *call, const char *type, const char *state)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(call, "events"))
+    {
+        const cJSON *t = cJSON_GetObjectItem(e, "type");
+        const cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "detail"), "state");
+        n += cJSON_IsString(t) && strcmp(t->valuestring, type) == 0 &&
+             (!state || (cJSON_IsString(st) && strcmp(st->valuestring, state) == 0));
+    }
+    return n;
+}
+
 /* ---- the simulator ---- */
 
 static void sim_command(char *out, size_t cap, const it_server *s, const char *fmt, va_list ap)
@@ -666,6 +711,50 @@ int it_ws_next(it_ws *w, cs_ws_event *ev, int timeout_ms)
     }
 }
 
+#define IT_ACCOUNT "AC00000000000000000000000000000000"
+
+static int send_msg(it_ws *w, cs_buf *b)
+{
+    int rc = b->data ? it_ws_send_text(w, b->data) : -1;
+    cs_buf_free(b);
+    return rc;
+}
+
+int it_media_start(it_ws *w, int port, const char *call, const char *stream)
+{
+    int rc = it_ws_connect(w, port, "/twilio/media", NULL);
+    return rc ? rc : it_media_begin(w, call, stream);
+}
+
+int it_media_begin(it_ws *w, const char *call, const char *stream)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_connected(&b);
+    send_msg(w, &b);
+    cs_twilio_start st = {IT_ACCOUNT, call, stream, CS_TRACK_BIT(CS_TRACK_INBOUND), NULL, 0};
+    cs_twilio_peer_start(&b, 1, &st);
+    return send_msg(w, &b);
+}
+
+int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms,
+                   uint8_t code, size_t n)
+{
+    uint8_t audio[1024];
+    if (n > sizeof audio) return -1;
+    memset(audio, code, n);
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_media(&b, stream, seq, CS_TRACK_INBOUND, seq, timestamp_ms, audio, n);
+    return send_msg(w, &b);
+}
+
+int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_stop(&b, stream, seq, IT_ACCOUNT, call);
+    send_msg(w, &b);
+    return it_ws_close_code(w, IO_WAIT_MS);
+}
+
 int it_ws_close_code(it_ws *w, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -761,4 +850,29 @@ int it_wav_info(const char *path, unsigned *channels, long *header_frames, long 
     *header_frames = (long)(data / frame);
     *size_frames = (size - 44) / (long)frame;
     return 0;
+}
+
+static unsigned get16(const unsigned char *p)
+{
+    return p[0] | (unsigned)p[1] << 8;
+}
+
+static unsigned long get32(const unsigned char *p)
+{
+    return get16(p) | (unsigned long)get16(p + 2) << 16;
+}
+
+long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_t **pcm)
+{
+    const unsigned char *h = (const unsigned char *)wav;
+    if (len < 44 || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVEfmt ", 8) ||
+        memcmp(h + 36, "data", 4) || get16(h + 20) != 1 || get16(h + 34) != 16)
+        return -1;
+    *channels = get16(h + 22);
+    unsigned long data = get32(h + 40);
+    if (*channels == 0 || get32(h + 4) != data + 36 || data != len - 44 ||
+        data % (*channels * 2) != 0)
+        return -1;
+    *pcm = (const int16_t *)(wav + 44);
+    return (long)(data / (*channels * 2));
 }

@@ -43,7 +43,7 @@ typedef struct it_server {
     char log[300];  /* the server's output */
     char url[64];   /* http://127.0.0.1:PORT */
     char token[64]; /* an API token made with `callstream token create` before start */
-    int nofile;     /* > 0: the server's RLIMIT_NOFILE, soft and hard */
+    int nofile;     /* > 0: the server's RLIMIT_NOFILE, soft and hard (set before a start) */
 } it_server;
 
 /* "Authorization: Bearer <token>\r\n" for the last server started (it_http, it_get_json
@@ -58,6 +58,9 @@ bool it_server_up(it_server *s, const char *const *args);
 /* The same with RLIMIT_NOFILE (soft and hard, as the server raises soft to hard) set to
  * `nofile` for the server, here and at restarts. */
 int it_server_start_nofile(it_server *s, const char *const *args, int nofile);
+/* The first half of it_server_start: the temp dir, DATA_DIR with its database and the
+ * test's API token, but no server yet (it_server_restart starts it). 0 or -1. */
+int it_server_prepare(it_server *s);
 /* Starts it again on the same port and DATA_DIR (after a stop or a crash). */
 int it_server_restart(it_server *s, const char *const *args);
 /* Sends `sig` and waits up to timeout_ms; returns the exit status, or -1 if it had to be
@@ -116,6 +119,13 @@ cJSON *it_live_stream(int port, const char *sid, bool (*ready)(const cJSON *stre
                       int timeout_ms);
 /* A value from /metrics ("name" or "name{labels}"), -1 if absent. */
 double it_metric(int port, const char *series);
+/* GET /api/v1/calls/<sid>: the "call" object (a detached copy, caller frees) or NULL. */
+cJSON *it_call(int port, const char *sid);
+/* The call once its recording is finished and attached (it has a duration), polling up
+ * to timeout_ms; NULL if it never is. Caller frees. */
+cJSON *it_call_recorded(int port, const char *sid, int timeout_ms);
+/* The call's events of `type` whose detail has "state" `state` (NULL: any). */
+int it_call_events(const cJSON *call, const char *type, const char *state);
 
 /* ---- the simulator ---- */
 
@@ -147,6 +157,16 @@ int it_ws_send_text(it_ws *w, const char *text);
 int it_ws_send_raw(it_ws *w, const void *bytes, size_t n);
 /* The next event within timeout_ms: 1, 0 on timeout, -1 when the socket closed. */
 int it_ws_next(it_ws *w, cs_ws_event *ev, int timeout_ms);
+/* A media stream as Twilio opens one: connected, then start for `call`/`stream` with the
+ * inbound track. 0, or what it_ws_connect said. */
+int it_media_start(it_ws *w, int port, const char *call, const char *stream);
+/* The same on a socket already upgraded. */
+int it_media_begin(it_ws *w, const char *call, const char *stream);
+/* One inbound media message: `n` μ-law bytes of `code` at `timestamp_ms`. */
+int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms,
+                   uint8_t code, size_t n);
+/* stop, then the server's close frame: its code, or -1. */
+int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq);
 /* Reads until the server's close frame; its code, or -1 if none came. */
 int it_ws_close_code(it_ws *w, int timeout_ms);
 void it_ws_close(it_ws *w);
@@ -165,5 +185,8 @@ long long it_sql(const char *db, const char *sql);
 int it_sql_exec(const char *db, const char *sql);
 /* Channels and frames of a WAV, from its header and from its size. 0 or -1. */
 int it_wav_info(const char *path, unsigned *channels, long *header_frames, long *size_frames);
+/* The samples of a 16-bit WAV in memory (a file, or an answer's body): checks the header
+ * (PCM, 16-bit, sizes that match the length) and points *pcm at the data. Frames, or -1. */
+long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_t **pcm);
 
 #endif

@@ -35,9 +35,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    tu_limit_file_size(-1); /* if a test failed while it limited them */
+    tu_limit_open_files(-1);
     cs_recorders_free(f->r);
     cs_mailbox_close(f->mb);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* closes handles; a free-space read may be under way */
     int rc = uv_loop_close(&f->loop);
     tu_rmtree(f->dir);
     free(f->dir);
@@ -61,19 +63,20 @@ static const char *path_in(const fixture *f, const char *name)
 
 typedef struct finished {
     bool done;
-    char path[PATH_MAX];
-    uint64_t frames;
+    char path[PATH_MAX]; /* "" when there is no file */
+    uint64_t frames, lost;
     int err;
 } finished;
 
-static void on_done(void *data, const char *path, uint64_t frames, int err)
+static void on_done(void *data, const cs_recording_result *res)
 {
     finished *d = data;
     assert_false(d->done);
     d->done = true;
-    snprintf(d->path, sizeof d->path, "%s", path);
-    d->frames = frames;
-    d->err = err;
+    snprintf(d->path, sizeof d->path, "%s", res->path ? res->path : "");
+    d->frames = res->frames;
+    d->lost = res->lost_frames;
+    d->err = res->err;
 }
 
 static bool is_finished(void *data)
@@ -424,6 +427,7 @@ static void all_names_taken_is_an_error(void **state)
     tu_log_capture_stop();
     assert_int_equal(d.err, -EEXIST);
     assert_int_equal(d.frames, 0);
+    assert_string_equal(d.path, "");
     assert_true(tu_log_contains("recorder: creating"));
     cs_recorders_stats st;
     cs_recorders_stats_get(f->r, &st);
@@ -582,25 +586,290 @@ static void unwritable_directory_is_reported(void **state)
     assert_int_equal(st.backlog_bytes, 0);
 }
 
-static void write_past_the_wav_limit_is_reported(void **state)
+/* A wild position is skipped, not fatal: the file goes on. */
+static void a_run_past_the_wav_limit_is_skipped(void **state)
 {
     fixture *f = *state;
     start(f, NO_HEADER_UPDATE);
     tu_log_capture_start();
     cs_recording *rec;
     assert_int_equal(cs_recording_open(f->r, "CA1", 1, &rec), 0);
+    model *m = model_new(1);
     uint8_t a[160];
     pattern(a, sizeof a, 1);
+    audio(rec, m, 0, 0, a, sizeof a);
     cs_recording_audio(rec, 0, 1ull << 31, a, sizeof a); /* 4 GiB of 16-bit mono in */
+    cs_recording_audio(rec, 0, 1ull << 40, a, sizeof a);
+    cs_recording_audio(rec, 0, UINT64_MAX - 10, a, sizeof a);
+    audio(rec, m, 0, 160, a, sizeof a);
+    cs_recording_flush(rec);
+    audio(rec, m, 0, 320, a, sizeof a);
     finished d;
     finish(f, rec, &d);
     tu_log_capture_stop();
-    assert_int_equal(d.err, -EFBIG);
-    assert_int_equal(d.frames, 0);
-    assert_true(tu_log_contains("recorder: writing"));
-    model *m = model_new(1);
-    assert_wav(d.path, m); /* still a valid, empty file */
+    assert_int_equal(d.err, 0);
+    assert_int_equal(d.frames, 480);
+    assert_wav(d.path, m);
+    assert_true(tu_log_contains("past what a WAV holds"));
+    cs_recorders_stats st;
+    cs_recorders_stats_get(f->r, &st);
+    assert_int_equal(st.refused, 3);
+    assert_int_equal(st.errors, 0);
     free(m);
+}
+
+/* ---- a failing file ---- */
+
+typedef struct heard {
+    int failed, resumed;
+    int err;
+    uint64_t failed_at, lost_from, lost_to;
+} heard;
+
+static void on_news(void *data, enum cs_recording_news what, int err, uint64_t from, uint64_t to)
+{
+    heard *h = data;
+    if (what == CS_REC_FAILED) {
+        h->failed++;
+        h->err = err;
+        h->failed_at = from;
+    } else {
+        assert_int_equal(what, CS_REC_RESUMED);
+        h->resumed++;
+        h->lost_from = from;
+        h->lost_to = to;
+    }
+}
+
+static bool has_failed(void *data)
+{
+    return ((heard *)data)->failed > 0;
+}
+
+static bool never(void *data)
+{
+    (void)data;
+    return false;
+}
+
+static void run_for(fixture *f, unsigned ms)
+{
+    tu_run_until(&f->loop, never, NULL, ms);
+}
+
+/* Opens a recording while a limit makes its file fail (set by the caller), and waits for
+ * the news that it failed. */
+static cs_recording *open_failing(fixture *f, unsigned channels, heard *h)
+{
+    cs_recording *rec;
+    assert_int_equal(cs_recording_open(f->r, "CA1", channels, &rec), 0);
+    cs_recording_on_news(rec, on_news, h);
+    assert_true(tu_run_until(&f->loop, has_failed, h, TU_WAIT_MS));
+    return rec;
+}
+
+/* Feeds a frame every few ms from `*pos` on until the file writes again. */
+static void feed_until_resumed(fixture *f, cs_recording *rec, model *m, heard *h, uint64_t *pos)
+{
+    uint8_t a[160];
+    for (unsigned i = 0; h->resumed == 0 && i < TU_WAIT_MS / 20; i++) {
+        pattern(a, sizeof a, (unsigned)i);
+        audio(rec, m, 0, *pos, a, sizeof a);
+        *pos += sizeof a;
+        cs_recording_flush(rec);
+        run_for(f, 20);
+    }
+    assert_int_equal(h->resumed, 1);
+}
+
+static void assert_lost_as_silence(model *m, const heard *h)
+{
+    assert_true(h->lost_to > h->lost_from);
+    for (uint64_t i = h->lost_from; i < h->lost_to; i++) m->pcm[i] = 0;
+}
+
+/* The disk fills (here: a file-size limit, which fails writes the same way): what was
+ * written stays, the audio meanwhile is lost as silence, and writing resumes once there
+ * is room. */
+static void a_full_disk_loses_audio_until_there_is_room(void **state)
+{
+    fixture *f = *state;
+    start(f, NO_HEADER_UPDATE);
+    cs_recording *rec;
+    assert_int_equal(cs_recording_open(f->r, "CA1", 1, &rec), 0);
+    heard h = {0};
+    cs_recording_on_news(rec, on_news, &h);
+    model *m = model_new(1);
+    static uint8_t a[1600];
+    pattern(a, sizeof a, 1);
+    audio(rec, m, 0, 0, a, sizeof a);
+    cs_recording_flush(rec);
+    drain(f);
+
+    tu_log_capture_start();
+    tu_limit_file_size(CS_WAV_HEADER_LEN + 3200 + 100); /* room for 50 more frames */
+    audio(rec, m, 0, 1600, a, 800);
+    cs_recording_flush(rec);
+    assert_true(tu_run_until(&f->loop, has_failed, &h, TU_WAIT_MS));
+    tu_log_capture_stop();
+    assert_int_equal(h.err, -EFBIG);
+    assert_int_equal(h.failed_at, 1600);
+    assert_true(tu_log_contains("recorder: writing"));
+    assert_true(tu_log_contains("lost until it can be written again"));
+    assert_string_equal(cs_recording_path(rec), path_in(f, "CA1.wav"));
+    cs_recorders_stats st;
+    cs_recorders_stats_get(f->r, &st);
+    assert_int_equal(st.failing, 1);
+    assert_int_equal(st.errors, 1);
+    /* What the file holds stays whole frames, so it can be served while it fails. */
+    size_t len;
+    free(tu_read_file(path_in(f, "CA1.wav"), &len));
+    assert_int_equal(len, CS_WAV_HEADER_LEN + 3200);
+
+    tu_limit_file_size(-1);
+    uint64_t pos = 2400;
+    feed_until_resumed(f, rec, m, &h, &pos);
+    assert_int_equal(h.failed, 1);
+    assert_int_equal(h.lost_from, 1600);
+    assert_lost_as_silence(m, &h);
+    audio(rec, m, 0, pos, a, sizeof a);
+    finished d;
+    finish(f, rec, &d);
+    assert_int_equal(d.err, 0);
+    assert_int_equal(d.lost, h.lost_to - h.lost_from);
+    assert_int_equal(d.frames, pos + sizeof a);
+    assert_wav(d.path, m);
+    cs_recorders_stats_get(f->r, &st);
+    assert_int_equal(st.failing, 0);
+    assert_int_equal(st.errors, 1);
+    assert_true(st.retries >= 1);
+    assert_int_equal(st.lost_frames, d.lost);
+    free(m);
+}
+
+/* No descriptor left to create the file with: it is created later, when one is. */
+static void a_file_that_cannot_be_created_is_tried_again(void **state)
+{
+    fixture *f = *state;
+    start(f, NO_HEADER_UPDATE);
+    drain(f);
+    tu_limit_open_files(0);
+    heard h = {0};
+    cs_recording *rec = open_failing(f, 2, &h);
+    tu_limit_open_files(-1);
+    assert_int_equal(h.err, -EMFILE);
+    assert_int_equal(h.failed_at, 0);
+    assert_null(cs_recording_path(rec));
+
+    model *m = model_new(2);
+    uint64_t pos = 0;
+    uint8_t a[160];
+    pattern(a, sizeof a, 7);
+    audio(rec, m, 1, 0, a, sizeof a); /* lost: the other channel too */
+    feed_until_resumed(f, rec, m, &h, &pos);
+    assert_string_equal(cs_recording_path(rec), path_in(f, "CA1.wav"));
+    assert_int_equal(h.lost_from, 0);
+    for (uint64_t i = h.lost_from; i < h.lost_to; i++) m->pcm[2 * i] = m->pcm[2 * i + 1] = 0;
+    audio(rec, m, 1, pos, a, sizeof a);
+    finished d;
+    finish(f, rec, &d);
+    assert_int_equal(d.err, 0);
+    assert_int_equal(d.lost, h.lost_to);
+    assert_wav(d.path, m);
+    free(m);
+}
+
+/* The file never came to be: no recording, and no empty file left behind. */
+static void a_recording_that_never_had_a_file(void **state)
+{
+    fixture *f = *state;
+    start(f, NO_HEADER_UPDATE);
+    drain(f);
+    tu_limit_file_size(0); /* created, but not even its header fits */
+    heard h = {0};
+    cs_recording *rec = open_failing(f, 1, &h);
+    uint8_t a[160];
+    pattern(a, sizeof a, 1);
+    run_for(f, 2 * CS_REC_RETRY_MIN_MS); /* an attempt falls due… */
+    cs_recording_audio(rec, 0, 0, a, sizeof a);
+    cs_recording_flush(rec); /* …and fails */
+    cs_recording_audio(rec, 0, 160, a, sizeof a);
+    finished d;
+    finish(f, rec, &d);
+    tu_limit_file_size(-1);
+    assert_int_equal(h.failed, 1);
+    assert_int_equal(h.resumed, 0);
+    assert_int_equal(d.err, -EFBIG);
+    assert_string_equal(d.path, "");
+    assert_int_equal(d.frames, 0);
+    assert_int_equal(d.lost, 320);
+    assert_int_equal(access(path_in(f, "CA1.wav"), F_OK), -1);
+    cs_recorders_stats st;
+    cs_recorders_stats_get(f->r, &st);
+    assert_int_equal(st.failing, 0);
+    assert_int_equal(st.errors, 1);
+    assert_int_equal(st.lost_frames, 320);
+    assert_true(st.retries >= 1);
+}
+
+/* A header that cannot be created leaves the name claimed: the retry uses that file. */
+static void a_file_claimed_but_not_written_is_reused(void **state)
+{
+    fixture *f = *state;
+    start(f, NO_HEADER_UPDATE);
+    drain(f);
+    tu_limit_file_size(0);
+    heard h = {0};
+    cs_recording *rec = open_failing(f, 1, &h);
+    tu_limit_file_size(-1);
+    assert_int_equal(h.err, -EFBIG);
+    model *m = model_new(1);
+    uint64_t pos = 0;
+    feed_until_resumed(f, rec, m, &h, &pos);
+    assert_lost_as_silence(m, &h);
+    finished d;
+    finish(f, rec, &d);
+    assert_string_equal(d.path, path_in(f, "CA1.wav"));
+    assert_int_equal(access(path_in(f, "CA1-2.wav"), F_OK), -1);
+    assert_wav(d.path, m);
+    free(m);
+}
+
+/* ---- free space ---- */
+
+static bool disk_known(void *data)
+{
+    cs_recorders_stats st;
+    cs_recorders_stats_get(data, &st);
+    return st.disk_known;
+}
+
+static void free_space_is_watched(void **state)
+{
+    fixture *f = *state;
+    start(f, NO_HEADER_UPDATE);
+    tu_log_capture_start();
+    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, UINT64_MAX), 0);
+    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, 0), CS_ESTATE);
+    assert_true(tu_run_until(&f->loop, disk_known, f->r, TU_WAIT_MS));
+    tu_log_capture_stop();
+    cs_recorders_stats st;
+    cs_recorders_stats_get(f->r, &st);
+    assert_true(st.disk_low); /* nothing has that much */
+    assert_true(st.disk_free > 0 && st.disk_free <= st.disk_total);
+    assert_int_equal(st.disk_low_bytes, UINT64_MAX);
+    assert_true(tu_log_contains("free on the filesystem of"));
+    cs_recorders_free(f->r);
+
+    /* A threshold of 0 never warns. */
+    start(f, NO_HEADER_UPDATE);
+    tu_log_capture_start();
+    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, 0), 0);
+    assert_true(tu_run_until(&f->loop, disk_known, f->r, TU_WAIT_MS));
+    tu_log_capture_stop();
+    cs_recorders_stats_get(f->r, &st);
+    assert_false(st.disk_low);
+    assert_false(tu_log_contains("free on the filesystem of"));
 }
 
 static void directories_are_created(void **state)
@@ -644,7 +913,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(backlog_returns_to_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(free_finalizes_open_recordings, setup, teardown),
         cmocka_unit_test_setup_teardown(unwritable_directory_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(write_past_the_wav_limit_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_run_past_the_wav_limit_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_disk_loses_audio_until_there_is_room, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_file_that_cannot_be_created_is_tried_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_recording_that_never_had_a_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_file_claimed_but_not_written_is_reused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(free_space_is_watched, setup, teardown),
         cmocka_unit_test_setup_teardown(directories_are_created, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

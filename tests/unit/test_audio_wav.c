@@ -965,6 +965,34 @@ static void writer_errors(void **state)
     close(p[0]);
 }
 
+/* A full disk part way through a write: the file keeps whole frames only, and writing
+ * goes on once there is room again. */
+static void writer_failure_keeps_whole_frames(void **state)
+{
+    (void)state;
+    const char *path = tmp_path("full.wav");
+    enum { FRAMES = 3000 };
+    static int16_t frames[FRAMES * 2];
+    for (int i = 0; i < FRAMES * 2; i++) frames[i] = (int16_t)(i + 1);
+    cs_wav_writer w;
+    assert_int_equal(cs_wav_writer_open(&w, path, 8000, 2), 0);
+    assert_int_equal(cs_wav_writer_write(&w, 0, frames, 50), 0);
+    /* Room for 1,000 frames and 3 bytes more. */
+    tu_limit_file_size(CS_WAV_HEADER_LEN + 4000 + 3);
+    assert_int_equal(cs_wav_writer_write(&w, 50, frames, FRAMES - 50), -EFBIG);
+    assert_int_equal(w.frames, 50);
+    assert_int_equal(file_size(path), CS_WAV_HEADER_LEN + 200);
+    /* Inside the file nothing grows: that still works. */
+    assert_int_equal(cs_wav_writer_write(&w, 10, frames, 20), 0);
+    assert_int_equal(cs_wav_writer_update_header(&w), 0);
+    tu_limit_file_size(-1);
+    assert_int_equal(cs_wav_writer_write(&w, 2000, frames, 10), 0);
+    assert_int_equal(cs_wav_writer_close(&w, false), 0);
+    assert_int_equal(file_size(path), CS_WAV_HEADER_LEN + 2010 * 4);
+    assert_int_equal(header_data_size(path), 2010 * 4);
+    assert_int_equal(cs_wav_repair(path), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -985,6 +1013,7 @@ int main(void)
         cmocka_unit_test(repair_leaves_good_file),
         cmocka_unit_test(repair_refuses_other_files),
         cmocka_unit_test(writer_errors),
+        cmocka_unit_test(writer_failure_keeps_whole_frames),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -14,7 +14,7 @@
 #include "core/err.h"
 #include "core/worker.h"
 
-#define MAX_SEEN 256
+#define MAX_SEEN 2048
 
 /* ---- a test observer: every callback, in order ---- */
 
@@ -213,6 +213,14 @@ static int sink_clear(void *data)
 
 /* ---- fixture ---- */
 
+/* The calls' monotonic clock, in the tests' hands: it stands still unless moved. */
+static uint64_t now_ms;
+
+static uint64_t test_clock(void)
+{
+    return now_ms;
+}
+
 typedef struct fixture {
     cs_calls calls;
     observer obs;
@@ -234,6 +242,8 @@ static int setup_with(void **state, bool record)
         if (!f->dir || cs_recorders_new(&f->recorders, f->mb, f->dir, 1) < 0) return -1;
     }
     cs_calls_init(&f->calls, f->recorders);
+    now_ms = 1000000;
+    f->calls.clock_ms = test_clock;
     cs_call_observer o = {
         .call_started = on_call_started,
         .call_ended = on_call_ended,
@@ -261,6 +271,8 @@ static int setup_recording(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    tu_limit_file_size(-1); /* if a test failed while it limited them */
+    tu_limit_open_files(-1);
     cs_calls_free(&f->calls, CS_END_SHUTDOWN);
     cs_recorders_free(f->recorders);
     cs_mailbox_close(f->mb);
@@ -325,7 +337,10 @@ static void media(cs_stream *s, enum cs_track track, int64_t seq, uint64_t ts_ms
 static int echo(cs_stream *s, const char *name, bool *played)
 {
     cs_pevent ev = {.type = CS_PEV_MARK, .seq = -1, .mark = {.name = cs_str_of(name)}};
-    return cs_stream_event(s, &ev, played);
+    cs_stream_outcome out = {0};
+    int rc = cs_stream_event(s, &ev, &out);
+    if (rc == 0 && played) *played = out.played;
+    return rc;
 }
 
 static const uint8_t frame[160]; /* 20 ms of μ-law, where the content does not matter */
@@ -977,6 +992,103 @@ static void stats_json_has_every_field(void **state)
     cs_buf_free(&out);
 }
 
+/* ---- timestamps against the stream's clock ---- */
+
+static cs_stream_outcome media_at(cs_stream *s, int64_t seq, uint64_t ts_ms)
+{
+    cs_pevent ev = {.type = CS_PEV_MEDIA,
+                    .seq = seq,
+                    .media = {.track = CS_TRACK_INBOUND,
+                              .timestamp_ms = ts_ms,
+                              .payload = frame,
+                              .len = sizeof frame}};
+    cs_stream_outcome out = {0};
+    assert_int_equal(cs_stream_event(s, &ev, &out), 0);
+    return out;
+}
+
+static void wild_timestamps_are_bad_frames_placed_by_arrival(void **state)
+{
+    fixture *f = *state;
+    f->calls.max_ts_ms = 3600 * 1000;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    assert_int_equal(media_at(s, 2, 0).pos, 0);
+    assert_int_equal(media_at(s, 3, 20).pos, 160);
+    /* From the future: right after the audio before it. */
+    tu_log_capture_start();
+    assert_int_equal(media_at(s, 4, 100000000).pos, 320);
+    tu_log_capture_stop();
+    assert_true(tu_log_contains("bad_timestamp"));
+    assert_int_equal(media_at(s, 5, 1ull << 40).pos, 480); /* past MAX_CALL_S */
+    assert_int_equal(media_at(s, 6, UINT64_MAX).pos, 640);
+    assert_int_equal(media_at(s, 7, 100).pos, 800); /* back on the stream's clock */
+    assert_int_equal(s->stats.bad[CS_BAD_TIMESTAMP], 3);
+    assert_int_equal(f->calls.stats.bad[CS_BAD_TIMESTAMP], 3);
+    assert_int_equal(s->stats.ts_gaps, 0);
+    assert_int_equal(s->heard_end, 960);
+    /* One error event for the kind, as for every bad frame. */
+    assert_int_equal(count_events(&f->obs, CS_EVENT_ERROR), 1);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_ERROR)->text);
+    assert_string_equal(jstr(j, "kind"), "bad_timestamp");
+    assert_non_null(strstr(jstr(j, "message"), "100000000"));
+    cJSON_Delete(j);
+
+    /* A stall: frames arrive late, in order: their timestamps are right. */
+    now_ms += 30000;
+    assert_int_equal(media_at(s, 8, 120).pos, 960);
+    assert_int_equal(media_at(s, 9, 140).pos, 1120);
+    /* Lost packets: a jump ahead, up to the time of arrival, is a gap of silence. */
+    assert_int_equal(media_at(s, 10, 29000).pos, 29000 * 8);
+    assert_int_equal(s->stats.ts_gaps, 1);
+    /* A jump back past the tolerance: after the previous audio instead. */
+    assert_int_equal(media_at(s, 11, 5000).pos, 29020 * 8);
+    /* Within the tolerance, a late frame fills its hole. */
+    assert_int_equal(media_at(s, 12, 28000).pos, 28000 * 8);
+    assert_int_equal(s->stats.bad[CS_BAD_TIMESTAMP], 4);
+    /* The track paused longer than the tolerance: a bad frame goes at its arrival. */
+    now_ms += 60000;
+    assert_int_equal(media_at(s, 13, 1ull << 50).pos, 90000 * 8);
+    assert_int_equal(s->stats.bad[CS_BAD_TIMESTAMP], 5);
+
+    /* The tolerance is the owner's to set. */
+    f->calls.ts_tolerance_ms = 1000;
+    assert_int_equal(media_at(s, 14, 91500).pos, 90020 * 8);
+    assert_int_equal(media_at(s, 15, 90900).pos, 90900 * 8);
+    assert_int_equal(s->stats.bad[CS_BAD_TIMESTAMP], 6);
+}
+
+/* A later stream's clock starts at its own start. */
+static void each_stream_has_its_own_clock(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s1 = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    now_ms += 60000;
+    cs_stream *s2 = begin(f, "CA1", "MZ2", CS_MODE_ONE_WAY);
+    assert_int_equal(media_at(s1, 2, 59980).pos, 59980 * 8);
+    assert_int_equal(media_at(s2, 2, 0).pos, (uint64_t)s2->offset_ms * 8);
+    assert_int_equal(media_at(s2, 3, 59980).pos, ((uint64_t)s2->offset_ms + 20) * 8); /* ahead */
+    assert_int_equal(s1->stats.bad[CS_BAD_TIMESTAMP], 0);
+    assert_int_equal(s2->stats.bad[CS_BAD_TIMESTAMP], 1);
+}
+
+/* What the agent is told: each frame's own place, also for late and reordered ones. */
+static void each_frame_is_told_its_own_position(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    static const struct {
+        int64_t seq;
+        uint64_t ts;
+    } order[] = {{2, 0}, {4, 40}, {3, 20}, {6, 80}, {7, 100}, {5, 60}, {8, 120}};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+        cs_stream_outcome got = media_at(s, order[i].seq, order[i].ts);
+        assert_int_equal(got.pos, order[i].ts * CS_FRAMES_PER_MS);
+        assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_CALLER, i)->pos, got.pos);
+    }
+    assert_int_equal(s->heard_end, 140 * CS_FRAMES_PER_MS);
+    assert_int_equal(s->stats.seq_reordered, 2);
+}
+
 /* ---- recordings ---- */
 
 static bool recorded(void *data)
@@ -1111,6 +1223,134 @@ static void a_call_that_cannot_be_recorded_goes_on(void **state)
     assert_int_equal(st.opened, 0);
 }
 
+static bool recording_event(void *data, const char *state)
+{
+    const observer *o = data;
+    for (size_t i = 0; i < o->n; i++) {
+        const seen *e = &o->seen[i];
+        if (e->cb != CB_EVENT || e->what != CS_EVENT_RECORDING) continue;
+        cJSON *j = parse(e->text);
+        bool found = strcmp(jstr(j, "state"), state) == 0;
+        cJSON_Delete(j);
+        if (found) return true;
+    }
+    return false;
+}
+
+static bool recording_failed(void *data)
+{
+    return recording_event(data, "failed");
+}
+
+static bool recording_resumed(void *data)
+{
+    return recording_event(data, "resumed");
+}
+
+/* The detail of the first `recording` event in `state`. Caller frees. */
+static cJSON *recording_detail(const observer *o, const char *state)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        const seen *e = &o->seen[i];
+        if (e->cb != CB_EVENT || e->what != CS_EVENT_RECORDING) continue;
+        cJSON *j = parse(e->text);
+        if (strcmp(jstr(j, "state"), state) == 0) return j;
+        cJSON_Delete(j);
+    }
+    fail_msg("no recording event \"%s\"", state);
+    return NULL;
+}
+
+/* 20 ms of caller audio, the clock moving with it. */
+static void speak(cs_stream *s, uint64_t *ts)
+{
+    now_ms += 20;
+    hear(s, CS_TRACK_INBOUND, -1, *ts, 0x10, 160);
+    *ts += 20;
+}
+
+/* The disk fills mid-call (a file-size limit fails writes the same way) and empties
+ * again: the call goes on, hears of it as events, and keeps what was written. */
+static void a_failing_recording_is_told_and_kept(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    uint64_t ts = 0;
+    /* Room for 2 s: the caller's channel and ours. */
+    tu_limit_file_size(CS_WAV_HEADER_LEN + 2 * 8000 * 4);
+    tu_log_capture_start();
+    for (int i = 0; i < 150 && !recording_failed(&f->obs); i++) {
+        speak(s, &ts);
+        tu_run_until(&f->loop, recording_failed, &f->obs, 5);
+    }
+    assert_true(tu_run_until(&f->loop, recording_failed, &f->obs, TU_WAIT_MS));
+    tu_log_capture_stop();
+    cJSON *j = recording_detail(&f->obs, "failed");
+    assert_string_equal(jstr(j, "error"), "File too large");
+    assert_string_equal(jstr(j, "code"), "EFBIG");
+    double at_ms = jnum(j, "atMs");
+    assert_true(at_ms > 0 && at_ms <= 2000);
+    cJSON_Delete(j);
+    assert_true(tu_log_contains("recorder: writing"));
+    assert_int_equal(count(&f->obs, CB_CALL_ENDED), 0); /* the call goes on */
+
+    tu_limit_file_size(-1);
+    for (int i = 0; i < 500 && !recording_resumed(&f->obs); i++) {
+        speak(s, &ts);
+        cs_recording_flush(s->call->rec);
+        tu_run_until(&f->loop, recording_resumed, &f->obs, 10);
+    }
+    j = recording_detail(&f->obs, "resumed");
+    double lost_from = jnum(j, "lostFromMs"), lost_to = jnum(j, "lostToMs");
+    assert_true(lost_from == at_ms);
+    assert_true(lost_to > lost_from && lost_to <= (double)ts);
+    assert_true(jnum(j, "lostMs") == lost_to - lost_from);
+    cJSON_Delete(j);
+    for (int i = 0; i < 10; i++) speak(s, &ts);
+    cs_stream_end(s, CS_END_STOP);
+
+    assert_true(tu_run_until(&f->loop, recorded, &f->obs, TU_WAIT_MS));
+    const seen *r = nth(&f->obs, CB_RECORDING, 0);
+    assert_int_equal(r->frames, ts * CS_FRAMES_PER_MS);
+    j = recording_detail(&f->obs, "finished");
+    assert_true(jnum(j, "durationMs") == (double)ts);
+    assert_true(jnum(j, "lostMs") == lost_to - lost_from);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "error"));
+    cJSON_Delete(j);
+    size_t frames;
+    int16_t *pcm = read_stereo(r->text, &frames);
+    assert_int_equal(frames, ts * CS_FRAMES_PER_MS);
+    size_t from = (size_t)lost_from * CS_FRAMES_PER_MS, to = (size_t)lost_to * CS_FRAMES_PER_MS;
+    assert_run(pcm, 0, 0, from, 0x10);
+    assert_run(pcm, 0, from, to, -1);
+    assert_run(pcm, 0, to, frames, 0x10);
+    free(pcm);
+}
+
+/* Nothing could be written: no recording is attached, and the event says why. */
+static void a_recording_without_a_file_says_so(void **state)
+{
+    fixture *f = *state;
+    tu_limit_file_size(0);
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    uint64_t ts = 0;
+    speak(s, &ts);
+    assert_true(tu_run_until(&f->loop, recording_failed, &f->obs, TU_WAIT_MS));
+    cs_stream_end(s, CS_END_STOP);
+    bool finished = false;
+    for (int i = 0; i < 100 && !finished; i++) {
+        tu_run_until(&f->loop, recorded, &f->obs, 10);
+        finished = recording_event(&f->obs, "none");
+    }
+    tu_limit_file_size(-1);
+    assert_true(finished);
+    assert_int_equal(count(&f->obs, CB_RECORDING), 0);
+    cJSON *j = recording_detail(&f->obs, "none");
+    assert_string_equal(jstr(j, "code"), "EFBIG");
+    assert_true(jnum(j, "lostMs") == 20);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1123,6 +1363,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(timestamp_jumps_are_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(caller_audio_is_placed_by_timestamp, setup, teardown),
         cmocka_unit_test_setup_teardown(dtmf_becomes_an_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(wild_timestamps_are_bad_frames_placed_by_arrival, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(each_stream_has_its_own_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(each_frame_is_told_its_own_position, setup, teardown),
         cmocka_unit_test_setup_teardown(sent_audio_plays_after_what_is_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(marks_echo_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_mark_echoes_are_bad_fields, setup, teardown),
@@ -1140,6 +1384,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(two_way_call_is_recorded_in_stereo, setup_recording,
                                         teardown),
         cmocka_unit_test_setup_teardown(one_way_stereo_records_the_other_party, setup_recording,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_failing_recording_is_told_and_kept, setup_recording,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_recording_without_a_file_says_so, setup_recording,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_call_that_cannot_be_recorded_goes_on, setup_recording,
                                         teardown),

@@ -181,6 +181,26 @@ static void utf8_passes_through(void **state)
     free(s);
 }
 
+/* JSON is Unicode text: bytes that are not UTF-8 become U+FFFD, one each. */
+static void invalid_utf8_is_replaced(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } rows[] = {
+        {"a\xff" "b", "\"a\xef\xbf\xbd" "b\""},
+        {"\xc3", "\"\xef\xbf\xbd\""},
+        {"\xc0\xaf", "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"\xed\xa0\x80x", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx\""},
+        {"\xe2\x82\xac\x80\"", "\"\xe2\x82\xac\xef\xbf\xbd\\\"\""},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char *s = escaped(rows[i].in, strlen(rows[i].in));
+        assert_string_equal(s, rows[i].want);
+        free(s);
+    }
+}
+
 static void write_strn(cs_json *j)
 {
     cs_json_arr(j);
@@ -569,6 +589,7 @@ int main(void)
         cmocka_unit_test(commas_past_255_elements),
         cmocka_unit_test(escapes_quotes_backslashes_and_controls),
         cmocka_unit_test(utf8_passes_through),
+        cmocka_unit_test(invalid_utf8_is_replaced),
         cmocka_unit_test(strn_takes_the_length),
         cmocka_unit_test(non_finite_doubles_are_null),
         cmocka_unit_test(doubles_read_back_exactly),

@@ -179,6 +179,41 @@ static void dup_copies_the_view(void **state)
     free(s);
 }
 
+static void utf8_characters(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t n, want;
+    } rows[] = {
+        {"a", 1, 1},
+        {"\xc3\xa9", 2, 2},
+        {"\xe2\x82\xac", 3, 3},
+        {"\xf0\x9f\x98\x80", 4, 4},
+        {"\xf4\x8f\xbf\xbf", 4, 4},  /* U+10FFFF */
+        {"\xed\x9f\xbf", 3, 3},       /* U+D7FF, just under the surrogates */
+        {"\xef\xbf\xbf", 3, 3},       /* U+FFFF is UTF-8 (XML refuses it, not UTF-8) */
+        {"", 0, 0},
+        {"\x80", 1, 0},                /* a continuation byte alone */
+        {"\xc3", 1, 0},                /* cut short */
+        {"\xe2\x82", 2, 0},
+        {"\xc3\x28", 2, 0},
+        {"\xc0\xaf", 2, 0},            /* overlong */
+        {"\xc1\xbf", 2, 0},
+        {"\xe0\x9f\xbf", 3, 0},
+        {"\xf0\x8f\xbf\xbf", 4, 0},
+        {"\xed\xa0\x80", 3, 0},        /* surrogate */
+        {"\xf4\x90\x80\x80", 4, 0},    /* past U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, 0},
+        {"\xff", 1, 0},
+        {"\xe2\x82\xac", 2, 0}, /* n cuts it */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+        if (cs_utf8_char(rows[i].s, rows[i].n) != rows[i].want)
+            fail_msg("row %zu: %zu, expected %zu", i, cs_utf8_char(rows[i].s, rows[i].n),
+                     rows[i].want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +224,7 @@ int main(void)
         cmocka_unit_test(to_u64_rejects_what_is_not_digits),
         cmocka_unit_test(copy_truncates),
         cmocka_unit_test(dup_copies_the_view),
+        cmocka_unit_test(utf8_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

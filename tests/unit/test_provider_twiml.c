@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "provider/twiml.h"
+#include "xmlcheck.h"
 
 #define DECL   "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
 #define STREAM "wss://example.com/twilio/media"
@@ -65,7 +66,7 @@ static void connect_everything_escaped(void **state)
                           "<Parameter name=\"from\" value=\"+15550001111\"/>"
                           "<Parameter name=\"a&amp;b\" value=\"&lt;tag&gt; &quot;q&quot; "
                           "&apos;a&apos;\"/>"
-                          "<Parameter name=\"ctl\" value=\"xyz\x7f\t\n\"/>"
+                          "<Parameter name=\"ctl\" value=\"xyz\x7f&#9;&#10;\"/>"
                           "</Stream></Connect></Response>");
 }
 
@@ -153,6 +154,10 @@ static void parameter_length_limit(void **state)
     cs_buf_free(&out);
     p.value.n += 2;
     assert_refused(&t, -EMSGSIZE);
+    /* a byte that is not UTF-8 counts as the one character it becomes */
+    memset(value, 0xff, sizeof value);
+    assert_true(cs_twiml_param_fits(CS_STR("n"), (cs_str){value, CS_TWIML_MAX_PARAM - 1}));
+    assert_false(cs_twiml_param_fits(CS_STR("n"), (cs_str){value, CS_TWIML_MAX_PARAM}));
 }
 
 static void parameter_count_limit(void **state)
@@ -185,6 +190,8 @@ static void full_buffer_leaves_it_as_it_was(void **state)
     cs_buf_free(&full);
 }
 
+#define FFFD "\xef\xbf\xbd"
+
 static void xml_escape(void **state)
 {
     (void)state;
@@ -195,11 +202,20 @@ static void xml_escape(void **state)
     } rows[] = {
         {"plain", 5, "plain"},
         {"&<>\"'", 5, "&amp;&lt;&gt;&quot;&apos;"},
-        {"a\tb\nc\rd", 7, "a\tb\nc\rd"},
+        {"a\tb\nc\rd", 7, "a&#9;b&#10;c&#13;d"},
         {"\x01x\x08y\x0bz\x1f", 7, "xyz"},
         {"nul\0byte", 8, "nulbyte"},
         {"\xc3\xa9\x7f", 3, "\xc3\xa9\x7f"},
         {"", 0, ""},
+        /* not UTF-8: each byte becomes U+FFFD */
+        {"a\x80" "b", 3, "a" FFFD "b"},
+        {"\xff\xfe", 2, FFFD FFFD},
+        {"\xc3", 1, FFFD},                         /* cut short */
+        {"\xc0\xaf", 2, FFFD FFFD},                /* overlong '/' */
+        {"\xed\xa0\x80", 3, FFFD FFFD FFFD},       /* a surrogate */
+        {"\xf4\x90\x80\x80", 4, FFFD FFFD FFFD FFFD}, /* past U+10FFFF */
+        {"\xef\xbf\xbe\xef\xbf\xbf", 6, FFFD FFFD}, /* U+FFFE, U+FFFF: not XML characters */
+        {"\xef\xbf\xbd\xf0\x9f\x98\x80", 7, FFFD "\xf0\x9f\x98\x80"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         cs_buf out = CS_BUF_INIT(1 << 10);
@@ -209,6 +225,65 @@ static void xml_escape(void **state)
         assert_memory_equal(out.data + 1, rows[i].want, strlen(rows[i].want));
         cs_buf_free(&out);
     }
+}
+
+/* Whatever the values, the document parses (expat: a strict XML 1.0 parser) and holds
+ * what was written: hostile characters, bytes that are not UTF-8, values at the limit. */
+static void assert_parses(const cs_twiml *t, size_t elements, size_t attrs)
+{
+    cs_buf out = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
+    assert_int_equal(cs_twiml_write(&out, t), 0);
+    char why[256];
+    size_t e, a;
+    if (!xml_well_formed(out.data, out.len, why, sizeof why, &e, &a))
+        fail_msg("not well-formed: %s: %s", why, out.data);
+    assert_int_equal(e, elements);
+    assert_int_equal(a, attrs);
+    cs_buf_free(&out);
+}
+
+static void hostile_values_give_well_formed_xml(void **state)
+{
+    (void)state;
+    static const char *const hostile[] = {
+        "&amp; &#0; &#x1; &lt;",  "]]><!-- --><?pi?>", "\"'<>&", "<Stream url=\"x\"/>",
+        "\x01\x02\x0b\x0c\x1b[31m", "\xff\xfe\xfd", "\xc3(", "\xed\xa0\x80\xed\xbf\xbf",
+        "\xef\xbf\xbe\xef\xbf\xbf", "\xf8\x88\x80\x80\x80", "caf\xc3\xa9 \xf0\x9f\x98\x80",
+        "\r\n\t",
+    };
+    size_t nh = sizeof hostile / sizeof *hostile;
+    cs_kv params[CS_PEV_MAX_PARAMS];
+    for (size_t i = 0; i < nh; i++)
+        params[i] = (cs_kv){cs_str_of(hostile[i]), cs_str_of(hostile[(i + 1) % nh])};
+    cs_twiml t = {.say = hostile[1], .voice = hostile[0], .connect = true, .stream_url = STREAM,
+                  .stream_name = hostile[2], .status_callback = hostile[3], .params = params,
+                  .nparams = nh};
+    /* Response, Say, Connect, Stream, the parameters; voice, url, name, the callback
+     * and its method, two per parameter. */
+    assert_parses(&t, 4 + nh, 5 + 2 * nh);
+    t.connect = false;
+    t.dial = hostile[5];
+    assert_parses(&t, 5 + nh, 5 + 2 * nh);
+
+    /* Random bytes, as long as a parameter may be: as many as Twilio takes. */
+    uint64_t seed = 9;
+    static char junk[CS_PEV_MAX_PARAMS][CS_TWIML_MAX_PARAM];
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < CS_PEV_MAX_PARAMS; i++) {
+            size_t n = tu_rand_below(&seed, 60) + 1;
+            for (size_t k = 0; k < n; k++) junk[i][k] = (char)tu_rand(&seed);
+            params[i] = (cs_kv){{junk[i], 1 + tu_rand_below(&seed, n)}, {junk[i], n}};
+            params[i].name.n = params[i].name.n < n ? params[i].name.n : n;
+        }
+        t = (cs_twiml){.connect = true, .stream_url = STREAM, .params = params,
+                       .nparams = CS_PEV_MAX_PARAMS};
+        assert_parses(&t, 3 + CS_PEV_MAX_PARAMS, 1 + 2 * CS_PEV_MAX_PARAMS);
+    }
+    /* The longest a parameter may be, of the character that escapes longest. */
+    memset(junk[0], '"', sizeof junk[0]);
+    params[0] = (cs_kv){CS_STR("From"), {junk[0], CS_TWIML_MAX_PARAM - 4}};
+    t = (cs_twiml){.connect = true, .stream_url = STREAM, .params = params, .nparams = 1};
+    assert_parses(&t, 4, 3);
 }
 
 int main(void)
@@ -224,6 +299,7 @@ int main(void)
         cmocka_unit_test(parameter_count_limit),
         cmocka_unit_test(full_buffer_leaves_it_as_it_was),
         cmocka_unit_test(xml_escape),
+        cmocka_unit_test(hostile_values_give_well_formed_xml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

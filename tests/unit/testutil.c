@@ -1,9 +1,13 @@
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -112,4 +116,37 @@ bool tu_run_until(uv_loop_t *loop, bool (*done)(void *data), void *data, unsigne
     uv_close((uv_handle_t *)&timer, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     return ok;
+}
+
+/* Sets the soft limit, or puts back the one the process started with (value < 0). */
+static void set_soft_limit(int resource, long long value)
+{
+    static struct rlimit first[RLIM_NLIMITS];
+    static bool saved[RLIM_NLIMITS];
+    struct rlimit rl;
+    assert_int_equal(getrlimit(resource, &rl), 0);
+    if (!saved[resource]) {
+        first[resource] = rl;
+        saved[resource] = true;
+    }
+    rl.rlim_cur = value < 0 ? first[resource].rlim_cur : (rlim_t)value;
+    assert_int_equal(setrlimit(resource, &rl), 0);
+}
+
+void tu_limit_file_size(long long bytes)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    set_soft_limit(RLIMIT_FSIZE, bytes);
+}
+
+void tu_limit_open_files(int n)
+{
+    if (n == 0) {
+        /* A new descriptor takes the lowest free number, and none may reach the limit:
+         * with the limit there, nothing more opens (those above stay usable). */
+        n = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(n >= 0);
+        close(n);
+    }
+    set_soft_limit(RLIMIT_NOFILE, n);
 }

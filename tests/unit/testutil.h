@@ -29,6 +29,12 @@ void tu_rmtree(const char *path);
 /* Runs `loop` until `done(data)` holds, checking at least every 10 ms, for at most
  * `timeout_ms`; returns the last `done(data)`, so a test fails instead of hanging. */
 bool tu_run_until(uv_loop_t *loop, bool (*done)(void *data), void *data, unsigned timeout_ms);
+/* Faults, for this process: writes past `bytes` of a file fail with EFBIG as on a full
+ * disk (RLIMIT_FSIZE, with SIGXFSZ ignored); opening files fails with EMFILE when no
+ * descriptor number under `n` is free (RLIMIT_NOFILE; 0: nothing more opens from now).
+ * -1 lifts either limit. */
+void tu_limit_file_size(long long bytes);
+void tu_limit_open_files(int n);
 /* Seeded pseudo-random numbers (splitmix64), so randomized tests repeat exactly. */
 uint64_t tu_rand(uint64_t *state);
 /* A value in [0, n); 0 when n is 0. */

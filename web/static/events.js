@@ -28,9 +28,27 @@ const DESCRIBE = {
   status: (d) => d.CallStatus ?? '',
   stream_status: (d) => [d.StreamEvent, d.StreamError].filter(Boolean).join(': '),
   webhook: (d) => [d.From, d.To].filter(Boolean).join(' → '),
-  recording: (d) => (d.durationMs != null ? duration(d.durationMs) : ''),
+  recording: describeRecording,
   transcription: (d) => [d.state, d.reason].filter(Boolean).join(': '),
 };
+
+// A recording fails (full disk, no descriptors), resumes, and ends: say what was lost.
+function describeRecording(d) {
+  const lost = d.lostMs ? `${duration(d.lostMs)} lost` : '';
+  const error = [d.error, d.code && `(${d.code})`].filter(Boolean).join(' ');
+  switch (d.state) {
+    case 'failed':
+      return ['failed', error, d.atMs != null && `at ${duration(d.atMs)}`].filter(Boolean).join(', ');
+    case 'resumed':
+      return ['resumed', lost, d.lostFromMs != null && `from ${duration(d.lostFromMs)}`]
+        .filter(Boolean)
+        .join(', ');
+    case 'none':
+      return ['none kept', error].filter(Boolean).join(', ');
+    default: // finished
+      return [d.durationMs != null && duration(d.durationMs), lost, error].filter(Boolean).join(', ');
+  }
+}
 
 function parseDetail(detail) {
   if (typeof detail !== 'string') return detail ?? {};
@@ -61,6 +79,7 @@ export class EventLog {
 
     const li = document.createElement('li');
     li.dataset.type = event.type;
+    if (detail.state) li.dataset.state = detail.state;
     li.dataset.at = event.at ?? '';
     li.append(timeElement(event.at, clock(event.at, true)), ' ');
     const title = document.createElement('strong');

@@ -1,0 +1,68 @@
+// The call page's events log (web/static/events.js) on the gateway's own event details,
+// without a browser: a few lines of DOM stand in for the page. What a supervisor reads
+// for each kind of `recording` event — failed (why, when), resumed (what was lost),
+// finished, none kept — and that failures are marked as such. Exits non-zero on failure.
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+
+class Node {
+  constructor(tag) {
+    this.tagName = tag;
+    this.children = [];
+    this.parent = null;
+    this.dataset = {};
+    this.text = '';
+  }
+  set textContent(t) { this.text = String(t); this.children = []; }
+  get textContent() { return this.text + this.children.map((c) => c.textContent).join(''); }
+  append(...nodes) {
+    for (const n of nodes) {
+      const node = typeof n === 'string' ? Object.assign(new Node('#text'), { text: n }) : n;
+      node.parent = this;
+      this.children.push(node);
+    }
+  }
+  prepend(node) { node.parent = this; this.children.unshift(node); }
+  after(node) {
+    const sib = this.parent.children;
+    node.parent = this.parent;
+    sib.splice(sib.indexOf(this) + 1, 0, node);
+  }
+  remove() { this.parent.children.splice(this.parent.children.indexOf(this), 1); }
+  get previousElementSibling() {
+    const sib = this.parent.children;
+    return sib[sib.indexOf(this) - 1] || null;
+  }
+  get lastElementChild() { return this.children[this.children.length - 1] || null; }
+  get firstElementChild() { return this.children[0] || null; }
+  get childElementCount() { return this.children.length; }
+}
+globalThis.document = { createElement: (tag) => new Node(tag) };
+
+const { EventLog } = await import(
+  fileURLToPath(new URL('../../web/static/events.js', import.meta.url)));
+
+const list = Object.assign(new Node('ol'), { scrollTop: 0, clientHeight: 0, scrollHeight: 0 });
+const log = new EventLog(list);
+const at = (s) => `2026-01-01T10:00:${String(s).padStart(2, '0')}.000Z`;
+// As the gateway writes them (src/call/call.c): the detail is a JSON string.
+const events = [
+  { type: 'recording', at: at(1), detail: '{"state":"failed","atMs":12400,"error":"No space left on device","code":"ENOSPC"}' },
+  { type: 'recording', at: at(2), detail: '{"state":"resumed","lostFromMs":12400,"lostToMs":20900,"lostMs":8500}' },
+  { type: 'recording', at: at(3), detail: '{"state":"finished","durationMs":65000,"lostMs":8500}' },
+  { type: 'recording', at: at(4), detail: '{"state":"none","lostMs":20,"error":"Too many open files","code":"EMFILE"}' },
+  { type: 'recording', at: at(5), detail: '{"state":"finished","durationMs":3000}' },
+];
+log.addAll(events);
+log.addAll(events); // sent again on every subscribe: shown once
+
+const rows = list.children.map((li) => ({ text: li.textContent, state: li.dataset.state }));
+assert.equal(rows.length, 5);
+const line = (i) => rows[i].text.replace(/^\S+ /, ''); // after the clock
+assert.equal(line(0), 'Recording failed, No space left on device (ENOSPC), at 0:12');
+assert.equal(line(1), 'Recording resumed, 0:08 lost, from 0:12');
+assert.equal(line(2), 'Recording 1:05, 0:08 lost');
+assert.equal(line(3), 'Recording none kept, Too many open files (EMFILE)');
+assert.equal(line(4), 'Recording 0:03');
+assert.deepEqual(rows.map((r) => r.state), ['failed', 'resumed', 'finished', 'none', 'finished']);
+console.log('events: all checks passed');
