@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/backoff.h"
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -169,16 +170,6 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* Exponential backoff with ±25 % jitter. */
-static unsigned backoff_ms(unsigned attempt)
-{
-    unsigned base = 50u << (attempt < 7 ? attempt : 7);
-    if (base > CS_STORE_RETRY_MAX_MS) base = CS_STORE_RETRY_MAX_MS;
-    uint32_t r;
-    cs_random(&r, sizeof r);
-    return base * 3 / 4 + r % (base / 2 + 1);
-}
-
 static bool closing_too_long(cs_store *s)
 {
     int64_t since = atomic_load(&s->closing_since_ms);
@@ -228,7 +219,7 @@ static int retry(cs_store *s, int (*attempt)(cs_store *s, void *arg), void *arg,
             s->gave_up = true;
             return CS_ECLOSED;
         }
-        unsigned wait = backoff_ms(n);
+        unsigned wait = cs_backoff_ms(n + 1, CS_STORE_RETRY_MIN_MS, CS_STORE_RETRY_MAX_MS);
         if (n == 0 || n % 20 == 0) {
             char why[CS_STORE_ERROR_MAX];
             pthread_mutex_lock(&s->lock);

@@ -21,6 +21,7 @@
 #define CS_STORE_SEGMENTS_MAX 20000       /* transcript segments returned for a call */
 #define CS_CALL_STREAMS_MAX   64          /* streams returned with a call */
 #define CS_STORE_RESULT_MAX   (64u << 20) /* bytes of one query's result */
+#define CS_STORE_RETRY_MIN_MS 100         /* first backoff while the database fails */
 #define CS_STORE_RETRY_MAX_MS 5000        /* backoff cap while the database fails */
 #define CS_STORE_LINGER_MS    20          /* writes gather this long into one transaction */
 #define CS_STORE_CLOSE_WAIT_MS                                                                     \

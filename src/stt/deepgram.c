@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "audio/g711.h"
-#include "core/crypto.h"
+#include "core/backoff.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/str.h"
@@ -621,18 +621,6 @@ static void give_up(cs_stt_session *s, int err, const char *why)
     if (s->closing) finish_soon(s);
 }
 
-/* Exponential, with "equal jitter" (half fixed, half random) so that sessions which
- * failed together do not come back together. */
-static unsigned backoff_ms(unsigned attempt)
-{
-    unsigned d = DG_BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < attempt && d < DG_BACKOFF_MAX_MS; i++) d *= 2;
-    if (d > DG_BACKOFF_MAX_MS) d = DG_BACKOFF_MAX_MS;
-    uint32_t r;
-    cs_random(&r, sizeof r);
-    return d / 2 + r % (d / 2 + 1);
-}
-
 static void retry(cs_stt_session *s, const char *why)
 {
     s->state = DG_WAITING;
@@ -643,7 +631,7 @@ static void retry(cs_stt_session *s, const char *why)
     } else if (s->closing && !s->audio.len) {
         finish(s); /* nothing left for Deepgram to finalize */
     } else {
-        unsigned ms = backoff_ms(s->attempts);
+        unsigned ms = cs_backoff_ms(s->attempts, DG_BACKOFF_MIN_MS, DG_BACKOFF_MAX_MS);
         cs_warn("deepgram %s: %s; reconnecting in %u ms", s->label, why, ms);
         if (s->closing) extend_close_deadline(s, ms);
         uv_timer_start(&s->step, on_retry_timer, ms, 0);
