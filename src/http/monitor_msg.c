@@ -5,8 +5,10 @@
 #include <string.h>
 
 static const char *const type_names[] = {
-    [CS_MONITOR_WATCH_CALLS] = "watch_calls", [CS_MONITOR_SUBSCRIBE] = "subscribe",
-    [CS_MONITOR_AUDIO] = "audio",             [CS_MONITOR_UNSUBSCRIBE] = "unsubscribe",
+    [CS_MONITOR_WATCH_CALLS] = "watch_calls",
+    [CS_MONITOR_SUBSCRIBE] = "subscribe",
+    [CS_MONITOR_AUDIO] = "audio",
+    [CS_MONITOR_UNSUBSCRIBE] = "unsubscribe",
     [CS_MONITOR_PING] = "ping",
 };
 

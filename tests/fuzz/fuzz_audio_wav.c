@@ -99,7 +99,8 @@ static void repair(const uint8_t *data, size_t size)
     cs_wav_info info;
     fuzz_check(cs_wav_parse(after, len, &info) == 0);
     size_t frame = info.channels * 2;
-    fuzz_check(info.format == CS_WAV_PCM && info.bits == 16 && info.data_offset == CS_WAV_HEADER_LEN);
+    fuzz_check(info.format == CS_WAV_PCM && info.bits == 16 &&
+               info.data_offset == CS_WAV_HEADER_LEN);
     fuzz_check(info.data_len == len - CS_WAV_HEADER_LEN && info.data_len % frame == 0);
     fuzz_check(le32(after + 40) == info.data_len && le32(after + 4) == len - 8);
     /* only the two sizes changed, and a trailing partial frame went */

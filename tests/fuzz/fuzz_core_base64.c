@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size % 4 == 0) {
         size_t m = lax_decode(out, text, size);
-        bool canonical = cs_base64_encode(back, out, m) == size && (size == 0 || !memcmp(back, text, size));
+        bool canonical =
+            cs_base64_encode(back, out, m) == size && (size == 0 || !memcmp(back, text, size));
         fuzz_check(canonical == (n >= 0));
     }
     free(out);

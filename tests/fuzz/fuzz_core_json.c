@@ -15,12 +15,24 @@
 
 #define MAX_VALUES 512
 
-enum op { OP_OBJ, OP_OBJ_END, OP_ARR, OP_ARR_END, OP_KEY, OP_STR, OP_INT, OP_UINT, OP_DOUBLE,
-          OP_BOOL, OP_NULL, OP_COUNT };
+enum op {
+    OP_OBJ,
+    OP_OBJ_END,
+    OP_ARR,
+    OP_ARR_END,
+    OP_KEY,
+    OP_STR,
+    OP_INT,
+    OP_UINT,
+    OP_DOUBLE,
+    OP_BOOL,
+    OP_NULL,
+    OP_COUNT
+};
 
 /* What the writer was given, in document order, to compare with cJSON's tree. */
 typedef struct value {
-    int type; /* cJSON_Object, cJSON_String, … */
+    int type;        /* cJSON_Object, cJSON_String, … */
     const char *key; /* the member's key, or NULL */
     const uint8_t *s;
     size_t n;
@@ -75,7 +87,8 @@ static size_t compare(const cJSON *it, const value *v, size_t i, size_t nv, cons
         fuzz_check(w->type == cJSON_Object ? cJSON_IsObject(it) : cJSON_IsArray(it));
         i++;
         const cJSON *c;
-        cJSON_ArrayForEach(c, it) i = compare(c, v, i, nv, w->type == cJSON_Object ? c->string : NULL);
+        cJSON_ArrayForEach(c, it) i =
+            compare(c, v, i, nv, w->type == cJSON_Object ? c->string : NULL);
         fuzz_check(i < nv && v[i].type == -w->type); /* the close */
         return i + 1;
     }

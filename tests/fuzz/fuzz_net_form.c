@@ -74,7 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     if (rc == 0) { /* written back, read back the same */
-        const char **names = calloc(f.n + 1, sizeof *names), **values = calloc(f.n + 1, sizeof *values);
+        const char **names = calloc(f.n + 1, sizeof *names),
+                   **values = calloc(f.n + 1, sizeof *values);
         for (size_t i = 0; i < f.n; i++) {
             names[i] = f.pairs[i].name;
             values[i] = f.pairs[i].value;
@@ -99,8 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *plus = fuzz_copy(NULL, 0, size + 1), *raw = fuzz_copy(NULL, 0, size + 1);
     int a = cs_url_decode(plus, body, size, true), b = cs_url_decode(raw, body, size, false);
     fuzz_check(a == b && (a == CS_EPARSE || (a >= 0 && (size_t)a <= size)));
-    for (int i = 0; i < a; i++)
-        fuzz_check(plus[i] == raw[i] || (plus[i] == ' ' && raw[i] == '+'));
+    for (int i = 0; i < a; i++) fuzz_check(plus[i] == raw[i] || (plus[i] == ' ' && raw[i] == '+'));
     free(plus);
     free(raw);
     free(body);

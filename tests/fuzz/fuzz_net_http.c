@@ -26,11 +26,11 @@ static void fuzz_request(const char *in, size_t len, size_t max_head)
     fuzz_check(inside(req.path, in, (size_t)rc) && inside(req.query, in, (size_t)rc));
     for (size_t i = 0; i < req.nheaders; i++)
         fuzz_check(inside(req.headers[i].name, in, (size_t)rc) &&
-              inside(req.headers[i].value, in, (size_t)rc));
+                   inside(req.headers[i].value, in, (size_t)rc));
     /* the head alone gives the same answer, one byte less is "need more" */
     fuzz_check(cs_http_parse_request(in, (size_t)rc, max_head, &part, &st) == rc);
     fuzz_check(part.nheaders == req.nheaders && part.content_length == req.content_length &&
-          part.chunked == req.chunked && part.keep_alive == req.keep_alive);
+               part.chunked == req.chunked && part.keep_alive == req.keep_alive);
     fuzz_check(cs_http_parse_request(in, (size_t)rc - 1, max_head, &part, &st) == 0);
 }
 
@@ -68,7 +68,8 @@ static void fuzz_chunked(const char *in, size_t len, size_t step, size_t max)
     fuzz_check(rc_a == rc_b);
     fuzz_check(rc_a == CS_EPARSE || rc_a == -EMSGSIZE || (rc_a >= 0 && (size_t)rc_a <= len));
     if (rc_a >= 0)
-        fuzz_check(done_a == done_b && a.len == b.len && (a.len == 0 || !memcmp(a.data, b.data, a.len)));
+        fuzz_check(done_a == done_b && a.len == b.len &&
+                   (a.len == 0 || !memcmp(a.data, b.data, a.len)));
     cs_buf_free(&a);
     cs_buf_free(&b);
 }

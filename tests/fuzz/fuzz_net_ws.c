@@ -33,7 +33,8 @@ static void reader_agrees(const uint8_t *data, size_t size)
 /* Close codes a peer may send (RFC 6455 §7.4). */
 static uint16_t close_code(uint8_t k)
 {
-    static const uint16_t codes[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999};
+    static const uint16_t codes[] = {1000, 1001, 1002, 1003, 1007, 1008,
+                                     1009, 1010, 1011, 3000, 4999};
     return codes[k % (sizeof codes / sizeof *codes)];
 }
 

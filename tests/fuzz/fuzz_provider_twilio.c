@@ -33,10 +33,10 @@ static bool same_event(const cs_pevent *a, const cs_pevent *b)
     case CS_PEV_START:
         if (!str_same(a->start.account_id, b->start.account_id) ||
             !str_same(a->start.call_id, b->start.call_id) ||
-            !str_same(a->start.stream_id, b->start.stream_id) || a->start.tracks != b->start.tracks ||
-            !str_same(a->start.encoding, b->start.encoding) ||
-            a->start.sample_rate != b->start.sample_rate || a->start.channels != b->start.channels ||
-            a->start.nparams != b->start.nparams)
+            !str_same(a->start.stream_id, b->start.stream_id) ||
+            a->start.tracks != b->start.tracks || !str_same(a->start.encoding, b->start.encoding) ||
+            a->start.sample_rate != b->start.sample_rate ||
+            a->start.channels != b->start.channels || a->start.nparams != b->start.nparams)
             return false;
         for (size_t i = 0; i < a->start.nparams; i++)
             if (!str_same(a->start.params[i].name, b->start.params[i].name) ||
@@ -76,8 +76,8 @@ static int rewrite(cs_buf *out, const cs_pevent *ev)
         break;
     case CS_PEV_START: {
         char *acc = z(ev->start.account_id), *call = z(ev->start.call_id);
-        cs_twilio_start s = {acc, call, stream, ev->start.tracks, ev->start.params,
-                             ev->start.nparams};
+        cs_twilio_start s = {
+            acc, call, stream, ev->start.tracks, ev->start.params, ev->start.nparams};
         rc = cs_twilio_peer_start(out, seq, &s);
         free(acc);
         free(call);

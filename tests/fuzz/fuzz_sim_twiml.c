@@ -1,9 +1,10 @@
 /* libFuzzer target for the simulator's TwiML reader (tools/sim/twiml_read.c). The first
  * byte picks the mode. Even: the rest is a TwiML answer, read from a buffer of exactly its
- * size (the reader must stay inside it); what it returns must lie inside its own storage. Odd: the rest is cut at NULs into a stream URL and parameter
- * names and values, written as TwiML by the gateway's writer (provider/twiml.c), and the
- * reader must find the same URL, mode and parameters (less the control characters XML
- * cannot carry), or refuse only when they do not fit its storage. */
+ * size (the reader must stay inside it); what it returns must lie inside its own storage. Odd: the
+ * rest is cut at NULs into a stream URL and parameter names and values, written as TwiML by the
+ * gateway's writer (provider/twiml.c), and the reader must find the same URL, mode and parameters
+ * (less the control characters XML cannot carry), or refuse only when they do not fit its storage.
+ */
 #include <string.h>
 
 #include "core/err.h"
@@ -55,7 +56,8 @@ static void write_then_read(const uint8_t *knobs, const uint8_t *data, size_t si
     /* pieces: url, then name, value, name, value, … */
     const char *piece[1 + 2 * CS_PEV_MAX_PARAMS];
     size_t npieces = 0;
-    for (size_t i = 0; i <= size && npieces < sizeof piece / sizeof *piece; i += strlen(text + i) + 1)
+    for (size_t i = 0; i <= size && npieces < sizeof piece / sizeof *piece;
+         i += strlen(text + i) + 1)
         piece[npieces++] = text + i;
     size_t np = (npieces - 1) / 2;
     for (size_t i = 0; i < np; i++)
@@ -84,7 +86,8 @@ static void write_then_read(const uint8_t *knobs, const uint8_t *data, size_t si
             need += strlen(names[i]) + strlen(values[i]) + 2;
         }
         if (need <= sizeof t.storage && strlen(url) < sizeof t.stream_url) {
-            if (got != 0 || strcmp(t.stream_url, url) != 0) fprintf(stderr, "TwiML: %s\n", out.data);
+            if (got != 0 || strcmp(t.stream_url, url) != 0)
+                fprintf(stderr, "TwiML: %s\n", out.data);
             fuzz_check(got == 0 && strcmp(t.stream_url, url) == 0);
             fuzz_check(t.connect == tw.connect && t.nparams == np);
             fuzz_check(t.both_tracks == (!tw.connect && (knobs[0] & 8)));

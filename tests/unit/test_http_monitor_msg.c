@@ -25,7 +25,8 @@ static void every_type(void **state)
         unsigned audio;
     } cases[] = {
         {"{\"type\":\"watch_calls\"}", CS_MONITOR_WATCH_CALLS, NULL, 3},
-        {"{\"type\":\"subscribe\",\"call\":\"" CA "\",\"audio\":\"both\"}", CS_MONITOR_SUBSCRIBE, CA, 3},
+        {"{\"type\":\"subscribe\",\"call\":\"" CA "\",\"audio\":\"both\"}", CS_MONITOR_SUBSCRIBE,
+         CA, 3},
         {"{\"type\":\"subscribe\",\"call\":\"" CA "\"}", CS_MONITOR_SUBSCRIBE, CA, 3},
         {"{\"type\":\"audio\",\"call\":\"" CA "\",\"audio\":\"caller\"}", CS_MONITOR_AUDIO, CA,
          CS_MONITOR_AUDIO_CALLER},
@@ -104,7 +105,8 @@ static void names(void **state)
     assert_null(cs_monitor_type_name(CS_MONITOR_UNKNOWN));
     assert_string_equal(cs_monitor_type_name(CS_MONITOR_PING), "ping");
     assert_string_equal(cs_monitor_audio_name(0), "none");
-    assert_string_equal(cs_monitor_audio_name(CS_MONITOR_AUDIO_CALLER | CS_MONITOR_AUDIO_AGENT), "both");
+    assert_string_equal(cs_monitor_audio_name(CS_MONITOR_AUDIO_CALLER | CS_MONITOR_AUDIO_AGENT),
+                        "both");
     assert_null(cs_monitor_audio_name(4));
 }
 

@@ -57,8 +57,9 @@ static void reads_only_its_body(void **state)
 static void character_references(void **state)
 {
     (void)state;
-    static const char xml[] = "<Response><Connect><Stream url=\"wss://h/m&#x41;&#66;&#x;&#1234;&#9\"/>"
-                              "</Connect></Response>";
+    static const char xml[] =
+        "<Response><Connect><Stream url=\"wss://h/m&#x41;&#66;&#x;&#1234;&#9\"/>"
+        "</Connect></Response>";
     assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
     assert_string_equal(t.stream_url, "wss://h/mAB&#x;&#1234;&#9");
 }
@@ -81,8 +82,9 @@ static void self_closed_stream(void **state)
 static void attribute_text_in_a_value(void **state)
 {
     (void)state;
-    static const char xml[] = "<Response><Connect><Stream name=\"x url=\" url = 'wss://real/m'>"
-                              "<Parameter name=\"a value=\" value=\"b\"/></Stream></Connect></Response>";
+    static const char xml[] =
+        "<Response><Connect><Stream name=\"x url=\" url = 'wss://real/m'>"
+        "<Parameter name=\"a value=\" value=\"b\"/></Stream></Connect></Response>";
     assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
     assert_string_equal(t.stream_url, "wss://real/m");
     assert_int_equal(t.nparams, 1);
@@ -93,10 +95,8 @@ static void attribute_text_in_a_value(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reads_what_the_gateway_writes),
-        cmocka_unit_test(reads_only_its_body),
-        cmocka_unit_test(character_references),
-        cmocka_unit_test(self_closed_stream),
+        cmocka_unit_test(reads_what_the_gateway_writes), cmocka_unit_test(reads_only_its_body),
+        cmocka_unit_test(character_references),          cmocka_unit_test(self_closed_stream),
         cmocka_unit_test(attribute_text_in_a_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

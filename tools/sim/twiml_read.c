@@ -113,7 +113,8 @@ int sim_twiml_parse(const char *xml, size_t n, sim_twiml *t)
     for (const char *p = xml; p < end; p++) {
         if (*p != '<') continue;
         if (starts(p, end, "<Connect")) t->connect = true;
-        if (starts(p, end, "<Stream") && end - p > 7 && (p[7] == ' ' || p[7] == '>' || p[7] == '/')) {
+        if (starts(p, end, "<Stream") && end - p > 7 &&
+            (p[7] == ' ' || p[7] == '>' || p[7] == '/')) {
             stream = p;
             break;
         }
