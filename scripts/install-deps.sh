@@ -2,6 +2,7 @@
 # Installs what callstream needs to build, run and test on Debian 12: the packages, then
 # the browser tests' npm packages (tests/browser, from its lockfile). Idempotent, and fast
 # when nothing is missing (one dpkg-query, no apt or npm calls).
+#   --fuzz   also clang and its libFuzzer runtime, for bench/fuzz (never needed by make test)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ chromium
 # matter.
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
+# libclang-rt-dev holds libclang_rt.fuzzer (and the sanitizer runtimes) for Debian's clang.
+[ "${1:-}" = "--fuzz" ] && PACKAGES="$PACKAGES clang libclang-rt-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -2,7 +2,6 @@
  * events and audio into bus messages once, whoever listens — and the /monitor socket,
  * which subscribes browsers to them. A browser that cannot keep up loses audio frames
  * (counted, and told), never the call's time or another listener's. */
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +11,7 @@
 #include "core/log.h"
 #include "http/auth.h"
 #include "http/gateway.h"
+#include "http/monitor_msg.h"
 #include "provider/twilio.h"
 
 #define MAX_WATCHES      8           /* calls one socket follows at once */
@@ -264,15 +264,6 @@ static void send_json(monitor *m, cs_json *j, cs_buf *b)
     cs_buf_free(b);
 }
 
-static unsigned audio_bits(const char *mode)
-{
-    if (!mode) return 3;
-    if (strcmp(mode, "both") == 0) return 3;
-    if (strcmp(mode, "caller") == 0) return 1;
-    if (strcmp(mode, "agent") == 0) return 2;
-    return 0; /* "none" and anything unknown */
-}
-
 static bool idle(const monitor *m)
 {
     if (m->feed.active) return false;
@@ -384,7 +375,7 @@ static watch *find_watch(monitor *m, const char *call)
     return NULL;
 }
 
-static void subscribe(monitor *m, const char *call, const char *mode)
+static void subscribe(monitor *m, const char *call, unsigned audio)
 {
     cs_gateway *gw = m->gw;
     if (!call || !cs_twilio_sid_valid(cs_str_of(call), "CA")) {
@@ -412,7 +403,7 @@ static void subscribe(monitor *m, const char *call, const char *mode)
         }
         w->used = true;
     }
-    if (w) w->audio = audio_bits(mode);
+    if (w) w->audio = audio;
 
     cs_buf b = CS_BUF_INIT(16u << 20);
     cs_json j;
@@ -439,43 +430,36 @@ static void subscribe(monitor *m, const char *call, const char *mode)
     send_json(m, &j, &b);
 }
 
-static const char *field(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
 {
     monitor *m = ws->data;
     m->seen_ms = uv_now(m->gw->loop);
-    cJSON *o = op == CS_WS_OP_TEXT ? cJSON_ParseWithLength(data, len) : NULL;
-    const char *type = field(o, "type");
-    if (!type) {
+    cs_monitor_msg msg;
+    cs_monitor_msg_parse(&msg, op == CS_WS_OP_TEXT, data, len);
+    if (msg.type == CS_MONITOR_BAD) {
         error_message(m, NULL, "expected a JSON object with a type");
-    } else if (strcmp(type, "watch_calls") == 0) {
+    } else if (msg.type == CS_MONITOR_WATCH_CALLS) {
         watch_calls(m);
-    } else if (strcmp(type, "subscribe") == 0) {
-        subscribe(m, field(o, "call"), field(o, "audio"));
-    } else if (strcmp(type, "audio") == 0) {
-        watch *w = field(o, "call") ? find_watch(m, field(o, "call")) : NULL;
+    } else if (msg.type == CS_MONITOR_SUBSCRIBE) {
+        subscribe(m, msg.call, msg.audio);
+    } else if (msg.type == CS_MONITOR_AUDIO) {
+        watch *w = msg.call ? find_watch(m, msg.call) : NULL;
         if (w)
-            w->audio = audio_bits(field(o, "audio"));
+            w->audio = msg.audio;
         else
-            error_message(m, field(o, "call"), "not subscribed to that call");
-    } else if (strcmp(type, "unsubscribe") == 0) {
-        watch *w = field(o, "call") ? find_watch(m, field(o, "call")) : NULL;
+            error_message(m, msg.call, "not subscribed to that call");
+    } else if (msg.type == CS_MONITOR_UNSUBSCRIBE) {
+        watch *w = msg.call ? find_watch(m, msg.call) : NULL;
         if (w) unwatch(m, w);
-    } else if (strcmp(type, "ping") == 0) {
+    } else if (msg.type == CS_MONITOR_PING) {
         cs_buf b = CS_BUF_INIT(256);
         cs_json j;
         cs_json_init(&j, &b);
         cs_json_obj(&j);
         cs_json_kstr(&j, "type", "pong");
         cs_json_key(&j, "t");
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "t");
-        if (cJSON_IsNumber(t))
-            cs_json_double(&j, t->valuedouble);
+        if (msg.has_t)
+            cs_json_double(&j, msg.t);
         else
             cs_json_null(&j);
         cs_json_kint(&j, "server_time", cs_wall_ms());
@@ -484,7 +468,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
     } else {
         error_message(m, NULL, "unknown message type");
     }
-    cJSON_Delete(o);
+    cs_monitor_msg_free(&msg);
 }
 
 static void on_pong(cs_wsconn *ws, const char *data, size_t len)

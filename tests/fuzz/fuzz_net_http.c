@@ -1,21 +1,14 @@
 /* libFuzzer target for the HTTP parsers: the input is parsed as a request head, a
  * response head and a chunked body, whole and in pieces, and the answers must agree.
- * Build: cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCS_FUZZ=ON
- * Run:   build-fuzz/fuzz_net_http -max_total_time=60 [corpus-dir] */
+ * The first byte picks the limits and the split (bench/fuzz runs it; see fuzz.h). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "fuzz.h"
 #include "net/http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) abort();                                                                      \
-    } while (0)
 
 static bool inside(cs_str v, const char *base, size_t n)
 {
@@ -27,26 +20,26 @@ static void fuzz_request(const char *in, size_t len, size_t max_head)
     static cs_http_req req, part;
     int st;
     int rc = cs_http_parse_request(in, len, max_head, &req, &st);
-    check(rc == CS_EPARSE || rc == CS_ELIMIT || (rc >= 0 && (size_t)rc <= len));
+    fuzz_check(rc == CS_EPARSE || rc == CS_ELIMIT || (rc >= 0 && (size_t)rc <= len));
     if (rc <= 0) return;
-    check(inside(req.target, in, (size_t)rc) && inside(req.method_name, in, (size_t)rc));
-    check(inside(req.path, in, (size_t)rc) && inside(req.query, in, (size_t)rc));
+    fuzz_check(inside(req.target, in, (size_t)rc) && inside(req.method_name, in, (size_t)rc));
+    fuzz_check(inside(req.path, in, (size_t)rc) && inside(req.query, in, (size_t)rc));
     for (size_t i = 0; i < req.nheaders; i++)
-        check(inside(req.headers[i].name, in, (size_t)rc) &&
-              inside(req.headers[i].value, in, (size_t)rc));
+        fuzz_check(inside(req.headers[i].name, in, (size_t)rc) &&
+                   inside(req.headers[i].value, in, (size_t)rc));
     /* the head alone gives the same answer, one byte less is "need more" */
-    check(cs_http_parse_request(in, (size_t)rc, max_head, &part, &st) == rc);
-    check(part.nheaders == req.nheaders && part.content_length == req.content_length &&
-          part.chunked == req.chunked && part.keep_alive == req.keep_alive);
-    check(cs_http_parse_request(in, (size_t)rc - 1, max_head, &part, &st) == 0);
+    fuzz_check(cs_http_parse_request(in, (size_t)rc, max_head, &part, &st) == rc);
+    fuzz_check(part.nheaders == req.nheaders && part.content_length == req.content_length &&
+               part.chunked == req.chunked && part.keep_alive == req.keep_alive);
+    fuzz_check(cs_http_parse_request(in, (size_t)rc - 1, max_head, &part, &st) == 0);
 }
 
 static void fuzz_response(const char *in, size_t len)
 {
     static cs_http_resp resp;
     int rc = cs_http_parse_response(in, len, CS_HTTP_MAX_HEAD_DEFAULT, &resp);
-    check(rc == CS_EPARSE || rc == CS_ELIMIT || (rc >= 0 && (size_t)rc <= len));
-    if (rc > 0) check(resp.status >= 100 && resp.status <= 599);
+    fuzz_check(rc == CS_EPARSE || rc == CS_ELIMIT || (rc >= 0 && (size_t)rc <= len));
+    if (rc > 0) fuzz_check(resp.status >= 100 && resp.status <= 599);
 }
 
 /* Feeds in pieces of `step` bytes (0: at once); total consumed or the error. */
@@ -59,7 +52,7 @@ static int decode(const char *in, size_t len, size_t step, cs_buf *body, bool *d
         size_t n = step && step < len - pos ? step : len - pos;
         int rc = cs_http_chunked_feed(&d, in + pos, n, body);
         if (rc < 0) return rc;
-        check(d.done || (size_t)rc == n);
+        fuzz_check(d.done || (size_t)rc == n);
         pos += (size_t)rc;
     }
     *done = d.done;
@@ -72,10 +65,11 @@ static void fuzz_chunked(const char *in, size_t len, size_t step, size_t max)
     bool done_a = false, done_b = false;
     int rc_a = decode(in, len, 0, &a, &done_a);
     int rc_b = decode(in, len, step, &b, &done_b);
-    check(rc_a == rc_b);
-    check(rc_a == CS_EPARSE || rc_a == -EMSGSIZE || (rc_a >= 0 && (size_t)rc_a <= len));
+    fuzz_check(rc_a == rc_b);
+    fuzz_check(rc_a == CS_EPARSE || rc_a == -EMSGSIZE || (rc_a >= 0 && (size_t)rc_a <= len));
     if (rc_a >= 0)
-        check(done_a == done_b && a.len == b.len && (a.len == 0 || !memcmp(a.data, b.data, a.len)));
+        fuzz_check(done_a == done_b && a.len == b.len &&
+                   (a.len == 0 || !memcmp(a.data, b.data, a.len)));
     cs_buf_free(&a);
     cs_buf_free(&b);
 }
@@ -86,8 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the first byte picks the limits and the split, the rest is the message */
     uint8_t knobs = data[0];
     size_t len = size - 1;
-    char *in = malloc(len ? len : 1);
-    memcpy(in, data + 1, len);
+    char *in = fuzz_copy(data + 1, len, 0);
     size_t max_head = knobs & 1 ? CS_HTTP_MAX_HEAD_DEFAULT : 16 + (size_t)(knobs >> 1) * 4;
     fuzz_request(in, len, max_head);
     fuzz_response(in, len);

@@ -1,12 +1,41 @@
 /* Reads what the simulator needs from TwiML: the first <Stream>'s url and track, its
  * <Parameter>s, and whether it sits in <Connect> or <Start>. A tolerant scanner, not a
- * general XML parser: it knows elements, attributes and the five entities (plus &#N;). */
+ * general XML parser: it knows elements, attributes and the five entities (plus &#N; and
+ * &#xH; for ASCII). It reads only xml[0..n): what follows the body is not its own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "net/form.h"
 #include "sim/sim_int.h"
+
+/* Whether [p, end) starts with `lit`. */
+static bool starts(const char *p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+/* The value of the character reference "&#N;" or "&#xH;" (ASCII only) at v[i..n), with
+ * *last set to its ';'; 0 if there is none. */
+static int char_ref(const char *v, size_t i, size_t n, size_t *last)
+{
+    if (i + 1 >= n || v[i + 1] != '#') return 0;
+    size_t j = i + 2;
+    bool hex = j < n && v[j] == 'x';
+    j += hex;
+    int code = 0;
+    size_t first = j;
+    for (; j < n && code < 128; j++) {
+        int d = hex ? cs_url_hex(v[j]) : v[j] >= '0' && v[j] <= '9' ? v[j] - '0' : -1;
+        if (d < 0) break;
+        code = code * (hex ? 16 : 10) + d;
+    }
+    if (j == first || j == n || v[j] != ';' || code <= 0 || code >= 128) return 0;
+    *last = j;
+    return code;
+}
 
 /* Unescapes v[0..n) into out; returns its length or -1 if it does not fit. */
 static int unescape(char *out, size_t cap, const char *v, size_t n)
@@ -28,13 +57,11 @@ static int unescape(char *out, size_t cap, const char *v, size_t n)
                     break;
                 }
             }
-            if (k == sizeof ents / sizeof *ents && i + 2 < n && v[i + 1] == '#') {
-                char *end;
-                long code = strtol(v + i + 2, &end, v[i + 2] == 'x' ? 0 : 10);
-                if (*end == ';' && code > 0 && code < 128) {
-                    c = (char)code;
-                    i = (size_t)(end - v);
-                }
+            size_t last;
+            int code = k == sizeof ents / sizeof *ents ? char_ref(v, i, n, &last) : 0;
+            if (code > 0) {
+                c = (char)code;
+                i = last;
             }
         }
         if (o + 1 >= cap) return -1;
@@ -44,23 +71,38 @@ static int unescape(char *out, size_t cap, const char *v, size_t n)
     return (int)o;
 }
 
-/* Finds attribute `name` inside the tag text [tag, end). */
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Finds attribute `name` in the tag text [tag, end) ("Stream url=\"…\" …"). Attributes
+ * are walked in order, so text inside a value is never taken for an attribute. */
 static bool attr(const char *tag, const char *end, const char *name, const char **v, size_t *n)
 {
     size_t len = strlen(name);
-    for (const char *p = tag; p + len + 2 < end; p++) {
-        if ((p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n') && memcmp(p, name, len) == 0 &&
-            p[len] == '=' && (p[len + 1] == '"' || p[len + 1] == '\'')) {
-            char q = p[len + 1];
-            const char *s = p + len + 2;
-            const char *e = memchr(s, q, (size_t)(end - s));
-            if (!e) return false;
+    const char *p = tag;
+    while (p < end && !is_space(*p)) p++; /* the element's name */
+    for (;;) {
+        while (p < end && is_space(*p)) p++;
+        const char *an = p;
+        while (p < end && *p != '=' && !is_space(*p)) p++;
+        size_t an_len = (size_t)(p - an);
+        while (p < end && is_space(*p)) p++;
+        if (p == end || *p != '=') return false;
+        p++;
+        while (p < end && is_space(*p)) p++;
+        if (p == end || (*p != '"' && *p != '\'')) return false;
+        const char *s = p + 1;
+        const char *e = memchr(s, *p, (size_t)(end - s));
+        if (!e) return false;
+        if (an_len == len && memcmp(an, name, len) == 0) {
             *v = s;
             *n = (size_t)(e - s);
             return true;
         }
+        p = e + 1;
     }
-    return false;
 }
 
 int sim_twiml_parse(const char *xml, size_t n, sim_twiml *t)
@@ -70,8 +112,9 @@ int sim_twiml_parse(const char *xml, size_t n, sim_twiml *t)
     const char *stream = NULL;
     for (const char *p = xml; p < end; p++) {
         if (*p != '<') continue;
-        if (strncmp(p, "<Connect", 8) == 0) t->connect = true;
-        if (strncmp(p, "<Stream", 7) == 0 && (p[7] == ' ' || p[7] == '>' || p[7] == '/')) {
+        if (starts(p, end, "<Connect")) t->connect = true;
+        if (starts(p, end, "<Stream") && end - p > 7 &&
+            (p[7] == ' ' || p[7] == '>' || p[7] == '/')) {
             stream = p;
             break;
         }
@@ -89,9 +132,10 @@ int sim_twiml_parse(const char *xml, size_t n, sim_twiml *t)
 
     size_t used = 0;
     const char *p = tag_end;
-    const char *close = strstr(p, "</Stream>");
-    const char *stop = close ? close : (tag_end[-1] == '/' ? tag_end : end);
-    while ((p = strstr(p, "<Parameter")) && p < stop && t->nparams < SIM_MAX_PARAMS) {
+    const char *close = memmem(p, (size_t)(end - p), "</Stream>", 9);
+    const char *stop = tag_end[-1] == '/' ? tag_end : close ? close : end;
+    while ((p = memmem(p, (size_t)(end - p), "<Parameter", 10)) && p < stop &&
+           t->nparams < SIM_MAX_PARAMS) {
         const char *pe = memchr(p, '>', (size_t)(end - p));
         if (!pe) return CS_EPARSE;
         const char *nv, *vv;

@@ -1,0 +1,103 @@
+/* The simulator's TwiML reader: what the gateway writes reads back, and the reader stays
+ * inside the body it is given (tests/fuzz/fuzz_sim_twiml.c fuzzes both). */
+#include "testutil.h"
+
+#include <string.h>
+
+#include "core/err.h"
+#include "provider/twiml.h"
+#include "sim/sim_int.h"
+
+static sim_twiml t;
+
+static void reads_what_the_gateway_writes(void **state)
+{
+    (void)state;
+    static const cs_kv params[] = {
+        {CS_STR("From"), CS_STR("+14155551234")},
+        {CS_STR("Caller\"Name"), CS_STR("O'Brien & <Ana>")},
+        {CS_STR("Empty"), CS_STR("")},
+    };
+    cs_twiml tw = {.connect = true,
+                   .say = "Hello <there>",
+                   .stream_url = "wss://gw.example.com/twilio/media",
+                   .stream_name = "callstream",
+                   .params = params,
+                   .nparams = 3};
+    cs_buf out = CS_BUF_INIT(1 << 16);
+    assert_int_equal(cs_twiml_write(&out, &tw), 0);
+    assert_int_equal(sim_twiml_parse(out.data, out.len, &t), 0);
+    assert_string_equal(t.stream_url, "wss://gw.example.com/twilio/media");
+    assert_true(t.connect);
+    assert_false(t.both_tracks);
+    assert_int_equal(t.nparams, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(cs_str_eq(t.params[i].name, params[i].name));
+        assert_true(cs_str_eq(t.params[i].value, params[i].value));
+    }
+    cs_buf_free(&out);
+}
+
+/* An answer with a Content-Length leaves the bytes after it in the same buffer: they are
+ * not part of the TwiML. */
+static void reads_only_its_body(void **state)
+{
+    (void)state;
+    static const char buf[] = "<Response><Connect><Stream url=\"wss://a/m\">"
+                              "<Parameter name=\"x\" value=\"y\"/></Stream></Connect></Response>";
+    size_t body = strstr(buf, "<Parameter") - buf; /* cut inside the <Stream> element */
+    assert_int_equal(sim_twiml_parse(buf, body, &t), 0);
+    assert_string_equal(t.stream_url, "wss://a/m");
+    assert_int_equal(t.nparams, 0);
+
+    size_t tag = strstr(buf, "<Stream") - buf + 5; /* "<Stre": no stream in the body */
+    assert_int_equal(sim_twiml_parse(buf, tag, &t), CS_EPARSE);
+}
+
+static void character_references(void **state)
+{
+    (void)state;
+    static const char xml[] =
+        "<Response><Connect><Stream url=\"wss://h/m&#x41;&#66;&#x;&#1234;&#9\"/>"
+        "</Connect></Response>";
+    assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
+    assert_string_equal(t.stream_url, "wss://h/mAB&#x;&#1234;&#9");
+}
+
+/* A self-closed <Stream/> has no parameters, whatever comes after it. */
+static void self_closed_stream(void **state)
+{
+    (void)state;
+    static const char xml[] = "<Response><Start><Stream url=\"wss://a/one\" track=\"both_tracks\"/>"
+                              "</Start><Start><Stream url=\"wss://b/two\">"
+                              "<Parameter name=\"x\" value=\"y\"/></Stream></Start></Response>";
+    assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
+    assert_string_equal(t.stream_url, "wss://a/one");
+    assert_false(t.connect);
+    assert_true(t.both_tracks);
+    assert_int_equal(t.nparams, 0);
+}
+
+/* Text inside one attribute's value is never read as another attribute. */
+static void attribute_text_in_a_value(void **state)
+{
+    (void)state;
+    static const char xml[] =
+        "<Response><Connect><Stream name=\"x url=\" url = 'wss://real/m'>"
+        "<Parameter name=\"a value=\" value=\"b\"/></Stream></Connect></Response>";
+    assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
+    assert_string_equal(t.stream_url, "wss://real/m");
+    assert_int_equal(t.nparams, 1);
+    assert_true(cs_str_eqz(t.params[0].name, "a value="));
+    assert_true(cs_str_eqz(t.params[0].value, "b"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reads_what_the_gateway_writes), cmocka_unit_test(reads_only_its_body),
+        cmocka_unit_test(character_references),          cmocka_unit_test(self_closed_stream),
+        cmocka_unit_test(attribute_text_in_a_value),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
