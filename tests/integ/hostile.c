@@ -116,6 +116,33 @@ static void slowloris_slots(void)
     stop(&s);
 }
 
+/* Every slot taken, and the oldest unfinished head is the only connection of an address
+ * that connects again: making room must not free that address's count while the new
+ * connection still uses it. Another address fills the rest. */
+static void evict_an_address_only_head(void)
+{
+    it_server s;
+    const char *args[] = {"--max-connections", "3", NULL};
+    if (!it_server_up(&s, args)) return;
+    int oldest = it_tcp(s.port, ATTACKER, 0);
+    it_sleep_ms(200);
+    int others[2] = {it_tcp(s.port, NULL, 0), it_tcp(s.port, NULL, 0)};
+    it_sleep_ms(200);
+    int again = it_tcp(s.port, ATTACKER, 0);
+    IT_CHECK(closes(oldest, NULL, 3000), "the oldest head was not closed to make room");
+    const char *get = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send_some(again, get, strlen(get));
+    cs_buf got = CS_BUF_INIT(1 << 16);
+    IT_CHECK(closes(again, &got, 5000) && got.data && strstr(got.data, " 200 "),
+             "the connection that made room was not served");
+    cs_buf_free(&got);
+    close(oldest);
+    close(again);
+    for (int i = 0; i < 2; i++) close(others[i]);
+    IT_CHECK(health_ok(s.port), "the server no longer answers");
+    stop(&s);
+}
+
 /* A head must be whole HTTP_HEAD_TIMEOUT_S after its first byte; a connection that has
  * sent nothing is idle, not late. */
 static void head_deadline(void)
@@ -544,6 +571,7 @@ static void fd_exhaustion(void)
 int main(void)
 {
     slowloris_slots();
+    evict_an_address_only_head();
     head_deadline();
     body_rate();
     heads_per_ip();
