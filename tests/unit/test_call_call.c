@@ -1057,6 +1057,23 @@ static void wild_timestamps_are_bad_frames_placed_by_arrival(void **state)
     assert_int_equal(s->stats.bad[CS_BAD_TIMESTAMP], 6);
 }
 
+/* Bad timestamps sent faster than real time: each is "placed by arrival", so the track's
+ * audio may not run ahead of its arrival by more than the tolerance, nor past MAX_CALL_S,
+ * however many come. */
+static void bad_timestamps_cannot_run_ahead_of_arrival(void **state)
+{
+    fixture *f = *state;
+    f->calls.max_ts_ms = 60 * 1000;
+    f->calls.ts_tolerance_ms = 1000;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    uint64_t pos = 0;
+    /* 200 frames (4 s of audio) at the same instant of the stream's clock */
+    for (int i = 0; i < 200; i++) pos = media_at(s, 2 + i, 1ull << 40).pos;
+    uint64_t limit_ms = 1 /* arrival */ + f->calls.ts_tolerance_ms + 20 /* the frame */;
+    assert_true(pos / CS_FRAMES_PER_MS <= limit_ms);
+    assert_true(s->heard_end / CS_FRAMES_PER_MS <= f->calls.max_ts_ms);
+}
+
 /* A later stream's clock starts at its own start. */
 static void each_stream_has_its_own_clock(void **state)
 {
@@ -1363,6 +1380,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(timestamp_jumps_are_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(caller_audio_is_placed_by_timestamp, setup, teardown),
         cmocka_unit_test_setup_teardown(dtmf_becomes_an_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_timestamps_cannot_run_ahead_of_arrival, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(wild_timestamps_are_bad_frames_placed_by_arrival, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(each_stream_has_its_own_clock, setup, teardown),
