@@ -44,6 +44,19 @@ int cs_str_to_u64(cs_str s, uint64_t max, uint64_t *out);
 size_t cs_str_copy(char *out, size_t cap, cs_str s);
 /* malloc'd NUL-terminated copy; caller frees. NULL on allocation failure. */
 char *cs_str_dup(cs_str s);
+
+/* ---- UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF) ---- */
+
+/* Validation state: text is well-formed when it ends in CS_UTF8_ACCEPT; CS_UTF8_REJECT
+ * is final. Any other value is inside a character. */
+enum { CS_UTF8_ACCEPT = 0, CS_UTF8_REJECT = 12 };
+
+/* Validates s[0..n) from `state` (CS_UTF8_ACCEPT at the start of the text) and returns
+ * the state after it, so text that arrives in pieces (WebSocket fragments) is checked
+ * piece by piece, a character split between two included. */
+uint32_t cs_utf8_feed(uint32_t state, const char *s, size_t n);
+/* Whether s[0..n) is well-formed UTF-8. */
+bool cs_utf8_valid(const char *s, size_t n);
 /* Length (1–4) of the well-formed UTF-8 character s[0..), reading at most n bytes; 0 if
  * it is not one (a stray or truncated byte, an overlong form, a surrogate, past U+10FFFF).
  * Text for XML and JSON puts U+FFFD in place of such bytes, one for each. */

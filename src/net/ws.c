@@ -9,69 +9,6 @@
 #include "core/crypto.h"
 #include "core/err.h"
 
-/* ---- UTF-8 ---- */
-
-/* Bjoern Hoehrmann's validating DFA: bytes map to classes, (state + class) to the next
- * state. States are multiples of 12; the rejecting state is sticky. */
-enum { UTF8_ACCEPT = 0, UTF8_REJECT = 12 };
-
-/* clang-format off */
-static const uint8_t utf8_class[256] = {
-#define R4(x)  x, x, x, x
-#define R16(x) R4(x), R4(x), R4(x), R4(x)
-    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 00-7f */
-    R16(1),                                                         /* 80-8f */
-    R16(9),                                                         /* 90-9f */
-    R16(7), R16(7),                                                 /* a0-bf */
-    8, 8, 2, 2, R4(2), R4(2), R4(2),                                /* c0-cf (c0,c1 overlong) */
-    R16(2),                                                         /* d0-df */
-    10, 3, 3, 3, R4(3), R4(3), 3, 4, 3, 3,                          /* e0-ef (ed: surrogates) */
-    11, 6, 6, 6, 5, 8, 8, 8, R4(8), R4(8),                          /* f0-ff (f4: <= U+10FFFF) */
-#undef R16
-#undef R4
-};
-
-static const uint8_t utf8_next[108] = {
-    0,  12, 24, 36, 60, 96, 84, 12, 12, 12, 48, 72, /* accept */
-    12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, /* reject */
-    12, 0,  12, 12, 12, 12, 12, 0,  12, 0,  12, 12, /* one continuation byte left */
-    12, 24, 12, 12, 12, 12, 12, 24, 12, 24, 12, 12, /* two left */
-    12, 12, 12, 12, 12, 12, 12, 24, 12, 12, 12, 12, /* after e0: a0-bf */
-    12, 24, 12, 12, 12, 12, 12, 12, 12, 24, 12, 12, /* after ed: 80-9f */
-    12, 12, 12, 12, 12, 12, 12, 36, 12, 36, 12, 12, /* after f0: 90-bf */
-    12, 36, 12, 12, 12, 12, 12, 36, 12, 36, 12, 12, /* three left */
-    12, 36, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, /* after f4: 80-8f */
-};
-/* clang-format on */
-
-/* Runs the DFA from `state` over s[0..n); runs of ASCII are skipped a word or two at a
- * time. */
-static uint32_t utf8_feed(uint32_t state, const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (state == UTF8_ACCEPT) {
-            for (uint64_t w[2]; i + 16 <= n; i += 16) {
-                memcpy(w, s + i, 16);
-                if ((w[0] | w[1]) & 0x8080808080808080u) break;
-            }
-            for (uint64_t w; i + 8 <= n; i += 8) {
-                memcpy(&w, s + i, 8);
-                if (w & 0x8080808080808080u) break;
-            }
-            if (i == n) break;
-        }
-        state = utf8_next[state + utf8_class[s[i++]]];
-        if (state == UTF8_REJECT) break;
-    }
-    return state;
-}
-
-bool cs_utf8_valid(const char *s, size_t n)
-{
-    return utf8_feed(UTF8_ACCEPT, (const uint8_t *)s, n) == UTF8_ACCEPT;
-}
-
 /* ---- reading ---- */
 
 void cs_ws_reader_init(cs_ws_reader *r, enum cs_ws_role role, size_t max_message)
@@ -178,9 +115,9 @@ static ssize_t data_frame(cs_ws_reader *r, enum cs_ws_op op, bool fin, char *p, 
     enum cs_ws_op msg_op = op == CS_WS_OP_CONT ? (enum cs_ws_op)r->msg_op : op;
     if (msg_op == CS_WS_OP_TEXT) {
         /* Checked frame by frame so a bad first fragment fails before the rest arrives. */
-        uint32_t st = op == CS_WS_OP_CONT ? r->utf8_state : UTF8_ACCEPT;
-        st = utf8_feed(st, (const uint8_t *)p, n);
-        if (st == UTF8_REJECT || (fin && st != UTF8_ACCEPT))
+        uint32_t st = op == CS_WS_OP_CONT ? r->utf8_state : CS_UTF8_ACCEPT;
+        st = cs_utf8_feed(st, p, n);
+        if (st == CS_UTF8_REJECT || (fin && st != CS_UTF8_ACCEPT))
             return fail(r, CS_WS_CLOSE_INVALID_DATA);
         r->utf8_state = st;
     }

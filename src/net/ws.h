@@ -99,9 +99,6 @@ void cs_ws_reader_free(cs_ws_reader *r);
  * valid until the next call. */
 ssize_t cs_ws_read(cs_ws_reader *r, char *buf, size_t len, cs_ws_event *ev);
 
-/* Whether s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-bool cs_utf8_valid(const char *s, size_t n);
-
 /* ---- writing ---- */
 
 /* Writes a frame header for `len` payload bytes into out (room for CS_WS_MAX_HEADER);

@@ -214,6 +214,74 @@ static void utf8_characters(void **state)
                      rows[i].want);
 }
 
+/* ---- UTF-8 against a plain decoder ---- */
+
+static bool utf8_reference(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint32_t c = s[i];
+        size_t k = c < 0x80 ? 0 : c < 0xc0 ? 9 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : c < 0xf8 ? 3 : 9;
+        if (k == 9 || k >= n - i) return false;
+        if (k) c &= 0x3f >> k;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80) return false;
+            c = c << 6 | (s[i + j] & 0x3f);
+        }
+        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+        if (c < min[k] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* What each entry point says of s[0..n) — the whole string, one character after the
+ * other, a byte at a time through the feed — agreeing; -1 when they do not. */
+static int utf8_checks(const char *s, size_t n)
+{
+    bool whole = cs_utf8_valid(s, n);
+    size_t i = 0;
+    for (size_t k; i < n && (k = cs_utf8_char(s + i, n - i)) > 0;) i += k;
+    uint32_t state = CS_UTF8_ACCEPT;
+    for (size_t j = 0; j < n; j++) state = cs_utf8_feed(state, s + j, 1);
+    if ((i == n) != whole || (state == CS_UTF8_ACCEPT) != whole) return -1;
+    return whole;
+}
+
+static void utf8_matches_reference(void **state)
+{
+    (void)state;
+    uint8_t s[4];
+    for (uint32_t v = 0; v < 0x1000000; v++) { /* every 1-, 2- and 3-byte string */
+        s[0] = (uint8_t)(v >> 16);
+        s[1] = (uint8_t)(v >> 8);
+        s[2] = (uint8_t)v;
+        for (size_t n = v < 0x100 ? 1 : v < 0x10000 ? 2 : 3; n <= 3; n++) {
+            const uint8_t *p = s + 3 - n;
+            if (utf8_checks((const char *)p, n) != utf8_reference(p, n))
+                fail_msg("%zu bytes %06x", n, v);
+        }
+    }
+    static const uint8_t edges[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff};
+    for (unsigned lead = 0xf0; lead <= 0xff; lead++)
+        for (size_t a = 0; a < sizeof edges; a++)
+            for (size_t b = 0; b < sizeof edges; b++)
+                for (size_t c = 0; c < sizeof edges; c++) {
+                    uint8_t q[4] = {(uint8_t)lead, edges[a], edges[b], edges[c]};
+                    assert_int_equal(utf8_checks((const char *)q, 4), utf8_reference(q, 4));
+                }
+    /* the ASCII fast path hands over to the DFA at any position */
+    char text[64];
+    memset(text, 'a', sizeof text);
+    for (size_t i = 0; i + 2 <= sizeof text; i++) {
+        memcpy(text + i, "\xc3\xa9", 2);
+        assert_true(cs_utf8_valid(text, sizeof text));
+        text[i + 1] = 'a';
+        assert_false(cs_utf8_valid(text, sizeof text));
+        assert_false(cs_utf8_valid(text, i + 1));
+        text[i] = 'a';
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +293,7 @@ int main(void)
         cmocka_unit_test(copy_truncates),
         cmocka_unit_test(dup_copies_the_view),
         cmocka_unit_test(utf8_characters),
+        cmocka_unit_test(utf8_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -375,61 +375,6 @@ static void reader_skips_as_bytes_arrive(void **state)
     cs_buf_free(&in);
 }
 
-/* ---- UTF-8 against a plain decoder ---- */
-
-static bool utf8_reference(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint32_t c = s[i];
-        size_t k = c < 0x80 ? 0 : c < 0xc0 ? 9 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : c < 0xf8 ? 3 : 9;
-        if (k == 9 || k >= n - i) return false;
-        if (k) c &= 0x3f >> k;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80) return false;
-            c = c << 6 | (s[i + j] & 0x3f);
-        }
-        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-        if (c < min[k] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
-        i += k + 1;
-    }
-    return true;
-}
-
-static void utf8_matches_reference(void **state)
-{
-    (void)state;
-    uint8_t s[4];
-    for (uint32_t v = 0; v < 0x1000000; v++) { /* every 1-, 2- and 3-byte string */
-        s[0] = (uint8_t)(v >> 16);
-        s[1] = (uint8_t)(v >> 8);
-        s[2] = (uint8_t)v;
-        for (size_t n = v < 0x100 ? 1 : v < 0x10000 ? 2 : 3; n <= 3; n++) {
-            const uint8_t *p = s + 3 - n;
-            if (cs_utf8_valid((const char *)p, n) != utf8_reference(p, n))
-                fail_msg("%zu bytes %06x", n, v);
-        }
-    }
-    static const uint8_t edges[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff};
-    for (unsigned lead = 0xf0; lead <= 0xff; lead++)
-        for (size_t a = 0; a < sizeof edges; a++)
-            for (size_t b = 0; b < sizeof edges; b++)
-                for (size_t c = 0; c < sizeof edges; c++) {
-                    uint8_t q[4] = {(uint8_t)lead, edges[a], edges[b], edges[c]};
-                    assert_int_equal(cs_utf8_valid((const char *)q, 4), utf8_reference(q, 4));
-                }
-    /* the ASCII fast path hands over to the DFA at any position */
-    char text[64];
-    memset(text, 'a', sizeof text);
-    for (size_t i = 0; i + 2 <= sizeof text; i++) {
-        memcpy(text + i, "\xc3\xa9", 2);
-        assert_true(cs_utf8_valid(text, sizeof text));
-        text[i + 1] = 'a';
-        assert_false(cs_utf8_valid(text, sizeof text));
-        assert_false(cs_utf8_valid(text, i + 1));
-        text[i] = 'a';
-    }
-}
-
 /* ---- writers ---- */
 
 static const uint8_t rfc_mask[4] = {0x37, 0xfa, 0x21, 0x3d};
@@ -811,7 +756,6 @@ int main(void)
         cmocka_unit_test(reader_zero_copy),
         cmocka_unit_test(reader_incomplete_untouched),
         cmocka_unit_test(reader_skips_as_bytes_arrive),
-        cmocka_unit_test(utf8_matches_reference),
         cmocka_unit_test(writer_rfc_examples),
         cmocka_unit_test(writer_mask_in_pieces),
         cmocka_unit_test(writer_round_trip),
