@@ -97,14 +97,17 @@ static const char *get(const cs_form *f, const char *name)
     return v && v[0] ? v : NULL;
 }
 
-/* Adds a <Parameter> unless one of that name is there already. A value Twilio would not
- * take (name + value over CS_TWIML_MAX_PARAM characters: a From or To can be a long SIP
- * URI) is left out and counted; the call row keeps it whole from the webhook. */
+/* The <Parameter>s the gateway gives every stream, in this order, before STREAM_PARAMS. */
+static const char *const own_params[] = {"From", "To", "CallSid", "StreamMode"};
+#define OWN_PARAMS (sizeof own_params / sizeof *own_params)
+
+/* Adds a <Parameter>. A value Twilio would not take (name + value over
+ * CS_TWIML_MAX_PARAM characters: a From or To can be a long SIP URI) is left out and
+ * counted; the call row keeps it whole from the webhook. STREAM_PARAMS were checked at
+ * start (check_stream_params): all of them fit. */
 static void add_param(cs_gateway *gw, cs_kv *params, size_t *n, const char *name, const char *value)
 {
-    if (!value || *n == CS_PEV_MAX_PARAMS) return;
-    for (size_t i = 0; i < *n; i++)
-        if (cs_str_eqz(params[i].name, name)) return;
+    if (!value || *n == CS_PEV_MAX_PARAMS) return; /* never: STREAM_PARAMS were counted */
     cs_kv kv = {cs_str_of(name), cs_str_of(value)};
     if (!cs_twiml_param_fits(kv.name, kv.value)) {
         gw->stats.twiml_params_dropped++;
@@ -122,12 +125,10 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
 {
     const cs_config *cfg = gw->cfg;
     bool connect = strcmp(cfg->stream_mode, "connect") == 0;
+    const char *own[OWN_PARAMS] = {from, to, call_sid, connect ? "two-way" : "one-way"};
     cs_kv params[CS_PEV_MAX_PARAMS];
     size_t n = 0;
-    add_param(gw, params, &n, "From", from);
-    add_param(gw, params, &n, "To", to);
-    add_param(gw, params, &n, "CallSid", call_sid);
-    add_param(gw, params, &n, "StreamMode", connect ? "two-way" : "one-way");
+    for (size_t i = 0; i < OWN_PARAMS; i++) add_param(gw, params, &n, own_params[i], own[i]);
     for (size_t i = 0; i < gw->stream_params.n; i++)
         add_param(gw, params, &n, gw->stream_params.pairs[i].name,
                   gw->stream_params.pairs[i].value);
@@ -146,23 +147,53 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
     return cs_twiml_write(out, &t);
 }
 
+/* Every STREAM_PARAMS parameter must reach every stream: one Twilio would refuse, one
+ * more than a stream takes, or a name given already would be left out of each call. */
+static int check_stream_params(const cs_gateway *gw, cs_buf *err)
+{
+    const cs_form *f = &gw->stream_params;
+    if (f->n > CS_PEV_MAX_PARAMS - OWN_PARAMS) {
+        cs_buf_printf(err, "STREAM_PARAMS: %zu parameters; a stream takes %zu besides From, To, "
+                           "CallSid and StreamMode",
+                      f->n, CS_PEV_MAX_PARAMS - OWN_PARAMS);
+        return CS_ECONFIG;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const char *name = f->pairs[i].name;
+        bool taken = false;
+        for (size_t k = 0; k < OWN_PARAMS; k++) taken |= strcmp(name, own_params[k]) == 0;
+        for (size_t k = 0; k < i; k++) taken |= strcmp(name, f->pairs[k].name) == 0;
+        if (taken) {
+            cs_buf_printf(err, "STREAM_PARAMS: '%.40s' is given twice, or is one of the "
+                               "gateway's own (From, To, CallSid, StreamMode)",
+                          name);
+            return CS_ECONFIG;
+        }
+        if (!cs_twiml_param_fits(cs_str_of(name), cs_str_of(f->pairs[i].value))) {
+            cs_buf_printf(err, "STREAM_PARAMS: '%.40s' is longer than %d characters with its name",
+                          name, CS_TWIML_MAX_PARAM);
+            return CS_ECONFIG;
+        }
+    }
+    return 0;
+}
+
 int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
 {
+    int rc = check_stream_params(gw, err);
+    if (rc < 0) return rc;
     /* The largest a request can make: From and To as long as a <Parameter> takes, of
      * characters that escape longest. If that fits, every answer does. */
     char from[CS_TWIML_MAX_PARAM + 1], to[CS_TWIML_MAX_PARAM + 1];
     memset(from, '"', sizeof from - 1);
     memset(to, '"', sizeof to - 1);
     from[CS_TWIML_MAX_PARAM - strlen("From")] = to[CS_TWIML_MAX_PARAM - strlen("To")] = '\0';
-    uint64_t dropped = gw->stats.twiml_params_dropped;
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    int rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to);
+    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to);
     cs_buf_free(&xml);
-    if (rc == 0 && gw->stats.twiml_params_dropped == dropped) return 0;
-    gw->stats.twiml_params_dropped = dropped;
+    if (rc == 0) return 0;
     cs_buf_printf(err, "GREETING, DIAL and STREAM_PARAMS make TwiML that Twilio would refuse: %s",
-                  rc == 0 ? "a STREAM_PARAMS parameter is longer than 499 characters"
-                          : "larger than 64 kB with a long From and To");
+                  rc == -EMSGSIZE ? "larger than 64 kB with a long From and To" : cs_strerror(rc));
     return CS_ECONFIG;
 }
 

@@ -186,15 +186,40 @@ static void settings_checked_at_start(void)
     char *greeting = repeat('&', 20000); /* 100 kB escaped */
     char *param = repeat('v', 600);
     memcpy(param, "P=", 2);
+    /* A stream takes 99 parameters: the gateway's own four and 95 of STREAM_PARAMS. */
+    char many[96 * 8] = "", most[96 * 8] = "";
+    for (int i = 0; i < 96; i++) {
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%sp%d=1", i ? "&" : "", i);
+        if (i == 94) memcpy(most, many, strlen(many) + 1);
+    }
     struct {
         const char *const args[5];
-        const char *says;
+        const char *says; /* NULL: it starts */
     } cases[] = {
         {{"--greeting", greeting, NULL}, "larger than 64 kB"},
         {{"--stream-params", param, NULL}, "longer than 499 characters"},
+        {{"--stream-params", many, NULL}, "96 parameters; a stream takes 95"},
+        {{"--stream-params", most, NULL}, NULL},
+        {{"--stream-params", "a=1&b=2&a=3", NULL}, "'a' is given twice"},
+        {{"--stream-params", "CallSid=CA1", NULL}, "'CallSid' is given twice"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         it_server s;
+        if (!cases[i].says) {
+            IT_CHECK(it_server_up(&s, cases[i].args), "case %zu did not start", i);
+            it_resp r = {0};
+            int params = 0;
+            if (it_http(s.port, "POST", "/twilio/voice",
+                        "Content-Type: application/x-www-form-urlencoded\r\n",
+                        "CallSid=" CALL "032&From=%2B1555&To=%2B1666", &r) == 0 && r.body)
+                for (const char *p = r.body; (p = strstr(p, "<Parameter ")); p++) params++;
+            IT_CHECK(r.status == 200 && params == 99 && strstr(r.body, "name=\"p94\""),
+                     "case %zu: %d, %d parameters", i, r.status, params);
+            it_resp_free(&r);
+            it_server_stop(&s, SIGTERM, 5000);
+            it_server_cleanup(&s);
+            continue;
+        }
         IT_CHECK(it_server_start(&s, cases[i].args) < 0, "started with case %zu", i);
         IT_CHECK(it_log_count(&s, cases[i].says) == 1, "case %zu: the log does not say \"%s\"", i,
                  cases[i].says);
