@@ -153,8 +153,9 @@ static int check_stream_params(const cs_gateway *gw, cs_buf *err)
 {
     const cs_form *f = &gw->stream_params;
     if (f->n > CS_PEV_MAX_PARAMS - OWN_PARAMS) {
-        cs_buf_printf(err, "STREAM_PARAMS: %zu parameters; a stream takes %zu besides From, To, "
-                           "CallSid and StreamMode",
+        cs_buf_printf(err,
+                      "STREAM_PARAMS: %zu parameters; a stream takes %zu besides From, To, "
+                      "CallSid and StreamMode",
                       f->n, CS_PEV_MAX_PARAMS - OWN_PARAMS);
         return CS_ECONFIG;
     }
@@ -164,8 +165,9 @@ static int check_stream_params(const cs_gateway *gw, cs_buf *err)
         for (size_t k = 0; k < OWN_PARAMS; k++) taken |= strcmp(name, own_params[k]) == 0;
         for (size_t k = 0; k < i; k++) taken |= strcmp(name, f->pairs[k].name) == 0;
         if (taken) {
-            cs_buf_printf(err, "STREAM_PARAMS: '%.40s' is given twice, or is one of the "
-                               "gateway's own (From, To, CallSid, StreamMode)",
+            cs_buf_printf(err,
+                          "STREAM_PARAMS: '%.40s' is given twice, or is one of the "
+                          "gateway's own (From, To, CallSid, StreamMode)",
                           name);
             return CS_ECONFIG;
         }
