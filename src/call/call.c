@@ -343,26 +343,52 @@ static void track_seq(cs_stream *s, int64_t seq)
     s->last_seq = seq;
 }
 
-/* Where a media message of track `t` goes on the stream's clock (ms); see
- * cs_stream_event. */
-static uint64_t place_ms(cs_stream *s, enum cs_track t, uint64_t ts)
+/* Whether `n` bytes of audio from `at` ms end by `max_ms` (a part of a millisecond
+ * counts whole). */
+static bool ends_by(uint64_t at, size_t n, uint64_t max_ms)
+{
+    return at <= max_ms && max_ms - at >= (n + CS_FRAMES_PER_MS - 1) / CS_FRAMES_PER_MS;
+}
+
+/* Where `n` bytes of media of track `t` stamped `ts` go on the stream's clock (ms), in
+ * *at; false if nowhere (counted and skipped). See cs_stream_event. */
+static bool place_ms(cs_stream *s, enum cs_track t, uint64_t ts, size_t n, uint64_t *at)
 {
     cs_calls *calls = s->calls;
     uint64_t now = calls->clock_ms() - s->clock_origin_ms, tol = calls->ts_tolerance_ms;
-    uint64_t expected = s->next_ts[t];
-    const char *why = ts > calls->max_ts_ms ? "past MAX_CALL_S"
+    uint64_t expected = s->next_ts[t], max = calls->max_ts_ms;
+    const char *why = !ends_by(ts, n, max)  ? "past MAX_CALL_S"
                       : ts > now + tol      ? "ahead of its arrival by more than the tolerance"
                       : ts + tol < expected ? "a jump back by more than the tolerance"
                                             : NULL;
-    if (!why) return ts;
-    char msg[160];
+    if (!why) {
+        *at = ts;
+        return true;
+    }
+    /* By arrival: after the track's audio, or at arrival after a pause. Audio sent faster
+     * than real time may not run the track more than the tolerance ahead of arrival. */
+    uint64_t by_arrival = expected + tol >= now ? expected : now;
+    char msg[200];
+    if (by_arrival > now + tol || !ends_by(by_arrival, n, max)) {
+        snprintf(msg, sizeof msg,
+                 "media timestamp %llu ms is %s, and by arrival its audio would %s; skipped",
+                 (unsigned long long)ts, why,
+                 by_arrival > now + tol ? "run its track ahead of arrival by more than the "
+                                          "tolerance"
+                                        : "pass MAX_CALL_S");
+        cs_stream_bad(s, CS_BAD_OVERRUN, msg);
+        return false;
+    }
     snprintf(msg, sizeof msg, "media timestamp %llu ms is %s; placed by arrival",
              (unsigned long long)ts, why);
     cs_stream_bad(s, CS_BAD_TIMESTAMP, msg);
-    return expected + tol >= now ? expected : now;
+    *at = by_arrival;
+    return true;
 }
 
-static uint64_t on_media(cs_stream *s, const cs_pevent *ev)
+/* Places the audio on the timeline and hands it to the recording and the observers;
+ * false if it could not be placed. */
+static bool on_media(cs_stream *s, const cs_pevent *ev, uint64_t *pos_out)
 {
     enum cs_track t = ev->media.track;
     size_t n = ev->media.len;
@@ -370,7 +396,8 @@ static uint64_t on_media(cs_stream *s, const cs_pevent *ev)
     s->stats.bytes[t] += n;
     s->calls->stats.frames_in[t]++;
     s->calls->stats.bytes_in[t] += n;
-    uint64_t ts = place_ms(s, t, ev->media.timestamp_ms);
+    uint64_t ts;
+    if (!place_ms(s, t, ev->media.timestamp_ms, n, &ts)) return false;
     /* A jump of more than a frame means lost packets: the gap stays silent. */
     if (s->next_ts[t] && ts > s->next_ts[t] + 20) s->stats.ts_gaps++;
     /* A late frame fills a hole behind; it does not move the expected time back. */
@@ -383,7 +410,8 @@ static uint64_t on_media(cs_stream *s, const cs_pevent *ev)
     if (t == CS_TRACK_INBOUND && pos + n > s->heard_end) s->heard_end = pos + n;
     NOTIFY(s->calls, audio, s, t == CS_TRACK_INBOUND ? CS_SPEAKER_CALLER : CS_SPEAKER_AGENT, pos,
            ev->media.payload, n);
-    return pos;
+    *pos_out = pos;
+    return true;
 }
 
 static int on_mark(cs_stream *s, cs_str name, bool *played)
@@ -437,7 +465,7 @@ int cs_stream_event(cs_stream *s, const cs_pevent *ev, cs_stream_outcome *out)
     track_seq(s, ev->seq);
     switch (ev->type) {
     case CS_PEV_MEDIA:
-        out->pos = on_media(s, ev);
+        out->skipped = !on_media(s, ev, &out->pos);
         return 0;
     case CS_PEV_DTMF: {
         s->stats.dtmf++;

@@ -188,7 +188,7 @@ struct cs_calls {
     cs_recorders *recorders; /* NULL: recordings off */
     /* Media timestamps are checked against each stream's clock (cs_calls_init sets the
      * defaults; the owner may change them). */
-    uint64_t max_ts_ms;         /* MAX_CALL_S: a later timestamp is bad */
+    uint64_t max_ts_ms;         /* MAX_CALL_S: no audio goes past it */
     uint64_t ts_tolerance_ms;   /* how far ahead of arrival, or back, a timestamp may be */
     uint64_t (*clock_ms)(void); /* monotonic ms (cs_mono_ms; tests may stand in) */
     cs_calls_stats stats;
@@ -221,16 +221,20 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
 /* What cs_stream_event found out about a message. */
 typedef struct cs_stream_outcome {
     uint64_t pos; /* media: where its audio was placed, in frames of the call's timeline */
+    bool skipped; /* media: not placed anywhere (a CS_BAD_OVERRUN frame); pos is not set */
     bool played;  /* mark echo: "played" (true) or "discarded by a clear" (false) */
 } cs_stream_outcome;
 
 /* Everything received after start (media, dtmf, mark, stop); `out` (may be NULL) is
  * filled for media and marks. Media is placed by its timestamp, unless that is off the
- * stream's clock — past max_ts_ms, more than ts_tolerance_ms ahead of the time it
- * arrived, or a jump back more than that behind the track's audio — then it is counted as
- * a bad frame (CS_BAD_TIMESTAMP) and placed by arrival: right after the track's previous
- * audio, or at its arrival time if the track paused longer than the tolerance. Unknown
- * marks return CS_ENOTFOUND. */
+ * stream's clock — its audio past max_ts_ms, more than ts_tolerance_ms ahead of the time
+ * it arrived, or a jump back more than that behind the track's audio — then it is counted
+ * as a bad frame (CS_BAD_TIMESTAMP) and placed by arrival: right after the track's
+ * previous audio, or at its arrival time if the track paused longer than the tolerance.
+ * So no audio starts more than the tolerance ahead of its arrival or ends past
+ * max_ts_ms: media that could go nowhere else (bad timestamps sent faster than real
+ * time, or at the end of max_ts_ms) is counted as CS_BAD_OVERRUN and skipped: not
+ * recorded, nor heard by observers or the agent. Unknown marks return CS_ENOTFOUND. */
 int cs_stream_event(cs_stream *s, const cs_pevent *ev, cs_stream_outcome *out);
 /* A message that was refused: counted, logged once per kind, and the first of each kind
  * becomes an `error` event. */

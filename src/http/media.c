@@ -200,8 +200,9 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         const cs_agent_ops *ops = m->agent->ops;
         switch (ev.type) {
         case CS_PEV_MEDIA:
-            /* Its own place: a late or reordered frame is not at the end of what was heard. */
-            if (ev.media.track == CS_TRACK_INBOUND)
+            /* Its own place (a late or reordered frame is not at the end of what was heard);
+             * audio the timeline had no room for is not heard at all. */
+            if (ev.media.track == CS_TRACK_INBOUND && !got.skipped)
                 ops->audio(m->agent, got.pos, ev.media.payload, ev.media.len);
             break;
         case CS_PEV_DTMF:

@@ -27,7 +27,8 @@
     X(BINARY, "binary")           /* binary frame where text is expected */                        \
     X(RATE, "rate_limited")       /* over the per-stream messages-per-second limit */              \
     X(STREAM, "wrong_stream")     /* streamSid differs from the one this socket started */         \
-    X(TIMESTAMP, "bad_timestamp") /* media timestamp off the stream's clock: placed by arrival */
+    X(TIMESTAMP, "bad_timestamp") /* media timestamp off the stream's clock: placed by arrival */  \
+    X(OVERRUN, "audio_overrun")   /* no room for it on the timeline by arrival either: skipped */
 
 enum cs_bad {
 #define CS_BAD_ENUM(name, label) CS_BAD_##name,

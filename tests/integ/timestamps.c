@@ -1,6 +1,7 @@
 /* Wild media timestamps in a real call: a frame stamped 100,000,000 ms or 2^40 ms is
  * counted as a bad frame and placed by arrival; the recording stays the call's length
- * (not gigabytes of silence) and goes on recording after it. */
+ * (not gigabytes of silence) and goes on recording after it, even when such frames come
+ * faster than real time. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,8 +92,72 @@ static void wild_timestamps(void)
     it_server_cleanup(&s);
 }
 
+/* Bad timestamps sent far faster than real time (128 ms of audio every 10 ms, under
+ * MAX_MESSAGES_PER_S) until MAX_CALL_S ends the stream: what the timeline has room for is
+ * placed by arrival, the rest is counted as audio_overrun and skipped, by the recording
+ * and the echo agent alike. The recording stays within the time the audio took to arrive
+ * (plus the tolerance) and within MAX_CALL_S. */
+#define RUN_CALL   "CA70000000000000000000000000000002"
+#define RUN_STREAM "MZ70000000000000000000000000000002"
+#define RUN_BYTES  1024 /* 128 ms */
+#define RUN_MAX_MS 3000 /* --max-call-s */
+#define RUN_TOL_MS 1000 /* --timestamp-tolerance-s */
+
+static void faster_than_real_time(void)
+{
+    /* RUN_MAX_MS and RUN_TOL_MS, in seconds */
+    const char *args[] = {"--agent", "echo", "--max-call-s", "3", "--timestamp-tolerance-s",
+                          "1",       NULL};
+    it_server s;
+    if (!it_server_up(&s, args)) return;
+    long long t0 = it_now_ms();
+    it_ws w;
+    int rc = it_media_start(&w, s.port, RUN_CALL, RUN_STREAM);
+    IT_CHECK(rc == 0, "upgrade refused (%d)", rc);
+    /* 51 s of audio in 4 s or more: past MAX_CALL_S, which ends the stream. */
+    for (int k = 0; k < 400 && rc == 0; k++) {
+        rc = it_media_frame(&w, RUN_STREAM, (uint64_t)k + 2, 1ull << 40, CODE, RUN_BYTES);
+        it_sleep_ms(10);
+    }
+    long long took_ms = it_now_ms() - t0;
+    it_ws_close(&w);
+
+    cJSON *call = it_call_recorded(s.port, RUN_CALL, 20000);
+    IT_CHECK(call != NULL, "the recording was not attached to the call");
+    const cJSON *st =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(call, "streams"), 0), "stats");
+    const cJSON *bad = cJSON_GetObjectItem(st, "badFrames");
+    int frames = num(cJSON_GetObjectItem(st, "frames"), "inbound");
+    int placed = num(bad, "bad_timestamp"), skipped = num(bad, "audio_overrun");
+    IT_CHECK(frames > 0 && placed > 0 && skipped > 0 && placed + skipped == frames,
+             "%d frames: %d placed by arrival, %d skipped", frames, placed, skipped);
+    /* The agent heard what was placed, no more. */
+    IT_CHECK(num(st, "framesOut") == placed, "the agent echoed %d frames of %d placed",
+             num(st, "framesOut"), placed);
+    IT_CHECK(it_call_events(call, "error", NULL) == 2, "%d error events",
+             it_call_events(call, "error", NULL));
+    IT_CHECK(it_metric(s.port, "callstream_bad_frames_total{kind=\"audio_overrun\"}") == skipped,
+             "the metric says %.0f",
+             it_metric(s.port, "callstream_bad_frames_total{kind=\"audio_overrun\"}"));
+    cJSON_Delete(call);
+
+    /* The caller's audio ends by arrival + tolerance and by MAX_CALL_S; the echo of its
+     * last frame plays after it. */
+    long limit_ms = took_ms + RUN_TOL_MS < RUN_MAX_MS ? (long)took_ms + RUN_TOL_MS : RUN_MAX_MS;
+    unsigned ch;
+    long hdr, size;
+    IT_CHECK(it_wav_info(it_recording(&s, RUN_CALL), &ch, &hdr, &size) == 0, "no recording file");
+    IT_CHECK(size == hdr && size > 0 && size <= limit_ms * 8 + RUN_BYTES,
+             "the recording holds %ld ms (header %ld ms) of a stream %lld ms long", size / 8,
+             hdr / 8, took_ms);
+
+    it_server_stop(&s, SIGTERM, 5000);
+    it_server_cleanup(&s);
+}
+
 int main(void)
 {
     wild_timestamps();
+    faster_than_real_time();
     return it_done("timestamps");
 }

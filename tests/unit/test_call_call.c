@@ -1074,6 +1074,59 @@ static void bad_timestamps_cannot_run_ahead_of_arrival(void **state)
     assert_true(s->heard_end / CS_FRAMES_PER_MS <= f->calls.max_ts_ms);
 }
 
+/* Audio the timeline has no room for (bad timestamps outrunning arrival, audio past
+ * MAX_CALL_S) is counted as audio_overrun and skipped by everyone: the recording, the
+ * observers (transcription, listeners) and the agent (out.skipped). */
+static void audio_with_no_room_is_skipped(void **state)
+{
+    fixture *f = *state;
+    f->calls.max_ts_ms = 3000;
+    f->calls.ts_tolerance_ms = 1000;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
+    /* 60 bad frames at one instant: 51 fill the tolerance (0 to 1000 ms), 9 have no room. */
+    tu_log_capture_start();
+    for (int i = 0; i < 60; i++) {
+        cs_stream_outcome got = media_at(s, 2 + i, 1ull << 40);
+        assert_int_equal(got.skipped, i > 50);
+        if (!got.skipped) assert_int_equal(got.pos, (uint64_t)i * 160);
+    }
+    tu_log_capture_stop();
+    assert_int_equal(s->stats.frames[CS_TRACK_INBOUND], 60);
+    assert_int_equal(s->stats.bad[CS_BAD_TIMESTAMP], 51);
+    assert_int_equal(s->stats.bad[CS_BAD_OVERRUN], 9);
+    assert_int_equal(f->calls.stats.bad[CS_BAD_OVERRUN], 9);
+    assert_int_equal(count(&f->obs, CB_AUDIO), 51);
+    assert_int_equal(nth(&f->obs, CB_AUDIO, 50)->pos, 1000 * 8);
+    assert_int_equal(s->heard_end, 1020 * 8);
+    assert_true(tu_log_contains("audio_overrun"));
+    assert_int_equal(count_events(&f->obs, CS_EVENT_ERROR), 2); /* one per kind */
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_ERROR)->text);
+    assert_string_equal(jstr(j, "kind"), "audio_overrun");
+    assert_non_null(strstr(jstr(j, "message"), "ahead of arrival"));
+    cJSON_Delete(j);
+
+    /* Arrival catches up: room again, right after the track's audio. */
+    now_ms += 500;
+    assert_int_equal(media_at(s, 62, 1ull << 40).pos, 1020 * 8);
+    now_ms += 1490; /* 1990 ms into the stream */
+    assert_int_equal(media_at(s, 63, 1990).pos, 1990 * 8);
+
+    /* MAX_CALL_S: audio may end at it, not pass it, whatever its timestamp. */
+    now_ms += 1000;
+    assert_int_equal(media_at(s, 64, 2980).pos, 2980 * 8);
+    assert_true(media_at(s, 65, 2990).skipped);
+    assert_true(media_at(s, 66, 1ull << 40).skipped);
+    now_ms += 10000;
+    assert_true(media_at(s, 67, 12990).skipped);
+    assert_int_equal(s->heard_end, 3000 * 8);
+    assert_int_equal(s->stats.bad[CS_BAD_OVERRUN], 12);
+    assert_int_equal(s->stats.bad[CS_BAD_TIMESTAMP], 52);
+    assert_int_equal(count(&f->obs, CB_AUDIO), 54);
+    j = parse(last_event(&f->obs, CS_EVENT_ERROR)->text);
+    assert_string_equal(jstr(j, "kind"), "audio_overrun"); /* still the first one */
+    cJSON_Delete(j);
+}
+
 /* A later stream's clock starts at its own start. */
 static void each_stream_has_its_own_clock(void **state)
 {
@@ -1382,6 +1435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(dtmf_becomes_an_event, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_timestamps_cannot_run_ahead_of_arrival, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(audio_with_no_room_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(wild_timestamps_are_bad_frames_placed_by_arrival, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(each_stream_has_its_own_clock, setup, teardown),
