@@ -20,6 +20,16 @@ static int num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valueint : -1;
 }
 
+/* The call once its recording is attached (caller frees), and its stream's stats. */
+static cJSON *recorded(int port, const char *sid, const cJSON **stats)
+{
+    cJSON *call = it_call_recorded(port, sid, 20000);
+    IT_CHECK(call != NULL, "the recording was not attached to the call");
+    *stats =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(call, "streams"), 0), "stats");
+    return call;
+}
+
 /* The timestamp frame k is sent with: its own, or a wild one. */
 static uint64_t stamp(int k)
 {
@@ -53,10 +63,8 @@ static void wild_timestamps(void)
     IT_CHECK(it_media_stop(&w, CALL, STREAM, FRAMES + 2) == 1000, "stop did not end with 1000");
     it_ws_close(&w);
 
-    cJSON *call = it_call_recorded(s.port, CALL, 20000);
-    IT_CHECK(call != NULL, "the recording was not attached to the call");
-    const cJSON *st =
-        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(call, "streams"), 0), "stats");
+    const cJSON *st;
+    cJSON *call = recorded(s.port, CALL, &st);
     const cJSON *bad = cJSON_GetObjectItem(st, "badFrames");
     IT_CHECK(num(bad, "bad_timestamp") == 3, "bad_timestamp %d", num(bad, "bad_timestamp"));
     IT_CHECK(num(cJSON_GetObjectItem(st, "frames"), "inbound") == FRAMES, "%d frames taken",
@@ -122,10 +130,8 @@ static void faster_than_real_time(void)
     long long took_ms = it_now_ms() - t0;
     it_ws_close(&w);
 
-    cJSON *call = it_call_recorded(s.port, RUN_CALL, 20000);
-    IT_CHECK(call != NULL, "the recording was not attached to the call");
-    const cJSON *st =
-        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(call, "streams"), 0), "stats");
+    const cJSON *st;
+    cJSON *call = recorded(s.port, RUN_CALL, &st);
     const cJSON *bad = cJSON_GetObjectItem(st, "badFrames");
     int frames = num(cJSON_GetObjectItem(st, "frames"), "inbound");
     int placed = num(bad, "bad_timestamp"), skipped = num(bad, "audio_overrun");
