@@ -15,6 +15,7 @@
 #include "deepgram_fake.h"
 #include "net/form.h"
 #include "stt/stt.h"
+#include "stt_session.h"
 
 #define KEY      "secret-key"
 #define FRAME_MS 20
@@ -108,14 +109,8 @@ static inline tctx *start_engine(const dg_fake_opts *fo, const char *model, int6
 static inline int open_with(tctx *t, const char *keywords, const char *grammar,
                             cs_stt_session **out)
 {
-    cs_stt_session_opts o = {.label = "CAtest/caller",
-                             .keywords = keywords,
-                             .grammar = grammar,
-                             .on_segment = on_segment,
-                             .on_error = on_error,
-                             .on_closed = on_closed,
-                             .data = t};
-    return cs_stt_deepgram.open(t->e, &o, out);
+    static const tu_stt_callbacks cb = {on_segment, on_error, on_closed};
+    return tu_stt_open(&cs_stt_deepgram, t->e, &cb, t, grammar, keywords, out);
 }
 
 static inline tctx *start(const dg_fake_opts *fo)

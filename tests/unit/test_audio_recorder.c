@@ -657,10 +657,19 @@ static void run_for(fixture *f, unsigned ms)
     tu_run_until(&f->loop, never, NULL, ms);
 }
 
-/* Opens a recording while a limit makes its file fail (set by the caller), and waits for
- * the news that it failed. */
-static cs_recording *open_failing(fixture *f, unsigned channels, heard *h)
+/* What makes a new file fail: no descriptor left, or not a byte of room. */
+enum refusal { NO_DESCRIPTOR, NO_ROOM };
+
+/* Starts the recorder and opens a recording while `why` makes its file fail, waiting for
+ * the news that it failed. The limit stays: the caller lifts it (tu_limit_*(-1)). */
+static cs_recording *open_refused(fixture *f, enum refusal why, unsigned channels, heard *h)
 {
+    start(f, NO_HEADER_UPDATE);
+    drain(f);
+    if (why == NO_DESCRIPTOR)
+        tu_limit_open_files(0);
+    else
+        tu_limit_file_size(0);
     cs_recording *rec;
     assert_int_equal(cs_recording_open(f->r, "CA1", channels, &rec), 0);
     cs_recording_on_news(rec, on_news, h);
@@ -751,11 +760,8 @@ static void a_full_disk_loses_audio_until_there_is_room(void **state)
 static void a_file_that_cannot_be_created_is_tried_again(void **state)
 {
     fixture *f = *state;
-    start(f, NO_HEADER_UPDATE);
-    drain(f);
-    tu_limit_open_files(0);
     heard h = {0};
-    cs_recording *rec = open_failing(f, 2, &h);
+    cs_recording *rec = open_refused(f, NO_DESCRIPTOR, 2, &h);
     tu_limit_open_files(-1);
     assert_int_equal(h.err, -EMFILE);
     assert_int_equal(h.failed_at, 0);
@@ -783,11 +789,8 @@ static void a_file_that_cannot_be_created_is_tried_again(void **state)
 static void a_recording_that_never_had_a_file(void **state)
 {
     fixture *f = *state;
-    start(f, NO_HEADER_UPDATE);
-    drain(f);
-    tu_limit_file_size(0); /* created, but not even its header fits */
     heard h = {0};
-    cs_recording *rec = open_failing(f, 1, &h);
+    cs_recording *rec = open_refused(f, NO_ROOM, 1, &h); /* created, but not its header */
     uint8_t a[160];
     pattern(a, sizeof a, 1);
     run_for(f, 2 * CS_REC_RETRY_MIN_MS); /* an attempt falls due… */
@@ -816,11 +819,8 @@ static void a_recording_that_never_had_a_file(void **state)
 static void a_file_claimed_but_not_written_is_reused(void **state)
 {
     fixture *f = *state;
-    start(f, NO_HEADER_UPDATE);
-    drain(f);
-    tu_limit_file_size(0);
     heard h = {0};
-    cs_recording *rec = open_failing(f, 1, &h);
+    cs_recording *rec = open_refused(f, NO_ROOM, 1, &h);
     tu_limit_file_size(-1);
     assert_int_equal(h.err, -EFBIG);
     model *m = model_new(1);

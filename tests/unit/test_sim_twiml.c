@@ -10,6 +10,13 @@
 
 static sim_twiml t;
 
+/* Reads `xml` into t: it must parse, with the stream at `url`. */
+static void read_ok(const char *xml, const char *url)
+{
+    assert_int_equal(sim_twiml_parse(xml, strlen(xml), &t), 0);
+    assert_string_equal(t.stream_url, url);
+}
+
 static void reads_what_the_gateway_writes(void **state)
 {
     (void)state;
@@ -57,22 +64,19 @@ static void reads_only_its_body(void **state)
 static void character_references(void **state)
 {
     (void)state;
-    static const char xml[] =
-        "<Response><Connect><Stream url=\"wss://h/m&#x41;&#66;&#x;&#1234;&#9\"/>"
-        "</Connect></Response>";
-    assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
-    assert_string_equal(t.stream_url, "wss://h/mAB&#x;&#1234;&#9");
+    read_ok("<Response><Connect><Stream url=\"wss://h/m&#x41;&#66;&#x;&#1234;&#9\"/>"
+            "</Connect></Response>",
+            "wss://h/mAB&#x;&#1234;&#9");
 }
 
 /* A self-closed <Stream/> has no parameters, whatever comes after it. */
 static void self_closed_stream(void **state)
 {
     (void)state;
-    static const char xml[] = "<Response><Start><Stream url=\"wss://a/one\" track=\"both_tracks\"/>"
-                              "</Start><Start><Stream url=\"wss://b/two\">"
-                              "<Parameter name=\"x\" value=\"y\"/></Stream></Start></Response>";
-    assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
-    assert_string_equal(t.stream_url, "wss://a/one");
+    read_ok("<Response><Start><Stream url=\"wss://a/one\" track=\"both_tracks\"/>"
+            "</Start><Start><Stream url=\"wss://b/two\">"
+            "<Parameter name=\"x\" value=\"y\"/></Stream></Start></Response>",
+            "wss://a/one");
     assert_false(t.connect);
     assert_true(t.both_tracks);
     assert_int_equal(t.nparams, 0);
@@ -82,11 +86,9 @@ static void self_closed_stream(void **state)
 static void attribute_text_in_a_value(void **state)
 {
     (void)state;
-    static const char xml[] =
-        "<Response><Connect><Stream name=\"x url=\" url = 'wss://real/m'>"
-        "<Parameter name=\"a value=\" value=\"b\"/></Stream></Connect></Response>";
-    assert_int_equal(sim_twiml_parse(xml, sizeof xml - 1, &t), 0);
-    assert_string_equal(t.stream_url, "wss://real/m");
+    read_ok("<Response><Connect><Stream name=\"x url=\" url = 'wss://real/m'>"
+            "<Parameter name=\"a value=\" value=\"b\"/></Stream></Connect></Response>",
+            "wss://real/m");
     assert_int_equal(t.nparams, 1);
     assert_true(cs_str_eqz(t.params[0].name, "a value="));
     assert_true(cs_str_eqz(t.params[0].value, "b"));

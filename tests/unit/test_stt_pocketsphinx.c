@@ -13,6 +13,7 @@
 #include "audio/wav.h"
 #include "core/err.h"
 #include "stt/stt.h"
+#include "stt_session.h"
 #include "wer.h"
 
 #define MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
@@ -110,14 +111,8 @@ static void stop(tctx *t)
 static int open_voice(tctx *t, voice *v, const char *grammar, const char *keywords,
                       cs_stt_session **out)
 {
-    cs_stt_session_opts o = {.label = "CAtest/caller",
-                             .grammar = grammar,
-                             .keywords = keywords,
-                             .on_segment = on_segment,
-                             .on_error = on_error,
-                             .on_closed = on_closed,
-                             .data = v};
-    return cs_stt_pocketsphinx.open(t->e, &o, out);
+    static const tu_stt_callbacks cb = {on_segment, on_error, on_closed};
+    return tu_stt_open(&cs_stt_pocketsphinx, t->e, &cb, v, grammar, keywords, out);
 }
 
 /* A corpus recording as μ-law bytes. */
