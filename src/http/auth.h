@@ -62,7 +62,7 @@ void cs_auth_keep(cs_auth *a, const char *hash, bool bearer);
 /* Whether `next` (a form value, decoded once) may be followed after sign-in: a path of
  * this site, as given and after each percent-decoding (up to CS_NEXT_DECODES), starting
  * with a single '/' then neither '/' nor '\', with no control character or backslash
- * anywhere. web/static/login.js applies the same rule. */
+ * anywhere. web/static/login.js applies the same rule (both tested on tests/data/next.txt). */
 bool cs_auth_next_ok(const char *next);
 
 /* POST /login, POST /logout (which closes the session's monitor sockets at once),
