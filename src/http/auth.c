@@ -173,11 +173,26 @@ typedef struct lookup {
     char hash[65];
 } lookup;
 
+/* A session past its end: over, whatever the store can say. */
+static bool expired(const ident *id)
+{
+    return id->expires_at && id->expires_at <= cs_wall_ms();
+}
+
 /* Why a credential the store no longer knows has ended, as its sockets are told. */
 static const char *ended_why(const ident *id, bool bearer)
 {
     if (bearer) return "token revoked";
-    return id->expires_at && id->expires_at <= cs_wall_ms() ? "session expired" : "session ended";
+    return expired(id) ? "session expired" : "session ended";
+}
+
+/* Known before, ended now: its sockets go too. */
+static void cache_end(cs_auth *a, const ident *id, bool bearer)
+{
+    char hash[65];
+    memcpy(hash, id->hash, sizeof hash);
+    cs_monitor_revoke(a->gw, hash, ended_why(id, bearer));
+    cache_drop(a, hash);
 }
 
 static void on_lookup(cs_store_query *q, void *data)
@@ -195,16 +210,14 @@ static void on_lookup(cs_store_query *q, void *data)
         user = q->sessions[0].user;
         expires_at = q->sessions[0].expires_at;
     }
-    bool failed = !user && q->status != 0 && q->status != CS_ENOTFOUND;
     ident *id = cs_map_get(&a->cache, cs_str_of(l->hash));
+    bool failed = !user && q->status != 0 && q->status != CS_ENOTFOUND && !(id && expired(id));
     if (user) {
         cache_put(a, l->hash, user, cs_wall_ms() + window_ms(a), expires_at);
     } else if (failed) {
         if (id) id->asking = false; /* ask again at the next chance */
     } else if (id) {
-        /* Known before, ended now: its sockets go too. */
-        cs_monitor_revoke(a->gw, l->hash, ended_why(id, l->bearer));
-        cache_drop(a, l->hash);
+        cache_end(a, id, l->bearer);
     }
     if (l->r && user) {
         snprintf(l->r->user, sizeof l->r->user, "%s", user);
@@ -259,6 +272,10 @@ bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
 void cs_auth_keep(cs_auth *a, const char *hash, bool bearer)
 {
     ident *id = cs_map_get(&a->cache, cs_str_of(hash));
+    if (id && expired(id)) { /* expiry needs no store, which may be failing */
+        cache_end(a, id, bearer);
+        return;
+    }
     if (id && (id->asking || id->valid_until - cs_wall_ms() > CS_AUTH_KEEP_MS)) return;
     /* An identity the full cache forgot comes back as a placeholder, so that its
      * sockets ask once, and are closed if it has ended. */

@@ -56,12 +56,13 @@ bool cs_auth_origin_ok(const cs_request *r);
  * when its cached answer is about to run out, asks the store again in the background.
  * When the store says it has ended (signed out, user deleted, password changed, session
  * expired, token revoked), cs_monitor_revoke closes the sockets holding it; a store that
- * cannot answer leaves them open. Call it once a second per socket. */
+ * cannot answer leaves them open, but a session past its known end is closed without
+ * asking. Call it once a second per socket. */
 void cs_auth_keep(cs_auth *a, const char *hash, bool bearer);
 /* Whether `next` (a form value, decoded once) may be followed after sign-in: a path of
  * this site, as given and after each percent-decoding (up to CS_NEXT_DECODES), starting
  * with a single '/' then neither '/' nor '\', with no control character or backslash
- * anywhere. web/static/login.js applies the same rule. */
+ * anywhere. web/static/login.js applies the same rule (both tested on tests/data/next.txt). */
 bool cs_auth_next_ok(const char *next);
 
 /* POST /login, POST /logout (which closes the session's monitor sockets at once),

@@ -377,6 +377,15 @@ void cs_metrics(cs_request *r)
         cs_prom_counter(&out, "callstream_stt_dropped_audio_seconds_total",
                         "audio dropped because transcription fell behind",
                         (double)ss.dropped_ms / 1000);
+        cs_prom_counter(&out, "callstream_stt_reconnects_total",
+                        "connections to the engine tried again after a failure",
+                        (double)ss.reconnects);
+        cs_prom_counter(&out, "callstream_stt_close_timeouts_total",
+                        "sessions ended at the call's end before their last results came",
+                        (double)ss.close_timeouts);
+        cs_prom_counter(&out, "callstream_stt_keywords_cut_total",
+                        "keywords of calls past the engine's limit, not sent",
+                        (double)ss.keywords_cut);
     }
     if (gw->webhook) {
         const cs_webhook_stats *ws = cs_webhook_stats_get(gw->webhook);

@@ -235,6 +235,7 @@ struct cs_stt_session {
     bool close_stream_sent;
     bool flushed;      /* Metadata arrived after CloseStream: Deepgram is done */
     unsigned attempts; /* failed connections in a row */
+    size_t resent;     /* bytes the ring held when the current connection was made */
     cs_wsconn ws;
     uv_timer_t step; /* one-shot: the next attempt, or finishing */
     uv_timer_t tick;
@@ -449,11 +450,14 @@ static void on_results(cs_stt_session *s, const cJSON *msg)
                 s->label);
         return;
     }
-    s->attempts = 0; /* real progress: only Results show that the connection works */
     if (r.is_final)
         take_final(s, &r);
     else
         take_interim(s, &r);
+    /* Real progress: what the connection was made to resend is finalized. Not any Results:
+     * a server that answers once, then fails each connection, would be retried at the
+     * first backoff step for the whole call, resending the backlog each time. */
+    if (r.is_final && (uint64_t)llround(r.end * DG_SAMPLE_RATE) >= s->resent) s->attempts = 0;
 }
 
 /* Sent after utterance_end_ms without words, when speech_final did not come
@@ -632,6 +636,7 @@ static void retry(cs_stt_session *s, const char *why)
         finish(s); /* nothing left for Deepgram to finalize */
     } else {
         unsigned ms = cs_backoff_ms(s->attempts, DG_BACKOFF_MIN_MS, DG_BACKOFF_MAX_MS);
+        s->e->st.reconnects++;
         cs_warn("deepgram %s: %s; reconnecting in %u ms", s->label, why, ms);
         if (s->closing) extend_close_deadline(s, ms);
         uv_timer_start(&s->step, on_retry_timer, ms, 0);
@@ -750,6 +755,7 @@ static void connect_now(cs_stt_session *s)
     s->unanswered = 0;
     s->request_id[0] = s->said[0] = '\0';
     audio_rewind(&s->audio);
+    s->resent = s->audio.len;
     int rc = cs_wsconn_connect(&s->ws, s->e->net, s->url, s->e->auth, DG_MAX_MESSAGE, &ws_ops, s);
     if (rc < 0 && s->ws.conn) {
         cs_wsconn_abort(&s->ws, rc); /* the socket exists: on_ws_close takes it from here */
@@ -811,6 +817,7 @@ static void on_tick(uv_timer_t *t)
     if (s->closing && now >= s->close_deadline_ms) {
         cs_warn("deepgram %s: the stream did not end within %llu ms of the call's end; closing it",
                 s->label, (unsigned long long)(now - s->close_started_ms));
+        s->e->st.close_timeouts++;
         finish(s);
     } else if (s->state == DG_OPEN && stalled(s, now)) {
         cs_warn("deepgram %s: no answer to %d s of audio", s->label, DG_STALL_MS / 1000);
@@ -920,9 +927,11 @@ static int dg_open(cs_stt *e, const cs_stt_session_opts *o, cs_stt_session **out
         free(s);
         return rc;
     }
-    if (terms > DG_MAX_TERMS)
+    if (terms > DG_MAX_TERMS) {
+        e->st.keywords_cut += terms - DG_MAX_TERMS;
         cs_warn("deepgram %s: Deepgram takes at most %d %s: only the first %d of %zu are sent",
                 label, DG_MAX_TERMS, term_name(e), DG_MAX_TERMS, terms);
+    }
     s->e = e;
     s->o = *o;
     snprintf(s->label, sizeof s->label, "%s", label);

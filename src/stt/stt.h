@@ -54,6 +54,9 @@ typedef struct cs_stt_stats {
     uint64_t finals, interims;
     uint64_t audio_ms;        /* audio taken */
     uint64_t dropped_ms;      /* audio dropped because the engine fell behind */
+    uint64_t reconnects;      /* connections tried again after a failure (network engines) */
+    uint64_t close_timeouts;  /* sessions ended by their close deadline, results still due */
+    uint64_t keywords_cut;    /* keywords past the engine's limit, not sent */
 } cs_stt_stats;
 
 typedef struct cs_stt_ops {

@@ -2,13 +2,16 @@
  * feed, joining a call mid-way, audio frames with their header, events, ping, the close
  * when the call ends, a browser that never reads, which loses audio and is closed while
  * another listener and the call itself lose nothing — and sockets that close, with no
- * more audio, when the session or token they were opened with ends. */
+ * more audio, when the session or token they were opened with ends, even when a session
+ * runs out while the store cannot answer. */
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "dblock.h"
+#include "http/auth.h"
 #include "integ_util.h"
 
 static it_server srv;
@@ -16,6 +19,7 @@ static char cookie[256], origin[128];
 
 #define CLOSE_SIGNED_OUT 4401
 #define REVOKE_WAIT_MS   20000 /* generous, for a 2 s AUTH_CACHE_S on a busy machine */
+#define EXPIRY_MS        10000 /* a session's life in expiry_needs_no_store */
 
 static long long wall_ms(void)
 {
@@ -467,6 +471,58 @@ static void ended_credentials_close_their_sockets(void)
     snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", srv.token);
 }
 
+/* A session runs out while another process holds the database's readers' locks, so that
+ * the store cannot answer: its end is known from the sign-in, so its socket closes all the
+ * same, while a socket whose session has not ended stays open. */
+static void expiry_needs_no_store(void)
+{
+    it_server s;
+    const char *args[] = {NULL};
+    if (!it_server_up(&s, args)) return;
+    char own[128], headers[512], control_headers[512], session[256], hash[65], sql[512];
+    snprintf(own, sizeof own, "http://127.0.0.1:%d", s.port);
+    IT_CHECK(it_cli(&s, "user add eve --password-stdin", "a fine password\n", NULL, 0) == 0,
+             "user add eve");
+    IT_CHECK(it_sign_in(&s, "eve", "a fine password", session, sizeof session) == 0,
+             "eve cannot sign in");
+    snprintf(control_headers, sizeof control_headers, "%sOrigin: %s\r\n", session, own);
+    /* A session that ends EXPIRY_MS from now, as the server would have made it. */
+    static const char token[] = "a-session-about-to-end";
+    cs_secret_hash(hash, token, strlen(token));
+    long long expires_at = it_wall_ms() + EXPIRY_MS;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sessions (token_hash, user_name, created_at, expires_at, password_at)"
+             " SELECT '%s', name, %lld, %lld, password_at FROM users WHERE name = 'eve'",
+             hash, it_wall_ms(), expires_at);
+    IT_CHECK(it_sql_exec(it_db(&s), sql) == 0, "cannot add the session");
+    snprintf(headers, sizeof headers, "Cookie: " CS_SESSION_COOKIE "=%s\r\nOrigin: %s\r\n", token,
+             own);
+
+    it_ws w, control;
+    IT_CHECK(it_ws_connect(&w, s.port, "/monitor", headers) == 0, "the session was refused");
+    IT_CHECK(it_ws_connect(&control, s.port, "/monitor", control_headers) == 0,
+             "eve's other session was refused");
+    pid_t holder = db_hold(it_db(&s), DB_HOLD_READS);
+    IT_CHECK(holder > 0, "cannot lock the readers of the database");
+    /* (the server asks the store again a second before the end: the locks must be held by
+     * then, or the store would answer and nothing would be tested) */
+    IT_CHECK(it_wall_ms() < expires_at - 2000, "the locks were taken too late to test anything");
+    ending e = ending_of(&w, EXPIRY_MS + REVOKE_WAIT_MS);
+    IT_CHECK(e.code == CLOSE_SIGNED_OUT && strcmp(e.why, "session expired") == 0,
+             "a session that ran out during the outage: its socket closed with %d '%s'", e.code,
+             e.why);
+    it_ws_send_text(&control, "{\"type\":\"ping\",\"t\":1}");
+    cJSON *pong = next_json(&control, "pong", 10000);
+    IT_CHECK(pong != NULL, "a socket whose session goes on was closed during the outage");
+    cJSON_Delete(pong);
+    it_ws_close(&w);
+    it_ws_close(&control);
+    if (holder > 0) db_release(holder);
+    IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&s);
+    snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", srv.token);
+}
+
 int main(void)
 {
     const char *args[] = {"--agent", "echo", "--monitor-slow-s", "2", NULL};
@@ -479,6 +535,7 @@ int main(void)
     a_slow_listener();
     signing_out_closes_at_once();
     ended_credentials_close_their_sockets();
+    expiry_needs_no_store();
     IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&srv);
     return it_done("monitor");

@@ -579,6 +579,8 @@ static void engine_fails_mid_call(void)
     printf("transcribe: deepgram until it failed: %s\n", text);
     IT_CHECK(segments >= 1 && strstr(text, "fellow americans"), "nothing kept: '%s'", text);
     IT_CHECK(it_metric(s.port, "callstream_stt_failures_total") == 1, "failure not counted");
+    IT_CHECK(it_metric(s.port, "callstream_stt_reconnects_total") == 1,
+             "the reconnection not counted");
     unsigned ch;
     long hf, sf;
     IT_CHECK(it_wav_info(it_recording(&s, sid), &ch, &hf, &sf) == 0 && hf >= 10 * 8000,
@@ -614,6 +616,11 @@ static void engine_always_errors(void)
                          "error: fake internal error: the fake was told to fail (7 attempts)") == 1,
         "the failure is not logged once with what Deepgram said");
     IT_CHECK(it_metric(s.port, "callstream_stt_failures_total") == 1, "failure not counted");
+    IT_CHECK(it_metric(s.port, "callstream_stt_reconnects_total") == 6, "reconnections: %g, not 6",
+             it_metric(s.port, "callstream_stt_reconnects_total"));
+    IT_CHECK(it_metric(s.port, "callstream_stt_close_timeouts_total") == 0 &&
+                 it_metric(s.port, "callstream_stt_keywords_cut_total") == 0,
+             "close deadlines or cut keywords not in /metrics");
     IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&s);
     dg_thread_stop(&dg);

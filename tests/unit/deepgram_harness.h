@@ -148,6 +148,13 @@ static inline bool enough_finals(void *d)
     return t->nfinals >= t->want_finals;
 }
 
+static inline cs_stt_stats stats_of(tctx *t)
+{
+    cs_stt_stats st;
+    cs_stt_deepgram.stats(t->e, &st);
+    return st;
+}
+
 static inline void close_session(tctx *t)
 {
     cs_stt_deepgram.close(t->s);
@@ -157,9 +164,7 @@ static inline void close_session(tctx *t)
 
 static inline void stop(tctx *t)
 {
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
-    assert_int_equal(st.sessions_open, 0);
+    assert_int_equal(stats_of(t).sessions_open, 0);
     cs_stt_deepgram.destroy(t->e);
     dg_fake_free(t->fake);
     assert_int_equal(uv_loop_close(&t->loop), 0);

@@ -113,8 +113,7 @@ static void test_full_beyond_max_sessions(void **state)
     cs_stt_session *second = NULL;
     assert_int_equal(open_with(t, NULL, NULL, &second), CS_EFULL);
     assert_null(second);
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
+    cs_stt_stats st = stats_of(t);
     assert_int_equal(st.refused, 1);
     assert_int_equal(st.sessions_open, 1);
     close_session(t);
@@ -156,8 +155,7 @@ static void test_two_utterances_on_call_timeline(void **state)
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         assert_int_equal(count_param(t, want[i][0], want[i][1]), 1);
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
+    cs_stt_stats st = stats_of(t);
     assert_int_equal(st.finals, 3);
     assert_int_equal(st.interims, t->nsegs - 3);
     assert_int_equal(st.audio_ms, 4500);
@@ -208,6 +206,7 @@ static void test_keywords_past_the_limit_are_cut(void **state)
     assert_int_equal(open_with(t, many.data, NULL, &t->s), 0);
     assert_true(tu_log_contains("only the first 100 of 150 are sent"));
     tu_log_capture_stop();
+    assert_int_equal(stats_of(t).keywords_cut, 50);
     two_utterances(t, BASE_MS);
     wait_finals(t, 2, WAIT_MS);
     close_session(t);
@@ -425,8 +424,7 @@ static void test_buffer_drops_oldest_while_disconnected(void **state)
     feed(t, &pos, 12200, false, false);
     feed(t, &pos, 600, true, false);
     feed(t, &pos, 1400, false, false);
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
+    cs_stt_stats st = stats_of(t);
     assert_int_equal(st.audio_ms, 35000);
     assert_int_equal(st.dropped_ms, 5000);
     wait_finals(t, 2, WAIT_MS);
@@ -448,8 +446,7 @@ static void test_feed_larger_than_buffer_keeps_its_end(void **state)
         make_frame(t, audio + at, at >= 30000 * 8 && at < 30600 * 8);
     cs_stt_deepgram.feed(t->s, BASE_MS, audio, n);
     free(audio);
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
+    cs_stt_stats st = stats_of(t);
     assert_int_equal(st.dropped_ms, 1000);
     wait_finals(t, 1, WAIT_MS);
     close_session(t);
@@ -467,8 +464,7 @@ static void test_too_many_gaps_drop_audio(void **state)
         feed(t, &pos, FRAME_MS, false, false);
         pos += 2000;
     }
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
+    cs_stt_stats st = stats_of(t);
     assert_true(st.dropped_ms > 0);
     assert_true(st.dropped_ms < 24 * FRAME_MS);
     close_session(t);

@@ -54,6 +54,7 @@ static void test_reconnects_after_a_failure(void **state)
         two_utterances(t, BASE_MS);
         check_reconnected(t);
         assert_true(tu_log_contains(cases[i].says));
+        assert_int_equal(stats_of(t).reconnects, 1);
         tu_log_capture_stop();
         stop(t);
     }
@@ -104,6 +105,66 @@ static void test_error_messages_alone_do_not_reset_retries(void **state)
     assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 7);
     close_session(t);
     assert_int_equal(t->errors, 1);
+    stop(t);
+}
+
+/* Each connection answers once (an interim), then drops: no real progress, as the audio
+ * resent is never finalized, so the failures add up and the session gives up, instead of
+ * reconnecting at the first backoff step, resending the backlog, for the whole call. */
+static void test_one_answer_per_connection_is_no_progress(void **state)
+{
+    (void)state;
+    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_DROP, .faulty = -1, .fault_after = 300 * 8};
+    tctx *t = start(&fo);
+    uint32_t pos = 0;
+    speak_until_it_gives_up(t, &pos, CS_EBACKEND, "(7 attempts)");
+    assert_int_equal(dg_fake_stats_get(t->fake)->upgrades, 7);
+    assert_int_equal(t->nsegs, 7); /* one interim from each connection */
+    assert_int_equal(t->nfinals, 0);
+    cs_stt_stats st = stats_of(t);
+    assert_int_equal(st.reconnects, 6);
+    assert_int_equal(st.failures, 1);
+    close_session(t);
+    stop(t);
+}
+
+/* Until the session has counted n reconnections, or the fake n upgrades. */
+typedef struct count_goal {
+    tctx *t;
+    uint64_t n;
+} count_goal;
+
+static bool reconnects_reach(void *d)
+{
+    const count_goal *g = d;
+    return stats_of(g->t).reconnects >= g->n;
+}
+
+static bool upgrades_reach(void *d)
+{
+    const count_goal *g = d;
+    return dg_fake_stats_get(g->t->fake)->upgrades >= g->n;
+}
+
+/* Each connection finalizes what it resent, then drops: progress every time, so the
+ * count of failures starts over and the session never gives up. */
+static void test_finalized_backlog_is_progress(void **state)
+{
+    (void)state;
+    dg_fake_opts fo = {SCRIPT, .fault = DG_FAKE_DROP, .faulty = -1, .fault_after = 1200 * 8};
+    tctx *t = start(&fo);
+    uint32_t pos = BASE_MS;
+    for (unsigned i = 1; i <= 2 * 7; i++) {
+        /* Connection i takes what is left (0.2 s) and 1 s more: an empty final after 1 s
+         * covers the resent audio, then it drops. */
+        hush(t, &pos, 1000 + (i == 1 ? 200 : 0));
+        assert_true(tu_run_until(&t->loop, reconnects_reach, &(count_goal){t, i}, WAIT_MS));
+        assert_true(tu_run_until(&t->loop, upgrades_reach, &(count_goal){t, i + 1}, WAIT_MS));
+    }
+    assert_int_equal(t->errors, 0);
+    close_session(t);
+    assert_int_equal(t->errors, 0);
+    assert_int_equal(stats_of(t).failures, 0);
     stop(t);
 }
 
@@ -181,6 +242,9 @@ static void test_close_waits_for_the_backlog(void **state)
     cs_stt_deepgram.close(t->s);
     assert_true(tu_run_until(&t->loop, is_closed, t, 30000));
     check_final(t, 0, "hello world", BASE_MS + 9000, BASE_MS + 9600);
+    cs_stt_stats st = stats_of(t);
+    assert_int_equal(st.reconnects, 2);
+    assert_int_equal(st.close_timeouts, 0);
     const dg_fake_stats *fs = dg_fake_stats_get(t->fake);
     assert_int_equal(fs->refused, 2);
     assert_int_equal(fs->audio_bytes, 10000 * 8);
@@ -198,6 +262,7 @@ static void test_close_times_out_on_a_silent_server(void **state)
     assert_true(tu_run_until(&t->loop, upgraded, t, WAIT_MS));
     close_session(t);
     assert_int_equal(dg_fake_stats_get(t->fake)->close_streams, 1);
+    assert_int_equal(stats_of(t).close_timeouts, 1);
     assert_int_equal(t->nsegs, 0);
     assert_int_equal(t->errors, 0);
     stop(t);
@@ -220,9 +285,9 @@ static void test_gives_up_after_repeated_failures(void **state)
     close_session(t);
     assert_int_equal(t->errors, 1);
     assert_int_equal(t->nsegs, 0);
-    cs_stt_stats st;
-    cs_stt_deepgram.stats(t->e, &st);
+    cs_stt_stats st = stats_of(t);
     assert_int_equal(st.failures, 1);
+    assert_int_equal(st.reconnects, 6);
     stop(t);
 }
 
@@ -303,6 +368,8 @@ int main(void)
         cmocka_unit_test(test_reconnects_after_a_failure),
         cmocka_unit_test(test_undecodable_audio_is_not_retried),
         cmocka_unit_test(test_error_messages_alone_do_not_reset_retries),
+        cmocka_unit_test(test_one_answer_per_connection_is_no_progress),
+        cmocka_unit_test(test_finalized_backlog_is_progress),
         cmocka_unit_test(test_reconnects_after_stall),
         cmocka_unit_test(test_junk_messages_are_skipped),
         cmocka_unit_test(test_close_while_disconnected_still_flushes),
