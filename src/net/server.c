@@ -587,17 +587,15 @@ static void untrack(cs_conn *c)
 
 /* Every slot is taken: the connection that has waited longest for a head makes room,
  * so a real request gets in while slow or idle clients hold the rest. */
-static bool evict_oldest_head(cs_server *s)
+static void evict_oldest_head(cs_server *s)
 {
     hconn *v = s->heads;
-    if (!v) return false;
     cs_conn *c = v->conn;
     head_end(v);
     s->stats.heads_evicted++;
     cs_conn_close(c, CS_ELIMIT, false);
     c->untrack(c); /* the slot is free now, not when the close callback runs */
     c->untrack = NULL;
-    return true;
 }
 
 static bool admit(cs_server *s, hconn *h)
@@ -612,7 +610,8 @@ static bool admit(cs_server *s, hconn *h)
         s->stats.rejected_heads_per_ip++;
         return false;
     }
-    if (s->conns >= s->lim.max_connections && !evict_oldest_head(s)) {
+    bool full = s->conns >= s->lim.max_connections;
+    if (full && !s->heads) {
         s->stats.rejected_total++;
         return false;
     }
@@ -630,6 +629,9 @@ static bool admit(cs_server *s, hconn *h)
     h->ip = e;
     c->tracker = s;
     c->untrack = untrack;
+    /* Room is made only now that this connection holds its address's entry: the victim
+     * may be that address's only other connection, and its untrack must not free it. */
+    if (full) evict_oldest_head(s);
     return true;
 }
 
