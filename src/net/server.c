@@ -670,6 +670,9 @@ static void take(cs_server *s, int fd, bool tls)
     c->max_input = s->lim.max_head + 4096;
     cs_conn_set_output_high(c, CS_SERVER_OUTPUT_HIGH);
     head_begin(h);
+    /* A TLS handshake brings no plaintext byte, and every raw one counts as activity:
+     * the first head's clock starts at accept, so handshake and head share its deadline. */
+    if (tls) head_started(h);
 }
 
 static void on_acceptable(uv_poll_t *p, int status, int events);

@@ -42,8 +42,9 @@ typedef struct cs_server_limits {
     size_t max_head;         /* request line + headers */
     size_t max_body;         /* request body (413 above) */
     uint32_t idle_ms;        /* keep-alive connection with no request in progress */
-    uint32_t head_ms;        /* a head must be whole this long after its first byte (408
-                                after; 0: no limit); also the grace before body_min_rate */
+    uint32_t head_ms;        /* a head must be whole this long after its first byte, or
+                                after accept for TLS's first head (408 after; 0: no limit);
+                                also the grace before body_min_rate */
     uint32_t body_min_rate;  /* bytes/s a body must average, after head_ms (0: no limit) */
     size_t max_heads_per_ip; /* connections from one address waiting for or reading a
                                 head (0: no limit) */

@@ -185,6 +185,64 @@ static void head_deadline(void)
     stop(&s);
 }
 
+/* GET `path` over https, trusting `cert`, with the test's token: the body in `out`. */
+static void https_get(const it_server *s, const char *cert, const char *path, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "curl -s --max-time 10 --cacert %s -H 'Authorization: Bearer %s' %s%s", cert, s->token,
+             s->url, path);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = '\0';
+    if (f) pclose(f);
+}
+
+/* Over TLS the handshake brings no plaintext byte: a ClientHello dribbled a byte at a
+ * time must still end, with the head after it, within HTTP_HEAD_TIMEOUT_S of the
+ * connection, however long HTTP_IDLE_S is. */
+static void head_deadline_tls(void)
+{
+    it_server s;
+    char cert[400], key[400];
+    if (it_server_prepare(&s) < 0 || it_tls_cert(&s, cert, key, sizeof cert) < 0) {
+        IT_CHECK(0, "cannot prepare a TLS server");
+        return;
+    }
+    const char *args[] = {"--tls-cert",    cert,  "--tls-key", key, "--http-head-timeout-s", "2",
+                          "--http-idle-s", "600", NULL};
+    snprintf(s.url, sizeof s.url, "https://127.0.0.1:%d", s.port);
+    if (it_server_restart(&s, args) < 0) {
+        IT_CHECK(0, "the TLS server did not start");
+        it_server_cleanup(&s);
+        return;
+    }
+    /* A TLS record announcing a 512-byte ClientHello (TLS 1.2), its bytes sent slowly. */
+    static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01,
+                                          0x00, 0x01, 0xfc, 0x03, 0x03};
+    int slow = it_tcp(s.port, NULL, 0);
+    struct pollfd p = {.fd = slow, .events = POLLIN};
+    long long deadline = it_now_ms() + 20000;
+    size_t sent = 0;
+    while (it_now_ms() < deadline && poll(&p, 1, 0) == 0) {
+        unsigned char b = sent < sizeof hello ? hello[sent] : (unsigned char)sent;
+        if (send_some(slow, &b, 1) != 1) break;
+        sent++;
+        it_sleep_ms(300);
+    }
+    IT_CHECK(closes(slow, NULL, 5000), "a ClientHello dribbled for 20 s (%zu bytes) held its slot",
+             sent);
+    close(slow);
+    char body[65536];
+    https_get(&s, cert, "/health", body, sizeof body);
+    IT_CHECK(strstr(body, "\"ok\""), "https /health after it: %s", body);
+    https_get(&s, cert, "/metrics", body, sizeof body);
+    double late = it_metric_in(body, strlen(body),
+                               "callstream_http_slow_closed_total{reason=\"head_timeout\"}");
+    IT_CHECK(late == 1, "the late handshake was counted %.0f times as a late head", late);
+    stop(&s);
+}
+
 /* A body must keep HTTP_BODY_MIN_BYTES_PER_S: MAX_BODY_BYTES at twice that rate is served,
  * a byte every half second gets a 408. */
 static void body_rate(void)
@@ -573,6 +631,7 @@ int main(void)
     slowloris_slots();
     evict_an_address_only_head();
     head_deadline();
+    head_deadline_tls();
     body_rate();
     heads_per_ip();
     pipelined_slow_reader();
