@@ -65,7 +65,7 @@
       "connections from one address waiting for or reading a request head")                        \
     N(max_output_bytes, "MAX_OUTPUT_BYTES", 268435456, 65536, 1099511627776,                       \
       "output buffered for all connections together; past it the slowest readers are closed, "     \
-      "listen-in sockets first")                                                                   \
+      "listen-in sockets first (a write larger than it is refused at once)")                       \
     N(max_messages_per_s, "MAX_MESSAGES_PER_S", 400, 1, 100000,                                    \
       "media-socket messages per second per stream; more are counted and dropped")                 \
     N(max_message_bytes, "MAX_MESSAGE_BYTES", 65536, 1024, 16777216,                               \

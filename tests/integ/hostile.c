@@ -17,6 +17,7 @@
 
 #include "integ_util.h"
 #include "net/http.h"
+#include "net/server.h"
 
 #define ATTACKER  "127.0.0.2" /* another loopback address: its limits are not ours */
 #define CALL_FORM "CallSid=CA77777777777777777777777777777777&From=%2B15550001111&To=%2B15550002222"
@@ -459,6 +460,103 @@ static void pipelined_behind_slow_handler(void)
     stop(&s);
 }
 
+/* ---- answers larger than a connection's output ---- */
+
+#define BIG_CALL "CA55555555555555555555555555555555"
+
+typedef struct big_call {
+    int port, want; /* events expected */
+    int status, events;
+    size_t len;
+} big_call;
+
+static bool big_call_whole(void *data)
+{
+    big_call *b = data;
+    it_resp r;
+    b->status =
+        it_http(b->port, "GET", "/api/v1/calls/" BIG_CALL, NULL, NULL, &r) == 0 ? r.status : -1;
+    b->len = r.body_len;
+    const cJSON *events = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "call"), "events");
+    b->events = cJSON_GetArraySize(events);
+    if (b->status >= 0) it_resp_free(&r);
+    return b->status == 200 && b->events == b->want;
+}
+
+/* A call whose status callbacks are large, each kept whole as an event (anyone may post
+ * them while TWILIO_AUTH_TOKEN is unset): its answer, larger than a connection's output,
+ * is served whole, pipelined to a slow reader too. One larger than all of
+ * MAX_OUTPUT_BYTES gets a 500 at once, and no other reader is closed for it. */
+static void big_answers(void)
+{
+    enum { CALLBACKS = 40, PAD = 21000 };
+    it_server s;
+    if (!it_server_up(&s, NULL)) return;
+    cs_buf form = CS_BUF_INIT(1 << 20);
+    cs_buf_puts(&form, "CallSid=" BIG_CALL "&CallStatus=in-progress&X=");
+    for (int i = 0; i < PAD; i++) cs_buf_puts(&form, "%01"); /* 6 bytes of JSON each */
+    int posted = 0;
+    for (int i = 0; i < CALLBACKS; i++) {
+        it_resp r;
+        if (it_http(s.port, "POST", "/twilio/status", FORM_TYPE, form.data, &r) < 0) continue;
+        posted += r.status == 204;
+        it_resp_free(&r);
+    }
+    cs_buf_free(&form);
+    IT_CHECK(posted == CALLBACKS, "%d of %d status callbacks taken", posted, CALLBACKS);
+    big_call b = {.port = s.port, .want = CALLBACKS};
+    IT_CHECK(it_until(big_call_whole, &b, 10000) && b.len > CS_CONN_MAX_OUTPUT,
+             "the call's answer: %d, %zu bytes, %d events", b.status, b.len, b.events);
+
+    /* pipelined, twice, around /health, to a reader with a small window that takes its time */
+    cs_buf req = CS_BUF_INIT(1 << 16);
+    const char *get = "GET /api/v1/calls/" BIG_CALL " HTTP/1.1\r\nHost: x\r\n";
+    cs_buf_printf(&req, "%s%s\r\n" HEALTH "%s%s\r\n", get, it_auth, get, it_auth);
+    int fd = it_tcp(s.port, NULL, 4096);
+    expect e = {.kinds = "oho", .other_has = "\"events_truncated\""};
+    int got = pipeline(fd, &req, 3, 4096, check_answer, &e);
+    IT_CHECK(got == 3 && e.wrong == 0 && e.other_len == b.len, "%d of 3 answers, %d wrong", got,
+             e.wrong);
+    close(fd);
+    IT_CHECK(it_metric(s.port, "callstream_http_answers_too_large_total") == 0,
+             "an answer was refused");
+
+    /* Larger than all the output allowed: refused at once. A reader that has left a
+     * megabyte of answers unread is not closed for it. */
+    it_server_stop(&s, SIGTERM, 15000);
+    const char *capped[] = {"--max-output-bytes", "4194304", NULL};
+    IT_CHECK(it_server_restart(&s, capped) == 0, "the server did not start again");
+    int stuck = it_tcp(s.port, NULL, 4096);
+    cs_buf_reset(&req);
+    for (int i = 0; i < 2000; i++)
+        cs_buf_puts(&req, "GET /static/app.css HTTP/1.1\r\nHost: x\r\n\r\n");
+    size_t off = 0;
+    double buffered = 0;
+    for (long long deadline = it_now_ms() + 10000; buffered < 256 << 10 && it_now_ms() < deadline;
+         it_sleep_ms(50)) {
+        ssize_t k = off < req.len ? send_some(stuck, req.data + off, req.len - off) : 0;
+        off += k > 0 ? (size_t)k : 0;
+        buffered = it_metric(s.port, "callstream_output_buffered_bytes");
+    }
+    IT_CHECK(buffered >= 256 << 10, "the reader that does not read left only %.0f bytes waiting",
+             buffered);
+    it_resp r;
+    int rc = it_http(s.port, "GET", "/api/v1/calls/" BIG_CALL, NULL, NULL, &r);
+    IT_CHECK(rc == 0 && r.status == 500 && strstr(r.body, "no room"),
+             "an answer larger than MAX_OUTPUT_BYTES: %d %.100s", rc == 0 ? r.status : -1,
+             rc == 0 ? r.body : "");
+    if (rc == 0) it_resp_free(&r);
+    IT_CHECK(it_metric(s.port, "callstream_output_cap_closed_total{class=\"default\"}") == 0,
+             "a reader was closed for an answer that could never fit");
+    IT_CHECK(it_metric(s.port, "callstream_http_answers_too_large_total") == 1 &&
+                 it_metric(s.port, "callstream_output_refused_total") >= 1,
+             "the refusal was not counted");
+    IT_CHECK(still_open(stuck), "the reader that does not read was closed");
+    close(stuck);
+    cs_buf_free(&req);
+    stop(&s);
+}
+
 /* ---- buffered output ---- */
 
 static const char *str(const cJSON *o, const char *k)
@@ -636,6 +734,7 @@ int main(void)
     heads_per_ip();
     pipelined_slow_reader();
     pipelined_behind_slow_handler();
+    big_answers();
     output_cap();
     fd_exhaustion();
     return it_done("hostile");
