@@ -1,12 +1,16 @@
 /* What hostile or broken clients try against the transport, and what must hold. Heads and
- * bodies dribbled a byte at a time cannot hold the slots: a head has a deadline, a body a
- * minimum rate, heads from one address a limit, and a new connection finding every slot
- * taken closes the oldest unfinished head. Pipelined requests all get their answers, in
- * order, whether the reader is slow or a handler answers later. Listen-in sockets that
- * never read are closed before their output eats the memory (MAX_OUTPUT_BYTES) while the
- * call goes on. Running out of descriptors pauses accepting: no spinning, one log line
- * per burst, and service again once descriptors come back. */
+ * bodies dribbled a byte at a time cannot hold the slots: a head has a deadline (over TLS
+ * from accept, handshake included), a body a minimum rate, heads from one address a
+ * limit, and a new connection finding every slot taken closes the oldest unfinished head.
+ * Pipelined requests all get their answers, in order, whether the reader is slow or a
+ * handler answers later, and answers larger than a connection's output go out whole.
+ * Listen-in sockets that never read are closed before their output eats the memory
+ * (MAX_OUTPUT_BYTES) while the call goes on. Sign-ins whose clients left are dropped
+ * before their password is checked. Running out of descriptors pauses accepting: no
+ * spinning, one log line per burst, and service again once descriptors come back. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 #include <unistd.h>
 
 #include "integ_util.h"
+#include "net/form.h"
 #include "net/http.h"
 #include "net/server.h"
 
@@ -673,6 +678,105 @@ static void output_cap(void)
     stop(&s);
 }
 
+/* ---- sign-ins of clients that leave ---- */
+
+#define ANN_PASSWORD "ann's password"
+
+/* A server with the user ann. */
+static bool up_with_ann(it_server *s, const char *const *args)
+{
+    if (!it_server_up(s, args)) return false;
+    IT_CHECK(it_cli(s, "user add ann --password-stdin", ANN_PASSWORD "\n", NULL, 0) == 0,
+             "user add failed");
+    return true;
+}
+
+/* A sign-in as ann, answered in JSON. */
+static void sign_in_request(cs_buf *req, const char *password)
+{
+    const char *names[] = {"username", "password"}, *values[] = {"ann", password};
+    cs_buf form = CS_BUF_INIT(4096);
+    cs_form_write(&form, names, values, 2);
+    cs_buf_printf(req,
+                  "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" FORM_TYPE
+                  "Accept: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                  form.len, form.data);
+    cs_buf_free(&form);
+}
+
+/* A client that half-closes after its sign-in cannot be told from one that gave up: both
+ * are an end of stream. The sign-in is dropped before its password is checked (as nginx
+ * ends such a request, 499); the half-closed client reads why. Other routes answer it. */
+static void sign_in_half_closed(void)
+{
+    it_server s;
+    if (!up_with_ann(&s, NULL)) return;
+    cs_buf req = CS_BUF_INIT(8192);
+    sign_in_request(&req, ANN_PASSWORD);
+    /* Corked, the end of stream goes in the request's last segment: the server cannot
+     * have started on the sign-in before it sees the half-close. */
+    int fd = it_tcp(s.port, NULL, 0), on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    send_some(fd, req.data, req.len);
+    shutdown(fd, SHUT_WR);
+    cs_buf got = CS_BUF_INIT(1 << 16);
+    IT_CHECK(closes(fd, &got, 10000) && got.data && strstr(got.data, " 503 ") &&
+                 strstr(got.data, "the client left") && !strstr(got.data, "Set-Cookie"),
+             "a half-closed sign-in: %.300s", got.data ? got.data : "nothing");
+    close(fd);
+    IT_CHECK(it_log_count(&s, "dropped: the client left") == 1 &&
+                 it_log_count(&s, "signed in from") == 0,
+             "the half-closed sign-in was not dropped before its password was checked");
+    char cookie[256];
+    IT_CHECK(it_sign_in(&s, "ann", ANN_PASSWORD, cookie, sizeof cookie) == 0,
+             "a sign-in that stays to read was refused");
+    const char *health = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    fd = it_tcp(s.port, NULL, 0);
+    send_some(fd, health, strlen(health));
+    shutdown(fd, SHUT_WR);
+    cs_buf_reset(&got);
+    IT_CHECK(closes(fd, &got, 10000) && got.data && strstr(got.data, " 200 "),
+             "/health to a half-closed client: %.200s", got.data ? got.data : "nothing");
+    close(fd);
+    cs_buf_free(&got);
+    cs_buf_free(&req);
+    stop(&s);
+}
+
+/* Sign-ins wait their turn for the password worker; those whose clients left meanwhile
+ * are dropped when their turn comes instead of each costing a hash. */
+static void sign_ins_left_waiting(void)
+{
+    enum { N = 10 };
+    it_server s;
+    const char *args[] = {"--login-attempts-per-min", "1000", NULL};
+    if (!up_with_ann(&s, args)) return;
+    cs_buf req = CS_BUF_INIT(8192);
+    sign_in_request(&req, "not ann's password");
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = it_tcp(s.port, NULL, 0);
+        send_some(fds[i], req.data, req.len);
+    }
+    /* The first is answered once its password is checked; the others give up then. */
+    cs_buf got = CS_BUF_INIT(1 << 16);
+    IT_CHECK(closes(fds[0], &got, 30000) && got.data && strstr(got.data, " 401 "),
+             "the first sign-in: %.200s", got.data ? got.data : "nothing");
+    for (int i = 0; i < N; i++) close(fds[i]);
+    int checked = 0, dropped = 0;
+    for (long long deadline = it_now_ms() + 30000; checked + dropped < N && it_now_ms() < deadline;
+         it_sleep_ms(50)) {
+        checked = it_log_count(&s, "failed sign-in for 'ann'");
+        dropped = it_log_count(&s, "dropped: the client left");
+    }
+    IT_CHECK(checked + dropped == N && dropped >= N / 2,
+             "of %d sign-ins, %d had their password checked and %d were dropped", N, checked,
+             dropped);
+    cs_buf_free(&got);
+    cs_buf_free(&req);
+    stop(&s);
+}
+
 /* ---- descriptors ---- */
 
 /* What /metrics says about accepting. */
@@ -757,6 +861,8 @@ int main(void)
     pipelined_behind_slow_handler();
     big_answers();
     output_cap();
+    sign_in_half_closed();
+    sign_ins_left_waiting();
     fd_exhaustion();
     return it_done("hostile");
 }
