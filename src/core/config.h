@@ -65,7 +65,7 @@
       "connections from one address waiting for or reading a request head")                        \
     N(max_output_bytes, "MAX_OUTPUT_BYTES", 268435456, 65536, 1099511627776,                       \
       "output buffered for all connections together; past it the slowest readers are closed, "     \
-      "listen-in sockets first")                                                                   \
+      "listen-in sockets first (a write larger than it is refused at once)")                       \
     N(max_messages_per_s, "MAX_MESSAGES_PER_S", 400, 1, 100000,                                    \
       "media-socket messages per second per stream; more are counted and dropped")                 \
     N(max_message_bytes, "MAX_MESSAGE_BYTES", 65536, 1024, 16777216,                               \
@@ -79,7 +79,7 @@
       "a media socket silent this long is ended as abnormal")                                      \
     N(http_idle_s, "HTTP_IDLE_S", 30, 1, 3600, "an idle keep-alive HTTP connection is closed")      \
     N(http_head_timeout_s, "HTTP_HEAD_TIMEOUT_S", 10, 1, 3600,                                     \
-      "a request head must arrive whole this long after its first byte (408 after)")               \
+      "a request head must arrive whole this long after its first byte (TLS: after accept)")       \
     N(http_body_min_bytes_per_s, "HTTP_BODY_MIN_BYTES_PER_S", 1024, 0, 1073741824,                 \
       "a request body must average this rate after HTTP_HEAD_TIMEOUT_S of grace (0: no minimum)")  \
     N(shutdown_grace_s, "SHUTDOWN_GRACE_S", 10, 0, 3600,                                           \

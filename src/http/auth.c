@@ -33,6 +33,8 @@ struct cs_auth {
     cs_map cache;                            /* hash → ident */
     cs_limiter logins;                       /* sign-in attempts per address */
     size_t pending;                          /* password checks queued */
+    cs_job *waiting, **waiting_end;          /* checks waiting for the worker, oldest first */
+    bool checking;                           /* one is on the worker */
     char dummy_hash[crypto_pwhash_STRBYTES]; /* checked when the user does not exist */
 };
 
@@ -405,11 +407,15 @@ static void check_work(cs_job *job)
     sodium_memzero(c->password, sizeof c->password);
 }
 
+static void next_check(cs_auth *a);
+
 static void check_done(cs_job *job)
 {
     check *c = (check *)job;
     cs_auth *a = c->a;
     a->pending--;
+    a->checking = false;
+    next_check(a);
     cs_request *r = c->r;
     if (!c->ok) {
         cs_info("auth: failed sign-in for '%s' from %s", c->user, r->conn ? r->conn->peer_ip : "?");
@@ -457,15 +463,39 @@ static void check_drop(check *c, const char *why)
     free(c);
 }
 
+/* Nobody waits for the answer any more: no password work, no session. An end of stream
+ * counts as leaving: HTTP/1.1 lets a client half-close and still read, but that cannot be
+ * told from a browser that gave up, and nginx too ends a request whose client closed
+ * (499) rather than work for nobody; a half-closed client still reads why. */
+static bool client_left(check *c)
+{
+    if (c->r->conn && !cs_conn_peer_gone(c->r->conn)) return false;
+    cs_info("auth: sign-in for '%s' dropped: the client left", c->user);
+    check_drop(c, "the client left");
+    return true;
+}
+
+/* The worker gets one check at a time, the next only when it is done, so one whose client
+ * left while it waited is dropped here, on the loop, before it costs a hash. */
+static void next_check(cs_auth *a)
+{
+    while (a->waiting && !a->checking) {
+        check *c = (check *)a->waiting;
+        a->waiting = c->job.next;
+        if (!a->waiting) a->waiting_end = &a->waiting;
+        if (client_left(c)) continue;
+        if (a->worker && cs_worker_post(a->worker, &c->job) == 0)
+            a->checking = true;
+        else
+            check_drop(c, "the gateway is stopping");
+    }
+}
+
 static void on_user(cs_store_query *q, void *data)
 {
     check *c = data;
-    cs_request *r = c->r;
-    if (!r->conn || cs_conn_peer_gone(r->conn)) {
-        /* Nobody waits for the answer any more: no password work, no session. */
-        cs_info("auth: sign-in for '%s' dropped: the client left", c->user);
+    if (client_left(c)) {
         cs_store_query_free(q);
-        check_drop(c, "the client left");
         return;
     }
     if (q->status < 0 && q->status != CS_ENOTFOUND) {
@@ -481,8 +511,9 @@ static void on_user(cs_store_query *q, void *data)
     }
     cs_store_query_free(q);
     c->job = (cs_job){.work = check_work, .done = check_done};
-    if (cs_worker_post(c->a->worker, &c->job) < 0)
-        check_drop(c, "too many sign-ins at once; try again");
+    *c->a->waiting_end = &c->job;
+    c->a->waiting_end = &c->job.next;
+    next_check(c->a);
 }
 
 static bool wants_json(const cs_request *r)
@@ -663,6 +694,7 @@ int cs_auth_new(cs_auth **out, cs_gateway *gw)
     cs_auth *a = calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
     a->gw = gw;
+    a->waiting_end = &a->waiting;
     cs_limiter_init(&a->logins, (double)gw->cfg->login_attempts_per_min, THROTTLE_MAX);
     int rc = cs_worker_start(&a->worker, "auth", CS_AUTH_PENDING_MAX, gw->mb, NULL);
     if (rc < 0) {
@@ -678,6 +710,8 @@ void cs_auth_stop(cs_auth *a)
     if (!a || !a->worker) return;
     cs_worker_stop(a->worker);
     a->worker = NULL;
+    a->checking = false;
+    next_check(a); /* what still waits is dropped */
 }
 
 void cs_auth_free(cs_auth *a)

@@ -256,7 +256,7 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_http_bad_requests_total", "requests the parser refused",
                     (double)hs->bad_requests);
     cs_prom_counter(&out, "callstream_http_answers_too_large_total",
-                    "answers that did not fit the connection's output (a 500 went instead)",
+                    "answers with no room in the output (MAX_OUTPUT_BYTES): a 500 went instead",
                     (double)hs->answers_too_large);
     static const char *const sig_labels[] = {"webhook", "upgrade"};
     uint64_t sig[] = {gw->stats.sig_refused_webhook, gw->stats.sig_refused_upgrade};

@@ -29,6 +29,8 @@ enum {
     F_RESOLVING = 1u << 11,   /* a name lookup is running */
     F_CONNECTING = 1u << 12,  /* client: TCP connect not finished; output waits */
     F_BACKPRESSURE = 1u << 13, /* reading stopped until the peer takes its output */
+    F_WANT_DRAIN = 1u << 14,   /* the owner waits for the output to drain to drain_mark */
+    F_DRAINED = 1u << 15,      /* ... and it has: on_drain runs in the check phase */
 };
 #define F_STOPPED (F_PAUSED | F_BACKPRESSURE) /* input is not wanted now */
 
@@ -114,6 +116,10 @@ static void on_check(uv_check_t *h)
                 c->flags &= ~F_INPUT_PENDING;
                 deliver_kept(c);
                 start_reading(c);
+            }
+            if (c->flags & F_DRAINED) {
+                c->flags &= ~F_DRAINED;
+                if (!(c->flags & F_CLOSING) && c->ops->on_drain) c->ops->on_drain(c);
             }
             flush(c);
         }
@@ -249,11 +255,15 @@ static void stop_reading(cs_conn *c)
 /* ---- output accounting ---- */
 
 /* After any change to a connection's output: the net's total, how fast the peer reads,
- * and back-pressure. */
+ * back-pressure, and the owner's wait for a drain. */
 static void account(cs_conn *c)
 {
     cs_net *net = c->net;
-    size_t pending = (c->flags & F_HANDLE_CLOSED) ? 0 : cs_conn_pending(c);
+    size_t pending = (c->flags & F_HANDLE_CLOSED) ? 0 : cs_conn_pending(c) + c->held;
+    if ((c->flags & F_WANT_DRAIN) && cs_conn_pending(c) <= c->drain_mark) {
+        c->flags = (c->flags & ~F_WANT_DRAIN) | F_DRAINED; /* told from the check phase */
+        mark_dirty(c);
+    }
     /* Output only shrinks when the kernel takes it (or it is dropped at a close). */
     if (pending < c->accounted || pending == 0) c->out_moved_ms = now_ms(net);
     net->stats.buffered = net->stats.buffered - c->accounted + pending;
@@ -288,6 +298,7 @@ static cs_conn *slowest_reader(const cs_net *net)
 static bool make_room(cs_net *net, size_t n)
 {
     if (!net->output_cap) return true;
+    if (n > net->output_cap) return false; /* closing every reader would not make room */
     unsigned closed[CS_CONN_CLASS_COUNT] = {0};
     bool room = true;
     while (net->stats.buffered + n > net->output_cap) {
@@ -539,6 +550,27 @@ int cs_conn_write(cs_conn *c, const void *data, size_t len)
     return 0;
 }
 
+int cs_conn_set_held(cs_conn *c, size_t bytes)
+{
+    if (c->flags & F_CLOSING) return CS_ECLOSED;
+    if (bytes > c->held && !make_room(c->net, bytes - c->held)) {
+        c->net->stats.output_overflow++;
+        return -ENOBUFS;
+    }
+    if (c->flags & F_CLOSING) return CS_ECLOSED; /* it was the slowest reader itself */
+    c->held = bytes;
+    account(c);
+    return 0;
+}
+
+void cs_conn_want_drain(cs_conn *c, size_t mark)
+{
+    if (c->flags & F_CLOSING) return;
+    c->drain_mark = mark;
+    c->flags |= F_WANT_DRAIN;
+    account(c); /* already drained: on_drain still waits for the check phase */
+}
+
 /* ---- lifecycle ---- */
 
 static cs_conn *conn_new(cs_net *net, const cs_conn_ops *ops, void *data)
@@ -593,6 +625,8 @@ static void really_close(cs_conn *c)
      * flight keeps its buffer until libuv cancels it, later in this loop turn). */
     cs_buf_reset(&c->out);
     cs_buf_reset(&c->wire);
+    c->held = 0;
+    c->flags &= ~(F_WANT_DRAIN | F_DRAINED);
     if (c->flags & F_RESOLVING) { /* the lookup's callback finishes the close */
         account(c);
         return;
@@ -828,11 +862,11 @@ int cs_conn_connect(cs_net *net, const char *host, uint16_t port, bool tls, cons
 
 /* ---- the net ---- */
 
-/* The last sign of life: a read, or, while reading waits for the peer to take its output,
- * the kernel taking some. */
+/* The last sign of life: a read, or, while output waits for the peer (a large answer
+ * going out, or reading stopped until it drains), the kernel taking some. */
 static uint64_t last_active_ms(const cs_conn *c)
 {
-    if ((c->flags & F_BACKPRESSURE) && c->out_moved_ms > c->last_read_ms) return c->out_moved_ms;
+    if (c->accounted && c->out_moved_ms > c->last_read_ms) return c->out_moved_ms;
     return c->last_read_ms;
 }
 

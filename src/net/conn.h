@@ -49,6 +49,9 @@ typedef struct cs_conn_ops {
     /* c->deadline_ms has passed (checked every CS_CONN_SWEEP_MS): the owner closes the
      * connection or sets a new deadline. Optional: NULL closes with -ETIMEDOUT. */
     void (*on_deadline)(cs_conn *c);
+    /* The output has drained to the mark given to cs_conn_want_drain: the owner writes
+     * more. Runs once per call to it, from the check phase. Optional. */
+    void (*on_drain)(cs_conn *c);
 } cs_conn_ops;
 
 /* Counters for /metrics; updated on the loop thread. */
@@ -93,7 +96,9 @@ struct cs_conn {
     unsigned flags;
     int close_err;
     size_t output_high; /* see cs_conn_set_output_high */
-    size_t accounted;   /* pending output counted in the net's total */
+    size_t held;        /* see cs_conn_set_held */
+    size_t drain_mark;  /* see cs_conn_want_drain */
+    size_t accounted;   /* pending and held output counted in the net's total */
     uint64_t last_read_ms;
     uint64_t out_moved_ms; /* output last empty or taken by the kernel: how slow the reader is */
     uint64_t closing_since_ms;
@@ -117,7 +122,8 @@ int cs_net_tls_client(cs_net *net, const char *ca_file, bool verify);
 void cs_net_close_all(cs_net *net, bool graceful);
 /* Caps the output buffered by all connections together (0, the default: no cap). A
  * write that would pass it first closes the slowest readers — lowest class first, then
- * the one whose output has waited longest — and fails only if that does not make room. */
+ * the one whose output has waited longest — and fails only if that does not make room;
+ * one larger than the cap itself fails at once, closing no one. */
 void cs_net_set_output_cap(cs_net *net, size_t bytes);
 /* Connections open now. */
 size_t cs_net_count(const cs_net *net);
@@ -142,6 +148,14 @@ char *cs_conn_reserve(cs_conn *c, size_t n);
 void cs_conn_commit(cs_conn *c, size_t n);
 /* Output bytes not yet accepted by the kernel. */
 size_t cs_conn_pending(const cs_conn *c);
+/* Output the owner keeps for the connection until it can be written (the rest of a large
+ * answer): counted in the net's total and cap like pending output, dropped from it when
+ * the connection closes. Growing it makes room as a write does. 0, -ENOBUFS or
+ * CS_ECLOSED. */
+int cs_conn_set_held(cs_conn *c, size_t bytes);
+/* Calls ops->on_drain once the pending output is `mark` bytes or fewer (at once if it
+ * is already, but never inside this call). */
+void cs_conn_want_drain(cs_conn *c, size_t mark);
 /* Stops or resumes reading. Input kept while paused is presented again on resume; what
  * was read before the pause is kept whatever max_input says (up to one read). */
 void cs_conn_pause(cs_conn *c);

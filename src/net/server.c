@@ -18,7 +18,12 @@
 #define LISTEN_BACKLOG 1024
 #define ACCEPT_BATCH   64 /* connections taken per wake-up, so a flood cannot hog the loop */
 
-enum hstate { H_HEAD, H_BODY, H_WAIT };
+enum hstate {
+    H_HEAD, /* waiting for or reading a request head */
+    H_BODY, /* reading its body */
+    H_WAIT, /* a handler works on it; nothing is read */
+    H_SEND, /* its answer, a large one, goes out in pieces */
+};
 
 /* Connections from one address. */
 typedef struct ip_count {
@@ -39,6 +44,10 @@ typedef struct hconn {
     uint64_t body_since_ms, body_bytes;
     bool head_started; /* a byte of the head arrived: its deadline runs */
     bool in_heads;     /* in the server's list of connections waiting for a head */
+    char *rest;        /* H_SEND: the answer's body, [rest_off, rest_len) still to write */
+    size_t rest_off;   /* H_SEND: what has been written of it */
+    size_t rest_len;   /* H_SEND: its size */
+    bool keep_alive;   /* H_SEND: what follows the answer */
     struct hconn *hprev, *hnext;
 } hconn;
 
@@ -182,41 +191,67 @@ static void error_body(cs_buf *out, int status, const char *msg)
     cs_buf_putc(out, '\n');
 }
 
-/* Queues one answer whole, built in place in the connection's output. */
-static int queue_answer(cs_conn *c, int status, const char *content_type, const void *body,
+/* A large answer's body waits in a copy of its own, counted in the net's output. */
+static int hold_body(hconn *h, const void *body, size_t len)
+{
+    int rc = cs_conn_set_held(h->conn, len);
+    if (rc < 0) return rc;
+    h->rest = malloc(len);
+    if (!h->rest) {
+        cs_conn_set_held(h->conn, 0);
+        return -ENOMEM;
+    }
+    memcpy(h->rest, body, len);
+    h->rest_off = 0;
+    h->rest_len = len;
+    return 0;
+}
+
+/* Queues one answer: whole, built in place in the connection's output; or, past
+ * CS_SERVER_OUTPUT_HIGH, its head, the body held to go out in pieces (send_rest). */
+static int queue_answer(hconn *h, int status, const char *content_type, const void *body,
                         size_t len, const char *extra, bool keep_alive, bool head_only)
 {
     cs_buf head = CS_BUF_INIT(CS_HTTP_MAX_HEAD_DEFAULT);
     int rc = cs_http_write_head(&head, status, content_type, (int64_t)len, extra, keep_alive);
-    size_t n = head.len + (head_only ? 0 : len);
-    char *p = rc == 0 ? cs_conn_reserve(c, n) : NULL;
+    size_t whole = head_only ? 0 : len;
+    if (rc == 0 && whole > CS_SERVER_OUTPUT_HIGH) {
+        rc = hold_body(h, body, whole);
+        whole = 0;
+    }
+    char *p = rc == 0 ? cs_conn_reserve(h->conn, head.len + whole) : NULL;
     if (p) {
         memcpy(p, head.data, head.len);
-        if (!head_only && len) memcpy(p + head.len, body, len);
-        cs_conn_commit(c, n);
+        if (whole) memcpy(p + head.len, body, whole);
+        cs_conn_commit(h->conn, head.len + whole);
+    } else if (h->rest) {
+        cs_conn_set_held(h->conn, 0);
+        free(h->rest);
+        h->rest = NULL;
     }
     cs_buf_free(&head);
     return p ? 0 : -ENOBUFS;
 }
 
 /* An answer is never skipped: the peer would pair the next ones with the wrong requests.
- * One that does not fit the connection's output becomes a 500; if even that cannot go,
- * the connection closes. Returns the status sent, or 0. */
-static int write_answer(cs_server *s, cs_conn *c, int status, const char *content_type,
-                        const void *body, size_t len, const char *extra, bool keep_alive,
-                        bool head_only)
+ * One that finds no room in the output (MAX_OUTPUT_BYTES) becomes a 500; if even that
+ * cannot go, the connection closes. Returns the status sent, or 0. */
+static int write_answer(hconn *h, int status, const char *content_type, const void *body,
+                        size_t len, const char *extra, bool keep_alive, bool head_only)
 {
-    if (queue_answer(c, status, content_type, body, len, extra, keep_alive, head_only) == 0)
+    cs_conn *c = h->conn;
+    if (queue_answer(h, status, content_type, body, len, extra, keep_alive, head_only) == 0)
         return status;
     if (cs_conn_closing(c)) return 0;
-    s->stats.answers_too_large++;
+    h->server->stats.answers_too_large++;
     cs_buf err = CS_BUF_INIT(1024);
-    error_body(&err, 500, "the answer does not fit the connection's output");
-    bool sent = queue_answer(c, 500, "application/json", err.data, err.len, NULL, keep_alive,
+    error_body(&err, 500, "no room for the answer in the gateway's output");
+    bool sent = queue_answer(h, 500, "application/json", err.data, err.len, NULL, keep_alive,
                              head_only) == 0;
     cs_buf_free(&err);
-    cs_warn("http: a %d answer of %zu bytes does not fit the output of %s; %s", status, len,
-            c->peer_ip, sent ? "a 500 goes in its place" : "closing the connection");
+    cs_warn("http: no room in the output (MAX_OUTPUT_BYTES) for a %d answer of %zu bytes to %s; "
+            "%s",
+            status, len, c->peer_ip, sent ? "a 500 goes in its place" : "closing the connection");
     if (!sent) cs_conn_close(c, CS_ELIMIT, false);
     return sent ? 500 : 0;
 }
@@ -231,8 +266,8 @@ static void refuse(hconn *h, int status, const char *msg)
 {
     cs_buf body = CS_BUF_INIT(1024);
     error_body(&body, status, msg);
-    count_answer(h->server, write_answer(h->server, h->conn, status, "application/json", body.data,
-                                         body.len, NULL, false, false));
+    count_answer(h->server, write_answer(h, status, "application/json", body.data, body.len, NULL,
+                                         false, false));
     cs_buf_free(&body);
     cs_conn_close(h->conn, 0, true);
 }
@@ -249,7 +284,41 @@ static void log_answer(const cs_request *r, int status)
              (double)(cs_mono_ns() - r->started_ns) / 1e6, r->conn->peer_ip);
 }
 
-/* Ends the request; the connection reads the next one or closes. */
+/* The answer is out: the connection reads the next request or closes. */
+static void next_request(hconn *h, bool keep_alive)
+{
+    if (keep_alive) {
+        head_begin(h);
+        cs_conn_resume(h->conn);
+    } else {
+        h->state = H_HEAD;
+        cs_conn_close(h->conn, 0, true);
+    }
+}
+
+/* A piece of a large answer each time the peer has taken most of the last one: the
+ * connection's output stays small whatever the answer's size. */
+static void send_rest(hconn *h)
+{
+    cs_conn *c = h->conn;
+    size_t left = h->rest_len - h->rest_off;
+    size_t n = left < CS_SERVER_STREAM_CHUNK ? left : CS_SERVER_STREAM_CHUNK;
+    cs_conn_set_held(c, left - n); /* the piece moves from held to pending */
+    if (cs_conn_write(c, h->rest + h->rest_off, n) < 0) {
+        cs_conn_close(c, CS_ELIMIT, false);
+        return;
+    }
+    h->rest_off += n;
+    if (h->rest_off < h->rest_len) {
+        cs_conn_want_drain(c, CS_SERVER_STREAM_CHUNK / 2);
+        return;
+    }
+    free(h->rest);
+    h->rest = NULL;
+    next_request(h, h->keep_alive);
+}
+
+/* Ends the request; once its answer is out, the connection reads the next one or closes. */
 static void finish(cs_request *r)
 {
     hconn *h = r->hconn;
@@ -257,25 +326,24 @@ static void finish(cs_request *r)
         request_free(r);
         return;
     }
-    cs_conn *c = r->conn;
     bool keep_alive = keeps_alive(r);
     request_free(r);
     h->req = NULL;
-    if (keep_alive) {
-        head_begin(h);
-        cs_conn_resume(c);
-    } else {
-        h->state = H_HEAD;
-        cs_conn_close(c, 0, true);
+    if (h->rest) {
+        h->state = H_SEND;
+        h->keep_alive = keep_alive;
+        cs_conn_want_drain(h->conn, CS_SERVER_STREAM_CHUNK / 2);
+        return;
     }
+    next_request(h, keep_alive);
 }
 
 void cs_respond(cs_request *r, int status, const char *content_type, const void *body, size_t len,
                 const char *extra)
 {
     if (r->conn && r->hconn) {
-        int sent = write_answer(r->server, r->conn, status, content_type, body, len, extra,
-                                keeps_alive(r), r->head.method == CS_HTTP_HEAD);
+        int sent = write_answer(r->hconn, status, content_type, body, len, extra, keeps_alive(r),
+                                r->head.method == CS_HTTP_HEAD);
         count_answer(r->server, sent);
         log_answer(r, sent);
     }
@@ -533,7 +601,9 @@ static ssize_t on_data(cs_conn *c, char *data, size_t len)
         if (!h->head_started) head_started(h);
         return read_head(h, data, len);
     case H_BODY: return read_body(h, data, len);
-    case H_WAIT: break;
+    case H_WAIT:
+    case H_SEND:
+        break;
     }
     return 0;
 }
@@ -552,11 +622,18 @@ static void on_deadline(cs_conn *c)
     }
 }
 
+static void on_drain(cs_conn *c)
+{
+    hconn *h = c->data;
+    if (h->state == H_SEND) send_rest(h);
+}
+
 static void on_close(cs_conn *c, int err)
 {
     (void)err;
     hconn *h = c->data;
     head_end(h);
+    free(h->rest);
     if (h->req && h->state == H_WAIT) { /* a handler is still working: its answer is dropped */
         h->req->conn = NULL;
         h->req->hconn = NULL;
@@ -570,6 +647,7 @@ static const cs_conn_ops http_ops = {
     .on_data = on_data,
     .on_close = on_close,
     .on_deadline = on_deadline,
+    .on_drain = on_drain,
 };
 
 /* ---- connections ---- */
@@ -587,17 +665,15 @@ static void untrack(cs_conn *c)
 
 /* Every slot is taken: the connection that has waited longest for a head makes room,
  * so a real request gets in while slow or idle clients hold the rest. */
-static bool evict_oldest_head(cs_server *s)
+static void evict_oldest_head(cs_server *s)
 {
     hconn *v = s->heads;
-    if (!v) return false;
     cs_conn *c = v->conn;
     head_end(v);
     s->stats.heads_evicted++;
     cs_conn_close(c, CS_ELIMIT, false);
     c->untrack(c); /* the slot is free now, not when the close callback runs */
     c->untrack = NULL;
-    return true;
 }
 
 static bool admit(cs_server *s, hconn *h)
@@ -612,7 +688,8 @@ static bool admit(cs_server *s, hconn *h)
         s->stats.rejected_heads_per_ip++;
         return false;
     }
-    if (s->conns >= s->lim.max_connections && !evict_oldest_head(s)) {
+    bool full = s->conns >= s->lim.max_connections;
+    if (full && !s->heads) {
         s->stats.rejected_total++;
         return false;
     }
@@ -630,6 +707,9 @@ static bool admit(cs_server *s, hconn *h)
     h->ip = e;
     c->tracker = s;
     c->untrack = untrack;
+    /* Room is made only now that this connection holds its address's entry: the victim
+     * may be that address's only other connection, and its untrack must not free it. */
+    if (full) evict_oldest_head(s);
     return true;
 }
 
@@ -668,6 +748,9 @@ static void take(cs_server *s, int fd, bool tls)
     c->max_input = s->lim.max_head + 4096;
     cs_conn_set_output_high(c, CS_SERVER_OUTPUT_HIGH);
     head_begin(h);
+    /* A TLS handshake brings no plaintext byte, and every raw one counts as activity:
+     * the first head's clock starts at accept, so handshake and head share its deadline. */
+    if (tls) head_started(h);
 }
 
 static void on_acceptable(uv_poll_t *p, int status, int events);

@@ -3,9 +3,10 @@
  * routing to handlers, keep-alive, and WebSocket upgrades. A handler may answer later
  * (after a store query): its connection reads nothing more until it does, and if the
  * peer leaves meanwhile the answer is simply dropped. Nor does a connection read while
- * its answers wait for the peer to take them. Slow clients cannot hold the slots: a head
- * has a deadline, a body a minimum rate, heads per address a limit of their own, and a
- * new connection finding every slot taken closes the oldest unfinished head. */
+ * its answers wait for the peer to take them; a large one goes out in pieces as the peer
+ * takes them, its body held under the net's output cap. Slow clients cannot hold the
+ * slots: a head has a deadline, a body a minimum rate, heads per address a limit of their
+ * own, and a new connection finding every slot taken closes the oldest unfinished head. */
 #ifndef CS_SERVER_H
 #define CS_SERVER_H
 
@@ -20,8 +21,12 @@
 #include "net/wsconn.h"
 
 #define CS_ROUTE_MAX_PARAMS 4 /* {} segments in one pattern */
-/* Unsent answers past which a connection reads no more requests. */
+/* Unsent answers past which a connection reads no more requests; also the largest
+ * answer queued whole. */
 #define CS_SERVER_OUTPUT_HIGH     (CS_CONN_MAX_OUTPUT / 4)
+/* A larger answer's body is held (counted in the net's output cap) and written this much
+ * at a time as the peer takes it, so an answer of any size fits a connection's output. */
+#define CS_SERVER_STREAM_CHUNK    (256u << 10)
 #define CS_SERVER_ACCEPT_RETRY_MS 250 /* listeners rest this long after accept() fails */
 
 typedef struct cs_server cs_server;
@@ -42,8 +47,9 @@ typedef struct cs_server_limits {
     size_t max_head;         /* request line + headers */
     size_t max_body;         /* request body (413 above) */
     uint32_t idle_ms;        /* keep-alive connection with no request in progress */
-    uint32_t head_ms;        /* a head must be whole this long after its first byte (408
-                                after; 0: no limit); also the grace before body_min_rate */
+    uint32_t head_ms;        /* a head must be whole this long after its first byte, or
+                                after accept for TLS's first head (408 after; 0: no limit);
+                                also the grace before body_min_rate */
     uint32_t body_min_rate;  /* bytes/s a body must average, after head_ms (0: no limit) */
     size_t max_heads_per_ip; /* connections from one address waiting for or reading a
                                 head (0: no limit) */
@@ -59,7 +65,7 @@ typedef struct cs_server_stats {
     uint64_t head_timeouts;         /* closed with 408: head not whole within head_ms */
     uint64_t body_timeouts;         /* closed with 408: body slower than body_min_rate */
     uint64_t heads_evicted;         /* closed to make room: the oldest unfinished head */
-    uint64_t answers_too_large;     /* did not fit the connection's output: 500 instead */
+    uint64_t answers_too_large;     /* no room in the output (MAX_OUTPUT_BYTES): 500 instead */
     uint64_t accept_errors;         /* accept() failures (out of descriptors, …) */
     uint64_t accept_paused;         /* 1 while listeners rest after such a failure */
     uint64_t upgrades;

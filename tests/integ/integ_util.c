@@ -338,6 +338,18 @@ int it_sign_in(const it_server *s, const char *user, const char *password, char 
     return v ? 0 : -1;
 }
 
+int it_tls_cert(const it_server *s, char *cert, char *key, size_t cap)
+{
+    char cmd[1400];
+    snprintf(cert, cap, "%s/cert.pem", s->dir);
+    snprintf(key, cap, "%s/key.pem", s->dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout %s -out %s 2>/dev/null",
+             key, cert);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 int it_log_count(const it_server *s, const char *needle)
 {
     FILE *f = fopen(s->log, "r");
@@ -498,19 +510,27 @@ cJSON *it_live_stream(int port, const char *sid, bool (*ready)(const cJSON *stre
     return NULL;
 }
 
+double it_metric_in(const char *text, size_t len, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *line = text, *end = text + len; line < end;) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol) eol = end;
+        if ((size_t)(eol - line) > n && memcmp(line, series, n) == 0 && line[n] == ' ') {
+            char num[64]; /* the text need not end with a NUL */
+            snprintf(num, sizeof num, "%.*s", (int)(eol - line - n - 1), line + n + 1);
+            return strtod(num, NULL);
+        }
+        line = eol + 1;
+    }
+    return -1;
+}
+
 double it_metric(int port, const char *series)
 {
     it_resp r;
     if (it_http(port, "GET", "/metrics", NULL, NULL, &r) < 0) return -1;
-    double v = -1;
-    size_t n = strlen(series);
-    for (char *line = r.body; line && *line; line = strchr(line, '\n')) {
-        if (*line == '\n') line++;
-        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-            v = strtod(line + n + 1, NULL);
-            break;
-        }
-    }
+    double v = r.body ? it_metric_in(r.body, r.body_len, series) : -1;
     it_resp_free(&r);
     return v;
 }

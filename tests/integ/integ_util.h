@@ -75,6 +75,9 @@ void it_admin_password(const it_server *s, char *out, size_t cap);
 int it_session(const it_server *s, char *out, size_t cap);
 /* The same as `user` with `password`. */
 int it_sign_in(const it_server *s, const char *user, const char *password, char *out, size_t cap);
+/* A self-signed certificate for 127.0.0.1 and localhost in the test's dir, for
+ * --tls-cert and --tls-key: paths in `cert` and `key` (each `cap` bytes). 0 or -1. */
+int it_tls_cert(const it_server *s, char *cert, char *key, size_t cap);
 /* Lines of the server's log holding `needle`. */
 int it_log_count(const it_server *s, const char *needle);
 /* Removes the temp dir (kept when checks failed, or with CS_KEEP set, for a look). */
@@ -119,6 +122,8 @@ cJSON *it_live_stream(int port, const char *sid, bool (*ready)(const cJSON *stre
                       int timeout_ms);
 /* A value from /metrics ("name" or "name{labels}"), -1 if absent. */
 double it_metric(int port, const char *series);
+/* The same from the text of a /metrics answer. */
+double it_metric_in(const char *text, size_t len, const char *series);
 /* GET /api/v1/calls/<sid>: the "call" object (a detached copy, caller frees) or NULL. */
 cJSON *it_call(int port, const char *sid);
 /* The call once its recording is finished and attached (it has a duration), polling up

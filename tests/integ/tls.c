@@ -17,18 +17,11 @@ static int num(const cJSON *o, const char *k)
 int main(void)
 {
     it_server srv;
-    /* A port first, then a certificate for 127.0.0.1, then the TLS server on that port. */
-    const char *none[] = {NULL};
-    if (it_server_start(&srv, none) < 0) return it_done("tls");
-    it_server_stop(&srv, SIGTERM, 5000);
+    /* The temp dir and port first, then a certificate for 127.0.0.1, then the server. */
+    if (it_server_prepare(&srv) < 0) return it_done("tls");
     char cert[400], key[400], cmd[1400], url[64];
-    snprintf(cert, sizeof cert, "%s/cert.pem", srv.dir);
-    snprintf(key, sizeof key, "%s/key.pem", srv.dir);
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-             "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout %s -out %s 2>/dev/null",
-             key, cert);
-    IT_CHECK(system(cmd) == 0, "openssl could not make a certificate");
+    IT_CHECK(it_tls_cert(&srv, cert, key, sizeof cert) == 0,
+             "openssl could not make a certificate");
     snprintf(url, sizeof url, "https://127.0.0.1:%d", srv.port);
     const char *args[] = {"--tls-cert", cert,      "--tls-key", key, "--public-url",
                           url,          "--agent", "echo",      NULL};

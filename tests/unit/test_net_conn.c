@@ -1,6 +1,7 @@
 /* cs_conn on a real loop over loopback sockets: back-pressure stops reading while output
  * waits, input kept while paused is not an overflow, the net's output cap closes the
- * slowest readers (listen-in first), and deadlines reach their owner. */
+ * slowest readers (listen-in first) but never for a write that could not fit anyway, held
+ * output counts under it, drains are told, and deadlines reach their owner. */
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -46,6 +47,7 @@ typedef struct seen {
     bool closed;
     int err;
     int deadlines;
+    int drains;        /* on_drain calls */
     size_t answer;     /* > 0: write this much for every byte taken */
     bool pause_first;  /* pause after taking the first byte */
     size_t took_first; /* bytes taken before pausing */
@@ -87,7 +89,15 @@ static void on_deadline(cs_conn *c)
     cs_conn_close(c, 0, false);
 }
 
+static void on_drain(cs_conn *c)
+{
+    seen *s = c->data;
+    s->drains++;
+}
+
 static const cs_conn_ops ops = {.on_data = on_data, .on_close = on_close};
+static const cs_conn_ops ops_drain = {
+    .on_data = on_data, .on_close = on_close, .on_drain = on_drain};
 static const cs_conn_ops ops_deadline = {
     .on_data = on_data, .on_close = on_close, .on_deadline = on_deadline};
 
@@ -314,6 +324,94 @@ static void test_output_cap(void **state)
     rig_down(&r);
 }
 
+/* A write larger than the whole cap fails at once: closing every reader could not make
+ * room for it, so none is closed. */
+static void test_output_cap_oversized(void **state)
+{
+    (void)state;
+    rig r;
+    rig_up(&r);
+    enum { CHUNK = 200 << 10 };
+    seen a = {0}, b = {0};
+    int fa, fb;
+    cs_conn *ca = accept_one(&r, &fa, 4096, &ops, &a);
+    cs_conn *cb = accept_one(&r, &fb, 4096, &ops, &b);
+    cs_conn_set_send_buffer(ca, 4096);
+    cs_conn_set_send_buffer(cb, 4096);
+    fill(&r, ca, CHUNK);
+    fill(&r, cb, CHUNK);
+    const cs_net_stats *st = cs_net_stats_get(r.net);
+    size_t cap = 3 * CHUNK;
+    cs_net_set_output_cap(r.net, cap);
+    assert_null(cs_conn_reserve(cb, cap + 1));
+    assert_int_equal(cs_conn_set_held(cb, cap + 1), -ENOBUFS);
+    for (int i = 0; i < 5; i++) uv_run(&r.loop, UV_RUN_NOWAIT);
+    assert_false(a.closed || b.closed);
+    assert_int_equal(st->cap_closed[CS_CONN_CLASS_DEFAULT], 0);
+    assert_int_equal(st->output_overflow, 2);
+    /* one that fits once others go still closes the slowest */
+    assert_int_equal(cs_conn_set_held(cb, 2 * CHUNK), 0);
+    assert_true(tu_run_until(&r.loop, closed, &a, 2000));
+    assert_false(b.closed);
+    close(fa);
+    close(fb);
+    rig_down(&r);
+}
+
+static bool drained_once(void *data)
+{
+    seen *s = data;
+    return s->drains > 0;
+}
+
+/* Held output counts in the net's total until it is written or the connection closes;
+ * on_drain comes once the peer has taken the output down to the mark, never inside
+ * cs_conn_want_drain. */
+static void test_held_and_drain(void **state)
+{
+    (void)state;
+    rig r;
+    rig_up(&r);
+    enum { HELD = 1 << 20, CHUNK = 256 << 10 };
+    seen s = {0};
+    int client;
+    cs_conn *c = accept_one(&r, &client, 4096, &ops_drain, &s);
+    cs_conn_set_send_buffer(c, 4096);
+    const cs_net_stats *st = cs_net_stats_get(r.net);
+
+    /* nothing pending: drained already, told from the loop */
+    cs_conn_want_drain(c, 0);
+    assert_int_equal(s.drains, 0);
+    assert_true(tu_run_until(&r.loop, drained_once, &s, 2000));
+    assert_int_equal(s.drains, 1);
+
+    assert_int_equal(cs_conn_set_held(c, HELD), 0);
+    assert_int_equal(st->buffered, HELD);
+    /* a piece moves from held to pending: the total stays */
+    assert_int_equal(cs_conn_set_held(c, HELD - CHUNK), 0);
+    fill(&r, c, CHUNK);
+    assert_true(st->buffered <= HELD && st->buffered > HELD - CHUNK / 2); /* the kernel took some */
+
+    /* the peer does not read: no drain */
+    s.drains = 0;
+    cs_conn_want_drain(c, CHUNK / 2);
+    assert_false(tu_run_until(&r.loop, drained_once, &s, 300));
+    /* it reads: one drain */
+    drain d = {.fd = client, .reading = true, .want = CHUNK};
+    assert_true(tu_run_until(&r.loop, drained, &d, 5000));
+    assert_true(tu_run_until(&r.loop, drained_once, &s, 2000));
+    assert_int_equal(s.drains, 1);
+    assert_int_equal(st->buffered, HELD - CHUNK);
+
+    /* closing drops what was held */
+    cs_conn_close(c, 0, false);
+    assert_true(tu_run_until(&r.loop, closed, &s, 2000));
+    assert_int_equal(st->buffered, 0);
+    assert_int_equal(s.drains, 1);
+    close(client);
+    rig_down(&r);
+}
+
 /* ---- deadlines ---- */
 
 static bool deadline_seen(void *data)
@@ -349,6 +447,8 @@ int main(void)
         cmocka_unit_test(test_kept_while_paused),
         cmocka_unit_test(test_overflow_still_closes),
         cmocka_unit_test(test_output_cap),
+        cmocka_unit_test(test_output_cap_oversized),
+        cmocka_unit_test(test_held_and_drain),
         cmocka_unit_test(test_deadline),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
-/* cs_server on a real loop: an answer that cannot fit the connection's output is replaced
- * by a 500 in its place (the next answer still pairs with its request), and when not even
- * that fits, the connection closes rather than skip an answer. */
+/* cs_server on a real loop: an answer larger than a connection's output goes out whole,
+ * in pieces, before the next one; one with no room under the net's output cap is
+ * replaced by a 500 in its place (the next answer still pairs with its request), and
+ * when not even that fits, the connection closes rather than skip an answer. */
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -62,7 +63,7 @@ static void rig_up(rig *r)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int rc = connect(r->fd, (struct sockaddr *)&a, sizeof a);
     assert_true(rc == 0 || errno == EINPROGRESS);
-    cs_buf_init(&r->in, 1 << 20);
+    cs_buf_init(&r->in, 2 * BIG);
 }
 
 static bool server_gone(void *data)
@@ -106,11 +107,35 @@ static void send_all(rig *r, const char *req)
     }
 }
 
-static void test_too_large_becomes_500(void **state)
+static void test_big_answer_whole(void **state)
 {
     (void)state;
     rig r;
     rig_up(&r);
+    send_all(&r, "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n");
+    want = "small";
+    assert_true(tu_run_until(&r.loop, got, &r, 20000));
+    assert_false(r.closed);
+    const char *first = strstr(r.in.data, "HTTP/1.1 200");
+    const char *body = first ? strstr(first, "\r\n\r\n") : NULL;
+    assert_non_null(body);
+    body += 4;
+    size_t n = strspn(body, "b");
+    assert_int_equal(n, BIG); /* whole, and the next answer right after it */
+    assert_true(strncmp(body + n, "HTTP/1.1 200", 12) == 0);
+    const cs_server_stats *st = cs_server_stats_get(r.server);
+    assert_int_equal(st->answers_too_large, 0);
+    assert_int_equal(st->responses[2], 2);
+    assert_int_equal(cs_net_stats_get(r.net)->buffered, 0); /* nothing held once it is out */
+    rig_down(&r);
+}
+
+static void test_no_room_becomes_500(void **state)
+{
+    (void)state;
+    rig r;
+    rig_up(&r);
+    cs_net_set_output_cap(r.net, CS_CONN_MAX_OUTPUT); /* less than the big answer */
     send_all(&r, "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n");
     want = "small";
     assert_true(tu_run_until(&r.loop, got, &r, 10000));
@@ -120,7 +145,7 @@ static void test_too_large_becomes_500(void **state)
     assert_non_null(first);
     assert_non_null(second);
     assert_true(first < second); /* in the big one's place, before the next answer */
-    assert_non_null(strstr(r.in.data, "does not fit"));
+    assert_non_null(strstr(r.in.data, "no room"));
     const cs_server_stats *st = cs_server_stats_get(r.server);
     assert_int_equal(st->answers_too_large, 1);
     assert_int_equal(st->responses[5], 1);
@@ -147,7 +172,8 @@ static void test_nothing_fits_closes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_too_large_becomes_500),
+        cmocka_unit_test(test_big_answer_whole),
+        cmocka_unit_test(test_no_room_becomes_500),
         cmocka_unit_test(test_nothing_fits_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
