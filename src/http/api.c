@@ -19,7 +19,6 @@
 #define API_JSON_MAX    (32u << 20)
 #define FILE_CHUNK      65536
 #define FILE_HIGH_WATER (1u << 20) /* pause reading while this much is unsent */
-#define FILE_WAIT_MS    20
 
 /* ---- JSON of rows ---- */
 
@@ -427,7 +426,6 @@ typedef struct file_send {
     cs_request *r;
     uv_loop_t *loop;
     uv_fs_t req;
-    uv_timer_t wait;
     uv_file fd;
     uint64_t size;     /* of the file */
     uint64_t off, end; /* bytes [off, end) still to send */
@@ -436,16 +434,10 @@ typedef struct file_send {
 
 static void send_next(file_send *f);
 
-static void file_freed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 static void file_closed(uv_fs_t *req)
 {
-    file_send *f = req->data;
     uv_fs_req_cleanup(req);
-    uv_close((uv_handle_t *)&f->wait, file_freed);
+    free(req->data);
 }
 
 /* Ends the answer (or refuses it) and releases the file. */
@@ -457,7 +449,7 @@ static void file_finish(file_send *f)
         uv_fs_close(f->loop, &f->req, f->fd, file_closed);
         f->fd = -1;
     } else {
-        uv_close((uv_handle_t *)&f->wait, file_freed);
+        free(f);
     }
 }
 
@@ -477,9 +469,9 @@ static void patch_header(file_send *f, uint64_t at, size_t n)
     }
 }
 
-static void on_wait(uv_timer_t *t)
+static void on_drained(void *data)
 {
-    send_next(t->data);
+    send_next(data);
 }
 
 static void on_read(uv_fs_t *req)
@@ -508,7 +500,7 @@ static void send_next(file_send *f)
         return;
     }
     if (cs_respond_pending(f->r) > FILE_HIGH_WATER) {
-        uv_timer_start(&f->wait, on_wait, FILE_WAIT_MS, 0);
+        if (cs_respond_wait(f->r, FILE_HIGH_WATER / 2, on_drained, f) < 0) file_finish(f);
         return;
     }
     size_t n = f->end - f->off < FILE_CHUNK ? (size_t)(f->end - f->off) : FILE_CHUNK;
@@ -614,8 +606,6 @@ static void send_file(cs_request *r, const char *path)
     f->loop = gw->loop;
     f->fd = -1;
     f->req.data = f;
-    uv_timer_init(gw->loop, &f->wait);
-    f->wait.data = f;
     if (uv_fs_open(gw->loop, &f->req, path, O_RDONLY, 0, on_open) < 0) {
         cs_respond_error(r, 404, "no recording for this call");
         f->r = NULL;

@@ -48,6 +48,8 @@ typedef struct hconn {
     size_t rest_off;   /* H_SEND: what has been written of it */
     size_t rest_len;   /* H_SEND: its size */
     bool keep_alive;   /* H_SEND: what follows the answer */
+    void (*wait_fn)(void *data); /* H_WAIT: cs_respond_wait's callback */
+    void *wait_data;
     struct hconn *hprev, *hnext;
 } hconn;
 
@@ -329,6 +331,7 @@ static void finish(cs_request *r)
     bool keep_alive = keeps_alive(r);
     request_free(r);
     h->req = NULL;
+    h->wait_fn = NULL;
     if (h->rest) {
         h->state = H_SEND;
         h->keep_alive = keep_alive;
@@ -373,6 +376,23 @@ int cs_respond_write(cs_request *r, const void *data, size_t len)
 size_t cs_respond_pending(const cs_request *r)
 {
     return r->conn ? cs_conn_pending(r->conn) : 0;
+}
+
+static void end_wait(hconn *h)
+{
+    void (*fn)(void *) = h->wait_fn;
+    h->wait_fn = NULL;
+    if (fn) fn(h->wait_data);
+}
+
+int cs_respond_wait(cs_request *r, size_t mark, void (*fn)(void *data), void *data)
+{
+    hconn *h = r->hconn;
+    if (!r->conn || !h) return CS_ECLOSED;
+    h->wait_fn = fn;
+    h->wait_data = data;
+    cs_conn_want_drain(r->conn, mark);
+    return 0;
 }
 
 void cs_respond_end(cs_request *r)
@@ -625,7 +645,10 @@ static void on_deadline(cs_conn *c)
 static void on_drain(cs_conn *c)
 {
     hconn *h = c->data;
-    if (h->state == H_SEND) send_rest(h);
+    if (h->state == H_SEND)
+        send_rest(h);
+    else
+        end_wait(h);
 }
 
 static void on_close(cs_conn *c, int err)
@@ -637,6 +660,7 @@ static void on_close(cs_conn *c, int err)
     if (h->req && h->state == H_WAIT) { /* a handler is still working: its answer is dropped */
         h->req->conn = NULL;
         h->req->hconn = NULL;
+        end_wait(h); /* a streamed answer learns that its peer left */
     } else {
         request_free(h->req); /* refused before it reached a handler */
     }

@@ -116,10 +116,15 @@ void cs_respond_error(cs_request *r, int status, const char *fmt, ...)
 /* Streamed answers (files): the head now, the body in pieces, then the end. */
 int cs_respond_begin(cs_request *r, int status, const char *content_type, int64_t len,
                      const char *extra);
-/* Body bytes; -ENOBUFS while the peer is slow (retry after cs_respond_pending drops),
- * CS_ECLOSED if it left (then still call cs_respond_end). */
+/* Body bytes; -ENOBUFS while the peer is slow (retry after cs_respond_wait), CS_ECLOSED
+ * if it left (then still call cs_respond_end). */
 int cs_respond_write(cs_request *r, const void *data, size_t len);
+/* Bytes of the answer the peer has not taken yet. */
 size_t cs_respond_pending(const cs_request *r);
+/* `fn(data)` runs once those are `mark` or fewer, or the peer has left (cs_respond_write
+ * then says CS_ECLOSED); never inside this call. One wait at a time. 0, or CS_ECLOSED if
+ * the peer has left already (fn will not run). */
+int cs_respond_wait(cs_request *r, size_t mark, void (*fn)(void *data), void *data);
 void cs_respond_end(cs_request *r);
 /* Upgrades to a WebSocket: checks the handshake (answering 400/426 itself if it is
  * wrong), writes 101 and attaches `ws` to the connection. Ends the request either way.

@@ -3,7 +3,11 @@
  * answers in the API; then one-way streams (<Start>) record mono and get nothing back. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "audio/wav.h"
 
 #include "integ_util.h"
 
@@ -194,9 +198,70 @@ static void one_way_calls(void)
     it_server_cleanup(&s);
 }
 
+/* A recording larger than what the gateway buffers per connection goes out at the pace
+ * of its reader, whole; a reader that leaves half-way costs nothing after. */
+static void large_recording(void)
+{
+    it_server s;
+    if (it_server_start(&s, NULL) < 0) {
+        IT_CHECK(0, "the server did not start");
+        return;
+    }
+    int exit_status;
+    cJSON *sum = it_sim(&s, &exit_status, "--calls 1 --duration 1");
+    cJSON_Delete(sum);
+    char sids[2][40];
+    IT_CHECK(api_calls(&s, sids, 2) == 1, "no call");
+    cJSON_Delete(it_call_recorded(s.port, sids[0], 10000));
+    /* The call's file becomes 6 MB of audio, every byte known. */
+    enum { FRAMES = 3u << 20 };
+    size_t size = CS_WAV_HEADER_LEN + 2 * (size_t)FRAMES;
+    uint8_t *wav = malloc(size);
+    cs_wav_header(wav, 8000, 1, 2 * FRAMES);
+    for (size_t i = CS_WAV_HEADER_LEN; i < size; i++) wav[i] = (uint8_t)(i * 7 + i / 4096);
+    FILE *f = fopen(it_recording(&s, sids[0]), "wb");
+    IT_CHECK(f && fwrite(wav, 1, size, f) == size && fclose(f) == 0, "cannot write the WAV");
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /api/v1/calls/%s/recording.wav HTTP/1.1\r\nHost: x\r\n%s\r\n",
+                     sids[0], it_auth);
+
+    /* a slow reader: a small receive buffer, read a little at a time */
+    int fd = it_tcp(s.port, NULL, 4096);
+    IT_CHECK(fd >= 0 && write(fd, req, (size_t)n) == n, "cannot send the request");
+    cs_buf in = CS_BUF_INIT(size + 4096);
+    char chunk[8192];
+    char *body = NULL;
+    for (long long deadline = it_now_ms() + 60000; it_now_ms() < deadline;) {
+        ssize_t k = read(fd, chunk, sizeof chunk);
+        if (k <= 0 || cs_buf_append(&in, chunk, (size_t)k) < 0) break;
+        body = in.len > 4 ? memmem(in.data, in.len, "\r\n\r\n", 4) : NULL;
+        if (body && in.len - (size_t)(body + 4 - in.data) >= size) break;
+        it_sleep_ms(1);
+    }
+    size_t got = body ? in.len - (size_t)(body + 4 - in.data) : 0;
+    IT_CHECK(got == size && memcmp(body + 4, wav, size) == 0,
+             "the slow reader got %zu of %zu bytes, or other bytes", got, size);
+    cs_buf_free(&in);
+    close(fd);
+
+    /* a reader that leaves after the first bytes */
+    fd = it_tcp(s.port, NULL, 4096);
+    IT_CHECK(fd >= 0 && write(fd, req, (size_t)n) == n && read(fd, chunk, sizeof chunk) > 0,
+             "the second download did not start");
+    close(fd);
+    cJSON *health = it_get_json(s.port, "/health");
+    IT_CHECK(health != NULL, "/health does not answer after a reader left");
+    cJSON_Delete(health);
+    free(wav);
+    IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&s);
+}
+
 int main(void)
 {
     concurrent_calls();
     one_way_calls();
+    large_recording();
     return it_done("calls");
 }
