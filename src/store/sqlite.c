@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -254,19 +253,12 @@ static void db_close(void *p)
     free(d);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The reader waits for a lock only until its query's deadline. */
 static int busy_until_deadline(void *p, int tries)
 {
     (void)tries;
     db *d = p;
-    if (d->deadline_ms && mono_ms() >= d->deadline_ms) return 0;
+    if (d->deadline_ms && cs_mono_ms() >= d->deadline_ms) return 0;
     sqlite3_sleep(BUSY_SLEEP_MS);
     return 1;
 }
@@ -275,7 +267,7 @@ static int busy_until_deadline(void *p, int tries)
 static int past_deadline(void *p)
 {
     db *d = p;
-    return d->deadline_ms && mono_ms() >= d->deadline_ms;
+    return d->deadline_ms && cs_mono_ms() >= d->deadline_ms;
 }
 
 static int db_connect(db **out, const char *path, bool writer, cs_buf *err)

@@ -21,9 +21,7 @@
 #define SPILL_FILE "store-spill.jsonl"
 
 typedef struct fixture {
-    uv_loop_t loop;
-    cs_mailbox *mb;
-    char *dir;
+    tu_env env;
     char db_path[PATH_MAX];
     char url[PATH_MAX + 8];
     cs_store *store;
@@ -39,12 +37,10 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     *state = f;
-    if (!f || uv_loop_init(&f->loop) < 0 || cs_mailbox_open(&f->mb, &f->loop) < 0) return -1;
-    f->dir = tu_mkdtemp("cs-test-store");
-    if (!f->dir) return -1;
-    snprintf(f->db_path, sizeof f->db_path, "%s/cs.db", f->dir);
+    /* the log is captured: failed attempts are logged on purpose */
+    if (!f || tu_env_open(&f->env, "cs-test-store") < 0) return -1;
+    snprintf(f->db_path, sizeof f->db_path, "%s", tu_path_in(&f->env, "cs.db"));
     snprintf(f->url, sizeof f->url, "sqlite:%s", f->db_path);
-    tu_log_capture_start(); /* failed attempts are logged on purpose */
     return 0;
 }
 
@@ -53,27 +49,15 @@ static int teardown(void **state)
     fixture *f = *state;
     sqlite3_close(f->side);
     cs_store_close(f->store);
-    tu_log_capture_stop();
-    cs_mailbox_close(f->mb);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&f->loop);
-    tu_rmtree(f->dir);
-    free(f->dir);
+    int rc = tu_env_close(&f->env);
     free(f);
     return rc;
-}
-
-static const char *path_in(const fixture *f, const char *name)
-{
-    static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", f->dir, name);
-    return path;
 }
 
 static void open_store(fixture *f, size_t queue_max)
 {
     cs_buf err = CS_BUF_INIT(4096);
-    int rc = cs_store_open(&f->store, f->url, f->mb, queue_max, f->dir, &err);
+    int rc = cs_store_open(&f->store, f->url, f->env.mb, queue_max, f->env.dir, &err);
     if (rc < 0) fail_msg("cs_store_open: %s", err.data);
     cs_buf_free(&err);
 }
@@ -82,7 +66,7 @@ static void close_store(fixture *f)
 {
     cs_store_close(f->store);
     f->store = NULL;
-    cs_mailbox_run(f->mb);
+    cs_mailbox_run(f->env.mb);
 }
 
 /* Opens `url` expecting failure `want` with `message` in the error. */
@@ -90,7 +74,7 @@ static void refused(fixture *f, const char *url, int want, const char *message)
 {
     cs_buf err = CS_BUF_INIT(4096);
     cs_store *s = NULL;
-    assert_int_equal(cs_store_open(&s, url, f->mb, 16, f->dir, &err), want);
+    assert_int_equal(cs_store_open(&s, url, f->env.mb, 16, f->env.dir, &err), want);
     assert_null(s);
     assert_non_null(err.data);
     if (!strstr(err.data, message)) fail_msg("'%s' does not say '%s'", err.data, message);
@@ -221,7 +205,7 @@ static bool reached(void *data)
 static void wait_for(fixture *f, cs_store_stats want)
 {
     f->want = want;
-    if (!tu_run_until(&f->loop, reached, f, TU_WAIT_MS)) {
+    if (!tu_run_until(&f->env.loop, reached, f, TU_WAIT_MS)) {
         cs_store_stats st = stats(f);
         fail_msg("store stuck: written %llu, failures %llu, replayed %llu, queued %zu",
                  (unsigned long long)st.written, (unsigned long long)st.failures,
@@ -256,7 +240,7 @@ static void ask(fixture *f, cs_store_query *q)
 {
     f->answers = 0;
     cs_store_query_run(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
 }
 
 static cs_store_query *ask_call(fixture *f, const char *sid)
@@ -309,16 +293,17 @@ static void url_forms(void **state)
     fixture *f = *state;
     cs_buf err = CS_BUF_INIT(4096);
     cs_store *s;
-    assert_int_equal(cs_store_open(&s, path_in(f, "bare.db"), f->mb, 16, f->dir, &err), 0);
+    assert_int_equal(
+        cs_store_open(&s, tu_path_in(&f->env, "bare.db"), f->env.mb, 16, f->env.dir, &err), 0);
     assert_string_equal(cs_store_backend(s), "sqlite");
     cs_store_close(s);
-    assert_true(file_exists(path_in(f, "bare.db")));
+    assert_true(file_exists(tu_path_in(&f->env, "bare.db")));
     cs_buf_free(&err);
 
     refused(f, "postgres://db.example/calls", CS_ECONFIG,
             "no store speaks 'postgres://db.example/calls'");
     char url[PATH_MAX + 16];
-    snprintf(url, sizeof url, "sqlite:%s/missing/cs.db", f->dir);
+    snprintf(url, sizeof url, "sqlite:%s/missing/cs.db", f->env.dir);
     refused(f, url, CS_EBACKEND, "cannot open");
 }
 
@@ -326,23 +311,24 @@ static void broken_databases_are_refused(void **state)
 {
     fixture *f = *state;
     char url[PATH_MAX + 16];
-    FILE *junk = fopen(path_in(f, "junk.db"), "wb");
+    FILE *junk = fopen(tu_path_in(&f->env, "junk.db"), "wb");
     assert_non_null(junk);
     for (int i = 0; i < 4096; i++) fputc('x', junk);
     assert_int_equal(fclose(junk), 0);
-    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "junk.db"));
+    snprintf(url, sizeof url, "sqlite:%s", tu_path_in(&f->env, "junk.db"));
     refused(f, url, CS_EBACKEND, "cannot set up");
 
     /* A table that migration 1 creates is there already. */
-    exec_at(path_in(f, "taken.db"), "CREATE TABLE calls (sid TEXT)");
-    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "taken.db"));
+    exec_at(tu_path_in(&f->env, "taken.db"), "CREATE TABLE calls (sid TEXT)");
+    snprintf(url, sizeof url, "sqlite:%s", tu_path_in(&f->env, "taken.db"));
     refused(f, url, CS_EBACKEND, "migration 1 failed");
 
     /* Marked as migrated, yet the tables are missing. */
-    exec_at(path_in(f, "bare.db"), "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-                                   " applied_at INTEGER NOT NULL);"
-                                   "INSERT INTO schema_migrations VALUES (1, 0)");
-    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "bare.db"));
+    exec_at(tu_path_in(&f->env, "bare.db"),
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+            " applied_at INTEGER NOT NULL);"
+            "INSERT INTO schema_migrations VALUES (1, 0)");
+    snprintf(url, sizeof url, "sqlite:%s", tu_path_in(&f->env, "bare.db"));
     refused(f, url, CS_EBACKEND, "no such table");
 }
 
@@ -678,7 +664,7 @@ static bool spilled_enough(void *data)
 static void wait_spilled(fixture *f, uint64_t n)
 {
     f->want.spilled = n;
-    if (!tu_run_until(&f->loop, spilled_enough, f, TU_WAIT_MS))
+    if (!tu_run_until(&f->env.loop, spilled_enough, f, TU_WAIT_MS))
         fail_msg("%llu record(s) spilled, not %llu", (unsigned long long)stats(f).spilled,
                  (unsigned long long)n);
 }
@@ -702,11 +688,11 @@ static void full_queue_spills_and_replays(void **state)
     assert_int_equal(st.queued, 2);
     assert_int_equal(st.spilled, 4);
     assert_int_equal(st.lost, 0);
-    assert_int_equal(count_records(path_in(f, SPILL_FILE)), 4);
+    assert_int_equal(count_records(tu_path_in(&f->env, SPILL_FILE)), 4);
 
     side_exec(f, "DELETE FROM hold");
     wait_for(f, (cs_store_stats){.written = 7, .replayed = 4});
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
     cs_store_query *q = ask_call(f, "CA1");
     assert_string_equal(q->calls[0].status, "completed");
     assert_int_equal(q->calls[0].created_at, 5);
@@ -759,7 +745,7 @@ static void close_writes_what_is_queued_and_spilled(void **state)
     wait_spilled(f, 2);
     side_exec(f, "DELETE FROM hold");
     close_store(f);
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
 
     open_store(f, 16);
     cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
@@ -781,10 +767,10 @@ static void spill_of_a_crashed_run_is_replayed_at_open(void **state)
 {
     fixture *f = *state;
     /* Taken for replay when the process died, then spilled after it. */
-    write_text(path_in(f, SPILL_FILE ".replay"),
+    write_text(tu_path_in(&f->env, SPILL_FILE ".replay"),
                "{\"kind\":1,\"sid\":\"CA1\",\"status\":\"ringing\",\"created_at\":1000}\n"
                "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"first\",\"detail\":\"{}\",\"at\":1}\n");
-    write_text(path_in(f, SPILL_FILE),
+    write_text(tu_path_in(&f->env, SPILL_FILE),
                "{\"kind\":3,\"call_sid\":\"CA1\",\"stream_sid\":\"MZ1\",\"type\":\"second\","
                "\"at\":2}\n"
                "not json\n"
@@ -810,8 +796,8 @@ static void spill_of_a_crashed_run_is_replayed_at_open(void **state)
     cs_store_stats st = stats(f);
     assert_int_equal(st.replayed, 5);
     assert_int_equal(st.written, 5);
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
-    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
     assert_true(tu_log_contains("skipping an unreadable line"));
     assert_true(tu_log_contains("spilled record(s) written"));
 }
@@ -837,7 +823,7 @@ static void close_gives_up_on_a_failing_database(void **state)
     assert_int_equal(waiting->status, CS_ECLOSED);
     cs_store_query_free(waiting);
     assert_true(tu_log_contains("still fails at shutdown"));
-    assert_int_equal(count_records(path_in(f, SPILL_FILE ".replay")), 2);
+    assert_int_equal(count_records(tu_path_in(&f->env, SPILL_FILE ".replay")), 2);
 
     side_exec(f, "DELETE FROM hold");
     open_store(f, 100);
@@ -845,7 +831,7 @@ static void close_gives_up_on_a_failing_database(void **state)
     static const char *const types[] = {"held", "after"};
     assert_event_types(q, types, 2);
     cs_store_query_free(q);
-    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
 }
 
 static void write_rec(cs_store *s, enum cs_rec_kind kind, void (*fill)(cs_store_rec *))
@@ -1117,7 +1103,8 @@ static void spill_failure_is_reported(void **state)
 {
     fixture *f = *state;
     cs_buf err = CS_BUF_INIT(4096);
-    assert_int_equal(cs_store_open(&f->store, f->url, f->mb, 1, path_in(f, "missing"), &err), 0);
+    assert_int_equal(
+        cs_store_open(&f->store, f->url, f->env.mb, 1, tu_path_in(&f->env, "missing"), &err), 0);
     cs_buf_free(&err);
     hold_types(f, "('held')");
     write_event(f->store, "CA1", "held", 1);
@@ -1174,7 +1161,7 @@ static bool stat_holds(void *data)
 static void wait_stats(fixture *f, bool (*ok)(const cs_store_stats *st), const char *what)
 {
     poll_stat p = {f, ok};
-    if (!tu_run_until(&f->loop, stat_holds, &p, TU_WAIT_MS)) fail_msg("never: %s", what);
+    if (!tu_run_until(&f->env.loop, stat_holds, &p, TU_WAIT_MS)) fail_msg("never: %s", what);
 }
 
 static bool is_failing(const cs_store_stats *st)
@@ -1244,7 +1231,7 @@ static void a_stuck_reader_is_answered_for(void **state)
     cs_store_query *q = cs_store_query_new(CS_Q_CALL, on_answer_keep, f);
     snprintf(q->sid, sizeof q->sid, "CA1");
     cs_store_query_run(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
     cs_store_query *a = f->last;
     assert_ptr_not_equal(a, q);
     assert_int_equal(a->status, -ETIMEDOUT);
@@ -1287,11 +1274,11 @@ static void too_many_queries_are_refused(void **state)
         if (i > 0) continue;
         assert_int_equal(f->answers, 0);
         f->want.queries = 1;
-        assert_true(tu_run_until(&f->loop, answered_all, f, TU_WAIT_MS));
+        assert_true(tu_run_until(&f->env.loop, answered_all, f, TU_WAIT_MS));
     }
     assert_int_equal(f->answers, 1);
     f->want.queries = n;
-    assert_true(tu_run_until(&f->loop, answered_all, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered_all, f, TU_WAIT_MS));
     assert_int_equal(f->answers, n);
     assert_int_equal(f->by_status[2], 1);
     assert_int_equal(f->by_status[1], n - 1);
@@ -1330,7 +1317,7 @@ static void in_order_queries_wait_for_the_writes(void **state)
     wait_for(f, (cs_store_stats){.failures = 3});
     assert_int_equal(f->answers, 0);
     side_exec(f, "DELETE FROM hold");
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
     assert_int_equal(q->status, 0);
     static const char *const types[] = {"held"};
     assert_event_types(q, types, 1);
@@ -1361,7 +1348,7 @@ static void unfinished_calls_are_listed(void **state)
     q->limit = 1;
     f->answers = 0;
     cs_store_query_run_in_order(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
     assert_int_equal(q->status, 0);
     assert_int_equal(q->ncalls, 1);
     assert_true(q->more);
@@ -1377,7 +1364,7 @@ static void unfinished_calls_are_listed(void **state)
     q->limit = 10;
     f->answers = 0;
     cs_store_query_run_in_order(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
     assert_int_equal(q->ncalls, 2);
     assert_false(q->more);
     assert_string_equal(q->calls[1].sid, "CA3");
@@ -1409,8 +1396,8 @@ static void replay_resumes_where_a_crash_left_it(void **state)
     open_store(f, 16);
     close_store(f);
     long off = 0;
-    write_lines(path_in(f, SPILL_FILE ".replay"), "0123abcd", "e", 1, 5, &off, 2);
-    write_lines(path_in(f, SPILL_FILE), NULL, "e", 6, 7, NULL, 0);
+    write_lines(tu_path_in(&f->env, SPILL_FILE ".replay"), "0123abcd", "e", 1, 5, &off, 2);
+    write_lines(tu_path_in(&f->env, SPILL_FILE), NULL, "e", 6, 7, NULL, 0);
     char sql[256];
     snprintf(sql, sizeof sql,
              "INSERT INTO events (call_sid, at, type) VALUES ('CA1', 1, 'e1'), ('CA1', 2, 'e2');"
@@ -1424,8 +1411,8 @@ static void replay_resumes_where_a_crash_left_it(void **state)
     assert_event_types(q, types, 7);
     cs_store_query_free(q);
     assert_int_equal(stats(f).replayed, 5);
-    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
 }
 
 static void replay_goes_in_bounded_batches(void **state)
@@ -1433,7 +1420,7 @@ static void replay_goes_in_bounded_batches(void **state)
     fixture *f = *state;
     int n = CS_STORE_BATCH_MAX * 5 / 2;
     long end = 0;
-    write_lines(path_in(f, SPILL_FILE), "feed", "r", 1, n, &end, n);
+    write_lines(tu_path_in(&f->env, SPILL_FILE), "feed", "r", 1, n, &end, n);
     open_store(f, 16);
     wait_for(f, (cs_store_stats){.replayed = (uint64_t)n});
     cs_store_stats st = stats(f);
@@ -1462,7 +1449,7 @@ static void a_full_spill_queue_loses_and_counts(void **state)
 {
     fixture *f = *state;
     open_store(f, 1);
-    assert_int_equal(mkfifo(path_in(f, SPILL_FILE), 0600), 0);
+    assert_int_equal(mkfifo(tu_path_in(&f->env, SPILL_FILE), 0600), 0);
     hold_types(f, "('held')");
     write_event(f->store, "CA1", "held", 0);
     wait_for(f, (cs_store_stats){.failures = 1});
@@ -1474,12 +1461,12 @@ static void a_full_spill_queue_loses_and_counts(void **state)
     assert_true(st.lost >= 1 && st.lost < 100);
     assert_int_equal(st.spill_queued, CS_STORE_SPILL_QUEUE_MIN);
     assert_true(tu_log_contains("are lost until the spill file catches up"));
-    f->side_fd = open(path_in(f, SPILL_FILE), O_RDONLY | O_NONBLOCK);
+    f->side_fd = open(tu_path_in(&f->env, SPILL_FILE), O_RDONLY | O_NONBLOCK);
     assert_true(f->side_fd >= 0);
     f->want.spilled = n - 1; /* one waits in the queue */
-    assert_true(tu_run_until(&f->loop, drain, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, drain, f, TU_WAIT_MS));
     assert_int_equal(stats(f).spilled + stats(f).lost, n - 1);
-    assert_int_equal(unlink(path_in(f, SPILL_FILE)), 0);
+    assert_int_equal(unlink(tu_path_in(&f->env, SPILL_FILE)), 0);
     close(f->side_fd);
     side_exec(f, "DELETE FROM hold");
     wait_for(f, (cs_store_stats){.written = 2});
@@ -1490,15 +1477,15 @@ static void a_full_spill_queue_loses_and_counts(void **state)
 static void spill_files_have_one_owner(void **state)
 {
     fixture *f = *state;
-    write_lines(path_in(f, SPILL_FILE), "cafe", "s", 1, 2, NULL, 0);
-    int lock = open(path_in(f, "store-spill.lock"), O_RDWR | O_CREAT, 0600);
+    write_lines(tu_path_in(&f->env, SPILL_FILE), "cafe", "s", 1, 2, NULL, 0);
+    int lock = open(tu_path_in(&f->env, "store-spill.lock"), O_RDWR | O_CREAT, 0600);
     assert_true(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
     open_store(f, 16);
     cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
     ask(f, q);
     assert_int_equal(q->nevents, 0);
     cs_store_query_free(q);
-    assert_true(file_exists(path_in(f, SPILL_FILE)));
+    assert_true(file_exists(tu_path_in(&f->env, SPILL_FILE)));
     assert_true(tu_log_contains("another process has the spill files"));
     close_store(f);
     close(lock);
