@@ -1,0 +1,386 @@
+/* The store's spill files: records the queue has no room for go to a file, replayed in
+ * order once the database takes writes again, by the one process that owns them; what
+ * cannot be kept is counted as lost. */
+#include "store_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#define SPILL_FILE "store-spill.jsonl"
+
+/* Records in a spill file: its lines but the first, which names the file. */
+static size_t count_records(const char *path)
+{
+    size_t len, n = 0;
+    uint8_t *text = tu_read_file(path, &len);
+    if (!text) return 0;
+    assert_true(len > 10 && memcmp(text, "{\"spill\":\"", 10) == 0);
+    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    free(text);
+    return n - 1;
+}
+
+static bool spilled_enough(void *data)
+{
+    fixture *f = data;
+    return stats(f).spilled >= f->want.spilled;
+}
+
+/* Waits until the spill writer has written `n` records to the file. */
+static void wait_spilled(fixture *f, uint64_t n)
+{
+    f->want.spilled = n;
+    if (!tu_run_until(&f->env.loop, spilled_enough, f, TU_WAIT_MS))
+        fail_msg("%llu record(s) spilled, not %llu", (unsigned long long)stats(f).spilled,
+                 (unsigned long long)n);
+}
+
+static void full_queue_spills_and_replays(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 2);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    /* The store thread is busy with the first batch: two records fit in the queue. */
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing", .created_at = 5});
+    write_event(f->store, "CA1", "e2", 2);
+    write_event(f->store, "CA1", "e3", 3);
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ1", .call_sid = "CA1", .started_at = 9});
+    write_event(f->store, "CA1", "e4", 4);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
+    wait_spilled(f, 4);
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.queued, 2);
+    assert_int_equal(st.spilled, 4);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(count_records(tu_path_in(&f->env, SPILL_FILE)), 4);
+
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 7, .replayed = 4});
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    assert_int_equal(q->calls[0].created_at, 5);
+    assert_int_equal(q->nstreams, 1);
+    static const char *const types[] = {"held", "e2", "e3", "e4"};
+    assert_event_types(q, types, 4);
+    cs_store_query_free(q);
+}
+
+static void spilled_records_keep_their_order(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1);
+    hold_types(f, "('h0'), ('h1')");
+    write_event(f->store, "CA1", "h0", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "h1", 2);                                       /* queued */
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress"}); /* spilled */
+    wait_spilled(f, 1);
+
+    /* The first batch lands; the store thread takes the queued record and is held again,
+     * so the queue has room while the spill file still waits. */
+    side_exec(f, "DELETE FROM hold WHERE type = 'h0'");
+    wait_for(f, (cs_store_stats){.written = 1});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
+    write_event(f->store, "CA1", "last", 3);
+
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 5});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    static const char *const types[] = {"h0", "h1", "last"};
+    assert_event_types(q, types, 3);
+    cs_store_query_free(q);
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.spilled, 3);
+    assert_int_equal(st.replayed, 3);
+}
+
+static void close_writes_what_is_queued_and_spilled(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "e2", 2);
+    write_event(f->store, "CA1", "e3", 3);
+    write_event(f->store, "CA1", "e4", 4);
+    wait_spilled(f, 2);
+    side_exec(f, "DELETE FROM hold");
+    close_store(f);
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
+
+    open_store(f, 16);
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    static const char *const types[] = {"held", "e2", "e3", "e4"};
+    assert_event_types(q, types, 4);
+    cs_store_query_free(q);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    assert_true(fputs(text, file) >= 0);
+    assert_int_equal(fclose(file), 0);
+}
+
+static void spill_of_a_crashed_run_is_replayed_at_open(void **state)
+{
+    fixture *f = *state;
+    /* Taken for replay when the process died, then spilled after it. */
+    write_text(tu_path_in(&f->env, SPILL_FILE ".replay"),
+               "{\"kind\":1,\"sid\":\"CA1\",\"status\":\"ringing\",\"created_at\":1000}\n"
+               "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"first\",\"detail\":\"{}\",\"at\":1}\n");
+    write_text(tu_path_in(&f->env, SPILL_FILE),
+               "{\"kind\":3,\"call_sid\":\"CA1\",\"stream_sid\":\"MZ1\",\"type\":\"second\","
+               "\"at\":2}\n"
+               "not json\n"
+               "{\"kind\":9}\n"
+               "{\"kind\":3,\"type\":\"no call\"}\n"
+               "[1]\n"
+               "{\"kind\":2,\"sid\":\"MZ1\",\"call_sid\":\"CA1\",\"mode\":\"two-way\","
+               "\"started_at\":5}\n"
+               "{\"kind\":1,\"sid\":\"CA1\",\"status\":\"completed\",\"ended_at\":3000}\n");
+    open_store(f, 16);
+    cs_store_query *q = ask_call(f, "CA1");
+    const cs_call_row *c = &q->calls[0];
+    assert_string_equal(c->status, "completed");
+    assert_int_equal(c->created_at, 1000);
+    assert_int_equal(c->ended_at, 3000);
+    assert_int_equal(q->nstreams, 1);
+    assert_string_equal(q->streams[0].mode, "two-way");
+    static const char *const types[] = {"first", "second"};
+    assert_event_types(q, types, 2);
+    assert_string_equal(q->events[1].stream_sid, "MZ1");
+    cs_store_query_free(q);
+
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.replayed, 5);
+    assert_int_equal(st.written, 5);
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
+    assert_true(tu_log_contains("skipping an unreadable line"));
+    assert_true(tu_log_contains("spilled record(s) written"));
+}
+
+/* A database still failing at shutdown does not hold the process: after
+ * CS_STORE_CLOSE_WAIT_MS what is left goes to the replay file, in order, written at the
+ * next open. */
+static void close_gives_up_on_a_failing_database(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing"});
+    wait_for(f, (cs_store_stats){.written = 1});
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "after", 2); /* a later batch, kept behind it */
+    cs_store_query *waiting = query(CS_Q_EVENTS, "CA1", f);
+    f->answers = 0;
+    cs_store_query_run_in_order(f->store, waiting);
+    close_store(f);
+    assert_int_equal(f->answers, 1);
+    assert_int_equal(waiting->status, CS_ECLOSED);
+    cs_store_query_free(waiting);
+    assert_true(tu_log_contains("still fails at shutdown"));
+    assert_int_equal(count_records(tu_path_in(&f->env, SPILL_FILE ".replay")), 2);
+
+    side_exec(f, "DELETE FROM hold");
+    open_store(f, 100);
+    cs_store_query *q = ask_call(f, "CA1");
+    static const char *const types[] = {"held", "after"};
+    assert_event_types(q, types, 2);
+    cs_store_query_free(q);
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
+}
+
+/* Every kind of record survives the spill file. */
+static void access_records_spill_and_replay(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "queued", 2);
+    write_rec(f->store, CS_REC_USER, fill_user);
+    write_rec(f->store, CS_REC_SESSION, fill_session);
+    write_rec(f->store, CS_REC_TOKEN, fill_token);
+    wait_spilled(f, 3);
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.replayed = 3});
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 1);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions WHERE user_name = 'ann'"), 1);
+    assert_int_equal(side_int(f, "SELECT password_at FROM sessions WHERE token_hash = 's1'"), 7);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM api_tokens WHERE token_hash = 't1'"), 1);
+}
+
+static void spill_failure_is_reported(void **state)
+{
+    fixture *f = *state;
+    cs_buf err = CS_BUF_INIT(4096);
+    assert_int_equal(
+        cs_store_open(&f->store, f->url, f->env.mb, 1, tu_path_in(&f->env, "missing"), &err), 0);
+    cs_buf_free(&err);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "queued", 2);
+    write_event(f->store, "CA1", "lost", 3);
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 2});
+    assert_int_equal(stats(f).spilled, 0);
+    assert_int_equal(stats(f).lost, 1);
+    assert_true(tu_log_contains("cannot spill"));
+    assert_true(tu_log_contains("record(s) lost"));
+}
+
+static void write_lines(const char *path, const char *header, const char *type, int from, int to,
+                        long *offset_after, int mark)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    if (header) fprintf(file, "{\"spill\":\"%s\"}\n", header);
+    for (int i = from; i <= to; i++) {
+        fprintf(file, "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"%s%d\",\"at\":%d}\n", type, i,
+                i);
+        if (i == mark) *offset_after = ftell(file);
+    }
+    assert_int_equal(fclose(file), 0);
+}
+
+/* A crash in the middle of a replay: the records its committed batches wrote are not
+ * written again, and nothing is skipped or reordered. */
+static void replay_resumes_where_a_crash_left_it(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 16);
+    close_store(f);
+    long off = 0;
+    write_lines(tu_path_in(&f->env, SPILL_FILE ".replay"), "0123abcd", "e", 1, 5, &off, 2);
+    write_lines(tu_path_in(&f->env, SPILL_FILE), NULL, "e", 6, 7, NULL, 0);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO events (call_sid, at, type) VALUES ('CA1', 1, 'e1'), ('CA1', 2, 'e2');"
+             "INSERT INTO store_meta VALUES ('spill_replay', '0123abcd %ld')",
+             off);
+    side_exec(f, sql);
+    open_store(f, 16);
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    static const char *const types[] = {"e1", "e2", "e3", "e4", "e5", "e6", "e7"};
+    assert_event_types(q, types, 7);
+    cs_store_query_free(q);
+    assert_int_equal(stats(f).replayed, 5);
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
+    assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE)));
+}
+
+static void replay_goes_in_bounded_batches(void **state)
+{
+    fixture *f = *state;
+    int n = CS_STORE_BATCH_MAX * 5 / 2;
+    long end = 0;
+    write_lines(tu_path_in(&f->env, SPILL_FILE), "feed", "r", 1, n, &end, n);
+    open_store(f, 16);
+    wait_for(f, (cs_store_stats){.replayed = (uint64_t)n});
+    cs_store_stats st = stats(f);
+    assert_int_equal(st.written, n);
+    assert_int_equal(st.batches, 3);
+    char want[64];
+    snprintf(want, sizeof want, "SELECT value = 'feed %ld' FROM store_meta", end);
+    assert_int_equal(side_int(f, want), 1);
+    assert_int_equal(side_int(f, "SELECT COUNT(DISTINCT type) FROM events"), n);
+}
+
+static bool drain(void *data)
+{
+    fixture *f = data;
+    char buf[65536];
+    while (read(f->side_fd, buf, sizeof buf) > 0) {
+    }
+    cs_store_stats st = stats(f);
+    return st.spilled + st.lost >= f->want.spilled;
+}
+
+/* The spill writer's queue is bounded too: with the database failing and the spill file
+ * not taking anything (a FIFO nobody reads blocks the writer's open), what comes past it
+ * is lost, counted and said once. */
+static void a_full_spill_queue_loses_and_counts(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 1);
+    assert_int_equal(mkfifo(tu_path_in(&f->env, SPILL_FILE), 0600), 0);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 0);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    /* One record fits the queue, the spill writer holds what it took before it blocked
+     * and CS_STORE_SPILL_QUEUE_MIN more: the rest is lost. */
+    unsigned n = CS_STORE_SPILL_QUEUE_MIN + 100;
+    for (unsigned i = 1; i <= n; i++) write_event(f->store, "CA1", "e", i);
+    cs_store_stats st = stats(f);
+    assert_true(st.lost >= 1 && st.lost < 100);
+    assert_int_equal(st.spill_queued, CS_STORE_SPILL_QUEUE_MIN);
+    assert_true(tu_log_contains("are lost until the spill file catches up"));
+    f->side_fd = open(tu_path_in(&f->env, SPILL_FILE), O_RDONLY | O_NONBLOCK);
+    assert_true(f->side_fd >= 0);
+    f->want.spilled = n - 1; /* one waits in the queue */
+    assert_true(tu_run_until(&f->env.loop, drain, f, TU_WAIT_MS));
+    assert_int_equal(stats(f).spilled + stats(f).lost, n - 1);
+    assert_int_equal(unlink(tu_path_in(&f->env, SPILL_FILE)), 0);
+    close(f->side_fd);
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 2});
+}
+
+/* `callstream user …` beside a running gateway opens the store too: only the process
+ * holding the spill lock replays the spill files. */
+static void spill_files_have_one_owner(void **state)
+{
+    fixture *f = *state;
+    write_lines(tu_path_in(&f->env, SPILL_FILE), "cafe", "s", 1, 2, NULL, 0);
+    int lock = open(tu_path_in(&f->env, "store-spill.lock"), O_RDWR | O_CREAT, 0600);
+    assert_true(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
+    open_store(f, 16);
+    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->nevents, 0);
+    cs_store_query_free(q);
+    assert_true(file_exists(tu_path_in(&f->env, SPILL_FILE)));
+    assert_true(tu_log_contains("another process has the spill files"));
+    close_store(f);
+    close(lock);
+    open_store(f, 16);
+    q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    static const char *const types[] = {"s1", "s2"};
+    assert_event_types(q, types, 2);
+    cs_store_query_free(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(full_queue_spills_and_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(spilled_records_keep_their_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_writes_what_is_queued_and_spilled, setup, teardown),
+        cmocka_unit_test_setup_teardown(spill_of_a_crashed_run_is_replayed_at_open, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(close_gives_up_on_a_failing_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(access_records_spill_and_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(spill_failure_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(replay_resumes_where_a_crash_left_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(replay_goes_in_bounded_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_spill_queue_loses_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(spill_files_have_one_owner, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
