@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,8 +39,9 @@ cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind)
     return rec;
 }
 
-void cs_store__rec_free(cs_store_rec *rec)
+void cs_store_rec_free(cs_store_rec *rec)
 {
+    if (!rec) return;
     cs_pool_free(&rec->pool);
     free(rec);
 }
@@ -168,7 +167,8 @@ void cs_store__batch_add(cs_store *s, cs_store_rec *rec)
     if (rec->seq > s->batch_seq) s->batch_seq = rec->seq;
     if (!cs_store__rec_has_keys(rec)) {
         cs_error("store: dropping a record (kind %d) without its keys", (int)rec->kind);
-        cs_store__rec_free(rec);
+        cs_store__count(s, &s->stats.lost, 1);
+        cs_store_rec_free(rec);
         return;
     }
     s->batch[s->nbatch++] = rec;
@@ -212,23 +212,36 @@ int cs_store__commit_batch(cs_store *s, const progress *p)
         if (cs_store__retry(s, commit_attempt, (void *)p, what) < 0) return CS_ECLOSED;
     }
     cs_store__settle(s, s->batch_seq, s->nbatch);
-    for (size_t i = 0; i < s->nbatch; i++) cs_store__rec_free(s->batch[i]);
+    for (size_t i = 0; i < s->nbatch; i++) cs_store_rec_free(s->batch[i]);
     s->nbatch = 0;
     return 0;
 }
 
 /* Writes the queued records batched so far. When closing gave up on the database, they
- * join the replay file, behind what is left of it, for the next start. */
+ * join the replay file, behind what is left of it, for the next start; a process that
+ * does not own the spill files loses them, and says so. */
 static void write_queued(cs_store *s)
 {
     if (cs_store__commit_batch(s, NULL) == 0) return;
-    appender a = {.path = s->replay_path};
-    for (size_t i = 0; i < s->nbatch; i++) cs_spill__append(&a, s->batch[i]);
+    size_t n = s->nbatch, saved = 0;
+    const char *why;
+    bool own = cs_spill__own(s, &why);
+    appender a = {.fd = -1, .path = s->replay_path};
+    for (size_t i = 0; i < n; i++) {
+        if (own)
+            cs_spill__append(&a, s->batch[i]);
+        else
+            cs_store_rec_free(s->batch[i]);
+    }
     s->nbatch = 0;
-    size_t saved = cs_spill__close(s, &a);
-    cs_error("store: the database still fails at shutdown; %zu record(s) kept in %s for the "
-             "next start",
-             saved, s->replay_path);
+    if (own) saved = cs_spill__close(s, &a);
+    cs_store__count(s, &s->stats.lost, n - saved);
+    if (own)
+        cs_error("store: the database still fails at shutdown; %zu record(s) kept in %s for the "
+                 "next start, %zu lost",
+                 saved, s->replay_path, n - saved);
+    else
+        cs_error("store: the database still fails at shutdown; %zu record(s) lost (%s)", n, why);
 }
 
 static void rec_work(cs_job *job)
@@ -276,7 +289,14 @@ static void run_in_order(cs_store *s)
         if (!ready && !s->gave_up && !s->closed) return;
         if (!(s->in_order = q->next)) s->in_order_tail = &s->in_order;
         q->next = NULL;
-        if (!ready || cs_store__retry(s, in_order_attempt, q, "a query") < 0) {
+        q->behind = !ready;
+        if (!ready) {
+            q->status = CS_ECLOSED;
+            pthread_mutex_lock(&s->lock);
+            set_error(q->error, "not committed: %s",
+                      s->stats.last_error[0] ? s->stats.last_error : "the store closed first");
+            pthread_mutex_unlock(&s->lock);
+        } else if (cs_store__retry(s, in_order_attempt, q, "a query") < 0) {
             q->status = CS_ECLOSED;
             set_error(q->error, "the store closed first");
         }
@@ -446,12 +466,14 @@ static void open_run(cs_job *job)
 {
     cs_store *s = ((open_job *)job)->s;
     int rc = s->ops->open(&s->db, s->url, &s->open_err);
-    /* One process at a time takes over the spill files (the gateway; `callstream user …`
-     * run beside it leaves them alone). */
-    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    bool owner = s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
-    if (rc == 0 && !owner)
-        cs_info("store: another process has the spill files in %s", s->lock_path);
+    /* One process at a time writes and replays the spill files: the gateway (`callstream
+     * user …` keeps none; a second gateway on the same DATA_DIR spills nothing). */
+    const char *why;
+    bool owner = cs_spill__own(s, &why);
+    if (rc == 0 && !owner && s->lock_path[0])
+        cs_warn("store: no spill files in %s for now (%s): this process takes them when it "
+                "needs them and can",
+                s->lock_path, why);
     /* What an earlier run left goes in first; until it has, writes follow it into the
      * spill file, so they keep their order behind it. */
     bool backlog =
@@ -517,7 +539,7 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
         return CS_ECONFIG;
     }
     cs_store *s = calloc(1, sizeof *s);
-    char *line = malloc(SPILL_LINE_MAX);
+    char *line = malloc(CS_STORE_SPILL_LINE_MAX + 1);
     if (!s || !line) {
         free(s);
         free(line);
@@ -528,11 +550,13 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
     s->line = line;
     s->in_order_tail = &s->in_order;
     snprintf(s->url, sizeof s->url, "%s", rest);
-    snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
-    snprintf(s->replay_path, sizeof s->replay_path, "%s%s", s->spill_path, REPLAY_SUFFIX);
-    snprintf(s->lock_path, sizeof s->lock_path, "%s/%s", spill_dir, SPILL_LOCK);
+    if (spill_dir) {
+        snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
+        snprintf(s->replay_path, sizeof s->replay_path, "%s%s", s->spill_path, REPLAY_SUFFIX);
+        snprintf(s->lock_path, sizeof s->lock_path, "%s/%s", spill_dir, SPILL_LOCK);
+    }
     s->lock_fd = -1;
-    s->spill.path = s->spill_path;
+    s->spill = (appender){.fd = -1, .path = s->spill_path};
     pthread_mutex_init(&s->route_lock, NULL);
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
@@ -598,6 +622,7 @@ void cs_store_close(cs_store *s)
     cs_worker_post_force(s->worker, &s->close_job);
     cs_worker_stop(s->worker);
     cs_worker_stop(s->spiller);
+    cs_spill__burst_end(&s->spill, "failed until the store closed");
     store_free(s);
 }
 
@@ -631,16 +656,22 @@ void cs_store_write(cs_store *s, cs_store_rec *rec)
         rec->job = (cs_job){.work = cs_spill__work};
         spilled = cs_worker_post(s->spiller, &rec->job) == 0;
     }
-    bool first_drop = !queued && !spilled && !s->drop_logged;
-    s->drop_logged = !queued && !spilled;
+    /* Both queues full: the database and the disk cannot keep up. The first record lost is
+     * logged, and how many were when records are taken again. */
+    uint64_t dropped = s->dropped;
+    s->dropped = queued || spilled ? 0 : dropped + 1;
     pthread_mutex_unlock(&s->route_lock);
-    if (queued || spilled) return;
-    /* Both queues are full: the database and the disk cannot keep up. */
+    if (queued || spilled) {
+        if (dropped)
+            cs_warn("store: records are taken again; %llu lost while both queues were full",
+                    (unsigned long long)dropped);
+        return;
+    }
     cs_store__count(s, &s->stats.lost, 1);
-    if (first_drop)
+    if (!dropped)
         cs_error("store: the queue and the spill queue are full (STORE_QUEUE_MAX each): records "
                  "are lost until the spill file catches up");
-    cs_store__rec_free(rec);
+    cs_store_rec_free(rec);
 }
 
 /* ---- queries ---- */

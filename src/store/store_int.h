@@ -11,18 +11,19 @@
 #include "core/buf.h"
 #include "store/store.h"
 
-#define SPILL_NAME     "store-spill.jsonl"
-#define REPLAY_SUFFIX  ".replay"
-#define SPILL_LOCK     "store-spill.lock"
-#define SPILL_LINE_MAX (1u << 20)
-#define REPLAY_KEY     "spill_replay" /* store_meta: "<file id> <offset replayed>" */
+#define SPILL_NAME    "store-spill.jsonl"
+#define REPLAY_SUFFIX ".replay"
+#define SPILL_LOCK    "store-spill.lock"
+#define REPLAY_KEY    "spill_replay" /* store_meta: "<file id> <offset replayed>" */
 
-/* Records being appended to a spill file, counted when it is closed. */
+/* A spill file being appended to, a whole line per record; what a batch saved and lost is
+ * counted when it closes. */
 typedef struct appender {
-    FILE *f;
+    int fd; /* -1 but during a batch */
     const char *path;
-    int err; /* why the file could not be opened */
-    size_t n, saved;
+    size_t saved, lost;       /* this batch */
+    uint64_t failed;          /* records lost since the first failure of a burst; 0: none */
+    int64_t failing_since_ms; /* wall: that first failure */
 } appender;
 
 struct cs_store {
@@ -31,8 +32,9 @@ struct cs_store {
     char url[4096];
     char spill_path[4096];  /* where the spill writer appends */
     char replay_path[4200]; /* a spill file taken by the writer, being replayed */
-    char lock_path[4200];   /* held by the process that replays them */
-    int lock_fd;
+    char lock_path[4200];   /* held by the process that writes and replays them */
+    int lock_fd;            /* on lock_path, once opened (under `lock`) */
+    atomic_bool owner;      /* it holds the lock: spill files are its own */
 
     /* the writer: its connection, the batch it writes, the queries waiting for the
      * writes made before them */
@@ -58,8 +60,8 @@ struct cs_store {
 
     /* where writes go: the loop routes them, the writer takes the spill file */
     pthread_mutex_t route_lock;
-    bool spill_pending; /* they go to the spill writer until the writer takes its file */
-    bool drop_logged;
+    bool spill_pending;   /* they go to the spill writer until the writer takes its file */
+    uint64_t dropped;     /* records lost since both queues filled up; 0 once they take again */
     uint64_t posted;      /* sequence number of the last write */
     uint64_t spilled_seq; /* of the last one sent the spill writer's way */
 
@@ -70,6 +72,7 @@ struct cs_store {
     uint64_t settled;          /* every write up to this one is in the database, or lost */
     uint64_t attempt_since_ms; /* monotonic: when the write attempt under way began, or 0 */
     bool rotated;
+    int rotate_rc; /* how taking the spill file went */
     bool opened;
     int open_rc;
     cs_buf open_err;
@@ -88,7 +91,6 @@ typedef struct progress {
 
 /* ---- store.c: records, counters and the writer's steps ---- */
 
-void cs_store__rec_free(cs_store_rec *rec);
 void cs_store__count(cs_store *s, uint64_t *field, uint64_t n);
 /* `attempt` until it succeeds (0), or CS_ECLOSED once closing gave up. */
 int cs_store__retry(cs_store *s, int (*attempt)(cs_store *s, void *arg), void *arg,
@@ -99,10 +101,15 @@ int cs_store__commit_batch(cs_store *s, const progress *p);
 
 /* ---- spill.c: record layouts, spill files and their replay ---- */
 
+/* Whether this process may write and replay the spill files (it takes their lock if it
+ * can), else `why` not. Any thread. */
+bool cs_spill__own(cs_store *s, const char **why);
 /* Whether a record has the fields it cannot be written without. */
 bool cs_store__rec_has_keys(const cs_store_rec *rec);
 void cs_spill__append(appender *a, cs_store_rec *rec);
 size_t cs_spill__close(cs_store *s, appender *a);
+/* Logs the summary of a burst of failures still open, saying `how` it ended. */
+void cs_spill__burst_end(appender *a, const char *how);
 /* The spill writer's job for a record, and its batch_end hook. */
 void cs_spill__work(cs_job *job);
 void cs_spill__batch_end(void *data);

@@ -3,10 +3,14 @@
  * Throughout, the API, /status and /health answer (503 with a reason where the answer
  * needs the store), sign-in answers, a sign-in whose client left is dropped, calls go on
  * and are recorded, writes queue and spill; once the database is back every row arrives,
- * in order, spilled ones too. */
+ * in order, spilled ones too.
+ * Then `callstream user …` and `token …` run while the database cannot be written: each
+ * says the change was not made and exits 1, touches none of the gateway's spill files,
+ * and the change indeed never happens; once the database is back, it works. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dblock.h"
 #include "integ_util.h"
@@ -19,6 +23,15 @@
 
 static it_server srv;
 static char db[1024];
+
+/* GET `target` with `headers` (a browser's cookie) instead of the test's token. */
+static int get_as(const char *target, const char *headers)
+{
+    it_resp r;
+    int status = it_http_browser(srv.port, "GET", target, headers, NULL, &r) == 0 ? r.status : -1;
+    it_resp_free(&r);
+    return status;
+}
 
 /* GET `target`: its status, and its message when it is an error. */
 static int get(const char *target, char *message, size_t cap)
@@ -268,8 +281,73 @@ static void outage(void)
     it_server_cleanup(&srv);
 }
 
+static bool user_gone(void *cookie)
+{
+    return get_as("/api/v1/me", cookie) == 401;
+}
+
+static void commands_during_outage(void)
+{
+    const char *args[] = {"--auth-cache-s", "2", "--store-queue-max", "100", NULL};
+    if (!it_server_up(&srv, args)) return;
+    snprintf(db, sizeof db, "%s", it_db(&srv));
+    char out[256], cookie[256];
+    IT_CHECK(it_cli(&srv, "user add ann --password-stdin", "hunter2hunter2\n", NULL, 0) == 0,
+             "user add failed");
+    IT_CHECK(it_cli(&srv, "token create ci", NULL, out, sizeof out) == 0 && out[0], "no token");
+    IT_CHECK(it_sign_in(&srv, "ann", "hunter2hunter2", cookie, sizeof cookie) == 0,
+             "ann cannot sign in");
+
+    pid_t holder = db_hold(db, DB_HOLD_WRITES);
+    IT_CHECK(holder > 0, "cannot lock %s", db);
+    /* the gateway spills meanwhile: its files must stay its own */
+    it_resp r;
+    for (int i = 0; i < 150; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "CallSid=CA%032d&From=%%2B1&To=%%2B2", i + 1);
+        it_http(srv.port, "POST", "/twilio/voice",
+                "Content-Type: application/x-www-form-urlencoded\r\n", body, &r);
+        it_resp_free(&r);
+    }
+    IT_CHECK(it_cli(&srv, "user delete ann", NULL, out, sizeof out) == 1 && !out[0],
+             "user delete during the outage: said '%s'", out);
+    IT_CHECK(it_log_count(&srv, "user ann was NOT deleted: the database did not take the change") ==
+                 1,
+             "user delete did not say it failed");
+    IT_CHECK(it_cli(&srv, "token revoke ci", NULL, out, sizeof out) == 1 && !out[0],
+             "token revoke during the outage: said '%s'", out);
+    IT_CHECK(it_log_count(&srv, "token ci was NOT revoked") == 1, "revoke did not say it failed");
+    IT_CHECK(it_cli(&srv, "token create cd", NULL, out, sizeof out) == 1 && !out[0],
+             "token create during the outage printed '%s'", out);
+    IT_CHECK(it_log_count(&srv, "token cd was NOT created") == 1, "create did not say it failed");
+    char replay[400];
+    snprintf(replay, sizeof replay, "%s/store-spill.jsonl.replay", srv.data);
+    IT_CHECK(access(replay, F_OK) != 0, "a command wrote the gateway's replay file");
+    db_release(holder);
+
+    /* nothing of the three happened, and nothing of the gateway's was lost */
+    IT_CHECK(it_until(caught_up, NULL, WAIT_MS), "the store did not catch up");
+    IT_CHECK(it_metric(srv.port, "callstream_store_lost_total") == 0, "records lost");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM calls") == 150, "the gateway's calls are not all in");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM users WHERE name = 'ann'") == 1, "ann was deleted");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM api_tokens") == 2, "tokens changed");
+    it_sleep_ms(2500); /* past AUTH_CACHE_S: a deletion would show */
+    IT_CHECK(get_as("/api/v1/me", cookie) == 200, "ann's session ended");
+
+    /* the database back: the same command works, and ends the session */
+    IT_CHECK(it_cli(&srv, "user delete ann", NULL, out, sizeof out) == 0 &&
+                 strcmp(out, "deleted user ann and ended its sessions") == 0,
+             "user delete said '%s'", out);
+    IT_CHECK(it_until(user_gone, cookie, WAIT_MS), "ann's session outlived the deletion");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM users WHERE name = 'ann'") == 0,
+             "ann is still there");
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&srv);
+}
+
 int main(void)
 {
     outage();
+    commands_during_outage();
     return it_done("store_outage");
 }

@@ -64,7 +64,9 @@ void tu_log_capture_stop(void)
 
 int tu_log_contains(const char *needle)
 {
-    return captured.data && strstr(captured.data, needle) != NULL;
+    int n = 0;
+    for (const char *p = captured.data; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
 }
 
 uint64_t tu_rand(uint64_t *state)

@@ -21,7 +21,7 @@ uint8_t *tu_read_file(const char *path, size_t *len);
 /* Captures log lines into a buffer tests can search. */
 void tu_log_capture_start(void);
 void tu_log_capture_stop(void);
-/* Whether a captured line contains `needle`. */
+/* How many times `needle` was logged since the capture started (0: never). */
 int tu_log_contains(const char *needle);
 
 /* A new empty directory /tmp/<prefix>-XXXXXX; caller frees the path. NULL if it cannot. */
