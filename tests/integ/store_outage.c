@@ -6,9 +6,13 @@
  * in order, spilled ones too.
  * Then `callstream user …` and `token …` run while the database cannot be written: each
  * says the change was not made and exits 1, touches none of the gateway's spill files,
- * and the change indeed never happens; once the database is back, it works. */
+ * and the change indeed never happens; once the database is back, it works.
+ * Last, the disk fills while records spill (DATA_DIR on a small tmpfs; mounting needs
+ * root, and a refusal fails the test): the spill file keeps whole lines, every record is
+ * either stored or counted as lost, and the log says so once, with a summary. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -345,9 +349,114 @@ static void commands_during_outage(void)
     it_server_cleanup(&srv);
 }
 
+/* Webhooks for calls first..last: each makes a call row and a `webhook` event. */
+static void webhooks(int first, int last)
+{
+    for (int i = first; i <= last; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "CallSid=CA%032d&From=%%2B1555%07d&To=%%2B15550000000", i, i);
+        it_resp r;
+        IT_CHECK(it_http(srv.port, "POST", "/twilio/voice",
+                         "Content-Type: application/x-www-form-urlencoded\r\n", body, &r) == 0 &&
+                     r.status == 200,
+                 "webhook %d", i);
+        it_resp_free(&r);
+    }
+}
+
+/* The spill file holds whole JSON lines only; how many. */
+static int whole_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    static char line[1 << 16];
+    int n = 0, bad = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        cJSON *j = strchr(line, '\n') ? cJSON_Parse(line) : NULL;
+        bad += !j;
+        n++;
+        cJSON_Delete(j);
+    }
+    if (f) fclose(f);
+    IT_CHECK(f && bad == 0, "%d of the %d lines of %s are cut or glued", bad, n, path);
+    return n;
+}
+
+static bool spill_quiet(void *data)
+{
+    (void)data;
+    return it_metric(srv.port, "callstream_store_queue_depth") == 100 &&
+           it_metric(srv.port, "callstream_store_spill_queue_depth") == 0;
+}
+
+#define DISK_BYTES (8u << 20)
+#define FULL_CALLS 300 /* made while the disk is full */
+#define MORE_CALLS 50  /* made after it has room again */
+
+static void spill_on_a_full_disk(void)
+{
+    if (it_server_prepare(&srv) < 0) {
+        IT_CHECK(0, "cannot prepare the server");
+        return;
+    }
+    char disk[sizeof srv.data], filler[500], cmd[1200], spill[500];
+    snprintf(disk, sizeof disk, "%s/disk", srv.dir);
+    if (!it_tmpfs(disk, DISK_BYTES)) {
+        it_server_cleanup(&srv);
+        return;
+    }
+    /* DATA_DIR, with the database and the test's token, moves onto it */
+    snprintf(cmd, sizeof cmd, "cp -a %s/. %s/", srv.data, disk);
+    IT_CHECK(system(cmd) == 0, "cannot copy %s", srv.data);
+    snprintf(srv.data, sizeof srv.data, "%s", disk);
+    snprintf(db, sizeof db, "%s", it_db(&srv));
+    snprintf(filler, sizeof filler, "%s/filler.bin", disk);
+    snprintf(spill, sizeof spill, "%s/store-spill.jsonl", disk);
+    const char *args[] = {"--recordings", "0", "--store-queue-max", "100", NULL};
+    if (it_server_restart(&srv, args) < 0) {
+        IT_CHECK(0, "the server did not start");
+        it_tmpfs_unmount();
+        it_server_cleanup(&srv);
+        return;
+    }
+    pid_t holder = db_hold(db, DB_HOLD_WRITES);
+    IT_CHECK(holder > 0, "cannot lock %s", db);
+    it_fill_until(disk, filler, 64 << 10);
+    webhooks(1, FULL_CALLS);
+    IT_CHECK(it_until(spill_quiet, NULL, WAIT_MS), "the spill writer did not finish");
+    double lost = it_metric(srv.port, "callstream_store_lost_total");
+    IT_CHECK(lost > 0, "nothing was lost on a full disk");
+    int lines = whole_lines(spill);
+    IT_CHECK(lines - 1 == (int)it_metric(srv.port, "callstream_store_spilled_total"),
+             "%d records in the file, %.0f counted spilled", lines - 1,
+             it_metric(srv.port, "callstream_store_spilled_total"));
+    IT_CHECK(it_log_count(&srv, "cannot spill to") == 1, "%d lines for one burst of failures",
+             it_log_count(&srv, "cannot spill to"));
+
+    unlink(filler);
+    webhooks(FULL_CALLS + 1, FULL_CALLS + MORE_CALLS);
+    IT_CHECK(it_until(spill_quiet, NULL, WAIT_MS), "the spill writer did not finish");
+    char said[128];
+    snprintf(said, sizeof said, "works again; %.0f record(s) lost since", lost);
+    IT_CHECK(it_log_count(&srv, said) == 1, "no summary of the burst ('%s')", said);
+    IT_CHECK(it_metric(srv.port, "callstream_store_lost_total") == lost, "lost after it worked");
+    lines = whole_lines(spill);
+    db_release(holder);
+
+    IT_CHECK(it_until(caught_up, NULL, WAIT_MS), "the store did not catch up");
+    long long stored = it_sql(db, "SELECT COUNT(*) FROM calls") +
+                       it_sql(db, "SELECT COUNT(*) FROM events WHERE type = 'webhook'");
+    IT_CHECK(stored + (long long)lost == 2 * (FULL_CALLS + MORE_CALLS),
+             "%lld records stored and %.0f lost of %d", stored, lost,
+             2 * (FULL_CALLS + MORE_CALLS));
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_tmpfs_unmount();
+    it_server_cleanup(&srv);
+}
+
 int main(void)
 {
     outage();
     commands_during_outage();
+    spill_on_a_full_disk();
     return it_done("store_outage");
 }
