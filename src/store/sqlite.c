@@ -192,10 +192,10 @@ typedef struct db {
     char err[CS_STORE_ERROR_MAX]; /* the last failure */
 } db;
 
+/* Keeps the failure's message for errmsg; the store logs it, once per burst. */
 static int fail(db *d, const char *what)
 {
     snprintf(d->err, sizeof d->err, "%s: %s", what, sqlite3_errmsg(d->h));
-    cs_error("store(sqlite): %s", d->err);
     return CS_EBACKEND;
 }
 

@@ -69,6 +69,7 @@ static void snapshot(const cs_store *s, cs_store_stats *out)
     uint64_t now = cs_mono_ms();
     if (!out->failing_since_ms && failing(s, now))
         out->failing_since_ms = cs_wall_ms() - (int64_t)(now - s->attempt_since_ms);
+    if (now - s->read_failed_ms > CS_STORE_READ_WINDOW_MS) out->reads_failing_since_ms = 0;
 }
 
 /* Why a query may miss writes made before it. */
@@ -373,9 +374,45 @@ static void read_work(cs_job *job)
     if (q->behind && !q->error[0]) describe_behind(s, q->error);
 }
 
-static void count_answer(cs_store *s, int status)
+typedef struct burst_lines {
+    char ended[160], began[CS_STORE_ERROR_MAX + 128];
+} burst_lines;
+
+/* Queries failing in a row are a burst: its first failure is logged, and how many failed
+ * once one is answered again (or once CS_STORE_READ_WINDOW_MS passed without one: the
+ * next failure begins another). Lock held; the lines to log go to `out`. */
+static void read_burst(cs_store *s, const cs_store_query *q, bool failed, burst_lines *out)
 {
+    uint64_t now = cs_mono_ms();
+    uint64_t n = s->read_failures;
+    if (n && (!failed || now - s->read_failed_ms > CS_STORE_READ_WINDOW_MS)) {
+        char since[25];
+        cs_iso8601(since, s->stats.reads_failing_since_ms);
+        snprintf(out->ended, sizeof out->ended, "store: %llu quer%s failed since %s%s",
+                 (unsigned long long)n, n == 1 ? "y" : "ies", since,
+                 failed ? "" : "; answered again");
+        s->read_failures = 0;
+        s->stats.reads_failing_since_ms = 0;
+    }
+    if (!failed) return;
+    if (s->read_failures++ == 0) {
+        s->stats.reads_failing_since_ms = cs_wall_ms();
+        snprintf(out->began, sizeof out->began,
+                 "store: a query failed (%s); the next failures are counted until one is "
+                 "answered",
+                 q->error);
+    }
+    s->read_failed_ms = now;
+    s->stats.last_read_error_ms = cs_wall_ms();
+    set_error(s->stats.last_read_error, "%s", q->error);
+}
+
+static void count_answer(cs_store *s, const cs_store_query *q)
+{
+    int status = q->status;
+    burst_lines lines = {.ended = ""};
     pthread_mutex_lock(&s->lock);
+    read_burst(s, q, status < 0 && status != CS_ENOTFOUND, &lines);
     s->stats.queries++;
     if (status == -ETIMEDOUT)
         s->stats.reads_timed_out++;
@@ -384,6 +421,8 @@ static void count_answer(cs_store *s, int status)
     else if (status < 0 && status != CS_ENOTFOUND)
         s->stats.reads_failed++;
     pthread_mutex_unlock(&s->lock);
+    if (lines.ended[0]) cs_warn("%s", lines.ended);
+    if (lines.began[0]) cs_error("%s", lines.began);
 }
 
 static void pending_del(cs_store *s, cs_store_query *q)
@@ -407,7 +446,7 @@ static void read_done(cs_job *job)
         cs_store_query_free(q);
         return;
     }
-    if (s) count_answer(s, q->status);
+    if (s) count_answer(s, q);
     q->cb(q, q->cb_data);
 }
 
@@ -434,8 +473,7 @@ static void on_watch(uv_timer_t *t)
         set_error(stand->error, "no answer within %d ms: the database does not respond",
                   CS_STORE_READ_MS);
         q->orphaned = true;
-        count_answer(s, stand->status);
-        cs_warn("store: a query got no answer within %d ms; answered for it", CS_STORE_READ_MS);
+        count_answer(s, stand);
         stand->cb(stand, stand->cb_data);
     }
 }

@@ -33,6 +33,7 @@
 #define CS_STORE_READ_WAIT_MS    500  /* of which it may wait for the writes made before it */
 #define CS_STORE_READ_GRACE_MS   250  /* a reader stuck this long past a budget is answered for */
 #define CS_STORE_READS_MAX       1024 /* queries waiting for the reader; more are refused */
+#define CS_STORE_READ_WINDOW_MS  10000 /* a failed query counts against health this long */
 #define CS_STORE_ERROR_MAX       256  /* bytes of an error message kept */
 #define CS_STORE_SPILL_QUEUE_MIN 1024 /* the spill writer queues at least this many records */
 #define CS_STORE_SPILL_LINE_MAX  (1u << 20) /* a record's line in a spill file (bytes) */
@@ -238,6 +239,11 @@ typedef struct cs_store_stats {
     int64_t failing_since_ms; /* wall: since when writes fail (or stall); 0 while they work */
     int64_t last_error_ms;    /* wall: the last failure, 0 if none */
     char last_error[CS_STORE_ERROR_MAX];
+    /* wall: since when every query fails (none answered since, the last failure within
+     * CS_STORE_READ_WINDOW_MS); 0 while they are answered */
+    int64_t reads_failing_since_ms;
+    int64_t last_read_error_ms; /* wall: the last failed query, 0 if none */
+    char last_read_error[CS_STORE_ERROR_MAX];
 } cs_store_stats;
 
 /* Opens the backend named by `url` ("sqlite:PATH"; a bare path means SQLite) on new

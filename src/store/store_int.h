@@ -69,6 +69,8 @@ struct cs_store {
     pthread_mutex_t lock;
     pthread_cond_t changed; /* settled or health moved, the spill file was taken, opened */
     cs_store_stats stats;
+    uint64_t read_failures;    /* queries failed in a row: the burst the log tells of */
+    uint64_t read_failed_ms;   /* monotonic: the last of them */
     uint64_t settled;          /* every write up to this one is in the database, or lost */
     uint64_t attempt_since_ms; /* monotonic: when the write attempt under way began, or 0 */
     bool rotated;

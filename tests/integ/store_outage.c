@@ -4,6 +4,7 @@
  * needs the store), sign-in answers, a sign-in whose client left is dropped, calls go on
  * and are recorded, writes queue and spill; once the database is back every row arrives,
  * in order, spilled ones too.
+ * An idle gateway whose queries fail is degraded too, and /status says why.
  * Then `callstream user …` and `token …` run while the database cannot be written: each
  * says the change was not made and exits 1, touches none of the gateway's spill files,
  * and the change indeed never happens; once the database is back, it works.
@@ -290,6 +291,38 @@ static bool user_gone(void *cookie)
     return get_as("/api/v1/me", cookie) == 401;
 }
 
+static bool calls_answered(void *data)
+{
+    (void)data;
+    return get("/api/v1/calls", NULL, 0) == 200;
+}
+
+/* An idle gateway whose queries fail (nothing writes, so writes look fine): /health is
+ * degraded and /status says why, until a query is answered again. */
+static void idle_reads_fail(void)
+{
+    IT_CHECK(get("/status", NULL, 0) == 200, "/status"); /* the token is cached from here */
+    IT_CHECK(health_is("ok"), "/health is not ok to begin with");
+    pid_t holder = db_hold(db, DB_HOLD_READS);
+    IT_CHECK(holder > 0, "cannot lock the readers of %s", db);
+    char msg[512];
+    IT_CHECK(get("/api/v1/calls", msg, sizeof msg) == 503, "GET /api/v1/calls: %s", msg);
+    IT_CHECK(health_is("degraded"), "/health does not say degraded while queries fail");
+    cJSON *st = it_get_json(srv.port, "/status");
+    const cJSON *store = cJSON_GetObjectItem(st, "store_stats");
+    IT_CHECK(strcmp(it_str(store, "state"), "ok") == 0, "writes said to fail");
+    IT_CHECK(strcmp(it_str(store, "reads_state"), "failing") == 0, "reads_state %s",
+             it_str(store, "reads_state"));
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(store, "last_read_error"), "message"),
+                    "no answer within"),
+             "/status does not say why queries fail");
+    cJSON_Delete(st);
+    IT_CHECK(it_metric(srv.port, "callstream_store_reads_failing") == 1, "metric reads_failing");
+    db_release(holder);
+    IT_CHECK(it_until(calls_answered, NULL, WAIT_MS), "queries are not answered again");
+    IT_CHECK(health_is("ok"), "/health still degraded once queries are answered");
+}
+
 static void commands_during_outage(void)
 {
     const char *args[] = {"--auth-cache-s", "2", "--store-queue-max", "100", NULL};
@@ -301,6 +334,7 @@ static void commands_during_outage(void)
     IT_CHECK(it_cli(&srv, "token create ci", NULL, out, sizeof out) == 0 && out[0], "no token");
     IT_CHECK(it_sign_in(&srv, "ann", "hunter2hunter2", cookie, sizeof cookie) == 0,
              "ann cannot sign in");
+    idle_reads_fail();
 
     pid_t holder = db_hold(db, DB_HOLD_WRITES);
     IT_CHECK(holder > 0, "cannot lock %s", db);

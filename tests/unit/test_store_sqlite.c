@@ -726,7 +726,8 @@ static void a_stuck_reader_is_answered_for(void **state)
     cs_store_stats st = stats(f);
     assert_int_equal(st.reads_timed_out, 1);
     assert_int_equal(st.reads_pending, 1); /* the reader still has it */
-    assert_true(tu_log_contains("answered for it"));
+    assert_int_equal(tu_log_contains("a query failed (no answer within 1000 ms"), 1);
+    assert_true(st.reads_failing_since_ms > 0);
 
     write_event(f->store, "CA1", "stalled", 1);
     wait_stats(f, is_failing, "writes count as failing");
@@ -773,6 +774,59 @@ static void too_many_queries_are_refused(void **state)
     db_release(holder);
     wait_stats(f, no_reads_pending, "the reader let go");
     assert_int_equal(f->answers, n); /* nothing answered twice */
+}
+
+static bool reads_look_fine(const cs_store_stats *st)
+{
+    return st->reads_failing_since_ms == 0;
+}
+
+/* Queries failing in a row count against the store's health (answered ones are no proof
+ * of anything) and are logged once, with a summary once one is answered again; with no
+ * query for CS_STORE_READ_WINDOW_MS, an old failure no longer counts. */
+static void failing_reads_are_a_health_matter_logged_once(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 16);
+    write_call(f->store, &(cs_call_row){.sid = "CA1"});
+    cs_store_query_free(ask_call(f, "CA1"));
+    assert_int_equal(stats(f).reads_failing_since_ms, 0);
+    side_exec(f, "DROP TABLE events");
+    for (int i = 0; i < 5; i++) {
+        cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+        ask(f, q);
+        assert_int_equal(q->status, CS_EBACKEND);
+        cs_store_query_free(q);
+    }
+    cs_store_stats st = stats(f);
+    assert_true(st.reads_failing_since_ms > 0 &&
+                st.reads_failing_since_ms <= st.last_read_error_ms);
+    assert_non_null(strstr(st.last_read_error, "no such table: events"));
+    assert_int_equal(st.reads_failed, 5);
+    assert_int_equal(tu_log_contains("a query failed"), 1);
+
+    cs_store_query *q = query(CS_Q_CALLS, NULL, f);
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    cs_store_query_free(q);
+    assert_int_equal(stats(f).reads_failing_since_ms, 0);
+    assert_int_equal(tu_log_contains("5 queries failed since"), 1);
+    assert_int_equal(tu_log_contains("answered again"), 1);
+
+    q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    cs_store_query_free(q);
+    assert_true(stats(f).reads_failing_since_ms > 0);
+    poll_stat p = {f, reads_look_fine};
+    if (!tu_run_until(&f->env.loop, stat_holds, &p, CS_STORE_READ_WINDOW_MS + TU_WAIT_MS))
+        fail_msg("an old failure still counts");
+    assert_int_equal(tu_log_contains("a query failed"), 2);
+    q = query(CS_Q_EVENTS, "CA1", f); /* another burst: the old one is told of first */
+    ask(f, q);
+    cs_store_query_free(q);
+    assert_int_equal(tu_log_contains("1 query failed since"), 1);
+    assert_int_equal(tu_log_contains("a query failed"), 3);
+    assert_true(stats(f).reads_failing_since_ms > 0);
 }
 
 static void unreadable_database_is_reported(void **state)
@@ -880,6 +934,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_stuck_reader_is_answered_for, setup, teardown),
         cmocka_unit_test_setup_teardown(too_many_queries_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unreadable_database_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(failing_reads_are_a_health_matter_logged_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(in_order_queries_wait_for_the_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(unfinished_calls_are_listed, setup, teardown),
     };
