@@ -46,7 +46,7 @@ static const field call_fields[] = {
     S(call, to, false),     S(call, direction, false),   S(call, status, false),
     S(call, params, false), S(call, summary, false),     S(call, recording, false),
     I(call, created_at),    I(call, started_at),         I(call, ended_at),
-    I(call, updated_at),    I(call, recording_ms),
+    I(call, updated_at),    I(call, recording_ms),       S(call, run, false),
 };
 static const field stream_fields[] = {
     S(stream, sid, true),   S(stream, call_sid, true),    S(stream, tracks, false),

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/crypto.h"
 #include "core/backoff.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -588,6 +589,9 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
     s->line = line;
     s->in_order_tail = &s->in_order;
     snprintf(s->url, sizeof s->url, "%s", rest);
+    uint8_t run[CS_STORE_RUN_BYTES];
+    cs_random(run, sizeof run);
+    cs_hex(s->run, run, sizeof run);
     if (spill_dir) {
         snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
         snprintf(s->replay_path, sizeof s->replay_path, "%s%s", s->spill_path, REPLAY_SUFFIX);
@@ -679,9 +683,16 @@ const char *cs_store_backend(const cs_store *s)
     return s->ops->name;
 }
 
+const char *cs_store_run(const cs_store *s)
+{
+    return s->run;
+}
+
 void cs_store_write(cs_store *s, cs_store_rec *rec)
 {
     rec->store = s;
+    if (rec->kind == CS_REC_CALL && !rec->call.run)
+        rec->call.run = cs_pool_strdup(&rec->pool, s->run);
     pthread_mutex_lock(&s->route_lock);
     rec->seq = ++s->posted;
     rec->job = (cs_job){.work = rec_work};

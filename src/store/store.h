@@ -25,18 +25,19 @@
 #define CS_STORE_RETRY_MAX_MS 5000        /* backoff cap while the database fails */
 #define CS_STORE_LINGER_MS    20          /* writes gather this long into one transaction */
 #define CS_STORE_CLOSE_WAIT_MS                                                                     \
-    10000                             /* at close, how long a failing database is retried          \
-                                         before what is left is spilled for the next start */
-#define CS_STORE_BATCH_MAX       1024 /* records per transaction, from the queue or a spill file */
-#define CS_STORE_STALL_MS        1000 /* a write attempt running this long counts as failing */
-#define CS_STORE_READ_MS         1000 /* a query's budget: past it, it is answered -ETIMEDOUT */
-#define CS_STORE_READ_WAIT_MS    500  /* of which it may wait for the writes made before it */
-#define CS_STORE_READ_GRACE_MS   250  /* a reader stuck this long past a budget is answered for */
-#define CS_STORE_READS_MAX       1024 /* queries waiting for the reader; more are refused */
+    10000                              /* at close, how long a failing database is retried         \
+                                          before what is left is spilled for the next start */
+#define CS_STORE_BATCH_MAX       1024  /* records per transaction, from the queue or a spill file */
+#define CS_STORE_STALL_MS        1000  /* a write attempt running this long counts as failing */
+#define CS_STORE_READ_MS         1000  /* a query's budget: past it, it is answered -ETIMEDOUT */
+#define CS_STORE_READ_WAIT_MS    500   /* of which it may wait for the writes made before it */
+#define CS_STORE_READ_GRACE_MS   250   /* a reader stuck this long past a budget is answered for */
+#define CS_STORE_READS_MAX       1024  /* queries waiting for the reader; more are refused */
 #define CS_STORE_READ_WINDOW_MS  10000 /* a failed query counts against health this long */
-#define CS_STORE_ERROR_MAX       256  /* bytes of an error message kept */
-#define CS_STORE_SPILL_QUEUE_MIN 1024 /* the spill writer queues at least this many records */
+#define CS_STORE_ERROR_MAX       256   /* bytes of an error message kept */
+#define CS_STORE_SPILL_QUEUE_MIN 1024  /* the spill writer queues at least this many records */
 #define CS_STORE_SPILL_LINE_MAX  (1u << 20) /* a record's line in a spill file (bytes) */
+#define CS_STORE_RUN_BYTES       8          /* random bytes of a run's id */
 
 /* ---- rows (strings may be NULL but for the keys: a call's sid, a stream's sid and
  * call_sid, an event's call_sid and type; times are ms since the epoch, 0 = unknown) ---- */
@@ -50,6 +51,9 @@ typedef struct cs_call_row {
     int64_t created_at, started_at, ended_at, updated_at;
     int64_t recording_ms;
     int64_t last_at; /* CS_Q_UNFINISHED: the latest time stored for the call */
+    /* The run (cs_store_run) the call started in, or was last written by before it started:
+     * set by the store when a write leaves it NULL; queries leave it NULL. */
+    const char *run;
 } cs_call_row;
 
 typedef struct cs_stream_row {
@@ -144,9 +148,9 @@ enum cs_query_kind {
     CS_Q_SESSION,    /* the unexpired session whose token hash is `key`, while its user exists
                         with the password the session was opened with */
     CS_Q_TOKENS,     /* every API token; with `key`, the one with that token hash */
-    CS_Q_UNFINISHED, /* calls started before `before_at` that a run left live (never ended, or
-                        with a stream never ended), oldest first, up to `limit`, with those
-                        streams and each call's last_at */
+    CS_Q_UNFINISHED, /* calls that started in a run other than `key` (cs_store_run) and were
+                        left live (never ended, or with a stream never ended), oldest first, up
+                        to `limit`, with those streams and each call's last_at */
 };
 
 typedef struct cs_store_query cs_store_query;
@@ -266,6 +270,9 @@ void cs_store_close(cs_store *s);
 /* Counters and health, without waiting for the database (loop thread). */
 void cs_store_stats_get(cs_store *s, cs_store_stats *out);
 const char *cs_store_backend(const cs_store *s);
+/* This process's run of the store: a random id written with the call rows it starts, so
+ * the calls an earlier run left live can be told from this run's whatever the clock did. */
+const char *cs_store_run(const cs_store *s);
 
 /* A record to fill: strings go into rec->pool (cs_pool_strdup). */
 cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind);

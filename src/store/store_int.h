@@ -30,11 +30,12 @@ struct cs_store {
     const cs_store_ops *ops;
     cs_mailbox *mb;
     char url[4096];
-    char spill_path[4096];  /* where the spill writer appends */
-    char replay_path[4200]; /* a spill file taken by the writer, being replayed */
-    char lock_path[4200];   /* held by the process that writes and replays them */
-    int lock_fd;            /* on lock_path, once opened (under `lock`) */
-    atomic_bool owner;      /* it holds the lock: spill files are its own */
+    char run[2 * CS_STORE_RUN_BYTES + 1]; /* this process's run: cs_store_run */
+    char spill_path[4096];                /* where the spill writer appends */
+    char replay_path[4200];               /* a spill file taken by the writer, being replayed */
+    char lock_path[4200];                 /* held by the process that writes and replays them */
+    int lock_fd;                          /* on lock_path, once opened (under `lock`) */
+    atomic_bool owner;                    /* it holds the lock: spill files are its own */
 
     /* the writer: its connection, the batch it writes, the queries waiting for the
      * writes made before them */

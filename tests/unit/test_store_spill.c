@@ -204,7 +204,7 @@ static void spill_of_a_crashed_run_is_replayed_at_open(void **state)
 
 /* A database still failing at shutdown does not hold the process: after
  * CS_STORE_CLOSE_WAIT_MS what is left goes to the replay file, in order, written at the
- * next open. */
+ * next open (a call keeps the run it started in). */
 static void close_gives_up_on_a_failing_database(void **state)
 {
     fixture *f = *state;
@@ -215,6 +215,9 @@ static void close_gives_up_on_a_failing_database(void **state)
     write_event(f->store, "CA1", "held", 1);
     wait_for(f, (cs_store_stats){.failures = 1});
     write_event(f->store, "CA1", "after", 2); /* a later batch, kept behind it */
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "in-progress", .started_at = 5});
+    char run[64];
+    snprintf(run, sizeof run, "%s", cs_store_run(f->store));
     cs_store_query *waiting = query(CS_Q_EVENTS, "CA1", f);
     f->answers = 0;
     cs_store_query_run_in_order(f->store, waiting);
@@ -224,7 +227,7 @@ static void close_gives_up_on_a_failing_database(void **state)
     assert_true(waiting->behind); /* the writes before it did not make it */
     cs_store_query_free(waiting);
     assert_true(tu_log_contains("still fails at shutdown"));
-    assert_int_equal(count_records(tu_path_in(&f->env, SPILL_FILE ".replay")), 2);
+    assert_int_equal(count_records(tu_path_in(&f->env, SPILL_FILE ".replay")), 3);
 
     side_exec(f, "DELETE FROM hold");
     open_store(f, 100);
@@ -232,6 +235,10 @@ static void close_gives_up_on_a_failing_database(void **state)
     static const char *const types[] = {"held", "after"};
     assert_event_types(q, types, 2);
     cs_store_query_free(q);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM calls WHERE sid = 'CA2' AND run = '%s'", run);
+    assert_int_equal(side_int(f, sql), 1);
+    assert_string_not_equal(cs_store_run(f->store), run);
     assert_false(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
 }
 
