@@ -63,12 +63,18 @@ static inline int teardown(void **state)
     return rc;
 }
 
-static inline void open_store(fixture *f, size_t queue_max)
+/* Its spill files in `spill_dir` (NULL: none). */
+static inline void open_store_in(fixture *f, size_t queue_max, const char *spill_dir)
 {
     cs_buf err = CS_BUF_INIT(4096);
-    int rc = cs_store_open(&f->store, f->url, f->env.mb, queue_max, f->env.dir, &err);
+    int rc = cs_store_open(&f->store, f->url, f->env.mb, queue_max, spill_dir, &err);
     if (rc < 0) fail_msg("cs_store_open: %s", err.data);
     cs_buf_free(&err);
+}
+
+static inline void open_store(fixture *f, size_t queue_max)
+{
+    open_store_in(f, queue_max, f->env.dir);
 }
 
 static inline void close_store(fixture *f)

@@ -54,6 +54,18 @@ static void wait_settled_spill(fixture *f, uint64_t n)
                  (unsigned long long)n);
 }
 
+/* A store that spills what is written next: its writer stuck retrying a held record (an
+ * event "held" at 1; see hold_types) and its queue of one taken (an event "queued" at 2).
+ * Its spill files in `spill_dir` (NULL: none). */
+static void spilling_store(fixture *f, const char *spill_dir)
+{
+    open_store_in(f, 1, spill_dir);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_event(f->store, "CA1", "queued", 2);
+}
+
 static void full_queue_spills_and_replays(void **state)
 {
     fixture *f = *state;
@@ -120,11 +132,7 @@ static void spilled_records_keep_their_order(void **state)
 static void close_writes_what_is_queued_and_spilled(void **state)
 {
     fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "e2", 2);
+    spilling_store(f, f->env.dir);
     write_event(f->store, "CA1", "e3", 3);
     write_event(f->store, "CA1", "e4", 4);
     wait_spilled(f, 2);
@@ -135,7 +143,7 @@ static void close_writes_what_is_queued_and_spilled(void **state)
     open_store(f, 16);
     cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
     ask(f, q);
-    static const char *const types[] = {"held", "e2", "e3", "e4"};
+    static const char *const types[] = {"held", "queued", "e3", "e4"};
     assert_event_types(q, types, 4);
     cs_store_query_free(q);
 }
@@ -246,11 +254,7 @@ static void close_gives_up_on_a_failing_database(void **state)
 static void access_records_spill_and_replay(void **state)
 {
     fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 2);
+    spilling_store(f, f->env.dir);
     write_rec(f->store, CS_REC_USER, fill_user);
     write_rec(f->store, CS_REC_SESSION, fill_session);
     write_rec(f->store, CS_REC_TOKEN, fill_token);
@@ -266,14 +270,7 @@ static void access_records_spill_and_replay(void **state)
 static void spill_failure_is_reported(void **state)
 {
     fixture *f = *state;
-    cs_buf err = CS_BUF_INIT(4096);
-    assert_int_equal(
-        cs_store_open(&f->store, f->url, f->env.mb, 1, tu_path_in(&f->env, "missing"), &err), 0);
-    cs_buf_free(&err);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 2);
+    spilling_store(f, tu_path_in(&f->env, "missing"));
     for (int i = 3; i < 6; i++) write_event(f->store, "CA1", "lost", i);
     wait_settled_spill(f, 3);
     side_exec(f, "DELETE FROM hold");
@@ -364,18 +361,14 @@ static bool spill_writer_took_all(const cs_store_stats *st)
 static void a_full_spill_queue_loses_and_counts(void **state)
 {
     fixture *f = *state;
-    open_store(f, 1);
+    spilling_store(f, f->env.dir);
     snprintf(f->fifo, sizeof f->fifo, "%s", tu_path_in(&f->env, SPILL_FILE));
     assert_int_equal(mkfifo(f->fifo, 0600), 0);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 0);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 1); /* the queue's one place */
-    write_event(f->store, "CA1", "e", 2);      /* the spill writer takes it, and blocks */
+    write_event(f->store, "CA1", "e", 3); /* the spill writer takes it, and blocks */
     wait_stats(f, spill_writer_took_all, "the spill writer took its first record");
     /* CS_STORE_SPILL_QUEUE_MIN more fit in its queue: the rest is lost. */
     unsigned n = CS_STORE_SPILL_QUEUE_MIN + 100;
-    for (unsigned i = 0; i < n; i++) write_event(f->store, "CA1", "e", 3 + i);
+    for (unsigned i = 0; i < n; i++) write_event(f->store, "CA1", "e", 4 + i);
     cs_store_stats st = stats(f);
     assert_int_equal(st.lost, 100);
     assert_int_equal(st.spill_queued, CS_STORE_SPILL_QUEUE_MIN);
@@ -462,11 +455,7 @@ static void assert_events_at(fixture *f, const char *want)
 static void a_full_disk_keeps_whole_lines_and_counts_exactly(void **state)
 {
     fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 10);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 11);
+    spilling_store(f, f->env.dir);
     for (int at = 20; at < 25; at++) write_event(f->store, "CA1", "e", at);
     wait_spilled(f, 5);
     const char *path = tu_path_in(&f->env, SPILL_FILE);
@@ -497,7 +486,7 @@ static void a_full_disk_keeps_whole_lines_and_counts_exactly(void **state)
 
     side_exec(f, "DELETE FROM hold");
     wait_for(f, (cs_store_stats){.written = 10, .replayed = 8});
-    assert_events_at(f, "10,11,20,21,22,23,24,25,28,29");
+    assert_events_at(f, "1,2,20,21,22,23,24,25,28,29");
     st = stats(f);
     assert_int_equal(st.lost, 2);
     assert_int_equal(st.written + st.lost, 12);
@@ -508,11 +497,7 @@ static void a_full_disk_keeps_whole_lines_and_counts_exactly(void **state)
 static void a_record_too_long_for_the_spill_file_is_refused(void **state)
 {
     fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 10);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 11);
+    spilling_store(f, f->env.dir);
     cs_store_rec *rec = cs_store_rec_new(CS_REC_EVENT);
     char *detail = cs_pool_alloc(&rec->pool, CS_STORE_SPILL_LINE_MAX);
     assert_non_null(detail);
@@ -527,7 +512,7 @@ static void a_record_too_long_for_the_spill_file_is_refused(void **state)
     assert_int_equal(tu_log_contains("is over the spill file's limit"), 1);
     side_exec(f, "DELETE FROM hold");
     wait_for(f, (cs_store_stats){.written = 3, .replayed = 1});
-    assert_events_at(f, "10,11,13");
+    assert_events_at(f, "1,2,13");
     assert_int_equal(stats(f).lost, 1);
 }
 
@@ -566,11 +551,7 @@ static void records_kept_at_shutdown_do_not_continue_a_cut_line(void **state)
 static void a_replay_file_found_is_replayed_not_replaced(void **state)
 {
     fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 2);
+    spilling_store(f, f->env.dir);
     write_event(f->store, "CA1", "s", 5);
     write_event(f->store, "CA1", "s", 6);
     wait_spilled(f, 2);
@@ -590,11 +571,7 @@ static void only_the_owner_writes_the_spill_files(void **state)
     fixture *f = *state;
     int lock = open(tu_path_in(&f->env, "store-spill.lock"), O_RDWR | O_CREAT, 0600);
     assert_true(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 2);
+    spilling_store(f, f->env.dir);
     write_event(f->store, "CA1", "lost", 3);
     wait_settled_spill(f, 1);
     assert_int_equal(stats(f).lost, 1);
@@ -616,13 +593,7 @@ static void only_the_owner_writes_the_spill_files(void **state)
 static void without_a_spill_directory_nothing_spills(void **state)
 {
     fixture *f = *state;
-    cs_buf err = CS_BUF_INIT(4096);
-    assert_int_equal(cs_store_open(&f->store, f->url, f->env.mb, 1, NULL, &err), 0);
-    cs_buf_free(&err);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 2);
+    spilling_store(f, NULL);
     write_event(f->store, "CA1", "lost", 3);
     wait_settled_spill(f, 1);
     assert_int_equal(stats(f).lost, 1);
