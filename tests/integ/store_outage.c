@@ -415,16 +415,39 @@ static int whole_lines(const char *path)
     return n;
 }
 
-static bool spill_quiet(void *data)
-{
-    (void)data;
-    return it_metric(srv.port, "callstream_store_queue_depth") == 100 &&
-           it_metric(srv.port, "callstream_store_spill_queue_depth") == 0;
-}
-
+#define QUEUE      100 /* STORE_QUEUE_MAX */
 #define DISK_BYTES (8u << 20)
 #define FULL_CALLS 300 /* made while the disk is full */
 #define MORE_CALLS 50  /* made after it has room again */
+
+static bool store_failing(void *data)
+{
+    (void)data;
+    return it_metric(srv.port, "callstream_store_failing") == 1;
+}
+
+/* Records the spill writer saved or lost. */
+static double spill_settled(void)
+{
+    return it_metric(srv.port, "callstream_store_spilled_total") +
+           it_metric(srv.port, "callstream_store_lost_total");
+}
+
+static bool spill_caught_up(void *want)
+{
+    return spill_settled() == *(double *)want;
+}
+
+/* Webhooks first..last, each two records, all of which the spill writer gets (the writer
+ * holds its first batch and QUEUE records fill its queue), waiting until it saved or lost
+ * them. */
+static void spill_webhooks(int first, int last)
+{
+    webhooks(first, last);
+    double want = 2.0 * (last - 1) - QUEUE;
+    IT_CHECK(it_until(spill_caught_up, &want, WAIT_MS), "%.0f records spilled or lost, not %.0f",
+             spill_settled(), want);
+}
 
 static void spill_on_a_full_disk(void)
 {
@@ -445,7 +468,7 @@ static void spill_on_a_full_disk(void)
     snprintf(db, sizeof db, "%s", it_db(&srv));
     snprintf(filler, sizeof filler, "%s/filler.bin", disk);
     snprintf(spill, sizeof spill, "%s/store-spill.jsonl", disk);
-    const char *args[] = {"--recordings", "0", "--store-queue-max", "100", NULL};
+    const char *args[] = {"--recordings", "0", "--store-queue-max", "100", NULL}; /* QUEUE */
     if (it_server_restart(&srv, args) < 0) {
         IT_CHECK(0, "the server did not start");
         it_tmpfs_unmount();
@@ -454,9 +477,12 @@ static void spill_on_a_full_disk(void)
     }
     pid_t holder = db_hold(db, DB_HOLD_WRITES);
     IT_CHECK(holder > 0, "cannot lock %s", db);
+    webhooks(1, 1); /* the writer holds these two */
+    IT_CHECK(it_until(store_failing, NULL, WAIT_MS), "writes do not fail");
+    IT_CHECK(it_metric(srv.port, "callstream_store_queue_depth") == 0,
+             "the writer does not hold both records of the first webhook");
     it_fill_until(disk, filler, 64 << 10);
-    webhooks(1, FULL_CALLS);
-    IT_CHECK(it_until(spill_quiet, NULL, WAIT_MS), "the spill writer did not finish");
+    spill_webhooks(2, FULL_CALLS);
     double lost = it_metric(srv.port, "callstream_store_lost_total");
     IT_CHECK(lost > 0, "nothing was lost on a full disk");
     int lines = whole_lines(spill);
@@ -467,8 +493,7 @@ static void spill_on_a_full_disk(void)
              it_log_count(&srv, "cannot spill to"));
 
     unlink(filler);
-    webhooks(FULL_CALLS + 1, FULL_CALLS + MORE_CALLS);
-    IT_CHECK(it_until(spill_quiet, NULL, WAIT_MS), "the spill writer did not finish");
+    spill_webhooks(FULL_CALLS + 1, FULL_CALLS + MORE_CALLS);
     char said[128];
     snprintf(said, sizeof said, "works again; %.0f record(s) lost since", lost);
     IT_CHECK(it_log_count(&srv, said) == 1, "no summary of the burst ('%s')", said);
