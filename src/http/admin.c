@@ -2,7 +2,10 @@
  * kept in the same store the gateway uses (DATABASE_URL / DATA_DIR, from the same
  * settings). Safe while the gateway runs: SQLite serializes the writers. A new password
  * or a deleted user ends the user's sessions in the same transaction (the store does it);
- * a running gateway notices within AUTH_CACHE_S. Tokens belong to no user. */
+ * a running gateway notices within AUTH_CACHE_S. Tokens belong to no user. A change is
+ * reported done only once it is committed and read back; the commands keep no spill
+ * files (those are the gateway's), so a change the database does not take is not made,
+ * and they say so and exit 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +65,8 @@ static int admin_open(admin *a, int argc, char **argv, int argi)
             snprintf(url, sizeof url, "%s", a->cfg.database_url);
         else
             snprintf(url, sizeof url, "sqlite:%s/callstream.db", a->cfg.data_dir);
-        cs_log_min = CS_LOG_WARN;
-        rc = cs_store_open(&a->store, url, a->mb, 1000, a->cfg.data_dir, &err);
+        cs_log_min = CS_LOG_ERROR; /* what fails is said below, once */
+        rc = cs_store_open(&a->store, url, a->mb, 1000, NULL, &err);
     }
     if (rc < 0) fprintf(stderr, "callstream: %s\n", err.data ? err.data : cs_strerror(rc));
     cs_buf_free(&err);
@@ -102,6 +105,47 @@ static cs_store_query *ask(admin *a, enum cs_query_kind kind, const char *key)
         return NULL;
     }
     return q;
+}
+
+/* Writes `rec`, then reads `kind`/`key` back behind it while the store closes, which gives
+ * a failing database CS_STORE_CLOSE_WAIT_MS. The answer once the write is committed (see
+ * done), or NULL after saying on stderr that `undone`. */
+static cs_store_query *commit(admin *a, cs_store_rec *rec, enum cs_query_kind kind, const char *key,
+                              const char *undone)
+{
+    cs_store_query *q = cs_store_query_new(kind, answered, a);
+    if (!q) {
+        cs_store_rec_free(rec);
+        fprintf(stderr, "callstream: %s: out of memory\n", undone);
+        return NULL;
+    }
+    snprintf(q->key, sizeof q->key, "%s", key);
+    a->answered = false;
+    cs_store_write(a->store, rec);
+    cs_store_query_run_in_order(a->store, q);
+    cs_store_close(a->store);
+    a->store = NULL;
+    while (!a->answered) uv_run(&a->loop, UV_RUN_ONCE);
+    if (q->behind) {
+        fprintf(stderr, "callstream: %s: the database did not take the change within %d s (%s)\n",
+                undone, CS_STORE_CLOSE_WAIT_MS / 1000, q->error);
+        cs_store_query_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* Whether a committed change holds: `there` says so of what was read back. One that could
+ * not be read back holds by its commit. */
+static bool done(const cs_store_query *q, bool there, const char *undone)
+{
+    if (!q) return false;
+    if (q->status < 0 && q->status != CS_ENOTFOUND) {
+        fprintf(stderr, "callstream: committed, but it could not be read back (%s)\n", q->error);
+        return true;
+    }
+    if (!there) fprintf(stderr, "callstream: %s: the database does not hold the change\n", undone);
+    return there;
 }
 
 static bool name_ok(const char *name)
@@ -173,14 +217,22 @@ int cs_admin_user(int argc, char **argv)
             cs_store_query *q = ask(&a, CS_Q_USERS, name);
             bool existed = q && q->nusers == 1;
             cs_store_query_free(q);
+            char undone[128];
+            snprintf(undone, sizeof undone, "user %s was NOT %s", name,
+                     existed ? "given the new password" : "added");
             cs_store_rec *rec = cs_store_rec_new(CS_REC_USER);
             rec->user.name = cs_pool_strdup(&rec->pool, name);
             rec->user.password_hash = cs_pool_strdup(&rec->pool, hash);
-            cs_store_write(a.store, rec);
-            if (existed)
+            q = commit(&a, rec, CS_Q_USERS, name, undone);
+            rc =
+                done(q, q && q->nusers == 1 && strcmp(q->users[0].password_hash, hash) == 0, undone)
+                    ? 0
+                    : 1;
+            if (rc == 0 && existed)
                 printf("updated the password of user %s and ended its sessions\n", name);
-            else
+            else if (rc == 0)
                 printf("added user %s\n", name);
+            cs_store_query_free(q);
         }
         sodium_memzero(password, sizeof password);
     } else if (strcmp(verb, "delete") == 0) {
@@ -189,10 +241,14 @@ int cs_admin_user(int argc, char **argv)
             fprintf(stderr, "callstream: no user %s\n", name);
             rc = 1;
         } else {
+            cs_store_query_free(q);
+            char undone[128];
+            snprintf(undone, sizeof undone, "user %s was NOT deleted", name);
             cs_store_rec *rec = cs_store_rec_new(CS_REC_USER_DEL);
             rec->user.name = cs_pool_strdup(&rec->pool, name);
-            cs_store_write(a.store, rec);
-            printf("deleted user %s and ended its sessions\n", name);
+            q = commit(&a, rec, CS_Q_USERS, name, undone);
+            rc = done(q, q && q->nusers == 0, undone) ? 0 : 1;
+            if (rc == 0) printf("deleted user %s and ended its sessions\n", name);
         }
         cs_store_query_free(q);
     } else {
@@ -238,28 +294,38 @@ int cs_admin_token(int argc, char **argv)
                     name);
             rc = 1;
         } else {
-            char token[3 + 2 * TOKEN_BYTES + 1] = "cs_", hash[65];
+            char token[3 + 2 * TOKEN_BYTES + 1] = "cs_", hash[65], undone[128];
             cs_secret_new(token + 3, TOKEN_BYTES);
             cs_secret_hash(hash, token, strlen(token));
+            snprintf(undone, sizeof undone, "token %s was NOT created", name);
             cs_store_rec *rec = cs_store_rec_new(CS_REC_TOKEN);
             rec->token.name = cs_pool_strdup(&rec->pool, name);
             rec->token.token_hash = cs_pool_strdup(&rec->pool, hash);
-            cs_store_write(a.store, rec);
-            printf("%s\n", token);
-            fprintf(stderr,
-                    "API token %s created; it is shown only now. Send it as "
-                    "\"Authorization: Bearer <token>\".\n",
-                    name);
+            cs_store_query *made = commit(&a, rec, CS_Q_TOKENS, hash, undone);
+            rc = done(made, made && made->ntokens == 1, undone) ? 0 : 1;
+            if (rc == 0) {
+                printf("%s\n", token);
+                fprintf(stderr,
+                        "API token %s created; it is shown only now. Send it as "
+                        "\"Authorization: Bearer <token>\".\n",
+                        name);
+            }
+            cs_store_query_free(made);
+            sodium_memzero(token, sizeof token);
         }
     } else if (strcmp(verb, "revoke") == 0) {
         if (!found) {
             fprintf(stderr, "callstream: no token named %s\n", name);
             rc = 1;
         } else {
+            char undone[128];
+            snprintf(undone, sizeof undone, "token %s was NOT revoked", name);
             cs_store_rec *rec = cs_store_rec_new(CS_REC_TOKEN_DEL);
             rec->token.name = cs_pool_strdup(&rec->pool, name);
-            cs_store_write(a.store, rec);
-            printf("revoked token %s\n", name);
+            cs_store_query *left = commit(&a, rec, CS_Q_TOKENS, found->token_hash, undone);
+            rc = done(left, left && left->ntokens == 0, undone) ? 0 : 1;
+            if (rc == 0) printf("revoked token %s\n", name);
+            cs_store_query_free(left);
         }
     } else {
         for (size_t i = 0; i < q->ntokens; i++)

@@ -16,12 +16,32 @@ static double uptime_s(const cs_gateway *gw)
     return (double)(cs_wall_ms() - gw->started_ms) / 1000.0;
 }
 
-/* "ok", "degraded" (calls go on but the store cannot write: what it takes waits in
- * memory and the spill file), or "draining". */
+/* Whether the store fails: its writes (what it takes waits in memory and the spill file),
+ * or its queries (the API and sign-in answer 503). */
+static bool store_failing(const cs_store_stats *st)
+{
+    return st->failing_since_ms || st->reads_failing_since_ms;
+}
+
+/* "ok", "degraded" (calls go on but the store fails), or "draining". */
 static const char *state(const cs_gateway *gw, const cs_store_stats *st)
 {
     if (gw->draining) return "draining";
-    return st->failing_since_ms ? "degraded" : "ok";
+    return store_failing(st) ? "degraded" : "ok";
+}
+
+/* {"at":…,"message":…} or null. */
+static void error_json(cs_json *j, const char *key, int64_t at_ms, const char *message)
+{
+    cs_json_key(j, key);
+    if (!at_ms) {
+        cs_json_null(j);
+        return;
+    }
+    cs_json_obj(j);
+    cs_json_ktime(j, "at", at_ms);
+    cs_json_kstr(j, "message", message);
+    cs_json_obj_end(j);
 }
 
 void cs_health(cs_request *r)
@@ -35,7 +55,7 @@ void cs_health(cs_request *r)
     cs_json_obj(&j);
     cs_json_kstr(&j, "status", state(gw, &st));
     cs_json_kdouble(&j, "uptime_s", uptime_s(gw));
-    cs_json_kstr(&j, "store", st.failing_since_ms ? "failing" : "ok");
+    cs_json_kstr(&j, "store", store_failing(&st) ? "failing" : "ok");
     cs_json_obj_end(&j);
     /* A draining gateway tells load balancers to send new calls elsewhere. A degraded one
      * still takes calls whole (audio, recordings; rows wait and spill, nothing is lost),
@@ -103,15 +123,10 @@ void cs_status(cs_request *r)
     cs_json_obj(&j);
     cs_json_kstr(&j, "state", st.failing_since_ms ? "failing" : "ok");
     cs_json_ktime(&j, "failing_since", st.failing_since_ms);
-    cs_json_key(&j, "last_error");
-    if (st.last_error_ms) {
-        cs_json_obj(&j);
-        cs_json_ktime(&j, "at", st.last_error_ms);
-        cs_json_kstr(&j, "message", st.last_error);
-        cs_json_obj_end(&j);
-    } else {
-        cs_json_null(&j);
-    }
+    error_json(&j, "last_error", st.last_error_ms, st.last_error);
+    cs_json_kstr(&j, "reads_state", st.reads_failing_since_ms ? "failing" : "ok");
+    cs_json_ktime(&j, "reads_failing_since", st.reads_failing_since_ms);
+    error_json(&j, "last_read_error", st.last_read_error_ms, st.last_read_error);
     cs_json_kuint(&j, "queued", st.queued);
     cs_json_kuint(&j, "spill_queued", st.spill_queued);
     cs_json_kuint(&j, "written", st.written);
@@ -329,6 +344,9 @@ void cs_metrics(cs_request *r)
     uint64_t reads[] = {st.reads_failed, st.reads_timed_out, st.reads_refused};
     family(&out, "callstream_store_reads_failed_total", "counter",
            "store queries answered with an error, by cause", "cause", read_labels, reads, 3);
+    cs_prom_gauge(&out, "callstream_store_reads_failing",
+                  "1 while store queries fail (none answered since)",
+                  st.reads_failing_since_ms ? 1 : 0);
     if (gw->recorders) {
         cs_recorders_stats rs;
         cs_recorders_stats_get(gw->recorders, &rs);

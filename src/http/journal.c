@@ -294,7 +294,7 @@ static void recover_next(recovery *x)
         free(x);
         return;
     }
-    q->before_at = x->gw->started_ms;
+    snprintf(q->key, sizeof q->key, "%s", cs_store_run(x->gw->store));
     q->limit = RECOVER_PAGE;
     cs_store_query_run_in_order(x->gw->store, q);
 }

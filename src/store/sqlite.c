@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -63,6 +62,8 @@ static const char *const migrations[] = {
     "DELETE FROM sessions WHERE user_name NOT IN (SELECT name FROM users);",
     /* 5: the store's own bookkeeping (how far a spill file was replayed) */
     "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 6: the run a call started in (calls of earlier builds have none: an earlier run) */
+    "ALTER TABLE calls ADD COLUMN run TEXT;",
 };
 
 enum stmt {
@@ -106,9 +107,12 @@ static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    /* `run` is the run's that started the call: it moves until started_at is set */
     [S_CALL_UPSERT] = "INSERT INTO calls (" CALL_COLUMNS
-                      ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+                      ", run) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
                       " ON CONFLICT(sid) DO UPDATE SET"
+                      " run = CASE WHEN started_at IS NULL THEN COALESCE(excluded.run, run)"
+                      " ELSE run END,"
                       " account_sid = COALESCE(excluded.account_sid, account_sid),"
                       " from_number = COALESCE(excluded.from_number, from_number),"
                       " to_number = COALESCE(excluded.to_number, to_number),"
@@ -169,18 +173,18 @@ static const char *const sql[S_COUNT] = {
     [S_TOKEN_DEL] = "DELETE FROM api_tokens WHERE name = ?1",
     [S_TOKENS] = "SELECT name, token_hash, created_at FROM api_tokens ORDER BY name",
     [S_TOKEN_GET] = "SELECT name, token_hash, created_at FROM api_tokens WHERE token_hash = ?1",
-    /* Calls a run left live: started here, never ended or with a stream never ended. */
+    /* Calls another run left live: started there, never ended or with a stream never ended. */
     [S_UNFINISHED] =
         "SELECT " CALL_COLUMNS ", MAX(c.started_at,"
         " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
         " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
-        " FROM calls c WHERE c.started_at IS NOT NULL AND c.started_at < ?1 AND (c.ended_at IS NULL"
+        " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS NOT ?1 AND (c.ended_at IS NULL"
         " OR EXISTS (SELECT 1 FROM streams t WHERE t.call_sid = c.sid AND t.ended_at IS NULL))"
         " ORDER BY c.started_at, c.sid LIMIT ?2",
     [S_UNFINISHED_STREAMS] =
         "SELECT t.sid, t.call_sid, t.tracks, t.mode, t.started_at, t.ended_at, t.end_reason,"
         " t.stats FROM streams t JOIN calls c ON c.sid = t.call_sid"
-        " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL AND c.started_at < ?1"
+        " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL AND c.run IS NOT ?1"
         " ORDER BY c.started_at, c.sid, t.started_at LIMIT ?2",
     [S_META_GET] = "SELECT value FROM store_meta WHERE key = ?1",
     [S_META_PUT] = "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?1, ?2)",
@@ -193,10 +197,10 @@ typedef struct db {
     char err[CS_STORE_ERROR_MAX]; /* the last failure */
 } db;
 
+/* Keeps the failure's message for errmsg; the store logs it, once per burst. */
 static int fail(db *d, const char *what)
 {
     snprintf(d->err, sizeof d->err, "%s: %s", what, sqlite3_errmsg(d->h));
-    cs_error("store(sqlite): %s", d->err);
     return CS_EBACKEND;
 }
 
@@ -254,19 +258,12 @@ static void db_close(void *p)
     free(d);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The reader waits for a lock only until its query's deadline. */
 static int busy_until_deadline(void *p, int tries)
 {
     (void)tries;
     db *d = p;
-    if (d->deadline_ms && mono_ms() >= d->deadline_ms) return 0;
+    if (d->deadline_ms && cs_mono_ms() >= d->deadline_ms) return 0;
     sqlite3_sleep(BUSY_SLEEP_MS);
     return 1;
 }
@@ -275,7 +272,7 @@ static int busy_until_deadline(void *p, int tries)
 static int past_deadline(void *p)
 {
     db *d = p;
-    return d->deadline_ms && mono_ms() >= d->deadline_ms;
+    return d->deadline_ms && cs_mono_ms() >= d->deadline_ms;
 }
 
 static int db_connect(db **out, const char *path, bool writer, cs_buf *err)
@@ -419,6 +416,7 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_time(st, 13, c->ended_at);
         sqlite3_bind_int64(st, 14, c->updated_at ? c->updated_at : now);
         bind_text(st, 15, c->transcription);
+        bind_text(st, 16, c->run);
         return run(d, S_CALL_UPSERT, "writing a call");
     }
     case CS_REC_STREAM: {
@@ -714,7 +712,7 @@ static int run_query(db *d, cs_store_query *q)
     }
     case CS_Q_UNFINISHED: {
         sqlite3_stmt *st = d->st[S_UNFINISHED];
-        sqlite3_bind_int64(st, 1, q->before_at);
+        sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, limit + 1);
         int rc = collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
                               &q->ncalls, read_unfinished_row);
@@ -722,7 +720,7 @@ static int run_query(db *d, cs_store_query *q)
         /* Streams of calls past this page wait for the next one. */
         size_t max = (size_t)limit * CS_CALL_STREAMS_MAX;
         st = d->st[S_UNFINISHED_STREAMS];
-        sqlite3_bind_int64(st, 1, q->before_at);
+        sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (int64_t)max);
         return collect(d, q, st, sizeof(cs_stream_row), max, (void **)&q->streams, &q->nstreams,
                        read_stream_row);

@@ -1,6 +1,5 @@
-#include "store/store.h"
+#include "store/store_int.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -9,91 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "core/backoff.h"
 #include "core/crypto.h"
+#include "core/backoff.h"
 #include "core/err.h"
 #include "core/log.h"
 
-#define SPILL_NAME     "store-spill.jsonl"
-#define REPLAY_SUFFIX  ".replay"
-#define SPILL_LOCK     "store-spill.lock"
-#define SPILL_LINE_MAX (1u << 20)
-#define SPILL_ID_BYTES 16
-#define SPILL_HEADER   "{\"spill\":\"" /* a spill file's first line: {"spill":"<id>"} */
-#define REPLAY_KEY     "spill_replay"  /* store_meta: "<file id> <offset replayed>" */
-#define WATCH_MS       100             /* the loop looks for overdue queries this often */
+#define WATCH_MS 100 /* the loop looks for overdue queries this often */
 
 static const cs_store_ops *const backends[] = {&cs_store_sqlite};
-
-/* Records being appended to a spill file, counted when it is closed. */
-typedef struct appender {
-    FILE *f;
-    const char *path;
-    int err; /* why the file could not be opened */
-    size_t n, saved;
-} appender;
-
-struct cs_store {
-    const cs_store_ops *ops;
-    cs_mailbox *mb;
-    char url[4096];
-    char spill_path[4096];  /* where the spill writer appends */
-    char replay_path[4200]; /* a spill file taken by the writer, being replayed */
-    char lock_path[4200];   /* held by the process that replays them */
-    int lock_fd;
-
-    /* the writer: its connection, the batch it writes, the queries waiting for the
-     * writes made before them */
-    cs_worker *worker;
-    void *db;
-    cs_store_rec *batch[CS_STORE_BATCH_MAX];
-    size_t nbatch;
-    uint64_t batch_seq; /* the last write the batch settles */
-    cs_store_query *in_order, **in_order_tail;
-    bool gave_up; /* closing, and the database still fails: the rest goes to files */
-    bool closed;  /* the last job ran */
-    char *line;   /* replay's line buffer */
-    atomic_int_fast64_t closing_since_ms; /* monotonic; 0 until cs_store_close */
-
-    /* the reader and its connection (opened on first use) */
-    cs_worker *reader;
-    void *rdb;
-
-    /* the spill writer and its open file */
-    cs_worker *spiller;
-    appender spill;
-    cs_job rotate_job, close_job;
-
-    /* where writes go: the loop routes them, the writer takes the spill file */
-    pthread_mutex_t route_lock;
-    bool spill_pending; /* they go to the spill writer until the writer takes its file */
-    bool drop_logged;
-    uint64_t posted;      /* sequence number of the last write */
-    uint64_t spilled_seq; /* of the last one sent the spill writer's way */
-
-    /* shared by all threads: counters, health, how far the writes got */
-    pthread_mutex_t lock;
-    pthread_cond_t changed; /* settled or health moved, the spill file was taken, opened */
-    cs_store_stats stats;
-    uint64_t settled;          /* every write up to this one is in the database, or lost */
-    uint64_t attempt_since_ms; /* monotonic: when the write attempt under way began, or 0 */
-    bool rotated;
-    bool opened;
-    int open_rc;
-    cs_buf open_err;
-
-    /* loop: queries the reader has not answered, and the timer that answers for it */
-    cs_store_query *pending;
-    size_t npending;
-    uv_timer_t *watch;
-};
 
 static void set_error(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_error(char *out, const char *fmt, ...)
@@ -113,15 +40,16 @@ cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind)
     return rec;
 }
 
-static void rec_free(cs_store_rec *rec)
+void cs_store_rec_free(cs_store_rec *rec)
 {
+    if (!rec) return;
     cs_pool_free(&rec->pool);
     free(rec);
 }
 
 /* ---- health ---- */
 
-static void count(cs_store *s, uint64_t *field, uint64_t n)
+void cs_store__count(cs_store *s, uint64_t *field, uint64_t n)
 {
     pthread_mutex_lock(&s->lock);
     *field += n;
@@ -142,6 +70,7 @@ static void snapshot(const cs_store *s, cs_store_stats *out)
     uint64_t now = cs_mono_ms();
     if (!out->failing_since_ms && failing(s, now))
         out->failing_since_ms = cs_wall_ms() - (int64_t)(now - s->attempt_since_ms);
+    if (now - s->read_failed_ms > CS_STORE_READ_WINDOW_MS) out->reads_failing_since_ms = 0;
 }
 
 /* Why a query may miss writes made before it. */
@@ -204,7 +133,8 @@ static void attempt_ends(cs_store *s, int rc)
 
 /* Runs `attempt` until it succeeds, with backoff while the database fails; while closing,
  * gives up for good once CS_STORE_CLOSE_WAIT_MS has passed. 0, or CS_ECLOSED. */
-static int retry(cs_store *s, int (*attempt)(cs_store *s, void *arg), void *arg, const char *what)
+int cs_store__retry(cs_store *s, int (*attempt)(cs_store *s, void *arg), void *arg,
+                    const char *what)
 {
     for (unsigned n = 0;; n++) {
         if (s->gave_up) return CS_ECLOSED;
@@ -231,27 +161,20 @@ static int retry(cs_store *s, int (*attempt)(cs_store *s, void *arg), void *arg,
     }
 }
 
-static bool rec_has_keys(const cs_store_rec *rec);
-
 /* A record without its keys could never be written, and retrying it would hold up every
  * record behind it: it is dropped with an error instead. The caller keeps the batch
  * under CS_STORE_BATCH_MAX. */
-static void batch_add(cs_store *s, cs_store_rec *rec)
+void cs_store__batch_add(cs_store *s, cs_store_rec *rec)
 {
     if (rec->seq > s->batch_seq) s->batch_seq = rec->seq;
-    if (!rec_has_keys(rec)) {
+    if (!cs_store__rec_has_keys(rec)) {
         cs_error("store: dropping a record (kind %d) without its keys", (int)rec->kind);
-        rec_free(rec);
+        cs_store__count(s, &s->stats.lost, 1);
+        cs_store_rec_free(rec);
         return;
     }
     s->batch[s->nbatch++] = rec;
 }
-
-/* How far a spill file's replay got, written with its batch. */
-typedef struct progress {
-    const char *id;
-    long offset;
-} progress;
 
 static int commit_attempt(cs_store *s, void *arg)
 {
@@ -269,7 +192,7 @@ static int commit_attempt(cs_store *s, void *arg)
 }
 
 /* Every write up to `seq` is settled: readers waiting for it may go. */
-static void settle(cs_store *s, uint64_t seq, size_t written)
+void cs_store__settle(cs_store *s, uint64_t seq, size_t written)
 {
     pthread_mutex_lock(&s->lock);
     if (written) {
@@ -283,34 +206,44 @@ static void settle(cs_store *s, uint64_t seq, size_t written)
 
 /* Writes the batch, and `p` if given, in one transaction. 0, or CS_ECLOSED if it gave up:
  * the records are then still in the batch. */
-static int commit_batch(cs_store *s, const progress *p)
+int cs_store__commit_batch(cs_store *s, const progress *p)
 {
     if (s->nbatch) {
         char what[64];
         snprintf(what, sizeof what, "a batch of %zu record(s)", s->nbatch);
-        if (retry(s, commit_attempt, (void *)p, what) < 0) return CS_ECLOSED;
+        if (cs_store__retry(s, commit_attempt, (void *)p, what) < 0) return CS_ECLOSED;
     }
-    settle(s, s->batch_seq, s->nbatch);
-    for (size_t i = 0; i < s->nbatch; i++) rec_free(s->batch[i]);
+    cs_store__settle(s, s->batch_seq, s->nbatch);
+    for (size_t i = 0; i < s->nbatch; i++) cs_store_rec_free(s->batch[i]);
     s->nbatch = 0;
     return 0;
 }
 
-static void append(appender *a, cs_store_rec *rec);
-static size_t append_close(cs_store *s, appender *a);
-
 /* Writes the queued records batched so far. When closing gave up on the database, they
- * join the replay file, behind what is left of it, for the next start. */
+ * join the replay file, behind what is left of it, for the next start; a process that
+ * does not own the spill files loses them, and says so. */
 static void write_queued(cs_store *s)
 {
-    if (commit_batch(s, NULL) == 0) return;
-    appender a = {.path = s->replay_path};
-    for (size_t i = 0; i < s->nbatch; i++) append(&a, s->batch[i]);
+    if (cs_store__commit_batch(s, NULL) == 0) return;
+    size_t n = s->nbatch, saved = 0;
+    const char *why;
+    bool own = cs_spill__own(s, &why);
+    appender a = {.fd = -1, .path = s->replay_path};
+    for (size_t i = 0; i < n; i++) {
+        if (own)
+            cs_spill__append(&a, s->batch[i]);
+        else
+            cs_store_rec_free(s->batch[i]);
+    }
     s->nbatch = 0;
-    size_t saved = append_close(s, &a);
-    cs_error("store: the database still fails at shutdown; %zu record(s) kept in %s for the "
-             "next start",
-             saved, s->replay_path);
+    if (own) saved = cs_spill__close(s, &a);
+    cs_store__count(s, &s->stats.lost, n - saved);
+    if (own)
+        cs_error("store: the database still fails at shutdown; %zu record(s) kept in %s for the "
+                 "next start, %zu lost",
+                 saved, s->replay_path, n - saved);
+    else
+        cs_error("store: the database still fails at shutdown; %zu record(s) lost (%s)", n, why);
 }
 
 static void rec_work(cs_job *job)
@@ -318,331 +251,7 @@ static void rec_work(cs_job *job)
     cs_store_rec *rec = (cs_store_rec *)job;
     cs_store *s = rec->store;
     if (s->nbatch == CS_STORE_BATCH_MAX) write_queued(s);
-    batch_add(s, rec);
-}
-
-/* ---- spill files ---- */
-
-/* How each kind of record is laid out, for the spill file and the key check. */
-typedef struct field {
-    const char *name;
-    size_t offset;
-    bool is_int; /* int64_t, else const char * */
-    bool key;    /* required: a record without it cannot be written */
-} field;
-
-#define S(row, member, k)                                                                          \
-    {                                                                                              \
-#member, offsetof(cs_store_rec, row.member), false, k                                      \
-    }
-#define I(row, member)                                                                             \
-    {                                                                                              \
-#member, offsetof(cs_store_rec, row.member), true, false                                   \
-    }
-
-static const field call_fields[] = {
-    S(call, sid, true),     S(call, account_sid, false), S(call, from, false),
-    S(call, to, false),     S(call, direction, false),   S(call, status, false),
-    S(call, params, false), S(call, summary, false),     S(call, recording, false),
-    I(call, created_at),    I(call, started_at),         I(call, ended_at),
-    I(call, updated_at),    I(call, recording_ms),
-};
-static const field stream_fields[] = {
-    S(stream, sid, true),   S(stream, call_sid, true),    S(stream, tracks, false),
-    S(stream, mode, false), S(stream, end_reason, false), S(stream, stats, false),
-    I(stream, started_at),  I(stream, ended_at),
-};
-static const field event_fields[] = {
-    S(event, call_sid, true),
-    S(event, stream_sid, false),
-    S(event, type, true),
-    S(event, detail, false),
-    I(event, at),
-};
-static const field segment_fields[] = {
-    S(segment, call_sid, true),
-    S(segment, stream_sid, true),
-    S(segment, speaker, true),
-    S(segment, text, true),
-    I(segment, seq),
-    I(segment, start_ms),
-    I(segment, end_ms),
-    I(segment, confidence),
-    I(segment, at),
-};
-static const field user_fields[] = {
-    S(user, name, true),
-    S(user, password_hash, true),
-    I(user, created_at),
-};
-static const field user_key[] = {S(user, name, true)};
-static const field session_fields[] = {
-    S(session, token_hash, true), S(session, user, true),  I(session, created_at),
-    I(session, expires_at),       I(session, password_at),
-};
-static const field session_key[] = {S(session, token_hash, true)};
-static const field token_fields[] = {
-    S(token, name, true),
-    S(token, token_hash, true),
-    I(token, created_at),
-};
-static const field token_key[] = {S(token, name, true)};
-
-#undef S
-#undef I
-
-static const struct layout {
-    const field *fields;
-    size_t n;
-} layouts[] = {
-#define L(kind, f) [kind] = {f, sizeof f / sizeof *f}
-    L(CS_REC_CALL, call_fields),       L(CS_REC_STREAM, stream_fields),
-    L(CS_REC_EVENT, event_fields),     L(CS_REC_SEGMENT, segment_fields),
-    L(CS_REC_USER, user_fields),       L(CS_REC_USER_DEL, user_key),
-    L(CS_REC_SESSION, session_fields), L(CS_REC_SESSION_DEL, session_key),
-    L(CS_REC_TOKEN, token_fields),     L(CS_REC_TOKEN_DEL, token_key),
-#undef L
-};
-
-static const struct layout *layout_of(enum cs_rec_kind kind)
-{
-    return (unsigned)kind < sizeof layouts / sizeof *layouts && layouts[kind].fields
-               ? &layouts[kind]
-               : NULL;
-}
-
-static const char **str_at(const cs_store_rec *rec, const field *f)
-{
-    return (const char **)((char *)rec + f->offset);
-}
-
-static int64_t *int_at(const cs_store_rec *rec, const field *f)
-{
-    return (int64_t *)((char *)rec + f->offset);
-}
-
-static bool rec_has_keys(const cs_store_rec *rec)
-{
-    const struct layout *l = layout_of(rec->kind);
-    if (!l) return false;
-    for (size_t i = 0; i < l->n; i++)
-        if (l->fields[i].key && !*str_at(rec, &l->fields[i])) return false;
-    return true;
-}
-
-static char *rec_to_json(const cs_store_rec *rec)
-{
-    const struct layout *l = layout_of(rec->kind);
-    if (!l) return NULL;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "kind", rec->kind);
-    for (size_t i = 0; i < l->n; i++) {
-        const field *f = &l->fields[i];
-        if (f->is_int)
-            cJSON_AddNumberToObject(o, f->name, (double)*int_at(rec, f));
-        else if (*str_at(rec, f))
-            cJSON_AddStringToObject(o, f->name, *str_at(rec, f));
-    }
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return text;
-}
-
-static cs_store_rec *rec_from_json(const char *line)
-{
-    cJSON *o = cJSON_Parse(line);
-    cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
-    const struct layout *l =
-        cJSON_IsNumber(kind) ? layout_of((enum cs_rec_kind)kind->valueint) : NULL;
-    cs_store_rec *rec = l ? cs_store_rec_new((enum cs_rec_kind)kind->valueint) : NULL;
-    for (size_t i = 0; rec && i < l->n; i++) {
-        const field *f = &l->fields[i];
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
-        if (f->is_int)
-            *int_at(rec, f) = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
-        else
-            *str_at(rec, f) = cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
-    }
-    cJSON_Delete(o);
-    return rec;
-}
-
-/* A new spill file starts with its id, so a replay cut short resumes in the right file. */
-static FILE *spill_open(const char *path)
-{
-    FILE *f = fopen(path, "a");
-    struct stat st;
-    if (f && fstat(fileno(f), &st) == 0 && st.st_size == 0) {
-        uint8_t raw[SPILL_ID_BYTES];
-        char id[2 * SPILL_ID_BYTES + 1];
-        cs_random(raw, sizeof raw);
-        cs_hex(id, raw, sizeof raw);
-        fprintf(f, SPILL_HEADER "%s\"}\n", id);
-    }
-    return f;
-}
-
-/* Appends a record to a->path (the page cache, no sync) and frees it. The file opens on
- * the first record; if it cannot, the records are counted as lost at append_close. */
-static void append(appender *a, cs_store_rec *rec)
-{
-    if (!a->f && a->n == 0 && !(a->f = spill_open(a->path))) a->err = errno;
-    a->n++;
-    char *line = a->f ? rec_to_json(rec) : NULL;
-    if (line && fprintf(a->f, "%s\n", line) > 0) a->saved++;
-    free(line);
-    rec_free(rec);
-}
-
-/* Closes the file and counts; how many records it saved. */
-static size_t append_close(cs_store *s, appender *a)
-{
-    if (a->n == 0) return 0;
-    if (a->f && fclose(a->f) != 0) {
-        a->err = errno;
-        a->saved = 0;
-    }
-    size_t saved = a->saved, lost = a->n - a->saved;
-    pthread_mutex_lock(&s->lock);
-    s->stats.spilled += saved;
-    s->stats.lost += lost;
-    pthread_mutex_unlock(&s->lock);
-    if (lost)
-        cs_error("store: cannot spill to %s (%s): %zu record(s) lost", a->path,
-                 a->err ? strerror(a->err) : "write failed", lost);
-    *a = (appender){.path = a->path};
-    return saved;
-}
-
-/* The spill writer's jobs: a record, or taking the file (rotate_job). */
-static void spill_work(cs_job *job)
-{
-    cs_store_rec *rec = (cs_store_rec *)job;
-    append(&rec->store->spill, rec);
-}
-
-static void spill_batch_end(void *data)
-{
-    cs_store *s = data;
-    append_close(s, &s->spill);
-}
-
-/* Behind every record handed over before it: the spill file becomes the replay file. */
-static void rotate_work(cs_job *job)
-{
-    cs_store *s = (cs_store *)((char *)job - offsetof(cs_store, rotate_job));
-    append_close(s, &s->spill);
-    if (rename(s->spill_path, s->replay_path) < 0 && errno != ENOENT)
-        cs_error("store: cannot take %s for replay: %s", s->spill_path, strerror(errno));
-    pthread_mutex_lock(&s->lock);
-    s->rotated = true;
-    pthread_cond_broadcast(&s->changed);
-    pthread_mutex_unlock(&s->lock);
-}
-
-/* The id in a spill file's first line, or false if the line is a record (older files). */
-static bool spill_header(const char *line, char *id, size_t cap)
-{
-    size_t n = strlen(SPILL_HEADER);
-    if (strncmp(line, SPILL_HEADER, n) != 0) return false;
-    size_t len = strcspn(line + n, "\"");
-    if (len >= cap) return false;
-    memcpy(id, line + n, len);
-    id[len] = '\0';
-    return true;
-}
-
-typedef struct mark_get {
-    char value[96];
-    int rc;
-} mark_get;
-
-static int mark_attempt(cs_store *s, void *arg)
-{
-    mark_get *m = arg;
-    m->rc = s->ops->meta_get(s->db, REPLAY_KEY, m->value, sizeof m->value);
-    return m->rc == CS_ENOTFOUND ? 0 : m->rc;
-}
-
-/* Where the replay of file `id` stopped: the offset after its last written record, or
- * `from` if it never started. */
-static long resume_at(cs_store *s, const char *id, long from)
-{
-    mark_get m = {.rc = 0};
-    if (retry(s, mark_attempt, &m, "reading how far a spill file was replayed") < 0 || m.rc != 0)
-        return from;
-    size_t n = strlen(id);
-    long off;
-    if (strncmp(m.value, id, n) == 0 && m.value[n] == ' ' &&
-        sscanf(m.value + n + 1, "%ld", &off) == 1)
-        return off;
-    return from;
-}
-
-/* Writes the records of the spill file at `path` in batches of CS_STORE_BATCH_MAX, each
- * with how far the file got, so a crash part way resumes there instead of writing records
- * twice (files of older builds, without an id, start over); removes the file once done.
- * false if it gave up (closing): the rest stays in the file. */
-static bool replay_file(cs_store *s, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno != ENOENT) cs_error("store: cannot read %s: %s", path, strerror(errno));
-        return true;
-    }
-    char id[2 * SPILL_ID_BYTES + 1] = "";
-    long from = 0;
-    if (fgets(s->line, SPILL_LINE_MAX, f) && spill_header(s->line, id, sizeof id))
-        from = resume_at(s, id, ftell(f));
-    bool done = fseek(f, from, SEEK_SET) == 0, eof = false;
-    uint64_t n = 0;
-    while (done && !eof) {
-        while (s->nbatch < CS_STORE_BATCH_MAX && !(eof = !fgets(s->line, SPILL_LINE_MAX, f))) {
-            cs_store_rec *rec = rec_from_json(s->line);
-            if (rec)
-                batch_add(s, rec);
-            else
-                cs_warn("store: skipping an unreadable line in %s", path);
-        }
-        size_t k = s->nbatch;
-        progress p = {id, ftell(f)};
-        if (commit_batch(s, id[0] ? &p : NULL) < 0) {
-            for (size_t i = 0; i < s->nbatch; i++) rec_free(s->batch[i]);
-            s->nbatch = 0;
-            done = false;
-        }
-        if (done) n += k;
-    }
-    fclose(f);
-    if (done) unlink(path);
-    if (n) {
-        count(s, &s->stats.replayed, n);
-        cs_info("store: %llu spilled record(s) written", (unsigned long long)n);
-    }
-    return done;
-}
-
-/* Takes the spill file from the spill writer (a rename on its thread, behind every record
- * it was handed) and replays it. Later writes go to the queue again: a record never
- * overtakes an older one. */
-static void take_spill(cs_store *s)
-{
-    if (s->gave_up) return;
-    pthread_mutex_lock(&s->route_lock);
-    bool take = s->spill_pending;
-    uint64_t upto = s->spilled_seq;
-    if (take) {
-        s->spill_pending = false;
-        s->rotate_job = (cs_job){.work = rotate_work};
-        cs_worker_post_force(s->spiller, &s->rotate_job);
-    }
-    pthread_mutex_unlock(&s->route_lock);
-    if (!take) return;
-    pthread_mutex_lock(&s->lock);
-    while (!s->rotated) pthread_cond_wait(&s->changed, &s->lock);
-    s->rotated = false;
-    pthread_mutex_unlock(&s->lock);
-    if (replay_file(s, s->replay_path)) settle(s, upto, 0);
+    cs_store__batch_add(s, rec);
 }
 
 /* ---- queries in order with the writes ---- */
@@ -667,7 +276,7 @@ static void in_order_done(cs_job *job)
 static void answer_in_order(cs_store *s, cs_store_query *q)
 {
     q->job = (cs_job){.done = in_order_done};
-    count(s, &s->stats.queries, 1);
+    cs_store__count(s, &s->stats.queries, 1);
     cs_mailbox_post(s->mb, &q->job);
 }
 
@@ -682,7 +291,14 @@ static void run_in_order(cs_store *s)
         if (!ready && !s->gave_up && !s->closed) return;
         if (!(s->in_order = q->next)) s->in_order_tail = &s->in_order;
         q->next = NULL;
-        if (!ready || retry(s, in_order_attempt, q, "a query") < 0) {
+        q->behind = !ready;
+        if (!ready) {
+            q->status = CS_ECLOSED;
+            pthread_mutex_lock(&s->lock);
+            set_error(q->error, "not committed: %s",
+                      s->stats.last_error[0] ? s->stats.last_error : "the store closed first");
+            pthread_mutex_unlock(&s->lock);
+        } else if (cs_store__retry(s, in_order_attempt, q, "a query") < 0) {
             q->status = CS_ECLOSED;
             set_error(q->error, "the store closed first");
         }
@@ -703,7 +319,7 @@ static void batch_end(void *data)
 {
     cs_store *s = data;
     write_queued(s);
-    if (cs_worker_depth(s->worker) == 0) take_spill(s);
+    if (cs_worker_depth(s->worker) == 0) cs_spill__take(s);
     run_in_order(s);
 }
 
@@ -759,9 +375,45 @@ static void read_work(cs_job *job)
     if (q->behind && !q->error[0]) describe_behind(s, q->error);
 }
 
-static void count_answer(cs_store *s, int status)
+typedef struct burst_lines {
+    char ended[160], began[CS_STORE_ERROR_MAX + 128];
+} burst_lines;
+
+/* Queries failing in a row are a burst: its first failure is logged, and how many failed
+ * once one is answered again (or once CS_STORE_READ_WINDOW_MS passed without one: the
+ * next failure begins another). Lock held; the lines to log go to `out`. */
+static void read_burst(cs_store *s, const cs_store_query *q, bool failed, burst_lines *out)
 {
+    uint64_t now = cs_mono_ms();
+    uint64_t n = s->read_failures;
+    if (n && (!failed || now - s->read_failed_ms > CS_STORE_READ_WINDOW_MS)) {
+        char since[25];
+        cs_iso8601(since, s->stats.reads_failing_since_ms);
+        snprintf(out->ended, sizeof out->ended, "store: %llu quer%s failed since %s%s",
+                 (unsigned long long)n, n == 1 ? "y" : "ies", since,
+                 failed ? "" : "; answered again");
+        s->read_failures = 0;
+        s->stats.reads_failing_since_ms = 0;
+    }
+    if (!failed) return;
+    if (s->read_failures++ == 0) {
+        s->stats.reads_failing_since_ms = cs_wall_ms();
+        snprintf(out->began, sizeof out->began,
+                 "store: a query failed (%s); the next failures are counted until one is "
+                 "answered",
+                 q->error);
+    }
+    s->read_failed_ms = now;
+    s->stats.last_read_error_ms = cs_wall_ms();
+    set_error(s->stats.last_read_error, "%s", q->error);
+}
+
+static void count_answer(cs_store *s, const cs_store_query *q)
+{
+    int status = q->status;
+    burst_lines lines = {.ended = ""};
     pthread_mutex_lock(&s->lock);
+    read_burst(s, q, status < 0 && status != CS_ENOTFOUND, &lines);
     s->stats.queries++;
     if (status == -ETIMEDOUT)
         s->stats.reads_timed_out++;
@@ -770,6 +422,8 @@ static void count_answer(cs_store *s, int status)
     else if (status < 0 && status != CS_ENOTFOUND)
         s->stats.reads_failed++;
     pthread_mutex_unlock(&s->lock);
+    if (lines.ended[0]) cs_warn("%s", lines.ended);
+    if (lines.began[0]) cs_error("%s", lines.began);
 }
 
 static void pending_del(cs_store *s, cs_store_query *q)
@@ -793,7 +447,7 @@ static void read_done(cs_job *job)
         cs_store_query_free(q);
         return;
     }
-    if (s) count_answer(s, q->status);
+    if (s) count_answer(s, q);
     q->cb(q, q->cb_data);
 }
 
@@ -820,8 +474,7 @@ static void on_watch(uv_timer_t *t)
         set_error(stand->error, "no answer within %d ms: the database does not respond",
                   CS_STORE_READ_MS);
         q->orphaned = true;
-        count_answer(s, stand->status);
-        cs_warn("store: a query got no answer within %d ms; answered for it", CS_STORE_READ_MS);
+        count_answer(s, stand);
         stand->cb(stand, stand->cb_data);
     }
 }
@@ -852,16 +505,18 @@ static void open_run(cs_job *job)
 {
     cs_store *s = ((open_job *)job)->s;
     int rc = s->ops->open(&s->db, s->url, &s->open_err);
-    /* One process at a time takes over the spill files (the gateway; `callstream user …`
-     * run beside it leaves them alone). */
-    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    bool owner = s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
-    if (rc == 0 && !owner)
-        cs_info("store: another process has the spill files in %s", s->lock_path);
+    /* One process at a time writes and replays the spill files: the gateway (`callstream
+     * user …` keeps none; a second gateway on the same DATA_DIR spills nothing). */
+    const char *why;
+    bool owner = cs_spill__own(s, &why);
+    if (rc == 0 && !owner && s->lock_path[0])
+        cs_warn("store: no spill files in %s for now (%s): this process takes them when it "
+                "needs them and can",
+                s->lock_path, why);
     /* What an earlier run left goes in first; until it has, writes follow it into the
      * spill file, so they keep their order behind it. */
-    bool backlog = rc == 0 && owner &&
-                   (access(s->replay_path, F_OK) == 0 || access(s->spill_path, F_OK) == 0);
+    bool backlog =
+        rc == 0 && owner && (access(s->replay_path, F_OK) == 0 || access(s->spill_path, F_OK) == 0);
     /* Nobody writes before `opened`. The backlog counts as write 1, so queries wait for
      * it (or say they are behind) as for any write made before them. */
     s->spill_pending = backlog;
@@ -871,14 +526,14 @@ static void open_run(cs_job *job)
     s->opened = true;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
-    if (backlog && replay_file(s, s->replay_path)) take_spill(s);
+    if (backlog && cs_spill__replay(s, s->replay_path)) cs_spill__take(s);
 }
 
 static void close_run(cs_job *job)
 {
     cs_store *s = (cs_store *)((char *)job - offsetof(cs_store, close_job));
     write_queued(s);
-    take_spill(s);
+    cs_spill__take(s);
     s->closed = true;
     run_in_order(s);
     s->ops->close(s->db);
@@ -923,7 +578,7 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
         return CS_ECONFIG;
     }
     cs_store *s = calloc(1, sizeof *s);
-    char *line = malloc(SPILL_LINE_MAX);
+    char *line = malloc(CS_STORE_SPILL_LINE_MAX + 1);
     if (!s || !line) {
         free(s);
         free(line);
@@ -934,11 +589,16 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
     s->line = line;
     s->in_order_tail = &s->in_order;
     snprintf(s->url, sizeof s->url, "%s", rest);
-    snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
-    snprintf(s->replay_path, sizeof s->replay_path, "%s%s", s->spill_path, REPLAY_SUFFIX);
-    snprintf(s->lock_path, sizeof s->lock_path, "%s/%s", spill_dir, SPILL_LOCK);
+    uint8_t run[CS_STORE_RUN_BYTES];
+    cs_random(run, sizeof run);
+    cs_hex(s->run, run, sizeof run);
+    if (spill_dir) {
+        snprintf(s->spill_path, sizeof s->spill_path, "%s/%s", spill_dir, SPILL_NAME);
+        snprintf(s->replay_path, sizeof s->replay_path, "%s%s", s->spill_path, REPLAY_SUFFIX);
+        snprintf(s->lock_path, sizeof s->lock_path, "%s/%s", spill_dir, SPILL_LOCK);
+    }
     s->lock_fd = -1;
-    s->spill.path = s->spill_path;
+    s->spill = (appender){.fd = -1, .path = s->spill_path};
     pthread_mutex_init(&s->route_lock, NULL);
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
@@ -949,7 +609,7 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
     cs_buf_init(&s->open_err, 4096);
 
     cs_worker_hooks writer = {.batch_end = batch_end, .data = s, .linger_ms = CS_STORE_LINGER_MS};
-    cs_worker_hooks spiller = {.batch_end = spill_batch_end, .data = s};
+    cs_worker_hooks spiller = {.batch_end = cs_spill__batch_end, .data = s};
     size_t spill_max = queue_max > CS_STORE_SPILL_QUEUE_MIN ? queue_max : CS_STORE_SPILL_QUEUE_MIN;
     int rc = cs_worker_start(&s->spiller, "store-spill", spill_max, mb, &spiller);
     if (rc == 0 &&
@@ -1004,6 +664,7 @@ void cs_store_close(cs_store *s)
     cs_worker_post_force(s->worker, &s->close_job);
     cs_worker_stop(s->worker);
     cs_worker_stop(s->spiller);
+    cs_spill__burst_end(&s->spill, "failed until the store closed");
     store_free(s);
 }
 
@@ -1022,9 +683,16 @@ const char *cs_store_backend(const cs_store *s)
     return s->ops->name;
 }
 
+const char *cs_store_run(const cs_store *s)
+{
+    return s->run;
+}
+
 void cs_store_write(cs_store *s, cs_store_rec *rec)
 {
     rec->store = s;
+    if (rec->kind == CS_REC_CALL && !rec->call.run)
+        rec->call.run = cs_pool_strdup(&rec->pool, s->run);
     pthread_mutex_lock(&s->route_lock);
     rec->seq = ++s->posted;
     rec->job = (cs_job){.work = rec_work};
@@ -1034,19 +702,25 @@ void cs_store_write(cs_store *s, cs_store_rec *rec)
     if (!queued) {
         s->spill_pending = true;
         s->spilled_seq = rec->seq;
-        rec->job = (cs_job){.work = spill_work};
+        rec->job = (cs_job){.work = cs_spill__work};
         spilled = cs_worker_post(s->spiller, &rec->job) == 0;
     }
-    bool first_drop = !queued && !spilled && !s->drop_logged;
-    s->drop_logged = !queued && !spilled;
+    /* Both queues full: the database and the disk cannot keep up. The first record lost is
+     * logged, and how many were when records are taken again. */
+    uint64_t dropped = s->dropped;
+    s->dropped = queued || spilled ? 0 : dropped + 1;
     pthread_mutex_unlock(&s->route_lock);
-    if (queued || spilled) return;
-    /* Both queues are full: the database and the disk cannot keep up. */
-    count(s, &s->stats.lost, 1);
-    if (first_drop)
+    if (queued || spilled) {
+        if (dropped)
+            cs_warn("store: records are taken again; %llu lost while both queues were full",
+                    (unsigned long long)dropped);
+        return;
+    }
+    cs_store__count(s, &s->stats.lost, 1);
+    if (!dropped)
         cs_error("store: the queue and the spill queue are full (STORE_QUEUE_MAX each): records "
                  "are lost until the spill file catches up");
-    rec_free(rec);
+    cs_store_rec_free(rec);
 }
 
 /* ---- queries ---- */

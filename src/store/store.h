@@ -25,16 +25,19 @@
 #define CS_STORE_RETRY_MAX_MS 5000        /* backoff cap while the database fails */
 #define CS_STORE_LINGER_MS    20          /* writes gather this long into one transaction */
 #define CS_STORE_CLOSE_WAIT_MS                                                                     \
-    10000                             /* at close, how long a failing database is retried          \
-                                         before what is left is spilled for the next start */
-#define CS_STORE_BATCH_MAX       1024 /* records per transaction, from the queue or a spill file */
-#define CS_STORE_STALL_MS        1000 /* a write attempt running this long counts as failing */
-#define CS_STORE_READ_MS         1000 /* a query's budget: past it, it is answered -ETIMEDOUT */
-#define CS_STORE_READ_WAIT_MS    500  /* of which it may wait for the writes made before it */
-#define CS_STORE_READ_GRACE_MS   250  /* a reader stuck this long past a budget is answered for */
-#define CS_STORE_READS_MAX       1024 /* queries waiting for the reader; more are refused */
-#define CS_STORE_ERROR_MAX       256  /* bytes of an error message kept */
-#define CS_STORE_SPILL_QUEUE_MIN 1024 /* the spill writer queues at least this many records */
+    10000                              /* at close, how long a failing database is retried         \
+                                          before what is left is spilled for the next start */
+#define CS_STORE_BATCH_MAX       1024  /* records per transaction, from the queue or a spill file */
+#define CS_STORE_STALL_MS        1000  /* a write attempt running this long counts as failing */
+#define CS_STORE_READ_MS         1000  /* a query's budget: past it, it is answered -ETIMEDOUT */
+#define CS_STORE_READ_WAIT_MS    500   /* of which it may wait for the writes made before it */
+#define CS_STORE_READ_GRACE_MS   250   /* a reader stuck this long past a budget is answered for */
+#define CS_STORE_READS_MAX       1024  /* queries waiting for the reader; more are refused */
+#define CS_STORE_READ_WINDOW_MS  10000 /* a failed query counts against health this long */
+#define CS_STORE_ERROR_MAX       256   /* bytes of an error message kept */
+#define CS_STORE_SPILL_QUEUE_MIN 1024  /* the spill writer queues at least this many records */
+#define CS_STORE_SPILL_LINE_MAX  (1u << 20) /* a record's line in a spill file (bytes) */
+#define CS_STORE_RUN_BYTES       8          /* random bytes of a run's id */
 
 /* ---- rows (strings may be NULL but for the keys: a call's sid, a stream's sid and
  * call_sid, an event's call_sid and type; times are ms since the epoch, 0 = unknown) ---- */
@@ -48,6 +51,9 @@ typedef struct cs_call_row {
     int64_t created_at, started_at, ended_at, updated_at;
     int64_t recording_ms;
     int64_t last_at; /* CS_Q_UNFINISHED: the latest time stored for the call */
+    /* The run (cs_store_run) the call started in, or was last written by before it started:
+     * set by the store when a write leaves it NULL; queries leave it NULL. */
+    const char *run;
 } cs_call_row;
 
 typedef struct cs_stream_row {
@@ -142,9 +148,9 @@ enum cs_query_kind {
     CS_Q_SESSION,    /* the unexpired session whose token hash is `key`, while its user exists
                         with the password the session was opened with */
     CS_Q_TOKENS,     /* every API token; with `key`, the one with that token hash */
-    CS_Q_UNFINISHED, /* calls started before `before_at` that a run left live (never ended, or
-                        with a stream never ended), oldest first, up to `limit`, with those
-                        streams and each call's last_at */
+    CS_Q_UNFINISHED, /* calls that started in a run other than `key` (cs_store_run) and were
+                        left live (never ended, or with a stream never ended), oldest first, up
+                        to `limit`, with those streams and each call's last_at */
 };
 
 typedef struct cs_store_query cs_store_query;
@@ -226,8 +232,9 @@ typedef struct cs_store_stats {
     uint64_t failures; /* failed attempts (each retried) */
     uint64_t spilled;  /* records that went to the spill file */
     uint64_t replayed; /* spilled records written since */
-    uint64_t lost;     /* records neither written nor spilled: the spill file failed, or
-                          the spill writer's queue was full too */
+    uint64_t lost;     /* records never written: the spill file failed, a record was too
+                          long for it, the spill writer's queue was full too, a line of a
+                          spill file could not be read back, or the process may not spill */
     uint64_t queries;  /* answered, one way or another */
     uint64_t reads_failed, reads_timed_out, reads_refused;
     size_t queued;            /* writes waiting now */
@@ -236,27 +243,41 @@ typedef struct cs_store_stats {
     int64_t failing_since_ms; /* wall: since when writes fail (or stall); 0 while they work */
     int64_t last_error_ms;    /* wall: the last failure, 0 if none */
     char last_error[CS_STORE_ERROR_MAX];
+    /* wall: since when every query fails (none answered since, the last failure within
+     * CS_STORE_READ_WINDOW_MS); 0 while they are answered */
+    int64_t reads_failing_since_ms;
+    int64_t last_read_error_ms; /* wall: the last failed query, 0 if none */
+    char last_read_error[CS_STORE_ERROR_MAX];
 } cs_store_stats;
 
 /* Opens the backend named by `url` ("sqlite:PATH"; a bare path means SQLite) on new
  * store threads, waiting for the open and the migrations to finish (start-up only).
- * `spill_dir` holds the spill file; the spill writer queues up to `queue_max` records
- * too (at least CS_STORE_SPILL_QUEUE_MIN), and drops (counts as lost) what comes past
- * that: the database and the disk both fail then. Must be called on the loop
- * thread of `mb`. 0, or CS_ECONFIG/CS_EBACKEND with a message. */
+ * `spill_dir` holds the spill files, written and replayed only by the process holding
+ * their lock there; the spill writer queues up to `queue_max` records too (at least
+ * CS_STORE_SPILL_QUEUE_MIN), and drops (counts as lost) what comes past that: the
+ * database and the disk both fail then. Without a `spill_dir` (a command that must know
+ * whether its write was committed) nothing spills: what the database does not take is
+ * lost. Must be called on the loop thread of `mb`. 0, or CS_ECONFIG/CS_EBACKEND with a
+ * message. */
 int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_max,
                   const char *spill_dir, cs_buf *err);
 /* Writes what is queued and closes (loop thread). If the database keeps failing for
- * CS_STORE_CLOSE_WAIT_MS, the rest stays in spill files, written at the next open.
- * Queries are answered first (from the mailbox, afterwards); one run in order that the
- * database never got to gets CS_ECLOSED. */
+ * CS_STORE_CLOSE_WAIT_MS, the rest stays in spill files, written at the next open (or is
+ * lost, without them). Queries are answered first (from the mailbox, afterwards); one run
+ * in order that the database never got to gets CS_ECLOSED, and `behind` when the writes
+ * made before it were not all in the database. */
 void cs_store_close(cs_store *s);
 /* Counters and health, without waiting for the database (loop thread). */
 void cs_store_stats_get(cs_store *s, cs_store_stats *out);
 const char *cs_store_backend(const cs_store *s);
+/* This process's run of the store: a random id written with the call rows it starts, so
+ * the calls an earlier run left live can be told from this run's whatever the clock did. */
+const char *cs_store_run(const cs_store *s);
 
 /* A record to fill: strings go into rec->pool (cs_pool_strdup). */
 cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind);
+/* Frees a record never handed over. */
+void cs_store_rec_free(cs_store_rec *rec);
 /* Hands the record over (the store frees it). Never fails nor touches a file: a full
  * queue hands it to the spill writer. A record without its keys is dropped with an
  * error. */
@@ -271,7 +292,9 @@ cs_store_query *cs_store_query_new(enum cs_query_kind kind, cs_store_query_fn cb
 void cs_store_query_run(cs_store *s, cs_store_query *q);
 /* Runs the query on the writer, after every write queued before it and after what an
  * earlier run left to replay, retrying while the database fails: for start-up work that
- * must see all of it. No deadline; CS_ECLOSED if the store closes first. */
+ * must see all of it, and for a command that must know its writes were committed. No
+ * deadline; CS_ECLOSED if the store closes first, `behind` if those writes were not all
+ * in the database then. */
 void cs_store_query_run_in_order(cs_store *s, cs_store_query *q);
 void cs_store_query_free(cs_store_query *q);
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -13,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -756,8 +759,8 @@ int it_media_begin(it_ws *w, const char *call, const char *stream)
     return send_msg(w, &b);
 }
 
-int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms,
-                   uint8_t code, size_t n)
+int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms, uint8_t code,
+                   size_t n)
 {
     uint8_t audio[1024];
     if (n > sizeof audio) return -1;
@@ -895,4 +898,62 @@ long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_
         return -1;
     *pcm = (const int16_t *)(wav + 44);
     return (long)(data / (*channels * 2));
+}
+
+/* ---- a small disk ---- */
+
+static char mounted[600]; /* the tmpfs, while it is mounted */
+
+void it_tmpfs_unmount(void)
+{
+    if (mounted[0] && umount2(mounted, MNT_DETACH) != 0)
+        fprintf(stderr, "cannot unmount %s: %s\n", mounted, strerror(errno));
+    mounted[0] = '\0';
+}
+
+static void unmount_on_signal(int sig)
+{
+    it_tmpfs_unmount();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+bool it_tmpfs(const char *dir, unsigned long long bytes)
+{
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        IT_CHECK(0, "cannot make a mount namespace (root is needed): %s", strerror(errno));
+        return false;
+    }
+    mkdir(dir, 0750);
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%llu,mode=0750", bytes);
+    if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0) {
+        IT_CHECK(0, "cannot mount a tmpfs on %s (root is needed): %s", dir, strerror(errno));
+        return false;
+    }
+    snprintf(mounted, sizeof mounted, "%s", dir);
+    static bool hooked;
+    if (!hooked) atexit(it_tmpfs_unmount);
+    hooked = true;
+    signal(SIGTERM, unmount_on_signal);
+    signal(SIGINT, unmount_on_signal);
+    return true;
+}
+
+unsigned long long it_free_bytes(const char *dir)
+{
+    struct statvfs st;
+    return statvfs(dir, &st) == 0 ? (unsigned long long)st.f_bavail * st.f_frsize : 0;
+}
+
+void it_fill_until(const char *dir, const char *path, unsigned long long left)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    static char zeros[65536];
+    for (unsigned long long have = it_free_bytes(dir); fd >= 0 && have > left;) {
+        size_t n = have - left < sizeof zeros ? (size_t)(have - left) : sizeof zeros;
+        if (write(fd, zeros, n) <= 0) break;
+        have = it_free_bytes(dir);
+    }
+    if (fd >= 0) close(fd);
 }

@@ -168,8 +168,8 @@ int it_media_start(it_ws *w, int port, const char *call, const char *stream);
 /* The same on a socket already upgraded. */
 int it_media_begin(it_ws *w, const char *call, const char *stream);
 /* One inbound media message: `n` μ-law bytes of `code` at `timestamp_ms`. */
-int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms,
-                   uint8_t code, size_t n);
+int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestamp_ms, uint8_t code,
+                   size_t n);
 /* stop, then the server's close frame: its code, or -1. */
 int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq);
 /* Reads until the server's close frame; its code, or -1 if none came. */
@@ -193,5 +193,18 @@ int it_wav_info(const char *path, unsigned *channels, long *header_frames, long 
 /* The samples of a 16-bit WAV in memory (a file, or an answer's body): checks the header
  * (PCM, 16-bit, sizes that match the length) and points *pcm at the data. Frames, or -1. */
 long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_t **pcm);
+
+/* ---- a small disk ---- */
+
+/* Mounts a tmpfs of `bytes` on `dir` (made if missing) in a mount namespace of this
+ * process's own, so nothing stays mounted whatever happens to the test (exit and
+ * SIGTERM/SIGINT unmount it too). One at a time. Needs root: a refusal is a failed
+ * check, never a pass. Whether it is mounted. */
+bool it_tmpfs(const char *dir, unsigned long long bytes);
+void it_tmpfs_unmount(void);
+/* Bytes free on the filesystem of `dir`. */
+unsigned long long it_free_bytes(const char *dir);
+/* Grows `path` until `dir` has about `left` bytes free (0: full). */
+void it_fill_until(const char *dir, const char *path, unsigned long long left);
 
 #endif

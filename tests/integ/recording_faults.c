@@ -9,17 +9,10 @@
  * Mounting needs root (the tests run as root); if it is refused the test fails, it never
  * passes without having tried. The tmpfs lives in a mount namespace of
  * this test's own, so nothing stays mounted whatever happens to it. */
-#include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "integ_util.h"
@@ -29,62 +22,6 @@
 #define CALL_S      40
 #define WAIT_MS     20000
 #define NOFILE      128 /* the server's descriptors in the EMFILE test */
-
-static char mounted[600]; /* the tmpfs, while it is mounted */
-
-static void unmount(void)
-{
-    if (mounted[0] && umount2(mounted, MNT_DETACH) != 0)
-        fprintf(stderr, "cannot unmount %s: %s\n", mounted, strerror(errno));
-    mounted[0] = '\0';
-}
-
-static void on_signal(int sig)
-{
-    unmount();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* A tmpfs of TMPFS_BYTES on `dir`, in a mount namespace of our own. */
-static bool mount_tmpfs(const char *dir)
-{
-    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-        IT_CHECK(0, "cannot make a mount namespace (root is needed): %s", strerror(errno));
-        return false;
-    }
-    mkdir(dir, 0750);
-    char opts[64];
-    snprintf(opts, sizeof opts, "size=%u,mode=0750", TMPFS_BYTES);
-    if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0) {
-        IT_CHECK(0, "cannot mount a tmpfs on %s (root is needed): %s", dir, strerror(errno));
-        return false;
-    }
-    snprintf(mounted, sizeof mounted, "%s", dir);
-    atexit(unmount);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
-    return true;
-}
-
-static unsigned long long free_bytes(const char *dir)
-{
-    struct statvfs st;
-    return statvfs(dir, &st) == 0 ? (unsigned long long)st.f_bavail * st.f_frsize : 0;
-}
-
-/* Grows `path` until `dir` has about `left` bytes free. */
-static void fill_until(const char *dir, const char *path, unsigned long long left)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    static char zeros[65536];
-    for (unsigned long long have = free_bytes(dir); fd >= 0 && have > left;) {
-        size_t n = have - left < sizeof zeros ? (size_t)(have - left) : sizeof zeros;
-        if (write(fd, zeros, n) <= 0) break;
-        have = free_bytes(dir);
-    }
-    if (fd >= 0) close(fd);
-}
 
 static const char *call_sid_of(const it_server *s)
 {
@@ -184,15 +121,15 @@ static void disk_full(void)
     char dir[600], filler[700];
     snprintf(dir, sizeof dir, "%s/recordings", s.data);
     snprintf(filler, sizeof filler, "%s/filler.bin", dir);
-    if (!mount_tmpfs(dir)) {
+    if (!it_tmpfs(dir, TMPFS_BYTES)) {
         it_server_cleanup(&s);
         return;
     }
-    fill_until(dir, filler, 3000000);
+    it_fill_until(dir, filler, 3000000);
     const char *args[] = {"--agent", "echo", "--recordings-low-disk-mb", LOW_MB, NULL};
     if (it_server_restart(&s, args) < 0) {
         IT_CHECK(0, "the server did not start");
-        unmount();
+        it_tmpfs_unmount();
         it_server_cleanup(&s);
         return;
     }
@@ -210,7 +147,7 @@ static void disk_full(void)
     IT_CHECK(call_sid[0], "the call did not start");
 
     /* Low, not yet full: a warning in the log, /status and /metrics, nothing lost. */
-    fill_until(dir, filler, 700000);
+    it_fill_until(dir, filler, 700000);
     IT_CHECK(metric_becomes(&s, "callstream_recordings_disk_low", 1), "the low disk was not seen");
     IT_CHECK(it_log_count(&s, "under the 1.0 MB wanted") == 1, "no warning in the log");
     cJSON *status = it_get_json(s.port, "/status");
@@ -226,7 +163,7 @@ static void disk_full(void)
     cJSON_Delete(call);
 
     /* Full: the call hears of it and goes on; what was written is served. */
-    fill_until(dir, filler, 0);
+    it_fill_until(dir, filler, 0);
     IT_CHECK(recording_event(&s, call_sid, "failed"), "no recording event for the full disk");
     call = it_call(s.port, call_sid);
     IT_CHECK(strcmp(event_string(call, "failed", "code"), "ENOSPC") == 0, "failed with %s",
@@ -268,7 +205,7 @@ static void disk_full(void)
     IT_CHECK(it_metric(s.port, "callstream_recordings_failing") == 0, "still failing");
 
     it_server_stop(&s, SIGTERM, 10000);
-    unmount();
+    it_tmpfs_unmount();
     it_server_cleanup(&s);
 }
 

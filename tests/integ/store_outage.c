@@ -3,10 +3,19 @@
  * Throughout, the API, /status and /health answer (503 with a reason where the answer
  * needs the store), sign-in answers, a sign-in whose client left is dropped, calls go on
  * and are recorded, writes queue and spill; once the database is back every row arrives,
- * in order, spilled ones too. */
+ * in order, spilled ones too.
+ * An idle gateway whose queries fail is degraded too, and /status says why.
+ * Then `callstream user …` and `token …` run while the database cannot be written: each
+ * says the change was not made and exits 1, touches none of the gateway's spill files,
+ * and the change indeed never happens; once the database is back, it works.
+ * Last, the disk fills while records spill (DATA_DIR on a small tmpfs; mounting needs
+ * root, and a refusal fails the test): the spill file keeps whole lines, every record is
+ * either stored or counted as lost, and the log says so once, with a summary. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dblock.h"
 #include "integ_util.h"
@@ -19,6 +28,15 @@
 
 static it_server srv;
 static char db[1024];
+
+/* GET `target` with `headers` (a browser's cookie) instead of the test's token. */
+static int get_as(const char *target, const char *headers)
+{
+    it_resp r;
+    int status = it_http_browser(srv.port, "GET", target, headers, NULL, &r) == 0 ? r.status : -1;
+    it_resp_free(&r);
+    return status;
+}
 
 /* GET `target`: its status, and its message when it is an error. */
 static int get(const char *target, char *message, size_t cap)
@@ -268,8 +286,235 @@ static void outage(void)
     it_server_cleanup(&srv);
 }
 
+static bool user_gone(void *cookie)
+{
+    return get_as("/api/v1/me", cookie) == 401;
+}
+
+static bool calls_answered(void *data)
+{
+    (void)data;
+    return get("/api/v1/calls", NULL, 0) == 200;
+}
+
+/* An idle gateway whose queries fail (nothing writes, so writes look fine): /health is
+ * degraded and /status says why, until a query is answered again. */
+static void idle_reads_fail(void)
+{
+    IT_CHECK(get("/status", NULL, 0) == 200, "/status"); /* the token is cached from here */
+    IT_CHECK(health_is("ok"), "/health is not ok to begin with");
+    pid_t holder = db_hold(db, DB_HOLD_READS);
+    IT_CHECK(holder > 0, "cannot lock the readers of %s", db);
+    char msg[512];
+    IT_CHECK(get("/api/v1/calls", msg, sizeof msg) == 503, "GET /api/v1/calls: %s", msg);
+    IT_CHECK(health_is("degraded"), "/health does not say degraded while queries fail");
+    cJSON *st = it_get_json(srv.port, "/status");
+    const cJSON *store = cJSON_GetObjectItem(st, "store_stats");
+    IT_CHECK(strcmp(it_str(store, "state"), "ok") == 0, "writes said to fail");
+    IT_CHECK(strcmp(it_str(store, "reads_state"), "failing") == 0, "reads_state %s",
+             it_str(store, "reads_state"));
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(store, "last_read_error"), "message"),
+                    "no answer within"),
+             "/status does not say why queries fail");
+    cJSON_Delete(st);
+    IT_CHECK(it_metric(srv.port, "callstream_store_reads_failing") == 1, "metric reads_failing");
+    db_release(holder);
+    IT_CHECK(it_until(calls_answered, NULL, WAIT_MS), "queries are not answered again");
+    IT_CHECK(health_is("ok"), "/health still degraded once queries are answered");
+}
+
+static void commands_during_outage(void)
+{
+    const char *args[] = {"--auth-cache-s", "2", "--store-queue-max", "100", NULL};
+    if (!it_server_up(&srv, args)) return;
+    snprintf(db, sizeof db, "%s", it_db(&srv));
+    char out[256], cookie[256];
+    IT_CHECK(it_cli(&srv, "user add ann --password-stdin", "hunter2hunter2\n", NULL, 0) == 0,
+             "user add failed");
+    IT_CHECK(it_cli(&srv, "token create ci", NULL, out, sizeof out) == 0 && out[0], "no token");
+    IT_CHECK(it_sign_in(&srv, "ann", "hunter2hunter2", cookie, sizeof cookie) == 0,
+             "ann cannot sign in");
+    idle_reads_fail();
+
+    pid_t holder = db_hold(db, DB_HOLD_WRITES);
+    IT_CHECK(holder > 0, "cannot lock %s", db);
+    /* the gateway spills meanwhile: its files must stay its own */
+    it_resp r;
+    for (int i = 0; i < 150; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "CallSid=CA%032d&From=%%2B1&To=%%2B2", i + 1);
+        it_http(srv.port, "POST", "/twilio/voice",
+                "Content-Type: application/x-www-form-urlencoded\r\n", body, &r);
+        it_resp_free(&r);
+    }
+    IT_CHECK(it_cli(&srv, "user delete ann", NULL, out, sizeof out) == 1 && !out[0],
+             "user delete during the outage: said '%s'", out);
+    IT_CHECK(it_log_count(&srv, "user ann was NOT deleted: the database did not take the change") ==
+                 1,
+             "user delete did not say it failed");
+    IT_CHECK(it_cli(&srv, "token revoke ci", NULL, out, sizeof out) == 1 && !out[0],
+             "token revoke during the outage: said '%s'", out);
+    IT_CHECK(it_log_count(&srv, "token ci was NOT revoked") == 1, "revoke did not say it failed");
+    IT_CHECK(it_cli(&srv, "token create cd", NULL, out, sizeof out) == 1 && !out[0],
+             "token create during the outage printed '%s'", out);
+    IT_CHECK(it_log_count(&srv, "token cd was NOT created") == 1, "create did not say it failed");
+    char replay[400];
+    snprintf(replay, sizeof replay, "%s/store-spill.jsonl.replay", srv.data);
+    IT_CHECK(access(replay, F_OK) != 0, "a command wrote the gateway's replay file");
+    db_release(holder);
+
+    /* nothing of the three happened, and nothing of the gateway's was lost */
+    IT_CHECK(it_until(caught_up, NULL, WAIT_MS), "the store did not catch up");
+    IT_CHECK(it_metric(srv.port, "callstream_store_lost_total") == 0, "records lost");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM calls") == 150, "the gateway's calls are not all in");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM users WHERE name = 'ann'") == 1, "ann was deleted");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM api_tokens") == 2, "tokens changed");
+    it_sleep_ms(2500); /* past AUTH_CACHE_S: a deletion would show */
+    IT_CHECK(get_as("/api/v1/me", cookie) == 200, "ann's session ended");
+
+    /* the database back: the same command works, and ends the session */
+    IT_CHECK(it_cli(&srv, "user delete ann", NULL, out, sizeof out) == 0 &&
+                 strcmp(out, "deleted user ann and ended its sessions") == 0,
+             "user delete said '%s'", out);
+    IT_CHECK(it_until(user_gone, cookie, WAIT_MS), "ann's session outlived the deletion");
+    IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM users WHERE name = 'ann'") == 0,
+             "ann is still there");
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&srv);
+}
+
+/* Webhooks for calls first..last: each makes a call row and a `webhook` event. */
+static void webhooks(int first, int last)
+{
+    for (int i = first; i <= last; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "CallSid=CA%032d&From=%%2B1555%07d&To=%%2B15550000000", i, i);
+        it_resp r;
+        IT_CHECK(it_http(srv.port, "POST", "/twilio/voice",
+                         "Content-Type: application/x-www-form-urlencoded\r\n", body, &r) == 0 &&
+                     r.status == 200,
+                 "webhook %d", i);
+        it_resp_free(&r);
+    }
+}
+
+/* The spill file holds whole JSON lines only; how many. */
+static int whole_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    static char line[1 << 16];
+    int n = 0, bad = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        cJSON *j = strchr(line, '\n') ? cJSON_Parse(line) : NULL;
+        bad += !j;
+        n++;
+        cJSON_Delete(j);
+    }
+    if (f) fclose(f);
+    IT_CHECK(f && bad == 0, "%d of the %d lines of %s are cut or glued", bad, n, path);
+    return n;
+}
+
+#define QUEUE      100 /* STORE_QUEUE_MAX */
+#define DISK_BYTES (8u << 20)
+#define FULL_CALLS 300 /* made while the disk is full */
+#define MORE_CALLS 50  /* made after it has room again */
+
+static bool store_failing(void *data)
+{
+    (void)data;
+    return it_metric(srv.port, "callstream_store_failing") == 1;
+}
+
+/* Records the spill writer saved or lost. */
+static double spill_settled(void)
+{
+    return it_metric(srv.port, "callstream_store_spilled_total") +
+           it_metric(srv.port, "callstream_store_lost_total");
+}
+
+static bool spill_caught_up(void *want)
+{
+    return spill_settled() == *(double *)want;
+}
+
+/* Webhooks first..last (two records each), after the first: the writer holds what it
+ * took of the first, `queued` of it wait in its queue, which takes QUEUE in all, and the
+ * spill writer gets the rest. Waits until it has saved or lost them. */
+static void spill_webhooks(int first, int last, double queued)
+{
+    webhooks(first, last);
+    double want = 2.0 * (last - 1) - (QUEUE - queued);
+    IT_CHECK(it_until(spill_caught_up, &want, WAIT_MS), "%.0f records spilled or lost, not %.0f",
+             spill_settled(), want);
+}
+
+static void spill_on_a_full_disk(void)
+{
+    if (it_server_prepare(&srv) < 0) {
+        IT_CHECK(0, "cannot prepare the server");
+        return;
+    }
+    char disk[sizeof srv.data], filler[500], cmd[1200], spill[500];
+    snprintf(disk, sizeof disk, "%s/disk", srv.dir);
+    if (!it_tmpfs(disk, DISK_BYTES)) {
+        it_server_cleanup(&srv);
+        return;
+    }
+    /* DATA_DIR, with the database and the test's token, moves onto it */
+    snprintf(cmd, sizeof cmd, "cp -a %s/. %s/", srv.data, disk);
+    IT_CHECK(system(cmd) == 0, "cannot copy %s", srv.data);
+    snprintf(srv.data, sizeof srv.data, "%s", disk);
+    snprintf(db, sizeof db, "%s", it_db(&srv));
+    snprintf(filler, sizeof filler, "%s/filler.bin", disk);
+    snprintf(spill, sizeof spill, "%s/store-spill.jsonl", disk);
+    const char *args[] = {"--recordings", "0", "--store-queue-max", "100", NULL}; /* QUEUE */
+    if (it_server_restart(&srv, args) < 0) {
+        IT_CHECK(0, "the server did not start");
+        it_tmpfs_unmount();
+        it_server_cleanup(&srv);
+        return;
+    }
+    pid_t holder = db_hold(db, DB_HOLD_WRITES);
+    IT_CHECK(holder > 0, "cannot lock %s", db);
+    webhooks(1, 1); /* the writer holds these two */
+    IT_CHECK(it_until(store_failing, NULL, WAIT_MS), "writes do not fail");
+    double queued = it_metric(srv.port, "callstream_store_queue_depth");
+    it_fill_until(disk, filler, 64 << 10);
+    spill_webhooks(2, FULL_CALLS, queued);
+    double lost = it_metric(srv.port, "callstream_store_lost_total");
+    IT_CHECK(lost > 0, "nothing was lost on a full disk");
+    int lines = whole_lines(spill);
+    IT_CHECK(lines - 1 == (int)it_metric(srv.port, "callstream_store_spilled_total"),
+             "%d records in the file, %.0f counted spilled", lines - 1,
+             it_metric(srv.port, "callstream_store_spilled_total"));
+    IT_CHECK(it_log_count(&srv, "cannot spill to") == 1, "%d lines for one burst of failures",
+             it_log_count(&srv, "cannot spill to"));
+
+    unlink(filler);
+    spill_webhooks(FULL_CALLS + 1, FULL_CALLS + MORE_CALLS, queued);
+    char said[128];
+    snprintf(said, sizeof said, "works again; %.0f record(s) lost since", lost);
+    IT_CHECK(it_log_count(&srv, said) == 1, "no summary of the burst ('%s')", said);
+    IT_CHECK(it_metric(srv.port, "callstream_store_lost_total") == lost, "lost after it worked");
+    lines = whole_lines(spill);
+    db_release(holder);
+
+    IT_CHECK(it_until(caught_up, NULL, WAIT_MS), "the store did not catch up");
+    long long stored = it_sql(db, "SELECT COUNT(*) FROM calls") +
+                       it_sql(db, "SELECT COUNT(*) FROM events WHERE type = 'webhook'");
+    IT_CHECK(stored + (long long)lost == 2 * (FULL_CALLS + MORE_CALLS),
+             "%lld records stored and %.0f lost of %d", stored, lost,
+             2 * (FULL_CALLS + MORE_CALLS));
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_tmpfs_unmount();
+    it_server_cleanup(&srv);
+}
+
 int main(void)
 {
     outage();
+    commands_during_outage();
+    spill_on_a_full_disk();
     return it_done("store_outage");
 }

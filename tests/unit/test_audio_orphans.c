@@ -13,9 +13,7 @@
 #include "core/worker.h"
 
 typedef struct fixture {
-    uv_loop_t loop;
-    cs_mailbox *mb;
-    char *dir;
+    tu_env env;
     cs_recorders *r;
     cs_orphan found[4];
     size_t nfound; /* as the callback saw it */
@@ -26,31 +24,16 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     *state = f;
-    if (!f || uv_loop_init(&f->loop) < 0 || cs_mailbox_open(&f->mb, &f->loop) < 0) return -1;
-    f->dir = tu_mkdtemp("cs-test-orphans");
-    tu_log_capture_start();
-    return f->dir ? 0 : -1;
+    return f ? tu_env_open(&f->env, "cs-test-orphans") : -1;
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
     cs_recorders_free(f->r);
-    tu_log_capture_stop();
-    cs_mailbox_close(f->mb);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&f->loop);
-    tu_rmtree(f->dir);
-    free(f->dir);
+    int rc = tu_env_close(&f->env);
     free(f);
     return rc;
-}
-
-static const char *path_in(const fixture *f, const char *name)
-{
-    static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", f->dir, name);
-    return path;
 }
 
 /* A recording as a killed run leaves it: `frames` of audio, a header that says
@@ -58,7 +41,7 @@ static const char *path_in(const fixture *f, const char *name)
 static void left_behind(const fixture *f, const char *name, unsigned channels,
                         uint32_t header_frames, uint32_t frames, int age_s)
 {
-    const char *path = path_in(f, name);
+    const char *path = tu_path_in(&f->env, name);
     FILE *file = fopen(path, "wb");
     assert_non_null(file);
     uint8_t h[CS_WAV_HEADER_LEN];
@@ -109,26 +92,26 @@ static void finds_the_newest_file_of_each_call(void **state)
     left_behind(f, "CA1-2.wav", 2, 0, 1600, 0);
     left_behind(f, "CA1-x.wav", 2, 0, 3200, 0); /* not a name of ours: CA1-x */
     left_behind(f, "CA10.wav", 1, 400, 400, 0);
-    FILE *junk = fopen(path_in(f, "CA3.wav"), "wb");
+    FILE *junk = fopen(tu_path_in(&f->env, "CA3.wav"), "wb");
     assert_non_null(junk);
     fputs("not a wav at all, not even close to one", junk);
     fclose(junk);
-    assert_int_equal(cs_recorders_new(&f->r, f->mb, f->dir, 3600), 0);
+    assert_int_equal(cs_recorders_new(&f->r, f->env.mb, f->env.dir, 3600), 0);
 
     static const char *const names[] = {"CA2", "CA1", "CA3", "CA10"};
     for (size_t i = 0; i < 4; i++)
         snprintf(f->found[i].name, sizeof f->found[i].name, "%s", names[i]);
     assert_int_equal(cs_orphans_find(f->r, f->found, 4, on_found, f), 0);
     assert_false(f->done); /* answered from the loop, later */
-    assert_true(tu_run_until(&f->loop, found_all, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, found_all, f, TU_WAIT_MS));
     assert_int_equal(f->nfound, 4);
     /* sorted by name */
     assert_string_equal(f->found[0].name, "CA1");
-    assert_string_equal(f->found[0].path, path_in(f, "CA1-2.wav"));
+    assert_string_equal(f->found[0].path, tu_path_in(&f->env, "CA1-2.wav"));
     assert_int_equal(f->found[0].frames, 1600);
     assert_int_equal(header_frames(f->found[0].path, 2), 1600);
     assert_string_equal(f->found[1].name, "CA10");
-    assert_string_equal(f->found[1].path, path_in(f, "CA10.wav"));
+    assert_string_equal(f->found[1].path, tu_path_in(&f->env, "CA10.wav"));
     assert_int_equal(f->found[1].frames, 400);
     assert_string_equal(f->found[2].name, "CA2");
     assert_string_equal(f->found[2].path, "");
@@ -140,11 +123,11 @@ static void finds_the_newest_file_of_each_call(void **state)
 static void a_missing_folder_finds_nothing(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(cs_recorders_new(&f->r, f->mb, f->dir, 3600), 0);
-    tu_rmtree(f->dir);
+    assert_int_equal(cs_recorders_new(&f->r, f->env.mb, f->env.dir, 3600), 0);
+    tu_rmtree(f->env.dir);
     snprintf(f->found[0].name, sizeof f->found[0].name, "CA1");
     assert_int_equal(cs_orphans_find(f->r, f->found, 1, on_found, f), 0);
-    assert_true(tu_run_until(&f->loop, found_all, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, found_all, f, TU_WAIT_MS));
     assert_string_equal(f->found[0].path, "");
     assert_true(tu_log_contains("cannot list"));
 }

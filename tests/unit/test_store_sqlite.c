@@ -1,103 +1,23 @@
-#include "testutil.h"
-
-#include <limits.h>
-#include <sqlite3.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+/* The SQLite store: migrations, rows and their upserts, queries and their pages, users,
+ * sessions and tokens, transcripts, and the reader that never waits behind failing
+ * writes. The spill files have test_store_spill.c. */
+#include "store_harness.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 
-#include "core/buf.h"
-#include "core/err.h"
-#include "core/worker.h"
 #include "dblock.h"
-#include "store/store.h"
-
-#define SPILL_FILE "store-spill.jsonl"
-
-typedef struct fixture {
-    uv_loop_t loop;
-    cs_mailbox *mb;
-    char *dir;
-    char db_path[PATH_MAX];
-    char url[PATH_MAX + 8];
-    cs_store *store;
-    sqlite3 *side;        /* the test's own connection: checks and injected faults */
-    unsigned answers;     /* query callbacks run */
-    cs_store_query *last; /* the last answer, for callbacks that keep it */
-    int side_fd;
-    unsigned by_status[4]; /* answers freed by on_answer_free: 0, -ETIMEDOUT, CS_EFULL, other */
-    cs_store_stats want;   /* what wait_for is waiting for */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    *state = f;
-    if (!f || uv_loop_init(&f->loop) < 0 || cs_mailbox_open(&f->mb, &f->loop) < 0) return -1;
-    f->dir = tu_mkdtemp("cs-test-store");
-    if (!f->dir) return -1;
-    snprintf(f->db_path, sizeof f->db_path, "%s/cs.db", f->dir);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->db_path);
-    tu_log_capture_start(); /* failed attempts are logged on purpose */
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    sqlite3_close(f->side);
-    cs_store_close(f->store);
-    tu_log_capture_stop();
-    cs_mailbox_close(f->mb);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&f->loop);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return rc;
-}
-
-static const char *path_in(const fixture *f, const char *name)
-{
-    static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", f->dir, name);
-    return path;
-}
-
-static void open_store(fixture *f, size_t queue_max)
-{
-    cs_buf err = CS_BUF_INIT(4096);
-    int rc = cs_store_open(&f->store, f->url, f->mb, queue_max, f->dir, &err);
-    if (rc < 0) fail_msg("cs_store_open: %s", err.data);
-    cs_buf_free(&err);
-}
-
-static void close_store(fixture *f)
-{
-    cs_store_close(f->store);
-    f->store = NULL;
-    cs_mailbox_run(f->mb);
-}
 
 /* Opens `url` expecting failure `want` with `message` in the error. */
 static void refused(fixture *f, const char *url, int want, const char *message)
 {
     cs_buf err = CS_BUF_INIT(4096);
     cs_store *s = NULL;
-    assert_int_equal(cs_store_open(&s, url, f->mb, 16, f->dir, &err), want);
+    assert_int_equal(cs_store_open(&s, url, f->env.mb, 16, f->env.dir, &err), want);
     assert_null(s);
     assert_non_null(err.data);
     if (!strstr(err.data, message)) fail_msg("'%s' does not say '%s'", err.data, message);
     cs_buf_free(&err);
 }
-
-/* ---- the test's own connections ---- */
 
 static void exec_at(const char *path, const char *sql)
 {
@@ -107,182 +27,6 @@ static void exec_at(const char *path, const char *sql)
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
     sqlite3_close(db);
 }
-
-static sqlite3 *side(fixture *f)
-{
-    if (!f->side) {
-        assert_int_equal(sqlite3_open(f->db_path, &f->side), SQLITE_OK);
-        sqlite3_busy_timeout(f->side, TU_WAIT_MS);
-    }
-    return f->side;
-}
-
-static void side_exec(fixture *f, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(side(f), sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
-}
-
-static int64_t side_int(fixture *f, const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(side(f), sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-/* Events whose type is listed in `hold` fail to insert until the test deletes the row:
- * the store thread then retries its batch, and its queue fills up behind it. */
-static void hold_types(fixture *f, const char *types)
-{
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "CREATE TABLE hold (type TEXT PRIMARY KEY);"
-             "INSERT INTO hold VALUES %s;"
-             "CREATE TRIGGER held BEFORE INSERT ON events"
-             " WHEN NEW.type IN (SELECT type FROM hold)"
-             " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;",
-             types);
-    side_exec(f, sql);
-}
-
-/* ---- writing ---- */
-
-static void write_call(cs_store *s, const cs_call_row *row)
-{
-    cs_store_rec *rec = cs_store_rec_new(CS_REC_CALL);
-    assert_non_null(rec);
-    cs_pool *p = &rec->pool;
-    rec->call = *row;
-    rec->call.sid = cs_pool_strdup(p, row->sid);
-    rec->call.account_sid = cs_pool_strdup(p, row->account_sid);
-    rec->call.from = cs_pool_strdup(p, row->from);
-    rec->call.to = cs_pool_strdup(p, row->to);
-    rec->call.direction = cs_pool_strdup(p, row->direction);
-    rec->call.status = cs_pool_strdup(p, row->status);
-    rec->call.params = cs_pool_strdup(p, row->params);
-    rec->call.summary = cs_pool_strdup(p, row->summary);
-    rec->call.recording = cs_pool_strdup(p, row->recording);
-    cs_store_write(s, rec);
-}
-
-static void write_stream(cs_store *s, const cs_stream_row *row)
-{
-    cs_store_rec *rec = cs_store_rec_new(CS_REC_STREAM);
-    assert_non_null(rec);
-    cs_pool *p = &rec->pool;
-    rec->stream = *row;
-    rec->stream.sid = cs_pool_strdup(p, row->sid);
-    rec->stream.call_sid = cs_pool_strdup(p, row->call_sid);
-    rec->stream.tracks = cs_pool_strdup(p, row->tracks);
-    rec->stream.mode = cs_pool_strdup(p, row->mode);
-    rec->stream.end_reason = cs_pool_strdup(p, row->end_reason);
-    rec->stream.stats = cs_pool_strdup(p, row->stats);
-    cs_store_write(s, rec);
-}
-
-static void write_event(cs_store *s, const char *call_sid, const char *type, int64_t at)
-{
-    cs_store_rec *rec = cs_store_rec_new(CS_REC_EVENT);
-    assert_non_null(rec);
-    cs_pool *p = &rec->pool;
-    char detail[64];
-    snprintf(detail, sizeof detail, "{\"at\":%lld}", (long long)at);
-    rec->event = (cs_event_row){
-        .call_sid = cs_pool_strdup(p, call_sid),
-        .stream_sid = cs_pool_strdup(p, "MZ1"),
-        .type = cs_pool_strdup(p, type),
-        .detail = cs_pool_strdup(p, detail),
-        .at = at,
-    };
-    cs_store_write(s, rec);
-}
-
-/* ---- waiting for the store thread ---- */
-
-static cs_store_stats stats(fixture *f)
-{
-    cs_store_stats st;
-    cs_store_stats_get(f->store, &st);
-    return st;
-}
-
-static bool reached(void *data)
-{
-    fixture *f = data;
-    cs_store_stats st = stats(f);
-    return st.written >= f->want.written && st.failures >= f->want.failures &&
-           st.replayed >= f->want.replayed && st.queued == 0;
-}
-
-/* Waits until the counters set in `want` are reached and the queue is empty. */
-static void wait_for(fixture *f, cs_store_stats want)
-{
-    f->want = want;
-    if (!tu_run_until(&f->loop, reached, f, TU_WAIT_MS)) {
-        cs_store_stats st = stats(f);
-        fail_msg("store stuck: written %llu, failures %llu, replayed %llu, queued %zu",
-                 (unsigned long long)st.written, (unsigned long long)st.failures,
-                 (unsigned long long)st.replayed, st.queued);
-    }
-}
-
-/* ---- querying ---- */
-
-static void on_answer(cs_store_query *q, void *data)
-{
-    (void)q;
-    ((fixture *)data)->answers++;
-}
-
-static bool answered(void *data)
-{
-    fixture *f = data;
-    return f->answers > 0;
-}
-
-static cs_store_query *query(enum cs_query_kind kind, const char *sid, fixture *f)
-{
-    cs_store_query *q = cs_store_query_new(kind, on_answer, f);
-    assert_non_null(q);
-    if (sid) snprintf(q->sid, sizeof q->sid, "%s", sid);
-    return q;
-}
-
-/* Runs `q` and waits for its answer. */
-static void ask(fixture *f, cs_store_query *q)
-{
-    f->answers = 0;
-    cs_store_query_run(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
-}
-
-static cs_store_query *ask_call(fixture *f, const char *sid)
-{
-    cs_store_query *q = query(CS_Q_CALL, sid, f);
-    ask(f, q);
-    assert_int_equal(q->status, 0);
-    assert_int_equal(q->ncalls, 1);
-    return q;
-}
-
-static void assert_event_types(const cs_store_query *q, const char *const *types, size_t n)
-{
-    assert_int_equal(q->nevents, n);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_equal(q->events[i].type, types[i]);
-        if (i) assert_true(q->events[i].id > q->events[i - 1].id);
-    }
-}
-
-static bool file_exists(const char *path)
-{
-    return access(path, F_OK) == 0;
-}
-
-/* ---- opening ---- */
 
 static void open_runs_migrations_once(void **state)
 {
@@ -309,16 +53,17 @@ static void url_forms(void **state)
     fixture *f = *state;
     cs_buf err = CS_BUF_INIT(4096);
     cs_store *s;
-    assert_int_equal(cs_store_open(&s, path_in(f, "bare.db"), f->mb, 16, f->dir, &err), 0);
+    assert_int_equal(
+        cs_store_open(&s, tu_path_in(&f->env, "bare.db"), f->env.mb, 16, f->env.dir, &err), 0);
     assert_string_equal(cs_store_backend(s), "sqlite");
     cs_store_close(s);
-    assert_true(file_exists(path_in(f, "bare.db")));
+    assert_true(file_exists(tu_path_in(&f->env, "bare.db")));
     cs_buf_free(&err);
 
     refused(f, "postgres://db.example/calls", CS_ECONFIG,
             "no store speaks 'postgres://db.example/calls'");
     char url[PATH_MAX + 16];
-    snprintf(url, sizeof url, "sqlite:%s/missing/cs.db", f->dir);
+    snprintf(url, sizeof url, "sqlite:%s/missing/cs.db", f->env.dir);
     refused(f, url, CS_EBACKEND, "cannot open");
 }
 
@@ -326,27 +71,26 @@ static void broken_databases_are_refused(void **state)
 {
     fixture *f = *state;
     char url[PATH_MAX + 16];
-    FILE *junk = fopen(path_in(f, "junk.db"), "wb");
+    FILE *junk = fopen(tu_path_in(&f->env, "junk.db"), "wb");
     assert_non_null(junk);
     for (int i = 0; i < 4096; i++) fputc('x', junk);
     assert_int_equal(fclose(junk), 0);
-    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "junk.db"));
+    snprintf(url, sizeof url, "sqlite:%s", tu_path_in(&f->env, "junk.db"));
     refused(f, url, CS_EBACKEND, "cannot set up");
 
     /* A table that migration 1 creates is there already. */
-    exec_at(path_in(f, "taken.db"), "CREATE TABLE calls (sid TEXT)");
-    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "taken.db"));
+    exec_at(tu_path_in(&f->env, "taken.db"), "CREATE TABLE calls (sid TEXT)");
+    snprintf(url, sizeof url, "sqlite:%s", tu_path_in(&f->env, "taken.db"));
     refused(f, url, CS_EBACKEND, "migration 1 failed");
 
     /* Marked as migrated, yet the tables are missing. */
-    exec_at(path_in(f, "bare.db"), "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-                                   " applied_at INTEGER NOT NULL);"
-                                   "INSERT INTO schema_migrations VALUES (1, 0)");
-    snprintf(url, sizeof url, "sqlite:%s", path_in(f, "bare.db"));
+    exec_at(tu_path_in(&f->env, "bare.db"),
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+            " applied_at INTEGER NOT NULL);"
+            "INSERT INTO schema_migrations VALUES (1, 0)");
+    snprintf(url, sizeof url, "sqlite:%s", tu_path_in(&f->env, "bare.db"));
     refused(f, url, CS_EBACKEND, "no such table");
 }
-
-/* ---- writes and queries ---- */
 
 static void call_upsert_keeps_what_is_not_said(void **state)
 {
@@ -604,8 +348,6 @@ static void query_failures_are_reported(void **state)
     assert_int_equal(stats(f).queries, 3);
 }
 
-/* ---- failures, spill and replay ---- */
-
 static void records_without_keys_are_dropped(void **state)
 {
     fixture *f = *state;
@@ -656,230 +398,21 @@ static void failing_batches_are_retried(void **state)
     assert_true(stats(f).failures >= 3);
 }
 
-/* Records in a spill file: its lines but the first, which names the file. */
-static size_t count_records(const char *path)
-{
-    size_t len, n = 0;
-    uint8_t *text = tu_read_file(path, &len);
-    if (!text) return 0;
-    assert_true(len > 10 && memcmp(text, "{\"spill\":\"", 10) == 0);
-    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
-    free(text);
-    return n - 1;
-}
-
-static bool spilled_enough(void *data)
-{
-    fixture *f = data;
-    return stats(f).spilled >= f->want.spilled;
-}
-
-/* Waits until the spill writer has written `n` records to the file. */
-static void wait_spilled(fixture *f, uint64_t n)
-{
-    f->want.spilled = n;
-    if (!tu_run_until(&f->loop, spilled_enough, f, TU_WAIT_MS))
-        fail_msg("%llu record(s) spilled, not %llu", (unsigned long long)stats(f).spilled,
-                 (unsigned long long)n);
-}
-
-static void full_queue_spills_and_replays(void **state)
-{
-    fixture *f = *state;
-    open_store(f, 2);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    /* The store thread is busy with the first batch: two records fit in the queue. */
-    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing", .created_at = 5});
-    write_event(f->store, "CA1", "e2", 2);
-    write_event(f->store, "CA1", "e3", 3);
-    write_stream(f->store, &(cs_stream_row){.sid = "MZ1", .call_sid = "CA1", .started_at = 9});
-    write_event(f->store, "CA1", "e4", 4);
-    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
-    wait_spilled(f, 4);
-    cs_store_stats st = stats(f);
-    assert_int_equal(st.queued, 2);
-    assert_int_equal(st.spilled, 4);
-    assert_int_equal(st.lost, 0);
-    assert_int_equal(count_records(path_in(f, SPILL_FILE)), 4);
-
-    side_exec(f, "DELETE FROM hold");
-    wait_for(f, (cs_store_stats){.written = 7, .replayed = 4});
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
-    cs_store_query *q = ask_call(f, "CA1");
-    assert_string_equal(q->calls[0].status, "completed");
-    assert_int_equal(q->calls[0].created_at, 5);
-    assert_int_equal(q->nstreams, 1);
-    static const char *const types[] = {"held", "e2", "e3", "e4"};
-    assert_event_types(q, types, 4);
-    cs_store_query_free(q);
-}
-
-static void spilled_records_keep_their_order(void **state)
-{
-    fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('h0'), ('h1')");
-    write_event(f->store, "CA1", "h0", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "h1", 2);                                       /* queued */
-    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress"}); /* spilled */
-    wait_spilled(f, 1);
-
-    /* The first batch lands; the store thread takes the queued record and is held again,
-     * so the queue has room while the spill file still waits. */
-    side_exec(f, "DELETE FROM hold WHERE type = 'h0'");
-    wait_for(f, (cs_store_stats){.written = 1});
-    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed"});
-    write_event(f->store, "CA1", "last", 3);
-
-    side_exec(f, "DELETE FROM hold");
-    wait_for(f, (cs_store_stats){.written = 5});
-    cs_store_query *q = ask_call(f, "CA1");
-    assert_string_equal(q->calls[0].status, "completed");
-    static const char *const types[] = {"h0", "h1", "last"};
-    assert_event_types(q, types, 3);
-    cs_store_query_free(q);
-    cs_store_stats st = stats(f);
-    assert_int_equal(st.spilled, 3);
-    assert_int_equal(st.replayed, 3);
-}
-
-static void close_writes_what_is_queued_and_spilled(void **state)
-{
-    fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "e2", 2);
-    write_event(f->store, "CA1", "e3", 3);
-    write_event(f->store, "CA1", "e4", 4);
-    wait_spilled(f, 2);
-    side_exec(f, "DELETE FROM hold");
-    close_store(f);
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
-
-    open_store(f, 16);
-    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
-    ask(f, q);
-    static const char *const types[] = {"held", "e2", "e3", "e4"};
-    assert_event_types(q, types, 4);
-    cs_store_query_free(q);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    assert_true(fputs(text, file) >= 0);
-    assert_int_equal(fclose(file), 0);
-}
-
-static void spill_of_a_crashed_run_is_replayed_at_open(void **state)
-{
-    fixture *f = *state;
-    /* Taken for replay when the process died, then spilled after it. */
-    write_text(path_in(f, SPILL_FILE ".replay"),
-               "{\"kind\":1,\"sid\":\"CA1\",\"status\":\"ringing\",\"created_at\":1000}\n"
-               "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"first\",\"detail\":\"{}\",\"at\":1}\n");
-    write_text(path_in(f, SPILL_FILE),
-               "{\"kind\":3,\"call_sid\":\"CA1\",\"stream_sid\":\"MZ1\",\"type\":\"second\","
-               "\"at\":2}\n"
-               "not json\n"
-               "{\"kind\":9}\n"
-               "{\"kind\":3,\"type\":\"no call\"}\n"
-               "[1]\n"
-               "{\"kind\":2,\"sid\":\"MZ1\",\"call_sid\":\"CA1\",\"mode\":\"two-way\","
-               "\"started_at\":5}\n"
-               "{\"kind\":1,\"sid\":\"CA1\",\"status\":\"completed\",\"ended_at\":3000}\n");
-    open_store(f, 16);
-    cs_store_query *q = ask_call(f, "CA1");
-    const cs_call_row *c = &q->calls[0];
-    assert_string_equal(c->status, "completed");
-    assert_int_equal(c->created_at, 1000);
-    assert_int_equal(c->ended_at, 3000);
-    assert_int_equal(q->nstreams, 1);
-    assert_string_equal(q->streams[0].mode, "two-way");
-    static const char *const types[] = {"first", "second"};
-    assert_event_types(q, types, 2);
-    assert_string_equal(q->events[1].stream_sid, "MZ1");
-    cs_store_query_free(q);
-
-    cs_store_stats st = stats(f);
-    assert_int_equal(st.replayed, 5);
-    assert_int_equal(st.written, 5);
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
-    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
-    assert_true(tu_log_contains("skipping an unreadable line"));
-    assert_true(tu_log_contains("spilled record(s) written"));
-}
-
-/* A database still failing at shutdown does not hold the process: after
- * CS_STORE_CLOSE_WAIT_MS what is left goes to the replay file, in order, written at the
- * next open. */
-static void close_gives_up_on_a_failing_database(void **state)
-{
-    fixture *f = *state;
-    open_store(f, 100);
-    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing"});
-    wait_for(f, (cs_store_stats){.written = 1});
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "after", 2); /* a later batch, kept behind it */
-    cs_store_query *waiting = query(CS_Q_EVENTS, "CA1", f);
-    f->answers = 0;
-    cs_store_query_run_in_order(f->store, waiting);
-    close_store(f);
-    assert_int_equal(f->answers, 1);
-    assert_int_equal(waiting->status, CS_ECLOSED);
-    cs_store_query_free(waiting);
-    assert_true(tu_log_contains("still fails at shutdown"));
-    assert_int_equal(count_records(path_in(f, SPILL_FILE ".replay")), 2);
-
-    side_exec(f, "DELETE FROM hold");
-    open_store(f, 100);
-    cs_store_query *q = ask_call(f, "CA1");
-    static const char *const types[] = {"held", "after"};
-    assert_event_types(q, types, 2);
-    cs_store_query_free(q);
-    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
-}
-
-static void write_rec(cs_store *s, enum cs_rec_kind kind, void (*fill)(cs_store_rec *))
-{
-    cs_store_rec *rec = cs_store_rec_new(kind);
-    fill(rec);
-    cs_store_write(s, rec);
-}
-
-static void fill_user(cs_store_rec *r)
-{
-    r->user = (cs_user_row){.name = "ann", .password_hash = "$argon2id$v=19$x"};
-}
 static void fill_user2(cs_store_rec *r)
 {
     r->user = (cs_user_row){.name = "bob", .password_hash = "h2"};
 }
+
 static void fill_user_del(cs_store_rec *r)
 {
     r->user.name = "bob";
 }
-static void fill_session(cs_store_rec *r)
-{
-    r->session = (cs_session_row){
-        .token_hash = "s1", .user = "ann", .expires_at = INT64_MAX, .password_at = 7};
-}
+
 static void fill_session_del(cs_store_rec *r)
 {
     r->session.token_hash = "s1";
 }
-static void fill_token(cs_store_rec *r)
-{
-    r->token = (cs_token_row){.name = "ci", .token_hash = "t1"};
-}
+
 static void fill_token_del(cs_store_rec *r)
 {
     r->token.name = "ci";
@@ -1092,48 +625,6 @@ static void transcripts_in_time_order(void **state)
     cs_store_query_free(q);
 }
 
-/* Every kind of record survives the spill file. */
-static void access_records_spill_and_replay(void **state)
-{
-    fixture *f = *state;
-    open_store(f, 1);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 2);
-    write_rec(f->store, CS_REC_USER, fill_user);
-    write_rec(f->store, CS_REC_SESSION, fill_session);
-    write_rec(f->store, CS_REC_TOKEN, fill_token);
-    wait_spilled(f, 3);
-    side_exec(f, "DELETE FROM hold");
-    wait_for(f, (cs_store_stats){.replayed = 3});
-    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 1);
-    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions WHERE user_name = 'ann'"), 1);
-    assert_int_equal(side_int(f, "SELECT password_at FROM sessions WHERE token_hash = 's1'"), 7);
-    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM api_tokens WHERE token_hash = 't1'"), 1);
-}
-
-static void spill_failure_is_reported(void **state)
-{
-    fixture *f = *state;
-    cs_buf err = CS_BUF_INIT(4096);
-    assert_int_equal(cs_store_open(&f->store, f->url, f->mb, 1, path_in(f, "missing"), &err), 0);
-    cs_buf_free(&err);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 1);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    write_event(f->store, "CA1", "queued", 2);
-    write_event(f->store, "CA1", "lost", 3);
-    side_exec(f, "DELETE FROM hold");
-    wait_for(f, (cs_store_stats){.written = 2});
-    assert_int_equal(stats(f).spilled, 0);
-    assert_int_equal(stats(f).lost, 1);
-    assert_true(tu_log_contains("cannot spill"));
-    assert_true(tu_log_contains("record(s) lost"));
-}
-
-/* ---- reads apart from writes ---- */
-
 static void on_answer_keep(cs_store_query *q, void *data)
 {
     fixture *f = data;
@@ -1156,25 +647,6 @@ static bool answered_all(void *data)
 {
     fixture *f = data;
     return f->answers >= f->want.queries;
-}
-
-typedef struct poll_stat {
-    fixture *f;
-    bool (*ok)(const cs_store_stats *st);
-} poll_stat;
-
-static bool stat_holds(void *data)
-{
-    poll_stat *p = data;
-    cs_store_stats st = stats(p->f);
-    return p->ok(&st);
-}
-
-/* Runs the loop until `ok` holds for the store's stats. */
-static void wait_stats(fixture *f, bool (*ok)(const cs_store_stats *st), const char *what)
-{
-    poll_stat p = {f, ok};
-    if (!tu_run_until(&f->loop, stat_holds, &p, TU_WAIT_MS)) fail_msg("never: %s", what);
 }
 
 static bool is_failing(const cs_store_stats *st)
@@ -1244,7 +716,7 @@ static void a_stuck_reader_is_answered_for(void **state)
     cs_store_query *q = cs_store_query_new(CS_Q_CALL, on_answer_keep, f);
     snprintf(q->sid, sizeof q->sid, "CA1");
     cs_store_query_run(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
     cs_store_query *a = f->last;
     assert_ptr_not_equal(a, q);
     assert_int_equal(a->status, -ETIMEDOUT);
@@ -1254,7 +726,8 @@ static void a_stuck_reader_is_answered_for(void **state)
     cs_store_stats st = stats(f);
     assert_int_equal(st.reads_timed_out, 1);
     assert_int_equal(st.reads_pending, 1); /* the reader still has it */
-    assert_true(tu_log_contains("answered for it"));
+    assert_int_equal(tu_log_contains("a query failed (no answer within 1000 ms"), 1);
+    assert_true(st.reads_failing_since_ms > 0);
 
     write_event(f->store, "CA1", "stalled", 1);
     wait_stats(f, is_failing, "writes count as failing");
@@ -1287,11 +760,11 @@ static void too_many_queries_are_refused(void **state)
         if (i > 0) continue;
         assert_int_equal(f->answers, 0);
         f->want.queries = 1;
-        assert_true(tu_run_until(&f->loop, answered_all, f, TU_WAIT_MS));
+        assert_true(tu_run_until(&f->env.loop, answered_all, f, TU_WAIT_MS));
     }
     assert_int_equal(f->answers, 1);
     f->want.queries = n;
-    assert_true(tu_run_until(&f->loop, answered_all, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered_all, f, TU_WAIT_MS));
     assert_int_equal(f->answers, n);
     assert_int_equal(f->by_status[2], 1);
     assert_int_equal(f->by_status[1], n - 1);
@@ -1301,6 +774,59 @@ static void too_many_queries_are_refused(void **state)
     db_release(holder);
     wait_stats(f, no_reads_pending, "the reader let go");
     assert_int_equal(f->answers, n); /* nothing answered twice */
+}
+
+static bool reads_look_fine(const cs_store_stats *st)
+{
+    return st->reads_failing_since_ms == 0;
+}
+
+/* Queries failing in a row count against the store's health (answered ones are no proof
+ * of anything) and are logged once, with a summary once one is answered again; with no
+ * query for CS_STORE_READ_WINDOW_MS, an old failure no longer counts. */
+static void failing_reads_are_a_health_matter_logged_once(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 16);
+    write_call(f->store, &(cs_call_row){.sid = "CA1"});
+    cs_store_query_free(ask_call(f, "CA1"));
+    assert_int_equal(stats(f).reads_failing_since_ms, 0);
+    side_exec(f, "DROP TABLE events");
+    for (int i = 0; i < 5; i++) {
+        cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+        ask(f, q);
+        assert_int_equal(q->status, CS_EBACKEND);
+        cs_store_query_free(q);
+    }
+    cs_store_stats st = stats(f);
+    assert_true(st.reads_failing_since_ms > 0 &&
+                st.reads_failing_since_ms <= st.last_read_error_ms);
+    assert_non_null(strstr(st.last_read_error, "no such table: events"));
+    assert_int_equal(st.reads_failed, 5);
+    assert_int_equal(tu_log_contains("a query failed"), 1);
+
+    cs_store_query *q = query(CS_Q_CALLS, NULL, f);
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    cs_store_query_free(q);
+    assert_int_equal(stats(f).reads_failing_since_ms, 0);
+    assert_int_equal(tu_log_contains("5 queries failed since"), 1);
+    assert_int_equal(tu_log_contains("answered again"), 1);
+
+    q = query(CS_Q_EVENTS, "CA1", f);
+    ask(f, q);
+    cs_store_query_free(q);
+    assert_true(stats(f).reads_failing_since_ms > 0);
+    poll_stat p = {f, reads_look_fine};
+    if (!tu_run_until(&f->env.loop, stat_holds, &p, CS_STORE_READ_WINDOW_MS + TU_WAIT_MS))
+        fail_msg("an old failure still counts");
+    assert_int_equal(tu_log_contains("a query failed"), 2);
+    q = query(CS_Q_EVENTS, "CA1", f); /* another burst: the old one is told of first */
+    ask(f, q);
+    cs_store_query_free(q);
+    assert_int_equal(tu_log_contains("1 query failed since"), 1);
+    assert_int_equal(tu_log_contains("a query failed"), 3);
+    assert_true(stats(f).reads_failing_since_ms > 0);
 }
 
 static void unreadable_database_is_reported(void **state)
@@ -1316,8 +842,6 @@ static void unreadable_database_is_reported(void **state)
     assert_int_equal(stats(f).reads_failed, 1);
 }
 
-/* ---- queries in order with the writes ---- */
-
 static void in_order_queries_wait_for_the_writes(void **state)
 {
     fixture *f = *state;
@@ -1330,13 +854,28 @@ static void in_order_queries_wait_for_the_writes(void **state)
     wait_for(f, (cs_store_stats){.failures = 3});
     assert_int_equal(f->answers, 0);
     side_exec(f, "DELETE FROM hold");
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
     assert_int_equal(q->status, 0);
     static const char *const types[] = {"held"};
     assert_event_types(q, types, 1);
     cs_store_query_free(q);
 }
 
+static cs_store_query *unfinished(fixture *f, int limit)
+{
+    cs_store_query *q = query(CS_Q_UNFINISHED, NULL, f);
+    snprintf(q->key, sizeof q->key, "%s", cs_store_run(f->store));
+    q->limit = limit;
+    f->answers = 0;
+    cs_store_query_run_in_order(f->store, q);
+    assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
+    assert_int_equal(q->status, 0);
+    return q;
+}
+
+/* The calls an earlier run left live are told by the run that started them, not by the
+ * clock (it may step back across a restart): this run's are never listed, whatever their
+ * times, and a call written before runs were recorded is an earlier run's. */
 static void unfinished_calls_are_listed(void **state)
 {
     fixture *f = *state;
@@ -1353,16 +892,17 @@ static void unfinished_calls_are_listed(void **state)
     /* ended by a status callback, its stream never */
     write_call(f->store, &(cs_call_row){.sid = "CA3", .started_at = 300, .ended_at = 400});
     write_stream(f->store, &(cs_stream_row){.sid = "MZ3", .call_sid = "CA3", .started_at = 350});
-    /* never streamed (the webhook only), and one of this run */
+    /* the webhook only: it starts in the next run */
     write_call(f->store, &(cs_call_row){.sid = "CA4", .status = "ringing"});
-    write_call(f->store, &(cs_call_row){.sid = "CA5", .started_at = 5000});
-    cs_store_query *q = query(CS_Q_UNFINISHED, NULL, f);
-    q->before_at = 1000;
-    q->limit = 1;
-    f->answers = 0;
-    cs_store_query_run_in_order(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
-    assert_int_equal(q->status, 0);
+    close_store(f);
+    side_exec(f, "UPDATE calls SET run = NULL WHERE sid = 'CA3'"); /* an older build's */
+
+    open_store(f, 64); /* the next run, its clock stepped back */
+    write_call(f->store, &(cs_call_row){.sid = "CA5", .status = "in-progress", .started_at = 50});
+    write_stream(f->store, &(cs_stream_row){.sid = "MZ5", .call_sid = "CA5", .started_at = 50});
+    write_call(f->store, &(cs_call_row){.sid = "CA4", .status = "in-progress", .started_at = 60});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .summary = "touched after it started"});
+    cs_store_query *q = unfinished(f, 1);
     assert_int_equal(q->ncalls, 1);
     assert_true(q->more);
     assert_string_equal(q->calls[0].sid, "CA1");
@@ -1372,141 +912,12 @@ static void unfinished_calls_are_listed(void **state)
     assert_string_equal(q->streams[1].sid, "MZ3");
     cs_store_query_free(q);
 
-    q = query(CS_Q_UNFINISHED, NULL, f);
-    q->before_at = 1000;
-    q->limit = 10;
-    f->answers = 0;
-    cs_store_query_run_in_order(f->store, q);
-    assert_true(tu_run_until(&f->loop, answered, f, TU_WAIT_MS));
+    q = unfinished(f, 10);
     assert_int_equal(q->ncalls, 2);
     assert_false(q->more);
     assert_string_equal(q->calls[1].sid, "CA3");
     assert_int_equal(q->calls[1].last_at, 350);
-    cs_store_query_free(q);
-}
-
-/* ---- replay ---- */
-
-static void write_lines(const char *path, const char *header, const char *type, int from, int to,
-                        long *offset_after, int mark)
-{
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    if (header) fprintf(file, "{\"spill\":\"%s\"}\n", header);
-    for (int i = from; i <= to; i++) {
-        fprintf(file, "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"%s%d\",\"at\":%d}\n", type, i,
-                i);
-        if (i == mark) *offset_after = ftell(file);
-    }
-    assert_int_equal(fclose(file), 0);
-}
-
-/* A crash in the middle of a replay: the records its committed batches wrote are not
- * written again, and nothing is skipped or reordered. */
-static void replay_resumes_where_a_crash_left_it(void **state)
-{
-    fixture *f = *state;
-    open_store(f, 16);
-    close_store(f);
-    long off = 0;
-    write_lines(path_in(f, SPILL_FILE ".replay"), "0123abcd", "e", 1, 5, &off, 2);
-    write_lines(path_in(f, SPILL_FILE), NULL, "e", 6, 7, NULL, 0);
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO events (call_sid, at, type) VALUES ('CA1', 1, 'e1'), ('CA1', 2, 'e2');"
-             "INSERT INTO store_meta VALUES ('spill_replay', '0123abcd %ld')",
-             off);
-    side_exec(f, sql);
-    open_store(f, 16);
-    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
-    ask(f, q);
-    static const char *const types[] = {"e1", "e2", "e3", "e4", "e5", "e6", "e7"};
-    assert_event_types(q, types, 7);
-    cs_store_query_free(q);
-    assert_int_equal(stats(f).replayed, 5);
-    assert_false(file_exists(path_in(f, SPILL_FILE ".replay")));
-    assert_false(file_exists(path_in(f, SPILL_FILE)));
-}
-
-static void replay_goes_in_bounded_batches(void **state)
-{
-    fixture *f = *state;
-    int n = CS_STORE_BATCH_MAX * 5 / 2;
-    long end = 0;
-    write_lines(path_in(f, SPILL_FILE), "feed", "r", 1, n, &end, n);
-    open_store(f, 16);
-    wait_for(f, (cs_store_stats){.replayed = (uint64_t)n});
-    cs_store_stats st = stats(f);
-    assert_int_equal(st.written, n);
-    assert_int_equal(st.batches, 3);
-    char want[64];
-    snprintf(want, sizeof want, "SELECT value = 'feed %ld' FROM store_meta", end);
-    assert_int_equal(side_int(f, want), 1);
-    assert_int_equal(side_int(f, "SELECT COUNT(DISTINCT type) FROM events"), n);
-}
-
-static bool drain(void *data)
-{
-    fixture *f = data;
-    char buf[65536];
-    while (read(f->side_fd, buf, sizeof buf) > 0) {
-    }
-    cs_store_stats st = stats(f);
-    return st.spilled + st.lost >= f->want.spilled;
-}
-
-/* The spill writer's queue is bounded too: with the database failing and the spill file
- * not taking anything (a FIFO nobody reads blocks the writer's open), what comes past it
- * is lost, counted and said once. */
-static void a_full_spill_queue_loses_and_counts(void **state)
-{
-    fixture *f = *state;
-    open_store(f, 1);
-    assert_int_equal(mkfifo(path_in(f, SPILL_FILE), 0600), 0);
-    hold_types(f, "('held')");
-    write_event(f->store, "CA1", "held", 0);
-    wait_for(f, (cs_store_stats){.failures = 1});
-    /* One record fits the queue, the spill writer holds what it took before it blocked
-     * and CS_STORE_SPILL_QUEUE_MIN more: the rest is lost. */
-    unsigned n = CS_STORE_SPILL_QUEUE_MIN + 100;
-    for (unsigned i = 1; i <= n; i++) write_event(f->store, "CA1", "e", i);
-    cs_store_stats st = stats(f);
-    assert_true(st.lost >= 1 && st.lost < 100);
-    assert_int_equal(st.spill_queued, CS_STORE_SPILL_QUEUE_MIN);
-    assert_true(tu_log_contains("are lost until the spill file catches up"));
-    f->side_fd = open(path_in(f, SPILL_FILE), O_RDONLY | O_NONBLOCK);
-    assert_true(f->side_fd >= 0);
-    f->want.spilled = n - 1; /* one waits in the queue */
-    assert_true(tu_run_until(&f->loop, drain, f, TU_WAIT_MS));
-    assert_int_equal(stats(f).spilled + stats(f).lost, n - 1);
-    assert_int_equal(unlink(path_in(f, SPILL_FILE)), 0);
-    close(f->side_fd);
-    side_exec(f, "DELETE FROM hold");
-    wait_for(f, (cs_store_stats){.written = 2});
-}
-
-/* `callstream user …` beside a running gateway opens the store too: only the process
- * holding the spill lock replays the spill files. */
-static void spill_files_have_one_owner(void **state)
-{
-    fixture *f = *state;
-    write_lines(path_in(f, SPILL_FILE), "cafe", "s", 1, 2, NULL, 0);
-    int lock = open(path_in(f, "store-spill.lock"), O_RDWR | O_CREAT, 0600);
-    assert_true(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
-    open_store(f, 16);
-    cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
-    ask(f, q);
-    assert_int_equal(q->nevents, 0);
-    cs_store_query_free(q);
-    assert_true(file_exists(path_in(f, SPILL_FILE)));
-    assert_true(tu_log_contains("another process has the spill files"));
-    close_store(f);
-    close(lock);
-    open_store(f, 16);
-    q = query(CS_Q_EVENTS, "CA1", f);
-    ask(f, q);
-    static const char *const types[] = {"s1", "s2"};
-    assert_event_types(q, types, 2);
+    assert_int_equal(q->nstreams, 2);
     cs_store_query_free(q);
 }
 
@@ -1526,29 +937,19 @@ int main(void)
         cmocka_unit_test_setup_teardown(query_failures_are_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(records_without_keys_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(failing_batches_are_retried, setup, teardown),
-        cmocka_unit_test_setup_teardown(full_queue_spills_and_replays, setup, teardown),
-        cmocka_unit_test_setup_teardown(spilled_records_keep_their_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(close_writes_what_is_queued_and_spilled, setup, teardown),
-        cmocka_unit_test_setup_teardown(spill_of_a_crashed_run_is_replayed_at_open, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(spill_failure_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(close_gives_up_on_a_failing_database, setup, teardown),
         cmocka_unit_test_setup_teardown(users_sessions_and_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(a_new_password_or_a_deleted_user_ends_sessions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_user_and_the_sessions_go_together, setup, teardown),
         cmocka_unit_test_setup_teardown(transcripts_in_time_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(access_records_spill_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_do_not_wait_behind_failing_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(a_stuck_reader_is_answered_for, setup, teardown),
         cmocka_unit_test_setup_teardown(too_many_queries_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unreadable_database_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(failing_reads_are_a_health_matter_logged_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(in_order_queries_wait_for_the_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(unfinished_calls_are_listed, setup, teardown),
-        cmocka_unit_test_setup_teardown(replay_resumes_where_a_crash_left_it, setup, teardown),
-        cmocka_unit_test_setup_teardown(replay_goes_in_bounded_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_full_spill_queue_loses_and_counts, setup, teardown),
-        cmocka_unit_test_setup_teardown(spill_files_have_one_owner, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,9 @@ void tu_log_capture_stop(void)
 
 int tu_log_contains(const char *needle)
 {
-    return captured.data && strstr(captured.data, needle) != NULL;
+    int n = 0;
+    for (const char *p = captured.data; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
 }
 
 uint64_t tu_rand(uint64_t *state)
@@ -97,6 +100,33 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 void tu_rmtree(const char *path)
 {
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int tu_env_open(tu_env *e, const char *prefix)
+{
+    *e = (tu_env){.dir = NULL};
+    if (uv_loop_init(&e->loop) < 0) return -1;
+    if (cs_mailbox_open(&e->mb, &e->loop) < 0 || !(e->dir = tu_mkdtemp(prefix))) return -1;
+    tu_log_capture_start();
+    return 0;
+}
+
+int tu_env_close(tu_env *e)
+{
+    tu_log_capture_stop();
+    cs_mailbox_close(e->mb);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    int rc = uv_loop_close(&e->loop);
+    if (e->dir) tu_rmtree(e->dir);
+    free(e->dir);
+    return rc;
+}
+
+const char *tu_path_in(const tu_env *e, const char *name)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", e->dir, name);
+    return path;
 }
 
 static void tick(uv_timer_t *t)

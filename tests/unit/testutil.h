@@ -10,6 +10,8 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "core/worker.h"
+
 #define TU_WAIT_MS 10000 /* how long a test waits for work done on other threads */
 
 /* Path under tests/data (CS_TEST_DATA); returns a static buffer. */
@@ -19,13 +21,25 @@ uint8_t *tu_read_file(const char *path, size_t *len);
 /* Captures log lines into a buffer tests can search. */
 void tu_log_capture_start(void);
 void tu_log_capture_stop(void);
-/* Whether a captured line contains `needle`. */
+/* How many times `needle` was logged since the capture started (0: never). */
 int tu_log_contains(const char *needle);
 
 /* A new empty directory /tmp/<prefix>-XXXXXX; caller frees the path. NULL if it cannot. */
 char *tu_mkdtemp(const char *prefix);
 /* Removes `path` and everything under it. */
 void tu_rmtree(const char *path);
+/* What most fixtures start from: a loop with a mailbox, a new temp directory and the log
+ * captured. open: 0 or -1; close: uv_loop_close's result (0 unless a handle was left
+ * open), after removing the directory. */
+typedef struct tu_env {
+    uv_loop_t loop;
+    cs_mailbox *mb;
+    char *dir;
+} tu_env;
+int tu_env_open(tu_env *e, const char *prefix);
+int tu_env_close(tu_env *e);
+/* `name` in the env's directory; returns a static buffer. */
+const char *tu_path_in(const tu_env *e, const char *name);
 /* Runs `loop` until `done(data)` holds, checking at least every 10 ms, for at most
  * `timeout_ms`; returns the last `done(data)`, so a test fails instead of hanging. */
 bool tu_run_until(uv_loop_t *loop, bool (*done)(void *data), void *data, unsigned timeout_ms);

@@ -1,0 +1,123 @@
+/* The store's internals, shared by its files and by no other module (they use store.h):
+ * the store itself, the writer's steps that replay uses (store.c), and the spill writer
+ * and replay (spill.c). */
+#ifndef CS_STORE_INT_H
+#define CS_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "core/buf.h"
+#include "store/store.h"
+
+#define SPILL_NAME    "store-spill.jsonl"
+#define REPLAY_SUFFIX ".replay"
+#define SPILL_LOCK    "store-spill.lock"
+#define REPLAY_KEY    "spill_replay" /* store_meta: "<file id> <offset replayed>" */
+
+/* A spill file being appended to, a whole line per record; what a batch saved and lost is
+ * counted when it closes. */
+typedef struct appender {
+    int fd; /* -1 but during a batch */
+    const char *path;
+    size_t saved, lost;       /* this batch */
+    uint64_t failed;          /* records lost since the first failure of a burst; 0: none */
+    int64_t failing_since_ms; /* wall: that first failure */
+} appender;
+
+struct cs_store {
+    const cs_store_ops *ops;
+    cs_mailbox *mb;
+    char url[4096];
+    char run[2 * CS_STORE_RUN_BYTES + 1]; /* this process's run: cs_store_run */
+    char spill_path[4096];                /* where the spill writer appends */
+    char replay_path[4200];               /* a spill file taken by the writer, being replayed */
+    char lock_path[4200];                 /* held by the process that writes and replays them */
+    int lock_fd;                          /* on lock_path, once opened (under `lock`) */
+    atomic_bool owner;                    /* it holds the lock: spill files are its own */
+
+    /* the writer: its connection, the batch it writes, the queries waiting for the
+     * writes made before them */
+    cs_worker *worker;
+    void *db;
+    cs_store_rec *batch[CS_STORE_BATCH_MAX];
+    size_t nbatch;
+    uint64_t batch_seq; /* the last write the batch settles */
+    cs_store_query *in_order, **in_order_tail;
+    bool gave_up; /* closing, and the database still fails: the rest goes to files */
+    bool closed;  /* the last job ran */
+    char *line;   /* replay's line buffer */
+    atomic_int_fast64_t closing_since_ms; /* monotonic; 0 until cs_store_close */
+
+    /* the reader and its connection (opened on first use) */
+    cs_worker *reader;
+    void *rdb;
+
+    /* the spill writer and its open file */
+    cs_worker *spiller;
+    appender spill;
+    cs_job rotate_job, close_job;
+
+    /* where writes go: the loop routes them, the writer takes the spill file */
+    pthread_mutex_t route_lock;
+    bool spill_pending;   /* they go to the spill writer until the writer takes its file */
+    uint64_t dropped;     /* records lost since both queues filled up; 0 once they take again */
+    uint64_t posted;      /* sequence number of the last write */
+    uint64_t spilled_seq; /* of the last one sent the spill writer's way */
+
+    /* shared by all threads: counters, health, how far the writes got */
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* settled or health moved, the spill file was taken, opened */
+    cs_store_stats stats;
+    uint64_t read_failures;    /* queries failed in a row: the burst the log tells of */
+    uint64_t read_failed_ms;   /* monotonic: the last of them */
+    uint64_t settled;          /* every write up to this one is in the database, or lost */
+    uint64_t attempt_since_ms; /* monotonic: when the write attempt under way began, or 0 */
+    bool rotated;
+    int rotate_rc; /* how taking the spill file went */
+    bool opened;
+    int open_rc;
+    cs_buf open_err;
+
+    /* loop: queries the reader has not answered, and the timer that answers for it */
+    cs_store_query *pending;
+    size_t npending;
+    uv_timer_t *watch;
+};
+
+/* How far a spill file's replay got, written with its batch. */
+typedef struct progress {
+    const char *id;
+    long offset;
+} progress;
+
+/* ---- store.c: records, counters and the writer's steps ---- */
+
+void cs_store__count(cs_store *s, uint64_t *field, uint64_t n);
+/* `attempt` until it succeeds (0), or CS_ECLOSED once closing gave up. */
+int cs_store__retry(cs_store *s, int (*attempt)(cs_store *s, void *arg), void *arg,
+                    const char *what);
+void cs_store__batch_add(cs_store *s, cs_store_rec *rec);
+void cs_store__settle(cs_store *s, uint64_t seq, size_t written);
+int cs_store__commit_batch(cs_store *s, const progress *p);
+
+/* ---- spill.c: record layouts, spill files and their replay ---- */
+
+/* Whether this process may write and replay the spill files (it takes their lock if it
+ * can), else `why` not. Any thread. */
+bool cs_spill__own(cs_store *s, const char **why);
+/* Whether a record has the fields it cannot be written without. */
+bool cs_store__rec_has_keys(const cs_store_rec *rec);
+void cs_spill__append(appender *a, cs_store_rec *rec);
+size_t cs_spill__close(cs_store *s, appender *a);
+/* Logs the summary of a burst of failures still open, saying `how` it ended. */
+void cs_spill__burst_end(appender *a, const char *how);
+/* The spill writer's job for a record, and its batch_end hook. */
+void cs_spill__work(cs_job *job);
+void cs_spill__batch_end(void *data);
+/* Writer thread. */
+bool cs_spill__replay(cs_store *s, const char *path);
+void cs_spill__take(cs_store *s);
+
+#endif
