@@ -272,8 +272,8 @@ static void send_junk(fake_conn *fc)
         "not json",
         "{\"type\":\"SpeechStarted\",\"channel\":[0,1],\"timestamp\":0.0}",
         "{\"type\":\"Results\",\"channel\":{\"alternatives\":[{\"transcript\":\"lost\"}]}}",
-        "{\"type\":\"Results\",\"start\":0,\"duration\":0.1,\"is_final\":false,"
-        "\"channel\":{\"alternatives\":[{\"transcript\":\" \",\"confidence\":0}]}}",
+        ("{\"type\":\"Results\",\"start\":0,\"duration\":0.1,\"is_final\":false,"
+         "\"channel\":{\"alternatives\":[{\"transcript\":\" \",\"confidence\":0}]}}"),
     };
     cs_wsconn_send(&fc->ws, CS_WS_OP_BINARY, bytes, sizeof bytes);
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
