@@ -25,7 +25,7 @@ typedef struct admin {
     cs_mailbox *mb;
     cs_store *store;
     cs_config cfg;
-    bool answered;
+    cs_store_query *answer; /* the query asked, or a stand-in if the database did not answer */
 } admin;
 
 static void usage(FILE *f)
@@ -86,8 +86,7 @@ static void admin_close(admin *a)
 
 static void answered(cs_store_query *q, void *data)
 {
-    (void)q;
-    ((admin *)data)->answered = true;
+    ((admin *)data)->answer = q;
 }
 
 /* Runs a query to its answer. */
@@ -96,11 +95,13 @@ static cs_store_query *ask(admin *a, enum cs_query_kind kind, const char *key)
     cs_store_query *q = cs_store_query_new(kind, answered, a);
     if (!q) return NULL;
     snprintf(q->key, sizeof q->key, "%s", key ? key : "");
-    a->answered = false;
+    a->answer = NULL;
     cs_store_query_run(a->store, q);
-    while (!a->answered) uv_run(&a->loop, UV_RUN_ONCE);
+    while (!a->answer) uv_run(&a->loop, UV_RUN_ONCE);
+    q = a->answer; /* the store keeps the one it could not answer in time */
     if (q->status < 0) {
-        fprintf(stderr, "callstream: the store failed: %s\n", cs_strerror(q->status));
+        fprintf(stderr, "callstream: the store failed: %s\n",
+                q->error[0] ? q->error : cs_strerror(q->status));
         cs_store_query_free(q);
         return NULL;
     }
@@ -120,12 +121,13 @@ static cs_store_query *commit(admin *a, cs_store_rec *rec, enum cs_query_kind ki
         return NULL;
     }
     snprintf(q->key, sizeof q->key, "%s", key);
-    a->answered = false;
+    a->answer = NULL;
     cs_store_write(a->store, rec);
     cs_store_query_run_in_order(a->store, q);
     cs_store_close(a->store);
     a->store = NULL;
-    while (!a->answered) uv_run(&a->loop, UV_RUN_ONCE);
+    while (!a->answer) uv_run(&a->loop, UV_RUN_ONCE);
+    q = a->answer;
     if (q->behind) {
         fprintf(stderr, "callstream: %s: the database did not take the change within %d s (%s)\n",
                 undone, CS_STORE_CLOSE_WAIT_MS / 1000, q->error);

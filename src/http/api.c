@@ -495,7 +495,7 @@ static void on_read(uv_fs_t *req)
 
 static void send_next(file_send *f)
 {
-    if (f->off >= f->end || !f->r) {
+    if (f->off >= f->end || !f->r || !f->r->conn) {
         file_finish(f);
         return;
     }

@@ -328,7 +328,9 @@ static void finish(cs_request *r)
         request_free(r);
         return;
     }
-    bool keep_alive = keeps_alive(r);
+    /* An answer cut short (its file failed) leaves the peer waiting for the rest: the
+     * connection ends after what was sent, so the peer sees it short. */
+    bool keep_alive = keeps_alive(r) && r->body_owed <= 0;
     request_free(r);
     h->req = NULL;
     h->wait_fn = NULL;
@@ -360,6 +362,7 @@ int cs_respond_begin(cs_request *r, int status, const char *content_type, int64_
     cs_buf out = CS_BUF_INIT(8192);
     int rc = cs_http_write_head(&out, status, content_type, len, extra, keeps_alive(r));
     if (rc == 0) rc = cs_conn_write(r->conn, out.data, out.len);
+    if (rc == 0 && len > 0 && r->head.method != CS_HTTP_HEAD) r->body_owed = len;
     cs_buf_free(&out);
     count_answer(r->server, status);
     log_answer(r, status);
@@ -370,7 +373,9 @@ int cs_respond_write(cs_request *r, const void *data, size_t len)
 {
     if (!r->conn || !r->hconn) return CS_ECLOSED;
     if (r->head.method == CS_HTTP_HEAD) return 0;
-    return cs_conn_write(r->conn, data, len);
+    int rc = cs_conn_write(r->conn, data, len);
+    if (rc == 0) r->body_owed -= (int64_t)len;
+    return rc;
 }
 
 size_t cs_respond_pending(const cs_request *r)

@@ -84,6 +84,7 @@ struct cs_request {
     /* private */
     char *head_buf;
     void *hconn;
+    int64_t body_owed; /* of a streamed answer's Content-Length, not written yet */
 };
 
 /* `routes` must outlive the server. */
@@ -125,6 +126,7 @@ size_t cs_respond_pending(const cs_request *r);
  * then says CS_ECLOSED); never inside this call. One wait at a time. 0, or CS_ECLOSED if
  * the peer has left already (fn will not run). */
 int cs_respond_wait(cs_request *r, size_t mark, void (*fn)(void *data), void *data);
+/* Ends the answer; one that wrote less than its length ends the connection too. */
 void cs_respond_end(cs_request *r);
 /* Upgrades to a WebSocket: checks the handshake (answering 400/426 itself if it is
  * wrong), writes 101 and attaches `ws` to the connection. Ends the request either way.

@@ -22,6 +22,7 @@ int cs_xml_escape(cs_buf *out, const char *s, size_t n)
     for (size_t i = 0; i < n && rc == 0; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *esc;
+        size_t len = 1; /* of what esc replaces */
         switch (c) {
         case '&':
             esc = "&amp;";
@@ -66,12 +67,13 @@ int cs_xml_escape(cs_buf *out, const char *s, size_t n)
                 i += k - 1;
                 continue;
             }
-            if (k) i += k - 1;
+            if (k) len = k;
             esc = CS_UTF8_REPLACEMENT;
         }
         if (run) rc = cs_buf_append(out, s + i - run, run);
         run = 0;
         if (rc == 0) rc = cs_buf_puts(out, esc);
+        i += len - 1;
     }
     if (run && rc == 0) rc = cs_buf_append(out, s + n - run, run);
     return rc;

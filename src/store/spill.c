@@ -3,6 +3,7 @@
  * got. Also the records' layouts, which the key check shares. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,8 +160,11 @@ static cs_store_rec *rec_from_json(const char *line)
     for (size_t i = 0; rec && i < l->n; i++) {
         const field *f = &l->fields[i];
         cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
+        /* A number past int64 (a damaged line) reads as 0, like a missing one. */
         if (f->is_int)
-            *int_at(rec, f) = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+            *int_at(rec, f) = cJSON_IsNumber(v) && fabs(v->valuedouble) < 0x1p63
+                                  ? (int64_t)v->valuedouble
+                                  : 0;
         else
             *str_at(rec, f) = cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
     }
@@ -339,17 +343,26 @@ void cs_spill__batch_end(void *data)
     cs_spill__close(s, &s->spill);
 }
 
+/* rename(2) that never replaces `to`: with link and unlink where the filesystem refuses
+ * the flag (NFS). */
+static int rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+    if (link(from, to) < 0) return -1;
+    return unlink(from);
+}
+
 /* Behind every record handed over before it: the spill file becomes the replay file,
  * which must not exist (cs_spill__take replays any first): one is never renamed over
- * another. */
+ * another. A process that does not own the spill files takes nothing (rotate_rc 1): they
+ * are another process's to replay. */
 static void rotate_work(cs_job *job)
 {
     cs_store *s = (cs_store *)((char *)job - offsetof(cs_store, rotate_job));
     cs_spill__close(s, &s->spill);
-    int rc = 0;
-    if (atomic_load(&s->owner) &&
-        renameat2(AT_FDCWD, s->spill_path, AT_FDCWD, s->replay_path, RENAME_NOREPLACE) < 0 &&
-        errno != ENOENT) {
+    int rc = atomic_load(&s->owner) ? 0 : 1;
+    if (rc == 0 && rename_noreplace(s->spill_path, s->replay_path) < 0 && errno != ENOENT) {
         rc = -errno;
         cs_error("store: cannot take %s for replay (%s): it stays for the next start",
                  s->spill_path, strerror(errno));
@@ -476,8 +489,10 @@ bool cs_spill__replay(cs_store *s, const char *path)
 void cs_spill__take(cs_store *s)
 {
     if (s->gave_up) return;
+    /* Only once the queue is empty, which it stays while records spill: what was queued
+     * before the first spilled record is written before it. */
     pthread_mutex_lock(&s->route_lock);
-    bool take = s->spill_pending; /* only this thread clears it */
+    bool take = s->spill_pending && cs_worker_depth(s->worker) == 0; /* only this thread clears it */
     pthread_mutex_unlock(&s->route_lock);
     if (!take) return;
     if (atomic_load(&s->owner) && access(s->replay_path, F_OK) == 0 &&
@@ -494,5 +509,5 @@ void cs_spill__take(cs_store *s)
     s->rotated = false;
     int rc = s->rotate_rc;
     pthread_mutex_unlock(&s->lock);
-    if (rc < 0 || cs_spill__replay(s, s->replay_path)) cs_store__settle(s, upto, 0);
+    if (rc != 0 || cs_spill__replay(s, s->replay_path)) cs_store__settle(s, upto, 0);
 }

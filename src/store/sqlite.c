@@ -328,13 +328,20 @@ static int db_open(void **out, const char *path, cs_buf *err)
     return 0;
 }
 
-static int db_open_read(void **out, const char *path, cs_buf *err)
+static int db_open_read(void **out, const char *path, uint64_t deadline_ms, cs_buf *err)
 {
     db *d;
     int rc = db_connect(&d, path, false, err);
-    if (rc == 0 && (rc = prepare(d, err)) < 0) db_close(d);
-    if (rc == 0) *out = d;
-    return rc;
+    if (rc < 0) return rc;
+    d->deadline_ms = deadline_ms; /* preparing reads the schema, which a writer may lock */
+    rc = prepare(d, err);
+    d->deadline_ms = 0;
+    if (rc < 0) {
+        db_close(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
 }
 
 static const char *db_errmsg(void *p)

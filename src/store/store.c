@@ -236,8 +236,10 @@ static void write_queued(cs_store *s)
             cs_store_rec_free(s->batch[i]);
     }
     s->nbatch = 0;
-    if (own) saved = cs_spill__close(s, &a);
-    cs_store__count(s, &s->stats.lost, n - saved);
+    if (own)
+        saved = cs_spill__close(s, &a); /* counts what it lost */
+    else
+        cs_store__count(s, &s->stats.lost, n);
     if (own)
         cs_error("store: the database still fails at shutdown; %zu record(s) kept in %s for the "
                  "next start, %zu lost",
@@ -319,7 +321,7 @@ static void batch_end(void *data)
 {
     cs_store *s = data;
     write_queued(s);
-    if (cs_worker_depth(s->worker) == 0) cs_spill__take(s);
+    cs_spill__take(s);
     run_in_order(s);
 }
 
@@ -359,7 +361,7 @@ static void read_work(cs_job *job)
     int rc = 0;
     if (!s->rdb) {
         cs_buf err = CS_BUF_INIT(CS_STORE_ERROR_MAX);
-        rc = s->ops->open_read(&s->rdb, s->url, &err);
+        rc = s->ops->open_read(&s->rdb, s->url, q->deadline_ms, &err);
         if (rc < 0) set_error(q->error, "%s", err.data ? err.data : cs_strerror(rc));
         cs_buf_free(&err);
     }

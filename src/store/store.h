@@ -204,9 +204,10 @@ typedef struct cs_store_ops {
     const char *name;
     const char *scheme; /* the DATABASE_URL prefix it takes, e.g. "sqlite:" */
     /* On the store's threads from here on, one connection per thread. open runs the
-     * migrations; open_read opens a connection that only reads (after open). */
+     * migrations; open_read opens a connection that only reads (after open), waiting
+     * for locks until deadline_ms (monotonic) at most. */
     int (*open)(void **db, const char *url, cs_buf *err);
-    int (*open_read)(void **db, const char *url, cs_buf *err);
+    int (*open_read)(void **db, const char *url, uint64_t deadline_ms, cs_buf *err);
     void (*close)(void *db);
     int (*begin)(void *db);
     int (*commit)(void *db);

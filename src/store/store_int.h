@@ -75,7 +75,7 @@ struct cs_store {
     uint64_t settled;          /* every write up to this one is in the database, or lost */
     uint64_t attempt_since_ms; /* monotonic: when the write attempt under way began, or 0 */
     bool rotated;
-    int rotate_rc; /* how taking the spill file went */
+    int rotate_rc; /* how taking the spill file went: 0 taken, 1 not ours, or an error */
     bool opened;
     int open_rc;
     cs_buf open_err;

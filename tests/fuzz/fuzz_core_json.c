@@ -76,65 +76,17 @@ static void model_close(model *m, char c)
     m->depth--;
 }
 
-/* Unicode's table of well-formed UTF-8 sequences (The Unicode Standard, Table 3-7): the
- * first byte's range, then the range of each byte after it. */
-static const struct {
-    uint8_t lo[4], hi[4];
-    size_t n;
-} wellformed[] = {
-    {{0x00}, {0x7F}, 1},
-    {{0xC2, 0x80}, {0xDF, 0xBF}, 2},
-    {{0xE0, 0xA0, 0x80}, {0xE0, 0xBF, 0xBF}, 3},
-    {{0xE1, 0x80, 0x80}, {0xEC, 0xBF, 0xBF}, 3},
-    {{0xED, 0x80, 0x80}, {0xED, 0x9F, 0xBF}, 3},
-    {{0xEE, 0x80, 0x80}, {0xEF, 0xBF, 0xBF}, 3},
-    {{0xF0, 0x90, 0x80, 0x80}, {0xF0, 0xBF, 0xBF, 0xBF}, 4},
-    {{0xF1, 0x80, 0x80, 0x80}, {0xF3, 0xBF, 0xBF, 0xBF}, 4},
-    {{0xF4, 0x80, 0x80, 0x80}, {0xF4, 0x8F, 0xBF, 0xBF}, 4},
-};
-
-static size_t wellformed_len(const uint8_t *s, size_t n)
-{
-    for (size_t k = 0; k < sizeof wellformed / sizeof *wellformed; k++) {
-        size_t i = 0;
-        while (i < wellformed[k].n && i < n && s[i] >= wellformed[k].lo[i] &&
-               s[i] <= wellformed[k].hi[i])
-            i++;
-        if (i == wellformed[k].n) return i;
-    }
-    return 0;
-}
-
-/* What a string of `n` bytes must read back as: a NUL-terminated copy in `out` (room for
- * 3n + 1) where each byte that starts no well-formed sequence is U+FFFD. */
-static const char *as_unicode(const uint8_t *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = wellformed_len(s + i, n - i);
-        if (k) {
-            memcpy(out + o, s + i, k);
-            o += k;
-            i += k;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Compares cJSON's tree with the recorded values, depth first; returns the next index. */
 static size_t compare(const cJSON *it, const value *v, size_t i, size_t nv, const char *key)
 {
     fuzz_check(i < nv);
     const value *w = &v[i];
     static char want[3 * 256 + 1];
-    if (key || w->key)
-        fuzz_check(key && w->key &&
-                   !strcmp(key, as_unicode((const uint8_t *)w->key, strlen(w->key), want)));
+    if (key || w->key) {
+        fuzz_check(key && w->key);
+        fuzz_unicode((const uint8_t *)w->key, strlen(w->key), want);
+        fuzz_check(!strcmp(key, want));
+    }
     switch (w->type) {
     case cJSON_Object:
     case cJSON_Array: {
@@ -150,7 +102,8 @@ static size_t compare(const cJSON *it, const value *v, size_t i, size_t nv, cons
         fuzz_check(cJSON_IsString(it));
         const uint8_t *nul = memchr(w->s, 0, w->n);
         size_t n = nul ? (size_t)(nul - w->s) : w->n;
-        fuzz_check(!strcmp(it->valuestring, as_unicode(w->s, n, want)));
+        fuzz_unicode(w->s, n, want);
+        fuzz_check(!strcmp(it->valuestring, want));
         return i + 1;
     }
     case cJSON_Number:

@@ -2,11 +2,14 @@
  * one WebSocket text message, read both ways:
  * - as Twilio → us: the fast path and cJSON must give the same answer whenever the fast
  *   path takes the message, the ops' parse must give that answer, and an accepted event
- *   written again by the peer writers (what Twilio sends) must parse to the same event;
+ *   written again by the peer writers (what Twilio sends) must parse to the same event
+ *   (its strings as Unicode text);
  * - as us → Twilio (the simulator's side): an accepted message written again by the
  *   ops' writers must parse the same, and a media payload, stream id and mark name taken
- *   from the input must survive the writers and the peer parser byte for byte. */
+ *   from the input must survive the writers and the peer parser: the payload byte for
+ *   byte, the strings as Unicode text (U+FFFD for each byte that is not UTF-8). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -105,9 +108,36 @@ static int rewrite(cs_buf *out, const cs_pevent *ev)
     return rc;
 }
 
-/* The rewritten event: what the writers do not carry is set as they write it. */
-static void as_rewritten(cs_pevent *ev)
+/* `s` as Unicode text (fuzz_unicode), stored at *at, which has room for it. */
+static cs_str unicode(cs_str s, char **at)
 {
+    if (!s.p) return s;
+    cs_str u = {*at, fuzz_unicode((const uint8_t *)s.p, s.n, *at)};
+    *at += u.n + 1;
+    return u;
+}
+
+/* The rewritten event: what the writers do not carry is set as they write it, and its
+ * strings are Unicode text (the JSON writer turns bytes that are not UTF-8 into U+FFFD),
+ * stored in `text` (3 bytes for each of the message's, and a NUL each). */
+static void as_rewritten(cs_pevent *ev, char *text)
+{
+    static cs_kv params[CS_PEV_MAX_PARAMS];
+    ev->stream_id = unicode(ev->stream_id, &text);
+    if (ev->type == CS_PEV_START) {
+        ev->start.account_id = unicode(ev->start.account_id, &text);
+        ev->start.call_id = unicode(ev->start.call_id, &text);
+        ev->start.stream_id = unicode(ev->start.stream_id, &text);
+        for (size_t i = 0; i < ev->start.nparams; i++)
+            params[i] = (cs_kv){unicode(ev->start.params[i].name, &text),
+                                unicode(ev->start.params[i].value, &text)};
+        ev->start.params = params;
+    }
+    if (ev->type == CS_PEV_MARK) ev->mark.name = unicode(ev->mark.name, &text);
+    if (ev->type == CS_PEV_STOP) {
+        ev->stop.account_id = unicode(ev->stop.account_id, &text);
+        ev->stop.call_id = unicode(ev->stop.call_id, &text);
+    }
     if (ev->seq < 0) ev->seq = 0;
     if (ev->type == CS_PEV_CONNECTED) {
         ev->connected.protocol = CS_STR("Call");
@@ -151,8 +181,11 @@ static void inbound(const uint8_t *data, size_t size)
         enum cs_bad bad = CS_BAD_COUNT;
         int rc = cs_provider_twilio.parse(out.data, out.len, &again, &scratch_a, &bad);
         if (rc) fprintf(stderr, "rewritten: %s (bad %d)\n", out.data, (int)bad);
-        as_rewritten(&want);
+        char *text = malloc(3 * size + 2 * CS_PEV_MAX_PARAMS + 8);
+        if (!text) abort();
+        as_rewritten(&want, text);
         fuzz_check(rc == 0 && same_event(&again, &want));
+        free(text);
         cs_buf_free(&out);
     }
     free(m1);
@@ -160,11 +193,21 @@ static void inbound(const uint8_t *data, size_t size)
     free(m3);
 }
 
+/* Whether `b` is what `a` reads back as once written: its strings as Unicode text (the
+ * JSON writer turns bytes that are not UTF-8 into U+FFFD), its payload byte for byte. */
 static bool out_same(const cs_twilio_out *a, const cs_twilio_out *b)
 {
-    return a->type == b->type && cs_str_eq(a->stream_sid, b->stream_sid) && a->len == b->len &&
-           (a->len == 0 || !memcmp(a->payload, b->payload, a->len)) &&
-           cs_str_eq(a->mark_name, b->mark_name);
+    char *sid = malloc(3 * a->stream_sid.n + 1), *name = malloc(3 * a->mark_name.n + 1);
+    if (!sid || !name) abort();
+    cs_str want_sid = {sid, fuzz_unicode((const uint8_t *)a->stream_sid.p, a->stream_sid.n, sid)};
+    cs_str want_name = {name,
+                        fuzz_unicode((const uint8_t *)a->mark_name.p, a->mark_name.n, name)};
+    bool same = a->type == b->type && cs_str_eq(want_sid, b->stream_sid) && a->len == b->len &&
+                (a->len == 0 || !memcmp(a->payload, b->payload, a->len)) &&
+                cs_str_eq(want_name, b->mark_name);
+    free(sid);
+    free(name);
+    return same;
 }
 
 /* Our writers, as the ops table has them. */

@@ -3,7 +3,8 @@
  * size (the reader must stay inside it); what it returns must lie inside its own storage. Odd: the
  * rest is cut at NULs into a stream URL and parameter names and values, written as TwiML by the
  * gateway's writer (provider/twiml.c), and the reader must find the same URL, mode and parameters
- * (less the control characters XML cannot carry), or refuse only when they do not fit its storage.
+ * (less the control characters XML cannot carry, and with U+FFFD for what is not Unicode
+ * text), or refuse only when they do not fit its storage.
  */
 #include <string.h>
 
@@ -35,16 +36,25 @@ static void read_any(const uint8_t *data, size_t size)
     free(xml);
 }
 
-/* s without the control characters XML 1.0 cannot carry (cs_xml_escape drops them). */
+/* s as the TwiML writer puts it: Unicode text (bytes that are not UTF-8, and U+FFFE and
+ * U+FFFF, become U+FFFD) without the control characters XML 1.0 cannot carry. */
 static char *xml_chars(const char *s)
 {
-    char *o = fuzz_copy((const uint8_t *)s, strlen(s), 1);
-    size_t n = 0;
-    for (size_t i = 0; s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') o[n++] = (char)c;
+    char *u = malloc(3 * strlen(s) + 1), *o = malloc(3 * strlen(s) + 1);
+    if (!u || !o) abort();
+    size_t len = fuzz_unicode((const uint8_t *)s, strlen(s), u), n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (i + 3 <= len && !memcmp(u + i, "\xEF\xBF", 2) && ((unsigned char)u[i + 2] & 0xFE) == 0xBE) {
+            memcpy(o + n, "\xEF\xBF\xBD", 3); /* U+FFFE, U+FFFF */
+            n += 3;
+            i += 2;
+        } else if (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') {
+            o[n++] = (char)c;
+        }
     }
     o[n] = '\0';
+    free(u);
     return o;
 }
 
@@ -91,9 +101,15 @@ static void write_then_read(const uint8_t *knobs, const uint8_t *data, size_t si
             fuzz_check(got == 0 && strcmp(t.stream_url, url) == 0);
             fuzz_check(t.connect == tw.connect && t.nparams == np);
             fuzz_check(t.both_tracks == (!tw.connect && (knobs[0] & 8)));
-            for (size_t i = 0; i < np; i++)
+            for (size_t i = 0; i < np; i++) {
+                if (!cs_str_eqz(t.params[i].name, names[i]) ||
+                    !cs_str_eqz(t.params[i].value, values[i]))
+                    fprintf(stderr, "TwiML: %s\nparameter %zu: %.*s=%.*s, not %s=%s\n", out.data, i,
+                            (int)t.params[i].name.n, t.params[i].name.p, (int)t.params[i].value.n,
+                            t.params[i].value.p, names[i], values[i]);
                 fuzz_check(cs_str_eqz(t.params[i].name, names[i]) &&
                            cs_str_eqz(t.params[i].value, values[i]));
+            }
         } else {
             fuzz_check(got == CS_EPARSE);
         }

@@ -318,6 +318,15 @@ static void idle_reads_fail(void)
              "/status does not say why queries fail");
     cJSON_Delete(st);
     IT_CHECK(it_metric(srv.port, "callstream_store_reads_failing") == 1, "metric reads_failing");
+    /* a command too: it ends, failing, and says why (here SQLite refuses its opening
+     * already; a query left unanswered would be refused in time) */
+    char out[256];
+    int rc = it_cli(&srv, "user list", NULL, out, sizeof out);
+    IT_CHECK(rc == 1 && !out[0], "user list while queries fail: exit %d, said '%s'", rc, out);
+    IT_CHECK(it_log_count(&srv, "callstream: cannot set up") +
+                     it_log_count(&srv, "callstream: the store failed: ") ==
+                 1,
+             "user list did not say why it failed");
     db_release(holder);
     IT_CHECK(it_until(calls_answered, NULL, WAIT_MS), "queries are not answered again");
     IT_CHECK(health_is("ok"), "/health still degraded once queries are answered");

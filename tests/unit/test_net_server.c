@@ -1,7 +1,8 @@
 /* cs_server on a real loop: an answer larger than a connection's output goes out whole,
  * in pieces, before the next one; one with no room under the net's output cap is
  * replaced by a 500 in its place (the next answer still pairs with its request), and
- * when not even that fits, the connection closes rather than skip an answer. */
+ * when not even that fits, the connection closes rather than skip an answer; so does one
+ * whose streamed answer ends short of its length. */
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -31,9 +32,18 @@ static void small(cs_request *r)
     cs_respond(r, 200, "text/plain", "small", 5, NULL);
 }
 
+/* A streamed answer whose source fails half-way: 10 of its 100 bytes. */
+static void cut_short(cs_request *r)
+{
+    assert_int_equal(cs_respond_begin(r, 200, "text/plain", 100, NULL), 0);
+    assert_int_equal(cs_respond_write(r, "0123456789", 10), 0);
+    cs_respond_end(r);
+}
+
 static const cs_route routes[] = {
     {CS_HTTP_GET, "/big", big},
     {CS_HTTP_GET, "/small", small},
+    {CS_HTTP_GET, "/short", cut_short},
 };
 
 typedef struct rig {
@@ -55,7 +65,8 @@ static void rig_up(rig *r)
                             .max_head = 4096,
                             .max_body = 4096,
                             .idle_ms = 30000};
-    assert_int_equal(cs_server_new(&r->server, r->net, routes, 2, &lim, NULL), 0);
+    assert_int_equal(cs_server_new(&r->server, r->net, routes, sizeof routes / sizeof *routes, &lim,
+                                   NULL), 0);
     assert_int_equal(cs_server_listen(r->server, "127.0.0.1", 0, false), 0);
     r->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -153,6 +164,24 @@ static void test_no_room_becomes_500(void **state)
     rig_down(&r);
 }
 
+/* An answer that ends short of its Content-Length ends the connection after what was
+ * sent: the client sees it short instead of waiting for the rest, or reading the next
+ * answer as part of it. */
+static void test_answer_cut_short_closes(void **state)
+{
+    (void)state;
+    rig r;
+    rig_up(&r);
+    send_all(&r, "GET /short HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n");
+    want = "\x01 not in any answer";
+    assert_true(tu_run_until(&r.loop, got, &r, 10000)); /* until the server closes */
+    assert_true(r.closed);
+    const char *body = strstr(r.in.data, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "0123456789");
+    rig_down(&r);
+}
+
 static void test_nothing_fits_closes(void **state)
 {
     (void)state;
@@ -175,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_big_answer_whole),
         cmocka_unit_test(test_no_room_becomes_500),
         cmocka_unit_test(test_nothing_fits_closes),
+        cmocka_unit_test(test_answer_cut_short_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

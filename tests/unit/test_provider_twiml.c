@@ -215,6 +215,7 @@ static void xml_escape(void **state)
         {"\xed\xa0\x80", 3, FFFD FFFD FFFD},       /* a surrogate */
         {"\xf4\x90\x80\x80", 4, FFFD FFFD FFFD FFFD}, /* past U+10FFFF */
         {"\xef\xbf\xbe\xef\xbf\xbf", 6, FFFD FFFD}, /* U+FFFE, U+FFFF: not XML characters */
+        {"<Say\xef\xbf\xbfStream", 13, "&lt;Say" FFFD "Stream"}, /* after plain text */
         {"\xef\xbf\xbd\xf0\x9f\x98\x80", 7, FFFD "\xf0\x9f\x98\x80"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {

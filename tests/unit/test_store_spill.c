@@ -3,6 +3,8 @@
  * cannot be kept is counted as lost. */
 #include "store_harness.h"
 
+#include "core/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -587,6 +589,53 @@ static void only_the_owner_writes_the_spill_files(void **state)
     assert_events_at(f, "1,2,4");
 }
 
+/* ... nor replays them, though it takes records again once the database does: the
+ * replay file is the other process's, which may be replaying it at that moment. */
+static void another_process_replay_file_is_left_alone(void **state)
+{
+    fixture *f = *state;
+    int lock = open(tu_path_in(&f->env, "store-spill.lock"), O_RDWR | O_CREAT, 0600);
+    assert_true(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
+    spilling_store(f, f->env.dir);
+    write_lines(tu_path_in(&f->env, SPILL_FILE ".replay"), "0th3r", "theirs", 5, 6, NULL, 0);
+    write_event(f->store, "CA1", "lost", 3);
+    wait_settled_spill(f, 1);
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 2});
+    write_event(f->store, "CA1", "queued", 4);
+    wait_for(f, (cs_store_stats){.written = 3});
+    assert_events_at(f, "1,2,4");
+    assert_int_equal(stats(f).replayed, 0);
+    assert_true(file_exists(tu_path_in(&f->env, SPILL_FILE ".replay")));
+    close_store(f);
+    close(lock);
+}
+
+/* A number in a spill line past what the field holds (a damaged file) counts as missing,
+ * not as whatever the conversion makes of it. */
+static void a_wild_number_in_a_spill_line_counts_as_missing(void **state)
+{
+    fixture *f = *state;
+    write_text(tu_path_in(&f->env, SPILL_FILE ".replay"),
+               "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"a\",\"at\":7}\n"
+               "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"b\",\"at\":1e300}\n"
+               "{\"kind\":3,\"call_sid\":\"CA1\",\"type\":\"c\",\"at\":-1e19}\n");
+    open_store(f, 16);
+    wait_for(f, (cs_store_stats){.written = 3, .replayed = 3});
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(side(f),
+                                        "SELECT count(*) FROM events WHERE call_sid = 'CA1'"
+                                        " AND type IN ('b', 'c') AND at BETWEEN ? AND ?",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    int64_t now = cs_wall_ms();
+    sqlite3_bind_int64(st, 1, now - 3600000);
+    sqlite3_bind_int64(st, 2, now + 3600000);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2); /* stamped when written, as if missing */
+    sqlite3_finalize(st);
+}
+
 /* A store opened without a spill directory (a command that must know whether its write
  * was committed) never spills: what its full queue cannot take is lost, and an in-order
  * query after its writes says whether they made it. */
@@ -637,6 +686,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_replay_file_found_is_replayed_not_replaced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(only_the_owner_writes_the_spill_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(another_process_replay_file_is_left_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_wild_number_in_a_spill_line_counts_as_missing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(without_a_spill_directory_nothing_spills, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
