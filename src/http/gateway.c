@@ -20,7 +20,7 @@
 #include "provider/twilio.h"
 
 #define SHUTDOWN_TICK_MS 50
-#define HEAP_STEP (16 << 20) /* bytes the main heap grows by at least */
+#define HEAP_STEP        (16 << 20) /* bytes the main heap grows by at least */
 
 /* Twilio's routes check signatures; /health and the login page are open; everything else
  * needs a signed-in user (cs_auth_check, first thing in each handler). */

@@ -162,9 +162,8 @@ static cs_store_rec *rec_from_json(const char *line)
         cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
         /* A number past int64 (a damaged line) reads as 0, like a missing one. */
         if (f->is_int)
-            *int_at(rec, f) = cJSON_IsNumber(v) && fabs(v->valuedouble) < 0x1p63
-                                  ? (int64_t)v->valuedouble
-                                  : 0;
+            *int_at(rec, f) =
+                cJSON_IsNumber(v) && fabs(v->valuedouble) < 0x1p63 ? (int64_t)v->valuedouble : 0;
         else
             *str_at(rec, f) = cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
     }
@@ -490,9 +489,10 @@ void cs_spill__take(cs_store *s)
 {
     if (s->gave_up) return;
     /* Only once the queue is empty, which it stays while records spill: what was queued
-     * before the first spilled record is written before it. */
+     * before the first spilled record is written before it. Only this thread clears
+     * spill_pending. */
     pthread_mutex_lock(&s->route_lock);
-    bool take = s->spill_pending && cs_worker_depth(s->worker) == 0; /* only this thread clears it */
+    bool take = s->spill_pending && cs_worker_depth(s->worker) == 0;
     pthread_mutex_unlock(&s->route_lock);
     if (!take) return;
     if (atomic_load(&s->owner) && access(s->replay_path, F_OK) == 0 &&

@@ -200,8 +200,7 @@ static bool out_same(const cs_twilio_out *a, const cs_twilio_out *b)
     char *sid = malloc(3 * a->stream_sid.n + 1), *name = malloc(3 * a->mark_name.n + 1);
     if (!sid || !name) abort();
     cs_str want_sid = {sid, fuzz_unicode((const uint8_t *)a->stream_sid.p, a->stream_sid.n, sid)};
-    cs_str want_name = {name,
-                        fuzz_unicode((const uint8_t *)a->mark_name.p, a->mark_name.n, name)};
+    cs_str want_name = {name, fuzz_unicode((const uint8_t *)a->mark_name.p, a->mark_name.n, name)};
     bool same = a->type == b->type && cs_str_eq(want_sid, b->stream_sid) && a->len == b->len &&
                 (a->len == 0 || !memcmp(a->payload, b->payload, a->len)) &&
                 cs_str_eq(want_name, b->mark_name);

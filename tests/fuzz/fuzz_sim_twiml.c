@@ -45,7 +45,8 @@ static char *xml_chars(const char *s)
     size_t len = fuzz_unicode((const uint8_t *)s, strlen(s), u), n = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)u[i];
-        if (i + 3 <= len && !memcmp(u + i, "\xEF\xBF", 2) && ((unsigned char)u[i + 2] & 0xFE) == 0xBE) {
+        if (i + 3 <= len && !memcmp(u + i, "\xEF\xBF", 2) &&
+            ((unsigned char)u[i + 2] & 0xFE) == 0xBE) {
             memcpy(o + n, "\xEF\xBF\xBD", 3); /* U+FFFE, U+FFFF */
             n += 3;
             i += 2;

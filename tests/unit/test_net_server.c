@@ -65,8 +65,8 @@ static void rig_up(rig *r)
                             .max_head = 4096,
                             .max_body = 4096,
                             .idle_ms = 30000};
-    assert_int_equal(cs_server_new(&r->server, r->net, routes, sizeof routes / sizeof *routes, &lim,
-                                   NULL), 0);
+    assert_int_equal(
+        cs_server_new(&r->server, r->net, routes, sizeof routes / sizeof *routes, &lim, NULL), 0);
     assert_int_equal(cs_server_listen(r->server, "127.0.0.1", 0, false), 0);
     r->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
