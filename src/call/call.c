@@ -1,5 +1,8 @@
 #include "call/call.h"
 
+#include "call/call_int.h"
+#include "call/talk.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +10,6 @@
 #include "core/err.h"
 #include "core/json.h"
 
-#define DETAIL_MAX 16384 /* event detail JSON */
 
 static const char *const end_labels[] = {
 #define CS_END_LABEL(name, label) label,
@@ -32,14 +34,6 @@ const char *cs_event_label(enum cs_event_type t)
 }
 
 /* ---- observers ---- */
-
-#define NOTIFY(calls, fn, ...)                                                                     \
-    do {                                                                                           \
-        for (size_t i_ = 0; i_ < (calls)->nobservers; i_++) {                                     \
-            const cs_call_observer *o_ = &(calls)->observers[i_];                                  \
-            if (o_->fn) o_->fn(o_->data, __VA_ARGS__);                                             \
-        }                                                                                          \
-    } while (0)
 
 static void emit(cs_call *call, cs_stream *s, enum cs_event_type type, const cs_buf *detail)
 {
@@ -68,6 +62,10 @@ void cs_calls_init(cs_calls *calls, cs_recorders *recorders)
     calls->max_ts_ms = UINT64_MAX;
     calls->ts_tolerance_ms = CS_TS_TOLERANCE_MS;
     calls->clock_ms = cs_mono_ms;
+    calls->talk.lead_ms = 100;
+    calls->talk.max_ms = 120000;
+    calls->talk.mark_grace_ms = 2000;
+    calls->talk.barge_in = true;
     cs_hist_init(&calls->stats.frame_seconds, cs_hist_bounds_frame, cs_hist_nbounds_frame);
 }
 
@@ -83,6 +81,7 @@ void cs_calls_free(cs_calls *calls, enum cs_end_reason why)
     }
     cs_map_free(&calls->by_stream);
     cs_map_free(&calls->by_call);
+    cs_talk_free(calls);
 }
 
 int cs_calls_observe(cs_calls *calls, const cs_call_observer *o)
@@ -285,6 +284,9 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     cs_str sid = start->start.stream_id;
     if (sid.n == 0 || sid.n > CS_SID_MAX || start->start.call_id.n > CS_SID_MAX) return -EINVAL;
     if (cs_calls_stream(calls, sid)) return CS_ESTATE;
+    const cs_agent_ops *agent = mode == CS_MODE_TWO_WAY && calls->talk.agent_for
+                                    ? calls->talk.agent_for(calls->talk.agent_data, start)
+                                    : NULL;
     cs_call *call = cs_calls_call(calls, start->start.call_id);
     bool fresh = !call;
     if (fresh && !(call = call_new(calls, start))) return -ENOMEM;
@@ -307,9 +309,12 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     s->clock_origin_ms = calls->clock_ms();
     s->offset_ms = s->started_ms - call->started_ms;
     s->last_seq = start->seq;
+    cs_playout_init(&s->playout, (uint64_t)calls->talk.max_ms * CS_FRAMES_PER_MS);
+    s->agent_ops = agent;
     if (pre) s->stats = *pre;
     log_ctx_set(s);
     if (cs_map_put(&calls->by_stream, cs_str_of(s->sid), s) < 0) {
+        cs_playout_free(&s->playout);
         free(s);
         if (fresh) call_end(call);
         return -ENOMEM;
@@ -317,12 +322,13 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     call->streams[call->nstreams++] = s;
     calls->stats.streams_total++;
 
-    if (calls->recorders && !call->rec) recording_open(call, s, stereo);
+    if (calls->recorders && !call->rec) recording_open(call, s, stereo || agent);
     NOTIFY(calls, stream_started, s);
     cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
     start_detail(&detail, s, start);
     emit(call, s, CS_EVENT_START, &detail);
     cs_buf_free(&detail);
+    if (agent) cs_talk_open(s, agent);
     *out = s;
     return 0;
 }
@@ -410,6 +416,7 @@ static bool on_media(cs_stream *s, const cs_pevent *ev, uint64_t *pos_out)
     if (t == CS_TRACK_INBOUND && pos + n > s->heard_end) s->heard_end = pos + n;
     NOTIFY(s->calls, audio, s, t == CS_TRACK_INBOUND ? CS_SPEAKER_CALLER : CS_SPEAKER_AGENT, pos,
            ev->media.payload, n);
+    if (t == CS_TRACK_INBOUND && s->agent) cs_talk_audio(s, pos, ev->media.payload, n);
     *pos_out = pos;
     return true;
 }
@@ -451,9 +458,14 @@ static int on_mark(cs_stream *s, cs_str name, bool *played)
     cs_json_kstr(&j, "name", m.name);
     cs_json_kstr(&j, "outcome", was_played ? "played" : "cleared");
     cs_json_kdouble(&j, "ms", (double)(cs_mono_ns() - m.sent_ns) / 1e6);
+    if (m.what.utt) {
+        cs_json_kuint(&j, "utterance", m.what.utt);
+        cs_json_kuint(&j, "atMs", m.pos / CS_FRAMES_PER_MS);
+    }
     cs_json_obj_end(&j);
     emit(s->call, s, CS_EVENT_MARK, &detail);
     cs_buf_free(&detail);
+    if (s->agent) cs_talk_mark(s, &m, was_played);
     return 0;
 }
 
@@ -473,6 +485,7 @@ int cs_stream_event(cs_stream *s, const cs_pevent *ev, cs_stream_outcome *out)
         char detail[32];
         snprintf(detail, sizeof detail, "{\"digit\":\"%c\"}", ev->dtmf.digit);
         NOTIFY(s->calls, event, s->call, s, CS_EVENT_DTMF, cs_wall_ms(), detail);
+        if (s->agent) cs_talk_dtmf(s, ev->dtmf.digit);
         return 0;
     }
     case CS_PEV_MARK:
@@ -512,6 +525,7 @@ void cs_stream_end(cs_stream *s, enum cs_end_reason why)
 {
     cs_call *call = s->call;
     cs_calls *calls = s->calls;
+    if (s->agent) cs_talk_close(s);
     s->ended_ms = cs_wall_ms();
     calls->stats.ended[why]++;
 
@@ -535,81 +549,24 @@ void cs_stream_end(cs_stream *s, enum cs_end_reason why)
         }
     }
     if (call->rec) cs_recording_flush(call->rec);
+    cs_playout_free(&s->playout);
     free(s->marks);
     free(s);
     if (call->nstreams == 0) call_end(call);
 }
 
-/* ---- talking back ---- */
+/* ---- talking back (the rest is in talk.c) ---- */
+
+uint64_t cs_stream_now(const cs_stream *s)
+{
+    uint64_t ms = s->calls->clock_ms() - s->clock_origin_ms + (uint64_t)s->offset_ms;
+    return ms * CS_FRAMES_PER_MS;
+}
 
 uint64_t cs_stream_unplayed(const cs_stream *s)
 {
-    return s->play_end > s->heard_end ? s->play_end - s->heard_end : 0;
-}
-
-int cs_stream_send_media(cs_stream *s, const uint8_t *ulaw, size_t n)
-{
-    if (s->mode != CS_MODE_TWO_WAY) return CS_ESTATE;
-    int rc = s->sink.media(s->sink.data, ulaw, n);
-    if (rc < 0) return rc;
-    s->stats.frames_out++;
-    s->stats.bytes_out += n;
-    s->calls->stats.frames_out++;
-    s->calls->stats.bytes_out += n;
-    /* Twilio plays what we send in order, starting now if nothing is queued. */
-    uint64_t at = s->play_end > s->heard_end ? s->play_end : s->heard_end;
-    s->play_end = at + n;
-    if (s->call->rec) cs_recording_audio(s->call->rec, 1, at, ulaw, n);
-    NOTIFY(s->calls, audio, s, CS_SPEAKER_AGENT, at, ulaw, n);
-    return 0;
-}
-
-int cs_stream_send_mark(cs_stream *s, const char *name)
-{
-    if (s->mode != CS_MODE_TWO_WAY) return CS_ESTATE;
-    size_t n = strlen(name);
-    if (n == 0 || n > CS_MARK_NAME_MAX) return -EINVAL;
-    if (s->marks_len == CS_MARKS_MAX) return CS_ELIMIT;
-    if (s->marks_len == s->marks_cap) {
-        uint32_t cap = s->marks_cap ? s->marks_cap * 2 : 8;
-        cs_mark *m = malloc(cap * sizeof *m);
-        if (!m) return -ENOMEM;
-        for (uint32_t i = 0; i < s->marks_len; i++)
-            m[i] = s->marks[(s->marks_head + i) % s->marks_cap];
-        free(s->marks);
-        s->marks = m;
-        s->marks_cap = cap;
-        s->marks_head = 0;
-    }
-    int rc = s->sink.mark(s->sink.data, (cs_str){name, n});
-    if (rc < 0) return rc;
-    cs_mark *m = &s->marks[(s->marks_head + s->marks_len) % s->marks_cap];
-    memcpy(m->name, name, n + 1);
-    m->sent_ns = cs_mono_ns();
-    m->clear_epoch = s->clear_epoch;
-    s->marks_len++;
-    s->stats.marks_sent++;
-    s->calls->stats.marks_sent++;
-    return 0;
-}
-
-int cs_stream_clear(cs_stream *s)
-{
-    if (s->mode != CS_MODE_TWO_WAY) return CS_ESTATE;
-    int rc = s->sink.clear(s->sink.data);
-    if (rc < 0) return rc;
-    uint64_t unplayed = cs_stream_unplayed(s);
-    s->clear_epoch++;
-    s->stats.clears++;
-    s->calls->stats.clears++;
-    /* What was queued beyond "now" is never heard: cut it from the recording too. */
-    if (s->call->rec && unplayed) cs_recording_cut(s->call->rec, 1, s->heard_end);
-    s->play_end = s->heard_end;
-    char detail[96];
-    snprintf(detail, sizeof detail, "{\"discardedMs\":%llu,\"pendingMarks\":%u}",
-             (unsigned long long)(unplayed / CS_FRAMES_PER_MS), s->marks_len);
-    NOTIFY(s->calls, event, s->call, s, CS_EVENT_CLEAR, cs_wall_ms(), detail);
-    return 0;
+    uint64_t now = cs_stream_now(s);
+    return s->play_end > now ? s->play_end - now : 0;
 }
 
 int cs_stream_stats_json(const cs_stream *s, cs_buf *out)
@@ -643,6 +600,9 @@ int cs_stream_stats_json(const cs_stream *s, cs_buf *out)
     cs_json_kuint(&j, "marksCleared", st->marks_cleared);
     cs_json_kuint(&j, "marksUnknown", st->marks_unknown);
     cs_json_kuint(&j, "clears", st->clears);
+    cs_json_kuint(&j, "bargeIns", st->barge_ins);
+    cs_json_kuint(&j, "underruns", st->underruns);
+    cs_json_kuint(&j, "utterances", st->utterances);
     cs_json_kuint(&j, "dtmf", st->dtmf);
     int64_t end = s->ended_ms ? s->ended_ms : cs_wall_ms();
     cs_json_kint(&j, "durationMs", end - s->started_ms);

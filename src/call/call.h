@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "audio/recorder.h"
+#include "call/playout.h"
 #include "core/log.h"
 #include "core/map.h"
 #include "core/pool.h"
@@ -64,7 +65,9 @@ const char *cs_end_label(enum cs_end_reason r);
     X(STREAM_STATUS, "stream_status")   /* Twilio stream status callback */                        \
     X(WEBHOOK, "webhook")               /* the voice webhook answered */                           \
     X(RECORDING, "recording")           /* a recording failed, resumed or was finished */         \
-    X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */
+    X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */ \
+    X(BARGE_IN, "barge_in")             /* the caller cut the agent short */                       \
+    X(AGENT, "agent")                   /* the agent started, failed, or said something */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,
@@ -88,6 +91,9 @@ typedef struct cs_stream_stats {
     uint64_t marks_cleared;  /* echoed because a clear discarded their audio */
     uint64_t marks_unknown;  /* echoes of names we never sent */
     uint64_t clears;
+    uint64_t barge_ins;      /* clears for the caller's speech or keys */
+    uint64_t underruns;      /* our audio sent late, a gap in an utterance */
+    uint64_t utterances;     /* begun by the agent */
     uint64_t dtmf;
     uint64_t messages;       /* everything received after start */
 } cs_stream_stats;
@@ -108,7 +114,30 @@ typedef struct cs_mark {
     char name[CS_MARK_NAME_MAX + 1];
     uint64_t sent_ns;
     uint32_t clear_epoch; /* clears sent before this mark */
+    cs_playout_mark what; /* which utterance and sentence it follows */
+    uint64_t pos;         /* where that audio ends on the call's timeline, in frames */
 } cs_mark;
+
+typedef struct cs_agent cs_agent;
+typedef struct cs_agent_ops cs_agent_ops;
+/* What agents need from the gateway (engines, clients, settings): defined by agent/. */
+typedef struct cs_agent_env cs_agent_env;
+
+/* How the calls talk back (call/talk.h). */
+typedef struct cs_talk {
+    /* Which agent a new two-way stream gets (NULL: none; it listens only). */
+    const cs_agent_ops *(*agent_for)(void *data, const cs_pevent *start);
+    void *agent_data;
+    const cs_agent_env *env;
+    uint32_t lead_ms;       /* PLAYOUT_LEAD_MS */
+    uint32_t max_ms;        /* PLAYOUT_MAX_S in ms: audio queued per stream */
+    uint32_t mark_grace_ms; /* an utterance whose end mark never came back is done then */
+    bool barge_in;          /* BARGE_IN */
+    cs_stream *talkers;     /* streams with an agent */
+    size_t ntalkers;
+    size_t closing;         /* agents closed but not yet finished */
+    void *timer;            /* the pacing timer (uv_timer_t), once started on a loop */
+} cs_talk;
 
 struct cs_stream {
     cs_call *call;
@@ -124,7 +153,13 @@ struct cs_stream {
     void *owner;               /* the media socket's state */
     /* timeline, in frames of the call's timeline */
     uint64_t heard_end;        /* end of the latest caller audio */
-    uint64_t play_end;         /* where audio we send next will start playing */
+    uint64_t play_end;         /* where the audio we sent ends */
+    /* talking back (talk.c) */
+    const cs_agent_ops *agent_ops; /* the agent chosen for it (NULL: none) */
+    cs_agent *agent;           /* NULL: listening only, or its agent failed to start */
+    cs_playout playout;
+    bool mid_utterance;        /* the last frame sent was not an utterance's last */
+    cs_stream *talk_prev, *talk_next;
     uint64_t next_ts[2];       /* expected next media timestamp per track, ms (stream's) */
     int64_t last_seq;
     /* marks awaiting their echo: a ring */
@@ -163,6 +198,8 @@ typedef struct cs_call_observer {
     /* Audio on the call's timeline: the caller's as it arrives, ours as we send it. */
     void (*audio)(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
                   const uint8_t *ulaw, size_t n);
+    /* What the agent said, as heard: an utterance that played to its end or was cut. */
+    void (*said)(void *o, const cs_stream *s, const cs_heard *h);
     /* A finished recording: the file and its length (also when writing failed part way:
      * what it holds is kept). */
     void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);
@@ -177,6 +214,7 @@ typedef struct cs_calls_stats {
     uint64_t bad[CS_BAD_COUNT];
     uint64_t ended[CS_END_COUNT];
     uint64_t marks_sent, marks_played, marks_cleared, clears, dtmf, seq_gaps;
+    uint64_t barge_ins, underruns, utterances, playout_full, agent_failures;
     cs_hist frame_seconds; /* time to handle one inbound media message */
 } cs_calls_stats;
 
@@ -191,6 +229,7 @@ struct cs_calls {
     uint64_t max_ts_ms;         /* MAX_CALL_S: no audio goes past it */
     uint64_t ts_tolerance_ms;   /* how far ahead of arrival, or back, a timestamp may be */
     uint64_t (*clock_ms)(void); /* monotonic ms (cs_mono_ms; tests may stand in) */
+    cs_talk talk;
     cs_calls_stats stats;
 };
 
@@ -211,8 +250,9 @@ void cs_calls_event(cs_calls *calls, const char *call_sid, enum cs_event_type ty
 
 /* ---- streams ---- */
 
-/* Starts a stream from a `start` event. `stereo` asks for a two-channel recording (we
- * will send audio, or the outbound track is streamed). Errors: CS_ESTATE (the StreamSid
+/* Starts a stream from a `start` event. A two-way stream gets the agent calls->talk
+ * picks, opened after observers heard of the stream. `stereo` asks for a two-channel
+ * recording (the outbound track is streamed; an agent asks for it too). Errors: CS_ESTATE (the StreamSid
  * is live already), CS_ELIMIT (the call has CS_CALL_MAX_STREAMS streams), -ENOMEM.
  * The stream starts with `pre` (bad messages seen before start) in its counters. */
 int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode mode, bool stereo,
@@ -243,17 +283,10 @@ void cs_stream_bad(cs_stream *s, enum cs_bad kind, const char *why);
  * freed. The owner must not use `s` afterwards. */
 void cs_stream_end(cs_stream *s, enum cs_end_reason why);
 
-/* ---- talking back (two-way streams only: CS_ESTATE otherwise) ---- */
-
-/* Queues μ-law audio; it plays after what was queued before. */
-int cs_stream_send_media(cs_stream *s, const uint8_t *ulaw, size_t n);
-/* A mark after the audio queued so far; its echo says that audio was played (or
- * discarded). -EINVAL for a name that is empty or longer than CS_MARK_NAME_MAX,
- * CS_ELIMIT past CS_MARKS_MAX pending. */
-int cs_stream_send_mark(cs_stream *s, const char *name);
-/* Discards audio queued but not yet played (barge-in). */
-int cs_stream_clear(cs_stream *s);
-/* Frames of our audio queued but not yet played, as far as we can tell. */
+/* Where the call's timeline is now for this stream, in frames (its clock, as its
+ * timestamps are checked against). */
+uint64_t cs_stream_now(const cs_stream *s);
+/* Frames of our audio sent but not yet played, as far as we can tell. */
 uint64_t cs_stream_unplayed(const cs_stream *s);
 
 /* Stats as JSON (for /streams and the store). */

@@ -53,6 +53,12 @@
     S(transcript_webhook_secret, "TRANSCRIPT_WEBHOOK_SECRET", "",                                 \
       "signs those POSTs: X-Callstream-Signature = hex HMAC-SHA256 of the body")                  \
     N(echo_mark_ms, "ECHO_MARK_MS", 1000, 20, 60000, "echo agent: a mark after this much audio")   \
+    N(playout_lead_ms, "PLAYOUT_LEAD_MS", 100, 20, 2000,                                           \
+      "agent audio is sent this far ahead of playback, so the provider never starves")            \
+    N(playout_max_s, "PLAYOUT_MAX_S", 120, 1, 3600,                                                \
+      "agent audio queued per stream at most (seconds); more is refused")                         \
+    N(barge_in, "BARGE_IN", 1, 0, 1,                                                               \
+      "the caller's speech or keys cut the agent short (0: agent speech cannot be interrupted)") \
     N(recordings, "RECORDINGS", 1, 0, 1, "write a WAV per call under DATA_DIR/recordings")         \
     N(recording_header_s, "RECORDING_HEADER_S", 5, 1, 3600,                                        \
       "rewrite recording headers this often (seconds), so a crash leaves playable files")          \

@@ -193,7 +193,8 @@ static void on_shutdown_tick(uv_timer_t *t)
         gw->shutdown_deadline_ms = 0; /* from here on: waiting for sockets to close */
         close_calls(gw);
     }
-    if (cs_net_count(gw->net) == 0 && cs_transcribe_idle(gw)) finish(gw);
+    if (cs_net_count(gw->net) == 0 && cs_transcribe_idle(gw) && gw->calls.talk.closing == 0)
+        finish(gw);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -213,6 +214,14 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* ---- start-up ---- */
+
+/* Every two-way stream gets AGENT. */
+static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
+{
+    (void)start;
+    const cs_gateway *gw = data;
+    return gw->agent;
+}
 
 typedef struct boot {
     bool done;
@@ -268,6 +277,14 @@ static int start(cs_gateway *gw, cs_buf *err)
     cs_calls_init(&gw->calls, gw->recorders);
     gw->calls.max_ts_ms = (uint64_t)cfg->max_call_s * 1000;
     gw->calls.ts_tolerance_ms = (uint64_t)cfg->timestamp_tolerance_s * 1000;
+    gw->agent_env = (cs_agent_env){.cfg = cfg};
+    gw->calls.talk.agent_for = agent_for;
+    gw->calls.talk.agent_data = gw;
+    gw->calls.talk.env = &gw->agent_env;
+    gw->calls.talk.lead_ms = (uint32_t)cfg->playout_lead_ms;
+    gw->calls.talk.max_ms = (uint32_t)cfg->playout_max_s * 1000;
+    gw->calls.talk.barge_in = cfg->barge_in != 0;
+    if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0) return rc;
     cs_bus_init(&gw->bus);
     if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0) return rc;
     if ((rc = cs_auth_new(&gw->auth, gw)) < 0) {

@@ -62,6 +62,7 @@ typedef struct cs_gateway {
     cs_recorders *recorders;
     cs_calls calls;
     const cs_agent_ops *agent; /* NULL: listen only */
+    cs_agent_env agent_env;
     const cs_provider_ops *provider;
     cs_pscratch scratch;         /* the loop's parse scratch */
     cs_buf out;                  /* the loop's scratch for outbound messages */

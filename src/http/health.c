@@ -317,6 +317,19 @@ void cs_metrics(cs_request *r)
     family(&out, "callstream_marks_total", "counter", "marks sent, and echoed by outcome", "state",
            mark_labels, marks, 3);
     cs_prom_counter(&out, "callstream_clears_total", "clear messages sent", (double)cs->clears);
+    cs_prom_counter(&out, "callstream_barge_ins_total",
+                    "clears for the caller's speech or keys while the agent talked",
+                    (double)cs->barge_ins);
+    cs_prom_counter(&out, "callstream_agent_utterances_total", "utterances begun by agents",
+                    (double)cs->utterances);
+    cs_prom_counter(&out, "callstream_playout_underruns_total",
+                    "agent audio sent late: a gap inside an utterance", (double)cs->underruns);
+    cs_prom_counter(&out, "callstream_playout_refused_total",
+                    "agent audio refused: PLAYOUT_MAX_S queued", (double)cs->playout_full);
+    cs_prom_counter(&out, "callstream_agent_failures_total", "agents that failed to start",
+                    (double)cs->agent_failures);
+    cs_prom_gauge(&out, "callstream_agents", "streams with an agent",
+                  (double)gw->calls.talk.ntalkers);
     cs_prom_hist(&out, "callstream_frame_processing_seconds",
                  "time to handle one inbound media message", &cs->frame_seconds);
 

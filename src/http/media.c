@@ -1,6 +1,6 @@
 /* The media socket (GET /twilio/media): one WebSocket per stream. Messages are rate
- * limited, parsed by the provider, and handed to the call layer and the agent; a bad
- * message is counted and skipped and the call goes on. Closing without `stop` ends the
+ * limited, parsed by the provider, and handed to the call layer (which owns the stream's
+ * agent); a bad message is counted and skipped and the call goes on. Closing without `stop` ends the
  * stream as abnormal. */
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,6 @@ struct media_sock {
     cs_gateway *gw;
     cs_wsconn ws;
     cs_stream *stream; /* after start, until the stream ends */
-    cs_agent *agent;
     char sid[CS_SID_MAX + 1];
     cs_str sid_str;                 /* sid as a view, measured once */
     cs_stream_stats pre;            /* refusals before start */
@@ -86,10 +85,6 @@ static int sink_clear(void *data)
 static void end_stream(media_sock *m, enum cs_end_reason why)
 {
     if (!m->stream) return;
-    if (m->agent) {
-        m->agent->ops->close(m->agent);
-        m->agent = NULL;
-    }
     cs_stream_end(m->stream, why);
     m->stream = NULL;
     m->ended = true;
@@ -131,28 +126,26 @@ static void on_start(media_sock *m, const cs_pevent *ev)
         return;
     }
     enum cs_stream_mode mode = mode_of(gw, ev);
-    bool speaks = mode == CS_MODE_TWO_WAY && gw->agent;
-    bool stereo = speaks || (ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND));
+    bool stereo = ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND);
     m->sid_str = (cs_str){m->sid, cs_str_copy(m->sid, sizeof m->sid, ev->start.stream_id)};
     cs_stream_sink sink = {sink_media, sink_mark, sink_clear, m};
+    /* The stream's log context while the call layer starts it (and its agent). */
+    cs_log_ctx ctx = {.stream = m->sid};
+    const cs_log_ctx *prev = cs_log_set_ctx(&ctx);
     int rc = cs_stream_begin(&gw->calls, ev, mode, stereo, &sink, m, &m->pre, &m->stream);
     if (rc < 0) {
         cs_warn("media: cannot start stream %s from %s: %s", m->sid, m->peer,
                 rc == CS_ESTATE ? "it is live on another socket" : cs_strerror(rc));
         hang_up(m, CS_END_HANGUP, CS_WS_CLOSE_POLICY,
                 rc == CS_ESTATE ? "stream already active" : "cannot start the stream");
+        cs_log_set_ctx(prev);
         return;
     }
-    const cs_log_ctx *prev = cs_log_set_ctx(&m->stream->log);
+    cs_log_set_ctx(&m->stream->log);
     cs_info("media: stream started (%s, tracks %s%s) from %s",
             mode == CS_MODE_TWO_WAY ? "two-way" : "one-way",
             ev->start.tracks & CS_TRACK_BIT(CS_TRACK_INBOUND) ? "inbound" : "",
             ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND) ? " outbound" : "", m->peer);
-    if (speaks && (rc = gw->agent->open(&m->agent, m->stream, gw->cfg)) < 0) {
-        cs_error("media: agent %s failed to start: %s; listening only", gw->agent->name,
-                 cs_strerror(rc));
-        m->agent = NULL;
-    }
     cs_log_set_ctx(prev);
 }
 
@@ -194,27 +187,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         return;
     }
     const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
-    cs_stream_outcome got = {0};
-    int rc = cs_stream_event(s, &ev, &got);
-    if (rc == 0 && m->agent) {
-        const cs_agent_ops *ops = m->agent->ops;
-        switch (ev.type) {
-        case CS_PEV_MEDIA:
-            /* Its own place (a late or reordered frame is not at the end of what was heard);
-             * audio the timeline had no room for is not heard at all. */
-            if (ev.media.track == CS_TRACK_INBOUND && !got.skipped)
-                ops->audio(m->agent, got.pos, ev.media.payload, ev.media.len);
-            break;
-        case CS_PEV_DTMF:
-            if (ops->dtmf) ops->dtmf(m->agent, ev.dtmf.digit);
-            break;
-        case CS_PEV_MARK:
-            if (ops->mark) ops->mark(m->agent, ev.mark.name, got.played);
-            break;
-        default:
-            break;
-        }
-    }
+    cs_stream_event(s, &ev, NULL);
     if (ev.type == CS_PEV_STOP) {
         cs_info("media: stream stopped by the provider");
         hang_up(m, CS_END_STOP, CS_WS_CLOSE_NORMAL, NULL);

@@ -59,7 +59,15 @@ static void call_state(cs_gateway *gw, const char *call, const char *state, enum
     cs_buf_free(&d);
 }
 
-static void segment_json(cs_json *j, const voice *v, const cs_stt_segment *seg)
+/* Where a segment comes from: the speaker of a stream of a call; `cut` for agent lines
+ * cut short by the caller. */
+typedef struct origin {
+    const char *call, *stream;
+    enum cs_speaker who;
+    bool cut;
+} origin;
+
+static void segment_json(cs_json *j, const origin *v, const cs_stt_segment *seg)
 {
     char id[3 * CS_SID_MAX];
     snprintf(id, sizeof id, "%s/%s/%llu", v->stream, speaker_names[v->who],
@@ -67,6 +75,7 @@ static void segment_json(cs_json *j, const voice *v, const cs_stt_segment *seg)
     cs_json_obj(j);
     cs_json_kstr(j, "id", id);
     cs_json_kstr(j, "speaker", speaker_names[v->who]);
+    if (v->cut) cs_json_kbool(j, "cut", true);
     cs_json_kuint(j, "start_ms", seg->start_ms);
     cs_json_kuint(j, "end_ms", seg->end_ms);
     cs_json_kstr(j, "text", seg->text);
@@ -79,10 +88,10 @@ static void segment_json(cs_json *j, const voice *v, const cs_stt_segment *seg)
     cs_json_obj_end(j);
 }
 
-static void on_segment(void *data, const cs_stt_segment *seg)
+/* A segment goes to the listeners (interim and final), finals to the store and the
+ * transcript webhook. */
+static void deliver(cs_gateway *gw, const origin *v, const cs_stt_segment *seg)
 {
-    voice *v = data;
-    cs_gateway *gw = v->gw;
     gw->transcripts.segments++;
     cs_buf msg = CS_BUF_INIT(CS_STT_TEXT_MAX * 8);
     cs_json j;
@@ -128,6 +137,39 @@ static void on_segment(void *data, const cs_stt_segment *seg)
         if (cs_json_end(&j) == 0) cs_webhook_send(gw->webhook, body.data, body.len);
         cs_buf_free(&body);
     }
+}
+
+static void on_segment(void *data, const cs_stt_segment *seg)
+{
+    voice *v = data;
+    origin o = {v->call, v->stream, v->who, false};
+    deliver(v->gw, &o, seg);
+    /* The caller's words go to the stream's agent too. */
+    cs_stream *s = v->who == CS_SPEAKER_CALLER ? cs_calls_stream(&v->gw->calls, cs_str_of(v->stream))
+                                               : NULL;
+    if (s) {
+        cs_transcript t = {seg->id, seg->start_ms, seg->end_ms, seg->text, seg->final,
+                           seg->confidence};
+        cs_stream_transcript(s, &t);
+    }
+}
+
+/* What an agent that speaks text said, as heard: its line of the transcript. */
+static void on_said(void *o, const cs_stream *s, const cs_heard *h)
+{
+    cs_gateway *gw = o;
+    if (!s->agent_ops || !s->agent_ops->speaks_text || h->text_len == 0) return;
+    origin v = {s->call->sid, s->sid, CS_SPEAKER_AGENT, h->cut};
+    uint64_t start_ms = h->start_pos / CS_FRAMES_PER_MS;
+    cs_stt_segment seg = {
+        .id = h->utt,
+        .start_ms = (uint32_t)start_ms,
+        .end_ms = (uint32_t)(start_ms + h->heard_ms),
+        .text = h->text,
+        .final = true,
+        .confidence = -1,
+    };
+    deliver(gw, &v, &seg);
 }
 
 static void on_error(void *data, int err, const char *why)
@@ -228,8 +270,9 @@ static void on_stream_started(void *o, const cs_stream *s)
     stream_tx *tx = calloc(1, sizeof *tx);
     if (!tx) return;
     snprintf(tx->stream, sizeof tx->stream, "%s", s->sid);
-    bool agent_speaks =
-        (s->mode == CS_MODE_TWO_WAY && gw->agent) || (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND));
+    /* An agent that speaks text has its transcript from that text, not from its audio. */
+    bool agent_speaks = (s->agent_ops && !s->agent_ops->speaks_text) ||
+                        (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND));
     if (s->tracks & CS_TRACK_BIT(CS_TRACK_INBOUND))
         tx->voices[CS_SPEAKER_CALLER] = open_voice(gw, s, CS_SPEAKER_CALLER);
     if (agent_speaks) tx->voices[CS_SPEAKER_AGENT] = open_voice(gw, s, CS_SPEAKER_AGENT);
@@ -328,6 +371,7 @@ int cs_transcribe_start(cs_gateway *gw, cs_buf *err)
         .stream_started = on_stream_started,
         .stream_ended = on_stream_ended,
         .audio = on_audio,
+        .said = on_said,
         .data = gw,
     };
     return cs_calls_observe(&gw->calls, &o);

@@ -10,6 +10,7 @@
 #include "audio/recorder.h"
 #include "audio/wav.h"
 #include "call/call.h"
+#include "call/talk.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/worker.h"
@@ -25,7 +26,8 @@ enum cb {
     CB_STREAM_ENDED,
     CB_EVENT,
     CB_AUDIO,
-    CB_RECORDING
+    CB_RECORDING,
+    CB_SAID
 };
 
 typedef struct seen {
@@ -104,6 +106,13 @@ static void on_recording(void *o, const char *call_sid, const char *path, uint64
     snprintf(e->call_sid, sizeof e->call_sid, "%s", call_sid);
     snprintf(e->text, sizeof e->text, "%s", path);
     e->frames = frames;
+}
+
+static void on_said(void *o, const cs_stream *s, const cs_heard *h)
+{
+    seen *e = add(o, CB_SAID, s->call, s);
+    snprintf(e->text, sizeof e->text, "%s", h->text);
+    e->pos = h->start_pos;
 }
 
 /* The callback of kind `cb` seen `index` times before it, or NULL. */
@@ -211,6 +220,123 @@ static int sink_clear(void *data)
     return 0;
 }
 
+/* ---- a test agent: it notes what it is told; tests speak through the stream ---- */
+
+static struct talk_log {
+    int opened, closed, played, cleared, marks, timers, speech_on, speech_off;
+    int fail_open;                 /* open returns it when set */
+    bool defer_close;              /* close leaves the agent to the test (in `deferred`) */
+    bool not_interruptible;
+    cs_agent *deferred;
+    uint32_t utt;                  /* the test's current utterance */
+    size_t audio_bytes;
+    char digits[16], transcript[64], heard[256];
+    uint64_t heard_ms, last_mark_pos;
+    bool cut, last_mark_played;
+    int why;
+} talk_log;
+
+static int ta_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
+{
+    (void)s;
+    (void)env;
+    if (talk_log.fail_open) return talk_log.fail_open;
+    *out = calloc(1, sizeof **out);
+    talk_log.opened++;
+    return *out ? 0 : -ENOMEM;
+}
+
+static void ta_audio(cs_agent *a, uint64_t pos, const uint8_t *ulaw, size_t n)
+{
+    (void)a, (void)pos, (void)ulaw;
+    talk_log.audio_bytes += n;
+}
+
+static void ta_speech(cs_agent *a, bool started, uint64_t pos)
+{
+    (void)a, (void)pos;
+    if (started)
+        talk_log.speech_on++;
+    else
+        talk_log.speech_off++;
+}
+
+static void ta_transcript(cs_agent *a, const cs_transcript *t)
+{
+    (void)a;
+    snprintf(talk_log.transcript, sizeof talk_log.transcript, "%s", t->text);
+}
+
+static void ta_dtmf(cs_agent *a, char digit)
+{
+    (void)a;
+    size_t n = strlen(talk_log.digits);
+    if (n + 1 < sizeof talk_log.digits) talk_log.digits[n] = digit;
+}
+
+static void ta_mark(cs_agent *a, const cs_mark_echo *m)
+{
+    (void)a;
+    talk_log.marks++;
+    talk_log.last_mark_pos = m->pos;
+    talk_log.last_mark_played = m->played;
+}
+
+static void note_heard(const cs_heard *h)
+{
+    snprintf(talk_log.heard, sizeof talk_log.heard, "%s", h->text);
+    talk_log.heard_ms = h->heard_ms;
+    talk_log.cut = h->cut;
+}
+
+static void ta_played(cs_agent *a, const cs_heard *h)
+{
+    (void)a;
+    talk_log.played++;
+    note_heard(h);
+}
+
+static void ta_cleared(cs_agent *a, const cs_heard *h, enum cs_clear_why why)
+{
+    (void)a;
+    talk_log.cleared++;
+    talk_log.why = (int)why;
+    note_heard(h);
+}
+
+static void ta_timer(cs_agent *a)
+{
+    (void)a;
+    talk_log.timers++;
+}
+
+static void ta_close(cs_agent *a)
+{
+    talk_log.closed++;
+    if (talk_log.defer_close) {
+        talk_log.deferred = a;
+        return;
+    }
+    cs_agent_closed(a);
+    free(a);
+}
+
+#define TEST_AGENT_OPS(interrupt)                                                                  \
+    {                                                                                              \
+        .name = "test", .speaks_text = true, .interruptible = interrupt, .open = ta_open,          \
+        .audio = ta_audio, .speech = ta_speech, .transcript = ta_transcript, .dtmf = ta_dtmf,      \
+        .mark = ta_mark, .played = ta_played, .cleared = ta_cleared, .timer = ta_timer,            \
+        .close = ta_close,                                                                         \
+    }
+static const cs_agent_ops test_agent = TEST_AGENT_OPS(true);
+static const cs_agent_ops stubborn_agent = TEST_AGENT_OPS(false);
+
+static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
+{
+    (void)data, (void)start;
+    return talk_log.not_interruptible ? &stubborn_agent : &test_agent;
+}
+
 /* ---- fixture ---- */
 
 /* The calls' monotonic clock, in the tests' hands: it stands still unless moved. */
@@ -244,6 +370,8 @@ static int setup_with(void **state, bool record)
     cs_calls_init(&f->calls, f->recorders);
     now_ms = 1000000;
     f->calls.clock_ms = test_clock;
+    memset(&talk_log, 0, sizeof talk_log);
+    f->calls.talk.agent_for = agent_for;
     cs_call_observer o = {
         .call_started = on_call_started,
         .call_ended = on_call_ended,
@@ -252,6 +380,7 @@ static int setup_with(void **state, bool record)
         .event = on_event,
         .audio = on_audio,
         .recording = on_recording,
+        .said = on_said,
         .data = &f->obs,
     };
     f->stream_sink = (cs_stream_sink){sink_media, sink_mark, sink_clear, &f->sink};
@@ -367,7 +496,8 @@ static void begin_creates_the_call(void **state)
     assert_int_equal(f->calls.stats.calls_total, 1);
     assert_int_equal(f->calls.stats.streams_total, 1);
 
-    assert_int_equal(f->obs.n, 3);
+    assert_int_equal(f->obs.n, 4); /* and the agent's start, after */
+    assert_int_equal(f->obs.seen[3].what, CS_EVENT_AGENT);
     assert_int_equal(f->obs.seen[0].cb, CB_CALL_STARTED);
     assert_ptr_equal(f->obs.seen[0].call, call);
     assert_int_equal(f->obs.seen[1].cb, CB_STREAM_STARTED);
@@ -585,68 +715,397 @@ static void dtmf_becomes_an_event(void **state)
 
 /* ---- talking back ---- */
 
-static void sent_audio_plays_after_what_is_queued(void **state)
+/* Says `n` bytes of `code` in the test's current utterance (one is begun when there is
+ * none, or the last was cleared). */
+static int say_code(cs_stream *s, uint8_t code, size_t n)
+{
+    static uint8_t ulaw[16000];
+    assert_true(n <= sizeof ulaw);
+    memset(ulaw, code, n);
+    if (!talk_log.utt) {
+        int rc = cs_stream_say_begin(s, &talk_log.utt);
+        if (rc < 0) return rc;
+    }
+    int rc = cs_stream_say_audio(s, talk_log.utt, ulaw, n);
+    if (rc == CS_ECLOSED) {
+        talk_log.utt = 0;
+        return say_code(s, code, n);
+    }
+    return rc;
+}
+
+static void say(cs_stream *s, uint8_t code, size_t n)
+{
+    assert_int_equal(say_code(s, code, n), 0);
+}
+
+static void ms_pass(cs_calls *calls, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms; t += 20) {
+        now_ms += ms - t < 20 ? ms - t : 20;
+        cs_calls_tick(calls);
+    }
+}
+
+static void two_way_streams_get_their_agent(void **state)
 {
     fixture *f = *state;
     cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    assert_non_null(s->agent);
+    assert_int_equal(talk_log.opened, 1);
+    assert_int_equal(f->calls.talk.ntalkers, 1);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_AGENT)->text);
+    assert_string_equal(jstr(j, "state"), "started");
+    assert_string_equal(jstr(j, "agent"), "test");
+    cJSON_Delete(j);
+    /* The agent hears the caller, keys, and what the transcript says. */
     media(s, CS_TRACK_INBOUND, 2, 0, frame, 160);
-    media(s, CS_TRACK_INBOUND, 3, 20, frame, 160);
-    media(s, CS_TRACK_INBOUND, 4, 40, frame, 160);
-    assert_int_equal(cs_stream_unplayed(s), 0);
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0); /* starts now: heard_end */
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
-    assert_int_equal(cs_stream_send_media(s, frame, 80), 0);
-    assert_int_equal(cs_stream_unplayed(s), 400);
-    media(s, CS_TRACK_INBOUND, 5, 60, frame, 160); /* time passes: some of it played */
-    assert_int_equal(cs_stream_unplayed(s), 240);
-    media(s, CS_TRACK_INBOUND, 6, 200, frame, 160); /* all of it played */
-    assert_int_equal(cs_stream_unplayed(s), 0);
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
+    assert_int_equal(talk_log.audio_bytes, 160);
+    cs_pevent dtmf = {.type = CS_PEV_DTMF, .seq = -1, .dtmf = {.digit = '7'}};
+    assert_int_equal(cs_stream_event(s, &dtmf, NULL), 0);
+    assert_string_equal(talk_log.digits, "7");
+    cs_transcript t = {.id = 3, .text = "hello", .final = true, .confidence = -1};
+    cs_stream_transcript(s, &t);
+    assert_string_equal(talk_log.transcript, "hello");
+    /* One-way streams listen only. */
+    cs_stream *one = begin(f, "CA2", "MZ2", CS_MODE_ONE_WAY);
+    assert_null(one->agent);
+    uint32_t utt;
+    assert_int_equal(cs_stream_say_begin(one, &utt), CS_ESTATE);
+    assert_int_equal(cs_stream_clear(one, CS_CLEAR_AGENT), CS_ESTATE);
+    cs_stream_end(s, CS_END_STOP);
+    assert_int_equal(talk_log.closed, 1);
+    assert_int_equal(f->calls.talk.ntalkers, 0);
+    assert_int_equal(f->calls.talk.closing, 0);
+}
 
-    static const uint64_t pos[] = {480, 640, 800, 1760};
-    for (size_t i = 0; i < 4; i++)
-        assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, i)->pos, pos[i]);
-    assert_null(nth_audio(&f->obs, CS_SPEAKER_AGENT, 4));
-    assert_int_equal(f->sink.media, 4);
-    assert_int_equal(f->sink.media_bytes, 560);
-    assert_int_equal(s->stats.frames_out, 4);
-    assert_int_equal(s->stats.bytes_out, 560);
-    assert_int_equal(f->calls.stats.frames_out, 4);
-    assert_int_equal(f->calls.stats.bytes_out, 560);
+static void an_agent_that_fails_to_start_leaves_the_call_listening(void **state)
+{
+    fixture *f = *state;
+    talk_log.fail_open = -ENOMEM;
+    tu_log_capture_start();
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    tu_log_capture_stop();
+    assert_true(tu_log_contains("agent test failed to start"));
+    assert_null(s->agent);
+    assert_int_equal(f->calls.stats.agent_failures, 1);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_AGENT)->text);
+    assert_string_equal(jstr(j, "state"), "failed");
+    cJSON_Delete(j);
+    media(s, CS_TRACK_INBOUND, 2, 0, frame, 160);
+    assert_int_equal(talk_log.audio_bytes, 0);
+}
+
+static void agent_audio_is_paced_ahead_of_playback(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 8000); /* one second */
+    /* PLAYOUT_LEAD_MS (100 ms) goes at once, in 20 ms frames; the rest stays ours. */
+    assert_int_equal(f->sink.media, 5);
+    assert_int_equal(f->sink.media_bytes, 800);
+    assert_int_equal(cs_stream_unplayed(s), 800);
+    assert_int_equal(cs_playout_pending(&s->playout), 7200);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, i)->pos, i * 160);
+    ms_pass(&f->calls, 400);
+    assert_int_equal(f->sink.media_bytes, 4000); /* played 400 ms, 100 ms ahead */
+    assert_int_equal(cs_stream_unplayed(s), 800);
+    ms_pass(&f->calls, 1000);
+    assert_int_equal(f->sink.media_bytes, 8000);
+    assert_int_equal(cs_playout_pending(&s->playout), 0);
+    assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, 49)->pos, 49 * 160);
+    assert_int_equal(s->stats.frames_out, 50);
+    assert_int_equal(s->stats.underruns, 0);
+    /* Audio that comes late starts when it is sent: a gap inside the utterance. */
+    ms_pass(&f->calls, 500);
+    say(s, 0x21, 160);
+    assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, 50)->pos, 1900 * CS_FRAMES_PER_MS);
+    assert_int_equal(s->stats.underruns, 1);
+    assert_int_equal(f->calls.stats.underruns, 1);
+}
+
+static void marks_follow_sentences_and_utterances(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    uint32_t u;
+    assert_int_equal(cs_stream_say_begin(s, &u), 0);
+    static const uint8_t a[320];
+    assert_int_equal(cs_stream_say_audio(s, u, a, 320), 0);
+    assert_int_equal(cs_stream_say_sentence(s, u, "Hello there.", 12, NULL, 0), 0);
+    assert_string_equal(f->sink.last_mark, "u1-s1");
+    assert_int_equal(cs_stream_say_audio(s, u, a, 160), 0);
+    assert_int_equal(cs_stream_say_sentence(s, u, "How are you?", 12, NULL, 0), 0);
+    assert_int_equal(cs_stream_say_end(s, u), 0);
+    assert_string_equal(f->sink.last_mark, "u1-end");
+    assert_int_equal(f->sink.marks, 3);
+    assert_int_equal(cs_stream_say_audio(s, u, a, 160), CS_ECLOSED); /* ended */
+    bool played = false;
+    assert_int_equal(echo(s, "u1-s1", &played), 0);
+    assert_true(played);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_MARK)->text);
+    assert_int_equal(jnum(j, "utterance"), 1);
+    assert_int_equal(jnum(j, "atMs"), 40);
+    cJSON_Delete(j);
+    assert_int_equal(talk_log.marks, 1);
+    assert_int_equal(talk_log.last_mark_pos, 320);
+    assert_int_equal(talk_log.played, 0);
+    assert_int_equal(echo(s, "u1-s2", NULL), 0);
+    assert_int_equal(echo(s, "u1-end", NULL), 0);
+    /* Heard to its end: the agent and the observers are told, with all of its text. */
+    assert_int_equal(talk_log.played, 1);
+    assert_string_equal(talk_log.heard, "Hello there. How are you?");
+    assert_int_equal(talk_log.heard_ms, 60);
+    assert_false(talk_log.cut);
+    const seen *said = nth(&f->obs, CB_SAID, 0);
+    assert_non_null(said);
+    assert_string_equal(said->text, "Hello there. How are you?");
+    assert_true(cs_stream_talking(s)); /* as far as the clock says, it still plays */
+    ms_pass(&f->calls, 60);
+    assert_false(cs_stream_talking(s));
+}
+
+static void an_utterance_whose_end_mark_is_lost_ends_after_the_grace(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 160);
+    assert_int_equal(cs_stream_say_end(s, talk_log.utt), 0);
+    ms_pass(&f->calls, 20 + f->calls.talk.mark_grace_ms - 40);
+    assert_int_equal(talk_log.played, 0);
+    ms_pass(&f->calls, 40);
+    assert_int_equal(talk_log.played, 1);
+    assert_false(cs_stream_talking(s));
+}
+
+/* Words of "one two three four" 250 ms apart in one second of audio. */
+static const cs_word four_words[] = {{0, 3, 0}, {4, 3, 250}, {8, 5, 500}, {14, 4, 750}};
+
+static void clear_reports_what_was_heard(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 8000);
+    assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "one two three four", 18, four_words,
+                                            4),
+                     0);
+    say(s, 0x21, 8000);
+    assert_int_equal(
+        cs_stream_say_sentence(s, talk_log.utt, "five six seven eight", 20, NULL, 0), 0);
+    ms_pass(&f->calls, 600); /* "three" started at 500 ms */
+    assert_true(cs_stream_talking(s));
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), 0);
+    assert_int_equal(f->sink.clears, 1);
+    assert_int_equal(talk_log.cleared, 1);
+    assert_int_equal(talk_log.why, CS_CLEAR_AGENT);
+    assert_int_equal(talk_log.heard_ms, 600);
+    assert_string_equal(talk_log.heard, "one two three");
+    assert_true(talk_log.cut);
+    assert_string_equal(nth(&f->obs, CB_SAID, 0)->text, "one two three");
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
+    assert_string_equal(jstr(j, "reason"), "agent");
+    assert_int_equal(jnum(j, "discardedMs"), 1400); /* 100 ms at the provider, the rest ours */
+    const cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "utterances"), 0);
+    assert_int_equal(jnum(u, "heardMs"), 600);
+    assert_int_equal(jnum(u, "totalMs"), 2000);
+    assert_string_equal(jstr(u, "heardText"), "one two three");
+    cJSON_Delete(j);
+    /* Nothing more of it goes out; the next turn does. */
+    size_t sent = f->sink.media;
+    assert_int_equal(cs_stream_say_audio(s, talk_log.utt, frame, 160), CS_ECLOSED);
+    ms_pass(&f->calls, 100);
+    assert_int_equal(f->sink.media, sent);
+    assert_false(cs_stream_talking(s));
+    assert_int_equal(cs_stream_unplayed(s), 0);
+    talk_log.utt = 0;
+    say(s, 0x22, 160);
+    assert_int_equal(f->sink.media, sent + 1);
+    assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, sent)->pos, 700 * CS_FRAMES_PER_MS);
+}
+
+static void text_without_word_timings_is_heard_in_proportion(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 8000);
+    assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "five six seven eight", 20, NULL,
+                                            0),
+                     0);
+    ms_pass(&f->calls, 500); /* half: 10 of 20 characters, "five six s" → "five six" */
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), 0);
+    assert_string_equal(talk_log.heard, "five six");
+    assert_int_equal(talk_log.heard_ms, 500);
+    /* Nothing heard: no text. */
+    talk_log.utt = 0;
+    say(s, 0x20, 800);
+    assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "nine", 4, NULL, 0), 0);
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), 0);
+    assert_string_equal(talk_log.heard, "");
+    assert_int_equal(talk_log.heard_ms, 0);
+}
+
+static void caller_speech_barges_in(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    /* Speech while the agent is silent: the agent hears it; nothing is cleared. */
+    cs_stream_speech(s, true, 0);
+    assert_int_equal(talk_log.speech_on, 1);
+    assert_int_equal(f->sink.clears, 0);
+    cs_stream_speech(s, false, 800);
+    assert_int_equal(talk_log.speech_off, 1);
+
+    say(s, 0x20, 8000);
+    ms_pass(&f->calls, 300);
+    cs_stream_speech(s, true, 240 * CS_FRAMES_PER_MS); /* confirmed 60 ms after onset */
+    assert_int_equal(f->sink.clears, 1);
+    assert_int_equal(talk_log.why, CS_CLEAR_SPEECH);
+    assert_int_equal(s->stats.barge_ins, 1);
+    assert_int_equal(f->calls.stats.barge_ins, 1);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_BARGE_IN)->text);
+    assert_string_equal(jstr(j, "reason"), "speech");
+    assert_int_equal(jnum(j, "onsetMs"), 240);
+    assert_int_equal(jnum(j, "latencyMs"), 60);
+    cJSON_Delete(j);
+    assert_false(cs_stream_talking(s));
+
+    /* A key barges in too. */
+    say(s, 0x20, 800);
+    cs_pevent dtmf = {.type = CS_PEV_DTMF, .seq = -1, .dtmf = {.digit = '#'}};
+    assert_int_equal(cs_stream_event(s, &dtmf, NULL), 0);
+    assert_int_equal(f->sink.clears, 2);
+    assert_int_equal(talk_log.why, CS_CLEAR_DTMF);
+    assert_string_equal(talk_log.digits, "#");
+
+    /* BARGE_IN=0: the agent cannot be interrupted. */
+    f->calls.talk.barge_in = false;
+    say(s, 0x20, 800);
+    cs_stream_speech(s, true, cs_stream_now(s));
+    assert_int_equal(f->sink.clears, 2);
+    assert_true(cs_stream_talking(s));
+}
+
+static void an_agent_may_refuse_interruption(void **state)
+{
+    fixture *f = *state;
+    talk_log.not_interruptible = true;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 800);
+    cs_stream_speech(s, true, 0);
+    assert_int_equal(f->sink.clears, 0);
+    assert_int_equal(talk_log.speech_on, 1);
+}
+
+static void the_queue_is_bounded(void **state)
+{
+    fixture *f = *state;
+    f->calls.talk.max_ms = 1000;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 8000); /* 100 ms went out at once: 900 ms queued */
+    assert_int_equal(say_code(s, 0x20, 1000), CS_EFULL);
+    assert_int_equal(f->calls.stats.playout_full, 1);
+    say(s, 0x20, 800);
+    /* Utterances in flight are bounded too. */
+    for (int i = 1; i < CS_PLAYOUT_UTTS_MAX; i++) {
+        uint32_t u;
+        assert_int_equal(cs_stream_say_begin(s, &u), 0);
+    }
+    uint32_t u;
+    assert_int_equal(cs_stream_say_begin(s, &u), CS_ELIMIT);
+}
+
+static void agent_timer_runs_on_the_tick(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    cs_agent_timer(s->agent, 100);
+    ms_pass(&f->calls, 80);
+    assert_int_equal(talk_log.timers, 0);
+    ms_pass(&f->calls, 40);
+    assert_int_equal(talk_log.timers, 1);
+    ms_pass(&f->calls, 200);
+    assert_int_equal(talk_log.timers, 1); /* once */
+    cs_agent_timer(s->agent, 100);
+    cs_agent_timer(s->agent, 0); /* cancelled */
+    ms_pass(&f->calls, 200);
+    assert_int_equal(talk_log.timers, 1);
+}
+
+static void a_stream_ending_mid_sentence_reports_and_closes_later(void **state)
+{
+    fixture *f = *state;
+    talk_log.defer_close = true;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 8000);
+    assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "one two three four", 18, four_words,
+                                            4),
+                     0);
+    ms_pass(&f->calls, 300);
+    cs_stream_end(s, CS_END_STOP);
+    /* What was heard is reported as cut; nothing is sent to a closing socket. */
+    assert_int_equal(f->sink.clears, 0);
+    assert_int_equal(talk_log.why, CS_CLEAR_END);
+    assert_string_equal(talk_log.heard, "one two");
+    assert_string_equal(nth(&f->obs, CB_SAID, 0)->text, "one two");
+    assert_int_equal(talk_log.closed, 1);
+    assert_int_equal(f->calls.talk.closing, 1); /* a request still in flight */
+    cs_agent_closed(talk_log.deferred);
+    free(talk_log.deferred);
+    assert_int_equal(f->calls.talk.closing, 0);
+}
+
+static void socket_errors_are_returned(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    f->sink.fail = -EPIPE;
+    say(s, 0x20, 160); /* queued; sending failed: the socket is closing */
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), -EPIPE);
+    assert_int_equal(s->stats.frames_out + s->stats.marks_sent + s->stats.clears, 0);
+    assert_int_equal(count(&f->obs, CB_AUDIO), 0);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_CLEAR), 0);
 }
 
 static void marks_echo_in_order(void **state)
 {
     fixture *f = *state;
     cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
-    assert_int_equal(cs_stream_send_mark(s, "a"), 0);
-    assert_string_equal(f->sink.last_mark, "a");
-    assert_int_equal(cs_stream_send_mark(s, "b"), 0);
-    assert_int_equal(cs_stream_send_mark(s, "c"), 0);
+    say(s, 0x20, 160);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "", 0, NULL, 0), 0);
     assert_int_equal(s->stats.marks_sent, 3);
-    assert_int_equal(f->sink.marks, 3);
-
-    bool played = false;
-    assert_int_equal(echo(s, "a", &played), 0);
-    assert_true(played);
-    cJSON *j = parse(last_event(&f->obs, CS_EVENT_MARK)->text);
-    assert_string_equal(jstr(j, "name"), "a");
-    assert_string_equal(jstr(j, "outcome"), "played");
-    assert_true(jnum(j, "ms") >= 0);
-    cJSON_Delete(j);
     /* An echo out of order is matched by name; the others stay pending. */
-    played = false;
-    assert_int_equal(echo(s, "c", &played), 0);
+    bool played = false;
+    assert_int_equal(echo(s, "u1-s3", &played), 0);
     assert_true(played);
-    assert_int_equal(echo(s, "b", &played), 0);
+    assert_int_equal(echo(s, "u1-s1", &played), 0);
+    assert_int_equal(echo(s, "u1-s2", &played), 0);
     assert_int_equal(s->marks_len, 0);
     tu_log_capture_start();
-    assert_int_equal(echo(s, "b", NULL), CS_ENOTFOUND); /* echoed already */
+    assert_int_equal(echo(s, "u1-s2", NULL), CS_ENOTFOUND); /* echoed already */
     tu_log_capture_stop();
     assert_int_equal(s->stats.marks_played, 3);
-    assert_int_equal(f->calls.stats.marks_played, 3);
     assert_int_equal(count_events(&f->obs, CS_EVENT_MARK), 3);
+}
+
+static void marks_discarded_by_a_clear_echo_as_cleared(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 160);
+    assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "a", 1, NULL, 0), 0);
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), 0);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
+    assert_int_equal(jnum(j, "pendingMarks"), 1);
+    cJSON_Delete(j);
+    bool played = true;
+    assert_int_equal(echo(s, "u1-s1", &played), 0);
+    assert_false(played);
+    assert_int_equal(talk_log.marks, 1);
+    assert_false(talk_log.last_mark_played);
+    assert_int_equal(s->stats.marks_cleared, 1);
+    assert_int_equal(f->calls.stats.marks_cleared, 1);
 }
 
 static void unknown_mark_echoes_are_bad_fields(void **state)
@@ -671,141 +1130,32 @@ static void unknown_mark_echoes_are_bad_fields(void **state)
     cJSON_Delete(j);
 }
 
-static void clear_discards_queued_audio_and_marks(void **state)
-{
-    fixture *f = *state;
-    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
-    media(s, CS_TRACK_INBOUND, 2, 0, frame, 160);
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
-    assert_int_equal(cs_stream_send_mark(s, "a"), 0);
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
-    assert_int_equal(cs_stream_send_mark(s, "b"), 0);
-    assert_int_equal(cs_stream_clear(s), 0);
-    assert_int_equal(f->sink.clears, 1);
-    assert_int_equal(cs_stream_unplayed(s), 0);
-    assert_int_equal(s->stats.clears, 1);
-    assert_int_equal(f->calls.stats.clears, 1);
-    cJSON *j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
-    assert_int_equal(jnum(j, "discardedMs"), 40);
-    assert_int_equal(jnum(j, "pendingMarks"), 2);
-    cJSON_Delete(j);
-
-    /* Audio sent after the clear starts now again. */
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
-    assert_int_equal(nth_audio(&f->obs, CS_SPEAKER_AGENT, 2)->pos, 160);
-    assert_int_equal(cs_stream_send_mark(s, "c"), 0);
-
-    bool played = true;
-    assert_int_equal(echo(s, "a", &played), 0);
-    assert_false(played);
-    j = parse(last_event(&f->obs, CS_EVENT_MARK)->text);
-    assert_string_equal(jstr(j, "outcome"), "cleared");
-    cJSON_Delete(j);
-    assert_int_equal(echo(s, "b", &played), 0);
-    assert_false(played);
-    assert_int_equal(echo(s, "c", &played), 0);
-    assert_true(played);
-    assert_int_equal(s->stats.marks_cleared, 2);
-    assert_int_equal(s->stats.marks_played, 1);
-    assert_int_equal(f->calls.stats.marks_cleared, 2);
-
-    /* A clear discards what was sent since the last one; then nothing is left. */
-    assert_int_equal(cs_stream_clear(s), 0);
-    j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
-    assert_int_equal(jnum(j, "discardedMs"), 20);
-    cJSON_Delete(j);
-    assert_int_equal(cs_stream_clear(s), 0);
-    assert_int_equal(f->sink.clears, 3);
-    j = parse(last_event(&f->obs, CS_EVENT_CLEAR)->text);
-    assert_int_equal(jnum(j, "discardedMs"), 0);
-    assert_int_equal(jnum(j, "pendingMarks"), 0);
-    cJSON_Delete(j);
-}
-
-static void mark_names_and_limits(void **state)
-{
-    fixture *f = *state;
-    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
-    char longest[CS_MARK_NAME_MAX + 1], too_long[CS_MARK_NAME_MAX + 2];
-    memset(longest, 'm', sizeof longest - 1);
-    longest[sizeof longest - 1] = '\0';
-    memset(too_long, 'm', sizeof too_long - 1);
-    too_long[sizeof too_long - 1] = '\0';
-    assert_int_equal(cs_stream_send_mark(s, ""), -EINVAL);
-    assert_int_equal(cs_stream_send_mark(s, too_long), -EINVAL);
-    assert_int_equal(f->sink.marks, 0);
-    assert_int_equal(cs_stream_send_mark(s, longest), 0);
-    bool played = false;
-    assert_int_equal(echo(s, longest, &played), 0);
-    assert_true(played);
-
-    for (int i = 0; i < CS_MARKS_MAX; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "m%d", i);
-        assert_int_equal(cs_stream_send_mark(s, name), 0);
-    }
-    assert_int_equal(cs_stream_send_mark(s, "one-more"), CS_ELIMIT);
-    assert_int_equal(f->sink.marks, 1 + CS_MARKS_MAX);
-    assert_int_equal(echo(s, "m0", &played), 0);
-    assert_int_equal(cs_stream_send_mark(s, "one-more"), 0);
-}
-
 static void mark_ring_keeps_order_as_it_grows(void **state)
 {
     fixture *f = *state;
     cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 160);
     int sent = 0, echoed = 0;
     char name[16];
     /* Echo some, then send more than the ring holds, so it grows while wrapped. */
-    for (; sent < 8; sent++) {
-        snprintf(name, sizeof name, "m%d", sent);
-        assert_int_equal(cs_stream_send_mark(s, name), 0);
-    }
+    for (; sent < 8; sent++)
+        assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "", 0, NULL, 0), 0);
     for (; echoed < 5; echoed++) {
-        snprintf(name, sizeof name, "m%d", echoed);
+        snprintf(name, sizeof name, "u1-s%d", echoed + 1);
         assert_int_equal(echo(s, name, NULL), 0);
     }
-    for (; sent < 20; sent++) {
-        snprintf(name, sizeof name, "m%d", sent);
-        assert_int_equal(cs_stream_send_mark(s, name), 0);
-    }
+    for (; sent < 20; sent++)
+        assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "", 0, NULL, 0), 0);
     for (uint32_t i = 0; i < s->marks_len; i++) {
-        snprintf(name, sizeof name, "m%d", echoed + (int)i);
+        snprintf(name, sizeof name, "u1-s%d", echoed + (int)i + 1);
         assert_string_equal(s->marks[(s->marks_head + i) % s->marks_cap].name, name);
     }
     for (; echoed < sent; echoed++) {
-        snprintf(name, sizeof name, "m%d", echoed);
+        snprintf(name, sizeof name, "u1-s%d", echoed + 1);
         assert_int_equal(echo(s, name, NULL), 0);
     }
     assert_int_equal(s->stats.marks_played, 20);
     assert_int_equal(s->stats.marks_unknown, 0);
-}
-
-static void one_way_streams_cannot_send(void **state)
-{
-    fixture *f = *state;
-    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_ONE_WAY);
-    assert_int_equal(cs_stream_send_media(s, frame, 160), CS_ESTATE);
-    assert_int_equal(cs_stream_send_mark(s, "a"), CS_ESTATE);
-    assert_int_equal(cs_stream_clear(s), CS_ESTATE);
-    assert_int_equal(f->sink.media + f->sink.marks + f->sink.clears, 0);
-    assert_int_equal(s->stats.frames_out + s->stats.marks_sent + s->stats.clears, 0);
-    assert_int_equal(count(&f->obs, CB_AUDIO), 0);
-}
-
-static void socket_errors_are_returned(void **state)
-{
-    fixture *f = *state;
-    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
-    f->sink.fail = -EPIPE;
-    assert_int_equal(cs_stream_send_media(s, frame, 160), -EPIPE);
-    assert_int_equal(cs_stream_send_mark(s, "a"), -EPIPE);
-    assert_int_equal(cs_stream_clear(s), -EPIPE);
-    assert_int_equal(s->stats.frames_out + s->stats.marks_sent + s->stats.clears, 0);
-    assert_int_equal(cs_stream_unplayed(s), 0);
-    assert_int_equal(s->marks_len, 0);
-    assert_int_equal(count(&f->obs, CB_AUDIO), 0);
-    assert_int_equal(count_events(&f->obs, CS_EVENT_CLEAR), 0);
 }
 
 /* ---- bad messages ---- */
@@ -842,7 +1192,7 @@ static void bad_messages_are_counted_and_logged_once(void **state)
     assert_int_equal(s->stats.bad[CS_BAD_ORDER], 2);
     assert_int_equal(f->calls.stats.bad[CS_BAD_BASE64], 3);
     assert_int_equal(count_events(&f->obs, CS_EVENT_ERROR), 3);
-    cJSON *j = parse(nth(&f->obs, CB_EVENT, 1)->text);
+    cJSON *j = parse(nth(&f->obs, CB_EVENT, 2)->text); /* after start and the agent's */
     assert_string_equal(jstr(j, "kind"), "base64");
     assert_string_equal(jstr(j, "message"), "payload is not base64");
     cJSON_Delete(j);
@@ -947,12 +1297,12 @@ static void stats_json_has_every_field(void **state)
     cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
     media(s, CS_TRACK_INBOUND, 3, 0, frame, 160);
     media(s, CS_TRACK_INBOUND, 2, 100, frame, 160);
-    assert_int_equal(cs_stream_send_media(s, frame, 80), 0);
-    assert_int_equal(cs_stream_send_mark(s, "a"), 0);
-    assert_int_equal(cs_stream_send_mark(s, "b"), 0);
-    assert_int_equal(echo(s, "a", NULL), 0);
-    assert_int_equal(cs_stream_clear(s), 0);
-    assert_int_equal(echo(s, "b", NULL), 0);
+    say(s, 0x20, 80);
+    assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "", 0, NULL, 0), 0);
+    assert_int_equal(cs_stream_say_sentence(s, talk_log.utt, "", 0, NULL, 0), 0);
+    assert_int_equal(echo(s, "u1-s1", NULL), 0);
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), 0);
+    assert_int_equal(echo(s, "u1-s2", NULL), 0);
     tu_log_capture_start();
     assert_int_equal(echo(s, "x", NULL), CS_ENOTFOUND);
     cs_stream_bad(s, CS_BAD_JSON, "not json");
@@ -985,9 +1335,12 @@ static void stats_json_has_every_field(void **state)
     assert_int_equal(jnum(j, "marksCleared"), 1);
     assert_int_equal(jnum(j, "marksUnknown"), 1);
     assert_int_equal(jnum(j, "clears"), 1);
+    assert_int_equal(jnum(j, "bargeIns"), 0); /* the key came after the clear */
+    assert_int_equal(jnum(j, "underruns"), 0);
+    assert_int_equal(jnum(j, "utterances"), 1);
     assert_int_equal(jnum(j, "dtmf"), 1);
     assert_true(jnum(j, "durationMs") >= 0);
-    assert_int_equal(cJSON_GetArraySize(j), 16);
+    assert_int_equal(cJSON_GetArraySize(j), 19);
     cJSON_Delete(j);
     cs_buf_free(&out);
 }
@@ -1199,14 +1552,6 @@ static void hear(cs_stream *s, enum cs_track track, int64_t seq, uint64_t ts_ms,
     media(s, track, seq, ts_ms, ulaw, n);
 }
 
-static void say(cs_stream *s, uint8_t code, size_t n)
-{
-    uint8_t ulaw[320];
-    assert_true(n <= sizeof ulaw);
-    memset(ulaw, code, n);
-    assert_int_equal(cs_stream_send_media(s, ulaw, n), 0);
-}
-
 /* Channel `ch` of frames [from, to) holds `code`'s sample (-1: silence). */
 static void assert_run(const int16_t *pcm, unsigned ch, size_t from, size_t to, int code)
 {
@@ -1223,11 +1568,14 @@ static void two_way_call_is_recorded_in_stereo(void **state)
     hear(s, CS_TRACK_INBOUND, 2, 0, 0x10, 160);
     hear(s, CS_TRACK_INBOUND, 3, 20, 0x11, 160);
     hear(s, CS_TRACK_INBOUND, 4, 100, 0x12, 160); /* 40–100 ms lost */
+    now_ms += 120;                                /* now is 960 */
     say(s, 0x20, 320);                            /* frames 960–1280 */
     say(s, 0x21, 160);                            /* 1280–1440 */
-    hear(s, CS_TRACK_INBOUND, 5, 140, 0x13, 160); /* now is 1280 */
-    assert_int_equal(cs_stream_clear(s), 0);      /* cuts 1280– */
+    hear(s, CS_TRACK_INBOUND, 5, 140, 0x13, 160);
+    now_ms += 40;                                 /* now is 1280 */
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), 0); /* cuts 1280– */
     say(s, 0x22, 80);                             /* 1280–1360 */
+    now_ms += 10; /* the stream ends at 1360: the rest is never heard, nor recorded */
     cs_stream_end(s, CS_END_STOP);
 
     assert_true(tu_run_until(&f->loop, recorded, &f->obs, TU_WAIT_MS));
@@ -1284,8 +1632,8 @@ static void a_call_that_cannot_be_recorded_goes_on(void **state)
     assert_true(tu_log_contains("call: cannot record"));
     assert_null(s->call->rec);
     media(s, CS_TRACK_INBOUND, 2, 0, frame, sizeof frame);
-    assert_int_equal(cs_stream_send_media(s, frame, 160), 0);
-    assert_int_equal(cs_stream_clear(s), 0);
+    say(s, 0x20, 160);
+    assert_int_equal(cs_stream_clear(s, CS_CLEAR_AGENT), 0);
     cs_stream_end(s, CS_END_STOP);
     assert_int_equal(count(&f->obs, CB_CALL_ENDED), 1);
     cs_recorders_stats st;
@@ -1440,14 +1788,23 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(each_stream_has_its_own_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(each_frame_is_told_its_own_position, setup, teardown),
-        cmocka_unit_test_setup_teardown(sent_audio_plays_after_what_is_queued, setup, teardown),
-        cmocka_unit_test_setup_teardown(marks_echo_in_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(unknown_mark_echoes_are_bad_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(clear_discards_queued_audio_and_marks, setup, teardown),
-        cmocka_unit_test_setup_teardown(mark_names_and_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(mark_ring_keeps_order_as_it_grows, setup, teardown),
-        cmocka_unit_test_setup_teardown(one_way_streams_cannot_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_way_streams_get_their_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_agent_that_fails_to_start_leaves_the_call_listening, setup, teardown),
+        cmocka_unit_test_setup_teardown(agent_audio_is_paced_ahead_of_playback, setup, teardown),
+        cmocka_unit_test_setup_teardown(marks_follow_sentences_and_utterances, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_utterance_whose_end_mark_is_lost_ends_after_the_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(clear_reports_what_was_heard, setup, teardown),
+        cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup, teardown),
+        cmocka_unit_test_setup_teardown(caller_speech_barges_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_agent_may_refuse_interruption, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later, setup, teardown),
         cmocka_unit_test_setup_teardown(socket_errors_are_returned, setup, teardown),
+        cmocka_unit_test_setup_teardown(marks_echo_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(marks_discarded_by_a_clear_echo_as_cleared, setup, teardown),
+        cmocka_unit_test_setup_teardown(unknown_mark_echoes_are_bad_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(mark_ring_keeps_order_as_it_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_messages_are_counted_and_logged_once, setup, teardown),
         cmocka_unit_test_setup_teardown(call_ends_with_its_last_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(freeing_the_registry_ends_leftovers, setup, teardown),

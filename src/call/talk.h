@@ -1,0 +1,130 @@
+/* Talking back. A two-way stream owns its agent: the call layer hands it the caller's
+ * audio, speech onset and offset, transcripts, DTMF, mark echoes and a timer, and the
+ * agent speaks through the stream's playout queue (call/playout.h), which sends 20 ms
+ * frames paced in real time PLAYOUT_LEAD_MS ahead, with marks after sentences and
+ * utterances. A clear is one operation: our queue is dropped, the provider's discarded,
+ * the agent told what was heard of each utterance (to stop its producers and keep only
+ * that), the recording's agent channel cut and observers told. Barge-in is a clear on
+ * the caller's speech or key press. Agents are ops tables (agent/); the call never knows
+ * which one runs. Everything here runs on the call's loop thread. */
+#ifndef CS_TALK_H
+#define CS_TALK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "call/call.h"
+
+/* A segment of the caller's live transcript. Views are valid during the callback. */
+typedef struct cs_transcript {
+    uint64_t id;               /* the same for an utterance's interim versions and its final */
+    uint32_t start_ms, end_ms; /* on the call's timeline */
+    const char *text;
+    bool final;
+    float confidence; /* 0..1, or -1 */
+} cs_transcript;
+
+/* A mark of ours came back. */
+typedef struct cs_mark_echo {
+    uint32_t utt, seq;
+    enum cs_mark_kind kind;
+    bool played;  /* or discarded by a clear */
+    uint64_t pos; /* where its audio ended on the call's timeline, in frames */
+} cs_mark_echo;
+
+enum cs_clear_why {
+    CS_CLEAR_SPEECH, /* barge-in: the caller spoke */
+    CS_CLEAR_DTMF,   /* barge-in: the caller pressed a key */
+    CS_CLEAR_AGENT,  /* the agent asked */
+    CS_CLEAR_END,    /* the stream ended with audio in flight (nothing is sent) */
+};
+const char *cs_clear_label(enum cs_clear_why why);
+
+struct cs_agent_ops {
+    const char *name;
+    const char *help;
+    /* Its utterances carry their text, which becomes the agent's transcript (its audio
+     * is then not recognised). */
+    bool speaks_text;
+    /* The caller may cut it short by speaking or pressing a key (BARGE_IN). */
+    bool interruptible;
+    /* An instance for two-way stream `s`. 0 or a negative code. */
+    int (*open)(cs_agent **out, cs_stream *s, const cs_agent_env *env);
+    /* Every callback below may be NULL. */
+    /* Caller audio at frame `pos` of the call's timeline. */
+    void (*audio)(cs_agent *a, uint64_t pos, const uint8_t *ulaw, size_t n);
+    /* The caller started or stopped speaking at `pos` (voice activity detection). */
+    void (*speech)(cs_agent *a, bool started, uint64_t pos);
+    void (*transcript)(cs_agent *a, const cs_transcript *t);
+    void (*dtmf)(cs_agent *a, char digit);
+    void (*mark)(cs_agent *a, const cs_mark_echo *m);
+    /* An utterance was heard to its end. */
+    void (*played)(cs_agent *a, const cs_heard *h);
+    /* An utterance was cut by a clear: stop producing it (its audio is refused from now
+     * on); `h` says what the caller heard of it. Once per utterance in flight. */
+    void (*cleared)(cs_agent *a, const cs_heard *h, enum cs_clear_why why);
+    /* The timer set with cs_agent_timer ran out. */
+    void (*timer)(cs_agent *a);
+    /* The stream ended: a->stream is NULL from now on. Cancel what is in flight; call
+     * cs_agent_closed(a) once nothing will call back into the agent (inside close, or
+     * later when a request or socket has finished), then free it. */
+    void (*close)(cs_agent *a);
+};
+
+/* Base of every instance; backends embed it first. */
+struct cs_agent {
+    const cs_agent_ops *ops;
+    cs_stream *stream; /* NULL once closed */
+    cs_calls *calls;
+    uint64_t timer_due_ms; /* on calls->clock_ms, 0 = none */
+};
+
+/* ---- speaking (two-way streams with an agent; CS_ESTATE otherwise) ---- */
+
+/* A new utterance; its id in *utt. CS_ELIMIT with CS_PLAYOUT_UTTS_MAX in flight. */
+int cs_stream_say_begin(cs_stream *s, uint32_t *utt);
+/* Its audio, μ-law 8 kHz. CS_ECLOSED once it was cleared or ended, CS_EFULL past
+ * PLAYOUT_MAX_S queued. */
+int cs_stream_say_audio(cs_stream *s, uint32_t utt, const uint8_t *ulaw, size_t n);
+/* The text of its audio pushed since the previous sentence (a mark follows it); `words`
+ * place its words in that audio (may be NULL: the text heard is then proportional). */
+int cs_stream_say_sentence(cs_stream *s, uint32_t utt, const char *text, size_t len,
+                           const cs_word *words, size_t nwords);
+/* No more audio for `utt`. */
+int cs_stream_say_end(cs_stream *s, uint32_t utt);
+/* Whether agent audio is playing, queued, or being produced (an utterance not ended). */
+bool cs_stream_talking(const cs_stream *s);
+/* Drops what the agent said and was not heard yet (see the top). */
+int cs_stream_clear(cs_stream *s, enum cs_clear_why why);
+
+/* ---- what the agent hears (from the layers that produce it) ---- */
+
+/* The caller's speech started or stopped at `pos` (frames on the call's timeline);
+ * onset may barge in. */
+void cs_stream_speech(cs_stream *s, bool started, uint64_t pos);
+void cs_stream_transcript(cs_stream *s, const cs_transcript *t);
+
+/* ---- agent services ---- */
+
+/* Calls ops->timer in `ms` (about: the pacing tick's resolution); 0 cancels. */
+void cs_agent_timer(cs_agent *a, uint32_t ms);
+/* After close: the agent has finished (see close). */
+void cs_agent_closed(cs_agent *a);
+
+/* ---- the calls' side ---- */
+
+/* Paces every talking stream and runs agent timers: on the loop's timer, or by hand. */
+void cs_calls_tick(cs_calls *calls);
+/* Starts the pacing timer on `loop` (without it, cs_calls_tick is called by hand). */
+int cs_calls_talk_start(cs_calls *calls, void *uv_loop);
+
+/* Used by call.c. */
+void cs_talk_open(cs_stream *s, const cs_agent_ops *ops);
+void cs_talk_audio(cs_stream *s, uint64_t pos, const uint8_t *ulaw, size_t n);
+void cs_talk_dtmf(cs_stream *s, char digit);
+void cs_talk_mark(cs_stream *s, const cs_mark *m, bool played);
+void cs_talk_close(cs_stream *s);
+void cs_talk_free(cs_calls *calls);
+
+#endif
