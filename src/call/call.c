@@ -67,6 +67,9 @@ void cs_calls_init(cs_calls *calls, cs_recorders *recorders)
     calls->talk.mark_grace_ms = 2000;
     calls->talk.barge_in = true;
     cs_hist_init(&calls->stats.frame_seconds, cs_hist_bounds_frame, cs_hist_nbounds_frame);
+    cs_hist_init(&calls->stats.voice_to_voice, cs_hist_bounds_latency, cs_hist_nbounds_latency);
+    cs_hist_init(&calls->stats.barge_in_seconds, cs_hist_bounds_latency,
+                 cs_hist_nbounds_latency);
 }
 
 void cs_calls_free(cs_calls *calls, enum cs_end_reason why)

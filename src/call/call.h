@@ -67,6 +67,7 @@ const char *cs_end_label(enum cs_end_reason r);
     X(RECORDING, "recording")           /* a recording failed, resumed or was finished */         \
     X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */ \
     X(BARGE_IN, "barge_in")             /* the caller cut the agent short */                       \
+    X(TURN, "turn")                     /* the agent answered: each stage's latency */             \
     X(AGENT, "agent")                   /* the agent started, failed, or said something */
 
 enum cs_event_type {
@@ -159,6 +160,12 @@ struct cs_stream {
     cs_agent *agent;           /* NULL: listening only, or its agent failed to start */
     cs_playout playout;
     bool mid_utterance;        /* the last frame sent was not an utterance's last */
+    struct {                   /* the caller's turn being answered */
+        bool open;
+        uint64_t end;          /* where the caller's speech ended, frames */
+        uint64_t at[4];        /* when each stage of the answer came (enum cs_turn_stage) */
+        unsigned noted;        /* bit per stage noted */
+    } turn;
     cs_stream *talk_prev, *talk_next;
     uint64_t next_ts[2];       /* expected next media timestamp per track, ms (stream's) */
     int64_t last_seq;
@@ -215,7 +222,9 @@ typedef struct cs_calls_stats {
     uint64_t ended[CS_END_COUNT];
     uint64_t marks_sent, marks_played, marks_cleared, clears, dtmf, seq_gaps;
     uint64_t barge_ins, underruns, utterances, playout_full, agent_failures;
-    cs_hist frame_seconds; /* time to handle one inbound media message */
+    cs_hist frame_seconds;    /* time to handle one inbound media message */
+    cs_hist voice_to_voice;   /* the caller's end of speech → the agent's first frame */
+    cs_hist barge_in_seconds; /* the caller's speech onset → clear */
 } cs_calls_stats;
 
 struct cs_calls {

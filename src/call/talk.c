@@ -110,6 +110,41 @@ static void report_cut(void *data, const cs_heard *h)
     if (a && a->ops->cleared) a->ops->cleared(a, h, c->why);
 }
 
+/* ---- turns ---- */
+
+static void note(cs_stream *s, enum cs_turn_stage stage)
+{
+    if (!s->turn.open || (s->turn.noted & (1u << stage))) return;
+    s->turn.noted |= 1u << stage;
+    s->turn.at[stage] = cs_stream_now(s);
+}
+
+void cs_agent_note(cs_agent *a, enum cs_turn_stage stage)
+{
+    if (a->stream) note(a->stream, stage);
+}
+
+/* The answer's first frame goes out at `pos`: the turn is measured. */
+static void turn_answered(cs_stream *s, uint64_t pos)
+{
+    static const char *const keys[] = {"detectedMs", "finalMs", "replyMs", "firstAudioMs"};
+    s->turn.open = false;
+    uint64_t end = s->turn.end, v2v = pos > end ? pos - end : 0;
+    cs_hist_observe(&s->calls->stats.voice_to_voice, (double)v2v / (CS_FRAMES_PER_MS * 1000.0));
+    char detail[320];
+    int n = snprintf(detail, sizeof detail, "{\"speechEndMs\":%llu,\"voiceToVoiceMs\":%llu",
+                     (unsigned long long)(end / CS_FRAMES_PER_MS),
+                     (unsigned long long)(v2v / CS_FRAMES_PER_MS));
+    for (int k = 0; k < 4; k++) {
+        uint64_t at = s->turn.at[k];
+        if (s->turn.noted & (1u << k))
+            n += snprintf(detail + n, sizeof detail - (size_t)n, ",\"%s\":%llu", keys[k],
+                          (unsigned long long)((at > end ? at - end : 0) / CS_FRAMES_PER_MS));
+    }
+    snprintf(detail + n, sizeof detail - (size_t)n, "}");
+    NOTIFY(s->calls, event, s->call, s, CS_EVENT_TURN, cs_wall_ms(), detail);
+}
+
 /* ---- pacing ---- */
 
 /* Sends what is due: everything up to PLAYOUT_LEAD_MS ahead of now, marks in place. */
@@ -136,6 +171,7 @@ static void pump(cs_stream *s)
             s->calls->stats.underruns++;
         }
         if (send_frame(s, at, data, n) < 0) return;
+        if (s->turn.open) turn_answered(s, at);
         cs_playout_taken(&s->playout, n, at);
         s->play_end = at + n;
         s->mid_utterance = true;
@@ -162,6 +198,7 @@ int cs_stream_say_audio(cs_stream *s, uint32_t utt, const uint8_t *ulaw, size_t 
     int rc = cs_playout_push(&s->playout, utt, ulaw, n);
     if (rc == CS_EFULL) s->calls->stats.playout_full++;
     if (rc < 0) return rc;
+    note(s, CS_TURN_AUDIO);
     pump(s); /* the first frames go at once */
     return 0;
 }
@@ -240,6 +277,8 @@ static void barge_in(cs_stream *s, enum cs_clear_why why, uint64_t pos)
     if (clear(s, why, true) < 0) return;
     s->stats.barge_ins++;
     s->calls->stats.barge_ins++;
+    cs_hist_observe(&s->calls->stats.barge_in_seconds,
+                    (double)(now > pos ? now - pos : 0) / (CS_FRAMES_PER_MS * 1000.0));
     char detail[128];
     snprintf(detail, sizeof detail, "{\"reason\":\"%s\",\"onsetMs\":%llu,\"latencyMs\":%llu}",
              cs_clear_label(why), (unsigned long long)(pos / CS_FRAMES_PER_MS),
@@ -253,11 +292,18 @@ void cs_stream_speech(cs_stream *s, bool started, uint64_t pos)
 {
     if (!s->agent) return;
     if (started) barge_in(s, CS_CLEAR_SPEECH, pos);
+    if (!started && s->agent->ops->speaks_text) {
+        s->turn.open = true;
+        s->turn.end = pos;
+        s->turn.noted = 0;
+        note(s, CS_TURN_DETECTED);
+    }
     if (s->agent && s->agent->ops->speech) s->agent->ops->speech(s->agent, started, pos);
 }
 
 void cs_stream_transcript(cs_stream *s, const cs_transcript *t)
 {
+    if (t->final) note(s, CS_TURN_FINAL);
     if (s->agent && s->agent->ops->transcript) s->agent->ops->transcript(s->agent, t);
 }
 

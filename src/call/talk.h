@@ -105,6 +105,16 @@ int cs_stream_clear(cs_stream *s, enum cs_clear_why why);
 void cs_stream_speech(cs_stream *s, bool started, uint64_t pos);
 void cs_stream_transcript(cs_stream *s, const cs_transcript *t);
 
+/* ---- turns ----
+ * The caller's speech ends (the detector's offset): a turn opens, and the answer's
+ * stages are timed from where the speech ended: the offset detected, the final
+ * transcript, the agent's reply begun (e.g. a language model's first token; the agent
+ * notes it), its first audio, its first frame sent — then a `turn` event says each, and
+ * voice-to-voice (the first frame's place minus the speech's end) goes to /metrics.
+ * Agents that speak text only. */
+enum cs_turn_stage { CS_TURN_DETECTED, CS_TURN_FINAL, CS_TURN_REPLY, CS_TURN_AUDIO };
+void cs_agent_note(cs_agent *a, enum cs_turn_stage stage);
+
 /* ---- agent services ---- */
 
 /* Calls ops->timer in `ms` (about: the pacing tick's resolution); 0 cancels. */

@@ -6,6 +6,10 @@
 const double cs_hist_bounds_frame[] = {1e-6,   2.5e-6, 5e-6, 1e-5,   2.5e-5, 5e-5,
                                        1e-4,   2.5e-4, 5e-4, 1e-3,   2.5e-3, 1e-2};
 const size_t cs_hist_nbounds_frame = sizeof cs_hist_bounds_frame / sizeof *cs_hist_bounds_frame;
+const double cs_hist_bounds_latency[] = {0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3,
+                                         0.4,  0.5,   0.75, 1,   1.5,  2,   5,   10};
+const size_t cs_hist_nbounds_latency =
+    sizeof cs_hist_bounds_latency / sizeof *cs_hist_bounds_latency;
 
 void cs_hist_init(cs_hist *h, const double *bounds, size_t nbounds)
 {

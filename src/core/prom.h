@@ -22,6 +22,9 @@ typedef struct cs_hist {
 /* Bounds: 1 µs … 10 ms, for per-frame processing. */
 extern const double cs_hist_bounds_frame[];
 extern const size_t cs_hist_nbounds_frame;
+/* Latencies people notice: 10 ms to 10 s. */
+extern const double cs_hist_bounds_latency[];
+extern const size_t cs_hist_nbounds_latency;
 
 void cs_hist_init(cs_hist *h, const double *bounds, size_t nbounds);
 void cs_hist_observe(cs_hist *h, double seconds);

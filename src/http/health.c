@@ -330,6 +330,11 @@ void cs_metrics(cs_request *r)
                     (double)cs->agent_failures);
     cs_prom_gauge(&out, "callstream_agents", "streams with an agent",
                   (double)gw->calls.talk.ntalkers);
+    cs_prom_hist(&out, "callstream_voice_to_voice_seconds",
+                 "the caller's end of speech to the agent's first frame of its answer",
+                 &cs->voice_to_voice);
+    cs_prom_hist(&out, "callstream_barge_in_seconds", "the caller's speech onset to the clear",
+                 &cs->barge_in_seconds);
     cs_prom_hist(&out, "callstream_frame_processing_seconds",
                  "time to handle one inbound media message", &cs->frame_seconds);
 

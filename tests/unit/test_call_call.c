@@ -986,6 +986,39 @@ static void caller_speech_barges_in(void **state)
     assert_true(cs_stream_talking(s));
 }
 
+static void a_turn_is_timed_from_the_end_of_speech(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    cs_stream_speech(s, true, 0);
+    now_ms += 700;
+    cs_stream_speech(s, false, 100 * CS_FRAMES_PER_MS); /* ended at 100 ms, detected at 700 */
+    now_ms += 100;
+    cs_transcript t = {.id = 1, .text = "hi", .final = true, .confidence = -1};
+    cs_stream_transcript(s, &t);
+    now_ms += 50;
+    cs_agent_note(s->agent, CS_TURN_REPLY);
+    now_ms += 50;
+    say(s, 0x20, 160);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_TURN)->text);
+    assert_int_equal(jnum(j, "speechEndMs"), 100);
+    assert_int_equal(jnum(j, "detectedMs"), 600);
+    assert_int_equal(jnum(j, "finalMs"), 700);
+    assert_int_equal(jnum(j, "replyMs"), 750);
+    assert_int_equal(jnum(j, "firstAudioMs"), 800);
+    assert_int_equal(jnum(j, "voiceToVoiceMs"), 800);
+    cJSON_Delete(j);
+    assert_int_equal(f->calls.stats.voice_to_voice.count, 1);
+    /* One event per turn: more audio of the answer is not another. */
+    say(s, 0x20, 160);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_TURN), 1);
+    /* A barge-in is timed from the onset. */
+    cs_stream_speech(s, true, cs_stream_now(s) - 40 * CS_FRAMES_PER_MS);
+    assert_int_equal(f->calls.stats.barge_in_seconds.count, 1);
+    assert_true(f->calls.stats.barge_in_seconds.sum > 0.039 &&
+                f->calls.stats.barge_in_seconds.sum < 0.041);
+}
+
 static void an_agent_may_refuse_interruption(void **state)
 {
     fixture *f = *state;
@@ -1797,6 +1830,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup, teardown),
         cmocka_unit_test_setup_teardown(caller_speech_barges_in, setup, teardown),
         cmocka_unit_test_setup_teardown(an_agent_may_refuse_interruption, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_turn_is_timed_from_the_end_of_speech, setup, teardown),
         cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),
         cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later, setup, teardown),
