@@ -48,6 +48,15 @@
     S(deepgram_url, "DEEPGRAM_URL", "wss://api.deepgram.com/v1/listen",                           \
       "STT=deepgram: the live streaming endpoint")                                                \
     S(deepgram_model, "DEEPGRAM_MODEL", "nova-2-phonecall", "STT=deepgram: the model")            \
+    S(tts, "TTS", "espeak", "agents' speech: espeak (espeak-ng), flite (both local), or none")   \
+    S(tts_voice, "TTS_VOICE", "",                                                                 \
+      "espeak: a voice of `espeak-ng --voices`, e.g. en-us (default), en-gb+f3; flite: slt "       \
+      "(default), kal, rms or awb")                                                               \
+    N(tts_rate, "TTS_RATE", 175, 80, 450, "speaking rate, words per minute")                      \
+    N(tts_pitch, "TTS_PITCH", 50, 0, 100, "voice pitch 0-100; 50 is the voice's own")             \
+    N(tts_threads, "TTS_THREADS", 2, 1, 64, "flite: synthesis threads (espeak-ng has one)")       \
+    N(tts_queue_max, "TTS_QUEUE_MAX", 256, 1, 100000,                                             \
+      "speech jobs waiting or being spoken, all calls together; more are refused")                \
     S(transcript_webhook_url, "TRANSCRIPT_WEBHOOK_URL", "",                                       \
       "POST every final transcript segment here as JSON (empty: none)")                           \
     S(transcript_webhook_secret, "TRANSCRIPT_WEBHOOK_SECRET", "",                                 \

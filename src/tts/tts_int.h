@@ -1,0 +1,84 @@
+/* What the TTS engines share: tts.c runs the jobs (the fair queue, the worker threads,
+ * the way back to the loop, cancelling, statistics) and each engine file supplies only
+ * how to speak one sentence. Internal to src/tts. */
+#ifndef CS_TTS_INT_H
+#define CS_TTS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "tts/tts.h"
+
+/* One sentence to speak, on a worker. */
+typedef struct tts_req {
+    const char *text; /* NUL-terminated */
+    size_t len;
+    const char *voice;       /* never empty: the job's, or the engine's default */
+    int rate, pitch;         /* in range (tts.h) */
+    const atomic_bool *stop; /* set when the job is cancelled: stop early if you can */
+} tts_req;
+
+/* What an engine made of a sentence, on a worker: samples at `rate` and words whose
+ * start_ms count from the first sample. Reused from one sentence to the next. */
+typedef struct tts_audio {
+    int16_t *pcm;
+    size_t n, cap;
+    unsigned rate;
+    cs_tts_word *words;
+    size_t nwords, cap_words;
+    bool cut;      /* reached CS_TTS_SENTENCE_MS: what came after was dropped */
+    char why[160]; /* set with a failure, for the log */
+} tts_audio;
+
+/* Appends samples up to CS_TTS_SENTENCE_MS of audio: 0, CS_ELIMIT once it is full (the
+ * rest is dropped and `cut` set: stop synthesizing), -ENOMEM. */
+int tts_audio_add(tts_audio *a, const int16_t *pcm, size_t n);
+/* Appends a word of the sentence `text` (length `len`): bytes [off, off + n) starting at
+ * `ms`. Clamped to the text and cut at a space; a word overlapping the one before, or
+ * starting before it, is merged into it (engines report the parts of "3.5" so). 0 or
+ * -ENOMEM. */
+int tts_audio_word(tts_audio *a, const char *text, size_t len, size_t off, size_t n, uint32_t ms);
+
+/* An engine's part. `synth` runs on a worker thread (for espeak-ng always the same one);
+ * 0 or a negative code with a.why set. `voice_ok` (optional) checks a voice name on the
+ * loop at speak(). `release` frees the engine's own resources once the workers have
+ * stopped. */
+typedef struct tts_engine {
+    const char *name;
+    int (*synth)(cs_tts *e, const tts_req *r, tts_audio *a);
+    int (*voice_ok)(cs_tts *e, const char *voice);
+    void (*release)(cs_tts *e);
+} tts_engine;
+
+/* The base of every engine: an engine's struct starts with it. */
+struct cs_tts {
+    const tts_engine *eng;
+    cs_mailbox *mb;
+    char voice[CS_TTS_VOICE_MAX]; /* the default voice */
+    int rate, pitch;              /* the defaults */
+    size_t queue_max;
+
+    pthread_mutex_t lock; /* guards the ring and `stopping` */
+    pthread_cond_t cond;
+    cs_tts_job *ring_head, *ring_tail; /* jobs waiting for their next sentence, in turn */
+    bool stopping;
+    pthread_t *threads;
+    size_t nthreads;
+
+    /* Loop only. */
+    cs_tts_stats stats;
+    bool destroyed; /* freed when the last live job has ended */
+};
+
+/* Fills the base and starts `threads` workers; `voice` is the default voice. On failure
+ * the base is torn down (the caller frees its struct). */
+int tts_start(cs_tts *e, const tts_engine *eng, const cs_config *cfg, const char *voice,
+              size_t threads, cs_mailbox *mb, cs_buf *err);
+
+/* The ops every engine shares. */
+void tts_destroy(cs_tts *e);
+int tts_speak(cs_tts *e, const cs_tts_opts *o, cs_tts_job **out);
+void tts_cancel(cs_tts_job *j);
+void tts_stats(cs_tts *e, cs_tts_stats *out);
+
+#endif
