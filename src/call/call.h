@@ -108,6 +108,8 @@ typedef struct cs_stream_sink {
     int (*media)(void *data, const uint8_t *ulaw, size_t n);
     int (*mark)(void *data, cs_str name);
     int (*clear)(void *data);
+    /* Ends the stream from our side (the transport closes, then ends the stream). */
+    void (*close)(void *data);
     void *data;
 } cs_stream_sink;
 
@@ -160,6 +162,7 @@ struct cs_stream {
     cs_agent *agent;           /* NULL: listening only, or its agent failed to start */
     cs_playout playout;
     bool mid_utterance;        /* the last frame sent was not an utterance's last */
+    uint8_t hangup;            /* 1: the agent hangs up; 2: once what it said has played */
     struct {                   /* the caller's turn being answered */
         bool open;
         uint64_t end;          /* where the caller's speech ended, frames */

@@ -263,6 +263,13 @@ static int clear(cs_stream *s, enum cs_clear_why why, bool send)
     return 0;
 }
 
+int cs_stream_hangup(cs_stream *s, bool after_playout)
+{
+    if (!can_talk(s)) return CS_ESTATE;
+    s->hangup = after_playout ? 2 : 1;
+    return 0;
+}
+
 int cs_stream_clear(cs_stream *s, enum cs_clear_why why)
 {
     if (!can_talk(s)) return CS_ESTATE;
@@ -411,6 +418,11 @@ void cs_calls_tick(cs_calls *calls)
     for (cs_stream *s = calls->talk.talkers, *next; s; s = next) {
         next = s->talk_next;
         pump(s);
+        if (s->hangup && (s->hangup == 1 || !cs_stream_talking(s))) {
+            s->hangup = 0;
+            if (s->sink.close) s->sink.close(s->sink.data); /* may end `s` */
+            continue;
+        }
         cs_agent *a = s->agent;
         if (a && a->timer_due_ms && now >= a->timer_due_ms) {
             a->timer_due_ms = 0;

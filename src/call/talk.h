@@ -95,6 +95,9 @@ int cs_stream_say_sentence(cs_stream *s, uint32_t utt, const char *text, size_t 
 int cs_stream_say_end(cs_stream *s, uint32_t utt);
 /* Whether agent audio is playing, queued, or being produced (an utterance not ended). */
 bool cs_stream_talking(const cs_stream *s);
+/* The agent ends the call: now, or once everything it said has played. Done on the next
+ * tick, never inside the caller's callback. */
+int cs_stream_hangup(cs_stream *s, bool after_playout);
 /* Drops what the agent said and was not heard yet (see the top). */
 int cs_stream_clear(cs_stream *s, enum cs_clear_why why);
 

@@ -80,6 +80,15 @@ static int sink_clear(void *data)
     return send_built(m, m->gw->provider->write_clear(&m->gw->out, m->sid_str));
 }
 
+static void hang_up(media_sock *m, enum cs_end_reason why, uint16_t code, const char *reason);
+
+static void sink_close(void *data)
+{
+    media_sock *m = data;
+    cs_info("media: the agent ends the call");
+    hang_up(m, CS_END_HANGUP, CS_WS_CLOSE_NORMAL, "call ended by the agent");
+}
+
 /* ---- stream lifecycle ---- */
 
 static void end_stream(media_sock *m, enum cs_end_reason why)
@@ -128,7 +137,7 @@ static void on_start(media_sock *m, const cs_pevent *ev)
     enum cs_stream_mode mode = mode_of(gw, ev);
     bool stereo = ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND);
     m->sid_str = (cs_str){m->sid, cs_str_copy(m->sid, sizeof m->sid, ev->start.stream_id)};
-    cs_stream_sink sink = {sink_media, sink_mark, sink_clear, m};
+    cs_stream_sink sink = {sink_media, sink_mark, sink_clear, sink_close, m};
     /* The stream's log context while the call layer starts it (and its agent). */
     cs_log_ctx ctx = {.stream = m->sid};
     const cs_log_ctx *prev = cs_log_set_ctx(&ctx);

@@ -188,7 +188,8 @@ static const cJSON *jobj(const cJSON *o, const char *key)
 /* ---- a fake socket ---- */
 
 typedef struct sink {
-    size_t media, media_bytes, marks, clears;
+    size_t media, media_bytes, marks, clears, closes;
+    cs_stream *stream; /* ended by close, when the test sets it */
     char last_mark[CS_MARK_NAME_MAX + 1];
     int fail; /* returned by every call when set */
 } sink;
@@ -210,6 +211,14 @@ static int sink_mark(void *data, cs_str name)
     k->marks++;
     cs_str_copy(k->last_mark, sizeof k->last_mark, name);
     return 0;
+}
+
+static void sink_close(void *data)
+{
+    sink *k = data;
+    k->closes++;
+    if (k->stream) cs_stream_end(k->stream, CS_END_HANGUP);
+    k->stream = NULL;
 }
 
 static int sink_clear(void *data)
@@ -383,7 +392,7 @@ static int setup_with(void **state, bool record)
         .said = on_said,
         .data = &f->obs,
     };
-    f->stream_sink = (cs_stream_sink){sink_media, sink_mark, sink_clear, &f->sink};
+    f->stream_sink = (cs_stream_sink){sink_media, sink_mark, sink_clear, sink_close, &f->sink};
     return cs_calls_observe(&f->calls, &o);
 }
 
@@ -1017,6 +1026,32 @@ static void a_turn_is_timed_from_the_end_of_speech(void **state)
     assert_int_equal(f->calls.stats.barge_in_seconds.count, 1);
     assert_true(f->calls.stats.barge_in_seconds.sum > 0.039 &&
                 f->calls.stats.barge_in_seconds.sum < 0.041);
+}
+
+static void the_agent_hangs_up_after_its_last_words(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    f->sink.stream = s;
+    say(s, 0x20, 1600); /* "goodbye": 200 ms */
+    assert_int_equal(cs_stream_say_end(s, talk_log.utt), 0);
+    assert_int_equal(cs_stream_hangup(s, true), 0);
+    assert_int_equal(f->sink.closes, 0); /* never inside the agent's own call */
+    ms_pass(&f->calls, 220);
+    assert_int_equal(f->sink.closes, 0); /* played by the clock: its echo says so */
+    assert_int_equal(echo(s, "u1-end", NULL), 0);
+    cs_calls_tick(&f->calls);
+    assert_int_equal(f->sink.closes, 1);
+    assert_int_equal(count(&f->obs, CB_CALL_ENDED), 1);
+    assert_int_equal(talk_log.closed, 1);
+    /* At once: on the next tick. */
+    s = begin(f, "CA2", "MZ2", CS_MODE_TWO_WAY);
+    f->sink.stream = s;
+    say(s, 0x20, 1600);
+    assert_int_equal(cs_stream_hangup(s, false), 0);
+    cs_calls_tick(&f->calls);
+    assert_int_equal(f->sink.closes, 2);
+    assert_int_equal(count(&f->obs, CB_CALL_ENDED), 2);
 }
 
 static void an_agent_may_refuse_interruption(void **state)
@@ -1830,6 +1865,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup, teardown),
         cmocka_unit_test_setup_teardown(caller_speech_barges_in, setup, teardown),
         cmocka_unit_test_setup_teardown(an_agent_may_refuse_interruption, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_agent_hangs_up_after_its_last_words, setup, teardown),
         cmocka_unit_test_setup_teardown(a_turn_is_timed_from_the_end_of_speech, setup, teardown),
         cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),

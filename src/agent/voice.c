@@ -1,0 +1,207 @@
+#include "agent/voice.h"
+
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+#define QUEUE_MAX (256u << 10) /* text waiting for the engine */
+
+/* What waits for the engine: a sentence of an utterance, or its end. */
+typedef struct entry {
+    uint32_t utt;
+    uint32_t len; /* of the text that follows; 0 with `end` */
+    bool end;
+} entry;
+
+void cs_voice_init(cs_voice *v, cs_agent *a, const cs_tts_ops *ops, cs_tts *tts)
+{
+    memset(v, 0, sizeof *v);
+    v->agent = a;
+    v->ops = ops;
+    v->tts = tts;
+    cs_splitter_init(&v->split);
+    cs_buf_init(&v->queue, QUEUE_MAX);
+}
+
+static int push(cs_voice *v, uint32_t utt, const char *text, size_t len, bool end)
+{
+    entry e = {utt, (uint32_t)len, end};
+    size_t keep = v->queue.len;
+    if (cs_buf_append(&v->queue, &e, sizeof e) < 0 || cs_buf_append(&v->queue, text, len) < 0) {
+        cs_buf_truncate(&v->queue, keep);
+        return CS_EFULL;
+    }
+    return 0;
+}
+
+static void kick(cs_voice *v);
+
+/* ---- the engine's results ---- */
+
+static void on_audio(void *data, const uint8_t *ulaw, size_t n)
+{
+    cs_voice *v = data;
+    cs_stream *s = v->agent->stream;
+    int rc = s ? cs_stream_say_audio(s, v->utt, ulaw, n) : CS_ECLOSED;
+    if (rc == CS_ECLOSED) {
+        /* Cleared (or the stream ended): nothing more of this utterance is wanted. */
+        cs_voice_stop(v);
+    } else if (rc < 0) {
+        cs_warn("voice: audio refused: %s", cs_strerror(rc));
+    }
+}
+
+static void on_sentence(void *data, const char *text, size_t len, const cs_tts_word *words,
+                        size_t nwords, uint32_t audio_ms)
+{
+    (void)audio_ms;
+    cs_voice *v = data;
+    cs_stream *s = v->agent->stream;
+    if (!s) return;
+    cs_word w[256];
+    size_t n = nwords <= sizeof w / sizeof *w ? nwords : 0; /* more: heard in proportion */
+    for (size_t i = 0; i < n; i++) w[i] = (cs_word){words[i].off, words[i].len, words[i].start_ms};
+    int rc = cs_stream_say_sentence(s, v->utt, text, len, n ? w : NULL, n);
+    if (rc < 0 && rc != CS_ECLOSED) cs_warn("voice: sentence refused: %s", cs_strerror(rc));
+}
+
+static void on_done(void *data, int err)
+{
+    cs_voice *v = data;
+    v->job = NULL;
+    if (err < 0) {
+        cs_warn("voice: the engine failed on a sentence: %s", cs_strerror(err));
+        if (v->failed) v->failed(v->agent, err);
+    }
+    kick(v);
+}
+
+/* Starts on what waits, in order: an utterance's end, or its next sentence. */
+static void kick(cs_voice *v)
+{
+    while (!v->job && v->queue_head < v->queue.len) {
+        entry e;
+        memcpy(&e, v->queue.data + v->queue_head, sizeof e);
+        const char *text = v->queue.data + v->queue_head + sizeof e;
+        v->queue_head += sizeof e + e.len;
+        if (v->queue_head == v->queue.len) {
+            cs_buf_reset(&v->queue);
+            v->queue_head = 0;
+        }
+        cs_stream *s = v->agent->stream;
+        if (!s) continue;
+        if (e.end) {
+            cs_stream_say_end(s, e.utt);
+            continue;
+        }
+        v->utt = e.utt;
+        cs_tts_opts o = {
+            .text = text,
+            .len = e.len,
+            .voice = v->name,
+            .rate = v->rate,
+            .pitch = v->pitch,
+            .on_audio = on_audio,
+            .on_sentence = on_sentence,
+            .on_done = on_done,
+            .data = v,
+        };
+        int rc = v->ops->speak(v->tts, &o, &v->job);
+        if (rc < 0) {
+            v->job = NULL;
+            cs_warn("voice: cannot speak a sentence: %s", cs_strerror(rc));
+            if (v->failed) v->failed(v->agent, rc);
+        }
+    }
+}
+
+/* ---- what the agent says ---- */
+
+/* The utterance text is fed to: the open one, or a new one. */
+static int open_utt(cs_voice *v, uint32_t *utt)
+{
+    if (v->utt && !v->ending) {
+        *utt = v->utt;
+        return 0;
+    }
+    if (!v->agent->stream) return CS_ECLOSED;
+    int rc = cs_stream_say_begin(v->agent->stream, utt);
+    if (rc < 0) return rc;
+    v->utt = *utt;
+    v->ending = false;
+    return 0;
+}
+
+/* Queues the complete sentences the splitter holds (all of it with `flush`). */
+static int take_sentences(cs_voice *v, uint32_t utt, bool flush)
+{
+    const char *text;
+    size_t len;
+    int rc = 0;
+    while (rc == 0 && cs_splitter_next(&v->split, flush, &text, &len))
+        rc = push(v, utt, text, len, false);
+    return rc;
+}
+
+int cs_voice_feed(cs_voice *v, const char *text, size_t len)
+{
+    uint32_t utt;
+    int rc = open_utt(v, &utt);
+    if (rc < 0) return rc;
+    if ((rc = cs_splitter_feed(&v->split, text, len)) < 0) return rc;
+    if ((rc = take_sentences(v, utt, false)) < 0) return rc;
+    kick(v);
+    return 0;
+}
+
+int cs_voice_end(cs_voice *v)
+{
+    if (!v->utt || v->ending) return 0;
+    int rc = take_sentences(v, v->utt, true);
+    if (rc == 0) rc = push(v, v->utt, "", 0, true);
+    v->ending = true;
+    kick(v);
+    return rc;
+}
+
+int cs_voice_say(cs_voice *v, const char *text, size_t len)
+{
+    int rc = cs_voice_end(v);
+    if (rc == 0) rc = cs_voice_feed(v, text, len);
+    if (rc == 0) rc = cs_voice_end(v);
+    return rc;
+}
+
+void cs_voice_stop(cs_voice *v)
+{
+    if (v->job) {
+        v->ops->cancel(v->job);
+        v->job = NULL;
+    }
+    cs_stream *s = v->agent->stream;
+    /* Utterances not cleared still end, so what follows them may play. */
+    for (size_t at = v->queue_head; s && at < v->queue.len;) {
+        entry e;
+        memcpy(&e, v->queue.data + at, sizeof e);
+        if (e.end) cs_stream_say_end(s, e.utt);
+        at += sizeof e + e.len;
+    }
+    if (s && v->utt && !v->ending) cs_stream_say_end(s, v->utt);
+    cs_buf_reset(&v->queue);
+    v->queue_head = 0;
+    cs_splitter_free(&v->split);
+    v->utt = 0;
+    v->ending = false;
+}
+
+bool cs_voice_busy(const cs_voice *v)
+{
+    return v->job || v->queue_head < v->queue.len || (v->utt && !v->ending);
+}
+
+void cs_voice_free(cs_voice *v)
+{
+    cs_voice_stop(v);
+    cs_buf_free(&v->queue);
+}
