@@ -4,12 +4,25 @@
 #ifndef CS_AGENT_H
 #define CS_AGENT_H
 
+#include <uv.h>
+
 #include "call/talk.h"
 #include "core/config.h"
+#include "core/worker.h"
+#include "net/fetch.h"
+#include "stt/stt.h"
+#include "tts/tts.h"
 
-/* What agents work with: settings now; engines and clients as agents need them. */
+/* What agents work with, shared by all of them (the gateway's). */
 struct cs_agent_env {
     const cs_config *cfg;
+    uv_loop_t *loop;
+    cs_mailbox *mb;
+    const cs_tts_ops *tts_ops; /* NULL: TTS=none */
+    cs_tts *tts;
+    const cs_stt_ops *stt_ops; /* NULL: STT=none */
+    cs_stt *stt;
+    cs_fetch *fetch;           /* outbound HTTP */
 };
 
 extern const cs_agent_ops cs_agent_echo;
