@@ -17,15 +17,17 @@
  * prints, one line each:
  *   vad split= clips= min_speech_ms= hangover_ms= threshold_db= lead_ms= tail_ms=
  *   vad cond=NAME clips= onset_pct= onset_err_p50_ms= onset_err_p95_ms= within100_pct=
- *       confirm_p50_ms= confirm_p95_ms= false_per_min= noise_speech_pct= offset_pct=
- *       offset_err_p50_ms= offset_delay_p50_ms= offset_delay_p95_ms=
+ *       confirm_p50_ms= confirm_p95_ms= false_per_min= noise_speech_pct= split_per_min=
+ *       offset_pct= offset_err_p50_ms= offset_delay_p50_ms= offset_delay_p95_ms=
  *     onset_pct: recordings whose speech got an onset reported between 250 ms before and
  *       1 s after the reference onset; onset_err: that onset's position minus the reference
  *       (p50 signed, p95 of the absolute error); within100: |error| <= 100 ms; confirm: when
  *       it was confirmed (confirmed_pos) after the reference onset; false_per_min: onsets
  *       reported in noise only (more than 250 ms before the reference onset, or after the
  *       reference offset) per minute of it; noise_speech_pct: share of the lead-in's noise
- *       the detector spent in speech; offset: the last offset, reported at or after the
+ *       the detector spent in speech; split_per_min: offsets whose silence (pos to
+ *       confirmed_pos) held 200 ms or more of reference speech, per minute of it (speech
+ *       taken for a pause); offset: the last offset, reported at or after the
  *       reference offset minus 1 s (offset_err: its position minus the reference offset;
  *       offset_delay: its confirmation after the reference offset).
  *   vad cost ns_per_20ms= state_bytes=
@@ -153,7 +155,7 @@ static void run_clip(const clip *c, const pl_cond *cond, const cs_vad_opts *o, u
     uint64_t lead = (uint64_t)lead_ms * 8;
     uint64_t on = lead + (uint64_t)c->ref.onset_ms * 8, off = lead + (uint64_t)c->ref.offset_ms * 8;
     uint64_t near = NEAR_MS * 8, noise_end = on > near ? on - near : 0;
-    size_t idx = st->clips++;
+    st->clips++;
     bool found = false, offset = false;
     size_t false_onsets = 0, splits = 0;
     double err = 0, confirm = 0, off_err = 0, off_delay = 0;
@@ -212,7 +214,6 @@ static void run_clip(const clip *c, const pl_cond *cond, const cs_vad_opts *o, u
                "offset_delay_ms=%.0f\n",
                c->name, cond->name, c->ref.onset_ms, c->ref.offset_ms, found, err, confirm,
                false_onsets, splits, offset, off_err, off_delay);
-    (void)idx;
 }
 
 static void report(const pl_cond *cond, stats *st)
