@@ -28,6 +28,7 @@
 #include "audio/wav.h"
 #include "core/err.h"
 #include "stt/stt.h"
+#include "stats.h"
 #include "wer.h"
 
 #define FRAME      160  /* 20 ms */
@@ -76,20 +77,6 @@ struct stream {
 static uint64_t now_ms(const bench *b)
 {
     return uv_now((uv_loop_t *)&b->loop) - b->t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(double *v, size_t n, double q)
-{
-    if (!n) return 0;
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i];
 }
 
 static void on_segment(void *data, const cs_stt_segment *seg)
@@ -270,11 +257,7 @@ static double audio_s(const clip *clips, size_t n)
 
 int main(int argc, char **argv)
 {
-    const char *corpus = "tests/data/speech";
-    if (argc > 1)
-        corpus = argv[1];
-    else if (access("../shared/corpus/MANIFEST.tsv", R_OK) == 0)
-        corpus = "../shared/corpus";
+    const char *corpus = wer_corpus(argc > 1 ? argv[1] : NULL);
     const char *gdir = argc > 2 ? argv[2] : "tests/data/grammars";
     setenv("CS_CORPUS", corpus, 1);
     size_t nstreams = getenv("STREAMS") ? strtoul(getenv("STREAMS"), NULL, 10) : 4;
@@ -329,8 +312,9 @@ int main(int argc, char **argv)
         printf("stt mode=%s clips=%zu words=%zu wer=%.3f rtf=%.3f final_p50_ms=%.0f "
                "final_p95_ms=%.0f dropped_ms=%llu\n",
                modes[m].mode, modes[m].n, b.wer.words, wer_rate(&b.wer),
-               cpu / audio_s(modes[m].clips, modes[m].n), pct(lat, b.nlat, 0.50),
-               pct(lat, b.nlat, 0.95), (unsigned long long)(after.dropped_ms - before.dropped_ms));
+               cpu / audio_s(modes[m].clips, modes[m].n), stats_pct(lat, b.nlat, 0.50),
+               stats_pct(lat, b.nlat, 0.95),
+               (unsigned long long)(after.dropped_ms - before.dropped_ms));
         fflush(stdout);
     }
     printf("stt decoders=%zu rss_mb_per_decoder=%.1f\n", ndec,
@@ -342,7 +326,7 @@ int main(int argc, char **argv)
         cs_stt_pocketsphinx.stats(b.e, &before);
         double cpu = run(&b, all, nall, n, NULL, seconds);
         cs_stt_pocketsphinx.stats(b.e, &after);
-        double p95 = pct(lat, b.nlat, 0.95);
+        double p95 = stats_pct(lat, b.nlat, 0.95);
         unsigned long long dropped = after.dropped_ms - before.dropped_ms;
         printf("stt streams=%zu final_p95_ms=%.0f dropped_ms=%llu cpu=%.2f\n", n, p95, dropped,
                cpu / (double)seconds);

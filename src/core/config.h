@@ -33,6 +33,12 @@
     S(voice, "VOICE", "", "voice for the greeting, e.g. Polly.Joanna (empty: Twilio's default)")   \
     S(dial, "DIAL", "", "start mode: number to <Dial> while streaming (empty: keep the line)")     \
     S(agent, "AGENT", "none", "who talks back: none (listen only) or echo")                        \
+    N(barge_in_min_ms, "BARGE_IN_MIN_MS", 100, 20, 2000,                                           \
+      "caller speech (ms) before it counts as speaking: shorter noises never do")                  \
+    N(vad_hangover_ms, "VAD_HANGOVER_MS", 600, 20, 10000,                                          \
+      "silence (ms) after the caller's speech before it counts as ended (end-of-turn hint)")       \
+    N(vad_threshold_db, "VAD_THRESHOLD_DB", 8, 1, 60,                                              \
+      "caller audio this many dB over the line's noise floor is speech")                           \
     S(stt, "STT", "pocketsphinx", "live transcription: pocketsphinx (local), deepgram, or none")  \
     N(stt_max_sessions, "STT_MAX_SESSIONS", 4, 0, 4096,                                           \
       "speakers transcribed at once (pocketsphinx: decoders loaded, ~90 MB each)")                \

@@ -4,13 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MANIFEST_TRANSCRIPT_FIELD 6 /* 0-based column of `transcript` in MANIFEST.tsv */
 
 static const char *const small_numbers[] = {
-    "zero",    "one",     "two",       "three",    "four",     "five",    "six",
-    "seven",   "eight",   "nine",      "ten",      "eleven",   "twelve",  "thirteen",
-    "fourteen", "fifteen", "sixteen",  "seventeen", "eighteen", "nineteen"};
+    "zero",     "one",     "two",     "three",     "four",     "five",    "six",
+    "seven",    "eight",   "nine",    "ten",       "eleven",   "twelve",  "thirteen",
+    "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
 static const char *const tens[] = {"",      "",      "twenty",  "thirty", "forty",
                                    "fifty", "sixty", "seventy", "eighty", "ninety"};
 
@@ -198,4 +199,11 @@ bool wer_reference(const char *corpus, const char *name, char *out, size_t cap)
     free(line);
     fclose(f);
     return found;
+}
+
+const char *wer_corpus(const char *given)
+{
+    if (given) return given;
+    return access("../shared/corpus/MANIFEST.tsv", R_OK) == 0 ? "../shared/corpus"
+                                                              : "tests/data/speech";
 }

@@ -29,6 +29,10 @@ int wer_add(wer_count *c, const char *ref, const char *hyp);
 /* errors / words (0 when there are no reference words). */
 double wer_rate(const wer_count *c);
 
+/* The corpus to read: `given` when not NULL, else ../shared/corpus when it is there (from
+ * the checkout's root), else the copies in tests/data/speech. */
+const char *wer_corpus(const char *given);
+
 /* The transcript of `name` (e.g. "pocketsphinx_goforward") from `corpus`/MANIFEST.tsv into
  * `out` (`cap` bytes). false if the manifest or the row is missing or too long. */
 bool wer_reference(const char *corpus, const char *name, char *out, size_t cap);
