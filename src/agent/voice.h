@@ -23,11 +23,11 @@ typedef struct cs_voice {
     const char *name; /* TTS voice; NULL: the engine's */
     int rate, pitch;  /* 0: the settings' */
     cs_splitter split;
-    cs_buf queue;       /* sentences waiting for the engine, each NUL-terminated */
-    size_t queue_head;  /* where the next one starts */
-    uint32_t utt;       /* the utterance being spoken; 0: none */
-    bool ending;        /* its text is complete */
-    cs_tts_job *job;    /* the sentence being made */
+    cs_buf queue;      /* sentences waiting for the engine, each NUL-terminated */
+    size_t queue_head; /* where the next one starts */
+    uint32_t utt;      /* the utterance being spoken; 0: none */
+    bool ending;       /* its text is complete */
+    cs_tts_job *job;   /* the sentence being made */
     /* The engine failed on a sentence (`err`); the rest of the utterance still comes.
      * May be NULL. */
     void (*failed)(cs_agent *a, int err);

@@ -66,6 +66,7 @@ void cs_calls_init(cs_calls *calls, cs_recorders *recorders)
     calls->talk.max_ms = 120000;
     calls->talk.mark_grace_ms = 2000;
     calls->talk.barge_in = true;
+    calls->talk.vad = (cs_vad_opts){.min_speech_ms = 100, .hangover_ms = 600, .threshold_db = 8};
     cs_hist_init(&calls->stats.frame_seconds, cs_hist_bounds_frame, cs_hist_nbounds_frame);
     cs_hist_init(&calls->stats.voice_to_voice, cs_hist_bounds_latency, cs_hist_nbounds_latency);
     cs_hist_init(&calls->stats.barge_in_seconds, cs_hist_bounds_latency,

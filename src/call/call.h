@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "audio/recorder.h"
+#include "audio/vad.h"
 #include "call/playout.h"
 #include "core/log.h"
 #include "core/map.h"
@@ -136,6 +137,7 @@ typedef struct cs_talk {
     uint32_t max_ms;        /* PLAYOUT_MAX_S in ms: audio queued per stream */
     uint32_t mark_grace_ms; /* an utterance whose end mark never came back is done then */
     bool barge_in;          /* BARGE_IN */
+    cs_vad_opts vad;        /* the caller's voice activity detector */
     cs_stream *talkers;     /* streams with an agent */
     size_t ntalkers;
     size_t closing;         /* agents closed but not yet finished */
@@ -161,6 +163,7 @@ struct cs_stream {
     const cs_agent_ops *agent_ops; /* the agent chosen for it (NULL: none) */
     cs_agent *agent;           /* NULL: listening only, or its agent failed to start */
     cs_playout playout;
+    cs_vad vad;                /* on the caller's audio */
     bool mid_utterance;        /* the last frame sent was not an utterance's last */
     uint8_t hangup;            /* 1: the agent hangs up; 2: once what it said has played */
     struct {                   /* the caller's turn being answered */

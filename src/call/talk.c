@@ -316,7 +316,13 @@ void cs_stream_transcript(cs_stream *s, const cs_transcript *t)
 
 void cs_talk_audio(cs_stream *s, uint64_t pos, const uint8_t *ulaw, size_t n)
 {
-    if (s->agent->ops->audio) s->agent->ops->audio(s->agent, pos, ulaw, n);
+    cs_agent *a = s->agent;
+    if (a->ops->audio) a->ops->audio(a, pos, ulaw, n);
+    /* Speech edges after the agent heard the audio they end in. */
+    cs_vad_edge edges[8];
+    size_t k = cs_vad_feed(&s->vad, pos, ulaw, n, edges, sizeof edges / sizeof *edges);
+    for (size_t i = 0; i < k && i < sizeof edges / sizeof *edges && s->agent; i++)
+        cs_stream_speech(s, edges[i].speech, edges[i].pos);
 }
 
 void cs_talk_dtmf(cs_stream *s, char digit)
@@ -381,6 +387,7 @@ void cs_talk_open(cs_stream *s, const cs_agent_ops *ops)
     a->stream = s;
     a->calls = calls;
     s->agent = a;
+    cs_vad_init(&s->vad, &calls->talk.vad);
     s->talk_next = calls->talk.talkers;
     if (calls->talk.talkers) calls->talk.talkers->talk_prev = s;
     calls->talk.talkers = s;

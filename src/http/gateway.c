@@ -284,6 +284,9 @@ static int start(cs_gateway *gw, cs_buf *err)
     gw->calls.talk.lead_ms = (uint32_t)cfg->playout_lead_ms;
     gw->calls.talk.max_ms = (uint32_t)cfg->playout_max_s * 1000;
     gw->calls.talk.barge_in = cfg->barge_in != 0;
+    gw->calls.talk.vad = (cs_vad_opts){.min_speech_ms = (uint32_t)cfg->barge_in_min_ms,
+                                       .hangover_ms = (uint32_t)cfg->vad_hangover_ms,
+                                       .threshold_db = (int)cfg->vad_threshold_db};
     if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0) return rc;
     cs_bus_init(&gw->bus);
     if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0) return rc;

@@ -1028,6 +1028,47 @@ static void a_turn_is_timed_from_the_end_of_speech(void **state)
                 f->calls.stats.barge_in_seconds.sum < 0.041);
 }
 
+/* The caller's real speech, through the stream's voice activity detector: a barge-in
+ * at its onset, a turn at its end. */
+static void the_detector_hears_the_caller(void **state)
+{
+    fixture *f = *state;
+    int16_t *pcm;
+    size_t n;
+    unsigned rate;
+    assert_int_equal(cs_wav_load(tu_data_path("speech/ulaw8k/pocketsphinx_goforward.wav"), &pcm,
+                                 &n, &rate),
+                     0);
+    assert_int_equal(rate, 8000);
+    uint8_t *ulaw = malloc(n + 16000);
+    assert_non_null(ulaw);
+    memset(ulaw, 0xFF, 8000); /* a second of line silence first, and after */
+    cs_ulaw_encode(ulaw + 8000, pcm, n);
+    memset(ulaw + 8000 + n, 0xFF, 8000);
+    free(pcm);
+    n += 16000;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    say(s, 0x20, 16000); /* the agent talks for two seconds */
+    int64_t seq = 2;
+    for (size_t at = 0; at + 160 <= n; at += 160) {
+        now_ms += 20;
+        media(s, CS_TRACK_INBOUND, seq++, at / CS_FRAMES_PER_MS, ulaw + at, 160);
+        cs_calls_tick(&f->calls);
+    }
+    free(ulaw);
+    assert_int_equal(talk_log.speech_on, 1);
+    assert_int_equal(talk_log.speech_off, 1);
+    assert_int_equal(f->sink.clears, 1);
+    assert_int_equal(talk_log.why, CS_CLEAR_SPEECH);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_BARGE_IN)->text);
+    /* "go forward ten meters" starts half a second into its clip, after our second. */
+    double onset = jnum(j, "onsetMs");
+    assert_true(onset >= 1300 && onset < 1700);
+    assert_true(jnum(j, "latencyMs") < 400); /* BARGE_IN_MIN_MS of speech, and a frame */
+    cJSON_Delete(j);
+    assert_true(talk_log.heard_ms >= 1300 && talk_log.heard_ms < 2000);
+}
+
 static void the_agent_hangs_up_after_its_last_words(void **state)
 {
     fixture *f = *state;
@@ -1866,6 +1907,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(caller_speech_barges_in, setup, teardown),
         cmocka_unit_test_setup_teardown(an_agent_may_refuse_interruption, setup, teardown),
         cmocka_unit_test_setup_teardown(the_agent_hangs_up_after_its_last_words, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_detector_hears_the_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(a_turn_is_timed_from_the_end_of_speech, setup, teardown),
         cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),
