@@ -26,6 +26,7 @@
 
 #include "audio/g711.h"
 #include "audio/wav.h"
+#include "bench.h"
 #include "core/err.h"
 #include "stt/stt.h"
 #include "wer.h"
@@ -76,20 +77,6 @@ struct stream {
 static uint64_t now_ms(const bench *b)
 {
     return uv_now((uv_loop_t *)&b->loop) - b->t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(double *v, size_t n, double q)
-{
-    if (!n) return 0;
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i];
 }
 
 static void on_segment(void *data, const cs_stt_segment *seg)
@@ -185,14 +172,6 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
 static long rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -251,14 +230,14 @@ static double run(bench *b, clip *clips, size_t nclips, size_t nstreams, const c
     uv_update_time(&b->loop);
     b->t0 = uv_now(&b->loop);
     b->until = seconds * 1000;
-    double cpu0 = cpu_s();
+    double cpu0 = bench_cpu_s();
     for (size_t i = 0; i < nstreams; i++) {
         b->streams[i] = (stream){.b = b};
         start_clip(&b->streams[i]);
     }
     uv_timer_start(&b->tick, on_tick, 20, 20);
     uv_run(&b->loop, UV_RUN_DEFAULT);
-    return cpu_s() - cpu0;
+    return bench_cpu_s() - cpu0;
 }
 
 static double audio_s(const clip *clips, size_t n)
@@ -329,8 +308,9 @@ int main(int argc, char **argv)
         printf("stt mode=%s clips=%zu words=%zu wer=%.3f rtf=%.3f final_p50_ms=%.0f "
                "final_p95_ms=%.0f dropped_ms=%llu\n",
                modes[m].mode, modes[m].n, b.wer.words, wer_rate(&b.wer),
-               cpu / audio_s(modes[m].clips, modes[m].n), pct(lat, b.nlat, 0.50),
-               pct(lat, b.nlat, 0.95), (unsigned long long)(after.dropped_ms - before.dropped_ms));
+               cpu / audio_s(modes[m].clips, modes[m].n), bench_pct(lat, b.nlat, 0.50),
+               bench_pct(lat, b.nlat, 0.95),
+               (unsigned long long)(after.dropped_ms - before.dropped_ms));
         fflush(stdout);
     }
     printf("stt decoders=%zu rss_mb_per_decoder=%.1f\n", ndec,
@@ -342,7 +322,7 @@ int main(int argc, char **argv)
         cs_stt_pocketsphinx.stats(b.e, &before);
         double cpu = run(&b, all, nall, n, NULL, seconds);
         cs_stt_pocketsphinx.stats(b.e, &after);
-        double p95 = pct(lat, b.nlat, 0.95);
+        double p95 = bench_pct(lat, b.nlat, 0.95);
         unsigned long long dropped = after.dropped_ms - before.dropped_ms;
         printf("stt streams=%zu final_p95_ms=%.0f dropped_ms=%llu cpu=%.2f\n", n, p95, dropped,
                cpu / (double)seconds);
