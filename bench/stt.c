@@ -26,6 +26,7 @@
 
 #include "audio/g711.h"
 #include "audio/wav.h"
+#include "bench.h"
 #include "core/err.h"
 #include "stt/stt.h"
 #include "stats.h"
@@ -172,14 +173,6 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
 static long rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -238,14 +231,14 @@ static double run(bench *b, clip *clips, size_t nclips, size_t nstreams, const c
     uv_update_time(&b->loop);
     b->t0 = uv_now(&b->loop);
     b->until = seconds * 1000;
-    double cpu0 = cpu_s();
+    double cpu0 = bench_cpu_s();
     for (size_t i = 0; i < nstreams; i++) {
         b->streams[i] = (stream){.b = b};
         start_clip(&b->streams[i]);
     }
     uv_timer_start(&b->tick, on_tick, 20, 20);
     uv_run(&b->loop, UV_RUN_DEFAULT);
-    return cpu_s() - cpu0;
+    return bench_cpu_s() - cpu0;
 }
 
 static double audio_s(const clip *clips, size_t n)

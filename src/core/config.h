@@ -56,8 +56,8 @@
     S(deepgram_model, "DEEPGRAM_MODEL", "nova-2-phonecall", "STT=deepgram: the model")            \
     S(tts, "TTS", "espeak", "agents' speech: espeak (espeak-ng), flite (both local), or none")   \
     S(tts_voice, "TTS_VOICE", "",                                                                 \
-      "espeak: a voice of `espeak-ng --voices`, e.g. en-us (default), en-gb+f3; flite: slt "       \
-      "(default), kal, rms or awb")                                                               \
+      "espeak: a voice file or name, e.g. en-us (default), en, en-gb-scotland, en-us+f3; "        \
+      "flite: slt (default), kal, rms or awb")                                                    \
     N(tts_rate, "TTS_RATE", 175, 80, 450, "speaking rate, words per minute")                      \
     N(tts_pitch, "TTS_PITCH", 50, 0, 100, "voice pitch 0-100; 50 is the voice's own")             \
     N(tts_threads, "TTS_THREADS", 2, 1, 64, "flite: synthesis threads (espeak-ng has one)")       \

@@ -155,6 +155,24 @@ static void handle_closed(uv_handle_t *h)
     (void)h;
 }
 
+/* The speech engine agents speak with: TTS, with its voices loaded now. */
+static int start_speech(cs_gateway *gw, cs_buf *err)
+{
+    int rc = cs_tts_find(gw->cfg->tts, &gw->tts_ops);
+    if (rc < 0) {
+        cs_buf_printf(err, "TTS: '%s' is not espeak, flite or none", gw->cfg->tts);
+        return rc;
+    }
+    return gw->tts_ops ? gw->tts_ops->create(&gw->tts, gw->cfg, gw->loop, gw->mb, err) : 0;
+}
+
+/* After the calls: a job still live ends through the mailbox, which runs after this. */
+static void stop_speech(cs_gateway *gw)
+{
+    if (gw->tts) gw->tts_ops->destroy(gw->tts);
+    gw->tts = NULL;
+}
+
 static void finish(cs_gateway *gw)
 {
     uv_timer_stop(&gw->shutdown_timer);
@@ -166,6 +184,7 @@ static void finish(cs_gateway *gw)
      * store writes. */
     cs_auth_stop(gw->auth);
     cs_transcribe_stop(gw);
+    stop_speech(gw);
     cs_recorders_free(gw->recorders);
     gw->recorders = NULL;
     cs_mailbox_run(gw->mb);
@@ -294,7 +313,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         cs_buf_printf(err, "cannot start sign-in: %s", cs_strerror(rc));
         return rc;
     }
-    if ((rc = cs_transcribe_start(gw, err)) < 0) return rc;
+    if ((rc = cs_transcribe_start(gw, err)) < 0 || (rc = start_speech(gw, err)) < 0) return rc;
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);
@@ -396,6 +415,7 @@ int cs_gateway_main(int argc, char **argv)
         if (gw.server) cs_server_stop_listening(gw.server);
         cs_auth_stop(gw.auth);
         cs_transcribe_stop(&gw);
+        stop_speech(&gw);
         cs_recorders_free(gw.recorders);
         cs_store_close(gw.store);
         cs_mailbox_close(gw.mb);

@@ -21,6 +21,7 @@
 #include "provider/provider.h"
 #include "store/store.h"
 #include "stt/stt.h"
+#include "tts/tts.h"
 
 #define CS_URL_CAP 2048
 
@@ -77,6 +78,8 @@ typedef struct cs_gateway {
     cs_stt *stt;
     cs_map transcribing; /* StreamSid → its speakers' sessions */
     cs_map grammars;     /* STT_GRAMMAR_DIR: name → JSGF text */
+    const cs_tts_ops *tts_ops; /* NULL: agents have no voice (TTS=none) */
+    cs_tts *tts;               /* the engine agents speak with */
     cs_webhook *webhook; /* NULL without TRANSCRIPT_WEBHOOK_URL */
     cs_transcripts transcripts;
     monitor *monitors; /* open monitor sockets */

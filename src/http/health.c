@@ -423,6 +423,35 @@ void cs_metrics(cs_request *r)
                         "keywords of calls past the engine's limit, not sent",
                         (double)ss.keywords_cut);
     }
+    if (gw->tts) {
+        cs_tts_stats ts;
+        gw->tts_ops->stats(gw->tts, &ts);
+        cs_prom_counter(&out, "callstream_tts_jobs_total", "texts given to the speech engine",
+                        (double)ts.jobs);
+        cs_prom_gauge(&out, "callstream_tts_jobs", "texts waiting or being spoken",
+                      (double)ts.jobs_live);
+        cs_prom_counter(&out, "callstream_tts_refused_total",
+                        "texts refused: TTS_QUEUE_MAX were live", (double)ts.refused);
+        cs_prom_counter(&out, "callstream_tts_failures_total", "texts the engine failed",
+                        (double)ts.failures);
+        cs_prom_counter(&out, "callstream_tts_cancels_total", "texts cancelled before their end",
+                        (double)ts.cancels);
+        cs_prom_counter(&out, "callstream_tts_sentences_total", "sentences spoken",
+                        (double)ts.sentences);
+        cs_prom_counter(&out, "callstream_tts_sentences_cut_total",
+                        "sentences whose audio passed the limit and was cut",
+                        (double)ts.sentences_cut);
+        cs_prom_counter(&out, "callstream_tts_audio_seconds_total", "speech made",
+                        (double)ts.audio_ms / 1000);
+        cs_prom_counter(&out, "callstream_tts_synthesis_seconds_total",
+                        "worker time spent making it (over audio seconds: the real-time factor)",
+                        (double)ts.synth_us / 1e6);
+        cs_prom_counter(&out, "callstream_tts_wait_seconds_total",
+                        "time texts waited for a free worker before their first sentence",
+                        (double)ts.wait_us / 1e6);
+        cs_prom_hist(&out, "callstream_tts_first_audio_seconds",
+                     "from a text given to the engine to its first audio", &ts.first_audio);
+    }
     if (gw->webhook) {
         const cs_webhook_stats *ws = cs_webhook_stats_get(gw->webhook);
         static const char *const outcomes[] = {"delivered", "retried", "failed", "dropped"};

@@ -157,7 +157,9 @@ static int es_create(cs_tts **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
     if (st != ENS_OK) {
         char why[200];
         describe(st, why, sizeof why, voice);
-        cs_buf_printf(err, "TTS_VOICE: %s (`espeak-ng --voices` lists them, e.g. en-us, en-gb)",
+        cs_buf_printf(err,
+                      "TTS_VOICE: %s (voices are files under espeak-ng-data/voices, "
+                      "e.g. en-us, en, en-gb-scotland, with +f1…+f5 or +m1…+m7 for variants)",
                       why);
         return CS_ECONFIG;
     }

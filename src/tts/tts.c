@@ -1,9 +1,10 @@
 /* The jobs of every TTS engine. A job's text is split into sentences when it is queued;
- * jobs waiting for their next sentence stand in one ring, and a worker takes the job at
- * its head, makes one sentence, hands it to the loop and puts the job back at the tail,
- * so jobs take turns sentence by sentence. Each sentence goes back as one piece through
- * the mailbox (converted to 8 kHz μ-law on the worker), and a job's end as a last piece:
- * the loop frees the job only then, when no worker or mailbox holds it any more. */
+ * jobs waiting for their next sentence stand in one list, and a worker takes the one due
+ * first (tts_int.h: when its call would run out of audio), makes one sentence, hands it
+ * to the loop and puts the job back with its new due time, so calls take turns sentence
+ * by sentence. Each sentence goes back as one piece through the mailbox (converted to
+ * 8 kHz μ-law on the worker), and a job's end as a last piece: the loop frees the job
+ * only then, when no worker or mailbox holds it any more. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +48,9 @@ struct cs_tts_job {
     size_t nsentences;
 
     /* Under e->lock. */
-    size_t next; /* the next sentence to make */
-    cs_tts_job *ring_next;
-    bool in_ring;
+    size_t next;      /* the next sentence to make */
+    tts_turn turn;    /* in e->waiting while no worker has it */
+    uint64_t made_ms; /* audio made so far */
 
     atomic_bool stop; /* cancelled: workers stop making it */
 
@@ -121,48 +122,60 @@ int tts_audio_word(tts_audio *a, const char *text, size_t len, size_t off, size_
     return 0;
 }
 
-/* ---- the ring (under e->lock) ---- */
+/* ---- whose sentence is next (under e->lock) ---- */
 
-static void ring_push(cs_tts *e, cs_tts_job *j)
+void tts_turns_push(tts_turns *q, tts_turn *t)
 {
-    j->ring_next = NULL;
-    j->in_ring = true;
-    if (e->ring_tail)
-        e->ring_tail->ring_next = j;
+    t->next = NULL;
+    if (q->tail)
+        q->tail->next = t;
     else
-        e->ring_head = j;
-    e->ring_tail = j;
+        q->head = t;
+    q->tail = t;
 }
 
-static cs_tts_job *ring_pop(cs_tts *e)
+/* Unlinks `t`, which follows `prev` (NULL: the head). */
+static void unlink_turn(tts_turns *q, tts_turn *prev, tts_turn *t)
 {
-    cs_tts_job *j = e->ring_head;
-    if (!j) return NULL;
-    e->ring_head = j->ring_next;
-    if (!e->ring_head) e->ring_tail = NULL;
-    j->in_ring = false;
-    return j;
+    if (prev)
+        prev->next = t->next;
+    else
+        q->head = t->next;
+    if (q->tail == t) q->tail = prev;
+    t->next = NULL;
 }
 
-static void ring_remove(cs_tts *e, cs_tts_job *j)
+tts_turn *tts_turns_take(tts_turns *q)
 {
-    cs_tts_job **pp = &e->ring_head, *prev = NULL;
-    while (*pp && *pp != j) {
-        prev = *pp;
-        pp = &(*pp)->ring_next;
+    tts_turn *best = NULL, *best_prev = NULL;
+    for (tts_turn *t = q->head, *prev = NULL; t; prev = t, t = t->next) {
+        if (!best || t->due < best->due) {
+            best = t;
+            best_prev = prev;
+        }
     }
-    if (!*pp) return;
-    *pp = j->ring_next;
-    if (e->ring_tail == j) e->ring_tail = prev;
-    j->in_ring = false;
+    if (best) unlink_turn(q, best_prev, best);
+    return best;
+}
+
+bool tts_turns_remove(tts_turns *q, tts_turn *t)
+{
+    for (tts_turn *u = q->head, *prev = NULL; u; prev = u, u = u->next) {
+        if (u == t) {
+            unlink_turn(q, prev, t);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ---- workers ---- */
 
 static void piece_done(cs_job *job);
 
-/* Makes sentence `i` of `j` and posts it to the loop. 0 or a negative code (j->why set). */
-static int make_sentence(cs_tts *e, cs_tts_job *j, size_t i, tts_audio *a)
+/* Makes sentence `i` of `j` and posts it to the loop, with its length in *ms. 0 or a
+ * negative code (j->why set). */
+static int make_sentence(cs_tts *e, cs_tts_job *j, size_t i, tts_audio *a, uint32_t *ms)
 {
     cs_span s = j->sentences[i];
     char text[CS_SENTENCE_MAX + 1];
@@ -207,6 +220,7 @@ static int make_sentence(cs_tts *e, cs_tts_job *j, size_t i, tts_audio *a)
     cs_ulaw_encode(p->ulaw, pcm, n);
     free(converted);
     uint32_t audio_ms = (uint32_t)(n * 1000 / CS_TTS_RATE);
+    *ms = audio_ms;
     for (size_t w = 0; w < a->nwords; w++) {
         words[w] = a->words[w];
         if (words[w].start_ms > audio_ms) words[w].start_ms = audio_ms;
@@ -233,9 +247,10 @@ static void *worker_main(void *arg)
     tts_audio a = {0};
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        while (!e->ring_head && !e->stopping) pthread_cond_wait(&e->cond, &e->lock);
-        cs_tts_job *j = ring_pop(e);
-        if (!j) break; /* stopping, and nothing waits */
+        while (!e->waiting.head && !e->stopping) pthread_cond_wait(&e->cond, &e->lock);
+        tts_turn *turn = tts_turns_take(&e->waiting);
+        if (!turn) break; /* stopping, and nothing waits */
+        cs_tts_job *j = (cs_tts_job *)((char *)turn - offsetof(cs_tts_job, turn));
         if (e->stopping || atomic_load(&j->stop)) {
             if (e->stopping) {
                 j->err = CS_ECLOSED;
@@ -247,13 +262,18 @@ static void *worker_main(void *arg)
         size_t i = j->next++;
         pthread_mutex_unlock(&e->lock);
         if (i == 0) j->began = uv_hrtime();
-        int rc = make_sentence(e, j, i, &a);
+        uint32_t ms = 0;
+        int rc = make_sentence(e, j, i, &a, &ms);
         pthread_mutex_lock(&e->lock);
         if (rc < 0) j->err = rc;
-        if (rc < 0 || atomic_load(&j->stop) || j->next == j->nsentences)
+        if (rc < 0 || atomic_load(&j->stop) || j->next == j->nsentences) {
             cs_mailbox_post(e->mb, &j->end);
-        else
-            ring_push(e, j); /* behind the others: its next sentence waits its turn */
+        } else {
+            if (j->made_ms == 0) j->turn.due = uv_hrtime(); /* its audio starts playing */
+            j->turn.due += (uint64_t)ms * 1000000;
+            j->made_ms += ms;
+            tts_turns_push(&e->waiting, &j->turn);
+        }
     }
     pthread_mutex_unlock(&e->lock);
     free(a.pcm);
@@ -364,8 +384,9 @@ int tts_speak(cs_tts *e, const cs_tts_opts *o, cs_tts_job **out)
     if (j->nsentences == 0) {
         cs_mailbox_post(e->mb, &j->end); /* nothing to say: done, but never from in here */
     } else {
+        j->turn.due = j->queued;
         pthread_mutex_lock(&e->lock);
-        ring_push(e, j);
+        tts_turns_push(&e->waiting, &j->turn);
         pthread_cond_signal(&e->cond);
         pthread_mutex_unlock(&e->lock);
     }
@@ -382,16 +403,27 @@ void tts_cancel(cs_tts_job *j)
     atomic_store(&j->stop, true);
     if (e->destroyed) return; /* the workers are gone; its end is in the mailbox */
     pthread_mutex_lock(&e->lock);
-    if (j->in_ring) { /* no worker has it: end it here (its pieces are ahead of it) */
-        ring_remove(e, j);
-        cs_mailbox_post(e->mb, &j->end);
-    }
+    /* Waiting, no worker has it: end it here (its pieces are ahead of it in the mailbox). */
+    if (tts_turns_remove(&e->waiting, &j->turn)) cs_mailbox_post(e->mb, &j->end);
     pthread_mutex_unlock(&e->lock);
 }
 
 void tts_stats(cs_tts *e, cs_tts_stats *out)
 {
     *out = e->stats;
+}
+
+/* Ends what waits (CS_ECLOSED), joins the workers and frees what they shared. */
+static void stop_workers(cs_tts *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->stopping = true;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < e->nthreads; i++) pthread_join(e->threads[i], NULL);
+    free(e->threads);
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
 }
 
 int tts_start(cs_tts *e, const tts_engine *eng, const cs_config *cfg, const char *voice,
@@ -413,30 +445,14 @@ int tts_start(cs_tts *e, const tts_engine *eng, const cs_config *cfg, const char
         rc = -pthread_create(&e->threads[e->nthreads], NULL, worker_main, e);
         if (rc < 0) cs_buf_printf(err, "cannot start speech threads: %s", cs_strerror(rc));
     }
-    if (rc < 0) {
-        pthread_mutex_lock(&e->lock);
-        e->stopping = true;
-        pthread_cond_broadcast(&e->cond);
-        pthread_mutex_unlock(&e->lock);
-        for (size_t i = 0; i < e->nthreads; i++) pthread_join(e->threads[i], NULL);
-        free(e->threads);
-        pthread_cond_destroy(&e->cond);
-        pthread_mutex_destroy(&e->lock);
-    }
+    if (rc < 0) stop_workers(e);
     return rc;
 }
 
 void tts_destroy(cs_tts *e)
 {
     if (!e || e->destroyed) return;
-    pthread_mutex_lock(&e->lock);
-    e->stopping = true;
-    pthread_cond_broadcast(&e->cond);
-    pthread_mutex_unlock(&e->lock);
-    for (size_t i = 0; i < e->nthreads; i++) pthread_join(e->threads[i], NULL);
-    free(e->threads);
-    pthread_cond_destroy(&e->cond);
-    pthread_mutex_destroy(&e->lock);
+    stop_workers(e);
     e->eng->release(e);
     e->destroyed = true;
     if (e->stats.jobs_live == 0) free(e);

@@ -1,10 +1,11 @@
 /* Text to speech. An engine turns a text into μ-law 8 kHz audio for a call, sentence by
  * sentence, so the first sentence can play while the rest is being made. Synthesis runs
  * on the engine's worker threads; results come back on the loop thread through the
- * mailbox, never blocking it. Jobs from different calls share the workers fairly: a
- * worker takes one sentence of the next job in turn (round robin), so one long reply
- * does not hold back another call's first sentence. Engines are ops tables chosen by TTS;
- * the rest of the gateway never knows which one runs.
+ * mailbox, never blocking it. Jobs from different calls share the workers fairly, one
+ * sentence at a time: a worker makes the sentence of the call that would run out of audio
+ * first, so a new reply's first sentence does not wait behind other calls' later
+ * sentences, nor one long reply behind another. Engines are ops tables chosen by TTS; the
+ * rest of the gateway never knows which one runs.
  *
  * Word timings come from the engine: espeak-ng's word events, flite's Word and Segment
  * relations. A word that the engine expands into several ("3.5" → "three point five") is
@@ -60,7 +61,7 @@ typedef struct cs_tts_opts {
 
 typedef struct cs_tts_stats {
     uint64_t jobs;          /* accepted */
-    uint64_t jobs_live;     /* now: waiting or being spoken */
+    uint64_t jobs_live;     /* now: waiting, being spoken, or in their on_done */
     uint64_t refused;       /* speak() refused: TTS_QUEUE_MAX jobs live */
     uint64_t failures;      /* jobs ended with an error */
     uint64_t cancels;       /* jobs cancelled before their end */

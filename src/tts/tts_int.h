@@ -39,6 +39,29 @@ int tts_audio_add(tts_audio *a, const int16_t *pcm, size_t n);
  * -ENOMEM. */
 int tts_audio_word(tts_audio *a, const char *text, size_t len, size_t off, size_t n, uint32_t ms);
 
+/* ---- whose sentence is next ---- */
+
+/* A job waiting for its next sentence, due at `due` (hrtime, ns): when its call would run
+ * out of audio. A new job is due at once (when it was queued); one that has made audio is
+ * due when that audio, played from the moment its first sentence was made, ends. Taking
+ * the earliest due is fair between calls — a new reply's first sentence does not wait
+ * behind other calls' later sentences, whose audio is still playing — and a call that
+ * runs dry goes first. */
+typedef struct tts_turn {
+    uint64_t due;
+    struct tts_turn *next;
+} tts_turn;
+
+typedef struct tts_turns {
+    tts_turn *head, *tail;
+} tts_turns;
+
+void tts_turns_push(tts_turns *q, tts_turn *t);
+/* The turn due first, out of the list (the one queued first among equals); NULL if none. */
+tts_turn *tts_turns_take(tts_turns *q);
+/* Takes `t` out if it is in the list; whether it was. */
+bool tts_turns_remove(tts_turns *q, tts_turn *t);
+
 /* An engine's part. `synth` runs on a worker thread (for espeak-ng always the same one);
  * 0 or a negative code with a.why set. `voice_ok` (optional) checks a voice name on the
  * loop at speak(). `release` frees the engine's own resources once the workers have
@@ -58,9 +81,9 @@ struct cs_tts {
     int rate, pitch;              /* the defaults */
     size_t queue_max;
 
-    pthread_mutex_t lock; /* guards the ring and `stopping` */
+    pthread_mutex_t lock; /* guards `waiting` and `stopping` */
     pthread_cond_t cond;
-    cs_tts_job *ring_head, *ring_tail; /* jobs waiting for their next sentence, in turn */
+    tts_turns waiting; /* jobs waiting for their next sentence */
     bool stopping;
     pthread_t *threads;
     size_t nthreads;

@@ -421,9 +421,9 @@ static void cancel_stops_everything(void **state)
     stop(t);
 }
 
-/* One long reply queued first, then seven other calls' short ones: the short ones are
- * all done long before the long one, and (one worker) in the order they came. A queue
- * that served jobs whole would finish the long reply first. */
+/* Long replies queued first, as many as there are workers, then seven other calls' short
+ * ones: the short ones are all done long before the long ones, and (one worker) in the
+ * order they came. A queue that served jobs whole would finish the long replies first. */
 static void calls_take_turns(void **state)
 {
     tctx *t = start(*state);
@@ -431,36 +431,43 @@ static void calls_take_turns(void **state)
     for (int i = 0; i < 30; i++)
         strcat(text, "This sentence of the long reply is long enough to take some time to "
                      "say, and it goes on for a good while before it ends. ");
-    rec lng, shorts[7];
-    rec_init(&lng, t, 1);
-    speak(t, &lng, text);
-    for (int i = 0; i < 7; i++) {
+    enum { LONGS_MAX = 4, SHORTS = 7 };
+    size_t nlong = (size_t)t->ec->threads;
+    assert_true(nlong <= LONGS_MAX);
+    rec lng[LONGS_MAX], shorts[SHORTS];
+    for (size_t i = 0; i < nlong; i++) {
+        rec_init(&lng[i], t, 1); /* all "1" in the order log */
+        speak(t, &lng[i], text);
+    }
+    for (int i = 0; i < SHORTS; i++) {
         rec_init(&shorts[i], t, 2 + i);
         speak(t, &shorts[i], "A short answer.");
     }
-    wait_done(t, &lng);
-    for (int i = 0; i < 7; i++) {
-        assert_int_equal(shorts[i].done_calls, 1);
+    for (size_t i = 0; i < nlong; i++) {
+        wait_done(t, &lng[i]);
+        assert_int_equal(lng[i].ns, 30);
+    }
+    for (int i = 0; i < SHORTS; i++) {
+        wait_done(t, &shorts[i]);
         assert_int_equal(shorts[i].err, 0);
     }
-    assert_int_equal(lng.ns, 30);
-    /* Where each job ended among the long reply's sentences. */
-    size_t long_before_last_short = 0, last_short_end = 0;
+    /* How many of the long replies' sentences came before the last short reply ended. */
+    size_t long_before = 0, last_short_end = 0;
     for (size_t i = 0; i < norder; i++)
         if (order[i] % 1000 == 999 && order[i] / 1000 >= 2) last_short_end = i;
-    for (size_t i = 0; i < last_short_end; i++) long_before_last_short += order[i] / 1000 == 1;
-    if (long_before_last_short > 8)
-        fail_msg("%zu of the long reply's sentences came before the short replies ended",
-                 long_before_last_short);
-    if (t->ec->threads == 1) { /* one worker: strictly in turn */
+    for (size_t i = 0; i < last_short_end; i++) long_before += order[i] / 1000 == 1;
+    if (long_before > 8 * nlong)
+        fail_msg("%zu of the long replies' sentences came before the short replies ended",
+                 long_before);
+    if (nlong == 1) { /* one worker: strictly in turn */
         int next = 2;
         for (size_t i = 0; i < norder; i++)
             if (order[i] / 1000 >= 2 && order[i] % 1000 == 999)
                 assert_int_equal(order[i] / 1000, next++);
     }
-    rec_free(&lng);
-    for (int i = 0; i < 7; i++) rec_free(&shorts[i]);
     stop(t);
+    for (size_t i = 0; i < nlong; i++) rec_free(&lng[i]);
+    for (int i = 0; i < SHORTS; i++) rec_free(&shorts[i]);
 }
 
 static void queue_is_bounded(void **state)
