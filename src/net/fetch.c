@@ -56,7 +56,7 @@ struct cs_fetch {
     sock *socks;        /* watched */
     size_t count;
     unsigned depth; /* inside curl or a user callback */
-    bool reap;      /* requests stopped while inside: remove them on the way out */
+    bool reap;      /* requests stopped or failed while inside: end them on the way out */
     bool unadded;   /* requests started while inside curl: add them on the way out */
     bool closing;
     cs_fetch_stats stats;
@@ -106,6 +106,19 @@ static int error_of(cs_fetch_req *r, CURLcode code)
 
 static void settle(cs_fetch *f);
 
+/* Our own error for the request, reported when it ends. */
+static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    r->fail = err;
+    vsnprintf(r->why, sizeof r->why, fmt, ap);
+    va_end(ap);
+}
+
 /* ---- sockets and the timer ---- */
 
 static void sock_closed(uv_handle_t *h)
@@ -153,10 +166,16 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     }
     if (!s) {
         s = calloc(1, sizeof *s);
-        if (!s) return -1;
-        if (uv_poll_init_socket(f->loop, &s->poll, fd) < 0) {
+        int rc = s ? uv_poll_init_socket(f->loop, &s->poll, fd) : -ENOMEM;
+        if (rc < 0) { /* that request ends (settle); -1 would stop the whole multi handle */
             free(s);
-            return -1;
+            char *r = NULL;
+            curl_easy_getinfo(easy, CURLINFO_PRIVATE, &r);
+            if (r) {
+                fail((cs_fetch_req *)r, rc, "cannot watch a socket: %s", cs_strerror(rc));
+                f->reap = true;
+            }
+            return 0;
         }
         s->poll.data = s;
         s->f = f;
@@ -265,18 +284,6 @@ static void collect(cs_fetch *f)
     }
 }
 
-static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    r->fail = err;
-    vsnprintf(r->why, sizeof r->why, fmt, ap);
-    va_end(ap);
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 {
     (void)p;
@@ -319,6 +326,7 @@ static void on_idle(uv_timer_t *t)
 {
     cs_fetch_req *r = t->data;
     cs_fetch *f = r->f;
+    if (r->stopped) return;
     uint64_t quiet = uv_now(f->loop) - r->last_rx_ms;
     if (quiet < r->idle_ms) {
         uv_timer_start(t, on_idle, r->idle_ms - quiet, 0);
@@ -378,8 +386,10 @@ static void settle(cs_fetch *f)
             next = r->next; /* stays: what on_done below cancels is only marked */
             if (r->stopped) {
                 discard(r);
-            } else if (!r->added && add(r) < 0) {
-                fail(r, CS_EBACKEND, "curl refused the request");
+                continue;
+            }
+            if (!r->added && add(r) < 0) fail(r, CS_EBACKEND, "curl refused the request");
+            if (r->fail) { /* failed outside a transfer: ends here */
                 f->depth++;
                 end(r, CURLE_OK);
                 f->depth--;
