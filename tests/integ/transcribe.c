@@ -405,6 +405,12 @@ static void free_speech(void)
     pthread_mutex_unlock(&h.lock);
     IT_CHECK(it_metric(s.port, "callstream_transcript_webhook_total{outcome=\"retried\"}") >= 1,
              "no retries counted");
+    /* Each attempt went through the HTTP client, and is counted there. */
+    double sent = it_metric(s.port, "callstream_http_client_requests_total");
+    double answered = it_metric(s.port, "callstream_http_client_ended_total{outcome=\"answered\"}");
+    IT_CHECK(sent >= 2 * stored && answered >= 2 * stored,
+             "the HTTP client counts %.0f requests, %.0f answered, for %d segments", sent, answered,
+             stored);
     IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&s);
     hook_stop(&h);
