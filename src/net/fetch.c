@@ -360,11 +360,8 @@ static void fetch_freed(uv_handle_t *h)
 
 static void teardown(cs_fetch *f)
 {
-    while (f->reqs) {
-        if (!f->reqs->stopped) f->stats.cancelled++;
-        discard(f->reqs);
-    }
-    curl_multi_cleanup(f->multi); /* closes the kept connections */
+    while (f->reqs) discard(f->reqs); /* stopped and counted by cs_fetch_close */
+    curl_multi_cleanup(f->multi);     /* closes the kept connections */
     f->multi = NULL;
     while (f->socks) unwatch(f->socks);
     uv_close((uv_handle_t *)&f->timer, fetch_freed);
@@ -500,6 +497,9 @@ static int configure(cs_fetch_req *r, const cs_fetch_opts *o)
     SET(CURLOPT_CURLU, r->url);
     SET(CURLOPT_PRIVATE, r);
     SET(CURLOPT_NOSIGNAL, 1L);
+    /* Without it, removing a request whose name is still being resolved joins the
+     * resolver thread: the loop would wait for the DNS server. */
+    SET(CURLOPT_QUICK_EXIT, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     unsigned redirects =

@@ -8,12 +8,16 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -56,6 +60,32 @@ struct rig {
     size_t rx;        /* body bytes the client's on_data took */
     bool client_left; /* a feed's client went away */
 };
+
+/* ---- a slow name: curl's resolver thread waits in getaddrinfo until released ---- */
+
+static sem_t dns_entered, dns_release, dns_left;
+static volatile bool dns_timed_out; /* nobody released it within 10 s */
+
+/* Ours, in place of libc's (curl calls it from its resolver thread). */
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    *(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+    if (!node || strcmp(node, "slow.test")) return real(node, service, hints, res);
+    sem_post(&dns_entered);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    if (sem_timedwait(&dns_release, &until) != 0) dns_timed_out = true;
+    sem_post(&dns_left);
+    return EAI_NONAME;
+}
+
+static bool sem_taken(void *data)
+{
+    return sem_trywait(data) == 0;
+}
 
 /* ---- the server ---- */
 
@@ -871,6 +901,36 @@ static void test_proxy_from_environment(void **state)
     rig_down(&g);
 }
 
+/* Cancelled, or the client closed, while the name is being resolved: the loop goes on at
+ * once (the lookup is left to finish on its thread), so the lookup is released only after
+ * the call returned. A cancel that waited for the lookup would hang here until the lookup's
+ * own 10 s watchdog. */
+static void test_cancel_while_resolving(void **state)
+{
+    (void)state;
+    for (int closing = 0; closing < 2; closing++) {
+        rig g;
+        rig_up(&g, false);
+        call c;
+        call_init(&c, &g);
+        cs_fetch_opts o = opts(&c, "http://slow.test/x");
+        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
+        assert_true(tu_run_until(&g.loop, sem_taken, &dns_entered, WAIT_MS));
+        if (closing) {
+            cs_fetch_close(g.f);
+            g.f = NULL;
+        } else {
+            cs_fetch_cancel(c.req);
+        }
+        sem_post(&dns_release);
+        assert_true(tu_run_until(&g.loop, sem_taken, &dns_left, WAIT_MS));
+        assert_false(dns_timed_out);
+        assert_int_equal(c.done, 0);
+        cs_buf_free(&c.body);
+        rig_down(&g);
+    }
+}
+
 /* What cs_fetch_start refuses at once, with no callback. */
 static void test_refused_at_start(void **state)
 {
@@ -919,6 +979,9 @@ static void test_refused_at_start(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    sem_init(&dns_entered, 0, 0);
+    sem_init(&dns_release, 0, 0);
+    sem_init(&dns_left, 0, 0);
     unsetenv("http_proxy"); /* the tests talk to loopback directly */
     unsetenv("https_proxy");
     unsetenv("HTTPS_PROXY");
@@ -943,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_redirects),
         cmocka_unit_test(test_proxy_from_environment),
+        cmocka_unit_test(test_cancel_while_resolving),
         cmocka_unit_test(test_refused_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
