@@ -22,6 +22,7 @@ struct sock { /* a socket curl asked us to watch */
     uv_poll_t poll;
     cs_fetch *f;
     curl_socket_t fd;
+    int events; /* what curl wants: UV_READABLE, UV_WRITABLE */
     sock *prev, *next;
 };
 
@@ -57,7 +58,7 @@ struct cs_fetch {
     size_t count;
     unsigned depth; /* inside curl or a user callback */
     bool reap;      /* requests stopped or failed while inside: end them on the way out */
-    bool unadded;   /* requests started while inside curl: add them on the way out */
+    bool unadded;   /* requests started while inside: add them on the way out */
     bool closing;
     cs_fetch_stats stats;
 };
@@ -87,7 +88,7 @@ static const struct {
     {CURLE_HTTP2, -EPROTO},
     {CURLE_HTTP2_STREAM, -EPROTO},
     {CURLE_TOO_MANY_REDIRECTS, CS_ELIMIT},
-    {CURLE_UNSUPPORTED_PROTOCOL, CS_EPARSE}, /* a redirect elsewhere than http(s) */
+    {CURLE_UNSUPPORTED_PROTOCOL, -EPROTO}, /* not HTTP, or a redirect elsewhere */
     {CURLE_OUT_OF_MEMORY, -ENOMEM},
 };
 
@@ -140,12 +141,17 @@ static void unwatch(sock *s)
 
 static void drive(cs_fetch *f, curl_socket_t fd, int flags);
 
+/* An error on the socket (libuv stops the poll then) is for curl to find by reading and
+ * writing: an answer may wait in front of a reset, and CURL_CSELECT_ERR would drop it. */
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     sock *s = p->data;
-    int flags = status < 0 ? CURL_CSELECT_ERR
-                           : (events & UV_READABLE ? CURL_CSELECT_IN : 0) |
-                                 (events & UV_WRITABLE ? CURL_CSELECT_OUT : 0);
+    if (status < 0) {
+        events = s->events;
+        uv_poll_start(p, s->events, on_poll);
+    }
+    int flags = (events & UV_READABLE ? CURL_CSELECT_IN : 0) |
+                (events & UV_WRITABLE ? CURL_CSELECT_OUT : 0);
     drive(s->f, s->fd, flags);
 }
 
@@ -185,8 +191,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         f->socks = s;
         curl_multi_assign(f->multi, fd, s);
     }
-    int events = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
-    uv_poll_start(&s->poll, events, on_poll);
+    s->events = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
+    uv_poll_start(&s->poll, s->events, on_poll);
     return 0;
 }
 

@@ -29,10 +29,11 @@ typedef struct cs_fetch_result {
     int status;       /* HTTP status of the answer; 0 when no answer head came */
     const char *body; /* the buffered body (NUL-terminated); NULL when streaming or failed */
     size_t len;
-    int err;            /* 0, or < 0: -ETIMEDOUT (whole request or idle), -ECONNREFUSED (or the
-                           connect's errno), UV_EAI_NONAME (no such name), CS_ETLS, CS_ECLOSED (cut
-                           short), -EMSGSIZE (over max_body), -EPROTO (malformed answer), CS_ELIMIT (too
-                           many redirects), on_data's own error, CS_EBACKEND (anything else) */
+    /* 0, or < 0: -ETIMEDOUT (whole request or idle), -ECONNREFUSED (or the connect's
+     * errno), UV_EAI_NONAME (no such name), CS_ETLS, CS_ECLOSED (no answer, or one cut
+     * short), -EMSGSIZE (over max_body), -EPROTO (not HTTP, or a redirect to another
+     * protocol), CS_ELIMIT (too many redirects), on_data's own error, CS_EBACKEND (else) */
+    int err;
     const char *reason; /* a short explanation when err < 0 (curl's message or ours), else "" */
 } cs_fetch_result;
 
