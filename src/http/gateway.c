@@ -185,6 +185,8 @@ static void finish(cs_gateway *gw)
     cs_auth_stop(gw->auth);
     cs_transcribe_stop(gw);
     stop_speech(gw);
+    cs_fetch_close(gw->fetch);
+    gw->fetch = NULL;
     cs_recorders_free(gw->recorders);
     gw->recorders = NULL;
     cs_mailbox_run(gw->mb);
@@ -212,7 +214,10 @@ static void on_shutdown_tick(uv_timer_t *t)
         gw->shutdown_deadline_ms = 0; /* from here on: waiting for sockets to close */
         close_calls(gw);
     }
-    if (cs_net_count(gw->net) == 0 && cs_transcribe_idle(gw) && gw->calls.talk.closing == 0)
+    /* Requests in flight (the last transcript segments) end within their timeouts; agents
+     * closing finish theirs. */
+    if (cs_net_count(gw->net) == 0 && cs_transcribe_idle(gw) && cs_fetch_count(gw->fetch) == 0 &&
+        gw->calls.talk.closing == 0)
         finish(gw);
 }
 
@@ -273,6 +278,10 @@ static int start(cs_gateway *gw, cs_buf *err)
     cs_buf_init(&gw->out, (size_t)cfg->max_message_bytes * 2);
     gw->started_ms = cs_wall_ms();
     if ((rc = cs_mailbox_open(&gw->mb, gw->loop)) < 0) return rc;
+    if ((rc = cs_fetch_open(&gw->fetch, gw->loop)) < 0) {
+        cs_buf_printf(err, "cannot start the HTTP client: %s", cs_strerror(rc));
+        return rc;
+    }
 
     char url[4200];
     if (cfg->database_url[0])
@@ -416,6 +425,7 @@ int cs_gateway_main(int argc, char **argv)
         cs_auth_stop(gw.auth);
         cs_transcribe_stop(&gw);
         stop_speech(&gw);
+        cs_fetch_close(gw.fetch);
         cs_recorders_free(gw.recorders);
         cs_store_close(gw.store);
         cs_mailbox_close(gw.mb);

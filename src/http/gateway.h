@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/worker.h"
 #include "net/conn.h"
+#include "net/fetch.h"
 #include "net/form.h"
 #include "net/server.h"
 #include "provider/provider.h"
@@ -57,6 +58,7 @@ typedef struct cs_gateway {
     const cs_config *cfg;
     uv_loop_t *loop;
     cs_net *net;
+    cs_fetch *fetch; /* outbound HTTP (the transcript webhook) */
     cs_server *server;
     cs_mailbox *mb;
     cs_store *store;
@@ -142,8 +144,9 @@ bool cs_transcribe_idle(const cs_gateway *gw);
 void cs_transcribe_stop(cs_gateway *gw);
 void cs_transcribe_free(cs_gateway *gw);
 
-/* The transcript webhook (webhook.c): `json` is copied and POSTed, signed, with retries. */
-int cs_webhook_new(cs_webhook **out, cs_gateway *gw);
+/* The transcript webhook (webhook.c): `json` is copied and POSTed, signed, with retries.
+ * new: CS_ECONFIG with a message when TRANSCRIPT_WEBHOOK_URL is not an http(s) URL. */
+int cs_webhook_new(cs_webhook **out, cs_gateway *gw, cs_buf *err);
 void cs_webhook_send(cs_webhook *h, const char *json, size_t len);
 size_t cs_webhook_pending(const cs_webhook *h);
 const cs_webhook_stats *cs_webhook_stats_get(const cs_webhook *h);

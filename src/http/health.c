@@ -461,6 +461,26 @@ void cs_metrics(cs_request *r)
         cs_prom_gauge(&out, "callstream_transcript_webhook_pending", "deliveries waiting",
                       (double)cs_webhook_pending(gw->webhook));
     }
+    if (gw->fetch) {
+        const cs_fetch_stats *fs = cs_fetch_stats_get(gw->fetch);
+        cs_prom_counter(&out, "callstream_http_client_requests_total",
+                        "outbound HTTP requests started", (double)fs->requests);
+        static const char *const ends[] = {"answered", "failed", "cancelled"};
+        uint64_t ended[] = {fs->answered, fs->failed, fs->cancelled};
+        family(&out, "callstream_http_client_ended_total", "counter",
+               "outbound HTTP requests ended, by outcome", "outcome", ends, ended, 3);
+        static const char *const whys[] = {"timeout", "too_large", "too_many"};
+        uint64_t limited[] = {fs->timeouts, fs->too_large, fs->refused};
+        family(&out, "callstream_http_client_limited_total", "counter",
+               "outbound HTTP requests failed or refused by a limit: time (whole or idle), an "
+               "answer over its size, too many in flight",
+               "limit", whys, limited, 3);
+        cs_prom_counter(&out, "callstream_http_client_connections_total",
+                        "outbound connections opened (fewer than requests: kept alive)",
+                        (double)fs->connections);
+        cs_prom_gauge(&out, "callstream_http_client_in_flight", "outbound HTTP requests in flight",
+                      (double)cs_fetch_count(gw->fetch));
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     cs_prom_counter(&out, "process_cpu_seconds_total", "user and system CPU time",

@@ -363,7 +363,7 @@ int cs_transcribe_start(cs_gateway *gw, cs_buf *err)
     }
     if (!gw->stt_ops) return 0;
     if ((rc = load_grammars(gw, err)) < 0) return rc;
-    if (gw->cfg->transcript_webhook_url[0] && (rc = cs_webhook_new(&gw->webhook, gw)) < 0)
+    if (gw->cfg->transcript_webhook_url[0] && (rc = cs_webhook_new(&gw->webhook, gw, err)) < 0)
         return rc;
     rc = gw->stt_ops->create(&gw->stt, gw->cfg, gw->loop, gw->mb, err);
     if (rc < 0) return rc;

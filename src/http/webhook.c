@@ -13,7 +13,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "http/gateway.h"
-#include "net/client.h"
+#include "net/fetch.h"
 
 #define QUEUE_MAX      10000 /* deliveries waiting or in flight; more are dropped (logged) */
 #define IN_FLIGHT_MAX  8     /* requests at once */
@@ -31,6 +31,7 @@ struct delivery {
     char *body;
     size_t len;
     unsigned attempts;
+    cs_fetch_req *req; /* while SENDING */
     uv_timer_t retry;
     delivery *next;                /* waiting line */
     delivery *prev_all, *next_all; /* every delivery, for shutdown */
@@ -85,31 +86,37 @@ static void on_retry(uv_timer_t *t)
     pump(d->hook);
 }
 
-static void on_answer(void *data, int status, const char *body, size_t len, int err)
+/* One attempt is over: taken, given up, or retried after a backoff. */
+static void attempted(delivery *d, const cs_fetch_result *res)
 {
-    (void)body;
-    (void)len;
-    delivery *d = data;
     cs_webhook *h = d->hook;
     h->in_flight--;
-    if (status >= 200 && status < 300) {
+    d->req = NULL;
+    if (res->status >= 200 && res->status < 300 && res->err == 0) {
         h->stats.delivered++;
         finish(d);
     } else if (++d->attempts >= ATTEMPTS || h->gw->draining) {
         h->stats.failed++;
         cs_error("webhook: giving up on a transcript segment after %u attempts (last: %s)",
-                 d->attempts, status ? "HTTP error" : cs_strerror(err));
+                 d->attempts, res->err ? res->reason : "HTTP error");
         finish(d);
     } else {
         h->stats.retries++;
         uint32_t wait = cs_backoff_ms(d->attempts, BACKOFF_MS, BACKOFF_MAX_MS);
         if (d->attempts == 1)
             cs_warn("webhook: %s answered %d%s%s; retrying with backoff",
-                    h->gw->cfg->transcript_webhook_url, status, err ? ": " : "",
-                    err ? cs_strerror(err) : "");
+                    h->gw->cfg->transcript_webhook_url, res->status, res->err ? ": " : "",
+                    res->reason);
         d->stage = RETRYING;
         uv_timer_start(&d->retry, on_retry, wait, 0);
     }
+}
+
+static void on_answer(void *data, const cs_fetch_result *res)
+{
+    delivery *d = data;
+    cs_webhook *h = d->hook;
+    attempted(d, res);
     pump(h);
 }
 
@@ -124,25 +131,43 @@ static void pump(cs_webhook *h)
         /* Each attempt is signed over its own time, so a receiver can refuse replays of
          * an old delivery (the time is in the signed text, not only in a header). */
         uint8_t mac[CS_SHA256_LEN];
-        char hex[2 * CS_SHA256_LEN + 1], ts[24], headers[320];
+        char hex[2 * CS_SHA256_LEN + 1], ts[24], stamp[64], sig[96];
         int tn = snprintf(ts, sizeof ts, "%lld.", (long long)(cs_wall_ms() / 1000));
         const void *parts[] = {ts, d->body};
         size_t lens[] = {(size_t)tn, d->len};
         cs_hmac_sha256(mac, h->secret, strlen(h->secret), parts, lens, 2);
         cs_hex(hex, mac, sizeof mac);
-        snprintf(headers, sizeof headers,
-                 "Content-Type: application/json\r\nX-Callstream-Event: transcript.final\r\n"
-                 "X-Callstream-Timestamp: %.*s\r\nX-Callstream-Signature: sha256=%s\r\n",
-                 tn - 1, ts, hex);
+        snprintf(stamp, sizeof stamp, "X-Callstream-Timestamp: %.*s", tn - 1, ts);
+        snprintf(sig, sizeof sig, "X-Callstream-Signature: sha256=%s", hex);
+        const char *headers[] = {"Content-Type: application/json",
+                                 "X-Callstream-Event: transcript.final", stamp, sig};
+        cs_fetch_opts o = {
+            .method = "POST",
+            .url = url,
+            .headers = headers,
+            .nheaders = sizeof headers / sizeof *headers,
+            .body = d->body,
+            .len = d->len,
+            .timeout_ms = TIMEOUT_MS,
+            .on_done = on_answer,
+            .data = d,
+        };
         h->in_flight++;
-        if (cs_client_request(h->gw->net, "POST", url, headers, d->body, d->len, TIMEOUT_MS,
-                              on_answer, d) < 0)
-            on_answer(d, 0, NULL, 0, CS_EBACKEND);
+        int rc = cs_fetch_start(h->gw->fetch, &o, &d->req);
+        if (rc < 0) { /* an attempt that failed at once: retried later like a refusal */
+            cs_fetch_result res = {.err = rc, .reason = cs_strerror(rc)};
+            attempted(d, &res);
+        }
     }
 }
 
-int cs_webhook_new(cs_webhook **out, cs_gateway *gw)
+int cs_webhook_new(cs_webhook **out, cs_gateway *gw, cs_buf *err)
 {
+    if (!cs_fetch_url_ok(gw->cfg->transcript_webhook_url)) {
+        cs_buf_printf(err, "TRANSCRIPT_WEBHOOK_URL: '%s' is not an http(s) URL",
+                      gw->cfg->transcript_webhook_url);
+        return CS_ECONFIG;
+    }
     cs_webhook *h = calloc(1, sizeof *h);
     if (!h) return -ENOMEM;
     h->gw = gw;
@@ -193,13 +218,14 @@ void cs_webhook_stop(cs_webhook *h)
 {
     if (!h) return;
     size_t left = 0;
-    /* In flight ones end with their connections (closed at shutdown), as failures. */
     for (delivery *d = h->all, *next; d; d = next) {
         next = d->next_all;
-        if (d->stage != SENDING) {
-            left++;
-            finish(d);
+        if (d->stage == SENDING) {
+            cs_fetch_cancel(d->req);
+            h->in_flight--;
         }
+        left++;
+        finish(d);
     }
     h->head = h->tail = NULL;
     if (left)

@@ -22,6 +22,7 @@ struct sock { /* a socket curl asked us to watch */
     uv_poll_t poll;
     cs_fetch *f;
     curl_socket_t fd;
+    int events; /* what curl wants: UV_READABLE, UV_WRITABLE */
     sock *prev, *next;
 };
 
@@ -56,8 +57,8 @@ struct cs_fetch {
     sock *socks;        /* watched */
     size_t count;
     unsigned depth; /* inside curl or a user callback */
-    bool reap;      /* requests stopped while inside: remove them on the way out */
-    bool unadded;   /* requests started while inside curl: add them on the way out */
+    bool reap;      /* requests stopped or failed while inside: end them on the way out */
+    bool unadded;   /* requests started while inside: add them on the way out */
     bool closing;
     cs_fetch_stats stats;
 };
@@ -87,7 +88,7 @@ static const struct {
     {CURLE_HTTP2, -EPROTO},
     {CURLE_HTTP2_STREAM, -EPROTO},
     {CURLE_TOO_MANY_REDIRECTS, CS_ELIMIT},
-    {CURLE_UNSUPPORTED_PROTOCOL, CS_EPARSE}, /* a redirect elsewhere than http(s) */
+    {CURLE_UNSUPPORTED_PROTOCOL, -EPROTO}, /* not HTTP, or a redirect elsewhere */
     {CURLE_OUT_OF_MEMORY, -ENOMEM},
 };
 
@@ -105,6 +106,19 @@ static int error_of(cs_fetch_req *r, CURLcode code)
 }
 
 static void settle(cs_fetch *f);
+
+/* Our own error for the request, reported when it ends. */
+static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    r->fail = err;
+    vsnprintf(r->why, sizeof r->why, fmt, ap);
+    va_end(ap);
+}
 
 /* ---- sockets and the timer ---- */
 
@@ -127,12 +141,17 @@ static void unwatch(sock *s)
 
 static void drive(cs_fetch *f, curl_socket_t fd, int flags);
 
+/* An error on the socket (libuv stops the poll then) is for curl to find by reading and
+ * writing: an answer may wait in front of a reset, and CURL_CSELECT_ERR would drop it. */
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     sock *s = p->data;
-    int flags = status < 0 ? CURL_CSELECT_ERR
-                           : (events & UV_READABLE ? CURL_CSELECT_IN : 0) |
-                                 (events & UV_WRITABLE ? CURL_CSELECT_OUT : 0);
+    if (status < 0) {
+        events = s->events;
+        uv_poll_start(p, s->events, on_poll);
+    }
+    int flags = (events & UV_READABLE ? CURL_CSELECT_IN : 0) |
+                (events & UV_WRITABLE ? CURL_CSELECT_OUT : 0);
     drive(s->f, s->fd, flags);
 }
 
@@ -153,10 +172,16 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     }
     if (!s) {
         s = calloc(1, sizeof *s);
-        if (!s) return -1;
-        if (uv_poll_init_socket(f->loop, &s->poll, fd) < 0) {
+        int rc = s ? uv_poll_init_socket(f->loop, &s->poll, fd) : -ENOMEM;
+        if (rc < 0) { /* that request ends (settle); -1 would stop the whole multi handle */
             free(s);
-            return -1;
+            char *r = NULL;
+            curl_easy_getinfo(easy, CURLINFO_PRIVATE, &r);
+            if (r) {
+                fail((cs_fetch_req *)r, rc, "cannot watch a socket: %s", cs_strerror(rc));
+                f->reap = true;
+            }
+            return 0;
         }
         s->poll.data = s;
         s->f = f;
@@ -166,8 +191,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         f->socks = s;
         curl_multi_assign(f->multi, fd, s);
     }
-    int events = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
-    uv_poll_start(&s->poll, events, on_poll);
+    s->events = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
+    uv_poll_start(&s->poll, s->events, on_poll);
     return 0;
 }
 
@@ -265,18 +290,6 @@ static void collect(cs_fetch *f)
     }
 }
 
-static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(cs_fetch_req *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    r->fail = err;
-    vsnprintf(r->why, sizeof r->why, fmt, ap);
-    va_end(ap);
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 {
     (void)p;
@@ -319,6 +332,7 @@ static void on_idle(uv_timer_t *t)
 {
     cs_fetch_req *r = t->data;
     cs_fetch *f = r->f;
+    if (r->stopped) return;
     uint64_t quiet = uv_now(f->loop) - r->last_rx_ms;
     if (quiet < r->idle_ms) {
         uv_timer_start(t, on_idle, r->idle_ms - quiet, 0);
@@ -352,11 +366,8 @@ static void fetch_freed(uv_handle_t *h)
 
 static void teardown(cs_fetch *f)
 {
-    while (f->reqs) {
-        if (!f->reqs->stopped) f->stats.cancelled++;
-        discard(f->reqs);
-    }
-    curl_multi_cleanup(f->multi); /* closes the kept connections */
+    while (f->reqs) discard(f->reqs); /* stopped and counted by cs_fetch_close */
+    curl_multi_cleanup(f->multi);     /* closes the kept connections */
     f->multi = NULL;
     while (f->socks) unwatch(f->socks);
     uv_close((uv_handle_t *)&f->timer, fetch_freed);
@@ -378,8 +389,10 @@ static void settle(cs_fetch *f)
             next = r->next; /* stays: what on_done below cancels is only marked */
             if (r->stopped) {
                 discard(r);
-            } else if (!r->added && add(r) < 0) {
-                fail(r, CS_EBACKEND, "curl refused the request");
+                continue;
+            }
+            if (!r->added && add(r) < 0) fail(r, CS_EBACKEND, "curl refused the request");
+            if (r->fail) { /* failed outside a transfer: ends here */
                 f->depth++;
                 end(r, CURLE_OK);
                 f->depth--;
@@ -490,6 +503,9 @@ static int configure(cs_fetch_req *r, const cs_fetch_opts *o)
     SET(CURLOPT_CURLU, r->url);
     SET(CURLOPT_PRIVATE, r);
     SET(CURLOPT_NOSIGNAL, 1L);
+    /* Without it, removing a request whose name is still being resolved joins the
+     * resolver thread: the loop would wait for the DNS server. */
+    SET(CURLOPT_QUICK_EXIT, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     unsigned redirects =

@@ -4,8 +4,9 @@
  * cancelled at any time; connections are kept alive and reused across the requests of one
  * cs_fetch. Proxies come from the environment as curl reads it (http_proxy, https_proxy,
  * no_proxy). Everything runs on the loop thread and nothing here blocks it: names are
- * resolved by curl's threaded resolver (CURL_VERSION_ASYNCHDNS, checked at open). Not for
- * WebSockets (net/wsconn.h) nor for serving (net/server.h). */
+ * resolved by curl's threaded resolver (CURL_VERSION_ASYNCHDNS, checked at open), and a
+ * request cancelled during a lookup leaves it to finish on that thread. Not for WebSockets
+ * (net/wsconn.h) nor for serving (net/server.h). */
 #ifndef CS_FETCH_H
 #define CS_FETCH_H
 
@@ -29,10 +30,11 @@ typedef struct cs_fetch_result {
     int status;       /* HTTP status of the answer; 0 when no answer head came */
     const char *body; /* the buffered body (NUL-terminated); NULL when streaming or failed */
     size_t len;
-    int err;            /* 0, or < 0: -ETIMEDOUT (whole request or idle), -ECONNREFUSED (or the
-                           connect's errno), UV_EAI_NONAME (no such name), CS_ETLS, CS_ECLOSED (cut
-                           short), -EMSGSIZE (over max_body), -EPROTO (malformed answer), CS_ELIMIT (too
-                           many redirects), on_data's own error, CS_EBACKEND (anything else) */
+    /* 0, or < 0: -ETIMEDOUT (whole request or idle), -ECONNREFUSED (or the connect's
+     * errno), UV_EAI_NONAME (no such name), CS_ETLS, CS_ECLOSED (no answer, or one cut
+     * short), -EMSGSIZE (over max_body), -EPROTO (not HTTP, or a redirect to another
+     * protocol), CS_ELIMIT (too many redirects), on_data's own error, CS_EBACKEND (else) */
+    int err;
     const char *reason; /* a short explanation when err < 0 (curl's message or ours), else "" */
 } cs_fetch_result;
 
@@ -98,7 +100,7 @@ int cs_fetch_start(cs_fetch *f, const cs_fetch_opts *o, cs_fetch_req **out);
 /* Whether cs_fetch_start takes `url`: an absolute http:// or https:// URL. */
 bool cs_fetch_url_ok(const char *url);
 /* Ends the request: no callback after this. Safe from inside any callback of this
- * client, this request's on_data included. */
+ * client, this request's on_data included. NULL is a no-op. */
 void cs_fetch_cancel(cs_fetch_req *r);
 
 #endif

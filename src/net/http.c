@@ -568,15 +568,3 @@ int cs_http_write_head(cs_buf *out, int status, const char *content_type, int64_
                                          : "Connection: close\r\n\r\n");
     return undo(out, mark, rc);
 }
-
-int cs_http_write_request(cs_buf *out, const char *method, const char *host, const char *target,
-                          const char *extra, const void *body, size_t body_len)
-{
-    size_t mark = out->len;
-    int rc = cs_buf_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, host);
-    if (!rc && extra) rc = cs_buf_puts(out, extra);
-    if (!rc && body) rc = cs_buf_printf(out, "Content-Length: %zu\r\n", body_len);
-    if (!rc) rc = cs_buf_puts(out, "\r\n");
-    if (!rc && body) rc = cs_buf_append(out, body, body_len);
-    return undo(out, mark, rc);
-}

@@ -1,5 +1,5 @@
 /* HTTP/1.1 message heads (RFC 9110/9112): a strict, incremental request parser for the
- * server, a response parser for our clients (simulator, cloud APIs), a chunked body
+ * server, a response parser for the WebSocket client (its upgrade), a chunked body
  * decoder, and writers. Parsers return views into the caller's buffer: the buffer must
  * stay unchanged while the parsed struct is used. Nothing here does I/O. */
 #ifndef CS_HTTP_H
@@ -111,10 +111,5 @@ const char *cs_http_reason(int status);
  * "Connection: keep-alive|close", then the blank line. */
 int cs_http_write_head(cs_buf *out, int status, const char *content_type, int64_t content_length,
                        const char *extra, bool keep_alive);
-
-/* Appends a request: "<method> <target> HTTP/1.1", Host, `extra` lines, and when body is
- * not NULL, Content-Length and the body. */
-int cs_http_write_request(cs_buf *out, const char *method, const char *host, const char *target,
-                          const char *extra, const void *body, size_t body_len);
 
 #endif

@@ -23,7 +23,7 @@ typedef struct evs {
     size_t max; /* the parser's bound, for the invariants */
 } evs;
 
-static char *dup(const char *p, size_t n)
+static char *copy_of(const char *p, size_t n)
 {
     char *s = malloc(n + 1);
     if (!s) abort();
@@ -36,7 +36,7 @@ static void add(evs *out, const char *type, size_t tn, const char *data, size_t 
                 const char *id, size_t in)
 {
     if (out->n == MAX_EVENTS) return;
-    out->e[out->n++] = (ev){dup(type, tn), dup(data, dn), dup(id, in), tn, dn, in};
+    out->e[out->n++] = (ev){copy_of(type, tn), copy_of(data, dn), copy_of(id, in), tn, dn, in};
 }
 
 static void clear(evs *v)
@@ -86,7 +86,7 @@ typedef struct ref {
 static void set(char **b, size_t *n, const char *v, size_t vn)
 {
     free(*b);
-    *b = dup(v, vn);
+    *b = copy_of(v, vn);
     *n = vn;
 }
 

@@ -110,6 +110,8 @@ typedef struct hook {
     pthread_t thread;
     volatile bool stop;
     pthread_mutex_t lock;
+    int delay_ms; /* answer this late, and take each segment the first time */
+    int received; /* requests read (counted before the answer) */
     int requests, refused, bad_signature, bad_body;
     char ids[HOOK_MAX][160]; /* segment ids taken (answered 200) */
     int nids;
@@ -167,6 +169,10 @@ static void *hook_main(void *arg)
         if (c < 0) continue;
         char sig[80], ts[24];
         if (read_request(c, body, sizeof body, sig, sizeof sig, ts, sizeof ts) == 0) {
+            pthread_mutex_lock(&h->lock);
+            h->received++;
+            pthread_mutex_unlock(&h->lock);
+            if (h->delay_ms) it_sleep_ms(h->delay_ms);
             /* As a receiver should: the HMAC of "<timestamp>.<body>", and a current time. */
             uint8_t mac[CS_SHA256_LEN];
             char want[2 * CS_SHA256_LEN + 1];
@@ -181,7 +187,7 @@ static void *hook_main(void *arg)
             cJSON *j = cJSON_Parse(body);
             const cJSON *seg = cJSON_GetObjectItem(j, "segment");
             /* Each segment's first delivery is refused, so each needs one retry. */
-            bool refuse = true;
+            bool refuse = !h->delay_ms;
             for (int i = 0; i < h->nseen && refuse; i++)
                 refuse = strcmp(h->seen[i], str(seg, "id")) != 0;
             if (refuse && h->nseen < HOOK_MAX)
@@ -234,6 +240,15 @@ static int hook_taken(hook *h)
     int n = h->nids;
     pthread_mutex_unlock(&h->lock);
     return n;
+}
+
+static bool hook_received(void *data)
+{
+    hook *h = data;
+    pthread_mutex_lock(&h->lock);
+    int n = h->received;
+    pthread_mutex_unlock(&h->lock);
+    return n > 0;
 }
 
 /* ---- a fake Deepgram, on its own thread ---- */
@@ -405,6 +420,12 @@ static void free_speech(void)
     pthread_mutex_unlock(&h.lock);
     IT_CHECK(it_metric(s.port, "callstream_transcript_webhook_total{outcome=\"retried\"}") >= 1,
              "no retries counted");
+    /* Each attempt went through the HTTP client, and is counted there. */
+    double sent = it_metric(s.port, "callstream_http_client_requests_total");
+    double answered = it_metric(s.port, "callstream_http_client_ended_total{outcome=\"answered\"}");
+    IT_CHECK(sent >= 2 * stored && answered >= 2 * stored,
+             "the HTTP client counts %.0f requests, %.0f answered, for %d segments", sent, answered,
+             stored);
     IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&s);
     hook_stop(&h);
@@ -444,6 +465,47 @@ static void grammar(void)
              WER_GRAMMAR_MAX);
     IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&s);
+}
+
+/* SIGTERM while a segment's delivery waits for the receiver's answer: the gateway waits for
+ * it (within the delivery's timeout) before it exits, and the segment is delivered. */
+static void shutdown_waits_for_delivery(void)
+{
+    hook h;
+    IT_CHECK(hook_start(&h) == 0, "no webhook receiver");
+    h.delay_ms = 1500;
+    char hook_url[64];
+    snprintf(hook_url, sizeof hook_url, "http://127.0.0.1:%d/hook", h.port);
+    it_server s;
+    const char *args[] = {"--stt",
+                          "pocketsphinx",
+                          "--stt-max-sessions",
+                          "1",
+                          "--transcript-webhook-url",
+                          hook_url,
+                          "--transcript-webhook-secret",
+                          HOOK_SECRET,
+                          NULL};
+    if (it_server_start(&s, args) < 0) {
+        hook_stop(&h);
+        IT_CHECK(0, "no server");
+        return;
+    }
+    char wav[1024];
+    snprintf(wav, sizeof wav, "%s/ulaw8k/pocketsphinx_goforward.wav", corpus());
+    int exit_status;
+    cJSON_Delete(it_sim(&s, &exit_status, "--wav %s --from +15550004000", wav));
+    IT_CHECK(exit_status == 0, "the call failed");
+    IT_CHECK(it_until(hook_received, &h, 20000), "no segment was posted");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 30000) == 0, "the server did not exit cleanly");
+    pthread_mutex_lock(&h.lock);
+    IT_CHECK(h.received >= 1 && h.nids == h.received && h.bad_signature == 0,
+             "%d posted, %d taken, %d bad signatures", h.received, h.nids, h.bad_signature);
+    pthread_mutex_unlock(&h.lock);
+    IT_CHECK(it_log_count(&s, "giving up") == 0 && it_log_count(&s, "not delivered") == 0,
+             "a segment was given up at shutdown");
+    it_server_cleanup(&s);
+    hook_stop(&h);
 }
 
 /* The agent's side: the echo agent sends the caller's words back, and both are
@@ -632,6 +694,7 @@ static const struct {
     void (*run)(void);
 } tests[] = {
     {"free_speech", free_speech},
+    {"shutdown_waits_for_delivery", shutdown_waits_for_delivery},
     {"grammar", grammar},
     {"agent_side", agent_side},
     {"pool_exhausted", pool_exhausted},

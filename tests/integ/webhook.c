@@ -180,7 +180,8 @@ static void many_parameters(void)
     it_resp_free(&r);
 }
 
-/* Settings that make every answer too large for Twilio: refused at start, saying which. */
+/* Settings that make every answer too large for Twilio, or a transcript webhook that is not
+ * http(s): refused at start, saying which. */
 static void settings_checked_at_start(void)
 {
     char *greeting = repeat('&', 20000); /* 100 kB escaped */
@@ -202,6 +203,8 @@ static void settings_checked_at_start(void)
         {{"--stream-params", most, NULL}, NULL},
         {{"--stream-params", "a=1&b=2&a=3", NULL}, "'a' is given twice"},
         {{"--stream-params", "CallSid=CA1", NULL}, "'CallSid' is given twice"},
+        {{"--stt", "pocketsphinx", "--transcript-webhook-url", "ftp://example.com/x", NULL},
+         "TRANSCRIPT_WEBHOOK_URL: 'ftp://example.com/x' is not an http(s) URL"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         it_server s;

@@ -8,12 +8,16 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -56,6 +60,32 @@ struct rig {
     size_t rx;        /* body bytes the client's on_data took */
     bool client_left; /* a feed's client went away */
 };
+
+/* ---- a slow name: curl's resolver thread waits in getaddrinfo until released ---- */
+
+static sem_t dns_entered, dns_release, dns_left;
+static volatile bool dns_timed_out; /* nobody released it within 10 s */
+
+/* Ours, in place of libc's (curl calls it from its resolver thread). */
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    *(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+    if (!node || strcmp(node, "slow.test")) return real(node, service, hints, res);
+    sem_post(&dns_entered);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    if (sem_timedwait(&dns_release, &until) != 0) dns_timed_out = true;
+    sem_post(&dns_left);
+    return EAI_NONAME;
+}
+
+static bool sem_taken(void *data)
+{
+    return sem_trywait(data) == 0;
+}
 
 /* ---- the server ---- */
 
@@ -102,6 +132,16 @@ static void big(cs_request *r)
 static void redirect(cs_request *r)
 {
     cs_respond(r, 302, "text/plain", "moved", 5, "Location: /plain\r\n");
+}
+
+static void redirect_loop(cs_request *r)
+{
+    cs_respond(r, 302, "text/plain", "again", 5, "Location: /loop\r\n");
+}
+
+static void redirect_ftp(cs_request *r)
+{
+    cs_respond(r, 302, "text/plain", "ftp", 3, "Location: ftp://127.0.0.1/x\r\n");
 }
 
 static void feed_closed(uv_handle_t *h)
@@ -217,12 +257,19 @@ static void sse(cs_request *r)
 }
 
 static const cs_route routes[] = {
-    {CS_HTTP_GET, "/plain", plain},       {CS_HTTP_OTHER, "/echo", echo},
-    {CS_HTTP_GET, "/never", never},       {CS_HTTP_GET, "/cut", cut},
-    {CS_HTTP_GET, "/big", big},           {CS_HTTP_GET, "/bigchunked", bigchunked},
-    {CS_HTTP_GET, "/redirect", redirect}, {CS_HTTP_GET, "/stream", stream},
-    {CS_HTTP_GET, "/endless", endless},   {CS_HTTP_GET, "/stall", stall},
+    {CS_HTTP_GET, "/plain", plain},
+    {CS_HTTP_OTHER, "/echo", echo},
+    {CS_HTTP_GET, "/never", never},
+    {CS_HTTP_GET, "/cut", cut},
+    {CS_HTTP_GET, "/big", big},
+    {CS_HTTP_GET, "/bigchunked", bigchunked},
+    {CS_HTTP_GET, "/redirect", redirect},
+    {CS_HTTP_GET, "/stream", stream},
+    {CS_HTTP_GET, "/endless", endless},
+    {CS_HTTP_GET, "/stall", stall},
     {CS_HTTP_GET, "/sse", sse},
+    {CS_HTTP_GET, "/loop", redirect_loop},
+    {CS_HTTP_GET, "/toftp", redirect_ftp},
 };
 
 static void rig_up(rig *g, bool tls)
@@ -837,7 +884,95 @@ static void test_redirects(void **state)
     assert_int_equal(c.status, 200);
     assert_string_equal(c.body.data, "hello");
     cs_buf_free(&c.body);
+    /* Followed in a circle, past the maximum; or toward another protocol. */
+    static const struct {
+        const char *path;
+        int err;
+    } bad[] = {{"/loop", CS_ELIMIT}, {"/toftp", -EPROTO}};
+    for (size_t i = 0; i < 2; i++) {
+        call_init(&c, &g);
+        o = opts(&c, url_of(&g, bad[i].path));
+        o.max_redirects = 3;
+        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
+        assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+        assert_int_equal(c.err, bad[i].err);
+        cs_buf_free(&c.body);
+    }
     rig_down(&g);
+}
+
+/* A server that is not HTTP: each connection gets `reply` and is closed. */
+typedef struct raw {
+    uv_tcp_t listener;
+    const char *reply;
+    int port;
+} raw;
+
+static void raw_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void raw_written(uv_write_t *w, int status)
+{
+    (void)status;
+    uv_close((uv_handle_t *)w->handle, raw_closed);
+    free(w);
+}
+
+static void raw_accept(uv_stream_t *l, int status)
+{
+    raw *srv = l->data;
+    uv_tcp_t *c = malloc(sizeof *c);
+    assert_int_equal(status, 0);
+    uv_tcp_init(l->loop, c);
+    assert_int_equal(uv_accept(l, (uv_stream_t *)c), 0);
+    uv_write_t *w = malloc(sizeof *w);
+    uv_buf_t b = uv_buf_init((char *)srv->reply, (unsigned)strlen(srv->reply));
+    uv_write(w, (uv_stream_t *)c, &b, 1, raw_written);
+}
+
+static void raw_start(raw *srv, uv_loop_t *loop, const char *reply)
+{
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    srv->reply = reply;
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    assert_int_equal(uv_tcp_bind(&srv->listener, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&srv->listener, 8, raw_accept), 0);
+    int len = sizeof a;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&a, &len);
+    srv->port = ntohs(a.sin_port);
+}
+
+/* Not an answer at all, or nothing before the close; each closed without reading the
+ * request (a reset after the reply, which must not hide it). */
+static void test_not_http(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *reply;
+        int err;
+    } rows[] = {{"SSH-2.0-OpenSSH_9.2\r\n\r\n", -EPROTO}, {"", CS_ECLOSED}};
+    for (size_t i = 0; i < 2; i++) {
+        rig g;
+        rig_up(&g, false);
+        raw srv;
+        raw_start(&srv, &g.loop, rows[i].reply);
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/", srv.port);
+        call c;
+        call_init(&c, &g);
+        cs_fetch_opts o = opts(&c, url);
+        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
+        assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+        assert_int_equal(c.err, rows[i].err);
+        assert_int_equal(c.status, 0);
+        uv_close((uv_handle_t *)&srv.listener, NULL);
+        cs_buf_free(&c.body);
+        rig_down(&g);
+    }
 }
 
 /* http_proxy from the environment, as curl reads it: a name that resolves nowhere
@@ -869,6 +1004,36 @@ static void test_proxy_from_environment(void **state)
     assert_int_equal(c.err, UV_EAI_NONAME);
     cs_buf_free(&c.body);
     rig_down(&g);
+}
+
+/* Cancelled, or the client closed, while the name is being resolved: the loop goes on at
+ * once (the lookup is left to finish on its thread), so the lookup is released only after
+ * the call returned. A cancel that waited for the lookup would hang here until the lookup's
+ * own 10 s watchdog. */
+static void test_cancel_while_resolving(void **state)
+{
+    (void)state;
+    for (int closing = 0; closing < 2; closing++) {
+        rig g;
+        rig_up(&g, false);
+        call c;
+        call_init(&c, &g);
+        cs_fetch_opts o = opts(&c, "http://slow.test/x");
+        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
+        assert_true(tu_run_until(&g.loop, sem_taken, &dns_entered, WAIT_MS));
+        if (closing) {
+            cs_fetch_close(g.f);
+            g.f = NULL;
+        } else {
+            cs_fetch_cancel(c.req);
+        }
+        sem_post(&dns_release);
+        assert_true(tu_run_until(&g.loop, sem_taken, &dns_left, WAIT_MS));
+        assert_false(dns_timed_out);
+        assert_int_equal(c.done, 0);
+        cs_buf_free(&c.body);
+        rig_down(&g);
+    }
 }
 
 /* What cs_fetch_start refuses at once, with no callback. */
@@ -919,6 +1084,9 @@ static void test_refused_at_start(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    sem_init(&dns_entered, 0, 0);
+    sem_init(&dns_release, 0, 0);
+    sem_init(&dns_left, 0, 0);
     unsetenv("http_proxy"); /* the tests talk to loopback directly */
     unsetenv("https_proxy");
     unsetenv("HTTPS_PROXY");
@@ -942,7 +1110,9 @@ int main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_not_http),
         cmocka_unit_test(test_proxy_from_environment),
+        cmocka_unit_test(test_cancel_while_resolving),
         cmocka_unit_test(test_refused_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -753,37 +753,6 @@ static void write_head_golden(void **state)
     cs_buf_free(&small);
 }
 
-static void write_request_golden(void **state)
-{
-    (void)state;
-    cs_buf b = CS_BUF_INIT(4096);
-    assert_int_equal(cs_http_write_request(&b, "GET", "example.com", "/a?b=1", NULL, NULL, 0), 0);
-    assert_string_equal(b.data, "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
-
-    cs_buf_reset(&b);
-    assert_int_equal(cs_http_write_request(&b, "POST", "api.example.com:8443", "/v1/x",
-                                           "Content-Type: application/json\r\n", "{}", 2),
-                     0);
-    assert_string_equal(b.data, "POST /v1/x HTTP/1.1\r\nHost: api.example.com:8443\r\n"
-                                "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
-    cs_http_req req;
-    int st;
-    int n = cs_http_parse_request(b.data, b.len, MAXH, &req, &st);
-    assert_int_equal(n, (int)b.len - 2);
-    assert_int_equal(req.content_length, 2);
-
-    cs_buf_reset(&b);
-    assert_int_equal(cs_http_write_request(&b, "POST", "h", "/", NULL, "", 0), 0);
-    assert_string_equal(b.data, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
-    cs_buf_free(&b);
-
-    cs_buf small = CS_BUF_INIT(40);
-    assert_int_equal(cs_http_write_request(&small, "POST", "h", "/", NULL, "0123456789", 10),
-                     -EMSGSIZE);
-    assert_int_equal(small.len, 0);
-    cs_buf_free(&small);
-}
-
 static void reasons(void **state)
 {
     (void)state;
@@ -850,7 +819,6 @@ int main(void)
         cmocka_unit_test(chunked_malformed),
         cmocka_unit_test(chunked_body_limit),
         cmocka_unit_test(write_head_golden),
-        cmocka_unit_test(write_request_golden),
         cmocka_unit_test(reasons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,6 @@
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "net/client.h"
 #include "net/form.h"
 #include "provider/twilio.h"
 #include "provider/twilio_sig.h"
@@ -36,6 +35,7 @@ struct sim_call {
     char call_sid[CS_TWILIO_SID_LEN + 1];
     char stream_sid[CS_TWILIO_SID_LEN + 1];
     sim_twiml twiml;
+    cs_fetch_req *webhook; /* while posting the webhook */
     cs_wsconn ws;
     uv_timer_t timer;
     bool timer_open;
@@ -112,6 +112,8 @@ static void finish(sim_call *c, bool ok, uint64_t *reason)
     c->sent_ns = NULL;
     c->marks = NULL;
     c->out = NULL;
+    cs_fetch_cancel(c->webhook);
+    c->webhook = NULL;
     if (c->ws.conn) cs_wsconn_abort(&c->ws, 0);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
@@ -345,20 +347,20 @@ static void sign(char out[CS_TWILIO_SIG_LEN + 1], const char *token, const char 
     if (token) cs_twilio_sig_compute(out, token, url, params, n);
 }
 
-static void on_webhook(void *data, int status, const char *body, size_t len, int err)
+static void on_webhook(void *data, const cs_fetch_result *res)
 {
     sim_call *c = data;
     sim *s = c->sim;
-    if (c->state != C_WEBHOOK) return;
-    if (status != 200) {
-        fprintf(stderr, "sim: %s: webhook %s\n", c->call_sid,
-                status ? "refused" : cs_strerror(err));
-        if (status)
-            fprintf(stderr, "sim:   HTTP %d: %.*s\n", status, (int)(len > 300 ? 300 : len), body);
+    c->webhook = NULL;
+    if (res->status != 200 || res->err) {
+        fprintf(stderr, "sim: %s: webhook %s\n", c->call_sid, res->err ? res->reason : "refused");
+        if (res->status && !res->err)
+            fprintf(stderr, "sim:   HTTP %d: %.*s\n", res->status,
+                    (int)(res->len > 300 ? 300 : res->len), res->body);
         finish(c, false, &s->n.fail_webhook);
         return;
     }
-    if (sim_twiml_parse(body, len, &c->twiml) < 0) {
+    if (sim_twiml_parse(res->body, res->len, &c->twiml) < 0) {
         fprintf(stderr, "sim: %s: the webhook's answer has no <Stream url>\n", c->call_sid);
         finish(c, false, &s->n.fail_twiml);
         return;
@@ -418,12 +420,22 @@ void sim_call_start(sim *s, unsigned i)
     for (size_t k = 0; k < n; k++) params[k] = (cs_kv){cs_str_of(names[k]), cs_str_of(values[k])};
     char sig[CS_TWILIO_SIG_LEN + 1];
     sign(sig, s->o.auth_token, url, params, n);
-    char headers[256];
-    snprintf(headers, sizeof headers, "Content-Type: application/x-www-form-urlencoded\r\n%s%s%s",
-             sig[0] ? "X-Twilio-Signature: " : "", sig, sig[0] ? "\r\n" : "");
+    char signature[128];
+    snprintf(signature, sizeof signature, "X-Twilio-Signature: %s", sig);
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", signature};
+    cs_fetch_opts o = {
+        .method = "POST",
+        .url = url,
+        .headers = headers,
+        .nheaders = sig[0] ? 2 : 1,
+        .body = form.data,
+        .len = form.len,
+        .timeout_ms = (uint32_t)(s->o.setup_timeout_s * 1000),
+        .on_done = on_webhook,
+        .data = c,
+    };
     c->state = C_WEBHOOK;
-    int rc = cs_client_request(s->net, "POST", url, headers, form.data, form.len,
-                               (uint32_t)(s->o.setup_timeout_s * 1000), on_webhook, c);
+    int rc = cs_fetch_start(s->fetch, &o, &c->webhook);
     cs_buf_free(&form);
     if (rc < 0) {
         fprintf(stderr, "sim: %s: cannot post to %s: %s\n", c->call_sid, url, cs_strerror(rc));

@@ -107,6 +107,7 @@ void sim_call_finished(sim *s)
     if (++s->finished < s->o.calls) return;
     uv_close((uv_handle_t *)&s->ramp, NULL);
     cs_net_close_all(s->net, false);
+    cs_fetch_close(s->fetch);
 }
 
 static void on_ramp(uv_timer_t *t)
@@ -327,8 +328,11 @@ int cs_sim_main(int argc, char **argv)
     s.loop = &loop;
     cs_buf_init(&s.msg, 1 << 20);
     rc = s.rtt.buckets && s.lag.buckets && s.calls ? cs_net_new(&s.net, &loop) : -ENOMEM;
+    if (rc == 0) rc = cs_fetch_open(&s.fetch, &loop);
     if (rc == 0 && (s.o.ca_file || s.o.insecure))
         rc = cs_net_tls_client(s.net, s.o.ca_file, !s.o.insecure);
+    if (rc == 0 && (s.o.ca_file || s.o.insecure))
+        rc = cs_fetch_tls(s.fetch, s.o.ca_file, !s.o.insecure);
     if (rc == 0) {
         s.t0_ns = uv_hrtime();
         uv_timer_init(&loop, &s.ramp);
@@ -338,6 +342,8 @@ int cs_sim_main(int argc, char **argv)
         summary(&s, (double)(uv_hrtime() - s.t0_ns) / 1e9);
     } else {
         fprintf(stderr, "sim: cannot start: %s\n", cs_strerror(rc));
+        cs_fetch_close(s.fetch);
+        uv_run(&loop, UV_RUN_NOWAIT);
     }
     cs_net_free(s.net);
     uv_loop_close(&loop);

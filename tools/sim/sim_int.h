@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "net/conn.h"
+#include "net/fetch.h"
 #include "net/wsconn.h"
 #include "provider/provider.h"
 
@@ -81,6 +82,7 @@ typedef struct sim {
     sim_opts o;
     uv_loop_t *loop;
     cs_net *net;
+    cs_fetch *fetch; /* the webhooks */
     uint8_t *ulaw; /* the audio to send, 8 kHz μ-law */
     size_t nulaw;
     uint64_t frames; /* per call */
