@@ -305,7 +305,6 @@ static int start(cs_gateway *gw, cs_buf *err)
     cs_calls_init(&gw->calls, gw->recorders);
     gw->calls.max_ts_ms = (uint64_t)cfg->max_call_s * 1000;
     gw->calls.ts_tolerance_ms = (uint64_t)cfg->timestamp_tolerance_s * 1000;
-    gw->agent_env = (cs_agent_env){.cfg = cfg};
     gw->calls.talk.agent_for = agent_for;
     gw->calls.talk.agent_data = gw;
     gw->calls.talk.env = &gw->agent_env;
@@ -323,6 +322,16 @@ static int start(cs_gateway *gw, cs_buf *err)
         return rc;
     }
     if ((rc = cs_transcribe_start(gw, err)) < 0 || (rc = start_speech(gw, err)) < 0) return rc;
+    gw->agent_env = (cs_agent_env){
+        .cfg = cfg,
+        .loop = gw->loop,
+        .mb = gw->mb,
+        .tts_ops = gw->tts_ops,
+        .tts = gw->tts,
+        .stt_ops = gw->stt_ops,
+        .stt = gw->stt,
+        .fetch = gw->fetch,
+    };
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);
