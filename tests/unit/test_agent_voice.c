@@ -1,0 +1,241 @@
+/* An agent's voice, with the real espeak-ng engine and the real call layer: text whole or
+ * in pieces becomes utterances of sentences with their marks and text; a clear stops the
+ * voice making what nobody will hear; a stream ending while it speaks leaves nothing. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/voice.h"
+#include "core/err.h"
+
+typedef struct vagent {
+    cs_agent base;
+    cs_voice voice;
+} vagent;
+
+/* One test's world: a loop, the engine, the calls, a fake socket. */
+static struct world {
+    tu_env env;
+    cs_config cfg;
+    cs_tts *tts;
+    cs_agent_env aenv;
+    cs_calls calls;
+    cs_stream *s;
+    vagent *agent;
+    size_t media_bytes, marks, clears, media_after_clear;
+    bool cleared;
+    char marks_seen[512];
+    char heard[512];
+    int played;
+} w;
+
+static int sink_media(void *data, const uint8_t *ulaw, size_t n)
+{
+    (void)data, (void)ulaw;
+    w.media_bytes += n;
+    if (w.cleared) w.media_after_clear += n;
+    return 0;
+}
+
+static int sink_mark(void *data, cs_str name)
+{
+    (void)data;
+    w.marks++;
+    size_t at = strlen(w.marks_seen);
+    snprintf(w.marks_seen + at, sizeof w.marks_seen - at, "%.*s ", (int)name.n, name.p);
+    return 0;
+}
+
+static int sink_clear(void *data)
+{
+    (void)data;
+    w.clears++;
+    return 0;
+}
+
+static int va_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
+{
+    (void)s;
+    vagent *a = calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    cs_voice_init(&a->voice, &a->base, env->tts_ops, env->tts);
+    w.agent = a;
+    *out = &a->base;
+    return 0;
+}
+
+static void va_played(cs_agent *a, const cs_heard *h)
+{
+    (void)a;
+    w.played++;
+    snprintf(w.heard, sizeof w.heard, "%s", h->text);
+}
+
+static void va_cleared(cs_agent *a, const cs_heard *h, enum cs_clear_why why)
+{
+    (void)why;
+    snprintf(w.heard, sizeof w.heard, "%s", h->text);
+    cs_voice_stop(&((vagent *)a)->voice);
+}
+
+static void va_close(cs_agent *a)
+{
+    cs_voice_free(&((vagent *)a)->voice);
+    cs_agent_closed(a);
+    free(a);
+    w.agent = NULL;
+}
+
+static const cs_agent_ops voice_agent = {
+    .name = "voice",
+    .speaks_text = true,
+    .interruptible = true,
+    .open = va_open,
+    .played = va_played,
+    .cleared = va_cleared,
+    .close = va_close,
+};
+
+static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
+{
+    (void)data, (void)start;
+    return &voice_agent;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&w, 0, sizeof w);
+    if (tu_env_open(&w.env, "voice") < 0) return -1;
+    w.cfg.tts_voice = "";
+    w.cfg.tts_rate = 175;
+    w.cfg.tts_pitch = 50;
+    w.cfg.tts_threads = 1;
+    w.cfg.tts_queue_max = 64;
+    cs_buf err = CS_BUF_INIT(1024);
+    int rc = cs_tts_espeak.create(&w.tts, &w.cfg, &w.env.loop, w.env.mb, &err);
+    if (rc < 0) fprintf(stderr, "espeak: %s\n", err.data ? err.data : cs_strerror(rc));
+    cs_buf_free(&err);
+    if (rc < 0) return -1;
+    w.aenv = (cs_agent_env){.cfg = &w.cfg, .tts_ops = &cs_tts_espeak, .tts = w.tts};
+    cs_calls_init(&w.calls, NULL);
+    w.calls.talk.agent_for = agent_for;
+    w.calls.talk.env = &w.aenv;
+    w.calls.talk.lead_ms = 60000; /* everything goes out at once: the test's clock stands */
+    cs_pevent start = {
+        .type = CS_PEV_START,
+        .seq = 1,
+        .stream_id = CS_STR("MZ1"),
+        .start = {.account_id = CS_STR("AC1"), .call_id = CS_STR("CA1"),
+                  .stream_id = CS_STR("MZ1"), .tracks = CS_TRACK_BIT(CS_TRACK_INBOUND)},
+    };
+    cs_stream_sink sink = {sink_media, sink_mark, sink_clear, NULL, NULL};
+    return cs_stream_begin(&w.calls, &start, CS_MODE_TWO_WAY, false, &sink, NULL, NULL, &w.s);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cs_calls_free(&w.calls, CS_END_SHUTDOWN);
+    cs_tts_espeak.destroy(w.tts);
+    uv_run(&w.env.loop, UV_RUN_NOWAIT);
+    return tu_env_close(&w.env);
+}
+
+static bool quiet(void *data)
+{
+    (void)data;
+    return !w.agent || !cs_voice_busy(&w.agent->voice);
+}
+
+static void echo(const char *name)
+{
+    cs_pevent ev = {.type = CS_PEV_MARK, .seq = -1, .mark = {.name = cs_str_of(name)}};
+    assert_int_equal(cs_stream_event(w.s, &ev, NULL), 0);
+}
+
+static void a_text_is_spoken_sentence_by_sentence(void **state)
+{
+    (void)state;
+    const char *text = "Hello there. How are you today?";
+    assert_int_equal(cs_voice_say(&w.agent->voice, text, strlen(text)), 0);
+    assert_true(cs_stream_talking(w.s));
+    assert_true(tu_run_until(&w.env.loop, quiet, NULL, TU_WAIT_MS));
+    assert_string_equal(w.marks_seen, "u1-s1 u1-s2 u1-end ");
+    assert_true(w.media_bytes > 8000); /* over a second of speech */
+    echo("u1-s1");
+    echo("u1-s2");
+    echo("u1-end");
+    assert_int_equal(w.played, 1);
+    assert_string_equal(w.heard, text);
+}
+
+static void pieces_make_the_same_sentences(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"Hel", "lo there", ". How", " are you", " today?"};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(cs_voice_feed(&w.agent->voice, pieces[i], strlen(pieces[i])), 0);
+    assert_int_equal(cs_voice_end(&w.agent->voice), 0);
+    assert_true(tu_run_until(&w.env.loop, quiet, NULL, TU_WAIT_MS));
+    assert_string_equal(w.marks_seen, "u1-s1 u1-s2 u1-end ");
+    /* A second utterance follows the first. */
+    assert_int_equal(cs_voice_say(&w.agent->voice, "Goodbye.", 8), 0);
+    assert_true(tu_run_until(&w.env.loop, quiet, NULL, TU_WAIT_MS));
+    assert_string_equal(w.marks_seen, "u1-s1 u1-s2 u1-end u2-s1 u2-end ");
+}
+
+static bool some_audio(void *data)
+{
+    (void)data;
+    return w.media_bytes > 0;
+}
+
+static void a_clear_stops_the_voice(void **state)
+{
+    (void)state;
+    const char *text = "One sentence here. Another sentence follows it. And a third one comes "
+                       "after that. Then a fourth. And a fifth to end it.";
+    assert_int_equal(cs_voice_say(&w.agent->voice, text, strlen(text)), 0);
+    assert_true(tu_run_until(&w.env.loop, some_audio, NULL, TU_WAIT_MS));
+    assert_int_equal(cs_stream_clear(w.s, CS_CLEAR_SPEECH), 0);
+    w.cleared = true;
+    assert_false(cs_voice_busy(&w.agent->voice));
+    /* What played by then, in whole words: the start of the first sentence at most. */
+    assert_true(strncmp(w.heard, "One sentence here.", strlen(w.heard)) == 0);
+    /* Nothing more of it is made or sent. */
+    tu_run_until(&w.env.loop, quiet, NULL, 300);
+    assert_int_equal(w.media_after_clear, 0);
+    cs_tts_stats st;
+    cs_tts_espeak.stats(w.tts, &st);
+    assert_int_equal(st.jobs_live, 0);
+    /* The voice speaks again afterwards. */
+    assert_int_equal(cs_voice_say(&w.agent->voice, "Yes?", 4), 0);
+    assert_true(tu_run_until(&w.env.loop, quiet, NULL, TU_WAIT_MS));
+    assert_true(w.media_after_clear > 0);
+}
+
+static void the_stream_ends_while_it_speaks(void **state)
+{
+    (void)state;
+    const char *text = "A long answer that will never be finished. It goes on. And on.";
+    assert_int_equal(cs_voice_say(&w.agent->voice, text, strlen(text)), 0);
+    assert_true(tu_run_until(&w.env.loop, some_audio, NULL, TU_WAIT_MS));
+    cs_stream_end(w.s, CS_END_STOP);
+    assert_null(w.agent);
+    assert_int_equal(w.calls.talk.closing, 0);
+    uv_run(&w.env.loop, UV_RUN_NOWAIT); /* nothing comes back for the freed agent */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(a_text_is_spoken_sentence_by_sentence, setup, teardown),
+        cmocka_unit_test_setup_teardown(pieces_make_the_same_sentences, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_clear_stops_the_voice, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_stream_ends_while_it_speaks, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
