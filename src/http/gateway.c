@@ -239,11 +239,26 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- start-up ---- */
 
-/* Every two-way stream gets AGENT. */
+/* A two-way stream gets the agent its TwiML names (<Parameter name="Agent">, e.g. from
+ * STREAM_PARAMS: one gateway serving several numbers), else AGENT. */
 static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
 {
-    (void)start;
     const cs_gateway *gw = data;
+    for (size_t i = 0; i < start->start.nparams; i++) {
+        const cs_kv *kv = &start->start.params[i];
+        if (!cs_str_eqz(kv->name, "Agent")) continue;
+        char name[32];
+        const cs_agent_ops *ops;
+        if (kv->value.n < sizeof name) {
+            cs_str_copy(name, sizeof name, kv->value);
+            if (cs_agent_find(name, &ops) == 0) return ops;
+        }
+        cs_warn("media: the stream asks for agent '%.*s', which is not one of %s; AGENT (%s) "
+                "answers",
+                (int)(kv->value.n < 64 ? kv->value.n : 64), kv->value.p, cs_agent_names(),
+                gw->agent ? gw->agent->name : "none");
+        break;
+    }
     return gw->agent;
 }
 

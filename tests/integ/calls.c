@@ -258,8 +258,37 @@ static void large_recording(void)
     it_server_cleanup(&s);
 }
 
+/* A call's TwiML picks its agent (<Parameter name="Agent">, here from STREAM_PARAMS): one
+ * gateway, several numbers. A name that is not an agent leaves AGENT in charge. */
+static void a_call_picks_its_agent(void)
+{
+    static const char *const picks[] = {"Agent=echo", "Agent=nosuch"};
+    for (int k = 0; k < 2; k++) {
+        it_server s;
+        const char *args[] = {"--agent", "none", "--stream-params", picks[k], NULL};
+        if (it_server_start(&s, args) < 0) {
+            IT_CHECK(0, "the server did not start");
+            return;
+        }
+        int exit_status;
+        cJSON *sum = it_sim(&s, &exit_status, "--wav %s --duration 2", it_corpus(WAV));
+        IT_CHECK(sum && exit_status == 0, "sim exit %d", exit_status);
+        int back = num(sum, "media_received");
+        if (k == 0)
+            IT_CHECK(back > 0, "%s: nothing echoed", picks[k]);
+        else
+            IT_CHECK(back == 0 && it_log_count(&s, "is not one of") == 1,
+                     "%s: %d frames back, %d warnings", picks[k], back,
+                     it_log_count(&s, "is not one of"));
+        cJSON_Delete(sum);
+        IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+        it_server_cleanup(&s);
+    }
+}
+
 int main(void)
 {
+    a_call_picks_its_agent();
     concurrent_calls();
     one_way_calls();
     large_recording();

@@ -15,6 +15,9 @@ const TITLES = {
   webhook: 'Webhook',
   recording: 'Recording',
   transcription: 'Transcription',
+  barge_in: 'Barge-in',
+  turn: 'Turn',
+  agent: 'Agent',
 };
 
 // One line of detail per type; `d` is the event's detail object (see src/call/call.c).
@@ -23,14 +26,42 @@ const DESCRIBE = {
   stop: (d) => [d.reason, d.durationMs != null && duration(d.durationMs)].filter(Boolean).join(', '),
   dtmf: (d) => `digit ${d.digit ?? '?'}`,
   mark: (d) => `${d.name ?? '?'} ${d.outcome ?? ''}`.trim(),
-  clear: (d) => (d.discardedMs != null ? `${Math.round(d.discardedMs)} ms discarded` : ''),
+  clear: describeClear,
   error: (d) => [d.kind, d.message].filter(Boolean).join(': '),
   status: (d) => d.CallStatus ?? '',
   stream_status: (d) => [d.StreamEvent, d.StreamError].filter(Boolean).join(': '),
   webhook: (d) => [d.From, d.To].filter(Boolean).join(' → '),
   recording: describeRecording,
   transcription: (d) => [d.state, d.reason].filter(Boolean).join(': '),
+  barge_in: (d) => [d.reason, d.latencyMs != null && `clear ${d.latencyMs} ms after onset`]
+    .filter(Boolean)
+    .join(', '),
+  turn: describeTurn,
+  agent: (d) => [d.agent, d.state, d.error].filter(Boolean).join(': '),
 };
+
+// The answer to a caller's turn: voice-to-voice, and when each stage came after the
+// caller stopped speaking.
+function describeTurn(d) {
+  const stages = [
+    ['end detected', d.detectedMs],
+    ['final', d.finalMs],
+    ['reply', d.replyMs],
+    ['audio', d.firstAudioMs],
+  ]
+    .filter(([, ms]) => ms != null)
+    .map(([name, ms]) => `${name} +${ms}`);
+  return [`voice-to-voice ${d.voiceToVoiceMs ?? '?'} ms`, stages.join(', ')].filter(Boolean).join('; ');
+}
+
+// What a clear discarded, and what the caller heard of each utterance it cut.
+function describeClear(d) {
+  const parts = [d.reason, d.discardedMs != null && `${Math.round(d.discardedMs)} ms discarded`];
+  for (const u of d.utterances || []) {
+    parts.push(`heard ${u.heardMs} of ${u.totalMs} ms${u.heardText ? `: “${u.heardText}”` : ''}`);
+  }
+  return parts.filter(Boolean).join(', ');
+}
 
 // A recording fails (full disk, no descriptors), resumes, and ends: say what was lost.
 function describeRecording(d) {

@@ -41,6 +41,8 @@ export class Transcript {
     li.dataset.start = String(seg.start_ms ?? 0);
     li.classList.toggle('interim', !seg.final);
     li.classList.toggle('final', !!seg.final);
+    li.classList.toggle('cut', !!seg.cut); // an agent line the caller cut short
+    li.title = seg.cut ? 'cut short by the caller: what was heard' : '';
     li.firstChild.textContent = `${SPEAKERS[seg.speaker] || seg.speaker || '?'}:`;
     li.lastChild.textContent = seg.text ?? '';
     this.place(li, Number(li.dataset.start));
