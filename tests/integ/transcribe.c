@@ -172,7 +172,7 @@ static void *hook_main(void *arg)
             pthread_mutex_lock(&h->lock);
             h->received++;
             pthread_mutex_unlock(&h->lock);
-            if (h->delay_ms) it_sleep_ms(h->delay_ms);
+            for (int t = 0; t < h->delay_ms && !h->stop; t += 20) it_sleep_ms(20);
             /* As a receiver should: the HMAC of "<timestamp>.<body>", and a current time. */
             uint8_t mac[CS_SHA256_LEN];
             char want[2 * CS_SHA256_LEN + 1];
@@ -508,6 +508,41 @@ static void shutdown_waits_for_delivery(void)
     hook_stop(&h);
 }
 
+/* A second SIGTERM does not wait for a receiver that takes its time: the delivery in
+ * flight is given up (the segment stays in the store) and the gateway exits. */
+static void second_signal_gives_up_delivery(void)
+{
+    hook h;
+    IT_CHECK(hook_start(&h) == 0, "no webhook receiver");
+    h.delay_ms = 120000; /* far longer than the stop below waits */
+    char hook_url[64];
+    snprintf(hook_url, sizeof hook_url, "http://127.0.0.1:%d/hook", h.port);
+    it_server s;
+    const char *args[] = {
+        "--stt", "pocketsphinx", "--stt-max-sessions", "1", "--transcript-webhook-url", hook_url,
+        NULL};
+    if (it_server_start(&s, args) < 0) {
+        hook_stop(&h);
+        IT_CHECK(0, "no server");
+        return;
+    }
+    char wav[1024];
+    snprintf(wav, sizeof wav, "%s/ulaw8k/pocketsphinx_goforward.wav", corpus());
+    int exit_status;
+    cJSON_Delete(it_sim(&s, &exit_status, "--wav %s --from +15550005000", wav));
+    IT_CHECK(exit_status == 0, "the call failed");
+    IT_CHECK(it_until(hook_received, &h, 20000), "no segment was posted");
+    kill(s.pid, SIGTERM);
+    for (int i = 0; i < 500 && it_log_count(&s, "shutdown: Terminated:") == 0; i++) it_sleep_ms(20);
+    IT_CHECK(it_server_stop(&s, SIGTERM, 30000) == 0,
+             "the server did not exit on the second signal");
+    IT_CHECK(hook_taken(&h) == 0, "a segment was taken");
+    IT_CHECK(it_log_count(&s, "not delivered at shutdown (kept in the store)") == 1,
+             "the segment given up is not in the log");
+    it_server_cleanup(&s);
+    hook_stop(&h);
+}
+
 /* The agent's side: the echo agent sends the caller's words back, and both are
  * transcribed under their own speaker. */
 static void agent_side(void)
@@ -695,6 +730,7 @@ static const struct {
 } tests[] = {
     {"free_speech", free_speech},
     {"shutdown_waits_for_delivery", shutdown_waits_for_delivery},
+    {"second_signal_gives_up_delivery", second_signal_gives_up_delivery},
     {"grammar", grammar},
     {"agent_side", agent_side},
     {"pool_exhausted", pool_exhausted},
