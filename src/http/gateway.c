@@ -227,6 +227,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (gw->draining) {
         cs_warn("shutdown: %s again: closing calls now", strsignal(signum));
         if (gw->shutdown_deadline_ms) gw->shutdown_deadline_ms = 1;
+        cs_webhook_stop(gw->webhook); /* deliveries in flight too: they stay in the store */
         return;
     }
     gw->draining = true;

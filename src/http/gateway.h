@@ -150,7 +150,8 @@ int cs_webhook_new(cs_webhook **out, cs_gateway *gw, cs_buf *err);
 void cs_webhook_send(cs_webhook *h, const char *json, size_t len);
 size_t cs_webhook_pending(const cs_webhook *h);
 const cs_webhook_stats *cs_webhook_stats_get(const cs_webhook *h);
-/* Gives up what waits for a retry (shutdown). */
+/* Gives up what waits or is in flight, and sends nothing more (shutdown: at once on a
+ * second signal, else once the last deliveries are over). */
 void cs_webhook_stop(cs_webhook *h);
 void cs_webhook_free(cs_webhook *h);
 

@@ -44,6 +44,7 @@ struct cs_webhook {
     delivery *all;
     size_t queued; /* waiting, in flight or retrying */
     size_t in_flight;
+    bool stopped; /* sends nothing more */
     cs_webhook_stats stats;
 };
 
@@ -178,6 +179,10 @@ int cs_webhook_new(cs_webhook **out, cs_gateway *gw, cs_buf *err)
 
 void cs_webhook_send(cs_webhook *h, const char *json, size_t len)
 {
+    if (h->stopped) {
+        h->stats.dropped++;
+        return;
+    }
     if (h->queued >= QUEUE_MAX) {
         h->stats.dropped++;
         cs_error("webhook: %zu deliveries waiting; a transcript segment is not sent", h->queued);
@@ -217,6 +222,7 @@ const cs_webhook_stats *cs_webhook_stats_get(const cs_webhook *h)
 void cs_webhook_stop(cs_webhook *h)
 {
     if (!h) return;
+    h->stopped = true;
     size_t left = 0;
     for (delivery *d = h->all, *next; d; d = next) {
         next = d->next_all;

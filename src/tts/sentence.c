@@ -13,11 +13,6 @@
 static const char *const abbreviations[] = {"mr", "mrs", "ms", "dr", "prof",   "sr",   "jr",
                                             "st", "mt",  "vs", "cf", "approx", "dept", "fig"};
 
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 /* Bytes of a sentence-ending mark at t[i]: . ! ? ; : or "…" (U+2026); 0 if none. */
 static size_t mark_len(const char *t, size_t i, size_t len)
 {
@@ -43,7 +38,7 @@ static size_t closer_len(const char *t, size_t i, size_t len)
 static bool dot_in_word(const char *t, size_t start, size_t dot)
 {
     size_t w = dot;
-    while (w > start && !is_space((unsigned char)t[w - 1])) w--;
+    while (w > start && !cs_sentence_space((unsigned char)t[w - 1])) w--;
     while (w < dot && strchr("\"'([{", t[w])) w++;
     size_t n = dot - w;
     if (n == 0) return false;
@@ -82,7 +77,7 @@ static bool speakable(const char *t, size_t off, size_t n)
 size_t cs_sentence_next(const char *t, size_t len, bool final, cs_span *s)
 {
     size_t start = 0;
-    while (start < len && is_space((unsigned char)t[start])) start++;
+    while (start < len && cs_sentence_space((unsigned char)t[start])) start++;
     *s = (cs_span){start, 0};
     if (start == len) return len; /* spaces only: used up, nothing to say */
 
@@ -108,7 +103,7 @@ size_t cs_sentence_next(const char *t, size_t len, bool final, cs_span *s)
         size_t m = mark_len(t, i, len);
         if (m == 0) {
             if (t[i] == ',') comma = i + 1;
-            if (is_space((unsigned char)t[i])) space = i;
+            if (cs_sentence_space((unsigned char)t[i])) space = i;
             i++;
             continue;
         }
@@ -117,14 +112,14 @@ size_t cs_sentence_next(const char *t, size_t len, bool final, cs_span *s)
         while (j < len && ((k = mark_len(t, j, len)) || (k = closer_len(t, j, len)))) j += k;
         bool fits = j - start <= CS_SENTENCE_MAX;
         if (fits && j == len && !final) return 0; /* "3." may be "3.5" once more comes */
-        if (fits && (j == len || is_space((unsigned char)t[j])) &&
+        if (fits && (j == len || cs_sentence_space((unsigned char)t[j])) &&
             !(t[i] == '.' && j == i + 1 && dot_in_word(t, start, i))) {
             end = used = j;
             break;
         }
         i = j;
     }
-    while (end > start && is_space((unsigned char)t[end - 1])) end--;
+    while (end > start && cs_sentence_space((unsigned char)t[end - 1])) end--;
     if (speakable(t, start, end - start)) s->len = end - start;
     return used;
 }

@@ -17,6 +17,12 @@
 #define CS_SENTENCE_MAX 240         /* bytes of one sentence (≈ 15 s of speech) */
 #define CS_SPLITTER_MAX (64u << 10) /* bytes a splitter holds while waiting for an end */
 
+/* ASCII white space, whatever the locale (an engine may set one). */
+static inline bool cs_sentence_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
 /* Bytes [off, off + len) of a text. */
 typedef struct cs_span {
     size_t off, len;

@@ -68,11 +68,6 @@ struct cs_tts_job {
 
 /* ---- what engines fill ---- */
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 int tts_audio_add(tts_audio *a, const int16_t *pcm, size_t n)
 {
     size_t max = (size_t)a->rate * CS_TTS_SENTENCE_MS / 1000;
@@ -99,9 +94,9 @@ int tts_audio_word(tts_audio *a, const char *text, size_t len, size_t off, size_
     if (off > len) off = len;
     if (n > len - off) n = len - off;
     /* A word has no spaces: engines' spans sometimes take the next one's start. */
-    while (n > 0 && is_space(text[off])) off++, n--;
+    while (n > 0 && cs_sentence_space((unsigned char)text[off])) off++, n--;
     for (size_t i = 0; i < n; i++)
-        if (is_space(text[off + i])) n = i;
+        if (cs_sentence_space((unsigned char)text[off + i])) n = i;
     if (n == 0) return 0;
     if (a->nwords) {
         cs_tts_word *w = &a->words[a->nwords - 1];

@@ -172,7 +172,7 @@ static void *hook_main(void *arg)
             pthread_mutex_lock(&h->lock);
             h->received++;
             pthread_mutex_unlock(&h->lock);
-            if (h->delay_ms) it_sleep_ms(h->delay_ms);
+            for (int t = 0; t < h->delay_ms && !h->stop; t += 20) it_sleep_ms(20);
             /* As a receiver should: the HMAC of "<timestamp>.<body>", and a current time. */
             uint8_t mac[CS_SHA256_LEN];
             char want[2 * CS_SHA256_LEN + 1];
@@ -467,16 +467,14 @@ static void grammar(void)
     it_server_cleanup(&s);
 }
 
-/* SIGTERM while a segment's delivery waits for the receiver's answer: the gateway waits for
- * it (within the delivery's timeout) before it exits, and the segment is delivered. */
-static void shutdown_waits_for_delivery(void)
+/* A gateway posting to `h`, which answers after `delay_ms`, and one call whose first
+ * segment reached the receiver (still waiting for its answer). Whether it runs. */
+static bool delivery_waiting(hook *h, int delay_ms, it_server *s)
 {
-    hook h;
-    IT_CHECK(hook_start(&h) == 0, "no webhook receiver");
-    h.delay_ms = 1500;
+    IT_CHECK(hook_start(h) == 0, "no webhook receiver");
+    h->delay_ms = delay_ms;
     char hook_url[64];
-    snprintf(hook_url, sizeof hook_url, "http://127.0.0.1:%d/hook", h.port);
-    it_server s;
+    snprintf(hook_url, sizeof hook_url, "http://127.0.0.1:%d/hook", h->port);
     const char *args[] = {"--stt",
                           "pocketsphinx",
                           "--stt-max-sessions",
@@ -486,17 +484,27 @@ static void shutdown_waits_for_delivery(void)
                           "--transcript-webhook-secret",
                           HOOK_SECRET,
                           NULL};
-    if (it_server_start(&s, args) < 0) {
-        hook_stop(&h);
+    if (it_server_start(s, args) < 0) {
+        hook_stop(h);
         IT_CHECK(0, "no server");
-        return;
+        return false;
     }
     char wav[1024];
     snprintf(wav, sizeof wav, "%s/ulaw8k/pocketsphinx_goforward.wav", corpus());
     int exit_status;
-    cJSON_Delete(it_sim(&s, &exit_status, "--wav %s --from +15550004000", wav));
+    cJSON_Delete(it_sim(s, &exit_status, "--wav %s --from +15550004000", wav));
     IT_CHECK(exit_status == 0, "the call failed");
-    IT_CHECK(it_until(hook_received, &h, 20000), "no segment was posted");
+    IT_CHECK(it_until(hook_received, h, 20000), "no segment was posted");
+    return true;
+}
+
+/* SIGTERM while a segment's delivery waits for the receiver's answer: the gateway waits for
+ * it (within the delivery's timeout) before it exits, and the segment is delivered. */
+static void shutdown_waits_for_delivery(void)
+{
+    hook h;
+    it_server s;
+    if (!delivery_waiting(&h, 1500, &s)) return;
     IT_CHECK(it_server_stop(&s, SIGTERM, 30000) == 0, "the server did not exit cleanly");
     pthread_mutex_lock(&h.lock);
     IT_CHECK(h.received >= 1 && h.nids == h.received && h.bad_signature == 0,
@@ -504,6 +512,24 @@ static void shutdown_waits_for_delivery(void)
     pthread_mutex_unlock(&h.lock);
     IT_CHECK(it_log_count(&s, "giving up") == 0 && it_log_count(&s, "not delivered") == 0,
              "a segment was given up at shutdown");
+    it_server_cleanup(&s);
+    hook_stop(&h);
+}
+
+/* A second SIGTERM does not wait for a receiver that takes its time: the delivery in
+ * flight is given up (the segment stays in the store) and the gateway exits. */
+static void second_signal_gives_up_delivery(void)
+{
+    hook h;
+    it_server s;
+    if (!delivery_waiting(&h, 120000, &s)) return; /* far longer than the stop waits */
+    kill(s.pid, SIGTERM);
+    for (int i = 0; i < 500 && it_log_count(&s, "shutdown: Terminated:") == 0; i++) it_sleep_ms(20);
+    IT_CHECK(it_server_stop(&s, SIGTERM, 30000) == 0,
+             "the server did not exit on the second signal");
+    IT_CHECK(hook_taken(&h) == 0, "a segment was taken");
+    IT_CHECK(it_log_count(&s, "not delivered at shutdown (kept in the store)") == 1,
+             "the segment given up is not in the log");
     it_server_cleanup(&s);
     hook_stop(&h);
 }
@@ -695,6 +721,7 @@ static const struct {
 } tests[] = {
     {"free_speech", free_speech},
     {"shutdown_waits_for_delivery", shutdown_waits_for_delivery},
+    {"second_signal_gives_up_delivery", second_signal_gives_up_delivery},
     {"grammar", grammar},
     {"agent_side", agent_side},
     {"pool_exhausted", pool_exhausted},

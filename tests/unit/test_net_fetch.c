@@ -442,13 +442,19 @@ static char *url_of(const rig *g, const char *path)
     return url;
 }
 
-/* Starts a buffered GET (or streamed with on_data) and runs until on_done. */
+/* Starts the request and runs until on_done. */
+static void run_with(rig *g, call *c, const cs_fetch_opts *o)
+{
+    assert_int_equal(cs_fetch_start(g->f, o, &c->req), 0);
+    assert_true(tu_run_until(&g->loop, is_done, c, WAIT_MS));
+}
+
+/* A buffered GET (or streamed with on_data) of `path`, to its end. */
 static void run(rig *g, call *c, const char *path, bool streamed)
 {
     cs_fetch_opts o = opts(c, url_of(g, path));
     if (streamed) o.on_data = on_data;
-    assert_int_equal(cs_fetch_start(g->f, &o, &c->req), 0);
-    assert_true(tu_run_until(&g->loop, is_done, c, WAIT_MS));
+    run_with(g, c, &o);
 }
 
 static void test_plain_answer(void **state)
@@ -492,8 +498,7 @@ static void test_post_headers_body(void **state)
         memset(body, 'x', sizeof body);
         o.body = body;
         o.len = sizeof body;
-        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-        assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+        run_with(&g, &c, &o);
         assert_int_equal(c.status, 200);
         char want[4100];
         snprintf(want, sizeof want, "%s yes %.*s", methods[i], (int)sizeof body, body);
@@ -556,8 +561,7 @@ static void test_timeout(void **state)
     call_init(&c, &g);
     cs_fetch_opts o = opts(&c, url_of(&g, "/never"));
     o.timeout_ms = 300;
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     assert_int_equal(c.err, -ETIMEDOUT);
     assert_int_equal(c.status, 0);
     assert_true(c.reason[0] != '\0');
@@ -579,8 +583,7 @@ static void test_idle_timeout(void **state)
     cs_fetch_opts o = opts(&c, url_of(&g, "/stall"));
     o.on_data = on_data;
     o.idle_timeout_ms = 300;
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     assert_int_equal(c.err, -ETIMEDOUT);
     assert_int_equal(c.status, 200);
     assert_string_equal(c.body.data, "one ");
@@ -591,8 +594,7 @@ static void test_idle_timeout(void **state)
     call_init(&d, &g);
     o = opts(&d, url_of(&g, "/never"));
     o.idle_timeout_ms = 200;
-    assert_int_equal(cs_fetch_start(g.f, &o, &d.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &d, WAIT_MS));
+    run_with(&g, &d, &o);
     assert_int_equal(d.err, -ETIMEDOUT);
     assert_int_equal(d.status, 0);
     cs_buf_free(&c.body);
@@ -629,8 +631,7 @@ static void test_over_max_body(void **state)
         call_init(&c, &g);
         cs_fetch_opts o = opts(&c, url_of(&g, paths[i]));
         o.max_body = 100000;
-        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-        assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+        run_with(&g, &c, &o);
         assert_int_equal(c.err, -EMSGSIZE);
         assert_int_equal(c.status, 200);
         assert_int_equal(c.body.len, 0);
@@ -815,8 +816,7 @@ static void test_connection_refused(void **state)
     call c;
     call_init(&c, &g);
     cs_fetch_opts o = opts(&c, url);
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     assert_int_equal(c.err, -ECONNREFUSED);
     assert_int_equal(c.status, 0);
     assert_true(c.reason[0] != '\0');
@@ -846,8 +846,7 @@ static void test_tls(void **state)
     snprintf(url, sizeof url, "https://localhost:%d/plain", g.tls_port);
     call_init(&c, &g);
     o = opts(&c, url);
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     assert_int_equal(c.err, 0);
     assert_int_equal(c.status, 200);
     assert_string_equal(c.body.data, "hello");
@@ -856,8 +855,7 @@ static void test_tls(void **state)
     assert_int_equal(cs_fetch_tls(g.f, NULL, false), 0);
     call_init(&c, &g);
     o = opts(&c, url);
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     assert_int_equal(c.err, 0);
     assert_string_equal(c.body.data, "hello");
     cs_buf_free(&c.body);
@@ -879,8 +877,7 @@ static void test_redirects(void **state)
     call_init(&c, &g);
     cs_fetch_opts o = opts(&c, url_of(&g, "/redirect"));
     o.max_redirects = 1;
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     assert_int_equal(c.status, 200);
     assert_string_equal(c.body.data, "hello");
     cs_buf_free(&c.body);
@@ -893,8 +890,7 @@ static void test_redirects(void **state)
         call_init(&c, &g);
         o = opts(&c, url_of(&g, bad[i].path));
         o.max_redirects = 3;
-        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-        assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+        run_with(&g, &c, &o);
         assert_int_equal(c.err, bad[i].err);
         cs_buf_free(&c.body);
     }
@@ -965,8 +961,7 @@ static void test_not_http(void **state)
         call c;
         call_init(&c, &g);
         cs_fetch_opts o = opts(&c, url);
-        assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-        assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+        run_with(&g, &c, &o);
         assert_int_equal(c.err, rows[i].err);
         assert_int_equal(c.status, 0);
         uv_close((uv_handle_t *)&srv.listener, NULL);
@@ -988,8 +983,7 @@ static void test_proxy_from_environment(void **state)
     call c;
     call_init(&c, &g);
     cs_fetch_opts o = opts(&c, "http://proxied.invalid/plain");
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     unsetenv("http_proxy");
     assert_int_equal(c.err, 0);
     assert_true(c.status >= 400); /* our server does not proxy: it refuses the target */
@@ -999,8 +993,7 @@ static void test_proxy_from_environment(void **state)
     /* Without it, the name does not resolve. */
     call_init(&c, &g);
     o = opts(&c, "http://proxied.invalid/plain");
-    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
-    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    run_with(&g, &c, &o);
     assert_int_equal(c.err, UV_EAI_NONAME);
     cs_buf_free(&c.body);
     rig_down(&g);
