@@ -44,8 +44,9 @@
  * (an alignment that starts at 0 took the leading silence into its first word); recordings
  * with words the dictionary lacks are not aligned. */
 #include <pocketsphinx.h>
+#include <sphinxbase/ckd_alloc.h>
 #include <sphinxbase/err.h>
-#include <sphinxbase/jsgf.h>
+#include <sphinxbase/fsg_model.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,20 +242,26 @@ static void report(const pl_cond *cond, stats *st)
  * transcript; -1 if it cannot be aligned. */
 static int align(ps_decoder_t *ps, const char *corpus, const char *name, int *on, int *off)
 {
-    char ref[WER_TEXT_MAX], norm[WER_TEXT_MAX], words[WER_TEXT_MAX], gram[WER_TEXT_MAX + 64];
+    char ref[WER_TEXT_MAX], norm[WER_TEXT_MAX];
     if (!wer_reference(corpus, name, ref, sizeof ref) || wer_normalize(ref, norm, sizeof norm) < 0)
         return -1;
-    snprintf(words, sizeof words, "%s", norm);
-    for (char *save, *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
-        if (!ps_lookup_word(ps, w)) return -1;
-    snprintf(gram, sizeof gram, "#JSGF V1.0;\ngrammar g;\npublic <s> = %s ;\n", norm);
-    jsgf_t *g = jsgf_parse_string(gram, NULL);
-    jsgf_rule_t *rule = g ? jsgf_get_public_rule(g) : NULL;
-    fsg_model_t *fsg = rule ? jsgf_build_fsg(g, rule, ps_get_logmath(ps), 6.5f) : NULL;
-    int rc =
-        fsg && ps_set_fsg(ps, "sentence", fsg) == 0 && ps_set_search(ps, "sentence") == 0 ? 0 : -1;
-    if (fsg) fsg_model_free(fsg);
-    if (g) jsgf_grammar_free(g);
+    /* The sentence as a chain of words (the decoder adds optional silences and fillers). */
+    size_t nwords = 1;
+    for (const char *c = norm; *c; c++) nwords += *c == ' ';
+    fsg_model_t *fsg = fsg_model_init("sentence", ps_get_logmath(ps), 6.5f, (int32)nwords + 1);
+    fsg->start_state = 0;
+    fsg->final_state = (int32)nwords;
+    int32 state = 0, rc = 0;
+    for (char *save, *w = strtok_r(norm, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        char *pron = ps_lookup_word(ps, w); /* NULL: not in the dictionary */
+        if (!pron) rc = -1;
+        ckd_free(pron);
+        fsg_model_trans_add(fsg, state, state + 1, 0, fsg_model_word_add(fsg, w));
+        state++;
+    }
+    if (rc == 0 && (ps_set_fsg(ps, "sentence", fsg) < 0 || ps_set_search(ps, "sentence") < 0))
+        rc = -1;
+    fsg_model_free(fsg);
     char path[2048];
     snprintf(path, sizeof path, "%s/wav/%s.wav", corpus, name);
     int16_t *pcm = NULL, *up = NULL;

@@ -20,9 +20,8 @@
 #define MAX_EDGES 256
 #define EARLY_MS  150 /* an onset may be reported this much before the reference */
 #define LATE_MS   250 /* or this much after it */
-#define CUT_MS                                                                                     \
-    500 /* an offset may come this much before the reference (weak endings                         \
-           go under the noise) */
+/* An offset may come this much before the reference: weak endings go under the noise. */
+#define CUT_MS     500
 #define MS(n)      ((uint64_t)(n)*8) /* ms → samples */
 #define FULL_SCALE 32767.0
 
