@@ -318,11 +318,17 @@ void cs_talk_audio(cs_stream *s, uint64_t pos, const uint8_t *ulaw, size_t n)
 {
     cs_agent *a = s->agent;
     if (a->ops->audio) a->ops->audio(a, pos, ulaw, n);
-    /* Speech edges after the agent heard the audio they end in. */
-    cs_vad_edge edges[8];
-    size_t k = cs_vad_feed(&s->vad, pos, ulaw, n, edges, sizeof edges / sizeof *edges);
-    for (size_t i = 0; i < k && i < sizeof edges / sizeof *edges && s->agent; i++)
-        cs_stream_speech(s, edges[i].speech, edges[i].pos);
+    /* Speech edges after the agent heard the audio they end in; in pieces small enough
+     * that no edge is lost. */
+    enum { PIECE = 1024 };
+    cs_vad_edge edges[CS_VAD_EDGES_MAX(PIECE)];
+    for (size_t at = 0; at < n && s->agent; at += PIECE) {
+        size_t len = n - at < PIECE ? n - at : PIECE;
+        size_t k = cs_vad_feed(&s->vad, pos + at, ulaw + at, len, edges,
+                               sizeof edges / sizeof *edges);
+        for (size_t i = 0; i < k && s->agent; i++)
+            cs_stream_speech(s, edges[i].speech, edges[i].pos);
+    }
 }
 
 void cs_talk_dtmf(cs_stream *s, char digit)
