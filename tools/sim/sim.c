@@ -356,6 +356,9 @@ static void usage(FILE *f)
           "  --out PATH           save what the server sent back: a .wav for one call, or a\n"
           "                       folder (one <CallSid>.wav per call)\n"
           "  --out-stereo         --out in stereo: what we said left, what we heard right\n"
+          "  --ca FILE            trust this CA for https/wss\n"
+          "  --insecure           do not verify https/wss certificates\n"
+          "  --setup-timeout S    webhook and upgrade must finish within S (default 10)\n"
           "\n"
           "A caller taking turns with the gateway's agent (instead of --wav):\n"
           "  --say A.wav,B.wav    say each clip as a turn once the agent stopped talking;\n"
@@ -365,10 +368,7 @@ static void usage(FILE *f)
           "                       N ms (default 3000)\n"
           "  --turn-gap-ms N      the agent stopped talking: no voice for N ms (default 700)\n"
           "  --answer-timeout-ms N  no answer N ms after our speech: go on (default 10000)\n"
-          "  --barge-in-ms N      start the next clip N ms into the agent's answer\n"
-          "  --ca FILE            trust this CA for https/wss\n"
-          "  --insecure           do not verify https/wss certificates\n"
-          "  --setup-timeout S    webhook and upgrade must finish within S (default 10)\n",
+          "  --barge-in-ms N      start the next clip N ms into the agent's answer\n",
           f);
 }
 
