@@ -94,13 +94,10 @@ uint64_t sim_playback_add(sim_playback *p, uint64_t now, size_t bytes, bool voic
     sim_playback_advance(p, now);
     uint64_t start = p->end > now ? p->end : now;
     uint64_t end = start + bytes * NS_PER_BYTE;
+    /* What is queued has not played yet, so it runs without a gap up to p->end. */
     sim_seg *last = p->n ? &p->segs[(p->head + p->n - 1) % SIM_PLAY_SEGS_MAX] : NULL;
-    if (last && last->end == start && (last->voiced == voiced || p->n == SIM_PLAY_SEGS_MAX)) {
+    if (last && (last->voiced == voiced || p->n == SIM_PLAY_SEGS_MAX)) {
         if (last->voiced != voiced) p->merged++; /* the stretch's share of voice blurs */
-        last->end = end;
-        last->voiced |= voiced;
-    } else if (p->n == SIM_PLAY_SEGS_MAX) { /* a gap cannot be queued: close it */
-        p->merged++;
         last->end = end;
         last->voiced |= voiced;
     } else {
