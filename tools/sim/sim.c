@@ -537,6 +537,10 @@ int cs_sim_main(int argc, char **argv)
              : s.o.wav ? load_wav(&s)
                        : synth(&s, s.o.duration_s > 0 ? s.o.duration_s : DEFAULT_SECONDS);
     s.turn.nclips = s.nclips;
+    if (rc == 0 && s.nclips) {
+        s.turns = calloc((size_t)s.o.calls * s.nclips, sizeof *s.turns);
+        if (!s.turns) rc = -ENOMEM;
+    }
     if (rc < 0) {
         free_clips(&s, say);
         return 1;
@@ -552,14 +556,11 @@ int cs_sim_main(int argc, char **argv)
     s.rtt.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s.rtt.buckets);
     s.lag.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s.lag.buckets);
     s.calls = calloc(s.o.calls, sim_call_size());
-    if (s.nclips) s.turns = calloc((size_t)s.o.calls * s.nclips, sizeof *s.turns);
     uv_loop_t loop;
     uv_loop_init(&loop);
     s.loop = &loop;
     cs_buf_init(&s.msg, 1 << 20);
-    rc = s.rtt.buckets && s.lag.buckets && s.calls && (s.turns || !s.nclips)
-             ? cs_net_new(&s.net, &loop)
-             : -ENOMEM;
+    rc = s.rtt.buckets && s.lag.buckets && s.calls ? cs_net_new(&s.net, &loop) : -ENOMEM;
     if (rc == 0 && (s.o.ca_file || s.o.insecure))
         rc = cs_net_tls_client(s.net, s.o.ca_file, !s.o.insecure);
     if (rc == 0) {
