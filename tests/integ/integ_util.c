@@ -611,6 +611,24 @@ cJSON *it_sim(const it_server *s, int *exit_status, const char *fmt, ...)
     return j;
 }
 
+int it_sim_err(const it_server *s, char *err, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    sim_command(cmd, sizeof cmd - 32, s, fmt, ap);
+    va_end(ap);
+    strcat(cmd, " 2>&1 >/dev/null");
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    char line[1024];
+    if (cap) err[0] = '\0';
+    for (bool first = true; fgets(line, sizeof line, f); first = false)
+        if (first && cap) snprintf(err, cap, "%.*s", (int)strcspn(line, "\n"), line);
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 pid_t it_sim_spawn(const it_server *s, const char *fmt, ...)
 {
     char cmd[4096];

@@ -138,6 +138,10 @@ int it_call_events(const cJSON *call, const char *type, const char *state);
  * its JSON summary (NULL on failure); *exit gets its exit status. */
 cJSON *it_sim(const it_server *s, int *exit_status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Runs it for its refusal: its exit status, and the first line it wrote on standard
+ * error in `err` (standard output is dropped). */
+int it_sim_err(const it_server *s, char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Starts it in the background; it_sim_wait collects the summary. */
 pid_t it_sim_spawn(const it_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 cJSON *it_sim_wait(pid_t pid, int *exit_status);

@@ -3,7 +3,7 @@
  * clock, DTMF, then stop. What the server sends back goes through an emulation of
  * Twilio's playback buffer: audio plays in order in real time, a mark is echoed once the
  * audio queued before it has played, and clear drops what is queued and echoes every
- * pending mark. */
+ * pending mark. With --say the media is a caller taking turns (turns.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +20,7 @@
 
 #define MAX_PENDING_MARKS 1024
 #define NS_PER_BYTE       125000u /* 8 kHz μ-law */
+#define RTT_RING          4096    /* send times kept for round trips: 82 s of frames */
 
 enum state { C_IDLE, C_WEBHOOK, C_UPGRADE, C_STREAMING, C_STOPPED, C_DONE };
 
@@ -27,6 +28,12 @@ typedef struct pending_mark {
     char name[128];
     uint64_t due_ns;
 } pending_mark;
+
+/* Audio placed on the call's timeline, for --out. */
+typedef struct tape {
+    uint8_t *data;
+    size_t len, cap;
+} tape;
 
 struct sim_call {
     sim *sim;
@@ -42,16 +49,16 @@ struct sim_call {
     uint64_t t0_ns; /* when streaming started */
     uint64_t next;  /* next frame to send */
     uint64_t seq;
-    uint64_t *sent_ns; /* when each frame went out */
+    uint64_t *sent_ns; /* when the last RTT_RING frames went out */
     uint64_t media_rx;
     size_t dtmf_next;
     /* playback emulation */
-    uint64_t play_end_ns;
+    sim_playback play;
     pending_mark *marks;
     size_t mark_head, nmarks;
-    /* what was played, for --out */
-    uint8_t *out;
-    size_t out_len, out_cap;
+    sim_turns turns; /* --say */
+    /* for --out: what was played, and what we said */
+    tape heard, said;
 };
 
 size_t sim_call_size(void)
@@ -64,6 +71,11 @@ sim_call *sim_call_at(sim *s, unsigned i)
     return &s->calls[i];
 }
 
+uint64_t sim_call_t0(const sim_call *c)
+{
+    return c->t0_ns;
+}
+
 /* ---- ending ---- */
 
 static void timer_closed(uv_handle_t *h)
@@ -72,22 +84,64 @@ static void timer_closed(uv_handle_t *h)
     sim_call_finished(c->sim);
 }
 
+/* ---- what was heard (--out) ---- */
+
+static void tape_put(tape *t, size_t pos, const uint8_t *ulaw, size_t n)
+{
+    if (pos + n > t->cap) {
+        size_t cap = t->cap ? t->cap : 8000 * 8;
+        while (cap < pos + n) cap *= 2;
+        uint8_t *p = realloc(t->data, cap);
+        if (!p) return;
+        memset(p + t->cap, CS_ULAW_SILENCE, cap - t->cap);
+        t->data = p;
+        t->cap = cap;
+    }
+    memcpy(t->data + pos, ulaw, n);
+    if (pos + n > t->len) t->len = pos + n;
+}
+
+/* Nothing from `pos` on. */
+static void tape_cut(tape *t, size_t pos)
+{
+    if (t->len <= pos) return;
+    memset(t->data + pos, CS_ULAW_SILENCE, t->len - pos);
+    t->len = pos;
+}
+
+static void tape_free(tape *t)
+{
+    free(t->data);
+    *t = (tape){0};
+}
+
+static int16_t tape_pcm(const tape *t, size_t i)
+{
+    return cs_ulaw_to_pcm[i < t->len ? t->data[i] : CS_ULAW_SILENCE];
+}
+
 static void save_out(sim_call *c)
 {
     const char *out = c->sim->o.out;
-    if (!out || !c->out_len) return;
+    unsigned channels = c->sim->o.out_stereo ? 2 : 1;
+    size_t len = c->heard.len;
+    if (channels == 2 && c->said.len > len) len = c->said.len;
+    if (!out || !len) return;
     char path[4096];
     size_t n = strlen(out);
     if (n > 4 && strcmp(out + n - 4, ".wav") == 0 && c->sim->o.calls == 1)
         snprintf(path, sizeof path, "%s", out);
     else
         snprintf(path, sizeof path, "%s/%s.wav", out, c->call_sid);
-    int16_t *pcm = malloc(c->out_len * sizeof *pcm);
+    int16_t *pcm = malloc(len * channels * sizeof *pcm);
     cs_wav_writer w;
-    int rc = pcm ? cs_wav_writer_open(&w, path, 8000, 1) : -ENOMEM;
+    int rc = pcm ? cs_wav_writer_open(&w, path, 8000, channels) : -ENOMEM;
     if (rc == 0) {
-        cs_ulaw_decode(pcm, c->out, c->out_len);
-        rc = cs_wav_writer_write(&w, 0, pcm, c->out_len);
+        for (size_t i = 0; i < len; i++) { /* stereo: said left, heard right */
+            if (channels == 2) pcm[2 * i] = tape_pcm(&c->said, i);
+            pcm[channels * i + channels - 1] = tape_pcm(&c->heard, i);
+        }
+        rc = cs_wav_writer_write(&w, 0, pcm, len);
         int rc2 = cs_wav_writer_close(&w, false);
         if (rc == 0) rc = rc2;
     }
@@ -105,13 +159,15 @@ static void finish(sim_call *c, bool ok, uint64_t *reason)
         c->sim->n.failed++;
         if (reason) (*reason)++;
     }
+    if (c->turns.o) sim_turns_finish(&c->turns, uv_hrtime()); /* it streamed */
+    c->sim->n.play_merged += c->play.merged;
     save_out(c);
     free(c->sent_ns);
     free(c->marks);
-    free(c->out);
+    tape_free(&c->heard);
+    tape_free(&c->said);
     c->sent_ns = NULL;
     c->marks = NULL;
-    c->out = NULL;
     cs_fetch_cancel(c->webhook);
     c->webhook = NULL;
     if (c->ws.conn) cs_wsconn_abort(&c->ws, 0);
@@ -129,18 +185,27 @@ static int send_msg(sim_call *c)
     return rc;
 }
 
-static void send_frame(sim_call *c, uint64_t k)
+/* Frame `k`, to send at `now`: the WAV looped, or the caller's turns. false when the
+ * conversation is over. */
+static bool next_frame(sim_call *c, uint64_t k, uint64_t now, uint8_t frame[SIM_FRAME_BYTES])
 {
     sim *s = c->sim;
-    uint8_t frame[SIM_FRAME_BYTES];
+    if (s->nclips) return sim_turns_frame(&c->turns, now, frame);
     for (size_t i = 0; i < SIM_FRAME_BYTES; i++)
         frame[i] = s->ulaw[(k * SIM_FRAME_BYTES + i) % s->nulaw];
+    return true;
+}
+
+static void send_frame(sim_call *c, uint64_t k, uint8_t frame[SIM_FRAME_BYTES])
+{
+    sim *s = c->sim;
+    if (s->o.out_stereo) tape_put(&c->said, k * SIM_FRAME_BYTES, frame, SIM_FRAME_BYTES);
     uint64_t ts = k * SIM_FRAME_MS;
     cs_twilio_peer_media(&s->msg, c->stream_sid, ++c->seq, CS_TRACK_INBOUND, k + 1, ts, frame,
                          SIM_FRAME_BYTES);
     if (send_msg(c) == 0) s->n.frames_sent++;
     if (c->twiml.both_tracks) { /* Twilio's own side of the call: silence here */
-        memset(frame, CS_ULAW_SILENCE, sizeof frame);
+        memset(frame, CS_ULAW_SILENCE, SIM_FRAME_BYTES);
         cs_twilio_peer_media(&s->msg, c->stream_sid, ++c->seq, CS_TRACK_OUTBOUND, k + 1, ts, frame,
                              SIM_FRAME_BYTES);
         send_msg(c);
@@ -174,39 +239,25 @@ static void echo_due_marks(sim_call *c, uint64_t now, bool all)
     }
 }
 
-static uint64_t out_pos(const sim_call *c, uint64_t at_ns)
+static size_t out_pos(const sim_call *c, uint64_t at_ns)
 {
-    return at_ns > c->t0_ns ? (at_ns - c->t0_ns) / NS_PER_BYTE : 0;
+    return at_ns > c->t0_ns ? (size_t)((at_ns - c->t0_ns) / NS_PER_BYTE) : 0;
 }
 
 static void play(sim_call *c, const uint8_t *ulaw, size_t n, uint64_t now)
 {
-    uint64_t start = c->play_end_ns > now ? c->play_end_ns : now;
-    c->play_end_ns = start + n * NS_PER_BYTE;
-    if (!c->sim->o.out) return;
-    size_t pos = (size_t)out_pos(c, start);
-    if (pos + n > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 8000 * 8;
-        while (cap < pos + n) cap *= 2;
-        uint8_t *p = realloc(c->out, cap);
-        if (!p) return;
-        memset(p + c->out_cap, CS_ULAW_SILENCE, cap - c->out_cap);
-        c->out = p;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + pos, ulaw, n);
-    if (pos + n > c->out_len) c->out_len = pos + n;
+    uint64_t start = c->sim->nclips ? sim_turns_media(&c->turns, now, ulaw, n)
+                                    : sim_playback_add(&c->play, now, n, false);
+    if (c->sim->o.out) tape_put(&c->heard, out_pos(c, start), ulaw, n);
 }
 
 static void clear(sim_call *c, uint64_t now)
 {
-    /* What had not played yet is never heard. */
-    size_t pos = (size_t)out_pos(c, now);
-    if (c->out && c->out_len > pos) {
-        memset(c->out + pos, CS_ULAW_SILENCE, c->out_len - pos);
-        c->out_len = pos;
-    }
-    c->play_end_ns = now;
+    if (c->sim->nclips)
+        sim_turns_clear(&c->turns, now);
+    else
+        sim_playback_clear(&c->play, now);
+    tape_cut(&c->heard, out_pos(c, now)); /* what had not played yet is never heard */
     echo_due_marks(c, now, true);
 }
 
@@ -225,7 +276,8 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         s->n.media_rx++;
         s->n.bytes_rx += m.len;
         /* Against the echo agent the k-th media back answers the k-th frame sent. */
-        if (c->media_rx < c->next) sim_hist_add(&s->rtt, (now - c->sent_ns[c->media_rx]) / 1000);
+        if (c->media_rx < c->next && c->next - c->media_rx <= RTT_RING)
+            sim_hist_add(&s->rtt, (now - c->sent_ns[c->media_rx % RTT_RING]) / 1000);
         c->media_rx++;
         play(c, m.payload, m.len, now);
         break;
@@ -235,7 +287,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         pending_mark *pm = &c->marks[(c->mark_head + c->nmarks++) % MAX_PENDING_MARKS];
         cs_str_copy(pm->name, sizeof pm->name, m.mark_name);
         /* echoed immediately when nothing is queued (documented) */
-        pm->due_ns = c->play_end_ns > now ? c->play_end_ns : now;
+        pm->due_ns = c->play.end > now ? c->play.end : now;
         break;
     case CS_TWOUT_CLEAR:
         s->n.clears_rx++;
@@ -266,17 +318,24 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     uint64_t now = uv_hrtime();
+    bool over = false;
     while (c->next < s->frames) {
         uint64_t due = c->t0_ns + c->next * SIM_FRAME_MS * 1000000ull;
         if (due > now) break;
+        uint8_t frame[SIM_FRAME_BYTES];
+        if (!next_frame(c, c->next, now, frame)) {
+            over = true;
+            break;
+        }
         sim_hist_add(&s->lag, (now - due) / 1000);
-        c->sent_ns[c->next] = now;
-        send_frame(c, c->next);
+        c->sent_ns[c->next % RTT_RING] = now;
+        send_frame(c, c->next, frame);
         send_dtmf_due(c, c->next);
         c->next++;
     }
     echo_due_marks(c, now, false);
-    if (c->next == s->frames) {
+    if (over || c->next == s->frames) {
+        if (s->nclips) sim_turns_finish(&c->turns, now);
         stop_stream(c);
         uv_timer_start(&c->timer, on_tick, SIM_CLOSE_WAIT_MS, 0);
         return;
@@ -310,7 +369,9 @@ static void on_open(cs_wsconn *ws)
     send_msg(c);
     c->state = C_STREAMING;
     c->t0_ns = uv_hrtime();
-    c->play_end_ns = c->t0_ns;
+    c->play = (sim_playback){.end = c->t0_ns, .played_to = c->t0_ns};
+    if (s->nclips)
+        sim_turns_init(&c->turns, &s->turn, &c->play, &s->turns[c->idx * s->nclips], c->t0_ns);
     uv_timer_stop(&c->timer);
     on_tick(&c->timer);
 }
@@ -398,7 +459,7 @@ void sim_call_start(sim *s, unsigned i)
     random_sid(c->stream_sid, "MZ");
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
-    c->sent_ns = calloc(s->frames ? s->frames : 1, sizeof *c->sent_ns);
+    c->sent_ns = calloc(RTT_RING, sizeof *c->sent_ns);
     c->marks = calloc(MAX_PENDING_MARKS, sizeof *c->marks);
     if (!c->sent_ns || !c->marks) {
         finish(c, false, &s->n.fail_webhook);

@@ -1,7 +1,8 @@
 /* callstream sim: plays Twilio against a gateway — N calls started over a ramp, each
  * doing what Twilio does (see call.c) — and prints one JSON summary: calls completed,
- * frames sent and echoed, round-trip percentiles against the echo agent, and how late
- * the simulator itself sent frames (if that is high, the numbers are the simulator's). */
+ * frames sent and echoed, round-trip percentiles against the echo agent, how late the
+ * simulator itself sent frames (if that is high, the numbers are the simulator's), and
+ * with --say each turn's voice-to-voice and barge-in times (turns.c). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,8 +20,13 @@
 #include "sim/sim.h"
 #include "sim/sim_int.h"
 
-#define DEFAULT_SECONDS 10.0
-#define RAMP_TICK_MS    1
+#define DEFAULT_SECONDS   10.0
+#define RAMP_TICK_MS      1
+#define SAY_MAX_SECONDS   600.0 /* --say: a call's cap without --duration */
+#define FIRST_AFTER_MS    3000
+#define TURN_GAP_MS       700
+#define ANSWER_TIMEOUT_MS 10000
+#define MS_MAX            3600000 /* any of the turn options */
 
 /* ---- latency samples ---- */
 
@@ -43,6 +49,12 @@ double sim_hist_quantile(const sim_hist *h, double q)
         if (seen >= rank) return (double)((b + 1) * SIM_HIST_STEP_US);
     }
     return (double)h->max_us;
+}
+
+int sim_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 /* ---- audio ---- */
@@ -100,6 +112,44 @@ static int load_wav(sim *s)
     return cs_sim_audio(s->o.wav, &s->ulaw, &s->nulaw);
 }
 
+static void free_clips(sim *s, char *list)
+{
+    for (size_t i = 0; i < s->nclips; i++) free(s->clips[i].ulaw);
+    s->nclips = 0;
+    free(list);
+}
+
+/* --say: each clip, padded with silence to whole frames, and where its speech is. The
+ * list is cut in place. */
+static int load_clips(sim *s, char *list)
+{
+    for (char *save = NULL, *path = strtok_r(list, ",", &save); path;
+         path = strtok_r(NULL, ",", &save)) {
+        if (s->nclips == SIM_CLIPS_MAX) {
+            fprintf(stderr, "sim: --say: more than %d clips\n", SIM_CLIPS_MAX);
+            return CS_ELIMIT;
+        }
+        sim_clip *c = &s->clips[s->nclips];
+        size_t n = 0;
+        int rc = cs_sim_audio(path, &c->ulaw, &n);
+        if (rc < 0) return rc;
+        s->nclips++;
+        c->path = path;
+        c->frames = (n + SIM_FRAME_BYTES - 1) / SIM_FRAME_BYTES;
+        uint8_t *p = realloc(c->ulaw, c->frames * SIM_FRAME_BYTES);
+        if (!p) return -ENOMEM;
+        memset(p + n, CS_ULAW_SILENCE, c->frames * SIM_FRAME_BYTES - n);
+        c->ulaw = p;
+        if ((rc = sim_speech_find(c->ulaw, c->frames, &c->speech)) < 0) return rc;
+        if (!c->speech.found) fprintf(stderr, "sim: %s: no speech found (a silent turn)\n", path);
+    }
+    if (!s->nclips) {
+        fprintf(stderr, "sim: --say: no clip given\n");
+        return CS_EPARSE;
+    }
+    return 0;
+}
+
 /* ---- the run ---- */
 
 void sim_call_finished(sim *s)
@@ -122,6 +172,115 @@ static void on_ramp(uv_timer_t *t)
     if (s->started == s->o.calls) uv_timer_stop(t);
 }
 
+/* ---- the turns' report ---- */
+
+/* Signed, to 0.1 ms. */
+static double ms_between(uint64_t from, uint64_t to)
+{
+    return round(((double)to - (double)from) / 1e5) / 10;
+}
+
+/* {count, p50, p95, max} of `n` samples (sorted here), nearest rank. */
+static void samples(cs_json *j, const char *key, double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, sim_cmp_double);
+    cs_json_key(j, key);
+    cs_json_obj(j);
+    cs_json_kuint(j, "count", n);
+    static const struct {
+        const char *key;
+        double q;
+    } qs[] = {{"p50", 0.50}, {"p95", 0.95}};
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        size_t rank = (size_t)ceil(qs[i].q * (double)n);
+        if (n)
+            cs_json_kdouble(j, qs[i].key, v[rank ? rank - 1 : 0]);
+        else {
+            cs_json_key(j, qs[i].key);
+            cs_json_null(j);
+        }
+    }
+    cs_json_key(j, "max");
+    if (n)
+        cs_json_double(j, v[n - 1]);
+    else
+        cs_json_null(j);
+    cs_json_obj_end(j);
+}
+
+static void kms(cs_json *j, const char *key, bool known, uint64_t from, uint64_t to)
+{
+    cs_json_key(j, key);
+    if (known)
+        cs_json_double(j, ms_between(from, to));
+    else
+        cs_json_null(j);
+}
+
+static void turn_json(const sim *s, cs_json *j, const sim_turn *t, uint64_t t0)
+{
+    cs_json_obj(j);
+    cs_json_kstr(j, "clip", s->clips[t->clip].path);
+    kms(j, "start_ms", true, t0, t->start);
+    cs_json_kbool(j, "speech", s->clips[t->clip].speech.found);
+    kms(j, "speech_start_ms", t->began, t0, t->onset);
+    kms(j, "speech_end_ms", t->ended, t0, t->end);
+    cs_json_kbool(j, "barge_in", t->barge);
+    cs_json_kbool(j, "answered", t->answered);
+    kms(j, "answer_ms", t->answered, t0, t->answer);
+    kms(j, "voice_to_voice_ms", t->answered, t->end, t->answer);
+    kms(j, "overlap_ms", true, 0, t->overlap);
+    cs_json_kbool(j, "clear", t->cleared);
+    kms(j, "clear_ms", t->cleared, t0, t->clear);
+    kms(j, "barge_in_ms", t->barge && t->cleared && t->began, t->onset, t->clear);
+    kms(j, "agent_heard_ms", true, 0, t->heard);
+    cs_json_obj_end(j);
+}
+
+/* Per turn when there is one call; over every call, counts and percentiles. */
+static void turns_summary(const sim *s, cs_json *j)
+{
+    size_t total = (size_t)s->o.calls * s->nclips, spoken = 0, answered = 0, barges = 0;
+    size_t nv2v = 0, nbarge = 0;
+    double *v2v = malloc((total ? total : 1) * sizeof *v2v);
+    double *barge = malloc((total ? total : 1) * sizeof *barge);
+    if (!v2v || !barge) {
+        free(v2v);
+        free(barge);
+        return;
+    }
+    for (size_t i = 0; i < total; i++) {
+        const sim_turn *t = &s->turns[i];
+        if (!t->spoken) continue;
+        spoken++;
+        if (t->answered) {
+            answered++;
+            v2v[nv2v++] = ms_between(t->end, t->answer);
+        }
+        if (t->barge) {
+            barges++;
+            if (t->cleared && t->began) barge[nbarge++] = ms_between(t->onset, t->clear);
+        }
+    }
+    if (s->o.calls == 1) {
+        const sim_call *c = sim_call_at((sim *)s, 0);
+        cs_json_key(j, "turns");
+        cs_json_arr(j);
+        for (size_t i = 0; i < s->nclips; i++)
+            if (s->turns[i].spoken) turn_json(s, j, &s->turns[i], sim_call_t0(c));
+        cs_json_arr_end(j);
+    }
+    cs_json_kuint(j, "turns_spoken", spoken);
+    cs_json_kuint(j, "turns_answered", answered);
+    cs_json_kuint(j, "barge_ins", barges);
+    cs_json_kuint(j, "barge_ins_cleared", nbarge);
+    samples(j, "voice_to_voice_ms", v2v, nv2v);
+    samples(j, "barge_in_ms", barge, nbarge);
+    cs_json_kuint(j, "playback_merged", s->n.play_merged);
+    free(v2v);
+    free(barge);
+}
+
 static void summary(const sim *s, double wall_s)
 {
     cs_buf out = CS_BUF_INIT(1 << 20);
@@ -140,7 +299,8 @@ static void summary(const sim *s, double wall_s)
     cs_json_kuint(&j, "closed_early", s->n.fail_closed);
     cs_json_kuint(&j, "timeout", s->n.fail_timeout);
     cs_json_obj_end(&j);
-    cs_json_kuint(&j, "frames_per_call", s->frames);
+    /* with --say a call lasts as long as its turns take, at most this */
+    cs_json_kuint(&j, s->nclips ? "max_frames_per_call" : "frames_per_call", s->frames);
     cs_json_kuint(&j, "frames_sent", s->n.frames_sent);
     cs_json_kuint(&j, "media_received", s->n.media_rx);
     cs_json_kuint(&j, "audio_bytes_received", s->n.bytes_rx);
@@ -165,6 +325,7 @@ static void summary(const sim *s, double wall_s)
     cs_json_kdouble(&j, "p99", sim_hist_quantile(&s->lag, 0.99) / 1000);
     cs_json_kdouble(&j, "max", (double)s->lag.max_us / 1000);
     cs_json_obj_end(&j);
+    if (s->nclips) turns_summary(s, &j);
     cs_json_kdouble(&j, "wall_s", wall_s);
     cs_json_obj_end(&j);
     puts(out.data);
@@ -195,9 +356,20 @@ static void usage(FILE *f)
           "  --to NUMBER          called number (default +15550002222)\n"
           "  --out PATH           save what the server sent back: a .wav for one call, or a\n"
           "                       folder (one <CallSid>.wav per call)\n"
+          "  --out-stereo         --out in stereo: what we said left, what we heard right\n"
           "  --ca FILE            trust this CA for https/wss\n"
           "  --insecure           do not verify https/wss certificates\n"
-          "  --setup-timeout S    webhook and upgrade must finish within S (default 10)\n",
+          "  --setup-timeout S    webhook and upgrade must finish within S (default 10)\n"
+          "\n"
+          "A caller taking turns with the gateway's agent (instead of --wav):\n"
+          "  --say A.wav,B.wav    say each clip as a turn once the agent stopped talking;\n"
+          "                       silence between turns; the call ends once the last is\n"
+          "                       answered (--duration is then a cap, default 600)\n"
+          "  --first-after-ms N   an agent that does not speak first: the first clip after\n"
+          "                       N ms (default 3000)\n"
+          "  --turn-gap-ms N      the agent stopped talking: no voice for N ms (default 700)\n"
+          "  --answer-timeout-ms N  no answer N ms after our speech: go on (default 10000)\n"
+          "  --barge-in-ms N      start the next clip N ms into the agent's answer\n",
           f);
 }
 
@@ -218,10 +390,18 @@ int cs_sim_main(int argc, char **argv)
         {"ca", required_argument, 0, 'c'},
         {"insecure", no_argument, 0, 'k'},
         {"setup-timeout", required_argument, 0, 'T'},
+        {"out-stereo", no_argument, 0, 'S'},
+        {"say", required_argument, 0, 's'},
+        {"first-after-ms", required_argument, 0, 'F'},
+        {"turn-gap-ms", required_argument, 0, 'G'},
+        {"answer-timeout-ms", required_argument, 0, 'W'},
+        {"barge-in-ms", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     sim s = {0};
+    long first_after_ms = FIRST_AFTER_MS, gap_ms = TURN_GAP_MS, answer_ms = ANSWER_TIMEOUT_MS;
+    long barge_ms = -1;
     s.o = (sim_opts){
         .calls = 1,
         .account_sid = "AC00000000000000000000000000000000",
@@ -276,6 +456,24 @@ int cs_sim_main(int argc, char **argv)
         case 'T':
             s.o.setup_timeout_s = strtod(optarg, &end);
             break;
+        case 'S':
+            s.o.out_stereo = true;
+            break;
+        case 's':
+            s.o.say = optarg;
+            break;
+        case 'F':
+            first_after_ms = strtol(optarg, &end, 10);
+            break;
+        case 'G':
+            gap_ms = strtol(optarg, &end, 10);
+            break;
+        case 'W':
+            answer_ms = strtol(optarg, &end, 10);
+            break;
+        case 'B':
+            barge_ms = strtol(optarg, &end, 10);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -292,6 +490,30 @@ int cs_sim_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    const char *bad = NULL;
+    if (first_after_ms < 0 || first_after_ms > MS_MAX || gap_ms < 0 || gap_ms > MS_MAX ||
+        answer_ms < 0 || answer_ms > MS_MAX || barge_ms < -1 || barge_ms > MS_MAX)
+        bad = "the --*-ms options take 0 to 3600000";
+    else if (s.o.say && s.o.wav)
+        bad = "--say and --wav do not mix: the call says the clips";
+    else if (s.o.say && s.o.dtmf)
+        bad = "--say and --dtmf do not mix";
+    else if (s.o.out_stereo && !s.o.out)
+        bad = "--out-stereo needs --out";
+    else if (!s.o.say && barge_ms >= 0)
+        bad = "--barge-in-ms needs --say";
+    if (bad) {
+        fprintf(stderr, "sim: %s\n", bad);
+        return 2;
+    }
+    s.turn = (sim_turn_opts){
+        .clips = s.clips,
+        .first_after_ns = (uint64_t)first_after_ms * 1000000,
+        .gap_ns = (uint64_t)gap_ms * 1000000,
+        .answer_timeout_ns = (uint64_t)answer_ms * 1000000,
+        .barge = barge_ms >= 0,
+        .barge_ns = barge_ms >= 0 ? (uint64_t)barge_ms * 1000000 : 0,
+    };
     size_t ulen = strlen(s.o.url);
     char url[SIM_URL_MAX];
     snprintf(url, sizeof url, "%.*s", (int)(ulen && s.o.url[ulen - 1] == '/' ? ulen - 1 : ulen),
@@ -311,10 +533,22 @@ int cs_sim_main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    int rc =
-        s.o.wav ? load_wav(&s) : synth(&s, s.o.duration_s > 0 ? s.o.duration_s : DEFAULT_SECONDS);
-    if (rc < 0) return 1;
-    double seconds = s.o.duration_s > 0 ? s.o.duration_s : (double)s.nulaw / 8000;
+    char *say = s.o.say ? strdup(s.o.say) : NULL;
+    int rc = s.o.say   ? (say ? load_clips(&s, say) : -ENOMEM)
+             : s.o.wav ? load_wav(&s)
+                       : synth(&s, s.o.duration_s > 0 ? s.o.duration_s : DEFAULT_SECONDS);
+    s.turn.nclips = s.nclips;
+    if (rc == 0 && s.nclips) {
+        s.turns = calloc((size_t)s.o.calls * s.nclips, sizeof *s.turns);
+        if (!s.turns) rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        free_clips(&s, say);
+        return 1;
+    }
+    double seconds = s.o.duration_s > 0 ? s.o.duration_s
+                     : s.o.say          ? SAY_MAX_SECONDS
+                                        : (double)s.nulaw / 8000;
     s.frames = (uint64_t)(seconds * 1000 / SIM_FRAME_MS);
     if (s.o.out &&
         (s.o.calls > 1 || strlen(s.o.out) < 5 || strcmp(s.o.out + strlen(s.o.out) - 4, ".wav")))
@@ -349,6 +583,8 @@ int cs_sim_main(int argc, char **argv)
     uv_loop_close(&loop);
     cs_buf_free(&s.msg);
     free(s.calls);
+    free(s.turns);
+    free_clips(&s, say);
     free(s.ulaw);
     free(s.rtt.buckets);
     free(s.lag.buckets);

@@ -15,7 +15,7 @@
 
 #define SIM_MAX_PARAMS    CS_PEV_MAX_PARAMS
 #define SIM_URL_MAX       2048
-#define SIM_FRAME_BYTES   160        /* 20 ms of 8 kHz μ-law, as Twilio sends */
+#define SIM_FRAME_BYTES   160 /* 20 ms of 8 kHz μ-law, as Twilio sends */
 #define SIM_FRAME_MS      20
 #define SIM_CLOSE_WAIT_MS 3000 /* after stop, how long to wait for the server */
 
@@ -47,6 +47,134 @@ typedef struct sim_hist {
 void sim_hist_add(sim_hist *h, uint64_t us);
 /* Microseconds under which `q` of the samples fall (bucket resolution). */
 double sim_hist_quantile(const sim_hist *h, double q);
+/* qsort order of doubles. */
+int sim_cmp_double(const void *a, const void *b);
+
+/* ---- speech in a clip, and the agent's voice (turns.c) ---- */
+
+/* A 20 ms frame is voiced when its energy reaches the clip's threshold: the higher of its
+ * noise floor (5th percentile of its frames) + SIM_SPEECH_MARGIN_DB and its loudest frame
+ * - SIM_SPEECH_RANGE_DB, never under SIM_VOICE_FLOOR_DB. Voiced frames closer than
+ * SIM_SPEECH_GAP_FRAMES join into stretches; stretches shorter than SIM_SPEECH_MIN_FRAMES
+ * are clicks. The agent's audio has no floor to learn: its voice is any frame at or above
+ * SIM_VOICE_FLOOR_DB (so whatever counts as our speech, echoed, counts as its voice). */
+#define SIM_VOICE_FLOOR_DB    (-50.0) /* dBFS */
+#define SIM_SPEECH_MARGIN_DB  10.0
+#define SIM_SPEECH_RANGE_DB   35.0
+#define SIM_SPEECH_GAP_FRAMES 15 /* 300 ms */
+#define SIM_SPEECH_MIN_FRAMES 3  /* 60 ms */
+
+/* Where the speech of a clip is, in its 20 ms frames. */
+typedef struct sim_speech {
+    size_t onset; /* first voiced frame */
+    size_t end;   /* one past the last voiced frame */
+    bool found;   /* false: silence, onset and end are the clip's last frame and its end */
+    double threshold_db;
+} sim_speech;
+
+/* Energy of μ-law audio, dBFS (-100 for digital silence). */
+double sim_energy_db(const uint8_t *ulaw, size_t n);
+/* Finds the speech in `nframes` frames of 20 ms. 0 or -ENOMEM. */
+int sim_speech_find(const uint8_t *ulaw, size_t nframes, sim_speech *out);
+
+/* ---- Twilio's playback buffer (turns.c) ---- */
+
+#define SIM_PLAY_SEGS_MAX 256 /* stretches of voice or silence queued; more merge (counted) */
+
+typedef struct sim_seg {
+    uint64_t start, end; /* ns */
+    bool voiced;
+} sim_seg;
+
+/* Agent audio plays in order in real time, from when it arrives or when what came before
+ * it has played; a clear drops what has not played. Times are ns on one clock. Every
+ * operation first accounts what played up to its `now`. */
+typedef struct sim_playback {
+    uint64_t end;             /* when what is queued will have played */
+    uint64_t voiced_end;      /* when the last of its voice queued will have played (0: none) */
+    uint64_t heard;           /* ns of audio played so far */
+    uint64_t voiced;          /* of which voice */
+    uint64_t played_to;       /* accounted up to here */
+    uint64_t heard_voice_end; /* end of the last voice actually played */
+    uint64_t merged;          /* stretches merged for want of room */
+    sim_seg segs[SIM_PLAY_SEGS_MAX];
+    size_t head, n;
+} sim_playback;
+
+/* `bytes` of μ-law arrived at `now`: returns when they start playing. */
+uint64_t sim_playback_add(sim_playback *p, uint64_t now, size_t bytes, bool voiced);
+/* Accounts what played up to `now` (heard, voiced). */
+void sim_playback_advance(sim_playback *p, uint64_t now);
+/* A clear at `now`: what has not played never will. */
+void sim_playback_clear(sim_playback *p, uint64_t now);
+
+/* ---- the caller taking turns (turns.c) ---- */
+
+#define SIM_CLIPS_MAX 64
+
+/* A clip to say, 8 kHz μ-law padded with silence to whole frames. */
+typedef struct sim_clip {
+    const char *path;
+    uint8_t *ulaw;
+    size_t frames;
+    sim_speech speech;
+} sim_clip;
+
+typedef struct sim_turn_opts {
+    const sim_clip *clips;
+    size_t nclips;
+    uint64_t first_after_ns;    /* agent silent from the start: the first clip after this */
+    uint64_t gap_ns;            /* the agent stopped talking: no voice for this long */
+    uint64_t answer_timeout_ns; /* no answer this long after our speech: go on */
+    uint64_t barge_ns;          /* with barge: next clip this long into the agent's answer */
+    bool barge;
+} sim_turn_opts;
+
+/* One turn, as reported. Times are ns on the clock of the calls to sim_turns_*. A frame
+ * sent at t holds the audio of [t - 20 ms, t), as on a phone line: our speech starts 20 ms
+ * before its first voiced frame is sent and ends when its last is. */
+typedef struct sim_turn {
+    bool spoken; /* begun (the call may end first) */
+    unsigned clip;
+    uint64_t start;      /* the clip's audio */
+    uint64_t onset, end; /* its speech */
+    bool began;          /* its first voiced frame went out */
+    bool ended;          /* its last voiced frame went out */
+    bool barge;          /* started into the agent's answer (--barge-in-ms) */
+    bool answered;       /* agent voice arrived after our speech ended (and played) */
+    uint64_t answer;     /* when the first of it played */
+    bool cleared;        /* a clear came during the turn */
+    uint64_t clear;      /* the first one */
+    uint64_t heard;      /* agent audio played during the turn (ns) */
+    uint64_t overlap;    /* agent voice played while we spoke (ns) */
+    uint64_t heard_at_start, voiced_at_onset; /* playback totals then */
+} sim_turn;
+
+typedef struct sim_turns {
+    const sim_turn_opts *o;
+    sim_playback *play;
+    sim_turn *turns; /* o->nclips records, the caller's */
+    size_t started;  /* turns begun */
+    size_t pos;      /* next frame of the current clip */
+    bool speaking;   /* the current clip has frames left */
+    bool done;       /* the last turn was answered and its answer played (or given up) */
+    bool spoke;      /* the agent's voice was heard before our first turn */
+    uint64_t spoke_at;
+    uint64_t t0;
+} sim_turns;
+
+/* `play` and `turns` must outlive `t`. */
+void sim_turns_init(sim_turns *t, const sim_turn_opts *o, sim_playback *play, sim_turn *turns,
+                    uint64_t t0);
+/* The frame to send in the slot at `now`, into `frame`: the current clip's, or silence.
+ * false once the conversation is over (nothing written). */
+bool sim_turns_frame(sim_turns *t, uint64_t now, uint8_t frame[SIM_FRAME_BYTES]);
+/* Agent audio arrived at `now`: when it starts playing. */
+uint64_t sim_turns_media(sim_turns *t, uint64_t now, const uint8_t *ulaw, size_t n);
+/* A clear arrived at `now`. */
+void sim_turns_clear(sim_turns *t, uint64_t now);
+/* The call ends at `now`, over or not: closes the turn in progress. */
+void sim_turns_finish(sim_turns *t, uint64_t now);
 
 /* ---- the run ---- */
 
@@ -61,6 +189,8 @@ typedef struct sim_opts {
     const char *account_sid;
     const char *from, *to;
     const char *out;        /* what the server sent back: a .wav (one call) or a folder */
+    bool out_stereo;        /* --out: what we said left, what we heard right */
+    const char *say;        /* clips to say as turns, comma-separated */
     const char *ca_file;    /* wss/https: trust this CA */
     bool insecure;          /* wss/https: do not verify */
     double setup_timeout_s; /* webhook + upgrade must finish within this */
@@ -73,7 +203,8 @@ typedef struct sim_counts {
     uint64_t media_rx;    /* media messages from the server */
     uint64_t bytes_rx;
     uint64_t marks_rx, marks_echoed, clears_rx, dtmf_sent;
-    uint64_t bad_rx; /* server messages we could not parse */
+    uint64_t bad_rx;      /* server messages we could not parse */
+    uint64_t play_merged; /* playback stretches merged (sim_playback.merged) */
 } sim_counts;
 
 typedef struct sim_call sim_call;
@@ -85,7 +216,11 @@ typedef struct sim {
     cs_fetch *fetch; /* the webhooks */
     uint8_t *ulaw; /* the audio to send, 8 kHz μ-law */
     size_t nulaw;
-    uint64_t frames; /* per call */
+    uint64_t frames;               /* per call (with --say: at most) */
+    sim_clip clips[SIM_CLIPS_MAX]; /* --say */
+    size_t nclips;
+    sim_turn_opts turn;
+    sim_turn *turns; /* nclips per call */
     sim_call *calls;
     unsigned started, finished;
     uint64_t t0_ns;
@@ -101,6 +236,8 @@ void sim_call_start(sim *s, unsigned i);
 /* Size of one call's state. */
 size_t sim_call_size(void);
 sim_call *sim_call_at(sim *s, unsigned i);
+/* When its stream started (its turns' times count from there), 0 if it did not. */
+uint64_t sim_call_t0(const sim_call *c);
 /* Called by a call once it is over (it has released its handles or will). */
 void sim_call_finished(sim *s);
 
