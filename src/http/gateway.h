@@ -80,8 +80,9 @@ typedef struct cs_gateway {
     cs_stt *stt;
     cs_map transcribing; /* StreamSid → its speakers' sessions */
     cs_map grammars;     /* STT_GRAMMAR_DIR: name → JSGF text */
-    const cs_tts_ops *tts_ops; /* NULL: agents have no voice (TTS=none) */
-    cs_tts *tts;               /* the engine agents speak with */
+    /* The speech engine agents speak with (TTS); NULL with TTS=none. */
+    const cs_tts_ops *tts_ops;
+    cs_tts *tts;
     cs_webhook *webhook; /* NULL without TRANSCRIPT_WEBHOOK_URL */
     cs_transcripts transcripts;
     monitor *monitors; /* open monitor sockets */
