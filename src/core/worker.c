@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 
@@ -106,6 +108,8 @@ static void *worker_main(void *arg)
 {
     cs_worker *w = arg;
     pthread_setname_np(pthread_self(), w->name);
+    /* Linux: a thread id names one thread, so only this one yields. */
+    if (w->hooks.nice) setpriority(PRIO_PROCESS, (id_t)gettid(), w->hooks.nice);
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (!w->head && !w->stopping) pthread_cond_wait(&w->cond, &w->lock);
