@@ -7,7 +7,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/worker.h"
@@ -432,6 +434,31 @@ static void mailbox_run_and_close_deliver_what_is_pending(void **state)
     cs_mailbox_close(NULL);
 }
 
+static int seen_nice;
+
+static void read_nice(cs_job *job)
+{
+    (void)job;
+    errno = 0;
+    seen_nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+}
+
+/* A worker given a niceness runs its jobs at it; the loop's thread keeps its own. */
+static void a_worker_runs_at_its_niceness(void **state)
+{
+    fixture *f = *state;
+    int mine = getpriority(PRIO_PROCESS, (id_t)gettid());
+    cs_worker_hooks low = {.nice = 5};
+    cs_worker *w;
+    assert_int_equal(cs_worker_start(&w, "t-nice", 4, f->mb, &low), 0);
+    cs_job job = {read_nice, NULL, NULL};
+    seen_nice = -100;
+    assert_int_equal(cs_worker_post(w, &job), 0);
+    cs_worker_stop(w);
+    assert_int_equal(seen_nice, mine + 5 > 19 ? 19 : mine + 5);
+    assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), mine);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -444,6 +471,7 @@ int main(void)
         T(a_job_without_done_may_free_itself),
         T(mailbox_posts_from_many_threads),
         T(mailbox_run_and_close_deliver_what_is_pending),
+        T(a_worker_runs_at_its_niceness),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
