@@ -1,5 +1,5 @@
 // The transcript pane: segments in time order, each labelled with its speaker. An interim
-// segment is replaced by any later one with the same id.
+// segment is replaced by any later one with the same id, and a final by its refined version.
 
 const SPEAKERS = { caller: 'Caller', agent: 'Agent' };
 
@@ -41,6 +41,8 @@ export class Transcript {
     li.dataset.start = String(seg.start_ms ?? 0);
     li.classList.toggle('interim', !seg.final);
     li.classList.toggle('final', !!seg.final);
+    li.classList.toggle('refined', !!seg.refined);
+    li.title = seg.refined ? 'refined' : '';
     li.firstChild.textContent = `${SPEAKERS[seg.speaker] || seg.speaker || '?'}:`;
     li.lastChild.textContent = seg.text ?? '';
     this.place(li, Number(li.dataset.start));
