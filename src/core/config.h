@@ -38,13 +38,13 @@
       "speakers transcribed at once (pocketsphinx: decoders loaded, ~90 MB each)")                \
     S(stt_model_dir, "STT_MODEL_DIR", "/usr/share/pocketsphinx/model/en-us",                      \
       "pocketsphinx model: the folder with en-us/, cmudict-en-us.dict, en-us.lm.bin")             \
-    S(stt_passes, "STT_PASSES", "forward",                                                      \
+    S(stt_passes, "STT_PASSES", "forward",                                                        \
       "pocketsphinx live finals: forward (fast, for turn-taking), lattice or fwdflat (more "      \
       "passes: better, later)")                                                                   \
     N(stt_refine, "STT_REFINE", 1, 0, 1,                                                          \
       "pocketsphinx: each final re-decoded off the live path and sent again, refined, to "        \
       "replace it in the store, the pages and the webhook")                                       \
-    S(stt_refine_passes, "STT_REFINE_PASSES", "lattice",                                          \
+    S(stt_refine_passes, "STT_REFINE_PASSES", "fwdflat",                                          \
       "passes of the refining decoders: lattice or fwdflat")                                      \
     N(stt_refine_decoders, "STT_REFINE_DECODERS", 1, 1, 64,                                       \
       "refining decoders (~90 MB each), each on a low-priority thread")                           \

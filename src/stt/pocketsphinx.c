@@ -14,10 +14,12 @@
  * Refinement (STT_REFINE) wins back what the other passes are worth: each utterance's
  * audio, as the live decoder took it, goes with its fast final to a refining decoder of
  * its own (STT_REFINE_PASSES) on a low-priority thread, whose result is sent as a final
- * again, with the same id and `refined` set. Its queue and the audio kept per utterance
- * are bounded; a final past either bound stays as it is (counted). A session's
- * on_closed waits for its refinements. Grammars and keyword lists are exact enough
- * already: their sessions are not refined. */
+ * again, with the same id and `refined` set. Not on the live decoder's worker: decoding
+ * an utterance again costs about as much as the first time, and the next utterance's
+ * fast final would wait for it. Its queue and the audio kept per utterance are bounded;
+ * a final past either bound stays as it is (counted). A session's decoder goes back to
+ * the pool at once; its on_closed waits for its refinements. Grammars and keyword lists
+ * are exact enough already: their sessions are not refined. */
 #include <pocketsphinx.h>
 #include <pthread.h>
 #include <sphinxbase/cmn.h>
@@ -78,6 +80,12 @@ static const passes pass_table[] = {
     {"lattice", "no", "yes"},
     {"fwdflat", "yes", "yes"},
 };
+
+/* "-remove_silence": the live decoder's speech detection cuts the stream into utterances;
+ * a refining decoder takes the whole utterance it is given, silence and all (corpus WER,
+ * tuning part: 71.8 % with its own detection, 70.4 % without, lattice pass). */
+#define LIVE_SILENCE   "yes"
+#define REFINE_SILENCE "no"
 
 /* Every session starts from this cepstral mean: the average of phone-band speech (8 kHz
  * μ-law, resampled), where the model's own wide-band one made the first seconds of each
@@ -774,7 +782,8 @@ static const passes *find_passes(const char *name)
     return NULL;
 }
 
-static int load_decoder(decoder *d, const char *dir, const passes *p, cs_buf *err)
+static int load_decoder(decoder *d, const char *dir, const passes *p, const char *silence,
+                        cs_buf *err)
 {
     char hmm[4200], lm[4200], dict[4200];
     snprintf(hmm, sizeof hmm, "%s/en-us", dir);
@@ -789,7 +798,8 @@ static int load_decoder(decoder *d, const char *dir, const passes *p, cs_buf *er
         return CS_ECONFIG;
     }
     cmd_ln_t *c = cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", hmm, "-lm", lm, "-dict", dict,
-                              "-fwdflat", p->fwdflat, "-bestpath", p->bestpath, PS_SETTINGS, NULL);
+                              "-fwdflat", p->fwdflat, "-bestpath", p->bestpath, "-remove_silence",
+                              silence, PS_SETTINGS, NULL);
     d->ps = c ? ps_init(c) : NULL;
     cmd_ln_free_r(c); /* the decoder keeps its own reference */
     if (!d->ps) {
@@ -811,17 +821,18 @@ static int load_decoder(decoder *d, const char *dir, const passes *p, cs_buf *er
     return 0;
 }
 
-/* `n` decoders with passes `p`, each on worker i % nworkers (named prefix-i) started with
- * `hooks`, its queue `max_jobs` long. */
+/* `n` decoders with passes `p` and `silence` removal, and `nworkers` workers (named
+ * prefix-i) started with `hooks`, their queues `max_jobs` long. */
 static int start_pool(decoder **dec, size_t n, cs_worker ***workers, size_t nworkers,
                       const char *prefix, size_t max_jobs, const cs_worker_hooks *hooks,
-                      const cs_config *cfg, const passes *p, cs_mailbox *mb, cs_buf *err)
+                      const cs_config *cfg, const passes *p, const char *silence,
+                      cs_mailbox *mb, cs_buf *err)
 {
     *dec = calloc(n ? n : 1, sizeof **dec);
     *workers = calloc(nworkers, sizeof **workers);
     if (!*dec || !*workers) return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        int rc = load_decoder(&(*dec)[i], cfg->stt_model_dir, p, err);
+        int rc = load_decoder(&(*dec)[i], cfg->stt_model_dir, p, silence, err);
         if (rc < 0) return rc;
     }
     for (size_t i = 0; i < nworkers; i++) {
@@ -839,7 +850,7 @@ static int ps_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
                      cs_buf *err)
 {
     const char *live_name = cfg->stt_passes ? cfg->stt_passes : "forward";
-    const char *refine_name = cfg->stt_refine_passes ? cfg->stt_refine_passes : "lattice";
+    const char *refine_name = cfg->stt_refine_passes ? cfg->stt_refine_passes : "fwdflat";
     const passes *live = find_passes(live_name), *refined = find_passes(refine_name);
     if (!live || !refined) {
         cs_buf_printf(err, "%s: '%s' is not forward, lattice or fwdflat",
@@ -856,7 +867,7 @@ static int ps_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
     if (e->nworkers == 0) e->nworkers = 1;
     uint64_t t0 = uv_hrtime();
     int rc = start_pool(&e->decoders, e->ndecoders, &e->workers, e->nworkers, "stt",
-                        e->ndecoders + 1, NULL, cfg, live, mb, err);
+                        e->ndecoders + 1, NULL, cfg, live, LIVE_SILENCE, mb, err);
     for (size_t i = 0; rc == 0 && i < e->ndecoders; i++) {
         e->decoders[i].next_free = e->free;
         e->free = &e->decoders[i];
@@ -868,7 +879,7 @@ static int ps_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
         cs_worker_hooks low = {.nice = REFINE_NICE};
         rc = start_pool(&e->refiners, e->nrefiners, &e->rworkers, e->nrefiners, "stt-refine",
                         cfg->stt_refine_queue > 0 ? (size_t)cfg->stt_refine_queue : 1, &low, cfg,
-                        refined, mb, err);
+                        refined, REFINE_SILENCE, mb, err);
     }
     if (rc < 0) {
         ps_destroy(e);

@@ -5,13 +5,12 @@
  * fast final alone, counted; grammars are not refined; the passes are checked by name. */
 #include "pocketsphinx_harness.h"
 
-/* An engine of `sessions` decoders refining with one decoder, its queue `queue` long and
- * utterances up to `max_ms`. */
+/* An engine of `sessions` decoders refining with one decoder (its default passes), its
+ * queue `queue` long and utterances up to `max_ms`. */
 static tctx *start_refining(int64_t sessions, int64_t queue, int64_t max_ms)
 {
     cs_config cfg = config(MODEL_DIR, sessions);
     cfg.stt_refine = 1;
-    cfg.stt_refine_passes = "lattice";
     cfg.stt_refine_decoders = 1;
     cfg.stt_refine_queue = queue;
     cfg.stt_refine_max_ms = max_ms;
