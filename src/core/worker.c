@@ -108,8 +108,12 @@ static void *worker_main(void *arg)
 {
     cs_worker *w = arg;
     pthread_setname_np(pthread_self(), w->name);
-    /* Linux: a thread id names one thread, so only this one yields. */
-    if (w->hooks.nice) setpriority(PRIO_PROCESS, (id_t)gettid(), w->hooks.nice);
+    /* Linux: a thread id names one thread, so only this one moves, from the niceness it
+     * inherited. */
+    if (w->hooks.nice) {
+        id_t self = (id_t)gettid();
+        setpriority(PRIO_PROCESS, self, getpriority(PRIO_PROCESS, self) + w->hooks.nice);
+    }
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (!w->head && !w->stopping) pthread_cond_wait(&w->cond, &w->lock);
