@@ -49,7 +49,10 @@ async function startServer(dir, port) {
   const collect = (d) => { text += d; };
   srv.stdout.on('data', collect);
   srv.stderr.on('data', collect);
-  for (let i = 0; i < 300 && !text.includes('listening on'); i++) await sleep(20);
+  // generously: decoders load first (seconds each on a busy machine)
+  for (const end = Date.now() + 60000; Date.now() < end && !text.includes('listening on');) {
+    await sleep(20);
+  }
   check(text.includes('listening on'), `the gateway did not start:\n${text}`);
   const m = text.match(/created 'admin' with password ([0-9a-f]+)/);
   check(m, 'no admin password in the log');

@@ -264,6 +264,51 @@ static int hook_taken(hook *h)
     return n;
 }
 
+/* ---- a listener on the monitor socket ---- */
+
+/* Signed in and watching the list of calls; it subscribes to the first call that starts. */
+typedef struct listener {
+    it_ws list, call;
+    int port;
+    char hdrs[512];
+} listener;
+
+static void listener_open(listener *l, const it_server *s)
+{
+    char cookie[256];
+    l->port = s->port;
+    l->call.fd = -1;
+    IT_CHECK(it_session(s, cookie, sizeof cookie) == 0, "cannot sign in");
+    snprintf(l->hdrs, sizeof l->hdrs, "%sOrigin: http://127.0.0.1:%d\r\n", cookie, s->port);
+    IT_CHECK(it_ws_connect(&l->list, s->port, "/monitor", l->hdrs) == 0, "monitor refused");
+    it_ws_send_text(&l->list, "{\"type\":\"watch_calls\"}");
+}
+
+/* The next message within `timeout_ms`, parsed (caller frees), or NULL: the list's until
+ * a call starts, then the call's. */
+static cJSON *listener_next(listener *l, int timeout_ms)
+{
+    cs_ws_event ev;
+    it_ws *w = l->call.fd >= 0 ? &l->call : &l->list;
+    if (it_ws_next(w, &ev, timeout_ms) != 1 || ev.type != CS_WS_EV_MESSAGE) return NULL;
+    cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+    if (!strcmp(str(j, "type"), "call_started") && l->call.fd < 0) {
+        IT_CHECK(it_ws_connect(&l->call, l->port, "/monitor", l->hdrs) == 0,
+                 "second socket refused");
+        char sub[160];
+        snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}",
+                 str(cJSON_GetObjectItem(j, "call"), "sid"));
+        it_ws_send_text(&l->call, sub);
+    }
+    return j;
+}
+
+static void listener_close(listener *l)
+{
+    it_ws_close(&l->call);
+    it_ws_close(&l->list);
+}
+
 /* ---- a fake Deepgram, on its own thread ---- */
 
 typedef struct dg_thread {
@@ -345,12 +390,8 @@ static void free_speech(void)
         return;
     }
     /* A listener watching the first call. */
-    char cookie[256], hdr[512];
-    IT_CHECK(it_session(&s, cookie, sizeof cookie) == 0, "cannot sign in");
-    snprintf(hdr, sizeof hdr, "%sOrigin: http://127.0.0.1:%d\r\n", cookie, s.port);
-    it_ws list, call = {.fd = -1};
-    IT_CHECK(it_ws_connect(&list, s.port, "/monitor", hdr) == 0, "monitor refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    listener l;
+    listener_open(&l, &s);
     pid_t sims[NFREE];
     for (size_t i = 0; i < NFREE; i++) {
         char wav[1024];
@@ -359,18 +400,8 @@ static void free_speech(void)
     }
     int interims = 0, finals = 0;
     for (int i = 0; i < 300 && (finals == 0 || interims == 0); i++) {
-        cs_ws_event ev;
-        it_ws *w = call.fd >= 0 ? &call : &list;
-        if (it_ws_next(w, &ev, 100) != 1 || ev.type != CS_WS_EV_MESSAGE) continue;
-        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
-        if (!strcmp(str(j, "type"), "call_started") && call.fd < 0) {
-            IT_CHECK(it_ws_connect(&call, s.port, "/monitor", hdr) == 0, "second socket refused");
-            char sub[160];
-            snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}",
-                     str(cJSON_GetObjectItem(j, "call"), "sid"));
-            it_ws_send_text(&call, sub);
-        }
-        if (!strcmp(str(j, "type"), "transcript")) {
+        cJSON *j = listener_next(&l, 100);
+        if (j && !strcmp(str(j, "type"), "transcript")) {
             const cJSON *seg = cJSON_GetObjectItem(j, "segment");
             cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")) ? finals++ : interims++;
         }
@@ -378,8 +409,7 @@ static void free_speech(void)
     }
     IT_CHECK(interims > 0 && finals > 0, "a listener saw %d interim and %d final segments",
              interims, finals);
-    it_ws_close(&call);
-    it_ws_close(&list);
+    listener_close(&l);
     for (size_t i = 0; i < NFREE; i++) {
         int exit_status;
         cJSON_Delete(it_sim_wait(sims[i], &exit_status));
@@ -541,31 +571,19 @@ static void refined_finals(void)
     free(pcm);
     free(all);
 
-    char cookie[256], hdrs[512];
-    IT_CHECK(it_session(&s, cookie, sizeof cookie) == 0, "cannot sign in");
-    snprintf(hdrs, sizeof hdrs, "%sOrigin: http://127.0.0.1:%d\r\n", cookie, s.port);
-    it_ws list, call = {.fd = -1};
-    IT_CHECK(it_ws_connect(&list, s.port, "/monitor", hdrs) == 0, "monitor refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    listener l;
+    listener_open(&l, &s);
     pid_t sim = it_sim_spawn(&s, "--wav %s --from +15550007000", wav);
     enum { MAX = 64 };
     char fast[MAX][160], refined[MAX][160], texts[MAX][512];
     int nfast = 0, nrefined = 0, out_of_order = 0;
     bool ended = false;
     for (long long deadline = it_now_ms() + 60000; !ended && it_now_ms() < deadline;) {
-        cs_ws_event ev;
-        it_ws *w = call.fd >= 0 ? &call : &list;
-        if (it_ws_next(w, &ev, 100) != 1 || ev.type != CS_WS_EV_MESSAGE) continue;
-        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+        bool subscribed = l.call.fd >= 0;
+        cJSON *j = listener_next(&l, 100);
+        if (!j) continue;
         const char *type = str(j, "type");
-        if (!strcmp(type, "call_started") && call.fd < 0) {
-            IT_CHECK(it_ws_connect(&call, s.port, "/monitor", hdrs) == 0, "second socket refused");
-            char sub[160];
-            snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}",
-                     str(cJSON_GetObjectItem(j, "call"), "sid"));
-            it_ws_send_text(&call, sub);
-        }
-        ended = w == &call && !strcmp(type, "call_ended");
+        ended = subscribed && !strcmp(type, "call_ended");
         const cJSON *seg = cJSON_GetObjectItem(j, "segment");
         if (!strcmp(type, "transcript") && cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")) &&
             str(seg, "text")[0]) {
@@ -582,8 +600,7 @@ static void refined_finals(void)
         }
         cJSON_Delete(j);
     }
-    it_ws_close(&call);
-    it_ws_close(&list);
+    listener_close(&l);
     int exit_status;
     cJSON_Delete(it_sim_wait(sim, &exit_status));
     IT_CHECK(exit_status == 0, "the call failed");

@@ -144,6 +144,15 @@ static inline uint8_t *clip(const char *name, size_t *n)
     return ulaw;
 }
 
+/* tests/data/grammars/cards.jsgf, which the cards clips speak (caller frees). */
+static inline char *cards_grammar(void)
+{
+    size_t len;
+    char *grammar = (char *)tu_read_file(tu_data_path("grammars/cards.jsgf"), &len);
+    assert_non_null(grammar);
+    return grammar;
+}
+
 /* Feeds `n` bytes at `pos_ms` in 20 ms frames, as the gateway does. */
 static inline void feed(cs_stt_session *s, uint32_t pos_ms, const uint8_t *ulaw, size_t n)
 {
@@ -214,6 +223,26 @@ static inline double wer_against(const char *name, const char *hyp)
     return wer_rate(&c);
 }
 
+/* A clip placed a minute into the call (BASE_MS) and fed in real time, with half a second
+ * of silence before and a second after, in a session of its own, closed. Its length in
+ * ms goes to *len_ms; the session's results are returned (caller frees). */
+static inline voice *play_live(tctx *t, const char *name, uint32_t *len_ms)
+{
+    voice *v = calloc(1, sizeof *v);
+    assert_non_null(v);
+    cs_stt_session *s;
+    assert_int_equal(open_voice(t, v, NULL, NULL, &s), 0);
+    size_t n;
+    uint8_t *audio = clip(name, &n);
+    *len_ms = (uint32_t)(n / 8);
+    silence(s, BASE_MS - 500, 500);
+    feed_live(t, s, BASE_MS, audio, n);
+    silence(s, BASE_MS + *len_ms, 1000);
+    finish(t, v, s);
+    free(audio);
+    return v;
+}
+
 /* Transcribes one clip in a session of its own, as a call would: a little silence, the
  * clip, a second of silence, close. The finals joined go to `text`; the session's results
  * are returned (caller frees). */
@@ -235,6 +264,50 @@ static inline voice *transcribe(tctx *t, const char *name, const char *grammar, 
     print_message("%s: \"%s\"\n", name, text);
     free(audio);
     return v;
+}
+
+/* ---- refinement ---- */
+
+/* An engine of `sessions` decoders refining with one decoder (its default passes), its
+ * queue `queue` long and utterances up to `max_ms`. */
+static inline tctx *start_refining(int64_t sessions, int64_t queue, int64_t max_ms)
+{
+    cs_config cfg = config(MODEL_DIR, sessions);
+    cfg.stt_refine = 1;
+    cfg.stt_refine_decoders = 1;
+    cfg.stt_refine_queue = queue;
+    cfg.stt_refine_max_ms = max_ms;
+    return start_with(&cfg);
+}
+
+static inline size_t refined_count(const voice *v)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < v->nsegs; i++) n += v->segs[i].refined;
+    return n;
+}
+
+/* Every refined final follows a fast final with words and the same id, once; times lie
+ * within [lo, hi]. Returns how many fast finals with words there were. */
+static inline size_t check_refined(const voice *v, uint32_t lo, uint32_t hi)
+{
+    size_t spoken = 0;
+    for (size_t i = 0; i < v->nsegs; i++) {
+        const seg_rec *r = &v->segs[i];
+        if (r->final && !r->refined && r->text[0]) spoken++;
+        if (!r->refined) continue;
+        assert_true(r->text[0] != '\0');
+        assert_true(r->start_ms >= lo && r->end_ms <= hi && r->start_ms <= r->end_ms);
+        size_t fast = 0, again = 0;
+        for (size_t k = 0; k < v->nsegs; k++) {
+            if (v->segs[k].id != r->id || !v->segs[k].final) continue;
+            if (k < i && !v->segs[k].refined && v->segs[k].text[0]) fast++;
+            if (k != i && v->segs[k].refined) again++;
+        }
+        assert_int_equal(fast, 1);
+        assert_int_equal(again, 0);
+    }
+    return spoken;
 }
 
 #endif

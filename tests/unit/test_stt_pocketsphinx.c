@@ -32,16 +32,8 @@ static void test_utterance_on_timeline(void **state)
 {
     (void)state;
     tctx *t = start(1);
-    voice *v = calloc(1, sizeof *v);
-    cs_stt_session *s;
-    assert_int_equal(open_voice(t, v, NULL, NULL, &s), 0);
-    size_t n;
-    uint8_t *audio = clip("pocketsphinx_goforward", &n);
-    uint32_t len_ms = (uint32_t)(n / 8);
-    silence(s, BASE_MS - 500, 500);
-    feed_live(t, s, BASE_MS, audio, n);
-    silence(s, BASE_MS + len_ms, 1000);
-    finish(t, v, s);
+    uint32_t len_ms;
+    voice *v = play_live(t, "pocketsphinx_goforward", &len_ms);
 
     char text[2048];
     finals(v, text, sizeof text, BASE_MS - 500, BASE_MS + len_ms + 1000);
@@ -66,7 +58,6 @@ static void test_utterance_on_timeline(void **state)
     assert_int_equal(st.interims, count(v, false));
     assert_in_range(st.audio_ms, len_ms + 1400, len_ms + 1520);
     assert_int_equal(st.dropped_ms, 0);
-    free(audio);
     free(v);
     stop(t);
 }
@@ -181,9 +172,7 @@ static void test_gaps_and_overlap(void **state)
 static void test_grammar(void **state)
 {
     (void)state;
-    size_t glen;
-    char *grammar = (char *)tu_read_file(tu_data_path("grammars/cards.jsgf"), &glen);
-    assert_non_null(grammar);
+    char *grammar = cards_grammar();
     tctx *t = start(1);
     wer_count total = {0};
     for (int i = 1; i <= 5; i++) {
