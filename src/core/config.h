@@ -44,6 +44,20 @@
       "speakers transcribed at once (pocketsphinx: decoders loaded, ~90 MB each)")                \
     S(stt_model_dir, "STT_MODEL_DIR", "/usr/share/pocketsphinx/model/en-us",                      \
       "pocketsphinx model: the folder with en-us/, cmudict-en-us.dict, en-us.lm.bin")             \
+    S(stt_passes, "STT_PASSES", "forward",                                                        \
+      "pocketsphinx live finals: forward (fast, for turn-taking), lattice or fwdflat (more "      \
+      "passes: better, later)")                                                                   \
+    N(stt_refine, "STT_REFINE", 1, 0, 1,                                                          \
+      "pocketsphinx: each final re-decoded off the live path and sent again, refined, to "        \
+      "replace it in the store, the pages and the webhook")                                       \
+    S(stt_refine_passes, "STT_REFINE_PASSES", "fwdflat",                                          \
+      "passes of the refining decoders: lattice or fwdflat")                                      \
+    N(stt_refine_decoders, "STT_REFINE_DECODERS", 1, 1, 64,                                       \
+      "refining decoders (~90 MB each), each on a low-priority thread")                           \
+    N(stt_refine_queue, "STT_REFINE_QUEUE", 32, 1, 100000,                                        \
+      "utterances waiting per refining decoder; past it a final stays unrefined (counted)")       \
+    N(stt_refine_max_ms, "STT_REFINE_MAX_MS", 20000, 1000, 30000,                                 \
+      "a longer utterance is not refined (counted); bounds the audio kept per speaker")           \
     S(stt_grammar_dir, "STT_GRAMMAR_DIR", "",                                                     \
       "folder of NAME.jsgf grammars a call may ask for (<Parameter name=\"SttGrammar\">)")       \
     S(stt_grammar, "STT_GRAMMAR", "", "grammar (a name in STT_GRAMMAR_DIR) for every call")       \

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 
@@ -106,6 +108,12 @@ static void *worker_main(void *arg)
 {
     cs_worker *w = arg;
     pthread_setname_np(pthread_self(), w->name);
+    /* Linux: a thread id names one thread, so only this one moves, from the niceness it
+     * inherited. */
+    if (w->hooks.nice) {
+        id_t self = (id_t)gettid();
+        setpriority(PRIO_PROCESS, self, getpriority(PRIO_PROCESS, self) + w->hooks.nice);
+    }
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (!w->head && !w->stopping) pthread_cond_wait(&w->cond, &w->lock);

@@ -45,6 +45,9 @@ typedef struct cs_worker_hooks {
     /* Once a job arrives, wait this long for more before running them: one wake-up and
      * one batch instead of one per job, at the price of that much delay. 0: none. */
     unsigned linger_ms;
+    /* Added to the thread's niceness (0: the process's): work that must not slow the
+     * others. */
+    int nice;
 } cs_worker_hooks;
 
 typedef struct cs_worker cs_worker;

@@ -404,10 +404,17 @@ void cs_metrics(cs_request *r)
                         "speakers left without a transcript: no engine free", (double)ss.refused);
         cs_prom_counter(&out, "callstream_stt_failures_total", "transcription sessions that failed",
                         (double)ss.failures);
-        static const char *const kinds[] = {"interim", "final"};
-        uint64_t segs[] = {ss.interims, ss.finals};
+        static const char *const kinds[] = {"interim", "final", "refined"};
+        uint64_t segs[] = {ss.interims, ss.finals, ss.refined};
         family(&out, "callstream_stt_segments_total", "counter", "transcript segments", "kind",
-               kinds, segs, 2);
+               kinds, segs, 3);
+        static const char *const why[] = {"queue_full", "too_long"};
+        uint64_t skipped[] = {ss.refine_full, ss.refine_too_long};
+        family(&out, "callstream_stt_refine_skipped_total", "counter",
+               "finals left as they were, not refined (STT_REFINE_QUEUE, STT_REFINE_MAX_MS)",
+               "reason", why, skipped, 2);
+        cs_prom_gauge(&out, "callstream_stt_refine_pending", "utterances waiting to be refined",
+                      (double)ss.refine_pending);
         cs_prom_counter(&out, "callstream_stt_audio_seconds_total", "audio transcribed",
                         (double)ss.audio_ms / 1000);
         cs_prom_counter(&out, "callstream_stt_dropped_audio_seconds_total",

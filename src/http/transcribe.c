@@ -80,6 +80,7 @@ static void segment_json(cs_json *j, const origin *v, const cs_stt_segment *seg)
     cs_json_kuint(j, "end_ms", seg->end_ms);
     cs_json_kstr(j, "text", seg->text);
     cs_json_kbool(j, "final", seg->final);
+    cs_json_kbool(j, "refined", seg->refined);
     cs_json_key(j, "confidence");
     if (seg->confidence >= 0)
         cs_json_double(j, seg->confidence);
@@ -121,6 +122,7 @@ static void deliver(cs_gateway *gw, const origin *v, const cs_stt_segment *seg)
             .end_ms = seg->end_ms,
             .confidence = seg->confidence >= 0 ? (int64_t)(seg->confidence * 1000 + 0.5) : -1,
             .at = cs_wall_ms(),
+            .refined = seg->refined,
         };
         cs_store_write(gw->store, rec);
     }
@@ -128,7 +130,8 @@ static void deliver(cs_gateway *gw, const origin *v, const cs_stt_segment *seg)
         cs_buf body = CS_BUF_INIT(CS_STT_TEXT_MAX * 8);
         cs_json_init(&j, &body);
         cs_json_obj(&j);
-        cs_json_kstr(&j, "event", "transcript.final");
+        /* A refined final updates the one sent before under the same id. */
+        cs_json_kstr(&j, "event", seg->refined ? "transcript.refined" : "transcript.final");
         cs_json_kstr(&j, "call_sid", v->call);
         cs_json_kstr(&j, "stream_sid", v->stream);
         cs_json_key(&j, "segment");

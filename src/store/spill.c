@@ -71,6 +71,7 @@ static const field segment_fields[] = {
     I(segment, end_ms),
     I(segment, confidence),
     I(segment, at),
+    I(segment, refined),
 };
 static const field user_fields[] = {
     S(user, name, true),

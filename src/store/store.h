@@ -71,7 +71,8 @@ typedef struct cs_event_row {
 } cs_event_row;
 
 /* One final transcript segment. (call_sid, stream_sid, speaker, seq) identifies it, so a
- * replayed write does not duplicate it. */
+ * replayed write does not duplicate it, and a refined final replaces the fast one (never
+ * the other way round, whatever order they come in). */
 typedef struct cs_segment_row {
     const char *call_sid, *stream_sid;
     const char *speaker; /* "caller" or "agent" */
@@ -80,6 +81,7 @@ typedef struct cs_segment_row {
     int64_t start_ms, end_ms; /* on the call's timeline */
     int64_t confidence;       /* per mille, or -1 when unknown */
     int64_t at;               /* when it was recognised */
+    int64_t refined;          /* 1: re-decoded after the fast final (cs_stt_segment) */
 } cs_segment_row;
 
 /* Access: secrets are kept as hashes only (Argon2id for passwords, SHA-256 for session

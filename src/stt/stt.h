@@ -24,6 +24,8 @@ typedef struct cs_stt_segment {
     uint32_t end_ms;
     const char *text;  /* UTF-8, trimmed; may be empty for an interim */
     bool final;
+    bool refined;      /* a final again, re-decoded more thoroughly after the fast one: it
+                          replaces the final of the same id (the engine may send none) */
     float confidence;  /* 0..1, or -1 when the engine gives none */
 } cs_stt_segment;
 
@@ -35,7 +37,9 @@ typedef struct cs_stt_session_opts {
     const char *grammar;  /* a JSGF grammar restricting what is recognised, or NULL */
     const char *keywords; /* keyword spotting: one phrase per line (pocketsphinx syntax
                              "phrase /1e-20/"), or NULL; at most one of grammar/keywords */
-    /* Results, on the loop. `data` is the caller's; it must stay valid until on_closed. */
+    /* Results, on the loop. `data` is the caller's; it must stay valid until on_closed,
+     * which comes after the refined finals still due (an engine that refines finishes the
+     * utterances queued for it before closing). */
     void (*on_segment)(void *data, const cs_stt_segment *seg);
     /* The engine failed for this session (it will send nothing more until closed); the
      * call goes on without a transcript. `err` < 0, `why` for logs and events. */
@@ -57,6 +61,10 @@ typedef struct cs_stt_stats {
     uint64_t reconnects;      /* connections tried again after a failure (network engines) */
     uint64_t close_timeouts;  /* sessions ended by their close deadline, results still due */
     uint64_t keywords_cut;    /* keywords past the engine's limit, not sent */
+    uint64_t refined;         /* refined finals sent */
+    uint64_t refine_full;     /* finals left unrefined: the refinement queue was full */
+    uint64_t refine_too_long; /* finals left unrefined: the utterance was over the cap */
+    uint64_t refine_pending;  /* utterances waiting for or in refinement (now) */
 } cs_stt_stats;
 
 typedef struct cs_stt_ops {

@@ -4,7 +4,8 @@
 // the list. Sign in; the call appears in the list within 2 s; open it; press play; the page's
 // counters show frames decoded and played and the waveform is not blank; the events log
 // shows start and the DTMF digit; the transcript pane shows both speakers (the echo agent
-// repeats the caller); when the call ends the page says so. Screenshots go to
+// repeats the caller) and a caller's final replaced in place by its refined version; when
+// the call ends the page says so. Screenshots go to
 // $CS_ARTIFACTS. Exits non-zero on the first failed check.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -48,7 +49,10 @@ async function startServer(dir, port) {
   const collect = (d) => { text += d; };
   srv.stdout.on('data', collect);
   srv.stderr.on('data', collect);
-  for (let i = 0; i < 300 && !text.includes('listening on'); i++) await sleep(20);
+  // generously: decoders load first (seconds each on a busy machine)
+  for (const end = Date.now() + 60000; Date.now() < end && !text.includes('listening on');) {
+    await sleep(20);
+  }
   check(text.includes('listening on'), `the gateway did not start:\n${text}`);
   const m = text.match(/created 'admin' with password ([0-9a-f]+)/);
   check(m, 'no admin password in the log');
@@ -158,6 +162,12 @@ async function main() {
     // the transcript pane: both speakers (the echo agent repeats the caller), finals black
     await page.locator('#transcript li.final[data-speaker="caller"]').first().waitFor({ timeout: 12000 });
     await page.locator('#transcript li[data-speaker="agent"]').first().waitFor({ timeout: 12000 });
+    // a final is replaced in place by its refined version: the same id, one line
+    const refined = page.locator('#transcript li.refined[data-speaker="caller"]').first();
+    await refined.waitFor({ timeout: 12000 });
+    const id = await refined.getAttribute('data-id');
+    check(await page.locator(`#transcript li[data-id="${id}"]`).count() === 1,
+      `segment ${id} is shown more than once`);
     await page.screenshot({ path: join(ARTIFACTS, '3-call-live.png') });
 
     // the call ends: the page says so

@@ -28,7 +28,7 @@
 #include "net/http.h"
 #include "provider/twilio.h"
 
-#define START_WAIT_MS 15000
+#define START_WAIT_MS 60000 /* decoders load before the gateway listens: slow on a busy machine */
 #define IO_WAIT_MS    10000
 #define MAX_ARGS      64
 

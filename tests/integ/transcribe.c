@@ -2,8 +2,8 @@
  * gateway transcribes them (pocketsphinx, or a fake Deepgram speaking its documented
  * protocol), and the stored transcript is scored against the corpus (word error rate).
  * Also: grammars, the agent's side through the echo agent, listeners receiving segments,
- * a full decoder pool, an engine failing mid-call or on every connection, and the signed
- * transcript webhook. */
+ * refined finals replacing fast ones, a full decoder pool, an engine failing mid-call or
+ * on every connection, and the signed transcript webhook. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audio/wav.h"
 #include "core/crypto.h"
 #include "deepgram_fake.h"
 #include "integ_util.h"
@@ -70,9 +71,9 @@ static void transcription_state(const it_server *s, const char *sid, char *state
     cJSON_Delete(j);
 }
 
-/* The stored transcript of one speaker, joined. */
-static void transcript_of(const it_server *s, const char *sid, const char *speaker, char *out,
-                          size_t cap, int *segments)
+/* The stored transcript of one speaker, joined; how many of its segments are refined. */
+static int transcript_refined(const it_server *s, const char *sid, const char *speaker, char *out,
+                              size_t cap, int *segments)
 {
     char target[128];
     snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
@@ -80,6 +81,7 @@ static void transcript_of(const it_server *s, const char *sid, const char *speak
     size_t n = 0;
     out[0] = '\0';
     *segments = 0;
+    int refined = 0;
     const cJSON *g;
     cJSON_ArrayForEach(g, cJSON_GetObjectItem(j, "segments"))
     {
@@ -87,8 +89,27 @@ static void transcript_of(const it_server *s, const char *sid, const char *speak
         int w = snprintf(out + n, cap - n, "%s%s", n ? " " : "", str(g, "text"));
         if (w > 0 && (size_t)w < cap - n) n += (size_t)w;
         (*segments)++;
+        refined += cJSON_IsTrue(cJSON_GetObjectItem(g, "refined"));
     }
     cJSON_Delete(j);
+    return refined;
+}
+
+static void transcript_of(const it_server *s, const char *sid, const char *speaker, char *out,
+                          size_t cap, int *segments)
+{
+    transcript_refined(s, sid, speaker, out, cap, segments);
+}
+
+static bool transcribed(void *data)
+{
+    return it_metric(((const it_server *)data)->port, "callstream_stt_sessions") == 0;
+}
+
+/* Waits until every session has closed: the last finals, refined ones too, are out. */
+static void transcripts_done(const it_server *s)
+{
+    IT_CHECK(it_until(transcribed, (void *)s, 60000), "transcription still going on");
 }
 
 static double wer_of(const char *name, const char *hyp)
@@ -113,9 +134,9 @@ typedef struct hook {
     int delay_ms; /* answer this late, and take each segment the first time */
     int received; /* requests read (counted before the answer) */
     int requests, refused, bad_signature, bad_body;
-    char ids[HOOK_MAX][160]; /* segment ids taken (answered 200) */
-    int nids;
-    char seen[HOOK_MAX][160]; /* segment ids refused once */
+    char ids[HOOK_MAX][160]; /* "<event> <segment id>" taken (answered 200) */
+    int nids, nrefined;      /* of which transcript.refined */
+    char seen[HOOK_MAX][160]; /* those refused once */
     int nseen;
 } hook;
 
@@ -186,19 +207,26 @@ static void *hook_main(void *arg)
             if (strcmp(sig, want) != 0 || !ts[0] || age < -5 || age > 60) h->bad_signature++;
             cJSON *j = cJSON_Parse(body);
             const cJSON *seg = cJSON_GetObjectItem(j, "segment");
-            /* Each segment's first delivery is refused, so each needs one retry. */
+            /* A refined final updates the final of its id, and says so. */
+            bool refined = strcmp(str(j, "event"), "transcript.refined") == 0;
+            char key[160];
+            snprintf(key, sizeof key, "%s %s", str(j, "event"), str(seg, "id"));
+            /* Each delivery's first attempt is refused, so each needs one retry. */
             bool refuse = !h->delay_ms;
-            for (int i = 0; i < h->nseen && refuse; i++)
-                refuse = strcmp(h->seen[i], str(seg, "id")) != 0;
+            for (int i = 0; i < h->nseen && refuse; i++) refuse = strcmp(h->seen[i], key) != 0;
             if (refuse && h->nseen < HOOK_MAX)
-                snprintf(h->seen[h->nseen++], sizeof h->seen[0], "%s", str(seg, "id"));
-            if (strcmp(str(j, "event"), "transcript.final") != 0 || !str(seg, "id")[0] ||
-                !str(seg, "text")[0] || !cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")))
+                snprintf(h->seen[h->nseen++], sizeof h->seen[0], "%s", key);
+            if ((!refined && strcmp(str(j, "event"), "transcript.final") != 0) ||
+                !str(seg, "id")[0] || !str(seg, "text")[0] ||
+                !cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")) ||
+                cJSON_IsTrue(cJSON_GetObjectItem(seg, "refined")) != refined)
                 h->bad_body++;
             else if (refuse)
                 h->refused++;
-            else if (h->nids < HOOK_MAX)
-                snprintf(h->ids[h->nids++], sizeof h->ids[0], "%s", str(seg, "id"));
+            else if (h->nids < HOOK_MAX) {
+                snprintf(h->ids[h->nids++], sizeof h->ids[0], "%s", key);
+                h->nrefined += refined;
+            }
             cJSON_Delete(j);
             pthread_mutex_unlock(&h->lock);
             const char *answer = refuse ? "HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
@@ -249,6 +277,51 @@ static bool hook_received(void *data)
     int n = h->received;
     pthread_mutex_unlock(&h->lock);
     return n > 0;
+}
+
+/* ---- a listener on the monitor socket ---- */
+
+/* Signed in and watching the list of calls; it subscribes to the first call that starts. */
+typedef struct listener {
+    it_ws list, call;
+    int port;
+    char hdrs[512];
+} listener;
+
+static void listener_open(listener *l, const it_server *s)
+{
+    char cookie[256];
+    l->port = s->port;
+    l->call.fd = -1;
+    IT_CHECK(it_session(s, cookie, sizeof cookie) == 0, "cannot sign in");
+    snprintf(l->hdrs, sizeof l->hdrs, "%sOrigin: http://127.0.0.1:%d\r\n", cookie, s->port);
+    IT_CHECK(it_ws_connect(&l->list, s->port, "/monitor", l->hdrs) == 0, "monitor refused");
+    it_ws_send_text(&l->list, "{\"type\":\"watch_calls\"}");
+}
+
+/* The next message within `timeout_ms`, parsed (caller frees), or NULL: the list's until
+ * a call starts, then the call's. */
+static cJSON *listener_next(listener *l, int timeout_ms)
+{
+    cs_ws_event ev;
+    it_ws *w = l->call.fd >= 0 ? &l->call : &l->list;
+    if (it_ws_next(w, &ev, timeout_ms) != 1 || ev.type != CS_WS_EV_MESSAGE) return NULL;
+    cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+    if (!strcmp(str(j, "type"), "call_started") && l->call.fd < 0) {
+        IT_CHECK(it_ws_connect(&l->call, l->port, "/monitor", l->hdrs) == 0,
+                 "second socket refused");
+        char sub[160];
+        snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}",
+                 str(cJSON_GetObjectItem(j, "call"), "sid"));
+        it_ws_send_text(&l->call, sub);
+    }
+    return j;
+}
+
+static void listener_close(listener *l)
+{
+    it_ws_close(&l->call);
+    it_ws_close(&l->list);
 }
 
 /* ---- a fake Deepgram, on its own thread ---- */
@@ -332,12 +405,8 @@ static void free_speech(void)
         return;
     }
     /* A listener watching the first call. */
-    char cookie[256], hdr[512];
-    IT_CHECK(it_session(&s, cookie, sizeof cookie) == 0, "cannot sign in");
-    snprintf(hdr, sizeof hdr, "%sOrigin: http://127.0.0.1:%d\r\n", cookie, s.port);
-    it_ws list, call = {.fd = -1};
-    IT_CHECK(it_ws_connect(&list, s.port, "/monitor", hdr) == 0, "monitor refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    listener l;
+    listener_open(&l, &s);
     pid_t sims[NFREE];
     for (size_t i = 0; i < NFREE; i++) {
         char wav[1024];
@@ -346,18 +415,8 @@ static void free_speech(void)
     }
     int interims = 0, finals = 0;
     for (int i = 0; i < 300 && (finals == 0 || interims == 0); i++) {
-        cs_ws_event ev;
-        it_ws *w = call.fd >= 0 ? &call : &list;
-        if (it_ws_next(w, &ev, 100) != 1 || ev.type != CS_WS_EV_MESSAGE) continue;
-        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
-        if (!strcmp(str(j, "type"), "call_started") && call.fd < 0) {
-            IT_CHECK(it_ws_connect(&call, s.port, "/monitor", hdr) == 0, "second socket refused");
-            char sub[160];
-            snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}",
-                     str(cJSON_GetObjectItem(j, "call"), "sid"));
-            it_ws_send_text(&call, sub);
-        }
-        if (!strcmp(str(j, "type"), "transcript")) {
+        cJSON *j = listener_next(&l, 100);
+        if (j && !strcmp(str(j, "type"), "transcript")) {
             const cJSON *seg = cJSON_GetObjectItem(j, "segment");
             cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")) ? finals++ : interims++;
         }
@@ -365,23 +424,22 @@ static void free_speech(void)
     }
     IT_CHECK(interims > 0 && finals > 0, "a listener saw %d interim and %d final segments",
              interims, finals);
-    it_ws_close(&call);
-    it_ws_close(&list);
+    listener_close(&l);
     for (size_t i = 0; i < NFREE; i++) {
         int exit_status;
         cJSON_Delete(it_sim_wait(sims[i], &exit_status));
         IT_CHECK(exit_status == 0, "call %zu failed", i);
     }
-    it_sleep_ms(1000); /* the last finals follow the end of the calls */
+    transcripts_done(&s);
 
     wer_count total = {0};
-    int stored = 0;
+    int stored = 0, refined = 0;
     for (size_t i = 0; i < NFREE; i++) {
         char from[32], sid[64], text[8192], ref[4096];
         int segments;
         snprintf(from, sizeof from, "+1555000100%zu", i);
         IT_CHECK(call_from(&s, from, sid, sizeof sid), "no call from %s", from);
-        transcript_of(&s, sid, "caller", text, sizeof text, &segments);
+        refined += transcript_refined(&s, sid, "caller", text, sizeof text, &segments);
         IT_CHECK(segments >= 1, "%s: nothing stored", free_clips[i]);
         stored += segments;
         IT_CHECK(wer_reference(corpus(), free_clips[i], ref, sizeof ref), "no reference");
@@ -407,11 +465,15 @@ static void free_speech(void)
     IT_CHECK(wer_rate(&total) <= WER_FREE_MAX, "WER %.2f above %.2f", wer_rate(&total),
              WER_FREE_MAX);
 
-    /* Every stored final reaches the webhook, once, after a refusal and a retry. */
-    for (int i = 0; i < 100 && hook_taken(&h) < stored; i++) it_sleep_ms(100);
+    /* Every stored final reaches the webhook, once, after a refusal and a retry; so does
+     * every refined one, as an update. */
+    IT_CHECK(refined >= 1, "no stored final is refined");
+    for (int i = 0; i < 100 && hook_taken(&h) < stored + refined; i++) it_sleep_ms(100);
     pthread_mutex_lock(&h.lock);
-    IT_CHECK(h.nids == stored, "webhook took %d of %d finals", h.nids, stored);
-    IT_CHECK(h.refused == stored && h.bad_signature == 0 && h.bad_body == 0,
+    IT_CHECK(h.nids == stored + refined && h.nrefined == refined,
+             "webhook took %d deliveries (%d refined) for %d finals, %d refined", h.nids,
+             h.nrefined, stored, refined);
+    IT_CHECK(h.refused == stored + refined && h.bad_signature == 0 && h.bad_body == 0,
              "webhook: %d refused, %d bad signatures, %d bad bodies", h.refused, h.bad_signature,
              h.bad_body);
     for (int i = 0; i < h.nids; i++)
@@ -561,6 +623,108 @@ static void agent_side(void)
         printf("transcribe: echo agent, %s: WER %.2f: %s\n", speakers[i], w, text);
         IT_CHECK(segments >= 1 && w <= WER_ECHO_MAX, "%s: WER %.2f", speakers[i], w);
     }
+    IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&s);
+}
+
+/* Kennedy's sentence and six seconds of silence, as one call: the listener gets finals and
+ * then, under the same ids, their refined versions (the silence keeps the call live until
+ * they come); the stored transcript holds the refined text, one row per id. */
+static void refined_finals(void)
+{
+    /* The clip with the silence after it, as a WAV of the test's own. */
+    int16_t *pcm;
+    size_t n;
+    unsigned rate;
+    char src[1024], wav[512];
+    snprintf(src, sizeof src, "%s/ulaw8k/jfk_inaugural_1961.wav", corpus());
+    IT_CHECK(cs_wav_load(src, &pcm, &n, &rate) == 0 && rate == 8000, "cannot read %s", src);
+    it_server s;
+    const char *args[] = {"--stt", "pocketsphinx", "--stt-max-sessions", "1", NULL};
+    if (it_server_start(&s, args) < 0) {
+        free(pcm);
+        IT_CHECK(0, "no server");
+        return;
+    }
+    snprintf(wav, sizeof wav, "%s/jfk-and-silence.wav", s.dir);
+    size_t total = n + 6 * 8000;
+    int16_t *all = calloc(total, sizeof *all);
+    memcpy(all, pcm, n * sizeof *pcm);
+    uint8_t hdr[CS_WAV_HEADER_LEN];
+    cs_wav_header(hdr, 8000, 1, (uint32_t)(total * 2));
+    FILE *f = fopen(wav, "wb");
+    IT_CHECK(f && fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr &&
+                 fwrite(all, 2, total, f) == total && fclose(f) == 0,
+             "cannot write %s", wav);
+    free(pcm);
+    free(all);
+
+    listener l;
+    listener_open(&l, &s);
+    pid_t sim = it_sim_spawn(&s, "--wav %s --from +15550007000", wav);
+    enum { MAX = 64 };
+    char fast[MAX][160], refined[MAX][160], texts[MAX][512];
+    int nfast = 0, nrefined = 0, out_of_order = 0;
+    bool ended = false;
+    for (long long deadline = it_now_ms() + 60000; !ended && it_now_ms() < deadline;) {
+        bool subscribed = l.call.fd >= 0;
+        cJSON *j = listener_next(&l, 100);
+        if (!j) continue;
+        const char *type = str(j, "type");
+        ended = subscribed && !strcmp(type, "call_ended");
+        const cJSON *seg = cJSON_GetObjectItem(j, "segment");
+        if (!strcmp(type, "transcript") && cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")) &&
+            str(seg, "text")[0]) {
+            const char *id = str(seg, "id");
+            if (!cJSON_IsTrue(cJSON_GetObjectItem(seg, "refined"))) {
+                if (nfast < MAX) snprintf(fast[nfast++], sizeof fast[0], "%s", id);
+            } else if (nrefined < MAX) {
+                bool after = false;
+                for (int i = 0; i < nfast; i++) after = after || !strcmp(fast[i], id);
+                out_of_order += !after;
+                snprintf(texts[nrefined], sizeof texts[0], "%s", str(seg, "text"));
+                snprintf(refined[nrefined++], sizeof refined[0], "%s", id);
+            }
+        }
+        cJSON_Delete(j);
+    }
+    listener_close(&l);
+    int exit_status;
+    cJSON_Delete(it_sim_wait(sim, &exit_status));
+    IT_CHECK(exit_status == 0, "the call failed");
+    printf("transcribe: the listener saw %d finals and %d refined ones\n", nfast, nrefined);
+    IT_CHECK(nrefined >= 1 && out_of_order == 0,
+             "%d refined finals seen, %d without a final of their id before", nrefined,
+             out_of_order);
+
+    transcripts_done(&s);
+    char sid[64];
+    IT_CHECK(call_from(&s, "+15550007000", sid, sizeof sid), "no call");
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    cJSON *j = it_get_json(s.port, target);
+    int rows = 0, rows_refined = 0, matched = 0;
+    const cJSON *g;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItem(j, "segments"))
+    {
+        rows++;
+        rows_refined += cJSON_IsTrue(cJSON_GetObjectItem(g, "refined"));
+        for (int i = 0; i < nrefined; i++)
+            matched += !strcmp(refined[i], str(g, "id")) && !strcmp(texts[i], str(g, "text"));
+        printf("transcribe: stored %s%s: %s\n", str(g, "id"),
+               cJSON_IsTrue(cJSON_GetObjectItem(g, "refined")) ? " (refined)" : "",
+               str(g, "text"));
+    }
+    cJSON_Delete(j);
+    IT_CHECK(rows == nfast, "%d rows stored for %d finals", rows, nfast);
+    IT_CHECK(rows_refined == rows, "%d of %d stored rows refined", rows_refined, rows);
+    IT_CHECK(matched == nrefined, "%d of the %d refined finals seen are stored as seen", matched,
+             nrefined);
+    IT_CHECK(it_metric(s.port, "callstream_stt_segments_total{kind=\"refined\"}") == rows &&
+                 it_metric(s.port, "callstream_stt_refine_skipped_total{reason=\"queue_full\"}") ==
+                     0 &&
+                 it_metric(s.port, "callstream_stt_refine_pending") == 0,
+             "refinement counters");
     IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&s);
 }
@@ -724,6 +888,7 @@ static const struct {
     {"second_signal_gives_up_delivery", second_signal_gives_up_delivery},
     {"grammar", grammar},
     {"agent_side", agent_side},
+    {"refined_finals", refined_finals},
     {"pool_exhausted", pool_exhausted},
     {"engine_fails_mid_call", engine_fails_mid_call},
     {"engine_always_errors", engine_always_errors},

@@ -174,6 +174,24 @@ static inline void write_event(cs_store *s, const char *call_sid, const char *ty
     cs_store_write(s, rec);
 }
 
+/* A transcript segment of call CA1, stream MZ1 (strings must outlive the write). */
+static inline void write_segment(cs_store *s, const char *speaker, int64_t seq, int64_t start,
+                                 const char *text, int64_t confidence, bool refined)
+{
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_SEGMENT);
+    assert_non_null(rec);
+    rec->segment = (cs_segment_row){.call_sid = "CA1",
+                                    .stream_sid = "MZ1",
+                                    .speaker = speaker,
+                                    .seq = seq,
+                                    .start_ms = start,
+                                    .end_ms = start + 900,
+                                    .text = text,
+                                    .confidence = confidence,
+                                    .refined = refined};
+    cs_store_write(s, rec);
+}
+
 static inline cs_store_stats stats(fixture *f)
 {
     cs_store_stats st;

@@ -7,7 +7,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/worker.h"
@@ -432,6 +434,38 @@ static void mailbox_run_and_close_deliver_what_is_pending(void **state)
     cs_mailbox_close(NULL);
 }
 
+static int seen_nice;
+
+static void read_nice(cs_job *job)
+{
+    (void)job;
+    errno = 0;
+    seen_nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+}
+
+/* A worker given a niceness runs its jobs that much nicer than the thread that started
+ * it (at most 19); that thread keeps its own. */
+static void a_worker_runs_at_its_niceness(void **state)
+{
+    fixture *f = *state;
+    id_t self = (id_t)gettid();
+    int start = getpriority(PRIO_PROCESS, self);
+    for (int up = 0; up <= 2; up += 2) {
+        assert_int_equal(setpriority(PRIO_PROCESS, self, start + up), 0); /* 19 at most */
+        int mine = getpriority(PRIO_PROCESS, self);
+        cs_worker_hooks low = {.nice = 5};
+        cs_worker *w;
+        assert_int_equal(cs_worker_start(&w, "t-nice", 4, f->mb, &low), 0);
+        cs_job job = {read_nice, NULL, NULL};
+        seen_nice = -100;
+        assert_int_equal(cs_worker_post(w, &job), 0);
+        cs_worker_stop(w);
+        assert_int_equal(seen_nice, mine + 5 > 19 ? 19 : mine + 5);
+        assert_int_equal(getpriority(PRIO_PROCESS, self), mine);
+    }
+    (void)setpriority(PRIO_PROCESS, self, start); /* back, where allowed (root) */
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -444,6 +478,7 @@ int main(void)
         T(a_job_without_done_may_free_itself),
         T(mailbox_posts_from_many_threads),
         T(mailbox_run_and_close_deliver_what_is_pending),
+        T(a_worker_runs_at_its_niceness),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,6 +131,39 @@ static void spilled_records_keep_their_order(void **state)
     assert_int_equal(st.replayed, 3);
 }
 
+/* Refined finals go the way of every record: one spilled after its fast final that the
+ * queue took, and a fast and a refined final both spilled, each end up as one row with
+ * the refined text once the spill file is replayed. */
+static void refined_finals_replace_fast_ones_through_the_spill_file(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 2);
+    hold_types(f, "('held')");
+    write_event(f->store, "CA1", "held", 1);
+    wait_for(f, (cs_store_stats){.failures = 1});
+    write_segment(f->store, "caller", 1, 1000, "fast one", -1, false); /* queued */
+    write_event(f->store, "CA1", "queued", 2);                        /* queued: full */
+    write_segment(f->store, "caller", 1, 1000, "refined one", -1, true);
+    write_segment(f->store, "caller", 2, 3000, "fast two", -1, false);
+    write_segment(f->store, "caller", 2, 3000, "refined two", -1, true);
+    wait_spilled(f, 3);
+    assert_int_equal(count_records(tu_path_in(&f->env, SPILL_FILE)), 3);
+
+    side_exec(f, "DELETE FROM hold");
+    wait_for(f, (cs_store_stats){.written = 6, .replayed = 3});
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM transcripts"), 2);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM transcripts WHERE refined = 1 AND"
+                                 " text LIKE 'refined %'"),
+                     2);
+    cs_store_query *q = query(CS_Q_TRANSCRIPT, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->nsegments, 2);
+    assert_string_equal(q->segments[0].text, "refined one");
+    assert_string_equal(q->segments[1].text, "refined two");
+    assert_int_equal(q->segments[1].refined, 1);
+    cs_store_query_free(q);
+}
+
 static void close_writes_what_is_queued_and_spilled(void **state)
 {
     fixture *f = *state;
@@ -662,6 +695,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(full_queue_spills_and_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(spilled_records_keep_their_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(refined_finals_replace_fast_ones_through_the_spill_file,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(close_writes_what_is_queued_and_spilled, setup, teardown),
         cmocka_unit_test_setup_teardown(spill_of_a_crashed_run_is_replayed_at_open, setup,
                                         teardown),

@@ -585,30 +585,15 @@ static void a_user_and_the_sessions_go_together(void **state)
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions"), 0);
 }
 
-static void write_segment(cs_store *s, const char *speaker, int64_t seq, int64_t start,
-                          const char *text, int64_t confidence)
-{
-    cs_store_rec *rec = cs_store_rec_new(CS_REC_SEGMENT);
-    rec->segment = (cs_segment_row){.call_sid = "CA1",
-                                    .stream_sid = "MZ1",
-                                    .speaker = speaker,
-                                    .seq = seq,
-                                    .start_ms = start,
-                                    .end_ms = start + 900,
-                                    .text = text,
-                                    .confidence = confidence};
-    cs_store_write(s, rec);
-}
-
 static void transcripts_in_time_order(void **state)
 {
     fixture *f = *state;
     open_store(f, 100);
     write_call(f->store, &(cs_call_row){.sid = "CA1", .transcription = "on"});
-    write_segment(f->store, "caller", 2, 3000, "second", 900);
-    write_segment(f->store, "agent", 1, 1500, "answer", -1);
-    write_segment(f->store, "caller", 1, 1000, "first draft", 500);
-    write_segment(f->store, "caller", 1, 1000, "first", 800); /* the same segment again */
+    write_segment(f->store, "caller", 2, 3000, "second", 900, false);
+    write_segment(f->store, "agent", 1, 1500, "answer", -1, false);
+    write_segment(f->store, "caller", 1, 1000, "first draft", 500, false);
+    write_segment(f->store, "caller", 1, 1000, "first", 800, false); /* the same again */
     cs_store_query *q = query(CS_Q_TRANSCRIPT, "CA1", f);
     ask(f, q);
     assert_int_equal(q->status, 0);
@@ -622,6 +607,30 @@ static void transcripts_in_time_order(void **state)
     cs_store_query_free(q);
     q = ask_call(f, "CA1");
     assert_string_equal(q->calls[0].transcription, "on");
+    cs_store_query_free(q);
+}
+
+/* A refined final replaces the fast one of the same id, whichever is written first: one
+ * row, the refined text. */
+static void a_refined_final_replaces_the_fast_one(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_segment(f->store, "caller", 1, 1000, "then by all my problem", -1, false);
+    write_segment(f->store, "caller", 1, 1100, "then not my problem", -1, true);
+    write_segment(f->store, "caller", 2, 3000, "refined first", -1, true);
+    write_segment(f->store, "caller", 2, 3000, "fast after", -1, false); /* out of order */
+    wait_for(f, (cs_store_stats){.written = 4});
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM transcripts"), 2);
+    cs_store_query *q = query(CS_Q_TRANSCRIPT, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    assert_int_equal(q->nsegments, 2);
+    assert_string_equal(q->segments[0].text, "then not my problem");
+    assert_int_equal(q->segments[0].start_ms, 1100);
+    assert_int_equal(q->segments[0].refined, 1);
+    assert_string_equal(q->segments[1].text, "refined first");
+    assert_int_equal(q->segments[1].refined, 1);
     cs_store_query_free(q);
 }
 
@@ -942,6 +951,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_user_and_the_sessions_go_together, setup, teardown),
         cmocka_unit_test_setup_teardown(transcripts_in_time_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_refined_final_replaces_the_fast_one, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_do_not_wait_behind_failing_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(a_stuck_reader_is_answered_for, setup, teardown),
         cmocka_unit_test_setup_teardown(too_many_queries_are_refused, setup, teardown),

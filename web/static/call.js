@@ -136,9 +136,11 @@ const handlers = {
     events.addAll(msg.events);
     setState('live');
     // Joining mid-call: what was said before comes from the store; segments that also
-    // arrive live are merged by id.
+    // arrive live are merged by id (a refined one replaces what is shown).
     api.transcript(sid).then((segments) => {
-      for (const seg of segments ?? []) if (!transcript.has(seg.id)) transcript.upsert(seg);
+      for (const seg of segments ?? []) {
+        if (!transcript.has(seg.id) || seg.refined) transcript.upsert(seg);
+      }
     }, () => {});
   },
   event(msg) {

@@ -1,5 +1,5 @@
 // The transcript pane: segments in time order, each labelled with its speaker. An interim
-// segment is replaced by any later one with the same id.
+// segment is replaced by any later one with the same id, and a final by its refined version.
 
 const SPEAKERS = { caller: 'Caller', agent: 'Agent' };
 
@@ -42,7 +42,8 @@ export class Transcript {
     li.classList.toggle('interim', !seg.final);
     li.classList.toggle('final', !!seg.final);
     li.classList.toggle('cut', !!seg.cut); // an agent line the caller cut short
-    li.title = seg.cut ? 'cut short by the caller: what was heard' : '';
+    li.classList.toggle('refined', !!seg.refined);
+    li.title = seg.cut ? 'cut short by the caller: what was heard' : seg.refined ? 'refined' : '';
     li.firstChild.textContent = `${SPEAKERS[seg.speaker] || seg.speaker || '?'}:`;
     li.lastChild.textContent = seg.text ?? '';
     this.place(li, Number(li.dataset.start));
