@@ -377,6 +377,7 @@ static void transcript_done(cs_store_query *q, void *data)
         cs_json_kstr(&j, "text", g->text);
         cs_json_kbool(&j, "final", true);
         cs_json_kbool(&j, "refined", g->refined != 0);
+        if (g->cut) cs_json_kbool(&j, "cut", true);
         cs_json_key(&j, "confidence");
         if (g->confidence >= 0)
             cs_json_double(&j, (double)g->confidence / 1000);

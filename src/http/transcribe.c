@@ -123,6 +123,7 @@ static void deliver(cs_gateway *gw, const origin *v, const cs_stt_segment *seg)
             .confidence = seg->confidence >= 0 ? (int64_t)(seg->confidence * 1000 + 0.5) : -1,
             .at = cs_wall_ms(),
             .refined = seg->refined,
+            .cut = v->cut,
         };
         cs_store_write(gw->store, rec);
     }

@@ -72,6 +72,7 @@ static const field segment_fields[] = {
     I(segment, confidence),
     I(segment, at),
     I(segment, refined),
+    I(segment, cut),
 };
 static const field user_fields[] = {
     S(user, name, true),

@@ -66,6 +66,8 @@ static const char *const migrations[] = {
     "ALTER TABLE calls ADD COLUMN run TEXT;",
     /* 7: refined finals, which replace the fast ones */
     "ALTER TABLE transcripts ADD COLUMN refined INTEGER NOT NULL DEFAULT 0;",
+    /* 8: agent lines the caller cut short (what was heard of them) */
+    "ALTER TABLE transcripts ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum stmt {
@@ -152,13 +154,14 @@ static const char *const sql[S_COUNT] = {
      * other way round. */
     [S_SEGMENT_PUT] =
         "INSERT INTO transcripts (call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
-        " confidence, at, refined) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+        " confidence, at, refined, cut) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"
         " ON CONFLICT(call_sid, stream_sid, speaker, seq) DO UPDATE SET"
         " start_ms = excluded.start_ms, end_ms = excluded.end_ms, text = excluded.text,"
-        " confidence = excluded.confidence, at = excluded.at, refined = excluded.refined"
+        " confidence = excluded.confidence, at = excluded.at, refined = excluded.refined,"
+        " cut = excluded.cut"
         " WHERE excluded.refined >= transcripts.refined",
     [S_SEGMENTS_OF] = "SELECT call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
-                      " confidence, at, refined FROM transcripts WHERE call_sid = ?1"
+                      " confidence, at, refined, cut FROM transcripts WHERE call_sid = ?1"
                       " ORDER BY start_ms, speaker, seq LIMIT ?2",
     [S_USER_UPSERT] = "INSERT INTO users (name, password_hash, created_at, password_at)"
                       " VALUES (?1,?2,?3,?4) ON CONFLICT(name) DO UPDATE SET"
@@ -473,6 +476,7 @@ static int db_write(void *p, const cs_store_rec *rec)
             sqlite3_bind_null(st, 8);
         sqlite3_bind_int64(st, 9, g->at ? g->at : now);
         sqlite3_bind_int64(st, 10, g->refined != 0);
+        sqlite3_bind_int64(st, 11, g->cut != 0);
         return run(d, S_SEGMENT_PUT, "writing a transcript segment");
     }
     case CS_REC_USER: {
@@ -557,6 +561,7 @@ static void read_segment_row(cs_store_query *q, sqlite3_stmt *st, void *row)
     g->confidence = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
     g->at = sqlite3_column_int64(st, 8);
     g->refined = sqlite3_column_int64(st, 9);
+    g->cut = sqlite3_column_int64(st, 10);
 }
 
 /* Steps `st` collecting up to `max` rows of `size` bytes through `read`. */

@@ -82,6 +82,7 @@ typedef struct cs_segment_row {
     int64_t confidence;       /* per mille, or -1 when unknown */
     int64_t at;               /* when it was recognised */
     int64_t refined;          /* 1: re-decoded after the fast final (cs_stt_segment) */
+    int64_t cut;              /* 1: an agent line the caller cut short: what was heard */
 } cs_segment_row;
 
 /* Access: secrets are kept as hashes only (Argon2id for passwords, SHA-256 for session

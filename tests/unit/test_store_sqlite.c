@@ -634,6 +634,28 @@ static void a_refined_final_replaces_the_fast_one(void **state)
     cs_store_query_free(q);
 }
 
+/* An agent line the caller cut short keeps that mark: what was heard of it. */
+static void a_cut_agent_line_says_so(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_segment(f->store, "caller", 1, 1000, "what time is it", -1, false);
+    cs_store_rec *rec = cs_store_rec_new(CS_REC_SEGMENT);
+    assert_non_null(rec);
+    rec->segment = (cs_segment_row){.call_sid = "CA1", .stream_sid = "MZ1", .speaker = "agent",
+                                    .seq = 1, .start_ms = 2000, .end_ms = 2600,
+                                    .text = "It is half past", .confidence = -1, .cut = 1};
+    cs_store_write(f->store, rec);
+    wait_for(f, (cs_store_stats){.written = 2});
+    cs_store_query *q = query(CS_Q_TRANSCRIPT, "CA1", f);
+    ask(f, q);
+    assert_int_equal(q->nsegments, 2);
+    assert_int_equal(q->segments[0].cut, 0);
+    assert_string_equal(q->segments[1].speaker, "agent");
+    assert_int_equal(q->segments[1].cut, 1);
+    cs_store_query_free(q);
+}
+
 static void on_answer_keep(cs_store_query *q, void *data)
 {
     fixture *f = data;
@@ -952,6 +974,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_user_and_the_sessions_go_together, setup, teardown),
         cmocka_unit_test_setup_teardown(transcripts_in_time_order, setup, teardown),
         cmocka_unit_test_setup_teardown(a_refined_final_replaces_the_fast_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_cut_agent_line_says_so, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_do_not_wait_behind_failing_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(a_stuck_reader_is_answered_for, setup, teardown),
         cmocka_unit_test_setup_teardown(too_many_queries_are_refused, setup, teardown),
