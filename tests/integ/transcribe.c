@@ -132,8 +132,8 @@ typedef struct hook {
     volatile bool stop;
     pthread_mutex_t lock;
     int requests, refused, bad_signature, bad_body;
-    char ids[HOOK_MAX][160]; /* "<event> <segment id>" taken (answered 200) */
-    int nids, nrefined;      /* of which transcript.refined */
+    char ids[HOOK_MAX][160];  /* "<event> <segment id>" taken (answered 200) */
+    int nids, nrefined;       /* of which transcript.refined */
     char seen[HOOK_MAX][160]; /* those refused once */
     int nseen;
 } hook;
@@ -624,8 +624,7 @@ static void refined_finals(void)
         for (int i = 0; i < nrefined; i++)
             matched += !strcmp(refined[i], str(g, "id")) && !strcmp(texts[i], str(g, "text"));
         printf("transcribe: stored %s%s: %s\n", str(g, "id"),
-               cJSON_IsTrue(cJSON_GetObjectItem(g, "refined")) ? " (refined)" : "",
-               str(g, "text"));
+               cJSON_IsTrue(cJSON_GetObjectItem(g, "refined")) ? " (refined)" : "", str(g, "text"));
     }
     cJSON_Delete(j);
     IT_CHECK(rows == nfast, "%d rows stored for %d finals", rows, nfast);
