@@ -425,9 +425,9 @@ int main(int argc, char **argv)
         cs_stt_pocketsphinx.stats(b.e, &after);
         printf("stt mode=grammar clips=%zu words=%zu wer=%.3f rtf=%.3f final_p50_ms=%.0f "
                "final_p95_ms=%.0f dropped_ms=%llu\n",
-               ncards, b.wer.words, wer_rate(&b.wer),
-               cpu / audio_s(cards, ncards), stats_pct(lat, b.nlat, 0.50),
-               stats_pct(lat, b.nlat, 0.95), (unsigned long long)(after.dropped_ms - before.dropped_ms));
+               ncards, b.wer.words, wer_rate(&b.wer), cpu / audio_s(cards, ncards),
+               stats_pct(lat, b.nlat, 0.50), stats_pct(lat, b.nlat, 0.95),
+               (unsigned long long)(after.dropped_ms - before.dropped_ms));
     }
     printf("stt decoders=%zu rss_mb_per_decoder=%.1f\n", nstreams,
            (double)(rss1 - rss0) / 1024.0 / (double)nstreams);

@@ -91,7 +91,7 @@ static const passes pass_table[] = {
  * μ-law, resampled), where the model's own wide-band one made the first seconds of each
  * call mostly wrong (corpus WER 87 % → 74 %) until the live estimate caught up. */
 static const mfcc_t cmn_phone[CMN_LEN] = {42.90,  25.95, -38.94, 37.43, -25.76, -2.89, 12.97,
-                                     -26.52, 18.27, -13.63, -2.82, 10.11,  -12.37};
+                                          -26.52, 18.27, -13.63, -2.82, 10.11,  -12.37};
 
 /* A decoder of the pool. */
 typedef struct decoder {
@@ -104,8 +104,8 @@ typedef struct decoder {
 typedef struct utterance {
     int16_t *pcm;
     size_t n;
-    uint64_t at;           /* call sample (8 kHz) where pcm[0] lies */
-    mfcc_t cmn[CMN_LEN];   /* the live cepstral mean when speech began */
+    uint64_t at;         /* call sample (8 kHz) where pcm[0] lies */
+    mfcc_t cmn[CMN_LEN]; /* the live cepstral mean when speech began */
 } utterance;
 
 /* What a batch of decoding produced, handed to the loop in `done`. */
@@ -140,7 +140,7 @@ struct cs_stt {
     decoder *refiners;
     cs_worker **rworkers;
     size_t nrefiners;
-    size_t refine_max; /* bytes of 16 kHz audio kept per utterance */
+    size_t refine_max;  /* bytes of 16 kHz audio kept per utterance */
     cs_stt_stats stats; /* loop only */
 };
 
@@ -182,9 +182,9 @@ struct cs_stt_session {
     uint64_t utt_start; /* call sample where speech was detected, less the lead-in */
     uint64_t last_interim;
     uint64_t utt_id;
-    char *shown; /* the interim text last reported */
-    bool refine; /* its utterances are kept for refinement (set at open) */
-    cs_buf utt;  /* the utterance's 16 kHz audio so far, from REFINE_LEAD_MS before speech */
+    char *shown;      /* the interim text last reported */
+    bool refine;      /* its utterances are kept for refinement (set at open) */
+    cs_buf utt;       /* the utterance's 16 kHz audio so far, from REFINE_LEAD_MS before speech */
     uint64_t decoded; /* 16 kHz samples given to the decoder since the stream started */
     bool utt_over;    /* the utterance outgrew `utt`: it is not refined */
     mfcc_t utt_cmn[CMN_LEN];
@@ -522,7 +522,6 @@ static void on_work(cs_job *job)
     if (closing && !s->finished) finish(s);
 }
 
-
 /* ---- refining worker ---- */
 
 /* Decodes one utterance from scratch with the refining decoder's passes, from the live
@@ -825,8 +824,8 @@ static int load_decoder(decoder *d, const char *dir, const passes *p, const char
  * prefix-i) started with `hooks`, their queues `max_jobs` long. */
 static int start_pool(decoder **dec, size_t n, cs_worker ***workers, size_t nworkers,
                       const char *prefix, size_t max_jobs, const cs_worker_hooks *hooks,
-                      const cs_config *cfg, const passes *p, const char *silence,
-                      cs_mailbox *mb, cs_buf *err)
+                      const cs_config *cfg, const passes *p, const char *silence, cs_mailbox *mb,
+                      cs_buf *err)
 {
     *dec = calloc(n ? n : 1, sizeof **dec);
     *workers = calloc(nworkers, sizeof **workers);
@@ -874,8 +873,8 @@ static int ps_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
     }
     if (rc == 0 && cfg->stt_refine && e->ndecoders) {
         e->nrefiners = cfg->stt_refine_decoders > 0 ? (size_t)cfg->stt_refine_decoders : 1;
-        e->refine_max = ((size_t)cfg->stt_refine_max_ms + REFINE_LEAD_MS) * 2 * IN_PER_MS *
-                        sizeof(int16_t);
+        e->refine_max =
+            ((size_t)cfg->stt_refine_max_ms + REFINE_LEAD_MS) * 2 * IN_PER_MS * sizeof(int16_t);
         cs_worker_hooks low = {.nice = REFINE_NICE};
         rc = start_pool(&e->refiners, e->nrefiners, &e->rworkers, e->nrefiners, "stt-refine",
                         cfg->stt_refine_queue > 0 ? (size_t)cfg->stt_refine_queue : 1, &low, cfg,

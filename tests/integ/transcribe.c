@@ -134,8 +134,8 @@ typedef struct hook {
     int delay_ms; /* answer this late, and take each segment the first time */
     int received; /* requests read (counted before the answer) */
     int requests, refused, bad_signature, bad_body;
-    char ids[HOOK_MAX][160]; /* "<event> <segment id>" taken (answered 200) */
-    int nids, nrefined;      /* of which transcript.refined */
+    char ids[HOOK_MAX][160];  /* "<event> <segment id>" taken (answered 200) */
+    int nids, nrefined;       /* of which transcript.refined */
     char seen[HOOK_MAX][160]; /* those refused once */
     int nseen;
 } hook;
@@ -712,8 +712,7 @@ static void refined_finals(void)
         for (int i = 0; i < nrefined; i++)
             matched += !strcmp(refined[i], str(g, "id")) && !strcmp(texts[i], str(g, "text"));
         printf("transcribe: stored %s%s: %s\n", str(g, "id"),
-               cJSON_IsTrue(cJSON_GetObjectItem(g, "refined")) ? " (refined)" : "",
-               str(g, "text"));
+               cJSON_IsTrue(cJSON_GetObjectItem(g, "refined")) ? " (refined)" : "", str(g, "text"));
     }
     cJSON_Delete(j);
     IT_CHECK(rows == nfast, "%d rows stored for %d finals", rows, nfast);

@@ -121,7 +121,7 @@ static inline void stop(tctx *t)
 }
 
 static inline int open_voice(tctx *t, voice *v, const char *grammar, const char *keywords,
-                      cs_stt_session **out)
+                             cs_stt_session **out)
 {
     static const tu_stt_callbacks cb = {on_segment, on_error, on_closed};
     return tu_stt_open(&cs_stt_pocketsphinx, t->e, &cb, v, grammar, keywords, out);
@@ -162,7 +162,8 @@ static inline void feed(cs_stt_session *s, uint32_t pos_ms, const uint8_t *ulaw,
 }
 
 /* The same in real time, as a call delivers it, with the loop running meanwhile. */
-static inline void feed_live(tctx *t, cs_stt_session *s, uint32_t pos_ms, const uint8_t *ulaw, size_t n)
+static inline void feed_live(tctx *t, cs_stt_session *s, uint32_t pos_ms, const uint8_t *ulaw,
+                             size_t n)
 {
     for (size_t i = 0; i < n; i += FRAME) {
         cs_stt_pocketsphinx.feed(s, pos_ms + (uint32_t)(i / 8), ulaw + i,
@@ -246,8 +247,8 @@ static inline voice *play_live(tctx *t, const char *name, uint32_t *len_ms)
 /* Transcribes one clip in a session of its own, as a call would: a little silence, the
  * clip, a second of silence, close. The finals joined go to `text`; the session's results
  * are returned (caller frees). */
-static inline voice *transcribe(tctx *t, const char *name, const char *grammar, const char *keywords,
-                         char *text, size_t cap)
+static inline voice *transcribe(tctx *t, const char *name, const char *grammar,
+                                const char *keywords, char *text, size_t cap)
 {
     voice *v = calloc(1, sizeof *v);
     assert_non_null(v);

@@ -142,7 +142,7 @@ static void refined_finals_replace_fast_ones_through_the_spill_file(void **state
     write_event(f->store, "CA1", "held", 1);
     wait_for(f, (cs_store_stats){.failures = 1});
     write_segment(f->store, "caller", 1, 1000, "fast one", -1, false); /* queued */
-    write_event(f->store, "CA1", "queued", 2);                        /* queued: full */
+    write_event(f->store, "CA1", "queued", 2);                         /* queued: full */
     write_segment(f->store, "caller", 1, 1000, "refined one", -1, true);
     write_segment(f->store, "caller", 2, 3000, "fast two", -1, false);
     write_segment(f->store, "caller", 2, 3000, "refined two", -1, true);

@@ -33,8 +33,8 @@ static void test_refined_follows_fast(void **state)
     voice *v = transcribe(t, name, NULL, NULL, fast, sizeof fast);
     size_t spoken = check_refined(v, 0, LEAD_MS + 8111 + 1000);
     refined_text(v, refined, sizeof refined);
-    print_message("fast: WER %.2f\nrefined: \"%s\" (WER %.2f)\n", wer_against(name, fast),
-                  refined, wer_against(name, refined));
+    print_message("fast: WER %.2f\nrefined: \"%s\" (WER %.2f)\n", wer_against(name, fast), refined,
+                  wer_against(name, refined));
     assert_true(spoken >= 2);
     assert_int_equal(refined_count(v), spoken);
     /* measured: 0.72 fast, 0.36 refined */
@@ -160,10 +160,8 @@ static void test_bad_passes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refined_follows_fast),
-        cmocka_unit_test(test_closed_before_refined),
-        cmocka_unit_test(test_grammar_not_refined),
-        cmocka_unit_test(test_live_lattice),
+        cmocka_unit_test(test_refined_follows_fast), cmocka_unit_test(test_closed_before_refined),
+        cmocka_unit_test(test_grammar_not_refined),  cmocka_unit_test(test_live_lattice),
         cmocka_unit_test(test_bad_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
