@@ -31,5 +31,9 @@ extern const cs_agent_ops cs_agent_echo;
 int cs_agent_find(const char *name, const cs_agent_ops **out);
 /* "none, echo" for messages. */
 const char *cs_agent_names(void);
+/* Every agent's setup (talk.h), before any call: 0, or the first error with its message in
+ * `err`. cs_agents_teardown undoes it, once no instance is left. */
+int cs_agents_setup(cs_agent_env *env, cs_buf *err);
+void cs_agents_teardown(cs_agent_env *env);
 
 #endif
