@@ -4,7 +4,7 @@
 
 #include "core/err.h"
 
-static const cs_agent_ops *const agents[] = {&cs_agent_echo};
+static const cs_agent_ops *const agents[] = {&cs_agent_echo, &cs_agent_llm};
 #define NAGENTS (sizeof agents / sizeof *agents)
 
 int cs_agent_find(const char *name, const cs_agent_ops **out)
@@ -22,7 +22,7 @@ int cs_agent_find(const char *name, const cs_agent_ops **out)
 
 const char *cs_agent_names(void)
 {
-    return "none, echo";
+    return "none, echo, llm";
 }
 
 int cs_agents_setup(cs_agent_env *env, cs_buf *err)

@@ -129,6 +129,9 @@ cJSON *it_call(int port, const char *sid);
 /* The call once its recording is finished and attached (it has a duration), polling up
  * to timeout_ms; NULL if it never is. Caller frees. */
 cJSON *it_call_recorded(int port, const char *sid, int timeout_ms);
+/* The SID of the call from `from` (a test gives each call its own caller number), polling
+ * up to timeout_ms. Whether it was found. */
+bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms);
 /* The call's events of `type` whose detail has "state" `state` (NULL: any). */
 int it_call_events(const cJSON *call, const char *type, const char *state);
 
@@ -193,6 +196,11 @@ int it_wav_info(const char *path, unsigned *channels, long *header_frames, long 
 /* The samples of a 16-bit WAV in memory (a file, or an answer's body): checks the header
  * (PCM, 16-bit, sizes that match the length) and points *pcm at the data. Frames, or -1. */
 long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_t **pcm);
+/* Writes a mono 16-bit 8 kHz WAV at `path` for a caller taking turns: for each k, clip k
+ * (any WAV, read as the simulator reads it; NULL: none) then gap_ms[k] of digital silence.
+ * starts[k] (may be NULL) gets where clip k begins, in samples. 0 or -1. */
+int it_wav_compose(const char *path, const char *const *clips, const unsigned *gap_ms, size_t n,
+                   size_t *starts);
 
 /* ---- a small disk ---- */
 
