@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audio/wav.h"
 #include "core/buf.h"
 #include "integ_util.h"
 #include "llm_fake.h"
@@ -365,7 +366,8 @@ static void tools(void)
             "\"timeout_ms\":300}]",
             lookup, fail, slow);
     fclose(f);
-    const char *extra[] = {"--llm-tools-file", path, "--llm-tools-secret", SECRET, NULL};
+    const char *extra[] = {
+        "--llm-tools-file", path, "--llm-tools-secret", SECRET, "--llm-history-chars", "400", NULL};
     bool up = server_up(&r, 1, extra);
     unlink(path);
     if (!up) return;
@@ -404,6 +406,9 @@ static void tools(void)
         IT_CHECK(strstr(last_of(req[6], "tool"), "no answer") != NULL, "slow tool: %s",
                  last_of(req[6], "tool"));
         IT_CHECK(strstr(last_of(req[6], "user"), "forward"), "turn 2: %s", last_of(req[6], "user"));
+        /* Turn 1 is over LLM_HISTORY_CHARS: dropped whole when turn 2 is asked. */
+        IT_CHECK(messages(req[5]) == 2 && !strcmp(it_str(message(req[5], 1), "role"), "user"),
+                 "turn 2 was asked with %d messages", messages(req[5]));
     }
     for (int k = 0; k < 7; k++) cJSON_Delete(req[k]);
     llm_fake_stats st = stats(&r);
@@ -447,7 +452,8 @@ static void tools(void)
     IT_CHECK(metric(&r, "callstream_llm_hangups_total") == 1 &&
                  metric(&r, "callstream_llm_tool_calls_total") == 3 &&
                  metric(&r, "callstream_llm_tool_failures_total") == 2 &&
-                 metric(&r, "callstream_llm_tool_rounds_limited_total") == 1,
+                 metric(&r, "callstream_llm_tool_rounds_limited_total") == 1 &&
+                 metric(&r, "callstream_llm_history_dropped_total") == 1,
              "tool metrics");
     rig_down(&r);
 }
@@ -469,7 +475,7 @@ static void failures(void)
         {.kind = LLM_FAKE_TEXT, .text = "All good now."},
     };
     llm_fake_opts o = {.script = script, .nscript = 5, .api_key = KEY};
-    const char *extra[] = {"--llm-timeout-ms", "1500", NULL};
+    const char *extra[] = {"--llm-timeout-ms", "1500", "--llm-history-turns", "2", NULL};
     rig r;
     if (!rig_up(&r, &o, 1, extra)) return;
     const char *clips[6] = {NULL};
@@ -478,7 +484,14 @@ static void failures(void)
     IT_CHECK(call(&r, compose(&r, "failures", clips, gaps, 6), "+15550010003") == 0,
              "the call did not go on");
     cJSON *req = request(&r, 4);
-    IT_CHECK(req, "the fifth turn was not asked");
+    /* LLM_HISTORY_TURNS 2: turns 1 to 3 dropped, oldest first. */
+    IT_CHECK(req && messages(req) == 4 &&
+                 !strcmp(said_in(req, 2), "assistant:Sorry, I didn't "
+                                          "catch that. Could you say it "
+                                          "again?"),
+             "the fifth turn: %d messages", req ? messages(req) : 0);
+    IT_CHECK(metric(&r, "callstream_llm_history_dropped_total") == 3, "dropped: %g",
+             metric(&r, "callstream_llm_history_dropped_total"));
     cJSON_Delete(req);
     req = request(&r, 1);
     IT_CHECK(req && messages(req) == 4 &&
@@ -595,6 +608,77 @@ static void barge_in(void)
     cJSON_Delete(c);
     IT_CHECK(metric(&r, "callstream_llm_requests_ended_total{outcome=\"cancelled\"}") >= 1,
              "no cancel counted");
+    rig_down(&r);
+}
+
+/* ---- the caller going on ---- */
+
+/* 300 ms of loud white noise (a cough, a knock) as a WAV in the test's dir. */
+static const char *noise(rig *r)
+{
+    static char path[600];
+    snprintf(path, sizeof path, "%s/noise.wav", r->s.dir);
+    int16_t pcm[2400];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < 2400; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        pcm[i] = (int16_t)((int)(x >> 49) - 16384);
+    }
+    cs_wav_writer w;
+    IT_CHECK(cs_wav_writer_open(&w, path, 8000, 1) == 0 &&
+                 cs_wav_writer_write(&w, 0, pcm, 2400) == 0 && cs_wav_writer_close(&w, false) == 0,
+             "cannot write %s", path);
+    return path;
+}
+
+/* The caller goes on before anything of the answer was said: the request is dropped and
+ * asked again once they pause, with all their words. Three callers: one pausing long
+ * enough for the voice activity detector to end their speech (its next onset drops the
+ * request), one pausing only for the recognizer (its next final does), one who only
+ * coughs (no final comes: the detector's end of speech asks again). */
+static void caller_goes_on(void)
+{
+    static const llm_fake_reply script[] = {
+        {.kind = LLM_FAKE_TEXT, .text = "Too late.", .first_ms = 4000},
+        {.kind = LLM_FAKE_TEXT, .text = "Both heard."},
+        {.kind = LLM_FAKE_TEXT, .text = "Too late.", .first_ms = 4000},
+        {.kind = LLM_FAKE_TEXT, .text = "Both heard."},
+        {.kind = LLM_FAKE_TEXT, .text = "Too late.", .first_ms = 4000},
+        {.kind = LLM_FAKE_TEXT, .text = "Both heard."},
+    };
+    llm_fake_opts o = {.script = script, .nscript = 6, .api_key = KEY};
+    rig r;
+    if (!rig_up(&r, &o, 1, NULL)) return;
+    static const unsigned pauses[] = {900, 350};
+    for (int k = 0; k < 3; k++) {
+        const char *clips[] = {NULL, goforward(), k < 2 ? goforward() : noise(&r)};
+        const unsigned gaps[] = {500, k < 2 ? pauses[k] : 900, 6000};
+        char from[32], name[16], sid[64];
+        snprintf(from, sizeof from, "+1555001002%d", k);
+        snprintf(name, sizeof name, "goes-on-%d", k);
+        IT_CHECK(call(&r, compose(&r, name, clips, gaps, 3), from) == 0, "call %d", k);
+        cJSON *first = request(&r, (size_t)(2 * k)), *again = request(&r, (size_t)(2 * k + 1));
+        cJSON *c = ended_call(&r, from, sid);
+        const char *asked = last_of(first, "user"), *words = last_of(again, "user");
+        printf("llm: caller %d: asked '%s', then '%s'\n", k, asked, words);
+        IT_CHECK(again && messages(again) == 2, "call %d: %d messages: the dropped turn is kept", k,
+                 again ? messages(again) : 0);
+        if (k < 2)
+            IT_CHECK(strlen(words) > strlen(asked) && !strncmp(words, asked, strlen(asked)) &&
+                         heard_ok(&r, sid, words),
+                     "call %d: asked again with '%s'", k, words);
+        else
+            IT_CHECK(!strcmp(words, asked), "the cough: asked again with '%s'", words);
+        const cJSON *ev[4];
+        IT_CHECK(agent_events(c, "said", ev, 4) == 1 &&
+                     !strcmp(it_str(ev[0], "text"), "Both heard."),
+                 "call %d: the answer to both", k);
+        cJSON_Delete(first);
+        cJSON_Delete(again);
+        cJSON_Delete(c);
+    }
+    IT_CHECK(metric(&r, "callstream_llm_requests_ended_total{outcome=\"reasked\"}") == 3,
+             "reasked: %g", metric(&r, "callstream_llm_requests_ended_total{outcome=\"reasked\"}"));
     rig_down(&r);
 }
 
@@ -742,6 +826,7 @@ static const struct {
     {"failures", failures},
     {"refused_connection", refused_connection},
     {"barge_in", barge_in},
+    {"caller_goes_on", caller_goes_on},
     {"many_calls", many_calls},
     {"ends_mid_reply", ends_mid_reply},
 };

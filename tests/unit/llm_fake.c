@@ -331,7 +331,10 @@ static void chat(cs_request *r)
         feed_end(fd, false);
         return;
     }
-    on_feed(&fd->timer);
+    if (rp->first_ms)
+        uv_timer_start(&fd->timer, on_feed, rp->first_ms, 0);
+    else
+        on_feed(&fd->timer);
 }
 
 /* POST /tools/{name}: the signature checked, the call kept, an answer by the name. */

@@ -41,6 +41,7 @@ typedef struct llm_fake_reply {
     const char *tool, *args; /* LLM_FAKE_TOOL */
     int status;              /* LLM_FAKE_ERROR */
     unsigned piece;          /* bytes of text per chunk (0: 4, about a token) */
+    unsigned first_ms;       /* before the first chunk (the head goes at once) */
     unsigned every_ms;       /* between chunks (0: the whole answer at once) */
     bool gate;               /* stop after the first sentence's end (". ", "! ", "? ") until
                                 llm_fake_release() */
