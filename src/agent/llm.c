@@ -36,7 +36,7 @@
 
 #define NONE           ((size_t)-1)
 #define BODY_MAX       (64u << 20) /* a request's JSON (the settings bound history) */
-#define EVENT_MAX      (16u << 10) /* an event's detail */
+#define EVENT_MAX      (32u << 10) /* an event's detail: two quoted texts, escaped */
 #define EVENT_TEXT_MAX 2048        /* text quoted in an event */
 #define MSGS_HEADROOM  (4 + CS_LLM_TOOL_ROUNDS * (1 + CS_LLM_CALLS_MAX)) /* one turn */
 
@@ -131,8 +131,12 @@ static void event_begin(llm *a, cs_json *j, cs_buf *b, const char *state)
 
 static void event_text(cs_json *j, const char *key, const char *s, size_t n)
 {
+    if (n > EVENT_TEXT_MAX) {
+        n = EVENT_TEXT_MAX;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* not inside a character */
+    }
     cs_json_key(j, key);
-    cs_json_strn(j, s, n > EVENT_TEXT_MAX ? EVENT_TEXT_MAX : n);
+    cs_json_strn(j, s, n);
 }
 
 static void event_end(llm *a, cs_json *j, cs_buf *b)
@@ -217,28 +221,47 @@ static size_t said_by(const llm *a, uint32_t utt)
     return NONE;
 }
 
-/* An utterance was heard (whole or cut): its message keeps what the caller heard. */
+/* An utterance was heard (whole or cut): its message keeps what the caller heard, and an
+ * event says it, unless nothing was said at all (a reply broken off in its first
+ * sentence). */
 static void heard(llm *a, const cs_heard *h, const char *text, size_t len)
 {
     static const char *const said[] = {"reply", "greeting", "apology"};
     size_t i = said_by(a, h->utt);
-    if (i == NONE) return;
-    llm_msg *m = &a->msgs[i];
-    cs_buf_reset(&m->text);
-    cs_buf_append(&m->text, text, len); /* no longer than what was said */
-    m->heard = true;
-    if (!h->total_ms && !len)
-        return; /* nothing was said (a reply broken off in its first
-                   sentence) */
+    llm_msg *m = i != NONE ? &a->msgs[i] : NULL; /* NULL: dropped from history already */
+    if (m) {
+        cs_buf_reset(&m->text);
+        cs_buf_append(&m->text, text, len); /* no longer than what was said */
+        m->heard = true;
+    }
+    if (!h->total_ms && !len) return;
     cs_json j;
     cs_buf b;
     event_begin(a, &j, &b, "said");
-    cs_json_kstr(&j, "said", said[m->said]);
+    cs_json_kstr(&j, "said", said[m ? m->said : LLM_SAID_REPLY]);
     event_text(&j, "text", text, len);
     cs_json_kbool(&j, "cut", h->cut);
     cs_json_kuint(&j, "heardMs", h->heard_ms);
     cs_json_kuint(&j, "totalMs", h->total_ms);
     event_end(a, &j, &b);
+}
+
+/* A tool message saying what went wrong: {"error": "…"}. */
+static void tool_error(llm_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tool_error(llm_msg *m, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    cs_buf_reset(&m->text);
+    cs_json j;
+    cs_json_init(&j, &m->text);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "error", why);
+    cs_json_obj_end(&j);
+    m->pending = false;
 }
 
 /* ---- ending a turn ---- */
@@ -259,16 +282,14 @@ static void cancel(llm *a, const char *why)
         cs_fetch_cancel(a->req);
         a->req = NULL;
         a->l->stats.cancelled++;
+        cs_agent_timer(&a->base, 0);
     }
     for (size_t i = 0; i < a->ntools; i++) {
         tool_req *t = &a->tools[i];
         if (t->req) {
             cs_fetch_cancel(t->req);
             t->req = NULL;
-            llm_msg *m = &a->msgs[t->msg];
-            cs_buf_reset(&m->text);
-            cs_buf_printf(&m->text, "{\"error\":\"%s before the tool answered\"}", why);
-            m->pending = false;
+            tool_error(&a->msgs[t->msg], "%s before the tool answered", why);
         }
         free(t->args);
         t->args = NULL;
@@ -339,23 +360,18 @@ static void tool_answered(void *data, const cs_fetch_result *res)
     cs_buf_reset(&m->text);
     if (ok && res->len) {
         cs_buf_append(&m->text, res->body, res->len);
+        m->pending = false;
     } else if (ok) {
         cs_buf_puts(&m->text, "{\"ok\":true}");
+        m->pending = false;
     } else {
         a->l->stats.tool_failures++;
-        char why[160];
         if (res->err)
-            snprintf(why, sizeof why, "no answer: %s", res->reason);
+            tool_error(m, "no answer: %s", res->reason);
         else
-            snprintf(why, sizeof why, "the tool answered HTTP %d", res->status);
-        cs_json j;
-        cs_json_init(&j, &m->text);
-        cs_json_obj(&j);
-        cs_json_kstr(&j, "error", why);
-        cs_json_obj_end(&j);
-        LOG(a, CS_LOG_WARN, "llm: tool %s: %s", t->name, why);
+            tool_error(m, "the tool answered HTTP %d", res->status);
+        LOG(a, CS_LOG_WARN, "llm: tool %s: %s", t->name, m->text.data);
     }
-    m->pending = false;
     tool_event(a, t->name, t->args, m, ok);
     free(t->args);
     t->args = NULL;
@@ -475,21 +491,22 @@ static void run_tools(llm *a)
         llm_msg *r = &a->msgs[first + i];
         const llm_tool *tool = llm_tool_find(a->l, c->name);
         const char *args = c->args.data ? c->args.data : "";
+        bool end = strcmp(c->name, LLM_END_CALL) == 0;
         int rc = 0;
-        if (strcmp(c->name, LLM_END_CALL) == 0)
+        if (end)
             cs_buf_puts(&r->text, "{\"ok\":true,\"result\":\"the call ends after your goodbye\"}");
         else if (hangup)
-            cs_buf_puts(&r->text, "{\"error\":\"not run: the call is ending\"}");
+            tool_error(r, "not run: the call is ending");
         else if (!tool)
-            cs_buf_printf(&r->text, "{\"error\":\"there is no tool named %s\"}", c->name);
-        else if ((rc = tool_start(a, tool, c, first + i)) == CS_EPARSE)
-            cs_buf_puts(&r->text, "{\"error\":\"the arguments are not a JSON object\"}");
-        else if (rc < 0)
-            cs_buf_printf(&r->text, "{\"error\":\"the tool could not be called: %s\"}",
-                          cs_strerror(rc));
-        if (tool && !hangup && rc == 0) continue; /* its answer comes later */
+            tool_error(r, "there is no tool named %s", c->name);
+        else if ((rc = tool_start(a, tool, c, first + i)) == 0)
+            continue; /* its answer comes later */
+        else if (rc == CS_EPARSE)
+            tool_error(r, "the arguments are not a JSON object");
+        else
+            tool_error(r, "the tool could not be called: %s", cs_strerror(rc));
         r->pending = false;
-        tool_event(a, c->name, args, r, rc == 0 && (tool || !strcmp(c->name, LLM_END_CALL)));
+        tool_event(a, c->name, args, r, end);
     }
     if (hangup) {
         a->l->stats.hangups++;
@@ -513,6 +530,7 @@ static void on_text(void *data, const char *text, size_t len)
     if (a->closed) return;
     if (!a->got_token) {
         a->got_token = true;
+        cs_agent_timer(&a->base, 0);
         cs_agent_note(&a->base, CS_TURN_REPLY);
         cs_hist_observe(&a->l->stats.first_token, (double)(cs_mono_ns() - a->asked_ns) / 1e9);
     }
@@ -554,6 +572,7 @@ static void on_done(void *data, const cs_fetch_result *res)
 {
     llm *a = data;
     a->req = NULL;
+    cs_agent_timer(&a->base, 0);
     if (res->status) a->status = res->status;
     int status = a->status;
     uint32_t timeout = (uint32_t)a->l->cfg->llm_timeout_ms;
@@ -636,6 +655,19 @@ static void send_request(llm *a)
     l->stats.requests++;
     a->asked_ns = cs_mono_ns();
     a->state = ASKING;
+    /* The first token's deadline: keep-alive comments or an empty first chunk reset the
+     * stream's idle time, not this. */
+    cs_agent_timer(&a->base, (uint32_t)l->cfg->llm_timeout_ms);
+}
+
+/* No token within LLM_TIMEOUT_MS of the request. */
+static void llm_timer(cs_agent *base)
+{
+    llm *a = (llm *)base;
+    if (a->state != ASKING || a->got_token || !a->req) return;
+    cs_fetch_cancel(a->req);
+    a->req = NULL;
+    failed(a, CS_LLM_FAIL_TIMEOUT, "no token within %u ms", (unsigned)a->l->cfg->llm_timeout_ms);
 }
 
 /* A new turn with the caller's words. */
@@ -652,6 +684,7 @@ static void ask(llm *a)
     a->attempt = 0;
     a->voiced = false;
     trim(a);
+    m = &a->msgs[a->turn]; /* moved by trim */
     cs_json j;
     cs_buf b;
     event_begin(a, &j, &b, "user");
@@ -667,6 +700,7 @@ static void hold(llm *a)
     if (a->state != ASKING || a->voiced || a->round > 0) return;
     cs_fetch_cancel(a->req);
     a->req = NULL;
+    cs_agent_timer(&a->base, 0);
     a->l->stats.cancelled++;
     a->l->stats.reasks++;
     const llm_msg *u = &a->msgs[a->turn];
@@ -937,5 +971,6 @@ const cs_agent_ops cs_agent_llm = {
     .transcript = llm_transcript,
     .played = llm_played,
     .cleared = llm_cleared,
+    .timer = llm_timer,
     .close = llm_close,
 };

@@ -59,6 +59,20 @@ int it_done(const char *name)
     return 0;
 }
 
+int it_run(const char *name, const it_case *cases, size_t n, int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < n; i++) {
+        bool chosen = argc < 2;
+        for (int a = 1; a < argc; a++) chosen = chosen || strcmp(argv[a], cases[i].name) == 0;
+        if (!chosen) continue;
+        printf("%s: %s\n", name, cases[i].name);
+        fflush(stdout);
+        cases[i].run();
+    }
+    return it_done(name);
+}
+
 void it_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -221,6 +235,14 @@ static int launch(it_server *s, const char *const *args)
     waitpid(pid, NULL, 0);
     s->pid = 0;
     return -1;
+}
+
+void it_refused(const char *const *args, const char *why)
+{
+    it_server s;
+    IT_CHECK(it_server_start(&s, args) < 0, "started despite: %s", why);
+    IT_CHECK(it_log_count(&s, why) == 1, "no '%s' in the log", why);
+    it_server_cleanup(&s);
 }
 
 int it_cli(const it_server *s, const char *args, const char *input, char *out, size_t cap)

@@ -25,6 +25,14 @@ void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 /* Exit code for main: 0 when every check passed. */
 int it_done(const char *name);
 
+/* A test program's named cases: main runs those named on its command line, or all. */
+typedef struct it_case {
+    const char *name;
+    void (*run)(void);
+} it_case;
+/* Runs them (SIGPIPE ignored) and returns it_done(name). */
+int it_run(const char *name, const it_case *cases, size_t n, int argc, char **argv);
+
 void it_sleep_ms(int ms);
 /* A monotonic clock in ms, for deadlines. */
 long long it_now_ms(void);
@@ -78,6 +86,9 @@ int it_sign_in(const it_server *s, const char *user, const char *password, char 
 /* A self-signed certificate for 127.0.0.1 and localhost in the test's dir, for
  * --tls-cert and --tls-key: paths in `cert` and `key` (each `cap` bytes). 0 or -1. */
 int it_tls_cert(const it_server *s, char *cert, char *key, size_t cap);
+/* The server refuses to start with `args`, saying `why` in its log (a failed check if
+ * not). */
+void it_refused(const char *const *args, const char *why);
 /* Lines of the server's log holding `needle`. */
 int it_log_count(const it_server *s, const char *needle);
 /* Removes the temp dir (kept when checks failed, or with CS_KEEP set, for a look). */

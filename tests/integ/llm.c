@@ -463,26 +463,31 @@ static void tools(void)
 static const char apology[] = "Sorry, I didn't catch that. Could you say it again?";
 
 /* A 500 with OpenAI's error JSON, a stream cut midway, a malformed chunk after a whole
- * sentence, no token within LLM_TIMEOUT_MS: each is apologized for and said in an event,
- * and the next turn is answered. */
+ * sentence, no token within LLM_TIMEOUT_MS (keep-alive comments only), a stream stalled
+ * after its first sentence: each is apologized for and said in an event, what was whole
+ * of the answer is said, and the next turn is answered. */
 static void failures(void)
 {
     static const llm_fake_reply script[] = {
         {.kind = LLM_FAKE_ERROR, .status = 500, .text = "the fake is down"},
         {.kind = LLM_FAKE_CUT, .text = "I was saying some"},
         {.kind = LLM_FAKE_MALFORMED, .text = "Well, let me see. Hmm"},
-        {.kind = LLM_FAKE_STALL},
+        {.kind = LLM_FAKE_STALL, .every_ms = 200},
+        {.kind = LLM_FAKE_TEXT, .text = "Hold on. I will", .gate = true},
         {.kind = LLM_FAKE_TEXT, .text = "All good now."},
     };
-    llm_fake_opts o = {.script = script, .nscript = 5, .api_key = KEY};
+    llm_fake_opts o = {.script = script, .nscript = 6, .api_key = KEY};
     const char *extra[] = {"--llm-timeout-ms", "1500", "--llm-history-turns", "2", NULL};
     rig r;
     if (!rig_up(&r, &o, 1, extra)) return;
-    const char *clips[6] = {NULL};
-    unsigned gaps[6] = {500};
-    for (int i = 1; i < 6; i++) clips[i] = goforward(), gaps[i] = 6000;
-    IT_CHECK(call(&r, compose(&r, "failures", clips, gaps, 6), "+15550010003") == 0,
+    const char *clips[7] = {NULL};
+    unsigned gaps[7] = {500};
+    for (int i = 1; i < 7; i++) clips[i] = goforward(), gaps[i] = 6000;
+    IT_CHECK(call(&r, compose(&r, "failures", clips, gaps, 7), "+15550010003") == 0,
              "the call did not go on");
+    cJSON *last_req = request(&r, 5);
+    IT_CHECK(last_req, "the sixth turn was not asked");
+    cJSON_Delete(last_req);
     cJSON *req = request(&r, 4);
     /* LLM_HISTORY_TURNS 2: turns 1 to 3 dropped, oldest first. */
     IT_CHECK(req && messages(req) == 4 &&
@@ -490,7 +495,7 @@ static void failures(void)
                                           "catch that. Could you say it "
                                           "again?"),
              "the fifth turn: %d messages", req ? messages(req) : 0);
-    IT_CHECK(metric(&r, "callstream_llm_history_dropped_total") == 3, "dropped: %g",
+    IT_CHECK(metric(&r, "callstream_llm_history_dropped_total") == 4, "dropped: %g",
              metric(&r, "callstream_llm_history_dropped_total"));
     cJSON_Delete(req);
     req = request(&r, 1);
@@ -504,12 +509,12 @@ static void failures(void)
     cJSON *c = ended_call(&r, "+15550010003", sid);
     const cJSON *ev[16];
     int n = agent_events(c, "error", ev, 16);
-    static const char *const kinds[] = {"http", "cut", "malformed", "timeout"};
-    IT_CHECK(n == 4, "%d error events", n);
-    for (int i = 0; i < n && i < 4; i++)
+    static const char *const kinds[] = {"http", "cut", "malformed", "timeout", "timeout"};
+    IT_CHECK(n == 5, "%d error events", n);
+    for (int i = 0; i < n && i < 5; i++)
         IT_CHECK(!strcmp(it_str(ev[i], "kind"), kinds[i]), "error %d: %s: %s", i,
                  it_str(ev[i], "kind"), it_str(ev[i], "message"));
-    if (n == 4) {
+    if (n == 5) {
         IT_CHECK(it_num(ev[0], "status") == 500 &&
                      strstr(it_str(ev[0], "message"), "the fake is down (server_error)"),
                  "the 500: %s", it_str(ev[0], "message"));
@@ -517,25 +522,30 @@ static void failures(void)
                  it_str(ev[2], "message"));
         IT_CHECK(strstr(it_str(ev[3], "message"), "no token within 1500 ms"), "timeout: %s",
                  it_str(ev[3], "message"));
+        IT_CHECK(strstr(it_str(ev[4], "message"), "the stream stalled for 1500 ms"), "stall: %s",
+                 it_str(ev[4], "message"));
     }
     n = agent_events(c, "said", ev, 16);
     int apologies = 0;
-    bool whole_sentence = false, last = false;
+    int whole_sentences = 0;
+    bool last = false;
     for (int i = 0; i < n; i++) {
         apologies +=
             !strcmp(it_str(ev[i], "said"), "apology") && !strcmp(it_str(ev[i], "text"), apology);
-        whole_sentence = whole_sentence || !strcmp(it_str(ev[i], "text"), "Well, let me see.");
+        whole_sentences += !strcmp(it_str(ev[i], "text"), "Well, let me see.") ||
+                           !strcmp(it_str(ev[i], "text"), "Hold on.");
         last = !strcmp(it_str(ev[i], "text"), "All good now.");
     }
-    IT_CHECK(apologies == 4, "%d apologies heard", apologies);
-    IT_CHECK(whole_sentence, "the sentence complete before the malformed chunk was not said");
+    IT_CHECK(apologies == 5, "%d apologies heard", apologies);
+    IT_CHECK(whole_sentences == 2, "the sentences complete before a failure were not said");
     IT_CHECK(last, "the turn after the failures was not answered");
     cJSON_Delete(c);
     static const char *const series[] = {"callstream_llm_failures_total{kind=\"http\"}",
                                          "callstream_llm_failures_total{kind=\"cut\"}",
                                          "callstream_llm_failures_total{kind=\"malformed\"}",
                                          "callstream_llm_failures_total{kind=\"timeout\"}"};
-    for (int i = 0; i < 4; i++) IT_CHECK(metric(&r, series[i]) == 1, "%s", series[i]);
+    for (int i = 0; i < 4; i++)
+        IT_CHECK(metric(&r, series[i]) == (i == 3 ? 2 : 1), "%s", series[i]);
     IT_CHECK(metric(&r, "callstream_llm_failures_total{kind=\"connect\"}") == 0, "connect");
     rig_down(&r);
 }
@@ -758,33 +768,25 @@ static void ends_mid_reply(void)
 
 /* ---- settings ---- */
 
-static void refused(const char *const *args, const char *why)
-{
-    it_server s;
-    IT_CHECK(it_server_start(&s, args) < 0, "started with: %s", why);
-    IT_CHECK(it_log_count(&s, why) == 1, "no '%s' in the log", why);
-    it_server_cleanup(&s);
-}
-
 static void bad_settings(void)
 {
     const char *no_url[] = {"--agent", "llm", NULL};
-    refused(no_url, "AGENT=llm needs LLM_URL");
+    it_refused(no_url, "AGENT=llm needs LLM_URL");
     const char *no_model[] = {"--agent", "llm", "--llm-url", "http://127.0.0.1:9/v1", NULL};
-    refused(no_model, "LLM_MODEL: the model to ask is needed");
+    it_refused(no_model, "LLM_MODEL: the model to ask is needed");
     const char *ftp[] = {"--agent", "llm", "--llm-url", "ftp://x/v1", "--llm-model", "m", NULL};
-    refused(ftp, "LLM_URL: 'ftp://x/v1' is not an http(s) URL");
+    it_refused(ftp, "LLM_URL: 'ftp://x/v1' is not an http(s) URL");
     const char *mute[] = {"--agent", "llm",   "--llm-url", "http://x/v1", "--llm-model",
                           "m",       "--tts", "none",      NULL};
-    refused(mute, "AGENT=llm speaks: TTS cannot be none");
+    it_refused(mute, "AGENT=llm speaks: TTS cannot be none");
     const char *temp[] = {"--agent",           "llm",         "--llm-url",
                           "http://x/v1",       "--llm-model", "m",
                           "--llm-temperature", "hot",         NULL};
-    refused(temp, "LLM_TEMPERATURE: 'hot' is not a number from 0 to 2");
+    it_refused(temp, "LLM_TEMPERATURE: 'hot' is not a number from 0 to 2");
     const char *unsigned_tools[] = {"--agent",     "llm", "--llm-url",        "http://x/v1",
                                     "--llm-model", "m",   "--llm-tools-file", "/nonexistent.json",
                                     NULL};
-    refused(unsigned_tools, "LLM_TOOLS_SECRET: needed with LLM_TOOLS_FILE");
+    it_refused(unsigned_tools, "LLM_TOOLS_SECRET: needed with LLM_TOOLS_FILE");
     const char *missing[] = {"--agent",
                              "llm",
                              "--llm-url",
@@ -796,7 +798,7 @@ static void bad_settings(void)
                              "--llm-tools-secret",
                              "s",
                              NULL};
-    refused(missing, "LLM_TOOLS_FILE /nonexistent.json: No such file or directory");
+    it_refused(missing, "LLM_TOOLS_FILE /nonexistent.json: No such file or directory");
     char path[] = "/tmp/callstream-tools-XXXXXX";
     int fd = mkstemp(path);
     IT_CHECK(write(fd, "[{\"name\":\"x\",\"url\":\"http://h/\",\"timeout\":1}]", 45) == 45,
@@ -805,7 +807,7 @@ static void bad_settings(void)
     const char *typo[] = {
         "--agent",          "llm", "--llm-url",          "http://x/v1", "--llm-model", "m",
         "--llm-tools-file", path,  "--llm-tools-secret", "s",           NULL};
-    refused(typo, "tool 1 (x): unknown key 'timeout'");
+    it_refused(typo, "tool 1 (x): unknown key 'timeout'");
     unlink(path);
     /* Another agent with LLM_URL unset starts as before. */
     it_server s;
@@ -816,10 +818,7 @@ static void bad_settings(void)
     it_server_cleanup(&s);
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} tests[] = {
+static const it_case tests[] = {
     {"bad_settings", bad_settings},
     {"plain_reply", plain_reply},
     {"tools", tools},
@@ -831,18 +830,7 @@ static const struct {
     {"ends_mid_reply", ends_mid_reply},
 };
 
-/* Runs the tests named on the command line, or all of them. */
 int main(int argc, char **argv)
 {
-    signal(SIGPIPE, SIG_IGN);
-    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-        bool chosen = argc < 2;
-        for (int a = 1; a < argc; a++) chosen = chosen || strcmp(argv[a], tests[i].name) == 0;
-        if (chosen) {
-            printf("llm: %s\n", tests[i].name);
-            fflush(stdout);
-            tests[i].run();
-        }
-    }
-    return it_done("llm");
+    return it_run("llm", tests, sizeof tests / sizeof *tests, argc, argv);
 }

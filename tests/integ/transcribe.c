@@ -672,10 +672,7 @@ static void engine_always_errors(void)
     IT_CHECK(dg.stats.upgrades == 7, "fake: %u upgrades", dg.stats.upgrades);
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} tests[] = {
+static const it_case tests[] = {
     {"free_speech", free_speech},
     {"shutdown_waits_for_delivery", shutdown_waits_for_delivery},
     {"grammar", grammar},
@@ -685,14 +682,7 @@ static const struct {
     {"engine_always_errors", engine_always_errors},
 };
 
-/* Runs the tests named on the command line, or all of them. */
 int main(int argc, char **argv)
 {
-    signal(SIGPIPE, SIG_IGN);
-    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-        bool chosen = argc < 2;
-        for (int a = 1; a < argc; a++) chosen = chosen || strcmp(argv[a], tests[i].name) == 0;
-        if (chosen) tests[i].run();
-    }
-    return it_done("transcribe");
+    return it_run("transcribe", tests, sizeof tests / sizeof *tests, argc, argv);
 }

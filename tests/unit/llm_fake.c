@@ -48,9 +48,10 @@ struct feed {
     cs_request *req;
     char **pieces;
     size_t n, next;
-    size_t gate;  /* wait for the release before this piece; NO_GATE */
-    bool chunked; /* else a Content-Length never reached: the end cuts the connection */
-    bool stall;
+    size_t gate;    /* wait for the release before this piece; NO_GATE */
+    bool chunked;   /* else a Content-Length never reached: the end cuts the connection */
+    bool stall;     /* held: no answer at all */
+    bool keepalive; /* a head, then only keep-alive comments, every every_ms */
     unsigned every_ms;
     uv_timer_t timer;
     feed *prev, *next_feed;
@@ -95,6 +96,18 @@ static void feed_closed(uv_handle_t *h)
     free(fd);
 }
 
+/* An answer to `r`, in the list of those in progress (ended by feed_end). */
+static feed *feed_new(llm_fake *f, cs_request *r)
+{
+    feed *fd = calloc(1, sizeof *fd);
+    *fd = (feed){.f = f, .req = r, .gate = NO_GATE, .next_feed = f->feeds};
+    if (f->feeds) f->feeds->prev = fd;
+    f->feeds = fd;
+    uv_timer_init(&f->loop, &fd->timer);
+    fd->timer.data = fd;
+    return fd;
+}
+
 /* The answer is over: whole (`whole`), or the client left, or the fake stops. */
 static void feed_end(feed *fd, bool whole)
 {
@@ -125,6 +138,15 @@ static void on_feed(uv_timer_t *t)
 {
     feed *fd = t->data;
     llm_fake *f = fd->f;
+    if (fd->keepalive) {
+        if (write_piece(fd, ": keep-alive\n\n") < 0) {
+            LOCKED(f, f->st.left++);
+            feed_end(fd, false);
+        } else {
+            uv_timer_start(&fd->timer, on_feed, fd->every_ms, 0);
+        }
+        return;
+    }
     while (fd->next < fd->n) {
         if (fd->next == fd->gate && !__atomic_load_n(&f->released, __ATOMIC_ACQUIRE)) {
             uv_timer_start(&fd->timer, on_feed, FAKE_GATE_POLL, 0);
@@ -204,8 +226,9 @@ static void text_pieces(pieces *ps, const char *text, unsigned piece, size_t *ga
         cs_buf_putc(&d, '}');
         chunk(ps, d.data, NULL);
         cs_buf_free(&d);
+        /* The gate follows the piece holding the space after the first sentence's end. */
         for (size_t i = at; gate && *gate == NO_GATE && i < e; i++)
-            if (strchr(".!?", text[i]) && i + 1 < len && text[i + 1] == ' ') *gate = ps->n;
+            if (text[i] == ' ' && i > 0 && strchr(".!?", text[i - 1])) *gate = ps->n;
         at = e;
     }
 }
@@ -292,15 +315,13 @@ static void chat(cs_request *r)
         error_json(r, rp->status, "server_error", NULL, rp->text ? rp->text : "fake error");
         return;
     }
-    feed *fd = calloc(1, sizeof *fd);
-    *fd = (feed){.f = f,
-                 .req = r,
-                 .gate = NO_GATE,
-                 .chunked = rp->kind != LLM_FAKE_CUT,
-                 .stall = rp->kind == LLM_FAKE_STALL,
-                 .every_ms = rp->every_ms};
+    feed *fd = feed_new(f, r);
+    fd->chunked = rp->kind != LLM_FAKE_CUT;
+    fd->stall = rp->kind == LLM_FAKE_STALL && !rp->every_ms;
+    fd->keepalive = rp->kind == LLM_FAKE_STALL && rp->every_ms;
+    fd->every_ms = rp->every_ms;
     pieces ps = {.k = (unsigned)k};
-    if (!fd->stall) {
+    if (rp->kind != LLM_FAKE_STALL) {
         chunk(&ps, "{\"role\":\"assistant\",\"content\":\"\"}", NULL);
         text_pieces(&ps, rp->text, rp->piece, rp->gate ? &fd->gate : NULL);
     }
@@ -316,11 +337,6 @@ static void chat(cs_request *r)
     }
     fd->pieces = ps.v;
     fd->n = ps.n;
-    fd->next_feed = f->feeds;
-    if (f->feeds) f->feeds->prev = fd;
-    f->feeds = fd;
-    uv_timer_init(&f->loop, &fd->timer);
-    fd->timer.data = fd;
     if (fd->stall) return; /* held until the end */
     int rc = fd->chunked ? cs_respond_begin(r, 200, "text/event-stream", -1,
                                             "Cache-Control: no-cache\r\nTransfer-Encoding: "
@@ -368,13 +384,7 @@ static void tool(cs_request *r)
     } else if (strcmp(name, "fail") == 0) {
         error_json(r, 500, "server_error", NULL, "the tool failed");
     } else if (strcmp(name, "slow") == 0) {
-        feed *fd = calloc(1, sizeof *fd);
-        *fd = (feed){.f = f, .req = r, .gate = NO_GATE, .stall = true};
-        fd->next_feed = f->feeds;
-        if (f->feeds) f->feeds->prev = fd;
-        f->feeds = fd;
-        uv_timer_init(&f->loop, &fd->timer);
-        fd->timer.data = fd;
+        feed_new(f, r)->stall = true; /* never answered */
     } else {
         const char *res = f->o.tool_result ? f->o.tool_result : "{\"result\":\"done\"}";
         cs_respond(r, 200, "application/json", res, strlen(res), NULL);

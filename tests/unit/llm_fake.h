@@ -31,8 +31,9 @@ typedef enum llm_fake_kind {
     LLM_FAKE_ERROR,     /* HTTP `status` with OpenAI's error JSON; `text` is its message */
     LLM_FAKE_CUT,       /* `text` streamed, then the connection closes mid-answer */
     LLM_FAKE_MALFORMED, /* `text` streamed, then a chunk that is not JSON */
-    LLM_FAKE_STALL,     /* the request is never answered (held until the client leaves or
-                           the fake is freed) */
+    LLM_FAKE_STALL,     /* no token, ever: the request is not answered at all (held until
+                           the client leaves or the fake is freed), or with every_ms, a
+                           head then only a keep-alive comment every every_ms */
 } llm_fake_kind;
 
 typedef struct llm_fake_reply {
