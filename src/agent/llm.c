@@ -169,6 +169,7 @@ static llm_msg *push(llm *a, enum llm_role role)
     llm_msg *m = &a->msgs[a->nmsgs++];
     memset(m, 0, sizeof *m);
     m->role = role;
+    m->tokens_in = m->tokens_out = -1;
     cs_buf_init(&m->text, role == LLM_USER   ? CS_LLM_CALLER_MAX
                           : role == LLM_TOOL ? CS_LLM_RESULT_MAX + 256
                                              : CS_LLM_REPLY_MAX);
@@ -243,6 +244,8 @@ static void heard(llm *a, const cs_heard *h, const char *text, size_t len)
     cs_json_kbool(&j, "cut", h->cut);
     cs_json_kuint(&j, "heardMs", h->heard_ms);
     cs_json_kuint(&j, "totalMs", h->total_ms);
+    if (m && m->tokens_in >= 0) cs_json_kint(&j, "promptTokens", m->tokens_in);
+    if (m && m->tokens_out >= 0) cs_json_kint(&j, "completionTokens", m->tokens_out);
     event_end(a, &j, &b);
 }
 
@@ -591,6 +594,8 @@ static void on_done(void *data, const cs_fetch_result *res)
         } else if (a->reply == NONE) {
             failed(a, CS_LLM_FAIL_MALFORMED, "an answer with no text and no tool call");
         } else {
+            a->msgs[a->reply].tokens_in = a->st.prompt_tokens;
+            a->msgs[a->reply].tokens_out = a->st.completion_tokens;
             /* Cut at max_tokens or CS_LLM_REPLY_MAX: its unfinished sentence is not said. */
             if (a->too_long || strcmp(a->st.finish, "length") == 0)
                 cs_voice_abandon(&a->voice);
@@ -879,10 +884,14 @@ static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
         cs_buf_printf(err, "LLM_MODEL: the model to ask is needed with LLM_URL");
         return CS_ECONFIG;
     }
+    /* The base, as OpenAI's clients take it; a URL given whole is taken as it is. */
+    static const char path[] = "/chat/completions";
     size_t n = strlen(cfg->llm_url);
     while (n && cfg->llm_url[n - 1] == '/') n--;
+    bool whole = n >= sizeof path - 1 &&
+                 !memcmp(cfg->llm_url + n - (sizeof path - 1), path, sizeof path - 1);
     cs_buf url = CS_BUF_INIT(8192);
-    cs_buf_printf(&url, "%.*s/chat/completions", (int)n, cfg->llm_url);
+    cs_buf_printf(&url, "%.*s%s", (int)n, cfg->llm_url, whole ? "" : path);
     l->chat_url = cs_buf_detach(&url, &n);
     if (!l->chat_url || !cs_fetch_url_ok(l->chat_url)) {
         cs_buf_printf(err, "LLM_URL: '%s' is not an http(s) URL", cfg->llm_url);

@@ -73,6 +73,7 @@ typedef struct llm_msg {
     char *calls;                     /* assistant: its tool_calls (a JSON array), or NULL */
     char call_id[CS_LLM_ID_MAX + 1]; /* tool: the call it answers */
     uint32_t utt;                    /* assistant: the utterance saying it; 0: none */
+    int64_t tokens_in, tokens_out;   /* assistant: the answer's usage, when told (else -1) */
     bool heard;                      /* text is what the caller heard of it */
     bool pending;                    /* tool: its answer has not come yet */
 } llm_msg;

@@ -312,6 +312,9 @@ static void plain_reply(void)
         IT_CHECK(!strcmp(it_str(ev[1], "said"), "reply") && !strcmp(it_str(ev[1], "text"), reply) &&
                      cJSON_IsFalse(cJSON_GetObjectItem(ev[1], "cut")),
                  "reply event: %s", it_str(ev[1], "text"));
+        /* The usage chunk (stream_options.include_usage) read. */
+        IT_CHECK(it_num(ev[1], "promptTokens") == 12 && it_num(ev[1], "completionTokens") == 7,
+                 "usage: %d, %d", it_num(ev[1], "promptTokens"), it_num(ev[1], "completionTokens"));
     }
     IT_CHECK(it_call_events(c, "turn", NULL) >= 1, "no turn event");
     cJSON_Delete(c);
@@ -694,6 +697,8 @@ static void caller_goes_on(void)
 
 /* ---- many at once ---- */
 
+/* Eight callers at once on an instant model: each heard its answer whole. */
+
 #define CONCURRENT 8
 
 static void many_calls(void)
@@ -702,7 +707,12 @@ static void many_calls(void)
     static const llm_fake_reply script[] = {{.kind = LLM_FAKE_TEXT, .text = hello}};
     llm_fake_opts o = {.script = script, .nscript = 1, .api_key = KEY};
     rig r;
-    if (!rig_up(&r, &o, CONCURRENT, NULL)) return;
+    if (!fake_up(&r, &o)) return;
+    /* LLM_URL given whole, as some servers' documentation shows it. */
+    char whole[128];
+    snprintf(whole, sizeof whole, "%s/chat/completions/", llm_fake_url(r.fake));
+    const char *extra[] = {"--llm-url", whole, NULL};
+    if (!server_up(&r, CONCURRENT, extra)) return;
     const char *clips[] = {NULL, goforward()};
     const unsigned gaps[] = {500, 6000};
     const char *wav = compose(&r, "many", clips, gaps, 2);
