@@ -25,7 +25,9 @@ typedef struct cs_voice {
     cs_splitter split;
     cs_buf queue;      /* sentences waiting for the engine, each NUL-terminated */
     size_t queue_head; /* where the next one starts */
-    uint32_t utt;      /* the utterance being spoken; 0: none */
+    uint32_t utt;      /* the utterance text is fed to; 0: none */
+    uint32_t making;   /* the utterance of the sentence being made (an earlier one while
+                          text is fed to the next) */
     bool ending;       /* its text is complete */
     cs_tts_job *job;   /* the sentence being made */
     /* The engine failed on a sentence (`err`); the rest of the utterance still comes.
@@ -43,6 +45,9 @@ int cs_voice_say(cs_voice *v, const char *text, size_t len);
 int cs_voice_feed(cs_voice *v, const char *text, size_t len);
 /* The utterance's text is complete. */
 int cs_voice_end(cs_voice *v);
+/* The utterance's text broke off (a reply cut short): its unfinished sentence is dropped,
+ * its complete ones are still said, and it ends. */
+int cs_voice_abandon(cs_voice *v);
 /* Stops making the current utterance: its waiting text is dropped and the sentence being
  * made is cancelled; what was queued for playout stays, unless a clear dropped it. */
 void cs_voice_stop(cs_voice *v);

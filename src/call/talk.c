@@ -358,6 +358,12 @@ void cs_agent_timer(cs_agent *a, uint32_t ms)
     a->timer_due_ms = ms ? a->calls->clock_ms() + ms : 0;
 }
 
+void cs_agent_event(cs_agent *a, const char *json)
+{
+    cs_stream *s = a->stream;
+    if (s) NOTIFY(s->calls, event, s->call, s, CS_EVENT_AGENT, cs_wall_ms(), json);
+}
+
 void cs_agent_closed(cs_agent *a)
 {
     if (a->calls->talk.closing) a->calls->talk.closing--;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "call/call.h"
+#include "core/buf.h"
 
 /* A segment of the caller's live transcript. Views are valid during the callback. */
 typedef struct cs_transcript {
@@ -52,6 +53,12 @@ struct cs_agent_ops {
     /* An instance for two-way stream `s`. 0 or a negative code. */
     int (*open)(cs_agent **out, cs_stream *s, const cs_agent_env *env);
     /* Every callback below may be NULL. */
+    /* Once at start-up, before any call (it may block: files are read): checks the agent's
+     * settings and prepares what its instances share (kept in `env`). 0, or CS_ECONFIG
+     * with a message in `err`. */
+    int (*setup)(cs_agent_env *env, cs_buf *err);
+    /* At shutdown, once every instance has finished. */
+    void (*teardown)(cs_agent_env *env);
     /* Caller audio at frame `pos` of the call's timeline. */
     void (*audio)(cs_agent *a, uint64_t pos, const uint8_t *ulaw, size_t n);
     /* The caller started or stopped speaking at `pos` (voice activity detection). */
@@ -120,6 +127,9 @@ void cs_agent_note(cs_agent *a, enum cs_turn_stage stage);
 
 /* ---- agent services ---- */
 
+/* An `agent` event of the agent's call: `json` is its detail, a JSON object (what the
+ * agent heard, said, did or failed at). Dropped once the stream has ended. */
+void cs_agent_event(cs_agent *a, const char *json);
 /* Calls ops->timer in `ms` (about: the pacing tick's resolution); 0 cancels. */
 void cs_agent_timer(cs_agent *a, uint32_t ms);
 /* After close: the agent has finished (see close). */

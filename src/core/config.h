@@ -32,7 +32,37 @@
     S(greeting, "GREETING", "", "<Say> before the stream starts (empty: none)")                    \
     S(voice, "VOICE", "", "voice for the greeting, e.g. Polly.Joanna (empty: Twilio's default)")   \
     S(dial, "DIAL", "", "start mode: number to <Dial> while streaming (empty: keep the line)")     \
-    S(agent, "AGENT", "none", "who talks back: none (listen only) or echo")                        \
+    S(agent, "AGENT", "none", "who talks back: none (listen only), echo or llm")                   \
+    S(llm_url, "LLM_URL", "",                                                                      \
+      "AGENT=llm: base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 "           \
+      "(the agent POSTs {LLM_URL}/chat/completions)")                                              \
+    S(llm_model, "LLM_MODEL", "", "AGENT=llm: the model asked")                                    \
+    S(llm_api_key, "LLM_API_KEY", "",                                                              \
+      "AGENT=llm: sent as Authorization: Bearer (empty: none); never logged")                      \
+    S(system_prompt, "SYSTEM_PROMPT",                                                              \
+      "You are a friendly voice assistant answering a phone call. Answer in one to three short "   \
+      "spoken sentences, with no lists or markup. Call end_call when the caller is done.",         \
+      "AGENT=llm: the system message every conversation starts with")                             \
+    S(llm_greeting, "LLM_GREETING", "",                                                            \
+      "AGENT=llm: said as the call starts, as given, without asking the model (empty: none)")      \
+    S(llm_apology, "LLM_APOLOGY", "Sorry, I didn't catch that. Could you say it again?",           \
+      "AGENT=llm: said when the model fails (an error, a timeout, a broken stream)")               \
+    N(llm_timeout_ms, "LLM_TIMEOUT_MS", 10000, 100, 600000,                                        \
+      "AGENT=llm: the model's first token, and each next piece, must come within this (ms)")       \
+    N(llm_max_tokens, "LLM_MAX_TOKENS", 300, 0, 1000000,                                           \
+      "AGENT=llm: max_tokens of a reply (0: not sent)")                                            \
+    S(llm_temperature, "LLM_TEMPERATURE", "",                                                      \
+      "AGENT=llm: sampling temperature, 0 to 2 (empty: the server's default)")                    \
+    N(llm_history_turns, "LLM_HISTORY_TURNS", 20, 1, 1000,                                         \
+      "AGENT=llm: the caller's turns kept in what the model is sent (the oldest go first)")        \
+    N(llm_history_chars, "LLM_HISTORY_CHARS", 12000, 100, 10000000,                                \
+      "AGENT=llm: characters of conversation kept in what the model is sent (the oldest turns "    \
+      "go first; the system prompt is always sent)")                                               \
+    S(llm_tools_file, "LLM_TOOLS_FILE", "",                                                        \
+      "AGENT=llm: a JSON list of tools the model may call: name, description, parameters (JSON "   \
+      "schema), url (POSTed, signed)")                                                             \
+    S(llm_tools_secret, "LLM_TOOLS_SECRET", "",                                                    \
+      "AGENT=llm: signs the tools' POSTs (X-Callstream-Signature); needed with LLM_TOOLS_FILE")     \
     N(barge_in_min_ms, "BARGE_IN_MIN_MS", 100, 20, 2000,                                           \
       "caller speech (ms) before it counts as speaking: shorter noises never do")                  \
     N(vad_hangover_ms, "VAD_HANGOVER_MS", 600, 20, 10000,                                          \

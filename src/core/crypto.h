@@ -23,4 +23,15 @@ void cs_hex(char *out, const uint8_t *in, size_t n);
 /* Constant-time comparison; false when lengths differ. */
 bool cs_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 
+/* The header lines that sign a body we POST (the transcript webhook, the agents' tools):
+ * "X-Callstream-Timestamp: <unix s>" and "X-Callstream-Signature: sha256=<hex HMAC-SHA256
+ * of "<unix s>.<body>" keyed with `secret`>". The time is in the signed text, so a
+ * receiver can refuse replays of an old request. */
+typedef struct cs_signed_headers {
+    char timestamp[48];
+    char signature[96];
+} cs_signed_headers;
+void cs_sign_body(cs_signed_headers *out, const char *secret, const void *body, size_t len,
+                  int64_t unix_s);
+
 #endif

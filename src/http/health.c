@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "agent/llm.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/prom.h"
@@ -195,6 +196,43 @@ static void family(cs_buf *out, const char *name, const char *type, const char *
         snprintf(l, sizeof l, "%s=\"%s\"", label, labels[i]);
         cs_prom_value(out, name, l, (double)values[i]);
     }
+}
+
+/* AGENT=llm (agent/llm.h). */
+static void llm_metrics(cs_buf *out, const cs_llm_stats *ls)
+{
+    cs_prom_counter(out, "callstream_llm_requests_total",
+                    "chat completions asked (tool rounds and retries included)",
+                    (double)ls->requests);
+    cs_prom_counter(out, "callstream_llm_replies_total", "chat completions answered to the end",
+                    (double)ls->replies);
+    const char *kinds[CS_LLM_FAIL_COUNT];
+    for (int i = 0; i < CS_LLM_FAIL_COUNT; i++) kinds[i] = cs_llm_fail_label((enum cs_llm_fail)i);
+    family(out, "callstream_llm_failures_total", "counter",
+           "chat completions failed (the caller hears the apology), by kind", "kind", kinds,
+           ls->failures, CS_LLM_FAIL_COUNT);
+    static const char *const whys[] = {"retried", "cancelled", "reasked"};
+    uint64_t counts[] = {ls->retries, ls->cancelled, ls->reasks};
+    family(out, "callstream_llm_requests_ended_total", "counter",
+           "chat completions tried again (no answer at all), cancelled (barge-in, the call's end, "
+           "the caller going on), of those asked again with the caller's next words",
+           "outcome", whys, counts, 3);
+    cs_prom_counter(out, "callstream_llm_tool_calls_total", "the operator's tools called",
+                    (double)ls->tool_calls);
+    cs_prom_counter(out, "callstream_llm_tool_failures_total",
+                    "tool calls without a 2xx answer in time", (double)ls->tool_failures);
+    cs_prom_counter(out, "callstream_llm_tool_rounds_limited_total",
+                    "turns that reached the limit of answers with tool calls",
+                    (double)ls->tool_rounds_limited);
+    cs_prom_counter(out, "callstream_llm_hangups_total", "calls the model ended (end_call)",
+                    (double)ls->hangups);
+    cs_prom_counter(out, "callstream_llm_history_dropped_total",
+                    "old turns dropped from conversations (LLM_HISTORY_TURNS, LLM_HISTORY_CHARS)",
+                    (double)ls->history_dropped);
+    cs_prom_counter(out, "callstream_llm_replies_cut_total",
+                    "answers longer than the agent says, cut", (double)ls->replies_cut);
+    cs_prom_hist(out, "callstream_llm_first_token_seconds",
+                 "a chat completion asked to its first token", &ls->first_token);
 }
 
 static double rss_bytes(void)
@@ -468,6 +506,7 @@ void cs_metrics(cs_request *r)
         cs_prom_gauge(&out, "callstream_transcript_webhook_pending", "deliveries waiting",
                       (double)cs_webhook_pending(gw->webhook));
     }
+    if (gw->agent_env.llm) llm_metrics(&out, cs_llm_stats_get(gw->agent_env.llm));
     if (gw->fetch) {
         const cs_fetch_stats *fs = cs_fetch_stats_get(gw->fetch);
         cs_prom_counter(&out, "callstream_http_client_requests_total",

@@ -23,10 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audio/g711.h"
+#include "audio/wav.h"
 #include "core/crypto.h"
 #include "net/form.h"
 #include "net/http.h"
 #include "provider/twilio.h"
+#include "sim/sim.h"
 
 #define START_WAIT_MS 60000 /* decoders load before the gateway listens: slow on a busy machine */
 #define IO_WAIT_MS    10000
@@ -54,6 +57,20 @@ int it_done(const char *name)
     }
     printf("%s: all checks passed\n", name);
     return 0;
+}
+
+int it_run(const char *name, const it_case *cases, size_t n, int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < n; i++) {
+        bool chosen = argc < 2;
+        for (int a = 1; a < argc; a++) chosen = chosen || strcmp(argv[a], cases[i].name) == 0;
+        if (!chosen) continue;
+        printf("%s: %s\n", name, cases[i].name);
+        fflush(stdout);
+        cases[i].run();
+    }
+    return it_done(name);
 }
 
 void it_sleep_ms(int ms)
@@ -218,6 +235,14 @@ static int launch(it_server *s, const char *const *args)
     waitpid(pid, NULL, 0);
     s->pid = 0;
     return -1;
+}
+
+void it_refused(const char *const *args, const char *why)
+{
+    it_server s;
+    IT_CHECK(it_server_start(&s, args) < 0, "started despite: %s", why);
+    IT_CHECK(it_log_count(&s, why) == 1, "no '%s' in the log", why);
+    it_server_cleanup(&s);
 }
 
 int it_cli(const it_server *s, const char *args, const char *input, char *out, size_t cap)
@@ -559,6 +584,27 @@ cJSON *it_call_recorded(int port, const char *sid, int timeout_ms)
         it_sleep_ms(50);
     } while (now_ms() < deadline);
     return NULL;
+}
+
+bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        cJSON *j = it_get_json(port, "/api/v1/calls");
+        const cJSON *c;
+        bool found = false;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls"))
+        {
+            if (strcmp(it_str(c, "from"), from) == 0) {
+                snprintf(sid, cap, "%s", it_str(c, "sid"));
+                found = true;
+            }
+        }
+        cJSON_Delete(j);
+        if (found) return true;
+        it_sleep_ms(50);
+    } while (now_ms() < deadline);
+    return false;
 }
 
 int it_call_events(const cJSON *call, const char *type, const char *state)
@@ -974,4 +1020,31 @@ void it_fill_until(const char *dir, const char *path, unsigned long long left)
         have = it_free_bytes(dir);
     }
     if (fd >= 0) close(fd);
+}
+
+int it_wav_compose(const char *path, const char *const *clips, const unsigned *gap_ms, size_t n,
+                   size_t *starts)
+{
+    cs_wav_writer w;
+    if (cs_wav_writer_open(&w, path, 8000, 1) < 0) return -1;
+    uint64_t pos = 0;
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        if (starts) starts[k] = (size_t)pos;
+        uint8_t *ulaw = NULL;
+        size_t len = 0;
+        if (clips[k] && cs_sim_audio(clips[k], &ulaw, &len) < 0) {
+            rc = -1;
+            break;
+        }
+        int16_t *pcm = calloc(len + (size_t)gap_ms[k] * 8 + 1, sizeof *pcm);
+        cs_ulaw_decode(pcm, ulaw, len);
+        size_t frames = len + (size_t)gap_ms[k] * 8;
+        if (cs_wav_writer_write(&w, pos, pcm, frames) < 0) rc = -1;
+        pos += frames;
+        free(pcm);
+        free(ulaw);
+    }
+    if (cs_wav_writer_close(&w, false) < 0) rc = -1;
+    return rc;
 }

@@ -25,6 +25,14 @@ void it_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 /* Exit code for main: 0 when every check passed. */
 int it_done(const char *name);
 
+/* A test program's named cases: main runs those named on its command line, or all. */
+typedef struct it_case {
+    const char *name;
+    void (*run)(void);
+} it_case;
+/* Runs them (SIGPIPE ignored) and returns it_done(name). */
+int it_run(const char *name, const it_case *cases, size_t n, int argc, char **argv);
+
 void it_sleep_ms(int ms);
 /* A monotonic clock in ms, for deadlines. */
 long long it_now_ms(void);
@@ -78,6 +86,9 @@ int it_sign_in(const it_server *s, const char *user, const char *password, char 
 /* A self-signed certificate for 127.0.0.1 and localhost in the test's dir, for
  * --tls-cert and --tls-key: paths in `cert` and `key` (each `cap` bytes). 0 or -1. */
 int it_tls_cert(const it_server *s, char *cert, char *key, size_t cap);
+/* The server refuses to start with `args`, saying `why` in its log (a failed check if
+ * not). */
+void it_refused(const char *const *args, const char *why);
 /* Lines of the server's log holding `needle`. */
 int it_log_count(const it_server *s, const char *needle);
 /* Removes the temp dir (kept when checks failed, or with CS_KEEP set, for a look). */
@@ -129,6 +140,9 @@ cJSON *it_call(int port, const char *sid);
 /* The call once its recording is finished and attached (it has a duration), polling up
  * to timeout_ms; NULL if it never is. Caller frees. */
 cJSON *it_call_recorded(int port, const char *sid, int timeout_ms);
+/* The SID of the call from `from` (a test gives each call its own caller number), polling
+ * up to timeout_ms. Whether it was found. */
+bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms);
 /* The call's events of `type` whose detail has "state" `state` (NULL: any). */
 int it_call_events(const cJSON *call, const char *type, const char *state);
 
@@ -197,6 +211,11 @@ int it_wav_info(const char *path, unsigned *channels, long *header_frames, long 
 /* The samples of a 16-bit WAV in memory (a file, or an answer's body): checks the header
  * (PCM, 16-bit, sizes that match the length) and points *pcm at the data. Frames, or -1. */
 long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_t **pcm);
+/* Writes a mono 16-bit 8 kHz WAV at `path` for a caller taking turns: for each k, clip k
+ * (any WAV, read as the simulator reads it; NULL: none) then gap_ms[k] of digital silence.
+ * starts[k] (may be NULL) gets where clip k begins, in samples. 0 or -1. */
+int it_wav_compose(const char *path, const char *const *clips, const unsigned *gap_ms, size_t n,
+                   size_t *starts);
 
 /* ---- a small disk ---- */
 

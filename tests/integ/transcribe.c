@@ -34,23 +34,6 @@ static const char *str(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-/* The SID of the call from `from` (each call of a test has its own caller number). */
-static bool call_from(const it_server *s, const char *from, char *sid, size_t cap)
-{
-    cJSON *j = it_get_json(s->port, "/api/v1/calls");
-    const cJSON *c;
-    bool ok = false;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls"))
-    {
-        if (strcmp(str(c, "from"), from) == 0) {
-            snprintf(sid, cap, "%s", str(c, "sid"));
-            ok = true;
-        }
-    }
-    cJSON_Delete(j);
-    return ok;
-}
-
 /* The call's "transcription" state and whether a transcription event says `state`. */
 static void transcription_state(const it_server *s, const char *sid, char *state, size_t cap,
                                 const char *event_state, bool *has_event)
@@ -438,7 +421,7 @@ static void free_speech(void)
         char from[32], sid[64], text[8192], ref[4096];
         int segments;
         snprintf(from, sizeof from, "+1555000100%zu", i);
-        IT_CHECK(call_from(&s, from, sid, sizeof sid), "no call from %s", from);
+        IT_CHECK(it_call_from(s.port, from, sid, sizeof sid, 0), "no call from %s", from);
         refined += transcript_refined(&s, sid, "caller", text, sizeof text, &segments);
         IT_CHECK(segments >= 1, "%s: nothing stored", free_clips[i]);
         stored += segments;
@@ -516,7 +499,7 @@ static void grammar(void)
         cJSON_Delete(it_sim(&s, &exit_status, "--wav %s --from %s", wav, from));
         IT_CHECK(exit_status == 0, "%s: the call failed", name);
         it_sleep_ms(500);
-        IT_CHECK(call_from(&s, from, sid, sizeof sid), "no call from %s", from);
+        IT_CHECK(it_call_from(s.port, from, sid, sizeof sid, 0), "no call from %s", from);
         transcript_of(&s, sid, "caller", text, sizeof text, &segments);
         IT_CHECK(wer_reference(corpus(), name, ref, sizeof ref), "no reference");
         wer_add(&total, ref, text);
@@ -613,7 +596,7 @@ static void agent_side(void)
     cJSON_Delete(it_sim(&s, &exit_status, "--wav %s --from +15550003000", wav));
     IT_CHECK(exit_status == 0, "the call failed");
     it_sleep_ms(1000);
-    IT_CHECK(call_from(&s, "+15550003000", sid, sizeof sid), "no call");
+    IT_CHECK(it_call_from(s.port, "+15550003000", sid, sizeof sid, 0), "no call");
     static const char *const speakers[] = {"caller", "agent"};
     for (int i = 0; i < 2; i++) {
         char text[2048];
@@ -699,7 +682,7 @@ static void refined_finals(void)
 
     transcripts_done(&s);
     char sid[64];
-    IT_CHECK(call_from(&s, "+15550007000", sid, sizeof sid), "no call");
+    IT_CHECK(it_call_from(s.port, "+15550007000", sid, sizeof sid, 0), "no call");
     char target[128];
     snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
     cJSON *j = it_get_json(s.port, target);
@@ -750,8 +733,8 @@ static void pool_exhausted(void)
     char sa[64], sb[64], state[32], text[2048];
     bool event;
     int segments;
-    IT_CHECK(call_from(&s, "+15550004001", sa, sizeof sa), "no first call");
-    IT_CHECK(call_from(&s, "+15550004002", sb, sizeof sb), "no second call");
+    IT_CHECK(it_call_from(s.port, "+15550004001", sa, sizeof sa, 0), "no first call");
+    IT_CHECK(it_call_from(s.port, "+15550004002", sb, sizeof sb, 0), "no second call");
     transcription_state(&s, sa, state, sizeof state, "on", &event);
     IT_CHECK(!strcmp(state, "on") && event, "first call: transcription '%s'", state);
     transcript_of(&s, sa, "caller", text, sizeof text, &segments);
@@ -822,7 +805,7 @@ static void engine_fails_mid_call(void)
     int segments;
     call_with_jfk(&s, "+15550005000");
     it_sleep_ms(500);
-    IT_CHECK(call_from(&s, "+15550005000", sid, sizeof sid), "no call");
+    IT_CHECK(it_call_from(s.port, "+15550005000", sid, sizeof sid, 0), "no call");
     bool event;
     transcription_state(&s, sid, state, sizeof state, "failed", &event);
     IT_CHECK(!strcmp(state, "failed") && event, "transcription '%s'", state);
@@ -857,7 +840,7 @@ static void engine_always_errors(void)
     bool event = false;
     /* The last backoffs may come after the call: its backlog keeps the session going. */
     for (int waited = 0; waited < 45000 && !event; waited += 250) {
-        if (call_from(&s, "+15550006000", sid, sizeof sid))
+        if (it_call_from(s.port, "+15550006000", sid, sizeof sid, 0))
             transcription_state(&s, sid, state, sizeof state, "failed", &event);
         if (!event) it_sleep_ms(250);
     }
@@ -878,10 +861,7 @@ static void engine_always_errors(void)
     IT_CHECK(dg.stats.upgrades == 7, "fake: %u upgrades", dg.stats.upgrades);
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} tests[] = {
+static const it_case tests[] = {
     {"free_speech", free_speech},
     {"shutdown_waits_for_delivery", shutdown_waits_for_delivery},
     {"second_signal_gives_up_delivery", second_signal_gives_up_delivery},
@@ -893,14 +873,7 @@ static const struct {
     {"engine_always_errors", engine_always_errors},
 };
 
-/* Runs the tests named on the command line, or all of them. */
 int main(int argc, char **argv)
 {
-    signal(SIGPIPE, SIG_IGN);
-    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-        bool chosen = argc < 2;
-        for (int a = 1; a < argc; a++) chosen = chosen || strcmp(argv[a], tests[i].name) == 0;
-        if (chosen) tests[i].run();
-    }
-    return it_done("transcribe");
+    return it_run("transcribe", tests, sizeof tests / sizeof *tests, argc, argv);
 }

@@ -41,23 +41,14 @@ static void none_has_no_engine(void)
     it_server_cleanup(&s);
 }
 
-/* The server refuses to start, saying `why`. */
-static void refused(const char *const *args, const char *why)
-{
-    it_server s;
-    IT_CHECK(it_server_start(&s, args) < 0, "started with a bad speech setting");
-    IT_CHECK(it_log_count(&s, why) == 1, "no '%s' in the log", why);
-    it_server_cleanup(&s);
-}
-
 static void bad_settings_are_refused(void)
 {
     const char *engine[] = {"--tts", "festival", NULL};
-    refused(engine, "TTS: 'festival' is not espeak, flite or none");
+    it_refused(engine, "TTS: 'festival' is not espeak, flite or none");
     const char *fl[] = {"--tts", "flite", "--tts-voice", "nope", NULL};
-    refused(fl, "TTS_VOICE: flite has no voice 'nope'");
+    it_refused(fl, "TTS_VOICE: flite has no voice 'nope'");
     const char *es[] = {"--tts-voice", "xx-nope", NULL};
-    refused(es, "TTS_VOICE: espeak-ng: xx-nope:");
+    it_refused(es, "TTS_VOICE: espeak-ng: xx-nope:");
 }
 
 int main(void)

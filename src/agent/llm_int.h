@@ -1,0 +1,120 @@
+/* The LLM agent's parts, shared by llm.c (the agent), llm_chat.c (OpenAI's chat
+ * completions on the wire: the request, the streamed chunks, the error body) and
+ * llm_tools.c (LLM_TOOLS_FILE). */
+#ifndef CS_LLM_INT_H
+#define CS_LLM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/llm.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "net/sse.h"
+
+/* ---- limits ---- */
+#define CS_LLM_TOOLS_MAX      32           /* operator tools in LLM_TOOLS_FILE */
+#define CS_LLM_TOOLS_FILE_MAX (256u << 10) /* bytes of LLM_TOOLS_FILE */
+#define CS_LLM_NAME_MAX       64           /* a tool's name: [A-Za-z0-9_-], as OpenAI takes */
+#define CS_LLM_ID_MAX         64           /* a tool call's id */
+#define CS_LLM_CALLS_MAX      8            /* tool calls in one answer; more fail it */
+#define CS_LLM_ARGS_MAX       (16u << 10)  /* one tool call's arguments */
+#define CS_LLM_TOOL_ROUNDS                                                                         \
+    4                                      /* answers with tool calls per turn: the next is        \
+                                              asked with tool_choice "none" */
+#define CS_LLM_TOOL_TIMEOUT_MS 5000        /* a tool's answer, unless it says timeout_ms */
+#define CS_LLM_RESULT_MAX      (16u << 10) /* a tool's answer given to the model */
+#define CS_LLM_REPLY_MAX       (16u << 10) /* text of one answer; the rest is not said */
+#define CS_LLM_CALLER_MAX      (16u << 10) /* the caller's words waiting for an answer */
+#define CS_LLM_MSGS_MAX        512         /* messages kept, whatever the settings */
+#define CS_LLM_CHUNK_MAX       (64u << 10) /* one streamed event */
+#define CS_LLM_ERROR_BODY_MAX  (16u << 10) /* an error answer read for its message */
+#define CS_LLM_REQUEST_MS      120000      /* a whole answer, however it trickles */
+
+/* An operator tool (LLM_TOOLS_FILE). */
+typedef struct llm_tool {
+    char name[CS_LLM_NAME_MAX + 1];
+    char *url;
+    uint32_t timeout_ms;
+} llm_tool;
+
+struct cs_llm {
+    const cs_config *cfg;
+    char *chat_url; /* {LLM_URL}/chat/completions */
+    char *auth;     /* "Authorization: Bearer …", or NULL */
+    bool temperature_set;
+    double temperature;
+    llm_tool *tools;
+    size_t ntools;
+    char *tools_json; /* the request's "tools" array: end_call and the operator's */
+    cs_llm_stats stats;
+};
+
+/* Reads LLM_TOOLS_FILE's text: fills l->tools and l->tools_json (end_call first). 0, or
+ * CS_ECONFIG with the reason in `err` (naming `path` and the tool). */
+int llm_tools_parse(cs_llm *l, const char *json, size_t len, const char *path, cs_buf *err);
+/* The tools of `l` as "tools" JSON with end_call alone (no LLM_TOOLS_FILE). */
+int llm_tools_builtin(cs_llm *l);
+const llm_tool *llm_tool_find(const cs_llm *l, const char *name);
+void llm_tools_free(cs_llm *l);
+#define LLM_END_CALL "end_call"
+
+/* ---- the conversation ---- */
+
+enum llm_role { LLM_USER, LLM_ASSISTANT, LLM_TOOL };
+/* What an assistant message was, for events. */
+enum llm_said { LLM_SAID_REPLY, LLM_SAID_GREETING, LLM_SAID_APOLOGY };
+
+typedef struct llm_msg {
+    enum llm_role role;
+    enum llm_said said;
+    cs_buf text;                     /* content */
+    char *calls;                     /* assistant: its tool_calls (a JSON array), or NULL */
+    char call_id[CS_LLM_ID_MAX + 1]; /* tool: the call it answers */
+    uint32_t utt;                    /* assistant: the utterance saying it; 0: none */
+    int64_t tokens_in, tokens_out;   /* assistant: the answer's usage, when told (else -1) */
+    bool heard;                      /* text is what the caller heard of it */
+    bool pending;                    /* tool: its answer has not come yet */
+} llm_msg;
+
+/* The request for `msgs` (after the system prompt); `tools`: the model may call tools
+ * (else tool_choice "none"). 0 or -EMSGSIZE/-ENOMEM. */
+int llm_request_body(cs_buf *out, const cs_llm *l, const llm_msg *msgs, size_t n, bool tools);
+
+/* ---- the answer, as it streams ---- */
+
+typedef struct llm_call {
+    char id[CS_LLM_ID_MAX + 1];
+    char name[CS_LLM_NAME_MAX + 1];
+    cs_buf args;
+} llm_call;
+
+typedef struct llm_stream {
+    cs_sse sse;
+    llm_call calls[CS_LLM_CALLS_MAX];
+    size_t ncalls;
+    char finish[24];                          /* finish_reason, "" until one comes */
+    bool done;                                /* data: [DONE] came */
+    int64_t prompt_tokens, completion_tokens; /* usage, -1 unknown */
+    char error[256]; /* why it failed: the server's error message, or what was malformed */
+    /* Each piece of the reply's text. */
+    void (*on_text)(void *data, const char *text, size_t len);
+    void *data;
+} llm_stream;
+
+void llm_stream_init(llm_stream *st, void (*on_text)(void *, const char *, size_t), void *data);
+void llm_stream_free(llm_stream *st);
+/* Body bytes of a 2xx answer. 0, or: CS_EPARSE (a chunk that is not a chat completion
+ * chunk: the reason in st->error), -EPROTO (an error object in the stream: its message in
+ * st->error), CS_ELIMIT (more than CS_LLM_CALLS_MAX calls, arguments or an event too
+ * large). The stream is unusable after an error. */
+int llm_stream_feed(llm_stream *st, const char *p, size_t n);
+/* Whether the answer is whole: [DONE], or a finish_reason (some servers end there). */
+bool llm_stream_complete(const llm_stream *st);
+
+/* The message of an error answer: OpenAI's {"error":{"message":…}} (with its type or
+ * code), else the start of the body. */
+void llm_error_message(const char *body, size_t len, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,495 @@
+#include "llm_fake.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "net/server.h"
+
+#define FAKE_KEEP        1024    /* request and tool bodies kept for llm_fake_request */
+#define FAKE_PIECE       4       /* bytes of text per chunk, by default */
+#define FAKE_ARGS_PIECE  5       /* bytes of a tool call's arguments per chunk */
+#define FAKE_GATE_POLL   5       /* ms between looks at llm_fake_release */
+#define FAKE_CUT_PROMISE 1000000 /* Content-Length promised by an answer that is cut */
+#define NO_GATE          ((size_t)-1)
+
+typedef struct feed feed;
+
+struct llm_fake {
+    uv_loop_t loop;
+    uv_async_t quit;
+    pthread_t thread;
+    bool quitting; /* loop thread */
+    cs_net *net;
+    cs_server *server;
+    llm_fake_opts o;
+    char url[64];
+    int port;
+    int released;         /* __atomic */
+    feed *feeds;          /* answers in progress (and stalls), loop thread */
+    pthread_mutex_t lock; /* what follows */
+    llm_fake_stats st;
+    char *bodies[FAKE_KEEP];
+    size_t nbodies;
+    char *tool_bodies[FAKE_KEEP];
+    char tool_names[FAKE_KEEP][64];
+    size_t ntools;
+};
+
+/* An answer being written: its pieces, one every `every_ms`. */
+struct feed {
+    llm_fake *f;
+    cs_request *req;
+    char **pieces;
+    size_t n, next;
+    size_t gate;    /* wait for the release before this piece; NO_GATE */
+    bool chunked;   /* else a Content-Length never reached: the end cuts the connection */
+    bool stall;     /* held: no answer at all */
+    bool keepalive; /* a head, then only keep-alive comments, every every_ms */
+    unsigned every_ms;
+    uv_timer_t timer;
+    feed *prev, *next_feed;
+};
+
+#define LOCKED(f, stmt)                                                                            \
+    do {                                                                                           \
+        pthread_mutex_lock(&(f)->lock);                                                            \
+        stmt;                                                                                      \
+        pthread_mutex_unlock(&(f)->lock);                                                          \
+    } while (0)
+
+/* ---- answers ---- */
+
+static void error_json(cs_request *r, int status, const char *type, const char *code,
+                       const char *msg)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_json j;
+    cs_json_init(&j, &b);
+    cs_json_obj(&j);
+    cs_json_key(&j, "error");
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "message", msg);
+    cs_json_kstr(&j, "type", type);
+    cs_json_key(&j, "param");
+    cs_json_null(&j);
+    cs_json_key(&j, "code");
+    cs_json_str(&j, code);
+    cs_json_obj_end(&j);
+    cs_json_obj_end(&j);
+    cs_json_end(&j);
+    cs_respond_json(r, status, &b);
+    cs_buf_free(&b);
+}
+
+static void feed_closed(uv_handle_t *h)
+{
+    feed *fd = h->data;
+    for (size_t i = 0; i < fd->n; i++) free(fd->pieces[i]);
+    free(fd->pieces);
+    free(fd);
+}
+
+/* An answer to `r`, in the list of those in progress (ended by feed_end). */
+static feed *feed_new(llm_fake *f, cs_request *r)
+{
+    feed *fd = calloc(1, sizeof *fd);
+    *fd = (feed){.f = f, .req = r, .gate = NO_GATE, .next_feed = f->feeds};
+    if (f->feeds) f->feeds->prev = fd;
+    f->feeds = fd;
+    uv_timer_init(&f->loop, &fd->timer);
+    fd->timer.data = fd;
+    return fd;
+}
+
+/* The answer is over: whole (`whole`), or the client left, or the fake stops. */
+static void feed_end(feed *fd, bool whole)
+{
+    llm_fake *f = fd->f;
+    if (fd->prev)
+        fd->prev->next_feed = fd->next_feed;
+    else
+        f->feeds = fd->next_feed;
+    if (fd->next_feed) fd->next_feed->prev = fd->prev;
+    if (whole && fd->chunked) cs_respond_write(fd->req, "0\r\n\r\n", 5);
+    cs_respond_end(fd->req);
+    uv_close((uv_handle_t *)&fd->timer, feed_closed);
+}
+
+static int write_piece(feed *fd, const char *p)
+{
+    size_t n = strlen(p);
+    if (!fd->chunked) return cs_respond_write(fd->req, p, n);
+    char head[32];
+    int k = snprintf(head, sizeof head, "%zx\r\n", n);
+    int rc = cs_respond_write(fd->req, head, (size_t)k);
+    if (rc == 0) rc = cs_respond_write(fd->req, p, n);
+    if (rc == 0) rc = cs_respond_write(fd->req, "\r\n", 2);
+    return rc;
+}
+
+static void on_feed(uv_timer_t *t)
+{
+    feed *fd = t->data;
+    llm_fake *f = fd->f;
+    if (fd->keepalive) {
+        if (write_piece(fd, ": keep-alive\n\n") < 0) {
+            LOCKED(f, f->st.left++);
+            feed_end(fd, false);
+        } else {
+            uv_timer_start(&fd->timer, on_feed, fd->every_ms, 0);
+        }
+        return;
+    }
+    while (fd->next < fd->n) {
+        if (fd->next == fd->gate && !__atomic_load_n(&f->released, __ATOMIC_ACQUIRE)) {
+            uv_timer_start(&fd->timer, on_feed, FAKE_GATE_POLL, 0);
+            return;
+        }
+        if (write_piece(fd, fd->pieces[fd->next++]) < 0) {
+            LOCKED(f, f->st.left++);
+            feed_end(fd, false);
+            return;
+        }
+        if (fd->every_ms && fd->next < fd->n) {
+            uv_timer_start(&fd->timer, on_feed, fd->every_ms, 0);
+            return;
+        }
+    }
+    if (fd->chunked) LOCKED(f, f->st.answered++);
+    feed_end(fd, true);
+}
+
+/* ---- the stream's chunks ---- */
+
+typedef struct pieces {
+    char **v;
+    size_t n, cap;
+    unsigned k; /* the request's number, in ids */
+} pieces;
+
+static void add(pieces *ps, cs_buf *b)
+{
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 16;
+        ps->v = realloc(ps->v, ps->cap * sizeof *ps->v);
+    }
+    size_t len;
+    ps->v[ps->n++] = cs_buf_detach(b, &len);
+}
+
+/* "data: {chunk}\n\n" with `delta` (a JSON object's text) and finish_reason. */
+static void chunk(pieces *ps, const char *delta, const char *finish)
+{
+    cs_buf b = CS_BUF_INIT(1 << 20);
+    cs_buf_printf(&b,
+                  "data: {\"id\":\"chatcmpl-fake-%u\",\"object\":\"chat.completion.chunk\","
+                  "\"created\":1700000000,\"model\":\"fake\",\"choices\":[{\"index\":0,"
+                  "\"delta\":%s,\"logprobs\":null,\"finish_reason\":",
+                  ps->k, delta);
+    if (finish)
+        cs_buf_printf(&b, "\"%s\"}]}\n\n", finish);
+    else
+        cs_buf_puts(&b, "null}]}\n\n");
+    add(ps, &b);
+}
+
+/* A JSON string of s[0, n). */
+static void quoted(cs_buf *out, const char *s, size_t n)
+{
+    cs_json_escape(out, s, n);
+}
+
+/* Where a piece of `s` starting at `at` ends: `want` bytes, not inside a UTF-8 sequence. */
+static size_t piece_end(const char *s, size_t len, size_t at, size_t want)
+{
+    size_t e = at + want < len ? at + want : len;
+    while (e < len && ((unsigned char)s[e] & 0xC0) == 0x80) e++;
+    return e;
+}
+
+/* The text in pieces; the index of the piece after the first sentence's end in *gate. */
+static void text_pieces(pieces *ps, const char *text, unsigned piece, size_t *gate)
+{
+    size_t len = text ? strlen(text) : 0;
+    for (size_t at = 0; at < len;) {
+        size_t e = piece_end(text, len, at, piece ? piece : FAKE_PIECE);
+        cs_buf d = CS_BUF_INIT(1 << 20);
+        cs_buf_puts(&d, "{\"content\":");
+        quoted(&d, text + at, e - at);
+        cs_buf_putc(&d, '}');
+        chunk(ps, d.data, NULL);
+        cs_buf_free(&d);
+        /* The gate follows the piece holding the space after the first sentence's end. */
+        for (size_t i = at; gate && *gate == NO_GATE && i < e; i++)
+            if (text[i] == ' ' && i > 0 && strchr(".!?", text[i - 1])) *gate = ps->n;
+        at = e;
+    }
+}
+
+static void tool_pieces(pieces *ps, const char *tool, const char *args)
+{
+    cs_buf d = CS_BUF_INIT(1 << 20);
+    cs_buf_printf(&d,
+                  "{\"tool_calls\":[{\"index\":0,\"id\":\"call_fake_%u\",\"type\":\"function\","
+                  "\"function\":{\"name\":",
+                  ps->k);
+    quoted(&d, tool, strlen(tool));
+    cs_buf_puts(&d, ",\"arguments\":\"\"}}]}");
+    chunk(ps, d.data, NULL);
+    size_t len = strlen(args);
+    for (size_t at = 0; at < len;) {
+        size_t e = piece_end(args, len, at, FAKE_ARGS_PIECE);
+        cs_buf_reset(&d);
+        cs_buf_puts(&d, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":");
+        quoted(&d, args + at, e - at);
+        cs_buf_puts(&d, "}}]}");
+        chunk(ps, d.data, NULL);
+        at = e;
+    }
+    cs_buf_free(&d);
+}
+
+static void raw(pieces *ps, const char *s)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_buf_puts(&b, s);
+    add(ps, &b);
+}
+
+/* ---- routes ---- */
+
+/* Whether it is a streamed chat completion; *usage: stream_options.include_usage. */
+static bool request_ok(const cs_request *r, bool *usage)
+{
+    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
+    bool ok = cJSON_IsString(model) && cJSON_IsArray(msgs) && cJSON_GetArraySize(msgs) > 0 &&
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stream"));
+    *usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
+    cJSON_Delete(j);
+    return ok;
+}
+
+static void chat(cs_request *r)
+{
+    llm_fake *f = r->app;
+    char *body = strndup(r->body.data ? r->body.data : "", r->body.len);
+    size_t k;
+    pthread_mutex_lock(&f->lock);
+    k = f->st.requests++;
+    if (f->nbodies < FAKE_KEEP)
+        f->bodies[f->nbodies++] = body;
+    else
+        free(body);
+    pthread_mutex_unlock(&f->lock);
+    if (f->o.api_key) {
+        char want[256];
+        snprintf(want, sizeof want, "Bearer %s", f->o.api_key);
+        const cs_str *auth = cs_request_header(r, "Authorization");
+        if (!auth || auth->n != strlen(want) || memcmp(auth->p, want, auth->n) != 0) {
+            LOCKED(f, f->st.bad_auth++);
+            error_json(r, 401, "invalid_request_error", "invalid_api_key",
+                       "Incorrect API key provided.");
+            return;
+        }
+    }
+    bool usage = false;
+    if (!request_ok(r, &usage)) {
+        LOCKED(f, f->st.bad_requests++);
+        error_json(r, 400, "invalid_request_error", NULL,
+                   "expected a JSON object with model, messages and stream: true");
+        return;
+    }
+    const llm_fake_reply *rp = &f->o.script[k < f->o.nscript ? k : f->o.nscript - 1];
+    if (rp->kind == LLM_FAKE_ERROR) {
+        LOCKED(f, f->st.answered++);
+        error_json(r, rp->status, "server_error", NULL, rp->text ? rp->text : "fake error");
+        return;
+    }
+    feed *fd = feed_new(f, r);
+    fd->chunked = rp->kind != LLM_FAKE_CUT;
+    fd->stall = rp->kind == LLM_FAKE_STALL && !rp->every_ms;
+    fd->keepalive = rp->kind == LLM_FAKE_STALL && rp->every_ms;
+    fd->every_ms = rp->every_ms;
+    pieces ps = {.k = (unsigned)k};
+    if (rp->kind != LLM_FAKE_STALL) {
+        chunk(&ps, "{\"role\":\"assistant\",\"content\":\"\"}", NULL);
+        text_pieces(&ps, rp->text, rp->piece, rp->gate ? &fd->gate : NULL);
+    }
+    if (rp->kind == LLM_FAKE_TOOL) tool_pieces(&ps, rp->tool, rp->args ? rp->args : "{}");
+    if (rp->kind == LLM_FAKE_MALFORMED) raw(&ps, "data: {\"choices\":[{\"delta\":{\"content\n\n");
+    if (rp->kind == LLM_FAKE_TEXT || rp->kind == LLM_FAKE_TOOL || rp->kind == LLM_FAKE_MALFORMED) {
+        chunk(&ps, "{}", rp->kind == LLM_FAKE_TOOL ? "tool_calls" : "stop");
+        if (usage)
+            raw(&ps, "data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\","
+                     "\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,"
+                     "\"total_tokens\":19}}\n\n");
+        raw(&ps, "data: [DONE]\n\n");
+    }
+    fd->pieces = ps.v;
+    fd->n = ps.n;
+    if (fd->stall) return; /* held until the end */
+    int rc = fd->chunked ? cs_respond_begin(r, 200, "text/event-stream", -1,
+                                            "Cache-Control: no-cache\r\nTransfer-Encoding: "
+                                            "chunked\r\n")
+                         : cs_respond_begin(r, 200, "text/event-stream", FAKE_CUT_PROMISE, NULL);
+    if (rc < 0) {
+        LOCKED(f, f->st.left++);
+        feed_end(fd, false);
+        return;
+    }
+    if (rp->first_ms)
+        uv_timer_start(&fd->timer, on_feed, rp->first_ms, 0);
+    else
+        on_feed(&fd->timer);
+}
+
+/* POST /tools/{name}: the signature checked, the call kept, an answer by the name. */
+static void tool(cs_request *r)
+{
+    llm_fake *f = r->app;
+    const cs_str *ts = cs_request_header(r, "X-Callstream-Timestamp");
+    const cs_str *sig = cs_request_header(r, "X-Callstream-Signature");
+    bool good = false;
+    if (ts && sig && f->o.tool_secret && ts->n < 24) {
+        char t[24];
+        snprintf(t, sizeof t, "%.*s", (int)ts->n, ts->p);
+        cs_signed_headers want;
+        cs_sign_body(&want, f->o.tool_secret, r->body.data ? r->body.data : "", r->body.len,
+                     strtoll(t, NULL, 10));
+        const char *v = strchr(want.signature, ':') + 2;
+        good = strlen(v) == sig->n && memcmp(v, sig->p, sig->n) == 0;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)r->params[0].n, r->params[0].p);
+    pthread_mutex_lock(&f->lock);
+    f->st.tool_calls++;
+    if (!good) f->st.tool_bad_signatures++;
+    if (f->ntools < FAKE_KEEP) {
+        f->tool_bodies[f->ntools] = strndup(r->body.data ? r->body.data : "", r->body.len);
+        snprintf(f->tool_names[f->ntools++], sizeof f->tool_names[0], "%s", name);
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (!good) {
+        error_json(r, 401, "invalid_request_error", "bad_signature", "bad signature");
+    } else if (strcmp(name, "fail") == 0) {
+        error_json(r, 500, "server_error", NULL, "the tool failed");
+    } else if (strcmp(name, "slow") == 0) {
+        feed_new(f, r)->stall = true; /* never answered */
+    } else {
+        const char *res = f->o.tool_result ? f->o.tool_result : "{\"result\":\"done\"}";
+        cs_respond(r, 200, "application/json", res, strlen(res), NULL);
+    }
+}
+
+static const cs_route routes[] = {
+    {CS_HTTP_POST, "/v1/chat/completions", chat},
+    {CS_HTTP_POST, "/tools/{}", tool},
+};
+
+/* ---- the thread ---- */
+
+static void on_quit(uv_async_t *a)
+{
+    llm_fake *f = a->data;
+    f->quitting = true;
+}
+
+static void *run(void *arg)
+{
+    llm_fake *f = arg;
+    while (!f->quitting) uv_run(&f->loop, UV_RUN_ONCE);
+    cs_server_stop_listening(f->server);
+    while (f->feeds) feed_end(f->feeds, false);
+    cs_net_close_all(f->net, false);
+    while (cs_net_count(f->net)) uv_run(&f->loop, UV_RUN_ONCE);
+    cs_server_free(f->server);
+    cs_net_free(f->net);
+    uv_close((uv_handle_t *)&f->quit, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int llm_fake_start(llm_fake **out, const llm_fake_opts *o)
+{
+    llm_fake *f = calloc(1, sizeof *f);
+    if (!f) return -ENOMEM;
+    f->o = *o;
+    pthread_mutex_init(&f->lock, NULL);
+    cs_server_limits lim = {.max_connections = 1024,
+                            .max_per_ip = 1024,
+                            .max_head = 16384,
+                            .max_body = 16u << 20,
+                            .idle_ms = 60000};
+    int rc = uv_loop_init(&f->loop);
+    if (rc == 0) rc = cs_net_new(&f->net, &f->loop);
+    if (rc == 0) rc = cs_server_new(&f->server, f->net, routes, 2, &lim, f);
+    if (rc == 0) rc = cs_server_listen(f->server, "127.0.0.1", 0, false);
+    if (rc == 0) rc = uv_async_init(&f->loop, &f->quit, on_quit);
+    if (rc < 0) return rc; /* a test that fails here stops; nothing to tidy */
+    f->quit.data = f;
+    f->port = cs_server_port(f->server);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1", f->port);
+    if (pthread_create(&f->thread, NULL, run, f) != 0) return -EAGAIN;
+    *out = f;
+    return 0;
+}
+
+const char *llm_fake_url(const llm_fake *f)
+{
+    return f->url;
+}
+
+void llm_fake_tool_url(const llm_fake *f, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "http://127.0.0.1:%d/tools/%s", f->port, name);
+}
+
+void llm_fake_release(llm_fake *f)
+{
+    __atomic_store_n(&f->released, 1, __ATOMIC_RELEASE);
+}
+
+void llm_fake_stats_get(llm_fake *f, llm_fake_stats *out)
+{
+    LOCKED(f, *out = f->st);
+}
+
+bool llm_fake_request(llm_fake *f, size_t k, cs_buf *out)
+{
+    bool ok;
+    cs_buf_reset(out);
+    LOCKED(f, ok = k < f->nbodies && cs_buf_puts(out, f->bodies[k]) == 0);
+    return ok;
+}
+
+bool llm_fake_tool_call(llm_fake *f, size_t k, cs_buf *out, char *name, size_t cap)
+{
+    bool ok;
+    cs_buf_reset(out);
+    pthread_mutex_lock(&f->lock);
+    ok = k < f->ntools && cs_buf_puts(out, f->tool_bodies[k]) == 0;
+    if (ok) snprintf(name, cap, "%s", f->tool_names[k]);
+    pthread_mutex_unlock(&f->lock);
+    return ok;
+}
+
+void llm_fake_free(llm_fake *f)
+{
+    uv_async_send(&f->quit);
+    pthread_join(f->thread, NULL);
+    uv_loop_close(&f->loop);
+    for (size_t i = 0; i < f->nbodies; i++) free(f->bodies[i]);
+    for (size_t i = 0; i < f->ntools; i++) free(f->tool_bodies[i]);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
