@@ -148,9 +148,11 @@ static void on_segment(void *data, const cs_stt_segment *seg)
     voice *v = data;
     origin o = {v->call, v->stream, v->who, false};
     deliver(v->gw, &o, seg);
-    /* The caller's words go to the stream's agent too. */
-    cs_stream *s = v->who == CS_SPEAKER_CALLER ? cs_calls_stream(&v->gw->calls, cs_str_of(v->stream))
-                                               : NULL;
+    /* The caller's words go to the stream's agent too: the fast final takes the turn; a
+     * refined one, seconds later, is for the record only. */
+    cs_stream *s = v->who == CS_SPEAKER_CALLER && !seg->refined
+                       ? cs_calls_stream(&v->gw->calls, cs_str_of(v->stream))
+                       : NULL;
     if (s) {
         cs_transcript t = {seg->id, seg->start_ms, seg->end_ms, seg->text, seg->final,
                            seg->confidence};
