@@ -108,6 +108,16 @@ static void server_events(run *r, int port)
     cJSON_Delete(calls);
 }
 
+/* The machine's 1-minute load average: how much else ran beside the benchmark. */
+static double load1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &l) != 1) l = -1;
+    if (f) fclose(f);
+    return l;
+}
+
 static double cpu_s(pid_t pid)
 {
     char path[64];
@@ -174,7 +184,7 @@ static bool step(const pl_ref *ref, int n, long turns, long barge_gap, long wait
     long long t0 = it_now_ms();
     int status = -1;
     cJSON_Delete(it_sim(&s, &status, "--calls %d --ramp %ld --wav %s --out %s", n, ramp, wav, out));
-    double wall = (double)(it_now_ms() - t0) / 1000.0, cpu = cpu_s(s.pid) - cpu0;
+    double wall = (double)(it_now_ms() - t0) / 1000.0, cpu = cpu_s(s.pid) - cpu0, load = load1();
     run *r = calloc(1, sizeof *r);
     DIR *d = opendir(out);
     struct dirent *e;
@@ -197,12 +207,12 @@ static bool step(const pl_ref *ref, int n, long turns, long barge_gap, long wait
            "v2v_max_ms=%.0f "
            "unanswered=%u barge_ins=%zu barge_in_p50_ms=%.0f barge_in_p95_ms=%.0f "
            "cpu_pct_per_conversation=%.1f server_turn_v2v_p50_ms=%.0f "
-           "server_turn_v2v_p95_ms=%.0f sim_exit=%d\n",
+           "server_turn_v2v_p95_ms=%.0f sim_exit=%d load1=%.2f\n",
            n, ramp, turns * n, stats_pct(r->v2v, r->nv2v, 0.5), p95,
            stats_pct(r->v2v, r->nv2v, 1.0), r->unanswered, r->nbarge,
            stats_pct(r->barge, r->nbarge, 0.5), stats_pct(r->barge, r->nbarge, 0.95),
            100.0 * cpu / wall / n, stats_pct(r->server_v2v, r->nserver, 0.5),
-           stats_pct(r->server_v2v, r->nserver, 0.95), status);
+           stats_pct(r->server_v2v, r->nserver, 0.95), status, load);
     fflush(stdout);
     bool ok = r->nv2v && p95 <= TARGET_MS && r->unanswered == 0;
     free(r);
