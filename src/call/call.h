@@ -166,6 +166,8 @@ struct cs_stream {
     cs_vad vad;                /* on the caller's audio */
     bool mid_utterance;        /* the last frame sent was not an utterance's last */
     uint8_t hangup;            /* 1: the agent hangs up; 2: once what it said has played */
+    uint64_t answer_pos;       /* where the latest utterance's first frame plays */
+    bool answered;             /* answer_pos is set */
     struct {                   /* the caller's turn being answered */
         bool open;
         uint64_t end;          /* where the caller's speech ended, frames */

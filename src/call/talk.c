@@ -171,6 +171,10 @@ static void pump(cs_stream *s)
             s->calls->stats.underruns++;
         }
         if (send_frame(s, at, data, n) < 0) return;
+        if (!s->mid_utterance) {
+            s->answer_pos = at;
+            s->answered = true;
+        }
         if (s->turn.open) turn_answered(s, at);
         cs_playout_taken(&s->playout, n, at);
         s->play_end = at + n;
@@ -304,6 +308,9 @@ void cs_stream_speech(cs_stream *s, bool started, uint64_t pos)
         s->turn.end = pos;
         s->turn.noted = 0;
         note(s, CS_TURN_DETECTED);
+        /* The answer may have begun before the end of speech was declared (the detector
+         * waits VAD_HANGOVER_MS): it is timed from its first frame. */
+        if (s->answered && s->answer_pos >= pos) turn_answered(s, s->answer_pos);
     }
     if (s->agent && s->agent->ops->speech) s->agent->ops->speech(s->agent, started, pos);
 }
@@ -324,8 +331,8 @@ void cs_talk_audio(cs_stream *s, uint64_t pos, const uint8_t *ulaw, size_t n)
     cs_vad_edge edges[CS_VAD_EDGES_MAX(PIECE)];
     for (size_t at = 0; at < n && s->agent; at += PIECE) {
         size_t len = n - at < PIECE ? n - at : PIECE;
-        size_t k = cs_vad_feed(&s->vad, pos + at, ulaw + at, len, edges,
-                               sizeof edges / sizeof *edges);
+        size_t k =
+            cs_vad_feed(&s->vad, pos + at, ulaw + at, len, edges, sizeof edges / sizeof *edges);
         for (size_t i = 0; i < k && s->agent; i++)
             cs_stream_speech(s, edges[i].speech, edges[i].pos);
     }

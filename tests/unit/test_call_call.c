@@ -1095,6 +1095,25 @@ static void the_agent_hangs_up_after_its_last_words(void **state)
     assert_int_equal(count(&f->obs, CB_CALL_ENDED), 2);
 }
 
+/* The answer began before the detector declared the end of speech (its hangover): the
+ * turn is timed from the answer's first frame, not from the next one. */
+static void an_answer_before_the_hangover_is_timed_from_its_start(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    cs_stream_speech(s, true, 0);
+    now_ms += 1100; /* the words ended at 1000 ms; the answer starts at 1100 */
+    say(s, 0x20, 8000);
+    now_ms += 500;  /* the end of speech is declared at 1600 */
+    cs_stream_speech(s, false, 1000 * CS_FRAMES_PER_MS);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_TURN)->text);
+    assert_int_equal(jnum(j, "speechEndMs"), 1000);
+    assert_int_equal(jnum(j, "voiceToVoiceMs"), 100);
+    cJSON_Delete(j);
+    ms_pass(&f->calls, 100);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_TURN), 1);
+}
+
 static void an_agent_may_refuse_interruption(void **state)
 {
     fixture *f = *state;
@@ -1906,6 +1925,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup, teardown),
         cmocka_unit_test_setup_teardown(caller_speech_barges_in, setup, teardown),
         cmocka_unit_test_setup_teardown(an_agent_may_refuse_interruption, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_answer_before_the_hangover_is_timed_from_its_start,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(the_agent_hangs_up_after_its_last_words, setup, teardown),
         cmocka_unit_test_setup_teardown(the_detector_hears_the_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(a_turn_is_timed_from_the_end_of_speech, setup, teardown),
