@@ -9,7 +9,6 @@
 
 #include "core/backoff.h"
 #include "core/clock.h"
-#include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "http/gateway.h"
@@ -128,17 +127,9 @@ static void pump(cs_webhook *h)
         h->head = d->next;
         if (!h->head) h->tail = NULL;
         d->stage = SENDING;
-        /* Each attempt is signed over its own time, so a receiver can refuse replays of
-         * an old delivery (the time is in the signed text, not only in a header). */
-        uint8_t mac[CS_SHA256_LEN];
-        char hex[2 * CS_SHA256_LEN + 1], ts[24], stamp[64], sig[96];
-        int tn = snprintf(ts, sizeof ts, "%lld.", (long long)(cs_wall_ms() / 1000));
-        const void *parts[] = {ts, d->body};
-        size_t lens[] = {(size_t)tn, d->len};
-        cs_hmac_sha256(mac, h->secret, strlen(h->secret), parts, lens, 2);
-        cs_hex(hex, mac, sizeof mac);
-        snprintf(stamp, sizeof stamp, "X-Callstream-Timestamp: %.*s", tn - 1, ts);
-        snprintf(sig, sizeof sig, "X-Callstream-Signature: sha256=%s", hex);
+        /* Each attempt is signed over its own time (replays of an old one can be refused). */
+        char stamp[CS_FETCH_SIGN_LINE_MAX], sig[CS_FETCH_SIGN_LINE_MAX];
+        cs_fetch_sign(stamp, sig, h->secret, d->body, d->len, cs_wall_ms() / 1000);
         const char *headers[] = {"Content-Type: application/json",
                                  "X-Callstream-Event: transcript.final", stamp, sig};
         cs_fetch_opts o = {

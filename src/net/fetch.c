@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "net/fetch.h"
@@ -601,6 +602,20 @@ bool cs_fetch_url_ok(const char *url)
     if (parse_url(url, &u) < 0) return false;
     curl_url_cleanup(u);
     return true;
+}
+
+void cs_fetch_sign(char stamp[CS_FETCH_SIGN_LINE_MAX], char sig[CS_FETCH_SIGN_LINE_MAX],
+                   const char *secret, const void *body, size_t len, int64_t unix_s)
+{
+    uint8_t mac[CS_SHA256_LEN];
+    char hex[2 * CS_SHA256_LEN + 1], ts[24];
+    int tn = snprintf(ts, sizeof ts, "%lld.", (long long)unix_s);
+    const void *parts[] = {ts, body};
+    size_t lens[] = {(size_t)tn, len};
+    cs_hmac_sha256(mac, secret, strlen(secret), parts, lens, 2);
+    cs_hex(hex, mac, sizeof mac);
+    snprintf(stamp, CS_FETCH_SIGN_LINE_MAX, "X-Callstream-Timestamp: %.*s", tn - 1, ts);
+    snprintf(sig, CS_FETCH_SIGN_LINE_MAX, "X-Callstream-Signature: sha256=%s", hex);
 }
 
 void cs_fetch_cancel(cs_fetch_req *r)

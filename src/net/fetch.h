@@ -21,6 +21,7 @@
 #define CS_FETCH_MAX_REQUESTS       4096       /* in flight per cs_fetch; more are refused */
 #define CS_FETCH_MAX_IDLE_CONNS     32         /* idle connections kept for reuse */
 #define CS_FETCH_MAX_REDIRECTS      10         /* opts.max_redirects is capped here */
+#define CS_FETCH_SIGN_LINE_MAX      96         /* a header line of cs_fetch_sign */
 
 typedef struct cs_fetch cs_fetch;         /* one per loop: the multi handle, its timer and polls */
 typedef struct cs_fetch_req cs_fetch_req; /* one request in flight */
@@ -102,5 +103,14 @@ bool cs_fetch_url_ok(const char *url);
 /* Ends the request: no callback after this. Safe from inside any callback of this
  * client, this request's on_data included. NULL is a no-op. */
 void cs_fetch_cancel(cs_fetch_req *r);
+
+/* ---- signed POSTs (the transcript webhook, the agents' webhooks) ---- */
+
+/* The header lines that sign `body` with `secret` at `unix_s`: "X-Callstream-Timestamp:
+ * <unix_s>" in `stamp` and "X-Callstream-Signature: sha256=<hex>" in `sig`, the hex
+ * HMAC-SHA256 of "<unix_s>.<body>". The time is in the signed text, not only in a header,
+ * so a receiver can refuse replays of an old request. */
+void cs_fetch_sign(char stamp[CS_FETCH_SIGN_LINE_MAX], char sig[CS_FETCH_SIGN_LINE_MAX],
+                   const char *secret, const void *body, size_t len, int64_t unix_s);
 
 #endif
