@@ -445,7 +445,8 @@ static void on_done(cs_job *job)
 {
     cs_stt_session *s = (cs_stt_session *)((char *)job - offsetof(cs_stt_session, job));
     cs_stt *e = s->e;
-    s->queued = false;
+    /* Still queued while its results are delivered: a callback that feeds or closes the
+     * session must not send the worker back to them before they are all read. */
     for (size_t i = 0; i < s->nresults; i++) {
         result *r = &s->results[i];
         if (!s->failed) {
@@ -467,6 +468,7 @@ static void on_done(cs_job *job)
         cs_warn("transcription of %s: %s", s->label, s->why);
         s->o.on_error(s->o.data, s->error, s->why);
     }
+    s->queued = false;
     if (s->finished) return release(s);
     pthread_mutex_lock(&s->lock);
     bool more = s->backlog.len > 0 || s->close_asked;
