@@ -43,7 +43,7 @@ static void on_audio(void *data, const uint8_t *ulaw, size_t n)
 {
     cs_voice *v = data;
     cs_stream *s = v->agent->stream;
-    int rc = s ? cs_stream_say_audio(s, v->utt, ulaw, n) : CS_ECLOSED;
+    int rc = s ? cs_stream_say_audio(s, v->job_utt, ulaw, n) : CS_ECLOSED;
     if (rc == CS_ECLOSED) {
         /* Cleared (or the stream ended): nothing more of this utterance is wanted. */
         cs_voice_stop(v);
@@ -62,7 +62,7 @@ static void on_sentence(void *data, const char *text, size_t len, const cs_tts_w
     cs_word w[256];
     size_t n = nwords <= sizeof w / sizeof *w ? nwords : 0; /* more: heard in proportion */
     for (size_t i = 0; i < n; i++) w[i] = (cs_word){words[i].off, words[i].len, words[i].start_ms};
-    int rc = cs_stream_say_sentence(s, v->utt, text, len, n ? w : NULL, n);
+    int rc = cs_stream_say_sentence(s, v->job_utt, text, len, n ? w : NULL, n);
     if (rc < 0 && rc != CS_ECLOSED) cs_warn("voice: sentence refused: %s", cs_strerror(rc));
 }
 
@@ -95,7 +95,7 @@ static void kick(cs_voice *v)
             cs_stream_say_end(s, e.utt);
             continue;
         }
-        v->utt = e.utt;
+        v->job_utt = e.utt;
         cs_tts_opts o = {
             .text = text,
             .len = e.len,

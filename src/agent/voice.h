@@ -25,9 +25,11 @@ typedef struct cs_voice {
     cs_splitter split;
     cs_buf queue;      /* sentences waiting for the engine, each NUL-terminated */
     size_t queue_head; /* where the next one starts */
-    uint32_t utt;      /* the utterance being spoken; 0: none */
+    uint32_t utt;      /* the utterance being given text; 0: none */
     bool ending;       /* its text is complete */
     cs_tts_job *job;   /* the sentence being made */
+    uint32_t job_utt;  /* whose sentence it is (an earlier utterance's, while a later one
+                          is given its text) */
     /* The engine failed on a sentence (`err`); the rest of the utterance still comes.
      * May be NULL. */
     void (*failed)(cs_agent *a, int err);
