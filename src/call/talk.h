@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "call/call.h"
+#include "core/buf.h"
 
 /* A segment of the caller's live transcript. Views are valid during the callback. */
 typedef struct cs_transcript {
@@ -52,6 +53,8 @@ struct cs_agent_ops {
     /* An instance for two-way stream `s`. 0 or a negative code. */
     int (*open)(cs_agent **out, cs_stream *s, const cs_agent_env *env);
     /* Every callback below may be NULL. */
+    /* Set up on its stream (a->stream, a->calls are there): it may speak first. */
+    void (*start)(cs_agent *a);
     /* Caller audio at frame `pos` of the call's timeline. */
     void (*audio)(cs_agent *a, uint64_t pos, const uint8_t *ulaw, size_t n);
     /* The caller started or stopped speaking at `pos` (voice activity detection). */
@@ -70,6 +73,16 @@ struct cs_agent_ops {
      * cs_agent_closed(a) once nothing will call back into the agent (inside close, or
      * later when a request or socket has finished), then free it. */
     void (*close)(cs_agent *a);
+
+    /* ---- the kind as a whole (agent/agent.c runs these; each may be NULL) ---- */
+    /* Once at start-up, before any call (it may block: files are read here, never in
+     * open): loads and checks what the instances share into *state, which open finds
+     * with cs_agent_state. 0, or CS_ECONFIG with a message in `err`. */
+    int (*setup)(const cs_agent_env *env, void **state, cs_buf *err);
+    /* After every instance has finished. */
+    void (*cleanup)(void *state);
+    /* Its counters for /metrics, in Prometheus text. */
+    void (*metrics)(void *state, cs_buf *out);
 };
 
 /* Base of every instance; backends embed it first. */
@@ -78,6 +91,7 @@ struct cs_agent {
     cs_stream *stream; /* NULL once closed */
     cs_calls *calls;
     uint64_t timer_due_ms; /* on calls->clock_ms, 0 = none */
+    char call_sid[CS_SID_MAX + 1]; /* its call's, for events after close */
 };
 
 /* ---- speaking (two-way streams with an agent; CS_ESTATE otherwise) ---- */
@@ -124,6 +138,9 @@ void cs_agent_note(cs_agent *a, enum cs_turn_stage stage);
 void cs_agent_timer(cs_agent *a, uint32_t ms);
 /* After close: the agent has finished (see close). */
 void cs_agent_closed(cs_agent *a);
+/* An `agent` event with `detail` (a JSON object): of the agent's stream, or once closed,
+ * of its call. */
+void cs_agent_event(cs_agent *a, const char *detail);
 
 /* ---- the calls' side ---- */
 
