@@ -4,13 +4,15 @@
 
 #include "core/err.h"
 
-static const cs_agent_ops *const agents[] = {&cs_agent_echo};
+static const cs_agent_ops *const agents[] = {&cs_agent_echo, &cs_agent_ivr};
+#define NAGENTS (sizeof agents / sizeof *agents)
+_Static_assert(NAGENTS <= CS_AGENTS_MAX, "CS_AGENTS_MAX is too small");
 
 int cs_agent_find(const char *name, const cs_agent_ops **out)
 {
     *out = NULL;
     if (strcmp(name, "none") == 0 || name[0] == '\0') return 0;
-    for (size_t i = 0; i < sizeof agents / sizeof *agents; i++) {
+    for (size_t i = 0; i < NAGENTS; i++) {
         if (strcmp(agents[i]->name, name) == 0) {
             *out = agents[i];
             return 0;
@@ -21,5 +23,35 @@ int cs_agent_find(const char *name, const cs_agent_ops **out)
 
 const char *cs_agent_names(void)
 {
-    return "none, echo";
+    return "none, echo, ivr";
+}
+
+int cs_agents_setup(cs_agent_env *env, cs_buf *err)
+{
+    for (size_t i = 0; i < NAGENTS; i++) {
+        int rc = agents[i]->setup ? agents[i]->setup(env, &env->state[i], err) : 0;
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+void cs_agents_cleanup(cs_agent_env *env)
+{
+    for (size_t i = 0; i < NAGENTS; i++) {
+        if (agents[i]->cleanup && env->state[i]) agents[i]->cleanup(env->state[i]);
+        env->state[i] = NULL;
+    }
+}
+
+void cs_agents_metrics(const cs_agent_env *env, cs_buf *out)
+{
+    for (size_t i = 0; i < NAGENTS; i++)
+        if (agents[i]->metrics) agents[i]->metrics(env->state[i], out);
+}
+
+void *cs_agent_state(const cs_agent_env *env, const cs_agent_ops *ops)
+{
+    for (size_t i = 0; i < NAGENTS; i++)
+        if (agents[i] == ops) return env->state[i];
+    return NULL;
 }

@@ -32,7 +32,12 @@
     S(greeting, "GREETING", "", "<Say> before the stream starts (empty: none)")                    \
     S(voice, "VOICE", "", "voice for the greeting, e.g. Polly.Joanna (empty: Twilio's default)")   \
     S(dial, "DIAL", "", "start mode: number to <Dial> while streaming (empty: keep the line)")     \
-    S(agent, "AGENT", "none", "who talks back: none (listen only) or echo")                        \
+    S(agent, "AGENT", "none", "who talks back: none (listen only), echo or ivr")                   \
+    S(ivr_file, "IVR_FILE", "", "AGENT=ivr: the JSON menu calls get (docs/agents.md)")             \
+    S(ivr_dir, "IVR_DIR", "",                                                                      \
+      "AGENT=ivr: folder of NAME.json menus a call may pick (<Parameter name=\"IvrMenu\">)")       \
+    S(agent_webhook_secret, "AGENT_WEBHOOK_SECRET", "",                                            \
+      "signs the agents' webhook POSTs: X-Callstream-Signature, as for transcripts")               \
     N(barge_in_min_ms, "BARGE_IN_MIN_MS", 100, 20, 2000,                                           \
       "caller speech (ms) before it counts as speaking: shorter noises never do")                  \
     N(vad_hangover_ms, "VAD_HANGOVER_MS", 600, 20, 10000,                                          \

@@ -332,6 +332,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         .stt = gw->stt,
         .fetch = gw->fetch,
     };
+    if ((rc = cs_agents_setup(&gw->agent_env, err)) < 0) return rc;
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);
@@ -441,6 +442,7 @@ int cs_gateway_main(int argc, char **argv)
         uv_run(&loop, UV_RUN_NOWAIT);
     }
     cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
+    cs_agents_cleanup(&gw.agent_env);
     cs_monitor_free(&gw);
     cs_transcribe_free(&gw);
     cs_bus_free(&gw.bus);

@@ -330,6 +330,7 @@ void cs_metrics(cs_request *r)
                     (double)cs->agent_failures);
     cs_prom_gauge(&out, "callstream_agents", "streams with an agent",
                   (double)gw->calls.talk.ntalkers);
+    cs_agents_metrics(&gw->agent_env, &out);
     cs_prom_hist(&out, "callstream_voice_to_voice_seconds",
                  "the caller's end of speech to the agent's first frame of its answer",
                  &cs->voice_to_voice);

@@ -635,6 +635,7 @@ static int ps_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
 
 const cs_stt_ops cs_stt_pocketsphinx = {
     .name = "pocketsphinx",
+    .grammars = true,
     .create = ps_create,
     .destroy = ps_destroy,
     .open = ps_open,
