@@ -236,9 +236,12 @@ static void beep(ivr *a)
     cs_stream_say_end(s, utt);
 }
 
+static void close_listener(ivr *a);
+
 static void hang_up(ivr *a, const char *goodbye)
 {
     say(a, goodbye);
+    close_listener(a);
     a->phase = DONE;
     a->due = a->check_at = 0;
     ev e;
@@ -369,6 +372,7 @@ static void enter(ivr *a, uint32_t node)
             ev_begin(a, &e, "error");
             cs_json_kstr(&e.j, "error", "too many nodes in one call");
             ev_end(a, &e);
+            close_listener(a);
             a->phase = DONE;
             if (a->base.stream) cs_stream_hangup(a->base.stream, true);
             return;
@@ -457,7 +461,7 @@ static void on_choice_text(ivr *a, const char *text)
 static void collected(ivr *a)
 {
     const cs_ivr_node *n = cur(a);
-    if (a->ndigits < n->collect.min_digits) return failed(a, a->ndigits == 0, NULL);
+    if (a->ndigits < n->collect.min_digits) return failed(a, false, NULL);
     a->digits[a->ndigits] = '\0';
     ev e;
     ev_begin(a, &e, "collected");
@@ -496,6 +500,19 @@ static void message_json(cs_json *j, const message *m)
     cs_json_kstr(j, "transcript", m->text.data ? m->text.data : "");
 }
 
+/* What the message is, kept under its node's `save` for webhooks. */
+static void save_message(ivr *a, const message *m)
+{
+    cs_buf b = CS_BUF_INIT(EVENT_MAX);
+    cs_json j;
+    cs_json_init(&j, &b);
+    cs_json_obj(&j);
+    message_json(&j, m);
+    cs_json_obj_end(&j);
+    if (cs_json_end(&j) == 0) set_value(a, m->save, b.data, m->seq);
+    cs_buf_free(&b);
+}
+
 /* Written and its transcript complete: told, and gone. */
 static void message_settle(ivr *a, message *m)
 {
@@ -520,16 +537,7 @@ static void message_settle(ivr *a, message *m)
     ev_end(a, &e);
     bool still = false; /* the value saved is this message's (not a later one's) */
     for (size_t i = 0; i < a->nvalues; i++) still |= a->values[i].msg == m->seq;
-    if (!a->closed && still) {
-        cs_buf b = CS_BUF_INIT(EVENT_MAX);
-        cs_json j;
-        cs_json_init(&j, &b);
-        cs_json_obj(&j);
-        message_json(&j, m);
-        cs_json_obj_end(&j);
-        if (cs_json_end(&j) == 0) set_value(a, m->save, b.data, m->seq);
-        cs_buf_free(&b);
-    }
+    if (!a->closed && still) save_message(a, m);
     cs_buf_free(&m->text);
     free(m);
 }
@@ -593,14 +601,7 @@ static void end_recording(ivr *a, const char *how)
         cs_json_kuint(&e.j, "startMs", m->start / CS_FRAMES_PER_MS);
         cs_json_kuint(&e.j, "endMs", m->end / CS_FRAMES_PER_MS);
         ev_end(a, &e);
-        cs_buf b = CS_BUF_INIT(EVENT_MAX);
-        cs_json j;
-        cs_json_init(&j, &b);
-        cs_json_obj(&j);
-        message_json(&j, m);
-        cs_json_obj_end(&j);
-        if (cs_json_end(&j) == 0) set_value(a, m->save, b.data, m->seq);
-        cs_buf_free(&b);
+        save_message(a, m);
     }
 }
 
@@ -649,8 +650,9 @@ static void record_audio(ivr *a, uint64_t pos, const uint8_t *ulaw, size_t n)
     if (a->rec.len + n > cap) n = a->rec.len < cap ? (size_t)(cap - a->rec.len) : 0;
     cs_buf_append(&a->rec, ulaw, n);
     if (a->phase == RECORDING) {
-        if (a->rec.len >= cap) finish_recording(a, "max_s");
-        return;
+        if (a->rec.len < cap) return;
+        if (a->rec_heard) return finish_recording(a, "max_s");
+        return failed(a, true, NULL); /* max_s of silence */
     }
     /* Prompting: only the last PREROLL_MS matter. */
     size_t keep = PREROLL_MS * CS_FRAMES_PER_MS;
@@ -886,6 +888,8 @@ static void ivr_speech(cs_agent *base, bool started, uint64_t pos)
             /* The final decides; without a session none will come. */
             if (!a->listen || a->listen->failed) return failed(a, false, NULL);
             a->due = now_ms(a) + FINAL_WAIT_MS;
+        } else if (!a->due) { /* the end of speech answered at the node before */
+            a->due = now_ms(a) + n->timeout_ms;
         }
         break;
     default:
@@ -984,6 +988,7 @@ static int ivr_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
     ivr_kind *k = cs_agent_state(env, &cs_agent_ivr);
     if (!k || !env->tts_ops) return CS_ECONFIG;
     const char *want = cs_stream_param(s, "IvrMenu");
+    if (want && !want[0]) want = NULL;
     const cs_ivr_menu *menu = want ? cs_map_get(&k->by_name, cs_str_of(want)) : k->main;
     if (!menu) {
         cs_warn("ivr: call %s asks for menu '%s': %s", s->call->sid, want ? want : "",
@@ -1240,8 +1245,8 @@ static int ivr_setup(const cs_agent_env *env, void **state, cs_buf *err)
     for (size_t i = 0; k->main && i < k->main->nnodes; i++)
         phrases |= k->main->nodes[i].grammar != NULL;
     if (phrases && !env->stt_ops) cs_warn("ivr: STT is none: spoken choices are off, keys only");
-    cs_info("ivr: %s%s%zu menu(s) in IVR_DIR", k->main ? k->main->path : "", k->main ? " and " : "",
-            k->by_name.len);
+    if (k->main) cs_info("ivr: menu '%s' from %s", k->main->name, k->main->path);
+    if (cfg->ivr_dir[0]) cs_info("ivr: %zu menu(s) from %s", k->by_name.len, cfg->ivr_dir);
     *state = k;
     return 0;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "audio/g711.h"
+#include "audio/vad.h"
 #include "audio/wav.h"
 #include "core/crypto.h"
 #include "net/form.h"
@@ -1154,23 +1155,30 @@ int it_phone_say(it_phone *p, const char *wav)
         return -1;
     }
     cs_ulaw_encode(p->talk, pcm, n);
-    /* Where its speech is: frames within 20 dB of its loudest (its noise lies lower). */
-    double loudest = 0, *level = calloc(n / PHONE_FRAME + 1, sizeof *level);
-    size_t frames = n / PHONE_FRAME;
-    for (size_t f = 0; level && f < frames; f++) {
-        double e = 0;
-        for (size_t i = 0; i < PHONE_FRAME; i++)
-            e += (double)pcm[f * PHONE_FRAME + i] * pcm[f * PHONE_FRAME + i];
-        level[f] = e / PHONE_FRAME;
-        if (level[f] > loudest) loudest = level[f];
-    }
+    /* Where its speech is, as the gateway's detector (default settings) finds it after
+     * the silence the phone sends between clips: its first onset and last offset. */
+    cs_vad vad;
+    cs_vad_init(&vad, NULL);
+    uint8_t quiet[8000];
+    memset(quiet, 0xFF, sizeof quiet);
+    cs_vad_edge edges[64];
+    cs_vad_feed(&vad, 0, quiet, sizeof quiet, edges, 64);
+    bool onset = false, speaking = false;
     p->voice_from = p->voice_to = 0;
-    for (size_t f = 0; level && f < frames; f++) {
-        if (level[f] < loudest / 100) continue;
-        if (!p->voice_to) p->voice_from = f * PHONE_FRAME;
-        p->voice_to = (f + 1) * PHONE_FRAME;
+    for (size_t at = 0; at < n + sizeof quiet; at += PHONE_FRAME) {
+        bool tail = at >= n;
+        const uint8_t *src = tail ? quiet : p->talk + at;
+        size_t len = tail ? PHONE_FRAME : (n - at < PHONE_FRAME ? n - at : PHONE_FRAME);
+        size_t k = cs_vad_feed(&vad, sizeof quiet + at, src, len, edges, 64);
+        for (size_t e = 0; e < k && e < 64; e++) {
+            uint64_t pos = edges[e].pos > sizeof quiet ? edges[e].pos - sizeof quiet : 0;
+            if (edges[e].speech && !onset) p->voice_from = (size_t)pos;
+            if (!edges[e].speech) p->voice_to = pos < n ? (size_t)pos : n;
+            onset |= edges[e].speech;
+            speaking = edges[e].speech;
+        }
     }
-    free(level);
+    if (speaking) p->voice_to = n; /* still speaking at its end */
     free(pcm);
     p->talk_len = n;
     p->talk_at = 0;
