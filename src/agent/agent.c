@@ -4,8 +4,9 @@
 
 #include "core/err.h"
 
-static const cs_agent_ops *const agents[] = {&cs_agent_echo, &cs_agent_llm};
+static const cs_agent_ops *const agents[] = {&cs_agent_echo, &cs_agent_ivr, &cs_agent_llm};
 #define NAGENTS (sizeof agents / sizeof *agents)
+_Static_assert(NAGENTS <= CS_AGENTS_MAX, "CS_AGENTS_MAX is too small");
 
 int cs_agent_find(const char *name, const cs_agent_ops **out)
 {
@@ -22,19 +23,35 @@ int cs_agent_find(const char *name, const cs_agent_ops **out)
 
 const char *cs_agent_names(void)
 {
-    return "none, echo, llm";
+    return "none, echo, ivr, llm";
 }
 
 int cs_agents_setup(cs_agent_env *env, cs_buf *err)
 {
-    int rc = 0;
-    for (size_t i = 0; i < NAGENTS && rc == 0; i++)
-        if (agents[i]->setup) rc = agents[i]->setup(env, err);
-    return rc;
+    for (size_t i = 0; i < NAGENTS; i++) {
+        int rc = agents[i]->setup ? agents[i]->setup(env, &env->state[i], err) : 0;
+        if (rc < 0) return rc;
+    }
+    return 0;
 }
 
-void cs_agents_teardown(cs_agent_env *env)
+void cs_agents_cleanup(cs_agent_env *env)
+{
+    for (size_t i = 0; i < NAGENTS; i++) {
+        if (agents[i]->cleanup && env->state[i]) agents[i]->cleanup(env->state[i]);
+        env->state[i] = NULL;
+    }
+}
+
+void cs_agents_metrics(const cs_agent_env *env, cs_buf *out)
 {
     for (size_t i = 0; i < NAGENTS; i++)
-        if (agents[i]->teardown) agents[i]->teardown(env);
+        if (agents[i]->metrics) agents[i]->metrics(env->state[i], out);
+}
+
+void *cs_agent_state(const cs_agent_env *env, const cs_agent_ops *ops)
+{
+    for (size_t i = 0; i < NAGENTS; i++)
+        if (agents[i] == ops) return env->state[i];
+    return NULL;
 }

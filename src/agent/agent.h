@@ -13,6 +13,8 @@
 #include "stt/stt.h"
 #include "tts/tts.h"
 
+#define CS_AGENTS_MAX 8 /* kinds in the registry */
+
 /* What agents work with, shared by all of them (the gateway's). */
 struct cs_agent_env {
     const cs_config *cfg;
@@ -23,19 +25,26 @@ struct cs_agent_env {
     const cs_stt_ops *stt_ops; /* NULL: STT=none */
     cs_stt *stt;
     cs_fetch *fetch;           /* outbound HTTP */
-    struct cs_llm *llm;        /* AGENT=llm's settings, tools and counters (agent/llm.h) */
+    void *state[CS_AGENTS_MAX]; /* each kind's, from its setup (cs_agent_state) */
 };
 
 extern const cs_agent_ops cs_agent_echo;
+extern const cs_agent_ops cs_agent_ivr;
 extern const cs_agent_ops cs_agent_llm;
 
 /* By AGENT name; "none" gives NULL with 0 (listen only), an unknown name CS_ECONFIG. */
 int cs_agent_find(const char *name, const cs_agent_ops **out);
-/* "none, echo, llm" for messages. */
+/* "none, echo, ivr, llm" for messages. */
 const char *cs_agent_names(void);
-/* Every agent's setup (talk.h), before any call: 0, or the first error with its message in
- * `err`. cs_agents_teardown undoes it, once no instance is left. */
+/* ---- the kinds' shared state ---- */
+
+/* Runs every kind's setup (start-up; may block). 0, or its error with `err` saying why. */
 int cs_agents_setup(cs_agent_env *env, cs_buf *err);
-void cs_agents_teardown(cs_agent_env *env);
+/* Every kind's cleanup, once no instance is left. Idempotent. */
+void cs_agents_cleanup(cs_agent_env *env);
+/* Every kind's counters for /metrics. */
+void cs_agents_metrics(const cs_agent_env *env, cs_buf *out);
+/* What the setup of `ops` kept (NULL if none). */
+void *cs_agent_state(const cs_agent_env *env, const cs_agent_ops *ops);
 
 #endif

@@ -51,11 +51,6 @@ const char *cs_llm_fail_label(enum cs_llm_fail f)
     return (unsigned)f < CS_LLM_FAIL_COUNT ? fail_labels[f] : "unknown";
 }
 
-const cs_llm_stats *cs_llm_stats_get(const cs_llm *l)
-{
-    return &l->stats;
-}
-
 enum state {
     IDLE,   /* nothing asked */
     ASKING, /* a request streams */
@@ -403,7 +398,7 @@ static int tool_start(llm *a, const llm_tool *tool, const llm_call *c, size_t ms
     cJSON_Delete(body);
     if (!json) return -ENOMEM;
     cs_signed_headers sig;
-    cs_sign_body(&sig, a->l->cfg->llm_tools_secret, json, strlen(json), cs_wall_ms() / 1000);
+    cs_sign_body(&sig, a->l->cfg->agent_webhook_secret, json, strlen(json), cs_wall_ms() / 1000);
     const char *headers[] = {"Content-Type: application/json", "X-Callstream-Event: tool.call",
                              sig.timestamp, sig.signature};
     tool_req *t = &a->tools[a->ntools];
@@ -757,10 +752,11 @@ static void voice_failed(cs_agent *base, int err)
 
 static int llm_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
 {
-    if (!env->llm || !env->tts_ops) return CS_ECONFIG; /* checked at start-up for AGENT=llm */
+    cs_llm *l = cs_agent_state(env, &cs_agent_llm);
+    if (!l || !env->tts_ops) return CS_ECONFIG; /* checked at start-up for AGENT=llm */
     llm *a = calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
-    a->l = env->llm;
+    a->l = l;
     a->fetch = env->fetch;
     cs_voice_init(&a->voice, &a->base, env->tts_ops, env->tts);
     a->voice.failed = voice_failed;
@@ -921,8 +917,8 @@ static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
         l->temperature_set = true;
     }
     if (!cfg->llm_tools_file[0]) return llm_tools_builtin(l);
-    if (!cfg->llm_tools_secret[0]) {
-        cs_buf_printf(err, "LLM_TOOLS_SECRET: needed with LLM_TOOLS_FILE (it signs the tools' "
+    if (!cfg->agent_webhook_secret[0]) {
+        cs_buf_printf(err, "AGENT_WEBHOOK_SECRET: needed with LLM_TOOLS_FILE (it signs the tools' "
                            "requests)");
         return CS_ECONFIG;
     }
@@ -934,18 +930,54 @@ static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
     return rc;
 }
 
-static void llm_teardown(cs_agent_env *env)
+static void llm_cleanup(void *state)
 {
-    cs_llm *l = env->llm;
-    if (!l) return;
+    cs_llm *l = state;
     llm_tools_free(l);
     free(l->chat_url);
     free(l->auth);
     free(l);
-    env->llm = NULL;
 }
 
-static int llm_setup(cs_agent_env *env, cs_buf *err)
+static void llm_metrics(void *state, cs_buf *out)
+{
+    if (!state) return; /* no call can have it */
+    const cs_llm_stats *ls = &((const cs_llm *)state)->stats;
+    cs_prom_counter(out, "callstream_llm_requests_total",
+                    "chat completions asked (tool rounds and retries included)",
+                    (double)ls->requests);
+    cs_prom_counter(out, "callstream_llm_replies_total", "chat completions answered to the end",
+                    (double)ls->replies);
+    const char *kinds[CS_LLM_FAIL_COUNT];
+    for (int i = 0; i < CS_LLM_FAIL_COUNT; i++) kinds[i] = cs_llm_fail_label((enum cs_llm_fail)i);
+    cs_prom_family(out, "callstream_llm_failures_total", "counter",
+           "chat completions failed (the caller hears the apology), by kind", "kind", kinds,
+           ls->failures, CS_LLM_FAIL_COUNT);
+    static const char *const whys[] = {"retried", "cancelled", "reasked"};
+    uint64_t counts[] = {ls->retries, ls->cancelled, ls->reasks};
+    cs_prom_family(out, "callstream_llm_requests_ended_total", "counter",
+           "chat completions tried again (no answer at all), cancelled (barge-in, the call's end, "
+           "the caller going on), of those asked again with the caller's next words",
+           "outcome", whys, counts, 3);
+    cs_prom_counter(out, "callstream_llm_tool_calls_total", "the operator's tools called",
+                    (double)ls->tool_calls);
+    cs_prom_counter(out, "callstream_llm_tool_failures_total",
+                    "tool calls without a 2xx answer in time", (double)ls->tool_failures);
+    cs_prom_counter(out, "callstream_llm_tool_rounds_limited_total",
+                    "turns that reached the limit of answers with tool calls",
+                    (double)ls->tool_rounds_limited);
+    cs_prom_counter(out, "callstream_llm_hangups_total", "calls the model ended (end_call)",
+                    (double)ls->hangups);
+    cs_prom_counter(out, "callstream_llm_history_dropped_total",
+                    "old turns dropped from conversations (LLM_HISTORY_TURNS, LLM_HISTORY_CHARS)",
+                    (double)ls->history_dropped);
+    cs_prom_counter(out, "callstream_llm_replies_cut_total",
+                    "answers longer than the agent says, cut", (double)ls->replies_cut);
+    cs_prom_hist(out, "callstream_llm_first_token_seconds",
+                 "a chat completion asked to its first token", &ls->first_token);
+}
+
+static int llm_setup(const cs_agent_env *env, void **state, cs_buf *err)
 {
     const cs_config *cfg = env->cfg;
     if (!cfg->llm_url[0]) {
@@ -957,12 +989,12 @@ static int llm_setup(cs_agent_env *env, cs_buf *err)
     if (!l) return -ENOMEM;
     l->cfg = cfg;
     cs_hist_init(&l->stats.first_token, cs_hist_bounds_latency, cs_hist_nbounds_latency);
-    env->llm = l;
     int rc = settings(l, env, err);
     if (rc < 0) {
-        llm_teardown(env);
+        llm_cleanup(l);
         return rc;
     }
+    *state = l;
     cs_info("llm: %s, model %s, %zu tool(s) besides end_call%s", l->chat_url, cfg->llm_model,
             l->ntools, l->auth ? ", with an API key" : "");
     return 0;
@@ -975,7 +1007,8 @@ const cs_agent_ops cs_agent_llm = {
     .interruptible = true,
     .open = llm_open,
     .setup = llm_setup,
-    .teardown = llm_teardown,
+    .cleanup = llm_cleanup,
+    .metrics = llm_metrics,
     .speech = llm_speech,
     .transcript = llm_transcript,
     .played = llm_played,

@@ -561,6 +561,14 @@ void cs_stream_end(cs_stream *s, enum cs_end_reason why)
 
 /* ---- talking back (the rest is in talk.c) ---- */
 
+const char *cs_stream_param(const cs_stream *s, const char *name)
+{
+    const cs_call *call = s->call;
+    for (size_t i = 0; i < call->nparams; i++)
+        if (cs_str_eqz(call->params[i].name, name)) return call->params[i].value.p;
+    return NULL;
+}
+
 uint64_t cs_stream_now(const cs_stream *s)
 {
     uint64_t ms = s->calls->clock_ms() - s->clock_origin_ms + (uint64_t)s->offset_ms;

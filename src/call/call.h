@@ -166,10 +166,11 @@ struct cs_stream {
     cs_vad vad;                /* on the caller's audio */
     bool mid_utterance;        /* the last frame sent was not an utterance's last */
     uint8_t hangup;            /* 1: the agent hangs up; 2: once what it said has played */
-    uint64_t answer_pos;       /* where the latest utterance's first frame plays */
-    bool answered;             /* answer_pos is set */
     struct {                   /* the caller's turn being answered */
-        bool open;
+        bool armed;            /* the caller spoke: the answer's stages are noted */
+        bool open;             /* and stopped: the answer's first frame measures it */
+        bool began;            /* an utterance began since the caller began */
+        uint64_t first;        /* where its first frame was placed */
         uint64_t end;          /* where the caller's speech ended, frames */
         uint64_t at[4];        /* when each stage of the answer came (enum cs_turn_stage) */
         unsigned noted;        /* bit per stage noted */
@@ -299,6 +300,9 @@ void cs_stream_bad(cs_stream *s, enum cs_bad kind, const char *why);
 /* Ends the stream: observers hear of it, its call ends with its last stream, both are
  * freed. The owner must not use `s` afterwards. */
 void cs_stream_end(cs_stream *s, enum cs_end_reason why);
+
+/* A customParameter of the stream's call (from its first stream's start), or NULL. */
+const char *cs_stream_param(const cs_stream *s, const char *name);
 
 /* Where the call's timeline is now for this stream, in frames (its clock, as its
  * timestamps are checked against). */

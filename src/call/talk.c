@@ -114,7 +114,7 @@ static void report_cut(void *data, const cs_heard *h)
 
 static void note(cs_stream *s, enum cs_turn_stage stage)
 {
-    if (!s->turn.open || (s->turn.noted & (1u << stage))) return;
+    if (!s->turn.armed || (s->turn.noted & (1u << stage))) return;
     s->turn.noted |= 1u << stage;
     s->turn.at[stage] = cs_stream_now(s);
 }
@@ -128,7 +128,7 @@ void cs_agent_note(cs_agent *a, enum cs_turn_stage stage)
 static void turn_answered(cs_stream *s, uint64_t pos)
 {
     static const char *const keys[] = {"detectedMs", "finalMs", "replyMs", "firstAudioMs"};
-    s->turn.open = false;
+    s->turn.armed = s->turn.open = false;
     uint64_t end = s->turn.end, v2v = pos > end ? pos - end : 0;
     cs_hist_observe(&s->calls->stats.voice_to_voice, (double)v2v / (CS_FRAMES_PER_MS * 1000.0));
     char detail[320];
@@ -143,6 +143,26 @@ static void turn_answered(cs_stream *s, uint64_t pos)
     }
     snprintf(detail + n, sizeof detail - (size_t)n, "}");
     NOTIFY(s->calls, event, s->call, s, CS_EVENT_TURN, cs_wall_ms(), detail);
+}
+
+/* The caller's speech begins or ends. An answer may begin before the detector declares
+ * the end (an agent answering on a final transcript that came first): its first frame
+ * after the speech's end then measures the turn as soon as the end is known. */
+static void turn_edge(cs_stream *s, bool started, uint64_t pos)
+{
+    if (started || !s->turn.armed) {
+        s->turn.armed = true;
+        s->turn.open = s->turn.began = false;
+        s->turn.noted = 0;
+    }
+    if (started) return;
+    s->turn.end = pos;
+    note(s, CS_TURN_DETECTED);
+    if (s->turn.began && s->turn.first >= pos) {
+        turn_answered(s, s->turn.first);
+        return;
+    }
+    s->turn.open = true;
 }
 
 /* ---- pacing ---- */
@@ -171,11 +191,14 @@ static void pump(cs_stream *s)
             s->calls->stats.underruns++;
         }
         if (send_frame(s, at, data, n) < 0) return;
-        if (!s->mid_utterance) {
-            s->answer_pos = at;
-            s->answered = true;
+        if (!s->mid_utterance) { /* an utterance begins: the answer, if a turn awaits one */
+            if (s->turn.open) {
+                turn_answered(s, at);
+            } else if (s->turn.armed && !s->turn.began) {
+                s->turn.began = true;
+                s->turn.first = at;
+            }
         }
-        if (s->turn.open) turn_answered(s, at);
         cs_playout_taken(&s->playout, n, at);
         s->play_end = at + n;
         s->mid_utterance = true;
@@ -303,15 +326,7 @@ void cs_stream_speech(cs_stream *s, bool started, uint64_t pos)
 {
     if (!s->agent) return;
     if (started) barge_in(s, CS_CLEAR_SPEECH, pos);
-    if (!started && s->agent->ops->speaks_text) {
-        s->turn.open = true;
-        s->turn.end = pos;
-        s->turn.noted = 0;
-        note(s, CS_TURN_DETECTED);
-        /* The answer may have begun before the end of speech was declared (the detector
-         * waits VAD_HANGOVER_MS): it is timed from its first frame. */
-        if (s->answered && s->answer_pos >= pos) turn_answered(s, s->answer_pos);
-    }
+    if (s->agent->ops->speaks_text) turn_edge(s, started, pos);
     if (s->agent && s->agent->ops->speech) s->agent->ops->speech(s->agent, started, pos);
 }
 
@@ -365,15 +380,17 @@ void cs_agent_timer(cs_agent *a, uint32_t ms)
     a->timer_due_ms = ms ? a->calls->clock_ms() + ms : 0;
 }
 
-void cs_agent_event(cs_agent *a, const char *json)
-{
-    cs_stream *s = a->stream;
-    if (s) NOTIFY(s->calls, event, s->call, s, CS_EVENT_AGENT, cs_wall_ms(), json);
-}
-
 void cs_agent_closed(cs_agent *a)
 {
     if (a->calls->talk.closing) a->calls->talk.closing--;
+}
+
+void cs_agent_event(cs_agent *a, const char *json)
+{
+    if (a->stream)
+        NOTIFY(a->calls, event, a->stream->call, a->stream, CS_EVENT_AGENT, cs_wall_ms(), json);
+    else
+        cs_calls_event(a->calls, a->call_sid, CS_EVENT_AGENT, json);
 }
 
 /* ---- agents, from the call's side ---- */
@@ -405,6 +422,7 @@ void cs_talk_open(cs_stream *s, const cs_agent_ops *ops)
     a->ops = ops;
     a->stream = s;
     a->calls = calls;
+    snprintf(a->call_sid, sizeof a->call_sid, "%s", s->call->sid);
     s->agent = a;
     cs_vad_init(&s->vad, &calls->talk.vad);
     s->talk_next = calls->talk.talkers;
@@ -413,6 +431,7 @@ void cs_talk_open(cs_stream *s, const cs_agent_ops *ops)
     calls->talk.ntalkers++;
     agent_event(s, "started", ops->name, 0);
     schedule(calls);
+    if (ops->start) ops->start(a);
 }
 
 void cs_talk_close(cs_stream *s)

@@ -53,12 +53,8 @@ struct cs_agent_ops {
     /* An instance for two-way stream `s`. 0 or a negative code. */
     int (*open)(cs_agent **out, cs_stream *s, const cs_agent_env *env);
     /* Every callback below may be NULL. */
-    /* Once at start-up, before any call (it may block: files are read): checks the agent's
-     * settings and prepares what its instances share (kept in `env`). 0, or CS_ECONFIG
-     * with a message in `err`. */
-    int (*setup)(cs_agent_env *env, cs_buf *err);
-    /* At shutdown, once every instance has finished. */
-    void (*teardown)(cs_agent_env *env);
+    /* Set up on its stream (a->stream, a->calls are there): it may speak first. */
+    void (*start)(cs_agent *a);
     /* Caller audio at frame `pos` of the call's timeline. */
     void (*audio)(cs_agent *a, uint64_t pos, const uint8_t *ulaw, size_t n);
     /* The caller started or stopped speaking at `pos` (voice activity detection). */
@@ -77,6 +73,16 @@ struct cs_agent_ops {
      * cs_agent_closed(a) once nothing will call back into the agent (inside close, or
      * later when a request or socket has finished), then free it. */
     void (*close)(cs_agent *a);
+
+    /* ---- the kind as a whole (agent/agent.c runs these; each may be NULL) ---- */
+    /* Once at start-up, before any call (it may block: files are read here, never in
+     * open): loads and checks what the instances share into *state, which open finds
+     * with cs_agent_state. 0, or CS_ECONFIG with a message in `err`. */
+    int (*setup)(const cs_agent_env *env, void **state, cs_buf *err);
+    /* After every instance has finished. */
+    void (*cleanup)(void *state);
+    /* Its counters for /metrics, in Prometheus text. */
+    void (*metrics)(void *state, cs_buf *out);
 };
 
 /* Base of every instance; backends embed it first. */
@@ -85,6 +91,7 @@ struct cs_agent {
     cs_stream *stream; /* NULL once closed */
     cs_calls *calls;
     uint64_t timer_due_ms; /* on calls->clock_ms, 0 = none */
+    char call_sid[CS_SID_MAX + 1]; /* its call's, for events after close */
 };
 
 /* ---- speaking (two-way streams with an agent; CS_ESTATE otherwise) ---- */
@@ -116,19 +123,20 @@ void cs_stream_speech(cs_stream *s, bool started, uint64_t pos);
 void cs_stream_transcript(cs_stream *s, const cs_transcript *t);
 
 /* ---- turns ----
- * The caller's speech ends (the detector's offset): a turn opens, and the answer's
- * stages are timed from where the speech ended: the offset detected, the final
+ * The caller speaks; their speech ends (the detector's offset) and the answer's stages
+ * are timed from where the speech ended: the offset detected, the final
  * transcript, the agent's reply begun (e.g. a language model's first token; the agent
  * notes it), its first audio, its first frame sent — then a `turn` event says each, and
  * voice-to-voice (the first frame's place minus the speech's end) goes to /metrics.
- * Agents that speak text only. */
+ * Stages noted while the caller still speaks count (a final may come before the offset
+ * is declared), and so does an answer begun then. Agents that speak text only. */
 enum cs_turn_stage { CS_TURN_DETECTED, CS_TURN_FINAL, CS_TURN_REPLY, CS_TURN_AUDIO };
 void cs_agent_note(cs_agent *a, enum cs_turn_stage stage);
 
 /* ---- agent services ---- */
 
 /* An `agent` event of the agent's call: `json` is its detail, a JSON object (what the
- * agent heard, said, did or failed at). Dropped once the stream has ended. */
+ * agent heard, said, did or failed at): of its stream, or once closed, of its call. */
 void cs_agent_event(cs_agent *a, const char *json);
 /* Calls ops->timer in `ms` (about: the pacing tick's resolution); 0 cancels. */
 void cs_agent_timer(cs_agent *a, uint32_t ms);

@@ -32,7 +32,7 @@
     S(greeting, "GREETING", "", "<Say> before the stream starts (empty: none)")                    \
     S(voice, "VOICE", "", "voice for the greeting, e.g. Polly.Joanna (empty: Twilio's default)")   \
     S(dial, "DIAL", "", "start mode: number to <Dial> while streaming (empty: keep the line)")     \
-    S(agent, "AGENT", "none", "who talks back: none (listen only), echo or llm")                   \
+    S(agent, "AGENT", "none", "who talks back: none (listen only), echo, ivr or llm")                   \
     S(llm_url, "LLM_URL", "",                                                                      \
       "AGENT=llm: base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 "           \
       "(the agent POSTs {LLM_URL}/chat/completions)")                                              \
@@ -61,8 +61,12 @@
     S(llm_tools_file, "LLM_TOOLS_FILE", "",                                                        \
       "AGENT=llm: a JSON list of tools the model may call: name, description, parameters (JSON "   \
       "schema), url (POSTed, signed)")                                                             \
-    S(llm_tools_secret, "LLM_TOOLS_SECRET", "",                                                    \
-      "AGENT=llm: signs the tools' POSTs (X-Callstream-Signature); needed with LLM_TOOLS_FILE")     \
+    S(ivr_file, "IVR_FILE", "", "AGENT=ivr: the JSON menu calls get (docs/agents.md)")             \
+    S(ivr_dir, "IVR_DIR", "",                                                                      \
+      "AGENT=ivr: folder of NAME.json menus a call may pick (<Parameter name=\"IvrMenu\">)")       \
+    S(agent_webhook_secret, "AGENT_WEBHOOK_SECRET", "",                                            \
+      "signs the agents' POSTs (IVR webhooks, LLM tools): X-Callstream-Signature, as for "   \
+      "transcripts")               \
     N(barge_in_min_ms, "BARGE_IN_MIN_MS", 100, 20, 2000,                                           \
       "caller speech (ms) before it counts as speaking: shorter noises never do")                  \
     N(vad_hangover_ms, "VAD_HANGOVER_MS", 600, 20, 10000,                                          \

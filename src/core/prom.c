@@ -1,6 +1,7 @@
 #include "core/prom.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 const double cs_hist_bounds_frame[] = {1e-6,   2.5e-6, 5e-6, 1e-5,   2.5e-5, 5e-5,
@@ -61,6 +62,19 @@ int cs_prom_gauge(cs_buf *out, const char *name, const char *help, double value)
 {
     int rc = cs_prom_header(out, name, "gauge", help);
     return rc ? rc : cs_prom_value(out, name, NULL, value);
+}
+
+int cs_prom_family(cs_buf *out, const char *name, const char *type, const char *help,
+                   const char *label, const char *const *labels, const uint64_t *values,
+                   size_t n)
+{
+    int rc = cs_prom_header(out, name, type, help);
+    char l[96];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        snprintf(l, sizeof l, "%s=\"%s\"", label, labels[i]);
+        rc = cs_prom_value(out, name, l, (double)values[i]);
+    }
+    return rc;
 }
 
 int cs_prom_hist(cs_buf *out, const char *name, const char *help, const cs_hist *h)

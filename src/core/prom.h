@@ -39,6 +39,10 @@ int cs_prom_value(cs_buf *out, const char *name, const char *labels, double valu
 /* Header and one value. */
 int cs_prom_counter(cs_buf *out, const char *name, const char *help, double value);
 int cs_prom_gauge(cs_buf *out, const char *name, const char *help, double value);
+/* One labelled family: header, then `values[i]` labelled `label="labels[i]"`. */
+int cs_prom_family(cs_buf *out, const char *name, const char *type, const char *help,
+                   const char *label, const char *const *labels, const uint64_t *values,
+                   size_t n);
 /* Header, cumulative _bucket lines, _sum and _count. */
 int cs_prom_hist(cs_buf *out, const char *name, const char *help, const cs_hist *h);
 

@@ -458,7 +458,7 @@ int cs_gateway_main(int argc, char **argv)
         uv_run(&loop, UV_RUN_NOWAIT);
     }
     cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
-    cs_agents_teardown(&gw.agent_env);
+    cs_agents_cleanup(&gw.agent_env);
     cs_monitor_free(&gw);
     cs_transcribe_free(&gw);
     cs_bus_free(&gw.bus);

@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "agent/llm.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/prom.h"
@@ -186,55 +185,6 @@ void cs_streams(cs_request *r)
     cs_buf_free(&out);
 }
 
-/* One labelled family: `values` indexed as `labels`. */
-static void family(cs_buf *out, const char *name, const char *type, const char *help,
-                   const char *label, const char *const *labels, const uint64_t *values, size_t n)
-{
-    cs_prom_header(out, name, type, help);
-    char l[96];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(l, sizeof l, "%s=\"%s\"", label, labels[i]);
-        cs_prom_value(out, name, l, (double)values[i]);
-    }
-}
-
-/* AGENT=llm (agent/llm.h). */
-static void llm_metrics(cs_buf *out, const cs_llm_stats *ls)
-{
-    cs_prom_counter(out, "callstream_llm_requests_total",
-                    "chat completions asked (tool rounds and retries included)",
-                    (double)ls->requests);
-    cs_prom_counter(out, "callstream_llm_replies_total", "chat completions answered to the end",
-                    (double)ls->replies);
-    const char *kinds[CS_LLM_FAIL_COUNT];
-    for (int i = 0; i < CS_LLM_FAIL_COUNT; i++) kinds[i] = cs_llm_fail_label((enum cs_llm_fail)i);
-    family(out, "callstream_llm_failures_total", "counter",
-           "chat completions failed (the caller hears the apology), by kind", "kind", kinds,
-           ls->failures, CS_LLM_FAIL_COUNT);
-    static const char *const whys[] = {"retried", "cancelled", "reasked"};
-    uint64_t counts[] = {ls->retries, ls->cancelled, ls->reasks};
-    family(out, "callstream_llm_requests_ended_total", "counter",
-           "chat completions tried again (no answer at all), cancelled (barge-in, the call's end, "
-           "the caller going on), of those asked again with the caller's next words",
-           "outcome", whys, counts, 3);
-    cs_prom_counter(out, "callstream_llm_tool_calls_total", "the operator's tools called",
-                    (double)ls->tool_calls);
-    cs_prom_counter(out, "callstream_llm_tool_failures_total",
-                    "tool calls without a 2xx answer in time", (double)ls->tool_failures);
-    cs_prom_counter(out, "callstream_llm_tool_rounds_limited_total",
-                    "turns that reached the limit of answers with tool calls",
-                    (double)ls->tool_rounds_limited);
-    cs_prom_counter(out, "callstream_llm_hangups_total", "calls the model ended (end_call)",
-                    (double)ls->hangups);
-    cs_prom_counter(out, "callstream_llm_history_dropped_total",
-                    "old turns dropped from conversations (LLM_HISTORY_TURNS, LLM_HISTORY_CHARS)",
-                    (double)ls->history_dropped);
-    cs_prom_counter(out, "callstream_llm_replies_cut_total",
-                    "answers longer than the agent says, cut", (double)ls->replies_cut);
-    cs_prom_hist(out, "callstream_llm_first_token_seconds",
-                 "a chat completion asked to its first token", &ls->first_token);
-}
-
 static double rss_bytes(void)
 {
     long pages = 0, resident = 0;
@@ -266,13 +216,13 @@ void cs_metrics(cs_request *r)
     static const char *const rejected_labels[] = {"max_connections", "max_per_ip",
                                                   "max_heads_per_ip"};
     uint64_t rejected[] = {hs->rejected_total, hs->rejected_per_ip, hs->rejected_heads_per_ip};
-    family(&out, "callstream_connections_rejected_total", "counter",
+    cs_prom_family(&out, "callstream_connections_rejected_total", "counter",
            "connections refused by a limit", "limit", rejected_labels, rejected, 3);
     cs_prom_counter(&out, "callstream_connections_idle_closed_total",
                     "connections closed for idling", (double)ns->idle_closed);
     static const char *const slow_labels[] = {"head_timeout", "body_too_slow", "head_evicted"};
     uint64_t slow[] = {hs->head_timeouts, hs->body_timeouts, hs->heads_evicted};
-    family(&out, "callstream_http_slow_closed_total", "counter",
+    cs_prom_family(&out, "callstream_http_slow_closed_total", "counter",
            "HTTP connections closed so slow clients cannot hold the slots", "reason", slow_labels,
            slow, 3);
     cs_prom_counter(&out, "callstream_accept_errors_total",
@@ -290,7 +240,7 @@ void cs_metrics(cs_request *r)
     cs_prom_gauge(&out, "callstream_output_buffered_bytes", "output waiting in all connections",
                   (double)ns->buffered);
     static const char *const class_labels[] = {"listener", "default"};
-    family(&out, "callstream_output_cap_closed_total", "counter",
+    cs_prom_family(&out, "callstream_output_cap_closed_total", "counter",
            "connections closed because all output passed MAX_OUTPUT_BYTES, slowest first", "class",
            class_labels, ns->cap_closed, CS_CONN_CLASS_COUNT);
     cs_prom_counter(&out, "callstream_tls_failures_total", "failed TLS handshakes",
@@ -304,7 +254,7 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_http_requests_total", "HTTP requests routed",
                     (double)hs->requests);
     static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-    family(&out, "callstream_http_responses_total", "counter", "HTTP answers by status class",
+    cs_prom_family(&out, "callstream_http_responses_total", "counter", "HTTP answers by status class",
            "code", classes, hs->responses + 1, 5);
     cs_prom_counter(&out, "callstream_http_bad_requests_total", "requests the parser refused",
                     (double)hs->bad_requests);
@@ -313,7 +263,7 @@ void cs_metrics(cs_request *r)
                     (double)hs->answers_too_large);
     static const char *const sig_labels[] = {"webhook", "upgrade"};
     uint64_t sig[] = {gw->stats.sig_refused_webhook, gw->stats.sig_refused_upgrade};
-    family(&out, "callstream_signature_refused_total", "counter",
+    cs_prom_family(&out, "callstream_signature_refused_total", "counter",
            "requests refused for their X-Twilio-Signature", "route", sig_labels, sig, 2);
     cs_prom_counter(&out, "callstream_webhooks_total", "voice webhooks answered",
                     (double)gw->stats.webhooks);
@@ -331,12 +281,12 @@ void cs_metrics(cs_request *r)
                     (double)cs->streams_total);
     const char *end_labels[CS_END_COUNT];
     for (int i = 0; i < CS_END_COUNT; i++) end_labels[i] = cs_end_label(i);
-    family(&out, "callstream_streams_ended_total", "counter", "media streams ended, by reason",
+    cs_prom_family(&out, "callstream_streams_ended_total", "counter", "media streams ended, by reason",
            "reason", end_labels, cs->ended, CS_END_COUNT);
     static const char *const tracks[] = {"inbound", "outbound"};
-    family(&out, "callstream_frames_in_total", "counter", "media messages received, by track",
+    cs_prom_family(&out, "callstream_frames_in_total", "counter", "media messages received, by track",
            "track", tracks, cs->frames_in, 2);
-    family(&out, "callstream_audio_bytes_in_total", "counter", "audio bytes received, by track",
+    cs_prom_family(&out, "callstream_audio_bytes_in_total", "counter", "audio bytes received, by track",
            "track", tracks, cs->bytes_in, 2);
     cs_prom_counter(&out, "callstream_frames_out_total", "media messages sent",
                     (double)cs->frames_out);
@@ -344,7 +294,7 @@ void cs_metrics(cs_request *r)
                     (double)cs->bytes_out);
     const char *bad_labels[CS_BAD_COUNT];
     for (int i = 0; i < CS_BAD_COUNT; i++) bad_labels[i] = cs_bad_label(i);
-    family(&out, "callstream_bad_frames_total", "counter",
+    cs_prom_family(&out, "callstream_bad_frames_total", "counter",
            "media-socket messages counted and skipped, by kind", "kind", bad_labels, cs->bad,
            CS_BAD_COUNT);
     cs_prom_counter(&out, "callstream_sequence_gaps_total", "sequence numbers never received",
@@ -352,7 +302,7 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_dtmf_total", "DTMF digits received", (double)cs->dtmf);
     static const char *const mark_labels[] = {"sent", "played", "cleared"};
     uint64_t marks[] = {cs->marks_sent, cs->marks_played, cs->marks_cleared};
-    family(&out, "callstream_marks_total", "counter", "marks sent, and echoed by outcome", "state",
+    cs_prom_family(&out, "callstream_marks_total", "counter", "marks sent, and echoed by outcome", "state",
            mark_labels, marks, 3);
     cs_prom_counter(&out, "callstream_clears_total", "clear messages sent", (double)cs->clears);
     cs_prom_counter(&out, "callstream_barge_ins_total",
@@ -368,6 +318,7 @@ void cs_metrics(cs_request *r)
                     (double)cs->agent_failures);
     cs_prom_gauge(&out, "callstream_agents", "streams with an agent",
                   (double)gw->calls.talk.ntalkers);
+    cs_agents_metrics(&gw->agent_env, &out);
     cs_prom_hist(&out, "callstream_voice_to_voice_seconds",
                  "the caller's end of speech to the agent's first frame of its answer",
                  &cs->voice_to_voice);
@@ -398,7 +349,7 @@ void cs_metrics(cs_request *r)
                   (double)st.reads_pending);
     static const char *const read_labels[] = {"failed", "timeout", "refused"};
     uint64_t reads[] = {st.reads_failed, st.reads_timed_out, st.reads_refused};
-    family(&out, "callstream_store_reads_failed_total", "counter",
+    cs_prom_family(&out, "callstream_store_reads_failed_total", "counter",
            "store queries answered with an error, by cause", "cause", read_labels, reads, 3);
     cs_prom_gauge(&out, "callstream_store_reads_failing",
                   "1 while store queries fail (none answered since)",
@@ -444,11 +395,11 @@ void cs_metrics(cs_request *r)
                         (double)ss.failures);
         static const char *const kinds[] = {"interim", "final", "refined"};
         uint64_t segs[] = {ss.interims, ss.finals, ss.refined};
-        family(&out, "callstream_stt_segments_total", "counter", "transcript segments", "kind",
+        cs_prom_family(&out, "callstream_stt_segments_total", "counter", "transcript segments", "kind",
                kinds, segs, 3);
         static const char *const why[] = {"queue_full", "too_long"};
         uint64_t skipped[] = {ss.refine_full, ss.refine_too_long};
-        family(&out, "callstream_stt_refine_skipped_total", "counter",
+        cs_prom_family(&out, "callstream_stt_refine_skipped_total", "counter",
                "finals left as they were, not refined (STT_REFINE_QUEUE, STT_REFINE_MAX_MS)",
                "reason", why, skipped, 2);
         cs_prom_gauge(&out, "callstream_stt_refine_pending", "utterances waiting to be refined",
@@ -501,23 +452,22 @@ void cs_metrics(cs_request *r)
         const cs_webhook_stats *ws = cs_webhook_stats_get(gw->webhook);
         static const char *const outcomes[] = {"delivered", "retried", "failed", "dropped"};
         uint64_t counts[] = {ws->delivered, ws->retries, ws->failed, ws->dropped};
-        family(&out, "callstream_transcript_webhook_total", "counter",
+        cs_prom_family(&out, "callstream_transcript_webhook_total", "counter",
                "transcript webhook deliveries, by outcome", "outcome", outcomes, counts, 4);
         cs_prom_gauge(&out, "callstream_transcript_webhook_pending", "deliveries waiting",
                       (double)cs_webhook_pending(gw->webhook));
     }
-    if (gw->agent_env.llm) llm_metrics(&out, cs_llm_stats_get(gw->agent_env.llm));
     if (gw->fetch) {
         const cs_fetch_stats *fs = cs_fetch_stats_get(gw->fetch);
         cs_prom_counter(&out, "callstream_http_client_requests_total",
                         "outbound HTTP requests started", (double)fs->requests);
         static const char *const ends[] = {"answered", "failed", "cancelled"};
         uint64_t ended[] = {fs->answered, fs->failed, fs->cancelled};
-        family(&out, "callstream_http_client_ended_total", "counter",
+        cs_prom_family(&out, "callstream_http_client_ended_total", "counter",
                "outbound HTTP requests ended, by outcome", "outcome", ends, ended, 3);
         static const char *const whys[] = {"timeout", "too_large", "too_many"};
         uint64_t limited[] = {fs->timeouts, fs->too_large, fs->refused};
-        family(&out, "callstream_http_client_limited_total", "counter",
+        cs_prom_family(&out, "callstream_http_client_limited_total", "counter",
                "outbound HTTP requests failed or refused by a limit: time (whole or idle), an "
                "answer over its size, too many in flight",
                "limit", whys, limited, 3);

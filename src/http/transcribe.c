@@ -196,13 +196,6 @@ static void on_closed(void *data)
 
 /* ---- streams ---- */
 
-static const char *param(const cs_call *call, const char *name)
-{
-    for (size_t i = 0; i < call->nparams; i++)
-        if (cs_str_eqz(call->params[i].name, name)) return call->params[i].value.p;
-    return NULL;
-}
-
 static const char *grammar_text(cs_gateway *gw, const char *name)
 {
     grammar *g = name && *name ? cs_map_get(&gw->grammars, cs_str_of(name)) : NULL;
@@ -241,9 +234,9 @@ static voice *open_voice(cs_gateway *gw, const cs_stream *s, enum cs_speaker who
     char label[2 * CS_SID_MAX], keywords[KEYWORDS_MAX];
     snprintf(label, sizeof label, "%s/%s", call->sid, speaker_names[who]);
     /* A call may ask for its own grammar or keywords; the settings give the default. */
-    const char *gname = param(call, "SttGrammar");
+    const char *gname = cs_stream_param(s, "SttGrammar");
     const char *jsgf = grammar_text(gw, gname ? gname : gw->cfg->stt_grammar);
-    const char *kw = param(call, "SttKeywords");
+    const char *kw = cs_stream_param(s, "SttKeywords");
     keyword_lines(keywords, sizeof keywords, kw ? kw : gw->cfg->stt_keywords);
     if (gname && !jsgf) cs_warn("transcription: %s asks for an unknown grammar '%s'", label, gname);
     cs_stt_session_opts o = {

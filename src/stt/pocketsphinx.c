@@ -640,7 +640,8 @@ static void on_done(cs_job *job)
 {
     cs_stt_session *s = (cs_stt_session *)((char *)job - offsetof(cs_stt_session, job));
     cs_stt *e = s->e;
-    s->queued = false;
+    /* Still queued while its results are delivered: a callback that feeds or closes the
+     * session must not send the worker back to them before they are all read. */
     for (size_t i = 0; i < s->nresults; i++) {
         result *r = &s->results[i];
         if (!s->failed) {
@@ -665,6 +666,7 @@ static void on_done(cs_job *job)
         cs_warn("transcription of %s: %s", s->label, s->why);
         s->o.on_error(s->o.data, s->error, s->why);
     }
+    s->queued = false;
     if (s->finished) {
         /* The decoder serves the next call at once; refinements still due keep only the
          * session. */
@@ -894,6 +896,7 @@ static int ps_create(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
 
 const cs_stt_ops cs_stt_pocketsphinx = {
     .name = "pocketsphinx",
+    .grammars = true,
     .create = ps_create,
     .destroy = ps_destroy,
     .open = ps_open,

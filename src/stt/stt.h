@@ -69,6 +69,7 @@ typedef struct cs_stt_stats {
 
 typedef struct cs_stt_ops {
     const char *name;
+    bool grammars; /* a session's grammar restricts what it recognises (else it is ignored) */
     /* Loads models and starts workers; may block (start-up only). Results and completions
      * come back through `mb`. 0 or a negative code with a message in `err`. */
     int (*create)(cs_stt **out, const cs_config *cfg, uv_loop_t *loop, cs_mailbox *mb,

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "audio/g711.h"
+#include "audio/vad.h"
 #include "audio/wav.h"
 #include "core/crypto.h"
 #include "net/form.h"
@@ -1047,4 +1049,401 @@ int it_wav_compose(const char *path, const char *const *clips, const unsigned *g
     }
     if (cs_wav_writer_close(&w, false) < 0) rc = -1;
     return rc;
+}
+
+/* ---- a caller on a media stream ---- */
+
+#define PHONE_FRAME 160 /* 20 ms of μ-law */
+
+int it_phone_start(it_phone *p, int port, const char *call, const char *stream, const char *params)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->call, sizeof p->call, "%s", call);
+    snprintf(p->stream, sizeof p->stream, "%s", stream);
+    int rc = it_ws_connect(&p->ws, port, "/twilio/media", NULL);
+    if (rc) return rc;
+    cs_kv kv[16];
+    size_t nkv = 0;
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", params ? params : "");
+    for (char *save = NULL, *pair = strtok_r(copy, "&", &save); pair && nkv < 16;
+         pair = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(pair, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        kv[nkv++] = (cs_kv){cs_str_of(pair), cs_str_of(eq + 1)};
+    }
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_connected(&b);
+    send_msg(&p->ws, &b);
+    cs_twilio_start st = {IT_ACCOUNT, call, stream, CS_TRACK_BIT(CS_TRACK_INBOUND), kv, nkv};
+    cs_twilio_peer_start(&b, ++p->seq, &st);
+    rc = send_msg(&p->ws, &b);
+    p->t0 = now_ms();
+    return rc;
+}
+
+/* Whether a frame of agent audio holds voice (not the silence around words). */
+static bool voiced(const uint8_t *ulaw, size_t n)
+{
+    int16_t pcm[PHONE_FRAME];
+    if (n > PHONE_FRAME) n = PHONE_FRAME;
+    cs_ulaw_decode(pcm, ulaw, n);
+    long long sum = 0;
+    for (size_t i = 0; i < n; i++) sum += pcm[i] < 0 ? -pcm[i] : pcm[i];
+    return n && sum / (long long)n > 300;
+}
+
+static void phone_message(it_phone *p, char *msg, size_t len)
+{
+    static uint8_t audio[1 << 16];
+    cs_twilio_out m;
+    if (cs_twilio_peer_parse(msg, len, &m, audio, sizeof audio) < 0) return;
+    long long now = now_ms();
+    switch (m.type) {
+    case CS_TWOUT_MEDIA:
+        if (p->play_until < now) p->play_until = now;
+        p->play_until += (long long)(m.len / 8);
+        p->media_bytes += m.len;
+        for (size_t i = 0; i + PHONE_FRAME <= m.len || i == 0; i += PHONE_FRAME) {
+            if (!voiced(m.payload + i, m.len - i)) continue;
+            p->voiced_frames++;
+            p->heard = true;
+            if (p->speech_end_ms && !p->answer_ms) p->answer_ms = now;
+            break;
+        }
+        break;
+    case CS_TWOUT_MARK:
+        if (p->nmarks < IT_PHONE_MARKS) {
+            snprintf(p->marks[p->nmarks].name, sizeof p->marks[0].name, "%.*s", (int)m.mark_name.n,
+                     m.mark_name.p);
+            p->marks[p->nmarks++].due = p->play_until > now ? p->play_until : now;
+        }
+        break;
+    case CS_TWOUT_CLEAR:
+        p->clears++;
+        if (p->onset_ms && !p->clear_ms) p->clear_ms = now;
+        p->play_until = now;
+        for (size_t i = 0; i < p->nmarks; i++) p->marks[i].due = now;
+        break;
+    }
+}
+
+/* Reads what has arrived, without waiting. */
+static void phone_read(it_phone *p)
+{
+    cs_ws_event ev;
+    ssize_t got = read_some(p->ws.fd, &p->ws.in, 0);
+    int r;
+    while (!p->closed && (r = it_ws_next(&p->ws, &ev, 0)) != 0) {
+        if (r < 0 || ev.type == CS_WS_EV_CLOSE) {
+            p->closed = true;
+        } else if (ev.type == CS_WS_EV_MESSAGE) {
+            phone_message(p, (char *)ev.data, ev.len);
+        }
+    }
+    if (got == 0 || got == -1) p->closed = true; /* the end, once what came before is read */
+}
+
+/* Sends the frames due and echoes the marks played. */
+static void phone_send(it_phone *p)
+{
+    long long now = now_ms();
+    size_t keep = 0;
+    for (size_t i = 0; i < p->nmarks; i++) {
+        if (p->marks[i].due > now) {
+            p->marks[keep++] = p->marks[i];
+            continue;
+        }
+        cs_buf b = CS_BUF_INIT(1 << 16);
+        cs_twilio_peer_mark(&b, p->stream, ++p->seq, cs_str_of(p->marks[i].name));
+        if (!p->closed && send_msg(&p->ws, &b) == 0) p->marks_echoed++;
+    }
+    p->nmarks = keep;
+    while (!p->closed && p->t0 + 20 * (long long)p->frames <= now) {
+        uint8_t frame[PHONE_FRAME];
+        memset(frame, 0xFF, sizeof frame); /* μ-law silence */
+        if (p->talk_at < p->talk_len) {
+            size_t k =
+                p->talk_len - p->talk_at < PHONE_FRAME ? p->talk_len - p->talk_at : PHONE_FRAME;
+            memcpy(frame, p->talk + p->talk_at, k);
+            if (p->talk_at <= p->voice_from && p->voice_from < p->talk_at + PHONE_FRAME)
+                p->onset_ms = now;
+            p->talk_at += k;
+            if (p->talk_at >= p->voice_to && !p->speech_end_ms) p->speech_end_ms = now;
+        }
+        cs_buf b = CS_BUF_INIT(1 << 16);
+        cs_twilio_peer_media(&b, p->stream, ++p->seq, CS_TRACK_INBOUND, p->frames + 1,
+                             p->frames * 20, frame, sizeof frame);
+        if (send_msg(&p->ws, &b) < 0) p->closed = true;
+        p->frames++;
+    }
+}
+
+void it_phones_step(it_phone *const *ps, size_t n, int wait_ms)
+{
+    struct pollfd fds[1024];
+    if (n > sizeof fds / sizeof *fds) n = sizeof fds / sizeof *fds;
+    long long now = now_ms(), wake = now + wait_ms;
+    for (size_t i = 0; i < n; i++) {
+        long long due = ps[i]->t0 + 20 * (long long)ps[i]->frames;
+        if (!ps[i]->closed && due < wake) wake = due;
+        for (size_t k = 0; k < ps[i]->nmarks; k++)
+            if (ps[i]->marks[k].due < wake) wake = ps[i]->marks[k].due;
+        fds[i] = (struct pollfd){.fd = ps[i]->closed ? -1 : ps[i]->ws.fd, .events = POLLIN};
+    }
+    poll(fds, n, wake <= now ? 0 : (int)(wake - now));
+    for (size_t i = 0; i < n; i++) {
+        if (fds[i].revents) phone_read(ps[i]);
+        phone_send(ps[i]);
+    }
+}
+
+void it_phone_run(it_phone *p, int ms)
+{
+    long long end = now_ms() + ms;
+    while (now_ms() < end && !p->closed) it_phones_step(&p, 1, (int)(end - now_ms()));
+}
+
+bool it_phone_until(it_phone *p, bool (*cond)(const it_phone *p, void *data), void *data,
+                    int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (!cond(p, data)) {
+        if (now_ms() >= end || p->closed) return cond(p, data);
+        it_phones_step(&p, 1, 20);
+    }
+    return true;
+}
+
+bool it_phone_talking(const it_phone *p)
+{
+    return p->heard && p->play_until > now_ms();
+}
+
+static bool quiet_for(const it_phone *p, void *data)
+{
+    return p->heard && now_ms() >= p->play_until + *(int *)data;
+}
+
+bool it_phone_quiet(it_phone *p, int quiet_ms, int timeout_ms)
+{
+    return it_phone_until(p, quiet_for, &quiet_ms, timeout_ms);
+}
+
+int it_phone_say(it_phone *p, const char *wav)
+{
+    int16_t *pcm;
+    size_t n;
+    unsigned rate;
+    if (cs_wav_load(wav, &pcm, &n, &rate) < 0 || rate != 8000) return -1;
+    free(p->talk);
+    p->talk = malloc(n ? n : 1);
+    if (!p->talk) {
+        free(pcm);
+        return -1;
+    }
+    cs_ulaw_encode(p->talk, pcm, n);
+    /* Where its speech is, as the gateway's detector (default settings) finds it after
+     * the silence the phone sends between clips: its first onset and last offset. */
+    cs_vad vad;
+    cs_vad_init(&vad, NULL);
+    uint8_t quiet[8000];
+    memset(quiet, 0xFF, sizeof quiet);
+    cs_vad_edge edges[64];
+    cs_vad_feed(&vad, 0, quiet, sizeof quiet, edges, 64);
+    bool onset = false, speaking = false;
+    p->voice_from = p->voice_to = 0;
+    for (size_t at = 0; at < n + sizeof quiet; at += PHONE_FRAME) {
+        bool tail = at >= n;
+        const uint8_t *src = tail ? quiet : p->talk + at;
+        size_t len = tail ? PHONE_FRAME : (n - at < PHONE_FRAME ? n - at : PHONE_FRAME);
+        size_t k = cs_vad_feed(&vad, sizeof quiet + at, src, len, edges, 64);
+        for (size_t e = 0; e < k && e < 64; e++) {
+            uint64_t pos = edges[e].pos > sizeof quiet ? edges[e].pos - sizeof quiet : 0;
+            if (edges[e].speech && !onset) p->voice_from = (size_t)pos;
+            if (!edges[e].speech) p->voice_to = pos < n ? (size_t)pos : n;
+            onset |= edges[e].speech;
+            speaking = edges[e].speech;
+        }
+    }
+    if (speaking) p->voice_to = n; /* still speaking at its end */
+    free(pcm);
+    p->talk_len = n;
+    p->talk_at = 0;
+    p->onset_ms = p->speech_end_ms = p->answer_ms = p->clear_ms = 0;
+    p->heard = false;
+    return 0;
+}
+
+int it_phone_key(it_phone *p, char digit)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_dtmf(&b, p->stream, ++p->seq, digit);
+    p->heard = false;
+    p->dtmf_sent++;
+    return send_msg(&p->ws, &b);
+}
+
+static bool ended(const it_phone *p, void *data)
+{
+    (void)data;
+    return p->closed;
+}
+
+bool it_phone_wait_end(it_phone *p, int timeout_ms)
+{
+    return it_phone_until(p, ended, NULL, timeout_ms);
+}
+
+void it_phone_hangup(it_phone *p)
+{
+    if (p->closed) return;
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_twilio_peer_stop(&b, p->stream, ++p->seq, IT_ACCOUNT, p->call);
+    send_msg(&p->ws, &b);
+    it_ws_close_code(&p->ws, IO_WAIT_MS);
+    p->closed = true;
+}
+
+void it_phone_free(it_phone *p)
+{
+    it_ws_close(&p->ws);
+    free(p->talk);
+    p->talk = NULL;
+}
+
+/* ---- a signed webhook receiver ---- */
+
+struct it_hook {
+    int fd, port;
+    pthread_t thread;
+    volatile bool stop;
+    pthread_mutex_t lock;
+    int received;
+    char secret[128];
+    it_hook_fn fn;
+    void *data;
+};
+
+/* Reads one request: its path, body (NUL-ended), signature hex and timestamp. 0 or -1. */
+static int hook_read(int c, char *path, size_t pathcap, char *body, size_t cap, char *sig,
+                     size_t sigcap, char *ts, size_t tscap)
+{
+    char buf[65536];
+    size_t n = 0;
+    char *end = NULL;
+    while (!end && n < sizeof buf - 1) {
+        struct pollfd p = {c, POLLIN, 0};
+        if (poll(&p, 1, 5000) != 1) return -1;
+        ssize_t got = read(c, buf + n, sizeof buf - 1 - n);
+        if (got <= 0) return -1;
+        n += (size_t)got;
+        buf[n] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    if (!end) return -1;
+    *end = '\0';
+    const char *target = strchr(buf, ' ');
+    snprintf(path, pathcap, "%.*s", target ? (int)strcspn(target + 1, " ") : 0,
+             target ? target + 1 : "");
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    const char *sg = strcasestr(buf, "\r\nX-Callstream-Signature: sha256=");
+    if (!cl) return -1;
+    size_t len = strtoul(cl + 17, NULL, 10), have = n - (size_t)(end + 4 - buf);
+    const char *tm = strcasestr(buf, "\r\nX-Callstream-Timestamp: ");
+    snprintf(sig, sigcap, "%.*s", sg ? 64 : 0, sg ? sg + 33 : "");
+    snprintf(ts, tscap, "%.*s", tm ? (int)strcspn(tm + 26, "\r") : 0, tm ? tm + 26 : "");
+    if (len >= cap) return -1;
+    memcpy(body, end + 4, have);
+    while (have < len) {
+        struct pollfd p = {c, POLLIN, 0};
+        if (poll(&p, 1, 5000) != 1) return -1;
+        ssize_t got = read(c, body + have, len - have);
+        if (got <= 0) return -1;
+        have += (size_t)got;
+    }
+    body[len] = '\0';
+    return 0;
+}
+
+static void *hook_main(void *arg)
+{
+    it_hook *h = arg;
+    static char body[IT_HOOK_BODY_MAX];
+    while (!h->stop) {
+        struct pollfd p = {h->fd, POLLIN, 0};
+        if (poll(&p, 1, 100) != 1) continue;
+        int c = accept(h->fd, NULL, NULL);
+        if (c < 0) continue;
+        char path[256], sig[80], ts[24];
+        if (hook_read(c, path, sizeof path, body, sizeof body, sig, sizeof sig, ts, sizeof ts) ==
+            0) {
+            pthread_mutex_lock(&h->lock);
+            h->received++;
+            pthread_mutex_unlock(&h->lock);
+            /* As a receiver should: the HMAC of "<timestamp>.<body>", and a current time. */
+            uint8_t mac[CS_SHA256_LEN];
+            char want[2 * CS_SHA256_LEN + 1];
+            const void *parts[] = {ts, ".", body};
+            size_t lens[] = {strlen(ts), 1, strlen(body)};
+            cs_hmac_sha256(mac, h->secret, strlen(h->secret), parts, lens, 3);
+            cs_hex(want, mac, sizeof mac);
+            long long age = (long long)time(NULL) - strtoll(ts, NULL, 10);
+            bool ok = strcmp(sig, want) == 0 && ts[0] && age >= -5 && age <= 60;
+            it_hook_answer a = {.status = 200};
+            h->fn(h->data, path, body, ok, &a);
+            if (a.delay_ms) it_sleep_ms(a.delay_ms);
+            char head[256];
+            const char *reason = a.status < 300 ? "OK" : a.status < 500 ? "Refused" : "Error";
+            snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+                     "%zu\r\nConnection: close\r\n\r\n",
+                     a.status, reason, strlen(a.body));
+            if (send_all(c, head, strlen(head)) == 0) send_all(c, a.body, strlen(a.body));
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+it_hook *it_hook_start(const char *secret, it_hook_fn fn, void *data, int *port)
+{
+    it_hook *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    pthread_mutex_init(&h->lock, NULL);
+    snprintf(h->secret, sizeof h->secret, "%s", secret);
+    h->fn = fn;
+    h->data = data;
+    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (h->fd < 0 || bind(h->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(h->fd, 16) < 0 ||
+        getsockname(h->fd, (struct sockaddr *)&a, &len) < 0 ||
+        pthread_create(&h->thread, NULL, hook_main, h) != 0) {
+        if (h->fd >= 0) close(h->fd);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return NULL;
+    }
+    h->port = *port = ntohs(a.sin_port);
+    return h;
+}
+
+int it_hook_received(it_hook *h)
+{
+    pthread_mutex_lock(&h->lock);
+    int n = h->received;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+void it_hook_stop(it_hook *h)
+{
+    if (!h) return;
+    h->stop = true;
+    pthread_join(h->thread, NULL);
+    close(h->fd);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
 }

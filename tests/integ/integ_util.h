@@ -194,6 +194,89 @@ int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq);
 int it_ws_close_code(it_ws *w, int timeout_ms);
 void it_ws_close(it_ws *w);
 
+/* ---- a caller on a media stream: the phone and Twilio's side of it ---- */
+
+#define IT_PHONE_MARKS 256 /* marks awaiting their echo */
+
+/* Sends 20 ms frames on an absolute clock — silence, or a clip it was told to say — and
+ * treats what comes back as Twilio does: media plays in order in real time, a mark is
+ * echoed once the audio before it has played, a clear drops what is buffered and echoes
+ * every pending mark. Times are it_now_ms. */
+typedef struct it_phone {
+    it_ws ws;
+    char call[64], stream[64];
+    bool closed;     /* the server ended the stream */
+    long long t0;    /* when media began */
+    uint64_t frames; /* sent: the next is due at t0 + 20 * frames */
+    uint64_t seq;
+    /* what we say instead of silence */
+    uint8_t *talk;
+    size_t talk_len, talk_at;
+    size_t voice_from, voice_to;       /* bytes of the clip that hold speech (frame energy) */
+    long long onset_ms, speech_end_ms; /* when those were sent; 0: not yet */
+    /* what the agent sent */
+    long long play_until; /* when what is buffered has played */
+    struct {
+        char name[64];
+        long long due;
+    } marks[IT_PHONE_MARKS];
+    size_t nmarks;
+    uint64_t media_bytes, voiced_frames;
+    int clears, marks_echoed, dtmf_sent;
+    bool heard;          /* a voiced agent frame came since the last say or key */
+    long long answer_ms; /* arrival of the first voiced agent frame after our speech ended */
+    long long clear_ms;  /* arrival of the first clear after our speech began */
+} it_phone;
+
+/* Opens a media stream for `call`/`stream` as Twilio would, with `params` (a=1&b=2, no
+ * escapes; NULL: none) as customParameters. 0, or what it_ws_connect said. */
+int it_phone_start(it_phone *p, int port, const char *call, const char *stream, const char *params);
+/* Waits up to wait_ms for what the server sends (less when a frame is due), then sends the
+ * frames due and echoes the marks played. Several phones share one wait. */
+void it_phones_step(it_phone *const *ps, size_t n, int wait_ms);
+/* Runs the call for `ms`. */
+void it_phone_run(it_phone *p, int ms);
+/* Runs until `cond` holds (checked after each step) or timeout_ms: whether it held. */
+bool it_phone_until(it_phone *p, bool (*cond)(const it_phone *p, void *data), void *data,
+                    int timeout_ms);
+/* Runs until the agent has spoken since the last say or key and its audio has played
+ * out `quiet_ms` ago: whether it did within timeout_ms. */
+bool it_phone_quiet(it_phone *p, int quiet_ms, int timeout_ms);
+/* Whether the agent is talking: voice arrived and its audio has not played out. */
+bool it_phone_talking(const it_phone *p);
+/* Says a WAV (8 kHz mono) from the next frame on, then silence again. 0 or -1. */
+int it_phone_say(it_phone *p, const char *wav);
+/* Presses a key. */
+int it_phone_key(it_phone *p, char digit);
+/* Runs until the server ends the stream: whether it did within timeout_ms. */
+bool it_phone_wait_end(it_phone *p, int timeout_ms);
+/* Sends stop and waits for the server's close (unless it ended the stream itself). */
+void it_phone_hangup(it_phone *p);
+void it_phone_free(it_phone *p);
+
+/* ---- a signed webhook receiver, on its own thread ---- */
+
+#define IT_HOOK_BODY_MAX 65536
+
+/* What the receiver answers: status, body (JSON or anything), after `delay_ms`. */
+typedef struct it_hook_answer {
+    int status;
+    char body[4096];
+    int delay_ms;
+} it_hook_answer;
+
+typedef struct it_hook it_hook;
+/* Called on the receiver's thread for each request read: its path, its body (NUL-ended),
+ * whether its X-Callstream-Signature is right for `secret` and its time current. */
+typedef void (*it_hook_fn)(void *data, const char *path, const char *body, bool signed_ok,
+                           it_hook_answer *out);
+
+/* A receiver on a free loopback port (*port), checking signatures made with `secret`. */
+it_hook *it_hook_start(const char *secret, it_hook_fn fn, void *data, int *port);
+/* Requests it has read (counted before the answer). */
+int it_hook_received(it_hook *h);
+void it_hook_stop(it_hook *h);
+
 /* ---- files ---- */
 
 /* A file of the speech corpus (CS_CORPUS), e.g. "wav/jfk_inaugural_1961.wav". */

@@ -370,7 +370,7 @@ static void tools(void)
             lookup, fail, slow);
     fclose(f);
     const char *extra[] = {
-        "--llm-tools-file", path, "--llm-tools-secret", SECRET, "--llm-history-chars", "400", NULL};
+        "--llm-tools-file", path, "--agent-webhook-secret", SECRET, "--llm-history-chars", "400", NULL};
     bool up = server_up(&r, 1, extra);
     unlink(path);
     if (!up) return;
@@ -796,7 +796,7 @@ static void bad_settings(void)
     const char *unsigned_tools[] = {"--agent",     "llm", "--llm-url",        "http://x/v1",
                                     "--llm-model", "m",   "--llm-tools-file", "/nonexistent.json",
                                     NULL};
-    it_refused(unsigned_tools, "LLM_TOOLS_SECRET: needed with LLM_TOOLS_FILE");
+    it_refused(unsigned_tools, "AGENT_WEBHOOK_SECRET: needed with LLM_TOOLS_FILE");
     const char *missing[] = {"--agent",
                              "llm",
                              "--llm-url",
@@ -805,7 +805,7 @@ static void bad_settings(void)
                              "m",
                              "--llm-tools-file",
                              "/nonexistent.json",
-                             "--llm-tools-secret",
+                             "--agent-webhook-secret",
                              "s",
                              NULL};
     it_refused(missing, "LLM_TOOLS_FILE /nonexistent.json: No such file or directory");
@@ -816,7 +816,7 @@ static void bad_settings(void)
     close(fd);
     const char *typo[] = {
         "--agent",          "llm", "--llm-url",          "http://x/v1", "--llm-model", "m",
-        "--llm-tools-file", path,  "--llm-tools-secret", "s",           NULL};
+        "--llm-tools-file", path,  "--agent-webhook-secret", "s",           NULL};
     it_refused(typo, "tool 1 (x): unknown key 'timeout'");
     unlink(path);
     /* Another agent with LLM_URL unset starts as before. */

@@ -4,20 +4,14 @@
  * Also: grammars, the agent's side through the echo agent, listeners receiving segments,
  * refined finals replacing fast ones, a full decoder pool, an engine failing mid-call or
  * on every connection, and the signed transcript webhook. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "audio/wav.h"
-#include "core/crypto.h"
 #include "deepgram_fake.h"
 #include "integ_util.h"
 #include "wer.h"
@@ -110,12 +104,10 @@ static double wer_of(const char *name, const char *hyp)
 #define HOOK_MAX    256
 
 typedef struct hook {
-    int fd, port;
-    pthread_t thread;
-    volatile bool stop;
+    it_hook *srv;
+    int port;
     pthread_mutex_t lock;
     int delay_ms; /* answer this late, and take each segment the first time */
-    int received; /* requests read (counted before the answer) */
     int requests, refused, bad_signature, bad_body;
     char ids[HOOK_MAX][160];  /* "<event> <segment id>" taken (answered 200) */
     int nids, nrefined;       /* of which transcript.refined */
@@ -123,125 +115,51 @@ typedef struct hook {
     int nseen;
 } hook;
 
-/* Reads one request; the body goes to `body` (NUL-ended), the signature header's hex to
- * `sig`, the timestamp header to `ts`. 0 or -1. */
-static int read_request(int c, char *body, size_t cap, char *sig, size_t sigcap, char *ts,
-                        size_t tscap)
+static void hook_answer(void *data, const char *path, const char *body, bool signed_ok,
+                        it_hook_answer *out)
 {
-    char buf[65536];
-    size_t n = 0;
-    char *end = NULL;
-    while (!end && n < sizeof buf - 1) {
-        struct pollfd p = {c, POLLIN, 0};
-        if (poll(&p, 1, 5000) != 1) return -1;
-        ssize_t got = read(c, buf + n, sizeof buf - 1 - n);
-        if (got <= 0) return -1;
-        n += (size_t)got;
-        buf[n] = '\0';
-        end = strstr(buf, "\r\n\r\n");
+    (void)path;
+    hook *h = data;
+    if (h->delay_ms) it_sleep_ms(h->delay_ms);
+    pthread_mutex_lock(&h->lock);
+    h->requests++;
+    if (!signed_ok) h->bad_signature++;
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *seg = cJSON_GetObjectItem(j, "segment");
+    /* A refined final updates the final of its id, and says so. */
+    bool refined = strcmp(str(j, "event"), "transcript.refined") == 0;
+    char key[160];
+    snprintf(key, sizeof key, "%s %s", str(j, "event"), str(seg, "id"));
+    /* Each delivery's first attempt is refused, so each needs one retry. */
+    bool refuse = !h->delay_ms;
+    for (int i = 0; i < h->nseen && refuse; i++) refuse = strcmp(h->seen[i], key) != 0;
+    if (refuse && h->nseen < HOOK_MAX) snprintf(h->seen[h->nseen++], sizeof h->seen[0], "%s", key);
+    if ((!refined && strcmp(str(j, "event"), "transcript.final") != 0) || !str(seg, "id")[0] ||
+        !str(seg, "text")[0] || !cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")) ||
+        cJSON_IsTrue(cJSON_GetObjectItem(seg, "refined")) != refined)
+        h->bad_body++;
+    else if (refuse)
+        h->refused++;
+    else if (h->nids < HOOK_MAX) {
+        snprintf(h->ids[h->nids++], sizeof h->ids[0], "%s", key);
+        h->nrefined += refined;
     }
-    if (!end) return -1;
-    *end = '\0';
-    const char *cl = strcasestr(buf, "\r\nContent-Length:");
-    const char *sg = strcasestr(buf, "\r\nX-Callstream-Signature: sha256=");
-    if (!cl) return -1;
-    size_t len = strtoul(cl + 17, NULL, 10), have = n - (size_t)(end + 4 - buf);
-    const char *tm = strcasestr(buf, "\r\nX-Callstream-Timestamp: ");
-    snprintf(sig, sigcap, "%.*s", sg ? 64 : 0, sg ? sg + 33 : "");
-    snprintf(ts, tscap, "%.*s", tm ? (int)strcspn(tm + 26, "\r") : 0, tm ? tm + 26 : "");
-    if (len >= cap) return -1;
-    memcpy(body, end + 4, have);
-    while (have < len) {
-        struct pollfd p = {c, POLLIN, 0};
-        if (poll(&p, 1, 5000) != 1) return -1;
-        ssize_t got = read(c, body + have, len - have);
-        if (got <= 0) return -1;
-        have += (size_t)got;
-    }
-    body[len] = '\0';
-    return 0;
-}
-
-static void *hook_main(void *arg)
-{
-    hook *h = arg;
-    static char body[65536];
-    while (!h->stop) {
-        struct pollfd p = {h->fd, POLLIN, 0};
-        if (poll(&p, 1, 100) != 1) continue;
-        int c = accept(h->fd, NULL, NULL);
-        if (c < 0) continue;
-        char sig[80], ts[24];
-        if (read_request(c, body, sizeof body, sig, sizeof sig, ts, sizeof ts) == 0) {
-            pthread_mutex_lock(&h->lock);
-            h->received++;
-            pthread_mutex_unlock(&h->lock);
-            for (int t = 0; t < h->delay_ms && !h->stop; t += 20) it_sleep_ms(20);
-            /* As a receiver should: the HMAC of "<timestamp>.<body>", and a current time. */
-            uint8_t mac[CS_SHA256_LEN];
-            char want[2 * CS_SHA256_LEN + 1];
-            const void *parts[] = {ts, ".", body};
-            size_t lens[] = {strlen(ts), 1, strlen(body)};
-            cs_hmac_sha256(mac, HOOK_SECRET, strlen(HOOK_SECRET), parts, lens, 3);
-            cs_hex(want, mac, sizeof mac);
-            long long age = (long long)time(NULL) - strtoll(ts, NULL, 10);
-            pthread_mutex_lock(&h->lock);
-            h->requests++;
-            if (strcmp(sig, want) != 0 || !ts[0] || age < -5 || age > 60) h->bad_signature++;
-            cJSON *j = cJSON_Parse(body);
-            const cJSON *seg = cJSON_GetObjectItem(j, "segment");
-            /* A refined final updates the final of its id, and says so. */
-            bool refined = strcmp(str(j, "event"), "transcript.refined") == 0;
-            char key[160];
-            snprintf(key, sizeof key, "%s %s", str(j, "event"), str(seg, "id"));
-            /* Each delivery's first attempt is refused, so each needs one retry. */
-            bool refuse = !h->delay_ms;
-            for (int i = 0; i < h->nseen && refuse; i++) refuse = strcmp(h->seen[i], key) != 0;
-            if (refuse && h->nseen < HOOK_MAX)
-                snprintf(h->seen[h->nseen++], sizeof h->seen[0], "%s", key);
-            if ((!refined && strcmp(str(j, "event"), "transcript.final") != 0) ||
-                !str(seg, "id")[0] || !str(seg, "text")[0] ||
-                !cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")) ||
-                cJSON_IsTrue(cJSON_GetObjectItem(seg, "refined")) != refined)
-                h->bad_body++;
-            else if (refuse)
-                h->refused++;
-            else if (h->nids < HOOK_MAX) {
-                snprintf(h->ids[h->nids++], sizeof h->ids[0], "%s", key);
-                h->nrefined += refined;
-            }
-            cJSON_Delete(j);
-            pthread_mutex_unlock(&h->lock);
-            const char *answer = refuse ? "HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
-                                          "0\r\nConnection: close\r\n\r\n"
-                                        : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
-                                          "Connection: close\r\n\r\n";
-            if (write(c, answer, strlen(answer)) < 0) h->bad_body++;
-        }
-        close(c);
-    }
-    return NULL;
+    cJSON_Delete(j);
+    pthread_mutex_unlock(&h->lock);
+    out->status = refuse ? 503 : 200;
 }
 
 static int hook_start(hook *h)
 {
     memset(h, 0, sizeof *h);
     pthread_mutex_init(&h->lock, NULL);
-    h->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (h->fd < 0 || bind(h->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(h->fd, 16) < 0 ||
-        getsockname(h->fd, (struct sockaddr *)&a, &len) < 0)
-        return -1;
-    h->port = ntohs(a.sin_port);
-    return pthread_create(&h->thread, NULL, hook_main, h) == 0 ? 0 : -1;
+    h->srv = it_hook_start(HOOK_SECRET, hook_answer, h, &h->port);
+    return h->srv ? 0 : -1;
 }
 
 static void hook_stop(hook *h)
 {
-    h->stop = true;
-    pthread_join(h->thread, NULL);
-    close(h->fd);
+    it_hook_stop(h->srv);
     pthread_mutex_destroy(&h->lock);
 }
 
@@ -255,11 +173,7 @@ static int hook_taken(hook *h)
 
 static bool hook_received(void *data)
 {
-    hook *h = data;
-    pthread_mutex_lock(&h->lock);
-    int n = h->received;
-    pthread_mutex_unlock(&h->lock);
-    return n > 0;
+    return it_hook_received(((hook *)data)->srv) > 0;
 }
 
 /* ---- a listener on the monitor socket ---- */
@@ -552,8 +466,9 @@ static void shutdown_waits_for_delivery(void)
     if (!delivery_waiting(&h, 1500, &s)) return;
     IT_CHECK(it_server_stop(&s, SIGTERM, 30000) == 0, "the server did not exit cleanly");
     pthread_mutex_lock(&h.lock);
-    IT_CHECK(h.received >= 1 && h.nids == h.received && h.bad_signature == 0,
-             "%d posted, %d taken, %d bad signatures", h.received, h.nids, h.bad_signature);
+    int received = it_hook_received(h.srv);
+    IT_CHECK(received >= 1 && h.nids == received && h.bad_signature == 0,
+             "%d posted, %d taken, %d bad signatures", received, h.nids, h.bad_signature);
     pthread_mutex_unlock(&h.lock);
     IT_CHECK(it_log_count(&s, "giving up") == 0 && it_log_count(&s, "not delivered") == 0,
              "a segment was given up at shutdown");

@@ -1028,6 +1028,58 @@ static void a_turn_is_timed_from_the_end_of_speech(void **state)
                 f->calls.stats.barge_in_seconds.sum < 0.041);
 }
 
+/* An answer begun on a final transcript that came before the detector declared the end
+ * of speech (its hangover): the answer's first frame after that end measures the turn
+ * once the end is known. */
+static void an_answer_begun_before_the_end_is_declared_is_timed(void **state)
+{
+    fixture *f = *state;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    cs_stream_speech(s, true, cs_stream_now(s));
+    now_ms += 1000;
+    uint64_t end = cs_stream_now(s);
+    now_ms += 200;
+    cs_transcript t = {.id = 1, .text = "stop", .final = true, .confidence = -1};
+    cs_stream_transcript(s, &t);
+    now_ms += 50;
+    say(s, 0x20, 160);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_TURN), 0);
+    now_ms += 350;
+    cs_stream_speech(s, false, end); /* declared 600 ms after the end */
+    assert_int_equal(count_events(&f->obs, CS_EVENT_TURN), 1);
+    cJSON *j = parse(last_event(&f->obs, CS_EVENT_TURN)->text);
+    assert_int_equal(jnum(j, "voiceToVoiceMs"), 250);
+    assert_int_equal(jnum(j, "finalMs"), 200);
+    assert_int_equal(jnum(j, "firstAudioMs"), 250);
+    assert_int_equal(jnum(j, "detectedMs"), 600);
+    cJSON_Delete(j);
+    say(s, 0x20, 160);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_TURN), 1);
+    /* An utterance that began before the caller spoke (it could not be cut) is no answer,
+     * however long it goes on: the next utterance is. */
+    f->calls.talk.barge_in = false;
+    assert_int_equal(cs_stream_say_end(s, talk_log.utt), 0);
+    talk_log.utt = 0;
+    ms_pass(&f->calls, 1000);
+    say(s, 0x20, 1600);
+    ms_pass(&f->calls, 20);
+    cs_stream_speech(s, true, cs_stream_now(s));
+    now_ms += 100;
+    end = cs_stream_now(s);
+    now_ms += 600;
+    cs_stream_speech(s, false, end);
+    ms_pass(&f->calls, 400);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_TURN), 1);
+    assert_int_equal(cs_stream_say_end(s, talk_log.utt), 0);
+    talk_log.utt = 0;
+    say(s, 0x20, 160);
+    ms_pass(&f->calls, 1500);
+    assert_int_equal(count_events(&f->obs, CS_EVENT_TURN), 2);
+    j = parse(last_event(&f->obs, CS_EVENT_TURN)->text);
+    assert_true(jnum(j, "voiceToVoiceMs") >= 1000); /* after the 1.6 s utterance played */
+    cJSON_Delete(j);
+}
+
 /* The caller's real speech, through the stream's voice activity detector: a barge-in
  * at its onset, a turn at its end. */
 static void the_detector_hears_the_caller(void **state)
@@ -1930,6 +1982,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_agent_hangs_up_after_its_last_words, setup, teardown),
         cmocka_unit_test_setup_teardown(the_detector_hears_the_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(a_turn_is_timed_from_the_end_of_speech, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_answer_begun_before_the_end_is_declared_is_timed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),
         cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later, setup, teardown),

@@ -262,6 +262,54 @@ static void test_behind_drops(void **state)
     stop(t);
 }
 
+/* A session closed from inside its own segment callback (an agent that has what it
+ * wanted): the decoder's last work waits until the callback's batch is delivered, the
+ * session closes once, and nothing is read or freed twice. */
+typedef struct closer {
+    voice v;
+    cs_stt_session *s;
+    int closes;
+} closer;
+
+static void close_on_segment(void *data, const cs_stt_segment *seg)
+{
+    closer *c = data;
+    on_segment(&c->v, seg);
+    if (c->closes++) return;
+    cs_stt_pocketsphinx.close(c->s);
+    uv_sleep(300); /* the worker would run meanwhile, on what this batch still reads */
+}
+
+static void close_on_error(void *data, int err, const char *why)
+{
+    on_error(&((closer *)data)->v, err, why);
+}
+
+static void close_on_closed(void *data)
+{
+    on_closed(&((closer *)data)->v);
+}
+
+static void test_close_from_a_callback(void **state)
+{
+    (void)state;
+    tctx *t = start(1);
+    closer *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    static const tu_stt_callbacks cb = {close_on_segment, close_on_error, close_on_closed};
+    assert_int_equal(tu_stt_open(&cs_stt_pocketsphinx, t->e, &cb, c, NULL, NULL, &c->s), 0);
+    size_t n;
+    uint8_t *audio = clip("pocketsphinx_goforward", &n);
+    feed(c->s, 0, audio, n);
+    silence(c->s, (uint32_t)(n / 8), 1000);
+    assert_true(tu_run_until(&t->loop, is_closed, &c->v, WAIT_MS));
+    assert_true(c->closes >= 1);
+    assert_true(c->v.nsegs >= 1);
+    free(audio);
+    free(c);
+    stop(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_keywords),
         cmocka_unit_test(test_bad_grammar),
         cmocka_unit_test(test_behind_drops),
+        cmocka_unit_test(test_close_from_a_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
