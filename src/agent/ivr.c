@@ -167,14 +167,20 @@ typedef struct ev {
     cs_json j;
 } ev;
 
-static void ev_begin(ivr *a, ev *e, const char *action)
+/* An `agent` event about `node`: {"agent":"ivr","state":…,"node":…, …}. */
+static void ev_begin_at(ev *e, const char *state, const char *node)
 {
     cs_buf_init(&e->buf, EVENT_MAX);
     cs_json_init(&e->j, &e->buf);
     cs_json_obj(&e->j);
     cs_json_kstr(&e->j, "agent", "ivr");
-    cs_json_kstr(&e->j, "action", action);
-    cs_json_kstr(&e->j, "node", cur(a)->name);
+    cs_json_kstr(&e->j, "state", state);
+    cs_json_kstr(&e->j, "node", node);
+}
+
+static void ev_begin(ivr *a, ev *e, const char *state)
+{
+    ev_begin_at(e, state, cur(a)->name);
 }
 
 static void ev_end(ivr *a, ev *e)
@@ -527,12 +533,7 @@ static void message_settle(ivr *a, message *m)
     m->err ? a->kind->stats.message_failures++ : a->kind->stats.messages++;
     if (m->err) cs_error("ivr: cannot write %s: %s", m->path, cs_strerror(m->err));
     ev e;
-    cs_buf_init(&e.buf, EVENT_MAX);
-    cs_json_init(&e.j, &e.buf);
-    cs_json_obj(&e.j);
-    cs_json_kstr(&e.j, "agent", "ivr");
-    cs_json_kstr(&e.j, "action", "message");
-    cs_json_kstr(&e.j, "node", m->node);
+    ev_begin_at(&e, "message", m->node);
     message_json(&e.j, m);
     if (m->err) cs_json_kstr(&e.j, "error", cs_strerror(m->err));
     ev_end(a, &e);

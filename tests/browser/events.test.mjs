@@ -1,7 +1,8 @@
 // The call page's events log (web/static/events.js) on the gateway's own event details,
 // without a browser: a few lines of DOM stand in for the page. What a supervisor reads
 // for each kind of `recording` event — failed (why, when), resumed (what was lost),
-// finished, none kept — and that failures are marked as such. Exits non-zero on failure.
+// finished, none kept — and of a voice agent's events (turns, barge-ins, clears, what the
+// agents did), and that failures are marked as such. Exits non-zero on failure.
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 
@@ -65,4 +66,37 @@ assert.equal(line(2), 'Recording 1:05, 0:08 lost');
 assert.equal(line(3), 'Recording none kept, Too many open files (EMFILE)');
 assert.equal(line(4), 'Recording 0:03');
 assert.deepEqual(rows.map((r) => r.state), ['failed', 'resumed', 'finished', 'none', 'finished']);
+
+// A voice agent's call, as src/call/talk.c and src/agent/*.c write its events.
+const agentList = Object.assign(new Node('ol'), { scrollTop: 0, clientHeight: 0, scrollHeight: 0 });
+const agentLog = new EventLog(agentList);
+agentLog.addAll([
+  { type: 'agent', at: at(10), detail: '{"state":"started","agent":"ivr"}' },
+  { type: 'agent', at: at(11), detail: '{"agent":"ivr","state":"node","node":"welcome","kind":"menu"}' },
+  { type: 'agent', at: at(12), detail: '{"agent":"ivr","state":"choice","node":"welcome","by":"key","key":"1","value":"order","goto":"phone"}' },
+  { type: 'agent', at: at(13), detail: '{"agent":"ivr","state":"webhook_failed","node":"order","status":500,"error":"the webhook answered 500","ms":35,"goto":"welcome"}' },
+  { type: 'turn', at: at(14), detail: '{"voiceToVoiceMs":180,"detectedMs":600,"finalMs":150,"replyMs":160,"firstAudioMs":172}' },
+  { type: 'clear', at: at(15), detail: '{"reason":"speech","utterances":[{"utt":3,"heardMs":820,"totalMs":2400,"heardText":"Sure, I can"}],"discardedMs":1580}' },
+  { type: 'barge_in', at: at(16), detail: '{"reason":"speech","onsetMs":15200,"latencyMs":84}' },
+  { type: 'agent', at: at(17), detail: '{"state":"said","agent":"llm","said":"reply","text":"Sure, I can","cut":true,"heardMs":820,"totalMs":2400}' },
+  { type: 'agent', at: at(18), detail: '{"state":"error","agent":"llm","kind":"timeout","message":"no token within 10000 ms"}' },
+  { type: 'agent', at: at(19), detail: '{"state":"tool","agent":"llm","tool":"lookup_order","arguments":"{}","result":"","ok":false}' },
+  { type: 'agent', at: at(20), detail: '{"state":"failed","agent":"llm","error":"configuration"}' },
+]);
+const agentRows = agentList.children.map((li) => ({ text: li.textContent.replace(/^\S+ /, ''), state: li.dataset.state }));
+assert.deepEqual(agentRows.map((r) => r.text), [
+  'Agent ivr started',
+  'Agent ivr node welcome: menu',
+  'Agent ivr choice at welcome: key 1, → phone',
+  'Agent ivr webhook_failed at order: HTTP 500, in 35 ms, the webhook answered 500, → welcome',
+  'Turn voice-to-voice 180 ms; end detected +600, final +150, reply +160, audio +172',
+  'Clear speech, 1580 ms discarded, heard 820 of 2400 ms: “Sure, I can”',
+  'Barge-in speech, clear 84 ms after onset',
+  'Agent llm said: “Sure, I can”, cut: heard 820 of 2400 ms',
+  'Agent llm error: timeout, no token within 10000 ms',
+  'Agent llm tool: lookup_order failed',
+  'Agent llm failed: configuration',
+]);
+assert.deepEqual(agentRows.map((r) => r.state),
+  ['started', 'node', 'choice', 'webhook_failed', undefined, undefined, undefined, 'said', 'error', 'tool', 'failed']);
 console.log('events: all checks passed');

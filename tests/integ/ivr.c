@@ -138,7 +138,7 @@ static const char *clip(int i, const char *rel)
     return corpus_clip[i];
 }
 
-/* The call's `agent` events of the IVR with `action` (NULL: any): how many, and the
+/* The call's `agent` events of the IVR in `state` (NULL: any): how many, and the
  * detail of the last in *last (a detached copy, caller frees; may be NULL). */
 static int ivr_events(const char *sid, const char *action, cJSON **last)
 {
@@ -150,7 +150,7 @@ static int ivr_events(const char *sid, const char *action, cJSON **last)
     {
         const cJSON *d = cJSON_GetObjectItem(e, "detail");
         if (strcmp(it_str(e, "type"), "agent") != 0 || strcmp(it_str(d, "agent"), "ivr") != 0 ||
-            (action && strcmp(it_str(d, "action"), action) != 0))
+            (action && strcmp(it_str(d, "state"), action) != 0))
             continue;
         n++;
         if (last) {
@@ -186,7 +186,7 @@ static void path_of(const char *sid, char *out, size_t cap)
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(call, "events"))
     {
         const cJSON *d = cJSON_GetObjectItem(e, "detail");
-        if (strcmp(it_str(d, "action"), "node") == 0 && n < cap)
+        if (strcmp(it_str(d, "state"), "node") == 0 && n < cap)
             n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? " " : "", it_str(d, "node"));
     }
     cJSON_Delete(call);

@@ -37,7 +37,7 @@ const DESCRIBE = {
     .filter(Boolean)
     .join(', '),
   turn: describeTurn,
-  agent: (d) => [d.agent, d.state, d.error].filter(Boolean).join(': '),
+  agent: describeAgent,
 };
 
 // The answer to a caller's turn: voice-to-voice, and when each stage came after the
@@ -52,6 +52,27 @@ function describeTurn(d) {
     .filter(([, ms]) => ms != null)
     .map(([name, ms]) => `${name} +${ms}`);
   return [`voice-to-voice ${d.voiceToVoiceMs ?? '?'} ms`, stages.join(', ')].filter(Boolean).join('; ');
+}
+
+// What an agent did (src/call/talk.c, src/agent/*.c): which agent, its state, then what
+// it heard, said, called or failed at, and where a menu went next.
+function describeAgent(d) {
+  const who = [d.agent, d.state, d.node && d.state !== 'node' ? `at ${d.node}` : d.node];
+  const what = [
+    d.kind,
+    d.key && `key ${d.key}`,
+    d.text && `“${d.text}”`,
+    d.heard && `heard “${d.heard}”`,
+    d.tool && `${d.tool}${d.ok === false ? ' failed' : ''}`,
+    d.status && `HTTP ${d.status}`,
+    d.ms != null && `in ${d.ms} ms`,
+    d.cut && d.heardMs != null && `cut: heard ${d.heardMs} of ${d.totalMs} ms`,
+    d.reason,
+    d.message,
+    d.error,
+    d.goto && `→ ${d.goto}`,
+  ];
+  return [who.filter(Boolean).join(' '), what.filter(Boolean).join(', ')].filter(Boolean).join(': ');
 }
 
 // What a clear discarded, and what the caller heard of each utterance it cut.
