@@ -146,7 +146,7 @@ int main(int argc, char **argv)
                          .tts_threads = threads,
                          .tts_queue_max = MAX_JOBS};
         cs_buf err = CS_BUF_INIT(1024);
-        if (b.ops->create(&b.e, &cfg, &b.loop, b.mb, &err) < 0) {
+        if (b.ops->create(&b.e, &(cs_tts_env){&cfg, &b.loop, b.mb, NULL}, &err) < 0) {
             fprintf(stderr, "bench_tts: %s\n", err.data ? err.data : "cannot create the engine");
             return 1;
         }

@@ -66,6 +66,25 @@ struct cs_tts_job {
     bool over;       /* on_done delivered, or cancelled: no more callbacks */
 };
 
+void tts_stats_init(cs_tts_stats *st)
+{
+    cs_hist_init(&st->first_audio, first_audio_bounds,
+                 sizeof first_audio_bounds / sizeof *first_audio_bounds);
+}
+
+int tts_check(const cs_tts_opts *o, int *rate, int *pitch, const char **voice)
+{
+    if (!o->on_done || (o->len && !o->text)) return -EINVAL;
+    if (o->len > CS_TTS_TEXT_MAX) return -EMSGSIZE;
+    if ((o->len && memchr(o->text, '\0', o->len)) || !cs_utf8_valid(o->text, o->len))
+        return -EILSEQ;
+    if (o->rate) *rate = o->rate;
+    if (o->pitch) *pitch = o->pitch;
+    if (*rate < RATE_MIN || *rate > RATE_MAX || *pitch < 0 || *pitch > 100) return -EINVAL;
+    if (o->voice && o->voice[0]) *voice = o->voice;
+    return strlen(*voice) >= CS_TTS_VOICE_MAX ? -EINVAL : 0;
+}
+
 /* ---- what engines fill ---- */
 
 int tts_audio_add(tts_audio *a, const int16_t *pcm, size_t n)
@@ -318,6 +337,7 @@ static void end_done(cs_job *job)
         if (j->err < 0) {
             e->stats.failures++;
             cs_warn("speech (%s): %s", e->eng->name, j->why[0] ? j->why : cs_strerror(j->err));
+            if (j->o.on_error) j->o.on_error(j->o.data, j->why[0] ? j->why : cs_strerror(j->err));
         }
         j->o.on_done(j->o.data, j->err); /* may destroy the engine: counted live till after */
     }
@@ -329,15 +349,10 @@ static void end_done(cs_job *job)
 int tts_speak(cs_tts *e, const cs_tts_opts *o, cs_tts_job **out)
 {
     if (e->destroyed) return CS_ECLOSED;
-    if (!o->on_done || (o->len && !o->text)) return -EINVAL;
-    if (o->len > CS_TTS_TEXT_MAX) return -EMSGSIZE;
-    if ((o->len && memchr(o->text, '\0', o->len)) || !cs_utf8_valid(o->text, o->len))
-        return -EILSEQ;
-    int rate = o->rate ? o->rate : e->rate, pitch = o->pitch ? o->pitch : e->pitch;
-    if (rate < RATE_MIN || rate > RATE_MAX || pitch < 0 || pitch > 100) return -EINVAL;
-    const char *voice = o->voice && o->voice[0] ? o->voice : e->voice;
-    if (strlen(voice) >= CS_TTS_VOICE_MAX) return -EINVAL;
-    int rc;
+    int rate = e->rate, pitch = e->pitch;
+    const char *voice = e->voice;
+    int rc = tts_check(o, &rate, &pitch, &voice);
+    if (rc < 0) return rc;
     if (e->eng->voice_ok && (rc = e->eng->voice_ok(e, voice)) < 0) return rc;
     if (e->stats.jobs_live >= e->queue_max) {
         e->stats.refused++;
@@ -430,8 +445,7 @@ int tts_start(cs_tts *e, const tts_engine *eng, const cs_config *cfg, const char
     e->rate = (int)cfg->tts_rate;
     e->pitch = (int)cfg->tts_pitch;
     e->queue_max = (size_t)cfg->tts_queue_max;
-    cs_hist_init(&e->stats.first_audio, first_audio_bounds,
-                 sizeof first_audio_bounds / sizeof *first_audio_bounds);
+    tts_stats_init(&e->stats);
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->cond, NULL);
     e->threads = calloc(threads, sizeof *e->threads);
@@ -453,7 +467,13 @@ void tts_destroy(cs_tts *e)
     if (e->stats.jobs_live == 0) free(e);
 }
 
-static const cs_tts_ops *const engines[] = {&cs_tts_espeak, &cs_tts_flite};
+static const cs_tts_ops *const engines[] = {&cs_tts_espeak, &cs_tts_flite, &cs_tts_elevenlabs,
+                                            &cs_tts_openai};
+
+const char *cs_tts_names(void)
+{
+    return "espeak, flite, elevenlabs, openai or none";
+}
 
 int cs_tts_find(const char *name, const cs_tts_ops **out)
 {

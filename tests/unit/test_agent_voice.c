@@ -115,7 +115,7 @@ static int setup(void **state)
     w.cfg.tts_threads = 1;
     w.cfg.tts_queue_max = 64;
     cs_buf err = CS_BUF_INIT(1024);
-    int rc = cs_tts_espeak.create(&w.tts, &w.cfg, &w.env.loop, w.env.mb, &err);
+    int rc = cs_tts_espeak.create(&w.tts, &(cs_tts_env){&w.cfg, &w.env.loop, w.env.mb, NULL}, &err);
     if (rc < 0) fprintf(stderr, "espeak: %s\n", err.data ? err.data : cs_strerror(rc));
     cs_buf_free(&err);
     if (rc < 0) return -1;
