@@ -25,6 +25,16 @@ static void on_sweep(uv_timer_t *t)
     }
 }
 
+int tts_cloud_key(const char *key, const char *setting, const char *name, cs_buf *err)
+{
+    if (key[0] && !strpbrk(key, "\r\n")) return 0;
+    if (key[0])
+        cs_buf_printf(err, "%s must be one line", setting);
+    else
+        cs_buf_printf(err, "TTS=%s needs %s", name, setting);
+    return CS_ECONFIG;
+}
+
 int tts_cloud_init(tts_cloud *e, const tts_cloud_eng *ceng, const cs_tts_env *env,
                    const char *voice)
 {
@@ -88,7 +98,7 @@ void tts_cjob_audio(tts_cjob *j, const uint8_t *ulaw, size_t n)
         j->heard = true;
         cs_hist_observe(&e->base.stats.first_audio, (double)(j->last - j->queued) / 1e9);
     }
-    if (j->o.on_audio) j->o.on_audio(j->o.data, ulaw, n);
+    if (j->b.o.on_audio) j->b.o.on_audio(j->b.o.data, ulaw, n);
 }
 
 void tts_cjob_fail(tts_cjob *j, int err, const char *fmt, ...)
@@ -104,7 +114,7 @@ void tts_cjob_fail(tts_cjob *j, int err, const char *fmt, ...)
 
 static void job_free(tts_cjob *j)
 {
-    free(j->text);
+    free(j->b.text);
     free(j->words.pcm);
     free(j->words.words);
     free(j);
@@ -122,17 +132,17 @@ static void deliver(cs_job *job)
         e->base.stats.audio_ms += ms;
         for (size_t w = 0; w < j->words.nwords; w++)
             if (j->words.words[w].start_ms > ms) j->words.words[w].start_ms = ms;
-        if (j->o.on_sentence)
-            j->o.on_sentence(j->o.data, j->text, j->len, j->words.words, j->words.nwords, ms);
+        if (j->b.o.on_sentence)
+            j->b.o.on_sentence(j->b.o.data, j->b.text, j->b.len, j->words.words, j->words.nwords, ms);
     }
     if (!j->over) { /* on_sentence may have cancelled it */
         j->over = true;
         if (j->err < 0) {
             e->base.stats.failures++;
             cs_warn("speech (%s): %s", e->ceng->name, j->why[0] ? j->why : cs_strerror(j->err));
-            if (j->o.on_error) j->o.on_error(j->o.data, j->why[0] ? j->why : cs_strerror(j->err));
+            if (j->b.o.on_error) j->b.o.on_error(j->b.o.data, j->why[0] ? j->why : cs_strerror(j->err));
         }
-        j->o.on_done(j->o.data, j->err); /* may destroy the engine: counted live till after */
+        j->b.o.on_done(j->b.o.data, j->err); /* may destroy the engine: counted live till after */
     }
     if (j->prev)
         j->prev->next = j->next;
@@ -169,20 +179,11 @@ int tts_cloud_speak(cs_tts *base, const cs_tts_opts *o, cs_tts_job **out)
         return CS_EFULL;
     }
     tts_cjob *j = calloc(1, e->ceng->job_size);
-    if (!j || !(j->text = malloc(o->len + 1))) {
+    if (!j || tts_job_base_init(&j->b, o, voice, rate, pitch) < 0) {
         free(j);
         return -ENOMEM;
     }
-    if (o->len) memcpy(j->text, o->text, o->len);
-    j->text[o->len] = '\0';
-    j->len = o->len;
     j->e = e;
-    j->o = *o;
-    j->o.text = j->text;
-    snprintf(j->voice, sizeof j->voice, "%s", voice);
-    j->o.voice = j->voice;
-    j->rate = rate;
-    j->pitch = pitch;
     j->queued = j->last = uv_hrtime();
     j->end = (cs_job){.done = deliver};
     j->next = e->jobs;
@@ -192,8 +193,8 @@ int tts_cloud_speak(cs_tts *base, const cs_tts_opts *o, cs_tts_job **out)
     base->stats.jobs_live++;
     /* Nothing to say (spaces only): done, but never from in here. */
     size_t at = 0;
-    while (at < j->len && cs_sentence_space((unsigned char)j->text[at])) at++;
-    if (at == j->len) {
+    while (at < j->b.len && cs_sentence_space((unsigned char)j->b.text[at])) at++;
+    if (at == j->b.len) {
         tts_cjob_end(j, 0, NULL);
     } else if ((rc = e->ceng->start(j)) < 0) {
         tts_cjob_end(j, rc, j->why[0] ? j->why : cs_strerror(rc));

@@ -42,11 +42,7 @@ struct tts_cloud {
 
 struct tts_cjob {
     tts_cloud *e;
-    cs_tts_opts o; /* text and voice point to the copies below */
-    char *text;    /* NUL-terminated */
-    size_t len;
-    char voice[CS_TTS_VOICE_MAX];
-    int rate, pitch;
+    tts_job_base b;
     uint64_t queued;   /* hrtime of speak() */
     uint64_t last;     /* hrtime of the start or the last audio */
     uint64_t bytes;    /* μ-law delivered */
@@ -62,6 +58,9 @@ struct tts_cjob {
     tts_cjob *prev, *next;
 };
 
+/* Checks the API key of setting `setting` for TTS=`name`: 0, or CS_ECONFIG (missing, or
+ * more than one line) with `err` saying so. */
+int tts_cloud_key(const char *key, const char *setting, const char *name, cs_buf *err);
 /* Fills the base: `voice` is the default voice. 0 or -ENOMEM. */
 int tts_cloud_init(tts_cloud *e, const tts_cloud_eng *ceng, const cs_tts_env *env,
                    const char *voice);

@@ -53,8 +53,8 @@ static void align(el_job *j, const cJSON *al, uint32_t base_ms)
     const cJSON *chars = cJSON_GetObjectItemCaseSensitive(al, "chars");
     const cJSON *starts = cJSON_GetObjectItemCaseSensitive(al, "charStartTimesMs");
     if (!cJSON_IsArray(chars) || !cJSON_IsArray(starts)) return;
-    const char *text = j->base.text;
-    size_t len = j->base.len;
+    const char *text = j->base.b.text;
+    size_t len = j->base.b.len;
     const cJSON *c = chars->child, *t = starts->child;
     for (; c && t; c = c->next, t = t->next) {
         if (!cJSON_IsString(c) || !cJSON_IsNumber(t)) continue;
@@ -145,7 +145,7 @@ static void on_open(cs_wsconn *ws)
     cs_json_obj(&js);
     cs_json_key(&js, "text");
     cs_buf tx = CS_BUF_INIT(CS_TTS_TEXT_MAX + 2);
-    cs_buf_append(&tx, j->base.text, j->base.len);
+    cs_buf_append(&tx, j->base.b.text, j->base.b.len);
     cs_buf_putc(&tx, ' ');
     cs_json_strn(&js, tx.data, tx.len);
     cs_buf_free(&tx);
@@ -203,14 +203,14 @@ static int el_start(tts_cjob *base)
     el_job *j = (el_job *)base;
     el_engine *e = (el_engine *)base->e;
     const cs_config *cfg = base->e->cfg;
-    if (!voice_ok(base->voice)) {
+    if (!voice_ok(base->b.voice)) {
         snprintf(base->why, sizeof base->why, "elevenlabs: \"%.60s\" is not a voice id",
-                 base->voice);
+                 base->b.voice);
         return CS_ECONFIG;
     }
     cs_buf url = CS_BUF_INIT(EL_URL_MAX);
     int rc = cs_buf_printf(&url, "%s/v1/text-to-speech/%s/stream-input?model_id=",
-                           cfg->elevenlabs_url, base->voice);
+                           cfg->elevenlabs_url, base->b.voice);
     if (rc == 0) rc = cs_form_encode(&url, cfg->elevenlabs_model, strlen(cfg->elevenlabs_model));
     if (rc == 0) rc = cs_buf_puts(&url, "&output_format=ulaw_8000");
     if (rc == 0)
@@ -257,11 +257,7 @@ static int el_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
 {
     const cs_config *cfg = env->cfg;
     const char *key = cfg->elevenlabs_api_key;
-    if (!key[0] || strpbrk(key, "\r\n")) {
-        cs_buf_puts(err, key[0] ? "ELEVENLABS_API_KEY must be one line"
-                                : "TTS=elevenlabs needs ELEVENLABS_API_KEY");
-        return CS_ECONFIG;
-    }
+    if (tts_cloud_key(key, "ELEVENLABS_API_KEY", "elevenlabs", err) < 0) return CS_ECONFIG;
     cs_url u;
     if (cs_url_parse(&u, cfg->elevenlabs_url) < 0 ||
         (strcmp(u.scheme, "ws") != 0 && strcmp(u.scheme, "wss") != 0) ||

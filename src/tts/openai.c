@@ -160,7 +160,7 @@ static int oa_start(tts_cjob *base)
 {
     oa_job *j = (oa_job *)base;
     oa_engine *e = (oa_engine *)base->e;
-    if (chars_of(base->text, base->len) > OA_INPUT_MAX) {
+    if (chars_of(base->b.text, base->b.len) > OA_INPUT_MAX) {
         snprintf(base->why, sizeof base->why, "openai: input over %d characters", OA_INPUT_MAX);
         return -EMSGSIZE;
     }
@@ -174,8 +174,8 @@ static int oa_start(tts_cjob *base)
     cs_json_obj(&js);
     cs_json_kstr(&js, "model", base->e->cfg->openai_tts_model);
     cs_json_key(&js, "input");
-    cs_json_strn(&js, base->text, base->len);
-    cs_json_kstr(&js, "voice", base->voice);
+    cs_json_strn(&js, base->b.text, base->b.len);
+    cs_json_kstr(&js, "voice", base->b.voice);
     cs_json_kstr(&js, "response_format", "pcm");
     cs_json_obj_end(&js);
     rc = cs_json_end(&js);
@@ -227,11 +227,7 @@ static int oa_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
 {
     const cs_config *cfg = env->cfg;
     const char *key = cfg->openai_api_key;
-    if (!key[0] || strpbrk(key, "\r\n")) {
-        cs_buf_puts(err, key[0] ? "OPENAI_API_KEY must be one line"
-                                : "TTS=openai needs OPENAI_API_KEY");
-        return CS_ECONFIG;
-    }
+    if (tts_cloud_key(key, "OPENAI_API_KEY", "openai", err) < 0) return CS_ECONFIG;
     if (!env->fetch) {
         cs_buf_puts(err, "TTS=openai needs the outbound HTTP client");
         return CS_ECONFIG;

@@ -62,7 +62,7 @@ static void on_sentence(void *data, const char *text, size_t len, const cs_tts_w
     r->sentences++;
     snprintf(r->text, sizeof r->text, "%.*s", (int)len, text);
     r->nwords = nwords < 64 ? nwords : 64;
-    memcpy(r->words, words, r->nwords * sizeof *words);
+    if (r->nwords) memcpy(r->words, words, r->nwords * sizeof *words);
     r->audio_ms = audio_ms;
 }
 
