@@ -13,7 +13,7 @@
 #include "net/form.h"
 #include "net/wsconn.h"
 
-#define FAKE_KEEP        256
+#define SOCKETS_KEPT        256
 #define FAKE_MAX_MESSAGE (1u << 20)
 #define CHAR_MS          (EL_FAKE_BYTES_PER_CHAR / 8)
 #define CLOSE_MARK       "" /* in the queue: close 1000 here */
@@ -28,7 +28,7 @@ struct el_fake {
     unsigned sockets; /* loop thread: sockets so far */
     /* Under srv.lock. */
     el_fake_stats st;
-    cs_buf msgs[FAKE_KEEP];
+    cs_buf msgs[SOCKETS_KEPT];
 };
 
 struct conn {
@@ -166,7 +166,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
 {
     conn *c = ws->data;
     el_fake *f = c->f;
-    if (c->k < FAKE_KEEP) {
+    if (c->k < SOCKETS_KEPT) {
         FAKE_LOCKED(&f->srv, cs_buf_append(&f->msgs[c->k], data, len);
                     cs_buf_putc(&f->msgs[c->k], '\n'));
     }
@@ -304,7 +304,7 @@ int el_fake_start(el_fake **out, const el_fake_opts *o)
     el_fake *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     f->o = *o;
-    for (size_t i = 0; i < FAKE_KEEP; i++) cs_buf_init(&f->msgs[i], 1u << 20);
+    for (size_t i = 0; i < SOCKETS_KEPT; i++) cs_buf_init(&f->msgs[i], 1u << 20);
     int rc = fake_server_start(&f->srv, routes, 1, f, on_stop);
     if (rc < 0) return rc;
     snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%d", f->srv.port);
@@ -326,7 +326,7 @@ bool el_fake_messages(el_fake *f, size_t k, cs_buf *out)
 {
     bool ok;
     cs_buf_reset(out);
-    FAKE_LOCKED(&f->srv, ok = k < FAKE_KEEP && f->msgs[k].len &&
+    FAKE_LOCKED(&f->srv, ok = k < SOCKETS_KEPT && f->msgs[k].len &&
                               cs_buf_append(out, f->msgs[k].data, f->msgs[k].len) == 0);
     return ok;
 }
@@ -334,6 +334,6 @@ bool el_fake_messages(el_fake *f, size_t k, cs_buf *out)
 void el_fake_free(el_fake *f)
 {
     fake_server_stop(&f->srv);
-    for (size_t i = 0; i < FAKE_KEEP; i++) cs_buf_free(&f->msgs[i]);
+    for (size_t i = 0; i < SOCKETS_KEPT; i++) cs_buf_free(&f->msgs[i]);
     free(f);
 }

@@ -1,7 +1,66 @@
 #include "fake_server.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/json.h"
+
+void fake_keep(fake_server *s, fake_bodies *b, const cs_request *r)
+{
+    char *body = strndup(r->body.data ? r->body.data : "", r->body.len);
+    pthread_mutex_lock(&s->lock);
+    if (b->n < FAKE_KEEP)
+        b->v[b->n++] = body;
+    else
+        free(body);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool fake_kept(fake_server *s, const fake_bodies *b, size_t k, cs_buf *out)
+{
+    bool ok;
+    cs_buf_reset(out);
+    FAKE_LOCKED(s, ok = k < b->n && cs_buf_puts(out, b->v[k]) == 0);
+    return ok;
+}
+
+void fake_bodies_free(fake_bodies *b)
+{
+    for (size_t i = 0; i < b->n; i++) free(b->v[i]);
+    b->n = 0;
+}
+
+bool fake_bearer_ok(const cs_request *r, const char *key)
+{
+    char want[256];
+    snprintf(want, sizeof want, "Bearer %s", key ? key : "");
+    const cs_str *auth = cs_request_header(r, "Authorization");
+    return auth && cs_str_eqz(*auth, want);
+}
+
+void fake_openai_error(cs_request *r, int status, const char *type, const char *code,
+                       const char *msg)
+{
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_json j;
+    cs_json_init(&j, &b);
+    cs_json_obj(&j);
+    cs_json_key(&j, "error");
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "message", msg);
+    cs_json_kstr(&j, "type", type);
+    cs_json_key(&j, "param");
+    cs_json_null(&j);
+    cs_json_key(&j, "code");
+    cs_json_str(&j, code);
+    cs_json_obj_end(&j);
+    cs_json_obj_end(&j);
+    cs_json_end(&j);
+    cs_respond_json(r, status, &b);
+    cs_buf_free(&b);
+}
 
 static void on_quit(uv_async_t *a)
 {

@@ -31,6 +31,27 @@ typedef struct fake_server {
         pthread_mutex_unlock(&(s)->lock);                                                          \
     } while (0)
 
+#define FAKE_KEEP 1024 /* request bodies kept */
+
+/* The bodies of a fake's requests, for tests to read. */
+typedef struct fake_bodies {
+    char *v[FAKE_KEEP];
+    size_t n;
+} fake_bodies;
+
+/* Keeps r's body (the first FAKE_KEEP requests') under the lock. */
+void fake_keep(fake_server *s, fake_bodies *b, const cs_request *r);
+/* The k-th body into `out` (from any thread): false if there is none. */
+bool fake_kept(fake_server *s, const fake_bodies *b, size_t k, cs_buf *out);
+void fake_bodies_free(fake_bodies *b);
+/* Whether `r` carries "Authorization: Bearer <key>". */
+bool fake_bearer_ok(const cs_request *r, const char *key);
+
+/* OpenAI's error answer: `status` with {"error": {"message", "type", "param": null,
+ * "code"}} (code NULL: null). */
+void fake_openai_error(cs_request *r, int status, const char *type, const char *code,
+                       const char *msg);
+
 /* Listens on 127.0.0.1 (a free port) and starts the thread. 0 or a negative code. */
 int fake_server_start(fake_server *s, const cs_route *routes, size_t nroutes, void *app,
                       void (*on_stop)(void *app));

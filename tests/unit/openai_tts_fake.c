@@ -11,8 +11,6 @@
 #include "core/str.h"
 #include "fake_server.h"
 
-#define FAKE_KEEP 1024
-
 typedef struct feed feed;
 
 struct oa_fake {
@@ -22,8 +20,7 @@ struct oa_fake {
     feed *feeds; /* loop thread */
     /* Under srv.lock. */
     oa_fake_stats st;
-    char *bodies[FAKE_KEEP];
-    size_t nbodies;
+    fake_bodies bodies;
 };
 
 /* An answer being written, a piece every `every_ms`. */
@@ -43,28 +40,6 @@ size_t oa_fake_samples(const char *input)
     size_t chars = 0;
     for (const char *p = input; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
     return chars * OA_FAKE_SAMPLES_PER_CHAR;
-}
-
-static void error_json(cs_request *r, int status, const char *type, const char *code,
-                       const char *msg)
-{
-    cs_buf b = CS_BUF_INIT(1 << 16);
-    cs_json j;
-    cs_json_init(&j, &b);
-    cs_json_obj(&j);
-    cs_json_key(&j, "error");
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "message", msg);
-    cs_json_kstr(&j, "type", type);
-    cs_json_key(&j, "param");
-    cs_json_null(&j);
-    cs_json_key(&j, "code");
-    cs_json_str(&j, code);
-    cs_json_obj_end(&j);
-    cs_json_obj_end(&j);
-    cs_json_end(&j);
-    cs_respond_json(r, status, &b);
-    cs_buf_free(&b);
 }
 
 static void feed_closed(uv_handle_t *h)
@@ -131,19 +106,11 @@ static bool request_ok(const cs_request *r, char **input)
 static void speech(cs_request *r)
 {
     oa_fake *f = r->app;
-    char *body = strndup(r->body.data ? r->body.data : "", r->body.len);
     size_t k;
-    pthread_mutex_lock(&f->srv.lock);
-    k = f->st.requests++;
-    if (f->nbodies < FAKE_KEEP)
-        f->bodies[f->nbodies++] = body;
-    else
-        free(body);
-    pthread_mutex_unlock(&f->srv.lock);
-    char want[256];
-    snprintf(want, sizeof want, "Bearer %s", f->o.api_key ? f->o.api_key : "");
-    const cs_str *auth = cs_request_header(r, "Authorization");
-    if (!auth || !cs_str_eqz(*auth, want)) {
+    FAKE_LOCKED(&f->srv, k = f->st.requests++);
+    fake_keep(&f->srv, &f->bodies, r);
+    if (!fake_bearer_ok(r, f->o.api_key)) {
+        const cs_str *auth = cs_request_header(r, "Authorization");
         FAKE_LOCKED(&f->srv, f->st.bad_auth++);
         char msg[160];
         size_t n = auth && auth->n > 7 ? auth->n - 7 : 0;
@@ -152,13 +119,13 @@ static void speech(cs_request *r)
                  "https://platform.openai.com/account/api-keys.",
                  (int)(n > 8 ? 3 : 0), auth ? auth->p + 7 : "", (int)(n > 8 ? 4 : 0),
                  auth && n > 8 ? auth->p + auth->n - 4 : "");
-        error_json(r, 401, "invalid_request_error", "invalid_api_key", msg);
+        fake_openai_error(r, 401, "invalid_request_error", "invalid_api_key", msg);
         return;
     }
     char *input;
     if (!request_ok(r, &input)) {
         FAKE_LOCKED(&f->srv, f->st.bad_requests++);
-        error_json(r, 400, "invalid_request_error", NULL,
+        fake_openai_error(r, 400, "invalid_request_error", NULL,
                    "expected model, input and voice, and response_format \"pcm\"");
         return;
     }
@@ -168,7 +135,7 @@ static void speech(cs_request *r)
     if (rp->kind == OA_FAKE_ERROR) {
         free(input);
         FAKE_LOCKED(&f->srv, f->st.answered++);
-        error_json(r, rp->status, rp->status >= 500 ? "server_error" : "invalid_request_error",
+        fake_openai_error(r, rp->status, rp->status >= 500 ? "server_error" : "invalid_request_error",
                    NULL, rp->message ? rp->message : "fake error");
         return;
     }
@@ -235,15 +202,12 @@ void oa_fake_stats_get(oa_fake *f, oa_fake_stats *out)
 
 bool oa_fake_request(oa_fake *f, size_t k, cs_buf *out)
 {
-    bool ok;
-    cs_buf_reset(out);
-    FAKE_LOCKED(&f->srv, ok = k < f->nbodies && cs_buf_puts(out, f->bodies[k]) == 0);
-    return ok;
+    return fake_kept(&f->srv, &f->bodies, k, out);
 }
 
 void oa_fake_free(oa_fake *f)
 {
     fake_server_stop(&f->srv);
-    for (size_t i = 0; i < f->nbodies; i++) free(f->bodies[i]);
+    fake_bodies_free(&f->bodies);
     free(f);
 }
