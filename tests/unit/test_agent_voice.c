@@ -125,9 +125,9 @@ static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
     return &voice_agent;
 }
 
-static int setup(void **state)
+/* The loop, the settings and espeak-ng. */
+static int world_open(void)
 {
-    (void)state;
     memset(&w, 0, sizeof w);
     if (tu_env_open(&w.env, "voice") < 0) return -1;
     w.cfg.tts_voice = "";
@@ -135,13 +135,20 @@ static int setup(void **state)
     w.cfg.tts_pitch = 50;
     w.cfg.tts_threads = 1;
     w.cfg.tts_queue_max = 64;
+    w.cfg.tts_cloud_timeout_ms = 5000;
     cs_buf err = CS_BUF_INIT(1024);
     int rc = cs_tts_espeak.create(&w.tts, &(cs_tts_env){&w.cfg, &w.env.loop, w.env.mb, NULL}, &err);
     if (rc < 0) fprintf(stderr, "espeak: %s\n", err.data ? err.data : cs_strerror(rc));
     cs_buf_free(&err);
-    if (rc < 0) return -1;
-    w.aenv = (cs_agent_env){.cfg = &w.cfg, .tts_ops = &cs_tts_espeak, .tts = w.tts};
+    return rc < 0 ? -1 : 0;
+}
+
+/* The calls, and a two-way stream whose agent speaks with w.aenv's voice. */
+static int stream_begin(void)
+{
     cs_calls_init(&w.calls, NULL);
+    cs_call_observer obs = {.event = on_event};
+    cs_calls_observe(&w.calls, &obs);
     w.calls.talk.agent_for = agent_for;
     w.calls.talk.env = &w.aenv;
     w.calls.talk.lead_ms = 60000; /* everything goes out at once: the test's clock stands */
@@ -154,6 +161,14 @@ static int setup(void **state)
     };
     cs_stream_sink sink = {sink_media, sink_mark, sink_clear, NULL, NULL};
     return cs_stream_begin(&w.calls, &start, CS_MODE_TWO_WAY, false, &sink, NULL, NULL, &w.s);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (world_open() < 0) return -1;
+    w.aenv = (cs_agent_env){.cfg = &w.cfg, .tts_ops = &cs_tts_espeak, .tts = w.tts};
+    return stream_begin();
 }
 
 static int teardown(void **state)
@@ -173,14 +188,7 @@ static int teardown(void **state)
 static int setup_cloud(void **state)
 {
     const oa_fake_reply *script = *state;
-    memset(&w, 0, sizeof w);
-    if (tu_env_open(&w.env, "voice") < 0) return -1;
-    w.cfg.tts_voice = "";
-    w.cfg.tts_rate = 175;
-    w.cfg.tts_pitch = 50;
-    w.cfg.tts_threads = 1;
-    w.cfg.tts_queue_max = 64;
-    w.cfg.tts_cloud_timeout_ms = 5000;
+    if (world_open() < 0) return -1;
     w.cfg.openai_api_key = "sk-voice-test";
     w.cfg.openai_tts_model = "gpt-4o-mini-tts";
     w.cfg.openai_tts_voice = "alloy";
@@ -190,30 +198,15 @@ static int setup_cloud(void **state)
     if (oa_fake_start(&w.oa, &o) < 0 || cs_fetch_open(&w.fetch, &w.env.loop) < 0) return -1;
     w.cfg.openai_tts_url = (char *)oa_fake_url(w.oa);
     cs_buf err = CS_BUF_INIT(1024);
-    cs_tts_env env = {&w.cfg, &w.env.loop, w.env.mb, w.fetch};
-    int rc = cs_tts_espeak.create(&w.tts, &env, &err);
-    if (rc == 0) rc = cs_tts_openai.create(&w.cloud, &env, &err);
-    if (rc < 0) fprintf(stderr, "tts: %s\n", err.data ? err.data : cs_strerror(rc));
+    int rc = cs_tts_openai.create(&w.cloud, &(cs_tts_env){&w.cfg, &w.env.loop, w.env.mb, w.fetch},
+                                  &err);
+    if (rc < 0) fprintf(stderr, "openai: %s\n", err.data ? err.data : cs_strerror(rc));
     cs_buf_free(&err);
     if (rc < 0) return -1;
     w.fb = (cs_tts_fallback){&cs_tts_espeak, w.tts, 0};
     w.aenv = (cs_agent_env){
         .cfg = &w.cfg, .tts_ops = &cs_tts_openai, .tts = w.cloud, .tts_fallback = &w.fb};
-    cs_calls_init(&w.calls, NULL);
-    cs_call_observer obs = {.event = on_event};
-    cs_calls_observe(&w.calls, &obs);
-    w.calls.talk.agent_for = agent_for;
-    w.calls.talk.env = &w.aenv;
-    w.calls.talk.lead_ms = 60000;
-    cs_pevent start = {
-        .type = CS_PEV_START,
-        .seq = 1,
-        .stream_id = CS_STR("MZ1"),
-        .start = {.account_id = CS_STR("AC1"), .call_id = CS_STR("CA1"),
-                  .stream_id = CS_STR("MZ1"), .tracks = CS_TRACK_BIT(CS_TRACK_INBOUND)},
-    };
-    cs_stream_sink sink = {sink_media, sink_mark, sink_clear, NULL, NULL};
-    return cs_stream_begin(&w.calls, &start, CS_MODE_TWO_WAY, false, &sink, NULL, NULL, &w.s);
+    return stream_begin();
 }
 
 static bool quiet(void *data)
@@ -382,6 +375,18 @@ static void a_stream_cut_midway_falls_back(void **state)
     assert_true(w.media_bytes > (oa_fake_samples("Hello there.") + 1) / 6 + 4000);
 }
 
+/* TTS_FALLBACK=none: the failed sentence is not heard, and nothing says it fell back. */
+static void without_a_fallback_the_sentence_is_lost(void **state)
+{
+    (void)state;
+    w.agent->voice.fallback = NULL;
+    assert_int_equal(cs_voice_say(&w.agent->voice, "Hello there.", 12), 0);
+    assert_true(tu_run_until(&w.env.loop, quiet, NULL, TU_WAIT_MS));
+    assert_string_equal(w.marks_seen, "u1-end ");
+    assert_int_equal(w.media_bytes, 0);
+    assert_null(strstr(w.events, "tts_fallback"));
+}
+
 static bool cloud_left(void *data)
 {
     (void)data;
@@ -419,6 +424,8 @@ int main(void)
                                                  teardown, (void *)fails_then_speaks),
         cmocka_unit_test_prestate_setup_teardown(a_stream_cut_midway_falls_back, setup_cloud,
                                                  teardown, (void *)cut_then_speaks),
+        cmocka_unit_test_prestate_setup_teardown(without_a_fallback_the_sentence_is_lost,
+                                                 setup_cloud, teardown, (void *)fails_then_speaks),
         cmocka_unit_test_prestate_setup_teardown(a_clear_ends_the_cloud_request, setup_cloud,
                                                  teardown, (void *)speaks_slowly),
     };
