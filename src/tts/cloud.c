@@ -159,7 +159,7 @@ void tts_cjob_end(tts_cjob *j, int err, const char *why)
     if (j->ended) return;
     if (err < 0 && j->err == 0) {
         j->err = err;
-        snprintf(j->why, sizeof j->why, "%s", why ? why : "");
+        if (why != j->why) snprintf(j->why, sizeof j->why, "%s", why ? why : "");
     }
     j->ended = true;
     j->stopping = true;

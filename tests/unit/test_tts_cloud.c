@@ -370,6 +370,25 @@ static void openai_many_jobs_at_once(void **state)
     finish(t);
 }
 
+/* Over the API's 4,096 characters: failed at once (so a voice falls back), never sent. */
+static void openai_input_too_long(void **state)
+{
+    (void)state;
+    tctx *t = start_openai(NULL, 0, NULL);
+    char *text = malloc(5001);
+    for (int i = 0; i < 5000; i++) text[i] = i % 5 == 4 ? ' ' : 'a';
+    text[5000] = '\0';
+    rec *r = say(t, text);
+    free(text);
+    run_all(t);
+    assert_int_equal(r->err, -EMSGSIZE);
+    assert_string_equal(r->why, "openai: input over 4096 characters");
+    oa_fake_stats st;
+    oa_fake_stats_get(t->oa, &st);
+    assert_int_equal(st.requests, 0);
+    finish(t);
+}
+
 static void openai_needs_a_key(void **state)
 {
     (void)state;
@@ -507,6 +526,19 @@ static void elevenlabs_silence_times_out(void **state)
     finish(t);
 }
 
+static void elevenlabs_unreachable(void **state)
+{
+    (void)state;
+    tctx *t = open_ctx();
+    t->cfg.elevenlabs_url = "ws://127.0.0.1:1";
+    assert_int_equal(create(t, &cs_tts_elevenlabs), 0);
+    rec *r = say(t, "Hello.");
+    run_all(t);
+    assert_true(r->err < 0);
+    assert_non_null(strstr(r->why, "elevenlabs: "));
+    finish(t);
+}
+
 static bool el_socket_gone(void *data)
 {
     tctx *t = data;
@@ -602,6 +634,7 @@ int main(void)
         cmocka_unit_test(openai_unreachable),
         cmocka_unit_test(openai_cancel_ends_the_request),
         cmocka_unit_test(openai_many_jobs_at_once),
+        cmocka_unit_test(openai_input_too_long),
         cmocka_unit_test(openai_needs_a_key),
         cmocka_unit_test(openai_destroy_with_jobs_in_flight),
         cmocka_unit_test(elevenlabs_streams_audio_byte_exact),
@@ -609,6 +642,7 @@ int main(void)
         cmocka_unit_test(elevenlabs_error_message_then_close),
         cmocka_unit_test(elevenlabs_cut_midway_fails),
         cmocka_unit_test(elevenlabs_silence_times_out),
+        cmocka_unit_test(elevenlabs_unreachable),
         cmocka_unit_test(elevenlabs_cancel_closes_the_socket),
         cmocka_unit_test(elevenlabs_many_jobs_at_once),
         cmocka_unit_test(elevenlabs_checks_settings),
