@@ -133,8 +133,8 @@ static void kick(cs_voice *v)
         }
         v->making = e.utt;
         bool fb = v->fallback && v->fell_back == e.utt;
-        int rc = speak(v, fb ? v->fallback->ops : v->ops, fb ? v->fallback->tts : v->tts, text,
-                       e.len);
+        int rc =
+            speak(v, fb ? v->fallback->ops : v->ops, fb ? v->fallback->tts : v->tts, text, e.len);
         if (rc < 0) {
             cs_warn("voice: cannot speak a sentence: %s", cs_strerror(rc));
             if (v->failed) v->failed(v->agent, rc);

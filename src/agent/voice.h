@@ -27,15 +27,15 @@ typedef struct cs_voice {
     const char *name; /* TTS voice; NULL: the engine's */
     int rate, pitch;  /* 0: the settings' */
     cs_splitter split;
-    cs_buf queue;      /* sentences waiting for the engine, each NUL-terminated */
-    size_t queue_head; /* where the next one starts */
-    uint32_t utt;      /* the utterance text is fed to; 0: none */
-    uint32_t making;   /* the utterance of the sentence being made (an earlier one while
-                          text is fed to the next) */
-    bool ending;       /* its text is complete */
-    cs_tts_job *job;   /* the sentence being made */
+    cs_buf queue;              /* sentences waiting for the engine, each NUL-terminated */
+    size_t queue_head;         /* where the next one starts */
+    uint32_t utt;              /* the utterance text is fed to; 0: none */
+    uint32_t making;           /* the utterance of the sentence being made (an earlier one while
+                                  text is fed to the next) */
+    bool ending;               /* its text is complete */
+    cs_tts_job *job;           /* the sentence being made */
     const cs_tts_ops *job_ops; /* by this engine */
-    cs_buf sentence;   /* its text, to say again with the fallback */
+    cs_buf sentence;           /* its text, to say again with the fallback */
     cs_tts_fallback *fallback; /* NULL: none */
     uint32_t fell_back;        /* the utterance the fallback speaks; 0: none */
     char why[200];             /* why the engine failed the sentence (on_error) */

@@ -85,7 +85,7 @@ typedef struct cs_gateway {
     cs_tts *tts;
     cs_tts_fallback tts_fallback; /* for a cloud TTS (ops NULL: none) */
     cs_config fallback_cfg;       /* what it was made with: its own default voice */
-    cs_webhook *webhook; /* NULL without TRANSCRIPT_WEBHOOK_URL */
+    cs_webhook *webhook;          /* NULL without TRANSCRIPT_WEBHOOK_URL */
     cs_transcripts transcripts;
     monitor *monitors; /* open monitor sockets */
     size_t nmonitors;

@@ -133,14 +133,16 @@ static void deliver(cs_job *job)
         for (size_t w = 0; w < j->words.nwords; w++)
             if (j->words.words[w].start_ms > ms) j->words.words[w].start_ms = ms;
         if (j->b.o.on_sentence)
-            j->b.o.on_sentence(j->b.o.data, j->b.text, j->b.len, j->words.words, j->words.nwords, ms);
+            j->b.o.on_sentence(j->b.o.data, j->b.text, j->b.len, j->words.words, j->words.nwords,
+                               ms);
     }
     if (!j->over) { /* on_sentence may have cancelled it */
         j->over = true;
         if (j->err < 0) {
             e->base.stats.failures++;
             cs_warn("speech (%s): %s", e->ceng->name, j->why[0] ? j->why : cs_strerror(j->err));
-            if (j->b.o.on_error) j->b.o.on_error(j->b.o.data, j->why[0] ? j->why : cs_strerror(j->err));
+            if (j->b.o.on_error)
+                j->b.o.on_error(j->b.o.data, j->why[0] ? j->why : cs_strerror(j->err));
         }
         j->b.o.on_done(j->b.o.data, j->err); /* may destroy the engine: counted live till after */
     }

@@ -43,16 +43,16 @@ struct tts_cloud {
 struct tts_cjob {
     tts_cloud *e;
     tts_job_base b;
-    uint64_t queued;   /* hrtime of speak() */
-    uint64_t last;     /* hrtime of the start or the last audio */
-    uint64_t bytes;    /* μ-law delivered */
-    tts_audio words;   /* the words timed so far (pcm unused) */
-    bool heard;        /* first audio delivered */
-    bool over;         /* cancelled or done: no more callbacks */
-    bool stopping;     /* stop() was called */
-    bool ended;        /* the engine let go of it: its end is on the way */
-    bool cut;          /* passed CS_TTS_SENTENCE_MS */
-    int err;           /* the first failure */
+    uint64_t queued; /* hrtime of speak() */
+    uint64_t last;   /* hrtime of the start or the last audio */
+    uint64_t bytes;  /* μ-law delivered */
+    tts_audio words; /* the words timed so far (pcm unused) */
+    bool heard;      /* first audio delivered */
+    bool over;       /* cancelled or done: no more callbacks */
+    bool stopping;   /* stop() was called */
+    bool ended;      /* the engine let go of it: its end is on the way */
+    bool cut;        /* passed CS_TTS_SENTENCE_MS */
+    int err;         /* the first failure */
     char why[200];
     cs_job end;
     tts_cjob *prev, *next;

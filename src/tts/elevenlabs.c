@@ -36,8 +36,8 @@ typedef struct el_engine {
 typedef struct el_job {
     tts_cjob base;
     cs_wsconn ws;
-    bool socket; /* connecting or open: on_close will come */
-    bool final;  /* isFinal came: the audio is whole */
+    bool socket;   /* connecting or open: on_close will come */
+    bool final;    /* isFinal came: the audio is whole */
     size_t cursor; /* alignment: where the next character is in the text */
     bool in_word;
     char refusal[160]; /* a refused upgrade's status and body */
@@ -209,8 +209,8 @@ static int el_start(tts_cjob *base)
         return CS_ECONFIG;
     }
     cs_buf url = CS_BUF_INIT(EL_URL_MAX);
-    int rc = cs_buf_printf(&url, "%s/v1/text-to-speech/%s/stream-input?model_id=",
-                           cfg->elevenlabs_url, base->b.voice);
+    int rc = cs_buf_printf(
+        &url, "%s/v1/text-to-speech/%s/stream-input?model_id=", cfg->elevenlabs_url, base->b.voice);
     if (rc == 0) rc = cs_form_encode(&url, cfg->elevenlabs_model, strlen(cfg->elevenlabs_model));
     if (rc == 0) rc = cs_buf_puts(&url, "&output_format=ulaw_8000");
     if (rc == 0)
@@ -289,8 +289,8 @@ static int el_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
         return rc;
     }
     e->auth = cs_buf_detach(&auth, NULL);
-    cs_info("elevenlabs speech: %s, model %s, voice %s", cfg->elevenlabs_url,
-            cfg->elevenlabs_model, voice);
+    cs_info("elevenlabs speech: %s, model %s, voice %s", cfg->elevenlabs_url, cfg->elevenlabs_model,
+            voice);
     *out = &e->base.base;
     return 0;
 }

@@ -18,15 +18,15 @@
 #include "core/log.h"
 #include "tts/cloud.h"
 
-#define OA_RATE        24000 /* what response_format "pcm" is */
-#define OA_INPUT_MAX   4096  /* characters of input the API takes */
-#define OA_ERROR_MAX   4096  /* bytes of an error answer kept */
-#define OA_CHUNK       1024  /* 8 kHz samples converted at a time */
+#define OA_RATE      24000 /* what response_format "pcm" is */
+#define OA_INPUT_MAX 4096  /* characters of input the API takes */
+#define OA_ERROR_MAX 4096  /* bytes of an error answer kept */
+#define OA_CHUNK     1024  /* 8 kHz samples converted at a time */
 
 typedef struct oa_engine {
     tts_cloud base;
-    char *url;    /* {OPENAI_TTS_URL}/audio/speech */
-    char *auth;   /* "Authorization: Bearer …" */
+    char *url;  /* {OPENAI_TTS_URL}/audio/speech */
+    char *auth; /* "Authorization: Bearer …" */
     cs_fetch *fetch;
 } oa_engine;
 
@@ -34,11 +34,11 @@ typedef struct oa_job {
     tts_cjob base;
     cs_fetch_req *req;
     cs_resampler *rs;
-    uint64_t in;     /* 24 kHz samples received */
-    uint64_t out;    /* 8 kHz samples delivered */
-    uint8_t odd;     /* the first byte of a sample split between two pieces */
+    uint64_t in;  /* 24 kHz samples received */
+    uint64_t out; /* 8 kHz samples delivered */
+    uint8_t odd;  /* the first byte of a sample split between two pieces */
     bool has_odd;
-    cs_buf errbody;  /* the body of an answer that is not 2xx */
+    cs_buf errbody; /* the body of an answer that is not 2xx */
 } oa_job;
 
 /* Characters of UTF-8 text (valid: speak checked it). */

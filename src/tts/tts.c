@@ -82,8 +82,7 @@ int tts_check(const cs_tts_opts *o, int *rate, int *pitch, const char **voice)
     return strlen(*voice) >= CS_TTS_VOICE_MAX ? -EINVAL : 0;
 }
 
-int tts_job_base_init(tts_job_base *b, const cs_tts_opts *o, const char *voice, int rate,
-                      int pitch)
+int tts_job_base_init(tts_job_base *b, const cs_tts_opts *o, const char *voice, int rate, int pitch)
 {
     if (!(b->text = malloc(o->len + 1))) return -ENOMEM;
     if (o->len) memcpy(b->text, o->text, o->len);
@@ -334,7 +333,7 @@ static void piece_done(cs_job *job)
         if (p->n && j->b.o.on_audio) j->b.o.on_audio(j->b.o.data, p->ulaw, p->n);
         if (!j->over && j->b.o.on_sentence)
             j->b.o.on_sentence(j->b.o.data, j->b.text + p->sentence.off, p->sentence.len, p->words,
-                             p->nwords, p->audio_ms);
+                               p->nwords, p->audio_ms);
     }
     free(p->words);
     free(p);
@@ -350,7 +349,8 @@ static void end_done(cs_job *job)
         if (j->err < 0) {
             e->stats.failures++;
             cs_warn("speech (%s): %s", e->eng->name, j->why[0] ? j->why : cs_strerror(j->err));
-            if (j->b.o.on_error) j->b.o.on_error(j->b.o.data, j->why[0] ? j->why : cs_strerror(j->err));
+            if (j->b.o.on_error)
+                j->b.o.on_error(j->b.o.data, j->why[0] ? j->why : cs_strerror(j->err));
         }
         j->b.o.on_done(j->b.o.data, j->err); /* may destroy the engine: counted live till after */
     }

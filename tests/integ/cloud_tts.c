@@ -36,9 +36,20 @@ static bool rig_up(rig *r, const char *const *tts)
     static const llm_fake_reply script[] = {{.kind = LLM_FAKE_TEXT, .text = reply, .every_ms = 10}};
     llm_fake_opts o = {.script = script, .nscript = 1, .api_key = LLM_KEY};
     IT_CHECK(llm_fake_start(&r->llm, &o) == 0, "no fake LLM");
-    const char *args[64] = {"--agent", "llm", "--llm-url", llm_fake_url(r->llm), "--llm-model",
-                            "fake-model", "--llm-api-key", LLM_KEY, "--llm-greeting", greeting,
-                            "--stt", "pocketsphinx", "--stt-max-sessions", "1"};
+    const char *args[64] = {"--agent",
+                            "llm",
+                            "--llm-url",
+                            llm_fake_url(r->llm),
+                            "--llm-model",
+                            "fake-model",
+                            "--llm-api-key",
+                            LLM_KEY,
+                            "--llm-greeting",
+                            greeting,
+                            "--stt",
+                            "pocketsphinx",
+                            "--stt-max-sessions",
+                            "1"};
     size_t n = 14;
     for (size_t i = 0; tts[i] && n + 1 < 64; i++) args[n++] = tts[i];
     return it_server_up(&r->s, args);
@@ -104,8 +115,8 @@ static void openai_answers(void)
     rig r = {0};
     oa_fake_opts o = {.api_key = OA_KEY};
     IT_CHECK(oa_fake_start(&r.oa, &o) == 0, "no fake speech API");
-    const char *tts[] = {"--tts", "openai", "--openai-api-key", OA_KEY, "--openai-tts-url",
-                         oa_fake_url(r.oa), NULL};
+    const char *tts[] = {
+        "--tts", "openai", "--openai-api-key", OA_KEY, "--openai-tts-url", oa_fake_url(r.oa), NULL};
     if (!rig_up(&r, tts)) return rig_down(&r);
     uint64_t g, a;
     converse(&r, "CA20000000000000000000000000000001", &g, &a);
@@ -131,15 +142,16 @@ static void elevenlabs_answers(void)
     rig r = {0};
     el_fake_opts o = {.api_key = EL_KEY};
     IT_CHECK(el_fake_start(&r.el, &o) == 0, "no fake speech API");
-    const char *tts[] = {"--tts", "elevenlabs", "--elevenlabs-api-key", EL_KEY,
-                         "--elevenlabs-url", el_fake_url(r.el), NULL};
+    const char *tts[] = {"--tts", "elevenlabs",       "--elevenlabs-api-key",
+                         EL_KEY,  "--elevenlabs-url", el_fake_url(r.el),
+                         NULL};
     if (!rig_up(&r, tts)) return rig_down(&r);
     uint64_t g, a;
     converse(&r, "CA20000000000000000000000000000002", &g, &a);
     /* The greeting: one socket, its text and a space, EL_FAKE_BYTES_PER_CHAR a character. */
     uint64_t want = (uint64_t)(sizeof greeting) * EL_FAKE_BYTES_PER_CHAR;
-    IT_CHECK(g >= want && g < want + 160, "greeting: %llu bytes, %llu made",
-             (unsigned long long)g, (unsigned long long)want);
+    IT_CHECK(g >= want && g < want + 160, "greeting: %llu bytes, %llu made", (unsigned long long)g,
+             (unsigned long long)want);
     IT_CHECK(a > 0, "no answer");
     el_fake_stats st;
     el_fake_stats_get(r.el, &st);
@@ -175,14 +187,14 @@ static void openai_failing_falls_back(void)
         {.kind = OA_FAKE_ERROR, .status = 500, .message = "The server had an error"}};
     oa_fake_opts o = {.api_key = OA_KEY, .script = script, .nscript = 1};
     IT_CHECK(oa_fake_start(&r.oa, &o) == 0, "no fake speech API");
-    const char *tts[] = {"--tts", "openai", "--openai-api-key", OA_KEY, "--openai-tts-url",
-                         oa_fake_url(r.oa), NULL};
+    const char *tts[] = {
+        "--tts", "openai", "--openai-api-key", OA_KEY, "--openai-tts-url", oa_fake_url(r.oa), NULL};
     if (!rig_up(&r, tts)) return rig_down(&r);
     const char *sid = "CA20000000000000000000000000000003";
     uint64_t g, a;
     converse(&r, sid, &g, &a);
-    IT_CHECK(g > 8000 && a > 8000, "espeak-ng's speech: %llu and %llu bytes",
-             (unsigned long long)g, (unsigned long long)a);
+    IT_CHECK(g > 8000 && a > 8000, "espeak-ng's speech: %llu and %llu bytes", (unsigned long long)g,
+             (unsigned long long)a);
     int n = fallback_events(&r, sid, "openai");
     IT_CHECK(n == 2, "%d tts_fallback events", n); /* the greeting's, the answer's */
     IT_CHECK(metric(&r, "callstream_tts_fallbacks_total") == 2, "fallbacks counted");
@@ -198,14 +210,15 @@ static void elevenlabs_refused_falls_back(void)
     rig r = {0};
     el_fake_opts o = {.api_key = "xi-another-key"};
     IT_CHECK(el_fake_start(&r.el, &o) == 0, "no fake speech API");
-    const char *tts[] = {"--tts", "elevenlabs", "--elevenlabs-api-key", EL_KEY,
-                         "--elevenlabs-url", el_fake_url(r.el), NULL};
+    const char *tts[] = {"--tts", "elevenlabs",       "--elevenlabs-api-key",
+                         EL_KEY,  "--elevenlabs-url", el_fake_url(r.el),
+                         NULL};
     if (!rig_up(&r, tts)) return rig_down(&r);
     const char *sid = "CA20000000000000000000000000000004";
     uint64_t g, a;
     converse(&r, sid, &g, &a);
-    IT_CHECK(g > 8000 && a > 8000, "espeak-ng's speech: %llu and %llu bytes",
-             (unsigned long long)g, (unsigned long long)a);
+    IT_CHECK(g > 8000 && a > 8000, "espeak-ng's speech: %llu and %llu bytes", (unsigned long long)g,
+             (unsigned long long)a);
     IT_CHECK(fallback_events(&r, sid, "elevenlabs") == 2, "tts_fallback events");
     IT_CHECK(it_log_count(&r.s, "elevenlabs: refused: HTTP 401") >= 1, "why, in the log");
     rig_down(&r);

@@ -40,15 +40,18 @@ static void engines_start(void)
     engine_runs(kal, "flite: voice kal, 3 worker threads", flite);
     /* A cloud voice (no request is made at start-up), espeak-ng standing by with its own
      * default voice although TTS_VOICE names the cloud's. */
-    const char *oa[] = {"--tts", "openai", "--openai-api-key", "sk-start", "--tts-voice", "nova",
-                        NULL};
+    const char *oa[] = {"--tts", "openai", "--openai-api-key", "sk-start", "--tts-voice",
+                        "nova",  NULL};
     const char *oa_engines[] = {"openai", "espeak", NULL};
-    engine_runs(oa, "openai speech: https://api.openai.com/v1/audio/speech, model "
-                    "gpt-4o-mini-tts, voice nova", oa_engines);
-    const char *el[] = {"--tts", "elevenlabs", "--elevenlabs-api-key", "xi-start",
-                        "--tts-fallback", "flite", NULL};
+    engine_runs(oa,
+                "openai speech: https://api.openai.com/v1/audio/speech, model "
+                "gpt-4o-mini-tts, voice nova",
+                oa_engines);
+    const char *el[] = {"--tts", "elevenlabs", "--elevenlabs-api-key", "xi-start", "--tts-fallback",
+                        "flite", NULL};
     const char *el_engines[] = {"elevenlabs", "flite", NULL};
-    engine_runs(el, "elevenlabs speech: wss://api.elevenlabs.io, model eleven_flash_v2_5", el_engines);
+    engine_runs(el, "elevenlabs speech: wss://api.elevenlabs.io, model eleven_flash_v2_5",
+                el_engines);
 }
 
 static void none_has_no_engine(void)
@@ -69,8 +72,8 @@ static void bad_settings_are_refused(void)
     it_refused(nokey, "TTS=openai needs OPENAI_API_KEY");
     const char *elnokey[] = {"--tts", "elevenlabs", NULL};
     it_refused(elnokey, "TTS=elevenlabs needs ELEVENLABS_API_KEY");
-    const char *fb[] = {"--tts", "openai", "--openai-api-key", "k", "--tts-fallback", "openai",
-                        NULL};
+    const char *fb[] = {"--tts",  "openai", "--openai-api-key", "k", "--tts-fallback",
+                        "openai", NULL};
     it_refused(fb, "TTS_FALLBACK: 'openai' is not espeak, flite or none");
     const char *fl[] = {"--tts", "flite", "--tts-voice", "nope", NULL};
     it_refused(fl, "TTS_VOICE: flite has no voice 'nope'");

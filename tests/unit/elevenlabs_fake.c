@@ -13,7 +13,7 @@
 #include "net/form.h"
 #include "net/wsconn.h"
 
-#define SOCKETS_KEPT        256
+#define SOCKETS_KEPT     256
 #define FAKE_MAX_MESSAGE (1u << 20)
 #define CHAR_MS          (EL_FAKE_BYTES_PER_CHAR / 8)
 #define CLOSE_MARK       "" /* in the queue: close 1000 here */
@@ -34,13 +34,13 @@ struct el_fake {
 struct conn {
     el_fake *f;
     cs_wsconn ws;
-    size_t k;          /* which socket */
+    size_t k; /* which socket */
     el_fake_fault fault;
-    bool opened;       /* the opening message came */
-    bool ended;        /* the end of input came */
-    cs_buf pending;    /* text not yet spoken */
-    size_t spoken;     /* characters spoken so far */
-    char **queue;      /* messages to send, in order */
+    bool opened;    /* the opening message came */
+    bool ended;     /* the end of input came */
+    cs_buf pending; /* text not yet spoken */
+    size_t spoken;  /* characters spoken so far */
+    char **queue;   /* messages to send, in order */
     size_t nq, at, cap;
     uv_timer_t timer;
     conn *prev, *next;
@@ -245,8 +245,8 @@ static void refuse(cs_request *r, int status, const char *code, const char *msg)
     el_fake *f = r->app;
     FAKE_LOCKED(&f->srv, f->st.refused++);
     char body[256];
-    int n = snprintf(body, sizeof body, "{\"detail\":{\"status\":\"%s\",\"message\":\"%s\"}}",
-                     code, msg);
+    int n = snprintf(body, sizeof body, "{\"detail\":{\"status\":\"%s\",\"message\":\"%s\"}}", code,
+                     msg);
     cs_respond(r, status, "application/json", body, (size_t)n, NULL);
 }
 
@@ -256,7 +256,8 @@ static void stream_input(cs_request *r)
     const cs_str *key = cs_request_header(r, "xi-api-key");
     FAKE_LOCKED(&f->srv, cs_str_copy(f->st.key, sizeof f->st.key, key ? *key : CS_STR(""));
                 snprintf(f->st.path, sizeof f->st.path, "%.*s?%.*s", (int)r->head.path.n,
-                         r->head.path.p, (int)r->head.query.n, r->head.query.p ? r->head.query.p : ""));
+                         r->head.path.p, (int)r->head.query.n,
+                         r->head.query.p ? r->head.query.p : ""));
     if (!key || !cs_str_eqz(*key, f->o.api_key)) {
         refuse(r, 401, "invalid_api_key", "Invalid API key");
         return;

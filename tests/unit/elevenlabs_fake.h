@@ -39,14 +39,14 @@ typedef struct el_fake_opts {
 } el_fake_opts;
 
 typedef struct el_fake_stats {
-    unsigned upgrades;  /* sockets accepted */
-    unsigned refused;   /* upgrades refused (401, 400) */
-    unsigned finals;    /* sockets that got isFinal */
-    unsigned closed;    /* sockets gone */
-    unsigned live;      /* sockets open now */
-    unsigned max_live;  /* most open at once */
-    char path[256];     /* of the last upgrade, with its query */
-    char key[128];      /* xi-api-key of the last upgrade */
+    unsigned upgrades; /* sockets accepted */
+    unsigned refused;  /* upgrades refused (401, 400) */
+    unsigned finals;   /* sockets that got isFinal */
+    unsigned closed;   /* sockets gone */
+    unsigned live;     /* sockets open now */
+    unsigned max_live; /* most open at once */
+    char path[256];    /* of the last upgrade, with its query */
+    char key[128];     /* xi-api-key of the last upgrade */
 } el_fake_stats;
 
 typedef struct el_fake el_fake;

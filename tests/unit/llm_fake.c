@@ -25,8 +25,8 @@ struct llm_fake {
     llm_fake_opts o;
     char url[64];
     int port;
-    int released;         /* __atomic */
-    feed *feeds;          /* answers in progress (and stalls), loop thread */
+    int released; /* __atomic */
+    feed *feeds;  /* answers in progress (and stalls), loop thread */
     llm_fake_stats st;
     fake_bodies bodies;
     char *tool_bodies[FAKE_KEEP];
@@ -260,7 +260,7 @@ static void chat(cs_request *r)
     if (!request_ok(r, &usage)) {
         LOCKED(f, f->st.bad_requests++);
         fake_openai_error(r, 400, "invalid_request_error", NULL,
-                   "expected a JSON object with model, messages and stream: true");
+                          "expected a JSON object with model, messages and stream: true");
         return;
     }
     const llm_fake_reply *rp = &f->o.script[k < f->o.nscript ? k : f->o.nscript - 1];

@@ -126,7 +126,7 @@ static void speech(cs_request *r)
     if (!request_ok(r, &input)) {
         FAKE_LOCKED(&f->srv, f->st.bad_requests++);
         fake_openai_error(r, 400, "invalid_request_error", NULL,
-                   "expected model, input and voice, and response_format \"pcm\"");
+                          "expected model, input and voice, and response_format \"pcm\"");
         return;
     }
     oa_fake_reply def = {.kind = OA_FAKE_SPEAK};
@@ -135,8 +135,9 @@ static void speech(cs_request *r)
     if (rp->kind == OA_FAKE_ERROR) {
         free(input);
         FAKE_LOCKED(&f->srv, f->st.answered++);
-        fake_openai_error(r, rp->status, rp->status >= 500 ? "server_error" : "invalid_request_error",
-                   NULL, rp->message ? rp->message : "fake error");
+        fake_openai_error(r, rp->status,
+                          rp->status >= 500 ? "server_error" : "invalid_request_error", NULL,
+                          rp->message ? rp->message : "fake error");
         return;
     }
     feed *fd = calloc(1, sizeof *fd);

@@ -34,9 +34,9 @@ typedef struct oa_fake_reply {
 } oa_fake_reply;
 
 typedef struct oa_fake_opts {
-    const char *api_key;          /* the Bearer key expected */
-    const oa_fake_reply *script;  /* request k gets script[k] (past its end, the last); NULL:
-                                     every request OA_FAKE_SPEAK */
+    const char *api_key;         /* the Bearer key expected */
+    const oa_fake_reply *script; /* request k gets script[k] (past its end, the last); NULL:
+                                    every request OA_FAKE_SPEAK */
     size_t nscript;
 } oa_fake_opts;
 

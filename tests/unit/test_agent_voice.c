@@ -156,8 +156,10 @@ static int stream_begin(void)
         .type = CS_PEV_START,
         .seq = 1,
         .stream_id = CS_STR("MZ1"),
-        .start = {.account_id = CS_STR("AC1"), .call_id = CS_STR("CA1"),
-                  .stream_id = CS_STR("MZ1"), .tracks = CS_TRACK_BIT(CS_TRACK_INBOUND)},
+        .start = {.account_id = CS_STR("AC1"),
+                  .call_id = CS_STR("CA1"),
+                  .stream_id = CS_STR("MZ1"),
+                  .tracks = CS_TRACK_BIT(CS_TRACK_INBOUND)},
     };
     cs_stream_sink sink = {sink_media, sink_mark, sink_clear, NULL, NULL};
     return cs_stream_begin(&w.calls, &start, CS_MODE_TWO_WAY, false, &sink, NULL, NULL, &w.s);
@@ -198,8 +200,8 @@ static int setup_cloud(void **state)
     if (oa_fake_start(&w.oa, &o) < 0 || cs_fetch_open(&w.fetch, &w.env.loop) < 0) return -1;
     w.cfg.openai_tts_url = (char *)oa_fake_url(w.oa);
     cs_buf err = CS_BUF_INIT(1024);
-    int rc = cs_tts_openai.create(&w.cloud, &(cs_tts_env){&w.cfg, &w.env.loop, w.env.mb, w.fetch},
-                                  &err);
+    int rc =
+        cs_tts_openai.create(&w.cloud, &(cs_tts_env){&w.cfg, &w.env.loop, w.env.mb, w.fetch}, &err);
     if (rc < 0) fprintf(stderr, "openai: %s\n", err.data ? err.data : cs_strerror(rc));
     cs_buf_free(&err);
     if (rc < 0) return -1;
@@ -302,15 +304,18 @@ static void the_stream_ends_while_it_speaks(void **state)
 
 /* ---- a cloud voice and its fallback ---- */
 
-#define SCRIPT_END {.kind = OA_FAKE_SPEAK, .every_ms = 1}
+#define SCRIPT_END                                                                                 \
+    {                                                                                              \
+        .kind = OA_FAKE_SPEAK, .every_ms = 1                                                       \
+    }
 
 static const oa_fake_reply fails_then_speaks[] = {
     {.kind = OA_FAKE_ERROR, .status = 500, .message = "The server had an error"},
     {.kind = OA_FAKE_SPEAK},
     SCRIPT_END,
 };
-static const oa_fake_reply cut_then_speaks[] = {{.kind = OA_FAKE_CUT}, {.kind = OA_FAKE_SPEAK},
-                                                SCRIPT_END};
+static const oa_fake_reply cut_then_speaks[] = {
+    {.kind = OA_FAKE_CUT}, {.kind = OA_FAKE_SPEAK}, SCRIPT_END};
 static const oa_fake_reply always_speaks[] = {{.kind = OA_FAKE_SPEAK}, SCRIPT_END};
 static const oa_fake_reply speaks_slowly[] = {{.kind = OA_FAKE_SPEAK, .every_ms = 40}, SCRIPT_END};
 
@@ -345,12 +350,13 @@ static void a_failing_cloud_voice_falls_back(void **state)
     assert_int_equal(cs_voice_say(&w.agent->voice, text, strlen(text)), 0);
     assert_true(tu_run_until(&w.env.loop, quiet, NULL, TU_WAIT_MS));
     assert_string_equal(w.marks_seen, "u1-s1 u1-s2 u1-end ");
-    assert_true(w.media_bytes > 8000); /* espeak-ng's speech, over a second */
+    assert_true(w.media_bytes > 8000);     /* espeak-ng's speech, over a second */
     assert_int_equal(cloud_requests(), 1); /* the second sentence went to espeak-ng alone */
     assert_int_equal(w.fb.utterances, 1);
-    assert_non_null(strstr(w.events, "\"state\":\"tts_fallback\",\"engine\":\"openai\","
-                                     "\"error\":\"openai: HTTP 500: The server had an error (server_error)\","
-                                     "\"fallback\":\"espeak\""));
+    assert_non_null(strstr(w.events,
+                           "\"state\":\"tts_fallback\",\"engine\":\"openai\","
+                           "\"error\":\"openai: HTTP 500: The server had an error (server_error)\","
+                           "\"fallback\":\"espeak\""));
     echo("u1-s1");
     echo("u1-s2");
     echo("u1-end");

@@ -444,8 +444,7 @@ static void elevenlabs_streams_audio_byte_exact(void **state)
     assert_string_equal(r->text, text);
     static const struct {
         uint32_t off, len, ms;
-    } words[] = {{0, 5, 0},    {6, 5, 300},  {12, 3, 600},
-                 {16, 6, 800}, {23, 6, 1150}, {30, 6, 1450}};
+    } words[] = {{0, 5, 0}, {6, 5, 300}, {12, 3, 600}, {16, 6, 800}, {23, 6, 1150}, {30, 6, 1450}};
     assert_int_equal(r->nwords, 6);
     for (size_t i = 0; i < 6; i++) {
         assert_int_equal(r->words[i].off, words[i].off);
@@ -455,8 +454,9 @@ static void elevenlabs_streams_audio_byte_exact(void **state)
     /* The request: path, query, key header, and the documented messages in order. */
     el_fake_stats st;
     el_fake_stats_get(t->el, &st);
-    assert_string_equal(st.path, "/v1/text-to-speech/" EL_VOICE
-                                 "/stream-input?model_id=eleven_flash_v2_5&output_format=ulaw_8000");
+    assert_string_equal(st.path,
+                        "/v1/text-to-speech/" EL_VOICE
+                        "/stream-input?model_id=eleven_flash_v2_5&output_format=ulaw_8000");
     assert_string_equal(st.key, EL_KEY);
     assert_int_equal(st.finals, 1);
     cs_buf m = CS_BUF_INIT(1 << 20);

@@ -495,7 +495,8 @@ static void bad_voice_at_create(void **state)
     cs_config cfg = config(ec, "no-such-voice", 8);
     cs_buf err = CS_BUF_INIT(1024);
     cs_tts *e = NULL;
-    assert_int_equal(ec->ops->create(&e, &(cs_tts_env){&cfg, &env.loop, env.mb, NULL}, &err), CS_ECONFIG);
+    assert_int_equal(ec->ops->create(&e, &(cs_tts_env){&cfg, &env.loop, env.mb, NULL}, &err),
+                     CS_ECONFIG);
     assert_null(e);
     assert_non_null(err.data);
     assert_non_null(strstr(err.data, "TTS_VOICE"));
@@ -620,7 +621,9 @@ static void espeak_is_one_per_process(void **state)
     cs_config cfg = config(&espeak_case, NULL, 8);
     cs_buf err = CS_BUF_INIT(1024);
     cs_tts *second = NULL;
-    assert_int_equal(cs_tts_espeak.create(&second, &(cs_tts_env){&cfg, &t->env.loop, t->env.mb, NULL}, &err), CS_ESTATE);
+    assert_int_equal(
+        cs_tts_espeak.create(&second, &(cs_tts_env){&cfg, &t->env.loop, t->env.mb, NULL}, &err),
+        CS_ESTATE);
     assert_null(second);
     cs_buf_free(&err);
     stop(t);
