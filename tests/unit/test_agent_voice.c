@@ -194,6 +194,7 @@ static int setup_cloud(void **state)
     w.cfg.openai_api_key = "sk-voice-test";
     w.cfg.openai_tts_model = "gpt-4o-mini-tts";
     w.cfg.openai_tts_voice = "alloy";
+    if (script[0].kind == OA_FAKE_STALL) w.cfg.tts_cloud_timeout_ms = 300; /* not 5 s */
     size_t n = 0;
     while (script[n].kind != OA_FAKE_SPEAK || script[n].every_ms != 1) n++; /* its end */
     oa_fake_opts o = {.api_key = "sk-voice-test", .script = script, .nscript = n};
@@ -316,6 +317,8 @@ static const oa_fake_reply fails_then_speaks[] = {
 };
 static const oa_fake_reply cut_then_speaks[] = {
     {.kind = OA_FAKE_CUT}, {.kind = OA_FAKE_SPEAK}, SCRIPT_END};
+static const oa_fake_reply stalls_then_speaks[] = {
+    {.kind = OA_FAKE_STALL}, {.kind = OA_FAKE_SPEAK}, SCRIPT_END};
 static const oa_fake_reply always_speaks[] = {{.kind = OA_FAKE_SPEAK}, SCRIPT_END};
 static const oa_fake_reply speaks_slowly[] = {{.kind = OA_FAKE_SPEAK, .every_ms = 40}, SCRIPT_END};
 
@@ -381,6 +384,18 @@ static void a_stream_cut_midway_falls_back(void **state)
     assert_true(w.media_bytes > (oa_fake_samples("Hello there.") + 1) / 6 + 4000);
 }
 
+/* A cloud voice that says nothing: after TTS_CLOUD_TIMEOUT_MS, espeak-ng speaks. */
+static void a_silent_cloud_voice_falls_back(void **state)
+{
+    (void)state;
+    assert_int_equal(cs_voice_say(&w.agent->voice, "Hello there.", 12), 0);
+    assert_true(tu_run_until(&w.env.loop, quiet, NULL, TU_WAIT_MS));
+    assert_string_equal(w.marks_seen, "u1-s1 u1-end ");
+    assert_true(w.media_bytes > 4000);
+    assert_int_equal(w.fb.utterances, 1);
+    assert_non_null(strstr(w.events, "\"error\":\"openai: no audio for 300 ms\""));
+}
+
 /* TTS_FALLBACK=none: the failed sentence is not heard, and nothing says it fell back. */
 static void without_a_fallback_the_sentence_is_lost(void **state)
 {
@@ -430,6 +445,8 @@ int main(void)
                                                  teardown, (void *)fails_then_speaks),
         cmocka_unit_test_prestate_setup_teardown(a_stream_cut_midway_falls_back, setup_cloud,
                                                  teardown, (void *)cut_then_speaks),
+        cmocka_unit_test_prestate_setup_teardown(a_silent_cloud_voice_falls_back, setup_cloud,
+                                                 teardown, (void *)stalls_then_speaks),
         cmocka_unit_test_prestate_setup_teardown(without_a_fallback_the_sentence_is_lost,
                                                  setup_cloud, teardown, (void *)fails_then_speaks),
         cmocka_unit_test_prestate_setup_teardown(a_clear_ends_the_cloud_request, setup_cloud,
