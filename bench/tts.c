@@ -2,7 +2,8 @@
  * sentences, given to the engine N at once (N calls answering at the same moment, the
  * worst case for the first sentence), round after round.
  *
- *   bench_tts [engine[:voice] …]   (default: espeak flite:kal flite:slt flite:rms flite:awb)
+ *   bench_tts [engine[:voice] …]
+ *       (default: espeak flite:kal flite:slt flite:rms flite:awb openai elevenlabs)
  *
  * prints one line per engine, voice and concurrency:
  *   tts engine= voice= concurrent=N jobs= first_audio_p50_ms= first_audio_p95_ms=
@@ -11,15 +12,25 @@
  * sentence's synthesis and conversion to 8 kHz μ-law, the hop back to the loop).
  * rtf: worker time making speech per second of speech (wall time on the workers, so it
  * grows when N jobs share fewer cores); cpu_rtf: the process's CPU time per second of
- * speech. ROUNDS (20), CONCURRENT ("1 8") and TTS_THREADS (2, flite) change the run. */
+ * speech. ROUNDS (20), CONCURRENT ("1 8") and TTS_THREADS (2, flite) change the run.
+ * The cloud engines (openai, elevenlabs) run against their local fakes
+ * (tests/unit/openai_tts_fake.h, elevenlabs_fake.h), which answer at once: their first
+ * audio is our own path (the request or socket, the fake's loopback answer, decoding or
+ * resampling, the hop to the loop), never the service's network and synthesis; their rtf
+ * is 0 (no worker time) and cpu_rtf includes the fake's thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
+#include "elevenlabs_fake.h"
+#include "openai_tts_fake.h"
 #include "stats.h"
 #include "core/err.h"
+#include "net/fetch.h"
 #include "tts/tts.h"
+
+#define CLOUD_KEY "bench-key"
 
 #define MAX_JOBS 64
 
@@ -122,7 +133,8 @@ static void run(bench *b, const char *engine, const char *voice, size_t n, int r
 
 int main(int argc, char **argv)
 {
-    static const char *const all[] = {"espeak", "flite:kal", "flite:slt", "flite:rms", "flite:awb"};
+    static const char *const all[] = {"espeak",    "flite:kal", "flite:slt", "flite:rms",
+                                      "flite:awb", "openai",    "elevenlabs"};
     const char *const *which = argc > 1 ? (const char *const *)argv + 1 : all;
     size_t nwhich = argc > 1 ? (size_t)argc - 1 : sizeof all / sizeof *all;
     int rounds = getenv("ROUNDS") ? atoi(getenv("ROUNDS")) : 20;
@@ -131,28 +143,50 @@ int main(int argc, char **argv)
 
     bench b = {0};
     uv_loop_init(&b.loop);
-    if (cs_mailbox_open(&b.mb, &b.loop) < 0) return 1;
+    cs_fetch *fetch;
+    if (cs_mailbox_open(&b.mb, &b.loop) < 0 || cs_fetch_open(&fetch, &b.loop) < 0) return 1;
+    oa_fake *oa = NULL;
+    el_fake *el = NULL;
     for (size_t w = 0; w < nwhich; w++) {
         char engine[32], voice[CS_TTS_VOICE_MAX] = "";
         snprintf(engine, sizeof engine, "%.*s", (int)strcspn(which[w], ":"), which[w]);
         if (strchr(which[w], ':')) snprintf(voice, sizeof voice, "%s", strchr(which[w], ':') + 1);
         if (cs_tts_find(engine, &b.ops) < 0 || !b.ops) {
-            fprintf(stderr, "bench_tts: no engine '%s' (espeak, flite)\n", engine);
+            fprintf(stderr, "bench_tts: no engine '%s' (%s)\n", engine, cs_tts_names());
             return 2;
         }
         cs_config cfg = {.tts_voice = voice,
                          .tts_rate = 175,
                          .tts_pitch = 50,
                          .tts_threads = threads,
-                         .tts_queue_max = MAX_JOBS};
+                         .tts_queue_max = MAX_JOBS,
+                         .tts_cloud_timeout_ms = 10000,
+                         .openai_api_key = CLOUD_KEY,
+                         .openai_tts_model = "gpt-4o-mini-tts",
+                         .openai_tts_voice = "alloy",
+                         .elevenlabs_api_key = CLOUD_KEY,
+                         .elevenlabs_voice_id = "benchVoice",
+                         .elevenlabs_model = "eleven_flash_v2_5"};
+        if (!strcmp(engine, "openai") && !oa &&
+            oa_fake_start(&oa, &(oa_fake_opts){.api_key = CLOUD_KEY}) < 0)
+            return 1;
+        if (!strcmp(engine, "elevenlabs") && !el &&
+            el_fake_start(&el, &(el_fake_opts){.api_key = CLOUD_KEY}) < 0)
+            return 1;
+        cfg.openai_tts_url = oa ? (char *)oa_fake_url(oa) : "";
+        cfg.elevenlabs_url = el ? (char *)el_fake_url(el) : "";
         cs_buf err = CS_BUF_INIT(1024);
-        if (b.ops->create(&b.e, &cfg, &b.loop, b.mb, &err) < 0) {
+        if (b.ops->create(&b.e, &(cs_tts_env){&cfg, &b.loop, b.mb, fetch}, &err) < 0) {
             fprintf(stderr, "bench_tts: %s\n", err.data ? err.data : "cannot create the engine");
             return 1;
         }
         cs_buf_free(&err);
         if (!voice[0])
-            snprintf(voice, sizeof voice, "%s", strcmp(engine, "espeak") ? "slt" : "en-us");
+            snprintf(voice, sizeof voice, "%s",
+                     !strcmp(engine, "espeak")   ? "en-us"
+                     : !strcmp(engine, "flite")  ? "slt"
+                     : !strcmp(engine, "openai") ? cfg.openai_tts_voice
+                                                 : cfg.elevenlabs_voice_id);
         for (const char *c = conc; *c;) {
             size_t n = strtoul(c, (char **)&c, 10);
             if (n == 0 || n > MAX_JOBS) break;
@@ -160,8 +194,11 @@ int main(int argc, char **argv)
             c += strspn(c, " ,");
         }
         b.ops->destroy(b.e);
-        cs_mailbox_run(b.mb);
+        for (int i = 0; i < 10; i++) uv_run(&b.loop, UV_RUN_NOWAIT), cs_mailbox_run(b.mb);
     }
+    cs_fetch_close(fetch);
+    if (oa) oa_fake_free(oa);
+    if (el) el_fake_free(el);
     free(b.lat);
     cs_mailbox_close(b.mb);
     uv_run(&b.loop, UV_RUN_DEFAULT);

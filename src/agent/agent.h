@@ -15,6 +15,14 @@
 
 #define CS_AGENTS_MAX 8 /* kinds in the registry */
 
+/* TTS_FALLBACK: the local engine that speaks what a cloud voice failed to (the rest of
+ * that utterance), and how often it did. */
+typedef struct cs_tts_fallback {
+    const cs_tts_ops *ops;
+    cs_tts *tts;
+    uint64_t utterances; /* utterances it took over */
+} cs_tts_fallback;
+
 /* What agents work with, shared by all of them (the gateway's). */
 struct cs_agent_env {
     const cs_config *cfg;
@@ -22,6 +30,7 @@ struct cs_agent_env {
     cs_mailbox *mb;
     const cs_tts_ops *tts_ops; /* NULL: TTS=none */
     cs_tts *tts;
+    cs_tts_fallback *tts_fallback; /* NULL: none (a local TTS, or TTS_FALLBACK=none) */
     const cs_stt_ops *stt_ops; /* NULL: STT=none */
     cs_stt *stt;
     cs_fetch *fetch;           /* outbound HTTP */

@@ -1005,6 +1005,7 @@ static int ivr_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
     a->node = menu->start;
     snprintf(a->stream_sid, sizeof a->stream_sid, "%s", s->sid);
     cs_voice_init(&a->voice, &a->base, env->tts_ops, env->tts);
+    a->voice.fallback = env->tts_fallback;
     cs_buf_init(&a->rec, (size_t)CS_IVR_RECORD_MAX_S * 1000 * CS_FRAMES_PER_MS);
     cs_buf_init(&a->rec_text, MESSAGE_TEXT);
     k->stats.calls++;

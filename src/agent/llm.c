@@ -759,6 +759,7 @@ static int llm_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
     a->l = l;
     a->fetch = env->fetch;
     cs_voice_init(&a->voice, &a->base, env->tts_ops, env->tts);
+    a->voice.fallback = env->tts_fallback;
     a->voice.failed = voice_failed;
     snprintf(a->call_sid, sizeof a->call_sid, "%s", s->call->sid);
     snprintf(a->stream_sid, sizeof a->stream_sid, "%s", s->sid);

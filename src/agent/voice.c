@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 
 #define QUEUE_MAX (256u << 10) /* text waiting for the engine */
@@ -22,6 +23,7 @@ void cs_voice_init(cs_voice *v, cs_agent *a, const cs_tts_ops *ops, cs_tts *tts)
     v->tts = tts;
     cs_splitter_init(&v->split);
     cs_buf_init(&v->queue, QUEUE_MAX);
+    cs_buf_init(&v->sentence, CS_SENTENCE_MAX + 1);
 }
 
 static int push(cs_voice *v, uint32_t utt, const char *text, size_t len, bool end)
@@ -66,10 +68,44 @@ static void on_sentence(void *data, const char *text, size_t len, const cs_tts_w
     if (rc < 0 && rc != CS_ECLOSED) cs_warn("voice: sentence refused: %s", cs_strerror(rc));
 }
 
+static void on_error(void *data, const char *why)
+{
+    cs_voice *v = data;
+    snprintf(v->why, sizeof v->why, "%s", why);
+}
+
+static int speak(cs_voice *v, const cs_tts_ops *ops, cs_tts *tts, const char *text, size_t len);
+
+/* The cloud engine failed the sentence being made: the fallback says it again, and the
+ * rest of its utterance. Whether it took over. */
+static bool fall_back(cs_voice *v, int err)
+{
+    cs_tts_fallback *fb = v->fallback;
+    if (!fb || !v->job_ops->cloud || !v->agent->stream || v->fell_back == v->making) return false;
+    v->fell_back = v->making;
+    fb->utterances++;
+    cs_buf b = CS_BUF_INIT(1024);
+    cs_json j;
+    cs_json_init(&j, &b);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "state", "tts_fallback");
+    cs_json_kstr(&j, "engine", v->job_ops->name);
+    cs_json_kstr(&j, "error", v->why[0] ? v->why : cs_strerror(err));
+    cs_json_kstr(&j, "fallback", fb->ops->name);
+    cs_json_obj_end(&j);
+    if (cs_json_end(&j) == 0) cs_agent_event(v->agent, b.data);
+    cs_buf_free(&b);
+    cs_warn("voice: %s failed (%s); %s speaks the rest of the utterance", v->job_ops->name,
+            v->why[0] ? v->why : cs_strerror(err), fb->ops->name);
+    return speak(v, fb->ops, fb->tts, v->sentence.data, v->sentence.len) == 0;
+}
+
 static void on_done(void *data, int err)
 {
     cs_voice *v = data;
     v->job = NULL;
+    if (err < 0 && fall_back(v, err)) return;
+    v->why[0] = '\0';
     if (err < 0) {
         cs_warn("voice: the engine failed on a sentence: %s", cs_strerror(err));
         if (v->failed) v->failed(v->agent, err);
@@ -96,24 +132,40 @@ static void kick(cs_voice *v)
             continue;
         }
         v->making = e.utt;
-        cs_tts_opts o = {
-            .text = text,
-            .len = e.len,
-            .voice = v->name,
-            .rate = v->rate,
-            .pitch = v->pitch,
-            .on_audio = on_audio,
-            .on_sentence = on_sentence,
-            .on_done = on_done,
-            .data = v,
-        };
-        int rc = v->ops->speak(v->tts, &o, &v->job);
+        bool fb = v->fallback && v->fell_back == e.utt;
+        int rc =
+            speak(v, fb ? v->fallback->ops : v->ops, fb ? v->fallback->tts : v->tts, text, e.len);
         if (rc < 0) {
-            v->job = NULL;
             cs_warn("voice: cannot speak a sentence: %s", cs_strerror(rc));
             if (v->failed) v->failed(v->agent, rc);
         }
     }
+}
+
+/* Starts `text` (a sentence of v->making) on an engine. */
+static int speak(cs_voice *v, const cs_tts_ops *ops, cs_tts *tts, const char *text, size_t len)
+{
+    if (text != v->sentence.data) {
+        cs_buf_reset(&v->sentence);
+        if (cs_buf_append(&v->sentence, text, len) < 0) cs_buf_reset(&v->sentence);
+    }
+    bool cloud_voice = ops == v->ops; /* its own engine: the voice's name and manner */
+    cs_tts_opts o = {
+        .text = text,
+        .len = len,
+        .voice = cloud_voice ? v->name : NULL,
+        .rate = v->rate,
+        .pitch = v->pitch,
+        .on_audio = on_audio,
+        .on_sentence = on_sentence,
+        .on_done = on_done,
+        .on_error = on_error,
+        .data = v,
+    };
+    v->job_ops = ops;
+    int rc = ops->speak(tts, &o, &v->job);
+    if (rc < 0) v->job = NULL;
+    return rc;
 }
 
 /* ---- what the agent says ---- */
@@ -182,7 +234,7 @@ int cs_voice_say(cs_voice *v, const char *text, size_t len)
 void cs_voice_stop(cs_voice *v)
 {
     if (v->job) {
-        v->ops->cancel(v->job);
+        v->job_ops->cancel(v->job);
         v->job = NULL;
     }
     cs_stream *s = v->agent->stream;
@@ -210,4 +262,5 @@ void cs_voice_free(cs_voice *v)
 {
     cs_voice_stop(v);
     cs_buf_free(&v->queue);
+    cs_buf_free(&v->sentence);
 }

@@ -3,7 +3,10 @@
  * (cs_voice_feed, then cs_voice_end); it is cut into sentences, and sentences are made
  * one after another, so the first is heard while the next is made. Each sentence's audio
  * goes into the playout queue with its text and word timings. A clear (barge-in) refuses
- * the rest of the utterance: the voice stops making it at once. All on the loop. */
+ * the rest of the utterance: the voice stops making it at once. When a cloud engine fails
+ * a sentence (unreachable, refused, cut off, silent too long), the fallback engine
+ * speaks that sentence again and the rest of its utterance, and an `agent` event says
+ * which engine failed, why, and who spoke instead. All on the loop. */
 #ifndef CS_VOICE_H
 #define CS_VOICE_H
 
@@ -11,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/agent.h"
 #include "call/talk.h"
 #include "core/buf.h"
 #include "tts/sentence.h"
@@ -23,13 +27,18 @@ typedef struct cs_voice {
     const char *name; /* TTS voice; NULL: the engine's */
     int rate, pitch;  /* 0: the settings' */
     cs_splitter split;
-    cs_buf queue;      /* sentences waiting for the engine, each NUL-terminated */
-    size_t queue_head; /* where the next one starts */
-    uint32_t utt;      /* the utterance text is fed to; 0: none */
-    uint32_t making;   /* the utterance of the sentence being made (an earlier one while
-                          text is fed to the next) */
-    bool ending;       /* its text is complete */
-    cs_tts_job *job;   /* the sentence being made */
+    cs_buf queue;              /* sentences waiting for the engine, each NUL-terminated */
+    size_t queue_head;         /* where the next one starts */
+    uint32_t utt;              /* the utterance text is fed to; 0: none */
+    uint32_t making;           /* the utterance of the sentence being made (an earlier one while
+                                  text is fed to the next) */
+    bool ending;               /* its text is complete */
+    cs_tts_job *job;           /* the sentence being made */
+    const cs_tts_ops *job_ops; /* by this engine */
+    cs_buf sentence;           /* its text, to say again with the fallback */
+    cs_tts_fallback *fallback; /* NULL: none */
+    uint32_t fell_back;        /* the utterance the fallback speaks; 0: none */
+    char why[200];             /* why the engine failed the sentence (on_error) */
     /* The engine failed on a sentence (`err`); the rest of the utterance still comes.
      * May be NULL. */
     void (*failed)(cs_agent *a, int err);

@@ -51,8 +51,13 @@ size_t cs_resampler_latency(const cs_resampler *r)
     return (size_t)speex_resampler_get_input_latency(r->st);
 }
 
-/* round(n * out_rate / in_rate), without forming the n * out_rate product. */
-static size_t scaled_len(size_t n, unsigned in_rate, unsigned out_rate)
+void cs_resampler_skip_zeros(cs_resampler *r)
+{
+    speex_resampler_skip_zeros(r->st);
+}
+
+/* Without forming the n * out_rate product. */
+size_t cs_resample_len(size_t n, unsigned in_rate, unsigned out_rate)
 {
     uint64_t whole = (uint64_t)(n / in_rate) * out_rate;
     uint64_t part = ((uint64_t)(n % in_rate) * out_rate + in_rate / 2) / in_rate;
@@ -81,7 +86,7 @@ int cs_resample_all(const int16_t *in, size_t n, unsigned in_rate, unsigned out_
     cs_resampler *r;
     int rc = cs_resampler_new(&r, in_rate, out_rate, CS_RESAMPLE_QUALITY);
     if (rc < 0) return rc;
-    size_t want = scaled_len(n, in_rate, out_rate);
+    size_t want = cs_resample_len(n, in_rate, out_rate);
     if (!(buf = alloc_samples(want))) {
         cs_resampler_free(r);
         return -ENOMEM;
@@ -89,7 +94,7 @@ int cs_resample_all(const int16_t *in, size_t n, unsigned in_rate, unsigned out_
 
     /* Starting past the filter's zero history centres output sample k on input time
      * k * in_rate / out_rate; zeros fed after the input push out the last samples. */
-    speex_resampler_skip_zeros(r->st);
+    cs_resampler_skip_zeros(r);
     size_t used = 0, got = 0;
     while (rc == 0 && got < want) {
         const int16_t *src = used < n ? in + used : NULL;

@@ -19,6 +19,12 @@ int cs_resampler_process(cs_resampler *r, const int16_t *in, size_t *in_n, int16
                          size_t *out_n);
 /* Samples the filter holds back (its latency at the input rate). */
 size_t cs_resampler_latency(const cs_resampler *r);
+/* Starts the output past the filter's zero history, as cs_resample_all does: fed n
+ * samples and then cs_resampler_latency zeros, it gives cs_resample_len(n) samples lined up
+ * with the input. Call before the first process. */
+void cs_resampler_skip_zeros(cs_resampler *r);
+/* round(n * out_rate / in_rate). */
+size_t cs_resample_len(size_t n, unsigned in_rate, unsigned out_rate);
 
 /* Whole-buffer conversion with the filter delay compensated, so the output lines up with
  * the input and has round(n * out_rate / in_rate) samples. *out is malloc'd (caller

@@ -102,7 +102,26 @@
     S(deepgram_url, "DEEPGRAM_URL", "wss://api.deepgram.com/v1/listen",                           \
       "STT=deepgram: the live streaming endpoint")                                                \
     S(deepgram_model, "DEEPGRAM_MODEL", "nova-2-phonecall", "STT=deepgram: the model")            \
-    S(tts, "TTS", "espeak", "agents' speech: espeak (espeak-ng), flite (both local), or none")   \
+    S(tts, "TTS", "espeak",                                                                       \
+      "agents' speech: espeak (espeak-ng), flite (both local), elevenlabs, openai (cloud), "      \
+      "or none")                                                                                  \
+    S(tts_fallback, "TTS_FALLBACK", "espeak",                                                     \
+      "cloud TTS: the local engine (espeak or flite) that speaks an utterance the cloud voice "    \
+      "failed, or none")                                                                          \
+    N(tts_cloud_timeout_ms, "TTS_CLOUD_TIMEOUT_MS", 5000, 100, 60000,                             \
+      "cloud TTS: no audio for this long (from the request, or the last audio) fails it")        \
+    S(elevenlabs_api_key, "ELEVENLABS_API_KEY", "", "TTS=elevenlabs: the API key (xi-api-key)")   \
+    S(elevenlabs_voice_id, "ELEVENLABS_VOICE_ID", "21m00Tcm4TlvDq8ikWAM",                         \
+      "TTS=elevenlabs: the voice id (a call's TTS voice, if set, takes its place)")               \
+    S(elevenlabs_model, "ELEVENLABS_MODEL", "eleven_flash_v2_5", "TTS=elevenlabs: the model_id") \
+    S(elevenlabs_url, "ELEVENLABS_URL", "wss://api.elevenlabs.io",                                \
+      "TTS=elevenlabs: base URL; the engine opens {URL}/v1/text-to-speech/{voice}/stream-input")  \
+    S(openai_api_key, "OPENAI_API_KEY", "", "OpenAI's API key (TTS=openai; Bearer)")              \
+    S(openai_tts_url, "OPENAI_TTS_URL", "https://api.openai.com/v1",                              \
+      "TTS=openai: base URL; the engine POSTs {URL}/audio/speech")                                \
+    S(openai_tts_model, "OPENAI_TTS_MODEL", "gpt-4o-mini-tts", "TTS=openai: the model")           \
+    S(openai_tts_voice, "OPENAI_TTS_VOICE", "alloy",                                              \
+      "TTS=openai: the voice (TTS_VOICE, if set, takes its place)")                               \
     S(tts_voice, "TTS_VOICE", "",                                                                 \
       "espeak: a voice file or name, e.g. en-us (default), en, en-gb-scotland, en-us+f3; "        \
       "flite: slt (default), kal, rms or awb")                                                    \

@@ -77,18 +77,26 @@ int cs_prom_family(cs_buf *out, const char *name, const char *type, const char *
     return rc;
 }
 
-int cs_prom_hist(cs_buf *out, const char *name, const char *help, const cs_hist *h)
+int cs_prom_hist_series(cs_buf *out, const char *name, const char *labels, const cs_hist *h)
 {
-    int rc = cs_prom_header(out, name, "histogram", help);
+    const char *l = labels ? labels : "", *comma = labels ? "," : "";
+    const char *open = labels ? "{" : "", *close = labels ? "}" : "";
     uint64_t cum = 0;
+    int rc = 0;
     for (size_t i = 0; i < h->nbounds && rc == 0; i++) {
         cum += h->counts[i];
-        rc = cs_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
+        rc = cs_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, l, comma, h->bounds[i],
                            (unsigned long long)cum);
     }
     if (rc == 0)
-        rc = cs_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
-                           (unsigned long long)h->count, name, h->sum, name,
-                           (unsigned long long)h->count);
+        rc = cs_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n%s_sum%s%s%s %.9g\n%s_count%s%s%s %llu\n",
+                           name, l, comma, (unsigned long long)h->count, name, open, l, close,
+                           h->sum, name, open, l, close, (unsigned long long)h->count);
     return rc;
+}
+
+int cs_prom_hist(cs_buf *out, const char *name, const char *help, const cs_hist *h)
+{
+    int rc = cs_prom_header(out, name, "histogram", help);
+    return rc == 0 ? cs_prom_hist_series(out, name, NULL, h) : rc;
 }

@@ -45,5 +45,8 @@ int cs_prom_family(cs_buf *out, const char *name, const char *type, const char *
                    size_t n);
 /* Header, cumulative _bucket lines, _sum and _count. */
 int cs_prom_hist(cs_buf *out, const char *name, const char *help, const cs_hist *h);
+/* One series of a histogram, labelled like `engine="openai"` (the header is written once,
+ * with cs_prom_header, before the family's series). */
+int cs_prom_hist_series(cs_buf *out, const char *name, const char *labels, const cs_hist *h);
 
 #endif

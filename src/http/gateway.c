@@ -160,10 +160,24 @@ static int start_speech(cs_gateway *gw, cs_buf *err)
 {
     int rc = cs_tts_find(gw->cfg->tts, &gw->tts_ops);
     if (rc < 0) {
-        cs_buf_printf(err, "TTS: '%s' is not espeak, flite or none", gw->cfg->tts);
+        cs_buf_printf(err, "TTS: '%s' is not %s", gw->cfg->tts, cs_tts_names());
         return rc;
     }
-    return gw->tts_ops ? gw->tts_ops->create(&gw->tts, gw->cfg, gw->loop, gw->mb, err) : 0;
+    cs_tts_env env = {gw->cfg, gw->loop, gw->mb, gw->fetch};
+    if (gw->tts_ops && (rc = gw->tts_ops->create(&gw->tts, &env, err)) < 0) return rc;
+    if (!gw->tts_ops || !gw->tts_ops->cloud) return 0;
+    cs_tts_fallback *fb = &gw->tts_fallback;
+    if (cs_tts_find(gw->cfg->tts_fallback, &fb->ops) < 0 || (fb->ops && fb->ops->cloud)) {
+        cs_buf_printf(err, "TTS_FALLBACK: '%s' is not espeak, flite or none",
+                      gw->cfg->tts_fallback);
+        return CS_ECONFIG;
+    }
+    if (!fb->ops) return 0;
+    gw->fallback_cfg = *gw->cfg;
+    gw->fallback_cfg.tts_voice = ""; /* TTS_VOICE names the cloud voice */
+    env.cfg = &gw->fallback_cfg;
+    if ((rc = fb->ops->create(&fb->tts, &env, err)) < 0) fb->ops = NULL;
+    return rc;
 }
 
 /* After the calls: a job still live ends through the mailbox, which runs after this. */
@@ -171,6 +185,8 @@ static void stop_speech(cs_gateway *gw)
 {
     if (gw->tts) gw->tts_ops->destroy(gw->tts);
     gw->tts = NULL;
+    if (gw->tts_fallback.tts) gw->tts_fallback.ops->destroy(gw->tts_fallback.tts);
+    gw->tts_fallback.tts = NULL;
 }
 
 static void finish(cs_gateway *gw)
@@ -344,6 +360,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         .mb = gw->mb,
         .tts_ops = gw->tts_ops,
         .tts = gw->tts,
+        .tts_fallback = gw->tts_fallback.tts ? &gw->tts_fallback : NULL,
         .stt_ops = gw->stt_ops,
         .stt = gw->stt,
         .fetch = gw->fetch,

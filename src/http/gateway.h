@@ -83,7 +83,9 @@ typedef struct cs_gateway {
     /* The speech engine agents speak with (TTS); NULL with TTS=none. */
     const cs_tts_ops *tts_ops;
     cs_tts *tts;
-    cs_webhook *webhook; /* NULL without TRANSCRIPT_WEBHOOK_URL */
+    cs_tts_fallback tts_fallback; /* for a cloud TTS (ops NULL: none) */
+    cs_config fallback_cfg;       /* what it was made with: its own default voice */
+    cs_webhook *webhook;          /* NULL without TRANSCRIPT_WEBHOOK_URL */
     cs_transcripts transcripts;
     monitor *monitors; /* open monitor sockets */
     size_t nmonitors;

@@ -445,8 +445,26 @@ void cs_metrics(cs_request *r)
         cs_prom_counter(&out, "callstream_tts_wait_seconds_total",
                         "time texts waited for a free worker before their first sentence",
                         (double)ts.wait_us / 1e6);
-        cs_prom_hist(&out, "callstream_tts_first_audio_seconds",
-                     "from a text given to the engine to its first audio", &ts.first_audio);
+        /* Per engine: the cloud voice's, and its local fallback's. */
+        char label[64];
+        cs_prom_header(&out, "callstream_tts_first_audio_seconds", "histogram",
+                       "from a text given to the engine to its first audio (ours and, for a "
+                       "cloud engine, the network's)");
+        snprintf(label, sizeof label, "engine=\"%s\"", gw->tts_ops->name);
+        cs_prom_hist_series(&out, "callstream_tts_first_audio_seconds", label, &ts.first_audio);
+        const cs_tts_fallback *fb = &gw->tts_fallback;
+        if (fb->tts) {
+            cs_tts_stats fs;
+            fb->ops->stats(fb->tts, &fs);
+            snprintf(label, sizeof label, "engine=\"%s\"", fb->ops->name);
+            cs_prom_hist_series(&out, "callstream_tts_first_audio_seconds", label,
+                                &fs.first_audio);
+            cs_prom_counter(&out, "callstream_tts_fallbacks_total",
+                            "utterances the cloud voice failed, spoken (the rest) by TTS_FALLBACK",
+                            (double)fb->utterances);
+            cs_prom_counter(&out, "callstream_tts_fallback_failures_total",
+                            "texts the fallback engine failed too", (double)fs.failures);
+        }
     }
     if (gw->webhook) {
         const cs_webhook_stats *ws = cs_webhook_stats_get(gw->webhook);

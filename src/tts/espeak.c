@@ -133,10 +133,9 @@ static void es_release(cs_tts *base)
 
 static const tts_engine engine = {.name = "espeak", .synth = es_synth, .release = es_release};
 
-static int es_create(cs_tts **out, const cs_config *cfg, uv_loop_t *loop, cs_mailbox *mb,
-                     cs_buf *err)
+static int es_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
 {
-    (void)loop; /* results come back through the mailbox */
+    const cs_config *cfg = env->cfg;
     if (running) {
         cs_buf_printf(err, "espeak-ng: one engine per process, and one is running");
         return CS_ESTATE;
@@ -169,7 +168,7 @@ static int es_create(cs_tts **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
     e->rate_now = e->pitch_now = -1;
     espeak_SetSynthCallback(on_synth);
     running = e;
-    int rc = tts_start(&e->base, &engine, cfg, voice, 1, mb, err);
+    int rc = tts_start(&e->base, &engine, cfg, voice, 1, env->mb, err);
     if (rc < 0) {
         running = NULL;
         free(e);

@@ -151,10 +151,9 @@ static void fl_release(cs_tts *e)
 static const tts_engine engine = {
     .name = "flite", .synth = fl_synth, .voice_ok = fl_voice_ok, .release = fl_release};
 
-static int fl_create(cs_tts **out, const cs_config *cfg, uv_loop_t *loop, cs_mailbox *mb,
-                     cs_buf *err)
+static int fl_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
 {
-    (void)loop; /* results come back through the mailbox */
+    const cs_config *cfg = env->cfg;
     pthread_once(&load_once, load_voices);
     const char *voice = cfg->tts_voice[0] ? cfg->tts_voice : DEFAULT_VOICE;
     if (!find_voice(voice)) {
@@ -163,7 +162,7 @@ static int fl_create(cs_tts **out, const cs_config *cfg, uv_loop_t *loop, cs_mai
     }
     cs_tts *e = calloc(1, sizeof *e);
     if (!e) return -ENOMEM;
-    int rc = tts_start(e, &engine, cfg, voice, (size_t)cfg->tts_threads, mb, err);
+    int rc = tts_start(e, &engine, cfg, voice, (size_t)cfg->tts_threads, env->mb, err);
     if (rc < 0) {
         free(e);
         return rc;

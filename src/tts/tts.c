@@ -40,10 +40,7 @@ typedef struct piece {
 
 struct cs_tts_job {
     cs_tts *e;
-    cs_tts_opts o; /* text and voice point to the copies below */
-    char *text;
-    char voice[CS_TTS_VOICE_MAX];
-    int rate, pitch;
+    tts_job_base b;
     cs_span *sentences;
     size_t nsentences;
 
@@ -65,6 +62,40 @@ struct cs_tts_job {
     bool heard;      /* first audio delivered */
     bool over;       /* on_done delivered, or cancelled: no more callbacks */
 };
+
+void tts_stats_init(cs_tts_stats *st)
+{
+    cs_hist_init(&st->first_audio, first_audio_bounds,
+                 sizeof first_audio_bounds / sizeof *first_audio_bounds);
+}
+
+int tts_check(const cs_tts_opts *o, int *rate, int *pitch, const char **voice)
+{
+    if (!o->on_done || (o->len && !o->text)) return -EINVAL;
+    if (o->len > CS_TTS_TEXT_MAX) return -EMSGSIZE;
+    if ((o->len && memchr(o->text, '\0', o->len)) || !cs_utf8_valid(o->text, o->len))
+        return -EILSEQ;
+    if (o->rate) *rate = o->rate;
+    if (o->pitch) *pitch = o->pitch;
+    if (*rate < RATE_MIN || *rate > RATE_MAX || *pitch < 0 || *pitch > 100) return -EINVAL;
+    if (o->voice && o->voice[0]) *voice = o->voice;
+    return strlen(*voice) >= CS_TTS_VOICE_MAX ? -EINVAL : 0;
+}
+
+int tts_job_base_init(tts_job_base *b, const cs_tts_opts *o, const char *voice, int rate, int pitch)
+{
+    if (!(b->text = malloc(o->len + 1))) return -ENOMEM;
+    if (o->len) memcpy(b->text, o->text, o->len);
+    b->text[o->len] = '\0';
+    b->len = o->len;
+    b->o = *o;
+    b->o.text = b->text;
+    snprintf(b->voice, sizeof b->voice, "%s", voice);
+    b->o.voice = b->voice;
+    b->rate = rate;
+    b->pitch = pitch;
+    return 0;
+}
 
 /* ---- what engines fill ---- */
 
@@ -174,7 +205,7 @@ static int make_sentence(cs_tts *e, cs_tts_job *j, size_t i, tts_audio *a, uint3
 {
     cs_span s = j->sentences[i];
     char text[CS_SENTENCE_MAX + 1];
-    memcpy(text, j->text + s.off, s.len);
+    memcpy(text, j->b.text + s.off, s.len);
     text[s.len] = '\0';
     a->n = a->nwords = 0;
     a->rate = 0;
@@ -182,9 +213,9 @@ static int make_sentence(cs_tts *e, cs_tts_job *j, size_t i, tts_audio *a, uint3
     a->why[0] = '\0';
     tts_req r = {.text = text,
                  .len = s.len,
-                 .voice = j->voice,
-                 .rate = j->rate,
-                 .pitch = j->pitch,
+                 .voice = j->b.voice,
+                 .rate = j->b.rate,
+                 .pitch = j->b.pitch,
                  .stop = &j->stop};
     uint64_t t0 = uv_hrtime();
     int rc = e->eng->synth(e, &r, a);
@@ -280,7 +311,7 @@ static void *worker_main(void *arg)
 
 static void job_free(cs_tts_job *j)
 {
-    free(j->text);
+    free(j->b.text);
     free(j->sentences);
     free(j);
 }
@@ -299,10 +330,10 @@ static void piece_done(cs_job *job)
             j->heard = true;
             cs_hist_observe(&e->stats.first_audio, (double)(uv_hrtime() - j->queued) / 1e9);
         }
-        if (p->n && j->o.on_audio) j->o.on_audio(j->o.data, p->ulaw, p->n);
-        if (!j->over && j->o.on_sentence)
-            j->o.on_sentence(j->o.data, j->text + p->sentence.off, p->sentence.len, p->words,
-                             p->nwords, p->audio_ms);
+        if (p->n && j->b.o.on_audio) j->b.o.on_audio(j->b.o.data, p->ulaw, p->n);
+        if (!j->over && j->b.o.on_sentence)
+            j->b.o.on_sentence(j->b.o.data, j->b.text + p->sentence.off, p->sentence.len, p->words,
+                               p->nwords, p->audio_ms);
     }
     free(p->words);
     free(p);
@@ -318,8 +349,10 @@ static void end_done(cs_job *job)
         if (j->err < 0) {
             e->stats.failures++;
             cs_warn("speech (%s): %s", e->eng->name, j->why[0] ? j->why : cs_strerror(j->err));
+            if (j->b.o.on_error)
+                j->b.o.on_error(j->b.o.data, j->why[0] ? j->why : cs_strerror(j->err));
         }
-        j->o.on_done(j->o.data, j->err); /* may destroy the engine: counted live till after */
+        j->b.o.on_done(j->b.o.data, j->err); /* may destroy the engine: counted live till after */
     }
     job_free(j);
     e->stats.jobs_live--;
@@ -329,15 +362,10 @@ static void end_done(cs_job *job)
 int tts_speak(cs_tts *e, const cs_tts_opts *o, cs_tts_job **out)
 {
     if (e->destroyed) return CS_ECLOSED;
-    if (!o->on_done || (o->len && !o->text)) return -EINVAL;
-    if (o->len > CS_TTS_TEXT_MAX) return -EMSGSIZE;
-    if ((o->len && memchr(o->text, '\0', o->len)) || !cs_utf8_valid(o->text, o->len))
-        return -EILSEQ;
-    int rate = o->rate ? o->rate : e->rate, pitch = o->pitch ? o->pitch : e->pitch;
-    if (rate < RATE_MIN || rate > RATE_MAX || pitch < 0 || pitch > 100) return -EINVAL;
-    const char *voice = o->voice && o->voice[0] ? o->voice : e->voice;
-    if (strlen(voice) >= CS_TTS_VOICE_MAX) return -EINVAL;
-    int rc;
+    int rate = e->rate, pitch = e->pitch;
+    const char *voice = e->voice;
+    int rc = tts_check(o, &rate, &pitch, &voice);
+    if (rc < 0) return rc;
     if (e->eng->voice_ok && (rc = e->eng->voice_ok(e, voice)) < 0) return rc;
     if (e->stats.jobs_live >= e->queue_max) {
         e->stats.refused++;
@@ -352,25 +380,16 @@ int tts_speak(cs_tts *e, const cs_tts_opts *o, cs_tts_job **out)
     }
     cs_tts_job *j = calloc(1, sizeof *j);
     if (!j) return -ENOMEM;
-    j->text = malloc(o->len + 1);
     j->sentences = calloc(count ? count : 1, sizeof *j->sentences);
-    if (!j->text || !j->sentences) {
+    if (!j->sentences || tts_job_base_init(&j->b, o, voice, rate, pitch) < 0) {
         job_free(j);
         return -ENOMEM;
     }
-    if (o->len) memcpy(j->text, o->text, o->len);
-    j->text[o->len] = '\0';
     for (size_t at = 0, used; at < o->len; at += used) {
-        used = cs_sentence_next(j->text + at, o->len - at, true, &s);
+        used = cs_sentence_next(j->b.text + at, o->len - at, true, &s);
         if (s.len) j->sentences[j->nsentences++] = (cs_span){at + s.off, s.len};
     }
     j->e = e;
-    j->o = *o;
-    j->o.text = j->text;
-    snprintf(j->voice, sizeof j->voice, "%s", voice);
-    j->o.voice = j->voice;
-    j->rate = rate;
-    j->pitch = pitch;
     atomic_init(&j->stop, false);
     j->end = (cs_job){.done = end_done};
     j->queued = uv_hrtime();
@@ -430,8 +449,7 @@ int tts_start(cs_tts *e, const tts_engine *eng, const cs_config *cfg, const char
     e->rate = (int)cfg->tts_rate;
     e->pitch = (int)cfg->tts_pitch;
     e->queue_max = (size_t)cfg->tts_queue_max;
-    cs_hist_init(&e->stats.first_audio, first_audio_bounds,
-                 sizeof first_audio_bounds / sizeof *first_audio_bounds);
+    tts_stats_init(&e->stats);
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->cond, NULL);
     e->threads = calloc(threads, sizeof *e->threads);
@@ -453,7 +471,13 @@ void tts_destroy(cs_tts *e)
     if (e->stats.jobs_live == 0) free(e);
 }
 
-static const cs_tts_ops *const engines[] = {&cs_tts_espeak, &cs_tts_flite};
+static const cs_tts_ops *const engines[] = {&cs_tts_espeak, &cs_tts_flite, &cs_tts_elevenlabs,
+                                            &cs_tts_openai};
+
+const char *cs_tts_names(void)
+{
+    return "espeak, flite, elevenlabs, openai or none";
+}
 
 int cs_tts_find(const char *name, const cs_tts_ops **out)
 {

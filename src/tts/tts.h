@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/prom.h"
 #include "core/worker.h"
+#include "net/fetch.h"
 
 #define CS_TTS_TEXT_MAX    (16u << 10) /* bytes of one job's text */
 #define CS_TTS_VOICE_MAX   64          /* bytes of a voice name */
@@ -56,6 +57,9 @@ typedef struct cs_tts_opts {
      * was destroyed first). Never called after cs_tts cancel, nor from inside speak. The
      * job handle is gone once it returns. */
     void (*on_done)(void *data, int err);
+    /* Optional: why the job failed, in words (never the API key), just before on_done with
+     * err < 0. */
+    void (*on_error)(void *data, const char *why);
     void *data; /* must stay valid until on_done, or until cancel returns */
 } cs_tts_opts;
 
@@ -74,12 +78,22 @@ typedef struct cs_tts_stats {
     cs_hist first_audio;    /* speak() → the first audio on the loop, seconds */
 } cs_tts_stats;
 
+/* What an engine is made with (the gateway's). */
+typedef struct cs_tts_env {
+    const cs_config *cfg;
+    uv_loop_t *loop;
+    cs_mailbox *mb;  /* local engines' results come back through it */
+    cs_fetch *fetch; /* outbound HTTP on the loop, for cloud engines; may be NULL for local */
+} cs_tts_env;
+
 typedef struct cs_tts_ops {
     const char *name;
-    /* Loads voices and starts the workers; may block (start-up only). Results come back
-     * through `mb`. 0, or a negative code with a message in `err` (CS_ECONFIG for an unknown
-     * TTS_VOICE). */
-    int (*create)(cs_tts **out, const cs_config *cfg, uv_loop_t *loop, cs_mailbox *mb, cs_buf *err);
+    /* A cloud engine: asynchronous on the loop, and it may fail at run time (unreachable,
+     * refused, cut off), when a voice falls back to a local engine (TTS_FALLBACK). */
+    bool cloud;
+    /* Loads voices and starts the workers; may block (start-up only). 0, or a negative
+     * code with a message in `err` (CS_ECONFIG for an unknown TTS_VOICE, a missing key). */
+    int (*create)(cs_tts **out, const cs_tts_env *env, cs_buf *err);
     /* Stops the workers (blocking). Jobs not yet ended end with CS_ECLOSED, their on_done
      * coming later through the mailbox; the engine's memory goes after the last of them. */
     void (*destroy)(cs_tts *e);
@@ -97,11 +111,16 @@ typedef struct cs_tts_ops {
 } cs_tts_ops;
 
 /* espeak-ng: one engine per process (the library's state is global), one worker thread.
- * flite: voices kal (8 kHz), slt, rms, awb (16 kHz), TTS_THREADS workers sharing them. */
+ * flite: voices kal (8 kHz), slt, rms, awb (16 kHz), TTS_THREADS workers sharing them.
+ * elevenlabs, openai: cloud voices (tts/cloud.h); a job's text is spoken as one piece. */
 extern const cs_tts_ops cs_tts_espeak;
 extern const cs_tts_ops cs_tts_flite;
+extern const cs_tts_ops cs_tts_elevenlabs;
+extern const cs_tts_ops cs_tts_openai;
 
 /* By TTS name; "none" or "" gives NULL with 0; an unknown name CS_ECONFIG. */
 int cs_tts_find(const char *name, const cs_tts_ops **out);
+/* "espeak, flite, elevenlabs, openai or none", for messages. */
+const char *cs_tts_names(void);
 
 #endif

@@ -39,6 +39,26 @@ int tts_audio_add(tts_audio *a, const int16_t *pcm, size_t n);
  * -ENOMEM. */
 int tts_audio_word(tts_audio *a, const char *text, size_t len, size_t off, size_t n, uint32_t ms);
 
+/* What every job keeps of its speak(): the options, with its own copies of the text and
+ * the voice. */
+typedef struct tts_job_base {
+    cs_tts_opts o; /* text and voice point to the copies below */
+    char *text;    /* NUL-terminated */
+    size_t len;
+    char voice[CS_TTS_VOICE_MAX];
+    int rate, pitch;
+} tts_job_base;
+
+/* Fills `b` from `o` with the job's voice, rate and pitch (tts_check's). 0 or -ENOMEM. */
+int tts_job_base_init(tts_job_base *b, const cs_tts_opts *o, const char *voice, int rate,
+                      int pitch);
+
+/* The first-audio histogram's buckets. */
+void tts_stats_init(cs_tts_stats *st);
+/* speak()'s checks of `o`, every engine's: *rate, *pitch and *voice hold the engine's
+ * defaults and come back with the job's. 0, -EINVAL, -EMSGSIZE or -EILSEQ (tts.h). */
+int tts_check(const cs_tts_opts *o, int *rate, int *pitch, const char **voice);
+
 /* ---- whose sentence is next ---- */
 
 /* A job waiting for its next sentence, due at `due` (hrtime, ns): when its call would run

@@ -10,9 +10,8 @@
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/json.h"
-#include "net/server.h"
+#include "fake_server.h"
 
-#define FAKE_KEEP        1024    /* request and tool bodies kept for llm_fake_request */
 #define FAKE_PIECE       4       /* bytes of text per chunk, by default */
 #define FAKE_ARGS_PIECE  5       /* bytes of a tool call's arguments per chunk */
 #define FAKE_GATE_POLL   5       /* ms between looks at llm_fake_release */
@@ -22,21 +21,14 @@
 typedef struct feed feed;
 
 struct llm_fake {
-    uv_loop_t loop;
-    uv_async_t quit;
-    pthread_t thread;
-    bool quitting; /* loop thread */
-    cs_net *net;
-    cs_server *server;
+    fake_server srv; /* its lock guards what follows `feeds` */
     llm_fake_opts o;
     char url[64];
     int port;
-    int released;         /* __atomic */
-    feed *feeds;          /* answers in progress (and stalls), loop thread */
-    pthread_mutex_t lock; /* what follows */
+    int released; /* __atomic */
+    feed *feeds;  /* answers in progress (and stalls), loop thread */
     llm_fake_stats st;
-    char *bodies[FAKE_KEEP];
-    size_t nbodies;
+    fake_bodies bodies;
     char *tool_bodies[FAKE_KEEP];
     char tool_names[FAKE_KEEP][64];
     size_t ntools;
@@ -57,36 +49,9 @@ struct feed {
     feed *prev, *next_feed;
 };
 
-#define LOCKED(f, stmt)                                                                            \
-    do {                                                                                           \
-        pthread_mutex_lock(&(f)->lock);                                                            \
-        stmt;                                                                                      \
-        pthread_mutex_unlock(&(f)->lock);                                                          \
-    } while (0)
+#define LOCKED(f, stmt) FAKE_LOCKED(&(f)->srv, stmt)
 
 /* ---- answers ---- */
-
-static void error_json(cs_request *r, int status, const char *type, const char *code,
-                       const char *msg)
-{
-    cs_buf b = CS_BUF_INIT(1 << 16);
-    cs_json j;
-    cs_json_init(&j, &b);
-    cs_json_obj(&j);
-    cs_json_key(&j, "error");
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "message", msg);
-    cs_json_kstr(&j, "type", type);
-    cs_json_key(&j, "param");
-    cs_json_null(&j);
-    cs_json_key(&j, "code");
-    cs_json_str(&j, code);
-    cs_json_obj_end(&j);
-    cs_json_obj_end(&j);
-    cs_json_end(&j);
-    cs_respond_json(r, status, &b);
-    cs_buf_free(&b);
-}
 
 static void feed_closed(uv_handle_t *h)
 {
@@ -103,7 +68,7 @@ static feed *feed_new(llm_fake *f, cs_request *r)
     *fd = (feed){.f = f, .req = r, .gate = NO_GATE, .next_feed = f->feeds};
     if (f->feeds) f->feeds->prev = fd;
     f->feeds = fd;
-    uv_timer_init(&f->loop, &fd->timer);
+    uv_timer_init(&f->srv.loop, &fd->timer);
     fd->timer.data = fd;
     return fd;
 }
@@ -282,37 +247,26 @@ static bool request_ok(const cs_request *r, bool *usage)
 static void chat(cs_request *r)
 {
     llm_fake *f = r->app;
-    char *body = strndup(r->body.data ? r->body.data : "", r->body.len);
     size_t k;
-    pthread_mutex_lock(&f->lock);
-    k = f->st.requests++;
-    if (f->nbodies < FAKE_KEEP)
-        f->bodies[f->nbodies++] = body;
-    else
-        free(body);
-    pthread_mutex_unlock(&f->lock);
-    if (f->o.api_key) {
-        char want[256];
-        snprintf(want, sizeof want, "Bearer %s", f->o.api_key);
-        const cs_str *auth = cs_request_header(r, "Authorization");
-        if (!auth || auth->n != strlen(want) || memcmp(auth->p, want, auth->n) != 0) {
-            LOCKED(f, f->st.bad_auth++);
-            error_json(r, 401, "invalid_request_error", "invalid_api_key",
-                       "Incorrect API key provided.");
-            return;
-        }
+    LOCKED(f, k = f->st.requests++);
+    fake_keep(&f->srv, &f->bodies, r);
+    if (f->o.api_key && !fake_bearer_ok(r, f->o.api_key)) {
+        LOCKED(f, f->st.bad_auth++);
+        fake_openai_error(r, 401, "invalid_request_error", "invalid_api_key",
+                          "Incorrect API key provided.");
+        return;
     }
     bool usage = false;
     if (!request_ok(r, &usage)) {
         LOCKED(f, f->st.bad_requests++);
-        error_json(r, 400, "invalid_request_error", NULL,
-                   "expected a JSON object with model, messages and stream: true");
+        fake_openai_error(r, 400, "invalid_request_error", NULL,
+                          "expected a JSON object with model, messages and stream: true");
         return;
     }
     const llm_fake_reply *rp = &f->o.script[k < f->o.nscript ? k : f->o.nscript - 1];
     if (rp->kind == LLM_FAKE_ERROR) {
         LOCKED(f, f->st.answered++);
-        error_json(r, rp->status, "server_error", NULL, rp->text ? rp->text : "fake error");
+        fake_openai_error(r, rp->status, "server_error", NULL, rp->text ? rp->text : "fake error");
         return;
     }
     feed *fd = feed_new(f, r);
@@ -371,18 +325,18 @@ static void tool(cs_request *r)
     }
     char name[64];
     snprintf(name, sizeof name, "%.*s", (int)r->params[0].n, r->params[0].p);
-    pthread_mutex_lock(&f->lock);
+    pthread_mutex_lock(&f->srv.lock);
     f->st.tool_calls++;
     if (!good) f->st.tool_bad_signatures++;
     if (f->ntools < FAKE_KEEP) {
         f->tool_bodies[f->ntools] = strndup(r->body.data ? r->body.data : "", r->body.len);
         snprintf(f->tool_names[f->ntools++], sizeof f->tool_names[0], "%s", name);
     }
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->srv.lock);
     if (!good) {
-        error_json(r, 401, "invalid_request_error", "bad_signature", "bad signature");
+        fake_openai_error(r, 401, "invalid_request_error", "bad_signature", "bad signature");
     } else if (strcmp(name, "fail") == 0) {
-        error_json(r, 500, "server_error", NULL, "the tool failed");
+        fake_openai_error(r, 500, "server_error", NULL, "the tool failed");
     } else if (strcmp(name, "slow") == 0) {
         feed_new(f, r)->stall = true; /* never answered */
     } else {
@@ -398,25 +352,10 @@ static const cs_route routes[] = {
 
 /* ---- the thread ---- */
 
-static void on_quit(uv_async_t *a)
+static void on_stop(void *app)
 {
-    llm_fake *f = a->data;
-    f->quitting = true;
-}
-
-static void *run(void *arg)
-{
-    llm_fake *f = arg;
-    while (!f->quitting) uv_run(&f->loop, UV_RUN_ONCE);
-    cs_server_stop_listening(f->server);
+    llm_fake *f = app;
     while (f->feeds) feed_end(f->feeds, false);
-    cs_net_close_all(f->net, false);
-    while (cs_net_count(f->net)) uv_run(&f->loop, UV_RUN_ONCE);
-    cs_server_free(f->server);
-    cs_net_free(f->net);
-    uv_close((uv_handle_t *)&f->quit, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    return NULL;
 }
 
 int llm_fake_start(llm_fake **out, const llm_fake_opts *o)
@@ -424,22 +363,10 @@ int llm_fake_start(llm_fake **out, const llm_fake_opts *o)
     llm_fake *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     f->o = *o;
-    pthread_mutex_init(&f->lock, NULL);
-    cs_server_limits lim = {.max_connections = 1024,
-                            .max_per_ip = 1024,
-                            .max_head = 16384,
-                            .max_body = 16u << 20,
-                            .idle_ms = 60000};
-    int rc = uv_loop_init(&f->loop);
-    if (rc == 0) rc = cs_net_new(&f->net, &f->loop);
-    if (rc == 0) rc = cs_server_new(&f->server, f->net, routes, 2, &lim, f);
-    if (rc == 0) rc = cs_server_listen(f->server, "127.0.0.1", 0, false);
-    if (rc == 0) rc = uv_async_init(&f->loop, &f->quit, on_quit);
+    int rc = fake_server_start(&f->srv, routes, 2, f, on_stop);
     if (rc < 0) return rc; /* a test that fails here stops; nothing to tidy */
-    f->quit.data = f;
-    f->port = cs_server_port(f->server);
+    f->port = f->srv.port;
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1", f->port);
-    if (pthread_create(&f->thread, NULL, run, f) != 0) return -EAGAIN;
     *out = f;
     return 0;
 }
@@ -466,30 +393,24 @@ void llm_fake_stats_get(llm_fake *f, llm_fake_stats *out)
 
 bool llm_fake_request(llm_fake *f, size_t k, cs_buf *out)
 {
-    bool ok;
-    cs_buf_reset(out);
-    LOCKED(f, ok = k < f->nbodies && cs_buf_puts(out, f->bodies[k]) == 0);
-    return ok;
+    return fake_kept(&f->srv, &f->bodies, k, out);
 }
 
 bool llm_fake_tool_call(llm_fake *f, size_t k, cs_buf *out, char *name, size_t cap)
 {
     bool ok;
     cs_buf_reset(out);
-    pthread_mutex_lock(&f->lock);
+    pthread_mutex_lock(&f->srv.lock);
     ok = k < f->ntools && cs_buf_puts(out, f->tool_bodies[k]) == 0;
     if (ok) snprintf(name, cap, "%s", f->tool_names[k]);
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->srv.lock);
     return ok;
 }
 
 void llm_fake_free(llm_fake *f)
 {
-    uv_async_send(&f->quit);
-    pthread_join(f->thread, NULL);
-    uv_loop_close(&f->loop);
-    for (size_t i = 0; i < f->nbodies; i++) free(f->bodies[i]);
+    fake_server_stop(&f->srv);
+    fake_bodies_free(&f->bodies);
     for (size_t i = 0; i < f->ntools; i++) free(f->tool_bodies[i]);
-    pthread_mutex_destroy(&f->lock);
     free(f);
 }

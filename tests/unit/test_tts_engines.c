@@ -141,7 +141,7 @@ static tctx *start_q(const engine_case *ec, int64_t queue_max)
     t->ec = ec;
     t->cfg = config(ec, NULL, queue_max);
     cs_buf err = CS_BUF_INIT(1024);
-    int rc = ec->ops->create(&t->e, &t->cfg, &t->env.loop, t->env.mb, &err);
+    int rc = ec->ops->create(&t->e, &(cs_tts_env){&t->cfg, &t->env.loop, t->env.mb, NULL}, &err);
     if (rc < 0) fail_msg("create: %s", err.data ? err.data : cs_strerror(rc));
     cs_buf_free(&err);
     norder = 0;
@@ -495,7 +495,8 @@ static void bad_voice_at_create(void **state)
     cs_config cfg = config(ec, "no-such-voice", 8);
     cs_buf err = CS_BUF_INIT(1024);
     cs_tts *e = NULL;
-    assert_int_equal(ec->ops->create(&e, &cfg, &env.loop, env.mb, &err), CS_ECONFIG);
+    assert_int_equal(ec->ops->create(&e, &(cs_tts_env){&cfg, &env.loop, env.mb, NULL}, &err),
+                     CS_ECONFIG);
     assert_null(e);
     assert_non_null(err.data);
     assert_non_null(strstr(err.data, "TTS_VOICE"));
@@ -620,7 +621,9 @@ static void espeak_is_one_per_process(void **state)
     cs_config cfg = config(&espeak_case, NULL, 8);
     cs_buf err = CS_BUF_INIT(1024);
     cs_tts *second = NULL;
-    assert_int_equal(cs_tts_espeak.create(&second, &cfg, &t->env.loop, t->env.mb, &err), CS_ESTATE);
+    assert_int_equal(
+        cs_tts_espeak.create(&second, &(cs_tts_env){&cfg, &t->env.loop, t->env.mb, NULL}, &err),
+        CS_ESTATE);
     assert_null(second);
     cs_buf_free(&err);
     stop(t);

@@ -89,7 +89,8 @@ static void heard_as_said(void **state)
     cs_buf err = CS_BUF_INIT(1024);
     cs_tts *e;
     cs_stt *stt;
-    if (tts->create(&e, &cfg, &env.loop, env.mb, &err) < 0) fail_msg("tts: %s", err.data);
+    if (tts->create(&e, &(cs_tts_env){&cfg, &env.loop, env.mb, NULL}, &err) < 0)
+        fail_msg("tts: %s", err.data);
     if (cs_stt_pocketsphinx.create(&stt, &cfg, &env.loop, env.mb, &err) < 0)
         fail_msg("stt: %s", err.data);
     cs_buf_free(&err);

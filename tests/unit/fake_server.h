@@ -1,0 +1,61 @@
+/* A test server on a thread of its own, for the fakes of cloud services that the
+ * gateway (another process) or a test's own loop talks to: our server code on a private
+ * loop, stopped and freed from any thread. The fake's handlers run on that thread and
+ * find the fake in r->app; the fake guards what tests read with `lock`. */
+#ifndef CS_TEST_FAKE_SERVER_H
+#define CS_TEST_FAKE_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "net/server.h"
+
+typedef struct fake_server {
+    uv_loop_t loop;
+    uv_async_t quit;
+    pthread_t thread;
+    bool quitting; /* loop thread */
+    cs_net *net;
+    cs_server *server;
+    int port;
+    pthread_mutex_t lock;
+    void (*on_stop)(void *app); /* on the thread, before the connections close: end timers */
+    void *app;
+} fake_server;
+
+#define FAKE_LOCKED(s, stmt)                                                                       \
+    do {                                                                                           \
+        pthread_mutex_lock(&(s)->lock);                                                            \
+        stmt;                                                                                      \
+        pthread_mutex_unlock(&(s)->lock);                                                          \
+    } while (0)
+
+#define FAKE_KEEP 1024 /* request bodies kept */
+
+/* The bodies of a fake's requests, for tests to read. */
+typedef struct fake_bodies {
+    char *v[FAKE_KEEP];
+    size_t n;
+} fake_bodies;
+
+/* Keeps r's body (the first FAKE_KEEP requests') under the lock. */
+void fake_keep(fake_server *s, fake_bodies *b, const cs_request *r);
+/* The k-th body into `out` (from any thread): false if there is none. */
+bool fake_kept(fake_server *s, const fake_bodies *b, size_t k, cs_buf *out);
+void fake_bodies_free(fake_bodies *b);
+/* Whether `r` carries "Authorization: Bearer <key>". */
+bool fake_bearer_ok(const cs_request *r, const char *key);
+
+/* OpenAI's error answer: `status` with {"error": {"message", "type", "param": null,
+ * "code"}} (code NULL: null). */
+void fake_openai_error(cs_request *r, int status, const char *type, const char *code,
+                       const char *msg);
+
+/* Listens on 127.0.0.1 (a free port) and starts the thread. 0 or a negative code. */
+int fake_server_start(fake_server *s, const cs_route *routes, size_t nroutes, void *app,
+                      void (*on_stop)(void *app));
+/* Stops the thread (on_stop, then every connection closed) and frees what it held. */
+void fake_server_stop(fake_server *s);
+
+#endif
