@@ -28,6 +28,12 @@ const char *cs_end_label(enum cs_end_reason r)
     return (unsigned)r < CS_END_COUNT ? end_labels[r] : "unknown";
 }
 
+const char *cs_stream_mode_label(enum cs_stream_mode m)
+{
+    static const char *const labels[] = {"one-way", "two-way", "relay"};
+    return (unsigned)m < sizeof labels / sizeof *labels ? labels[m] : "unknown";
+}
+
 const char *cs_event_label(enum cs_event_type t)
 {
     return (unsigned)t < CS_EVENT_COUNT ? event_labels[t] : "unknown";
@@ -263,8 +269,7 @@ static void start_detail(cs_buf *out, const cs_stream *s, const cs_pevent *ev)
     if (s->tracks & CS_TRACK_BIT(CS_TRACK_INBOUND)) cs_json_str(&j, "inbound");
     if (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND)) cs_json_str(&j, "outbound");
     cs_json_arr_end(&j);
-    static const char *const modes[] = {"one-way", "two-way", "relay"};
-    cs_json_kstr(&j, "mode", modes[s->mode]);
+    cs_json_kstr(&j, "mode", cs_stream_mode_label(s->mode));
     if (s->mode == CS_MODE_RELAY) {
         if (ev->start.from.n) {
             cs_json_key(&j, "from");

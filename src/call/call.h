@@ -55,6 +55,8 @@ enum cs_end_reason {
         CS_END_COUNT
 };
 const char *cs_end_label(enum cs_end_reason r);
+/* "one-way", "two-way", "relay". */
+const char *cs_stream_mode_label(enum cs_stream_mode m);
 
 /* Event types stored and streamed to monitors. X(name, label) */
 #define CS_EVENT_MAP(X)                                                                            \
@@ -71,8 +73,8 @@ const char *cs_end_label(enum cs_end_reason r);
     X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */ \
     X(BARGE_IN, "barge_in")             /* the caller cut the agent short */                       \
     X(TURN, "turn")                     /* the agent answered: each stage's latency */             \
-    X(AGENT, "agent")                   /* the agent started, failed, or said something */ \
-    X(RELAY, "relay")                   /* a relay stream: interrupt, end, the provider's error */
+    X(AGENT, "agent")                   /* the agent started, failed, or said something */         \
+    X(RELAY, "relay")                   /* relay streams: interrupt, end, the provider's error */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,
@@ -200,6 +202,8 @@ struct cs_stream {
         uint64_t start_pos;    /* where it began on the timeline */
         cs_buf text;           /* what was sent of it */
         uint64_t prompt_id;    /* the caller's words being recognised */
+        uint32_t prompt_at;    /* when their first version came, ms */
+        bool prompt_open;      /* an interim came, not yet its final */
         char *handoff;         /* what `end` hands over, or NULL */
     } relay;
     cs_log_ctx log;

@@ -313,8 +313,8 @@ int cs_stream_hangup(cs_stream *s, bool after_playout)
     return 0;
 }
 
-static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const char *text,
-                        size_t len, uint64_t heard_ms);
+static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const char *text, size_t len,
+                        uint64_t heard_ms);
 
 int cs_stream_clear(cs_stream *s, enum cs_clear_why why)
 {
@@ -438,8 +438,8 @@ static void relay_event(cs_stream *s, const char *type, const cs_heard *h, const
 
 /* The utterance in flight was heard: whole, or `cut` with `text` and `heard_ms`. It is
  * over before anyone hears of it, so what they do next (say more) starts afresh. */
-static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const char *text,
-                        size_t len, uint64_t heard_ms)
+static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const char *text, size_t len,
+                        uint64_t heard_ms)
 {
     cs_buf full = s->relay.text;
     cs_buf_init(&s->relay.text, CS_PLAYOUT_TEXT_MAX);
@@ -490,7 +490,9 @@ static int relay_begin(cs_stream *s, uint32_t *utt)
     relay_settle(s);
     s->relay.utt = *utt = ++s->relay.next_id;
     s->relay.ended = false;
-    s->relay.start_pos = cs_stream_now(s);
+    /* The provider says it once its first token arrived: a frame from now at the least,
+     * after the caller's words it answers. */
+    s->relay.start_pos = cs_stream_now(s) + CS_PLAYOUT_FRAME;
     return 0;
 }
 
@@ -570,8 +572,11 @@ void cs_talk_prompt(cs_stream *s, const char *text, bool last)
     s->stats.prompts++;
     s->calls->stats.relay_prompts++;
     if (last) relay_settle(s);
+    /* The words span from their first version to the final, as far as we can tell. */
     uint32_t now_ms = (uint32_t)(cs_stream_now(s) / CS_FRAMES_PER_MS);
-    cs_transcript t = {s->relay.prompt_id, now_ms, now_ms, text, last, -1};
+    if (!s->relay.prompt_open) s->relay.prompt_at = now_ms;
+    s->relay.prompt_open = !last;
+    cs_transcript t = {s->relay.prompt_id, s->relay.prompt_at, now_ms, text, last, -1};
     if (last) s->relay.prompt_id++;
     NOTIFY(s->calls, transcript, s, &t);
     if (s->agent) cs_stream_transcript(s, &t);
@@ -661,7 +666,8 @@ void cs_talk_close(cs_stream *s)
     /* What was in flight is reported as heard so far; nothing is sent any more. */
     if (s->mode == CS_MODE_RELAY) {
         relay_settle(s);
-        if (s->relay.utt) relay_heard(s, true, CS_CLEAR_END, s->relay.text.data, s->relay.text.len, 0);
+        if (s->relay.utt)
+            relay_heard(s, true, CS_CLEAR_END, s->relay.text.data, s->relay.text.len, 0);
     } else {
         clear(s, CS_CLEAR_END, false);
     }

@@ -17,6 +17,8 @@
 #include "call/call.h"
 #include "core/buf.h"
 
+struct cs_config; /* core/config.h */
+
 /* A segment of the caller's live transcript. Views are valid during the callback. */
 struct cs_transcript {
     uint64_t id;               /* the same for an utterance's interim versions and its final */
@@ -52,7 +54,7 @@ struct cs_agent_ops {
     bool interruptible;
     /* What every instance says first, when a provider can say it before the stream
      * starts (a relay's greeting): NULL if nothing, or if it varies. May be NULL. */
-    const char *(*welcome)(const cs_agent_env *env);
+    const char *(*welcome)(const struct cs_config *cfg);
     /* An instance for two-way stream `s`. 0 or a negative code. */
     int (*open)(cs_agent **out, cs_stream *s, const cs_agent_env *env);
     /* Every callback below may be NULL. */

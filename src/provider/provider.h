@@ -105,7 +105,7 @@ typedef struct cs_pevent {
             bool last; /* false: an interim version of the words */
         } prompt;
         struct {
-            cs_str heard;     /* what the caller heard of our speech */
+            cs_str heard;      /* what the caller heard of our speech */
             uint64_t heard_ms; /* how long it had played */
         } interrupt;
         struct {

@@ -25,13 +25,13 @@ static struct world {
     cs_calls calls;
     cs_stream *s;
     vagent *agent;
-    char sent[2048];   /* every outbound message, one per line: type|text|last|interruptible */
+    char sent[2048]; /* every outbound message, one per line: type|text|last|interruptible */
     size_t nsent;
-    char said[512];    /* observers' `said`: the last line, with cut */
-    char heard[512];   /* the agent's played/cleared text */
+    char said[512];  /* observers' `said`: the last line, with cut */
+    char heard[512]; /* the agent's played/cleared text */
     uint64_t heard_ms;
     int played, cleared, closes;
-    char tx[512];      /* transcripts observers got: "i:text" interim, "f:text" final */
+    char tx[512]; /* transcripts observers got: "i:text" interim, "f:text" final */
     char agent_tx[512];
     char events[1024]; /* relay events' details */
 } w;
@@ -148,9 +148,13 @@ static int begin(const char *greeting)
         .type = CS_PEV_START,
         .seq = -1,
         .stream_id = CS_STR("VX1"),
-        .start = {.account_id = CS_STR("AC1"), .call_id = CS_STR("CA1"),
-                  .stream_id = CS_STR("VX1"), .params = params, .nparams = greeting ? 1 : 0,
-                  .from = CS_STR("+15550001"), .to = CS_STR("+15550002")},
+        .start = {.account_id = CS_STR("AC1"),
+                  .call_id = CS_STR("CA1"),
+                  .stream_id = CS_STR("VX1"),
+                  .params = params,
+                  .nparams = greeting ? 1 : 0,
+                  .from = CS_STR("+15550001"),
+                  .to = CS_STR("+15550002")},
     };
     cs_stream_sink sink = {.close = sink_close, .relay = sink_relay};
     return cs_stream_begin(&w.calls, &start, CS_MODE_RELAY, false, &sink, NULL, NULL, &w.s);
@@ -177,14 +181,16 @@ static int teardown(void **state)
 
 static void prompt(const char *text, bool last)
 {
-    cs_pevent ev = {.type = CS_PEV_PROMPT, .seq = -1,
+    cs_pevent ev = {.type = CS_PEV_PROMPT,
+                    .seq = -1,
                     .prompt = {.text = cs_str_of(text), .lang = CS_STR("en-US"), .last = last}};
     assert_int_equal(cs_stream_event(w.s, &ev, NULL), 0);
 }
 
 static void interrupt(const char *heard, uint64_t ms)
 {
-    cs_pevent ev = {.type = CS_PEV_INTERRUPT, .seq = -1,
+    cs_pevent ev = {.type = CS_PEV_INTERRUPT,
+                    .seq = -1,
                     .interrupt = {.heard = cs_str_of(heard), .heard_ms = ms}};
     assert_int_equal(cs_stream_event(w.s, &ev, NULL), 0);
 }
@@ -267,7 +273,8 @@ static void hanging_up_ends_with_the_handoff(void **state)
     assert_int_equal(cs_stream_hangup(w.s, true), 0);
     cs_calls_tick(&w.calls);
     assert_int_equal(w.closes, 1);
-    assert_non_null(strstr(w.sent, "text|Goodbye.|0|1\ntext||1|1\nend|{\"reason\":\"done\"}|0|0\n"));
+    assert_non_null(
+        strstr(w.sent, "text|Goodbye.|0|1\ntext||1|1\nend|{\"reason\":\"done\"}|0|0\n"));
     assert_non_null(strstr(w.events, "\"handoffData\":\"{\\\"reason\\\":\\\"done\\\"}\""));
 }
 
