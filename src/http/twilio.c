@@ -98,9 +98,15 @@ static const char *get(const cs_form *f, const char *name)
 }
 
 /* The <Parameter>s the gateway gives every stream, in this order, before STREAM_PARAMS
- * (Greeting: on a relay, what the provider says for the agent first). */
+ * (Greeting: a relay's only, what the provider says for the agent first). */
 static const char *const own_params[] = {"From", "To", "CallSid", "StreamMode", "Greeting"};
 #define OWN_PARAMS (sizeof own_params / sizeof *own_params)
+
+/* How many of them a stream of this gateway's mode may carry. */
+static size_t own_count(const cs_gateway *gw)
+{
+    return strcmp(gw->cfg->stream_mode, "relay") == 0 ? OWN_PARAMS : OWN_PARAMS - 1;
+}
 
 /* Adds a <Parameter>. A value Twilio would not take (name + value over
  * CS_TWIML_MAX_PARAM characters: a From or To can be a long SIP URI) is left out and
@@ -184,11 +190,12 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
 static int check_stream_params(const cs_gateway *gw, cs_buf *err)
 {
     const cs_form *f = &gw->stream_params;
-    if (f->n > CS_PEV_MAX_PARAMS - OWN_PARAMS) {
+    size_t own = own_count(gw);
+    if (f->n > CS_PEV_MAX_PARAMS - own) {
         cs_buf_printf(err,
                       "STREAM_PARAMS: %zu parameters; a stream takes %zu besides From, To, "
-                      "CallSid, StreamMode and Greeting",
-                      f->n, CS_PEV_MAX_PARAMS - OWN_PARAMS);
+                      "CallSid, StreamMode%s",
+                      f->n, CS_PEV_MAX_PARAMS - own, own == OWN_PARAMS ? " and Greeting" : "");
         return CS_ECONFIG;
     }
     for (size_t i = 0; i < f->n; i++) {

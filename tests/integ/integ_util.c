@@ -589,6 +589,27 @@ cJSON *it_call_recorded(int port, const char *sid, int timeout_ms)
     return NULL;
 }
 
+void it_transcript(int port, const char *sid, const char *speaker, char *out, size_t cap)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    cJSON *j = it_get_json(port, target);
+    size_t n = 0;
+    out[0] = '\0';
+    const cJSON *g;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItem(j, "segments"))
+    {
+        const char *who = it_str(g, "speaker");
+        if (speaker && strcmp(who, speaker) != 0) continue;
+        int w = speaker ? snprintf(out + n, cap - n, "%s%s", n ? " | " : "", it_str(g, "text"))
+                        : snprintf(out + n, cap - n, "%s%s%s:%s", n ? " | " : "", who,
+                                   cJSON_IsTrue(cJSON_GetObjectItem(g, "cut")) ? "[cut]" : "",
+                                   it_str(g, "text"));
+        if (w > 0 && (size_t)w < cap - n) n += (size_t)w;
+    }
+    cJSON_Delete(j);
+}
+
 bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;

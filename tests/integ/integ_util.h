@@ -140,6 +140,10 @@ cJSON *it_call(int port, const char *sid);
 /* The call once its recording is finished and attached (it has a duration), polling up
  * to timeout_ms; NULL if it never is. Caller frees. */
 cJSON *it_call_recorded(int port, const char *sid, int timeout_ms);
+/* The call's stored transcript joined by " | ": every final segment as "speaker:text"
+ * ("speaker[cut]:text" for an agent line cut short), or with `speaker`, that speaker's
+ * texts only. */
+void it_transcript(int port, const char *sid, const char *speaker, char *out, size_t cap);
 /* The SID of the call from `from` (a test gives each call its own caller number), polling
  * up to timeout_ms. Whether it was found. */
 bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms);

@@ -138,20 +138,7 @@ static cJSON *ended(const char *sid)
 static const char *transcript(const char *sid)
 {
     static char out[8192];
-    char target[128];
-    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
-    cJSON *j = it_get_json(srv.port, target);
-    size_t n = 0;
-    out[0] = '\0';
-    const cJSON *g;
-    cJSON_ArrayForEach(g, cJSON_GetObjectItem(j, "segments"))
-    {
-        int w =
-            snprintf(out + n, sizeof out - n, "%s%s%s:%s", n ? " | " : "", it_str(g, "speaker"),
-                     cJSON_IsTrue(cJSON_GetObjectItem(g, "cut")) ? "[cut]" : "", it_str(g, "text"));
-        if (w > 0 && (size_t)w < sizeof out - n) n += (size_t)w;
-    }
-    cJSON_Delete(j);
+    it_transcript(srv.port, sid, NULL, out, sizeof out);
     return out;
 }
 
@@ -322,6 +309,9 @@ static void ivr_by_words_and_keys(void)
     it_ws_send_text(&r.ws, "{\"type\":\"dtmf\",\"digit\":\"12\"}");
     it_ws_send_text(&r.ws, "{\"type\":\"interrupt\",\"durationUntilInterruptMs\":\"soon\"}");
     it_ws_send(&r.ws, CS_WS_OP_BINARY, "\x01\x02", 2);
+    static char big[70000]; /* over MAX_MESSAGE_BYTES (64 KiB): skipped unread */
+    memset(big, 'a', sizeof big - 1);
+    it_ws_send_text(&r.ws, big);
     it_ws_send_text(&r.ws, "{\"type\":\"error\",\"description\":\"Invalid message\"}");
 
     /* A spoken choice: the provider's words. */
@@ -346,9 +336,9 @@ static void ivr_by_words_and_keys(void)
     it_relay_free(&r);
 
     static const char *const kinds[] = {"json", "unknown_event", "bad_field", "binary",
-                                        "out_of_order"};
-    static const int counts[] = {1, 1, 3, 1, 1};
-    for (int i = 0; i < 5; i++) {
+                                        "out_of_order", "oversize"};
+    static const int counts[] = {1, 1, 3, 1, 1, 1};
+    for (int i = 0; i < 6; i++) {
         char series[96];
         snprintf(series, sizeof series, "callstream_bad_frames_total{kind=\"%s\"}", kinds[i]);
         IT_CHECK(it_metric(srv.port, series) == counts[i], "%s: %g, not %d", series,
