@@ -232,7 +232,8 @@ static void llm_conversation(void)
              "no goodbye: '%s'", said);
     int end = it_relay_wait(&r, at, "end", 20000);
     IT_CHECK(end >= 0, "no end message");
-    const char *handoff = end >= 0 ? it_str(r.got[end], "handoffData") : "";
+    char handoff[1024]; /* kept past it_relay_free */
+    snprintf(handoff, sizeof handoff, "%s", end >= 0 ? it_str(r.got[end], "handoffData") : "");
     cJSON *hd = cJSON_Parse(handoff);
     IT_CHECK(hd && !strcmp(it_str(hd, "by"), "end_call") &&
                  strstr(it_str(hd, "arguments"), "\"reason\":\"done\""),
