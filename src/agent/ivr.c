@@ -238,12 +238,41 @@ static void beep(ivr *a)
 {
     cs_stream *s = a->base.stream;
     uint32_t utt;
-    if (!s || cs_stream_say_begin(s, &utt) < 0) return;
+    if (!s || cs_stream_relay(s) || cs_stream_say_begin(s, &utt) < 0) return; /* text only */
     cs_stream_say_audio(s, utt, a->kind->beep, sizeof a->kind->beep);
     cs_stream_say_end(s, utt);
 }
 
 static void close_listener(ivr *a);
+
+/* Members saying where the call is and what it collected: menu, node, values. */
+static void collected_json(ivr *a, cs_json *j)
+{
+    cs_json_kstr(j, "menu", a->menu->name);
+    cs_json_kstr(j, "node", cur(a)->name);
+    cs_json_key(j, "values");
+    cs_json_obj(j);
+    for (size_t i = 0; i < a->nvalues; i++) {
+        cs_json_key(j, a->values[i].name);
+        cs_json_raw(j, a->values[i].json, strlen(a->values[i].json));
+    }
+    cs_json_obj_end(j);
+}
+
+/* What the call collected goes on with it (a relay's provider passes it to what the
+ * call does next). */
+static void handoff(ivr *a)
+{
+    cs_buf b = CS_BUF_INIT(WEBHOOK_BODY);
+    cs_json j;
+    cs_json_init(&j, &b);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "by", "ivr");
+    collected_json(a, &j);
+    cs_json_obj_end(&j);
+    if (cs_json_end(&j) == 0) cs_stream_handoff(a->base.stream, b.data);
+    cs_buf_free(&b);
+}
 
 static void hang_up(ivr *a, const char *goodbye)
 {
@@ -254,7 +283,9 @@ static void hang_up(ivr *a, const char *goodbye)
     ev e;
     ev_begin(a, &e, "hangup");
     ev_end(a, &e);
-    if (a->base.stream) cs_stream_hangup(a->base.stream, true);
+    if (!a->base.stream) return;
+    handoff(a);
+    cs_stream_hangup(a->base.stream, true);
 }
 
 /* ---- listening: a grammar session per node ---- */
@@ -747,15 +778,7 @@ static void start_webhook(ivr *a)
     cs_json_kstr(&j, "event", "ivr.webhook");
     cs_json_kstr(&j, "call_sid", a->base.call_sid);
     cs_json_kstr(&j, "stream_sid", a->stream_sid);
-    cs_json_kstr(&j, "menu", a->menu->name);
-    cs_json_kstr(&j, "node", n->name);
-    cs_json_key(&j, "values");
-    cs_json_obj(&j);
-    for (size_t i = 0; i < a->nvalues; i++) {
-        cs_json_key(&j, a->values[i].name);
-        cs_json_raw(&j, a->values[i].json, strlen(a->values[i].json));
-    }
-    cs_json_obj_end(&j);
+    collected_json(a, &j);
     cs_json_obj_end(&j);
     int rc = cs_json_end(&j);
     if (rc < 0) {
@@ -935,11 +958,22 @@ static void ivr_dtmf(cs_agent *base, char digit)
     arm(a);
 }
 
-/* The caller's live transcript: the words of a message. */
+/* The caller's live transcript: the words of a message; and at a menu without a grammar
+ * session of its own (a relay, whose provider recognises speech), the spoken choice. */
 static void ivr_transcript(cs_agent *base, const cs_transcript *t)
 {
     ivr *a = (ivr *)base;
     if (!t->final || !t->text[0]) return;
+    const cs_ivr_node *n = cur(a);
+    bool relay = a->base.stream && cs_stream_relay(a->base.stream);
+    if (n->kind == CS_IVR_MENU && !a->listen && (relay || a->spoke) &&
+        (a->phase == PROMPTING || a->phase == WAITING)) {
+        a->spoke = true; /* no detector on a relay: the words are the speech */
+        cs_agent_note(&a->base, CS_TURN_FINAL);
+        on_choice_text(a, t->text);
+        arm(a);
+        return;
+    }
     uint64_t at = (uint64_t)t->start_ms * CS_FRAMES_PER_MS;
     if (a->phase == RECORDING && at + PREROLL_MS * CS_FRAMES_PER_MS >= a->rec_start) {
         if (a->rec_text.len) cs_buf_putc(&a->rec_text, ' ');
@@ -988,7 +1022,7 @@ static void ivr_cleared(cs_agent *base, const cs_heard *h, enum cs_clear_why why
 static int ivr_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
 {
     ivr_kind *k = cs_agent_state(env, &cs_agent_ivr);
-    if (!k || !env->tts_ops) return CS_ECONFIG;
+    if (!k || (!env->tts_ops && !cs_stream_relay(s))) return CS_ECONFIG; /* a relay speaks */
     const char *want = cs_stream_param(s, "IvrMenu");
     if (want && !want[0]) want = NULL;
     const cs_ivr_menu *menu = want ? cs_map_get(&k->by_name, cs_str_of(want)) : k->main;
@@ -1214,8 +1248,8 @@ static int ivr_setup(const cs_agent_env *env, void **state, cs_buf *err)
                            "name=\"IvrMenu\">)");
         return CS_ECONFIG;
     }
-    if (!env->tts_ops) {
-        cs_buf_printf(err, "%s: the IVR speaks, and TTS is none",
+    if (!env->tts_ops && strcmp(cfg->stream_mode, "relay") != 0) {
+        cs_buf_printf(err, "%s: the IVR speaks, and TTS is none (but with STREAM_MODE=relay)",
                       cfg->ivr_file[0] ? "IVR_FILE" : "IVR_DIR");
         return CS_ECONFIG;
     }

@@ -455,6 +455,26 @@ static char *calls_json(const llm_stream *st)
     return cs_buf_detach(&b, &len);
 }
 
+/* What a relay's provider hands on when the model ends the call: the end_call
+ * arguments, as the model wrote them. */
+static void handoff(llm *a)
+{
+    const llm_stream *st = &a->st;
+    const char *args = "";
+    for (size_t i = 0; i < st->ncalls; i++)
+        if (strcmp(st->calls[i].name, LLM_END_CALL) == 0 && st->calls[i].args.data)
+            args = st->calls[i].args.data;
+    cs_buf b = CS_BUF_INIT(6 * CS_LLM_ARGS_MAX + 64);
+    cs_json j;
+    cs_json_init(&j, &b);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "by", "end_call");
+    cs_json_kstr(&j, "arguments", args);
+    cs_json_obj_end(&j);
+    if (cs_json_end(&j) == 0) cs_stream_handoff(a->base.stream, b.data);
+    cs_buf_free(&b);
+}
+
 /* The answer called tools: run them (end_call hangs up), then ask again with their
  * results. */
 static void run_tools(llm *a)
@@ -510,7 +530,10 @@ static void run_tools(llm *a)
         a->l->stats.hangups++;
         LOG(a, CS_LOG_INFO, "llm: the model ends the call");
         a->state = ENDED;
-        if (a->base.stream) cs_stream_hangup(a->base.stream, true);
+        if (a->base.stream) {
+            handoff(a);
+            cs_stream_hangup(a->base.stream, true);
+        }
         return;
     }
     if (a->tools_left) {
@@ -753,7 +776,8 @@ static void voice_failed(cs_agent *base, int err)
 static int llm_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
 {
     cs_llm *l = cs_agent_state(env, &cs_agent_llm);
-    if (!l || !env->tts_ops) return CS_ECONFIG; /* checked at start-up for AGENT=llm */
+    /* Checked at start-up for AGENT=llm; a relay's provider speaks. */
+    if (!l || (!env->tts_ops && !cs_stream_relay(s))) return CS_ECONFIG;
     llm *a = calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
     a->l = l;
@@ -770,7 +794,17 @@ static int llm_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
     llm_stream_init(&a->st, on_text, a);
     uv_timer_init(env->loop, &a->timer);
     a->timer.data = a;
-    if (env->cfg->llm_greeting[0]) uv_timer_start(&a->timer, greet, 0, 0);
+    /* A relay's provider said the greeting for us (cs_stream_greeting): it is in the
+     * history before the caller's first words can come. */
+    uint32_t said = cs_stream_greeting(s);
+    llm_msg *m = said && env->cfg->llm_greeting[0] ? push(a, LLM_ASSISTANT) : NULL;
+    if (m) {
+        m->said = LLM_SAID_GREETING;
+        m->utt = said;
+        cs_buf_puts(&m->text, env->cfg->llm_greeting);
+    } else if (env->cfg->llm_greeting[0]) {
+        uv_timer_start(&a->timer, greet, 0, 0);
+    }
     *out = &a->base;
     return 0;
 }
@@ -847,6 +881,11 @@ static void llm_close(cs_agent *base)
     uv_close((uv_handle_t *)&a->timer, freed);
 }
 
+static const char *llm_welcome(const cs_config *cfg)
+{
+    return cfg->llm_greeting[0] ? cfg->llm_greeting : NULL;
+}
+
 /* ---- start-up ---- */
 
 static int read_file(const char *path, cs_buf *out, cs_buf *err)
@@ -873,8 +912,8 @@ static int read_file(const char *path, cs_buf *out, cs_buf *err)
 static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
 {
     const cs_config *cfg = env->cfg;
-    if (!env->tts_ops) {
-        cs_buf_printf(err, "AGENT=llm speaks: TTS cannot be none");
+    if (!env->tts_ops && strcmp(cfg->stream_mode, "relay") != 0) {
+        cs_buf_printf(err, "AGENT=llm speaks: TTS cannot be none (but with STREAM_MODE=relay)");
         return CS_ECONFIG;
     }
     if (!cfg->llm_model[0]) {
@@ -952,14 +991,15 @@ static void llm_metrics(void *state, cs_buf *out)
     const char *kinds[CS_LLM_FAIL_COUNT];
     for (int i = 0; i < CS_LLM_FAIL_COUNT; i++) kinds[i] = cs_llm_fail_label((enum cs_llm_fail)i);
     cs_prom_family(out, "callstream_llm_failures_total", "counter",
-           "chat completions failed (the caller hears the apology), by kind", "kind", kinds,
-           ls->failures, CS_LLM_FAIL_COUNT);
+                   "chat completions failed (the caller hears the apology), by kind", "kind", kinds,
+                   ls->failures, CS_LLM_FAIL_COUNT);
     static const char *const whys[] = {"retried", "cancelled", "reasked"};
     uint64_t counts[] = {ls->retries, ls->cancelled, ls->reasks};
-    cs_prom_family(out, "callstream_llm_requests_ended_total", "counter",
-           "chat completions tried again (no answer at all), cancelled (barge-in, the call's end, "
-           "the caller going on), of those asked again with the caller's next words",
-           "outcome", whys, counts, 3);
+    cs_prom_family(
+        out, "callstream_llm_requests_ended_total", "counter",
+        "chat completions tried again (no answer at all), cancelled (barge-in, the call's end, "
+        "the caller going on), of those asked again with the caller's next words",
+        "outcome", whys, counts, 3);
     cs_prom_counter(out, "callstream_llm_tool_calls_total", "the operator's tools called",
                     (double)ls->tool_calls);
     cs_prom_counter(out, "callstream_llm_tool_failures_total",
@@ -1006,6 +1046,7 @@ const cs_agent_ops cs_agent_llm = {
     .help = "answers with an OpenAI-compatible chat model (LLM_URL), streamed into its voice",
     .speaks_text = true,
     .interruptible = true,
+    .welcome = llm_welcome,
     .open = llm_open,
     .setup = llm_setup,
     .cleanup = llm_cleanup,

@@ -196,11 +196,22 @@ static int take_sentences(cs_voice *v, uint32_t utt, bool flush)
     return rc;
 }
 
+/* A stream that carries text: the provider speaks, each piece goes as it comes. */
+static bool relay(const cs_voice *v)
+{
+    return v->agent->stream && cs_stream_relay(v->agent->stream);
+}
+
 int cs_voice_feed(cs_voice *v, const char *text, size_t len)
 {
     uint32_t utt;
     int rc = open_utt(v, &utt);
     if (rc < 0) return rc;
+    if (relay(v)) {
+        rc = cs_stream_say_text(v->agent->stream, utt, text, len);
+        if (rc == CS_ECLOSED) cs_voice_stop(v); /* cut: nothing more of it is wanted */
+        return rc;
+    }
     if ((rc = cs_splitter_feed(&v->split, text, len)) < 0) return rc;
     if ((rc = take_sentences(v, utt, false)) < 0) return rc;
     kick(v);
@@ -210,6 +221,11 @@ int cs_voice_feed(cs_voice *v, const char *text, size_t len)
 int cs_voice_end(cs_voice *v)
 {
     if (!v->utt || v->ending) return 0;
+    if (relay(v)) {
+        v->ending = true;
+        int rc = cs_stream_say_end(v->agent->stream, v->utt);
+        return rc == CS_ECLOSED ? 0 : rc;
+    }
     int rc = take_sentences(v, v->utt, true);
     if (rc == 0) rc = push(v, v->utt, "", 0, true);
     v->ending = true;

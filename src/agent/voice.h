@@ -1,4 +1,6 @@
-/* An agent's voice: what it says, as utterances of its stream, made by a TTS engine.
+/* An agent's voice: what it says, as utterances of its stream, made by a TTS engine (on
+ * a relay stream, which carries text, each piece of text goes to the provider as it
+ * comes, and the provider speaks it: no engine is used).
  * Text comes whole (cs_voice_say) or in pieces as a language model writes it
  * (cs_voice_feed, then cs_voice_end); it is cut into sentences, and sentences are made
  * one after another, so the first is heard while the next is made. Each sentence's audio

@@ -28,6 +28,12 @@ const char *cs_end_label(enum cs_end_reason r)
     return (unsigned)r < CS_END_COUNT ? end_labels[r] : "unknown";
 }
 
+const char *cs_stream_mode_label(enum cs_stream_mode m)
+{
+    static const char *const labels[] = {"one-way", "two-way", "relay"};
+    return (unsigned)m < sizeof labels / sizeof *labels ? labels[m] : "unknown";
+}
+
 const char *cs_event_label(enum cs_event_type t)
 {
     return (unsigned)t < CS_EVENT_COUNT ? event_labels[t] : "unknown";
@@ -134,10 +140,13 @@ static cs_call *call_new(cs_calls *calls, const cs_pevent *start)
         ok = nm && val;
         if (!ok) break;
         params[i] = (cs_kv){{nm, name.n}, {val, value.n}};
-        /* From/To are not in `start`: our TwiML passes them as parameters. */
+        /* From/To are not in a media `start`: our TwiML passes them as parameters. */
         if (strcmp(nm, "From") == 0) call->from = val;
         if (strcmp(nm, "To") == 0) call->to = val;
     }
+    /* A relay's setup has them itself. */
+    if (ok && start->start.from.n) ok = (call->from = cs_pool_strndup(p, start->start.from));
+    if (ok && start->start.to.n) ok = (call->to = cs_pool_strndup(p, start->start.to));
     if (!ok || cs_map_put(&calls->by_call, cs_str_of(call->sid), call) < 0) {
         cs_pool_free(p);
         free(call);
@@ -260,14 +269,25 @@ static void start_detail(cs_buf *out, const cs_stream *s, const cs_pevent *ev)
     if (s->tracks & CS_TRACK_BIT(CS_TRACK_INBOUND)) cs_json_str(&j, "inbound");
     if (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND)) cs_json_str(&j, "outbound");
     cs_json_arr_end(&j);
-    cs_json_kstr(&j, "mode", s->mode == CS_MODE_TWO_WAY ? "two-way" : "one-way");
-    cs_json_key(&j, "mediaFormat");
-    cs_json_obj(&j);
-    cs_json_key(&j, "encoding");
-    cs_json_strn(&j, ev->start.encoding.p, ev->start.encoding.n);
-    cs_json_kuint(&j, "sampleRate", ev->start.sample_rate);
-    cs_json_kuint(&j, "channels", ev->start.channels);
-    cs_json_obj_end(&j);
+    cs_json_kstr(&j, "mode", cs_stream_mode_label(s->mode));
+    if (s->mode == CS_MODE_RELAY) {
+        if (ev->start.from.n) {
+            cs_json_key(&j, "from");
+            cs_json_strn(&j, ev->start.from.p, ev->start.from.n);
+        }
+        if (ev->start.to.n) {
+            cs_json_key(&j, "to");
+            cs_json_strn(&j, ev->start.to.p, ev->start.to.n);
+        }
+    } else {
+        cs_json_key(&j, "mediaFormat");
+        cs_json_obj(&j);
+        cs_json_key(&j, "encoding");
+        cs_json_strn(&j, ev->start.encoding.p, ev->start.encoding.n);
+        cs_json_kuint(&j, "sampleRate", ev->start.sample_rate);
+        cs_json_kuint(&j, "channels", ev->start.channels);
+        cs_json_obj_end(&j);
+    }
     cs_json_key(&j, "customParameters");
     cs_json_obj(&j);
     for (size_t i = 0; i < ev->start.nparams; i++) {
@@ -288,7 +308,7 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     cs_str sid = start->start.stream_id;
     if (sid.n == 0 || sid.n > CS_SID_MAX || start->start.call_id.n > CS_SID_MAX) return -EINVAL;
     if (cs_calls_stream(calls, sid)) return CS_ESTATE;
-    const cs_agent_ops *agent = mode == CS_MODE_TWO_WAY && calls->talk.agent_for
+    const cs_agent_ops *agent = mode != CS_MODE_ONE_WAY && calls->talk.agent_for
                                     ? calls->talk.agent_for(calls->talk.agent_data, start)
                                     : NULL;
     cs_call *call = cs_calls_call(calls, start->start.call_id);
@@ -326,7 +346,10 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     call->streams[call->nstreams++] = s;
     calls->stats.streams_total++;
 
-    if (calls->recorders && !call->rec) recording_open(call, s, stereo || agent);
+    /* A relay's audio never reaches us: its provider records the call if asked. */
+    if (calls->recorders && !call->rec && mode != CS_MODE_RELAY)
+        recording_open(call, s, stereo || agent);
+    if (mode == CS_MODE_RELAY) cs_talk_relay_begin(s);
     NOTIFY(calls, stream_started, s);
     cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
     start_detail(&detail, s, start);
@@ -496,6 +519,29 @@ int cs_stream_event(cs_stream *s, const cs_pevent *ev, cs_stream_outcome *out)
         return on_mark(s, ev->mark.name, &out->played);
     case CS_PEV_STOP:
         return 0;
+    case CS_PEV_PROMPT:
+        cs_talk_prompt(s, ev->prompt.text.p, ev->prompt.last);
+        return 0;
+    case CS_PEV_INTERRUPT:
+        cs_talk_interrupt(s, ev->interrupt.heard.p, ev->interrupt.heard_ms);
+        return 0;
+    case CS_PEV_PEER_ERROR: {
+        const cs_log_ctx *prev = cs_log_set_ctx(&s->log);
+        cs_warn("call: the provider reports an error: %.*s", (int)ev->peer_error.description.n,
+                ev->peer_error.description.p);
+        cs_log_set_ctx(prev);
+        cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+        cs_json j;
+        cs_json_init(&j, &detail);
+        cs_json_obj(&j);
+        cs_json_kstr(&j, "type", "error");
+        cs_json_key(&j, "description");
+        cs_json_strn(&j, ev->peer_error.description.p, ev->peer_error.description.n);
+        cs_json_obj_end(&j);
+        if (cs_json_end(&j) == 0) emit(s->call, s, CS_EVENT_RELAY, &detail);
+        cs_buf_free(&detail);
+        return 0;
+    }
     case CS_PEV_CONNECTED:
     case CS_PEV_START:
         break;
@@ -554,6 +600,8 @@ void cs_stream_end(cs_stream *s, enum cs_end_reason why)
     }
     if (call->rec) cs_recording_flush(call->rec);
     cs_playout_free(&s->playout);
+    cs_buf_free(&s->relay.text);
+    free(s->relay.handoff);
     free(s->marks);
     free(s);
     if (call->nstreams == 0) call_end(call);
@@ -616,6 +664,11 @@ int cs_stream_stats_json(const cs_stream *s, cs_buf *out)
     cs_json_kuint(&j, "underruns", st->underruns);
     cs_json_kuint(&j, "utterances", st->utterances);
     cs_json_kuint(&j, "dtmf", st->dtmf);
+    if (s->mode == CS_MODE_RELAY) {
+        cs_json_kuint(&j, "prompts", st->prompts);
+        cs_json_kuint(&j, "interrupts", st->interrupts);
+        cs_json_kuint(&j, "textsOut", st->texts_out);
+    }
     int64_t end = s->ended_ms ? s->ended_ms : cs_wall_ms();
     cs_json_kint(&j, "durationMs", end - s->started_ms);
     cs_json_obj_end(&j);

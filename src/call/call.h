@@ -32,6 +32,8 @@
 enum cs_stream_mode {
     CS_MODE_ONE_WAY = 0, /* <Start><Stream>: we may not send anything */
     CS_MODE_TWO_WAY = 1, /* <Connect><Stream>: media, mark and clear go back */
+    CS_MODE_RELAY = 2,   /* text both ways: the provider recognises the caller's speech and
+                            says the agent's text; no audio reaches us */
 };
 
 /* Who spoke, on the call's timeline. */
@@ -53,6 +55,8 @@ enum cs_end_reason {
         CS_END_COUNT
 };
 const char *cs_end_label(enum cs_end_reason r);
+/* "one-way", "two-way", "relay". */
+const char *cs_stream_mode_label(enum cs_stream_mode m);
 
 /* Event types stored and streamed to monitors. X(name, label) */
 #define CS_EVENT_MAP(X)                                                                            \
@@ -69,7 +73,8 @@ const char *cs_end_label(enum cs_end_reason r);
     X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */ \
     X(BARGE_IN, "barge_in")             /* the caller cut the agent short */                       \
     X(TURN, "turn")                     /* the agent answered: each stage's latency */             \
-    X(AGENT, "agent")                   /* the agent started, failed, or said something */
+    X(AGENT, "agent")                   /* the agent started, failed, or said something */         \
+    X(RELAY, "relay")                   /* relay streams: interrupt, end, the provider's error */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,
@@ -98,11 +103,15 @@ typedef struct cs_stream_stats {
     uint64_t utterances;     /* begun by the agent */
     uint64_t dtmf;
     uint64_t messages;       /* everything received after start */
+    uint64_t prompts;        /* relay: the caller's words (interim and final) */
+    uint64_t interrupts;     /* relay: the caller cut the agent short */
+    uint64_t texts_out;      /* relay: messages we sent (tokens, play, digits, end) */
 } cs_stream_stats;
 
 typedef struct cs_call cs_call;
 typedef struct cs_stream cs_stream;
 typedef struct cs_calls cs_calls;
+typedef struct cs_transcript cs_transcript; /* call/talk.h */
 
 /* How a stream's outbound messages reach its socket (the media socket provides it). */
 typedef struct cs_stream_sink {
@@ -112,6 +121,8 @@ typedef struct cs_stream_sink {
     /* Ends the stream from our side (the transport closes, then ends the stream). */
     void (*close)(void *data);
     void *data;
+    /* Relay streams send this instead of media, mark and clear. */
+    int (*relay)(void *data, const cs_relay_out *m);
 } cs_stream_sink;
 
 typedef struct cs_mark {
@@ -183,6 +194,18 @@ struct cs_stream {
     uint32_t marks_head, marks_len, marks_cap;
     uint32_t clear_epoch;
     uint32_t bad_logged;       /* kinds already logged once */
+    struct {                   /* relay streams: the agent's utterance, as text */
+        uint32_t utt;          /* in flight (its text sent, not yet known heard), 0: none */
+        uint32_t next_id;
+        uint32_t greeting;     /* the provider's greeting, said for the agent (0: none) */
+        bool ended;            /* its last token went */
+        uint64_t start_pos;    /* where it began on the timeline */
+        cs_buf text;           /* what was sent of it */
+        uint64_t prompt_id;    /* the caller's words being recognised */
+        uint32_t prompt_at;    /* when their first version came, ms */
+        bool prompt_open;      /* an interim came, not yet its final */
+        char *handoff;         /* what `end` hands over, or NULL */
+    } relay;
     cs_log_ctx log;
 };
 
@@ -214,6 +237,8 @@ typedef struct cs_call_observer {
     /* Audio on the call's timeline: the caller's as it arrives, ours as we send it. */
     void (*audio)(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
                   const uint8_t *ulaw, size_t n);
+    /* The caller's words as the provider recognised them (relay streams). */
+    void (*transcript)(void *o, const cs_stream *s, const cs_transcript *t);
     /* What the agent said, as heard: an utterance that played to its end or was cut. */
     void (*said)(void *o, const cs_stream *s, const cs_heard *h);
     /* A finished recording: the file and its length (also when writing failed part way:
@@ -231,6 +256,7 @@ typedef struct cs_calls_stats {
     uint64_t ended[CS_END_COUNT];
     uint64_t marks_sent, marks_played, marks_cleared, clears, dtmf, seq_gaps;
     uint64_t barge_ins, underruns, utterances, playout_full, agent_failures;
+    uint64_t relay_prompts, relay_interrupts, relay_texts_out; /* relay streams */
     cs_hist frame_seconds;    /* time to handle one inbound media message */
     cs_hist voice_to_voice;   /* the caller's end of speech → the agent's first frame */
     cs_hist barge_in_seconds; /* the caller's speech onset → clear */

@@ -23,7 +23,18 @@ const char *cs_clear_label(enum cs_clear_why why)
 
 static bool can_talk(const cs_stream *s)
 {
+    return s->mode != CS_MODE_ONE_WAY && s->agent;
+}
+
+/* Audio goes back: a two-way media stream with an agent. */
+static bool can_play(const cs_stream *s)
+{
     return s->mode == CS_MODE_TWO_WAY && s->agent;
+}
+
+bool cs_stream_relay(const cs_stream *s)
+{
+    return s->mode == CS_MODE_RELAY;
 }
 
 /* ---- sending ---- */
@@ -209,10 +220,13 @@ static void pump(cs_stream *s)
 
 /* ---- speaking ---- */
 
+static int relay_begin(cs_stream *s, uint32_t *utt);
+static int relay_end(cs_stream *s, uint32_t utt);
+
 int cs_stream_say_begin(cs_stream *s, uint32_t *utt)
 {
     if (!can_talk(s)) return CS_ESTATE;
-    int rc = cs_playout_begin(&s->playout, utt);
+    int rc = s->mode == CS_MODE_RELAY ? relay_begin(s, utt) : cs_playout_begin(&s->playout, utt);
     if (rc < 0) return rc;
     s->stats.utterances++;
     s->calls->stats.utterances++;
@@ -221,7 +235,7 @@ int cs_stream_say_begin(cs_stream *s, uint32_t *utt)
 
 int cs_stream_say_audio(cs_stream *s, uint32_t utt, const uint8_t *ulaw, size_t n)
 {
-    if (!can_talk(s)) return CS_ESTATE;
+    if (!can_play(s)) return CS_ESTATE;
     int rc = cs_playout_push(&s->playout, utt, ulaw, n);
     if (rc == CS_EFULL) s->calls->stats.playout_full++;
     if (rc < 0) return rc;
@@ -233,7 +247,7 @@ int cs_stream_say_audio(cs_stream *s, uint32_t utt, const uint8_t *ulaw, size_t 
 int cs_stream_say_sentence(cs_stream *s, uint32_t utt, const char *text, size_t len,
                            const cs_word *words, size_t nwords)
 {
-    if (!can_talk(s)) return CS_ESTATE;
+    if (!can_play(s)) return CS_ESTATE;
     int rc = cs_playout_sentence(&s->playout, utt, text, len, words, nwords);
     if (rc == 0) pump(s);
     return rc;
@@ -242,6 +256,7 @@ int cs_stream_say_sentence(cs_stream *s, uint32_t utt, const char *text, size_t 
 int cs_stream_say_end(cs_stream *s, uint32_t utt)
 {
     if (!can_talk(s)) return CS_ESTATE;
+    if (s->mode == CS_MODE_RELAY) return relay_end(s, utt);
     int rc = cs_playout_end(&s->playout, utt);
     if (rc == 0) pump(s);
     return rc;
@@ -249,6 +264,7 @@ int cs_stream_say_end(cs_stream *s, uint32_t utt)
 
 bool cs_stream_talking(const cs_stream *s)
 {
+    if (s->mode == CS_MODE_RELAY) return can_talk(s) && s->relay.utt && !s->relay.ended;
     return can_talk(s) && (cs_playout_busy(&s->playout) || cs_stream_unplayed(s) > 0);
 }
 
@@ -297,16 +313,26 @@ int cs_stream_hangup(cs_stream *s, bool after_playout)
     return 0;
 }
 
+static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const char *text, size_t len,
+                        uint64_t heard_ms);
+
 int cs_stream_clear(cs_stream *s, enum cs_clear_why why)
 {
     if (!can_talk(s)) return CS_ESTATE;
+    if (s->mode == CS_MODE_RELAY) {
+        if (s->relay.utt) relay_heard(s, true, why, s->relay.text.data, s->relay.text.len, 0);
+        return 0;
+    }
     return clear(s, why, true);
 }
 
 /* The caller cut in (speech starting at `pos`, or a key): the agent stops talking. */
 static void barge_in(cs_stream *s, enum cs_clear_why why, uint64_t pos)
 {
-    if (!s->calls->talk.barge_in || !s->agent->ops->interruptible || !cs_stream_talking(s)) return;
+    /* A relay's provider stops its own speech and says so (interrupt). */
+    if (!s->calls->talk.barge_in || !s->agent->ops->interruptible || !cs_stream_talking(s) ||
+        s->mode == CS_MODE_RELAY)
+        return;
     uint64_t now = cs_stream_now(s);
     if (clear(s, why, true) < 0) return;
     s->stats.barge_ins++;
@@ -353,8 +379,11 @@ void cs_talk_audio(cs_stream *s, uint64_t pos, const uint8_t *ulaw, size_t n)
     }
 }
 
+static void relay_settle(cs_stream *s);
+
 void cs_talk_dtmf(cs_stream *s, char digit)
 {
+    relay_settle(s);
     barge_in(s, CS_CLEAR_DTMF, cs_stream_now(s));
     if (s->agent->ops->dtmf) s->agent->ops->dtmf(s->agent, digit);
 }
@@ -369,6 +398,202 @@ void cs_talk_mark(cs_stream *s, const cs_mark *m, bool played)
     }
     cs_mark_echo e = {m->what.utt, m->what.seq, m->what.kind, played, m->pos};
     if (s->agent && s->agent->ops->mark) s->agent->ops->mark(s->agent, &e);
+}
+
+/* ---- relay streams ---- */
+
+static bool relay_interruptible(const cs_stream *s)
+{
+    return s->calls->talk.barge_in && s->agent && s->agent->ops->interruptible;
+}
+
+static int relay_send(cs_stream *s, const cs_relay_out *m)
+{
+    int rc = s->sink.relay(s->sink.data, m);
+    if (rc < 0) return rc;
+    s->stats.texts_out++;
+    s->calls->stats.relay_texts_out++;
+    return 0;
+}
+
+static void relay_event(cs_stream *s, const char *type, const cs_heard *h, const char *more_key,
+                        const char *more)
+{
+    cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "type", type);
+    if (h) {
+        cs_json_kuint(&j, "utterance", h->utt);
+        cs_json_kstr(&j, "heardText", h->text);
+        cs_json_kuint(&j, "heardMs", h->heard_ms);
+    }
+    if (more_key) cs_json_kstr(&j, more_key, more);
+    cs_json_obj_end(&j);
+    if (cs_json_end(&j) == 0)
+        NOTIFY(s->calls, event, s->call, s, CS_EVENT_RELAY, cs_wall_ms(), detail.data);
+    cs_buf_free(&detail);
+}
+
+/* The utterance in flight was heard: whole, or `cut` with `text` and `heard_ms`. It is
+ * over before anyone hears of it, so what they do next (say more) starts afresh. */
+static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const char *text, size_t len,
+                        uint64_t heard_ms)
+{
+    cs_buf full = s->relay.text;
+    cs_buf_init(&s->relay.text, CS_PLAYOUT_TEXT_MAX);
+    cs_buf heard = CS_BUF_INIT(CS_PLAYOUT_TEXT_MAX + 1);
+    cs_buf_append(&heard, text ? text : "", text ? len : 0);
+    cs_buf_putc(&heard, '\0');
+    cs_heard h = {
+        .utt = s->relay.utt,
+        .start_pos = s->relay.start_pos,
+        .heard_ms = heard_ms,
+        .text = heard.data ? heard.data : "",
+        .text_len = heard.len ? heard.len - 1 : 0,
+        .full = full.data ? full.data : "",
+        .full_len = full.len,
+        .cut = cut,
+    };
+    s->relay.utt = 0;
+    s->relay.ended = false;
+    if (cut) relay_event(s, "interrupt", &h, "reason", cs_clear_label(why));
+    said(s, &h);
+    cs_agent *a = s->agent;
+    if (a && cut && a->ops->cleared) a->ops->cleared(a, &h, why);
+    if (a && !cut && a->ops->played) a->ops->played(a, &h);
+    cs_buf_free(&heard);
+    cs_buf_free(&full);
+}
+
+/* An utterance whose last token went, and that no interrupt cut, was heard whole by the
+ * time the caller does something else. */
+static void relay_settle(cs_stream *s)
+{
+    if (s->mode == CS_MODE_RELAY && s->relay.utt && s->relay.ended)
+        relay_heard(s, false, CS_CLEAR_END, s->relay.text.data, s->relay.text.len, 0);
+}
+
+static int relay_token(cs_stream *s, const char *text, size_t len, bool last)
+{
+    cs_relay_out m = {.type = CS_RELAY_TEXT,
+                      .text = {text, len},
+                      .last = last,
+                      .interruptible = relay_interruptible(s)};
+    return relay_send(s, &m);
+}
+
+static int relay_begin(cs_stream *s, uint32_t *utt)
+{
+    if (s->relay.utt && !s->relay.ended) relay_end(s, s->relay.utt);
+    relay_settle(s);
+    s->relay.utt = *utt = ++s->relay.next_id;
+    s->relay.ended = false;
+    /* The provider says it once its first token arrived: a frame from now at the least,
+     * after the caller's words it answers. */
+    s->relay.start_pos = cs_stream_now(s) + CS_PLAYOUT_FRAME;
+    return 0;
+}
+
+static int relay_end(cs_stream *s, uint32_t utt)
+{
+    if (utt != s->relay.utt || s->relay.ended) return CS_ECLOSED;
+    s->relay.ended = true;
+    return relay_token(s, "", 0, true);
+}
+
+int cs_stream_say_text(cs_stream *s, uint32_t utt, const char *text, size_t len)
+{
+    if (!can_talk(s) || s->mode != CS_MODE_RELAY) return CS_ESTATE;
+    if (utt != s->relay.utt || s->relay.ended) return CS_ECLOSED;
+    if (len == 0) return 0;
+    if (cs_buf_append(&s->relay.text, text, len) < 0) return CS_EFULL;
+    return relay_token(s, text, len, false);
+}
+
+int cs_stream_play(cs_stream *s, const char *url, unsigned loop)
+{
+    if (!can_talk(s) || s->mode != CS_MODE_RELAY) return CS_ESTATE;
+    if (!url || !*url) return -EINVAL;
+    cs_relay_out m = {.type = CS_RELAY_PLAY,
+                      .text = cs_str_of(url),
+                      .loop = loop,
+                      .interruptible = relay_interruptible(s)};
+    return relay_send(s, &m);
+}
+
+int cs_stream_send_digits(cs_stream *s, const char *digits)
+{
+    if (!can_talk(s) || s->mode != CS_MODE_RELAY) return CS_ESTATE;
+    size_t n = strlen(digits);
+    if (n == 0 || n > 64 || strspn(digits, "0123456789*#w") != n) return -EINVAL;
+    cs_relay_out m = {.type = CS_RELAY_DIGITS, .text = {digits, n}};
+    return relay_send(s, &m);
+}
+
+int cs_stream_handoff(cs_stream *s, const char *data)
+{
+    if (!can_talk(s)) return CS_ESTATE;
+    char *copy = strdup(data ? data : "");
+    if (!copy) return -ENOMEM;
+    free(s->relay.handoff);
+    s->relay.handoff = copy;
+    return 0;
+}
+
+uint32_t cs_stream_greeting(const cs_stream *s)
+{
+    return s->mode == CS_MODE_RELAY ? s->relay.greeting : 0;
+}
+
+/* The agent hangs up: the provider is told to end the session, with the hand-off. */
+static void relay_send_end(cs_stream *s)
+{
+    const char *data = s->relay.handoff ? s->relay.handoff : "";
+    cs_relay_out m = {.type = CS_RELAY_END, .text = cs_str_of(data)};
+    relay_send(s, &m);
+    relay_event(s, "end", NULL, "handoffData", data);
+}
+
+void cs_talk_relay_begin(cs_stream *s)
+{
+    cs_buf_init(&s->relay.text, CS_PLAYOUT_TEXT_MAX);
+    /* The provider says the greeting our answer gave it: the agent's first utterance. */
+    const char *g = cs_stream_param(s, "Greeting");
+    if (!g || !*g) return;
+    s->relay.utt = s->relay.greeting = ++s->relay.next_id;
+    s->relay.ended = true;
+    cs_buf_puts(&s->relay.text, g);
+}
+
+void cs_talk_prompt(cs_stream *s, const char *text, bool last)
+{
+    s->stats.prompts++;
+    s->calls->stats.relay_prompts++;
+    if (last) relay_settle(s);
+    /* The words span from their first version to the final, as far as we can tell. */
+    uint32_t now_ms = (uint32_t)(cs_stream_now(s) / CS_FRAMES_PER_MS);
+    if (!s->relay.prompt_open) s->relay.prompt_at = now_ms;
+    s->relay.prompt_open = !last;
+    cs_transcript t = {s->relay.prompt_id, s->relay.prompt_at, now_ms, text, last, -1};
+    if (last) s->relay.prompt_id++;
+    NOTIFY(s->calls, transcript, s, &t);
+    if (s->agent) cs_stream_transcript(s, &t);
+}
+
+void cs_talk_interrupt(cs_stream *s, const char *heard, uint64_t heard_ms)
+{
+    s->stats.interrupts++;
+    s->stats.barge_ins++;
+    s->calls->stats.relay_interrupts++;
+    s->calls->stats.barge_ins++;
+    if (!s->relay.utt) {
+        cs_heard h = {.text = heard, .heard_ms = heard_ms};
+        relay_event(s, "interrupt", &h, "reason", "nothing in flight");
+        return;
+    }
+    relay_heard(s, true, CS_CLEAR_SPEECH, heard, strlen(heard), heard_ms);
 }
 
 /* ---- agent services ---- */
@@ -439,7 +664,13 @@ void cs_talk_close(cs_stream *s)
     cs_calls *calls = s->calls;
     cs_agent *a = s->agent;
     /* What was in flight is reported as heard so far; nothing is sent any more. */
-    clear(s, CS_CLEAR_END, false);
+    if (s->mode == CS_MODE_RELAY) {
+        relay_settle(s);
+        if (s->relay.utt)
+            relay_heard(s, true, CS_CLEAR_END, s->relay.text.data, s->relay.text.len, 0);
+    } else {
+        clear(s, CS_CLEAR_END, false);
+    }
     s->agent = NULL;
     if (s->talk_prev)
         s->talk_prev->talk_next = s->talk_next;
@@ -465,6 +696,7 @@ void cs_calls_tick(cs_calls *calls)
         pump(s);
         if (s->hangup && (s->hangup == 1 || !cs_stream_talking(s))) {
             s->hangup = 0;
+            if (s->mode == CS_MODE_RELAY) relay_send_end(s);
             if (s->sink.close) s->sink.close(s->sink.data); /* may end `s` */
             continue;
         }

@@ -17,14 +17,16 @@
 #include "call/call.h"
 #include "core/buf.h"
 
+struct cs_config; /* core/config.h */
+
 /* A segment of the caller's live transcript. Views are valid during the callback. */
-typedef struct cs_transcript {
+struct cs_transcript {
     uint64_t id;               /* the same for an utterance's interim versions and its final */
     uint32_t start_ms, end_ms; /* on the call's timeline */
     const char *text;
     bool final;
     float confidence; /* 0..1, or -1 */
-} cs_transcript;
+};
 
 /* A mark of ours came back. */
 typedef struct cs_mark_echo {
@@ -50,6 +52,9 @@ struct cs_agent_ops {
     bool speaks_text;
     /* The caller may cut it short by speaking or pressing a key (BARGE_IN). */
     bool interruptible;
+    /* What every instance says first, when a provider can say it before the stream
+     * starts (a relay's greeting): NULL if nothing, or if it varies. May be NULL. */
+    const char *(*welcome)(const struct cs_config *cfg);
     /* An instance for two-way stream `s`. 0 or a negative code. */
     int (*open)(cs_agent **out, cs_stream *s, const cs_agent_env *env);
     /* Every callback below may be NULL. */
@@ -112,8 +117,36 @@ bool cs_stream_talking(const cs_stream *s);
 /* The agent ends the call: now, or once everything it said has played. Done on the next
  * tick, never inside the caller's callback. */
 int cs_stream_hangup(cs_stream *s, bool after_playout);
-/* Drops what the agent said and was not heard yet (see the top). */
+/* Drops what the agent said and was not heard yet (see the top). On a relay stream the
+ * provider cannot be told: the utterance in flight is reported cut, with all its text. */
 int cs_stream_clear(cs_stream *s, enum cs_clear_why why);
+
+/* ---- relay streams: the agent's speech goes as text ----
+ * The provider says the text and tells when the caller cut it (interrupt: what was heard
+ * and for how long); it never says when it finished. So an utterance whose last token
+ * went stays in flight, to be cut by an interrupt, until the caller's next words, a key,
+ * the agent's next utterance or the stream's end: it was then heard whole. The caller's
+ * words come as transcripts (interim, then final); no audio, VAD, playout or recording. */
+
+/* Whether the stream carries text (relay), not audio. */
+bool cs_stream_relay(const cs_stream *s);
+/* A piece of utterance `utt`'s text, sent at once as a token (relay; the audio functions
+ * above answer CS_ESTATE there). CS_ECLOSED once it was cut or ended. cs_stream_say_end
+ * sends its last token. */
+int cs_stream_say_text(cs_stream *s, uint32_t utt, const char *text, size_t len);
+/* The provider plays the audio at `url` (`loop` times, 0: once). CS_ESTATE on a media
+ * stream. */
+int cs_stream_play(cs_stream *s, const char *url, unsigned loop);
+/* The provider sends DTMF `digits` (0-9 * # and w for a pause). CS_ESTATE on a media
+ * stream; -EINVAL for other characters. */
+int cs_stream_send_digits(cs_stream *s, const char *digits);
+/* What the agent hands over when it hangs up (relay: `end`'s data, passed by the
+ * provider to what the call does next); copied. */
+int cs_stream_handoff(cs_stream *s, const char *data);
+/* The utterance of the greeting the provider said for the agent (the agent kind's
+ * `welcome`, given to the provider when the call was answered): 0 if none. It is in
+ * flight like any other, cut or heard. */
+uint32_t cs_stream_greeting(const cs_stream *s);
 
 /* ---- what the agent hears (from the layers that produce it) ---- */
 
@@ -156,6 +189,9 @@ void cs_talk_audio(cs_stream *s, uint64_t pos, const uint8_t *ulaw, size_t n);
 void cs_talk_dtmf(cs_stream *s, char digit);
 void cs_talk_mark(cs_stream *s, const cs_mark *m, bool played);
 void cs_talk_close(cs_stream *s);
+void cs_talk_relay_begin(cs_stream *s);
+void cs_talk_prompt(cs_stream *s, const char *text, bool last);
+void cs_talk_interrupt(cs_stream *s, const char *heard, uint64_t heard_ms);
 void cs_talk_free(cs_calls *calls);
 
 #endif

@@ -25,7 +25,16 @@
     S(twilio_auth_token, "TWILIO_AUTH_TOKEN", "",                                                  \
       "checks X-Twilio-Signature on webhooks and the media upgrade (unset: unauthenticated)")      \
     S(stream_mode, "STREAM_MODE", "connect",                                                       \
-      "connect: two-way <Connect><Stream>; start: one-way <Start><Stream> fork")                   \
+      "connect: two-way <Connect><Stream>; start: one-way <Start><Stream> fork; relay: "           \
+      "<Connect><ConversationRelay> (the provider does speech; text both ways)")                   \
+    S(relay_language, "RELAY_LANGUAGE", "en-US", "relay mode: language of speech and voice")       \
+    S(relay_tts_provider, "RELAY_TTS_PROVIDER", "",                                                \
+      "relay mode: ttsProvider, e.g. ElevenLabs, Google, Amazon (empty: the provider's default)")  \
+    S(relay_voice, "RELAY_VOICE", "", "relay mode: voice of RELAY_TTS_PROVIDER (empty: default)")  \
+    S(relay_transcription_provider, "RELAY_TRANSCRIPTION_PROVIDER", "",                            \
+      "relay mode: transcriptionProvider, e.g. Deepgram, Google (empty: the provider's default)")  \
+    S(relay_speech_model, "RELAY_SPEECH_MODEL", "",                                                \
+      "relay mode: speechModel of RELAY_TRANSCRIPTION_PROVIDER (empty: default)")                  \
     S(stream_track, "STREAM_TRACK", "inbound_track",                                               \
       "start mode: inbound_track, outbound_track or both_tracks")                                  \
     S(stream_params, "STREAM_PARAMS", "", "extra <Parameter>s, form-encoded: a=1&b=2")            \

@@ -29,6 +29,8 @@ static const cs_route routes[] = {
     {CS_HTTP_POST, "/twilio/status", cs_twilio_status},
     {CS_HTTP_POST, "/twilio/stream-status", cs_twilio_stream_status},
     {CS_HTTP_GET, "/twilio/media", cs_media_upgrade},
+    {CS_HTTP_GET, "/twilio/relay", cs_relay_upgrade},
+    {CS_HTTP_POST, "/twilio/relay-action", cs_twilio_relay_action},
     {CS_HTTP_GET, "/monitor", cs_monitor_upgrade},
     {CS_HTTP_GET, "/", cs_web_root},
     {CS_HTTP_GET, "/login", cs_web_login},
@@ -96,8 +98,13 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
                      u.tls ? "wss" : "ws", rest);
     int b =
         snprintf(gw->status_url, sizeof gw->status_url, "%s/twilio/stream-status", gw->public_url);
-    if (a < 0 || b < 0 || (size_t)a >= sizeof gw->stream_url ||
-        (size_t)b >= sizeof gw->status_url) {
+    int c = snprintf(gw->relay_url, sizeof gw->relay_url, "%s%s/twilio/relay", u.tls ? "wss" : "ws",
+                     rest);
+    int d = snprintf(gw->relay_action_url, sizeof gw->relay_action_url, "%s/twilio/relay-action",
+                     gw->public_url);
+    if (a < 0 || b < 0 || c < 0 || d < 0 || (size_t)a >= sizeof gw->stream_url ||
+        (size_t)b >= sizeof gw->status_url || (size_t)c >= sizeof gw->relay_url ||
+        (size_t)d >= sizeof gw->relay_action_url) {
         cs_buf_printf(err, "PUBLIC_URL: longer than %zu characters", sizeof gw->public_url - 32);
         return CS_ECONFIG;
     }
@@ -107,9 +114,9 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
 static int check_config(cs_gateway *gw, cs_buf *err)
 {
     const cs_config *cfg = gw->cfg;
-    static const char *const modes[] = {"connect", "start"};
+    static const char *const modes[] = {"connect", "start", "relay"};
     static const char *const tracks[] = {"inbound_track", "outbound_track", "both_tracks"};
-    int rc = one_of("STREAM_MODE", cfg->stream_mode, modes, 2, err);
+    int rc = one_of("STREAM_MODE", cfg->stream_mode, modes, 3, err);
     if (rc == 0) rc = one_of("STREAM_TRACK", cfg->stream_track, tracks, 3, err);
     if (rc == 0 && cs_log_level_parse(cfg->log_level) < 0) {
         cs_buf_printf(err, "LOG_LEVEL: '%s' is not debug, info, warn or error", cfg->log_level);
@@ -258,11 +265,10 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* A two-way stream gets the agent its TwiML names (<Parameter name="Agent">, e.g. from
  * STREAM_PARAMS: one gateway serving several numbers), else AGENT. */
-static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
+const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, size_t n)
 {
-    const cs_gateway *gw = data;
-    for (size_t i = 0; i < start->start.nparams; i++) {
-        const cs_kv *kv = &start->start.params[i];
+    for (size_t i = 0; i < n; i++) {
+        const cs_kv *kv = &params[i];
         if (!cs_str_eqz(kv->name, "Agent")) continue;
         char name[32];
         const cs_agent_ops *ops;
@@ -277,6 +283,11 @@ static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
         break;
     }
     return gw->agent;
+}
+
+static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
+{
+    return cs_gateway_agent(data, start->start.params, start->start.nparams);
 }
 
 typedef struct boot {
@@ -414,7 +425,9 @@ static int start(cs_gateway *gw, cs_buf *err)
             strchr(cfg->bind, ':') ? "]" : "", cs_server_port(gw->server), tls ? "TLS" : "plain",
             cs_store_backend(gw->store), gw->agent ? gw->agent->name : "none",
             gw->recorders ? "on" : "off", gw->stt_ops ? gw->stt_ops->name : "off");
-    cs_info("voice webhook: %s/twilio/voice; media stream: %s", gw->public_url, gw->stream_url);
+    cs_info("voice webhook: %s/twilio/voice; %s: %s", gw->public_url,
+            strcmp(cfg->stream_mode, "relay") ? "media stream" : "relay",
+            strcmp(cfg->stream_mode, "relay") ? gw->stream_url : gw->relay_url);
     if (!cfg->twilio_auth_token[0])
         cs_warn("TWILIO_AUTH_TOKEN is not set: webhooks and media streams are NOT "
                 "authenticated; anyone who can reach this port can post calls");

@@ -46,7 +46,9 @@ typedef struct cs_transcripts {
 /* Counters kept by the handlers. */
 typedef struct cs_gateway_stats {
     uint64_t sig_refused_webhook; /* webhooks with a bad X-Twilio-Signature */
-    uint64_t sig_refused_upgrade; /* media upgrades with a bad signature */
+    uint64_t sig_refused_upgrade; /* media and relay upgrades with a bad signature */
+    uint64_t relay_sockets_total;
+    uint64_t relay_actions;       /* the provider's posts after a relay session ended */
     uint64_t account_refused;     /* streams of another account */
     uint64_t media_sockets_total;
     uint64_t webhooks;
@@ -71,6 +73,8 @@ typedef struct cs_gateway {
     cs_buf out;                  /* the loop's scratch for outbound messages */
     char public_url[CS_URL_CAP]; /* without a trailing slash */
     char stream_url[CS_URL_CAP]; /* ws(s)://…/twilio/media, as put in TwiML */
+    char relay_url[CS_URL_CAP];  /* ws(s)://…/twilio/relay (STREAM_MODE=relay) */
+    char relay_action_url[CS_URL_CAP]; /* …/twilio/relay-action */
     char status_url[CS_URL_CAP]; /* …/twilio/stream-status */
     char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
     cs_auth *auth;
@@ -109,6 +113,8 @@ void cs_twilio_voice(cs_request *r);
 void cs_twilio_status(cs_request *r);
 void cs_twilio_stream_status(cs_request *r);
 void cs_media_upgrade(cs_request *r);
+void cs_relay_upgrade(cs_request *r);
+void cs_twilio_relay_action(cs_request *r);
 void cs_api_calls(cs_request *r);
 void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
@@ -125,8 +131,11 @@ void cs_status(cs_request *r);
 void cs_streams(cs_request *r);
 void cs_metrics(cs_request *r);
 
-/* Media sockets (media.c): closes them all (shutdown), with 1001. */
+/* Media and relay sockets (media.c): closes them all (shutdown), with 1001. */
 void cs_media_close_all(cs_gateway *gw);
+/* The agent a stream with these parameters gets (gateway.c): `Agent` among them, else
+ * AGENT; NULL: none. */
+const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, size_t n);
 
 /* Listen-in (monitor.c): the observer publishing calls to the bus, the once-a-second
  * timer, closing every monitor socket (shutdown), and freeing what is left after the

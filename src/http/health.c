@@ -316,6 +316,16 @@ void cs_metrics(cs_request *r)
                     "agent audio refused: PLAYOUT_MAX_S queued", (double)cs->playout_full);
     cs_prom_counter(&out, "callstream_agent_failures_total", "agents that failed to start",
                     (double)cs->agent_failures);
+    static const char *const relay_labels[] = {"prompt", "interrupt", "sent"};
+    uint64_t relay[] = {cs->relay_prompts, cs->relay_interrupts, cs->relay_texts_out};
+    cs_prom_family(&out, "callstream_relay_messages_total", "counter",
+           "relay streams: the caller's words and interrupts received, messages sent", "kind",
+           relay_labels, relay, 3);
+    cs_prom_counter(&out, "callstream_relay_sockets_total", "relay sockets opened",
+                    (double)gw->stats.relay_sockets_total);
+    cs_prom_counter(&out, "callstream_relay_actions_total",
+                    "the provider's posts after a relay session ended",
+                    (double)gw->stats.relay_actions);
     cs_prom_gauge(&out, "callstream_agents", "streams with an agent",
                   (double)gw->calls.talk.ntalkers);
     cs_agents_metrics(&gw->agent_env, &out);

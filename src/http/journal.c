@@ -93,8 +93,7 @@ static void stream_started(void *o, const cs_stream *s)
                                                             : "[\"outbound\"]")
             : "[\"inbound\"]";
     rec->stream.tracks = cs_pool_strdup(&rec->pool, tracks);
-    rec->stream.mode =
-        cs_pool_strdup(&rec->pool, s->mode == CS_MODE_TWO_WAY ? "two-way" : "one-way");
+    rec->stream.mode = cs_pool_strdup(&rec->pool, cs_stream_mode_label(s->mode));
     rec->stream.started_at = s->started_ms;
     cs_store_write(gw->store, rec);
 }

@@ -1,7 +1,9 @@
-/* The media socket (GET /twilio/media): one WebSocket per stream. Messages are rate
+/* The media socket (GET /twilio/media) and the relay socket (GET /twilio/relay, text
+ * both ways): one WebSocket per stream, signed on the upgrade. Messages are rate
  * limited, parsed by the provider, and handed to the call layer (which owns the stream's
- * agent); a bad message is counted and skipped and the call goes on. Closing without `stop` ends the
- * stream as abnormal. */
+ * agent); a bad message is counted and skipped and the call goes on. Closing without
+ * `stop` ends a media stream as abnormal; a relay has no stop: its socket closing ends
+ * it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,7 @@ struct media_sock {
     bool ended;                     /* the stream ended; the socket is closing */
     enum cs_end_reason closing_why; /* why we close it, when we do */
     bool we_close;
+    bool relay; /* the relay socket: text, its setup starts the stream */
     uint64_t opened_ms;
     cs_bucket rate; /* MAX_MESSAGES_PER_S, with a one-second burst */
     char peer[46];
@@ -80,6 +83,12 @@ static int sink_clear(void *data)
     return send_built(m, m->gw->provider->write_clear(&m->gw->out, m->sid_str));
 }
 
+static int sink_relay(void *data, const cs_relay_out *msg)
+{
+    media_sock *m = data;
+    return send_built(m, m->gw->provider->write_relay(&m->gw->out, msg));
+}
+
 static void hang_up(media_sock *m, enum cs_end_reason why, uint16_t code, const char *reason);
 
 static void sink_close(void *data)
@@ -134,10 +143,10 @@ static void on_start(media_sock *m, const cs_pevent *ev)
         hang_up(m, CS_END_HANGUP, CS_WS_CLOSE_POLICY, "account not allowed");
         return;
     }
-    enum cs_stream_mode mode = mode_of(gw, ev);
+    enum cs_stream_mode mode = m->relay ? CS_MODE_RELAY : mode_of(gw, ev);
     bool stereo = ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND);
     m->sid_str = (cs_str){m->sid, cs_str_copy(m->sid, sizeof m->sid, ev->start.stream_id)};
-    cs_stream_sink sink = {sink_media, sink_mark, sink_clear, sink_close, m};
+    cs_stream_sink sink = {sink_media, sink_mark, sink_clear, sink_close, m, sink_relay};
     /* The stream's log context while the call layer starts it (and its agent). */
     cs_log_ctx ctx = {.stream = m->sid};
     const cs_log_ctx *prev = cs_log_set_ctx(&ctx);
@@ -151,10 +160,13 @@ static void on_start(media_sock *m, const cs_pevent *ev)
         return;
     }
     cs_log_set_ctx(&m->stream->log);
-    cs_info("media: stream started (%s, tracks %s%s) from %s",
-            mode == CS_MODE_TWO_WAY ? "two-way" : "one-way",
-            ev->start.tracks & CS_TRACK_BIT(CS_TRACK_INBOUND) ? "inbound" : "",
-            ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND) ? " outbound" : "", m->peer);
+    if (m->relay)
+        cs_info("media: relay session started from %s", m->peer);
+    else
+        cs_info("media: stream started (%s, tracks %s%s) from %s",
+                mode == CS_MODE_TWO_WAY ? "two-way" : "one-way",
+                ev->start.tracks & CS_TRACK_BIT(CS_TRACK_INBOUND) ? "inbound" : "",
+                ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND) ? " outbound" : "", m->peer);
     cs_log_set_ctx(prev);
 }
 
@@ -173,7 +185,9 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
     }
     cs_pevent ev;
     enum cs_bad kind;
-    if (gw->provider->parse(data, len, &ev, &gw->scratch, &kind) < 0) {
+    int (*parse)(char *, size_t, cs_pevent *, cs_pscratch *, enum cs_bad *) =
+        m->relay ? gw->provider->parse_relay : gw->provider->parse;
+    if (parse(data, len, &ev, &gw->scratch, &kind) < 0) {
         bad(m, kind, cs_bad_label(kind));
         return;
     }
@@ -191,7 +205,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         bad(m, CS_BAD_ORDER, m->ended ? "a message after stop" : "a message before start");
         return;
     }
-    if (!cs_str_eq(ev.stream_id, m->sid_str)) {
+    if (!m->relay && !cs_str_eq(ev.stream_id, m->sid_str)) {
         cs_stream_bad(s, CS_BAD_STREAM, "streamSid differs from the one this socket started");
         return;
     }
@@ -200,8 +214,9 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
     if (ev.type == CS_PEV_STOP) {
         cs_info("media: stream stopped by the provider");
         hang_up(m, CS_END_STOP, CS_WS_CLOSE_NORMAL, NULL);
-    } else if (ev.type == CS_PEV_MEDIA) {
-        cs_hist_observe(&gw->calls.stats.frame_seconds, (double)(cs_mono_ns() - t0) / 1e9);
+    } else if (ev.type == CS_PEV_MEDIA || m->relay) {
+        if (ev.type == CS_PEV_MEDIA)
+            cs_hist_observe(&gw->calls.stats.frame_seconds, (double)(cs_mono_ns() - t0) / 1e9);
         if (uv_now(gw->loop) - m->opened_ms > (uint64_t)gw->cfg->max_call_s * 1000) {
             cs_warn("media: stream reached MAX_CALL_S (%lld s); ending it",
                     (long long)gw->cfg->max_call_s);
@@ -226,12 +241,18 @@ static void on_close(cs_wsconn *ws, uint16_t code, int err)
     media_sock *m = ws->data;
     cs_gateway *gw = m->gw;
     if (m->stream) {
+        /* A relay's session ends with its socket closing cleanly: that is its stop. */
+        bool relay_done = m->relay && !m->we_close && !err && code == CS_WS_CLOSE_NORMAL;
         enum cs_end_reason why = m->we_close         ? m->closing_why
+                                 : relay_done        ? CS_END_STOP
                                  : err == -ETIMEDOUT ? CS_END_IDLE
                                                      : CS_END_ABNORMAL;
         const cs_log_ctx *prev = cs_log_set_ctx(&m->stream->log);
-        cs_warn("media: socket closed without stop (code %u%s%s); stream ends as %s", code,
-                err ? ", " : "", err ? cs_strerror(err) : "", cs_end_label(why));
+        if (relay_done)
+            cs_info("media: the relay session ended");
+        else
+            cs_warn("media: socket closed without stop (code %u%s%s); stream ends as %s", code,
+                    err ? ", " : "", err ? cs_strerror(err) : "", cs_end_label(why));
         cs_log_set_ctx(prev);
         end_stream(m, why);
     }
@@ -250,7 +271,8 @@ static const cs_wsconn_ops media_ops = {
     .on_close = on_close,
 };
 
-void cs_media_upgrade(cs_request *r)
+/* Both sockets: signed over the URL our TwiML gave (`url`), then the same limits. */
+static void upgrade(cs_request *r, const char *url, bool relay)
 {
     cs_gateway *gw = r->app;
     if (gw->draining) {
@@ -262,10 +284,10 @@ void cs_media_upgrade(cs_request *r)
         const cs_str *sig = cs_request_header(r, "X-Twilio-Signature");
         char sigz[CS_TWILIO_SIG_LEN + 8] = "";
         if (sig) cs_str_copy(sigz, sizeof sigz, *sig);
-        if (!sig || cs_twilio_sig_check_upgrade(token, gw->stream_url, sigz) < 0) {
+        if (!sig || cs_twilio_sig_check_upgrade(token, url, sigz) < 0) {
             gw->stats.sig_refused_upgrade++;
-            cs_warn("media: refused an upgrade from %s: %s X-Twilio-Signature",
-                    r->conn ? r->conn->peer_ip : "?", sig ? "wrong" : "no");
+            cs_warn("media: refused a%s upgrade from %s: %s X-Twilio-Signature",
+                    relay ? " relay" : "n", r->conn ? r->conn->peer_ip : "?", sig ? "wrong" : "no");
             cs_respond_error(r, 403, "invalid X-Twilio-Signature");
             return;
         }
@@ -276,6 +298,7 @@ void cs_media_upgrade(cs_request *r)
         return;
     }
     m->gw = gw;
+    m->relay = relay;
     snprintf(m->peer, sizeof m->peer, "%s", r->conn ? r->conn->peer_ip : "?");
     m->opened_ms = uv_now(gw->loop);
     m->rate = cs_bucket_full((double)gw->cfg->max_messages_per_s, (int64_t)m->opened_ms);
@@ -288,7 +311,22 @@ void cs_media_upgrade(cs_request *r)
     if (gw->sockets) gw->sockets->prev = m;
     gw->sockets = m;
     gw->nsockets++;
-    gw->stats.media_sockets_total++;
+    if (relay)
+        gw->stats.relay_sockets_total++;
+    else
+        gw->stats.media_sockets_total++;
+}
+
+void cs_media_upgrade(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    upgrade(r, gw->stream_url, false);
+}
+
+void cs_relay_upgrade(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    upgrade(r, gw->relay_url, true);
 }
 
 void cs_media_close_all(cs_gateway *gw)

@@ -55,7 +55,7 @@ static void call_summary(cs_json *j, const cs_call *call, bool is_live)
         const cs_stream *s = call->streams[i];
         cs_json_obj(j);
         cs_json_kstr(j, "sid", s->sid);
-        cs_json_kstr(j, "mode", s->mode == CS_MODE_TWO_WAY ? "two-way" : "one-way");
+        cs_json_kstr(j, "mode", cs_stream_mode_label(s->mode));
         cs_json_key(j, "tracks");
         cs_json_arr(j);
         if (s->tracks & CS_TRACK_BIT(CS_TRACK_INBOUND)) cs_json_str(j, "inbound");

@@ -160,6 +160,21 @@ static void on_segment(void *data, const cs_stt_segment *seg)
     }
 }
 
+/* The caller's words as a relay's provider recognised them: the caller's line. */
+static void on_relay_words(void *o, const cs_stream *s, const cs_transcript *t)
+{
+    origin v = {s->call->sid, s->sid, CS_SPEAKER_CALLER, false};
+    cs_stt_segment seg = {
+        .id = t->id,
+        .start_ms = t->start_ms,
+        .end_ms = t->end_ms,
+        .text = t->text,
+        .final = t->final,
+        .confidence = t->confidence,
+    };
+    deliver(o, &v, &seg);
+}
+
 /* What an agent that speaks text said, as heard: its line of the transcript. */
 static void on_said(void *o, const cs_stream *s, const cs_heard *h)
 {
@@ -266,6 +281,7 @@ static voice *open_voice(cs_gateway *gw, const cs_stream *s, enum cs_speaker who
 static void on_stream_started(void *o, const cs_stream *s)
 {
     cs_gateway *gw = o;
+    if (cs_stream_relay(s)) return; /* no audio: its provider transcribes */
     stream_tx *tx = calloc(1, sizeof *tx);
     if (!tx) return;
     snprintf(tx->stream, sizeof tx->stream, "%s", s->sid);
@@ -360,19 +376,17 @@ int cs_transcribe_start(cs_gateway *gw, cs_buf *err)
         cs_buf_printf(err, "STT: '%s' is not pocketsphinx, deepgram or none", gw->cfg->stt);
         return rc;
     }
-    if (!gw->stt_ops) return 0;
-    if ((rc = load_grammars(gw, err)) < 0) return rc;
     if (gw->cfg->transcript_webhook_url[0] && (rc = cs_webhook_new(&gw->webhook, gw, err)) < 0)
         return rc;
+    /* Text an agent said, and a relay's words, are transcripts without an engine. */
+    cs_call_observer o = {.said = on_said, .transcript = on_relay_words, .data = gw};
+    if (!gw->stt_ops) return cs_calls_observe(&gw->calls, &o);
+    if ((rc = load_grammars(gw, err)) < 0) return rc;
     rc = gw->stt_ops->create(&gw->stt, gw->cfg, gw->loop, gw->mb, err);
     if (rc < 0) return rc;
-    cs_call_observer o = {
-        .stream_started = on_stream_started,
-        .stream_ended = on_stream_ended,
-        .audio = on_audio,
-        .said = on_said,
-        .data = gw,
-    };
+    o.stream_started = on_stream_started;
+    o.stream_ended = on_stream_ended;
+    o.audio = on_audio;
     return cs_calls_observe(&gw->calls, &o);
 }
 

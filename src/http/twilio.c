@@ -97,9 +97,16 @@ static const char *get(const cs_form *f, const char *name)
     return v && v[0] ? v : NULL;
 }
 
-/* The <Parameter>s the gateway gives every stream, in this order, before STREAM_PARAMS. */
-static const char *const own_params[] = {"From", "To", "CallSid", "StreamMode"};
+/* The <Parameter>s the gateway gives every stream, in this order, before STREAM_PARAMS
+ * (Greeting: a relay's only, what the provider says for the agent first). */
+static const char *const own_params[] = {"From", "To", "CallSid", "StreamMode", "Greeting"};
 #define OWN_PARAMS (sizeof own_params / sizeof *own_params)
+
+/* How many of them a stream of this gateway's mode may carry. */
+static size_t own_count(const cs_gateway *gw)
+{
+    return strcmp(gw->cfg->stream_mode, "relay") == 0 ? OWN_PARAMS : OWN_PARAMS - 1;
+}
 
 /* Adds a <Parameter>. A value Twilio would not take (name + value over
  * CS_TWIML_MAX_PARAM characters: a From or To can be a long SIP URI) is left out and
@@ -118,27 +125,58 @@ static void add_param(cs_gateway *gw, cs_kv *params, size_t *n, const char *name
     params[(*n)++] = kv;
 }
 
+/* What the agent of a relay says first, when the provider can say it for it: its
+ * greeting, if it fits a <Parameter> (the agent then knows it was said). The agent is
+ * the one the stream will get: STREAM_PARAMS' Agent, else AGENT. */
+static const char *relay_welcome(cs_gateway *gw)
+{
+    const cs_form *f = &gw->stream_params;
+    cs_kv wanted[1];
+    size_t n = 0;
+    for (size_t i = 0; i < f->n && !n; i++)
+        if (strcmp(f->pairs[i].name, "Agent") == 0)
+            wanted[n++] = (cs_kv){cs_str_of(f->pairs[i].name), cs_str_of(f->pairs[i].value)};
+    const cs_agent_ops *agent = cs_gateway_agent(gw, wanted, n);
+    const char *text = agent && agent->welcome ? agent->welcome(gw->cfg) : NULL;
+    return text && *text && cs_twiml_param_fits(CS_STR("Greeting"), cs_str_of(text)) ? text : NULL;
+}
+
 /* The TwiML answering a call: its stream carries From, To, CallSid, the mode and
- * STREAM_PARAMS as <Parameter>s. */
+ * STREAM_PARAMS as <Parameter>s; a relay the agent's greeting too. */
 static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const char *from,
                        const char *to)
 {
     const cs_config *cfg = gw->cfg;
-    bool connect = strcmp(cfg->stream_mode, "connect") == 0;
-    const char *own[OWN_PARAMS] = {from, to, call_sid, connect ? "two-way" : "one-way"};
+    bool relay = strcmp(cfg->stream_mode, "relay") == 0;
+    bool connect = relay || strcmp(cfg->stream_mode, "connect") == 0;
+    const char *welcome = relay ? relay_welcome(gw) : NULL;
+    const char *mode = relay ? "relay" : connect ? "two-way" : "one-way";
+    const char *own[OWN_PARAMS] = {from, to, call_sid, mode, welcome};
     cs_kv params[CS_PEV_MAX_PARAMS];
     size_t n = 0;
     for (size_t i = 0; i < OWN_PARAMS; i++) add_param(gw, params, &n, own_params[i], own[i]);
     for (size_t i = 0; i < gw->stream_params.n; i++)
         add_param(gw, params, &n, gw->stream_params.pairs[i].name,
                   gw->stream_params.pairs[i].value);
+    cs_twiml_relay r = {
+        .action = gw->relay_action_url,
+        .welcome = welcome,
+        .language = cfg->relay_language[0] ? cfg->relay_language : NULL,
+        .tts_provider = cfg->relay_tts_provider[0] ? cfg->relay_tts_provider : NULL,
+        .voice = cfg->relay_voice[0] ? cfg->relay_voice : NULL,
+        .transcription_provider =
+            cfg->relay_transcription_provider[0] ? cfg->relay_transcription_provider : NULL,
+        .speech_model = cfg->relay_speech_model[0] ? cfg->relay_speech_model : NULL,
+        .interruptible = cfg->barge_in ? "any" : "none",
+    };
     cs_twiml t = {
         .say = cfg->greeting[0] ? cfg->greeting : NULL,
         .voice = cfg->voice[0] ? cfg->voice : NULL,
         .connect = connect,
-        .stream_url = gw->stream_url,
+        .relay = relay ? &r : NULL,
+        .stream_url = relay ? gw->relay_url : gw->stream_url,
         .track = connect ? NULL : cfg->stream_track,
-        .status_callback = gw->status_url,
+        .status_callback = relay ? NULL : gw->status_url,
         .params = params,
         .nparams = n,
         .dial = !connect && cfg->dial[0] ? cfg->dial : NULL,
@@ -152,11 +190,12 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
 static int check_stream_params(const cs_gateway *gw, cs_buf *err)
 {
     const cs_form *f = &gw->stream_params;
-    if (f->n > CS_PEV_MAX_PARAMS - OWN_PARAMS) {
+    size_t own = own_count(gw);
+    if (f->n > CS_PEV_MAX_PARAMS - own) {
         cs_buf_printf(err,
                       "STREAM_PARAMS: %zu parameters; a stream takes %zu besides From, To, "
-                      "CallSid and StreamMode",
-                      f->n, CS_PEV_MAX_PARAMS - OWN_PARAMS);
+                      "CallSid, StreamMode%s",
+                      f->n, CS_PEV_MAX_PARAMS - own, own == OWN_PARAMS ? " and Greeting" : "");
         return CS_ECONFIG;
     }
     for (size_t i = 0; i < f->n; i++) {
@@ -167,7 +206,7 @@ static int check_stream_params(const cs_gateway *gw, cs_buf *err)
         if (taken) {
             cs_buf_printf(err,
                           "STREAM_PARAMS: '%.40s' is given twice, or is one of the "
-                          "gateway's own (From, To, CallSid, StreamMode)",
+                          "gateway's own (From, To, CallSid, StreamMode, Greeting)",
                           name);
             return CS_ECONFIG;
         }
@@ -273,4 +312,20 @@ void cs_twilio_status(cs_request *r)
 void cs_twilio_stream_status(cs_request *r)
 {
     callback(r, CS_EVENT_STREAM_STATUS);
+}
+
+/* <Connect action>: a relay session ended (HandoffData, SessionStatus…): an event, and
+ * the call hangs up. */
+void cs_twilio_relay_action(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_form form;
+    const char *call_sid = checked_call(r, &form);
+    if (!call_sid) return;
+    gw->stats.relay_actions++;
+    form_event(r, &form, call_sid, CS_EVENT_RELAY);
+    cs_form_free(&form);
+    static const char hangup[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>";
+    cs_respond(r, 200, "text/xml; charset=utf-8", hangup, sizeof hangup - 1, NULL);
 }

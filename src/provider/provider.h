@@ -1,6 +1,9 @@
 /* Media-stream providers: each turns its wire messages into one internal event type
- * and writes our outbound messages (media, mark, clear) in its own format. The call
- * layer only sees cs_pevent and the ops table. */
+ * and writes our outbound messages (media, mark, clear) in its own format. A provider
+ * may also carry calls as text (a relay: it runs speech recognition and synthesis
+ * itself; we get the caller's words and send the agent's): those messages parse into
+ * the same event type and ours are written from cs_relay_out. The call layer only sees
+ * cs_pevent, cs_relay_out and the ops table. */
 #ifndef CS_PROVIDER_H
 #define CS_PROVIDER_H
 
@@ -56,6 +59,10 @@ enum cs_pev_type {
     CS_PEV_DTMF,
     CS_PEV_MARK,
     CS_PEV_STOP,
+    /* relay streams: `start` is the session's setup, `dtmf` as above */
+    CS_PEV_PROMPT,     /* the caller's words, as the provider recognised them */
+    CS_PEV_INTERRUPT,  /* the caller cut our speech short */
+    CS_PEV_PEER_ERROR, /* the provider refused something we sent */
 };
 
 /* One inbound message. Views point into the message buffer or the parse scratch: valid
@@ -75,6 +82,7 @@ typedef struct cs_pevent {
             unsigned sample_rate, channels;
             const cs_kv *params; /* customParameters */
             size_t nparams;
+            cs_str from, to; /* relay setup only (a media start has neither) */
         } start;
         struct {
             enum cs_track track;
@@ -92,6 +100,17 @@ typedef struct cs_pevent {
         struct {
             cs_str account_id, call_id;
         } stop;
+        struct {
+            cs_str text, lang;
+            bool last; /* false: an interim version of the words */
+        } prompt;
+        struct {
+            cs_str heard;      /* what the caller heard of our speech */
+            uint64_t heard_ms; /* how long it had played */
+        } interrupt;
+        struct {
+            cs_str description;
+        } peer_error;
     };
 } cs_pevent;
 
@@ -105,6 +124,22 @@ typedef struct cs_pscratch {
 void cs_pscratch_init(cs_pscratch *s);
 void cs_pscratch_free(cs_pscratch *s);
 
+/* What we send on a relay stream. */
+enum cs_relay_out_type {
+    CS_RELAY_TEXT = 1, /* a token of the agent's speech; `last` ends its turn */
+    CS_RELAY_PLAY,     /* an audio file the provider fetches and plays */
+    CS_RELAY_DIGITS,   /* DTMF tones sent to the caller */
+    CS_RELAY_END,      /* ends the session; `text` is handed to what the call does next */
+};
+
+typedef struct cs_relay_out {
+    enum cs_relay_out_type type;
+    cs_str text;        /* TEXT: the token; PLAY: the URL; DIGITS: the digits; END: data or empty */
+    bool last;          /* TEXT */
+    bool interruptible; /* TEXT, PLAY: the caller may cut it short */
+    unsigned loop;      /* PLAY: times to play (0: once) */
+} cs_relay_out;
+
 typedef struct cs_provider_ops {
     const char *name;
     /* Parses one text message (it may be modified in place). 0, or CS_EPARSE with *bad
@@ -114,6 +149,11 @@ typedef struct cs_provider_ops {
     int (*write_media)(cs_buf *out, cs_str stream_id, const uint8_t *ulaw, size_t n);
     int (*write_mark)(cs_buf *out, cs_str stream_id, cs_str name);
     int (*write_clear)(cs_buf *out, cs_str stream_id);
+    /* Relay streams (both NULL if the provider has none): parse one text message like
+     * `parse`; append one outbound message. */
+    int (*parse_relay)(char *msg, size_t len, cs_pevent *ev, cs_pscratch *scratch,
+                       enum cs_bad *bad);
+    int (*write_relay)(cs_buf *out, const cs_relay_out *m);
 } cs_provider_ops;
 
 /* By name ("twilio"); NULL if unknown. */

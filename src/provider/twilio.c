@@ -59,13 +59,13 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static int refuse(enum cs_bad *bad, enum cs_bad kind)
+int cs_twjson_refuse(enum cs_bad *bad, enum cs_bad kind)
 {
     *bad = kind;
     return CS_EPARSE;
 }
 
-static void event_reset(cs_pevent *ev, enum cs_pev_type type)
+void cs_twjson_reset(cs_pevent *ev, enum cs_pev_type type)
 {
     memset(ev, 0, sizeof *ev);
     ev->type = type;
@@ -80,11 +80,11 @@ static int finish_top(cs_pevent *ev, cs_str seq, cs_str stream, enum cs_bad *bad
 {
     if (seq.p) {
         uint64_t v;
-        if (cs_str_to_u64(seq, INT64_MAX, &v)) return refuse(bad, CS_BAD_FIELD);
+        if (cs_str_to_u64(seq, INT64_MAX, &v)) return cs_twjson_refuse(bad, CS_BAD_FIELD);
         ev->seq = (int64_t)v;
     }
     if (ev->type != CS_PEV_CONNECTED) {
-        if (!stream.p) return refuse(bad, CS_BAD_FIELD);
+        if (!stream.p) return cs_twjson_refuse(bad, CS_BAD_FIELD);
         ev->stream_id = stream;
     }
     return 0;
@@ -102,10 +102,11 @@ static int finish_media(const media_fields *f, cs_pevent *ev, cs_pscratch *s, en
     if (!f->track.p || !track_parse(f->track, &ev->media.track) ||
         (f->chunk.p && cs_str_to_u64(f->chunk, UINT64_MAX, &ev->media.chunk)) || !f->timestamp.p ||
         cs_str_to_u64(f->timestamp, UINT64_MAX, &ev->media.timestamp_ms) || !f->payload.p)
-        return refuse(bad, CS_BAD_FIELD);
-    if (f->payload.n > CS_BASE64_ENCODED_LEN(CS_PEV_MAX_PAYLOAD)) return refuse(bad, CS_BAD_BASE64);
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
+    if (f->payload.n > CS_BASE64_ENCODED_LEN(CS_PEV_MAX_PAYLOAD))
+        return cs_twjson_refuse(bad, CS_BAD_BASE64);
     int n = cs_base64_decode(s->payload, f->payload.p, f->payload.n);
-    if (n < 0) return refuse(bad, CS_BAD_BASE64);
+    if (n < 0) return cs_twjson_refuse(bad, CS_BAD_BASE64);
     ev->media.payload = s->payload;
     ev->media.len = (size_t)n;
     return 0;
@@ -201,7 +202,7 @@ int cs_twilio_parse_fast(const char *msg, size_t len, cs_pevent *ev, cs_pscratch
     if (memchr(msg, '\0', len) || !scan_object(&s, &top_object, &f)) return -EAGAIN;
     skip_ws(&s);
     if (s.p != s.end || !cs_str_eqz(f.event, "media")) return -EAGAIN;
-    event_reset(ev, CS_PEV_MEDIA);
+    cs_twjson_reset(ev, CS_PEV_MEDIA);
     int rc = finish_top(ev, f.seq, f.stream, bad);
     return rc ? rc : finish_media(&f, ev, scratch, bad);
 }
@@ -210,7 +211,7 @@ int cs_twilio_parse_fast(const char *msg, size_t len, cs_pevent *ev, cs_pscratch
 
 /* The whole message as one JSON object with nothing but whitespace after it; NULL
  * otherwise. A NUL byte is never valid in JSON text, and cJSON would end a string there. */
-static cJSON *parse_object(const char *msg, size_t len)
+cJSON *cs_twjson_object_parse(const char *msg, size_t len)
 {
     if (memchr(msg, '\0', len)) return NULL;
     const char *end = NULL;
@@ -225,21 +226,21 @@ static cJSON *parse_object(const char *msg, size_t len)
 }
 
 /* String member: absent gives CS_STR_NULL. False when present but not a string. */
-static bool opt_str(const cJSON *obj, const char *name, cs_str *out)
+bool cs_twjson_opt_str(const cJSON *obj, const char *name, cs_str *out)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
     *out = cJSON_IsString(it) ? cs_str_of(it->valuestring) : CS_STR_NULL;
     return !it || cJSON_IsString(it);
 }
 
-static bool req_str(const cJSON *obj, const char *name, cs_str *out)
+bool cs_twjson_req_str(const cJSON *obj, const char *name, cs_str *out)
 {
-    return opt_str(obj, name, out) && out->p;
+    return cs_twjson_opt_str(obj, name, out) && out->p;
 }
 
 static bool req_sid(const cJSON *obj, const char *name, const char prefix[2], cs_str *out)
 {
-    return req_str(obj, name, out) && cs_twilio_sid_valid(*out, prefix);
+    return cs_twjson_req_str(obj, name, out) && cs_twilio_sid_valid(*out, prefix);
 }
 
 static const cJSON *member(const cJSON *obj, const char *name)
@@ -257,9 +258,9 @@ static const cJSON *object(const cJSON *obj, const char *name)
 static int parse_connected(const cJSON *root, cs_pevent *ev, cs_pscratch *s, enum cs_bad *bad)
 {
     (void)s;
-    if (!opt_str(root, "protocol", &ev->connected.protocol) ||
-        !opt_str(root, "version", &ev->connected.version))
-        return refuse(bad, CS_BAD_FIELD);
+    if (!cs_twjson_opt_str(root, "protocol", &ev->connected.protocol) ||
+        !cs_twjson_opt_str(root, "version", &ev->connected.version))
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
     return 0;
 }
 
@@ -280,7 +281,7 @@ static bool parse_tracks(const cJSON *arr, unsigned *out)
 static bool parse_format(const cJSON *fmt, cs_pevent *ev)
 {
     const cJSON *rate = member(fmt, "sampleRate"), *channels = member(fmt, "channels");
-    if (!cJSON_IsObject(fmt) || !req_str(fmt, "encoding", &ev->start.encoding) ||
+    if (!cJSON_IsObject(fmt) || !cs_twjson_req_str(fmt, "encoding", &ev->start.encoding) ||
         !cs_str_eqz(ev->start.encoding, TWILIO_ENCODING) || !cJSON_IsNumber(rate) ||
         rate->valuedouble != TWILIO_SAMPLE_RATE || !cJSON_IsNumber(channels) ||
         channels->valuedouble != TWILIO_CHANNELS)
@@ -291,7 +292,7 @@ static bool parse_format(const cJSON *fmt, cs_pevent *ev)
 }
 
 /* customParameters: optional, an object of strings. */
-static bool parse_params(const cJSON *obj, cs_pevent *ev, cs_pscratch *s)
+bool cs_twjson_params(const cJSON *obj, cs_pevent *ev, cs_pscratch *s)
 {
     const cJSON *it;
     size_t n = 0;
@@ -316,8 +317,8 @@ static int parse_start(const cJSON *root, cs_pevent *ev, cs_pscratch *s, enum cs
         !cs_str_eq(ev->start.stream_id, ev->stream_id) ||
         !parse_tracks(member(st, "tracks"), &ev->start.tracks) ||
         !parse_format(member(st, "mediaFormat"), ev) ||
-        !parse_params(member(st, "customParameters"), ev, s))
-        return refuse(bad, CS_BAD_FIELD);
+        !cs_twjson_params(member(st, "customParameters"), ev, s))
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
     return 0;
 }
 
@@ -325,9 +326,11 @@ static int parse_media(const cJSON *root, cs_pevent *ev, cs_pscratch *s, enum cs
 {
     const cJSON *m = object(root, "media");
     media_fields f;
-    if (!m || !opt_str(m, "track", &f.track) || !opt_str(m, "chunk", &f.chunk) ||
-        !opt_str(m, "timestamp", &f.timestamp) || !opt_str(m, "payload", &f.payload))
-        return refuse(bad, CS_BAD_FIELD);
+    if (!m || !cs_twjson_opt_str(m, "track", &f.track) ||
+        !cs_twjson_opt_str(m, "chunk", &f.chunk) ||
+        !cs_twjson_opt_str(m, "timestamp", &f.timestamp) ||
+        !cs_twjson_opt_str(m, "payload", &f.payload))
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
     return finish_media(&f, ev, s, bad);
 }
 
@@ -336,10 +339,10 @@ static int parse_dtmf(const cJSON *root, cs_pevent *ev, cs_pscratch *s, enum cs_
     (void)s;
     const cJSON *d = object(root, "dtmf");
     cs_str digit, track;
-    if (!d || !req_str(d, "digit", &digit) || digit.n != 1 ||
-        !memchr(dtmf_digits, digit.p[0], sizeof dtmf_digits - 1) || !opt_str(d, "track", &track) ||
-        (track.p && !cs_str_eqz(track, "inbound_track")))
-        return refuse(bad, CS_BAD_FIELD);
+    if (!d || !cs_twjson_req_str(d, "digit", &digit) || digit.n != 1 ||
+        !memchr(dtmf_digits, digit.p[0], sizeof dtmf_digits - 1) ||
+        !cs_twjson_opt_str(d, "track", &track) || (track.p && !cs_str_eqz(track, "inbound_track")))
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
     ev->dtmf.digit = digit.p[0];
     return 0;
 }
@@ -347,7 +350,8 @@ static int parse_dtmf(const cJSON *root, cs_pevent *ev, cs_pscratch *s, enum cs_
 static int parse_mark(const cJSON *root, cs_pevent *ev, cs_pscratch *s, enum cs_bad *bad)
 {
     (void)s;
-    if (!req_str(object(root, "mark"), "name", &ev->mark.name)) return refuse(bad, CS_BAD_FIELD);
+    if (!cs_twjson_req_str(object(root, "mark"), "name", &ev->mark.name))
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
     return 0;
 }
 
@@ -356,9 +360,9 @@ static int parse_stop(const cJSON *root, cs_pevent *ev, cs_pscratch *s, enum cs_
 {
     (void)s;
     const cJSON *st = member(root, "stop");
-    if ((st && !cJSON_IsObject(st)) || !opt_str(st, "accountSid", &ev->stop.account_id) ||
-        !opt_str(st, "callSid", &ev->stop.call_id))
-        return refuse(bad, CS_BAD_FIELD);
+    if ((st && !cJSON_IsObject(st)) || !cs_twjson_opt_str(st, "accountSid", &ev->stop.account_id) ||
+        !cs_twjson_opt_str(st, "callSid", &ev->stop.call_id))
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
     return 0;
 }
 
@@ -391,15 +395,16 @@ int cs_twilio_parse_slow(const char *msg, size_t len, cs_pevent *ev, cs_pscratch
                          enum cs_bad *bad)
 {
     cs_pscratch_free(scratch);
-    cJSON *root = parse_object(msg, len);
-    if (!root) return refuse(bad, CS_BAD_JSON);
+    cJSON *root = cs_twjson_object_parse(msg, len);
+    if (!root) return cs_twjson_refuse(bad, CS_BAD_JSON);
     scratch->tree = root;
     const struct event_def *def = event_find(member(root, "event"));
-    if (!def) return refuse(bad, CS_BAD_EVENT);
-    event_reset(ev, def->type);
+    if (!def) return cs_twjson_refuse(bad, CS_BAD_EVENT);
+    cs_twjson_reset(ev, def->type);
     cs_str seq, stream;
-    if (!opt_str(root, "sequenceNumber", &seq) || !opt_str(root, "streamSid", &stream))
-        return refuse(bad, CS_BAD_FIELD);
+    if (!cs_twjson_opt_str(root, "sequenceNumber", &seq) ||
+        !cs_twjson_opt_str(root, "streamSid", &stream))
+        return cs_twjson_refuse(bad, CS_BAD_FIELD);
     int rc = finish_top(ev, seq, stream, bad);
     return rc ? rc : def->parse(root, ev, scratch, bad);
 }
@@ -414,7 +419,7 @@ static int twilio_parse(char *msg, size_t len, cs_pevent *ev, cs_pscratch *scrat
 /* ---- writers ---- */
 
 /* Ends a writer: on error, drops what it appended, so `out` only holds whole messages. */
-static int end_write(cs_buf *out, size_t start, int rc)
+int cs_twjson_end_write(cs_buf *out, size_t start, int rc)
 {
     if (rc) cs_buf_truncate(out, start);
     return rc;
@@ -442,7 +447,7 @@ static int write_media(cs_buf *out, cs_str stream_id, const uint8_t *ulaw, size_
     if (!rc) rc = PUT(out, ",\"media\":{\"payload\":");
     if (!rc) rc = put_base64(out, ulaw, n);
     if (!rc) rc = PUT(out, "}}");
-    return end_write(out, start, rc);
+    return cs_twjson_end_write(out, start, rc);
 }
 
 /* Opens {"event":…,"streamSid":…, as every message to Twilio starts. */
@@ -466,7 +471,7 @@ static int write_mark(cs_buf *out, cs_str stream_id, cs_str name)
     cs_json_strn(&j, name.p, name.n);
     cs_json_obj_end(&j);
     cs_json_obj_end(&j);
-    return end_write(out, start, cs_json_end(&j));
+    return cs_twjson_end_write(out, start, cs_json_end(&j));
 }
 
 static int write_clear(cs_buf *out, cs_str stream_id)
@@ -476,7 +481,7 @@ static int write_clear(cs_buf *out, cs_str stream_id)
     cs_json_init(&j, out);
     open_event(&j, "clear", stream_id);
     cs_json_obj_end(&j);
-    return end_write(out, start, cs_json_end(&j));
+    return cs_twjson_end_write(out, start, cs_json_end(&j));
 }
 
 const cs_provider_ops cs_provider_twilio = {
@@ -485,6 +490,8 @@ const cs_provider_ops cs_provider_twilio = {
     .write_media = write_media,
     .write_mark = write_mark,
     .write_clear = write_clear,
+    .parse_relay = cs_twilio_relay_parse,
+    .write_relay = cs_twilio_relay_write,
 };
 
 /* ---- peer side: what Twilio sends, key order as in §1.1 ---- */
@@ -507,7 +514,7 @@ int cs_twilio_peer_connected(cs_buf *out)
     cs_json_kstr(&j, "protocol", "Call");
     cs_json_kstr(&j, "version", "1.0.0");
     cs_json_obj_end(&j);
-    return end_write(out, start, cs_json_end(&j));
+    return cs_twjson_end_write(out, start, cs_json_end(&j));
 }
 
 /* customParameters as one raw value: cs_json keys are C strings, parameter names views. */
@@ -558,7 +565,7 @@ int cs_twilio_peer_start(cs_buf *out, uint64_t seq, const cs_twilio_start *s)
     cs_json_obj_end(&j);
     cs_json_kstr(&j, "streamSid", s->stream_sid);
     cs_json_obj_end(&j);
-    return end_write(out, start, cs_json_end(&j));
+    return cs_twjson_end_write(out, start, cs_json_end(&j));
 }
 
 /* A template like write_media: the simulator sends 50 of these a second per call. */
@@ -576,7 +583,7 @@ int cs_twilio_peer_media(cs_buf *out, const char *stream_sid, uint64_t seq, enum
     if (!rc) rc = PUT(out, "},\"streamSid\":");
     if (!rc) rc = cs_json_escape(out, stream_sid, strlen(stream_sid));
     if (!rc) rc = PUT(out, "}");
-    return end_write(out, start, rc);
+    return cs_twjson_end_write(out, start, rc);
 }
 
 int cs_twilio_peer_dtmf(cs_buf *out, const char *stream_sid, uint64_t seq, char digit)
@@ -595,7 +602,7 @@ int cs_twilio_peer_dtmf(cs_buf *out, const char *stream_sid, uint64_t seq, char 
     cs_json_strn(&j, &digit, 1);
     cs_json_obj_end(&j);
     cs_json_obj_end(&j);
-    return end_write(out, start, cs_json_end(&j));
+    return cs_twjson_end_write(out, start, cs_json_end(&j));
 }
 
 int cs_twilio_peer_mark(cs_buf *out, const char *stream_sid, uint64_t seq, cs_str name)
@@ -613,7 +620,7 @@ int cs_twilio_peer_mark(cs_buf *out, const char *stream_sid, uint64_t seq, cs_st
     cs_json_strn(&j, name.p, name.n);
     cs_json_obj_end(&j);
     cs_json_obj_end(&j);
-    return end_write(out, start, cs_json_end(&j));
+    return cs_twjson_end_write(out, start, cs_json_end(&j));
 }
 
 int cs_twilio_peer_stop(cs_buf *out, const char *stream_sid, uint64_t seq, const char *account_sid,
@@ -632,7 +639,7 @@ int cs_twilio_peer_stop(cs_buf *out, const char *stream_sid, uint64_t seq, const
     cs_json_obj_end(&j);
     cs_json_kstr(&j, "streamSid", stream_sid);
     cs_json_obj_end(&j);
-    return end_write(out, start, cs_json_end(&j));
+    return cs_twjson_end_write(out, start, cs_json_end(&j));
 }
 
 /* ---- peer side: what the server sends (§1.2) ---- */
@@ -640,7 +647,7 @@ int cs_twilio_peer_stop(cs_buf *out, const char *stream_sid, uint64_t seq, const
 static int peer_media(const cJSON *root, cs_twilio_out *out, uint8_t *buf, size_t cap)
 {
     cs_str payload;
-    if (!req_str(object(root, "media"), "payload", &payload) ||
+    if (!cs_twjson_req_str(object(root, "media"), "payload", &payload) ||
         CS_BASE64_DECODED_MAX(payload.n) > cap)
         return CS_EPARSE;
     int n = cs_base64_decode(buf, payload.p, payload.n);
@@ -654,7 +661,7 @@ static int peer_mark(const cJSON *root, cs_twilio_out *out, uint8_t *buf, size_t
 {
     (void)buf;
     (void)cap;
-    return req_str(object(root, "mark"), "name", &out->mark_name) ? 0 : CS_EPARSE;
+    return cs_twjson_req_str(object(root, "mark"), "name", &out->mark_name) ? 0 : CS_EPARSE;
 }
 
 typedef int (*out_fn)(const cJSON *root, cs_twilio_out *out, uint8_t *buf, size_t cap);
@@ -690,11 +697,11 @@ static cs_str keep(char **dst, cs_str s)
 
 int cs_twilio_peer_parse(char *msg, size_t len, cs_twilio_out *out, uint8_t *buf, size_t cap)
 {
-    cJSON *root = parse_object(msg, len);
+    cJSON *root = cs_twjson_object_parse(msg, len);
     if (!root) return CS_EPARSE;
     memset(out, 0, sizeof *out);
     const struct out_def *def = out_event_find(member(root, "event"));
-    int rc = def && req_str(root, "streamSid", &out->stream_sid) ? 0 : CS_EPARSE;
+    int rc = def && cs_twjson_req_str(root, "streamSid", &out->stream_sid) ? 0 : CS_EPARSE;
     if (!rc && def->parse) rc = def->parse(root, out, buf, cap);
     if (!rc) {
         /* Unescaped, both strings together are never longer than the text they came from. */

@@ -17,6 +17,17 @@
  * payload; dtmf one digit of 0-9*#A-D; mark a name; stop nothing more. */
 extern const cs_provider_ops cs_provider_twilio;
 
+/* ConversationRelay (twilio_relay.c; the ops' relay entries): parse needs a known
+ * "type"; setup a sessionId (the stream id) and callSid, with optional accountSid, from,
+ * to and customParameters; prompt a voicePrompt (`last` a boolean, true when absent);
+ * dtmf one digit of 0-9*#A-D; interrupt an optional utteranceUntilInterrupt and a
+ * whole durationUntilInterruptMs; error an optional description. */
+int cs_twilio_relay_parse(char *msg, size_t len, cs_pevent *ev, cs_pscratch *scratch,
+                          enum cs_bad *bad);
+int cs_twilio_relay_write(cs_buf *out, const cs_relay_out *m);
+/* The peer side (tests, fuzzing): what Twilio sends for an event of parse_relay. */
+int cs_twilio_relay_peer_write(cs_buf *out, const cs_pevent *ev);
+
 /* SIDs: two uppercase letters then 32 hex digits ("MZ…", "CA…", "AC…"). */
 #define CS_TWILIO_SID_LEN 34
 bool cs_twilio_sid_valid(cs_str sid, const char prefix[2]);

@@ -107,6 +107,7 @@ static int check(const cs_twiml *t)
 {
     /* Twilio drops a query string from the stream URL: data goes in <Parameter>s. */
     if (!t->stream_url || !*t->stream_url || strchr(t->stream_url, '?')) return -EINVAL;
+    if (t->relay && !t->connect) return -EINVAL;
     /* <Start> returns at once; with nothing after it Twilio hangs up. */
     if (!t->connect && ((t->track && !known_track(t->track)) || (t->dial && !*t->dial) ||
                         (!t->dial && t->pause_seconds == 0)))
@@ -148,8 +149,38 @@ static void opt_attr(xml *x, const char *name, const char *value)
     if (value) attr(x, name, cs_str_of(value));
 }
 
+static void params(xml *x, const cs_twiml *t)
+{
+    for (size_t i = 0; i < t->nparams; i++) {
+        raw(x, "<Parameter");
+        attr(x, "name", t->params[i].name);
+        attr(x, "value", t->params[i].value);
+        raw(x, "/>");
+    }
+}
+
+/* Attribute names as in Twilio's <ConversationRelay> reference. */
+static void relay(xml *x, const cs_twiml *t)
+{
+    const cs_twiml_relay *r = t->relay;
+    raw(x, "<ConversationRelay");
+    opt_attr(x, "url", t->stream_url);
+    opt_attr(x, "welcomeGreeting", r->welcome);
+    if (r->welcome) opt_attr(x, "welcomeGreetingInterruptible", r->interruptible);
+    opt_attr(x, "language", r->language);
+    opt_attr(x, "ttsProvider", r->tts_provider);
+    opt_attr(x, "voice", r->voice);
+    opt_attr(x, "transcriptionProvider", r->transcription_provider);
+    opt_attr(x, "speechModel", r->speech_model);
+    opt_attr(x, "interruptible", r->interruptible);
+    raw(x, " dtmfDetection=\"true\">");
+    params(x, t);
+    raw(x, "</ConversationRelay>");
+}
+
 static void stream(xml *x, const cs_twiml *t)
 {
+    if (t->relay) return relay(x, t);
     raw(x, "<Stream");
     opt_attr(x, "url", t->stream_url);
     opt_attr(x, "name", t->stream_name);
@@ -163,12 +194,7 @@ static void stream(xml *x, const cs_twiml *t)
         return;
     }
     raw(x, ">");
-    for (size_t i = 0; i < t->nparams; i++) {
-        raw(x, "<Parameter");
-        attr(x, "name", t->params[i].name);
-        attr(x, "value", t->params[i].value);
-        raw(x, "/>");
-    }
+    params(x, t);
     raw(x, "</Stream>");
 }
 
@@ -186,7 +212,13 @@ int cs_twiml_write(cs_buf *out, const cs_twiml *t)
         text(&x, cs_str_of(t->say));
         raw(&x, "</Say>");
     }
-    raw(&x, t->connect ? "<Connect>" : "<Start>");
+    if (t->connect && t->relay && t->relay->action) {
+        raw(&x, "<Connect");
+        attr(&x, "action", cs_str_of(t->relay->action));
+        raw(&x, ">");
+    } else {
+        raw(&x, t->connect ? "<Connect>" : "<Start>");
+    }
     stream(&x, t);
     raw(&x, t->connect ? "</Connect>" : "</Start>");
     if (!t->connect && t->dial) {

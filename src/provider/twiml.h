@@ -1,6 +1,8 @@
 /* TwiML for the voice webhook (protocol.md §2): an optional <Say>, then either
  * <Connect><Stream> (two-way: our agent may talk back) or <Start><Stream> (one-way fork)
- * followed by what keeps the call going (<Dial> or <Pause>). */
+ * followed by what keeps the call going (<Dial> or <Pause>), or
+ * <Connect action><ConversationRelay> (§9.2: the provider does speech, text comes to
+ * the stream URL). */
 #ifndef CS_TWIML_H
 #define CS_TWIML_H
 
@@ -12,6 +14,16 @@
 
 #define CS_TWIML_MAX_PARAM 499   /* name + value must be under 500 characters */
 #define CS_TWIML_MAX_BYTES 65536 /* Twilio refuses a larger document (error 11750) */
+
+/* <ConversationRelay> attributes (NULL: left out, the provider's default). */
+typedef struct cs_twiml_relay {
+    const char *action;  /* <Connect action>: posted when the session ends */
+    const char *welcome; /* welcomeGreeting */
+    const char *language;
+    const char *tts_provider, *voice;
+    const char *transcription_provider, *speech_model;
+    const char *interruptible; /* any, none, speech or dtmf (also for the greeting) */
+} cs_twiml_relay;
 
 typedef struct cs_twiml {
     const char *say;             /* greeting, or NULL */
@@ -25,12 +37,14 @@ typedef struct cs_twiml {
     size_t nparams;
     const char *dial;            /* <Start> only: number to <Dial> afterwards, or NULL */
     unsigned pause_seconds;      /* <Start> only, without dial: <Pause length> */
+    const cs_twiml_relay *relay; /* <Connect> only: a ConversationRelay, not a Stream */
 } cs_twiml;
 
 /* Appends the whole document (with the XML declaration); on error `out` is left as it
- * was. -EMSGSIZE if a parameter is too long or there are more than CS_PEV_MAX_PARAMS;
- * -EINVAL if the stream URL is missing or has a query string, or for <Start> an unknown
- * track, an empty dial, or neither dial nor pause_seconds (the call would hang up). */
+ * was. A relay needs `connect`; its stream URL is the relay's WebSocket. -EMSGSIZE if a parameter
+ * is too long or there are more than CS_PEV_MAX_PARAMS; -EINVAL if the stream URL is missing or has
+ * a query string, or for <Start> an unknown track, an empty dial, or neither dial nor pause_seconds
+ * (the call would hang up). */
 int cs_twiml_write(cs_buf *out, const cs_twiml *t);
 /* Whether a <Parameter> fits Twilio's limit on name + value (characters, not bytes). */
 bool cs_twiml_param_fits(cs_str name, cs_str value);

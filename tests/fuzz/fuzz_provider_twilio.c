@@ -57,6 +57,10 @@ static bool same_event(const cs_pevent *a, const cs_pevent *b)
     case CS_PEV_STOP:
         return str_same(a->stop.account_id, b->stop.account_id) &&
                str_same(a->stop.call_id, b->stop.call_id);
+    case CS_PEV_PROMPT:
+    case CS_PEV_INTERRUPT:
+    case CS_PEV_PEER_ERROR:
+        break; /* relay events: never from this parser */
     }
     return false;
 }
@@ -103,6 +107,10 @@ static int rewrite(cs_buf *out, const cs_pevent *ev)
         free(call);
         break;
     }
+    case CS_PEV_PROMPT:
+    case CS_PEV_INTERRUPT:
+    case CS_PEV_PEER_ERROR:
+        break;
     }
     free(stream);
     return rc;

@@ -31,6 +31,7 @@
 #include "net/form.h"
 #include "net/http.h"
 #include "provider/twilio.h"
+#include "provider/twilio_sig.h"
 #include "sim/sim.h"
 
 #define START_WAIT_MS 60000 /* decoders load before the gateway listens: slow on a busy machine */
@@ -588,6 +589,27 @@ cJSON *it_call_recorded(int port, const char *sid, int timeout_ms)
     return NULL;
 }
 
+void it_transcript(int port, const char *sid, const char *speaker, char *out, size_t cap)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    cJSON *j = it_get_json(port, target);
+    size_t n = 0;
+    out[0] = '\0';
+    const cJSON *g;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItem(j, "segments"))
+    {
+        const char *who = it_str(g, "speaker");
+        if (speaker && strcmp(who, speaker) != 0) continue;
+        int w = speaker ? snprintf(out + n, cap - n, "%s%s", n ? " | " : "", it_str(g, "text"))
+                        : snprintf(out + n, cap - n, "%s%s%s:%s", n ? " | " : "", who,
+                                   cJSON_IsTrue(cJSON_GetObjectItem(g, "cut")) ? "[cut]" : "",
+                                   it_str(g, "text"));
+        if (w > 0 && (size_t)w < cap - n) n += (size_t)w;
+    }
+    cJSON_Delete(j);
+}
+
 bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -854,6 +876,153 @@ int it_ws_close_code(it_ws *w, int timeout_ms)
         if (r == 1 && ev.type == CS_WS_EV_CLOSE) return ev.close_code;
     }
     return -1;
+}
+
+/* ---- Twilio's side of a ConversationRelay session ---- */
+
+int it_relay_open(it_relay *r, int port, const char *token)
+{
+    memset(r, 0, sizeof *r);
+    char extra[160] = "";
+    if (token) {
+        char url[96], sig[CS_TWILIO_SIG_LEN + 1];
+        snprintf(url, sizeof url, "ws://127.0.0.1:%d/twilio/relay", port);
+        cs_twilio_sig_compute(sig, token, url, NULL, 0);
+        snprintf(extra, sizeof extra, "X-Twilio-Signature: %s\r\n", sig);
+    }
+    return it_ws_connect(&r->ws, port, "/twilio/relay", extra);
+}
+
+static int relay_send(it_relay *r, cJSON *msg)
+{
+    char *text = cJSON_PrintUnformatted(msg);
+    int rc = text ? it_ws_send_text(&r->ws, text) : -1;
+    free(text);
+    cJSON_Delete(msg);
+    return rc;
+}
+
+static cJSON *relay_msg(const char *type)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "type", type);
+    return m;
+}
+
+int it_relay_setup(it_relay *r, const char *session, const char *call, const char *params)
+{
+    cJSON *m = relay_msg("setup");
+    cJSON_AddStringToObject(m, "sessionId", session);
+    cJSON_AddStringToObject(m, "accountSid", IT_ACCOUNT);
+    cJSON_AddStringToObject(m, "parentCallSid", "");
+    cJSON_AddStringToObject(m, "callSid", call);
+    cJSON_AddStringToObject(m, "from", "+15550100");
+    cJSON_AddStringToObject(m, "to", "+15550101");
+    cJSON_AddStringToObject(m, "forwardedFrom", "");
+    cJSON_AddStringToObject(m, "callType", "PSTN");
+    cJSON_AddStringToObject(m, "callerName", "");
+    cJSON_AddStringToObject(m, "direction", "inbound");
+    cJSON_AddStringToObject(m, "callStatus", "RINGING");
+    cJSON *p = params ? cJSON_Parse(params) : cJSON_CreateObject();
+    cJSON_AddItemToObject(m, "customParameters", p ? p : cJSON_CreateObject());
+    return relay_send(r, m);
+}
+
+int it_relay_prompt(it_relay *r, const char *text, bool last)
+{
+    cJSON *m = relay_msg("prompt");
+    cJSON_AddStringToObject(m, "voicePrompt", text);
+    cJSON_AddStringToObject(m, "lang", "en-US");
+    cJSON_AddBoolToObject(m, "last", last);
+    return relay_send(r, m);
+}
+
+int it_relay_dtmf(it_relay *r, char digit)
+{
+    char d[2] = {digit, '\0'};
+    cJSON *m = relay_msg("dtmf");
+    cJSON_AddStringToObject(m, "digit", d);
+    return relay_send(r, m);
+}
+
+int it_relay_interrupt(it_relay *r, const char *heard, unsigned ms)
+{
+    cJSON *m = relay_msg("interrupt");
+    cJSON_AddStringToObject(m, "utteranceUntilInterrupt", heard);
+    cJSON_AddNumberToObject(m, "durationUntilInterruptMs", ms);
+    return relay_send(r, m);
+}
+
+void it_relay_read(it_relay *r, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (!r->closed) {
+        long long left = deadline - now_ms();
+        if (left <= 0) return;
+        cs_ws_event ev;
+        int k = it_ws_next(&r->ws, &ev, (int)left);
+        if (k < 0 || (k > 0 && ev.type == CS_WS_EV_CLOSE)) {
+            r->closed = true;
+            return;
+        }
+        if (k == 0) return;
+        if (ev.type == CS_WS_EV_MESSAGE && r->ngot < IT_RELAY_MAX)
+            r->got[r->ngot++] = cJSON_ParseWithLength(ev.data, ev.len);
+    }
+}
+
+static const char *relay_type(const cJSON *m)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "type");
+    return cJSON_IsString(t) ? t->valuestring : "";
+}
+
+int it_relay_wait(it_relay *r, size_t from, const char *type, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        for (size_t i = from; i < r->ngot; i++)
+            if (strcmp(relay_type(r->got[i]), type) == 0) return (int)i;
+        long long left = deadline - now_ms();
+        if (left <= 0 || r->closed) return -1;
+        it_relay_read(r, left < 100 ? (int)left : 100);
+    }
+}
+
+bool it_relay_turn(it_relay *r, size_t *at, char *out, size_t cap, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = *at;;) {
+        for (; i < r->ngot; i++) {
+            const cJSON *m = r->got[i];
+            if (strcmp(relay_type(m), "text") != 0) continue;
+            const cJSON *token = cJSON_GetObjectItemCaseSensitive(m, "token");
+            if (cJSON_IsString(token)) {
+                int w = snprintf(out + n, cap - n, "%s", token->valuestring);
+                if (w > 0) n = n + (size_t)w < cap ? n + (size_t)w : cap - 1;
+            }
+            if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "last"))) {
+                *at = i + 1;
+                return true;
+            }
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0 || r->closed) return false;
+        it_relay_read(r, left < 100 ? (int)left : 100);
+        /* Rejoin from where this turn began: tokens are re-read whole. */
+        i = *at;
+        n = 0;
+        out[0] = '\0';
+    }
+}
+
+void it_relay_free(it_relay *r)
+{
+    for (size_t i = 0; i < r->ngot; i++) cJSON_Delete(r->got[i]);
+    r->ngot = 0;
+    it_ws_close(&r->ws);
 }
 
 void it_ws_close(it_ws *w)

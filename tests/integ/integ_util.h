@@ -140,6 +140,10 @@ cJSON *it_call(int port, const char *sid);
 /* The call once its recording is finished and attached (it has a duration), polling up
  * to timeout_ms; NULL if it never is. Caller frees. */
 cJSON *it_call_recorded(int port, const char *sid, int timeout_ms);
+/* The call's stored transcript joined by " | ": every final segment as "speaker:text"
+ * ("speaker[cut]:text" for an agent line cut short), or with `speaker`, that speaker's
+ * texts only. */
+void it_transcript(int port, const char *sid, const char *speaker, char *out, size_t cap);
 /* The SID of the call from `from` (a test gives each call its own caller number), polling
  * up to timeout_ms. Whether it was found. */
 bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms);
@@ -193,6 +197,35 @@ int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq);
 /* Reads until the server's close frame; its code, or -1 if none came. */
 int it_ws_close_code(it_ws *w, int timeout_ms);
 void it_ws_close(it_ws *w);
+
+/* ---- Twilio's side of a ConversationRelay session (protocol.md §9.2) ---- */
+
+#define IT_RELAY_MAX 512 /* messages kept */
+
+typedef struct it_relay {
+    it_ws ws;
+    cJSON *got[IT_RELAY_MAX]; /* what the gateway sent, parsed (NULL: not JSON) */
+    size_t ngot;
+    bool closed;
+} it_relay;
+
+/* Opens /twilio/relay signed with `token` (NULL: unsigned) for ws://127.0.0.1:PORT, as
+ * Twilio does; 0 on 101, else what it_ws_connect said. */
+int it_relay_open(it_relay *r, int port, const char *token);
+/* The session's setup for `call` (session id `session`); `params` a JSON object of
+ * customParameters, or NULL. */
+int it_relay_setup(it_relay *r, const char *session, const char *call, const char *params);
+int it_relay_prompt(it_relay *r, const char *text, bool last);
+int it_relay_dtmf(it_relay *r, char digit);
+int it_relay_interrupt(it_relay *r, const char *heard, unsigned ms);
+/* Reads what comes for up to timeout_ms (until the socket closes). */
+void it_relay_read(it_relay *r, int timeout_ms);
+/* The tokens of the next turn, from message *at on: waits up to timeout_ms for a text
+ * with last=true and writes the tokens joined into `out`; *at moves past it. */
+bool it_relay_turn(it_relay *r, size_t *at, char *out, size_t cap, int timeout_ms);
+/* The first message of `type` from `from` on, waiting up to timeout_ms; its index or -1. */
+int it_relay_wait(it_relay *r, size_t from, const char *type, int timeout_ms);
+void it_relay_free(it_relay *r);
 
 /* ---- a caller on a media stream: the phone and Twilio's side of it ---- */
 

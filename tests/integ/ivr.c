@@ -195,18 +195,7 @@ static void path_of(const char *sid, char *out, size_t cap)
 /* The call's agent lines in its transcript, joined. */
 static void agent_lines(const char *sid, char *out, size_t cap)
 {
-    char target[128];
-    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
-    cJSON *j = it_get_json(srv.port, target);
-    size_t n = 0;
-    out[0] = '\0';
-    const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItem(j, "segments"))
-    {
-        if (strcmp(it_str(s, "speaker"), "agent") == 0 && n < cap)
-            n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? " | " : "", it_str(s, "text"));
-    }
-    cJSON_Delete(j);
+    it_transcript(srv.port, sid, "agent", out, cap);
 }
 
 static void call(it_phone *p, const char *sid, const char *menu)

@@ -107,6 +107,11 @@ static void assert_same_event(const cs_pevent *a, const cs_pevent *b)
         assert_same_str(a->stop.account_id, b->stop.account_id);
         assert_same_str(a->stop.call_id, b->stop.call_id);
         break;
+    case CS_PEV_PROMPT:
+    case CS_PEV_INTERRUPT:
+    case CS_PEV_PEER_ERROR:
+        fail_msg("a relay event from the media parser");
+        break;
     }
 }
 

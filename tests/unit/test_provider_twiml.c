@@ -243,6 +243,46 @@ static void assert_parses(const cs_twiml *t, size_t elements, size_t attrs)
     cs_buf_free(&out);
 }
 
+/* A relay: <Connect action> and <ConversationRelay> with the attributes given, escaped,
+ * and the <Parameter>s inside; without `connect` it is refused. */
+static void relay_minimal_and_full(void **state)
+{
+    (void)state;
+    cs_twiml_relay r = {0};
+    cs_twiml t = {.connect = true, .stream_url = "wss://example.com/twilio/relay", .relay = &r};
+    assert_twiml(&t, DECL "<Response><Connect><ConversationRelay "
+                          "url=\"wss://example.com/twilio/relay\" dtmfDetection=\"true\">"
+                          "</ConversationRelay></Connect></Response>");
+    cs_kv params[] = {{CS_STR("Greeting"), CS_STR("Hi & welcome")}};
+    r = (cs_twiml_relay){
+        .action = "https://example.com/twilio/relay-action",
+        .welcome = "Hi & welcome",
+        .language = "en-US",
+        .tts_provider = "ElevenLabs",
+        .voice = "UgBBYS2sOqTuMpoF3BR0",
+        .transcription_provider = "Deepgram",
+        .speech_model = "nova-3-general",
+        .interruptible = "any",
+    };
+    t.params = params;
+    t.nparams = 1;
+    t.say = "Connecting";
+    assert_twiml(&t, DECL "<Response><Say>Connecting</Say>"
+                          "<Connect action=\"https://example.com/twilio/relay-action\">"
+                          "<ConversationRelay url=\"wss://example.com/twilio/relay\" "
+                          "welcomeGreeting=\"Hi &amp; welcome\" "
+                          "welcomeGreetingInterruptible=\"any\" language=\"en-US\" "
+                          "ttsProvider=\"ElevenLabs\" voice=\"UgBBYS2sOqTuMpoF3BR0\" "
+                          "transcriptionProvider=\"Deepgram\" speechModel=\"nova-3-general\" "
+                          "interruptible=\"any\" dtmfDetection=\"true\">"
+                          "<Parameter name=\"Greeting\" value=\"Hi &amp; welcome\"/>"
+                          "</ConversationRelay></Connect></Response>");
+    assert_parses(&t, 5, 13);
+    t.connect = false;
+    t.pause_seconds = 10;
+    assert_refused(&t, -EINVAL);
+}
+
 static void hostile_values_give_well_formed_xml(void **state)
 {
     (void)state;
@@ -301,6 +341,7 @@ int main(void)
         cmocka_unit_test(full_buffer_leaves_it_as_it_was),
         cmocka_unit_test(xml_escape),
         cmocka_unit_test(hostile_values_give_well_formed_xml),
+        cmocka_unit_test(relay_minimal_and_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,10 +50,16 @@ function renderDuration() {
   $('duration').textContent = fmt.duration(ms);
 }
 
+// A relay call carries text only: nothing to hear or record.
+function isRelay(c) {
+  return Boolean(c?.streams?.some((s) => s.mode === 'relay'));
+}
+
 function showLive() {
   if (view === 'live') return;
   view = 'live';
-  $('live').hidden = false;
+  $('text-only').hidden = !isRelay(call);
+  $('live').hidden = isRelay(call);
 }
 
 function callEnded(ended) {
@@ -84,7 +90,8 @@ async function showFinished() {
   }
   renderDetails();
   events.addAll(call.events);
-  $('finished').hidden = false;
+  $('text-only').hidden = !isRelay(call);
+  $('finished').hidden = isRelay(call);
   showRecording(call.recording?.url);
   const [segments] = await Promise.all([
     api.transcript(sid).catch(() => null),
@@ -130,7 +137,7 @@ const handlers = {
       callEnded(call);
       return;
     }
-    listen.subscribed();
+    if (!isRelay(call)) listen.subscribed();
     showLive();
     renderDetails();
     events.addAll(msg.events);
