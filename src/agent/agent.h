@@ -31,15 +31,21 @@ struct cs_agent_env {
 extern const cs_agent_ops cs_agent_echo;
 extern const cs_agent_ops cs_agent_ivr;
 extern const cs_agent_ops cs_agent_llm;
+extern const cs_agent_ops cs_agent_realtime;
 
 /* By AGENT name; "none" gives NULL with 0 (listen only), an unknown name CS_ECONFIG. */
 int cs_agent_find(const char *name, const cs_agent_ops **out);
-/* "none, echo, ivr, llm" for messages. */
+/* "none, echo, ivr, llm, openai-realtime" for messages. */
 const char *cs_agent_names(void);
 /* ---- the kinds' shared state ---- */
 
 /* Runs every kind's setup (start-up; may block). 0, or its error with `err` saying why. */
 int cs_agents_setup(cs_agent_env *env, cs_buf *err);
+/* A call is being answered and its stream will get `ops` (may be NULL): see
+ * cs_agent_ops.prepare. */
+void cs_agents_prepare(const cs_agent_env *env, const cs_agent_ops *ops, const char *call_sid);
+/* Shutdown: every kind lets go of what it prepared. */
+void cs_agents_stop(cs_agent_env *env);
 /* Every kind's cleanup, once no instance is left. Idempotent. */
 void cs_agents_cleanup(cs_agent_env *env);
 /* Every kind's counters for /metrics. */

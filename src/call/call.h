@@ -201,6 +201,8 @@ struct cs_call {
     cs_log_ctx log;
 };
 
+struct cs_transcript; /* call/talk.h */
+
 /* What observers are told; any callback may be NULL. All on the loop thread; pointers
  * are valid during the call only. */
 typedef struct cs_call_observer {
@@ -216,6 +218,9 @@ typedef struct cs_call_observer {
                   const uint8_t *ulaw, size_t n);
     /* What the agent said, as heard: an utterance that played to its end or was cut. */
     void (*said)(void *o, const cs_stream *s, const cs_heard *h);
+    /* The caller's words as the agent's own service heard them (a speech-to-speech model
+     * transcribes what it hears): a line of the caller's transcript. */
+    void (*heard)(void *o, const cs_stream *s, const struct cs_transcript *t);
     /* A finished recording: the file and its length (also when writing failed part way:
      * what it holds is kept). */
     void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);

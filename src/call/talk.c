@@ -119,6 +119,11 @@ static void note(cs_stream *s, enum cs_turn_stage stage)
     s->turn.at[stage] = cs_stream_now(s);
 }
 
+void cs_agent_heard(cs_agent *a, const cs_transcript *t)
+{
+    if (a->stream) NOTIFY(a->stream->calls, heard, a->stream, t);
+}
+
 void cs_agent_note(cs_agent *a, enum cs_turn_stage stage)
 {
     if (a->stream) note(a->stream, stage);

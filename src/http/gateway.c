@@ -184,6 +184,7 @@ static void finish(cs_gateway *gw)
      * store writes. */
     cs_auth_stop(gw->auth);
     cs_transcribe_stop(gw);
+    cs_agents_stop(&gw->agent_env);
     stop_speech(gw);
     cs_fetch_close(gw->fetch);
     gw->fetch = NULL;
@@ -261,6 +262,15 @@ static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
         break;
     }
     return gw->agent;
+}
+
+void cs_gateway_prepare(cs_gateway *gw, const char *call_sid)
+{
+    if (strcmp(gw->cfg->stream_mode, "connect") != 0) return; /* no agent on a fork */
+    const cs_agent_ops *ops = gw->agent;
+    const char *name = cs_form_get(&gw->stream_params, "Agent");
+    if (name && cs_agent_find(name, &ops) < 0) ops = gw->agent; /* agent_for says so later */
+    cs_agents_prepare(&gw->agent_env, ops, call_sid);
 }
 
 typedef struct boot {

@@ -104,6 +104,8 @@ int cs_gateway_main(int argc, char **argv);
 
 /* ---- handlers (one file each) ---- */
 void cs_twilio_voice(cs_request *r);
+/* The voice webhook answered call `call_sid`: the agent its stream will get prepares. */
+void cs_gateway_prepare(cs_gateway *gw, const char *call_sid);
 void cs_twilio_status(cs_request *r);
 void cs_twilio_stream_status(cs_request *r);
 void cs_media_upgrade(cs_request *r);

@@ -178,6 +178,21 @@ static void on_said(void *o, const cs_stream *s, const cs_heard *h)
     deliver(gw, &v, &seg);
 }
 
+/* The caller's words as the agent's service heard them. */
+static void on_heard(void *o, const cs_stream *s, const cs_transcript *t)
+{
+    origin v = {s->call->sid, s->sid, CS_SPEAKER_CALLER, false};
+    cs_stt_segment seg = {
+        .id = t->id,
+        .start_ms = t->start_ms,
+        .end_ms = t->end_ms,
+        .text = t->text,
+        .final = t->final,
+        .confidence = t->confidence,
+    };
+    deliver(o, &v, &seg);
+}
+
 static void on_error(void *data, int err, const char *why)
 {
     voice *v = data;
@@ -360,19 +375,18 @@ int cs_transcribe_start(cs_gateway *gw, cs_buf *err)
         cs_buf_printf(err, "STT: '%s' is not pocketsphinx, deepgram or none", gw->cfg->stt);
         return rc;
     }
-    if (!gw->stt_ops) return 0;
-    if ((rc = load_grammars(gw, err)) < 0) return rc;
     if (gw->cfg->transcript_webhook_url[0] && (rc = cs_webhook_new(&gw->webhook, gw, err)) < 0)
         return rc;
-    rc = gw->stt_ops->create(&gw->stt, gw->cfg, gw->loop, gw->mb, err);
-    if (rc < 0) return rc;
-    cs_call_observer o = {
-        .stream_started = on_stream_started,
-        .stream_ended = on_stream_ended,
-        .audio = on_audio,
-        .said = on_said,
-        .data = gw,
-    };
+    /* Agents' lines, and the caller's as an agent heard them, need no engine. */
+    cs_call_observer o = {.said = on_said, .heard = on_heard, .data = gw};
+    if (gw->stt_ops) {
+        if ((rc = load_grammars(gw, err)) < 0) return rc;
+        rc = gw->stt_ops->create(&gw->stt, gw->cfg, gw->loop, gw->mb, err);
+        if (rc < 0) return rc;
+        o.stream_started = on_stream_started;
+        o.stream_ended = on_stream_ended;
+        o.audio = on_audio;
+    }
     return cs_calls_observe(&gw->calls, &o);
 }
 

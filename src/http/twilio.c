@@ -237,6 +237,7 @@ void cs_twilio_voice(cs_request *r)
         cs_journal_call(gw, &row);
         form_event(r, &form, call_sid, CS_EVENT_WEBHOOK);
         cs_respond(r, 200, "text/xml; charset=utf-8", xml.data, xml.len, NULL);
+        cs_gateway_prepare(gw, call_sid);
     }
     cs_buf_free(&xml);
     cs_form_free(&form);

@@ -1105,6 +1105,7 @@ static void phone_message(it_phone *p, char *msg, size_t len)
         if (p->play_until < now) p->play_until = now;
         p->play_until += (long long)(m.len / 8);
         p->media_bytes += m.len;
+        if (p->got) cs_buf_append(p->got, m.payload, m.len);
         for (size_t i = 0; i + PHONE_FRAME <= m.len || i == 0; i += PHONE_FRAME) {
             if (!voiced(m.payload + i, m.len - i)) continue;
             p->voiced_frames++;
@@ -1176,6 +1177,7 @@ static void phone_send(it_phone *p)
         cs_twilio_peer_media(&b, p->stream, ++p->seq, CS_TRACK_INBOUND, p->frames + 1,
                              p->frames * 20, frame, sizeof frame);
         if (send_msg(&p->ws, &b) < 0) p->closed = true;
+        else if (p->sent) cs_buf_append(p->sent, frame, sizeof frame);
         p->frames++;
     }
 }

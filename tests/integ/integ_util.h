@@ -226,6 +226,9 @@ typedef struct it_phone {
     bool heard;          /* a voiced agent frame came since the last say or key */
     long long answer_ms; /* arrival of the first voiced agent frame after our speech ended */
     long long clear_ms;  /* arrival of the first clear after our speech began */
+    /* When set (by the test, after it_phone_start), every byte of media the agent sent
+     * is appended to `got`, and every byte we sent to `sent` (each up to its bound). */
+    cs_buf *got, *sent;
 } it_phone;
 
 /* Opens a media stream for `call`/`stream` as Twilio would, with `params` (a=1&b=2, no
