@@ -107,6 +107,7 @@ struct rt {
     bool timer_closed;
     unsigned attempt; /* reconnections since the last success */
     bool lost;        /* the connection was lost: the caller was told */
+    char refusal[200]; /* the server's message when it refused the upgrade */
     uv_timer_t retry;
     cs_voice voice;
     bool has_voice;
@@ -582,7 +583,17 @@ static void retry_later(rt *a, const char *why)
  * why the line went quiet. */
 static void let_go(rt *a);
 
-static void lost(rt *a, const char *why)
+/* An upgrade refused with a 4xx other than 408 and 429 will be refused again (a wrong key,
+ * an unknown model): nothing is retried. */
+static bool refusal_is_final(int status)
+{
+    return status >= 400 && status < 500 && status != 408 && status != 429;
+}
+
+/* The connection went (or never came): what the model was saying ends there, and the
+ * caller hears why the line went quiet; then it is opened again, or, when that is futile,
+ * the call ends once the message has played. */
+static void lost(rt *a, const char *why, bool final)
 {
     if (!a->adopted) { /* prepared: the stream connects anew when it comes */
         LOG(a, CS_LOG_WARN, RT_NAME ": the connection opened early failed: %s", why);
@@ -591,19 +602,41 @@ static void lost(rt *a, const char *why)
     }
     for (size_t i = 0; i < a->nitems; i++) item_end(a, &a->items[i]);
     a->responding = false;
-    if (!a->lost) {
+    if (!a->lost || final) {
+        if (!a->lost) a->k->st.drops++;
         a->lost = true;
-        a->k->st.drops++;
         cs_json j;
         cs_buf b;
         event_begin(&j, &b, "error");
-        cs_json_kstr(&j, "kind", "connection");
+        cs_json_kstr(&j, "kind", final ? "refused" : "connection");
         event_text(&j, "message", why);
         event_end(a, &j, &b);
         const char *msg = a->k->cfg->realtime_reconnect_message;
         if (a->has_voice && msg[0] && a->base.stream) cs_voice_say(&a->voice, msg, strlen(msg));
     }
-    retry_later(a, why);
+    if (!final) {
+        retry_later(a, why);
+        return;
+    }
+    LOG(a, CS_LOG_ERROR, RT_NAME ": %s; the call ends", why);
+    if (a->base.stream) cs_stream_hangup(a->base.stream, true);
+}
+
+/* A refused upgrade's body: OpenAI's {"error": {"message"}}, else its start. */
+static void on_ws_upgrade(cs_wsconn *ws, const cs_http_resp *resp, const char *body, size_t len)
+{
+    rt *a = ws->data;
+    if (resp->status == 101 || !body || !len) return; /* opened, or no body to read */
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    const char *m =
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message"));
+    size_t n = m ? strlen(m) : len;
+    if (n >= sizeof a->refusal) n = sizeof a->refusal - 1;
+    memcpy(a->refusal, m ? m : body, n);
+    a->refusal[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)a->refusal[i] < ' ') a->refusal[i] = ' ';
+    cJSON_Delete(j);
 }
 
 static void on_ws_close(cs_wsconn *ws, uint16_t code, int err)
@@ -615,21 +648,24 @@ static void on_ws_close(cs_wsconn *ws, uint16_t code, int err)
         maybe_free(a);
         return;
     }
-    char why[256];
-    if (ws->http_status && ws->http_status != 101)
-        snprintf(why, sizeof why, "the server refused the connection with HTTP %d",
-                 ws->http_status);
+    char why[320];
+    bool refused = ws->http_status && ws->http_status != 101;
+    if (refused)
+        snprintf(why, sizeof why, "the server refused the connection with HTTP %d%s%s",
+                 ws->http_status, a->refusal[0] ? ": " : "", a->refusal);
     else if (err)
         snprintf(why, sizeof why, "the connection failed: %s", cs_strerror(err));
     else
         snprintf(why, sizeof why, "the server closed the connection (%u %s)", code,
                  ws->close_reason);
     if (!was_up) a->k->st.connect_failures++;
-    lost(a, why);
+    a->refusal[0] = '\0';
+    lost(a, why, refused && refusal_is_final(ws->http_status));
 }
 
 static const cs_wsconn_ops ws_ops = {
     .on_open = on_ws_open,
+    .on_upgrade = on_ws_upgrade,
     .on_message = on_ws_message,
     .on_close = on_ws_close,
 };
@@ -646,7 +682,7 @@ static void connect_now(rt *a)
         a->k->st.connect_failures++;
         char why[128];
         snprintf(why, sizeof why, "cannot connect: %s", cs_strerror(rc));
-        lost(a, why);
+        lost(a, why, false);
     }
 }
 

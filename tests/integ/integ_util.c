@@ -93,6 +93,13 @@ long long it_now_ms(void)
     return now_ms();
 }
 
+long long it_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 long long it_wall_ms(void)
 {
     struct timespec ts;
@@ -1105,6 +1112,7 @@ static void phone_message(it_phone *p, char *msg, size_t len)
         if (p->play_until < now) p->play_until = now;
         p->play_until += (long long)(m.len / 8);
         p->media_bytes += m.len;
+        if (!p->first_media_us) p->first_media_us = it_now_us();
         if (p->got) cs_buf_append(p->got, m.payload, m.len);
         for (size_t i = 0; i + PHONE_FRAME <= m.len || i == 0; i += PHONE_FRAME) {
             if (!voiced(m.payload + i, m.len - i)) continue;
@@ -1123,6 +1131,7 @@ static void phone_message(it_phone *p, char *msg, size_t len)
         break;
     case CS_TWOUT_CLEAR:
         p->clears++;
+        if (!p->first_clear_us) p->first_clear_us = it_now_us();
         if (p->onset_ms && !p->clear_ms) p->clear_ms = now;
         p->play_until = now;
         for (size_t i = 0; i < p->nmarks; i++) p->marks[i].due = now;

@@ -484,6 +484,94 @@ static void error_event(void)
     rig_down(&r);
 }
 
+/* Server events a client must skip: not JSON, a known type without its fields, audio that
+ * is not base64 (each counted as malformed), an unknown type (skipped silently); the call
+ * goes on. */
+static void malformed(void)
+{
+    rig r;
+    if (!rig_up(&r, NULL, NULL)) return;
+    const char *sid = "CA20000000000000000000000000000011";
+    it_phone p;
+    call(&r, &p, sid);
+    IT_CHECK(wait_fake(&r, &p, NULL, 1), "no session");
+    rt_fake_raw(r.fake, "not json");
+    rt_fake_raw(r.fake, "{\"type\":\"response.output_audio.delta\",\"delta\":\"AAAA\"}");
+    rt_fake_raw(r.fake, "{\"type\":\"response.output_audio.delta\",\"item_id\":\"i\","
+                        "\"response_id\":\"r\",\"delta\":\"@@@@\"}");
+    rt_fake_raw(r.fake, "{\"type\":\"conversation.created\",\"conversation\":{}}");
+    rt_fake_reply reply = {.bytes = 4000, .text = "Fine."};
+    rt_fake_respond(r.fake, &reply);
+    IT_CHECK(it_phone_quiet(&p, 300, WAIT_MS), "the call did not go on");
+    IT_CHECK(p.media_bytes == 4000, "the caller got %llu bytes", (unsigned long long)p.media_bytes);
+    IT_CHECK(it_metric(r.s.port, "callstream_realtime_malformed_total") == 3, "malformed: %g",
+             it_metric(r.s.port, "callstream_realtime_malformed_total"));
+    it_phone_hangup(&p);
+    it_phone_free(&p);
+    rig_down(&r);
+}
+
+static bool bad_auth_came(void *data)
+{
+    return stats(data).bad_auth >= 1;
+}
+
+/* A wrong key: the server refuses the upgrade with 401 and its message; that is not tried
+ * again (it would be refused again): the caller hears the message and the call ends. */
+static void refused(void)
+{
+    const char *args[] = {"--openai-api-key", "sk-wrong", NULL};
+    rig r;
+    if (!rig_up(&r, NULL, args)) return;
+    const char *sid = "CA20000000000000000000000000000012";
+    it_phone p;
+    call(&r, &p, sid);
+    IT_CHECK(it_until(bad_auth_came, &r, WAIT_MS), "no upgrade came");
+    IT_CHECK(it_phone_wait_end(&p, WAIT_MS), "the call did not end");
+    IT_CHECK(p.voiced_frames > 0, "the caller heard nothing");
+    IT_CHECK(stats(&r).bad_auth == 1 && stats(&r).upgrades == 0, "tried %u times",
+             stats(&r).bad_auth);
+    cJSON *e = NULL;
+    agent_events(&r, sid, "error", &e);
+    IT_CHECK(!strcmp(it_str(e, "kind"), "refused") && strstr(it_str(e, "message"), "HTTP 401") &&
+                 strstr(it_str(e, "message"), "Incorrect API key."),
+             "event: %s %s", it_str(e, "kind"), it_str(e, "message"));
+    cJSON_Delete(e);
+    it_phone_free(&p);
+    IT_CHECK(it_server_stop(&r.s, SIGTERM, 20000) == 0, "the server did not exit cleanly");
+    IT_CHECK(it_log_count(&r.s, "sk-wrong") == 0, "the API key is in the log");
+    it_server_cleanup(&r.s);
+    rt_fake_free(r.fake);
+}
+
+static bool retried(void *data)
+{
+    return it_metric(((rig *)data)->s.port, "callstream_realtime_connect_failures_total") >= 3;
+}
+
+/* Nothing listens: connecting is tried again and again with the backoff, the caller is
+ * told once, and the audio held past 3 s is dropped and counted. */
+static void unreachable(void)
+{
+    const char *args[] = {"--openai-realtime-url", "ws://127.0.0.1:9/v1/realtime", NULL};
+    rig r;
+    if (!rig_up(&r, NULL, args)) return;
+    const char *sid = "CA20000000000000000000000000000013";
+    it_phone p;
+    call(&r, &p, sid);
+    IT_CHECK(it_until(retried, &r, WAIT_MS), "connecting was not tried again");
+    it_phone_run(&p, 4000);
+    IT_CHECK(p.voiced_frames > 0 && !p.closed, "the caller was not told, or the call ended");
+    IT_CHECK(agent_events(&r, sid, "error", NULL) == 1, "told %d times",
+             agent_events(&r, sid, "error", NULL));
+    IT_CHECK(it_metric(r.s.port, "callstream_realtime_drops_total") == 1, "drops");
+    IT_CHECK(it_metric(r.s.port, "callstream_realtime_audio_dropped_bytes_total") > 0,
+             "no audio counted as dropped");
+    it_phone_hangup(&p);
+    it_phone_free(&p);
+    rig_down(&r);
+}
+
 /* The socket drops mid-answer: the caller hears the local message rather than silence,
  * the connection is opened again and the session sent again, and the next answer plays. */
 static void drop(void)
@@ -650,7 +738,8 @@ static const it_case tests[] = {
     {"bad_settings", bad_settings}, {"bridge", bridge},   {"speech_started", speech_started},
     {"local_barge_in", local_barge_in}, {"end_call", end_call}, {"error_event", error_event},
     {"drop", drop},                 {"ends_mid_answer", ends_mid_answer}, {"tools", tools},
-    {"pre_connect", pre_connect},
+    {"pre_connect", pre_connect}, {"malformed", malformed}, {"refused", refused},
+    {"unreachable", unreachable},
 };
 
 int main(int argc, char **argv)

@@ -23,10 +23,11 @@
 
 typedef struct fconn fconn;
 
-typedef enum { CMD_RESPOND, CMD_SPEECH, CMD_ERROR, CMD_CALL, CMD_INPUT, CMD_DROP } cmd_kind;
+typedef enum { CMD_RESPOND, CMD_SPEECH, CMD_ERROR, CMD_CALL, CMD_INPUT, CMD_RAW, CMD_DROP } cmd_kind;
 
 typedef struct cmd {
     cmd_kind kind;
+    int conn; /* -1: the newest */
     rt_fake_reply reply;
     char *a, *b, *c; /* text, code/message, name/call_id/args */
     struct cmd *next;
@@ -43,6 +44,7 @@ struct rt_fake {
     char *on_create_text;
     char url[64];
     fconn *conns, *newest; /* loop thread */
+    fconn *by_idx[FAKE_CONNS]; /* loop thread; NULL once gone */
     unsigned ids;          /* events, items, responses numbered */
     pthread_mutex_t lock;  /* what follows */
     bool quit;
@@ -51,6 +53,7 @@ struct rt_fake {
     char *types[FAKE_KEEP], *events[FAKE_KEEP];
     size_t nevents;
     cs_buf audio[FAKE_CONNS];
+    uint64_t first_delta_ns[FAKE_CONNS], speech_ns[FAKE_CONNS];
     unsigned nconns, open;
     char auth[256], query[512];
 };
@@ -214,6 +217,7 @@ static void on_tick(uv_timer_t *t)
         send_json(fc, &j, &b);
         fc->text_sent = upto;
     }
+    if (n && at == 0 && fc->idx < FAKE_CONNS) LOCKED(fc->f, fc->f->first_delta_ns[fc->idx] = uv_hrtime());
     if (n) {
         uint8_t *pcm = malloc(n);
         char *b64 = malloc(CS_BASE64_ENCODED_LEN(n));
@@ -438,6 +442,7 @@ static void on_close(cs_wsconn *ws, uint16_t code, int err)
         f->conns = fc->next;
     if (fc->next) fc->next->prev = fc->prev;
     if (f->newest == fc) f->newest = f->conns;
+    if (fc->idx < FAKE_CONNS) f->by_idx[fc->idx] = NULL;
     LOCKED(f, {
         f->st.closed++;
         f->open--;
@@ -498,6 +503,7 @@ static void on_realtime(cs_request *r)
         f->st.upgrades++;
         f->open++;
     });
+    if (fc->idx < FAKE_CONNS) f->by_idx[fc->idx] = fc;
     if (beta) {
         LOCKED(f, f->st.beta_refused++);
         send_error(fc, "invalid_request_error", "beta_api_shape_disabled",
@@ -525,7 +531,7 @@ static const cs_route routes[] = {
 
 static void run_cmd(rt_fake *f, cmd *c)
 {
-    fconn *fc = f->newest;
+    fconn *fc = c->conn < 0 ? f->newest : c->conn < FAKE_CONNS ? f->by_idx[c->conn] : NULL;
     if (!fc || fc->gone) return;
     switch (c->kind) {
     case CMD_RESPOND:
@@ -535,6 +541,7 @@ static void run_cmd(rt_fake *f, cmd *c)
     case CMD_SPEECH: {
         cs_json j;
         cs_buf b;
+        if (fc->idx < FAKE_CONNS) LOCKED(f, f->speech_ns[fc->idx] = uv_hrtime());
         ev_begin(fc, &j, &b, "input_audio_buffer.speech_started");
         cs_json_kuint(&j, "audio_start_ms", 1000);
         snprintf(fc->input_item, sizeof fc->input_item, "item_%u", ++f->ids);
@@ -559,6 +566,9 @@ static void run_cmd(rt_fake *f, cmd *c)
         send_json(fc, &j, &b);
         break;
     }
+    case CMD_RAW:
+        cs_wsconn_send(&fc->ws, CS_WS_OP_TEXT, c->a, strlen(c->a));
+        break;
     case CMD_DROP:
         LOCKED(f, f->st.drops++);
         cs_wsconn_abort(&fc->ws, 0);
@@ -590,11 +600,12 @@ static void on_wake(uv_async_t *a)
     }
 }
 
-static void push(rt_fake *f, cmd_kind kind, const rt_fake_reply *r, const char *a, const char *b,
-                 const char *c)
+static void push_to(rt_fake *f, int conn, cmd_kind kind, const rt_fake_reply *r, const char *a,
+                    const char *b, const char *c)
 {
     cmd *m = calloc(1, sizeof *m);
     m->kind = kind;
+    m->conn = conn;
     if (r) m->reply = *r;
     m->a = a ? strdup(a) : NULL;
     m->b = b ? strdup(b) : NULL;
@@ -604,6 +615,22 @@ static void push(rt_fake *f, cmd_kind kind, const rt_fake_reply *r, const char *
         f->cmds_tail = &m->next;
     });
     uv_async_send(&f->wake);
+}
+
+static void push(rt_fake *f, cmd_kind kind, const rt_fake_reply *r, const char *a, const char *b,
+                 const char *c)
+{
+    push_to(f, -1, kind, r, a, b, c);
+}
+
+void rt_fake_respond_on(rt_fake *f, int conn, const rt_fake_reply *r)
+{
+    push_to(f, conn, CMD_RESPOND, r, r->text ? r->text : "", NULL, NULL);
+}
+
+void rt_fake_speech_started_on(rt_fake *f, int conn)
+{
+    push_to(f, conn, CMD_SPEECH, NULL, NULL, NULL, NULL);
 }
 
 void rt_fake_respond(rt_fake *f, const rt_fake_reply *r)
@@ -629,6 +656,11 @@ void rt_fake_function_call(rt_fake *f, const char *name, const char *call_id, co
 void rt_fake_input_transcript(rt_fake *f, const char *text)
 {
     push(f, CMD_INPUT, NULL, text, NULL, NULL);
+}
+
+void rt_fake_raw(rt_fake *f, const char *text)
+{
+    push(f, CMD_RAW, NULL, text, NULL, NULL);
 }
 
 void rt_fake_drop(rt_fake *f)
@@ -680,6 +712,16 @@ void rt_fake_request_info(rt_fake *f, char *auth, size_t auth_cap, char *query, 
     LOCKED(f, {
         snprintf(auth, auth_cap, "%s", f->auth);
         snprintf(query, query_cap, "%s", f->query);
+    });
+}
+
+void rt_fake_times(rt_fake *f, size_t conn, uint64_t *first_delta_ns, uint64_t *speech_ns)
+{
+    *first_delta_ns = *speech_ns = 0;
+    if (conn >= FAKE_CONNS) return;
+    LOCKED(f, {
+        *first_delta_ns = f->first_delta_ns[conn];
+        *speech_ns = f->speech_ns[conn];
     });
 }
 

@@ -80,8 +80,14 @@ void rt_fake_function_call(rt_fake *f, const char *name, const char *call_id, co
 /* conversation.item.input_audio_transcription.completed, of the caller's turn that the
  * last speech_started began (at 1000 ms of the connection's audio). */
 void rt_fake_input_transcript(rt_fake *f, const char *text);
+/* Sends `text` as it is, as one text message (junk a client must skip). */
+void rt_fake_raw(rt_fake *f, const char *text);
 /* Closes the TCP connection without a close frame. */
 void rt_fake_drop(rt_fake *f);
+
+/* The same to connection `conn` (from 0, in the order they came), for benchmarks. */
+void rt_fake_respond_on(rt_fake *f, int conn, const rt_fake_reply *r);
+void rt_fake_speech_started_on(rt_fake *f, int conn);
 
 /* ---- what it saw ---- */
 void rt_fake_stats_get(rt_fake *f, rt_fake_stats *out);
@@ -93,6 +99,9 @@ bool rt_fake_event(rt_fake *f, const char *type, size_t k, cs_buf *out);
 bool rt_fake_audio(rt_fake *f, size_t conn, cs_buf *out);
 /* The "Authorization" and query of the last upgrade request. */
 void rt_fake_request_info(rt_fake *f, char *auth, size_t auth_cap, char *query, size_t query_cap);
+/* When (uv_hrtime, ns) connection `conn` was last sent the first audio delta of a
+ * response, and speech_started; 0 for never. */
+void rt_fake_times(rt_fake *f, size_t conn, uint64_t *first_delta_ns, uint64_t *speech_ns);
 /* Connections open now. */
 unsigned rt_fake_open(rt_fake *f);
 void rt_fake_free(rt_fake *f);
