@@ -62,6 +62,16 @@ void cs_agents_metrics(const cs_agent_env *env, cs_buf *out)
         if (agents[i]->metrics) agents[i]->metrics(env->state[i], out);
 }
 
+void cs_agent_event_text(cs_json *j, const char *key, const char *s, size_t n)
+{
+    if (n > CS_AGENT_EVENT_TEXT_MAX) {
+        n = CS_AGENT_EVENT_TEXT_MAX;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* not inside a character */
+    }
+    cs_json_key(j, key);
+    cs_json_strn(j, s, n);
+}
+
 void *cs_agent_state(const cs_agent_env *env, const cs_agent_ops *ops)
 {
     for (size_t i = 0; i < NAGENTS; i++)

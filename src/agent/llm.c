@@ -36,7 +36,6 @@
 #define NONE           ((size_t)-1)
 #define BODY_MAX       (64u << 20) /* a request's JSON (the settings bound history) */
 #define EVENT_MAX      (32u << 10) /* an event's detail: two quoted texts, escaped */
-#define EVENT_TEXT_MAX 2048        /* text quoted in an event */
 #define MSGS_HEADROOM  (4 + CS_LLM_TOOL_ROUNDS * (1 + CS_LLM_CALLS_MAX)) /* one turn */
 
 static const char *const fail_labels[] = {
@@ -103,12 +102,7 @@ struct llm {
 static void ask(llm *a);
 static void send_request(llm *a);
 
-#define LOG(a, level, ...)                                                                         \
-    do {                                                                                           \
-        const cs_log_ctx *prev_ = cs_log_set_ctx(&(a)->log);                                       \
-        cs_log(level, __VA_ARGS__);                                                                \
-        cs_log_set_ctx(prev_);                                                                     \
-    } while (0)
+#define LOG(a, level, ...) CS_AGENT_LOG(&(a)->log, level, __VA_ARGS__)
 
 /* ---- events ---- */
 
@@ -121,16 +115,6 @@ static void event_begin(llm *a, cs_json *j, cs_buf *b, const char *state)
     cs_json_kstr(j, "state", state);
     cs_json_kstr(j, "agent", "llm");
     cs_json_kuint(j, "turn", a->turns);
-}
-
-static void event_text(cs_json *j, const char *key, const char *s, size_t n)
-{
-    if (n > EVENT_TEXT_MAX) {
-        n = EVENT_TEXT_MAX;
-        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* not inside a character */
-    }
-    cs_json_key(j, key);
-    cs_json_strn(j, s, n);
 }
 
 static void event_end(llm *a, cs_json *j, cs_buf *b)
@@ -234,7 +218,7 @@ static void heard(llm *a, const cs_heard *h, const char *text, size_t len)
     cs_buf b;
     event_begin(a, &j, &b, "said");
     cs_json_kstr(&j, "said", said[m ? m->said : LLM_SAID_REPLY]);
-    event_text(&j, "text", text, len);
+    cs_agent_event_text(&j, "text", text, len);
     cs_json_kbool(&j, "cut", h->cut);
     cs_json_kuint(&j, "heardMs", h->heard_ms);
     cs_json_kuint(&j, "totalMs", h->total_ms);
@@ -324,8 +308,8 @@ static void tool_event(llm *a, const char *name, const char *args, const llm_msg
     cs_buf b;
     event_begin(a, &j, &b, "tool");
     cs_json_kstr(&j, "tool", name);
-    event_text(&j, "arguments", args, strlen(args));
-    event_text(&j, "result", result->text.data ? result->text.data : "", result->text.len);
+    cs_agent_event_text(&j, "arguments", args, strlen(args));
+    cs_agent_event_text(&j, "result", result->text.data ? result->text.data : "", result->text.len);
     cs_json_kbool(&j, "ok", ok);
     event_end(a, &j, &b);
 }
@@ -631,7 +615,7 @@ static void ask(llm *a)
     cs_json j;
     cs_buf b;
     event_begin(a, &j, &b, "user");
-    event_text(&j, "text", m->text.data, m->text.len);
+    cs_agent_event_text(&j, "text", m->text.data, m->text.len);
     event_end(a, &j, &b);
     send_request(a);
 }

@@ -39,7 +39,6 @@
 #define RT_RETRY_MIN_MS  250
 #define RT_RETRY_MAX_MS  8000
 #define RT_ITEMS_MAX     CS_PLAYOUT_UTTS_MAX /* items with audio in flight */
-#define RT_EVENT_TEXT    2048                /* text quoted in an event */
 #define RT_NAME          "openai-realtime"
 #define RT_CALLS_MAX     8                   /* tool calls in flight per call; more fail */
 #define RT_PREPARED_MAX  256 /* connections opened at the webhook, waiting for their stream */
@@ -139,12 +138,7 @@ struct rt {
 static void connect_now(rt *a);
 static void maybe_respond(rt *a);
 
-#define LOG(a, level, ...)                                                                         \
-    do {                                                                                           \
-        const cs_log_ctx *prev_ = cs_log_set_ctx(&(a)->log);                                       \
-        cs_log(level, __VA_ARGS__);                                                                \
-        cs_log_set_ctx(prev_);                                                                     \
-    } while (0)
+#define LOG(a, level, ...) CS_AGENT_LOG(&(a)->log, level, __VA_ARGS__)
 
 /* ---- events ---- */
 
@@ -159,13 +153,7 @@ static void event_begin(cs_json *j, cs_buf *b, const char *state)
 
 static void event_text(cs_json *j, const char *key, const char *s)
 {
-    size_t n = strlen(s);
-    if (n > RT_EVENT_TEXT) {
-        n = RT_EVENT_TEXT;
-        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* not inside a character */
-    }
-    cs_json_key(j, key);
-    cs_json_strn(j, s, n);
+    cs_agent_event_text(j, key, s, strlen(s));
 }
 
 static void event_end(rt *a, cs_json *j, cs_buf *b)
@@ -366,12 +354,16 @@ static void on_audio_delta(rt *a, const rt_event *ev)
     give_text(a, it, false);
 }
 
-static void on_audio_done(rt *a, const rt_event *ev)
+/* The item's audio, or its transcript, is complete: with both, its utterance ends. */
+static void on_part_done(rt *a, const rt_event *ev)
 {
     rt_item *it = item_by_id(a, ev->item_id);
     if (!it) return;
-    it->audio_done = true;
-    if (it->text_done) item_end(a, it);
+    if (ev->type == RT_EV_AUDIO_DONE)
+        it->audio_done = true;
+    else
+        it->text_done = true;
+    if (it->audio_done && it->text_done) item_end(a, it);
 }
 
 static void on_transcript_delta(rt *a, const rt_event *ev)
@@ -383,14 +375,6 @@ static void on_transcript_delta(rt *a, const rt_event *ev)
     if (cs_buf_append(&a->text, ev->delta, ev->delta_len) < 0) return; /* past RT_TEXT_MAX */
     rt_item *it = item_by_id(a, ev->item_id);
     if (it) give_text(a, it, false);
-}
-
-static void on_transcript_done(rt *a, const rt_event *ev)
-{
-    rt_item *it = item_by_id(a, ev->item_id);
-    if (!it) return;
-    it->text_done = true;
-    if (it->audio_done) item_end(a, it);
 }
 
 /* The caller's words, as the model's transcription heard them: the caller's line of the
@@ -512,9 +496,9 @@ static const rt_handler handlers[RT_EV_COUNT] = {
     [RT_EV_RESPONSE_CREATED] = on_response_created,
     [RT_EV_RESPONSE_DONE] = on_response_done,
     [RT_EV_AUDIO_DELTA] = on_audio_delta,
-    [RT_EV_AUDIO_DONE] = on_audio_done,
+    [RT_EV_AUDIO_DONE] = on_part_done,
     [RT_EV_TRANSCRIPT_DELTA] = on_transcript_delta,
-    [RT_EV_TRANSCRIPT_DONE] = on_transcript_done,
+    [RT_EV_TRANSCRIPT_DONE] = on_part_done,
     [RT_EV_FUNCTION_DONE] = on_function_done,
     [RT_EV_INPUT_TRANSCRIPT] = on_input_transcript,
 };
