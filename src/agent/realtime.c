@@ -206,6 +206,16 @@ static void item_drop(rt *a, rt_item *it)
     a->nitems--;
 }
 
+/* Lets go of the items that were cut and that the model is done with (no delta comes for
+ * them any more); the others go when they have played. */
+static void items_sweep(rt *a)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < a->nitems; i++)
+        if (!(a->items[i].cut && a->items[i].ended)) a->items[keep++] = a->items[i];
+    a->nitems = keep;
+}
+
 /* Gives the item's transcript so far as sentences of its utterance: the complete ones,
  * or all of it (`all`). */
 static void give_text(rt *a, rt_item *it, bool all)
@@ -232,6 +242,7 @@ static rt_item *item_for_audio(rt *a, const char *id)
     rt_item *it = item_by_id(a, id);
     if (it) return it;
     for (size_t i = 0; i < a->nitems; i++) item_end(a, &a->items[i]); /* one item plays at once */
+    items_sweep(a);
     if (a->nitems == RT_ITEMS_MAX) return NULL;
     uint32_t utt;
     if (!a->base.stream || cs_stream_say_begin(a->base.stream, &utt) < 0) return NULL;
@@ -549,6 +560,7 @@ static void on_ws_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t le
     if (rc == 0) return;
     if (handlers[ev.type]) handlers[ev.type](a, &ev);
     rt_event_free(&ev);
+    items_sweep(a);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -585,6 +597,7 @@ static void lost(rt *a, const char *why, bool final)
         return;
     }
     for (size_t i = 0; i < a->nitems; i++) item_end(a, &a->items[i]);
+    items_sweep(a);
     a->responding = false;
     if (!a->lost || final) {
         if (!a->lost) a->k->st.drops++;
@@ -841,7 +854,7 @@ static void rt_cleared(cs_agent *base, const cs_heard *h, enum cs_clear_why why)
             if (send_out(a, rt_build_cancel(&a->out, a->response_id)) == 0) a->k->st.cancels++;
         }
     }
-    if (it->ended) item_drop(a, it);
+    items_sweep(a); /* gone now if the model was done with it */
 }
 
 static void rt_close(cs_agent *base)

@@ -333,6 +333,42 @@ static void local_barge_in(void)
     rig_down(&r);
 }
 
+static bool cleared_n(const it_phone *p, void *data)
+{
+    return p->clears >= *(int *)data;
+}
+
+/* Answer after answer cut while still streaming: each cut item is let go once the model
+ * is done with it, so the call goes on answering (the items in flight are bounded). */
+static void many_cuts(void)
+{
+    rig r;
+    if (!rig_up(&r, NULL, NULL)) return;
+    const char *sid = "CA20000000000000000000000000000014";
+    it_phone p;
+    call(&r, &p, sid);
+    IT_CHECK(wait_fake(&r, &p, NULL, 1), "no session");
+    for (int k = 1; k <= 20; k++) {
+        rt_fake_reply reply = {.bytes = 16000, .delta = 160, .every_ms = 20, .text = answer};
+        uint64_t goal = p.media_bytes + 160;
+        rt_fake_respond(r.fake, &reply);
+        if (!it_phone_until(&p, playing, &goal, WAIT_MS)) {
+            IT_CHECK(false, "answer %d did not play", k);
+            break;
+        }
+        rt_fake_speech_started(r.fake);
+        IT_CHECK(it_phone_until(&p, cleared_n, &k, WAIT_MS), "answer %d was not cleared", k);
+        IT_CHECK(wait_fake(&r, &p, "response.cancel", (unsigned)k), "answer %d not cancelled", k);
+    }
+    rt_fake_reply last = {.bytes = 4000, .text = "Done."};
+    uint64_t goal = p.media_bytes + 4000;
+    rt_fake_respond(r.fake, &last);
+    IT_CHECK(it_phone_until(&p, playing, &goal, WAIT_MS), "the last answer did not play");
+    it_phone_hangup(&p);
+    it_phone_free(&p);
+    rig_down(&r);
+}
+
 /* ---- tools, errors, the connection ---- */
 
 /* end_call: its output goes back to the model and the call ends after the goodbye. */
@@ -739,7 +775,7 @@ static const it_case tests[] = {
     {"local_barge_in", local_barge_in}, {"end_call", end_call}, {"error_event", error_event},
     {"drop", drop},                 {"ends_mid_answer", ends_mid_answer}, {"tools", tools},
     {"pre_connect", pre_connect}, {"malformed", malformed}, {"refused", refused},
-    {"unreachable", unreachable},
+    {"unreachable", unreachable}, {"many_cuts", many_cuts},
 };
 
 int main(int argc, char **argv)
