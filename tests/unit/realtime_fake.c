@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "net/form.h"
+#include "fake_thread.h"
 #include "net/server.h"
 
 #define FAKE_KEEP        4096        /* client events kept */
@@ -34,12 +35,7 @@ typedef struct cmd {
 } cmd;
 
 struct rt_fake {
-    uv_loop_t loop;
-    uv_async_t wake;
-    pthread_t thread;
-    bool quitting; /* loop thread */
-    cs_net *net;
-    cs_server *server;
+    fake_thread t;
     rt_fake_opts o;
     char *on_create_text;
     char url[64];
@@ -47,7 +43,6 @@ struct rt_fake {
     fconn *by_idx[FAKE_CONNS]; /* loop thread; NULL once gone */
     unsigned ids;          /* events, items, responses numbered */
     pthread_mutex_t lock;  /* what follows */
-    bool quit;
     cmd *cmds, **cmds_tail;
     rt_fake_stats st;
     char *types[FAKE_KEEP], *events[FAKE_KEEP];
@@ -56,6 +51,7 @@ struct rt_fake {
     uint64_t first_delta_ns[FAKE_CONNS], speech_ns[FAKE_CONNS];
     unsigned nconns, open;
     char auth[256], query[512];
+    char last_item[32];
 };
 
 typedef struct fitem {
@@ -169,6 +165,7 @@ static fitem *new_item(fconn *fc)
     fitem *it = &fc->items[fc->nitems++];
     snprintf(it->id, sizeof it->id, "item_%u", ++fc->f->ids);
     it->bytes = 0;
+    LOCKED(fc->f, snprintf(fc->f->last_item, sizeof fc->f->last_item, "%s", it->id));
     return it;
 }
 
@@ -493,7 +490,7 @@ static void on_realtime(cs_request *r)
         free(fc);
         return;
     }
-    uv_timer_init(&f->loop, &fc->timer);
+    uv_timer_init(&f->t.loop, &fc->timer);
     fc->timer.data = fc;
     fc->next = f->conns;
     if (f->conns) f->conns->prev = fc;
@@ -576,9 +573,9 @@ static void run_cmd(rt_fake *f, cmd *c)
     }
 }
 
-static void on_wake(uv_async_t *a)
+static void on_wake(fake_thread *t)
 {
-    rt_fake *f = a->data;
+    rt_fake *f = t->data;
     for (;;) {
         pthread_mutex_lock(&f->lock);
         cmd *c = f->cmds;
@@ -586,12 +583,8 @@ static void on_wake(uv_async_t *a)
             f->cmds = c->next;
             if (!f->cmds) f->cmds_tail = &f->cmds;
         }
-        bool quit = f->quit;
         pthread_mutex_unlock(&f->lock);
-        if (!c) {
-            f->quitting = quit;
-            return;
-        }
+        if (!c) return;
         run_cmd(f, c);
         free(c->a);
         free(c->b);
@@ -614,7 +607,7 @@ static void push_to(rt_fake *f, int conn, cmd_kind kind, const rt_fake_reply *r,
         *f->cmds_tail = m;
         f->cmds_tail = &m->next;
     });
-    uv_async_send(&f->wake);
+    fake_thread_wake(&f->t);
 }
 
 static void push(rt_fake *f, cmd_kind kind, const rt_fake_reply *r, const char *a, const char *b,
@@ -725,6 +718,11 @@ void rt_fake_times(rt_fake *f, size_t conn, uint64_t *first_delta_ns, uint64_t *
     });
 }
 
+void rt_fake_last_item(rt_fake *f, char *out, size_t cap)
+{
+    LOCKED(f, snprintf(out, cap, "%s", f->last_item));
+}
+
 unsigned rt_fake_open(rt_fake *f)
 {
     unsigned n;
@@ -734,19 +732,9 @@ unsigned rt_fake_open(rt_fake *f)
 
 /* ---- the thread ---- */
 
-static void *run(void *arg)
+static bool busy(fake_thread *t)
 {
-    rt_fake *f = arg;
-    while (!f->quitting) uv_run(&f->loop, UV_RUN_ONCE);
-    cs_server_stop_listening(f->server);
-    cs_net_close_all(f->net, false);
-    while (cs_net_count(f->net) || f->conns) uv_run(&f->loop, UV_RUN_ONCE);
-    uv_run(&f->loop, UV_RUN_NOWAIT); /* the timers' close callbacks */
-    cs_server_free(f->server);
-    cs_net_free(f->net);
-    uv_close((uv_handle_t *)&f->wake, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    return NULL;
+    return ((rt_fake *)t->data)->conns != NULL; /* their timers close after them */
 }
 
 int rt_fake_start(rt_fake **out, const rt_fake_opts *o)
@@ -763,15 +751,12 @@ int rt_fake_start(rt_fake **out, const rt_fake_opts *o)
                             .max_head = 16384,
                             .max_body = 4096,
                             .idle_ms = 600000};
-    int rc = uv_loop_init(&f->loop);
-    if (rc == 0) rc = cs_net_new(&f->net, &f->loop);
-    if (rc == 0) rc = cs_server_new(&f->server, f->net, routes, 1, &lim, f);
-    if (rc == 0) rc = cs_server_listen(f->server, "127.0.0.1", 0, false);
-    if (rc == 0) rc = uv_async_init(&f->loop, &f->wake, on_wake);
-    if (rc < 0) return rc; /* a test that fails here stops; nothing to tidy */
-    f->wake.data = f;
-    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%d/v1/realtime", cs_server_port(f->server));
-    if (pthread_create(&f->thread, NULL, run, f) != 0) return -EAGAIN;
+    f->t.on_wake = on_wake;
+    f->t.busy = busy;
+    f->t.data = f;
+    int rc = fake_thread_start(&f->t, routes, 1, &lim, f);
+    if (rc < 0) return rc;
+    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%d/v1/realtime", f->t.port);
     *out = f;
     return 0;
 }
@@ -783,10 +768,7 @@ const char *rt_fake_url(const rt_fake *f)
 
 void rt_fake_free(rt_fake *f)
 {
-    LOCKED(f, f->quit = true);
-    uv_async_send(&f->wake);
-    pthread_join(f->thread, NULL);
-    uv_loop_close(&f->loop);
+    fake_thread_stop(&f->t);
     for (size_t i = 0; i < f->nevents; i++) {
         free(f->types[i]);
         free(f->events[i]);

@@ -102,6 +102,8 @@ void rt_fake_request_info(rt_fake *f, char *auth, size_t auth_cap, char *query, 
 /* When (uv_hrtime, ns) connection `conn` was last sent the first audio delta of a
  * response, and speech_started; 0 for never. */
 void rt_fake_times(rt_fake *f, size_t conn, uint64_t *first_delta_ns, uint64_t *speech_ns);
+/* The id of the newest response's item into `out` ("" if none). */
+void rt_fake_last_item(rt_fake *f, char *out, size_t cap);
 /* Connections open now. */
 unsigned rt_fake_open(rt_fake *f);
 void rt_fake_free(rt_fake *f);
