@@ -11,6 +11,14 @@
 
 #include "net/server.h"
 
+/* Runs `stmt` holding `f->lock`, the mutex guarding what a fake shares with the test. */
+#define LOCKED(f, stmt)                                                                            \
+    do {                                                                                           \
+        pthread_mutex_lock(&(f)->lock);                                                            \
+        stmt;                                                                                      \
+        pthread_mutex_unlock(&(f)->lock);                                                          \
+    } while (0)
+
 typedef struct fake_thread fake_thread;
 
 struct fake_thread {

@@ -53,13 +53,6 @@ struct feed {
     feed *prev, *next_feed;
 };
 
-#define LOCKED(f, stmt)                                                                            \
-    do {                                                                                           \
-        pthread_mutex_lock(&(f)->lock);                                                            \
-        stmt;                                                                                      \
-        pthread_mutex_unlock(&(f)->lock);                                                          \
-    } while (0)
-
 /* ---- answers ---- */
 
 static void error_json(cs_request *r, int status, const char *type, const char *code,

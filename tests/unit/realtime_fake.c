@@ -78,13 +78,6 @@ struct fconn {
     char *text;
 };
 
-#define LOCKED(f, stmt)                                                                            \
-    do {                                                                                           \
-        pthread_mutex_lock(&(f)->lock);                                                            \
-        stmt;                                                                                      \
-        pthread_mutex_unlock(&(f)->lock);                                                          \
-    } while (0)
-
 uint8_t rt_fake_audio_byte(size_t i)
 {
     /* Loud μ-law codes (low magnitudes are loud), both signs, varying. */
