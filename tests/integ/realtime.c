@@ -752,6 +752,19 @@ static void pre_connect(void)
     rig_down(&r);
 }
 
+/* The agent named by STREAM_PARAMS (Agent=…) is the one that prepares at the webhook,
+ * whatever AGENT says. */
+static void pre_connect_param(void)
+{
+    const char *args[] = {"--agent", "echo", "--stream-params", "Agent=openai-realtime", NULL};
+    rig r;
+    if (!rig_up(&r, NULL, args)) return;
+    IT_CHECK(webhook(&r, "CA20000000000000000000000000000015"), "the voice webhook failed");
+    sessions_want w = {&r, 1};
+    IT_CHECK(it_until(sessions_came, &w, WAIT_MS), "no connection at the webhook");
+    rig_down(&r);
+}
+
 static void bad_settings(void)
 {
     const char *no_key[] = {"--agent", "openai-realtime", NULL};
@@ -774,7 +787,7 @@ static const it_case tests[] = {
     {"bad_settings", bad_settings}, {"bridge", bridge},   {"speech_started", speech_started},
     {"local_barge_in", local_barge_in}, {"end_call", end_call}, {"error_event", error_event},
     {"drop", drop},                 {"ends_mid_answer", ends_mid_answer}, {"tools", tools},
-    {"pre_connect", pre_connect}, {"malformed", malformed}, {"refused", refused},
+    {"pre_connect", pre_connect}, {"pre_connect_param", pre_connect_param}, {"malformed", malformed}, {"refused", refused},
     {"unreachable", unreachable}, {"many_cuts", many_cuts},
 };
 
