@@ -4,7 +4,8 @@
 
 #include "core/err.h"
 
-static const cs_agent_ops *const agents[] = {&cs_agent_echo, &cs_agent_ivr, &cs_agent_llm};
+static const cs_agent_ops *const agents[] = {&cs_agent_echo, &cs_agent_ivr, &cs_agent_llm,
+                                              &cs_agent_realtime};
 #define NAGENTS (sizeof agents / sizeof *agents)
 _Static_assert(NAGENTS <= CS_AGENTS_MAX, "CS_AGENTS_MAX is too small");
 
@@ -23,7 +24,7 @@ int cs_agent_find(const char *name, const cs_agent_ops **out)
 
 const char *cs_agent_names(void)
 {
-    return "none, echo, ivr, llm";
+    return "none, echo, ivr, llm, openai-realtime";
 }
 
 int cs_agents_setup(cs_agent_env *env, cs_buf *err)
@@ -33,6 +34,18 @@ int cs_agents_setup(cs_agent_env *env, cs_buf *err)
         if (rc < 0) return rc;
     }
     return 0;
+}
+
+void cs_agents_prepare(const cs_agent_env *env, const cs_agent_ops *ops, const char *call_sid)
+{
+    void *state = ops ? cs_agent_state(env, ops) : NULL;
+    if (state && ops->prepare) ops->prepare(state, env, call_sid);
+}
+
+void cs_agents_stop(cs_agent_env *env)
+{
+    for (size_t i = 0; i < NAGENTS; i++)
+        if (agents[i]->stop && env->state[i]) agents[i]->stop(env->state[i]);
 }
 
 void cs_agents_cleanup(cs_agent_env *env)
@@ -47,6 +60,16 @@ void cs_agents_metrics(const cs_agent_env *env, cs_buf *out)
 {
     for (size_t i = 0; i < NAGENTS; i++)
         if (agents[i]->metrics) agents[i]->metrics(env->state[i], out);
+}
+
+void cs_agent_event_text(cs_json *j, const char *key, const char *s, size_t n)
+{
+    if (n > CS_AGENT_EVENT_TEXT_MAX) {
+        n = CS_AGENT_EVENT_TEXT_MAX;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* not inside a character */
+    }
+    cs_json_key(j, key);
+    cs_json_strn(j, s, n);
 }
 
 void *cs_agent_state(const cs_agent_env *env, const cs_agent_ops *ops)

@@ -8,12 +8,15 @@
 
 #include "call/talk.h"
 #include "core/config.h"
+#include "core/json.h"
+#include "core/log.h"
 #include "core/worker.h"
 #include "net/fetch.h"
 #include "stt/stt.h"
 #include "tts/tts.h"
 
-#define CS_AGENTS_MAX 8 /* kinds in the registry */
+#define CS_AGENTS_MAX           8    /* kinds in the registry */
+#define CS_AGENT_EVENT_TEXT_MAX 2048 /* bytes of a text quoted in an agent event */
 
 /* TTS_FALLBACK: the local engine that speaks what a cloud voice failed to (the rest of
  * that utterance), and how often it did. */
@@ -40,15 +43,34 @@ struct cs_agent_env {
 extern const cs_agent_ops cs_agent_echo;
 extern const cs_agent_ops cs_agent_ivr;
 extern const cs_agent_ops cs_agent_llm;
+extern const cs_agent_ops cs_agent_realtime;
 
 /* By AGENT name; "none" gives NULL with 0 (listen only), an unknown name CS_ECONFIG. */
 int cs_agent_find(const char *name, const cs_agent_ops **out);
-/* "none, echo, ivr, llm" for messages. */
+/* "none, echo, ivr, llm, openai-realtime" for messages. */
 const char *cs_agent_names(void);
+/* ---- what the agents share ---- */
+
+/* Logs with an agent's call context `ctx` (its call and stream SIDs). */
+#define CS_AGENT_LOG(ctx, level, ...)                                                              \
+    do {                                                                                           \
+        const cs_log_ctx *prev_ = cs_log_set_ctx(ctx);                                             \
+        cs_log(level, __VA_ARGS__);                                                                \
+        cs_log_set_ctx(prev_);                                                                     \
+    } while (0)
+/* `key`: `s` (n bytes) in an event's detail, cut at CS_AGENT_EVENT_TEXT_MAX bytes, between
+ * characters. */
+void cs_agent_event_text(cs_json *j, const char *key, const char *s, size_t n);
+
 /* ---- the kinds' shared state ---- */
 
 /* Runs every kind's setup (start-up; may block). 0, or its error with `err` saying why. */
 int cs_agents_setup(cs_agent_env *env, cs_buf *err);
+/* A call is being answered and its stream will get `ops` (may be NULL): see
+ * cs_agent_ops.prepare. */
+void cs_agents_prepare(const cs_agent_env *env, const cs_agent_ops *ops, const char *call_sid);
+/* Shutdown: every kind lets go of what it prepared. */
+void cs_agents_stop(cs_agent_env *env);
 /* Every kind's cleanup, once no instance is left. Idempotent. */
 void cs_agents_cleanup(cs_agent_env *env);
 /* Every kind's counters for /metrics. */

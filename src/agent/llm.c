@@ -29,7 +29,6 @@
 #include "agent/llm_int.h"
 #include "agent/voice.h"
 #include "core/clock.h"
-#include "core/crypto.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -37,7 +36,6 @@
 #define NONE           ((size_t)-1)
 #define BODY_MAX       (64u << 20) /* a request's JSON (the settings bound history) */
 #define EVENT_MAX      (32u << 10) /* an event's detail: two quoted texts, escaped */
-#define EVENT_TEXT_MAX 2048        /* text quoted in an event */
 #define MSGS_HEADROOM  (4 + CS_LLM_TOOL_ROUNDS * (1 + CS_LLM_CALLS_MAX)) /* one turn */
 
 static const char *const fail_labels[] = {
@@ -65,7 +63,7 @@ typedef struct tool_req {
     llm *a;
     cs_fetch_req *req; /* NULL once answered */
     size_t msg;        /* its tool message */
-    char name[CS_LLM_NAME_MAX + 1];
+    char name[CS_TOOL_NAME_MAX + 1];
     char *args;
 } tool_req;
 
@@ -104,12 +102,7 @@ struct llm {
 static void ask(llm *a);
 static void send_request(llm *a);
 
-#define LOG(a, level, ...)                                                                         \
-    do {                                                                                           \
-        const cs_log_ctx *prev_ = cs_log_set_ctx(&(a)->log);                                       \
-        cs_log(level, __VA_ARGS__);                                                                \
-        cs_log_set_ctx(prev_);                                                                     \
-    } while (0)
+#define LOG(a, level, ...) CS_AGENT_LOG(&(a)->log, level, __VA_ARGS__)
 
 /* ---- events ---- */
 
@@ -122,16 +115,6 @@ static void event_begin(llm *a, cs_json *j, cs_buf *b, const char *state)
     cs_json_kstr(j, "state", state);
     cs_json_kstr(j, "agent", "llm");
     cs_json_kuint(j, "turn", a->turns);
-}
-
-static void event_text(cs_json *j, const char *key, const char *s, size_t n)
-{
-    if (n > EVENT_TEXT_MAX) {
-        n = EVENT_TEXT_MAX;
-        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* not inside a character */
-    }
-    cs_json_key(j, key);
-    cs_json_strn(j, s, n);
 }
 
 static void event_end(llm *a, cs_json *j, cs_buf *b)
@@ -166,7 +149,7 @@ static llm_msg *push(llm *a, enum llm_role role)
     m->role = role;
     m->tokens_in = m->tokens_out = -1;
     cs_buf_init(&m->text, role == LLM_USER   ? CS_LLM_CALLER_MAX
-                          : role == LLM_TOOL ? CS_LLM_RESULT_MAX + 256
+                          : role == LLM_TOOL ? CS_TOOL_RESULT_MAX + 256
                                              : CS_LLM_REPLY_MAX);
     return m;
 }
@@ -235,31 +218,13 @@ static void heard(llm *a, const cs_heard *h, const char *text, size_t len)
     cs_buf b;
     event_begin(a, &j, &b, "said");
     cs_json_kstr(&j, "said", said[m ? m->said : LLM_SAID_REPLY]);
-    event_text(&j, "text", text, len);
+    cs_agent_event_text(&j, "text", text, len);
     cs_json_kbool(&j, "cut", h->cut);
     cs_json_kuint(&j, "heardMs", h->heard_ms);
     cs_json_kuint(&j, "totalMs", h->total_ms);
     if (m && m->tokens_in >= 0) cs_json_kint(&j, "promptTokens", m->tokens_in);
     if (m && m->tokens_out >= 0) cs_json_kint(&j, "completionTokens", m->tokens_out);
     event_end(a, &j, &b);
-}
-
-/* A tool message saying what went wrong: {"error": "…"}. */
-static void tool_error(llm_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tool_error(llm_msg *m, const char *fmt, ...)
-{
-    char why[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    cs_buf_reset(&m->text);
-    cs_json j;
-    cs_json_init(&j, &m->text);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "error", why);
-    cs_json_obj_end(&j);
-    m->pending = false;
 }
 
 /* ---- ending a turn ---- */
@@ -287,7 +252,8 @@ static void cancel(llm *a, const char *why)
         if (t->req) {
             cs_fetch_cancel(t->req);
             t->req = NULL;
-            tool_error(&a->msgs[t->msg], "%s before the tool answered", why);
+            cs_tool_error(&a->msgs[t->msg].text, "%s before the tool answered", why);
+            a->msgs[t->msg].pending = false;
         }
         free(t->args);
         t->args = NULL;
@@ -342,8 +308,8 @@ static void tool_event(llm *a, const char *name, const char *args, const llm_msg
     cs_buf b;
     event_begin(a, &j, &b, "tool");
     cs_json_kstr(&j, "tool", name);
-    event_text(&j, "arguments", args, strlen(args));
-    event_text(&j, "result", result->text.data ? result->text.data : "", result->text.len);
+    cs_agent_event_text(&j, "arguments", args, strlen(args));
+    cs_agent_event_text(&j, "result", result->text.data ? result->text.data : "", result->text.len);
     cs_json_kbool(&j, "ok", ok);
     event_end(a, &j, &b);
 }
@@ -354,20 +320,10 @@ static void tool_answered(void *data, const cs_fetch_result *res)
     llm *a = t->a;
     t->req = NULL;
     llm_msg *m = &a->msgs[t->msg];
-    bool ok = res->err == 0 && res->status >= 200 && res->status < 300;
-    cs_buf_reset(&m->text);
-    if (ok && res->len) {
-        cs_buf_append(&m->text, res->body, res->len);
-        m->pending = false;
-    } else if (ok) {
-        cs_buf_puts(&m->text, "{\"ok\":true}");
-        m->pending = false;
-    } else {
+    bool ok = cs_tool_result(res, &m->text);
+    m->pending = false;
+    if (!ok) {
         a->l->stats.tool_failures++;
-        if (res->err)
-            tool_error(m, "no answer: %s", res->reason);
-        else
-            tool_error(m, "the tool answered HTTP %d", res->status);
         LOG(a, CS_LOG_WARN, "llm: tool %s: %s", t->name, m->text.data);
     }
     tool_event(a, t->name, t->args, m, ok);
@@ -379,47 +335,18 @@ static void tool_answered(void *data, const cs_fetch_result *res)
     }
 }
 
-/* POSTs a call of an operator tool, signed: {"call_sid", "stream_sid", "tool", "call_id",
- * "arguments"}. */
-static int tool_start(llm *a, const llm_tool *tool, const llm_call *c, size_t msg)
+/* Calls an operator tool (signed POST); its answer comes to tool_answered. */
+static int tool_start(llm *a, const cs_tool *tool, const llm_call *c, size_t msg)
 {
-    cJSON *args = cJSON_ParseWithLength(c->args.data ? c->args.data : "", c->args.len);
-    if (!cJSON_IsObject(args)) {
-        cJSON_Delete(args);
-        return CS_EPARSE;
-    }
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "call_sid", a->call_sid);
-    cJSON_AddStringToObject(body, "stream_sid", a->stream_sid);
-    cJSON_AddStringToObject(body, "tool", tool->name);
-    cJSON_AddStringToObject(body, "call_id", c->id);
-    cJSON_AddItemToObject(body, "arguments", args);
-    char *json = cJSON_PrintUnformatted(body);
-    cJSON_Delete(body);
-    if (!json) return -ENOMEM;
-    cs_signed_headers sig;
-    cs_sign_body(&sig, a->l->cfg->agent_webhook_secret, json, strlen(json), cs_wall_ms() / 1000);
-    const char *headers[] = {"Content-Type: application/json", "X-Callstream-Event: tool.call",
-                             sig.timestamp, sig.signature};
     tool_req *t = &a->tools[a->ntools];
     *t = (tool_req){.a = a, .msg = msg};
     snprintf(t->name, sizeof t->name, "%s", tool->name);
-    cs_fetch_opts o = {
-        .method = "POST",
-        .url = tool->url,
-        .headers = headers,
-        .nheaders = sizeof headers / sizeof *headers,
-        .body = json,
-        .len = strlen(json),
-        .timeout_ms = tool->timeout_ms,
-        .max_body = CS_LLM_RESULT_MAX,
-        .on_done = tool_answered,
-        .data = t,
-    };
-    int rc = cs_fetch_start(a->fetch, &o, &t->req);
-    free(json);
+    cs_tool_caller who = {a->call_sid, a->stream_sid};
+    const char *args = c->args.data ? c->args.data : "";
+    int rc = cs_tool_post(a->fetch, &a->l->tools, tool, &who, c->id, args, c->args.len,
+                          tool_answered, t, &t->req);
     if (rc < 0) return rc;
-    t->args = strdup(c->args.data ? c->args.data : "");
+    t->args = strdup(args);
     a->ntools++;
     a->tools_left++;
     a->l->stats.tool_calls++;
@@ -462,7 +389,7 @@ static void handoff(llm *a)
     const llm_stream *st = &a->st;
     const char *args = "";
     for (size_t i = 0; i < st->ncalls; i++)
-        if (strcmp(st->calls[i].name, LLM_END_CALL) == 0 && st->calls[i].args.data)
+        if (strcmp(st->calls[i].name, CS_TOOL_END_CALL) == 0 && st->calls[i].args.data)
             args = st->calls[i].args.data;
     cs_buf b = CS_BUF_INIT(6 * CS_LLM_ARGS_MAX + 64);
     cs_json j;
@@ -502,27 +429,27 @@ static void run_tools(llm *a)
         if (!r) break;
         snprintf(r->call_id, sizeof r->call_id, "%s", st->calls[i].id);
         r->pending = true;
-        hangup = hangup || strcmp(st->calls[i].name, LLM_END_CALL) == 0;
+        hangup = hangup || strcmp(st->calls[i].name, CS_TOOL_END_CALL) == 0;
     }
     for (size_t i = 0; i < st->ncalls && first + i < a->nmsgs; i++) {
         const llm_call *c = &st->calls[i];
         llm_msg *r = &a->msgs[first + i];
-        const llm_tool *tool = llm_tool_find(a->l, c->name);
+        const cs_tool *tool = cs_tools_find(&a->l->tools, c->name);
         const char *args = c->args.data ? c->args.data : "";
-        bool end = strcmp(c->name, LLM_END_CALL) == 0;
+        bool end = strcmp(c->name, CS_TOOL_END_CALL) == 0;
         int rc = 0;
         if (end)
-            cs_buf_puts(&r->text, "{\"ok\":true,\"result\":\"the call ends after your goodbye\"}");
+            cs_buf_puts(&r->text, CS_TOOL_END_CALL_RESULT);
         else if (hangup)
-            tool_error(r, "not run: the call is ending");
+            cs_tool_error(&r->text, "not run: the call is ending");
         else if (!tool)
-            tool_error(r, "there is no tool named %s", c->name);
+            cs_tool_error(&r->text, "there is no tool named %s", c->name);
         else if ((rc = tool_start(a, tool, c, first + i)) == 0)
             continue; /* its answer comes later */
         else if (rc == CS_EPARSE)
-            tool_error(r, "the arguments are not a JSON object");
+            cs_tool_error(&r->text, "the arguments are not a JSON object");
         else
-            tool_error(r, "the tool could not be called: %s", cs_strerror(rc));
+            cs_tool_error(&r->text, "the tool could not be called: %s", cs_strerror(rc));
         r->pending = false;
         tool_event(a, c->name, args, r, end);
     }
@@ -711,7 +638,7 @@ static void ask(llm *a)
     cs_json j;
     cs_buf b;
     event_begin(a, &j, &b, "user");
-    event_text(&j, "text", m->text.data, m->text.len);
+    cs_agent_event_text(&j, "text", m->text.data, m->text.len);
     event_end(a, &j, &b);
     send_request(a);
 }
@@ -888,27 +815,6 @@ static const char *llm_welcome(const cs_config *cfg)
 
 /* ---- start-up ---- */
 
-static int read_file(const char *path, cs_buf *out, cs_buf *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cs_buf_printf(err, "LLM_TOOLS_FILE %s: %s", path, strerror(errno));
-        return CS_ECONFIG;
-    }
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = cs_buf_append(out, chunk, n);
-    if (rc == 0 && ferror(f)) rc = -EIO;
-    fclose(f);
-    if (rc < 0) {
-        cs_buf_printf(err, "LLM_TOOLS_FILE %s: %s", path,
-                      rc == -EMSGSIZE ? "larger than 256 KB" : cs_strerror(rc));
-        return CS_ECONFIG;
-    }
-    return 0;
-}
-
 static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
 {
     const cs_config *cfg = env->cfg;
@@ -956,24 +862,13 @@ static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
         }
         l->temperature_set = true;
     }
-    if (!cfg->llm_tools_file[0]) return llm_tools_builtin(l);
-    if (!cfg->agent_webhook_secret[0]) {
-        cs_buf_printf(err, "AGENT_WEBHOOK_SECRET: needed with LLM_TOOLS_FILE (it signs the tools' "
-                           "requests)");
-        return CS_ECONFIG;
-    }
-    cs_buf text = CS_BUF_INIT(CS_LLM_TOOLS_FILE_MAX);
-    int rc = read_file(cfg->llm_tools_file, &text, err);
-    if (rc == 0)
-        rc = llm_tools_parse(l, text.data ? text.data : "", text.len, cfg->llm_tools_file, err);
-    cs_buf_free(&text);
-    return rc;
+    return cs_tools_load(&l->tools, cfg, err);
 }
 
 static void llm_cleanup(void *state)
 {
     cs_llm *l = state;
-    llm_tools_free(l);
+    cs_tools_free(&l->tools);
     free(l->chat_url);
     free(l->auth);
     free(l);
@@ -1037,7 +932,7 @@ static int llm_setup(const cs_agent_env *env, void **state, cs_buf *err)
     }
     *state = l;
     cs_info("llm: %s, model %s, %zu tool(s) besides end_call%s", l->chat_url, cfg->llm_model,
-            l->ntools, l->auth ? ", with an API key" : "");
+            l->tools.n, l->auth ? ", with an API key" : "");
     return 0;
 }
 

@@ -66,7 +66,7 @@ int llm_request_body(cs_buf *out, const cs_llm *l, const llm_msg *msgs, size_t n
     if (cfg->llm_max_tokens) cs_json_kint(&j, "max_tokens", cfg->llm_max_tokens);
     if (l->temperature_set) cs_json_kdouble(&j, "temperature", l->temperature);
     cs_json_key(&j, "tools");
-    cs_json_raw(&j, l->tools_json, strlen(l->tools_json));
+    cs_json_raw(&j, l->tools.chat_json, strlen(l->tools.chat_json));
     if (!tools) cs_json_kstr(&j, "tool_choice", "none");
     cs_json_obj_end(&j);
     return cs_json_end(&j);

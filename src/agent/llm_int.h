@@ -6,9 +6,9 @@
  * operator's tools (LLM_TOOLS_FILE, signed POSTs). Errors get a short spoken apology and
  * an event; the call goes on. See docs/agents.md.
  *
- * Its parts, shared by llm.c (the agent), llm_chat.c (OpenAI's chat
- * completions on the wire: the request, the streamed chunks, the error body) and
- * llm_tools.c (LLM_TOOLS_FILE). */
+ * Its parts, shared by llm.c (the agent) and llm_chat.c (OpenAI's chat completions on
+ * the wire: the request, the streamed chunks, the error body); its tools are
+ * agent/tools.h's. */
 #ifndef CS_LLM_INT_H
 #define CS_LLM_INT_H
 
@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "agent/tools.h"
 #include "core/prom.h"
 #include "net/sse.h"
 
@@ -58,17 +59,12 @@ typedef struct cs_llm_stats {
 } cs_llm_stats;
 
 /* ---- limits ---- */
-#define CS_LLM_TOOLS_MAX      32           /* operator tools in LLM_TOOLS_FILE */
-#define CS_LLM_TOOLS_FILE_MAX (256u << 10) /* bytes of LLM_TOOLS_FILE */
-#define CS_LLM_NAME_MAX       64           /* a tool's name: [A-Za-z0-9_-], as OpenAI takes */
 #define CS_LLM_ID_MAX         64           /* a tool call's id */
 #define CS_LLM_CALLS_MAX      8            /* tool calls in one answer; more fail it */
 #define CS_LLM_ARGS_MAX       (16u << 10)  /* one tool call's arguments */
 #define CS_LLM_TOOL_ROUNDS                                                                         \
     4                                      /* answers with tool calls per turn: the next is        \
                                               asked with tool_choice "none" */
-#define CS_LLM_TOOL_TIMEOUT_MS 5000        /* a tool's answer, unless it says timeout_ms */
-#define CS_LLM_RESULT_MAX      (16u << 10) /* a tool's answer given to the model */
 #define CS_LLM_REPLY_MAX       (16u << 10) /* text of one answer; the rest is not said */
 #define CS_LLM_CALLER_MAX      (16u << 10) /* the caller's words waiting for an answer */
 #define CS_LLM_MSGS_MAX        512         /* messages kept, whatever the settings */
@@ -76,33 +72,15 @@ typedef struct cs_llm_stats {
 #define CS_LLM_ERROR_BODY_MAX  (16u << 10) /* an error answer read for its message */
 #define CS_LLM_REQUEST_MS      120000      /* a whole answer, however it trickles */
 
-/* An operator tool (LLM_TOOLS_FILE). */
-typedef struct llm_tool {
-    char name[CS_LLM_NAME_MAX + 1];
-    char *url;
-    uint32_t timeout_ms;
-} llm_tool;
-
 struct cs_llm {
     const cs_config *cfg;
     char *chat_url; /* {LLM_URL}/chat/completions */
     char *auth;     /* "Authorization: Bearer …", or NULL */
     bool temperature_set;
     double temperature;
-    llm_tool *tools;
-    size_t ntools;
-    char *tools_json; /* the request's "tools" array: end_call and the operator's */
+    cs_tools tools; /* end_call and the operator's */
     cs_llm_stats stats;
 };
-
-/* Reads LLM_TOOLS_FILE's text: fills l->tools and l->tools_json (end_call first). 0, or
- * CS_ECONFIG with the reason in `err` (naming `path` and the tool). */
-int llm_tools_parse(cs_llm *l, const char *json, size_t len, const char *path, cs_buf *err);
-/* The tools of `l` as "tools" JSON with end_call alone (no LLM_TOOLS_FILE). */
-int llm_tools_builtin(cs_llm *l);
-const llm_tool *llm_tool_find(const cs_llm *l, const char *name);
-void llm_tools_free(cs_llm *l);
-#define LLM_END_CALL "end_call"
 
 /* ---- the conversation ---- */
 
@@ -130,7 +108,7 @@ int llm_request_body(cs_buf *out, const cs_llm *l, const llm_msg *msgs, size_t n
 
 typedef struct llm_call {
     char id[CS_LLM_ID_MAX + 1];
-    char name[CS_LLM_NAME_MAX + 1];
+    char name[CS_TOOL_NAME_MAX + 1];
     cs_buf args;
 } llm_call;
 

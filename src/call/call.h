@@ -237,10 +237,12 @@ typedef struct cs_call_observer {
     /* Audio on the call's timeline: the caller's as it arrives, ours as we send it. */
     void (*audio)(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
                   const uint8_t *ulaw, size_t n);
-    /* The caller's words as the provider recognised them (relay streams). */
-    void (*transcript)(void *o, const cs_stream *s, const cs_transcript *t);
     /* What the agent said, as heard: an utterance that played to its end or was cut. */
     void (*said)(void *o, const cs_stream *s, const cs_heard *h);
+    /* The caller's words as someone else recognised them — the provider (relay streams),
+     * or the agent's own service (a speech-to-speech model transcribes what it hears): a
+     * line of the caller's transcript. */
+    void (*heard)(void *o, const cs_stream *s, const cs_transcript *t);
     /* A finished recording: the file and its length (also when writing failed part way:
      * what it holds is kept). */
     void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);

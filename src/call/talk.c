@@ -130,6 +130,11 @@ static void note(cs_stream *s, enum cs_turn_stage stage)
     s->turn.at[stage] = cs_stream_now(s);
 }
 
+void cs_agent_heard(cs_agent *a, const cs_transcript *t)
+{
+    if (a->stream) NOTIFY(a->stream->calls, heard, a->stream, t);
+}
+
 void cs_agent_note(cs_agent *a, enum cs_turn_stage stage)
 {
     if (a->stream) note(a->stream, stage);
@@ -578,7 +583,7 @@ void cs_talk_prompt(cs_stream *s, const char *text, bool last)
     s->relay.prompt_open = !last;
     cs_transcript t = {s->relay.prompt_id, s->relay.prompt_at, now_ms, text, last, -1};
     if (last) s->relay.prompt_id++;
-    NOTIFY(s->calls, transcript, s, &t);
+    NOTIFY(s->calls, heard, s, &t);
     if (s->agent) cs_stream_transcript(s, &t);
 }
 

@@ -84,6 +84,13 @@ struct cs_agent_ops {
      * open): loads and checks what the instances share into *state, which open finds
      * with cs_agent_state. 0, or CS_ECONFIG with a message in `err`. */
     int (*setup)(const cs_agent_env *env, void **state, cs_buf *err);
+    /* The voice webhook is answering call `call_sid`, whose stream will get this kind:
+     * start now what takes time (a connection), so the first turn does not wait for it;
+     * `open` for that call adopts it. What no stream adopts in time is let go (the kind
+     * bounds and counts it). */
+    void (*prepare)(void *state, const cs_agent_env *env, const char *call_sid);
+    /* Shutdown: let go of what prepare started and no stream adopted. */
+    void (*stop)(void *state);
     /* After every instance has finished. */
     void (*cleanup)(void *state);
     /* Its counters for /metrics, in Prometheus text. */
@@ -171,6 +178,9 @@ void cs_agent_note(cs_agent *a, enum cs_turn_stage stage);
 /* An `agent` event of the agent's call: `json` is its detail, a JSON object (what the
  * agent heard, said, did or failed at): of its stream, or once closed, of its call. */
 void cs_agent_event(cs_agent *a, const char *json);
+/* The caller's words as the agent's service heard them, for the call's transcript (its
+ * stored caller lines and listeners), when the agent hears the caller itself. */
+void cs_agent_heard(cs_agent *a, const cs_transcript *t);
 /* Calls ops->timer in `ms` (about: the pacing tick's resolution); 0 cancels. */
 void cs_agent_timer(cs_agent *a, uint32_t ms);
 /* After close: the agent has finished (see close). */

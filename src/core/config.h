@@ -41,7 +41,7 @@
     S(greeting, "GREETING", "", "<Say> before the stream starts (empty: none)")                    \
     S(voice, "VOICE", "", "voice for the greeting, e.g. Polly.Joanna (empty: Twilio's default)")   \
     S(dial, "DIAL", "", "start mode: number to <Dial> while streaming (empty: keep the line)")     \
-    S(agent, "AGENT", "none", "who talks back: none (listen only), echo, ivr or llm")                   \
+    S(agent, "AGENT", "none", "who talks back: none (listen only), echo, ivr, llm or openai-realtime")                   \
     S(llm_url, "LLM_URL", "",                                                                      \
       "AGENT=llm: base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 "           \
       "(the agent POSTs {LLM_URL}/chat/completions)")                                              \
@@ -51,7 +51,7 @@
     S(system_prompt, "SYSTEM_PROMPT",                                                              \
       "You are a friendly voice assistant answering a phone call. Answer in one to three short "   \
       "spoken sentences, with no lists or markup. Call end_call when the caller is done.",         \
-      "AGENT=llm: the system message every conversation starts with")                             \
+      "AGENT=llm and openai-realtime: the system message (instructions) every conversation starts with")                             \
     S(llm_greeting, "LLM_GREETING", "",                                                            \
       "AGENT=llm: said as the call starts, as given, without asking the model (empty: none)")      \
     S(llm_apology, "LLM_APOLOGY", "Sorry, I didn't catch that. Could you say it again?",           \
@@ -74,8 +74,36 @@
     S(ivr_dir, "IVR_DIR", "",                                                                      \
       "AGENT=ivr: folder of NAME.json menus a call may pick (<Parameter name=\"IvrMenu\">)")       \
     S(agent_webhook_secret, "AGENT_WEBHOOK_SECRET", "",                                            \
-      "signs the agents' POSTs (IVR webhooks, LLM tools): X-Callstream-Signature, as for "   \
-      "transcripts")               \
+      "signs the agents' POSTs (IVR webhooks, LLM tools): X-Callstream-Signature, as for "         \
+      "transcripts")                                                                               \
+    S(openai_api_key, "OPENAI_API_KEY", "",                                                        \
+      "OpenAI's API key (AGENT=openai-realtime, TTS=openai): sent as Authorization: Bearer; "      \
+      "never logged")                                                                              \
+    S(openai_realtime_url, "OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime",              \
+      "AGENT=openai-realtime: the Realtime API's WebSocket (?model= is added)")                    \
+    S(openai_realtime_model, "OPENAI_REALTIME_MODEL", "gpt-realtime",                              \
+      "AGENT=openai-realtime: the speech-to-speech model")                                         \
+    S(openai_realtime_voice, "OPENAI_REALTIME_VOICE", "alloy",                                     \
+      "AGENT=openai-realtime: the model's voice (alloy, ash, ballad, coral, echo, sage, shimmer, "  \
+      "verse, marin, cedar)")                                                                      \
+    S(realtime_turn_detection, "REALTIME_TURN_DETECTION", "server_vad",                            \
+      "AGENT=openai-realtime: who ends the caller's turn: server_vad or semantic_vad")             \
+    S(realtime_vad_threshold, "REALTIME_VAD_THRESHOLD", "0.5",                                     \
+      "AGENT=openai-realtime, server_vad: activation threshold, 0 to 1")                           \
+    N(realtime_vad_prefix_ms, "REALTIME_VAD_PREFIX_MS", 300, 0, 5000,                              \
+      "AGENT=openai-realtime, server_vad: audio kept before the speech's start (ms)")              \
+    N(realtime_vad_silence_ms, "REALTIME_VAD_SILENCE_MS", 500, 100, 10000,                         \
+      "AGENT=openai-realtime, server_vad: silence that ends the caller's turn (ms)")               \
+    S(realtime_eagerness, "REALTIME_EAGERNESS", "auto",                                            \
+      "AGENT=openai-realtime, semantic_vad: low, medium, high or auto")                            \
+    S(realtime_transcribe_model, "REALTIME_TRANSCRIBE_MODEL", "gpt-4o-mini-transcribe",            \
+      "AGENT=openai-realtime: the model transcribing the caller (empty: no caller transcript)")    \
+    N(realtime_prepare_ms, "REALTIME_PREPARE_MS", 30000, 1000, 600000,                             \
+      "AGENT=openai-realtime: a connection opened at the voice webhook waits this long for its "  \
+      "stream (ms)")                                                                               \
+    S(realtime_reconnect_message, "REALTIME_RECONNECT_MESSAGE",                                    \
+      "Sorry, the line dropped for a moment. Please go on.",                                       \
+      "AGENT=openai-realtime: said by the local voice when the connection is lost (empty: none)")  \
     N(barge_in_min_ms, "BARGE_IN_MIN_MS", 100, 20, 2000,                                           \
       "caller speech (ms) before it counts as speaking: shorter noises never do")                  \
     N(vad_hangover_ms, "VAD_HANGOVER_MS", 600, 20, 10000,                                          \
@@ -125,7 +153,6 @@
     S(elevenlabs_model, "ELEVENLABS_MODEL", "eleven_flash_v2_5", "TTS=elevenlabs: the model_id") \
     S(elevenlabs_url, "ELEVENLABS_URL", "wss://api.elevenlabs.io",                                \
       "TTS=elevenlabs: base URL; the engine opens {URL}/v1/text-to-speech/{voice}/stream-input")  \
-    S(openai_api_key, "OPENAI_API_KEY", "", "OpenAI's API key (TTS=openai; Bearer)")              \
     S(openai_tts_url, "OPENAI_TTS_URL", "https://api.openai.com/v1",                              \
       "TTS=openai: base URL; the engine POSTs {URL}/audio/speech")                                \
     S(openai_tts_model, "OPENAI_TTS_MODEL", "gpt-4o-mini-tts", "TTS=openai: the model")           \

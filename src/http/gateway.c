@@ -207,6 +207,7 @@ static void finish(cs_gateway *gw)
      * store writes. */
     cs_auth_stop(gw->auth);
     cs_transcribe_stop(gw);
+    cs_agents_stop(&gw->agent_env);
     stop_speech(gw);
     cs_fetch_close(gw->fetch);
     gw->fetch = NULL;
@@ -285,9 +286,26 @@ const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, 
     return gw->agent;
 }
 
+const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw)
+{
+    const cs_form *f = &gw->stream_params;
+    for (size_t i = 0; i < f->n; i++) {
+        if (strcmp(f->pairs[i].name, "Agent") != 0) continue;
+        cs_kv kv = {cs_str_of(f->pairs[i].name), cs_str_of(f->pairs[i].value)};
+        return cs_gateway_agent(gw, &kv, 1);
+    }
+    return gw->agent;
+}
+
 static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
 {
     return cs_gateway_agent(data, start->start.params, start->start.nparams);
+}
+
+void cs_gateway_prepare(cs_gateway *gw, const char *call_sid)
+{
+    if (strcmp(gw->cfg->stream_mode, "connect") != 0) return; /* no agent on a fork */
+    cs_agents_prepare(&gw->agent_env, cs_gateway_webhook_agent(gw), call_sid);
 }
 
 typedef struct boot {

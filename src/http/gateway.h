@@ -110,6 +110,8 @@ int cs_gateway_main(int argc, char **argv);
 
 /* ---- handlers (one file each) ---- */
 void cs_twilio_voice(cs_request *r);
+/* The voice webhook answered call `call_sid`: the agent its stream will get prepares. */
+void cs_gateway_prepare(cs_gateway *gw, const char *call_sid);
 void cs_twilio_status(cs_request *r);
 void cs_twilio_stream_status(cs_request *r);
 void cs_media_upgrade(cs_request *r);
@@ -136,6 +138,8 @@ void cs_media_close_all(cs_gateway *gw);
 /* The agent a stream with these parameters gets (gateway.c): `Agent` among them, else
  * AGENT; NULL: none. */
 const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, size_t n);
+/* The agent a call our voice webhook answers will get: STREAM_PARAMS' `Agent`, else AGENT. */
+const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw);
 
 /* Listen-in (monitor.c): the observer publishing calls to the bus, the once-a-second
  * timer, closing every monitor socket (shutdown), and freeing what is left after the

@@ -161,20 +161,6 @@ static void on_segment(void *data, const cs_stt_segment *seg)
 }
 
 /* The caller's words as a relay's provider recognised them: the caller's line. */
-static void on_relay_words(void *o, const cs_stream *s, const cs_transcript *t)
-{
-    origin v = {s->call->sid, s->sid, CS_SPEAKER_CALLER, false};
-    cs_stt_segment seg = {
-        .id = t->id,
-        .start_ms = t->start_ms,
-        .end_ms = t->end_ms,
-        .text = t->text,
-        .final = t->final,
-        .confidence = t->confidence,
-    };
-    deliver(o, &v, &seg);
-}
-
 /* What an agent that speaks text said, as heard: its line of the transcript. */
 static void on_said(void *o, const cs_stream *s, const cs_heard *h)
 {
@@ -191,6 +177,21 @@ static void on_said(void *o, const cs_stream *s, const cs_heard *h)
         .confidence = -1,
     };
     deliver(gw, &v, &seg);
+}
+
+/* The caller's words as the provider (relay) or the agent's service heard them. */
+static void on_heard(void *o, const cs_stream *s, const cs_transcript *t)
+{
+    origin v = {s->call->sid, s->sid, CS_SPEAKER_CALLER, false};
+    cs_stt_segment seg = {
+        .id = t->id,
+        .start_ms = t->start_ms,
+        .end_ms = t->end_ms,
+        .text = t->text,
+        .final = t->final,
+        .confidence = t->confidence,
+    };
+    deliver(o, &v, &seg);
 }
 
 static void on_error(void *data, int err, const char *why)
@@ -378,15 +379,17 @@ int cs_transcribe_start(cs_gateway *gw, cs_buf *err)
     }
     if (gw->cfg->transcript_webhook_url[0] && (rc = cs_webhook_new(&gw->webhook, gw, err)) < 0)
         return rc;
-    /* Text an agent said, and a relay's words, are transcripts without an engine. */
-    cs_call_observer o = {.said = on_said, .transcript = on_relay_words, .data = gw};
-    if (!gw->stt_ops) return cs_calls_observe(&gw->calls, &o);
-    if ((rc = load_grammars(gw, err)) < 0) return rc;
-    rc = gw->stt_ops->create(&gw->stt, gw->cfg, gw->loop, gw->mb, err);
-    if (rc < 0) return rc;
-    o.stream_started = on_stream_started;
-    o.stream_ended = on_stream_ended;
-    o.audio = on_audio;
+    /* Agents' lines, and the caller's as the provider or an agent heard them, need no
+     * engine. */
+    cs_call_observer o = {.said = on_said, .heard = on_heard, .data = gw};
+    if (gw->stt_ops) {
+        if ((rc = load_grammars(gw, err)) < 0) return rc;
+        rc = gw->stt_ops->create(&gw->stt, gw->cfg, gw->loop, gw->mb, err);
+        if (rc < 0) return rc;
+        o.stream_started = on_stream_started;
+        o.stream_ended = on_stream_ended;
+        o.audio = on_audio;
+    }
     return cs_calls_observe(&gw->calls, &o);
 }
 

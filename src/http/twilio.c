@@ -130,13 +130,7 @@ static void add_param(cs_gateway *gw, cs_kv *params, size_t *n, const char *name
  * the one the stream will get: STREAM_PARAMS' Agent, else AGENT. */
 static const char *relay_welcome(cs_gateway *gw)
 {
-    const cs_form *f = &gw->stream_params;
-    cs_kv wanted[1];
-    size_t n = 0;
-    for (size_t i = 0; i < f->n && !n; i++)
-        if (strcmp(f->pairs[i].name, "Agent") == 0)
-            wanted[n++] = (cs_kv){cs_str_of(f->pairs[i].name), cs_str_of(f->pairs[i].value)};
-    const cs_agent_ops *agent = cs_gateway_agent(gw, wanted, n);
+    const cs_agent_ops *agent = cs_gateway_webhook_agent(gw);
     const char *text = agent && agent->welcome ? agent->welcome(gw->cfg) : NULL;
     return text && *text && cs_twiml_param_fits(CS_STR("Greeting"), cs_str_of(text)) ? text : NULL;
 }
@@ -276,6 +270,7 @@ void cs_twilio_voice(cs_request *r)
         cs_journal_call(gw, &row);
         form_event(r, &form, call_sid, CS_EVENT_WEBHOOK);
         cs_respond(r, 200, "text/xml; charset=utf-8", xml.data, xml.len, NULL);
+        cs_gateway_prepare(gw, call_sid);
     }
     cs_buf_free(&xml);
     cs_form_free(&form);

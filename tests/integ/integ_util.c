@@ -94,6 +94,13 @@ long long it_now_ms(void)
     return now_ms();
 }
 
+long long it_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 long long it_wall_ms(void)
 {
     struct timespec ts;
@@ -1274,6 +1281,8 @@ static void phone_message(it_phone *p, char *msg, size_t len)
         if (p->play_until < now) p->play_until = now;
         p->play_until += (long long)(m.len / 8);
         p->media_bytes += m.len;
+        if (!p->first_media_us) p->first_media_us = it_now_us();
+        if (p->got) cs_buf_append(p->got, m.payload, m.len);
         for (size_t i = 0; i + PHONE_FRAME <= m.len || i == 0; i += PHONE_FRAME) {
             if (!voiced(m.payload + i, m.len - i)) continue;
             p->voiced_frames++;
@@ -1291,6 +1300,7 @@ static void phone_message(it_phone *p, char *msg, size_t len)
         break;
     case CS_TWOUT_CLEAR:
         p->clears++;
+        if (!p->first_clear_us) p->first_clear_us = it_now_us();
         if (p->onset_ms && !p->clear_ms) p->clear_ms = now;
         p->play_until = now;
         for (size_t i = 0; i < p->nmarks; i++) p->marks[i].due = now;
@@ -1345,6 +1355,7 @@ static void phone_send(it_phone *p)
         cs_twilio_peer_media(&b, p->stream, ++p->seq, CS_TRACK_INBOUND, p->frames + 1,
                              p->frames * 20, frame, sizeof frame);
         if (send_msg(&p->ws, &b) < 0) p->closed = true;
+        else if (p->sent) cs_buf_append(p->sent, frame, sizeof frame);
         p->frames++;
     }
 }

@@ -36,6 +36,8 @@ int it_run(const char *name, const it_case *cases, size_t n, int argc, char **ar
 void it_sleep_ms(int ms);
 /* A monotonic clock in ms, for deadlines. */
 long long it_now_ms(void);
+/* The same in µs (CLOCK_MONOTONIC, as uv_hrtime). */
+long long it_now_us(void);
 /* The wall clock in ms since the epoch, as the server stores times. */
 long long it_wall_ms(void);
 /* Asks `cond(data)` every 20 ms for up to timeout_ms; its last answer. */
@@ -259,6 +261,11 @@ typedef struct it_phone {
     bool heard;          /* a voiced agent frame came since the last say or key */
     long long answer_ms; /* arrival of the first voiced agent frame after our speech ended */
     long long clear_ms;  /* arrival of the first clear after our speech began */
+    /* When set (by the test, after it_phone_start), every byte of media the agent sent
+     * is appended to `got`, and every byte we sent to `sent` (each up to its bound). */
+    cs_buf *got, *sent;
+    /* it_now_us of the first media and the first clear since the test last zeroed them. */
+    long long first_media_us, first_clear_us;
 } it_phone;
 
 /* Opens a media stream for `call`/`stream` as Twilio would, with `params` (a=1&b=2, no

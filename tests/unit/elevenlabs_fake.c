@@ -281,7 +281,7 @@ static void stream_input(cs_request *r)
         free(c);
         return;
     }
-    uv_timer_init(&f->srv.loop, &c->timer);
+    uv_timer_init(&f->srv.t.loop, &c->timer);
     c->timer.data = c;
     c->next = f->conns;
     if (f->conns) f->conns->prev = c;

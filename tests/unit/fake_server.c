@@ -1,6 +1,5 @@
 #include "fake_server.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,25 +61,10 @@ void fake_openai_error(cs_request *r, int status, const char *type, const char *
     cs_buf_free(&b);
 }
 
-static void on_quit(uv_async_t *a)
+static void stopping(fake_thread *t)
 {
-    fake_server *s = a->data;
-    s->quitting = true;
-}
-
-static void *run(void *arg)
-{
-    fake_server *s = arg;
-    while (!s->quitting) uv_run(&s->loop, UV_RUN_ONCE);
-    cs_server_stop_listening(s->server);
+    fake_server *s = t->data;
     if (s->on_stop) s->on_stop(s->app);
-    cs_net_close_all(s->net, false);
-    while (cs_net_count(s->net)) uv_run(&s->loop, UV_RUN_ONCE);
-    cs_server_free(s->server);
-    cs_net_free(s->net);
-    uv_close((uv_handle_t *)&s->quit, NULL);
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    return NULL;
 }
 
 int fake_server_start(fake_server *s, const cs_route *routes, size_t nroutes, void *app,
@@ -95,21 +79,16 @@ int fake_server_start(fake_server *s, const cs_route *routes, size_t nroutes, vo
                             .max_head = 16384,
                             .max_body = 1u << 20,
                             .idle_ms = 60000};
-    int rc = uv_loop_init(&s->loop);
-    if (rc == 0) rc = cs_net_new(&s->net, &s->loop);
-    if (rc == 0) rc = cs_server_new(&s->server, s->net, routes, nroutes, &lim, app);
-    if (rc == 0) rc = cs_server_listen(s->server, "127.0.0.1", 0, false);
-    if (rc == 0) rc = uv_async_init(&s->loop, &s->quit, on_quit);
+    s->t.on_stop = stopping;
+    s->t.data = s;
+    int rc = fake_thread_start(&s->t, routes, nroutes, &lim, app);
     if (rc < 0) return rc; /* a test that fails here stops; nothing to tidy */
-    s->quit.data = s;
-    s->port = cs_server_port(s->server);
-    return pthread_create(&s->thread, NULL, run, s) == 0 ? 0 : -EAGAIN;
+    s->port = s->t.port;
+    return 0;
 }
 
 void fake_server_stop(fake_server *s)
 {
-    uv_async_send(&s->quit);
-    pthread_join(s->thread, NULL);
-    uv_loop_close(&s->loop);
+    fake_thread_stop(&s->t);
     pthread_mutex_destroy(&s->lock);
 }

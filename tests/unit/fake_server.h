@@ -1,35 +1,23 @@
-/* A test server on a thread of its own, for the fakes of cloud services that the
- * gateway (another process) or a test's own loop talks to: our server code on a private
- * loop, stopped and freed from any thread. The fake's handlers run on that thread and
- * find the fake in r->app; the fake guards what tests read with `lock`. */
+/* A fake HTTP API on a thread of its own (fake_thread.h), for the fakes of cloud services
+ * that the gateway (another process) or a test's own loop talks to, with what they share:
+ * the request bodies kept, the Bearer check, OpenAI's error answer. The fake's handlers
+ * run on that thread and find the fake in r->app; the fake guards what tests read with
+ * `lock` (FAKE_LOCKED). */
 #ifndef CS_TEST_FAKE_SERVER_H
 #define CS_TEST_FAKE_SERVER_H
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <uv.h>
 
-#include "net/server.h"
+#include "fake_thread.h"
 
 typedef struct fake_server {
-    uv_loop_t loop;
-    uv_async_t quit;
-    pthread_t thread;
-    bool quitting; /* loop thread */
-    cs_net *net;
-    cs_server *server;
+    fake_thread t; /* its loop (t.loop) runs the handlers */
     int port;
     pthread_mutex_t lock;
     void (*on_stop)(void *app); /* on the thread, before the connections close: end timers */
     void *app;
 } fake_server;
-
-#define FAKE_LOCKED(s, stmt)                                                                       \
-    do {                                                                                           \
-        pthread_mutex_lock(&(s)->lock);                                                            \
-        stmt;                                                                                      \
-        pthread_mutex_unlock(&(s)->lock);                                                          \
-    } while (0)
 
 #define FAKE_KEEP 1024 /* request bodies kept */
 

@@ -68,7 +68,7 @@ static feed *feed_new(llm_fake *f, cs_request *r)
     *fd = (feed){.f = f, .req = r, .gate = NO_GATE, .next_feed = f->feeds};
     if (f->feeds) f->feeds->prev = fd;
     f->feeds = fd;
-    uv_timer_init(&f->srv.loop, &fd->timer);
+    uv_timer_init(&f->srv.t.loop, &fd->timer);
     fd->timer.data = fd;
     return fd;
 }

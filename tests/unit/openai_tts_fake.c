@@ -159,7 +159,7 @@ static void speech(cs_request *r)
     fd->next = f->feeds;
     if (f->feeds) f->feeds->prev = fd;
     f->feeds = fd;
-    uv_timer_init(&f->srv.loop, &fd->timer);
+    uv_timer_init(&f->srv.t.loop, &fd->timer);
     fd->timer.data = fd;
     FAKE_LOCKED(&f->srv, f->st.live++);
     /* A cut answer promises more than it sends: the end closes the connection. */

@@ -46,7 +46,7 @@ static void request_body(void **state)
     (void)state;
     cs_config cfg = cfg_with("tiny", 120);
     cs_llm l = {.cfg = &cfg, .temperature_set = true, .temperature = 0.5};
-    assert_int_equal(llm_tools_builtin(&l), 0);
+    assert_int_equal(cs_tools_builtin(&l.tools), 0);
     llm_msg m[5] = {msg(LLM_USER, "go forward ten meters"),
                     msg(LLM_ASSISTANT, "Going"), /* cut: what was heard */
                     msg(LLM_ASSISTANT, ""),      /* nothing heard, no call: left out */
@@ -106,7 +106,7 @@ static void request_body(void **state)
         cs_buf_free(&m[i].text);
         free(m[i].calls);
     }
-    llm_tools_free(&l);
+    cs_tools_free(&l.tools);
 }
 
 /* ---- the streamed answer ---- */
@@ -316,12 +316,12 @@ static void tools_file(void **state)
         "{\"name\":\"book-table_2\",\"url\":\"http://127.0.0.1:9/book\"}]";
     cs_llm l = {0};
     cs_buf err = CS_BUF_INIT(4096);
-    assert_int_equal(llm_tools_parse(&l, good, strlen(good), "t.json", &err), 0);
-    assert_int_equal(l.ntools, 2);
-    assert_int_equal(llm_tool_find(&l, "weather")->timeout_ms, 2500);
-    assert_int_equal(llm_tool_find(&l, "book-table_2")->timeout_ms, CS_LLM_TOOL_TIMEOUT_MS);
-    assert_null(llm_tool_find(&l, "end_call")); /* built in, not the operator's */
-    cJSON *tools = cJSON_Parse(l.tools_json);
+    assert_int_equal(cs_tools_parse(&l.tools, good, strlen(good), "t.json", &err), 0);
+    assert_int_equal(l.tools.n, 2);
+    assert_int_equal(cs_tools_find(&l.tools, "weather")->timeout_ms, 2500);
+    assert_int_equal(cs_tools_find(&l.tools, "book-table_2")->timeout_ms, CS_TOOL_TIMEOUT_MS);
+    assert_null(cs_tools_find(&l.tools, "end_call")); /* built in, not the operator's */
+    cJSON *tools = cJSON_Parse(l.tools.chat_json);
     assert_int_equal(cJSON_GetArraySize(tools), 3);
     static const char *const names[] = {"end_call", "weather", "book-table_2"};
     for (int i = 0; i < 3; i++) {
@@ -339,7 +339,23 @@ static void tools_file(void **state)
                             "parameters"),
         "required"));
     cJSON_Delete(tools);
-    llm_tools_free(&l);
+    /* The same tools as a Realtime session takes them: the function's members beside
+     * "type". */
+    tools = cJSON_Parse(l.tools.realtime_json);
+    assert_int_equal(cJSON_GetArraySize(tools), 3);
+    for (int i = 0; i < 3; i++) {
+        const cJSON *t = cJSON_GetArrayItem(tools, i);
+        assert_string_equal(cJSON_GetObjectItem(t, "type")->valuestring, "function");
+        assert_string_equal(cJSON_GetObjectItem(t, "name")->valuestring, names[i]);
+        assert_null(cJSON_GetObjectItem(t, "function"));
+        const cJSON *p = cJSON_GetObjectItem(t, "parameters");
+        assert_string_equal(cJSON_GetObjectItem(p, "type")->valuestring, "object");
+    }
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(tools, 1), "description")->valuestring,
+        "The weather in a city");
+    cJSON_Delete(tools);
+    cs_tools_free(&l.tools);
 
     static const struct {
         const char *json;
@@ -369,22 +385,22 @@ static void tools_file(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_buf_reset(&err);
         cs_llm b = {0};
-        assert_int_equal(llm_tools_parse(&b, bad[i].json, strlen(bad[i].json), "t.json", &err),
+        assert_int_equal(cs_tools_parse(&b.tools, bad[i].json, strlen(bad[i].json), "t.json", &err),
                          CS_ECONFIG);
         if (!strstr(err.data, bad[i].says)) fail_msg("row %zu: '%s'", i, err.data);
-        llm_tools_free(&b);
+        cs_tools_free(&b.tools);
     }
     /* Too many. */
     cs_buf many = CS_BUF_INIT(1 << 20);
     cs_buf_putc(&many, '[');
-    for (int i = 0; i <= CS_LLM_TOOLS_MAX; i++)
+    for (int i = 0; i <= CS_TOOLS_MAX; i++)
         cs_buf_printf(&many, "%s{\"name\":\"t%d\",\"url\":\"http://x/\"}", i ? "," : "", i);
     cs_buf_putc(&many, ']');
     cs_buf_reset(&err);
     cs_llm m = {0};
-    assert_int_equal(llm_tools_parse(&m, many.data, many.len, "t.json", &err), CS_ECONFIG);
+    assert_int_equal(cs_tools_parse(&m.tools, many.data, many.len, "t.json", &err), CS_ECONFIG);
     assert_non_null(strstr(err.data, "33 tools, more than 32"));
-    llm_tools_free(&m);
+    cs_tools_free(&m.tools);
     cs_buf_free(&many);
     cs_buf_free(&err);
 }

@@ -141,7 +141,7 @@ static int begin(const char *greeting)
     cs_calls_init(&w.calls, NULL);
     w.calls.talk.agent_for = agent_for;
     w.calls.talk.env = &w.aenv;
-    cs_call_observer o = {.said = on_said, .transcript = on_transcript, .event = on_event};
+    cs_call_observer o = {.said = on_said, .heard = on_transcript, .event = on_event};
     cs_calls_observe(&w.calls, &o);
     cs_kv params[1] = {{CS_STR("Greeting"), cs_str_of(greeting ? greeting : "")}};
     cs_pevent start = {
