@@ -69,7 +69,8 @@ const char *cs_end_label(enum cs_end_reason r);
     X(TRANSCRIPTION, "transcription")   /* transcription started, unavailable or failed */ \
     X(BARGE_IN, "barge_in")             /* the caller cut the agent short */                       \
     X(TURN, "turn")                     /* the agent answered: each stage's latency */             \
-    X(AGENT, "agent")                   /* the agent started, failed, or said something */
+    X(AGENT, "agent")                   /* the agent started, failed, or said something */         \
+    X(CONTROL, "control")               /* call control asked: hang up, transfer, streams… */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,

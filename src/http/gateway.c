@@ -47,6 +47,12 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/api/v1/calls/{}/events", cs_api_events},
     {CS_HTTP_GET, "/api/v1/calls/{}/recording.wav", cs_api_recording},
     {CS_HTTP_GET, "/api/v1/calls/{}/transcript", cs_api_transcript},
+    {CS_HTTP_POST, "/api/v1/calls", cs_api_call_create},
+    {CS_HTTP_POST, "/api/v1/calls/{}/hangup", cs_api_hangup},
+    {CS_HTTP_POST, "/api/v1/calls/{}/transfer", cs_api_transfer},
+    {CS_HTTP_POST, "/api/v1/calls/{}/say", cs_api_say},
+    {CS_HTTP_POST, "/api/v1/calls/{}/streams", cs_api_stream_start},
+    {CS_HTTP_POST, "/api/v1/calls/{}/streams/{}/stop", cs_api_stream_stop},
 };
 
 /* ---- configuration checks and derived values ---- */
@@ -185,6 +191,8 @@ static void finish(cs_gateway *gw)
     cs_auth_stop(gw->auth);
     cs_transcribe_stop(gw);
     stop_speech(gw);
+    cs_control_free(gw->control);
+    gw->control = NULL;
     cs_fetch_close(gw->fetch);
     gw->fetch = NULL;
     cs_recorders_free(gw->recorders);
@@ -349,6 +357,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         .fetch = gw->fetch,
     };
     if ((rc = cs_agents_setup(&gw->agent_env, err)) < 0) return rc;
+    if ((rc = cs_control_setup(gw, err)) < 0) return rc;
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);
@@ -451,6 +460,7 @@ int cs_gateway_main(int argc, char **argv)
         cs_auth_stop(gw.auth);
         cs_transcribe_stop(&gw);
         stop_speech(&gw);
+        cs_control_free(gw.control);
         cs_fetch_close(gw.fetch);
         cs_recorders_free(gw.recorders);
         cs_store_close(gw.store);

@@ -13,6 +13,7 @@
 #include "audio/recorder.h"
 #include "bus/bus.h"
 #include "call/call.h"
+#include "call/control.h"
 #include "core/config.h"
 #include "core/worker.h"
 #include "net/conn.h"
@@ -59,6 +60,9 @@ typedef struct cs_gateway {
     uv_loop_t *loop;
     cs_net *net;
     cs_fetch *fetch; /* outbound HTTP (the transcript webhook) */
+    cs_control *control;           /* call control; NULL without TWILIO_ACCOUNT_SID */
+    char api_url[CS_URL_CAP];      /* TWILIO_API_URL without a trailing slash */
+    char call_status_url[CS_URL_CAP]; /* …/twilio/status: outbound calls' StatusCallback */
     cs_server *server;
     cs_mailbox *mb;
     cs_store *store;
@@ -112,6 +116,16 @@ void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
 void cs_api_recording(cs_request *r);
 void cs_api_transcript(cs_request *r);
+/* Call control (control.c): place a call, hang up, transfer, say, fork streams. */
+void cs_api_call_create(cs_request *r);
+void cs_api_hangup(cs_request *r);
+void cs_api_transfer(cs_request *r);
+void cs_api_say(cs_request *r);
+void cs_api_stream_start(cs_request *r);
+void cs_api_stream_stop(cs_request *r);
+/* Starts call control (start-up): CS_ECONFIG with a message for settings that cannot
+ * work (an API key without its secret, TWILIO_API_URL not http(s)). */
+int cs_control_setup(cs_gateway *gw, cs_buf *err);
 void cs_monitor_upgrade(cs_request *r);
 void cs_web_root(cs_request *r);
 void cs_web_login(cs_request *r);
@@ -172,6 +186,9 @@ void cs_journal_recover(cs_gateway *gw);
 /* Checks X-Twilio-Signature of a form webhook (twilio.c). 0, or answers 403/400 itself
  * and returns < 0. Parsed form into *form (free with cs_form_free). */
 int cs_twilio_check_webhook(cs_request *r, cs_form *form);
+/* Whether `name` is a <Parameter> the voice webhook gives every stream itself (From, To,
+ * CallSid, StreamMode), which a call's own parameters may not take (twilio.c). */
+bool cs_twilio_param_taken(const char *name);
 /* Whether the settings make TwiML Twilio takes, whatever a webhook brings (twilio.c).
  * 0, or CS_ECONFIG with the reason in `err`. */
 int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err);

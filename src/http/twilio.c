@@ -101,6 +101,13 @@ static const char *get(const cs_form *f, const char *name)
 static const char *const own_params[] = {"From", "To", "CallSid", "StreamMode"};
 #define OWN_PARAMS (sizeof own_params / sizeof *own_params)
 
+bool cs_twilio_param_taken(const char *name)
+{
+    for (size_t k = 0; k < OWN_PARAMS; k++)
+        if (strcmp(name, own_params[k]) == 0) return true;
+    return false;
+}
+
 /* Adds a <Parameter>. A value Twilio would not take (name + value over
  * CS_TWIML_MAX_PARAM characters: a From or To can be a long SIP URI) is left out and
  * counted; the call row keeps it whole from the webhook. STREAM_PARAMS were checked at
@@ -121,7 +128,7 @@ static void add_param(cs_gateway *gw, cs_kv *params, size_t *n, const char *name
 /* The TwiML answering a call: its stream carries From, To, CallSid, the mode and
  * STREAM_PARAMS as <Parameter>s. */
 static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const char *from,
-                       const char *to)
+                       const char *to, const cs_form *call_params)
 {
     const cs_config *cfg = gw->cfg;
     bool connect = strcmp(cfg->stream_mode, "connect") == 0;
@@ -129,6 +136,10 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
     cs_kv params[CS_PEV_MAX_PARAMS];
     size_t n = 0;
     for (size_t i = 0; i < OWN_PARAMS; i++) add_param(gw, params, &n, own_params[i], own[i]);
+    /* An outbound call's own (the agent, the API's params), from the webhook's query. */
+    for (size_t i = 0; call_params && i < call_params->n; i++)
+        if (!cs_twilio_param_taken(call_params->pairs[i].name))
+            add_param(gw, params, &n, call_params->pairs[i].name, call_params->pairs[i].value);
     for (size_t i = 0; i < gw->stream_params.n; i++)
         add_param(gw, params, &n, gw->stream_params.pairs[i].name,
                   gw->stream_params.pairs[i].value);
@@ -191,7 +202,7 @@ int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
     memset(to, '"', sizeof to - 1);
     from[CS_TWIML_MAX_PARAM - strlen("From")] = to[CS_TWIML_MAX_PARAM - strlen("To")] = '\0';
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to);
+    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, NULL);
     cs_buf_free(&xml);
     if (rc == 0) return 0;
     cs_buf_printf(err, "GREETING, DIAL and STREAM_PARAMS make TwiML that Twilio would refuse: %s",
@@ -218,8 +229,15 @@ void cs_twilio_voice(cs_request *r)
     const char *call_sid = checked_call(r, &form);
     if (!call_sid) return;
     /* Bounded by construction: the parameters are, and the rest was checked at start. */
+    cs_form query = {0};
+    if (r->head.query.n && cs_form_parse(&query, r->head.query.p, r->head.query.n) < 0) {
+        cs_form_free(&form);
+        cs_respond_error(r, 400, "malformed query string");
+        return;
+    }
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    int rc = write_twiml(gw, &xml, call_sid, get(&form, "From"), get(&form, "To"));
+    int rc = write_twiml(gw, &xml, call_sid, get(&form, "From"), get(&form, "To"), &query);
+    cs_form_free(&query);
     if (rc < 0) {
         cs_error("twilio: cannot build TwiML for %s: %s", call_sid, cs_strerror(rc));
         cs_respond_error(r, 500, "cannot build TwiML: %s", cs_strerror(rc));
