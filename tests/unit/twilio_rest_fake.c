@@ -116,7 +116,13 @@ static const twilio_fake_reply *prologue(cs_request *r, cs_form *form)
         return NULL;
     }
     static const twilio_fake_reply ok = {.kind = TWILIO_FAKE_OK};
-    const twilio_fake_reply *rp = k < f->o.nscript ? &f->o.script[k] : &ok;
+    const twilio_fake_reply *rp = k < f->o.nscript && !f->o.script[k].match ? &f->o.script[k] : &ok;
+    for (size_t i = 0; i < f->o.nscript; i++) {
+        const char *m = f->o.script[i].match;
+        if (m && (memmem(r->head.path.p, r->head.path.n, m, strlen(m)) ||
+                  (r->body.data && memmem(r->body.data, r->body.len, m, strlen(m)))))
+            rp = &f->o.script[i];
+    }
     if (rp->kind == TWILIO_FAKE_ERROR) {
         error_json(r, rp->status, rp->code, rp->message ? rp->message : "fake error");
     } else if (rp->kind == TWILIO_FAKE_STALL) {

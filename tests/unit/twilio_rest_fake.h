@@ -6,7 +6,7 @@
  * form-encoded and carry HTTP Basic auth with the expected user and password, else 401
  * with Twilio's error JSON {"code":20003,"message","more_info","status":401}. Answers are
  * Twilio's JSON shapes (sid, account_sid, call_sid, status, uri…). Each request takes the
- * next reply of a script (past its end, success), which may be an error (status, code,
+ * next reply of a script (past its end, success), or the reply matching it, which may be an error (status, code,
  * message) or no answer at all (held until the client leaves or the fake is freed).
  *
  * It runs on a thread of its own; the functions below may be called from any thread. */
@@ -29,6 +29,10 @@ typedef struct twilio_fake_reply {
     int status;          /* ERROR */
     long code;           /* ERROR: Twilio's error code (21211, 20404, 20429, …) */
     const char *message; /* ERROR */
+    /* When set, the reply answers every request whose path or form body contains this
+     * (a To number, a CallSid), as Twilio's test credentials answer magic numbers; when
+     * not, it answers the request of its index among all. */
+    const char *match;
 } twilio_fake_reply;
 
 typedef struct twilio_fake_opts {
