@@ -45,14 +45,16 @@ static bool is_json(const cs_request *r)
     return cs_str_ieq(t, "application/json");
 }
 
-/* The JSON object of the body, or NULL once answered 400/415. `empty_ok`: no body is {}. */
+/* The JSON object of the body, or NULL once answered 400/415. `empty_ok`: an empty body
+ * is {}. */
 static cJSON *json_body(cs_request *r, bool empty_ok)
 {
-    if (empty_ok && r->body.len == 0) return cJSON_CreateObject();
+    /* Always JSON: a page elsewhere cannot send it with the user's cookie unasked (CORS). */
     if (!is_json(r)) {
         cs_respond_error(r, 415, "expected application/json");
         return NULL;
     }
+    if (empty_ok && r->body.len == 0) return cJSON_CreateObject();
     cJSON *o = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
@@ -367,6 +369,9 @@ void cs_api_hangup(cs_request *r)
     if (!cs_auth_check(r, CS_ACCESS_API, cs_api_hangup)) return;
     char sid[CS_SID_MAX + 1];
     if (!ready(r, sid)) return;
+    cJSON *body = json_body(r, true);
+    if (!body) return;
+    cJSON_Delete(body);
     api_op *a = op_new(r, CS_REST_HANGUP, sid);
     if (!a) return;
     cs_rest_req req = {.op = CS_REST_HANGUP, .call_sid = sid};
@@ -445,6 +450,9 @@ void cs_api_stream_stop(cs_request *r)
         cs_respond_error(r, 404, "no such stream");
         return;
     }
+    cJSON *body = json_body(r, true);
+    if (!body) return;
+    cJSON_Delete(body);
     api_op *a = op_new(r, CS_REST_STREAM_STOP, sid);
     if (!a) return;
     snprintf(a->name, sizeof a->name, "%s", name);

@@ -53,7 +53,7 @@ static void last_request(cs_buf *path, cs_buf *body)
 
 static int post(const char *target, const char *body, it_resp *r)
 {
-    return it_http(srv.port, "POST", target, body ? JSON : NULL, body, r);
+    return it_http(srv.port, "POST", target, JSON, body, r);
 }
 
 static void status_callback(const char *sid, const char *status)
@@ -205,6 +205,12 @@ static void bad_input(void)
     it_http(srv.port, "POST", "/api/v1/calls", "Content-Type: text/plain\r\n", "to=x", &r);
     IT_CHECK(r.status == 415, "text/plain: %d", r.status);
     it_resp_free(&r);
+    /* A form a page elsewhere could send with the user's cookie: refused, not sent. */
+    unsigned before = fake_requests();
+    it_http(srv.port, "POST", "/api/v1/calls/" LIVE "/hangup",
+            "Content-Type: application/x-www-form-urlencoded\r\n", "", &r);
+    IT_CHECK(r.status == 415 && fake_requests() == before, "form hang-up: %d", r.status);
+    it_resp_free(&r);
     refused("/api/v1/calls/CA123/hangup", NULL, 404, "no such call");
     refused("/api/v1/calls/" LIVE "/transfer", "{\"to\":\"reception\"}", 400, "E.164");
     refused("/api/v1/calls/" LIVE "/transfer", "{}", 400, "E.164");
@@ -354,7 +360,7 @@ static void switched_off(void)
     const char *args[] = {"--stt", "none", NULL};
     if (!it_server_up(&s3, args)) return;
     it_resp r;
-    it_http(s3.port, "POST", "/api/v1/calls/" LIVE "/hangup", NULL, NULL, &r);
+    it_http(s3.port, "POST", "/api/v1/calls/" LIVE "/hangup", JSON, NULL, &r);
     IT_CHECK(r.status == 503 && strstr(r.body, "TWILIO_ACCOUNT_SID"), "off: %d %s", r.status, r.body);
     it_resp_free(&r);
     it_server_stop(&s3, SIGTERM, 20000);
