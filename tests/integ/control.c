@@ -354,6 +354,61 @@ static void unreachable(void)
     it_server_cleanup(&s2);
 }
 
+static bool heard(const it_phone *p, void *data)
+{
+    (void)data;
+    return p->heard;
+}
+
+/* The agent's transcript holds `text` (as it says it). */
+static bool agent_said(int port, const char *sid, const char *text)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    for (int i = 0; i < 250; i++) {
+        cJSON *j = it_get_json(port, target);
+        bool found = false;
+        const cJSON *seg;
+        cJSON_ArrayForEach(seg, cJSON_GetObjectItem(j, "segments")) found |=
+            strcmp(it_str(seg, "speaker"), "agent") == 0 && strstr(it_str(seg, "text"), text);
+        cJSON_Delete(j);
+        if (found) return true;
+        it_sleep_ms(20);
+    }
+    return false;
+}
+
+/* Say: the live call's agent speaks the text in its voice, after what it is saying. */
+static void say(void)
+{
+    char menu[600];
+    snprintf(menu, sizeof menu, "%s/ivr/quick.json", getenv("CS_TEST_DATA"));
+    it_server s4;
+    /* With a speech engine: an agent's lines go to the transcript with it. */
+    const char *args[] = {"--stt", "pocketsphinx", "--stt-max-sessions", "1", "--agent", "ivr",
+                          "--ivr-file", menu,
+                          "--twilio-account-sid", ACCOUNT, "--twilio-api-key", KEY,
+                          "--twilio-api-secret", SECRET, "--twilio-api-url", twilio_fake_url(fake),
+                          NULL};
+    if (!it_server_up(&s4, args)) return;
+    it_phone p;
+    IT_CHECK(it_phone_start(&p, s4.port, LIVE, "MZ70000000000000000000000000000003", NULL) == 0,
+             "phone");
+    IT_CHECK(it_phone_until(&p, heard, NULL, 20000), "no prompt");
+    p.heard = false;
+    it_resp r;
+    it_http(s4.port, "POST", "/api/v1/calls/" LIVE "/say", JSON,
+            "{\"text\":\"Your order has shipped.\"}", &r);
+    IT_CHECK(r.status == 202, "say: %d %s", r.status, r.body);
+    it_resp_free(&r);
+    IT_CHECK(it_phone_quiet(&p, 300, 20000), "the text was not heard to its end");
+    it_phone_hangup(&p);
+    it_phone_free(&p);
+    IT_CHECK(agent_said(s4.port, LIVE, "Your order has shipped."), "not in the agent's transcript");
+    it_server_stop(&s4, SIGTERM, 20000);
+    it_server_cleanup(&s4);
+}
+
 static void switched_off(void)
 {
     it_server s3;
@@ -389,6 +444,7 @@ int main(void)
     }
     it_server_cleanup(&srv);
     unreachable();
+    say();
     switched_off();
     twilio_fake_free(fake);
     return it_done("control");
