@@ -440,7 +440,7 @@ void cs_api_stream_stop(cs_request *r)
     if (!cs_auth_check(r, CS_ACCESS_API, cs_api_stream_stop)) return;
     char sid[CS_SID_MAX + 1];
     if (!ready(r, sid)) return;
-    char name[CS_REST_NAME_MAX + 2];
+    char name[CS_REST_NAME_MAX + 1];
     if (r->nparams < 2 || r->params[1].n > CS_REST_NAME_MAX) {
         cs_respond_error(r, 404, "no such stream");
         return;

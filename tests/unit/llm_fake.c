@@ -10,6 +10,7 @@
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "fake_server.h"
 #include "net/server.h"
 
 #define FAKE_KEEP        1024    /* request and tool bodies kept for llm_fake_request */
@@ -22,12 +23,7 @@
 typedef struct feed feed;
 
 struct llm_fake {
-    uv_loop_t loop;
-    uv_async_t quit;
-    pthread_t thread;
-    bool quitting; /* loop thread */
-    cs_net *net;
-    cs_server *server;
+    fake_server *srv;
     llm_fake_opts o;
     char url[64];
     int port;
@@ -103,7 +99,7 @@ static feed *feed_new(llm_fake *f, cs_request *r)
     *fd = (feed){.f = f, .req = r, .gate = NO_GATE, .next_feed = f->feeds};
     if (f->feeds) f->feeds->prev = fd;
     f->feeds = fd;
-    uv_timer_init(&f->loop, &fd->timer);
+    uv_timer_init(fake_server_loop(f->srv), &fd->timer);
     fd->timer.data = fd;
     return fd;
 }
@@ -398,25 +394,10 @@ static const cs_route routes[] = {
 
 /* ---- the thread ---- */
 
-static void on_quit(uv_async_t *a)
+static void on_stop(void *app)
 {
-    llm_fake *f = a->data;
-    f->quitting = true;
-}
-
-static void *run(void *arg)
-{
-    llm_fake *f = arg;
-    while (!f->quitting) uv_run(&f->loop, UV_RUN_ONCE);
-    cs_server_stop_listening(f->server);
+    llm_fake *f = app;
     while (f->feeds) feed_end(f->feeds, false);
-    cs_net_close_all(f->net, false);
-    while (cs_net_count(f->net)) uv_run(&f->loop, UV_RUN_ONCE);
-    cs_server_free(f->server);
-    cs_net_free(f->net);
-    uv_close((uv_handle_t *)&f->quit, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    return NULL;
 }
 
 int llm_fake_start(llm_fake **out, const llm_fake_opts *o)
@@ -425,21 +406,11 @@ int llm_fake_start(llm_fake **out, const llm_fake_opts *o)
     if (!f) return -ENOMEM;
     f->o = *o;
     pthread_mutex_init(&f->lock, NULL);
-    cs_server_limits lim = {.max_connections = 1024,
-                            .max_per_ip = 1024,
-                            .max_head = 16384,
-                            .max_body = 16u << 20,
-                            .idle_ms = 60000};
-    int rc = uv_loop_init(&f->loop);
-    if (rc == 0) rc = cs_net_new(&f->net, &f->loop);
-    if (rc == 0) rc = cs_server_new(&f->server, f->net, routes, 2, &lim, f);
-    if (rc == 0) rc = cs_server_listen(f->server, "127.0.0.1", 0, false);
-    if (rc == 0) rc = uv_async_init(&f->loop, &f->quit, on_quit);
-    if (rc < 0) return rc; /* a test that fails here stops; nothing to tidy */
-    f->quit.data = f;
-    f->port = cs_server_port(f->server);
+    fake_server_opts so = {.routes = routes, .nroutes = 2, .app = f, .on_stop = on_stop};
+    int rc = fake_server_start(&f->srv, &so);
+    if (rc < 0) return rc;
+    f->port = fake_server_port(f->srv);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1", f->port);
-    if (pthread_create(&f->thread, NULL, run, f) != 0) return -EAGAIN;
     *out = f;
     return 0;
 }
@@ -485,9 +456,7 @@ bool llm_fake_tool_call(llm_fake *f, size_t k, cs_buf *out, char *name, size_t c
 
 void llm_fake_free(llm_fake *f)
 {
-    uv_async_send(&f->quit);
-    pthread_join(f->thread, NULL);
-    uv_loop_close(&f->loop);
+    fake_server_free(f->srv);
     for (size_t i = 0; i < f->nbodies; i++) free(f->bodies[i]);
     for (size_t i = 0; i < f->ntools; i++) free(f->tool_bodies[i]);
     pthread_mutex_destroy(&f->lock);

@@ -4,24 +4,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "core/base64.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "net/form.h"
+#include "fake_server.h"
 #include "net/server.h"
 
 #define FAKE_KEEP 256 /* requests kept for twilio_fake_request */
 #define FAKE_HELD 64  /* stalled requests held */
 
 struct twilio_fake {
-    uv_loop_t loop;
-    uv_async_t quit;
-    pthread_t thread;
-    bool quitting; /* loop thread */
-    cs_net *net;
-    cs_server *server;
+    fake_server *srv;
     twilio_fake_opts o;
     char auth[512]; /* "Basic …" expected */
     char url[64];
@@ -288,25 +283,11 @@ static const cs_route routes[] = {
 
 /* ---- the thread ---- */
 
-static void on_quit(uv_async_t *a)
+static void on_stop(void *app)
 {
-    twilio_fake *f = a->data;
-    f->quitting = true;
-}
-
-static void *run(void *arg)
-{
-    twilio_fake *f = arg;
-    while (!f->quitting) uv_run(&f->loop, UV_RUN_ONCE);
-    cs_server_stop_listening(f->server);
+    twilio_fake *f = app;
     for (size_t i = 0; i < f->nheld; i++) error_json(f->held[i], 503, 20503, "going away");
-    cs_net_close_all(f->net, false);
-    while (cs_net_count(f->net)) uv_run(&f->loop, UV_RUN_ONCE);
-    cs_server_free(f->server);
-    cs_net_free(f->net);
-    uv_close((uv_handle_t *)&f->quit, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    return NULL;
+    f->nheld = 0;
 }
 
 int twilio_fake_start(twilio_fake **out, const twilio_fake_opts *o)
@@ -319,22 +300,16 @@ int twilio_fake_start(twilio_fake **out, const twilio_fake_opts *o)
     int n = snprintf(plain, sizeof plain, "%s:%s", o->user, o->pass);
     enc[cs_base64_encode(enc, (const uint8_t *)plain, (size_t)n)] = '\0';
     snprintf(f->auth, sizeof f->auth, "Basic %s", enc);
-    cs_server_limits lim = {.max_connections = 1024,
-                            .max_per_ip = 1024,
-                            .max_head = 16384,
-                            .max_body = 1u << 20,
-                            .idle_ms = 60000};
-    int rc = uv_loop_init(&f->loop);
-    if (rc == 0) rc = cs_net_new(&f->net, &f->loop);
-    if (rc == 0)
-        rc = cs_server_new(&f->server, f->net, routes, sizeof routes / sizeof *routes, &lim, f);
-    if (rc == 0) rc = cs_server_listen(f->server, "127.0.0.1", o->port, false);
-    if (rc == 0) rc = uv_async_init(&f->loop, &f->quit, on_quit);
-    if (rc < 0) return rc; /* a test that fails here stops; nothing to tidy */
-    f->quit.data = f;
-    f->port = cs_server_port(f->server);
+    fake_server_opts so = {.routes = routes,
+                           .nroutes = sizeof routes / sizeof *routes,
+                           .app = f,
+                           .port = o->port,
+                           .max_body = 1u << 20,
+                           .on_stop = on_stop};
+    int rc = fake_server_start(&f->srv, &so);
+    if (rc < 0) return rc;
+    f->port = fake_server_port(f->srv);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d", f->port);
-    if (pthread_create(&f->thread, NULL, run, f) != 0) return -EAGAIN;
     *out = f;
     return 0;
 }
@@ -366,9 +341,7 @@ bool twilio_fake_request(twilio_fake *f, size_t k, cs_buf *path, cs_buf *body)
 
 void twilio_fake_free(twilio_fake *f)
 {
-    uv_async_send(&f->quit);
-    pthread_join(f->thread, NULL);
-    uv_loop_close(&f->loop);
+    fake_server_free(f->srv);
     for (size_t i = 0; i < f->nkept; i++) {
         free(f->paths[i]);
         free(f->bodies[i]);
