@@ -118,7 +118,7 @@ static void event(cs_gateway *gw, const api_op *a, int err, const cs_rest_result
     cs_json_kstr(&j, "by", a->user);
     if (a->to[0]) cs_json_kstr(&j, "to", a->to);
     if (a->name[0]) cs_json_kstr(&j, "name", a->name);
-    cs_json_kbool(&j, "ok", err == 0);
+    cs_json_kstr(&j, "state", err == 0 ? "done" : "failed");
     if (err < 0) {
         if (res->http_status) cs_json_kint(&j, "http_status", res->http_status);
         if (res->code) cs_json_kint(&j, "code", res->code);
@@ -493,6 +493,7 @@ void cs_api_say(cs_request *r)
             cs_json_kstr(&j, "action", "say");
             cs_json_kstr(&j, "by", r->user);
             cs_json_kstr(&j, "text", text);
+            cs_json_kstr(&j, "state", "done");
             cs_json_obj_end(&j);
             cs_calls_event(&gw->calls, sid, CS_EVENT_CONTROL,
                            cs_json_end(&j) == 0 ? out.data : NULL);
