@@ -167,6 +167,7 @@ int cs_control_new(cs_control **out, uv_loop_t *loop, const cs_control_opts *o)
 void cs_control_free(cs_control *c)
 {
     if (!c) return;
+    if (c->nops) cs_info("control: %zu request(s) ended unanswered: stopping", c->nops);
     while (c->ops) {
         cs_control_op *op = c->ops;
         cs_rest_result res = {0};

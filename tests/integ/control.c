@@ -350,7 +350,20 @@ static void unreachable(void)
              r.body);
     it_resp_free(&r);
     IT_CHECK(it_metric(s2.port, "callstream_control_retries_total") >= 1, "no retries counted");
-    it_server_stop(&s2, SIGTERM, 20000);
+    /* Stopped while a request waits to be retried, its client gone: ended, nothing left. */
+    const char *body = "{\"to\":\"" TO "\",\"from\":\"" FROM "\"}";
+    char raw[1024];
+    int n = snprintf(raw, sizeof raw,
+                     "POST /api/v1/calls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n%s\r\n%s",
+                     strlen(body), it_auth, body);
+    double pending = 0;
+    IT_CHECK(it_http_leave(s2.port, raw, (size_t)n) == 0, "cannot send");
+    for (int i = 0; i < 100 && pending < 1; i++, it_sleep_ms(20))
+        pending = it_metric(s2.port, "callstream_control_pending");
+    IT_CHECK(pending == 1, "callstream_control_pending %g", pending);
+    IT_CHECK(it_server_stop(&s2, SIGTERM, 20000) == 0, "s2: exit status after SIGTERM");
+    IT_CHECK(it_log_count(&s2, "request(s) ended unanswered") == 1, "the retry was not ended");
     it_server_cleanup(&s2);
 }
 
@@ -405,7 +418,7 @@ static void say(void)
     it_phone_hangup(&p);
     it_phone_free(&p);
     IT_CHECK(agent_said(s4.port, LIVE, "Your order has shipped."), "not in the agent's transcript");
-    it_server_stop(&s4, SIGTERM, 20000);
+    IT_CHECK(it_server_stop(&s4, SIGTERM, 20000) == 0, "s4: exit status after SIGTERM");
     it_server_cleanup(&s4);
 }
 
@@ -418,7 +431,7 @@ static void switched_off(void)
     it_http(s3.port, "POST", "/api/v1/calls/" LIVE "/hangup", JSON, NULL, &r);
     IT_CHECK(r.status == 503 && strstr(r.body, "TWILIO_ACCOUNT_SID"), "off: %d %s", r.status, r.body);
     it_resp_free(&r);
-    it_server_stop(&s3, SIGTERM, 20000);
+    IT_CHECK(it_server_stop(&s3, SIGTERM, 20000) == 0, "s3: exit status after SIGTERM");
     it_server_cleanup(&s3);
     it_refused((const char *[]){"--twilio-api-key", KEY, NULL}, "TWILIO_API_SECRET");
 }
