@@ -26,13 +26,13 @@ typedef struct cs_control cs_control;
 typedef struct cs_control_op cs_control_op; /* one request in flight */
 
 typedef struct cs_control_opts {
-    cs_fetch *fetch;        /* the loop's HTTP client; must outlive the control */
+    cs_fetch *fetch; /* the loop's HTTP client; must outlive the control */
     const cs_rest_ops *rest;
-    cs_rest_creds creds;    /* strings must outlive the control */
-    uint32_t timeout_ms;    /* a request's whole time; 0: 10 s */
-    uint32_t retry_min_ms;  /* 0: CS_CONTROL_RETRY_MIN_MS */
-    uint32_t retry_max_ms;  /* 0: CS_CONTROL_RETRY_MAX_MS */
-    cs_calls *calls;        /* live calls: hang-ups close their streams; NULL: none */
+    cs_rest_creds creds;   /* strings must outlive the control */
+    uint32_t timeout_ms;   /* a request's whole time; 0: 10 s */
+    uint32_t retry_min_ms; /* 0: CS_CONTROL_RETRY_MIN_MS */
+    uint32_t retry_max_ms; /* 0: CS_CONTROL_RETRY_MAX_MS */
+    cs_calls *calls;       /* live calls: hang-ups close their streams; NULL: none */
 } cs_control_opts;
 
 /* Counters for /metrics. */

@@ -17,11 +17,11 @@
 #include "provider/twilio.h"
 #include "provider/twiml.h"
 
-#define MAX_PARAMS      16   /* params of an outbound call */
-#define MAX_TIMEOUT_S   600  /* Twilio rings for at most 600 s */
-#define MAX_SAY         4000 /* characters said at once */
-#define DETAIL_MAX      8192
-#define VOICE_URL_MAX   CS_URL_CAP
+#define MAX_PARAMS    16   /* params of an outbound call */
+#define MAX_TIMEOUT_S 600  /* Twilio rings for at most 600 s */
+#define MAX_SAY       4000 /* characters said at once */
+#define DETAIL_MAX    8192
+#define VOICE_URL_MAX CS_URL_CAP
 
 /* One request waiting for the provider. */
 typedef struct api_op {
@@ -29,7 +29,7 @@ typedef struct api_op {
     enum cs_rest_op op;
     char sid[CS_SID_MAX + 1];
     char user[64];
-    char to[64], from[64];        /* create, transfer */
+    char to[64], from[64];           /* create, transfer */
     char name[CS_REST_NAME_MAX + 1]; /* streams */
 } api_op;
 
@@ -81,8 +81,9 @@ static bool ready(cs_request *r, char sid[CS_SID_MAX + 1])
 {
     cs_gateway *gw = r->app;
     if (!gw->control) {
-        cs_respond_error(r, 503, "call control needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
-                                 "(or TWILIO_API_KEY and TWILIO_API_SECRET)");
+        cs_respond_error(r, 503,
+                         "call control needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+                         "(or TWILIO_API_KEY and TWILIO_API_SECRET)");
         return false;
     }
     if (!sid) return true;
@@ -244,14 +245,14 @@ static api_op *op_new(cs_request *r, enum cs_rest_op op, const char *sid)
 }
 
 /* Sends; on a refusal before sending, answers and frees. */
-static void send_op(api_op *a, const cs_rest_req *req, int (*via)(cs_control *, const cs_rest_req *,
-                                                                  api_op *, char *))
+static void send_op(api_op *a, const cs_rest_req *req,
+                    int (*via)(cs_control *, const cs_rest_req *, api_op *, char *))
 {
     cs_request *r = a->r;
     cs_gateway *gw = r->app;
     char why[CS_REST_MESSAGE_MAX + 1] = "";
-    int rc = via ? via(gw->control, req, a, why)
-                 : cs_control_send(gw->control, req, done, a, NULL, why);
+    int rc =
+        via ? via(gw->control, req, a, why) : cs_control_send(gw->control, req, done, a, NULL, why);
     if (rc == 0) return;
     if (rc == -EINVAL)
         cs_respond_error(r, 400, "%s", why);
@@ -295,8 +296,9 @@ static int voice_url(cs_request *r, const cJSON *body, const char *agent, char *
             }
             if (!p->string[0] || cs_twilio_param_taken(p->string) ||
                 !cs_twiml_param_fits(cs_str_of(p->string), cs_str_of(p->valuestring))) {
-                cs_respond_error(r, 400, "params: '%.40s' is empty, one of the gateway's own, or "
-                                         "longer than %d characters with its value",
+                cs_respond_error(r, 400,
+                                 "params: '%.40s' is empty, one of the gateway's own, or "
+                                 "longer than %d characters with its value",
                                  p->string, CS_TWIML_MAX_PARAM);
                 return CS_ELIMIT;
             }
@@ -332,7 +334,7 @@ void cs_api_call_create(cs_request *r)
         cs_respond_error(r, 400, "to, from and agent are strings");
     } else if (!to || !cs_e164_valid(to)) {
         cs_respond_error(r, 400, "to must be an E.164 number (+ and up to 15 digits)");
-    } else if (!from || !*from || strlen(from) >= sizeof ((api_op *)0)->from) {
+    } else if (!from || !*from || strlen(from) >= sizeof((api_op *)0)->from) {
         cs_respond_error(r, 400, "from must be one of the account's numbers (E.164) or a client");
     } else if (agent && cs_agent_find(agent, &ops) < 0) {
         cs_respond_error(r, 400, "agent '%.40s' is not one of %s", agent, cs_agent_names());
@@ -516,7 +518,8 @@ void cs_api_say(cs_request *r)
 int cs_control_setup(cs_gateway *gw, cs_buf *err)
 {
     const cs_config *cfg = gw->cfg;
-    snprintf(gw->call_status_url, sizeof gw->call_status_url, "%.2000s/twilio/status", gw->public_url);
+    snprintf(gw->call_status_url, sizeof gw->call_status_url, "%.2000s/twilio/status",
+             gw->public_url);
     snprintf(gw->api_url, sizeof gw->api_url, "%s", cfg->twilio_api_url);
     size_t n = strlen(gw->api_url);
     while (n && gw->api_url[n - 1] == '/') gw->api_url[--n] = '\0';

@@ -21,7 +21,7 @@
     X(CREATE, "create")             /* place an outbound call */                                   \
     X(HANGUP, "hangup")             /* end a call */                                               \
     X(TWIML, "redirect_twiml")      /* give a live call new instructions */                        \
-    X(URL, "redirect_url")          /* … fetched from a URL */                                     \
+    X(URL, "redirect_url")          /* … fetched from a URL */                                   \
     X(STREAM_START, "stream_start") /* fork a one-way media stream */                              \
     X(STREAM_STOP, "stream_stop")   /* stop one, by its id or name */
 
@@ -66,12 +66,12 @@ typedef struct cs_rest_http {
 
 /* How the provider answered. */
 typedef struct cs_rest_result {
-    int http_status;                  /* 0: no answer */
-    char sid[CS_REST_SID_MAX + 1];    /* the call's or stream's id, from a success */
-    char status[32];                  /* its status, from a success ("queued", "stopped") */
-    long code;                        /* the provider's error code (0: none) */
+    int http_status;                       /* 0: no answer */
+    char sid[CS_REST_SID_MAX + 1];         /* the call's or stream's id, from a success */
+    char status[32];                       /* its status, from a success ("queued", "stopped") */
+    long code;                             /* the provider's error code (0: none) */
     char message[CS_REST_MESSAGE_MAX + 1]; /* its message, or what went wrong */
-    char more_info[256];              /* where the provider explains the code */
+    char more_info[256];                   /* where the provider explains the code */
 } cs_rest_result;
 
 typedef struct cs_rest_ops {

@@ -76,16 +76,15 @@ static int basic_auth(cs_buf *out, const char *user, const char *pass)
     return cs_buf_printf(out, "Authorization: Basic %s", enc);
 }
 
-static int build(const cs_rest_creds *c, const cs_rest_req *q, cs_rest_http *h,
-                 cs_rest_result *res)
+static int build(const cs_rest_creds *c, const cs_rest_req *q, cs_rest_http *h, cs_rest_result *res)
 {
     if (!cs_twilio_sid_valid(cs_str_of(c->account_sid ? c->account_sid : ""), "AC"))
         return invalid(res, "TWILIO_ACCOUNT_SID is not an account SID (AC…)");
     if (!c->user || !*c->user || !c->pass || !*c->pass)
         return invalid(res, "no credentials: TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and "
                             "TWILIO_API_SECRET");
-    if (q->op != CS_REST_CREATE && !cs_twilio_sid_valid(cs_str_of(q->call_sid ? q->call_sid : ""),
-                                                        "CA"))
+    if (q->op != CS_REST_CREATE &&
+        !cs_twilio_sid_valid(cs_str_of(q->call_sid ? q->call_sid : ""), "CA"))
         return invalid(res, "not a call SID");
     form f = {0};
     char timeout[16];
@@ -144,8 +143,8 @@ static int build(const cs_rest_creds *c, const cs_rest_req *q, cs_rest_http *h,
     default:
         return invalid(res, "unknown operation");
     }
-    int rc = cs_buf_printf(&h->url, "%s/" API_VERSION "/Accounts/%s/Calls", c->base_url,
-                           c->account_sid);
+    int rc =
+        cs_buf_printf(&h->url, "%s/" API_VERSION "/Accounts/%s/Calls", c->base_url, c->account_sid);
     if (rc == 0 && q->op != CS_REST_CREATE) rc = cs_buf_printf(&h->url, "/%s", q->call_sid);
     if (rc == 0 && resource) rc = cs_buf_puts(&h->url, resource);
     if (rc == 0 && q->op == CS_REST_STREAM_STOP) rc = cs_buf_puts(&h->url, q->stream_name);

@@ -121,10 +121,19 @@ static void outbound_call(void)
     char voice[256], status[256];
     snprintf(voice, sizeof voice, "%s/twilio/voice?Agent=echo&Campaign=spring+sale", srv.url);
     snprintf(status, sizeof status, "%s/twilio/status", srv.url);
-    const char *names[] = {"To", "From", "Url", "Method", "StatusCallback", "StatusCallbackMethod",
-                           "StatusCallbackEvent", "StatusCallbackEvent", "StatusCallbackEvent",
-                           "StatusCallbackEvent", "Timeout", "MachineDetection"};
-    const char *values[] = {TO,        FROM,      voice,      "POST",      status, "POST",
+    const char *names[] = {"To",
+                           "From",
+                           "Url",
+                           "Method",
+                           "StatusCallback",
+                           "StatusCallbackMethod",
+                           "StatusCallbackEvent",
+                           "StatusCallbackEvent",
+                           "StatusCallbackEvent",
+                           "StatusCallbackEvent",
+                           "Timeout",
+                           "MachineDetection"};
+    const char *values[] = {TO,          FROM,      voice,      "POST",      status, "POST",
                             "initiated", "ringing", "answered", "completed", "30",   "Enable"};
     cs_form_write(&want, names, values, 12);
     IT_CHECK(body.data && strcmp(body.data, want.data) == 0, "form\n  %s\nwanted\n  %s", body.data,
@@ -146,13 +155,28 @@ static void outbound_call(void)
     /* Twilio fetches the webhook URL we gave: the agent and params become parameters. */
     char target[256], form[256];
     snprintf(target, sizeof target, "/twilio/voice?Agent=echo&Campaign=spring+sale");
-    snprintf(form, sizeof form, "CallSid=%s&From=%%2B15559870000&To=%%2B15551230000&Direction="
-                                "outbound-api&CallStatus=in-progress", sid);
+    snprintf(form, sizeof form,
+             "CallSid=%s&From=%%2B15559870000&To=%%2B15551230000&Direction="
+             "outbound-api&CallStatus=in-progress",
+             sid);
     it_http(srv.port, "POST", target, "Content-Type: application/x-www-form-urlencoded\r\n", form,
             &r);
     IT_CHECK(r.status == 200 && strstr(r.body, "<Parameter name=\"Agent\" value=\"echo\"/>") &&
                  strstr(r.body, "<Parameter name=\"Campaign\" value=\"spring sale\"/>"),
              "TwiML %d %s", r.status, r.body);
+    it_resp_free(&r);
+    /* A query that is not a form: refused, not half read. */
+    it_http(srv.port, "POST", "/twilio/voice?Agent=%zz",
+            "Content-Type: application/x-www-form-urlencoded\r\n", form, &r);
+    IT_CHECK(r.status == 400 && strstr(r.body, "query"), "bad query: %d %s", r.status, r.body);
+    it_resp_free(&r);
+    /* The gateway's own parameters are not taken from the query. */
+    it_http(srv.port, "POST", "/twilio/voice?From=%2B1999&X=1",
+            "Content-Type: application/x-www-form-urlencoded\r\n", form, &r);
+    IT_CHECK(r.status == 200 &&
+                 strstr(r.body, "<Parameter name=\"From\" value=\"+15559870000\"/>") &&
+                 !strstr(r.body, "+1999") && strstr(r.body, "<Parameter name=\"X\" value=\"1\"/>"),
+             "own parameters: %d %s", r.status, r.body);
     it_resp_free(&r);
     status_callback(sid, "completed");
     IT_CHECK(status_is(sid, "completed"), "not completed");
@@ -167,8 +191,9 @@ static void refused(const char *target, const char *body, int status, const char
     unsigned before = fake_requests();
     it_resp r;
     post(target, body, &r);
-    IT_CHECK(r.status == status && strstr(r.body ? r.body : "", why), "%s %s: %d %s (wanted %d, %s)",
-             target, body ? body : "", r.status, r.body, status, why);
+    IT_CHECK(r.status == status && strstr(r.body ? r.body : "", why),
+             "%s %s: %d %s (wanted %d, %s)", target, body ? body : "", r.status, r.body, status,
+             why);
     it_resp_free(&r);
     IT_CHECK(fake_requests() == before, "%s %s reached Twilio", target, body ? body : "");
 }
@@ -187,8 +212,8 @@ static void bad_input(void)
             400, "machine_detection");
     refused("/api/v1/calls", "{\"to\":\"" TO "\",\"from\":\"" FROM "\",\"params\":{\"a\":1}}", 400,
             "params");
-    refused("/api/v1/calls", "{\"to\":\"" TO "\",\"from\":\"" FROM "\",\"params\":{\"From\":\"x\"}}",
-            400, "params");
+    refused("/api/v1/calls",
+            "{\"to\":\"" TO "\",\"from\":\"" FROM "\",\"params\":{\"From\":\"x\"}}", 400, "params");
     char big[2048] = "{\"to\":\"" TO "\",\"from\":\"" FROM "\",\"params\":{";
     for (int i = 0; i < 17; i++)
         snprintf(big + strlen(big), sizeof big - strlen(big), "%s\"p%d\":\"v\"", i ? "," : "", i);
@@ -238,9 +263,10 @@ static void twilio_refuses(const char *to, int status, int code, const char *mes
     post("/api/v1/calls", body, &r);
     const cJSON *err = cJSON_GetObjectItem(r.json, "error");
     const cJSON *prov = cJSON_GetObjectItem(err, "provider");
-    IT_CHECK(r.status == status && strstr(it_str(err, "message"), message) &&
-                 (code ? it_num(prov, "code") == code : cJSON_IsNull(cJSON_GetObjectItem(prov, "code"))),
-             "%s: %d %s", to, r.status, r.body);
+    IT_CHECK(
+        r.status == status && strstr(it_str(err, "message"), message) &&
+            (code ? it_num(prov, "code") == code : cJSON_IsNull(cJSON_GetObjectItem(prov, "code"))),
+        "%s: %d %s", to, r.status, r.body);
     it_resp_free(&r);
     IT_CHECK(fake_requests() == before + 1, "%s: %u requests, wanted 1 (never a second call)", to,
              fake_requests() - before);
@@ -254,8 +280,8 @@ static void twilio_errors(void)
     twilio_refuses("+15005550004", 502, 0, "did not answer in time");
     it_resp r;
     post("/api/v1/calls/" GONE "/hangup", NULL, &r);
-    IT_CHECK(r.status == 422 && strstr(r.body, "20404"), "hangup of a call Twilio does not know: %d %s",
-             r.status, r.body);
+    IT_CHECK(r.status == 422 && strstr(r.body, "20404"),
+             "hangup of a call Twilio does not know: %d %s", r.status, r.body);
     it_resp_free(&r);
     double failed = it_metric(srv.port, "callstream_control_failed_total");
     IT_CHECK(failed >= 5, "callstream_control_failed_total %g", failed);
@@ -307,7 +333,8 @@ static void live_call(void)
     IT_CHECK(r.status == 200, "hangup: %d %s", r.status, r.body);
     it_resp_free(&r);
     last_request(&path, &body);
-    IT_CHECK(strstr(path.data, "/Calls/" LIVE ".json") && strcmp(body.data, "Status=completed") == 0,
+    IT_CHECK(strstr(path.data, "/Calls/" LIVE ".json") &&
+                 strcmp(body.data, "Status=completed") == 0,
              "hangup request %s %s", path.data, body.data);
     IT_CHECK(it_phone_until(&p, ended, NULL, 10000), "the stream did not end");
     it_phone_free(&p);
@@ -324,8 +351,7 @@ static void live_call(void)
              "transfer: %d %s", r.status, r.body);
     it_resp_free(&r);
     last_request(&path, &body);
-    IT_CHECK(strstr(path.data, "/Calls/" LIVE2 ".json") &&
-                 strstr(body.data, "Twiml=") &&
+    IT_CHECK(strstr(path.data, "/Calls/" LIVE2 ".json") && strstr(body.data, "Twiml=") &&
                  strstr(body.data, "%3CDial%3E%2B15550001111%3C%2FDial%3E"),
              "transfer request %s %s", path.data, body.data);
     IT_CHECK(control_events(LIVE2, "redirect_twiml") == 1, "transfer event");
@@ -339,8 +365,16 @@ static void live_call(void)
 static void unreachable(void)
 {
     it_server s2;
-    const char *args[] = {"--stt", "none", "--twilio-account-sid", ACCOUNT, "--twilio-api-key", KEY,
-                          "--twilio-api-secret", SECRET, "--twilio-api-url", "http://127.0.0.1:1",
+    const char *args[] = {"--stt",
+                          "none",
+                          "--twilio-account-sid",
+                          ACCOUNT,
+                          "--twilio-api-key",
+                          KEY,
+                          "--twilio-api-secret",
+                          SECRET,
+                          "--twilio-api-url",
+                          "http://127.0.0.1:1",
                           NULL};
     if (!it_server_up(&s2, args)) return;
     it_resp r;
@@ -398,10 +432,22 @@ static void say(void)
     snprintf(menu, sizeof menu, "%s/ivr/quick.json", getenv("CS_TEST_DATA"));
     it_server s4;
     /* With a speech engine: an agent's lines go to the transcript with it. */
-    const char *args[] = {"--stt", "pocketsphinx", "--stt-max-sessions", "1", "--agent", "ivr",
-                          "--ivr-file", menu,
-                          "--twilio-account-sid", ACCOUNT, "--twilio-api-key", KEY,
-                          "--twilio-api-secret", SECRET, "--twilio-api-url", twilio_fake_url(fake),
+    const char *args[] = {"--stt",
+                          "pocketsphinx",
+                          "--stt-max-sessions",
+                          "1",
+                          "--agent",
+                          "ivr",
+                          "--ivr-file",
+                          menu,
+                          "--twilio-account-sid",
+                          ACCOUNT,
+                          "--twilio-api-key",
+                          KEY,
+                          "--twilio-api-secret",
+                          SECRET,
+                          "--twilio-api-url",
+                          twilio_fake_url(fake),
                           NULL};
     if (!it_server_up(&s4, args)) return;
     it_phone p;
@@ -429,7 +475,8 @@ static void switched_off(void)
     if (!it_server_up(&s3, args)) return;
     it_resp r;
     it_http(s3.port, "POST", "/api/v1/calls/" LIVE "/hangup", JSON, NULL, &r);
-    IT_CHECK(r.status == 503 && strstr(r.body, "TWILIO_ACCOUNT_SID"), "off: %d %s", r.status, r.body);
+    IT_CHECK(r.status == 503 && strstr(r.body, "TWILIO_ACCOUNT_SID"), "off: %d %s", r.status,
+             r.body);
     it_resp_free(&r);
     IT_CHECK(it_server_stop(&s3, SIGTERM, 20000) == 0, "s3: exit status after SIGTERM");
     it_server_cleanup(&s3);
@@ -438,15 +485,28 @@ static void switched_off(void)
 
 int main(void)
 {
-    twilio_fake_opts fo = {.account_sid = ACCOUNT, .user = KEY, .pass = SECRET, .script = script,
+    twilio_fake_opts fo = {.account_sid = ACCOUNT,
+                           .user = KEY,
+                           .pass = SECRET,
+                           .script = script,
                            .nscript = sizeof script / sizeof *script};
     if (twilio_fake_start(&fake, &fo) < 0) {
         fprintf(stderr, "cannot start the fake Twilio\n");
         return 1;
     }
-    const char *args[] = {"--stt", "none", "--twilio-account-sid", ACCOUNT, "--twilio-api-key",
-                          KEY, "--twilio-api-secret", SECRET, "--twilio-api-url",
-                          twilio_fake_url(fake), "--twilio-api-timeout-ms", "1000", NULL};
+    const char *args[] = {"--stt",
+                          "none",
+                          "--twilio-account-sid",
+                          ACCOUNT,
+                          "--twilio-api-key",
+                          KEY,
+                          "--twilio-api-secret",
+                          SECRET,
+                          "--twilio-api-url",
+                          twilio_fake_url(fake),
+                          "--twilio-api-timeout-ms",
+                          "1000",
+                          NULL};
     if (it_server_up(&srv, args)) {
         outbound_call();
         bad_input();

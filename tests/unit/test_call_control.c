@@ -65,8 +65,8 @@ static rig *rig_new(const twilio_fake_reply *script, size_t n, const char *pass)
     rig *g = calloc(1, sizeof *g);
     uv_loop_init(&g->loop);
     assert_int_equal(cs_fetch_open(&g->fetch, &g->loop), 0);
-    twilio_fake_opts fo = {.account_sid = AC, .user = AC, .pass = TOKEN, .script = script,
-                           .nscript = n};
+    twilio_fake_opts fo = {
+        .account_sid = AC, .user = AC, .pass = TOKEN, .script = script, .nscript = n};
     assert_int_equal(twilio_fake_start(&g->fake, &fo), 0);
     open_control(g, twilio_fake_url(g->fake), pass ? pass : TOKEN, 0);
     return g;
@@ -150,8 +150,8 @@ static void test_updates(void **state)
     assert_int_equal(g->err, 0);
     assert_true(strncmp(g->res.sid, "MZ", 2) == 0);
     assert_string_equal(g->res.status, "in-progress");
-    send_and_wait(g, &(cs_rest_req){.op = CS_REST_STREAM_STOP, .call_sid = CA,
-                                    .stream_name = "fork"});
+    send_and_wait(g,
+                  &(cs_rest_req){.op = CS_REST_STREAM_STOP, .call_sid = CA, .stream_name = "fork"});
     assert_int_equal(g->err, 0);
     assert_string_equal(g->res.status, "stopped");
     assert_true(twilio_fake_request(g->fake, 3, &path, &body));
@@ -166,7 +166,8 @@ static void test_errors(void **state)
 {
     (void)state;
     static const twilio_fake_reply script[] = {
-        {TWILIO_FAKE_ERROR, 400, 21211, "The 'To' number +15551230000 is not a valid phone number."},
+        {TWILIO_FAKE_ERROR, 400, 21211,
+         "The 'To' number +15551230000 is not a valid phone number."},
         {TWILIO_FAKE_ERROR, 404, 20404, "The requested resource was not found"},
         {TWILIO_FAKE_ERROR, 429, 20429, "Too Many Requests"},
         {TWILIO_FAKE_ERROR, 500, 20500, "Internal Server Error"},
@@ -299,6 +300,32 @@ static void test_refused_before_sending(void **state)
     rig_free(g);
 }
 
+static void count_result(void *data, int err, const cs_rest_result *res)
+{
+    (void)res;
+    rig *g = data;
+    g->calls++;
+    if (err == CS_ECLOSED) g->err++;
+}
+
+/* More than CS_CONTROL_MAX_PENDING in flight: refused at once, counted; the rest end
+ * with the control. */
+static void test_full(void **state)
+{
+    (void)state;
+    rig *g = rig_new(NULL, 0, NULL);
+    for (int i = 0; i < CS_CONTROL_MAX_PENDING; i++)
+        assert_int_equal(cs_control_send(g->ctl, &create_req, count_result, g, NULL, NULL), 0);
+    assert_int_equal(cs_control_send(g->ctl, &create_req, count_result, g, NULL, NULL), CS_EFULL);
+    assert_int_equal(cs_control_stats_get(g->ctl)->full, 1);
+    assert_int_equal(cs_control_pending(g->ctl), CS_CONTROL_MAX_PENDING);
+    cs_control_free(g->ctl);
+    g->ctl = NULL;
+    assert_int_equal(g->calls, CS_CONTROL_MAX_PENDING);
+    assert_int_equal(g->err, CS_CONTROL_MAX_PENDING); /* every one CS_ECLOSED */
+    rig_free(g);
+}
+
 /* Freed with a request in flight: its callback says so, once. */
 static void test_free_in_flight(void **state)
 {
@@ -327,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_refused_gives_up),
         cmocka_unit_test(test_refused_before_sending),
         cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

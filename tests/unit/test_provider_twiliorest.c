@@ -55,8 +55,8 @@ static void test_create(void **state)
                      .machine_detection = true};
     build(&b, &creds, &q);
     assert_int_equal(b.rc, 0);
-    assert_string_equal(b.h.url.data, "https://api.example.test/2010-04-01/Accounts/" AC
-                                      "/Calls.json");
+    assert_string_equal(b.h.url.data,
+                        "https://api.example.test/2010-04-01/Accounts/" AC "/Calls.json");
     assert_string_equal(
         b.h.body.data,
         "To=%2B15551230000&From=%2B15559870000&Url=https%3A%2F%2Fgw.example%2Ftwilio%2Fvoice%3F"
@@ -81,8 +81,7 @@ static void test_updates(void **state)
     assert_string_equal(b.h.body.data, "Status=completed");
     unbuild(&b);
 
-    build(&b, &creds,
-          &(cs_rest_req){.op = CS_REST_TWIML, .call_sid = CA, .twiml = "<Response/>"});
+    build(&b, &creds, &(cs_rest_req){.op = CS_REST_TWIML, .call_sid = CA, .twiml = "<Response/>"});
     assert_int_equal(b.rc, 0);
     assert_string_equal(b.h.body.data, "Twiml=%3CResponse%2F%3E");
     unbuild(&b);
@@ -204,9 +203,9 @@ static void test_dial(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create), cmocka_unit_test(test_updates),
+        cmocka_unit_test(test_create),  cmocka_unit_test(test_updates),
         cmocka_unit_test(test_refused), cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_e164),   cmocka_unit_test(test_dial),
+        cmocka_unit_test(test_e164),    cmocka_unit_test(test_dial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

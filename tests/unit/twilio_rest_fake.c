@@ -185,8 +185,8 @@ static void stream_json(cs_request *r, int status, const char *call_sid, const c
     cs_json_kstr(&j, "status", stream_status);
     cs_json_kstr(&j, "date_updated", "Sat, 05 Dec 2026 06:00:00 +0000");
     char uri[200];
-    snprintf(uri, sizeof uri, "/2010-04-01/Accounts/%s/Calls/%s/Streams/%s.json",
-             f->o.account_sid, call_sid, sid);
+    snprintf(uri, sizeof uri, "/2010-04-01/Accounts/%s/Calls/%s/Streams/%s.json", f->o.account_sid,
+             call_sid, sid);
     cs_json_kstr(&j, "uri", uri);
     cs_json_obj_end(&j);
     cs_json_end(&j);

@@ -6,8 +6,8 @@
  * form-encoded and carry HTTP Basic auth with the expected user and password, else 401
  * with Twilio's error JSON {"code":20003,"message","more_info","status":401}. Answers are
  * Twilio's JSON shapes (sid, account_sid, call_sid, status, uri…). Each request takes the
- * next reply of a script (past its end, success), or the reply matching it, which may be an error (status, code,
- * message) or no answer at all (held until the client leaves or the fake is freed).
+ * next reply of a script (past its end, success), or the reply matching it, which may be an error
+ * (status, code, message) or no answer at all (held until the client leaves or the fake is freed).
  *
  * It runs on a thread of its own; the functions below may be called from any thread. */
 #ifndef CS_TEST_TWILIO_REST_FAKE_H
@@ -36,17 +36,17 @@ typedef struct twilio_fake_reply {
 } twilio_fake_reply;
 
 typedef struct twilio_fake_opts {
-    const char *account_sid; /* the account in paths (AC…) */
-    const char *user, *pass; /* Basic auth expected */
+    const char *account_sid;         /* the account in paths (AC…) */
+    const char *user, *pass;         /* Basic auth expected */
     const twilio_fake_reply *script; /* must outlive the fake; may be NULL */
     size_t nscript;
     int port; /* 0: any free port */
 } twilio_fake_opts;
 
 typedef struct twilio_fake_stats {
-    unsigned requests;  /* every request to an API route */
-    unsigned bad_auth;  /* 401 */
-    unsigned bad_form;  /* 400: not form-encoded, or a required field missing */
+    unsigned requests; /* every request to an API route */
+    unsigned bad_auth; /* 401 */
+    unsigned bad_form; /* 400: not form-encoded, or a required field missing */
     unsigned calls_created, calls_updated, streams_created, streams_stopped;
 } twilio_fake_stats;
 
