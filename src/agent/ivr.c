@@ -1321,6 +1321,11 @@ static void ivr_metrics(void *state, cs_buf *out)
         cs_prom_counter(out, rows[i].name, rows[i].help, (double)rows[i].v);
 }
 
+static int ivr_say(cs_agent *base, const char *text, size_t len)
+{
+    return cs_voice_say(&((ivr *)base)->voice, text, len);
+}
+
 const cs_agent_ops cs_agent_ivr = {
     .name = "ivr",
     .help = "a scripted phone menu (IVR_FILE): keys, spoken choices, digits, messages, webhooks",
@@ -1335,6 +1340,7 @@ const cs_agent_ops cs_agent_ivr = {
     .played = ivr_played,
     .cleared = ivr_cleared,
     .timer = ivr_timer,
+    .say = ivr_say,
     .close = ivr_close,
     .setup = ivr_setup,
     .cleanup = ivr_cleanup,

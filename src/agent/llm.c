@@ -936,6 +936,11 @@ static int llm_setup(const cs_agent_env *env, void **state, cs_buf *err)
     return 0;
 }
 
+static int llm_say(cs_agent *base, const char *text, size_t len)
+{
+    return cs_voice_say(&((llm *)base)->voice, text, len);
+}
+
 const cs_agent_ops cs_agent_llm = {
     .name = "llm",
     .help = "answers with an OpenAI-compatible chat model (LLM_URL), streamed into its voice",
@@ -951,5 +956,6 @@ const cs_agent_ops cs_agent_llm = {
     .played = llm_played,
     .cleared = llm_cleared,
     .timer = llm_timer,
+    .say = llm_say,
     .close = llm_close,
 };

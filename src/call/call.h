@@ -74,7 +74,8 @@ const char *cs_stream_mode_label(enum cs_stream_mode m);
     X(BARGE_IN, "barge_in")             /* the caller cut the agent short */                       \
     X(TURN, "turn")                     /* the agent answered: each stage's latency */             \
     X(AGENT, "agent")                   /* the agent started, failed, or said something */         \
-    X(RELAY, "relay")                   /* relay streams: interrupt, end, the provider's error */
+    X(RELAY, "relay")                   /* relay streams: interrupt, end, the provider's error */ \
+    X(CONTROL, "control")               /* call control asked: hang up, transfer, streams… */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,

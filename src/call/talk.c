@@ -311,6 +311,12 @@ static int clear(cs_stream *s, enum cs_clear_why why, bool send)
     return 0;
 }
 
+int cs_stream_agent_say(cs_stream *s, const char *text, size_t len)
+{
+    if (!can_talk(s) || !s->agent->ops->say) return CS_ESTATE;
+    return s->agent->ops->say(s->agent, text, len);
+}
+
 int cs_stream_hangup(cs_stream *s, bool after_playout)
 {
     if (!can_talk(s)) return CS_ESTATE;

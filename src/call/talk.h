@@ -74,6 +74,9 @@ struct cs_agent_ops {
     void (*cleared)(cs_agent *a, const cs_heard *h, enum cs_clear_why why);
     /* The timer set with cs_agent_timer ran out. */
     void (*timer)(cs_agent *a);
+    /* Says `text` in its voice, after what it is saying (call control's "say"). 0 or a
+     * negative code. */
+    int (*say)(cs_agent *a, const char *text, size_t len);
     /* The stream ended: a->stream is NULL from now on. Cancel what is in flight; call
      * cs_agent_closed(a) once nothing will call back into the agent (inside close, or
      * later when a request or socket has finished), then free it. */
@@ -119,6 +122,9 @@ int cs_stream_say_sentence(cs_stream *s, uint32_t utt, const char *text, size_t 
                            const cs_word *words, size_t nwords);
 /* No more audio for `utt`. */
 int cs_stream_say_end(cs_stream *s, uint32_t utt);
+/* The stream's agent says `text` (call control): CS_ESTATE when it has no agent that
+ * speaks text. */
+int cs_stream_agent_say(cs_stream *s, const char *text, size_t len);
 /* Whether agent audio is playing, queued, or being produced (an utterance not ended). */
 bool cs_stream_talking(const cs_stream *s);
 /* The agent ends the call: now, or once everything it said has played. Done on the next

@@ -24,6 +24,13 @@
     S(twilio_account_sid, "TWILIO_ACCOUNT_SID", "", "account streams must belong to (AC…)")        \
     S(twilio_auth_token, "TWILIO_AUTH_TOKEN", "",                                                  \
       "checks X-Twilio-Signature on webhooks and the media upgrade (unset: unauthenticated)")      \
+    S(twilio_api_url, "TWILIO_API_URL", "https://api.twilio.com",                                \
+      "Twilio's REST API, for call control and outbound calls")                                   \
+    S(twilio_api_key, "TWILIO_API_KEY", "",                                                        \
+      "REST API key (SK…) to use instead of the auth token, with TWILIO_API_SECRET")              \
+    S(twilio_api_secret, "TWILIO_API_SECRET", "", "the API key's secret; never logged")           \
+    N(twilio_api_timeout_ms, "TWILIO_API_TIMEOUT_MS", 10000, 100, 600000,                         \
+      "a REST request's whole time (ms); one that times out is not retried")                      \
     S(stream_mode, "STREAM_MODE", "connect",                                                       \
       "connect: two-way <Connect><Stream>; start: one-way <Start><Stream> fork; relay: "           \
       "<Connect><ConversationRelay> (the provider does speech; text both ways)")                   \

@@ -49,6 +49,12 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/api/v1/calls/{}/events", cs_api_events},
     {CS_HTTP_GET, "/api/v1/calls/{}/recording.wav", cs_api_recording},
     {CS_HTTP_GET, "/api/v1/calls/{}/transcript", cs_api_transcript},
+    {CS_HTTP_POST, "/api/v1/calls", cs_api_call_create},
+    {CS_HTTP_POST, "/api/v1/calls/{}/hangup", cs_api_hangup},
+    {CS_HTTP_POST, "/api/v1/calls/{}/transfer", cs_api_transfer},
+    {CS_HTTP_POST, "/api/v1/calls/{}/say", cs_api_say},
+    {CS_HTTP_POST, "/api/v1/calls/{}/streams", cs_api_stream_start},
+    {CS_HTTP_POST, "/api/v1/calls/{}/streams/{}/stop", cs_api_stream_stop},
 };
 
 /* ---- configuration checks and derived values ---- */
@@ -209,6 +215,8 @@ static void finish(cs_gateway *gw)
     cs_transcribe_stop(gw);
     cs_agents_stop(&gw->agent_env);
     stop_speech(gw);
+    cs_control_free(gw->control);
+    gw->control = NULL;
     cs_fetch_close(gw->fetch);
     gw->fetch = NULL;
     cs_recorders_free(gw->recorders);
@@ -286,13 +294,16 @@ const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, 
     return gw->agent;
 }
 
-const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw)
+const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw, const cs_form *call_params)
 {
-    const cs_form *f = &gw->stream_params;
-    for (size_t i = 0; i < f->n; i++) {
-        if (strcmp(f->pairs[i].name, "Agent") != 0) continue;
-        cs_kv kv = {cs_str_of(f->pairs[i].name), cs_str_of(f->pairs[i].value)};
-        return cs_gateway_agent(gw, &kv, 1);
+    const cs_form *forms[] = {call_params, &gw->stream_params}; /* in the TwiML's order */
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; forms[k] && i < forms[k]->n; i++) {
+            const cs_form_pair *p = &forms[k]->pairs[i];
+            if (strcmp(p->name, "Agent") != 0) continue;
+            cs_kv kv = {cs_str_of(p->name), cs_str_of(p->value)};
+            return cs_gateway_agent(gw, &kv, 1);
+        }
     }
     return gw->agent;
 }
@@ -302,10 +313,10 @@ static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
     return cs_gateway_agent(data, start->start.params, start->start.nparams);
 }
 
-void cs_gateway_prepare(cs_gateway *gw, const char *call_sid)
+void cs_gateway_prepare(cs_gateway *gw, const char *call_sid, const cs_form *call_params)
 {
     if (strcmp(gw->cfg->stream_mode, "connect") != 0) return; /* no agent on a fork */
-    cs_agents_prepare(&gw->agent_env, cs_gateway_webhook_agent(gw), call_sid);
+    cs_agents_prepare(&gw->agent_env, cs_gateway_webhook_agent(gw, call_params), call_sid);
 }
 
 typedef struct boot {
@@ -395,6 +406,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         .fetch = gw->fetch,
     };
     if ((rc = cs_agents_setup(&gw->agent_env, err)) < 0) return rc;
+    if ((rc = cs_control_setup(gw, err)) < 0) return rc;
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);
@@ -499,6 +511,7 @@ int cs_gateway_main(int argc, char **argv)
         cs_auth_stop(gw.auth);
         cs_transcribe_stop(&gw);
         stop_speech(&gw);
+        cs_control_free(gw.control);
         cs_fetch_close(gw.fetch);
         cs_recorders_free(gw.recorders);
         cs_store_close(gw.store);

@@ -13,6 +13,7 @@
 #include "audio/recorder.h"
 #include "bus/bus.h"
 #include "call/call.h"
+#include "call/control.h"
 #include "core/config.h"
 #include "core/worker.h"
 #include "net/conn.h"
@@ -61,6 +62,9 @@ typedef struct cs_gateway {
     uv_loop_t *loop;
     cs_net *net;
     cs_fetch *fetch; /* outbound HTTP (the transcript webhook) */
+    cs_control *control;           /* call control; NULL without TWILIO_ACCOUNT_SID */
+    char api_url[CS_URL_CAP];      /* TWILIO_API_URL without a trailing slash */
+    char call_status_url[CS_URL_CAP]; /* …/twilio/status: outbound calls' StatusCallback */
     cs_server *server;
     cs_mailbox *mb;
     cs_store *store;
@@ -110,8 +114,9 @@ int cs_gateway_main(int argc, char **argv);
 
 /* ---- handlers (one file each) ---- */
 void cs_twilio_voice(cs_request *r);
-/* The voice webhook answered call `call_sid`: the agent its stream will get prepares. */
-void cs_gateway_prepare(cs_gateway *gw, const char *call_sid);
+/* The voice webhook answered call `call_sid` (its own parameters: `call_params`, may be
+ * NULL): the agent its stream will get prepares. */
+void cs_gateway_prepare(cs_gateway *gw, const char *call_sid, const cs_form *call_params);
 void cs_twilio_status(cs_request *r);
 void cs_twilio_stream_status(cs_request *r);
 void cs_media_upgrade(cs_request *r);
@@ -122,6 +127,16 @@ void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
 void cs_api_recording(cs_request *r);
 void cs_api_transcript(cs_request *r);
+/* Call control (control.c): place a call, hang up, transfer, say, fork streams. */
+void cs_api_call_create(cs_request *r);
+void cs_api_hangup(cs_request *r);
+void cs_api_transfer(cs_request *r);
+void cs_api_say(cs_request *r);
+void cs_api_stream_start(cs_request *r);
+void cs_api_stream_stop(cs_request *r);
+/* Starts call control (start-up): CS_ECONFIG with a message for settings that cannot
+ * work (an API key without its secret, TWILIO_API_URL not http(s)). */
+int cs_control_setup(cs_gateway *gw, cs_buf *err);
 void cs_monitor_upgrade(cs_request *r);
 void cs_web_root(cs_request *r);
 void cs_web_login(cs_request *r);
@@ -138,8 +153,9 @@ void cs_media_close_all(cs_gateway *gw);
 /* The agent a stream with these parameters gets (gateway.c): `Agent` among them, else
  * AGENT; NULL: none. */
 const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, size_t n);
-/* The agent a call our voice webhook answers will get: STREAM_PARAMS' `Agent`, else AGENT. */
-const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw);
+/* The agent a call our voice webhook answers will get: `Agent` among the call's own
+ * parameters (its webhook's query: an outbound call's), else STREAM_PARAMS', else AGENT. */
+const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw, const cs_form *call_params);
 
 /* Listen-in (monitor.c): the observer publishing calls to the bus, the once-a-second
  * timer, closing every monitor socket (shutdown), and freeing what is left after the
@@ -187,6 +203,9 @@ void cs_journal_recover(cs_gateway *gw);
 /* Checks X-Twilio-Signature of a form webhook (twilio.c). 0, or answers 403/400 itself
  * and returns < 0. Parsed form into *form (free with cs_form_free). */
 int cs_twilio_check_webhook(cs_request *r, cs_form *form);
+/* Whether `name` is a <Parameter> the voice webhook gives every stream itself (From, To,
+ * CallSid, StreamMode), which a call's own parameters may not take (twilio.c). */
+bool cs_twilio_param_taken(const char *name);
 /* Whether the settings make TwiML Twilio takes, whatever a webhook brings (twilio.c).
  * 0, or CS_ECONFIG with the reason in `err`. */
 int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err);

@@ -485,6 +485,24 @@ void cs_metrics(cs_request *r)
         cs_prom_gauge(&out, "callstream_transcript_webhook_pending", "deliveries waiting",
                       (double)cs_webhook_pending(gw->webhook));
     }
+    if (gw->control) {
+        const cs_control_stats *cst = cs_control_stats_get(gw->control);
+        const char *ops[CS_REST_OP_COUNT];
+        for (int i = 0; i < CS_REST_OP_COUNT; i++) ops[i] = cs_rest_op_label((enum cs_rest_op)i);
+        cs_prom_family(&out, "callstream_control_requests_total", "counter",
+                       "call-control requests sent to the provider, by action", "action", ops,
+                       cst->requests, CS_REST_OP_COUNT);
+        cs_prom_counter(&out, "callstream_control_failed_total",
+                        "call-control requests refused by the provider or not answered",
+                        (double)cst->failed);
+        cs_prom_counter(&out, "callstream_control_retries_total",
+                        "call-control requests sent again after a refused connection",
+                        (double)cst->retries);
+        cs_prom_counter(&out, "callstream_control_full_total",
+                        "call-control requests refused: too many in flight", (double)cst->full);
+        cs_prom_gauge(&out, "callstream_control_pending", "call-control requests in flight",
+                      (double)cs_control_pending(gw->control));
+    }
     if (gw->fetch) {
         const cs_fetch_stats *fs = cs_fetch_stats_get(gw->fetch);
         cs_prom_counter(&out, "callstream_http_client_requests_total",

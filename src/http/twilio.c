@@ -108,6 +108,13 @@ static size_t own_count(const cs_gateway *gw)
     return strcmp(gw->cfg->stream_mode, "relay") == 0 ? OWN_PARAMS : OWN_PARAMS - 1;
 }
 
+bool cs_twilio_param_taken(const char *name)
+{
+    for (size_t k = 0; k < OWN_PARAMS; k++)
+        if (strcmp(name, own_params[k]) == 0) return true;
+    return false;
+}
+
 /* Adds a <Parameter>. A value Twilio would not take (name + value over
  * CS_TWIML_MAX_PARAM characters: a From or To can be a long SIP URI) is left out and
  * counted; the call row keeps it whole from the webhook. STREAM_PARAMS were checked at
@@ -127,10 +134,10 @@ static void add_param(cs_gateway *gw, cs_kv *params, size_t *n, const char *name
 
 /* What the agent of a relay says first, when the provider can say it for it: its
  * greeting, if it fits a <Parameter> (the agent then knows it was said). The agent is
- * the one the stream will get: STREAM_PARAMS' Agent, else AGENT. */
-static const char *relay_welcome(cs_gateway *gw)
+ * the one the stream will get (cs_gateway_webhook_agent). */
+static const char *relay_welcome(cs_gateway *gw, const cs_form *call_params)
 {
-    const cs_agent_ops *agent = cs_gateway_webhook_agent(gw);
+    const cs_agent_ops *agent = cs_gateway_webhook_agent(gw, call_params);
     const char *text = agent && agent->welcome ? agent->welcome(gw->cfg) : NULL;
     return text && *text && cs_twiml_param_fits(CS_STR("Greeting"), cs_str_of(text)) ? text : NULL;
 }
@@ -138,17 +145,21 @@ static const char *relay_welcome(cs_gateway *gw)
 /* The TwiML answering a call: its stream carries From, To, CallSid, the mode and
  * STREAM_PARAMS as <Parameter>s; a relay the agent's greeting too. */
 static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const char *from,
-                       const char *to)
+                       const char *to, const cs_form *call_params)
 {
     const cs_config *cfg = gw->cfg;
     bool relay = strcmp(cfg->stream_mode, "relay") == 0;
     bool connect = relay || strcmp(cfg->stream_mode, "connect") == 0;
-    const char *welcome = relay ? relay_welcome(gw) : NULL;
+    const char *welcome = relay ? relay_welcome(gw, call_params) : NULL;
     const char *mode = relay ? "relay" : connect ? "two-way" : "one-way";
     const char *own[OWN_PARAMS] = {from, to, call_sid, mode, welcome};
     cs_kv params[CS_PEV_MAX_PARAMS];
     size_t n = 0;
     for (size_t i = 0; i < OWN_PARAMS; i++) add_param(gw, params, &n, own_params[i], own[i]);
+    /* An outbound call's own (the agent, the API's params), from the webhook's query. */
+    for (size_t i = 0; call_params && i < call_params->n; i++)
+        if (!cs_twilio_param_taken(call_params->pairs[i].name))
+            add_param(gw, params, &n, call_params->pairs[i].name, call_params->pairs[i].value);
     for (size_t i = 0; i < gw->stream_params.n; i++)
         add_param(gw, params, &n, gw->stream_params.pairs[i].name,
                   gw->stream_params.pairs[i].value);
@@ -224,7 +235,7 @@ int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
     memset(to, '"', sizeof to - 1);
     from[CS_TWIML_MAX_PARAM - strlen("From")] = to[CS_TWIML_MAX_PARAM - strlen("To")] = '\0';
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to);
+    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, NULL);
     cs_buf_free(&xml);
     if (rc == 0) return 0;
     cs_buf_printf(err, "GREETING, DIAL and STREAM_PARAMS make TwiML that Twilio would refuse: %s",
@@ -251,8 +262,14 @@ void cs_twilio_voice(cs_request *r)
     const char *call_sid = checked_call(r, &form);
     if (!call_sid) return;
     /* Bounded by construction: the parameters are, and the rest was checked at start. */
+    cs_form query = {0};
+    if (r->head.query.n && cs_form_parse(&query, r->head.query.p, r->head.query.n) < 0) {
+        cs_form_free(&form);
+        cs_respond_error(r, 400, "malformed query string");
+        return;
+    }
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    int rc = write_twiml(gw, &xml, call_sid, get(&form, "From"), get(&form, "To"));
+    int rc = write_twiml(gw, &xml, call_sid, get(&form, "From"), get(&form, "To"), &query);
     if (rc < 0) {
         cs_error("twilio: cannot build TwiML for %s: %s", call_sid, cs_strerror(rc));
         cs_respond_error(r, 500, "cannot build TwiML: %s", cs_strerror(rc));
@@ -270,8 +287,9 @@ void cs_twilio_voice(cs_request *r)
         cs_journal_call(gw, &row);
         form_event(r, &form, call_sid, CS_EVENT_WEBHOOK);
         cs_respond(r, 200, "text/xml; charset=utf-8", xml.data, xml.len, NULL);
-        cs_gateway_prepare(gw, call_sid);
+        cs_gateway_prepare(gw, call_sid, &query);
     }
+    cs_form_free(&query);
     cs_buf_free(&xml);
     cs_form_free(&form);
 }

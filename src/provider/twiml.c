@@ -198,6 +198,13 @@ static void stream(xml *x, const cs_twiml *t)
     raw(x, "</Stream>");
 }
 
+static void dial(xml *x, const char *number)
+{
+    raw(x, "<Dial>");
+    text(x, cs_str_of(number));
+    raw(x, "</Dial>");
+}
+
 int cs_twiml_write(cs_buf *out, const cs_twiml *t)
 {
     int rc = check(t);
@@ -222,9 +229,7 @@ int cs_twiml_write(cs_buf *out, const cs_twiml *t)
     stream(&x, t);
     raw(&x, t->connect ? "</Connect>" : "</Start>");
     if (!t->connect && t->dial) {
-        raw(&x, "<Dial>");
-        text(&x, cs_str_of(t->dial));
-        raw(&x, "</Dial>");
+        dial(&x, t->dial);
     } else if (!t->connect) {
         char len[16];
         snprintf(len, sizeof len, "%u", t->pause_seconds);
@@ -234,5 +239,17 @@ int cs_twiml_write(cs_buf *out, const cs_twiml *t)
     }
     raw(&x, "</Response>");
     if (x.err) cs_buf_truncate(out, start); /* leave `out` as it was */
+    return x.err;
+}
+
+int cs_twiml_dial_write(cs_buf *out, const char *number)
+{
+    if (!number || !*number) return -EINVAL;
+    size_t start = out->len;
+    xml x = {out, 0};
+    raw(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
+    dial(&x, number);
+    raw(&x, "</Response>");
+    if (x.err) cs_buf_truncate(out, start);
     return x.err;
 }

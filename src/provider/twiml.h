@@ -46,6 +46,9 @@ typedef struct cs_twiml {
  * a query string, or for <Start> an unknown track, an empty dial, or neither dial nor pause_seconds
  * (the call would hang up). */
 int cs_twiml_write(cs_buf *out, const cs_twiml *t);
+/* A document that transfers the call: <Dial>number</Dial> (the number escaped). -EINVAL
+ * for an empty number; on error `out` is left as it was. */
+int cs_twiml_dial_write(cs_buf *out, const char *number);
 /* Whether a <Parameter> fits Twilio's limit on name + value (characters, not bytes). */
 bool cs_twiml_param_fits(cs_str name, cs_str value);
 /* Appends s with &, <, >, " and ' escaped, tab, LF and CR as character references; other

@@ -99,4 +99,27 @@ assert.deepEqual(agentRows.map((r) => r.text), [
 ]);
 assert.deepEqual(agentRows.map((r) => r.state),
   ['started', 'node', 'choice', 'webhook_failed', undefined, undefined, undefined, 'said', 'error', 'tool', 'failed']);
+
+// Call control, as src/http/api_control.c records it: what, by whom, and a refusal marked.
+{
+  const ctlList = Object.assign(new Node('ol'), { scrollTop: 0, clientHeight: 0, scrollHeight: 0 });
+  const ctl = new EventLog(ctlList);
+  ctl.addAll([
+    { type: 'control', at: at(20), detail: '{"action":"create","by":"admin","to":"+15551230000","state":"done"}' },
+    { type: 'control', at: at(21), detail: '{"action":"redirect_twiml","by":"ann","to":"+15550001111","state":"done"}' },
+    { type: 'control', at: at(22), detail: '{"action":"stream_stop","by":"ann","name":"fork1","state":"failed","http_status":404,"code":20404,"message":"The requested resource was not found"}' },
+    { type: 'control', at: at(23), detail: '{"action":"say","by":"ann","text":"Your order has shipped.","state":"done"}' },
+    { type: 'control', at: at(24), detail: '{"action":"hangup","by":"ann","state":"done"}' },
+  ]);
+  const lines = ctlList.children.map((li) => li.textContent.replace(/^\S+ /, ''));
+  assert.deepEqual(lines, [
+    'Control call placed to +15551230000, by admin',
+    'Control transfer to +15550001111, by ann',
+    'Control stream fork1 stopped, by ann, failed: code 20404: The requested resource was not found',
+    'Control said "Your order has shipped.", by ann',
+    'Control hang up, by ann',
+  ]);
+  assert.deepEqual(ctlList.children.map((li) => li.dataset.state),
+    ['done', 'done', 'failed', 'done', 'done']);
+}
 console.log('events: all checks passed');

@@ -7,57 +7,16 @@
 // repeats the caller) and a caller's final replaced in place by its refined version; when
 // the call ends the page says so. Screenshots go to
 // $CS_ARTIFACTS. Exits non-zero on the first failed check.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 
-const BIN = process.env.CS_BIN || './callstream';
-const CORPUS = process.env.CS_CORPUS || '../tests/data/speech';
-const ARTIFACTS = process.env.CS_ARTIFACTS || 'test-artifacts';
-const CHROMIUM = process.env.CS_CHROMIUM || '/usr/bin/chromium';
+import {
+  ARTIFACTS, BIN, CORPUS, check, failed, freePort, launchBrowser, signIn, sleep, startServer,
+} from './util.mjs';
+
 const DIGIT = '7';
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let failed = false;
-
-function check(ok, what) {
-  if (ok) return;
-  failed = true;
-  throw new Error(`FAIL: ${what}`);
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer(dir, port) {
-  const log = join(dir, 'server.log');
-  const out = { stdio: ['ignore', 'pipe', 'pipe'] };
-  const srv = spawn(BIN, ['serve', '--env-file', '/dev/null', '--port', String(port),
-    '--data-dir', join(dir, 'data'), '--agent', 'echo', '--log-level', 'info', '--stt', 'pocketsphinx', '--stt-max-sessions', '2'],
-  out);
-  let text = '';
-  const collect = (d) => { text += d; };
-  srv.stdout.on('data', collect);
-  srv.stderr.on('data', collect);
-  // generously: decoders load first (seconds each on a busy machine)
-  for (const end = Date.now() + 60000; Date.now() < end && !text.includes('listening on');) {
-    await sleep(20);
-  }
-  check(text.includes('listening on'), `the gateway did not start:\n${text}`);
-  const m = text.match(/created 'admin' with password ([0-9a-f]+)/);
-  check(m, 'no admin password in the log');
-  return { srv, password: m[1], log: () => text, logPath: log };
-}
 
 // Values of `next` that could lead elsewhere after sign-in (raw, as the page reads them).
 const HOSTILE_NEXT = ['/\t/evil.example', '//evil.example', '/\\evil.example', '/%2F/evil.example',
@@ -103,14 +62,9 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'callstream-browser-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = await startServer(dir, port);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required'],
-  });
+  const server = await startServer(dir, port,
+    ['--agent', 'echo', '--stt', 'pocketsphinx', '--stt-max-sessions', '2']);
+  const browser = await launchBrowser();
   let sim;
   const consoleErrors = [];
   try {
@@ -120,11 +74,7 @@ async function main() {
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
 
     // sign in: the list page sends us to the login page first
-    await page.goto(`${base}/calls_monitoring`);
-    check(page.url().includes('/login'), `not sent to the login page: ${page.url()}`);
-    await page.fill('input[name=username]', 'admin');
-    await page.fill('input[name=password]', server.password);
-    await Promise.all([page.waitForURL('**/calls_monitoring'), page.click('button[type=submit]')]);
+    await signIn(page, base, server.password);
     await page.screenshot({ path: join(ARTIFACTS, '1-list.png') });
 
     // a real recording, as a call; it shows up in the live list within 2 s
@@ -184,7 +134,7 @@ async function main() {
     if (sim) await new Promise((r) => { if (sim.exitCode !== null) r(); else sim.on('exit', r); });
     server.srv.kill('SIGTERM');
     await new Promise((r) => server.srv.on('exit', r));
-    if (failed) console.error(`kept ${dir}; the gateway said:\n${server.log().slice(-4000)}`);
+    if (failed()) console.error(`kept ${dir}; the gateway said:\n${server.log().slice(-4000)}`);
     else rmSync(dir, { recursive: true, force: true });
   }
 }

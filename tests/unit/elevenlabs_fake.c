@@ -306,7 +306,7 @@ int el_fake_start(el_fake **out, const el_fake_opts *o)
     if (!f) return -ENOMEM;
     f->o = *o;
     for (size_t i = 0; i < SOCKETS_KEPT; i++) cs_buf_init(&f->msgs[i], 1u << 20);
-    int rc = fake_server_start(&f->srv, routes, 1, f, on_stop);
+    int rc = fake_server_start(&f->srv, routes, 1, f, on_stop, 0);
     if (rc < 0) return rc;
     snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%d", f->srv.port);
     *out = f;

@@ -68,7 +68,7 @@ static void stopping(fake_thread *t)
 }
 
 int fake_server_start(fake_server *s, const cs_route *routes, size_t nroutes, void *app,
-                      void (*on_stop)(void *app))
+                      void (*on_stop)(void *app), int port)
 {
     memset(s, 0, sizeof *s);
     s->app = app;
@@ -79,6 +79,7 @@ int fake_server_start(fake_server *s, const cs_route *routes, size_t nroutes, vo
                             .max_head = 16384,
                             .max_body = 1u << 20,
                             .idle_ms = 60000};
+    s->t.port = port;
     s->t.on_stop = stopping;
     s->t.data = s;
     int rc = fake_thread_start(&s->t, routes, nroutes, &lim, app);

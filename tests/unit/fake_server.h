@@ -40,9 +40,10 @@ bool fake_bearer_ok(const cs_request *r, const char *key);
 void fake_openai_error(cs_request *r, int status, const char *type, const char *code,
                        const char *msg);
 
-/* Listens on 127.0.0.1 (a free port) and starts the thread. 0 or a negative code. */
+/* Listens on 127.0.0.1 `port` (0: a free one) and starts the thread. 0 or a negative
+ * code. */
 int fake_server_start(fake_server *s, const cs_route *routes, size_t nroutes, void *app,
-                      void (*on_stop)(void *app));
+                      void (*on_stop)(void *app), int port);
 /* Stops the thread (on_stop, then every connection closed) and frees what it held. */
 void fake_server_stop(fake_server *s);
 

@@ -30,7 +30,7 @@ int fake_thread_start(fake_thread *t, const cs_route *routes, size_t nroutes,
     int rc = uv_loop_init(&t->loop);
     if (rc == 0) rc = cs_net_new(&t->net, &t->loop);
     if (rc == 0) rc = cs_server_new(&t->server, t->net, routes, nroutes, lim, app);
-    if (rc == 0) rc = cs_server_listen(t->server, "127.0.0.1", 0, false);
+    if (rc == 0) rc = cs_server_listen(t->server, "127.0.0.1", t->port, false);
     if (rc == 0) rc = uv_async_init(&t->loop, &t->async, on_async);
     if (rc < 0) return rc;
     t->async.data = t;

@@ -27,11 +27,11 @@ struct fake_thread {
     void (*on_stop)(fake_thread *t); /* stopping: before the connections are closed */
     bool (*busy)(fake_thread *t);    /* stopping: something still closes (wait for it) */
     void *data;
+    int port; /* before the start: where to listen (0: a free port); then where it does */
     /* Its own; loop, net and server are the fake's to use on the loop thread. */
     uv_loop_t loop;
     cs_net *net;
     cs_server *server;
-    int port;
     uv_async_t async;
     pthread_t thread;
     int stop;      /* __atomic */

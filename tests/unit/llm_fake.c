@@ -363,7 +363,7 @@ int llm_fake_start(llm_fake **out, const llm_fake_opts *o)
     llm_fake *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     f->o = *o;
-    int rc = fake_server_start(&f->srv, routes, 2, f, on_stop);
+    int rc = fake_server_start(&f->srv, routes, 2, f, on_stop, 0);
     if (rc < 0) return rc; /* a test that fails here stops; nothing to tidy */
     f->port = f->srv.port;
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1", f->port);

@@ -184,7 +184,7 @@ int oa_fake_start(oa_fake **out, const oa_fake_opts *o)
     oa_fake *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     f->o = *o;
-    int rc = fake_server_start(&f->srv, routes, 1, f, on_stop);
+    int rc = fake_server_start(&f->srv, routes, 1, f, on_stop, 0);
     if (rc < 0) return rc;
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1", f->srv.port);
     *out = f;

@@ -26,6 +26,21 @@ async function getJSON(path) {
   return res.json();
 }
 
+async function postJSON(path, body) {
+  const res = await fetch(path, {
+    method: 'POST',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  });
+  if (res.status === 401) {
+    toLogin();
+    throw new HttpError(401, 'not signed in');
+  }
+  const json = await res.json().catch(() => null);
+  if (!res.ok) throw new HttpError(res.status, json?.error?.message || res.statusText);
+  return json;
+}
+
 const callPath = (sid) => `/api/v1/calls/${encodeURIComponent(sid)}`;
 
 export const me = () => getJSON('/api/v1/me');
@@ -55,3 +70,9 @@ export async function transcript(sid) {
     throw err;
   }
 }
+
+/** Call control: ends the call (POST …/hangup). */
+export const hangup = (sid) => postJSON(`${callPath(sid)}/hangup`);
+
+/** Call control: transfers the call to `to` (E.164) with <Dial> (POST …/transfer). */
+export const transfer = (sid, to) => postJSON(`${callPath(sid)}/transfer`, { to });

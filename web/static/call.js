@@ -60,10 +60,40 @@ function showLive() {
   view = 'live';
   $('text-only').hidden = !isRelay(call);
   $('live').hidden = isRelay(call);
+  $('control').hidden = false;
 }
+
+// Hang up and Transfer, each after a confirm; the answer (or the refusal) is shown.
+async function control(what, run) {
+  const status = $('control-status');
+  status.textContent = `${what}…`;
+  try {
+    await run();
+    status.textContent = `${what}: done`;
+  } catch (err) {
+    status.textContent = `${what} failed: ${err.message}`;
+  }
+}
+
+$('hangup').addEventListener('click', () => {
+  if (!confirm('Hang up this call?')) return;
+  control('Hang up', () => api.hangup(sid));
+});
+
+$('transfer').addEventListener('click', () => {
+  const to = prompt('Transfer to which number? (E.164, e.g. +15551230000)');
+  if (!to) return;
+  if (!/^\+[1-9][0-9]{1,14}$/.test(to.trim())) {
+    $('control-status').textContent = `Transfer: ${to} is not an E.164 number`;
+    return;
+  }
+  if (!confirm(`Transfer this call to ${to.trim()}?`)) return;
+  control('Transfer', () => api.transfer(sid, to.trim()));
+});
 
 function callEnded(ended) {
   if (view === 'finished') return;
+  $('control').hidden = true;
   call = { ...call, ...ended, live: false };
   renderDetails();
   setState('ended');

@@ -18,6 +18,7 @@ const TITLES = {
   barge_in: 'Barge-in',
   turn: 'Turn',
   agent: 'Agent',
+  control: 'Control',
 };
 
 // One line of detail per type; `d` is the event's detail object (see src/call/call.c).
@@ -38,7 +39,26 @@ const DESCRIBE = {
     .join(', '),
   turn: describeTurn,
   agent: describeAgent,
+  control: describeControl,
 };
+
+// Call control asked by a user (src/http/api_control.c): what, by whom, and why it failed.
+const CONTROL_ACTIONS = {
+  create: (d) => `call placed to ${d.to ?? '?'}`,
+  hangup: () => 'hang up',
+  redirect_twiml: (d) => (d.to ? `transfer to ${d.to}` : 'new instructions'),
+  redirect_url: () => 'redirected',
+  stream_start: (d) => `stream ${d.name ?? ''} forked`.replace('  ', ' '),
+  stream_stop: (d) => `stream ${d.name ?? ''} stopped`.replace('  ', ' '),
+  say: (d) => `said "${d.text ?? ''}"`,
+};
+
+function describeControl(d) {
+  const what = (CONTROL_ACTIONS[d.action] || (() => d.action ?? '?'))(d);
+  const failed = d.state === 'failed' &&
+    ['failed', d.code && `code ${d.code}`, d.message].filter(Boolean).join(': ');
+  return [what, d.by && `by ${d.by}`, failed].filter(Boolean).join(', ');
+}
 
 // The answer to a caller's turn: voice-to-voice, and when each stage came after the
 // caller stopped speaking.
