@@ -274,22 +274,33 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* A two-way stream gets the agent its TwiML names (<Parameter name="Agent">, e.g. from
  * STREAM_PARAMS: one gateway serving several numbers), else AGENT. */
+/* The agent named `name`, else AGENT (NULL: unknown; the caller says so). */
+static const cs_agent_ops *named_agent(const cs_gateway *gw, cs_str name, bool *known)
+{
+    char buf[32];
+    const cs_agent_ops *ops;
+    *known = false;
+    if (name.n < sizeof buf) {
+        cs_str_copy(buf, sizeof buf, name);
+        *known = cs_agent_find(buf, &ops) == 0;
+        if (*known) return ops;
+    }
+    return gw->agent;
+}
+
 const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const cs_kv *kv = &params[i];
         if (!cs_str_eqz(kv->name, "Agent")) continue;
-        char name[32];
-        const cs_agent_ops *ops;
-        if (kv->value.n < sizeof name) {
-            cs_str_copy(name, sizeof name, kv->value);
-            if (cs_agent_find(name, &ops) == 0) return ops;
-        }
-        cs_warn("media: the stream asks for agent '%.*s', which is not one of %s; AGENT (%s) "
-                "answers",
-                (int)(kv->value.n < 64 ? kv->value.n : 64), kv->value.p, cs_agent_names(),
-                gw->agent ? gw->agent->name : "none");
-        break;
+        bool known;
+        const cs_agent_ops *ops = named_agent(gw, kv->value, &known);
+        if (!known)
+            cs_warn("media: the stream asks for agent '%.*s', which is not one of %s; AGENT "
+                    "(%s) answers",
+                    (int)(kv->value.n < 64 ? kv->value.n : 64), kv->value.p, cs_agent_names(),
+                    gw->agent ? gw->agent->name : "none");
+        return ops;
     }
     return gw->agent;
 }
@@ -299,10 +310,9 @@ const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw, const cs_form
     const cs_form *forms[] = {call_params, &gw->stream_params}; /* in the TwiML's order */
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; forms[k] && i < forms[k]->n; i++) {
-            const cs_form_pair *p = &forms[k]->pairs[i];
-            if (strcmp(p->name, "Agent") != 0) continue;
-            cs_kv kv = {cs_str_of(p->name), cs_str_of(p->value)};
-            return cs_gateway_agent(gw, &kv, 1);
+            if (strcmp(forms[k]->pairs[i].name, "Agent") != 0) continue;
+            bool known; /* the stream's start warns about an unknown one */
+            return named_agent(gw, cs_str_of(forms[k]->pairs[i].value), &known);
         }
     }
     return gw->agent;
