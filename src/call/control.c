@@ -233,7 +233,8 @@ int cs_control_transfer(cs_control *c, const char *call_sid, const char *number,
                         void *data, cs_control_op **out, char *why)
 {
     cs_buf twiml = CS_BUF_INIT(CS_REST_TWIML_MAX + 1);
-    int rc = cs_twiml_dial_write(&twiml, number);
+    const cs_twiml_verb dial = {CS_TWIML_DIAL, .text = number};
+    int rc = cs_twiml_verbs_write(&twiml, &dial, 1);
     if (rc == 0) {
         cs_rest_req req = {.op = CS_REST_TWIML, .call_sid = call_sid, .twiml = twiml.data};
         rc = cs_control_send(c, &req, cb, data, out, why);

@@ -142,8 +142,12 @@ static const char *relay_welcome(cs_gateway *gw, const cs_form *call_params)
     return text && *text && cs_twiml_param_fits(CS_STR("Greeting"), cs_str_of(text)) ? text : NULL;
 }
 
-/* The TwiML answering a call: its stream carries From, To, CallSid, the mode and
- * STREAM_PARAMS as <Parameter>s; a relay the agent's greeting too. */
+/* The TwiML answering a call (protocol.md §2): an optional <Say>, then either
+ * <Connect><Stream> (two-way: our agent may talk back), <Start><Stream> (one-way fork)
+ * followed by what keeps the call going (<Dial> or <Pause>), or <Connect
+ * action><ConversationRelay> (§9.2: the provider does speech, text comes to the relay
+ * URL). The stream carries From, To, CallSid, the mode and STREAM_PARAMS as
+ * <Parameter>s; a relay the agent's greeting too. */
 static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const char *from,
                        const char *to, const cs_form *call_params)
 {
@@ -163,31 +167,55 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
     for (size_t i = 0; i < gw->stream_params.n; i++)
         add_param(gw, params, &n, gw->stream_params.pairs[i].name,
                   gw->stream_params.pairs[i].value);
-    cs_twiml_relay r = {
-        .action = gw->relay_action_url,
-        .welcome = welcome,
-        .language = cfg->relay_language[0] ? cfg->relay_language : NULL,
-        .tts_provider = cfg->relay_tts_provider[0] ? cfg->relay_tts_provider : NULL,
-        .voice = cfg->relay_voice[0] ? cfg->relay_voice : NULL,
-        .transcription_provider =
-            cfg->relay_transcription_provider[0] ? cfg->relay_transcription_provider : NULL,
-        .speech_model = cfg->relay_speech_model[0] ? cfg->relay_speech_model : NULL,
-        .interruptible = cfg->barge_in ? "any" : "none",
+    /* The stream: a <ConversationRelay> (attribute names as in Twilio's reference), or a
+     * <Stream> the media comes to, with its status callback. */
+    const char *barge = cfg->barge_in ? "any" : "none";
+    const cs_twiml_attr relay_attrs[] = {
+        {"url", gw->relay_url},
+        {"welcomeGreeting", welcome},
+        {"welcomeGreetingInterruptible", welcome ? barge : NULL},
+        {"language", cfg->relay_language[0] ? cfg->relay_language : NULL},
+        {"ttsProvider", cfg->relay_tts_provider[0] ? cfg->relay_tts_provider : NULL},
+        {"voice", cfg->relay_voice[0] ? cfg->relay_voice : NULL},
+        {"transcriptionProvider",
+         cfg->relay_transcription_provider[0] ? cfg->relay_transcription_provider : NULL},
+        {"speechModel", cfg->relay_speech_model[0] ? cfg->relay_speech_model : NULL},
+        {"interruptible", barge},
+        {"dtmfDetection", "true"},
     };
-    cs_twiml t = {
-        .say = cfg->greeting[0] ? cfg->greeting : NULL,
-        .voice = cfg->voice[0] ? cfg->voice : NULL,
-        .connect = connect,
-        .relay = relay ? &r : NULL,
-        .stream_url = relay ? gw->relay_url : gw->stream_url,
-        .track = connect ? NULL : cfg->stream_track,
-        .status_callback = relay ? NULL : gw->status_url,
+    const cs_twiml_attr stream_attrs[] = {
+        {"url", gw->stream_url},
+        {"track", connect ? NULL : cfg->stream_track},
+        {"statusCallback", gw->status_url},
+        {"statusCallbackMethod", "POST"},
+    };
+    const cs_twiml_verb stream = {
+        .kind = relay ? CS_TWIML_RELAY : CS_TWIML_STREAM,
+        .attrs = relay ? relay_attrs : stream_attrs,
+        .nattrs = relay ? sizeof relay_attrs / sizeof *relay_attrs
+                        : sizeof stream_attrs / sizeof *stream_attrs,
         .params = params,
         .nparams = n,
-        .dial = !connect && cfg->dial[0] ? cfg->dial : NULL,
-        .pause_seconds = connect ? 0 : (unsigned)cfg->max_call_s,
     };
-    return cs_twiml_write(out, &t);
+    /* <Connect action>: a relay session's end comes back to us. <Start> returns at once:
+     * what follows keeps the call going (<Dial>, or <Pause> as long as a call may last). */
+    const cs_twiml_attr say_voice = {"voice", cfg->voice[0] ? cfg->voice : NULL};
+    const cs_twiml_attr action = {"action", relay ? gw->relay_action_url : NULL};
+    char seconds[16];
+    snprintf(seconds, sizeof seconds, "%d", (int)cfg->max_call_s);
+    const cs_twiml_attr pause_length = {"length", seconds};
+    cs_twiml_verb verbs[3];
+    size_t nv = 0;
+    if (cfg->greeting[0])
+        verbs[nv++] =
+            (cs_twiml_verb){CS_TWIML_SAY, .text = cfg->greeting, .attrs = &say_voice, .nattrs = 1};
+    verbs[nv++] = (cs_twiml_verb){connect ? CS_TWIML_CONNECT : CS_TWIML_START, .attrs = &action,
+                                  .nattrs = 1, .nested = &stream, .nnested = 1};
+    if (!connect && cfg->dial[0])
+        verbs[nv++] = (cs_twiml_verb){CS_TWIML_DIAL, .text = cfg->dial};
+    else if (!connect)
+        verbs[nv++] = (cs_twiml_verb){CS_TWIML_PAUSE, .attrs = &pause_length, .nattrs = 1};
+    return cs_twiml_verbs_write(out, verbs, nv);
 }
 
 /* Every STREAM_PARAMS parameter must reach every stream: one Twilio would refuse, one
@@ -338,7 +366,11 @@ void cs_twilio_relay_action(cs_request *r)
     gw->stats.relay_actions++;
     form_event(r, &form, call_sid, CS_EVENT_RELAY);
     cs_form_free(&form);
-    static const char hangup[] =
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>";
-    cs_respond(r, 200, "text/xml; charset=utf-8", hangup, sizeof hangup - 1, NULL);
+    static const cs_twiml_verb hangup = {CS_TWIML_HANGUP};
+    cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
+    if (cs_twiml_verbs_write(&xml, &hangup, 1) == 0)
+        cs_respond(r, 200, "text/xml; charset=utf-8", xml.data, xml.len, NULL);
+    else
+        cs_respond_error(r, 500, "cannot write <Hangup>");
+    cs_buf_free(&xml);
 }

@@ -1,9 +1,8 @@
-/* TwiML for the voice webhook (protocol.md §2). The document is checked first and then
- * written in one go; values are always escaped, never trusted to be plain. */
+/* TwiML verb lists. A list is checked first and then written in one go; values are
+ * always escaped, never trusted to be plain. */
 #include "provider/twiml.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 /* <Stream track> values (§2.1). */
@@ -103,19 +102,77 @@ static bool known_track(const char *track)
     return false;
 }
 
-static int check(const cs_twiml *t)
+/* What each kind is: its tag, the kinds it may hold, whether it has text, and whether
+ * it carries <Parameter>s. */
+#define K(kind) (1u << (kind))
+static const struct {
+    const char *tag;
+    unsigned nested; /* kinds it may hold */
+    bool text;
+    bool params;
+} kinds[] = {
+    [CS_TWIML_SAY] = {"Say", 0, true, false},
+    [CS_TWIML_PLAY] = {"Play", 0, true, false},
+    [CS_TWIML_PAUSE] = {"Pause", 0, false, false},
+    [CS_TWIML_GATHER] = {"Gather", K(CS_TWIML_SAY) | K(CS_TWIML_PLAY) | K(CS_TWIML_PAUSE), false,
+                         false},
+    [CS_TWIML_DIAL] = {"Dial", 0, true, false},
+    [CS_TWIML_CONNECT] = {"Connect", K(CS_TWIML_STREAM) | K(CS_TWIML_RELAY), false, false},
+    [CS_TWIML_START] = {"Start", K(CS_TWIML_STREAM), false, false},
+    [CS_TWIML_REDIRECT] = {"Redirect", 0, true, false},
+    [CS_TWIML_HANGUP] = {"Hangup", 0, false, false},
+    [CS_TWIML_STREAM] = {"Stream", 0, false, true},
+    [CS_TWIML_RELAY] = {"ConversationRelay", 0, false, true},
+};
+#define NKINDS (sizeof kinds / sizeof *kinds)
+/* What a <Response> holds: the verbs, not the nouns. */
+#define VERBS (K(CS_TWIML_STREAM) - 1)
+
+static const char *attr_value(const cs_twiml_verb *v, const char *name)
 {
-    /* Twilio drops a query string from the stream URL: data goes in <Parameter>s. */
-    if (!t->stream_url || !*t->stream_url || strchr(t->stream_url, '?')) return -EINVAL;
-    if (t->relay && !t->connect) return -EINVAL;
-    /* <Start> returns at once; with nothing after it Twilio hangs up. */
-    if (!t->connect && ((t->track && !known_track(t->track)) || (t->dial && !*t->dial) ||
-                        (!t->dial && t->pause_seconds == 0)))
-        return -EINVAL;
+    for (size_t i = 0; i < v->nattrs; i++)
+        if (strcmp(v->attrs[i].name, name) == 0) return v->attrs[i].value;
+    return NULL;
+}
+
+static bool letters(const char *s)
+{
+    if (!s || !*s) return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return false;
+    return true;
+}
+
+static int check_verb(const cs_twiml_verb *v, unsigned allowed)
+{
+    if ((unsigned)v->kind >= NKINDS || !(allowed & K(v->kind))) return -EINVAL;
+    bool has_text = v->text && *v->text;
+    if (kinds[v->kind].text != has_text || (v->text && !has_text)) return -EINVAL;
+    /* A name given twice would make the document unreadable. */
+    for (size_t i = 0; i < v->nattrs; i++) {
+        if (!letters(v->attrs[i].name)) return -EINVAL;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(v->attrs[k].name, v->attrs[i].name) == 0) return -EINVAL;
+    }
+    if (v->kind == CS_TWIML_STREAM || v->kind == CS_TWIML_RELAY) {
+        /* Twilio drops a query string from the stream URL: data goes in <Parameter>s. */
+        const char *url = attr_value(v, "url");
+        if (!url || !*url || strchr(url, '?')) return -EINVAL;
+        const char *track = attr_value(v, "track");
+        if (v->kind == CS_TWIML_STREAM && track && !known_track(track)) return -EINVAL;
+    }
+    if (v->nparams && !kinds[v->kind].params) return -EINVAL;
     /* More would be refused when they come back in `start` (CS_PEV_MAX_PARAMS). */
-    if (t->nparams > CS_PEV_MAX_PARAMS) return -EMSGSIZE;
-    for (size_t i = 0; i < t->nparams; i++)
-        if (!cs_twiml_param_fits(t->params[i].name, t->params[i].value)) return -EMSGSIZE;
+    if (v->nparams > CS_PEV_MAX_PARAMS) return -EMSGSIZE;
+    for (size_t i = 0; i < v->nparams; i++)
+        if (!cs_twiml_param_fits(v->params[i].name, v->params[i].value)) return -EMSGSIZE;
+    /* <Connect> and <Start> hold exactly their one noun. */
+    bool one = v->kind == CS_TWIML_CONNECT || v->kind == CS_TWIML_START;
+    if (one ? v->nnested != 1 : v->nnested && !kinds[v->kind].nested) return -EINVAL;
+    for (size_t i = 0; i < v->nnested; i++) {
+        int rc = check_verb(&v->nested[i], kinds[v->kind].nested);
+        if (rc) return rc;
+    }
     return 0;
 }
 
@@ -144,112 +201,45 @@ static void attr(xml *x, const char *name, cs_str value)
     raw(x, "\"");
 }
 
-static void opt_attr(xml *x, const char *name, const char *value)
+/* An element with no content is written empty (<Hangup/>). */
+static void write_verb(xml *x, const cs_twiml_verb *v)
 {
-    if (value) attr(x, name, cs_str_of(value));
-}
-
-static void params(xml *x, const cs_twiml *t)
-{
-    for (size_t i = 0; i < t->nparams; i++) {
-        raw(x, "<Parameter");
-        attr(x, "name", t->params[i].name);
-        attr(x, "value", t->params[i].value);
-        raw(x, "/>");
-    }
-}
-
-/* Attribute names as in Twilio's <ConversationRelay> reference. */
-static void relay(xml *x, const cs_twiml *t)
-{
-    const cs_twiml_relay *r = t->relay;
-    raw(x, "<ConversationRelay");
-    opt_attr(x, "url", t->stream_url);
-    opt_attr(x, "welcomeGreeting", r->welcome);
-    if (r->welcome) opt_attr(x, "welcomeGreetingInterruptible", r->interruptible);
-    opt_attr(x, "language", r->language);
-    opt_attr(x, "ttsProvider", r->tts_provider);
-    opt_attr(x, "voice", r->voice);
-    opt_attr(x, "transcriptionProvider", r->transcription_provider);
-    opt_attr(x, "speechModel", r->speech_model);
-    opt_attr(x, "interruptible", r->interruptible);
-    raw(x, " dtmfDetection=\"true\">");
-    params(x, t);
-    raw(x, "</ConversationRelay>");
-}
-
-static void stream(xml *x, const cs_twiml *t)
-{
-    if (t->relay) return relay(x, t);
-    raw(x, "<Stream");
-    opt_attr(x, "url", t->stream_url);
-    opt_attr(x, "name", t->stream_name);
-    if (!t->connect) opt_attr(x, "track", t->track);
-    if (t->status_callback) {
-        attr(x, "statusCallback", cs_str_of(t->status_callback));
-        attr(x, "statusCallbackMethod", CS_STR("POST"));
-    }
-    if (t->nparams == 0) {
+    const char *tag = kinds[v->kind].tag;
+    raw(x, "<");
+    raw(x, tag);
+    for (size_t i = 0; i < v->nattrs; i++)
+        if (v->attrs[i].value) attr(x, v->attrs[i].name, cs_str_of(v->attrs[i].value));
+    if (!v->text && !v->nnested && !v->nparams) {
         raw(x, "/>");
         return;
     }
     raw(x, ">");
-    params(x, t);
-    raw(x, "</Stream>");
+    if (v->text) text(x, cs_str_of(v->text));
+    for (size_t i = 0; i < v->nnested; i++) write_verb(x, &v->nested[i]);
+    for (size_t i = 0; i < v->nparams; i++) {
+        raw(x, "<Parameter");
+        attr(x, "name", v->params[i].name);
+        attr(x, "value", v->params[i].value);
+        raw(x, "/>");
+    }
+    raw(x, "</");
+    raw(x, tag);
+    raw(x, ">");
 }
 
-static void dial(xml *x, const char *number)
+int cs_twiml_verbs_write(cs_buf *out, const cs_twiml_verb *verbs, size_t n)
 {
-    raw(x, "<Dial>");
-    text(x, cs_str_of(number));
-    raw(x, "</Dial>");
-}
-
-int cs_twiml_write(cs_buf *out, const cs_twiml *t)
-{
-    int rc = check(t);
-    if (rc) return rc;
+    if (n == 0) return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_verb(&verbs[i], VERBS);
+        if (rc) return rc;
+    }
     size_t start = out->len;
     xml x = {out, 0};
     raw(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
-    if (t->say) {
-        raw(&x, "<Say");
-        opt_attr(&x, "voice", t->voice);
-        raw(&x, ">");
-        text(&x, cs_str_of(t->say));
-        raw(&x, "</Say>");
-    }
-    if (t->connect && t->relay && t->relay->action) {
-        raw(&x, "<Connect");
-        attr(&x, "action", cs_str_of(t->relay->action));
-        raw(&x, ">");
-    } else {
-        raw(&x, t->connect ? "<Connect>" : "<Start>");
-    }
-    stream(&x, t);
-    raw(&x, t->connect ? "</Connect>" : "</Start>");
-    if (!t->connect && t->dial) {
-        dial(&x, t->dial);
-    } else if (!t->connect) {
-        char len[16];
-        snprintf(len, sizeof len, "%u", t->pause_seconds);
-        raw(&x, "<Pause length=\"");
-        raw(&x, len);
-        raw(&x, "\"/>");
-    }
+    for (size_t i = 0; i < n; i++) write_verb(&x, &verbs[i]);
     raw(&x, "</Response>");
+    if (!x.err && out->len - start > CS_TWIML_MAX_BYTES) x.err = -EMSGSIZE;
     if (x.err) cs_buf_truncate(out, start); /* leave `out` as it was */
-    return x.err;
-}
-
-int cs_twiml_dial_write(cs_buf *out, const char *number)
-{
-    if (!number || !*number) return -EINVAL;
-    size_t start = out->len;
-    xml x = {out, 0};
-    raw(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
-    dial(&x, number);
-    raw(&x, "</Response>");
-    if (x.err) cs_buf_truncate(out, start);
     return x.err;
 }

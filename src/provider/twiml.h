@@ -1,8 +1,8 @@
-/* TwiML for the voice webhook (protocol.md §2): an optional <Say>, then either
- * <Connect><Stream> (two-way: our agent may talk back) or <Start><Stream> (one-way fork)
- * followed by what keeps the call going (<Dial> or <Pause>), or
- * <Connect action><ConversationRelay> (§9.2: the provider does speech, text comes to
- * the stream URL). */
+/* TwiML as a verb list: callers build an array of verbs (with their attributes, nested
+ * verbs and nouns, and <Parameter>s) and one writer checks it, escapes every attribute
+ * value and text once, and keeps the document within Twilio's bound. The voice webhook's
+ * answer (src/http/twilio.c), a transfer's <Dial> (src/call/control.c) and the relay
+ * action's <Hangup/> are such lists. */
 #ifndef CS_TWIML_H
 #define CS_TWIML_H
 
@@ -15,40 +15,45 @@
 #define CS_TWIML_MAX_PARAM 499   /* name + value must be under 500 characters */
 #define CS_TWIML_MAX_BYTES 65536 /* Twilio refuses a larger document (error 11750) */
 
-/* <ConversationRelay> attributes (NULL: left out, the provider's default). */
-typedef struct cs_twiml_relay {
-    const char *action;  /* <Connect action>: posted when the session ends */
-    const char *welcome; /* welcomeGreeting */
-    const char *language;
-    const char *tts_provider, *voice;
-    const char *transcription_provider, *speech_model;
-    const char *interruptible; /* any, none, speech or dtmf (also for the greeting) */
-} cs_twiml_relay;
+typedef enum cs_twiml_kind {
+    CS_TWIML_SAY,      /* text: what to say */
+    CS_TWIML_PLAY,     /* text: an audio URL */
+    CS_TWIML_PAUSE,    /* attribute length */
+    CS_TWIML_GATHER,   /* nested: Say, Play, Pause */
+    CS_TWIML_DIAL,     /* text: the number */
+    CS_TWIML_CONNECT,  /* nested: one Stream or ConversationRelay; attribute action */
+    CS_TWIML_START,    /* nested: one Stream */
+    CS_TWIML_REDIRECT, /* text: the URL */
+    CS_TWIML_HANGUP,
+    CS_TWIML_STREAM, /* noun of Connect or Start; <Parameter>s; url without a query */
+    CS_TWIML_RELAY,  /* <ConversationRelay>: noun of Connect; <Parameter>s; url */
+} cs_twiml_kind;
 
-typedef struct cs_twiml {
-    const char *say;             /* greeting, or NULL */
-    const char *voice;           /* <Say voice=…>, or NULL */
-    bool connect;                /* true: <Connect><Stream>; false: <Start><Stream> */
-    const char *stream_url;      /* wss://…/twilio/media (no query string) */
-    const char *stream_name;     /* or NULL */
-    const char *track;           /* <Start> only: inbound_track|outbound_track|both_tracks */
-    const char *status_callback; /* absolute URL, or NULL */
-    const cs_kv *params;         /* <Parameter name value> pairs */
+/* An attribute; a NULL value leaves it out. Names are ours: letters only, never escaped. */
+typedef struct cs_twiml_attr {
+    const char *name, *value;
+} cs_twiml_attr;
+
+typedef struct cs_twiml_verb {
+    cs_twiml_kind kind;
+    const char *text; /* the content of Say, Play, Dial and Redirect (required there) */
+    const cs_twiml_attr *attrs;
+    size_t nattrs;
+    const struct cs_twiml_verb *nested; /* Gather's verbs, Connect's or Start's noun */
+    size_t nnested;
+    const cs_kv *params; /* <Parameter name value>s of a Stream or ConversationRelay */
     size_t nparams;
-    const char *dial;            /* <Start> only: number to <Dial> afterwards, or NULL */
-    unsigned pause_seconds;      /* <Start> only, without dial: <Pause length> */
-    const cs_twiml_relay *relay; /* <Connect> only: a ConversationRelay, not a Stream */
-} cs_twiml;
+} cs_twiml_verb;
 
-/* Appends the whole document (with the XML declaration); on error `out` is left as it
- * was. A relay needs `connect`; its stream URL is the relay's WebSocket. -EMSGSIZE if a parameter
- * is too long or there are more than CS_PEV_MAX_PARAMS; -EINVAL if the stream URL is missing or has
- * a query string, or for <Start> an unknown track, an empty dial, or neither dial nor pause_seconds
- * (the call would hang up). */
-int cs_twiml_write(cs_buf *out, const cs_twiml *t);
-/* A document that transfers the call: <Dial>number</Dial> (the number escaped). -EINVAL
- * for an empty number; on error `out` is left as it was. */
-int cs_twiml_dial_write(cs_buf *out, const char *number);
+/* Appends <Response> with the verbs (and the XML declaration); on error `out` is left as
+ * it was. -EINVAL for an empty list, a verb where it may not be (a noun at the top, a
+ * Gather in a Gather…), text missing or where none belongs, <Parameter>s outside a Stream
+ * or ConversationRelay, an attribute name that is not letters or is given twice, a Stream without a
+ * url or with a query string (Twilio drops it), or an unknown Stream track; -EMSGSIZE for
+ * <Parameter>s over CS_TWIML_MAX_PARAM characters or more than CS_PEV_MAX_PARAMS, or a
+ * document over CS_TWIML_MAX_BYTES (or over what `out` may hold). */
+int cs_twiml_verbs_write(cs_buf *out, const cs_twiml_verb *verbs, size_t n);
+
 /* Whether a <Parameter> fits Twilio's limit on name + value (characters, not bytes). */
 bool cs_twiml_param_fits(cs_str name, cs_str value);
 /* Appends s with &, <, >, " and ' escaped, tab, LF and CR as character references; other

@@ -73,19 +73,26 @@ static void write_then_read(const uint8_t *knobs, const uint8_t *data, size_t si
     size_t np = (npieces - 1) / 2;
     for (size_t i = 0; i < np; i++)
         params[i] = (cs_kv){cs_str_of(piece[1 + 2 * i]), cs_str_of(piece[2 + 2 * i])};
-    cs_twiml tw = {
-        .connect = knobs[0] & 2,
-        .stream_url = piece[0],
-        .stream_name = knobs[0] & 4 ? "callstream" : NULL,
-        .track = knobs[0] & 8 ? "both_tracks" : "inbound_track",
-        .status_callback = knobs[0] & 16 ? "https://gw.example.com/twilio/stream-status" : NULL,
-        .params = params,
-        .nparams = np,
-        .say = knobs[0] & 32 ? "<Stream url=\"wss://not.this/one\"/>" : NULL,
-        .pause_seconds = 30,
+    const cs_twiml_attr attrs[] = {
+        {"url", piece[0]},
+        {"name", knobs[0] & 4 ? "callstream" : NULL},
+        {"track", knobs[0] & 2   ? NULL
+                  : knobs[0] & 8 ? "both_tracks"
+                                 : "inbound_track"},
+        {"statusCallback", knobs[0] & 16 ? "https://gw.example.com/twilio/stream-status" : NULL},
     };
+    const cs_twiml_verb stream = {CS_TWIML_STREAM, .attrs = attrs, .nattrs = 4, .params = params,
+                                  .nparams = np};
+    const cs_twiml_attr len = {"length", "30"};
+    cs_twiml_verb tw[3];
+    size_t nv = 0;
+    if (knobs[0] & 32)
+        tw[nv++] = (cs_twiml_verb){CS_TWIML_SAY, .text = "<Stream url=\"wss://not.this/one\"/>"};
+    tw[nv++] = (cs_twiml_verb){knobs[0] & 2 ? CS_TWIML_CONNECT : CS_TWIML_START, .nested = &stream,
+                               .nnested = 1};
+    if (!(knobs[0] & 2)) tw[nv++] = (cs_twiml_verb){CS_TWIML_PAUSE, .attrs = &len, .nattrs = 1};
     cs_buf out = CS_BUF_INIT(1u << 20);
-    int rc = cs_twiml_write(&out, &tw);
+    int rc = cs_twiml_verbs_write(&out, tw, nv);
     if (rc == 0) {
         char *xml = fuzz_copy((const uint8_t *)out.data, out.len, 0);
         int got = sim_twiml_parse(xml, out.len, &t);
@@ -100,8 +107,9 @@ static void write_then_read(const uint8_t *knobs, const uint8_t *data, size_t si
             if (got != 0 || strcmp(t.stream_url, url) != 0)
                 fprintf(stderr, "TwiML: %s\n", out.data);
             fuzz_check(got == 0 && strcmp(t.stream_url, url) == 0);
-            fuzz_check(t.connect == tw.connect && t.nparams == np);
-            fuzz_check(t.both_tracks == (!tw.connect && (knobs[0] & 8)));
+            bool connect = knobs[0] & 2;
+            fuzz_check(t.connect == connect && t.nparams == np);
+            fuzz_check(t.both_tracks == (!connect && (knobs[0] & 8)));
             for (size_t i = 0; i < np; i++) {
                 if (!cs_str_eqz(t.params[i].name, names[i]) ||
                     !cs_str_eqz(t.params[i].value, values[i]))

@@ -182,6 +182,54 @@ static void many_parameters(void)
 
 /* Settings that make every answer too large for Twilio, or a transcript webhook that is not
  * http(s): refused at start, saying which. */
+/* The answer of each mode, byte for byte up to the <Parameter>s (which vary by call). */
+static void answer_shapes(void)
+{
+    struct {
+        const char *const args[12];
+        const char *want; /* %1$s: ws://127.0.0.1:PORT, %2$s: http://127.0.0.1:PORT */
+    } cases[] = {
+        {{NULL},
+         "<Response><Connect><Stream url=\"%1$s/twilio/media\" "
+         "statusCallback=\"%2$s/twilio/stream-status\" statusCallbackMethod=\"POST\">"},
+        {{"--stream-mode", "start", "--stream-track", "both_tracks", "--max-call-s", "60",
+          "--greeting", "Hi & <bye>", "--voice", "Polly.Joanna", NULL},
+         "<Response><Say voice=\"Polly.Joanna\">Hi &amp; &lt;bye&gt;</Say><Start><Stream "
+         "url=\"%1$s/twilio/media\" track=\"both_tracks\" "
+         "statusCallback=\"%2$s/twilio/stream-status\" statusCallbackMethod=\"POST\">"},
+        {{"--stream-mode", "start", "--dial", "+15550009999", NULL},
+         "<Response><Start><Stream url=\"%1$s/twilio/media\" track=\"inbound_track\" "
+         "statusCallback=\"%2$s/twilio/stream-status\" statusCallbackMethod=\"POST\">"},
+    };
+    static const char *const ends[] = {"</Stream></Connect></Response>",
+                                       "</Stream></Start><Pause length=\"60\"/></Response>",
+                                       "</Stream></Start><Dial>+15550009999</Dial></Response>"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        it_server s;
+        if (!it_server_up(&s, cases[i].args)) {
+            IT_CHECK(0, "case %zu did not start", i);
+            continue;
+        }
+        it_resp r = {0};
+        int rc = it_http(s.port, "POST", "/twilio/voice",
+                         "Content-Type: application/x-www-form-urlencoded\r\n",
+                         "CallSid=" CALL "040&From=%2B1555&To=%2B1666", &r);
+        char ws[80], want[1024];
+        snprintf(ws, sizeof ws, "ws://127.0.0.1:%d", s.port);
+        snprintf(want, sizeof want, cases[i].want, ws, s.url);
+        const char *body = rc == 0 ? r.body : "";
+        const char *decl = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+        IT_CHECK(r.status == 200 && strncmp(body, decl, strlen(decl)) == 0 &&
+                     strncmp(body + strlen(decl), want, strlen(want)) == 0,
+                 "case %zu: %d %s", i, r.status, body);
+        size_t n = strlen(body), e = strlen(ends[i]);
+        IT_CHECK(n >= e && strcmp(body + n - e, ends[i]) == 0, "case %zu ends: %s", i, body);
+        it_resp_free(&r);
+        it_server_stop(&s, SIGTERM, 5000);
+        it_server_cleanup(&s);
+    }
+}
+
 static void settings_checked_at_start(void)
 {
     char *greeting = repeat('&', 20000); /* 100 kB escaped */
@@ -244,6 +292,7 @@ int main(void)
     many_parameters();
     it_server_stop(&srv, SIGTERM, 5000);
     it_server_cleanup(&srv);
+    answer_shapes();
     settings_checked_at_start();
     return it_done("webhook");
 }

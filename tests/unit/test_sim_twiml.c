@@ -25,14 +25,14 @@ static void reads_what_the_gateway_writes(void **state)
         {CS_STR("Caller\"Name"), CS_STR("O'Brien & <Ana>")},
         {CS_STR("Empty"), CS_STR("")},
     };
-    cs_twiml tw = {.connect = true,
-                   .say = "Hello <there>",
-                   .stream_url = "wss://gw.example.com/twilio/media",
-                   .stream_name = "callstream",
-                   .params = params,
-                   .nparams = 3};
+    const cs_twiml_attr attrs[] = {{"url", "wss://gw.example.com/twilio/media"},
+                                   {"name", "callstream"}};
+    const cs_twiml_verb stream = {CS_TWIML_STREAM, .attrs = attrs, .nattrs = 2, .params = params,
+                                  .nparams = 3};
+    const cs_twiml_verb tw[] = {{CS_TWIML_SAY, .text = "Hello <there>"},
+                                {CS_TWIML_CONNECT, .nested = &stream, .nnested = 1}};
     cs_buf out = CS_BUF_INIT(1 << 16);
-    assert_int_equal(cs_twiml_write(&out, &tw), 0);
+    assert_int_equal(cs_twiml_verbs_write(&out, tw, 2), 0);
     assert_int_equal(sim_twiml_parse(out.data, out.len, &t), 0);
     assert_string_equal(t.stream_url, "wss://gw.example.com/twilio/media");
     assert_true(t.connect);
