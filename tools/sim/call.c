@@ -426,6 +426,11 @@ static void on_webhook(void *data, const cs_fetch_result *res)
         finish(c, false, &s->n.fail_twiml);
         return;
     }
+    if (!c->twiml.stream_url[0]) { /* the call goes on without a stream: not followed yet */
+        sim_twiml_report(&c->twiml, c->call_sid, stderr);
+        finish(c, false, &s->n.fail_twiml);
+        return;
+    }
     char sig[CS_TWILIO_SIG_LEN + 1];
     sign(sig, s->o.auth_token, c->twiml.stream_url, NULL, 0);
     char extra[128] = "";

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "core/buf.h"
@@ -21,17 +22,29 @@
 
 /* ---- the TwiML the webhook answered ---- */
 
+/* What a document without a <Stream> has the call do: the first <Hangup>, <Redirect>
+ * or <Dial> (a <Gather> before it that hears nothing falls through to it, as on Twilio). */
+typedef enum sim_then { SIM_THEN_NONE, SIM_THEN_HANGUP, SIM_THEN_REDIRECT, SIM_THEN_DIAL } sim_then;
+
 typedef struct sim_twiml {
-    char stream_url[SIM_URL_MAX];
-    bool connect;     /* <Connect> (two-way) or <Start> (one-way) */
-    bool both_tracks; /* <Start> with track="both_tracks" */
+    char stream_url[SIM_URL_MAX]; /* "" without a <Stream> */
+    bool connect;                 /* <Connect> (two-way) or <Start> (one-way) */
+    bool both_tracks;             /* <Start> with track="both_tracks" */
     cs_kv params[SIM_MAX_PARAMS];
     size_t nparams;
-    char storage[16384]; /* the parameters' text */
+    char storage[16384];             /* the parameters' text */
+    bool gather;                     /* a <Gather> before the stream or `then` */
+    char gather_action[SIM_URL_MAX]; /* its action ("" if none) */
+    sim_then then;
+    char then_text[SIM_URL_MAX]; /* the <Redirect>'s URL or the <Dial>'s number */
 } sim_twiml;
 
-/* Reads the first <Stream> of a TwiML document. 0 or CS_EPARSE. */
+/* Reads the first <Stream> of a TwiML document, or what a document without one has the
+ * call do (a <Gather>, then <Hangup>, <Redirect> or <Dial>). 0 or CS_EPARSE (neither, or
+ * a value too long). */
 int sim_twiml_parse(const char *xml, size_t n, sim_twiml *out);
+/* Says what a document without a <Stream> has the call do, one line each. */
+void sim_twiml_report(const sim_twiml *t, const char *call_sid, FILE *out);
 
 /* ---- latency samples ---- */
 
@@ -214,7 +227,7 @@ typedef struct sim {
     uv_loop_t *loop;
     cs_net *net;
     cs_fetch *fetch; /* the webhooks */
-    uint8_t *ulaw; /* the audio to send, 8 kHz μ-law */
+    uint8_t *ulaw;   /* the audio to send, 8 kHz μ-law */
     size_t nulaw;
     uint64_t frames;               /* per call (with --say: at most) */
     sim_clip clips[SIM_CLIPS_MAX]; /* --say */

@@ -1,5 +1,6 @@
 /* Reads what the simulator needs from TwiML: the first <Stream>'s url and track, its
- * <Parameter>s, and whether it sits in <Connect> or <Start>. A tolerant scanner, not a
+ * <Parameter>s, and whether it sits in <Connect> or <Start>; without a stream, the
+ * <Gather>, <Hangup>, <Redirect> or <Dial> the call goes on with. A tolerant scanner, not a
  * general XML parser: it knows elements, attributes and the five entities (plus &#N; and
  * &#xH; for ASCII). It reads only xml[0..n): what follows the body is not its own. */
 #include <stdio.h>
@@ -105,21 +106,60 @@ static bool attr(const char *tag, const char *end, const char *name, const char 
     }
 }
 
+/* Whether p starts element `name` ("<Name" then a space, '>' or '/'). */
+static bool element(const char *p, const char *end, const char *name)
+{
+    size_t n = strlen(name);
+    return (size_t)(end - p) > n + 1 && p[0] == '<' && memcmp(p + 1, name, n) == 0 &&
+           (p[n + 1] == ' ' || p[n + 1] == '>' || p[n + 1] == '/');
+}
+
+/* The text of the element whose start tag ends at tag_end, up to the next tag. */
+static int element_text(char *out, size_t cap, const char *tag_end, const char *end)
+{
+    if (tag_end[-1] == '/') return unescape(out, cap, "", 0);
+    const char *s = tag_end + 1;
+    const char *e = memchr(s, '<', (size_t)(end - s));
+    return unescape(out, cap, s, (size_t)((e ? e : end) - s));
+}
+
+/* Without a stream: the <Gather> (its action) and what comes after it. */
+static int read_then(sim_twiml *t, const char *p, const char *end, sim_then then)
+{
+    const char *tag_end = memchr(p, '>', (size_t)(end - p));
+    if (!tag_end) return CS_EPARSE;
+    t->then = then;
+    if (then == SIM_THEN_HANGUP) return 0;
+    int len = element_text(t->then_text, sizeof t->then_text, tag_end, end);
+    return len > 0 ? 0 : CS_EPARSE; /* a Redirect or Dial says where */
+}
+
 int sim_twiml_parse(const char *xml, size_t n, sim_twiml *t)
 {
     memset(t, 0, sizeof *t);
     const char *end = xml + n;
     const char *stream = NULL;
-    for (const char *p = xml; p < end; p++) {
+    for (const char *p = xml; p < end && !stream; p++) {
         if (*p != '<') continue;
         if (starts(p, end, "<Connect")) t->connect = true;
-        if (starts(p, end, "<Stream") && end - p > 7 &&
-            (p[7] == ' ' || p[7] == '>' || p[7] == '/')) {
-            stream = p;
-            break;
+        if (element(p, end, "Stream")) stream = p;
+        if (element(p, end, "Gather") && !t->gather) {
+            const char *tag_end = memchr(p, '>', (size_t)(end - p));
+            const char *v;
+            size_t vn;
+            if (!tag_end) return CS_EPARSE;
+            t->gather = true;
+            if (attr(p + 1, tag_end, "action", &v, &vn) &&
+                unescape(t->gather_action, sizeof t->gather_action, v, vn) < 0)
+                return CS_EPARSE;
         }
+        if (element(p, end, "Hangup")) return read_then(t, p, end, SIM_THEN_HANGUP);
+        if (element(p, end, "Redirect")) return read_then(t, p, end, SIM_THEN_REDIRECT);
+        if (element(p, end, "Dial")) return read_then(t, p, end, SIM_THEN_DIAL);
     }
-    if (!stream) return CS_EPARSE;
+    /* A document that ends after a <Gather> hangs up. */
+    if (!stream && t->gather) t->then = SIM_THEN_HANGUP;
+    if (!stream) return t->gather ? 0 : CS_EPARSE;
     const char *tag_end = memchr(stream, '>', (size_t)(end - stream));
     if (!tag_end) return CS_EPARSE;
     const char *v;
@@ -154,4 +194,14 @@ int sim_twiml_parse(const char *xml, size_t n, sim_twiml *t)
         p = pe;
     }
     return 0;
+}
+
+void sim_twiml_report(const sim_twiml *t, const char *call_sid, FILE *out)
+{
+    static const char *const then[] = {"the document ends", "<Hangup>", "<Redirect>", "<Dial>"};
+    if (t->gather)
+        fprintf(out, "sim: %s: <Gather action=\"%s\">, which hears nothing\n", call_sid,
+                t->gather_action);
+    fprintf(out, "sim: %s: no stream; then %s%s%s\n", call_sid, then[t->then],
+            t->then_text[0] ? " " : "", t->then_text);
 }
