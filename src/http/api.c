@@ -315,7 +315,7 @@ static int text_filter(cs_request *r, const cs_form *q, cs_call_filter *f)
     return CS_EPARSE;
 }
 
-/* The list's filters (README: the calls list); 0, or answered with a 400. */
+/* The list's filters (README: Searching calls); 0, or answered with a 400. */
 static int calls_filter(cs_request *r, const cs_form *q, cs_call_filter *f)
 {
     int rc = number_filter(r, q, "from", f->from, &f->from_prefix);

@@ -76,6 +76,21 @@ static void each_filter_and_combinations(void **state)
            "CA2 CA1"); /* CA3 is +44, CA6 too late */
 }
 
+/* The page after `q`'s (which it frees), with the same filter. */
+static cs_store_query *next_page(fixture *f, cs_store_query *q, const cs_call_filter *filter,
+                                 int limit)
+{
+    cs_store_query *next = query(CS_Q_CALLS, NULL, f);
+    next->filter = *filter;
+    next->limit = limit;
+    next->before_at = q->calls[q->ncalls - 1].created_at;
+    snprintf(next->before_sid, sizeof next->before_sid, "%s", q->calls[q->ncalls - 1].sid);
+    cs_store_query_free(q);
+    ask(f, next);
+    assert_int_equal(next->status, 0);
+    return next;
+}
+
 /* The cursor is the last row's (created_at, sid): pages of a filtered list follow on. */
 static void pages_of_a_filtered_list(void **state)
 {
@@ -86,19 +101,12 @@ static void pages_of_a_filtered_list(void **state)
         .to = "+18005550000", .statuses = {"completed", "failed"}, .nstatuses = 2};
     cs_store_query *q = list(f, &filter, 2, "CA6 CA5");
     assert_true(q->more);
-    cs_store_query *next = query(CS_Q_CALLS, NULL, f);
-    next->filter = filter;
-    next->limit = 2;
-    next->before_at = q->calls[1].created_at;
-    snprintf(next->before_sid, sizeof next->before_sid, "%s", q->calls[1].sid);
+    q = next_page(f, q, &filter, 2);
+    assert_int_equal(q->ncalls, 2);
+    assert_string_equal(q->calls[0].sid, "CA3");
+    assert_string_equal(q->calls[1].sid, "CA1");
+    assert_false(q->more);
     cs_store_query_free(q);
-    ask(f, next);
-    assert_int_equal(next->status, 0);
-    assert_int_equal(next->ncalls, 2);
-    assert_string_equal(next->calls[0].sid, "CA3");
-    assert_string_equal(next->calls[1].sid, "CA1");
-    assert_false(next->more);
-    cs_store_query_free(next);
 
     /* the same with a search */
     write_segment_of(f->store, "CA1", "caller", 1, 0, "my order never came", -1, false);
@@ -110,17 +118,10 @@ static void pages_of_a_filtered_list(void **state)
     q = list(f, &filter, 1, "CA5");
     assert_true(q->more);
     for (const char *want = "CA3 CA1"; *want; want += want[3] ? 4 : 3) {
-        next = query(CS_Q_CALLS, NULL, f);
-        next->filter = filter;
-        next->limit = 1;
-        next->before_at = q->calls[0].created_at;
-        snprintf(next->before_sid, sizeof next->before_sid, "%s", q->calls[0].sid);
-        cs_store_query_free(q);
-        ask(f, next);
-        assert_int_equal(next->ncalls, 1);
-        assert_memory_equal(next->calls[0].sid, want, 3);
-        assert_int_equal(next->more, want[3] != '\0');
-        q = next;
+        q = next_page(f, q, &filter, 1);
+        assert_int_equal(q->ncalls, 1);
+        assert_memory_equal(q->calls[0].sid, want, 3);
+        assert_int_equal(q->more, want[3] != '\0');
     }
     cs_store_query_free(q);
 }
