@@ -289,6 +289,31 @@ static void the_index_takes_rows_stored_before_it(void **state)
     search(f, "line", "CA3 CA2");
 }
 
+/* Every new connection of this process loses its virtual table modules, FTS5 among them. */
+static int drop_modules(sqlite3 *db, char **err, const struct sqlite3_api_routines *api)
+{
+    (void)err;
+    (void)api;
+    return sqlite3_drop_modules(db, NULL);
+}
+
+/* A libsqlite3 without FTS5 is refused at start, saying so. */
+static void no_fts5_no_start(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(sqlite3_auto_extension((void (*)(void))drop_modules), SQLITE_OK);
+    cs_buf err = CS_BUF_INIT(4096);
+    cs_store *s = NULL;
+    int rc = cs_store_open(&s, f->url, f->env.mb, 16, f->env.dir, &err);
+    sqlite3_reset_auto_extension();
+    assert_int_equal(rc, CS_EBACKEND);
+    assert_null(s);
+    if (!strstr(err.data, "has no FTS5, which transcript search needs"))
+        fail_msg("'%s' does not say why", err.data);
+    cs_buf_free(&err);
+    open_store(f, 16); /* and with it, it opens */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +323,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(search_sees_refined_finals, setup, teardown),
         cmocka_unit_test_setup_teardown(typed_text_is_never_syntax, setup, teardown),
         cmocka_unit_test_setup_teardown(the_index_takes_rows_stored_before_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_fts5_no_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
