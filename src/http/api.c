@@ -180,8 +180,8 @@ static const char *const call_statuses[] = {"queued",      "initiated", "ringing
                                             "in-progress", "completed", "busy",
                                             "failed",      "no-answer", "canceled"};
 
-/* The best matching line of a search: {"speaker", "snippet": [{"text", "hit"}...]}, the
- * snippet in parts so that nothing in it is markup. */
+/* A call's first line matching a search: {"speaker", "snippet": [{"text", "hit"}...]},
+ * the snippet in parts so that nothing in it is markup. */
 static void match_json(cs_json *j, const cs_call_row *c)
 {
     cs_json_key(j, "match");

@@ -73,7 +73,7 @@ static const char *const migrations[] = {
     "SELECT 1;",
     /* 10: transcript search: an FTS5 index over transcripts' lines (their own rowids, kept
      * by triggers: a refined final's text replaces the fast one's), of both speakers, with
-     * the call's sid indexed too so one call's best line is found without a scan. Nothing
+     * the call's sid indexed too so a call's lines are found without a scan. Nothing
      * here VACUUMs (which may renumber those rowids); if one does, 'rebuild' the index. */
     "CREATE VIRTUAL TABLE transcripts_fts USING fts5(text, call_sid, speaker UNINDEXED,"
     " content='transcripts', tokenize='porter unicode61 remove_diacritics 2');"
@@ -100,6 +100,8 @@ enum stmt {
     S_EVENT_INSERT,
     S_CALLS_PAGE,
     S_CALLS_SEARCH,
+    S_CALLS_SCAN,
+    S_SEARCH_COUNT,
     S_CALL_GET,
     S_STREAMS_OF,
     S_EVENTS_OF,
@@ -138,6 +140,26 @@ enum stmt {
     " AND (?8 IS NULL OR instr(?8, ',' || status || ',') > 0)"                                     \
     " AND (?9 = 0 OR created_at >= ?9) AND (?10 = 0 OR created_at < ?10)"
 #define SNIPPET_TOKENS "16" /* words of a search result's snippet */
+/* The lines of call `sid` among those of transcripts_fts f: its sid is matched too (a
+ * phrase to FTS5, then compared), so they are found without a scan. */
+#define LINES_OF(sid)                                                                              \
+    "f.call_sid MATCH '\"' || replace(" sid ", '\"', '\"\"') || '\"' AND f.call_sid = " sid
+/* A page of the calls with a line matching ?11 (`which`), then each with its first
+ * matching line's speaker and snippet: for the page only (a scalar subquery of the list
+ * itself would run for every call matched, before the sort). Not the best line by rank:
+ * bm25 counts every line of the words, for each call. */
+#define SEARCH_PAGE(which)                                                                         \
+    "WITH page AS MATERIALIZED (SELECT " CALL_COLUMNS " FROM calls c" CALLS_FILTER " AND " which   \
+    " ORDER BY created_at DESC, sid DESC LIMIT ?3)"                                                \
+    " SELECT " CALL_COLUMNS ", (SELECT f.speaker || ':' || snippet(transcripts_fts, 0,"            \
+    " '" CS_SNIPPET_OPEN "', '" CS_SNIPPET_CLOSE "', '…', " SNIPPET_TOKENS ")"                     \
+    " FROM transcripts_fts f WHERE f.text MATCH ?11"                                               \
+    " AND " LINES_OF("p.sid") " ORDER BY f.rowid LIMIT 1)"                                         \
+                              " FROM page p ORDER BY created_at DESC, sid DESC"
+/* A search matching this many lines or more looks through the calls newest first, each
+ * call's lines at a time (the page fills soon); fewer, the calls of those lines are
+ * listed first (a word said rarely, or never, is not looked for call by call). */
+#define SEARCH_SCAN_LINES 10000
 
 static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -176,17 +198,12 @@ static const char *const sql[S_COUNT] = {
         "INSERT INTO events (call_sid, stream_sid, at, type, detail) VALUES (?1,?2,?3,?4,?5)",
     [S_CALLS_PAGE] = "SELECT " CALL_COLUMNS ", NULL FROM calls" CALLS_FILTER
                      " ORDER BY created_at DESC, sid DESC LIMIT ?3",
-    /* The calls with a line matching ?11, each with its best line's speaker and snippet
-     * (that call's sid is matched too, then compared: a sid is a phrase to FTS5). */
-    [S_CALLS_SEARCH] =
-        "SELECT " CALL_COLUMNS ", (SELECT f.speaker || ':' || snippet(transcripts_fts, 0,"
-        " '" CS_SNIPPET_OPEN "', '" CS_SNIPPET_CLOSE "', '…', " SNIPPET_TOKENS ")"
-        " FROM transcripts_fts f WHERE f.text MATCH ?11"
-        " AND f.call_sid MATCH '\"' || replace(c.sid, '\"', '\"\"') || '\"' AND f.call_sid = c.sid"
-        " ORDER BY rank LIMIT 1)"
-        " FROM calls c" CALLS_FILTER
-        " AND c.sid IN (SELECT call_sid FROM transcripts_fts WHERE text MATCH ?11)"
-        " ORDER BY created_at DESC, sid DESC LIMIT ?3",
+    [S_CALLS_SEARCH] = SEARCH_PAGE("c.sid IN (SELECT call_sid FROM transcripts_fts"
+                                   " WHERE text MATCH ?11)"),
+    [S_CALLS_SCAN] = SEARCH_PAGE("EXISTS (SELECT 1 FROM transcripts_fts f WHERE f.text MATCH ?11"
+                                 " AND " LINES_OF("c.sid") ")"),
+    [S_SEARCH_COUNT] =
+        "SELECT COUNT(*) FROM (SELECT 1 FROM transcripts_fts WHERE text MATCH ?1 LIMIT ?2)",
     [S_CALL_GET] = "SELECT " CALL_COLUMNS " FROM calls WHERE sid = ?1",
     [S_STREAMS_OF] = "SELECT sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats"
                      " FROM streams WHERE call_sid = ?1 ORDER BY started_at, sid",
@@ -762,6 +779,19 @@ static const char *fts_match(const char *words, char *out, size_t cap)
     return out;
 }
 
+/* Whether `match` is in SEARCH_SCAN_LINES lines or more (1, 0), or a failure. */
+static int search_lines(db *d, const char *match)
+{
+    sqlite3_stmt *st = d->st[S_SEARCH_COUNT];
+    bind_text(st, 1, match);
+    sqlite3_bind_int(st, 2, SEARCH_SCAN_LINES);
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW ? n >= SEARCH_SCAN_LINES : fail(d, "counting a search's lines");
+}
+
 static void read_calls_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
     cs_call_row *c = row;
@@ -781,7 +811,12 @@ static int run_query(db *d, cs_store_query *q)
     case CS_Q_CALLS: {
         const cs_call_filter *f = &q->filter;
         char match[MATCH_MAX], statuses[sizeof f->statuses + CS_CALLS_STATUSES_MAX + 2];
-        sqlite3_stmt *st = d->st[f->text[0] ? S_CALLS_SEARCH : S_CALLS_PAGE];
+        if (f->text[0]) fts_match(f->text, match, sizeof match);
+        int common = f->text[0] ? search_lines(d, match) : 0;
+        if (common < 0) return common;
+        sqlite3_stmt *st = d->st[!f->text[0] ? S_CALLS_PAGE
+                                 : common    ? S_CALLS_SCAN
+                                             : S_CALLS_SEARCH];
         sqlite3_bind_int64(st, 1, q->before_at);
         sqlite3_bind_text(st, 2, q->before_sid, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, limit + 1);
@@ -792,7 +827,7 @@ static int run_query(db *d, cs_store_query *q)
         bind_text(st, 8, statuses_list(f, statuses, sizeof statuses));
         sqlite3_bind_int64(st, 9, f->since);
         sqlite3_bind_int64(st, 10, f->until);
-        if (f->text[0]) bind_text(st, 11, fts_match(f->text, match, sizeof match));
+        if (f->text[0]) bind_text(st, 11, match);
         return collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
                             &q->ncalls, read_calls_row);
     }

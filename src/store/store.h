@@ -55,7 +55,7 @@ typedef struct cs_call_row {
     int64_t created_at, started_at, ended_at, updated_at;
     int64_t recording_ms;
     int64_t last_at; /* CS_Q_UNFINISHED: the latest time stored for the call */
-    /* CS_Q_CALLS with a text filter: the best matching transcript line, its speaker and
+    /* CS_Q_CALLS with a text filter: the first matching transcript line, its speaker and
      * its snippet, the matched words between CS_SNIPPET_OPEN and CS_SNIPPET_CLOSE */
     const char *match_speaker, *match_snippet;
     /* The run (cs_store_run) the call started in, or was last written by before it started:

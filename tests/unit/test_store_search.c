@@ -210,6 +210,41 @@ static void search_sees_refined_finals(void **state)
     side_exec(f, "INSERT INTO transcripts_fts(transcripts_fts) VALUES ('integrity-check')");
 }
 
+/* A word in many lines (SEARCH_SCAN_LINES: 10,000) is looked for call by call, newest
+ * first: the same answers, pages and snippets. */
+static void a_common_word_the_same(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 100);
+    write_calls(f);
+    write_segment_of(f->store, "CA5", "agent", 1, 0, "a common thing, said once here", -1, false);
+    wait_for(f, (cs_store_stats){.written = 7});
+    side_exec(f, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)"
+                 " INSERT INTO transcripts (call_sid, stream_sid, speaker, seq, start_ms, end_ms,"
+                 " text, at) SELECT CASE i % 2 WHEN 0 THEN 'CA2' ELSE 'CA4' END, 'MZ1', 'caller',"
+                 " i, i, i, 'so common it is everywhere ' || i, 1 FROM n");
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM transcripts_fts WHERE text MATCH 'common'"),
+                     10001);
+    cs_call_filter filter = {0};
+    assert_int_equal(cs_call_filter_text(&filter, "common"), 1);
+    cs_store_query *q = list(f, &filter, 50, "CA5 CA4 CA2");
+    assert_snippet(&q->calls[0], "agent", "a [common] thing, said once here");
+    cs_store_query_free(q);
+    q = list(f, &filter, 2, "CA5 CA4");
+    assert_true(q->more);
+    q = next_page(f, q, &filter, 2);
+    assert_int_equal(q->ncalls, 1);
+    assert_string_equal(q->calls[0].sid, "CA2");
+    assert_false(q->more);
+    cs_store_query_free(q);
+    search(f, "common everywhere", "CA4 CA2");
+    search(f, "common 9999", "CA4");
+    filter.statuses[0][0] = '\0';
+    snprintf(filter.statuses[0], sizeof filter.statuses[0], "busy");
+    filter.nstatuses = 1;
+    expect(f, &filter, "CA2");
+}
+
 /* Whatever is typed becomes words or nothing: FTS5 never sees syntax from it. */
 static void typed_text_is_never_syntax(void **state)
 {
@@ -321,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(pages_of_a_filtered_list, setup, teardown),
         cmocka_unit_test_setup_teardown(search_finds_lines_of_either_speaker, setup, teardown),
         cmocka_unit_test_setup_teardown(search_sees_refined_finals, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_common_word_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(typed_text_is_never_syntax, setup, teardown),
         cmocka_unit_test_setup_teardown(the_index_takes_rows_stored_before_it, setup, teardown),
         cmocka_unit_test_setup_teardown(no_fts5_no_start, setup, teardown),
