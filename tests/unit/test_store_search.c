@@ -22,6 +22,15 @@ static void write_calls(fixture *f)
     wait_for(f, (cs_store_stats){.written = 6});
 }
 
+/* A fresh store with those calls, and one transcript line of call `sid`. */
+static void calls_and_line(fixture *f, const char *sid, const char *speaker, const char *text)
+{
+    open_store(f, 100);
+    write_calls(f);
+    write_segment_of(f->store, sid, speaker, 1, 0, text, -1, false);
+    wait_for(f, (cs_store_stats){.written = 7});
+}
+
 /* Lists the calls `filter` lets through (one page of up to `limit` after the cursor) and
  * checks their sids, newest first, e.g. "CA6 CA3". */
 static cs_store_query *list(fixture *f, const cs_call_filter *filter, int limit, const char *want)
@@ -177,7 +186,6 @@ static void search_finds_lines_of_either_speaker(void **state)
     search(f, "weather AND NOT refund", ""); /* so are AND and NOT */
 
     /* only calls the other filters let through */
-    filter.statuses[0][0] = '\0';
     snprintf(filter.statuses[0], sizeof filter.statuses[0], "busy");
     filter.nstatuses = 1;
     expect(f, &filter, "CA2");
@@ -215,10 +223,7 @@ static void search_sees_refined_finals(void **state)
 static void a_common_word_the_same(void **state)
 {
     fixture *f = *state;
-    open_store(f, 100);
-    write_calls(f);
-    write_segment_of(f->store, "CA5", "agent", 1, 0, "a common thing, said once here", -1, false);
-    wait_for(f, (cs_store_stats){.written = 7});
+    calls_and_line(f, "CA5", "agent", "a common thing, said once here");
     side_exec(f, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)"
                  " INSERT INTO transcripts (call_sid, stream_sid, speaker, seq, start_ms, end_ms,"
                  " text, at) SELECT CASE i % 2 WHEN 0 THEN 'CA2' ELSE 'CA4' END, 'MZ1', 'caller',"
@@ -239,7 +244,6 @@ static void a_common_word_the_same(void **state)
     cs_store_query_free(q);
     search(f, "common everywhere", "CA4 CA2");
     search(f, "common 9999", "CA4");
-    filter.statuses[0][0] = '\0';
     snprintf(filter.statuses[0], sizeof filter.statuses[0], "busy");
     filter.nstatuses = 1;
     expect(f, &filter, "CA2");
@@ -249,10 +253,7 @@ static void a_common_word_the_same(void **state)
 static void typed_text_is_never_syntax(void **state)
 {
     fixture *f = *state;
-    open_store(f, 100);
-    write_calls(f);
-    write_segment_of(f->store, "CA1", "caller", 1, 0, "near the door", -1, false);
-    wait_for(f, (cs_store_stats){.written = 7});
+    calls_and_line(f, "CA1", "caller", "near the door");
     static const struct {
         const char *typed, *words;
         int n;
@@ -306,10 +307,7 @@ static void typed_text_is_never_syntax(void **state)
 static void the_index_takes_rows_stored_before_it(void **state)
 {
     fixture *f = *state;
-    open_store(f, 100);
-    write_calls(f);
-    write_segment_of(f->store, "CA2", "caller", 1, 0, "an older line", -1, false);
-    wait_for(f, (cs_store_stats){.written = 7});
+    calls_and_line(f, "CA2", "caller", "an older line");
     close_store(f);
     side_exec(f, "DROP TRIGGER transcripts_fts_insert; DROP TRIGGER transcripts_fts_update;"
                  "DROP TRIGGER transcripts_fts_delete; DROP TABLE transcripts_fts;"
