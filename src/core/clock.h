@@ -27,5 +27,9 @@ static inline int64_t cs_wall_ms(void)
 
 /* ISO 8601 UTC with milliseconds, "2026-11-22T10:00:00.123Z"; `out` holds 25 bytes. */
 void cs_iso8601(char out[25], int64_t wall_ms);
+/* Reads "YYYY-MM-DD", optionally followed by "THH:MM", ":SS", a fraction (to the ms) and a
+ * zone ("Z", "+HH:MM", "-HHMM"; none: UTC), into ms since the epoch. 0, or CS_EPARSE for
+ * anything else or a date that does not exist. */
+int cs_iso8601_parse(const char *s, int64_t *wall_ms);
 
 #endif

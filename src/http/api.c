@@ -175,6 +175,41 @@ static bool query_failed(cs_request *r, cs_store_query *q)
 
 /* ---- GET /api/v1/calls ---- */
 
+/* Twilio's CallStatus values: the statuses a call can have. */
+static const char *const call_statuses[] = {"queued",      "initiated", "ringing",
+                                            "in-progress", "completed", "busy",
+                                            "failed",      "no-answer", "canceled"};
+
+/* A call's first line matching a search: {"speaker", "snippet": [{"text", "hit"}...]},
+ * the snippet in parts so that nothing in it is markup. */
+static void match_json(cs_json *j, const cs_call_row *c)
+{
+    cs_json_key(j, "match");
+    if (!c->match_snippet) {
+        cs_json_null(j);
+        return;
+    }
+    cs_json_obj(j);
+    cs_json_kstr(j, "speaker", c->match_speaker);
+    cs_json_key(j, "snippet");
+    cs_json_arr(j);
+    bool hit = false;
+    for (const char *p = c->match_snippet; *p;) {
+        size_t n = strcspn(p, CS_SNIPPET_OPEN CS_SNIPPET_CLOSE);
+        if (n) {
+            cs_json_obj(j);
+            cs_json_key(j, "text");
+            cs_json_strn(j, p, n);
+            if (hit) cs_json_kbool(j, "hit", true);
+            cs_json_obj_end(j);
+        }
+        p += n;
+        if (*p) hit = *p++ == CS_SNIPPET_OPEN[0];
+    }
+    cs_json_arr_end(j);
+    cs_json_obj_end(j);
+}
+
 static void calls_done(cs_store_query *q, void *data)
 {
     cs_request *r = data;
@@ -189,6 +224,7 @@ static void calls_done(cs_store_query *q, void *data)
     for (size_t i = 0; i < q->ncalls; i++) {
         cs_json_obj(&j);
         call_json(&j, gw, &q->calls[i]);
+        if (q->filter.text[0]) match_json(&j, &q->calls[i]);
         cs_json_obj_end(&j);
     }
     cs_json_arr_end(&j);
@@ -204,6 +240,95 @@ static void calls_done(cs_store_query *q, void *data)
     cs_json_obj_end(&j);
     cs_store_query_free(q);
     respond_json(r, &j, &out);
+}
+
+/* from/to: the whole number, or its start followed by '*'. A leading ' ' is a '+' the
+ * client did not encode. */
+static int number_filter(cs_request *r, const cs_form *q, const char *name, char *out, bool *prefix)
+{
+    const char *v = cs_form_get(q, name);
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0) return 0;
+    *prefix = v[n - 1] == '*';
+    n -= *prefix;
+    if (n == 0 || n > CS_CALLS_NUMBER_MAX || memchr(v, '*', n)) {
+        cs_respond_error(r, 400, "%s is a number (up to %d characters), or its start followed by *",
+                         name, CS_CALLS_NUMBER_MAX);
+        return CS_EPARSE;
+    }
+    memcpy(out, v, n);
+    out[n] = '\0';
+    if (out[0] == ' ') out[0] = '+';
+    return 0;
+}
+
+static int status_filter(cs_request *r, const cs_form *q, cs_call_filter *f)
+{
+    const char *v = cs_form_get(q, "status");
+    for (const char *p = v; p && *p;) {
+        size_t n = strcspn(p, ",");
+        size_t k = 0, nknown = sizeof call_statuses / sizeof *call_statuses;
+        while (k < nknown && !cs_str_eq((cs_str){p, n}, cs_str_of(call_statuses[k]))) k++;
+        if (n && k == nknown) {
+            cs_respond_error(r, 400,
+                             "status '%.*s' is not one of queued, initiated, ringing, in-progress,"
+                             " completed, busy, failed, no-answer, canceled",
+                             (int)(n > 64 ? 64 : n), p);
+            return CS_EPARSE;
+        }
+        bool twice = false;
+        for (size_t i = 0; n && i < f->nstatuses; i++)
+            twice |= !strcmp(f->statuses[i], call_statuses[k]);
+        if (n && !twice)
+            snprintf(f->statuses[f->nstatuses++], sizeof *f->statuses, "%s", call_statuses[k]);
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* since/until: ISO 8601 (cs_iso8601_parse) or ms since the epoch. */
+static int time_filter(cs_request *r, const cs_form *q, const char *name, int64_t *out)
+{
+    const char *v = cs_form_get(q, name);
+    if (!v || !*v) return 0;
+    uint64_t ms;
+    bool digits = v[strspn(v, "0123456789")] == '\0';
+    int rc = digits ? cs_str_to_u64(cs_str_of(v), INT64_MAX, &ms) : cs_iso8601_parse(v, out);
+    if (rc == 0 && digits) *out = (int64_t)ms;
+    if (rc == 0 && *out >= 0) return 0;
+    cs_respond_error(r, 400, "%s is an ISO 8601 time (2026-11-22T10:00:00Z) or ms since the epoch",
+                     name);
+    return CS_EPARSE;
+}
+
+static int text_filter(cs_request *r, const cs_form *q, cs_call_filter *f)
+{
+    const char *v = cs_form_get(q, "q");
+    if (!v || !*v) return 0;
+    int words = cs_call_filter_text(f, v);
+    if (words > 0) return 0;
+    if (words == 0)
+        cs_respond_error(r, 400, "q has no words to search for (letters or digits)");
+    else
+        cs_respond_error(r, 400, "q is longer than %d bytes or %d words", CS_CALLS_TEXT_MAX,
+                         CS_CALLS_WORDS_MAX);
+    return CS_EPARSE;
+}
+
+/* The list's filters (README: Searching calls); 0, or answered with a 400. */
+static int calls_filter(cs_request *r, const cs_form *q, cs_call_filter *f)
+{
+    int rc = number_filter(r, q, "from", f->from, &f->from_prefix);
+    if (rc == 0) rc = number_filter(r, q, "to", f->to, &f->to_prefix);
+    if (rc == 0) rc = status_filter(r, q, f);
+    if (rc == 0) rc = time_filter(r, q, "since", &f->since);
+    if (rc == 0) rc = time_filter(r, q, "until", &f->until);
+    if (rc == 0 && f->since && f->until && f->since >= f->until) {
+        cs_respond_error(r, 400, "since must be before until");
+        rc = CS_EPARSE;
+    }
+    if (rc == 0) rc = text_filter(r, q, f);
+    return rc;
 }
 
 void cs_api_calls(cs_request *r)
@@ -229,10 +354,13 @@ void cs_api_calls(cs_request *r)
             snprintf(before_sid, sizeof before_sid, "%s", dot + 1);
         }
     }
+    cs_call_filter filter = {0};
+    if (rc == 0) rc = calls_filter(r, &query, &filter);
     cs_form_free(&query);
     if (rc < 0) return;
     cs_store_query *q = start_query(r, CS_Q_CALLS, calls_done);
     if (!q) return;
+    q->filter = filter;
     q->limit = (int)limit;
     q->before_at = before;
     memcpy(q->before_sid, before_sid, sizeof before_sid);

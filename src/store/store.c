@@ -472,6 +472,7 @@ static void on_watch(uv_timer_t *t)
         stand->limit = q->limit;
         stand->before_at = q->before_at;
         stand->after_id = q->after_id;
+        stand->filter = q->filter;
         stand->status = -ETIMEDOUT;
         set_error(stand->error, "no answer within %d ms: the database does not respond",
                   CS_STORE_READ_MS);
@@ -777,6 +778,35 @@ void cs_store_query_free(cs_store_query *q)
     if (!q) return;
     cs_pool_free(&q->pool);
     free(q);
+}
+
+static bool word_byte(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u >= 0x80;
+}
+
+int cs_call_filter_text(cs_call_filter *f, const char *q)
+{
+    f->text[0] = '\0';
+    size_t len = strlen(q), o = 0;
+    if (len > CS_CALLS_TEXT_MAX) return CS_ELIMIT;
+    int words = 0;
+    for (size_t i = 0; i < len;) {
+        if (!word_byte(q[i])) {
+            i++;
+            continue;
+        }
+        if (words == CS_CALLS_WORDS_MAX) {
+            f->text[0] = '\0';
+            return CS_ELIMIT;
+        }
+        if (words++) f->text[o++] = ' '; /* stands for a separator: o stays <= i */
+        while (i < len && word_byte(q[i])) f->text[o++] = q[i++];
+        if (i < len && q[i] == '*' && (i + 1 == len || !word_byte(q[i + 1]))) f->text[o++] = q[i++];
+    }
+    f->text[o] = '\0';
+    return words;
 }
 
 char *cs_store_strdup(cs_store_query *q, const char *str)

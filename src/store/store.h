@@ -38,6 +38,10 @@
 #define CS_STORE_SPILL_QUEUE_MIN 1024  /* the spill writer queues at least this many records */
 #define CS_STORE_SPILL_LINE_MAX  (1u << 20) /* a record's line in a spill file (bytes) */
 #define CS_STORE_RUN_BYTES       8          /* random bytes of a run's id */
+#define CS_CALLS_TEXT_MAX        256        /* bytes of a transcript search (cs_call_filter) */
+#define CS_CALLS_WORDS_MAX       16         /* words in a transcript search */
+#define CS_CALLS_STATUSES_MAX    9          /* statuses in one filter (Twilio has nine) */
+#define CS_CALLS_NUMBER_MAX      64         /* bytes of a from/to filter */
 
 /* ---- rows (strings may be NULL but for the keys: a call's sid, a stream's sid and
  * call_sid, an event's call_sid and type; times are ms since the epoch, 0 = unknown) ---- */
@@ -51,6 +55,9 @@ typedef struct cs_call_row {
     int64_t created_at, started_at, ended_at, updated_at;
     int64_t recording_ms;
     int64_t last_at; /* CS_Q_UNFINISHED: the latest time stored for the call */
+    /* CS_Q_CALLS with a text filter: the first matching transcript line, its speaker and
+     * its snippet, the matched words between CS_SNIPPET_OPEN and CS_SNIPPET_CLOSE */
+    const char *match_speaker, *match_snippet;
     /* The run (cs_store_run) the call started in, or was last written by before it started:
      * set by the store when a write leaves it NULL; queries leave it NULL. */
     const char *run;
@@ -142,7 +149,7 @@ typedef struct cs_store_rec {
 /* ---- queries ---- */
 
 enum cs_query_kind {
-    CS_Q_CALLS = 1,  /* newest first: limit, before_at/before_sid cursor */
+    CS_Q_CALLS = 1,  /* newest first: limit, before_at/before_sid cursor, filter */
     CS_Q_CALL,       /* one call with its streams and events: sid */
     CS_Q_EVENTS,     /* events of a call: sid, after_id, limit */
     CS_Q_TRANSCRIPT, /* a call's transcript segments in time order (up to CS_STORE_SEGMENTS_MAX):
@@ -155,6 +162,30 @@ enum cs_query_kind {
                         left live (never ended, or with a stream never ended), oldest first, up
                         to `limit`, with those streams and each call's last_at */
 };
+
+/* Markers around the matched words of a snippet (the page builds elements from them,
+ * never markup). */
+#define CS_SNIPPET_OPEN  "\x02"
+#define CS_SNIPPET_CLOSE "\x03"
+
+/* Which calls CS_Q_CALLS lists; empty fields do not filter. */
+typedef struct cs_call_filter {
+    char from[CS_CALLS_NUMBER_MAX + 1], to[CS_CALLS_NUMBER_MAX + 1];
+    bool from_prefix, to_prefix; /* from/to is the start of the number, not all of it */
+    char statuses[CS_CALLS_STATUSES_MAX][16];
+    size_t nstatuses;
+    int64_t since, until; /* created_at in [since, until): ms since the epoch, 0: open */
+    /* Transcript search: words of letters and digits (cs_call_filter_text), each a
+     * ' ' separated word, '*' after a word that is a prefix; every word must be in one
+     * line of the call's transcript (either speaker). */
+    char text[CS_CALLS_TEXT_MAX + 1];
+} cs_call_filter;
+
+/* Sets f->text from what a user typed: words are runs of letters, digits and non-ASCII
+ * characters, anything else separates them (so no input is an expression), and a '*'
+ * right after a word makes it a prefix. The number of words, CS_ELIMIT when `q` is longer
+ * than CS_CALLS_TEXT_MAX or has more than CS_CALLS_WORDS_MAX words. */
+int cs_call_filter_text(cs_call_filter *f, const char *q);
 
 typedef struct cs_store_query cs_store_query;
 typedef void (*cs_store_query_fn)(cs_store_query *q, void *data);
@@ -170,6 +201,7 @@ struct cs_store_query {
     char before_sid[65];
     int64_t after_id;
     char key[129];
+    cs_call_filter filter;
     /* results: valid until cs_store_query_free */
     int status;  /* 0, CS_ENOTFOUND, or a failure: CS_EBACKEND (the read failed), -ETIMEDOUT
                     (no answer within CS_STORE_READ_MS), CS_EFULL (too many queries waiting),

@@ -174,13 +174,14 @@ static inline void write_event(cs_store *s, const char *call_sid, const char *ty
     cs_store_write(s, rec);
 }
 
-/* A transcript segment of call CA1, stream MZ1 (strings must outlive the write). */
-static inline void write_segment(cs_store *s, const char *speaker, int64_t seq, int64_t start,
-                                 const char *text, int64_t confidence, bool refined)
+/* A transcript segment of a call's stream MZ1 (strings must outlive the write). */
+static inline void write_segment_of(cs_store *s, const char *call_sid, const char *speaker,
+                                    int64_t seq, int64_t start, const char *text,
+                                    int64_t confidence, bool refined)
 {
     cs_store_rec *rec = cs_store_rec_new(CS_REC_SEGMENT);
     assert_non_null(rec);
-    rec->segment = (cs_segment_row){.call_sid = "CA1",
+    rec->segment = (cs_segment_row){.call_sid = call_sid,
                                     .stream_sid = "MZ1",
                                     .speaker = speaker,
                                     .seq = seq,
@@ -190,6 +191,13 @@ static inline void write_segment(cs_store *s, const char *speaker, int64_t seq, 
                                     .confidence = confidence,
                                     .refined = refined};
     cs_store_write(s, rec);
+}
+
+/* ... of call CA1 */
+static inline void write_segment(cs_store *s, const char *speaker, int64_t seq, int64_t start,
+                                 const char *text, int64_t confidence, bool refined)
+{
+    write_segment_of(s, "CA1", speaker, seq, start, text, confidence, refined);
 }
 
 static inline cs_store_stats stats(fixture *f)

@@ -45,8 +45,11 @@ const callPath = (sid) => `/api/v1/calls/${encodeURIComponent(sid)}`;
 
 export const me = () => getJSON('/api/v1/me');
 
-export function calls({ limit = 20, cursor = null } = {}) {
+/** A page of calls, newest first; `filters` (q, from, to, status, since, until) as the
+ * API takes them, empty ones left out. */
+export function calls({ limit = 20, cursor = null, filters = {} } = {}) {
   const q = new URLSearchParams({ limit });
+  for (const [name, value] of Object.entries(filters)) if (value) q.set(name, value);
   if (cursor) q.set('cursor', cursor);
   return getJSON(`/api/v1/calls?${q}`);
 }

@@ -1,5 +1,9 @@
 // The calls page, /calls_monitoring: live calls from the monitor socket's list feed and
 // recent calls from the API, paged with next_cursor and reloaded as calls come and go.
+// The recent calls can be searched and filtered (q, from, to, status, since, until: the
+// API's parameters, kept in the page's URL so a search can be linked and reloaded); the
+// live panel always shows every live call, and a call starting or ending reloads the
+// filtered list, so a new call shows there once it matches every filter.
 
 import * as api from './api.js';
 import * as fmt from './format.js';
@@ -14,8 +18,11 @@ const RELOAD_AFTER_MS = 1000; // the store writes in batches: give it a moment
 const socket = new MonitorSocket();
 const indicator = new StateIndicator($('state'));
 const liveCalls = new Map(); // sid → call
+const FILTERS = ['q', 'from', 'to', 'status', 'since', 'until'];
+let filters = {}; // what the recent calls are filtered by: the page URL's parameters
 let cursor = null;
 let reloadTimer = 0;
+let loads = 0; // the latest load wins
 
 const callUrl = (sid) => `/calls_monitoring/${encodeURIComponent(sid)}`;
 
@@ -67,6 +74,27 @@ function tickDurations() {
   }
 }
 
+// A search result's matching line: the snippet's parts as text, the words it matched in
+// <mark> (built as elements: nothing in a transcript is markup).
+function matchRow(call) {
+  const tr = document.createElement('tr');
+  tr.className = 'match';
+  const td = document.createElement('td');
+  td.colSpan = 6;
+  td.append(`${call.match.speaker === 'agent' ? 'Agent' : 'Caller'}: `);
+  for (const part of call.match.snippet || []) {
+    if (part.hit) {
+      const mark = document.createElement('mark');
+      mark.textContent = part.text;
+      td.append(mark);
+    } else {
+      td.append(part.text);
+    }
+  }
+  tr.append(td);
+  return tr;
+}
+
 function recentRow(call) {
   const tr = document.createElement('tr');
   tr.dataset.sid = call.sid;
@@ -82,20 +110,81 @@ function recentRow(call) {
     cell('Status', status),
     cell('', link(call.sid, call.live ? 'Listen' : 'Details')),
   );
-  return tr;
+  if (!call.match) return [tr];
+  tr.classList.add('has-match');
+  return [tr, matchRow(call)];
+}
+
+// ---- filters: the URL's parameters ↔ the form ----
+
+function filtersFromUrl() {
+  const params = new URLSearchParams(location.search);
+  const out = {};
+  for (const name of FILTERS) if (params.get(name)) out[name] = params.get(name);
+  return out;
+}
+
+// An API time (ISO 8601 or ms) as a datetime-local value (local time), and back.
+function toLocalInput(value) {
+  const d = new Date(/^\d+$/.test(value) ? Number(value) : value);
+  if (Number.isNaN(d.getTime())) return '';
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+const fromLocalInput = (value) => (value ? new Date(value).toISOString() : '');
+
+function fillForm() {
+  const form = $('filters');
+  for (const name of FILTERS) {
+    const input = form.elements[name];
+    const value = filters[name] || '';
+    if (name === 'since' || name === 'until') {
+      input.value = value ? toLocalInput(value) : '';
+    } else if (input.tagName === 'SELECT' && value && ![...input.options].some((o) => o.value === value)) {
+      input.append(new Option(value, value)); // a list from a link, e.g. "busy,failed"
+      input.value = value;
+    } else {
+      input.value = value;
+    }
+  }
+}
+
+function readForm() {
+  const form = $('filters');
+  const out = {};
+  for (const name of FILTERS) {
+    const raw = form.elements[name].value.trim();
+    const value = name === 'since' || name === 'until' ? fromLocalInput(raw) : raw;
+    if (value) out[name] = value;
+  }
+  return out;
+}
+
+function applyFilters(next) {
+  filters = next;
+  const query = new URLSearchParams(filters).toString();
+  const url = `${location.pathname}${query ? `?${query}` : ''}`;
+  if (url !== location.pathname + location.search) history.pushState(null, '', url);
+  loadRecent(false);
 }
 
 async function loadRecent(more = false) {
   const button = $('more');
   button.disabled = true;
+  const load = ++loads;
+  const searching = Object.keys(filters).length > 0;
+  $('recent-calls').dataset.empty = searching ? 'No calls match' : 'No calls yet';
   try {
-    const page = await api.calls({ limit: PAGE, cursor: more ? cursor : null });
-    const rows = page.calls.map(recentRow);
+    const page = await api.calls({ limit: PAGE, cursor: more ? cursor : null, filters });
+    if (load !== loads) return;
+    const rows = page.calls.flatMap(recentRow);
     if (more) $('recent-calls').append(...rows);
     else $('recent-calls').replaceChildren(...rows);
     cursor = page.next_cursor;
     $('recent-error').hidden = true;
   } catch (err) {
+    if (load !== loads) return;
+    if (!more) $('recent-calls').replaceChildren();
+    cursor = null;
     $('recent-error').textContent = `Could not load calls: ${err.message}`;
     $('recent-error').hidden = false;
   }
@@ -137,8 +226,23 @@ socket.addEventListener('state', (e) => {
 });
 socket.addEventListener('refused', () => api.me().catch(() => {}));
 $('more').addEventListener('click', () => loadRecent(true));
+$('filters').addEventListener('submit', (e) => {
+  e.preventDefault();
+  applyFilters(readForm());
+});
+$('clear').addEventListener('click', () => {
+  $('filters').reset();
+  applyFilters({});
+});
+window.addEventListener('popstate', () => {
+  filters = filtersFromUrl();
+  fillForm();
+  loadRecent(false);
+});
 
 showUser();
+filters = filtersFromUrl();
+fillForm();
 loadRecent(false);
 socket.start();
 setInterval(tickDurations, 1000);
