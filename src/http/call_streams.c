@@ -24,11 +24,12 @@
 #include "http/auth.h"
 #include "http/gateway.h"
 
-#define ID_BYTES    16 /* random bytes of an id: CS + 32 hex digits */
-#define TOKEN_BYTES 24 /* random bytes of a token: 48 hex digits */
-#define FIELD_MAX   64 /* from, to, name */
-#define TICK_MS     1000
-#define JSON_MAX    4096
+#define ID_BYTES     16 /* random bytes of an id: CS + 32 hex digits */
+#define TOKEN_BYTES  24 /* random bytes of a token: 48 hex digits */
+#define FIELD_MAX    64 /* from, to, name (the message below says it) */
+#define TICK_MS      1000
+#define EXPIRE_BATCH 64
+#define JSON_MAX     4096
 /* The parameters a stream's start carries: From, To, Agent, Name and the caller's. */
 #define START_PARAMS (4 + CS_API_MAX_PARAMS)
 
@@ -74,21 +75,28 @@ static void pending_free(pending *p)
     free(p);
 }
 
-/* A status on the call row and as an event. */
-static void status(cs_gateway *gw, const char *id, const char *st, const char *by)
+/* A `type` event {"status"|"action": st, "by": by} on the stream's call. */
+static void event(cs_gateway *gw, const char *id, enum cs_event_type type, const char *st,
+                  const char *by)
 {
-    cs_call_row row = {.sid = id, .status = st};
-    if (strcmp(st, "queued") != 0) row.ended_at = cs_wall_ms();
-    cs_journal_call(gw, &row);
     cs_buf out = CS_BUF_INIT(JSON_MAX);
     cs_json j;
     cs_json_init(&j, &out);
     cs_json_obj(&j);
-    cs_json_kstr(&j, "status", st);
+    cs_json_kstr(&j, type == CS_EVENT_STATUS ? "status" : "action", st);
     if (by) cs_json_kstr(&j, "by", by);
+    if (type == CS_EVENT_CONTROL) cs_json_kstr(&j, "state", "done");
     cs_json_obj_end(&j);
-    cs_calls_event(&gw->calls, id, CS_EVENT_STATUS, cs_json_end(&j) == 0 ? out.data : NULL);
+    cs_calls_event(&gw->calls, id, type, cs_json_end(&j) == 0 ? out.data : NULL);
     cs_buf_free(&out);
+}
+
+/* A stream that ends without having connected: its final status, row and event. */
+static void ended(cs_gateway *gw, const char *id, const char *st, const char *by)
+{
+    cs_call_row row = {.sid = id, .status = st, .ended_at = cs_wall_ms()};
+    cs_journal_call(gw, &row);
+    event(gw, id, CS_EVENT_STATUS, st, by);
 }
 
 /* Takes `p` out of the table (it no longer waits). */
@@ -102,19 +110,23 @@ static void on_tick(uv_timer_t *t)
 {
     cs_call_streams *cs = t->data;
     uint64_t now = uv_now(cs->gw->loop);
-    size_t pos = 0;
-    cs_str key;
-    void *v;
-    while (cs_map_next(&cs->pending, &pos, &key, &v)) {
-        pending *p = v;
-        if (p->expires_ms > now) continue;
-        cs_info("call stream %s: expired, its source never connected", p->id);
-        cs->stats.expired++;
-        status(cs->gw, p->id, "expired", NULL);
-        unlist(cs, p);
-        pending_free(p);
-        pos = 0; /* the table changed under the walk */
-    }
+    pending *due[EXPIRE_BATCH];
+    size_t n;
+    do { /* the table may not change during a walk: a batch at a time */
+        size_t pos = 0;
+        cs_str key;
+        void *v;
+        for (n = 0; n < EXPIRE_BATCH && cs_map_next(&cs->pending, &pos, &key, &v);)
+            if (((pending *)v)->expires_ms <= now) due[n++] = v;
+        for (size_t i = 0; i < n; i++) {
+            pending *p = due[i];
+            cs_info("call stream %s: expired, its source never connected", p->id);
+            cs->stats.expired++;
+            ended(cs->gw, p->id, "expired", NULL);
+            unlist(cs, p);
+            pending_free(p);
+        }
+    } while (n == EXPIRE_BATCH);
 }
 
 /* ---- answers ---- */
@@ -147,22 +159,25 @@ static int read_create(cs_request *r, const cJSON *body, pending *p)
     const char *name = cs_api_jstr(body, "name", &bad);
     const cJSON *rate = cJSON_GetObjectItemCaseSensitive(body, "rate");
     const cs_agent_ops *ops;
-    if (bad) {
-        cs_respond_error(r, 400, "format, from, to, agent and name are strings");
-    } else if (!format) {
-        cs_respond_error(r, 400, "format is required: mulaw or pcm16");
-    } else if (rate &&
-               !(cJSON_IsNumber(rate) && rate->valuedouble == (unsigned)rate->valuedouble)) {
-        cs_respond_error(r, 400, "rate must be 8000 or 16000");
-    } else if ((from && strlen(from) > FIELD_MAX) || (to && strlen(to) > FIELD_MAX) ||
-               (name && strlen(name) > FIELD_MAX)) {
-        cs_respond_error(r, 400, "from, to and name are at most %d characters", FIELD_MAX);
-    } else if (agent && cs_agent_find(agent, &ops) < 0) {
+    const char *why = NULL;
+    if (bad)
+        why = "format, from, to, agent and name are strings";
+    else if (!format)
+        why = "format is required: mulaw or pcm16";
+    else if (rate &&
+             !(cJSON_IsNumber(rate) && (rate->valuedouble == 8000 || rate->valuedouble == 16000)))
+        why = "rate must be 8000 or 16000";
+    else if ((from && strlen(from) > FIELD_MAX) || (to && strlen(to) > FIELD_MAX) ||
+             (name && strlen(name) > FIELD_MAX))
+        why = "from, to and name are at most 64 characters";
+    if (!why && agent && cs_agent_find(agent, &ops) < 0) {
         cs_respond_error(r, 400, "agent '%.40s' is not one of %s", agent, cs_agent_names());
-    } else {
-        bad = true;
+        return CS_EPARSE;
     }
-    if (!bad) return CS_EPARSE;
+    if (why) {
+        cs_respond_error(r, 400, "%s", why);
+        return CS_EPARSE;
+    }
     p->rate = rate ? (unsigned)rate->valuedouble : 8000;
     snprintf(p->format, sizeof p->format, "%s", format);
     cs_gateway *gw = r->app;
@@ -264,11 +279,12 @@ void cs_api_call_stream_create(cs_request *r)
                        .from = p->from,
                        .to = p->to,
                        .direction = "api",
+                       .status = "queued",
                        .params = params.data,
                        .created_at = now};
     cs_journal_call(gw, &row);
     cs_buf_free(&params);
-    status(gw, p->id, "queued", r->user);
+    event(gw, p->id, CS_EVENT_STATUS, "queued", r->user);
     cs_info("call stream %s: created (%s at %u Hz), waiting %lld s for its source", p->id,
             p->format, p->rate, (long long)gw->cfg->call_stream_token_s);
 
@@ -307,6 +323,12 @@ void cs_call_stream_upgrade(cs_request *r)
             cs_respond_error(r, 404, "no stream waits under this id: unknown, expired or ended");
         return;
     }
+    cs_str key;
+    int bad_upgrade = cs_ws_check_upgrade(&r->head, &key);
+    if (bad_upgrade) { /* the token stays good for a real one */
+        cs_respond_error(r, bad_upgrade, "not a valid WebSocket upgrade");
+        return;
+    }
     cs_form q;
     const char *token = NULL;
     if (cs_form_parse(&q, r->head.query.p ? r->head.query.p : "", r->head.query.n) == 0)
@@ -337,7 +359,7 @@ void cs_call_stream_upgrade(cs_request *r)
         p->codec = NULL;
         cs->stats.connected++;
     } else {
-        status(gw, p->id, "failed", NULL);
+        ended(gw, p->id, "failed", NULL);
     }
     pending_free(p);
 }
@@ -448,19 +470,19 @@ void cs_api_call_stream_complete(cs_request *r)
     if (!body) return;
     cJSON_Delete(body);
     pending *p = cs_map_get(&cs->pending, cs_str_of(id));
-    cs_call *call = cs_calls_call(&gw->calls, cs_str_of(id));
+    const cs_call *call = cs_calls_call(&gw->calls, cs_str_of(id));
     const char *state;
     if (p) {
         /* Never connected: it ends before it began. */
         cs->stats.canceled++;
-        status(gw, id, "canceled", r->user);
+        ended(gw, id, "canceled", r->user);
         unlist(cs, p);
         pending_free(p);
         state = "canceled";
-    } else if (call && call->nstreams) {
-        cs_stream *s = call->streams[0];
+    } else if (call) {
         cs_info("call stream %s: completed through the API", id);
-        s->sink.close(s->sink.data); /* ends the call: recorded, completed */
+        event(gw, id, CS_EVENT_CONTROL, "complete", r->user);
+        cs_media_end_call(gw, id, "completed"); /* the call ends: recorded, completed */
         state = "completed";
     } else {
         look_up(r, id, true);
@@ -514,7 +536,7 @@ void cs_call_streams_stop(cs_gateway *gw)
     while (cs_map_next(&cs->pending, &pos, &key, &v)) {
         pending *p = v;
         cs->stats.expired++;
-        status(gw, p->id, "expired", "shutdown");
+        ended(gw, p->id, "expired", "shutdown");
         pending_free(p);
     }
     cs_map_free(&cs->pending);

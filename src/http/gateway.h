@@ -178,6 +178,9 @@ void cs_media_close_all(cs_gateway *gw);
  * stream starts at once with `start` (two-way). 0, the codec now the socket's; or < 0
  * once answered, the codec still the caller's. */
 int cs_media_attach(cs_request *r, cs_pcodec *codec, const cs_pevent *start);
+/* Ends the live call's streams from our side, closing their sockets with 1000 and
+ * `reason`: 0, or CS_ENOTFOUND when it is not live here. */
+int cs_media_end_call(cs_gateway *gw, const char *call_sid, const char *reason);
 /* The agent a stream with these parameters gets (gateway.c): `Agent` among them, else
  * AGENT; NULL: none. */
 const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, size_t n);

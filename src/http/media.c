@@ -366,6 +366,19 @@ void cs_relay_upgrade(cs_request *r)
     upgrade(r, gw->relay_url, true);
 }
 
+int cs_media_end_call(cs_gateway *gw, const char *call_sid, const char *reason)
+{
+    cs_call *call = cs_calls_call(&gw->calls, cs_str_of(call_sid));
+    if (!call) return CS_ENOTFOUND;
+    /* Ending its last stream ends the call: take the sockets first. */
+    media_sock *socks[CS_CALL_MAX_STREAMS];
+    size_t n = call->nstreams;
+    for (size_t i = 0; i < n; i++) socks[i] = call->streams[i]->owner;
+    for (size_t i = 0; i < n; i++)
+        if (!socks[i]->we_close) hang_up(socks[i], CS_END_HANGUP, CS_WS_CLOSE_NORMAL, reason);
+    return 0;
+}
+
 void cs_media_close_all(cs_gateway *gw)
 {
     for (media_sock *m = gw->sockets; m; m = m->next)

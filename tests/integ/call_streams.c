@@ -167,6 +167,7 @@ static void pcm_source(void)
     IT_CHECK(strcmp(it_str(call, "direction"), "api") == 0, "direction %s",
              it_str(call, "direction"));
     IT_CHECK(strcmp(it_str(call, "status"), "completed") == 0, "status %s", it_str(call, "status"));
+    IT_CHECK(it_call_events(call, "control", NULL) == 1, "no control event for complete");
     IT_CHECK(strcmp(it_str(call, "from"), "+15550100001") == 0, "from %s", it_str(call, "from"));
     const cJSON *params = cJSON_GetObjectItem(call, "parameters");
     IT_CHECK(strcmp(it_str(params, "Team"), "qa") == 0 &&
@@ -252,6 +253,9 @@ static void refusals(void)
         "{\"format\":\"pcm16\",\"rate\":11025}",
         "{\"format\":\"mulaw\",\"rate\":16000}",
         "{\"format\":\"pcm16\",\"rate\":\"16000\"}",
+        "{\"format\":\"pcm16\",\"rate\":-1}",
+        "{\"format\":\"pcm16\",\"rate\":1e30}",
+        "{\"format\":\"mulaw\",\"from\":\"01234567890123456789012345678901234567890123456789012345678901234\"}",
         "{\"format\":\"mulaw\",\"agent\":\"nobody\"}",
         "{\"format\":\"mulaw\",\"params\":{\"From\":\"x\"}}",
         "{\"format\":\"mulaw\",\"params\":[1]}",
@@ -313,6 +317,11 @@ static void refusals(void)
              "expiry counters");
     /* Room again, and μ-law passes through as sent. */
     if (create_ok("{\"format\":\"mulaw\"}", &c)) {
+        /* A request that is no upgrade does not spend the token. */
+        char target[512];
+        snprintf(target, sizeof target, "%s?token=%s", c.path, c.token);
+        st = status_of("GET", target, NULL);
+        IT_CHECK(st == 400 || st == 426, "a plain GET with the token: %d", st);
         IT_CHECK(connect_with(&w, &c, c.token) == 0, "the source cannot connect");
         uint8_t ulaw[1603];
         memset(ulaw, 0x7f, sizeof ulaw);
