@@ -58,6 +58,17 @@ static int connect_with(it_ws *w, const made *m, const char *token)
     return it_ws_connect(w, srv.port, path, NULL);
 }
 
+/* What connecting to `path` with `token` (NULL: none) answers; the socket is closed. */
+static int connect_code(const char *path, const char *token)
+{
+    char target[512];
+    snprintf(target, sizeof target, "%s%s%s", path, token ? "?token=" : "", token ? token : "");
+    it_ws w;
+    int code = it_ws_connect(&w, srv.port, target, NULL);
+    it_ws_close(&w);
+    return code;
+}
+
 /* GET /api/v1/call_streams/{id}: its status, "" when not 200. */
 static void stream_status(const char *id, char *out, size_t cap)
 {
@@ -135,10 +146,8 @@ static void pcm_source(void)
     it_ws w;
     IT_CHECK(connect_with(&w, &m, m.token) == 0, "the source cannot connect");
     IT_CHECK(it_until(live_in_api, m.id, 10000), "the stream never shows live");
-    it_ws again;
-    int code = connect_with(&again, &m, m.token);
+    int code = connect_code(m.path, m.token);
     IT_CHECK(code == 409, "the token used twice: %d", code);
-    if (code == 0) it_ws_close(&again);
 
     size_t len, samples;
     uint8_t *pcm = pcm16_clip("pocketsphinx_goforward.wav", 1500, &len, &samples);
@@ -176,8 +185,7 @@ static void pcm_source(void)
     cJSON_Delete(call);
 
     char text[2048] = "";
-    for (long long end = it_now_ms() + 20000; it_now_ms() < end && !strstr(text, "forward");)
-    {
+    for (long long end = it_now_ms() + 20000; it_now_ms() < end && !strstr(text, "forward");) {
         it_transcript(srv.port, m.id, "caller", text, sizeof text);
         if (!strstr(text, "forward")) it_sleep_ms(200);
     }
@@ -185,9 +193,8 @@ static void pcm_source(void)
 
     IT_CHECK(complete(m.id, &r) == 0 && r.status == 409, "second complete: %d", r.status);
     it_resp_free(&r);
-    code = connect_with(&again, &m, m.token);
+    code = connect_code(m.path, m.token);
     IT_CHECK(code == 404, "the token after the call: %d", code);
-    if (code == 0) it_ws_close(&again);
     IT_CHECK(it_metric(srv.port, "callstream_call_streams_total{event=\"created\"}") == 1 &&
                  it_metric(srv.port, "callstream_call_streams_total{event=\"connected\"}") == 1 &&
                  it_metric(srv.port, "callstream_call_streams_total{event=\"ended\"}") == 1,
@@ -195,10 +202,10 @@ static void pcm_source(void)
     IT_CHECK(it_metric(srv.port, "callstream_call_stream_frames_resampled_total") > 100,
              "frames resampled: %g",
              it_metric(srv.port, "callstream_call_stream_frames_resampled_total"));
-    IT_CHECK(it_metric(srv.port, "callstream_call_stream_odd_frames_total") > 10,
-             "odd frames: %g", it_metric(srv.port, "callstream_call_stream_odd_frames_total"));
+    IT_CHECK(it_metric(srv.port, "callstream_call_stream_odd_frames_total") > 10, "odd frames: %g",
+             it_metric(srv.port, "callstream_call_stream_odd_frames_total"));
 out:
-    it_server_stop(&srv, SIGTERM, 10000);
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the gateway did not stop cleanly");
     it_server_cleanup(&srv);
 }
 
@@ -231,7 +238,7 @@ static void agent_answers(void)
     IT_CHECK(call && it_call_events(call, "agent", NULL) > 0, "no agent event");
     cJSON_Delete(call);
 out:
-    it_server_stop(&srv, SIGTERM, 10000);
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "the gateway did not stop cleanly");
     it_server_cleanup(&srv);
 }
 
@@ -255,7 +262,8 @@ static void refusals(void)
         "{\"format\":\"pcm16\",\"rate\":\"16000\"}",
         "{\"format\":\"pcm16\",\"rate\":-1}",
         "{\"format\":\"pcm16\",\"rate\":1e30}",
-        "{\"format\":\"mulaw\",\"from\":\"01234567890123456789012345678901234567890123456789012345678901234\"}",
+        "{\"format\":\"mulaw\",\"from\":"
+        "\"01234567890123456789012345678901234567890123456789012345678901234\"}",
         "{\"format\":\"mulaw\",\"agent\":\"nobody\"}",
         "{\"format\":\"mulaw\",\"params\":{\"From\":\"x\"}}",
         "{\"format\":\"mulaw\",\"params\":[1]}",
@@ -276,10 +284,9 @@ static void refusals(void)
     IT_CHECK(status_of("POST", "/api/v1/call_streams/CA0123456789abcdef0123456789abcdef/complete",
                        "{}") == 404,
              "a Twilio call is not a call stream");
-    it_ws w;
-    IT_CHECK(it_ws_connect(&w, srv.port, "/call_streams/CS0123456789abcdef0123456789abcdef?token=x",
-                           NULL) == 404,
+    IT_CHECK(connect_code("/call_streams/CS0123456789abcdef0123456789abcdef", "x") == 404,
              "unknown id on the socket");
+    it_ws w;
 
     made a, b, c;
     if (!create_ok("{\"format\":\"mulaw\",\"rate\":8000}", &a) ||
@@ -289,8 +296,8 @@ static void refusals(void)
     IT_CHECK(st == 429, "over CALL_STREAM_MAX_PENDING: %d", st);
     IT_CHECK(it_metric(srv.port, "callstream_call_streams_limited_total") == 1, "limited counter");
 
-    IT_CHECK(connect_with(&w, &a, "0000") == 403, "a wrong token");
-    IT_CHECK(it_ws_connect(&w, srv.port, a.path, NULL) == 403, "no token");
+    IT_CHECK(connect_code(a.path, "0000") == 403, "a wrong token");
+    IT_CHECK(connect_code(a.path, NULL) == 403, "no token");
     IT_CHECK(it_metric(srv.port, "callstream_call_streams_bad_token_total") == 2,
              "bad token counter");
 
@@ -301,13 +308,12 @@ static void refusals(void)
     it_resp_free(&r);
     IT_CHECK(complete(b.id, &r) == 0 && r.status == 409, "complete twice: %d", r.status);
     it_resp_free(&r);
-    IT_CHECK(connect_with(&w, &b, b.token) == 404, "a canceled stream's token");
+    IT_CHECK(connect_code(b.path, b.token) == 404, "a canceled stream's token");
 
     /* Never connected: it expires (an event, a status), and its token with it. */
     IT_CHECK(it_until(is_expired, a.id, 20000), "the stream never expired");
-    int code = connect_with(&w, &a, a.token);
+    int code = connect_code(a.path, a.token);
     IT_CHECK(code == 404, "an expired token: %d", code);
-    if (code == 0) it_ws_close(&w);
     cJSON *call = it_call(srv.port, a.id);
     IT_CHECK(call && it_call_events(call, "status", NULL) >= 2, "no status events");
     cJSON_Delete(call);
@@ -343,9 +349,8 @@ static void refusals(void)
     /* One left waiting at shutdown: it expires with the gateway. */
     made d;
     create_ok("{\"format\":\"pcm16\",\"rate\":8000}", &d);
-    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "unclean shutdown with a stream waiting");
 out:
-    it_server_stop(&srv, SIGTERM, 10000);
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "unclean shutdown (a stream waiting)");
     it_server_cleanup(&srv);
 }
 
