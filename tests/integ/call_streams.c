@@ -149,11 +149,29 @@ static void pcm_source(void)
     int code = connect_code(m.path, m.token);
     IT_CHECK(code == 409, "the token used twice: %d", code);
 
+    /* Listen-in takes the id like a Twilio call's. */
+    it_ws mon;
+    IT_CHECK(it_ws_connect(&mon, srv.port, "/monitor", it_auth) == 0, "no listen-in socket");
+    char sub[160];
+    snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"caller\"}",
+             m.id);
+    it_ws_send_text(&mon, sub);
+    cs_ws_event ev;
+    bool subscribed = false;
+    for (long long end = it_now_ms() + 5000; !subscribed && it_now_ms() < end;)
+        subscribed = it_ws_next(&mon, &ev, 1000) == 1 && ev.opcode == CS_WS_OP_TEXT &&
+                     memmem(ev.data, ev.len, "\"subscribed\"", 12) &&
+                     memmem(ev.data, ev.len, "\"live\":true", 11);
+    IT_CHECK(subscribed, "listen-in did not subscribe to the live stream");
+
     size_t len, samples;
     uint8_t *pcm = pcm16_clip("pocketsphinx_goforward.wav", 1500, &len, &samples);
     static const size_t sizes[] = {641, 639, 320, 1, 959};
     IT_CHECK(pcm && it_ws_send_frames(&w, pcm, len, sizes, 5, 10) == 0, "streaming failed");
     free(pcm);
+    size_t heard = it_ws_recv_binary(&mon, 1000, NULL, NULL, NULL);
+    IT_CHECK(heard > 8000, "listen-in heard %zu bytes of the caller", heard);
+    it_ws_close(&mon);
     cJSON *live = it_live_stream(srv.port, m.id, NULL, 5000);
     IT_CHECK(live != NULL, "not in /streams while live");
     cJSON_Delete(live);
