@@ -209,6 +209,8 @@ static void pcm_source(void)
     }
     IT_CHECK(strstr(text, "forward") != NULL, "transcript '%s' lacks the clip's words", text);
 
+    stream_status(m.id, st, sizeof st);
+    IT_CHECK(strcmp(st, "completed") == 0, "after the call: %s", st);
     IT_CHECK(complete(m.id, &r) == 0 && r.status == 409, "second complete: %d", r.status);
     it_resp_free(&r);
     code = connect_code(m.path, m.token);
