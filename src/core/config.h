@@ -204,6 +204,10 @@
     N(max_body_bytes, "MAX_BODY_BYTES", 65536, 1024, 16777216, "largest HTTP request body")        \
     N(max_header_bytes, "MAX_HEADER_BYTES", 16384, 1024, 1048576, "largest HTTP request head")     \
     N(max_call_s, "MAX_CALL_S", 14400, 1, 86400, "a stream is ended after this many seconds")     \
+    N(call_stream_token_s, "CALL_STREAM_TOKEN_S", 60, 5, 3600,                                     \
+      "a stream created through the API expires unless its source connects within this (s)")    \
+    N(call_stream_max_pending, "CALL_STREAM_MAX_PENDING", 64, 1, 100000,                           \
+      "streams created through the API and waiting for their source, at most")                   \
     N(timestamp_tolerance_s, "TIMESTAMP_TOLERANCE_S", 10, 1, 3600,                                 \
       "a media timestamp this far ahead of its arrival, or back, is bad: placed by arrival")       \
     N(idle_timeout_s, "IDLE_TIMEOUT_S", 60, 1, 3600,                                               \

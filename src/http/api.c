@@ -145,7 +145,7 @@ static int parse_query(cs_request *r, cs_form *q)
 /* A call SID from the path, checked before it reaches the store. */
 static int path_sid(cs_request *r, char out[65])
 {
-    if (r->nparams < 1 || !cs_twilio_sid_valid(r->params[0], "CA")) {
+    if (r->nparams < 1 || !cs_call_sid_valid(r->params[0])) {
         cs_respond_error(r, 404, "no such call");
         return CS_ENOTFOUND;
     }
@@ -346,7 +346,7 @@ void cs_api_calls(cs_request *r)
         const char *dot = strchr(cursor, '.');
         uint64_t at;
         if (!dot || cs_str_to_u64((cs_str){cursor, (size_t)(dot - cursor)}, INT64_MAX, &at) < 0 ||
-            !cs_twilio_sid_valid(cs_str_of(dot + 1), "CA")) {
+            !cs_call_sid_valid(cs_str_of(dot + 1))) {
             cs_respond_error(r, 400, "cursor is not one this API gave");
             rc = CS_EPARSE;
         } else {

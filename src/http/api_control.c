@@ -17,7 +17,6 @@
 #include "provider/twilio.h"
 #include "provider/twiml.h"
 
-#define MAX_PARAMS    16   /* params of an outbound call */
 #define MAX_TIMEOUT_S 600  /* Twilio rings for at most 600 s */
 #define MAX_SAY       4000 /* characters said at once */
 #define DETAIL_MAX    8192
@@ -45,9 +44,7 @@ static bool is_json(const cs_request *r)
     return cs_str_ieq(t, "application/json");
 }
 
-/* The JSON object of the body, or NULL once answered 400/415. `empty_ok`: an empty body
- * is {}. */
-static cJSON *json_body(cs_request *r, bool empty_ok)
+cJSON *cs_api_json_body(cs_request *r, bool empty_ok)
 {
     /* Always JSON: a page elsewhere cannot send it with the user's cookie unasked (CORS). */
     if (!is_json(r)) {
@@ -64,8 +61,7 @@ static cJSON *json_body(cs_request *r, bool empty_ok)
     return o;
 }
 
-/* A string member: NULL when absent; *bad when present but not a string. */
-static const char *jstr(const cJSON *o, const char *key, bool *bad)
+const char *cs_api_jstr(const cJSON *o, const char *key, bool *bad)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return NULL;
@@ -264,6 +260,41 @@ static void send_op(api_op *a, const cs_rest_req *req,
     free(a);
 }
 
+int cs_api_params(cs_request *r, const cJSON *body, const char **names, const char **values,
+                  size_t *n)
+{
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(body, "params");
+    if (!params || cJSON_IsNull(params)) return 0;
+    if (!cJSON_IsObject(params)) {
+        cs_respond_error(r, 400, "params must be an object of strings");
+        return CS_EPARSE;
+    }
+    size_t max = *n + CS_API_MAX_PARAMS;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, params)
+    {
+        if (!cJSON_IsString(p)) {
+            cs_respond_error(r, 400, "params must be an object of strings");
+            return CS_EPARSE;
+        }
+        if (*n == max) {
+            cs_respond_error(r, 400, "params: more than %d", CS_API_MAX_PARAMS);
+            return CS_ELIMIT;
+        }
+        if (!p->string[0] || cs_twilio_param_taken(p->string) ||
+            !cs_twiml_param_fits(cs_str_of(p->string), cs_str_of(p->valuestring))) {
+            cs_respond_error(r, 400,
+                             "params: '%.40s' is empty, one of the gateway's own, or "
+                             "longer than %d characters with its value",
+                             p->string, CS_TWIML_MAX_PARAM);
+            return CS_ELIMIT;
+        }
+        names[*n] = p->string;
+        values[(*n)++] = p->valuestring;
+    }
+    return 0;
+}
+
 /* ---- POST /api/v1/calls ---- */
 
 /* The voice webhook's URL for an outbound call: its <Parameter>s (the agent and `params`)
@@ -271,43 +302,16 @@ static void send_op(api_op *a, const cs_rest_req *req,
 static int voice_url(cs_request *r, const cJSON *body, const char *agent, char *out, size_t cap)
 {
     cs_gateway *gw = r->app;
-    const char *names[MAX_PARAMS + 1], *values[MAX_PARAMS + 1];
+    const char *names[CS_API_MAX_PARAMS + 1], *values[CS_API_MAX_PARAMS + 1];
     size_t n = 0;
     if (agent) {
         names[n] = "Agent";
         values[n++] = agent;
     }
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(body, "params");
-    if (params && !cJSON_IsNull(params)) {
-        if (!cJSON_IsObject(params)) {
-            cs_respond_error(r, 400, "params must be an object of strings");
-            return CS_EPARSE;
-        }
-        const cJSON *p;
-        cJSON_ArrayForEach(p, params)
-        {
-            if (!cJSON_IsString(p)) {
-                cs_respond_error(r, 400, "params must be an object of strings");
-                return CS_EPARSE;
-            }
-            if (n == MAX_PARAMS + (agent ? 1 : 0)) {
-                cs_respond_error(r, 400, "params: more than %d", MAX_PARAMS);
-                return CS_ELIMIT;
-            }
-            if (!p->string[0] || cs_twilio_param_taken(p->string) ||
-                !cs_twiml_param_fits(cs_str_of(p->string), cs_str_of(p->valuestring))) {
-                cs_respond_error(r, 400,
-                                 "params: '%.40s' is empty, one of the gateway's own, or "
-                                 "longer than %d characters with its value",
-                                 p->string, CS_TWIML_MAX_PARAM);
-                return CS_ELIMIT;
-            }
-            names[n] = p->string;
-            values[n++] = p->valuestring;
-        }
-    }
+    int rc = cs_api_params(r, body, names, values, &n);
+    if (rc < 0) return rc;
     cs_buf url = CS_BUF_INIT(cap - 1);
-    int rc = cs_buf_printf(&url, "%s/twilio/voice", gw->public_url);
+    rc = cs_buf_printf(&url, "%s/twilio/voice", gw->public_url);
     if (rc == 0 && n) rc = cs_buf_putc(&url, '?');
     if (rc == 0 && n) rc = cs_form_write(&url, names, values, n);
     if (rc == 0) snprintf(out, cap, "%s", url.data);
@@ -321,11 +325,11 @@ void cs_api_call_create(cs_request *r)
     if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_create)) return;
     cs_gateway *gw = r->app;
     if (!ready(r, NULL)) return;
-    cJSON *body = json_body(r, false);
+    cJSON *body = cs_api_json_body(r, false);
     if (!body) return;
     bool bad = false;
-    const char *to = jstr(body, "to", &bad), *from = jstr(body, "from", &bad);
-    const char *agent = jstr(body, "agent", &bad);
+    const char *to = cs_api_jstr(body, "to", &bad), *from = cs_api_jstr(body, "from", &bad);
+    const char *agent = cs_api_jstr(body, "agent", &bad);
     const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(body, "timeout_s");
     const cJSON *amd = cJSON_GetObjectItemCaseSensitive(body, "machine_detection");
     const cs_agent_ops *ops;
@@ -371,7 +375,7 @@ void cs_api_hangup(cs_request *r)
     if (!cs_auth_check(r, CS_ACCESS_API, cs_api_hangup)) return;
     char sid[CS_SID_MAX + 1];
     if (!ready(r, sid)) return;
-    cJSON *body = json_body(r, true);
+    cJSON *body = cs_api_json_body(r, true);
     if (!body) return;
     cJSON_Delete(body);
     api_op *a = op_new(r, CS_REST_HANGUP, sid);
@@ -390,10 +394,10 @@ void cs_api_transfer(cs_request *r)
     if (!cs_auth_check(r, CS_ACCESS_API, cs_api_transfer)) return;
     char sid[CS_SID_MAX + 1];
     if (!ready(r, sid)) return;
-    cJSON *body = json_body(r, false);
+    cJSON *body = cs_api_json_body(r, false);
     if (!body) return;
     bool bad = false;
-    const char *to = jstr(body, "to", &bad);
+    const char *to = cs_api_jstr(body, "to", &bad);
     if (bad || !to || !cs_e164_valid(to)) {
         cs_respond_error(r, 400, "to must be an E.164 number (+ and up to 15 digits)");
     } else {
@@ -412,11 +416,11 @@ void cs_api_stream_start(cs_request *r)
     if (!cs_auth_check(r, CS_ACCESS_API, cs_api_stream_start)) return;
     char sid[CS_SID_MAX + 1];
     if (!ready(r, sid)) return;
-    cJSON *body = json_body(r, false);
+    cJSON *body = cs_api_json_body(r, false);
     if (!body) return;
     bool bad = false;
-    const char *url = jstr(body, "url", &bad), *name = jstr(body, "name", &bad);
-    const char *track = jstr(body, "track", &bad);
+    const char *url = cs_api_jstr(body, "url", &bad), *name = cs_api_jstr(body, "name", &bad);
+    const char *track = cs_api_jstr(body, "track", &bad);
     if (bad || !url || (strncmp(url, "wss://", 6) != 0 && strncmp(url, "ws://", 5) != 0) ||
         strlen(url) >= CS_URL_CAP) {
         cs_respond_error(r, 400, "url must be a ws:// or wss:// URL");
@@ -452,7 +456,7 @@ void cs_api_stream_stop(cs_request *r)
         cs_respond_error(r, 404, "no such stream");
         return;
     }
-    cJSON *body = json_body(r, true);
+    cJSON *body = cs_api_json_body(r, true);
     if (!body) return;
     cJSON_Delete(body);
     api_op *a = op_new(r, CS_REST_STREAM_STOP, sid);
@@ -474,10 +478,10 @@ void cs_api_say(cs_request *r)
     }
     char sid[CS_SID_MAX + 1];
     cs_str_copy(sid, sizeof sid, r->params[0]);
-    cJSON *body = json_body(r, false);
+    cJSON *body = cs_api_json_body(r, false);
     if (!body) return;
     bool bad = false;
-    const char *text = jstr(body, "text", &bad);
+    const char *text = cs_api_jstr(body, "text", &bad);
     cs_call *call = cs_calls_call(&gw->calls, cs_str_of(sid));
     if (bad || !text || !*text || strlen(text) > MAX_SAY) {
         cs_respond_error(r, 400, "text must be a string of 1 to %d bytes", MAX_SAY);

@@ -55,6 +55,10 @@ static const cs_route routes[] = {
     {CS_HTTP_POST, "/api/v1/calls/{}/say", cs_api_say},
     {CS_HTTP_POST, "/api/v1/calls/{}/streams", cs_api_stream_start},
     {CS_HTTP_POST, "/api/v1/calls/{}/streams/{}/stop", cs_api_stream_stop},
+    {CS_HTTP_POST, "/api/v1/call_streams", cs_api_call_stream_create},
+    {CS_HTTP_GET, "/api/v1/call_streams/{}", cs_api_call_stream_get},
+    {CS_HTTP_POST, "/api/v1/call_streams/{}/complete", cs_api_call_stream_complete},
+    {CS_HTTP_GET, "/call_streams/{}", cs_call_stream_upgrade},
 };
 
 /* ---- configuration checks and derived values ---- */
@@ -207,6 +211,7 @@ static void finish(cs_gateway *gw)
     uv_timer_stop(&gw->shutdown_timer);
     uv_close((uv_handle_t *)&gw->shutdown_timer, handle_closed);
     uv_close((uv_handle_t *)&gw->monitor_timer, handle_closed);
+    cs_call_streams_stop(gw);
     uv_close((uv_handle_t *)&gw->sigterm, handle_closed);
     uv_close((uv_handle_t *)&gw->sigint, handle_closed);
     /* Sign-ins in progress, transcription and recordings first: finishing them produces
@@ -398,7 +403,9 @@ static int start(cs_gateway *gw, cs_buf *err)
                                        .threshold_db = (int)cfg->vad_threshold_db};
     if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0) return rc;
     cs_bus_init(&gw->bus);
-    if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0) return rc;
+    if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0 ||
+        (rc = cs_call_streams_start(gw)) < 0)
+        return rc;
     if ((rc = cs_auth_new(&gw->auth, gw)) < 0) {
         cs_buf_printf(err, "cannot start sign-in: %s", cs_strerror(rc));
         return rc;

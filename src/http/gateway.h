@@ -31,6 +31,8 @@ typedef struct media_sock media_sock;
 typedef struct monitor monitor;
 typedef struct cs_auth cs_auth;
 typedef struct cs_webhook cs_webhook;
+typedef struct cs_call_streams cs_call_streams;
+typedef struct cJSON cJSON;
 
 typedef struct cs_webhook_stats {
     uint64_t delivered, retries, failed, dropped;
@@ -99,6 +101,7 @@ typedef struct cs_gateway {
     size_t nmonitors;
     uv_timer_t monitor_timer;
     cs_form stream_params; /* STREAM_PARAMS */
+    cs_call_streams *call_streams; /* binary-audio sources' streams (call_streams.c) */
     media_sock *sockets;   /* live media sockets */
     size_t nsockets;
     int64_t started_ms;
@@ -134,6 +137,27 @@ void cs_api_transfer(cs_request *r);
 void cs_api_say(cs_request *r);
 void cs_api_stream_start(cs_request *r);
 void cs_api_stream_stop(cs_request *r);
+/* Shared by the API's handlers (api_control.c): the JSON object of the body, or NULL once
+ * answered 400/415 (`empty_ok`: an empty body is {}); a string member, NULL when absent,
+ * *bad set when present but not a string; `params` (an object of strings, at most
+ * CS_API_MAX_PARAMS, none of the gateway's own names) appended to names/values from *n:
+ * 0, or < 0 once answered 400. */
+#define CS_API_MAX_PARAMS 16
+cJSON *cs_api_json_body(cs_request *r, bool empty_ok);
+const char *cs_api_jstr(const cJSON *o, const char *key, bool *bad);
+int cs_api_params(cs_request *r, const cJSON *body, const char **names, const char **values,
+                  size_t *n);
+/* The stream lifecycle API (call_streams.c): sources that are not a telephony provider
+ * stream binary audio on a socket made for them with a one-time token. */
+void cs_api_call_stream_create(cs_request *r);
+void cs_api_call_stream_get(cs_request *r);
+void cs_api_call_stream_complete(cs_request *r);
+void cs_call_stream_upgrade(cs_request *r);
+/* Start-up (after the calls' registry): 0 or -ENOMEM. Shutdown: what still waits for its
+ * source expires (tokens live in memory only). Its counters for /metrics. */
+int cs_call_streams_start(cs_gateway *gw);
+void cs_call_streams_stop(cs_gateway *gw);
+void cs_call_streams_metrics(const cs_gateway *gw, cs_buf *out);
 /* Starts call control (start-up): CS_ECONFIG with a message for settings that cannot
  * work (an API key without its secret, TWILIO_API_URL not http(s)). */
 int cs_control_setup(cs_gateway *gw, cs_buf *err);
@@ -150,6 +174,13 @@ void cs_metrics(cs_request *r);
 
 /* Media and relay sockets (media.c): closes them all (shutdown), with 1001. */
 void cs_media_close_all(cs_gateway *gw);
+/* Upgrades `r` (its credential checked) to the socket of a binary-audio source whose
+ * stream starts at once with `start` (two-way). 0, the codec now the socket's; or < 0
+ * once answered, the codec still the caller's. */
+int cs_media_attach(cs_request *r, cs_pcodec *codec, const cs_pevent *start);
+/* Ends the live call's streams from our side, closing their sockets with 1000 and
+ * `reason`: 0, or CS_ENOTFOUND when it is not live here. */
+int cs_media_end_call(cs_gateway *gw, const char *call_sid, const char *reason);
 /* The agent a stream with these parameters gets (gateway.c): `Agent` among them, else
  * AGENT; NULL: none. */
 const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, size_t n);

@@ -3,7 +3,8 @@
  * limited, parsed by the provider, and handed to the call layer (which owns the stream's
  * agent); a bad message is counted and skipped and the call goes on. Closing without
  * `stop` ends a media stream as abnormal; a relay has no stop: its socket closing ends
- * it. */
+ * it. A source of binary audio (call_streams.c) is attached here once its token is
+ * checked: its stream starts at once, and its socket closing cleanly is its stop. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,8 @@ struct media_sock {
     enum cs_end_reason closing_why; /* why we close it, when we do */
     bool we_close;
     bool relay; /* the relay socket: text, its setup starts the stream */
+    const cs_provider_ops *prov;
+    cs_pcodec *codec; /* a source of binary audio: its format */
     uint64_t opened_ms;
     cs_bucket rate; /* MAX_MESSAGES_PER_S, with a one-second burst */
     char peer[46];
@@ -57,10 +60,10 @@ static bool rate_ok(media_sock *m)
 
 /* ---- what goes back to the provider ---- */
 
-static int send_built(media_sock *m, int rc)
+static int send_built(media_sock *m, int rc, enum cs_ws_op op)
 {
     cs_gateway *gw = m->gw;
-    if (rc == 0) rc = cs_wsconn_send(&m->ws, CS_WS_OP_TEXT, gw->out.data, gw->out.len);
+    if (rc == 0) rc = cs_wsconn_send(&m->ws, op, gw->out.data, gw->out.len);
     cs_buf_reset(&gw->out);
     return rc;
 }
@@ -68,25 +71,31 @@ static int send_built(media_sock *m, int rc)
 static int sink_media(void *data, const uint8_t *ulaw, size_t n)
 {
     media_sock *m = data;
-    return send_built(m, m->gw->provider->write_media(&m->gw->out, m->sid_str, ulaw, n));
+    cs_buf *out = &m->gw->out;
+    if (!m->codec)
+        return send_built(m, m->prov->write_media(out, m->sid_str, ulaw, n), CS_WS_OP_TEXT);
+    int rc = m->prov->write_binary(m->codec, out, ulaw, n);
+    /* The resampler may hold a short piece back for the next one. */
+    if (rc == 0 && out->len == 0) return 0;
+    return send_built(m, rc, CS_WS_OP_BINARY);
 }
 
 static int sink_mark(void *data, cs_str name)
 {
     media_sock *m = data;
-    return send_built(m, m->gw->provider->write_mark(&m->gw->out, m->sid_str, name));
+    return send_built(m, m->prov->write_mark(&m->gw->out, m->sid_str, name), CS_WS_OP_TEXT);
 }
 
 static int sink_clear(void *data)
 {
     media_sock *m = data;
-    return send_built(m, m->gw->provider->write_clear(&m->gw->out, m->sid_str));
+    return send_built(m, m->prov->write_clear(&m->gw->out, m->sid_str), CS_WS_OP_TEXT);
 }
 
 static int sink_relay(void *data, const cs_relay_out *msg)
 {
     media_sock *m = data;
-    return send_built(m, m->gw->provider->write_relay(&m->gw->out, msg));
+    return send_built(m, m->prov->write_relay(&m->gw->out, msg), CS_WS_OP_TEXT);
 }
 
 static void hang_up(media_sock *m, enum cs_end_reason why, uint16_t code, const char *reason);
@@ -117,8 +126,11 @@ static void hang_up(media_sock *m, enum cs_end_reason why, uint16_t code, const 
     cs_wsconn_close(&m->ws, code, reason);
 }
 
-static enum cs_stream_mode mode_of(const cs_gateway *gw, const cs_pevent *ev)
+static enum cs_stream_mode mode_of(const media_sock *m, const cs_pevent *ev)
 {
+    const cs_gateway *gw = m->gw;
+    if (m->relay) return CS_MODE_RELAY;
+    if (m->codec) return CS_MODE_TWO_WAY; /* its own source: we may always answer */
     /* Our TwiML says which verb opened the stream; Twilio's start does not. */
     for (size_t i = 0; i < ev->start.nparams; i++) {
         const cs_kv *kv = &ev->start.params[i];
@@ -136,14 +148,14 @@ static void on_start(media_sock *m, const cs_pevent *ev)
         return;
     }
     const char *account = gw->cfg->twilio_account_sid;
-    if (account[0] && !cs_str_eqz(ev->start.account_id, account)) {
+    if (account[0] && !m->codec && !cs_str_eqz(ev->start.account_id, account)) {
         gw->stats.account_refused++;
         cs_warn("media: refused a stream of account %.*s from %s (TWILIO_ACCOUNT_SID is %s)",
                 (int)ev->start.account_id.n, ev->start.account_id.p, m->peer, account);
         hang_up(m, CS_END_HANGUP, CS_WS_CLOSE_POLICY, "account not allowed");
         return;
     }
-    enum cs_stream_mode mode = m->relay ? CS_MODE_RELAY : mode_of(gw, ev);
+    enum cs_stream_mode mode = mode_of(m, ev);
     bool stereo = ev->start.tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND);
     m->sid_str = (cs_str){m->sid, cs_str_copy(m->sid, sizeof m->sid, ev->start.stream_id)};
     cs_stream_sink sink = {sink_media, sink_mark, sink_clear, sink_close, m, sink_relay};
@@ -179,18 +191,22 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         bad(m, CS_BAD_RATE, "over MAX_MESSAGES_PER_S");
         return;
     }
-    if (op != CS_WS_OP_TEXT) {
+    cs_pevent ev;
+    enum cs_bad kind;
+    if (op != CS_WS_OP_TEXT && !m->codec) {
         bad(m, CS_BAD_BINARY, "a binary frame on a JSON text protocol");
         return;
     }
-    cs_pevent ev;
-    enum cs_bad kind;
-    int (*parse)(char *, size_t, cs_pevent *, cs_pscratch *, enum cs_bad *) =
-        m->relay ? gw->provider->parse_relay : gw->provider->parse;
-    if (parse(data, len, &ev, &gw->scratch, &kind) < 0) {
+    int rc = op == CS_WS_OP_TEXT ? (m->relay ? m->prov->parse_relay
+                                             : m->prov->parse)(data, len, &ev, &gw->scratch, &kind)
+                                 : m->prov->parse_binary(m->codec, (const uint8_t *)data, len, &ev,
+                                                         &gw->scratch, &kind);
+    if (rc < 0) {
         bad(m, kind, cs_bad_label(kind));
         return;
     }
+    /* A binary frame of less than a millisecond: held back for the next one. */
+    if (ev.type == CS_PEV_MEDIA && ev.media.len == 0) return;
     if (ev.type == CS_PEV_CONNECTED) {
         if (m->connected || m->stream) bad(m, CS_BAD_ORDER, "connected after the stream began");
         m->connected = true;
@@ -205,7 +221,7 @@ static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
         bad(m, CS_BAD_ORDER, m->ended ? "a message after stop" : "a message before start");
         return;
     }
-    if (!m->relay && !cs_str_eq(ev.stream_id, m->sid_str)) {
+    if (!m->relay && !m->codec && !cs_str_eq(ev.stream_id, m->sid_str)) {
         cs_stream_bad(s, CS_BAD_STREAM, "streamSid differs from the one this socket started");
         return;
     }
@@ -241,15 +257,17 @@ static void on_close(cs_wsconn *ws, uint16_t code, int err)
     media_sock *m = ws->data;
     cs_gateway *gw = m->gw;
     if (m->stream) {
-        /* A relay's session ends with its socket closing cleanly: that is its stop. */
-        bool relay_done = m->relay && !m->we_close && !err && code == CS_WS_CLOSE_NORMAL;
+        /* A relay's session, or a binary source, ends with its socket closing cleanly:
+         * that is its stop. */
+        bool relay_done =
+            (m->relay || m->codec) && !m->we_close && !err && code == CS_WS_CLOSE_NORMAL;
         enum cs_end_reason why = m->we_close         ? m->closing_why
                                  : relay_done        ? CS_END_STOP
                                  : err == -ETIMEDOUT ? CS_END_IDLE
                                                      : CS_END_ABNORMAL;
         const cs_log_ctx *prev = cs_log_set_ctx(&m->stream->log);
         if (relay_done)
-            cs_info("media: the relay session ended");
+            cs_info("media: the %s ended", m->relay ? "relay session" : "source's stream");
         else
             cs_warn("media: socket closed without stop (code %u%s%s); stream ends as %s", code,
                     err ? ", " : "", err ? cs_strerror(err) : "", cs_end_label(why));
@@ -262,6 +280,7 @@ static void on_close(cs_wsconn *ws, uint16_t code, int err)
         gw->sockets = m->next;
     if (m->next) m->next->prev = m->prev;
     gw->nsockets--;
+    if (m->codec) m->prov->codec_free(m->codec);
     free(m);
 }
 
@@ -270,6 +289,38 @@ static const cs_wsconn_ops media_ops = {
     .on_oversize = on_oversize,
     .on_close = on_close,
 };
+
+/* The socket of an upgrade whose credential was checked: NULL once answered. */
+static media_sock *sock_open(cs_request *r, bool relay, cs_pcodec *codec)
+{
+    cs_gateway *gw = r->app;
+    media_sock *m = calloc(1, sizeof *m);
+    if (!m) {
+        cs_respond_error(r, 503, "out of memory");
+        return NULL;
+    }
+    m->gw = gw;
+    m->relay = relay;
+    m->prov = codec ? &cs_provider_binary : gw->provider;
+    snprintf(m->peer, sizeof m->peer, "%s", r->conn ? r->conn->peer_ip : "?");
+    m->opened_ms = uv_now(gw->loop);
+    m->rate = cs_bucket_full((double)gw->cfg->max_messages_per_s, (int64_t)m->opened_ms);
+    if (cs_request_upgrade(r, &m->ws, (size_t)gw->cfg->max_message_bytes, &media_ops, m) < 0) {
+        free(m);
+        return NULL;
+    }
+    m->codec = codec; /* ours from here: freed with the socket */
+    m->ws.conn->idle_timeout_ms = (uint32_t)gw->cfg->idle_timeout_s * 1000;
+    m->next = gw->sockets;
+    if (gw->sockets) gw->sockets->prev = m;
+    gw->sockets = m;
+    gw->nsockets++;
+    if (relay)
+        gw->stats.relay_sockets_total++;
+    else
+        gw->stats.media_sockets_total++;
+    return m;
+}
 
 /* Both sockets: signed over the URL our TwiML gave (`url`), then the same limits. */
 static void upgrade(cs_request *r, const char *url, bool relay)
@@ -292,29 +343,15 @@ static void upgrade(cs_request *r, const char *url, bool relay)
             return;
         }
     }
-    media_sock *m = calloc(1, sizeof *m);
-    if (!m) {
-        cs_respond_error(r, 503, "out of memory");
-        return;
-    }
-    m->gw = gw;
-    m->relay = relay;
-    snprintf(m->peer, sizeof m->peer, "%s", r->conn ? r->conn->peer_ip : "?");
-    m->opened_ms = uv_now(gw->loop);
-    m->rate = cs_bucket_full((double)gw->cfg->max_messages_per_s, (int64_t)m->opened_ms);
-    if (cs_request_upgrade(r, &m->ws, (size_t)gw->cfg->max_message_bytes, &media_ops, m) < 0) {
-        free(m);
-        return;
-    }
-    m->ws.conn->idle_timeout_ms = (uint32_t)gw->cfg->idle_timeout_s * 1000;
-    m->next = gw->sockets;
-    if (gw->sockets) gw->sockets->prev = m;
-    gw->sockets = m;
-    gw->nsockets++;
-    if (relay)
-        gw->stats.relay_sockets_total++;
-    else
-        gw->stats.media_sockets_total++;
+    sock_open(r, relay, NULL);
+}
+
+int cs_media_attach(cs_request *r, cs_pcodec *codec, const cs_pevent *start)
+{
+    media_sock *m = sock_open(r, false, codec);
+    if (!m) return -1;
+    on_start(m, start);
+    return 0;
 }
 
 void cs_media_upgrade(cs_request *r)
@@ -327,6 +364,19 @@ void cs_relay_upgrade(cs_request *r)
 {
     cs_gateway *gw = r->app;
     upgrade(r, gw->relay_url, true);
+}
+
+int cs_media_end_call(cs_gateway *gw, const char *call_sid, const char *reason)
+{
+    cs_call *call = cs_calls_call(&gw->calls, cs_str_of(call_sid));
+    if (!call) return CS_ENOTFOUND;
+    /* Ending its last stream ends the call: take the sockets first. */
+    media_sock *socks[CS_CALL_MAX_STREAMS];
+    size_t n = call->nstreams;
+    for (size_t i = 0; i < n; i++) socks[i] = call->streams[i]->owner;
+    for (size_t i = 0; i < n; i++)
+        if (!socks[i]->we_close) hang_up(socks[i], CS_END_HANGUP, CS_WS_CLOSE_NORMAL, reason);
+    return 0;
 }
 
 void cs_media_close_all(cs_gateway *gw)

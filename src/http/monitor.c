@@ -378,7 +378,7 @@ static watch *find_watch(monitor *m, const char *call)
 static void subscribe(monitor *m, const char *call, unsigned audio)
 {
     cs_gateway *gw = m->gw;
-    if (!call || !cs_twilio_sid_valid(cs_str_of(call), "CA")) {
+    if (!call || !cs_call_sid_valid(cs_str_of(call))) {
         error_message(m, call, "subscribe needs a call SID");
         return;
     }

@@ -78,7 +78,7 @@ void cs_web_calls(cs_request *r)
 void cs_web_call(cs_request *r)
 {
     if (!cs_auth_check(r, CS_ACCESS_PAGE, cs_web_call)) return;
-    if (!cs_twilio_sid_valid(r->params[0], "CA")) {
+    if (!cs_call_sid_valid(r->params[0])) {
         cs_respond_error(r, 404, "no such call");
         return;
     }

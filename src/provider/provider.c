@@ -18,13 +18,18 @@ const char *cs_bad_label(enum cs_bad kind)
     return (unsigned)kind < CS_BAD_COUNT ? bad_labels[kind] : "unknown";
 }
 
-static const cs_provider_ops *const providers[] = {&cs_provider_twilio};
+static const cs_provider_ops *const providers[] = {&cs_provider_twilio, &cs_provider_binary};
 
 const cs_provider_ops *cs_provider_find(const char *name)
 {
     for (size_t i = 0; i < sizeof providers / sizeof *providers; i++)
         if (strcmp(providers[i]->name, name) == 0) return providers[i];
     return NULL;
+}
+
+bool cs_call_sid_valid(cs_str sid)
+{
+    return cs_twilio_sid_valid(sid, "CA") || cs_twilio_sid_valid(sid, CS_BINARY_SID_PREFIX);
 }
 
 void cs_pscratch_init(cs_pscratch *s)

@@ -140,6 +140,22 @@ typedef struct cs_relay_out {
     unsigned loop;      /* PLAY: times to play (0: once) */
 } cs_relay_out;
 
+/* ---- audio in binary frames ----
+ * A source that is not a telephony provider (a browser, a SIP bridge, a test rig) sends
+ * its audio as binary WebSocket frames in a format chosen when its stream was created.
+ * A codec per stream turns those frames into media events of μ-law 8 kHz, and our μ-law
+ * back into the source's format. */
+typedef struct cs_pcodec cs_pcodec;
+
+#define CS_PCODEC_MAX_FRAME 32768 /* bytes in one binary frame (2 s of μ-law); more: oversize */
+
+typedef struct cs_pcodec_stats {
+    uint64_t frames_in;  /* binary frames from sources */
+    uint64_t frames_out; /* binary frames to them */
+    uint64_t resampled;  /* frames either way whose rate was converted */
+    uint64_t odd_bytes;  /* PCM frames of an odd length (the last byte is carried over) */
+} cs_pcodec_stats;
+
 typedef struct cs_provider_ops {
     const char *name;
     /* Parses one text message (it may be modified in place). 0, or CS_EPARSE with *bad
@@ -154,9 +170,29 @@ typedef struct cs_provider_ops {
     int (*parse_relay)(char *msg, size_t len, cs_pevent *ev, cs_pscratch *scratch,
                        enum cs_bad *bad);
     int (*write_relay)(cs_buf *out, const cs_relay_out *m);
+    /* Binary audio (all NULL if the provider's audio is in its text messages).
+     * codec_new: `format` "mulaw" (rate 8000) or "pcm16" (8000 or 16000); CS_EPARSE for
+     * any other, -ENOMEM, CS_EBACKEND; counters are added to *stats (which outlives it).
+     * parse_binary: one frame → a media event of the inbound track, stamped on the clock
+     * of the audio received so far (len 0 while a part of a millisecond is held back);
+     * CS_EPARSE with *bad (OVERSIZE over CS_PCODEC_MAX_FRAME). write_binary appends one
+     * frame of `n` μ-law bytes in the source's format (nothing for a part the resampler
+     * holds back). */
+    int (*codec_new)(cs_pcodec **out, const char *format, unsigned rate, cs_pcodec_stats *stats);
+    void (*codec_free)(cs_pcodec *c);
+    int (*parse_binary)(cs_pcodec *c, const uint8_t *frame, size_t len, cs_pevent *ev,
+                        cs_pscratch *scratch, enum cs_bad *bad);
+    int (*write_binary)(cs_pcodec *c, cs_buf *out, const uint8_t *ulaw, size_t n);
 } cs_provider_ops;
 
-/* By name ("twilio"); NULL if unknown. */
+/* By name ("twilio", "binary"); NULL if unknown. */
 const cs_provider_ops *cs_provider_find(const char *name);
+
+/* Sources that stream binary audio (binary.c); their call ids are CS_BINARY_SID_PREFIX
+ * and 32 hex digits, the shape of Twilio's SIDs with a prefix Twilio does not give. */
+extern const cs_provider_ops cs_provider_binary;
+#define CS_BINARY_SID_PREFIX "CS"
+/* Whether `sid` is a call id some provider gives (Twilio's CA…, or ours). */
+bool cs_call_sid_valid(cs_str sid);
 
 #endif

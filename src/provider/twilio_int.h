@@ -17,7 +17,7 @@ int cs_twilio_parse_fast(const char *msg, size_t len, cs_pevent *ev, cs_pscratch
 int cs_twilio_parse_slow(const char *msg, size_t len, cs_pevent *ev, cs_pscratch *scratch,
                          enum cs_bad *bad);
 
-/* ---- shared by twilio.c and twilio_relay.c ---- */
+/* ---- JSON helpers shared by the provider files ---- */
 
 /* Sets *bad, returns CS_EPARSE. */
 int cs_twjson_refuse(enum cs_bad *bad, enum cs_bad kind);

@@ -829,6 +829,41 @@ int it_ws_next(it_ws *w, cs_ws_event *ev, int timeout_ms)
     }
 }
 
+int it_ws_send_frames(it_ws *w, const void *data, size_t len, const size_t *sizes, size_t nsizes,
+                      int pause_ms)
+{
+    const uint8_t *p = data;
+    for (size_t off = 0, i = 0; off < len; i++) {
+        size_t n = sizes[i % nsizes] < len - off ? sizes[i % nsizes] : len - off;
+        if (it_ws_send(w, CS_WS_OP_BINARY, p + off, n) < 0) return -1;
+        off += n;
+        if (pause_ms) it_sleep_ms(pause_ms);
+    }
+    return 0;
+}
+
+size_t it_ws_recv_binary(it_ws *w, int timeout_ms, size_t *frames, size_t *odd, size_t *texts)
+{
+    size_t bytes = 0, nf = 0, no = 0, nt = 0;
+    long long deadline = now_ms() + timeout_ms;
+    cs_ws_event ev;
+    for (long long left; (left = deadline - now_ms()) > 0;) {
+        if (it_ws_next(w, &ev, (int)left) != 1 || ev.type == CS_WS_EV_CLOSE) break;
+        if (ev.type != CS_WS_EV_MESSAGE) continue;
+        if (ev.opcode == CS_WS_OP_TEXT) {
+            nt++;
+            continue;
+        }
+        bytes += ev.len;
+        nf++;
+        no += ev.len % 2;
+    }
+    if (frames) *frames = nf;
+    if (odd) *odd = no;
+    if (texts) *texts = nt;
+    return bytes;
+}
+
 #define IT_ACCOUNT "AC00000000000000000000000000000000"
 
 static int send_msg(it_ws *w, cs_buf *b)

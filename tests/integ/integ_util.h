@@ -196,6 +196,14 @@ int it_media_frame(it_ws *w, const char *stream, uint64_t seq, uint64_t timestam
                    size_t n);
 /* stop, then the server's close frame: its code, or -1. */
 int it_media_stop(it_ws *w, const char *call, const char *stream, uint64_t seq);
+/* Binary audio (a call_streams source): `data` in binary frames whose sizes cycle
+ * through sizes[0..nsizes), pause_ms between frames. 0 or -1. */
+int it_ws_send_frames(it_ws *w, const void *data, size_t len, const size_t *sizes, size_t nsizes,
+                      int pause_ms);
+/* Reads what the server sends for timeout_ms, or until it closes: the bytes of its binary
+ * frames; *frames the binary frames, *odd those of an odd length, *texts its text
+ * messages (each may be NULL). */
+size_t it_ws_recv_binary(it_ws *w, int timeout_ms, size_t *frames, size_t *odd, size_t *texts);
 /* Reads until the server's close frame; its code, or -1 if none came. */
 int it_ws_close_code(it_ws *w, int timeout_ms);
 void it_ws_close(it_ws *w);

@@ -211,7 +211,7 @@ socket.addEventListener('state', (e) => {
 });
 socket.addEventListener('refused', () => api.me().catch(() => {}));
 
-if (!/^CA[0-9a-f]{32}$/i.test(sid)) {
+if (!/^C[AS][0-9a-f]{32}$/i.test(sid)) {
   setState('missing');
   listen.end();
 } else {

@@ -1,0 +1,580 @@
+/* The stream lifecycle API, for sources that are not a telephony provider (a browser, a
+ * SIP bridge, a test rig):
+ *   POST /api/v1/call_streams             creates a stream: its id (CS…), the socket URL
+ *                                         and a one-time token
+ *   GET  /call_streams/{id}?token=…       the source's socket (binary audio, provider
+ *                                         "binary"): the call starts when it connects
+ *   GET  /api/v1/call_streams/{id}        where it stands
+ *   POST /api/v1/call_streams/{id}/complete  ends it
+ * A created stream waits here, in memory, until its source connects with the token (kept
+ * as a SHA-256 only, good once) or CALL_STREAM_TOKEN_S passes (it expires); pending
+ * streams do not survive a restart. Once connected it is a call like any other, ended by
+ * `complete` or by its source closing the socket. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/prom.h"
+#include "http/auth.h"
+#include "http/gateway.h"
+
+#define ID_BYTES     16 /* random bytes of an id: CS + 32 hex digits */
+#define TOKEN_BYTES  24 /* random bytes of a token: 48 hex digits */
+#define FIELD_MAX    64 /* from, to, name (the message below says it) */
+#define TICK_MS      1000
+#define EXPIRE_BATCH 64
+#define JSON_MAX     4096
+/* The parameters a stream's start carries: From, To, Agent, Name and the caller's. */
+#define START_PARAMS (4 + CS_API_MAX_PARAMS)
+
+typedef struct pending {
+    char id[CS_SID_MAX + 1];
+    uint8_t token_hash[CS_SHA256_LEN];
+    uint64_t expires_ms; /* on the loop's clock */
+    cs_pcodec *codec;
+    char format[8];
+    unsigned rate;
+    cs_pool pool; /* from, to and params */
+    const char *from, *to;
+    cs_kv params[START_PARAMS];
+    size_t nparams;
+} pending;
+
+typedef struct cs_call_stream_stats {
+    uint64_t created, connected, ended, canceled, expired, bad_token, limited;
+} cs_call_stream_stats;
+
+struct cs_call_streams {
+    cs_gateway *gw;
+    cs_map pending; /* id → pending */
+    uv_timer_t timer;
+    cs_call_stream_stats stats;
+    cs_pcodec_stats codec; /* every source's frames */
+};
+
+static const cs_provider_ops *const wire = &cs_provider_binary;
+
+static bool is_ours(cs_str id)
+{
+    return cs_call_sid_valid(id) && id.p[0] == CS_BINARY_SID_PREFIX[0] &&
+           id.p[1] == CS_BINARY_SID_PREFIX[1];
+}
+
+/* ---- pending streams ---- */
+
+static void pending_free(pending *p)
+{
+    if (p->codec) wire->codec_free(p->codec);
+    cs_pool_free(&p->pool);
+    free(p);
+}
+
+/* A `type` event {"status"|"action": st, "by": by} on the stream's call. */
+static void event(cs_gateway *gw, const char *id, enum cs_event_type type, const char *st,
+                  const char *by)
+{
+    cs_buf out = CS_BUF_INIT(JSON_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, type == CS_EVENT_STATUS ? "status" : "action", st);
+    if (by) cs_json_kstr(&j, "by", by);
+    if (type == CS_EVENT_CONTROL) cs_json_kstr(&j, "state", "done");
+    cs_json_obj_end(&j);
+    cs_calls_event(&gw->calls, id, type, cs_json_end(&j) == 0 ? out.data : NULL);
+    cs_buf_free(&out);
+}
+
+/* A stream that ends without having connected: its final status, row and event. */
+static void ended(cs_gateway *gw, const char *id, const char *st, const char *by)
+{
+    cs_call_row row = {.sid = id, .status = st, .ended_at = cs_wall_ms()};
+    cs_journal_call(gw, &row);
+    event(gw, id, CS_EVENT_STATUS, st, by);
+}
+
+/* Takes `p` out of the table (it no longer waits). */
+static void unlist(cs_call_streams *cs, pending *p)
+{
+    cs_map_del(&cs->pending, cs_str_of(p->id));
+    if (cs->pending.len == 0) uv_timer_stop(&cs->timer);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    cs_call_streams *cs = t->data;
+    uint64_t now = uv_now(cs->gw->loop);
+    pending *due[EXPIRE_BATCH];
+    size_t n;
+    do { /* the table may not change during a walk: a batch at a time */
+        size_t pos = 0;
+        cs_str key;
+        void *v;
+        for (n = 0; n < EXPIRE_BATCH && cs_map_next(&cs->pending, &pos, &key, &v);)
+            if (((pending *)v)->expires_ms <= now) due[n++] = v;
+        for (size_t i = 0; i < n; i++) {
+            pending *p = due[i];
+            cs_info("call stream %s: expired, its source never connected", p->id);
+            cs->stats.expired++;
+            ended(cs->gw, p->id, "expired", NULL);
+            unlist(cs, p);
+            pending_free(p);
+        }
+    } while (n == EXPIRE_BATCH);
+}
+
+/* ---- answers ---- */
+
+static void respond(cs_request *r, int code, cs_json *j, cs_buf *out)
+{
+    if (cs_json_end(j) < 0)
+        cs_respond_error(r, 500, "answer too large");
+    else
+        cs_respond_json(r, code, out);
+    cs_buf_free(out);
+}
+
+/* ws(s)://…/call_streams/{id}, from PUBLIC_URL (or how the gateway derived it). */
+static int socket_url(const cs_gateway *gw, const char *id, cs_buf *out)
+{
+    bool tls = strncmp(gw->public_url, "https:", 6) == 0;
+    return cs_buf_printf(out, "%s%s/call_streams/%s", tls ? "wss" : "ws",
+                         gw->public_url + (tls ? 5 : 4), id);
+}
+
+/* ---- POST /api/v1/call_streams ---- */
+
+/* The body's checks: 0, or < 0 once answered. */
+static int read_create(cs_request *r, const cJSON *body, pending *p)
+{
+    bool bad = false;
+    const char *format = cs_api_jstr(body, "format", &bad), *from = cs_api_jstr(body, "from", &bad);
+    const char *to = cs_api_jstr(body, "to", &bad), *agent = cs_api_jstr(body, "agent", &bad);
+    const char *name = cs_api_jstr(body, "name", &bad);
+    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(body, "rate");
+    const cs_agent_ops *ops;
+    const char *why = NULL;
+    if (bad)
+        why = "format, from, to, agent and name are strings";
+    else if (!format)
+        why = "format is required: mulaw or pcm16";
+    else if (rate &&
+             !(cJSON_IsNumber(rate) && (rate->valuedouble == 8000 || rate->valuedouble == 16000)))
+        why = "rate must be 8000 or 16000";
+    else if ((from && strlen(from) > FIELD_MAX) || (to && strlen(to) > FIELD_MAX) ||
+             (name && strlen(name) > FIELD_MAX))
+        why = "from, to and name are at most 64 characters";
+    if (!why && agent && cs_agent_find(agent, &ops) < 0) {
+        cs_respond_error(r, 400, "agent '%.40s' is not one of %s", agent, cs_agent_names());
+        return CS_EPARSE;
+    }
+    if (why) {
+        cs_respond_error(r, 400, "%s", why);
+        return CS_EPARSE;
+    }
+    p->rate = rate ? (unsigned)rate->valuedouble : 8000;
+    snprintf(p->format, sizeof p->format, "%s", format);
+    cs_gateway *gw = r->app;
+    int rc = wire->codec_new(&p->codec, format, p->rate, &gw->call_streams->codec);
+    if (rc == CS_EPARSE) {
+        cs_respond_error(r, 400, "format must be mulaw (rate 8000) or pcm16 (rate 8000 or 16000)");
+        return rc;
+    }
+    if (rc < 0) {
+        cs_respond_error(r, 503, "cannot set up the format: %s", cs_strerror(rc));
+        return rc;
+    }
+    const char *names[START_PARAMS], *values[START_PARAMS];
+    size_t n = 0;
+    const char *fixed[][2] = {{"From", from}, {"To", to}, {"Agent", agent}, {"Name", name}};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if (fixed[i][1]) {
+            names[n] = fixed[i][0];
+            values[n++] = fixed[i][1];
+        }
+    if ((rc = cs_api_params(r, body, names, values, &n)) < 0) return rc;
+    for (size_t i = 0; i < n; i++) {
+        char *k = cs_pool_strdup(&p->pool, names[i]), *v = cs_pool_strdup(&p->pool, values[i]);
+        if (!k || !v) {
+            cs_respond_error(r, 503, "out of memory");
+            return -ENOMEM;
+        }
+        p->params[i] = (cs_kv){cs_str_of(k), cs_str_of(v)};
+        if (strcmp(k, "From") == 0) p->from = v;
+        if (strcmp(k, "To") == 0) p->to = v;
+    }
+    p->nparams = n;
+    return 0;
+}
+
+static void params_json(cs_buf *out, const pending *p)
+{
+    cs_json j;
+    cs_json_init(&j, out);
+    cs_json_obj(&j);
+    for (size_t i = 0; i < p->nparams; i++)
+        cs_json_kstr(&j, p->params[i].name.p, p->params[i].value.p);
+    cs_json_obj_end(&j);
+    cs_json_end(&j);
+}
+
+void cs_api_call_stream_create(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_stream_create)) return;
+    cs_gateway *gw = r->app;
+    cs_call_streams *cs = gw->call_streams;
+    if (gw->draining) {
+        cs_respond_error(r, 503, "shutting down");
+        return;
+    }
+    if (cs->pending.len >= (size_t)gw->cfg->call_stream_max_pending) {
+        cs->stats.limited++;
+        cs_respond_error(r, 429,
+                         "%zu streams already wait for their source (CALL_STREAM_MAX_PENDING)",
+                         cs->pending.len);
+        return;
+    }
+    cJSON *body = cs_api_json_body(r, false);
+    if (!body) return;
+    pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        cJSON_Delete(body);
+        cs_respond_error(r, 503, "out of memory");
+        return;
+    }
+    int rc = read_create(r, body, p);
+    cJSON_Delete(body);
+    uint8_t raw[TOKEN_BYTES];
+    char token[2 * TOKEN_BYTES + 1];
+    if (rc == 0) {
+        memcpy(p->id, CS_BINARY_SID_PREFIX, 2);
+        cs_random(raw, ID_BYTES);
+        cs_hex(p->id + 2, raw, ID_BYTES);
+        cs_random(raw, TOKEN_BYTES);
+        cs_hex(token, raw, TOKEN_BYTES);
+        cs_sha256(p->token_hash, token, strlen(token));
+        p->expires_ms = uv_now(gw->loop) + (uint64_t)gw->cfg->call_stream_token_s * 1000;
+        if (cs_map_put(&cs->pending, cs_str_of(p->id), p) < 0) {
+            cs_respond_error(r, 503, "out of memory");
+            rc = -ENOMEM;
+        }
+    }
+    if (rc < 0) {
+        pending_free(p);
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&cs->timer))
+        uv_timer_start(&cs->timer, on_tick, TICK_MS, TICK_MS);
+    cs->stats.created++;
+    cs_buf params = CS_BUF_INIT(1 << 16);
+    params_json(&params, p);
+    int64_t now = cs_wall_ms();
+    cs_call_row row = {.sid = p->id,
+                       .from = p->from,
+                       .to = p->to,
+                       .direction = "api",
+                       .status = "queued",
+                       .params = params.data,
+                       .created_at = now};
+    cs_journal_call(gw, &row);
+    cs_buf_free(&params);
+    event(gw, p->id, CS_EVENT_STATUS, "queued", r->user);
+    cs_info("call stream %s: created (%s at %u Hz), waiting %lld s for its source", p->id,
+            p->format, p->rate, (long long)gw->cfg->call_stream_token_s);
+
+    cs_buf out = CS_BUF_INIT(JSON_MAX), url = CS_BUF_INIT(CS_URL_CAP + 64);
+    socket_url(gw, p->id, &url);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "id", p->id);
+    cs_json_kstr(&j, "url", url.data);
+    cs_json_kstr(&j, "token", token);
+    cs_json_kint(&j, "expires_in_s", gw->cfg->call_stream_token_s);
+    cs_json_kstr(&j, "format", p->format);
+    cs_json_kint(&j, "rate", p->rate);
+    cs_json_obj_end(&j);
+    cs_buf_free(&url);
+    respond(r, 201, &j, &out);
+}
+
+/* ---- the source's socket ---- */
+
+void cs_call_stream_upgrade(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_call_streams *cs = gw->call_streams;
+    if (gw->draining) {
+        cs_respond_error(r, 503, "shutting down");
+        return;
+    }
+    cs_str id = r->params[0];
+    pending *p = is_ours(id) ? cs_map_get(&cs->pending, id) : NULL;
+    if (!p) {
+        if (is_ours(id) && cs_calls_call(&gw->calls, id))
+            cs_respond_error(r, 409, "the stream is connected already: a token is good once");
+        else
+            cs_respond_error(r, 404, "no stream waits under this id: unknown, expired or ended");
+        return;
+    }
+    cs_str key;
+    int bad_upgrade = cs_ws_check_upgrade(&r->head, &key);
+    if (bad_upgrade) { /* the token stays good for a real one */
+        cs_respond_error(r, bad_upgrade, "not a valid WebSocket upgrade");
+        return;
+    }
+    cs_form q;
+    const char *token = NULL;
+    if (cs_form_parse(&q, r->head.query.p ? r->head.query.p : "", r->head.query.n) == 0)
+        token = cs_form_get(&q, "token");
+    uint8_t hash[CS_SHA256_LEN];
+    if (token) cs_sha256(hash, token, strlen(token));
+    bool ok = token && cs_ct_equal(hash, sizeof hash, p->token_hash, sizeof p->token_hash);
+    if (token) cs_form_free(&q);
+    if (!ok) {
+        cs->stats.bad_token++;
+        cs_warn("call stream %s: refused a source from %s: %s token", p->id,
+                r->conn ? r->conn->peer_ip : "?", token ? "wrong" : "no");
+        cs_respond_error(r, 403, "invalid or missing token");
+        return;
+    }
+    /* Good once: whatever happens next, it no longer waits. */
+    unlist(cs, p);
+    cs_pevent ev = {.type = CS_PEV_START, .seq = -1, .stream_id = cs_str_of(p->id)};
+    ev.start.account_id = CS_STR("");
+    ev.start.call_id = ev.start.stream_id = ev.stream_id;
+    ev.start.tracks = CS_TRACK_BIT(CS_TRACK_INBOUND);
+    ev.start.encoding = CS_STR("audio/x-mulaw");
+    ev.start.sample_rate = 8000;
+    ev.start.channels = 1;
+    ev.start.params = p->params;
+    ev.start.nparams = p->nparams;
+    if (cs_media_attach(r, p->codec, &ev) == 0) {
+        p->codec = NULL;
+        cs->stats.connected++;
+    } else {
+        ended(gw, p->id, "failed", NULL);
+    }
+    pending_free(p);
+}
+
+/* ---- GET and complete ---- */
+
+/* The path's id: one of ours, else answered 404. */
+static bool path_id(cs_request *r, char id[CS_SID_MAX + 1])
+{
+    if (r->nparams < 1 || !is_ours(r->params[0])) {
+        cs_respond_error(r, 404, "no such call stream");
+        return false;
+    }
+    cs_str_copy(id, CS_SID_MAX + 1, r->params[0]);
+    return true;
+}
+
+static void state_json(cs_json *j, const char *id, const char *state)
+{
+    cs_json_obj(j);
+    cs_json_kstr(j, "id", id);
+    cs_json_kstr(j, "status", state);
+}
+
+/* Neither waiting nor live: what the store says of it. */
+typedef struct lookup {
+    cs_request *r;
+    bool complete;
+} lookup;
+
+static void looked_up(cs_store_query *q, void *data)
+{
+    lookup *l = data;
+    cs_request *r = l->r;
+    bool complete = l->complete;
+    free(l);
+    if (q->status == CS_ENOTFOUND && !q->behind) {
+        cs_respond_error(r, 404, "no such call stream");
+    } else if (q->status != 0) {
+        cs_respond_error(r, 503, "the store cannot answer: %s", q->error);
+    } else if (complete) {
+        cs_respond_error(r, 409, "the stream has ended already (%s)",
+                         q->calls[0].status ? q->calls[0].status : "?");
+    } else {
+        cs_buf out = CS_BUF_INIT(JSON_MAX);
+        cs_json j;
+        cs_json_init(&j, &out);
+        state_json(&j, q->calls[0].sid, q->calls[0].status ? q->calls[0].status : "unknown");
+        cs_json_obj_end(&j);
+        respond(r, 200, &j, &out);
+    }
+    cs_store_query_free(q);
+}
+
+static void look_up(cs_request *r, const char *id, bool complete)
+{
+    cs_gateway *gw = r->app;
+    lookup *l = malloc(sizeof *l);
+    cs_store_query *q = l ? cs_store_query_new(CS_Q_CALL, looked_up, l) : NULL;
+    if (!q) {
+        free(l);
+        cs_respond_error(r, 503, "out of memory");
+        return;
+    }
+    *l = (lookup){r, complete};
+    snprintf(q->sid, sizeof q->sid, "%s", id);
+    cs_store_query_run(gw->store, q);
+}
+
+void cs_api_call_stream_get(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_stream_get)) return;
+    cs_gateway *gw = r->app;
+    char id[CS_SID_MAX + 1];
+    if (!path_id(r, id)) return;
+    const pending *p = cs_map_get(&gw->call_streams->pending, cs_str_of(id));
+    const cs_call *call = cs_calls_call(&gw->calls, cs_str_of(id));
+    if (!p && !call) {
+        look_up(r, id, false);
+        return;
+    }
+    cs_buf out = CS_BUF_INIT(JSON_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    state_json(&j, id, p ? "waiting" : "in-progress");
+    if (p) {
+        uint64_t now = uv_now(gw->loop);
+        cs_json_kstr(&j, "format", p->format);
+        cs_json_kint(&j, "rate", p->rate);
+        cs_json_kint(&j, "expires_in_s", (int64_t)((p->expires_ms - now + 999) / 1000));
+    } else if (call->nstreams) {
+        const cs_stream_stats *st = &call->streams[0]->stats;
+        cs_json_kint(&j, "frames_in", (int64_t)st->frames[CS_TRACK_INBOUND]);
+        cs_json_kint(&j, "frames_out", (int64_t)st->frames_out);
+    }
+    cs_json_obj_end(&j);
+    respond(r, 200, &j, &out);
+}
+
+void cs_api_call_stream_complete(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_stream_complete)) return;
+    cs_gateway *gw = r->app;
+    cs_call_streams *cs = gw->call_streams;
+    char id[CS_SID_MAX + 1];
+    if (!path_id(r, id)) return;
+    cJSON *body = cs_api_json_body(r, true);
+    if (!body) return;
+    cJSON_Delete(body);
+    pending *p = cs_map_get(&cs->pending, cs_str_of(id));
+    const cs_call *call = cs_calls_call(&gw->calls, cs_str_of(id));
+    const char *state;
+    if (p) {
+        /* Never connected: it ends before it began. */
+        cs->stats.canceled++;
+        ended(gw, id, "canceled", r->user);
+        unlist(cs, p);
+        pending_free(p);
+        state = "canceled";
+    } else if (call) {
+        cs_info("call stream %s: completed through the API", id);
+        event(gw, id, CS_EVENT_CONTROL, "complete", r->user);
+        cs_media_end_call(gw, id, "completed"); /* the call ends: recorded, completed */
+        state = "completed";
+    } else {
+        look_up(r, id, true);
+        return;
+    }
+    cs_buf out = CS_BUF_INIT(JSON_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    state_json(&j, id, state);
+    cs_json_obj_end(&j);
+    respond(r, 200, &j, &out);
+}
+
+/* ---- start, stop, metrics ---- */
+
+static void call_ended(void *o, const cs_call *call)
+{
+    cs_call_streams *cs = o;
+    if (is_ours(cs_str_of(call->sid))) cs->stats.ended++;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+int cs_call_streams_start(cs_gateway *gw)
+{
+    cs_call_streams *cs = calloc(1, sizeof *cs);
+    if (!cs) return -ENOMEM;
+    cs->gw = gw;
+    cs_call_observer o = {.call_ended = call_ended, .data = cs};
+    int rc = cs_calls_observe(&gw->calls, &o);
+    if (rc < 0) {
+        free(cs);
+        return rc;
+    }
+    uv_timer_init(gw->loop, &cs->timer);
+    cs->timer.data = cs;
+    gw->call_streams = cs;
+    return 0;
+}
+
+void cs_call_streams_stop(cs_gateway *gw)
+{
+    cs_call_streams *cs = gw->call_streams;
+    if (!cs) return;
+    size_t pos = 0;
+    cs_str key;
+    void *v;
+    while (cs_map_next(&cs->pending, &pos, &key, &v)) {
+        pending *p = v;
+        cs->stats.expired++;
+        ended(gw, p->id, "expired", "shutdown");
+        pending_free(p);
+    }
+    cs_map_free(&cs->pending);
+    uv_timer_stop(&cs->timer);
+    /* The observer may still be called while the last calls end: it stays until the
+     * loop closes the timer, which frees it. */
+    uv_close((uv_handle_t *)&cs->timer, timer_closed);
+    gw->call_streams = NULL;
+}
+
+void cs_call_streams_metrics(const cs_gateway *gw, cs_buf *out)
+{
+    const cs_call_streams *cs = gw->call_streams;
+    if (!cs) return;
+    const cs_call_stream_stats *s = &cs->stats;
+    cs_prom_gauge(out, "callstream_call_streams_pending",
+                  "streams created through the API whose source has not connected",
+                  (double)cs->pending.len);
+    cs_prom_family(
+        out, "callstream_call_streams_total", "counter",
+        "API streams by what happened: created, connected, ended (a connected one's "
+        "call ended), canceled (completed before it connected), expired",
+        "event", (const char *const[]){"created", "connected", "ended", "canceled", "expired"},
+        (const uint64_t[]){s->created, s->connected, s->ended, s->canceled, s->expired}, 5);
+    cs_prom_counter(out, "callstream_call_streams_bad_token_total",
+                    "source connections refused for a wrong or missing token",
+                    (double)s->bad_token);
+    cs_prom_counter(out, "callstream_call_streams_limited_total",
+                    "creations refused at CALL_STREAM_MAX_PENDING", (double)s->limited);
+    const cs_pcodec_stats *c = &cs->codec;
+    cs_prom_family(out, "callstream_call_stream_frames_total", "counter",
+                   "binary audio frames, by direction", "direction",
+                   (const char *const[]){"in", "out"},
+                   (const uint64_t[]){c->frames_in, c->frames_out}, 2);
+    cs_prom_counter(out, "callstream_call_stream_frames_resampled_total",
+                    "binary frames whose sample rate was converted (either way)",
+                    (double)c->resampled);
+    cs_prom_counter(out, "callstream_call_stream_odd_frames_total",
+                    "PCM frames of an odd length (their last byte carried to the next)",
+                    (double)c->odd_bytes);
+}
