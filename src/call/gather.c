@@ -34,6 +34,7 @@ struct conv {
     size_t nitems;
     bool hangup;      /* the agent (or the call) ended it */
     bool spoke;       /* an utterance ended since the request came */
+    bool said_end;    /* the last piece's utterance ended: the next text is a new piece */
     bool opening;     /* the first answer: the agent quiet is enough */
     cs_gather_cb cb;  /* a request waits for the answer: NULL if none */
     void *data;
@@ -116,9 +117,12 @@ static int sink_relay(void *data, const cs_relay_out *m)
     c->quiet_ms = now_ms(c->g);
     switch (m->type) {
     case CS_RELAY_TEXT:
-        if (m->last) c->spoke = true;
+        if (m->last) c->spoke = c->said_end = true;
         if (!m->text.n) return 0;
-        if ((!c->nitems || c->items[c->nitems - 1].play) && piece_new(c, false, 0) < 0) return 0;
+        /* Each utterance is a piece of its own. */
+        bool fresh = !c->nitems || c->items[c->nitems - 1].play || c->said_end;
+        c->said_end = false;
+        if (fresh && piece_new(c, false, 0) < 0) return 0;
         piece_append(c, m->text); /* past the bound: dropped and counted, the call goes on */
         return 0;
     case CS_RELAY_PLAY:
@@ -359,6 +363,16 @@ int cs_gather_turn(cs_gather *g, const char *call_sid, const char *speech, doubl
     size_t nd = digits ? strlen(digits) : 0;
     if (nd > CS_GATHER_DIGITS_MAX || strspn(digits ? digits : "", "0123456789*#") != nd)
         return -EINVAL;
+    /* A provider's words are never this long: the rest is cut, between characters. */
+    char cut[CS_GATHER_SPEECH_MAX + 1];
+    if (speech && strlen(speech) > CS_GATHER_SPEECH_MAX) {
+        size_t n = CS_GATHER_SPEECH_MAX;
+        while (n && ((unsigned char)speech[n] & 0xC0) == 0x80) n--;
+        memcpy(cut, speech, n);
+        cut[n] = '\0';
+        speech = cut;
+        g->stats.dropped++;
+    }
     g->stats.turns++;
     c->turns++;
     c->opening = false;

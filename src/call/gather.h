@@ -22,6 +22,7 @@
 #define CS_GATHER_SETTLE_MS 250  /* the agent quiet this long after speaking: its turn is over */
 #define CS_GATHER_FATES     256  /* streams whose end is remembered (cs_gather_fate) */
 #define CS_GATHER_DIGITS_MAX 64  /* keys in one turn; more are refused */
+#define CS_GATHER_SPEECH_MAX 2048 /* bytes of the caller's words in one turn; the rest is cut */
 
 typedef struct cs_gather cs_gather;
 
@@ -98,7 +99,8 @@ const cs_gather_stats *cs_gather_stats_get(const cs_gather *g);
  * start); -EINVAL: a bad call id. */
 int cs_gather_open(cs_gather *g, const cs_pevent *start, const char *why, cs_gather_cb cb,
                    void *data);
-/* The caller's turn: final words `speech` (NULL or "": none; `confidence` 0..1, or < 0)
+/* The caller's turn: final words `speech` (NULL or "": none; cut to CS_GATHER_SPEECH_MAX
+ * bytes between characters, counted as dropped; `confidence` 0..1, or < 0)
  * and keys `digits` (NULL or "": none). Neither: the caller said nothing (the agent's
  * own timers decide what that means; the answer waits for what it says). `cb` gets the
  * answer. CS_ENOTFOUND: no conversation for the call; CS_ESTATE: an answer is awaited

@@ -885,6 +885,31 @@ int it_ws_close_code(it_ws *w, int timeout_ms)
     return -1;
 }
 
+int it_twilio_post(const it_server *s, const char *token, const char *target,
+                   const char *const *names, const char *const *values, size_t n, char *out,
+                   size_t cap)
+{
+    cs_buf form = CS_BUF_INIT(1u << 20);
+    cs_form_write(&form, names, values, n);
+    cs_kv params[64];
+    if (n > sizeof params / sizeof *params) n = sizeof params / sizeof *params;
+    for (size_t i = 0; i < n; i++) params[i] = (cs_kv){cs_str_of(names[i]), cs_str_of(values[i])};
+    char url[2048], sig[CS_TWILIO_SIG_LEN + 1] = "", headers[256];
+    snprintf(url, sizeof url, "%s%s", s->url, target);
+    if (token) cs_twilio_sig_compute(sig, token, url, params, n);
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/x-www-form-urlencoded\r\n%s%s%s",
+             token ? "X-Twilio-Signature: " : "", sig, token ? "\r\n" : "");
+    it_resp r;
+    int status = it_http(s->port, "POST", target, headers, form.data ? form.data : "", &r) == 0
+                     ? r.status
+                     : -1;
+    if (out) snprintf(out, cap, "%s", status > 0 && r.body ? r.body : "");
+    it_resp_free(&r);
+    cs_buf_free(&form);
+    return status;
+}
+
 /* ---- Twilio's side of a ConversationRelay session ---- */
 
 int it_relay_open(it_relay *r, int port, const char *token)

@@ -122,6 +122,12 @@ int it_http(int port, const char *method, const char *target, const char *header
 int it_http_browser(int port, const char *method, const char *target, const char *headers,
                     const char *body, it_resp *r);
 void it_resp_free(it_resp *r);
+/* POSTs a form of `n` `names`/`values` to `target` (path and query) as Twilio does:
+ * signed with `token` over the server's URL (NULL: unsigned). The status (-1: none), and
+ * the body answered into `out` (may be NULL). */
+int it_twilio_post(const it_server *s, const char *token, const char *target,
+                   const char *const *names, const char *const *values, size_t n, char *out,
+                   size_t cap);
 /* The first line of the head containing `name` (case-insensitive), or NULL. */
 const char *it_header(const it_resp *r, const char *name);
 /* A member of a JSON object: the string ("" if not one), the number (-1 if not one). */

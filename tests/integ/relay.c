@@ -17,8 +17,6 @@
 #include "core/buf.h"
 #include "integ_util.h"
 #include "llm_fake.h"
-#include "net/form.h"
-#include "provider/twilio_sig.h"
 
 #define TOKEN    "relay-auth-token"
 #define MODEL    "fake-model"
@@ -33,21 +31,7 @@ static llm_fake *fake;
 static int post(const char *path, const char *const *names, const char *const *values, size_t n,
                 char *out, size_t cap)
 {
-    cs_buf form = CS_BUF_INIT(8192);
-    cs_form_write(&form, names, values, n);
-    cs_kv params[16];
-    for (size_t i = 0; i < n; i++) params[i] = (cs_kv){cs_str_of(names[i]), cs_str_of(values[i])};
-    char url[128], sig[CS_TWILIO_SIG_LEN + 1], headers[256];
-    snprintf(url, sizeof url, "%s%s", srv.url, path);
-    cs_twilio_sig_compute(sig, TOKEN, url, params, n);
-    snprintf(headers, sizeof headers,
-             "Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: %s\r\n", sig);
-    it_resp r;
-    int status = it_http(srv.port, "POST", path, headers, form.data, &r) == 0 ? r.status : -1;
-    if (out) snprintf(out, cap, "%s", status > 0 && r.body ? r.body : "");
-    it_resp_free(&r);
-    cs_buf_free(&form);
-    return status;
+    return it_twilio_post(&srv, TOKEN, path, names, values, n, out, cap);
 }
 
 /* The voice webhook for `call`: the TwiML. */
