@@ -235,6 +235,7 @@ static struct talk_log {
     int opened, closed, played, cleared, marks, timers, speech_on, speech_off;
     int fail_open;                 /* open returns it when set */
     bool defer_close;              /* close leaves the agent to the test (in `deferred`) */
+    bool end_on_clear; /* cleared ends the utterance, as a voice stopping does */
     bool not_interruptible;
     cs_agent *deferred;
     uint32_t utt;                  /* the test's current utterance */
@@ -307,10 +308,10 @@ static void ta_played(cs_agent *a, const cs_heard *h)
 
 static void ta_cleared(cs_agent *a, const cs_heard *h, enum cs_clear_why why)
 {
-    (void)a;
     talk_log.cleared++;
     talk_log.why = (int)why;
     note_heard(h);
+    if (talk_log.end_on_clear && a->stream) cs_stream_say_end(a->stream, h->utt);
 }
 
 static void ta_timer(cs_agent *a)
@@ -1235,6 +1236,21 @@ static void a_stream_ending_mid_sentence_reports_and_closes_later(void **state)
     assert_int_equal(f->calls.talk.closing, 0);
 }
 
+/* The agent ends what it was saying when told it was cut (a voice stopping does): the
+ * utterance, with no audio yet, is not finished a second time. */
+static void an_agent_ending_a_cut_utterance_does_not_finish_it_again(void **state)
+{
+    fixture *f = *state;
+    talk_log.end_on_clear = true;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    uint32_t utt;
+    assert_int_equal(cs_stream_say_begin(s, &utt), 0); /* its speech is still being made */
+    cs_stream_end(s, CS_END_STOP);
+    assert_int_equal(talk_log.cleared, 1);
+    assert_int_equal(talk_log.why, CS_CLEAR_END);
+    assert_int_equal(count(&f->obs, CB_SAID), 1);
+}
+
 static void socket_errors_are_returned(void **state)
 {
     fixture *f = *state;
@@ -1987,6 +2003,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),
         cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_agent_ending_a_cut_utterance_does_not_finish_it_again,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(socket_errors_are_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(marks_echo_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(marks_discarded_by_a_clear_echo_as_cleared, setup, teardown),
