@@ -76,7 +76,7 @@ const char *cs_stream_mode_label(enum cs_stream_mode m);
     X(TURN, "turn")                     /* the agent answered: each stage's latency */             \
     X(AGENT, "agent")                   /* the agent started, failed, or said something */         \
     X(RELAY, "relay")                   /* relay streams: interrupt, end, the provider's error */ \
-    X(CONTROL, "control")               /* call control asked: hang up, transfer, streams… */ \
+    X(CONTROL, "control")               /* call control asked: hang up, transfer, streams… */      \
     X(GATHER, "gather")                 /* a gather conversation: begun, a turn, an answer */
 
 enum cs_event_type {

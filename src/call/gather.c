@@ -32,14 +32,14 @@ struct conv {
         size_t off;
     } items[CS_GATHER_ITEMS_MAX];
     size_t nitems;
-    bool hangup;      /* the agent (or the call) ended it */
-    bool spoke;       /* an utterance ended since the request came */
-    bool said_end;    /* the last piece's utterance ended: the next text is a new piece */
-    bool opening;     /* the first answer: the agent quiet is enough */
-    cs_gather_cb cb;  /* a request waits for the answer: NULL if none */
+    bool hangup;     /* the agent (or the call) ended it */
+    bool spoke;      /* an utterance ended since the request came */
+    bool said_end;   /* the last piece's utterance ended: the next text is a new piece */
+    bool opening;    /* the first answer: the agent quiet is enough */
+    cs_gather_cb cb; /* a request waits for the answer: NULL if none */
     void *data;
-    uint64_t asked_ms;   /* when it came */
-    uint64_t quiet_ms;   /* the agent's last output (or the request) */
+    uint64_t asked_ms; /* when it came */
+    uint64_t quiet_ms; /* the agent's last output (or the request) */
     uint64_t opened_ms;
     uint64_t touched_ms; /* the last request or answer */
     unsigned turns;
@@ -188,8 +188,8 @@ static void answer(conv *c, bool late)
     for (size_t i = 0; i < c->nitems; i++)
         items[i] = (cs_gather_item){c->items[i].play, c->text.data + c->items[i].off + 0,
                                     c->items[i].loop};
-    cs_gather_reply r = {c->hangup || !c->s ? CS_GATHER_HANGUP : CS_GATHER_LISTEN, items,
-                         c->nitems, late};
+    cs_gather_reply r = {c->hangup || !c->s ? CS_GATHER_HANGUP : CS_GATHER_LISTEN, items, c->nitems,
+                         late};
     g->stats.answers[r.next]++;
     if (late) g->stats.late++;
     cs_buf detail = CS_BUF_INIT(CS_GATHER_TEXT_MAX * 6 + 256);

@@ -17,11 +17,11 @@
 #include "call/call.h"
 
 /* ---- limits ---- */
-#define CS_GATHER_TEXT_MAX  4096 /* bytes of speech and URLs in one answer; more is dropped */
-#define CS_GATHER_ITEMS_MAX 16   /* things said or played in one answer; more are dropped */
-#define CS_GATHER_SETTLE_MS 250  /* the agent quiet this long after speaking: its turn is over */
-#define CS_GATHER_FATES     256  /* streams whose end is remembered (cs_gather_fate) */
-#define CS_GATHER_DIGITS_MAX 64  /* keys in one turn; more are refused */
+#define CS_GATHER_TEXT_MAX   4096 /* bytes of speech and URLs in one answer; more is dropped */
+#define CS_GATHER_ITEMS_MAX  16   /* things said or played in one answer; more are dropped */
+#define CS_GATHER_SETTLE_MS  250  /* the agent quiet this long after speaking: its turn is over */
+#define CS_GATHER_FATES      256  /* streams whose end is remembered (cs_gather_fate) */
+#define CS_GATHER_DIGITS_MAX 64   /* keys in one turn; more are refused */
 #define CS_GATHER_SPEECH_MAX 2048 /* bytes of the caller's words in one turn; the rest is cut */
 
 typedef struct cs_gather cs_gather;

@@ -111,9 +111,8 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
                      gw->public_url);
     int e = snprintf(gw->gather_url, sizeof gw->gather_url, "%s/twilio/gather", gw->public_url);
     if (a < 0 || b < 0 || c < 0 || d < 0 || e < 0 || (size_t)e >= sizeof gw->gather_url ||
-        (size_t)a >= sizeof gw->stream_url ||
-        (size_t)b >= sizeof gw->status_url || (size_t)c >= sizeof gw->relay_url ||
-        (size_t)d >= sizeof gw->relay_action_url) {
+        (size_t)a >= sizeof gw->stream_url || (size_t)b >= sizeof gw->status_url ||
+        (size_t)c >= sizeof gw->relay_url || (size_t)d >= sizeof gw->relay_action_url) {
         cs_buf_printf(err, "PUBLIC_URL: longer than %zu characters", sizeof gw->public_url - 32);
         return CS_ECONFIG;
     }

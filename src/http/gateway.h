@@ -67,9 +67,9 @@ typedef struct cs_gateway_stats {
     uint64_t status_callbacks;
     uint64_t twiml_params_dropped; /* From/To too long for a <Parameter> */
     uint64_t gather_begun[CS_GATHER_WHY_COUNT]; /* conversations in <Gather> turns */
-    uint64_t gather_no_agent;  /* calls that could not talk in turns: no agent */
-    uint64_t gather_bad_input; /* turns refused: Digits not keys */
-    uint64_t gather_actions;   /* <Connect action> requests after a media stream */
+    uint64_t gather_no_agent;                   /* calls that could not talk in turns: no agent */
+    uint64_t gather_bad_input;                  /* turns refused: Digits not keys */
+    uint64_t gather_actions;                    /* <Connect action> requests after a media stream */
 } cs_gateway_stats;
 
 typedef struct cs_gateway {
@@ -246,6 +246,11 @@ void cs_journal_recover(cs_gateway *gw);
 int cs_twilio_check_webhook(cs_request *r, cs_form *form);
 /* The same, with a valid CallSid: the CallSid, or NULL once answered (and `form` freed). */
 const char *cs_twilio_checked_call(cs_request *r, cs_form *form);
+/* The same, with the query string parsed into *query too (free both with cs_form_free). */
+const char *cs_twilio_checked_query(cs_request *r, cs_form *form, cs_form *query);
+/* Whether a CallStatus is one after which nothing more happens (completed, busy, failed,
+ * no-answer, canceled). */
+bool cs_twilio_final_status(const char *status);
 /* A form parameter, NULL when absent or empty. */
 const char *cs_twilio_form_get(const cs_form *f, const char *name);
 /* An event of `type` with every parameter of the request's form. */

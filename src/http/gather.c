@@ -1,7 +1,8 @@
 /* Calls without a stream talk in <Gather>/<Say> turns (call/gather.h holds the
  * conversation): the voice webhook answers so with STREAM_MODE=gather or when MAX_CALLS
  * calls stream already, and <Connect action> brings a call whose stream failed here to go
- * on so. POST /twilio/gather takes each turn (SpeechResult, Confidence, Digits, signed
+ * on so. POST /twilio/gather takes each turn (SpeechResult, Confidence, Digits and
+ * FinishedOnKey, signed
  * like the voice webhook) and answers, once the agent's turn is over, with what it said
  * in a <Gather> that listens for the next, or with <Hangup/>. */
 #include <stdio.h>
@@ -35,10 +36,10 @@ int cs_gather_twiml(cs_buf *out, const cs_gather_reply *reply, const cs_gather_t
         const cs_gather_item *it = &reply->items[i];
         snprintf(loop_text[i], sizeof loop_text[i], "%u", it->loop);
         loops[i] = (cs_twiml_attr){"loop", it->loop ? loop_text[i] : NULL};
-        said[n++] = it->play ? (cs_twiml_verb){CS_TWIML_PLAY, .text = it->text,
-                                               .attrs = &loops[i], .nattrs = 1}
-                             : (cs_twiml_verb){CS_TWIML_SAY, .text = it->text, .attrs = say_attrs,
-                                               .nattrs = 2};
+        said[n++] =
+            it->play
+                ? (cs_twiml_verb){CS_TWIML_PLAY, .text = it->text, .attrs = &loops[i], .nattrs = 1}
+                : (cs_twiml_verb){CS_TWIML_SAY, .text = it->text, .attrs = say_attrs, .nattrs = 2};
     }
     if (reply->next == CS_GATHER_HANGUP) {
         said[n++] = (cs_twiml_verb){CS_TWIML_HANGUP};
@@ -49,8 +50,8 @@ int cs_gather_twiml(cs_buf *out, const cs_gather_reply *reply, const cs_gather_t
     char timeout[12];
     snprintf(timeout, sizeof timeout, "%u", o->timeout_s);
     const cs_twiml_attr gather_attrs[] = {
-        {"input", "speech dtmf"}, {"action", o->action},       {"method", "POST"},
-        {"timeout", timeout},     {"speechTimeout", "auto"},    {"language", o->language},
+        {"input", "speech dtmf"}, {"action", o->action},     {"method", "POST"},
+        {"timeout", timeout},     {"speechTimeout", "auto"}, {"language", o->language},
     };
     const cs_twiml_attr post = {"method", "POST"};
     const cs_twiml_verb verbs[] = {
@@ -157,8 +158,8 @@ static void stream_over(cs_request *r, const cs_form *form, const char *call_sid
     cs_twilio_form_event(r, form, call_sid, CS_EVENT_GATHER);
     enum cs_end_reason end = CS_END_STOP;
     enum cs_gather_fate fate = cs_gather_fate(gw->gather, call_sid, &end);
-    bool failed = fate == CS_FATE_UNKNOWN || fate == CS_FATE_LIVE ||
-                  end == CS_END_ABNORMAL || end == CS_END_IDLE;
+    bool failed = fate == CS_FATE_UNKNOWN || fate == CS_FATE_LIVE || end == CS_END_ABNORMAL ||
+                  end == CS_END_IDLE;
     if (!failed || gw->draining) {
         hang_up(r);
         return;
@@ -171,18 +172,11 @@ static void stream_over(cs_request *r, const cs_form *form, const char *call_sid
 void cs_twilio_gather(cs_request *r)
 {
     cs_gateway *gw = r->app;
-    cs_form form;
-    const char *call_sid = cs_twilio_checked_call(r, &form);
+    cs_form form, query;
+    const char *call_sid = cs_twilio_checked_query(r, &form, &query);
     if (!call_sid) return;
-    cs_form query = {0};
-    if (r->head.query.n && cs_form_parse(&query, r->head.query.p, r->head.query.n) < 0) {
-        cs_form_free(&form);
-        cs_respond_error(r, 400, "malformed query string");
-        return;
-    }
     const char *status = cs_twilio_form_get(&form, "CallStatus");
-    bool over = status && (strcmp(status, "completed") == 0 || strcmp(status, "canceled") == 0 ||
-                           strcmp(status, "failed") == 0);
+    bool over = status && cs_twilio_final_status(status);
     bool action = query.n && strcmp(query.pairs[0].name, "fallback") == 0;
     if (action && !cs_gather_has(gw->gather, call_sid)) {
         /* The call's own parameters follow `fallback` in the action's query (a view). */
@@ -199,8 +193,17 @@ void cs_twilio_gather(cs_request *r)
         char *end = NULL;
         double confidence = conf && *conf ? strtod(conf, &end) : -1;
         if (end && *end) confidence = -1;
+        /* The key that ended the keys (finishOnKey, "#") is not among Digits: Twilio
+         * sends it as FinishedOnKey. The agent hears it last, as it was pressed. */
+        const char *digits = cs_form_get(&form, "Digits"),
+                   *fin = cs_form_get(&form, "FinishedOnKey");
+        char keys[CS_GATHER_DIGITS_MAX + 2];
+        if (digits && fin && strlen(fin) == 1 && strlen(digits) <= CS_GATHER_DIGITS_MAX) {
+            snprintf(keys, sizeof keys, "%s%s", digits, fin);
+            digits = keys;
+        }
         int rc = cs_gather_turn(gw->gather, call_sid, cs_form_get(&form, "SpeechResult"),
-                                confidence, cs_form_get(&form, "Digits"), on_reply, r);
+                                confidence, digits, on_reply, r);
         if (rc == CS_ENOTFOUND) {
             cs_warn("gather: a turn for call %s, which has no conversation here: hanging up",
                     call_sid);
@@ -237,8 +240,8 @@ void cs_gather_metrics(const cs_gateway *gw, cs_buf *out)
     cs_prom_gauge(out, "callstream_gather_conversations", "calls talking in <Gather> turns now",
                   (double)cs_gather_active(gw->gather));
     cs_prom_family(out, "callstream_gather_begun_total", "counter",
-                   "conversations begun in <Gather> turns, by why the call has no stream",
-                   "reason", why_labels + 1, gw->stats.gather_begun + 1, CS_GATHER_WHY_COUNT - 1);
+                   "conversations begun in <Gather> turns, by why the call has no stream", "reason",
+                   why_labels + 1, gw->stats.gather_begun + 1, CS_GATHER_WHY_COUNT - 1);
     static const char *const refusals[] = {"gather_max_calls", "no_agent", "unknown_call",
                                            "bad_input"};
     const uint64_t refused_n[] = {st->refused_full, gw->stats.gather_no_agent, st->unknown,
@@ -250,8 +253,8 @@ void cs_gather_metrics(const cs_gateway *gw, cs_buf *out)
                     (double)st->turns);
     static const char *const nexts[] = {"listen", "hangup"};
     cs_prom_family(out, "callstream_gather_answers_total", "counter",
-                   "turns answered, by what follows the agent's words", "next", nexts,
-                   st->answers, 2);
+                   "turns answered, by what follows the agent's words", "next", nexts, st->answers,
+                   2);
     cs_prom_counter(out, "callstream_gather_late_total",
                     "answers sent at GATHER_REPLY_MS before the agent's turn was over",
                     (double)st->late);

@@ -12,8 +12,7 @@
 #include "provider/twilio_sig.h"
 #include "provider/twiml.h"
 
-/* Call statuses after which nothing more happens (Twilio's CallStatus values). */
-static bool final_status(const char *status)
+bool cs_twilio_final_status(const char *status)
 {
     static const char *const final[] = {"completed", "busy", "failed", "no-answer", "canceled"};
     for (size_t i = 0; i < sizeof final / sizeof *final; i++)
@@ -215,9 +214,7 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
     if (agent)
         snprintf(fallback, sizeof fallback, "%s?fallback=stream%s%.*s", gw->gather_url,
                  query.n ? "&" : "", (int)query.n, query.p);
-    const cs_twiml_attr action = {"action", relay   ? gw->relay_action_url
-                                            : agent ? fallback
-                                                    : NULL};
+    const cs_twiml_attr action = {"action", relay ? gw->relay_action_url : agent ? fallback : NULL};
     char seconds[16];
     snprintf(seconds, sizeof seconds, "%d", (int)cfg->max_call_s);
     const cs_twiml_attr pause_length = {"length", seconds};
@@ -318,19 +315,26 @@ static void answered(cs_request *r, const cs_form *form, const char *call_sid)
     cs_twilio_form_event(r, form, call_sid, CS_EVENT_WEBHOOK);
 }
 
+const char *cs_twilio_checked_query(cs_request *r, cs_form *form, cs_form *query)
+{
+    const char *call_sid = cs_twilio_checked_call(r, form);
+    memset(query, 0, sizeof *query);
+    if (!call_sid) return NULL;
+    /* Bounded by construction: the parameters are, and the rest was checked at start. */
+    if (r->head.query.n && cs_form_parse(query, r->head.query.p, r->head.query.n) < 0) {
+        cs_form_free(form);
+        cs_respond_error(r, 400, "malformed query string");
+        return NULL;
+    }
+    return call_sid;
+}
+
 void cs_twilio_voice(cs_request *r)
 {
     cs_gateway *gw = r->app;
-    cs_form form;
-    const char *call_sid = cs_twilio_checked_call(r, &form);
+    cs_form form, query;
+    const char *call_sid = cs_twilio_checked_query(r, &form, &query);
     if (!call_sid) return;
-    /* Bounded by construction: the parameters are, and the rest was checked at start. */
-    cs_form query = {0};
-    if (r->head.query.n && cs_form_parse(&query, r->head.query.p, r->head.query.n) < 0) {
-        cs_form_free(&form);
-        cs_respond_error(r, 400, "malformed query string");
-        return;
-    }
     /* No stream: STREAM_MODE=gather, or the gateway streams MAX_CALLS calls already. */
     enum cs_gather_why why = cs_gather_why_voice(gw);
     if (why != CS_GATHER_WHY_NONE) {
@@ -341,8 +345,8 @@ void cs_twilio_voice(cs_request *r)
         return;
     }
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    int rc = write_twiml(gw, &xml, call_sid, cs_twilio_form_get(&form, "From"), cs_twilio_form_get(&form, "To"), &query,
-                         r->head.query);
+    int rc = write_twiml(gw, &xml, call_sid, cs_twilio_form_get(&form, "From"),
+                         cs_twilio_form_get(&form, "To"), &query, r->head.query);
     if (rc < 0) {
         cs_error("twilio: cannot build TwiML for %s: %s", call_sid, cs_strerror(rc));
         cs_respond_error(r, 500, "cannot build TwiML: %s", cs_strerror(rc));
@@ -370,10 +374,10 @@ static void callback(cs_request *r, enum cs_event_type type)
             .sid = call_sid,
             .account_sid = cs_twilio_form_get(&form, "AccountSid"),
             .status = status,
-            .ended_at = final_status(status) ? cs_wall_ms() : 0,
+            .ended_at = cs_twilio_final_status(status) ? cs_wall_ms() : 0,
         };
         cs_journal_call(gw, &row);
-        if (final_status(status)) cs_gather_end(gw->gather, call_sid);
+        if (cs_twilio_final_status(status)) cs_gather_end(gw->gather, call_sid);
     }
     cs_twilio_form_event(r, &form, call_sid, type);
     cs_form_free(&form);

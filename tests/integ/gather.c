@@ -62,14 +62,23 @@ static int voice(const char *call, char *twiml, size_t cap)
 static int post_turn(const char *target, const char *call, const char *speech, const char *digits,
                      char *twiml, size_t cap)
 {
-    const char *names[6] = {"AccountSid", "CallSid", "CallStatus"};
-    const char *values[6] = {ACCOUNT, call, "in-progress"};
+    const char *names[7] = {"AccountSid", "CallSid", "CallStatus"};
+    const char *values[7] = {ACCOUNT, call, "in-progress"};
     size_t n = 3;
     if (speech) {
         names[n] = "SpeechResult", values[n++] = speech;
         names[n] = "Confidence", values[n++] = "0.92";
     }
-    if (digits) names[n] = "Digits", values[n++] = digits;
+    /* As Twilio sends them: a final '#' is the key that ended them, not one of them. */
+    static char keys[80];
+    if (digits) {
+        snprintf(keys, sizeof keys, "%s", digits);
+        size_t k = strlen(keys);
+        bool hash = k && keys[k - 1] == '#';
+        if (hash) keys[k - 1] = '\0';
+        names[n] = "Digits", values[n++] = keys;
+        if (hash) names[n] = "FinishedOnKey", values[n++] = "#";
+    }
     return it_twilio_post(&srv, token, target, names, values, n, twiml, cap);
 }
 
@@ -98,8 +107,8 @@ static bool says_and_hangs_up(const char *twiml, const char *text)
 {
     char want[512];
     if (*text)
-        snprintf(want, sizeof want, "<Response><Say language=\"en-US\">%s</Say><Hangup/></Response>",
-                 text);
+        snprintf(want, sizeof want,
+                 "<Response><Say language=\"en-US\">%s</Say><Hangup/></Response>", text);
     else
         snprintf(want, sizeof want, "<Response><Hangup/></Response>");
     return strstr(twiml, want) && !strstr(twiml, "<Gather");
@@ -107,25 +116,7 @@ static bool says_and_hangs_up(const char *twiml, const char *text)
 
 static cJSON *ended(const char *sid)
 {
-    for (int i = 0; i < 200; i++, it_sleep_ms(50)) {
-        cJSON *call = it_call(srv.port, sid);
-        if (cJSON_IsString(cJSON_GetObjectItem(call, "ended_at"))) return call;
-        cJSON_Delete(call);
-    }
-    return NULL;
-}
-
-/* Events of `type` whose detail has "type": `sub` (NULL: any). */
-static int events(const cJSON *call, const char *type, const char *sub)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(call, "events"))
-    {
-        const cJSON *d = cJSON_GetObjectItem(e, "detail");
-        n += !strcmp(it_str(e, "type"), type) && (!sub || !strcmp(it_str(d, "type"), sub));
-    }
-    return n;
+    return it_call_ended(srv.port, sid, 10000);
 }
 
 /* The detail of the first event of `type` whose detail has `key`: `value`. */
@@ -165,9 +156,9 @@ static double metric(const char *series)
 static void ivr_turns(void)
 {
     token = TOKEN;
-    const char *extra[] = {"--stream-mode",     "gather",      "--agent",  "ivr", "--ivr-file",
-                           menu_file(),         "--tts",       "none",     "--gather-reply-ms",
-                           "2000",              NULL};
+    const char *extra[] = {"--stream-mode",     "gather",    "--agent", "ivr",
+                           "--ivr-file",        menu_file(), "--tts",   "none",
+                           "--gather-reply-ms", "2000",      NULL};
     if (!server_up(extra)) return;
     const char *call = "CA31111111111111111111111111111111";
     char twiml[8192];
@@ -183,15 +174,15 @@ static void ivr_turns(void)
     cJSON *c = ended(call);
     IT_CHECK(c, "the call did not end");
     IT_CHECK(!strcmp(stream_mode(c), "gather"), "the stream's mode: '%s'", stream_mode(c));
-    IT_CHECK(events(c, "gather", "begin") == 1 && events(c, "gather", "turn") == 2 &&
-                 events(c, "gather", "answer") == 3,
-             "gather events: begin %d, turn %d, answer %d", events(c, "gather", "begin"),
-             events(c, "gather", "turn"), events(c, "gather", "answer"));
+    IT_CHECK(it_events(c, "gather", "begin") == 1 && it_events(c, "gather", "turn") == 2 &&
+                 it_events(c, "gather", "answer") == 3,
+             "gather events: begin %d, turn %d, answer %d", it_events(c, "gather", "begin"),
+             it_events(c, "gather", "turn"), it_events(c, "gather", "answer"));
     const cJSON *t1 = event_with(c, "gather", "speech", "sales");
     IT_CHECK(t1 && cJSON_GetObjectItem(t1, "confidence"), "the spoken turn's event");
     IT_CHECK(event_with(c, "gather", "digits", "2468#"), "the keyed turn's event");
-    IT_CHECK(events(c, "dtmf", NULL) == 5, "the keys are not dtmf events: %d",
-             events(c, "dtmf", NULL));
+    IT_CHECK(it_events(c, "dtmf", NULL) == 5, "the keys are not dtmf events: %d",
+             it_events(c, "dtmf", NULL));
     const cJSON *end = event_with(c, "relay", "type", "end");
     IT_CHECK(end && strstr(it_str(end, "handoffData"), "\"pin\":\"2468\"") &&
                  strstr(it_str(end, "handoffData"), "\"dept\":\"sales\""),
@@ -273,7 +264,8 @@ static void ivr_turns(void)
              metric("callstream_gather_turns_total"));
     IT_CHECK(metric("callstream_gather_answers_total{next=\"hangup\"}") == 1 &&
                  metric("callstream_gather_answers_total{next=\"listen\"}") == 8,
-             "answers that hang up: %g", metric("callstream_gather_answers_total{next=\"hangup\"}"));
+             "answers that hang up: %g",
+             metric("callstream_gather_answers_total{next=\"hangup\"}"));
     IT_CHECK(metric("callstream_gather_conversations") == 1, "conversations live");
     server_down();
 }
@@ -389,10 +381,19 @@ static void llm_turns(void)
     llm_fake_opts fo = {script, 2, NULL, NULL, NULL};
     IT_CHECK(llm_fake_start(&fake, &fo) == 0, "the fake LLM");
     token = TOKEN;
-    const char *extra[] = {"--stream-mode", "gather",         "--agent",     "llm",
-                           "--tts",         "none",           "--llm-url",   llm_fake_url(fake),
-                           "--llm-model",   "fake-model",     "--llm-greeting",
-                           "Hello, how can I help?",          NULL};
+    const char *extra[] = {"--stream-mode",
+                           "gather",
+                           "--agent",
+                           "llm",
+                           "--tts",
+                           "none",
+                           "--llm-url",
+                           llm_fake_url(fake),
+                           "--llm-model",
+                           "fake-model",
+                           "--llm-greeting",
+                           "Hello, how can I help?",
+                           NULL};
     if (!server_up(extra)) {
         llm_fake_free(fake);
         return;
@@ -434,8 +435,9 @@ static void needs_agent(void)
 int main(int argc, char **argv)
 {
     static const it_case cases[] = {
-        {"ivr_turns", ivr_turns},     {"full", full},           {"stream_ends", stream_ends},
-        {"llm_turns", llm_turns},     {"needs_agent", needs_agent},
+        {"ivr_turns", ivr_turns},     {"full", full},
+        {"stream_ends", stream_ends}, {"llm_turns", llm_turns},
+        {"needs_agent", needs_agent},
     };
     return it_run("gather", cases, sizeof cases / sizeof *cases, argc, argv);
 }

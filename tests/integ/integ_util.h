@@ -155,6 +155,11 @@ void it_transcript(int port, const char *sid, const char *speaker, char *out, si
 /* The SID of the call from `from` (a test gives each call its own caller number), polling
  * up to timeout_ms. Whether it was found. */
 bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms);
+/* The call once it ended (ended_at set), polling up to timeout_ms; NULL if it never did.
+ * Caller frees. */
+cJSON *it_call_ended(int port, const char *sid, int timeout_ms);
+/* The call's events of `type` whose detail has "type" `sub` (NULL: any). */
+int it_events(const cJSON *call, const char *type, const char *sub);
 /* The call's events of `type` whose detail has "state" `state` (NULL: any). */
 int it_call_events(const cJSON *call, const char *type, const char *state);
 

@@ -235,7 +235,7 @@ static struct talk_log {
     int opened, closed, played, cleared, marks, timers, speech_on, speech_off;
     int fail_open;                 /* open returns it when set */
     bool defer_close;              /* close leaves the agent to the test (in `deferred`) */
-    bool end_on_clear; /* cleared ends the utterance, as a voice stopping does */
+    bool end_on_clear;             /* cleared ends the utterance, as a voice stopping does */
     bool not_interruptible;
     cs_agent *deferred;
     uint32_t utt;                  /* the test's current utterance */
@@ -1985,12 +1985,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(each_stream_has_its_own_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(each_frame_is_told_its_own_position, setup, teardown),
         cmocka_unit_test_setup_teardown(two_way_streams_get_their_agent, setup, teardown),
-        cmocka_unit_test_setup_teardown(an_agent_that_fails_to_start_leaves_the_call_listening, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_agent_that_fails_to_start_leaves_the_call_listening,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(agent_audio_is_paced_ahead_of_playback, setup, teardown),
         cmocka_unit_test_setup_teardown(marks_follow_sentences_and_utterances, setup, teardown),
-        cmocka_unit_test_setup_teardown(an_utterance_whose_end_mark_is_lost_ends_after_the_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_utterance_whose_end_mark_is_lost_ends_after_the_grace,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(clear_reports_what_was_heard, setup, teardown),
-        cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup, teardown),
+        cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(caller_speech_barges_in, setup, teardown),
         cmocka_unit_test_setup_teardown(an_agent_may_refuse_interruption, setup, teardown),
         cmocka_unit_test_setup_teardown(an_answer_before_the_hangover_is_timed_from_its_start,
@@ -2002,12 +2005,14 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(an_agent_ending_a_cut_utterance_does_not_finish_it_again,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(socket_errors_are_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(marks_echo_in_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(marks_discarded_by_a_clear_echo_as_cleared, setup, teardown),
+        cmocka_unit_test_setup_teardown(marks_discarded_by_a_clear_echo_as_cleared, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unknown_mark_echoes_are_bad_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(mark_ring_keeps_order_as_it_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_messages_are_counted_and_logged_once, setup, teardown),

@@ -36,7 +36,8 @@ static void listen_after_what_was_said(void **state)
     };
     cs_gather_reply r = {CS_GATHER_LISTEN, items, 3, false};
     assert_turn(&r, &opts,
-                DECL "<Response><Gather input=\"speech dtmf\" action=\"" ACTION "\" method=\"POST\" "
+                DECL "<Response><Gather input=\"speech dtmf\" action=\"" ACTION
+                     "\" method=\"POST\" "
                      "timeout=\"7\" speechTimeout=\"auto\" language=\"en-GB\">"
                      "<Say voice=\"Polly.Joanna\" language=\"en-GB\">Hello &amp; welcome "
                      "&lt;friend&gt;.</Say>"
@@ -51,7 +52,8 @@ static void nothing_said_listens_again(void **state)
     cs_gather_reply r = {CS_GATHER_LISTEN, NULL, 0, true};
     const cs_gather_twiml_opts plain = {ACTION, NULL, NULL, 5};
     assert_turn(&r, &plain,
-                DECL "<Response><Gather input=\"speech dtmf\" action=\"" ACTION "\" method=\"POST\" "
+                DECL "<Response><Gather input=\"speech dtmf\" action=\"" ACTION
+                     "\" method=\"POST\" "
                      "timeout=\"5\" speechTimeout=\"auto\"/>"
                      "<Redirect method=\"POST\">" ACTION "</Redirect></Response>");
 }
@@ -100,10 +102,8 @@ static void the_largest_answer_fits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(listen_after_what_was_said),
-        cmocka_unit_test(nothing_said_listens_again),
-        cmocka_unit_test(hang_up_after_the_goodbye),
-        cmocka_unit_test(bad_replies_write_nothing),
+        cmocka_unit_test(listen_after_what_was_said), cmocka_unit_test(nothing_said_listens_again),
+        cmocka_unit_test(hang_up_after_the_goodbye),  cmocka_unit_test(bad_replies_write_nothing),
         cmocka_unit_test(the_largest_answer_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
