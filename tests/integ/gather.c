@@ -425,6 +425,55 @@ static void llm_turns(void)
     llm_fake_free(fake);
 }
 
+static bool expired(void *data)
+{
+    (void)data;
+    return metric("callstream_gather_expired_total") == 1;
+}
+
+/* GATHER_MAX_CALLS conversations: the next call hangs up until one ends; one with no
+ * request for GATHER_IDLE_S ends. */
+static void limits(void)
+{
+    token = NULL;
+    const char *extra[] = {"--stream-mode",
+                           "gather",
+                           "--agent",
+                           "ivr",
+                           "--ivr-file",
+                           menu_file(),
+                           "--tts",
+                           "none",
+                           "--gather-max-calls",
+                           "1",
+                           "--gather-idle-s",
+                           "10",
+                           NULL};
+    if (!server_up(extra)) return;
+    const char *a = "CA71111111111111111111111111111111", *b = "CA72222222222222222222222222222222";
+    char twiml[8192];
+    IT_CHECK(voice(a, twiml, sizeof twiml) == 200 && says_and_listens(twiml, MENU), "%s", twiml);
+    IT_CHECK(voice(b, twiml, sizeof twiml) == 200 && says_and_hangs_up(twiml, ""),
+             "a call past GATHER_MAX_CALLS: %s", twiml);
+    IT_CHECK(metric("callstream_gather_refused_total{reason=\"gather_max_calls\"}") == 1,
+             "the refusal is not counted");
+    cJSON *c = it_call(srv.port, b);
+    IT_CHECK(c && event_with(c, "gather", "reason", "gather_max_calls"), "no event says why");
+    cJSON_Delete(c);
+    IT_CHECK(it_until(expired, NULL, 30000), "the idle conversation did not end");
+    /* (The IVR gave up on its own first: no input twice, then its goodbye and hang-up,
+     * which waited for a request that never came.) */
+    c = it_call_ended(srv.port, a, 10000);
+    IT_CHECK(c, "the idle conversation's call did not end");
+    cJSON_Delete(c);
+    IT_CHECK(turn(a, NULL, "1", twiml, sizeof twiml) == 200 && says_and_hangs_up(twiml, ""),
+             "a turn after it ended: %s", twiml);
+    const char *b2 = "CA73333333333333333333333333333333";
+    IT_CHECK(voice(b2, twiml, sizeof twiml) == 200 && says_and_listens(twiml, MENU),
+             "a call once there is room: %s", twiml);
+    server_down();
+}
+
 /* No agent to talk in turns: refused at start. */
 static void needs_agent(void)
 {
@@ -435,9 +484,8 @@ static void needs_agent(void)
 int main(int argc, char **argv)
 {
     static const it_case cases[] = {
-        {"ivr_turns", ivr_turns},     {"full", full},
-        {"stream_ends", stream_ends}, {"llm_turns", llm_turns},
-        {"needs_agent", needs_agent},
+        {"ivr_turns", ivr_turns}, {"full", full},     {"stream_ends", stream_ends},
+        {"llm_turns", llm_turns}, {"limits", limits}, {"needs_agent", needs_agent},
     };
     return it_run("gather", cases, sizeof cases / sizeof *cases, argc, argv);
 }
