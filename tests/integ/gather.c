@@ -8,6 +8,7 @@
  * turns; a media stream's <Connect action> goes on in turns after a stream that failed or
  * never started, and hangs up after one that ended. AGENT=llm (a local OpenAI-compatible
  * server, tests/unit/llm_fake.h) holds a conversation and ends it with end_call. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,19 @@ static void stream_ends(void)
     IT_CHECK(c && event_with(c, "gather", "reason", "stream_failed"), "no event says why");
     cJSON_Delete(c);
 
+    /* Twilio ended a stream we still have live (its socket not closed yet): failed. */
+    const char *lost = "CA54444444444444444444444444444444";
+    it_phone q;
+    IT_CHECK(voice(lost, twiml, sizeof twiml) == 200 &&
+                 it_phone_start(&q, srv.port, lost, "MZ54444444444444444444444444444444", NULL) ==
+                     0,
+             "the lost call's stream");
+    it_phone_until(&q, live, NULL, 10000);
+    IT_CHECK(post_turn(action, lost, NULL, NULL, twiml, sizeof twiml) == 200 &&
+                 says_and_listens(twiml, MENU),
+             "a stream still live here does not go on in turns: %s", twiml);
+    it_phone_free(&q);
+
     const char *done = "CA53333333333333333333333333333333";
     IT_CHECK(voice(done, twiml, sizeof twiml) == 200 &&
                  it_phone_start(&p, srv.port, done, "MZ53333333333333333333333333333333", NULL) ==
@@ -362,9 +376,9 @@ static void stream_ends(void)
     IT_CHECK(post_turn(action, done, NULL, NULL, twiml, sizeof twiml) == 200 &&
                  says_and_hangs_up(twiml, ""),
              "a stream that ended does not hang up: %s", twiml);
-    IT_CHECK(metric("callstream_gather_stream_actions_total") == 3, "actions: %g",
+    IT_CHECK(metric("callstream_gather_stream_actions_total") == 4, "actions: %g",
              metric("callstream_gather_stream_actions_total"));
-    IT_CHECK(metric("callstream_gather_begun_total{reason=\"stream_failed\"}") == 1 &&
+    IT_CHECK(metric("callstream_gather_begun_total{reason=\"stream_failed\"}") == 2 &&
                  metric("callstream_gather_begun_total{reason=\"stream_never_started\"}") == 1,
              "fallbacks by reason");
     server_down();
@@ -474,6 +488,71 @@ static void limits(void)
     server_down();
 }
 
+typedef struct pending {
+    const char *call;
+    int status;
+    char twiml[8192];
+} pending;
+
+static void *post_in_background(void *data)
+{
+    pending *t = data;
+    t->status = turn(t->call, "What time is it?", NULL, t->twiml, sizeof t->twiml);
+    return NULL;
+}
+
+static llm_fake *stalled;
+
+static bool model_asked(void *data)
+{
+    (void)data;
+    llm_fake_stats st;
+    llm_fake_stats_get(stalled, &st);
+    return st.requests >= 1;
+}
+
+/* A turn waiting for the agent when the gateway stops is answered <Hangup/>. */
+static void shutdown_answers(void)
+{
+    static const llm_fake_reply script[] = {{LLM_FAKE_STALL}};
+    llm_fake_opts fo = {script, 1, NULL, NULL, NULL};
+    IT_CHECK(llm_fake_start(&stalled, &fo) == 0, "the fake LLM");
+    token = TOKEN;
+    const char *extra[] = {"--stream-mode",
+                           "gather",
+                           "--agent",
+                           "llm",
+                           "--tts",
+                           "none",
+                           "--llm-url",
+                           llm_fake_url(stalled),
+                           "--llm-model",
+                           "fake-model",
+                           "--llm-greeting",
+                           "Hi.",
+                           "--gather-reply-ms",
+                           "14000",
+                           "--shutdown-grace-s",
+                           "1",
+                           NULL};
+    if (!server_up(extra)) {
+        llm_fake_free(stalled);
+        return;
+    }
+    pending t = {"CA81111111111111111111111111111111", -1, ""};
+    IT_CHECK(voice(t.call, t.twiml, sizeof t.twiml) == 200 && says_and_listens(t.twiml, "Hi."),
+             "the greeting: %s", t.twiml);
+    pthread_t th;
+    pthread_create(&th, NULL, post_in_background, &t);
+    IT_CHECK(it_until(model_asked, NULL, 20000), "the model was not asked");
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 20000) == 0, "the server did not exit cleanly");
+    pthread_join(th, NULL);
+    IT_CHECK(t.status == 200 && says_and_hangs_up(t.twiml, ""),
+             "the waiting turn at shutdown: %d %s", t.status, t.twiml);
+    it_server_cleanup(&srv);
+    llm_fake_free(stalled);
+}
+
 /* No agent to talk in turns: refused at start. */
 static void needs_agent(void)
 {
@@ -484,8 +563,9 @@ static void needs_agent(void)
 int main(int argc, char **argv)
 {
     static const it_case cases[] = {
-        {"ivr_turns", ivr_turns}, {"full", full},     {"stream_ends", stream_ends},
-        {"llm_turns", llm_turns}, {"limits", limits}, {"needs_agent", needs_agent},
+        {"ivr_turns", ivr_turns},     {"full", full},     {"stream_ends", stream_ends},
+        {"llm_turns", llm_turns},     {"limits", limits}, {"shutdown_answers", shutdown_answers},
+        {"needs_agent", needs_agent},
     };
     return it_run("gather", cases, sizeof cases / sizeof *cases, argc, argv);
 }
