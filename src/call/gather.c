@@ -99,11 +99,13 @@ static int piece_new(conv *c, bool play, unsigned loop)
     return cs_buf_putc(&c->text, '\0');
 }
 
-/* Appends to the last piece (before its NUL). */
+/* Appends to the last piece (before its NUL); a piece left empty is taken back, so
+ * every piece has text. */
 static int piece_append(conv *c, cs_str s)
 {
     if (c->text.len + s.n > CS_GATHER_TEXT_MAX) {
         c->g->stats.dropped++;
+        if (c->text.len == c->items[c->nitems - 1].off + 1) c->text.len = c->items[--c->nitems].off;
         return CS_ELIMIT;
     }
     c->text.len--; /* its NUL */
@@ -186,8 +188,8 @@ static void answer(conv *c, bool late)
     cs_gather *g = c->g;
     cs_gather_item items[CS_GATHER_ITEMS_MAX];
     for (size_t i = 0; i < c->nitems; i++)
-        items[i] = (cs_gather_item){c->items[i].play, c->text.data + c->items[i].off + 0,
-                                    c->items[i].loop};
+        items[i] =
+            (cs_gather_item){c->items[i].play, c->text.data + c->items[i].off, c->items[i].loop};
     cs_gather_reply r = {c->hangup || !c->s ? CS_GATHER_HANGUP : CS_GATHER_LISTEN, items, c->nitems,
                          late};
     g->stats.answers[r.next]++;

@@ -488,6 +488,50 @@ static void limits(void)
     server_down();
 }
 
+/* An answer holds CS_GATHER_TEXT_MAX bytes of what the agent said: the rest is dropped,
+ * counted, and the TwiML stays whole. */
+static void long_reply(void)
+{
+    static char text[6001];
+    for (size_t i = 0; i + 6 < sizeof text; i += 6) memcpy(text + i, "Words ", 6);
+    static const llm_fake_reply script[] = {{LLM_FAKE_TEXT, text}};
+    llm_fake *fake;
+    llm_fake_opts fo = {script, 1, NULL, NULL, NULL};
+    IT_CHECK(llm_fake_start(&fake, &fo) == 0, "the fake LLM");
+    token = NULL;
+    const char *extra[] = {"--stream-mode",
+                           "gather",
+                           "--agent",
+                           "llm",
+                           "--tts",
+                           "none",
+                           "--llm-url",
+                           llm_fake_url(fake),
+                           "--llm-model",
+                           "fake-model",
+                           "--llm-max-tokens",
+                           "0",
+                           NULL};
+    if (!server_up(extra)) {
+        llm_fake_free(fake);
+        return;
+    }
+    const char *call = "CA91111111111111111111111111111111";
+    static char twiml[65536];
+    IT_CHECK(voice(call, twiml, sizeof twiml) == 200 && says_and_listens(twiml, ""),
+             "no greeting: an empty <Gather>: %s", twiml);
+    IT_CHECK(turn(call, "Talk to me.", NULL, twiml, sizeof twiml) == 200 &&
+                 says_and_listens(twiml, "") &&
+                 strstr(twiml, "<Say language=\"en-US\">Words Words"),
+             "the long reply: %.300s", twiml);
+    size_t words = 0;
+    for (const char *p = twiml; (p = strstr(p, "Words")); p++) words++;
+    IT_CHECK(words > 100 && words * 6 <= 4096 + 6, "%zu words said", words);
+    IT_CHECK(metric("callstream_gather_dropped_total") >= 1, "the rest is not counted");
+    server_down();
+    llm_fake_free(fake);
+}
+
 typedef struct pending {
     const char *call;
     int status;
@@ -563,9 +607,10 @@ static void needs_agent(void)
 int main(int argc, char **argv)
 {
     static const it_case cases[] = {
-        {"ivr_turns", ivr_turns},     {"full", full},     {"stream_ends", stream_ends},
-        {"llm_turns", llm_turns},     {"limits", limits}, {"shutdown_answers", shutdown_answers},
-        {"needs_agent", needs_agent},
+        {"ivr_turns", ivr_turns},     {"full", full},
+        {"stream_ends", stream_ends}, {"llm_turns", llm_turns},
+        {"limits", limits},           {"shutdown_answers", shutdown_answers},
+        {"long_reply", long_reply},   {"needs_agent", needs_agent},
     };
     return it_run("gather", cases, sizeof cases / sizeof *cases, argc, argv);
 }
