@@ -56,7 +56,7 @@ static void ta_transcript(cs_agent *a, const cs_transcript *t)
     script.heard_len = strlen(t->text);
     char reply[300];
     int n = snprintf(reply, sizeof reply, "You said %s.", t->text);
-    say(a->stream, reply, (size_t)n);
+    say(a->stream, reply, n < (int)sizeof reply ? (size_t)n : sizeof reply - 1);
 }
 
 static void ta_dtmf(cs_agent *a, char digit)
