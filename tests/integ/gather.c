@@ -384,6 +384,25 @@ static void stream_ends(void)
     server_down();
 }
 
+/* The fake LLM answering with `script`, and the server in gather mode with AGENT=llm
+ * asking it, with `more` settings (NULL-ended); false (both stopped) if either failed. */
+static bool llm_up(llm_fake **fake, const llm_fake_reply *script, size_t n, const char *const *more)
+{
+    llm_fake_opts fo = {script, n, NULL, NULL, NULL};
+    if (llm_fake_start(fake, &fo) < 0) {
+        IT_CHECK(0, "the fake LLM did not start");
+        return false;
+    }
+    const char *args[32] = {"--stream-mode", "gather",    "--agent",   "llm",
+                            "--tts",         "none",      "--llm-url", llm_fake_url(*fake),
+                            "--llm-model",   "fake-model"};
+    size_t k = 10;
+    for (size_t i = 0; more[i] && k + 1 < 32; i++) args[k++] = more[i];
+    if (server_up(args)) return true;
+    llm_fake_free(*fake);
+    return false;
+}
+
 /* STREAM_MODE=gather, AGENT=llm: its greeting, a reply, end_call. */
 static void llm_turns(void)
 {
@@ -391,27 +410,10 @@ static void llm_turns(void)
         {LLM_FAKE_TEXT, "It is noon. Anything else?"},
         {LLM_FAKE_TOOL, "Goodbye!", "end_call", "{\"reason\":\"done\"}"},
     };
-    llm_fake *fake;
-    llm_fake_opts fo = {script, 2, NULL, NULL, NULL};
-    IT_CHECK(llm_fake_start(&fake, &fo) == 0, "the fake LLM");
     token = TOKEN;
-    const char *extra[] = {"--stream-mode",
-                           "gather",
-                           "--agent",
-                           "llm",
-                           "--tts",
-                           "none",
-                           "--llm-url",
-                           llm_fake_url(fake),
-                           "--llm-model",
-                           "fake-model",
-                           "--llm-greeting",
-                           "Hello, how can I help?",
-                           NULL};
-    if (!server_up(extra)) {
-        llm_fake_free(fake);
-        return;
-    }
+    llm_fake *fake;
+    const char *more[] = {"--llm-greeting", "Hello, how can I help?", NULL};
+    if (!llm_up(&fake, script, 2, more)) return;
     const char *call = "CA61111111111111111111111111111111";
     char twiml[8192];
     IT_CHECK(voice(call, twiml, sizeof twiml) == 200 &&
@@ -495,27 +497,10 @@ static void long_reply(void)
     static char text[6001];
     for (size_t i = 0; i + 6 < sizeof text; i += 6) memcpy(text + i, "Words ", 6);
     static const llm_fake_reply script[] = {{LLM_FAKE_TEXT, text}};
-    llm_fake *fake;
-    llm_fake_opts fo = {script, 1, NULL, NULL, NULL};
-    IT_CHECK(llm_fake_start(&fake, &fo) == 0, "the fake LLM");
     token = NULL;
-    const char *extra[] = {"--stream-mode",
-                           "gather",
-                           "--agent",
-                           "llm",
-                           "--tts",
-                           "none",
-                           "--llm-url",
-                           llm_fake_url(fake),
-                           "--llm-model",
-                           "fake-model",
-                           "--llm-max-tokens",
-                           "0",
-                           NULL};
-    if (!server_up(extra)) {
-        llm_fake_free(fake);
-        return;
-    }
+    llm_fake *fake;
+    const char *more[] = {"--llm-max-tokens", "0", NULL};
+    if (!llm_up(&fake, script, 1, more)) return;
     const char *call = "CA91111111111111111111111111111111";
     static char twiml[65536];
     IT_CHECK(voice(call, twiml, sizeof twiml) == 200 && says_and_listens(twiml, ""),
@@ -559,30 +544,10 @@ static bool model_asked(void *data)
 static void shutdown_answers(void)
 {
     static const llm_fake_reply script[] = {{LLM_FAKE_STALL}};
-    llm_fake_opts fo = {script, 1, NULL, NULL, NULL};
-    IT_CHECK(llm_fake_start(&stalled, &fo) == 0, "the fake LLM");
     token = TOKEN;
-    const char *extra[] = {"--stream-mode",
-                           "gather",
-                           "--agent",
-                           "llm",
-                           "--tts",
-                           "none",
-                           "--llm-url",
-                           llm_fake_url(stalled),
-                           "--llm-model",
-                           "fake-model",
-                           "--llm-greeting",
-                           "Hi.",
-                           "--gather-reply-ms",
-                           "14000",
-                           "--shutdown-grace-s",
-                           "1",
-                           NULL};
-    if (!server_up(extra)) {
-        llm_fake_free(stalled);
-        return;
-    }
+    const char *more[] = {
+        "--llm-greeting", "Hi.", "--gather-reply-ms", "14000", "--shutdown-grace-s", "1", NULL};
+    if (!llm_up(&stalled, script, 1, more)) return;
     pending t = {"CA81111111111111111111111111111111", -1, ""};
     IT_CHECK(voice(t.call, t.twiml, sizeof t.twiml) == 200 && says_and_listens(t.twiml, "Hi."),
              "the greeting: %s", t.twiml);
