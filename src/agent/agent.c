@@ -22,6 +22,11 @@ int cs_agent_find(const char *name, const cs_agent_ops **out)
     return CS_ECONFIG;
 }
 
+bool cs_agents_text_mode(const cs_config *cfg)
+{
+    return strcmp(cfg->stream_mode, "relay") == 0 || strcmp(cfg->stream_mode, "gather") == 0;
+}
+
 const char *cs_agent_names(void)
 {
     return "none, echo, ivr, llm, openai-realtime";

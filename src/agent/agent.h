@@ -49,6 +49,9 @@ extern const cs_agent_ops cs_agent_realtime;
 int cs_agent_find(const char *name, const cs_agent_ops **out);
 /* "none, echo, ivr, llm, openai-realtime" for messages. */
 const char *cs_agent_names(void);
+/* Whether STREAM_MODE has the provider say the agents' text (relay, gather): their
+ * streams carry text, and TTS may be none. */
+bool cs_agents_text_mode(const cs_config *cfg);
 /* ---- what the agents share ---- */
 
 /* Logs with an agent's call context `ctx` (its call and stream SIDs). */

@@ -1248,8 +1248,9 @@ static int ivr_setup(const cs_agent_env *env, void **state, cs_buf *err)
                            "name=\"IvrMenu\">)");
         return CS_ECONFIG;
     }
-    if (!env->tts_ops && strcmp(cfg->stream_mode, "relay") != 0) {
-        cs_buf_printf(err, "%s: the IVR speaks, and TTS is none (but with STREAM_MODE=relay)",
+    if (!env->tts_ops && !cs_agents_text_mode(cfg)) {
+        cs_buf_printf(err,
+                      "%s: the IVR speaks, and TTS is none (but with STREAM_MODE=relay or gather)",
                       cfg->ivr_file[0] ? "IVR_FILE" : "IVR_DIR");
         return CS_ECONFIG;
     }

@@ -818,8 +818,9 @@ static const char *llm_welcome(const cs_config *cfg)
 static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
 {
     const cs_config *cfg = env->cfg;
-    if (!env->tts_ops && strcmp(cfg->stream_mode, "relay") != 0) {
-        cs_buf_printf(err, "AGENT=llm speaks: TTS cannot be none (but with STREAM_MODE=relay)");
+    if (!env->tts_ops && !cs_agents_text_mode(cfg)) {
+        cs_buf_printf(
+            err, "AGENT=llm speaks: TTS cannot be none (but with STREAM_MODE=relay or gather)");
         return CS_ECONFIG;
     }
     if (!cfg->llm_model[0]) {

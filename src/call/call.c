@@ -30,7 +30,7 @@ const char *cs_end_label(enum cs_end_reason r)
 
 const char *cs_stream_mode_label(enum cs_stream_mode m)
 {
-    static const char *const labels[] = {"one-way", "two-way", "relay"};
+    static const char *const labels[] = {"one-way", "two-way", "relay", "gather"};
     return (unsigned)m < sizeof labels / sizeof *labels ? labels[m] : "unknown";
 }
 
@@ -270,7 +270,7 @@ static void start_detail(cs_buf *out, const cs_stream *s, const cs_pevent *ev)
     if (s->tracks & CS_TRACK_BIT(CS_TRACK_OUTBOUND)) cs_json_str(&j, "outbound");
     cs_json_arr_end(&j);
     cs_json_kstr(&j, "mode", cs_stream_mode_label(s->mode));
-    if (s->mode == CS_MODE_RELAY) {
+    if (cs_stream_relay(s)) {
         if (ev->start.from.n) {
             cs_json_key(&j, "from");
             cs_json_strn(&j, ev->start.from.p, ev->start.from.n);
@@ -346,10 +346,11 @@ int cs_stream_begin(cs_calls *calls, const cs_pevent *start, enum cs_stream_mode
     call->streams[call->nstreams++] = s;
     calls->stats.streams_total++;
 
-    /* A relay's audio never reaches us: its provider records the call if asked. */
-    if (calls->recorders && !call->rec && mode != CS_MODE_RELAY)
+    /* A relay's audio never reaches us (nor a gather's): its provider records the call if
+     * asked. */
+    if (calls->recorders && !call->rec && !cs_stream_relay(s))
         recording_open(call, s, stereo || agent);
-    if (mode == CS_MODE_RELAY) cs_talk_relay_begin(s);
+    if (cs_stream_relay(s)) cs_talk_relay_begin(s);
     NOTIFY(calls, stream_started, s);
     cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
     start_detail(&detail, s, start);
@@ -664,7 +665,7 @@ int cs_stream_stats_json(const cs_stream *s, cs_buf *out)
     cs_json_kuint(&j, "underruns", st->underruns);
     cs_json_kuint(&j, "utterances", st->utterances);
     cs_json_kuint(&j, "dtmf", st->dtmf);
-    if (s->mode == CS_MODE_RELAY) {
+    if (cs_stream_relay(s)) {
         cs_json_kuint(&j, "prompts", st->prompts);
         cs_json_kuint(&j, "interrupts", st->interrupts);
         cs_json_kuint(&j, "textsOut", st->texts_out);

@@ -34,6 +34,7 @@ enum cs_stream_mode {
     CS_MODE_TWO_WAY = 1, /* <Connect><Stream>: media, mark and clear go back */
     CS_MODE_RELAY = 2,   /* text both ways: the provider recognises the caller's speech and
                             says the agent's text; no audio reaches us */
+    CS_MODE_GATHER = 3,  /* text both ways, turn by turn over HTTP (call/gather.h): no socket */
 };
 
 /* Who spoke, on the call's timeline. */
@@ -55,7 +56,7 @@ enum cs_end_reason {
         CS_END_COUNT
 };
 const char *cs_end_label(enum cs_end_reason r);
-/* "one-way", "two-way", "relay". */
+/* "one-way", "two-way", "relay", "gather". */
 const char *cs_stream_mode_label(enum cs_stream_mode m);
 
 /* Event types stored and streamed to monitors. X(name, label) */
@@ -75,7 +76,8 @@ const char *cs_stream_mode_label(enum cs_stream_mode m);
     X(TURN, "turn")                     /* the agent answered: each stage's latency */             \
     X(AGENT, "agent")                   /* the agent started, failed, or said something */         \
     X(RELAY, "relay")                   /* relay streams: interrupt, end, the provider's error */ \
-    X(CONTROL, "control")               /* call control asked: hang up, transfer, streams… */
+    X(CONTROL, "control")               /* call control asked: hang up, transfer, streams… */      \
+    X(GATHER, "gather")                 /* a gather conversation: begun, a turn, an answer */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,

@@ -321,13 +321,19 @@ static void report_utt(cs_playout *p, cs_utt *u, uint64_t heard, bool cut,
     if (report) report(data, &h);
 }
 
-static void remove_at(cs_playout *p, size_t i)
+/* Takes utterance `i` out of the list (the caller frees it). */
+static cs_utt *detach_at(cs_playout *p, size_t i)
 {
     cs_utt *u = p->utts[i];
     p->pending -= u->pushed - u->sent;
-    utt_free(u);
     memmove(&p->utts[i], &p->utts[i + 1], (p->nutts - i - 1) * sizeof *p->utts);
     p->nutts--;
+    return u;
+}
+
+static void remove_at(cs_playout *p, size_t i)
+{
+    utt_free(detach_at(p, i));
 }
 
 void cs_playout_played(cs_playout *p, uint32_t id, uint64_t pos)
@@ -368,8 +374,11 @@ uint64_t cs_playout_cut(cs_playout *p, uint64_t now, void (*report)(void *, cons
         cs_utt *u = p->utts[0];
         uint64_t heard = heard_bytes(u, now);
         beyond += u->sent - heard;
+        /* Out of the list before it is reported: what the report sets off (the agent
+         * ending what it was saying, which may finish an utterance) cannot reach it. */
+        detach_at(p, 0);
         report_utt(p, u, heard, heard < u->pushed, report, data);
-        remove_at(p, 0);
+        utt_free(u);
     }
     p->cut_upto = p->next_id;
     return beyond;

@@ -34,7 +34,7 @@ static bool can_play(const cs_stream *s)
 
 bool cs_stream_relay(const cs_stream *s)
 {
-    return s->mode == CS_MODE_RELAY;
+    return s->mode == CS_MODE_RELAY || s->mode == CS_MODE_GATHER;
 }
 
 /* ---- sending ---- */
@@ -231,7 +231,7 @@ static int relay_end(cs_stream *s, uint32_t utt);
 int cs_stream_say_begin(cs_stream *s, uint32_t *utt)
 {
     if (!can_talk(s)) return CS_ESTATE;
-    int rc = s->mode == CS_MODE_RELAY ? relay_begin(s, utt) : cs_playout_begin(&s->playout, utt);
+    int rc = cs_stream_relay(s) ? relay_begin(s, utt) : cs_playout_begin(&s->playout, utt);
     if (rc < 0) return rc;
     s->stats.utterances++;
     s->calls->stats.utterances++;
@@ -261,7 +261,7 @@ int cs_stream_say_sentence(cs_stream *s, uint32_t utt, const char *text, size_t 
 int cs_stream_say_end(cs_stream *s, uint32_t utt)
 {
     if (!can_talk(s)) return CS_ESTATE;
-    if (s->mode == CS_MODE_RELAY) return relay_end(s, utt);
+    if (cs_stream_relay(s)) return relay_end(s, utt);
     int rc = cs_playout_end(&s->playout, utt);
     if (rc == 0) pump(s);
     return rc;
@@ -269,7 +269,7 @@ int cs_stream_say_end(cs_stream *s, uint32_t utt)
 
 bool cs_stream_talking(const cs_stream *s)
 {
-    if (s->mode == CS_MODE_RELAY) return can_talk(s) && s->relay.utt && !s->relay.ended;
+    if (cs_stream_relay(s)) return can_talk(s) && s->relay.utt && !s->relay.ended;
     return can_talk(s) && (cs_playout_busy(&s->playout) || cs_stream_unplayed(s) > 0);
 }
 
@@ -330,7 +330,7 @@ static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const cha
 int cs_stream_clear(cs_stream *s, enum cs_clear_why why)
 {
     if (!can_talk(s)) return CS_ESTATE;
-    if (s->mode == CS_MODE_RELAY) {
+    if (cs_stream_relay(s)) {
         if (s->relay.utt) relay_heard(s, true, why, s->relay.text.data, s->relay.text.len, 0);
         return 0;
     }
@@ -342,7 +342,7 @@ static void barge_in(cs_stream *s, enum cs_clear_why why, uint64_t pos)
 {
     /* A relay's provider stops its own speech and says so (interrupt). */
     if (!s->calls->talk.barge_in || !s->agent->ops->interruptible || !cs_stream_talking(s) ||
-        s->mode == CS_MODE_RELAY)
+        cs_stream_relay(s))
         return;
     uint64_t now = cs_stream_now(s);
     if (clear(s, why, true) < 0) return;
@@ -482,7 +482,7 @@ static void relay_heard(cs_stream *s, bool cut, enum cs_clear_why why, const cha
  * time the caller does something else. */
 static void relay_settle(cs_stream *s)
 {
-    if (s->mode == CS_MODE_RELAY && s->relay.utt && s->relay.ended)
+    if (cs_stream_relay(s) && s->relay.utt && s->relay.ended)
         relay_heard(s, false, CS_CLEAR_END, s->relay.text.data, s->relay.text.len, 0);
 }
 
@@ -516,7 +516,7 @@ static int relay_end(cs_stream *s, uint32_t utt)
 
 int cs_stream_say_text(cs_stream *s, uint32_t utt, const char *text, size_t len)
 {
-    if (!can_talk(s) || s->mode != CS_MODE_RELAY) return CS_ESTATE;
+    if (!can_talk(s) || !cs_stream_relay(s)) return CS_ESTATE;
     if (utt != s->relay.utt || s->relay.ended) return CS_ECLOSED;
     if (len == 0) return 0;
     if (cs_buf_append(&s->relay.text, text, len) < 0) return CS_EFULL;
@@ -525,7 +525,7 @@ int cs_stream_say_text(cs_stream *s, uint32_t utt, const char *text, size_t len)
 
 int cs_stream_play(cs_stream *s, const char *url, unsigned loop)
 {
-    if (!can_talk(s) || s->mode != CS_MODE_RELAY) return CS_ESTATE;
+    if (!can_talk(s) || !cs_stream_relay(s)) return CS_ESTATE;
     if (!url || !*url) return -EINVAL;
     cs_relay_out m = {.type = CS_RELAY_PLAY,
                       .text = cs_str_of(url),
@@ -536,7 +536,7 @@ int cs_stream_play(cs_stream *s, const char *url, unsigned loop)
 
 int cs_stream_send_digits(cs_stream *s, const char *digits)
 {
-    if (!can_talk(s) || s->mode != CS_MODE_RELAY) return CS_ESTATE;
+    if (!can_talk(s) || !cs_stream_relay(s)) return CS_ESTATE;
     size_t n = strlen(digits);
     if (n == 0 || n > 64 || strspn(digits, "0123456789*#w") != n) return -EINVAL;
     cs_relay_out m = {.type = CS_RELAY_DIGITS, .text = {digits, n}};
@@ -555,7 +555,7 @@ int cs_stream_handoff(cs_stream *s, const char *data)
 
 uint32_t cs_stream_greeting(const cs_stream *s)
 {
-    return s->mode == CS_MODE_RELAY ? s->relay.greeting : 0;
+    return cs_stream_relay(s) ? s->relay.greeting : 0;
 }
 
 /* The agent hangs up: the provider is told to end the session, with the hand-off. */
@@ -675,7 +675,7 @@ void cs_talk_close(cs_stream *s)
     cs_calls *calls = s->calls;
     cs_agent *a = s->agent;
     /* What was in flight is reported as heard so far; nothing is sent any more. */
-    if (s->mode == CS_MODE_RELAY) {
+    if (cs_stream_relay(s)) {
         relay_settle(s);
         if (s->relay.utt)
             relay_heard(s, true, CS_CLEAR_END, s->relay.text.data, s->relay.text.len, 0);
@@ -707,7 +707,7 @@ void cs_calls_tick(cs_calls *calls)
         pump(s);
         if (s->hangup && (s->hangup == 1 || !cs_stream_talking(s))) {
             s->hangup = 0;
-            if (s->mode == CS_MODE_RELAY) relay_send_end(s);
+            if (cs_stream_relay(s)) relay_send_end(s);
             if (s->sink.close) s->sink.close(s->sink.data); /* may end `s` */
             continue;
         }

@@ -141,7 +141,7 @@ int cs_stream_clear(cs_stream *s, enum cs_clear_why why);
  * the agent's next utterance or the stream's end: it was then heard whole. The caller's
  * words come as transcripts (interim, then final); no audio, VAD, playout or recording. */
 
-/* Whether the stream carries text (relay), not audio. */
+/* Whether the stream carries text (relay or gather), not audio. */
 bool cs_stream_relay(const cs_stream *s);
 /* A piece of utterance `utt`'s text, sent at once as a token (relay; the audio functions
  * above answer CS_ESTATE there). CS_ECLOSED once it was cut or ended. cs_stream_say_end

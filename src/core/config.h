@@ -33,8 +33,20 @@
       "a REST request's whole time (ms); one that times out is not retried")                      \
     S(stream_mode, "STREAM_MODE", "connect",                                                       \
       "connect: two-way <Connect><Stream>; start: one-way <Start><Stream> fork; relay: "           \
-      "<Connect><ConversationRelay> (the provider does speech; text both ways)")                   \
-    S(relay_language, "RELAY_LANGUAGE", "en-US", "relay mode: language of speech and voice")       \
+      "<Connect><ConversationRelay> (the provider does speech; text both ways); gather: no "       \
+      "stream, the agent talks in <Gather>/<Say> turns")                                           \
+    N(max_calls, "MAX_CALLS", 1000, 1, 1000000,                                                    \
+      "calls streaming at once (media and relay sockets); past it a new call is answered in "      \
+      "<Gather>/<Say> turns")                                                                      \
+    N(gather_max_calls, "GATHER_MAX_CALLS", 1000, 1, 1000000,                                      \
+      "conversations in <Gather>/<Say> turns at once; past it a call is answered <Hangup/>")       \
+    N(gather_reply_ms, "GATHER_REPLY_MS", 8000, 500, 14000,                                        \
+      "gather turns: the longest an answer waits for the agent (Twilio gives up after 15 s)")      \
+    N(gather_timeout_s, "GATHER_TIMEOUT_S", 5, 1, 60,                                              \
+      "gather turns: <Gather timeout>, the caller's silence before their turn is empty")           \
+    N(gather_idle_s, "GATHER_IDLE_S", 120, 10, 3600,                                               \
+      "gather turns: a conversation no request came for this long ends")                          \
+    S(relay_language, "RELAY_LANGUAGE", "en-US", "relay and gather: language of speech and voice")       \
     S(relay_tts_provider, "RELAY_TTS_PROVIDER", "",                                                \
       "relay mode: ttsProvider, e.g. ElevenLabs, Google, Amazon (empty: the provider's default)")  \
     S(relay_voice, "RELAY_VOICE", "", "relay mode: voice of RELAY_TTS_PROVIDER (empty: default)")  \

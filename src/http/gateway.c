@@ -31,6 +31,7 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/twilio/media", cs_media_upgrade},
     {CS_HTTP_GET, "/twilio/relay", cs_relay_upgrade},
     {CS_HTTP_POST, "/twilio/relay-action", cs_twilio_relay_action},
+    {CS_HTTP_POST, "/twilio/gather", cs_twilio_gather},
     {CS_HTTP_GET, "/monitor", cs_monitor_upgrade},
     {CS_HTTP_GET, "/", cs_web_root},
     {CS_HTTP_GET, "/login", cs_web_login},
@@ -112,9 +113,10 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
                      rest);
     int d = snprintf(gw->relay_action_url, sizeof gw->relay_action_url, "%s/twilio/relay-action",
                      gw->public_url);
-    if (a < 0 || b < 0 || c < 0 || d < 0 || (size_t)a >= sizeof gw->stream_url ||
-        (size_t)b >= sizeof gw->status_url || (size_t)c >= sizeof gw->relay_url ||
-        (size_t)d >= sizeof gw->relay_action_url) {
+    int e = snprintf(gw->gather_url, sizeof gw->gather_url, "%s/twilio/gather", gw->public_url);
+    if (a < 0 || b < 0 || c < 0 || d < 0 || e < 0 || (size_t)e >= sizeof gw->gather_url ||
+        (size_t)a >= sizeof gw->stream_url || (size_t)b >= sizeof gw->status_url ||
+        (size_t)c >= sizeof gw->relay_url || (size_t)d >= sizeof gw->relay_action_url) {
         cs_buf_printf(err, "PUBLIC_URL: longer than %zu characters", sizeof gw->public_url - 32);
         return CS_ECONFIG;
     }
@@ -124,9 +126,9 @@ static int derive_urls(cs_gateway *gw, cs_buf *err)
 static int check_config(cs_gateway *gw, cs_buf *err)
 {
     const cs_config *cfg = gw->cfg;
-    static const char *const modes[] = {"connect", "start", "relay"};
+    static const char *const modes[] = {"connect", "start", "relay", "gather"};
     static const char *const tracks[] = {"inbound_track", "outbound_track", "both_tracks"};
-    int rc = one_of("STREAM_MODE", cfg->stream_mode, modes, 3, err);
+    int rc = one_of("STREAM_MODE", cfg->stream_mode, modes, 4, err);
     if (rc == 0) rc = one_of("STREAM_TRACK", cfg->stream_track, tracks, 3, err);
     if (rc == 0 && cs_log_level_parse(cfg->log_level) < 0) {
         cs_buf_printf(err, "LOG_LEVEL: '%s' is not debug, info, warn or error", cfg->log_level);
@@ -134,6 +136,10 @@ static int check_config(cs_gateway *gw, cs_buf *err)
     }
     if (rc == 0 && cs_agent_find(cfg->agent, &gw->agent) < 0) {
         cs_buf_printf(err, "AGENT: '%s' is not one of %s", cfg->agent, cs_agent_names());
+        rc = CS_ECONFIG;
+    }
+    if (rc == 0 && !gw->agent && strcmp(cfg->stream_mode, "gather") == 0) {
+        cs_buf_printf(err, "STREAM_MODE=gather: an AGENT talks in the turns (it is none)");
         rc = CS_ECONFIG;
     }
     if (rc == 0 && (cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
@@ -238,6 +244,7 @@ static void close_calls(cs_gateway *gw)
 {
     if (gw->nsockets) cs_info("shutdown: closing %zu media stream(s)", gw->nsockets);
     cs_media_close_all(gw);
+    cs_gather_stop(gw->gather); /* waiting turns are answered <Hangup/> */
     cs_monitor_close_all(gw);
     cs_net_close_all(gw->net, true);
 }
@@ -246,7 +253,7 @@ static void on_shutdown_tick(uv_timer_t *t)
 {
     cs_gateway *gw = t->data;
     uint64_t now = uv_now(gw->loop);
-    if (now < gw->shutdown_deadline_ms && gw->nsockets > 0) return;
+    if (now < gw->shutdown_deadline_ms && gw->nsockets + cs_gather_active(gw->gather) > 0) return;
     if (gw->shutdown_deadline_ms != 0) {
         gw->shutdown_deadline_ms = 0; /* from here on: waiting for sockets to close */
         close_calls(gw);
@@ -401,7 +408,8 @@ static int start(cs_gateway *gw, cs_buf *err)
     gw->calls.talk.vad = (cs_vad_opts){.min_speech_ms = (uint32_t)cfg->barge_in_min_ms,
                                        .hangover_ms = (uint32_t)cfg->vad_hangover_ms,
                                        .threshold_db = (int)cfg->vad_threshold_db};
-    if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0) return rc;
+    if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0 || (rc = cs_gather_start(gw)) < 0)
+        return rc;
     cs_bus_init(&gw->bus);
     if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0 ||
         (rc = cs_call_streams_start(gw)) < 0)
@@ -533,9 +541,11 @@ int cs_gateway_main(int argc, char **argv)
         cs_recorders_free(gw.recorders);
         cs_store_close(gw.store);
         cs_mailbox_close(gw.mb);
+        cs_gather_stop(gw.gather);
         uv_run(&loop, UV_RUN_NOWAIT);
     }
     cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
+    cs_gather_free(gw.gather);
     cs_agents_cleanup(&gw.agent_env);
     cs_monitor_free(&gw);
     cs_transcribe_free(&gw);

@@ -13,6 +13,7 @@
 #include "audio/recorder.h"
 #include "bus/bus.h"
 #include "call/call.h"
+#include "call/gather.h"
 #include "call/control.h"
 #include "core/config.h"
 #include "core/worker.h"
@@ -33,6 +34,16 @@ typedef struct cs_auth cs_auth;
 typedef struct cs_webhook cs_webhook;
 typedef struct cs_call_streams cs_call_streams;
 typedef struct cJSON cJSON;
+
+/* Why a call talks in <Gather> turns (gather.c). */
+enum cs_gather_why {
+    CS_GATHER_WHY_NONE = 0,      /* it streams */
+    CS_GATHER_WHY_MODE,          /* STREAM_MODE=gather */
+    CS_GATHER_WHY_FULL,          /* MAX_CALLS calls stream already */
+    CS_GATHER_WHY_STREAM_FAILED, /* its stream ended abnormally (<Connect action>) */
+    CS_GATHER_WHY_NEVER_STARTED, /* its stream never started (<Connect action>) */
+    CS_GATHER_WHY_COUNT
+};
 
 typedef struct cs_webhook_stats {
     uint64_t delivered, retries, failed, dropped;
@@ -57,6 +68,10 @@ typedef struct cs_gateway_stats {
     uint64_t webhooks;
     uint64_t status_callbacks;
     uint64_t twiml_params_dropped; /* From/To too long for a <Parameter> */
+    uint64_t gather_begun[CS_GATHER_WHY_COUNT]; /* conversations in <Gather> turns */
+    uint64_t gather_no_agent;                   /* calls that could not talk in turns: no agent */
+    uint64_t gather_bad_input;                  /* turns refused: Digits not keys */
+    uint64_t gather_actions;                    /* <Connect action> requests after a media stream */
 } cs_gateway_stats;
 
 typedef struct cs_gateway {
@@ -82,6 +97,8 @@ typedef struct cs_gateway {
     char relay_url[CS_URL_CAP];  /* ws(s)://…/twilio/relay (STREAM_MODE=relay) */
     char relay_action_url[CS_URL_CAP]; /* …/twilio/relay-action */
     char status_url[CS_URL_CAP]; /* …/twilio/stream-status */
+    char gather_url[CS_URL_CAP]; /* …/twilio/gather: <Gather action> and <Connect action> */
+    cs_gather *gather;           /* calls talking in <Gather> turns */
     char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
     cs_auth *auth;
     cs_bus bus;                /* listen-in */
@@ -125,6 +142,30 @@ void cs_twilio_stream_status(cs_request *r);
 void cs_media_upgrade(cs_request *r);
 void cs_relay_upgrade(cs_request *r);
 void cs_twilio_relay_action(cs_request *r);
+/* <Gather> turns (gather.c): POST /twilio/gather, a turn or a stream's <Connect action>. */
+void cs_twilio_gather(cs_request *r);
+/* Why the voice webhook answers with <Gather> turns instead of a stream (NONE: it does
+ * not). */
+enum cs_gather_why cs_gather_why_voice(const cs_gateway *gw);
+/* Answers `r` (later) with the agent's first turn of a conversation for the call, or at
+ * once with <Hangup/> (an event says why) when it cannot talk so. */
+void cs_gather_answer(cs_request *r, const cs_form *form, const char *call_sid,
+                      const cs_form *call_params, enum cs_gather_why why);
+/* Start-up: the conversations (0 or a negative code); metrics. */
+int cs_gather_start(cs_gateway *gw);
+void cs_gather_metrics(const cs_gateway *gw, cs_buf *out);
+
+/* How a turn's TwiML is written. */
+typedef struct cs_gather_twiml_opts {
+    const char *action;   /* where the caller's turn is POSTed, and the <Redirect> after */
+    const char *voice;    /* <Say voice>, or NULL */
+    const char *language; /* <Gather> and <Say> language, or NULL */
+    unsigned timeout_s;   /* <Gather timeout> */
+} cs_gather_twiml_opts;
+/* The answer's TwiML: what the agent said (<Say>, <Play>), then <Hangup/>, or inside a
+ * <Gather input="speech dtmf"> followed by a <Redirect> to the action (no input). 0, or
+ * cs_twiml_verbs_write's error (out unchanged). */
+int cs_gather_twiml(cs_buf *out, const cs_gather_reply *reply, const cs_gather_twiml_opts *o);
 void cs_api_calls(cs_request *r);
 void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
@@ -234,6 +275,24 @@ void cs_journal_recover(cs_gateway *gw);
 /* Checks X-Twilio-Signature of a form webhook (twilio.c). 0, or answers 403/400 itself
  * and returns < 0. Parsed form into *form (free with cs_form_free). */
 int cs_twilio_check_webhook(cs_request *r, cs_form *form);
+/* The same, with a valid CallSid: the CallSid, or NULL once answered (and `form` freed). */
+const char *cs_twilio_checked_call(cs_request *r, cs_form *form);
+/* The same, with the query string parsed into *query too (free both with cs_form_free). */
+const char *cs_twilio_checked_query(cs_request *r, cs_form *form, cs_form *query);
+/* Whether a CallStatus is one after which nothing more happens (completed, busy, failed,
+ * no-answer, canceled). */
+bool cs_twilio_final_status(const char *status);
+/* A form parameter, NULL when absent or empty. */
+const char *cs_twilio_form_get(const cs_form *f, const char *name);
+/* An event of `type` with every parameter of the request's form. */
+void cs_twilio_form_event(cs_request *r, const cs_form *form, const char *call_sid,
+                          enum cs_event_type type);
+/* The <Parameter>s a call's stream carries, in order (From, To, CallSid, StreamMode
+ * `mode`, Greeting `welcome`: NULL ones left out; the call's own; STREAM_PARAMS) into
+ * `params` (CS_PEV_MAX_PARAMS): how many. Views into the arguments. */
+size_t cs_twilio_call_params(cs_gateway *gw, cs_kv *params, const char *call_sid, const char *from,
+                             const char *to, const char *mode, const char *welcome,
+                             const cs_form *call_params);
 /* Whether `name` is a <Parameter> the voice webhook gives every stream itself (From, To,
  * CallSid, StreamMode), which a call's own parameters may not take (twilio.c). */
 bool cs_twilio_param_taken(const char *name);

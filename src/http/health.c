@@ -329,6 +329,7 @@ void cs_metrics(cs_request *r)
                     (double)gw->stats.relay_actions);
     cs_prom_gauge(&out, "callstream_agents", "streams with an agent",
                   (double)gw->calls.talk.ntalkers);
+    cs_gather_metrics(gw, &out);
     cs_agents_metrics(&gw->agent_env, &out);
     cs_prom_hist(&out, "callstream_voice_to_voice_seconds",
                  "the caller's end of speech to the agent's first frame of its answer",

@@ -12,8 +12,7 @@
 #include "provider/twilio_sig.h"
 #include "provider/twiml.h"
 
-/* Call statuses after which nothing more happens (Twilio's CallStatus values). */
-static bool final_status(const char *status)
+bool cs_twilio_final_status(const char *status)
 {
     static const char *const final[] = {"completed", "busy", "failed", "no-answer", "canceled"};
     for (size_t i = 0; i < sizeof final / sizeof *final; i++)
@@ -76,8 +75,8 @@ int cs_twilio_check_webhook(cs_request *r, cs_form *form)
 
 /* A request's form parameters as a JSON object, for event details: a byte takes at most
  * 6 escaped ("\u0001"), a pair 6 more ("":"",), so its size follows from the body's. */
-static void form_event(cs_request *r, const cs_form *form, const char *call_sid,
-                       enum cs_event_type type)
+void cs_twilio_form_event(cs_request *r, const cs_form *form, const char *call_sid,
+                          enum cs_event_type type)
 {
     cs_gateway *gw = r->app;
     cs_buf out = CS_BUF_INIT(6 * (r->body.len + form->n) + 16);
@@ -91,7 +90,7 @@ static void form_event(cs_request *r, const cs_form *form, const char *call_sid,
     cs_buf_free(&out);
 }
 
-static const char *get(const cs_form *f, const char *name)
+const char *cs_twilio_form_get(const cs_form *f, const char *name)
 {
     const char *v = cs_form_get(f, name);
     return v && v[0] ? v : NULL;
@@ -132,6 +131,23 @@ static void add_param(cs_gateway *gw, cs_kv *params, size_t *n, const char *name
     params[(*n)++] = kv;
 }
 
+size_t cs_twilio_call_params(cs_gateway *gw, cs_kv *params, const char *call_sid, const char *from,
+                             const char *to, const char *mode, const char *welcome,
+                             const cs_form *call_params)
+{
+    const char *own[OWN_PARAMS] = {from, to, call_sid, mode, welcome};
+    size_t n = 0;
+    for (size_t i = 0; i < OWN_PARAMS; i++) add_param(gw, params, &n, own_params[i], own[i]);
+    /* An outbound call's own (the agent, the API's params), from the webhook's query. */
+    for (size_t i = 0; call_params && i < call_params->n; i++)
+        if (!cs_twilio_param_taken(call_params->pairs[i].name))
+            add_param(gw, params, &n, call_params->pairs[i].name, call_params->pairs[i].value);
+    for (size_t i = 0; i < gw->stream_params.n; i++)
+        add_param(gw, params, &n, gw->stream_params.pairs[i].name,
+                  gw->stream_params.pairs[i].value);
+    return n;
+}
+
 /* What the agent of a relay says first, when the provider can say it for it: its
  * greeting, if it fits a <Parameter> (the agent then knows it was said). The agent is
  * the one the stream will get (cs_gateway_webhook_agent). */
@@ -149,24 +165,15 @@ static const char *relay_welcome(cs_gateway *gw, const cs_form *call_params)
  * URL). The stream carries From, To, CallSid, the mode and STREAM_PARAMS as
  * <Parameter>s; a relay the agent's greeting too. */
 static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const char *from,
-                       const char *to, const cs_form *call_params)
+                       const char *to, const cs_form *call_params, cs_str query)
 {
     const cs_config *cfg = gw->cfg;
     bool relay = strcmp(cfg->stream_mode, "relay") == 0;
     bool connect = relay || strcmp(cfg->stream_mode, "connect") == 0;
     const char *welcome = relay ? relay_welcome(gw, call_params) : NULL;
     const char *mode = relay ? "relay" : connect ? "two-way" : "one-way";
-    const char *own[OWN_PARAMS] = {from, to, call_sid, mode, welcome};
     cs_kv params[CS_PEV_MAX_PARAMS];
-    size_t n = 0;
-    for (size_t i = 0; i < OWN_PARAMS; i++) add_param(gw, params, &n, own_params[i], own[i]);
-    /* An outbound call's own (the agent, the API's params), from the webhook's query. */
-    for (size_t i = 0; call_params && i < call_params->n; i++)
-        if (!cs_twilio_param_taken(call_params->pairs[i].name))
-            add_param(gw, params, &n, call_params->pairs[i].name, call_params->pairs[i].value);
-    for (size_t i = 0; i < gw->stream_params.n; i++)
-        add_param(gw, params, &n, gw->stream_params.pairs[i].name,
-                  gw->stream_params.pairs[i].value);
+    size_t n = cs_twilio_call_params(gw, params, call_sid, from, to, mode, welcome, call_params);
     /* The stream: a <ConversationRelay> (attribute names as in Twilio's reference), or a
      * <Stream> the media comes to, with its status callback. */
     const char *barge = cfg->barge_in ? "any" : "none";
@@ -197,10 +204,17 @@ static int write_twiml(cs_gateway *gw, cs_buf *out, const char *call_sid, const 
         .params = params,
         .nparams = n,
     };
-    /* <Connect action>: a relay session's end comes back to us. <Start> returns at once:
-     * what follows keeps the call going (<Dial>, or <Pause> as long as a call may last). */
+    /* <Connect action>: a relay session's end comes back to us, and so does a media
+     * stream's with an agent (gather.c: a failed one goes on in <Gather> turns, with the
+     * call's own parameters). <Start> returns at once: what follows keeps the call going
+     * (<Dial>, or <Pause> as long as a call may last). */
     const cs_twiml_attr say_voice = {"voice", cfg->voice[0] ? cfg->voice : NULL};
-    const cs_twiml_attr action = {"action", relay ? gw->relay_action_url : NULL};
+    char fallback[CS_URL_CAP + CS_HTTP_MAX_TARGET];
+    bool agent = connect && !relay && cs_gateway_webhook_agent(gw, call_params);
+    if (agent)
+        snprintf(fallback, sizeof fallback, "%s?fallback=stream%s%.*s", gw->gather_url,
+                 query.n ? "&" : "", (int)query.n, query.p);
+    const cs_twiml_attr action = {"action", relay ? gw->relay_action_url : agent ? fallback : NULL};
     char seconds[16];
     snprintf(seconds, sizeof seconds, "%d", (int)cfg->max_call_s);
     const cs_twiml_attr pause_length = {"length", seconds};
@@ -263,7 +277,7 @@ int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
     memset(to, '"', sizeof to - 1);
     from[CS_TWIML_MAX_PARAM - strlen("From")] = to[CS_TWIML_MAX_PARAM - strlen("To")] = '\0';
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, NULL);
+    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, NULL, CS_STR(""));
     cs_buf_free(&xml);
     if (rc == 0) return 0;
     cs_buf_printf(err, "GREETING, DIAL and STREAM_PARAMS make TwiML that Twilio would refuse: %s",
@@ -273,47 +287,71 @@ int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
 
 /* A signed form with a valid CallSid: the CallSid, or NULL once answered (and `form`
  * freed). */
-static const char *checked_call(cs_request *r, cs_form *form)
+const char *cs_twilio_checked_call(cs_request *r, cs_form *form)
 {
     if (cs_twilio_check_webhook(r, form) < 0) return NULL;
-    const char *call_sid = get(form, "CallSid");
+    const char *call_sid = cs_twilio_form_get(form, "CallSid");
     if (call_sid && cs_twilio_sid_valid(cs_str_of(call_sid), "CA")) return call_sid;
     cs_form_free(form);
     cs_respond_error(r, 400, "CallSid is missing or not a call SID");
     return NULL;
 }
 
+/* The call row and the `webhook` event of an answered call. */
+static void answered(cs_request *r, const cs_form *form, const char *call_sid)
+{
+    cs_gateway *gw = r->app;
+    gw->stats.webhooks++;
+    cs_call_row row = {
+        .sid = call_sid,
+        .account_sid = cs_twilio_form_get(form, "AccountSid"),
+        .from = cs_twilio_form_get(form, "From"),
+        .to = cs_twilio_form_get(form, "To"),
+        .direction = cs_twilio_form_get(form, "Direction"),
+        .status = cs_twilio_form_get(form, "CallStatus"),
+        .created_at = cs_wall_ms(),
+    };
+    cs_journal_call(gw, &row);
+    cs_twilio_form_event(r, form, call_sid, CS_EVENT_WEBHOOK);
+}
+
+const char *cs_twilio_checked_query(cs_request *r, cs_form *form, cs_form *query)
+{
+    const char *call_sid = cs_twilio_checked_call(r, form);
+    memset(query, 0, sizeof *query);
+    if (!call_sid) return NULL;
+    /* Bounded by construction: the parameters are, and the rest was checked at start. */
+    if (r->head.query.n && cs_form_parse(query, r->head.query.p, r->head.query.n) < 0) {
+        cs_form_free(form);
+        cs_respond_error(r, 400, "malformed query string");
+        return NULL;
+    }
+    return call_sid;
+}
+
 void cs_twilio_voice(cs_request *r)
 {
     cs_gateway *gw = r->app;
-    cs_form form;
-    const char *call_sid = checked_call(r, &form);
+    cs_form form, query;
+    const char *call_sid = cs_twilio_checked_query(r, &form, &query);
     if (!call_sid) return;
-    /* Bounded by construction: the parameters are, and the rest was checked at start. */
-    cs_form query = {0};
-    if (r->head.query.n && cs_form_parse(&query, r->head.query.p, r->head.query.n) < 0) {
+    /* No stream: STREAM_MODE=gather, or the gateway streams MAX_CALLS calls already. */
+    enum cs_gather_why why = cs_gather_why_voice(gw);
+    if (why != CS_GATHER_WHY_NONE) {
+        answered(r, &form, call_sid);
+        cs_gather_answer(r, &form, call_sid, &query, why);
+        cs_form_free(&query);
         cs_form_free(&form);
-        cs_respond_error(r, 400, "malformed query string");
         return;
     }
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    int rc = write_twiml(gw, &xml, call_sid, get(&form, "From"), get(&form, "To"), &query);
+    int rc = write_twiml(gw, &xml, call_sid, cs_twilio_form_get(&form, "From"),
+                         cs_twilio_form_get(&form, "To"), &query, r->head.query);
     if (rc < 0) {
         cs_error("twilio: cannot build TwiML for %s: %s", call_sid, cs_strerror(rc));
         cs_respond_error(r, 500, "cannot build TwiML: %s", cs_strerror(rc));
     } else {
-        gw->stats.webhooks++;
-        cs_call_row row = {
-            .sid = call_sid,
-            .account_sid = get(&form, "AccountSid"),
-            .from = get(&form, "From"),
-            .to = get(&form, "To"),
-            .direction = get(&form, "Direction"),
-            .status = get(&form, "CallStatus"),
-            .created_at = cs_wall_ms(),
-        };
-        cs_journal_call(gw, &row);
-        form_event(r, &form, call_sid, CS_EVENT_WEBHOOK);
+        answered(r, &form, call_sid);
         cs_respond(r, 200, "text/xml; charset=utf-8", xml.data, xml.len, NULL);
         cs_gateway_prepare(gw, call_sid, &query);
     }
@@ -327,20 +365,21 @@ static void callback(cs_request *r, enum cs_event_type type)
 {
     cs_gateway *gw = r->app;
     cs_form form;
-    const char *call_sid = checked_call(r, &form);
+    const char *call_sid = cs_twilio_checked_call(r, &form);
     if (!call_sid) return;
     gw->stats.status_callbacks++;
-    const char *status = get(&form, "CallStatus");
+    const char *status = cs_twilio_form_get(&form, "CallStatus");
     if (type == CS_EVENT_STATUS && status) {
         cs_call_row row = {
             .sid = call_sid,
-            .account_sid = get(&form, "AccountSid"),
+            .account_sid = cs_twilio_form_get(&form, "AccountSid"),
             .status = status,
-            .ended_at = final_status(status) ? cs_wall_ms() : 0,
+            .ended_at = cs_twilio_final_status(status) ? cs_wall_ms() : 0,
         };
         cs_journal_call(gw, &row);
+        if (cs_twilio_final_status(status)) cs_gather_end(gw->gather, call_sid);
     }
-    form_event(r, &form, call_sid, type);
+    cs_twilio_form_event(r, &form, call_sid, type);
     cs_form_free(&form);
     cs_respond(r, 204, NULL, NULL, 0, NULL);
 }
@@ -361,10 +400,10 @@ void cs_twilio_relay_action(cs_request *r)
 {
     cs_gateway *gw = r->app;
     cs_form form;
-    const char *call_sid = checked_call(r, &form);
+    const char *call_sid = cs_twilio_checked_call(r, &form);
     if (!call_sid) return;
     gw->stats.relay_actions++;
-    form_event(r, &form, call_sid, CS_EVENT_RELAY);
+    cs_twilio_form_event(r, &form, call_sid, CS_EVENT_RELAY);
     cs_form_free(&form);
     static const cs_twiml_verb hangup = {CS_TWIML_HANGUP};
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);

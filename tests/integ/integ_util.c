@@ -638,6 +638,30 @@ bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout
     return false;
 }
 
+cJSON *it_call_ended(int port, const char *sid, int timeout_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    do {
+        cJSON *call = it_call(port, sid);
+        if (cJSON_IsString(cJSON_GetObjectItem(call, "ended_at"))) return call;
+        cJSON_Delete(call);
+        it_sleep_ms(50);
+    } while (it_now_ms() < deadline);
+    return NULL;
+}
+
+int it_events(const cJSON *call, const char *type, const char *sub)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(call, "events"))
+    {
+        const cJSON *d = cJSON_GetObjectItem(e, "detail");
+        n += !strcmp(it_str(e, "type"), type) && (!sub || !strcmp(it_str(d, "type"), sub));
+    }
+    return n;
+}
+
 int it_call_events(const cJSON *call, const char *type, const char *state)
 {
     int n = 0;
@@ -918,6 +942,30 @@ int it_ws_close_code(it_ws *w, int timeout_ms)
         if (r == 1 && ev.type == CS_WS_EV_CLOSE) return ev.close_code;
     }
     return -1;
+}
+
+int it_twilio_post(const it_server *s, const char *token, const char *target,
+                   const char *const *names, const char *const *values, size_t n, char *out,
+                   size_t cap)
+{
+    cs_buf form = CS_BUF_INIT(1u << 20);
+    cs_form_write(&form, names, values, n);
+    cs_kv params[64];
+    if (n > sizeof params / sizeof *params) n = sizeof params / sizeof *params;
+    for (size_t i = 0; i < n; i++) params[i] = (cs_kv){cs_str_of(names[i]), cs_str_of(values[i])};
+    char url[2048], sig[CS_TWILIO_SIG_LEN + 1] = "", headers[256];
+    snprintf(url, sizeof url, "%s%s", s->url, target);
+    if (token) cs_twilio_sig_compute(sig, token, url, params, n);
+    snprintf(headers, sizeof headers, "Content-Type: application/x-www-form-urlencoded\r\n%s%s%s",
+             token ? "X-Twilio-Signature: " : "", sig, token ? "\r\n" : "");
+    it_resp r;
+    int status = it_http(s->port, "POST", target, headers, form.data ? form.data : "", &r) == 0
+                     ? r.status
+                     : -1;
+    if (out) snprintf(out, cap, "%s", status > 0 && r.body ? r.body : "");
+    it_resp_free(&r);
+    cs_buf_free(&form);
+    return status;
 }
 
 /* ---- Twilio's side of a ConversationRelay session ---- */

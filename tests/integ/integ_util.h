@@ -122,6 +122,12 @@ int it_http(int port, const char *method, const char *target, const char *header
 int it_http_browser(int port, const char *method, const char *target, const char *headers,
                     const char *body, it_resp *r);
 void it_resp_free(it_resp *r);
+/* POSTs a form of `n` `names`/`values` to `target` (path and query) as Twilio does:
+ * signed with `token` over the server's URL (NULL: unsigned). The status (-1: none), and
+ * the body answered into `out` (may be NULL). */
+int it_twilio_post(const it_server *s, const char *token, const char *target,
+                   const char *const *names, const char *const *values, size_t n, char *out,
+                   size_t cap);
 /* The first line of the head containing `name` (case-insensitive), or NULL. */
 const char *it_header(const it_resp *r, const char *name);
 /* A member of a JSON object: the string ("" if not one), the number (-1 if not one). */
@@ -149,6 +155,11 @@ void it_transcript(int port, const char *sid, const char *speaker, char *out, si
 /* The SID of the call from `from` (a test gives each call its own caller number), polling
  * up to timeout_ms. Whether it was found. */
 bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout_ms);
+/* The call once it ended (ended_at set), polling up to timeout_ms; NULL if it never did.
+ * Caller frees. */
+cJSON *it_call_ended(int port, const char *sid, int timeout_ms);
+/* The call's events of `type` whose detail has "type" `sub` (NULL: any). */
+int it_events(const cJSON *call, const char *type, const char *sub);
 /* The call's events of `type` whose detail has "state" `state` (NULL: any). */
 int it_call_events(const cJSON *call, const char *type, const char *state);
 

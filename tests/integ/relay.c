@@ -17,8 +17,6 @@
 #include "core/buf.h"
 #include "integ_util.h"
 #include "llm_fake.h"
-#include "net/form.h"
-#include "provider/twilio_sig.h"
 
 #define TOKEN    "relay-auth-token"
 #define MODEL    "fake-model"
@@ -33,21 +31,7 @@ static llm_fake *fake;
 static int post(const char *path, const char *const *names, const char *const *values, size_t n,
                 char *out, size_t cap)
 {
-    cs_buf form = CS_BUF_INIT(8192);
-    cs_form_write(&form, names, values, n);
-    cs_kv params[16];
-    for (size_t i = 0; i < n; i++) params[i] = (cs_kv){cs_str_of(names[i]), cs_str_of(values[i])};
-    char url[128], sig[CS_TWILIO_SIG_LEN + 1], headers[256];
-    snprintf(url, sizeof url, "%s%s", srv.url, path);
-    cs_twilio_sig_compute(sig, TOKEN, url, params, n);
-    snprintf(headers, sizeof headers,
-             "Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: %s\r\n", sig);
-    it_resp r;
-    int status = it_http(srv.port, "POST", path, headers, form.data, &r) == 0 ? r.status : -1;
-    if (out) snprintf(out, cap, "%s", status > 0 && r.body ? r.body : "");
-    it_resp_free(&r);
-    cs_buf_free(&form);
-    return status;
+    return it_twilio_post(&srv, TOKEN, path, names, values, n, out, cap);
 }
 
 /* The voice webhook for `call`: the TwiML. */
@@ -126,12 +110,7 @@ static int tokens_between(const it_relay *r, size_t from, size_t to)
 /* The call once its stream ended (ended_at set), with its events; caller frees. */
 static cJSON *ended(const char *sid)
 {
-    for (int i = 0; i < 200; i++, it_sleep_ms(50)) {
-        cJSON *call = it_call(srv.port, sid);
-        if (cJSON_IsString(cJSON_GetObjectItem(call, "ended_at"))) return call;
-        cJSON_Delete(call);
-    }
-    return NULL;
+    return it_call_ended(srv.port, sid, 10000);
 }
 
 /* The stored transcript as "speaker[cut]:text" lines joined by " | ". */
@@ -140,19 +119,6 @@ static const char *transcript(const char *sid)
     static char out[8192];
     it_transcript(srv.port, sid, NULL, out, sizeof out);
     return out;
-}
-
-/* Events of `type` whose detail has "type": `sub` (NULL: any). */
-static int events(const cJSON *call, const char *type, const char *sub)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(call, "events"))
-    {
-        const cJSON *d = cJSON_GetObjectItem(e, "detail");
-        n += !strcmp(it_str(e, "type"), type) && (!sub || !strcmp(it_str(d, "type"), sub));
-    }
-    return n;
 }
 
 static void llm_conversation(void)
@@ -253,9 +219,9 @@ static void llm_conversation(void)
 
     cJSON *c = ended(call);
     IT_CHECK(c, "the call did not end");
-    IT_CHECK(events(c, "relay", "interrupt") == 1 && events(c, "relay", "end") == 1,
+    IT_CHECK(it_events(c, "relay", "interrupt") == 1 && it_events(c, "relay", "end") == 1,
              "interrupt and end are not events");
-    IT_CHECK(events(c, "relay", NULL) >= 3, "the action is not an event");
+    IT_CHECK(it_events(c, "relay", NULL) >= 3, "the action is not an event");
     IT_CHECK(
         !cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "recording"), "duration_ms")),
         "a relay call has a recording");
@@ -346,8 +312,8 @@ static void ivr_by_words_and_keys(void)
                  it_metric(srv.port, series), counts[i]);
     }
     cJSON *c = ended(call);
-    IT_CHECK(c && events(c, "relay", "error") == 1, "the provider's error is not an event");
-    IT_CHECK(c && events(c, "error", NULL) >= 4, "refused messages are not error events");
+    IT_CHECK(c && it_events(c, "relay", "error") == 1, "the provider's error is not an event");
+    IT_CHECK(c && it_events(c, "error", NULL) >= 4, "refused messages are not error events");
     cJSON_Delete(c);
     const char *t = transcript(call);
     IT_CHECK(strstr(t, "agent:Say sales or press one, say support or press two. | caller:sales | "

@@ -235,6 +235,7 @@ static struct talk_log {
     int opened, closed, played, cleared, marks, timers, speech_on, speech_off;
     int fail_open;                 /* open returns it when set */
     bool defer_close;              /* close leaves the agent to the test (in `deferred`) */
+    bool end_on_clear;             /* cleared ends the utterance, as a voice stopping does */
     bool not_interruptible;
     cs_agent *deferred;
     uint32_t utt;                  /* the test's current utterance */
@@ -307,10 +308,10 @@ static void ta_played(cs_agent *a, const cs_heard *h)
 
 static void ta_cleared(cs_agent *a, const cs_heard *h, enum cs_clear_why why)
 {
-    (void)a;
     talk_log.cleared++;
     talk_log.why = (int)why;
     note_heard(h);
+    if (talk_log.end_on_clear && a->stream) cs_stream_say_end(a->stream, h->utt);
 }
 
 static void ta_timer(cs_agent *a)
@@ -1235,6 +1236,21 @@ static void a_stream_ending_mid_sentence_reports_and_closes_later(void **state)
     assert_int_equal(f->calls.talk.closing, 0);
 }
 
+/* The agent ends what it was saying when told it was cut (a voice stopping does): the
+ * utterance, with no audio yet, is not finished a second time. */
+static void an_agent_ending_a_cut_utterance_does_not_finish_it_again(void **state)
+{
+    fixture *f = *state;
+    talk_log.end_on_clear = true;
+    cs_stream *s = begin(f, "CA1", "MZ1", CS_MODE_TWO_WAY);
+    uint32_t utt;
+    assert_int_equal(cs_stream_say_begin(s, &utt), 0); /* its speech is still being made */
+    cs_stream_end(s, CS_END_STOP);
+    assert_int_equal(talk_log.cleared, 1);
+    assert_int_equal(talk_log.why, CS_CLEAR_END);
+    assert_int_equal(count(&f->obs, CB_SAID), 1);
+}
+
 static void socket_errors_are_returned(void **state)
 {
     fixture *f = *state;
@@ -1969,12 +1985,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(each_stream_has_its_own_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(each_frame_is_told_its_own_position, setup, teardown),
         cmocka_unit_test_setup_teardown(two_way_streams_get_their_agent, setup, teardown),
-        cmocka_unit_test_setup_teardown(an_agent_that_fails_to_start_leaves_the_call_listening, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_agent_that_fails_to_start_leaves_the_call_listening,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(agent_audio_is_paced_ahead_of_playback, setup, teardown),
         cmocka_unit_test_setup_teardown(marks_follow_sentences_and_utterances, setup, teardown),
-        cmocka_unit_test_setup_teardown(an_utterance_whose_end_mark_is_lost_ends_after_the_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_utterance_whose_end_mark_is_lost_ends_after_the_grace,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(clear_reports_what_was_heard, setup, teardown),
-        cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup, teardown),
+        cmocka_unit_test_setup_teardown(text_without_word_timings_is_heard_in_proportion, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(caller_speech_barges_in, setup, teardown),
         cmocka_unit_test_setup_teardown(an_agent_may_refuse_interruption, setup, teardown),
         cmocka_unit_test_setup_teardown(an_answer_before_the_hangover_is_timed_from_its_start,
@@ -1986,10 +2005,14 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(the_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(agent_timer_runs_on_the_tick, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_stream_ending_mid_sentence_reports_and_closes_later,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(an_agent_ending_a_cut_utterance_does_not_finish_it_again,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(socket_errors_are_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(marks_echo_in_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(marks_discarded_by_a_clear_echo_as_cleared, setup, teardown),
+        cmocka_unit_test_setup_teardown(marks_discarded_by_a_clear_echo_as_cleared, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unknown_mark_echoes_are_bad_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(mark_ring_keeps_order_as_it_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_messages_are_counted_and_logged_once, setup, teardown),

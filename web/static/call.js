@@ -50,9 +50,10 @@ function renderDuration() {
   $('duration').textContent = fmt.duration(ms);
 }
 
-// A relay call carries text only: nothing to hear or record.
+// A call whose streams all carry text (a relay, <Gather> turns): nothing to hear or record.
 function isRelay(c) {
-  return Boolean(c?.streams?.some((s) => s.mode === 'relay'));
+  const streams = c?.streams ?? [];
+  return streams.length > 0 && streams.every((s) => s.mode === 'relay' || s.mode === 'gather');
 }
 
 function showLive() {
