@@ -374,10 +374,34 @@ out:
     it_server_cleanup(&srv);
 }
 
+/* A stream waiting for its source counts towards MAX_CALLS: one more is refused, and
+ * once the first is canceled there is room again. */
+static void gateway_full(void)
+{
+    const char *args[] = {"--max-calls", "1", NULL};
+    if (!it_server_up(&srv, args)) return;
+    made a, b;
+    if (create_ok("{\"format\":\"mulaw\"}", &a)) {
+        it_resp r;
+        IT_CHECK(create("{\"format\":\"mulaw\"}", &r) == 0 && r.status == 503 &&
+                     strstr(r.body, "MAX_CALLS"),
+                 "a second stream over MAX_CALLS=1: %d %s", r.status, r.body ? r.body : "");
+        it_resp_free(&r);
+        IT_CHECK(it_metric(srv.port, "callstream_call_streams_limited_total") == 1,
+                 "limited counter");
+        IT_CHECK(complete(a.id, &r) == 0 && r.status == 200, "cancel: %d", r.status);
+        it_resp_free(&r);
+        IT_CHECK(create_ok("{\"format\":\"mulaw\"}", &b), "room again once canceled");
+    }
+    IT_CHECK(it_server_stop(&srv, SIGTERM, 10000) == 0, "unclean shutdown");
+    it_server_cleanup(&srv);
+}
+
 static const it_case tests[] = {
     {"pcm_source", pcm_source},
     {"agent_answers", agent_answers},
     {"refusals", refusals},
+    {"gateway_full", gateway_full},
 };
 
 int main(int argc, char **argv)
