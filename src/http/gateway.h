@@ -54,8 +54,13 @@ typedef struct cs_gateway_stats {
     uint64_t media_sockets_total;
     uint64_t webhooks;
     uint64_t status_callbacks;
-    uint64_t twiml_params_dropped; /* From/To too long for a <Parameter> */
+    uint64_t twiml_params_dropped;   /* From/To too long for a <Parameter> */
+    uint64_t webhook_params_refused; /* voice webhooks with more than CS_CALL_PARAMS_MAX */
 } cs_gateway_stats;
+
+/* Parameters a call may bring in the voice webhook's query (an outbound call's agent and
+ * its params): the start-up check of the TwiML's size counts this many at their longest. */
+#define CS_CALL_PARAMS_MAX 17
 
 typedef struct cs_gateway {
     const cs_config *cfg;

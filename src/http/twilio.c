@@ -256,18 +256,37 @@ int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
 {
     int rc = check_stream_params(gw, err);
     if (rc < 0) return rc;
-    /* The largest a request can make: From and To as long as a <Parameter> takes, of
-     * characters that escape longest. If that fits, every answer does. */
-    char from[CS_TWIML_MAX_PARAM + 1], to[CS_TWIML_MAX_PARAM + 1];
+    /* The largest a request can make: From, To and CS_CALL_PARAMS_MAX call parameters as
+     * long as a <Parameter> takes, of characters that escape longest. If that fits, every
+     * answer does. */
+    char from[CS_TWIML_MAX_PARAM + 1], to[CS_TWIML_MAX_PARAM + 1], value[CS_TWIML_MAX_PARAM + 1];
     memset(from, '"', sizeof from - 1);
     memset(to, '"', sizeof to - 1);
+    memset(value, '"', sizeof value - 1);
     from[CS_TWIML_MAX_PARAM - strlen("From")] = to[CS_TWIML_MAX_PARAM - strlen("To")] = '\0';
+    value[CS_TWIML_MAX_PARAM - 1] = '\0';
+    char names[CS_CALL_PARAMS_MAX][2];
+    const char *pn[CS_CALL_PARAMS_MAX], *pv[CS_CALL_PARAMS_MAX];
+    for (size_t i = 0; i < CS_CALL_PARAMS_MAX; i++) {
+        names[i][0] = (char)('A' + i);
+        names[i][1] = '\0';
+        pn[i] = names[i];
+        pv[i] = value;
+    }
+    cs_form call = {0};
+    cs_buf q = CS_BUF_INIT(CS_CALL_PARAMS_MAX * 3 * sizeof value);
+    rc = cs_form_write(&q, pn, pv, CS_CALL_PARAMS_MAX);
+    if (rc == 0) rc = cs_form_parse(&call, q.data, q.len);
+    cs_buf_free(&q);
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, NULL);
+    if (rc == 0) rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, &call);
     cs_buf_free(&xml);
+    cs_form_free(&call);
     if (rc == 0) return 0;
     cs_buf_printf(err, "GREETING, DIAL and STREAM_PARAMS make TwiML that Twilio would refuse: %s",
-                  rc == -EMSGSIZE ? "larger than 64 kB with a long From and To" : cs_strerror(rc));
+                  rc == -EMSGSIZE ? "larger than 64 kB with a long From, To and 17 call "
+                                    "parameters (an outbound call's agent and params)"
+                                  : cs_strerror(rc));
     return CS_ECONFIG;
 }
 
@@ -294,6 +313,14 @@ void cs_twilio_voice(cs_request *r)
     if (r->head.query.n && cs_form_parse(&query, r->head.query.p, r->head.query.n) < 0) {
         cs_form_free(&form);
         cs_respond_error(r, 400, "malformed query string");
+        return;
+    }
+    if (query.n > CS_CALL_PARAMS_MAX) { /* the TwiML's size was checked for this many */
+        gw->stats.webhook_params_refused++;
+        cs_form_free(&form);
+        cs_form_free(&query);
+        cs_respond_error(r, 400, "the query brings %zu call parameters; a call takes at most %d",
+                         query.n, CS_CALL_PARAMS_MAX);
         return;
     }
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
