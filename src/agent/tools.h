@@ -23,9 +23,9 @@
 #define CS_TOOL_TIMEOUT_MS  5000         /* a tool's answer, unless it says timeout_ms */
 #define CS_TOOL_RESULT_MAX  (16u << 10)  /* a tool's answer given to the model */
 #define CS_TOOL_END_CALL    "end_call"
-#define CS_TOOL_TRANSFER    "transfer"
-#define CS_TRANSFER_TARGETS_MAX 32       /* in AGENT_TRANSFER_TARGETS */
-#define CS_E164_MAX         16           /* '+' and 15 digits */
+#define CS_TOOL_TRANSFER        "transfer"
+#define CS_TRANSFER_TARGETS_MAX 32 /* in AGENT_TRANSFER_TARGETS */
+#define CS_E164_MAX             16 /* '+' and 15 digits */
 /* What the model is told of its end_call. */
 #define CS_TOOL_END_CALL_RESULT "{\"ok\":true,\"result\":\"the call ends after your goodbye\"}"
 
