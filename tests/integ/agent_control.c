@@ -5,8 +5,9 @@
  * without call control. A chat model's transfer tool (a local OpenAI-compatible server)
  * reaches the configured number by its name, an unknown name is an error for the model
  * with nothing sent, a refusal is told to the model, and end_call hangs up at Twilio
- * after the goodbye. Loose ends: an outbound call's agent must be set up here; the voice
- * webhook's TwiML bound holds with call parameters. */
+ * after the goodbye; the same tool for a speech-to-speech model (a local Realtime server). Loose
+ * ends: an outbound call's agent must be set up here; the voice webhook's TwiML bound holds with
+ * call parameters. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "integ_util.h"
 #include "llm_fake.h"
+#include "realtime_fake.h"
 #include "twilio_rest_fake.h"
 
 #define ACCOUNT "AC00000000000000000000000000000000"
@@ -387,6 +389,104 @@ static void llm(void)
     llm_fake_free(f);
 }
 
+/* ---- the speech-to-speech model's tools ---- */
+
+typedef struct rt_seen {
+    rt_fake *f;
+    const char *type;
+    unsigned n;
+} rt_seen;
+
+static bool rt_has(const it_phone *p, void *data)
+{
+    (void)p;
+    const rt_seen *w = data;
+    if (!w->type) {
+        rt_fake_stats st;
+        rt_fake_stats_get(w->f, &st);
+        return st.sessions >= w->n;
+    }
+    return rt_fake_count(w->f, w->type) >= w->n;
+}
+
+/* The k-th client event of `type` holds `text`. */
+static bool rt_event_holds(rt_fake *f, const char *type, size_t k, const char *text)
+{
+    cs_buf b = CS_BUF_INIT(8u << 20);
+    bool ok = rt_fake_event(f, type, k, &b) && strstr(b.data, text);
+    if (!ok) fprintf(stderr, "%s %zu: %.2000s\n", type, k, b.data ? b.data : "-");
+    cs_buf_free(&b);
+    return ok;
+}
+
+static void realtime(void)
+{
+    rt_fake *f;
+    rt_fake_opts o = {.api_key = "k", .model = "gpt-realtime"};
+    if (rt_fake_start(&f, &o) != 0) {
+        IT_CHECK(false, "no fake Realtime server");
+        return;
+    }
+    const char *args[32] = {"--agent",
+                            "openai-realtime",
+                            "--openai-api-key",
+                            "k",
+                            "--openai-realtime-url",
+                            rt_fake_url(f),
+                            "--stt",
+                            "none",
+                            "--agent-transfer-targets",
+                            "sales=" SALES};
+    size_t n = 10;
+    control_args(args, &n);
+    it_server s;
+    if (!it_server_up(&s, args)) {
+        rt_fake_free(f);
+        it_server_cleanup(&s);
+        return;
+    }
+    const char *sid = "CA74000000000000000000000000000001";
+    it_phone p;
+    IT_CHECK(it_phone_start(&p, s.port, sid, "MZ74000000000000000000000000000001", NULL) == 0,
+             "phone");
+    rt_seen w = {f, NULL, 1};
+    IT_CHECK(it_phone_until(&p, rt_has, &w, 30000), "no session");
+    IT_CHECK(rt_event_holds(f, "session.update", 0, "\"name\":\"transfer\""),
+             "the transfer tool is not in the session");
+    /* A name that is no target: an error output, nothing sent. */
+    unsigned before = fake_requests();
+    rt_fake_function_call(f, "transfer", "call_x", "{\"to\":\"billing\"}");
+    w = (rt_seen){f, "conversation.item.create", 1};
+    IT_CHECK(it_phone_until(&p, rt_has, &w, 30000), "no function output");
+    IT_CHECK(rt_event_holds(f, "conversation.item.create", 0, "no transfer target is named"),
+             "the error output");
+    /* Sales: once the words have played, <Dial> the configured number. */
+    rt_fake_reply words = {.bytes = 4000, .text = "Putting you through."};
+    rt_fake_respond(f, &words);
+    rt_fake_function_call(f, "transfer", "call_t", "{\"to\":\"sales\"}");
+    unsigned want = before + 1;
+    IT_CHECK(it_phone_until(&p, fake_has, &want, 30000), "no transfer reached Twilio");
+    IT_CHECK(p.media_bytes >= 4000 && !it_phone_talking(&p),
+             "the transfer went before the words had played: %llu bytes",
+             (unsigned long long)p.media_bytes);
+    IT_CHECK(fake_requests() == before + 1 &&
+                 request_is(before, "/Calls/CA74000000000000000000000000000001.json",
+                            DIAL("15551230001")),
+             "the transfer request");
+    w = (rt_seen){f, "conversation.item.create", 2};
+    IT_CHECK(it_phone_until(&p, rt_has, &w, 30000), "no function output for the transfer");
+    IT_CHECK(rt_event_holds(f, "conversation.item.create", 1, "the call is transferred"),
+             "the transfer's output");
+    IT_CHECK(check_event(s.port, sid, "control", "action", "redirect_twiml", "done",
+                         "\"by\":\"agent:openai-realtime\""),
+             "control event");
+    it_phone_hangup(&p);
+    it_phone_free(&p);
+    IT_CHECK(it_server_stop(&s, SIGTERM, 20000) == 0, "exit status after SIGTERM");
+    it_server_cleanup(&s);
+    rt_fake_free(f);
+}
+
 /* ---- the voice webhook's TwiML with call parameters ---- */
 
 static void webhook_params(void)
@@ -444,6 +544,7 @@ int main(void)
     }
     ivr();
     llm();
+    realtime();
     webhook_params();
     twilio_fake_free(fake);
     return it_done("agent_control");
