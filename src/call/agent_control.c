@@ -90,7 +90,7 @@ void cs_talk_control_due(cs_stream *s)
     }
     if (rc < 0) {
         cs_rest_result res = {0};
-        snprintf(res.message, sizeof res.message, "not sent: %s",
+        snprintf(res.message, sizeof res.message, "not sent: %.480s",
                  why[0]           ? why
                  : rc == CS_EFULL ? "too many call-control requests in flight"
                                   : cs_strerror(rc));
