@@ -59,7 +59,8 @@ typedef struct cs_gateway_stats {
 } cs_gateway_stats;
 
 /* Parameters a call may bring in the voice webhook's query (an outbound call's agent and
- * its params): the start-up check of the TwiML's size counts this many at their longest. */
+ * its params): the start-up check of the TwiML's size counts this many, in as long a query
+ * as a request target holds (CS_HTTP_MAX_TARGET). */
 #define CS_CALL_PARAMS_MAX 17
 
 typedef struct cs_gateway {
