@@ -77,6 +77,12 @@ void cs_agent_event_text(cs_json *j, const char *key, const char *s, size_t n)
     cs_json_strn(j, s, n);
 }
 
+const char *cs_agent_unready(const cs_agent_env *env, const cs_agent_ops *ops)
+{
+    if (!ops || !ops->setup || cs_agent_state(env, ops)) return NULL;
+    return ops->needs ? ops->needs : "its settings";
+}
+
 void *cs_agent_state(const cs_agent_env *env, const cs_agent_ops *ops)
 {
     for (size_t i = 0; i < NAGENTS; i++)

@@ -37,6 +37,8 @@ struct cs_agent_env {
     const cs_stt_ops *stt_ops; /* NULL: STT=none */
     cs_stt *stt;
     cs_fetch *fetch;           /* outbound HTTP */
+    bool control;              /* call control is on: cs_agent_transfer and cs_agent_end_call
+                                  reach the provider */
     void *state[CS_AGENTS_MAX]; /* each kind's, from its setup (cs_agent_state) */
 };
 
@@ -47,6 +49,9 @@ extern const cs_agent_ops cs_agent_realtime;
 
 /* By AGENT name; "none" gives NULL with 0 (listen only), an unknown name CS_ECONFIG. */
 int cs_agent_find(const char *name, const cs_agent_ops **out);
+/* NULL when calls can get `ops` on this gateway (its setup kept what they need); else
+ * the settings it needs (ops->needs), for messages. */
+const char *cs_agent_unready(const cs_agent_env *env, const cs_agent_ops *ops);
 /* "none, echo, ivr, llm, openai-realtime" for messages. */
 const char *cs_agent_names(void);
 /* Whether STREAM_MODE has the provider say the agents' text (relay, gather): their

@@ -3,6 +3,7 @@
  * a session of the STT engine opened per node with the node's phrases as its grammar
  * (so what it recognises is one of them, or nothing), timed by the voice activity
  * detector's onset and offset. Webhooks are signed POSTs through the agents' HTTP client;
+ * transfers and hang-ups go through the call layer's call control (call/talk.h);
  * messages are kept as WAV files under DATA_DIR/messages, written on libuv's thread pool.
  * Everything the caller does, and every node, becomes an `agent` event. The menus are
  * read and checked at start-up (setup), never during a call. */
@@ -18,6 +19,7 @@
 #include "agent/voice.h"
 #include "audio/g711.h"
 #include "audio/wav.h"
+#include "call/control.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -45,6 +47,7 @@ typedef struct ivr_stats {
     uint64_t webhooks, webhook_failures, messages, message_failures;
     uint64_t speech_unavailable; /* nodes whose grammar session could not open or failed */
     uint64_t steps_limit;
+    uint64_t transfers, transfer_failures;
 } ivr_stats;
 
 typedef struct ivr_kind {
@@ -62,8 +65,9 @@ enum phase {
     PROMPTING, /* saying the node's text; input already counts (barge-in) */
     WAITING,   /* it has played: waiting for the caller */
     RECORDING,
-    FETCHING, /* a webhook is in flight */
-    DONE,     /* hanging up */
+    FETCHING,     /* a webhook is in flight */
+    TRANSFERRING, /* once the node's text has played, the call is transferred */
+    DONE,         /* hanging up */
 };
 
 typedef struct ivr ivr;
@@ -285,7 +289,7 @@ static void hang_up(ivr *a, const char *goodbye)
     ev_end(a, &e);
     if (!a->base.stream) return;
     handoff(a);
-    cs_stream_hangup(a->base.stream, true);
+    cs_agent_end_call(&a->base, "ivr hangup");
 }
 
 /* ---- listening: a grammar session per node ---- */
@@ -396,6 +400,7 @@ static void prompt(ivr *a)
 }
 
 static void start_webhook(ivr *a);
+static void start_transfer(ivr *a);
 
 /* Goes to `node`: its event, then what it does. Nodes that only say and go on are
  * followed at once (the menu has no loop of them). */
@@ -435,6 +440,9 @@ static void enter(ivr *a, uint32_t node)
         case CS_IVR_WEBHOOK:
             say(a, n->say);
             return start_webhook(a);
+        case CS_IVR_TRANSFER:
+            say(a, n->say);
+            return start_transfer(a);
         default:
             a->phase = PROMPTING;
             open_listener(a);
@@ -807,6 +815,56 @@ static void start_webhook(ivr *a)
         a->req = NULL;
         webhook_failed(a, 0, cs_strerror(rc));
     }
+}
+
+/* ---- transfers ---- */
+
+/* The transfer failed: the node's apology, then its fallback (or the goodbye). */
+static void transfer_failed(ivr *a, const char *why)
+{
+    const cs_ivr_node *n = cur(a);
+    a->kind->stats.transfer_failures++;
+    cs_warn("ivr: transfer of call %s to %s failed: %s", a->base.call_sid, n->transfer.to, why);
+    ev e;
+    ev_begin(a, &e, "transfer_failed");
+    cs_json_kstr(&e.j, "to", n->transfer.to);
+    cs_json_kstr(&e.j, "error", why);
+    cs_json_kstr(&e.j, "goto", node_name(a, n->fallback));
+    ev_end(a, &e);
+    say(a, n->error);
+    enter(a, n->fallback);
+}
+
+static void transferred(cs_agent *base, int err, const char *why)
+{
+    ivr *a = (ivr *)base;
+    if (a->phase != TRANSFERRING) return;
+    if (err < 0) return transfer_failed(a, why);
+    a->kind->stats.transfers++;
+    a->phase = DONE;
+    ev e;
+    ev_begin(a, &e, "transferred");
+    cs_json_kstr(&e.j, "to", cur(a)->transfer.to);
+    ev_end(a, &e);
+}
+
+/* Once the node's text has played, the call goes to its number (the stream then ends). */
+static void start_transfer(ivr *a)
+{
+    const cs_ivr_node *n = cur(a);
+    close_listener(a);
+    a->phase = TRANSFERRING;
+    a->due = a->check_at = 0;
+    char reason[CS_IVR_NAME_MAX + 32];
+    snprintf(reason, sizeof reason, "ivr node %s", n->name);
+    int rc = cs_agent_transfer(&a->base, n->transfer.to, reason, transferred);
+    if (rc < 0)
+        return transfer_failed(a, rc == CS_ESTATE ? "call control is off, or busy on this call"
+                                                  : cs_strerror(rc));
+    ev e;
+    ev_begin(a, &e, "transfer");
+    cs_json_kstr(&e.j, "to", n->transfer.to);
+    ev_end(a, &e);
 }
 
 /* ---- time ---- */
@@ -1184,6 +1242,13 @@ static int load(const cs_agent_env *env, const char *setting, const char *path, 
     size_t mark = err->len;
     cs_buf_printf(err, "%s: ", setting);
     int rc = cs_ivr_menu_load(out, path, err);
+    for (size_t i = 0; rc == 0 && !env->control && i < (*out)->nnodes; i++) {
+        if ((*out)->nodes[i].kind != CS_IVR_TRANSFER) continue;
+        cs_buf_printf(
+            err, "%s: /nodes/%s/transfer: transferring needs call control: " CS_CONTROL_SETTINGS,
+            path, (*out)->nodes[i].name);
+        rc = CS_ECONFIG;
+    }
     if (rc == 0 && env->stt_ops && env->stt_ops->grammars) rc = check_grammars(env, *out, err);
     if (rc < 0) {
         cs_ivr_menu_free(*out);
@@ -1317,6 +1382,10 @@ static void ivr_metrics(void *state, cs_buf *out)
          "nodes without spoken choices: no decoder free, or the engine failed",
          st->speech_unavailable},
         {"callstream_ivr_steps_limit_total", "calls hung up after too many nodes", st->steps_limit},
+        {"callstream_ivr_transfers_total", "calls a transfer node put through", st->transfers},
+        {"callstream_ivr_transfer_failures_total",
+         "transfers the provider refused or that could not be asked: an apology was said",
+         st->transfer_failures},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
         cs_prom_counter(out, rows[i].name, rows[i].help, (double)rows[i].v);
@@ -1329,6 +1398,7 @@ static int ivr_say(cs_agent *base, const char *text, size_t len)
 
 const cs_agent_ops cs_agent_ivr = {
     .name = "ivr",
+    .needs = "IVR_FILE or IVR_DIR",
     .help = "a scripted phone menu (IVR_FILE): keys, spoken choices, digits, messages, webhooks",
     .speaks_text = true,
     .interruptible = true,

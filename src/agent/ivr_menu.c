@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/map.h"
 #include "net/fetch.h"
+#include "provider/rest.h"
 
 #define POOL_MAX    (16u << 20) /* a parsed menu, at most */
 #define POINTER_MAX 512
@@ -26,7 +27,8 @@
 #define ERROR_TEXT      "Sorry, something went wrong."
 #define GOODBYE         "Goodbye."
 
-static const char *const kind_labels[] = {"say", "menu", "collect", "record", "webhook", "hangup"};
+static const char *const kind_labels[] = {"say",     "menu",   "collect", "record",
+                                          "webhook", "hangup", "transfer"};
 
 const char *cs_ivr_kind_label(enum cs_ivr_kind k)
 {
@@ -234,8 +236,9 @@ int cs_ivr_grammar(cs_buf *out, const char *const *phrases, size_t n)
 /* ---- nodes ---- */
 
 static const char *const node_members[] = {
-    "description", "say",      "choices",   "save",    "collect",  "record",   "webhook", "hangup",
-    "next",        "fallback", "timeout_s", "retries", "no_input", "no_match", "error",   NULL};
+    "description", "say",      "choices",  "save",  "collect",  "record",
+    "webhook",     "hangup",   "transfer", "next",  "fallback", "timeout_s",
+    "retries",     "no_input", "no_match", "error", NULL};
 
 static int choices(ctx *c, const cJSON *arr, cs_ivr_node *n)
 {
@@ -384,12 +387,28 @@ static int webhook(ctx *c, const cJSON *o, cs_ivr_node *n)
     return 0;
 }
 
+static int transfer(ctx *c, const cJSON *o, cs_ivr_node *n)
+{
+    static const char *const members[] = {"to", NULL};
+    size_t at = enter(c, "transfer", 0);
+    int rc = check_members(c, o, members);
+    if (rc < 0) return rc;
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(o, "to");
+    enter(c, "to", 0);
+    if (!cJSON_IsString(to) || !cs_e164_valid(to->valuestring))
+        return fail(c, "not an E.164 number (+ and up to 15 digits)");
+    if (!(n->transfer.to = pdup(c, to->valuestring))) return -ENOMEM;
+    leave(c, at);
+    return 0;
+}
+
 /* What the node does: one of the actions, or none (then it goes on to `next`). */
 static int kind(ctx *c, const cJSON *o, cs_ivr_node *n)
 {
-    static const char *const actions[] = {"choices", "collect", "record", "webhook", "hangup"};
-    static const enum cs_ivr_kind kinds[] = {CS_IVR_MENU, CS_IVR_COLLECT, CS_IVR_RECORD,
-                                             CS_IVR_WEBHOOK, CS_IVR_HANGUP};
+    static const char *const actions[] = {"choices", "collect", "record",
+                                          "webhook", "hangup",  "transfer"};
+    static const enum cs_ivr_kind kinds[] = {CS_IVR_MENU,    CS_IVR_COLLECT, CS_IVR_RECORD,
+                                             CS_IVR_WEBHOOK, CS_IVR_HANGUP,  CS_IVR_TRANSFER};
     const char *seen = NULL;
     n->kind = CS_IVR_SAY;
     for (size_t i = 0; i < sizeof actions / sizeof *actions; i++) {
@@ -446,22 +465,26 @@ static int node(ctx *c, const cJSON *o, cs_ivr_node *n)
 
     bool has_next = cJSON_GetObjectItemCaseSensitive(o, "next") != NULL;
     bool waits = n->kind == CS_IVR_MENU || n->kind == CS_IVR_COLLECT || n->kind == CS_IVR_RECORD ||
-                 n->kind == CS_IVR_WEBHOOK;
-    if ((n->kind == CS_IVR_MENU || n->kind == CS_IVR_HANGUP) && has_next) {
+                 n->kind == CS_IVR_WEBHOOK || n->kind == CS_IVR_TRANSFER;
+    bool ends = n->kind == CS_IVR_HANGUP || n->kind == CS_IVR_TRANSFER;
+    if ((n->kind == CS_IVR_MENU || ends) && has_next) {
         enter(c, "next", 0);
-        return fail(c, n->kind == CS_IVR_MENU ? "a node with choices goes where they lead"
-                                              : "a node that hangs up goes nowhere next");
+        return fail(c, n->kind == CS_IVR_MENU     ? "a node with choices goes where they lead"
+                       : n->kind == CS_IVR_HANGUP ? "a node that hangs up goes nowhere next"
+                                                  : "a node that transfers goes nowhere next "
+                                                    "(its fallback, if the transfer fails)");
     }
-    if (!has_next && n->kind != CS_IVR_MENU && n->kind != CS_IVR_HANGUP)
+    if (!has_next && n->kind != CS_IVR_MENU && !ends)
         return fail(c, "no next: a node with %s needs one",
                     n->kind == CS_IVR_SAY ? "nothing else to do (no choices, collect, record, "
-                                            "webhook or hangup)"
+                                            "webhook, transfer or hangup)"
                                           : cs_ivr_kind_label(n->kind));
     if (!waits && cJSON_GetObjectItemCaseSensitive(o, "fallback")) {
         enter(c, "fallback", 0);
-        return fail(c, "only nodes that wait (choices, collect, record, webhook) fall back");
+        return fail(c,
+                    "only nodes that wait (choices, collect, record, webhook, transfer) fall back");
     }
-    if (!n->say && n->kind != CS_IVR_WEBHOOK && n->kind != CS_IVR_HANGUP)
+    if (!n->say && n->kind != CS_IVR_WEBHOOK && !ends)
         return fail(c, "no say: what does the caller hear?");
     switch (n->kind) {
     case CS_IVR_MENU:
@@ -472,6 +495,8 @@ static int node(ctx *c, const cJSON *o, cs_ivr_node *n)
         return record(c, cJSON_GetObjectItemCaseSensitive(o, "record"), n);
     case CS_IVR_WEBHOOK:
         return webhook(c, cJSON_GetObjectItemCaseSensitive(o, "webhook"), n);
+    case CS_IVR_TRANSFER:
+        return transfer(c, cJSON_GetObjectItemCaseSensitive(o, "transfer"), n);
     default:
         return 0;
     }

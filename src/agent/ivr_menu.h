@@ -1,9 +1,10 @@
 /* IVR menus: a JSON file of nodes (the format is in docs/agents.md), read and checked
  * once at start-up into an immutable tree that every call of the menu shares. A node says
  * a text and does one thing: offers choices (keys, and spoken phrases compiled into a
- * JSGF grammar), collects digits, records a message, calls a webhook, hangs up, or goes
- * on to its next node. A mistake is refused with the file and the JSON pointer of what
- * is wrong. No I/O but reading the file; the agent that runs menus is ivr.c. */
+ * JSGF grammar), collects digits, records a message, calls a webhook, transfers the call,
+ * hangs up, or goes on to its next node. A mistake is refused with the file and the JSON
+ * pointer of what is wrong. No I/O but reading the file; the agent that runs menus is
+ * ivr.c. */
 #ifndef CS_IVR_MENU_H
 #define CS_IVR_MENU_H
 
@@ -31,12 +32,13 @@
 
 /* What a node does after saying its text. */
 enum cs_ivr_kind {
-    CS_IVR_SAY = 0,     /* nothing: on to `next` */
-    CS_IVR_MENU = 1,    /* waits for a choice: a key or a phrase */
-    CS_IVR_COLLECT = 2, /* collects digits */
-    CS_IVR_RECORD = 3,  /* records the caller */
-    CS_IVR_WEBHOOK = 4, /* POSTs what was collected; its answer may say and go on */
-    CS_IVR_HANGUP = 5,  /* ends the call once its text has played */
+    CS_IVR_SAY = 0,      /* nothing: on to `next` */
+    CS_IVR_MENU = 1,     /* waits for a choice: a key or a phrase */
+    CS_IVR_COLLECT = 2,  /* collects digits */
+    CS_IVR_RECORD = 3,   /* records the caller */
+    CS_IVR_WEBHOOK = 4,  /* POSTs what was collected; its answer may say and go on */
+    CS_IVR_HANGUP = 5,   /* ends the call once its text has played */
+    CS_IVR_TRANSFER = 6, /* transfers the call (<Dial>) once its text has played */
 };
 const char *cs_ivr_kind_label(enum cs_ivr_kind k);
 
@@ -53,8 +55,8 @@ typedef struct cs_ivr_node {
     enum cs_ivr_kind kind;
     const char *say;     /* NULL: nothing */
     uint32_t next;       /* SAY, COLLECT, RECORD, WEBHOOK: where it goes on */
-    uint32_t fallback;   /* once the retries are spent, or the webhook failed; CS_IVR_NONE:
-                            hang up (after the menu's goodbye) */
+    uint32_t fallback;   /* once the retries are spent, or the webhook or transfer failed;
+                            CS_IVR_NONE: hang up (after the menu's goodbye) */
     uint32_t timeout_ms; /* waiting for the caller after the prompt */
     uint32_t retries;    /* re-prompts after no input or no match */
     const char *no_input, *no_match, *error; /* said before a re-prompt or the fallback */
@@ -75,6 +77,9 @@ typedef struct cs_ivr_node {
         const char *url;
         uint32_t timeout_ms;
     } webhook;
+    struct {
+        const char *to; /* E.164 */
+    } transfer;
 } cs_ivr_node;
 
 typedef struct cs_ivr_menu {

@@ -50,10 +50,11 @@ const char *cs_llm_fail_label(enum cs_llm_fail f)
 }
 
 enum state {
-    IDLE,   /* nothing asked */
-    ASKING, /* a request streams */
-    TOOLS,  /* the model's tool calls are running */
-    ENDED,  /* end_call: the call hangs up once the goodbye has played */
+    IDLE,     /* nothing asked */
+    ASKING,   /* a request streams */
+    TOOLS,    /* the model's tool calls are running */
+    ENDED,    /* end_call: the call hangs up once the goodbye has played */
+    TRANSFER, /* transfer: the call goes to its target once this answer has played */
 };
 
 typedef struct llm llm;
@@ -65,6 +66,7 @@ typedef struct tool_req {
     size_t msg;        /* its tool message */
     char name[CS_TOOL_NAME_MAX + 1];
     char *args;
+    bool transfer; /* call control's transfer, answered by `transferred` */
 } tool_req;
 
 struct llm {
@@ -74,7 +76,7 @@ struct llm {
     cs_voice voice;
     uv_timer_t timer; /* the greeting; closing it frees the agent */
     bool closed;
-    char call_sid[CS_SID_MAX + 1], stream_sid[CS_SID_MAX + 1];
+    char stream_sid[CS_SID_MAX + 1];
     cs_log_ctx log;
     /* the conversation */
     llm_msg *msgs;
@@ -341,7 +343,7 @@ static int tool_start(llm *a, const cs_tool *tool, const llm_call *c, size_t msg
     tool_req *t = &a->tools[a->ntools];
     *t = (tool_req){.a = a, .msg = msg};
     snprintf(t->name, sizeof t->name, "%s", tool->name);
-    cs_tool_caller who = {a->call_sid, a->stream_sid};
+    cs_tool_caller who = {a->base.call_sid, a->stream_sid};
     const char *args = c->args.data ? c->args.data : "";
     int rc = cs_tool_post(a->fetch, &a->l->tools, tool, &who, c->id, args, c->args.len,
                           tool_answered, t, &t->req);
@@ -350,6 +352,69 @@ static int tool_start(llm *a, const cs_tool *tool, const llm_call *c, size_t msg
     a->ntools++;
     a->tools_left++;
     a->l->stats.tool_calls++;
+    return 0;
+}
+
+/* Call control's answer to the model's transfer: done, the call is on its way (the
+ * stream ends); failed, the model is told why and asked again, to say so. */
+static void transferred(cs_agent *base, int err, const char *message)
+{
+    llm *a = (llm *)base;
+    tool_req *t = NULL;
+    for (size_t i = 0; i < a->ntools && !t; i++)
+        if (a->tools[i].transfer) t = &a->tools[i];
+    if (a->state != TRANSFER || !t) return;
+    llm_msg *m = &a->msgs[t->msg];
+    m->pending = false;
+    t->transfer = false;
+    if (err == 0) {
+        a->l->stats.transfers++;
+        a->state = ENDED;
+        cs_buf_reset(&m->text);
+        cs_buf_puts(&m->text, "{\"ok\":true,\"result\":\"the call is transferred\"}");
+    } else {
+        a->l->stats.transfer_failures++;
+        LOG(a, CS_LOG_WARN, "llm: transfer failed: %s", message);
+        cs_tool_error(&m->text, "the transfer failed: %s", message);
+        a->state = TOOLS;
+    }
+    tool_event(a, t->name, t->args ? t->args : "", m, err == 0);
+    free(t->args);
+    t->args = NULL;
+    if (err == 0) return;
+    if (--a->tools_left == 0) {
+        a->ntools = 0;
+        next_round(a);
+    }
+}
+
+/* The model's transfer: to the target it names (never a number it wrote), once this
+ * answer has played. 0: asked (its answer comes to `transferred`); else r's text says
+ * why not. */
+static int transfer_start(llm *a, const llm_call *c, size_t msg)
+{
+    llm_msg *r = &a->msgs[msg];
+    const char *args = c->args.data ? c->args.data : "";
+    const cs_transfer_target *target =
+        cs_tools_transfer_target(&a->l->tools, args, c->args.len, &r->text);
+    if (!target) {
+        a->l->stats.transfer_failures++;
+        return CS_EPARSE;
+    }
+    char reason[CS_TOOL_NAME_MAX + 32];
+    snprintf(reason, sizeof reason, "llm transfer to %s", target->name);
+    int rc = cs_agent_transfer(&a->base, target->number, reason, transferred);
+    if (rc < 0) {
+        a->l->stats.transfer_failures++;
+        cs_tool_error(&r->text, "the transfer could not be asked: %s",
+                      rc == CS_ESTATE ? "call control is busy with this call" : cs_strerror(rc));
+        return rc;
+    }
+    tool_req *t = &a->tools[a->ntools++];
+    *t = (tool_req){.a = a, .msg = msg, .transfer = true, .args = strdup(args)};
+    snprintf(t->name, sizeof t->name, "%s", CS_TOOL_TRANSFER);
+    a->tools_left++;
+    LOG(a, CS_LOG_INFO, "llm: the model transfers the call to %s", target->name);
     return 0;
 }
 
@@ -402,8 +467,13 @@ static void handoff(llm *a)
     cs_buf_free(&b);
 }
 
-/* The answer called tools: run them (end_call hangs up), then ask again with their
- * results. */
+static bool is_transfer(const llm *a, const char *name)
+{
+    return a->l->tools.ntargets && strcmp(name, CS_TOOL_TRANSFER) == 0;
+}
+
+/* The answer called tools: run them (end_call hangs up, transfer puts the call through),
+ * then ask again with their results. */
 static void run_tools(llm *a)
 {
     llm_stream *st = &a->st;
@@ -423,14 +493,19 @@ static void run_tools(llm *a)
     m->calls = calls;
     a->reply = NONE;
     size_t first = a->nmsgs;
-    bool hangup = false;
+    bool hangup = false, asked = false;
+    size_t xfer = SIZE_MAX; /* the transfer call, if any */
     for (size_t i = 0; i < st->ncalls; i++) {
         llm_msg *r = push(a, LLM_TOOL);
         if (!r) break;
         snprintf(r->call_id, sizeof r->call_id, "%s", st->calls[i].id);
         r->pending = true;
         hangup = hangup || strcmp(st->calls[i].name, CS_TOOL_END_CALL) == 0;
+        if (xfer == SIZE_MAX && is_transfer(a, st->calls[i].name)) xfer = i;
     }
+    /* A transfer first: while the call is being put through, nothing else runs. */
+    if (!hangup && xfer != SIZE_MAX && first + xfer < a->nmsgs)
+        asked = transfer_start(a, &st->calls[xfer], first + xfer) == 0;
     for (size_t i = 0; i < st->ncalls && first + i < a->nmsgs; i++) {
         const llm_call *c = &st->calls[i];
         llm_msg *r = &a->msgs[first + i];
@@ -438,10 +513,17 @@ static void run_tools(llm *a)
         const char *args = c->args.data ? c->args.data : "";
         bool end = strcmp(c->name, CS_TOOL_END_CALL) == 0;
         int rc = 0;
+        if (i == xfer && asked) continue; /* its answer comes to transferred */
         if (end)
             cs_buf_puts(&r->text, CS_TOOL_END_CALL_RESULT);
         else if (hangup)
             cs_tool_error(&r->text, "not run: the call is ending");
+        else if (i == xfer)
+            ; /* its text says why it was not asked */
+        else if (asked)
+            cs_tool_error(&r->text, "not run: the call is being transferred");
+        else if (is_transfer(a, c->name))
+            cs_tool_error(&r->text, "one transfer at a time");
         else if (!tool)
             cs_tool_error(&r->text, "there is no tool named %s", c->name);
         else if ((rc = tool_start(a, tool, c, first + i)) == 0)
@@ -459,12 +541,12 @@ static void run_tools(llm *a)
         a->state = ENDED;
         if (a->base.stream) {
             handoff(a);
-            cs_stream_hangup(a->base.stream, true);
+            cs_agent_end_call(&a->base, "end_call");
         }
         return;
     }
     if (a->tools_left) {
-        a->state = TOOLS;
+        a->state = asked ? TRANSFER : TOOLS;
         return;
     }
     next_round(a);
@@ -712,9 +794,8 @@ static int llm_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
     cs_voice_init(&a->voice, &a->base, env->tts_ops, env->tts);
     a->voice.fallback = env->tts_fallback;
     a->voice.failed = voice_failed;
-    snprintf(a->call_sid, sizeof a->call_sid, "%s", s->call->sid);
     snprintf(a->stream_sid, sizeof a->stream_sid, "%s", s->sid);
-    a->log = (cs_log_ctx){a->call_sid, a->stream_sid};
+    a->log = (cs_log_ctx){a->base.call_sid, a->stream_sid}; /* the call layer sets it */
     a->turn = a->reply = NONE;
     cs_buf_init(&a->caller, CS_LLM_CALLER_MAX);
     cs_buf_init(&a->err_body, CS_LLM_ERROR_BODY_MAX);
@@ -739,7 +820,7 @@ static int llm_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
 static void llm_transcript(cs_agent *base, const cs_transcript *t)
 {
     llm *a = (llm *)base;
-    if (!t->final || a->state == ENDED) return;
+    if (!t->final || a->state == ENDED || a->state == TRANSFER) return;
     const char *p = t->text;
     size_t n = strlen(p);
     while (n && (unsigned char)p[n - 1] <= ' ') n--;
@@ -776,7 +857,7 @@ static void llm_cleared(cs_agent *base, const cs_heard *h, enum cs_clear_why why
 {
     llm *a = (llm *)base;
     heard(a, h, h->text, h->text_len);
-    if (why == CS_CLEAR_END || a->state == IDLE || a->state == ENDED) {
+    if (why == CS_CLEAR_END || a->state == IDLE || a->state == ENDED || a->state == TRANSFER) {
         cs_voice_stop(&a->voice);
         return;
     }
@@ -863,7 +944,7 @@ static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
         }
         l->temperature_set = true;
     }
-    return cs_tools_load(&l->tools, cfg, err);
+    return cs_tools_load(&l->tools, cfg, env->control, err);
 }
 
 static void llm_cleanup(void *state)
@@ -905,6 +986,12 @@ static void llm_metrics(void *state, cs_buf *out)
                     (double)ls->tool_rounds_limited);
     cs_prom_counter(out, "callstream_llm_hangups_total", "calls the model ended (end_call)",
                     (double)ls->hangups);
+    cs_prom_counter(out, "callstream_llm_transfers_total",
+                    "calls the model transferred (transfer, done by the provider)",
+                    (double)ls->transfers);
+    cs_prom_counter(out, "callstream_llm_transfer_failures_total",
+                    "the model's transfers that failed (it was told why)",
+                    (double)ls->transfer_failures);
     cs_prom_counter(out, "callstream_llm_history_dropped_total",
                     "old turns dropped from conversations (LLM_HISTORY_TURNS, LLM_HISTORY_CHARS)",
                     (double)ls->history_dropped);
@@ -944,6 +1031,7 @@ static int llm_say(cs_agent *base, const char *text, size_t len)
 
 const cs_agent_ops cs_agent_llm = {
     .name = "llm",
+    .needs = "LLM_URL and LLM_MODEL",
     .help = "answers with an OpenAI-compatible chat model (LLM_URL), streamed into its voice",
     .speaks_text = true,
     .interruptible = true,

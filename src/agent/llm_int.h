@@ -53,6 +53,8 @@ typedef struct cs_llm_stats {
     uint64_t tool_failures;       /* of those: no 2xx answer in time (the model is told) */
     uint64_t tool_rounds_limited; /* turns that reached CS_LLM_TOOL_ROUNDS */
     uint64_t hangups;             /* end_call */
+    uint64_t transfers;           /* transfer, done */
+    uint64_t transfer_failures;   /* transfer, refused or not asked (the model is told) */
     uint64_t history_dropped;     /* old turns dropped (LLM_HISTORY_TURNS, LLM_HISTORY_CHARS) */
     uint64_t replies_cut;         /* replies longer than CS_LLM_REPLY_MAX, cut there */
     cs_hist first_token;          /* request sent → its first token, seconds */

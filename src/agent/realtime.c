@@ -97,6 +97,7 @@ struct rt {
     rt *prev, *next;    /* k->prepared */
     cs_fetch *fetch;
     rt_call calls[RT_CALLS_MAX];
+    rt_call transfer;    /* the model's transfer while call control puts it through (args set) */
     unsigned calls_out;  /* posts in flight */
     bool want_response;  /* tool outputs were given: response.create once nothing runs */
     cs_wsconn ws;
@@ -450,6 +451,62 @@ static void tool_answered(void *data, const cs_fetch_result *res)
     maybe_respond(a);
 }
 
+/* Call control's answer to the model's transfer: done, the call is on its way; failed,
+ * the model is told why and answers (to say so). */
+static void transferred(cs_agent *base, int err, const char *why)
+{
+    rt *a = (rt *)base;
+    rt_call *c = &a->transfer;
+    if (!c->args) return;
+    cs_buf out = CS_BUF_INIT(1024);
+    if (err == 0) {
+        cs_buf_puts(&out, "{\"ok\":true,\"result\":\"the call is transferred\"}");
+    } else {
+        a->k->st.tool_failures++;
+        LOG(a, CS_LOG_WARN, RT_NAME ": transfer failed: %s", why);
+        cs_tool_error(&out, "the transfer failed: %s", why);
+    }
+    tool_done(a, c->name, c->id, c->args, out.data, out.len, err == 0);
+    cs_buf_free(&out);
+    free(c->args);
+    c->args = NULL;
+    if (err == 0) return;
+    a->want_response = true;
+    maybe_respond(a);
+}
+
+/* The model's transfer, to the target it names (never a number it wrote), once what it
+ * is saying has played. */
+static void transfer(rt *a, const rt_event *ev)
+{
+    cs_buf out = CS_BUF_INIT(1024);
+    const cs_transfer_target *t =
+        cs_tools_transfer_target(&a->k->tools, ev->text, strlen(ev->text), &out);
+    int rc = CS_EPARSE;
+    if (t) {
+        char reason[CS_TOOL_NAME_MAX + 32];
+        snprintf(reason, sizeof reason, RT_NAME " transfer to %s", t->name);
+        rc = a->transfer.args ? CS_ESTATE
+                              : cs_agent_transfer(&a->base, t->number, reason, transferred);
+    }
+    if (rc == 0) {
+        a->transfer = (rt_call){.a = a, .args = strdup(ev->text)};
+        snprintf(a->transfer.id, sizeof a->transfer.id, "%s", ev->call_id);
+        snprintf(a->transfer.name, sizeof a->transfer.name, "%s", ev->name);
+        LOG(a, CS_LOG_INFO, RT_NAME ": the model transfers the call to %s", t->name);
+        cs_buf_free(&out);
+        return;
+    }
+    if (t)
+        cs_tool_error(&out, "the transfer could not be asked: %s",
+                      rc == CS_ESTATE ? "call control is busy with this call" : cs_strerror(rc));
+    a->k->st.tool_failures++;
+    tool_done(a, ev->name, ev->call_id, ev->text, out.data, out.len, false);
+    cs_buf_free(&out);
+    a->want_response = true;
+    maybe_respond(a);
+}
+
 /* The model called a tool: end_call hangs up once the goodbye has played; the operator's
  * are POSTed and their answers given back; the model answers once all are in. */
 static void on_function_done(rt *a, const rt_event *ev)
@@ -460,9 +517,10 @@ static void on_function_done(rt *a, const rt_event *ev)
         LOG(a, CS_LOG_INFO, RT_NAME ": the model ends the call");
         tool_done(a, ev->name, ev->call_id, ev->text, CS_TOOL_END_CALL_RESULT,
                   strlen(CS_TOOL_END_CALL_RESULT), true);
-        if (a->base.stream) cs_stream_hangup(a->base.stream, true);
+        if (a->base.stream) cs_agent_end_call(&a->base, "end_call");
         return;
     }
+    if (a->k->tools.ntargets && strcmp(ev->name, CS_TOOL_TRANSFER) == 0) return transfer(a, ev);
     cs_buf out = CS_BUF_INIT(1024);
     const cs_tool *tool = cs_tools_find(&a->k->tools, ev->name);
     rt_call *c = NULL;
@@ -739,6 +797,8 @@ static void rt_end(rt *a)
         free(a->calls[i].args);
         a->calls[i].args = NULL;
     }
+    free(a->transfer.args);
+    a->transfer.args = NULL;
     if (a->has_voice) cs_voice_free(&a->voice);
     if (a->ws_live) cs_wsconn_close(&a->ws, CS_WS_CLOSE_NORMAL, NULL);
     uv_close((uv_handle_t *)&a->retry, timer_closed);
@@ -864,7 +924,7 @@ static void rt_close(cs_agent *base)
 
 /* ---- start-up ---- */
 
-static int settings(cs_rt *k, const cs_config *cfg, cs_buf *err)
+static int settings(cs_rt *k, const cs_config *cfg, bool control, cs_buf *err)
 {
     const char *key = cfg->openai_api_key;
     if (strpbrk(key, "\r\n")) {
@@ -903,7 +963,7 @@ static int settings(cs_rt *k, const cs_config *cfg, cs_buf *err)
         .eagerness = cfg->realtime_eagerness,
         .transcribe_model = cfg->realtime_transcribe_model,
     };
-    if ((rc = cs_tools_load(&k->tools, cfg, err)) < 0) return rc;
+    if ((rc = cs_tools_load(&k->tools, cfg, control, err)) < 0) return rc;
     s.tools = k->tools.realtime_json;
     const char *td = cfg->realtime_turn_detection;
     if (strcmp(td, "semantic_vad") == 0) {
@@ -963,7 +1023,7 @@ static int rt_setup(const cs_agent_env *env, void **state, cs_buf *err)
     if (!k) return -ENOMEM;
     k->cfg = cfg;
     int rc = cs_net_new(&k->net, env->loop);
-    if (rc == 0) rc = settings(k, cfg, err);
+    if (rc == 0) rc = settings(k, cfg, env->control, err);
     if (rc < 0) {
         rt_cleanup(k);
         return rc;
@@ -1028,6 +1088,7 @@ static void rt_metrics(void *state, cs_buf *out)
 
 const cs_agent_ops cs_agent_realtime = {
     .name = RT_NAME,
+    .needs = "OPENAI_API_KEY",
     .help = "bridges the call to OpenAI's Realtime API (speech to speech)",
     .speaks_text = true,
     .interruptible = true,

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call/control.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "provider/rest.h"
 
 #define TOOL_TIMEOUT_MAX_MS 60000
 
@@ -86,6 +88,8 @@ static int one_tool(cs_tools *l, const cJSON *t, size_t k, const char *path, cJS
                 item->string);
     }
     if (strcmp(n, CS_TOOL_END_CALL) == 0) BAD("end_call is built in");
+    if (l->ntargets && strcmp(n, CS_TOOL_TRANSFER) == 0)
+        BAD("transfer is built in with AGENT_TRANSFER_TARGETS");
     if (cs_tools_find(l, n)) BAD("another tool has this name");
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(t, "description");
     if (desc && !cJSON_IsString(desc)) BAD("'description' is not a string");
@@ -112,9 +116,38 @@ static int one_tool(cs_tools *l, const cJSON *t, size_t k, const char *path, cJS
     return 0;
 }
 
-/* The tools list as both APIs take it, end_call first. Takes `list`. */
+/* transfer's: its `to` is one of the targets' names. */
+static cJSON *transfer_json(const cs_tools *l)
+{
+    cs_buf help = CS_BUF_INIT(4096);
+    cs_buf_puts(&help, "Transfer the caller to one of: ");
+    cJSON *names = cJSON_CreateArray();
+    for (size_t i = 0; i < l->ntargets; i++) {
+        cs_buf_printf(&help, "%s%s", i ? ", " : "", l->targets[i].name);
+        cJSON_AddItemToArray(names, cJSON_CreateString(l->targets[i].name));
+    }
+    cs_buf_puts(&help, ". Tell the caller first, in the same answer. If it fails you are told "
+                       "why: say so to the caller.");
+    cJSON *params = cJSON_CreateObject(), *props = cJSON_CreateObject();
+    cJSON *to = cJSON_CreateObject(), *req = cJSON_CreateArray();
+    cJSON_AddStringToObject(params, "type", "object");
+    cJSON_AddItemToObject(params, "properties", props);
+    cJSON_AddItemToObject(props, "to", to);
+    cJSON_AddStringToObject(to, "type", "string");
+    cJSON_AddStringToObject(to, "description", "who to transfer the caller to");
+    cJSON_AddItemToObject(to, "enum", names);
+    cJSON_AddItemToArray(req, cJSON_CreateString("to"));
+    cJSON_AddItemToObject(params, "required", req);
+    cJSON *t = tool_json(CS_TOOL_TRANSFER, help.data, params);
+    cJSON_Delete(params);
+    cs_buf_free(&help);
+    return t;
+}
+
+/* The tools list as both APIs take it, the built-in ones first. Takes `list`. */
 static int tools_list(cs_tools *l, cJSON *list)
 {
+    if (l->ntargets) cJSON_InsertItemInArray(list, 0, transfer_json(l));
     cJSON_InsertItemInArray(list, 0, tool_json(CS_TOOL_END_CALL, end_call_help, NULL));
     free(l->chat_json);
     free(l->realtime_json);
@@ -178,6 +211,78 @@ int cs_tools_parse(cs_tools *l, const char *json, size_t len, const char *path, 
     return tools_list(l, list);
 }
 
+int cs_tools_targets(cs_tools *l, const char *spec, cs_buf *err)
+{
+    l->ntargets = 0;
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        char item[CS_TOOL_NAME_MAX + CS_E164_MAX + 8];
+        const char *eq = memchr(p, '=', len);
+        size_t nlen = eq ? (size_t)(eq - p) : len;
+        size_t vlen = eq ? len - nlen - 1 : 0;
+        snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item - 4 ? len : sizeof item - 4),
+                 p);
+        cs_transfer_target *t = &l->targets[l->ntargets];
+        if (l->ntargets == CS_TRANSFER_TARGETS_MAX) {
+            cs_buf_printf(err, "AGENT_TRANSFER_TARGETS: more than %d targets",
+                          CS_TRANSFER_TARGETS_MAX);
+            return CS_ECONFIG;
+        }
+        if (!eq || nlen > CS_TOOL_NAME_MAX || vlen > CS_E164_MAX) {
+            cs_buf_printf(err, "AGENT_TRANSFER_TARGETS: '%s' is not NAME=+E164", item);
+            return CS_ECONFIG;
+        }
+        snprintf(t->name, sizeof t->name, "%.*s", (int)nlen, p);
+        snprintf(t->number, sizeof t->number, "%.*s", (int)vlen, eq + 1);
+        if (!name_ok(t->name)) {
+            cs_buf_printf(err,
+                          "AGENT_TRANSFER_TARGETS: '%s': a name is 1 to %d letters, digits, _ or -",
+                          item, CS_TOOL_NAME_MAX);
+            return CS_ECONFIG;
+        }
+        if (!cs_e164_valid(t->number)) {
+            cs_buf_printf(err,
+                          "AGENT_TRANSFER_TARGETS: '%s': not an E.164 number (+ and up to 15 "
+                          "digits)",
+                          item);
+            return CS_ECONFIG;
+        }
+        for (size_t i = 0; i < l->ntargets; i++) {
+            if (strcmp(l->targets[i].name, t->name) == 0) {
+                cs_buf_printf(err, "AGENT_TRANSFER_TARGETS: '%s' is named twice", t->name);
+                return CS_ECONFIG;
+            }
+        }
+        l->ntargets++;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+const cs_transfer_target *cs_tools_transfer_target(const cs_tools *l, const char *args, size_t len,
+                                                   cs_buf *out)
+{
+    cJSON *a = cJSON_ParseWithLength(args, len);
+    const char *to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "to"));
+    const cs_transfer_target *t = NULL;
+    for (size_t i = 0; to && i < l->ntargets && !t; i++)
+        if (strcmp(l->targets[i].name, to) == 0) t = &l->targets[i];
+    if (!t) {
+        char names[1024] = "";
+        size_t n = 0;
+        for (size_t i = 0; i < l->ntargets && n < sizeof names; i++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                                  l->targets[i].name);
+        if (!to)
+            cs_tool_error(out, "the arguments must be {\"to\": one of %s}", names);
+        else
+            cs_tool_error(out, "no transfer target is named '%.64s' (the targets: %s)", to, names);
+    }
+    cJSON_Delete(a);
+    return t;
+}
+
 const cs_tool *cs_tools_find(const cs_tools *l, const char *name)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -215,9 +320,16 @@ static int read_file(const char *path, cs_buf *out, cs_buf *err)
     return 0;
 }
 
-int cs_tools_load(cs_tools *t, const cs_config *cfg, cs_buf *err)
+int cs_tools_load(cs_tools *t, const cs_config *cfg, bool control, cs_buf *err)
 {
     t->secret = cfg->agent_webhook_secret;
+    if (cfg->agent_transfer_targets[0] && !control) {
+        cs_buf_printf(
+            err, "AGENT_TRANSFER_TARGETS: transferring needs call control: " CS_CONTROL_SETTINGS);
+        return CS_ECONFIG;
+    }
+    int rc = cs_tools_targets(t, cfg->agent_transfer_targets, err);
+    if (rc < 0) return rc;
     if (!cfg->llm_tools_file[0]) return cs_tools_builtin(t);
     if (!cfg->agent_webhook_secret[0]) {
         cs_buf_printf(err, "AGENT_WEBHOOK_SECRET: needed with LLM_TOOLS_FILE (it signs the tools' "
@@ -225,7 +337,7 @@ int cs_tools_load(cs_tools *t, const cs_config *cfg, cs_buf *err)
         return CS_ECONFIG;
     }
     cs_buf text = CS_BUF_INIT(CS_TOOLS_FILE_MAX);
-    int rc = read_file(cfg->llm_tools_file, &text, err);
+    rc = read_file(cfg->llm_tools_file, &text, err);
     if (rc == 0)
         rc = cs_tools_parse(t, text.data ? text.data : "", text.len, cfg->llm_tools_file, err);
     cs_buf_free(&text);

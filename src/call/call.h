@@ -147,6 +147,7 @@ typedef struct cs_talk {
     const cs_agent_ops *(*agent_for)(void *data, const cs_pevent *start);
     void *agent_data;
     const cs_agent_env *env;
+    struct cs_control *control; /* agents' transfers and hang-ups; NULL: off */
     uint32_t lead_ms;       /* PLAYOUT_LEAD_MS */
     uint32_t max_ms;        /* PLAYOUT_MAX_S in ms: audio queued per stream */
     uint32_t mark_grace_ms; /* an utterance whose end mark never came back is done then */
@@ -180,6 +181,7 @@ struct cs_stream {
     cs_vad vad;                /* on the caller's audio */
     bool mid_utterance;        /* the last frame sent was not an utterance's last */
     uint8_t hangup;            /* 1: the agent hangs up; 2: once what it said has played */
+    struct agent_ctl *ctl;     /* the agent's transfer or hang-up at the provider, or NULL */
     struct {                   /* the caller's turn being answered */
         bool armed;            /* the caller spoke: the answer's stages are noted */
         bool open;             /* and stopped: the answer's first frame measures it */

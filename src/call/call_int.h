@@ -15,4 +15,9 @@
         }                                                                                          \
     } while (0)
 
+/* Agents' call control (agent_control.c): sent once the stream is quiet (the tick), let
+ * go of when the agent closes. */
+void cs_talk_control_due(cs_stream *s);
+void cs_talk_control_detach(cs_stream *s);
+
 #endif

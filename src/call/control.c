@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/backoff.h"
+#include "core/json.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "provider/twiml.h"
@@ -16,6 +17,7 @@
 #define URL_MAX            4096
 #define BODY_MAX           65536
 #define AUTH_MAX           2048
+#define EVENT_MAX          8192
 
 struct cs_control {
     uv_loop_t *loop;
@@ -248,4 +250,29 @@ int cs_control_transfer(cs_control *c, const char *call_sid, const char *number,
 void cs_control_cancel(cs_control_op *op)
 {
     if (op) op_free(op);
+}
+
+void cs_control_event(cs_calls *calls, const char *call_sid, enum cs_rest_op op, const char *by,
+                      const char *to, const char *name, const char *reason, int err,
+                      const cs_rest_result *res)
+{
+    if (!call_sid || !call_sid[0]) return;
+    cs_buf out = CS_BUF_INIT(EVENT_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "action", cs_rest_op_label(op));
+    cs_json_kstr(&j, "by", by);
+    if (to && to[0]) cs_json_kstr(&j, "to", to);
+    if (name && name[0]) cs_json_kstr(&j, "name", name);
+    if (reason && reason[0]) cs_json_kstr(&j, "reason", reason);
+    cs_json_kstr(&j, "state", err == 0 ? "done" : "failed");
+    if (err < 0) {
+        if (res->http_status) cs_json_kint(&j, "http_status", res->http_status);
+        if (res->code) cs_json_kint(&j, "code", res->code);
+        cs_json_kstr(&j, "message", res->message);
+    }
+    cs_json_obj_end(&j);
+    cs_calls_event(calls, call_sid, CS_EVENT_CONTROL, cs_json_end(&j) == 0 ? out.data : NULL);
+    cs_buf_free(&out);
 }

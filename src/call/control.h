@@ -22,6 +22,10 @@
 #define CS_CONTROL_RETRY_MIN_MS 200
 #define CS_CONTROL_RETRY_MAX_MS 2000
 
+/* What call control needs, for messages. */
+#define CS_CONTROL_SETTINGS                                                                        \
+    "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET)"
+
 typedef struct cs_control cs_control;
 typedef struct cs_control_op cs_control_op; /* one request in flight */
 
@@ -71,5 +75,12 @@ int cs_control_transfer(cs_control *c, const char *call_sid, const char *number,
                         void *data, cs_control_op **out, char *why);
 /* No callback after this. NULL is a no-op. */
 void cs_control_cancel(cs_control_op *op);
+
+/* Records the `control` event of a request on call `call_sid`: {"action", "by", "to",
+ * "name", "reason" (each when given), "state": "done" or "failed" (then the provider's
+ * "http_status", "code" and "message")}. */
+void cs_control_event(cs_calls *calls, const char *call_sid, enum cs_rest_op op, const char *by,
+                      const char *to, const char *name, const char *reason, int err,
+                      const cs_rest_result *res);
 
 #endif

@@ -683,6 +683,7 @@ void cs_talk_close(cs_stream *s)
         clear(s, CS_CLEAR_END, false);
     }
     s->agent = NULL;
+    cs_talk_control_detach(s);
     if (s->talk_prev)
         s->talk_prev->talk_next = s->talk_next;
     else
@@ -705,6 +706,7 @@ void cs_calls_tick(cs_calls *calls)
     for (cs_stream *s = calls->talk.talkers, *next; s; s = next) {
         next = s->talk_next;
         pump(s);
+        cs_talk_control_due(s);
         if (s->hangup && (s->hangup == 1 || !cs_stream_talking(s))) {
             s->hangup = 0;
             if (cs_stream_relay(s)) relay_send_end(s);

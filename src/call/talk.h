@@ -47,6 +47,8 @@ const char *cs_clear_label(enum cs_clear_why why);
 struct cs_agent_ops {
     const char *name;
     const char *help;
+    /* The settings that set the kind up on a gateway, for messages (NULL: none needed). */
+    const char *needs;
     /* Its utterances carry their text, which becomes the agent's transcript (its audio
      * is then not recognised). */
     bool speaks_text;
@@ -191,6 +193,29 @@ void cs_agent_heard(cs_agent *a, const cs_transcript *t);
 void cs_agent_timer(cs_agent *a, uint32_t ms);
 /* After close: the agent has finished (see close). */
 void cs_agent_closed(cs_agent *a);
+
+/* ---- call control for agents (call/control.h: the gateway's, when it has one) ----
+ * One request per stream at a time, sent once what the agent said has played (its
+ * goodbye, or "putting you through"). Each records a `control` event, by "agent:KIND",
+ * whether the agent is still there or not. */
+
+/* How an agent's transfer ended: 0, or a negative code with `message` saying why (the
+ * provider's refusal, no answer, the gateway stopping). Never inside the function that
+ * asked, and never after the agent's close. */
+typedef void (*cs_agent_control_cb)(cs_agent *a, int err, const char *message);
+
+/* Whether the agent's call can be transferred and hung up at the provider. */
+bool cs_agent_can_control(const cs_agent *a);
+/* Once what the agent said has played, its call is transferred to `number` (E.164:
+ * <Dial>), which ends its stream. `reason` (may be NULL) goes in the event. CS_ESTATE
+ * without call control or a stream, or with a request of the agent's waiting; -EINVAL
+ * for a number that is not E.164. */
+int cs_agent_transfer(cs_agent *a, const char *number, const char *reason, cs_agent_control_cb cb);
+/* The agent ends its call once what it said has played: hung up at the provider when
+ * there is call control (so nothing after the stream in the call's TwiML runs), else — or
+ * when the provider refuses — our side of the stream closes (cs_stream_hangup). A relay
+ * stream ends with its `end` message, which hands the agent's data on. */
+int cs_agent_end_call(cs_agent *a, const char *reason);
 
 /* ---- the calls' side ---- */
 

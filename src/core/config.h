@@ -89,6 +89,9 @@
     S(llm_tools_file, "LLM_TOOLS_FILE", "",                                                        \
       "AGENT=llm: a JSON list of tools the model may call: name, description, parameters (JSON "   \
       "schema), url (POSTed, signed)")                                                             \
+    S(agent_transfer_targets, "AGENT_TRANSFER_TARGETS", "",                                        \
+      "AGENT=llm, openai-realtime: who the model may transfer a call to, NAME=+E164 pairs split "  \
+      "by commas (its transfer tool takes a name, never a number); needs call control")            \
     S(ivr_file, "IVR_FILE", "", "AGENT=ivr: the JSON menu calls get (docs/agents.md)")             \
     S(ivr_dir, "IVR_DIR", "",                                                                      \
       "AGENT=ivr: folder of NAME.json menus a call may pick (<Parameter name=\"IvrMenu\">)")       \

@@ -77,9 +77,7 @@ static bool ready(cs_request *r, char sid[CS_SID_MAX + 1])
 {
     cs_gateway *gw = r->app;
     if (!gw->control) {
-        cs_respond_error(r, 503,
-                         "call control needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
-                         "(or TWILIO_API_KEY and TWILIO_API_SECRET)");
+        cs_respond_error(r, 503, "call control needs " CS_CONTROL_SETTINGS);
         return false;
     }
     if (!sid) return true;
@@ -106,24 +104,7 @@ static bool name_ok(const char *s)
 
 static void event(cs_gateway *gw, const api_op *a, int err, const cs_rest_result *res)
 {
-    if (!a->sid[0]) return;
-    cs_buf out = CS_BUF_INIT(DETAIL_MAX);
-    cs_json j;
-    cs_json_init(&j, &out);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "action", cs_rest_op_label(a->op));
-    cs_json_kstr(&j, "by", a->user);
-    if (a->to[0]) cs_json_kstr(&j, "to", a->to);
-    if (a->name[0]) cs_json_kstr(&j, "name", a->name);
-    cs_json_kstr(&j, "state", err == 0 ? "done" : "failed");
-    if (err < 0) {
-        if (res->http_status) cs_json_kint(&j, "http_status", res->http_status);
-        if (res->code) cs_json_kint(&j, "code", res->code);
-        cs_json_kstr(&j, "message", res->message);
-    }
-    cs_json_obj_end(&j);
-    cs_calls_event(&gw->calls, a->sid, CS_EVENT_CONTROL, cs_json_end(&j) == 0 ? out.data : NULL);
-    cs_buf_free(&out);
+    cs_control_event(&gw->calls, a->sid, a->op, a->user, a->to, a->name, NULL, err, res);
 }
 
 /* The provider's refusal, or why it could not be asked. */
@@ -332,7 +313,8 @@ void cs_api_call_create(cs_request *r)
     const char *agent = cs_api_jstr(body, "agent", &bad);
     const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(body, "timeout_s");
     const cJSON *amd = cJSON_GetObjectItemCaseSensitive(body, "machine_detection");
-    const cs_agent_ops *ops;
+    const cs_agent_ops *ops = NULL;
+    const char *needs = NULL;
     char url[VOICE_URL_MAX];
     if (bad) {
         cs_respond_error(r, 400, "to, from and agent are strings");
@@ -342,6 +324,9 @@ void cs_api_call_create(cs_request *r)
         cs_respond_error(r, 400, "from must be one of the account's numbers (E.164) or a client");
     } else if (agent && cs_agent_find(agent, &ops) < 0) {
         cs_respond_error(r, 400, "agent '%.40s' is not one of %s", agent, cs_agent_names());
+    } else if (agent && (needs = cs_agent_unready(&gw->agent_env, ops))) {
+        cs_respond_error(r, 400, "agent '%s' is not set up on this gateway: it needs %s", agent,
+                         needs);
     } else if (timeout && !(cJSON_IsNumber(timeout) && timeout->valuedouble >= 1 &&
                             timeout->valuedouble <= MAX_TIMEOUT_S &&
                             timeout->valuedouble == (int)timeout->valuedouble)) {

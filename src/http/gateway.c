@@ -228,6 +228,7 @@ static void finish(cs_gateway *gw)
     stop_speech(gw);
     cs_control_free(gw->control);
     gw->control = NULL;
+    gw->calls.talk.control = NULL;
     cs_fetch_close(gw->fetch);
     gw->fetch = NULL;
     cs_recorders_free(gw->recorders);
@@ -430,8 +431,11 @@ static int start(cs_gateway *gw, cs_buf *err)
         .stt = gw->stt,
         .fetch = gw->fetch,
     };
-    if ((rc = cs_agents_setup(&gw->agent_env, err)) < 0) return rc;
+    /* Before the agents: whether they can transfer is checked at their setup. */
     if ((rc = cs_control_setup(gw, err)) < 0) return rc;
+    gw->calls.talk.control = gw->control;
+    gw->agent_env.control = gw->control != NULL;
+    if ((rc = cs_agents_setup(&gw->agent_env, err)) < 0) return rc;
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);

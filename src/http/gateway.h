@@ -72,7 +72,13 @@ typedef struct cs_gateway_stats {
     uint64_t gather_no_agent;                   /* calls that could not talk in turns: no agent */
     uint64_t gather_bad_input;                  /* turns refused: Digits not keys */
     uint64_t gather_actions;                    /* <Connect action> requests after a media stream */
+    uint64_t webhook_params_refused; /* voice webhooks with more than CS_CALL_PARAMS_MAX */
 } cs_gateway_stats;
+
+/* Parameters a call may bring in the voice webhook's query (an outbound call's agent and
+ * its params): the start-up check of the TwiML's size counts this many, in as long a query
+ * as a request target holds (CS_HTTP_MAX_TARGET). */
+#define CS_CALL_PARAMS_MAX 17
 
 typedef struct cs_gateway {
     const cs_config *cfg;
@@ -183,7 +189,7 @@ void cs_api_stream_stop(cs_request *r);
  * *bad set when present but not a string; `params` (an object of strings, at most
  * CS_API_MAX_PARAMS, none of the gateway's own names) appended to names/values from *n:
  * 0, or < 0 once answered 400. */
-#define CS_API_MAX_PARAMS 16
+#define CS_API_MAX_PARAMS (CS_CALL_PARAMS_MAX - 1) /* besides Agent */
 cJSON *cs_api_json_body(cs_request *r, bool empty_ok);
 const char *cs_api_jstr(const cJSON *o, const char *key, bool *bad);
 int cs_api_params(cs_request *r, const cJSON *body, const char **names, const char **values,

@@ -270,6 +270,9 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_twiml_parameters_dropped_total",
                     "From or To too long for a <Parameter>, left out of the TwiML",
                     (double)gw->stats.twiml_params_dropped);
+    cs_prom_counter(&out, "callstream_webhook_params_refused_total",
+                    "voice webhooks refused for bringing more than 17 call parameters",
+                    (double)gw->stats.webhook_params_refused);
 
     cs_prom_gauge(&out, "callstream_active_calls", "calls with a live stream",
                   (double)cs_calls_active(&gw->calls));

@@ -270,18 +270,41 @@ int cs_twilio_twiml_check(cs_gateway *gw, cs_buf *err)
 {
     int rc = check_stream_params(gw, err);
     if (rc < 0) return rc;
-    /* The largest a request can make: From and To as long as a <Parameter> takes, of
-     * characters that escape longest. If that fits, every answer does. */
+    /* The largest a request can make: From and To as long as a <Parameter> takes, and
+     * CS_CALL_PARAMS_MAX call parameters in as long a query as a request target holds, of
+     * the character that escapes longest ('"': 3 bytes in a query, 6 in TwiML), the query
+     * also whole in a media stream's <Connect action> (the first parameter names an agent,
+     * so there is one; not for a relay, whose greeting is AGENT's). If that fits, every
+     * answer does. */
     char from[CS_TWIML_MAX_PARAM + 1], to[CS_TWIML_MAX_PARAM + 1];
     memset(from, '"', sizeof from - 1);
     memset(to, '"', sizeof to - 1);
     from[CS_TWIML_MAX_PARAM - strlen("From")] = to[CS_TWIML_MAX_PARAM - strlen("To")] = '\0';
+    bool relay = strcmp(gw->cfg->stream_mode, "relay") == 0;
+    cs_buf q = CS_BUF_INIT(CS_HTTP_MAX_TARGET);
+    size_t room = CS_HTTP_MAX_TARGET - strlen("/twilio/voice?");
+    if (!relay) rc = cs_buf_puts(&q, "Agent=echo");
+    for (size_t i = relay ? 0 : 1; i < CS_CALL_PARAMS_MAX && rc == 0; i++) {
+        rc = cs_buf_printf(&q, "%s%c=", i ? "&" : "", (char)('A' + i));
+        size_t rest = (CS_CALL_PARAMS_MAX - 1 - i) * 3; /* the next ones' "&X=" */
+        size_t quotes = q.len + rest < room ? (room - q.len - rest) / 3 : 0;
+        if (quotes > CS_TWIML_MAX_PARAM - 1) quotes = CS_TWIML_MAX_PARAM - 1;
+        for (size_t k = 0; k < quotes && rc == 0; k++) rc = cs_buf_puts(&q, "%22");
+    }
+    cs_form call = {0};
+    if (rc == 0) rc = cs_form_parse(&call, q.data, q.len);
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);
-    rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, NULL, CS_STR(""));
+    if (rc == 0)
+        rc = write_twiml(gw, &xml, "CA00000000000000000000000000000000", from, to, &call,
+                         (cs_str){q.data, q.len});
+    cs_buf_free(&q);
     cs_buf_free(&xml);
+    cs_form_free(&call);
     if (rc == 0) return 0;
     cs_buf_printf(err, "GREETING, DIAL and STREAM_PARAMS make TwiML that Twilio would refuse: %s",
-                  rc == -EMSGSIZE ? "larger than 64 kB with a long From and To" : cs_strerror(rc));
+                  rc == -EMSGSIZE ? "larger than 64 kB with a long From, To and call "
+                                    "parameters (an outbound call's agent and params)"
+                                  : cs_strerror(rc));
     return CS_ECONFIG;
 }
 
@@ -342,6 +365,14 @@ void cs_twilio_voice(cs_request *r)
         cs_gather_answer(r, &form, call_sid, &query, why);
         cs_form_free(&query);
         cs_form_free(&form);
+        return;
+    }
+    if (query.n > CS_CALL_PARAMS_MAX) { /* the TwiML's size was checked for this many */
+        gw->stats.webhook_params_refused++;
+        cs_respond_error(r, 400, "the query brings %zu call parameters; a call takes at most %d",
+                         query.n, CS_CALL_PARAMS_MAX);
+        cs_form_free(&form);
+        cs_form_free(&query);
         return;
     }
     cs_buf xml = CS_BUF_INIT(CS_TWIML_MAX_BYTES);

@@ -76,6 +76,15 @@ int it_run(const char *name, const it_case *cases, size_t n, int argc, char **ar
     return it_done(name);
 }
 
+char *it_repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s) abort();
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
 void it_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -34,6 +34,8 @@ typedef struct it_case {
 int it_run(const char *name, const it_case *cases, size_t n, int argc, char **argv);
 
 void it_sleep_ms(int ms);
+/* `c` `n` times, NUL-terminated, malloc'ed. */
+char *it_repeat(char c, size_t n);
 /* A monotonic clock in ms, for deadlines. */
 long long it_now_ms(void);
 /* The same in µs (CLOCK_MONOTONIC, as uv_hrtime). */

@@ -64,20 +64,12 @@ static cJSON *stored(const char *sid)
     return call;
 }
 
-static char *repeat(char c, size_t n)
-{
-    char *s = malloc(n + 1);
-    memset(s, c, n);
-    s[n] = '\0';
-    return s;
-}
-
 static void long_from_and_to(void)
 {
     static char got[1 << 16];
     it_resp r;
     /* At the limit: in, escaped. */
-    char *quotes = repeat('"', CS_TWIML_MAX_PARAM - 4);
+    char *quotes = it_repeat('"', CS_TWIML_MAX_PARAM - 4);
     IT_CHECK(post(1, quotes, strlen(quotes), "+15550001", 0, &r) == 0, "no answer");
     twiml_ok("a From at the limit", &r, got, sizeof got);
     IT_CHECK(strcmp(got, quotes) == 0, "From came back as %.40s…", got);
@@ -88,7 +80,7 @@ static void long_from_and_to(void)
     static const size_t lengths[] = {CS_TWIML_MAX_PARAM - 3, 600, 5000, 60000};
     for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
         size_t to_len = lengths[i] / 2 < 1000 ? lengths[i] / 2 : 1000;
-        char *from = repeat('x', lengths[i]), *to = repeat('&', to_len);
+        char *from = it_repeat('x', lengths[i]), *to = it_repeat('&', to_len);
         memcpy(from, "sip:", 4);
         IT_CHECK(post(2 + (int)i, from, strlen(from), to, 0, &r) == 0, "no answer");
         char what[64];
@@ -114,7 +106,7 @@ static void long_from_and_to(void)
              it_metric(srv.port, "callstream_twiml_parameters_dropped_total"));
 
     /* Past MAX_BODY_BYTES: a clear 413. */
-    char *huge = repeat('y', 70000);
+    char *huge = it_repeat('y', 70000);
     IT_CHECK(post(9, huge, strlen(huge), "+1", 0, &r) == 0 && r.status == 413, "a 70 kB From: %d",
              r.status);
     it_resp_free(&r);
@@ -232,8 +224,8 @@ static void answer_shapes(void)
 
 static void settings_checked_at_start(void)
 {
-    char *greeting = repeat('&', 20000); /* 100 kB escaped */
-    char *param = repeat('v', 600);
+    char *greeting = it_repeat('&', 20000); /* 100 kB escaped */
+    char *param = it_repeat('v', 600);
     memcpy(param, "P=", 2);
     /* A stream takes 99 parameters: the gateway's own four and 95 of STREAM_PARAMS. */
     char many[96 * 8] = "", most[96 * 8] = "";

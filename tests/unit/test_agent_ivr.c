@@ -150,14 +150,15 @@ static const struct {
      "/nodes/a/b: not a node name (letters, digits, _ - . up to 64)"},
     {ONE("{\"say\": \"Hi.\", \"nxt\": \"a\"}"),
      "/nodes/a/nxt: unknown member (expected one of description, say, choices, save, collect, "
-     "record, webhook, hangup, next, fallback, timeout_s, retries, no_input, no_match, error)"},
+     "record, webhook, hangup, transfer, next, fallback, timeout_s, retries, no_input, "
+     "no_match, error)"},
     {ONE("{\"say\": \"Hi.\", \"say\": \"Ho.\", \"hangup\": true}"), "/nodes/a/say: given twice"},
     {ONE("{\"say\": 3, \"hangup\": true}"), "/nodes/a/say: not a string"},
     {ONE("{\"say\": \"\", \"hangup\": true}"), "/nodes/a/say: empty"},
     {ONE("{\"say\": \"Hi.\", \"hangup\": false}"), "/nodes/a/hangup: only true is meaningful here"},
     {ONE("{\"say\": \"Hi.\"}"),
-     "/nodes/a: no next: a node with nothing else to do (no choices, collect, record, webhook "
-     "or hangup) needs one"},
+     "/nodes/a: no next: a node with nothing else to do (no choices, collect, record, webhook, "
+     "transfer or hangup) needs one"},
     {ONE("{\"say\": \"Hi.\", \"next\": \"b\"}"), "/nodes/a/next: no node 'b'"},
     {ONE("{\"say\": \"Hi.\", \"next\": \"a\"}"),
      "/nodes/a: nodes with only say and next loop through here: the call would never wait for "
@@ -169,7 +170,24 @@ static const struct {
     {ONE("{\"say\": \"Hi.\", \"hangup\": true, \"next\": \"a\"}"),
      "/nodes/a/next: a node that hangs up goes nowhere next"},
     {ONE("{\"say\": \"Hi.\", \"hangup\": true, \"fallback\": \"a\"}"),
-     "/nodes/a/fallback: only nodes that wait (choices, collect, record, webhook) fall back"},
+     "/nodes/a/fallback: only nodes that wait (choices, collect, record, webhook, transfer) fall "
+     "back"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": {\"to\": \"5551230001\"}}"),
+     "/nodes/a/transfer/to: not an E.164 number (+ and up to 15 digits)"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": {\"to\": \"+1555123000100000\"}}"),
+     "/nodes/a/transfer/to: not an E.164 number (+ and up to 15 digits)"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": {\"to\": 15551230001}}"),
+     "/nodes/a/transfer/to: not an E.164 number (+ and up to 15 digits)"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": {}}"),
+     "/nodes/a/transfer/to: not an E.164 number (+ and up to 15 digits)"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": \"+15551230001\"}"), "/nodes/a/transfer: not an object"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": {\"to\": \"+15551230001\", \"from\": \"x\"}}"),
+     "/nodes/a/transfer/from: unknown member (expected one of to)"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": {\"to\": \"+15551230001\"}, \"next\": \"a\"}"),
+     "/nodes/a/next: a node that transfers goes nowhere next (its fallback, if the transfer "
+     "fails)"},
+    {ONE("{\"say\": \"Hi.\", \"transfer\": {\"to\": \"+15551230001\"}, \"hangup\": true}"),
+     "/nodes/a: both hangup and transfer: a node does one thing"},
     {ONE("{\"say\": \"Hi.\", \"hangup\": true, \"choices\": [{\"key\": \"1\", \"goto\": \"a\"}]}"),
      "/nodes/a: both choices and hangup: a node does one thing"},
     {ONE("{\"choices\": [{\"key\": \"1\", \"goto\": \"a\"}]}"),
@@ -267,6 +285,35 @@ static void mistakes_are_refused_with_their_place(void **state)
     }
 }
 
+/* A transfer node: its number, what it says first, its fallback and apology. */
+static void a_transfer_node_reads(void **state)
+{
+    (void)state;
+    static const char json[] =
+        "{\"start\": \"sales\", \"nodes\": {\"sales\": {\"say\": \"Putting you through.\", "
+        "\"transfer\": {\"to\": \"+15551230001\"}, \"fallback\": \"sorry\", \"error\": "
+        "\"Sorry, I could not transfer you.\"}, \"quiet\": {\"transfer\": {\"to\": "
+        "\"+442071234567\"}}, \"sorry\": {\"say\": \"Bye.\", \"hangup\": true}}}";
+    cs_ivr_menu *m = NULL;
+    cs_buf err = CS_BUF_INIT(4096);
+    int rc = cs_ivr_menu_parse(&m, "t", "t.json", json, strlen(json), &err);
+    if (rc < 0) fail_msg("%s", err.data);
+    cs_buf_free(&err);
+    const cs_ivr_node *n = node(m, "sales");
+    assert_int_equal(n->kind, CS_IVR_TRANSFER);
+    assert_string_equal(cs_ivr_kind_label(n->kind), "transfer");
+    assert_string_equal(n->transfer.to, "+15551230001");
+    assert_string_equal(n->say, "Putting you through.");
+    assert_string_equal(n->error, "Sorry, I could not transfer you.");
+    assert_int_equal(n->fallback, index_of(m, "sorry"));
+    const cs_ivr_node *q = node(m, "quiet"); /* nothing said first; no fallback: goodbye */
+    assert_int_equal(q->kind, CS_IVR_TRANSFER);
+    assert_null(q->say);
+    assert_string_equal(q->transfer.to, "+442071234567");
+    assert_int_equal(q->fallback, CS_IVR_NONE);
+    cs_ivr_menu_free(m);
+}
+
 static void a_long_text_is_refused(void **state)
 {
     (void)state;
@@ -312,6 +359,7 @@ int main(void)
         cmocka_unit_test(keys_and_phrases_match),
         cmocka_unit_test(grammars_hold_each_phrase),
         cmocka_unit_test(mistakes_are_refused_with_their_place),
+        cmocka_unit_test(a_transfer_node_reads),
         cmocka_unit_test(a_long_text_is_refused),
         cmocka_unit_test(files_that_cannot_be_menus),
     };

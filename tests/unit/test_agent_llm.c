@@ -405,12 +405,109 @@ static void tools_file(void **state)
     cs_buf_free(&err);
 }
 
+/* ---- AGENT_TRANSFER_TARGETS: the transfer tool ---- */
+
+static cs_config cfg_targets(const char *targets, const char *tools_file)
+{
+    cs_config c = cfg_with("tiny", 0);
+    c.agent_transfer_targets = (char *)targets;
+    c.llm_tools_file = (char *)tools_file;
+    c.agent_webhook_secret = (char *)"s";
+    return c;
+}
+
+static void transfer_targets(void **state)
+{
+    (void)state;
+    cs_buf err = CS_BUF_INIT(4096);
+    cs_tools t = {0};
+    /* Offered only with targets, and named by the targets' names (never a number). */
+    cs_config c = cfg_targets("", "");
+    assert_int_equal(cs_tools_load(&t, &c, true, &err), 0);
+    assert_null(strstr(t.chat_json, "transfer"));
+    cs_tools_free(&t);
+    c = cfg_targets("sales=+15551230001,support=+15551230002", "");
+    assert_int_equal(cs_tools_load(&t, &c, true, &err), 0);
+    assert_int_equal(t.ntargets, 2);
+    assert_string_equal(t.targets[1].name, "support");
+    assert_string_equal(t.targets[1].number, "+15551230002");
+    cJSON *tools = cJSON_Parse(t.chat_json);
+    const cJSON *fn = cJSON_GetObjectItem(cJSON_GetArrayItem(tools, 1), "function");
+    assert_string_equal(cJSON_GetObjectItem(fn, "name")->valuestring, "transfer");
+    const cJSON *to = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(fn, "parameters"), "properties"), "to");
+    const cJSON *names = cJSON_GetObjectItem(to, "enum");
+    assert_int_equal(cJSON_GetArraySize(names), 2);
+    assert_string_equal(cJSON_GetArrayItem(names, 0)->valuestring, "sales");
+    assert_null(strstr(t.chat_json, "+1555")); /* the model never sees the numbers */
+    assert_null(strstr(t.realtime_json, "+1555"));
+    assert_non_null(strstr(t.realtime_json, "\"name\":\"transfer\""));
+    cJSON_Delete(tools);
+    /* Resolved by name only. */
+    cs_buf out = CS_BUF_INIT(4096);
+    static const char sales[] = "{\"to\":\"sales\"}";
+    const cs_transfer_target *g = cs_tools_transfer_target(&t, sales, strlen(sales), &out);
+    assert_non_null(g);
+    assert_string_equal(g->number, "+15551230001");
+    static const char number[] = "{\"to\":\"+15551230001\"}";
+    assert_null(cs_tools_transfer_target(&t, number, strlen(number), &out));
+    assert_string_equal(out.data, "{\"error\":\"no transfer target is named '+15551230001' (the "
+                                  "targets: sales, support)\"}");
+    assert_null(cs_tools_transfer_target(&t, "[]", 2, &out));
+    assert_string_equal(
+        out.data, "{\"error\":\"the arguments must be {\\\"to\\\": one of sales, support}\"}");
+    cs_buf_free(&out);
+    cs_tools_free(&t);
+    /* Mistakes stop the gateway, with the reason. */
+    static const struct {
+        const char *targets;
+        bool control;
+        const char *error;
+    } bad[] = {
+        {"sales=+15551230001", false,
+         "AGENT_TRANSFER_TARGETS: transferring needs call control: TWILIO_ACCOUNT_SID and "
+         "TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET)"},
+        {"sales", true, "AGENT_TRANSFER_TARGETS: 'sales' is not NAME=+E164"},
+        {"sales=5551230001", true,
+         "AGENT_TRANSFER_TARGETS: 'sales=5551230001': not an E.164 number (+ and up to 15 "
+         "digits)"},
+        {"sa les=+15551230001", true,
+         "AGENT_TRANSFER_TARGETS: 'sa les=+15551230001': a name is 1 to 64 letters, digits, _ or "
+         "-"},
+        {"=+15551230001", true,
+         "AGENT_TRANSFER_TARGETS: '=+15551230001': a name is 1 to 64 letters, digits, _ or -"},
+        {"a=+15551230001,a=+15551230002", true, "AGENT_TRANSFER_TARGETS: 'a' is named twice"},
+        {"a=+15551230001,", true, ""}, /* a trailing comma is nothing */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cs_buf_reset(&err);
+        c = cfg_targets(bad[i].targets, "");
+        int rc = cs_tools_load(&t, &c, bad[i].control, &err);
+        if (!bad[i].error[0]) {
+            assert_int_equal(rc, 0);
+        } else if (rc != CS_ECONFIG || !err.data || strcmp(err.data, bad[i].error) != 0) {
+            fail_msg("case %zu: %d '%s'", i, rc, err.data ? err.data : "");
+        }
+        cs_tools_free(&t);
+    }
+    /* An operator's tool cannot take the built-in name. */
+    static const char file[] = "[{\"name\":\"transfer\",\"url\":\"http://127.0.0.1:9/t\"}]";
+    cs_buf_reset(&err);
+    assert_int_equal(cs_tools_targets(&t, "sales=+15551230001", &err), 0);
+    assert_int_equal(cs_tools_parse(&t, file, strlen(file), "t.json", &err), CS_ECONFIG);
+    assert_string_equal(err.data, "LLM_TOOLS_FILE t.json: tool 1 (transfer): transfer is built in "
+                                  "with AGENT_TRANSFER_TARGETS");
+    cs_tools_free(&t);
+    cs_buf_free(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_body),      cmocka_unit_test(stream_plain),
         cmocka_unit_test(stream_tool_calls), cmocka_unit_test(stream_refused),
         cmocka_unit_test(error_bodies),      cmocka_unit_test(tools_file),
+        cmocka_unit_test(transfer_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
