@@ -81,24 +81,26 @@ static void on_request(cs_request *r)
          "</Play></Gather><Hangup/></Response>"},
         {"/chain/keys", "<Response><Redirect method=\"GET\">/chain/next?a=1</Redirect></Response>"},
         {"/chain/next", "<Response><Say>Goodbye</Say><Hangup/><Say>never</Say></Response>"},
-        {"/loop/twilio/voice", "<Response><Pause length=\"0\"/><Redirect>voice</Redirect></Response>"},
+        {"/loop/twilio/voice",
+         "<Response><Pause length=\"0\"/><Redirect>voice</Redirect></Response>"},
         {"/dial/twilio/voice",
          "<Response><Dial action=\"/dial/after\" timeout=\"10\">+15550009999</Dial>"
          "<Say>not reached</Say></Response>"},
         {"/dial/after", "<Response><Hangup/></Response>"},
-        {"/err/twilio/voice",
-         "<Response><Sms>hello</Sms><Redirect>/missing</Redirect></Response>"},
+        {"/err/twilio/voice", "<Response><Sms>hello</Sms><Redirect>/missing</Redirect></Response>"},
         {"/bad/twilio/voice", "<Response><Say>unclosed</Response>"},
+        {"/ftp/twilio/voice", "<Response><Redirect>ftp://127.0.0.1/x</Redirect></Response>"},
         {"/conn/after", "<Response><Say>Sorry</Say><Hangup/></Response>"},
     };
     for (size_t i = 0; i < sizeof docs / sizeof *docs; i++)
         if (strcmp(path, docs[i].path) == 0) return answer(r, docs[i].xml);
     if (strcmp(path, "/conn/twilio/voice") == 0) {
         char xml[512];
-        snprintf(xml, sizeof xml,
-                 "<Response><Connect action=\"/conn/after\"><Stream url=\"ws://127.0.0.1:%d/nows\"/>"
-                 "</Connect><Say>not reached</Say></Response>",
-                 srv.port);
+        snprintf(
+            xml, sizeof xml,
+            "<Response><Connect action=\"/conn/after\"><Stream url=\"ws://127.0.0.1:%d/nows\"/>"
+            "</Connect><Say>not reached</Say></Response>",
+            srv.port);
         return answer(r, xml);
     }
     cs_respond_error(r, 404, "no document at %s", path);
@@ -203,7 +205,8 @@ static void loop_and_errors(void)
     sum = run("/err", &st, "");
     IT_CHECK(sum && st == 1 && num(cJSON_GetObjectItem(sum, "failures"), "twiml_fetch") == 1,
              "a missing document: exit %d", st);
-    IT_CHECK(num(cJSON_GetObjectItem(sum, "twiml_counts"), "unknown_verbs") == 1, "<Sms> not skipped");
+    IT_CHECK(num(cJSON_GetObjectItem(sum, "twiml_counts"), "unknown_verbs") == 1,
+             "<Sms> not skipped");
     IT_CHECK(num(hop(sum, 1), "status") == 404, "hop 1 status %.0f", num(hop(sum, 1), "status"));
     cJSON_Delete(sum);
 
@@ -211,6 +214,13 @@ static void loop_and_errors(void)
     IT_CHECK(sum && st == 1 && num(cJSON_GetObjectItem(sum, "failures"), "twiml") == 1,
              "bad XML: exit %d", st);
     IT_CHECK(strstr(str(hop(sum, 0), "error"), "bad TwiML"), "said %s", str(hop(sum, 0), "error"));
+    cJSON_Delete(sum);
+
+    sum = run("/ftp", &st, "");
+    IT_CHECK(sum && st == 1 && num(cJSON_GetObjectItem(sum, "failures"), "twiml_fetch") == 1,
+             "a redirect to ftp: exit %d", st);
+    IT_CHECK(strstr(str(hop(sum, 1), "error"), "ftp://127.0.0.1/x"), "said %s",
+             str(hop(sum, 1), "error"));
     cJSON_Delete(sum);
 
     /* the stream cannot open: Twilio asks the <Connect action>, and so does the sim */
@@ -231,6 +241,10 @@ static void loop_and_errors(void)
                  strstr(err, "--gather-digits"),
              "bad --gather-digits: %s", err);
     IT_CHECK(it_sim_err(&fake, err, sizeof err, "--max-documents 0") == 2, "--max-documents 0");
+    char many[200] = "--gather-speech a";
+    for (int i = 0; i < 64; i++) strcat(many, ",");
+    IT_CHECK(it_sim_err(&fake, err, sizeof err, "%s", many) == 2 && strstr(err, "more than 64"),
+             "65 answers: %s", err);
 }
 
 /* The gateway's own TwiML: the stream as before, the caller hanging up. */

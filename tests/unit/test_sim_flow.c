@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "provider/twiml.h"
 #include "sim/sim_int.h"
 
 #define BASE "http://gw.test:8080/twilio/voice?x=1"
@@ -164,7 +165,8 @@ static void gathers_keys_and_nothing(void **state)
     want_fetch("POST", "http://gw.test:8080/twilio/g");
     assert_int_equal(st.nextra, 1);
     want_extra(0, "Digits", "12");
-    answer(st.url, "<Response><Gather numDigits=\"3\" finishOnKey=\"\" method=\"GET\"/></Response>");
+    answer(st.url,
+           "<Response><Gather numDigits=\"3\" finishOnKey=\"\" method=\"GET\"/></Response>");
     want_fetch("GET", "http://gw.test:8080/twilio/g"); /* no action: this document */
     want_extra(0, "Digits", "123");
     /* input speech: the keys are not heard; the timeout passes, the next verb follows */
@@ -286,7 +288,11 @@ static void errors_and_unknown_verbs(void **state)
         cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(r, 0), "verbs"), 0), "skipped")));
     cJSON_Delete(r);
 
-    static const struct {
+    static char long_redirect[SIM_URL_MAX + 64], big[CS_TWIML_MAX_BYTES + 64];
+    snprintf(long_redirect, sizeof long_redirect, "<Response><Redirect>/%0*d</Redirect></Response>",
+             SIM_URL_MAX, 7);
+    snprintf(big, sizeof big, "<Response><Say>%0*d</Say></Response>", CS_TWIML_MAX_BYTES, 7);
+    const struct {
         int status, err;
         const char *body;
         sim_end end;
@@ -298,6 +304,8 @@ static void errors_and_unknown_verbs(void **state)
         {200, 0, "<Response><Connect><ConversationRelay url=\"wss://r\"/></Connect></Response>",
          SIM_END_TWIML, "<Connect> without a <Stream url>: not simulated"},
         {200, 0, "<Response><Say>only</Say></Response>", SIM_END_DOCUMENT, ""},
+        {200, 0, long_redirect, SIM_END_TWIML, "a URL too long in " BASE},
+        {200, 0, big, SIM_END_TWIML, BASE ": bad TwiML: over 64 KB"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         sim_flow_free(&f);

@@ -40,9 +40,9 @@ static void reads_what_the_gateway_writes(void **state)
     const cs_twiml_attr action = {"action", "https://gw/twilio/gather?a=1&b=2"};
     const cs_twiml_verb stream = {CS_TWIML_STREAM, .attrs = attrs, .nattrs = 2, .params = params,
                                   .nparams = 3};
-    const cs_twiml_verb tw[] = {{CS_TWIML_SAY, .text = "Hello <there>"},
-                                {CS_TWIML_CONNECT, .attrs = &action, .nattrs = 1, .nested = &stream,
-                                 .nnested = 1}};
+    const cs_twiml_verb tw[] = {
+        {CS_TWIML_SAY, .text = "Hello <there>"},
+        {CS_TWIML_CONNECT, .attrs = &action, .nattrs = 1, .nested = &stream, .nnested = 1}};
     cs_buf out = CS_BUF_INIT(1 << 16);
     assert_int_equal(cs_twiml_verbs_write(&out, tw, 2), 0);
     assert_int_equal(sim_doc_parse(&d, out.data, out.len), 0);

@@ -1,10 +1,11 @@
 /* One simulated call, doing what Twilio does: the signed webhook, then the TwiML followed
  * verb by verb (flow.c says what each step is; here each is done: a signed fetch of the
  * next document, a wait, or a stream), and for a <Stream> the signed upgrade, connected
- * and start with the TwiML's parameters, media paced on an absolute clock, DTMF, then stop. What the server sends back goes through an emulation of
- * Twilio's playback buffer: audio plays in order in real time, a mark is echoed once the
- * audio queued before it has played, and clear drops what is queued and echoes every
- * pending mark. With --say the media is a caller taking turns (turns.c). */
+ * and start with the TwiML's parameters, media paced on an absolute clock, DTMF, then stop. What
+ * the server sends back goes through an emulation of Twilio's playback buffer: audio plays in order
+ * in real time, a mark is echoed once the audio queued before it has played, and clear drops what
+ * is queued and echoes every pending mark. With --say the media is a caller taking turns (turns.c).
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,9 +90,9 @@ static void flow_done(sim_call *c)
     sim *s = c->sim;
     sim_flow *f = c->flow;
     if (!f) return;
-    const uint64_t *from = (const uint64_t *)&f->n;
-    uint64_t *to = (uint64_t *)&s->n.twiml;
-    for (size_t i = 0; i < sizeof f->n / sizeof *from; i++) to[i] += from[i];
+#define SIM_STAT_ADD(field, name) s->n.twiml.field += f->n.field;
+    SIM_FLOW_STATS(SIM_STAT_ADD)
+#undef SIM_STAT_ADD
     if (s->o.calls == 1) {
         size_t len;
         const char *hops = sim_flow_report(f, &len);
@@ -466,7 +467,7 @@ static void ended(sim_call *c, sim_end e)
     if (f->error[0]) fprintf(stderr, "sim: %s: %s\n", c->call_sid, f->error);
     switch (e) {
     case SIM_END_HTTP:
-        finish(c, false, c->fail ? c->fail : f->docs > 1 ? &s->n.fail_fetch : &s->n.fail_webhook);
+        finish(c, false, c->fail ? c->fail : f->n.documents > 1 ? &s->n.fail_fetch : &s->n.fail_webhook);
         break;
     case SIM_END_TWIML:
         finish(c, false, c->fail ? c->fail : &s->n.fail_twiml);
@@ -494,9 +495,9 @@ static void fetch_document(sim_call *c, const char *status)
 {
     sim *s = c->sim;
     const sim_step *st = &c->step;
-    const char *names[9 + SIM_EXTRA_MAX] = {"AccountSid", "ApiVersion", "CallSid",   "CallStatus",
-                                            "Called",     "Caller",     "Direction", "From",
-                                            "To"};
+    const char *names[9 + SIM_EXTRA_MAX] = {"AccountSid", "ApiVersion", "CallSid",
+                                            "CallStatus", "Called",     "Caller",
+                                            "Direction",  "From",       "To"};
     const char *values[9 + SIM_EXTRA_MAX] = {s->o.account_sid, "2010-04-01", c->call_sid,
                                              status,           s->o.to,      s->o.from,
                                              "inbound",        s->o.from,    s->o.to};
@@ -557,8 +558,8 @@ static void open_stream(sim_call *c)
     if (sig[0]) snprintf(extra, sizeof extra, "x-twilio-signature: %s\r\n", sig);
     c->state = C_UPGRADE;
     uv_timer_start(&c->timer, on_tick, (uint64_t)(s->o.setup_timeout_s * 1000), 0);
-    int rc = cs_wsconn_connect(&c->ws, s->net, c->stream.url, extra, CS_PEV_MAX_PAYLOAD * 2,
-                               &ws_ops, c);
+    int rc =
+        cs_wsconn_connect(&c->ws, s->net, c->stream.url, extra, CS_PEV_MAX_PAYLOAD * 2, &ws_ops, c);
     if (rc < 0) {
         fprintf(stderr, "sim: %s: cannot open %s: %s\n", c->call_sid, c->stream.url,
                 cs_strerror(rc));

@@ -27,7 +27,8 @@ const char *sim_end_name(sim_end e)
 int sim_url_resolve(char *out, size_t cap, const char *base, const char *ref)
 {
     const char *scheme = strstr(ref, "://");
-    if (scheme && !memchr(ref, '/', (size_t)(scheme - ref)) && !memchr(ref, '?', (size_t)(scheme - ref)))
+    if (scheme && !memchr(ref, '/', (size_t)(scheme - ref)) &&
+        !memchr(ref, '?', (size_t)(scheme - ref)))
         return (size_t)snprintf(out, cap, "%s", ref) < cap ? 0 : CS_ELIMIT;
     const char *host = strstr(base, "://");
     host = host ? host + 3 : base;
@@ -43,7 +44,8 @@ int sim_url_resolve(char *out, size_t cap, const char *base, const char *ref)
         for (const char *p = path; p < query; p++)
             if (*p == '/') keep = (size_t)(p + 1 - base);
         if (keep == (size_t)(path - base)) {
-            if ((size_t)snprintf(out, cap, "%.*s/%s", (int)keep, base, ref) >= cap) return CS_ELIMIT;
+            if ((size_t)snprintf(out, cap, "%.*s/%s", (int)keep, base, ref) >= cap)
+                return CS_ELIMIT;
             return 0;
         }
     }
@@ -116,7 +118,6 @@ void sim_flow_answer(sim_flow *f, const char *method, const char *url, int statu
                      const char *reason, const char *body, size_t len)
 {
     if (f->end) return;
-    f->docs++;
     f->n.documents++;
     snprintf(f->url, sizeof f->url, "%s", url);
     f->verb = f->streaming = -1;
@@ -153,8 +154,7 @@ static const char *attr_or(const sim_flow *f, size_t i, const char *name, const 
 }
 
 /* A whole number attribute within [0, max], or `def`. */
-static unsigned attr_num(const sim_flow *f, size_t i, const char *name, unsigned def,
-                         unsigned max)
+static unsigned attr_num(const sim_flow *f, size_t i, const char *name, unsigned def, unsigned max)
 {
     const char *v = sim_doc_attr(&f->doc, i, name);
     if (!v || !*v) return def;
@@ -202,7 +202,7 @@ static uint64_t prompt(sim_flow *f, size_t i)
  * `method`. false if the URL does not fit (the call ends). */
 static bool fetch(sim_flow *f, sim_step *out, const char *ref, const char *method)
 {
-    if (f->docs >= f->o->max_docs) {
+    if (f->n.documents >= f->o->max_docs) {
         snprintf(f->error, sizeof f->error, "%u documents fetched: the limit", f->o->max_docs);
         end(f, SIM_END_LIMIT, "limit");
         return false;
@@ -227,7 +227,7 @@ static void extra(sim_flow *f, sim_step *out, const char *name, const char *valu
 }
 
 /* The option's answer for this gather, "" if none. */
-static const char *answer(const char *const *list, size_t n, unsigned k)
+static const char *answer(const char *const *list, size_t n, uint64_t k)
 {
     return k < n && list[k] ? list[k] : "";
 }
@@ -237,8 +237,7 @@ static const char *answer(const char *const *list, size_t n, unsigned k)
 static bool gather(sim_flow *f, size_t i, sim_step *out)
 {
     cs_json *j = &f->j;
-    unsigned k = f->gathers++;
-    f->n.gathers++;
+    uint64_t k = f->n.gathers++;
     const char *input = attr_or(f, i, "input", "dtmf");
     const char *action = attr_or(f, i, "action", "");
     char resolved[SIM_URL_MAX];
@@ -324,7 +323,8 @@ static bool stream(sim_flow *f, size_t i, sim_step *out)
     bool connect = is(f, i, "Connect");
     cs_json_obj(j);
     cs_json_kstr(j, "verb", f->doc.nodes[i].name);
-    const char *url = s >= 0 && is(f, (size_t)s, "Stream") ? sim_doc_attr(&f->doc, (size_t)s, "url") : NULL;
+    const char *url =
+        s >= 0 && is(f, (size_t)s, "Stream") ? sim_doc_attr(&f->doc, (size_t)s, "url") : NULL;
     if (!url) {
         cs_json_kstr(j, "noun", s >= 0 ? f->doc.nodes[s].name : "");
         snprintf(f->error, sizeof f->error, "<%s> without a <Stream url>: not simulated",
@@ -336,8 +336,8 @@ static bool stream(sim_flow *f, size_t i, sim_step *out)
     *st = (sim_stream){.url = url, .connect = connect};
     const char *track = sim_doc_attr(&f->doc, (size_t)s, "track");
     st->both_tracks = !connect && track && strcmp(track, "both_tracks") == 0;
-    for (int p = sim_doc_child(&f->doc, (size_t)s, (size_t)s); p >= 0 && st->nparams < SIM_MAX_PARAMS;
-         p = sim_doc_child(&f->doc, (size_t)s, (size_t)p)) {
+    for (int p = sim_doc_child(&f->doc, (size_t)s, (size_t)s);
+         p >= 0 && st->nparams < SIM_MAX_PARAMS; p = sim_doc_child(&f->doc, (size_t)s, (size_t)p)) {
         const char *name = sim_doc_attr(&f->doc, (size_t)p, "name");
         const char *value = sim_doc_attr(&f->doc, (size_t)p, "value");
         if (is(f, (size_t)p, "Parameter") && name && value)
@@ -386,7 +386,8 @@ void sim_flow_next(sim_flow *f, sim_step *out)
         f->streaming = -1;
         const char *action = is(f, c, "Connect") ? sim_doc_attr(&f->doc, c, "action") : NULL;
         if (action) {
-            if (fetch(f, out, action, attr_or(f, c, "method", "POST"))) hop_end(f, "connect_action");
+            if (fetch(f, out, action, attr_or(f, c, "method", "POST")))
+                hop_end(f, "connect_action");
             out->end = f->end;
             return;
         }

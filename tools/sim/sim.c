@@ -311,21 +311,11 @@ static void turns_summary(const sim *s, cs_json *j)
 /* What the calls' TwiML did: counts over every call; with one call, each hop. */
 static void twiml_summary(const sim *s, cs_json *j)
 {
-    const sim_flow_stats *n = &s->n.twiml;
     cs_json_key(j, "twiml_counts");
     cs_json_obj(j);
-    cs_json_kuint(j, "documents", n->documents);
-    cs_json_kuint(j, "says", n->says);
-    cs_json_kuint(j, "plays", n->plays);
-    cs_json_kuint(j, "pauses", n->pauses);
-    cs_json_kuint(j, "gathers", n->gathers);
-    cs_json_kuint(j, "gathers_no_input", n->gathers_no_input);
-    cs_json_kuint(j, "redirects", n->redirects);
-    cs_json_kuint(j, "dials", n->dials);
-    cs_json_kuint(j, "hangups", n->hangups);
-    cs_json_kuint(j, "unknown_verbs", n->unknown);
-    cs_json_kuint(j, "limits", n->limits);
-    cs_json_kuint(j, "errors", n->errors);
+#define SIM_STAT_JSON(field, name) cs_json_kuint(j, name, s->n.twiml.field);
+    SIM_FLOW_STATS(SIM_STAT_JSON)
+#undef SIM_STAT_JSON
     cs_json_obj_end(j);
     if (s->o.calls != 1) return;
     cs_json_kstr(j, "hangup_by", sim_end_name(s->end));
@@ -417,7 +407,7 @@ static void usage(FILE *f)
           "  --out-stereo         --out in stereo: what we said left, what we heard right\n"
           "  --ca FILE            trust this CA for https/wss\n"
           "  --insecure           do not verify https/wss certificates\n"
-          "  --setup-timeout S    webhook and upgrade must finish within S (default 10)\n"
+          "  --setup-timeout S    each fetch and upgrade must finish within S (default 10)\n"
           "\n"
           "A caller taking turns with the gateway's agent (instead of --wav):\n"
           "  --say A.wav,B.wav    say each clip as a turn once the agent stopped talking;\n"

@@ -62,15 +62,15 @@ int sim_doc_child(const sim_doc *d, size_t parent, size_t after);
 
 /* ---- following TwiML as Twilio does (flow.c) ---- */
 
-#define SIM_DOCS_MAX         50   /* documents one call fetches: a redirect loop ends here */
-#define SIM_ANSWERS_MAX      64   /* --gather-speech / --gather-digits answers */
-#define SIM_SAY_CHARS_PER_S  15   /* a <Say> lasts its length at about 150 words a minute */
-#define SIM_GATHER_TIMEOUT_S 5    /* Twilio's default <Gather timeout> */
-#define SIM_PAUSE_S          1    /* Twilio's default <Pause length> */
-#define SIM_WAIT_MAX_S       600  /* any one verb's time, whatever it asks */
+#define SIM_DOCS_MAX         50    /* documents one call fetches: a redirect loop ends here */
+#define SIM_ANSWERS_MAX      64    /* --gather-speech / --gather-digits answers */
+#define SIM_SAY_CHARS_PER_S  15    /* a <Say> lasts its length at about 150 words a minute */
+#define SIM_GATHER_TIMEOUT_S 5     /* Twilio's default <Gather timeout> */
+#define SIM_PAUSE_S          1     /* Twilio's default <Pause length> */
+#define SIM_WAIT_MAX_S       600   /* any one verb's time, whatever it asks */
 #define SIM_CONFIDENCE       "0.9" /* the Confidence sent with a SpeechResult */
 #define SIM_REPORT_MAX       (256 * 1024) /* one call's hops, as JSON */
-#define SIM_EXTRA_MAX        4    /* parameters a verb adds to its request */
+#define SIM_EXTRA_MAX        4            /* parameters a verb adds to its request */
 
 typedef struct sim_flow_opts {
     const char *speech[SIM_ANSWERS_MAX]; /* per <Gather> in turn; "" or past the end: none */
@@ -118,11 +118,25 @@ typedef struct sim_step {
     sim_end end;       /* END */
 } sim_step;
 
+/* What calls' TwiML did: field, then its name in the report. */
+#define SIM_FLOW_STATS(X)                                                                          \
+    X(documents, "documents")                                                                      \
+    X(says, "says")                                                                                \
+    X(plays, "plays")                                                                              \
+    X(pauses, "pauses")                                                                            \
+    X(gathers, "gathers")                                                                          \
+    X(gathers_no_input, "gathers_no_input")                                                        \
+    X(redirects, "redirects")                                                                      \
+    X(dials, "dials")                                                                              \
+    X(hangups, "hangups")                                                                          \
+    X(unknown, "unknown_verbs") /* skipped */                                                      \
+    X(limits, "limits")         /* calls stopped at SIM_DOCS_MAX */                                \
+    X(errors, "errors")         /* documents not fetched or not read */
+
 typedef struct sim_flow_stats {
-    uint64_t documents, gathers, gathers_no_input, redirects, dials, hangups, says, plays, pauses;
-    uint64_t unknown; /* verbs skipped */
-    uint64_t limits;  /* calls stopped at SIM_DOCS_MAX */
-    uint64_t errors;  /* documents not fetched or not read */
+#define SIM_STAT_FIELD(field, name) uint64_t field;
+    SIM_FLOW_STATS(SIM_STAT_FIELD)
+#undef SIM_STAT_FIELD
 } sim_flow_stats;
 
 typedef struct sim_flow {
@@ -131,9 +145,8 @@ typedef struct sim_flow {
     char url[SIM_URL_MAX]; /* the current document's */
     int verb;              /* the current verb's node; -1: none yet */
     int streaming;         /* the <Connect>/<Start> node streaming, -1 if none */
-    unsigned docs, gathers;
     sim_end end;
-    char error[256]; /* why it ended with an error */
+    char error[256];                       /* why it ended with an error */
     char vals[SIM_EXTRA_MAX][SIM_URL_MAX]; /* the values of a step's extra */
     cs_buf report;                         /* the hops, a JSON array */
     cs_json j;
@@ -329,8 +342,8 @@ typedef struct sim_counts {
     uint64_t completed, failed;
     uint64_t fail_webhook, fail_twiml, fail_connect, fail_upgrade, fail_closed, fail_timeout;
     uint64_t fail_fetch, fail_limit; /* a later document not fetched; SIM_DOCS_MAX reached */
-    uint64_t frames_sent; /* inbound media messages */
-    uint64_t media_rx;    /* media messages from the server */
+    uint64_t frames_sent;            /* inbound media messages */
+    uint64_t media_rx;               /* media messages from the server */
     uint64_t bytes_rx;
     uint64_t marks_rx, marks_echoed, clears_rx, dtmf_sent;
     uint64_t bad_rx;      /* server messages we could not parse */
@@ -351,7 +364,7 @@ typedef struct sim {
     sim_clip clips[SIM_CLIPS_MAX]; /* --say */
     size_t nclips;
     sim_turn_opts turn;
-    sim_turn *turns; /* nclips per call */
+    sim_turn *turns;    /* nclips per call */
     sim_flow_opts flow; /* --gather-speech, --gather-digits, --dial-status */
     char *hops;         /* one call: its TwiML's hops (JSON) */
     sim_end end;        /* one call: how its TwiML ended */

@@ -198,7 +198,8 @@ int sim_doc_parse(sim_doc *d, const char *xml, size_t n)
         sim_node *node = &d->nodes[d->n];
         *node = (sim_node){.parent = depth ? open[depth - 1] : -1, .depth = depth};
         if (!(node->name = keep(d, name, (size_t)(ne - name), false))) return fail(d, "no room");
-        if (!depth && strcmp(node->name, "Response") != 0) return fail(d, "the root is not <Response>");
+        if (!depth && strcmp(node->name, "Response") != 0)
+            return fail(d, "the root is not <Response>");
         root = true;
         int rc = read_attrs(d, node, ne, empty ? gt - 1 : gt);
         if (rc < 0) return rc;
@@ -217,7 +218,8 @@ const char *sim_doc_attr(const sim_doc *d, size_t i, const char *name)
 {
     const sim_node *node = &d->nodes[i];
     for (size_t k = 0; k < node->nattrs; k++)
-        if (cs_str_eqz(d->attrs[node->attr + k].name, name)) return d->attrs[node->attr + k].value.p;
+        if (cs_str_eqz(d->attrs[node->attr + k].name, name))
+            return d->attrs[node->attr + k].value.p;
     return NULL;
 }
 
