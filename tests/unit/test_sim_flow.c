@@ -322,6 +322,32 @@ static void errors_and_unknown_verbs(void **state)
     }
 }
 
+/* A call whose hops outgrow the report keeps those that fit, and says so. */
+static void the_report_is_bounded(void **state)
+{
+    (void)state;
+    o.max_docs = 10;
+    cs_buf doc = CS_BUF_INIT(1 << 17);
+    cs_buf_append(&doc, "<Response>", 10);
+    for (int i = 0; i < 60; i++) {
+        cs_buf_append(&doc, "<Say>", 5);
+        for (int k = 0; k < 100; k++) cs_buf_append(&doc, "\"quoted\" ", 9);
+        cs_buf_append(&doc, "</Say>", 6);
+    }
+    cs_buf_append(&doc, "<Redirect>voice</Redirect></Response>", 38);
+    answer(BASE, doc.data);
+    for (int i = 1; i < 10; i++) answer(st.url, doc.data);
+    assert_int_equal(st.end, SIM_END_LIMIT);
+    cJSON *r = report();
+    int n = cJSON_GetArraySize(r);
+    assert_true(n > 1 && n < 10);
+    assert_string_equal(str(cJSON_GetArrayItem(r, n - 1), "error"),
+                        "more hops than the report keeps");
+    assert_string_equal(str(cJSON_GetArrayItem(r, n - 2), "outcome"), "redirect");
+    cJSON_Delete(r);
+    cs_buf_free(&doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(dial, setup, teardown),
         cmocka_unit_test_setup_teardown(streams, setup, teardown),
         cmocka_unit_test_setup_teardown(errors_and_unknown_verbs, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_report_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,11 @@ static void hop_end(sim_flow *f, const char *outcome)
     close_to(&f->j, 2);
     cs_json_kstr(&f->j, "outcome", outcome);
     cs_json_obj_end(&f->j);
+    if (f->j.err) return;
+    if (f->report.len > SIM_REPORT_MAX)
+        f->j.err = CS_ELIMIT; /* this hop and the next are left out */
+    else
+        f->kept = f->report.len;
 }
 
 int sim_flow_init(sim_flow *f, const sim_flow_opts *o, const char *url)
@@ -82,9 +87,11 @@ int sim_flow_init(sim_flow *f, const sim_flow_opts *o, const char *url)
     f->o = o;
     f->verb = f->streaming = -1;
     snprintf(f->url, sizeof f->url, "%s", url);
-    cs_buf_init(&f->report, SIM_REPORT_MAX);
+    /* room past the bound for the note that hops were left out */
+    cs_buf_init(&f->report, SIM_REPORT_MAX + SIM_REPORT_MAX / 4);
     cs_json_init(&f->j, &f->report);
     cs_json_arr(&f->j);
+    f->kept = f->report.len;
     return f->j.err;
 }
 
@@ -96,6 +103,14 @@ void sim_flow_free(sim_flow *f)
 
 const char *sim_flow_report(sim_flow *f, size_t *len)
 {
+    static const char cut[] = "{\"error\":\"more hops than the report keeps\"}]";
+    if (f->j.err && f->report.data) { /* the hops that fit, and a note */
+        f->report.len = f->kept;
+        if (f->kept > 1) cs_buf_append(&f->report, ",", 1);
+        cs_buf_append(&f->report, cut, sizeof cut - 1);
+        f->j.depth = 0;
+        f->j.err = 0;
+    }
     close_to(&f->j, 0);
     *len = f->report.len;
     return f->report.data ? f->report.data : "[]";

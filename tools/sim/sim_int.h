@@ -69,7 +69,7 @@ int sim_doc_child(const sim_doc *d, size_t parent, size_t after);
 #define SIM_PAUSE_S          1     /* Twilio's default <Pause length> */
 #define SIM_WAIT_MAX_S       600   /* any one verb's time, whatever it asks */
 #define SIM_CONFIDENCE       "0.9" /* the Confidence sent with a SpeechResult */
-#define SIM_REPORT_MAX       (256 * 1024) /* one call's hops, as JSON */
+#define SIM_REPORT_MAX       (256 * 1024) /* one call's hops, as JSON; more are left out */
 #define SIM_EXTRA_MAX        4            /* parameters a verb adds to its request */
 
 typedef struct sim_flow_opts {
@@ -149,6 +149,7 @@ typedef struct sim_flow {
     char error[256];                       /* why it ended with an error */
     char vals[SIM_EXTRA_MAX][SIM_URL_MAX]; /* the values of a step's extra */
     cs_buf report;                         /* the hops, a JSON array */
+    size_t kept;                           /* its length after the last whole hop */
     cs_json j;
     sim_flow_stats n;
 } sim_flow;
