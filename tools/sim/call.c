@@ -1,11 +1,11 @@
-/* One simulated call, doing what Twilio does: the signed webhook, then the TwiML followed
- * verb by verb (flow.c says what each step is; here each is done: a signed fetch of the
- * next document, a wait, or a stream), and for a <Stream> the signed upgrade, connected
- * and start with the TwiML's parameters, media paced on an absolute clock, DTMF, then stop. What
- * the server sends back goes through an emulation of Twilio's playback buffer: audio plays in order
- * in real time, a mark is echoed once the audio queued before it has played, and clear drops what
- * is queued and echoes every pending mark. With --say the media is a caller taking turns (turns.c).
- */
+/* One simulated call, doing what Twilio does: the signed webhook, then its TwiML followed
+ * verb by verb (flow.c says what each step is; here it is done: a signed fetch of the next
+ * document, a wait, or a stream). A stream is the signed upgrade, connected and start with
+ * the TwiML's parameters, media paced on an absolute clock, DTMF, then stop. What the
+ * server sends back goes through an emulation of Twilio's playback buffer: audio plays in
+ * order in real time, a mark is echoed once the audio queued before it has played, and
+ * clear drops what is queued and echoes every pending mark. With --say the media is a
+ * caller taking turns (turns.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +44,11 @@ struct sim_call {
     enum state state;
     char call_sid[CS_TWILIO_SID_LEN + 1];
     char stream_sid[CS_TWILIO_SID_LEN + 1];
-    sim_flow *flow;        /* its TwiML */
-    sim_step step;         /* the step waited for (C_WAIT) */
-    sim_stream stream;     /* the current stream (strings in flow's document) */
-    uint64_t *fail;        /* a failure already known (a stream that ended badly), or NULL */
-    cs_fetch_req *webhook; /* while fetching a document */
+    sim_flow *flow;    /* its TwiML */
+    sim_step step;     /* the step waited for (C_WAIT) */
+    sim_stream stream; /* the current stream (strings in flow's document) */
+    uint64_t *fail;    /* a failure already known (a stream that ended badly), or NULL */
+    cs_fetch_req *req; /* while fetching a document */
     cs_wsconn ws;
     uv_timer_t timer;
     bool timer_open;
@@ -196,8 +196,8 @@ static void finish(sim_call *c, bool ok, uint64_t *reason)
     tape_free(&c->said);
     c->sent_ns = NULL;
     c->marks = NULL;
-    cs_fetch_cancel(c->webhook);
-    c->webhook = NULL;
+    cs_fetch_cancel(c->req);
+    c->req = NULL;
     if (c->ws.conn) cs_wsconn_abort(&c->ws, 0);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
@@ -450,6 +450,15 @@ static const cs_wsconn_ops ws_ops = {
     .on_close = on_ws_close,
 };
 
+static void random_sid(char out[CS_TWILIO_SID_LEN + 1], const char prefix[2])
+{
+    uint8_t r[16];
+    cs_random(r, sizeof r);
+    out[0] = prefix[0];
+    out[1] = prefix[1];
+    cs_hex(out + 2, r, sizeof r);
+}
+
 static void sign(char out[CS_TWILIO_SIG_LEN + 1], const char *token, const char *url,
                  const cs_kv *params, size_t n)
 {
@@ -467,7 +476,10 @@ static void ended(sim_call *c, sim_end e)
     if (f->error[0]) fprintf(stderr, "sim: %s: %s\n", c->call_sid, f->error);
     switch (e) {
     case SIM_END_HTTP:
-        finish(c, false, c->fail ? c->fail : f->n.documents > 1 ? &s->n.fail_fetch : &s->n.fail_webhook);
+        finish(c, false,
+               c->fail              ? c->fail
+               : f->n.documents > 1 ? &s->n.fail_fetch
+                                    : &s->n.fail_webhook);
         break;
     case SIM_END_TWIML:
         finish(c, false, c->fail ? c->fail : &s->n.fail_twiml);
@@ -483,7 +495,7 @@ static void ended(sim_call *c, sim_end e)
 static void on_document(void *data, const cs_fetch_result *res)
 {
     sim_call *c = data;
-    c->webhook = NULL;
+    c->req = NULL;
     sim_flow_answer(c->flow, c->step.method, c->step.url, res->status, res->err, res->reason,
                     res->body, res->len);
     next_step(c);
@@ -537,7 +549,7 @@ static void fetch_document(sim_call *c, const char *status)
     };
     if (!sig[0]) o.headers++;
     c->state = C_FETCH;
-    if (rc == 0) rc = cs_fetch_start(s->fetch, &o, &c->webhook);
+    if (rc == 0) rc = cs_fetch_start(s->fetch, &o, &c->req);
     cs_buf_free(&form);
     cs_buf_free(&url);
     if (rc < 0) { /* an answer that never comes: the flow hears why */
@@ -552,6 +564,7 @@ static void open_stream(sim_call *c)
 {
     sim *s = c->sim;
     c->stream = c->step.stream;
+    random_sid(c->stream_sid, "MZ"); /* each stream its own */
     char sig[CS_TWILIO_SIG_LEN + 1];
     sign(sig, s->o.auth_token, c->stream.url, NULL, 0);
     char extra[128] = "";
@@ -592,15 +605,6 @@ static void next_step(sim_call *c)
     uv_timer_start(&c->timer, on_tick, c->step.wait_ms, 0);
 }
 
-static void random_sid(char out[CS_TWILIO_SID_LEN + 1], const char prefix[2])
-{
-    uint8_t r[16];
-    cs_random(r, sizeof r);
-    out[0] = prefix[0];
-    out[1] = prefix[1];
-    cs_hex(out + 2, r, sizeof r);
-}
-
 void sim_call_start(sim *s, unsigned i)
 {
     sim_call *c = &s->calls[i];
@@ -608,7 +612,6 @@ void sim_call_start(sim *s, unsigned i)
     c->sim = s;
     c->idx = i;
     random_sid(c->call_sid, "CA");
-    random_sid(c->stream_sid, "MZ");
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->sent_ns = calloc(RTT_RING, sizeof *c->sent_ns);
