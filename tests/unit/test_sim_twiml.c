@@ -1,5 +1,6 @@
-/* The simulator's TwiML reader: what the gateway writes reads back, and the reader stays
- * inside the body it is given (tests/fuzz/fuzz_sim_twiml.c fuzzes both). */
+/* The simulator's TwiML reader: what the gateway writes reads back as elements, the reader
+ * stays inside the body it is given, and what is not well-formed is refused with a reason
+ * (tests/fuzz/fuzz_sim_twiml.c fuzzes both). */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -10,13 +11,20 @@
 #include "provider/twiml.h"
 #include "sim/sim_int.h"
 
-static sim_twiml t;
+static sim_doc d;
 
-/* Reads `xml` into t: it must parse, with the stream at `url`. */
-static void read_ok(const char *xml, const char *url)
+static int parse(const char *xml)
 {
-    assert_int_equal(sim_twiml_parse(xml, strlen(xml), &t), 0);
-    assert_string_equal(t.stream_url, url);
+    return sim_doc_parse(&d, xml, strlen(xml));
+}
+
+/* The first node named `name` (it must exist). */
+static size_t node(const char *name)
+{
+    for (size_t i = 0; i < d.n; i++)
+        if (strcmp(d.nodes[i].name, name) == 0) return i;
+    fail_msg("no <%s>", name);
+    return 0;
 }
 
 static void reads_what_the_gateway_writes(void **state)
@@ -29,21 +37,32 @@ static void reads_what_the_gateway_writes(void **state)
     };
     const cs_twiml_attr attrs[] = {{"url", "wss://gw.example.com/twilio/media"},
                                    {"name", "callstream"}};
+    const cs_twiml_attr action = {"action", "https://gw/twilio/gather?a=1&b=2"};
     const cs_twiml_verb stream = {CS_TWIML_STREAM, .attrs = attrs, .nattrs = 2, .params = params,
                                   .nparams = 3};
-    const cs_twiml_verb tw[] = {{CS_TWIML_SAY, .text = "Hello <there>"},
-                                {CS_TWIML_CONNECT, .nested = &stream, .nnested = 1}};
+    const cs_twiml_verb tw[] = {
+        {CS_TWIML_SAY, .text = "Hello <there>"},
+        {CS_TWIML_CONNECT, .attrs = &action, .nattrs = 1, .nested = &stream, .nnested = 1}};
     cs_buf out = CS_BUF_INIT(1 << 16);
     assert_int_equal(cs_twiml_verbs_write(&out, tw, 2), 0);
-    assert_int_equal(sim_twiml_parse(out.data, out.len, &t), 0);
-    assert_string_equal(t.stream_url, "wss://gw.example.com/twilio/media");
-    assert_true(t.connect);
-    assert_false(t.both_tracks);
-    assert_int_equal(t.nparams, 3);
-    for (size_t i = 0; i < 3; i++) {
-        assert_true(cs_str_eq(t.params[i].name, params[i].name));
-        assert_true(cs_str_eq(t.params[i].value, params[i].value));
+    assert_int_equal(sim_doc_parse(&d, out.data, out.len), 0);
+    assert_int_equal(d.n, 7); /* Response, Say, Connect, Stream, 3 Parameters */
+    assert_string_equal(d.nodes[0].name, "Response");
+    assert_int_equal(sim_doc_child(&d, 0, 0), 1);
+    assert_string_equal(d.nodes[1].text, "Hello <there>");
+    size_t c = node("Connect"), s = node("Stream");
+    assert_int_equal(sim_doc_child(&d, 0, 1), (int)c);
+    assert_int_equal(sim_doc_child(&d, 0, c), -1); /* the Stream is not the Response's */
+    assert_string_equal(sim_doc_attr(&d, c, "action"), "https://gw/twilio/gather?a=1&b=2");
+    assert_string_equal(sim_doc_attr(&d, s, "url"), "wss://gw.example.com/twilio/media");
+    assert_null(sim_doc_attr(&d, s, "track"));
+    int p = sim_doc_child(&d, s, s);
+    for (size_t i = 0; i < 3; i++, p = sim_doc_child(&d, s, (size_t)p)) {
+        assert_true(p > 0);
+        assert_true(cs_str_eqz(params[i].name, sim_doc_attr(&d, (size_t)p, "name")));
+        assert_true(cs_str_eqz(params[i].value, sim_doc_attr(&d, (size_t)p, "value")));
     }
+    assert_int_equal(p, -1);
     cs_buf_free(&out);
 }
 
@@ -52,132 +71,76 @@ static void reads_what_the_gateway_writes(void **state)
 static void reads_only_its_body(void **state)
 {
     (void)state;
-    static const char buf[] = "<Response><Connect><Stream url=\"wss://a/m\">"
-                              "<Parameter name=\"x\" value=\"y\"/></Stream></Connect></Response>";
-    size_t body = strstr(buf, "<Parameter") - buf; /* cut inside the <Stream> element */
-    assert_int_equal(sim_twiml_parse(buf, body, &t), 0);
-    assert_string_equal(t.stream_url, "wss://a/m");
-    assert_int_equal(t.nparams, 0);
-
-    size_t tag = strstr(buf, "<Stream") - buf + 5; /* "<Stre": no stream in the body */
-    assert_int_equal(sim_twiml_parse(buf, tag, &t), CS_EPARSE);
+    static const char buf[] = "<Response><Say>hi</Say></Response><Hangup/>";
+    size_t body = strstr(buf, "<Hangup") - buf;
+    assert_int_equal(sim_doc_parse(&d, buf, body), 0);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(sim_doc_parse(&d, buf, body - 3), CS_EPARSE); /* "</Respo" */
 }
 
-static void character_references(void **state)
+/* Entities, character references, comments, the declaration, '>' inside a value, and
+ * text trimmed. */
+static void text_and_attributes(void **state)
 {
     (void)state;
-    read_ok("<Response><Connect><Stream url=\"wss://h/m&#x41;&#66;&#x;&#1234;&#9\"/>"
-            "</Connect></Response>",
-            "wss://h/mAB&#x;&#1234;&#9");
+    assert_int_equal(parse("<?xml version=\"1.0\"?>\n<!-- a <Hangup/> -->\n<Response>"
+                           "<Say voice='x&gt;y' name=\"a value=\">\n  A &amp; B&#x41;&#66;&#1234;"
+                           "  </Say><Pause length=\"2\"/><Redirect method = \"GET\">/next"
+                           "</Redirect></Response>"),
+                     0);
+    assert_int_equal(d.n, 4);
+    assert_string_equal(d.nodes[1].text, "A & BAB&#1234;");
+    assert_string_equal(sim_doc_attr(&d, 1, "voice"), "x>y");
+    assert_string_equal(sim_doc_attr(&d, 1, "name"), "a value=");
+    assert_null(sim_doc_attr(&d, 1, "value"));
+    assert_string_equal(d.nodes[2].text, "");
+    assert_string_equal(sim_doc_attr(&d, 2, "length"), "2");
+    assert_string_equal(sim_doc_attr(&d, 3, "method"), "GET");
+    assert_string_equal(d.nodes[3].text, "/next");
 }
 
-/* A self-closed <Stream/> has no parameters, whatever comes after it. */
-static void self_closed_stream(void **state)
+/* What is not well-formed TwiML is refused, each with a reason. */
+static void refusals(void **state)
 {
     (void)state;
-    read_ok("<Response><Start><Stream url=\"wss://a/one\" track=\"both_tracks\"/>"
-            "</Start><Start><Stream url=\"wss://b/two\">"
-            "<Parameter name=\"x\" value=\"y\"/></Stream></Start></Response>",
-            "wss://a/one");
-    assert_false(t.connect);
-    assert_true(t.both_tracks);
-    assert_int_equal(t.nparams, 0);
-}
-
-/* Text inside one attribute's value is never read as another attribute. */
-static void attribute_text_in_a_value(void **state)
-{
-    (void)state;
-    read_ok("<Response><Connect><Stream name=\"x url=\" url = 'wss://real/m'>"
-            "<Parameter name=\"a value=\" value=\"b\"/></Stream></Connect></Response>",
-            "wss://real/m");
-    assert_int_equal(t.nparams, 1);
-    assert_true(cs_str_eqz(t.params[0].name, "a value="));
-    assert_true(cs_str_eqz(t.params[0].value, "b"));
-}
-
-/* Reads `n` verbs as the gateway would write them. */
-static void read_verbs(const cs_twiml_verb *v, size_t n)
-{
-    cs_buf out = CS_BUF_INIT(1 << 16);
-    assert_int_equal(cs_twiml_verbs_write(&out, v, n), 0);
-    assert_int_equal(sim_twiml_parse(out.data, out.len, &t), 0);
-    assert_string_equal(t.stream_url, "");
-    cs_buf_free(&out);
-}
-
-/* What the report says, one line each. */
-static void assert_report(const char *want)
-{
-    char *got = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&got, &len);
-    assert_non_null(f);
-    sim_twiml_report(&t, "CA1", f);
-    fclose(f);
-    assert_string_equal(got, want);
-    free(got);
-}
-
-/* Without a stream: a <Gather> that hears nothing, then what follows it. */
-static void gather_then_redirect_hangup_or_dial(void **state)
-{
-    (void)state;
-    const cs_twiml_attr g = {"action", "https://gw/twilio/gather?t=1&u=2"};
-    const cs_twiml_verb say = {CS_TWIML_SAY, .text = "Press <1>"};
-    cs_twiml_verb v[] = {
-        {CS_TWIML_GATHER, .attrs = &g, .nattrs = 1, .nested = &say, .nnested = 1},
-        {CS_TWIML_REDIRECT, .text = "https://gw/twilio/voice?a=1&b=2"},
-        {CS_TWIML_HANGUP},
-    };
-    read_verbs(v, 3);
-    assert_true(t.gather);
-    assert_string_equal(t.gather_action, "https://gw/twilio/gather?t=1&u=2");
-    assert_int_equal(t.then, SIM_THEN_REDIRECT);
-    assert_string_equal(t.then_text, "https://gw/twilio/voice?a=1&b=2");
-    assert_report(
-        "sim: CA1: <Gather action=\"https://gw/twilio/gather?t=1&u=2\">, which hears "
-        "nothing\nsim: CA1: no stream; then <Redirect> https://gw/twilio/voice?a=1&b=2\n");
-    read_verbs(v + 2, 1);
-    assert_false(t.gather);
-    assert_int_equal(t.then, SIM_THEN_HANGUP);
-    assert_report("sim: CA1: no stream; then <Hangup>\n");
-    v[1] = (cs_twiml_verb){CS_TWIML_DIAL, .text = "+15550001111"};
-    read_verbs(v, 3);
-    assert_int_equal(t.then, SIM_THEN_DIAL);
-    assert_string_equal(t.then_text, "+15550001111");
-    /* a Gather with nothing after it: the document ends, the call with it */
-    read_verbs(v, 1);
-    assert_int_equal(t.then, SIM_THEN_HANGUP);
-    const cs_twiml_verb plain = {CS_TWIML_GATHER};
-    read_verbs(&plain, 1);
-    assert_report("sim: CA1: <Gather action=\"\">, which hears nothing\n"
-                  "sim: CA1: no stream; then <Hangup>\n");
-}
-
-/* A stream comes first: what follows a <Start> is not read; a <Redirect> or <Dial>
- * that says nowhere, or a document with none of them, does not parse. */
-static void stream_first_and_refusals(void **state)
-{
-    (void)state;
-    read_ok("<Response><Start><Stream url=\"wss://a/m\"/></Start><Dial>+1555</Dial></Response>",
-            "wss://a/m");
-    assert_int_equal(t.then, SIM_THEN_NONE);
     static const char *const bad[] = {
-        "<Response><Redirect></Redirect></Response>",
-        "<Response><Redirect/></Response>",
-        "<Response><Dial/></Response>",
-        "<Response><Say>hi</Say></Response>",
-        "<Response><Hangup",
-        "<Response><Gather action=\"x\"",
-        "<Response><Gatherer/><Hangups/></Response>",
+        "",
+        "just text",
+        "<Say>hi</Say>",                            /* the root is not <Response> */
+        "<Response><Say>hi</Response>",             /* not nested */
+        "<Response><Say>hi</Say>",                  /* not closed */
+        "<Response></Say></Response>",              /* a closing tag alone */
+        "<Response><Say x>hi</Say></Response>",     /* an attribute without value */
+        "<Response><Say x=y>hi</Say></Response>",   /* not quoted */
+        "<Response><Say x=\"y>hi</Say></Response>", /* a tag not closed */
+        "<Response/><Response/>",                   /* two roots */
+        "<Response><!-- </Response>",               /* a comment not closed */
+        "<Response>< /></Response>",                /* a tag without a name */
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(sim_twiml_parse(bad[i], strlen(bad[i]), &t), CS_EPARSE);
-    /* a URL longer than the reader keeps */
-    static char big[SIM_URL_MAX + 64];
-    snprintf(big, sizeof big, "<Response><Redirect>%0*d</Redirect></Response>", SIM_URL_MAX, 7);
-    assert_int_equal(sim_twiml_parse(big, strlen(big), &t), CS_EPARSE);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(parse(bad[i]), CS_EPARSE);
+        assert_non_null(d.error);
+    }
+    /* bounds: elements, depth, and Twilio's 64 KB */
+    cs_buf b = CS_BUF_INIT(1 << 20);
+    cs_buf_append(&b, "<Response>", 10);
+    for (size_t i = 0; i < SIM_NODES_MAX; i++) cs_buf_append(&b, "<Pause/>", 8);
+    cs_buf_append(&b, "</Response>", 12);
+    assert_int_equal(parse(b.data), CS_EPARSE);
+    assert_string_equal(d.error, "more elements than the simulator reads");
+    cs_buf_reset(&b);
+    cs_buf_append(&b, "<Response>", 10);
+    for (size_t i = 0; i < SIM_DEPTH_MAX; i++) cs_buf_append(&b, "<a>", 3);
+    cs_buf_append(&b, "", 1);
+    assert_int_equal(parse(b.data), CS_EPARSE);
+    assert_string_equal(d.error, "elements nested too deep");
+    cs_buf_reset(&b);
+    cs_buf_append(&b, "<Response><Say>", 15);
+    for (size_t i = 0; i < CS_TWIML_MAX_BYTES / 8; i++) cs_buf_append(&b, "la la la", 8);
+    cs_buf_append(&b, "</Say></Response>", 18);
+    assert_int_equal(parse(b.data), -EMSGSIZE);
+    cs_buf_free(&b);
+    sim_doc_free(&d);
 }
 
 int main(void)
@@ -185,11 +148,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reads_what_the_gateway_writes),
         cmocka_unit_test(reads_only_its_body),
-        cmocka_unit_test(character_references),
-        cmocka_unit_test(self_closed_stream),
-        cmocka_unit_test(attribute_text_in_a_value),
-        cmocka_unit_test(gather_then_redirect_hangup_or_dial),
-        cmocka_unit_test(stream_first_and_refusals),
+        cmocka_unit_test(text_and_attributes),
+        cmocka_unit_test(refusals),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sim_doc_free(&d);
+    return rc;
 }

@@ -1,9 +1,11 @@
-/* One simulated call, doing what Twilio does: the signed webhook, the TwiML, the signed
- * upgrade, connected and start with the TwiML's parameters, media paced on an absolute
- * clock, DTMF, then stop. What the server sends back goes through an emulation of
- * Twilio's playback buffer: audio plays in order in real time, a mark is echoed once the
- * audio queued before it has played, and clear drops what is queued and echoes every
- * pending mark. With --say the media is a caller taking turns (turns.c). */
+/* One simulated call, doing what Twilio does: the signed webhook, then its TwiML followed
+ * verb by verb (flow.c says what each step is; here it is done: a signed fetch of the next
+ * document, a wait, or a stream). A stream is the signed upgrade, connected and start with
+ * the TwiML's parameters, media paced on an absolute clock, DTMF, then stop. What the
+ * server sends back goes through an emulation of Twilio's playback buffer: audio plays in
+ * order in real time, a mark is echoed once the audio queued before it has played, and
+ * clear drops what is queued and echoes every pending mark. With --say the media is a
+ * caller taking turns (turns.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "core/log.h"
 #include "net/form.h"
 #include "provider/twilio.h"
+#include "provider/twiml.h"
 #include "provider/twilio_sig.h"
 #include "sim/sim_int.h"
 
@@ -22,7 +25,7 @@
 #define NS_PER_BYTE       125000u /* 8 kHz μ-law */
 #define RTT_RING          4096    /* send times kept for round trips: 82 s of frames */
 
-enum state { C_IDLE, C_WEBHOOK, C_UPGRADE, C_STREAMING, C_STOPPED, C_DONE };
+enum state { C_IDLE, C_FETCH, C_WAIT, C_UPGRADE, C_STREAMING, C_STOPPED, C_DONE };
 
 typedef struct pending_mark {
     char name[128];
@@ -41,8 +44,11 @@ struct sim_call {
     enum state state;
     char call_sid[CS_TWILIO_SID_LEN + 1];
     char stream_sid[CS_TWILIO_SID_LEN + 1];
-    sim_twiml twiml;
-    cs_fetch_req *webhook; /* while posting the webhook */
+    sim_flow *flow;    /* its TwiML */
+    sim_step step;     /* the step waited for (C_WAIT) */
+    sim_stream stream; /* the current stream (strings in flow's document) */
+    uint64_t *fail;    /* a failure already known (a stream that ended badly), or NULL */
+    cs_fetch_req *req; /* while fetching a document */
     cs_wsconn ws;
     uv_timer_t timer;
     bool timer_open;
@@ -77,6 +83,27 @@ uint64_t sim_call_t0(const sim_call *c)
 }
 
 /* ---- ending ---- */
+
+/* The call's TwiML: its counts added up, its hops kept for the report (one call). */
+static void flow_done(sim_call *c)
+{
+    sim *s = c->sim;
+    sim_flow *f = c->flow;
+    if (!f) return;
+#define SIM_STAT_ADD(field, name) s->n.twiml.field += f->n.field;
+    SIM_FLOW_STATS(SIM_STAT_ADD)
+#undef SIM_STAT_ADD
+    if (s->o.calls == 1) {
+        size_t len;
+        const char *hops = sim_flow_report(f, &len);
+        free(s->hops);
+        s->hops = strndup(hops, len);
+        s->end = f->end;
+    }
+    sim_flow_free(f);
+    free(f);
+    c->flow = NULL;
+}
 
 static void timer_closed(uv_handle_t *h)
 {
@@ -162,14 +189,15 @@ static void finish(sim_call *c, bool ok, uint64_t *reason)
     if (c->turns.o) sim_turns_finish(&c->turns, uv_hrtime()); /* it streamed */
     c->sim->n.play_merged += c->play.merged;
     save_out(c);
+    flow_done(c);
     free(c->sent_ns);
     free(c->marks);
     tape_free(&c->heard);
     tape_free(&c->said);
     c->sent_ns = NULL;
     c->marks = NULL;
-    cs_fetch_cancel(c->webhook);
-    c->webhook = NULL;
+    cs_fetch_cancel(c->req);
+    c->req = NULL;
     if (c->ws.conn) cs_wsconn_abort(&c->ws, 0);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
@@ -204,7 +232,7 @@ static void send_frame(sim_call *c, uint64_t k, uint8_t frame[SIM_FRAME_BYTES])
     cs_twilio_peer_media(&s->msg, c->stream_sid, ++c->seq, CS_TRACK_INBOUND, k + 1, ts, frame,
                          SIM_FRAME_BYTES);
     if (send_msg(c) == 0) s->n.frames_sent++;
-    if (c->twiml.both_tracks) { /* Twilio's own side of the call: silence here */
+    if (c->stream.both_tracks) { /* Twilio's own side of the call: silence here */
         memset(frame, CS_ULAW_SILENCE, SIM_FRAME_BYTES);
         cs_twilio_peer_media(&s->msg, c->stream_sid, ++c->seq, CS_TRACK_OUTBOUND, k + 1, ts, frame,
                              SIM_FRAME_BYTES);
@@ -305,15 +333,21 @@ static void stop_stream(sim_call *c)
     c->state = C_STOPPED;
 }
 
+static void do_step(sim_call *c);
+
 static void on_tick(uv_timer_t *t)
 {
     sim_call *c = t->data;
     sim *s = c->sim;
+    if (c->state == C_WAIT) { /* the verbs before the step have taken their time */
+        do_step(c);
+        return;
+    }
     if (c->state == C_STOPPED) { /* the server never closed: do it ourselves */
         cs_wsconn_close(&c->ws, CS_WS_CLOSE_NORMAL, NULL);
         return;
     }
-    if (c->state != C_STREAMING) { /* setup took too long */
+    if (c->state != C_STREAMING) { /* the upgrade took too long */
         finish(c, false, &s->n.fail_timeout);
         return;
     }
@@ -356,24 +390,38 @@ static void on_open(cs_wsconn *ws)
     cs_twilio_peer_connected(&s->msg);
     send_msg(c);
     unsigned tracks = CS_TRACK_BIT(CS_TRACK_INBOUND);
-    if (c->twiml.both_tracks) tracks |= CS_TRACK_BIT(CS_TRACK_OUTBOUND);
+    if (c->stream.both_tracks) tracks |= CS_TRACK_BIT(CS_TRACK_OUTBOUND);
     cs_twilio_start st = {
         .account_sid = s->o.account_sid,
         .call_sid = c->call_sid,
         .stream_sid = c->stream_sid,
         .tracks = tracks,
-        .params = c->twiml.params,
-        .nparams = c->twiml.nparams,
+        .params = c->stream.params,
+        .nparams = c->stream.nparams,
     };
     cs_twilio_peer_start(&s->msg, ++c->seq, &st);
     send_msg(c);
     c->state = C_STREAMING;
     c->t0_ns = uv_hrtime();
+    c->next = c->media_rx = 0;
+    c->dtmf_next = c->mark_head = c->nmarks = 0;
     c->play = (sim_playback){.end = c->t0_ns, .played_to = c->t0_ns};
     if (s->nclips)
         sim_turns_init(&c->turns, &s->turn, &c->play, &s->turns[c->idx * s->nclips], c->t0_ns);
     uv_timer_stop(&c->timer);
     on_tick(&c->timer);
+}
+
+static void next_step(sim_call *c);
+
+/* The stream is over: ended by us (the caller hung up) or by the server (closed, or never
+ * opened). The server's end is a failure (`fail`) unless a <Connect action> takes the call
+ * back, as Twilio does; the TwiML goes on either way. */
+static void stream_over(sim_call *c, bool by_server, const char *why, uint64_t *fail)
+{
+    if (by_server && !sim_flow_connect_action(c->flow) && !c->fail) c->fail = fail;
+    sim_flow_stream_end(c->flow, by_server, why);
+    next_step(c);
 }
 
 static void on_ws_close(cs_wsconn *ws, uint16_t code, int err)
@@ -382,16 +430,17 @@ static void on_ws_close(cs_wsconn *ws, uint16_t code, int err)
     sim *s = c->sim;
     (void)err;
     if (c->state == C_STOPPED) {
-        finish(c, true, NULL);
+        stream_over(c, false, NULL, NULL);
     } else if (c->state == C_UPGRADE) {
-        fprintf(stderr, "sim: %s: upgrade to %s failed%s%d\n", c->call_sid, c->twiml.stream_url,
+        fprintf(stderr, "sim: %s: upgrade to %s failed%s%d\n", c->call_sid, c->stream.url,
                 ws->http_status ? " with HTTP " : ", code ",
                 ws->http_status ? ws->http_status : code);
-        finish(c, false, ws->http_status ? &s->n.fail_upgrade : &s->n.fail_connect);
-    } else if (c->state != C_DONE) {
+        stream_over(c, true, "upgrade failed",
+                    ws->http_status ? &s->n.fail_upgrade : &s->n.fail_connect);
+    } else if (c->state == C_STREAMING) {
         fprintf(stderr, "sim: %s: the server closed the stream early (code %u)\n", c->call_sid,
                 code);
-        finish(c, false, &s->n.fail_closed);
+        stream_over(c, true, "closed by the server", &s->n.fail_closed);
     }
 }
 
@@ -400,50 +449,6 @@ static const cs_wsconn_ops ws_ops = {
     .on_message = on_message,
     .on_close = on_ws_close,
 };
-
-static void sign(char out[CS_TWILIO_SIG_LEN + 1], const char *token, const char *url,
-                 const cs_kv *params, size_t n)
-{
-    out[0] = '\0';
-    if (token) cs_twilio_sig_compute(out, token, url, params, n);
-}
-
-static void on_webhook(void *data, const cs_fetch_result *res)
-{
-    sim_call *c = data;
-    sim *s = c->sim;
-    c->webhook = NULL;
-    if (res->status != 200 || res->err) {
-        fprintf(stderr, "sim: %s: webhook %s\n", c->call_sid, res->err ? res->reason : "refused");
-        if (res->status && !res->err)
-            fprintf(stderr, "sim:   HTTP %d: %.*s\n", res->status,
-                    (int)(res->len > 300 ? 300 : res->len), res->body);
-        finish(c, false, &s->n.fail_webhook);
-        return;
-    }
-    if (sim_twiml_parse(res->body, res->len, &c->twiml) < 0) {
-        fprintf(stderr, "sim: %s: the webhook's answer has no <Stream url>\n", c->call_sid);
-        finish(c, false, &s->n.fail_twiml);
-        return;
-    }
-    if (!c->twiml.stream_url[0]) { /* the call goes on without a stream: not followed yet */
-        sim_twiml_report(&c->twiml, c->call_sid, stderr);
-        finish(c, false, &s->n.fail_twiml);
-        return;
-    }
-    char sig[CS_TWILIO_SIG_LEN + 1];
-    sign(sig, s->o.auth_token, c->twiml.stream_url, NULL, 0);
-    char extra[128] = "";
-    if (sig[0]) snprintf(extra, sizeof extra, "x-twilio-signature: %s\r\n", sig);
-    c->state = C_UPGRADE;
-    int rc = cs_wsconn_connect(&c->ws, s->net, c->twiml.stream_url, extra, CS_PEV_MAX_PAYLOAD * 2,
-                               &ws_ops, c);
-    if (rc < 0) {
-        fprintf(stderr, "sim: %s: cannot open %s: %s\n", c->call_sid, c->twiml.stream_url,
-                cs_strerror(rc));
-        finish(c, false, &s->n.fail_connect);
-    }
-}
 
 static void random_sid(char out[CS_TWILIO_SID_LEN + 1], const char prefix[2])
 {
@@ -454,6 +459,152 @@ static void random_sid(char out[CS_TWILIO_SID_LEN + 1], const char prefix[2])
     cs_hex(out + 2, r, sizeof r);
 }
 
+static void sign(char out[CS_TWILIO_SIG_LEN + 1], const char *token, const char *url,
+                 const cs_kv *params, size_t n)
+{
+    out[0] = '\0';
+    if (token) cs_twilio_sig_compute(out, token, url, params, n);
+}
+
+/* ---- following the TwiML ---- */
+
+/* Ends the call as its TwiML ended. */
+static void ended(sim_call *c, sim_end e)
+{
+    sim *s = c->sim;
+    const sim_flow *f = c->flow;
+    if (f->error[0]) fprintf(stderr, "sim: %s: %s\n", c->call_sid, f->error);
+    switch (e) {
+    case SIM_END_HTTP:
+        finish(c, false,
+               c->fail              ? c->fail
+               : f->n.documents > 1 ? &s->n.fail_fetch
+                                    : &s->n.fail_webhook);
+        break;
+    case SIM_END_TWIML:
+        finish(c, false, c->fail ? c->fail : &s->n.fail_twiml);
+        break;
+    case SIM_END_LIMIT:
+        finish(c, false, c->fail ? c->fail : &s->n.fail_limit);
+        break;
+    default: /* hung up as the TwiML or the caller says */
+        finish(c, c->fail == NULL, c->fail);
+    }
+}
+
+static void on_document(void *data, const cs_fetch_result *res)
+{
+    sim_call *c = data;
+    c->req = NULL;
+    sim_flow_answer(c->flow, c->step.method, c->step.url, res->status, res->err, res->reason,
+                    res->body, res->len);
+    next_step(c);
+}
+
+/* Fetches a document as Twilio does: its parameters for the call (CallStatus `status`)
+ * and the step's own, form-encoded in a POST or in a GET's query, signed. */
+static void fetch_document(sim_call *c, const char *status)
+{
+    sim *s = c->sim;
+    const sim_step *st = &c->step;
+    const char *names[9 + SIM_EXTRA_MAX] = {"AccountSid", "ApiVersion", "CallSid",
+                                            "CallStatus", "Called",     "Caller",
+                                            "Direction",  "From",       "To"};
+    const char *values[9 + SIM_EXTRA_MAX] = {s->o.account_sid, "2010-04-01", c->call_sid,
+                                             status,           s->o.to,      s->o.from,
+                                             "inbound",        s->o.from,    s->o.to};
+    size_t n = 9;
+    cs_kv params[9 + SIM_EXTRA_MAX];
+    for (size_t k = 0; k < st->nextra; k++, n++) {
+        names[n] = st->extra[k].name.p;
+        values[n] = st->extra[k].value.p;
+    }
+    for (size_t k = 0; k < n; k++) params[k] = (cs_kv){cs_str_of(names[k]), cs_str_of(values[k])};
+    bool get = strcmp(st->method, "GET") == 0;
+    cs_buf form = CS_BUF_INIT(SIM_URL_MAX + 8192);
+    cs_buf url = CS_BUF_INIT(2 * SIM_URL_MAX + 8192);
+    cs_buf_append(&url, st->url, strlen(st->url));
+    int rc = cs_form_write(&form, names, values, n);
+    if (rc == 0 && get) { /* GET: the parameters in the query, signed as part of the URL */
+        cs_buf_append(&url, strchr(st->url, '?') ? "&" : "?", 1);
+        rc = cs_buf_append(&url, form.data, form.len);
+    }
+    if (rc == 0) rc = cs_buf_append(&url, "", 1) < 0 ? CS_ELIMIT : 0;
+    char sig[CS_TWILIO_SIG_LEN + 1] = "";
+    if (rc == 0) sign(sig, s->o.auth_token, url.data, get ? NULL : params, get ? 0 : n);
+    char signature[128];
+    snprintf(signature, sizeof signature, "X-Twilio-Signature: %s", sig);
+    const char *headers[] = {signature, "Content-Type: application/x-www-form-urlencoded"};
+    cs_fetch_opts o = {
+        .method = st->method,
+        .url = url.data,
+        .headers = headers,
+        .nheaders = (sig[0] ? 1 : 0) + (get ? 0 : 1),
+        .body = get ? NULL : form.data,
+        .len = get ? 0 : form.len,
+        .timeout_ms = (uint32_t)(s->o.setup_timeout_s * 1000),
+        .max_body = CS_TWIML_MAX_BYTES + 1, /* more is Twilio's error 11750 */
+        .on_done = on_document,
+        .data = c,
+    };
+    if (!sig[0]) o.headers++;
+    c->state = C_FETCH;
+    if (rc == 0) rc = cs_fetch_start(s->fetch, &o, &c->req);
+    cs_buf_free(&form);
+    cs_buf_free(&url);
+    if (rc < 0) { /* an answer that never comes: the flow hears why */
+        char why[128];
+        snprintf(why, sizeof why, "cannot fetch: %s", cs_strerror(rc));
+        cs_fetch_result res = {.err = rc, .reason = why};
+        on_document(c, &res);
+    }
+}
+
+static void open_stream(sim_call *c)
+{
+    sim *s = c->sim;
+    c->stream = c->step.stream;
+    random_sid(c->stream_sid, "MZ"); /* each stream its own */
+    char sig[CS_TWILIO_SIG_LEN + 1];
+    sign(sig, s->o.auth_token, c->stream.url, NULL, 0);
+    char extra[128] = "";
+    if (sig[0]) snprintf(extra, sizeof extra, "x-twilio-signature: %s\r\n", sig);
+    c->state = C_UPGRADE;
+    uv_timer_start(&c->timer, on_tick, (uint64_t)(s->o.setup_timeout_s * 1000), 0);
+    int rc =
+        cs_wsconn_connect(&c->ws, s->net, c->stream.url, extra, CS_PEV_MAX_PAYLOAD * 2, &ws_ops, c);
+    if (rc < 0) {
+        fprintf(stderr, "sim: %s: cannot open %s: %s\n", c->call_sid, c->stream.url,
+                cs_strerror(rc));
+        uv_timer_stop(&c->timer);
+        stream_over(c, true, "cannot connect", &s->n.fail_connect);
+    }
+}
+
+static void do_step(sim_call *c)
+{
+    switch (c->step.kind) {
+    case SIM_STEP_FETCH:
+        fetch_document(c, "in-progress");
+        break;
+    case SIM_STEP_STREAM:
+        open_stream(c);
+        break;
+    case SIM_STEP_END:
+        ended(c, c->step.end);
+        break;
+    }
+}
+
+/* What the TwiML does next, once the time its verbs take has passed (never from inside
+ * a callback of what ended: always through the timer). */
+static void next_step(sim_call *c)
+{
+    sim_flow_next(c->flow, &c->step);
+    c->state = C_WAIT;
+    uv_timer_start(&c->timer, on_tick, c->step.wait_ms, 0);
+}
+
 void sim_call_start(sim *s, unsigned i)
 {
     sim_call *c = &s->calls[i];
@@ -461,50 +612,22 @@ void sim_call_start(sim *s, unsigned i)
     c->sim = s;
     c->idx = i;
     random_sid(c->call_sid, "CA");
-    random_sid(c->stream_sid, "MZ");
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->sent_ns = calloc(RTT_RING, sizeof *c->sent_ns);
     c->marks = calloc(MAX_PENDING_MARKS, sizeof *c->marks);
-    if (!c->sent_ns || !c->marks) {
+    c->flow = malloc(sizeof *c->flow);
+    char url[SIM_URL_MAX];
+    snprintf(url, sizeof url, "%s/twilio/voice", s->o.url);
+    if (!c->sent_ns || !c->marks || !c->flow || sim_flow_init(c->flow, &s->flow, url) < 0) {
+        if (c->flow) sim_flow_free(c->flow);
+        free(c->flow);
+        c->flow = NULL;
         finish(c, false, &s->n.fail_webhook);
         return;
     }
-    uv_timer_start(&c->timer, on_tick, (uint64_t)(s->o.setup_timeout_s * 1000), 0);
-
-    /* What Twilio posts to the voice webhook. */
-    const char *names[] = {"AccountSid", "ApiVersion", "CallSid", "CallStatus", "Called",
-                           "Caller",     "Direction",  "From",    "To"};
-    const char *values[] = {s->o.account_sid, "2010-04-01", c->call_sid, "ringing", s->o.to,
-                            s->o.from,        "inbound",    s->o.from,   s->o.to};
-    size_t n = sizeof names / sizeof *names;
-    cs_buf form = CS_BUF_INIT(8192);
-    cs_form_write(&form, names, values, n);
-    char url[SIM_URL_MAX];
-    snprintf(url, sizeof url, "%s/twilio/voice", s->o.url);
-    cs_kv params[sizeof names / sizeof *names];
-    for (size_t k = 0; k < n; k++) params[k] = (cs_kv){cs_str_of(names[k]), cs_str_of(values[k])};
-    char sig[CS_TWILIO_SIG_LEN + 1];
-    sign(sig, s->o.auth_token, url, params, n);
-    char signature[128];
-    snprintf(signature, sizeof signature, "X-Twilio-Signature: %s", sig);
-    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", signature};
-    cs_fetch_opts o = {
-        .method = "POST",
-        .url = url,
-        .headers = headers,
-        .nheaders = sig[0] ? 2 : 1,
-        .body = form.data,
-        .len = form.len,
-        .timeout_ms = (uint32_t)(s->o.setup_timeout_s * 1000),
-        .on_done = on_webhook,
-        .data = c,
-    };
-    c->state = C_WEBHOOK;
-    int rc = cs_fetch_start(s->fetch, &o, &c->webhook);
-    cs_buf_free(&form);
-    if (rc < 0) {
-        fprintf(stderr, "sim: %s: cannot post to %s: %s\n", c->call_sid, url, cs_strerror(rc));
-        finish(c, false, &s->n.fail_webhook);
-    }
+    /* the voice webhook, as Twilio posts it when the call rings */
+    c->step = (sim_step){.kind = SIM_STEP_FETCH, .method = "POST"};
+    snprintf(c->step.url, sizeof c->step.url, "%s", url);
+    fetch_document(c, "ringing");
 }

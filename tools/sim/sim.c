@@ -150,6 +150,33 @@ static int load_clips(sim *s, char *list)
     return 0;
 }
 
+/* --gather-speech, --gather-digits: one answer per <Gather>, comma-separated, an empty one
+ * for a gather that hears nothing. The list is cut in place. */
+static int split_answers(char *list, const char **out, size_t *n, const char *opt)
+{
+    for (char *p = list;;) {
+        if (*n == SIM_ANSWERS_MAX) {
+            fprintf(stderr, "sim: %s: more than %d answers\n", opt, SIM_ANSWERS_MAX);
+            return CS_ELIMIT;
+        }
+        out[(*n)++] = p;
+        char *comma = strchr(p, ',');
+        if (!comma) return 0;
+        *comma = '\0';
+        p = comma + 1;
+    }
+}
+
+/* Twilio's DialCallStatus values. */
+static bool dial_status_ok(const char *v)
+{
+    static const char *const ok[] = {"completed", "answered", "busy",
+                                     "no-answer", "failed",   "canceled"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (strcmp(v, ok[i]) == 0) return true;
+    return false;
+}
+
 /* ---- the run ---- */
 
 void sim_call_finished(sim *s)
@@ -281,6 +308,24 @@ static void turns_summary(const sim *s, cs_json *j)
     free(barge);
 }
 
+/* What the calls' TwiML did: counts over every call; with one call, each hop. */
+static void twiml_summary(const sim *s, cs_json *j)
+{
+    cs_json_key(j, "twiml_counts");
+    cs_json_obj(j);
+#define SIM_STAT_JSON(field, name) cs_json_kuint(j, name, s->n.twiml.field);
+    SIM_FLOW_STATS(SIM_STAT_JSON)
+#undef SIM_STAT_JSON
+    cs_json_obj_end(j);
+    if (s->o.calls != 1) return;
+    cs_json_kstr(j, "hangup_by", sim_end_name(s->end));
+    cs_json_key(j, "twiml");
+    if (s->hops)
+        cs_json_raw(j, s->hops, strlen(s->hops));
+    else
+        cs_json_null(j);
+}
+
 static void summary(const sim *s, double wall_s)
 {
     cs_buf out = CS_BUF_INIT(1 << 20);
@@ -298,6 +343,8 @@ static void summary(const sim *s, double wall_s)
     cs_json_kuint(&j, "upgrade", s->n.fail_upgrade);
     cs_json_kuint(&j, "closed_early", s->n.fail_closed);
     cs_json_kuint(&j, "timeout", s->n.fail_timeout);
+    cs_json_kuint(&j, "twiml_fetch", s->n.fail_fetch);
+    cs_json_kuint(&j, "twiml_limit", s->n.fail_limit);
     cs_json_obj_end(&j);
     /* with --say a call lasts as long as its turns take, at most this */
     cs_json_kuint(&j, s->nclips ? "max_frames_per_call" : "frames_per_call", s->frames);
@@ -326,6 +373,7 @@ static void summary(const sim *s, double wall_s)
     cs_json_kdouble(&j, "max", (double)s->lag.max_us / 1000);
     cs_json_obj_end(&j);
     if (s->nclips) turns_summary(s, &j);
+    twiml_summary(s, &j);
     cs_json_kdouble(&j, "wall_s", wall_s);
     cs_json_obj_end(&j);
     puts(out.data);
@@ -359,7 +407,7 @@ static void usage(FILE *f)
           "  --out-stereo         --out in stereo: what we said left, what we heard right\n"
           "  --ca FILE            trust this CA for https/wss\n"
           "  --insecure           do not verify https/wss certificates\n"
-          "  --setup-timeout S    webhook and upgrade must finish within S (default 10)\n"
+          "  --setup-timeout S    each fetch and upgrade must finish within S (default 10)\n"
           "\n"
           "A caller taking turns with the gateway's agent (instead of --wav):\n"
           "  --say A.wav,B.wav    say each clip as a turn once the agent stopped talking;\n"
@@ -369,7 +417,15 @@ static void usage(FILE *f)
           "                       N ms (default 3000)\n"
           "  --turn-gap-ms N      the agent stopped talking: no voice for N ms (default 700)\n"
           "  --answer-timeout-ms N  no answer N ms after our speech: go on (default 10000)\n"
-          "  --barge-in-ms N      start the next clip N ms into the agent's answer\n",
+          "  --barge-in-ms N      start the next clip N ms into the agent's answer\n"
+          "\n"
+          "TwiML without a stream is followed as Twilio would (Say, Play, Pause, Gather,\n"
+          "Redirect, Dial, Hangup, a <Connect action> after its stream):\n"
+          "  --gather-speech A,B  what the caller says to each <Gather> in turn (SpeechResult);\n"
+          "                       an empty entry: nothing heard\n"
+          "  --gather-digits 1,23 the keys pressed at each <Gather> in turn (Digits)\n"
+          "  --dial-status S      each <Dial>'s DialCallStatus (default completed)\n"
+          "  --max-documents N    TwiML documents one call may fetch (default 50)\n",
           f);
 }
 
@@ -396,12 +452,18 @@ int cs_sim_main(int argc, char **argv)
         {"turn-gap-ms", required_argument, 0, 'G'},
         {"answer-timeout-ms", required_argument, 0, 'W'},
         {"barge-in-ms", required_argument, 0, 'B'},
+        {"gather-speech", required_argument, 0, 'g'},
+        {"gather-digits", required_argument, 0, 'K'},
+        {"dial-status", required_argument, 0, 'X'},
+        {"max-documents", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     sim s = {0};
     long first_after_ms = FIRST_AFTER_MS, gap_ms = TURN_GAP_MS, answer_ms = ANSWER_TIMEOUT_MS;
     long barge_ms = -1;
+    unsigned long max_docs = SIM_DOCS_MAX;
+    const char *gather_speech = NULL, *gather_digits = NULL;
     s.o = (sim_opts){
         .calls = 1,
         .account_sid = "AC00000000000000000000000000000000",
@@ -474,6 +536,18 @@ int cs_sim_main(int argc, char **argv)
         case 'B':
             barge_ms = strtol(optarg, &end, 10);
             break;
+        case 'g':
+            gather_speech = optarg;
+            break;
+        case 'K':
+            gather_digits = optarg;
+            break;
+        case 'X':
+            s.flow.dial_status = optarg;
+            break;
+        case 'M':
+            max_docs = strtoul(optarg, &end, 10);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -502,6 +576,12 @@ int cs_sim_main(int argc, char **argv)
         bad = "--out-stereo needs --out";
     else if (!s.o.say && barge_ms >= 0)
         bad = "--barge-in-ms needs --say";
+    else if (max_docs < 1 || max_docs > 1000)
+        bad = "--max-documents takes 1 to 1000";
+    else if (gather_digits && gather_digits[strspn(gather_digits, "0123456789*#,")])
+        bad = "--gather-digits: only 0-9, * and # between the commas";
+    else if (s.flow.dial_status && !dial_status_ok(s.flow.dial_status))
+        bad = "--dial-status: completed, answered, busy, no-answer, failed or canceled";
     if (bad) {
         fprintf(stderr, "sim: %s\n", bad);
         return 2;
@@ -527,6 +607,17 @@ int cs_sim_main(int argc, char **argv)
             }
         }
     }
+    if (!s.flow.dial_status) s.flow.dial_status = "completed";
+    s.flow.max_docs = (unsigned)max_docs;
+    char *speech = gather_speech ? strdup(gather_speech) : NULL;
+    char *digits = gather_digits ? strdup(gather_digits) : NULL;
+    if ((gather_speech && !speech) || (gather_digits && !digits) ||
+        (speech && split_answers(speech, s.flow.speech, &s.flow.nspeech, "--gather-speech") < 0) ||
+        (digits && split_answers(digits, s.flow.digits, &s.flow.ndigits, "--gather-digits") < 0)) {
+        free(speech);
+        free(digits);
+        return 2;
+    }
     cs_log_min = CS_LOG_WARN;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -544,6 +635,8 @@ int cs_sim_main(int argc, char **argv)
     }
     if (rc < 0) {
         free_clips(&s, say);
+        free(speech);
+        free(digits);
         return 1;
     }
     double seconds = s.o.duration_s > 0 ? s.o.duration_s
@@ -585,6 +678,9 @@ int cs_sim_main(int argc, char **argv)
     free(s.calls);
     free(s.turns);
     free_clips(&s, say);
+    free(speech);
+    free(digits);
+    free(s.hops);
     free(s.ulaw);
     free(s.rtt.buckets);
     free(s.lag.buckets);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/json.h"
 #include "net/conn.h"
 #include "net/fetch.h"
 #include "net/wsconn.h"
@@ -20,31 +21,160 @@
 #define SIM_FRAME_MS      20
 #define SIM_CLOSE_WAIT_MS 3000 /* after stop, how long to wait for the server */
 
-/* ---- the TwiML the webhook answered ---- */
+/* ---- a TwiML document (twiml_read.c) ---- */
 
-/* What a document without a <Stream> has the call do: the first <Hangup>, <Redirect>
- * or <Dial> (a <Gather> before it that hears nothing falls through to it, as on Twilio). */
-typedef enum sim_then { SIM_THEN_NONE, SIM_THEN_HANGUP, SIM_THEN_REDIRECT, SIM_THEN_DIAL } sim_then;
+#define SIM_NODES_MAX 256 /* elements read from one document */
+#define SIM_ATTRS_MAX 512 /* their attributes */
+#define SIM_DEPTH_MAX 8   /* elements open at once */
 
-typedef struct sim_twiml {
-    char stream_url[SIM_URL_MAX]; /* "" without a <Stream> */
-    bool connect;                 /* <Connect> (two-way) or <Start> (one-way) */
-    bool both_tracks;             /* <Start> with track="both_tracks" */
+/* An element: its name, attributes and text (the text before its first child, unescaped
+ * and trimmed; "" if none). Strings live in the document's storage. */
+typedef struct sim_node {
+    const char *name;
+    const char *text;
+    int parent; /* -1: the root */
+    unsigned depth;
+    size_t attr, nattrs; /* in sim_doc.attrs */
+} sim_node;
+
+/* A TwiML document as a flat list of its elements in document order (a node's children
+ * follow it, deeper). */
+typedef struct sim_doc {
+    sim_node nodes[SIM_NODES_MAX];
+    size_t n;
+    cs_kv attrs[SIM_ATTRS_MAX];
+    size_t nattrs;
+    char *text; /* owned: every name, value and text, NUL-ended */
+    size_t used, cap;
+    const char *error; /* why it did not parse (static text) */
+} sim_doc;
+
+/* Reads xml[0..n) (and nothing after it) into `d`, whose root must be <Response>.
+ * 0; CS_EPARSE (d->error says why: not well-formed, no <Response>, more elements than
+ * SIM_NODES_MAX…); -EMSGSIZE for a document over CS_TWIML_MAX_BYTES (Twilio refuses
+ * those); -ENOMEM. Frees what `d` held before; sim_doc_free frees it. */
+int sim_doc_parse(sim_doc *d, const char *xml, size_t n);
+void sim_doc_free(sim_doc *d);
+/* Attribute `name` of node `i`, NULL if absent. */
+const char *sim_doc_attr(const sim_doc *d, size_t i, const char *name);
+/* The next child of node `parent` after node `after` (parent itself: the first), or -1. */
+int sim_doc_child(const sim_doc *d, size_t parent, size_t after);
+
+/* ---- following TwiML as Twilio does (flow.c) ---- */
+
+#define SIM_DOCS_MAX         50    /* documents one call fetches: a redirect loop ends here */
+#define SIM_ANSWERS_MAX      64    /* --gather-speech / --gather-digits answers */
+#define SIM_SAY_CHARS_PER_S  15    /* a <Say> lasts its length at about 150 words a minute */
+#define SIM_GATHER_TIMEOUT_S 5     /* Twilio's default <Gather timeout> */
+#define SIM_PAUSE_S          1     /* Twilio's default <Pause length> */
+#define SIM_WAIT_MAX_S       600   /* any one verb's time, whatever it asks */
+#define SIM_CONFIDENCE       "0.9" /* the Confidence sent with a SpeechResult */
+#define SIM_REPORT_MAX       (256 * 1024) /* one call's hops, as JSON; more are left out */
+#define SIM_EXTRA_MAX        4            /* parameters a verb adds to its request */
+
+typedef struct sim_flow_opts {
+    const char *speech[SIM_ANSWERS_MAX]; /* per <Gather> in turn; "" or past the end: none */
+    size_t nspeech;
+    const char *digits[SIM_ANSWERS_MAX];
+    size_t ndigits;
+    const char *dial_status; /* DialCallStatus of every <Dial> */
+    unsigned max_docs;
+} sim_flow_opts;
+
+/* How a call's TwiML ended. */
+typedef enum sim_end {
+    SIM_END_NONE,
+    SIM_END_HANGUP,   /* <Hangup/> */
+    SIM_END_REJECT,   /* <Reject/> */
+    SIM_END_DOCUMENT, /* the document ran out of verbs: Twilio hangs up */
+    SIM_END_CALLER,   /* we ended the stream: the caller hung up */
+    SIM_END_LIMIT,    /* SIM_DOCS_MAX documents */
+    SIM_END_HTTP,     /* a document could not be fetched */
+    SIM_END_TWIML,    /* a document could not be read, or asks what we cannot do */
+} sim_end;
+
+/* The stream a <Connect> or <Start> opens; strings in the flow's document. */
+typedef struct sim_stream {
+    const char *url;
+    bool connect; /* <Connect> (two-way) or <Start> (one-way) */
+    bool both_tracks;
     cs_kv params[SIM_MAX_PARAMS];
     size_t nparams;
-    char storage[16384];             /* the parameters' text */
-    bool gather;                     /* a <Gather> before the stream or `then` */
-    char gather_action[SIM_URL_MAX]; /* its action ("" if none) */
-    sim_then then;
-    char then_text[SIM_URL_MAX]; /* the <Redirect>'s URL or the <Dial>'s number */
-} sim_twiml;
+} sim_stream;
 
-/* Reads the first <Stream> of a TwiML document, or what a document without one has the
- * call do (a <Gather>, then <Hangup>, <Redirect> or <Dial>). 0 or CS_EPARSE (neither, or
- * a value too long). */
-int sim_twiml_parse(const char *xml, size_t n, sim_twiml *out);
-/* Says what a document without a <Stream> has the call do, one line each. */
-void sim_twiml_report(const sim_twiml *t, const char *call_sid, FILE *out);
+typedef enum sim_step_kind { SIM_STEP_FETCH, SIM_STEP_STREAM, SIM_STEP_END } sim_step_kind;
+
+/* What the call does next, once `wait_ms` (the verbs before it: prompts, pauses, a
+ * gather's timeout) have passed. */
+typedef struct sim_step {
+    sim_step_kind kind;
+    uint64_t wait_ms;
+    /* FETCH: the next document, with Twilio's parameters and these */
+    const char *method; /* "GET" or "POST" */
+    char url[SIM_URL_MAX];
+    cs_kv extra[SIM_EXTRA_MAX];
+    size_t nextra;
+    sim_stream stream; /* STREAM */
+    sim_end end;       /* END */
+} sim_step;
+
+/* What calls' TwiML did: field, then its name in the report. */
+#define SIM_FLOW_STATS(X)                                                                          \
+    X(documents, "documents")                                                                      \
+    X(says, "says")                                                                                \
+    X(plays, "plays")                                                                              \
+    X(pauses, "pauses")                                                                            \
+    X(gathers, "gathers")                                                                          \
+    X(gathers_no_input, "gathers_no_input")                                                        \
+    X(redirects, "redirects")                                                                      \
+    X(dials, "dials")                                                                              \
+    X(hangups, "hangups")                                                                          \
+    X(unknown, "unknown_verbs") /* skipped */                                                      \
+    X(limits, "limits")         /* calls stopped at SIM_DOCS_MAX */                                \
+    X(errors, "errors")         /* documents not fetched or not read */
+
+typedef struct sim_flow_stats {
+#define SIM_STAT_FIELD(field, name) uint64_t field;
+    SIM_FLOW_STATS(SIM_STAT_FIELD)
+#undef SIM_STAT_FIELD
+} sim_flow_stats;
+
+typedef struct sim_flow {
+    const sim_flow_opts *o;
+    sim_doc doc;
+    char url[SIM_URL_MAX]; /* the current document's */
+    int verb;              /* the current verb's node; -1: none yet */
+    int streaming;         /* the <Connect>/<Start> node streaming, -1 if none */
+    sim_end end;
+    char error[256];                       /* why it ended with an error */
+    char vals[SIM_EXTRA_MAX][SIM_URL_MAX]; /* the values of a step's extra */
+    cs_buf report;                         /* the hops, a JSON array */
+    size_t kept;                           /* its length after the last whole hop */
+    cs_json j;
+    sim_flow_stats n;
+} sim_flow;
+
+/* Starts a call whose first document comes from `url` (the caller fetches it). */
+int sim_flow_init(sim_flow *f, const sim_flow_opts *o, const char *url);
+void sim_flow_free(sim_flow *f);
+/* The answer to the last fetch of `url` (the first or a FETCH step's): `err` < 0 with
+ * `reason` when it failed, else its status and body. sim_flow_next says what follows. */
+void sim_flow_answer(sim_flow *f, const char *method, const char *url, int status, int err,
+                     const char *reason, const char *body, size_t len);
+/* The next step; after an END it stays there. */
+void sim_flow_next(sim_flow *f, sim_step *out);
+/* The stream of the last STREAM step is over: `by_server` (it closed, or never opened)
+ * or not (we ended it: the caller hung up). */
+void sim_flow_stream_end(sim_flow *f, bool by_server, const char *why);
+/* Whether the current stream's <Connect> has an action (Twilio asks it when the stream ends). */
+bool sim_flow_connect_action(const sim_flow *f);
+/* The hops so far as a JSON array (closes what is open: call once, at the end). */
+const char *sim_flow_report(sim_flow *f, size_t *len);
+/* `ref` resolved against `base` as a browser would (absolute, /path, ?query or relative
+ * path). 0 or CS_ELIMIT (does not fit `cap`). */
+int sim_url_resolve(char *out, size_t cap, const char *base, const char *ref);
+/* The JSON name of an end ("twiml_hangup"…). */
+const char *sim_end_name(sim_end e);
 
 /* ---- latency samples ---- */
 
@@ -212,12 +342,14 @@ typedef struct sim_opts {
 typedef struct sim_counts {
     uint64_t completed, failed;
     uint64_t fail_webhook, fail_twiml, fail_connect, fail_upgrade, fail_closed, fail_timeout;
-    uint64_t frames_sent; /* inbound media messages */
-    uint64_t media_rx;    /* media messages from the server */
+    uint64_t fail_fetch, fail_limit; /* a later document not fetched; SIM_DOCS_MAX reached */
+    uint64_t frames_sent;            /* inbound media messages */
+    uint64_t media_rx;               /* media messages from the server */
     uint64_t bytes_rx;
     uint64_t marks_rx, marks_echoed, clears_rx, dtmf_sent;
     uint64_t bad_rx;      /* server messages we could not parse */
     uint64_t play_merged; /* playback stretches merged (sim_playback.merged) */
+    sim_flow_stats twiml; /* every call's TwiML */
 } sim_counts;
 
 typedef struct sim_call sim_call;
@@ -233,7 +365,10 @@ typedef struct sim {
     sim_clip clips[SIM_CLIPS_MAX]; /* --say */
     size_t nclips;
     sim_turn_opts turn;
-    sim_turn *turns; /* nclips per call */
+    sim_turn *turns;    /* nclips per call */
+    sim_flow_opts flow; /* --gather-speech, --gather-digits, --dial-status */
+    char *hops;         /* one call: its TwiML's hops (JSON) */
+    sim_end end;        /* one call: how its TwiML ended */
     sim_call *calls;
     unsigned started, finished;
     uint64_t t0_ns;

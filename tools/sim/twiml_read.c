@@ -1,14 +1,14 @@
-/* Reads what the simulator needs from TwiML: the first <Stream>'s url and track, its
- * <Parameter>s, and whether it sits in <Connect> or <Start>; without a stream, the
- * <Gather>, <Hangup>, <Redirect> or <Dial> the call goes on with. A tolerant scanner, not a
- * general XML parser: it knows elements, attributes and the five entities (plus &#N; and
- * &#xH; for ASCII). It reads only xml[0..n): what follows the body is not its own. */
+/* Reads a TwiML document into a flat list of elements for the simulator to follow
+ * (flow.c). A small XML reader, not a general one: elements, attributes, text, comments,
+ * the XML declaration, the five entities (plus &#N; and &#xH; for ASCII); it checks that
+ * tags nest and reads only xml[0..n): what follows the body is not its own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "net/form.h"
+#include "provider/twiml.h"
 #include "sim/sim_int.h"
 
 /* Whether [p, end) starts with `lit`. */
@@ -77,131 +77,155 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Finds attribute `name` in the tag text [tag, end) ("Stream url=\"…\" …"). Attributes
- * are walked in order, so text inside a value is never taken for an attribute. */
-static bool attr(const char *tag, const char *end, const char *name, const char **v, size_t *n)
+static bool is_name(char c)
 {
-    size_t len = strlen(name);
-    const char *p = tag;
-    while (p < end && !is_space(*p)) p++; /* the element's name */
+    return c && !is_space(c) && !strchr("<>/=\"'!?", c);
+}
+
+/* Stores v[0..n) unescaped (and trimmed with `trim`) in the document's storage. */
+static const char *keep(sim_doc *d, const char *v, size_t n, bool trim)
+{
+    while (trim && n && is_space(*v)) v++, n--;
+    while (trim && n && is_space(v[n - 1])) n--;
+    char *out = d->text + d->used;
+    int len = unescape(out, d->cap - d->used, v, n);
+    if (len < 0) return NULL;
+    d->used += (size_t)len + 1;
+    return out;
+}
+
+static int fail(sim_doc *d, const char *why)
+{
+    d->error = why;
+    return CS_EPARSE;
+}
+
+/* The end of the tag starting at p ('>' outside quotes), or NULL. */
+static const char *tag_end(const char *p, const char *end)
+{
+    char quote = 0;
+    for (; p < end; p++) {
+        if (quote) {
+            if (*p == quote) quote = 0;
+        } else if (*p == '"' || *p == '\'') {
+            quote = *p;
+        } else if (*p == '>') {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The attributes of a start tag, [p, e). */
+static int read_attrs(sim_doc *d, sim_node *node, const char *p, const char *e)
+{
+    node->attr = d->nattrs;
     for (;;) {
-        while (p < end && is_space(*p)) p++;
+        while (p < e && is_space(*p)) p++;
+        if (p == e) return 0;
         const char *an = p;
-        while (p < end && *p != '=' && !is_space(*p)) p++;
+        while (p < e && is_name(*p)) p++;
         size_t an_len = (size_t)(p - an);
-        while (p < end && is_space(*p)) p++;
-        if (p == end || *p != '=') return false;
+        while (p < e && is_space(*p)) p++;
+        if (!an_len || p == e || *p != '=') return fail(d, "an attribute without a value");
         p++;
-        while (p < end && is_space(*p)) p++;
-        if (p == end || (*p != '"' && *p != '\'')) return false;
-        const char *s = p + 1;
-        const char *e = memchr(s, *p, (size_t)(end - s));
-        if (!e) return false;
-        if (an_len == len && memcmp(an, name, len) == 0) {
-            *v = s;
-            *n = (size_t)(e - s);
-            return true;
-        }
-        p = e + 1;
+        while (p < e && is_space(*p)) p++;
+        if (p == e || (*p != '"' && *p != '\'')) return fail(d, "an attribute value not quoted");
+        const char *v = p + 1;
+        const char *ve = memchr(v, *p, (size_t)(e - v));
+        if (!ve) return fail(d, "an attribute value not closed");
+        if (d->nattrs == SIM_ATTRS_MAX) return fail(d, "too many attributes");
+        const char *name = keep(d, an, an_len, false), *value = keep(d, v, (size_t)(ve - v), false);
+        if (!name || !value) return fail(d, "no room for the text");
+        d->attrs[d->nattrs++] = (cs_kv){cs_str_of(name), cs_str_of(value)};
+        node->nattrs++;
+        p = ve + 1;
     }
 }
 
-/* Whether p starts element `name` ("<Name" then a space, '>' or '/'). */
-static bool element(const char *p, const char *end, const char *name)
+void sim_doc_free(sim_doc *d)
 {
-    size_t n = strlen(name);
-    return (size_t)(end - p) > n + 1 && p[0] == '<' && memcmp(p + 1, name, n) == 0 &&
-           (p[n + 1] == ' ' || p[n + 1] == '>' || p[n + 1] == '/');
+    free(d->text);
+    d->text = NULL;
+    d->n = d->nattrs = d->used = d->cap = 0;
 }
 
-/* The text of the element whose start tag ends at tag_end, up to the next tag. */
-static int element_text(char *out, size_t cap, const char *tag_end, const char *end)
+int sim_doc_parse(sim_doc *d, const char *xml, size_t n)
 {
-    if (tag_end[-1] == '/') return unescape(out, cap, "", 0);
-    const char *s = tag_end + 1;
-    const char *e = memchr(s, '<', (size_t)(end - s));
-    return unescape(out, cap, s, (size_t)((e ? e : end) - s));
-}
-
-/* Without a stream: the <Gather> (its action) and what comes after it. */
-static int read_then(sim_twiml *t, const char *p, const char *end, sim_then then)
-{
-    const char *tag_end = memchr(p, '>', (size_t)(end - p));
-    if (!tag_end) return CS_EPARSE;
-    t->then = then;
-    if (then == SIM_THEN_HANGUP) return 0;
-    int len = element_text(t->then_text, sizeof t->then_text, tag_end, end);
-    return len > 0 ? 0 : CS_EPARSE; /* a Redirect or Dial says where */
-}
-
-int sim_twiml_parse(const char *xml, size_t n, sim_twiml *t)
-{
-    memset(t, 0, sizeof *t);
+    sim_doc_free(d);
+    d->error = NULL;
+    if (n > CS_TWIML_MAX_BYTES) {
+        d->error = "over 64 KB";
+        return -EMSGSIZE;
+    }
+    d->cap = n + 1;
+    d->text = malloc(d->cap);
+    if (!d->text) return -ENOMEM;
     const char *end = xml + n;
-    const char *stream = NULL;
-    for (const char *p = xml; p < end && !stream; p++) {
-        if (*p != '<') continue;
-        if (starts(p, end, "<Connect")) t->connect = true;
-        if (element(p, end, "Stream")) stream = p;
-        if (element(p, end, "Gather") && !t->gather) {
-            const char *tag_end = memchr(p, '>', (size_t)(end - p));
-            const char *v;
-            size_t vn;
-            if (!tag_end) return CS_EPARSE;
-            t->gather = true;
-            if (attr(p + 1, tag_end, "action", &v, &vn) &&
-                unescape(t->gather_action, sizeof t->gather_action, v, vn) < 0)
-                return CS_EPARSE;
+    int open[SIM_DEPTH_MAX];
+    unsigned depth = 0;
+    bool root = false;
+    for (const char *p = xml; p < end;) {
+        const char *lt = memchr(p, '<', (size_t)(end - p));
+        if (!lt) break; /* text outside the root, or after a child: not read */
+        if (starts(lt, end, "<!--")) {
+            const char *c = memmem(lt + 4, (size_t)(end - lt - 4), "-->", 3);
+            if (!c) return fail(d, "a comment not closed");
+            p = c + 3;
+            continue;
         }
-        if (element(p, end, "Hangup")) return read_then(t, p, end, SIM_THEN_HANGUP);
-        if (element(p, end, "Redirect")) return read_then(t, p, end, SIM_THEN_REDIRECT);
-        if (element(p, end, "Dial")) return read_then(t, p, end, SIM_THEN_DIAL);
-    }
-    /* A document that ends after a <Gather> hangs up. */
-    if (!stream && t->gather) t->then = SIM_THEN_HANGUP;
-    if (!stream) return t->gather ? 0 : CS_EPARSE;
-    const char *tag_end = memchr(stream, '>', (size_t)(end - stream));
-    if (!tag_end) return CS_EPARSE;
-    const char *v;
-    size_t vn;
-    if (!attr(stream + 1, tag_end, "url", &v, &vn) ||
-        unescape(t->stream_url, sizeof t->stream_url, v, vn) < 0)
-        return CS_EPARSE;
-    if (attr(stream + 1, tag_end, "track", &v, &vn))
-        t->both_tracks = vn == 11 && !memcmp(v, "both_tracks", 11);
-
-    size_t used = 0;
-    const char *p = tag_end;
-    const char *close = memmem(p, (size_t)(end - p), "</Stream>", 9);
-    const char *stop = tag_end[-1] == '/' ? tag_end : close ? close : end;
-    while ((p = memmem(p, (size_t)(end - p), "<Parameter", 10)) && p < stop &&
-           t->nparams < SIM_MAX_PARAMS) {
-        const char *pe = memchr(p, '>', (size_t)(end - p));
-        if (!pe) return CS_EPARSE;
-        const char *nv, *vv;
-        size_t nn, vl;
-        if (attr(p + 1, pe, "name", &nv, &nn) && attr(p + 1, pe, "value", &vv, &vl)) {
-            char *name = t->storage + used;
-            int a = unescape(name, sizeof t->storage - used, nv, nn);
-            if (a < 0) return CS_EPARSE;
-            used += (size_t)a + 1;
-            char *value = t->storage + used;
-            int b = unescape(value, sizeof t->storage - used, vv, vl);
-            if (b < 0) return CS_EPARSE;
-            used += (size_t)b + 1;
-            t->params[t->nparams++] = (cs_kv){{name, (size_t)a}, {value, (size_t)b}};
+        const char *gt = tag_end(lt, end);
+        if (!gt) return fail(d, "a tag not closed");
+        p = gt + 1;
+        if (lt[1] == '?' || lt[1] == '!') continue; /* the declaration, a DOCTYPE */
+        if (lt[1] == '/') {
+            const char *name = lt + 2, *ne = name;
+            while (ne < gt && is_name(*ne)) ne++;
+            if (!depth) return fail(d, "a closing tag without its element");
+            const char *want = d->nodes[open[depth - 1]].name;
+            if (strlen(want) != (size_t)(ne - name) || memcmp(want, name, (size_t)(ne - name)))
+                return fail(d, "a closing tag that does not match its element");
+            depth--;
+            continue;
         }
-        p = pe;
+        const char *name = lt + 1, *ne = name;
+        while (ne < gt && is_name(*ne)) ne++;
+        if (ne == name) return fail(d, "a tag without a name");
+        bool empty = gt[-1] == '/' && gt - 1 >= ne;
+        if (!depth && root) return fail(d, "more than one root element");
+        if (d->n == SIM_NODES_MAX) return fail(d, "more elements than the simulator reads");
+        if (depth == SIM_DEPTH_MAX) return fail(d, "elements nested too deep");
+        sim_node *node = &d->nodes[d->n];
+        *node = (sim_node){.parent = depth ? open[depth - 1] : -1, .depth = depth};
+        if (!(node->name = keep(d, name, (size_t)(ne - name), false))) return fail(d, "no room");
+        if (!depth && strcmp(node->name, "Response") != 0)
+            return fail(d, "the root is not <Response>");
+        root = true;
+        int rc = read_attrs(d, node, ne, empty ? gt - 1 : gt);
+        if (rc < 0) return rc;
+        const char *te = empty ? p : memchr(p, '<', (size_t)(end - p));
+        if (!(node->text = keep(d, p, (size_t)((te ? te : end) - p), true)))
+            return fail(d, "no room");
+        if (!empty) open[depth++] = (int)d->n;
+        d->n++;
     }
+    if (depth) return fail(d, "an element not closed");
+    if (!root) return fail(d, "no <Response>");
     return 0;
 }
 
-void sim_twiml_report(const sim_twiml *t, const char *call_sid, FILE *out)
+const char *sim_doc_attr(const sim_doc *d, size_t i, const char *name)
 {
-    static const char *const then[] = {"the document ends", "<Hangup>", "<Redirect>", "<Dial>"};
-    if (t->gather)
-        fprintf(out, "sim: %s: <Gather action=\"%s\">, which hears nothing\n", call_sid,
-                t->gather_action);
-    fprintf(out, "sim: %s: no stream; then %s%s%s\n", call_sid, then[t->then],
-            t->then_text[0] ? " " : "", t->then_text);
+    const sim_node *node = &d->nodes[i];
+    for (size_t k = 0; k < node->nattrs; k++)
+        if (cs_str_eqz(d->attrs[node->attr + k].name, name))
+            return d->attrs[node->attr + k].value.p;
+    return NULL;
+}
+
+int sim_doc_child(const sim_doc *d, size_t parent, size_t after)
+{
+    for (size_t i = after + 1; i < d->n && d->nodes[i].depth > d->nodes[parent].depth; i++)
+        if (d->nodes[i].parent == (int)parent) return (int)i;
+    return -1;
 }
