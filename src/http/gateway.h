@@ -127,6 +127,8 @@ void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
 void cs_api_recording(cs_request *r);
 void cs_api_transcript(cs_request *r);
+/* The call as one document, its recording's caller channel embedded on ask (api_export.c). */
+void cs_api_export(cs_request *r);
 /* Call control (control.c): place a call, hang up, transfer, say, fork streams. */
 void cs_api_call_create(cs_request *r);
 void cs_api_hangup(cs_request *r);
