@@ -166,4 +166,3 @@ double cs_wer_rate(const cs_wer_count *c)
 {
     return c->words ? (double)c->errors / (double)c->words : 0.0;
 }
-

@@ -33,16 +33,16 @@ typedef struct export_req {
     bool audio;
     cs_store_query *call; /* the call, streams and events, until the document is written */
     cs_store_query *transcript;
-    char path[4096];      /* the recording; "" if none */
-    cs_buf doc;           /* the document, "data":" last when the audio follows */
+    char path[4096]; /* the recording; "" if none */
+    cs_buf doc;      /* the document, "data":" last when the audio follows */
     /* the recording's caller channel */
     uv_fs_t req;
     uv_file fd;
     unsigned channels;
-    uint64_t size;       /* of the file at the stat */
-    uint64_t data_at;    /* where its samples start in the file */
-    uint64_t frames;     /* to send (the file's length when it was opened) */
-    uint64_t sent;       /* frames sent */
+    uint64_t size;    /* of the file at the stat */
+    uint64_t data_at; /* where its samples start in the file */
+    uint64_t frames;  /* to send (the file's length when it was opened) */
+    uint64_t sent;    /* frames sent */
     uint8_t raw[AUDIO_FRAMES * 2 * 2];
     uint8_t ulaw[AUDIO_FRAMES];
     char b64[CS_BASE64_ENCODED_LEN(AUDIO_FRAMES)];
@@ -143,7 +143,10 @@ static int write_doc(export_req *x)
     cs_json_obj_end(&j);
     audio_json(&j, x, c->sid);
     cs_json_obj_end(&j);
-    return cs_json_end(&j) < 0 ? -EMSGSIZE : 0;
+    if (cs_json_end(&j) < 0) return -EMSGSIZE;
+    x->gw->stats.exports++;
+    if (q->more || t->more) x->gw->stats.exports_truncated++;
+    return 0;
 }
 
 /* ---- the audio ---- */
@@ -174,6 +177,7 @@ static void on_audio(uv_fs_t *req)
     }
     size_t len = cs_base64_encode(x->b64, x->ulaw, want);
     x->sent += want;
+    x->gw->stats.export_audio_frames += want;
     if (cs_respond_write(x->r, x->b64, len) < 0) {
         x_finish(x);
         return;

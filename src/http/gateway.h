@@ -55,6 +55,9 @@ typedef struct cs_gateway_stats {
     uint64_t webhooks;
     uint64_t status_callbacks;
     uint64_t twiml_params_dropped; /* From/To too long for a <Parameter> */
+    uint64_t exports;              /* call exports begun (api_export.c) */
+    uint64_t exports_truncated;    /* of those: events or segments past the store's bounds */
+    uint64_t export_audio_frames;  /* caller audio sent in exports (8 kHz frames) */
 } cs_gateway_stats;
 
 typedef struct cs_gateway {

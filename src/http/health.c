@@ -270,6 +270,14 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_twiml_parameters_dropped_total",
                     "From or To too long for a <Parameter>, left out of the TwiML",
                     (double)gw->stats.twiml_params_dropped);
+    cs_prom_counter(&out, "callstream_exports_total", "call exports answered",
+                    (double)gw->stats.exports);
+    cs_prom_counter(&out, "callstream_exports_truncated_total",
+                    "call exports with more events or segments than an export holds",
+                    (double)gw->stats.exports_truncated);
+    cs_prom_counter(&out, "callstream_export_audio_seconds_total",
+                    "caller audio embedded in call exports (?audio=1)",
+                    (double)gw->stats.export_audio_frames / CS_REC_RATE);
 
     cs_prom_gauge(&out, "callstream_active_calls", "calls with a live stream",
                   (double)cs_calls_active(&gw->calls));

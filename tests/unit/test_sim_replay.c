@@ -28,7 +28,8 @@ static char *export_doc(const char *events, size_t frames, const char *audio_jso
     cs_buf doc = CS_BUF_INIT(64u << 20);
     cs_buf_printf(&doc,
                   "{\"format\":\"callstream-call-export\",\"version\":1,"
-                  "\"call\":{\"sid\":\"" SID "\",\"from\":\"+15551230000\",\"to\":\"+15559870000\"},"
+                  "\"call\":{\"sid\":\"" SID
+                  "\",\"from\":\"+15551230000\",\"to\":\"+15559870000\"},"
                   "\"streams\":[],\"events\":%s,\"events_truncated\":false,"
                   "\"transcript\":{\"segments\":["
                   "{\"speaker\":\"caller\",\"start_ms\":100,\"text\":\"go forward\"},"
@@ -246,8 +247,8 @@ static void schedule_frames_and_keys_in_order(void **state)
             sent_at[nsent] = k;
             sent[nsent++] = d;
         }
-    assert_string_equal(sent, "7#"); /* the 5 at 1000 ms is before the span */
-    assert_int_equal(sent_at[0], 0); /* 1010 ms: 5 ms in */
+    assert_string_equal(sent, "7#");  /* the 5 at 1000 ms is before the span */
+    assert_int_equal(sent_at[0], 0);  /* 1010 ms: 5 ms in */
     assert_int_equal(sent_at[1], 12); /* 1250 ms: 245 ms in */
 
     /* past the audio: silence; a key after the audio lengthens the call to it */

@@ -55,8 +55,7 @@ static void on_get(void *data, const cs_fetch_result *res)
     g->status = res->status;
     g->err = res->err;
     snprintf(g->reason, sizeof g->reason, "%s", res->reason ? res->reason : "");
-    if (!res->err && res->body && cs_buf_append(g->body, res->body, res->len) < 0)
-        g->err = -ENOMEM;
+    if (!res->err && res->body && cs_buf_append(g->body, res->body, res->len) < 0) g->err = -ENOMEM;
 }
 
 /* GET `url` with a bearer token; the body in `body`. The HTTP status, or a negative code
@@ -121,8 +120,7 @@ static int read_file(const char *path, cs_buf *out)
     if (rc == 0 && (uint64_t)st.st_size > SIM_EXPORT_MAX_BYTES) rc = CS_ELIMIT;
     char chunk[65536];
     size_t n;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = cs_buf_append(out, chunk, n);
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = cs_buf_append(out, chunk, n);
     if (rc == 0 && ferror(f)) rc = -EIO;
     fclose(f);
     if (rc < 0)
@@ -188,8 +186,8 @@ static int replayed_words(const replay_opts *o, const sim_opts *so, const char *
                     cJSON_IsString(text))
                     cs_buf_printf(&now, "%s%s", now.len ? " " : "", text->valuestring);
             }
-            bool same = now.len == words->len &&
-                        (!now.len || memcmp(now.data, words->data, now.len) == 0);
+            bool same =
+                now.len == words->len && (!now.len || memcmp(now.data, words->data, now.len) == 0);
             if (!same || !stable_since) {
                 cs_buf_reset(words);
                 if (now.len) cs_buf_append(words, now.data, now.len);
@@ -308,17 +306,39 @@ static int parse_args(int argc, char **argv, replay_opts *o, sim_opts *so)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'u': o->url = optarg; break;
-        case 'k': o->token = optarg; break;
-        case 'f': o->file = optarg; break;
-        case 't': o->to = optarg; break;
-        case 'K': o->to_token = optarg; break;
-        case 'a': so->auth_token = optarg; break;
-        case 'c': o->compare = true; break;
-        case 'n': so->from = optarg; break;
-        case 'N': so->to = optarg; break;
-        case 'C': so->ca_file = optarg; break;
-        case 'i': so->insecure = true; break;
+        case 'u':
+            o->url = optarg;
+            break;
+        case 'k':
+            o->token = optarg;
+            break;
+        case 'f':
+            o->file = optarg;
+            break;
+        case 't':
+            o->to = optarg;
+            break;
+        case 'K':
+            o->to_token = optarg;
+            break;
+        case 'a':
+            so->auth_token = optarg;
+            break;
+        case 'c':
+            o->compare = true;
+            break;
+        case 'n':
+            so->from = optarg;
+            break;
+        case 'N':
+            so->to = optarg;
+            break;
+        case 'C':
+            so->ca_file = optarg;
+            break;
+        case 'i':
+            so->insecure = true;
+            break;
         case 'F':
         case 'T':
         case 'w':
@@ -335,8 +355,12 @@ static int parse_args(int argc, char **argv, replay_opts *o, sim_opts *so)
             if (opt == 'W') o->compare_wait_s = v;
             if (opt == 's') so->setup_timeout_s = v;
             break;
-        case 'h': usage(stdout); return -1;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return -1;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) o->sid = argv[optind++];

@@ -22,8 +22,7 @@ static int fail(char *err, size_t cap, int rc, const char *fmt, const char *what
 }
 
 /* A string member copied into out[cap]: absent is "", longer than cap-1 is an error. */
-static int copy_str(const cJSON *o, const char *key, char *out, size_t cap, char *err,
-                    size_t ecap)
+static int copy_str(const cJSON *o, const char *key, char *out, size_t cap, char *err, size_t ecap)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     out[0] = '\0';
@@ -82,8 +81,7 @@ static int read_events(const cJSON *events, sim_export *e, char *err, size_t cap
             return fail(err, cap, CS_EPARSE, "a %s event without a DTMF digit", "dtmf");
         if (e->nkeys == SIM_REPLAY_KEYS_MAX)
             return fail(err, cap, CS_ELIMIT, "more than %s DTMF events", "4096");
-        if (!e->keys && !(e->keys = malloc(SIM_REPLAY_KEYS_MAX * sizeof *e->keys)))
-            return -ENOMEM;
+        if (!e->keys && !(e->keys = malloc(SIM_REPLAY_KEYS_MAX * sizeof *e->keys))) return -ENOMEM;
         e->keys[e->nkeys++] = (sim_key){.at_ms = at, .digit = d->valuestring[0]};
     }
     if (e->nkeys) qsort(e->keys, e->nkeys, sizeof *e->keys, cmp_key);
@@ -161,8 +159,8 @@ int sim_export_parse(const char *json, size_t n, sim_export *out, char *err, siz
     else if (!cJSON_IsNumber(version) || version->valuedouble != SIM_EXPORT_VERSION) {
         char v[32] = "(none)";
         if (cJSON_IsNumber(version)) snprintf(v, sizeof v, "%g", version->valuedouble);
-        rc = fail(err, cap, CS_EPARSE, "export version %s is not supported (this build reads 1)",
-                  v);
+        rc =
+            fail(err, cap, CS_EPARSE, "export version %s is not supported (this build reads 1)", v);
     }
     if (rc == 0) rc = read_call(cJSON_GetObjectItemCaseSensitive(root, "call"), out, err, cap);
     if (rc == 0) rc = read_events(cJSON_GetObjectItemCaseSensitive(root, "events"), out, err, cap);
@@ -216,8 +214,8 @@ void sim_replay_frame(const sim_replay *r, uint64_t k, uint8_t frame[SIM_FRAME_B
     uint64_t start = e->audio_at_ms * BYTES_PER_MS;
     for (size_t i = 0; i < SIM_FRAME_BYTES; i++) {
         uint64_t b = at + i;
-        frame[i] = e->ulaw && b >= start && b - start < e->nulaw ? e->ulaw[b - start]
-                                                                  : CS_ULAW_SILENCE;
+        frame[i] =
+            e->ulaw && b >= start && b - start < e->nulaw ? e->ulaw[b - start] : CS_ULAW_SILENCE;
     }
 }
 

@@ -220,7 +220,7 @@ typedef struct sim_export {
     char audio_url[256];  /* the recording on the exporting gateway ("" if none) */
     sim_key *keys;        /* in time order */
     size_t nkeys;
-    size_t nmarks; /* mark echoes the original's caller sent */
+    size_t nmarks;     /* mark echoes the original's caller sent */
     sim_segment *segs; /* the caller's final transcript, in time order */
     size_t nsegs;
 } sim_export;
@@ -292,7 +292,7 @@ typedef struct sim {
     sim_clip clips[SIM_CLIPS_MAX]; /* --say */
     size_t nclips;
     sim_turn_opts turn;
-    sim_turn *turns; /* nclips per call */
+    sim_turn *turns;          /* nclips per call */
     const sim_replay *replay; /* the frames and keys of a stored call (callstream replay) */
     sim_call *calls;
     unsigned started, finished;
