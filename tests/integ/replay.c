@@ -62,6 +62,15 @@ static void original_call(it_server *s)
     IT_CHECK(it_phone_start(&p, s->port, SID, STREAM, NULL) == 0, "no media stream");
     IT_CHECK(it_phone_say(&p, it_corpus(CLIP)) == 0, "no clip");
     it_phone_run(&p, KEY_AT_MS);
+    /* While live: the recording as far as it is written, a whole document. */
+    cJSON *live = it_get_json(s->port, "/api/v1/calls/" SID "/export?audio=1");
+    const cJSON *audio = cJSON_GetObjectItem(live, "audio");
+    int frames = it_num(audio, "frames");
+    IT_CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(live, "call"), "live")) &&
+                 frames >= 0 &&
+                 strlen(it_str(audio, "data")) == CS_BASE64_ENCODED_LEN((size_t)frames),
+             "a live call's export: %d frames", frames);
+    cJSON_Delete(live);
     IT_CHECK(it_phone_key(&p, '5') == 0, "no key");
     it_phone_run(&p, 2500);
     it_phone_hangup(&p);
@@ -147,10 +156,10 @@ static void export_route(it_server *s, const char *file, char *text, size_t cap,
                  "%s: %d, not %d", bad[i].target, r.status, bad[i].status);
         it_resp_free(&r);
     }
-    /* counted: two exports answered, one with about 4 s of audio */
+    /* counted: three exports answered (one live), two with audio */
     double exports = it_metric(s->port, "callstream_exports_total");
     double audio_s = it_metric(s->port, "callstream_export_audio_seconds_total");
-    IT_CHECK(exports == 2 && audio_s > 2 && audio_s < 20, "metrics: %.0f exports, %.1f s of audio",
+    IT_CHECK(exports == 3 && audio_s > 2 && audio_s < 20, "metrics: %.0f exports, %.1f s of audio",
              exports, audio_s);
     IT_CHECK(it_http_browser(s->port, "GET", "/api/v1/calls/" SID "/export", NULL, NULL, &r) == 0 &&
                  r.status == 401,

@@ -283,7 +283,7 @@ static void turns_summary(const sim *s, cs_json *j)
 
 void sim_report(const sim *s, cs_json *jp, double wall_s)
 {
-    cs_json j = *jp;
+    cs_json j = *jp; /* the writer's state, handed back at the end */
     cs_json_kuint(&j, "calls", s->o.calls);
     cs_json_kuint(&j, "completed", s->n.completed);
     cs_json_kuint(&j, "failed", s->n.failed);
