@@ -412,6 +412,7 @@ static void report(const sim *s, const replay_opts *o, const sim_export *e, cons
     cs_json_kuint(&j, "to_ms", r->end_ms);
     cs_json_kuint(&j, "dtmf", e->nkeys);
     cs_json_kuint(&j, "marks", e->nmarks);
+    cs_json_kbool(&j, "events_truncated", e->events_truncated);
     cs_json_obj_end(&j);
     sim_report(s, &j, wall_s);
     *ok = s->n.completed == 1;
@@ -470,6 +471,9 @@ int cs_replay_main(int argc, char **argv)
         sim_export_free(&e);
         return 1;
     }
+    if (e.events_truncated)
+        fprintf(stderr, "replay: the export's events were cut short: keys after them are not "
+                        "replayed\n");
     if (!s.o.from) s.o.from = e.from[0] ? e.from : "+15550001111";
     if (!s.o.to) s.o.to = e.to[0] ? e.to : "+15550002222";
     s.replay = &r;

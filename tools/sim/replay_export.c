@@ -164,6 +164,8 @@ int sim_export_parse(const char *json, size_t n, sim_export *out, char *err, siz
     }
     if (rc == 0) rc = read_call(cJSON_GetObjectItemCaseSensitive(root, "call"), out, err, cap);
     if (rc == 0) rc = read_events(cJSON_GetObjectItemCaseSensitive(root, "events"), out, err, cap);
+    out->events_truncated =
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "events_truncated"));
     if (rc == 0)
         rc = read_transcript(cJSON_GetObjectItemCaseSensitive(root, "transcript"), out, err, cap);
     if (rc == 0) rc = read_audio(cJSON_GetObjectItemCaseSensitive(root, "audio"), out, err, cap);

@@ -220,8 +220,9 @@ typedef struct sim_export {
     char audio_url[256];  /* the recording on the exporting gateway ("" if none) */
     sim_key *keys;        /* in time order */
     size_t nkeys;
-    size_t nmarks;     /* mark echoes the original's caller sent */
-    sim_segment *segs; /* the caller's final transcript, in time order */
+    size_t nmarks;         /* mark echoes the original's caller sent */
+    bool events_truncated; /* the exporter left later events out: later keys are missing */
+    sim_segment *segs;     /* the caller's final transcript, in time order */
     size_t nsegs;
 } sim_export;
 
