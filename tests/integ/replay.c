@@ -234,7 +234,8 @@ int main(void)
         IT_CHECK(st == 1 && num(cJSON_GetObjectItem(rep, "failures"), "webhook") == 1,
                  "unreachable: exit %d (%s)", st, err);
         cJSON_Delete(rep);
-        it_server_stop(&b, SIGTERM, 10000);
+        IT_CHECK(it_server_stop(&b, SIGTERM, 10000) == 0,
+                 "the second gateway did not exit cleanly");
         it_server_cleanup(&b);
     }
 
@@ -274,7 +275,19 @@ int main(void)
     int st;
     cJSON_Delete(it_command(&st, err, sizeof err, "replay --file %s", file));
     IT_CHECK(st == 2 && strstr(err, "--file needs --to"), "no target: exit %d (%s)", st, err);
-    it_server_stop(&a, SIGTERM, 10000);
+    static const struct {
+        const char *args, *why;
+    } usage[] = {
+        {"replay", "either CALLSID --url URL or --file FILE"},
+        {"replay CA123 --url http://127.0.0.1:1", "not one (CA and 32 hex digits)"},
+        {"replay --file x --to http://127.0.0.1:1 --from-ms 100 --to-ms 50", "past --from-ms"},
+        {"replay --file x --to http://127.0.0.1:1 --from-ms 1e12", "out of range"},
+    };
+    for (size_t i = 0; i < sizeof usage / sizeof *usage; i++) {
+        cJSON_Delete(it_command(&st, err, sizeof err, "%s", usage[i].args));
+        IT_CHECK(st == 2 && strstr(err, usage[i].why), "%s: exit %d (%s)", usage[i].args, st, err);
+    }
+    IT_CHECK(it_server_stop(&a, SIGTERM, 10000) == 0, "the gateway did not exit cleanly");
     it_server_cleanup(&a);
     return it_done("replay");
 }
