@@ -24,6 +24,7 @@
 #define EXPORT_HEAD_MAX (32u << 20) /* the document without the audio */
 #define AUDIO_FRAMES    12288       /* per read: a multiple of 3, so chunks encode alone */
 #define HEADER_READ     512         /* enough for the recorder's 44-byte header */
+#define DOC_PIECE       65536       /* the document is written this much at a time */
 #define HIGH_WATER      (1u << 20)  /* pause reading while this much is unsent */
 #define DATA_TAIL       "\"}}"      /* closes the data string, the audio and the document */
 
@@ -35,6 +36,7 @@ typedef struct export_req {
     cs_store_query *transcript;
     char path[4096]; /* the recording; "" if none */
     cs_buf doc;      /* the document, "data":" last when the audio follows */
+    size_t doc_sent; /* of it */
     /* the recording's caller channel */
     uv_fs_t req;
     uv_file fd;
@@ -151,11 +153,11 @@ static int write_doc(export_req *x)
 
 /* ---- the audio ---- */
 
-static void send_audio(export_req *x);
+static void pump(export_req *x);
 
 static void on_drained(void *data)
 {
-    send_audio(data);
+    pump(data);
 }
 
 static void on_audio(uv_fs_t *req)
@@ -182,22 +184,37 @@ static void on_audio(uv_fs_t *req)
         x_finish(x);
         return;
     }
-    send_audio(x);
+    pump(x);
 }
 
-static void send_audio(export_req *x)
+/* Writes what comes next as the peer takes it: the document, then the audio (read
+ * chunk by chunk, on_audio calls back here), then what closes the document. */
+static void pump(export_req *x)
 {
-    if (!x->r || !x->r->conn) {
-        x_finish(x);
-        return;
+    for (;;) {
+        if (!x->r || !x->r->conn) {
+            x_finish(x);
+            return;
+        }
+        if (cs_respond_pending(x->r) > HIGH_WATER) {
+            if (cs_respond_wait(x->r, HIGH_WATER / 2, on_drained, x) < 0) x_finish(x);
+            return;
+        }
+        if (x->doc_sent == x->doc.len) break;
+        size_t n = x->doc.len - x->doc_sent < DOC_PIECE ? x->doc.len - x->doc_sent : DOC_PIECE;
+        if (cs_respond_write(x->r, x->doc.data + x->doc_sent, n) < 0) {
+            x_finish(x);
+            return;
+        }
+        x->doc_sent += n;
     }
-    if (x->sent == x->frames) {
-        cs_respond_write(x->r, DATA_TAIL, strlen(DATA_TAIL));
-        x_finish(x);
-        return;
+    if (x->doc.data) { /* all written: not kept while the audio streams */
+        cs_buf_free(&x->doc);
+        x->doc_sent = 0;
     }
-    if (cs_respond_pending(x->r) > HIGH_WATER) {
-        if (cs_respond_wait(x->r, HIGH_WATER / 2, on_drained, x) < 0) x_finish(x);
+    if (!x->audio || x->sent == x->frames) {
+        if (x->audio) cs_respond_write(x->r, DATA_TAIL, strlen(DATA_TAIL));
+        x_finish(x);
         return;
     }
     uint64_t n = x->frames - x->sent < AUDIO_FRAMES ? x->frames - x->sent : AUDIO_FRAMES;
@@ -207,6 +224,20 @@ static void send_audio(export_req *x)
     if (uv_fs_read(x->gw->loop, &x->req, x->fd, &b, 1, (int64_t)(x->data_at + x->sent * frame),
                    on_audio) < 0)
         x_finish(x);
+}
+
+/* The answer's head, its length known, then the rest as the peer takes it. */
+static void begin(export_req *x, int64_t len)
+{
+    /* written: only the document and the audio's state are kept while they stream */
+    cs_store_query_free(x->call);
+    cs_store_query_free(x->transcript);
+    x->call = x->transcript = NULL;
+    if (cs_respond_begin(x->r, 200, "application/json", len, NULL) < 0) {
+        x_finish(x);
+        return;
+    }
+    pump(x);
 }
 
 /* The document with the audio's length known: its head, then the audio as it is read. */
@@ -223,13 +254,7 @@ static void begin_with_audio(export_req *x)
         return;
     }
     x->doc.len -= tail - 1;
-    int64_t len = (int64_t)(x->doc.len + CS_BASE64_ENCODED_LEN(x->frames) + strlen(DATA_TAIL));
-    if (cs_respond_begin(x->r, 200, "application/json", len, NULL) < 0 ||
-        cs_respond_write(x->r, x->doc.data, x->doc.len) < 0) {
-        x_finish(x);
-        return;
-    }
-    send_audio(x);
+    begin(x, (int64_t)(x->doc.len + CS_BASE64_ENCODED_LEN(x->frames) + strlen(DATA_TAIL)));
 }
 
 static void on_header(uv_fs_t *req)
@@ -294,11 +319,9 @@ static void transcript_done(cs_store_query *t, void *data)
         return;
     }
     if (write_doc(x) < 0)
-        cs_respond_error(x->r, 500, "the export is too large");
+        x_refuse(x, 500, "the export is too large");
     else
-        cs_respond_json(x->r, 200, &x->doc);
-    x->r = NULL;
-    x_finish(x);
+        begin(x, (int64_t)x->doc.len);
 }
 
 static void call_done(cs_store_query *q, void *data)

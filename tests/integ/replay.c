@@ -20,6 +20,9 @@
 #define SID             "CA71000000000000000000000000000001"
 #define STREAM          "MZ71000000000000000000000000000001"
 #define UNKNOWN         "CA71000000000000000000000000000099"
+#define SID_MANY        "CA71000000000000000000000000000002"
+#define STREAM_MANY     "MZ71000000000000000000000000000002"
+#define MANY_KEYS       500
 #define KEY_AT_MS       1200 /* into the call, the key is pressed */
 #define MAX_WER         0.25
 #define OFFSET_SLACK_MS 600 /* the replayed key's offset against the original's */
@@ -167,6 +170,31 @@ static void export_route(it_server *s, const char *file, char *text, size_t cap,
     it_resp_free(&r);
 }
 
+/* A call with many events: its export is longer than the piece it is written in (and
+ * than the route's other answers), and whole. */
+static void many_events(it_server *s)
+{
+    it_phone p;
+    IT_CHECK(it_phone_start(&p, s->port, SID_MANY, STREAM_MANY, NULL) == 0, "no media stream");
+    for (int i = 0; i < MANY_KEYS; i++) {
+        it_phone_key(&p, "0123456789"[i % 10]);
+        if (i % 100 == 99) it_phone_run(&p, 400); /* under MAX_MESSAGES_PER_S */
+    }
+    it_phone_hangup(&p);
+    it_phone_free(&p);
+    cJSON_Delete(it_call_recorded(s->port, SID_MANY, WAIT_MS));
+    it_resp r;
+    IT_CHECK(it_http(s->port, "GET", "/api/v1/calls/" SID_MANY "/export", NULL, NULL, &r) == 0 &&
+                 r.status == 200 && r.json,
+             "export of many events: %d", r.status);
+    int keys = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r.json, "events")) keys +=
+        strcmp(it_str(e, "type"), "dtmf") == 0;
+    IT_CHECK(keys == MANY_KEYS && r.body_len > 65536, "%d keys in %zu bytes", keys, r.body_len);
+    it_resp_free(&r);
+}
+
 /* The replayed call's export on `s`: its key's offset. */
 static long long replayed_key(const it_server *s, const char *sid)
 {
@@ -196,6 +224,7 @@ int main(void)
     original_call(&a);
     export_route(&a, file, text, sizeof text, &key_ms);
     printf("original: '%s', key at %lld ms\n", text, key_ms);
+    many_events(&a);
 
     /* A second gateway: the export replayed into it, its transcript compared. */
     if (it_server_up(&b, args)) {
