@@ -1,4 +1,4 @@
-/* callstream command line: serve | sim | version. Dispatch only; no logic here. */
+/* callstream command line: serve | sim | replay | version. Dispatch only; no logic here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +13,7 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve     run the gateway (settings below)\n"
           "  sim       Twilio simulator and load generator (`callstream sim --help`)\n"
+          "  replay    stream a stored call back into a gateway (`callstream replay --help`)\n"
           "  user      add, list or delete users of the pages and API (`callstream user`)\n"
           "  token     create, list or revoke API tokens (`callstream token`)\n"
           "  version   print the version\n"
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0) return cs_gateway_main(argc - 1, argv + 1);
     if (strcmp(cmd, "sim") == 0) return cs_sim_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "replay") == 0) return cs_replay_main(argc - 1, argv + 1);
     if (strcmp(cmd, "user") == 0) return cs_admin_user(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0) return cs_admin_token(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

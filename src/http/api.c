@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "http/api_int.h"
 #include "http/auth.h"
 #include "http/gateway.h"
 #include "provider/twilio.h"
@@ -95,14 +96,19 @@ static void stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t
     cs_json_obj_end(j);
 }
 
-static void event_json(cs_json *j, const cs_event_row *e)
+static void event_fields(cs_json *j, const cs_event_row *e)
 {
-    cs_json_obj(j);
     cs_json_kint(j, "id", e->id);
     cs_json_ktime(j, "at", e->at);
     cs_json_kstr(j, "type", e->type);
     cs_json_kstr(j, "stream_sid", e->stream_sid);
     kraw(j, "detail", e->detail);
+}
+
+static void event_json(cs_json *j, const cs_event_row *e)
+{
+    cs_json_obj(j);
+    event_fields(j, e);
     cs_json_obj_end(j);
 }
 
@@ -472,6 +478,27 @@ static void transcript_text(cs_buf *out, const cs_store_query *q)
     }
 }
 
+static void segment_json(cs_json *j, const cs_segment_row *g)
+{
+    char id[3 * 65];
+    snprintf(id, sizeof id, "%s/%s/%lld", g->stream_sid, g->speaker, (long long)g->seq);
+    cs_json_obj(j);
+    cs_json_kstr(j, "id", id);
+    cs_json_kstr(j, "speaker", g->speaker);
+    cs_json_kint(j, "start_ms", g->start_ms);
+    cs_json_kint(j, "end_ms", g->end_ms);
+    cs_json_kstr(j, "text", g->text);
+    cs_json_kbool(j, "final", true);
+    cs_json_kbool(j, "refined", g->refined != 0);
+    if (g->cut) cs_json_kbool(j, "cut", true);
+    cs_json_key(j, "confidence");
+    if (g->confidence >= 0)
+        cs_json_double(j, (double)g->confidence / 1000);
+    else
+        cs_json_null(j);
+    cs_json_obj_end(j);
+}
+
 static void transcript_done(cs_store_query *q, void *data)
 {
     transcript_req *t = data;
@@ -493,26 +520,7 @@ static void transcript_done(cs_store_query *q, void *data)
     cs_json_kstr(&j, "call_sid", q->sid);
     cs_json_key(&j, "segments");
     cs_json_arr(&j);
-    for (size_t i = 0; i < q->nsegments; i++) {
-        const cs_segment_row *g = &q->segments[i];
-        char id[3 * 65];
-        snprintf(id, sizeof id, "%s/%s/%lld", g->stream_sid, g->speaker, (long long)g->seq);
-        cs_json_obj(&j);
-        cs_json_kstr(&j, "id", id);
-        cs_json_kstr(&j, "speaker", g->speaker);
-        cs_json_kint(&j, "start_ms", g->start_ms);
-        cs_json_kint(&j, "end_ms", g->end_ms);
-        cs_json_kstr(&j, "text", g->text);
-        cs_json_kbool(&j, "final", true);
-        cs_json_kbool(&j, "refined", g->refined != 0);
-        if (g->cut) cs_json_kbool(&j, "cut", true);
-        cs_json_key(&j, "confidence");
-        if (g->confidence >= 0)
-            cs_json_double(&j, (double)g->confidence / 1000);
-        else
-            cs_json_null(&j);
-        cs_json_obj_end(&j);
-    }
+    for (size_t i = 0; i < q->nsegments; i++) segment_json(&j, &q->segments[i]);
     cs_json_arr_end(&j);
     cs_json_kbool(&j, "truncated", q->more);
     cs_json_obj_end(&j);
@@ -771,4 +779,49 @@ void cs_api_recording(cs_request *r)
     if (!q) return;
     memcpy(q->sid, sid, sizeof sid);
     cs_store_query_run(gw->store, q);
+}
+
+/* ---- for the API's other files (api_int.h) ---- */
+
+void cs_api_call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
+{
+    call_json(j, gw, c);
+}
+
+void cs_api_stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t)
+{
+    stream_json(j, gw, t);
+}
+
+void cs_api_event_json(cs_json *j, const cs_event_row *e, int64_t origin_ms)
+{
+    cs_json_obj(j);
+    cs_json_kint(j, "offset_ms", origin_ms ? e->at - origin_ms : 0);
+    event_fields(j, e);
+    cs_json_obj_end(j);
+}
+
+void cs_api_segment_json(cs_json *j, const cs_segment_row *g)
+{
+    segment_json(j, g);
+}
+
+int cs_api_path_sid(cs_request *r, char out[65])
+{
+    return path_sid(r, out);
+}
+
+int cs_api_parse_query(cs_request *r, cs_form *q)
+{
+    return parse_query(r, q);
+}
+
+cs_store_query *cs_api_start_query(cs_request *r, enum cs_query_kind kind, cs_store_query_fn cb)
+{
+    return start_query(r, kind, cb);
+}
+
+bool cs_api_query_failed(cs_request *r, cs_store_query *q)
+{
+    return query_failed(r, q);
 }

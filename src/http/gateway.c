@@ -50,6 +50,7 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/api/v1/calls/{}/events", cs_api_events},
     {CS_HTTP_GET, "/api/v1/calls/{}/recording.wav", cs_api_recording},
     {CS_HTTP_GET, "/api/v1/calls/{}/transcript", cs_api_transcript},
+    {CS_HTTP_GET, "/api/v1/calls/{}/export", cs_api_export},
     {CS_HTTP_POST, "/api/v1/calls", cs_api_call_create},
     {CS_HTTP_POST, "/api/v1/calls/{}/hangup", cs_api_hangup},
     {CS_HTTP_POST, "/api/v1/calls/{}/transfer", cs_api_transfer},

@@ -73,6 +73,9 @@ typedef struct cs_gateway_stats {
     uint64_t gather_bad_input;                  /* turns refused: Digits not keys */
     uint64_t gather_actions;                    /* <Connect action> requests after a media stream */
     uint64_t webhook_params_refused; /* voice webhooks with more than CS_CALL_PARAMS_MAX */
+    uint64_t exports;              /* call exports begun (api_export.c) */
+    uint64_t exports_truncated;    /* of those: events or segments past the store's bounds */
+    uint64_t export_audio_frames;  /* caller audio sent in exports (8 kHz frames) */
 } cs_gateway_stats;
 
 /* Parameters a call may bring in the voice webhook's query (an outbound call's agent and
@@ -177,6 +180,8 @@ void cs_api_call(cs_request *r);
 void cs_api_events(cs_request *r);
 void cs_api_recording(cs_request *r);
 void cs_api_transcript(cs_request *r);
+/* The call as one document, its recording's caller channel embedded on ask (api_export.c). */
+void cs_api_export(cs_request *r);
 /* Call control (control.c): place a call, hang up, transfer, say, fork streams. */
 void cs_api_call_create(cs_request *r);
 void cs_api_hangup(cs_request *r);

@@ -273,6 +273,14 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_webhook_params_refused_total",
                     "voice webhooks refused for bringing more than 17 call parameters",
                     (double)gw->stats.webhook_params_refused);
+    cs_prom_counter(&out, "callstream_exports_total", "call exports answered",
+                    (double)gw->stats.exports);
+    cs_prom_counter(&out, "callstream_exports_truncated_total",
+                    "call exports with more events or segments than an export holds",
+                    (double)gw->stats.exports_truncated);
+    cs_prom_counter(&out, "callstream_export_audio_seconds_total",
+                    "caller audio embedded in call exports (?audio=1)",
+                    (double)gw->stats.export_audio_frames / CS_REC_RATE);
 
     cs_prom_gauge(&out, "callstream_active_calls", "calls with a live stream",
                   (double)cs_calls_active(&gw->calls));

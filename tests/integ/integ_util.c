@@ -774,6 +774,37 @@ cJSON *it_sim_wait(pid_t pid, int *exit_status)
     return j;
 }
 
+cJSON *it_command(int *exit_status, char *err, size_t cap, const char *fmt, ...)
+{
+    char cmd[8192], errpath[64];
+    snprintf(errpath, sizeof errpath, "/tmp/callstream-it-err-%d.txt", (int)getpid());
+    int n = snprintf(cmd, sizeof cmd, "exec %s ", bin());
+    va_list ap;
+    va_start(ap, fmt);
+    n += vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " 2>%s", errpath);
+    *exit_status = -1;
+    if (cap) err[0] = '\0';
+    FILE *f = popen(cmd, "r");
+    if (!f) return NULL;
+    cs_buf out = CS_BUF_INIT(1u << 24);
+    char chunk[4096];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) cs_buf_append(&out, chunk, k);
+    int st = pclose(f);
+    *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    cJSON *j = out.data ? cJSON_Parse(out.data) : NULL;
+    cs_buf_free(&out);
+    FILE *e = fopen(errpath, "r");
+    char line[1024];
+    if (e && fgets(line, sizeof line, e) && cap)
+        snprintf(err, cap, "%.*s", (int)strcspn(line, "\n"), line);
+    if (e) fclose(e);
+    unlink(errpath);
+    return j;
+}
+
 /* ---- WebSocket ---- */
 
 int it_ws_connect(it_ws *w, int port, const char *path, const char *extra)

@@ -179,6 +179,12 @@ int it_sim_err(const it_server *s, char *err, size_t cap, const char *fmt, ...)
 pid_t it_sim_spawn(const it_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 cJSON *it_sim_wait(pid_t pid, int *exit_status);
 
+/* Runs `callstream <args>` (a printf format; any command) to the end: its JSON report on
+ * standard output (NULL if none), its exit status in *exit_status, and the first line it
+ * wrote on standard error in `err`. */
+cJSON *it_command(int *exit_status, char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ---- a raw WebSocket client ---- */
 
 typedef struct it_ws {

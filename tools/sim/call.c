@@ -5,7 +5,8 @@
  * server sends back goes through an emulation of Twilio's playback buffer: audio plays in
  * order in real time, a mark is echoed once the audio queued before it has played, and
  * clear drops what is queued and echoes every pending mark. With --say the media is a
- * caller taking turns (turns.c). */
+ * caller taking turns (turns.c); in a replay, a stored call's caller audio and keys
+ * (replay_export.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,11 @@ sim_call *sim_call_at(sim *s, unsigned i)
 uint64_t sim_call_t0(const sim_call *c)
 {
     return c->t0_ns;
+}
+
+const char *sim_call_sid(const sim_call *c)
+{
+    return c->call_sid;
 }
 
 /* ---- ending ---- */
@@ -219,6 +225,10 @@ static bool next_frame(sim_call *c, uint64_t k, uint64_t now, uint8_t frame[SIM_
 {
     sim *s = c->sim;
     if (s->nclips) return sim_turns_frame(&c->turns, now, frame);
+    if (s->replay) {
+        sim_replay_frame(s->replay, k, frame);
+        return true;
+    }
     for (size_t i = 0; i < SIM_FRAME_BYTES; i++)
         frame[i] = s->ulaw[(k * SIM_FRAME_BYTES + i) % s->nulaw];
     return true;
@@ -243,6 +253,13 @@ static void send_frame(sim_call *c, uint64_t k, uint8_t frame[SIM_FRAME_BYTES])
 static void send_dtmf_due(sim_call *c, uint64_t k)
 {
     sim *s = c->sim;
+    if (s->replay) { /* the stored call's keys, at their times */
+        for (char d; (d = sim_replay_key(s->replay, &c->dtmf_next, k));) {
+            cs_twilio_peer_dtmf(&s->msg, c->stream_sid, ++c->seq, d);
+            if (send_msg(c) == 0) s->n.dtmf_sent++;
+        }
+        return;
+    }
     const char *digits = s->o.dtmf;
     if (!digits) return;
     size_t nd = strlen(digits);

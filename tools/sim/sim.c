@@ -326,12 +326,9 @@ static void twiml_summary(const sim *s, cs_json *j)
         cs_json_null(j);
 }
 
-static void summary(const sim *s, double wall_s)
+void sim_report(const sim *s, cs_json *jp, double wall_s)
 {
-    cs_buf out = CS_BUF_INIT(1 << 20);
-    cs_json j;
-    cs_json_init(&j, &out);
-    cs_json_obj(&j);
+    cs_json j = *jp; /* the writer's state, handed back at the end */
     cs_json_kuint(&j, "calls", s->o.calls);
     cs_json_kuint(&j, "completed", s->n.completed);
     cs_json_kuint(&j, "failed", s->n.failed);
@@ -375,10 +372,73 @@ static void summary(const sim *s, double wall_s)
     if (s->nclips) turns_summary(s, &j);
     twiml_summary(s, &j);
     cs_json_kdouble(&j, "wall_s", wall_s);
+    *jp = j;
+}
+
+static void summary(const sim *s, double wall_s)
+{
+    cs_buf out = CS_BUF_INIT(1 << 20);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    sim_report(s, &j, wall_s);
     cs_json_obj_end(&j);
     puts(out.data);
     fflush(stdout);
     cs_buf_free(&out);
+}
+
+/* ---- the run ---- */
+
+int sim_run(sim *s, double *wall_s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    s->rtt.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s->rtt.buckets);
+    s->lag.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s->lag.buckets);
+    s->calls = calloc(s->o.calls, sim_call_size());
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    s->loop = &loop;
+    cs_buf_init(&s->msg, 1 << 20);
+    int rc = s->rtt.buckets && s->lag.buckets && s->calls ? cs_net_new(&s->net, &loop) : -ENOMEM;
+    if (rc == 0) rc = cs_fetch_open(&s->fetch, &loop);
+    if (rc == 0 && (s->o.ca_file || s->o.insecure))
+        rc = cs_net_tls_client(s->net, s->o.ca_file, !s->o.insecure);
+    if (rc == 0 && (s->o.ca_file || s->o.insecure))
+        rc = cs_fetch_tls(s->fetch, s->o.ca_file, !s->o.insecure);
+    if (rc == 0) {
+        s->t0_ns = uv_hrtime();
+        uv_timer_init(&loop, &s->ramp);
+        s->ramp.data = s;
+        uv_timer_start(&s->ramp, on_ramp, 0, RAMP_TICK_MS);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        *wall_s = (double)(uv_hrtime() - s->t0_ns) / 1e9;
+    } else {
+        fprintf(stderr, "sim: cannot start: %s\n", cs_strerror(rc));
+        cs_fetch_close(s->fetch);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    cs_net_free(s->net);
+    s->net = NULL;
+    uv_loop_close(&loop);
+    s->loop = NULL;
+    return rc;
+}
+
+void sim_release(sim *s)
+{
+    cs_buf_free(&s->msg);
+    free(s->calls);
+    free(s->turns);
+    free(s->rtt.buckets);
+    free(s->lag.buckets);
+    s->calls = NULL;
+    s->turns = NULL;
+    s->rtt.buckets = s->lag.buckets = NULL;
 }
 
 static void usage(FILE *f)
@@ -619,11 +679,6 @@ int cs_sim_main(int argc, char **argv)
         return 2;
     }
     cs_log_min = CS_LOG_WARN;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
     char *say = s.o.say ? strdup(s.o.say) : NULL;
     int rc = s.o.say   ? (say ? load_clips(&s, say) : -ENOMEM)
              : s.o.wav ? load_wav(&s)
@@ -647,42 +702,14 @@ int cs_sim_main(int argc, char **argv)
         (s.o.calls > 1 || strlen(s.o.out) < 5 || strcmp(s.o.out + strlen(s.o.out) - 4, ".wav")))
         mkdir(s.o.out, 0755);
 
-    s.rtt.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s.rtt.buckets);
-    s.lag.buckets = calloc(SIM_HIST_BUCKETS, sizeof *s.lag.buckets);
-    s.calls = calloc(s.o.calls, sim_call_size());
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    s.loop = &loop;
-    cs_buf_init(&s.msg, 1 << 20);
-    rc = s.rtt.buckets && s.lag.buckets && s.calls ? cs_net_new(&s.net, &loop) : -ENOMEM;
-    if (rc == 0) rc = cs_fetch_open(&s.fetch, &loop);
-    if (rc == 0 && (s.o.ca_file || s.o.insecure))
-        rc = cs_net_tls_client(s.net, s.o.ca_file, !s.o.insecure);
-    if (rc == 0 && (s.o.ca_file || s.o.insecure))
-        rc = cs_fetch_tls(s.fetch, s.o.ca_file, !s.o.insecure);
-    if (rc == 0) {
-        s.t0_ns = uv_hrtime();
-        uv_timer_init(&loop, &s.ramp);
-        s.ramp.data = &s;
-        uv_timer_start(&s.ramp, on_ramp, 0, RAMP_TICK_MS);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        summary(&s, (double)(uv_hrtime() - s.t0_ns) / 1e9);
-    } else {
-        fprintf(stderr, "sim: cannot start: %s\n", cs_strerror(rc));
-        cs_fetch_close(s.fetch);
-        uv_run(&loop, UV_RUN_NOWAIT);
-    }
-    cs_net_free(s.net);
-    uv_loop_close(&loop);
-    cs_buf_free(&s.msg);
-    free(s.calls);
-    free(s.turns);
+    double wall_s = 0;
+    rc = sim_run(&s, &wall_s);
+    if (rc == 0) summary(&s, wall_s);
+    sim_release(&s);
     free_clips(&s, say);
     free(speech);
     free(digits);
     free(s.hops);
     free(s.ulaw);
-    free(s.rtt.buckets);
-    free(s.lag.buckets);
     return rc == 0 && s.n.failed == 0 ? 0 : 1;
 }

@@ -7,6 +7,8 @@
 
 /* `callstream sim …`: returns the process exit code. */
 int cs_sim_main(int argc, char **argv);
+/* `callstream replay …` (replay.c): returns the process exit code. */
+int cs_replay_main(int argc, char **argv);
 /* The μ-law a call sends for `wav` (any WAV, mixed to mono, resampled to 8 kHz), for
  * tests that check what was recorded: *ulaw is malloc'd (caller frees). 0, or a negative
  * code after a line on stderr. */

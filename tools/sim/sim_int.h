@@ -319,6 +319,65 @@ void sim_turns_clear(sim_turns *t, uint64_t now);
 /* The call ends at `now`, over or not: closes the turn in progress. */
 void sim_turns_finish(sim_turns *t, uint64_t now);
 
+/* ---- a stored call to replay (replay_export.c) ---- */
+
+#define SIM_EXPORT_FORMAT    "callstream-call-export" /* GET /api/v1/calls/{sid}/export */
+#define SIM_EXPORT_VERSION   1
+#define SIM_EXPORT_MAX_BYTES (128u << 20)         /* an export read or fetched */
+#define SIM_REPLAY_MAX_MS    (3ull * 3600 * 1000) /* the longest call replayed */
+#define SIM_REPLAY_KEYS_MAX  4096                 /* DTMF events */
+#define SIM_REPLAY_SEGS_MAX  20000                /* caller transcript segments */
+#define SIM_REPLAY_FIELD_MAX 64                   /* a SID or number */
+
+typedef struct sim_key {
+    uint64_t at_ms; /* on the call's timeline (its start is the recording's frame 0) */
+    char digit;
+} sim_key;
+
+typedef struct sim_segment {
+    uint64_t start_ms;
+    char *text;
+} sim_segment;
+
+/* What replay takes from an export: the caller's audio, keys and words. */
+typedef struct sim_export {
+    char call_sid[SIM_REPLAY_FIELD_MAX + 1];
+    char from[SIM_REPLAY_FIELD_MAX + 1], to[SIM_REPLAY_FIELD_MAX + 1];
+    uint8_t *ulaw; /* the recording's caller channel, 8 kHz μ-law; NULL if not embedded */
+    size_t nulaw;
+    uint64_t audio_at_ms; /* where it starts on the call's timeline */
+    char audio_url[256];  /* the recording on the exporting gateway ("" if none) */
+    sim_key *keys;        /* in time order */
+    size_t nkeys;
+    size_t nmarks;         /* mark echoes the original's caller sent */
+    bool events_truncated; /* the exporter left later events out: later keys are missing */
+    sim_segment *segs;     /* the caller's final transcript, in time order */
+    size_t nsegs;
+} sim_export;
+
+/* Reads an export. 0, or CS_EPARSE (not one, a version this build does not read, a
+ * value out of its range) or CS_ELIMIT (past a SIM_REPLAY_* bound) with why in `err`. */
+int sim_export_parse(const char *json, size_t n, sim_export *out, char *err, size_t cap);
+void sim_export_free(sim_export *e);
+/* The caller's words said from `from_ms` to `to_ms` (0: the end), joined by spaces. */
+int sim_export_words(const sim_export *e, uint64_t from_ms, uint64_t to_ms, cs_buf *out);
+
+/* What a replayed call sends: 20 ms frames of the caller's audio from `from_ms`, and each
+ * key after the frame its time falls in. */
+typedef struct sim_replay {
+    const sim_export *e;
+    uint64_t from_ms, end_ms;
+    uint64_t frames;
+} sim_replay;
+
+/* The part of `e` from `from_ms` to `to_ms` (0: its end: the audio's or the last key's).
+ * 0, or CS_EPARSE when that part is empty. */
+int sim_replay_cut(sim_replay *r, const sim_export *e, uint64_t from_ms, uint64_t to_ms);
+/* Frame `k` (silence where the recording has none). */
+void sim_replay_frame(const sim_replay *r, uint64_t k, uint8_t frame[SIM_FRAME_BYTES]);
+/* The next key due once frame `k` is sent, from key `*next` on (advanced past it), or 0. */
+char sim_replay_key(const sim_replay *r, size_t *next, uint64_t k);
+
 /* ---- the run ---- */
 
 typedef struct sim_opts {
@@ -369,6 +428,8 @@ typedef struct sim {
     sim_flow_opts flow; /* --gather-speech, --gather-digits, --dial-status */
     char *hops;         /* one call: its TwiML's hops (JSON) */
     sim_end end;        /* one call: how its TwiML ended */
+    sim_turn *turns;          /* nclips per call */
+    const sim_replay *replay; /* the frames and keys of a stored call (callstream replay) */
     sim_call *calls;
     unsigned started, finished;
     uint64_t t0_ns;
@@ -386,7 +447,17 @@ size_t sim_call_size(void);
 sim_call *sim_call_at(sim *s, unsigned i);
 /* When its stream started (its turns' times count from there), 0 if it did not. */
 uint64_t sim_call_t0(const sim_call *c);
+/* Its CallSid. */
+const char *sim_call_sid(const sim_call *c);
 /* Called by a call once it is over (it has released its handles or will). */
 void sim_call_finished(sim *s);
+
+/* Runs s->o.calls calls to their end (sim.c); *wall_s gets how long. 0, or a negative
+ * code after a line on stderr (nothing ran). */
+int sim_run(sim *s, double *wall_s);
+/* The JSON report's fields, into an open object. */
+void sim_report(const sim *s, cs_json *j, double wall_s);
+/* Frees what sim_run allocated. */
+void sim_release(sim *s);
 
 #endif

@@ -1,0 +1,25 @@
+/* What the API's files share (api.c has them): the JSON of stored rows and the steps of
+ * a route over the store. */
+#ifndef CS_API_INT_H
+#define CS_API_INT_H
+
+#include <stdbool.h>
+
+#include "core/json.h"
+#include "http/gateway.h"
+
+void cs_api_call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c);
+void cs_api_stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t);
+/* An event with its `offset_ms` from `origin_ms` (wall; 0: unknown, 0 written). */
+void cs_api_event_json(cs_json *j, const cs_event_row *e, int64_t origin_ms);
+void cs_api_segment_json(cs_json *j, const cs_segment_row *g);
+/* The call SID of the path, or a 404 answered. 0 or CS_ENOTFOUND. */
+int cs_api_path_sid(cs_request *r, char out[65]);
+/* The query string, or a 400 answered. 0 or CS_EPARSE. */
+int cs_api_parse_query(cs_request *r, cs_form *q);
+/* A store query answering `r` (its cb_data), or NULL with a 503 answered. */
+cs_store_query *cs_api_start_query(cs_request *r, enum cs_query_kind kind, cs_store_query_fn cb);
+/* Whether the query failed: then `r` was answered (404, 503) and `q` freed. */
+bool cs_api_query_failed(cs_request *r, cs_store_query *q);
+
+#endif
