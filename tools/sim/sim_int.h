@@ -428,7 +428,6 @@ typedef struct sim {
     sim_flow_opts flow; /* --gather-speech, --gather-digits, --dial-status */
     char *hops;         /* one call: its TwiML's hops (JSON) */
     sim_end end;        /* one call: how its TwiML ended */
-    sim_turn *turns;          /* nclips per call */
     const sim_replay *replay; /* the frames and keys of a stored call (callstream replay) */
     sim_call *calls;
     unsigned started, finished;
