@@ -309,6 +309,38 @@ static void full(void)
     server_down();
 }
 
+/* The gateway full, and the next caller played by the simulator as Twilio would: it
+ * follows the <Gather> turns (a word, then keys) to the goodbye and <Hangup/>. */
+static void simulated_caller(void)
+{
+    token = NULL;
+    const char *extra[] = {"--agent", "ivr", "--ivr-file", menu_file(), "--max-calls", "1", NULL};
+    if (!server_up(extra)) return;
+    it_phone p;
+    IT_CHECK(it_phone_start(&p, srv.port, "CA43333333333333333333333333333333",
+                            "MZ43333333333333333333333333333333", NULL) == 0,
+             "the first call's stream");
+    it_phone_until(&p, live, NULL, 10000);
+    int st = -1;
+    cJSON *rep = it_sim(&srv, &st, "--calls 1 --gather-speech sales --gather-digits ,2468#");
+    IT_CHECK(rep && st == 0 && it_num(rep, "completed") == 1, "the simulated call: exit %d", st);
+    IT_CHECK(!strcmp(it_str(rep, "hangup_by"), "twiml_hangup"), "hung up by '%s'",
+             it_str(rep, "hangup_by"));
+    const cJSON *hops = cJSON_GetObjectItem(rep, "twiml");
+    IT_CHECK(cJSON_GetArraySize(hops) == 3, "documents fetched: %d", cJSON_GetArraySize(hops));
+    cJSON_Delete(rep);
+    IT_CHECK(it_sql(it_db(&srv), "SELECT COUNT(*) FROM transcripts WHERE speaker = 'caller'"
+                                 " AND text = 'sales'") == 1,
+             "the simulated caller's word is not stored");
+    IT_CHECK(it_sql(it_db(&srv), "SELECT COUNT(*) FROM streams WHERE mode = 'gather'") == 1,
+             "no conversation in turns is stored");
+    IT_CHECK(metric("callstream_gather_begun_total{reason=\"max_calls\"}") == 1,
+             "the fallback is not counted");
+    it_phone_hangup(&p);
+    it_phone_free(&p);
+    server_down();
+}
+
 static bool stream_ended(const it_phone *p, void *data)
 {
     (void)data;
@@ -573,6 +605,7 @@ int main(int argc, char **argv)
 {
     static const it_case cases[] = {
         {"ivr_turns", ivr_turns},     {"full", full},
+    {"simulated_caller", simulated_caller},
         {"stream_ends", stream_ends}, {"llm_turns", llm_turns},
         {"limits", limits},           {"shutdown_answers", shutdown_answers},
         {"long_reply", long_reply},   {"needs_agent", needs_agent},
