@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/chat.h"
 #include "agent/llm_int.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "net/fetch.h"
 
 /* ---- the request ---- */
 
@@ -103,12 +105,46 @@ static bool error_text(const cJSON *err, char *out, size_t cap)
     return true;
 }
 
-void llm_error_message(const char *body, size_t len, char *out, size_t cap)
+void cs_chat_error_message(const char *body, size_t len, char *out, size_t cap)
 {
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!error_text(cJSON_GetObjectItemCaseSensitive(root, "error"), out, cap))
         clean_copy(out, cap, body, len > 200 ? 200 : len);
     cJSON_Delete(root);
+}
+
+/* ---- the endpoint ---- */
+
+int cs_chat_endpoint(const cs_config *cfg, char **url_out, char **auth_out, cs_buf *err)
+{
+    *url_out = *auth_out = NULL;
+    /* The base, as OpenAI's clients take it; a URL given whole is taken as it is. */
+    static const char path[] = "/chat/completions";
+    size_t n = strlen(cfg->llm_url);
+    while (n && cfg->llm_url[n - 1] == '/') n--;
+    bool whole = n >= sizeof path - 1 &&
+                 !memcmp(cfg->llm_url + n - (sizeof path - 1), path, sizeof path - 1);
+    cs_buf url = CS_BUF_INIT(8192);
+    cs_buf_printf(&url, "%.*s%s", (int)n, cfg->llm_url, whole ? "" : path);
+    *url_out = cs_buf_detach(&url, &n);
+    if (!*url_out || !cs_fetch_url_ok(*url_out)) {
+        cs_buf_printf(err, "LLM_URL: '%s' is not an http(s) URL", cfg->llm_url);
+        return CS_ECONFIG;
+    }
+    if (cfg->llm_api_key[0]) {
+        if (strpbrk(cfg->llm_api_key, "\r\n")) {
+            cs_buf_printf(err, "LLM_API_KEY: holds a line break");
+            return CS_ECONFIG;
+        }
+        cs_buf h = CS_BUF_INIT(8192);
+        if (cs_buf_printf(&h, "Authorization: Bearer %s", cfg->llm_api_key) < 0) {
+            cs_buf_free(&h);
+            cs_buf_printf(err, "LLM_API_KEY: too long");
+            return CS_ECONFIG;
+        }
+        *auth_out = cs_buf_detach(&h, &n);
+    }
+    return 0;
 }
 
 /* ---- the streamed answer ---- */

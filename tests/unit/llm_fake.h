@@ -15,6 +15,11 @@
  * "<timestamp>.<body>"), checked with `tool_secret`. It answers 200 with `tool_result`,
  * except the tool named "fail" (500 with a JSON error) and the tool named "slow" (never).
  *
+ * JSON mode (response_format {"type":"json_object"}, not streamed; its messages must say
+ * "JSON", as OpenAI requires) is answered with one chat.completion whose message's content
+ * is the reply's `text`; the script's ERROR is its status (429 with Retry-After when
+ * `retry_after_s`), MALFORMED a body that is not JSON, STALL no answer at all.
+ *
  * It runs on a thread of its own; the functions below may be called from any thread. */
 #ifndef CS_TEST_LLM_FAKE_H
 #define CS_TEST_LLM_FAKE_H
@@ -46,6 +51,7 @@ typedef struct llm_fake_reply {
     unsigned every_ms;       /* between chunks (0: the whole answer at once) */
     bool gate;               /* stop after the first sentence's end (". ", "! ", "? ") until
                                 llm_fake_release() */
+    unsigned retry_after_s;  /* LLM_FAKE_ERROR: a Retry-After header (0: none) */
 } llm_fake_reply;
 
 typedef struct llm_fake_opts {
@@ -57,11 +63,12 @@ typedef struct llm_fake_opts {
 } llm_fake_opts;
 
 typedef struct llm_fake_stats {
-    unsigned requests;     /* chat completions asked */
-    unsigned answered;     /* streamed to the end, or refused with their status */
-    unsigned left;         /* the client went away before the answer's end */
-    unsigned bad_requests; /* 400: not a streamed chat completion */
-    unsigned bad_auth;     /* 401 */
+    unsigned requests;      /* chat completions asked */
+    unsigned json_requests; /* of those: in JSON mode */
+    unsigned answered;      /* streamed to the end, or refused with their status */
+    unsigned left;          /* the client went away before the answer's end */
+    unsigned bad_requests;  /* 400: not a streamed chat completion */
+    unsigned bad_auth;      /* 401 */
     unsigned tool_calls;
     unsigned tool_bad_signatures;
 } llm_fake_stats;
