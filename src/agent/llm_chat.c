@@ -46,14 +46,7 @@ int llm_request_body(cs_buf *out, const cs_llm *l, const llm_msg *msgs, size_t n
     const cs_config *cfg = l->cfg;
     cs_json j;
     cs_json_init(&j, out);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "model", cfg->llm_model);
-    cs_json_key(&j, "messages");
-    cs_json_arr(&j);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "role", "system");
-    cs_json_kstr(&j, "content", cfg->system_prompt);
-    cs_json_obj_end(&j);
+    cs_chat_request_begin(&j, cfg->llm_model, cfg->system_prompt);
     for (size_t i = 0; i < n; i++) {
         /* Nothing of it was heard and it called nothing: the model never said it. */
         if (msgs[i].role == LLM_ASSISTANT && !msgs[i].calls && msgs[i].text.len == 0) continue;
@@ -111,6 +104,18 @@ void cs_chat_error_message(const char *body, size_t len, char *out, size_t cap)
     if (!error_text(cJSON_GetObjectItemCaseSensitive(root, "error"), out, cap))
         clean_copy(out, cap, body, len > 200 ? 200 : len);
     cJSON_Delete(root);
+}
+
+void cs_chat_request_begin(cs_json *j, const char *model, const char *system)
+{
+    cs_json_obj(j);
+    cs_json_kstr(j, "model", model);
+    cs_json_key(j, "messages");
+    cs_json_arr(j);
+    cs_json_obj(j);
+    cs_json_kstr(j, "role", "system");
+    cs_json_kstr(j, "content", system);
+    cs_json_obj_end(j);
 }
 
 /* ---- the endpoint ---- */

@@ -348,14 +348,7 @@ static void ask(job *jb)
     cs_buf body = CS_BUF_INIT(REQUEST_MAX);
     cs_json j;
     cs_json_init(&j, &body);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "model", cfg->llm_model);
-    cs_json_key(&j, "messages");
-    cs_json_arr(&j);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "role", "system");
-    cs_json_kstr(&j, "content", prompt);
-    cs_json_obj_end(&j);
+    cs_chat_request_begin(&j, cfg->llm_model, prompt);
     cs_json_obj(&j);
     cs_json_kstr(&j, "role", "user");
     cs_json_key(&j, "content");
