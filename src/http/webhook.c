@@ -231,7 +231,7 @@ void cs_webhook_stop(cs_webhook *h)
         finish(d);
     }
     h->head = h->tail = NULL;
-    if (left) cs_warn("webhook: %zu delivery(ies) not made at shutdown (kept in the store)", left);
+    if (left) cs_warn("webhook: %zu item(s) not delivered at shutdown (kept in the store)", left);
 }
 
 void cs_webhook_free(cs_webhook *h)

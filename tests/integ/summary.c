@@ -176,7 +176,7 @@ static void end_to_end(void)
              "%u JSON-mode requests, %u bad, %u unauthorized", st.json_requests, st.bad_requests,
              st.bad_auth);
     cs_buf body = CS_BUF_INIT(1 << 20);
-    IT_CHECK(llm_fake_request(r.llm, 2, &body), "no request kept");
+    IT_CHECK(llm_fake_json_request(r.llm, 2, &body), "no request kept");
     cJSON *req = cJSON_Parse(body.data ? body.data : "");
     const cJSON *msgs = cJSON_GetObjectItem(req, "messages");
     const char *user = it_str(cJSON_GetArrayItem(msgs, 1), "content");
@@ -307,6 +307,35 @@ static void no_llm_and_unknown(void)
     rig_down(&r);
 }
 
+/* SUMMARY=0: off, and the model is never asked. */
+static void turned_off(void)
+{
+    static const llm_fake_reply script[] = {{LLM_FAKE_TEXT, GOOD}};
+    const char *extra[] = {"--summary", "0", NULL};
+    rig r;
+    if (!rig_up(&r, script, 1, extra)) return rig_down(&r);
+    const char *sid = "CA50000000000000000000000000000009";
+    call(&r, sid, "ulaw8k/pocketsphinx_goforward.wav");
+    char target[96];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    it_resp resp;
+    for (long long end = it_now_ms() + WAIT_MS; it_now_ms() < end; it_sleep_ms(100)) {
+        cJSON *t = it_get_json(r.s.port, target);
+        int n = cJSON_GetArraySize(cJSON_GetObjectItem(t, "segments"));
+        cJSON_Delete(t);
+        if (n > 0) break;
+    }
+    summary_of(&r, sid, &resp);
+    IT_CHECK(resp.status == 404 && strcmp(it_str(resp.json, "status"), "off") == 0,
+             "SUMMARY=0: %d %s", resp.status, resp.body);
+    it_resp_free(&resp);
+    llm_fake_stats st;
+    llm_fake_stats_get(r.llm, &st);
+    IT_CHECK(st.json_requests == 0 && st.requests == 0, "%u requests with SUMMARY=0",
+             st.json_requests);
+    rig_down(&r);
+}
+
 /* Nothing said: no_speech, and no request. */
 static void silent_call(void)
 {
@@ -322,8 +351,8 @@ static void silent_call(void)
     it_resp_free(&resp);
     llm_fake_stats st;
     llm_fake_stats_get(r.llm, &st);
-    IT_CHECK(st.requests == 0 && outcome(&r, "skipped") == 1, "%u requests, %.0f skipped",
-             st.requests, outcome(&r, "skipped"));
+    IT_CHECK(st.json_requests == 0 && st.requests == 0 && outcome(&r, "skipped") == 1,
+             "%u requests, %.0f skipped", st.json_requests, outcome(&r, "skipped"));
     rig_down(&r);
 }
 
@@ -370,6 +399,7 @@ static const it_case tests[] = {
     {"garbage_and_429_retried", garbage_and_429_retried},
     {"timeouts", timeouts},
     {"no_llm_and_unknown", no_llm_and_unknown},
+    {"turned_off", turned_off},
     {"silent_call", silent_call},
     {"pending_resumed", pending_resumed},
 };

@@ -28,7 +28,8 @@ struct llm_fake {
     int released; /* __atomic */
     feed *feeds;  /* answers in progress (and stalls), loop thread */
     llm_fake_stats st;
-    fake_bodies bodies;
+    fake_bodies bodies;      /* streamed requests' */
+    fake_bodies json_bodies; /* JSON mode's */
     char *tool_bodies[FAKE_KEEP];
     char tool_names[FAKE_KEEP][64];
     size_t ntools;
@@ -286,12 +287,10 @@ static void completion(cs_request *r, unsigned k, const char *text)
 /* The k-th reply of the script to a JSON-mode request. */
 static void json_reply(llm_fake *f, cs_request *r, size_t k, const llm_fake_reply *rp)
 {
-    LOCKED(f, f->st.json_requests++);
     if (rp->kind == LLM_FAKE_STALL) {
         feed_new(f, r)->stall = true; /* never answered */
         return;
     }
-    LOCKED(f, f->st.answered++);
     if (rp->kind == LLM_FAKE_ERROR) {
         char extra[64] = "";
         if (rp->retry_after_s)
@@ -315,23 +314,25 @@ static void chat(cs_request *r)
 {
     llm_fake *f = r->app;
     size_t k;
-    LOCKED(f, k = f->st.requests++);
-    fake_keep(&f->srv, &f->bodies, r);
+    bool json_ok, json = json_mode(r, &json_ok);
+    LOCKED(f, k = json ? f->st.json_requests++ : f->st.requests++);
+    fake_keep(&f->srv, json ? &f->json_bodies : &f->bodies, r);
     if (f->o.api_key && !fake_bearer_ok(r, f->o.api_key)) {
         LOCKED(f, f->st.bad_auth++);
         fake_openai_error(r, 401, "invalid_request_error", "invalid_api_key",
                           "Incorrect API key provided.");
         return;
     }
-    bool json_ok;
-    if (json_mode(r, &json_ok)) {
+    if (json) {
         if (!json_ok) {
             LOCKED(f, f->st.bad_requests++);
             fake_openai_error(r, 400, "invalid_request_error", NULL,
                               "JSON mode needs model, messages that say JSON, and no stream");
             return;
         }
-        json_reply(f, r, k, &f->o.script[k < f->o.nscript ? k : f->o.nscript - 1]);
+        const llm_fake_reply *js = f->o.json_script ? f->o.json_script : f->o.script;
+        size_t n = f->o.json_script ? f->o.njson_script : f->o.nscript;
+        json_reply(f, r, k, &js[k < n ? k : n - 1]);
         return;
     }
     bool usage = false;
@@ -474,6 +475,11 @@ bool llm_fake_request(llm_fake *f, size_t k, cs_buf *out)
     return fake_kept(&f->srv, &f->bodies, k, out);
 }
 
+bool llm_fake_json_request(llm_fake *f, size_t k, cs_buf *out)
+{
+    return fake_kept(&f->srv, &f->json_bodies, k, out);
+}
+
 bool llm_fake_tool_call(llm_fake *f, size_t k, cs_buf *out, char *name, size_t cap)
 {
     bool ok;
@@ -489,6 +495,7 @@ void llm_fake_free(llm_fake *f)
 {
     fake_server_stop(&f->srv);
     fake_bodies_free(&f->bodies);
+    fake_bodies_free(&f->json_bodies);
     for (size_t i = 0; i < f->ntools; i++) free(f->tool_bodies[i]);
     free(f);
 }
