@@ -276,6 +276,26 @@ static void timeouts(void)
             "the model did not answer in time (after 4 attempts)", 4);
 }
 
+/* A model nobody answers for (the connection refused): tried again, then failed. */
+static void unreachable(void)
+{
+    const char *extra[] = {"--llm-url", "http://127.0.0.1:1/v1", "--llm-model", "m", NULL};
+    rig r;
+    if (!rig_up(&r, NULL, 0, extra)) return rig_down(&r);
+    const char *sid = "CA5000000000000000000000000000000a";
+    call(&r, sid, "ulaw8k/pocketsphinx_goforward.wav");
+    it_resp resp;
+    summary_of(&r, sid, &resp);
+    IT_CHECK(resp.status == 404 && strcmp(it_str(resp.json, "status"), "failed") == 0 &&
+                 strstr(it_str(resp.json, "reason"), "(after 4 attempts)"),
+             "unreachable: %d %s", resp.status, resp.body);
+    it_resp_free(&resp);
+    IT_CHECK(outcome(&r, "failed") == 1 && outcome(&r, "retried") == 3 &&
+                 it_metric(r.s.port, "callstream_summary_requests_total") == 4,
+             "failed %.0f retried %.0f", outcome(&r, "failed"), outcome(&r, "retried"));
+    rig_down(&r);
+}
+
 /* No LLM_URL: no_llm. A call nobody has: 404 no such call. No token: 401. */
 static void no_llm_and_unknown(void)
 {
@@ -398,6 +418,7 @@ static const it_case tests[] = {
     {"refused_not_retried", refused_not_retried},
     {"garbage_and_429_retried", garbage_and_429_retried},
     {"timeouts", timeouts},
+    {"unreachable", unreachable},
     {"no_llm_and_unknown", no_llm_and_unknown},
     {"turned_off", turned_off},
     {"silent_call", silent_call},
