@@ -34,10 +34,10 @@
 #include "core/json.h"
 #include "core/log.h"
 
-#define NONE          ((size_t)-1)
-#define BODY_MAX      (64u << 20) /* a request's JSON (the settings bound history) */
-#define EVENT_MAX     (32u << 10) /* an event's detail: two quoted texts, escaped */
-#define MSGS_HEADROOM (4 + CS_LLM_TOOL_ROUNDS * (1 + CS_LLM_CALLS_MAX)) /* one turn */
+#define NONE           ((size_t)-1)
+#define BODY_MAX       (64u << 20) /* a request's JSON (the settings bound history) */
+#define EVENT_MAX      (32u << 10) /* an event's detail: two quoted texts, escaped */
+#define MSGS_HEADROOM  (4 + CS_LLM_TOOL_ROUNDS * (1 + CS_LLM_CALLS_MAX)) /* one turn */
 
 static const char *const fail_labels[] = {
 #define CS_LLM_FAIL_LABEL(name, label) label,

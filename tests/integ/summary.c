@@ -412,6 +412,42 @@ static void pending_resumed(void)
     rig_down(&r);
 }
 
+/* The gateway dies (SIGKILL) during a call: the next start ends the call and makes its
+ * summary from the transcript stored before. */
+static void crashed_call(void)
+{
+    static const llm_fake_reply good[] = {{LLM_FAKE_TEXT, GOOD}};
+    rig r;
+    if (!rig_up(&r, good, 1, NULL)) return rig_down(&r);
+    const char *sid = "CA5000000000000000000000000000000b";
+    it_phone p;
+    IT_CHECK(it_phone_start(&p, r.s.port, sid, "MZ5000000000000000000000000000000b", NULL) == 0,
+             "no media stream");
+    IT_CHECK(it_phone_say(&p, it_corpus("ulaw8k/pocketsphinx_goforward.wav")) == 0, "no clip");
+    char target[96];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    int n = 0;
+    for (long long end = it_now_ms() + WAIT_MS; n == 0 && it_now_ms() < end;) {
+        it_phone_run(&p, 200);
+        cJSON *t = it_get_json(r.s.port, target);
+        n = cJSON_GetArraySize(cJSON_GetObjectItem(t, "segments"));
+        cJSON_Delete(t);
+    }
+    IT_CHECK(n > 0, "nothing transcribed");
+    it_server_stop(&r.s, SIGKILL, 10000);
+    it_phone_free(&p);
+    const char *args[] = {"--stt",       "none",       "--llm-url",     llm_fake_url(r.llm),
+                          "--llm-model", "fake-model", "--llm-api-key", LLM_KEY,
+                          NULL};
+    IT_CHECK(it_server_restart(&r.s, args) == 0, "no restart");
+    it_resp resp;
+    summary_of(&r, sid, &resp);
+    IT_CHECK(resp.status == 200 && strstr(it_str(resp.json, "summary"), "ten meters"),
+             "after the crash: %d %s", resp.status, resp.body);
+    it_resp_free(&resp);
+    rig_down(&r);
+}
+
 static const it_case tests[] = {
     {"end_to_end", end_to_end},
     {"always_failing", always_failing},
@@ -423,6 +459,7 @@ static const it_case tests[] = {
     {"turned_off", turned_off},
     {"silent_call", silent_call},
     {"pending_resumed", pending_resumed},
+    {"crashed_call", crashed_call},
 };
 
 int main(int argc, char **argv)
