@@ -41,6 +41,18 @@ static void message(cs_json *j, const llm_msg *m)
     cs_json_obj_end(j);
 }
 
+void cs_chat_request_begin(cs_json *j, const char *model, const char *system)
+{
+    cs_json_obj(j);
+    cs_json_kstr(j, "model", model);
+    cs_json_key(j, "messages");
+    cs_json_arr(j);
+    cs_json_obj(j);
+    cs_json_kstr(j, "role", "system");
+    cs_json_kstr(j, "content", system);
+    cs_json_obj_end(j);
+}
+
 int llm_request_body(cs_buf *out, const cs_llm *l, const llm_msg *msgs, size_t n, bool tools)
 {
     const cs_config *cfg = l->cfg;
@@ -104,18 +116,6 @@ void cs_chat_error_message(const char *body, size_t len, char *out, size_t cap)
     if (!error_text(cJSON_GetObjectItemCaseSensitive(root, "error"), out, cap))
         clean_copy(out, cap, body, len > 200 ? 200 : len);
     cJSON_Delete(root);
-}
-
-void cs_chat_request_begin(cs_json *j, const char *model, const char *system)
-{
-    cs_json_obj(j);
-    cs_json_kstr(j, "model", model);
-    cs_json_key(j, "messages");
-    cs_json_arr(j);
-    cs_json_obj(j);
-    cs_json_kstr(j, "role", "system");
-    cs_json_kstr(j, "content", system);
-    cs_json_obj_end(j);
 }
 
 /* ---- the endpoint ---- */

@@ -138,6 +138,23 @@ static void summary_of(rig *r, const char *sid, it_resp *out)
     }
 }
 
+/* A call with `clip` said (NULL: silence) and its summary's answer, once not pending. */
+static void call_summary(rig *r, const char *sid, const char *clip, it_resp *out)
+{
+    call(r, sid, clip);
+    summary_of(r, sid, out);
+}
+
+/* The answer is a 404 with `status` and `reason` holding `why` (NULL: any); freed. */
+static void no_summary(it_resp *resp, const char *status, const char *why, const char *what)
+{
+    IT_CHECK(resp->status == 404 && strcmp(it_str(resp->json, "status"), status) == 0 &&
+                 (!why || strstr(it_str(resp->json, "reason"), why)),
+             "%s: %d %s, expected 404 %s '%s'", what, resp->status, resp->body, status,
+             why ? why : "");
+    it_resp_free(resp);
+}
+
 static double outcome(rig *r, const char *what)
 {
     char series[96];
@@ -217,16 +234,15 @@ static void failing(const llm_fake_reply *script, size_t n, const char *const *e
 {
     rig r;
     if (!rig_up(&r, script, n, extra)) return rig_down(&r);
-    call(&r, sid, "ulaw8k/pocketsphinx_goforward.wav");
     it_resp resp;
-    summary_of(&r, sid, &resp);
-    const char *got =
-        want_status == 200 ? it_str(resp.json, "summary") : it_str(resp.json, "reason");
-    IT_CHECK(resp.status == want_status && strstr(got, want), "%s: %d %s, expected %d with '%s'",
-             sid, resp.status, resp.body, want_status, want);
-    if (want_status == 404)
-        IT_CHECK(strcmp(it_str(resp.json, "status"), "failed") == 0, "%s: %s", sid, resp.body);
-    it_resp_free(&resp);
+    call_summary(&r, sid, "ulaw8k/pocketsphinx_goforward.wav", &resp);
+    if (want_status == 404) {
+        no_summary(&resp, "failed", want, sid);
+    } else {
+        IT_CHECK(resp.status == 200 && strstr(it_str(resp.json, "summary"), want),
+                 "%s: %d %s, expected 200 with '%s'", sid, resp.status, resp.body, want);
+        it_resp_free(&resp);
+    }
     llm_fake_stats st;
     llm_fake_stats_get(r.llm, &st);
     IT_CHECK(st.json_requests == want_requests, "%s: %u requests, expected %u", sid,
@@ -282,14 +298,10 @@ static void unreachable(void)
     const char *extra[] = {"--llm-url", "http://127.0.0.1:1/v1", "--llm-model", "m", NULL};
     rig r;
     if (!rig_up(&r, NULL, 0, extra)) return rig_down(&r);
-    const char *sid = "CA5000000000000000000000000000000a";
-    call(&r, sid, "ulaw8k/pocketsphinx_goforward.wav");
     it_resp resp;
-    summary_of(&r, sid, &resp);
-    IT_CHECK(resp.status == 404 && strcmp(it_str(resp.json, "status"), "failed") == 0 &&
-                 strstr(it_str(resp.json, "reason"), "(after 4 attempts)"),
-             "unreachable: %d %s", resp.status, resp.body);
-    it_resp_free(&resp);
+    call_summary(&r, "CA5000000000000000000000000000000a", "ulaw8k/pocketsphinx_goforward.wav",
+                 &resp);
+    no_summary(&resp, "failed", "(after 4 attempts)", "unreachable");
     IT_CHECK(outcome(&r, "failed") == 1 && outcome(&r, "retried") == 3 &&
                  it_metric(r.s.port, "callstream_summary_requests_total") == 4,
              "failed %.0f retried %.0f", outcome(&r, "failed"), outcome(&r, "retried"));
@@ -301,14 +313,10 @@ static void no_llm_and_unknown(void)
 {
     rig r;
     if (!rig_up(&r, NULL, 0, NULL)) return rig_down(&r);
-    const char *sid = "CA50000000000000000000000000000006";
-    call(&r, sid, "ulaw8k/pocketsphinx_goforward.wav");
     it_resp resp;
-    summary_of(&r, sid, &resp);
-    IT_CHECK(resp.status == 404 && strcmp(it_str(resp.json, "status"), "no_llm") == 0 &&
-                 strstr(it_str(resp.json, "reason"), "LLM_URL"),
-             "no LLM: %d %s", resp.status, resp.body);
-    it_resp_free(&resp);
+    call_summary(&r, "CA50000000000000000000000000000006", "ulaw8k/pocketsphinx_goforward.wav",
+                 &resp);
+    no_summary(&resp, "no_llm", "LLM_URL", "no LLM");
     IT_CHECK(it_http(r.s.port, "GET", "/api/v1/calls/CA5000000000000000000000000000dead/summary",
                      NULL, NULL, &resp) == 0 &&
                  resp.status == 404 && strstr(resp.body, "no such call"),
@@ -346,9 +354,7 @@ static void turned_off(void)
         if (n > 0) break;
     }
     summary_of(&r, sid, &resp);
-    IT_CHECK(resp.status == 404 && strcmp(it_str(resp.json, "status"), "off") == 0,
-             "SUMMARY=0: %d %s", resp.status, resp.body);
-    it_resp_free(&resp);
+    no_summary(&resp, "off", "SUMMARY=0", "SUMMARY=0");
     llm_fake_stats st;
     llm_fake_stats_get(r.llm, &st);
     IT_CHECK(st.json_requests == 0 && st.requests == 0, "%u requests with SUMMARY=0",
@@ -362,18 +368,28 @@ static void silent_call(void)
     static const llm_fake_reply script[] = {{LLM_FAKE_TEXT, GOOD}};
     rig r;
     if (!rig_up(&r, script, 1, NULL)) return rig_down(&r);
-    const char *sid = "CA50000000000000000000000000000007";
-    call(&r, sid, NULL);
     it_resp resp;
-    summary_of(&r, sid, &resp);
-    IT_CHECK(resp.status == 404 && strcmp(it_str(resp.json, "status"), "no_speech") == 0,
-             "silent call: %d %s", resp.status, resp.body);
-    it_resp_free(&resp);
+    call_summary(&r, "CA50000000000000000000000000000007", NULL, &resp);
+    no_summary(&resp, "no_speech", NULL, "silent call");
     llm_fake_stats st;
     llm_fake_stats_get(r.llm, &st);
     IT_CHECK(st.json_requests == 0 && st.requests == 0 && outcome(&r, "skipped") == 1,
              "%u requests, %.0f skipped", st.json_requests, outcome(&r, "skipped"));
     rig_down(&r);
+}
+
+/* The gateway started again on its data, with the model: the call's summary is made. */
+static void restarted(rig *r, const char *sid, const char *what)
+{
+    const char *args[] = {"--stt",       "none",       "--llm-url",     llm_fake_url(r->llm),
+                          "--llm-model", "fake-model", "--llm-api-key", LLM_KEY,
+                          NULL};
+    IT_CHECK(it_server_restart(&r->s, args) == 0, "no restart");
+    it_resp resp;
+    summary_of(r, sid, &resp);
+    IT_CHECK(resp.status == 200 && strstr(it_str(resp.json, "summary"), "ten meters"),
+             "after the %s: %d %s", what, resp.status, resp.body);
+    it_resp_free(&resp);
 }
 
 /* The gateway stops while the model has not answered: the summary stays pending, and the
@@ -400,15 +416,7 @@ static void pending_resumed(void)
     static const llm_fake_reply good[] = {{LLM_FAKE_TEXT, GOOD}};
     llm_fake_opts o = {.script = good, .nscript = 1, .api_key = LLM_KEY};
     IT_CHECK(llm_fake_start(&r.llm, &o) == 0, "no fake model");
-    const char *args[] = {"--stt",       "none",       "--llm-url",     llm_fake_url(r.llm),
-                          "--llm-model", "fake-model", "--llm-api-key", LLM_KEY,
-                          NULL};
-    IT_CHECK(it_server_restart(&r.s, args) == 0, "no restart");
-    it_resp resp;
-    summary_of(&r, sid, &resp);
-    IT_CHECK(resp.status == 200 && strstr(it_str(resp.json, "summary"), "ten meters"),
-             "after the restart: %d %s", resp.status, resp.body);
-    it_resp_free(&resp);
+    restarted(&r, sid, "restart");
     rig_down(&r);
 }
 
@@ -436,15 +444,7 @@ static void crashed_call(void)
     IT_CHECK(n > 0, "nothing transcribed");
     it_server_stop(&r.s, SIGKILL, 10000);
     it_phone_free(&p);
-    const char *args[] = {"--stt",       "none",       "--llm-url",     llm_fake_url(r.llm),
-                          "--llm-model", "fake-model", "--llm-api-key", LLM_KEY,
-                          NULL};
-    IT_CHECK(it_server_restart(&r.s, args) == 0, "no restart");
-    it_resp resp;
-    summary_of(&r, sid, &resp);
-    IT_CHECK(resp.status == 200 && strstr(it_str(resp.json, "summary"), "ten meters"),
-             "after the crash: %d %s", resp.status, resp.body);
-    it_resp_free(&resp);
+    restarted(&r, sid, "crash");
     rig_down(&r);
 }
 
