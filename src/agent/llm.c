@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "agent/chat.h"
 #include "agent/llm_int.h"
 #include "agent/voice.h"
 #include "core/clock.h"
@@ -608,8 +609,8 @@ static void on_done(void *data, const cs_fetch_result *res)
     uint32_t timeout = (uint32_t)a->l->cfg->llm_timeout_ms;
     if (status && (status < 200 || status >= 300)) {
         char msg[300];
-        llm_error_message(a->err_body.data ? a->err_body.data : "", a->err_body.len, msg,
-                          sizeof msg);
+        cs_chat_error_message(a->err_body.data ? a->err_body.data : "", a->err_body.len, msg,
+                              sizeof msg);
         failed(a, CS_LLM_FAIL_HTTP, "HTTP %d: %s", status, msg);
     } else if (res->err == 0 && llm_stream_complete(&a->st)) {
         a->l->stats.replies++;
@@ -908,32 +909,8 @@ static int settings(cs_llm *l, const cs_agent_env *env, cs_buf *err)
         cs_buf_printf(err, "LLM_MODEL: the model to ask is needed with LLM_URL");
         return CS_ECONFIG;
     }
-    /* The base, as OpenAI's clients take it; a URL given whole is taken as it is. */
-    static const char path[] = "/chat/completions";
-    size_t n = strlen(cfg->llm_url);
-    while (n && cfg->llm_url[n - 1] == '/') n--;
-    bool whole = n >= sizeof path - 1 &&
-                 !memcmp(cfg->llm_url + n - (sizeof path - 1), path, sizeof path - 1);
-    cs_buf url = CS_BUF_INIT(8192);
-    cs_buf_printf(&url, "%.*s%s", (int)n, cfg->llm_url, whole ? "" : path);
-    l->chat_url = cs_buf_detach(&url, &n);
-    if (!l->chat_url || !cs_fetch_url_ok(l->chat_url)) {
-        cs_buf_printf(err, "LLM_URL: '%s' is not an http(s) URL", cfg->llm_url);
-        return CS_ECONFIG;
-    }
-    if (cfg->llm_api_key[0]) {
-        if (strpbrk(cfg->llm_api_key, "\r\n")) {
-            cs_buf_printf(err, "LLM_API_KEY: holds a line break");
-            return CS_ECONFIG;
-        }
-        cs_buf h = CS_BUF_INIT(8192);
-        if (cs_buf_printf(&h, "Authorization: Bearer %s", cfg->llm_api_key) < 0) {
-            cs_buf_free(&h);
-            cs_buf_printf(err, "LLM_API_KEY: too long");
-            return CS_ECONFIG;
-        }
-        l->auth = cs_buf_detach(&h, &n);
-    }
+    int rc = cs_chat_endpoint(cfg, &l->chat_url, &l->auth, err);
+    if (rc < 0) return rc;
     if (cfg->llm_temperature[0]) {
         char *end;
         l->temperature = strtod(cfg->llm_temperature, &end);

@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/chat.h"
 #include "agent/llm_int.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "net/fetch.h"
 
 /* ---- the request ---- */
 
@@ -39,19 +41,24 @@ static void message(cs_json *j, const llm_msg *m)
     cs_json_obj_end(j);
 }
 
+void cs_chat_request_begin(cs_json *j, const char *model, const char *system)
+{
+    cs_json_obj(j);
+    cs_json_kstr(j, "model", model);
+    cs_json_key(j, "messages");
+    cs_json_arr(j);
+    cs_json_obj(j);
+    cs_json_kstr(j, "role", "system");
+    cs_json_kstr(j, "content", system);
+    cs_json_obj_end(j);
+}
+
 int llm_request_body(cs_buf *out, const cs_llm *l, const llm_msg *msgs, size_t n, bool tools)
 {
     const cs_config *cfg = l->cfg;
     cs_json j;
     cs_json_init(&j, out);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "model", cfg->llm_model);
-    cs_json_key(&j, "messages");
-    cs_json_arr(&j);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "role", "system");
-    cs_json_kstr(&j, "content", cfg->system_prompt);
-    cs_json_obj_end(&j);
+    cs_chat_request_begin(&j, cfg->llm_model, cfg->system_prompt);
     for (size_t i = 0; i < n; i++) {
         /* Nothing of it was heard and it called nothing: the model never said it. */
         if (msgs[i].role == LLM_ASSISTANT && !msgs[i].calls && msgs[i].text.len == 0) continue;
@@ -103,12 +110,46 @@ static bool error_text(const cJSON *err, char *out, size_t cap)
     return true;
 }
 
-void llm_error_message(const char *body, size_t len, char *out, size_t cap)
+void cs_chat_error_message(const char *body, size_t len, char *out, size_t cap)
 {
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!error_text(cJSON_GetObjectItemCaseSensitive(root, "error"), out, cap))
         clean_copy(out, cap, body, len > 200 ? 200 : len);
     cJSON_Delete(root);
+}
+
+/* ---- the endpoint ---- */
+
+int cs_chat_endpoint(const cs_config *cfg, char **url_out, char **auth_out, cs_buf *err)
+{
+    *url_out = *auth_out = NULL;
+    /* The base, as OpenAI's clients take it; a URL given whole is taken as it is. */
+    static const char path[] = "/chat/completions";
+    size_t n = strlen(cfg->llm_url);
+    while (n && cfg->llm_url[n - 1] == '/') n--;
+    bool whole = n >= sizeof path - 1 &&
+                 !memcmp(cfg->llm_url + n - (sizeof path - 1), path, sizeof path - 1);
+    cs_buf url = CS_BUF_INIT(8192);
+    cs_buf_printf(&url, "%.*s%s", (int)n, cfg->llm_url, whole ? "" : path);
+    *url_out = cs_buf_detach(&url, &n);
+    if (!*url_out || !cs_fetch_url_ok(*url_out)) {
+        cs_buf_printf(err, "LLM_URL: '%s' is not an http(s) URL", cfg->llm_url);
+        return CS_ECONFIG;
+    }
+    if (cfg->llm_api_key[0]) {
+        if (strpbrk(cfg->llm_api_key, "\r\n")) {
+            cs_buf_printf(err, "LLM_API_KEY: holds a line break");
+            return CS_ECONFIG;
+        }
+        cs_buf h = CS_BUF_INIT(8192);
+        if (cs_buf_printf(&h, "Authorization: Bearer %s", cfg->llm_api_key) < 0) {
+            cs_buf_free(&h);
+            cs_buf_printf(err, "LLM_API_KEY: too long");
+            return CS_ECONFIG;
+        }
+        *auth_out = cs_buf_detach(&h, &n);
+    }
+    return 0;
 }
 
 /* ---- the streamed answer ---- */

@@ -137,8 +137,4 @@ int llm_stream_feed(llm_stream *st, const char *p, size_t n);
 /* Whether the answer is whole: [DONE], or a finish_reason (some servers end there). */
 bool llm_stream_complete(const llm_stream *st);
 
-/* The message of an error answer: OpenAI's {"error":{"message":…}} (with its type or
- * code), else the start of the body. */
-void llm_error_message(const char *body, size_t len, char *out, size_t cap);
-
 #endif

@@ -92,6 +92,14 @@
     S(agent_transfer_targets, "AGENT_TRANSFER_TARGETS", "",                                        \
       "AGENT=llm, openai-realtime: who the model may transfer a call to, NAME=+E164 pairs split "  \
       "by commas (its transfer tool takes a name, never a number); needs call control")            \
+    N(summary, "SUMMARY", 1, 0, 1,                                                                 \
+      "with LLM_URL: each call summarized by the model once its transcript is final (0: none)")   \
+    N(summary_max_chars, "SUMMARY_MAX_CHARS", 24000, 200, 10000000,                                \
+      "transcript characters sent for a summary; a longer one keeps its start and its end")       \
+    N(summary_timeout_ms, "SUMMARY_TIMEOUT_MS", 60000, 100, 600000,                                \
+      "a summary request's whole time (ms); one that runs out is retried")                        \
+    N(summary_retry_ms, "SUMMARY_RETRY_MS", 2000, 10, 600000,                                      \
+      "the first wait before a failed summary request is tried again (ms; doubles each time)")    \
     S(ivr_file, "IVR_FILE", "", "AGENT=ivr: the JSON menu calls get (docs/agents.md)")             \
     S(ivr_dir, "IVR_DIR", "",                                                                      \
       "AGENT=ivr: folder of NAME.json menus a call may pick (<Parameter name=\"IvrMenu\">)")       \

@@ -2,6 +2,7 @@
  * streams and events, events paged, and the recording as a WAV (with Range, read off
  * the loop through libuv's file thread pool). Live state from the registry is merged
  * in, so a call in progress shows as live with fresh counters. */
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -53,7 +54,8 @@ static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
         cs_json_null(j);
     kraw(j, "parameters", c->params);
     cs_json_kstr(j, "transcription", c->transcription);
-    cs_json_kstr(j, "summary", c->summary);
+    kraw(j, "summary", c->summary);
+    cs_json_kstr(j, "summary_status", c->summary_status);
     cs_json_key(j, "recording");
     if (c->recording || (live && live->rec)) {
         char url[128];
@@ -466,18 +468,6 @@ typedef struct transcript_req {
     bool text;
 } transcript_req;
 
-/* "[01:02.3] Caller: …" lines */
-static void transcript_text(cs_buf *out, const cs_store_query *q)
-{
-    for (size_t i = 0; i < q->nsegments; i++) {
-        const cs_segment_row *g = &q->segments[i];
-        int64_t ms = g->start_ms;
-        cs_buf_printf(out, "[%02lld:%02lld.%lld] %s: %s\n", (long long)(ms / 60000),
-                      (long long)(ms / 1000 % 60), (long long)(ms / 100 % 10),
-                      strcmp(g->speaker, "agent") == 0 ? "Agent" : "Caller", g->text);
-    }
-}
-
 static void segment_json(cs_json *j, const cs_segment_row *g)
 {
     char id[3 * 65];
@@ -508,7 +498,7 @@ static void transcript_done(cs_store_query *q, void *data)
     if (query_failed(r, q)) return;
     cs_buf out = CS_BUF_INIT(API_JSON_MAX);
     if (text) {
-        transcript_text(&out, q);
+        cs_summary_transcript(&out, q->segments, q->nsegments);
         cs_respond(r, 200, "text/plain; charset=utf-8", out.data ? out.data : "", out.len, NULL);
         cs_buf_free(&out);
         cs_store_query_free(q);
@@ -554,6 +544,70 @@ void cs_api_transcript(cs_request *r)
     t->r = r;
     t->text = text;
     q->cb_data = t;
+    memcpy(q->sid, sid, sizeof sid);
+    cs_store_query_run(gw->store, q);
+}
+
+/* ---- GET /api/v1/calls/{sid}/summary ---- */
+
+/* 404 {"error","status","reason"}: why the call has no summary. */
+static void no_summary(cs_request *r, const char *status, const char *reason)
+{
+    cs_buf out = CS_BUF_INIT(4096);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "error", "no summary");
+    cs_json_kstr(&j, "status", status);
+    cs_json_kstr(&j, "reason", reason);
+    cs_json_obj_end(&j);
+    cs_json_end(&j);
+    cs_respond_json(r, 404, &out);
+    cs_buf_free(&out);
+}
+
+static void summary_done(cs_store_query *q, void *data)
+{
+    cs_request *r = data;
+    cs_gateway *gw = r->app;
+    if (query_failed(r, q)) return;
+    const cs_call_row *c = &q->calls[0];
+    const char *st = c->summary_status ? c->summary_status : "";
+    cJSON *sum = c->summary && !strcmp(st, CS_SUMMARY_DONE) ? cJSON_Parse(c->summary) : NULL;
+    if (sum) {
+        cJSON_AddStringToObject(sum, "call_sid", c->sid);
+        cJSON_AddStringToObject(sum, "status", CS_SUMMARY_DONE);
+        char *text = cJSON_PrintUnformatted(sum);
+        if (text)
+            cs_respond(r, 200, "application/json", text, strlen(text), NULL);
+        else
+            cs_respond_error(r, 503, "out of memory");
+        free(text);
+        cJSON_Delete(sum);
+    } else if (!strcmp(st, CS_SUMMARY_FAILED)) {
+        no_summary(r, "failed", c->summary_reason ? c->summary_reason : "unknown");
+    } else if (!strcmp(st, CS_SUMMARY_NO_SPEECH)) {
+        no_summary(r, "no_speech", "nothing was said on the call");
+    } else if (!gw->cfg->llm_url[0]) {
+        no_summary(r, "no_llm", "LLM_URL is not set: calls are not summarized");
+    } else if (!gw->cfg->summary) {
+        no_summary(r, "off", "SUMMARY=0: calls are not summarized");
+    } else {
+        no_summary(r, "pending",
+                   "the call is live, its transcript is being finished, or its summary is "
+                   "being made");
+    }
+    cs_store_query_free(q);
+}
+
+void cs_api_summary(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_summary)) return;
+    cs_gateway *gw = r->app;
+    char sid[65];
+    if (path_sid(r, sid) < 0) return;
+    cs_store_query *q = start_query(r, CS_Q_CALL, summary_done);
+    if (!q) return;
     memcpy(q->sid, sid, sizeof sid);
     cs_store_query_run(gw->store, q);
 }

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/path.h"
 #include "http/auth.h"
@@ -51,6 +52,7 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/api/v1/calls/{}/recording.wav", cs_api_recording},
     {CS_HTTP_GET, "/api/v1/calls/{}/transcript", cs_api_transcript},
     {CS_HTTP_GET, "/api/v1/calls/{}/export", cs_api_export},
+    {CS_HTTP_GET, "/api/v1/calls/{}/summary", cs_api_summary},
     {CS_HTTP_POST, "/api/v1/calls", cs_api_call_create},
     {CS_HTTP_POST, "/api/v1/calls/{}/hangup", cs_api_hangup},
     {CS_HTTP_POST, "/api/v1/calls/{}/transfer", cs_api_transfer},
@@ -225,6 +227,8 @@ static void finish(cs_gateway *gw)
      * store writes. */
     cs_auth_stop(gw->auth);
     cs_transcribe_stop(gw);
+    cs_summary_free(gw->summary);
+    gw->summary = NULL;
     cs_agents_stop(&gw->agent_env);
     stop_speech(gw);
     cs_control_free(gw->control);
@@ -262,9 +266,12 @@ static void on_shutdown_tick(uv_timer_t *t)
     }
     /* Requests in flight (the last transcript segments) end within their timeouts; agents
      * closing finish theirs. */
-    if (cs_net_count(gw->net) == 0 && cs_transcribe_idle(gw) && cs_fetch_count(gw->fetch) == 0 &&
-        gw->calls.talk.closing == 0)
-        finish(gw);
+    if (cs_net_count(gw->net) != 0 || !cs_transcribe_idle(gw) || gw->calls.talk.closing != 0)
+        return;
+    /* Summaries not made yet stay pending in the store: the next start makes them. */
+    cs_summary_free(gw->summary);
+    gw->summary = NULL;
+    if (cs_fetch_count(gw->fetch) == 0) finish(gw);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -355,6 +362,24 @@ static void booted(void *data, int err)
     b->err = err;
 }
 
+/* A call's summary is stored: the operator's webhook gets it as call.summary. */
+static void summary_made(void *data, const char *call_sid, const char *json)
+{
+    cs_gateway *gw = data;
+    if (!gw->webhook) return;
+    cs_buf body = CS_BUF_INIT(CS_SUMMARY_ANSWER_MAX * 2);
+    cs_json j;
+    cs_json_init(&j, &body);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "event", "call.summary");
+    cs_json_kstr(&j, "call_sid", call_sid);
+    cs_json_key(&j, "summary");
+    cs_json_raw(&j, json, strlen(json));
+    cs_json_obj_end(&j);
+    if (cs_json_end(&j) == 0) cs_webhook_send(gw->webhook, "call.summary", body.data, body.len);
+    cs_buf_free(&body);
+}
+
 static int start(cs_gateway *gw, cs_buf *err)
 {
     const cs_config *cfg = gw->cfg;
@@ -437,6 +462,15 @@ static int start(cs_gateway *gw, cs_buf *err)
     gw->calls.talk.control = gw->control;
     gw->agent_env.control = gw->control != NULL;
     if ((rc = cs_agents_setup(&gw->agent_env, err)) < 0) return rc;
+    cs_summary_opts so = {
+        .cfg = cfg,
+        .loop = gw->loop,
+        .fetch = gw->fetch,
+        .store = gw->store,
+        .done = summary_made,
+        .data = gw,
+    };
+    if ((rc = cs_summary_new(&gw->summary, &so, err)) < 0) return rc;
     /* The first admin exists before anyone can try to sign in. */
     boot b = {0};
     cs_auth_bootstrap(gw->auth, booted, &b);
@@ -495,6 +529,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         cs_warn("PUBLIC_URL is not set: TwiML points Twilio at %s, reachable only from here",
                 gw->stream_url);
     if (cfg->env_file) cs_info("settings read from %s", cfg->env_file);
+    cs_summary_resume(gw->summary); /* before the recovery's calls are queued themselves */
     cs_journal_recover(gw);
     return 0;
 }
@@ -540,6 +575,7 @@ int cs_gateway_main(int argc, char **argv)
         if (gw.server) cs_server_stop_listening(gw.server);
         cs_auth_stop(gw.auth);
         cs_transcribe_stop(&gw);
+        cs_summary_free(gw.summary);
         stop_speech(&gw);
         cs_control_free(gw.control);
         cs_fetch_close(gw.fetch);

@@ -23,6 +23,7 @@
 #include "net/server.h"
 #include "provider/provider.h"
 #include "store/store.h"
+#include "summary/summary.h"
 #include "stt/stt.h"
 #include "tts/tts.h"
 
@@ -122,6 +123,7 @@ typedef struct cs_gateway {
     cs_tts_fallback tts_fallback; /* for a cloud TTS (ops NULL: none) */
     cs_config fallback_cfg;       /* what it was made with: its own default voice */
     cs_webhook *webhook;          /* NULL without TRANSCRIPT_WEBHOOK_URL */
+    cs_summary *summary;          /* NULL with SUMMARY=0 or without LLM_URL */
     cs_transcripts transcripts;
     monitor *monitors; /* open monitor sockets */
     size_t nmonitors;
@@ -182,6 +184,7 @@ void cs_api_recording(cs_request *r);
 void cs_api_transcript(cs_request *r);
 /* The call as one document, its recording's caller channel embedded on ask (api_export.c). */
 void cs_api_export(cs_request *r);
+void cs_api_summary(cs_request *r);
 /* Call control (control.c): place a call, hang up, transfer, say, fork streams. */
 void cs_api_call_create(cs_request *r);
 void cs_api_hangup(cs_request *r);
@@ -259,10 +262,12 @@ bool cs_transcribe_idle(const cs_gateway *gw);
 void cs_transcribe_stop(cs_gateway *gw);
 void cs_transcribe_free(cs_gateway *gw);
 
-/* The transcript webhook (webhook.c): `json` is copied and POSTed, signed, with retries.
- * new: CS_ECONFIG with a message when TRANSCRIPT_WEBHOOK_URL is not an http(s) URL. */
+/* The operator's webhook (webhook.c): `json` is copied and POSTed, signed, with retries;
+ * `event` (a static string: transcript.final, transcript.refined, call.summary) goes in
+ * X-Callstream-Event. new: CS_ECONFIG with a message when TRANSCRIPT_WEBHOOK_URL is not an
+ * http(s) URL. */
 int cs_webhook_new(cs_webhook **out, cs_gateway *gw, cs_buf *err);
-void cs_webhook_send(cs_webhook *h, const char *json, size_t len);
+void cs_webhook_send(cs_webhook *h, const char *event, const char *json, size_t len);
 size_t cs_webhook_pending(const cs_webhook *h);
 const cs_webhook_stats *cs_webhook_stats_get(const cs_webhook *h);
 /* Gives up what waits or is in flight, and sends nothing more (shutdown: at once on a

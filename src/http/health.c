@@ -498,6 +498,7 @@ void cs_metrics(cs_request *r)
         cs_prom_gauge(&out, "callstream_transcript_webhook_pending", "deliveries waiting",
                       (double)cs_webhook_pending(gw->webhook));
     }
+    if (gw->summary) cs_summary_metrics(gw->summary, &out);
     if (gw->control) {
         const cs_control_stats *cst = cs_control_stats_get(gw->control);
         const char *ops[CS_REST_OP_COUNT];

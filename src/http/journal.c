@@ -33,6 +33,8 @@ void cs_journal_call(cs_gateway *gw, const cs_call_row *row)
     c->status = dup_or_null(rec, row->status);
     c->params = dup_or_null(rec, row->params);
     c->summary = dup_or_null(rec, row->summary);
+    c->summary_status = dup_or_null(rec, row->summary_status);
+    c->summary_reason = dup_or_null(rec, row->summary_reason);
     c->recording = dup_or_null(rec, row->recording);
     cs_store_write(gw->store, rec);
 }
@@ -233,6 +235,8 @@ static void end_orphan(cs_gateway *gw, const cs_call_row *c, const cs_store_quer
         write_event(gw, c->sid, NULL, CS_EVENT_RECORDING, end, detail.data);
     }
     cs_buf_free(&detail);
+    /* Its transcript is what was stored: the summary is made of that. */
+    if (!c->summary_status) cs_summary_call_ended(gw->summary, c->sid);
     cs_warn("journal: call %s was left live by an earlier run: ended as abnormal at its last "
             "%s (%lld ms)%s",
             c->sid, by_recording ? "recorded frame" : "stored update",

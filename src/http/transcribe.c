@@ -138,7 +138,9 @@ static void deliver(cs_gateway *gw, const origin *v, const cs_stt_segment *seg)
         cs_json_key(&j, "segment");
         segment_json(&j, v, seg);
         cs_json_obj_end(&j);
-        if (cs_json_end(&j) == 0) cs_webhook_send(gw->webhook, body.data, body.len);
+        if (cs_json_end(&j) == 0)
+            cs_webhook_send(gw->webhook, seg->refined ? "transcript.refined" : "transcript.final",
+                            body.data, body.len);
         cs_buf_free(&body);
     }
 }
@@ -154,8 +156,8 @@ static void on_segment(void *data, const cs_stt_segment *seg)
                        ? cs_calls_stream(&v->gw->calls, cs_str_of(v->stream))
                        : NULL;
     if (s) {
-        cs_transcript t = {seg->id, seg->start_ms, seg->end_ms, seg->text, seg->final,
-                           seg->confidence};
+        cs_transcript t = {seg->id,   seg->start_ms, seg->end_ms,
+                           seg->text, seg->final,    seg->confidence};
         cs_stream_transcript(s, &t);
     }
 }
@@ -207,6 +209,7 @@ static void on_closed(void *data)
 {
     voice *v = data;
     v->gw->transcripts.open--;
+    cs_summary_release(v->gw->summary, v->call); /* its last finals are in */
     free(v);
 }
 
@@ -276,6 +279,7 @@ static voice *open_voice(cs_gateway *gw, const cs_stream *s, enum cs_speaker who
         return NULL;
     }
     gw->transcripts.open++;
+    cs_summary_hold(gw->summary, call->sid);
     return v;
 }
 
@@ -318,6 +322,13 @@ static void on_stream_ended(void *o, const cs_stream *s, enum cs_end_reason why)
     for (int i = 0; i < 2; i++)
         if (tx->voices[i]) gw->stt_ops->close(tx->voices[i]->s);
     free(tx);
+}
+
+/* The call's summary waits for its transcriptions to close. */
+static void on_call_ended(void *o, const cs_call *call)
+{
+    cs_gateway *gw = o;
+    cs_summary_call_ended(gw->summary, call->sid);
 }
 
 /* ---- set-up ---- */
@@ -381,7 +392,8 @@ int cs_transcribe_start(cs_gateway *gw, cs_buf *err)
         return rc;
     /* Agents' lines, and the caller's as the provider or an agent heard them, need no
      * engine. */
-    cs_call_observer o = {.said = on_said, .heard = on_heard, .data = gw};
+    cs_call_observer o = {
+        .call_ended = on_call_ended, .said = on_said, .heard = on_heard, .data = gw};
     if (gw->stt_ops) {
         if ((rc = load_grammars(gw, err)) < 0) return rc;
         rc = gw->stt_ops->create(&gw->stt, gw->cfg, gw->loop, gw->mb, err);

@@ -1,4 +1,4 @@
-/* The transcript webhook: every final segment is POSTed as JSON to
+/* The operator's webhook: every final segment, and each call's summary, is POSTed as JSON to
  * TRANSCRIPT_WEBHOOK_URL, signed with HMAC-SHA256 of TRANSCRIPT_WEBHOOK_SECRET over
  * "<unix seconds>.<body>" (the seconds also in X-Callstream-Timestamp), and
  * retried with exponential backoff and jitter until it is taken (2xx) or the attempts
@@ -28,6 +28,7 @@ enum stage { WAITING, SENDING, RETRYING };
 struct delivery {
     enum stage stage;
     cs_webhook *hook;
+    const char *event; /* static */
     char *body;
     size_t len;
     unsigned attempts;
@@ -98,7 +99,7 @@ static void attempted(delivery *d, const cs_fetch_result *res)
         finish(d);
     } else if (++d->attempts >= ATTEMPTS || h->gw->draining) {
         h->stats.failed++;
-        cs_error("webhook: giving up on a transcript segment after %u attempts (last: %s)",
+        cs_error("webhook: giving up on a %s delivery after %u attempts (last: %s)", d->event,
                  d->attempts, res->err ? res->reason : "HTTP error");
         finish(d);
     } else {
@@ -133,8 +134,9 @@ static void pump(cs_webhook *h)
          * an old delivery. */
         cs_signed_headers sig;
         cs_sign_body(&sig, h->secret, d->body, d->len, cs_wall_ms() / 1000);
-        const char *headers[] = {"Content-Type: application/json",
-                                 "X-Callstream-Event: transcript.final", sig.timestamp,
+        char event[96];
+        snprintf(event, sizeof event, "X-Callstream-Event: %s", d->event);
+        const char *headers[] = {"Content-Type: application/json", event, sig.timestamp,
                                  sig.signature};
         cs_fetch_opts o = {
             .method = "POST",
@@ -171,7 +173,7 @@ int cs_webhook_new(cs_webhook **out, cs_gateway *gw, cs_buf *err)
     return 0;
 }
 
-void cs_webhook_send(cs_webhook *h, const char *json, size_t len)
+void cs_webhook_send(cs_webhook *h, const char *event, const char *json, size_t len)
 {
     if (h->stopped) {
         h->stats.dropped++;
@@ -179,7 +181,7 @@ void cs_webhook_send(cs_webhook *h, const char *json, size_t len)
     }
     if (h->queued >= QUEUE_MAX) {
         h->stats.dropped++;
-        cs_error("webhook: %zu deliveries waiting; a transcript segment is not sent", h->queued);
+        cs_error("webhook: %zu deliveries waiting; a %s is not sent", h->queued, event);
         return;
     }
     delivery *d = calloc(1, sizeof *d);
@@ -191,6 +193,7 @@ void cs_webhook_send(cs_webhook *h, const char *json, size_t len)
     }
     memcpy(body, json, len);
     d->hook = h;
+    d->event = event;
     d->body = body;
     d->len = len;
     uv_timer_init(h->gw->loop, &d->retry);
@@ -228,9 +231,7 @@ void cs_webhook_stop(cs_webhook *h)
         finish(d);
     }
     h->head = h->tail = NULL;
-    if (left)
-        cs_warn("webhook: %zu transcript segment(s) not delivered at shutdown (kept in the store)",
-                left);
+    if (left) cs_warn("webhook: %zu item(s) not delivered at shutdown (kept in the store)", left);
 }
 
 void cs_webhook_free(cs_webhook *h)

@@ -264,7 +264,11 @@ static void end(cs_fetch_req *r, CURLcode code)
             f->stats.timeouts += err == -ETIMEDOUT;
             f->stats.too_large += err == -EMSGSIZE;
         }
-        cs_fetch_result res = {.status = (int)status, .err = err, .reason = ""};
+        curl_off_t after = -1;
+        if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &after) != CURLE_OK || after <= 0)
+            after = -1;
+        cs_fetch_result res = {
+            .status = (int)status, .err = err, .reason = "", .retry_after_s = (int64_t)after};
         if (err < 0) {
             res.reason = r->fail ? r->why : r->reason[0] ? r->reason : curl_easy_strerror(code);
             cs_debug("fetch: %s", res.reason);

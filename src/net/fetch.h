@@ -36,6 +36,8 @@ typedef struct cs_fetch_result {
      * protocol), CS_ELIMIT (too many redirects), on_data's own error, CS_EBACKEND (else) */
     int err;
     const char *reason; /* a short explanation when err < 0 (curl's message or ours), else "" */
+    int64_t retry_after_s; /* the answer's Retry-After in seconds (a date counts from now);
+                              -1: none */
 } cs_fetch_result;
 
 typedef struct cs_fetch_opts {

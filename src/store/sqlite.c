@@ -69,8 +69,11 @@ static const char *const migrations[] = {
     "ALTER TABLE transcripts ADD COLUMN refined INTEGER NOT NULL DEFAULT 0;",
     /* 8: agent lines the caller cut short (what was heard of them) */
     "ALTER TABLE transcripts ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;",
-    /* 9: PLACEHOLDER for the summaries' migration, merged from its own branch */
-    "SELECT 1;",
+    /* 9: the call's summary: how its making went (pending, done, failed, no_speech) and why */
+    "ALTER TABLE calls ADD COLUMN summary_status TEXT;"
+    "ALTER TABLE calls ADD COLUMN summary_reason TEXT;"
+    "CREATE INDEX calls_summary_pending ON calls(ended_at, sid)"
+    " WHERE summary_status = 'pending';",
     /* 10: transcript search: an FTS5 index over transcripts' lines (their own rowids, kept
      * by triggers: a refined final's text replaces the fast one's), of both speakers, with
      * the call's sid indexed too so a call's lines are found without a scan. Nothing
@@ -124,12 +127,14 @@ enum stmt {
     S_UNFINISHED_STREAMS,
     S_META_GET,
     S_META_PUT,
+    S_SUMMARY_PENDING,
     S_COUNT
 };
 
 #define CALL_COLUMNS                                                                               \
     "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
-    " recording_ms, created_at, started_at, ended_at, updated_at, transcription"
+    " recording_ms, created_at, started_at, ended_at, updated_at, transcription, summary_status,"  \
+    " summary_reason"
 
 /* CS_Q_CALLS: the cursor (?1, ?2), then the filter: from (?4, prefix ?5), to (?6, prefix
  * ?7), statuses (?8: ",a,b,"), created_at in [?9, ?10) */
@@ -166,25 +171,29 @@ static const char *const sql[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     /* `run` is the run's that started the call: it moves until started_at is set */
-    [S_CALL_UPSERT] = "INSERT INTO calls (" CALL_COLUMNS
-                      ", run) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
-                      " ON CONFLICT(sid) DO UPDATE SET"
-                      " run = CASE WHEN started_at IS NULL THEN COALESCE(excluded.run, run)"
-                      " ELSE run END,"
-                      " account_sid = COALESCE(excluded.account_sid, account_sid),"
-                      " from_number = COALESCE(excluded.from_number, from_number),"
-                      " to_number = COALESCE(excluded.to_number, to_number),"
-                      " direction = COALESCE(excluded.direction, direction),"
-                      " status = COALESCE(excluded.status, status),"
-                      " params = COALESCE(excluded.params, params),"
-                      " summary = COALESCE(excluded.summary, summary),"
-                      " recording = COALESCE(excluded.recording, recording),"
-                      " recording_ms = COALESCE(excluded.recording_ms, recording_ms),"
-                      " transcription = COALESCE(excluded.transcription, transcription),"
-                      " created_at = MIN(created_at, excluded.created_at),"
-                      " started_at = COALESCE(started_at, excluded.started_at),"
-                      " ended_at = COALESCE(excluded.ended_at, ended_at),"
-                      " updated_at = excluded.updated_at",
+    [S_CALL_UPSERT] =
+        "INSERT INTO calls (" CALL_COLUMNS
+        ", run) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
+        " ON CONFLICT(sid) DO UPDATE SET"
+        " run = CASE WHEN started_at IS NULL THEN COALESCE(excluded.run, run)"
+        " ELSE run END,"
+        " account_sid = COALESCE(excluded.account_sid, account_sid),"
+        " from_number = COALESCE(excluded.from_number, from_number),"
+        " to_number = COALESCE(excluded.to_number, to_number),"
+        " direction = COALESCE(excluded.direction, direction),"
+        " status = COALESCE(excluded.status, status),"
+        " params = COALESCE(excluded.params, params),"
+        " summary = COALESCE(excluded.summary, summary),"
+        " recording = COALESCE(excluded.recording, recording),"
+        " recording_ms = COALESCE(excluded.recording_ms, recording_ms),"
+        " transcription = COALESCE(excluded.transcription, transcription),"
+        " summary_status = COALESCE(excluded.summary_status, summary_status),"
+        " summary_reason = CASE WHEN excluded.summary_status IS NULL"
+        " THEN summary_reason ELSE excluded.summary_reason END,"
+        " created_at = MIN(created_at, excluded.created_at),"
+        " started_at = COALESCE(started_at, excluded.started_at),"
+        " ended_at = COALESCE(excluded.ended_at, ended_at),"
+        " updated_at = excluded.updated_at",
     [S_STREAM_UPSERT] =
         "INSERT INTO streams (sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats)"
         " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
@@ -258,6 +267,8 @@ static const char *const sql[S_COUNT] = {
         " ORDER BY c.started_at, c.sid, t.started_at LIMIT ?2",
     [S_META_GET] = "SELECT value FROM store_meta WHERE key = ?1",
     [S_META_PUT] = "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?1, ?2)",
+    [S_SUMMARY_PENDING] = "SELECT " CALL_COLUMNS " FROM calls WHERE summary_status = 'pending'"
+                          " ORDER BY ended_at, sid LIMIT ?1",
 };
 
 typedef struct db {
@@ -508,7 +519,9 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_time(st, 13, c->ended_at);
         sqlite3_bind_int64(st, 14, c->updated_at ? c->updated_at : now);
         bind_text(st, 15, c->transcription);
-        bind_text(st, 16, c->run);
+        bind_text(st, 16, c->summary_status);
+        bind_text(st, 17, c->summary_reason);
+        bind_text(st, 18, c->run);
         return run(d, S_CALL_UPSERT, "writing a call");
     }
     case CS_REC_STREAM: {
@@ -620,6 +633,8 @@ static void read_call(cs_store_query *q, sqlite3_stmt *st, cs_call_row *c)
     c->ended_at = sqlite3_column_int64(st, 12);
     c->updated_at = sqlite3_column_int64(st, 13);
     c->transcription = col_text(q, st, 14);
+    c->summary_status = col_text(q, st, 15);
+    c->summary_reason = col_text(q, st, 16);
 }
 
 static void read_segment_row(cs_store_query *q, sqlite3_stmt *st, void *row)
@@ -750,7 +765,7 @@ static void read_unfinished_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
     cs_call_row *c = row;
     read_call(q, st, c);
-    c->last_at = sqlite3_column_int64(st, 15);
+    c->last_at = sqlite3_column_int64(st, 17);
 }
 
 /* ",a,b," for CALLS_FILTER, or NULL when any status will do. */
@@ -886,6 +901,12 @@ static int run_query(db *d, cs_store_query *q)
         sqlite3_bind_int64(st, 2, (int64_t)max);
         return collect(d, q, st, sizeof(cs_stream_row), max, (void **)&q->streams, &q->nstreams,
                        read_stream_row);
+    }
+    case CS_Q_SUMMARY_PENDING: {
+        sqlite3_stmt *st = d->st[S_SUMMARY_PENDING];
+        sqlite3_bind_int(st, 1, limit + 1);
+        return collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
+                            &q->ncalls, read_call_row);
     }
     }
     return -EINVAL;

@@ -49,7 +49,9 @@
 typedef struct cs_call_row {
     const char *sid, *account_sid, *from, *to, *direction, *status;
     const char *params; /* JSON object of customParameters */
-    const char *summary;
+    const char *summary;        /* JSON object: summary, key_points, action_items, sentiment */
+    const char *summary_status; /* "pending", "done", "failed", "no_speech", or NULL */
+    const char *summary_reason; /* why it failed; written with summary_status */
     const char *recording;     /* file path */
     const char *transcription; /* "on", "unavailable" (no engine free), "failed", or NULL */
     int64_t created_at, started_at, ended_at, updated_at;
@@ -161,6 +163,8 @@ enum cs_query_kind {
     CS_Q_UNFINISHED, /* calls that started in a run other than `key` (cs_store_run) and were
                         left live (never ended, or with a stream never ended), oldest first, up
                         to `limit`, with those streams and each call's last_at */
+    CS_Q_SUMMARY_PENDING, /* calls whose summary_status is "pending", the first ended first,
+                             up to `limit` */
 };
 
 /* Markers around the matched words of a snippet (the page builds elements from them,

@@ -28,7 +28,8 @@ struct llm_fake {
     int released; /* __atomic */
     feed *feeds;  /* answers in progress (and stalls), loop thread */
     llm_fake_stats st;
-    fake_bodies bodies;
+    fake_bodies bodies;      /* streamed requests' */
+    fake_bodies json_bodies; /* JSON mode's */
     char *tool_bodies[FAKE_KEEP];
     char tool_names[FAKE_KEEP][64];
     size_t ntools;
@@ -244,16 +245,94 @@ static bool request_ok(const cs_request *r, bool *usage)
     return ok;
 }
 
+/* JSON mode (response_format {"type":"json_object"}, not streamed): whether it is one,
+ * and whether it is well formed — OpenAI refuses one whose messages never say "JSON". */
+static bool json_mode(const cs_request *r, bool *ok)
+{
+    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(j, "response_format");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(fmt, "type");
+    bool is = cJSON_IsString(type) && strcmp(type->valuestring, "json_object") == 0;
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    bool says_json = false;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        says_json = says_json || (cJSON_IsString(c) && strstr(c->valuestring, "JSON"));
+    }
+    *ok = is && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "model")) && says_json &&
+          !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stream"));
+    cJSON_Delete(j);
+    return is;
+}
+
+/* A whole chat.completion whose message's content is `text`. */
+static void completion(cs_request *r, unsigned k, const char *text)
+{
+    cs_buf b = CS_BUF_INIT(1 << 22);
+    cs_buf_printf(&b,
+                  "{\"id\":\"chatcmpl-fake-%u\",\"object\":\"chat.completion\","
+                  "\"created\":1700000000,\"model\":\"fake\",\"choices\":[{\"index\":0,"
+                  "\"message\":{\"role\":\"assistant\",\"content\":",
+                  k);
+    quoted(&b, text ? text : "", text ? strlen(text) : 0);
+    cs_buf_puts(&b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+                    "\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":40,"
+                    "\"total_tokens\":160}}");
+    cs_respond_json(r, 200, &b);
+    cs_buf_free(&b);
+}
+
+/* The k-th reply of the script to a JSON-mode request. */
+static void json_reply(llm_fake *f, cs_request *r, size_t k, const llm_fake_reply *rp)
+{
+    if (rp->kind == LLM_FAKE_STALL) {
+        feed_new(f, r)->stall = true; /* never answered */
+        return;
+    }
+    if (rp->kind == LLM_FAKE_ERROR) {
+        char extra[64] = "";
+        if (rp->retry_after_s)
+            snprintf(extra, sizeof extra, "Retry-After: %u\r\n", rp->retry_after_s);
+        cs_buf b = CS_BUF_INIT(1 << 16);
+        cs_buf_puts(&b, "{\"error\":{\"message\":");
+        const char *msg = rp->text ? rp->text : "fake error";
+        quoted(&b, msg, strlen(msg));
+        cs_buf_puts(&b, ",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+        cs_respond(r, rp->status, "application/json", b.data, b.len, extra[0] ? extra : NULL);
+        cs_buf_free(&b);
+    } else if (rp->kind == LLM_FAKE_MALFORMED) {
+        static const char junk[] = "<html><body>502 Bad Gateway</body>";
+        cs_respond(r, 200, "application/json", junk, sizeof junk - 1, NULL);
+    } else {
+        completion(r, (unsigned)k, rp->text);
+    }
+}
+
 static void chat(cs_request *r)
 {
     llm_fake *f = r->app;
     size_t k;
-    LOCKED(f, k = f->st.requests++);
-    fake_keep(&f->srv, &f->bodies, r);
+    bool json_ok, json = json_mode(r, &json_ok);
+    LOCKED(f, k = json ? f->st.json_requests++ : f->st.requests++);
+    fake_keep(&f->srv, json ? &f->json_bodies : &f->bodies, r);
     if (f->o.api_key && !fake_bearer_ok(r, f->o.api_key)) {
         LOCKED(f, f->st.bad_auth++);
         fake_openai_error(r, 401, "invalid_request_error", "invalid_api_key",
                           "Incorrect API key provided.");
+        return;
+    }
+    if (json) {
+        if (!json_ok) {
+            LOCKED(f, f->st.bad_requests++);
+            fake_openai_error(r, 400, "invalid_request_error", NULL,
+                              "JSON mode needs model, messages that say JSON, and no stream");
+            return;
+        }
+        const llm_fake_reply *js = f->o.json_script ? f->o.json_script : f->o.script;
+        size_t n = f->o.json_script ? f->o.njson_script : f->o.nscript;
+        json_reply(f, r, k, &js[k < n ? k : n - 1]);
         return;
     }
     bool usage = false;
@@ -396,6 +475,11 @@ bool llm_fake_request(llm_fake *f, size_t k, cs_buf *out)
     return fake_kept(&f->srv, &f->bodies, k, out);
 }
 
+bool llm_fake_json_request(llm_fake *f, size_t k, cs_buf *out)
+{
+    return fake_kept(&f->srv, &f->json_bodies, k, out);
+}
+
 bool llm_fake_tool_call(llm_fake *f, size_t k, cs_buf *out, char *name, size_t cap)
 {
     bool ok;
@@ -411,6 +495,7 @@ void llm_fake_free(llm_fake *f)
 {
     fake_server_stop(&f->srv);
     fake_bodies_free(&f->bodies);
+    fake_bodies_free(&f->json_bodies);
     for (size_t i = 0; i < f->ntools; i++) free(f->tool_bodies[i]);
     free(f);
 }

@@ -15,6 +15,13 @@
  * "<timestamp>.<body>"), checked with `tool_secret`. It answers 200 with `tool_result`,
  * except the tool named "fail" (500 with a JSON error) and the tool named "slow" (never).
  *
+ * JSON mode (response_format {"type":"json_object"}, not streamed; its messages must say
+ * "JSON", as OpenAI requires) is answered with one chat.completion whose message's content
+ * is the reply's `text`; an ERROR reply is its status (429 with Retry-After when
+ * `retry_after_s`), MALFORMED a body that is not JSON, STALL no answer at all. Those
+ * requests (a call's summary) follow their own script, and are counted and kept apart from
+ * the streamed ones (an agent's turns), so each side's numbers stay its own.
+ *
  * It runs on a thread of its own; the functions below may be called from any thread. */
 #ifndef CS_TEST_LLM_FAKE_H
 #define CS_TEST_LLM_FAKE_H
@@ -46,22 +53,26 @@ typedef struct llm_fake_reply {
     unsigned every_ms;       /* between chunks (0: the whole answer at once) */
     bool gate;               /* stop after the first sentence's end (". ", "! ", "? ") until
                                 llm_fake_release() */
+    unsigned retry_after_s;  /* LLM_FAKE_ERROR: a Retry-After header (0: none) */
 } llm_fake_reply;
 
 typedef struct llm_fake_opts {
     const llm_fake_reply *script; /* must outlive the fake */
     size_t nscript;
+    const llm_fake_reply *json_script; /* JSON mode's (NULL: `script`); must outlive it */
+    size_t njson_script;
     const char *api_key;     /* the Bearer key expected (NULL: any, or none) */
     const char *tool_secret; /* the key tools' signatures are checked with */
     const char *tool_result; /* tools' answer (NULL: {"result":"done"}) */
 } llm_fake_opts;
 
 typedef struct llm_fake_stats {
-    unsigned requests;     /* chat completions asked */
-    unsigned answered;     /* streamed to the end, or refused with their status */
-    unsigned left;         /* the client went away before the answer's end */
-    unsigned bad_requests; /* 400: not a streamed chat completion */
-    unsigned bad_auth;     /* 401 */
+    unsigned requests;      /* streamed chat completions asked */
+    unsigned json_requests; /* chat completions asked in JSON mode (not in the others) */
+    unsigned answered;      /* streamed to the end, or refused with their status (streamed) */
+    unsigned left;          /* the client went away before the answer's end */
+    unsigned bad_requests;  /* 400: not a streamed chat completion */
+    unsigned bad_auth;      /* 401 */
     unsigned tool_calls;
     unsigned tool_bad_signatures;
 } llm_fake_stats;
@@ -80,6 +91,8 @@ void llm_fake_stats_get(llm_fake *f, llm_fake_stats *out);
 /* The body of the k-th request (from 0; the first 1,024 are kept) into `out`: false if
  * there is none. */
 bool llm_fake_request(llm_fake *f, size_t k, cs_buf *out);
+/* The body of the k-th request in JSON mode. */
+bool llm_fake_json_request(llm_fake *f, size_t k, cs_buf *out);
 /* The body of the k-th tool call, with its tool's name. */
 bool llm_fake_tool_call(llm_fake *f, size_t k, cs_buf *out, char *name, size_t cap);
 /* Stops the thread, closes every connection, frees the fake. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/chat.h"
 #include "agent/llm_int.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -290,17 +291,17 @@ static void error_bodies(void **state)
     static const char openai[] = "{\"error\":{\"message\":\"Incorrect API key "
                                  "provided.\",\"type\":\"invalid_request_error\","
                                  "\"param\":null,\"code\":\"invalid_api_key\"}}";
-    llm_error_message(openai, strlen(openai), out, sizeof out);
+    cs_chat_error_message(openai, strlen(openai), out, sizeof out);
     assert_string_equal(out, "Incorrect API key provided. (invalid_api_key)");
     static const char typed[] =
         "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}";
-    llm_error_message(typed, strlen(typed), out, sizeof out);
+    cs_chat_error_message(typed, strlen(typed), out, sizeof out);
     assert_string_equal(out, "overloaded (server_error)");
     static const char bare[] = "{\"error\":\"model \\\"x\\\" not found, try pulling it first\"}";
-    llm_error_message(bare, strlen(bare), out, sizeof out);
+    cs_chat_error_message(bare, strlen(bare), out, sizeof out);
     assert_string_equal(out, "model \"x\" not found, try pulling it first");
     static const char html[] = "<html>\r\n<b>502 Bad Gateway</b></html>";
-    llm_error_message(html, strlen(html), out, sizeof out);
+    cs_chat_error_message(html, strlen(html), out, sizeof out);
     assert_string_equal(out, "<html>  <b>502 Bad Gateway</b></html>");
 }
 

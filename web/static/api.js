@@ -79,3 +79,20 @@ export const hangup = (sid) => postJSON(`${callPath(sid)}/hangup`);
 
 /** Call control: transfers the call to `to` (E.164) with <Dial> (POST …/transfer). */
 export const transfer = (sid, to) => postJSON(`${callPath(sid)}/transfer`, { to });
+
+/**
+ * The call's summary: {status: 'done', summary, key_points, action_items, sentiment}, or
+ * {status, reason} when there is none (pending, failed, no_speech, no_llm, off); null for
+ * a call the store does not have.
+ */
+export async function summary(sid) {
+  const res = await fetch(`${callPath(sid)}/summary`, { headers: { Accept: 'application/json' } });
+  if (res.status === 401) {
+    toLogin();
+    throw new HttpError(401, 'not signed in');
+  }
+  const body = await res.json().catch(() => null);
+  if (res.ok) return body;
+  if (res.status === 404) return body?.status ? body : null;
+  throw new HttpError(res.status, body?.error?.message || res.statusText);
+}

@@ -15,6 +15,14 @@ import { Transcript } from './transcript.js';
 const $ = (id) => document.getElementById(id);
 const FINISH_AFTER_MS = 2000; // "Call ended" stays on the live view this long
 const EVENT_PAGES_MAX = 20; // of the API's events, past those the call's answer holds
+const SUMMARY_POLL_MS = 2000; // a pending summary is asked for again this often
+const SUMMARY_POLLS_MAX = 150; // … for five minutes at most
+const SUMMARY_STATES = {
+  pending: 'Being made…',
+  no_speech: 'No summary: nothing was said on this call.',
+  no_llm: 'No summary: no language model is set up (LLM_URL).',
+  off: 'No summary: summaries are turned off (SUMMARY=0).',
+};
 
 const sid = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
 const stats = createStats($('stats'));
@@ -120,6 +128,7 @@ async function showFinished() {
     return;
   }
   renderDetails();
+  showSummary();
   events.addAll(call.events);
   $('text-only').hidden = !isRelay(call);
   $('finished').hidden = isRelay(call);
@@ -133,6 +142,51 @@ async function showFinished() {
     for (const seg of segments) transcript.upsert(seg);
   }
   $('transcript').dataset.empty = 'No transcript';
+}
+
+function fillList(list, items) {
+  list.replaceChildren(
+    ...(items ?? []).map((text) => {
+      const li = document.createElement('li');
+      li.textContent = text;
+      return li;
+    }),
+  );
+  if (!list.children.length) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = list.dataset.empty;
+    list.append(li);
+  }
+}
+
+// The summary once made; its state until then (asked again while it is pending).
+async function showSummary(polls = 0) {
+  let s;
+  try {
+    s = await api.summary(sid);
+  } catch {
+    s = null;
+  }
+  if (!s) return;
+  const panel = $('summary');
+  panel.hidden = false;
+  panel.dataset.status = s.status;
+  const done = s.status === 'done';
+  $('summary-body').hidden = !done;
+  if (done) {
+    $('summary-status').textContent = '';
+    $('summary-text').textContent = s.summary;
+    $('summary-sentiment').textContent = s.sentiment;
+    $('summary-sentiment').dataset.sentiment = s.sentiment;
+    fillList($('summary-points'), s.key_points);
+    fillList($('summary-actions'), s.action_items);
+    return;
+  }
+  $('summary-status').textContent =
+    s.status === 'failed' ? `No summary: it failed (${s.reason}).` : SUMMARY_STATES[s.status] || s.reason;
+  if (s.status === 'pending' && polls < SUMMARY_POLLS_MAX)
+    setTimeout(() => showSummary(polls + 1), SUMMARY_POLL_MS);
 }
 
 function showRecording(url) {
