@@ -36,6 +36,8 @@ struct conv {
     bool spoke;      /* an utterance ended since the request came */
     bool said_end;   /* the last piece's utterance ended: the next text is a new piece */
     bool opening;    /* the first answer: the agent quiet is enough */
+    bool heard;      /* the caller said or keyed something this turn */
+    unsigned silent; /* answers in a row where neither side said anything */
     cs_gather_cb cb; /* a request waits for the answer: NULL if none */
     void *data;
     uint64_t asked_ms; /* when it came */
@@ -190,6 +192,17 @@ static void answer(conv *c, bool late)
     for (size_t i = 0; i < c->nitems; i++)
         items[i] =
             (cs_gather_item){c->items[i].play, c->text.data + c->items[i].off, c->items[i].loop};
+    /* A caller who says nothing to an agent that says nothing: a line left open (Twilio
+     * would go on asking for ever). */
+    c->silent = c->nitems == 0 && !c->heard ? c->silent + 1 : 0;
+    bool silence = c->silent >= CS_GATHER_SILENT_MAX && !c->hangup && c->s;
+    if (silence) {
+        g->stats.silent++;
+        const cs_log_ctx *prev = cs_log_set_ctx(&c->s->log);
+        cs_info("gather: %u answers in a row with nothing said; hanging up", c->silent);
+        cs_log_set_ctx(prev);
+        c->hangup = true;
+    }
     cs_gather_reply r = {c->hangup || !c->s ? CS_GATHER_HANGUP : CS_GATHER_LISTEN, items, c->nitems,
                          late};
     g->stats.answers[r.next]++;
@@ -209,6 +222,7 @@ static void answer(conv *c, bool late)
     }
     cs_json_arr_end(&j);
     cs_json_kbool(&j, "late", late);
+    if (silence) cs_json_kbool(&j, "silence", true);
     cs_json_kuint(&j, "waitedMs", now_ms(g) - c->asked_ms);
     cs_json_obj_end(&j);
     if (cs_json_end(&j) == 0) gather_event(c, &detail);
@@ -331,7 +345,8 @@ int cs_gather_open(cs_gather *g, const cs_pevent *start, const char *why, cs_gat
     int rc = cs_stream_begin(g->calls, &ev, CS_MODE_GATHER, false, &sink, c, NULL, &s);
     if (rc == 0) {
         c->s = s;
-        if (!s->agent) rc = CS_ENOTFOUND; /* nobody to talk with: none, or it failed */
+        /* nobody to talk with: none, it failed, or it speaks audio only (echo) */
+        if (!s->agent || !s->agent->ops->speaks_text) rc = CS_ENOTFOUND;
     }
     if (rc < 0) {
         c->cb = NULL;
@@ -378,6 +393,7 @@ int cs_gather_turn(cs_gather *g, const char *call_sid, const char *speech, doubl
     g->stats.turns++;
     c->turns++;
     c->opening = false;
+    c->heard = (speech && *speech) || nd > 0;
     wait_answer(c, cb, data);
     cs_buf detail = CS_BUF_INIT(6 * (speech ? strlen(speech) : 0) + 256);
     cs_json j;

@@ -23,6 +23,7 @@
 #define CS_GATHER_FATES      256  /* streams whose end is remembered (cs_gather_fate) */
 #define CS_GATHER_DIGITS_MAX 64   /* keys in one turn; more are refused */
 #define CS_GATHER_SPEECH_MAX 2048 /* bytes of the caller's words in one turn; the rest is cut */
+#define CS_GATHER_SILENT_MAX 3    /* answers in a row where neither side said anything: hang up */
 
 typedef struct cs_gather cs_gather;
 
@@ -67,6 +68,7 @@ typedef struct cs_gather_stats {
     uint64_t refused_full; /* not begun: `max` conversations live */
     uint64_t unknown;      /* turns for a call with no conversation */
     uint64_t dropped;      /* text or plays past CS_GATHER_TEXT_MAX / CS_GATHER_ITEMS_MAX */
+    uint64_t silent;       /* conversations hung up after CS_GATHER_SILENT_MAX silent answers */
 } cs_gather_stats;
 
 /* How a call's streams fared (cs_gather_fate). */

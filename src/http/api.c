@@ -566,6 +566,10 @@ static void no_summary(cs_request *r, const char *status, const char *reason)
     cs_buf_free(&out);
 }
 
+/* An ended call without a summary status this long is not on its way (the status is
+ * written when the call is queued, through the store's queue). */
+#define SUMMARY_SETTLE_MS 60000
+
 static void summary_done(cs_store_query *q, void *data)
 {
     cs_request *r = data;
@@ -592,6 +596,10 @@ static void summary_done(cs_store_query *q, void *data)
         no_summary(r, "no_llm", "LLM_URL is not set: calls are not summarized");
     } else if (!gw->cfg->summary) {
         no_summary(r, "off", "SUMMARY=0: calls are not summarized");
+    } else if (!*st && c->ended_at && cs_wall_ms() - c->ended_at > SUMMARY_SETTLE_MS &&
+               !cs_summary_knows(gw->summary, c->sid)) {
+        /* Never queued: it ended while summaries were off, or before they were kept. */
+        no_summary(r, "none", "the call ended while calls were not summarized");
     } else {
         no_summary(r, "pending",
                    "the call is live, its transcript is being finished, or its summary is "

@@ -72,6 +72,7 @@ typedef struct cs_gateway_stats {
     uint64_t gather_begun[CS_GATHER_WHY_COUNT]; /* conversations in <Gather> turns */
     uint64_t gather_no_agent;                   /* calls that could not talk in turns: no agent */
     uint64_t gather_bad_input;                  /* turns refused: Digits not keys */
+    uint64_t gather_account_refused;            /* calls of another account (TWILIO_ACCOUNT_SID) */
     uint64_t gather_actions;                    /* <Connect action> requests after a media stream */
     uint64_t webhook_params_refused; /* voice webhooks with more than CS_CALL_PARAMS_MAX */
     uint64_t exports;              /* call exports begun (api_export.c) */

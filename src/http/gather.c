@@ -119,9 +119,17 @@ void cs_gather_answer(cs_request *r, const cs_form *form, const char *call_sid,
         refused(r, call_sid, "shutting_down");
         return;
     }
+    /* Another account's call talks no more in turns than on a stream (media.c). */
+    const char *mine = gw->cfg->twilio_account_sid, *account = cs_twilio_form_get(form, "AccountSid");
+    if (mine[0] && (!account || strcmp(account, mine) != 0)) {
+        gw->stats.gather_account_refused++;
+        cs_warn("gather: refused call %s of account %.40s (TWILIO_ACCOUNT_SID is %s)", call_sid,
+                account ? account : "(none)", mine);
+        refused(r, call_sid, "account");
+        return;
+    }
     /* The stream it would have had: the same <Parameter>s (the agent is chosen by them). */
     const char *from = cs_twilio_form_get(form, "From"), *to = cs_twilio_form_get(form, "To");
-    const char *account = cs_twilio_form_get(form, "AccountSid");
     cs_kv params[CS_PEV_MAX_PARAMS];
     cs_pevent start = {.type = CS_PEV_START, .seq = -1};
     start.start.call_id = cs_str_of(call_sid);
@@ -243,18 +251,21 @@ void cs_gather_metrics(const cs_gateway *gw, cs_buf *out)
                    "conversations begun in <Gather> turns, by why the call has no stream", "reason",
                    why_labels + 1, gw->stats.gather_begun + 1, CS_GATHER_WHY_COUNT - 1);
     static const char *const refusals[] = {"gather_max_calls", "no_agent", "unknown_call",
-                                           "bad_input"};
+                                           "bad_input", "account"};
     const uint64_t refused_n[] = {st->refused_full, gw->stats.gather_no_agent, st->unknown,
-                                  gw->stats.gather_bad_input};
+                                  gw->stats.gather_bad_input, gw->stats.gather_account_refused};
     cs_prom_family(out, "callstream_gather_refused_total", "counter",
                    "requests of calls that could not talk in <Gather> turns, by reason", "reason",
-                   refusals, refused_n, 4);
+                   refusals, refused_n, 5);
     cs_prom_counter(out, "callstream_gather_turns_total", "the caller's turns taken",
                     (double)st->turns);
     static const char *const nexts[] = {"listen", "hangup"};
     cs_prom_family(out, "callstream_gather_answers_total", "counter",
                    "turns answered, by what follows the agent's words", "next", nexts, st->answers,
                    2);
+    cs_prom_counter(out, "callstream_gather_silent_total",
+                    "conversations hung up after answers in a row with nothing said",
+                    (double)st->silent);
     cs_prom_counter(out, "callstream_gather_late_total",
                     "answers sent at GATHER_REPLY_MS before the agent's turn was over",
                     (double)st->late);

@@ -533,6 +533,15 @@ void cs_summary_call_ended(cs_summary *s, const char *call_sid)
     enqueue(s, call_sid, true);
 }
 
+bool cs_summary_knows(const cs_summary *s, const char *call_sid)
+{
+    if (!s) return false;
+    if (cs_map_get(&s->tracked, cs_str_of(call_sid))) return true;
+    for (const job *j = s->all; j; j = j->next_all)
+        if (strcmp(j->sid, call_sid) == 0) return true;
+    return false;
+}
+
 static void on_pending(cs_store_query *q, void *data)
 {
     cs_summary *s = data;

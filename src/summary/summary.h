@@ -82,6 +82,9 @@ void cs_summary_hold(cs_summary *s, const char *call_sid);
 void cs_summary_release(cs_summary *s, const char *call_sid);
 /* The call ended: its summary is made once every transcription it held is released. */
 void cs_summary_call_ended(cs_summary *s, const char *call_sid);
+/* Whether the call's summary is on its way here: its transcription still open, or the
+ * call waiting, read, asked or retrying. */
+bool cs_summary_knows(const cs_summary *s, const char *call_sid);
 /* Start-up: the calls an earlier run left "pending" (it stopped first) are summarized. */
 void cs_summary_resume(cs_summary *s);
 

@@ -420,7 +420,7 @@ static void stream_ends(void)
  * asking it, with `more` settings (NULL-ended); false (both stopped) if either failed. */
 static bool llm_up(llm_fake **fake, const llm_fake_reply *script, size_t n, const char *const *more)
 {
-    llm_fake_opts fo = {script, n, NULL, NULL, NULL};
+    llm_fake_opts fo = {.script = script, .nscript = n};
     if (llm_fake_start(fake, &fo) < 0) {
         IT_CHECK(0, "the fake LLM did not start");
         return false;

@@ -116,9 +116,14 @@ static void whole_calls(void)
                  "--duration 1 --auth-token %s --account-sid "
                  "AC99999999999999999999999999999999",
                  TOKEN);
-    IT_CHECK(exit_status != 0 && num(cJSON_GetObjectItem(sum, "failures"), "closed_early") == 1,
+    IT_CHECK(it_log_count(&srv, "media: refused a stream of account") == 1,
              "a stream of another account was not refused");
     cJSON_Delete(sum);
+    /* Nor does it talk in <Gather> turns when its stream comes back (<Connect action>). */
+    IT_CHECK(it_metric(srv.port, "callstream_gather_refused_total{reason=\"account\"}") >= 1,
+             "the call of another account was not refused its <Gather> turns");
+    IT_CHECK(it_metric(srv.port, "callstream_gather_conversations") == 0,
+             "the call of another account talks in <Gather> turns");
 }
 
 int main(void)

@@ -332,6 +332,20 @@ static void no_llm_and_unknown(void)
     it_resp_free(&resp);
     IT_CHECK(it_metric(r.s.port, "callstream_summaries_total{outcome=\"requested\"}") < 0,
              "summary metrics without a summarizer");
+    /* A model set up later: the call that ended before is never summarized, and says so
+     * once it has ended a while ago (rather than "pending" for ever). */
+    IT_CHECK(it_server_stop(&r.s, SIGTERM, 30000) == 0, "the server did not exit cleanly");
+    IT_CHECK(it_sql_exec(it_db(&r.s), "UPDATE calls SET ended_at = ended_at - 120000") == 0,
+             "cannot age the call");
+    static const llm_fake_reply good[] = {{LLM_FAKE_TEXT, GOOD}};
+    llm_fake_opts o = {.script = good, .nscript = 1, .api_key = LLM_KEY};
+    IT_CHECK(llm_fake_start(&r.llm, &o) == 0, "no fake model");
+    const char *args[] = {"--stt",       "none",       "--llm-url",     llm_fake_url(r.llm),
+                          "--llm-model", "fake-model", "--llm-api-key", LLM_KEY,
+                          NULL};
+    IT_CHECK(it_server_restart(&r.s, args) == 0, "no restart");
+    summary_of(&r, "CA50000000000000000000000000000006", &resp);
+    no_summary(&resp, "none", "not summarized", "ended before the model");
     rig_down(&r);
 }
 

@@ -85,12 +85,18 @@ static const cs_agent_ops test_agent = {
     .close = ta_close,
 };
 
-static bool no_agent;
+static const cs_agent_ops audio_agent = {
+    .name = "audio",
+    .open = ta_open,
+    .close = ta_close,
+};
+
+static bool no_agent, audio_only;
 
 static const cs_agent_ops *agent_for(void *data, const cs_pevent *start)
 {
     (void)data, (void)start;
-    return no_agent ? NULL : &test_agent;
+    return no_agent ? NULL : audio_only ? &audio_agent : &test_agent;
 }
 
 typedef struct fixture {
@@ -130,7 +136,7 @@ static int setup(void **state)
     assert_int_equal(cs_gather_new(&f->g, &f->calls, &f->loop, &o), 0);
     memset(&script, 0, sizeof script);
     memset(&got, 0, sizeof got);
-    no_agent = false;
+    no_agent = audio_only = false;
     *state = f;
     return 0;
 }
@@ -241,6 +247,40 @@ static void refusals(void **state)
     assert_int_equal(open_call(f, "CA7"), 0);
 }
 
+/* Neither side says anything: after CS_GATHER_SILENT_MAX such answers, the line is hung
+ * up; a turn with words in between starts the count again. */
+static void silence_hangs_up(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(open_call(f, "CA9"), 0); /* the agent says nothing first */
+    wait_answers(f, 1);
+    assert_int_equal(got.next, CS_GATHER_LISTEN);
+    assert_int_equal(cs_gather_turn(f->g, "CA9", NULL, -1, NULL, on_reply, NULL), 0);
+    wait_answers(f, 2);
+    assert_int_equal(got.next, CS_GATHER_LISTEN);
+    assert_int_equal(cs_gather_turn(f->g, "CA9", "hello", 1, NULL, on_reply, NULL), 0);
+    wait_answers(f, 3); /* words: the count starts again */
+    for (int i = 0; i < CS_GATHER_SILENT_MAX - 1; i++) {
+        assert_int_equal(cs_gather_turn(f->g, "CA9", "", -1, NULL, on_reply, NULL), 0);
+        wait_answers(f, 4 + i);
+        assert_int_equal(got.next, CS_GATHER_LISTEN);
+    }
+    assert_int_equal(cs_gather_turn(f->g, "CA9", NULL, -1, NULL, on_reply, NULL), 0);
+    wait_answers(f, 3 + CS_GATHER_SILENT_MAX);
+    assert_int_equal(got.next, CS_GATHER_HANGUP);
+    assert_false(cs_gather_has(f->g, "CA9"));
+    assert_int_equal(cs_gather_stats_get(f->g)->silent, 1);
+}
+
+/* An agent that speaks audio only cannot talk in turns. */
+static void audio_agent_refused(void **state)
+{
+    fixture *f = *state;
+    audio_only = true;
+    assert_int_equal(open_call(f, "CA10"), CS_ENOTFOUND);
+    assert_int_equal(cs_gather_active(f->g), 0);
+}
+
 /* Words too long are cut between characters. */
 static void long_words_are_cut(void **state)
 {
@@ -263,6 +303,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(answers_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(long_words_are_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(silence_hangs_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(audio_agent_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
