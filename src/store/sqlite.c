@@ -135,6 +135,7 @@ enum stmt {
     "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
     " recording_ms, created_at, started_at, ended_at, updated_at, transcription, summary_status,"  \
     " summary_reason"
+#define CALL_NCOLUMNS 17 /* read_call's; what a query selects after them comes next */
 
 /* CS_Q_CALLS: the cursor (?1, ?2), then the filter: from (?4, prefix ?5), to (?6, prefix
  * ?7), statuses (?8: ",a,b,"), created_at in [?9, ?10) */
@@ -765,7 +766,7 @@ static void read_unfinished_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
     cs_call_row *c = row;
     read_call(q, st, c);
-    c->last_at = sqlite3_column_int64(st, 17);
+    c->last_at = sqlite3_column_int64(st, CALL_NCOLUMNS);
 }
 
 /* ",a,b," for CALLS_FILTER, or NULL when any status will do. */
@@ -811,7 +812,7 @@ static void read_calls_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
     cs_call_row *c = row;
     read_call(q, st, c);
-    const char *match = col_text(q, st, 15); /* "speaker:snippet" */
+    const char *match = col_text(q, st, CALL_NCOLUMNS); /* "speaker:snippet" */
     const char *colon = match ? strchr(match, ':') : NULL;
     if (!colon) return;
     c->match_snippet = colon + 1;
