@@ -436,8 +436,10 @@ void sim_release(sim *s)
     free(s->turns);
     free(s->rtt.buckets);
     free(s->lag.buckets);
+    free(s->hops);
     s->calls = NULL;
     s->turns = NULL;
+    s->hops = NULL;
     s->rtt.buckets = s->lag.buckets = NULL;
 }
 
@@ -709,7 +711,6 @@ int cs_sim_main(int argc, char **argv)
     free_clips(&s, say);
     free(speech);
     free(digits);
-    free(s.hops);
     free(s.ulaw);
     return rc == 0 && s.n.failed == 0 ? 0 : 1;
 }
