@@ -56,8 +56,8 @@ int cs_agent_end_call(cs_agent *a, const char *reason)
 {
     cs_stream *s = a->stream;
     if (!s) return CS_ESTATE;
-    if (s->mode == CS_MODE_RELAY || !a->calls->talk.control || s->ctl)
-        return cs_stream_hangup(s, true);
+    /* A relay's `end` or a <Gather> turn's <Hangup/> is the provider's hang-up already. */
+    if (cs_stream_relay(s) || !a->calls->talk.control || s->ctl) return cs_stream_hangup(s, true);
     return ask(a, CS_REST_HANGUP, NULL, reason, NULL);
 }
 

@@ -338,16 +338,17 @@ void cs_call_stream_upgrade(cs_request *r)
     }
     cs_form q;
     const char *token = NULL;
-    if (cs_form_parse(&q, r->head.query.p ? r->head.query.p : "", r->head.query.n) == 0)
-        token = cs_form_get(&q, "token");
+    bool parsed = cs_form_parse(&q, r->head.query.p ? r->head.query.p : "", r->head.query.n) == 0;
+    if (parsed) token = cs_form_get(&q, "token");
     uint8_t hash[CS_SHA256_LEN];
     if (token) cs_sha256(hash, token, strlen(token));
-    bool ok = token && cs_ct_equal(hash, sizeof hash, p->token_hash, sizeof p->token_hash);
-    if (token) cs_form_free(&q);
+    bool given = token != NULL;
+    bool ok = given && cs_ct_equal(hash, sizeof hash, p->token_hash, sizeof p->token_hash);
+    if (parsed) cs_form_free(&q);
     if (!ok) {
         cs->stats.bad_token++;
         cs_warn("call stream %s: refused a source from %s: %s token", p->id,
-                r->conn ? r->conn->peer_ip : "?", token ? "wrong" : "no");
+                r->conn ? r->conn->peer_ip : "?", given ? "wrong" : "no");
         cs_respond_error(r, 403, "invalid or missing token");
         return;
     }

@@ -318,7 +318,10 @@ static void refusals(void)
 
     IT_CHECK(connect_code(a.path, "0000") == 403, "a wrong token");
     IT_CHECK(connect_code(a.path, NULL) == 403, "no token");
-    IT_CHECK(it_metric(srv.port, "callstream_call_streams_bad_token_total") == 2,
+    char other[sizeof a.path + 16];
+    snprintf(other, sizeof other, "%s?other=1", a.path); /* a query, but no token in it */
+    IT_CHECK(connect_code(other, NULL) == 403, "a query without a token");
+    IT_CHECK(it_metric(srv.port, "callstream_call_streams_bad_token_total") == 3,
              "bad token counter");
 
     /* Completed before it connected: canceled, and its token is gone. */
