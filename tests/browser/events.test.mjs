@@ -100,7 +100,7 @@ assert.deepEqual(agentRows.map((r) => r.text), [
 assert.deepEqual(agentRows.map((r) => r.state),
   ['started', 'node', 'choice', 'webhook_failed', undefined, undefined, undefined, 'said', 'error', 'tool', 'failed']);
 
-// Call control, as src/http/api_control.c records it: what, by whom, and a refusal marked.
+// Call control, as the API and the agents record it: what, by whom, why, and a refusal marked.
 {
   const ctlList = Object.assign(new Node('ol'), { scrollTop: 0, clientHeight: 0, scrollHeight: 0 });
   const ctl = new EventLog(ctlList);
@@ -110,6 +110,7 @@ assert.deepEqual(agentRows.map((r) => r.state),
     { type: 'control', at: at(22), detail: '{"action":"stream_stop","by":"ann","name":"fork1","state":"failed","http_status":404,"code":20404,"message":"The requested resource was not found"}' },
     { type: 'control', at: at(23), detail: '{"action":"say","by":"ann","text":"Your order has shipped.","state":"done"}' },
     { type: 'control', at: at(24), detail: '{"action":"hangup","by":"ann","state":"done"}' },
+    { type: 'control', at: at(25), detail: '{"action":"redirect_twiml","by":"agent:llm","to":"+15551230001","reason":"the caller asked for sales","state":"done"}' },
   ]);
   const lines = ctlList.children.map((li) => li.textContent.replace(/^\S+ /, ''));
   assert.deepEqual(lines, [
@@ -118,8 +119,9 @@ assert.deepEqual(agentRows.map((r) => r.state),
     'Control stream fork1 stopped, by ann, failed: code 20404: The requested resource was not found',
     'Control said "Your order has shipped.", by ann',
     'Control hang up, by ann',
+    'Control transfer to +15551230001, by agent:llm, (the caller asked for sales)',
   ]);
   assert.deepEqual(ctlList.children.map((li) => li.dataset.state),
-    ['done', 'done', 'failed', 'done', 'done']);
+    ['done', 'done', 'failed', 'done', 'done', 'done']);
 }
 console.log('events: all checks passed');

@@ -42,7 +42,8 @@ const DESCRIBE = {
   control: describeControl,
 };
 
-// Call control asked by a user (src/http/api_control.c): what, by whom, and why it failed.
+// Call control asked by a user (src/http/api_control.c) or an agent (src/call/agent_control.c):
+// what, by whom, the agent's reason, and why it failed.
 const CONTROL_ACTIONS = {
   create: (d) => `call placed to ${d.to ?? '?'}`,
   hangup: () => 'hang up',
@@ -57,7 +58,7 @@ function describeControl(d) {
   const what = (CONTROL_ACTIONS[d.action] || (() => d.action ?? '?'))(d);
   const failed = d.state === 'failed' &&
     ['failed', d.code && `code ${d.code}`, d.message].filter(Boolean).join(': ');
-  return [what, d.by && `by ${d.by}`, failed].filter(Boolean).join(', ');
+  return [what, d.by && `by ${d.by}`, d.reason && `(${d.reason})`, failed].filter(Boolean).join(', ');
 }
 
 // The answer to a caller's turn: voice-to-voice, and when each stage came after the
