@@ -81,7 +81,7 @@ typedef struct bench {
     size_t nstreams, active;
     double *lat, *rlat, *after; /* fast (or only) finals; refined ones; refined after fast */
     size_t nlat, nrlat;
-    wer_count wer, wer_fast;
+    cs_wer_count wer, wer_fast;
     uint64_t t0;
 } bench;
 
@@ -155,9 +155,9 @@ static void on_closed(void *data)
         static char ref[8192], text[65536];
         if (wer_reference(getenv("CS_CORPUS"), st->c->name, ref, sizeof ref)) {
             joined(st, false, text, sizeof text);
-            wer_add(&b->wer, ref, text);
+            cs_wer_add(&b->wer, ref, text);
             joined(st, true, text, sizeof text);
-            wer_add(&b->wer_fast, ref, text);
+            cs_wer_add(&b->wer_fast, ref, text);
         }
     }
     for (size_t i = 0; i < st->nutts; i++) {
@@ -290,7 +290,7 @@ static double run(bench *b, clip *clips, size_t nclips, size_t nstreams, const c
     b->grammar = grammar;
     b->nstreams = nstreams;
     b->nlat = b->nrlat = 0;
-    b->wer = b->wer_fast = (wer_count){0};
+    b->wer = b->wer_fast = (cs_wer_count){0};
     b->loop_clips = seconds > 0;
     uv_update_time(&b->loop);
     b->t0 = uv_now(&b->loop);
@@ -425,7 +425,7 @@ int main(int argc, char **argv)
         cs_stt_pocketsphinx.stats(b.e, &after);
         printf("stt mode=grammar clips=%zu words=%zu wer=%.3f rtf=%.3f final_p50_ms=%.0f "
                "final_p95_ms=%.0f dropped_ms=%llu\n",
-               ncards, b.wer.words, wer_rate(&b.wer), cpu / audio_s(cards, ncards),
+               ncards, b.wer.words, cs_wer_rate(&b.wer), cpu / audio_s(cards, ncards),
                stats_pct(lat, b.nlat, 0.50), stats_pct(lat, b.nlat, 0.95),
                (unsigned long long)(after.dropped_ms - before.dropped_ms));
     }
@@ -454,15 +454,16 @@ int main(int argc, char **argv)
             printf("stt part=%s setting=%s streams=%zu clips=%zu words=%zu wer=%.3f rtf=%.3f "
                    "final_p50_ms=%.0f final_p95_ms=%.0f dropped_ms=%llu",
                    sets[p].name, settings[k].name, nstreams, sets[p].n, b.wer.words,
-                   wer_rate(&b.wer), cpu / audio_s(sets[p].clips, sets[p].n),
+                   cs_wer_rate(&b.wer), cpu / audio_s(sets[p].clips, sets[p].n),
                    stats_pct(lat, b.nlat, 0.50), stats_pct(lat, b.nlat, 0.95),
                    (unsigned long long)(after.dropped_ms - before.dropped_ms));
             if (settings[k].refine)
                 printf(" wer_fast=%.3f refined_p50_ms=%.0f refined_p95_ms=%.0f "
                        "after_fast_p50_ms=%.0f after_fast_p95_ms=%.0f refined=%llu "
                        "refine_full=%llu refine_too_long=%llu",
-                       wer_rate(&b.wer_fast), stats_pct(rlat, b.nrlat, 0.50), stats_pct(rlat, b.nrlat, 0.95),
-                       stats_pct(late, b.nrlat, 0.50), stats_pct(late, b.nrlat, 0.95),
+                       cs_wer_rate(&b.wer_fast), stats_pct(rlat, b.nrlat, 0.50),
+                       stats_pct(rlat, b.nrlat, 0.95), stats_pct(late, b.nrlat, 0.50),
+                       stats_pct(late, b.nrlat, 0.95),
                        (unsigned long long)(after.refined - before.refined),
                        (unsigned long long)(after.refine_full - before.refine_full),
                        (unsigned long long)(after.refine_too_long - before.refine_too_long));

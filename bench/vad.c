@@ -242,8 +242,9 @@ static void report(const pl_cond *cond, stats *st)
  * transcript; -1 if it cannot be aligned. */
 static int align(ps_decoder_t *ps, const char *corpus, const char *name, int *on, int *off)
 {
-    char ref[WER_TEXT_MAX], norm[WER_TEXT_MAX];
-    if (!wer_reference(corpus, name, ref, sizeof ref) || wer_normalize(ref, norm, sizeof norm) < 0)
+    char ref[CS_WER_TEXT_MAX], norm[CS_WER_TEXT_MAX];
+    if (!wer_reference(corpus, name, ref, sizeof ref) ||
+        cs_wer_normalize(ref, norm, sizeof norm) < 0)
         return -1;
     /* The sentence as a chain of words (the decoder adds optional silences and fillers). */
     size_t nwords = 1;

@@ -1,8 +1,8 @@
 /* Word error rate: one normalisation and one scoring for everything that compares
  * transcripts (the STT tests and benchmarks against the corpus, `callstream replay
  * --compare` against the original call). Uses static buffers: not thread-safe. */
-#ifndef CS_WER_H_CORE
-#define CS_WER_H_CORE
+#ifndef CS_WER_H
+#define CS_WER_H
 
 #include <stddef.h>
 

@@ -93,9 +93,9 @@ static double wer_of(const char *name, const char *hyp)
 {
     char ref[4096];
     if (!wer_reference(corpus(), name, ref, sizeof ref)) return 1e9;
-    wer_count c = {0};
-    wer_add(&c, ref, hyp);
-    return wer_rate(&c);
+    cs_wer_count c = {0};
+    cs_wer_add(&c, ref, hyp);
+    return cs_wer_rate(&c);
 }
 
 /* ---- a transcript webhook receiver, on its own thread ---- */
@@ -329,7 +329,7 @@ static void free_speech(void)
     }
     transcripts_done(&s);
 
-    wer_count total = {0};
+    cs_wer_count total = {0};
     int stored = 0, refined = 0;
     for (size_t i = 0; i < NFREE; i++) {
         char from[32], sid[64], text[8192], ref[4096];
@@ -340,10 +340,10 @@ static void free_speech(void)
         IT_CHECK(segments >= 1, "%s: nothing stored", free_clips[i]);
         stored += segments;
         IT_CHECK(wer_reference(corpus(), free_clips[i], ref, sizeof ref), "no reference");
-        wer_count one = {0};
-        wer_add(&one, ref, text);
-        wer_add(&total, ref, text);
-        printf("transcribe: %s: WER %.2f: %s\n", free_clips[i], wer_rate(&one), text);
+        cs_wer_count one = {0};
+        cs_wer_add(&one, ref, text);
+        cs_wer_add(&total, ref, text);
+        printf("transcribe: %s: WER %.2f: %s\n", free_clips[i], cs_wer_rate(&one), text);
         char state[32];
         bool event;
         transcription_state(&s, sid, state, sizeof state, "on", &event);
@@ -358,8 +358,8 @@ static void free_speech(void)
             it_resp_free(&r);
         }
     }
-    printf("transcribe: pocketsphinx, free speech: WER %.2f\n", wer_rate(&total));
-    IT_CHECK(wer_rate(&total) <= WER_FREE_MAX, "WER %.2f above %.2f", wer_rate(&total),
+    printf("transcribe: pocketsphinx, free speech: WER %.2f\n", cs_wer_rate(&total));
+    IT_CHECK(cs_wer_rate(&total) <= WER_FREE_MAX, "WER %.2f above %.2f", cs_wer_rate(&total),
              WER_FREE_MAX);
 
     /* Every stored final reaches the webhook, once, after a refusal and a retry; so does
@@ -403,7 +403,7 @@ static void grammar(void)
         IT_CHECK(0, "no server");
         return;
     }
-    wer_count total = {0};
+    cs_wer_count total = {0};
     for (int i = 1; i <= 5; i++) {
         char name[64], wav[1024], from[32], sid[64], text[2048], ref[1024];
         int segments, exit_status;
@@ -416,11 +416,11 @@ static void grammar(void)
         IT_CHECK(it_call_from(s.port, from, sid, sizeof sid, 0), "no call from %s", from);
         transcript_of(&s, sid, "caller", text, sizeof text, &segments);
         IT_CHECK(wer_reference(corpus(), name, ref, sizeof ref), "no reference");
-        wer_add(&total, ref, text);
+        cs_wer_add(&total, ref, text);
         printf("transcribe: %s with the cards grammar: %s\n", name, text);
     }
-    printf("transcribe: pocketsphinx, grammar: WER %.2f\n", wer_rate(&total));
-    IT_CHECK(wer_rate(&total) <= WER_GRAMMAR_MAX, "WER %.2f above %.2f", wer_rate(&total),
+    printf("transcribe: pocketsphinx, grammar: WER %.2f\n", cs_wer_rate(&total));
+    IT_CHECK(cs_wer_rate(&total) <= WER_GRAMMAR_MAX, "WER %.2f above %.2f", cs_wer_rate(&total),
              WER_GRAMMAR_MAX);
     IT_CHECK(it_server_stop(&s, SIGTERM, 15000) == 0, "the server did not exit cleanly");
     it_server_cleanup(&s);

@@ -219,9 +219,9 @@ static inline double wer_against(const char *name, const char *hyp)
     char ref[2048];
     const char *corpus = getenv("CS_CORPUS");
     assert_true(wer_reference(corpus ? corpus : "tests/data/speech", name, ref, sizeof ref));
-    wer_count c = {0};
-    assert_int_equal(wer_add(&c, ref, hyp), 0);
-    return wer_rate(&c);
+    cs_wer_count c = {0};
+    assert_int_equal(cs_wer_add(&c, ref, hyp), 0);
+    return cs_wer_rate(&c);
 }
 
 /* A clip placed a minute into the call (BASE_MS) and fed in real time, with half a second

@@ -174,7 +174,7 @@ static void test_grammar(void **state)
     (void)state;
     char *grammar = cards_grammar();
     tctx *t = start(1);
-    wer_count total = {0};
+    cs_wer_count total = {0};
     for (int i = 1; i <= 5; i++) {
         char name[64], text[1024], ref[1024];
         snprintf(name, sizeof name, "pocketsphinx_cards_%03d", i);
@@ -182,11 +182,11 @@ static void test_grammar(void **state)
         assert_int_equal(v->errors, 0);
         const char *corpus = getenv("CS_CORPUS");
         assert_true(wer_reference(corpus ? corpus : "tests/data/speech", name, ref, sizeof ref));
-        wer_add(&total, ref, text);
+        cs_wer_add(&total, ref, text);
         free(v);
     }
-    print_message("grammar WER %.3f\n", wer_rate(&total));
-    assert_true(wer_rate(&total) <= 0.10);
+    print_message("grammar WER %.3f\n", cs_wer_rate(&total));
+    assert_true(cs_wer_rate(&total) <= 0.10);
     free(grammar);
     stop(t);
 }
