@@ -18,6 +18,16 @@
       "base URL Twilio reaches us at, e.g. https://calls.example.com (default: from BIND/PORT)")    \
     S(data_dir, "DATA_DIR", "./data", "where the database and recordings live")                    \
     S(database_url, "DATABASE_URL", "", "store: sqlite:PATH (default DATA_DIR/callstream.db)")     \
+    S(redis_url, "REDIS_URL", "",                                                                  \
+      "bus and call directory shared by the nodes of a cluster: redis://[:password@]host[:port]"   \
+      "[/db] (unset: this process alone)")                                                        \
+    S(node_id, "NODE_ID", "", "this node's name in the cluster, [A-Za-z0-9._-] (default: host name)") \
+    S(node_url, "NODE_URL", "",                                                                    \
+      "where the other nodes reach this one's HTTP, e.g. http://10.0.0.5:8080 (recordings)")      \
+    N(node_heartbeat_ms, "NODE_HEARTBEAT_MS", 1000, 100, 60000,                                   \
+      "how often a node tells the cluster it lives")                                              \
+    N(node_ttl_ms, "NODE_TTL_MS", 5000, 500, 600000,                                              \
+      "a node silent this long is lost: the others end its calls (abnormal)")                     \
     S(log_level, "LOG_LEVEL", "info", "debug, info, warn or error")                                \
     S(tls_cert, "TLS_CERT", "", "PEM certificate chain: serve https:// and wss:// directly")       \
     S(tls_key, "TLS_KEY", "", "PEM private key for TLS_CERT")                                      \

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -239,6 +240,9 @@ static void finish(cs_gateway *gw)
     cs_recorders_free(gw->recorders);
     gw->recorders = NULL;
     cs_mailbox_run(gw->mb);
+    /* Every monitor socket has closed: nothing follows the bus any more. */
+    cs_bus_close(gw->bus);
+    gw->bus = NULL;
     cs_store_close(gw->store);
     gw->store = NULL;
     cs_mailbox_close(gw->mb);
@@ -292,6 +296,43 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* ---- start-up ---- */
+
+/* The heartbeat's load: what this node holds. */
+static void node_load(void *data, cs_bus_node *self)
+{
+    cs_gateway *gw = data;
+    self->calls = (uint32_t)cs_calls_active(&gw->calls);
+    self->streams = (uint32_t)cs_calls_streams(&gw->calls);
+    self->monitors = (uint32_t)gw->nmonitors;
+    self->started_ms = gw->started_ms;
+}
+
+/* The bus REDIS_URL names (in-process without it). */
+static int open_bus(cs_gateway *gw, cs_buf *err)
+{
+    const cs_config *cfg = gw->cfg;
+    char host[CS_BUS_NODE_MAX + 1] = "";
+    const char *node = cfg->node_id;
+    if (!node[0]) {
+        if (gethostname(host, sizeof host) < 0 || !host[0]) snprintf(host, sizeof host, "local");
+        host[sizeof host - 1] = '\0';
+        node = host;
+    }
+    cs_bus_config bc = {
+        .loop = gw->loop,
+        .url = cfg->redis_url,
+        .node = node,
+        .node_url = cfg->node_url,
+        .run = cs_store_run(gw->store),
+        .loop_index = 0,
+        .loops = 1,
+        .heartbeat_ms = (uint32_t)cfg->node_heartbeat_ms,
+        .node_ttl_ms = (uint32_t)cfg->node_ttl_ms,
+        .data = gw,
+        .load = node_load,
+    };
+    return cs_bus_open(&gw->bus, &bc, err);
+}
 
 /* A two-way stream gets the agent its TwiML names (<Parameter name="Agent">, e.g. from
  * STREAM_PARAMS: one gateway serving several numbers), else AGENT. */
@@ -437,7 +478,7 @@ static int start(cs_gateway *gw, cs_buf *err)
                                        .threshold_db = (int)cfg->vad_threshold_db};
     if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0 || (rc = cs_gather_start(gw)) < 0)
         return rc;
-    cs_bus_init(&gw->bus);
+    if ((rc = open_bus(gw, err)) < 0) return rc;
     if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0 ||
         (rc = cs_call_streams_start(gw)) < 0)
         return rc;
@@ -588,9 +629,9 @@ int cs_gateway_main(int argc, char **argv)
     cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
     cs_gather_free(gw.gather);
     cs_agents_cleanup(&gw.agent_env);
-    cs_monitor_free(&gw);
     cs_transcribe_free(&gw);
-    cs_bus_free(&gw.bus);
+    cs_bus_close(gw.bus);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the bus's handles close */
     cs_auth_free(gw.auth);
     cs_server_free(gw.server);
     cs_net_free(gw.net);

@@ -112,8 +112,7 @@ typedef struct cs_gateway {
     cs_gather *gather;           /* calls talking in <Gather> turns */
     char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
     cs_auth *auth;
-    cs_bus bus;                /* listen-in */
-    cs_map live;               /* CallSid → what late joiners need (monitor.c) */
+    cs_bus *bus;               /* listen-in and the call directory; NULL once stopped */
     const cs_stt_ops *stt_ops; /* NULL: no transcription */
     cs_stt *stt;
     cs_map transcribing; /* StreamSid → its speakers' sessions */
@@ -244,13 +243,11 @@ const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, 
  * parameters (its webhook's query: an outbound call's), else STREAM_PARAMS', else AGENT. */
 const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw, const cs_form *call_params);
 
-/* Listen-in (monitor.c): the observer publishing calls to the bus, the once-a-second
- * timer, closing every monitor socket (shutdown), and freeing what is left after the
- * last call ended. */
+/* Listen-in (monitor.c): the observer publishing calls to the bus and the directory, the
+ * once-a-second timer, closing every monitor socket (shutdown). */
 int cs_monitor_attach(cs_gateway *gw);
 int cs_monitor_start(cs_gateway *gw);
 void cs_monitor_close_all(cs_gateway *gw);
-void cs_monitor_free(cs_gateway *gw);
 /* Closes the monitor sockets opened with the credential whose hash is `cred` (it has
  * ended: `why` is the close reason), at once and with nothing more sent. */
 void cs_monitor_revoke(cs_gateway *gw, const char *cred, const char *why);

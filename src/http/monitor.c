@@ -16,7 +16,6 @@
 
 #define MAX_WATCHES      8           /* calls one socket follows at once */
 #define MAX_CONTROL      16384       /* largest message a browser may send */
-#define HISTORY_MAX      500         /* events kept per live call for late joiners */
 #define AUDIO_HIGH_WATER (64u << 10) /* unsent bytes past which audio is dropped */
 #define OUTPUT_MAX       (1u << 20)  /* unsent bytes past which the socket is closed */
 #define SEND_BUFFER      (32 << 10)  /* kernel send buffer of a monitor socket */
@@ -28,13 +27,6 @@
 #define CLOSE_SIGNED_OUT 4401
 
 /* ---- the publisher ---- */
-
-/* What a late joiner needs of a live call. */
-typedef struct live {
-    char sid[CS_SID_MAX + 1];
-    char **events; /* JSON event objects, oldest first: grows to HISTORY_MAX, then a ring */
-    size_t cap, head, n;
-} live;
 
 static void call_summary(cs_json *j, const cs_call *call, bool is_live)
 {
@@ -67,55 +59,57 @@ static void call_summary(cs_json *j, const cs_call *call, bool is_live)
     cs_json_obj_end(j);
 }
 
-static void publish_text(cs_gateway *gw, const char *topic, const cs_buf *b, bool final)
+static void publish_text(cs_gateway *gw, const char *topic, const char *text, size_t n,
+                         bool final)
 {
-    cs_bus_msg m = {
-        .kind = CS_BUS_TEXT, .topic = topic, .text = b->data, .len = b->len, .final = final};
-    cs_bus_publish(&gw->bus, &m);
+    cs_bus_msg m = {.kind = CS_BUS_TEXT, .topic = topic, .text = text, .len = n, .final = final};
+    cs_bus_publish(gw->bus, &m);
 }
 
-/* {"type":<type>,"call":<summary>} to the list feed and to the call's own topic. */
-static void publish_call(cs_gateway *gw, const cs_call *call, const char *type, bool is_live)
+/* {"type":<type>,"call":<summary>} to the list feed and to the call's own topic; the
+ * summary is the call's directory entry while it lives. */
+static void publish_call(cs_gateway *gw, const char *sid, const char *type, const char *summary,
+                         size_t n, bool final)
 {
     cs_buf b = CS_BUF_INIT(1 << 16);
-    cs_json j;
-    cs_json_init(&j, &b);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "type", type);
-    cs_json_key(&j, "call");
-    call_summary(&j, call, is_live);
-    cs_json_obj_end(&j);
-    if (cs_json_end(&j) == 0) {
-        publish_text(gw, CS_BUS_ALL, &b, false);
-        publish_text(gw, call->sid, &b, !is_live);
+    if (cs_buf_printf(&b, "{\"type\":\"%s\",\"call\":", type) >= 0 &&
+        cs_buf_append(&b, summary, n) >= 0 && cs_buf_putc(&b, '}') >= 0) {
+        publish_text(gw, CS_BUS_ALL, b.data, b.len, false);
+        publish_text(gw, sid, b.data, b.len, final);
     }
     cs_buf_free(&b);
 }
 
-static void live_free(live *l)
+/* The call's summary into the directory, and `type` (NULL: none) to those who follow. */
+static void call_changed(cs_gateway *gw, const cs_call *call, const char *type, bool is_live)
 {
-    for (size_t i = 0; i < l->n; i++) free(l->events[(l->head + i) % HISTORY_MAX]);
-    free(l->events);
-    free(l);
+    if (!gw->bus) return; /* stopped: nobody follows */
+    cs_buf b = CS_BUF_INIT(1 << 16);
+    cs_json j;
+    cs_json_init(&j, &b);
+    call_summary(&j, call, is_live);
+    if (cs_json_end(&j) == 0) {
+        if (is_live) cs_dir_put(gw->bus, call->sid, b.data, b.len);
+        if (type) publish_call(gw, call->sid, type, b.data, b.len, !is_live);
+    }
+    cs_buf_free(&b);
+    if (!is_live) cs_dir_end(gw->bus, call->sid);
 }
 
 static void on_call_started(void *o, const cs_call *call)
 {
-    cs_gateway *gw = o;
-    live *l = calloc(1, sizeof *l);
-    if (l) {
-        cs_str_copy(l->sid, sizeof l->sid, cs_str_of(call->sid));
-        if (cs_map_put(&gw->live, cs_str_of(l->sid), l) < 0) free(l);
-    }
-    publish_call(gw, call, "call_started", true);
+    call_changed(o, call, "call_started", true);
 }
 
 static void on_call_ended(void *o, const cs_call *call)
 {
-    cs_gateway *gw = o;
-    publish_call(gw, call, "call_ended", false);
-    live *l = cs_map_del(&gw->live, cs_str_of(call->sid));
-    if (l) live_free(l);
+    call_changed(o, call, "call_ended", false);
+}
+
+/* A stream came or went: the summary lists them. */
+static void on_stream_started(void *o, const cs_stream *s)
+{
+    call_changed(o, s->call, NULL, true);
 }
 
 static void event_object(cs_json *j, const cs_stream *s, enum cs_event_type type, int64_t at,
@@ -135,39 +129,11 @@ static void event_object(cs_json *j, const cs_stream *s, enum cs_event_type type
     cs_json_obj_end(j);
 }
 
-/* Keeps an event for browsers that join later, the oldest going first. The history grows
- * as the call has events (most have few), and only wraps once it holds HISTORY_MAX, so
- * until then it starts at 0. Takes `ev`'s text. */
-static void history_add(live *l, cs_buf *ev)
-{
-    if (l->n == l->cap && l->cap < HISTORY_MAX) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        if (cap > HISTORY_MAX) cap = HISTORY_MAX;
-        char **grown = realloc(l->events, cap * sizeof *grown);
-        if (!grown) {
-            cs_buf_free(ev);
-            return;
-        }
-        l->events = grown;
-        l->cap = cap;
-    }
-    if (l->n == HISTORY_MAX) {
-        free(l->events[l->head]);
-        l->head = (l->head + 1) % HISTORY_MAX;
-        l->n--;
-    }
-    size_t len;
-    char *text = cs_buf_detach(ev, &len);
-    char *fitted = realloc(text, len + 1); /* the buffer grew in steps; keep only the text */
-    l->events[(l->head + l->n++) % HISTORY_MAX] = fitted ? fitted : text;
-}
-
 static void on_event(void *o, const cs_call *call, const cs_stream *s, enum cs_event_type type,
                      int64_t at, const char *detail)
 {
     cs_gateway *gw = o;
-    live *l = cs_map_get(&gw->live, cs_str_of(call->sid));
-    if (!l) return; /* nobody can be watching a call that is not live here */
+    if (!gw->bus || !cs_calls_call(&gw->calls, cs_str_of(call->sid))) return; /* nobody follows */
     cs_buf ev = CS_BUF_INIT(1 << 16);
     cs_json j;
     cs_json_init(&j, &ev);
@@ -177,10 +143,12 @@ static void on_event(void *o, const cs_call *call, const cs_stream *s, enum cs_e
         return;
     }
     cs_buf msg = CS_BUF_INIT(1 << 17);
-    cs_buf_printf(&msg, "{\"type\":\"event\",\"call\":\"%s\",\"event\":%s}", call->sid, ev.data);
-    publish_text(gw, call->sid, &msg, false);
+    if (cs_buf_printf(&msg, "{\"type\":\"event\",\"call\":\"%s\",\"event\":%s}", call->sid,
+                      ev.data) >= 0)
+        publish_text(gw, call->sid, msg.data, msg.len, false);
     cs_buf_free(&msg);
-    history_add(l, &ev);
+    cs_dir_event(gw->bus, call->sid, ev.data, ev.len);
+    cs_buf_free(&ev);
 }
 
 static void on_audio(void *o, const cs_stream *s, enum cs_speaker who, uint64_t pos,
@@ -188,14 +156,14 @@ static void on_audio(void *o, const cs_stream *s, enum cs_speaker who, uint64_t 
 {
     cs_gateway *gw = o;
     const char *sid = s->call->sid;
-    if (!cs_bus_has(&gw->bus, sid, strlen(sid))) return;
+    if (!gw->bus || !cs_bus_has(gw->bus, sid, strlen(sid))) return;
     cs_bus_msg m = {.kind = CS_BUS_AUDIO,
                     .topic = sid,
                     .track = who,
                     .pos_ms = (uint32_t)(pos / CS_FRAMES_PER_MS),
                     .ulaw = ulaw,
                     .n = n};
-    cs_bus_publish(&gw->bus, &m);
+    cs_bus_publish(gw->bus, &m);
 }
 
 int cs_monitor_attach(cs_gateway *gw)
@@ -203,6 +171,7 @@ int cs_monitor_attach(cs_gateway *gw)
     cs_call_observer o = {
         .call_started = on_call_started,
         .call_ended = on_call_ended,
+        .stream_started = on_stream_started,
         .event = on_event,
         .audio = on_audio,
         .data = gw,
@@ -216,8 +185,10 @@ typedef struct monitor monitor;
 
 typedef struct watch {
     cs_bus_sub sub;
+    cs_dir_req ask; /* the call's summary and last events, from the directory */
     monitor *m;
     char call[CS_SID_MAX + 1];
+    bool joined;     /* the browser had them: what follows goes out */
     unsigned audio;  /* bit 0: caller, bit 1: agent */
     uint32_t seq[2]; /* per track: frames we had for this browser */
     uint64_t sent, dropped;
@@ -230,7 +201,8 @@ struct monitor {
     char user[64];
     char cred[65]; /* hash of the session or token it was opened with: it lives as long */
     bool bearer;
-    cs_bus_sub feed; /* the list of calls, after watch_calls */
+    cs_bus_sub feed;  /* the list of calls, after watch_calls */
+    cs_dir_req list;  /* the calls live now, from the directory */
     watch watches[MAX_WATCHES];
     uint64_t seen_ms; /* last sign of life */
     uint64_t pinged_ms;
@@ -266,7 +238,7 @@ static void send_json(monitor *m, cs_json *j, cs_buf *b)
 
 static bool idle(const monitor *m)
 {
-    if (m->feed.active) return false;
+    if (m->feed.active || m->list.pending) return false;
     for (size_t i = 0; i < MAX_WATCHES; i++)
         if (m->watches[i].used) return false;
     return true;
@@ -274,7 +246,8 @@ static bool idle(const monitor *m)
 
 static void unwatch(monitor *m, watch *w)
 {
-    cs_bus_unsubscribe(&m->gw->bus, &w->sub);
+    cs_bus_unsubscribe(m->gw->bus, &w->sub);
+    cs_dir_cancel(&w->ask);
     w->used = false;
 }
 
@@ -318,6 +291,8 @@ static void deliver_watch(cs_bus_sub *sub, const cs_bus_msg *msg)
         deliver_audio(w, msg);
         return;
     }
+    /* Before the directory answered, what comes is in its answer (it was read later). */
+    if (!w->joined && !msg->final) return;
     send_text(m, msg->text, msg->len);
     if (!msg->final) return;
     unwatch(m, w);
@@ -327,7 +302,9 @@ static void deliver_watch(cs_bus_sub *sub, const cs_bus_msg *msg)
 
 static void deliver_feed(cs_bus_sub *sub, const cs_bus_msg *msg)
 {
-    if (msg->kind == CS_BUS_TEXT) send_text(sub->data, msg->text, msg->len);
+    monitor *m = sub->data;
+    /* Before the directory answered, what comes is in its answer (it was read later). */
+    if (msg->kind == CS_BUS_TEXT && !m->list.pending) send_text(m, msg->text, msg->len);
 }
 
 /* `call` names the call the refused message was about (or NULL). */
@@ -344,13 +321,11 @@ static void error_message(monitor *m, const char *call, const char *message)
     send_json(m, &j, &b);
 }
 
-static void watch_calls(monitor *m)
+static void listed(cs_dir_req *q)
 {
-    cs_gateway *gw = m->gw;
-    m->feed.deliver = deliver_feed;
-    m->feed.data = m;
-    if (cs_bus_subscribe(&gw->bus, &m->feed, CS_BUS_ALL) < 0) {
-        error_message(m, NULL, "cannot follow the calls now");
+    monitor *m = q->data;
+    if (q->rc < 0) {
+        error_message(m, NULL, "cannot list the calls now");
         return;
     }
     cs_buf b = CS_BUF_INIT(16u << 20);
@@ -358,14 +333,29 @@ static void watch_calls(monitor *m)
     cs_json_init(&j, &b);
     cs_json_obj(&j);
     cs_json_kstr(&j, "type", "calls");
+    if (q->partial) cs_json_kbool(&j, "partial", true);
     cs_json_key(&j, "calls");
     cs_json_arr(&j);
-    void *v;
-    for (size_t pos = 0; cs_map_next(&gw->calls.by_call, &pos, NULL, &v);)
-        call_summary(&j, v, true);
+    for (size_t i = 0; i < q->ncalls; i++)
+        if (q->calls[i].summary) cs_json_raw(&j, q->calls[i].summary, q->calls[i].summary_len);
     cs_json_arr_end(&j);
     cs_json_obj_end(&j);
     send_json(m, &j, &b);
+}
+
+static void watch_calls(monitor *m)
+{
+    cs_gateway *gw = m->gw;
+    m->feed.deliver = deliver_feed;
+    m->feed.data = m;
+    cs_dir_cancel(&m->list);
+    m->list.what = CS_DIR_LIST;
+    m->list.done = listed;
+    m->list.data = m;
+    if (cs_bus_subscribe(gw->bus, &m->feed, CS_BUS_ALL) < 0 || cs_dir_ask(gw->bus, &m->list) < 0) {
+        cs_bus_unsubscribe(gw->bus, &m->feed);
+        error_message(m, NULL, "cannot follow the calls now");
+    }
 }
 
 static watch *find_watch(monitor *m, const char *call)
@@ -375,6 +365,43 @@ static watch *find_watch(monitor *m, const char *call)
     return NULL;
 }
 
+/* The directory's answer for a call a browser subscribed to: live (the browser follows
+ * it from its summary and last events on), or not (the page reads the API). */
+static void joined(cs_dir_req *q)
+{
+    watch *w = q->data;
+    monitor *m = w->m;
+    if (q->rc < 0) {
+        error_message(m, w->call, "cannot follow this call now");
+        if (!w->joined) unwatch(m, w);
+        return;
+    }
+    cs_buf b = CS_BUF_INIT(16u << 20);
+    cs_json j;
+    cs_json_init(&j, &b);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "type", "subscribed");
+    cs_json_key(&j, "call");
+    if (q->ncalls && q->calls[0].summary) {
+        cs_json_raw(&j, q->calls[0].summary, q->calls[0].summary_len);
+    } else {
+        cs_json_obj(&j);
+        cs_json_kstr(&j, "sid", w->call);
+        cs_json_kbool(&j, "live", false);
+        cs_json_obj_end(&j);
+    }
+    cs_json_key(&j, "events");
+    cs_json_arr(&j);
+    for (size_t i = 0; i < q->nevents; i++) cs_json_raw(&j, q->events[i], q->event_lens[i]);
+    cs_json_arr_end(&j);
+    cs_json_obj_end(&j);
+    send_json(m, &j, &b);
+    if (q->ncalls)
+        w->joined = true;
+    else
+        unwatch(m, w);
+}
+
 static void subscribe(monitor *m, const char *call, unsigned audio)
 {
     cs_gateway *gw = m->gw;
@@ -382,10 +409,8 @@ static void subscribe(monitor *m, const char *call, unsigned audio)
         error_message(m, call, "subscribe needs a call SID");
         return;
     }
-    const cs_call *c = cs_calls_call(&gw->calls, cs_str_of(call));
-    const live *l = cs_map_get(&gw->live, cs_str_of(call));
     watch *w = find_watch(m, call);
-    if (!w && c && l) {
+    if (!w) {
         for (size_t i = 0; i < MAX_WATCHES && !w; i++)
             if (!m->watches[i].used) w = &m->watches[i];
         if (!w) {
@@ -397,37 +422,23 @@ static void subscribe(monitor *m, const char *call, unsigned audio)
         w->sub.deliver = deliver_watch;
         w->sub.data = w;
         snprintf(w->call, sizeof w->call, "%s", call);
-        if (cs_bus_subscribe(&gw->bus, &w->sub, call) < 0) {
+        /* Following first: what happens after the directory is read comes through. */
+        if (cs_bus_subscribe(gw->bus, &w->sub, call) < 0) {
             error_message(m, call, "cannot follow this call now");
             return;
         }
         w->used = true;
     }
-    if (w) w->audio = audio;
-
-    cs_buf b = CS_BUF_INIT(16u << 20);
-    cs_json j;
-    cs_json_init(&j, &b);
-    cs_json_obj(&j);
-    cs_json_kstr(&j, "type", "subscribed");
-    cs_json_key(&j, "call");
-    if (c && l) {
-        call_summary(&j, c, true);
-    } else { /* not live here: the page reads the API */
-        cs_json_obj(&j);
-        cs_json_kstr(&j, "sid", call);
-        cs_json_kbool(&j, "live", false);
-        cs_json_obj_end(&j);
+    w->audio = audio;
+    cs_dir_cancel(&w->ask);
+    snprintf(w->ask.sid, sizeof w->ask.sid, "%s", call);
+    w->ask.what = CS_DIR_GET;
+    w->ask.done = joined;
+    w->ask.data = w;
+    if (cs_dir_ask(gw->bus, &w->ask) < 0) {
+        error_message(m, call, "cannot follow this call now");
+        if (!w->joined) unwatch(m, w);
     }
-    cs_json_key(&j, "events");
-    cs_json_arr(&j);
-    for (size_t i = 0; l && i < l->n; i++) {
-        const char *e = l->events[(l->head + i) % HISTORY_MAX];
-        cs_json_raw(&j, e, strlen(e));
-    }
-    cs_json_arr_end(&j);
-    cs_json_obj_end(&j);
-    send_json(m, &j, &b);
 }
 
 static void on_message(cs_wsconn *ws, enum cs_ws_op op, char *data, size_t len)
@@ -482,7 +493,8 @@ static void on_pong(cs_wsconn *ws, const char *data, size_t len)
 /* Nothing more reaches the socket from the bus. */
 static void stop_following(monitor *m)
 {
-    cs_bus_unsubscribe(&m->gw->bus, &m->feed);
+    cs_bus_unsubscribe(m->gw->bus, &m->feed);
+    cs_dir_cancel(&m->list);
     for (size_t i = 0; i < MAX_WATCHES; i++)
         if (m->watches[i].used) unwatch(m, &m->watches[i]);
 }
@@ -625,9 +637,4 @@ void cs_monitor_revoke(cs_gateway *gw, const char *cred, const char *why)
     }
 }
 
-void cs_monitor_free(cs_gateway *gw)
-{
-    void *v;
-    for (size_t pos = 0; cs_map_next(&gw->live, &pos, NULL, &v);) live_free(v);
-    cs_map_free(&gw->live);
-}
+

@@ -103,9 +103,9 @@ static void deliver(cs_gateway *gw, const origin *v, const cs_stt_segment *seg)
     cs_json_key(&j, "segment");
     segment_json(&j, v, seg);
     cs_json_obj_end(&j);
-    if (cs_json_end(&j) == 0) {
+    if (cs_json_end(&j) == 0 && gw->bus) {
         cs_bus_msg m = {.kind = CS_BUS_TEXT, .topic = v->call, .text = msg.data, .len = msg.len};
-        cs_bus_publish(&gw->bus, &m);
+        cs_bus_publish(gw->bus, &m);
     }
     cs_buf_free(&msg);
     if (!seg->final || !seg->text[0]) return; /* an empty final only clears the listeners' line */
