@@ -965,7 +965,10 @@ static int db_query(void *v, cs_store_query *q)
     db *d = v;
     d->err[0] = '\0';
     d->deadline_ms = q->deadline_ms;
+    bool connected = d->c != NULL;
     int rc = run_query(d, q);
+    /* a connection the server ended since the last query: once more on a new one */
+    if (rc == CS_EBACKEND && connected && !d->c && !past(d->deadline_ms)) rc = run_query(d, q);
     if (rc < 0 && rc != CS_ENOTFOUND && past(d->deadline_ms)) rc = -ETIMEDOUT;
     d->deadline_ms = 0;
     return rc;

@@ -256,6 +256,7 @@ static inline void write_call(cs_store *s, const cs_call_row *row)
     rec->call.params = cs_pool_strdup(p, row->params);
     rec->call.summary = cs_pool_strdup(p, row->summary);
     rec->call.recording = cs_pool_strdup(p, row->recording);
+    rec->call.node = cs_pool_strdup(p, row->node);
     cs_store_write(s, rec);
 }
 

@@ -878,16 +878,22 @@ static void in_order_queries_wait_for_the_writes(void **state)
     cs_store_query_free(q);
 }
 
-static cs_store_query *unfinished(fixture *f, int limit)
+static cs_store_query *unfinished_of(fixture *f, int limit, const char *node)
 {
     cs_store_query *q = query(CS_Q_UNFINISHED, NULL, f);
     snprintf(q->key, sizeof q->key, "%s", cs_store_run(f->store));
+    snprintf(q->node, sizeof q->node, "%s", node);
     q->limit = limit;
     f->answers = 0;
     cs_store_query_run_in_order(f->store, q);
     assert_true(tu_run_until(&f->env.loop, answered, f, TU_WAIT_MS));
     assert_int_equal(q->status, 0);
     return q;
+}
+
+static cs_store_query *unfinished(fixture *f, int limit)
+{
+    return unfinished_of(f, limit, "");
 }
 
 /* The calls an earlier run left live are told by the run that started them, not by the
@@ -938,6 +944,48 @@ static void unfinished_calls_are_listed(void **state)
     cs_store_query_free(q);
 }
 
+/* A node recovering at start-up ends its own calls and those of no node, never the calls
+ * live on other nodes; a write that does not say the node keeps it. */
+static void unfinished_calls_of_a_node(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    static const struct {
+        const char *sid, *node;
+    } calls[] = {{"CA1", "a"}, {"CA2", "b"}, {"CA3", NULL}};
+    for (int i = 0; i < 3; i++) {
+        write_call(f->store, &(cs_call_row){.sid = calls[i].sid,
+                                            .node = calls[i].node,
+                                            .started_at = 100 + i});
+        char mz[8];
+        snprintf(mz, sizeof mz, "MZ%d", i + 1);
+        write_stream(f->store, &(cs_stream_row){.sid = mz, .call_sid = calls[i].sid,
+                                                .started_at = 100 + i});
+    }
+    close_store(f);
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress"});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].node, "a");
+    cs_store_query_free(q);
+
+    q = unfinished_of(f, 10, "a");
+    assert_int_equal(q->ncalls, 2);
+    assert_string_equal(q->calls[0].sid, "CA1");
+    assert_string_equal(q->calls[0].node, "a");
+    assert_string_equal(q->calls[1].sid, "CA3");
+    assert_null(q->calls[1].node);
+    assert_int_equal(q->nstreams, 2);
+    assert_string_equal(q->streams[0].sid, "MZ1");
+    assert_string_equal(q->streams[1].sid, "MZ3");
+    cs_store_query_free(q);
+
+    q = unfinished(f, 10); /* no node: all of them */
+    assert_int_equal(q->ncalls, 3);
+    assert_int_equal(q->nstreams, 3);
+    cs_store_query_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -981,6 +1029,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(in_order_queries_wait_for_the_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(unfinished_calls_are_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(unfinished_calls_of_a_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
