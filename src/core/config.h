@@ -17,7 +17,7 @@
     S(public_url, "PUBLIC_URL", "",                                                                \
       "base URL Twilio reaches us at, e.g. https://calls.example.com (default: from BIND/PORT)")    \
     S(data_dir, "DATA_DIR", "./data", "where the database and recordings live")                    \
-    S(database_url, "DATABASE_URL", "", "store: sqlite:PATH (default DATA_DIR/callstream.db)")     \
+    S(database_url, "DATABASE_URL", "", "store: sqlite:PATH (default DATA_DIR/callstream.db), postgresql://…")     \
     S(log_level, "LOG_LEVEL", "info", "debug, info, warn or error")                                \
     S(tls_cert, "TLS_CERT", "", "PEM certificate chain: serve https:// and wss:// directly")       \
     S(tls_key, "TLS_KEY", "", "PEM private key for TLS_CERT")                                      \

@@ -337,6 +337,12 @@ static int wait_socket(PGconn *c, bool out, uint64_t deadline_ms)
     }
 }
 
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static void disconnect(db *d)
 {
     if (d->c) PQfinish(d->c);
@@ -371,6 +377,7 @@ static int connect_db(db *d, uint64_t deadline_ms)
         st = PQconnectPoll(d->c);
     }
     PQsetnonblocking(d->c, 1);
+    PQsetNoticeProcessor(d->c, ignore_notice, NULL); /* "already exists, skipping" */
     return 0;
 }
 
