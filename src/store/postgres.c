@@ -30,6 +30,8 @@
 #define PARAMS_MAX       20
 #define MIGRATE_LOCK_KEY 7460431513LL /* pg_advisory_lock: one node migrates at a time */
 #define TSQUERY_MAX      (CS_CALLS_TEXT_MAX + 6 * CS_CALLS_WORDS_MAX + 1)
+/* A transaction's statements: BEGIN, two per record at most, the bookkeeping, COMMIT */
+#define PIPELINE_MAX (2 * CS_STORE_BATCH_MAX + 3)
 
 /* Migrations run in order, each in its own transaction; never edit one that shipped.
  * Their numbers are SQLite's (sqlite.c): a database of either kind is at the same schema. */
@@ -167,6 +169,10 @@ typedef struct db {
     char *url;
     uint64_t deadline_ms;         /* the statement's (monotonic) */
     char err[CS_STORE_ERROR_MAX]; /* the last failure */
+    /* the writer's transaction, pipelined: what each statement sent does, for its error */
+    bool piped;
+    size_t sent;
+    const char *what[PIPELINE_MAX];
 } db;
 
 /* Parameters of a statement, as text. */
@@ -328,8 +334,69 @@ failed:
 }
 
 /* Runs a statement that returns no rows. */
+/* Ends the pipeline (its transaction fails, or was never): the connection goes, the
+ * server's statement cancelled first. */
+static void drop_pipeline(db *d)
+{
+    PGcancel *cn = d->c ? PQgetCancel(d->c) : NULL;
+    char msg[256];
+    if (cn) PQcancel(cn, msg, sizeof msg);
+    PQfreeCancel(cn);
+    disconnect(d);
+    d->piped = false;
+}
+
+/* Sends a statement of the writer's transaction without waiting for its answer. */
+static int pipe_send(db *d, const char *text, const params *p, const char *what)
+{
+    if (d->sent == PIPELINE_MAX) return failf(d, what, "too many statements in a transaction");
+    if (!PQsendQueryParams(d->c, text, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0) ||
+        PQflush(d->c) < 0) {
+        int rc = fail(d, what);
+        drop_pipeline(d);
+        return rc;
+    }
+    d->what[d->sent++] = what;
+    return 0;
+}
+
+/* Sends what is left and reads every answer of the pipeline through its sync, by
+ * `deadline`: 0, or the first statement's failure. */
+static int drain(db *d, uint64_t deadline)
+{
+    int f;
+    while ((f = PQflush(d->c)) == 1) { /* reading too: the server may wait for us to */
+        struct pollfd pfd = {.fd = PQsocket(d->c), .events = POLLIN | POLLOUT};
+        uint64_t now = cs_mono_ms();
+        if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) < 0 ||
+            ((pfd.revents & POLLIN) && !PQconsumeInput(d->c)))
+            break;
+    }
+    if (f != 0) return past(deadline) ? failf(d, "commit", "timed out") : fail(d, "commit");
+    int rc = 0;
+    size_t i = 0;
+    for (;;) {
+        while (PQisBusy(d->c)) {
+            if (!wait_socket(d->c, false, deadline))
+                return rc ? rc : failf(d, i < d->sent ? d->what[i] : "commit", "timed out");
+            if (!PQconsumeInput(d->c)) return rc ? rc : fail(d, "commit");
+        }
+        PGresult *r = PQgetResult(d->c);
+        if (!r) { /* the end of a statement's answer */
+            i++;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_FATAL_ERROR && rc == 0)
+            rc = failf(d, i < d->sent ? d->what[i] : "commit", PQresultErrorMessage(r));
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC) return rc;
+    }
+}
+
 static int run(db *d, const char *text, const params *p, const char *what)
 {
+    if (d->piped) return pipe_send(d, text, p, what);
     PGresult *r = exec(d, text, p, what);
     PQclear(r);
     return r ? 0 : CS_EBACKEND;
@@ -441,21 +508,41 @@ static const char *db_errmsg(void *p)
     return ((db *)p)->err;
 }
 
+/* The writer's transactions are pipelined: their statements go without waiting for
+ * each other's answers, which commit reads (one round trip per batch, not per record). */
 static int db_begin(void *p)
 {
     db *d = p;
     d->err[0] = '\0';
-    return run(d, "BEGIN", NULL, "begin");
+    d->sent = 0;
+    if (connect_db(d, cs_mono_ms() + STATEMENT_MS) < 0) return CS_EBACKEND;
+    if (!PQenterPipelineMode(d->c)) return fail(d, "begin");
+    d->piped = true;
+    return pipe_send(d, "BEGIN", NULL, "begin");
 }
 
 static int db_commit(void *p)
 {
-    return run(p, "COMMIT", NULL, "commit");
+    db *d = p;
+    if (!d->piped) return CS_EBACKEND; /* dropped on the way, and said why */
+    int rc = pipe_send(d, "COMMIT", NULL, "commit");
+    if (rc == 0 && !PQpipelineSync(d->c)) rc = fail(d, "commit");
+    if (rc == 0) rc = drain(d, cs_mono_ms() + STATEMENT_MS);
+    if (rc == 0 && !PQexitPipelineMode(d->c)) rc = fail(d, "commit");
+    if (rc < 0 && d->piped) {
+        if (PQstatus(d->c) == CONNECTION_OK && !PQisBusy(d->c) && PQexitPipelineMode(d->c))
+            d->piped = false; /* answered in full: the connection stays, rollback ends it */
+        else
+            drop_pipeline(d);
+    }
+    d->piped = false;
+    return rc;
 }
 
 static void db_rollback(void *p)
 {
     db *d = p;
+    if (d->piped) drop_pipeline(d); /* a write failed to go out: the connection is gone */
     if (d->c && PQtransactionStatus(d->c) != PQTRANS_IDLE) run(d, "ROLLBACK", NULL, "rollback");
 }
 
