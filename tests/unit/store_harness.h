@@ -23,17 +23,17 @@
 
 #ifdef CS_TEST_PG
 #include "pg_server.h"
-#define STORE_BACKEND "postgresql"
-#define STRING_AGG(x) "string_agg(" x "::text, ',')"
+#define STORE_BACKEND   "postgresql"
+#define STRING_AGG(x)   "string_agg(" x "::text, ',')"
 #define NO_TABLE_EVENTS "relation \"events\" does not exist"
 /* the transcript lines the search index finds a word in */
 #define SEARCH_COUNT(word)                                                                         \
     "SELECT COUNT(*) FROM transcripts WHERE words @@ to_tsquery('cs_text', '" word "')"
 #else
-#define STRING_AGG(x) "GROUP_CONCAT(" x ")"
-#define NO_TABLE_EVENTS "no such table: events"
+#define STRING_AGG(x)      "GROUP_CONCAT(" x ")"
+#define NO_TABLE_EVENTS    "no such table: events"
 #define SEARCH_COUNT(word) "SELECT COUNT(*) FROM transcripts_fts WHERE text MATCH '" word "'"
-#define STORE_BACKEND "sqlite"
+#define STORE_BACKEND      "sqlite"
 #endif
 
 typedef struct fixture {

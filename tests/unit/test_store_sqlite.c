@@ -954,13 +954,13 @@ static void unfinished_calls_of_a_node(void **state)
         const char *sid, *node;
     } calls[] = {{"CA1", "a"}, {"CA2", "b"}, {"CA3", NULL}};
     for (int i = 0; i < 3; i++) {
-        write_call(f->store, &(cs_call_row){.sid = calls[i].sid,
-                                            .node = calls[i].node,
-                                            .started_at = 100 + i});
+        write_call(
+            f->store,
+            &(cs_call_row){.sid = calls[i].sid, .node = calls[i].node, .started_at = 100 + i});
         char mz[8];
         snprintf(mz, sizeof mz, "MZ%d", i + 1);
-        write_stream(f->store, &(cs_stream_row){.sid = mz, .call_sid = calls[i].sid,
-                                                .started_at = 100 + i});
+        write_stream(f->store,
+                     &(cs_stream_row){.sid = mz, .call_sid = calls[i].sid, .started_at = 100 + i});
     }
     close_store(f);
     open_store(f, 64);
