@@ -309,6 +309,31 @@ void cs_sql_values(const cs_store_rec *rec, int64_t now, cs_sql_value_fn emit, v
     }
 }
 
+/* ---- a call filter's parameters ---- */
+
+const char *cs_sql_statuses(const cs_call_filter *f, char *out, size_t cap)
+{
+    if (!f->nstatuses) return NULL;
+    size_t n = (size_t)snprintf(out, cap, ",");
+    for (size_t i = 0; i < f->nstatuses && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s,", f->statuses[i]);
+    return out;
+}
+
+const char *cs_sql_words(const char *words, const cs_sql_words_form *form, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *w = words; *w && n < cap;) {
+        size_t len = strcspn(w, " ");
+        bool prefix = len && w[len - 1] == '*';
+        n += (size_t)snprintf(out + n, cap - n, "%s%c%.*s%c%s", n ? form->and : "", form->quote,
+                              (int)(len - prefix), w, form->quote, prefix ? form->prefix : "");
+        w += len + (w[len] == ' ');
+    }
+    return out;
+}
+
 /* ---- reading rows ---- */
 
 /* A query's column, in its row. */

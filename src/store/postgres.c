@@ -637,31 +637,8 @@ static int events_of(db *d, cs_store_query *q, int limit)
                         &q->nevents);
 }
 
-/* ",a,b," for CALLS_FILTER, or NULL when any status will do. */
-static const char *statuses_list(const cs_call_filter *f, char *out, size_t cap)
-{
-    if (!f->nstatuses) return NULL;
-    size_t n = (size_t)snprintf(out, cap, ",");
-    for (size_t i = 0; i < f->nstatuses && n < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, "%s,", f->statuses[i]);
-    return out;
-}
-
-/* The tsquery of a filter's words (cs_call_filter_text: letters and digits, a '*' after
- * a prefix): each quoted, so nothing a user typed is syntax, all of them required. */
-static const char *tsquery(const char *words, char *out, size_t cap)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (const char *w = words; *w && n < cap;) {
-        size_t len = strcspn(w, " ");
-        bool prefix = len && w[len - 1] == '*';
-        n += (size_t)snprintf(out + n, cap - n, "%s'%.*s'%s", n ? " & " : "", (int)(len - prefix),
-                              w, prefix ? ":*" : "");
-        w += len + (w[len] == ' ');
-    }
-    return out;
-}
+/* A search's words as a tsquery: 'a' & 'b':* */
+static const cs_sql_words_form tsquery_words = {'\'', " & ", ":*"};
 
 static int run_query(db *d, cs_store_query *q)
 {
@@ -678,10 +655,10 @@ static int run_query(db *d, cs_store_query *q)
         p_int(&p, f->from_prefix);
         p_text(&p, f->to[0] ? f->to : NULL);
         p_int(&p, f->to_prefix);
-        p_text(&p, statuses_list(f, statuses, sizeof statuses));
+        p_text(&p, cs_sql_statuses(f, statuses, sizeof statuses));
         p_int(&p, f->since);
         p_int(&p, f->until);
-        if (f->text[0]) p_text(&p, tsquery(f->text, match, sizeof match));
+        if (f->text[0]) p_text(&p, cs_sql_words(f->text, &tsquery_words, match, sizeof match));
         return collect_page(d, q, sql[f->text[0] ? S_CALLS_SEARCH : S_CALLS_PAGE], &p, R_CALL_MATCH,
                             (size_t)limit, (void **)&q->calls, &q->ncalls);
     }

@@ -461,6 +461,19 @@ static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, enum cs_row kind,
     return ok ? 0 : fail(d, "reading");
 }
 
+/* Whether `match` is in SEARCH_SCAN_LINES lines or more (1, 0), or a failure. */
+static int search_lines(db *d, const char *match)
+{
+    sqlite3_stmt *st = d->st[S_SEARCH_COUNT];
+    bind_text(st, 1, match);
+    sqlite3_bind_int(st, 2, SEARCH_SCAN_LINES);
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW ? n >= SEARCH_SCAN_LINES : fail(d, "counting a search's lines");
+}
+
 /* A page: up to `limit` rows (the statement asks for one more, to tell whether there
  * are more). */
 static int collect_page(db *d, cs_store_query *q, sqlite3_stmt *st, enum cs_row kind, size_t limit,
@@ -483,44 +496,8 @@ static int events_of(db *d, cs_store_query *q, int limit)
     return collect_page(d, q, st, R_EVENT, (size_t)limit, (void **)&q->events, &q->nevents);
 }
 
-/* ",a,b," for CALLS_FILTER, or NULL when any status will do. */
-static const char *statuses_list(const cs_call_filter *f, char *out, size_t cap)
-{
-    if (!f->nstatuses) return NULL;
-    size_t n = (size_t)snprintf(out, cap, ",");
-    for (size_t i = 0; i < f->nstatuses && n < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, "%s,", f->statuses[i]);
-    return out;
-}
-
-/* The FTS5 expression of a filter's words (cs_call_filter_text: letters and digits, a
- * '*' after a prefix): a quoted string each, so nothing a user typed is syntax, and all of
- * them must match. */
-static const char *fts_match(const char *words, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (const char *w = words; *w && n < cap;) {
-        size_t len = strcspn(w, " ");
-        bool prefix = len && w[len - 1] == '*';
-        n += (size_t)snprintf(out + n, cap - n, "%s\"%.*s\"%s", n ? " " : "", (int)(len - prefix),
-                              w, prefix ? "*" : "");
-        w += len + (w[len] == ' ');
-    }
-    return out;
-}
-
-/* Whether `match` is in SEARCH_SCAN_LINES lines or more (1, 0), or a failure. */
-static int search_lines(db *d, const char *match)
-{
-    sqlite3_stmt *st = d->st[S_SEARCH_COUNT];
-    bind_text(st, 1, match);
-    sqlite3_bind_int(st, 2, SEARCH_SCAN_LINES);
-    int rc = sqlite3_step(st);
-    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_ROW ? n >= SEARCH_SCAN_LINES : fail(d, "counting a search's lines");
-}
+/* A search's words as an FTS5 expression: "a" "b"* */
+static const cs_sql_words_form fts5_words = {'"', " ", "*"};
 
 static int run_query(db *d, cs_store_query *q)
 {
@@ -529,7 +506,7 @@ static int run_query(db *d, cs_store_query *q)
     case CS_Q_CALLS: {
         const cs_call_filter *f = &q->filter;
         char match[MATCH_MAX], statuses[sizeof f->statuses + CS_CALLS_STATUSES_MAX + 2];
-        if (f->text[0]) fts_match(f->text, match, sizeof match);
+        if (f->text[0]) cs_sql_words(f->text, &fts5_words, match, sizeof match);
         int common = f->text[0] ? search_lines(d, match) : 0;
         if (common < 0) return common;
         sqlite3_stmt *st = d->st[!f->text[0] ? S_CALLS_PAGE
@@ -542,7 +519,7 @@ static int run_query(db *d, cs_store_query *q)
         sqlite3_bind_int(st, 5, f->from_prefix);
         bind_text(st, 6, f->to[0] ? f->to : NULL);
         sqlite3_bind_int(st, 7, f->to_prefix);
-        bind_text(st, 8, statuses_list(f, statuses, sizeof statuses));
+        bind_text(st, 8, cs_sql_statuses(f, statuses, sizeof statuses));
         sqlite3_bind_int64(st, 9, f->since);
         sqlite3_bind_int64(st, 10, f->until);
         if (f->text[0]) bind_text(st, 11, match);

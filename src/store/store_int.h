@@ -218,6 +218,16 @@ const char *cs_sql_common(const cs_sql_dialect *d, enum cs_sql_common which);
  * neither (NULL). */
 typedef void (*cs_sql_value_fn)(void *ctx, const char *text, const int64_t *num);
 void cs_sql_values(const cs_store_rec *rec, int64_t now, cs_sql_value_fn emit, void *ctx);
+/* ",a,b," of a filter's statuses (a query looks for ",status,"), or NULL for any. */
+const char *cs_sql_statuses(const cs_call_filter *f, char *out, size_t cap);
+/* A filter's words (cs_call_filter_text: letters and digits, a '*' after a prefix) as a
+ * text search expression: each quoted, so nothing a user typed is syntax, all required. */
+typedef struct cs_sql_words_form {
+    char quote;
+    const char *and, *prefix; /* between words; after a prefix's closing quote */
+} cs_sql_words_form;
+const char *cs_sql_words(const char *words, const cs_sql_words_form *form, char *out, size_t cap);
+
 /* The rows queries read: a call's (CS_CALL_COLUMNS; then, for R_CALL_MATCH, its first
  * matching line "speaker:snippet", for R_CALL_LAST its last_at), and those of the
  * statements fields.c says for both. */
