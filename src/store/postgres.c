@@ -3,7 +3,8 @@
  * until the answer or the deadline (the reader's query's, or STATEMENT_MS for the
  * writer), when it is cancelled; TCP keepalives and tcp_user_timeout end a connection to
  * a server that vanished. A lost connection fails the attempt (the store retries, queues
- * and spills); the next attempt connects again. The same numbered migrations as SQLite's,
+ * and spills); the next attempt connects again. The writer's transactions are pipelined:
+ * one round trip per batch. The SQL both dialects share is fields.c's. The same numbered migrations as SQLite's,
  * in PostgreSQL's words, each in a transaction, under an advisory lock so that nodes
  * starting together migrate once. Transcript search: a generated tsvector with a GIN
  * index, in a text search configuration like SQLite's tokenizer (stems, no stop words,
