@@ -4,11 +4,11 @@
  * writer), when it is cancelled; TCP keepalives and tcp_user_timeout end a connection to
  * a server that vanished. A lost connection fails the attempt (the store retries, queues
  * and spills); the next attempt connects again. The writer's transactions are pipelined:
- * one round trip per batch. The SQL both dialects share is fields.c's. The same numbered migrations as SQLite's,
- * in PostgreSQL's words, each in a transaction, under an advisory lock so that nodes
+ * one round trip per batch. The same numbered migrations as SQLite's, in PostgreSQL's
+ * words where they differ, each in a transaction, under an advisory lock so that nodes
  * starting together migrate once. Transcript search: a generated tsvector with a GIN
  * index, in a text search configuration like SQLite's tokenizer (stems, no stop words,
- * accents folded). */
+ * accents folded). The SQL both dialects share is fields.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
