@@ -191,6 +191,26 @@ static inline void hold_types(fixture *f, const char *types)
              types);
     side_exec(f, sql);
 }
+
+/* Deleting from `table` fails until release_deletes. */
+static inline void hold_deletes(fixture *f, const char *table)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION held_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+             " RAISE 'held by the test'; END $$;"
+             "CREATE TRIGGER held_delete BEFORE DELETE ON %s FOR EACH ROW"
+             " EXECUTE FUNCTION held_delete();",
+             table);
+    side_exec(f, sql);
+}
+
+static inline void release_deletes(fixture *f, const char *table)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP TRIGGER held_delete ON %s; DROP FUNCTION held_delete()", table);
+    side_exec(f, sql);
+}
 #else
 static inline sqlite3 *side(fixture *f)
 {
@@ -231,6 +251,22 @@ static inline void hold_types(fixture *f, const char *types)
              " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;",
              types);
     side_exec(f, sql);
+}
+
+static inline void hold_deletes(fixture *f, const char *table)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER held_delete BEFORE DELETE ON %s"
+             " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;",
+             table);
+    side_exec(f, sql);
+}
+
+static inline void release_deletes(fixture *f, const char *table)
+{
+    (void)table;
+    side_exec(f, "DROP TRIGGER held_delete");
 }
 #endif
 

@@ -5,7 +5,9 @@
 #define CS_TEST_PG
 #include "store_harness.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 static bool failed_some(const cs_store_stats *st)
 {
@@ -147,6 +149,27 @@ static void a_stuck_transaction_is_cancelled_and_retried(void **state)
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM events"), 2);
 }
 
+/* A server that takes the connection and never says a word (a hung host, a black-holed
+ * port): opening gives up by its deadline, saying so, rather than waiting forever. */
+static void a_server_that_never_answers_is_given_up_on(void **state)
+{
+    fixture *f = *state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 8), 0); /* the kernel completes the handshake; nobody reads */
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char url[128];
+    snprintf(url, sizeof url, "postgresql://ann:secret@127.0.0.1:%d/calls", ntohs(a.sin_port));
+    cs_buf err = CS_BUF_INIT(4096);
+    cs_store *s = NULL;
+    assert_int_equal(cs_store_open(&s, url, f->env.mb, 16, f->env.dir, &err), CS_EBACKEND);
+    if (!strstr(err.data, "timed out") || strstr(err.data, "secret")) fail_msg("'%s'", err.data);
+    cs_buf_free(&err);
+    close(fd);
+}
+
 typedef struct opener {
     const char *url;
     int rc;
@@ -209,6 +232,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_locked_table_times_out_queries_and_stalls_writes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_stuck_transaction_is_cancelled_and_retried, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_server_that_never_answers_is_given_up_on, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(nodes_starting_together_migrate_once, setup, teardown),
         cmocka_unit_test_setup_teardown(broken_databases_are_refused, setup, teardown),
