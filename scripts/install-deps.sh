@@ -10,7 +10,7 @@ PACKAGES="
 build-essential cmake pkg-config git ca-certificates openssl curl
 libuv1-dev libssl-dev libsqlite3-dev libcjson-dev libspeexdsp-dev libcmocka-dev libsodium-dev
 libcurl4-openssl-dev
-postgresql libpq-dev
+postgresql libpq-dev redis-server libhiredis-dev
 libpocketsphinx-dev pocketsphinx-en-us libexpat1-dev
 libespeak-ng-dev espeak-ng-data flite1-dev
 chromium
