@@ -1,6 +1,6 @@
 /* The store's internals, shared by its files and by no other module (they use store.h):
- * the store itself, the writer's steps that replay uses (store.c), and the spill writer
- * and replay (spill.c). */
+ * the store itself, the writer's steps that replay uses (store.c), the records' layouts
+ * and the SQL both backends share (fields.c), and the spill writer and replay (spill.c). */
 #ifndef CS_STORE_INT_H
 #define CS_STORE_INT_H
 
@@ -102,13 +102,161 @@ void cs_store__batch_add(cs_store *s, cs_store_rec *rec);
 void cs_store__settle(cs_store *s, uint64_t seq, size_t written);
 int cs_store__commit_batch(cs_store *s, const progress *p);
 
-/* ---- spill.c: record layouts, spill files and their replay ---- */
+/* ---- fields.c: the records' layouts, and the SQL of both dialects ---- */
+
+/* How an upsert merges a column with the row there. */
+enum cs_merge {
+    M_KEY,         /* the conflict target */
+    M_INSERT,      /* written with a new row only */
+    M_NEW,         /* the new value unless NULL: COALESCE(new, old) */
+    M_OLD,         /* the first value stays: COALESCE(old, new) */
+    M_SET,         /* the new value */
+    M_LEAST,       /* the smaller */
+    M_NEXT,        /* the new value, or one more than the old, the greater */
+    M_RUN,         /* calls.run: M_NEW until the call started, then kept */
+    M_WITH_STATUS, /* calls.summary_reason: set with summary_status, NULL included */
+};
+
+/* What an int64 field's 0 (or negative) value means. */
+enum cs_blank {
+    B_AS_IS,   /* itself */
+    B_NULL,    /* 0 is unknown: NULL, so COALESCE keeps what is there */
+    B_NOW,     /* 0 is now */
+    B_UNKNOWN, /* negative is unknown: NULL */
+    B_FLAG,    /* any other than 0 is 1 */
+};
+
+typedef struct cs_field {
+    const char *name;   /* in a spill file's line */
+    size_t offset;      /* in cs_store_rec */
+    bool is_int;        /* int64_t, else const char * */
+    bool key;           /* required: a record without it cannot be written */
+    const char *column; /* NULL: the name */
+    unsigned char merge, blank;
+} cs_field;
+
+typedef struct cs_layout {
+    const cs_field *fields;
+    size_t n;
+    const char *table;
+    const char *where; /* an upsert updates only rows where this holds (t: the row there) */
+    const char *what;  /* "writing a call": for a failure's message */
+} cs_layout;
+
+const cs_layout *cs_store__layout(enum cs_rec_kind kind);
+/* Whether a record has the fields it cannot be written without. */
+bool cs_store__rec_has_keys(const cs_store_rec *rec);
+
+static inline const char **cs_field_str(const cs_store_rec *rec, const cs_field *f)
+{
+    return (const char **)((char *)rec + f->offset);
+}
+
+static inline int64_t *cs_field_int(const cs_store_rec *rec, const cs_field *f)
+{
+    return (int64_t *)((char *)rec + f->offset);
+}
+
+/* Where the dialects differ in what fields.c writes. */
+typedef struct cs_sql_dialect {
+    char param;                   /* a placeholder's mark before its number: ? or $ */
+    const char *least, *greatest; /* the scalar MIN and MAX */
+} cs_sql_dialect;
+
+extern const cs_sql_dialect cs_sql_sqlite, cs_sql_postgres;
+
+/* The columns a call query reads first, in cs_sql_read_call's order. */
+#define CS_CALL_COLUMNS                                                                            \
+    "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
+    " recording_ms, created_at, started_at, ended_at, updated_at, transcription, summary_status,"  \
+    " summary_reason, node"
+#define CS_CALL_NCOLUMNS 18
+
+/* The migrations both dialects take as they are (sqlite.c and postgres.c list them all,
+ * in order; never edit one that shipped). */
+/* 5: the store's own bookkeeping (how far a spill file was replayed) */
+#define CS_MIGRATION_5 "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+/* 6: the run a call started in (calls of earlier builds have none: an earlier run) */
+#define CS_MIGRATION_6 "ALTER TABLE calls ADD COLUMN run TEXT;"
+/* 7: refined finals, which replace the fast ones */
+#define CS_MIGRATION_7 "ALTER TABLE transcripts ADD COLUMN refined INTEGER NOT NULL DEFAULT 0;"
+/* 8: agent lines the caller cut short (what was heard of them) */
+#define CS_MIGRATION_8 "ALTER TABLE transcripts ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;"
+/* 9: the call's summary: how its making went (pending, done, failed, no_speech) and why */
+#define CS_MIGRATION_9                                                                             \
+    "ALTER TABLE calls ADD COLUMN summary_status TEXT;"                                            \
+    "ALTER TABLE calls ADD COLUMN summary_reason TEXT;"                                            \
+    "CREATE INDEX calls_summary_pending ON calls(ended_at, sid)"                                   \
+    " WHERE summary_status = 'pending';"
+/* 11: the node (NODE_ID) that holds the call and its recording */
+#define CS_MIGRATION_11 "ALTER TABLE calls ADD COLUMN node TEXT;"
+
+/* Statements both dialects say alike. */
+enum cs_sql_common {
+    Q_CALL_GET,
+    Q_STREAMS_OF,
+    Q_EVENTS_OF,
+    Q_SEGMENTS_OF,
+    Q_USER_SESSIONS_DEL,
+    Q_USERS,
+    Q_USER_GET,
+    Q_SESSION_PURGE,
+    Q_SESSION_GET,
+    Q_TOKENS,
+    Q_TOKEN_GET,
+    Q_META_GET,
+    Q_META_PUT,
+    Q_SUMMARY_PENDING,
+    Q_UNFINISHED,
+    Q_UNFINISHED_STREAMS,
+    CS_SQL_COMMON
+};
+
+/* The statement writing a record of `kind` (an upsert, an insert or a delete), its
+ * parameters given by cs_sql_values; NULL for an unknown kind. Built once (any thread). */
+const char *cs_sql_write(const cs_sql_dialect *d, enum cs_rec_kind kind);
+const char *cs_sql_common(const cs_sql_dialect *d, enum cs_sql_common which);
+/* rec's parameters for cs_sql_write's statement, in order: a string, a number, or
+ * neither (NULL). */
+typedef void (*cs_sql_value_fn)(void *ctx, const char *text, const int64_t *num);
+void cs_sql_values(const cs_store_rec *rec, int64_t now, cs_sql_value_fn emit, void *ctx);
+/* ",a,b," of a filter's statuses (a query looks for ",status,"), or NULL for any. */
+const char *cs_sql_statuses(const cs_call_filter *f, char *out, size_t cap);
+/* A filter's words (cs_call_filter_text: letters and digits, a '*' after a prefix) as a
+ * text search expression: each quoted, so nothing a user typed is syntax, all required. */
+typedef struct cs_sql_words_form {
+    char quote;
+    const char *and, *prefix; /* between words; after a prefix's closing quote */
+} cs_sql_words_form;
+const char *cs_sql_words(const char *words, const cs_sql_words_form *form, char *out, size_t cap);
+
+/* The rows queries read: a call's (CS_CALL_COLUMNS; then, for R_CALL_MATCH, its first
+ * matching line "speaker:snippet", for R_CALL_LAST its last_at), and those of the
+ * statements fields.c says for both. */
+enum cs_row {
+    R_CALL,
+    R_CALL_MATCH,
+    R_CALL_LAST,
+    R_STREAM,
+    R_EVENT,
+    R_SEGMENT,
+    R_USER,
+    R_SESSION,
+    R_TOKEN
+};
+/* A backend's column `col` of the row at hand: into *text (the backend's, valid until the
+ * next row; NULL for NULL) when text is given, else into *num (0 for NULL). false: NULL. */
+typedef bool (*cs_sql_column_fn)(void *ctx, int col, const char **text, int64_t *num);
+size_t cs_sql_row_size(enum cs_row kind);
+/* Reads a row into `row` (a cs_*_row of `kind`), its strings copied into q's pool. */
+void cs_sql_read_row(cs_store_query *q, enum cs_row kind, void *row, cs_sql_column_fn get,
+                     void *ctx);
+
+/* ---- spill.c: spill files and their replay ---- */
 
 /* Whether this process may write and replay the spill files (it takes their lock if it
  * can), else `why` not. Any thread. */
 bool cs_spill__own(cs_store *s, const char **why);
-/* Whether a record has the fields it cannot be written without. */
-bool cs_store__rec_has_keys(const cs_store_rec *rec);
 void cs_spill__append(appender *a, cs_store_rec *rec);
 size_t cs_spill__close(cs_store *s, appender *a);
 /* Logs the summary of a burst of failures still open, saying `how` it ended. */
