@@ -27,27 +27,27 @@
 #include "core/err.h"
 #include "core/log.h"
 
-#define CS_REDIS_PREFIX      "cs:"
-#define CS_REDIS_CONNECT_MS  5000  /* connecting and the handshake, each attempt */
-#define CS_REDIS_RETRY_MIN   250   /* backoff between attempts (core/backoff.h) */
-#define CS_REDIS_RETRY_MAX   10000
-#define CS_REDIS_INFLIGHT    10000 /* commands sent and not yet answered; past it publishes drop */
-#define CS_REDIS_INTEREST_MS 250   /* how stale a topic's count of listeners elsewhere may be */
+#define CS_REDIS_PREFIX           "cs:"
+#define CS_REDIS_CONNECT_MS       5000 /* connecting and the handshake, each attempt */
+#define CS_REDIS_RETRY_MIN        250  /* backoff between attempts (core/backoff.h) */
+#define CS_REDIS_RETRY_MAX        10000
+#define CS_REDIS_INFLIGHT         10000 /* commands sent and not yet answered; past it publishes drop */
+#define CS_REDIS_INTEREST_MS      250 /* how stale a topic's count of listeners elsewhere may be */
 #define CS_REDIS_INTEREST_IDLE_MS 10000 /* a topic not published to this long is forgotten */
-#define CS_REDIS_INTEREST_MAX 10000 /* topics whose listeners are counted; more: assumed heard */
-#define CS_REDIS_NUMSUB_BATCH 500   /* channels per PUBSUB NUMSUB */
-#define CS_REDIS_LIST_MAX     10000 /* calls a LIST returns */
-#define CS_REDIS_PEERS_MAX    1024  /* nodes known alive (commands check the name) */
+#define CS_REDIS_INTEREST_MAX     10000 /* topics whose listeners are counted; more: assumed heard */
+#define CS_REDIS_NUMSUB_BATCH     500   /* channels per PUBSUB NUMSUB */
+#define CS_REDIS_LIST_MAX         10000 /* calls a LIST returns */
+#define CS_REDIS_PEERS_MAX        1024  /* nodes known alive (commands check the name) */
 
 enum rstate { R_DOWN = 0, R_RESOLVING, R_CONNECTING, R_UP, R_CLOSED };
 
 /* What a topic's publisher knows of its listeners on other nodes. */
 typedef struct interest {
     char topic[CS_BUS_TOPIC_MAX + 1];
-    int others;         /* subscribers elsewhere; -1 not known yet (assumed some) */
-    uint64_t asked_ms;  /* last published to */
+    int others;          /* subscribers elsewhere; -1 not known yet (assumed some) */
+    uint64_t asked_ms;   /* last published to */
     uint64_t checked_ms; /* its count last came */
-    unsigned gen;       /* bumped by announcements: an older count does not undo them */
+    unsigned gen;        /* bumped by announcements: an older count does not undo them */
     bool asking;
 } interest;
 
@@ -82,9 +82,9 @@ typedef struct rbus {
     resolve *resolving;
     cs_map interest;    /* topic → interest: the topics subscribed elsewhere */
     bool interest_full; /* some are not in it: every topic counts as heard */
-    ticket *tickets; /* every request on its way */
-    bool orphans;    /* a request got no ticket (out of memory): answer it locally */
-    cs_map peers;  /* node id → itself (a copy): alive at the last heartbeat */
+    ticket *tickets;    /* every request on its way */
+    bool orphans;       /* a request got no ticket (out of memory): answer it locally */
+    cs_map peers;       /* node id → itself (a copy): alive at the last heartbeat */
     int64_t started_ms;
     char why[256];
 } rbus;
@@ -177,7 +177,7 @@ static const char *key(char *out, size_t cap, const char *kind, const char *name
 static const char *reply_str(const redisReply *rep)
 {
     return rep && (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) ? rep->str
-                                                                                          : "";
+                                                                                       : "";
 }
 
 static bool is_str(const redisReply *rep)
@@ -257,7 +257,8 @@ static void teardown(rbus *r)
     r->cmd_ready = r->sub_ready = r->in_ready = false;
     r->inflight = 0; /* and the counts asked for will not come: ask again when back */
     void *v;
-    for (size_t pos = 0; cs_map_next(&r->interest, &pos, NULL, &v);) ((interest *)v)->asking = false;
+    for (size_t pos = 0; cs_map_next(&r->interest, &pos, NULL, &v);)
+        ((interest *)v)->asking = false;
     for (int i = 0; i < 2; i++) {
         if (!acs[i]) continue;
         acs[i]->data = NULL; /* its callbacks, run now with no reply, see it detached */
@@ -531,7 +532,8 @@ static void subscribe_topic(rbus *r, const char *topic)
 {
     if (r->state != R_UP || !r->sub) return;
     char ch[KEY_MAX];
-    redisAsyncCommand(r->sub, on_sub_message, NULL, "SUBSCRIBE %s", key(ch, sizeof ch, "t:", topic));
+    redisAsyncCommand(r->sub, on_sub_message, NULL, "SUBSCRIBE %s",
+                      key(ch, sizeof ch, "t:", topic));
 }
 
 static void r_topic_on(cs_bus *b, const char *topic)
@@ -743,8 +745,8 @@ static void r_dir_put(cs_bus *b, const char *sid, const char *summary, size_t n)
     rbus *r = R(b);
     char k[KEY_MAX], nc[KEY_MAX], loop[16];
     snprintf(loop, sizeof loop, "%u", b->cfg.loop_index);
-    const char *hset[] = {"HSET", key(k, sizeof k, "call:", sid), "node", b->node, "loop", loop,
-                          "summary", summary};
+    const char *hset[] = {
+        "HSET", key(k, sizeof k, "call:", sid), "node", b->node, "loop", loop, "summary", summary};
     size_t hlens[] = {4, strlen(k), 4, strlen(b->node), 4, strlen(loop), 7, n};
     const char *sadd[] = {"SADD", key(nc, sizeof nc, "nc:", b->node), sid};
     if (send_cmd(r, false, 8, hset, hlens) < 0 || send_cmd(r, false, 3, sadd, NULL) < 0)
@@ -777,7 +779,8 @@ static void r_dir_end(cs_bus *b, const char *sid)
 static void rewrite_call(rbus *r, const cs_bus_own *o)
 {
     char k[KEY_MAX], ev[KEY_MAX];
-    const char *del[] = {"DEL", key(k, sizeof k, "call:", o->sid), key(ev, sizeof ev, "ev:", o->sid)};
+    const char *del[] = {"DEL", key(k, sizeof k, "call:", o->sid),
+                         key(ev, sizeof ev, "ev:", o->sid)};
     send_cmd(r, true, 3, del, NULL);
     if (o->summary) r_dir_put(r->b, o->sid, o->summary, o->summary_len);
     if (!o->n) return;
@@ -870,7 +873,8 @@ static void on_answer_timer(uv_timer_t *t)
             if (!q) continue;
         } else if (orphans) {
             for (q = b->asked; q && q->seq <= last; q = q->next) {
-                for (tk = r->tickets; tk && tk->seq != q->seq; tk = tk->next) {}
+                for (tk = r->tickets; tk && tk->seq != q->seq; tk = tk->next) {
+                }
                 if (!tk) break;
             }
             if (!q || q->seq > last) break;
@@ -1069,7 +1073,8 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
     if (!r || !rep) return;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
         rep->element[1]->type != REDIS_REPLY_ARRAY || rep->element[2]->type != REDIS_REPLY_ARRAY) {
-        cs_warn("bus: redis: heartbeat: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+        cs_warn("bus: redis: heartbeat: %s",
+                rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
         return;
     }
     set_peers(r, rep->element[2]);
@@ -1095,8 +1100,8 @@ static void beat(rbus *r)
     snprintf(monitors, sizeof monitors, "%u", self.monitors);
     snprintf(st, sizeof st, "%lld", (long long)self.started_ms);
     snprintf(seen, sizeof seen, "%lld", (long long)self.seen_ms);
-    const char *argv[] = {"EVAL", beat_lua, "0", CS_REDIS_PREFIX, self.id, ttl, self.url,
-                          self.run, loops, calls, streams, monitors, st, seen};
+    const char *argv[] = {"EVAL",   beat_lua, "0",   CS_REDIS_PREFIX, self.id,  ttl, self.url,
+                          self.run, loops,    calls, streams,         monitors, st,  seen};
     send_argv(r, on_beat, NULL, 14, argv, NULL, true);
 }
 

@@ -113,10 +113,24 @@ static inline int rs_start(rs_server *s)
     if (s->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
-        const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", s->dir,
-                              "--logfile", log, "--daemonize", "no",
-                              s->password[0] ? "--requirepass" : NULL, s->password, NULL};
+        const char *argv[] = {"redis-server",
+                              "--port",
+                              port,
+                              "--bind",
+                              "127.0.0.1",
+                              "--save",
+                              "",
+                              "--appendonly",
+                              "no",
+                              "--dir",
+                              s->dir,
+                              "--logfile",
+                              log,
+                              "--daemonize",
+                              "no",
+                              s->password[0] ? "--requirepass" : NULL,
+                              s->password,
+                              NULL};
         execvp("redis-server", (char *const *)argv);
         _exit(127);
     }

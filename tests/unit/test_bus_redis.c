@@ -718,8 +718,8 @@ static void test_commands(void **state)
 static void test_bad_urls(void **state)
 {
     fixture *f = *state;
-    const char *bad[] = {"rediss://127.0.0.1", "redis://", "redis://h:99999", "redis://h:x",
-                         "redis://h:1/db", "redis://[::1", "redis://nocolon@h"};
+    const char *bad[] = {"rediss://127.0.0.1", "redis://",     "redis://h:99999",  "redis://h:x",
+                         "redis://h:1/db",     "redis://[::1", "redis://nocolon@h"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_buf err = CS_BUF_INIT(1024);
         assert_int_equal(open_node_at(f, 0, bad[i], 100, 500, &err), CS_ECONFIG);
@@ -732,8 +732,11 @@ static void test_bad_urls(void **state)
     assert_non_null(strstr(err.data, "TTL"));
     cs_buf_free(&err);
     cs_bus *b = NULL;
-    cs_bus_config cfg = {.loop = &f->env.loop, .url = "redis://127.0.0.1:1", .node = "a b",
-                         .heartbeat_ms = 100, .node_ttl_ms = 500};
+    cs_bus_config cfg = {.loop = &f->env.loop,
+                         .url = "redis://127.0.0.1:1",
+                         .node = "a b",
+                         .heartbeat_ms = 100,
+                         .node_ttl_ms = 500};
     err = (cs_buf)CS_BUF_INIT(1024);
     assert_int_equal(cs_bus_open(&b, &cfg, &err), CS_ECONFIG);
     assert_non_null(strstr(err.data, "NODE_ID"));
