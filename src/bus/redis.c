@@ -5,9 +5,10 @@
  *
  * Keys and channels, under CS_REDIS_PREFIX (docs/cluster.md):
  *   t:<topic>   channel: a topic's encoded messages     cmd:<node>  channel: its commands
- *   in          channel: "<topic>": a node subscribed to it (see `elsewhere`)
+ *   in          channel: "<node> +<topic>" or "-<topic>": it subscribed or left (`elsewhere`)
  *   call:<sid>  hash node, loop, summary                ev:<sid>    list: its last events
- *   nc:<node>   set: its calls     node:<node>  hash: its heartbeat's fields
+ *   nc:<node>/<loop>  set: a loop's calls        loops:<node>  set: its loops that beat
+ *   node:<node> hash: its heartbeat's fields
  *   alive:<node> string with a TTL (node_ttl_ms), set every heartbeat
  *   nodes       set: every node not yet declared lost
  * Scripts (EVAL) make the multi-key steps atomic: the reaping of a lost node runs as one
@@ -33,19 +34,19 @@
 #define CS_REDIS_RETRY_MAX        10000
 #define CS_REDIS_INFLIGHT         10000 /* commands sent and not yet answered; past it publishes drop */
 #define CS_REDIS_INTEREST_MS      250 /* how stale a topic's count of listeners elsewhere may be */
-#define CS_REDIS_INTEREST_IDLE_MS 10000 /* a topic not published to this long is forgotten */
-#define CS_REDIS_INTEREST_MAX     10000 /* topics whose listeners are counted; more: assumed heard */
+#define CS_REDIS_INTEREST_IDLE_MS 10000 /* the count of a topic not published here: refreshed */
+#define CS_REDIS_INTEREST_MAX     10000 /* topics heard elsewhere known; more: all assumed heard */
 #define CS_REDIS_NUMSUB_BATCH     500   /* channels per PUBSUB NUMSUB */
 #define CS_REDIS_LIST_MAX         10000 /* calls a LIST returns */
 #define CS_REDIS_PEERS_MAX        1024  /* nodes known alive (commands check the name) */
 
 enum rstate { R_DOWN = 0, R_RESOLVING, R_CONNECTING, R_UP, R_CLOSED };
 
-/* What a topic's publisher knows of its listeners on other nodes. */
+/* What this node knows of a topic's listeners on other nodes. */
 typedef struct interest {
     char topic[CS_BUS_TOPIC_MAX + 1];
-    int others;          /* subscribers elsewhere; -1 not known yet (assumed some) */
-    uint64_t asked_ms;   /* last published to */
+    int others;          /* subscribers elsewhere; -1 not counted yet (assumed some) */
+    uint64_t asked_ms;   /* last published to here */
     uint64_t checked_ms; /* its count last came */
     unsigned gen;        /* bumped by announcements: an older count does not undo them */
     bool asking;
@@ -91,8 +92,8 @@ typedef struct rbus {
 
 /* ---- Lua scripts: one round trip, atomic ---- */
 
-/* ARGV: prefix, me, ttl, url, run, loops, calls, streams, monitors, started, seen.
- * → {fresh (this node was not in `nodes`: its entries must be rewritten), lost nodes
+/* ARGV: prefix, me, ttl, url, run, loops, calls, streams, monitors, started, seen, loop.
+ * → {fresh (this loop was not in `loops:<me>`: its entries must be rewritten), lost nodes
  *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive ids}. */
 static const char beat_lua[] =
     "local p, me, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
@@ -100,7 +101,8 @@ static const char beat_lua[] =
     "  'calls', ARGV[7], 'streams', ARGV[8], 'monitors', ARGV[9], 'started', ARGV[10],\n"
     "  'seen', ARGV[11])\n"
     "redis.call('SET', p..'alive:'..me, ARGV[5], 'PX', ttl)\n"
-    "local fresh = redis.call('SADD', p..'nodes', me)\n"
+    "redis.call('SADD', p..'nodes', me)\n"
+    "local fresh = redis.call('SADD', p..'loops:'..me, ARGV[12])\n"
     "local lost, alive = {}, {}\n"
     "for _, id in ipairs(redis.call('SMEMBERS', p..'nodes')) do\n"
     "  if redis.call('EXISTS', p..'alive:'..id) == 1 then\n"
@@ -108,15 +110,18 @@ static const char beat_lua[] =
     "  else\n"
     "    local n = redis.call('HMGET', p..'node:'..id, 'url', 'run', 'loops', 'started', 'seen')\n"
     "    local out = {id, n[1] or '', n[2] or '', n[3] or '0', n[4] or '0', n[5] or '0'}\n"
-    "    for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id)) do\n"
-    "      local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
-    "      if c[1] == id then\n"
-    "        table.insert(out, sid); table.insert(out, c[2] or '0');\n"
-    "        table.insert(out, c[3] or '{}')\n"
-    "        redis.call('DEL', p..'call:'..sid, p..'ev:'..sid)\n"
+    "    for _, loop in ipairs(redis.call('SMEMBERS', p..'loops:'..id)) do\n"
+    "      for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id..'/'..loop)) do\n"
+    "        local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
+    "        if c[1] == id then\n"
+    "          table.insert(out, sid); table.insert(out, c[2] or '0');\n"
+    "          table.insert(out, c[3] or '{}')\n"
+    "          redis.call('DEL', p..'call:'..sid, p..'ev:'..sid)\n"
+    "        end\n"
     "      end\n"
+    "      redis.call('DEL', p..'nc:'..id..'/'..loop)\n"
     "    end\n"
-    "    redis.call('DEL', p..'nc:'..id, p..'node:'..id)\n"
+    "    redis.call('DEL', p..'loops:'..id, p..'node:'..id)\n"
     "    redis.call('SREM', p..'nodes', id)\n"
     "    table.insert(lost, out)\n"
     "  end\n"
@@ -127,12 +132,14 @@ static const char beat_lua[] =
 static const char list_lua[] =
     "local p, max, out = ARGV[1], tonumber(ARGV[2]), {}\n"
     "for _, id in ipairs(redis.call('SMEMBERS', p..'nodes')) do\n"
-    "  for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id)) do\n"
-    "    if #out >= max * 4 then return out end\n"
-    "    local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
-    "    if c[1] then\n"
-    "      table.insert(out, sid); table.insert(out, c[1]); table.insert(out, c[2] or '0')\n"
-    "      table.insert(out, c[3] or '{}')\n"
+    "  for _, loop in ipairs(redis.call('SMEMBERS', p..'loops:'..id)) do\n"
+    "    for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id..'/'..loop)) do\n"
+    "      if #out >= max * 4 then return out end\n"
+    "      local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
+    "      if c[1] then\n"
+    "        table.insert(out, sid); table.insert(out, c[1]); table.insert(out, c[2] or '0')\n"
+    "        table.insert(out, c[3] or '{}')\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -496,8 +503,8 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
     if (sub || !strcmp(kind, "unsubscribe")) {
         /* Publishers elsewhere learn it at once (see `elsewhere`): "<node> +topic|-topic". */
         if (!strncmp(ch, "t:", 2)) {
-            char in[KEY_MAX], what[CS_BUS_NODE_MAX + 3 + CS_BUS_TOPIC_MAX];
-            snprintf(what, sizeof what, "%s %c%s", b->node, sub ? '+' : '-', ch + 2);
+            char in[KEY_MAX], what[sizeof b->origin + 2 + CS_BUS_TOPIC_MAX];
+            snprintf(what, sizeof what, "%s %c%s", b->origin, sub ? '+' : '-', ch + 2);
             const char *argv[] = {"PUBLISH", key(in, sizeof in, "in", ""), what};
             send_cmd(r, true, 3, argv, NULL);
         }
@@ -704,7 +711,7 @@ static bool r_elsewhere(cs_bus *b, const char *topic, size_t n)
     return e->others != 0;
 }
 
-/* "<node> +<topic>" or "-<topic>": `node` subscribed to `topic`, or left it. */
+/* "<origin> +<topic>" or "-<topic>": a loop (node/loop) subscribed to `topic`, or left it. */
 static void on_announced(rbus *r, const char *what, size_t len)
 {
     const char *sp = memchr(what, ' ', len);
@@ -713,7 +720,7 @@ static void on_announced(rbus *r, const char *what, size_t len)
         return;
     }
     size_t id = (size_t)(sp - what);
-    if (id == strlen(r->b->node) && !memcmp(what, r->b->node, id)) return; /* ours */
+    if (id == strlen(r->b->origin) && !memcmp(what, r->b->origin, id)) return; /* ours */
     const char *topic = sp + 2;
     size_t n = len - id - 2;
     if (sp[1] == '+') {
@@ -748,7 +755,7 @@ static void r_dir_put(cs_bus *b, const char *sid, const char *summary, size_t n)
     const char *hset[] = {
         "HSET", key(k, sizeof k, "call:", sid), "node", b->node, "loop", loop, "summary", summary};
     size_t hlens[] = {4, strlen(k), 4, strlen(b->node), 4, strlen(loop), 7, n};
-    const char *sadd[] = {"SADD", key(nc, sizeof nc, "nc:", b->node), sid};
+    const char *sadd[] = {"SADD", key(nc, sizeof nc, "nc:", b->origin), sid};
     if (send_cmd(r, false, 8, hset, hlens) < 0 || send_cmd(r, false, 3, sadd, NULL) < 0)
         r->rewrite = true; /* the next heartbeat writes it all */
 }
@@ -770,12 +777,12 @@ static void r_dir_end(cs_bus *b, const char *sid)
     rbus *r = R(b);
     char k[KEY_MAX], ev[KEY_MAX], nc[KEY_MAX];
     const char *del[] = {"DEL", key(k, sizeof k, "call:", sid), key(ev, sizeof ev, "ev:", sid)};
-    const char *srem[] = {"SREM", key(nc, sizeof nc, "nc:", b->node), sid};
+    const char *srem[] = {"SREM", key(nc, sizeof nc, "nc:", b->origin), sid};
     if (send_cmd(r, true, 3, del, NULL) < 0 || send_cmd(r, true, 3, srem, NULL) < 0)
         r->rewrite = true;
 }
 
-/* One call of the local copy, rewritten: its hash, its events, its place in nc:<node>. */
+/* One call of the local copy, rewritten: its hash, its events, its place in nc:<origin>. */
 static void rewrite_call(rbus *r, const cs_bus_own *o)
 {
     char k[KEY_MAX], ev[KEY_MAX];
@@ -809,7 +816,7 @@ static void rewrite_own(rbus *r)
     if (r->state != R_UP) return;
     r->rewrite = false;
     char nc[KEY_MAX];
-    const char *del[] = {"DEL", key(nc, sizeof nc, "nc:", r->b->node)};
+    const char *del[] = {"DEL", key(nc, sizeof nc, "nc:", r->b->origin)};
     send_cmd(r, true, 2, del, NULL);
     void *v;
     for (size_t pos = 0; cs_map_next(&r->b->own, &pos, NULL, &v);) rewrite_call(r, v);
@@ -1078,7 +1085,8 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     set_peers(r, rep->element[2]);
-    /* Not in `nodes`: first beat, a server that lost its data, or declared lost meanwhile. */
+    /* Not among the node's loops: its first beat, a server that lost its data, or the node
+     * declared lost meanwhile. */
     if (reply_ll(rep->element[0]) == 1) r->rewrite = true;
     if (r->rewrite) rewrite_own(r);
     const redisReply *lost = rep->element[1];
@@ -1092,7 +1100,7 @@ static void beat(rbus *r)
     cs_bus_node self;
     cs_bus__self(b, &self);
     self.started_ms = r->started_ms;
-    char ttl[16], loops[16], calls[16], streams[16], monitors[16], st[24], seen[24];
+    char ttl[16], loops[16], calls[16], streams[16], monitors[16], st[24], seen[24], loop[16];
     snprintf(ttl, sizeof ttl, "%u", b->cfg.node_ttl_ms);
     snprintf(loops, sizeof loops, "%u", self.loops);
     snprintf(calls, sizeof calls, "%u", self.calls);
@@ -1100,9 +1108,11 @@ static void beat(rbus *r)
     snprintf(monitors, sizeof monitors, "%u", self.monitors);
     snprintf(st, sizeof st, "%lld", (long long)self.started_ms);
     snprintf(seen, sizeof seen, "%lld", (long long)self.seen_ms);
-    const char *argv[] = {"EVAL",   beat_lua, "0",   CS_REDIS_PREFIX, self.id,  ttl, self.url,
-                          self.run, loops,    calls, streams,         monitors, st,  seen};
-    send_argv(r, on_beat, NULL, 14, argv, NULL, true);
+    snprintf(loop, sizeof loop, "%u", b->cfg.loop_index);
+    const char *argv[] = {"EVAL",   beat_lua, "0",   CS_REDIS_PREFIX, self.id, ttl,
+                          self.url, self.run, loops, calls,           streams, monitors,
+                          st,       seen,     loop};
+    send_argv(r, on_beat, NULL, 15, argv, NULL, true);
 }
 
 static int r_command(cs_bus *b, const char *node, const char *json, size_t n)

@@ -17,7 +17,8 @@
 
 typedef struct node {
     cs_bus *bus;
-    char id[16];
+    char id[16];                /* "" : node<A + i> */
+    uint32_t loop_index, loops; /* of a node with several loops */
     int ups, downs;
     char why[256];
     int lost;
@@ -124,13 +125,14 @@ static int open_node_at(fixture *f, int i, const char *url, uint32_t beat_ms, ui
                         cs_buf *err)
 {
     node *n = &f->n[i];
-    snprintf(n->id, sizeof n->id, "node%c", 'A' + i);
+    if (!n->id[0]) snprintf(n->id, sizeof n->id, "node%c", 'A' + i);
     cs_bus_config cfg = {.loop = &f->env.loop,
                          .url = url,
                          .node = n->id,
                          .node_url = "http://127.0.0.1:1",
                          .run = "0123abcd",
-                         .loops = 1,
+                         .loop_index = n->loop_index,
+                         .loops = n->loops ? n->loops : 1,
                          .heartbeat_ms = beat_ms,
                          .node_ttl_ms = ttl_ms,
                          .data = n,
@@ -500,6 +502,46 @@ static bool ups_twice(void *data)
     return true;
 }
 
+/* A node with two loops, a bus each: they hear each other through Redis, each keeps its own
+ * calls (rewriting one loop's leaves the other's), and the node is lost whole. */
+static void test_loops_of_one_node(void **state)
+{
+    fixture *f = *state;
+    start_redis(f);
+    for (int i = 0; i < 2; i++) {
+        snprintf(f->n[i].id, sizeof f->n[i].id, "nodeA");
+        f->n[i].loop_index = (uint32_t)i;
+        f->n[i].loops = 2;
+    }
+    open_nodes(f, 3, 100, 500);
+    cs_bus *l0 = f->n[0].bus, *l1 = f->n[1].bus, *c = f->n[2].bus;
+    rx r;
+    subscribe(l1, &r, "CA0");
+    publish_until_received(f, l0, "CA0", "{\"from\":0}", &r);
+    cs_bus_unsubscribe(l1, &r.sub);
+    cs_dir_put(l0, "CA0", "{}", 2);
+    cs_dir_put(l1, "CA1", "{}", 2);
+    list_until(f, c, 2, NULL);
+    /* the server forgets everything: both loops write theirs again, neither wipes the other */
+    redisReply *rep = rs_cmd(&f->rs, "FLUSHALL");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    list_until(f, c, 2, NULL);
+    assert_int_equal(rs_int(&f->rs, "SCARD cs:nc:nodeA/0"), 1);
+    assert_int_equal(rs_int(&f->rs, "SCARD cs:nc:nodeA/1"), 1);
+    /* the node dies: C is told once, with the calls of both loops */
+    for (int i = 0; i < 2; i++) {
+        cs_bus_close(f->n[i].bus);
+        f->n[i].bus = NULL;
+    }
+    assert_true(tu_run_until(&f->env.loop, one_lost, f, TU_WAIT_MS));
+    run_ms(f, 1000);
+    assert_int_equal(f->n[2].lost, 1);
+    assert_string_equal(f->n[2].lost_id, "nodeA");
+    assert_int_equal(f->n[2].lost_calls, 2);
+    list_until(f, c, 0, NULL);
+}
+
 static void test_redis_restart(void **state)
 {
     fixture *f = *state;
@@ -837,6 +879,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_directory_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_lost_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_back_after_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loops_of_one_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
