@@ -828,6 +828,19 @@ static void test_inflight_bound(void **state)
     cs_bus_unsubscribe(a, &r.sub);
 }
 
+/* The harness never takes another server for its own: one asked to start on a port already
+ * held fails instead of answering with the other's PING. */
+static void test_harness_port_taken(void **state)
+{
+    fixture *f = *state;
+    start_redis(f);
+    rs_server other = {.port = f->rs.port};
+    assert_int_equal(rs_start(&other), -1);
+    assert_int_equal(other.pid, 0);
+    rs_stop(&other);
+    assert_true(rs_is_ours(&f->rs));
+}
+
 /* ---- the conformance cases (tests/unit/bus_conformance.h): two nodes on one server ---- */
 
 static rs_server conf_rs; /* started by the first pair, stopped after the group */
@@ -889,6 +902,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_harness_port_taken, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, stop_conf);
 }
