@@ -1212,8 +1212,9 @@ static int r_open(cs_bus *b, cs_buf *err)
         free(r);
         return CS_ECONFIG;
     }
-    if (!b->cfg.heartbeat_ms || b->cfg.node_ttl_ms <= b->cfg.heartbeat_ms) {
-        cs_buf_printf(err, "the node TTL (%u ms) must exceed the heartbeat (%u ms)",
+    /* a heartbeat late by a beat must not make the node lost */
+    if (!b->cfg.heartbeat_ms || b->cfg.node_ttl_ms / 2 < b->cfg.heartbeat_ms) {
+        cs_buf_printf(err, "NODE_TTL_MS (%u) must be at least twice NODE_HEARTBEAT_MS (%u)",
                       b->cfg.node_ttl_ms, b->cfg.heartbeat_ms);
         free(r);
         return CS_ECONFIG;

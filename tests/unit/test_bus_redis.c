@@ -790,8 +790,8 @@ static void test_bad_urls(void **state)
         cs_buf_free(&err);
     }
     cs_buf err = CS_BUF_INIT(1024);
-    assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 500, &err), CS_ECONFIG);
-    assert_non_null(strstr(err.data, "TTL"));
+    assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 999, &err), CS_ECONFIG);
+    assert_non_null(strstr(err.data, "NODE_TTL_MS (999) must be at least twice"));
     cs_buf_free(&err);
     cs_bus *b = NULL;
     cs_bus_config cfg = {.loop = &f->env.loop,
