@@ -624,6 +624,8 @@ void cs_api_summary(cs_request *r)
 
 typedef struct file_send {
     cs_request *r;
+    char sid[65];
+    const char *holder; /* the node to ask when the file is not on this disk (NULL: none) */
     uv_loop_t *loop;
     uv_fs_t req;
     uv_file fd;
@@ -780,6 +782,10 @@ static void on_open(uv_fs_t *req)
     file_send *f = req->data;
     int fd = (int)req->result;
     uv_fs_req_cleanup(req);
+    if (fd < 0 && f->r && f->holder) {
+        cs_api_recording_remote(f->r, f->sid, f->holder);
+        f->r = NULL;
+    }
     if (fd < 0) {
         if (f->r) cs_respond_error(f->r, 404, "no recording for this call");
         f->r = NULL;
@@ -794,15 +800,18 @@ static void on_open(uv_fs_t *req)
     }
 }
 
-static void send_file(cs_request *r, const char *path)
+/* `holder` must outlive the open (a node id in static or request storage), or be NULL. */
+static void send_file(cs_request *r, const char *path, const char *sid, const char *holder)
 {
     cs_gateway *gw = r->app;
-    file_send *f = calloc(1, sizeof *f);
+    file_send *f = calloc(1, sizeof *f + (holder ? strlen(holder) + 1 : 0));
     if (!f) {
         cs_respond_error(r, 503, "out of memory");
         return;
     }
     f->r = r;
+    snprintf(f->sid, sizeof f->sid, "%s", sid);
+    if (holder) f->holder = strcpy((char *)(f + 1), holder);
     f->loop = gw->loop;
     f->fd = -1;
     f->req.data = f;
@@ -816,25 +825,37 @@ static void send_file(cs_request *r, const char *path)
 static void recording_done(cs_store_query *q, void *data)
 {
     cs_request *r = data;
+    cs_gateway *gw = r->app;
     if (query_failed(r, q)) return;
-    const char *path = q->calls[0].recording;
-    if (path)
-        send_file(r, path);
+    const cs_call_row *c = &q->calls[0];
+    /* Another node holds it (a live call's file may have no row yet): it is asked, unless
+     * the file is on this disk too, or another node is asking (no loops). */
+    const char *self = gw->bus ? gw->bus->node : "";
+    const char *holder =
+        c->node && c->node[0] && strcmp(c->node, self) && !cs_api_from_node(r) ? c->node : NULL;
+    if (c->recording)
+        send_file(r, c->recording, c->sid, holder);
+    else if (holder)
+        cs_api_recording_remote(r, c->sid, holder);
     else
         cs_respond_error(r, 404, "no recording for this call");
     cs_store_query_free(q);
 }
 
+/* For the API's clients, and for other nodes (signed: cs_api_node_auth) asking for a
+ * recording this one holds. */
 void cs_api_recording(cs_request *r)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_recording)) return;
+    int from_node = cs_api_node_auth(r);
+    if (from_node < 0) return;
+    if (!from_node && !cs_auth_check(r, CS_ACCESS_API, cs_api_recording)) return;
     cs_gateway *gw = r->app;
     char sid[65];
     if (path_sid(r, sid) < 0) return;
     const cs_call *live = cs_calls_call(&gw->calls, cs_str_of(sid));
     const char *path = live && live->rec ? cs_recording_path(live->rec) : NULL;
     if (path) {
-        send_file(r, path);
+        send_file(r, path, sid, NULL);
         return;
     }
     cs_store_query *q = start_query(r, CS_Q_CALL, recording_done);

@@ -22,4 +22,13 @@ cs_store_query *cs_api_start_query(cs_request *r, enum cs_query_kind kind, cs_st
 /* Whether the query failed: then `r` was answered (404, 503) and `q` freed. */
 bool cs_api_query_failed(cs_request *r, cs_store_query *q);
 
+/* Recordings another node holds (api_remote.c): streams `node`'s answer for `sid` to `r`,
+ * or answers 503 saying why it cannot. */
+void cs_api_recording_remote(cs_request *r, const char *sid, const char *node);
+/* A request signed by another node (CLUSTER_SECRET): 1 if its signature is good, 0 if it
+ * has none (the API's credentials apply), < 0 with `r` answered (401, 403). */
+int cs_api_node_auth(cs_request *r);
+/* Whether `r` came from another node (cs_api_node_auth said 1). */
+bool cs_api_from_node(const cs_request *r);
+
 #endif

@@ -24,7 +24,7 @@
 #define SHUTDOWN_TICK_MS 50
 #define HEAP_STEP        (16 << 20) /* bytes the main heap grows by at least */
 
-/* Twilio's routes check signatures; /health and the login page are open; everything else
+/* Twilio's routes check signatures; /health, /ready and the login page are open; everything else
  * needs a signed-in user (cs_auth_check, first thing in each handler). */
 static const cs_route routes[] = {
     {CS_HTTP_POST, "/twilio/voice", cs_twilio_voice},
@@ -44,6 +44,7 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/static/{*}", cs_web_static},
     {CS_HTTP_GET, "/api/v1/me", cs_auth_me},
     {CS_HTTP_GET, "/health", cs_health},
+    {CS_HTTP_GET, "/ready", cs_ready},
     {CS_HTTP_GET, "/status", cs_status},
     {CS_HTTP_GET, "/streams", cs_streams},
     {CS_HTTP_GET, "/metrics", cs_metrics},
@@ -478,7 +479,7 @@ static int start(cs_gateway *gw, cs_buf *err)
                                        .threshold_db = (int)cfg->vad_threshold_db};
     if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0 || (rc = cs_gather_start(gw)) < 0)
         return rc;
-    if ((rc = open_bus(gw, err)) < 0) return rc;
+    if ((rc = open_bus(gw, err)) < 0 || (rc = cs_api_remote_start(gw, err)) < 0) return rc;
     if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0 ||
         (rc = cs_call_streams_start(gw)) < 0)
         return rc;
@@ -632,6 +633,7 @@ int cs_gateway_main(int argc, char **argv)
     cs_transcribe_free(&gw);
     cs_bus_close(gw.bus);
     uv_run(&loop, UV_RUN_NOWAIT); /* the bus's handles close */
+    cs_api_remote_free(&gw);
     cs_auth_free(gw.auth);
     cs_server_free(gw.server);
     cs_net_free(gw.net);

@@ -78,6 +78,10 @@ typedef struct cs_gateway_stats {
     uint64_t exports;              /* call exports begun (api_export.c) */
     uint64_t exports_truncated;    /* of those: events or segments past the store's bounds */
     uint64_t export_audio_frames;  /* caller audio sent in exports (8 kHz frames) */
+    uint64_t recordings_remote;        /* recordings asked of the node holding them */
+    uint64_t recordings_remote_failed; /* of those: the holder down, unknown or refusing */
+    uint64_t node_sig_refused;         /* requests with a bad node signature (401, 403) */
+    uint64_t ready_refused;            /* /ready answered 503 */
 } cs_gateway_stats;
 
 /* Parameters a call may bring in the voice webhook's query (an outbound call's agent and
@@ -113,6 +117,7 @@ typedef struct cs_gateway {
     char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
     cs_auth *auth;
     cs_bus *bus;               /* listen-in and the call directory; NULL once stopped */
+    struct cs_remote *remote;  /* recordings other nodes hold (api_remote.c) */
     const cs_stt_ops *stt_ops; /* NULL: no transcription */
     cs_stt *stt;
     cs_map transcribing; /* StreamSid → its speakers' sessions */
@@ -223,6 +228,7 @@ void cs_web_calls(cs_request *r);
 void cs_web_call(cs_request *r);
 void cs_web_static(cs_request *r);
 void cs_health(cs_request *r);
+void cs_ready(cs_request *r);
 void cs_status(cs_request *r);
 void cs_streams(cs_request *r);
 void cs_metrics(cs_request *r);
@@ -245,6 +251,10 @@ const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw, const cs_form
 
 /* Listen-in (monitor.c): the observer publishing calls to the bus and the directory, the
  * once-a-second timer, closing every monitor socket (shutdown). */
+/* Recordings other nodes hold (api_remote.c): NODE_PEERS checked (CS_ECONFIG), and what
+ * it keeps; freed once the loop has stopped. */
+int cs_api_remote_start(cs_gateway *gw, cs_buf *err);
+void cs_api_remote_free(cs_gateway *gw);
 int cs_monitor_attach(cs_gateway *gw);
 int cs_monitor_start(cs_gateway *gw);
 void cs_monitor_close_all(cs_gateway *gw);

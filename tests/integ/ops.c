@@ -1,0 +1,347 @@
+/* Operations of a cluster, with two gateway processes: node b serves a recording node a
+ * holds (b asks a, signed with CLUSTER_SECRET, and streams its answer; Range, 404 and 416
+ * pass through; a down is a 503 saying since when; a client that reads nothing makes b
+ * pause a, not buffer); a refuses node requests with a bad, expired or missing signature;
+ * /ready follows the store; /status shows the node and its peers.
+ * The rows saying which node holds a call are written into each node's database here
+ * (the nodes share neither a store nor a bus in this test: NODE_PEERS tells b where a is). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audio/wav.h"
+#include "core/nodesig.h"
+#include "dblock.h"
+#include "integ_util.h"
+
+#define SECRET  "it-cluster-secret"
+#define SID     "CA00000000000000000000000000000001"
+#define GONE    "CA00000000000000000000000000000002" /* b has a row, a none */
+#define BIG     "CA00000000000000000000000000000003"
+#define SMALL_N (3u << 20)
+#define BIG_N   (48u << 20)
+#define WAIT_MS 20000
+
+static it_server a, b;
+
+/* The byte at `i` of a test recording (after its header). */
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)((i * 7 + i / 251) & 0xff);
+}
+
+/* A WAV of `n` bytes at `path`, its header's sizes right (the holder rewrites them from the
+ * length anyway). */
+static int write_wav(const char *path, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    uint8_t hdr[CS_WAV_HEADER_LEN];
+    cs_wav_header(hdr, 8000, 1, (uint32_t)(n - CS_WAV_HEADER_LEN));
+    fwrite(hdr, 1, sizeof hdr, f);
+    static uint8_t chunk[1 << 16];
+    for (size_t at = CS_WAV_HEADER_LEN; at < n;) {
+        size_t k = n - at < sizeof chunk ? n - at : sizeof chunk;
+        for (size_t i = 0; i < k; i++) chunk[i] = pattern(at + i);
+        fwrite(chunk, 1, k, f);
+        at += k;
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Whether `p` holds the recording's bytes [from, from + n). */
+static bool same_bytes(const uint8_t *p, size_t from, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (from + i >= CS_WAV_HEADER_LEN && p[i] != pattern(from + i)) return false;
+    return true;
+}
+
+/* A call row held by `node` in `s`'s database. */
+static void call_row(const it_server *s, const char *sid, const char *node, const char *path)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO calls (sid, status, recording, created_at, started_at, ended_at, "
+             "updated_at, node) VALUES ('%s', 'completed', %s%s%s, 1, 1, 2, 2, '%s')",
+             sid, path ? "'" : "", path ? path : "NULL", path ? "'" : "", node);
+    IT_CHECK(it_sql_exec(it_db(s), sql) == 0, "cannot write the call row");
+}
+
+static void as(const it_server *s)
+{
+    snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", s->token);
+}
+
+static int get(const it_server *s, const char *target, const char *headers, it_resp *r)
+{
+    as(s);
+    return it_http(s->port, "GET", target, headers, NULL, r) == 0 ? r->status : -1;
+}
+
+static bool start_pair(void)
+{
+    const char *aargs[] = {"--node-id", "a", "--cluster-secret", SECRET, NULL};
+    if (!it_server_up(&a, aargs)) return false;
+    char peers[128];
+    snprintf(peers, sizeof peers, "a=%s", a.url);
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers", peers,
+                           NULL};
+    return it_server_up(&b, bargs);
+}
+
+static void stop_pair(void)
+{
+    IT_CHECK(it_server_stop(&b, SIGTERM, 10000) == 0, "b did not exit cleanly");
+    IT_CHECK(it_server_stop(&a, SIGTERM, 10000) == 0, "a did not exit cleanly");
+    it_server_cleanup(&b);
+    it_server_cleanup(&a);
+}
+
+/* ---- the recording from the node that holds it ---- */
+
+static void recording_across_nodes(void)
+{
+    if (!start_pair()) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s", it_recording(&a, SID));
+    IT_CHECK(write_wav(path, SMALL_N) == 0, "cannot write %s", path);
+    call_row(&a, SID, "a", path);
+    /* where b would keep it: the nodes do not share a disk */
+    call_row(&b, SID, "a", it_recording(&b, SID));
+    call_row(&b, GONE, "a", NULL);
+
+    it_resp r;
+    const char *target = "/api/v1/calls/" SID "/recording.wav";
+    IT_CHECK(get(&b, target, NULL, &r) == 200, "b: %d %s", r.status, r.body);
+    IT_CHECK(r.body_len == SMALL_N, "b sent %zu bytes of %u", r.body_len, SMALL_N);
+    IT_CHECK(r.body_len == SMALL_N && same_bytes((uint8_t *)r.body, 0, SMALL_N),
+             "b's bytes are not a's");
+    IT_CHECK(strstr(r.head, "Content-Type: audio/wav") != NULL, "no Content-Type: %s", r.head);
+    it_resp_free(&r);
+
+    /* Range */
+    IT_CHECK(get(&b, target, "Range: bytes=1000-1999\r\n", &r) == 206, "range: %d", r.status);
+    IT_CHECK(r.body_len == 1000 && same_bytes((uint8_t *)r.body, 1000, 1000), "range bytes");
+    char want[64];
+    snprintf(want, sizeof want, "Content-Range: bytes 1000-1999/%u", SMALL_N);
+    IT_CHECK(strstr(r.head, want) != NULL, "no '%s' in %s", want, r.head);
+    it_resp_free(&r);
+    IT_CHECK(get(&b, target, "Range: bytes=-100\r\n", &r) == 206, "suffix range: %d", r.status);
+    IT_CHECK(r.body_len == 100 && same_bytes((uint8_t *)r.body, SMALL_N - 100, 100),
+             "suffix range bytes");
+    it_resp_free(&r);
+    char past[64];
+    snprintf(past, sizeof past, "Range: bytes=%u-\r\n", SMALL_N);
+    IT_CHECK(get(&b, target, past, &r) == 416, "past the end: %d", r.status);
+    snprintf(want, sizeof want, "Content-Range: bytes */%u", SMALL_N);
+    IT_CHECK(strstr(r.head, want) != NULL, "no '%s' in %s", want, r.head);
+    it_resp_free(&r);
+
+    /* a has no such call: its 404 passes through */
+    IT_CHECK(get(&b, "/api/v1/calls/" GONE "/recording.wav", NULL, &r) == 404, "gone: %d",
+             r.status);
+    it_resp_free(&r);
+    IT_CHECK(it_metric(b.port, "callstream_recordings_remote_total") == 5, "remote total %.0f",
+             it_metric(b.port, "callstream_recordings_remote_total"));
+    IT_CHECK(it_metric(b.port, "callstream_recordings_remote_failed_total") == 0, "failed");
+    /* the client's credentials still count on b */
+    snprintf(it_auth, sizeof it_auth, "%s", "");
+    IT_CHECK(it_http(b.port, "GET", target, NULL, NULL, &r) == 0 && r.status == 401,
+             "no credentials: %d", r.status);
+    it_resp_free(&r);
+
+    /* a down: 503 naming it and since when, counted; back: served again */
+    IT_CHECK(it_server_stop(&a, SIGTERM, 10000) == 0, "a did not exit cleanly");
+    IT_CHECK(get(&b, target, NULL, &r) == 503, "a down: %d", r.status);
+    const char *msg = it_str(cJSON_GetObjectItem(r.json, "error"), "message");
+    IT_CHECK(strstr(msg, "node a ") && strstr(msg, "cannot be reached since 20"), "said: %s", msg);
+    it_resp_free(&r);
+    IT_CHECK(it_metric(b.port, "callstream_recordings_remote_failed_total") == 1, "not counted");
+    IT_CHECK(it_log_count(&b, "node a holds recordings and cannot be reached") == 1, "no warning");
+    const char *aargs[] = {"--node-id", "a", "--cluster-secret", SECRET, NULL};
+    IT_CHECK(it_server_restart(&a, aargs) == 0, "a does not start again");
+    IT_CHECK(get(&b, target, "Range: bytes=0-99\r\n", &r) == 206, "a back: %d", r.status);
+    it_resp_free(&r);
+    stop_pair();
+}
+
+/* ---- signatures on the holder ---- */
+
+static int signed_get(const char *target, const char *value)
+{
+    char h[256];
+    snprintf(h, sizeof h, CS_NODESIG_HEADER ": %s\r\n", value);
+    it_resp r;
+    int status = it_http_browser(a.port, "GET", target, h, NULL, &r) == 0 ? r.status : -1;
+    it_resp_free(&r);
+    return status;
+}
+
+static void node_signatures(void)
+{
+    if (!start_pair()) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s", it_recording(&a, SID));
+    IT_CHECK(write_wav(path, 4096) == 0, "cannot write %s", path);
+    call_row(&a, SID, "a", path);
+    const char *target = "/api/v1/calls/" SID "/recording.wav";
+    char v[CS_NODESIG_VALUE_MAX + 1];
+    int64_t now = (int64_t)time(NULL);
+    cs_nodesig_sign(v, sizeof v, SECRET, "GET", cs_str_of(target), "b", now);
+    IT_CHECK(signed_get(target, v) == 200, "a good signature is refused");
+    cs_nodesig_sign(v, sizeof v, "another secret", "GET", cs_str_of(target), "b", now);
+    IT_CHECK(signed_get(target, v) == 403, "forged");
+    cs_nodesig_sign(v, sizeof v, SECRET, "GET", cs_str_of("/api/v1/calls/" GONE "/recording.wav"),
+                    "b", now);
+    IT_CHECK(signed_get(target, v) == 403, "signed for another path");
+    cs_nodesig_sign(v, sizeof v, SECRET, "GET", cs_str_of(target), "b",
+                    now - CS_NODESIG_SKEW_S - 60);
+    IT_CHECK(signed_get(target, v) == 401, "expired");
+    IT_CHECK(signed_get(target, "b 123") == 401, "malformed");
+    it_resp r;
+    IT_CHECK(it_http_browser(a.port, "GET", target, NULL, NULL, &r) == 0 && r.status == 401,
+             "neither a signature nor credentials: %d", r.status);
+    it_resp_free(&r);
+    as(&a);
+    IT_CHECK(it_metric(a.port, "callstream_node_signature_refused_total") == 4, "refused %.0f",
+             it_metric(a.port, "callstream_node_signature_refused_total"));
+    stop_pair();
+
+    /* b with another secret: a refuses it, and b says so (502), not the client's fault */
+    const char *aargs[] = {"--node-id", "a", "--cluster-secret", SECRET, NULL};
+    if (!it_server_up(&a, aargs)) return;
+    char peers[128];
+    snprintf(peers, sizeof peers, "a=%s", a.url);
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", "wrong", "--node-peers", peers,
+                           NULL};
+    if (!it_server_up(&b, bargs)) return;
+    snprintf(path, sizeof path, "%s", it_recording(&a, SID));
+    IT_CHECK(write_wav(path, 4096) == 0, "cannot write %s", path);
+    call_row(&a, SID, "a", path);
+    call_row(&b, SID, "a", it_recording(&b, SID));
+    IT_CHECK(get(&b, target, NULL, &r) == 502, "another secret: %d", r.status);
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "CLUSTER_SECRET"),
+             "does not say why: %s", r.body);
+    it_resp_free(&r);
+    stop_pair();
+}
+
+/* ---- a client that reads nothing ---- */
+
+static void slow_client(void)
+{
+    if (!start_pair()) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s", it_recording(&a, BIG));
+    IT_CHECK(write_wav(path, BIG_N) == 0, "cannot write %s", path);
+    call_row(&a, BIG, "a", path);
+    call_row(&b, BIG, "a", it_recording(&b, BIG));
+    double rss0 = it_metric(b.port, "process_resident_memory_bytes");
+    int fd = it_tcp(b.port, NULL, 4096);
+    IT_CHECK(fd >= 0, "cannot connect to b");
+    if (fd < 0) return;
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "GET /api/v1/calls/" BIG "/recording.wav HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Bearer %s\r\nConnection: close\r\n\r\n",
+                     b.token);
+    IT_CHECK(write(fd, req, (size_t)n) == n, "cannot send");
+    /* Unpaused, a sends all of it to b in well under this; b must not hold it. */
+    double grown = 0;
+    for (int i = 0; i < 20 && grown < 24e6; i++) {
+        it_sleep_ms(250);
+        grown = it_metric(b.port, "process_resident_memory_bytes") - rss0;
+    }
+    IT_CHECK(grown < 24e6, "b grew by %.1f MB for a client that reads nothing", grown / 1e6);
+    /* then everything arrives, whole */
+    static uint8_t buf[1 << 16];
+    size_t got = 0, head = 0, body = 0;
+    bool same = true;
+    char hbuf[1024];
+    for (;;) {
+        ssize_t k = recv(fd, buf, sizeof buf, 0);
+        if (k <= 0) break;
+        size_t off = 0;
+        if (!head) {
+            size_t take = (size_t)k < sizeof hbuf - 1 - got ? (size_t)k : sizeof hbuf - 1 - got;
+            memcpy(hbuf + got, buf, take);
+            hbuf[got + take] = '\0';
+            char *sep = strstr(hbuf, "\r\n\r\n");
+            if (!sep) {
+                got += take;
+                continue;
+            }
+            head = (size_t)(sep - hbuf) + 4;
+            off = head - got;
+            got = head;
+        }
+        same = same && same_bytes(buf + off, body, (size_t)k - off);
+        body += (size_t)k - off;
+    }
+    close(fd);
+    IT_CHECK(strncmp(hbuf, "HTTP/1.1 200", 12) == 0, "answer: %.40s", hbuf);
+    IT_CHECK(body == BIG_N, "the client got %zu bytes of %u", body, BIG_N);
+    IT_CHECK(same, "the bytes differ from a's");
+    stop_pair();
+}
+
+/* ---- /ready and /status ---- */
+
+static bool ready_is(void *want)
+{
+    it_resp r;
+    as(&b);
+    int status = it_http(b.port, "GET", "/ready", NULL, NULL, &r) == 0 ? r.status : -1;
+    bool ok = status == *(int *)want;
+    if (ok && status == 503)
+        ok = !strcmp(it_str(r.json, "store"), "failing") && !strcmp(it_str(r.json, "bus"), "ok");
+    it_resp_free(&r);
+    /* a query notices the store fails (an idle store has nothing else to fail) */
+    if (!ok) {
+        as(&b);
+        it_http(b.port, "GET", "/api/v1/calls", NULL, NULL, &r);
+        it_resp_free(&r);
+    }
+    return ok;
+}
+
+static void ready_and_status(void)
+{
+    if (!start_pair()) return;
+    int ok = 200, refused = 503;
+    IT_CHECK(ready_is(&ok), "/ready is not 200 to begin with");
+    pid_t holder = db_hold(it_db(&b), DB_HOLD_READS);
+    IT_CHECK(holder > 0, "cannot lock the readers of b's database");
+    IT_CHECK(it_until(ready_is, &refused, 60000), "/ready does not say the store fails");
+    db_release(holder);
+    IT_CHECK(it_until(ready_is, &ok, 60000), "/ready is not 200 once the store is back");
+    IT_CHECK(it_metric(b.port, "callstream_ready_refused_total") >= 1, "not counted");
+    /* /health stays liveness meanwhile: the process answers */
+
+    as(&b);
+    cJSON *st = it_get_json(b.port, "/status");
+    const cJSON *node = cJSON_GetObjectItem(st, "node");
+    IT_CHECK(!strcmp(it_str(node, "id"), "b"), "node: %s", it_str(node, "id"));
+    IT_CHECK(it_num(node, "loops") >= 1, "loops");
+    IT_CHECK(it_str(node, "started_at")[0] == '2', "started_at");
+    IT_CHECK(cJSON_IsArray(cJSON_GetObjectItem(st, "peers")), "no peers");
+    IT_CHECK(cJSON_IsFalse(cJSON_GetObjectItem(st, "peers_partial")), "partial");
+    cJSON_Delete(st);
+    stop_pair();
+}
+
+int main(int argc, char **argv)
+{
+    static const it_case cases[] = {
+        {"recording_across_nodes", recording_across_nodes},
+        {"node_signatures", node_signatures},
+        {"slow_client", slow_client},
+        {"ready_and_status", ready_and_status},
+    };
+    return it_run("ops", cases, sizeof cases / sizeof *cases, argc, argv);
+}
