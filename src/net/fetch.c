@@ -630,9 +630,11 @@ void cs_fetch_resume(cs_fetch_req *r)
      * through the timer for the rest. */
     f->depth++;
     curl_easy_pause(r->easy, CURLPAUSE_CONT);
-    f->reap |= r->fail != 0; /* on_data stopped it from in there: it ends on the way out */
+    f->reap |= r->fail != 0; /* on_data stopped it from in there */
     f->depth--;
-    settle(f);
+    /* What on_data asked for (an end, a cancel, a start) happens on the next turn: no
+     * on_done from inside this call. */
+    if (f->reap || f->unadded) uv_timer_start(&f->timer, on_timer, 0, 0);
 }
 
 void cs_fetch_cancel(cs_fetch_req *r)

@@ -170,6 +170,52 @@ static void recording_across_nodes(void)
     stop_pair();
 }
 
+/* ---- a live call's recording, still being written on a ---- */
+
+#define LIVE   "CA00000000000000000000000000000004"
+#define STREAM "MZ00000000000000000000000000000004"
+
+typedef struct live_get {
+    size_t more_than; /* the recording has grown past this */
+    size_t len;
+} live_get;
+
+/* b serves a's growing file whole: a WAV whose sizes are the bytes served. */
+static bool live_served(void *data)
+{
+    live_get *lg = data;
+    it_resp r;
+    bool ok = get(&b, "/api/v1/calls/" LIVE "/recording.wav", NULL, &r) == 200 &&
+              r.body_len > lg->more_than;
+    cs_wav_info info;
+    ok = ok && cs_wav_parse((const uint8_t *)r.body, r.body_len, &info) == 0 &&
+         info.data_offset + info.data_len == r.body_len;
+    if (ok) lg->len = r.body_len;
+    it_resp_free(&r);
+    return ok;
+}
+
+static void live_recording(void)
+{
+    if (!start_pair()) return;
+    it_ws w;
+    int rc = it_media_start(&w, a.port, LIVE, STREAM);
+    IT_CHECK(rc == 0, "upgrade refused (%d)", rc);
+    call_row(&b, LIVE, "a", NULL); /* a live call on a: no recording in its row yet */
+    uint64_t seq = 2;
+    for (int k = 0; k < 50 && rc == 0; k++, seq++)
+        rc = it_media_frame(&w, STREAM, seq, (seq - 2) * 20, 0x20, 160);
+    live_get lg = {.more_than = CS_WAV_HEADER_LEN};
+    IT_CHECK(it_until(live_served, &lg, WAIT_MS), "b does not serve a's live recording");
+    lg.more_than = lg.len;
+    for (int k = 0; k < 50 && rc == 0; k++, seq++)
+        rc = it_media_frame(&w, STREAM, seq, (seq - 2) * 20, 0x20, 160);
+    IT_CHECK(it_until(live_served, &lg, WAIT_MS), "the live recording b serves does not grow");
+    IT_CHECK(it_media_stop(&w, LIVE, STREAM, seq) == 1000, "stop did not end with 1000");
+    it_ws_close(&w);
+    stop_pair();
+}
+
 /* ---- signatures on the holder ---- */
 
 static int signed_get(const char *target, const char *value)
@@ -339,6 +385,7 @@ int main(int argc, char **argv)
 {
     static const it_case cases[] = {
         {"recording_across_nodes", recording_across_nodes},
+        {"live_recording", live_recording},
         {"node_signatures", node_signatures},
         {"slow_client", slow_client},
         {"ready_and_status", ready_and_status},
