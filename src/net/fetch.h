@@ -1,7 +1,8 @@
 /* Outbound HTTP: libcurl's multi interface driven by the libuv loop (curl_multi_socket_action
  * with a uv_poll_t per socket and one uv_timer_t), for webhooks, the simulator and the
- * agents' APIs. Answers are buffered (bounded) or streamed as they arrive (a stream can be
- * paused while its receiver is slow); a request can be cancelled at any time; connections are kept alive and reused across the requests of one
+ * agents' APIs and recordings other nodes hold. Answers are buffered (bounded) or streamed
+ * as they arrive (a stream can be paused while its receiver is slow); a request can be
+ * cancelled at any time; connections are kept alive and reused across the requests of one
  * cs_fetch. Proxies come from the environment as curl reads it (http_proxy, https_proxy,
  * no_proxy). Everything runs on the loop thread and nothing here blocks it: names are
  * resolved by curl's threaded resolver (CURL_VERSION_ASYNCHDNS, checked at open), and a
