@@ -21,6 +21,7 @@
 #define REMOTE_IDLE_MS     30000      /* nor a byte from it this long (while not paused) */
 #define REMOTE_HEADER_MAX  4096       /* a client's header passed on, at most */
 #define REMOTE_DOWN_MAX    32         /* nodes remembered as unreachable (the oldest goes) */
+#define REMOTE_MAX         256        /* recordings asked of other nodes at once; more: 503 */
 
 /* A node this one could not reach, since when (wall): the 503's message. */
 typedef struct peer_down {
@@ -30,6 +31,7 @@ typedef struct peer_down {
 
 typedef struct cs_remote {
     peer_down down[REMOTE_DOWN_MAX];
+    size_t active; /* remote_get in progress */
 } cs_remote;
 
 typedef struct remote_get {
@@ -78,6 +80,7 @@ static void down_clear(cs_remote *rm, const char *node)
 
 static void remote_free(remote_get *g)
 {
+    g->gw->remote->active--;
     cs_dir_cancel(&g->q);
     cs_fetch_cancel(g->fr);
     if (g->r) cs_respond_end(g->r);
@@ -264,7 +267,7 @@ static void ask_holder(remote_get *g, const char *base)
         .on_done = on_done,
         .data = g,
     };
-    int rc = cs_fetch_start(gw->fetch, &o, &g->fr);
+    int rc = gw->fetch ? cs_fetch_start(gw->fetch, &o, &g->fr) : CS_ECLOSED;
     if (rc < 0) {
         gw->stats.recordings_remote_failed++;
         cs_respond_error(g->r, 503, "cannot ask node %s for this recording: %s", g->node,
@@ -313,11 +316,18 @@ void cs_api_recording_remote(cs_request *r, const char *sid, const char *node)
 {
     cs_gateway *gw = r->app;
     gw->stats.recordings_remote++;
+    if (gw->remote->active >= REMOTE_MAX) {
+        gw->stats.recordings_remote_failed++;
+        cs_respond_error(r, 503, "%d recordings are being fetched from other nodes already",
+                         REMOTE_MAX);
+        return;
+    }
     remote_get *g = calloc(1, sizeof *g);
     if (!g) {
         cs_respond_error(r, 503, "out of memory");
         return;
     }
+    gw->remote->active++;
     g->r = r;
     g->gw = gw;
     g->len = -1;

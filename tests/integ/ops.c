@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,6 +339,85 @@ static void slow_client(void)
     stop_pair();
 }
 
+/* ---- a holder that never answers: the limit on recordings asked at once ---- */
+
+#define REMOTE_MAX 256 /* api_remote.c */
+
+/* A node that takes connections (the kernel does) and never answers. Its port. */
+static int silent_node(int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (*fd < 0 || bind(*fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(*fd, REMOTE_MAX * 2) < 0 || getsockname(*fd, (struct sockaddr *)&sa, &len) < 0)
+        return -1;
+    return ntohs(sa.sin_port);
+}
+
+static bool all_asked(void *data)
+{
+    as(&b);
+    return it_metric(b.port, "callstream_recordings_remote_total") >= *(int *)data;
+}
+
+static void remote_limit(void)
+{
+    int lfd, port = silent_node(&lfd);
+    IT_CHECK(port > 0, "cannot listen");
+    char peers[128];
+    snprintf(peers, sizeof peers, "z=http://127.0.0.1:%d", port);
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers", peers,
+                           NULL};
+    if (port <= 0 || !it_server_up(&b, bargs)) return;
+    call_row(&b, SID, "z", NULL);
+    static int fds[REMOTE_MAX];
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "GET /api/v1/calls/" SID "/recording.wav HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Bearer %s\r\n\r\n",
+                     b.token);
+    for (int i = 0; i < REMOTE_MAX; i++) {
+        fds[i] = it_tcp(b.port, NULL, 0);
+        IT_CHECK(fds[i] >= 0 && write(fds[i], req, (size_t)n) == n, "request %d", i);
+    }
+    int want = REMOTE_MAX;
+    IT_CHECK(it_until(all_asked, &want, WAIT_MS), "b did not take every request");
+    it_resp r;
+    IT_CHECK(get(&b, "/api/v1/calls/" SID "/recording.wav", NULL, &r) == 503, "one more: %d",
+             r.status);
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"),
+                    "being fetched from other nodes already"),
+             "said: %s", r.body);
+    it_resp_free(&r);
+    /* the silent node hangs up on each: every request is answered 503 */
+    int taken = 0;
+    long long until = it_now_ms() + WAIT_MS;
+    while (taken < REMOTE_MAX && it_now_ms() < until) {
+        struct pollfd p = {.fd = lfd, .events = POLLIN};
+        if (poll(&p, 1, 100) == 1) {
+            int c = accept(lfd, NULL, NULL);
+            taken += c >= 0;
+            if (c >= 0) close(c);
+        }
+    }
+    IT_CHECK(taken == REMOTE_MAX, "b opened %d connections to z", taken);
+    close(lfd);
+    char buf[1024] = "";
+    size_t got = 0;
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    while (got < sizeof buf - 1 && !strstr(buf, "\r\n\r\n{") && poll(&p, 1, WAIT_MS) == 1) {
+        ssize_t k = recv(fds[0], buf + got, sizeof buf - 1 - got, 0);
+        if (k <= 0) break;
+        got += (size_t)k;
+        buf[got] = '\0';
+    }
+    IT_CHECK(strstr(buf, "HTTP/1.1 503") && strstr(buf, "node z "), "answer: %s", buf);
+    for (int i = 0; i < REMOTE_MAX; i++) close(fds[i]);
+    IT_CHECK(it_server_stop(&b, SIGTERM, 10000) == 0, "b did not exit cleanly");
+    it_server_cleanup(&b);
+}
+
 /* ---- /ready and /status ---- */
 
 static bool ready_is(void *want)
@@ -388,6 +470,7 @@ int main(int argc, char **argv)
         {"live_recording", live_recording},
         {"node_signatures", node_signatures},
         {"slow_client", slow_client},
+        {"remote_limit", remote_limit},
         {"ready_and_status", ready_and_status},
     };
     return it_run("ops", cases, sizeof cases / sizeof *cases, argc, argv);
