@@ -48,7 +48,7 @@ static const field call_fields[] = {
     S(call, params, false), S(call, summary, false),     S(call, recording, false),
     I(call, created_at),    I(call, started_at),         I(call, ended_at),
     I(call, updated_at),    I(call, recording_ms),       S(call, run, false),
-    S(call, summary_status, false), S(call, summary_reason, false),
+    S(call, summary_status, false), S(call, summary_reason, false), S(call, node, false),
 };
 static const field stream_fields[] = {
     S(stream, sid, true),   S(stream, call_sid, true),    S(stream, tracks, false),

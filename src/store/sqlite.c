@@ -92,6 +92,8 @@ static const char *const migrations[] = {
     " VALUES ('delete', old.rowid, old.text, old.call_sid, old.speaker);"
     " INSERT INTO transcripts_fts(rowid, text, call_sid, speaker)"
     " VALUES (new.rowid, new.text, new.call_sid, new.speaker); END;",
+    /* 11: the node that holds the call and its recording */
+    "ALTER TABLE calls ADD COLUMN node TEXT;",
 };
 
 enum stmt {
@@ -134,8 +136,8 @@ enum stmt {
 #define CALL_COLUMNS                                                                               \
     "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
     " recording_ms, created_at, started_at, ended_at, updated_at, transcription, summary_status,"  \
-    " summary_reason"
-#define CALL_NCOLUMNS 17 /* read_call's; what a query selects after them comes next */
+    " summary_reason, node"
+#define CALL_NCOLUMNS 18 /* read_call's; what a query selects after them comes next */
 
 /* CS_Q_CALLS: the cursor (?1, ?2), then the filter: from (?4, prefix ?5), to (?6, prefix
  * ?7), statuses (?8: ",a,b,"), created_at in [?9, ?10) */
@@ -174,7 +176,7 @@ static const char *const sql[S_COUNT] = {
     /* `run` is the run's that started the call: it moves until started_at is set */
     [S_CALL_UPSERT] =
         "INSERT INTO calls (" CALL_COLUMNS
-        ", run) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
+        ", run) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"
         " ON CONFLICT(sid) DO UPDATE SET"
         " run = CASE WHEN started_at IS NULL THEN COALESCE(excluded.run, run)"
         " ELSE run END,"
@@ -191,6 +193,7 @@ static const char *const sql[S_COUNT] = {
         " summary_status = COALESCE(excluded.summary_status, summary_status),"
         " summary_reason = CASE WHEN excluded.summary_status IS NULL"
         " THEN summary_reason ELSE excluded.summary_reason END,"
+        " node = COALESCE(excluded.node, node),"
         " created_at = MIN(created_at, excluded.created_at),"
         " started_at = COALESCE(started_at, excluded.started_at),"
         " ended_at = COALESCE(excluded.ended_at, ended_at),"
@@ -240,8 +243,10 @@ static const char *const sql[S_COUNT] = {
     [S_USER_SESSIONS_DEL] = "DELETE FROM sessions WHERE user_name = ?1",
     [S_USERS] = "SELECT name, password_hash, created_at, password_at FROM users ORDER BY name",
     [S_USER_GET] = "SELECT name, password_hash, created_at, password_at FROM users WHERE name = ?1",
-    [S_SESSION_INSERT] = "INSERT OR REPLACE INTO sessions (token_hash, user_name, created_at,"
-                         " expires_at, password_at) VALUES (?1,?2,?3,?4,?5)",
+    [S_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_name, created_at, expires_at,"
+                         " password_at) VALUES (?1,?2,?3,?4,?5) ON CONFLICT(token_hash) DO UPDATE"
+                         " SET user_name = excluded.user_name, created_at = excluded.created_at,"
+                         " expires_at = excluded.expires_at, password_at = excluded.password_at",
     [S_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1",
     [S_SESSION_DEL] = "DELETE FROM sessions WHERE token_hash = ?1",
     /* a session opened before the user's password changed, or whose user is gone, is over */
@@ -253,21 +258,25 @@ static const char *const sql[S_COUNT] = {
     [S_TOKEN_DEL] = "DELETE FROM api_tokens WHERE name = ?1",
     [S_TOKENS] = "SELECT name, token_hash, created_at FROM api_tokens ORDER BY name",
     [S_TOKEN_GET] = "SELECT name, token_hash, created_at FROM api_tokens WHERE token_hash = ?1",
-    /* Calls another run left live: started there, never ended or with a stream never ended. */
+    /* Calls another run left live: started there, never ended or with a stream never ended;
+     * held by node ?3, or by none (all, without ?3). */
     [S_UNFINISHED] =
         "SELECT " CALL_COLUMNS ", MAX(c.started_at,"
         " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
         " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
-        " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS NOT ?1 AND (c.ended_at IS NULL"
+        " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS NOT ?1"
+        " AND (?3 IS NULL OR c.node IS NULL OR c.node = ?3) AND (c.ended_at IS NULL"
         " OR EXISTS (SELECT 1 FROM streams t WHERE t.call_sid = c.sid AND t.ended_at IS NULL))"
         " ORDER BY c.started_at, c.sid LIMIT ?2",
     [S_UNFINISHED_STREAMS] =
         "SELECT t.sid, t.call_sid, t.tracks, t.mode, t.started_at, t.ended_at, t.end_reason,"
         " t.stats FROM streams t JOIN calls c ON c.sid = t.call_sid"
         " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL AND c.run IS NOT ?1"
+        " AND (?3 IS NULL OR c.node IS NULL OR c.node = ?3)"
         " ORDER BY c.started_at, c.sid, t.started_at LIMIT ?2",
     [S_META_GET] = "SELECT value FROM store_meta WHERE key = ?1",
-    [S_META_PUT] = "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?1, ?2)",
+    [S_META_PUT] = "INSERT INTO store_meta (key, value) VALUES (?1, ?2)"
+                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [S_SUMMARY_PENDING] = "SELECT " CALL_COLUMNS " FROM calls WHERE summary_status = 'pending'"
                           " ORDER BY ended_at, sid LIMIT ?1",
 };
@@ -522,7 +531,8 @@ static int db_write(void *p, const cs_store_rec *rec)
         bind_text(st, 15, c->transcription);
         bind_text(st, 16, c->summary_status);
         bind_text(st, 17, c->summary_reason);
-        bind_text(st, 18, c->run);
+        bind_text(st, 18, c->node);
+        bind_text(st, 19, c->run);
         return run(d, S_CALL_UPSERT, "writing a call");
     }
     case CS_REC_STREAM: {
@@ -636,6 +646,7 @@ static void read_call(cs_store_query *q, sqlite3_stmt *st, cs_call_row *c)
     c->transcription = col_text(q, st, 14);
     c->summary_status = col_text(q, st, 15);
     c->summary_reason = col_text(q, st, 16);
+    c->node = col_text(q, st, 17);
 }
 
 static void read_segment_row(cs_store_query *q, sqlite3_stmt *st, void *row)
@@ -892,6 +903,7 @@ static int run_query(db *d, cs_store_query *q)
         sqlite3_stmt *st = d->st[S_UNFINISHED];
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, limit + 1);
+        bind_text(st, 3, q->node[0] ? q->node : NULL);
         int rc = collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
                               &q->ncalls, read_unfinished_row);
         if (rc < 0) return rc;
@@ -900,6 +912,7 @@ static int run_query(db *d, cs_store_query *q)
         st = d->st[S_UNFINISHED_STREAMS];
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (int64_t)max);
+        bind_text(st, 3, q->node[0] ? q->node : NULL);
         return collect(d, q, st, sizeof(cs_stream_row), max, (void **)&q->streams, &q->nstreams,
                        read_stream_row);
     }

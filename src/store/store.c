@@ -20,7 +20,7 @@
 
 #define WATCH_MS 100 /* the loop looks for overdue queries this often */
 
-static const cs_store_ops *const backends[] = {&cs_store_sqlite};
+static const cs_store_ops *const backends[] = {&cs_store_sqlite, &cs_store_postgres};
 
 static void set_error(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_error(char *out, const char *fmt, ...)
@@ -546,9 +546,11 @@ static void close_run(cs_job *job)
 static const cs_store_ops *backend_for(const char *url, const char **rest)
 {
     for (size_t i = 0; i < sizeof backends / sizeof *backends; i++) {
-        size_t n = strlen(backends[i]->scheme);
-        if (strncmp(url, backends[i]->scheme, n) == 0) {
-            *rest = url + n;
+        const char *schemes[] = {backends[i]->scheme, backends[i]->alias};
+        for (size_t j = 0; j < 2 && schemes[j]; j++) {
+            size_t n = strlen(schemes[j]);
+            if (strncmp(url, schemes[j], n) != 0) continue;
+            *rest = strstr(schemes[j], "://") ? url : url + n;
             return backends[i];
         }
     }
@@ -577,7 +579,9 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
     const char *rest;
     const cs_store_ops *ops = backend_for(url, &rest);
     if (!ops) {
-        cs_buf_printf(err, "DATABASE_URL: no store speaks '%s'", url);
+        /* its scheme only: the rest may hold a password */
+        cs_buf_printf(err, "DATABASE_URL: no store speaks '%.*s'", (int)strcspn(url, ":/") + 1,
+                      url);
         return CS_ECONFIG;
     }
     cs_store *s = calloc(1, sizeof *s);

@@ -63,6 +63,7 @@ typedef struct cs_call_row {
     /* The run (cs_store_run) the call started in, or was last written by before it started:
      * set by the store when a write leaves it NULL; queries leave it NULL. */
     const char *run;
+    const char *node; /* the node (NODE_ID) that holds the call and its recording */
 } cs_call_row;
 
 typedef struct cs_stream_row {
@@ -162,7 +163,8 @@ enum cs_query_kind {
     CS_Q_TOKENS,     /* every API token; with `key`, the one with that token hash */
     CS_Q_UNFINISHED, /* calls that started in a run other than `key` (cs_store_run) and were
                         left live (never ended, or with a stream never ended), oldest first, up
-                        to `limit`, with those streams and each call's last_at */
+                        to `limit`, with those streams and each call's last_at; with `node`,
+                        only the calls held by that node or by none */
     CS_Q_SUMMARY_PENDING, /* calls whose summary_status is "pending", the first ended first,
                              up to `limit` */
 };
@@ -205,6 +207,7 @@ struct cs_store_query {
     char before_sid[65];
     int64_t after_id;
     char key[129];
+    char node[65];
     cs_call_filter filter;
     /* results: valid until cs_store_query_free */
     int status;  /* 0, CS_ENOTFOUND, or a failure: CS_EBACKEND (the read failed), -ETIMEDOUT
@@ -241,7 +244,9 @@ struct cs_store_query {
 
 typedef struct cs_store_ops {
     const char *name;
-    const char *scheme; /* the DATABASE_URL prefix it takes, e.g. "sqlite:" */
+    /* The DATABASE_URL prefixes it takes, e.g. "sqlite:"; one ending in "://" is a part of
+     * the URL the backend is given, another is cut off. */
+    const char *scheme, *alias;
     /* On the store's threads from here on, one connection per thread. open runs the
      * migrations; open_read opens a connection that only reads (after open), waiting
      * for locks until deadline_ms (monotonic) at most. */
@@ -263,6 +268,7 @@ typedef struct cs_store_ops {
 } cs_store_ops;
 
 extern const cs_store_ops cs_store_sqlite;
+extern const cs_store_ops cs_store_postgres;
 
 /* ---- the store ---- */
 
@@ -290,7 +296,8 @@ typedef struct cs_store_stats {
     char last_read_error[CS_STORE_ERROR_MAX];
 } cs_store_stats;
 
-/* Opens the backend named by `url` ("sqlite:PATH"; a bare path means SQLite) on new
+/* Opens the backend named by `url` ("sqlite:PATH", a bare path meaning SQLite, or
+ * "postgresql://…" / "postgres://…", libpq's connection URI) on new
  * store threads, waiting for the open and the migrations to finish (start-up only).
  * `spill_dir` holds the spill files, written and replayed only by the process holding
  * their lock there; the spill writer queues up to `queue_max` records too (at least

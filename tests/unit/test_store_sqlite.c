@@ -16,6 +16,7 @@ static void refused(fixture *f, const char *url, int want, const char *message)
     assert_null(s);
     assert_non_null(err.data);
     if (!strstr(err.data, message)) fail_msg("'%s' does not say '%s'", err.data, message);
+    if (strstr(err.data, "secret")) fail_msg("'%s' tells the password", err.data);
     cs_buf_free(&err);
 }
 
@@ -60,8 +61,12 @@ static void url_forms(void **state)
     assert_true(file_exists(tu_path_in(&f->env, "bare.db")));
     cs_buf_free(&err);
 
-    refused(f, "postgres://db.example/calls", CS_ECONFIG,
-            "no store speaks 'postgres://db.example/calls'");
+    refused(f, "mysql://ann:secret@db.example/calls", CS_ECONFIG, "no store speaks 'mysql:'");
+    /* PostgreSQL's URLs, both forms (nothing listens on port 1) */
+    refused(f, "postgresql://ann:secret@127.0.0.1:1/calls", CS_EBACKEND,
+            "cannot open the PostgreSQL database");
+    refused(f, "postgres://ann:secret@127.0.0.1:1/calls?connect_timeout=2", CS_EBACKEND,
+            "cannot open the PostgreSQL database");
     char url[PATH_MAX + 16];
     snprintf(url, sizeof url, "sqlite:%s/missing/cs.db", f->env.dir);
     refused(f, url, CS_EBACKEND, "cannot open");
