@@ -187,7 +187,16 @@ typedef struct recovery {
     cs_store_query *q; /* the calls of this pass and their open streams */
     cs_orphan *found;  /* their recordings */
     unsigned passes;
+    size_t ended;
 } recovery;
+
+static void recover_done(recovery *x)
+{
+    const char *node = node_id(x->gw);
+    cs_info("journal: start-up repair done: %zu call(s) of node %s left live by an earlier run "
+            "ended", x->ended, node ? node : "?");
+    free(x);
+}
 
 static void recover_next(recovery *x);
 
@@ -277,6 +286,7 @@ static void on_found(void *data, cs_orphan *found, size_t n)
         for (size_t k = 0; k < n && !o; k++)
             if (strcmp(found[k].name, c->sid) == 0) o = &found[k];
         end_orphan(gw, c, q, o);
+        x->ended++;
     }
     bool more = q->more;
     cs_store_query_free(x->q);
@@ -286,7 +296,7 @@ static void on_found(void *data, cs_orphan *found, size_t n)
     if (more && gw->store && ++x->passes < RECOVER_PASSES_MAX)
         recover_next(x);
     else
-        free(x);
+        recover_done(x);
 }
 
 static void on_unfinished(cs_store_query *q, void *data)
@@ -297,7 +307,7 @@ static void on_unfinished(cs_store_query *q, void *data)
         if (q->status < 0 && q->status != CS_ENOTFOUND)
             cs_error("journal: cannot look for calls left live by an earlier run: %s", q->error);
         cs_store_query_free(q);
-        free(x);
+        recover_done(x);
         return;
     }
     x->q = q;
