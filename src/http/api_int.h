@@ -8,8 +8,9 @@
 #include "core/json.h"
 #include "http/gateway.h"
 
-void cs_api_call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c);
-void cs_api_stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t);
+/* `live`: the call is live in the cluster (the directory's word; a call live here is). */
+void cs_api_call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c, bool live);
+void cs_api_stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t, bool call_live);
 /* An event with its `offset_ms` from `origin_ms` (wall; 0: unknown, 0 written). */
 void cs_api_event_json(cs_json *j, const cs_event_row *e, int64_t origin_ms);
 void cs_api_segment_json(cs_json *j, const cs_segment_row *g);

@@ -242,6 +242,7 @@ static void finish(cs_gateway *gw)
     gw->recorders = NULL;
     cs_mailbox_run(gw->mb);
     /* Every monitor socket has closed: nothing follows the bus any more. */
+    cs_cluster_stop(gw);
     cs_bus_close(gw->bus);
     gw->bus = NULL;
     cs_store_close(gw->store);
@@ -330,9 +331,13 @@ static int open_bus(cs_gateway *gw, cs_buf *err)
         .heartbeat_ms = (uint32_t)cfg->node_heartbeat_ms,
         .node_ttl_ms = (uint32_t)cfg->node_ttl_ms,
         .data = gw,
+        .on_health = cs_cluster_on_health,
+        .on_node_lost = cs_cluster_on_node_lost,
+        .on_command = cs_cluster_on_command,
         .load = node_load,
     };
-    return cs_bus_open(&gw->bus, &bc, err);
+    int rc = cs_cluster_start(gw);
+    return rc < 0 ? rc : cs_bus_open(&gw->bus, &bc, err);
 }
 
 /* A two-way stream gets the agent its TwiML names (<Parameter name="Agent">, e.g. from
@@ -631,6 +636,7 @@ int cs_gateway_main(int argc, char **argv)
     cs_gather_free(gw.gather);
     cs_agents_cleanup(&gw.agent_env);
     cs_transcribe_free(&gw);
+    cs_cluster_stop(&gw);
     cs_bus_close(gw.bus);
     uv_run(&loop, UV_RUN_NOWAIT); /* the bus's handles close */
     cs_api_remote_free(&gw);

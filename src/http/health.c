@@ -395,6 +395,7 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_streams_total", "media streams started",
                     (double)cs->streams_total);
     cs_call_streams_metrics(gw, &out);
+    cs_cluster_metrics(gw, &out);
     const char *end_labels[CS_END_COUNT];
     for (int i = 0; i < CS_END_COUNT; i++) end_labels[i] = cs_end_label(i);
     cs_prom_family(&out, "callstream_streams_ended_total", "counter", "media streams ended, by reason",
