@@ -37,7 +37,6 @@ typedef struct cs_remote {
 typedef struct remote_get {
     cs_request *r; /* NULL once answered */
     cs_gateway *gw;
-    cs_dir_req q;
     cs_fetch_req *fr;
     char sid[65];
     char node[CS_BUS_NODE_MAX + 1];
@@ -81,7 +80,6 @@ static void down_clear(cs_remote *rm, const char *node)
 static void remote_free(remote_get *g)
 {
     g->gw->remote->active--;
-    cs_dir_cancel(&g->q);
     cs_fetch_cancel(g->fr);
     if (g->r) cs_respond_end(g->r);
     free(g);
@@ -293,9 +291,9 @@ static bool peer_url(const char *peers, const char *node, char *out, size_t cap)
     return false;
 }
 
-static void nodes_done(cs_dir_req *q)
+static void nodes_done(void *data, const cs_dir_req *q)
 {
-    remote_get *g = q->data;
+    remote_get *g = data;
     char url[CS_BUS_URL_MAX + 1] = "";
     for (size_t i = 0; i < q->nnodes && !url[0]; i++)
         if (!strcmp(q->nodes[i].id, g->node)) snprintf(url, sizeof url, "%s", q->nodes[i].url);
@@ -333,10 +331,7 @@ void cs_api_recording_remote(cs_request *r, const char *sid, const char *node)
     g->len = -1;
     snprintf(g->sid, sizeof g->sid, "%s", sid);
     snprintf(g->node, sizeof g->node, "%s", node);
-    g->q.what = CS_DIR_NODES;
-    g->q.done = nodes_done;
-    g->q.data = g;
-    if (cs_dir_ask(gw->bus, &g->q) < 0) {
+    if (cs_cluster_ask(gw, CS_DIR_NODES, NULL, nodes_done, g) < 0) {
         unreachable(g, "the directory cannot be read");
         remote_free(g);
     }

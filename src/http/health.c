@@ -1,13 +1,11 @@
 /* Probes and observability: /health for load balancers, /status and /streams for
  * people, /metrics in Prometheus text format for machines. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "core/err.h"
 #include "core/json.h"
 #include "core/prom.h"
 #include "http/auth.h"
@@ -152,37 +150,18 @@ static void cluster_json(cs_json *j, const cs_dir_req *q)
     cs_json_kbool(j, "peers_partial", q->rc < 0 || q->partial);
 }
 
-typedef struct status_req {
-    cs_request *r;
-    cs_dir_req q;
-} status_req;
-
 static void status_answer(cs_request *r, const cs_dir_req *nodes);
 
-static void status_nodes(cs_dir_req *q)
+static void status_nodes(void *data, const cs_dir_req *q)
 {
-    status_req *s = q->data;
-    status_answer(s->r, q);
-    free(s);
+    status_answer(data, q);
 }
 
 void cs_status(cs_request *r)
 {
     if (!cs_auth_check(r, CS_ACCESS_API, cs_status)) return;
-    cs_gateway *gw = r->app;
-    status_req *s = calloc(1, sizeof *s);
-    if (!s) {
-        cs_respond_error(r, 503, "out of memory");
-        return;
-    }
-    s->r = r;
-    s->q = (cs_dir_req){.what = CS_DIR_NODES, .done = status_nodes, .data = s};
-    int rc = gw->bus ? cs_dir_ask(gw->bus, &s->q) : CS_ECLOSED;
-    if (rc < 0) {
-        s->q.rc = rc;
-        status_answer(r, &s->q);
-        free(s);
-    }
+    int rc = cs_cluster_ask(r->app, CS_DIR_NODES, NULL, status_nodes, r);
+    if (rc < 0) status_answer(r, &(cs_dir_req){.rc = rc});
 }
 
 static void status_answer(cs_request *r, const cs_dir_req *nodes)
