@@ -275,18 +275,29 @@ static void ask_holder(remote_get *g, const char *base)
     }
 }
 
-/* NODE_PEERS' URL of `node` ("id=URL,…"), into `out`; false if it has none. */
+/* The next "id=URL" of NODE_PEERS ("id=URL,…") at *p, moving *p on: false at its end.
+ * `item` is all of it; `id` and `url` are empty when it has no '='. */
+static bool next_peer(const char **p, cs_str *item, cs_str *id, cs_str *url)
+{
+    if (!**p) return false;
+    const char *end = strchr(*p, ',');
+    *item = (cs_str){*p, end ? (size_t)(end - *p) : strlen(*p)};
+    const char *eq = memchr(item->p, '=', item->n);
+    *id = eq ? (cs_str){item->p, (size_t)(eq - item->p)} : CS_STR_NULL;
+    *url = eq ? (cs_str){eq + 1, item->n - id->n - 1} : CS_STR_NULL;
+    *p += item->n + (end != NULL);
+    return true;
+}
+
+/* NODE_PEERS' URL of `node`, into `out`; false if it has none. */
 static bool peer_url(const char *peers, const char *node, char *out, size_t cap)
 {
-    size_t k = strlen(node);
-    for (const char *p = peers; *p;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n > k && p[k] == '=' && !memcmp(p, node, k)) {
-            snprintf(out, cap, "%.*s", (int)(n - k - 1), p + k + 1);
+    cs_str item, id, url;
+    for (const char *p = peers; next_peer(&p, &item, &id, &url);) {
+        if (cs_str_eqz(id, node)) {
+            snprintf(out, cap, "%.*s", (int)url.n, url.p);
             return true;
         }
-        p += n + (end != NULL);
     }
     return false;
 }
@@ -370,19 +381,16 @@ bool cs_api_from_node(const cs_request *r)
 /* NODE_PEERS: id=URL pairs, comma-separated. */
 static int check_peers(const char *peers, cs_buf *err)
 {
-    for (const char *p = peers; *p;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', n);
-        char url[CS_BUS_URL_MAX + 1];
-        size_t un = eq ? n - (size_t)(eq - p) - 1 : 0;
-        if (un < sizeof url) snprintf(url, sizeof url, "%.*s", (int)un, eq ? eq + 1 : "");
-        if (!eq || eq == p || (size_t)(eq - p) > CS_BUS_NODE_MAX || un >= sizeof url ||
-            !cs_fetch_url_ok(url)) {
-            cs_buf_printf(err, "NODE_PEERS: '%.*s' is not id=http(s)://host[:port]", (int)n, p);
+    cs_str item, id, url;
+    for (const char *p = peers; next_peer(&p, &item, &id, &url);) {
+        char u[CS_BUS_URL_MAX + 1];
+        bool fits = url.n < sizeof u;
+        if (fits) snprintf(u, sizeof u, "%.*s", (int)url.n, url.p);
+        if (!id.n || id.n > CS_BUS_NODE_MAX || !fits || !cs_fetch_url_ok(u)) {
+            cs_buf_printf(err, "NODE_PEERS: '%.*s' is not id=http(s)://host[:port]", (int)item.n,
+                          item.p);
             return CS_ECONFIG;
         }
-        p += n + (end != NULL);
     }
     return 0;
 }

@@ -75,6 +75,17 @@ static void call_row(const it_server *s, const char *sid, const char *node, cons
     IT_CHECK(it_sql_exec(it_db(s), sql) == 0, "cannot write the call row");
 }
 
+/* A finished call `sid` held by a, its recording `n` bytes on a's disk; b has its row too
+ * when `on_b` (where b would keep the file: the nodes share no disk). */
+static void held_by_a(const char *sid, size_t n, bool on_b)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", it_recording(&a, sid));
+    IT_CHECK(write_wav(path, n) == 0, "cannot write %s", path);
+    call_row(&a, sid, "a", path);
+    if (on_b) call_row(&b, sid, "a", it_recording(&b, sid));
+}
+
 static void as(const it_server *s)
 {
     snprintf(it_auth, sizeof it_auth, "Authorization: Bearer %s\r\n", s->token);
@@ -110,12 +121,7 @@ static void stop_pair(void)
 static void recording_across_nodes(void)
 {
     if (!start_pair()) return;
-    char path[512];
-    snprintf(path, sizeof path, "%s", it_recording(&a, SID));
-    IT_CHECK(write_wav(path, SMALL_N) == 0, "cannot write %s", path);
-    call_row(&a, SID, "a", path);
-    /* where b would keep it: the nodes do not share a disk */
-    call_row(&b, SID, "a", it_recording(&b, SID));
+    held_by_a(SID, SMALL_N, true);
     call_row(&b, GONE, "a", NULL);
 
     it_resp r;
@@ -234,10 +240,7 @@ static int signed_get(const char *target, const char *value)
 static void node_signatures(void)
 {
     if (!start_pair()) return;
-    char path[512];
-    snprintf(path, sizeof path, "%s", it_recording(&a, SID));
-    IT_CHECK(write_wav(path, 4096) == 0, "cannot write %s", path);
-    call_row(&a, SID, "a", path);
+    held_by_a(SID, 4096, false);
     const char *target = "/api/v1/calls/" SID "/recording.wav";
     char v[CS_NODESIG_VALUE_MAX + 1];
     int64_t now = (int64_t)time(NULL);
@@ -269,10 +272,7 @@ static void node_signatures(void)
     const char *bargs[] = {"--node-id", "b", "--cluster-secret", "wrong", "--node-peers", peers,
                            NULL};
     if (!it_server_up(&b, bargs)) return;
-    snprintf(path, sizeof path, "%s", it_recording(&a, SID));
-    IT_CHECK(write_wav(path, 4096) == 0, "cannot write %s", path);
-    call_row(&a, SID, "a", path);
-    call_row(&b, SID, "a", it_recording(&b, SID));
+    held_by_a(SID, 4096, true);
     IT_CHECK(get(&b, target, NULL, &r) == 502, "another secret: %d", r.status);
     IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "CLUSTER_SECRET"),
              "does not say why: %s", r.body);
@@ -285,11 +285,7 @@ static void node_signatures(void)
 static void slow_client(void)
 {
     if (!start_pair()) return;
-    char path[512];
-    snprintf(path, sizeof path, "%s", it_recording(&a, BIG));
-    IT_CHECK(write_wav(path, BIG_N) == 0, "cannot write %s", path);
-    call_row(&a, BIG, "a", path);
-    call_row(&b, BIG, "a", it_recording(&b, BIG));
+    held_by_a(BIG, BIG_N, true);
     double rss0 = it_metric(b.port, "process_resident_memory_bytes");
     int fd = it_tcp(b.port, NULL, 4096);
     IT_CHECK(fd >= 0, "cannot connect to b");
@@ -418,6 +414,15 @@ static void remote_limit(void)
     it_server_cleanup(&b);
 }
 
+static void bad_peers(void)
+{
+    static const char *const bad[] = {"a", "=http://x", "a=ftp://x", "a=http://x,b", "a=x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *args[] = {"--node-peers", bad[i], NULL};
+        it_refused(args, "NODE_PEERS: '");
+    }
+}
+
 /* ---- /ready and /status ---- */
 
 static bool ready_is(void *want)
@@ -471,6 +476,7 @@ int main(int argc, char **argv)
         {"node_signatures", node_signatures},
         {"slow_client", slow_client},
         {"remote_limit", remote_limit},
+        {"bad_peers", bad_peers},
         {"ready_and_status", ready_and_status},
     };
     return it_run("ops", cases, sizeof cases / sizeof *cases, argc, argv);
