@@ -104,12 +104,15 @@ static int begin(remote_get *g, int status)
 {
     g->begun = true;
     if (status == 401 || status == 403) {
-        /* Not the client's credentials at fault: this node's signature, or its forwarding. */
+        /* This node took the client's credentials: the holder refusing them, or this
+         * node's signature, is the cluster's fault, not the client's. */
         g->gw->stats.recordings_remote_failed++;
-        cs_respond_error(g->r, 502,
-                         "node %s refused this node's request (%d): is CLUSTER_SECRET the same "
-                         "on every node?",
-                         g->node, status);
+        cs_respond_error(g->r, 502, "node %s refused this node's request (%d): %s", g->node,
+                         status,
+                         g->gw->cfg->cluster_secret[0]
+                             ? "is CLUSTER_SECRET the same on every node?"
+                             : "without CLUSTER_SECRET it takes only credentials from the store "
+                               "the nodes share");
         g->r = NULL;
         return CS_EFORBIDDEN;
     }

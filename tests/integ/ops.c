@@ -6,6 +6,7 @@
  * The rows saying which node holds a call are written into each node's database here
  * (the nodes share neither a store nor a bus in this test: NODE_PEERS tells b where a is). */
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,90 @@ static void remote_limit(void)
     it_server_cleanup(&b);
 }
 
+/* ---- without CLUSTER_SECRET: the client's own credentials ---- */
+
+static void without_secret(void)
+{
+    const char *aargs[] = {"--node-id", "a", NULL};
+    if (!it_server_up(&a, aargs)) return;
+    char peers[128];
+    snprintf(peers, sizeof peers, "a=%s", a.url);
+    const char *bargs[] = {"--node-id", "b", "--node-peers", peers, NULL};
+    if (!it_server_up(&b, bargs)) return;
+    held_by_a(SID, 4096, true);
+    const char *target = "/api/v1/calls/" SID "/recording.wav";
+    it_resp r;
+    /* b's token is not in a's store: a refuses it, b says why */
+    IT_CHECK(get(&b, target, NULL, &r) == 502, "a token a does not know: %d", r.status);
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "without CLUSTER_SECRET"),
+             "said: %s", r.body);
+    it_resp_free(&r);
+    /* a store they share knows it (here: b's token copied into a's) */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "ATTACH '%s' AS b; INSERT INTO api_tokens SELECT 'from-b', token_hash, created_at "
+             "FROM b.api_tokens WHERE name = 'it'",
+             it_db(&b));
+    IT_CHECK(it_sql_exec(it_db(&a), sql) == 0, "cannot copy the token");
+    IT_CHECK(get(&b, target, NULL, &r) == 200 && r.body_len == 4096, "a shared token: %d",
+             r.status);
+    it_resp_free(&r);
+    /* a signature means nothing to a node without the secret */
+    char v[CS_NODESIG_VALUE_MAX + 1];
+    cs_nodesig_sign(v, sizeof v, SECRET, "GET", cs_str_of(target), "b", (int64_t)time(NULL));
+    IT_CHECK(signed_get(target, v) == 401, "a signed request without credentials");
+    stop_pair();
+}
+
+/* ---- holders that answer badly ---- */
+
+/* A node answering each of `n` requests with `answer` and hanging up, in a child process. */
+static pid_t odd_holder(int lfd, const char *answer, int n)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    for (int i = 0; i < n; i++) {
+        int c = accept(lfd, NULL, NULL);
+        if (c < 0) _exit(1);
+        char buf[4096];
+        if (recv(c, buf, sizeof buf, 0) <= 0 || send(c, answer, strlen(answer), 0) < 0) _exit(1);
+        close(c);
+    }
+    _exit(0);
+}
+
+static void odd_holders(void)
+{
+    int lfd, port = silent_node(&lfd);
+    IT_CHECK(port > 0, "cannot listen");
+    char peers[128];
+    snprintf(peers, sizeof peers, "z=http://127.0.0.1:%d", port);
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers", peers,
+                           NULL};
+    if (port <= 0 || !it_server_up(&b, bargs)) return;
+    call_row(&b, SID, "z", NULL);
+    const char *target = "/api/v1/calls/" SID "/recording.wav";
+    it_resp r;
+    /* no length: refused, said */
+    pid_t z = odd_holder(lfd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc", 1);
+    IT_CHECK(get(&b, target, NULL, &r) == 502, "no length: %d", r.status);
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "Content-Length"),
+             "said: %s", r.body);
+    it_resp_free(&r);
+    waitpid(z, NULL, 0);
+    /* cut short: the client's answer is cut short too (it sees the connection end) */
+    z = odd_holder(lfd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", 1);
+    IT_CHECK(get(&b, target, NULL, &r) == 200 && r.body_len == 3, "cut: %d, %zu bytes",
+             r.status, r.body_len);
+    IT_CHECK(strstr(r.head, "Content-Length: 100") != NULL, "head: %s", r.head);
+    it_resp_free(&r);
+    waitpid(z, NULL, 0);
+    IT_CHECK(it_log_count(&b, "from node z cut short") == 1, "not logged");
+    close(lfd);
+    IT_CHECK(it_server_stop(&b, SIGTERM, 10000) == 0, "b did not exit cleanly");
+    it_server_cleanup(&b);
+}
+
 static void bad_peers(void)
 {
     static const char *const bad[] = {"a", "=http://x", "a=ftp://x", "a=http://x,b", "a=x"};
@@ -476,6 +561,8 @@ int main(int argc, char **argv)
         {"node_signatures", node_signatures},
         {"slow_client", slow_client},
         {"remote_limit", remote_limit},
+        {"without_secret", without_secret},
+        {"odd_holders", odd_holders},
         {"bad_peers", bad_peers},
         {"ready_and_status", ready_and_status},
     };
