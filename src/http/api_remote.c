@@ -211,10 +211,10 @@ static void on_done(void *data, const cs_fetch_result *res)
 
 /* ---- asking the holder ---- */
 
-/* The request's credentials for the holder: this node's signature over the path of
- * `url`, else the client's own. */
-static int credentials(remote_get *g, const char *url, char (*lines)[REMOTE_HEADER_MAX],
-                       size_t *n)
+/* The request's credentials for the holder: this node's signature over `method` and the
+ * path of `url`, else the client's own. */
+static int credentials(remote_get *g, const char *method, const char *url,
+                       char (*lines)[REMOTE_HEADER_MAX], size_t *n)
 {
     cs_gateway *gw = g->gw;
     const cs_config *cfg = gw->cfg;
@@ -222,7 +222,7 @@ static int credentials(remote_get *g, const char *url, char (*lines)[REMOTE_HEAD
         const char *scheme = strstr(url, "://");
         const char *path = scheme ? strchr(scheme + 3, '/') : NULL;
         char sig[CS_NODESIG_VALUE_MAX + 1];
-        int rc = cs_nodesig_sign(sig, sizeof sig, cfg->cluster_secret, "GET",
+        int rc = cs_nodesig_sign(sig, sizeof sig, cfg->cluster_secret, method,
                                  cs_str_of(path ? path : "/"), gw->bus->node, cs_wall_ms() / 1000);
         if (rc < 0) return rc;
         snprintf(lines[(*n)++], REMOTE_HEADER_MAX, CS_NODESIG_HEADER ": %s", sig);
@@ -250,7 +250,9 @@ static void ask_holder(remote_get *g, const char *base)
     const cs_str *range = cs_request_header(g->r, "Range");
     if (range && range->n < 200)
         snprintf(lines[n++], REMOTE_HEADER_MAX, "Range: %.*s", (int)range->n, range->p);
-    if (credentials(g, url, lines, &n) < 0) {
+    /* HEAD asks HEAD: the holder sends no body this node would read only to drop. */
+    const char *method = g->r->head.method == CS_HTTP_HEAD ? "HEAD" : "GET";
+    if (credentials(g, method, url, lines, &n) < 0) {
         cs_respond_error(g->r, 500, "this node's id cannot sign requests");
         g->r = NULL;
         remote_free(g);
@@ -258,6 +260,7 @@ static void ask_holder(remote_get *g, const char *base)
     }
     for (size_t i = 0; i < n; i++) headers[i] = lines[i];
     cs_fetch_opts o = {
+        .method = method,
         .url = url,
         .headers = headers,
         .nheaders = n,
@@ -359,8 +362,9 @@ int cs_api_node_auth(cs_request *r)
     const cs_str *v = cs_request_header(r, CS_NODESIG_HEADER);
     const char *secret = gw->cfg->cluster_secret;
     if (!v || !secret[0]) return 0; /* the API's own credentials, then */
-    char node[CS_NODESIG_NODE_MAX + 1];
-    int rc = cs_nodesig_check(*v, secret, "GET", r->head.path, cs_wall_ms() / 1000, node);
+    char node[CS_NODESIG_NODE_MAX + 1], method[16];
+    snprintf(method, sizeof method, "%.*s", (int)r->head.method_name.n, r->head.method_name.p);
+    int rc = cs_nodesig_check(*v, secret, method, r->head.path, cs_wall_ms() / 1000, node);
     if (rc == 0) return 1;
     gw->stats.node_sig_refused++;
     if (rc == CS_EFORBIDDEN)

@@ -152,11 +152,20 @@ static void recording_across_nodes(void)
     IT_CHECK(strstr(r.head, want) != NULL, "no '%s' in %s", want, r.head);
     it_resp_free(&r);
 
+    /* HEAD: the head only, its length the file's */
+    as(&b);
+    IT_CHECK(it_http(b.port, "HEAD", target, NULL, NULL, &r) == 0 && r.status == 200 &&
+                 r.body_len == 0,
+             "HEAD: %d, %zu bytes", r.status, r.body_len);
+    snprintf(want, sizeof want, "Content-Length: %u", SMALL_N);
+    IT_CHECK(strstr(r.head, want) != NULL, "no '%s' in %s", want, r.head);
+    it_resp_free(&r);
+
     /* a has no such call: its 404 passes through */
     IT_CHECK(get(&b, "/api/v1/calls/" GONE "/recording.wav", NULL, &r) == 404, "gone: %d",
              r.status);
     it_resp_free(&r);
-    IT_CHECK(it_metric(b.port, "callstream_recordings_remote_total") == 5, "remote total %.0f",
+    IT_CHECK(it_metric(b.port, "callstream_recordings_remote_total") == 6, "remote total %.0f",
              it_metric(b.port, "callstream_recordings_remote_total"));
     IT_CHECK(it_metric(b.port, "callstream_recordings_remote_failed_total") == 0, "failed");
     /* the client's credentials still count on b */
