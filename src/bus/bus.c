@@ -21,6 +21,7 @@ static const struct {
     const cs_bus_ops *ops;
 } backends[] = {
     {"", &cs_bus_inproc_ops},
+    {"redis://", &cs_bus_redis_ops},
 };
 
 /* ---- topics ---- */
