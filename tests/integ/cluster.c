@@ -152,17 +152,6 @@ static const char *const *node_args(const char *id)
     return out;
 }
 
-/* The call as node `port`'s API tells it (detached; NULL when not stored yet). */
-static cJSON *api_call(int port, const char *sid)
-{
-    char target[128];
-    snprintf(target, sizeof target, "/api/v1/calls/%s", sid);
-    cJSON *j = it_get_json(port, target);
-    cJSON *c = cJSON_DetachItemFromObject(j, "call");
-    cJSON_Delete(j);
-    return c;
-}
-
 typedef struct call_wait {
     int port;
     const char *sid;
@@ -175,7 +164,7 @@ typedef struct call_wait {
 static bool call_is(void *data)
 {
     call_wait *w = data;
-    cJSON *c = api_call(w->port, w->sid);
+    cJSON *c = it_call(w->port, w->sid);
     bool ok = c && cJSON_IsTrue(cJSON_GetObjectItem(c, "live")) == w->live &&
               (!w->status || strcmp(it_str(c, "status"), w->status) == 0) &&
               (!w->event || it_events(c, w->event, NULL) > 0);
@@ -314,7 +303,7 @@ static void across_nodes(void)
     cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
     IT_CHECK(end != NULL, "b's monitor did not see the call end");
     cJSON_Delete(end);
-    cJSON *c = api_call(nb.port, sid);
+    cJSON *c = it_call(nb.port, sid);
     IT_CHECK(c && it_events(c, "status", NULL) == 2, "status events are not stored once each");
     cJSON_Delete(c);
     IT_CHECK(it_metric(na.port, "callstream_cluster_commands_total{way=\"in\"}") >= 3 &&
@@ -393,7 +382,7 @@ static void redis_restart(void)
     call_wait whole = {.port = nb.port, .sid = sid, .status = "completed",
                        .event = "bus_restored", .rec_ms_min = 11000};
     IT_CHECK(it_until(call_is, &whole, WAIT_MS), "the call is not stored whole, with its events");
-    cJSON *c = api_call(nb.port, sid);
+    cJSON *c = it_call(nb.port, sid);
     IT_CHECK(c && it_events(c, "bus_outage", NULL) == 1, "no bus_outage event");
     cJSON_Delete(c);
     IT_CHECK(it_metric(na.port, "callstream_cluster_outages_total{what=\"bus\"}") == 1,
