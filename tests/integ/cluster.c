@@ -25,8 +25,8 @@ static bool live_call(const it_server *s, char sid[64])
 {
     for (int i = 0; i < 1500; i++) {
         cJSON *j = it_get_json(s->port, "/streams");
-        const char *call = it_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "streams"), 0),
-                                  "call_sid");
+        const char *call =
+            it_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "streams"), 0), "call_sid");
         snprintf(sid, 64, "%s", call);
         cJSON_Delete(j);
         if (sid[0]) return true;
@@ -144,9 +144,17 @@ static it_server na, nb; /* nodes a and b */
 static const char *const *node_args(const char *id)
 {
     static const char *args[2][13];
-    const char *const *a = (const char *const[]){
-        "--agent", "echo", "--node-id", id, "--redis-url", redis.url, "--node-heartbeat-ms",
-        "200", "--node-ttl-ms", "2000", NULL};
+    const char *const *a = (const char *const[]){"--agent",
+                                                 "echo",
+                                                 "--node-id",
+                                                 id,
+                                                 "--redis-url",
+                                                 redis.url,
+                                                 "--node-heartbeat-ms",
+                                                 "200",
+                                                 "--node-ttl-ms",
+                                                 "2000",
+                                                 NULL};
     const char **out = args[id[0] == 'b'];
     for (int i = 0; i < 11; i++) out[i] = a[i];
     return out;
@@ -337,8 +345,8 @@ static void node_death(void)
     it_server_stop(&na, SIGKILL, 5000);
     cJSON_Delete(it_sim_wait(sim, NULL));
 
-    call_wait lost = {.port = nb.port, .sid = sid, .live = false, .status = "abnormal",
-                      .event = "node_lost"};
+    call_wait lost = {
+        .port = nb.port, .sid = sid, .live = false, .status = "abnormal", .event = "node_lost"};
     IT_CHECK(it_until(call_is, &lost, WAIT_MS), "b did not end a's call as abnormal");
     cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
     IT_CHECK(end && strcmp(it_str(cJSON_GetObjectItem(end, "call"), "status"), "abnormal") == 0,
@@ -379,8 +387,11 @@ static void redis_restart(void)
     IT_CHECK(exit_status == 0 && it_num(sum, "completed") == 1 && it_num(sum, "missing") == 0,
              "the call did not go on through the outage");
     cJSON_Delete(sum);
-    call_wait whole = {.port = nb.port, .sid = sid, .status = "completed",
-                       .event = "bus_restored", .rec_ms_min = 11000};
+    call_wait whole = {.port = nb.port,
+                       .sid = sid,
+                       .status = "completed",
+                       .event = "bus_restored",
+                       .rec_ms_min = 11000};
     IT_CHECK(it_until(call_is, &whole, WAIT_MS), "the call is not stored whole, with its events");
     cJSON *c = it_call(nb.port, sid);
     IT_CHECK(c && it_events(c, "bus_outage", NULL) == 1, "no bus_outage event");
