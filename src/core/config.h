@@ -17,7 +17,7 @@
     S(public_url, "PUBLIC_URL", "",                                                                \
       "base URL Twilio reaches us at, e.g. https://calls.example.com (default: from BIND/PORT)")    \
     S(data_dir, "DATA_DIR", "./data", "where the database and recordings live")                    \
-    S(database_url, "DATABASE_URL", "", "store: sqlite:PATH (default DATA_DIR/callstream.db)")     \
+    S(database_url, "DATABASE_URL", "", "store: sqlite:PATH (default DATA_DIR/callstream.db), postgresql://…")     \
     S(redis_url, "REDIS_URL", "",                                                                  \
       "bus and call directory shared by the nodes of a cluster: redis://[:password@]host[:port]"   \
       "[/db] (unset: this process alone)")                                                        \

@@ -272,8 +272,8 @@ static void with_live(cs_request *r, cs_store_query *q, live_write_fn write)
     }
     *x = (live_ask){.r = r, .q = q, .write = write};
     bool one = q->kind == CS_Q_CALL;
-    if (cs_cluster_ask(gw, one ? CS_DIR_GET : CS_DIR_LIST, one ? q->calls[0].sid : NULL,
-                       live_known, x) < 0)
+    if (cs_cluster_ask(gw, one ? CS_DIR_GET : CS_DIR_LIST, one ? q->calls[0].sid : NULL, live_known,
+                       x) < 0)
         live_known(x, NULL);
 }
 

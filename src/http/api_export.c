@@ -32,7 +32,7 @@ typedef struct export_req {
     cs_request *r;
     cs_gateway *gw;
     bool audio;
-    bool live; /* in the cluster, as the directory says */
+    bool live;            /* in the cluster, as the directory says */
     cs_store_query *call; /* the call, streams and events, until the document is written */
     cs_store_query *transcript;
     char path[4096]; /* the recording; "" if none */

@@ -59,8 +59,10 @@ static void route_free(route *x)
 {
     cs_cluster *cl = x->cl;
     cs_dir_cancel(&x->q);
-    if (x->prev) x->prev->next = x->next;
-    else cl->routes = x->next;
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        cl->routes = x->next;
     if (x->next) x->next->prev = x->prev;
     cl->nroutes--;
     free(x);
@@ -118,8 +120,10 @@ static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
 {
     cs_cluster *cl = gw->cluster;
     if (!cl) { /* stopping: the store only */
-        if (r) cs_respond_error(r, 503, "shutting down");
-        else if (c->op == CS_CMD_EVENT) cs_journal_event(gw, c->sid, c->type, c->at, c->detail);
+        if (r)
+            cs_respond_error(r, 503, "shutting down");
+        else if (c->op == CS_CMD_EVENT)
+            cs_journal_event(gw, c->sid, c->type, c->at, c->detail);
         return;
     }
     if (!gw->bus || cs_calls_call(&gw->calls, cs_str_of(c->sid))) {
@@ -263,8 +267,10 @@ void cs_cluster_say(cs_request *r, const char *sid, const char *text)
 static void ask_end(ask *a, cs_dir_req *q)
 {
     cs_cluster *cl = a->cl;
-    if (a->prev) a->prev->next = a->next;
-    else cl->asks = a->next;
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        cl->asks = a->next;
     if (a->next) a->next->prev = a->prev;
     cl->nasks--;
     a->fn(a->data, q);
@@ -331,8 +337,9 @@ void cs_cluster_on_node_lost(void *data, const cs_bus_node *lost, const cs_dir_c
         cs_json_obj(&j);
         cs_json_kstr(&j, "node", lost->id);
         cs_json_kstr(&j, "by", gw->bus ? gw->bus->node : NULL);
-        cs_json_kstr(&j, "message", "the node holding the call stopped answering: ended as "
-                                    "abnormal at its last heartbeat");
+        cs_json_kstr(&j, "message",
+                     "the node holding the call stopped answering: ended as "
+                     "abnormal at its last heartbeat");
         cs_json_obj_end(&j);
         cs_journal_event(gw, c->sid, CS_EVENT_NODE_LOST, end,
                          cs_json_end(&j) == 0 ? detail.data : NULL);
@@ -430,8 +437,10 @@ void cs_cluster_stop(cs_gateway *gw)
      * answered. */
     while (cl->routes) {
         route *x = cl->routes;
-        if (x->r) cs_respond_error(x->r, 503, "shutting down");
-        else if (!x->sent) apply_json(cl, x->json, x->n, NULL);
+        if (x->r)
+            cs_respond_error(x->r, 503, "shutting down");
+        else if (!x->sent)
+            apply_json(cl, x->json, x->n, NULL);
         route_free(x);
     }
     /* What waits for the directory is answered with what this node knows: nothing. */

@@ -51,13 +51,12 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
     if ((f & F_EVENT) && ((unsigned)c->type >= CS_EVENT_COUNT ||
                           (c->detail && !str_ok(c->detail, CS_CMD_DETAIL_MAX))))
         return -EINVAL;
-    if ((f & F_STATUS) && !(str_ok(c->status, CS_CMD_FIELD_MAX) && c->status[0]))
-        return -EINVAL;
+    if ((f & F_STATUS) && !(str_ok(c->status, CS_CMD_FIELD_MAX) && c->status[0])) return -EINVAL;
     if ((f & F_SAY) && !(str_ok(c->text, CS_CMD_TEXT_MAX) && c->text[0] &&
                          (!c->by || str_ok(c->by, CS_CMD_FIELD_MAX))))
         return -EINVAL;
-    if ((f & F_REPLY) && (c->code < 100 || c->code > 599 ||
-                          (c->message && !str_ok(c->message, CS_CMD_FIELD_MAX))))
+    if ((f & F_REPLY) &&
+        (c->code < 100 || c->code > 599 || (c->message && !str_ok(c->message, CS_CMD_FIELD_MAX))))
         return -EINVAL;
     cs_buf_reset(out);
     cs_json j;

@@ -12,10 +12,10 @@
 #include "call/call.h"
 #include "core/buf.h"
 
-#define CS_CMD_VERSION     1
-#define CS_CMD_TEXT_MAX    4000       /* what an agent says at once (the API's limit) */
-#define CS_CMD_DETAIL_MAX  (64 << 10) /* an event's detail */
-#define CS_CMD_FIELD_MAX   128        /* other strings: a status, a user, a message */
+#define CS_CMD_VERSION    1
+#define CS_CMD_TEXT_MAX   4000       /* what an agent says at once (the API's limit) */
+#define CS_CMD_DETAIL_MAX (64 << 10) /* an event's detail */
+#define CS_CMD_FIELD_MAX  128        /* other strings: a status, a user, a message */
 
 enum cs_cmd_op {
     CS_CMD_BAD = 0,

@@ -194,7 +194,8 @@ static void recover_done(recovery *x)
 {
     const char *node = node_id(x->gw);
     cs_info("journal: start-up repair done: %zu call(s) of node %s left live by an earlier run "
-            "ended", x->ended, node ? node : "?");
+            "ended",
+            x->ended, node ? node : "?");
     free(x);
 }
 

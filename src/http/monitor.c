@@ -115,8 +115,10 @@ void cs_monitor_call_lost(cs_gateway *gw, const char *sid, const char *summary, 
         cJSON_AddStringToObject(o, "status", cs_end_label(CS_END_ABNORMAL));
         text = cJSON_PrintUnformatted(o);
     }
-    if (text) publish_call(gw, sid, "call_ended", text, strlen(text), true);
-    else cs_error("monitor: no memory to tell that call %s ended", sid);
+    if (text)
+        publish_call(gw, sid, "call_ended", text, strlen(text), true);
+    else
+        cs_error("monitor: no memory to tell that call %s ended", sid);
     cJSON_free(text);
     cJSON_Delete(o);
 }

@@ -20,7 +20,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "store/store.h"
+#include "store/store_int.h"
 
 #define CONNECT_MS       5000  /* a connection attempt (the writer's; the reader's: its deadline) */
 #define STATEMENT_MS     10000 /* a writer's statement running longer is cancelled, and retried */
@@ -104,43 +104,15 @@ static const char *const migrations[] = {
     "ALTER TABLE calls ADD COLUMN node TEXT;",
 };
 
+/* Its own statements; those both dialects share are fields.c's. */
 enum stmt {
-    S_CALL_UPSERT,
-    S_STREAM_UPSERT,
-    S_EVENT_INSERT,
     S_CALLS_PAGE,
     S_CALLS_SEARCH,
-    S_CALL_GET,
-    S_STREAMS_OF,
-    S_EVENTS_OF,
-    S_SEGMENT_PUT,
-    S_SEGMENTS_OF,
-    S_USER_UPSERT,
-    S_USER_DEL,
-    S_USER_SESSIONS_DEL,
-    S_USERS,
-    S_USER_GET,
-    S_SESSION_INSERT,
-    S_SESSION_PURGE,
-    S_SESSION_DEL,
-    S_SESSION_GET,
-    S_TOKEN_INSERT,
-    S_TOKEN_DEL,
-    S_TOKENS,
-    S_TOKEN_GET,
     S_UNFINISHED,
     S_UNFINISHED_STREAMS,
-    S_META_GET,
-    S_META_PUT,
-    S_SUMMARY_PENDING,
     S_COUNT
 };
 
-#define CALL_COLUMNS                                                                               \
-    "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
-    " recording_ms, created_at, started_at, ended_at, updated_at, transcription, summary_status,"  \
-    " summary_reason, node"
-#define CALL_NCOLUMNS 18 /* read_call's; what a query selects after them comes next */
 
 /* CS_Q_CALLS: the cursor ($1, $2), then the filter: from ($4, prefix $5), to ($6, prefix
  * $7), statuses ($8: ",a,b,"), created_at in [$9, $10) */
@@ -158,98 +130,23 @@ enum stmt {
     " MaxWords=16, MinWords=8, ShortWord=0, FragmentDelimiter=\"…\"'"
 
 static const char *const sql[S_COUNT] = {
-    /* `run` is the run's that started the call: it moves until started_at is set */
-    [S_CALL_UPSERT] =
-        "INSERT INTO calls AS c (" CALL_COLUMNS ", run) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,"
-        "$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)"
-        " ON CONFLICT (sid) DO UPDATE SET"
-        " run = CASE WHEN c.started_at IS NULL THEN COALESCE(excluded.run, c.run) ELSE c.run END,"
-        " account_sid = COALESCE(excluded.account_sid, c.account_sid),"
-        " from_number = COALESCE(excluded.from_number, c.from_number),"
-        " to_number = COALESCE(excluded.to_number, c.to_number),"
-        " direction = COALESCE(excluded.direction, c.direction),"
-        " status = COALESCE(excluded.status, c.status),"
-        " params = COALESCE(excluded.params, c.params),"
-        " summary = COALESCE(excluded.summary, c.summary),"
-        " recording = COALESCE(excluded.recording, c.recording),"
-        " recording_ms = COALESCE(excluded.recording_ms, c.recording_ms),"
-        " transcription = COALESCE(excluded.transcription, c.transcription),"
-        " summary_status = COALESCE(excluded.summary_status, c.summary_status),"
-        " summary_reason = CASE WHEN excluded.summary_status IS NULL"
-        " THEN c.summary_reason ELSE excluded.summary_reason END,"
-        " node = COALESCE(excluded.node, c.node),"
-        " created_at = LEAST(c.created_at, excluded.created_at),"
-        " started_at = COALESCE(c.started_at, excluded.started_at),"
-        " ended_at = COALESCE(excluded.ended_at, c.ended_at),"
-        " updated_at = excluded.updated_at",
-    [S_STREAM_UPSERT] =
-        "INSERT INTO streams AS t (sid, call_sid, tracks, mode, started_at, ended_at, end_reason,"
-        " stats) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
-        " ON CONFLICT (sid) DO UPDATE SET"
-        " tracks = COALESCE(excluded.tracks, t.tracks), mode = COALESCE(excluded.mode, t.mode),"
-        " started_at = COALESCE(t.started_at, excluded.started_at),"
-        " ended_at = COALESCE(excluded.ended_at, t.ended_at),"
-        " end_reason = COALESCE(excluded.end_reason, t.end_reason),"
-        " stats = COALESCE(excluded.stats, t.stats)",
-    [S_EVENT_INSERT] =
-        "INSERT INTO events (call_sid, stream_sid, at, type, detail) VALUES ($1,$2,$3,$4,$5)",
-    [S_CALLS_PAGE] = "SELECT " CALL_COLUMNS ", NULL FROM calls" CALLS_FILTER
+    [S_CALLS_PAGE] = "SELECT " CS_CALL_COLUMNS ", NULL FROM calls" CALLS_FILTER
                      " ORDER BY created_at DESC, sid DESC LIMIT $3::int",
     /* A page of the calls with a line matching $11, then each with its first matching line's
      * speaker and snippet (for the page only). */
     [S_CALLS_SEARCH] =
-        "WITH page AS MATERIALIZED (SELECT " CALL_COLUMNS " FROM calls c" CALLS_FILTER
+        "WITH page AS MATERIALIZED (SELECT " CS_CALL_COLUMNS " FROM calls c" CALLS_FILTER
         " AND EXISTS (SELECT 1 FROM transcripts t WHERE t.call_sid = c.sid"
         " AND t.words @@ to_tsquery('cs_text', $11::text))"
         " ORDER BY created_at DESC, sid DESC LIMIT $3::int)"
-        " SELECT " CALL_COLUMNS ", (SELECT t.speaker || ':' || ts_headline('cs_text', t.text,"
+        " SELECT " CS_CALL_COLUMNS ", (SELECT t.speaker || ':' || ts_headline('cs_text', t.text,"
         " to_tsquery('cs_text', $11::text), " HEADLINE_OPTIONS ")"
         " FROM transcripts t WHERE t.call_sid = p.sid AND t.words @@ to_tsquery('cs_text', $11)"
         " ORDER BY t.start_ms, t.speaker, t.seq LIMIT 1)"
         " FROM page p ORDER BY created_at DESC, sid DESC",
-    [S_CALL_GET] = "SELECT " CALL_COLUMNS " FROM calls WHERE sid = $1",
-    [S_STREAMS_OF] = "SELECT sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats"
-                     " FROM streams WHERE call_sid = $1 ORDER BY started_at, sid",
-    [S_EVENTS_OF] = "SELECT id, call_sid, stream_sid, at, type, detail FROM events"
-                    " WHERE call_sid = $1 AND id > $2 ORDER BY id LIMIT $3",
-    /* A replayed write changes nothing; a refined final replaces the fast one, never the
-     * other way round. */
-    [S_SEGMENT_PUT] =
-        "INSERT INTO transcripts AS g (call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
-        " confidence, at, refined, cut) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-        " ON CONFLICT (call_sid, stream_sid, speaker, seq) DO UPDATE SET"
-        " start_ms = excluded.start_ms, end_ms = excluded.end_ms, text = excluded.text,"
-        " confidence = excluded.confidence, at = excluded.at, refined = excluded.refined,"
-        " cut = excluded.cut"
-        " WHERE excluded.refined >= g.refined",
-    [S_SEGMENTS_OF] = "SELECT call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
-                      " confidence, at, refined, cut FROM transcripts WHERE call_sid = $1"
-                      " ORDER BY start_ms, speaker, seq LIMIT $2",
-    [S_USER_UPSERT] = "INSERT INTO users AS u (name, password_hash, created_at, password_at)"
-                      " VALUES ($1,$2,$3,$4) ON CONFLICT (name) DO UPDATE SET"
-                      " password_hash = excluded.password_hash,"
-                      " password_at = GREATEST(excluded.password_at, u.password_at + 1)",
-    [S_USER_DEL] = "DELETE FROM users WHERE name = $1",
-    [S_USER_SESSIONS_DEL] = "DELETE FROM sessions WHERE user_name = $1",
-    [S_USERS] = "SELECT name, password_hash, created_at, password_at FROM users ORDER BY name",
-    [S_USER_GET] = "SELECT name, password_hash, created_at, password_at FROM users WHERE name = $1",
-    [S_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_name, created_at, expires_at,"
-                         " password_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (token_hash) DO UPDATE"
-                         " SET user_name = excluded.user_name, created_at = excluded.created_at,"
-                         " expires_at = excluded.expires_at, password_at = excluded.password_at",
-    [S_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= $1",
-    [S_SESSION_DEL] = "DELETE FROM sessions WHERE token_hash = $1",
-    [S_SESSION_GET] = "SELECT s.token_hash, s.user_name, s.created_at, s.expires_at, s.password_at"
-                      " FROM sessions s JOIN users u"
-                      " ON u.name = s.user_name AND u.password_at = s.password_at"
-                      " WHERE s.token_hash = $1 AND s.expires_at > $2",
-    [S_TOKEN_INSERT] = "INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1,$2,$3)",
-    [S_TOKEN_DEL] = "DELETE FROM api_tokens WHERE name = $1",
-    [S_TOKENS] = "SELECT name, token_hash, created_at FROM api_tokens ORDER BY name",
-    [S_TOKEN_GET] = "SELECT name, token_hash, created_at FROM api_tokens WHERE token_hash = $1",
     /* Calls another run left live, held by node $3 or by none (all, without $3). */
     [S_UNFINISHED] =
-        "SELECT " CALL_COLUMNS ", GREATEST(c.started_at,"
+        "SELECT " CS_CALL_COLUMNS ", GREATEST(c.started_at,"
         " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
         " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
         " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS DISTINCT FROM $1::text"
@@ -263,11 +160,6 @@ static const char *const sql[S_COUNT] = {
         " AND c.run IS DISTINCT FROM $1::text"
         " AND ($3::text IS NULL OR c.node IS NULL OR c.node = $3)"
         " ORDER BY c.started_at, c.sid, t.started_at LIMIT $2::bigint",
-    [S_META_GET] = "SELECT value FROM store_meta WHERE key = $1",
-    [S_META_PUT] = "INSERT INTO store_meta (key, value) VALUES ($1, $2)"
-                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    [S_SUMMARY_PENDING] = "SELECT " CALL_COLUMNS " FROM calls WHERE summary_status = 'pending'"
-                          " ORDER BY ended_at, sid LIMIT $1",
 };
 
 typedef struct db {
@@ -294,15 +186,6 @@ static void p_int(params *p, int64_t v)
     snprintf(p->num[p->n], sizeof p->num[p->n], "%" PRId64, v);
     p->v[p->n] = p->num[p->n];
     p->n++;
-}
-
-/* 0 means unknown: NULL, so COALESCE keeps what is there. */
-static void p_time(params *p, int64_t v)
-{
-    if (v)
-        p_int(p, v);
-    else
-        p_text(p, NULL);
 }
 
 static int failf(db *d, const char *what, const char *msg)
@@ -335,6 +218,12 @@ static int wait_socket(PGconn *c, bool out, uint64_t deadline_ms)
         if (rc > 0) return 1;
         if (rc < 0 && errno != EINTR) return 1;
     }
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
 }
 
 static void disconnect(db *d)
@@ -371,6 +260,7 @@ static int connect_db(db *d, uint64_t deadline_ms)
         st = PQconnectPoll(d->c);
     }
     PQsetnonblocking(d->c, 1);
+    PQsetNoticeProcessor(d->c, ignore_notice, NULL); /* "already exists, skipping" */
     return 0;
 }
 
@@ -445,9 +335,9 @@ static int run(db *d, const char *text, const params *p, const char *what)
     return r ? 0 : CS_EBACKEND;
 }
 
-static int run_stmt(db *d, enum stmt which, const params *p, const char *what)
+static const char *common(enum cs_sql_common which)
 {
-    return run(d, sql[which], p, what);
+    return cs_sql_common(&cs_sql_postgres, which);
 }
 
 static int migrate(db *d, cs_buf *err)
@@ -574,115 +464,36 @@ static int end_sessions(db *d, const char *user)
 {
     params p = {0};
     p_text(&p, user);
-    return run_stmt(d, S_USER_SESSIONS_DEL, &p, "ending a user's sessions");
+    return run(d, common(Q_USER_SESSIONS_DEL), &p, "ending a user's sessions");
+}
+
+static void add_value(void *ctx, const char *text, const int64_t *num)
+{
+    params *p = ctx;
+    if (num)
+        p_int(p, *num);
+    else
+        p_text(p, text);
 }
 
 static int db_write(void *v, const cs_store_rec *rec)
 {
     db *d = v;
     int64_t now = cs_wall_ms();
+    const char *text = cs_sql_write(&cs_sql_postgres, rec->kind);
+    if (!text) return -EINVAL;
     params p = {0};
-    switch (rec->kind) {
-    case CS_REC_CALL: {
-        const cs_call_row *c = &rec->call;
-        p_text(&p, c->sid);
-        p_text(&p, c->account_sid);
-        p_text(&p, c->from);
-        p_text(&p, c->to);
-        p_text(&p, c->direction);
-        p_text(&p, c->status);
-        p_text(&p, c->params);
-        p_text(&p, c->summary);
-        p_text(&p, c->recording);
-        p_time(&p, c->recording_ms);
-        p_int(&p, c->created_at ? c->created_at : now);
-        p_time(&p, c->started_at);
-        p_time(&p, c->ended_at);
-        p_int(&p, c->updated_at ? c->updated_at : now);
-        p_text(&p, c->transcription);
-        p_text(&p, c->summary_status);
-        p_text(&p, c->summary_reason);
-        p_text(&p, c->node);
-        p_text(&p, c->run);
-        return run_stmt(d, S_CALL_UPSERT, &p, "writing a call");
-    }
-    case CS_REC_STREAM: {
-        const cs_stream_row *t = &rec->stream;
-        p_text(&p, t->sid);
-        p_text(&p, t->call_sid);
-        p_text(&p, t->tracks);
-        p_text(&p, t->mode);
-        p_time(&p, t->started_at);
-        p_time(&p, t->ended_at);
-        p_text(&p, t->end_reason);
-        p_text(&p, t->stats);
-        return run_stmt(d, S_STREAM_UPSERT, &p, "writing a stream");
-    }
-    case CS_REC_EVENT: {
-        const cs_event_row *e = &rec->event;
-        p_text(&p, e->call_sid);
-        p_text(&p, e->stream_sid);
-        p_int(&p, e->at ? e->at : now);
-        p_text(&p, e->type);
-        p_text(&p, e->detail);
-        return run_stmt(d, S_EVENT_INSERT, &p, "writing an event");
-    }
-    case CS_REC_SEGMENT: {
-        const cs_segment_row *g = &rec->segment;
-        p_text(&p, g->call_sid);
-        p_text(&p, g->stream_sid);
-        p_text(&p, g->speaker);
-        p_int(&p, g->seq);
-        p_int(&p, g->start_ms);
-        p_int(&p, g->end_ms);
-        p_text(&p, g->text);
-        if (g->confidence >= 0)
-            p_int(&p, g->confidence);
-        else
-            p_text(&p, NULL);
-        p_int(&p, g->at ? g->at : now);
-        p_int(&p, g->refined != 0);
-        p_int(&p, g->cut != 0);
-        return run_stmt(d, S_SEGMENT_PUT, &p, "writing a transcript segment");
-    }
-    case CS_REC_USER: {
-        p_text(&p, rec->user.name);
-        p_text(&p, rec->user.password_hash);
-        p_int(&p, rec->user.created_at ? rec->user.created_at : now);
+    if (rec->kind == CS_REC_SESSION) { /* expired sessions go on the way */
         p_int(&p, now);
-        int rc = run_stmt(d, S_USER_UPSERT, &p, "writing a user");
-        return rc < 0 ? rc : end_sessions(d, rec->user.name);
-    }
-    case CS_REC_USER_DEL: {
-        p_text(&p, rec->user.name);
-        int rc = run_stmt(d, S_USER_DEL, &p, "deleting a user");
-        return rc < 0 ? rc : end_sessions(d, rec->user.name);
-    }
-    case CS_REC_SESSION: {
-        p_int(&p, now);
-        int rc = run_stmt(d, S_SESSION_PURGE, &p, "purging sessions");
+        int rc = run(d, common(Q_SESSION_PURGE), &p, "purging sessions");
         if (rc < 0) return rc;
         p = (params){0};
-        p_text(&p, rec->session.token_hash);
-        p_text(&p, rec->session.user);
-        p_int(&p, rec->session.created_at ? rec->session.created_at : now);
-        p_int(&p, rec->session.expires_at);
-        p_int(&p, rec->session.password_at);
-        return run_stmt(d, S_SESSION_INSERT, &p, "writing a session");
     }
-    case CS_REC_SESSION_DEL:
-        p_text(&p, rec->session.token_hash);
-        return run_stmt(d, S_SESSION_DEL, &p, "deleting a session");
-    case CS_REC_TOKEN:
-        p_text(&p, rec->token.name);
-        p_text(&p, rec->token.token_hash);
-        p_int(&p, rec->token.created_at ? rec->token.created_at : now);
-        return run_stmt(d, S_TOKEN_INSERT, &p, "writing an API token");
-    case CS_REC_TOKEN_DEL:
-        p_text(&p, rec->token.name);
-        return run_stmt(d, S_TOKEN_DEL, &p, "deleting an API token");
-    }
-    return -EINVAL;
+    cs_sql_values(rec, now, add_value, &p);
+    int rc = run(d, text, &p, cs_store__layout(rec->kind)->what);
+    if (rc == 0 && (rec->kind == CS_REC_USER || rec->kind == CS_REC_USER_DEL))
+        rc = end_sessions(d, rec->user.name);
+    return rc;
 }
 
 /* ---- reading ---- */
@@ -699,26 +510,25 @@ static int64_t col_int(const PGresult *r, int row, int i)
     return PQgetisnull(r, row, i) ? 0 : strtoll(PQgetvalue(r, row, i), NULL, 10);
 }
 
+typedef struct reading {
+    cs_store_query *q;
+    const PGresult *r;
+    int row;
+} reading;
+
+static void get_column(void *ctx, int i, const char **str, int64_t *num)
+{
+    reading *x = ctx;
+    if (str)
+        *str = col_text(x->q, x->r, x->row, i);
+    else
+        *num = col_int(x->r, x->row, i);
+}
+
 static void read_call(cs_store_query *q, const PGresult *r, int row, cs_call_row *c)
 {
-    c->sid = col_text(q, r, row, 0);
-    c->account_sid = col_text(q, r, row, 1);
-    c->from = col_text(q, r, row, 2);
-    c->to = col_text(q, r, row, 3);
-    c->direction = col_text(q, r, row, 4);
-    c->status = col_text(q, r, row, 5);
-    c->params = col_text(q, r, row, 6);
-    c->summary = col_text(q, r, row, 7);
-    c->recording = col_text(q, r, row, 8);
-    c->recording_ms = col_int(r, row, 9);
-    c->created_at = col_int(r, row, 10);
-    c->started_at = col_int(r, row, 11);
-    c->ended_at = col_int(r, row, 12);
-    c->updated_at = col_int(r, row, 13);
-    c->transcription = col_text(q, r, row, 14);
-    c->summary_status = col_text(q, r, row, 15);
-    c->summary_reason = col_text(q, r, row, 16);
-    c->node = col_text(q, r, row, 17);
+    reading x = {q, r, row};
+    cs_sql_read_call(c, get_column, &x);
 }
 
 static void read_call_row(cs_store_query *q, const PGresult *r, int row, void *out)
@@ -730,7 +540,7 @@ static void read_calls_row(cs_store_query *q, const PGresult *r, int row, void *
 {
     cs_call_row *c = out;
     read_call(q, r, row, c);
-    const char *match = col_text(q, r, row, CALL_NCOLUMNS); /* "speaker:snippet" */
+    const char *match = col_text(q, r, row, CS_CALL_NCOLUMNS); /* "speaker:snippet" */
     const char *colon = match ? strchr(match, ':') : NULL;
     if (!colon) return;
     c->match_snippet = colon + 1;
@@ -742,7 +552,7 @@ static void read_unfinished_row(cs_store_query *q, const PGresult *r, int row, v
 {
     cs_call_row *c = out;
     read_call(q, r, row, c);
-    c->last_at = col_int(r, row, CALL_NCOLUMNS);
+    c->last_at = col_int(r, row, CS_CALL_NCOLUMNS);
 }
 
 static void read_stream_row(cs_store_query *q, const PGresult *r, int row, void *out)
@@ -813,11 +623,11 @@ static void read_token_row(cs_store_query *q, const PGresult *r, int row, void *
 }
 
 /* Runs `which` and reads up to `max` rows of `size` bytes through `read`. */
-static int collect(db *d, cs_store_query *q, enum stmt which, const params *p, size_t size,
+static int collect(db *d, cs_store_query *q, const char *text, const params *p, size_t size,
                    size_t max, void **rows, size_t *n, read_fn read)
 {
     *n = 0;
-    PGresult *r = exec(d, sql[which], p, "reading");
+    PGresult *r = exec(d, text, p, "reading");
     if (!r) return CS_EBACKEND;
     size_t got = (size_t)PQntuples(r);
     if (got > max) got = max;
@@ -836,10 +646,10 @@ static int collect(db *d, cs_store_query *q, enum stmt which, const params *p, s
 
 /* A page: up to `limit` rows (the statement asks for one more, to tell whether there
  * are more). */
-static int collect_page(db *d, cs_store_query *q, enum stmt which, const params *p, size_t size,
+static int collect_page(db *d, cs_store_query *q, const char *text, const params *p, size_t size,
                         size_t limit, void **rows, size_t *n, read_fn read)
 {
-    int rc = collect(d, q, which, p, size, limit + 1, rows, n, read);
+    int rc = collect(d, q, text, p, size, limit + 1, rows, n, read);
     if (*n > limit) {
         *n = limit;
         q->more = true;
@@ -853,7 +663,7 @@ static int events_of(db *d, cs_store_query *q, int limit)
     p_text(&p, q->sid);
     p_int(&p, q->after_id);
     p_int(&p, limit + 1);
-    return collect_page(d, q, S_EVENTS_OF, &p, sizeof(cs_event_row), (size_t)limit,
+    return collect_page(d, q, common(Q_EVENTS_OF), &p, sizeof(cs_event_row), (size_t)limit,
                         (void **)&q->events, &q->nevents, read_event_row);
 }
 
@@ -902,17 +712,17 @@ static int run_query(db *d, cs_store_query *q)
         p_int(&p, f->since);
         p_int(&p, f->until);
         if (f->text[0]) p_text(&p, tsquery(f->text, match, sizeof match));
-        return collect_page(d, q, f->text[0] ? S_CALLS_SEARCH : S_CALLS_PAGE, &p,
+        return collect_page(d, q, sql[f->text[0] ? S_CALLS_SEARCH : S_CALLS_PAGE], &p,
                             sizeof(cs_call_row), (size_t)limit, (void **)&q->calls, &q->ncalls,
                             read_calls_row);
     }
     case CS_Q_CALL: {
         p_text(&p, q->sid);
-        int rc = collect(d, q, S_CALL_GET, &p, sizeof(cs_call_row), 1, (void **)&q->calls,
+        int rc = collect(d, q, common(Q_CALL_GET), &p, sizeof(cs_call_row), 1, (void **)&q->calls,
                          &q->ncalls, read_call_row);
         if (rc < 0) return rc;
         if (q->ncalls == 0) return CS_ENOTFOUND;
-        rc = collect(d, q, S_STREAMS_OF, &p, sizeof(cs_stream_row), CS_CALL_STREAMS_MAX,
+        rc = collect(d, q, common(Q_STREAMS_OF), &p, sizeof(cs_stream_row), CS_CALL_STREAMS_MAX,
                      (void **)&q->streams, &q->nstreams, read_stream_row);
         return rc < 0 ? rc : events_of(d, q, CS_STORE_EVENTS_MAX);
     }
@@ -921,27 +731,27 @@ static int run_query(db *d, cs_store_query *q)
     case CS_Q_TRANSCRIPT:
         p_text(&p, q->sid);
         p_int(&p, CS_STORE_SEGMENTS_MAX + 1);
-        return collect_page(d, q, S_SEGMENTS_OF, &p, sizeof(cs_segment_row),
+        return collect_page(d, q, common(Q_SEGMENTS_OF), &p, sizeof(cs_segment_row),
                             CS_STORE_SEGMENTS_MAX, (void **)&q->segments, &q->nsegments,
                             read_segment_row);
     case CS_Q_USERS:
         if (q->key[0]) p_text(&p, q->key);
-        return collect(d, q, q->key[0] ? S_USER_GET : S_USERS, &p, sizeof(cs_user_row),
+        return collect(d, q, q->key[0] ? common(Q_USER_GET) : common(Q_USERS), &p, sizeof(cs_user_row),
                        ACCESS_ROWS_MAX, (void **)&q->users, &q->nusers, read_user_row);
     case CS_Q_SESSION:
         p_text(&p, q->key);
         p_int(&p, cs_wall_ms());
-        return collect(d, q, S_SESSION_GET, &p, sizeof(cs_session_row), 1, (void **)&q->sessions,
+        return collect(d, q, common(Q_SESSION_GET), &p, sizeof(cs_session_row), 1, (void **)&q->sessions,
                        &q->nsessions, read_session_row);
     case CS_Q_TOKENS:
         if (q->key[0]) p_text(&p, q->key);
-        return collect(d, q, q->key[0] ? S_TOKEN_GET : S_TOKENS, &p, sizeof(cs_token_row),
+        return collect(d, q, q->key[0] ? common(Q_TOKEN_GET) : common(Q_TOKENS), &p, sizeof(cs_token_row),
                        ACCESS_ROWS_MAX, (void **)&q->tokens, &q->ntokens, read_token_row);
     case CS_Q_UNFINISHED: {
         p_text(&p, q->key);
         p_int(&p, limit + 1);
         p_text(&p, q->node[0] ? q->node : NULL);
-        int rc = collect_page(d, q, S_UNFINISHED, &p, sizeof(cs_call_row), (size_t)limit,
+        int rc = collect_page(d, q, sql[S_UNFINISHED], &p, sizeof(cs_call_row), (size_t)limit,
                               (void **)&q->calls, &q->ncalls, read_unfinished_row);
         if (rc < 0) return rc;
         /* Streams of calls past this page wait for the next one. */
@@ -949,12 +759,12 @@ static int run_query(db *d, cs_store_query *q)
         p.n = 1;
         p_int(&p, (int64_t)max);
         p_text(&p, q->node[0] ? q->node : NULL);
-        return collect(d, q, S_UNFINISHED_STREAMS, &p, sizeof(cs_stream_row), max,
+        return collect(d, q, sql[S_UNFINISHED_STREAMS], &p, sizeof(cs_stream_row), max,
                        (void **)&q->streams, &q->nstreams, read_stream_row);
     }
     case CS_Q_SUMMARY_PENDING:
         p_int(&p, limit + 1);
-        return collect_page(d, q, S_SUMMARY_PENDING, &p, sizeof(cs_call_row), (size_t)limit,
+        return collect_page(d, q, common(Q_SUMMARY_PENDING), &p, sizeof(cs_call_row), (size_t)limit,
                             (void **)&q->calls, &q->ncalls, read_call_row);
     }
     return -EINVAL;
@@ -965,7 +775,10 @@ static int db_query(void *v, cs_store_query *q)
     db *d = v;
     d->err[0] = '\0';
     d->deadline_ms = q->deadline_ms;
+    bool connected = d->c != NULL;
     int rc = run_query(d, q);
+    /* a connection the server ended since the last query: once more on a new one */
+    if (rc == CS_EBACKEND && connected && !d->c && !past(d->deadline_ms)) rc = run_query(d, q);
     if (rc < 0 && rc != CS_ENOTFOUND && past(d->deadline_ms)) rc = -ETIMEDOUT;
     d->deadline_ms = 0;
     return rc;
@@ -976,7 +789,7 @@ static int db_meta_get(void *v, const char *key, char *out, size_t cap)
     db *d = v;
     params p = {0};
     p_text(&p, key);
-    PGresult *r = exec(d, sql[S_META_GET], &p, "reading the store's bookkeeping");
+    PGresult *r = exec(d, common(Q_META_GET), &p, "reading the store's bookkeeping");
     if (!r) return CS_EBACKEND;
     int rc = PQntuples(r) ? 0 : CS_ENOTFOUND;
     if (rc == 0) snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
@@ -989,7 +802,7 @@ static int db_meta_put(void *v, const char *key, const char *value)
     params p = {0};
     p_text(&p, key);
     p_text(&p, value);
-    return run_stmt(v, S_META_PUT, &p, "writing the store's bookkeeping");
+    return run(v, common(Q_META_PUT), &p, "writing the store's bookkeeping");
 }
 
 const cs_store_ops cs_store_postgres = {

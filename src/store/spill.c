@@ -1,6 +1,6 @@
 /* The store's spill files: records the queue had no room for, appended by the spill
  * writer, and their replay by the writer, in bounded batches that remember how far they
- * got. Also the records' layouts, which the key check shares. */
+ * got. A line holds a record's fields as its layout lists them (fields.c). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -25,128 +25,18 @@
 
 /* ---- spill files ---- */
 
-/* How each kind of record is laid out, for the spill file and the key check. */
-typedef struct field {
-    const char *name;
-    size_t offset;
-    bool is_int; /* int64_t, else const char * */
-    bool key;    /* required: a record without it cannot be written */
-} field;
-
-#define S(row, member, k)                                                                          \
-    {                                                                                              \
-#member, offsetof(cs_store_rec, row.member), false, k                                      \
-    }
-#define I(row, member)                                                                             \
-    {                                                                                              \
-#member, offsetof(cs_store_rec, row.member), true, false                                   \
-    }
-
-static const field call_fields[] = {
-    S(call, sid, true),     S(call, account_sid, false), S(call, from, false),
-    S(call, to, false),     S(call, direction, false),   S(call, status, false),
-    S(call, params, false), S(call, summary, false),     S(call, recording, false),
-    I(call, created_at),    I(call, started_at),         I(call, ended_at),
-    I(call, updated_at),    I(call, recording_ms),       S(call, run, false),
-    S(call, summary_status, false), S(call, summary_reason, false), S(call, node, false),
-};
-static const field stream_fields[] = {
-    S(stream, sid, true),   S(stream, call_sid, true),    S(stream, tracks, false),
-    S(stream, mode, false), S(stream, end_reason, false), S(stream, stats, false),
-    I(stream, started_at),  I(stream, ended_at),
-};
-static const field event_fields[] = {
-    S(event, call_sid, true),
-    S(event, stream_sid, false),
-    S(event, type, true),
-    S(event, detail, false),
-    I(event, at),
-};
-static const field segment_fields[] = {
-    S(segment, call_sid, true),
-    S(segment, stream_sid, true),
-    S(segment, speaker, true),
-    S(segment, text, true),
-    I(segment, seq),
-    I(segment, start_ms),
-    I(segment, end_ms),
-    I(segment, confidence),
-    I(segment, at),
-    I(segment, refined),
-    I(segment, cut),
-};
-static const field user_fields[] = {
-    S(user, name, true),
-    S(user, password_hash, true),
-    I(user, created_at),
-};
-static const field user_key[] = {S(user, name, true)};
-static const field session_fields[] = {
-    S(session, token_hash, true), S(session, user, true),  I(session, created_at),
-    I(session, expires_at),       I(session, password_at),
-};
-static const field session_key[] = {S(session, token_hash, true)};
-static const field token_fields[] = {
-    S(token, name, true),
-    S(token, token_hash, true),
-    I(token, created_at),
-};
-static const field token_key[] = {S(token, name, true)};
-
-#undef S
-#undef I
-
-static const struct layout {
-    const field *fields;
-    size_t n;
-} layouts[] = {
-#define L(kind, f) [kind] = {f, sizeof f / sizeof *f}
-    L(CS_REC_CALL, call_fields),       L(CS_REC_STREAM, stream_fields),
-    L(CS_REC_EVENT, event_fields),     L(CS_REC_SEGMENT, segment_fields),
-    L(CS_REC_USER, user_fields),       L(CS_REC_USER_DEL, user_key),
-    L(CS_REC_SESSION, session_fields), L(CS_REC_SESSION_DEL, session_key),
-    L(CS_REC_TOKEN, token_fields),     L(CS_REC_TOKEN_DEL, token_key),
-#undef L
-};
-
-static const struct layout *layout_of(enum cs_rec_kind kind)
-{
-    return (unsigned)kind < sizeof layouts / sizeof *layouts && layouts[kind].fields
-               ? &layouts[kind]
-               : NULL;
-}
-
-static const char **str_at(const cs_store_rec *rec, const field *f)
-{
-    return (const char **)((char *)rec + f->offset);
-}
-
-static int64_t *int_at(const cs_store_rec *rec, const field *f)
-{
-    return (int64_t *)((char *)rec + f->offset);
-}
-
-bool cs_store__rec_has_keys(const cs_store_rec *rec)
-{
-    const struct layout *l = layout_of(rec->kind);
-    if (!l) return false;
-    for (size_t i = 0; i < l->n; i++)
-        if (l->fields[i].key && !*str_at(rec, &l->fields[i])) return false;
-    return true;
-}
-
 static char *rec_to_json(const cs_store_rec *rec)
 {
-    const struct layout *l = layout_of(rec->kind);
+    const cs_layout *l = cs_store__layout(rec->kind);
     if (!l) return NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "kind", rec->kind);
     for (size_t i = 0; i < l->n; i++) {
-        const field *f = &l->fields[i];
+        const cs_field *f = &l->fields[i];
         if (f->is_int)
-            cJSON_AddNumberToObject(o, f->name, (double)*int_at(rec, f));
-        else if (*str_at(rec, f))
-            cJSON_AddStringToObject(o, f->name, *str_at(rec, f));
+            cJSON_AddNumberToObject(o, f->name, (double)*cs_field_int(rec, f));
+        else if (*cs_field_str(rec, f))
+            cJSON_AddStringToObject(o, f->name, *cs_field_str(rec, f));
     }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -157,18 +47,18 @@ static cs_store_rec *rec_from_json(const char *line)
 {
     cJSON *o = cJSON_Parse(line);
     cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
-    const struct layout *l =
-        cJSON_IsNumber(kind) ? layout_of((enum cs_rec_kind)kind->valueint) : NULL;
+    const cs_layout *l =
+        cJSON_IsNumber(kind) ? cs_store__layout((enum cs_rec_kind)kind->valueint) : NULL;
     cs_store_rec *rec = l ? cs_store_rec_new((enum cs_rec_kind)kind->valueint) : NULL;
     for (size_t i = 0; rec && i < l->n; i++) {
-        const field *f = &l->fields[i];
+        const cs_field *f = &l->fields[i];
         cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
         /* A number past int64 (a damaged line) reads as 0, like a missing one. */
         if (f->is_int)
-            *int_at(rec, f) =
+            *cs_field_int(rec, f) =
                 cJSON_IsNumber(v) && fabs(v->valuedouble) < 0x1p63 ? (int64_t)v->valuedouble : 0;
         else
-            *str_at(rec, f) = cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
+            *cs_field_str(rec, f) = cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
     }
     cJSON_Delete(o);
     return rec;

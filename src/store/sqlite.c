@@ -11,7 +11,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "store/store.h"
+#include "store/store_int.h"
 
 #define BUSY_TIMEOUT_MS 1000  /* a failed write is retried with backoff: say so soon */
 #define ACCESS_ROWS_MAX 10000 /* users or tokens listed at once */
@@ -96,48 +96,23 @@ static const char *const migrations[] = {
     "ALTER TABLE calls ADD COLUMN node TEXT;",
 };
 
+/* Its own statements; then those both dialects share (fields.c): C(which), W(kind). */
 enum stmt {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
-    S_CALL_UPSERT,
-    S_STREAM_UPSERT,
-    S_EVENT_INSERT,
     S_CALLS_PAGE,
     S_CALLS_SEARCH,
     S_CALLS_SCAN,
     S_SEARCH_COUNT,
-    S_CALL_GET,
-    S_STREAMS_OF,
-    S_EVENTS_OF,
-    S_SEGMENT_PUT,
-    S_SEGMENTS_OF,
-    S_USER_UPSERT,
-    S_USER_DEL,
-    S_USER_SESSIONS_DEL,
-    S_USERS,
-    S_USER_GET,
-    S_SESSION_INSERT,
-    S_SESSION_PURGE,
-    S_SESSION_DEL,
-    S_SESSION_GET,
-    S_TOKEN_INSERT,
-    S_TOKEN_DEL,
-    S_TOKENS,
-    S_TOKEN_GET,
     S_UNFINISHED,
     S_UNFINISHED_STREAMS,
-    S_META_GET,
-    S_META_PUT,
-    S_SUMMARY_PENDING,
-    S_COUNT
+    S_OWN,
+    S_COUNT = S_OWN + CS_SQL_COMMON + CS_REC_SEGMENT + 1
 };
+#define C(which) (S_OWN + (which))
+#define W(kind)  (S_OWN + CS_SQL_COMMON + (kind))
 
-#define CALL_COLUMNS                                                                               \
-    "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
-    " recording_ms, created_at, started_at, ended_at, updated_at, transcription, summary_status,"  \
-    " summary_reason, node"
-#define CALL_NCOLUMNS 18 /* read_call's; what a query selects after them comes next */
 
 /* CS_Q_CALLS: the cursor (?1, ?2), then the filter: from (?4, prefix ?5), to (?6, prefix
  * ?7), statuses (?8: ",a,b,"), created_at in [?9, ?10) */
@@ -157,9 +132,9 @@ enum stmt {
  * itself would run for every call matched, before the sort). Not the best line by rank:
  * bm25 counts every line of the words, for each call. */
 #define SEARCH_PAGE(which)                                                                         \
-    "WITH page AS MATERIALIZED (SELECT " CALL_COLUMNS " FROM calls c" CALLS_FILTER " AND " which   \
+    "WITH page AS MATERIALIZED (SELECT " CS_CALL_COLUMNS " FROM calls c" CALLS_FILTER " AND " which   \
     " ORDER BY created_at DESC, sid DESC LIMIT ?3)"                                                \
-    " SELECT " CALL_COLUMNS ", (SELECT f.speaker || ':' || snippet(transcripts_fts, 0,"            \
+    " SELECT " CS_CALL_COLUMNS ", (SELECT f.speaker || ':' || snippet(transcripts_fts, 0,"            \
     " '" CS_SNIPPET_OPEN "', '" CS_SNIPPET_CLOSE "', '…', " SNIPPET_TOKENS ")"                     \
     " FROM transcripts_fts f WHERE f.text MATCH ?11"                                               \
     " AND " LINES_OF("p.sid") " ORDER BY f.rowid LIMIT 1)"                                         \
@@ -169,47 +144,11 @@ enum stmt {
  * listed first (a word said rarely, or never, is not looked for call by call). */
 #define SEARCH_SCAN_LINES 10000
 
-static const char *const sql[S_COUNT] = {
+static const char *const sql[S_OWN] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    /* `run` is the run's that started the call: it moves until started_at is set */
-    [S_CALL_UPSERT] =
-        "INSERT INTO calls (" CALL_COLUMNS
-        ", run) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"
-        " ON CONFLICT(sid) DO UPDATE SET"
-        " run = CASE WHEN started_at IS NULL THEN COALESCE(excluded.run, run)"
-        " ELSE run END,"
-        " account_sid = COALESCE(excluded.account_sid, account_sid),"
-        " from_number = COALESCE(excluded.from_number, from_number),"
-        " to_number = COALESCE(excluded.to_number, to_number),"
-        " direction = COALESCE(excluded.direction, direction),"
-        " status = COALESCE(excluded.status, status),"
-        " params = COALESCE(excluded.params, params),"
-        " summary = COALESCE(excluded.summary, summary),"
-        " recording = COALESCE(excluded.recording, recording),"
-        " recording_ms = COALESCE(excluded.recording_ms, recording_ms),"
-        " transcription = COALESCE(excluded.transcription, transcription),"
-        " summary_status = COALESCE(excluded.summary_status, summary_status),"
-        " summary_reason = CASE WHEN excluded.summary_status IS NULL"
-        " THEN summary_reason ELSE excluded.summary_reason END,"
-        " node = COALESCE(excluded.node, node),"
-        " created_at = MIN(created_at, excluded.created_at),"
-        " started_at = COALESCE(started_at, excluded.started_at),"
-        " ended_at = COALESCE(excluded.ended_at, ended_at),"
-        " updated_at = excluded.updated_at",
-    [S_STREAM_UPSERT] =
-        "INSERT INTO streams (sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats)"
-        " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
-        " ON CONFLICT(sid) DO UPDATE SET"
-        " tracks = COALESCE(excluded.tracks, tracks), mode = COALESCE(excluded.mode, mode),"
-        " started_at = COALESCE(started_at, excluded.started_at),"
-        " ended_at = COALESCE(excluded.ended_at, ended_at),"
-        " end_reason = COALESCE(excluded.end_reason, end_reason),"
-        " stats = COALESCE(excluded.stats, stats)",
-    [S_EVENT_INSERT] =
-        "INSERT INTO events (call_sid, stream_sid, at, type, detail) VALUES (?1,?2,?3,?4,?5)",
-    [S_CALLS_PAGE] = "SELECT " CALL_COLUMNS ", NULL FROM calls" CALLS_FILTER
+    [S_CALLS_PAGE] = "SELECT " CS_CALL_COLUMNS ", NULL FROM calls" CALLS_FILTER
                      " ORDER BY created_at DESC, sid DESC LIMIT ?3",
     [S_CALLS_SEARCH] = SEARCH_PAGE("c.sid IN (SELECT call_sid FROM transcripts_fts"
                                    " WHERE text MATCH ?11)"),
@@ -217,51 +156,10 @@ static const char *const sql[S_COUNT] = {
                                  " AND " LINES_OF("c.sid") ")"),
     [S_SEARCH_COUNT] =
         "SELECT COUNT(*) FROM (SELECT 1 FROM transcripts_fts WHERE text MATCH ?1 LIMIT ?2)",
-    [S_CALL_GET] = "SELECT " CALL_COLUMNS " FROM calls WHERE sid = ?1",
-    [S_STREAMS_OF] = "SELECT sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats"
-                     " FROM streams WHERE call_sid = ?1 ORDER BY started_at, sid",
-    [S_EVENTS_OF] = "SELECT id, call_sid, stream_sid, at, type, detail FROM events"
-                    " WHERE call_sid = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-    /* A replayed write changes nothing; a refined final replaces the fast one, never the
-     * other way round. */
-    [S_SEGMENT_PUT] =
-        "INSERT INTO transcripts (call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
-        " confidence, at, refined, cut) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"
-        " ON CONFLICT(call_sid, stream_sid, speaker, seq) DO UPDATE SET"
-        " start_ms = excluded.start_ms, end_ms = excluded.end_ms, text = excluded.text,"
-        " confidence = excluded.confidence, at = excluded.at, refined = excluded.refined,"
-        " cut = excluded.cut"
-        " WHERE excluded.refined >= transcripts.refined",
-    [S_SEGMENTS_OF] = "SELECT call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
-                      " confidence, at, refined, cut FROM transcripts WHERE call_sid = ?1"
-                      " ORDER BY start_ms, speaker, seq LIMIT ?2",
-    [S_USER_UPSERT] = "INSERT INTO users (name, password_hash, created_at, password_at)"
-                      " VALUES (?1,?2,?3,?4) ON CONFLICT(name) DO UPDATE SET"
-                      " password_hash = excluded.password_hash,"
-                      " password_at = MAX(excluded.password_at, password_at + 1)",
-    [S_USER_DEL] = "DELETE FROM users WHERE name = ?1",
-    [S_USER_SESSIONS_DEL] = "DELETE FROM sessions WHERE user_name = ?1",
-    [S_USERS] = "SELECT name, password_hash, created_at, password_at FROM users ORDER BY name",
-    [S_USER_GET] = "SELECT name, password_hash, created_at, password_at FROM users WHERE name = ?1",
-    [S_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_name, created_at, expires_at,"
-                         " password_at) VALUES (?1,?2,?3,?4,?5) ON CONFLICT(token_hash) DO UPDATE"
-                         " SET user_name = excluded.user_name, created_at = excluded.created_at,"
-                         " expires_at = excluded.expires_at, password_at = excluded.password_at",
-    [S_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1",
-    [S_SESSION_DEL] = "DELETE FROM sessions WHERE token_hash = ?1",
-    /* a session opened before the user's password changed, or whose user is gone, is over */
-    [S_SESSION_GET] = "SELECT s.token_hash, s.user_name, s.created_at, s.expires_at, s.password_at"
-                      " FROM sessions s JOIN users u"
-                      " ON u.name = s.user_name AND u.password_at = s.password_at"
-                      " WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-    [S_TOKEN_INSERT] = "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?1,?2,?3)",
-    [S_TOKEN_DEL] = "DELETE FROM api_tokens WHERE name = ?1",
-    [S_TOKENS] = "SELECT name, token_hash, created_at FROM api_tokens ORDER BY name",
-    [S_TOKEN_GET] = "SELECT name, token_hash, created_at FROM api_tokens WHERE token_hash = ?1",
     /* Calls another run left live: started there, never ended or with a stream never ended;
      * held by node ?3, or by none (all, without ?3). */
     [S_UNFINISHED] =
-        "SELECT " CALL_COLUMNS ", MAX(c.started_at,"
+        "SELECT " CS_CALL_COLUMNS ", MAX(c.started_at,"
         " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
         " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
         " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS NOT ?1"
@@ -274,11 +172,6 @@ static const char *const sql[S_COUNT] = {
         " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL AND c.run IS NOT ?1"
         " AND (?3 IS NULL OR c.node IS NULL OR c.node = ?3)"
         " ORDER BY c.started_at, c.sid, t.started_at LIMIT ?2",
-    [S_META_GET] = "SELECT value FROM store_meta WHERE key = ?1",
-    [S_META_PUT] = "INSERT INTO store_meta (key, value) VALUES (?1, ?2)"
-                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [S_SUMMARY_PENDING] = "SELECT " CALL_COLUMNS " FROM calls WHERE summary_status = 'pending'"
-                          " ORDER BY ended_at, sid LIMIT ?1",
 };
 
 typedef struct db {
@@ -390,7 +283,12 @@ static int db_connect(db **out, const char *path, bool writer, cs_buf *err)
 static int prepare(db *d, cs_buf *err)
 {
     for (int i = 0; i < S_COUNT; i++) {
-        if (sqlite3_prepare_v3(d->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL) !=
+        const char *text = i < S_OWN                 ? sql[i]
+                           : i < S_OWN + CS_SQL_COMMON ? cs_sql_common(&cs_sql_sqlite, i - S_OWN)
+                                                       : cs_sql_write(&cs_sql_sqlite,
+                                                                      i - S_OWN - CS_SQL_COMMON);
+        if (!text) continue; /* no record kind 0 */
+        if (sqlite3_prepare_v3(d->h, text, -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL) !=
             SQLITE_OK) {
             cs_buf_printf(err, "cannot prepare a statement: %s", sqlite3_errmsg(d->h));
             return CS_EBACKEND;
@@ -490,133 +388,46 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-/* 0 means unknown: NULL, so COALESCE keeps what is there. */
-static void bind_time(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
+typedef struct binding {
+    sqlite3_stmt *st;
+    int i; /* the last parameter bound */
+} binding;
 
 /* A new password or a deleted user ends the user's sessions, in the same transaction. */
 static int end_sessions(db *d, const char *user)
 {
-    bind_text(d->st[S_USER_SESSIONS_DEL], 1, user);
-    return run(d, S_USER_SESSIONS_DEL, "ending a user's sessions");
+    bind_text(d->st[C(Q_USER_SESSIONS_DEL)], 1, user);
+    return run(d, C(Q_USER_SESSIONS_DEL), "ending a user's sessions");
+}
+
+static void bind_value(void *ctx, const char *text, const int64_t *num)
+{
+    binding *b = ctx;
+    b->i++;
+    if (text)
+        sqlite3_bind_text(b->st, b->i, text, -1, SQLITE_STATIC);
+    else if (num)
+        sqlite3_bind_int64(b->st, b->i, *num);
+    else
+        sqlite3_bind_null(b->st, b->i);
 }
 
 static int db_write(void *p, const cs_store_rec *rec)
 {
     db *d = p;
     int64_t now = cs_wall_ms();
-    switch (rec->kind) {
-    case CS_REC_CALL: {
-        const cs_call_row *c = &rec->call;
-        sqlite3_stmt *st = d->st[S_CALL_UPSERT];
-        bind_text(st, 1, c->sid);
-        bind_text(st, 2, c->account_sid);
-        bind_text(st, 3, c->from);
-        bind_text(st, 4, c->to);
-        bind_text(st, 5, c->direction);
-        bind_text(st, 6, c->status);
-        bind_text(st, 7, c->params);
-        bind_text(st, 8, c->summary);
-        bind_text(st, 9, c->recording);
-        bind_time(st, 10, c->recording_ms);
-        sqlite3_bind_int64(st, 11, c->created_at ? c->created_at : now);
-        bind_time(st, 12, c->started_at);
-        bind_time(st, 13, c->ended_at);
-        sqlite3_bind_int64(st, 14, c->updated_at ? c->updated_at : now);
-        bind_text(st, 15, c->transcription);
-        bind_text(st, 16, c->summary_status);
-        bind_text(st, 17, c->summary_reason);
-        bind_text(st, 18, c->node);
-        bind_text(st, 19, c->run);
-        return run(d, S_CALL_UPSERT, "writing a call");
+    if (!cs_sql_write(&cs_sql_sqlite, rec->kind)) return -EINVAL;
+    if (rec->kind == CS_REC_SESSION) { /* expired sessions go on the way */
+        sqlite3_bind_int64(d->st[C(Q_SESSION_PURGE)], 1, now);
+        int rc = run(d, C(Q_SESSION_PURGE), "purging sessions");
+        if (rc < 0) return rc;
     }
-    case CS_REC_STREAM: {
-        const cs_stream_row *t = &rec->stream;
-        sqlite3_stmt *st = d->st[S_STREAM_UPSERT];
-        bind_text(st, 1, t->sid);
-        bind_text(st, 2, t->call_sid);
-        bind_text(st, 3, t->tracks);
-        bind_text(st, 4, t->mode);
-        bind_time(st, 5, t->started_at);
-        bind_time(st, 6, t->ended_at);
-        bind_text(st, 7, t->end_reason);
-        bind_text(st, 8, t->stats);
-        return run(d, S_STREAM_UPSERT, "writing a stream");
-    }
-    case CS_REC_EVENT: {
-        const cs_event_row *e = &rec->event;
-        sqlite3_stmt *st = d->st[S_EVENT_INSERT];
-        bind_text(st, 1, e->call_sid);
-        bind_text(st, 2, e->stream_sid);
-        sqlite3_bind_int64(st, 3, e->at ? e->at : now);
-        bind_text(st, 4, e->type);
-        bind_text(st, 5, e->detail);
-        return run(d, S_EVENT_INSERT, "writing an event");
-    }
-    case CS_REC_SEGMENT: {
-        const cs_segment_row *g = &rec->segment;
-        sqlite3_stmt *st = d->st[S_SEGMENT_PUT];
-        bind_text(st, 1, g->call_sid);
-        bind_text(st, 2, g->stream_sid);
-        bind_text(st, 3, g->speaker);
-        sqlite3_bind_int64(st, 4, g->seq);
-        sqlite3_bind_int64(st, 5, g->start_ms);
-        sqlite3_bind_int64(st, 6, g->end_ms);
-        bind_text(st, 7, g->text);
-        if (g->confidence >= 0)
-            sqlite3_bind_int64(st, 8, g->confidence);
-        else
-            sqlite3_bind_null(st, 8);
-        sqlite3_bind_int64(st, 9, g->at ? g->at : now);
-        sqlite3_bind_int64(st, 10, g->refined != 0);
-        sqlite3_bind_int64(st, 11, g->cut != 0);
-        return run(d, S_SEGMENT_PUT, "writing a transcript segment");
-    }
-    case CS_REC_USER: {
-        sqlite3_stmt *st = d->st[S_USER_UPSERT];
-        bind_text(st, 1, rec->user.name);
-        bind_text(st, 2, rec->user.password_hash);
-        sqlite3_bind_int64(st, 3, rec->user.created_at ? rec->user.created_at : now);
-        sqlite3_bind_int64(st, 4, now);
-        int rc = run(d, S_USER_UPSERT, "writing a user");
-        return rc < 0 ? rc : end_sessions(d, rec->user.name);
-    }
-    case CS_REC_USER_DEL: {
-        bind_text(d->st[S_USER_DEL], 1, rec->user.name);
-        int rc = run(d, S_USER_DEL, "deleting a user");
-        return rc < 0 ? rc : end_sessions(d, rec->user.name);
-    }
-    case CS_REC_SESSION: {
-        sqlite3_bind_int64(d->st[S_SESSION_PURGE], 1, now);
-        int rc = run(d, S_SESSION_PURGE, "purging sessions");
-        sqlite3_stmt *st = d->st[S_SESSION_INSERT];
-        bind_text(st, 1, rec->session.token_hash);
-        bind_text(st, 2, rec->session.user);
-        sqlite3_bind_int64(st, 3, rec->session.created_at ? rec->session.created_at : now);
-        sqlite3_bind_int64(st, 4, rec->session.expires_at);
-        sqlite3_bind_int64(st, 5, rec->session.password_at);
-        return rc < 0 ? rc : run(d, S_SESSION_INSERT, "writing a session");
-    }
-    case CS_REC_SESSION_DEL:
-        bind_text(d->st[S_SESSION_DEL], 1, rec->session.token_hash);
-        return run(d, S_SESSION_DEL, "deleting a session");
-    case CS_REC_TOKEN: {
-        sqlite3_stmt *st = d->st[S_TOKEN_INSERT];
-        bind_text(st, 1, rec->token.name);
-        bind_text(st, 2, rec->token.token_hash);
-        sqlite3_bind_int64(st, 3, rec->token.created_at ? rec->token.created_at : now);
-        return run(d, S_TOKEN_INSERT, "writing an API token");
-    }
-    case CS_REC_TOKEN_DEL:
-        bind_text(d->st[S_TOKEN_DEL], 1, rec->token.name);
-        return run(d, S_TOKEN_DEL, "deleting an API token");
-    }
-    return -EINVAL;
+    binding b = {d->st[W(rec->kind)], 0};
+    cs_sql_values(rec, now, bind_value, &b);
+    int rc = run(d, W(rec->kind), cs_store__layout(rec->kind)->what);
+    if (rc == 0 && (rec->kind == CS_REC_USER || rec->kind == CS_REC_USER_DEL))
+        rc = end_sessions(d, rec->user.name);
+    return rc;
 }
 
 /* ---- reading ---- */
@@ -627,26 +438,24 @@ static const char *col_text(cs_store_query *q, sqlite3_stmt *st, int i)
     return v ? cs_store_strdup(q, (const char *)v) : NULL;
 }
 
+typedef struct reading {
+    cs_store_query *q;
+    sqlite3_stmt *st;
+} reading;
+
+static void get_column(void *ctx, int i, const char **str, int64_t *num)
+{
+    reading *r = ctx;
+    if (str)
+        *str = col_text(r->q, r->st, i);
+    else
+        *num = sqlite3_column_int64(r->st, i);
+}
+
 static void read_call(cs_store_query *q, sqlite3_stmt *st, cs_call_row *c)
 {
-    c->sid = col_text(q, st, 0);
-    c->account_sid = col_text(q, st, 1);
-    c->from = col_text(q, st, 2);
-    c->to = col_text(q, st, 3);
-    c->direction = col_text(q, st, 4);
-    c->status = col_text(q, st, 5);
-    c->params = col_text(q, st, 6);
-    c->summary = col_text(q, st, 7);
-    c->recording = col_text(q, st, 8);
-    c->recording_ms = sqlite3_column_int64(st, 9);
-    c->created_at = sqlite3_column_int64(st, 10);
-    c->started_at = sqlite3_column_int64(st, 11);
-    c->ended_at = sqlite3_column_int64(st, 12);
-    c->updated_at = sqlite3_column_int64(st, 13);
-    c->transcription = col_text(q, st, 14);
-    c->summary_status = col_text(q, st, 15);
-    c->summary_reason = col_text(q, st, 16);
-    c->node = col_text(q, st, 17);
+    reading r = {q, st};
+    cs_sql_read_call(c, get_column, &r);
 }
 
 static void read_segment_row(cs_store_query *q, sqlite3_stmt *st, void *row)
@@ -765,7 +574,7 @@ static void read_token_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 
 static int events_of(db *d, cs_store_query *q, int limit)
 {
-    sqlite3_stmt *st = d->st[S_EVENTS_OF];
+    sqlite3_stmt *st = d->st[C(Q_EVENTS_OF)];
     sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, q->after_id);
     sqlite3_bind_int(st, 3, limit + 1);
@@ -777,7 +586,7 @@ static void read_unfinished_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
     cs_call_row *c = row;
     read_call(q, st, c);
-    c->last_at = sqlite3_column_int64(st, CALL_NCOLUMNS);
+    c->last_at = sqlite3_column_int64(st, CS_CALL_NCOLUMNS);
 }
 
 /* ",a,b," for CALLS_FILTER, or NULL when any status will do. */
@@ -823,7 +632,7 @@ static void read_calls_row(cs_store_query *q, sqlite3_stmt *st, void *row)
 {
     cs_call_row *c = row;
     read_call(q, st, c);
-    const char *match = col_text(q, st, CALL_NCOLUMNS); /* "speaker:snippet" */
+    const char *match = col_text(q, st, CS_CALL_NCOLUMNS); /* "speaker:snippet" */
     const char *colon = match ? strchr(match, ':') : NULL;
     if (!colon) return;
     c->match_snippet = colon + 1;
@@ -859,13 +668,13 @@ static int run_query(db *d, cs_store_query *q)
                             &q->ncalls, read_calls_row);
     }
     case CS_Q_CALL: {
-        sqlite3_stmt *st = d->st[S_CALL_GET];
+        sqlite3_stmt *st = d->st[C(Q_CALL_GET)];
         sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
         int rc = collect(d, q, st, sizeof(cs_call_row), 1, (void **)&q->calls, &q->ncalls,
                          read_call_row);
         if (rc < 0) return rc;
         if (q->ncalls == 0) return CS_ENOTFOUND;
-        st = d->st[S_STREAMS_OF];
+        st = d->st[C(Q_STREAMS_OF)];
         sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
         rc = collect(d, q, st, sizeof(cs_stream_row), CS_CALL_STREAMS_MAX, (void **)&q->streams,
                      &q->nstreams, read_stream_row);
@@ -874,27 +683,27 @@ static int run_query(db *d, cs_store_query *q)
     case CS_Q_EVENTS:
         return events_of(d, q, limit);
     case CS_Q_TRANSCRIPT: {
-        sqlite3_stmt *st = d->st[S_SEGMENTS_OF];
+        sqlite3_stmt *st = d->st[C(Q_SEGMENTS_OF)];
         sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, CS_STORE_SEGMENTS_MAX + 1);
         return collect_page(d, q, st, sizeof(cs_segment_row), CS_STORE_SEGMENTS_MAX,
                             (void **)&q->segments, &q->nsegments, read_segment_row);
     }
     case CS_Q_USERS: {
-        sqlite3_stmt *st = d->st[q->key[0] ? S_USER_GET : S_USERS];
+        sqlite3_stmt *st = d->st[q->key[0] ? C(Q_USER_GET) : C(Q_USERS)];
         if (q->key[0]) sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         return collect(d, q, st, sizeof(cs_user_row), ACCESS_ROWS_MAX, (void **)&q->users,
                        &q->nusers, read_user_row);
     }
     case CS_Q_SESSION: {
-        sqlite3_stmt *st = d->st[S_SESSION_GET];
+        sqlite3_stmt *st = d->st[C(Q_SESSION_GET)];
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, cs_wall_ms());
         return collect(d, q, st, sizeof(cs_session_row), 1, (void **)&q->sessions, &q->nsessions,
                        read_session_row);
     }
     case CS_Q_TOKENS: {
-        sqlite3_stmt *st = d->st[q->key[0] ? S_TOKEN_GET : S_TOKENS];
+        sqlite3_stmt *st = d->st[q->key[0] ? C(Q_TOKEN_GET) : C(Q_TOKENS)];
         if (q->key[0]) sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         return collect(d, q, st, sizeof(cs_token_row), ACCESS_ROWS_MAX, (void **)&q->tokens,
                        &q->ntokens, read_token_row);
@@ -917,7 +726,7 @@ static int run_query(db *d, cs_store_query *q)
                        read_stream_row);
     }
     case CS_Q_SUMMARY_PENDING: {
-        sqlite3_stmt *st = d->st[S_SUMMARY_PENDING];
+        sqlite3_stmt *st = d->st[C(Q_SUMMARY_PENDING)];
         sqlite3_bind_int(st, 1, limit + 1);
         return collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
                             &q->ncalls, read_call_row);
@@ -940,7 +749,7 @@ static int db_query(void *p, cs_store_query *q)
 static int db_meta_get(void *p, const char *key, char *out, size_t cap)
 {
     db *d = p;
-    sqlite3_stmt *st = d->st[S_META_GET];
+    sqlite3_stmt *st = d->st[C(Q_META_GET)];
     bind_text(st, 1, key);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -953,9 +762,9 @@ static int db_meta_get(void *p, const char *key, char *out, size_t cap)
 static int db_meta_put(void *p, const char *key, const char *value)
 {
     db *d = p;
-    bind_text(d->st[S_META_PUT], 1, key);
-    bind_text(d->st[S_META_PUT], 2, value);
-    return run(d, S_META_PUT, "writing the store's bookkeeping");
+    bind_text(d->st[C(Q_META_PUT)], 1, key);
+    bind_text(d->st[C(Q_META_PUT)], 2, value);
+    return run(d, C(Q_META_PUT), "writing the store's bookkeeping");
 }
 
 const cs_store_ops cs_store_sqlite = {

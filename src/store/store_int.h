@@ -1,6 +1,6 @@
 /* The store's internals, shared by its files and by no other module (they use store.h):
- * the store itself, the writer's steps that replay uses (store.c), and the spill writer
- * and replay (spill.c). */
+ * the store itself, the writer's steps that replay uses (store.c), the records' layouts
+ * and the SQL both backends share (fields.c), and the spill writer and replay (spill.c). */
 #ifndef CS_STORE_INT_H
 #define CS_STORE_INT_H
 
@@ -102,13 +102,113 @@ void cs_store__batch_add(cs_store *s, cs_store_rec *rec);
 void cs_store__settle(cs_store *s, uint64_t seq, size_t written);
 int cs_store__commit_batch(cs_store *s, const progress *p);
 
-/* ---- spill.c: record layouts, spill files and their replay ---- */
+/* ---- fields.c: the records' layouts, and the SQL of both dialects ---- */
+
+/* How an upsert merges a column with the row there. */
+enum cs_merge {
+    M_KEY,         /* the conflict target */
+    M_INSERT,      /* written with a new row only */
+    M_NEW,         /* the new value unless NULL: COALESCE(new, old) */
+    M_OLD,         /* the first value stays: COALESCE(old, new) */
+    M_SET,         /* the new value */
+    M_LEAST,       /* the smaller */
+    M_NEXT,        /* the new value, or one more than the old, the greater */
+    M_RUN,         /* calls.run: M_NEW until the call started, then kept */
+    M_WITH_STATUS, /* calls.summary_reason: set with summary_status, NULL included */
+};
+
+/* What an int64 field's 0 (or negative) value means. */
+enum cs_blank {
+    B_AS_IS,   /* itself */
+    B_NULL,    /* 0 is unknown: NULL, so COALESCE keeps what is there */
+    B_NOW,     /* 0 is now */
+    B_UNKNOWN, /* negative is unknown: NULL */
+    B_FLAG,    /* any other than 0 is 1 */
+};
+
+typedef struct cs_field {
+    const char *name; /* in a spill file's line */
+    size_t offset;    /* in cs_store_rec */
+    bool is_int;      /* int64_t, else const char * */
+    bool key;         /* required: a record without it cannot be written */
+    const char *column; /* NULL: the name */
+    unsigned char merge, blank;
+} cs_field;
+
+typedef struct cs_layout {
+    const cs_field *fields;
+    size_t n;
+    const char *table;
+    const char *where; /* an upsert updates only rows where this holds (t: the row there) */
+    const char *what;  /* "writing a call": for a failure's message */
+} cs_layout;
+
+const cs_layout *cs_store__layout(enum cs_rec_kind kind);
+/* Whether a record has the fields it cannot be written without. */
+bool cs_store__rec_has_keys(const cs_store_rec *rec);
+
+static inline const char **cs_field_str(const cs_store_rec *rec, const cs_field *f)
+{
+    return (const char **)((char *)rec + f->offset);
+}
+
+static inline int64_t *cs_field_int(const cs_store_rec *rec, const cs_field *f)
+{
+    return (int64_t *)((char *)rec + f->offset);
+}
+
+/* Where the dialects differ in what fields.c writes. */
+typedef struct cs_sql_dialect {
+    char param;                   /* a placeholder's mark before its number: ? or $ */
+    const char *least, *greatest; /* the scalar MIN and MAX */
+} cs_sql_dialect;
+
+extern const cs_sql_dialect cs_sql_sqlite, cs_sql_postgres;
+
+/* The columns a call query reads first, in cs_sql_read_call's order. */
+#define CS_CALL_COLUMNS                                                                            \
+    "sid, account_sid, from_number, to_number, direction, status, params, summary, recording,"     \
+    " recording_ms, created_at, started_at, ended_at, updated_at, transcription, summary_status,"  \
+    " summary_reason, node"
+#define CS_CALL_NCOLUMNS 18
+
+/* Statements both dialects say alike. */
+enum cs_sql_common {
+    Q_CALL_GET,
+    Q_STREAMS_OF,
+    Q_EVENTS_OF,
+    Q_SEGMENTS_OF,
+    Q_USER_SESSIONS_DEL,
+    Q_USERS,
+    Q_USER_GET,
+    Q_SESSION_PURGE,
+    Q_SESSION_GET,
+    Q_TOKENS,
+    Q_TOKEN_GET,
+    Q_META_GET,
+    Q_META_PUT,
+    Q_SUMMARY_PENDING,
+    CS_SQL_COMMON
+};
+
+/* The statement writing a record of `kind` (an upsert, an insert or a delete), its
+ * parameters given by cs_sql_values; NULL for an unknown kind. Built once (any thread). */
+const char *cs_sql_write(const cs_sql_dialect *d, enum cs_rec_kind kind);
+const char *cs_sql_common(const cs_sql_dialect *d, enum cs_sql_common which);
+/* rec's parameters for cs_sql_write's statement, in order: a string, a number, or
+ * neither (NULL). */
+typedef void (*cs_sql_value_fn)(void *ctx, const char *text, const int64_t *num);
+void cs_sql_values(const cs_store_rec *rec, int64_t now, cs_sql_value_fn emit, void *ctx);
+/* Reads a call row from its CS_CALL_COLUMNS: get(ctx, column, str, num) fills one of
+ * str (strings) and num (numbers; 0 for NULL). */
+typedef void (*cs_sql_column_fn)(void *ctx, int column, const char **str, int64_t *num);
+void cs_sql_read_call(cs_call_row *c, cs_sql_column_fn get, void *ctx);
+
+/* ---- spill.c: spill files and their replay ---- */
 
 /* Whether this process may write and replay the spill files (it takes their lock if it
  * can), else `why` not. Any thread. */
 bool cs_spill__own(cs_store *s, const char **why);
-/* Whether a record has the fields it cannot be written without. */
-bool cs_store__rec_has_keys(const cs_store_rec *rec);
 void cs_spill__append(appender *a, cs_store_rec *rec);
 size_t cs_spill__close(cs_store *s, appender *a);
 /* Logs the summary of a burst of failures still open, saying `how` it ended. */

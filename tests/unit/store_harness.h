@@ -1,4 +1,5 @@
-/* What the store's tests share: a store on a fresh SQLite file in a temp dir, the
+/* What the store's tests share: a store on a fresh SQLite file in a temp dir (or, built
+ * with CS_TEST_PG, a fresh database of a private PostgreSQL server: pg_server.h), the
  * test's own connection to it (checks and injected faults), writes of each kind of row,
  * queries run to their answer, and waits on the store's counters. */
 #ifndef CS_TEST_STORE_HARNESS_H
@@ -6,6 +7,7 @@
 
 #include "testutil.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -19,12 +21,31 @@
 #include "core/err.h"
 #include "store/store.h"
 
+#ifdef CS_TEST_PG
+#include "pg_server.h"
+#define STORE_BACKEND "postgresql"
+#define STRING_AGG(x) "string_agg(" x "::text, ',')"
+#define NO_TABLE_EVENTS "relation \"events\" does not exist"
+/* the transcript lines the search index finds a word in */
+#define SEARCH_COUNT(word)                                                                         \
+    "SELECT COUNT(*) FROM transcripts WHERE words @@ to_tsquery('cs_text', '" word "')"
+#else
+#define STRING_AGG(x) "GROUP_CONCAT(" x ")"
+#define NO_TABLE_EVENTS "no such table: events"
+#define SEARCH_COUNT(word) "SELECT COUNT(*) FROM transcripts_fts WHERE text MATCH '" word "'"
+#define STORE_BACKEND "sqlite"
+#endif
+
 typedef struct fixture {
     tu_env env;
     char db_path[PATH_MAX];
     char url[PATH_MAX + 8];
     cs_store *store;
-    sqlite3 *side;        /* the test's own connection: checks and injected faults */
+#ifdef CS_TEST_PG
+    PGconn *side;
+#else
+    sqlite3 *side; /* the test's own connection: checks and injected faults */
+#endif
     unsigned answers;     /* query callbacks run */
     cs_store_query *last; /* the last answer, for callbacks that keep it */
     int side_fd;
@@ -33,6 +54,41 @@ typedef struct fixture {
     cs_store_stats want;   /* what wait_for is waiting for */
 } fixture;
 
+#ifdef CS_TEST_PG
+/* The process's server: started by the first test, stopped at exit. */
+static pg_server test_pg;
+
+static inline void test_pg_stop(void)
+{
+    pg_server_destroy(&test_pg);
+}
+
+static inline int test_pg_database(fixture *f)
+{
+    if (!test_pg.port) {
+        if (pg_server_start(&test_pg) < 0) {
+            pg_server_destroy(&test_pg);
+            return -1;
+        }
+        atexit(test_pg_stop);
+    }
+    if (pg_server_start_again(&test_pg) < 0) return -1; /* a test that stopped it failed */
+    return pg_server_database(&test_pg, f->url, sizeof f->url);
+}
+
+static inline void side_close(fixture *f)
+{
+    PQfinish(f->side);
+    f->side = NULL;
+}
+#else
+static inline void side_close(fixture *f)
+{
+    sqlite3_close(f->side);
+    f->side = NULL;
+}
+#endif
+
 static inline int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -40,14 +96,18 @@ static inline int setup(void **state)
     /* the log is captured: failed attempts are logged on purpose */
     if (!f || tu_env_open(&f->env, "cs-test-store") < 0) return -1;
     snprintf(f->db_path, sizeof f->db_path, "%s", tu_path_in(&f->env, "cs.db"));
+#ifdef CS_TEST_PG
+    if (test_pg_database(f) < 0) return -1;
+#else
     snprintf(f->url, sizeof f->url, "sqlite:%s", f->db_path);
+#endif
     return 0;
 }
 
 static inline int teardown(void **state)
 {
     fixture *f = *state;
-    sqlite3_close(f->side);
+    side_close(f);
     tu_limit_file_size(-1); /* what a test limited */
     if (f->fifo[0]) {
         /* A spill writer blocked opening it goes on (and fails: nobody reads), and a new
@@ -84,6 +144,54 @@ static inline void close_store(fixture *f)
     cs_mailbox_run(f->env.mb);
 }
 
+#ifdef CS_TEST_PG
+static inline PGconn *side(fixture *f)
+{
+    if (!f->side) {
+        f->side = PQconnectdb(f->url);
+        if (PQstatus(f->side) != CONNECTION_OK) fail_msg("side: %s", PQerrorMessage(f->side));
+    }
+    return f->side;
+}
+
+/* The text of the first column of the first row `sql` returns (NULL for NULL), kept in
+ * `out`. */
+static inline const char *side_text(fixture *f, const char *sql, char *out, size_t cap)
+{
+    PGresult *r = PQexec(side(f), sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    const char *v = NULL;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+        v = out;
+    }
+    PQclear(r);
+    return v;
+}
+
+static inline void side_exec(fixture *f, const char *sql)
+{
+    char none[1];
+    side_text(f, sql, none, sizeof none);
+}
+
+/* Events whose type is listed in `hold` fail to insert until the test deletes the row:
+ * the store thread then retries its batch, and its queue fills up behind it. */
+static inline void hold_types(fixture *f, const char *types)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE hold (type TEXT PRIMARY KEY);"
+             "INSERT INTO hold VALUES %s;"
+             "CREATE FUNCTION held() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+             " IF NEW.type IN (SELECT type FROM hold) THEN RAISE 'held by the test'; END IF;"
+             " RETURN NEW; END $$;"
+             "CREATE TRIGGER held BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION held();",
+             types);
+    side_exec(f, sql);
+}
+#else
 static inline sqlite3 *side(fixture *f)
 {
     if (!f->side) {
@@ -99,14 +207,15 @@ static inline void side_exec(fixture *f, const char *sql)
     if (sqlite3_exec(side(f), sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
 }
 
-static inline int64_t side_int(fixture *f, const char *sql)
+static inline const char *side_text(fixture *f, const char *sql, char *out, size_t cap)
 {
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(side(f), sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
+    const char *v = (const char *)sqlite3_column_text(st, 0);
+    if (v) snprintf(out, cap, "%s", v);
     sqlite3_finalize(st);
-    return v;
+    return v ? out : NULL;
 }
 
 /* Events whose type is listed in `hold` fail to insert until the test deletes the row:
@@ -122,6 +231,14 @@ static inline void hold_types(fixture *f, const char *types)
              " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;",
              types);
     side_exec(f, sql);
+}
+#endif
+
+static inline int64_t side_int(fixture *f, const char *sql)
+{
+    char v[32];
+    if (!side_text(f, sql, v, sizeof v)) fail_msg("%s: NULL", sql);
+    return strtoll(v, NULL, 10);
 }
 
 static inline void write_call(cs_store *s, const cs_call_row *row)
@@ -139,6 +256,7 @@ static inline void write_call(cs_store *s, const cs_call_row *row)
     rec->call.params = cs_pool_strdup(p, row->params);
     rec->call.summary = cs_pool_strdup(p, row->summary);
     rec->call.recording = cs_pool_strdup(p, row->recording);
+    rec->call.node = cs_pool_strdup(p, row->node);
     cs_store_write(s, rec);
 }
 
@@ -318,6 +436,40 @@ static inline void wait_stats(fixture *f, bool (*ok)(const cs_store_stats *st), 
 {
     poll_stat p = {f, ok};
     if (!tu_run_until(&f->env.loop, stat_holds, &p, TU_WAIT_MS)) fail_msg("never: %s", what);
+}
+
+static inline void on_answer_keep(cs_store_query *q, void *data)
+{
+    fixture *f = data;
+    f->answers++;
+    f->last = q;
+}
+
+static inline void on_answer_free(cs_store_query *q, void *data)
+{
+    fixture *f = data;
+    f->answers++;
+    f->by_status[q->status == 0            ? 0
+                 : q->status == -ETIMEDOUT ? 1
+                 : q->status == CS_EFULL   ? 2
+                                           : 3]++;
+    cs_store_query_free(q);
+}
+
+static inline bool answered_all(void *data)
+{
+    fixture *f = data;
+    return f->answers >= f->want.queries;
+}
+
+static inline bool is_failing(const cs_store_stats *st)
+{
+    return st->failing_since_ms != 0;
+}
+
+static inline bool no_reads_pending(const cs_store_stats *st)
+{
+    return st->reads_pending == 0;
 }
 
 #endif

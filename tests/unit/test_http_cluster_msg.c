@@ -22,8 +22,11 @@ static void round_trips(void **state)
 {
     (void)state;
     const cs_cmd cmds[] = {
-        {.op = CS_CMD_EVENT, .sid = CA, .type = CS_EVENT_STATUS,
-         .detail = "{\"CallStatus\":\"completed\"}", .at = 1733400000123},
+        {.op = CS_CMD_EVENT,
+         .sid = CA,
+         .type = CS_EVENT_STATUS,
+         .detail = "{\"CallStatus\":\"completed\"}",
+         .at = 1733400000123},
         {.op = CS_CMD_EVENT, .sid = CA, .type = CS_EVENT_CONTROL, .at = 1},
         {.op = CS_CMD_STATUS, .sid = CA, .status = "completed"},
         {.op = CS_CMD_SAY, .sid = CA, .id = 42, .text = "hello \"there\"", .by = "ops"},
@@ -42,8 +45,10 @@ static void round_trips(void **state)
         if (w->op == CS_CMD_EVENT) {
             assert_int_equal(c.type, w->type);
             assert_int_equal(c.at, w->at);
-            if (w->detail) assert_string_equal(c.detail, w->detail);
-            else assert_null(c.detail);
+            if (w->detail)
+                assert_string_equal(c.detail, w->detail);
+            else
+                assert_null(c.detail);
         }
         if (w->status) assert_string_equal(c.status, w->status);
         if (w->text) assert_string_equal(c.text, w->text);
@@ -67,12 +72,12 @@ static void refused(void **state)
         "{\"v\":\"1\",\"op\":\"status\",\"sid\":\"" CA "\",\"status\":\"x\"}",
         "{\"v\":1,\"op\":\"reboot\",\"sid\":\"" CA "\"}",
         "{\"v\":1,\"op\":7}",
-        "{\"v\":1,\"op\":\"status\",\"status\":\"completed\"}",                   /* no sid */
+        "{\"v\":1,\"op\":\"status\",\"status\":\"completed\"}", /* no sid */
         "{\"v\":1,\"op\":\"status\",\"sid\":\"CA/../x\",\"status\":\"completed\"}",
-        "{\"v\":1,\"op\":\"status\",\"sid\":\"" CA "\"}",                          /* no status */
+        "{\"v\":1,\"op\":\"status\",\"sid\":\"" CA "\"}", /* no status */
         "{\"v\":1,\"op\":\"status\",\"sid\":\"" CA "\",\"status\":\"\"}",
         "{\"v\":1,\"op\":\"event\",\"sid\":\"" CA "\",\"type\":\"party\",\"at\":1}",
-        "{\"v\":1,\"op\":\"event\",\"sid\":\"" CA "\",\"type\":\"status\"}",        /* no at */
+        "{\"v\":1,\"op\":\"event\",\"sid\":\"" CA "\",\"type\":\"status\"}", /* no at */
         "{\"v\":1,\"op\":\"event\",\"sid\":\"" CA "\",\"type\":\"status\",\"at\":1.5}",
         "{\"v\":1,\"op\":\"event\",\"sid\":\"" CA "\",\"type\":\"status\",\"at\":1,"
         "\"detail\":\"{not json\"}",
@@ -80,11 +85,11 @@ static void refused(void **state)
         "\"detail\":\"[1]\"}",
         "{\"v\":1,\"op\":\"event\",\"sid\":\"" CA "\",\"type\":\"status\",\"at\":1,"
         "\"detail\":{}}",
-        "{\"v\":1,\"op\":\"say\",\"sid\":\"" CA "\",\"text\":\"hi\"}",             /* no id */
+        "{\"v\":1,\"op\":\"say\",\"sid\":\"" CA "\",\"text\":\"hi\"}", /* no id */
         "{\"v\":1,\"op\":\"say\",\"sid\":\"" CA "\",\"id\":0,\"text\":\"hi\"}",
         "{\"v\":1,\"op\":\"say\",\"sid\":\"" CA "\",\"id\":1,\"text\":\"\"}",
         "{\"v\":1,\"op\":\"say\",\"sid\":\"" CA "\",\"id\":1,\"text\":\"hi\",\"by\":3}",
-        "{\"v\":1,\"op\":\"reply\",\"id\":1}",                                     /* no code */
+        "{\"v\":1,\"op\":\"reply\",\"id\":1}", /* no code */
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":99}",
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":700}",
     };
