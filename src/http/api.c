@@ -697,8 +697,6 @@ void cs_api_summary(cs_request *r)
 
 typedef struct file_send {
     cs_request *r;
-    char sid[65];
-    const char *holder; /* the node to ask when the file is not on this disk (NULL: none) */
     uv_loop_t *loop;
     uv_fs_t req;
     uv_file fd;
@@ -855,10 +853,6 @@ static void on_open(uv_fs_t *req)
     file_send *f = req->data;
     int fd = (int)req->result;
     uv_fs_req_cleanup(req);
-    if (fd < 0 && f->r && f->holder) {
-        cs_api_recording_remote(f->r, f->sid, f->holder);
-        f->r = NULL;
-    }
     if (fd < 0) {
         if (f->r) cs_respond_error(f->r, 404, "no recording for this call");
         f->r = NULL;
@@ -873,18 +867,15 @@ static void on_open(uv_fs_t *req)
     }
 }
 
-/* `holder` must outlive the open (a node id in static or request storage), or be NULL. */
-static void send_file(cs_request *r, const char *path, const char *sid, const char *holder)
+static void send_file(cs_request *r, const char *path)
 {
     cs_gateway *gw = r->app;
-    file_send *f = calloc(1, sizeof *f + (holder ? strlen(holder) + 1 : 0));
+    file_send *f = calloc(1, sizeof *f);
     if (!f) {
         cs_respond_error(r, 503, "out of memory");
         return;
     }
     f->r = r;
-    snprintf(f->sid, sizeof f->sid, "%s", sid);
-    if (holder) f->holder = strcpy((char *)(f + 1), holder);
     f->loop = gw->loop;
     f->fd = -1;
     f->req.data = f;
@@ -901,15 +892,13 @@ static void recording_done(cs_store_query *q, void *data)
     cs_gateway *gw = r->app;
     if (query_failed(r, q)) return;
     const cs_call_row *c = &q->calls[0];
-    /* Another node holds it (a live call's file may have no row yet): it is asked, unless
-     * the file is on this disk too, or another node is asking (no loops). */
+    /* Another node holds it (its path is on that node's disk; a live call's file may have
+     * no row yet): it is asked, unless another node is asking (no loops). */
     const char *self = gw->bus ? gw->bus->node : "";
-    const char *holder =
-        c->node && c->node[0] && strcmp(c->node, self) && !cs_api_from_node(r) ? c->node : NULL;
-    if (c->recording)
-        send_file(r, c->recording, c->sid, holder);
-    else if (holder)
-        cs_api_recording_remote(r, c->sid, holder);
+    if (c->node && c->node[0] && strcmp(c->node, self) && !cs_api_from_node(r))
+        cs_api_recording_remote(r, c->sid, c->node);
+    else if (c->recording)
+        send_file(r, c->recording);
     else
         cs_respond_error(r, 404, "no recording for this call");
     cs_store_query_free(q);
@@ -928,7 +917,7 @@ void cs_api_recording(cs_request *r)
     const cs_call *live = cs_calls_call(&gw->calls, cs_str_of(sid));
     const char *path = live && live->rec ? cs_recording_path(live->rec) : NULL;
     if (path) {
-        send_file(r, path, sid, NULL);
+        send_file(r, path);
         return;
     }
     cs_store_query *q = start_query(r, CS_Q_CALL, recording_done);

@@ -315,10 +315,16 @@ static int make_dirs(it_server *s)
     return 0;
 }
 
-int it_server_join(it_server *s, const it_server *like, const char *const *args)
+int it_server_join_prepare(it_server *s, const it_server *like)
 {
     if (make_dirs(s) < 0) return -1;
     snprintf(s->token, sizeof s->token, "%s", like->token);
+    return 0;
+}
+
+int it_server_join(it_server *s, const it_server *like, const char *const *args)
+{
+    if (it_server_join_prepare(s, like) < 0) return -1;
     return launch(s, args);
 }
 

@@ -21,6 +21,8 @@
 #include "core/nodesig.h"
 #include "dblock.h"
 #include "integ_util.h"
+#include "pg_server.h"
+#include "redis_server.h"
 
 #define SECRET  "it-cluster-secret"
 #define SID     "CA00000000000000000000000000000001"
@@ -77,7 +79,7 @@ static void call_row(const it_server *s, const char *sid, const char *node, cons
 }
 
 /* A finished call `sid` held by a, its recording `n` bytes on a's disk; b has its row too
- * when `on_b` (where b would keep the file: the nodes share no disk). */
+ * when `on_b` (the nodes share no store here). */
 static void held_by_a(const char *sid, size_t n, bool on_b)
 {
     char path[512];
@@ -508,25 +510,22 @@ static void odd_holders(void)
     it_server_cleanup(&b);
 }
 
-static void bad_peers(void)
-{
-    static const char *const bad[] = {"a", "=http://x", "a=ftp://x", "a=http://x,b", "a=x"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        const char *args[] = {"--node-peers", bad[i], NULL};
-        it_refused(args, "NODE_PEERS: '");
-    }
-}
-
 /* ---- /ready and /status ---- */
 
-static bool ready_is(void *want)
+/* /ready on b: its status, and when 503, which part fails. */
+typedef struct ready_want {
+    int status;
+    const char *store, *bus;
+} ready_want;
+
+static bool ready_is(void *data)
 {
+    const ready_want *want = data;
     it_resp r;
     as(&b);
     int status = it_http(b.port, "GET", "/ready", NULL, NULL, &r) == 0 ? r.status : -1;
-    bool ok = status == *(int *)want;
-    if (ok && status == 503)
-        ok = !strcmp(it_str(r.json, "store"), "failing") && !strcmp(it_str(r.json, "bus"), "ok");
+    bool ok = status == want->status && !strcmp(it_str(r.json, "store"), want->store) &&
+              !strcmp(it_str(r.json, "bus"), want->bus);
     it_resp_free(&r);
     /* a query notices the store fails (an idle store has nothing else to fail) */
     if (!ok) {
@@ -537,10 +536,139 @@ static bool ready_is(void *want)
     return ok;
 }
 
+/* ---- through the directory: two nodes sharing Redis and PostgreSQL ---- */
+
+static rs_server redis;
+static pg_server pg;
+
+static bool b_sees_a(void *calls)
+{
+    as(&b);
+    cJSON *st = it_get_json(b.port, "/status");
+    const cJSON *peer = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "peers"), 0);
+    bool ok = !strcmp(it_str(cJSON_GetObjectItem(st, "node"), "id"), "b") &&
+              cJSON_GetArraySize(cJSON_GetObjectItem(st, "peers")) == 1 &&
+              !strcmp(it_str(peer, "id"), "a") && !strcmp(it_str(peer, "url"), a.url) &&
+              it_num(peer, "calls") == *(int *)calls && it_str(peer, "last_seen")[0] == '2' &&
+              cJSON_IsFalse(cJSON_GetObjectItem(st, "peers_partial"));
+    cJSON_Delete(st);
+    return ok;
+}
+
+/* The ended call's row has its recording (a's file), held by a. */
+static bool recorded_by_a(void *data)
+{
+    (void)data;
+    as(&b);
+    cJSON *c = it_call(b.port, LIVE);
+    bool ok = c && cJSON_IsFalse(cJSON_GetObjectItem(c, "live")) &&
+              cJSON_IsObject(cJSON_GetObjectItem(c, "recording"));
+    cJSON_Delete(c);
+    return ok;
+}
+
+static void through_directory(void)
+{
+    memset(&redis, 0, sizeof redis);
+    IT_CHECK(rs_start(&redis) == 0, "no Redis server");
+    char url[256];
+    IT_CHECK(pg_server_start(&pg) == 0 && pg_server_database(&pg, url, sizeof url) == 0,
+             "no PostgreSQL server");
+    if (!redis.pid || !pg.up) return;
+    setenv("DATABASE_URL", url, 1); /* both nodes, and the command making the API token */
+    const char *common[] = {"--redis-url", redis.url, "--cluster-secret", SECRET,
+                            "--node-heartbeat-ms", "200", "--node-ttl-ms", "2000"};
+    const char *args[16] = {"--node-id", "a", "--node-url"};
+    if (it_server_prepare(&a) < 0 || it_server_join_prepare(&b, &a) < 0) return;
+    args[3] = a.url;
+    memcpy(args + 4, common, sizeof common);
+    IT_CHECK(it_server_restart(&a, args) == 0, "a did not start");
+    args[1] = "b";
+    args[3] = b.url;
+    IT_CHECK(it_server_restart(&b, args) == 0, "b did not start");
+
+    /* a call live on a: b lists a among its peers with it, and serves its recording */
+    it_ws w;
+    int rc = it_media_start(&w, a.port, LIVE, STREAM);
+    IT_CHECK(rc == 0, "upgrade refused (%d)", rc);
+    uint64_t seq = 2;
+    for (int k = 0; k < 50 && rc == 0; k++, seq++)
+        rc = it_media_frame(&w, STREAM, seq, (seq - 2) * 20, 0x20, 160);
+    int one = 1, none = 0;
+    IT_CHECK(it_until(b_sees_a, &one, WAIT_MS), "b's /status does not show a with its call");
+    live_get lg = {.more_than = CS_WAV_HEADER_LEN};
+    IT_CHECK(it_until(live_served, &lg, WAIT_MS), "b does not serve a's live recording");
+    IT_CHECK(it_media_stop(&w, LIVE, STREAM, seq) == 1000, "stop did not end with 1000");
+    it_ws_close(&w);
+    IT_CHECK(it_until(recorded_by_a, NULL, WAIT_MS), "the call's recording is not stored");
+    IT_CHECK(it_until(b_sees_a, &none, WAIT_MS), "b's /status still shows a's call");
+
+    /* ended: the file a holds, whole, and a range of it, through b */
+    it_resp r;
+    const char *target = "/api/v1/calls/" LIVE "/recording.wav";
+    IT_CHECK(get(&b, target, NULL, &r) == 200, "b: %d %s", r.status, r.body);
+    FILE *f = fopen(it_recording(&a, LIVE), "rb");
+    char *disk = malloc(r.body_len + 1);
+    size_t n = f && disk ? fread(disk, 1, r.body_len + 1, f) : 0;
+    if (f) fclose(f);
+    IT_CHECK(n == r.body_len && n > CS_WAV_HEADER_LEN && !memcmp(disk, r.body, n),
+             "b's answer is not a's file (%zu bytes of %zu)", r.body_len, n);
+    it_resp_free(&r);
+    IT_CHECK(get(&b, target, "Range: bytes=44-143\r\n", &r) == 206 && r.body_len == 100 &&
+                 n > 144 && !memcmp(disk + 44, r.body, 100),
+             "range: %d, %zu bytes", r.status, r.body_len);
+    it_resp_free(&r);
+    free(disk);
+    IT_CHECK(it_metric(b.port, "callstream_recordings_remote_total") >= 2, "not counted");
+
+    /* Redis away: b is not ready, and its view of the cluster is partial; then it heals */
+    rs_kill(&redis);
+    ready_want no_bus = {503, "ok", "unreachable"}, ok = {200, "ok", "ok"};
+    IT_CHECK(it_until(ready_is, &no_bus, WAIT_MS), "/ready does not say the bus is away");
+    as(&b);
+    cJSON *st = it_get_json(b.port, "/status");
+    IT_CHECK(cJSON_IsTrue(cJSON_GetObjectItem(st, "peers_partial")), "not partial");
+    cJSON_Delete(st);
+    IT_CHECK(rs_start(&redis) == 0, "Redis did not start again");
+    IT_CHECK(it_until(ready_is, &ok, WAIT_MS), "/ready is not 200 once Redis is back");
+    IT_CHECK(it_until(b_sees_a, &none, WAIT_MS), "b does not see a again");
+
+    /* a killed: once the directory forgets it, b says it cannot reach it, and since when */
+    IT_CHECK(it_server_stop(&a, SIGKILL, 10000) == -1, "a was not killed");
+    IT_CHECK(get(&b, target, NULL, &r) == 503, "a dead: %d", r.status);
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "node a "),
+             "said: %s", r.body);
+    it_resp_free(&r);
+    IT_CHECK(it_server_stop(&b, SIGTERM, 10000) == 0, "b did not exit cleanly");
+    it_server_cleanup(&b);
+    it_server_cleanup(&a);
+
+    /* a node of a cluster without CLUSTER_SECRET says so at start (its own store) */
+    unsetenv("DATABASE_URL");
+    const char *open_args[] = {"--node-id", "c", "--redis-url", redis.url, NULL};
+    if (it_server_up(&a, open_args)) {
+        IT_CHECK(it_log_count(&a, "CLUSTER_SECRET is not set") == 1, "no warning");
+        IT_CHECK(it_server_stop(&a, SIGTERM, 10000) == 0, "c did not exit cleanly");
+        it_server_cleanup(&a);
+    }
+    unsetenv("DATABASE_URL");
+    pg_server_destroy(&pg);
+    rs_stop(&redis);
+}
+
+static void bad_peers(void)
+{
+    static const char *const bad[] = {"a", "=http://x", "a=ftp://x", "a=http://x,b", "a=x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *args[] = {"--node-peers", bad[i], NULL};
+        it_refused(args, "NODE_PEERS: '");
+    }
+}
+
 static void ready_and_status(void)
 {
     if (!start_pair()) return;
-    int ok = 200, refused = 503;
+    ready_want ok = {200, "ok", "ok"}, refused = {503, "failing", "ok"};
     IT_CHECK(ready_is(&ok), "/ready is not 200 to begin with");
     pid_t holder = db_hold(it_db(&b), DB_HOLD_READS);
     IT_CHECK(holder > 0, "cannot lock the readers of b's database");
@@ -573,6 +701,7 @@ int main(int argc, char **argv)
         {"without_secret", without_secret},
         {"odd_holders", odd_holders},
         {"bad_peers", bad_peers},
+        {"through_directory", through_directory},
         {"ready_and_status", ready_and_status},
     };
     return it_run("ops", cases, sizeof cases / sizeof *cases, argc, argv);
