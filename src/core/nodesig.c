@@ -30,8 +30,8 @@ static void mac_hex(char hex[2 * CS_SHA256_LEN + 1], const char *secret, const c
     cs_hex(hex, mac, sizeof mac);
 }
 
-int cs_nodesig_sign(char *out, size_t cap, const char *secret, const char *method,
-                    cs_str path, const char *node, int64_t unix_s)
+int cs_nodesig_sign(char *out, size_t cap, const char *secret, const char *method, cs_str path,
+                    const char *node, int64_t unix_s)
 {
     cs_str id = cs_str_of(node);
     if (!node_ok(id) || cap < CS_NODESIG_VALUE_MAX + 1) return CS_EPARSE;

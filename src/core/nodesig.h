@@ -10,16 +10,16 @@
 
 #include "core/str.h"
 
-#define CS_NODESIG_HEADER  "X-Callstream-Node"
-#define CS_NODESIG_SKEW_S  30  /* a signature this far from the receiver's clock is refused */
+#define CS_NODESIG_HEADER   "X-Callstream-Node"
+#define CS_NODESIG_SKEW_S   30 /* a signature this far from the receiver's clock is refused */
 #define CS_NODESIG_NODE_MAX 63 /* a node id: [A-Za-z0-9._-] */
 /* "<node> <unix s> <64 hex>" */
 #define CS_NODESIG_VALUE_MAX (CS_NODESIG_NODE_MAX + 1 + 20 + 1 + 64)
 
 /* The header's value for `method` `path` sent by `node` at `unix_s`, into `out` (at least
  * CS_NODESIG_VALUE_MAX + 1 bytes): 0, or CS_EPARSE for a node id that is not one. */
-int cs_nodesig_sign(char *out, size_t cap, const char *secret, const char *method,
-                    cs_str path, const char *node, int64_t unix_s);
+int cs_nodesig_sign(char *out, size_t cap, const char *secret, const char *method, cs_str path,
+                    const char *node, int64_t unix_s);
 
 /* Checks the header's `value` on a request `method` `path` received at `now_s`:
  * 0 and the sender in `node`; CS_EPARSE (not a signature: 401), -ETIMEDOUT (its time is

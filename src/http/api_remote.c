@@ -16,12 +16,12 @@
 #include "http/api_int.h"
 #include "http/gateway.h"
 
-#define REMOTE_HIGH_WATER  (1u << 20) /* pause the holder while this much is unsent */
-#define REMOTE_CONNECT_MS  5000       /* a holder that takes longer to connect is down */
-#define REMOTE_IDLE_MS     30000      /* nor a byte from it this long (while not paused) */
-#define REMOTE_HEADER_MAX  4096       /* a client's header passed on, at most */
-#define REMOTE_DOWN_MAX    32         /* nodes remembered as unreachable (the oldest goes) */
-#define REMOTE_MAX         256        /* recordings asked of other nodes at once; more: 503 */
+#define REMOTE_HIGH_WATER (1u << 20) /* pause the holder while this much is unsent */
+#define REMOTE_CONNECT_MS 5000       /* a holder that takes longer to connect is down */
+#define REMOTE_IDLE_MS    30000      /* nor a byte from it this long (while not paused) */
+#define REMOTE_HEADER_MAX 4096       /* a client's header passed on, at most */
+#define REMOTE_DOWN_MAX   32         /* nodes remembered as unreachable (the oldest goes) */
+#define REMOTE_MAX        256        /* recordings asked of other nodes at once; more: 503 */
 
 /* A node this one could not reach, since when (wall): the 503's message. */
 typedef struct peer_down {
@@ -107,8 +107,7 @@ static int begin(remote_get *g, int status)
         /* This node took the client's credentials: the holder refusing them, or this
          * node's signature, is the cluster's fault, not the client's. */
         g->gw->stats.recordings_remote_failed++;
-        cs_respond_error(g->r, 502, "node %s refused this node's request (%d): %s", g->node,
-                         status,
+        cs_respond_error(g->r, 502, "node %s refused this node's request (%d): %s", g->node, status,
                          g->gw->cfg->cluster_secret[0]
                              ? "is CLUSTER_SECRET the same on every node?"
                              : "without CLUSTER_SECRET it takes only credentials from the store "

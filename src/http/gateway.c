@@ -24,8 +24,8 @@
 #define SHUTDOWN_TICK_MS 50
 #define HEAP_STEP        (16 << 20) /* bytes the main heap grows by at least */
 
-/* Twilio's routes check signatures; /health, /ready and the login page are open; everything else
- * needs a signed-in user (cs_auth_check, first thing in each handler). */
+/* Twilio's routes check signatures; /health, /ready and the login page are open; everything
+ * else needs a signed-in user (cs_auth_check, first thing in each handler). */
 static const cs_route routes[] = {
     {CS_HTTP_POST, "/twilio/voice", cs_twilio_voice},
     {CS_HTTP_POST, "/twilio/status", cs_twilio_status},

@@ -251,12 +251,13 @@ const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, 
  * parameters (its webhook's query: an outbound call's), else STREAM_PARAMS', else AGENT. */
 const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw, const cs_form *call_params);
 
-/* Listen-in (monitor.c): the observer publishing calls to the bus and the directory, the
- * once-a-second timer, closing every monitor socket (shutdown). */
 /* Recordings other nodes hold (api_remote.c): NODE_PEERS checked (CS_ECONFIG), and what
  * it keeps; freed once the loop has stopped. */
 int cs_api_remote_start(cs_gateway *gw, cs_buf *err);
 void cs_api_remote_free(cs_gateway *gw);
+
+/* Listen-in (monitor.c): the observer publishing calls to the bus and the directory, the
+ * once-a-second timer, closing every monitor socket (shutdown). */
 int cs_monitor_attach(cs_gateway *gw);
 int cs_monitor_start(cs_gateway *gw);
 void cs_monitor_close_all(cs_gateway *gw);

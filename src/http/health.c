@@ -354,7 +354,8 @@ void cs_metrics(cs_request *r)
                     "caller audio embedded in call exports (?audio=1)",
                     (double)gw->stats.export_audio_frames / CS_REC_RATE);
     cs_prom_counter(&out, "callstream_recordings_remote_total",
-                    "recordings asked of the node holding them", (double)gw->stats.recordings_remote);
+                    "recordings asked of the node holding them",
+                    (double)gw->stats.recordings_remote);
     cs_prom_counter(&out, "callstream_recordings_remote_failed_total",
                     "of those: the holder down, unknown or refusing this node (503, 502)",
                     (double)gw->stats.recordings_remote_failed);

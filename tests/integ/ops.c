@@ -106,8 +106,8 @@ static bool start_pair(void)
     if (!it_server_up(&a, aargs)) return false;
     char peers[128];
     snprintf(peers, sizeof peers, "a=%s", a.url);
-    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers", peers,
-                           NULL};
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers",
+                           peers,       NULL};
     return it_server_up(&b, bargs);
 }
 
@@ -281,8 +281,8 @@ static void node_signatures(void)
     if (!it_server_up(&a, aargs)) return;
     char peers[128];
     snprintf(peers, sizeof peers, "a=%s", a.url);
-    const char *bargs[] = {"--node-id", "b", "--cluster-secret", "wrong", "--node-peers", peers,
-                           NULL};
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", "wrong", "--node-peers",
+                           peers,       NULL};
     if (!it_server_up(&b, bargs)) return;
     held_by_a(SID, 4096, true);
     IT_CHECK(get(&b, target, NULL, &r) == 502, "another secret: %d", r.status);
@@ -375,8 +375,8 @@ static void remote_limit(void)
     IT_CHECK(port > 0, "cannot listen");
     char peers[128];
     snprintf(peers, sizeof peers, "z=http://127.0.0.1:%d", port);
-    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers", peers,
-                           NULL};
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers",
+                           peers,       NULL};
     if (port <= 0 || !it_server_up(&b, bargs)) return;
     call_row(&b, SID, "z", NULL);
     static int fds[REMOTE_MAX];
@@ -441,8 +441,9 @@ static void without_secret(void)
     it_resp r;
     /* b's token is not in a's store: a refuses it, b says why */
     IT_CHECK(get(&b, target, NULL, &r) == 502, "a token a does not know: %d", r.status);
-    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "without CLUSTER_SECRET"),
-             "said: %s", r.body);
+    IT_CHECK(
+        strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "without CLUSTER_SECRET"),
+        "said: %s", r.body);
     it_resp_free(&r);
     /* a store they share knows it (here: b's token copied into a's) */
     char sql[1024];
@@ -484,8 +485,8 @@ static void odd_holders(void)
     IT_CHECK(port > 0, "cannot listen");
     char peers[128];
     snprintf(peers, sizeof peers, "z=http://127.0.0.1:%d", port);
-    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers", peers,
-                           NULL};
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers",
+                           peers,       NULL};
     if (port <= 0 || !it_server_up(&b, bargs)) return;
     call_row(&b, SID, "z", NULL);
     const char *target = "/api/v1/calls/" SID "/recording.wav";
@@ -499,8 +500,8 @@ static void odd_holders(void)
     waitpid(z, NULL, 0);
     /* cut short: the client's answer is cut short too (it sees the connection end) */
     z = odd_holder(lfd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", 1);
-    IT_CHECK(get(&b, target, NULL, &r) == 200 && r.body_len == 3, "cut: %d, %zu bytes",
-             r.status, r.body_len);
+    IT_CHECK(get(&b, target, NULL, &r) == 200 && r.body_len == 3, "cut: %d, %zu bytes", r.status,
+             r.body_len);
     IT_CHECK(strstr(r.head, "Content-Length: 100") != NULL, "head: %s", r.head);
     it_resp_free(&r);
     waitpid(z, NULL, 0);
@@ -576,8 +577,8 @@ static void through_directory(void)
              "no PostgreSQL server");
     if (!redis.pid || !pg.up) return;
     setenv("DATABASE_URL", url, 1); /* both nodes, and the command making the API token */
-    const char *common[] = {"--redis-url", redis.url, "--cluster-secret", SECRET,
-                            "--node-heartbeat-ms", "200", "--node-ttl-ms", "2000"};
+    const char *common[] = {"--redis-url",         redis.url, "--cluster-secret", SECRET,
+                            "--node-heartbeat-ms", "200",     "--node-ttl-ms",    "2000"};
     const char *args[16] = {"--node-id", "a", "--node-url"};
     if (it_server_prepare(&a) < 0 || it_server_join_prepare(&b, &a) < 0) return;
     args[3] = a.url;
@@ -636,8 +637,8 @@ static void through_directory(void)
     /* a killed: once the directory forgets it, b says it cannot reach it, and since when */
     IT_CHECK(it_server_stop(&a, SIGKILL, 10000) == -1, "a was not killed");
     IT_CHECK(get(&b, target, NULL, &r) == 503, "a dead: %d", r.status);
-    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "node a "),
-             "said: %s", r.body);
+    IT_CHECK(strstr(it_str(cJSON_GetObjectItem(r.json, "error"), "message"), "node a "), "said: %s",
+             r.body);
     it_resp_free(&r);
     IT_CHECK(it_server_stop(&b, SIGTERM, 10000) == 0, "b did not exit cleanly");
     it_server_cleanup(&b);

@@ -36,10 +36,8 @@ static void time_window(void **state)
     const char *v = "node-a 1700000000 " MAC;
     assert_int_equal(check(v, SECRET, "GET", PATH, T0 + CS_NODESIG_SKEW_S, node), 0);
     assert_int_equal(check(v, SECRET, "GET", PATH, T0 - CS_NODESIG_SKEW_S, node), 0);
-    assert_int_equal(check(v, SECRET, "GET", PATH, T0 + CS_NODESIG_SKEW_S + 1, node),
-                     -ETIMEDOUT);
-    assert_int_equal(check(v, SECRET, "GET", PATH, T0 - CS_NODESIG_SKEW_S - 1, node),
-                     -ETIMEDOUT);
+    assert_int_equal(check(v, SECRET, "GET", PATH, T0 + CS_NODESIG_SKEW_S + 1, node), -ETIMEDOUT);
+    assert_int_equal(check(v, SECRET, "GET", PATH, T0 - CS_NODESIG_SKEW_S - 1, node), -ETIMEDOUT);
     assert_string_equal(node, "");
 }
 
@@ -53,10 +51,8 @@ static void forged(void **state)
     assert_int_equal(check(v, SECRET, "HEAD", PATH, T0, node), CS_EFORBIDDEN);
     assert_int_equal(check(v, SECRET, "GET", "/api/v1/calls/CA2/recording.wav", T0, node),
                      CS_EFORBIDDEN);
-    assert_int_equal(check("node-b 1700000000 " MAC, SECRET, "GET", PATH, T0, node),
-                     CS_EFORBIDDEN);
-    assert_int_equal(check("node-a 1700000001 " MAC, SECRET, "GET", PATH, T0, node),
-                     CS_EFORBIDDEN);
+    assert_int_equal(check("node-b 1700000000 " MAC, SECRET, "GET", PATH, T0, node), CS_EFORBIDDEN);
+    assert_int_equal(check("node-a 1700000001 " MAC, SECRET, "GET", PATH, T0, node), CS_EFORBIDDEN);
     char upper[] = "node-a 1700000000 " MAC;
     upper[sizeof upper - 2] = 'C';
     assert_int_equal(check(upper, SECRET, "GET", PATH, T0, node), CS_EFORBIDDEN);
@@ -71,13 +67,13 @@ static void malformed(void **state)
         "",
         "node-a",
         "node-a 1700000000",
-        "node-a 1700000000 abc",                  /* short MAC */
-        "node-a 1700000000 " MAC " extra",        /* a fourth field */
-        "node/a 1700000000 " MAC,                 /* not a node id */
-        " 1700000000 " MAC,                       /* no node */
-        "node-a -1700000000 " MAC,                /* not a time */
-        "node-a 99999999999999999999 " MAC,       /* past int64 */
-        "node-a  1700000000 " MAC,                /* two spaces */
+        "node-a 1700000000 abc",            /* short MAC */
+        "node-a 1700000000 " MAC " extra",  /* a fourth field */
+        "node/a 1700000000 " MAC,           /* not a node id */
+        " 1700000000 " MAC,                 /* no node */
+        "node-a -1700000000 " MAC,          /* not a time */
+        "node-a 99999999999999999999 " MAC, /* past int64 */
+        "node-a  1700000000 " MAC,          /* two spaces */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(check(bad[i], SECRET, "GET", PATH, T0, node), CS_EPARSE);
@@ -86,8 +82,7 @@ static void malformed(void **state)
     char v[CS_NODESIG_VALUE_MAX + 1];
     assert_int_equal(cs_nodesig_sign(v, sizeof v, SECRET, "GET", CS_STR(PATH), "a b", T0),
                      CS_EPARSE);
-    assert_int_equal(cs_nodesig_sign(v, 10, SECRET, "GET", CS_STR(PATH), "node-a", T0),
-                     CS_EPARSE);
+    assert_int_equal(cs_nodesig_sign(v, 10, SECRET, "GET", CS_STR(PATH), "node-a", T0), CS_EPARSE);
     char long_id[CS_NODESIG_NODE_MAX + 2];
     memset(long_id, 'n', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
