@@ -182,8 +182,15 @@ static void deliver(cs_bus *b, const cs_bus_msg *m)
     if (!t->head && !nested) topic_gone(b, t);
 }
 
-void cs_bus_publish(cs_bus *b, const cs_bus_msg *m)
+void cs_bus_publish(cs_bus *b, const cs_bus_msg *in)
 {
+    cs_bus_msg stamped;
+    const cs_bus_msg *m = in;
+    if (in->kind == CS_BUS_AUDIO && !in->at_ms) {
+        stamped = *in;
+        stamped.at_ms = cs_wall_ms();
+        m = &stamped;
+    }
     b->stats.published++;
     deliver(b, m);
     if (!b->ops->publish) return;
@@ -199,7 +206,10 @@ void cs_bus_publish(cs_bus *b, const cs_bus_msg *m)
 
 /* ---- the wire form: kind, flags, origin's length, origin, then
  *   text:  the JSON
- *   audio: track, position (ms, big-endian u32), the μ-law bytes ---- */
+ *   audio: track, position (ms, big-endian u32), published at (wall ms, big-endian u64),
+ *          the μ-law bytes ---- */
+
+#define AUDIO_HEAD 13
 
 #define WIRE_TEXT  'T'
 #define WIRE_AUDIO 'A'
@@ -208,7 +218,7 @@ void cs_bus_publish(cs_bus *b, const cs_bus_msg *m)
 int cs_bus_msg_encode(cs_buf *out, const cs_bus_msg *m, const char *origin)
 {
     size_t olen = origin ? strlen(origin) : 0;
-    size_t body = m->kind == CS_BUS_TEXT ? m->len : 5 + m->n;
+    size_t body = m->kind == CS_BUS_TEXT ? m->len : AUDIO_HEAD + m->n;
     if (olen > 255 || body > CS_BUS_MSG_MAX) return -EINVAL;
     cs_buf_reset(out);
     uint8_t head[3] = {m->kind == CS_BUS_TEXT ? WIRE_TEXT : WIRE_AUDIO,
@@ -216,8 +226,9 @@ int cs_bus_msg_encode(cs_buf *out, const cs_bus_msg *m, const char *origin)
     if (cs_buf_append(out, head, sizeof head) < 0 || cs_buf_append(out, origin, olen) < 0)
         return -ENOMEM;
     if (m->kind == CS_BUS_TEXT) return cs_buf_append(out, m->text, m->len) < 0 ? -ENOMEM : 0;
-    uint8_t a[5] = {(uint8_t)(m->track & 1), (uint8_t)(m->pos_ms >> 24), (uint8_t)(m->pos_ms >> 16),
-                    (uint8_t)(m->pos_ms >> 8), (uint8_t)m->pos_ms};
+    uint8_t a[AUDIO_HEAD] = {(uint8_t)(m->track & 1)};
+    for (int i = 0; i < 4; i++) a[1 + i] = (uint8_t)(m->pos_ms >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++) a[5 + i] = (uint8_t)((uint64_t)m->at_ms >> (56 - 8 * i));
     if (cs_buf_append(out, a, sizeof a) < 0 || cs_buf_append(out, m->ulaw, m->n) < 0)
         return -ENOMEM;
     return 0;
@@ -245,12 +256,15 @@ int cs_bus_msg_decode(cs_bus_msg *m, const char **origin, size_t *origin_len, co
         m->len = n;
         return 0;
     }
-    if (n < 5 || p[0] > 1 || n - 5 > CS_BUS_MSG_MAX) return -EPROTO;
+    if (n < AUDIO_HEAD || p[0] > 1 || n - AUDIO_HEAD > CS_BUS_MSG_MAX) return -EPROTO;
     m->kind = CS_BUS_AUDIO;
     m->track = p[0];
-    m->pos_ms = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
-    m->ulaw = p + 5;
-    m->n = n - 5;
+    for (int i = 0; i < 4; i++) m->pos_ms = m->pos_ms << 8 | p[1 + i];
+    uint64_t at = 0;
+    for (int i = 0; i < 8; i++) at = at << 8 | p[5 + i];
+    m->at_ms = (int64_t)at;
+    m->ulaw = p + AUDIO_HEAD;
+    m->n = n - AUDIO_HEAD;
     return 0;
 }
 

@@ -49,6 +49,7 @@ typedef struct cs_bus_msg {
     /* CS_BUS_AUDIO */
     unsigned track;  /* 0 caller, 1 agent */
     uint32_t pos_ms; /* place on the call's timeline */
+    int64_t at_ms;   /* wall clock when the call's node published it (0: now, at publish) */
     const uint8_t *ulaw;
     size_t n;
 } cs_bus_msg;

@@ -5,9 +5,10 @@
  *
  * Keys and channels, under CS_REDIS_PREFIX (docs/cluster.md):
  *   t:<topic>   channel: a topic's encoded messages     cmd:<node>  channel: its commands
- *   in          channel: "<topic>": a node subscribed to it (see `elsewhere`)
+ *   in          channel: "<node> +<topic>" or "-<topic>": it subscribed or left (`elsewhere`)
  *   call:<sid>  hash node, loop, summary                ev:<sid>    list: its last events
- *   nc:<node>   set: its calls     node:<node>  hash: its heartbeat's fields
+ *   nc:<node>/<loop>  set: a loop's calls        loops:<node>  set: its loops that beat
+ *   node:<node> hash: its heartbeat's fields
  *   alive:<node> string with a TTL (node_ttl_ms), set every heartbeat
  *   nodes       set: every node not yet declared lost
  * Scripts (EVAL) make the multi-key steps atomic: the reaping of a lost node runs as one
@@ -27,27 +28,27 @@
 #include "core/err.h"
 #include "core/log.h"
 
-#define CS_REDIS_PREFIX      "cs:"
-#define CS_REDIS_CONNECT_MS  5000  /* connecting and the handshake, each attempt */
-#define CS_REDIS_RETRY_MIN   250   /* backoff between attempts (core/backoff.h) */
-#define CS_REDIS_RETRY_MAX   10000
-#define CS_REDIS_INFLIGHT    10000 /* commands sent and not yet answered; past it publishes drop */
-#define CS_REDIS_INTEREST_MS 250   /* how stale a topic's count of listeners elsewhere may be */
-#define CS_REDIS_INTEREST_IDLE_MS 10000 /* a topic not published to this long is forgotten */
-#define CS_REDIS_INTEREST_MAX 10000 /* topics whose listeners are counted; more: assumed heard */
-#define CS_REDIS_NUMSUB_BATCH 500   /* channels per PUBSUB NUMSUB */
-#define CS_REDIS_LIST_MAX     10000 /* calls a LIST returns */
-#define CS_REDIS_PEERS_MAX    1024  /* nodes known alive (commands check the name) */
+#define CS_REDIS_PREFIX           "cs:"
+#define CS_REDIS_CONNECT_MS       5000 /* connecting and the handshake, each attempt */
+#define CS_REDIS_RETRY_MIN        250  /* backoff between attempts (core/backoff.h) */
+#define CS_REDIS_RETRY_MAX        10000
+#define CS_REDIS_INFLIGHT         10000 /* commands sent and not yet answered; past it publishes drop */
+#define CS_REDIS_INTEREST_MS      250 /* how stale a topic's count of listeners elsewhere may be */
+#define CS_REDIS_INTEREST_IDLE_MS 10000 /* the count of a topic not published here: refreshed */
+#define CS_REDIS_INTEREST_MAX     10000 /* topics heard elsewhere known; more: all assumed heard */
+#define CS_REDIS_NUMSUB_BATCH     500   /* channels per PUBSUB NUMSUB */
+#define CS_REDIS_LIST_MAX         10000 /* calls a LIST returns */
+#define CS_REDIS_PEERS_MAX        1024  /* nodes known alive (commands check the name) */
 
 enum rstate { R_DOWN = 0, R_RESOLVING, R_CONNECTING, R_UP, R_CLOSED };
 
-/* What a topic's publisher knows of its listeners on other nodes. */
+/* What this node knows of a topic's listeners on other nodes. */
 typedef struct interest {
     char topic[CS_BUS_TOPIC_MAX + 1];
-    int others;         /* subscribers elsewhere; -1 not known yet (assumed some) */
-    uint64_t asked_ms;  /* last published to */
+    int others;          /* subscribers elsewhere; -1 not counted yet (assumed some) */
+    uint64_t asked_ms;   /* last published to here */
     uint64_t checked_ms; /* its count last came */
-    unsigned gen;       /* bumped by announcements: an older count does not undo them */
+    unsigned gen;        /* bumped by announcements: an older count does not undo them */
     bool asking;
 } interest;
 
@@ -75,6 +76,7 @@ typedef struct rbus {
     redisAsyncContext *cmd, *sub;
     bool cmd_ready, sub_ready, in_ready;
     bool ever_up, told_down, rewrite;
+    bool beating; /* a heartbeat is on its way: the next waits (they never pile up) */
     unsigned attempt;
     size_t inflight;
     uv_timer_t retry, beat, interest_timer, answer;
@@ -82,41 +84,48 @@ typedef struct rbus {
     resolve *resolving;
     cs_map interest;    /* topic → interest: the topics subscribed elsewhere */
     bool interest_full; /* some are not in it: every topic counts as heard */
-    ticket *tickets; /* every request on its way */
-    bool orphans;    /* a request got no ticket (out of memory): answer it locally */
-    cs_map peers;  /* node id → itself (a copy): alive at the last heartbeat */
+    ticket *tickets;    /* every request on its way */
+    bool orphans;       /* a request got no ticket (out of memory): answer it locally */
+    cs_map peers;       /* node id → itself (a copy): alive at the last heartbeat */
     int64_t started_ms;
     char why[256];
 } rbus;
 
 /* ---- Lua scripts: one round trip, atomic ---- */
 
-/* ARGV: prefix, me, ttl, url, run, loops, calls, streams, monitors, started, seen.
- * → {fresh (this node was not in `nodes`: its entries must be rewritten), lost nodes
- *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive ids}. */
+/* ARGV: prefix, me, ttl, url, run, loops, calls, streams, monitors, started, seen, loop.
+ * → {fresh (this loop was not in `loops:<me>`: its entries must be rewritten), lost nodes
+ *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive ids}.
+ * A node reaps others only if its own previous beat is still alive: when it was silent too
+ * (the server stalled, or its link), their silence proves nothing, and it waits a beat. */
 static const char beat_lua[] =
     "local p, me, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local was = redis.call('EXISTS', p..'alive:'..me)\n"
     "redis.call('HSET', p..'node:'..me, 'url', ARGV[4], 'run', ARGV[5], 'loops', ARGV[6],\n"
     "  'calls', ARGV[7], 'streams', ARGV[8], 'monitors', ARGV[9], 'started', ARGV[10],\n"
     "  'seen', ARGV[11])\n"
     "redis.call('SET', p..'alive:'..me, ARGV[5], 'PX', ttl)\n"
-    "local fresh = redis.call('SADD', p..'nodes', me)\n"
+    "redis.call('SADD', p..'nodes', me)\n"
+    "local fresh = redis.call('SADD', p..'loops:'..me, ARGV[12])\n"
     "local lost, alive = {}, {}\n"
     "for _, id in ipairs(redis.call('SMEMBERS', p..'nodes')) do\n"
     "  if redis.call('EXISTS', p..'alive:'..id) == 1 then\n"
     "    table.insert(alive, id)\n"
-    "  else\n"
+    "  elseif was == 1 then\n"
     "    local n = redis.call('HMGET', p..'node:'..id, 'url', 'run', 'loops', 'started', 'seen')\n"
     "    local out = {id, n[1] or '', n[2] or '', n[3] or '0', n[4] or '0', n[5] or '0'}\n"
-    "    for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id)) do\n"
-    "      local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
-    "      if c[1] == id then\n"
-    "        table.insert(out, sid); table.insert(out, c[2] or '0');\n"
-    "        table.insert(out, c[3] or '{}')\n"
-    "        redis.call('DEL', p..'call:'..sid, p..'ev:'..sid)\n"
+    "    for _, loop in ipairs(redis.call('SMEMBERS', p..'loops:'..id)) do\n"
+    "      for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id..'/'..loop)) do\n"
+    "        local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
+    "        if c[1] == id then\n"
+    "          table.insert(out, sid); table.insert(out, c[2] or '0');\n"
+    "          table.insert(out, c[3] or '{}')\n"
+    "          redis.call('DEL', p..'call:'..sid, p..'ev:'..sid)\n"
+    "        end\n"
     "      end\n"
+    "      redis.call('DEL', p..'nc:'..id..'/'..loop)\n"
     "    end\n"
-    "    redis.call('DEL', p..'nc:'..id, p..'node:'..id)\n"
+    "    redis.call('DEL', p..'loops:'..id, p..'node:'..id)\n"
     "    redis.call('SREM', p..'nodes', id)\n"
     "    table.insert(lost, out)\n"
     "  end\n"
@@ -127,12 +136,14 @@ static const char beat_lua[] =
 static const char list_lua[] =
     "local p, max, out = ARGV[1], tonumber(ARGV[2]), {}\n"
     "for _, id in ipairs(redis.call('SMEMBERS', p..'nodes')) do\n"
-    "  for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id)) do\n"
-    "    if #out >= max * 4 then return out end\n"
-    "    local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
-    "    if c[1] then\n"
-    "      table.insert(out, sid); table.insert(out, c[1]); table.insert(out, c[2] or '0')\n"
-    "      table.insert(out, c[3] or '{}')\n"
+    "  for _, loop in ipairs(redis.call('SMEMBERS', p..'loops:'..id)) do\n"
+    "    for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..id..'/'..loop)) do\n"
+    "      if #out >= max * 4 then return out end\n"
+    "      local c = redis.call('HMGET', p..'call:'..sid, 'node', 'loop', 'summary')\n"
+    "      if c[1] then\n"
+    "        table.insert(out, sid); table.insert(out, c[1]); table.insert(out, c[2] or '0')\n"
+    "        table.insert(out, c[3] or '{}')\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -177,7 +188,7 @@ static const char *key(char *out, size_t cap, const char *kind, const char *name
 static const char *reply_str(const redisReply *rep)
 {
     return rep && (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) ? rep->str
-                                                                                          : "";
+                                                                                       : "";
 }
 
 static bool is_str(const redisReply *rep)
@@ -254,10 +265,11 @@ static void teardown(rbus *r)
     }
     redisAsyncContext *acs[2] = {r->cmd, r->sub};
     r->cmd = r->sub = NULL;
-    r->cmd_ready = r->sub_ready = r->in_ready = false;
+    r->cmd_ready = r->sub_ready = r->in_ready = r->beating = false;
     r->inflight = 0; /* and the counts asked for will not come: ask again when back */
     void *v;
-    for (size_t pos = 0; cs_map_next(&r->interest, &pos, NULL, &v);) ((interest *)v)->asking = false;
+    for (size_t pos = 0; cs_map_next(&r->interest, &pos, NULL, &v);)
+        ((interest *)v)->asking = false;
     for (int i = 0; i < 2; i++) {
         if (!acs[i]) continue;
         acs[i]->data = NULL; /* its callbacks, run now with no reply, see it detached */
@@ -495,8 +507,8 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
     if (sub || !strcmp(kind, "unsubscribe")) {
         /* Publishers elsewhere learn it at once (see `elsewhere`): "<node> +topic|-topic". */
         if (!strncmp(ch, "t:", 2)) {
-            char in[KEY_MAX], what[CS_BUS_NODE_MAX + 3 + CS_BUS_TOPIC_MAX];
-            snprintf(what, sizeof what, "%s %c%s", b->node, sub ? '+' : '-', ch + 2);
+            char in[KEY_MAX], what[sizeof b->origin + 2 + CS_BUS_TOPIC_MAX];
+            snprintf(what, sizeof what, "%s %c%s", b->origin, sub ? '+' : '-', ch + 2);
             const char *argv[] = {"PUBLISH", key(in, sizeof in, "in", ""), what};
             send_cmd(r, true, 3, argv, NULL);
         }
@@ -531,7 +543,8 @@ static void subscribe_topic(rbus *r, const char *topic)
 {
     if (r->state != R_UP || !r->sub) return;
     char ch[KEY_MAX];
-    redisAsyncCommand(r->sub, on_sub_message, NULL, "SUBSCRIBE %s", key(ch, sizeof ch, "t:", topic));
+    redisAsyncCommand(r->sub, on_sub_message, NULL, "SUBSCRIBE %s",
+                      key(ch, sizeof ch, "t:", topic));
 }
 
 static void r_topic_on(cs_bus *b, const char *topic)
@@ -702,7 +715,7 @@ static bool r_elsewhere(cs_bus *b, const char *topic, size_t n)
     return e->others != 0;
 }
 
-/* "<node> +<topic>" or "-<topic>": `node` subscribed to `topic`, or left it. */
+/* "<origin> +<topic>" or "-<topic>": a loop (node/loop) subscribed to `topic`, or left it. */
 static void on_announced(rbus *r, const char *what, size_t len)
 {
     const char *sp = memchr(what, ' ', len);
@@ -711,7 +724,7 @@ static void on_announced(rbus *r, const char *what, size_t len)
         return;
     }
     size_t id = (size_t)(sp - what);
-    if (id == strlen(r->b->node) && !memcmp(what, r->b->node, id)) return; /* ours */
+    if (id == strlen(r->b->origin) && !memcmp(what, r->b->origin, id)) return; /* ours */
     const char *topic = sp + 2;
     size_t n = len - id - 2;
     if (sp[1] == '+') {
@@ -743,10 +756,10 @@ static void r_dir_put(cs_bus *b, const char *sid, const char *summary, size_t n)
     rbus *r = R(b);
     char k[KEY_MAX], nc[KEY_MAX], loop[16];
     snprintf(loop, sizeof loop, "%u", b->cfg.loop_index);
-    const char *hset[] = {"HSET", key(k, sizeof k, "call:", sid), "node", b->node, "loop", loop,
-                          "summary", summary};
+    const char *hset[] = {
+        "HSET", key(k, sizeof k, "call:", sid), "node", b->node, "loop", loop, "summary", summary};
     size_t hlens[] = {4, strlen(k), 4, strlen(b->node), 4, strlen(loop), 7, n};
-    const char *sadd[] = {"SADD", key(nc, sizeof nc, "nc:", b->node), sid};
+    const char *sadd[] = {"SADD", key(nc, sizeof nc, "nc:", b->origin), sid};
     if (send_cmd(r, false, 8, hset, hlens) < 0 || send_cmd(r, false, 3, sadd, NULL) < 0)
         r->rewrite = true; /* the next heartbeat writes it all */
 }
@@ -768,16 +781,17 @@ static void r_dir_end(cs_bus *b, const char *sid)
     rbus *r = R(b);
     char k[KEY_MAX], ev[KEY_MAX], nc[KEY_MAX];
     const char *del[] = {"DEL", key(k, sizeof k, "call:", sid), key(ev, sizeof ev, "ev:", sid)};
-    const char *srem[] = {"SREM", key(nc, sizeof nc, "nc:", b->node), sid};
+    const char *srem[] = {"SREM", key(nc, sizeof nc, "nc:", b->origin), sid};
     if (send_cmd(r, true, 3, del, NULL) < 0 || send_cmd(r, true, 3, srem, NULL) < 0)
         r->rewrite = true;
 }
 
-/* One call of the local copy, rewritten: its hash, its events, its place in nc:<node>. */
+/* One call of the local copy, rewritten: its hash, its events, its place in nc:<origin>. */
 static void rewrite_call(rbus *r, const cs_bus_own *o)
 {
     char k[KEY_MAX], ev[KEY_MAX];
-    const char *del[] = {"DEL", key(k, sizeof k, "call:", o->sid), key(ev, sizeof ev, "ev:", o->sid)};
+    const char *del[] = {"DEL", key(k, sizeof k, "call:", o->sid),
+                         key(ev, sizeof ev, "ev:", o->sid)};
     send_cmd(r, true, 3, del, NULL);
     if (o->summary) r_dir_put(r->b, o->sid, o->summary, o->summary_len);
     if (!o->n) return;
@@ -806,7 +820,7 @@ static void rewrite_own(rbus *r)
     if (r->state != R_UP) return;
     r->rewrite = false;
     char nc[KEY_MAX];
-    const char *del[] = {"DEL", key(nc, sizeof nc, "nc:", r->b->node)};
+    const char *del[] = {"DEL", key(nc, sizeof nc, "nc:", r->b->origin)};
     send_cmd(r, true, 2, del, NULL);
     void *v;
     for (size_t pos = 0; cs_map_next(&r->b->own, &pos, NULL, &v);) rewrite_call(r, v);
@@ -870,7 +884,8 @@ static void on_answer_timer(uv_timer_t *t)
             if (!q) continue;
         } else if (orphans) {
             for (q = b->asked; q && q->seq <= last; q = q->next) {
-                for (tk = r->tickets; tk && tk->seq != q->seq; tk = tk->next) {}
+                for (tk = r->tickets; tk && tk->seq != q->seq; tk = tk->next) {
+                }
                 if (!tk) break;
             }
             if (!q || q->seq > last) break;
@@ -1066,14 +1081,17 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
     done_one(ac);
     rbus *r = attached(ac);
     const redisReply *rep = reply;
+    if (r) r->beating = false;
     if (!r || !rep) return;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
         rep->element[1]->type != REDIS_REPLY_ARRAY || rep->element[2]->type != REDIS_REPLY_ARRAY) {
-        cs_warn("bus: redis: heartbeat: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+        cs_warn("bus: redis: heartbeat: %s",
+                rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
         return;
     }
     set_peers(r, rep->element[2]);
-    /* Not in `nodes`: first beat, a server that lost its data, or declared lost meanwhile. */
+    /* Not among the node's loops: its first beat, a server that lost its data, or the node
+     * declared lost meanwhile. */
     if (reply_ll(rep->element[0]) == 1) r->rewrite = true;
     if (r->rewrite) rewrite_own(r);
     const redisReply *lost = rep->element[1];
@@ -1083,11 +1101,11 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
 static void beat(rbus *r)
 {
     cs_bus *b = r->b;
-    if (r->state != R_UP) return;
+    if (r->state != R_UP || r->beating) return;
     cs_bus_node self;
     cs_bus__self(b, &self);
     self.started_ms = r->started_ms;
-    char ttl[16], loops[16], calls[16], streams[16], monitors[16], st[24], seen[24];
+    char ttl[16], loops[16], calls[16], streams[16], monitors[16], st[24], seen[24], loop[16];
     snprintf(ttl, sizeof ttl, "%u", b->cfg.node_ttl_ms);
     snprintf(loops, sizeof loops, "%u", self.loops);
     snprintf(calls, sizeof calls, "%u", self.calls);
@@ -1095,9 +1113,11 @@ static void beat(rbus *r)
     snprintf(monitors, sizeof monitors, "%u", self.monitors);
     snprintf(st, sizeof st, "%lld", (long long)self.started_ms);
     snprintf(seen, sizeof seen, "%lld", (long long)self.seen_ms);
-    const char *argv[] = {"EVAL", beat_lua, "0", CS_REDIS_PREFIX, self.id, ttl, self.url,
-                          self.run, loops, calls, streams, monitors, st, seen};
-    send_argv(r, on_beat, NULL, 14, argv, NULL, true);
+    snprintf(loop, sizeof loop, "%u", b->cfg.loop_index);
+    const char *argv[] = {"EVAL",   beat_lua, "0",   CS_REDIS_PREFIX, self.id, ttl,
+                          self.url, self.run, loops, calls,           streams, monitors,
+                          st,       seen,     loop};
+    r->beating = send_argv(r, on_beat, NULL, 15, argv, NULL, true) == 0;
 }
 
 static int r_command(cs_bus *b, const char *node, const char *json, size_t n)
@@ -1192,8 +1212,9 @@ static int r_open(cs_bus *b, cs_buf *err)
         free(r);
         return CS_ECONFIG;
     }
-    if (!b->cfg.heartbeat_ms || b->cfg.node_ttl_ms <= b->cfg.heartbeat_ms) {
-        cs_buf_printf(err, "the node TTL (%u ms) must exceed the heartbeat (%u ms)",
+    /* a heartbeat late by a beat must not make the node lost */
+    if (!b->cfg.heartbeat_ms || b->cfg.node_ttl_ms / 2 < b->cfg.heartbeat_ms) {
+        cs_buf_printf(err, "NODE_TTL_MS (%u) must be at least twice NODE_HEARTBEAT_MS (%u)",
                       b->cfg.node_ttl_ms, b->cfg.heartbeat_ms);
         free(r);
         return CS_ECONFIG;

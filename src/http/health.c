@@ -378,6 +378,31 @@ void cs_metrics(cs_request *r)
     cs_prom_gauge(&out, "callstream_store_reads_failing",
                   "1 while store queries fail (none answered since)",
                   st.reads_failing_since_ms ? 1 : 0);
+    if (gw->bus) {
+        const cs_bus_stats *bs = cs_bus_stats_get(gw->bus);
+        const struct {
+            const char *name, *help;
+            uint64_t value;
+        } bus[] = {
+            {"callstream_bus_published_total", "listen-in messages published here", bs->published},
+            {"callstream_bus_delivered_total", "deliveries to subscribers here", bs->delivered},
+            {"callstream_bus_sent_total", "messages handed on for other nodes", bs->sent},
+            {"callstream_bus_received_total", "messages from other nodes", bs->received},
+            {"callstream_bus_dropped_total",
+             "messages for other nodes lost (the bus's server away, too many in flight)",
+             bs->dropped},
+            {"callstream_bus_bad_total", "messages received that were not ones, skipped", bs->bad},
+            {"callstream_bus_outages_total", "times the bus's server went away", bs->outages},
+            {"callstream_bus_reconnects_total", "times it came back", bs->reconnects},
+            {"callstream_bus_nodes_lost_total", "nodes this one declared lost", bs->nodes_lost},
+            {"callstream_bus_commands_in_total", "commands from other nodes", bs->commands_in},
+            {"callstream_bus_commands_out_total", "commands to other nodes", bs->commands_out},
+        };
+        for (size_t i = 0; i < sizeof bus / sizeof *bus; i++)
+            cs_prom_counter(&out, bus[i].name, bus[i].help, (double)bus[i].value);
+        cs_prom_gauge(&out, "callstream_bus_up", "1 while the bus's server is reachable",
+                      cs_bus_ready(gw->bus));
+    }
     if (gw->recorders) {
         cs_recorders_stats rs;
         cs_recorders_stats_get(gw->recorders, &rs);

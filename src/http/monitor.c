@@ -298,7 +298,8 @@ static void deliver_audio(watch *w, const cs_bus_msg *msg)
         w->dropped++;
         return;
     }
-    uint64_t sent = (uint64_t)cs_wall_ms();
+    /* when the call's node had it: with a cluster's hop, what a listener hears is as late */
+    uint64_t sent = (uint64_t)(msg->at_ms ? msg->at_ms : cs_wall_ms());
     p[0] = 1;
     p[1] = (uint8_t)t;
     p[2] = p[3] = 0;

@@ -211,6 +211,11 @@ static void a_live_call(void)
     cJSON_Delete(ended_msg);
     it_ws_close(&list);
     cJSON_Delete(it_sim_wait(sim, NULL));
+    IT_CHECK(it_metric(srv.port, "callstream_bus_published_total") > 300 &&
+                 it_metric(srv.port, "callstream_bus_delivered_total") > 300 &&
+                 it_metric(srv.port, "callstream_bus_dropped_total") == 0 &&
+                 it_metric(srv.port, "callstream_bus_up") == 1,
+             "the bus's counters are not in /metrics");
 }
 
 /* Starts a call with `callstream sim <opts>` on `s` and gives its CallSid, seen on the

@@ -276,7 +276,7 @@ static void outage(void)
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM events WHERE type = 'store_outage' AND call_sid = '%s'", sid);
     IT_CHECK(it_sql(db, sql) >= 1, "no store_outage event on the live call");
-    IT_CHECK(it_metric(srv.port, "callstream_cluster_outages_total{what=\"store\"}") >= 1 &&
+    IT_CHECK(it_metric(srv.port, "callstream_cluster_store_outages_total") >= 1 &&
                  it_metric(srv.port, "callstream_cluster_health_events_total") >= 2,
              "the outage and its end are not counted");
     IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM (SELECT at, LAG(at) OVER (ORDER BY id) AS prev FROM "

@@ -332,8 +332,8 @@ static void bc_wire(void **state)
     uint8_t frame[3] = {1, 2, 3};
     cs_bus_msg in[] = {
         {.kind = CS_BUS_TEXT, .topic = "t", .text = "{\"a\":1}", .len = 7, .final = true},
-        {.kind = CS_BUS_AUDIO, .topic = "t", .track = 1, .pos_ms = 0xfedcba98u, .ulaw = frame,
-         .n = 3},
+        {.kind = CS_BUS_AUDIO, .topic = "t", .track = 1, .pos_ms = 0xfedcba98u,
+         .at_ms = 1764936000123, .ulaw = frame, .n = 3},
         {.kind = CS_BUS_AUDIO, .topic = "t", .track = 0, .pos_ms = 1, .ulaw = frame, .n = 0},
     };
     for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
@@ -353,6 +353,7 @@ static void bc_wire(void **state)
         } else {
             assert_int_equal(m.track, in[i].track);
             assert_int_equal(m.pos_ms, in[i].pos_ms);
+            assert_int_equal(m.at_ms, in[i].at_ms);
             assert_int_equal(m.n, in[i].n);
             if (m.n) assert_memory_equal(m.ulaw, frame, m.n);
         }
@@ -368,8 +369,9 @@ static void bc_wire(void **state)
             free(copy);
         }
     }
-    static const char *const bad[] = {"X\0\0", "T\2\0{}", "T\0\5ab", "A\0\0\2\0\0\0\0"};
-    static const size_t lens[] = {3, 5, 5, 8};
+    static const char *const bad[] = {"X\0\0", "T\2\0{}", "T\0\5ab",
+                                      "A\0\0\2\0\0\0\0\0\0\0\0\0\0\0\0"};
+    static const size_t lens[] = {3, 5, 5, 16};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_bus_msg c = {.topic = "t"};
         const char *origin;

@@ -89,17 +89,23 @@ static inline redisReply *rs_cmd(const rs_server *s, const char *fmt, ...)
     return r;
 }
 
-/* Starts it (again: the same port and directory). 0, or -1 with a message on stderr. */
-static inline int rs_start(rs_server *s)
+/* Whether the server answering on its port is the process we started (another one may
+ * hold a port picked free a moment before). */
+static inline bool rs_is_ours(const rs_server *s)
 {
-    if (!s->dir[0]) {
-        snprintf(s->dir, sizeof s->dir, "/tmp/cs-redis-XXXXXX");
-        if (!mkdtemp(s->dir)) {
-            s->dir[0] = '\0';
-            return -1;
-        }
+    redisReply *r = rs_cmd(s, "INFO server");
+    bool ours = false;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(r->str, "process_id:");
+        ours = p && strtol(p + strlen("process_id:"), NULL, 10) == s->pid;
     }
-    if (!s->port) s->port = rs_free_port();
+    if (r) freeReplyObject(r);
+    return ours;
+}
+
+/* One attempt on s->port: 0, or -1 (it exited: the port was taken, or worse). */
+static inline int rs_start_on_port(rs_server *s)
+{
     if (s->password[0])
         snprintf(s->url, sizeof s->url, "redis://:%s@127.0.0.1:%d", s->password, s->port);
     else
@@ -113,31 +119,60 @@ static inline int rs_start(rs_server *s)
     if (s->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
-        const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", s->dir,
-                              "--logfile", log, "--daemonize", "no",
-                              s->password[0] ? "--requirepass" : NULL, s->password, NULL};
+        const char *argv[] = {"redis-server",
+                              "--port",
+                              port,
+                              "--bind",
+                              "127.0.0.1",
+                              "--save",
+                              "",
+                              "--appendonly",
+                              "no",
+                              "--dir",
+                              s->dir,
+                              "--logfile",
+                              log,
+                              "--daemonize",
+                              "no",
+                              s->password[0] ? "--requirepass" : NULL,
+                              s->password,
+                              NULL};
         execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
     for (unsigned waited = 0; waited < RS_START_MS; waited += 20) {
-        redisContext *c = rs_connect(s);
-        if (c) {
-            redisReply *r = redisCommand(c, "PING");
-            bool ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r) freeReplyObject(r);
-            redisFree(c);
-            if (ok) return 0;
-        }
-        int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            fprintf(stderr, "redis-server exited (see %s)\n", log);
+        if (rs_is_ours(s)) return 0;
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+            fprintf(stderr, "redis-server on port %d exited (see %s)\n", s->port, log);
             s->pid = 0;
             return -1;
         }
         rs_sleep_ms(20);
     }
     fprintf(stderr, "redis-server did not answer on port %d\n", s->port);
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+/* Starts it: on a free port the first time (another if that one was taken meanwhile), on
+ * the same port and directory again after rs_kill. 0, or -1 with a message on stderr. */
+static inline int rs_start(rs_server *s)
+{
+    if (!s->dir[0]) {
+        snprintf(s->dir, sizeof s->dir, "/tmp/cs-redis-XXXXXX");
+        if (!mkdtemp(s->dir)) {
+            s->dir[0] = '\0';
+            return -1;
+        }
+    }
+    if (s->port) return rs_start_on_port(s);
+    for (int tries = 0; tries < 5; tries++) {
+        s->port = rs_free_port();
+        if (s->port > 0 && rs_start_on_port(s) == 0) return 0;
+    }
+    s->port = 0;
     return -1;
 }
 

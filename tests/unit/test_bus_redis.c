@@ -17,7 +17,8 @@
 
 typedef struct node {
     cs_bus *bus;
-    char id[16];
+    char id[16];                /* "" : node<A + i> */
+    uint32_t loop_index, loops; /* of a node with several loops */
     int ups, downs;
     char why[256];
     int lost;
@@ -124,13 +125,14 @@ static int open_node_at(fixture *f, int i, const char *url, uint32_t beat_ms, ui
                         cs_buf *err)
 {
     node *n = &f->n[i];
-    snprintf(n->id, sizeof n->id, "node%c", 'A' + i);
+    if (!n->id[0]) snprintf(n->id, sizeof n->id, "node%c", 'A' + i);
     cs_bus_config cfg = {.loop = &f->env.loop,
                          .url = url,
                          .node = n->id,
                          .node_url = "http://127.0.0.1:1",
                          .run = "0123abcd",
-                         .loops = 1,
+                         .loop_index = n->loop_index,
+                         .loops = n->loops ? n->loops : 1,
                          .heartbeat_ms = beat_ms,
                          .node_ttl_ms = ttl_ms,
                          .data = n,
@@ -314,6 +316,29 @@ static void list_until(fixture *f, cs_bus *b, size_t want, ask *out)
     if (out) *out = u.a;
 }
 
+typedef struct until_get {
+    fixture *f;
+    cs_bus *b;
+    const char *sid;
+    size_t want;
+    ask a;
+} until_get;
+
+static bool got_events(void *data)
+{
+    until_get *u = data;
+    ask_now(u->f, u->b, &u->a, CS_DIR_GET, u->sid);
+    return u->a.rc == 0 && u->a.nevents == u->want;
+}
+
+/* Asks GET until the call has `want` events (the owner's writes come on its connection). */
+static void get_until(fixture *f, cs_bus *b, const char *sid, size_t want, ask *out)
+{
+    until_get u = {.f = f, .b = b, .sid = sid, .want = want};
+    assert_true(tu_run_until(&f->env.loop, got_events, &u, TU_WAIT_MS));
+    *out = u.a;
+}
+
 /* ---- tests ---- */
 
 static void test_topics_across_nodes(void **state)
@@ -402,10 +427,9 @@ static void test_directory_two_nodes(void **state)
     assert_string_equal(l.node, "nodeA");
     assert_string_equal(l.summary, summary);
     ask g;
-    ask_now(f, b, &g, CS_DIR_GET, "CA1");
+    get_until(f, b, "CA1", CS_BUS_HISTORY_MAX, &g);
     assert_int_equal(g.rc, 0);
     assert_int_equal(g.ncalls, 1);
-    assert_int_equal(g.nevents, CS_BUS_HISTORY_MAX);
     assert_string_equal(g.first, "{\"n\":10}");
     assert_string_equal(g.last, "{\"n\":509}");
     ask_now(f, b, &g, CS_DIR_GET, "CAnone");
@@ -487,8 +511,7 @@ static void test_node_back_after_lost(void **state)
     list_until(f, b, 1, &l);
     assert_string_equal(l.node, "nodeA");
     ask g;
-    ask_now(f, b, &g, CS_DIR_GET, "CA1");
-    assert_int_equal(g.nevents, 1);
+    get_until(f, b, "CA1", 1, &g);
     assert_int_equal(f->n[1].lost, 1);
 }
 
@@ -498,6 +521,46 @@ static bool ups_twice(void *data)
     for (int i = 0; i < 2; i++)
         if (f->n[i].ups < 1 || !cs_bus_ready(f->n[i].bus)) return false;
     return true;
+}
+
+/* A node with two loops, a bus each: they hear each other through Redis, each keeps its own
+ * calls (rewriting one loop's leaves the other's), and the node is lost whole. */
+static void test_loops_of_one_node(void **state)
+{
+    fixture *f = *state;
+    start_redis(f);
+    for (int i = 0; i < 2; i++) {
+        snprintf(f->n[i].id, sizeof f->n[i].id, "nodeA");
+        f->n[i].loop_index = (uint32_t)i;
+        f->n[i].loops = 2;
+    }
+    open_nodes(f, 3, 100, 500);
+    cs_bus *l0 = f->n[0].bus, *l1 = f->n[1].bus, *c = f->n[2].bus;
+    rx r;
+    subscribe(l1, &r, "CA0");
+    publish_until_received(f, l0, "CA0", "{\"from\":0}", &r);
+    cs_bus_unsubscribe(l1, &r.sub);
+    cs_dir_put(l0, "CA0", "{}", 2);
+    cs_dir_put(l1, "CA1", "{}", 2);
+    list_until(f, c, 2, NULL);
+    /* the server forgets everything: both loops write theirs again, neither wipes the other */
+    redisReply *rep = rs_cmd(&f->rs, "FLUSHALL");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    list_until(f, c, 2, NULL);
+    assert_int_equal(rs_int(&f->rs, "SCARD cs:nc:nodeA/0"), 1);
+    assert_int_equal(rs_int(&f->rs, "SCARD cs:nc:nodeA/1"), 1);
+    /* the node dies: C is told once, with the calls of both loops */
+    for (int i = 0; i < 2; i++) {
+        cs_bus_close(f->n[i].bus);
+        f->n[i].bus = NULL;
+    }
+    assert_true(tu_run_until(&f->env.loop, one_lost, f, TU_WAIT_MS));
+    run_ms(f, 1000);
+    assert_int_equal(f->n[2].lost, 1);
+    assert_string_equal(f->n[2].lost_id, "nodeA");
+    assert_int_equal(f->n[2].lost_calls, 2);
+    list_until(f, c, 0, NULL);
 }
 
 static void test_redis_restart(void **state)
@@ -542,8 +605,7 @@ static void test_redis_restart(void **state)
     list_until(f, a, 1, &l);
     assert_string_equal(l.node, "nodeB");
     ask g;
-    ask_now(f, a, &g, CS_DIR_GET, "CB1");
-    assert_int_equal(g.nevents, 2);
+    get_until(f, a, "CB1", 2, &g);
     assert_string_equal(g.last, "{\"e\":2}");
     far.texts = 0;
     publish_until_received(f, b, "CB1", "{\"after\":1}", &far);
@@ -718,8 +780,8 @@ static void test_commands(void **state)
 static void test_bad_urls(void **state)
 {
     fixture *f = *state;
-    const char *bad[] = {"rediss://127.0.0.1", "redis://", "redis://h:99999", "redis://h:x",
-                         "redis://h:1/db", "redis://[::1", "redis://nocolon@h"};
+    const char *bad[] = {"rediss://127.0.0.1", "redis://",     "redis://h:99999",  "redis://h:x",
+                         "redis://h:1/db",     "redis://[::1", "redis://nocolon@h"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_buf err = CS_BUF_INIT(1024);
         assert_int_equal(open_node_at(f, 0, bad[i], 100, 500, &err), CS_ECONFIG);
@@ -728,12 +790,15 @@ static void test_bad_urls(void **state)
         cs_buf_free(&err);
     }
     cs_buf err = CS_BUF_INIT(1024);
-    assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 500, &err), CS_ECONFIG);
-    assert_non_null(strstr(err.data, "TTL"));
+    assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 999, &err), CS_ECONFIG);
+    assert_non_null(strstr(err.data, "NODE_TTL_MS (999) must be at least twice"));
     cs_buf_free(&err);
     cs_bus *b = NULL;
-    cs_bus_config cfg = {.loop = &f->env.loop, .url = "redis://127.0.0.1:1", .node = "a b",
-                         .heartbeat_ms = 100, .node_ttl_ms = 500};
+    cs_bus_config cfg = {.loop = &f->env.loop,
+                         .url = "redis://127.0.0.1:1",
+                         .node = "a b",
+                         .heartbeat_ms = 100,
+                         .node_ttl_ms = 500};
     err = (cs_buf)CS_BUF_INIT(1024);
     assert_int_equal(cs_bus_open(&b, &cfg, &err), CS_ECONFIG);
     assert_non_null(strstr(err.data, "NODE_ID"));
@@ -781,6 +846,36 @@ static void test_inflight_bound(void **state)
     r.texts = 0;
     publish_until_received(f, b, "CA1", "{\"later\":1}", &r);
     cs_bus_unsubscribe(a, &r.sub);
+}
+
+/* Redis stalls longer than the TTL (every heartbeat waits, every alive key expires): when
+ * it answers again, nobody is declared lost for its silence. */
+static void test_server_stall_loses_nobody(void **state)
+{
+    fixture *f = *state;
+    start_redis(f);
+    open_nodes(f, 3, 100, 500);
+    cs_dir_put(f->n[0].bus, "CA1", "{}", 2);
+    list_until(f, f->n[1].bus, 1, NULL);
+    redisReply *rep = rs_cmd(&f->rs, "CLIENT PAUSE 1500 ALL");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    run_ms(f, 3000);
+    for (int i = 0; i < NODES; i++) assert_int_equal(f->n[i].lost, 0);
+    list_until(f, f->n[2].bus, 1, NULL);
+}
+
+/* The harness never takes another server for its own: one asked to start on a port already
+ * held fails instead of answering with the other's PING. */
+static void test_harness_port_taken(void **state)
+{
+    fixture *f = *state;
+    start_redis(f);
+    rs_server other = {.port = f->rs.port};
+    assert_int_equal(rs_start(&other), -1);
+    assert_int_equal(other.pid, 0);
+    rs_stop(&other);
+    assert_true(rs_is_ours(&f->rs));
 }
 
 /* ---- the conformance cases (tests/unit/bus_conformance.h): two nodes on one server ---- */
@@ -834,6 +929,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_directory_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_lost_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_back_after_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loops_of_one_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
@@ -843,6 +939,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_stall_loses_nobody, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_harness_port_taken, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, stop_conf);
 }
