@@ -78,20 +78,19 @@ static void event_rec(cs_store *s, const char *sid, int64_t at)
     cs_store_write(s, rec);
 }
 
-static void segment_rec(cs_store *s, const char *sid, const char *speaker, int64_t seq,
-                        int64_t at)
+static void segment_rec(cs_store *s, const char *sid, const char *speaker, int64_t seq, int64_t at)
 {
     cs_store_rec *rec = cs_store_rec_new(CS_REC_SEGMENT);
-    rec->segment = (cs_segment_row){
-        .call_sid = cs_pool_strdup(&rec->pool, sid),
-        .stream_sid = "MZ1",
-        .speaker = speaker,
-        .text = "I would like to know where my order is, it was due on Monday",
-        .seq = seq,
-        .start_ms = seq * 3000,
-        .end_ms = seq * 3000 + 2500,
-        .confidence = 900,
-        .at = at};
+    rec->segment =
+        (cs_segment_row){.call_sid = cs_pool_strdup(&rec->pool, sid),
+                         .stream_sid = "MZ1",
+                         .speaker = speaker,
+                         .text = "I would like to know where my order is, it was due on Monday",
+                         .seq = seq,
+                         .start_ms = seq * 3000,
+                         .end_ms = seq * 3000 + 2500,
+                         .confidence = 900,
+                         .at = at};
     cs_store_write(s, rec);
 }
 
@@ -140,8 +139,7 @@ static int throughput(bench *b, const char *url, double *events_s, double *segme
     *events_s = (double)events / (until_written(b, 1 + (uint64_t)events) / 1e3);
     for (long i = 0; i < segments; i++)
         segment_rec(b->store, "CA0", i % 2 ? "agent" : "caller", i / 2, now + i);
-    *segments_s = (double)segments /
-                  (until_written(b, 1 + (uint64_t)(events + segments)) / 1e3);
+    *segments_s = (double)segments / (until_written(b, 1 + (uint64_t)(events + segments)) / 1e3);
     close_store(b);
     return 0;
 }
@@ -212,8 +210,8 @@ static int queue_under_load(bench *b, const char *url, char *out, size_t cap)
              " spilled=%llu lost=%llu drain_ms=%.0f",
              l.calls, l.seconds, (double)l.posted / (double)l.seconds,
              stats_pct(depth, (size_t)ticks, 0.5), stats_pct(depth, (size_t)ticks, 0.99),
-             stats_pct(depth, (size_t)ticks, 1), (unsigned long long)st.spilled, (unsigned long long)st.lost,
-             drain_ms);
+             stats_pct(depth, (size_t)ticks, 1), (unsigned long long)st.spilled,
+             (unsigned long long)st.lost, drain_ms);
     free(depth);
     close_store(b);
     return 0;

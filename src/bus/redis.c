@@ -76,6 +76,7 @@ typedef struct rbus {
     redisAsyncContext *cmd, *sub;
     bool cmd_ready, sub_ready, in_ready;
     bool ever_up, told_down, rewrite;
+    bool beating; /* a heartbeat is on its way: the next waits (they never pile up) */
     unsigned attempt;
     size_t inflight;
     uv_timer_t retry, beat, interest_timer, answer;
@@ -94,9 +95,12 @@ typedef struct rbus {
 
 /* ARGV: prefix, me, ttl, url, run, loops, calls, streams, monitors, started, seen, loop.
  * → {fresh (this loop was not in `loops:<me>`: its entries must be rewritten), lost nodes
- *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive ids}. */
+ *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive ids}.
+ * A node reaps others only if its own previous beat is still alive: when it was silent too
+ * (the server stalled, or its link), their silence proves nothing, and it waits a beat. */
 static const char beat_lua[] =
     "local p, me, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local was = redis.call('EXISTS', p..'alive:'..me)\n"
     "redis.call('HSET', p..'node:'..me, 'url', ARGV[4], 'run', ARGV[5], 'loops', ARGV[6],\n"
     "  'calls', ARGV[7], 'streams', ARGV[8], 'monitors', ARGV[9], 'started', ARGV[10],\n"
     "  'seen', ARGV[11])\n"
@@ -107,7 +111,7 @@ static const char beat_lua[] =
     "for _, id in ipairs(redis.call('SMEMBERS', p..'nodes')) do\n"
     "  if redis.call('EXISTS', p..'alive:'..id) == 1 then\n"
     "    table.insert(alive, id)\n"
-    "  else\n"
+    "  elseif was == 1 then\n"
     "    local n = redis.call('HMGET', p..'node:'..id, 'url', 'run', 'loops', 'started', 'seen')\n"
     "    local out = {id, n[1] or '', n[2] or '', n[3] or '0', n[4] or '0', n[5] or '0'}\n"
     "    for _, loop in ipairs(redis.call('SMEMBERS', p..'loops:'..id)) do\n"
@@ -261,7 +265,7 @@ static void teardown(rbus *r)
     }
     redisAsyncContext *acs[2] = {r->cmd, r->sub};
     r->cmd = r->sub = NULL;
-    r->cmd_ready = r->sub_ready = r->in_ready = false;
+    r->cmd_ready = r->sub_ready = r->in_ready = r->beating = false;
     r->inflight = 0; /* and the counts asked for will not come: ask again when back */
     void *v;
     for (size_t pos = 0; cs_map_next(&r->interest, &pos, NULL, &v);)
@@ -1077,6 +1081,7 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
     done_one(ac);
     rbus *r = attached(ac);
     const redisReply *rep = reply;
+    if (r) r->beating = false;
     if (!r || !rep) return;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
         rep->element[1]->type != REDIS_REPLY_ARRAY || rep->element[2]->type != REDIS_REPLY_ARRAY) {
@@ -1096,7 +1101,7 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
 static void beat(rbus *r)
 {
     cs_bus *b = r->b;
-    if (r->state != R_UP) return;
+    if (r->state != R_UP || r->beating) return;
     cs_bus_node self;
     cs_bus__self(b, &self);
     self.started_ms = r->started_ms;
@@ -1112,7 +1117,7 @@ static void beat(rbus *r)
     const char *argv[] = {"EVAL",   beat_lua, "0",   CS_REDIS_PREFIX, self.id, ttl,
                           self.url, self.run, loops, calls,           streams, monitors,
                           st,       seen,     loop};
-    send_argv(r, on_beat, NULL, 15, argv, NULL, true);
+    r->beating = send_argv(r, on_beat, NULL, 15, argv, NULL, true) == 0;
 }
 
 static int r_command(cs_bus *b, const char *node, const char *json, size_t n)
@@ -1207,8 +1212,9 @@ static int r_open(cs_bus *b, cs_buf *err)
         free(r);
         return CS_ECONFIG;
     }
-    if (!b->cfg.heartbeat_ms || b->cfg.node_ttl_ms <= b->cfg.heartbeat_ms) {
-        cs_buf_printf(err, "the node TTL (%u ms) must exceed the heartbeat (%u ms)",
+    /* a heartbeat late by a beat must not make the node lost */
+    if (!b->cfg.heartbeat_ms || b->cfg.node_ttl_ms / 2 < b->cfg.heartbeat_ms) {
+        cs_buf_printf(err, "NODE_TTL_MS (%u) must be at least twice NODE_HEARTBEAT_MS (%u)",
                       b->cfg.node_ttl_ms, b->cfg.heartbeat_ms);
         free(r);
         return CS_ECONFIG;

@@ -93,7 +93,6 @@ static void located(cs_dir_req *q)
     if (node && gw->bus && strcmp(node, gw->bus->node) != 0) {
         int rc = cs_bus_command(gw->bus, node, x->json, x->n);
         if (rc == 0) {
-            cl->stats.forwarded++;
             if (!x->r) {
                 route_free(x);
                 return;
@@ -235,7 +234,6 @@ void cs_cluster_on_command(void *data, const char *from, const char *json, size_
         cl->stats.refused++;
         cs_warn("cluster: a command from node %.64s refused (%s)", from ? from : "?", why);
     } else {
-        cl->stats.applied++;
         apply(cl, &c, from, NULL);
     }
     cs_cmd_free(&c);
@@ -319,7 +317,6 @@ void cs_cluster_on_node_lost(void *data, const cs_bus_node *lost, const cs_dir_c
 {
     cs_gateway *gw = data;
     cs_cluster *cl = gw->cluster;
-    if (cl) cl->stats.nodes_lost++;
     /* Its last heartbeat is the last time it is known to have held them. Their streams
      * stay open in the store: the recordings are on its disk, and its start-up repairs
      * them (cs_journal_recover) when it comes back under the same NODE_ID. */
@@ -462,28 +459,28 @@ const cs_cluster_stats *cs_cluster_stats_get(const cs_gateway *gw)
 
 void cs_cluster_metrics(const cs_gateway *gw, cs_buf *out)
 {
+    /* Commands sent and received, nodes lost and the bus's outages are the bus's
+     * (callstream_bus_*). */
     static const cs_cluster_stats none;
     const cs_cluster_stats *s = gw->cluster ? &gw->cluster->stats : &none;
-    const cs_bus_stats *b = gw->bus ? cs_bus_stats_get(gw->bus) : NULL;
-    static const char *const ways[] = {"out", "in", "refused", "unreachable", "full"};
-    uint64_t commands[] = {s->forwarded, s->applied, s->refused, s->unreachable, s->routes_full};
-    cs_prom_family(out, "callstream_cluster_commands_total", "counter",
-                   "commands between nodes: sent to a call's node, received and applied, "
-                   "received malformed (skipped), not delivered or past the limit in flight "
-                   "(applied here)",
-                   "way", ways, commands, 5);
+    cs_prom_counter(out, "callstream_cluster_commands_refused_total",
+                    "commands from other nodes that were malformed: counted and skipped",
+                    (double)s->refused);
+    static const char *const whys[] = {"unreachable", "full"};
+    uint64_t kept[] = {s->unreachable, s->routes_full};
+    cs_prom_family(out, "callstream_cluster_commands_applied_here_total", "counter",
+                   "commands for a call live elsewhere applied here instead: its node could not "
+                   "be reached, or too many were in flight",
+                   "why", whys, kept, 2);
     cs_prom_counter(out, "callstream_cluster_replies_late_total",
                     "API requests answered 504: the call's node did not reply in time",
                     (double)s->replies_late);
-    cs_prom_counter(out, "callstream_cluster_nodes_lost_total",
-                    "nodes this one found dead (silent past NODE_TTL_MS)", (double)s->nodes_lost);
     cs_prom_counter(out, "callstream_cluster_calls_lost_total",
                     "calls of lost nodes this one ended as abnormal", (double)s->calls_lost);
-    static const char *const whats[] = {"bus", "store"};
-    uint64_t outages[] = {b ? b->outages : 0, s->store_outages};
-    cs_prom_family(out, "callstream_cluster_outages_total", "counter",
-                   "the bus's server or the store went away", "what", whats, outages, 2);
+    cs_prom_counter(out, "callstream_cluster_store_outages_total",
+                    "times the store's writes began to fail", (double)s->store_outages);
     cs_prom_counter(out, "callstream_cluster_health_events_total",
-                    "outages begun and ended, each told to the live calls as an event",
+                    "outages of the bus or the store begun and ended, each told to the live calls "
+                    "as an event",
                     (double)s->health_events);
 }

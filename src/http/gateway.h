@@ -302,13 +302,11 @@ void cs_journal_recover(cs_gateway *gw);
 /* The cluster (cluster.c): what acts on a call live on another node is sent there as a
  * command; a lost node's calls end; outages become events of the live calls. */
 typedef struct cs_cluster_stats {
-    uint64_t forwarded;              /* commands sent to the node a call lives on */
-    uint64_t applied;                /* commands received and applied */
-    uint64_t refused;                /* commands received malformed: counted and skipped */
-    uint64_t unreachable;            /* commands whose node could not be reached: applied here */
-    uint64_t routes_full;            /* commands past CLUSTER_ROUTES_MAX in flight: applied here */
-    uint64_t replies_late;           /* API requests answered 504: the owner did not reply */
-    uint64_t nodes_lost, calls_lost; /* nodes this one found dead, the calls it ended */
+    uint64_t refused;      /* commands received malformed: counted and skipped */
+    uint64_t unreachable;  /* commands whose node could not be reached: applied here */
+    uint64_t routes_full;  /* commands past CLUSTER_ROUTES_MAX in flight: applied here */
+    uint64_t replies_late; /* API requests answered 504: the owner did not reply */
+    uint64_t calls_lost;   /* calls of lost nodes this one ended */
     uint64_t store_outages, health_events;
 } cs_cluster_stats;
 /* Start-up (before the bus opens: its callbacks are these) and shutdown (before the bus

@@ -15,8 +15,13 @@
 #include "store/store_int.h"
 
 #define S(row, member, k, col, m)                                                                  \
-    {#member, offsetof(cs_store_rec, row.member), false, k, col, m, B_AS_IS}
-#define I(row, member, col, m, b) {#member, offsetof(cs_store_rec, row.member), true, false, col, m, b}
+    {                                                                                              \
+#member, offsetof(cs_store_rec, row.member), false, k, col, m, B_AS_IS                     \
+    }
+#define I(row, member, col, m, b)                                                                  \
+    {                                                                                              \
+#member, offsetof(cs_store_rec, row.member), true, false, col, m, b                        \
+    }
 
 /* `run` and `summary_reason` have merges of their own (M_RUN, M_WITH_STATUS). */
 static const cs_field call_fields[] = {
@@ -41,35 +46,24 @@ static const cs_field call_fields[] = {
     S(call, run, false, NULL, M_RUN),
 };
 static const cs_field stream_fields[] = {
-    S(stream, sid, true, NULL, M_KEY),
-    S(stream, call_sid, true, NULL, M_INSERT),
-    S(stream, tracks, false, NULL, M_NEW),
-    S(stream, mode, false, NULL, M_NEW),
-    I(stream, started_at, NULL, M_OLD, B_NULL),
-    I(stream, ended_at, NULL, M_NEW, B_NULL),
-    S(stream, end_reason, false, NULL, M_NEW),
-    S(stream, stats, false, NULL, M_NEW),
+    S(stream, sid, true, NULL, M_KEY),          S(stream, call_sid, true, NULL, M_INSERT),
+    S(stream, tracks, false, NULL, M_NEW),      S(stream, mode, false, NULL, M_NEW),
+    I(stream, started_at, NULL, M_OLD, B_NULL), I(stream, ended_at, NULL, M_NEW, B_NULL),
+    S(stream, end_reason, false, NULL, M_NEW),  S(stream, stats, false, NULL, M_NEW),
 };
 static const cs_field event_fields[] = {
-    S(event, call_sid, true, NULL, M_INSERT),
-    S(event, stream_sid, false, NULL, M_INSERT),
-    I(event, at, NULL, M_INSERT, B_NOW),
-    S(event, type, true, NULL, M_INSERT),
+    S(event, call_sid, true, NULL, M_INSERT), S(event, stream_sid, false, NULL, M_INSERT),
+    I(event, at, NULL, M_INSERT, B_NOW),      S(event, type, true, NULL, M_INSERT),
     S(event, detail, false, NULL, M_INSERT),
 };
 /* A replayed write changes nothing; a refined final replaces the fast one, never the
  * other way round (the layout's `where`). */
 static const cs_field segment_fields[] = {
-    S(segment, call_sid, true, NULL, M_KEY),
-    S(segment, stream_sid, true, NULL, M_KEY),
-    S(segment, speaker, true, NULL, M_KEY),
-    I(segment, seq, NULL, M_KEY, B_AS_IS),
-    I(segment, start_ms, NULL, M_SET, B_AS_IS),
-    I(segment, end_ms, NULL, M_SET, B_AS_IS),
-    S(segment, text, true, NULL, M_SET),
-    I(segment, confidence, NULL, M_SET, B_UNKNOWN),
-    I(segment, at, NULL, M_SET, B_NOW),
-    I(segment, refined, NULL, M_SET, B_FLAG),
+    S(segment, call_sid, true, NULL, M_KEY),    S(segment, stream_sid, true, NULL, M_KEY),
+    S(segment, speaker, true, NULL, M_KEY),     I(segment, seq, NULL, M_KEY, B_AS_IS),
+    I(segment, start_ms, NULL, M_SET, B_AS_IS), I(segment, end_ms, NULL, M_SET, B_AS_IS),
+    S(segment, text, true, NULL, M_SET),        I(segment, confidence, NULL, M_SET, B_UNKNOWN),
+    I(segment, at, NULL, M_SET, B_NOW),         I(segment, refined, NULL, M_SET, B_FLAG),
     I(segment, cut, NULL, M_SET, B_FLAG),
 };
 /* password_at: when the password was set, one more at least each time */
@@ -81,10 +75,8 @@ static const cs_field user_fields[] = {
 };
 static const cs_field user_key[] = {S(user, name, true, NULL, M_KEY)};
 static const cs_field session_fields[] = {
-    S(session, token_hash, true, NULL, M_KEY),
-    S(session, user, true, "user_name", M_SET),
-    I(session, created_at, NULL, M_SET, B_NOW),
-    I(session, expires_at, NULL, M_SET, B_AS_IS),
+    S(session, token_hash, true, NULL, M_KEY),     S(session, user, true, "user_name", M_SET),
+    I(session, created_at, NULL, M_SET, B_NOW),    I(session, expires_at, NULL, M_SET, B_AS_IS),
     I(session, password_at, NULL, M_SET, B_AS_IS),
 };
 static const cs_field session_key[] = {S(session, token_hash, true, NULL, M_KEY)};
@@ -139,13 +131,13 @@ bool cs_store__rec_has_keys(const cs_store_rec *rec)
 /* ---- SQL ---- */
 
 /* Appends to a statement being built (sized for the longest). */
-typedef struct text {
+typedef struct sql_text {
     char s[4096];
     size_t n;
-} text;
+} sql_text;
 
-static void add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(text *t, const char *fmt, ...)
+static void add(sql_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(sql_text *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -155,7 +147,7 @@ static void add(text *t, const char *fmt, ...)
 }
 
 /* How the upsert sets a column from the row written (excluded.x) and the row there (t.x). */
-static void add_merge(text *t, const cs_field *f, const cs_sql_dialect *d)
+static void add_merge(sql_text *t, const cs_field *f, const cs_sql_dialect *d)
 {
     const char *c = column(f);
     switch (f->merge) {
@@ -187,7 +179,7 @@ static void add_merge(text *t, const cs_field *f, const cs_sql_dialect *d)
 
 static char *build_write(const cs_layout *l, enum cs_rec_kind kind, const cs_sql_dialect *d)
 {
-    text t = {.n = 0};
+    sql_text t = {.n = 0};
     if (kind == CS_REC_USER_DEL || kind == CS_REC_SESSION_DEL || kind == CS_REC_TOKEN_DEL) {
         add(&t, "DELETE FROM %s WHERE %s = %c1", l->table, column(&l->fields[0]), d->param);
         return strdup(t.s);
@@ -317,11 +309,145 @@ void cs_sql_values(const cs_store_rec *rec, int64_t now, cs_sql_value_fn emit, v
     }
 }
 
-void cs_sql_read_call(cs_call_row *c, cs_sql_column_fn get, void *ctx)
+/* ---- a call filter's parameters ---- */
+
+const char *cs_sql_statuses(const cs_call_filter *f, char *out, size_t cap)
 {
-    for (size_t i = 0; i < sizeof call_fields / sizeof *call_fields - 1; i++) { /* not run */
+    if (!f->nstatuses) return NULL;
+    size_t n = (size_t)snprintf(out, cap, ",");
+    for (size_t i = 0; i < f->nstatuses && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s,", f->statuses[i]);
+    return out;
+}
+
+const char *cs_sql_words(const char *words, const cs_sql_words_form *form, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *w = words; *w && n < cap;) {
+        size_t len = strcspn(w, " ");
+        bool prefix = len && w[len - 1] == '*';
+        n += (size_t)snprintf(out + n, cap - n, "%s%c%.*s%c%s", n ? form->and : "", form->quote,
+                              (int)(len - prefix), w, form->quote, prefix ? form->prefix : "");
+        w += len + (w[len] == ' ');
+    }
+    return out;
+}
+
+/* ---- reading rows ---- */
+
+/* A query's column, in its row. */
+typedef struct row_column {
+    size_t offset;
+    bool is_int;
+    bool null_neg; /* NULL reads as -1 (unknown), not 0 */
+} row_column;
+
+#define RS(type, m)                                                                                \
+    {                                                                                              \
+        offsetof(type, m), false, false                                                            \
+    }
+#define RI(type, m)                                                                                \
+    {                                                                                              \
+        offsetof(type, m), true, false                                                             \
+    }
+static const row_column stream_columns[] = {
+    RS(cs_stream_row, sid),        RS(cs_stream_row, call_sid),   RS(cs_stream_row, tracks),
+    RS(cs_stream_row, mode),       RI(cs_stream_row, started_at), RI(cs_stream_row, ended_at),
+    RS(cs_stream_row, end_reason), RS(cs_stream_row, stats),
+};
+static const row_column event_columns[] = {
+    RI(cs_event_row, id), RS(cs_event_row, call_sid), RS(cs_event_row, stream_sid),
+    RI(cs_event_row, at), RS(cs_event_row, type),     RS(cs_event_row, detail),
+};
+static const row_column segment_columns[] = {
+    RS(cs_segment_row, call_sid), RS(cs_segment_row, stream_sid),
+    RS(cs_segment_row, speaker),  RI(cs_segment_row, seq),
+    RI(cs_segment_row, start_ms), RI(cs_segment_row, end_ms),
+    RS(cs_segment_row, text),     {offsetof(cs_segment_row, confidence), true, true},
+    RI(cs_segment_row, at),       RI(cs_segment_row, refined),
+    RI(cs_segment_row, cut),
+};
+static const row_column user_columns[] = {
+    RS(cs_user_row, name),
+    RS(cs_user_row, password_hash),
+    RI(cs_user_row, created_at),
+    RI(cs_user_row, password_at),
+};
+static const row_column session_columns[] = {
+    RS(cs_session_row, token_hash), RS(cs_session_row, user),        RI(cs_session_row, created_at),
+    RI(cs_session_row, expires_at), RI(cs_session_row, password_at),
+};
+static const row_column token_columns[] = {
+    RS(cs_token_row, name),
+    RS(cs_token_row, token_hash),
+    RI(cs_token_row, created_at),
+};
+#undef RS
+#undef RI
+
+static const struct {
+    const row_column *columns;
+    size_t n, size;
+} rows[] = {
+#define R(kind, c, type) [kind] = {c, sizeof c / sizeof *c, sizeof(type)}
+    [R_CALL] = {NULL, 0, sizeof(cs_call_row)},      [R_CALL_MATCH] = {NULL, 0, sizeof(cs_call_row)},
+    [R_CALL_LAST] = {NULL, 0, sizeof(cs_call_row)}, R(R_STREAM, stream_columns, cs_stream_row),
+    R(R_EVENT, event_columns, cs_event_row),        R(R_SEGMENT, segment_columns, cs_segment_row),
+    R(R_USER, user_columns, cs_user_row),           R(R_SESSION, session_columns, cs_session_row),
+    R(R_TOKEN, token_columns, cs_token_row),
+#undef R
+};
+
+size_t cs_sql_row_size(enum cs_row kind)
+{
+    return rows[kind].size;
+}
+
+static void read_column(cs_store_query *q, char *at, int i, bool is_int, bool null_neg,
+                        cs_sql_column_fn get, void *ctx)
+{
+    if (is_int) {
+        if (!get(ctx, i, NULL, (int64_t *)at) && null_neg) *(int64_t *)at = -1;
+        return;
+    }
+    const char *text = NULL;
+    get(ctx, i, &text, NULL);
+    *(const char **)at = text ? cs_store_strdup(q, text) : NULL;
+}
+
+/* A call's columns (CS_CALL_COLUMNS): its layout's, but the run, which queries leave NULL. */
+static void read_call(cs_store_query *q, cs_call_row *c, cs_sql_column_fn get, void *ctx)
+{
+    for (size_t i = 0; i < sizeof call_fields / sizeof *call_fields; i++) {
         const cs_field *f = &call_fields[i];
-        char *at = (char *)c + f->offset - offsetof(cs_store_rec, call);
-        get(ctx, (int)i, f->is_int ? NULL : (const char **)at, f->is_int ? (int64_t *)at : NULL);
+        if (f->merge == M_RUN) continue;
+        read_column(q, (char *)c + f->offset - offsetof(cs_store_rec, call), (int)i, f->is_int,
+                    false, get, ctx);
+    }
+}
+
+void cs_sql_read_row(cs_store_query *q, enum cs_row kind, void *row, cs_sql_column_fn get,
+                     void *ctx)
+{
+    if (kind == R_CALL || kind == R_CALL_MATCH || kind == R_CALL_LAST) {
+        cs_call_row *c = row;
+        read_call(q, c, get, ctx);
+        if (kind == R_CALL_LAST) get(ctx, CS_CALL_NCOLUMNS, NULL, &c->last_at);
+        if (kind != R_CALL_MATCH) return;
+        const char *match = NULL; /* "speaker:snippet" */
+        get(ctx, CS_CALL_NCOLUMNS, &match, NULL);
+        const char *colon = match ? strchr(match, ':') : NULL;
+        if (!colon) return;
+        char *speaker = cs_store_strdup(q, match);
+        if (!speaker) return;
+        speaker[colon - match] = '\0';
+        c->match_speaker = speaker;
+        c->match_snippet = speaker + (colon - match) + 1;
+        return;
+    }
+    for (size_t i = 0; i < rows[kind].n; i++) {
+        const row_column *col = &rows[kind].columns[i];
+        read_column(q, (char *)row + col->offset, (int)i, col->is_int, col->null_neg, get, ctx);
     }
 }

@@ -3,11 +3,12 @@
  * until the answer or the deadline (the reader's query's, or STATEMENT_MS for the
  * writer), when it is cancelled; TCP keepalives and tcp_user_timeout end a connection to
  * a server that vanished. A lost connection fails the attempt (the store retries, queues
- * and spills); the next attempt connects again. The same numbered migrations as SQLite's,
- * in PostgreSQL's words, each in a transaction, under an advisory lock so that nodes
+ * and spills); the next attempt connects again. The writer's transactions are pipelined:
+ * one round trip per batch. The same numbered migrations as SQLite's, in PostgreSQL's
+ * words where they differ, each in a transaction, under an advisory lock so that nodes
  * starting together migrate once. Transcript search: a generated tsvector with a GIN
  * index, in a text search configuration like SQLite's tokenizer (stems, no stop words,
- * accents folded). */
+ * accents folded). The SQL both dialects share is fields.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -30,6 +31,8 @@
 #define PARAMS_MAX       20
 #define MIGRATE_LOCK_KEY 7460431513LL /* pg_advisory_lock: one node migrates at a time */
 #define TSQUERY_MAX      (CS_CALLS_TEXT_MAX + 6 * CS_CALLS_WORDS_MAX + 1)
+/* A transaction's statements: BEGIN, two per record at most, the bookkeeping, COMMIT */
+#define PIPELINE_MAX (2 * CS_STORE_BATCH_MAX + 3)
 
 /* Migrations run in order, each in its own transaction; never edit one that shipped.
  * Their numbers are SQLite's (sqlite.c): a database of either kind is at the same schema. */
@@ -76,19 +79,11 @@ static const char *const migrations[] = {
     "ALTER TABLE sessions ADD COLUMN password_at BIGINT NOT NULL DEFAULT 0;"
     "CREATE INDEX sessions_by_user ON sessions(user_name);"
     "DELETE FROM sessions WHERE user_name NOT IN (SELECT name FROM users);",
-    /* 5: the store's own bookkeeping */
-    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-    /* 6: the run a call started in */
-    "ALTER TABLE calls ADD COLUMN run TEXT;",
-    /* 7: refined finals */
-    "ALTER TABLE transcripts ADD COLUMN refined INTEGER NOT NULL DEFAULT 0;",
-    /* 8: agent lines the caller cut short */
-    "ALTER TABLE transcripts ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;",
-    /* 9: the call's summary: how its making went and why */
-    "ALTER TABLE calls ADD COLUMN summary_status TEXT;"
-    "ALTER TABLE calls ADD COLUMN summary_reason TEXT;"
-    "CREATE INDEX calls_summary_pending ON calls(ended_at, sid)"
-    " WHERE summary_status = 'pending';",
+    CS_MIGRATION_5,
+    CS_MIGRATION_6,
+    CS_MIGRATION_7,
+    CS_MIGRATION_8,
+    CS_MIGRATION_9,
     /* 10: transcript search: SQLite's tokenizer's words (stems, no stop words, accents
      * folded: unaccent is a trusted extension, which the database's owner may create) in
      * a generated tsvector with a GIN index */
@@ -100,19 +95,11 @@ static const char *const migrations[] = {
     "ALTER TABLE transcripts ADD COLUMN words tsvector"
     " GENERATED ALWAYS AS (to_tsvector('cs_text', text)) STORED;"
     "CREATE INDEX transcripts_words ON transcripts USING GIN (words);",
-    /* 11: the node that holds the call and its recording */
-    "ALTER TABLE calls ADD COLUMN node TEXT;",
+    CS_MIGRATION_11,
 };
 
 /* Its own statements; those both dialects share are fields.c's. */
-enum stmt {
-    S_CALLS_PAGE,
-    S_CALLS_SEARCH,
-    S_UNFINISHED,
-    S_UNFINISHED_STREAMS,
-    S_COUNT
-};
-
+enum stmt { S_CALLS_PAGE, S_CALLS_SEARCH, S_UNFINISHED, S_UNFINISHED_STREAMS, S_COUNT };
 
 /* CS_Q_CALLS: the cursor ($1, $2), then the filter: from ($4, prefix $5), to ($6, prefix
  * $7), statuses ($8: ",a,b,"), created_at in [$9, $10) */
@@ -167,6 +154,10 @@ typedef struct db {
     char *url;
     uint64_t deadline_ms;         /* the statement's (monotonic) */
     char err[CS_STORE_ERROR_MAX]; /* the last failure */
+    /* the writer's transaction, pipelined: what each statement sent does, for its error */
+    bool piped;
+    size_t sent;
+    const char *what[PIPELINE_MAX];
 } db;
 
 /* Parameters of a statement, as text. */
@@ -239,9 +230,9 @@ static int connect_db(db *d, uint64_t deadline_ms)
 {
     if (d->c && PQstatus(d->c) == CONNECTION_OK) return 0;
     disconnect(d);
-    static const char *const keys[] = {"application_name", "keepalives", "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count",
-                                       "tcp_user_timeout", "dbname", NULL};
+    static const char *const keys[] = {
+        "application_name", "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
     const char *values[] = {"callstream", "1", "5", "2", "3", "10000", d->url, NULL};
     d->c = PQconnectStartParams(keys, values, 1);
     if (!d->c) return failf(d, "connecting", "out of memory");
@@ -309,8 +300,8 @@ static PGresult *exec(db *d, const char *text, const params *p, const char *what
         PQclear(last);
         last = r;
     }
-    if (last && (PQresultStatus(last) == PGRES_COMMAND_OK ||
-                 PQresultStatus(last) == PGRES_TUPLES_OK))
+    if (last &&
+        (PQresultStatus(last) == PGRES_COMMAND_OK || PQresultStatus(last) == PGRES_TUPLES_OK))
         return last;
     failf(d, what, last ? PQresultErrorMessage(last) : PQerrorMessage(d->c));
     PQclear(last);
@@ -328,8 +319,69 @@ failed:
 }
 
 /* Runs a statement that returns no rows. */
+/* Ends the pipeline (its transaction fails, or was never): the connection goes, the
+ * server's statement cancelled first. */
+static void drop_pipeline(db *d)
+{
+    PGcancel *cn = d->c ? PQgetCancel(d->c) : NULL;
+    char msg[256];
+    if (cn) PQcancel(cn, msg, sizeof msg);
+    PQfreeCancel(cn);
+    disconnect(d);
+    d->piped = false;
+}
+
+/* Sends a statement of the writer's transaction without waiting for its answer. */
+static int pipe_send(db *d, const char *text, const params *p, const char *what)
+{
+    if (d->sent == PIPELINE_MAX) return failf(d, what, "too many statements in a transaction");
+    if (!PQsendQueryParams(d->c, text, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0) ||
+        PQflush(d->c) < 0) {
+        int rc = fail(d, what);
+        drop_pipeline(d);
+        return rc;
+    }
+    d->what[d->sent++] = what;
+    return 0;
+}
+
+/* Sends what is left and reads every answer of the pipeline through its sync, by
+ * `deadline`: 0, or the first statement's failure. */
+static int drain(db *d, uint64_t deadline)
+{
+    int f;
+    while ((f = PQflush(d->c)) == 1) { /* reading too: the server may wait for us to */
+        struct pollfd pfd = {.fd = PQsocket(d->c), .events = POLLIN | POLLOUT};
+        uint64_t now = cs_mono_ms();
+        if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) < 0 ||
+            ((pfd.revents & POLLIN) && !PQconsumeInput(d->c)))
+            break;
+    }
+    if (f != 0) return past(deadline) ? failf(d, "commit", "timed out") : fail(d, "commit");
+    int rc = 0;
+    size_t i = 0;
+    for (;;) {
+        while (PQisBusy(d->c)) {
+            if (!wait_socket(d->c, false, deadline))
+                return rc ? rc : failf(d, i < d->sent ? d->what[i] : "commit", "timed out");
+            if (!PQconsumeInput(d->c)) return rc ? rc : fail(d, "commit");
+        }
+        PGresult *r = PQgetResult(d->c);
+        if (!r) { /* the end of a statement's answer */
+            i++;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_FATAL_ERROR && rc == 0)
+            rc = failf(d, i < d->sent ? d->what[i] : "commit", PQresultErrorMessage(r));
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC) return rc;
+    }
+}
+
 static int run(db *d, const char *text, const params *p, const char *what)
 {
+    if (d->piped) return pipe_send(d, text, p, what);
     PGresult *r = exec(d, text, p, what);
     PQclear(r);
     return r ? 0 : CS_EBACKEND;
@@ -371,8 +423,10 @@ static int migrate(db *d, cs_buf *err)
         snprintf(mark, sizeof mark,
                  "INSERT INTO schema_migrations (version, applied_at) VALUES (%d, %lld)", v,
                  (long long)cs_wall_ms());
-        if (run(d, "BEGIN", NULL, "begin") < 0 || run(d, migrations[v - 1], NULL, "migrating") < 0 ||
-            run(d, mark, NULL, "marking the migration") < 0 || run(d, "COMMIT", NULL, "commit") < 0) {
+        if (run(d, "BEGIN", NULL, "begin") < 0 ||
+            run(d, migrations[v - 1], NULL, "migrating") < 0 ||
+            run(d, mark, NULL, "marking the migration") < 0 ||
+            run(d, "COMMIT", NULL, "commit") < 0) {
             cs_buf_printf(err, "migration %d failed: %s", v, d->err);
             if (d->c) PQclear(PQexec(d->c, "ROLLBACK"));
             rc = CS_EBACKEND;
@@ -441,21 +495,41 @@ static const char *db_errmsg(void *p)
     return ((db *)p)->err;
 }
 
+/* The writer's transactions are pipelined: their statements go without waiting for
+ * each other's answers, which commit reads (one round trip per batch, not per record). */
 static int db_begin(void *p)
 {
     db *d = p;
     d->err[0] = '\0';
-    return run(d, "BEGIN", NULL, "begin");
+    d->sent = 0;
+    if (connect_db(d, cs_mono_ms() + STATEMENT_MS) < 0) return CS_EBACKEND;
+    if (!PQenterPipelineMode(d->c)) return fail(d, "begin");
+    d->piped = true;
+    return pipe_send(d, "BEGIN", NULL, "begin");
 }
 
 static int db_commit(void *p)
 {
-    return run(p, "COMMIT", NULL, "commit");
+    db *d = p;
+    if (!d->piped) return CS_EBACKEND; /* dropped on the way, and said why */
+    int rc = pipe_send(d, "COMMIT", NULL, "commit");
+    if (rc == 0 && !PQpipelineSync(d->c)) rc = fail(d, "commit");
+    if (rc == 0) rc = drain(d, cs_mono_ms() + STATEMENT_MS);
+    if (rc == 0 && !PQexitPipelineMode(d->c)) rc = fail(d, "commit");
+    if (rc < 0 && d->piped) {
+        if (PQstatus(d->c) == CONNECTION_OK && !PQisBusy(d->c) && PQexitPipelineMode(d->c))
+            d->piped = false; /* answered in full: the connection stays, rollback ends it */
+        else
+            drop_pipeline(d);
+    }
+    d->piped = false;
+    return rc;
 }
 
 static void db_rollback(void *p)
 {
     db *d = p;
+    if (d->piped) drop_pipeline(d); /* a write failed to go out: the connection is gone */
     if (d->c && PQtransactionStatus(d->c) != PQTRANS_IDLE) run(d, "ROLLBACK", NULL, "rollback");
 }
 
@@ -498,134 +572,28 @@ static int db_write(void *v, const cs_store_rec *rec)
 
 /* ---- reading ---- */
 
-typedef void (*read_fn)(cs_store_query *q, const PGresult *r, int row, void *out);
-
-static const char *col_text(cs_store_query *q, const PGresult *r, int row, int i)
-{
-    return PQgetisnull(r, row, i) ? NULL : cs_store_strdup(q, PQgetvalue(r, row, i));
-}
-
-static int64_t col_int(const PGresult *r, int row, int i)
-{
-    return PQgetisnull(r, row, i) ? 0 : strtoll(PQgetvalue(r, row, i), NULL, 10);
-}
-
+/* The row at hand of a result. */
 typedef struct reading {
-    cs_store_query *q;
     const PGresult *r;
     int row;
 } reading;
 
-static void get_column(void *ctx, int i, const char **str, int64_t *num)
+static bool get_column(void *ctx, int i, const char **text, int64_t *num)
 {
     reading *x = ctx;
-    if (str)
-        *str = col_text(x->q, x->r, x->row, i);
+    bool null = PQgetisnull(x->r, x->row, i);
+    if (text)
+        *text = null ? NULL : PQgetvalue(x->r, x->row, i);
     else
-        *num = col_int(x->r, x->row, i);
+        *num = null ? 0 : strtoll(PQgetvalue(x->r, x->row, i), NULL, 10);
+    return !null;
 }
 
-static void read_call(cs_store_query *q, const PGresult *r, int row, cs_call_row *c)
+/* Runs `text` and reads up to `max` rows of `kind`. */
+static int collect(db *d, cs_store_query *q, const char *text, const params *p, enum cs_row kind,
+                   size_t max, void **rows, size_t *n)
 {
-    reading x = {q, r, row};
-    cs_sql_read_call(c, get_column, &x);
-}
-
-static void read_call_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    read_call(q, r, row, out);
-}
-
-static void read_calls_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_call_row *c = out;
-    read_call(q, r, row, c);
-    const char *match = col_text(q, r, row, CS_CALL_NCOLUMNS); /* "speaker:snippet" */
-    const char *colon = match ? strchr(match, ':') : NULL;
-    if (!colon) return;
-    c->match_snippet = colon + 1;
-    c->match_speaker = cs_store_strdup(q, match);
-    if (c->match_speaker) ((char *)c->match_speaker)[colon - match] = '\0';
-}
-
-static void read_unfinished_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_call_row *c = out;
-    read_call(q, r, row, c);
-    c->last_at = col_int(r, row, CS_CALL_NCOLUMNS);
-}
-
-static void read_stream_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_stream_row *t = out;
-    t->sid = col_text(q, r, row, 0);
-    t->call_sid = col_text(q, r, row, 1);
-    t->tracks = col_text(q, r, row, 2);
-    t->mode = col_text(q, r, row, 3);
-    t->started_at = col_int(r, row, 4);
-    t->ended_at = col_int(r, row, 5);
-    t->end_reason = col_text(q, r, row, 6);
-    t->stats = col_text(q, r, row, 7);
-}
-
-static void read_event_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_event_row *e = out;
-    e->id = col_int(r, row, 0);
-    e->call_sid = col_text(q, r, row, 1);
-    e->stream_sid = col_text(q, r, row, 2);
-    e->at = col_int(r, row, 3);
-    e->type = col_text(q, r, row, 4);
-    e->detail = col_text(q, r, row, 5);
-}
-
-static void read_segment_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_segment_row *g = out;
-    g->call_sid = col_text(q, r, row, 0);
-    g->stream_sid = col_text(q, r, row, 1);
-    g->speaker = col_text(q, r, row, 2);
-    g->seq = col_int(r, row, 3);
-    g->start_ms = col_int(r, row, 4);
-    g->end_ms = col_int(r, row, 5);
-    g->text = col_text(q, r, row, 6);
-    g->confidence = PQgetisnull(r, row, 7) ? -1 : col_int(r, row, 7);
-    g->at = col_int(r, row, 8);
-    g->refined = col_int(r, row, 9);
-    g->cut = col_int(r, row, 10);
-}
-
-static void read_user_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_user_row *u = out;
-    u->name = col_text(q, r, row, 0);
-    u->password_hash = col_text(q, r, row, 1);
-    u->created_at = col_int(r, row, 2);
-    u->password_at = col_int(r, row, 3);
-}
-
-static void read_session_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_session_row *x = out;
-    x->token_hash = col_text(q, r, row, 0);
-    x->user = col_text(q, r, row, 1);
-    x->created_at = col_int(r, row, 2);
-    x->expires_at = col_int(r, row, 3);
-    x->password_at = col_int(r, row, 4);
-}
-
-static void read_token_row(cs_store_query *q, const PGresult *r, int row, void *out)
-{
-    cs_token_row *t = out;
-    t->name = col_text(q, r, row, 0);
-    t->token_hash = col_text(q, r, row, 1);
-    t->created_at = col_int(r, row, 2);
-}
-
-/* Runs `which` and reads up to `max` rows of `size` bytes through `read`. */
-static int collect(db *d, cs_store_query *q, const char *text, const params *p, size_t size,
-                   size_t max, void **rows, size_t *n, read_fn read)
-{
+    size_t size = cs_sql_row_size(kind);
     *n = 0;
     PGresult *r = exec(d, text, p, "reading");
     if (!r) return CS_EBACKEND;
@@ -637,7 +605,10 @@ static int collect(db *d, cs_store_query *q, const char *text, const params *p, 
         return -ENOMEM;
     }
     memset(arr, 0, (got ? got : 1) * size);
-    for (size_t i = 0; i < got; i++) read(q, r, (int)i, arr + i * size);
+    for (size_t i = 0; i < got; i++) {
+        reading x = {r, (int)i};
+        cs_sql_read_row(q, kind, arr + i * size, get_column, &x);
+    }
     PQclear(r);
     *rows = arr;
     *n = got;
@@ -646,10 +617,10 @@ static int collect(db *d, cs_store_query *q, const char *text, const params *p, 
 
 /* A page: up to `limit` rows (the statement asks for one more, to tell whether there
  * are more). */
-static int collect_page(db *d, cs_store_query *q, const char *text, const params *p, size_t size,
-                        size_t limit, void **rows, size_t *n, read_fn read)
+static int collect_page(db *d, cs_store_query *q, const char *text, const params *p,
+                        enum cs_row kind, size_t limit, void **rows, size_t *n)
 {
-    int rc = collect(d, q, text, p, size, limit + 1, rows, n, read);
+    int rc = collect(d, q, text, p, kind, limit + 1, rows, n);
     if (*n > limit) {
         *n = limit;
         q->more = true;
@@ -663,35 +634,12 @@ static int events_of(db *d, cs_store_query *q, int limit)
     p_text(&p, q->sid);
     p_int(&p, q->after_id);
     p_int(&p, limit + 1);
-    return collect_page(d, q, common(Q_EVENTS_OF), &p, sizeof(cs_event_row), (size_t)limit,
-                        (void **)&q->events, &q->nevents, read_event_row);
+    return collect_page(d, q, common(Q_EVENTS_OF), &p, R_EVENT, (size_t)limit, (void **)&q->events,
+                        &q->nevents);
 }
 
-/* ",a,b," for CALLS_FILTER, or NULL when any status will do. */
-static const char *statuses_list(const cs_call_filter *f, char *out, size_t cap)
-{
-    if (!f->nstatuses) return NULL;
-    size_t n = (size_t)snprintf(out, cap, ",");
-    for (size_t i = 0; i < f->nstatuses && n < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, "%s,", f->statuses[i]);
-    return out;
-}
-
-/* The tsquery of a filter's words (cs_call_filter_text: letters and digits, a '*' after
- * a prefix): each quoted, so nothing a user typed is syntax, all of them required. */
-static const char *tsquery(const char *words, char *out, size_t cap)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (const char *w = words; *w && n < cap;) {
-        size_t len = strcspn(w, " ");
-        bool prefix = len && w[len - 1] == '*';
-        n += (size_t)snprintf(out + n, cap - n, "%s'%.*s'%s", n ? " & " : "", (int)(len - prefix),
-                              w, prefix ? ":*" : "");
-        w += len + (w[len] == ' ');
-    }
-    return out;
-}
+/* A search's words as a tsquery: 'a' & 'b':* */
+static const cs_sql_words_form tsquery_words = {'\'', " & ", ":*"};
 
 static int run_query(db *d, cs_store_query *q)
 {
@@ -708,22 +656,20 @@ static int run_query(db *d, cs_store_query *q)
         p_int(&p, f->from_prefix);
         p_text(&p, f->to[0] ? f->to : NULL);
         p_int(&p, f->to_prefix);
-        p_text(&p, statuses_list(f, statuses, sizeof statuses));
+        p_text(&p, cs_sql_statuses(f, statuses, sizeof statuses));
         p_int(&p, f->since);
         p_int(&p, f->until);
-        if (f->text[0]) p_text(&p, tsquery(f->text, match, sizeof match));
-        return collect_page(d, q, sql[f->text[0] ? S_CALLS_SEARCH : S_CALLS_PAGE], &p,
-                            sizeof(cs_call_row), (size_t)limit, (void **)&q->calls, &q->ncalls,
-                            read_calls_row);
+        if (f->text[0]) p_text(&p, cs_sql_words(f->text, &tsquery_words, match, sizeof match));
+        return collect_page(d, q, sql[f->text[0] ? S_CALLS_SEARCH : S_CALLS_PAGE], &p, R_CALL_MATCH,
+                            (size_t)limit, (void **)&q->calls, &q->ncalls);
     }
     case CS_Q_CALL: {
         p_text(&p, q->sid);
-        int rc = collect(d, q, common(Q_CALL_GET), &p, sizeof(cs_call_row), 1, (void **)&q->calls,
-                         &q->ncalls, read_call_row);
+        int rc = collect(d, q, common(Q_CALL_GET), &p, R_CALL, 1, (void **)&q->calls, &q->ncalls);
         if (rc < 0) return rc;
         if (q->ncalls == 0) return CS_ENOTFOUND;
-        rc = collect(d, q, common(Q_STREAMS_OF), &p, sizeof(cs_stream_row), CS_CALL_STREAMS_MAX,
-                     (void **)&q->streams, &q->nstreams, read_stream_row);
+        rc = collect(d, q, common(Q_STREAMS_OF), &p, R_STREAM, CS_CALL_STREAMS_MAX,
+                     (void **)&q->streams, &q->nstreams);
         return rc < 0 ? rc : events_of(d, q, CS_STORE_EVENTS_MAX);
     }
     case CS_Q_EVENTS:
@@ -731,41 +677,40 @@ static int run_query(db *d, cs_store_query *q)
     case CS_Q_TRANSCRIPT:
         p_text(&p, q->sid);
         p_int(&p, CS_STORE_SEGMENTS_MAX + 1);
-        return collect_page(d, q, common(Q_SEGMENTS_OF), &p, sizeof(cs_segment_row),
-                            CS_STORE_SEGMENTS_MAX, (void **)&q->segments, &q->nsegments,
-                            read_segment_row);
+        return collect_page(d, q, common(Q_SEGMENTS_OF), &p, R_SEGMENT, CS_STORE_SEGMENTS_MAX,
+                            (void **)&q->segments, &q->nsegments);
     case CS_Q_USERS:
         if (q->key[0]) p_text(&p, q->key);
-        return collect(d, q, q->key[0] ? common(Q_USER_GET) : common(Q_USERS), &p, sizeof(cs_user_row),
-                       ACCESS_ROWS_MAX, (void **)&q->users, &q->nusers, read_user_row);
+        return collect(d, q, q->key[0] ? common(Q_USER_GET) : common(Q_USERS), &p, R_USER,
+                       ACCESS_ROWS_MAX, (void **)&q->users, &q->nusers);
     case CS_Q_SESSION:
         p_text(&p, q->key);
         p_int(&p, cs_wall_ms());
-        return collect(d, q, common(Q_SESSION_GET), &p, sizeof(cs_session_row), 1, (void **)&q->sessions,
-                       &q->nsessions, read_session_row);
+        return collect(d, q, common(Q_SESSION_GET), &p, R_SESSION, 1, (void **)&q->sessions,
+                       &q->nsessions);
     case CS_Q_TOKENS:
         if (q->key[0]) p_text(&p, q->key);
-        return collect(d, q, q->key[0] ? common(Q_TOKEN_GET) : common(Q_TOKENS), &p, sizeof(cs_token_row),
-                       ACCESS_ROWS_MAX, (void **)&q->tokens, &q->ntokens, read_token_row);
+        return collect(d, q, q->key[0] ? common(Q_TOKEN_GET) : common(Q_TOKENS), &p, R_TOKEN,
+                       ACCESS_ROWS_MAX, (void **)&q->tokens, &q->ntokens);
     case CS_Q_UNFINISHED: {
         p_text(&p, q->key);
         p_int(&p, limit + 1);
         p_text(&p, q->node[0] ? q->node : NULL);
-        int rc = collect_page(d, q, sql[S_UNFINISHED], &p, sizeof(cs_call_row), (size_t)limit,
-                              (void **)&q->calls, &q->ncalls, read_unfinished_row);
+        int rc = collect_page(d, q, sql[S_UNFINISHED], &p, R_CALL_LAST, (size_t)limit,
+                              (void **)&q->calls, &q->ncalls);
         if (rc < 0) return rc;
         /* Streams of calls past this page wait for the next one. */
         size_t max = (size_t)limit * CS_CALL_STREAMS_MAX;
         p.n = 1;
         p_int(&p, (int64_t)max);
         p_text(&p, q->node[0] ? q->node : NULL);
-        return collect(d, q, sql[S_UNFINISHED_STREAMS], &p, sizeof(cs_stream_row), max,
-                       (void **)&q->streams, &q->nstreams, read_stream_row);
+        return collect(d, q, sql[S_UNFINISHED_STREAMS], &p, R_STREAM, max, (void **)&q->streams,
+                       &q->nstreams);
     }
     case CS_Q_SUMMARY_PENDING:
         p_int(&p, limit + 1);
-        return collect_page(d, q, common(Q_SUMMARY_PENDING), &p, sizeof(cs_call_row), (size_t)limit,
-                            (void **)&q->calls, &q->ncalls, read_call_row);
+        return collect_page(d, q, common(Q_SUMMARY_PENDING), &p, R_CALL, (size_t)limit,
+                            (void **)&q->calls, &q->ncalls);
     }
     return -EINVAL;
 }

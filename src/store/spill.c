@@ -58,7 +58,8 @@ static cs_store_rec *rec_from_json(const char *line)
             *cs_field_int(rec, f) =
                 cJSON_IsNumber(v) && fabs(v->valuedouble) < 0x1p63 ? (int64_t)v->valuedouble : 0;
         else
-            *cs_field_str(rec, f) = cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
+            *cs_field_str(rec, f) =
+                cJSON_IsString(v) ? cs_pool_strdup(&rec->pool, v->valuestring) : NULL;
     }
     cJSON_Delete(o);
     return rec;

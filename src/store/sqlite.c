@@ -61,19 +61,11 @@ static const char *const migrations[] = {
     "ALTER TABLE sessions ADD COLUMN password_at INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX sessions_by_user ON sessions(user_name);"
     "DELETE FROM sessions WHERE user_name NOT IN (SELECT name FROM users);",
-    /* 5: the store's own bookkeeping (how far a spill file was replayed) */
-    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-    /* 6: the run a call started in (calls of earlier builds have none: an earlier run) */
-    "ALTER TABLE calls ADD COLUMN run TEXT;",
-    /* 7: refined finals, which replace the fast ones */
-    "ALTER TABLE transcripts ADD COLUMN refined INTEGER NOT NULL DEFAULT 0;",
-    /* 8: agent lines the caller cut short (what was heard of them) */
-    "ALTER TABLE transcripts ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;",
-    /* 9: the call's summary: how its making went (pending, done, failed, no_speech) and why */
-    "ALTER TABLE calls ADD COLUMN summary_status TEXT;"
-    "ALTER TABLE calls ADD COLUMN summary_reason TEXT;"
-    "CREATE INDEX calls_summary_pending ON calls(ended_at, sid)"
-    " WHERE summary_status = 'pending';",
+    CS_MIGRATION_5,
+    CS_MIGRATION_6,
+    CS_MIGRATION_7,
+    CS_MIGRATION_8,
+    CS_MIGRATION_9,
     /* 10: transcript search: an FTS5 index over transcripts' lines (their own rowids, kept
      * by triggers: a refined final's text replaces the fast one's), of both speakers, with
      * the call's sid indexed too so a call's lines are found without a scan. Nothing
@@ -92,8 +84,7 @@ static const char *const migrations[] = {
     " VALUES ('delete', old.rowid, old.text, old.call_sid, old.speaker);"
     " INSERT INTO transcripts_fts(rowid, text, call_sid, speaker)"
     " VALUES (new.rowid, new.text, new.call_sid, new.speaker); END;",
-    /* 11: the node that holds the call and its recording */
-    "ALTER TABLE calls ADD COLUMN node TEXT;",
+    CS_MIGRATION_11,
 };
 
 /* Its own statements; then those both dialects share (fields.c): C(which), W(kind). */
@@ -113,7 +104,6 @@ enum stmt {
 #define C(which) (S_OWN + (which))
 #define W(kind)  (S_OWN + CS_SQL_COMMON + (kind))
 
-
 /* CS_Q_CALLS: the cursor (?1, ?2), then the filter: from (?4, prefix ?5), to (?6, prefix
  * ?7), statuses (?8: ",a,b,"), created_at in [?9, ?10) */
 #define CALLS_FILTER                                                                               \
@@ -132,9 +122,9 @@ enum stmt {
  * itself would run for every call matched, before the sort). Not the best line by rank:
  * bm25 counts every line of the words, for each call. */
 #define SEARCH_PAGE(which)                                                                         \
-    "WITH page AS MATERIALIZED (SELECT " CS_CALL_COLUMNS " FROM calls c" CALLS_FILTER " AND " which   \
-    " ORDER BY created_at DESC, sid DESC LIMIT ?3)"                                                \
-    " SELECT " CS_CALL_COLUMNS ", (SELECT f.speaker || ':' || snippet(transcripts_fts, 0,"            \
+    "WITH page AS MATERIALIZED (SELECT " CS_CALL_COLUMNS " FROM calls c" CALLS_FILTER              \
+    " AND " which " ORDER BY created_at DESC, sid DESC LIMIT ?3)"                                  \
+    " SELECT " CS_CALL_COLUMNS ", (SELECT f.speaker || ':' || snippet(transcripts_fts, 0,"         \
     " '" CS_SNIPPET_OPEN "', '" CS_SNIPPET_CLOSE "', '…', " SNIPPET_TOKENS ")"                     \
     " FROM transcripts_fts f WHERE f.text MATCH ?11"                                               \
     " AND " LINES_OF("p.sid") " ORDER BY f.rowid LIMIT 1)"                                         \
@@ -283,10 +273,10 @@ static int db_connect(db **out, const char *path, bool writer, cs_buf *err)
 static int prepare(db *d, cs_buf *err)
 {
     for (int i = 0; i < S_COUNT; i++) {
-        const char *text = i < S_OWN                 ? sql[i]
-                           : i < S_OWN + CS_SQL_COMMON ? cs_sql_common(&cs_sql_sqlite, i - S_OWN)
-                                                       : cs_sql_write(&cs_sql_sqlite,
-                                                                      i - S_OWN - CS_SQL_COMMON);
+        const char *text = i < S_OWN ? sql[i]
+                           : i < S_OWN + CS_SQL_COMMON
+                               ? cs_sql_common(&cs_sql_sqlite, i - S_OWN)
+                               : cs_sql_write(&cs_sql_sqlite, i - S_OWN - CS_SQL_COMMON);
         if (!text) continue; /* no record kind 0 */
         if (sqlite3_prepare_v3(d->h, text, -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL) !=
             SQLITE_OK) {
@@ -432,52 +422,21 @@ static int db_write(void *p, const cs_store_rec *rec)
 
 /* ---- reading ---- */
 
-static const char *col_text(cs_store_query *q, sqlite3_stmt *st, int i)
+static bool get_column(void *ctx, int i, const char **text, int64_t *num)
 {
-    const unsigned char *v = sqlite3_column_text(st, i);
-    return v ? cs_store_strdup(q, (const char *)v) : NULL;
-}
-
-typedef struct reading {
-    cs_store_query *q;
-    sqlite3_stmt *st;
-} reading;
-
-static void get_column(void *ctx, int i, const char **str, int64_t *num)
-{
-    reading *r = ctx;
-    if (str)
-        *str = col_text(r->q, r->st, i);
+    sqlite3_stmt *st = ctx;
+    if (text)
+        *text = (const char *)sqlite3_column_text(st, i);
     else
-        *num = sqlite3_column_int64(r->st, i);
+        *num = sqlite3_column_int64(st, i);
+    return sqlite3_column_type(st, i) != SQLITE_NULL;
 }
 
-static void read_call(cs_store_query *q, sqlite3_stmt *st, cs_call_row *c)
+/* Steps `st` collecting up to `max` rows of `kind`. */
+static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, enum cs_row kind, size_t max,
+                   void **rows, size_t *n)
 {
-    reading r = {q, st};
-    cs_sql_read_call(c, get_column, &r);
-}
-
-static void read_segment_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    cs_segment_row *g = row;
-    g->call_sid = col_text(q, st, 0);
-    g->stream_sid = col_text(q, st, 1);
-    g->speaker = col_text(q, st, 2);
-    g->seq = sqlite3_column_int64(st, 3);
-    g->start_ms = sqlite3_column_int64(st, 4);
-    g->end_ms = sqlite3_column_int64(st, 5);
-    g->text = col_text(q, st, 6);
-    g->confidence = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
-    g->at = sqlite3_column_int64(st, 8);
-    g->refined = sqlite3_column_int64(st, 9);
-    g->cut = sqlite3_column_int64(st, 10);
-}
-
-/* Steps `st` collecting up to `max` rows of `size` bytes through `read`. */
-static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size_t max, void **rows,
-                   size_t *n, void (*read)(cs_store_query *, sqlite3_stmt *, void *))
-{
+    size_t size = cs_sql_row_size(kind);
     size_t cap = 16;
     char *arr = cs_store_alloc(q, cap * size);
     *n = 0;
@@ -491,7 +450,7 @@ static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size
             cap *= 2;
         }
         memset(arr + *n * size, 0, size);
-        read(q, st, arr + *n * size);
+        cs_sql_read_row(q, kind, arr + *n * size, get_column, st);
         (*n)++;
     }
     bool ok = arr && (*n == max || rc == SQLITE_DONE);
@@ -500,119 +459,6 @@ static int collect(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size
     *rows = arr;
     if (!arr) return -ENOMEM;
     return ok ? 0 : fail(d, "reading");
-}
-
-/* A page: up to `limit` rows (the statement asks for one more, to tell whether there
- * are more). */
-static int collect_page(db *d, cs_store_query *q, sqlite3_stmt *st, size_t size, size_t limit,
-                        void **rows, size_t *n,
-                        void (*read)(cs_store_query *, sqlite3_stmt *, void *))
-{
-    int rc = collect(d, q, st, size, limit + 1, rows, n, read);
-    if (*n > limit) {
-        *n = limit;
-        q->more = true;
-    }
-    return rc;
-}
-
-static void read_call_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    read_call(q, st, row);
-}
-
-static void read_stream_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    cs_stream_row *t = row;
-    t->sid = col_text(q, st, 0);
-    t->call_sid = col_text(q, st, 1);
-    t->tracks = col_text(q, st, 2);
-    t->mode = col_text(q, st, 3);
-    t->started_at = sqlite3_column_int64(st, 4);
-    t->ended_at = sqlite3_column_int64(st, 5);
-    t->end_reason = col_text(q, st, 6);
-    t->stats = col_text(q, st, 7);
-}
-
-static void read_event_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    cs_event_row *e = row;
-    e->id = sqlite3_column_int64(st, 0);
-    e->call_sid = col_text(q, st, 1);
-    e->stream_sid = col_text(q, st, 2);
-    e->at = sqlite3_column_int64(st, 3);
-    e->type = col_text(q, st, 4);
-    e->detail = col_text(q, st, 5);
-}
-
-static void read_user_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    cs_user_row *u = row;
-    u->name = col_text(q, st, 0);
-    u->password_hash = col_text(q, st, 1);
-    u->created_at = sqlite3_column_int64(st, 2);
-    u->password_at = sqlite3_column_int64(st, 3);
-}
-
-static void read_session_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    cs_session_row *x = row;
-    x->token_hash = col_text(q, st, 0);
-    x->user = col_text(q, st, 1);
-    x->created_at = sqlite3_column_int64(st, 2);
-    x->expires_at = sqlite3_column_int64(st, 3);
-    x->password_at = sqlite3_column_int64(st, 4);
-}
-
-static void read_token_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    cs_token_row *t = row;
-    t->name = col_text(q, st, 0);
-    t->token_hash = col_text(q, st, 1);
-    t->created_at = sqlite3_column_int64(st, 2);
-}
-
-static int events_of(db *d, cs_store_query *q, int limit)
-{
-    sqlite3_stmt *st = d->st[C(Q_EVENTS_OF)];
-    sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, q->after_id);
-    sqlite3_bind_int(st, 3, limit + 1);
-    return collect_page(d, q, st, sizeof(cs_event_row), (size_t)limit, (void **)&q->events,
-                        &q->nevents, read_event_row);
-}
-
-static void read_unfinished_row(cs_store_query *q, sqlite3_stmt *st, void *row)
-{
-    cs_call_row *c = row;
-    read_call(q, st, c);
-    c->last_at = sqlite3_column_int64(st, CS_CALL_NCOLUMNS);
-}
-
-/* ",a,b," for CALLS_FILTER, or NULL when any status will do. */
-static const char *statuses_list(const cs_call_filter *f, char *out, size_t cap)
-{
-    if (!f->nstatuses) return NULL;
-    size_t n = (size_t)snprintf(out, cap, ",");
-    for (size_t i = 0; i < f->nstatuses && n < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, "%s,", f->statuses[i]);
-    return out;
-}
-
-/* The FTS5 expression of a filter's words (cs_call_filter_text: letters and digits, a
- * '*' after a prefix): a quoted string each, so nothing a user typed is syntax, and all of
- * them must match. */
-static const char *fts_match(const char *words, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (const char *w = words; *w && n < cap;) {
-        size_t len = strcspn(w, " ");
-        bool prefix = len && w[len - 1] == '*';
-        n += (size_t)snprintf(out + n, cap - n, "%s\"%.*s\"%s", n ? " " : "", (int)(len - prefix),
-                              w, prefix ? "*" : "");
-        w += len + (w[len] == ' ');
-    }
-    return out;
 }
 
 /* Whether `match` is in SEARCH_SCAN_LINES lines or more (1, 0), or a failure. */
@@ -628,17 +474,30 @@ static int search_lines(db *d, const char *match)
     return rc == SQLITE_ROW ? n >= SEARCH_SCAN_LINES : fail(d, "counting a search's lines");
 }
 
-static void read_calls_row(cs_store_query *q, sqlite3_stmt *st, void *row)
+/* A page: up to `limit` rows (the statement asks for one more, to tell whether there
+ * are more). */
+static int collect_page(db *d, cs_store_query *q, sqlite3_stmt *st, enum cs_row kind, size_t limit,
+                        void **rows, size_t *n)
 {
-    cs_call_row *c = row;
-    read_call(q, st, c);
-    const char *match = col_text(q, st, CS_CALL_NCOLUMNS); /* "speaker:snippet" */
-    const char *colon = match ? strchr(match, ':') : NULL;
-    if (!colon) return;
-    c->match_snippet = colon + 1;
-    c->match_speaker = cs_store_strdup(q, match);
-    if (c->match_speaker) ((char *)c->match_speaker)[colon - match] = '\0';
+    int rc = collect(d, q, st, kind, limit + 1, rows, n);
+    if (*n > limit) {
+        *n = limit;
+        q->more = true;
+    }
+    return rc;
 }
+
+static int events_of(db *d, cs_store_query *q, int limit)
+{
+    sqlite3_stmt *st = d->st[C(Q_EVENTS_OF)];
+    sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, q->after_id);
+    sqlite3_bind_int(st, 3, limit + 1);
+    return collect_page(d, q, st, R_EVENT, (size_t)limit, (void **)&q->events, &q->nevents);
+}
+
+/* A search's words as an FTS5 expression: "a" "b"* */
+static const cs_sql_words_form fts5_words = {'"', " ", "*"};
 
 static int run_query(db *d, cs_store_query *q)
 {
@@ -647,7 +506,7 @@ static int run_query(db *d, cs_store_query *q)
     case CS_Q_CALLS: {
         const cs_call_filter *f = &q->filter;
         char match[MATCH_MAX], statuses[sizeof f->statuses + CS_CALLS_STATUSES_MAX + 2];
-        if (f->text[0]) fts_match(f->text, match, sizeof match);
+        if (f->text[0]) cs_sql_words(f->text, &fts5_words, match, sizeof match);
         int common = f->text[0] ? search_lines(d, match) : 0;
         if (common < 0) return common;
         sqlite3_stmt *st = d->st[!f->text[0] ? S_CALLS_PAGE
@@ -660,24 +519,21 @@ static int run_query(db *d, cs_store_query *q)
         sqlite3_bind_int(st, 5, f->from_prefix);
         bind_text(st, 6, f->to[0] ? f->to : NULL);
         sqlite3_bind_int(st, 7, f->to_prefix);
-        bind_text(st, 8, statuses_list(f, statuses, sizeof statuses));
+        bind_text(st, 8, cs_sql_statuses(f, statuses, sizeof statuses));
         sqlite3_bind_int64(st, 9, f->since);
         sqlite3_bind_int64(st, 10, f->until);
         if (f->text[0]) bind_text(st, 11, match);
-        return collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
-                            &q->ncalls, read_calls_row);
+        return collect_page(d, q, st, R_CALL_MATCH, (size_t)limit, (void **)&q->calls, &q->ncalls);
     }
     case CS_Q_CALL: {
         sqlite3_stmt *st = d->st[C(Q_CALL_GET)];
         sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
-        int rc = collect(d, q, st, sizeof(cs_call_row), 1, (void **)&q->calls, &q->ncalls,
-                         read_call_row);
+        int rc = collect(d, q, st, R_CALL, 1, (void **)&q->calls, &q->ncalls);
         if (rc < 0) return rc;
         if (q->ncalls == 0) return CS_ENOTFOUND;
         st = d->st[C(Q_STREAMS_OF)];
         sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
-        rc = collect(d, q, st, sizeof(cs_stream_row), CS_CALL_STREAMS_MAX, (void **)&q->streams,
-                     &q->nstreams, read_stream_row);
+        rc = collect(d, q, st, R_STREAM, CS_CALL_STREAMS_MAX, (void **)&q->streams, &q->nstreams);
         return rc < 0 ? rc : events_of(d, q, CS_STORE_EVENTS_MAX);
     }
     case CS_Q_EVENTS:
@@ -686,35 +542,31 @@ static int run_query(db *d, cs_store_query *q)
         sqlite3_stmt *st = d->st[C(Q_SEGMENTS_OF)];
         sqlite3_bind_text(st, 1, q->sid, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, CS_STORE_SEGMENTS_MAX + 1);
-        return collect_page(d, q, st, sizeof(cs_segment_row), CS_STORE_SEGMENTS_MAX,
-                            (void **)&q->segments, &q->nsegments, read_segment_row);
+        return collect_page(d, q, st, R_SEGMENT, CS_STORE_SEGMENTS_MAX, (void **)&q->segments,
+                            &q->nsegments);
     }
     case CS_Q_USERS: {
         sqlite3_stmt *st = d->st[q->key[0] ? C(Q_USER_GET) : C(Q_USERS)];
         if (q->key[0]) sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
-        return collect(d, q, st, sizeof(cs_user_row), ACCESS_ROWS_MAX, (void **)&q->users,
-                       &q->nusers, read_user_row);
+        return collect(d, q, st, R_USER, ACCESS_ROWS_MAX, (void **)&q->users, &q->nusers);
     }
     case CS_Q_SESSION: {
         sqlite3_stmt *st = d->st[C(Q_SESSION_GET)];
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, cs_wall_ms());
-        return collect(d, q, st, sizeof(cs_session_row), 1, (void **)&q->sessions, &q->nsessions,
-                       read_session_row);
+        return collect(d, q, st, R_SESSION, 1, (void **)&q->sessions, &q->nsessions);
     }
     case CS_Q_TOKENS: {
         sqlite3_stmt *st = d->st[q->key[0] ? C(Q_TOKEN_GET) : C(Q_TOKENS)];
         if (q->key[0]) sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
-        return collect(d, q, st, sizeof(cs_token_row), ACCESS_ROWS_MAX, (void **)&q->tokens,
-                       &q->ntokens, read_token_row);
+        return collect(d, q, st, R_TOKEN, ACCESS_ROWS_MAX, (void **)&q->tokens, &q->ntokens);
     }
     case CS_Q_UNFINISHED: {
         sqlite3_stmt *st = d->st[S_UNFINISHED];
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, limit + 1);
         bind_text(st, 3, q->node[0] ? q->node : NULL);
-        int rc = collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
-                              &q->ncalls, read_unfinished_row);
+        int rc = collect_page(d, q, st, R_CALL_LAST, (size_t)limit, (void **)&q->calls, &q->ncalls);
         if (rc < 0) return rc;
         /* Streams of calls past this page wait for the next one. */
         size_t max = (size_t)limit * CS_CALL_STREAMS_MAX;
@@ -722,14 +574,12 @@ static int run_query(db *d, cs_store_query *q)
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (int64_t)max);
         bind_text(st, 3, q->node[0] ? q->node : NULL);
-        return collect(d, q, st, sizeof(cs_stream_row), max, (void **)&q->streams, &q->nstreams,
-                       read_stream_row);
+        return collect(d, q, st, R_STREAM, max, (void **)&q->streams, &q->nstreams);
     }
     case CS_Q_SUMMARY_PENDING: {
         sqlite3_stmt *st = d->st[C(Q_SUMMARY_PENDING)];
         sqlite3_bind_int(st, 1, limit + 1);
-        return collect_page(d, q, st, sizeof(cs_call_row), (size_t)limit, (void **)&q->calls,
-                            &q->ncalls, read_call_row);
+        return collect_page(d, q, st, R_CALL, (size_t)limit, (void **)&q->calls, &q->ncalls);
     }
     }
     return -EINVAL;

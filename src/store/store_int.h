@@ -127,10 +127,10 @@ enum cs_blank {
 };
 
 typedef struct cs_field {
-    const char *name; /* in a spill file's line */
-    size_t offset;    /* in cs_store_rec */
-    bool is_int;      /* int64_t, else const char * */
-    bool key;         /* required: a record without it cannot be written */
+    const char *name;   /* in a spill file's line */
+    size_t offset;      /* in cs_store_rec */
+    bool is_int;        /* int64_t, else const char * */
+    bool key;           /* required: a record without it cannot be written */
     const char *column; /* NULL: the name */
     unsigned char merge, blank;
 } cs_field;
@@ -172,6 +172,25 @@ extern const cs_sql_dialect cs_sql_sqlite, cs_sql_postgres;
     " summary_reason, node"
 #define CS_CALL_NCOLUMNS 18
 
+/* The migrations both dialects take as they are (sqlite.c and postgres.c list them all,
+ * in order; never edit one that shipped). */
+/* 5: the store's own bookkeeping (how far a spill file was replayed) */
+#define CS_MIGRATION_5 "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+/* 6: the run a call started in (calls of earlier builds have none: an earlier run) */
+#define CS_MIGRATION_6 "ALTER TABLE calls ADD COLUMN run TEXT;"
+/* 7: refined finals, which replace the fast ones */
+#define CS_MIGRATION_7 "ALTER TABLE transcripts ADD COLUMN refined INTEGER NOT NULL DEFAULT 0;"
+/* 8: agent lines the caller cut short (what was heard of them) */
+#define CS_MIGRATION_8 "ALTER TABLE transcripts ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;"
+/* 9: the call's summary: how its making went (pending, done, failed, no_speech) and why */
+#define CS_MIGRATION_9                                                                             \
+    "ALTER TABLE calls ADD COLUMN summary_status TEXT;"                                            \
+    "ALTER TABLE calls ADD COLUMN summary_reason TEXT;"                                            \
+    "CREATE INDEX calls_summary_pending ON calls(ended_at, sid)"                                   \
+    " WHERE summary_status = 'pending';"
+/* 11: the node (NODE_ID) that holds the call and its recording */
+#define CS_MIGRATION_11 "ALTER TABLE calls ADD COLUMN node TEXT;"
+
 /* Statements both dialects say alike. */
 enum cs_sql_common {
     Q_CALL_GET,
@@ -199,10 +218,37 @@ const char *cs_sql_common(const cs_sql_dialect *d, enum cs_sql_common which);
  * neither (NULL). */
 typedef void (*cs_sql_value_fn)(void *ctx, const char *text, const int64_t *num);
 void cs_sql_values(const cs_store_rec *rec, int64_t now, cs_sql_value_fn emit, void *ctx);
-/* Reads a call row from its CS_CALL_COLUMNS: get(ctx, column, str, num) fills one of
- * str (strings) and num (numbers; 0 for NULL). */
-typedef void (*cs_sql_column_fn)(void *ctx, int column, const char **str, int64_t *num);
-void cs_sql_read_call(cs_call_row *c, cs_sql_column_fn get, void *ctx);
+/* ",a,b," of a filter's statuses (a query looks for ",status,"), or NULL for any. */
+const char *cs_sql_statuses(const cs_call_filter *f, char *out, size_t cap);
+/* A filter's words (cs_call_filter_text: letters and digits, a '*' after a prefix) as a
+ * text search expression: each quoted, so nothing a user typed is syntax, all required. */
+typedef struct cs_sql_words_form {
+    char quote;
+    const char *and, *prefix; /* between words; after a prefix's closing quote */
+} cs_sql_words_form;
+const char *cs_sql_words(const char *words, const cs_sql_words_form *form, char *out, size_t cap);
+
+/* The rows queries read: a call's (CS_CALL_COLUMNS; then, for R_CALL_MATCH, its first
+ * matching line "speaker:snippet", for R_CALL_LAST its last_at), and those of the
+ * statements fields.c says for both. */
+enum cs_row {
+    R_CALL,
+    R_CALL_MATCH,
+    R_CALL_LAST,
+    R_STREAM,
+    R_EVENT,
+    R_SEGMENT,
+    R_USER,
+    R_SESSION,
+    R_TOKEN
+};
+/* A backend's column `col` of the row at hand: into *text (the backend's, valid until the
+ * next row; NULL for NULL) when text is given, else into *num (0 for NULL). false: NULL. */
+typedef bool (*cs_sql_column_fn)(void *ctx, int col, const char **text, int64_t *num);
+size_t cs_sql_row_size(enum cs_row kind);
+/* Reads a row into `row` (a cs_*_row of `kind`), its strings copied into q's pool. */
+void cs_sql_read_row(cs_store_query *q, enum cs_row kind, void *row, cs_sql_column_fn get,
+                     void *ctx);
 
 /* ---- spill.c: spill files and their replay ---- */
 

@@ -314,8 +314,9 @@ static void across_nodes(void)
     cJSON *c = it_call(nb.port, sid);
     IT_CHECK(c && it_events(c, "status", NULL) == 2, "status events are not stored once each");
     cJSON_Delete(c);
-    IT_CHECK(it_metric(na.port, "callstream_cluster_commands_total{way=\"in\"}") >= 3 &&
-                 it_metric(nb.port, "callstream_cluster_commands_total{way=\"out\"}") >= 3,
+    IT_CHECK(it_metric(na.port, "callstream_bus_commands_in_total") >= 3 &&
+                 it_metric(nb.port, "callstream_bus_commands_out_total") >= 3 &&
+                 it_metric(na.port, "callstream_cluster_commands_refused_total") == 0,
              "the commands are not counted");
     it_ws_close(&call);
     it_ws_close(&list);
@@ -353,7 +354,7 @@ static void node_death(void)
              "b's monitor did not see the lost call end");
     cJSON_Delete(end);
     it_ws_close(&call);
-    IT_CHECK(it_metric(nb.port, "callstream_cluster_nodes_lost_total") == 1 &&
+    IT_CHECK(it_metric(nb.port, "callstream_bus_nodes_lost_total") == 1 &&
                  it_metric(nb.port, "callstream_cluster_calls_lost_total") == 1,
              "the lost node and call are not counted");
 
@@ -396,8 +397,9 @@ static void redis_restart(void)
     cJSON *c = it_call(nb.port, sid);
     IT_CHECK(c && it_events(c, "bus_outage", NULL) == 1, "no bus_outage event");
     cJSON_Delete(c);
-    IT_CHECK(it_metric(na.port, "callstream_cluster_outages_total{what=\"bus\"}") == 1,
-             "the outage is not counted");
+    IT_CHECK(it_metric(na.port, "callstream_bus_outages_total") == 1 &&
+                 it_metric(na.port, "callstream_cluster_health_events_total") == 2,
+             "the outage and its end are not counted");
     down();
 }
 

@@ -1770,3 +1770,26 @@ void it_hook_stop(it_hook *h)
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
+
+/* ---- the store ---- */
+
+bool it_health_is(int port, const char *want)
+{
+    cJSON *j = it_get_json(port, "/health");
+    bool ok = strcmp(it_str(j, "status"), want) == 0;
+    cJSON_Delete(j);
+    return ok;
+}
+
+bool it_store_spilled(int port)
+{
+    return it_metric(port, "callstream_store_spilled_total") > 0;
+}
+
+bool it_store_caught_up(int port)
+{
+    double spill = it_metric(port, "callstream_store_spilled_total");
+    return it_health_is(port, "ok") && it_metric(port, "callstream_store_queue_depth") == 0 &&
+           it_metric(port, "callstream_store_spill_queue_depth") == 0 && spill > 0 &&
+           it_metric(port, "callstream_store_replayed_total") == spill;
+}

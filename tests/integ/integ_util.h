@@ -373,6 +373,15 @@ long it_wav_frames(const char *wav, size_t len, unsigned *channels, const int16_
 int it_wav_compose(const char *path, const char *const *clips, const unsigned *gap_ms, size_t n,
                    size_t *starts);
 
+/* ---- the store ---- */
+
+/* /health's status is `want` ("ok", "degraded"). */
+bool it_health_is(int port, const char *want);
+/* Records went to the spill file. */
+bool it_store_spilled(int port);
+/* Healthy again, both queues empty, and every spilled record replayed. */
+bool it_store_caught_up(int port);
+
 /* ---- a small disk ---- */
 
 /* Mounts a tmpfs of `bytes` on `dir` (made if missing) in a mount namespace of this

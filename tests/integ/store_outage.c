@@ -65,10 +65,7 @@ static int sign_in(char *message, size_t cap)
 
 static bool health_is(void *want)
 {
-    cJSON *j = it_get_json(srv.port, "/health");
-    bool ok = strcmp(it_str(j, "status"), want) == 0;
-    cJSON_Delete(j);
-    return ok;
+    return it_health_is(srv.port, want);
 }
 
 /* The CallSid of a live call other than `other` ("" for any). */
@@ -122,16 +119,13 @@ static bool recorded(void *data)
 static bool spilled(void *data)
 {
     (void)data;
-    return it_metric(srv.port, "callstream_store_spilled_total") > 0;
+    return it_store_spilled(srv.port);
 }
 
 static bool caught_up(void *data)
 {
     (void)data;
-    double spill = it_metric(srv.port, "callstream_store_spilled_total");
-    return health_is("ok") && it_metric(srv.port, "callstream_store_queue_depth") == 0 &&
-           it_metric(srv.port, "callstream_store_spill_queue_depth") == 0 && spill > 0 &&
-           it_metric(srv.port, "callstream_store_replayed_total") == spill;
+    return it_store_caught_up(srv.port);
 }
 
 /* /status names the last failure. */
@@ -276,7 +270,7 @@ static void outage(void)
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM events WHERE type = 'store_outage' AND call_sid = '%s'", sid);
     IT_CHECK(it_sql(db, sql) >= 1, "no store_outage event on the live call");
-    IT_CHECK(it_metric(srv.port, "callstream_cluster_outages_total{what=\"store\"}") >= 1 &&
+    IT_CHECK(it_metric(srv.port, "callstream_cluster_store_outages_total") >= 1 &&
                  it_metric(srv.port, "callstream_cluster_health_events_total") >= 2,
              "the outage and its end are not counted");
     IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM (SELECT at, LAG(at) OVER (ORDER BY id) AS prev FROM "

@@ -35,10 +35,7 @@ static long long pg_int(const char *sql)
 
 static bool health_is(void *want)
 {
-    cJSON *j = it_get_json(srv.port, "/health");
-    bool ok = strcmp(it_str(j, "status"), want) == 0;
-    cJSON_Delete(j);
-    return ok;
+    return it_health_is(srv.port, want);
 }
 
 static bool live_call(void *sid)
@@ -75,16 +72,13 @@ static bool recorded(void *sid)
 static bool spilled(void *data)
 {
     (void)data;
-    return it_metric(srv.port, "callstream_store_spilled_total") > 0;
+    return it_store_spilled(srv.port);
 }
 
 static bool caught_up(void *data)
 {
     (void)data;
-    double spill = it_metric(srv.port, "callstream_store_spilled_total");
-    return health_is("ok") && it_metric(srv.port, "callstream_store_queue_depth") == 0 &&
-           it_metric(srv.port, "callstream_store_spill_queue_depth") == 0 && spill > 0 &&
-           it_metric(srv.port, "callstream_store_replayed_total") == spill;
+    return it_store_caught_up(srv.port);
 }
 
 static void outage(void)

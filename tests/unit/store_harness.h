@@ -23,17 +23,17 @@
 
 #ifdef CS_TEST_PG
 #include "pg_server.h"
-#define STORE_BACKEND "postgresql"
-#define STRING_AGG(x) "string_agg(" x "::text, ',')"
+#define STORE_BACKEND   "postgresql"
+#define STRING_AGG(x)   "string_agg(" x "::text, ',')"
 #define NO_TABLE_EVENTS "relation \"events\" does not exist"
 /* the transcript lines the search index finds a word in */
 #define SEARCH_COUNT(word)                                                                         \
     "SELECT COUNT(*) FROM transcripts WHERE words @@ to_tsquery('cs_text', '" word "')"
 #else
-#define STRING_AGG(x) "GROUP_CONCAT(" x ")"
-#define NO_TABLE_EVENTS "no such table: events"
+#define STRING_AGG(x)      "GROUP_CONCAT(" x ")"
+#define NO_TABLE_EVENTS    "no such table: events"
 #define SEARCH_COUNT(word) "SELECT COUNT(*) FROM transcripts_fts WHERE text MATCH '" word "'"
-#define STORE_BACKEND "sqlite"
+#define STORE_BACKEND      "sqlite"
 #endif
 
 typedef struct fixture {
@@ -191,6 +191,26 @@ static inline void hold_types(fixture *f, const char *types)
              types);
     side_exec(f, sql);
 }
+
+/* Deleting from `table` fails until release_deletes. */
+static inline void hold_deletes(fixture *f, const char *table)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION held_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+             " RAISE 'held by the test'; END $$;"
+             "CREATE TRIGGER held_delete BEFORE DELETE ON %s FOR EACH ROW"
+             " EXECUTE FUNCTION held_delete();",
+             table);
+    side_exec(f, sql);
+}
+
+static inline void release_deletes(fixture *f, const char *table)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP TRIGGER held_delete ON %s; DROP FUNCTION held_delete()", table);
+    side_exec(f, sql);
+}
 #else
 static inline sqlite3 *side(fixture *f)
 {
@@ -231,6 +251,22 @@ static inline void hold_types(fixture *f, const char *types)
              " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;",
              types);
     side_exec(f, sql);
+}
+
+static inline void hold_deletes(fixture *f, const char *table)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER held_delete BEFORE DELETE ON %s"
+             " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;",
+             table);
+    side_exec(f, sql);
+}
+
+static inline void release_deletes(fixture *f, const char *table)
+{
+    (void)table;
+    side_exec(f, "DROP TRIGGER held_delete");
 }
 #endif
 

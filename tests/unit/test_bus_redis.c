@@ -316,6 +316,29 @@ static void list_until(fixture *f, cs_bus *b, size_t want, ask *out)
     if (out) *out = u.a;
 }
 
+typedef struct until_get {
+    fixture *f;
+    cs_bus *b;
+    const char *sid;
+    size_t want;
+    ask a;
+} until_get;
+
+static bool got_events(void *data)
+{
+    until_get *u = data;
+    ask_now(u->f, u->b, &u->a, CS_DIR_GET, u->sid);
+    return u->a.rc == 0 && u->a.nevents == u->want;
+}
+
+/* Asks GET until the call has `want` events (the owner's writes come on its connection). */
+static void get_until(fixture *f, cs_bus *b, const char *sid, size_t want, ask *out)
+{
+    until_get u = {.f = f, .b = b, .sid = sid, .want = want};
+    assert_true(tu_run_until(&f->env.loop, got_events, &u, TU_WAIT_MS));
+    *out = u.a;
+}
+
 /* ---- tests ---- */
 
 static void test_topics_across_nodes(void **state)
@@ -404,10 +427,9 @@ static void test_directory_two_nodes(void **state)
     assert_string_equal(l.node, "nodeA");
     assert_string_equal(l.summary, summary);
     ask g;
-    ask_now(f, b, &g, CS_DIR_GET, "CA1");
+    get_until(f, b, "CA1", CS_BUS_HISTORY_MAX, &g);
     assert_int_equal(g.rc, 0);
     assert_int_equal(g.ncalls, 1);
-    assert_int_equal(g.nevents, CS_BUS_HISTORY_MAX);
     assert_string_equal(g.first, "{\"n\":10}");
     assert_string_equal(g.last, "{\"n\":509}");
     ask_now(f, b, &g, CS_DIR_GET, "CAnone");
@@ -489,8 +511,7 @@ static void test_node_back_after_lost(void **state)
     list_until(f, b, 1, &l);
     assert_string_equal(l.node, "nodeA");
     ask g;
-    ask_now(f, b, &g, CS_DIR_GET, "CA1");
-    assert_int_equal(g.nevents, 1);
+    get_until(f, b, "CA1", 1, &g);
     assert_int_equal(f->n[1].lost, 1);
 }
 
@@ -584,8 +605,7 @@ static void test_redis_restart(void **state)
     list_until(f, a, 1, &l);
     assert_string_equal(l.node, "nodeB");
     ask g;
-    ask_now(f, a, &g, CS_DIR_GET, "CB1");
-    assert_int_equal(g.nevents, 2);
+    get_until(f, a, "CB1", 2, &g);
     assert_string_equal(g.last, "{\"e\":2}");
     far.texts = 0;
     publish_until_received(f, b, "CB1", "{\"after\":1}", &far);
@@ -770,8 +790,8 @@ static void test_bad_urls(void **state)
         cs_buf_free(&err);
     }
     cs_buf err = CS_BUF_INIT(1024);
-    assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 500, &err), CS_ECONFIG);
-    assert_non_null(strstr(err.data, "TTL"));
+    assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 999, &err), CS_ECONFIG);
+    assert_non_null(strstr(err.data, "NODE_TTL_MS (999) must be at least twice"));
     cs_buf_free(&err);
     cs_bus *b = NULL;
     cs_bus_config cfg = {.loop = &f->env.loop,
@@ -826,6 +846,23 @@ static void test_inflight_bound(void **state)
     r.texts = 0;
     publish_until_received(f, b, "CA1", "{\"later\":1}", &r);
     cs_bus_unsubscribe(a, &r.sub);
+}
+
+/* Redis stalls longer than the TTL (every heartbeat waits, every alive key expires): when
+ * it answers again, nobody is declared lost for its silence. */
+static void test_server_stall_loses_nobody(void **state)
+{
+    fixture *f = *state;
+    start_redis(f);
+    open_nodes(f, 3, 100, 500);
+    cs_dir_put(f->n[0].bus, "CA1", "{}", 2);
+    list_until(f, f->n[1].bus, 1, NULL);
+    redisReply *rep = rs_cmd(&f->rs, "CLIENT PAUSE 1500 ALL");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    run_ms(f, 3000);
+    for (int i = 0; i < NODES; i++) assert_int_equal(f->n[i].lost, 0);
+    list_until(f, f->n[2].bus, 1, NULL);
 }
 
 /* The harness never takes another server for its own: one asked to start on a port already
@@ -902,6 +939,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_stall_loses_nobody, setup, teardown),
         cmocka_unit_test_setup_teardown(test_harness_port_taken, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, stop_conf);

@@ -5,7 +5,9 @@
 #define CS_TEST_PG
 #include "store_harness.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 static bool failed_some(const cs_store_stats *st)
 {
@@ -121,6 +123,53 @@ static void a_locked_table_times_out_queries_and_stalls_writes(void **state)
     cs_store_query_free(q);
 }
 
+static bool failed_once(const cs_store_stats *st)
+{
+    return st->failures >= 1;
+}
+
+/* A transaction stuck past its budget (10 s) is cancelled and fails, the connection is
+ * dropped (the server's statement cancelled: it does not keep the lock queue), and the
+ * batch is retried on a new one until the lock goes. */
+static void a_stuck_transaction_is_cancelled_and_retried(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_event(f->store, "CA1", "first", 1);
+    wait_for(f, (cs_store_stats){.written = 1});
+    side_exec(f, "BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+    write_event(f->store, "CA1", "stuck", 2);
+    poll_stat p = {f, failed_once};
+    if (!tu_run_until(&f->env.loop, stat_holds, &p, 3 * TU_WAIT_MS)) fail_msg("never cancelled");
+    cs_store_stats st = stats(f);
+    if (!strstr(st.last_error, "timed out")) fail_msg("'%s'", st.last_error);
+    assert_true(tu_log_contains("timed out"));
+    side_exec(f, "COMMIT");
+    wait_for(f, (cs_store_stats){.written = 2});
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM events"), 2);
+}
+
+/* A server that takes the connection and never says a word (a hung host, a black-holed
+ * port): opening gives up by its deadline, saying so, rather than waiting forever. */
+static void a_server_that_never_answers_is_given_up_on(void **state)
+{
+    fixture *f = *state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 8), 0); /* the kernel completes the handshake; nobody reads */
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char url[128];
+    snprintf(url, sizeof url, "postgresql://ann:secret@127.0.0.1:%d/calls", ntohs(a.sin_port));
+    cs_buf err = CS_BUF_INIT(4096);
+    cs_store *s = NULL;
+    assert_int_equal(cs_store_open(&s, url, f->env.mb, 16, f->env.dir, &err), CS_EBACKEND);
+    if (!strstr(err.data, "timed out") || strstr(err.data, "secret")) fail_msg("'%s'", err.data);
+    cs_buf_free(&err);
+    close(fd);
+}
+
 typedef struct opener {
     const char *url;
     int rc;
@@ -181,6 +230,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_stopped_server_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(terminated_connections_come_back, setup, teardown),
         cmocka_unit_test_setup_teardown(a_locked_table_times_out_queries_and_stalls_writes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_stuck_transaction_is_cancelled_and_retried, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_server_that_never_answers_is_given_up_on, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(nodes_starting_together_migrate_once, setup, teardown),
         cmocka_unit_test_setup_teardown(broken_databases_are_refused, setup, teardown),

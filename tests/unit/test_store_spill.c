@@ -292,12 +292,23 @@ static void every_field_of_a_call_spills(void **state)
     fixture *f = *state;
     spilling_store(f, f->env.dir);
     cs_store_rec *rec = cs_store_rec_new(CS_REC_CALL);
-    rec->call = (cs_call_row){.sid = "CA2", .account_sid = "AC1", .from = "+1", .to = "+2",
-                              .direction = "inbound", .status = "completed", .params = "{}",
-                              .summary = "{\"summary\":\"s\"}", .summary_status = "failed",
-                              .summary_reason = "why", .recording = "/r.wav",
-                              .transcription = "on", .node = "n1", .created_at = 1,
-                              .started_at = 2, .ended_at = 3, .updated_at = 4,
+    rec->call = (cs_call_row){.sid = "CA2",
+                              .account_sid = "AC1",
+                              .from = "+1",
+                              .to = "+2",
+                              .direction = "inbound",
+                              .status = "completed",
+                              .params = "{}",
+                              .summary = "{\"summary\":\"s\"}",
+                              .summary_status = "failed",
+                              .summary_reason = "why",
+                              .recording = "/r.wav",
+                              .transcription = "on",
+                              .node = "n1",
+                              .created_at = 1,
+                              .started_at = 2,
+                              .ended_at = 3,
+                              .updated_at = 4,
                               .recording_ms = 5};
     cs_store_write(f->store, rec);
     wait_spilled(f, 1);
@@ -305,11 +316,13 @@ static void every_field_of_a_call_spills(void **state)
     wait_for(f, (cs_store_stats){.replayed = 1});
     cs_store_query *q = ask_call(f, "CA2");
     const cs_call_row *c = &q->calls[0];
-    const char *got[] = {c->account_sid, c->from, c->to, c->direction, c->status, c->params,
-                         c->summary, c->summary_status, c->summary_reason, c->recording,
-                         c->transcription, c->node};
-    const char *want[] = {"AC1", "+1", "+2", "inbound", "completed", "{}", "{\"summary\":\"s\"}",
-                          "failed", "why", "/r.wav", "on", "n1"};
+    const char *got[] = {c->account_sid, c->from,           c->to,
+                         c->direction,   c->status,         c->params,
+                         c->summary,     c->summary_status, c->summary_reason,
+                         c->recording,   c->transcription,  c->node};
+    const char *want[] = {
+        "AC1",    "+1",  "+2",     "inbound", "completed", "{}", "{\"summary\":\"s\"}",
+        "failed", "why", "/r.wav", "on",      "n1"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         if (!got[i] || strcmp(got[i], want[i]) != 0)
             fail_msg("field %zu: '%s', not '%s'", i, got[i] ? got[i] : "(null)", want[i]);
@@ -511,7 +524,7 @@ static void assert_events_at(fixture *f, const char *want)
     char buf[4096];
     const char *got = side_text(f,
                                 "SELECT " STRING_AGG("at") " FROM (SELECT at FROM events"
-                                " WHERE call_sid = 'CA1' ORDER BY id) e",
+                                                           " WHERE call_sid = 'CA1' ORDER BY id) e",
                                 buf, sizeof buf);
     if (!got || strcmp(got, want) != 0) fail_msg("events at %s, not %s", got, want);
 }

@@ -577,7 +577,6 @@ static void a_new_password_or_a_deleted_user_ends_sessions(void **state)
     assert_false(session_found(f, "b2"));
 }
 
-#ifndef CS_TEST_PG
 /* The user and the user's sessions go in one transaction: when ending the sessions
  * fails, the user stays too, and both go when the batch is retried. */
 static void a_user_and_the_sessions_go_together(void **state)
@@ -587,17 +586,15 @@ static void a_user_and_the_sessions_go_together(void **state)
     write_user(f, "ann", "h1");
     write_session(f, "a1", "ann", password_at(f, "ann"), INT64_MAX);
     wait_for(f, (cs_store_stats){.written = 2});
-    side_exec(f, "CREATE TRIGGER held BEFORE DELETE ON sessions"
-                 " BEGIN SELECT RAISE(ABORT, 'held by the test'); END;");
+    hold_deletes(f, "sessions");
     delete_user(f, "ann");
     wait_for(f, (cs_store_stats){.failures = 1});
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 1);
-    side_exec(f, "DROP TRIGGER held");
+    release_deletes(f, "sessions");
     wait_for(f, (cs_store_stats){.written = 3});
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM users WHERE name = 'ann'"), 0);
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM sessions"), 0);
 }
-#endif
 
 static void transcripts_in_time_order(void **state)
 {
@@ -656,9 +653,15 @@ static void a_cut_agent_line_says_so(void **state)
     write_segment(f->store, "caller", 1, 1000, "what time is it", -1, false);
     cs_store_rec *rec = cs_store_rec_new(CS_REC_SEGMENT);
     assert_non_null(rec);
-    rec->segment = (cs_segment_row){.call_sid = "CA1", .stream_sid = "MZ1", .speaker = "agent",
-                                    .seq = 1, .start_ms = 2000, .end_ms = 2600,
-                                    .text = "It is half past", .confidence = -1, .cut = 1};
+    rec->segment = (cs_segment_row){.call_sid = "CA1",
+                                    .stream_sid = "MZ1",
+                                    .speaker = "agent",
+                                    .seq = 1,
+                                    .start_ms = 2000,
+                                    .end_ms = 2600,
+                                    .text = "It is half past",
+                                    .confidence = -1,
+                                    .cut = 1};
     cs_store_write(f->store, rec);
     wait_for(f, (cs_store_stats){.written = 2});
     cs_store_query *q = query(CS_Q_TRANSCRIPT, "CA1", f);
@@ -954,13 +957,13 @@ static void unfinished_calls_of_a_node(void **state)
         const char *sid, *node;
     } calls[] = {{"CA1", "a"}, {"CA2", "b"}, {"CA3", NULL}};
     for (int i = 0; i < 3; i++) {
-        write_call(f->store, &(cs_call_row){.sid = calls[i].sid,
-                                            .node = calls[i].node,
-                                            .started_at = 100 + i});
+        write_call(
+            f->store,
+            &(cs_call_row){.sid = calls[i].sid, .node = calls[i].node, .started_at = 100 + i});
         char mz[8];
         snprintf(mz, sizeof mz, "MZ%d", i + 1);
-        write_stream(f->store, &(cs_stream_row){.sid = mz, .call_sid = calls[i].sid,
-                                                .started_at = 100 + i});
+        write_stream(f->store,
+                     &(cs_stream_row){.sid = mz, .call_sid = calls[i].sid, .started_at = 100 + i});
     }
     close_store(f);
     open_store(f, 64);
@@ -1009,9 +1012,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(users_sessions_and_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(a_new_password_or_a_deleted_user_ends_sessions, setup,
                                         teardown),
-#ifndef CS_TEST_PG
         cmocka_unit_test_setup_teardown(a_user_and_the_sessions_go_together, setup, teardown),
-#endif
         cmocka_unit_test_setup_teardown(transcripts_in_time_order, setup, teardown),
         cmocka_unit_test_setup_teardown(a_refined_final_replaces_the_fast_one, setup, teardown),
         cmocka_unit_test_setup_teardown(a_cut_agent_line_says_so, setup, teardown),
