@@ -363,6 +363,20 @@ static int silent_node(int *fd)
     return ntohs(sa.sin_port);
 }
 
+/* b started, told node z (a silent_node, its socket in *lfd) holds call SID. */
+static bool b_with_node_z(int *lfd)
+{
+    int port = silent_node(lfd);
+    IT_CHECK(port > 0, "cannot listen");
+    char peers[128];
+    snprintf(peers, sizeof peers, "z=http://127.0.0.1:%d", port);
+    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers",
+                           peers,       NULL};
+    if (port <= 0 || !it_server_up(&b, bargs)) return false;
+    call_row(&b, SID, "z", NULL);
+    return true;
+}
+
 static bool all_asked(void *data)
 {
     as(&b);
@@ -371,14 +385,8 @@ static bool all_asked(void *data)
 
 static void remote_limit(void)
 {
-    int lfd, port = silent_node(&lfd);
-    IT_CHECK(port > 0, "cannot listen");
-    char peers[128];
-    snprintf(peers, sizeof peers, "z=http://127.0.0.1:%d", port);
-    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers",
-                           peers,       NULL};
-    if (port <= 0 || !it_server_up(&b, bargs)) return;
-    call_row(&b, SID, "z", NULL);
+    int lfd;
+    if (!b_with_node_z(&lfd)) return;
     static int fds[REMOTE_MAX];
     char req[256];
     int n = snprintf(req, sizeof req,
@@ -481,14 +489,8 @@ static pid_t odd_holder(int lfd, const char *answer, int n)
 
 static void odd_holders(void)
 {
-    int lfd, port = silent_node(&lfd);
-    IT_CHECK(port > 0, "cannot listen");
-    char peers[128];
-    snprintf(peers, sizeof peers, "z=http://127.0.0.1:%d", port);
-    const char *bargs[] = {"--node-id", "b", "--cluster-secret", SECRET, "--node-peers",
-                           peers,       NULL};
-    if (port <= 0 || !it_server_up(&b, bargs)) return;
-    call_row(&b, SID, "z", NULL);
+    int lfd;
+    if (!b_with_node_z(&lfd)) return;
     const char *target = "/api/v1/calls/" SID "/recording.wav";
     it_resp r;
     /* no length: refused, said */
