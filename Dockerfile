@@ -14,7 +14,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates curl \
       libuv1 libssl3 libsqlite3-0 libcjson1 libspeexdsp1 libsodium23 libcurl4 libpq5 \
-      libhiredis0.14 libexpat1 libpocketsphinx3 libsphinxbase3 pocketsphinx-en-us \
+      libhiredis0.14 libpocketsphinx3 libsphinxbase3 pocketsphinx-en-us \
       libespeak-ng1 espeak-ng-data libflite1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/callstream --create-home --shell /usr/sbin/nologin \
