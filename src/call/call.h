@@ -77,7 +77,12 @@ const char *cs_stream_mode_label(enum cs_stream_mode m);
     X(AGENT, "agent")                   /* the agent started, failed, or said something */         \
     X(RELAY, "relay")                   /* relay streams: interrupt, end, the provider's error */ \
     X(CONTROL, "control")               /* call control asked: hang up, transfer, streams… */      \
-    X(GATHER, "gather")                 /* a gather conversation: begun, a turn, an answer */
+    X(GATHER, "gather")                 /* a gather conversation: begun, a turn, an answer */ \
+    X(NODE_LOST, "node_lost")           /* the node holding the call died: ended abnormal */ \
+    X(BUS_OUTAGE, "bus_outage")         /* the bus's server went away (a cluster's view) */ \
+    X(BUS_RESTORED, "bus_restored")     /* … and came back */                                \
+    X(STORE_OUTAGE, "store_outage")     /* the store's writes fail: they queue and spill */ \
+    X(STORE_RESTORED, "store_restored") /* … and are written again */
 
 enum cs_event_type {
 #define CS_EVENT_ENUM(name, label) CS_EVENT_##name,

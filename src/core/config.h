@@ -25,6 +25,12 @@
     S(node_id, "NODE_ID", "", "this node's name in the cluster, [A-Za-z0-9._-] (default: host name)") \
     S(node_url, "NODE_URL", "",                                                                    \
       "where the other nodes reach this one's HTTP, e.g. http://10.0.0.5:8080 (recordings)")      \
+    S(cluster_secret, "CLUSTER_SECRET", "",                                                        \
+      "shared by the nodes of a cluster: signs their requests to each other (recordings); "       \
+      "never logged")                                                                             \
+    S(node_peers, "NODE_PEERS", "",                                                                \
+      "other nodes' URLs when the directory does not list them (no REDIS_URL, or a node "         \
+      "stopped): id=URL,…")                                                                       \
     N(node_heartbeat_ms, "NODE_HEARTBEAT_MS", 1000, 100, 60000,                                   \
       "how often a node tells the cluster it lives")                                              \
     N(node_ttl_ms, "NODE_TTL_MS", 5000, 500, 600000,                                              \

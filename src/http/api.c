@@ -1,7 +1,8 @@
 /* The REST API over the store: calls newest first (cursor paging), one call with its
  * streams and events, events paged, and the recording as a WAV (with Range, read off
- * the loop through libuv's file thread pool). Live state from the registry is merged
- * in, so a call in progress shows as live with fresh counters. */
+ * the loop through libuv's file thread pool). Whether a call is live comes from the
+ * call directory (whichever node holds it); a call live here adds its fresh counters
+ * and its recording file, which only this node has. */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -34,16 +35,18 @@ static void kraw(cs_json *j, const char *key, const char *json)
         cs_json_null(j);
 }
 
-static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
+/* `live`: in the cluster (the directory's word). */
+static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c, bool live)
 {
-    const cs_call *live = cs_calls_call(&gw->calls, cs_str_of(c->sid));
+    const cs_call *here = cs_calls_call(&gw->calls, cs_str_of(c->sid));
+    live = live || here;
     cs_json_kstr(j, "sid", c->sid);
     cs_json_kstr(j, "account_sid", c->account_sid);
     cs_json_kstr(j, "from", c->from);
     cs_json_kstr(j, "to", c->to);
     cs_json_kstr(j, "direction", c->direction);
     cs_json_kstr(j, "status", c->status);
-    cs_json_kbool(j, "live", live != NULL);
+    cs_json_kbool(j, "live", live);
     cs_json_ktime(j, "created_at", c->created_at);
     cs_json_ktime(j, "started_at", c->started_at);
     cs_json_ktime(j, "ended_at", c->ended_at);
@@ -57,7 +60,7 @@ static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
     kraw(j, "summary", c->summary);
     cs_json_kstr(j, "summary_status", c->summary_status);
     cs_json_key(j, "recording");
-    if (c->recording || (live && live->rec)) {
+    if (c->recording || (here && here->rec)) {
         char url[128];
         snprintf(url, sizeof url, "/api/v1/calls/%s/recording.wav", c->sid);
         cs_json_obj(j);
@@ -73,14 +76,15 @@ static void call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
     }
 }
 
-static void stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t)
+/* `call_live`: its call is live in the cluster (then a stream not ended is live). */
+static void stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t, bool call_live)
 {
     const cs_stream *live = cs_calls_stream(&gw->calls, cs_str_of(t->sid));
     cs_json_obj(j);
     cs_json_kstr(j, "sid", t->sid);
     kraw(j, "tracks", t->tracks);
     cs_json_kstr(j, "mode", t->mode);
-    cs_json_kbool(j, "live", live != NULL);
+    cs_json_kbool(j, "live", live || (call_live && !t->ended_at));
     cs_json_ktime(j, "started_at", t->started_at);
     cs_json_ktime(j, "ended_at", t->ended_at);
     cs_json_kstr(j, "end_reason", t->end_reason);
@@ -218,11 +222,73 @@ static void match_json(cs_json *j, const cs_call_row *c)
     cs_json_obj_end(j);
 }
 
+/* ---- which stored calls are live in the cluster ---- */
+
+/* Writes the answer to `r` from `q` (freed), live[i] telling of q->calls[i]. */
+typedef void (*live_write_fn)(cs_request *r, cs_store_query *q, const bool *live);
+
+typedef struct live_ask {
+    cs_request *r;
+    cs_store_query *q;
+    live_write_fn write;
+} live_ask;
+
+/* `d`: the directory's answer (NULL, or rc < 0: only this node's calls are known). */
+static void live_known(void *data, const cs_dir_req *d)
+{
+    live_ask *x = data;
+    cs_store_query *q = x->q;
+    bool *live = calloc(q->ncalls + 1, sizeof *live);
+    if (!live) {
+        cs_respond_error(x->r, 503, "out of memory");
+        cs_store_query_free(q);
+        free(x);
+        return;
+    }
+    if (d && d->rc == 0 && d->ncalls) {
+        cs_map rows = CS_MAP_INIT;
+        for (size_t i = 0; i < q->ncalls; i++)
+            if (cs_map_put(&rows, cs_str_of(q->calls[i].sid), &live[i]) < 0) break;
+        for (size_t k = 0; k < d->ncalls; k++) {
+            bool *p = cs_map_get(&rows, cs_str_of(d->calls[k].sid));
+            if (p) *p = true;
+        }
+        cs_map_free(&rows);
+    }
+    x->write(x->r, q, live);
+    free(live);
+    free(x);
+}
+
+/* Asks the directory which of the rows `q` found are live, then writes. */
+static void with_live(cs_request *r, cs_store_query *q, live_write_fn write)
+{
+    cs_gateway *gw = r->app;
+    live_ask *x = malloc(sizeof *x);
+    if (!x) {
+        cs_respond_error(r, 503, "out of memory");
+        cs_store_query_free(q);
+        return;
+    }
+    *x = (live_ask){.r = r, .q = q, .write = write};
+    bool one = q->kind == CS_Q_CALL;
+    if (cs_cluster_ask(gw, one ? CS_DIR_GET : CS_DIR_LIST, one ? q->calls[0].sid : NULL, live_known,
+                       x) < 0)
+        live_known(x, NULL);
+}
+
+static void calls_write(cs_request *r, cs_store_query *q, const bool *live);
+
 static void calls_done(cs_store_query *q, void *data)
 {
     cs_request *r = data;
-    cs_gateway *gw = r->app;
     if (query_failed(r, q)) return;
+    with_live(r, q, calls_write);
+}
+
+static void calls_write(cs_request *r, cs_store_query *q, const bool *live)
+{
+    cs_gateway *gw = r->app;
     cs_buf out = CS_BUF_INIT(API_JSON_MAX);
     cs_json j;
     cs_json_init(&j, &out);
@@ -231,7 +297,7 @@ static void calls_done(cs_store_query *q, void *data)
     cs_json_arr(&j);
     for (size_t i = 0; i < q->ncalls; i++) {
         cs_json_obj(&j);
-        call_json(&j, gw, &q->calls[i]);
+        call_json(&j, gw, &q->calls[i], live[i]);
         if (q->filter.text[0]) match_json(&j, &q->calls[i]);
         cs_json_obj_end(&j);
     }
@@ -377,21 +443,28 @@ void cs_api_calls(cs_request *r)
 
 /* ---- GET /api/v1/calls/{sid} ---- */
 
+static void call_write(cs_request *r, cs_store_query *q, const bool *live);
+
 static void call_done(cs_store_query *q, void *data)
 {
     cs_request *r = data;
-    cs_gateway *gw = r->app;
     if (query_failed(r, q)) return;
+    with_live(r, q, call_write);
+}
+
+static void call_write(cs_request *r, cs_store_query *q, const bool *live)
+{
+    cs_gateway *gw = r->app;
     cs_buf out = CS_BUF_INIT(API_JSON_MAX);
     cs_json j;
     cs_json_init(&j, &out);
     cs_json_obj(&j);
     cs_json_key(&j, "call");
     cs_json_obj(&j);
-    call_json(&j, gw, &q->calls[0]);
+    call_json(&j, gw, &q->calls[0], live[0]);
     cs_json_key(&j, "streams");
     cs_json_arr(&j);
-    for (size_t i = 0; i < q->nstreams; i++) stream_json(&j, gw, &q->streams[i]);
+    for (size_t i = 0; i < q->nstreams; i++) stream_json(&j, gw, &q->streams[i], live[0]);
     cs_json_arr_end(&j);
     cs_json_key(&j, "events");
     cs_json_arr(&j);
@@ -816,18 +889,28 @@ static void send_file(cs_request *r, const char *path)
 static void recording_done(cs_store_query *q, void *data)
 {
     cs_request *r = data;
+    cs_gateway *gw = r->app;
     if (query_failed(r, q)) return;
-    const char *path = q->calls[0].recording;
-    if (path)
-        send_file(r, path);
+    const cs_call_row *c = &q->calls[0];
+    /* Another node holds it (its path is on that node's disk; a live call's file may have
+     * no row yet): it is asked, unless another node is asking (no loops). */
+    const char *self = gw->bus ? gw->bus->node : "";
+    if (c->node && c->node[0] && strcmp(c->node, self) && !cs_api_from_node(r))
+        cs_api_recording_remote(r, c->sid, c->node);
+    else if (c->recording)
+        send_file(r, c->recording);
     else
         cs_respond_error(r, 404, "no recording for this call");
     cs_store_query_free(q);
 }
 
+/* For the API's clients, and for other nodes (signed: cs_api_node_auth) asking for a
+ * recording this one holds. */
 void cs_api_recording(cs_request *r)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_recording)) return;
+    int from_node = cs_api_node_auth(r);
+    if (from_node < 0) return;
+    if (!from_node && !cs_auth_check(r, CS_ACCESS_API, cs_api_recording)) return;
     cs_gateway *gw = r->app;
     char sid[65];
     if (path_sid(r, sid) < 0) return;
@@ -845,14 +928,14 @@ void cs_api_recording(cs_request *r)
 
 /* ---- for the API's other files (api_int.h) ---- */
 
-void cs_api_call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c)
+void cs_api_call_json(cs_json *j, const cs_gateway *gw, const cs_call_row *c, bool live)
 {
-    call_json(j, gw, c);
+    call_json(j, gw, c, live);
 }
 
-void cs_api_stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t)
+void cs_api_stream_json(cs_json *j, const cs_gateway *gw, const cs_stream_row *t, bool call_live)
 {
-    stream_json(j, gw, t);
+    stream_json(j, gw, t, call_live);
 }
 
 void cs_api_event_json(cs_json *j, const cs_event_row *e, int64_t origin_ms)

@@ -453,10 +453,54 @@ void cs_api_stream_stop(cs_request *r)
 
 /* ---- POST /api/v1/calls/{sid}/say: the call's agent speaks ---- */
 
+int cs_api_say_here(cs_gateway *gw, const char *sid, const char *text, const char *by, char *msg,
+                    size_t cap)
+{
+    cs_call *call = cs_calls_call(&gw->calls, cs_str_of(sid));
+    if (!call) {
+        snprintf(msg, cap, "the call is not live");
+        return 409;
+    }
+    int rc = CS_ESTATE;
+    for (size_t i = 0; i < call->nstreams && rc == CS_ESTATE; i++)
+        rc = cs_stream_agent_say(call->streams[i], text, strlen(text));
+    if (rc == CS_ESTATE) {
+        snprintf(msg, cap, "the call has no agent that speaks");
+        return 409;
+    }
+    if (rc < 0) {
+        snprintf(msg, cap, "cannot say it: %s", cs_strerror(rc));
+        return 503;
+    }
+    cs_buf out = CS_BUF_INIT(DETAIL_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "action", "say");
+    cs_json_kstr(&j, "by", by);
+    cs_json_kstr(&j, "text", text);
+    cs_json_kstr(&j, "state", "done");
+    cs_json_obj_end(&j);
+    cs_calls_event(&gw->calls, sid, CS_EVENT_CONTROL, cs_json_end(&j) == 0 ? out.data : NULL);
+    cs_buf_free(&out);
+    return 202;
+}
+
+void cs_api_say_respond(cs_request *r, const char *sid, int code, const char *msg)
+{
+    if (code != 202) {
+        cs_respond_error(r, code, "%s", msg);
+        return;
+    }
+    cs_buf reply = CS_BUF_INIT(256);
+    cs_buf_printf(&reply, "{\"call_sid\":\"%s\",\"queued\":true}", sid);
+    cs_respond_json(r, 202, &reply);
+    cs_buf_free(&reply);
+}
+
 void cs_api_say(cs_request *r)
 {
     if (!cs_auth_check(r, CS_ACCESS_API, cs_api_say)) return;
-    cs_gateway *gw = r->app;
     if (r->nparams < 1 || !cs_twilio_sid_valid(r->params[0], "CA")) {
         cs_respond_error(r, 404, "no such call");
         return;
@@ -467,38 +511,10 @@ void cs_api_say(cs_request *r)
     if (!body) return;
     bool bad = false;
     const char *text = cs_api_jstr(body, "text", &bad);
-    cs_call *call = cs_calls_call(&gw->calls, cs_str_of(sid));
-    if (bad || !text || !*text || strlen(text) > MAX_SAY) {
+    if (bad || !text || !*text || strlen(text) > MAX_SAY)
         cs_respond_error(r, 400, "text must be a string of 1 to %d bytes", MAX_SAY);
-    } else if (!call) {
-        cs_respond_error(r, 409, "the call is not live here");
-    } else {
-        int rc = CS_ESTATE;
-        for (size_t i = 0; i < call->nstreams && rc == CS_ESTATE; i++)
-            rc = cs_stream_agent_say(call->streams[i], text, strlen(text));
-        if (rc == 0) {
-            cs_buf out = CS_BUF_INIT(DETAIL_MAX);
-            cs_json j;
-            cs_json_init(&j, &out);
-            cs_json_obj(&j);
-            cs_json_kstr(&j, "action", "say");
-            cs_json_kstr(&j, "by", r->user);
-            cs_json_kstr(&j, "text", text);
-            cs_json_kstr(&j, "state", "done");
-            cs_json_obj_end(&j);
-            cs_calls_event(&gw->calls, sid, CS_EVENT_CONTROL,
-                           cs_json_end(&j) == 0 ? out.data : NULL);
-            cs_buf_free(&out);
-            cs_buf reply = CS_BUF_INIT(256);
-            cs_buf_printf(&reply, "{\"call_sid\":\"%s\",\"queued\":true}", sid);
-            cs_respond_json(r, 202, &reply);
-            cs_buf_free(&reply);
-        } else if (rc == CS_ESTATE) {
-            cs_respond_error(r, 409, "the call has no agent that speaks");
-        } else {
-            cs_respond_error(r, 503, "cannot say it: %s", cs_strerror(rc));
-        }
-    }
+    else /* here, or where the call lives */
+        cs_cluster_say(r, sid, text);
     cJSON_Delete(body);
 }
 

@@ -32,6 +32,7 @@ typedef struct export_req {
     cs_request *r;
     cs_gateway *gw;
     bool audio;
+    bool live;            /* in the cluster, as the directory says */
     cs_store_query *call; /* the call, streams and events, until the document is written */
     cs_store_query *transcript;
     char path[4096]; /* the recording; "" if none */
@@ -123,11 +124,11 @@ static int write_doc(export_req *x)
     cs_json_ktime(&j, "exported_at", cs_wall_ms());
     cs_json_key(&j, "call");
     cs_json_obj(&j);
-    cs_api_call_json(&j, x->gw, c);
+    cs_api_call_json(&j, x->gw, c, x->live);
     cs_json_obj_end(&j);
     cs_json_key(&j, "streams");
     cs_json_arr(&j);
-    for (size_t i = 0; i < q->nstreams; i++) cs_api_stream_json(&j, x->gw, &q->streams[i]);
+    for (size_t i = 0; i < q->nstreams; i++) cs_api_stream_json(&j, x->gw, &q->streams[i], x->live);
     cs_json_arr_end(&j);
     /* Each event with its place on the call's timeline, as replay schedules it. */
     cs_json_key(&j, "events");
@@ -303,6 +304,8 @@ static void on_open(uv_fs_t *req)
 
 /* ---- the route ---- */
 
+static void live_known(void *data, const cs_dir_req *d);
+
 static void transcript_done(cs_store_query *t, void *data)
 {
     export_req *x = data;
@@ -312,6 +315,14 @@ static void transcript_done(cs_store_query *t, void *data)
         return;
     }
     x->transcript = t;
+    if (cs_cluster_ask(x->gw, CS_DIR_GET, t->sid, live_known, x) < 0) live_known(x, NULL);
+}
+
+/* Whether the call is live anywhere (`d` NULL: this node's word only), then the rest. */
+static void live_known(void *data, const cs_dir_req *d)
+{
+    export_req *x = data;
+    x->live = d && d->rc == 0 && d->ncalls;
     if (x->audio) { /* the document is written once the audio's length is known */
         x->req.data = x;
         if (uv_fs_open(x->gw->loop, &x->req, x->path, O_RDONLY, 0, on_open) < 0)

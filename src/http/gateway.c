@@ -24,8 +24,8 @@
 #define SHUTDOWN_TICK_MS 50
 #define HEAP_STEP        (16 << 20) /* bytes the main heap grows by at least */
 
-/* Twilio's routes check signatures; /health and the login page are open; everything else
- * needs a signed-in user (cs_auth_check, first thing in each handler). */
+/* Twilio's routes check signatures; /health, /ready and the login page are open; everything
+ * else needs a signed-in user (cs_auth_check, first thing in each handler). */
 static const cs_route routes[] = {
     {CS_HTTP_POST, "/twilio/voice", cs_twilio_voice},
     {CS_HTTP_POST, "/twilio/status", cs_twilio_status},
@@ -44,6 +44,7 @@ static const cs_route routes[] = {
     {CS_HTTP_GET, "/static/{*}", cs_web_static},
     {CS_HTTP_GET, "/api/v1/me", cs_auth_me},
     {CS_HTTP_GET, "/health", cs_health},
+    {CS_HTTP_GET, "/ready", cs_ready},
     {CS_HTTP_GET, "/status", cs_status},
     {CS_HTTP_GET, "/streams", cs_streams},
     {CS_HTTP_GET, "/metrics", cs_metrics},
@@ -241,6 +242,7 @@ static void finish(cs_gateway *gw)
     gw->recorders = NULL;
     cs_mailbox_run(gw->mb);
     /* Every monitor socket has closed: nothing follows the bus any more. */
+    cs_cluster_stop(gw);
     cs_bus_close(gw->bus);
     gw->bus = NULL;
     cs_store_close(gw->store);
@@ -329,9 +331,13 @@ static int open_bus(cs_gateway *gw, cs_buf *err)
         .heartbeat_ms = (uint32_t)cfg->node_heartbeat_ms,
         .node_ttl_ms = (uint32_t)cfg->node_ttl_ms,
         .data = gw,
+        .on_health = cs_cluster_on_health,
+        .on_node_lost = cs_cluster_on_node_lost,
+        .on_command = cs_cluster_on_command,
         .load = node_load,
     };
-    return cs_bus_open(&gw->bus, &bc, err);
+    int rc = cs_cluster_start(gw);
+    return rc < 0 ? rc : cs_bus_open(&gw->bus, &bc, err);
 }
 
 /* A two-way stream gets the agent its TwiML names (<Parameter name="Agent">, e.g. from
@@ -478,7 +484,7 @@ static int start(cs_gateway *gw, cs_buf *err)
                                        .threshold_db = (int)cfg->vad_threshold_db};
     if ((rc = cs_calls_talk_start(&gw->calls, gw->loop)) < 0 || (rc = cs_gather_start(gw)) < 0)
         return rc;
-    if ((rc = open_bus(gw, err)) < 0) return rc;
+    if ((rc = open_bus(gw, err)) < 0 || (rc = cs_api_remote_start(gw, err)) < 0) return rc;
     if ((rc = cs_journal_attach(gw)) < 0 || (rc = cs_monitor_attach(gw)) < 0 ||
         (rc = cs_call_streams_start(gw)) < 0)
         return rc;
@@ -630,8 +636,10 @@ int cs_gateway_main(int argc, char **argv)
     cs_gather_free(gw.gather);
     cs_agents_cleanup(&gw.agent_env);
     cs_transcribe_free(&gw);
+    cs_cluster_stop(&gw);
     cs_bus_close(gw.bus);
     uv_run(&loop, UV_RUN_NOWAIT); /* the bus's handles close */
+    cs_api_remote_free(&gw);
     cs_auth_free(gw.auth);
     cs_server_free(gw.server);
     cs_net_free(gw.net);

@@ -34,6 +34,7 @@ typedef struct monitor monitor;
 typedef struct cs_auth cs_auth;
 typedef struct cs_webhook cs_webhook;
 typedef struct cs_call_streams cs_call_streams;
+typedef struct cs_cluster cs_cluster;
 typedef struct cJSON cJSON;
 
 /* Why a call talks in <Gather> turns (gather.c). */
@@ -78,6 +79,10 @@ typedef struct cs_gateway_stats {
     uint64_t exports;              /* call exports begun (api_export.c) */
     uint64_t exports_truncated;    /* of those: events or segments past the store's bounds */
     uint64_t export_audio_frames;  /* caller audio sent in exports (8 kHz frames) */
+    uint64_t recordings_remote;        /* recordings asked of the node holding them */
+    uint64_t recordings_remote_failed; /* of those: the holder down, unknown or refusing */
+    uint64_t node_sig_refused;         /* requests with a bad node signature (401, 403) */
+    uint64_t ready_refused;            /* /ready answered 503 */
 } cs_gateway_stats;
 
 /* Parameters a call may bring in the voice webhook's query (an outbound call's agent and
@@ -113,6 +118,8 @@ typedef struct cs_gateway {
     char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
     cs_auth *auth;
     cs_bus *bus;               /* listen-in and the call directory; NULL once stopped */
+    cs_cluster *cluster;       /* commands between nodes (cluster.c); NULL once stopped */
+    struct cs_remote *remote;  /* recordings other nodes hold (api_remote.c) */
     const cs_stt_ops *stt_ops; /* NULL: no transcription */
     cs_stt *stt;
     cs_map transcribing; /* StreamSid → its speakers' sessions */
@@ -223,6 +230,7 @@ void cs_web_calls(cs_request *r);
 void cs_web_call(cs_request *r);
 void cs_web_static(cs_request *r);
 void cs_health(cs_request *r);
+void cs_ready(cs_request *r);
 void cs_status(cs_request *r);
 void cs_streams(cs_request *r);
 void cs_metrics(cs_request *r);
@@ -242,6 +250,11 @@ const cs_agent_ops *cs_gateway_agent(const cs_gateway *gw, const cs_kv *params, 
 /* The agent a call our voice webhook answers will get: `Agent` among the call's own
  * parameters (its webhook's query: an outbound call's), else STREAM_PARAMS', else AGENT. */
 const cs_agent_ops *cs_gateway_webhook_agent(const cs_gateway *gw, const cs_form *call_params);
+
+/* Recordings other nodes hold (api_remote.c): NODE_PEERS checked (CS_ECONFIG), and what
+ * it keeps; freed once the loop has stopped. */
+int cs_api_remote_start(cs_gateway *gw, cs_buf *err);
+void cs_api_remote_free(cs_gateway *gw);
 
 /* Listen-in (monitor.c): the observer publishing calls to the bus and the directory, the
  * once-a-second timer, closing every monitor socket (shutdown). */
@@ -285,6 +298,53 @@ void cs_journal_call(cs_gateway *gw, const cs_call_row *row);
 /* At start-up: ends the calls an earlier run left live (killed or crashed) as abnormal, at
  * their last recorded frame, with their repaired recordings and an event. Asynchronous. */
 void cs_journal_recover(cs_gateway *gw);
+
+/* The cluster (cluster.c): what acts on a call live on another node is sent there as a
+ * command; a lost node's calls end; outages become events of the live calls. */
+typedef struct cs_cluster_stats {
+    uint64_t refused;      /* commands received malformed: counted and skipped */
+    uint64_t unreachable;  /* commands whose node could not be reached: applied here */
+    uint64_t routes_full;  /* commands past CLUSTER_ROUTES_MAX in flight: applied here */
+    uint64_t replies_late; /* API requests answered 504: the owner did not reply */
+    uint64_t calls_lost;   /* calls of lost nodes this one ended */
+    uint64_t store_outages, health_events;
+} cs_cluster_stats;
+/* Start-up (before the bus opens: its callbacks are these) and shutdown (before the bus
+ * closes: what waits is applied here or answered). 0 or -ENOMEM. */
+int cs_cluster_start(cs_gateway *gw);
+void cs_cluster_stop(cs_gateway *gw);
+void cs_cluster_on_health(void *data, bool up, const char *why);
+void cs_cluster_on_node_lost(void *data, const cs_bus_node *lost, const cs_dir_call *calls,
+                             size_t n);
+void cs_cluster_on_command(void *data, const char *from, const char *json, size_t n);
+/* An event of a call not live here: to the node it lives on (its listeners and history
+ * get it, and it writes it), else written here. */
+void cs_cluster_event(cs_gateway *gw, const char *sid, enum cs_event_type type, int64_t at,
+                      const char *detail);
+/* A status callback's CallStatus, applied where the call lives (a final one ends it). */
+void cs_cluster_status(cs_gateway *gw, const char *sid, const char *status);
+/* POST …/say for a call not live here: answered (later) as the node it lives on does. */
+void cs_cluster_say(cs_request *r, const char *sid, const char *text);
+/* Reads the directory for `fn` (what, sid: cs_dir_req's), which runs later with the
+ * answer (valid during the call; rc < 0: not known, and at shutdown). 0, or < 0 at once
+ * (no bus, CS_EFULL, -ENOMEM): `fn` will not run. */
+typedef void (*cs_cluster_ask_fn)(void *data, const cs_dir_req *q);
+int cs_cluster_ask(cs_gateway *gw, enum cs_dir_what what, const char *sid, cs_cluster_ask_fn fn,
+                   void *data);
+/* NULL once stopped. Its counters for /metrics. */
+const cs_cluster_stats *cs_cluster_stats_get(const cs_gateway *gw);
+void cs_cluster_metrics(const cs_gateway *gw, cs_buf *out);
+/* The agent of live call `sid` says `text` (api_control.c): 202, or 409/503 with why in
+ * `msg`; the `control` event recorded. And the API's answer for that code. */
+int cs_api_say_here(cs_gateway *gw, const char *sid, const char *text, const char *by, char *msg,
+                    size_t cap);
+void cs_api_say_respond(cs_request *r, const char *sid, int code, const char *msg);
+/* A lost node's call, ended (monitor.c): call_ended to those who follow it, from its
+ * directory summary. */
+void cs_monitor_call_lost(cs_gateway *gw, const char *sid, const char *summary, size_t n);
+/* An event row for call `sid`, written here whatever holds the call (journal.c). */
+void cs_journal_event(cs_gateway *gw, const char *sid, enum cs_event_type type, int64_t at,
+                      const char *detail);
 
 /* Checks X-Twilio-Signature of a form webhook (twilio.c). 0, or answers 403/400 itself
  * and returns < 0. Parsed form into *form (free with cs_form_free). */

@@ -64,6 +64,29 @@ void cs_health(cs_request *r)
     cs_buf_free(&out);
 }
 
+/* Whether a load balancer should send this node work: its store and its bus reachable,
+ * and not draining. 503 says which is not. */
+void cs_ready(cs_request *r)
+{
+    cs_gateway *gw = r->app;
+    cs_store_stats st;
+    cs_store_stats_get(gw->store, &st);
+    bool store_ok = !store_failing(&st), bus_ok = gw->bus && cs_bus_ready(gw->bus);
+    bool ready = store_ok && bus_ok && !gw->draining;
+    cs_buf out = CS_BUF_INIT(4096);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_kbool(&j, "ready", ready);
+    cs_json_kstr(&j, "store", store_ok ? "ok" : "failing");
+    cs_json_kstr(&j, "bus", bus_ok ? "ok" : "unreachable");
+    cs_json_kbool(&j, "draining", gw->draining);
+    cs_json_obj_end(&j);
+    gw->stats.ready_refused += !ready;
+    cs_respond_json(r, ready ? 200 : 503, &out);
+    cs_buf_free(&out);
+}
+
 /* The recorder's state: files failing now, and the room left for them. */
 static void recordings_json(cs_json *j, cs_recorders *rec)
 {
@@ -92,9 +115,57 @@ static void recordings_json(cs_json *j, cs_recorders *rec)
     }
 }
 
+static void node_json(cs_json *j, const cs_bus_node *n)
+{
+    cs_json_obj(j);
+    cs_json_kstr(j, "id", n->id);
+    cs_json_kstr(j, "url", n->url);
+    cs_json_kstr(j, "run", n->run);
+    cs_json_kuint(j, "loops", n->loops);
+    cs_json_ktime(j, "started_at", n->started_ms);
+    cs_json_kuint(j, "calls", n->calls);
+    cs_json_kuint(j, "streams", n->streams);
+    cs_json_kuint(j, "monitors", n->monitors);
+    cs_json_ktime(j, "last_seen", n->seen_ms);
+    cs_json_obj_end(j);
+}
+
+/* This node and its peers as the directory has them; `partial`: the bus's server is away,
+ * so only this node is known. */
+static void cluster_json(cs_json *j, const cs_dir_req *q)
+{
+    const cs_bus_node *self = NULL;
+    for (size_t i = 0; i < q->nnodes && !self; i++)
+        if (q->nodes[i].self) self = &q->nodes[i];
+    cs_json_key(j, "node");
+    if (self)
+        node_json(j, self);
+    else
+        cs_json_null(j);
+    cs_json_key(j, "peers");
+    cs_json_arr(j);
+    for (size_t i = 0; i < q->nnodes; i++)
+        if (!q->nodes[i].self) node_json(j, &q->nodes[i]);
+    cs_json_arr_end(j);
+    cs_json_kbool(j, "peers_partial", q->rc < 0 || q->partial);
+}
+
+static void status_answer(cs_request *r, const cs_dir_req *nodes);
+
+static void status_nodes(void *data, const cs_dir_req *q)
+{
+    status_answer(data, q);
+}
+
 void cs_status(cs_request *r)
 {
     if (!cs_auth_check(r, CS_ACCESS_API, cs_status)) return;
+    int rc = cs_cluster_ask(r->app, CS_DIR_NODES, NULL, status_nodes, r);
+    if (rc < 0) status_answer(r, &(cs_dir_req){.rc = rc});
+}
+
+static void status_answer(cs_request *r, const cs_dir_req *nodes)
+{
     cs_gateway *gw = r->app;
     const cs_config *cfg = gw->cfg;
     cs_store_stats st;
@@ -114,6 +185,7 @@ void cs_status(cs_request *r)
     cs_json_kbool(&j, "recordings", gw->recorders != NULL);
     cs_json_kstr(&j, "transcription", gw->stt_ops ? gw->stt_ops->name : "none");
     cs_json_kstr(&j, "store", cs_store_backend(gw->store));
+    cluster_json(&j, nodes);
     cs_json_kuint(&j, "active_calls", cs_calls_active(&gw->calls));
     cs_json_kuint(&j, "active_streams", cs_calls_streams(&gw->calls));
     cs_json_kuint(&j, "connections", cs_net_count(gw->net));
@@ -281,6 +353,18 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_export_audio_seconds_total",
                     "caller audio embedded in call exports (?audio=1)",
                     (double)gw->stats.export_audio_frames / CS_REC_RATE);
+    cs_prom_counter(&out, "callstream_recordings_remote_total",
+                    "recordings asked of the node holding them",
+                    (double)gw->stats.recordings_remote);
+    cs_prom_counter(&out, "callstream_recordings_remote_failed_total",
+                    "of those: the holder down, unknown or refusing this node (503, 502)",
+                    (double)gw->stats.recordings_remote_failed);
+    cs_prom_counter(&out, "callstream_node_signature_refused_total",
+                    "requests from another node refused: signature bad, expired or malformed",
+                    (double)gw->stats.node_sig_refused);
+    cs_prom_counter(&out, "callstream_ready_refused_total",
+                    "/ready answered 503 (store or bus unreachable, or draining)",
+                    (double)gw->stats.ready_refused);
 
     cs_prom_gauge(&out, "callstream_active_calls", "calls with a live stream",
                   (double)cs_calls_active(&gw->calls));
@@ -291,6 +375,7 @@ void cs_metrics(cs_request *r)
     cs_prom_counter(&out, "callstream_streams_total", "media streams started",
                     (double)cs->streams_total);
     cs_call_streams_metrics(gw, &out);
+    cs_cluster_metrics(gw, &out);
     const char *end_labels[CS_END_COUNT];
     for (int i = 0; i < CS_END_COUNT; i++) end_labels[i] = cs_end_label(i);
     cs_prom_family(&out, "callstream_streams_ended_total", "counter", "media streams ended, by reason",

@@ -36,7 +36,14 @@ void cs_journal_call(cs_gateway *gw, const cs_call_row *row)
     c->summary_status = dup_or_null(rec, row->summary_status);
     c->summary_reason = dup_or_null(rec, row->summary_reason);
     c->recording = dup_or_null(rec, row->recording);
+    c->node = dup_or_null(rec, row->node);
     cs_store_write(gw->store, rec);
+}
+
+/* This node's id, written on the rows of the calls it holds (their recordings are here). */
+static const char *node_id(const cs_gateway *gw)
+{
+    return gw->bus ? gw->bus->node : NULL;
 }
 
 static void params_json(cs_buf *out, const cs_call *call)
@@ -64,6 +71,7 @@ static void call_started(void *o, const cs_call *call)
         .params = params.data,
         .created_at = call->started_ms,
         .started_at = call->started_ms,
+        .node = node_id(o),
     };
     cs_journal_call(o, &row);
     cs_buf_free(&params);
@@ -71,7 +79,8 @@ static void call_started(void *o, const cs_call *call)
 
 static void call_ended(void *o, const cs_call *call)
 {
-    cs_call_row row = {.sid = call->sid, .ended_at = call->ended_ms, .status = "completed"};
+    cs_call_row row = {
+        .sid = call->sid, .ended_at = call->ended_ms, .status = "completed", .node = node_id(o)};
     cs_journal_call(o, &row);
 }
 
@@ -128,10 +137,22 @@ static void write_event(cs_gateway *gw, const char *call_sid, const char *stream
     cs_store_write(gw->store, rec);
 }
 
+void cs_journal_event(cs_gateway *gw, const char *sid, enum cs_event_type type, int64_t at,
+                      const char *detail)
+{
+    write_event(gw, sid, NULL, type, at, detail);
+}
+
 static void event(void *o, const cs_call *call, const cs_stream *s, enum cs_event_type type,
                   int64_t at_ms, const char *detail)
 {
-    write_event(o, call->sid, s ? s->sid : NULL, type, at_ms, detail);
+    cs_gateway *gw = o;
+    /* Not live here (a status callback, a control action): it may be live on another
+     * node, which writes it with its listeners told. */
+    if (!s && cs_calls_call(&gw->calls, cs_str_of(call->sid)) != call)
+        cs_cluster_event(gw, call->sid, type, at_ms, detail);
+    else
+        write_event(gw, call->sid, s ? s->sid : NULL, type, at_ms, detail);
 }
 
 static void recording(void *o, const char *call_sid, const char *path, uint64_t frames)
@@ -140,6 +161,7 @@ static void recording(void *o, const char *call_sid, const char *path, uint64_t 
         .sid = call_sid,
         .recording = path,
         .recording_ms = (int64_t)(frames / CS_FRAMES_PER_MS),
+        .node = node_id(o),
     };
     cs_journal_call(o, &row);
 }
@@ -165,7 +187,17 @@ typedef struct recovery {
     cs_store_query *q; /* the calls of this pass and their open streams */
     cs_orphan *found;  /* their recordings */
     unsigned passes;
+    size_t ended;
 } recovery;
+
+static void recover_done(recovery *x)
+{
+    const char *node = node_id(x->gw);
+    cs_info("journal: start-up repair done: %zu call(s) of node %s left live by an earlier run "
+            "ended",
+            x->ended, node ? node : "?");
+    free(x);
+}
 
 static void recover_next(recovery *x);
 
@@ -255,6 +287,7 @@ static void on_found(void *data, cs_orphan *found, size_t n)
         for (size_t k = 0; k < n && !o; k++)
             if (strcmp(found[k].name, c->sid) == 0) o = &found[k];
         end_orphan(gw, c, q, o);
+        x->ended++;
     }
     bool more = q->more;
     cs_store_query_free(x->q);
@@ -264,7 +297,7 @@ static void on_found(void *data, cs_orphan *found, size_t n)
     if (more && gw->store && ++x->passes < RECOVER_PASSES_MAX)
         recover_next(x);
     else
-        free(x);
+        recover_done(x);
 }
 
 static void on_unfinished(cs_store_query *q, void *data)
@@ -275,7 +308,7 @@ static void on_unfinished(cs_store_query *q, void *data)
         if (q->status < 0 && q->status != CS_ENOTFOUND)
             cs_error("journal: cannot look for calls left live by an earlier run: %s", q->error);
         cs_store_query_free(q);
-        free(x);
+        recover_done(x);
         return;
     }
     x->q = q;
@@ -298,6 +331,10 @@ static void recover_next(recovery *x)
         return;
     }
     snprintf(q->key, sizeof q->key, "%s", cs_store_run(x->gw->store));
+    /* Only this node's calls (and those of none): the recordings are on its disk, and
+     * the others' are theirs to repair. */
+    const char *node = node_id(x->gw);
+    if (node) snprintf(q->node, sizeof q->node, "%s", node);
     q->limit = RECOVER_PAGE;
     cs_store_query_run_in_order(x->gw->store, q);
 }

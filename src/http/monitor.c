@@ -2,6 +2,7 @@
  * events and audio into bus messages once, whoever listens — and the /monitor socket,
  * which subscribes browsers to them. A browser that cannot keep up loses audio frames
  * (counted, and told), never the call's time or another listener's. */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,32 @@ static void call_changed(cs_gateway *gw, const cs_call *call, const char *type, 
     }
     cs_buf_free(&b);
     if (!is_live) cs_dir_end(gw->bus, call->sid);
+}
+
+void cs_monitor_call_lost(cs_gateway *gw, const char *sid, const char *summary, size_t n)
+{
+    if (!gw->bus) return;
+    /* Its last summary, no longer live: the call's page and list see it end. */
+    cJSON *o = summary ? cJSON_ParseWithLength(summary, n) : NULL;
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        o = cJSON_CreateObject();
+        if (o) cJSON_AddStringToObject(o, "sid", sid);
+    }
+    char *text = NULL;
+    if (o) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "live");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "status");
+        cJSON_AddBoolToObject(o, "live", false);
+        cJSON_AddStringToObject(o, "status", cs_end_label(CS_END_ABNORMAL));
+        text = cJSON_PrintUnformatted(o);
+    }
+    if (text)
+        publish_call(gw, sid, "call_ended", text, strlen(text), true);
+    else
+        cs_error("monitor: no memory to tell that call %s ended", sid);
+    cJSON_free(text);
+    cJSON_Delete(o);
 }
 
 static void on_call_started(void *o, const cs_call *call)

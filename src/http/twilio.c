@@ -408,9 +408,12 @@ static void callback(cs_request *r, enum cs_event_type type)
             .ended_at = cs_twilio_final_status(status) ? cs_wall_ms() : 0,
         };
         cs_journal_call(gw, &row);
-        if (cs_twilio_final_status(status)) cs_gather_end(gw->gather, call_sid);
     }
+    /* The event first: where the call lives, it comes before the call ends. */
     cs_twilio_form_event(r, &form, call_sid, type);
+    /* What acts on the live call happens where it lives (the row above is the store's,
+     * shared). */
+    if (type == CS_EVENT_STATUS && status) cs_cluster_status(gw, call_sid, status);
     cs_form_free(&form);
     cs_respond(r, 204, NULL, NULL, 0, NULL);
 }

@@ -33,6 +33,7 @@ struct cs_fetch_req {
     struct curl_slist *headers;
     cs_buf body; /* the buffered answer */
     int (*on_data)(void *data, int status, const char *p, size_t n);
+    void (*on_header)(void *data, const char *line, size_t n);
     void (*on_done)(void *data, const cs_fetch_result *res);
     void *data;
     uv_timer_t idle; /* closed last: its close callback frees the request */
@@ -42,6 +43,7 @@ struct cs_fetch_req {
     int fail;                     /* our own error, set before curl ends the transfer */
     bool added;                   /* in the multi handle */
     bool stopped;                 /* ended or cancelled: no callback any more */
+    bool paused;                  /* by on_data: curl holds the bytes it offered */
     char reason[CURL_ERROR_SIZE]; /* curl's error buffer */
     char why[96];                 /* ours, for `fail` */
     cs_fetch_req *prev, *next;    /* in flight */
@@ -296,10 +298,16 @@ static void collect(cs_fetch *f)
 
 static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 {
-    (void)p;
     cs_fetch_req *r = userdata;
+    size_t len = size * n;
     r->last_rx_ms = uv_now(r->f->loop);
-    return size * n;
+    if (r->on_header && !r->stopped) {
+        size_t k = len;
+        while (k && (p[k - 1] == '\n' || p[k - 1] == '\r')) k--;
+        r->on_header(r->data, p, k);
+        if (r->stopped) return 0; /* cancelled from inside */
+    }
+    return len;
 }
 
 /* CURLOPT_WRITEFUNCTION: a short count ends the transfer (CURLE_WRITE_ERROR, replaced by
@@ -318,6 +326,10 @@ static size_t on_write(char *p, size_t size, size_t n, void *userdata)
     if (r->on_data) {
         int rc = r->on_data(r->data, r->status, p, len);
         if (r->stopped) return 0; /* cancelled from inside */
+        if (rc == CS_FETCH_PAUSE) {
+            r->paused = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
         if (rc < 0) {
             fail(r, rc, "the receiver stopped the answer: %s", cs_strerror(rc));
             return 0;
@@ -337,7 +349,7 @@ static void on_idle(uv_timer_t *t)
     cs_fetch_req *r = t->data;
     cs_fetch *f = r->f;
     if (r->stopped) return;
-    uint64_t quiet = uv_now(f->loop) - r->last_rx_ms;
+    uint64_t quiet = r->paused ? 0 : uv_now(f->loop) - r->last_rx_ms;
     if (quiet < r->idle_ms) {
         uv_timer_start(t, on_idle, r->idle_ms - quiet, 0);
         return;
@@ -566,6 +578,7 @@ int cs_fetch_start(cs_fetch *f, const cs_fetch_opts *o, cs_fetch_req **out)
     r->f = f;
     r->url = url;
     r->on_data = o->on_data;
+    r->on_header = o->on_header;
     r->on_done = o->on_done;
     r->data = o->data;
     r->idle_ms = o->idle_timeout_ms;
@@ -605,6 +618,23 @@ bool cs_fetch_url_ok(const char *url)
     if (parse_url(url, &u) < 0) return false;
     curl_url_cleanup(u);
     return true;
+}
+
+void cs_fetch_resume(cs_fetch_req *r)
+{
+    if (!r || r->stopped || !r->paused) return;
+    cs_fetch *f = r->f;
+    r->paused = false;
+    r->last_rx_ms = uv_now(f->loop); /* the idle time counts from here */
+    /* curl offers the bytes it held from inside this (on_data), and wakes the transfer
+     * through the timer for the rest. */
+    f->depth++;
+    curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    f->reap |= r->fail != 0; /* on_data stopped it from in there */
+    f->depth--;
+    /* What on_data asked for (an end, a cancel, a start) happens on the next turn: no
+     * on_done from inside this call. */
+    if (f->reap || f->unadded) uv_timer_start(&f->timer, on_timer, 0, 0);
 }
 
 void cs_fetch_cancel(cs_fetch_req *r)

@@ -1,6 +1,7 @@
 /* Outbound HTTP: libcurl's multi interface driven by the libuv loop (curl_multi_socket_action
  * with a uv_poll_t per socket and one uv_timer_t), for webhooks, the simulator and the
- * agents' APIs. Answers are buffered (bounded) or streamed as they arrive; a request can be
+ * agents' APIs and recordings other nodes hold. Answers are buffered (bounded) or streamed
+ * as they arrive (a stream can be paused while its receiver is slow); a request can be
  * cancelled at any time; connections are kept alive and reused across the requests of one
  * cs_fetch. Proxies come from the environment as curl reads it (http_proxy, https_proxy,
  * no_proxy). Everything runs on the loop thread and nothing here blocks it: names are
@@ -21,6 +22,8 @@
 #define CS_FETCH_MAX_REQUESTS       4096       /* in flight per cs_fetch; more are refused */
 #define CS_FETCH_MAX_IDLE_CONNS     32         /* idle connections kept for reuse */
 #define CS_FETCH_MAX_REDIRECTS      10         /* opts.max_redirects is capped here */
+
+#define CS_FETCH_PAUSE 1 /* on_data: not now (cs_fetch_resume) */
 
 typedef struct cs_fetch cs_fetch;         /* one per loop: the multi handle, its timer and polls */
 typedef struct cs_fetch_req cs_fetch_req; /* one request in flight */
@@ -55,8 +58,13 @@ typedef struct cs_fetch_opts {
     unsigned max_redirects;      /* redirects followed (http and https only); 0: none, the
                                     3xx is the answer */
     /* Streaming: body bytes as they arrive, the status known by then. Return < 0 to stop:
-     * the request ends with that error. NULL: the body is buffered and given to on_done. */
+     * the request ends with that error; CS_FETCH_PAUSE to take none of these bytes now:
+     * the request waits (its idle timeout too) and they come again after cs_fetch_resume.
+     * NULL: the body is buffered and given to on_done. */
     int (*on_data)(void *data, int status, const char *p, size_t n);
+    /* Optional: each line of the answer's head as it arrives (the status line first),
+     * without its CRLF; the blank line that ends it too. */
+    void (*on_header)(void *data, const char *line, size_t n);
     /* Exactly once, unless the request was cancelled; never from inside cs_fetch_start. The
      * request is gone once it returns. */
     void (*on_done)(void *data, const cs_fetch_result *res);
@@ -101,6 +109,10 @@ const cs_fetch_stats *cs_fetch_stats_get(const cs_fetch *f);
 int cs_fetch_start(cs_fetch *f, const cs_fetch_opts *o, cs_fetch_req **out);
 /* Whether cs_fetch_start takes `url`: an absolute http:// or https:// URL. */
 bool cs_fetch_url_ok(const char *url);
+/* A request paused by its on_data takes bytes again (on_data may run inside this call;
+ * on_done never does). Not from inside this client's callbacks. NULL, or a request not
+ * paused, is a no-op. */
+void cs_fetch_resume(cs_fetch_req *r);
 /* Ends the request: no callback after this. Safe from inside any callback of this
  * client, this request's on_data included. NULL is a no-op. */
 void cs_fetch_cancel(cs_fetch_req *r);

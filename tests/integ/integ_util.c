@@ -302,7 +302,8 @@ int it_server_start_nofile(it_server *s, const char *const *args, int nofile)
     return launch(s, args);
 }
 
-int it_server_prepare(it_server *s)
+/* Its temp dir, DATA_DIR's path and a port. */
+static int make_dirs(it_server *s)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/callstream-it-XXXXXX");
@@ -311,6 +312,25 @@ int it_server_prepare(it_server *s)
     snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
     s->port = free_port();
     snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    return 0;
+}
+
+int it_server_join_prepare(it_server *s, const it_server *like)
+{
+    if (make_dirs(s) < 0) return -1;
+    snprintf(s->token, sizeof s->token, "%s", like->token);
+    return 0;
+}
+
+int it_server_join(it_server *s, const it_server *like, const char *const *args)
+{
+    if (it_server_join_prepare(s, like) < 0) return -1;
+    return launch(s, args);
+}
+
+int it_server_prepare(it_server *s)
+{
+    if (make_dirs(s) < 0) return -1;
     if (it_cli(s, "token create it", NULL, s->token, sizeof s->token) != 0 || !s->token[0]) {
         fprintf(stderr, "cannot create an API token for the test\n");
         return -1;

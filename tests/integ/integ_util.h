@@ -73,6 +73,12 @@ int it_server_start_nofile(it_server *s, const char *const *args, int nofile);
 /* The first half of it_server_start: the temp dir, DATA_DIR with its database and the
  * test's API token, but no server yet (it_server_restart starts it). 0 or -1. */
 int it_server_prepare(it_server *s);
+/* Starts another node of `like`'s cluster: its own port and DATA_DIR, the same store (the
+ * environment's DATABASE_URL), so `like`'s API token works on it too. 0 or -1. */
+int it_server_join(it_server *s, const it_server *like, const char *const *args);
+/* Its first half: the dirs, a port (s->url: a NODE_URL) and `like`'s token, no server yet
+ * (it_server_restart starts it). 0 or -1. */
+int it_server_join_prepare(it_server *s, const it_server *like);
 /* Starts it again on the same port and DATA_DIR (after a stop or a crash). */
 int it_server_restart(it_server *s, const char *const *args);
 /* Sends `sig` and waits up to timeout_ms; returns the exit status, or -1 if it had to be

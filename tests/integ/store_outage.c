@@ -3,7 +3,7 @@
  * Throughout, the API, /status and /health answer (503 with a reason where the answer
  * needs the store), sign-in answers, a sign-in whose client left is dropped, calls go on
  * and are recorded, writes queue and spill; once the database is back every row arrives,
- * in order, spilled ones too.
+ * in order, spilled ones too; the outage is an event of the live call and a metric.
  * An idle gateway whose queries fail is degraded too, and /status says why.
  * Then `callstream user …` and `token …` run while the database cannot be written: each
  * says the change was not made and exits 1, touches none of the gateway's spill files,
@@ -266,6 +266,13 @@ static void outage(void)
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM events WHERE type = 'dtmf' AND call_sid = '%s'",
              sid);
     IT_CHECK(it_sql(db, sql) == 4, "dtmf events");
+    /* The outage is an event of the call live through it, and a metric. */
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM events WHERE type = 'store_outage' AND call_sid = '%s'", sid);
+    IT_CHECK(it_sql(db, sql) >= 1, "no store_outage event on the live call");
+    IT_CHECK(it_metric(srv.port, "callstream_cluster_store_outages_total") >= 1 &&
+                 it_metric(srv.port, "callstream_cluster_health_events_total") >= 2,
+             "the outage and its end are not counted");
     IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM (SELECT at, LAG(at) OVER (ORDER BY id) AS prev FROM "
                         "events) WHERE at < prev") == 0,
              "events out of order");

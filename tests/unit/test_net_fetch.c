@@ -366,6 +366,10 @@ typedef struct call {
     cs_sse *sse;
     char events[8][128];
     int nevents;
+    int pause_at;       /* on_data pauses (takes nothing) at this call, then waits */
+    bool paused;        /* it did */
+    int stop_on_resume; /* on_data returns it once resumed */
+    cs_buf head;        /* on_header's lines, each ending with '|' */
 } call;
 
 static void call_init(call *c, rig *g)
@@ -403,6 +407,11 @@ static int on_data(void *data, int status, const char *p, size_t n)
     call *c = data;
     c->pieces++;
     c->status = status;
+    if (c->pause_at && c->pieces == c->pause_at && !c->paused) {
+        c->paused = true;
+        return CS_FETCH_PAUSE;
+    }
+    if (c->paused && c->stop_on_resume) return c->stop_on_resume;
     c->g->rx += n;
     cs_buf_append(&c->body, p, n);
     if (c->sse && cs_sse_feed(c->sse, p, n, on_event, c) < 0) return CS_EPARSE;
@@ -455,6 +464,71 @@ static void run(rig *g, call *c, const char *path, bool streamed)
     cs_fetch_opts o = opts(c, url_of(g, path));
     if (streamed) o.on_data = on_data;
     run_with(g, c, &o);
+}
+
+static void on_head_line(void *data, const char *line, size_t n)
+{
+    call *c = data;
+    cs_buf_printf(&c->head, "%.*s|", (int)n, line);
+}
+
+static bool no_time(void *data)
+{
+    (void)data;
+    return false;
+}
+
+/* Paused by on_data: nothing more arrives, the idle timeout waits too; resumed, the bytes
+ * it did not take come again, then the rest. The head's lines reach on_header. */
+static void test_pause_resume(void **state)
+{
+    (void)state;
+    rig g;
+    rig_up(&g, false);
+    call c;
+    call_init(&c, &g);
+    cs_buf_init(&c.head, 1 << 16);
+    c.pause_at = 2;
+    cs_fetch_opts o = opts(&c, url_of(&g, "/big"));
+    o.on_data = on_data;
+    o.on_header = on_head_line;
+    o.idle_timeout_ms = 100;
+    assert_int_equal(cs_fetch_start(g.f, &o, &c.req), 0);
+    assert_false(tu_run_until(&g.loop, is_done, &c, 600)); /* idle 6 times over */
+    assert_true(c.paused);
+    assert_int_equal(c.pieces, 2);
+    size_t held = c.body.len;
+    assert_true(held > 0 && held < BIG);
+    assert_non_null(strstr(c.head.data, "HTTP/1.1 200 OK|"));
+    assert_ptr_equal(strstr(c.head.data, "HTTP/1.1 200 OK|"), c.head.data);
+    char len[64];
+    snprintf(len, sizeof len, "|Content-Length: %u|", BIG);
+    assert_non_null(strstr(c.head.data, len));
+    assert_int_equal(c.head.data[c.head.len - 2], '|'); /* the blank line */
+    cs_fetch_resume(c.req);
+    assert_true(tu_run_until(&g.loop, is_done, &c, WAIT_MS));
+    assert_int_equal(c.err, 0);
+    assert_int_equal(c.body.len, BIG);
+    cs_fetch_resume(NULL); /* no-op */
+    cs_buf_free(&c.body);
+    cs_buf_free(&c.head);
+
+    /* on_data stops it as it resumes: it ends with that error, after the resume */
+    call d;
+    call_init(&d, &g);
+    d.pause_at = 1;
+    d.stop_on_resume = CS_ELIMIT;
+    o = opts(&d, url_of(&g, "/big"));
+    o.on_data = on_data;
+    assert_int_equal(cs_fetch_start(g.f, &o, &d.req), 0);
+    assert_false(tu_run_until(&g.loop, no_time, NULL, 200));
+    assert_true(d.paused);
+    cs_fetch_resume(d.req);
+    assert_int_equal(d.done, 0);
+    assert_true(tu_run_until(&g.loop, is_done, &d, WAIT_MS));
+    assert_int_equal(d.err, CS_ELIMIT);
+    cs_buf_free(&d.body);
+    rig_down(&g);
 }
 
 static void test_plain_answer(void **state)
@@ -1107,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_proxy_from_environment),
         cmocka_unit_test(test_cancel_while_resolving),
         cmocka_unit_test(test_refused_at_start),
+        cmocka_unit_test(test_pause_resume),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

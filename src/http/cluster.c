@@ -1,0 +1,486 @@
+/* The cluster as one node sees it: what acts on a call live on another node goes to that
+ * node as a command (cluster_msg.h) and what arrives is checked and applied here; a lost
+ * node's calls are ended; the bus's and the store's outages are told to each live call.
+ * The store is shared, so rows are written by whoever has them: only what needs the live
+ * call (its events for listeners and its directory history, its agent, its sockets)
+ * travels. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/prom.h"
+#include "http/cluster_msg.h"
+#include "http/gateway.h"
+
+#define CLUSTER_ROUTES_MAX 4096  /* commands looking for their call's node, or a reply */
+#define CLUSTER_REPLY_MS   10000 /* an owner's reply to a SAY, at most */
+#define CLUSTER_TICK_MS    1000  /* replies overdue, the store's health */
+
+/* A command on its way: the directory is asked where its call lives, then it is sent
+ * there or applied here. A SAY stays until the owner replies. */
+typedef struct route {
+    cs_dir_req q;
+    struct cs_cluster *cl;
+    struct route *prev, *next;
+    cs_request *r;       /* SAY: the API request answered with the reply */
+    uint64_t id;         /* SAY: the reply's */
+    int64_t deadline_ms; /* SAY, sent: answered 504 past it (loop time) */
+    bool sent;
+    size_t n;
+    char json[]; /* the command */
+} route;
+
+/* A read of the directory for the API (cs_cluster_ask). */
+typedef struct ask {
+    cs_dir_req q;
+    struct cs_cluster *cl;
+    struct ask *prev, *next;
+    cs_cluster_ask_fn fn;
+    void *data;
+} ask;
+
+struct cs_cluster {
+    cs_gateway *gw;
+    uv_timer_t tick;
+    route *routes;
+    size_t nroutes;
+    ask *asks;
+    size_t nasks;
+    uint64_t next_id;
+    bool store_down;
+    cs_buf scratch;
+    cs_cluster_stats stats;
+};
+
+static void route_free(route *x)
+{
+    cs_cluster *cl = x->cl;
+    cs_dir_cancel(&x->q);
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        cl->routes = x->next;
+    if (x->next) x->next->prev = x->prev;
+    cl->nroutes--;
+    free(x);
+}
+
+static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r);
+
+/* Decodes a command this node wrote and applies it here (`r`: a SAY's request). */
+static void apply_json(cs_cluster *cl, const char *json, size_t n, cs_request *r)
+{
+    cs_cmd c;
+    char why[128];
+    if (cs_cmd_decode(&c, json, n, why, sizeof why) == 0)
+        apply(cl, &c, NULL, r);
+    else /* cannot happen: we encoded it */
+        cs_error("cluster: a command of our own does not read: %s", why);
+    cs_cmd_free(&c);
+}
+
+/* Where the call lives is known: sent there, or applied here (it lives here, nowhere, or
+ * its node cannot be reached: the store gets what it can). */
+static void located(cs_dir_req *q)
+{
+    route *x = q->data;
+    cs_cluster *cl = x->cl;
+    cs_gateway *gw = cl->gw;
+    const char *node = q->rc == 0 && q->ncalls ? q->calls[0].node : NULL;
+    if (node && gw->bus && strcmp(node, gw->bus->node) != 0) {
+        int rc = cs_bus_command(gw->bus, node, x->json, x->n);
+        if (rc == 0) {
+            if (!x->r) {
+                route_free(x);
+                return;
+            }
+            x->sent = true;
+            x->deadline_ms = (int64_t)uv_now(gw->loop) + CLUSTER_REPLY_MS;
+            return;
+        }
+        cl->stats.unreachable++;
+        cs_warn("cluster: call %s lives on node %s, which cannot be reached (%s): applied here",
+                q->sid, node, cs_strerror(rc));
+        if (x->r) {
+            cs_respond_error(x->r, 503, "the node holding the call (%s) cannot be reached", node);
+            route_free(x);
+            return;
+        }
+    }
+    apply_json(cl, x->json, x->n, x->r);
+    route_free(x);
+}
+
+/* `c` to where its call lives (`r`: a SAY's request, answered from there). */
+static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
+{
+    cs_cluster *cl = gw->cluster;
+    if (!cl) { /* stopping: the store only */
+        if (r)
+            cs_respond_error(r, 503, "shutting down");
+        else if (c->op == CS_CMD_EVENT)
+            cs_journal_event(gw, c->sid, c->type, c->at, c->detail);
+        return;
+    }
+    if (!gw->bus || cs_calls_call(&gw->calls, cs_str_of(c->sid))) {
+        apply(cl, c, NULL, r);
+        return;
+    }
+    if (cl->nroutes >= CLUSTER_ROUTES_MAX) {
+        cl->stats.routes_full++;
+        if (r) {
+            cs_respond_error(r, 503, "too many commands between nodes in flight (%d)",
+                             CLUSTER_ROUTES_MAX);
+            return;
+        }
+        apply(cl, c, NULL, r);
+        return;
+    }
+    cs_cmd copy = *c;
+    if (r) copy.id = ++cl->next_id;
+    int rc = cs_cmd_encode(&cl->scratch, &copy);
+    route *x = rc == 0 ? calloc(1, sizeof *x + cl->scratch.len + 1) : NULL;
+    if (!x) {
+        cs_error("cluster: cannot route a %s command for %s: %s", cs_cmd_op_name(c->op), c->sid,
+                 cs_strerror(rc < 0 ? rc : -ENOMEM));
+        apply(cl, c, NULL, r);
+        return;
+    }
+    x->cl = cl;
+    x->r = r;
+    x->id = copy.id;
+    x->n = cl->scratch.len;
+    memcpy(x->json, cl->scratch.data, x->n);
+    x->q.what = CS_DIR_GET;
+    snprintf(x->q.sid, sizeof x->q.sid, "%s", c->sid);
+    x->q.done = located;
+    x->q.data = x;
+    x->next = cl->routes;
+    if (cl->routes) cl->routes->prev = x;
+    cl->routes = x;
+    cl->nroutes++;
+    if ((rc = cs_dir_ask(gw->bus, &x->q)) < 0) {
+        x->q.rc = rc;
+        located(&x->q);
+    }
+}
+
+/* ---- what a command does, here ---- */
+
+static void reply(cs_cluster *cl, const char *to, uint64_t id, int code, const char *msg)
+{
+    cs_cmd r = {.op = CS_CMD_REPLY, .id = id, .code = code, .message = msg};
+    if (cs_cmd_encode(&cl->scratch, &r) < 0 || !cl->gw->bus ||
+        cs_bus_command(cl->gw->bus, to, cl->scratch.data, cl->scratch.len) < 0) {
+        cl->stats.unreachable++;
+        cs_warn("cluster: cannot reply to node %s", to);
+    }
+}
+
+/* `from`: the node that sent it (NULL: this one, for `r` when a SAY). */
+static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r)
+{
+    cs_gateway *gw = cl->gw;
+    switch (c->op) {
+    case CS_CMD_EVENT:
+        /* Live here: listeners and the directory get it too; else the store only (never
+         * sent on again, whatever the directory says meanwhile). */
+        if (cs_calls_call(&gw->calls, cs_str_of(c->sid)))
+            cs_calls_event(&gw->calls, c->sid, c->type, c->detail);
+        else
+            cs_journal_event(gw, c->sid, c->type, c->at, c->detail);
+        break;
+    case CS_CMD_STATUS:
+        if (cs_twilio_final_status(c->status)) {
+            cs_gather_end(gw->gather, c->sid);
+            cs_media_end_call(gw, c->sid, "the call ended");
+        }
+        break;
+    case CS_CMD_SAY: {
+        char msg[CS_CMD_FIELD_MAX + 1] = "";
+        int code = cs_api_say_here(gw, c->sid, c->text, c->by, msg, sizeof msg);
+        if (r)
+            cs_api_say_respond(r, c->sid, code, msg);
+        else if (from)
+            reply(cl, from, c->id, code, msg[0] ? msg : NULL);
+        break;
+    }
+    case CS_CMD_REPLY:
+        for (route *w = cl->routes; w; w = w->next) {
+            if (w->id != c->id || !w->sent) continue;
+            cs_api_say_respond(w->r, w->q.sid, c->code,
+                               c->message ? c->message : "refused by the call's node");
+            route_free(w);
+            return;
+        }
+        cs_info("cluster: a reply from node %s came after its request was answered", from);
+        break;
+    default:
+        break;
+    }
+}
+
+void cs_cluster_on_command(void *data, const char *from, const char *json, size_t n)
+{
+    cs_gateway *gw = data;
+    cs_cluster *cl = gw->cluster;
+    if (!cl) return;
+    cs_cmd c;
+    char why[128];
+    if (cs_cmd_decode(&c, json, n, why, sizeof why) < 0) {
+        cl->stats.refused++;
+        cs_warn("cluster: a command from node %.64s refused (%s)", from ? from : "?", why);
+    } else {
+        apply(cl, &c, from, NULL);
+    }
+    cs_cmd_free(&c);
+}
+
+/* ---- what the gateway asks ---- */
+
+void cs_cluster_event(cs_gateway *gw, const char *sid, enum cs_event_type type, int64_t at,
+                      const char *detail)
+{
+    cs_cmd c = {.op = CS_CMD_EVENT, .sid = sid, .type = type, .detail = detail, .at = at};
+    route_cmd(gw, &c, NULL);
+}
+
+void cs_cluster_status(cs_gateway *gw, const char *sid, const char *status)
+{
+    cs_cmd c = {.op = CS_CMD_STATUS, .sid = sid, .status = status};
+    route_cmd(gw, &c, NULL);
+}
+
+void cs_cluster_say(cs_request *r, const char *sid, const char *text)
+{
+    cs_cmd c = {.op = CS_CMD_SAY, .sid = sid, .text = text, .by = r->user};
+    route_cmd(r->app, &c, r);
+}
+
+/* ---- reading the directory ---- */
+
+static void ask_end(ask *a, cs_dir_req *q)
+{
+    cs_cluster *cl = a->cl;
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        cl->asks = a->next;
+    if (a->next) a->next->prev = a->prev;
+    cl->nasks--;
+    a->fn(a->data, q);
+    free(a);
+}
+
+static void asked(cs_dir_req *q)
+{
+    ask_end(q->data, q);
+}
+
+int cs_cluster_ask(cs_gateway *gw, enum cs_dir_what what, const char *sid, cs_cluster_ask_fn fn,
+                   void *data)
+{
+    cs_cluster *cl = gw->cluster;
+    if (!cl || !gw->bus) return CS_ECLOSED;
+    if (cl->nasks >= CLUSTER_ROUTES_MAX) {
+        cl->stats.routes_full++;
+        return CS_EFULL;
+    }
+    ask *a = calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    a->cl = cl;
+    a->fn = fn;
+    a->data = data;
+    a->q.what = what;
+    if (sid) snprintf(a->q.sid, sizeof a->q.sid, "%s", sid);
+    a->q.done = asked;
+    a->q.data = a;
+    int rc = cs_dir_ask(gw->bus, &a->q);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    a->next = cl->asks;
+    if (cl->asks) cl->asks->prev = a;
+    cl->asks = a;
+    cl->nasks++;
+    return 0;
+}
+
+/* ---- lost nodes ---- */
+
+void cs_cluster_on_node_lost(void *data, const cs_bus_node *lost, const cs_dir_call *calls,
+                             size_t n)
+{
+    cs_gateway *gw = data;
+    cs_cluster *cl = gw->cluster;
+    /* Its last heartbeat is the last time it is known to have held them. Their streams
+     * stay open in the store: the recordings are on its disk, and its start-up repairs
+     * them (cs_journal_recover) when it comes back under the same NODE_ID. */
+    int64_t end = lost->seen_ms ? lost->seen_ms : cs_wall_ms();
+    cs_warn("cluster: node %s is lost (silent since %lld): ending its %zu call(s) as abnormal",
+            lost->id, (long long)end, n);
+    cs_buf detail = CS_BUF_INIT(4096);
+    for (size_t i = 0; i < n; i++) {
+        const cs_dir_call *c = &calls[i];
+        cs_call_row row = {.sid = c->sid, .status = cs_end_label(CS_END_ABNORMAL), .ended_at = end};
+        cs_journal_call(gw, &row);
+        cs_buf_reset(&detail);
+        cs_json j;
+        cs_json_init(&j, &detail);
+        cs_json_obj(&j);
+        cs_json_kstr(&j, "node", lost->id);
+        cs_json_kstr(&j, "by", gw->bus ? gw->bus->node : NULL);
+        cs_json_kstr(&j, "message",
+                     "the node holding the call stopped answering: ended as "
+                     "abnormal at its last heartbeat");
+        cs_json_obj_end(&j);
+        cs_journal_event(gw, c->sid, CS_EVENT_NODE_LOST, end,
+                         cs_json_end(&j) == 0 ? detail.data : NULL);
+        cs_monitor_call_lost(gw, c->sid, c->summary, c->summary_len);
+        if (cl) cl->stats.calls_lost++;
+    }
+    cs_buf_free(&detail);
+}
+
+/* ---- outages ---- */
+
+/* An event on each call live here. */
+static void tell_calls(cs_gateway *gw, enum cs_event_type type, const char *what, const char *why)
+{
+    cs_buf detail = CS_BUF_INIT(1024);
+    cs_json j;
+    cs_json_init(&j, &detail);
+    cs_json_obj(&j);
+    cs_json_kstr(&j, "what", what);
+    if (why) cs_json_kstr(&j, "why", why);
+    cs_json_obj_end(&j);
+    const char *d = cs_json_end(&j) == 0 ? detail.data : NULL;
+    cs_str k;
+    void *v;
+    /* Events change nothing in the registry: iterating meanwhile is safe. */
+    for (size_t i = 0; cs_map_next(&gw->calls.by_call, &i, &k, &v);)
+        cs_calls_event(&gw->calls, ((cs_call *)v)->sid, type, d);
+    cs_buf_free(&detail);
+}
+
+void cs_cluster_on_health(void *data, bool up, const char *why)
+{
+    cs_gateway *gw = data;
+    if (gw->cluster) gw->cluster->stats.health_events++;
+    tell_calls(gw, up ? CS_EVENT_BUS_RESTORED : CS_EVENT_BUS_OUTAGE,
+               gw->bus ? gw->bus->ops->name : "bus", up ? NULL : why);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    cs_cluster *cl = t->data;
+    cs_gateway *gw = cl->gw;
+    int64_t now = (int64_t)uv_now(gw->loop);
+    for (route *x = cl->routes, *next; x; x = next) {
+        next = x->next;
+        if (!x->sent || now < x->deadline_ms) continue;
+        cl->stats.replies_late++;
+        cs_respond_error(x->r, 504, "the node holding the call did not answer in time");
+        route_free(x);
+    }
+    if (!gw->store) return;
+    cs_store_stats s;
+    cs_store_stats_get(gw->store, &s);
+    bool down = s.failing_since_ms != 0;
+    if (down == cl->store_down) return;
+    cl->store_down = down;
+    cl->stats.health_events++;
+    if (down) cl->stats.store_outages++;
+    if (down)
+        cs_warn("cluster: the store is failing (%s): writes queue and spill", s.last_error);
+    else
+        cs_info("cluster: the store is back");
+    tell_calls(gw, down ? CS_EVENT_STORE_OUTAGE : CS_EVENT_STORE_RESTORED,
+               cs_store_backend(gw->store), down ? s.last_error : NULL);
+}
+
+/* ---- start and stop ---- */
+
+int cs_cluster_start(cs_gateway *gw)
+{
+    cs_cluster *cl = calloc(1, sizeof *cl);
+    if (!cl) return -ENOMEM;
+    cl->gw = gw;
+    cl->scratch = (cs_buf)CS_BUF_INIT(CS_BUS_MSG_MAX);
+    uv_timer_init(gw->loop, &cl->tick);
+    cl->tick.data = cl;
+    uv_timer_start(&cl->tick, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
+    gw->cluster = cl;
+    return 0;
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+    cs_cluster *cl = h->data;
+    cs_buf_free(&cl->scratch);
+    free(cl);
+}
+
+void cs_cluster_stop(cs_gateway *gw)
+{
+    cs_cluster *cl = gw->cluster;
+    if (!cl) return;
+    gw->cluster = NULL;
+    /* What waits for the directory goes to the store here; what waits for a reply is
+     * answered. */
+    while (cl->routes) {
+        route *x = cl->routes;
+        if (x->r)
+            cs_respond_error(x->r, 503, "shutting down");
+        else if (!x->sent)
+            apply_json(cl, x->json, x->n, NULL);
+        route_free(x);
+    }
+    /* What waits for the directory is answered with what this node knows: nothing. */
+    while (cl->asks) {
+        ask *a = cl->asks;
+        cs_dir_cancel(&a->q);
+        cs_dir_req none = {.what = a->q.what, .rc = CS_ECLOSED, .partial = true};
+        memcpy(none.sid, a->q.sid, sizeof none.sid);
+        ask_end(a, &none);
+    }
+    uv_timer_stop(&cl->tick);
+    uv_close((uv_handle_t *)&cl->tick, tick_closed);
+}
+
+const cs_cluster_stats *cs_cluster_stats_get(const cs_gateway *gw)
+{
+    return gw->cluster ? &gw->cluster->stats : NULL;
+}
+
+void cs_cluster_metrics(const cs_gateway *gw, cs_buf *out)
+{
+    /* Commands sent and received, nodes lost and the bus's outages are the bus's
+     * (callstream_bus_*). */
+    static const cs_cluster_stats none;
+    const cs_cluster_stats *s = gw->cluster ? &gw->cluster->stats : &none;
+    cs_prom_counter(out, "callstream_cluster_commands_refused_total",
+                    "commands from other nodes that were malformed: counted and skipped",
+                    (double)s->refused);
+    static const char *const whys[] = {"unreachable", "full"};
+    uint64_t kept[] = {s->unreachable, s->routes_full};
+    cs_prom_family(out, "callstream_cluster_commands_applied_here_total", "counter",
+                   "commands for a call live elsewhere applied here instead: its node could not "
+                   "be reached, or too many were in flight",
+                   "why", whys, kept, 2);
+    cs_prom_counter(out, "callstream_cluster_replies_late_total",
+                    "API requests answered 504: the call's node did not reply in time",
+                    (double)s->replies_late);
+    cs_prom_counter(out, "callstream_cluster_calls_lost_total",
+                    "calls of lost nodes this one ended as abnormal", (double)s->calls_lost);
+    cs_prom_counter(out, "callstream_cluster_store_outages_total",
+                    "times the store's writes began to fail", (double)s->store_outages);
+    cs_prom_counter(out, "callstream_cluster_health_events_total",
+                    "outages of the bus or the store begun and ended, each told to the live calls "
+                    "as an event",
+                    (double)s->health_events);
+}

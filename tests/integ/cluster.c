@@ -1,0 +1,416 @@
+/* Nodes of a cluster. What acts on a live call happens on the node that holds it: a final
+ * status callback ends its streams. After kill -9 a node's calls are repaired by that
+ * node alone, when it starts again under the same NODE_ID: another node sharing the
+ * store leaves them (their recordings are not on its disk).
+ * Two gateways sharing a private Redis and a private PostgreSQL (redis_server.h,
+ * pg_server.h): a call streamed to node a is listed live, followed and heard through node
+ * b; a status callback posted to b reaches a's call, and a final one ends it; /say
+ * through b gets a's answer; kill -9 of a → b ends a's call as abnormal, and a started
+ * again repairs its recording; Redis killed and restarted mid-call → the call goes on and
+ * is recorded whole, b lists it again, the outage is an event and a metric. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "integ_util.h"
+#include "pg_server.h"
+#include "redis_server.h"
+
+#define WAV     "wav/jfk_inaugural_1961.wav"
+#define WAIT_MS 30000
+
+/* The sid of the one live call in /streams, polling. */
+static bool live_call(const it_server *s, char sid[64])
+{
+    for (int i = 0; i < 1500; i++) {
+        cJSON *j = it_get_json(s->port, "/streams");
+        const char *call =
+            it_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "streams"), 0), "call_sid");
+        snprintf(sid, 64, "%s", call);
+        cJSON_Delete(j);
+        if (sid[0]) return true;
+        it_sleep_ms(20);
+    }
+    return false;
+}
+
+static void status_callback(const it_server *s, const char *sid, const char *status)
+{
+    char body[256];
+    snprintf(body, sizeof body, "CallSid=%s&CallStatus=%s", sid, status);
+    it_resp r;
+    IT_CHECK(it_http(s->port, "POST", "/twilio/status",
+                     "Content-Type: application/x-www-form-urlencoded\r\n", body, &r) == 0 &&
+                 r.status == 204,
+             "status callback %s: %d", status, r.status);
+    it_resp_free(&r);
+}
+
+typedef struct sql_wait {
+    const char *db;
+    char sql[512];
+    long long want;
+} sql_wait;
+
+static bool sql_is(void *data)
+{
+    sql_wait *w = data;
+    return it_sql(w->db, w->sql) == w->want;
+}
+
+/* A final CallStatus ends the live call's streams (closed from our side). */
+static void final_status_ends_call(void)
+{
+    it_server s;
+    const char *args[] = {"--agent", "echo", "--node-id", "a", NULL};
+    if (!it_server_up(&s, args)) return;
+    pid_t sim = it_sim_spawn(&s, "--calls 1 --duration 60 --wav %s", it_corpus(WAV));
+    char sid[64];
+    IT_CHECK(live_call(&s, sid), "the call did not start");
+    status_callback(&s, sid, "in-progress");
+    status_callback(&s, sid, "completed");
+    sql_wait w = {.db = it_db(&s), .want = 1};
+    snprintf(w.sql, sizeof w.sql,
+             "SELECT COUNT(*) FROM streams WHERE call_sid = '%s' AND end_reason = 'closed_by_us'",
+             sid);
+    IT_CHECK(it_until(sql_is, &w, WAIT_MS), "the call's stream was not ended by its status");
+    snprintf(w.sql, sizeof w.sql,
+             "SELECT COUNT(*) FROM calls WHERE sid = '%s' AND status = 'completed' AND node = 'a'",
+             sid);
+    IT_CHECK(it_until(sql_is, &w, WAIT_MS), "the call is not stored completed, held by node a");
+    snprintf(w.sql, sizeof w.sql,
+             "SELECT COUNT(*) FROM events WHERE call_sid = '%s' AND type = 'status'", sid);
+    w.want = 2;
+    IT_CHECK(it_until(sql_is, &w, WAIT_MS), "the status events are not stored, once each");
+    cJSON_Delete(it_sim_wait(sim, NULL));
+    IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "the server did not exit cleanly");
+    it_server_cleanup(&s);
+}
+
+static bool log_says(const it_server *s, const char *needle)
+{
+    for (int i = 0; i < WAIT_MS / 50; i++) {
+        if (it_log_count(s, needle) > 0) return true;
+        it_sleep_ms(50);
+    }
+    return false;
+}
+
+/* kill -9 of node a mid-call: node b, sharing its store, does not repair a's call at its
+ * start; a, started again, does, with its recording. */
+static void repair_own_calls(void)
+{
+    it_server s;
+    const char *as_a[] = {"--agent", "echo", "--node-id", "a", NULL};
+    const char *as_b[] = {"--agent", "echo", "--node-id", "b", NULL};
+    if (!it_server_up(&s, as_a)) return;
+    pid_t sim = it_sim_spawn(&s, "--calls 1 --duration 30 --wav %s", it_corpus(WAV));
+    char sid[64];
+    IT_CHECK(live_call(&s, sid), "the call did not start");
+    it_sleep_ms(1500);
+    it_server_stop(&s, SIGKILL, 5000);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+
+    IT_CHECK(it_server_restart(&s, as_b) == 0, "node b did not start");
+    IT_CHECK(log_says(&s, "start-up repair done: 0 call(s) of node b"),
+             "node b's start-up repair did not finish, or ended a call of node a");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM calls WHERE sid = '%s' AND ended_at IS NULL AND node = 'a'",
+             sid);
+    IT_CHECK(it_sql(it_db(&s), sql) == 1, "node b ended node a's call");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "node b did not exit cleanly");
+
+    IT_CHECK(it_server_restart(&s, as_a) == 0, "node a did not start again");
+    IT_CHECK(log_says(&s, "start-up repair done: 1 call(s) of node a"),
+             "node a did not repair its call");
+    sql_wait w = {.db = it_db(&s), .want = 1};
+    snprintf(w.sql, sizeof w.sql,
+             "SELECT COUNT(*) FROM calls WHERE sid = '%s' AND status = 'abnormal' AND recording "
+             "IS NOT NULL AND recording_ms > 0",
+             sid);
+    IT_CHECK(it_until(sql_is, &w, WAIT_MS), "node a's call is not ended with its recording");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 10000) == 0, "node a did not exit cleanly");
+    it_server_cleanup(&s);
+}
+
+/* ---- two nodes ---- */
+
+static rs_server redis;
+static pg_server pg;
+static it_server na, nb; /* nodes a and b */
+
+static const char *const *node_args(const char *id)
+{
+    static const char *args[2][13];
+    const char *const *a = (const char *const[]){"--agent",
+                                                 "echo",
+                                                 "--node-id",
+                                                 id,
+                                                 "--redis-url",
+                                                 redis.url,
+                                                 "--node-heartbeat-ms",
+                                                 "200",
+                                                 "--node-ttl-ms",
+                                                 "2000",
+                                                 NULL};
+    const char **out = args[id[0] == 'b'];
+    for (int i = 0; i < 11; i++) out[i] = a[i];
+    return out;
+}
+
+typedef struct call_wait {
+    int port;
+    const char *sid;
+    bool live;            /* wanted live (or not) … */
+    const char *status;   /* … and this status, when set */
+    const char *event;    /* … and an event of this type, when set */
+    long long rec_ms_min; /* … and a recording at least this long, when > 0 */
+} call_wait;
+
+static bool call_is(void *data)
+{
+    call_wait *w = data;
+    cJSON *c = it_call(w->port, w->sid);
+    bool ok = c && cJSON_IsTrue(cJSON_GetObjectItem(c, "live")) == w->live &&
+              (!w->status || strcmp(it_str(c, "status"), w->status) == 0) &&
+              (!w->event || it_events(c, w->event, NULL) > 0);
+    if (ok && w->rec_ms_min > 0) {
+        const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "recording"), "duration_ms");
+        ok = cJSON_IsNumber(d) && d->valuedouble >= (double)w->rec_ms_min;
+    }
+    cJSON_Delete(c);
+    return ok;
+}
+
+static bool b_lists_live(void *sid)
+{
+    cJSON *j = it_get_json(nb.port, "/api/v1/calls");
+    bool ok = false;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls")) ok |=
+        strcmp(it_str(c, "sid"), sid) == 0 && cJSON_IsTrue(cJSON_GetObjectItem(c, "live"));
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* The next JSON message of `type` on a monitor socket (others skipped); NULL past the
+ * deadline. `frames` counts the binary (audio) ones seen meanwhile. */
+static cJSON *next_json(it_ws *w, const char *type, int timeout_ms, int *frames)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    cs_ws_event ev;
+    while (it_now_ms() < deadline) {
+        if (it_ws_next(w, &ev, (int)(deadline - it_now_ms())) <= 0) return NULL;
+        if (ev.type != CS_WS_EV_MESSAGE) continue;
+        if (ev.opcode == CS_WS_OP_BINARY) {
+            if (frames) ++*frames;
+            continue;
+        }
+        cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
+        if (j && strcmp(it_str(j, "type"), type) == 0) return j;
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
+/* An event message for the call with an event of `type` on the subscribed socket. */
+static bool event_seen(it_ws *w, const char *type, int *frames)
+{
+    long long deadline = it_now_ms() + WAIT_MS;
+    while (it_now_ms() < deadline) {
+        cJSON *m = next_json(w, "event", (int)(deadline - it_now_ms()), frames);
+        if (!m) return false;
+        bool ok = strcmp(it_str(cJSON_GetObjectItem(m, "event"), "type"), type) == 0;
+        cJSON_Delete(m);
+        if (ok) return true;
+    }
+    return false;
+}
+
+static bool up(void)
+{
+    memset(&redis, 0, sizeof redis);
+    IT_CHECK(rs_start(&redis) == 0, "no Redis server");
+    char url[256];
+    IT_CHECK(pg_server_start(&pg) == 0 && pg_server_database(&pg, url, sizeof url) == 0,
+             "no PostgreSQL server");
+    setenv("DATABASE_URL", url, 1); /* both nodes, and the command making the API token */
+    if (!redis.pid || !pg.up) return false;
+    if (!it_server_up(&na, node_args("a"))) return false;
+    bool ok = it_server_join(&nb, &na, node_args("b")) == 0;
+    IT_CHECK(ok, "node b did not start");
+    return ok;
+}
+
+static void down(void)
+{
+    it_server_stop(&nb, SIGTERM, 10000);
+    it_server_stop(&na, SIGTERM, 10000);
+    it_server_cleanup(&nb);
+    it_server_cleanup(&na);
+    unsetenv("DATABASE_URL");
+    pg_server_destroy(&pg);
+    rs_stop(&redis);
+}
+
+/* A call on a, seen and acted on through b. */
+static void across_nodes(void)
+{
+    if (!up()) {
+        down();
+        return;
+    }
+    it_ws list, call;
+    IT_CHECK(it_ws_connect(&list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    cJSON_Delete(next_json(&list, "calls", WAIT_MS, NULL));
+
+    pid_t sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
+    char sid[64];
+    IT_CHECK(live_call(&na, sid), "the call did not start on a");
+    cJSON *started = next_json(&list, "call_started", WAIT_MS, NULL);
+    IT_CHECK(started && strcmp(it_str(cJSON_GetObjectItem(started, "call"), "sid"), sid) == 0,
+             "b's list feed did not get call_started");
+    cJSON_Delete(started);
+    call_wait live = {.port = nb.port, .sid = sid, .live = true};
+    IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
+    IT_CHECK(it_until(b_lists_live, sid, WAIT_MS), "b's API does not list a's call as live");
+
+    /* Listen-in through b: the call's events so far, then its audio. */
+    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
+    it_ws_send_text(&call, msg);
+    int frames = 0;
+    cJSON *sub = next_json(&call, "subscribed", WAIT_MS, &frames);
+    IT_CHECK(sub && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "call"), "live")),
+             "not subscribed live through b");
+    cJSON_Delete(sub);
+    cJSON_Delete(next_json(&call, "never", 3000, &frames));
+    IT_CHECK(frames > 20, "%d audio frames of a's call reached b's monitor", frames);
+
+    /* A status callback reaching b: its event is a's live call's (listeners get it), once. */
+    status_callback(&nb, sid, "in-progress");
+    IT_CHECK(event_seen(&call, "status", &frames), "the status event did not reach a's call");
+    /* /say through b: a's answer (its call's agent cannot speak), not b's "not live". */
+    it_resp r;
+    snprintf(msg, sizeof msg, "/api/v1/calls/%s/say", sid);
+    char headers[256];
+    snprintf(headers, sizeof headers, "%sContent-Type: application/json\r\n", it_auth);
+    IT_CHECK(it_http(nb.port, "POST", msg, headers, "{\"text\":\"hello\"}", &r) == 0 &&
+                 r.status == 409 && strstr(r.body, "no agent that speaks"),
+             "say through b: %d %s", r.status, r.body);
+    it_resp_free(&r);
+
+    /* A final status through b ends a's call. */
+    status_callback(&nb, sid, "completed");
+    call_wait ended = {.port = nb.port, .sid = sid, .live = false, .status = "completed"};
+    IT_CHECK(it_until(call_is, &ended, WAIT_MS), "a's call did not end on the final status");
+    cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
+    IT_CHECK(end != NULL, "b's monitor did not see the call end");
+    cJSON_Delete(end);
+    cJSON *c = it_call(nb.port, sid);
+    IT_CHECK(c && it_events(c, "status", NULL) == 2, "status events are not stored once each");
+    cJSON_Delete(c);
+    IT_CHECK(it_metric(na.port, "callstream_bus_commands_in_total") >= 3 &&
+                 it_metric(nb.port, "callstream_bus_commands_out_total") >= 3 &&
+                 it_metric(na.port, "callstream_cluster_commands_refused_total") == 0,
+             "the commands are not counted");
+    it_ws_close(&call);
+    it_ws_close(&list);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+    down();
+}
+
+/* kill -9 of a mid-call: b ends the call; a, back, repairs its recording. */
+static void node_death(void)
+{
+    if (!up()) {
+        down();
+        return;
+    }
+    it_ws call;
+    pid_t sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
+    char sid[64];
+    IT_CHECK(live_call(&na, sid), "the call did not start on a");
+    call_wait live = {.port = nb.port, .sid = sid, .live = true};
+    IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
+    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
+    it_ws_send_text(&call, msg);
+    cJSON_Delete(next_json(&call, "subscribed", WAIT_MS, NULL));
+    it_sleep_ms(2000);
+    it_server_stop(&na, SIGKILL, 5000);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+
+    call_wait lost = {
+        .port = nb.port, .sid = sid, .live = false, .status = "abnormal", .event = "node_lost"};
+    IT_CHECK(it_until(call_is, &lost, WAIT_MS), "b did not end a's call as abnormal");
+    cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
+    IT_CHECK(end && strcmp(it_str(cJSON_GetObjectItem(end, "call"), "status"), "abnormal") == 0,
+             "b's monitor did not see the lost call end");
+    cJSON_Delete(end);
+    it_ws_close(&call);
+    IT_CHECK(it_metric(nb.port, "callstream_bus_nodes_lost_total") == 1 &&
+                 it_metric(nb.port, "callstream_cluster_calls_lost_total") == 1,
+             "the lost node and call are not counted");
+
+    IT_CHECK(it_server_restart(&na, node_args("a")) == 0, "a did not start again");
+    IT_CHECK(log_says(&na, "start-up repair done: 1 call(s) of node a"), "a did not repair");
+    call_wait repaired = {.port = nb.port, .sid = sid, .status = "abnormal", .rec_ms_min = 1000};
+    IT_CHECK(it_until(call_is, &repaired, WAIT_MS), "a's recording is not attached");
+    down();
+}
+
+/* Redis killed and restarted mid-call. */
+static void redis_restart(void)
+{
+    if (!up()) {
+        down();
+        return;
+    }
+    pid_t sim = it_sim_spawn(&na, "--calls 1 --duration 12 --wav %s", it_corpus(WAV));
+    char sid[64];
+    IT_CHECK(live_call(&na, sid), "the call did not start on a");
+    call_wait live = {.port = nb.port, .sid = sid, .live = true};
+    IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
+    it_sleep_ms(1000);
+    rs_kill(&redis);
+    it_sleep_ms(1500);
+    IT_CHECK(rs_start(&redis) == 0, "Redis did not start again");
+    /* Redis came back empty: only a's rewrite makes b see the call again. */
+    IT_CHECK(it_until(call_is, &live, WAIT_MS), "the directory did not heal");
+    int exit_status;
+    cJSON *sum = it_sim_wait(sim, &exit_status);
+    IT_CHECK(exit_status == 0 && it_num(sum, "completed") == 1 && it_num(sum, "missing") == 0,
+             "the call did not go on through the outage");
+    cJSON_Delete(sum);
+    call_wait whole = {.port = nb.port,
+                       .sid = sid,
+                       .status = "completed",
+                       .event = "bus_restored",
+                       .rec_ms_min = 11000};
+    IT_CHECK(it_until(call_is, &whole, WAIT_MS), "the call is not stored whole, with its events");
+    cJSON *c = it_call(nb.port, sid);
+    IT_CHECK(c && it_events(c, "bus_outage", NULL) == 1, "no bus_outage event");
+    cJSON_Delete(c);
+    IT_CHECK(it_metric(na.port, "callstream_bus_outages_total") == 1 &&
+                 it_metric(na.port, "callstream_cluster_health_events_total") == 2,
+             "the outage and its end are not counted");
+    down();
+}
+
+int main(int argc, char **argv)
+{
+    static const it_case cases[] = {
+        {"final_status_ends_call", final_status_ends_call},
+        {"repair_own_calls", repair_own_calls},
+        {"across_nodes", across_nodes},
+        {"node_death", node_death},
+        {"redis_restart", redis_restart},
+    };
+    return it_run("cluster", cases, sizeof cases / sizeof *cases, argc, argv);
+}
