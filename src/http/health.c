@@ -140,6 +140,7 @@ void cs_status(cs_request *r)
     cs_json_kuint(&j, "reads_refused", st.reads_refused);
     cs_json_obj_end(&j);
     if (gw->recorders) recordings_json(&j, gw->recorders);
+    if (gw->workers) cs_workers_status(gw, &j);
     cs_json_obj_end(&j);
     cs_respond_json(r, 200, &out);
     cs_buf_free(&out);
@@ -196,16 +197,14 @@ static double rss_bytes(void)
     return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
-void cs_metrics(cs_request *r)
+void cs_metrics_render(cs_gateway *gw, cs_buf *into)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_metrics)) return;
-    cs_gateway *gw = r->app;
     const cs_calls_stats *cs = &gw->calls.stats;
     const cs_net_stats *ns = cs_net_stats_get(gw->net);
     const cs_server_stats *hs = cs_server_stats_get(gw->server);
     cs_store_stats st;
     cs_store_stats_get(gw->store, &st);
-    cs_buf out = CS_BUF_INIT(1 << 20);
+    cs_buf out = *into; /* appended to, and handed back */
 
     cs_prom_gauge(&out, "callstream_up", "1 while the gateway runs", 1);
     cs_prom_gauge(&out, "callstream_draining", "1 while shutting down", gw->draining);
@@ -543,6 +542,18 @@ void cs_metrics(cs_request *r)
                     (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
     cs_prom_gauge(&out, "process_resident_memory_bytes", "resident memory", rss_bytes());
-    cs_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
+    *into = out;
+}
+
+void cs_metrics(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_metrics)) return;
+    cs_gateway *gw = r->app;
+    cs_buf out = CS_BUF_INIT(1 << 20);
+    cs_metrics_render(gw, &out);
+    if (gw->workers)
+        cs_workers_metrics(r, &out); /* every loop's, summed, later */
+    else
+        cs_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
     cs_buf_free(&out);
 }
