@@ -193,6 +193,12 @@ static void heard_across_loops(void)
         IT_CHECK(mon[i].subscribed && mon[i].listed && mon[i].audio > 0,
                  "monitor %d: subscribed %d, listed %d, audio frames %d", i, mon[i].subscribed,
                  mon[i].listed, mon[i].audio);
+    metrics m;
+    get_metrics(&s, &m);
+    IT_CHECK(in(&m, "callstream_bus_messages_total{kind=\"sent\"}") > 0 &&
+                 in(&m, "callstream_bus_messages_total{kind=\"received\"}") > 0,
+             "nothing went from loop to loop");
+    it_resp_free(&m.r);
     IT_CHECK(it_media_stop(&media, CALL_A, STREAM_A, seq) >= 0, "the stream did not stop");
     it_ws_close(&media);
     for (int i = 0; i < n; i++) it_ws_close(&mon[i].ws);
