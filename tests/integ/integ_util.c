@@ -213,12 +213,10 @@ static int launch(it_server *s, const char *const *args)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", s->port);
-    /* No transcription and one event loop unless a test asks (its flags come later and
-     * win): the suite's limits and counts are a process's, which one loop holds whole. */
-    const char *argv[MAX_ARGS] = {bin(),   "serve",      "--env-file", "/dev/null", "--port",
-                                  port,    "--data-dir", s->data,      "--stt",     "none",
-                                  "--workers", "1"};
-    size_t n = 12;
+    /* No transcription unless a test asks (its flags come later and win). */
+    const char *argv[MAX_ARGS] = {bin(), "serve",      "--env-file", "/dev/null", "--port",
+                                  port,  "--data-dir", s->data,      "--stt",     "none"};
+    size_t n = 10;
     for (size_t i = 0; args && args[i] && n + 1 < MAX_ARGS; i++) argv[n++] = args[i];
     argv[n] = NULL;
     /* Ready means a new "listening on" line (a restart appends to the same log). */

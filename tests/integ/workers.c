@@ -256,7 +256,7 @@ static void once_and_one(void)
     static const char *const range[] = {"--workers", "65", NULL};
     it_refused(range, "WORKERS");
     it_server s;
-    if (!it_server_up(&s, NULL)) return; /* the suite's one loop */
+    if (!it_server_up(&s, NULL)) return; /* WORKERS=1, the default */
     metrics m;
     get_metrics(&s, &m);
     IT_CHECK(m.ok && in(&m, "callstream_loops") < 0 && in(&m, "callstream_up") == 1,
