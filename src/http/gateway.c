@@ -436,7 +436,8 @@ static int start(cs_gateway *gw, cs_buf *err)
     const cs_config *cfg = gw->cfg;
     int rc = check_config(gw, err);
     if (rc < 0) return rc;
-    cs_log_min = cs_log_level_parse(cfg->log_level);
+    if (gw->loop_index == 0) /* before the other loops' threads read it */
+        cs_log_min = cs_log_level_parse(cfg->log_level);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the write (EFBIG), like a full disk */

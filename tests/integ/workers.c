@@ -218,7 +218,7 @@ static void sigterm_drains_both(void)
     int n = 0;
     bool both = false;
     /* streams until each loop holds one (a call per socket) */
-    char call[40], stream[40];
+    char call[64], stream[64];
     while (n < 8 && !both) {
         snprintf(call, sizeof call, "%.30s%04d", calls[n % 2], n);
         snprintf(stream, sizeof stream, "%.30s%04d", streams[n % 2], n);
