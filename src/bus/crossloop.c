@@ -31,6 +31,7 @@ struct cs_bus_hub {
     uint32_t loops;
     xl *slot[CS_BUS_LOOPS_MAX]; /* NULL: that loop's bus is not open */
     cs_map topics;              /* topic → listeners */
+    atomic_size_t ntopics;      /* its size, read without the lock: none, no one to ask */
     cs_map calls;               /* sid → cs_bus_own: every loop's calls */
 };
 
@@ -66,6 +67,7 @@ int cs_bus_hub_new(cs_bus_hub **out, uint32_t loops)
     if (!h) return -ENOMEM;
     pthread_mutex_init(&h->lock, NULL);
     h->loops = loops;
+    atomic_init(&h->ntopics, 0);
     *out = h;
     return 0;
 }
@@ -228,6 +230,7 @@ static void xl_close(cs_bus *b)
         l->loops &= ~bit;
         if (!l->loops && cs_map_del(&h->topics, cs_str_of(l->topic))) {
             free(l);
+            atomic_store(&h->ntopics, h->topics.len);
             pos = 0; /* the map changed: from the start again */
         }
     }
@@ -257,6 +260,7 @@ static void xl_topic_on(cs_bus *b, const char *topic)
             free(l);
             l = NULL;
         }
+        atomic_store(&x->hub->ntopics, x->hub->topics.len);
     }
     if (l) l->loops |= 1ull << x->index;
     pthread_mutex_unlock(&x->hub->lock);
@@ -272,6 +276,7 @@ static void xl_topic_off(cs_bus *b, const char *topic)
     if (l && !l->loops) {
         cs_map_del(&x->hub->topics, cs_str_of(l->topic));
         free(l);
+        atomic_store(&x->hub->ntopics, x->hub->topics.len);
     }
     pthread_mutex_unlock(&x->hub->lock);
 }
@@ -286,6 +291,9 @@ static uint64_t others_locked(xl *x, const char *topic, size_t n)
 static bool xl_elsewhere(cs_bus *b, const char *topic, size_t n)
 {
     xl *x = b->impl;
+    /* Every frame of every call asks: with no listener anywhere, the lock is not taken (one
+     * that has just come is heard from the next frame). */
+    if (atomic_load(&x->hub->ntopics) == 0) return false;
     pthread_mutex_lock(&x->hub->lock);
     bool any = others_locked(x, topic, n) != 0;
     pthread_mutex_unlock(&x->hub->lock);

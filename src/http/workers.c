@@ -285,7 +285,7 @@ void cs_workers_sum(const cs_buf *first, const cs_buf *texts, size_t n, cs_buf *
         if (values && len && line.p[0] != '#' && next_sample(&one, &k, &v) &&
             (at = cs_map_get(&sums, k)) != NULL) {
             cs_buf_append(out, k.p, k.n);
-            cs_buf_printf(out, " %.17g\n", *at);
+            cs_buf_printf(out, " %.15g\n", *at); /* as cs_prom_value writes */
         } else {
             cs_buf_append(out, line.p, line.n);
             cs_buf_puts(out, "\n");
