@@ -635,6 +635,7 @@ int cs_gateway_serve(cs_gateway *gw)
         cs_gather_stop(gw->gather);
         uv_run(&loop, UV_RUN_NOWAIT);
     }
+    if (gw->workers) cs_workers_loop_free(gw);
     cs_calls_free(&gw->calls, CS_END_SHUTDOWN);
     cs_gather_free(gw->gather);
     cs_agents_cleanup(&gw->agent_env);

@@ -168,6 +168,8 @@ const char *cs_workers_run(const cs_workers *w);
 int cs_workers_port(const cs_workers *w);
 void cs_workers_started(cs_gateway *gw, int rc);
 void cs_workers_loop_end(cs_gateway *gw);
+/* After the loop has run: frees what workers.c still holds for it. */
+void cs_workers_loop_free(cs_gateway *gw);
 /* /metrics: asks every other loop for its own (rendered on its loop) and answers `r` with
  * their sum and per-loop series once all have (`mine`, this loop's, is taken over).
  * /status: "loops", each one's load as it last published it (every
@@ -175,6 +177,9 @@ void cs_workers_loop_end(cs_gateway *gw);
 #define CS_WORKERS_LOAD_MS 1000
 void cs_workers_metrics(cs_request *r, cs_buf *mine);
 void cs_workers_status(cs_gateway *gw, cs_json *j);
+/* The process's live calls, streams and open connections: this loop's now, the others' as
+ * they last published them. */
+void cs_workers_totals(cs_gateway *gw, uint64_t *calls, uint64_t *streams, uint64_t *conns);
 /* Prometheus texts summed: `first`'s series in its order, each the sum of its values in
  * `texts` (`first` among them; the process's own gauges — up, uptime, memory… — take the
  * largest instead); series `first` lacks are left out. */

@@ -114,9 +114,12 @@ void cs_status(cs_request *r)
     cs_json_kbool(&j, "recordings", gw->recorders != NULL);
     cs_json_kstr(&j, "transcription", gw->stt_ops ? gw->stt_ops->name : "none");
     cs_json_kstr(&j, "store", cs_store_backend(gw->store));
-    cs_json_kuint(&j, "active_calls", cs_calls_active(&gw->calls));
-    cs_json_kuint(&j, "active_streams", cs_calls_streams(&gw->calls));
-    cs_json_kuint(&j, "connections", cs_net_count(gw->net));
+    uint64_t calls = cs_calls_active(&gw->calls), streams = cs_calls_streams(&gw->calls),
+             conns = cs_net_count(gw->net);
+    if (gw->workers) cs_workers_totals(gw, &calls, &streams, &conns); /* every loop's */
+    cs_json_kuint(&j, "active_calls", calls);
+    cs_json_kuint(&j, "active_streams", streams);
+    cs_json_kuint(&j, "connections", conns);
     cs_json_kuint(&j, "calls_total", gw->calls.stats.calls_total);
     cs_json_kuint(&j, "streams_total", gw->calls.stats.streams_total);
     cs_json_key(&j, "store_stats");

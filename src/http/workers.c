@@ -23,8 +23,11 @@ typedef struct loop_load {
     uint64_t connections_total, requests_total;
 } loop_load;
 
+typedef struct gather gather;
+
 typedef struct loop_slot {
     cs_gateway gw;
+    gather *gathers; /* /metrics answers it is gathering (its own thread's) */
     pthread_t thread;
     bool thread_made;
     /* on the loop: made when it started, closed when it ends */
@@ -324,13 +327,14 @@ static loop_load *loads_of(cs_gateway *gw)
 }
 
 /* One /metrics answer being gathered, on the asking loop. */
-typedef struct gather {
+struct gather {
+    gather *prev, *next;
     cs_request *r;
     cs_gateway *gw;
     uint32_t waiting;
     cs_buf *texts;    /* each loop's metrics */
     loop_load *loads; /* each loop's load, as it rendered them */
-} gather;
+};
 
 /* A loop's part: asked on its loop, answered on the asker's. */
 typedef struct part {
@@ -340,6 +344,20 @@ typedef struct part {
     cs_buf text;
     loop_load load;
 } part;
+
+static void gather_free(gather *g)
+{
+    loop_slot *sl = slot_of(g->gw);
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        sl->gathers = g->next;
+    if (g->next) g->next->prev = g->prev;
+    for (uint32_t i = 0; i < g->gw->workers->n; i++) cs_buf_free(&g->texts[i]);
+    free(g->texts);
+    free(g->loads);
+    free(g);
+}
 
 static void sum_and_answer(gather *g)
 {
@@ -358,10 +376,7 @@ static void sum_and_answer(gather *g)
                 "gauge", g->loads, w->n, offsetof(loop_load, streams));
     cs_respond(g->r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
     cs_buf_free(&out);
-    for (uint32_t i = 0; i < w->n; i++) cs_buf_free(&g->texts[i]);
-    free(g->texts);
-    free(g->loads);
-    free(g);
+    gather_free(g);
 }
 
 /* Posts `p` to loop `to` if it is open: whether it was (the lock held). */
@@ -422,6 +437,10 @@ void cs_workers_metrics(cs_request *r, cs_buf *mine)
     }
     g->r = r;
     g->gw = gw;
+    loop_slot *sl = slot_of(gw);
+    g->next = sl->gathers;
+    if (g->next) g->next->prev = g;
+    sl->gathers = g;
     g->texts[gw->loop_index] = *mine;
     *mine = (cs_buf)CS_BUF_INIT(0);
     load_of(gw, &g->loads[gw->loop_index]);
@@ -440,6 +459,30 @@ void cs_workers_metrics(cs_request *r, cs_buf *mine)
     }
     pthread_mutex_unlock(&w->lock);
     if (--g->waiting == 0) sum_and_answer(g);
+}
+
+void cs_workers_loop_free(cs_gateway *gw)
+{
+    /* Its mailbox is closed: a part that came too late was dropped by the loop that made
+     * it, so what still waits is answered now (its peer has left) and freed. */
+    loop_slot *sl = slot_of(gw);
+    while (sl->gathers) {
+        cs_respond_error(sl->gathers->r, 503, "the gateway stopped");
+        gather_free(sl->gathers);
+    }
+}
+
+void cs_workers_totals(cs_gateway *gw, uint64_t *calls, uint64_t *streams, uint64_t *conns)
+{
+    loop_load *loads = loads_of(gw);
+    if (!loads) return; /* this loop's alone */
+    *calls = *streams = *conns = 0;
+    for (uint32_t i = 0; i < gw->workers->n; i++) {
+        *calls += loads[i].calls;
+        *streams += loads[i].streams;
+        *conns += loads[i].connections;
+    }
+    free(loads);
 }
 
 void cs_workers_status(cs_gateway *gw, cs_json *j)

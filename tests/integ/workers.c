@@ -237,6 +237,15 @@ static void sigterm_drains_both(void)
         }
     }
     IT_CHECK(both, "%d streams all went to one loop", n);
+    /* /status counts every loop's streams (the others' as published each second) */
+    bool counted = false;
+    for (int k = 0; k < 100 && !counted; k++) {
+        cJSON *st = it_get_json(s.port, "/status");
+        counted = it_num(st, "active_streams") == n;
+        cJSON_Delete(st);
+        if (!counted) it_sleep_ms(50);
+    }
+    IT_CHECK(counted, "/status does not count the %d streams of both loops", n);
     kill(s.pid, SIGTERM);
     for (int i = 0; i < n; i++)
         IT_CHECK(it_ws_close_code(&media[i], WAIT_MS) == 1001, "stream %d not closed with 1001",
