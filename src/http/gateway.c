@@ -591,12 +591,13 @@ static int start(cs_gateway *gw, cs_buf *err)
 static void say_listening(cs_gateway *gw, bool tls)
 {
     const cs_config *cfg = gw->cfg;
-    cs_info("callstream %s listening on %s%s%s:%d (%s, %u loop%s), store %s, agent %s, "
-            "recordings %s, transcription %s",
+    char loops[32] = ""; /* the last loop says it: its index tells how many */
+    if (gw->loop_index) snprintf(loops, sizeof loops, ", %u loops", (unsigned)gw->loop_index + 1);
+    cs_info("callstream %s listening on %s%s%s:%d (%s%s), store %s, agent %s, recordings %s, "
+            "transcription %s",
             CS_VERSION, strchr(cfg->bind, ':') ? "[" : "", cfg->bind,
             strchr(cfg->bind, ':') ? "]" : "", cs_server_port(gw->server), tls ? "TLS" : "plain",
-            (unsigned)gw->loop_index + 1, gw->loop_index ? "s" : "",
-            cs_store_backend(gw->store), gw->agent ? gw->agent->name : "none",
+            loops, cs_store_backend(gw->store), gw->agent ? gw->agent->name : "none",
             gw->recorders ? "on" : "off", gw->stt_ops ? gw->stt_ops->name : "off");
     cs_info("voice webhook: %s/twilio/voice; %s: %s", gw->public_url,
             strcmp(cfg->stream_mode, "relay") ? "media stream" : "relay",
