@@ -45,6 +45,7 @@ struct cs_workers {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint32_t started; /* loops whose start-up has ended */
+    bool stopping;    /* a loop has drained: the others drain too */
     int rc;           /* the first failed start-up's */
     char run[64];     /* the first loop's store run */
     int port;         /* the first loop's port */
@@ -108,7 +109,16 @@ static void publish(uv_timer_t *t)
 
 static void on_stop(uv_async_t *a)
 {
-    cs_gateway_drain(a->data, SIGTERM);
+    cs_gateway *gw = a->data;
+    if (!gw->draining) cs_gateway_drain(gw, SIGTERM); /* not twice: that cuts the grace */
+}
+
+/* Tells every open loop to drain (the lock held). */
+static void stop_all_locked(cs_workers *w)
+{
+    w->stopping = true;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->loops[i].open) uv_async_send(&w->loops[i].stop);
 }
 
 void cs_workers_started(cs_gateway *gw, int rc)
@@ -128,6 +138,7 @@ void cs_workers_started(cs_gateway *gw, int rc)
     }
     if (rc < 0 && w->rc == 0) w->rc = rc;
     sl->open = rc == 0;
+    if (rc == 0 && w->stopping) uv_async_send(&sl->stop); /* a signal came while it started */
     w->started++;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
@@ -140,6 +151,7 @@ void cs_workers_loop_end(cs_gateway *gw)
     pthread_mutex_lock(&w->lock);
     bool open = sl->open;
     sl->open = false;
+    stop_all_locked(w); /* one loop drained (a signal, a failure): the process stops */
     pthread_mutex_unlock(&w->lock);
     if (!open) return;
     uv_close((uv_handle_t *)&sl->beat, NULL);
@@ -185,8 +197,7 @@ int cs_workers_main(const cs_config *cfg, uint32_t n)
     }
     if (rc < 0) { /* those running drain (they have no calls yet) */
         pthread_mutex_lock(&w.lock);
-        for (uint32_t i = 0; i < n; i++)
-            if (w.loops[i].open) uv_async_send(&w.loops[i].stop);
+        stop_all_locked(&w);
         pthread_mutex_unlock(&w.lock);
     }
     for (uint32_t i = 0; i < n; i++)
