@@ -176,6 +176,8 @@ void cs_workers_loop_free(cs_gateway *gw);
  * CS_WORKERS_LOAD_MS). */
 #define CS_WORKERS_LOAD_MS 1000
 void cs_workers_metrics(cs_request *r, cs_buf *mine);
+/* /streams: every loop's streams (cs_streams_render's arrays; `mine` taken over). */
+void cs_workers_streams(cs_request *r, cs_buf *mine);
 void cs_workers_status(cs_gateway *gw, cs_json *j);
 /* The process's live calls, streams and open connections: this loop's now, the others' as
  * they last published them. */
@@ -270,6 +272,10 @@ void cs_streams(cs_request *r);
 void cs_metrics(cs_request *r);
 /* This loop's metrics (Prometheus text) into `out`. */
 void cs_metrics_render(cs_gateway *gw, cs_buf *out);
+/* This loop's live streams, a JSON array, into `out` (left empty when too large); the
+ * answer to /streams with such an array (empty: 500) and the number of streams. */
+void cs_streams_render(cs_gateway *gw, cs_buf *out);
+void cs_streams_answer(cs_request *r, const cs_buf *streams, uint64_t count);
 
 /* Media and relay sockets (media.c): closes them all (shutdown), with 1001. */
 void cs_media_close_all(cs_gateway *gw);

@@ -149,15 +149,10 @@ void cs_status(cs_request *r)
     cs_buf_free(&out);
 }
 
-void cs_streams(cs_request *r)
+void cs_streams_render(cs_gateway *gw, cs_buf *out)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_streams)) return;
-    cs_gateway *gw = r->app;
-    cs_buf out = CS_BUF_INIT(64u << 20);
     cs_json j;
-    cs_json_init(&j, &out);
-    cs_json_obj(&j);
-    cs_json_key(&j, "streams");
+    cs_json_init(&j, out);
     cs_json_arr(&j);
     cs_buf stats = CS_BUF_INIT(1 << 16);
     void *v;
@@ -180,13 +175,37 @@ void cs_streams(cs_request *r)
     }
     cs_buf_free(&stats);
     cs_json_arr_end(&j);
-    cs_json_kuint(&j, "count", cs_calls_streams(&gw->calls));
+    if (cs_json_end(&j) < 0) cs_buf_free(out); /* too large: an empty buffer says so */
+}
+
+void cs_streams_answer(cs_request *r, const cs_buf *streams, uint64_t count)
+{
+    cs_buf out = CS_BUF_INIT(64u << 20);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_key(&j, "streams");
+    if (streams->len) cs_json_raw(&j, streams->data, streams->len);
+    cs_json_kuint(&j, "count", count);
     cs_json_obj_end(&j);
-    if (cs_json_end(&j) < 0)
+    if (!streams->len || cs_json_end(&j) < 0)
         cs_respond_error(r, 500, "answer too large");
     else
         cs_respond_json(r, 200, &out);
     cs_buf_free(&out);
+}
+
+void cs_streams(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_streams)) return;
+    cs_gateway *gw = r->app;
+    cs_buf streams = CS_BUF_INIT(64u << 20);
+    cs_streams_render(gw, &streams);
+    if (gw->workers)
+        cs_workers_streams(r, &streams); /* every loop's, later */
+    else
+        cs_streams_answer(r, &streams, cs_calls_streams(&gw->calls));
+    cs_buf_free(&streams);
 }
 
 static double rss_bytes(void)

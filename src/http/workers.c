@@ -337,13 +337,22 @@ static loop_load *loads_of(cs_gateway *gw)
     return loads;
 }
 
-/* One /metrics answer being gathered, on the asking loop. */
+/* What an answer gathered from every loop is made of: each loop's part, rendered on that
+ * loop (`render`), then the answer, on the asking loop once every part has come. */
+typedef struct gather_kind {
+    void (*render)(cs_gateway *gw, cs_buf *out);
+    void (*answer)(gather *g);
+    size_t max; /* bytes of a part */
+} gather_kind;
+
+/* One answer (/metrics, /streams) being gathered, on the asking loop. */
 struct gather {
     gather *prev, *next;
+    const gather_kind *kind;
     cs_request *r;
     cs_gateway *gw;
     uint32_t waiting;
-    cs_buf *texts;    /* each loop's metrics */
+    cs_buf *texts;    /* each loop's part */
     loop_load *loads; /* each loop's load, as it rendered them */
 };
 
@@ -370,7 +379,7 @@ static void gather_free(gather *g)
     free(g);
 }
 
-static void sum_and_answer(gather *g)
+static void metrics_answer(gather *g)
 {
     cs_gateway *gw = g->gw;
     cs_workers *w = gw->workers;
@@ -387,8 +396,31 @@ static void sum_and_answer(gather *g)
                 "gauge", g->loads, w->n, offsetof(loop_load, streams));
     cs_respond(g->r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
     cs_buf_free(&out);
-    gather_free(g);
 }
+
+/* Every loop's array of streams, joined into one. */
+static void streams_answer(gather *g)
+{
+    cs_workers *w = g->gw->workers;
+    cs_buf all = CS_BUF_INIT(64u << 20);
+    uint64_t count = 0;
+    bool first = true, whole = cs_buf_putc(&all, '[') == 0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        const cs_buf *t = &g->texts[i];
+        count += g->loads[i].streams;
+        if (t->len <= 2) continue; /* [], or nothing from a loop that had drained */
+        whole = whole && (first || cs_buf_putc(&all, ',') == 0) &&
+                cs_buf_append(&all, t->data + 1, t->len - 2) == 0;
+        first = false;
+    }
+    whole = whole && cs_buf_putc(&all, ']') == 0;
+    if (!whole) cs_buf_free(&all); /* too large */
+    cs_streams_answer(g->r, &all, count);
+    cs_buf_free(&all);
+}
+
+static const gather_kind metrics_kind = {cs_metrics_render, metrics_answer, 1u << 20};
+static const gather_kind streams_kind = {cs_streams_render, streams_answer, 64u << 20};
 
 /* Posts `p` to loop `to` if it is open: whether it was (the lock held). */
 static bool post_locked(cs_workers *w, uint32_t to, part *p)
@@ -406,7 +438,10 @@ static void part_back(cs_job *job)
     g->texts[i] = p->text;
     g->loads[i] = p->load;
     free(p);
-    if (--g->waiting == 0) sum_and_answer(g);
+    if (--g->waiting == 0) {
+        g->kind->answer(g);
+        gather_free(g);
+    }
 }
 
 static void part_render(cs_job *job)
@@ -417,7 +452,7 @@ static void part_render(cs_job *job)
     bool open = slot_of(p->at)->open; /* a loop draining has nothing to count any more */
     pthread_mutex_unlock(&w->lock);
     if (open) {
-        cs_metrics_render(p->at, &p->text);
+        p->g->kind->render(p->at, &p->text);
         load_of(p->at, &p->load);
     }
     p->job = (cs_job){.done = part_back};
@@ -430,7 +465,7 @@ static void part_render(cs_job *job)
     }
 }
 
-void cs_workers_metrics(cs_request *r, cs_buf *mine)
+static void gather_start(cs_request *r, cs_buf *mine, const gather_kind *kind)
 {
     cs_gateway *gw = r->app;
     cs_workers *w = gw->workers;
@@ -443,9 +478,10 @@ void cs_workers_metrics(cs_request *r, cs_buf *mine)
         if (g) free(g->texts);
         if (g) free(g->loads);
         free(g);
-        cs_respond_error(r, 503, "no memory to gather the loops' metrics");
+        cs_respond_error(r, 503, "no memory to gather the loops' answers");
         return;
     }
+    g->kind = kind;
     g->r = r;
     g->gw = gw;
     loop_slot *sl = slot_of(gw);
@@ -460,16 +496,29 @@ void cs_workers_metrics(cs_request *r, cs_buf *mine)
     for (uint32_t i = 0; i < w->n; i++) {
         if (i == gw->loop_index) continue;
         part *p = calloc(1, sizeof *p);
-        if (!p) break; /* that loop's counters are missing from the sum */
+        if (!p) break; /* that loop's part is missing */
         *p = (part){.job = {.done = part_render}, .g = g, .at = &w->loops[i].gw};
-        p->text = (cs_buf)CS_BUF_INIT(1 << 20);
+        p->text = (cs_buf)CS_BUF_INIT(kind->max);
         if (post_locked(w, i, p))
             g->waiting++;
         else
             free(p);
     }
     pthread_mutex_unlock(&w->lock);
-    if (--g->waiting == 0) sum_and_answer(g);
+    if (--g->waiting == 0) { /* the other loops had all drained */
+        kind->answer(g);
+        gather_free(g);
+    }
+}
+
+void cs_workers_metrics(cs_request *r, cs_buf *mine)
+{
+    gather_start(r, mine, &metrics_kind);
+}
+
+void cs_workers_streams(cs_request *r, cs_buf *mine)
+{
+    gather_start(r, mine, &streams_kind);
 }
 
 void cs_workers_loop_free(cs_gateway *gw)

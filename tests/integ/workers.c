@@ -1,7 +1,7 @@
 /* Several event loops in one process (WORKERS=2): connections spread over both loops and
  * /metrics sums their counters; a call streamed to one loop is listed and heard by monitor
- * sockets on the other; SIGTERM drains both; a start-up error is said once; WORKERS=1 has
- * no loops to show. Which loop a connection lands on is the kernel's choice (SO_REUSEPORT):
+ * sockets on the other; /status and /streams count both loops' streams; SIGTERM drains
+ * both; a start-up error is said once; WORKERS=1 has no loops to show. Which loop a connection lands on is the kernel's choice (SO_REUSEPORT):
  * the test opens connections until each loop has some, as the per-loop series tell. */
 #include <signal.h>
 #include <stdio.h>
@@ -246,6 +246,11 @@ static void sigterm_drains_both(void)
         if (!counted) it_sleep_ms(50);
     }
     IT_CHECK(counted, "/status does not count the %d streams of both loops", n);
+    cJSON *live = it_get_json(s.port, "/streams"); /* gathered from every loop: exact */
+    IT_CHECK(live && it_num(live, "count") == n &&
+                 cJSON_GetArraySize(cJSON_GetObjectItem(live, "streams")) == n,
+             "/streams does not list the %d streams of both loops", n);
+    cJSON_Delete(live);
     kill(s.pid, SIGTERM);
     for (int i = 0; i < n; i++)
         IT_CHECK(it_ws_close_code(&media[i], WAIT_MS) == 1001, "stream %d not closed with 1001",
