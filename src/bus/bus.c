@@ -43,7 +43,7 @@ static void copy_string(char *out, size_t cap, const char *s, const char **field
 int cs_bus_open(cs_bus **out, const cs_bus_config *cfg, cs_buf *err)
 {
     const char *url = cfg->url ? cfg->url : "";
-    const cs_bus_ops *ops = NULL;
+    const cs_bus_ops *ops = !url[0] && cfg->hub ? &cs_bus_crossloop_ops : NULL;
     for (size_t i = 0; i < sizeof backends / sizeof *backends && !ops; i++) {
         size_t n = strlen(backends[i].scheme);
         if (n ? strncmp(url, backends[i].scheme, n) == 0 : !url[0]) ops = backends[i].ops;
@@ -81,7 +81,7 @@ int cs_bus_open(cs_bus **out, const cs_bus_config *cfg, cs_buf *err)
     return 0;
 }
 
-static void own_free(cs_bus_own *o)
+void cs_bus__own_free(cs_bus_own *o)
 {
     for (size_t i = 0; i < o->n; i++) free(o->events[(o->head + i) % CS_BUS_HISTORY_MAX]);
     free(o->events);
@@ -98,7 +98,7 @@ void cs_bus_close(cs_bus *b)
     void *v;
     for (size_t pos = 0; cs_map_next(&b->topics, &pos, NULL, &v);) free(v);
     cs_map_free(&b->topics);
-    for (size_t pos = 0; cs_map_next(&b->own, &pos, NULL, &v);) own_free(v);
+    for (size_t pos = 0; cs_map_next(&b->own, &pos, NULL, &v);) cs_bus__own_free(v);
     cs_map_free(&b->own);
     cs_buf_free(&b->scratch);
     free(b);
@@ -314,14 +314,21 @@ int cs_bus_command(cs_bus *b, const char *node, const char *json, size_t n)
 
 /* ---- the directory ---- */
 
+cs_bus_own *cs_bus__own_new(const char *sid, uint32_t loop)
+{
+    cs_bus_own *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    snprintf(o->sid, sizeof o->sid, "%s", sid);
+    o->loop = loop;
+    return o;
+}
+
 static cs_bus_own *own_get(cs_bus *b, const char *sid, bool make)
 {
     cs_bus_own *o = cs_map_get(&b->own, cs_str_of(sid));
     if (o || !make || strlen(sid) > CS_BUS_TOPIC_MAX) return o;
-    o = calloc(1, sizeof *o);
-    if (!o) return NULL;
-    snprintf(o->sid, sizeof o->sid, "%s", sid);
-    if (cs_map_put(&b->own, cs_str_of(o->sid), o) < 0) {
+    o = cs_bus__own_new(sid, b->cfg.loop_index);
+    if (o && cs_map_put(&b->own, cs_str_of(o->sid), o) < 0) {
         free(o);
         return NULL;
     }
@@ -337,24 +344,29 @@ static char *dup_bytes(const char *s, size_t n)
     return d;
 }
 
-void cs_dir_put(cs_bus *b, const char *sid, const char *summary, size_t n)
+int cs_bus__own_summary(cs_bus_own *o, const char *summary, size_t n)
 {
-    cs_bus_own *o = own_get(b, sid, true);
     char *copy = dup_bytes(summary, n);
-    if (!o || !copy) {
-        free(copy);
-        cs_warn("bus: out of memory keeping call %s in the directory", sid);
-        return;
-    }
+    if (!copy) return -ENOMEM;
     free(o->summary);
     o->summary = copy;
     o->summary_len = n;
+    return 0;
+}
+
+void cs_dir_put(cs_bus *b, const char *sid, const char *summary, size_t n)
+{
+    cs_bus_own *o = own_get(b, sid, true);
+    if (!o || cs_bus__own_summary(o, summary, n) < 0) {
+        cs_warn("bus: out of memory keeping call %s in the directory", sid);
+        return;
+    }
     if (b->ops->dir_put) b->ops->dir_put(b, sid, summary, n);
 }
 
 /* Keeps an event for those who join later, the oldest going first. The history grows as
  * the call has events (most have few), and wraps once it holds CS_BUS_HISTORY_MAX. */
-static void history_add(cs_bus_own *o, const char *event, size_t n)
+void cs_bus__own_event(cs_bus_own *o, const char *event, size_t n)
 {
     if (o->n == o->cap && o->cap < CS_BUS_HISTORY_MAX) {
         size_t cap = o->cap ? 2 * o->cap : 16;
@@ -382,7 +394,7 @@ void cs_dir_event(cs_bus *b, const char *sid, const char *event, size_t n)
 {
     cs_bus_own *o = own_get(b, sid, false);
     if (!o) return; /* not a call of this loop's */
-    history_add(o, event, n);
+    cs_bus__own_event(o, event, n);
     if (b->ops->dir_event) b->ops->dir_event(b, sid, event, n);
 }
 
@@ -390,7 +402,7 @@ void cs_dir_end(cs_bus *b, const char *sid)
 {
     cs_bus_own *o = cs_map_del(&b->own, cs_str_of(sid));
     if (!o) return;
-    own_free(o);
+    cs_bus__own_free(o);
     if (b->ops->dir_end) b->ops->dir_end(b, sid);
 }
 
@@ -470,7 +482,7 @@ static void local_call(cs_bus *b, cs_dir_req *q, cs_dir_call *c, const cs_bus_ow
 {
     snprintf(c->sid, sizeof c->sid, "%s", o->sid);
     snprintf(c->node, sizeof c->node, "%s", b->node);
-    c->loop = b->cfg.loop_index;
+    c->loop = o->loop;
     c->summary = o->summary ? cs_pool_strndup(&q->pool, (cs_str){o->summary, o->summary_len})
                             : NULL;
     c->summary_len = c->summary ? o->summary_len : 0;
@@ -489,8 +501,13 @@ void cs_bus__answer_local(cs_bus *b, cs_dir_req *q, bool partial)
         q->nnodes = 1;
         return;
     }
+    cs_bus__answer_dir(b, q, &b->own);
+}
+
+void cs_bus__answer_dir(cs_bus *b, cs_dir_req *q, const cs_map *own)
+{
     if (q->what == CS_DIR_GET) {
-        const cs_bus_own *o = own_get(b, q->sid, false);
+        const cs_bus_own *o = cs_map_get(own, cs_str_of(q->sid));
         if (!o) return;
         q->calls = cs_pool_alloc(&q->pool, sizeof *q->calls);
         const char **events = o->n ? cs_pool_alloc(&q->pool, o->n * sizeof *events) : NULL;
@@ -515,12 +532,12 @@ void cs_bus__answer_local(cs_bus *b, cs_dir_req *q, bool partial)
         q->nevents = o->n;
         return;
     }
-    q->calls = b->own.len ? cs_pool_alloc(&q->pool, b->own.len * sizeof *q->calls) : NULL;
-    if (b->own.len && !q->calls) {
+    q->calls = own->len ? cs_pool_alloc(&q->pool, own->len * sizeof *q->calls) : NULL;
+    if (own->len && !q->calls) {
         q->rc = -ENOMEM;
         return;
     }
     void *v;
-    for (size_t pos = 0; cs_map_next(&b->own, &pos, NULL, &v);)
+    for (size_t pos = 0; cs_map_next(own, &pos, NULL, &v);)
         local_call(b, q, &q->calls[q->ncalls++], v);
 }

@@ -13,8 +13,9 @@
  *   heartbeat; a node silent past its TTL is lost, and exactly one survivor is told, with
  *   the calls the directory still held for it. Commands reach one node's handler.
  *
- * Backends (one file each, an ops table): inproc.c (one loop, one node: today's), redis.c
- * (REDIS_URL: many nodes). A backend that loses its server keeps the local fan-out working,
+ * Backends (one file each, an ops table): inproc.c (one loop, one node: today's),
+ * crossloop.c (the loops of one process, joined by a cs_bus_hub), redis.c (REDIS_URL: many
+ * nodes). A backend that loses its server keeps the local fan-out working,
  * says so through on_health, and heals the directory when it comes back. */
 #ifndef CS_BUS_H
 #define CS_BUS_H
@@ -35,6 +36,7 @@
 #define CS_BUS_RUN_MAX     32   /* a run id (the store's, hex) */
 #define CS_BUS_HISTORY_MAX 500  /* events kept per live call for late joiners */
 #define CS_BUS_MSG_MAX     (1u << 20) /* largest encoded message */
+#define CS_BUS_LOOPS_MAX   64   /* event loops of one process (WORKERS) */
 
 enum cs_bus_kind { CS_BUS_TEXT = 1, CS_BUS_AUDIO };
 
@@ -56,6 +58,7 @@ typedef struct cs_bus_msg {
 
 typedef struct cs_bus cs_bus;
 typedef struct cs_bus_sub cs_bus_sub;
+typedef struct cs_bus_hub cs_bus_hub; /* what joins the loops of one process (crossloop.c) */
 
 /* Each subscription is owned by the subscriber (embedded in its state). */
 struct cs_bus_sub {
@@ -130,6 +133,7 @@ typedef struct cs_bus_stats {
 typedef struct cs_bus_config {
     uv_loop_t *loop;
     const char *url; /* NULL or "": in-process; redis://[:password@]host[:port][/db] */
+    cs_bus_hub *hub; /* without a url: this process's loops meet through it (NULL: one loop) */
     const char *node;     /* this node's id */
     const char *node_url; /* where peers reach its HTTP (may be "") */
     const char *run;
@@ -201,7 +205,13 @@ struct cs_bus {
 };
 
 extern const cs_bus_ops cs_bus_inproc_ops;
+extern const cs_bus_ops cs_bus_crossloop_ops;
 extern const cs_bus_ops cs_bus_redis_ops;
+
+/* The hub of `loops` (1..CS_BUS_LOOPS_MAX) loops: made before their buses open, freed after
+ * they all closed. 0, -EINVAL or -ENOMEM. */
+int cs_bus_hub_new(cs_bus_hub **out, uint32_t loops);
+void cs_bus_hub_free(cs_bus_hub *h);
 
 /* The backend `cfg->url` names, opened: 0, or CS_ECONFIG with a message (unknown scheme, bad
  * URL). A server that cannot be reached yet is not an error: it is retried, with backoff. */
@@ -251,17 +261,27 @@ void cs_bus__health(cs_bus *b, bool up, const char *why);
 /* Answers `q` from what this loop knows: its own calls, itself as the only node (for the
  * in-process backend, and for another while its server is away: `partial`). */
 void cs_bus__answer_local(cs_bus *b, cs_dir_req *q, bool partial);
+/* Answers a LIST or GET `q` from `own` (sid → cs_bus_own), the calls of node b->node. */
+void cs_bus__answer_dir(cs_bus *b, cs_dir_req *q, const cs_map *own);
 /* This node as its heartbeat tells it (cfg.load asked). */
 void cs_bus__self(cs_bus *b, cs_bus_node *out);
 
 /* This loop's own directory entry of a call: what it rewrites when its server comes back. */
 typedef struct cs_bus_own {
     char sid[CS_BUS_TOPIC_MAX + 1];
+    uint32_t loop; /* the loop it lives on */
     char *summary;
     size_t summary_len;
     char **events; /* oldest first: grows to CS_BUS_HISTORY_MAX, then a ring */
     size_t *lens;
     size_t cap, head, n;
 } cs_bus_own;
+
+/* An entry for `sid` (not longer than CS_BUS_TOPIC_MAX) on `loop`, or NULL (no memory);
+ * its summary replaced (0 or -ENOMEM); an event kept; freed. */
+cs_bus_own *cs_bus__own_new(const char *sid, uint32_t loop);
+int cs_bus__own_summary(cs_bus_own *o, const char *summary, size_t n);
+void cs_bus__own_event(cs_bus_own *o, const char *event, size_t n);
+void cs_bus__own_free(cs_bus_own *o);
 
 #endif

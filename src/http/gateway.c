@@ -219,6 +219,7 @@ static void stop_speech(cs_gateway *gw)
 
 static void finish(cs_gateway *gw)
 {
+    if (gw->workers) cs_workers_loop_end(gw);
     uv_timer_stop(&gw->shutdown_timer);
     uv_close((uv_handle_t *)&gw->shutdown_timer, handle_closed);
     uv_close((uv_handle_t *)&gw->monitor_timer, handle_closed);
@@ -249,7 +250,7 @@ static void finish(cs_gateway *gw)
     gw->store = NULL;
     cs_mailbox_close(gw->mb);
     gw->mb = NULL;
-    cs_info("callstream: stopped");
+    if (!gw->workers) cs_info("callstream: stopped"); /* else once every loop has */
 }
 
 static void close_calls(cs_gateway *gw)
@@ -280,9 +281,8 @@ static void on_shutdown_tick(uv_timer_t *t)
     if (cs_fetch_count(gw->fetch) == 0) finish(gw);
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+void cs_gateway_drain(cs_gateway *gw, int signum)
 {
-    cs_gateway *gw = h->data;
     if (gw->draining) {
         cs_warn("shutdown: %s again: closing calls now", strsignal(signum));
         if (gw->shutdown_deadline_ms) gw->shutdown_deadline_ms = 1;
@@ -295,6 +295,13 @@ static void on_signal(uv_signal_t *h, int signum)
     cs_server_stop_listening(gw->server);
     gw->shutdown_deadline_ms = uv_now(gw->loop) + (uint64_t)gw->cfg->shutdown_grace_s * 1000 + 1;
     uv_timer_start(&gw->shutdown_timer, on_shutdown_tick, 0, SHUTDOWN_TICK_MS);
+}
+
+/* Every loop has its own watchers: libuv tells each of them, so one SIGTERM drains them
+ * all. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    cs_gateway_drain(h->data, signum);
 }
 
 /* ---- start-up ---- */
@@ -326,8 +333,9 @@ static int open_bus(cs_gateway *gw, cs_buf *err)
         .node = node,
         .node_url = cfg->node_url,
         .run = cs_store_run(gw->store),
-        .loop_index = 0,
-        .loops = 1,
+        .hub = gw->workers ? cs_workers_hub(gw->workers) : NULL,
+        .loop_index = gw->loop_index,
+        .loops = gw->workers ? cs_workers_count(gw->workers) : 1,
         .heartbeat_ms = (uint32_t)cfg->node_heartbeat_ms,
         .node_ttl_ms = (uint32_t)cfg->node_ttl_ms,
         .data = gw,
@@ -427,12 +435,15 @@ static void summary_made(void *data, const char *call_sid, const char *json)
     cs_buf_free(&body);
 }
 
+static void say_listening(cs_gateway *gw, bool tls);
+
 static int start(cs_gateway *gw, cs_buf *err)
 {
     const cs_config *cfg = gw->cfg;
     int rc = check_config(gw, err);
     if (rc < 0) return rc;
-    cs_log_min = cs_log_level_parse(cfg->log_level);
+    if (gw->loop_index == 0) /* before the other loops' threads read it */
+        cs_log_min = cs_log_level_parse(cfg->log_level);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the write (EFBIG), like a full disk */
@@ -456,8 +467,20 @@ static int start(cs_gateway *gw, cs_buf *err)
         snprintf(url, sizeof url, "%s", cfg->database_url);
     else
         snprintf(url, sizeof url, "sqlite:%s/callstream.db", cfg->data_dir);
-    rc = cs_store_open(&gw->store, url, gw->mb, (size_t)cfg->store_queue_max, cfg->data_dir, err);
+    /* Each loop its store, all of one run; each spills into its own directory, whose lock
+     * it holds (the first loop: DATA_DIR, as with one). */
+    char spill[4200];
+    snprintf(spill, sizeof spill, "%s", cfg->data_dir);
+    if (gw->loop_index > 0 &&
+        (size_t)snprintf(spill, sizeof spill, "%s/loop-%u", cfg->data_dir,
+                         (unsigned)gw->loop_index) < sizeof spill &&
+        (rc = cs_mkdir_p(spill, 0750)) < 0) {
+        cs_buf_printf(err, "cannot create %s: %s", spill, cs_strerror(rc));
+        return rc;
+    }
+    rc = cs_store_open(&gw->store, url, gw->mb, (size_t)cfg->store_queue_max, spill, err);
     if (rc < 0) return rc;
+    if (gw->loop_index > 0) cs_store_join_run(gw->store, cs_workers_run(gw->workers));
     if (cfg->recordings) {
         char dir[4200];
         snprintf(dir, sizeof dir, "%s/recordings", cfg->data_dir);
@@ -542,10 +565,13 @@ static int start(cs_gateway *gw, cs_buf *err)
         .head_ms = (uint32_t)cfg->http_head_timeout_s * 1000,
         .body_min_rate = (uint32_t)cfg->http_body_min_bytes_per_s,
         .max_heads_per_ip = (size_t)cfg->max_heads_per_ip,
+        .reuse_port = gw->workers != NULL,
     };
     cs_net_set_output_cap(gw->net, (size_t)cfg->max_output_bytes);
     rc = cs_server_new(&gw->server, gw->net, routes, sizeof routes / sizeof *routes, &lim, gw);
-    if (rc == 0) rc = cs_server_listen(gw->server, cfg->bind, (int)cfg->port, tls);
+    /* PORT=0: the other loops share the port the first one got */
+    int port = gw->loop_index ? cs_workers_port(gw->workers) : (int)cfg->port;
+    if (rc == 0) rc = cs_server_listen(gw->server, cfg->bind, port, tls);
     if (rc < 0) {
         cs_buf_printf(err, "cannot listen on %s:%lld: %s", cfg->bind, (long long)cfg->port,
                       cs_strerror(rc));
@@ -559,12 +585,25 @@ static int start(cs_gateway *gw, cs_buf *err)
     gw->sigterm.data = gw->sigint.data = gw->shutdown_timer.data = gw;
     uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
     uv_signal_start(&gw->sigint, on_signal, SIGINT);
+    /* The process's, once: the last loop to start says it listens, the first recovers. */
+    uint32_t loops = gw->workers ? cs_workers_count(gw->workers) : 1;
+    if (gw->loop_index + 1 == loops) say_listening(gw, tls);
+    if (gw->loop_index > 0) return 0;
+    cs_summary_resume(gw->summary); /* before the recovery's calls are queued themselves */
+    cs_journal_recover(gw);
+    return 0;
+}
 
-    cs_info("callstream %s listening on %s%s%s:%d (%s), store %s, agent %s, recordings %s, "
+static void say_listening(cs_gateway *gw, bool tls)
+{
+    const cs_config *cfg = gw->cfg;
+    char loops[32] = ""; /* the last loop says it: its index tells how many */
+    if (gw->loop_index) snprintf(loops, sizeof loops, ", %u loops", (unsigned)gw->loop_index + 1);
+    cs_info("callstream %s listening on %s%s%s:%d (%s%s), store %s, agent %s, recordings %s, "
             "transcription %s",
             CS_VERSION, strchr(cfg->bind, ':') ? "[" : "", cfg->bind,
             strchr(cfg->bind, ':') ? "]" : "", cs_server_port(gw->server), tls ? "TLS" : "plain",
-            cs_store_backend(gw->store), gw->agent ? gw->agent->name : "none",
+            loops, cs_store_backend(gw->store), gw->agent ? gw->agent->name : "none",
             gw->recorders ? "on" : "off", gw->stt_ops ? gw->stt_ops->name : "off");
     cs_info("voice webhook: %s/twilio/voice; %s: %s", gw->public_url,
             strcmp(cfg->stream_mode, "relay") ? "media stream" : "relay",
@@ -576,9 +615,51 @@ static int start(cs_gateway *gw, cs_buf *err)
         cs_warn("PUBLIC_URL is not set: TwiML points Twilio at %s, reachable only from here",
                 gw->stream_url);
     if (cfg->env_file) cs_info("settings read from %s", cfg->env_file);
-    cs_summary_resume(gw->summary); /* before the recovery's calls are queued themselves */
-    cs_journal_recover(gw);
-    return 0;
+}
+
+int cs_gateway_serve(cs_gateway *gw)
+{
+    cs_buf err = CS_BUF_INIT(4096);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw->loop = &loop;
+    int rc = start(gw, &err);
+    if (gw->workers) cs_workers_started(gw, rc);
+    if (rc == 0) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+    } else {
+        cs_error("callstream: %s", err.data ? err.data : cs_strerror(rc));
+        if (gw->server) cs_server_stop_listening(gw->server);
+        cs_auth_stop(gw->auth);
+        cs_transcribe_stop(gw);
+        cs_summary_free(gw->summary);
+        stop_speech(gw);
+        cs_control_free(gw->control);
+        cs_fetch_close(gw->fetch);
+        cs_recorders_free(gw->recorders);
+        cs_store_close(gw->store);
+        cs_mailbox_close(gw->mb);
+        cs_gather_stop(gw->gather);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    if (gw->workers) cs_workers_loop_free(gw);
+    cs_calls_free(&gw->calls, CS_END_SHUTDOWN);
+    cs_gather_free(gw->gather);
+    cs_agents_cleanup(&gw->agent_env);
+    cs_transcribe_free(gw);
+    cs_cluster_stop(gw);
+    cs_bus_close(gw->bus);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the bus's handles close */
+    cs_api_remote_free(gw);
+    cs_auth_free(gw->auth);
+    cs_server_free(gw->server);
+    cs_net_free(gw->net);
+    uv_loop_close(&loop);
+    cs_pscratch_free(&gw->scratch);
+    cs_buf_free(&gw->out);
+    cs_form_free(&gw->stream_params);
+    cs_buf_free(&err);
+    return rc;
 }
 
 int cs_gateway_main(int argc, char **argv)
@@ -610,43 +691,13 @@ int cs_gateway_main(int argc, char **argv)
      * behind the memory manager's locks (seen: 0.5 to 4 s on a loaded machine). */
     mallopt(M_TOP_PAD, HEAP_STEP);
     mallopt(M_TRIM_THRESHOLD, 4 * HEAP_STEP);
-    cs_gateway gw = {.cfg = &cfg};
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gw.loop = &loop;
-    rc = start(&gw, &err);
-    if (rc == 0) {
-        uv_run(&loop, UV_RUN_DEFAULT);
+    uint32_t loops = cs_workers_wanted(&cfg);
+    if (loops > 1) {
+        rc = cs_workers_main(&cfg, loops);
     } else {
-        cs_error("callstream: %s", err.data ? err.data : cs_strerror(rc));
-        if (gw.server) cs_server_stop_listening(gw.server);
-        cs_auth_stop(gw.auth);
-        cs_transcribe_stop(&gw);
-        cs_summary_free(gw.summary);
-        stop_speech(&gw);
-        cs_control_free(gw.control);
-        cs_fetch_close(gw.fetch);
-        cs_recorders_free(gw.recorders);
-        cs_store_close(gw.store);
-        cs_mailbox_close(gw.mb);
-        cs_gather_stop(gw.gather);
-        uv_run(&loop, UV_RUN_NOWAIT);
+        cs_gateway gw = {.cfg = &cfg};
+        rc = cs_gateway_serve(&gw);
     }
-    cs_calls_free(&gw.calls, CS_END_SHUTDOWN);
-    cs_gather_free(gw.gather);
-    cs_agents_cleanup(&gw.agent_env);
-    cs_transcribe_free(&gw);
-    cs_cluster_stop(&gw);
-    cs_bus_close(gw.bus);
-    uv_run(&loop, UV_RUN_NOWAIT); /* the bus's handles close */
-    cs_api_remote_free(&gw);
-    cs_auth_free(gw.auth);
-    cs_server_free(gw.server);
-    cs_net_free(gw.net);
-    uv_loop_close(&loop);
-    cs_pscratch_free(&gw.scratch);
-    cs_buf_free(&gw.out);
-    cs_form_free(&gw.stream_params);
     cs_config_free(&cfg);
     cs_buf_free(&err);
     return rc == 0 ? 0 : 1;

@@ -16,6 +16,7 @@
 #include "call/gather.h"
 #include "call/control.h"
 #include "core/config.h"
+#include "core/json.h"
 #include "core/worker.h"
 #include "net/conn.h"
 #include "net/fetch.h"
@@ -35,6 +36,7 @@ typedef struct cs_auth cs_auth;
 typedef struct cs_webhook cs_webhook;
 typedef struct cs_call_streams cs_call_streams;
 typedef struct cs_cluster cs_cluster;
+typedef struct cs_workers cs_workers;
 typedef struct cJSON cJSON;
 
 /* Why a call talks in <Gather> turns (gather.c). */
@@ -140,6 +142,8 @@ typedef struct cs_gateway {
     media_sock *sockets;   /* live media sockets */
     size_t nsockets;
     int64_t started_ms;
+    cs_workers *workers; /* the process's loops when there are several (workers.c), or NULL */
+    uint32_t loop_index; /* this loop's, 0.. */
     bool draining;
     cs_gateway_stats stats;
     uv_signal_t sigterm, sigint;
@@ -149,6 +153,46 @@ typedef struct cs_gateway {
 
 /* `callstream serve`: returns the process exit code. */
 int cs_gateway_main(int argc, char **argv);
+/* One loop's gateway (gw->cfg set; workers and loop_index too, for one of several): a
+ * loop made, start-up (its error logged), the loop run until it has drained, teardown.
+ * 0, or < 0 when it could not start. */
+int cs_gateway_serve(cs_gateway *gw);
+/* Drains as SIGTERM does: no new calls, the live ones get SHUTDOWN_GRACE_S (loop thread). */
+void cs_gateway_drain(cs_gateway *gw, int signum);
+
+/* ---- several loops (workers.c) ---- */
+/* WORKERS resolved: one per core for 0, at most CS_BUS_LOOPS_MAX. */
+uint32_t cs_workers_wanted(const cs_config *cfg);
+/* Runs `n` loops (n > 1), each on its own thread, started one after the other: the
+ * first's failure stops the rest from starting and is logged once. 0, or < 0. */
+int cs_workers_main(const cs_config *cfg, uint32_t n);
+/* For a loop's start-up: the hub its bus joins, how many loops, the first loop's store run
+ * and port (loop_index > 0); the start-up's outcome (then the next loop starts); the loop
+ * has drained (closes what workers.c opened on it; idempotent). */
+cs_bus_hub *cs_workers_hub(const cs_workers *w);
+uint32_t cs_workers_count(const cs_workers *w);
+const char *cs_workers_run(const cs_workers *w);
+int cs_workers_port(const cs_workers *w);
+void cs_workers_started(cs_gateway *gw, int rc);
+void cs_workers_loop_end(cs_gateway *gw);
+/* After the loop has run: frees what workers.c still holds for it. */
+void cs_workers_loop_free(cs_gateway *gw);
+/* /metrics: asks every other loop for its own (rendered on its loop) and answers `r` with
+ * their sum and per-loop series once all have (`mine`, this loop's, is taken over).
+ * /status: "loops", each one's load as it last published it (every
+ * CS_WORKERS_LOAD_MS). */
+#define CS_WORKERS_LOAD_MS 1000
+void cs_workers_metrics(cs_request *r, cs_buf *mine);
+/* /streams: every loop's streams (cs_streams_render's arrays; `mine` taken over). */
+void cs_workers_streams(cs_request *r, cs_buf *mine);
+void cs_workers_status(cs_gateway *gw, cs_json *j);
+/* The process's live calls, streams and open connections: this loop's now, the others' as
+ * they last published them. */
+void cs_workers_totals(cs_gateway *gw, uint64_t *calls, uint64_t *streams, uint64_t *conns);
+/* Prometheus texts summed: `first`'s series in its order, each the sum of its values in
+ * `texts` (`first` among them; the process's own gauges — up, uptime, memory… — take the
+ * largest instead); series `first` lacks are left out. */
+void cs_workers_sum(const cs_buf *first, const cs_buf *texts, size_t n, cs_buf *out);
 
 /* ---- handlers (one file each) ---- */
 void cs_twilio_voice(cs_request *r);
@@ -234,6 +278,12 @@ void cs_ready(cs_request *r);
 void cs_status(cs_request *r);
 void cs_streams(cs_request *r);
 void cs_metrics(cs_request *r);
+/* This loop's metrics (Prometheus text) into `out`. */
+void cs_metrics_render(cs_gateway *gw, cs_buf *out);
+/* This loop's live streams, a JSON array, into `out` (left empty when too large); the
+ * answer to /streams with such an array (empty: 500) and the number of streams. */
+void cs_streams_render(cs_gateway *gw, cs_buf *out);
+void cs_streams_answer(cs_request *r, const cs_buf *streams, uint64_t count);
 
 /* Media and relay sockets (media.c): closes them all (shutdown), with 1001. */
 void cs_media_close_all(cs_gateway *gw);

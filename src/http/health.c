@@ -186,9 +186,12 @@ static void status_answer(cs_request *r, const cs_dir_req *nodes)
     cs_json_kstr(&j, "transcription", gw->stt_ops ? gw->stt_ops->name : "none");
     cs_json_kstr(&j, "store", cs_store_backend(gw->store));
     cluster_json(&j, nodes);
-    cs_json_kuint(&j, "active_calls", cs_calls_active(&gw->calls));
-    cs_json_kuint(&j, "active_streams", cs_calls_streams(&gw->calls));
-    cs_json_kuint(&j, "connections", cs_net_count(gw->net));
+    uint64_t calls = cs_calls_active(&gw->calls), streams = cs_calls_streams(&gw->calls),
+             conns = cs_net_count(gw->net);
+    if (gw->workers) cs_workers_totals(gw, &calls, &streams, &conns); /* every loop's */
+    cs_json_kuint(&j, "active_calls", calls);
+    cs_json_kuint(&j, "active_streams", streams);
+    cs_json_kuint(&j, "connections", conns);
     cs_json_kuint(&j, "calls_total", gw->calls.stats.calls_total);
     cs_json_kuint(&j, "streams_total", gw->calls.stats.streams_total);
     cs_json_key(&j, "store_stats");
@@ -212,20 +215,16 @@ static void status_answer(cs_request *r, const cs_dir_req *nodes)
     cs_json_kuint(&j, "reads_refused", st.reads_refused);
     cs_json_obj_end(&j);
     if (gw->recorders) recordings_json(&j, gw->recorders);
+    if (gw->workers) cs_workers_status(gw, &j);
     cs_json_obj_end(&j);
     cs_respond_json(r, 200, &out);
     cs_buf_free(&out);
 }
 
-void cs_streams(cs_request *r)
+void cs_streams_render(cs_gateway *gw, cs_buf *out)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_streams)) return;
-    cs_gateway *gw = r->app;
-    cs_buf out = CS_BUF_INIT(64u << 20);
     cs_json j;
-    cs_json_init(&j, &out);
-    cs_json_obj(&j);
-    cs_json_key(&j, "streams");
+    cs_json_init(&j, out);
     cs_json_arr(&j);
     cs_buf stats = CS_BUF_INIT(1 << 16);
     void *v;
@@ -248,13 +247,37 @@ void cs_streams(cs_request *r)
     }
     cs_buf_free(&stats);
     cs_json_arr_end(&j);
-    cs_json_kuint(&j, "count", cs_calls_streams(&gw->calls));
+    if (cs_json_end(&j) < 0) cs_buf_free(out); /* too large: an empty buffer says so */
+}
+
+void cs_streams_answer(cs_request *r, const cs_buf *streams, uint64_t count)
+{
+    cs_buf out = CS_BUF_INIT(64u << 20);
+    cs_json j;
+    cs_json_init(&j, &out);
+    cs_json_obj(&j);
+    cs_json_key(&j, "streams");
+    if (streams->len) cs_json_raw(&j, streams->data, streams->len);
+    cs_json_kuint(&j, "count", count);
     cs_json_obj_end(&j);
-    if (cs_json_end(&j) < 0)
+    if (!streams->len || cs_json_end(&j) < 0)
         cs_respond_error(r, 500, "answer too large");
     else
         cs_respond_json(r, 200, &out);
     cs_buf_free(&out);
+}
+
+void cs_streams(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_streams)) return;
+    cs_gateway *gw = r->app;
+    cs_buf streams = CS_BUF_INIT(64u << 20);
+    cs_streams_render(gw, &streams);
+    if (gw->workers)
+        cs_workers_streams(r, &streams); /* every loop's, later */
+    else
+        cs_streams_answer(r, &streams, cs_calls_streams(&gw->calls));
+    cs_buf_free(&streams);
 }
 
 static double rss_bytes(void)
@@ -268,16 +291,14 @@ static double rss_bytes(void)
     return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
-void cs_metrics(cs_request *r)
+void cs_metrics_render(cs_gateway *gw, cs_buf *into)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_metrics)) return;
-    cs_gateway *gw = r->app;
     const cs_calls_stats *cs = &gw->calls.stats;
     const cs_net_stats *ns = cs_net_stats_get(gw->net);
     const cs_server_stats *hs = cs_server_stats_get(gw->server);
     cs_store_stats st;
     cs_store_stats_get(gw->store, &st);
-    cs_buf out = CS_BUF_INIT(1 << 20);
+    cs_buf out = *into; /* appended to, and handed back */
 
     cs_prom_gauge(&out, "callstream_up", "1 while the gateway runs", 1);
     cs_prom_gauge(&out, "callstream_draining", "1 while shutting down", gw->draining);
@@ -647,12 +668,34 @@ void cs_metrics(cs_request *r)
         cs_prom_gauge(&out, "callstream_http_client_in_flight", "outbound HTTP requests in flight",
                       (double)cs_fetch_count(gw->fetch));
     }
+    if (gw->bus) {
+        const cs_bus_stats *bs = cs_bus_stats_get(gw->bus);
+        static const char *const kinds[] = {"published", "sent", "received", "dropped", "bad"};
+        uint64_t counts[] = {bs->published, bs->sent, bs->received, bs->dropped, bs->bad};
+        cs_prom_family(&out, "callstream_bus_messages_total", "counter",
+                       "listen-in messages: published here, sent to and received from other "
+                       "loops or nodes, dropped on the way (a loop or the server behind), "
+                       "received and not decodable",
+                       "kind", kinds, counts, 5);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     cs_prom_counter(&out, "process_cpu_seconds_total", "user and system CPU time",
                     (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
     cs_prom_gauge(&out, "process_resident_memory_bytes", "resident memory", rss_bytes());
-    cs_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
+    *into = out;
+}
+
+void cs_metrics(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_metrics)) return;
+    cs_gateway *gw = r->app;
+    cs_buf out = CS_BUF_INIT(1 << 20);
+    cs_metrics_render(gw, &out);
+    if (gw->workers)
+        cs_workers_metrics(r, &out); /* every loop's, summed, later */
+    else
+        cs_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
     cs_buf_free(&out);
 }

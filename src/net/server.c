@@ -842,7 +842,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
 }
 
 /* A listening socket as libuv would make it: address reuse, and "::" takes IPv4 too. */
-static int listen_socket(const struct sockaddr_storage *ss)
+static int listen_socket(const struct sockaddr_storage *ss, bool reuse_port)
 {
     socklen_t len =
         ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -850,6 +850,12 @@ static int listen_socket(const struct sockaddr_storage *ss)
     if (fd < 0) return -errno;
     int on = 1, off = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    /* before bind: libuv 1.44 has no UV_TCP_REUSEPORT */
+    if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
     if (ss->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
     if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         int err = -errno;
@@ -882,7 +888,7 @@ int cs_server_listen(cs_server *s, const char *host, int port, bool tls)
     if (rc < 0) return rc;
     listener *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
-    l->fd = listen_socket(&ss);
+    l->fd = listen_socket(&ss, s->lim.reuse_port);
     if (l->fd < 0) {
         rc = l->fd;
         free(l);

@@ -53,6 +53,7 @@ typedef struct cs_server_limits {
     uint32_t body_min_rate;  /* bytes/s a body must average, after head_ms (0: no limit) */
     size_t max_heads_per_ip; /* connections from one address waiting for or reading a
                                 head (0: no limit) */
+    bool reuse_port;         /* SO_REUSEPORT: the servers of several loops share the address */
 } cs_server_limits;
 
 typedef struct cs_server_stats {

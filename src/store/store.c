@@ -695,6 +695,11 @@ const char *cs_store_run(const cs_store *s)
     return s->run;
 }
 
+void cs_store_join_run(cs_store *s, const char *run)
+{
+    snprintf(s->run, sizeof s->run, "%s", run);
+}
+
 void cs_store_write(cs_store *s, cs_store_rec *rec)
 {
     rec->store = s;

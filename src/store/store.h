@@ -320,6 +320,9 @@ const char *cs_store_backend(const cs_store *s);
 /* This process's run of the store: a random id written with the call rows it starts, so
  * the calls an earlier run left live can be told from this run's whatever the clock did. */
 const char *cs_store_run(const cs_store *s);
+/* Makes `run` (another store's cs_store_run, of the same process: the event loops') this
+ * store's run too, so the process's calls are all one run's. Before the first write. */
+void cs_store_join_run(cs_store *s, const char *run);
 
 /* A record to fill: strings go into rec->pool (cs_pool_strdup). */
 cs_store_rec *cs_store_rec_new(enum cs_rec_kind kind);

@@ -1,6 +1,7 @@
 /* espeak-ng as a TTS engine: fast (hundreds of times real time), robotic, many languages.
- * The library's state is global, so there is one engine per process and it has one
- * worker thread, which alone calls the library while the engine lives. espeak-ng
+ * The library's state is global: each engine (one per event loop) has one worker thread,
+ * and the workers take turns at the library under one lock, which also guards what the
+ * library was last set to. espeak-ng
  * speaks at 22,050 Hz; tts.c converts to 8 kHz. Word timings come from its word events
  * (character positions in the sentence, ms into its audio).
  *
@@ -22,9 +23,7 @@
 
 typedef struct es_engine {
     cs_tts base;
-    /* The worker's (and create's, before the worker starts). */
-    char voice_now[CS_TTS_VOICE_MAX]; /* "" when unknown */
-    int rate_now, pitch_now;
+    /* The worker's, while it holds the library */
     const tts_req *req; /* the sentence being spoken */
     tts_audio *out;
     int err;
@@ -33,7 +32,12 @@ typedef struct es_engine {
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static espeak_ng_STATUS init_status;
 static int sample_rate;
-static es_engine *running; /* the engine, if any: the callback has no context of its own */
+/* The library, under `lib_lock`: the engine speaking (the callback has no context of its
+ * own) and the voice, rate and pitch it was last set to. */
+static pthread_mutex_t lib_lock = PTHREAD_MUTEX_INITIALIZER;
+static es_engine *running;
+static char voice_now[CS_TTS_VOICE_MAX]; /* "" when unknown */
+static int rate_now = -1, pitch_now = -1;
 
 static void init_library(void)
 {
@@ -90,25 +94,31 @@ static int on_synth(short *wav, int n, espeak_EVENT *ev)
     return 0;
 }
 
-static int es_synth(cs_tts *base, const tts_req *r, tts_audio *a)
+/* Sets the library's voice (lib_lock held): 0 or its status. */
+static espeak_ng_STATUS set_voice(const char *voice)
 {
-    es_engine *e = (es_engine *)base;
+    if (strcmp(voice_now, voice) == 0) return ENS_OK;
+    voice_now[0] = '\0';
+    espeak_ng_STATUS st = espeak_ng_SetVoiceByName(voice);
+    if (st != ENS_OK) return st;
+    snprintf(voice_now, sizeof voice_now, "%s", voice);
+    rate_now = pitch_now = -1; /* a voice brings its own */
+    return ENS_OK;
+}
+
+static int synth_locked(es_engine *e, const tts_req *r, tts_audio *a)
+{
     espeak_ng_STATUS st;
     a->rate = (unsigned)sample_rate;
-    if (strcmp(e->voice_now, r->voice) != 0) {
-        e->voice_now[0] = '\0';
-        if ((st = espeak_ng_SetVoiceByName(r->voice)) != ENS_OK) {
-            describe(st, a->why, sizeof a->why, r->voice);
-            return CS_ECONFIG;
-        }
-        snprintf(e->voice_now, sizeof e->voice_now, "%s", r->voice);
-        e->rate_now = e->pitch_now = -1; /* a voice brings its own */
+    if ((st = set_voice(r->voice)) != ENS_OK) {
+        describe(st, a->why, sizeof a->why, r->voice);
+        return CS_ECONFIG;
     }
-    if (r->rate != e->rate_now && (st = espeak_ng_SetParameter(espeakRATE, r->rate, 0)) == ENS_OK)
-        e->rate_now = r->rate;
-    if (r->pitch != e->pitch_now &&
-        (st = espeak_ng_SetParameter(espeakPITCH, r->pitch, 0)) == ENS_OK)
-        e->pitch_now = r->pitch;
+    if (r->rate != rate_now && (st = espeak_ng_SetParameter(espeakRATE, r->rate, 0)) == ENS_OK)
+        rate_now = r->rate;
+    if (r->pitch != pitch_now && (st = espeak_ng_SetParameter(espeakPITCH, r->pitch, 0)) == ENS_OK)
+        pitch_now = r->pitch;
+    running = e;
     e->req = r;
     e->out = a;
     e->err = 0;
@@ -117,6 +127,7 @@ static int es_synth(cs_tts *base, const tts_req *r, tts_audio *a)
                               espeakCHARS_UTF8 | espeakENDPAUSE, NULL, NULL);
     e->req = NULL;
     e->out = NULL;
+    running = NULL;
     if (e->err < 0) return e->err;
     if (st != ENS_OK && st != ENS_SPEECH_STOPPED) {
         describe(st, a->why, sizeof a->why, "synthesis failed");
@@ -125,10 +136,17 @@ static int es_synth(cs_tts *base, const tts_req *r, tts_audio *a)
     return 0;
 }
 
+static int es_synth(cs_tts *base, const tts_req *r, tts_audio *a)
+{
+    pthread_mutex_lock(&lib_lock);
+    int rc = synth_locked((es_engine *)base, r, a);
+    pthread_mutex_unlock(&lib_lock);
+    return rc;
+}
+
 static void es_release(cs_tts *base)
 {
     (void)base;
-    running = NULL;
 }
 
 static const tts_engine engine = {.name = "espeak", .synth = es_synth, .release = es_release};
@@ -136,10 +154,6 @@ static const tts_engine engine = {.name = "espeak", .synth = es_synth, .release 
 static int es_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
 {
     const cs_config *cfg = env->cfg;
-    if (running) {
-        cs_buf_printf(err, "espeak-ng: one engine per process, and one is running");
-        return CS_ESTATE;
-    }
     pthread_once(&init_once, init_library);
     if (init_status != ENS_OK) {
         char why[200];
@@ -152,7 +166,10 @@ static int es_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
         cs_buf_printf(err, "TTS_VOICE: longer than %d bytes", CS_TTS_VOICE_MAX - 1);
         return CS_ECONFIG;
     }
-    espeak_ng_STATUS st = espeak_ng_SetVoiceByName(voice);
+    pthread_mutex_lock(&lib_lock);
+    espeak_ng_STATUS st = set_voice(voice);
+    if (st == ENS_OK) espeak_SetSynthCallback(on_synth);
+    pthread_mutex_unlock(&lib_lock);
     if (st != ENS_OK) {
         char why[200];
         describe(st, why, sizeof why, voice);
@@ -164,13 +181,8 @@ static int es_create(cs_tts **out, const cs_tts_env *env, cs_buf *err)
     }
     es_engine *e = calloc(1, sizeof *e);
     if (!e) return -ENOMEM;
-    snprintf(e->voice_now, sizeof e->voice_now, "%s", voice);
-    e->rate_now = e->pitch_now = -1;
-    espeak_SetSynthCallback(on_synth);
-    running = e;
     int rc = tts_start(&e->base, &engine, cfg, voice, 1, env->mb, err);
     if (rc < 0) {
-        running = NULL;
         free(e);
         return rc;
     }

@@ -110,7 +110,8 @@ typedef struct cs_tts_ops {
     void (*stats)(cs_tts *e, cs_tts_stats *out);
 } cs_tts_ops;
 
-/* espeak-ng: one engine per process (the library's state is global), one worker thread.
+/* espeak-ng: one worker thread per engine; the engines of a process (one per event loop)
+ * take turns at the library, whose state is global.
  * flite: voices kal (8 kHz), slt, rms, awb (16 kHz), TTS_THREADS workers sharing them.
  * elevenlabs, openai: cloud voices (tts/cloud.h); a job's text is spoken as one piece. */
 extern const cs_tts_ops cs_tts_espeak;

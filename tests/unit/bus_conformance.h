@@ -281,7 +281,7 @@ static void bc_directory(void **state)
     v = bc_ask_until(e, e->b, CS_DIR_LIST, NULL, 0, 0);
     assert_int_equal(v->ncalls, 0);
     v = bc_ask(e, e->b, CS_DIR_NODES, NULL);
-    assert_int_equal(v->ncalls, e->a == e->b ? 1 : 2);
+    assert_int_equal(v->ncalls, strcmp(e->a->node, e->b->node) == 0 ? 1 : 2); /* one node's loops: 1 */
 }
 
 /* A cancelled request is never answered; one asked from `done` is answered later. */
