@@ -668,16 +668,6 @@ void cs_metrics_render(cs_gateway *gw, cs_buf *into)
         cs_prom_gauge(&out, "callstream_http_client_in_flight", "outbound HTTP requests in flight",
                       (double)cs_fetch_count(gw->fetch));
     }
-    if (gw->bus) {
-        const cs_bus_stats *bs = cs_bus_stats_get(gw->bus);
-        static const char *const kinds[] = {"published", "sent", "received", "dropped", "bad"};
-        uint64_t counts[] = {bs->published, bs->sent, bs->received, bs->dropped, bs->bad};
-        cs_prom_family(&out, "callstream_bus_messages_total", "counter",
-                       "listen-in messages: published here, sent to and received from other "
-                       "loops or nodes, dropped on the way (a loop or the server behind), "
-                       "received and not decodable",
-                       "kind", kinds, counts, 5);
-    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     cs_prom_counter(&out, "process_cpu_seconds_total", "user and system CPU time",

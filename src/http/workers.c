@@ -220,7 +220,7 @@ static bool process_wide(cs_str key)
         "callstream_accept_paused", "callstream_recordings_disk_free_bytes",
         "callstream_recordings_disk_low", "callstream_recordings_failing",
         "callstream_store_failing", "callstream_store_failing_seconds",
-        "callstream_store_reads_failing", "process_cpu_seconds_total",
+        "callstream_store_reads_failing", "callstream_bus_up", "process_cpu_seconds_total",
         "process_resident_memory_bytes",
     };
     size_t n = key.n;

@@ -195,8 +195,8 @@ static void heard_across_loops(void)
                  mon[i].listed, mon[i].audio);
     metrics m;
     get_metrics(&s, &m);
-    IT_CHECK(in(&m, "callstream_bus_messages_total{kind=\"sent\"}") > 0 &&
-                 in(&m, "callstream_bus_messages_total{kind=\"received\"}") > 0,
+    IT_CHECK(in(&m, "callstream_bus_sent_total") > 0 &&
+                 in(&m, "callstream_bus_received_total") > 0,
              "nothing went from loop to loop");
     it_resp_free(&m.r);
     IT_CHECK(it_media_stop(&media, CALL_A, STREAM_A, seq) >= 0, "the stream did not stop");
