@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "free_port.h"
+
 #define PG_SERVER_BIN_DEFAULT "/usr/lib/postgresql/15/bin"
 
 typedef struct pg_server {
@@ -47,19 +49,6 @@ static inline int pg_server_sh(const char *fmt, ...)
     else
         snprintf(line, sizeof line, "%s", cmd);
     return system(line);
-}
-
-static inline int pg_server_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
 }
 
 /* pg_ctl start (again, after pg_server_stop_now): 0, or -1 with its log on stderr. No
@@ -115,7 +104,7 @@ static inline int pg_server_start(pg_server *s)
     }
     /* a port found free may be taken before the server binds it: try a few */
     for (int i = 0; i < 5; i++) {
-        s->port = pg_server_free_port();
+        s->port = tu_free_port();
         if (s->port > 0 && pg_server_start_again(s) == 0) return 0;
     }
     return -1;

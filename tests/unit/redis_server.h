@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "free_port.h"
+
 #define RS_START_MS 10000 /* how long a server may take to answer PING */
 
 typedef struct rs_server {
@@ -32,20 +34,6 @@ typedef struct rs_server {
     char password[64]; /* "" : none */
     char url[128];     /* redis://[:password@]127.0.0.1:port */
 } rs_server;
-
-/* A loopback port nobody listens on now. */
-static inline int rs_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
 
 static inline void rs_sleep_ms(unsigned ms)
 {
@@ -169,7 +157,7 @@ static inline int rs_start(rs_server *s)
     }
     if (s->port) return rs_start_on_port(s);
     for (int tries = 0; tries < 5; tries++) {
-        s->port = rs_free_port();
+        s->port = tu_free_port();
         if (s->port > 0 && rs_start_on_port(s) == 0) return 0;
     }
     s->port = 0;
