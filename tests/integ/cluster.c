@@ -204,6 +204,15 @@ static bool b_lists_live(void *sid)
     return ok;
 }
 
+/* Both status callbacks' events are stored (writes are queued), once each. */
+static bool status_events_stored(void *sid)
+{
+    cJSON *c = it_call(nb.port, sid);
+    bool ok = c && it_events(c, "status", NULL) == 2;
+    cJSON_Delete(c);
+    return ok;
+}
+
 /* The next JSON message of `type` on a monitor socket (others skipped); NULL past the
  * deadline. `frames` counts the binary (audio) ones seen meanwhile. */
 static cJSON *next_json(it_ws *w, const char *type, int timeout_ms, int *frames)
@@ -324,9 +333,8 @@ static void across_nodes(void)
     cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
     IT_CHECK(end != NULL, "b's monitor did not see the call end");
     cJSON_Delete(end);
-    cJSON *c = it_call(nb.port, sid);
-    IT_CHECK(c && it_events(c, "status", NULL) == 2, "status events are not stored once each");
-    cJSON_Delete(c);
+    IT_CHECK(it_until(status_events_stored, sid, WAIT_MS),
+             "the status events are not stored, once each");
     IT_CHECK(it_metric(na.port, "callstream_bus_commands_in_total") >= 3 &&
                  it_metric(nb.port, "callstream_bus_commands_out_total") >= 3 &&
                  it_metric(na.port, "callstream_cluster_commands_refused_total") == 0,
@@ -349,7 +357,7 @@ static void across_nodes(void)
     IT_CHECK(st.calls_updated == 1, "Twilio was not asked to hang up");
     call_wait hung = {.port = nb.port, .sid = sid, .live = false, .event = "control"};
     IT_CHECK(it_until(call_is, &hung, WAIT_MS), "a's call did not end on the hang-up");
-    c = it_call(nb.port, sid);
+    cJSON *c = it_call(nb.port, sid);
     const cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "streams"), 0);
     IT_CHECK(c && it_call_events(c, "control", "done") == 1 &&
                  strcmp(it_str(t, "end_reason"), "closed_by_us") == 0,
