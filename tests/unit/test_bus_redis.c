@@ -151,12 +151,6 @@ static void open_node(fixture *f, int i, const char *url, uint32_t beat_ms, uint
     cs_buf_free(&err);
 }
 
-typedef struct waiting {
-    fixture *f;
-    int i;
-    int want;
-} waiting;
-
 static bool all_up(void *data)
 {
     fixture *f = data;
@@ -177,6 +171,15 @@ static void open_nodes(fixture *f, int count, uint32_t beat_ms, uint32_t ttl_ms)
 {
     for (int i = 0; i < count; i++) open_node(f, i, f->rs.url, beat_ms, ttl_ms);
     assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
+}
+
+/* A server and two nodes on it (TTL 1 s), connected. */
+static void two_nodes(fixture *f, uint32_t beat_ms, cs_bus **a, cs_bus **b)
+{
+    start_redis(f);
+    open_nodes(f, 2, beat_ms, 1000);
+    *a = f->n[0].bus;
+    *b = f->n[1].bus;
 }
 
 static void run_ms(fixture *f, unsigned ms)
@@ -294,48 +297,35 @@ static void ask_now(fixture *f, cs_bus *b, ask *a, enum cs_dir_what what, const 
     assert_true(tu_run_until(&f->env.loop, ask_done, a, TU_WAIT_MS));
 }
 
-typedef struct until_list {
+/* Asks until the answer is whole (not partial) with `ncalls` calls and `nevents` events:
+ * another node's writes come on its own connection, a moment later. */
+typedef struct until_ask {
     fixture *f;
     cs_bus *b;
-    size_t want;
+    enum cs_dir_what what;
+    const char *sid;
+    size_t ncalls, nevents;
     ask a;
-} until_list;
+} until_ask;
 
-static bool listed(void *data)
+static bool answered_so(void *data)
 {
-    until_list *u = data;
-    ask_now(u->f, u->b, &u->a, CS_DIR_LIST, NULL);
-    return u->a.rc == 0 && !u->a.partial && u->a.ncalls == u->want;
+    until_ask *u = data;
+    ask_now(u->f, u->b, &u->a, u->what, u->sid);
+    return u->a.rc == 0 && !u->a.partial && u->a.ncalls == u->ncalls && u->a.nevents == u->nevents;
 }
 
-/* Asks LIST until it has `want` calls (writes are asynchronous). */
-static void list_until(fixture *f, cs_bus *b, size_t want, ask *out)
+static void list_until(fixture *f, cs_bus *b, size_t ncalls, ask *out)
 {
-    until_list u = {.f = f, .b = b, .want = want};
-    assert_true(tu_run_until(&f->env.loop, listed, &u, TU_WAIT_MS));
+    until_ask u = {.f = f, .b = b, .what = CS_DIR_LIST, .ncalls = ncalls};
+    assert_true(tu_run_until(&f->env.loop, answered_so, &u, TU_WAIT_MS));
     if (out) *out = u.a;
 }
 
-typedef struct until_get {
-    fixture *f;
-    cs_bus *b;
-    const char *sid;
-    size_t want;
-    ask a;
-} until_get;
-
-static bool got_events(void *data)
+static void get_until(fixture *f, cs_bus *b, const char *sid, size_t nevents, ask *out)
 {
-    until_get *u = data;
-    ask_now(u->f, u->b, &u->a, CS_DIR_GET, u->sid);
-    return u->a.rc == 0 && u->a.nevents == u->want;
-}
-
-/* Asks GET until the call has `want` events (the owner's writes come on its connection). */
-static void get_until(fixture *f, cs_bus *b, const char *sid, size_t want, ask *out)
-{
-    until_get u = {.f = f, .b = b, .sid = sid, .want = want};
-    assert_true(tu_run_until(&f->env.loop, got_events, &u, TU_WAIT_MS));
+    until_ask u = {.f = f, .b = b, .what = CS_DIR_GET, .sid = sid, .ncalls = 1, .nevents = nevents};
+    assert_true(tu_run_until(&f->env.loop, answered_so, &u, TU_WAIT_MS));
     *out = u.a;
 }
 
@@ -344,9 +334,8 @@ static void get_until(fixture *f, cs_bus *b, const char *sid, size_t want, ask *
 static void test_topics_across_nodes(void **state)
 {
     fixture *f = *state;
-    start_redis(f);
-    open_nodes(f, 2, 200, 1000);
-    cs_bus *a = f->n[0].bus, *b = f->n[1].bus;
+    cs_bus *a, *b;
+    two_nodes(f, 200, &a, &b);
     rx ra, rb;
     subscribe(a, &ra, "CA1");
     subscribe(b, &rb, "CA1");
@@ -375,9 +364,8 @@ static void test_topics_across_nodes(void **state)
 static void test_unheard_audio_stays_home(void **state)
 {
     fixture *f = *state;
-    start_redis(f);
-    open_nodes(f, 2, 200, 1000);
-    cs_bus *a = f->n[0].bus, *b = f->n[1].bus;
+    cs_bus *a, *b;
+    two_nodes(f, 200, &a, &b);
     rx local;
     subscribe(b, &local, "CAquiet"); /* heard here only */
     long long before = rs_calls(&f->rs, "publish");
@@ -411,9 +399,8 @@ static void test_unheard_audio_stays_home(void **state)
 static void test_directory_two_nodes(void **state)
 {
     fixture *f = *state;
-    start_redis(f);
-    open_nodes(f, 2, 200, 1000);
-    cs_bus *a = f->n[0].bus, *b = f->n[1].bus;
+    cs_bus *a, *b;
+    two_nodes(f, 200, &a, &b);
     const char *summary = "{\"sid\":\"CA1\",\"status\":\"in-progress\"}";
     cs_dir_put(a, "CA1", summary, strlen(summary));
     for (int i = 0; i < CS_BUS_HISTORY_MAX + 10; i++) {
@@ -566,9 +553,8 @@ static void test_loops_of_one_node(void **state)
 static void test_redis_restart(void **state)
 {
     fixture *f = *state;
-    start_redis(f);
-    open_nodes(f, 2, 100, 1000);
-    cs_bus *a = f->n[0].bus, *b = f->n[1].bus;
+    cs_bus *a, *b;
+    two_nodes(f, 100, &a, &b);
     rx far;
     subscribe(a, &far, "CB1");
     cs_dir_put(b, "CB1", "{\"sid\":\"CB1\"}", 13);
@@ -663,15 +649,29 @@ static bool a_down(void *data)
     return ((fixture *)data)->n[0].downs > 0;
 }
 
+/* Node A pointed at a banner server, until it says the server is away (a connection attempt
+ * lasts up to 5 s). */
+static void node_on_banner(fixture *f, banner *bn, bool silent)
+{
+    banner_start(f, bn, silent);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", bn->port);
+    open_node(f, 0, url, 100, 500);
+    assert_true(tu_run_until(&f->env.loop, a_down, f, TU_WAIT_MS + 5000));
+}
+
+static void banner_done(fixture *f, banner *bn)
+{
+    cs_bus_close(f->n[0].bus);
+    f->n[0].bus = NULL;
+    banner_stop(f, bn);
+}
+
 static void test_hostile_server(void **state)
 {
     fixture *f = *state;
     banner bn;
-    banner_start(f, &bn, false);
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", bn.port);
-    open_node(f, 0, url, 100, 500);
-    assert_true(tu_run_until(&f->env.loop, a_down, f, TU_WAIT_MS));
+    node_on_banner(f, &bn, false);
     assert_false(cs_bus_ready(f->n[0].bus));
     assert_non_null(strstr(f->n[0].why, "Protocol error"));
     /* the local fan-out works regardless */
@@ -680,24 +680,16 @@ static void test_hostile_server(void **state)
     publish_text(f->n[0].bus, "CA1", "{}");
     assert_int_equal(r.texts, 1);
     cs_bus_unsubscribe(f->n[0].bus, &r.sub);
-    cs_bus_close(f->n[0].bus);
-    f->n[0].bus = NULL;
-    banner_stop(f, &bn);
+    banner_done(f, &bn);
 }
 
 static void test_silent_server(void **state)
 {
     fixture *f = *state;
     banner bn;
-    banner_start(f, &bn, true);
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", bn.port);
-    open_node(f, 0, url, 100, 500);
-    assert_true(tu_run_until(&f->env.loop, a_down, f, TU_WAIT_MS + 5000));
+    node_on_banner(f, &bn, true);
     assert_string_equal(f->n[0].why, "timed out connecting");
-    cs_bus_close(f->n[0].bus);
-    f->n[0].bus = NULL;
-    banner_stop(f, &bn);
+    banner_done(f, &bn);
 }
 
 static void test_password(void **state)
@@ -732,9 +724,8 @@ static bool bad_counted(void *data)
 static void test_bad_payloads(void **state)
 {
     fixture *f = *state;
-    start_redis(f);
-    open_nodes(f, 2, 200, 1000);
-    cs_bus *a = f->n[0].bus, *b = f->n[1].bus;
+    cs_bus *a, *b;
+    two_nodes(f, 200, &a, &b);
     rx r;
     subscribe(a, &r, "CA1");
     publish_until_received(f, b, "CA1", "{\"ok\":1}", &r);
@@ -825,9 +816,8 @@ static void test_host_name(void **state)
 static void test_inflight_bound(void **state)
 {
     fixture *f = *state;
-    start_redis(f);
-    open_nodes(f, 2, 200, 1000);
-    cs_bus *a = f->n[0].bus, *b = f->n[1].bus;
+    cs_bus *a, *b;
+    two_nodes(f, 200, &a, &b);
     rx r;
     subscribe(a, &r, "CA1");
     publish_until_received(f, b, "CA1", "{}", &r);
