@@ -204,12 +204,21 @@ static char *build_write(const cs_layout *l, enum cs_rec_kind kind, const cs_sql
     return strdup(t.s);
 }
 
-/* `sql` with its ?N placeholders in the dialect's form (none is inside a literal). */
+/* `sql` in the dialect's words: its ?N placeholders (none is inside a literal) and
+ * {greatest}, the scalar MAX. */
 static char *build_common(const char *sql, const cs_sql_dialect *d)
 {
-    char *out = strdup(sql);
-    for (char *p = out; out && (p = strchr(p, '?')); p++) *p = d->param;
-    return out;
+    sql_text t = {.n = 0};
+    for (const char *p = sql; *p;) {
+        if (strncmp(p, "{greatest}", 10) == 0) {
+            add(&t, "%s", d->greatest);
+            p += 10;
+        } else {
+            add(&t, "%c", *p == '?' ? d->param : *p);
+            p++;
+        }
+    }
+    return strdup(t.s);
 }
 
 /* What both dialects say alike (?N placeholders, made the dialect's). */
@@ -236,6 +245,23 @@ static const char *const common[CS_SQL_COMMON] = {
     [Q_META_GET] = "SELECT value FROM store_meta WHERE key = ?1",
     [Q_META_PUT] = "INSERT INTO store_meta AS t (key, value) VALUES (?1, ?2)"
                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    /* Calls another run left live: started there, never ended or with a stream never ended;
+     * held by node ?3, or by none (all, without ?3). */
+    [Q_UNFINISHED] =
+        "SELECT " CS_CALL_COLUMNS ", {greatest}(c.started_at,"
+        " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
+        " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
+        " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS DISTINCT FROM CAST(?1 AS TEXT)"
+        " AND (CAST(?3 AS TEXT) IS NULL OR c.node IS NULL OR c.node = ?3) AND (c.ended_at IS NULL"
+        " OR EXISTS (SELECT 1 FROM streams t WHERE t.call_sid = c.sid AND t.ended_at IS NULL))"
+        " ORDER BY c.started_at, c.sid LIMIT ?2",
+    [Q_UNFINISHED_STREAMS] =
+        "SELECT t.sid, t.call_sid, t.tracks, t.mode, t.started_at, t.ended_at, t.end_reason,"
+        " t.stats FROM streams t JOIN calls c ON c.sid = t.call_sid"
+        " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL"
+        " AND c.run IS DISTINCT FROM CAST(?1 AS TEXT)"
+        " AND (CAST(?3 AS TEXT) IS NULL OR c.node IS NULL OR c.node = ?3)"
+        " ORDER BY c.started_at, c.sid, t.started_at LIMIT ?2",
     [Q_SUMMARY_PENDING] = "SELECT " CS_CALL_COLUMNS " FROM calls WHERE summary_status = 'pending'"
                           " ORDER BY ended_at, sid LIMIT ?1",
 };

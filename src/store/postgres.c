@@ -99,7 +99,7 @@ static const char *const migrations[] = {
 };
 
 /* Its own statements; those both dialects share are fields.c's. */
-enum stmt { S_CALLS_PAGE, S_CALLS_SEARCH, S_UNFINISHED, S_UNFINISHED_STREAMS, S_COUNT };
+enum stmt { S_CALLS_PAGE, S_CALLS_SEARCH, S_COUNT };
 
 /* CS_Q_CALLS: the cursor ($1, $2), then the filter: from ($4, prefix $5), to ($6, prefix
  * $7), statuses ($8: ",a,b,"), created_at in [$9, $10) */
@@ -131,22 +131,6 @@ static const char *const sql[S_COUNT] = {
         " FROM transcripts t WHERE t.call_sid = p.sid AND t.words @@ to_tsquery('cs_text', $11)"
         " ORDER BY t.start_ms, t.speaker, t.seq LIMIT 1)"
         " FROM page p ORDER BY created_at DESC, sid DESC",
-    /* Calls another run left live, held by node $3 or by none (all, without $3). */
-    [S_UNFINISHED] =
-        "SELECT " CS_CALL_COLUMNS ", GREATEST(c.started_at,"
-        " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
-        " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
-        " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS DISTINCT FROM $1::text"
-        " AND ($3::text IS NULL OR c.node IS NULL OR c.node = $3) AND (c.ended_at IS NULL"
-        " OR EXISTS (SELECT 1 FROM streams t WHERE t.call_sid = c.sid AND t.ended_at IS NULL))"
-        " ORDER BY c.started_at, c.sid LIMIT $2::int",
-    [S_UNFINISHED_STREAMS] =
-        "SELECT t.sid, t.call_sid, t.tracks, t.mode, t.started_at, t.ended_at, t.end_reason,"
-        " t.stats FROM streams t JOIN calls c ON c.sid = t.call_sid"
-        " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL"
-        " AND c.run IS DISTINCT FROM $1::text"
-        " AND ($3::text IS NULL OR c.node IS NULL OR c.node = $3)"
-        " ORDER BY c.started_at, c.sid, t.started_at LIMIT $2::bigint",
 };
 
 typedef struct db {
@@ -696,7 +680,7 @@ static int run_query(db *d, cs_store_query *q)
         p_text(&p, q->key);
         p_int(&p, limit + 1);
         p_text(&p, q->node[0] ? q->node : NULL);
-        int rc = collect_page(d, q, sql[S_UNFINISHED], &p, R_CALL_LAST, (size_t)limit,
+        int rc = collect_page(d, q, common(Q_UNFINISHED), &p, R_CALL_LAST, (size_t)limit,
                               (void **)&q->calls, &q->ncalls);
         if (rc < 0) return rc;
         /* Streams of calls past this page wait for the next one. */
@@ -704,7 +688,7 @@ static int run_query(db *d, cs_store_query *q)
         p.n = 1;
         p_int(&p, (int64_t)max);
         p_text(&p, q->node[0] ? q->node : NULL);
-        return collect(d, q, sql[S_UNFINISHED_STREAMS], &p, R_STREAM, max, (void **)&q->streams,
+        return collect(d, q, common(Q_UNFINISHED_STREAMS), &p, R_STREAM, max, (void **)&q->streams,
                        &q->nstreams);
     }
     case CS_Q_SUMMARY_PENDING:

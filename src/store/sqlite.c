@@ -96,8 +96,6 @@ enum stmt {
     S_CALLS_SEARCH,
     S_CALLS_SCAN,
     S_SEARCH_COUNT,
-    S_UNFINISHED,
-    S_UNFINISHED_STREAMS,
     S_OWN,
     S_COUNT = S_OWN + CS_SQL_COMMON + CS_REC_SEGMENT + 1
 };
@@ -146,22 +144,6 @@ static const char *const sql[S_OWN] = {
                                  " AND " LINES_OF("c.sid") ")"),
     [S_SEARCH_COUNT] =
         "SELECT COUNT(*) FROM (SELECT 1 FROM transcripts_fts WHERE text MATCH ?1 LIMIT ?2)",
-    /* Calls another run left live: started there, never ended or with a stream never ended;
-     * held by node ?3, or by none (all, without ?3). */
-    [S_UNFINISHED] =
-        "SELECT " CS_CALL_COLUMNS ", MAX(c.started_at,"
-        " COALESCE((SELECT MAX(e.at) FROM events e WHERE e.call_sid = c.sid), 0),"
-        " COALESCE((SELECT MAX(t.started_at) FROM streams t WHERE t.call_sid = c.sid), 0))"
-        " FROM calls c WHERE c.started_at IS NOT NULL AND c.run IS NOT ?1"
-        " AND (?3 IS NULL OR c.node IS NULL OR c.node = ?3) AND (c.ended_at IS NULL"
-        " OR EXISTS (SELECT 1 FROM streams t WHERE t.call_sid = c.sid AND t.ended_at IS NULL))"
-        " ORDER BY c.started_at, c.sid LIMIT ?2",
-    [S_UNFINISHED_STREAMS] =
-        "SELECT t.sid, t.call_sid, t.tracks, t.mode, t.started_at, t.ended_at, t.end_reason,"
-        " t.stats FROM streams t JOIN calls c ON c.sid = t.call_sid"
-        " WHERE t.ended_at IS NULL AND c.started_at IS NOT NULL AND c.run IS NOT ?1"
-        " AND (?3 IS NULL OR c.node IS NULL OR c.node = ?3)"
-        " ORDER BY c.started_at, c.sid, t.started_at LIMIT ?2",
 };
 
 typedef struct db {
@@ -562,7 +544,7 @@ static int run_query(db *d, cs_store_query *q)
         return collect(d, q, st, R_TOKEN, ACCESS_ROWS_MAX, (void **)&q->tokens, &q->ntokens);
     }
     case CS_Q_UNFINISHED: {
-        sqlite3_stmt *st = d->st[S_UNFINISHED];
+        sqlite3_stmt *st = d->st[C(Q_UNFINISHED)];
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, limit + 1);
         bind_text(st, 3, q->node[0] ? q->node : NULL);
@@ -570,7 +552,7 @@ static int run_query(db *d, cs_store_query *q)
         if (rc < 0) return rc;
         /* Streams of calls past this page wait for the next one. */
         size_t max = (size_t)limit * CS_CALL_STREAMS_MAX;
-        st = d->st[S_UNFINISHED_STREAMS];
+        st = d->st[C(Q_UNFINISHED_STREAMS)];
         sqlite3_bind_text(st, 1, q->key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (int64_t)max);
         bind_text(st, 3, q->node[0] ? q->node : NULL);

@@ -207,6 +207,8 @@ enum cs_sql_common {
     Q_META_GET,
     Q_META_PUT,
     Q_SUMMARY_PENDING,
+    Q_UNFINISHED,
+    Q_UNFINISHED_STREAMS,
     CS_SQL_COMMON
 };
 
