@@ -204,6 +204,12 @@ static bool b_lists_live(void *sid)
     return ok;
 }
 
+static bool command_refused(void *data)
+{
+    (void)data;
+    return it_metric(na.port, "callstream_cluster_commands_refused_total") == 1;
+}
+
 /* Both status callbacks' events are stored (writes are queued), once each. */
 static bool status_events_stored(void *sid)
 {
@@ -343,6 +349,13 @@ static void across_nodes(void)
     it_ws_close(&list);
     cJSON_Delete(it_sim_wait(sim, NULL));
 
+    /* A malformed command reaching a (its channel is Redis's): counted and skipped. */
+    redisReply *pub = rs_cmd(&redis, "PUBLISH cs:cmd:a %s", "b {\"v\":9,\"op\":\"say\"}");
+    IT_CHECK(pub && pub->type == REDIS_REPLY_INTEGER && pub->integer == 1, "not published");
+    if (pub) freeReplyObject(pub);
+    IT_CHECK(it_until(command_refused, NULL, WAIT_MS), "a malformed command was not counted");
+    IT_CHECK(log_says(&na, "a command from node b refused (not version 1)"), "nor logged");
+
     /* A hang-up through b: Twilio is asked from b, a closes its side of the streams, and
      * the control event is the call's, once. */
     sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
@@ -389,6 +402,17 @@ static void node_death(void)
     it_sleep_ms(2000);
     it_server_stop(&na, SIGKILL, 5000);
     cJSON_Delete(it_sim_wait(sim, NULL));
+    /* /say through b before a is found lost: sent, never answered. */
+    char target[128], headers[256];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/say", sid);
+    snprintf(headers, sizeof headers, "%sContent-Type: application/json\r\n", it_auth);
+    it_resp r;
+    IT_CHECK(it_http(nb.port, "POST", target, headers, "{\"text\":\"hello\"}", &r) == 0 &&
+                 r.status == 504,
+             "say to a dead node: %d %s", r.status, r.body);
+    it_resp_free(&r);
+    IT_CHECK(it_metric(nb.port, "callstream_cluster_replies_late_total") == 1,
+             "the late reply is not counted");
 
     call_wait lost = {
         .port = nb.port, .sid = sid, .live = false, .status = "abnormal", .event = "node_lost"};
