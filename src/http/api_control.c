@@ -181,6 +181,10 @@ static void done(void *data, int err, const cs_rest_result *res)
         }
     }
     event(gw, a, err, res);
+    /* Hung up: call control closed our side of its streams if it lives here; where it
+     * lives elsewhere, that node does, as for its final status. */
+    if (a->op == CS_REST_HANGUP && err == 0 && !cs_calls_call(&gw->calls, cs_str_of(a->sid)))
+        cs_cluster_status(gw, a->sid, "completed");
     if (err < 0) {
         respond_failure(r, err, res);
         free(a);

@@ -16,7 +16,7 @@
 #include "http/gateway.h"
 
 #define CLUSTER_ROUTES_MAX 4096  /* commands looking for their call's node, or a reply */
-#define CLUSTER_REPLY_MS   10000 /* an owner's reply to a SAY, at most */
+#define CLUSTER_REPLY_MS   5000  /* an owner's reply to a SAY, at most */
 #define CLUSTER_TICK_MS    1000  /* replies overdue, the store's health */
 
 /* A command on its way: the directory is asked where its call lives, then it is sent

@@ -16,6 +16,11 @@
 #include "integ_util.h"
 #include "pg_server.h"
 #include "redis_server.h"
+#include "twilio_rest_fake.h"
+
+#define ACCOUNT "AC00000000000000000000000000000000"
+#define KEY     "SK00000000000000000000000000000001"
+#define SECRET  "api-secret"
 
 #define WAV     "wav/jfk_inaugural_1961.wav"
 #define WAIT_MS 30000
@@ -141,22 +146,26 @@ static rs_server redis;
 static pg_server pg;
 static it_server na, nb; /* nodes a and b */
 
+static twilio_fake *fake; /* Twilio's REST API, for node b's call control */
+
+/* Node `id`'s flags: b has call control (against the fake). */
 static const char *const *node_args(const char *id)
 {
-    static const char *args[2][13];
-    const char *const *a = (const char *const[]){"--agent",
-                                                 "echo",
-                                                 "--node-id",
-                                                 id,
-                                                 "--redis-url",
-                                                 redis.url,
-                                                 "--node-heartbeat-ms",
-                                                 "200",
-                                                 "--node-ttl-ms",
-                                                 "2000",
-                                                 NULL};
-    const char **out = args[id[0] == 'b'];
-    for (int i = 0; i < 11; i++) out[i] = a[i];
+    static const char *args[2][21];
+    bool b = id[0] == 'b';
+    const char **out = args[b];
+    const char *const common[] = {"--agent",       "echo",    "--node-id",           id,
+                                  "--redis-url",   redis.url, "--node-heartbeat-ms", "200",
+                                  "--node-ttl-ms", "2000"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof common / sizeof *common; i++) out[n++] = common[i];
+    if (b && fake) {
+        const char *const control[] = {
+            "--twilio-account-sid", ACCOUNT, "--twilio-api-key", KEY,
+            "--twilio-api-secret",  SECRET,  "--twilio-api-url", twilio_fake_url(fake)};
+        for (size_t i = 0; i < sizeof control / sizeof *control; i++) out[n++] = control[i];
+    }
+    out[n] = NULL;
     return out;
 }
 
@@ -192,6 +201,21 @@ static bool b_lists_live(void *sid)
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls")) ok |=
         strcmp(it_str(c, "sid"), sid) == 0 && cJSON_IsTrue(cJSON_GetObjectItem(c, "live"));
     cJSON_Delete(j);
+    return ok;
+}
+
+static bool command_refused(void *data)
+{
+    (void)data;
+    return it_metric(na.port, "callstream_cluster_commands_refused_total") == 1;
+}
+
+/* Both status callbacks' events are stored (writes are queued), once each. */
+static bool status_events_stored(void *sid)
+{
+    cJSON *c = it_call(nb.port, sid);
+    bool ok = c && it_events(c, "status", NULL) == 2;
+    cJSON_Delete(c);
     return ok;
 }
 
@@ -237,6 +261,8 @@ static bool up(void)
     IT_CHECK(pg_server_start(&pg) == 0 && pg_server_database(&pg, url, sizeof url) == 0,
              "no PostgreSQL server");
     setenv("DATABASE_URL", url, 1); /* both nodes, and the command making the API token */
+    twilio_fake_opts fo = {.account_sid = ACCOUNT, .user = KEY, .pass = SECRET};
+    IT_CHECK(twilio_fake_start(&fake, &fo) == 0, "no fake of Twilio's API");
     if (!redis.pid || !pg.up) return false;
     if (!it_server_up(&na, node_args("a"))) return false;
     bool ok = it_server_join(&nb, &na, node_args("b")) == 0;
@@ -253,6 +279,8 @@ static void down(void)
     unsetenv("DATABASE_URL");
     pg_server_destroy(&pg);
     rs_stop(&redis);
+    twilio_fake_free(fake);
+    fake = NULL;
 }
 
 /* A call on a, seen and acted on through b. */
@@ -311,15 +339,44 @@ static void across_nodes(void)
     cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
     IT_CHECK(end != NULL, "b's monitor did not see the call end");
     cJSON_Delete(end);
-    cJSON *c = it_call(nb.port, sid);
-    IT_CHECK(c && it_events(c, "status", NULL) == 2, "status events are not stored once each");
-    cJSON_Delete(c);
+    IT_CHECK(it_until(status_events_stored, sid, WAIT_MS),
+             "the status events are not stored, once each");
     IT_CHECK(it_metric(na.port, "callstream_bus_commands_in_total") >= 3 &&
                  it_metric(nb.port, "callstream_bus_commands_out_total") >= 3 &&
                  it_metric(na.port, "callstream_cluster_commands_refused_total") == 0,
              "the commands are not counted");
     it_ws_close(&call);
     it_ws_close(&list);
+    cJSON_Delete(it_sim_wait(sim, NULL));
+
+    /* A malformed command reaching a (its channel is Redis's): counted and skipped. */
+    redisReply *pub = rs_cmd(&redis, "PUBLISH cs:cmd:a %s", "b {\"v\":9,\"op\":\"say\"}");
+    IT_CHECK(pub && pub->type == REDIS_REPLY_INTEGER && pub->integer == 1, "not published");
+    if (pub) freeReplyObject(pub);
+    IT_CHECK(it_until(command_refused, NULL, WAIT_MS), "a malformed command was not counted");
+    IT_CHECK(log_says(&na, "a command from node b refused (not version 1)"), "nor logged");
+
+    /* A hang-up through b: Twilio is asked from b, a closes its side of the streams, and
+     * the control event is the call's, once. */
+    sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
+    IT_CHECK(live_call(&na, sid), "the second call did not start on a");
+    IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
+    snprintf(msg, sizeof msg, "/api/v1/calls/%s/hangup", sid);
+    IT_CHECK(it_http(nb.port, "POST", msg, headers, "{}", &r) == 0 && r.status == 200,
+             "hang-up through b: %d %s", r.status, r.body);
+    it_resp_free(&r);
+    twilio_fake_stats st;
+    twilio_fake_stats_get(fake, &st);
+    IT_CHECK(st.calls_updated == 1, "Twilio was not asked to hang up");
+    call_wait hung = {.port = nb.port, .sid = sid, .live = false, .event = "control"};
+    IT_CHECK(it_until(call_is, &hung, WAIT_MS), "a's call did not end on the hang-up");
+    cJSON *c = it_call(nb.port, sid);
+    const cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "streams"), 0);
+    IT_CHECK(c && it_call_events(c, "control", "done") == 1 &&
+                 strcmp(it_str(t, "end_reason"), "closed_by_us") == 0,
+             "the hang-up's event or a's side of the stream: %d, %s",
+             it_call_events(c, "control", "done"), it_str(t, "end_reason"));
+    cJSON_Delete(c);
     cJSON_Delete(it_sim_wait(sim, NULL));
     down();
 }
@@ -345,6 +402,17 @@ static void node_death(void)
     it_sleep_ms(2000);
     it_server_stop(&na, SIGKILL, 5000);
     cJSON_Delete(it_sim_wait(sim, NULL));
+    /* /say through b before a is found lost: sent, never answered. */
+    char target[128], headers[256];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/say", sid);
+    snprintf(headers, sizeof headers, "%sContent-Type: application/json\r\n", it_auth);
+    it_resp r;
+    IT_CHECK(it_http(nb.port, "POST", target, headers, "{\"text\":\"hello\"}", &r) == 0 &&
+                 r.status == 504,
+             "say to a dead node: %d %s", r.status, r.body);
+    it_resp_free(&r);
+    IT_CHECK(it_metric(nb.port, "callstream_cluster_replies_late_total") == 1,
+             "the late reply is not counted");
 
     call_wait lost = {
         .port = nb.port, .sid = sid, .live = false, .status = "abnormal", .event = "node_lost"};
