@@ -132,6 +132,19 @@ static const char beat_lua[] =
     "end\n"
     "return {fresh, lost, alive}\n";
 
+/* ARGV: prefix, origin ("node/loop"), node: the calls this loop listed before (an earlier
+ * run's, or ones that ended while the server was away) are forgotten, unless another node
+ * holds them now; then the loop's set is empty, for its own calls to be written again. */
+static const char forget_lua[] =
+    "local p, origin, me = ARGV[1], ARGV[2], ARGV[3]\n"
+    "for _, sid in ipairs(redis.call('SMEMBERS', p..'nc:'..origin)) do\n"
+    "  if redis.call('HGET', p..'call:'..sid, 'node') == me then\n"
+    "    redis.call('DEL', p..'call:'..sid, p..'ev:'..sid)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', p..'nc:'..origin)\n"
+    "return 0\n";
+
 /* ARGV: prefix, max → {sid, node, loop, summary, ...} of every call of every node. */
 static const char list_lua[] =
     "local p, max, out = ARGV[1], tonumber(ARGV[2]), {}\n"
@@ -819,9 +832,8 @@ static void rewrite_own(rbus *r)
 {
     if (r->state != R_UP) return;
     r->rewrite = false;
-    char nc[KEY_MAX];
-    const char *del[] = {"DEL", key(nc, sizeof nc, "nc:", r->b->origin)};
-    send_cmd(r, true, 2, del, NULL);
+    const char *forget[] = {"EVAL", forget_lua, "0", CS_REDIS_PREFIX, r->b->origin, r->b->node};
+    send_cmd(r, true, 6, forget, NULL);
     void *v;
     for (size_t pos = 0; cs_map_next(&r->b->own, &pos, NULL, &v);) rewrite_call(r, v);
 }

@@ -502,6 +502,34 @@ static void test_node_back_after_lost(void **state)
     assert_int_equal(f->n[1].lost, 1);
 }
 
+/* A node started again within its TTL (not lost yet): the calls its earlier run listed are
+ * gone from the directory, listed or asked for, and the calls it holds now stay. */
+static void test_restart_forgets_earlier_run(void **state)
+{
+    fixture *f = *state;
+    cs_bus *a, *b;
+    two_nodes(f, 100, &a, &b);
+    cs_dir_put(a, "CAold", "{}", 2);
+    cs_dir_event(a, "CAold", "{\"e\":1}", 7);
+    list_until(f, b, 1, NULL);
+    /* A is killed (nothing cleaned) and comes back at once under the same id */
+    cs_bus_close(a);
+    f->n[0].bus = NULL;
+    open_node(f, 0, f->rs.url, 100, 500);
+    assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
+    a = f->n[0].bus;
+    cs_dir_put(a, "CAnew", "{}", 2);
+    ask l;
+    list_until(f, b, 1, &l);
+    assert_string_equal(l.sid, "CAnew");
+    ask g;
+    ask_now(f, b, &g, CS_DIR_GET, "CAold");
+    assert_int_equal(g.rc, 0);
+    assert_int_equal(g.ncalls, 0);
+    assert_int_equal(rs_int(&f->rs, "EXISTS cs:ev:CAold"), 0);
+    assert_int_equal(f->n[1].lost, 0);
+}
+
 static bool ups_twice(void *data)
 {
     fixture *f = data;
@@ -919,6 +947,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_directory_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_lost_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_back_after_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_forgets_earlier_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loops_of_one_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
