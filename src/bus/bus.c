@@ -304,10 +304,21 @@ const cs_bus_stats *cs_bus_stats_get(const cs_bus *b)
     return &b->stats;
 }
 
-int cs_bus_command(cs_bus *b, const char *node, const char *json, size_t n)
+int cs_bus_command(cs_bus *b, const char *to, const char *json, size_t n)
 {
-    if (!node || !node[0] || n > CS_BUS_MSG_MAX) return -EINVAL;
-    int rc = b->ops->command(b, node, json, n);
+    char node[CS_BUS_NODE_MAX + 1];
+    const char *slash = to ? strchr(to, '/') : NULL;
+    size_t len = to ? (slash ? (size_t)(slash - to) : strlen(to)) : 0;
+    unsigned long loop = 0;
+    if (slash) {
+        char *end;
+        loop = strtoul(slash + 1, &end, 10);
+        if (end == slash + 1 || *end || loop > UINT32_MAX) return -EINVAL;
+    }
+    if (len == 0 || len > CS_BUS_NODE_MAX || n > CS_BUS_MSG_MAX) return -EINVAL;
+    memcpy(node, to, len);
+    node[len] = '\0';
+    int rc = b->ops->command(b, node, (uint32_t)loop, json, n);
     if (rc == 0) b->stats.commands_out++;
     return rc;
 }

@@ -148,7 +148,8 @@ typedef struct cs_bus_config {
      * of it. After this returns the directory forgets them. */
     void (*on_node_lost)(void *data, const cs_bus_node *lost, const cs_dir_call *calls,
                          size_t n);
-    /* A command another node (or this one) sent here with cs_bus_command. */
+    /* A command another loop or node (or this one) sent here with cs_bus_command; `from`
+     * is the sender's address ("node/loop": where a reply goes). */
     void (*on_command)(void *data, const char *from, const char *json, size_t n);
     /* The load the heartbeat carries: filled in when it beats. */
     void (*load)(void *data, cs_bus_node *self);
@@ -180,8 +181,9 @@ typedef struct cs_bus_ops {
     void (*ask)(cs_bus *b, cs_dir_req *q);
     /* Forgets `q` (cs_dir_cancel). */
     void (*cancel)(cs_bus *b, cs_dir_req *q);
-    /* `json` to node `node`'s on_command: 0, or < 0 (unknown node, server away). */
-    int (*command)(cs_bus *b, const char *node, const char *json, size_t n);
+    /* `json` to the on_command of loop `loop` of node `node`: 0, or < 0 (unknown node or
+     * loop, server away). */
+    int (*command)(cs_bus *b, const char *node, uint32_t loop, const char *json, size_t n);
     /* Whether its server is reachable now (/ready). */
     bool (*ready)(const cs_bus *b);
 } cs_bus_ops;
@@ -238,8 +240,9 @@ int cs_dir_ask(cs_bus *b, cs_dir_req *q);
 /* Idempotent: `done` will not run. */
 void cs_dir_cancel(cs_dir_req *q);
 
-/* `json` to node `node`'s on_command (this one's too). 0, or < 0: CS_ENOTFOUND, server away. */
-int cs_bus_command(cs_bus *b, const char *node, const char *json, size_t n);
+/* `json` to the on_command of the loop at address `to`: "node/loop", or "node" for its first
+ * loop (this one's too). 0, or < 0: -EINVAL (not an address), CS_ENOTFOUND, server away. */
+int cs_bus_command(cs_bus *b, const char *to, const char *json, size_t n);
 bool cs_bus_ready(const cs_bus *b);
 const cs_bus_stats *cs_bus_stats_get(const cs_bus *b);
 

@@ -55,7 +55,7 @@ typedef struct xjob {
     cs_job job;
     xl *to;
     enum job_kind kind;
-    char name[CS_BUS_TOPIC_MAX + 1]; /* the topic, or the sender's node */
+    char name[CS_BUS_NODE_MAX + 16]; /* the topic, or the sender's address (node/loop) */
     size_t n;
     uint8_t data[];
 } xjob;
@@ -371,21 +371,13 @@ static void xl_ask(cs_bus *b, cs_dir_req *q)
     cs_mailbox_post(x->mb, &x->answer);
 }
 
-/* `node` is this node ("node": this loop) or one of its loops ("node/2"). */
-static int xl_command(cs_bus *b, const char *node, const char *json, size_t n)
+/* One of this node's loops. */
+static int xl_command(cs_bus *b, const char *node, uint32_t i, const char *json, size_t n)
 {
     xl *x = b->impl;
-    size_t len = strlen(b->node);
-    if (strncmp(node, b->node, len) != 0 || (node[len] && node[len] != '/')) return CS_ENOTFOUND;
-    uint32_t i = x->index;
-    if (node[len] == '/') {
-        char *end;
-        unsigned long v = strtoul(node + len + 1, &end, 10);
-        if (end == node + len + 1 || *end || v >= x->hub->loops) return CS_ENOTFOUND;
-        i = (uint32_t)v;
-    }
+    if (strcmp(node, b->node) != 0 || i >= x->hub->loops) return CS_ENOTFOUND;
     pthread_mutex_lock(&x->hub->lock);
-    int rc = x->hub->slot[i] ? post(x->hub->slot[i], JOB_COMMAND, b->node, json, n, XL_QUEUE_MAX)
+    int rc = x->hub->slot[i] ? post(x->hub->slot[i], JOB_COMMAND, b->origin, json, n, XL_QUEUE_MAX)
                              : CS_ENOTFOUND;
     pthread_mutex_unlock(&x->hub->lock);
     return rc;

@@ -40,7 +40,7 @@ static void on_turn(uv_timer_t *t)
     while (c) {
         command *next = c->next;
         b->stats.commands_in++;
-        if (b->cfg.on_command) b->cfg.on_command(b->cfg.data, b->node, c->json, c->n);
+        if (b->cfg.on_command) b->cfg.on_command(b->cfg.data, b->origin, c->json, c->n);
         free(c);
         c = next;
     }
@@ -88,9 +88,10 @@ static void inproc_ask(cs_bus *b, cs_dir_req *q)
     later(b->impl);
 }
 
-static int inproc_command(cs_bus *b, const char *node, const char *json, size_t n)
+static int inproc_command(cs_bus *b, const char *node, uint32_t loop, const char *json,
+                          size_t n)
 {
-    if (strcmp(node, b->node) != 0) return CS_ENOTFOUND;
+    if (strcmp(node, b->node) != 0 || loop != b->cfg.loop_index) return CS_ENOTFOUND;
     inproc *p = b->impl;
     command *c = malloc(sizeof *c + n + 1);
     if (!c) return -ENOMEM;

@@ -4,7 +4,8 @@
  * uv_getaddrinfo and hiredis is given the address. No TLS (hiredis 0.14 has none).
  *
  * Keys and channels, under CS_REDIS_PREFIX (docs/cluster.md):
- *   t:<topic>   channel: a topic's encoded messages     cmd:<node>  channel: its commands
+ *   t:<topic>   channel: a topic's encoded messages
+ *   cmd:<node>/<loop>  channel: "<from node/loop> <json>": commands to one loop of a node
  *   in          channel: "<node> +<topic>" or "-<topic>": it subscribed or left (`elsewhere`)
  *   call:<sid>  hash node, loop, summary                ev:<sid>    list: its last events
  *   nc:<node>/<loop>  set: a loop's calls        loops:<node>  set: its loops that beat
@@ -428,7 +429,7 @@ static redisAsyncContext *open_conn(rbus *r, const char *ip, bool subscriber)
     if (subscriber) {
         char ch[KEY_MAX], in[KEY_MAX];
         redisAsyncCommand(ac, on_sub_message, NULL, "SUBSCRIBE %s %s",
-                          key(ch, sizeof ch, "cmd:", r->b->node), key(in, sizeof in, "in", ""));
+                          key(ch, sizeof ch, "cmd:", r->b->origin), key(in, sizeof in, "in", ""));
     }
     return ac;
 }
@@ -537,13 +538,13 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
     } else if (!strcmp(ch, "in")) {
         on_announced(r, body->str, body->len);
     } else if (!strncmp(ch, "cmd:", 4)) {
-        /* "<from> <json>" */
+        /* "<from: node/loop> <json>" */
         const char *sp = memchr(body->str, ' ', body->len);
-        if (!sp || sp == body->str || (size_t)(sp - body->str) > CS_BUS_NODE_MAX) {
+        char from[sizeof b->origin];
+        if (!sp || sp == body->str || (size_t)(sp - body->str) >= sizeof from) {
             b->stats.bad++;
             return;
         }
-        char from[CS_BUS_NODE_MAX + 1];
         memcpy(from, body->str, (size_t)(sp - body->str));
         from[sp - body->str] = '\0';
         b->stats.commands_in++;
@@ -1132,17 +1133,18 @@ static void beat(rbus *r)
     r->beating = send_argv(r, on_beat, NULL, 15, argv, NULL, true) == 0;
 }
 
-static int r_command(cs_bus *b, const char *node, const char *json, size_t n)
+static int r_command(cs_bus *b, const char *node, uint32_t loop, const char *json, size_t n)
 {
     rbus *r = R(b);
     if (r->state != R_UP) return CS_EBACKEND;
     if (strcmp(node, b->node) && !cs_map_get(&r->peers, cs_str_of(node))) return CS_ENOTFOUND;
-    cs_buf msg = CS_BUF_INIT(CS_BUS_NODE_MAX + 1 + CS_BUS_MSG_MAX);
-    char ch[KEY_MAX];
-    int rc = cs_buf_printf(&msg, "%s ", b->node);
+    cs_buf msg = CS_BUF_INIT(sizeof b->origin + 1 + CS_BUS_MSG_MAX);
+    char ch[KEY_MAX], to[sizeof b->origin];
+    snprintf(to, sizeof to, "%s/%u", node, (unsigned)loop);
+    int rc = cs_buf_printf(&msg, "%s ", b->origin);
     if (rc >= 0) rc = cs_buf_append(&msg, json, n);
     if (rc >= 0) {
-        const char *argv[] = {"PUBLISH", key(ch, sizeof ch, "cmd:", node), msg.data};
+        const char *argv[] = {"PUBLISH", key(ch, sizeof ch, "cmd:", to), msg.data};
         size_t lens[] = {7, strlen(ch), msg.len};
         rc = send_cmd(r, false, 3, argv, lens) < 0 ? CS_EFULL : 0;
     }

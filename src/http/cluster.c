@@ -89,8 +89,11 @@ static void located(cs_dir_req *q)
     route *x = q->data;
     cs_cluster *cl = x->cl;
     cs_gateway *gw = cl->gw;
-    const char *node = q->rc == 0 && q->ncalls ? q->calls[0].node : NULL;
-    if (node && gw->bus && strcmp(node, gw->bus->node) != 0) {
+    /* its loop's address: another loop of this node is another place too */
+    char node[sizeof gw->bus->origin] = "";
+    if (q->rc == 0 && q->ncalls && gw->bus)
+        snprintf(node, sizeof node, "%s/%u", q->calls[0].node, (unsigned)q->calls[0].loop);
+    if (node[0] && strcmp(node, gw->bus->origin) != 0) {
         int rc = cs_bus_command(gw->bus, node, x->json, x->n);
         if (rc == 0) {
             if (!x->r) {

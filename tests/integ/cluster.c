@@ -350,11 +350,11 @@ static void across_nodes(void)
     cJSON_Delete(it_sim_wait(sim, NULL));
 
     /* A malformed command reaching a (its channel is Redis's): counted and skipped. */
-    redisReply *pub = rs_cmd(&redis, "PUBLISH cs:cmd:a %s", "b {\"v\":9,\"op\":\"say\"}");
+    redisReply *pub = rs_cmd(&redis, "PUBLISH cs:cmd:a/0 %s", "b/0 {\"v\":9,\"op\":\"say\"}");
     IT_CHECK(pub && pub->type == REDIS_REPLY_INTEGER && pub->integer == 1, "not published");
     if (pub) freeReplyObject(pub);
     IT_CHECK(it_until(command_refused, NULL, WAIT_MS), "a malformed command was not counted");
-    IT_CHECK(log_says(&na, "a command from node b refused (not version 1)"), "nor logged");
+    IT_CHECK(log_says(&na, "a command from node b/0 refused (not version 1)"), "nor logged");
 
     /* A hang-up through b: Twilio is asked from b, a closes its side of the streams, and
      * the control event is the call's, once. */

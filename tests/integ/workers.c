@@ -119,6 +119,7 @@ typedef struct heard {
     it_ws ws;
     bool subscribed, listed;
     int audio;
+    int statuses; /* status callbacks' events */
 } heard;
 
 static void read_monitor(heard *h, int timeout_ms)
@@ -134,6 +135,9 @@ static void read_monitor(heard *h, int timeout_ms)
         cJSON *j = cJSON_ParseWithLength(ev.data, ev.len);
         const char *type = it_str(j, "type");
         if (strcmp(type, "subscribed") == 0) h->subscribed = true;
+        if (strcmp(type, "event") == 0 &&
+            strcmp(it_str(cJSON_GetObjectItem(j, "event"), "type"), "status") == 0)
+            h->statuses++;
         if (strcmp(type, "calls") == 0 || strcmp(type, "call_started") == 0) {
             char *text = cJSON_PrintUnformatted(j);
             h->listed |= text && strstr(text, CALL_A) != NULL;
@@ -193,11 +197,36 @@ static void heard_across_loops(void)
         IT_CHECK(mon[i].subscribed && mon[i].listed && mon[i].audio > 0,
                  "monitor %d: subscribed %d, listed %d, audio frames %d", i, mon[i].subscribed,
                  mon[i].listed, mon[i].audio);
+    /* status callbacks land on either loop (a connection each): every one reaches the
+     * loop holding the call, so every listener has each one's event */
+    static const char *const names[] = {"CallSid", "CallStatus"};
+    static const char *const values[] = {CALL_A, "in-progress"};
+    enum { CALLBACKS = 8 };
+    for (int i = 0; i < CALLBACKS; i++)
+        IT_CHECK(it_twilio_post(&s, NULL, "/twilio/status", names, values, 2, NULL, 0) == 204,
+                 "status callback %d not taken", i);
+    deadline = it_now_ms() + WAIT_MS;
+    all = false;
+    while (!all && it_now_ms() < deadline) {
+        it_media_frame(&media, STREAM_A, seq, (seq - 2) * 20, 0x20, 160);
+        seq++;
+        all = true;
+        for (int i = 0; i < n; i++) {
+            read_monitor(&mon[i], 1);
+            all = all && mon[i].statuses >= CALLBACKS;
+        }
+        it_sleep_ms(20);
+    }
+    for (int i = 0; i < n; i++)
+        IT_CHECK(mon[i].statuses == CALLBACKS, "monitor %d heard %d of %d status callbacks", i,
+                 mon[i].statuses, CALLBACKS);
     metrics m;
     get_metrics(&s, &m);
     IT_CHECK(in(&m, "callstream_bus_sent_total") > 0 &&
                  in(&m, "callstream_bus_received_total") > 0,
              "nothing went from loop to loop");
+    IT_CHECK(in(&m, "callstream_bus_commands_in_total") > 0,
+             "no status callback went to the call's loop");
     it_resp_free(&m.r);
     IT_CHECK(it_media_stop(&media, CALL_A, STREAM_A, seq) >= 0, "the stream did not stop");
     it_ws_close(&media);

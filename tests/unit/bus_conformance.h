@@ -26,7 +26,7 @@ typedef struct bc_env {
     size_t ngot;
     unsigned answers, commands;
     char command[256];
-    char command_from[CS_BUS_NODE_MAX + 1];
+    char command_from[CS_BUS_NODE_MAX + 16];
 } bc_env;
 
 /* The test file's: opens e->a and e->b on e->loop with `cfg` as the base (0 or -1). */
@@ -315,13 +315,17 @@ static bool bc_commanded(void *data)
 static void bc_commands(void **state)
 {
     bc_env *e = *state;
-    assert_int_equal(cs_bus_command(e->a, e->b->node, "{\"op\":\"x\"}", 10), 0);
+    /* to b's own address; the sender's is where a reply goes */
+    assert_int_equal(cs_bus_command(e->a, e->b->origin, "{\"op\":\"x\"}", 10), 0);
     assert_int_equal(e->commands, 0); /* later */
     assert_true(tu_run_until(&e->loop, bc_commanded, e, TU_WAIT_MS));
     assert_string_equal(e->command, "{\"op\":\"x\"}");
-    assert_string_equal(e->command_from, e->a->node);
+    assert_string_equal(e->command_from, e->a->origin);
+    assert_int_equal(cs_bus_stats_get(e->b)->commands_in, 1);
     assert_true(cs_bus_command(e->a, "no-such-node", "{}", 2) < 0);
-    assert_int_equal(cs_bus_command(e->a, "", "{}", 2), -EINVAL);
+    static const char *const bad[] = {"", "/0", "n/", "n/x", "n/1x", "n/99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(cs_bus_command(e->a, bad[i], "{}", 2), -EINVAL);
 }
 
 /* The wire form: what goes out comes back the same; anything else is refused. */

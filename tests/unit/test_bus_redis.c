@@ -540,6 +540,17 @@ static bool ups_twice(void *data)
 
 /* A node with two loops, a bus each: they hear each other through Redis, each keeps its own
  * calls (rewriting one loop's leaves the other's), and the node is lost whole. */
+static bool sent_to_loop1(void *data)
+{
+    fixture *f = data;
+    return cs_bus_command(f->n[2].bus, "nodeA/1", "{\"to\":1}", 8) == 0;
+}
+
+static bool loop1_commanded(void *data)
+{
+    return ((fixture *)data)->n[1].commands > 0;
+}
+
 static void test_loops_of_one_node(void **state)
 {
     fixture *f = *state;
@@ -558,6 +569,13 @@ static void test_loops_of_one_node(void **state)
     cs_dir_put(l0, "CA0", "{}", 2);
     cs_dir_put(l1, "CA1", "{}", 2);
     list_until(f, c, 2, NULL);
+    /* a command reaches the loop it names, and only it */
+    assert_true(tu_run_until(&f->env.loop, sent_to_loop1, f, TU_WAIT_MS));
+    assert_true(tu_run_until(&f->env.loop, loop1_commanded, f, TU_WAIT_MS));
+    run_ms(f, 300);
+    assert_int_equal(f->n[0].commands, 0);
+    assert_int_equal(f->n[1].commands, 1);
+    assert_string_equal(f->n[1].cmd_from, "nodeC/0");
     /* the server forgets everything: both loops write theirs again, neither wipes the other */
     redisReply *rep = rs_cmd(&f->rs, "FLUSHALL");
     assert_non_null(rep);
@@ -760,7 +778,7 @@ static void test_bad_payloads(void **state)
     run_ms(f, 300);
     int got = r.texts;
     assert_true(rs_int(&f->rs, "PUBLISH cs:t:CA1 %s", "garbage") >= 1);
-    assert_true(rs_int(&f->rs, "PUBLISH cs:cmd:nodeA %s", "nospace") >= 1);
+    assert_true(rs_int(&f->rs, "PUBLISH cs:cmd:nodeA/0 %s", "nospace") >= 1);
     assert_true(tu_run_until(&f->env.loop, bad_counted, f, TU_WAIT_MS));
     assert_int_equal(r.texts, got);
     r.texts = 0;
@@ -789,7 +807,7 @@ static void test_commands(void **state)
     assert_int_equal(cs_bus_command(f->n[0].bus, "nodeZ", "{}", 2), CS_ENOTFOUND);
     assert_true(tu_run_until(&f->env.loop, command_sent, f, TU_WAIT_MS));
     assert_true(tu_run_until(&f->env.loop, b_commanded, f, TU_WAIT_MS));
-    assert_string_equal(f->n[1].cmd_from, "nodeA");
+    assert_string_equal(f->n[1].cmd_from, "nodeA/0");
     assert_string_equal(f->n[1].cmd_json, "{\"hangup\":\"CB1\"}");
     assert_int_equal(f->n[0].commands, 0);
     assert_int_equal(cs_bus_stats_get(f->n[0].bus)->commands_out, 1);
