@@ -54,8 +54,9 @@ int cs_bus_open(cs_bus **out, const cs_bus_config *cfg, cs_buf *err)
         return CS_ECONFIG;
     }
     const char *node = cfg->node ? cfg->node : "";
-    if (strlen(node) > CS_BUS_NODE_MAX || strspn(node, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                       "0123456789._-") != strlen(node)) {
+    if (strlen(node) > CS_BUS_NODE_MAX ||
+        strspn(node, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789._-") != strlen(node)) {
         cs_buf_printf(err, "NODE_ID is at most %d of A-Z a-z 0-9 . _ -", CS_BUS_NODE_MAX);
         return CS_ECONFIG;
     }
@@ -153,16 +154,20 @@ void cs_bus_unsubscribe(cs_bus *b, cs_bus_sub *s)
     if (!t->head && !t->walking) topic_gone(b, t);
 }
 
+static subscribers *subscribers_of(const cs_bus *b, const char *topic, size_t n)
+{
+    return b->topics.len ? cs_map_get(&b->topics, (cs_str){topic, n}) : NULL;
+}
+
 bool cs_bus_has(cs_bus *b, const char *name, size_t n)
 {
-    if (b->topics.len && cs_map_get(&b->topics, (cs_str){name, n})) return true;
+    if (subscribers_of(b, name, n)) return true;
     return b->ops->elsewhere && b->ops->elsewhere(b, name, n);
 }
 
-/* To this loop's subscribers, in order. */
-static void deliver(cs_bus *b, const cs_bus_msg *m)
+/* To this loop's subscribers `t` (NULL: none), in order. */
+static void deliver(cs_bus *b, subscribers *t, const cs_bus_msg *m)
 {
-    subscribers *t = cs_map_get(&b->topics, cs_str_of(m->topic));
     if (!t) return;
     /* A subscriber may unsubscribe itself or others while we walk: the cursor keeps our
      * place, and the topic stays until the walk ends. A delivery nested in another one
@@ -182,8 +187,15 @@ static void deliver(cs_bus *b, const cs_bus_msg *m)
     if (!t->head && !nested) topic_gone(b, t);
 }
 
+/* Every audio frame of every call comes here: who listens is asked once, and a frame
+ * nobody wants costs two lookups. */
 void cs_bus_publish(cs_bus *b, const cs_bus_msg *in)
 {
+    size_t n = strlen(in->topic);
+    subscribers *t = subscribers_of(b, in->topic, n);
+    bool away = b->ops->publish && (!b->ops->elsewhere || b->ops->elsewhere(b, in->topic, n));
+    if (!t && !away) return;
+    b->stats.published++; /* those someone listens to */
     cs_bus_msg stamped;
     const cs_bus_msg *m = in;
     if (in->kind == CS_BUS_AUDIO && !in->at_ms) {
@@ -191,11 +203,8 @@ void cs_bus_publish(cs_bus *b, const cs_bus_msg *in)
         stamped.at_ms = cs_wall_ms();
         m = &stamped;
     }
-    b->stats.published++;
-    deliver(b, m);
-    if (!b->ops->publish) return;
-    size_t n = strlen(m->topic);
-    if (b->ops->elsewhere && !b->ops->elsewhere(b, m->topic, n)) return;
+    deliver(b, t, m);
+    if (!away) return;
     if (cs_bus_msg_encode(&b->scratch, m, b->origin) < 0) {
         b->stats.dropped++;
         return;
@@ -221,8 +230,8 @@ int cs_bus_msg_encode(cs_buf *out, const cs_bus_msg *m, const char *origin)
     size_t body = m->kind == CS_BUS_TEXT ? m->len : AUDIO_HEAD + m->n;
     if (olen > 255 || body > CS_BUS_MSG_MAX) return -EINVAL;
     cs_buf_reset(out);
-    uint8_t head[3] = {m->kind == CS_BUS_TEXT ? WIRE_TEXT : WIRE_AUDIO,
-                       m->final ? WIRE_FINAL : 0, (uint8_t)olen};
+    uint8_t head[3] = {m->kind == CS_BUS_TEXT ? WIRE_TEXT : WIRE_AUDIO, m->final ? WIRE_FINAL : 0,
+                       (uint8_t)olen};
     if (cs_buf_append(out, head, sizeof head) < 0 || cs_buf_append(out, origin, olen) < 0)
         return -ENOMEM;
     if (m->kind == CS_BUS_TEXT) return cs_buf_append(out, m->text, m->len) < 0 ? -ENOMEM : 0;
@@ -237,8 +246,7 @@ int cs_bus_msg_encode(cs_buf *out, const cs_bus_msg *m, const char *origin)
 int cs_bus_msg_decode(cs_bus_msg *m, const char **origin, size_t *origin_len, const uint8_t *p,
                       size_t n)
 {
-    if (n < 3 || (p[0] != WIRE_TEXT && p[0] != WIRE_AUDIO) || (p[1] & ~WIRE_FINAL) ||
-        n < 3u + p[2])
+    if (n < 3 || (p[0] != WIRE_TEXT && p[0] != WIRE_AUDIO) || (p[1] & ~WIRE_FINAL) || n < 3u + p[2])
         return -EPROTO;
     const char *name = m->topic;
     memset(m, 0, sizeof *m);
@@ -279,7 +287,7 @@ void cs_bus__arrived(cs_bus *b, const char *name, const uint8_t *p, size_t n)
     }
     if (olen == strlen(b->origin) && memcmp(origin, b->origin, olen) == 0) return;
     b->stats.received++;
-    deliver(b, &m);
+    deliver(b, subscribers_of(b, name, strlen(name)), &m);
 }
 
 void cs_bus__health(cs_bus *b, bool up, const char *why)
@@ -494,8 +502,8 @@ static void local_call(cs_bus *b, cs_dir_req *q, cs_dir_call *c, const cs_bus_ow
     snprintf(c->sid, sizeof c->sid, "%s", o->sid);
     snprintf(c->node, sizeof c->node, "%s", b->node);
     c->loop = o->loop;
-    c->summary = o->summary ? cs_pool_strndup(&q->pool, (cs_str){o->summary, o->summary_len})
-                            : NULL;
+    c->summary =
+        o->summary ? cs_pool_strndup(&q->pool, (cs_str){o->summary, o->summary_len}) : NULL;
     c->summary_len = c->summary ? o->summary_len : 0;
 }
 

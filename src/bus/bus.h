@@ -121,7 +121,7 @@ struct cs_dir_req {
 };
 
 typedef struct cs_bus_stats {
-    uint64_t published, delivered; /* here: messages published, deliveries to subscribers */
+    uint64_t published, delivered; /* here: messages someone listened to; deliveries */
     uint64_t sent, received;       /* to and from other loops or nodes */
     uint64_t dropped;              /* to other loops or nodes, lost (queue full, server away) */
     uint64_t bad;                  /* received and not decodable: counted and skipped */

@@ -489,7 +489,8 @@ void cs_metrics_render(cs_gateway *gw, cs_buf *into)
             const char *name, *help;
             uint64_t value;
         } bus[] = {
-            {"callstream_bus_published_total", "listen-in messages published here", bs->published},
+            {"callstream_bus_published_total", "listen-in messages published that someone listened to",
+             bs->published},
             {"callstream_bus_delivered_total", "deliveries to subscribers here", bs->delivered},
             {"callstream_bus_sent_total", "messages handed on for other nodes", bs->sent},
             {"callstream_bus_received_total", "messages from other nodes", bs->received},
