@@ -6,10 +6,13 @@
  *                                         "binary"): the call starts when it connects
  *   GET  /api/v1/call_streams/{id}        where it stands
  *   POST /api/v1/call_streams/{id}/complete  ends it
- * A created stream waits here, in memory, until its source connects with the token (kept
- * as a SHA-256 only, good once) or CALL_STREAM_TOKEN_S passes (it expires); pending
- * streams do not survive a restart. Once connected it is a call like any other, ended by
- * `complete` or by its source closing the socket. */
+ * A created stream waits in its creator loop's memory until its source connects with the
+ * token (kept as a SHA-256 only, good once) or CALL_STREAM_TOKEN_S passes (it expires);
+ * pending streams do not survive a restart. A request for a stream another loop or node
+ * holds is asked of every loop (cluster.c: CLAIM, PEEK, CANCEL): the holder checks the
+ * token's hash and hands the stream over, so its source may connect anywhere. Once
+ * connected it is a call like any other (in the directory), ended by `complete` or by its
+ * source closing the socket. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,7 @@
 #include "core/pool.h"
 #include "core/prom.h"
 #include "http/auth.h"
+#include "http/cluster_msg.h"
 #include "http/gateway.h"
 
 #define ID_BYTES     16 /* random bytes of an id: CS + 32 hex digits */
@@ -47,7 +51,7 @@ typedef struct pending {
 } pending;
 
 typedef struct cs_call_stream_stats {
-    uint64_t created, connected, ended, canceled, expired, bad_token, limited;
+    uint64_t created, connected, ended, canceled, expired, handed, bad_token, limited;
 } cs_call_stream_stats;
 
 struct cs_call_streams {
@@ -150,6 +154,20 @@ static int socket_url(const cs_gateway *gw, const char *id, cs_buf *out)
 
 /* ---- POST /api/v1/call_streams ---- */
 
+/* The start's parameters, copied into `p`: 0 or -ENOMEM. */
+static int keep_params(pending *p, const char *const *names, const char *const *values, size_t n)
+{
+    for (size_t i = 0; i < n && i < START_PARAMS; i++) {
+        char *k = cs_pool_strdup(&p->pool, names[i]), *v = cs_pool_strdup(&p->pool, values[i]);
+        if (!k || !v) return -ENOMEM;
+        p->params[i] = (cs_kv){cs_str_of(k), cs_str_of(v)};
+        if (strcmp(k, "From") == 0) p->from = v;
+        if (strcmp(k, "To") == 0) p->to = v;
+        p->nparams = i + 1;
+    }
+    return 0;
+}
+
 /* The body's checks: 0, or < 0 once answered. */
 static int read_create(cs_request *r, const cJSON *body, pending *p)
 {
@@ -199,29 +217,19 @@ static int read_create(cs_request *r, const cJSON *body, pending *p)
             values[n++] = fixed[i][1];
         }
     if ((rc = cs_api_params(r, body, names, values, &n)) < 0) return rc;
-    for (size_t i = 0; i < n; i++) {
-        char *k = cs_pool_strdup(&p->pool, names[i]), *v = cs_pool_strdup(&p->pool, values[i]);
-        if (!k || !v) {
-            cs_respond_error(r, 503, "out of memory");
-            return -ENOMEM;
-        }
-        p->params[i] = (cs_kv){cs_str_of(k), cs_str_of(v)};
-        if (strcmp(k, "From") == 0) p->from = v;
-        if (strcmp(k, "To") == 0) p->to = v;
+    if (keep_params(p, names, values, n) < 0) {
+        cs_respond_error(r, 503, "out of memory");
+        return -ENOMEM;
     }
-    p->nparams = n;
     return 0;
 }
 
-static void params_json(cs_buf *out, const pending *p)
+static void params_json(cs_json *j, const pending *p)
 {
-    cs_json j;
-    cs_json_init(&j, out);
-    cs_json_obj(&j);
+    cs_json_obj(j);
     for (size_t i = 0; i < p->nparams; i++)
-        cs_json_kstr(&j, p->params[i].name.p, p->params[i].value.p);
-    cs_json_obj_end(&j);
-    cs_json_end(&j);
+        cs_json_kstr(j, p->params[i].name.p, p->params[i].value.p);
+    cs_json_obj_end(j);
 }
 
 void cs_api_call_stream_create(cs_request *r)
@@ -280,7 +288,10 @@ void cs_api_call_stream_create(cs_request *r)
         uv_timer_start(&cs->timer, on_tick, TICK_MS, TICK_MS);
     cs->stats.created++;
     cs_buf params = CS_BUF_INIT(1 << 16);
-    params_json(&params, p);
+    cs_json pj;
+    cs_json_init(&pj, &params);
+    params_json(&pj, p);
+    cs_json_end(&pj);
     int64_t now = cs_wall_ms();
     cs_call_row row = {.sid = p->id,
                        .from = p->from,
@@ -313,6 +324,108 @@ void cs_api_call_stream_create(cs_request *r)
 
 /* ---- the source's socket ---- */
 
+static const char *const no_stream = "no stream waits under this id: unknown, expired or ended";
+static const char *const connected_already =
+    "the stream is connected already: a token is good once";
+
+/* Whether `hash` (hex) is `p`'s token's, in constant time. */
+static bool token_matches(const pending *p, const char *hash)
+{
+    char mine[2 * CS_SHA256_LEN + 1];
+    cs_hex(mine, p->token_hash, CS_SHA256_LEN);
+    return cs_ct_equal(mine, 2 * CS_SHA256_LEN, hash, strlen(hash));
+}
+
+static void refused_token(cs_request *r, const char *id, const char *why)
+{
+    cs_gateway *gw = r->app;
+    gw->call_streams->stats.bad_token++;
+    cs_warn("call stream %s: refused a source from %s: %s token", id,
+            r->conn ? r->conn->peer_ip : "?", why);
+    cs_respond_error(r, 403, "invalid or missing token");
+}
+
+/* Its source is here (`p` no longer waits, wherever it did): the call starts. */
+static void start(cs_request *r, pending *p)
+{
+    cs_gateway *gw = r->app;
+    cs_pevent ev = {.type = CS_PEV_START, .seq = -1, .stream_id = cs_str_of(p->id)};
+    ev.start.account_id = CS_STR("");
+    ev.start.call_id = ev.start.stream_id = ev.stream_id;
+    ev.start.tracks = CS_TRACK_BIT(CS_TRACK_INBOUND);
+    ev.start.encoding = CS_STR("audio/x-mulaw");
+    ev.start.sample_rate = 8000;
+    ev.start.channels = 1;
+    ev.start.params = p->params;
+    ev.start.nparams = p->nparams;
+    if (cs_media_attach(r, p->codec, &ev) == 0) {
+        p->codec = NULL;
+        gw->call_streams->stats.connected++;
+    } else {
+        ended(gw, p->id, "failed", NULL);
+    }
+    pending_free(p);
+}
+
+/* What another loop's holder handed over (a CLAIM's body): the stream, as if made here. */
+static pending *handed_over(cs_call_streams *cs, const char *id, const char *json)
+{
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(o, "format"),
+                *rate = cJSON_GetObjectItemCaseSensitive(o, "rate"),
+                *params = cJSON_GetObjectItemCaseSensitive(o, "params"), *kv;
+    pending *p = calloc(1, sizeof *p);
+    bool ok = p && cJSON_IsString(format) && cJSON_IsNumber(rate) && cJSON_IsObject(params);
+    if (ok) {
+        snprintf(p->id, sizeof p->id, "%s", id);
+        snprintf(p->format, sizeof p->format, "%s", format->valuestring);
+        p->rate = (unsigned)rate->valuedouble;
+        const char *names[START_PARAMS], *values[START_PARAMS];
+        size_t n = 0;
+        cJSON_ArrayForEach(kv, params)
+        {
+            if (!cJSON_IsString(kv) || n == START_PARAMS) {
+                ok = false;
+                break;
+            }
+            names[n] = kv->string;
+            values[n++] = kv->valuestring;
+        }
+        ok = ok && keep_params(p, names, values, n) == 0 &&
+             wire->codec_new(&p->codec, p->format, p->rate, &cs->codec) == 0;
+    }
+    cJSON_Delete(o);
+    if (!ok && p) {
+        pending_free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+/* A CLAIM's answer: the stream handed over starts here, or the refusal. */
+static void claimed(cs_request *r, const char *id, int code, const char *msg, const char *body)
+{
+    cs_gateway *gw = r->app;
+    if (code == 403) {
+        refused_token(r, id, "wrong");
+        return;
+    }
+    if (code != 200) {
+        cs_respond_error(r, code, "%s", code == 404 ? no_stream : msg);
+        return;
+    }
+    pending *p = body && gw->call_streams ? handed_over(gw->call_streams, id, body) : NULL;
+    if (!p || gw->draining) {
+        cs_error("call stream %s: what another loop handed over cannot start here", id);
+        ended(gw, id, "failed", NULL);
+        if (p) pending_free(p);
+        cs_respond_error(r, 503, "the stream cannot start here");
+        return;
+    }
+    cs_info("call stream %s: its source connected here, the stream came from another loop", id);
+    start(r, p);
+}
+
 void cs_call_stream_upgrade(cs_request *r)
 {
     cs_gateway *gw = r->app;
@@ -321,13 +434,16 @@ void cs_call_stream_upgrade(cs_request *r)
         cs_respond_error(r, 503, "shutting down");
         return;
     }
-    cs_str id = r->params[0];
-    pending *p = is_ours(id) ? cs_map_get(&cs->pending, id) : NULL;
-    if (!p) {
-        if (is_ours(id) && cs_calls_call(&gw->calls, id))
-            cs_respond_error(r, 409, "the stream is connected already: a token is good once");
-        else
-            cs_respond_error(r, 404, "no stream waits under this id: unknown, expired or ended");
+    cs_str sid = r->params[0];
+    if (!is_ours(sid)) {
+        cs_respond_error(r, 404, "%s", no_stream);
+        return;
+    }
+    char id[CS_SID_MAX + 1];
+    cs_str_copy(id, sizeof id, sid);
+    pending *p = cs_map_get(&cs->pending, sid);
+    if (!p && cs_calls_call(&gw->calls, sid)) {
+        cs_respond_error(r, 409, "%s", connected_already);
         return;
     }
     cs_str key;
@@ -341,35 +457,29 @@ void cs_call_stream_upgrade(cs_request *r)
     bool parsed = cs_form_parse(&q, r->head.query.p ? r->head.query.p : "", r->head.query.n) == 0;
     if (parsed) token = cs_form_get(&q, "token");
     uint8_t hash[CS_SHA256_LEN];
-    if (token) cs_sha256(hash, token, strlen(token));
+    char hex[2 * CS_SHA256_LEN + 1];
+    if (token) {
+        cs_sha256(hash, token, strlen(token));
+        cs_hex(hex, hash, sizeof hash);
+    }
     bool given = token != NULL;
-    bool ok = given && cs_ct_equal(hash, sizeof hash, p->token_hash, sizeof p->token_hash);
     if (parsed) cs_form_free(&q);
-    if (!ok) {
-        cs->stats.bad_token++;
-        cs_warn("call stream %s: refused a source from %s: %s token", p->id,
-                r->conn ? r->conn->peer_ip : "?", given ? "wrong" : "no");
-        cs_respond_error(r, 403, "invalid or missing token");
+    if (!given) {
+        refused_token(r, id, "no");
+        return;
+    }
+    if (!p) { /* another loop's, perhaps: whoever holds it hands it over */
+        cs_cmd c = {.op = CS_CMD_CLAIM, .sid = id, .hash = hex};
+        cs_cluster_call_stream(r, &c, claimed);
+        return;
+    }
+    if (!token_matches(p, hex)) {
+        refused_token(r, id, "wrong");
         return;
     }
     /* Good once: whatever happens next, it no longer waits. */
     unlist(cs, p);
-    cs_pevent ev = {.type = CS_PEV_START, .seq = -1, .stream_id = cs_str_of(p->id)};
-    ev.start.account_id = CS_STR("");
-    ev.start.call_id = ev.start.stream_id = ev.stream_id;
-    ev.start.tracks = CS_TRACK_BIT(CS_TRACK_INBOUND);
-    ev.start.encoding = CS_STR("audio/x-mulaw");
-    ev.start.sample_rate = 8000;
-    ev.start.channels = 1;
-    ev.start.params = p->params;
-    ev.start.nparams = p->nparams;
-    if (cs_media_attach(r, p->codec, &ev) == 0) {
-        p->codec = NULL;
-        cs->stats.connected++;
-    } else {
-        ended(gw, p->id, "failed", NULL);
-    }
-    pending_free(p);
+    start(r, p);
 }
 
 /* ---- GET and complete ---- */
@@ -437,71 +547,168 @@ static void look_up(cs_request *r, const char *id, bool complete)
     cs_store_query_run(gw->store, q);
 }
 
-void cs_api_call_stream_get(cs_request *r)
+/* A PEEK's or a CANCEL's answer: the holder's as it is; nobody's, the store's. */
+static void asked(cs_request *r, const char *id, int code, const char *msg, const char *body,
+                  bool complete)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_stream_get)) return;
-    cs_gateway *gw = r->app;
-    char id[CS_SID_MAX + 1];
-    if (!path_id(r, id)) return;
-    const pending *p = cs_map_get(&gw->call_streams->pending, cs_str_of(id));
-    const cs_call *call = cs_calls_call(&gw->calls, cs_str_of(id));
-    if (!p && !call) {
-        look_up(r, id, false);
-        return;
+    if (code == 404) {
+        look_up(r, id, complete);
+    } else if (code == 200 && body) {
+        cs_buf out = CS_BUF_INIT(JSON_MAX);
+        if (cs_buf_append(&out, body, strlen(body)) < 0)
+            cs_respond_error(r, 503, "out of memory");
+        else
+            cs_respond_json(r, 200, &out);
+        cs_buf_free(&out);
+    } else {
+        cs_respond_error(r, code == 200 ? 502 : code, "%s", msg);
     }
-    cs_buf out = CS_BUF_INIT(JSON_MAX);
-    cs_json j;
-    cs_json_init(&j, &out);
-    state_json(&j, id, p ? "waiting" : "in-progress");
-    if (p) {
-        uint64_t now = uv_now(gw->loop);
-        cs_json_kstr(&j, "format", p->format);
-        cs_json_kint(&j, "rate", p->rate);
-        cs_json_kint(&j, "expires_in_s", (int64_t)((p->expires_ms - now + 999) / 1000));
-    } else if (call->nstreams) {
-        const cs_stream_stats *st = &call->streams[0]->stats;
-        cs_json_kint(&j, "frames_in", (int64_t)st->frames[CS_TRACK_INBOUND]);
-        cs_json_kint(&j, "frames_out", (int64_t)st->frames_out);
-    }
-    cs_json_obj_end(&j);
-    respond(r, 200, &j, &out);
 }
 
-void cs_api_call_stream_complete(cs_request *r)
+static void peeked(cs_request *r, const char *id, int code, const char *msg, const char *body)
 {
-    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_stream_complete)) return;
-    cs_gateway *gw = r->app;
+    asked(r, id, code, msg, body, false);
+}
+
+static void canceled(cs_request *r, const char *id, int code, const char *msg, const char *body)
+{
+    asked(r, id, code, msg, body, true);
+}
+
+/* Where `id` stands, if it waits or is live here: 0, or CS_ENOTFOUND. */
+static int status_here(cs_gateway *gw, const char *id, cs_json *j)
+{
+    const pending *p = cs_map_get(&gw->call_streams->pending, cs_str_of(id));
+    const cs_call *call = cs_calls_call(&gw->calls, cs_str_of(id));
+    if (!p && !call) return CS_ENOTFOUND;
+    state_json(j, id, p ? "waiting" : "in-progress");
+    if (p) {
+        uint64_t now = uv_now(gw->loop);
+        cs_json_kstr(j, "format", p->format);
+        cs_json_kint(j, "rate", p->rate);
+        cs_json_kint(j, "expires_in_s", (int64_t)((p->expires_ms - now + 999) / 1000));
+    } else if (call->nstreams) {
+        const cs_stream_stats *st = &call->streams[0]->stats;
+        cs_json_kint(j, "frames_in", (int64_t)st->frames[CS_TRACK_INBOUND]);
+        cs_json_kint(j, "frames_out", (int64_t)st->frames_out);
+    }
+    cs_json_obj_end(j);
+    return 0;
+}
+
+/* Ends `id` if it waits (canceled) or is live (completed) here: 0, or CS_ENOTFOUND. */
+static int complete_here(cs_gateway *gw, const char *id, const char *by, cs_json *j)
+{
     cs_call_streams *cs = gw->call_streams;
-    char id[CS_SID_MAX + 1];
-    if (!path_id(r, id)) return;
-    cJSON *body = cs_api_json_body(r, true);
-    if (!body) return;
-    cJSON_Delete(body);
     pending *p = cs_map_get(&cs->pending, cs_str_of(id));
     const cs_call *call = cs_calls_call(&gw->calls, cs_str_of(id));
     const char *state;
     if (p) {
         /* Never connected: it ends before it began. */
         cs->stats.canceled++;
-        ended(gw, id, "canceled", r->user);
+        ended(gw, id, "canceled", by);
         unlist(cs, p);
         pending_free(p);
         state = "canceled";
     } else if (call) {
         cs_info("call stream %s: completed through the API", id);
-        event(gw, id, CS_EVENT_CONTROL, "complete", r->user);
+        event(gw, id, CS_EVENT_CONTROL, "complete", by);
         cs_media_end_call(gw, id, "completed"); /* the call ends: recorded, completed */
         state = "completed";
     } else {
-        look_up(r, id, true);
-        return;
+        return CS_ENOTFOUND;
     }
+    state_json(j, id, state);
+    cs_json_obj_end(j);
+    return 0;
+}
+
+void cs_api_call_stream_get(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_stream_get)) return;
+    cs_gateway *gw = r->app;
+    char id[CS_SID_MAX + 1];
+    if (!path_id(r, id)) return;
     cs_buf out = CS_BUF_INIT(JSON_MAX);
     cs_json j;
     cs_json_init(&j, &out);
-    state_json(&j, id, state);
-    cs_json_obj_end(&j);
-    respond(r, 200, &j, &out);
+    if (status_here(gw, id, &j) == 0) {
+        respond(r, 200, &j, &out);
+        return;
+    }
+    cs_buf_free(&out);
+    cs_cmd c = {.op = CS_CMD_PEEK, .sid = id};
+    cs_cluster_call_stream(r, &c, peeked);
+}
+
+void cs_api_call_stream_complete(cs_request *r)
+{
+    if (!cs_auth_check(r, CS_ACCESS_API, cs_api_call_stream_complete)) return;
+    cs_gateway *gw = r->app;
+    char id[CS_SID_MAX + 1];
+    if (!path_id(r, id)) return;
+    cJSON *body = cs_api_json_body(r, true);
+    if (!body) return;
+    cJSON_Delete(body);
+    cs_buf out = CS_BUF_INIT(JSON_MAX);
+    cs_json j;
+    cs_json_init(&j, &out);
+    if (complete_here(gw, id, r->user, &j) == 0) {
+        respond(r, 200, &j, &out);
+        return;
+    }
+    cs_buf_free(&out);
+    cs_cmd c = {.op = CS_CMD_CANCEL, .sid = id, .by = r->user[0] ? r->user : NULL};
+    cs_cluster_call_stream(r, &c, canceled);
+}
+
+/* ---- what other loops ask ---- */
+
+int cs_call_stream_serve(cs_gateway *gw, const cs_cmd *c, cs_buf *body, char *msg, size_t cap)
+{
+    cs_call_streams *cs = gw->call_streams;
+    if (!cs) {
+        snprintf(msg, cap, "shutting down");
+        return 503;
+    }
+    cs_json j;
+    cs_json_init(&j, body);
+    int rc = CS_ENOTFOUND;
+    if (c->op == CS_CMD_PEEK) rc = status_here(gw, c->sid, &j);
+    if (c->op == CS_CMD_CANCEL) rc = complete_here(gw, c->sid, c->by, &j);
+    if (c->op == CS_CMD_CLAIM) {
+        pending *p = cs_map_get(&cs->pending, cs_str_of(c->sid));
+        if (!p && cs_calls_call(&gw->calls, cs_str_of(c->sid))) {
+            snprintf(msg, cap, "%s", connected_already);
+            return 409;
+        }
+        if (p && !token_matches(p, c->hash)) {
+            snprintf(msg, cap, "invalid or missing token");
+            return 403;
+        }
+        if (p) { /* good once: it is the claimer's from here */
+            cs_json_obj(&j);
+            cs_json_kstr(&j, "format", p->format);
+            cs_json_kint(&j, "rate", p->rate);
+            cs_json_key(&j, "params");
+            params_json(&j, p);
+            cs_json_obj_end(&j);
+            cs->stats.handed++;
+            cs_info("call stream %s: its source connected on another loop: handed over", p->id);
+            unlist(cs, p);
+            pending_free(p);
+            rc = 0;
+        }
+    }
+    if (rc == CS_ENOTFOUND) {
+        snprintf(msg, cap, "not here");
+        return 404;
+    }
+    if (cs_json_end(&j) < 0) {
+        snprintf(msg, cap, "answer too large");
+        return 500;
+    }
+    return 200;
 }
 
 /* ---- start, stop, metrics ---- */
@@ -566,9 +773,12 @@ void cs_call_streams_metrics(const cs_gateway *gw, cs_buf *out)
     cs_prom_family(
         out, "callstream_call_streams_total", "counter",
         "API streams by what happened: created, connected, ended (a connected one's "
-        "call ended), canceled (completed before it connected), expired",
-        "event", (const char *const[]){"created", "connected", "ended", "canceled", "expired"},
-        (const uint64_t[]){s->created, s->connected, s->ended, s->canceled, s->expired}, 5);
+        "call ended), canceled (completed before it connected), expired, handed (its source "
+        "connected on another loop or node, which took it)",
+        "event",
+        (const char *const[]){"created", "connected", "ended", "canceled", "expired", "handed"},
+        (const uint64_t[]){s->created, s->connected, s->ended, s->canceled, s->expired, s->handed},
+        6);
     cs_prom_counter(out, "callstream_call_streams_bad_token_total",
                     "source connections refused for a wrong or missing token",
                     (double)s->bad_token);

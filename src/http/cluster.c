@@ -16,19 +16,25 @@
 #include "http/gateway.h"
 
 #define CLUSTER_ROUTES_MAX 4096  /* commands looking for their call's node, or a reply */
-#define CLUSTER_REPLY_MS   5000  /* an owner's reply to a SAY, at most */
+#define CLUSTER_REPLY_MS   5000  /* a reply to a request (SAY, CLAIM…), at most */
 #define CLUSTER_TICK_MS    1000  /* replies overdue, the store's health */
 
 /* A command on its way: the directory is asked where its call lives, then it is sent
- * there or applied here. A SAY stays until the owner replies. */
+ * there or applied here. A request (an API request waits for it) stays until it is
+ * answered; one sent to every loop (`spread`) until one of them has the call, or all said
+ * 404. */
 typedef struct route {
     cs_dir_req q;
     struct cs_cluster *cl;
     struct route *prev, *next;
-    cs_request *r;       /* SAY: the API request answered with the reply */
-    uint64_t id;         /* SAY: the reply's */
-    int64_t deadline_ms; /* SAY, sent: answered 504 past it (loop time) */
+    cs_request *r;            /* a request: the API request answered with the reply */
+    cs_cluster_reply_fn done; /* … by this */
+    uint64_t id;              /* a request: the reply's */
+    int64_t deadline_ms;      /* a request, sent: answered 504 past it (loop time) */
     bool sent;
+    bool spread;          /* not a live call: asked of every loop */
+    unsigned waiting;     /* spread: loops yet to answer */
+    unsigned unreachable; /* spread: loops that could not be asked */
     size_t n;
     char json[]; /* the command */
 } route;
@@ -52,6 +58,7 @@ struct cs_cluster {
     uint64_t next_id;
     bool store_down;
     cs_buf scratch;
+    cs_buf scratch_body; /* a reply's body */
     cs_cluster_stats stats;
 };
 
@@ -68,31 +75,91 @@ static void route_free(route *x)
     free(x);
 }
 
-static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r);
+static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
+                  cs_cluster_reply_fn done);
 
-/* Decodes a command this node wrote and applies it here (`r`: a SAY's request). */
-static void apply_json(cs_cluster *cl, const char *json, size_t n, cs_request *r)
+/* A request answered (its route then freed by the caller). */
+static void answer(route *x, int code, const char *msg, const char *body)
+{
+    x->done(x->r, x->q.sid, code, msg, body);
+    x->r = NULL;
+}
+
+/* Decodes a command this node wrote and applies it here (`r`: a request's). */
+static void apply_json(cs_cluster *cl, const char *json, size_t n, cs_request *r,
+                       cs_cluster_reply_fn done)
 {
     cs_cmd c;
     char why[128];
     if (cs_cmd_decode(&c, json, n, why, sizeof why) == 0)
-        apply(cl, &c, NULL, r);
+        apply(cl, &c, NULL, r, done);
     else /* cannot happen: we encoded it */
         cs_error("cluster: a command of our own does not read: %s", why);
     cs_cmd_free(&c);
 }
 
+/* A spread request nobody holds: 404, or 503 when some loop could not be asked. */
+static void nobody(route *x)
+{
+    char msg[CS_CMD_FIELD_MAX];
+    if (x->unreachable)
+        snprintf(msg, sizeof msg, "%u loop(s) of the cluster could not be asked", x->unreachable);
+    else
+        snprintf(msg, sizeof msg, "no loop of the cluster holds it");
+    answer(x, x->unreachable ? 503 : 404, msg, NULL);
+    route_free(x);
+}
+
+/* The nodes are known: the request goes to every loop of every node but this one. */
+static void spread(route *x, const cs_dir_req *q)
+{
+    cs_gateway *gw = x->cl->gw;
+    char to[sizeof gw->bus->origin];
+    x->unreachable = q->rc < 0 || q->partial; /* some node may be missing from the list */
+    for (size_t i = 0; q->rc == 0 && i < q->nnodes; i++)
+        for (uint32_t l = 0; l < q->nodes[i].loops; l++) {
+            snprintf(to, sizeof to, "%s/%u", q->nodes[i].id, (unsigned)l);
+            if (strcmp(to, gw->bus->origin) == 0) continue;
+            if (cs_bus_command(gw->bus, to, x->json, x->n) == 0) {
+                x->waiting++;
+            } else {
+                x->cl->stats.unreachable++;
+                x->unreachable++;
+            }
+        }
+    if (!x->waiting) {
+        nobody(x);
+        return;
+    }
+    x->sent = true;
+    x->deadline_ms = (int64_t)uv_now(gw->loop) + CLUSTER_REPLY_MS;
+}
+
 /* Where the call lives is known: sent there, or applied here (it lives here, nowhere, or
- * its node cannot be reached: the store gets what it can). */
+ * its node cannot be reached: the store gets what it can). A spread request for a call
+ * that is not live goes to every loop instead. */
 static void located(cs_dir_req *q)
 {
     route *x = q->data;
     cs_cluster *cl = x->cl;
     cs_gateway *gw = cl->gw;
+    if (q->what == CS_DIR_NODES) {
+        spread(x, q);
+        return;
+    }
+    bool live = q->rc == 0 && q->ncalls && gw->bus;
+    if (x->spread && !live) {
+        int rc;
+        x->q.what = CS_DIR_NODES;
+        if ((rc = cs_dir_ask(gw->bus, &x->q)) < 0) {
+            cs_dir_req none = {.what = CS_DIR_NODES, .rc = rc};
+            spread(x, &none);
+        }
+        return;
+    }
     /* its loop's address: another loop of this node is another place too */
     char node[sizeof gw->bus->origin] = "";
-    if (q->rc == 0 && q->ncalls && gw->bus)
-        snprintf(node, sizeof node, "%s/%u", q->calls[0].node, (unsigned)q->calls[0].loop);
+    if (live) snprintf(node, sizeof node, "%s/%u", q->calls[0].node, (unsigned)q->calls[0].loop);
     if (node[0] && strcmp(node, gw->bus->origin) != 0) {
         int rc = cs_bus_command(gw->bus, node, x->json, x->n);
         if (rc == 0) {
@@ -108,38 +175,44 @@ static void located(cs_dir_req *q)
         cs_warn("cluster: call %s lives on node %s, which cannot be reached (%s): applied here",
                 q->sid, node, cs_strerror(rc));
         if (x->r) {
-            cs_respond_error(x->r, 503, "the node holding the call (%s) cannot be reached", node);
+            char msg[CS_CMD_FIELD_MAX];
+            snprintf(msg, sizeof msg, "the node holding the call (%.64s) cannot be reached", node);
+            answer(x, 503, msg, NULL);
             route_free(x);
             return;
         }
     }
-    apply_json(cl, x->json, x->n, x->r);
+    apply_json(cl, x->json, x->n, x->r, x->done);
     route_free(x);
 }
 
-/* `c` to where its call lives (`r`: a SAY's request, answered from there). */
-static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
+/* `c` to where its call lives (`r`: a request's, answered from there by `done`; `spread`:
+ * to every loop when the call is not live). */
+static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r, cs_cluster_reply_fn done,
+                      bool spread)
 {
     cs_cluster *cl = gw->cluster;
     if (!cl) { /* stopping: the store only */
         if (r)
-            cs_respond_error(r, 503, "shutting down");
+            done(r, c->sid, 503, "shutting down", NULL);
         else if (c->op == CS_CMD_EVENT)
             cs_journal_event(gw, c->sid, c->type, c->at, c->detail);
         return;
     }
     if (!gw->bus || cs_calls_call(&gw->calls, cs_str_of(c->sid))) {
-        apply(cl, c, NULL, r);
+        apply(cl, c, NULL, r, done);
         return;
     }
     if (cl->nroutes >= CLUSTER_ROUTES_MAX) {
         cl->stats.routes_full++;
         if (r) {
-            cs_respond_error(r, 503, "too many commands between nodes in flight (%d)",
-                             CLUSTER_ROUTES_MAX);
+            char msg[CS_CMD_FIELD_MAX];
+            snprintf(msg, sizeof msg, "too many commands between nodes in flight (%d)",
+                     CLUSTER_ROUTES_MAX);
+            done(r, c->sid, 503, msg, NULL);
             return;
         }
-        apply(cl, c, NULL, r);
+        apply(cl, c, NULL, r, done);
         return;
     }
     cs_cmd copy = *c;
@@ -149,11 +222,13 @@ static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
     if (!x) {
         cs_error("cluster: cannot route a %s command for %s: %s", cs_cmd_op_name(c->op), c->sid,
                  cs_strerror(rc < 0 ? rc : -ENOMEM));
-        apply(cl, c, NULL, r);
+        apply(cl, c, NULL, r, done);
         return;
     }
     x->cl = cl;
     x->r = r;
+    x->done = done;
+    x->spread = spread;
     x->id = copy.id;
     x->n = cl->scratch.len;
     memcpy(x->json, cl->scratch.data, x->n);
@@ -173,9 +248,10 @@ static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
 
 /* ---- what a command does, here ---- */
 
-static void reply(cs_cluster *cl, const char *to, uint64_t id, int code, const char *msg)
+static void reply(cs_cluster *cl, const char *to, uint64_t id, int code, const char *msg,
+                  const char *body)
 {
-    cs_cmd r = {.op = CS_CMD_REPLY, .id = id, .code = code, .message = msg};
+    cs_cmd r = {.op = CS_CMD_REPLY, .id = id, .code = code, .message = msg, .body = body};
     if (cs_cmd_encode(&cl->scratch, &r) < 0 || !cl->gw->bus ||
         cs_bus_command(cl->gw->bus, to, cl->scratch.data, cl->scratch.len) < 0) {
         cl->stats.unreachable++;
@@ -183,8 +259,20 @@ static void reply(cs_cluster *cl, const char *to, uint64_t id, int code, const c
     }
 }
 
-/* `from`: the node that sent it (NULL: this one, for `r` when a SAY). */
-static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r)
+/* A request served here: answered by `done` (`r`, this node's) or replied to `from`. */
+static void served(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
+                   cs_cluster_reply_fn done, int code, const char *msg, const cs_buf *body)
+{
+    const char *b = body && body->len ? body->data : NULL;
+    if (r)
+        done(r, c->sid, code, msg, b);
+    else if (from)
+        reply(cl, from, c->id, code, msg[0] ? msg : NULL, b);
+}
+
+/* `from`: the node that sent it (NULL: this one, for `r` when a request). */
+static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
+                  cs_cluster_reply_fn done)
 {
     cs_gateway *gw = cl->gw;
     switch (c->op) {
@@ -205,21 +293,35 @@ static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request 
     case CS_CMD_SAY: {
         char msg[CS_CMD_FIELD_MAX + 1] = "";
         int code = cs_api_say_here(gw, c->sid, c->text, c->by, msg, sizeof msg);
-        if (r)
-            cs_api_say_respond(r, c->sid, code, msg);
-        else if (from)
-            reply(cl, from, c->id, code, msg[0] ? msg : NULL);
+        served(cl, c, from, r, done, code, msg, NULL);
+        break;
+    }
+    case CS_CMD_CLAIM:
+    case CS_CMD_PEEK:
+    case CS_CMD_CANCEL: {
+        char msg[CS_CMD_FIELD_MAX + 1] = "";
+        cs_buf_reset(&cl->scratch_body);
+        int code = cs_call_stream_serve(gw, c, &cl->scratch_body, msg, sizeof msg);
+        served(cl, c, from, r, done, code, msg, &cl->scratch_body);
         break;
     }
     case CS_CMD_REPLY:
         for (route *w = cl->routes; w; w = w->next) {
             if (w->id != c->id || !w->sent) continue;
-            cs_api_say_respond(w->r, w->q.sid, c->code,
-                               c->message ? c->message : "refused by the call's node");
+            if (w->spread && c->code == 404) { /* not there: the others may have it */
+                if (--w->waiting == 0) nobody(w);
+                return;
+            }
+            answer(w, c->code, c->message ? c->message : "refused by the call's node", c->body);
             route_free(w);
             return;
         }
-        cs_info("cluster: a reply from node %s came after its request was answered", from);
+        if (c->code == 200 && c->body)
+            cs_warn("cluster: a reply from node %s came after its request was answered 504: "
+                    "what it handed over is lost",
+                    from);
+        else
+            cs_info("cluster: a reply from node %s came after its request was answered", from);
         break;
     default:
         break;
@@ -237,7 +339,7 @@ void cs_cluster_on_command(void *data, const char *from, const char *json, size_
         cl->stats.refused++;
         cs_warn("cluster: a command from node %.64s refused (%s)", from ? from : "?", why);
     } else {
-        apply(cl, &c, from, NULL);
+        apply(cl, &c, from, NULL, NULL);
     }
     cs_cmd_free(&c);
 }
@@ -248,19 +350,31 @@ void cs_cluster_event(cs_gateway *gw, const char *sid, enum cs_event_type type, 
                       const char *detail)
 {
     cs_cmd c = {.op = CS_CMD_EVENT, .sid = sid, .type = type, .detail = detail, .at = at};
-    route_cmd(gw, &c, NULL);
+    route_cmd(gw, &c, NULL, NULL, false);
 }
 
 void cs_cluster_status(cs_gateway *gw, const char *sid, const char *status)
 {
     cs_cmd c = {.op = CS_CMD_STATUS, .sid = sid, .status = status};
-    route_cmd(gw, &c, NULL);
+    route_cmd(gw, &c, NULL, NULL, false);
+}
+
+static void say_answered(cs_request *r, const char *sid, int code, const char *msg,
+                         const char *body)
+{
+    (void)body;
+    cs_api_say_respond(r, sid, code, msg);
 }
 
 void cs_cluster_say(cs_request *r, const char *sid, const char *text)
 {
     cs_cmd c = {.op = CS_CMD_SAY, .sid = sid, .text = text, .by = r->user};
-    route_cmd(r->app, &c, r);
+    route_cmd(r->app, &c, r, say_answered, false);
+}
+
+void cs_cluster_call_stream(cs_request *r, const cs_cmd *c, cs_cluster_reply_fn done)
+{
+    route_cmd(r->app, c, r, done, true);
 }
 
 /* ---- reading the directory ---- */
@@ -387,7 +501,13 @@ static void on_tick(uv_timer_t *t)
         next = x->next;
         if (!x->sent || now < x->deadline_ms) continue;
         cl->stats.replies_late++;
-        cs_respond_error(x->r, 504, "the node holding the call did not answer in time");
+        char msg[CS_CMD_FIELD_MAX];
+        if (x->spread)
+            snprintf(msg, sizeof msg, "%u loop(s) of the cluster did not answer in time",
+                     x->waiting);
+        else
+            snprintf(msg, sizeof msg, "the node holding the call did not answer in time");
+        answer(x, 504, msg, NULL);
         route_free(x);
     }
     if (!gw->store) return;
@@ -414,6 +534,7 @@ int cs_cluster_start(cs_gateway *gw)
     if (!cl) return -ENOMEM;
     cl->gw = gw;
     cl->scratch = (cs_buf)CS_BUF_INIT(CS_BUS_MSG_MAX);
+    cl->scratch_body = (cs_buf)CS_BUF_INIT(CS_CMD_DETAIL_MAX);
     uv_timer_init(gw->loop, &cl->tick);
     cl->tick.data = cl;
     uv_timer_start(&cl->tick, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
@@ -425,6 +546,7 @@ static void tick_closed(uv_handle_t *h)
 {
     cs_cluster *cl = h->data;
     cs_buf_free(&cl->scratch);
+    cs_buf_free(&cl->scratch_body);
     free(cl);
 }
 
@@ -438,9 +560,9 @@ void cs_cluster_stop(cs_gateway *gw)
     while (cl->routes) {
         route *x = cl->routes;
         if (x->r)
-            cs_respond_error(x->r, 503, "shutting down");
+            answer(x, 503, "shutting down", NULL);
         else if (!x->sent)
-            apply_json(cl, x->json, x->n, NULL);
+            apply_json(cl, x->json, x->n, NULL, NULL);
         route_free(x);
     }
     /* What waits for the directory is answered with what this node knows: nothing. */

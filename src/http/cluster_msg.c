@@ -9,19 +9,27 @@
 #include "core/json.h"
 
 static const char *const op_names[] = {
-    [CS_CMD_EVENT] = "event",
-    [CS_CMD_STATUS] = "status",
-    [CS_CMD_SAY] = "say",
-    [CS_CMD_REPLY] = "reply",
+    [CS_CMD_EVENT] = "event",   [CS_CMD_STATUS] = "status", [CS_CMD_SAY] = "say",
+    [CS_CMD_REPLY] = "reply",   [CS_CMD_CLAIM] = "claim",   [CS_CMD_PEEK] = "peek",
+    [CS_CMD_CANCEL] = "cancel",
 };
 
 /* The fields each op carries. */
-enum { F_SID = 1, F_EVENT = 2, F_STATUS = 4, F_ID = 8, F_SAY = 16, F_REPLY = 32 };
+enum {
+    F_SID = 1,
+    F_EVENT = 2,
+    F_STATUS = 4,
+    F_ID = 8,
+    F_SAY = 16,
+    F_REPLY = 32,
+    F_BY = 64,
+    F_HASH = 128
+};
 static const unsigned op_fields[] = {
-    [CS_CMD_EVENT] = F_SID | F_EVENT,
-    [CS_CMD_STATUS] = F_SID | F_STATUS,
-    [CS_CMD_SAY] = F_SID | F_ID | F_SAY,
-    [CS_CMD_REPLY] = F_ID | F_REPLY,
+    [CS_CMD_EVENT] = F_SID | F_EVENT,           [CS_CMD_STATUS] = F_SID | F_STATUS,
+    [CS_CMD_SAY] = F_SID | F_ID | F_SAY | F_BY, [CS_CMD_REPLY] = F_ID | F_REPLY,
+    [CS_CMD_CLAIM] = F_SID | F_ID | F_HASH,     [CS_CMD_PEEK] = F_SID | F_ID,
+    [CS_CMD_CANCEL] = F_SID | F_ID | F_BY,
 };
 
 const char *cs_cmd_op_name(enum cs_cmd_op op)
@@ -42,6 +50,21 @@ static bool str_ok(const char *s, size_t max)
     return s && strlen(s) <= max;
 }
 
+static bool hash_ok(const char *s)
+{
+    return s && strlen(s) == CS_CMD_HASH_HEX && strspn(s, "0123456789abcdef") == CS_CMD_HASH_HEX;
+}
+
+/* An event's detail and a reply's body go on as they are: a JSON object's text only. */
+static bool object_text_ok(const char *s)
+{
+    if (!str_ok(s, CS_CMD_DETAIL_MAX)) return false;
+    cJSON *j = cJSON_Parse(s);
+    bool obj = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    return obj;
+}
+
 int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
 {
     const char *name = cs_cmd_op_name(c->op);
@@ -52,12 +75,13 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
                           (c->detail && !str_ok(c->detail, CS_CMD_DETAIL_MAX))))
         return -EINVAL;
     if ((f & F_STATUS) && !(str_ok(c->status, CS_CMD_FIELD_MAX) && c->status[0])) return -EINVAL;
-    if ((f & F_SAY) && !(str_ok(c->text, CS_CMD_TEXT_MAX) && c->text[0] &&
-                         (!c->by || str_ok(c->by, CS_CMD_FIELD_MAX))))
-        return -EINVAL;
+    if ((f & F_SAY) && !(str_ok(c->text, CS_CMD_TEXT_MAX) && c->text[0])) return -EINVAL;
+    if ((f & F_BY) && c->by && !str_ok(c->by, CS_CMD_FIELD_MAX)) return -EINVAL;
     if ((f & F_REPLY) &&
-        (c->code < 100 || c->code > 599 || (c->message && !str_ok(c->message, CS_CMD_FIELD_MAX))))
+        (c->code < 100 || c->code > 599 || (c->message && !str_ok(c->message, CS_CMD_FIELD_MAX)) ||
+         (c->body && !object_text_ok(c->body))))
         return -EINVAL;
+    if ((f & F_HASH) && !hash_ok(c->hash)) return -EINVAL;
     cs_buf_reset(out);
     cs_json j;
     cs_json_init(&j, out);
@@ -72,14 +96,14 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
         cs_json_kint(&j, "at", c->at);
     }
     if (f & F_STATUS) cs_json_kstr(&j, "status", c->status);
-    if (f & F_SAY) {
-        cs_json_kstr(&j, "text", c->text);
-        if (c->by) cs_json_kstr(&j, "by", c->by);
-    }
+    if (f & F_SAY) cs_json_kstr(&j, "text", c->text);
+    if ((f & F_BY) && c->by) cs_json_kstr(&j, "by", c->by);
     if (f & F_REPLY) {
         cs_json_kint(&j, "code", c->code);
         if (c->message) cs_json_kstr(&j, "message", c->message);
+        if (c->body) cs_json_kstr(&j, "body", c->body);
     }
+    if (f & F_HASH) cs_json_kstr(&j, "hash", c->hash);
     cs_json_obj_end(&j);
     return cs_json_end(&j) < 0 ? -ENOMEM : 0;
 }
@@ -146,13 +170,8 @@ int cs_cmd_decode(cs_cmd *c, const char *json, size_t n, char *why, size_t cap)
                 c->type = (enum cs_event_type)i;
         if (c->type == CS_EVENT_COUNT) return refuse(why, cap, "%s", "type is not an event's");
         c->detail = member(o, "detail", CS_CMD_DETAIL_MAX, &bad);
-        if (c->detail) { /* it goes into monitors' messages as it is */
-            cJSON *dj = cJSON_Parse(c->detail);
-            bool obj = cJSON_IsObject(dj);
-            cJSON_Delete(dj);
-            if (!obj) bad = true;
-        }
-        if (bad) return refuse(why, cap, "%s", "detail is not a JSON object's text");
+        if (bad || (c->detail && !object_text_ok(c->detail)))
+            return refuse(why, cap, "%s", "detail is not a JSON object's text");
         if (!number(o, "at", 0, 9007199254740991.0, &d)) return refuse(why, cap, "%s", "no at");
         c->at = (int64_t)d;
     }
@@ -162,14 +181,24 @@ int cs_cmd_decode(cs_cmd *c, const char *json, size_t n, char *why, size_t cap)
     }
     if (f & F_SAY) {
         c->text = member(o, "text", CS_CMD_TEXT_MAX, &bad);
-        c->by = member(o, "by", CS_CMD_FIELD_MAX, &bad);
         if (bad || !c->text || !c->text[0]) return refuse(why, cap, "%s", "no text, or too long");
+    }
+    if (f & F_BY) {
+        c->by = member(o, "by", CS_CMD_FIELD_MAX, &bad);
+        if (bad) return refuse(why, cap, "%s", "by is not a string of its size");
     }
     if (f & F_REPLY) {
         if (!number(o, "code", 100, 599, &d)) return refuse(why, cap, "%s", "no code");
         c->code = (int)d;
         c->message = member(o, "message", CS_CMD_FIELD_MAX, &bad);
         if (bad) return refuse(why, cap, "%s", "message is too long");
+        c->body = member(o, "body", CS_CMD_DETAIL_MAX, &bad);
+        if (bad || (c->body && !object_text_ok(c->body)))
+            return refuse(why, cap, "%s", "body is not a JSON object's text");
+    }
+    if (f & F_HASH) {
+        c->hash = member(o, "hash", CS_CMD_HASH_HEX, &bad);
+        if (!hash_ok(c->hash)) return refuse(why, cap, "%s", "hash is not 64 hex digits");
     }
     return 0;
 }

@@ -35,6 +35,7 @@ typedef struct monitor monitor;
 typedef struct cs_auth cs_auth;
 typedef struct cs_webhook cs_webhook;
 typedef struct cs_call_streams cs_call_streams;
+struct cs_cmd; /* a command between loops and nodes (cluster_msg.h) */
 typedef struct cs_cluster cs_cluster;
 typedef struct cs_workers cs_workers;
 typedef struct cJSON cJSON;
@@ -264,6 +265,11 @@ void cs_call_stream_upgrade(cs_request *r);
 int cs_call_streams_start(cs_gateway *gw);
 void cs_call_streams_stop(cs_gateway *gw);
 void cs_call_streams_metrics(const cs_gateway *gw, cs_buf *out);
+/* A CLAIM, PEEK or CANCEL another loop sends for stream `c->sid` (cluster.c): an HTTP
+ * code, why in `msg`, and the answer's JSON object in `body` (CLAIM: what its source
+ * needs to start here, the stream forgotten; 404: not here). */
+int cs_call_stream_serve(cs_gateway *gw, const struct cs_cmd *c, cs_buf *body, char *msg,
+                         size_t cap);
 /* Starts call control (start-up): CS_ECONFIG with a message for settings that cannot
  * work (an API key without its secret, TWILIO_API_URL not http(s)). */
 int cs_control_setup(cs_gateway *gw, cs_buf *err);
@@ -375,6 +381,14 @@ void cs_cluster_event(cs_gateway *gw, const char *sid, enum cs_event_type type, 
 void cs_cluster_status(cs_gateway *gw, const char *sid, const char *status);
 /* POST …/say for a call not live here: answered (later) as the node it lives on does. */
 void cs_cluster_say(cs_request *r, const char *sid, const char *text);
+/* How a request sent to another loop or node went: its reply (an HTTP code, why, and a
+ * JSON object's text or NULL), or this loop's 503 (not reached, shutting down), 504 (no
+ * answer in time) or, for one asked of every loop, 404 (none holds it). */
+typedef void (*cs_cluster_reply_fn)(cs_request *r, const char *sid, int code, const char *msg,
+                                    const char *body);
+/* A CLAIM, PEEK or CANCEL (cluster_msg.h) for an API stream not known here: to its call's
+ * loop if it is live, else to every loop of every node; `done` answers `r` later. */
+void cs_cluster_call_stream(cs_request *r, const struct cs_cmd *c, cs_cluster_reply_fn done);
 /* Reads the directory for `fn` (what, sid: cs_dir_req's), which runs later with the
  * answer (valid during the call; rc < 0: not known, and at shutdown). 0, or < 0 at once
  * (no bus, CS_EFULL, -ENOMEM): `fn` will not run. */

@@ -1793,3 +1793,26 @@ bool it_store_caught_up(int port)
            it_metric(port, "callstream_store_spill_queue_depth") == 0 && spill > 0 &&
            it_metric(port, "callstream_store_replayed_total") == spill;
 }
+
+int it_call_stream_create(int port, const char *body, char id[64], char path[128],
+                          char token[128])
+{
+    it_resp r;
+    if (it_http(port, "POST", "/api/v1/call_streams", "Content-Type: application/json\r\n", body,
+                &r) < 0)
+        return -1;
+    int status = r.status;
+    const char *url = it_str(r.json, "url"), *sep = strstr(url, "/call_streams/");
+    snprintf(id, 64, "%s", it_str(r.json, "id"));
+    snprintf(path, 128, "%s", sep ? sep : "");
+    snprintf(token, 128, "%s", it_str(r.json, "token"));
+    it_resp_free(&r);
+    return status;
+}
+
+int it_call_stream_connect(it_ws *w, int port, const char *path, const char *token)
+{
+    char target[512];
+    snprintf(target, sizeof target, "%s%s%s", path, token ? "?token=" : "", token ? token : "");
+    return it_ws_connect(w, port, target, NULL);
+}

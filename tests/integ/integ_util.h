@@ -229,6 +229,12 @@ int it_ws_send_frames(it_ws *w, const void *data, size_t len, const size_t *size
  * frames; *frames the binary frames, *odd those of an odd length, *texts its text
  * messages (each may be NULL). */
 size_t it_ws_recv_binary(it_ws *w, int timeout_ms, size_t *frames, size_t *odd, size_t *texts);
+/* POST /api/v1/call_streams with `body` (JSON) on a connection of its own: the answer's
+ * status (-1: none); on 201 the stream's id, socket path (/call_streams/CS…) and token. */
+int it_call_stream_create(int port, const char *body, char id[64], char path[128],
+                          char token[128]);
+/* The source's socket for `path` with `token` (NULL: none): as it_ws_connect. */
+int it_call_stream_connect(it_ws *w, int port, const char *path, const char *token);
 /* Reads until the server's close frame; its code, or -1 if none came. */
 int it_ws_close_code(it_ws *w, int timeout_ms);
 void it_ws_close(it_ws *w);

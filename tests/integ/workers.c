@@ -1,7 +1,8 @@
 /* Several event loops in one process (WORKERS=2): connections spread over both loops and
  * /metrics sums their counters; a call streamed to one loop is listed and heard by monitor
  * sockets on the other; /status and /streams count both loops' streams; SIGTERM drains
- * both; a start-up error is said once; WORKERS=1 has no loops to show. Which loop a connection lands on is the kernel's choice (SO_REUSEPORT):
+ * both; API streams are created, connected, asked after and completed through either
+ * loop; a start-up error is said once; WORKERS=1 has no loops to show. Which loop a connection lands on is the kernel's choice (SO_REUSEPORT):
  * the test opens connections until each loop has some, as the per-loop series tell. */
 #include <signal.h>
 #include <stdio.h>
@@ -291,6 +292,146 @@ static void sigterm_drains_both(void)
     it_server_cleanup(&s);
 }
 
+/* API streams whose requests land on either loop (a connection each): a stream waits in
+ * its creator loop's memory and another loop asks for it (claim, peek, cancel). */
+#define API_STREAMS     8
+#define API_STREAMS_MAX 24 /* until one source has landed on the other loop */
+#define FRAME           160
+#define FRAMES          50 /* 1 s of mulaw */
+
+typedef struct api_stream {
+    char id[64], path[128], token[128];
+    it_ws ws;
+} api_stream;
+
+static const char *stream_status(int port, const char *id, char *out, size_t cap)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/call_streams/%s", id);
+    cJSON *j = it_get_json(port, target);
+    snprintf(out, cap, "%s", j ? it_str(j, "status") : "");
+    cJSON_Delete(j);
+    return out;
+}
+
+static int complete(int port, const char *id, char *status, size_t cap)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/call_streams/%s/complete", id);
+    it_resp r;
+    if (it_http(port, "POST", target, "Content-Type: application/json\r\n", "", &r) < 0) return -1;
+    snprintf(status, cap, "%s", it_str(r.json, "status"));
+    int code = r.status;
+    it_resp_free(&r);
+    return code;
+}
+
+static int connect_code(int port, const char *path, const char *token)
+{
+    it_ws w;
+    int code = it_call_stream_connect(&w, port, path, token);
+    it_ws_close(&w);
+    return code;
+}
+
+static double stream_count(int port, const char *event)
+{
+    char series[96];
+    snprintf(series, sizeof series, "callstream_call_streams_total{event=\"%s\"}", event);
+    return it_metric(port, series);
+}
+
+static void api_streams_across_loops(void)
+{
+    it_server s;
+    if (!it_server_up(&s, two)) return;
+    static api_stream st[API_STREAMS_MAX];
+    int n = 0, refused = 0;
+    char state[64];
+    while (n < API_STREAMS_MAX && (n < API_STREAMS || stream_count(s.port, "handed") < 1)) {
+        api_stream *x = &st[n];
+        int code = it_call_stream_create(s.port, "{\"format\":\"mulaw\",\"from\":\"+15550100009\"}",
+                                         x->id, x->path, x->token);
+        IT_CHECK(code == 201, "create %d: %d", n, code);
+        if (code != 201) break;
+        /* where it stands, asked of either loop */
+        for (int k = 0; k < 4; k++)
+            IT_CHECK(strcmp(stream_status(s.port, x->id, state, sizeof state), "waiting") == 0,
+                     "stream %d, asked %d: %s", n, k, state);
+        code = connect_code(s.port, x->path, "0123456789abcdef0123456789abcdef");
+        IT_CHECK(code == 403, "stream %d, a wrong token: %d", n, code);
+        refused++;
+        code = it_call_stream_connect(&x->ws, s.port, x->path, x->token);
+        IT_CHECK(code == 0, "stream %d: its source cannot connect: %d", n, code);
+        if (code != 0) break;
+        n++;
+    }
+    IT_CHECK(stream_count(s.port, "handed") >= 1, "%d sources all landed on their stream's loop",
+             n);
+    IT_CHECK(stream_count(s.port, "connected") == n, "connected: %g of %d",
+             stream_count(s.port, "connected"), n);
+    IT_CHECK(it_metric(s.port, "callstream_call_streams_bad_token_total") == refused,
+             "wrong tokens counted: %g of %d",
+             it_metric(s.port, "callstream_call_streams_bad_token_total"), refused);
+    uint8_t frame[FRAME];
+    memset(frame, 0x55, sizeof frame);
+    for (int f = 0; f < FRAMES; f++) {
+        for (int i = 0; i < n; i++) it_ws_send(&st[i].ws, CS_WS_OP_BINARY, frame, sizeof frame);
+        it_sleep_ms(20);
+    }
+    for (int i = 0; i < n; i++) {
+        /* live: where it stands and its token reused, on either loop */
+        IT_CHECK(strcmp(stream_status(s.port, st[i].id, state, sizeof state), "in-progress") == 0,
+                 "stream %d while live: %s", i, state);
+        for (int k = 0; k < 2; k++) {
+            int code = connect_code(s.port, st[i].path, st[i].token);
+            IT_CHECK(code == 409, "stream %d: its token reused: %d", i, code);
+        }
+    }
+    /* every other one completed through the API (either loop), the rest closed by their
+     * source */
+    for (int i = 0; i < n; i++) {
+        if (i % 2) {
+            it_ws_close(&st[i].ws);
+            continue;
+        }
+        int code = complete(s.port, st[i].id, state, sizeof state);
+        IT_CHECK(code == 200 && strcmp(state, "completed") == 0, "complete %d: %d %s", i, code,
+                 state);
+        IT_CHECK(it_ws_close_code(&st[i].ws, WAIT_MS) == 1000, "source %d not closed with 1000", i);
+        it_ws_close(&st[i].ws);
+    }
+    for (int i = 0; i < n; i++) {
+        cJSON *call = it_call_recorded(s.port, st[i].id, WAIT_MS);
+        const cJSON *rec = cJSON_GetObjectItem(call, "recording");
+        IT_CHECK(call && it_num(rec, "duration_ms") >= FRAMES * 20 - 100,
+                 "stream %d: recording of %d ms", i, it_num(rec, "duration_ms"));
+        IT_CHECK(call && strcmp(it_str(call, "from"), "+15550100009") == 0, "stream %d: from '%s'",
+                 i, it_str(call, "from"));
+        cJSON_Delete(call);
+    }
+    /* streams never connected, completed through either loop: canceled once */
+    for (int i = 0; i < 4; i++) {
+        api_stream x;
+        IT_CHECK(it_call_stream_create(s.port, "{\"format\":\"mulaw\"}", x.id, x.path, x.token) ==
+                     201,
+                 "create a stream to cancel");
+        int code = complete(s.port, x.id, state, sizeof state);
+        IT_CHECK(code == 200 && strcmp(state, "canceled") == 0, "cancel %d: %d %s", i, code, state);
+        /* then the store answers, on either loop, once its row is written */
+        cJSON_Delete(it_call_ended(s.port, x.id, WAIT_MS));
+        code = complete(s.port, x.id, state, sizeof state);
+        IT_CHECK(code == 409, "cancel %d again: %d", i, code);
+        code = connect_code(s.port, x.path, x.token);
+        IT_CHECK(code == 404, "cancel %d, then its source: %d", i, code);
+    }
+    IT_CHECK(stream_count(s.port, "canceled") == 4, "canceled %g",
+             stream_count(s.port, "canceled"));
+    IT_CHECK(it_metric(s.port, "callstream_call_streams_pending") == 0, "streams still wait");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 20000) == 0, "no clean exit");
+    it_server_cleanup(&s);
+}
+
 /* A start-up error is said once, not by every loop; WORKERS=1 shows no loops. */
 static void once_and_one(void)
 {
@@ -319,6 +460,7 @@ int main(int argc, char **argv)
         {"spread_and_summed", spread_and_summed},
         {"heard_across_loops", heard_across_loops},
         {"sigterm_drains_both", sigterm_drains_both},
+        {"api_streams_across_loops", api_streams_across_loops},
         {"once_and_one", once_and_one},
     };
     return it_run("workers", cases, sizeof cases / sizeof *cases, argc, argv);

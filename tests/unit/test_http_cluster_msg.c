@@ -8,7 +8,9 @@
 
 #include "http/cluster_msg.h"
 
-#define CA "CA0123456789abcdef0123456789abcdef"
+#define CA   "CA0123456789abcdef0123456789abcdef"
+#define CS   "CS0123456789abcdef0123456789abcdef"
+#define HASH "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 static int decode(cs_cmd *c, const char *text)
 {
@@ -32,6 +34,14 @@ static void round_trips(void **state)
         {.op = CS_CMD_SAY, .sid = CA, .id = 42, .text = "hello \"there\"", .by = "ops"},
         {.op = CS_CMD_REPLY, .id = 42, .code = 409, .message = "the call has no agent"},
         {.op = CS_CMD_REPLY, .id = 7, .code = 202},
+        {.op = CS_CMD_REPLY,
+         .id = 8,
+         .code = 200,
+         .body = "{\"format\":\"pcm16\",\"rate\":16000,\"params\":{\"From\":\"a\"}}"},
+        {.op = CS_CMD_CLAIM, .sid = CS, .id = 9, .hash = HASH},
+        {.op = CS_CMD_PEEK, .sid = CS, .id = 10},
+        {.op = CS_CMD_CANCEL, .sid = CS, .id = 11, .by = "ops"},
+        {.op = CS_CMD_CANCEL, .sid = CS, .id = 12},
     };
     cs_buf out = CS_BUF_INIT(1 << 20);
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
@@ -55,6 +65,15 @@ static void round_trips(void **state)
         if (w->by) assert_string_equal(c.by, w->by);
         assert_int_equal(c.code, w->code);
         if (w->message) assert_string_equal(c.message, w->message);
+        if (w->body)
+            assert_string_equal(c.body, w->body);
+        else
+            assert_null(c.body);
+        if (w->hash)
+            assert_string_equal(c.hash, w->hash);
+        else
+            assert_null(c.hash);
+        if (!w->by) assert_null(c.by);
         cs_cmd_free(&c);
     }
     cs_buf_free(&out);
@@ -92,6 +111,23 @@ static void refused(void **state)
         "{\"v\":1,\"op\":\"reply\",\"id\":1}", /* no code */
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":99}",
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":700}",
+        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":\"[1]\"}",
+        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":\"{x\"}",
+        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":{}}",
+        "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"hash\":\"" HASH "\"}", /* no id */
+        "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"id\":1}",              /* no hash */
+        "{\"v\":1,\"op\":\"claim\",\"id\":1,\"hash\":\"" HASH "\"}",           /* no sid */
+        "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"id\":1,\"hash\":\"abc\"}",
+        "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"id\":1,\"hash\":\"" HASH "0\"}",
+        "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"id\":1,"
+        "\"hash\":\"00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff\"}",
+        "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"id\":1,"
+        "\"hash\":\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeexx\"}",
+        "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"id\":1,\"hash\":32}",
+        "{\"v\":1,\"op\":\"peek\",\"sid\":\"" CS "\"}", /* no id */
+        "{\"v\":1,\"op\":\"peek\",\"id\":3}",           /* no sid */
+        "{\"v\":1,\"op\":\"cancel\",\"sid\":\"" CS "\",\"id\":-1}",
+        "{\"v\":1,\"op\":\"cancel\",\"sid\":\"" CS "\",\"id\":1,\"by\":[]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_cmd c;
@@ -122,6 +158,23 @@ static void bounded(void **state)
     assert_int_equal(cs_cmd_encode(&out, &nosid), -EINVAL);
     cs_cmd bad_op = {.op = CS_CMD_COUNT};
     assert_int_equal(cs_cmd_encode(&out, &bad_op), -EINVAL);
+    /* a claim's hash is 64 lowercase hex digits; a reply's body a JSON object */
+    cs_cmd claim = {.op = CS_CMD_CLAIM, .sid = CS, .id = 1, .hash = "abc"};
+    assert_int_equal(cs_cmd_encode(&out, &claim), -EINVAL);
+    claim.hash = NULL;
+    assert_int_equal(cs_cmd_encode(&out, &claim), -EINVAL);
+    cs_cmd body = {.op = CS_CMD_REPLY, .id = 1, .code = 200, .body = "[]"};
+    assert_int_equal(cs_cmd_encode(&out, &body), -EINVAL);
+    char by[CS_CMD_FIELD_MAX + 2];
+    memset(by, 'b', sizeof by - 1);
+    by[sizeof by - 1] = '\0';
+    cs_cmd cancel = {.op = CS_CMD_CANCEL, .sid = CS, .id = 1, .by = by};
+    assert_int_equal(cs_cmd_encode(&out, &cancel), -EINVAL);
+    cs_buf_reset(&doc);
+    cs_buf_printf(&doc, "{\"v\":1,\"op\":\"cancel\",\"sid\":\"%s\",\"id\":1,\"by\":\"%s\"}", CS,
+                  by);
+    assert_int_equal(decode(&c, doc.data), -EPROTO);
+    cs_cmd_free(&c);
     cs_buf_free(&doc);
     cs_buf_free(&out);
 }
@@ -132,6 +185,9 @@ static void names(void **state)
     assert_null(cs_cmd_op_name(CS_CMD_BAD));
     assert_null(cs_cmd_op_name(CS_CMD_COUNT));
     assert_string_equal(cs_cmd_op_name(CS_CMD_SAY), "say");
+    assert_string_equal(cs_cmd_op_name(CS_CMD_CLAIM), "claim");
+    assert_string_equal(cs_cmd_op_name(CS_CMD_PEEK), "peek");
+    assert_string_equal(cs_cmd_op_name(CS_CMD_CANCEL), "cancel");
 }
 
 int main(void)
