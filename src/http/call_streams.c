@@ -693,11 +693,7 @@ int cs_call_stream_serve(cs_gateway *gw, const cs_cmd *c, cs_buf *body, char *ms
             cs_json_key(&j, "params");
             params_json(&j, p);
             cs_json_obj_end(&j);
-            cs->stats.handed++;
-            cs_info("call stream %s: its source connected on another loop: handed over", p->id);
-            unlist(cs, p);
-            pending_free(p);
-            rc = 0;
+            rc = 0; /* forgotten once the answer is on its way (cs_call_stream_handed) */
         }
     }
     if (rc == CS_ENOTFOUND) {
@@ -709,6 +705,17 @@ int cs_call_stream_serve(cs_gateway *gw, const cs_cmd *c, cs_buf *body, char *ms
         return 500;
     }
     return 200;
+}
+
+void cs_call_stream_handed(cs_gateway *gw, const char *id)
+{
+    cs_call_streams *cs = gw->call_streams;
+    pending *p = cs ? cs_map_get(&cs->pending, cs_str_of(id)) : NULL;
+    if (!p) return;
+    cs->stats.handed++;
+    cs_info("call stream %s: its source connected on another loop: handed over", id);
+    unlist(cs, p);
+    pending_free(p);
 }
 
 /* ---- start, stop, metrics ---- */

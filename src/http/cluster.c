@@ -248,26 +248,32 @@ static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r, cs_cluster
 
 /* ---- what a command does, here ---- */
 
-static void reply(cs_cluster *cl, const char *to, uint64_t id, int code, const char *msg,
-                  const char *body)
+/* 0, or < 0 when the reply cannot be sent. */
+static int reply(cs_cluster *cl, const char *to, uint64_t id, int code, const char *msg,
+                 const char *body)
 {
     cs_cmd r = {.op = CS_CMD_REPLY, .id = id, .code = code, .message = msg, .body = body};
-    if (cs_cmd_encode(&cl->scratch, &r) < 0 || !cl->gw->bus ||
-        cs_bus_command(cl->gw->bus, to, cl->scratch.data, cl->scratch.len) < 0) {
+    int rc = cs_cmd_encode(&cl->scratch, &r);
+    if (rc == 0 && !cl->gw->bus) rc = CS_ECLOSED;
+    if (rc == 0) rc = cs_bus_command(cl->gw->bus, to, cl->scratch.data, cl->scratch.len);
+    if (rc < 0) {
         cl->stats.unreachable++;
-        cs_warn("cluster: cannot reply to node %s", to);
+        cs_warn("cluster: cannot reply to node %s (%s)", to, cs_strerror(rc));
     }
+    return rc;
 }
 
-/* A request served here: answered by `done` (`r`, this node's) or replied to `from`. */
-static void served(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
+/* A request served here: answered by `done` (`r`, this node's) or replied to `from`.
+ * Whether the answer is on its way. */
+static bool served(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
                    cs_cluster_reply_fn done, int code, const char *msg, const cs_buf *body)
 {
     const char *b = body && body->len ? body->data : NULL;
-    if (r)
+    if (r) {
         done(r, c->sid, code, msg, b);
-    else if (from)
-        reply(cl, from, c->id, code, msg[0] ? msg : NULL, b);
+        return true;
+    }
+    return from && reply(cl, from, c->id, code, msg[0] ? msg : NULL, b) == 0;
 }
 
 /* `from`: the node that sent it (NULL: this one, for `r` when a request). */
@@ -302,7 +308,8 @@ static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request 
         char msg[CS_CMD_FIELD_MAX + 1] = "";
         cs_buf_reset(&cl->scratch_body);
         int code = cs_call_stream_serve(gw, c, &cl->scratch_body, msg, sizeof msg);
-        served(cl, c, from, r, done, code, msg, &cl->scratch_body);
+        bool sent = served(cl, c, from, r, done, code, msg, &cl->scratch_body);
+        if (c->op == CS_CMD_CLAIM && code == 200 && sent) cs_call_stream_handed(gw, c->sid);
         break;
     }
     case CS_CMD_REPLY:

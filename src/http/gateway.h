@@ -267,9 +267,12 @@ void cs_call_streams_stop(cs_gateway *gw);
 void cs_call_streams_metrics(const cs_gateway *gw, cs_buf *out);
 /* A CLAIM, PEEK or CANCEL another loop sends for stream `c->sid` (cluster.c): an HTTP
  * code, why in `msg`, and the answer's JSON object in `body` (CLAIM: what its source
- * needs to start here, the stream forgotten; 404: not here). */
+ * needs to start there; 404: not here). A CLAIM answered 200 is forgotten here with
+ * cs_call_stream_handed once the answer is on its way: one that cannot be sent leaves
+ * the stream waiting, its token good. */
 int cs_call_stream_serve(cs_gateway *gw, const struct cs_cmd *c, cs_buf *body, char *msg,
                          size_t cap);
+void cs_call_stream_handed(cs_gateway *gw, const char *id);
 /* Starts call control (start-up): CS_ECONFIG with a message for settings that cannot
  * work (an API key without its secret, TWILIO_API_URL not http(s)). */
 int cs_control_setup(cs_gateway *gw, cs_buf *err);

@@ -7,7 +7,8 @@
  * b; a status callback posted to b reaches a's call, and a final one ends it; /say
  * through b gets a's answer; kill -9 of a → b ends a's call as abnormal, and a started
  * again repairs its recording; Redis killed and restarted mid-call → the call goes on and
- * is recorded whole, b lists it again, the outage is an event and a metric. */
+ * is recorded whole, b lists it again, the outage is an event and a metric. An API stream
+ * created on a is connected to through b and completed through a. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,95 @@ static void across_nodes(void)
     down();
 }
 
+/* GET /api/v1/call_streams/{id} through `port`: its status ("" when not 200). */
+static const char *stream_status(int port, const char *id, char *out, size_t cap)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/call_streams/%s", id);
+    it_resp r;
+    if (it_http(port, "GET", target, NULL, NULL, &r) < 0) return "";
+    snprintf(out, cap, "%s", r.status == 200 ? it_str(r.json, "status") : r.body ? r.body : "");
+    it_resp_free(&r);
+    return out;
+}
+
+static bool knows_b(void *data)
+{
+    (void)data;
+    cJSON *st = it_get_json(na.port, "/status");
+    bool ok =
+        strcmp(it_str(cJSON_GetArrayItem(cJSON_GetObjectItem(st, "peers"), 0), "id"), "b") == 0;
+    cJSON_Delete(st);
+    return ok;
+}
+
+typedef struct waiting_on_a {
+    const char *id;
+    char state[256];
+} waiting_on_a;
+
+static bool waiting_through_b(void *data)
+{
+    waiting_on_a *w = data;
+    return strcmp(stream_status(nb.port, w->id, w->state, sizeof w->state), "waiting") == 0;
+}
+
+/* An API stream created on a: its source connects to b, a answers for it, and a
+ * completes it. */
+static void stream_across_nodes(void)
+{
+    if (!up()) {
+        down();
+        return;
+    }
+    char id[64], path[128], token[128], state[64];
+    IT_CHECK(it_call_stream_create(na.port, "{\"format\":\"mulaw\",\"from\":\"+15550100007\"}", id,
+                                   path, token) == 201,
+             "a did not create the stream");
+    /* a replies to b once a heartbeat has told it of b */
+    IT_CHECK(it_until(knows_b, NULL, WAIT_MS), "a does not list b among its peers");
+    waiting_on_a w8 = {.id = id};
+    IT_CHECK(it_until(waiting_through_b, &w8, WAIT_MS), "b says the stream waiting on a is %s",
+             w8.state);
+    it_ws w;
+    int code = it_call_stream_connect(&w, nb.port, path, "0123456789abcdef0123456789abcdef");
+    it_ws_close(&w);
+    IT_CHECK(code == 403, "a wrong token through b: %d", code);
+    code = it_call_stream_connect(&w, nb.port, path, token);
+    IT_CHECK(code == 0, "the source cannot connect to b: %d", code);
+    uint8_t frame[160];
+    memset(frame, 0x55, sizeof frame);
+    for (int f = 0; f < 50; f++) {
+        it_ws_send(&w, CS_WS_OP_BINARY, frame, sizeof frame);
+        it_sleep_ms(20);
+    }
+    IT_CHECK(it_metric(na.port, "callstream_call_streams_total{event=\"handed\"}") == 1 &&
+                 it_metric(nb.port, "callstream_call_streams_total{event=\"connected\"}") == 1,
+             "a did not hand the stream to b");
+    IT_CHECK(it_metric(nb.port, "callstream_call_streams_bad_token_total") == 1,
+             "b did not count the wrong token");
+    call_wait live = {.port = na.port, .sid = id, .live = true};
+    IT_CHECK(it_until(call_is, &live, WAIT_MS), "a's API does not say b's stream is live");
+    IT_CHECK(strcmp(stream_status(na.port, id, state, sizeof state), "in-progress") == 0,
+             "a says the stream live on b is %s", state);
+    it_ws again;
+    code = it_call_stream_connect(&again, na.port, path, token);
+    it_ws_close(&again);
+    IT_CHECK(code == 409, "the token again, through a: %d", code);
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/call_streams/%s/complete", id);
+    it_resp r;
+    IT_CHECK(it_http(na.port, "POST", target, "Content-Type: application/json\r\n", "", &r) == 0 &&
+                 r.status == 200 && strcmp(it_str(r.json, "status"), "completed") == 0,
+             "complete through a: %d %s", r.status, r.body ? r.body : "");
+    it_resp_free(&r);
+    IT_CHECK(it_ws_close_code(&w, WAIT_MS) == 1000, "b did not close the source with 1000");
+    it_ws_close(&w);
+    call_wait done = {.port = na.port, .sid = id, .status = "completed", .rec_ms_min = 800};
+    IT_CHECK(it_until(call_is, &done, WAIT_MS), "the stream is not completed and recorded");
+    down();
+}
+
 /* kill -9 of a mid-call: b ends the call; a, back, repairs its recording. */
 static void node_death(void)
 {
@@ -477,6 +567,7 @@ int main(int argc, char **argv)
         {"final_status_ends_call", final_status_ends_call},
         {"repair_own_calls", repair_own_calls},
         {"across_nodes", across_nodes},
+        {"stream_across_nodes", stream_across_nodes},
         {"node_death", node_death},
         {"redis_restart", redis_restart},
     };
