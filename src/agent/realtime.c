@@ -55,6 +55,7 @@ typedef struct rt_stats {
     uint64_t tool_calls, tool_failures, hangups;
     uint64_t tokens_in, tokens_out;
     uint64_t prepared, adopted, expired, prepare_skipped; /* connections opened early */
+    uint64_t missed; /* streams that found none prepared on their loop */
 } rt_stats;
 
 typedef struct cs_rt {
@@ -857,6 +858,10 @@ static int rt_open(cs_agent **out, cs_stream *s, const cs_agent_env *env)
         k->st.adopted++;
     } else if (!(a = rt_new(k, env, s->call->sid))) {
         return -ENOMEM;
+    } else {
+        /* the webhook was answered on another loop or node (whose connection waits out
+         * REALTIME_PREPARE_MS), or found the list full */
+        k->st.missed++;
     }
     a->adopted = true;
     snprintf(a->stream_sid, sizeof a->stream_sid, "%s", s->sid);
@@ -1073,13 +1078,15 @@ static void rt_metrics(void *state, cs_buf *out)
                     "told", (double)s->tool_failures);
     cs_prom_counter(out, "callstream_realtime_hangups_total", "calls the model ended (end_call)",
                     (double)s->hangups);
-    static const char *const fates[] = {"opened", "adopted", "expired", "skipped"};
-    uint64_t early[] = {s->prepared, s->adopted, s->expired, s->prepare_skipped};
+    static const char *const fates[] = {"opened", "adopted", "expired", "skipped", "missed"};
+    uint64_t early[] = {s->prepared, s->adopted, s->expired, s->prepare_skipped, s->missed};
     cs_prom_family(out, "callstream_realtime_prepared_total", "counter",
                    "connections opened at the voice webhook; of those taken by their stream, let "
                    "go (no stream in REALTIME_PREPARE_MS, a failure, shutdown); webhooks that "
-                   "found 256 waiting (their stream connects at start)",
-                   "outcome", fates, early, 4);
+                   "found 256 waiting (their stream connects at start); streams that found none "
+                   "prepared on their loop (connected at start: the webhook was answered on "
+                   "another loop or node, or skipped)",
+                   "outcome", fates, early, 5);
     static const char *const kinds[] = {"input", "output"};
     uint64_t tokens[] = {s->tokens_in, s->tokens_out};
     cs_prom_family(out, "callstream_realtime_tokens_total", "counter",

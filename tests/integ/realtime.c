@@ -263,6 +263,8 @@ static void speech_started(void)
     it_phone p;
     call(&r, &p, sid);
     IT_CHECK(wait_fake(&r, &p, NULL, 1), "no session");
+    IT_CHECK(it_metric(r.s.port, "callstream_realtime_prepared_total{outcome=\"missed\"}") == 1,
+             "a stream with no webhook before it is not counted as missed");
     /* 20 s of audio, sent at 2× real time: still streaming when the caller cuts in. */
     rt_fake_reply reply = {.bytes = 160000, .delta = 320, .every_ms = 20, .text = long_answer};
     rt_fake_respond(r.fake, &reply);
@@ -732,7 +734,8 @@ static void pre_connect(void)
                  !memcmp(heard.data, sent.data, heard.len),
              "the caller's audio on the adopted connection: %zu bytes", heard.len);
     cs_buf_free(&heard);
-    IT_CHECK(metric_of(&r, "callstream_realtime_prepared_total{outcome=\"adopted\"}") == 1,
+    IT_CHECK(metric_of(&r, "callstream_realtime_prepared_total{outcome=\"adopted\"}") == 1 &&
+                 metric_of(&r, "callstream_realtime_prepared_total{outcome=\"missed\"}") == 0,
              "not counted as adopted");
     it_phone_hangup(&p);
     it_phone_free(&p);
