@@ -327,6 +327,8 @@ static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request 
             cs_warn("cluster: a reply from node %s came after its request was answered 504: "
                     "what it handed over is lost",
                     from);
+        else if (c->code == 404) /* the other loops asked with one that had it */
+            cs_debug("cluster: a 404 from node %s after its request was answered", from);
         else
             cs_info("cluster: a reply from node %s came after its request was answered", from);
         break;

@@ -382,18 +382,6 @@ static void across_nodes(void)
     down();
 }
 
-/* GET /api/v1/call_streams/{id} through `port`: its status ("" when not 200). */
-static const char *stream_status(int port, const char *id, char *out, size_t cap)
-{
-    char target[128];
-    snprintf(target, sizeof target, "/api/v1/call_streams/%s", id);
-    it_resp r;
-    if (it_http(port, "GET", target, NULL, NULL, &r) < 0) return "";
-    snprintf(out, cap, "%s", r.status == 200 ? it_str(r.json, "status") : r.body ? r.body : "");
-    it_resp_free(&r);
-    return out;
-}
-
 static bool knows_b(void *data)
 {
     (void)data;
@@ -412,7 +400,7 @@ typedef struct waiting_on_a {
 static bool waiting_through_b(void *data)
 {
     waiting_on_a *w = data;
-    return strcmp(stream_status(nb.port, w->id, w->state, sizeof w->state), "waiting") == 0;
+    return strcmp(it_call_stream_status(nb.port, w->id, w->state, sizeof w->state), "waiting") == 0;
 }
 
 /* An API stream created on a: its source connects to b, a answers for it, and a
@@ -451,7 +439,7 @@ static void stream_across_nodes(void)
              "b did not count the wrong token");
     call_wait live = {.port = na.port, .sid = id, .live = true};
     IT_CHECK(it_until(call_is, &live, WAIT_MS), "a's API does not say b's stream is live");
-    IT_CHECK(strcmp(stream_status(na.port, id, state, sizeof state), "in-progress") == 0,
+    IT_CHECK(strcmp(it_call_stream_status(na.port, id, state, sizeof state), "in-progress") == 0,
              "a says the stream live on b is %s", state);
     it_ws again;
     code = it_call_stream_connect(&again, na.port, path, token);

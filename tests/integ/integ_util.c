@@ -1810,6 +1810,18 @@ int it_call_stream_create(int port, const char *body, char id[64], char path[128
     return status;
 }
 
+const char *it_call_stream_status(int port, const char *id, char *out, size_t cap)
+{
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/call_streams/%s", id);
+    it_resp r;
+    out[0] = '\0';
+    if (it_http(port, "GET", target, NULL, NULL, &r) < 0) return out;
+    snprintf(out, cap, "%s", r.status == 200 ? it_str(r.json, "status") : r.body ? r.body : "");
+    it_resp_free(&r);
+    return out;
+}
+
 int it_call_stream_connect(it_ws *w, int port, const char *path, const char *token)
 {
     char target[512];

@@ -233,6 +233,9 @@ size_t it_ws_recv_binary(it_ws *w, int timeout_ms, size_t *frames, size_t *odd, 
  * status (-1: none); on 201 the stream's id, socket path (/call_streams/CS…) and token. */
 int it_call_stream_create(int port, const char *body, char id[64], char path[128],
                           char token[128]);
+/* GET /api/v1/call_streams/{id}: its status, or the answer's body when not 200 ("" with
+ * none). `out`. */
+const char *it_call_stream_status(int port, const char *id, char *out, size_t cap);
 /* The source's socket for `path` with `token` (NULL: none): as it_ws_connect. */
 int it_call_stream_connect(it_ws *w, int port, const char *path, const char *token);
 /* Reads until the server's close frame; its code, or -1 if none came. */

@@ -304,16 +304,6 @@ typedef struct api_stream {
     it_ws ws;
 } api_stream;
 
-static const char *stream_status(int port, const char *id, char *out, size_t cap)
-{
-    char target[128];
-    snprintf(target, sizeof target, "/api/v1/call_streams/%s", id);
-    cJSON *j = it_get_json(port, target);
-    snprintf(out, cap, "%s", j ? it_str(j, "status") : "");
-    cJSON_Delete(j);
-    return out;
-}
-
 static int complete(int port, const char *id, char *status, size_t cap)
 {
     char target[128];
@@ -356,7 +346,8 @@ static void api_streams_across_loops(void)
         if (code != 201) break;
         /* where it stands, asked of either loop */
         for (int k = 0; k < 4; k++)
-            IT_CHECK(strcmp(stream_status(s.port, x->id, state, sizeof state), "waiting") == 0,
+            IT_CHECK(strcmp(it_call_stream_status(s.port, x->id, state, sizeof state), "waiting") ==
+                         0,
                      "stream %d, asked %d: %s", n, k, state);
         code = connect_code(s.port, x->path, "0123456789abcdef0123456789abcdef");
         IT_CHECK(code == 403, "stream %d, a wrong token: %d", n, code);
@@ -381,7 +372,8 @@ static void api_streams_across_loops(void)
     }
     for (int i = 0; i < n; i++) {
         /* live: where it stands and its token reused, on either loop */
-        IT_CHECK(strcmp(stream_status(s.port, st[i].id, state, sizeof state), "in-progress") == 0,
+        IT_CHECK(strcmp(it_call_stream_status(s.port, st[i].id, state, sizeof state),
+                        "in-progress") == 0,
                  "stream %d while live: %s", i, state);
         for (int k = 0; k < 2; k++) {
             int code = connect_code(s.port, st[i].path, st[i].token);
