@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "integ_util.h"
 #include "pg_server.h"
@@ -477,8 +478,17 @@ static void node_death(void)
     snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
     it_ws_send_text(&call, msg);
     cJSON_Delete(next_json(&call, "subscribed", WAIT_MS, NULL));
+    char cs[64], path[128], token[128];
+    IT_CHECK(it_call_stream_create(na.port, "{\"format\":\"mulaw\"}", cs, path, token) == 201,
+             "a did not create an API stream");
     it_sleep_ms(2000);
     it_server_stop(&na, SIGKILL, 5000);
+    /* The stream's source at b before a is found lost: a is asked, and never answers. */
+    pid_t source = fork();
+    if (source == 0) {
+        it_ws w;
+        _exit(it_call_stream_connect(&w, nb.port, path, token) == 504 ? 0 : 1);
+    }
     cJSON_Delete(it_sim_wait(sim, NULL));
     /* /say through b before a is found lost: sent, never answered. */
     char target[128], headers[256];
@@ -489,8 +499,11 @@ static void node_death(void)
                  r.status == 504,
              "say to a dead node: %d %s", r.status, r.body);
     it_resp_free(&r);
-    IT_CHECK(it_metric(nb.port, "callstream_cluster_replies_late_total") == 1,
-             "the late reply is not counted");
+    int st = 0;
+    IT_CHECK(waitpid(source, &st, 0) == source && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+             "the source at b, its stream on a dead node: not answered 504");
+    IT_CHECK(it_metric(nb.port, "callstream_cluster_replies_late_total") == 2,
+             "the late replies are not counted");
 
     call_wait lost = {
         .port = nb.port, .sid = sid, .live = false, .status = "abnormal", .event = "node_lost"};
@@ -503,6 +516,10 @@ static void node_death(void)
     IT_CHECK(it_metric(nb.port, "callstream_bus_nodes_lost_total") == 1 &&
                  it_metric(nb.port, "callstream_cluster_calls_lost_total") == 1,
              "the lost node and call are not counted");
+    it_ws gone;
+    int code = it_call_stream_connect(&gone, nb.port, path, token);
+    it_ws_close(&gone);
+    IT_CHECK(code == 404, "the source of a lost node's stream: %d", code);
 
     IT_CHECK(it_server_restart(&na, node_args("a")) == 0, "a did not start again");
     IT_CHECK(log_says(&na, "start-up repair done: 1 call(s) of node a"), "a did not repair");
