@@ -8,7 +8,9 @@
  * through b gets a's answer; kill -9 of a → b ends a's call as abnormal, and a started
  * again repairs its recording; Redis killed and restarted mid-call → the call goes on and
  * is recorded whole, b lists it again, the outage is an event and a metric. An API stream
- * created on a is connected to through b and completed through a. */
+ * created on a is connected to through b and completed through a; its source at b is
+ * answered 504 while a is dead and not yet lost, 503 while Redis is away (and connects
+ * once it is back). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -528,6 +530,26 @@ static void node_death(void)
     down();
 }
 
+static bool bus_out(void *server)
+{
+    return it_metric(((it_server *)server)->port, "callstream_bus_outages_total") >= 1;
+}
+
+typedef struct source_try {
+    const char *path, *token;
+    it_ws ws;
+    int code;
+} source_try;
+
+/* An API stream's source connects to b (the socket in t->ws). */
+static bool source_connects(void *data)
+{
+    source_try *t = data;
+    t->code = it_call_stream_connect(&t->ws, nb.port, t->path, t->token);
+    if (t->code != 0) it_ws_close(&t->ws);
+    return t->code == 0;
+}
+
 /* Redis killed and restarted mid-call. */
 static void redis_restart(void)
 {
@@ -540,12 +562,25 @@ static void redis_restart(void)
     IT_CHECK(live_call(&na, sid), "the call did not start on a");
     call_wait live = {.port = nb.port, .sid = sid, .live = true};
     IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
+    char cs[64], path[128], token[128];
+    IT_CHECK(it_call_stream_create(na.port, "{\"format\":\"mulaw\"}", cs, path, token) == 201,
+             "a did not create an API stream");
     it_sleep_ms(1000);
     rs_kill(&redis);
+    /* The stream's source at b meanwhile: the other nodes cannot be asked; its token stays
+     * good. */
+    IT_CHECK(it_until(bus_out, &nb, WAIT_MS), "b did not see Redis go");
+    it_ws src;
+    int code = it_call_stream_connect(&src, nb.port, path, token);
+    it_ws_close(&src);
+    IT_CHECK(code == 503, "the source at b, Redis away: %d", code);
     it_sleep_ms(1500);
     IT_CHECK(rs_start(&redis) == 0, "Redis did not start again");
     /* Redis came back empty: only a's rewrite makes b see the call again. */
     IT_CHECK(it_until(call_is, &live, WAIT_MS), "the directory did not heal");
+    source_try t = {.path = path, .token = token};
+    IT_CHECK(it_until(source_connects, &t, WAIT_MS), "the source at b, Redis back: %d", t.code);
+    it_ws_close(&t.ws);
     int exit_status;
     cJSON *sum = it_sim_wait(sim, &exit_status);
     IT_CHECK(exit_status == 0 && it_num(sum, "completed") == 1 && it_num(sum, "missing") == 0,
