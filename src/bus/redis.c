@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "net/url.h"
 
 #define CS_REDIS_PREFIX           "cs:"
 #define CS_REDIS_CONNECT_MS       5000 /* connecting and the handshake, each attempt */
@@ -71,7 +72,7 @@ typedef struct rbus {
     cs_bus *b;
     char host[256];
     int port;
-    char user[128], pass[256];
+    char user[256], pass[256]; /* AUTH's, decoded */
     int db;
     enum rstate state;
     redisAsyncContext *cmd, *sub;
@@ -1159,62 +1160,46 @@ static bool r_ready(const cs_bus *b)
 
 /* ---- open, close ---- */
 
-/* redis://[[user]:password@]host[:port][/db] → r. 0, or -1 with a message in `err`. */
+/* redis://[[user]:password@]host[:port][/db] → r (net/url.h parses it; the user and the
+ * password are percent-decoded). 0, or -1 with a message in `err`. */
 static int parse_url(rbus *r, const char *url, cs_buf *err)
 {
-    const char *p = url + strlen("redis://");
-    if (strncmp(url, "redis://", 8)) {
-        cs_buf_printf(err, "REDIS_URL: want redis://[:password@]host[:port][/db] (no TLS)");
+    cs_url u;
+    /* never echoed: it may hold the password */
+    if (cs_url_parse(&u, url) < 0 || strcmp(u.scheme, "redis") || u.query[0]) {
+        cs_buf_printf(err, "REDIS_URL: want redis://[[user]:password@]host[:port][/db] (no TLS)");
         return -1;
     }
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon || (size_t)(colon - p) >= sizeof r->user ||
-            (size_t)(at - colon - 1) >= sizeof r->pass) {
-            cs_buf_printf(err, "REDIS_URL: credentials are [user]:password@");
+    int rc = !u.userinfo[0]             ? 0
+             : !strchr(u.userinfo, ':') ? -1
+                                        : cs_url_credentials(&u, r->user, r->pass, sizeof r->pass);
+    if (rc == -1) {
+        cs_buf_printf(err, "REDIS_URL: credentials are [user]:password@");
+        return -1;
+    }
+    if (rc == CS_ELIMIT) {
+        cs_buf_printf(err, "REDIS_URL: the user or the password is longer than %zu bytes",
+                      sizeof r->pass - 1);
+        return -1;
+    }
+    if (rc < 0) {
+        cs_buf_printf(err, "REDIS_URL: the user or the password has a malformed percent-escape "
+                           "(%%XX, not %%00; a %% itself is written %%25)");
+        return -1;
+    }
+    snprintf(r->host, sizeof r->host, "%s", u.host);
+    r->port = u.port;
+    if (strcmp(u.path, "/") != 0) {
+        char *e;
+        long v = strtol(u.path + 1, &e, 10);
+        if (*e || e == u.path + 1 || v < 0 || v > 1000000) {
+            cs_buf_printf(err, "REDIS_URL: the database is a number (/0 … /1000000), not %.64s",
+                          u.path);
             return -1;
         }
-        memcpy(r->user, p, (size_t)(colon - p));
-        memcpy(r->pass, colon + 1, (size_t)(at - colon - 1));
-        p = at + 1;
-    }
-    const char *end = p + strcspn(p, "/");
-    const char *host = p, *host_end, *port = NULL;
-    if (*p == '[') { /* [v6] */
-        host = p + 1;
-        host_end = memchr(p, ']', (size_t)(end - p));
-        if (!host_end) goto bad;
-        if (host_end + 1 < end) {
-            if (host_end[1] != ':') goto bad;
-            port = host_end + 2;
-        }
-    } else {
-        host_end = memchr(p, ':', (size_t)(end - p));
-        if (host_end)
-            port = host_end + 1;
-        else
-            host_end = end;
-    }
-    if (host_end == host || (size_t)(host_end - host) >= sizeof r->host) goto bad;
-    memcpy(r->host, host, (size_t)(host_end - host));
-    r->port = 6379;
-    if (port) {
-        char *e;
-        long v = strtol(port, &e, 10);
-        if (e != end || port == end || v < 1 || v > 65535) goto bad;
-        r->port = (int)v;
-    }
-    if (*end == '/' && end[1]) {
-        char *e;
-        long v = strtol(end + 1, &e, 10);
-        if (*e || v < 0 || v > 1000000) goto bad;
         r->db = (int)v;
     }
     return 0;
-bad:
-    cs_buf_printf(err, "REDIS_URL: bad host, port or database in %s", url);
-    return -1;
 }
 
 static int r_open(cs_bus *b, cs_buf *err)

@@ -762,6 +762,27 @@ static void test_password(void **state)
     assert_int_equal(f->n[0].downs, 0);
 }
 
+/* A password with characters a URL cannot hold as they are: written percent-encoded, sent
+ * decoded (as the user "default" too, Redis 6's ACL). */
+static void test_password_escaped(void **state)
+{
+    fixture *f = *state;
+    snprintf(f->rs.password, sizeof f->rs.password, "p@ss:w%%rd/#");
+    start_redis(f);
+    static const char *const forms[] = {"redis://:p%%40ss%%3aw%%25rd%%2F%%23@127.0.0.1:%d",
+                                        "redis://default:p%%40ss:w%%25rd%%2F%%23@127.0.0.1:%d/0"};
+    for (size_t i = 0; i < 2; i++) {
+        char url[128];
+        snprintf(url, sizeof url, forms[i], f->rs.port);
+        open_node(f, 0, url, 100, 500);
+        assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
+        run_ms(f, 200);
+        assert_int_equal(f->n[0].downs, 0);
+        cs_bus_close(f->n[0].bus);
+        f->n[0] = (node){0};
+    }
+}
+
 static bool bad_counted(void *data)
 {
     return cs_bus_stats_get(((fixture *)data)->n[0].bus)->bad >= 2;
@@ -826,7 +847,23 @@ static void test_bad_urls(void **state)
         assert_null(f->n[0].bus);
         cs_buf_free(&err);
     }
+    /* credentials: percent-encoded; a malformed escape is named, the password never shown */
+    static const char *const escapes[] = {"redis://:s3cr%4@h", "redis://:s3cr%zz@h",
+                                          "redis://u%:s3cr@h", "redis://:s3cr%00@h"};
+    for (size_t i = 0; i < sizeof escapes / sizeof *escapes; i++) {
+        cs_buf err = CS_BUF_INIT(1024);
+        assert_int_equal(open_node_at(f, 0, escapes[i], 100, 500, &err), CS_ECONFIG);
+        assert_non_null(strstr(err.data, "malformed percent-escape"));
+        assert_null(strstr(err.data, "s3cr"));
+        cs_buf_free(&err);
+    }
+    char longpass[400] = "redis://:";
+    memset(longpass + 9, 'p', 300);
+    strcpy(longpass + 309, "@h");
     cs_buf err = CS_BUF_INIT(1024);
+    assert_int_equal(open_node_at(f, 0, longpass, 100, 500, &err), CS_ECONFIG);
+    assert_non_null(strstr(err.data, "longer than 255 bytes"));
+    cs_buf_reset(&err);
     assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 999, &err), CS_ECONFIG);
     assert_non_null(strstr(err.data, "NODE_TTL_MS (999) must be at least twice"));
     cs_buf_free(&err);
@@ -971,6 +1008,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_password_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
