@@ -328,6 +328,8 @@ int cs_bus_command(cs_bus *b, const char *to, const char *json, size_t n)
     node[len] = '\0';
     int rc = b->ops->command(b, node, (uint32_t)loop, json, n);
     if (rc == 0) b->stats.commands_out++;
+    if (rc == CS_ENOTFOUND && b->stats.commands_unknown++ == 0)
+        cs_warn("bus: a command to %.80s refused: no such node or loop", to);
     return rc;
 }
 

@@ -128,6 +128,7 @@ typedef struct cs_bus_stats {
     uint64_t reconnects, outages;  /* to its server; outages begun */
     uint64_t nodes_lost;           /* nodes this one declared lost */
     uint64_t commands_in, commands_out;
+    uint64_t commands_unknown; /* refused at once: to a node or loop that does not exist */
 } cs_bus_stats;
 
 typedef struct cs_bus_config {
@@ -241,7 +242,9 @@ int cs_dir_ask(cs_bus *b, cs_dir_req *q);
 void cs_dir_cancel(cs_dir_req *q);
 
 /* `json` to the on_command of the loop at address `to`: "node/loop", or "node" for its first
- * loop (this one's too). 0, or < 0: -EINVAL (not an address), CS_ENOTFOUND, server away. */
+ * loop (this one's too). 0, or < 0: -EINVAL (not an address), CS_ENOTFOUND (no such node, or
+ * it has no such loop, as its heartbeats tell: counted), CS_EBACKEND (server away, or the
+ * other nodes not known yet), CS_EFULL. */
 int cs_bus_command(cs_bus *b, const char *to, const char *json, size_t n);
 bool cs_bus_ready(const cs_bus *b);
 const cs_bus_stats *cs_bus_stats_get(const cs_bus *b);

@@ -88,16 +88,23 @@ typedef struct rbus {
     bool interest_full; /* some are not in it: every topic counts as heard */
     ticket *tickets;    /* every request on its way */
     bool orphans;       /* a request got no ticket (out of memory): answer it locally */
-    cs_map peers;       /* node id → itself (a copy): alive at the last heartbeat */
+    cs_map peers;       /* node id → peer: alive at the last heartbeat */
+    bool peers_known;   /* a heartbeat was answered: `peers` holds the nodes */
     int64_t started_ms;
     char why[256];
 } rbus;
+
+/* A node alive at the last heartbeat, and how many loops it runs (commands check both). */
+typedef struct peer {
+    uint32_t loops;
+    char id[];
+} peer;
 
 /* ---- Lua scripts: one round trip, atomic ---- */
 
 /* ARGV: prefix, me, ttl, url, run, loops, calls, streams, monitors, started, seen, loop.
  * → {fresh (this loop was not in `loops:<me>`: its entries must be rewritten), lost nodes
- *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive ids}.
+ *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive {id, loops, ...}}.
  * A node reaps others only if its own previous beat is still alive: when it was silent too
  * (the server stalled, or its link), their silence proves nothing, and it waits a beat. */
 static const char beat_lua[] =
@@ -113,6 +120,7 @@ static const char beat_lua[] =
     "for _, id in ipairs(redis.call('SMEMBERS', p..'nodes')) do\n"
     "  if redis.call('EXISTS', p..'alive:'..id) == 1 then\n"
     "    table.insert(alive, id)\n"
+    "    table.insert(alive, redis.call('HGET', p..'node:'..id, 'loops') or '0')\n"
     "  elseif was == 1 then\n"
     "    local n = redis.call('HMGET', p..'node:'..id, 'url', 'run', 'loops', 'started', 'seen')\n"
     "    local out = {id, n[1] or '', n[2] or '', n[3] or '0', n[4] or '0', n[5] or '0'}\n"
@@ -1054,12 +1062,16 @@ static void set_peers(rbus *r, const redisReply *alive)
     for (size_t pos = 0; cs_map_next(&r->peers, &pos, NULL, &v);) free(v);
     cs_map_free(&r->peers);
     r->peers = (cs_map)CS_MAP_INIT;
-    for (size_t i = 0; i < alive->elements && r->peers.len < CS_REDIS_PEERS_MAX; i++) {
+    for (size_t i = 0; i + 1 < alive->elements && r->peers.len < CS_REDIS_PEERS_MAX; i += 2) {
         const redisReply *id = alive->element[i];
         if (!is_str(id) || id->len > CS_BUS_NODE_MAX) continue;
-        char *copy = strndup(id->str, id->len);
-        if (!copy || cs_map_put(&r->peers, (cs_str){copy, id->len}, copy) < 0) free(copy);
+        peer *p = malloc(sizeof *p + id->len + 1);
+        if (!p) continue;
+        memcpy(p->id, id->str, id->len + 1);
+        p->loops = (uint32_t)reply_ll(alive->element[i + 1]);
+        if (cs_map_put(&r->peers, (cs_str){p->id, id->len}, p) < 0) free(p);
     }
+    r->peers_known = true;
 }
 
 /* A node this one reaped: {id, url, run, loops, started, seen, (sid, loop, summary)*}. */
@@ -1138,7 +1150,16 @@ static int r_command(cs_bus *b, const char *node, uint32_t loop, const char *jso
 {
     rbus *r = R(b);
     if (r->state != R_UP) return CS_EBACKEND;
-    if (strcmp(node, b->node) && !cs_map_get(&r->peers, cs_str_of(node))) return CS_ENOTFOUND;
+    /* Published to a channel nobody reads, it would be lost without a word: refused. Until
+     * the first heartbeat is answered the other nodes are not known (not refused as absent:
+     * the server is not ready for them yet). */
+    if (!strcmp(node, b->node)) {
+        if (loop >= (b->cfg.loops ? b->cfg.loops : 1)) return CS_ENOTFOUND;
+    } else {
+        const peer *p = cs_map_get(&r->peers, cs_str_of(node));
+        if (!p && !r->peers_known) return CS_EBACKEND;
+        if (!p || loop >= p->loops) return CS_ENOTFOUND;
+    }
     cs_buf msg = CS_BUF_INIT(sizeof b->origin + 1 + CS_BUS_MSG_MAX);
     char ch[KEY_MAX], to[sizeof b->origin];
     snprintf(to, sizeof to, "%s/%u", node, (unsigned)loop);

@@ -820,14 +820,34 @@ static bool b_commanded(void *data)
     return ((fixture *)data)->n[1].commands > 0;
 }
 
+static fixture *probed;
+
+/* Once node A is connected: a command to node B (`*data`: its result). */
+static bool command_when_up(void *data)
+{
+    if (!cs_bus_ready(probed->n[0].bus)) return false;
+    *(int *)data = cs_bus_command(probed->n[0].bus, "nodeB", "{}", 2);
+    return true;
+}
+
 static void test_commands(void **state)
 {
     fixture *f = *state;
     start_redis(f);
-    open_nodes(f, 2, 100, 1000);
+    /* connected, its first heartbeat not answered yet: the nodes are not known (not
+     * refused as absent) */
+    open_node(f, 0, f->rs.url, 100, 1000);
+    probed = f;
+    int early = 0;
+    assert_true(tu_run_until(&f->env.loop, command_when_up, &early, TU_WAIT_MS));
+    assert_int_equal(early, CS_EBACKEND);
+    open_node(f, 1, f->rs.url, 100, 1000);
+    assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
     assert_int_equal(cs_bus_command(f->n[0].bus, "nodeZ", "{}", 2), CS_ENOTFOUND);
     assert_true(tu_run_until(&f->env.loop, command_sent, f, TU_WAIT_MS));
     assert_true(tu_run_until(&f->env.loop, b_commanded, f, TU_WAIT_MS));
+    /* node B known, with one loop: its second is not */
+    assert_int_equal(cs_bus_command(f->n[0].bus, "nodeB/1", "{}", 2), CS_ENOTFOUND);
     assert_string_equal(f->n[1].cmd_from, "nodeA/0");
     assert_string_equal(f->n[1].cmd_json, "{\"hangup\":\"CB1\"}");
     assert_int_equal(f->n[0].commands, 0);
