@@ -755,6 +755,7 @@ static void on_announced(rbus *r, const char *what, size_t len)
         if (!e) return;
         e->gen++; /* a count asked before this is older than it */
         if (e->others < 1) e->others = 1;
+        cs_bus__heard(r->b, topic, n); /* a node back after us: what we held, again */
         return;
     }
     interest *e = cs_map_get(&r->interest, (cs_str){topic, n});

@@ -38,7 +38,7 @@ typedef struct fixture {
 /* What a subscriber received. */
 typedef struct rx {
     cs_bus_sub sub;
-    int texts, audio;
+    int texts, audio, finals;
     char last[256];
     unsigned track;
     uint32_t pos_ms;
@@ -87,6 +87,7 @@ static void deliver(cs_bus_sub *s, const cs_bus_msg *m)
     rx *r = s->data;
     if (m->kind == CS_BUS_TEXT) {
         r->texts++;
+        r->finals += m->final;
         snprintf(r->last, sizeof r->last, "%.*s", (int)m->len, m->text);
     } else {
         r->audio++;
@@ -646,6 +647,73 @@ static void test_redis_restart(void **state)
     cs_bus_unsubscribe(b, &near.sub);
 }
 
+static bool got_final(void *data)
+{
+    return ((rx *)data)->finals > 0;
+}
+
+static bool ended_heard(void *data)
+{
+    rx *r = data;
+    return r[0].finals >= 1 && r[1].texts >= 1;
+}
+
+/* A call that ends while the server is away: when it is back, the followers on other nodes
+ * get its end (the final message, and the list's), its entry is gone from the directory;
+ * a node subscribing a moment later gets the end too (it came back after the owner). */
+static void test_end_told_after_outage(void **state)
+{
+    fixture *f = *state;
+    cs_bus *a, *b;
+    two_nodes(f, 100, &a, &b);
+    static const char ended[] = "{\"type\":\"call_ended\",\"call\":{\"sid\":\"CE1\"}}";
+    rx far[2]; /* a's follower of the call, a's list */
+    subscribe(a, &far[0], "CE1");
+    subscribe(a, &far[1], CS_BUS_ALL);
+    cs_dir_put(b, "CE1", "{\"sid\":\"CE1\"}", 13);
+    publish_until_received(f, b, "CE1", "{\"before\":1}", &far[0]);
+    publish_until_received(f, b, CS_BUS_ALL, "{\"before\":1}", &far[1]);
+    list_until(f, a, 1, NULL);
+    far[0].texts = far[1].texts = 0;
+
+    rs_kill(&f->rs);
+    assert_true(tu_run_until(&f->env.loop, all_down, f, TU_WAIT_MS));
+    cs_bus_msg m = {.kind = CS_BUS_TEXT,
+                    .topic = CS_BUS_ALL,
+                    .text = ended,
+                    .len = strlen(ended),
+                    .hold = true};
+    cs_bus_publish(b, &m);
+    m.topic = "CE1";
+    m.final = true;
+    cs_bus_publish(b, &m);
+    publish_text(b, "CE1", "{\"not held\":1}");
+    cs_dir_end(b, "CE1");
+    assert_int_equal(cs_bus_stats_get(b)->held, 2);
+
+    assert_int_equal(rs_start(&f->rs), 0);
+    assert_true(tu_run_until(&f->env.loop, ended_heard, far, TU_WAIT_MS));
+    assert_string_equal(far[0].last, ended);
+    assert_string_equal(far[1].last, ended);
+    list_until(f, a, 0, NULL);
+    ask g;
+    ask_now(f, a, &g, CS_DIR_GET, "CE1");
+    assert_int_equal(g.ncalls, 0);
+    run_ms(f, 300);
+    /* what was not held is not sent late (a node back after b may get the end twice) */
+    assert_int_equal(far[0].texts, far[0].finals);
+
+    /* a node that subscribes now (back later than b): the end again, for it */
+    open_node(f, 2, f->rs.url, 100, 1000);
+    assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
+    rx late;
+    subscribe(f->n[2].bus, &late, "CE1");
+    assert_true(tu_run_until(&f->env.loop, got_final, &late, TU_WAIT_MS));
+    assert_string_equal(late.last, ended);
+    for (int i = 0; i < 2; i++) cs_bus_unsubscribe(a, &far[i].sub);
+    cs_bus_unsubscribe(f->n[2].bus, &late.sub);
+}
+
 /* A server that speaks something else: it greets every connection with an SSH banner. */
 typedef struct banner {
     uv_tcp_t server;
@@ -1025,6 +1093,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_forgets_earlier_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loops_of_one_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_told_after_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password, setup, teardown),
