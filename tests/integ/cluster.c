@@ -7,7 +7,9 @@
  * b; a status callback posted to b reaches a's call, and a final one ends it; /say
  * through b gets a's answer; kill -9 of a → b ends a's call as abnormal, and a started
  * again repairs its recording; Redis killed and restarted mid-call → the call goes on and
- * is recorded whole, b lists it again, the outage is an event and a metric. */
+ * is recorded whole, b lists it again, the outage is an event and a metric; a call that ends
+ * while Redis is away → b's followers get its end when Redis is back; a call transcribed on
+ * a → b's follower gets the same transcript as a's, stored once. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,11 +149,12 @@ static pg_server pg;
 static it_server na, nb; /* nodes a and b */
 
 static twilio_fake *fake; /* Twilio's REST API, for node b's call control */
+static bool stt_on;       /* node a transcribes its calls (pocketsphinx) */
 
 /* Node `id`'s flags: b has call control (against the fake). */
 static const char *const *node_args(const char *id)
 {
-    static const char *args[2][21];
+    static const char *args[2][25];
     bool b = id[0] == 'b';
     const char **out = args[b];
     const char *const common[] = {"--agent",       "echo",    "--node-id",           id,
@@ -164,6 +167,10 @@ static const char *const *node_args(const char *id)
             "--twilio-account-sid", ACCOUNT, "--twilio-api-key", KEY,
             "--twilio-api-secret",  SECRET,  "--twilio-api-url", twilio_fake_url(fake)};
         for (size_t i = 0; i < sizeof control / sizeof *control; i++) out[n++] = control[i];
+    }
+    if (!b && stt_on) {
+        const char *const stt[] = {"--stt", "pocketsphinx", "--stt-max-sessions", "1"};
+        for (size_t i = 0; i < sizeof stt / sizeof *stt; i++) out[n++] = stt[i];
     }
     out[n] = NULL;
     return out;
@@ -202,6 +209,11 @@ static bool b_lists_live(void *sid)
         strcmp(it_str(c, "sid"), sid) == 0 && cJSON_IsTrue(cJSON_GetObjectItem(c, "live"));
     cJSON_Delete(j);
     return ok;
+}
+
+static bool b_lists_ended(void *sid)
+{
+    return !b_lists_live(sid);
 }
 
 static bool command_refused(void *data)
@@ -381,6 +393,117 @@ static void across_nodes(void)
     down();
 }
 
+/* A follower of one call: the transcript's finals it saw ("id refined text" lines), until
+ * the call ended. */
+typedef struct follower {
+    it_ws ws;
+    char finals[64][256];
+    int nfinal, interims;
+    bool ended;
+} follower;
+
+static void follow(follower *f, const it_server *s, const char *sid)
+{
+    memset(f, 0, sizeof *f);
+    IT_CHECK(it_ws_connect(&f->ws, s->port, "/monitor", it_auth) == 0, "a monitor refused");
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
+    it_ws_send_text(&f->ws, msg);
+}
+
+/* What came within `timeout_ms`, taken in. */
+static void follower_read(follower *f, const char *sid, int timeout_ms)
+{
+    cs_ws_event ev;
+    if (f->ended || it_ws_next(&f->ws, &ev, timeout_ms) != 1 || ev.type != CS_WS_EV_MESSAGE ||
+        ev.opcode != CS_WS_OP_TEXT)
+        return;
+    cJSON *m = cJSON_ParseWithLength(ev.data, ev.len);
+    const char *type = it_str(m, "type");
+    f->ended = !strcmp(type, "call_ended");
+    const cJSON *seg = cJSON_GetObjectItem(m, "segment");
+    if (!strcmp(type, "transcript") && !strcmp(it_str(m, "call"), sid)) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")))
+            f->interims++;
+        else if (it_str(seg, "text")[0] && f->nfinal < 64)
+            snprintf(f->finals[f->nfinal++], sizeof f->finals[0], "%s %d %s", it_str(seg, "id"),
+                     cJSON_IsTrue(cJSON_GetObjectItem(seg, "refined")), it_str(seg, "text"));
+    }
+    cJSON_Delete(m);
+}
+
+/* A call transcribed on a, followed on a and through b: b's follower gets the same
+ * transcript segments as a's, and each final is stored once (by a: the store is shared). */
+static void transcripts_across_nodes(void)
+{
+    stt_on = true;
+    bool ok = up();
+    stt_on = false;
+    if (!ok) {
+        down();
+        return;
+    }
+    it_ws list;
+    IT_CHECK(it_ws_connect(&list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    cJSON_Delete(next_json(&list, "calls", WAIT_MS, NULL));
+    pid_t sim = it_sim_spawn(&na, "--wav %s", it_corpus(WAV));
+    cJSON *started = next_json(&list, "call_started", WAIT_MS, NULL);
+    char sid[64];
+    snprintf(sid, sizeof sid, "%s", it_str(cJSON_GetObjectItem(started, "call"), "sid"));
+    cJSON_Delete(started);
+    it_ws_close(&list);
+    IT_CHECK(sid[0], "b's list feed did not get call_started");
+    static follower fa, fb;
+    follow(&fa, &na, sid);
+    follow(&fb, &nb, sid);
+    for (long long deadline = it_now_ms() + 60000;
+         !(fa.ended && fb.ended) && it_now_ms() < deadline;) {
+        follower_read(&fa, sid, 20);
+        follower_read(&fb, sid, 20);
+    }
+    it_ws_close(&fa.ws);
+    it_ws_close(&fb.ws);
+    int exit_status;
+    cJSON_Delete(it_sim_wait(sim, &exit_status));
+    IT_CHECK(exit_status == 0, "the call failed");
+    printf("cluster: a's follower saw %d interim and %d final segments, b's %d and %d\n",
+           fa.interims, fa.nfinal, fb.interims, fb.nfinal);
+    IT_CHECK(fa.ended && fb.ended, "a follower did not see the call end");
+    IT_CHECK(fb.nfinal >= 1 && fb.interims >= 1, "b's follower saw %d interim and %d finals",
+             fb.interims, fb.nfinal);
+    IT_CHECK(fa.nfinal == fb.nfinal, "a's follower saw %d finals, b's %d", fa.nfinal, fb.nfinal);
+    for (int i = 0; i < fa.nfinal && i < fb.nfinal; i++)
+        IT_CHECK(!strcmp(fa.finals[i], fb.finals[i]), "final %d: a saw \"%s\", b \"%s\"", i,
+                 fa.finals[i], fb.finals[i]);
+    /* Each final id once in the store, through either node (a writes them through its
+     * queue, a little after the call). */
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    int rows = 0, missing = 0;
+    for (long long end = it_now_ms() + WAIT_MS; it_now_ms() < end; it_sleep_ms(200)) {
+        cJSON *j = it_get_json(nb.port, target);
+        const cJSON *segs = cJSON_GetObjectItem(j, "segments");
+        rows = cJSON_GetArraySize(segs);
+        missing = 0;
+        for (int i = 0; i < fb.nfinal; i++) {
+            int n = 0;
+            const cJSON *g;
+            cJSON_ArrayForEach(g, segs)
+            {
+                size_t len = strlen(it_str(g, "id"));
+                n += !strncmp(fb.finals[i], it_str(g, "id"), len) && fb.finals[i][len] == ' ';
+            }
+            missing += n != 1;
+        }
+        cJSON_Delete(j);
+        if (!missing) break;
+    }
+    IT_CHECK(missing == 0, "%d of b's %d finals are not stored once (%d rows)", missing, fb.nfinal,
+             rows);
+    down();
+}
+
 /* kill -9 of a mid-call: b ends the call; a, back, repairs its recording. */
 static void node_death(void)
 {
@@ -471,14 +594,62 @@ static void redis_restart(void)
     down();
 }
 
+/* A call that ends while Redis is away: when it is back, b's follower and b's list get its
+ * end, and b no longer lists it live. */
+static void end_during_outage(void)
+{
+    if (!up()) {
+        down();
+        return;
+    }
+    it_ws list, call;
+    IT_CHECK(it_ws_connect(&list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
+    cJSON_Delete(next_json(&list, "calls", WAIT_MS, NULL));
+    pid_t sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
+    char sid[64];
+    IT_CHECK(live_call(&na, sid), "the call did not start on a");
+    cJSON_Delete(next_json(&list, "call_started", WAIT_MS, NULL));
+    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
+    it_ws_send_text(&call, msg);
+    cJSON *sub = next_json(&call, "subscribed", WAIT_MS, NULL);
+    IT_CHECK(sub && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "call"), "live")),
+             "not subscribed live through b");
+    cJSON_Delete(sub);
+
+    rs_kill(&redis);
+    status_callback(&na, sid, "completed"); /* ends it on a, while b cannot hear */
+    call_wait ended = {.port = na.port, .sid = sid, .live = false, .status = "completed"};
+    IT_CHECK(it_until(call_is, &ended, WAIT_MS), "a's call did not end on its final status");
+    cJSON_Delete(it_sim_wait(sim, NULL));
+    IT_CHECK(rs_start(&redis) == 0, "Redis did not start again");
+    cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
+    IT_CHECK(end && !strcmp(it_str(cJSON_GetObjectItem(end, "call"), "sid"), sid),
+             "b's follower did not see the call end");
+    cJSON_Delete(end);
+    end = next_json(&list, "call_ended", WAIT_MS, NULL);
+    IT_CHECK(end && !strcmp(it_str(cJSON_GetObjectItem(end, "call"), "sid"), sid),
+             "b's list did not see the call end");
+    cJSON_Delete(end);
+    IT_CHECK(it_until(b_lists_ended, sid, WAIT_MS), "b still lists the call live");
+    IT_CHECK(it_metric(na.port, "callstream_bus_held_total") == 2, "the held end is not counted");
+    it_ws_close(&call);
+    it_ws_close(&list);
+    down();
+}
+
 int main(int argc, char **argv)
 {
     static const it_case cases[] = {
         {"final_status_ends_call", final_status_ends_call},
         {"repair_own_calls", repair_own_calls},
         {"across_nodes", across_nodes},
+        {"transcripts_across_nodes", transcripts_across_nodes},
         {"node_death", node_death},
         {"redis_restart", redis_restart},
+        {"end_during_outage", end_during_outage},
     };
     return it_run("cluster", cases, sizeof cases / sizeof *cases, argc, argv);
 }
