@@ -17,6 +17,7 @@
 #include "bus/bus.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -41,6 +42,12 @@
 #define CS_REDIS_NUMSUB_BATCH     500   /* channels per PUBSUB NUMSUB */
 #define CS_REDIS_LIST_MAX         10000 /* calls a LIST returns */
 #define CS_REDIS_PEERS_MAX        1024  /* nodes known alive (commands check the name) */
+/* hiredis 0.14 keeps whatever a server sends (its reader has no bound but `maxbuf`, which only
+ * says when an idle buffer is freed): a reply is refused past these, the connection dropped.
+ * The largest of ours are a LIST (4 elements a call, CS_REDIS_LIST_MAX calls, its results
+ * under bus.c's 64 MiB) and a lost node's calls (3 elements each). */
+#define CS_REDIS_REPLY_MAX        (64u << 20) /* bytes buffered, read and not yet parsed */
+#define CS_REDIS_ELEMENTS_MAX     (1u << 20)  /* elements of one array */
 
 enum rstate { R_DOWN = 0, R_RESOLVING, R_CONNECTING, R_UP, R_CLOSED };
 
@@ -82,6 +89,7 @@ typedef struct rbus {
     unsigned attempt;
     size_t inflight;
     uv_timer_t retry, beat, interest_timer, answer;
+    uv_check_t guard; /* after each read: a reply past CS_REDIS_REPLY_MAX ends the connection */
     unsigned handles; /* open timers: freed when the last closes */
     resolve *resolving;
     cs_map interest;    /* topic → interest: the topics subscribed elsewhere */
@@ -387,6 +395,40 @@ static void on_hello(redisAsyncContext *ac, void *reply, void *priv)
 
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv);
 
+/* Arrays past CS_REDIS_ELEMENTS_MAX are refused before hiredis allocates them: its reader
+ * then fails as out of memory, which says why (`refused`: this thread's last refusal). */
+static redisReplyObjectFunctions library_fn, guarded_fn;
+static pthread_once_t guarded_once = PTHREAD_ONCE_INIT;
+static _Thread_local int refused;
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || (unsigned)elements > CS_REDIS_ELEMENTS_MAX) {
+        refused = elements;
+        return NULL;
+    }
+    return library_fn.createArray(task, elements);
+}
+
+static void guard_init(void)
+{
+    redisReader *rd = redisReaderCreate(); /* the library's own functions */
+    if (!rd) abort();
+    library_fn = *rd->fn;
+    redisReaderFree(rd);
+    guarded_fn = library_fn;
+    guarded_fn.createArray = create_array;
+}
+
+static void on_guard(uv_check_t *h)
+{
+    rbus *r = h->data;
+    redisAsyncContext *acs[2] = {r->cmd, r->sub};
+    for (int i = 0; i < 2 && r->state != R_DOWN; i++)
+        if (acs[i] && acs[i]->c.reader && acs[i]->c.reader->len > CS_REDIS_REPLY_MAX)
+            fail(r, "a reply of more than %u bytes: refused", CS_REDIS_REPLY_MAX);
+}
+
 static void on_connected(const redisAsyncContext *ac, int status)
 {
     rbus *r = attached(ac);
@@ -406,6 +448,11 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
     if (ac == r->cmd) r->cmd = NULL;
     if (ac == r->sub) r->sub = NULL;
     ((redisAsyncContext *)ac)->data = NULL;
+    if (ac->err == REDIS_ERR_OOM && refused) {
+        fail(r, "a reply of %d elements: refused (at most %u)", refused, CS_REDIS_ELEMENTS_MAX);
+        refused = 0;
+        return;
+    }
     fail(r, "%s", ac->err && ac->errstr[0] ? ac->errstr : "connection closed");
 }
 
@@ -424,6 +471,8 @@ static redisAsyncContext *open_conn(rbus *r, const char *ip, bool subscriber)
         return NULL;
     }
     ac->data = r;
+    pthread_once(&guarded_once, guard_init);
+    ac->c.reader->fn = &guarded_fn;
     redisAsyncSetConnectCallback(ac, on_connected);
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
     /* Queued now, sent once connected. */
@@ -1250,6 +1299,10 @@ static int r_open(cs_bus *b, cs_buf *err)
     }
     uv_timer_start(&r->interest_timer, on_interest_timer, CS_REDIS_INTEREST_MS,
                    CS_REDIS_INTEREST_MS);
+    uv_check_init(b->cfg.loop, &r->guard);
+    r->guard.data = r;
+    r->handles++;
+    uv_check_start(&r->guard, on_guard);
     r->state = R_DOWN;
     uv_timer_start(&r->retry, on_retry, 0, 0); /* from the loop: on_health never runs in here */
     return 0;
@@ -1279,6 +1332,7 @@ static void r_close(cs_bus *b)
     uv_close((uv_handle_t *)&r->beat, on_timer_closed);
     uv_close((uv_handle_t *)&r->interest_timer, on_timer_closed);
     uv_close((uv_handle_t *)&r->answer, on_timer_closed);
+    uv_close((uv_handle_t *)&r->guard, on_timer_closed);
 }
 
 const cs_bus_ops cs_bus_redis_ops = {

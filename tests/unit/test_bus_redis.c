@@ -3,6 +3,7 @@
  * hostile or refusing servers, bad payloads, the bound on commands in flight. */
 #include "testutil.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -721,6 +722,8 @@ typedef struct banner {
     uv_write_t w;
     bool accepted, silent;
     int port;
+    const char *hello; /* what it greets with (NULL: an SSH banner) … */
+    size_t flood;      /* … then this many bytes of filler */
 } banner;
 
 static void banner_conn(uv_stream_t *s, int status)
@@ -731,9 +734,17 @@ static void banner_conn(uv_stream_t *s, int status)
     if (uv_accept(s, (uv_stream_t *)&bn->client) < 0) return;
     bn->accepted = true;
     if (bn->silent) return;
-    static char hello[] = "SSH-2.0-OpenSSH_9.2p1\r\n";
-    uv_buf_t buf = uv_buf_init(hello, sizeof hello - 1);
-    uv_write(&bn->w, (uv_stream_t *)&bn->client, &buf, 1, NULL);
+    static char chunk[1 << 20];
+    memset(chunk, 'x', sizeof chunk);
+    const char *hello = bn->hello ? bn->hello : "SSH-2.0-OpenSSH_9.2p1\r\n";
+    uv_buf_t bufs[128] = {uv_buf_init((char *)hello, (unsigned)strlen(hello))};
+    unsigned n = 1;
+    for (size_t left = bn->flood; left && n < 128; n++) {
+        size_t k = left < sizeof chunk ? left : sizeof chunk;
+        bufs[n] = uv_buf_init(chunk, (unsigned)k);
+        left -= k;
+    }
+    uv_write(&bn->w, (uv_stream_t *)&bn->client, bufs, n, NULL);
 }
 
 static void banner_start(fixture *f, banner *bn, bool silent)
@@ -795,6 +806,35 @@ static void test_hostile_server(void **state)
     assert_int_equal(r.texts, 1);
     cs_bus_unsubscribe(f->n[0].bus, &r.sub);
     banner_done(f, &bn);
+}
+
+/* A server that answers more than any reply of ours: an array of 2^21 elements (refused
+ * before hiredis allocates it), or a string of a gigabyte (refused once 64 MiB are in). */
+static void test_reply_bounds(void **state)
+{
+    fixture *f = *state;
+    signal(SIGPIPE, SIG_IGN); /* the flood's writes after the node hangs up */
+    static const struct {
+        const char *hello, *why;
+        size_t flood;
+    } cases[] = {
+        {"*2097152\r\n", "a reply of 2097152 elements: refused (at most 1048576)", 0},
+        {"*2\r\n*1048577\r\n", "a reply of 1048577 elements: refused", 0},
+        {"$1000000000\r\n", "a reply of more than 67108864 bytes: refused", 66u << 20},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        banner bn;
+        banner_start(f, &bn, false);
+        bn.hello = cases[i].hello;
+        bn.flood = cases[i].flood;
+        char url[64];
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", bn.port);
+        open_node(f, 0, url, 100, 500);
+        assert_true(tu_run_until(&f->env.loop, a_down, f, TU_WAIT_MS + 5000));
+        if (!strstr(f->n[0].why, cases[i].why)) fail_msg("%s: %s", cases[i].hello, f->n[0].why);
+        banner_done(f, &bn);
+        f->n[0] = (node){0};
+    }
 }
 
 static void test_silent_server(void **state)
@@ -1096,6 +1136,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end_told_after_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_payloads, setup, teardown),
