@@ -251,6 +251,24 @@ static cJSON *next_json(it_ws *w, const char *type, int timeout_ms, int *frames)
     return NULL;
 }
 
+/* b's list of calls, followed from its first answer on. */
+static void watch_list(it_ws *list)
+{
+    IT_CHECK(it_ws_connect(list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    it_ws_send_text(list, "{\"type\":\"watch_calls\"}");
+    cJSON_Delete(next_json(list, "calls", WAIT_MS, NULL));
+}
+
+/* Call `sid` followed through `s`'s monitor, with `audio` ("none", "both"…). */
+static void watch_call(it_ws *w, const it_server *s, const char *sid, const char *audio)
+{
+    IT_CHECK(it_ws_connect(w, s->port, "/monitor", it_auth) == 0, "a monitor refused");
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"%s\"}", sid,
+             audio);
+    it_ws_send_text(w, msg);
+}
+
 /* An event message for the call with an event of `type` on the subscribed socket. */
 static bool event_seen(it_ws *w, const char *type, int *frames)
 {
@@ -295,34 +313,38 @@ static void down(void)
     fake = NULL;
 }
 
-/* A call on a, seen and acted on through b. */
-static void across_nodes(void)
+/* Both nodes up, b's list followed, and a call streamed to a (40 s): live there, and b's
+ * list told it started. The simulator's pid, or -1 (the nodes did not start: down). */
+static pid_t up_with_call(it_ws *list, char sid[64])
 {
     if (!up()) {
         down();
-        return;
+        return -1;
     }
-    it_ws list, call;
-    IT_CHECK(it_ws_connect(&list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
-    cJSON_Delete(next_json(&list, "calls", WAIT_MS, NULL));
-
+    watch_list(list);
     pid_t sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
-    char sid[64];
     IT_CHECK(live_call(&na, sid), "the call did not start on a");
-    cJSON *started = next_json(&list, "call_started", WAIT_MS, NULL);
+    cJSON *started = next_json(list, "call_started", WAIT_MS, NULL);
     IT_CHECK(started && strcmp(it_str(cJSON_GetObjectItem(started, "call"), "sid"), sid) == 0,
              "b's list feed did not get call_started");
     cJSON_Delete(started);
+    return sim;
+}
+
+/* A call on a, seen and acted on through b. */
+static void across_nodes(void)
+{
+    it_ws list, call;
+    char sid[64];
+    pid_t sim = up_with_call(&list, sid);
+    if (sim < 0) return;
     call_wait live = {.port = nb.port, .sid = sid, .live = true};
     IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
     IT_CHECK(it_until(b_lists_live, sid, WAIT_MS), "b's API does not list a's call as live");
 
     /* Listen-in through b: the call's events so far, then its audio. */
-    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    watch_call(&call, &nb, sid, "both");
     char msg[256];
-    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
-    it_ws_send_text(&call, msg);
     int frames = 0;
     cJSON *sub = next_json(&call, "subscribed", WAIT_MS, &frames);
     IT_CHECK(sub && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "call"), "live")),
@@ -405,10 +427,7 @@ typedef struct follower {
 static void follow(follower *f, const it_server *s, const char *sid)
 {
     memset(f, 0, sizeof *f);
-    IT_CHECK(it_ws_connect(&f->ws, s->port, "/monitor", it_auth) == 0, "a monitor refused");
-    char msg[256];
-    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
-    it_ws_send_text(&f->ws, msg);
+    watch_call(&f->ws, s, sid, "none");
 }
 
 /* What came within `timeout_ms`, taken in. */
@@ -444,9 +463,7 @@ static void transcripts_across_nodes(void)
         return;
     }
     it_ws list;
-    IT_CHECK(it_ws_connect(&list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
-    cJSON_Delete(next_json(&list, "calls", WAIT_MS, NULL));
+    watch_list(&list);
     pid_t sim = it_sim_spawn(&na, "--wav %s", it_corpus(WAV));
     cJSON *started = next_json(&list, "call_started", WAIT_MS, NULL);
     char sid[64];
@@ -517,10 +534,7 @@ static void node_death(void)
     IT_CHECK(live_call(&na, sid), "the call did not start on a");
     call_wait live = {.port = nb.port, .sid = sid, .live = true};
     IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
-    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
-    char msg[256];
-    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
-    it_ws_send_text(&call, msg);
+    watch_call(&call, &nb, sid, "none");
     cJSON_Delete(next_json(&call, "subscribed", WAIT_MS, NULL));
     it_sleep_ms(2000);
     it_server_stop(&na, SIGKILL, 5000);
@@ -598,22 +612,11 @@ static void redis_restart(void)
  * end, and b no longer lists it live. */
 static void end_during_outage(void)
 {
-    if (!up()) {
-        down();
-        return;
-    }
     it_ws list, call;
-    IT_CHECK(it_ws_connect(&list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
-    cJSON_Delete(next_json(&list, "calls", WAIT_MS, NULL));
-    pid_t sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
     char sid[64];
-    IT_CHECK(live_call(&na, sid), "the call did not start on a");
-    cJSON_Delete(next_json(&list, "call_started", WAIT_MS, NULL));
-    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
-    char msg[256];
-    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
-    it_ws_send_text(&call, msg);
+    pid_t sim = up_with_call(&list, sid);
+    if (sim < 0) return;
+    watch_call(&call, &nb, sid, "none");
     cJSON *sub = next_json(&call, "subscribed", WAIT_MS, NULL);
     IT_CHECK(sub && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "call"), "live")),
              "not subscribed live through b");
