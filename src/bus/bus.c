@@ -216,7 +216,8 @@ static void hold(cs_bus *b, const char *topic)
 {
     size_t n = b->scratch.len;
     while (b->held && (b->nheld >= CS_BUS_HOLD_MAX || b->held_bytes + n > CS_BUS_HOLD_BYTES)) {
-        if (b->stats.held_dropped++ == 0)
+        /* those sent already (kept for late subscribers) go first, unseen */
+        if (!b->held->sent_ms && b->stats.held_dropped++ == 0)
             cs_warn("bus: more than %d messages held while %s is away: the oldest dropped",
                     CS_BUS_HOLD_MAX, b->ops->name);
         held_pop(b);

@@ -136,7 +136,7 @@ typedef struct cs_bus_stats {
     uint64_t commands_in, commands_out;
     uint64_t commands_unknown;   /* refused at once: to a node or loop that does not exist */
     uint64_t held, held_dropped; /* messages kept while the server was away (cs_bus_msg.hold),
-                                  * and those of them dropped past CS_BUS_HOLD_MAX */
+                                  * and those dropped unsent past CS_BUS_HOLD_MAX or _BYTES */
 } cs_bus_stats;
 
 typedef struct cs_bus_config {

@@ -715,6 +715,55 @@ static void test_end_told_after_outage(void **state)
     cs_bus_unsubscribe(f->n[2].bus, &late.sub);
 }
 
+static bool thousand(void *data)
+{
+    return ((rx *)data)->texts >= CS_BUS_HOLD_MAX;
+}
+
+/* What is held while the server is away is bounded: past CS_BUS_HOLD_MAX messages, or
+ * CS_BUS_HOLD_BYTES, the oldest go (counted); the rest go out when it is back. */
+static void test_held_bounds(void **state)
+{
+    fixture *f = *state;
+    cs_bus *a, *b;
+    two_nodes(f, 100, &a, &b);
+    rx far;
+    subscribe(a, &far, "CH1");
+    publish_until_received(f, b, "CH1", "{}", &far);
+    far.texts = 0;
+    rs_kill(&f->rs);
+    assert_true(tu_run_until(&f->env.loop, all_down, f, TU_WAIT_MS));
+    char text[32];
+    cs_bus_msg m = {.kind = CS_BUS_TEXT, .topic = "CH1", .text = text, .hold = true};
+    for (int i = 0; i < CS_BUS_HOLD_MAX + 5; i++) {
+        m.len = (size_t)snprintf(text, sizeof text, "{\"i\":%d}", i);
+        cs_bus_publish(b, &m);
+    }
+    assert_int_equal(cs_bus_stats_get(b)->held, CS_BUS_HOLD_MAX + 5);
+    assert_int_equal(cs_bus_stats_get(b)->held_dropped, 5);
+    assert_int_equal(rs_start(&f->rs), 0);
+    assert_true(tu_run_until(&f->env.loop, thousand, &far, TU_WAIT_MS));
+    run_ms(f, 300);
+    assert_int_equal(far.texts, CS_BUS_HOLD_MAX);
+    assert_string_equal(far.last, "{\"i\":1004}");
+
+    /* 20 messages of 1 MiB: 15 fit in 16 MiB (the 1,000 sent before, kept for nodes that
+     * subscribe late, make room first, uncounted) */
+    rs_kill(&f->rs);
+    assert_true(tu_run_until(&f->env.loop, all_down, f, TU_WAIT_MS));
+    char *big = malloc(CS_BUS_MSG_MAX);
+    memset(big, ' ', CS_BUS_MSG_MAX);
+    big[0] = '{';
+    big[CS_BUS_MSG_MAX - 1] = '}';
+    m = (cs_bus_msg){
+        .kind = CS_BUS_TEXT, .topic = "CH1", .text = big, .len = CS_BUS_MSG_MAX, .hold = true};
+    uint64_t dropped = cs_bus_stats_get(b)->held_dropped;
+    for (int i = 0; i < 20; i++) cs_bus_publish(b, &m);
+    free(big);
+    assert_int_equal(cs_bus_stats_get(b)->held_dropped - dropped, 5);
+    cs_bus_unsubscribe(a, &far.sub);
+}
+
 /* A server that speaks something else: it greets every connection with an SSH banner. */
 typedef struct banner {
     uv_tcp_t server;
@@ -1134,6 +1183,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loops_of_one_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_told_after_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_bounds, setup, teardown),
