@@ -1005,6 +1005,7 @@ static void test_commands(void **state)
     assert_true(tu_run_until(&f->env.loop, b_commanded, f, TU_WAIT_MS));
     /* node B known, with one loop: its second is not */
     assert_int_equal(cs_bus_command(f->n[0].bus, "nodeB/1", "{}", 2), CS_ENOTFOUND);
+    assert_int_equal(cs_bus_command(f->n[0].bus, "nodeA/1", "{}", 2), CS_ENOTFOUND); /* its own */
     assert_string_equal(f->n[1].cmd_from, "nodeA/0");
     assert_string_equal(f->n[1].cmd_json, "{\"hangup\":\"CB1\"}");
     assert_int_equal(f->n[0].commands, 0);
@@ -1015,8 +1016,9 @@ static void test_commands(void **state)
 static void test_bad_urls(void **state)
 {
     fixture *f = *state;
-    const char *bad[] = {"rediss://127.0.0.1", "redis://",     "redis://h:99999",  "redis://h:x",
-                         "redis://h:1/db",     "redis://[::1", "redis://nocolon@h"};
+    const char *bad[] = {
+        "rediss://127.0.0.1", "redis://",     "redis://h:99999",   "redis://h:x",
+        "redis://h:1/db",     "redis://[::1", "redis://nocolon@h", "redis://h/0?timeout=1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_buf err = CS_BUF_INIT(1024);
         assert_int_equal(open_node_at(f, 0, bad[i], 100, 500, &err), CS_ECONFIG);
