@@ -24,6 +24,8 @@ static const struct {
     {"redis://", &cs_bus_redis_ops},
 };
 
+static void held_pop(cs_bus *b);
+
 /* ---- topics ---- */
 
 /* The subscribers of one topic. The key points at `topic`. */
@@ -71,6 +73,7 @@ int cs_bus_open(cs_bus **out, const cs_bus_config *cfg, cs_buf *err)
     copy_string(b->run, sizeof b->run, cfg->run, &b->cfg.run);
     snprintf(b->origin, sizeof b->origin, "%s/%u", b->node, (unsigned)cfg->loop_index);
     b->scratch = (cs_buf)CS_BUF_INIT(CS_BUS_MSG_MAX + 64 + sizeof b->origin);
+    b->held_tail = &b->held;
     b->up = true;
     int rc = ops->open(b, err);
     if (rc < 0) {
@@ -101,6 +104,7 @@ void cs_bus_close(cs_bus *b)
     cs_map_free(&b->topics);
     for (size_t pos = 0; cs_map_next(&b->own, &pos, NULL, &v);) cs_bus__own_free(v);
     cs_map_free(&b->own);
+    while (b->held) held_pop(b);
     cs_buf_free(&b->scratch);
     free(b);
 }
@@ -187,13 +191,85 @@ static void deliver(cs_bus *b, subscribers *t, const cs_bus_msg *m)
     if (!t->head && !nested) topic_gone(b, t);
 }
 
+/* ---- held messages: what must reach the other nodes though the server is away ---- */
+
+typedef struct cs_bus_held {
+    struct cs_bus_held *next;
+    char topic[CS_BUS_TOPIC_MAX + 1];
+    uint64_t sent_ms; /* loop time it went out once the server was back; 0: not yet */
+    size_t n;
+    uint8_t bytes[]; /* encoded, with this loop's origin */
+} held;
+
+static void held_pop(cs_bus *b)
+{
+    held *h = b->held;
+    b->held = h->next;
+    if (!b->held) b->held_tail = &b->held;
+    b->nheld--;
+    b->held_bytes -= h->n;
+    free(h);
+}
+
+/* The encoded message in b->scratch, kept: the oldest go past the bounds (counted). */
+static void hold(cs_bus *b, const char *topic)
+{
+    size_t n = b->scratch.len;
+    while (b->held && (b->nheld >= CS_BUS_HOLD_MAX || b->held_bytes + n > CS_BUS_HOLD_BYTES)) {
+        /* those sent already (kept for late subscribers) go first, unseen */
+        if (!b->held->sent_ms && b->stats.held_dropped++ == 0)
+            cs_warn("bus: more than %d messages held while %s is away: the oldest dropped",
+                    CS_BUS_HOLD_MAX, b->ops->name);
+        held_pop(b);
+    }
+    held *h = n <= CS_BUS_HOLD_BYTES ? malloc(sizeof *h + n) : NULL;
+    if (!h) {
+        b->stats.held_dropped++;
+        return;
+    }
+    h->next = NULL;
+    snprintf(h->topic, sizeof h->topic, "%s", topic);
+    h->sent_ms = 0;
+    h->n = n;
+    memcpy(h->bytes, b->scratch.data, n);
+    *b->held_tail = h;
+    b->held_tail = &h->next;
+    b->nheld++;
+    b->held_bytes += n;
+    b->stats.held++;
+}
+
+/* Sends what waits (`topic` NULL), or again what was sent of `topic`; forgets what went
+ * out more than CS_BUS_HOLD_MS ago (the oldest first: they went out in order). */
+static void held_send(cs_bus *b, const char *topic, size_t tn)
+{
+    uint64_t now = uv_now(b->cfg.loop);
+    while (b->held && b->held->sent_ms && now - b->held->sent_ms > CS_BUS_HOLD_MS)
+        held_pop(b);
+    for (held *h = b->held; h; h = h->next) {
+        bool again = topic && h->sent_ms && strlen(h->topic) == tn && !memcmp(h->topic, topic, tn);
+        if (!(topic ? again : !h->sent_ms)) continue;
+        if (!h->sent_ms) h->sent_ms = now ? now : 1;
+        b->stats.sent++;
+        b->ops->publish(b, h->topic, h->bytes, h->n);
+    }
+}
+
+void cs_bus__heard(cs_bus *b, const char *topic, size_t n)
+{
+    if (b->held && cs_bus_ready(b)) held_send(b, topic, n);
+}
+
 /* Every audio frame of every call comes here: who listens is asked once, and a frame
  * nobody wants costs two lookups. */
 void cs_bus_publish(cs_bus *b, const cs_bus_msg *in)
 {
     size_t n = strlen(in->topic);
     subscribers *t = subscribers_of(b, in->topic, n);
-    bool away = b->ops->publish && (!b->ops->elsewhere || b->ops->elsewhere(b, in->topic, n));
+    /* Away, nobody is known to listen elsewhere: held, it goes to whoever does when back. */
+    bool keep = in->hold && b->ops->publish && !cs_bus_ready(b);
+    bool away =
+        keep || (b->ops->publish && (!b->ops->elsewhere || b->ops->elsewhere(b, in->topic, n)));
     if (!t && !away) return;
     b->stats.published++; /* those someone listens to */
     cs_bus_msg stamped;
@@ -207,6 +283,10 @@ void cs_bus_publish(cs_bus *b, const cs_bus_msg *in)
     if (!away) return;
     if (cs_bus_msg_encode(&b->scratch, m, b->origin) < 0) {
         b->stats.dropped++;
+        return;
+    }
+    if (keep) {
+        hold(b, m->topic);
         return;
     }
     b->stats.sent++;
@@ -292,6 +372,7 @@ void cs_bus__arrived(cs_bus *b, const char *name, const uint8_t *p, size_t n)
 
 void cs_bus__health(cs_bus *b, bool up, const char *why)
 {
+    if (up && b->held) held_send(b, NULL, 0); /* on its first connection too */
     if (b->up == up) return;
     b->up = up;
     if (!up) b->stats.outages++;
@@ -328,6 +409,8 @@ int cs_bus_command(cs_bus *b, const char *to, const char *json, size_t n)
     node[len] = '\0';
     int rc = b->ops->command(b, node, (uint32_t)loop, json, n);
     if (rc == 0) b->stats.commands_out++;
+    if (rc == CS_ENOTFOUND && b->stats.commands_unknown++ == 0)
+        cs_warn("bus: a command to %.80s refused: no such node or loop", to);
     return rc;
 }
 

@@ -16,7 +16,8 @@
  * Backends (one file each, an ops table): inproc.c (one loop, one node: today's),
  * crossloop.c (the loops of one process, joined by a cs_bus_hub), redis.c (REDIS_URL: many
  * nodes). A backend that loses its server keeps the local fan-out working,
- * says so through on_health, and heals the directory when it comes back. */
+ * says so through on_health, and heals the directory when it comes back; what was published
+ * with `hold` meanwhile (a call's end) is sent then. */
 #ifndef CS_BUS_H
 #define CS_BUS_H
 
@@ -37,6 +38,9 @@
 #define CS_BUS_HISTORY_MAX 500  /* events kept per live call for late joiners */
 #define CS_BUS_MSG_MAX     (1u << 20) /* largest encoded message */
 #define CS_BUS_LOOPS_MAX   64   /* event loops of one process (WORKERS) */
+#define CS_BUS_HOLD_MAX    1000 /* messages held while the server is away (cs_bus_msg.hold) */
+#define CS_BUS_HOLD_BYTES  (16u << 20) /* … and their bytes */
+#define CS_BUS_HOLD_MS     30000 /* once back, a held message goes again to who subscribes */
 
 enum cs_bus_kind { CS_BUS_TEXT = 1, CS_BUS_AUDIO };
 
@@ -48,6 +52,8 @@ typedef struct cs_bus_msg {
     const char *text; /* a JSON message, ready to send */
     size_t len;
     bool final; /* the topic ends with this message (the call ended) */
+    bool hold;  /* publishing: must reach the other nodes even if the server is away now: held
+                 * (CS_BUS_HOLD_MAX) and sent when it is back (a call's end) */
     /* CS_BUS_AUDIO */
     unsigned track;  /* 0 caller, 1 agent */
     uint32_t pos_ms; /* place on the call's timeline */
@@ -128,6 +134,9 @@ typedef struct cs_bus_stats {
     uint64_t reconnects, outages;  /* to its server; outages begun */
     uint64_t nodes_lost;           /* nodes this one declared lost */
     uint64_t commands_in, commands_out;
+    uint64_t commands_unknown;   /* refused at once: to a node or loop that does not exist */
+    uint64_t held, held_dropped; /* messages kept while the server was away (cs_bus_msg.hold),
+                                  * and those dropped unsent past CS_BUS_HOLD_MAX or _BYTES */
 } cs_bus_stats;
 
 typedef struct cs_bus_config {
@@ -201,6 +210,8 @@ struct cs_bus {
     cs_dir_req *asked, *asked_tail; /* requests not yet answered, oldest first */
     uint64_t asked_seq;             /* of the last one asked */
     cs_buf scratch;    /* encoding */
+    struct cs_bus_held *held, **held_tail; /* held messages, oldest first */
+    size_t nheld, held_bytes;
     cs_bus_stats stats;
     bool up;
     void *impl;
@@ -241,7 +252,9 @@ int cs_dir_ask(cs_bus *b, cs_dir_req *q);
 void cs_dir_cancel(cs_dir_req *q);
 
 /* `json` to the on_command of the loop at address `to`: "node/loop", or "node" for its first
- * loop (this one's too). 0, or < 0: -EINVAL (not an address), CS_ENOTFOUND, server away. */
+ * loop (this one's too). 0, or < 0: -EINVAL (not an address), CS_ENOTFOUND (no such node, or
+ * it has no such loop, as its heartbeats tell: counted), CS_EBACKEND (server away, or the
+ * other nodes not known yet), CS_EFULL. */
 int cs_bus_command(cs_bus *b, const char *to, const char *json, size_t n);
 bool cs_bus_ready(const cs_bus *b);
 const cs_bus_stats *cs_bus_stats_get(const cs_bus *b);
@@ -259,8 +272,11 @@ int cs_bus_msg_decode(cs_bus_msg *m, const char **origin, size_t *origin_len, co
 void cs_bus__arrived(cs_bus *b, const char *topic, const uint8_t *p, size_t n);
 /* `q`'s results are set: unlinks it, runs `done`. */
 void cs_dir__answer(cs_dir_req *q);
-/* Health moved (counts, tells on_health). */
+/* Health moved (counts, tells on_health). Back: the messages held meanwhile are sent. */
 void cs_bus__health(cs_bus *b, bool up, const char *why);
+/* A subscriber elsewhere came for `topic`: what was held for it and sent when the server came
+ * back (within CS_BUS_HOLD_MS) goes again, for a node that came back after this one. */
+void cs_bus__heard(cs_bus *b, const char *topic, size_t n);
 /* Answers `q` from what this loop knows: its own calls, itself as the only node (for the
  * in-process backend, and for another while its server is away: `partial`). */
 void cs_bus__answer_local(cs_bus *b, cs_dir_req *q, bool partial);

@@ -17,6 +17,7 @@
 #include "bus/bus.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -28,6 +29,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "net/url.h"
 
 #define CS_REDIS_PREFIX           "cs:"
 #define CS_REDIS_CONNECT_MS       5000 /* connecting and the handshake, each attempt */
@@ -40,6 +42,12 @@
 #define CS_REDIS_NUMSUB_BATCH     500   /* channels per PUBSUB NUMSUB */
 #define CS_REDIS_LIST_MAX         10000 /* calls a LIST returns */
 #define CS_REDIS_PEERS_MAX        1024  /* nodes known alive (commands check the name) */
+/* hiredis 0.14 keeps whatever a server sends (its reader has no bound but `maxbuf`, which only
+ * says when an idle buffer is freed): a reply is refused past these, the connection dropped.
+ * The largest of ours are a LIST (4 elements a call, CS_REDIS_LIST_MAX calls, its results
+ * under bus.c's 64 MiB) and a lost node's calls (3 elements each). */
+#define CS_REDIS_REPLY_MAX        (64u << 20) /* bytes buffered, read and not yet parsed */
+#define CS_REDIS_ELEMENTS_MAX     (1u << 20)  /* elements of one array */
 
 enum rstate { R_DOWN = 0, R_RESOLVING, R_CONNECTING, R_UP, R_CLOSED };
 
@@ -71,7 +79,7 @@ typedef struct rbus {
     cs_bus *b;
     char host[256];
     int port;
-    char user[128], pass[256];
+    char user[256], pass[256]; /* AUTH's, decoded */
     int db;
     enum rstate state;
     redisAsyncContext *cmd, *sub;
@@ -81,22 +89,30 @@ typedef struct rbus {
     unsigned attempt;
     size_t inflight;
     uv_timer_t retry, beat, interest_timer, answer;
+    uv_check_t guard; /* after each read: a reply past CS_REDIS_REPLY_MAX ends the connection */
     unsigned handles; /* open timers: freed when the last closes */
     resolve *resolving;
     cs_map interest;    /* topic → interest: the topics subscribed elsewhere */
     bool interest_full; /* some are not in it: every topic counts as heard */
     ticket *tickets;    /* every request on its way */
     bool orphans;       /* a request got no ticket (out of memory): answer it locally */
-    cs_map peers;       /* node id → itself (a copy): alive at the last heartbeat */
+    cs_map peers;       /* node id → peer: alive at the last heartbeat */
+    bool peers_known;   /* a heartbeat was answered: `peers` holds the nodes */
     int64_t started_ms;
     char why[256];
 } rbus;
+
+/* A node alive at the last heartbeat, and how many loops it runs (commands check both). */
+typedef struct peer {
+    uint32_t loops;
+    char id[];
+} peer;
 
 /* ---- Lua scripts: one round trip, atomic ---- */
 
 /* ARGV: prefix, me, ttl, url, run, loops, calls, streams, monitors, started, seen, loop.
  * → {fresh (this loop was not in `loops:<me>`: its entries must be rewritten), lost nodes
- *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive ids}.
+ *    ({id, url, run, loops, started, seen, sid, loop, summary, ...}), alive {id, loops, ...}}.
  * A node reaps others only if its own previous beat is still alive: when it was silent too
  * (the server stalled, or its link), their silence proves nothing, and it waits a beat. */
 static const char beat_lua[] =
@@ -112,6 +128,7 @@ static const char beat_lua[] =
     "for _, id in ipairs(redis.call('SMEMBERS', p..'nodes')) do\n"
     "  if redis.call('EXISTS', p..'alive:'..id) == 1 then\n"
     "    table.insert(alive, id)\n"
+    "    table.insert(alive, redis.call('HGET', p..'node:'..id, 'loops') or '0')\n"
     "  elseif was == 1 then\n"
     "    local n = redis.call('HMGET', p..'node:'..id, 'url', 'run', 'loops', 'started', 'seen')\n"
     "    local out = {id, n[1] or '', n[2] or '', n[3] or '0', n[4] or '0', n[5] or '0'}\n"
@@ -378,6 +395,40 @@ static void on_hello(redisAsyncContext *ac, void *reply, void *priv)
 
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv);
 
+/* Arrays past CS_REDIS_ELEMENTS_MAX are refused before hiredis allocates them: its reader
+ * then fails as out of memory, which says why (`refused`: this thread's last refusal). */
+static redisReplyObjectFunctions library_fn, guarded_fn;
+static pthread_once_t guarded_once = PTHREAD_ONCE_INIT;
+static _Thread_local int refused;
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || (unsigned)elements > CS_REDIS_ELEMENTS_MAX) {
+        refused = elements;
+        return NULL;
+    }
+    return library_fn.createArray(task, elements);
+}
+
+static void guard_init(void)
+{
+    redisReader *rd = redisReaderCreate(); /* the library's own functions */
+    if (!rd) abort();
+    library_fn = *rd->fn;
+    redisReaderFree(rd);
+    guarded_fn = library_fn;
+    guarded_fn.createArray = create_array;
+}
+
+static void on_guard(uv_check_t *h)
+{
+    rbus *r = h->data;
+    redisAsyncContext *acs[2] = {r->cmd, r->sub};
+    for (int i = 0; i < 2 && r->state != R_DOWN; i++)
+        if (acs[i] && acs[i]->c.reader && acs[i]->c.reader->len > CS_REDIS_REPLY_MAX)
+            fail(r, "a reply of more than %u bytes: refused", CS_REDIS_REPLY_MAX);
+}
+
 static void on_connected(const redisAsyncContext *ac, int status)
 {
     rbus *r = attached(ac);
@@ -397,6 +448,11 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
     if (ac == r->cmd) r->cmd = NULL;
     if (ac == r->sub) r->sub = NULL;
     ((redisAsyncContext *)ac)->data = NULL;
+    if (ac->err == REDIS_ERR_OOM && refused) {
+        fail(r, "a reply of %d elements: refused (at most %u)", refused, CS_REDIS_ELEMENTS_MAX);
+        refused = 0;
+        return;
+    }
     fail(r, "%s", ac->err && ac->errstr[0] ? ac->errstr : "connection closed");
 }
 
@@ -415,6 +471,8 @@ static redisAsyncContext *open_conn(rbus *r, const char *ip, bool subscriber)
         return NULL;
     }
     ac->data = r;
+    pthread_once(&guarded_once, guard_init);
+    ac->c.reader->fn = &guarded_fn;
     redisAsyncSetConnectCallback(ac, on_connected);
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
     /* Queued now, sent once connected. */
@@ -746,6 +804,7 @@ static void on_announced(rbus *r, const char *what, size_t len)
         if (!e) return;
         e->gen++; /* a count asked before this is older than it */
         if (e->others < 1) e->others = 1;
+        cs_bus__heard(r->b, topic, n); /* a node back after us: what we held, again */
         return;
     }
     interest *e = cs_map_get(&r->interest, (cs_str){topic, n});
@@ -1053,12 +1112,16 @@ static void set_peers(rbus *r, const redisReply *alive)
     for (size_t pos = 0; cs_map_next(&r->peers, &pos, NULL, &v);) free(v);
     cs_map_free(&r->peers);
     r->peers = (cs_map)CS_MAP_INIT;
-    for (size_t i = 0; i < alive->elements && r->peers.len < CS_REDIS_PEERS_MAX; i++) {
+    for (size_t i = 0; i + 1 < alive->elements && r->peers.len < CS_REDIS_PEERS_MAX; i += 2) {
         const redisReply *id = alive->element[i];
         if (!is_str(id) || id->len > CS_BUS_NODE_MAX) continue;
-        char *copy = strndup(id->str, id->len);
-        if (!copy || cs_map_put(&r->peers, (cs_str){copy, id->len}, copy) < 0) free(copy);
+        peer *p = malloc(sizeof *p + id->len + 1);
+        if (!p) continue;
+        memcpy(p->id, id->str, id->len + 1);
+        p->loops = (uint32_t)reply_ll(alive->element[i + 1]);
+        if (cs_map_put(&r->peers, (cs_str){p->id, id->len}, p) < 0) free(p);
     }
+    r->peers_known = true;
 }
 
 /* A node this one reaped: {id, url, run, loops, started, seen, (sid, loop, summary)*}. */
@@ -1137,7 +1200,16 @@ static int r_command(cs_bus *b, const char *node, uint32_t loop, const char *jso
 {
     rbus *r = R(b);
     if (r->state != R_UP) return CS_EBACKEND;
-    if (strcmp(node, b->node) && !cs_map_get(&r->peers, cs_str_of(node))) return CS_ENOTFOUND;
+    /* Published to a channel nobody reads, it would be lost without a word: refused. Until
+     * the first heartbeat is answered the other nodes are not known (not refused as absent:
+     * the server is not ready for them yet). */
+    if (!strcmp(node, b->node)) {
+        if (loop >= (b->cfg.loops ? b->cfg.loops : 1)) return CS_ENOTFOUND;
+    } else {
+        const peer *p = cs_map_get(&r->peers, cs_str_of(node));
+        if (!p && !r->peers_known) return CS_EBACKEND;
+        if (!p || loop >= p->loops) return CS_ENOTFOUND;
+    }
     cs_buf msg = CS_BUF_INIT(sizeof b->origin + 1 + CS_BUS_MSG_MAX);
     char ch[KEY_MAX], to[sizeof b->origin];
     snprintf(to, sizeof to, "%s/%u", node, (unsigned)loop);
@@ -1159,62 +1231,46 @@ static bool r_ready(const cs_bus *b)
 
 /* ---- open, close ---- */
 
-/* redis://[[user]:password@]host[:port][/db] → r. 0, or -1 with a message in `err`. */
+/* redis://[[user]:password@]host[:port][/db] → r (net/url.h parses it; the user and the
+ * password are percent-decoded). 0, or -1 with a message in `err`. */
 static int parse_url(rbus *r, const char *url, cs_buf *err)
 {
-    const char *p = url + strlen("redis://");
-    if (strncmp(url, "redis://", 8)) {
-        cs_buf_printf(err, "REDIS_URL: want redis://[:password@]host[:port][/db] (no TLS)");
+    cs_url u;
+    /* never echoed: it may hold the password */
+    if (cs_url_parse(&u, url) < 0 || strcmp(u.scheme, "redis") || u.query[0]) {
+        cs_buf_printf(err, "REDIS_URL: want redis://[[user]:password@]host[:port][/db] (no TLS)");
         return -1;
     }
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon || (size_t)(colon - p) >= sizeof r->user ||
-            (size_t)(at - colon - 1) >= sizeof r->pass) {
-            cs_buf_printf(err, "REDIS_URL: credentials are [user]:password@");
+    int rc = !u.userinfo[0]             ? 0
+             : !strchr(u.userinfo, ':') ? -1
+                                        : cs_url_credentials(&u, r->user, r->pass, sizeof r->pass);
+    if (rc == -1) {
+        cs_buf_printf(err, "REDIS_URL: credentials are [user]:password@");
+        return -1;
+    }
+    if (rc == CS_ELIMIT) {
+        cs_buf_printf(err, "REDIS_URL: the user or the password is longer than %zu bytes",
+                      sizeof r->pass - 1);
+        return -1;
+    }
+    if (rc < 0) {
+        cs_buf_printf(err, "REDIS_URL: the user or the password has a malformed percent-escape "
+                           "(%%XX, not %%00; a %% itself is written %%25)");
+        return -1;
+    }
+    snprintf(r->host, sizeof r->host, "%s", u.host);
+    r->port = u.port;
+    if (strcmp(u.path, "/") != 0) {
+        char *e;
+        long v = strtol(u.path + 1, &e, 10);
+        if (*e || e == u.path + 1 || v < 0 || v > 1000000) {
+            cs_buf_printf(err, "REDIS_URL: the database is a number (/0 … /1000000), not %.64s",
+                          u.path);
             return -1;
         }
-        memcpy(r->user, p, (size_t)(colon - p));
-        memcpy(r->pass, colon + 1, (size_t)(at - colon - 1));
-        p = at + 1;
-    }
-    const char *end = p + strcspn(p, "/");
-    const char *host = p, *host_end, *port = NULL;
-    if (*p == '[') { /* [v6] */
-        host = p + 1;
-        host_end = memchr(p, ']', (size_t)(end - p));
-        if (!host_end) goto bad;
-        if (host_end + 1 < end) {
-            if (host_end[1] != ':') goto bad;
-            port = host_end + 2;
-        }
-    } else {
-        host_end = memchr(p, ':', (size_t)(end - p));
-        if (host_end)
-            port = host_end + 1;
-        else
-            host_end = end;
-    }
-    if (host_end == host || (size_t)(host_end - host) >= sizeof r->host) goto bad;
-    memcpy(r->host, host, (size_t)(host_end - host));
-    r->port = 6379;
-    if (port) {
-        char *e;
-        long v = strtol(port, &e, 10);
-        if (e != end || port == end || v < 1 || v > 65535) goto bad;
-        r->port = (int)v;
-    }
-    if (*end == '/' && end[1]) {
-        char *e;
-        long v = strtol(end + 1, &e, 10);
-        if (*e || v < 0 || v > 1000000) goto bad;
         r->db = (int)v;
     }
     return 0;
-bad:
-    cs_buf_printf(err, "REDIS_URL: bad host, port or database in %s", url);
-    return -1;
 }
 
 static int r_open(cs_bus *b, cs_buf *err)
@@ -1243,6 +1299,10 @@ static int r_open(cs_bus *b, cs_buf *err)
     }
     uv_timer_start(&r->interest_timer, on_interest_timer, CS_REDIS_INTEREST_MS,
                    CS_REDIS_INTEREST_MS);
+    uv_check_init(b->cfg.loop, &r->guard);
+    r->guard.data = r;
+    r->handles++;
+    uv_check_start(&r->guard, on_guard);
     r->state = R_DOWN;
     uv_timer_start(&r->retry, on_retry, 0, 0); /* from the loop: on_health never runs in here */
     return 0;
@@ -1272,6 +1332,7 @@ static void r_close(cs_bus *b)
     uv_close((uv_handle_t *)&r->beat, on_timer_closed);
     uv_close((uv_handle_t *)&r->interest_timer, on_timer_closed);
     uv_close((uv_handle_t *)&r->answer, on_timer_closed);
+    uv_close((uv_handle_t *)&r->guard, on_timer_closed);
 }
 
 const cs_bus_ops cs_bus_redis_ops = {

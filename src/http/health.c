@@ -503,6 +503,12 @@ void cs_metrics_render(cs_gateway *gw, cs_buf *into)
             {"callstream_bus_nodes_lost_total", "nodes this one declared lost", bs->nodes_lost},
             {"callstream_bus_commands_in_total", "commands from other nodes", bs->commands_in},
             {"callstream_bus_commands_out_total", "commands to other nodes", bs->commands_out},
+            {"callstream_bus_commands_unknown_total",
+             "commands refused at once: no such node, or no such loop of it", bs->commands_unknown},
+            {"callstream_bus_held_total",
+             "calls' ends held while the bus's server was away, sent when it came back", bs->held},
+            {"callstream_bus_held_dropped_total",
+             "of those, dropped past their bound (1000 messages, 16 MiB)", bs->held_dropped},
         };
         for (size_t i = 0; i < sizeof bus / sizeof *bus; i++)
             cs_prom_counter(&out, bus[i].name, bus[i].help, (double)bus[i].value);

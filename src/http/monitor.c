@@ -68,15 +68,20 @@ static void publish_text(cs_gateway *gw, const char *topic, const char *text, si
 }
 
 /* {"type":<type>,"call":<summary>} to the list feed and to the call's own topic; the
- * summary is the call's directory entry while it lives. */
+ * summary is the call's directory entry while it lives. A call's end reaches the other
+ * nodes' followers even if the bus's server is away now: held, and sent when it is back. */
 static void publish_call(cs_gateway *gw, const char *sid, const char *type, const char *summary,
                          size_t n, bool final)
 {
     cs_buf b = CS_BUF_INIT(1 << 16);
     if (cs_buf_printf(&b, "{\"type\":\"%s\",\"call\":", type) >= 0 &&
         cs_buf_append(&b, summary, n) >= 0 && cs_buf_putc(&b, '}') >= 0) {
-        publish_text(gw, CS_BUS_ALL, b.data, b.len, false);
-        publish_text(gw, sid, b.data, b.len, final);
+        cs_bus_msg m = {
+            .kind = CS_BUS_TEXT, .topic = CS_BUS_ALL, .text = b.data, .len = b.len, .hold = final};
+        cs_bus_publish(gw->bus, &m);
+        m.topic = sid;
+        m.final = final;
+        cs_bus_publish(gw->bus, &m);
     }
     cs_buf_free(&b);
 }

@@ -1,5 +1,5 @@
 /* Absolute URLs for the endpoints we connect to or advertise (PUBLIC_URL, cloud APIs,
- * Stream URLs in TwiML). Not a general URI library: four schemes, no relative
+ * Stream URLs in TwiML, REDIS_URL). Not a general URI library: four schemes, no relative
  * references, no normalisation of the path beyond an empty one becoming "/". */
 #include "net/url.h"
 
@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/str.h"
+#include "net/form.h"
 
 static const struct {
     const char *name;
@@ -19,6 +20,7 @@ static const struct {
     {"https", 443, true},
     {"ws", 80, false},
     {"wss", 443, true},
+    {"redis", 6379, false},
 };
 
 /* RFC 3986 reg-name without pct-encoded: unreserved / sub-delims. */
@@ -103,8 +105,11 @@ int cs_url_parse(cs_url *u, const char *s)
     const char *a = sep + 3;
     size_t alen = strcspn(a, "/?#");
     const char *at = memrchr(a, '@', alen);
-    if (at) { /* userinfo is never used: credentials travel in headers */
-        alen -= (size_t)(at + 1 - a);
+    if (at) { /* for Redis's AUTH; HTTP's credentials travel in headers */
+        size_t ulen = (size_t)(at - a);
+        if (ulen > CS_URL_MAX_USERINFO) return CS_EPARSE;
+        memcpy(u->userinfo, a, ulen);
+        alen -= ulen + 1;
         a = at + 1;
     }
     if (parse_host_port(u, a, alen) != 0) return CS_EPARSE;
@@ -120,6 +125,28 @@ int cs_url_parse(cs_url *u, const char *s)
         memcpy(u->query, q, strcspn(q, "#"));
     }
     return 0;
+}
+
+/* s[0..n) percent-decoded into out (`cap` bytes). */
+static int decode_part(char *out, size_t cap, const char *s, size_t n)
+{
+    char plain[CS_URL_MAX_USERINFO + 1]; /* n is at most CS_URL_MAX_USERINFO */
+    int m = cs_url_decode(plain, s, n, false);
+    if (m < 0 || memchr(plain, '\0', (size_t)m)) return CS_EPARSE;
+    if ((size_t)m >= cap) return CS_ELIMIT;
+    memcpy(out, plain, (size_t)m + 1);
+    return 0;
+}
+
+int cs_url_credentials(const cs_url *u, char *user, char *pass, size_t cap)
+{
+    if (cap == 0) return CS_ELIMIT;
+    const char *colon = strchr(u->userinfo, ':');
+    size_t n = colon ? (size_t)(colon - u->userinfo) : strlen(u->userinfo);
+    int rc = decode_part(user, cap, u->userinfo, n);
+    if (rc == 0) rc = decode_part(pass, cap, colon ? colon + 1 : "", colon ? strlen(colon + 1) : 0);
+    if (rc < 0) user[0] = pass[0] = '\0';
+    return rc;
 }
 
 void cs_url_host_header(const cs_url *u, char *out, size_t cap)

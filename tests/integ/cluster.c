@@ -10,7 +10,9 @@
  * is recorded whole, b lists it again, the outage is an event and a metric. An API stream
  * created on a is connected to through b and completed through a; its source at b is
  * answered 504 while a is dead and not yet lost, 503 while Redis is away (and connects
- * once it is back). */
+ * once it is back). A call that ends
+ * while Redis is away → b's followers get its end when Redis is back; a call transcribed on
+ * a → b's follower gets the same transcript as a's, stored once. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,11 +153,12 @@ static pg_server pg;
 static it_server na, nb; /* nodes a and b */
 
 static twilio_fake *fake; /* Twilio's REST API, for node b's call control */
+static bool stt_on;       /* node a transcribes its calls (pocketsphinx) */
 
 /* Node `id`'s flags: b has call control (against the fake). */
 static const char *const *node_args(const char *id)
 {
-    static const char *args[2][21];
+    static const char *args[2][25];
     bool b = id[0] == 'b';
     const char **out = args[b];
     const char *const common[] = {"--agent",       "echo",    "--node-id",           id,
@@ -168,6 +171,10 @@ static const char *const *node_args(const char *id)
             "--twilio-account-sid", ACCOUNT, "--twilio-api-key", KEY,
             "--twilio-api-secret",  SECRET,  "--twilio-api-url", twilio_fake_url(fake)};
         for (size_t i = 0; i < sizeof control / sizeof *control; i++) out[n++] = control[i];
+    }
+    if (!b && stt_on) {
+        const char *const stt[] = {"--stt", "pocketsphinx", "--stt-max-sessions", "1"};
+        for (size_t i = 0; i < sizeof stt / sizeof *stt; i++) out[n++] = stt[i];
     }
     out[n] = NULL;
     return out;
@@ -208,6 +215,11 @@ static bool b_lists_live(void *sid)
     return ok;
 }
 
+static bool b_lists_ended(void *sid)
+{
+    return !b_lists_live(sid);
+}
+
 static bool command_refused(void *data)
 {
     (void)data;
@@ -241,6 +253,24 @@ static cJSON *next_json(it_ws *w, const char *type, int timeout_ms, int *frames)
         cJSON_Delete(j);
     }
     return NULL;
+}
+
+/* b's list of calls, followed from its first answer on. */
+static void watch_list(it_ws *list)
+{
+    IT_CHECK(it_ws_connect(list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    it_ws_send_text(list, "{\"type\":\"watch_calls\"}");
+    cJSON_Delete(next_json(list, "calls", WAIT_MS, NULL));
+}
+
+/* Call `sid` followed through `s`'s monitor, with `audio` ("none", "both"…). */
+static void watch_call(it_ws *w, const it_server *s, const char *sid, const char *audio)
+{
+    IT_CHECK(it_ws_connect(w, s->port, "/monitor", it_auth) == 0, "a monitor refused");
+    char msg[256];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"%s\"}", sid,
+             audio);
+    it_ws_send_text(w, msg);
 }
 
 /* An event message for the call with an event of `type` on the subscribed socket. */
@@ -287,34 +317,38 @@ static void down(void)
     fake = NULL;
 }
 
-/* A call on a, seen and acted on through b. */
-static void across_nodes(void)
+/* Both nodes up, b's list followed, and a call streamed to a (40 s): live there, and b's
+ * list told it started. The simulator's pid, or -1 (the nodes did not start: down). */
+static pid_t up_with_call(it_ws *list, char sid[64])
 {
     if (!up()) {
         down();
-        return;
+        return -1;
     }
-    it_ws list, call;
-    IT_CHECK(it_ws_connect(&list, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
-    it_ws_send_text(&list, "{\"type\":\"watch_calls\"}");
-    cJSON_Delete(next_json(&list, "calls", WAIT_MS, NULL));
-
+    watch_list(list);
     pid_t sim = it_sim_spawn(&na, "--calls 1 --duration 40 --wav %s", it_corpus(WAV));
-    char sid[64];
     IT_CHECK(live_call(&na, sid), "the call did not start on a");
-    cJSON *started = next_json(&list, "call_started", WAIT_MS, NULL);
+    cJSON *started = next_json(list, "call_started", WAIT_MS, NULL);
     IT_CHECK(started && strcmp(it_str(cJSON_GetObjectItem(started, "call"), "sid"), sid) == 0,
              "b's list feed did not get call_started");
     cJSON_Delete(started);
+    return sim;
+}
+
+/* A call on a, seen and acted on through b. */
+static void across_nodes(void)
+{
+    it_ws list, call;
+    char sid[64];
+    pid_t sim = up_with_call(&list, sid);
+    if (sim < 0) return;
     call_wait live = {.port = nb.port, .sid = sid, .live = true};
     IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
     IT_CHECK(it_until(b_lists_live, sid, WAIT_MS), "b's API does not list a's call as live");
 
     /* Listen-in through b: the call's events so far, then its audio. */
-    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
+    watch_call(&call, &nb, sid, "both");
     char msg[256];
-    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"both\"}", sid);
-    it_ws_send_text(&call, msg);
     int frames = 0;
     cJSON *sub = next_json(&call, "subscribed", WAIT_MS, &frames);
     IT_CHECK(sub && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "call"), "live")),
@@ -462,6 +496,112 @@ static void stream_across_nodes(void)
     down();
 }
 
+/* A follower of one call: the transcript's finals it saw ("id refined text" lines), until
+ * the call ended. */
+typedef struct follower {
+    it_ws ws;
+    char finals[64][256];
+    int nfinal, interims;
+    bool ended;
+} follower;
+
+static void follow(follower *f, const it_server *s, const char *sid)
+{
+    memset(f, 0, sizeof *f);
+    watch_call(&f->ws, s, sid, "none");
+}
+
+/* What came within `timeout_ms`, taken in. */
+static void follower_read(follower *f, const char *sid, int timeout_ms)
+{
+    cs_ws_event ev;
+    if (f->ended || it_ws_next(&f->ws, &ev, timeout_ms) != 1 || ev.type != CS_WS_EV_MESSAGE ||
+        ev.opcode != CS_WS_OP_TEXT)
+        return;
+    cJSON *m = cJSON_ParseWithLength(ev.data, ev.len);
+    const char *type = it_str(m, "type");
+    f->ended = !strcmp(type, "call_ended");
+    const cJSON *seg = cJSON_GetObjectItem(m, "segment");
+    if (!strcmp(type, "transcript") && !strcmp(it_str(m, "call"), sid)) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItem(seg, "final")))
+            f->interims++;
+        else if (it_str(seg, "text")[0] && f->nfinal < 64)
+            snprintf(f->finals[f->nfinal++], sizeof f->finals[0], "%s %d %s", it_str(seg, "id"),
+                     cJSON_IsTrue(cJSON_GetObjectItem(seg, "refined")), it_str(seg, "text"));
+    }
+    cJSON_Delete(m);
+}
+
+/* A call transcribed on a, followed on a and through b: b's follower gets the same
+ * transcript segments as a's, and each final is stored once (by a: the store is shared). */
+static void transcripts_across_nodes(void)
+{
+    stt_on = true;
+    bool ok = up();
+    stt_on = false;
+    if (!ok) {
+        down();
+        return;
+    }
+    it_ws list;
+    watch_list(&list);
+    pid_t sim = it_sim_spawn(&na, "--wav %s", it_corpus(WAV));
+    cJSON *started = next_json(&list, "call_started", WAIT_MS, NULL);
+    char sid[64];
+    snprintf(sid, sizeof sid, "%s", it_str(cJSON_GetObjectItem(started, "call"), "sid"));
+    cJSON_Delete(started);
+    it_ws_close(&list);
+    IT_CHECK(sid[0], "b's list feed did not get call_started");
+    static follower fa, fb;
+    follow(&fa, &na, sid);
+    follow(&fb, &nb, sid);
+    for (long long deadline = it_now_ms() + 60000;
+         !(fa.ended && fb.ended) && it_now_ms() < deadline;) {
+        follower_read(&fa, sid, 20);
+        follower_read(&fb, sid, 20);
+    }
+    it_ws_close(&fa.ws);
+    it_ws_close(&fb.ws);
+    int exit_status;
+    cJSON_Delete(it_sim_wait(sim, &exit_status));
+    IT_CHECK(exit_status == 0, "the call failed");
+    printf("cluster: a's follower saw %d interim and %d final segments, b's %d and %d\n",
+           fa.interims, fa.nfinal, fb.interims, fb.nfinal);
+    IT_CHECK(fa.ended && fb.ended, "a follower did not see the call end");
+    IT_CHECK(fb.nfinal >= 1 && fb.interims >= 1, "b's follower saw %d interim and %d finals",
+             fb.interims, fb.nfinal);
+    IT_CHECK(fa.nfinal == fb.nfinal, "a's follower saw %d finals, b's %d", fa.nfinal, fb.nfinal);
+    for (int i = 0; i < fa.nfinal && i < fb.nfinal; i++)
+        IT_CHECK(!strcmp(fa.finals[i], fb.finals[i]), "final %d: a saw \"%s\", b \"%s\"", i,
+                 fa.finals[i], fb.finals[i]);
+    /* Each final id once in the store, through either node (a writes them through its
+     * queue, a little after the call). */
+    char target[128];
+    snprintf(target, sizeof target, "/api/v1/calls/%s/transcript", sid);
+    int rows = 0, missing = 0;
+    for (long long end = it_now_ms() + WAIT_MS; it_now_ms() < end; it_sleep_ms(200)) {
+        cJSON *j = it_get_json(nb.port, target);
+        const cJSON *segs = cJSON_GetObjectItem(j, "segments");
+        rows = cJSON_GetArraySize(segs);
+        missing = 0;
+        for (int i = 0; i < fb.nfinal; i++) {
+            int n = 0;
+            const cJSON *g;
+            cJSON_ArrayForEach(g, segs)
+            {
+                size_t len = strlen(it_str(g, "id"));
+                n += !strncmp(fb.finals[i], it_str(g, "id"), len) && fb.finals[i][len] == ' ';
+            }
+            missing += n != 1;
+        }
+        cJSON_Delete(j);
+        if (!missing) break;
+    }
+    IT_CHECK(missing == 0, "%d of b's %d finals are not stored once (%d rows)", missing, fb.nfinal,
+             rows);
+    down();
+}
+
 /* kill -9 of a mid-call: b ends the call; a, back, repairs its recording. */
 static void node_death(void)
 {
@@ -475,10 +615,7 @@ static void node_death(void)
     IT_CHECK(live_call(&na, sid), "the call did not start on a");
     call_wait live = {.port = nb.port, .sid = sid, .live = true};
     IT_CHECK(it_until(call_is, &live, WAIT_MS), "b's API does not say a's call is live");
-    IT_CHECK(it_ws_connect(&call, nb.port, "/monitor", it_auth) == 0, "b's monitor refused");
-    char msg[256];
-    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"call\":\"%s\",\"audio\":\"none\"}", sid);
-    it_ws_send_text(&call, msg);
+    watch_call(&call, &nb, sid, "none");
     cJSON_Delete(next_json(&call, "subscribed", WAIT_MS, NULL));
     char cs[64], path[128], token[128];
     IT_CHECK(it_call_stream_create(na.port, "{\"format\":\"mulaw\"}", cs, path, token) == 201,
@@ -601,6 +738,41 @@ static void redis_restart(void)
     down();
 }
 
+/* A call that ends while Redis is away: when it is back, b's follower and b's list get its
+ * end, and b no longer lists it live. */
+static void end_during_outage(void)
+{
+    it_ws list, call;
+    char sid[64];
+    pid_t sim = up_with_call(&list, sid);
+    if (sim < 0) return;
+    watch_call(&call, &nb, sid, "none");
+    cJSON *sub = next_json(&call, "subscribed", WAIT_MS, NULL);
+    IT_CHECK(sub && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "call"), "live")),
+             "not subscribed live through b");
+    cJSON_Delete(sub);
+
+    rs_kill(&redis);
+    status_callback(&na, sid, "completed"); /* ends it on a, while b cannot hear */
+    call_wait ended = {.port = na.port, .sid = sid, .live = false, .status = "completed"};
+    IT_CHECK(it_until(call_is, &ended, WAIT_MS), "a's call did not end on its final status");
+    cJSON_Delete(it_sim_wait(sim, NULL));
+    IT_CHECK(rs_start(&redis) == 0, "Redis did not start again");
+    cJSON *end = next_json(&call, "call_ended", WAIT_MS, NULL);
+    IT_CHECK(end && !strcmp(it_str(cJSON_GetObjectItem(end, "call"), "sid"), sid),
+             "b's follower did not see the call end");
+    cJSON_Delete(end);
+    end = next_json(&list, "call_ended", WAIT_MS, NULL);
+    IT_CHECK(end && !strcmp(it_str(cJSON_GetObjectItem(end, "call"), "sid"), sid),
+             "b's list did not see the call end");
+    cJSON_Delete(end);
+    IT_CHECK(it_until(b_lists_ended, sid, WAIT_MS), "b still lists the call live");
+    IT_CHECK(it_metric(na.port, "callstream_bus_held_total") == 2, "the held end is not counted");
+    it_ws_close(&call);
+    it_ws_close(&list);
+    down();
+}
+
 int main(int argc, char **argv)
 {
     static const it_case cases[] = {
@@ -608,8 +780,10 @@ int main(int argc, char **argv)
         {"repair_own_calls", repair_own_calls},
         {"across_nodes", across_nodes},
         {"stream_across_nodes", stream_across_nodes},
+        {"transcripts_across_nodes", transcripts_across_nodes},
         {"node_death", node_death},
         {"redis_restart", redis_restart},
+        {"end_during_outage", end_during_outage},
     };
     return it_run("cluster", cases, sizeof cases / sizeof *cases, argc, argv);
 }

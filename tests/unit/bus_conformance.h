@@ -322,7 +322,15 @@ static void bc_commands(void **state)
     assert_string_equal(e->command, "{\"op\":\"x\"}");
     assert_string_equal(e->command_from, e->a->origin);
     assert_int_equal(cs_bus_stats_get(e->b)->commands_in, 1);
-    assert_true(cs_bus_command(e->a, "no-such-node", "{}", 2) < 0);
+    /* a node or a loop that does not exist: refused at once and counted, never sent to
+     * nobody */
+    char absent[CS_BUS_NODE_MAX + 16];
+    snprintf(absent, sizeof absent, "%s/%u", e->b->node, CS_BUS_LOOPS_MAX);
+    assert_int_equal(cs_bus_command(e->a, "no-such-node", "{}", 2), CS_ENOTFOUND);
+    assert_int_equal(cs_bus_command(e->a, "no-such-node/0", "{}", 2), CS_ENOTFOUND);
+    assert_int_equal(cs_bus_command(e->a, absent, "{}", 2), CS_ENOTFOUND);
+    assert_int_equal(cs_bus_stats_get(e->a)->commands_unknown, 3);
+    assert_int_equal(cs_bus_stats_get(e->a)->commands_out, 1);
     static const char *const bad[] = {"", "/0", "n/", "n/x", "n/1x", "n/99999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(cs_bus_command(e->a, bad[i], "{}", 2), -EINVAL);

@@ -3,6 +3,7 @@
  * hostile or refusing servers, bad payloads, the bound on commands in flight. */
 #include "testutil.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ typedef struct fixture {
 /* What a subscriber received. */
 typedef struct rx {
     cs_bus_sub sub;
-    int texts, audio;
+    int texts, audio, finals;
     char last[256];
     unsigned track;
     uint32_t pos_ms;
@@ -87,6 +88,7 @@ static void deliver(cs_bus_sub *s, const cs_bus_msg *m)
     rx *r = s->data;
     if (m->kind == CS_BUS_TEXT) {
         r->texts++;
+        r->finals += m->final;
         snprintf(r->last, sizeof r->last, "%.*s", (int)m->len, m->text);
     } else {
         r->audio++;
@@ -646,6 +648,122 @@ static void test_redis_restart(void **state)
     cs_bus_unsubscribe(b, &near.sub);
 }
 
+static bool got_final(void *data)
+{
+    return ((rx *)data)->finals > 0;
+}
+
+static bool ended_heard(void *data)
+{
+    rx *r = data;
+    return r[0].finals >= 1 && r[1].texts >= 1;
+}
+
+/* A call that ends while the server is away: when it is back, the followers on other nodes
+ * get its end (the final message, and the list's), its entry is gone from the directory;
+ * a node subscribing a moment later gets the end too (it came back after the owner). */
+static void test_end_told_after_outage(void **state)
+{
+    fixture *f = *state;
+    cs_bus *a, *b;
+    two_nodes(f, 100, &a, &b);
+    static const char ended[] = "{\"type\":\"call_ended\",\"call\":{\"sid\":\"CE1\"}}";
+    rx far[2]; /* a's follower of the call, a's list */
+    subscribe(a, &far[0], "CE1");
+    subscribe(a, &far[1], CS_BUS_ALL);
+    cs_dir_put(b, "CE1", "{\"sid\":\"CE1\"}", 13);
+    publish_until_received(f, b, "CE1", "{\"before\":1}", &far[0]);
+    publish_until_received(f, b, CS_BUS_ALL, "{\"before\":1}", &far[1]);
+    list_until(f, a, 1, NULL);
+    far[0].texts = far[1].texts = 0;
+
+    rs_kill(&f->rs);
+    assert_true(tu_run_until(&f->env.loop, all_down, f, TU_WAIT_MS));
+    cs_bus_msg m = {.kind = CS_BUS_TEXT,
+                    .topic = CS_BUS_ALL,
+                    .text = ended,
+                    .len = strlen(ended),
+                    .hold = true};
+    cs_bus_publish(b, &m);
+    m.topic = "CE1";
+    m.final = true;
+    cs_bus_publish(b, &m);
+    publish_text(b, "CE1", "{\"not held\":1}");
+    cs_dir_end(b, "CE1");
+    assert_int_equal(cs_bus_stats_get(b)->held, 2);
+
+    assert_int_equal(rs_start(&f->rs), 0);
+    assert_true(tu_run_until(&f->env.loop, ended_heard, far, TU_WAIT_MS));
+    assert_string_equal(far[0].last, ended);
+    assert_string_equal(far[1].last, ended);
+    list_until(f, a, 0, NULL);
+    ask g;
+    ask_now(f, a, &g, CS_DIR_GET, "CE1");
+    assert_int_equal(g.ncalls, 0);
+    run_ms(f, 300);
+    /* what was not held is not sent late (a node back after b may get the end twice) */
+    assert_int_equal(far[0].texts, far[0].finals);
+
+    /* a node that subscribes now (back later than b): the end again, for it */
+    open_node(f, 2, f->rs.url, 100, 1000);
+    assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
+    rx late;
+    subscribe(f->n[2].bus, &late, "CE1");
+    assert_true(tu_run_until(&f->env.loop, got_final, &late, TU_WAIT_MS));
+    assert_string_equal(late.last, ended);
+    for (int i = 0; i < 2; i++) cs_bus_unsubscribe(a, &far[i].sub);
+    cs_bus_unsubscribe(f->n[2].bus, &late.sub);
+}
+
+static bool thousand(void *data)
+{
+    return ((rx *)data)->texts >= CS_BUS_HOLD_MAX;
+}
+
+/* What is held while the server is away is bounded: past CS_BUS_HOLD_MAX messages, or
+ * CS_BUS_HOLD_BYTES, the oldest go (counted); the rest go out when it is back. */
+static void test_held_bounds(void **state)
+{
+    fixture *f = *state;
+    cs_bus *a, *b;
+    two_nodes(f, 100, &a, &b);
+    rx far;
+    subscribe(a, &far, "CH1");
+    publish_until_received(f, b, "CH1", "{}", &far);
+    far.texts = 0;
+    rs_kill(&f->rs);
+    assert_true(tu_run_until(&f->env.loop, all_down, f, TU_WAIT_MS));
+    char text[32];
+    cs_bus_msg m = {.kind = CS_BUS_TEXT, .topic = "CH1", .text = text, .hold = true};
+    for (int i = 0; i < CS_BUS_HOLD_MAX + 5; i++) {
+        m.len = (size_t)snprintf(text, sizeof text, "{\"i\":%d}", i);
+        cs_bus_publish(b, &m);
+    }
+    assert_int_equal(cs_bus_stats_get(b)->held, CS_BUS_HOLD_MAX + 5);
+    assert_int_equal(cs_bus_stats_get(b)->held_dropped, 5);
+    assert_int_equal(rs_start(&f->rs), 0);
+    assert_true(tu_run_until(&f->env.loop, thousand, &far, TU_WAIT_MS));
+    run_ms(f, 300);
+    assert_int_equal(far.texts, CS_BUS_HOLD_MAX);
+    assert_string_equal(far.last, "{\"i\":1004}");
+
+    /* 20 messages of 1 MiB: 15 fit in 16 MiB (the 1,000 sent before, kept for nodes that
+     * subscribe late, make room first, uncounted) */
+    rs_kill(&f->rs);
+    assert_true(tu_run_until(&f->env.loop, all_down, f, TU_WAIT_MS));
+    char *big = malloc(CS_BUS_MSG_MAX);
+    memset(big, ' ', CS_BUS_MSG_MAX);
+    big[0] = '{';
+    big[CS_BUS_MSG_MAX - 1] = '}';
+    m = (cs_bus_msg){
+        .kind = CS_BUS_TEXT, .topic = "CH1", .text = big, .len = CS_BUS_MSG_MAX, .hold = true};
+    uint64_t dropped = cs_bus_stats_get(b)->held_dropped;
+    for (int i = 0; i < 20; i++) cs_bus_publish(b, &m);
+    free(big);
+    assert_int_equal(cs_bus_stats_get(b)->held_dropped - dropped, 5);
+    cs_bus_unsubscribe(a, &far.sub);
+}
+
 /* A server that speaks something else: it greets every connection with an SSH banner. */
 typedef struct banner {
     uv_tcp_t server;
@@ -653,6 +771,8 @@ typedef struct banner {
     uv_write_t w;
     bool accepted, silent;
     int port;
+    const char *hello; /* what it greets with (NULL: an SSH banner) … */
+    size_t flood;      /* … then this many bytes of filler */
 } banner;
 
 static void banner_conn(uv_stream_t *s, int status)
@@ -663,9 +783,17 @@ static void banner_conn(uv_stream_t *s, int status)
     if (uv_accept(s, (uv_stream_t *)&bn->client) < 0) return;
     bn->accepted = true;
     if (bn->silent) return;
-    static char hello[] = "SSH-2.0-OpenSSH_9.2p1\r\n";
-    uv_buf_t buf = uv_buf_init(hello, sizeof hello - 1);
-    uv_write(&bn->w, (uv_stream_t *)&bn->client, &buf, 1, NULL);
+    static char chunk[1 << 20];
+    memset(chunk, 'x', sizeof chunk);
+    const char *hello = bn->hello ? bn->hello : "SSH-2.0-OpenSSH_9.2p1\r\n";
+    uv_buf_t bufs[128] = {uv_buf_init((char *)hello, (unsigned)strlen(hello))};
+    unsigned n = 1;
+    for (size_t left = bn->flood; left && n < 128; n++) {
+        size_t k = left < sizeof chunk ? left : sizeof chunk;
+        bufs[n] = uv_buf_init(chunk, (unsigned)k);
+        left -= k;
+    }
+    uv_write(&bn->w, (uv_stream_t *)&bn->client, bufs, n, NULL);
 }
 
 static void banner_start(fixture *f, banner *bn, bool silent)
@@ -729,6 +857,35 @@ static void test_hostile_server(void **state)
     banner_done(f, &bn);
 }
 
+/* A server that answers more than any reply of ours: an array of 2^21 elements (refused
+ * before hiredis allocates it), or a string of a gigabyte (refused once 64 MiB are in). */
+static void test_reply_bounds(void **state)
+{
+    fixture *f = *state;
+    signal(SIGPIPE, SIG_IGN); /* the flood's writes after the node hangs up */
+    static const struct {
+        const char *hello, *why;
+        size_t flood;
+    } cases[] = {
+        {"*2097152\r\n", "a reply of 2097152 elements: refused (at most 1048576)", 0},
+        {"*2\r\n*1048577\r\n", "a reply of 1048577 elements: refused", 0},
+        {"$1000000000\r\n", "a reply of more than 67108864 bytes: refused", 66u << 20},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        banner bn;
+        banner_start(f, &bn, false);
+        bn.hello = cases[i].hello;
+        bn.flood = cases[i].flood;
+        char url[64];
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", bn.port);
+        open_node(f, 0, url, 100, 500);
+        assert_true(tu_run_until(&f->env.loop, a_down, f, TU_WAIT_MS + 5000));
+        if (!strstr(f->n[0].why, cases[i].why)) fail_msg("%s: %s", cases[i].hello, f->n[0].why);
+        banner_done(f, &bn);
+        f->n[0] = (node){0};
+    }
+}
+
 static void test_silent_server(void **state)
 {
     fixture *f = *state;
@@ -760,6 +917,27 @@ static void test_password(void **state)
     open_node(f, 0, f->rs.url, 100, 500); /* redis://:s3cret@… */
     assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
     assert_int_equal(f->n[0].downs, 0);
+}
+
+/* A password with characters a URL cannot hold as they are: written percent-encoded, sent
+ * decoded (as the user "default" too, Redis 6's ACL). */
+static void test_password_escaped(void **state)
+{
+    fixture *f = *state;
+    snprintf(f->rs.password, sizeof f->rs.password, "p@ss:w%%rd/#");
+    start_redis(f);
+    static const char *const forms[] = {"redis://:p%%40ss%%3aw%%25rd%%2F%%23@127.0.0.1:%d",
+                                        "redis://default:p%%40ss:w%%25rd%%2F%%23@127.0.0.1:%d/0"};
+    for (size_t i = 0; i < 2; i++) {
+        char url[128];
+        snprintf(url, sizeof url, forms[i], f->rs.port);
+        open_node(f, 0, url, 100, 500);
+        assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
+        run_ms(f, 200);
+        assert_int_equal(f->n[0].downs, 0);
+        cs_bus_close(f->n[0].bus);
+        f->n[0] = (node){0};
+    }
 }
 
 static bool bad_counted(void *data)
@@ -799,14 +977,35 @@ static bool b_commanded(void *data)
     return ((fixture *)data)->n[1].commands > 0;
 }
 
+static fixture *probed;
+
+/* Once node A is connected: a command to node B (`*data`: its result). */
+static bool command_when_up(void *data)
+{
+    if (!cs_bus_ready(probed->n[0].bus)) return false;
+    *(int *)data = cs_bus_command(probed->n[0].bus, "nodeB", "{}", 2);
+    return true;
+}
+
 static void test_commands(void **state)
 {
     fixture *f = *state;
     start_redis(f);
-    open_nodes(f, 2, 100, 1000);
+    /* connected, its first heartbeat not answered yet: the nodes are not known (not
+     * refused as absent) */
+    open_node(f, 0, f->rs.url, 100, 1000);
+    probed = f;
+    int early = 0;
+    assert_true(tu_run_until(&f->env.loop, command_when_up, &early, TU_WAIT_MS));
+    assert_int_equal(early, CS_EBACKEND);
+    open_node(f, 1, f->rs.url, 100, 1000);
+    assert_true(tu_run_until(&f->env.loop, all_up, f, TU_WAIT_MS));
     assert_int_equal(cs_bus_command(f->n[0].bus, "nodeZ", "{}", 2), CS_ENOTFOUND);
     assert_true(tu_run_until(&f->env.loop, command_sent, f, TU_WAIT_MS));
     assert_true(tu_run_until(&f->env.loop, b_commanded, f, TU_WAIT_MS));
+    /* node B known, with one loop: its second is not */
+    assert_int_equal(cs_bus_command(f->n[0].bus, "nodeB/1", "{}", 2), CS_ENOTFOUND);
+    assert_int_equal(cs_bus_command(f->n[0].bus, "nodeA/1", "{}", 2), CS_ENOTFOUND); /* its own */
     assert_string_equal(f->n[1].cmd_from, "nodeA/0");
     assert_string_equal(f->n[1].cmd_json, "{\"hangup\":\"CB1\"}");
     assert_int_equal(f->n[0].commands, 0);
@@ -817,8 +1016,9 @@ static void test_commands(void **state)
 static void test_bad_urls(void **state)
 {
     fixture *f = *state;
-    const char *bad[] = {"rediss://127.0.0.1", "redis://",     "redis://h:99999",  "redis://h:x",
-                         "redis://h:1/db",     "redis://[::1", "redis://nocolon@h"};
+    const char *bad[] = {
+        "rediss://127.0.0.1", "redis://",     "redis://h:99999",   "redis://h:x",
+        "redis://h:1/db",     "redis://[::1", "redis://nocolon@h", "redis://h/0?timeout=1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_buf err = CS_BUF_INIT(1024);
         assert_int_equal(open_node_at(f, 0, bad[i], 100, 500, &err), CS_ECONFIG);
@@ -826,7 +1026,23 @@ static void test_bad_urls(void **state)
         assert_null(f->n[0].bus);
         cs_buf_free(&err);
     }
+    /* credentials: percent-encoded; a malformed escape is named, the password never shown */
+    static const char *const escapes[] = {"redis://:s3cr%4@h", "redis://:s3cr%zz@h",
+                                          "redis://u%:s3cr@h", "redis://:s3cr%00@h"};
+    for (size_t i = 0; i < sizeof escapes / sizeof *escapes; i++) {
+        cs_buf err = CS_BUF_INIT(1024);
+        assert_int_equal(open_node_at(f, 0, escapes[i], 100, 500, &err), CS_ECONFIG);
+        assert_non_null(strstr(err.data, "malformed percent-escape"));
+        assert_null(strstr(err.data, "s3cr"));
+        cs_buf_free(&err);
+    }
+    char longpass[400] = "redis://:";
+    memset(longpass + 9, 'p', 300);
+    strcpy(longpass + 309, "@h");
     cs_buf err = CS_BUF_INIT(1024);
+    assert_int_equal(open_node_at(f, 0, longpass, 100, 500, &err), CS_ECONFIG);
+    assert_non_null(strstr(err.data, "longer than 255 bytes"));
+    cs_buf_reset(&err);
     assert_int_equal(open_node_at(f, 0, "redis://127.0.0.1:1", 500, 999, &err), CS_ECONFIG);
     assert_non_null(strstr(err.data, "NODE_TTL_MS (999) must be at least twice"));
     cs_buf_free(&err);
@@ -968,9 +1184,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_forgets_earlier_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loops_of_one_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_told_after_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_password_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),

@@ -151,12 +151,70 @@ static void parse_limits(void **state)
     assert_string_equal(u.path, "/");
 }
 
+/* Redis's URL, and the credentials of any URL: percent-decoded, malformed escapes refused. */
+static void credentials(void **state)
+{
+    (void)state;
+    cs_url u;
+    char user[16], pass[16];
+    assert_int_equal(cs_url_parse(&u, "redis://:p%40ss%3Aw%25rd@Cache.local/2"), 0);
+    assert_string_equal(u.scheme, "redis");
+    assert_string_equal(u.host, "cache.local");
+    assert_int_equal(u.port, 6379);
+    assert_false(u.tls);
+    assert_string_equal(u.path, "/2");
+    assert_string_equal(u.userinfo, ":p%40ss%3Aw%25rd");
+    assert_int_equal(cs_url_credentials(&u, user, pass, sizeof user), 0);
+    assert_string_equal(user, "");
+    assert_string_equal(pass, "p@ss:w%rd");
+    static const struct {
+        const char *in, *user, *pass;
+    } ok[] = {
+        {"redis://h", "", ""},
+        {"redis://al%69ce:pw@[::1]:7000", "alice", "pw"},
+        {"ws://us+er:a:b@h/", "us+er", "a:b"}, /* '+' is itself; the first ':' splits */
+        {"http://only@h/", "only", ""},
+        {"http://a@b@h/", "a@b", ""},
+        {"redis://:%7e%7E@h", "", "~~"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        assert_int_equal(cs_url_parse(&u, ok[i].in), 0);
+        if (cs_url_credentials(&u, user, pass, sizeof user) != 0) fail_msg("%s", ok[i].in);
+        assert_string_equal(user, ok[i].user);
+        assert_string_equal(pass, ok[i].pass);
+    }
+    static const char *const bad[] = {"redis://:p%4@h", "redis://:p%@h", "redis://:%zz@h",
+                                      "redis://u%4g:p@h", "redis://:a%00b@h"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(cs_url_parse(&u, bad[i]), 0);
+        if (cs_url_credentials(&u, user, pass, sizeof user) != CS_EPARSE) fail_msg("%s", bad[i]);
+        assert_string_equal(pass, "");
+    }
+    /* 15 bytes fit in 16, decoded; 16 do not */
+    assert_int_equal(cs_url_parse(&u, "redis://:%41%41%41%41%41aaaaaaaaaa@h"), 0);
+    assert_int_equal(cs_url_credentials(&u, user, pass, sizeof user), 0);
+    assert_string_equal(pass, "AAAAAaaaaaaaaaa");
+    assert_int_equal(cs_url_parse(&u, "redis://:aaaaaaaaaaaaaaaa@h"), 0);
+    assert_int_equal(cs_url_credentials(&u, user, pass, sizeof user), CS_ELIMIT);
+    /* the userinfo's bound */
+    static char s[CS_URL_MAX_USERINFO + 32];
+    strcpy(s, "redis://");
+    memset(s + 8, 'u', CS_URL_MAX_USERINFO);
+    strcpy(s + 8 + CS_URL_MAX_USERINFO, "@h");
+    assert_int_equal(cs_url_parse(&u, s), 0);
+    assert_int_equal(strlen(u.userinfo), CS_URL_MAX_USERINFO);
+    strcpy(s + 8 + CS_URL_MAX_USERINFO, "u@h");
+    assert_int_equal(cs_url_parse(&u, s), CS_EPARSE);
+    assert_int_equal(cs_url_parse(&u, "rediss://h"), CS_EPARSE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_valid),
         cmocka_unit_test(parse_invalid),
         cmocka_unit_test(parse_limits),
+        cmocka_unit_test(credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
