@@ -15,19 +15,39 @@
 #include "http/cluster_msg.h"
 #include "http/gateway.h"
 
-#define CLUSTER_ROUTES_MAX 4096  /* commands looking for their call's node, or a reply */
-#define CLUSTER_REPLY_MS   5000  /* an owner's reply to a SAY, at most */
-#define CLUSTER_TICK_MS    1000  /* replies overdue, the store's health */
+#define CLUSTER_ROUTES_MAX       4096 /* commands looking for their call's node, or a reply */
+#define CLUSTER_REPLY_MS         5000 /* an owner's reply to a SAY, at most */
+#define CLUSTER_GATHER_MARGIN_MS 2000 /* a GATHER's reply: past GATHER_REPLY_MS, the hops */
+#define CLUSTER_TICK_MS          1000 /* replies overdue, the store's health */
+
+/* Why a request sent to its call's loop got no reply. */
+enum route_fail { FAIL_UNREACHABLE, FAIL_BUSY, FAIL_LATE, FAIL_STOPPING, FAIL_UNSENDABLE };
+static const cs_cluster_fail fails[] = {
+    [FAIL_UNREACHABLE] = {503, "owner_unreachable", "the node holding the call cannot be reached"},
+    [FAIL_BUSY] = {503, "owner_busy", "too many commands between nodes in flight"},
+    [FAIL_LATE] = {504, "owner_silent", "the node holding the call did not answer in time"},
+    [FAIL_STOPPING] = {503, "shutting_down", "shutting down"},
+    [FAIL_UNSENDABLE] = {503, "cannot_forward", "the request cannot be sent to the call's node"},
+};
+
+/* A request answered by its call's loop: how long the reply may take, how it is given,
+ * and how the request is answered without one. */
+typedef struct route_kind {
+    uint32_t (*wait_ms)(const cs_gateway *gw);
+    void (*answer)(cs_request *r, const char *sid, const cs_cmd *reply);
+    void (*fail)(cs_request *r, const char *sid, const cs_cluster_fail *why);
+} route_kind;
 
 /* A command on its way: the directory is asked where its call lives, then it is sent
- * there or applied here. A SAY stays until the owner replies. */
+ * there or applied here. A request (SAY, GATHER) stays until the owner replies. */
 typedef struct route {
     cs_dir_req q;
     struct cs_cluster *cl;
     struct route *prev, *next;
-    cs_request *r;       /* SAY: the API request answered with the reply */
-    uint64_t id;         /* SAY: the reply's */
-    int64_t deadline_ms; /* SAY, sent: answered 504 past it (loop time) */
+    const route_kind *kind; /* a request's, or NULL */
+    cs_request *r;          /* the request answered with the reply */
+    uint64_t id;            /* the reply's */
+    int64_t deadline_ms;    /* sent: answered without a reply past it (loop time) */
     bool sent;
     size_t n;
     char json[]; /* the command */
@@ -96,19 +116,19 @@ static void located(cs_dir_req *q)
     if (node[0] && strcmp(node, gw->bus->origin) != 0) {
         int rc = cs_bus_command(gw->bus, node, x->json, x->n);
         if (rc == 0) {
-            if (!x->r) {
+            if (!x->kind) {
                 route_free(x);
                 return;
             }
             x->sent = true;
-            x->deadline_ms = (int64_t)uv_now(gw->loop) + CLUSTER_REPLY_MS;
+            x->deadline_ms = (int64_t)uv_now(gw->loop) + x->kind->wait_ms(gw);
             return;
         }
         cl->stats.unreachable++;
-        cs_warn("cluster: call %s lives on node %s, which cannot be reached (%s): applied here",
-                q->sid, node, cs_strerror(rc));
-        if (x->r) {
-            cs_respond_error(x->r, 503, "the node holding the call (%s) cannot be reached", node);
+        cs_warn("cluster: call %s lives on node %s, which cannot be reached (%s)%s", q->sid, node,
+                cs_strerror(rc), x->kind ? "" : ": applied here");
+        if (x->kind) {
+            x->kind->fail(x->r, x->q.sid, &fails[FAIL_UNREACHABLE]);
             route_free(x);
             return;
         }
@@ -117,13 +137,13 @@ static void located(cs_dir_req *q)
     route_free(x);
 }
 
-/* `c` to where its call lives (`r`: a SAY's request, answered from there). */
-static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
+/* `c` to where its call lives (`kind`: a request's, `r` answered from there). */
+static void route_cmd(cs_gateway *gw, const cs_cmd *c, const route_kind *kind, cs_request *r)
 {
     cs_cluster *cl = gw->cluster;
     if (!cl) { /* stopping: the store only */
-        if (r)
-            cs_respond_error(r, 503, "shutting down");
+        if (kind)
+            kind->fail(r, c->sid, &fails[FAIL_STOPPING]);
         else if (c->op == CS_CMD_EVENT)
             cs_journal_event(gw, c->sid, c->type, c->at, c->detail);
         return;
@@ -134,25 +154,27 @@ static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
     }
     if (cl->nroutes >= CLUSTER_ROUTES_MAX) {
         cl->stats.routes_full++;
-        if (r) {
-            cs_respond_error(r, 503, "too many commands between nodes in flight (%d)",
-                             CLUSTER_ROUTES_MAX);
-            return;
-        }
-        apply(cl, c, NULL, r);
+        if (kind)
+            kind->fail(r, c->sid, &fails[FAIL_BUSY]);
+        else
+            apply(cl, c, NULL, r);
         return;
     }
     cs_cmd copy = *c;
-    if (r) copy.id = ++cl->next_id;
+    if (kind) copy.id = ++cl->next_id;
     int rc = cs_cmd_encode(&cl->scratch, &copy);
     route *x = rc == 0 ? calloc(1, sizeof *x + cl->scratch.len + 1) : NULL;
     if (!x) {
         cs_error("cluster: cannot route a %s command for %s: %s", cs_cmd_op_name(c->op), c->sid,
                  cs_strerror(rc < 0 ? rc : -ENOMEM));
-        apply(cl, c, NULL, r);
+        if (kind)
+            kind->fail(r, c->sid, &fails[FAIL_UNSENDABLE]);
+        else
+            apply(cl, c, NULL, r);
         return;
     }
     x->cl = cl;
+    x->kind = kind;
     x->r = r;
     x->id = copy.id;
     x->n = cl->scratch.len;
@@ -173,11 +195,14 @@ static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r)
 
 /* ---- what a command does, here ---- */
 
-static void reply(cs_cluster *cl, const char *to, uint64_t id, int code, const char *msg)
+void cs_cluster_reply(cs_gateway *gw, const char *to, uint64_t id, int code, const char *msg,
+                      const char *body)
 {
-    cs_cmd r = {.op = CS_CMD_REPLY, .id = id, .code = code, .message = msg};
-    if (cs_cmd_encode(&cl->scratch, &r) < 0 || !cl->gw->bus ||
-        cs_bus_command(cl->gw->bus, to, cl->scratch.data, cl->scratch.len) < 0) {
+    cs_cluster *cl = gw->cluster;
+    if (!cl) return; /* stopping: the asker answers its request itself */
+    cs_cmd r = {.op = CS_CMD_REPLY, .id = id, .code = code, .message = msg, .body = body};
+    if (cs_cmd_encode(&cl->scratch, &r) < 0 || !gw->bus ||
+        cs_bus_command(gw->bus, to, cl->scratch.data, cl->scratch.len) < 0) {
         cl->stats.unreachable++;
         cs_warn("cluster: cannot reply to node %s", to);
     }
@@ -208,14 +233,19 @@ static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request 
         if (r)
             cs_api_say_respond(r, c->sid, code, msg);
         else if (from)
-            reply(cl, from, c->id, code, msg[0] ? msg : NULL);
+            cs_cluster_reply(gw, from, c->id, code, msg[0] ? msg : NULL, NULL);
         break;
     }
+    case CS_CMD_GATHER:
+        if (r)
+            cs_gather_take(gw, r, NULL, 0, NULL, NULL);
+        else if (from)
+            cs_gather_take(gw, NULL, from, c->id, c->form, c->query);
+        break;
     case CS_CMD_REPLY:
         for (route *w = cl->routes; w; w = w->next) {
             if (w->id != c->id || !w->sent) continue;
-            cs_api_say_respond(w->r, w->q.sid, c->code,
-                               c->message ? c->message : "refused by the call's node");
+            w->kind->answer(w->r, w->q.sid, c);
             route_free(w);
             return;
         }
@@ -248,19 +278,68 @@ void cs_cluster_event(cs_gateway *gw, const char *sid, enum cs_event_type type, 
                       const char *detail)
 {
     cs_cmd c = {.op = CS_CMD_EVENT, .sid = sid, .type = type, .detail = detail, .at = at};
-    route_cmd(gw, &c, NULL);
+    route_cmd(gw, &c, NULL, NULL);
 }
 
 void cs_cluster_status(cs_gateway *gw, const char *sid, const char *status)
 {
     cs_cmd c = {.op = CS_CMD_STATUS, .sid = sid, .status = status};
-    route_cmd(gw, &c, NULL);
+    route_cmd(gw, &c, NULL, NULL);
 }
+
+static uint32_t say_wait(const cs_gateway *gw)
+{
+    (void)gw;
+    return CLUSTER_REPLY_MS;
+}
+
+static void say_answer(cs_request *r, const char *sid, const cs_cmd *reply)
+{
+    cs_api_say_respond(r, sid, reply->code,
+                       reply->message ? reply->message : "refused by the call's node");
+}
+
+static void say_fail(cs_request *r, const char *sid, const cs_cluster_fail *why)
+{
+    (void)sid;
+    cs_respond_error(r, why->code, "%s", why->message);
+}
+
+static const route_kind say_kind = {.wait_ms = say_wait, .answer = say_answer, .fail = say_fail};
 
 void cs_cluster_say(cs_request *r, const char *sid, const char *text)
 {
     cs_cmd c = {.op = CS_CMD_SAY, .sid = sid, .text = text, .by = r->user};
-    route_cmd(r->app, &c, r);
+    route_cmd(r->app, &c, &say_kind, r);
+}
+
+/* The owner answers once the agent's turn is over: GATHER_REPLY_MS at most. */
+static uint32_t gather_wait(const cs_gateway *gw)
+{
+    return (uint32_t)gw->cfg->gather_reply_ms + CLUSTER_GATHER_MARGIN_MS;
+}
+
+static void gather_answer(cs_request *r, const char *sid, const cs_cmd *reply)
+{
+    cs_gather_respond(r, sid, reply->code, reply->message, reply->body);
+}
+
+static const route_kind gather_kind = {
+    .wait_ms = gather_wait, .answer = gather_answer, .fail = cs_gather_unanswered};
+
+void cs_cluster_gather(cs_request *r, const char *sid)
+{
+    /* The body and query as they came: the owner reads them as this loop would. */
+    char *form = strndup(r->body.data ? r->body.data : "", r->body.len);
+    char *query = r->head.query.n ? strndup(r->head.query.p, r->head.query.n) : NULL;
+    if (!form || (r->head.query.n && !query)) {
+        cs_gather_unanswered(r, sid, &fails[FAIL_UNSENDABLE]);
+    } else {
+        cs_cmd c = {.op = CS_CMD_GATHER, .sid = sid, .form = form, .query = query};
+        route_cmd(r->app, &c, &gather_kind, r);
+    }
+    free(form);
+    free(query);
 }
 
 /* ---- reading the directory ---- */
@@ -387,7 +466,7 @@ static void on_tick(uv_timer_t *t)
         next = x->next;
         if (!x->sent || now < x->deadline_ms) continue;
         cl->stats.replies_late++;
-        cs_respond_error(x->r, 504, "the node holding the call did not answer in time");
+        x->kind->fail(x->r, x->q.sid, &fails[FAIL_LATE]);
         route_free(x);
     }
     if (!gw->store) return;
@@ -437,8 +516,8 @@ void cs_cluster_stop(cs_gateway *gw)
      * answered. */
     while (cl->routes) {
         route *x = cl->routes;
-        if (x->r)
-            cs_respond_error(x->r, 503, "shutting down");
+        if (x->kind)
+            x->kind->fail(x->r, x->q.sid, &fails[FAIL_STOPPING]);
         else if (!x->sent)
             apply_json(cl, x->json, x->n, NULL);
         route_free(x);

@@ -13,15 +13,17 @@ static const char *const op_names[] = {
     [CS_CMD_STATUS] = "status",
     [CS_CMD_SAY] = "say",
     [CS_CMD_REPLY] = "reply",
+    [CS_CMD_GATHER] = "gather",
 };
 
 /* The fields each op carries. */
-enum { F_SID = 1, F_EVENT = 2, F_STATUS = 4, F_ID = 8, F_SAY = 16, F_REPLY = 32 };
+enum { F_SID = 1, F_EVENT = 2, F_STATUS = 4, F_ID = 8, F_SAY = 16, F_REPLY = 32, F_FORM = 64 };
 static const unsigned op_fields[] = {
     [CS_CMD_EVENT] = F_SID | F_EVENT,
     [CS_CMD_STATUS] = F_SID | F_STATUS,
     [CS_CMD_SAY] = F_SID | F_ID | F_SAY,
     [CS_CMD_REPLY] = F_ID | F_REPLY,
+    [CS_CMD_GATHER] = F_SID | F_ID | F_FORM,
 };
 
 const char *cs_cmd_op_name(enum cs_cmd_op op)
@@ -56,7 +58,11 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
                          (!c->by || str_ok(c->by, CS_CMD_FIELD_MAX))))
         return -EINVAL;
     if ((f & F_REPLY) &&
-        (c->code < 100 || c->code > 599 || (c->message && !str_ok(c->message, CS_CMD_FIELD_MAX))))
+        (c->code < 100 || c->code > 599 || (c->message && !str_ok(c->message, CS_CMD_FIELD_MAX)) ||
+         (c->body && !str_ok(c->body, CS_CMD_BODY_MAX))))
+        return -EINVAL;
+    if ((f & F_FORM) &&
+        !(str_ok(c->form, CS_CMD_FORM_MAX) && (!c->query || str_ok(c->query, CS_CMD_FORM_MAX))))
         return -EINVAL;
     cs_buf_reset(out);
     cs_json j;
@@ -79,6 +85,11 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
     if (f & F_REPLY) {
         cs_json_kint(&j, "code", c->code);
         if (c->message) cs_json_kstr(&j, "message", c->message);
+        if (c->body) cs_json_kstr(&j, "body", c->body);
+    }
+    if (f & F_FORM) {
+        cs_json_kstr(&j, "form", c->form);
+        if (c->query) cs_json_kstr(&j, "query", c->query);
     }
     cs_json_obj_end(&j);
     return cs_json_end(&j) < 0 ? -ENOMEM : 0;
@@ -170,6 +181,13 @@ int cs_cmd_decode(cs_cmd *c, const char *json, size_t n, char *why, size_t cap)
         c->code = (int)d;
         c->message = member(o, "message", CS_CMD_FIELD_MAX, &bad);
         if (bad) return refuse(why, cap, "%s", "message is too long");
+        c->body = member(o, "body", CS_CMD_BODY_MAX, &bad);
+        if (bad) return refuse(why, cap, "%s", "body is not a string, or too long");
+    }
+    if (f & F_FORM) {
+        c->form = member(o, "form", CS_CMD_FORM_MAX, &bad);
+        c->query = member(o, "query", CS_CMD_FORM_MAX, &bad);
+        if (bad || !c->form) return refuse(why, cap, "%s", "no form, or a form or query too long");
     }
     return 0;
 }

@@ -11,18 +11,25 @@
 
 #include "call/call.h"
 #include "core/buf.h"
+#include "provider/twiml.h"
 
 #define CS_CMD_VERSION    1
 #define CS_CMD_TEXT_MAX   4000       /* what an agent says at once (the API's limit) */
 #define CS_CMD_DETAIL_MAX (64 << 10) /* an event's detail */
 #define CS_CMD_FIELD_MAX  128        /* other strings: a status, a user, a message */
+#define CS_CMD_FORM_MAX   (256 << 10)        /* a forwarded request's form body or query string */
+#define CS_CMD_BODY_MAX   CS_TWIML_MAX_BYTES /* a reply's body: the TwiML of a turn */
 
 enum cs_cmd_op {
     CS_CMD_BAD = 0,
     CS_CMD_EVENT,  /* {sid, type, detail?, at}: the call's event, applied where it is live */
     CS_CMD_STATUS, /* {sid, status}: a status callback's CallStatus, for the live call */
     CS_CMD_SAY,    /* {sid, id, text, by}: its agent speaks; the owner replies to `id` */
-    CS_CMD_REPLY,  /* {id, code, message?}: how a SAY went, as the API answers it */
+    CS_CMD_REPLY,  /* {id, code, message?, body?}: how a SAY or GATHER went, as the request
+                      is answered (body: a GATHER's TwiML) */
+    CS_CMD_GATHER, /* {sid, id, form, query?}: a <Gather> request (a turn, or a stream's
+                      <Connect action>) as Twilio sent it, checked already: the owner takes
+                      it and replies to `id` */
     CS_CMD_COUNT
 };
 
@@ -37,6 +44,8 @@ typedef struct cs_cmd {
     const char *text, *by;   /* SAY */
     int code;                /* REPLY: an HTTP status */
     const char *message;     /* REPLY: why, for codes other than 2xx */
+    const char *body;        /* REPLY: the answer's body (TwiML), or NULL */
+    const char *form, *query; /* GATHER: the request's body and query string (query: or NULL) */
     void *tree;              /* private: what the strings live in (cs_cmd_free) */
 } cs_cmd;
 
@@ -48,7 +57,7 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c);
  * whatever the answer. */
 int cs_cmd_decode(cs_cmd *c, const char *json, size_t n, char *why, size_t cap);
 void cs_cmd_free(cs_cmd *c);
-/* "event", "status", "say", "reply"; NULL for BAD. */
+/* "event", "status", "say", "reply", "gather"; NULL for BAD. */
 const char *cs_cmd_op_name(enum cs_cmd_op op);
 
 #endif

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/cluster_msg.h"
@@ -32,6 +33,16 @@ static void round_trips(void **state)
         {.op = CS_CMD_SAY, .sid = CA, .id = 42, .text = "hello \"there\"", .by = "ops"},
         {.op = CS_CMD_REPLY, .id = 42, .code = 409, .message = "the call has no agent"},
         {.op = CS_CMD_REPLY, .id = 7, .code = 202},
+        {.op = CS_CMD_REPLY,
+         .id = 9,
+         .code = 200,
+         .body = "<?xml version=\"1.0\"?><Response><Hangup/></Response>"},
+        {.op = CS_CMD_GATHER,
+         .sid = CA,
+         .id = 11,
+         .form = "CallSid=" CA "&SpeechResult=sales+please&Digits=12%23",
+         .query = "fallback=stream&Team=blue"},
+        {.op = CS_CMD_GATHER, .sid = CA, .id = 12, .form = ""},
     };
     cs_buf out = CS_BUF_INIT(1 << 20);
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
@@ -55,6 +66,15 @@ static void round_trips(void **state)
         if (w->by) assert_string_equal(c.by, w->by);
         assert_int_equal(c.code, w->code);
         if (w->message) assert_string_equal(c.message, w->message);
+        if (w->body)
+            assert_string_equal(c.body, w->body);
+        else
+            assert_null(c.body);
+        if (w->form) assert_string_equal(c.form, w->form);
+        if (w->query)
+            assert_string_equal(c.query, w->query);
+        else
+            assert_null(c.query);
         cs_cmd_free(&c);
     }
     cs_buf_free(&out);
@@ -92,6 +112,15 @@ static void refused(void **state)
         "{\"v\":1,\"op\":\"reply\",\"id\":1}", /* no code */
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":99}",
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":700}",
+        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":5}",
+        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":{}}",
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1}",         /* no form */
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"form\":\"a=1\"}", /* no id */
+        "{\"v\":1,\"op\":\"gather\",\"id\":1,\"form\":\"a=1\"}",           /* no sid */
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1,\"form\":[]}",
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1,\"form\":\"a=1\","
+        "\"query\":7}",
+        "{\"v\":2,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1,\"form\":\"a=1\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_cmd c;
@@ -118,6 +147,36 @@ static void bounded(void **state)
     cs_cmd c;
     assert_int_equal(decode(&c, doc.data), -EPROTO);
     cs_cmd_free(&c);
+    /* A reply's body: up to CS_CMD_BODY_MAX; a forwarded form or query: CS_CMD_FORM_MAX. */
+    char *big = malloc(CS_CMD_FORM_MAX + 2);
+    assert_non_null(big);
+    memset(big, 'b', CS_CMD_FORM_MAX + 1);
+    big[CS_CMD_BODY_MAX + 1] = '\0';
+    cs_cmd reply = {.op = CS_CMD_REPLY, .id = 1, .code = 200, .body = big};
+    assert_int_equal(cs_cmd_encode(&out, &reply), -EINVAL);
+    big[CS_CMD_BODY_MAX] = '\0';
+    assert_int_equal(cs_cmd_encode(&out, &reply), 0);
+    cs_buf_reset(&doc);
+    cs_buf_printf(&doc, "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":\"%sb\"}", big);
+    assert_int_equal(decode(&c, doc.data), -EPROTO);
+    cs_cmd_free(&c);
+    memset(big, 'b', CS_CMD_FORM_MAX + 1);
+    big[CS_CMD_FORM_MAX + 1] = '\0';
+    cs_cmd fwd = {.op = CS_CMD_GATHER, .sid = CA, .id = 1, .form = big};
+    assert_int_equal(cs_cmd_encode(&out, &fwd), -EINVAL);
+    fwd = (cs_cmd){.op = CS_CMD_GATHER, .sid = CA, .id = 1, .form = "a=1", .query = big};
+    assert_int_equal(cs_cmd_encode(&out, &fwd), -EINVAL);
+    big[CS_CMD_FORM_MAX] = '\0';
+    fwd.form = big;
+    assert_int_equal(cs_cmd_encode(&out, &fwd), 0);
+    cs_buf_reset(&doc);
+    cs_buf_printf(&doc, "{\"v\":1,\"op\":\"gather\",\"sid\":\"%s\",\"id\":1,\"form\":\"%sb\"}", CA,
+                  big);
+    assert_int_equal(decode(&c, doc.data), -EPROTO);
+    cs_cmd_free(&c);
+    cs_cmd noform = {.op = CS_CMD_GATHER, .sid = CA, .id = 1};
+    assert_int_equal(cs_cmd_encode(&out, &noform), -EINVAL);
+    free(big);
     cs_cmd nosid = {.op = CS_CMD_STATUS, .sid = "", .status = "completed"};
     assert_int_equal(cs_cmd_encode(&out, &nosid), -EINVAL);
     cs_cmd bad_op = {.op = CS_CMD_COUNT};
@@ -132,6 +191,7 @@ static void names(void **state)
     assert_null(cs_cmd_op_name(CS_CMD_BAD));
     assert_null(cs_cmd_op_name(CS_CMD_COUNT));
     assert_string_equal(cs_cmd_op_name(CS_CMD_SAY), "say");
+    assert_string_equal(cs_cmd_op_name(CS_CMD_GATHER), "gather");
 }
 
 int main(void)
