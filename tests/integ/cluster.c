@@ -489,6 +489,12 @@ static void gather_across_nodes(void)
     IT_CHECK(gather_post(&nb, "/twilio/gather", call, "sales", NULL, twiml, sizeof twiml) == 200 &&
                  says(twiml, "Key in your PIN, then the pound key.", true),
              "b does not answer the turn from a: %s", twiml);
+    /* a's refusal comes back as a's: keys that are not keys. */
+    IT_CHECK(gather_post(&nb, "/twilio/gather", call, NULL, "12x#", twiml, sizeof twiml) == 400 &&
+                 strstr(twiml, "Digits"),
+             "b does not answer a's refusal: %s", twiml);
+    IT_CHECK(it_metric(na.port, "callstream_gather_refused_total{reason=\"bad_input\"}") == 1,
+             "a did not refuse the keys");
     IT_CHECK(gather_post(&nb, "/twilio/gather", call, NULL, "2468#", twiml, sizeof twiml) == 200 &&
                  says(twiml, "Goodbye.", false),
              "b does not answer the keys from a: %s", twiml);

@@ -398,8 +398,36 @@ static void stream_end_followed(void)
         IT_CHECK(gather_event(&s, call, "begin", "stream_failed"),
                  "call %d's conversation does not say its stream failed", i);
     }
+    /* Streams still live (Twilio ended them first): the action goes to the stream's loop,
+     * which knows it failed; the conversation is begun there, and its turns follow it. */
+    for (int i = 0; i < CALLS / 2; i++) {
+        char stream[64];
+        snprintf(call, sizeof call, "CA000000000000000000000000000f%04d", i);
+        snprintf(stream, sizeof stream, "MZ000000000000000000000000000f%04d", i);
+        it_phone p;
+        bool started = it_phone_start(&p, s.port, call, stream, NULL) == 0;
+        IT_CHECK(started, "call %d's stream", i);
+        if (!started) break;
+        bool live = false;
+        for (int k = 0; k < 200 && !live; k++) {
+            it_phone_run(&p, 20);
+            cJSON *c = it_call(s.port, call);
+            live = c && cJSON_IsTrue(cJSON_GetObjectItem(c, "live"));
+            cJSON_Delete(c);
+        }
+        IT_CHECK(live, "call %d is not live", i);
+        int st = gather_post(&s, "/twilio/gather?fallback=stream", call, NULL, twiml, sizeof twiml);
+        IT_CHECK(st == 200 && goes_on(twiml), "call %d, its stream live: %d %s", i, st, twiml);
+        IT_CHECK(gather_event(&s, call, "begin", "stream_failed"),
+                 "call %d's conversation does not say its stream failed", i);
+        for (int k = 0; k < 3; k++) {
+            st = gather_post(&s, "/twilio/gather", call, "again", twiml, sizeof twiml);
+            IT_CHECK(st == 200 && goes_on(twiml), "call %d, turn %d: %d %s", i, k, st, twiml);
+        }
+        it_phone_free(&p);
+    }
     /* A stream that never started: the store is read a while, then the call talks. */
-    const char *never = "CA000000000000000000000000000f0001";
+    const char *never = "CA000000000000000000000000000b0001";
     IT_CHECK(gather_post(&s, "/twilio/voice", never, NULL, twiml, sizeof twiml) == 200,
              "the webhook");
     int st = gather_post(&s, "/twilio/gather?fallback=stream", never, NULL, twiml, sizeof twiml);
