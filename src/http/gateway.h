@@ -230,6 +230,10 @@ void cs_gather_respond(cs_request *r, const char *sid, int code, const char *msg
  * call with the reason. */
 typedef struct cs_cluster_fail cs_cluster_fail;
 void cs_gather_unanswered(cs_request *r, const char *sid, const cs_cluster_fail *why);
+/* How a call's streams fared by the store's rows (CS_Q_CALL's): its latest stream not
+ * in turns ended (*why), is open (LIVE: no end written yet), or there is none (UNKNOWN). */
+enum cs_gather_fate cs_gather_fate_of_rows(const cs_stream_row *rows, size_t n,
+                                           enum cs_end_reason *why);
 /* Shutdown: the <Connect action>s still reading the store hang up. */
 void cs_gather_reads_stop(cs_gateway *gw);
 /* Start-up: the conversations (0 or a negative code); metrics. */

@@ -268,6 +268,25 @@ struct cs_gather_read {
     cs_gather_read *prev, *next;
 };
 
+enum cs_gather_fate cs_gather_fate_of_rows(const cs_stream_row *rows, size_t n,
+                                           enum cs_end_reason *why)
+{
+    const cs_stream_row *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const cs_stream_row *st = &rows[i];
+        if (st->mode && strcmp(st->mode, cs_stream_mode_label(CS_MODE_GATHER)) == 0) continue;
+        if (!last || st->started_at >= last->started_at) last = st;
+    }
+    if (!last) return CS_FATE_UNKNOWN;
+    for (int i = 0; last->ended_at && last->end_reason && i < CS_END_COUNT; i++) {
+        if (strcmp(last->end_reason, cs_end_label((enum cs_end_reason)i)) == 0) {
+            *why = (enum cs_end_reason)i;
+            return CS_FATE_ENDED;
+        }
+    }
+    return CS_FATE_LIVE; /* no end (or one we do not know) written yet */
+}
+
 static void read_maybe_free(cs_gather_read *x)
 {
     if (x->closed && !x->reading) {
@@ -331,29 +350,22 @@ static void read_done(cs_store_query *q, void *data)
         read_maybe_free(x);
         return;
     }
-    const cs_stream_row *last = NULL;
-    for (size_t i = 0; q->status == 0 && i < q->nstreams; i++) {
-        const cs_stream_row *st = &q->streams[i];
-        if (st->mode && strcmp(st->mode, cs_stream_mode_label(CS_MODE_GATHER)) == 0) continue;
-        if (!last || st->started_at >= last->started_at) last = st;
-    }
-    enum cs_end_reason end = CS_END_COUNT;
-    for (int i = 0; last && last->ended_at && last->end_reason && i < CS_END_COUNT; i++)
-        if (strcmp(last->end_reason, cs_end_label((enum cs_end_reason)i)) == 0)
-            end = (enum cs_end_reason)i;
-    bool open = last && end == CS_END_COUNT;
+    enum cs_end_reason end = CS_END_ABNORMAL;
+    enum cs_gather_fate fate =
+        q->status == 0 ? cs_gather_fate_of_rows(q->streams, q->nstreams, &end) : CS_FATE_UNKNOWN;
     if (q->status != 0 && q->status != CS_ENOTFOUND)
         cs_warn("gather: the store cannot say how call %s's stream ended (%s)", x->sid, q->error);
     cs_store_query_free(q);
-    if (end != CS_END_COUNT) {
-        read_decide(x, CS_FATE_ENDED, end);
+    if (fate == CS_FATE_ENDED) {
+        read_decide(x, fate, end);
     } else if (++x->polls < GATHER_FATE_READS) {
         uv_timer_start(&x->timer, read_again, GATHER_FATE_READ_MS, 0);
     } else {
         /* Still open: it failed without an end written; none: it never started. */
         cs_warn("gather: call %s's stream %s in the store: %s", x->sid,
-                open ? "has no end" : "is not", open ? "failed" : "never started");
-        read_decide(x, open ? CS_FATE_LIVE : CS_FATE_UNKNOWN, CS_END_ABNORMAL);
+                fate == CS_FATE_LIVE ? "has no end" : "is not",
+                fate == CS_FATE_LIVE ? "failed" : "never started");
+        read_decide(x, fate, CS_END_ABNORMAL);
     }
 }
 
