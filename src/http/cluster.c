@@ -555,7 +555,8 @@ void cs_cluster_metrics(const cs_gateway *gw, cs_buf *out)
                    "be reached, or too many were in flight",
                    "why", whys, kept, 2);
     cs_prom_counter(out, "callstream_cluster_replies_late_total",
-                    "API requests answered 504: the call's node did not reply in time",
+                    "requests answered without the call's node's reply, which did not come in "
+                    "time (/say: 504; <Gather>: <Hangup/>)",
                     (double)s->replies_late);
     cs_prom_counter(out, "callstream_cluster_calls_lost_total",
                     "calls of lost nodes this one ended as abnormal", (double)s->calls_lost);

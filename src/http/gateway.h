@@ -378,7 +378,7 @@ typedef struct cs_cluster_stats {
     uint64_t refused;      /* commands received malformed: counted and skipped */
     uint64_t unreachable;  /* commands whose node could not be reached: applied here */
     uint64_t routes_full;  /* commands past CLUSTER_ROUTES_MAX in flight: applied here */
-    uint64_t replies_late; /* API requests answered 504: the owner did not reply */
+    uint64_t replies_late; /* requests (/say, <Gather>) the owner did not reply to in time */
     uint64_t calls_lost;   /* calls of lost nodes this one ended */
     uint64_t store_outages, health_events;
 } cs_cluster_stats;
