@@ -4,7 +4,8 @@
  * on so. POST /twilio/gather takes each turn (SpeechResult, Confidence, Digits and
  * FinishedOnKey, signed
  * like the voice webhook) and answers, once the agent's turn is over, with what it said
- * in a <Gather> that listens for the next, or with <Hangup/>. */
+ * in a <Gather> that listens for the next, or with <Hangup/>. A request for a call held by
+ * another loop or node is forwarded to it (cluster.c) and answered with its TwiML. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
