@@ -21,9 +21,18 @@
 #define CLUSTER_TICK_MS          1000 /* replies overdue, the store's health */
 
 /* Why a request sent to its call's loop got no reply. */
-enum route_fail { FAIL_UNREACHABLE, FAIL_BUSY, FAIL_LATE, FAIL_STOPPING, FAIL_UNSENDABLE };
+enum route_fail {
+    FAIL_UNREACHABLE,
+    FAIL_NO_DIRECTORY,
+    FAIL_BUSY,
+    FAIL_LATE,
+    FAIL_STOPPING,
+    FAIL_UNSENDABLE
+};
 static const cs_cluster_fail fails[] = {
     [FAIL_UNREACHABLE] = {503, "owner_unreachable", "the node holding the call cannot be reached"},
+    [FAIL_NO_DIRECTORY] = {503, "directory_unavailable",
+                           "the call directory cannot be read: where the call lives is not known"},
     [FAIL_BUSY] = {503, "owner_busy", "too many commands between nodes in flight"},
     [FAIL_LATE] = {504, "owner_silent", "the node holding the call did not answer in time"},
     [FAIL_STOPPING] = {503, "shutting_down", "shutting down"},
@@ -103,7 +112,8 @@ static void apply_json(cs_cluster *cl, const char *json, size_t n, cs_request *r
 }
 
 /* Where the call lives is known: sent there, or applied here (it lives here, nowhere, or
- * its node cannot be reached: the store gets what it can). */
+ * its node cannot be reached: the store gets what it can; a request is refused instead
+ * when its node cannot be reached or the directory could not be read). */
 static void located(cs_dir_req *q)
 {
     route *x = q->data;
@@ -132,6 +142,13 @@ static void located(cs_dir_req *q)
             route_free(x);
             return;
         }
+    } else if (x->kind && !node[0] && (q->rc < 0 || q->partial)) {
+        /* Not found in what this node alone knows: it may live elsewhere. A request is not
+         * answered as if it lived nowhere. */
+        cl->stats.unreachable++;
+        x->kind->fail(x->r, x->q.sid, &fails[FAIL_NO_DIRECTORY]);
+        route_free(x);
+        return;
     }
     apply_json(cl, x->json, x->n, x->r);
     route_free(x);
