@@ -422,6 +422,9 @@ static void read_fate(asker *a, const req *rq)
 
 void cs_gather_reads_stop(cs_gateway *gw)
 {
+    if (gw->gather_nreads)
+        cs_info("shutdown: %zu <Connect action>(s) reading how their stream ended hang up",
+                gw->gather_nreads);
     while (gw->gather_reads) {
         cs_gather_read *x = gw->gather_reads;
         asker *a = x->a;
@@ -636,6 +639,10 @@ void cs_gather_metrics(const cs_gateway *gw, cs_buf *out)
                     (double)st->expired);
     cs_prom_counter(out, "callstream_gather_dropped_total",
                     "agent text or audio past what one answer holds", (double)st->dropped);
+    cs_prom_gauge(out, "callstream_gather_stream_reads",
+                  "<Connect action>s reading the store now for how their stream ended (at most "
+                  "1024)",
+                  (double)gw->gather_nreads);
     cs_prom_counter(out, "callstream_gather_stream_actions_total",
                     "<Connect action> requests after a media stream ended",
                     (double)gw->stats.gather_actions);

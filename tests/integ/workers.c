@@ -6,6 +6,7 @@
  * WORKERS=1 has no loops to show. Which loop a connection lands on is the kernel's choice
  * (SO_REUSEPORT): the test opens connections until each loop has some, as the per-loop series tell.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +439,44 @@ static void stream_end_followed(void)
     it_server_cleanup(&s);
 }
 
+typedef struct action {
+    const it_server *s;
+    int status;
+    char twiml[8192];
+} action;
+
+static void *post_action(void *data)
+{
+    action *t = data;
+    t->status = gather_post(t->s, "/twilio/gather?fallback=stream",
+                            "CA000000000000000000000000000b0002", NULL, t->twiml, sizeof t->twiml);
+    return NULL;
+}
+
+/* A <Connect action> still reading the store when the gateway stops hangs up. */
+static void action_reading_at_shutdown(void)
+{
+    static const char *const args[] = {"--shutdown-grace-s", "1", NULL};
+    it_server s;
+    if (!gather_server(&s, args)) return;
+    action t = {&s, -1, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, post_action, &t);
+    bool reading = false;
+    for (int k = 0; k < 400 && !reading; k++) {
+        reading = it_metric(s.port, "callstream_gather_stream_reads") == 1;
+        if (!reading) it_sleep_ms(5);
+    }
+    IT_CHECK(reading, "the action is not reading the store");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 20000) == 0, "no clean exit");
+    pthread_join(th, NULL);
+    IT_CHECK(t.status == 200 && strstr(t.twiml, "<Hangup/>") && !strstr(t.twiml, "<Gather"),
+             "the action at shutdown: %d %s", t.status, t.twiml);
+    IT_CHECK(it_log_count(&s, "1 <Connect action>(s) reading how their stream ended hang up") == 1,
+             "the log does not say the reading action hung up");
+    it_server_cleanup(&s);
+}
+
 /* Calls live on both loops; one SIGTERM drains both: each stream is closed with 1001 after
  * the grace period, and the process exits cleanly. */
 static void sigterm_drains_both(void)
@@ -519,9 +558,13 @@ static void once_and_one(void)
 int main(int argc, char **argv)
 {
     static const it_case cases[] = {
-        {"spread_and_summed", spread_and_summed},     {"heard_across_loops", heard_across_loops},
-        {"sigterm_drains_both", sigterm_drains_both}, {"gather_turns_follow", gather_turns_follow},
-        {"stream_end_followed", stream_end_followed}, {"once_and_one", once_and_one},
+        {"spread_and_summed", spread_and_summed},
+        {"heard_across_loops", heard_across_loops},
+        {"sigterm_drains_both", sigterm_drains_both},
+        {"gather_turns_follow", gather_turns_follow},
+        {"stream_end_followed", stream_end_followed},
+        {"action_reading_at_shutdown", action_reading_at_shutdown},
+        {"once_and_one", once_and_one},
     };
     return it_run("workers", cases, sizeof cases / sizeof *cases, argc, argv);
 }
