@@ -426,6 +426,8 @@ static void claimed(cs_request *r, const char *id, int code, const char *msg, co
     start(r, p);
 }
 
+static const cs_cluster_kind claim_kind = {.answer = claimed, .spread = true};
+
 void cs_call_stream_upgrade(cs_request *r)
 {
     cs_gateway *gw = r->app;
@@ -470,7 +472,7 @@ void cs_call_stream_upgrade(cs_request *r)
     }
     if (!p) { /* another loop's, perhaps: whoever holds it hands it over */
         cs_cmd c = {.op = CS_CMD_CLAIM, .sid = id, .hash = hex};
-        cs_cluster_call_stream(r, &c, claimed);
+        cs_cluster_request(r, &c, &claim_kind);
         return;
     }
     if (!token_matches(p, hex)) {
@@ -551,9 +553,12 @@ static void look_up(cs_request *r, const char *id, bool complete)
 static void asked(cs_request *r, const char *id, int code, const char *msg, const char *body,
                   bool complete)
 {
+    cJSON *o = code == 200 && body ? cJSON_Parse(body) : NULL;
+    bool object = cJSON_IsObject(o); /* what the other node says goes out as it is */
+    cJSON_Delete(o);
     if (code == 404) {
         look_up(r, id, complete);
-    } else if (code == 200 && body) {
+    } else if (object) {
         cs_buf out = CS_BUF_INIT(JSON_MAX);
         if (cs_buf_append(&out, body, strlen(body)) < 0)
             cs_respond_error(r, 503, "out of memory");
@@ -561,7 +566,8 @@ static void asked(cs_request *r, const char *id, int code, const char *msg, cons
             cs_respond_json(r, 200, &out);
         cs_buf_free(&out);
     } else {
-        cs_respond_error(r, code == 200 ? 502 : code, "%s", msg);
+        cs_respond_error(r, code == 200 ? 502 : code, "%s",
+                         code == 200 ? "the holding node's answer does not read" : msg);
     }
 }
 
@@ -574,6 +580,9 @@ static void canceled(cs_request *r, const char *id, int code, const char *msg, c
 {
     asked(r, id, code, msg, body, true);
 }
+
+static const cs_cluster_kind peek_kind = {.answer = peeked, .spread = true},
+                             cancel_kind = {.answer = canceled, .spread = true};
 
 /* Where `id` stands, if it waits or is live here: 0, or CS_ENOTFOUND. */
 static int status_here(cs_gateway *gw, const char *id, cs_json *j)
@@ -638,7 +647,7 @@ void cs_api_call_stream_get(cs_request *r)
     }
     cs_buf_free(&out);
     cs_cmd c = {.op = CS_CMD_PEEK, .sid = id};
-    cs_cluster_call_stream(r, &c, peeked);
+    cs_cluster_request(r, &c, &peek_kind);
 }
 
 void cs_api_call_stream_complete(cs_request *r)
@@ -659,7 +668,7 @@ void cs_api_call_stream_complete(cs_request *r)
     }
     cs_buf_free(&out);
     cs_cmd c = {.op = CS_CMD_CANCEL, .sid = id, .by = r->user[0] ? r->user : NULL};
-    cs_cluster_call_stream(r, &c, canceled);
+    cs_cluster_request(r, &c, &cancel_kind);
 }
 
 /* ---- what other loops ask ---- */

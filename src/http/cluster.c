@@ -15,9 +15,29 @@
 #include "http/cluster_msg.h"
 #include "http/gateway.h"
 
-#define CLUSTER_ROUTES_MAX 4096  /* commands looking for their call's node, or a reply */
-#define CLUSTER_REPLY_MS   5000  /* a reply to a request (SAY, CLAIM…), at most */
-#define CLUSTER_TICK_MS    1000  /* replies overdue, the store's health */
+#define CLUSTER_ROUTES_MAX       4096 /* commands looking for their call's node, or a reply */
+#define CLUSTER_REPLY_MS         5000 /* a reply to a request (SAY, CLAIM…), at most */
+#define CLUSTER_GATHER_MARGIN_MS 2000 /* a GATHER's reply: past GATHER_REPLY_MS, the hops */
+#define CLUSTER_TICK_MS          1000 /* replies overdue, the store's health */
+
+/* Why a request got no reply from its call's loop. */
+enum route_fail {
+    FAIL_UNREACHABLE,
+    FAIL_NO_DIRECTORY,
+    FAIL_BUSY,
+    FAIL_LATE,
+    FAIL_STOPPING,
+    FAIL_UNSENDABLE
+};
+static const cs_cluster_fail fails[] = {
+    [FAIL_UNREACHABLE] = {503, "owner_unreachable", "the node holding the call cannot be reached"},
+    [FAIL_NO_DIRECTORY] = {503, "directory_unavailable",
+                           "the call directory cannot be read: where the call lives is not known"},
+    [FAIL_BUSY] = {503, "owner_busy", "too many commands between nodes in flight"},
+    [FAIL_LATE] = {504, "owner_silent", "the node holding the call did not answer in time"},
+    [FAIL_STOPPING] = {503, "shutting_down", "shutting down"},
+    [FAIL_UNSENDABLE] = {503, "cannot_forward", "the request cannot be sent to the call's node"},
+};
 
 /* A command on its way: the directory is asked where its call lives, then it is sent
  * there or applied here. A request (an API request waits for it) stays until it is
@@ -27,12 +47,11 @@ typedef struct route {
     cs_dir_req q;
     struct cs_cluster *cl;
     struct route *prev, *next;
-    cs_request *r;            /* a request: the API request answered with the reply */
-    cs_cluster_reply_fn done; /* … by this */
-    uint64_t id;              /* a request: the reply's */
-    int64_t deadline_ms;      /* a request, sent: answered 504 past it (loop time) */
+    const cs_cluster_kind *kind; /* a request's, or NULL */
+    cs_request *r;               /* the request answered with the reply */
+    uint64_t id;                 /* the reply's */
+    int64_t deadline_ms;         /* sent: answered without a reply past it (loop time) */
     bool sent;
-    bool spread;          /* not a live call: asked of every loop */
     unsigned waiting;     /* spread: loops yet to answer */
     unsigned unreachable; /* spread: loops that could not be asked */
     size_t n;
@@ -76,37 +95,61 @@ static void route_free(route *x)
 }
 
 static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
-                  cs_cluster_reply_fn done);
+                  const cs_cluster_kind *kind);
+
+/* `r` answered without its call's loop's reply (`msg`: instead of the reason's own). */
+static void fail(const cs_cluster_kind *kind, cs_request *r, const char *sid, enum route_fail why,
+                 const char *msg)
+{
+    cs_cluster_fail f = fails[why];
+    if (msg) f.message = msg;
+    if (kind->fail)
+        kind->fail(r, sid, &f);
+    else
+        kind->answer(r, sid, f.code, f.message, NULL);
+}
 
 /* A request answered (its route then freed by the caller). */
 static void answer(route *x, int code, const char *msg, const char *body)
 {
-    x->done(x->r, x->q.sid, code, msg, body);
+    x->kind->answer(x->r, x->q.sid, code, msg, body);
+    x->r = NULL;
+}
+
+static void route_fail(route *x, enum route_fail why, const char *msg)
+{
+    fail(x->kind, x->r, x->q.sid, why, msg);
     x->r = NULL;
 }
 
 /* Decodes a command this node wrote and applies it here (`r`: a request's). */
 static void apply_json(cs_cluster *cl, const char *json, size_t n, cs_request *r,
-                       cs_cluster_reply_fn done)
+                       const cs_cluster_kind *kind)
 {
     cs_cmd c;
     char why[128];
     if (cs_cmd_decode(&c, json, n, why, sizeof why) == 0)
-        apply(cl, &c, NULL, r, done);
+        apply(cl, &c, NULL, r, kind);
     else /* cannot happen: we encoded it */
         cs_error("cluster: a command of our own does not read: %s", why);
     cs_cmd_free(&c);
+}
+
+static int64_t wait_ms(const cs_gateway *gw, const cs_cluster_kind *kind)
+{
+    return kind->wait_ms ? kind->wait_ms(gw) : CLUSTER_REPLY_MS;
 }
 
 /* A spread request nobody holds: 404, or 503 when some loop could not be asked. */
 static void nobody(route *x)
 {
     char msg[CS_CMD_FIELD_MAX];
-    if (x->unreachable)
+    if (x->unreachable) {
         snprintf(msg, sizeof msg, "%u loop(s) of the cluster could not be asked", x->unreachable);
-    else
-        snprintf(msg, sizeof msg, "no loop of the cluster holds it");
-    answer(x, x->unreachable ? 503 : 404, msg, NULL);
+        route_fail(x, FAIL_UNREACHABLE, msg);
+    } else {
+        answer(x, 404, "no loop of the cluster holds it", NULL);
+    }
     route_free(x);
 }
 
@@ -132,12 +175,13 @@ static void spread(route *x, const cs_dir_req *q)
         return;
     }
     x->sent = true;
-    x->deadline_ms = (int64_t)uv_now(gw->loop) + CLUSTER_REPLY_MS;
+    x->deadline_ms = (int64_t)uv_now(gw->loop) + wait_ms(gw, x->kind);
 }
 
 /* Where the call lives is known: sent there, or applied here (it lives here, nowhere, or
- * its node cannot be reached: the store gets what it can). A spread request for a call
- * that is not live goes to every loop instead. */
+ * its node cannot be reached: the store gets what it can; a request is refused instead
+ * when its node cannot be reached or the directory could not be read). A spread request
+ * for a call that is not live goes to every loop instead. */
 static void located(cs_dir_req *q)
 {
     route *x = q->data;
@@ -148,7 +192,7 @@ static void located(cs_dir_req *q)
         return;
     }
     bool live = q->rc == 0 && q->ncalls && gw->bus;
-    if (x->spread && !live) {
+    if (x->kind && x->kind->spread && !live) {
         int rc;
         x->q.what = CS_DIR_NODES;
         if ((rc = cs_dir_ask(gw->bus, &x->q)) < 0) {
@@ -163,72 +207,76 @@ static void located(cs_dir_req *q)
     if (node[0] && strcmp(node, gw->bus->origin) != 0) {
         int rc = cs_bus_command(gw->bus, node, x->json, x->n);
         if (rc == 0) {
-            if (!x->r) {
+            if (!x->kind) {
                 route_free(x);
                 return;
             }
             x->sent = true;
-            x->deadline_ms = (int64_t)uv_now(gw->loop) + CLUSTER_REPLY_MS;
+            x->deadline_ms = (int64_t)uv_now(gw->loop) + wait_ms(gw, x->kind);
             return;
         }
         cl->stats.unreachable++;
-        cs_warn("cluster: call %s lives on node %s, which cannot be reached (%s): applied here",
-                q->sid, node, cs_strerror(rc));
-        if (x->r) {
+        cs_warn("cluster: call %s lives on node %s, which cannot be reached (%s)%s", q->sid, node,
+                cs_strerror(rc), x->kind ? "" : ": applied here");
+        if (x->kind) {
             char msg[CS_CMD_FIELD_MAX];
             snprintf(msg, sizeof msg, "the node holding the call (%.64s) cannot be reached", node);
-            answer(x, 503, msg, NULL);
+            route_fail(x, FAIL_UNREACHABLE, msg);
             route_free(x);
             return;
         }
+    } else if (x->kind && !node[0] && (q->rc < 0 || q->partial)) {
+        /* Not found in what this node alone knows: it may live elsewhere. A request is not
+         * answered as if it lived nowhere. */
+        cl->stats.unreachable++;
+        route_fail(x, FAIL_NO_DIRECTORY, NULL);
+        route_free(x);
+        return;
     }
-    apply_json(cl, x->json, x->n, x->r, x->done);
+    apply_json(cl, x->json, x->n, x->r, x->kind);
     route_free(x);
 }
 
-/* `c` to where its call lives (`r`: a request's, answered from there by `done`; `spread`:
- * to every loop when the call is not live). */
-static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r, cs_cluster_reply_fn done,
-                      bool spread)
+/* `c` to where its call lives (`kind`: a request's, `r` answered from there; a spread
+ * kind's goes to every loop when the call is not live). */
+static void route_cmd(cs_gateway *gw, const cs_cmd *c, const cs_cluster_kind *kind, cs_request *r)
 {
     cs_cluster *cl = gw->cluster;
     if (!cl) { /* stopping: the store only */
-        if (r)
-            done(r, c->sid, 503, "shutting down", NULL);
+        if (kind)
+            fail(kind, r, c->sid, FAIL_STOPPING, NULL);
         else if (c->op == CS_CMD_EVENT)
             cs_journal_event(gw, c->sid, c->type, c->at, c->detail);
         return;
     }
     if (!gw->bus || cs_calls_call(&gw->calls, cs_str_of(c->sid))) {
-        apply(cl, c, NULL, r, done);
+        apply(cl, c, NULL, r, kind);
         return;
     }
     if (cl->nroutes >= CLUSTER_ROUTES_MAX) {
         cl->stats.routes_full++;
-        if (r) {
-            char msg[CS_CMD_FIELD_MAX];
-            snprintf(msg, sizeof msg, "too many commands between nodes in flight (%d)",
-                     CLUSTER_ROUTES_MAX);
-            done(r, c->sid, 503, msg, NULL);
-            return;
-        }
-        apply(cl, c, NULL, r, done);
+        if (kind)
+            fail(kind, r, c->sid, FAIL_BUSY, NULL);
+        else
+            apply(cl, c, NULL, r, kind);
         return;
     }
     cs_cmd copy = *c;
-    if (r) copy.id = ++cl->next_id;
+    if (kind) copy.id = ++cl->next_id;
     int rc = cs_cmd_encode(&cl->scratch, &copy);
     route *x = rc == 0 ? calloc(1, sizeof *x + cl->scratch.len + 1) : NULL;
     if (!x) {
         cs_error("cluster: cannot route a %s command for %s: %s", cs_cmd_op_name(c->op), c->sid,
                  cs_strerror(rc < 0 ? rc : -ENOMEM));
-        apply(cl, c, NULL, r, done);
+        if (kind)
+            fail(kind, r, c->sid, FAIL_UNSENDABLE, NULL);
+        else
+            apply(cl, c, NULL, r, kind);
         return;
     }
     x->cl = cl;
+    x->kind = kind;
     x->r = r;
-    x->done = done;
-    x->spread = spread;
     x->id = copy.id;
     x->n = cl->scratch.len;
     memcpy(x->json, cl->scratch.data, x->n);
@@ -248,14 +296,15 @@ static void route_cmd(cs_gateway *gw, const cs_cmd *c, cs_request *r, cs_cluster
 
 /* ---- what a command does, here ---- */
 
-/* 0, or < 0 when the reply cannot be sent. */
-static int reply(cs_cluster *cl, const char *to, uint64_t id, int code, const char *msg,
-                 const char *body)
+int cs_cluster_reply(cs_gateway *gw, const char *to, uint64_t id, int code, const char *msg,
+                     const char *body)
 {
+    cs_cluster *cl = gw->cluster;
+    if (!cl) return CS_ECLOSED; /* stopping: the asker answers its request itself */
     cs_cmd r = {.op = CS_CMD_REPLY, .id = id, .code = code, .message = msg, .body = body};
     int rc = cs_cmd_encode(&cl->scratch, &r);
-    if (rc == 0 && !cl->gw->bus) rc = CS_ECLOSED;
-    if (rc == 0) rc = cs_bus_command(cl->gw->bus, to, cl->scratch.data, cl->scratch.len);
+    if (rc == 0 && !gw->bus) rc = CS_ECLOSED;
+    if (rc == 0) rc = cs_bus_command(gw->bus, to, cl->scratch.data, cl->scratch.len);
     if (rc < 0) {
         cl->stats.unreachable++;
         cs_warn("cluster: cannot reply to node %s (%s)", to, cs_strerror(rc));
@@ -263,22 +312,22 @@ static int reply(cs_cluster *cl, const char *to, uint64_t id, int code, const ch
     return rc;
 }
 
-/* A request served here: answered by `done` (`r`, this node's) or replied to `from`.
- * Whether the answer is on its way. */
+/* A request served here: answered as `kind` says (`r`, this node's) or replied to
+ * `from`. Whether the answer is on its way. */
 static bool served(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
-                   cs_cluster_reply_fn done, int code, const char *msg, const cs_buf *body)
+                   const cs_cluster_kind *kind, int code, const char *msg, const cs_buf *body)
 {
     const char *b = body && body->len ? body->data : NULL;
     if (r) {
-        done(r, c->sid, code, msg, b);
+        kind->answer(r, c->sid, code, msg, b);
         return true;
     }
-    return from && reply(cl, from, c->id, code, msg[0] ? msg : NULL, b) == 0;
+    return from && cs_cluster_reply(cl->gw, from, c->id, code, msg[0] ? msg : NULL, b) == 0;
 }
 
 /* `from`: the node that sent it (NULL: this one, for `r` when a request). */
 static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request *r,
-                  cs_cluster_reply_fn done)
+                  const cs_cluster_kind *kind)
 {
     cs_gateway *gw = cl->gw;
     switch (c->op) {
@@ -299,7 +348,7 @@ static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request 
     case CS_CMD_SAY: {
         char msg[CS_CMD_FIELD_MAX + 1] = "";
         int code = cs_api_say_here(gw, c->sid, c->text, c->by, msg, sizeof msg);
-        served(cl, c, from, r, done, code, msg, NULL);
+        served(cl, c, from, r, kind, code, msg, NULL);
         break;
     }
     case CS_CMD_CLAIM:
@@ -308,14 +357,20 @@ static void apply(cs_cluster *cl, const cs_cmd *c, const char *from, cs_request 
         char msg[CS_CMD_FIELD_MAX + 1] = "";
         cs_buf_reset(&cl->scratch_body);
         int code = cs_call_stream_serve(gw, c, &cl->scratch_body, msg, sizeof msg);
-        bool sent = served(cl, c, from, r, done, code, msg, &cl->scratch_body);
+        bool sent = served(cl, c, from, r, kind, code, msg, &cl->scratch_body);
         if (c->op == CS_CMD_CLAIM && code == 200 && sent) cs_call_stream_handed(gw, c->sid);
         break;
     }
+    case CS_CMD_GATHER:
+        if (r)
+            cs_gather_take(gw, r, NULL, 0, NULL, NULL);
+        else if (from)
+            cs_gather_take(gw, NULL, from, c->id, c->form, c->query);
+        break;
     case CS_CMD_REPLY:
         for (route *w = cl->routes; w; w = w->next) {
             if (w->id != c->id || !w->sent) continue;
-            if (w->spread && c->code == 404) { /* not there: the others may have it */
+            if (w->kind->spread && c->code == 404) { /* not there: the others may have it */
                 if (--w->waiting == 0) nobody(w);
                 return;
             }
@@ -359,31 +414,57 @@ void cs_cluster_event(cs_gateway *gw, const char *sid, enum cs_event_type type, 
                       const char *detail)
 {
     cs_cmd c = {.op = CS_CMD_EVENT, .sid = sid, .type = type, .detail = detail, .at = at};
-    route_cmd(gw, &c, NULL, NULL, false);
+    route_cmd(gw, &c, NULL, NULL);
 }
 
 void cs_cluster_status(cs_gateway *gw, const char *sid, const char *status)
 {
     cs_cmd c = {.op = CS_CMD_STATUS, .sid = sid, .status = status};
-    route_cmd(gw, &c, NULL, NULL, false);
+    route_cmd(gw, &c, NULL, NULL);
 }
 
 static void say_answered(cs_request *r, const char *sid, int code, const char *msg,
                          const char *body)
 {
     (void)body;
-    cs_api_say_respond(r, sid, code, msg);
+    cs_api_say_respond(r, sid, code, msg ? msg : "refused by the call's node");
 }
+
+static const cs_cluster_kind say_kind = {.answer = say_answered};
 
 void cs_cluster_say(cs_request *r, const char *sid, const char *text)
 {
     cs_cmd c = {.op = CS_CMD_SAY, .sid = sid, .text = text, .by = r->user};
-    route_cmd(r->app, &c, r, say_answered, false);
+    route_cmd(r->app, &c, &say_kind, r);
 }
 
-void cs_cluster_call_stream(cs_request *r, const cs_cmd *c, cs_cluster_reply_fn done)
+/* The owner answers once the agent's turn is over: GATHER_REPLY_MS at most. */
+static uint32_t gather_wait(const cs_gateway *gw)
 {
-    route_cmd(r->app, c, r, done, true);
+    return (uint32_t)gw->cfg->gather_reply_ms + CLUSTER_GATHER_MARGIN_MS;
+}
+
+static const cs_cluster_kind gather_kind = {
+    .wait_ms = gather_wait, .answer = cs_gather_respond, .fail = cs_gather_unanswered};
+
+void cs_cluster_gather(cs_request *r, const char *sid)
+{
+    /* The body and query as they came: the owner reads them as this loop would. */
+    char *form = strndup(r->body.data ? r->body.data : "", r->body.len);
+    char *query = r->head.query.n ? strndup(r->head.query.p, r->head.query.n) : NULL;
+    if (!form || (r->head.query.n && !query)) {
+        fail(&gather_kind, r, sid, FAIL_UNSENDABLE, NULL);
+    } else {
+        cs_cmd c = {.op = CS_CMD_GATHER, .sid = sid, .form = form, .query = query};
+        route_cmd(r->app, &c, &gather_kind, r);
+    }
+    free(form);
+    free(query);
+}
+
+void cs_cluster_request(cs_request *r, const cs_cmd *c, const cs_cluster_kind *kind)
+{
+    route_cmd(r->app, c, kind, r);
 }
 
 /* ---- reading the directory ---- */
@@ -511,12 +592,10 @@ static void on_tick(uv_timer_t *t)
         if (!x->sent || now < x->deadline_ms) continue;
         cl->stats.replies_late++;
         char msg[CS_CMD_FIELD_MAX];
-        if (x->spread)
+        if (x->kind->spread)
             snprintf(msg, sizeof msg, "%u loop(s) of the cluster did not answer in time",
                      x->waiting);
-        else
-            snprintf(msg, sizeof msg, "the node holding the call did not answer in time");
-        answer(x, 504, msg, NULL);
+        route_fail(x, FAIL_LATE, x->kind->spread ? msg : NULL);
         route_free(x);
     }
     if (!gw->store) return;
@@ -568,8 +647,8 @@ void cs_cluster_stop(cs_gateway *gw)
      * answered. */
     while (cl->routes) {
         route *x = cl->routes;
-        if (x->r)
-            answer(x, 503, "shutting down", NULL);
+        if (x->kind)
+            route_fail(x, FAIL_STOPPING, NULL);
         else if (!x->sent)
             apply_json(cl, x->json, x->n, NULL, NULL);
         route_free(x);

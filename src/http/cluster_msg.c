@@ -11,7 +11,7 @@
 static const char *const op_names[] = {
     [CS_CMD_EVENT] = "event",   [CS_CMD_STATUS] = "status", [CS_CMD_SAY] = "say",
     [CS_CMD_REPLY] = "reply",   [CS_CMD_CLAIM] = "claim",   [CS_CMD_PEEK] = "peek",
-    [CS_CMD_CANCEL] = "cancel",
+    [CS_CMD_CANCEL] = "cancel", [CS_CMD_GATHER] = "gather",
 };
 
 /* The fields each op carries. */
@@ -23,13 +23,14 @@ enum {
     F_SAY = 16,
     F_REPLY = 32,
     F_BY = 64,
-    F_HASH = 128
+    F_HASH = 128,
+    F_FORM = 256
 };
 static const unsigned op_fields[] = {
     [CS_CMD_EVENT] = F_SID | F_EVENT,           [CS_CMD_STATUS] = F_SID | F_STATUS,
     [CS_CMD_SAY] = F_SID | F_ID | F_SAY | F_BY, [CS_CMD_REPLY] = F_ID | F_REPLY,
     [CS_CMD_CLAIM] = F_SID | F_ID | F_HASH,     [CS_CMD_PEEK] = F_SID | F_ID,
-    [CS_CMD_CANCEL] = F_SID | F_ID | F_BY,
+    [CS_CMD_CANCEL] = F_SID | F_ID | F_BY,      [CS_CMD_GATHER] = F_SID | F_ID | F_FORM,
 };
 
 const char *cs_cmd_op_name(enum cs_cmd_op op)
@@ -79,7 +80,10 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
     if ((f & F_BY) && c->by && !str_ok(c->by, CS_CMD_FIELD_MAX)) return -EINVAL;
     if ((f & F_REPLY) &&
         (c->code < 100 || c->code > 599 || (c->message && !str_ok(c->message, CS_CMD_FIELD_MAX)) ||
-         (c->body && !object_text_ok(c->body))))
+         (c->body && !str_ok(c->body, CS_CMD_BODY_MAX))))
+        return -EINVAL;
+    if ((f & F_FORM) &&
+        !(str_ok(c->form, CS_CMD_FORM_MAX) && (!c->query || str_ok(c->query, CS_CMD_FORM_MAX))))
         return -EINVAL;
     if ((f & F_HASH) && !hash_ok(c->hash)) return -EINVAL;
     cs_buf_reset(out);
@@ -102,6 +106,10 @@ int cs_cmd_encode(cs_buf *out, const cs_cmd *c)
         cs_json_kint(&j, "code", c->code);
         if (c->message) cs_json_kstr(&j, "message", c->message);
         if (c->body) cs_json_kstr(&j, "body", c->body);
+    }
+    if (f & F_FORM) {
+        cs_json_kstr(&j, "form", c->form);
+        if (c->query) cs_json_kstr(&j, "query", c->query);
     }
     if (f & F_HASH) cs_json_kstr(&j, "hash", c->hash);
     cs_json_obj_end(&j);
@@ -192,13 +200,18 @@ int cs_cmd_decode(cs_cmd *c, const char *json, size_t n, char *why, size_t cap)
         c->code = (int)d;
         c->message = member(o, "message", CS_CMD_FIELD_MAX, &bad);
         if (bad) return refuse(why, cap, "%s", "message is too long");
-        c->body = member(o, "body", CS_CMD_DETAIL_MAX, &bad);
-        if (bad || (c->body && !object_text_ok(c->body)))
-            return refuse(why, cap, "%s", "body is not a JSON object's text");
+        /* what it is (TwiML, JSON) is for the request's asker to check */
+        c->body = member(o, "body", CS_CMD_BODY_MAX, &bad);
+        if (bad) return refuse(why, cap, "%s", "body is not a string, or too long");
     }
     if (f & F_HASH) {
         c->hash = member(o, "hash", CS_CMD_HASH_HEX, &bad);
         if (!hash_ok(c->hash)) return refuse(why, cap, "%s", "hash is not 64 hex digits");
+    }
+    if (f & F_FORM) {
+        c->form = member(o, "form", CS_CMD_FORM_MAX, &bad);
+        c->query = member(o, "query", CS_CMD_FORM_MAX, &bad);
+        if (bad || !c->form) return refuse(why, cap, "%s", "no form, or a form or query too long");
     }
     return 0;
 }

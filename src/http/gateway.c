@@ -258,6 +258,7 @@ static void close_calls(cs_gateway *gw)
     if (gw->nsockets) cs_info("shutdown: closing %zu media stream(s)", gw->nsockets);
     cs_media_close_all(gw);
     cs_gather_stop(gw->gather); /* waiting turns are answered <Hangup/> */
+    cs_gather_reads_stop(gw);
     cs_monitor_close_all(gw);
     cs_net_close_all(gw->net, true);
 }

@@ -37,6 +37,7 @@ typedef struct cs_webhook cs_webhook;
 typedef struct cs_call_streams cs_call_streams;
 struct cs_cmd; /* a command between loops and nodes (cluster_msg.h) */
 typedef struct cs_cluster cs_cluster;
+typedef struct cs_gather_read cs_gather_read;
 typedef struct cs_workers cs_workers;
 typedef struct cJSON cJSON;
 
@@ -78,6 +79,8 @@ typedef struct cs_gateway_stats {
     uint64_t gather_bad_input;                  /* turns refused: Digits not keys */
     uint64_t gather_account_refused;            /* calls of another account (TWILIO_ACCOUNT_SID) */
     uint64_t gather_actions;                    /* <Connect action> requests after a media stream */
+    uint64_t gather_unanswered;                 /* requests the call's loop did not reply to */
+    uint64_t gather_reads_full;                 /* actions hung up: GATHER_READS_MAX reading */
     uint64_t webhook_params_refused; /* voice webhooks with more than CS_CALL_PARAMS_MAX */
     uint64_t exports;              /* call exports begun (api_export.c) */
     uint64_t exports_truncated;    /* of those: events or segments past the store's bounds */
@@ -118,6 +121,8 @@ typedef struct cs_gateway {
     char status_url[CS_URL_CAP]; /* …/twilio/stream-status */
     char gather_url[CS_URL_CAP]; /* …/twilio/gather: <Gather action> and <Connect action> */
     cs_gather *gather;           /* calls talking in <Gather> turns */
+    cs_gather_read *gather_reads; /* <Connect action>s reading the store (gather.c) */
+    size_t gather_nreads;
     char origin[CS_URL_CAP];     /* PUBLIC_URL's scheme://host[:port] */
     cs_auth *auth;
     cs_bus *bus;               /* listen-in and the call directory; NULL once stopped */
@@ -214,6 +219,24 @@ enum cs_gather_why cs_gather_why_voice(const cs_gateway *gw);
  * once with <Hangup/> (an event says why) when it cannot talk so. */
 void cs_gather_answer(cs_request *r, const cs_form *form, const char *call_sid,
                       const cs_form *call_params, enum cs_gather_why why);
+/* A <Gather> request taken here, the call's loop: `r`'s own (its body and query read
+ * again), or (`r` NULL) one loop `from` forwarded (`form`, `query`: its body and query
+ * string), whose TwiML goes back to it as reply `id` (cluster.c). Never routed again. */
+void cs_gather_take(cs_gateway *gw, cs_request *r, const char *from, uint64_t id, const char *form,
+                    const char *query);
+/* A forwarded request's reply from the call's loop: `body` (TwiML) for 200, else an
+ * error `code` with `msg`. */
+void cs_gather_respond(cs_request *r, const char *sid, int code, const char *msg, const char *body);
+/* A forwarded request with no reply (cluster.c says why): <Hangup/>, and an event of the
+ * call with the reason. */
+typedef struct cs_cluster_fail cs_cluster_fail;
+void cs_gather_unanswered(cs_request *r, const char *sid, const cs_cluster_fail *why);
+/* How a call's streams fared by the store's rows (CS_Q_CALL's): its latest stream not
+ * in turns ended (*why), is open (LIVE: no end written yet), or there is none (UNKNOWN). */
+enum cs_gather_fate cs_gather_fate_of_rows(const cs_stream_row *rows, size_t n,
+                                           enum cs_end_reason *why);
+/* Shutdown: the <Connect action>s still reading the store hang up. */
+void cs_gather_reads_stop(cs_gateway *gw);
 /* Start-up: the conversations (0 or a negative code); metrics. */
 int cs_gather_start(cs_gateway *gw);
 void cs_gather_metrics(const cs_gateway *gw, cs_buf *out);
@@ -364,7 +387,7 @@ typedef struct cs_cluster_stats {
     uint64_t refused;      /* commands received malformed: counted and skipped */
     uint64_t unreachable;  /* commands whose node could not be reached: applied here */
     uint64_t routes_full;  /* commands past CLUSTER_ROUTES_MAX in flight: applied here */
-    uint64_t replies_late; /* API requests answered 504: the owner did not reply */
+    uint64_t replies_late; /* requests (/say, <Gather>) the owner did not reply to in time */
     uint64_t calls_lost;   /* calls of lost nodes this one ended */
     uint64_t store_outages, health_events;
 } cs_cluster_stats;
@@ -384,14 +407,33 @@ void cs_cluster_event(cs_gateway *gw, const char *sid, enum cs_event_type type, 
 void cs_cluster_status(cs_gateway *gw, const char *sid, const char *status);
 /* POST …/say for a call not live here: answered (later) as the node it lives on does. */
 void cs_cluster_say(cs_request *r, const char *sid, const char *text);
-/* How a request sent to another loop or node went: its reply (an HTTP code, why, and a
- * JSON object's text or NULL), or this loop's 503 (not reached, shutting down), 504 (no
- * answer in time) or, for one asked of every loop, 404 (none holds it). */
-typedef void (*cs_cluster_reply_fn)(cs_request *r, const char *sid, int code, const char *msg,
-                                    const char *body);
-/* A CLAIM, PEEK or CANCEL (cluster_msg.h) for an API stream not known here: to its call's
- * loop if it is live, else to every loop of every node; `done` answers `r` later. */
-void cs_cluster_call_stream(cs_request *r, const struct cs_cmd *c, cs_cluster_reply_fn done);
+/* POST /twilio/gather for a call not live here: forwarded to the loop holding it and
+ * answered with its TwiML, or taken here (cs_gather_take) when it is nowhere. */
+void cs_cluster_gather(cs_request *r, const char *sid);
+/* Why a request sent to its call's loop got no reply: the status an API answers with, a
+ * reason for events, a message. */
+struct cs_cluster_fail {
+    int code;
+    const char *reason, *message;
+};
+/* A request to another loop or node (the API's or Twilio's `r` waits for it): how long its
+ * reply may take (NULL: 5 s), how `r` is answered with the reply (an HTTP code, why, a
+ * body or NULL) or, for one asked of every loop, 404 when none holds it; how without one
+ * (NULL: by `answer`, with the failure's code and message); `spread`: asked of every loop
+ * of every node when its call is not live. */
+typedef struct cs_cluster_kind {
+    uint32_t (*wait_ms)(const cs_gateway *gw);
+    void (*answer)(cs_request *r, const char *sid, int code, const char *msg, const char *body);
+    void (*fail)(cs_request *r, const char *sid, const cs_cluster_fail *why);
+    bool spread;
+} cs_cluster_kind;
+/* `c` (a CLAIM, PEEK or CANCEL of an API stream not known here…) to its call's loop, or to
+ * every loop for a spread kind; `r` answered later as `kind` says. */
+void cs_cluster_request(cs_request *r, const struct cs_cmd *c, const cs_cluster_kind *kind);
+/* Reply `id` to the loop at `to` that sent a request (REPLY: code, msg or NULL, body or
+ * NULL): 0, or < 0 when it cannot be sent (counted as unreachable). */
+int cs_cluster_reply(cs_gateway *gw, const char *to, uint64_t id, int code, const char *msg,
+                     const char *body);
 /* Reads the directory for `fn` (what, sid: cs_dir_req's), which runs later with the
  * answer (valid during the call; rc < 0: not known, and at shutdown). 0, or < 0 at once
  * (no bus, CS_EFULL, -ENOMEM): `fn` will not run. */

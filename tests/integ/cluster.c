@@ -4,15 +4,15 @@
  * store leaves them (their recordings are not on its disk).
  * Two gateways sharing a private Redis and a private PostgreSQL (redis_server.h,
  * pg_server.h): a call streamed to node a is listed live, followed and heard through node
- * b; a status callback posted to b reaches a's call, and a final one ends it; /say
- * through b gets a's answer; kill -9 of a → b ends a's call as abnormal, and a started
- * again repairs its recording; Redis killed and restarted mid-call → the call goes on and
- * is recorded whole, b lists it again, the outage is an event and a metric. An API stream
- * created on a is connected to through b and completed through a; its source at b is
- * answered 504 while a is dead and not yet lost, 503 while Redis is away (and connects
- * once it is back). A call that ends
- * while Redis is away → b's followers get its end when Redis is back; a call transcribed on
- * a → b's follower gets the same transcript as a's, stored once. */
+ * b; a status callback posted to b reaches a's call, and a final one ends it; /say through
+ * b gets a's answer; <Gather> turns posted to b are answered from a; kill -9 of a → b ends
+ * a's call as abnormal, and a started again repairs its recording; Redis killed and
+ * restarted mid-call → the call goes on and is recorded whole, b lists it again, the outage
+ * is an event and a metric. An API stream created on a is connected to through b and
+ * completed through a; its source at b is answered 504 while a is dead and not yet lost,
+ * 503 while Redis is away (and connects once it is back). A call that ends while Redis is
+ * away → b's followers get its end when Redis is back; a call transcribed on a → b's
+ * follower gets the same transcript as a's, stored once. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,18 +154,20 @@ static it_server na, nb; /* nodes a and b */
 
 static twilio_fake *fake; /* Twilio's REST API, for node b's call control */
 static bool stt_on;       /* node a transcribes its calls (pocketsphinx) */
+static const char *const *agent_args; /* NULL-ended: the nodes' agent (NULL: echo) */
 
 /* Node `id`'s flags: b has call control (against the fake). */
 static const char *const *node_args(const char *id)
 {
-    static const char *args[2][25];
+    static const char *args[2][40];
+    static const char *const echo[] = {"--agent", "echo", NULL};
     bool b = id[0] == 'b';
     const char **out = args[b];
-    const char *const common[] = {"--agent",       "echo",    "--node-id",           id,
-                                  "--redis-url",   redis.url, "--node-heartbeat-ms", "200",
-                                  "--node-ttl-ms", "2000"};
+    const char *const common[] = {"--node-id",           id,    "--redis-url",   redis.url,
+                                  "--node-heartbeat-ms", "200", "--node-ttl-ms", "2000"};
     size_t n = 0;
     for (size_t i = 0; i < sizeof common / sizeof *common; i++) out[n++] = common[i];
+    for (const char *const *a = agent_args ? agent_args : echo; *a && n < 30; a++) out[n++] = *a;
     if (b && fake) {
         const char *const control[] = {
             "--twilio-account-sid", ACCOUNT, "--twilio-api-key", KEY,
@@ -687,6 +689,117 @@ static bool source_connects(void *data)
     return t->code == 0;
 }
 
+/* A <Gather> request of `call` to node `s`: SpeechResult or Digits (a final '#' sent as
+ * FinishedOnKey) when not NULL. */
+static int gather_post(const it_server *s, const char *target, const char *call, const char *speech,
+                       const char *digits, char *twiml, size_t cap)
+{
+    const char *names[6] = {"CallSid", "CallStatus", "From", "To"};
+    const char *values[6] = {call, "in-progress", "+15550100", "+15550101"};
+    size_t n = 4;
+    char keys[32];
+    if (speech) names[n] = "SpeechResult", values[n++] = speech;
+    if (digits) {
+        snprintf(keys, sizeof keys, "%.*s", (int)strlen(digits) - 1, digits);
+        names[n] = "Digits", values[n++] = keys;
+        names[n] = "FinishedOnKey", values[n++] = "#";
+    }
+    return it_twilio_post(s, NULL, target, names, values, n, twiml, cap);
+}
+
+static bool says(const char *twiml, const char *text, bool listens)
+{
+    char say[256];
+    snprintf(say, sizeof say, "<Say language=\"en-US\">%s</Say>", text);
+    return strstr(twiml, say) &&
+           (listens ? strstr(twiml, "<Gather") && !strstr(twiml, "<Hangup")
+                    : strstr(twiml, "<Hangup/>") && !strstr(twiml, "<Gather"));
+}
+
+/* A conversation in <Gather> turns begun on a: its turns posted to b are answered from a
+ * (its agent goes on through the menu); with a silent, b hangs up and says why; a turn of
+ * a call that is nowhere hangs up. */
+static void gather_across_nodes(void)
+{
+    char menu[512];
+    snprintf(menu, sizeof menu, "%s/ivr/relay.json", getenv("CS_TEST_DATA"));
+    const char *const ivr[] = {
+        "--agent", "ivr",  "--ivr-file", menu,   "--stream-mode",     "gather",
+        "--tts",   "none", "--stt",      "none", "--gather-reply-ms", "1000",
+        NULL};
+    agent_args = ivr;
+    bool ok = up();
+    agent_args = NULL;
+    if (!ok) {
+        down();
+        return;
+    }
+    const char *call = "CA00000000000000000000000000000e01";
+    char twiml[8192] = "";
+    IT_CHECK(gather_post(&na, "/twilio/voice", call, NULL, NULL, twiml, sizeof twiml) == 200 &&
+                 says(twiml, "Say sales or press one, say support or press two.", true),
+             "a's webhook does not begin a conversation: %s", twiml);
+    IT_CHECK(gather_post(&nb, "/twilio/gather", call, "sales", NULL, twiml, sizeof twiml) == 200 &&
+                 says(twiml, "Key in your PIN, then the pound key.", true),
+             "b does not answer the turn from a: %s", twiml);
+    /* a's refusal comes back as a's: keys that are not keys. */
+    IT_CHECK(gather_post(&nb, "/twilio/gather", call, NULL, "12x#", twiml, sizeof twiml) == 400 &&
+                 strstr(twiml, "Digits"),
+             "b does not answer a's refusal: %s", twiml);
+    IT_CHECK(it_metric(na.port, "callstream_gather_refused_total{reason=\"bad_input\"}") == 1,
+             "a did not refuse the keys");
+    IT_CHECK(gather_post(&nb, "/twilio/gather", call, NULL, "2468#", twiml, sizeof twiml) == 200 &&
+                 says(twiml, "Goodbye.", false),
+             "b does not answer the keys from a: %s", twiml);
+    IT_CHECK(it_metric(na.port, "callstream_gather_turns_total") == 2 &&
+                 it_metric(nb.port, "callstream_gather_turns_total") == 0,
+             "the turns were not taken by a: a %g, b %g",
+             it_metric(na.port, "callstream_gather_turns_total"),
+             it_metric(nb.port, "callstream_gather_turns_total"));
+
+    /* A turn of a call that is nowhere: hung up by b. */
+    const char *nowhere = "CA00000000000000000000000000000e09";
+    IT_CHECK(gather_post(&nb, "/twilio/gather", nowhere, "sales", NULL, twiml, sizeof twiml) ==
+                     200 &&
+                 strstr(twiml, "<Hangup/>"),
+             "a turn of a call nowhere: %s", twiml);
+    IT_CHECK(it_metric(nb.port, "callstream_gather_refused_total{reason=\"unknown_call\"}") == 1,
+             "the unknown call is not counted");
+
+    /* a silent: b waits GATHER_REPLY_MS and a margin, then hangs up and says why. */
+    const char *call2 = "CA00000000000000000000000000000e02";
+    IT_CHECK(gather_post(&na, "/twilio/voice", call2, NULL, NULL, twiml, sizeof twiml) == 200,
+             "a's second webhook");
+    call_wait listed = {.port = nb.port, .sid = call2, .live = true};
+    IT_CHECK(it_until(call_is, &listed, WAIT_MS), "b does not see a's conversation live");
+    kill(na.pid, SIGSTOP);
+    int st = gather_post(&nb, "/twilio/gather", call2, "sales", NULL, twiml, sizeof twiml);
+    kill(na.pid, SIGCONT);
+    IT_CHECK(st == 200 && strstr(twiml, "<Hangup/>"), "a turn a does not answer: %d %s", st, twiml);
+    IT_CHECK(it_metric(nb.port, "callstream_gather_refused_total{reason=\"unanswered\"}") == 1 &&
+                 it_metric(nb.port, "callstream_cluster_replies_late_total") == 1,
+             "the unanswered turn is not counted");
+    IT_CHECK(log_says(&nb, "not answered by its loop (the node holding the call did not answer"),
+             "b's log does not say why it hung up");
+    /* Redis away: b cannot know where a call lives, so it does not answer as if it lived
+     * nowhere. */
+    const char *call3 = "CA00000000000000000000000000000e03";
+    IT_CHECK(gather_post(&na, "/twilio/voice", call3, NULL, NULL, twiml, sizeof twiml) == 200,
+             "a's third webhook");
+    rs_kill(&redis);
+    IT_CHECK(gather_post(&nb, "/twilio/gather", call3, "sales", NULL, twiml, sizeof twiml) == 200 &&
+                 strstr(twiml, "<Hangup/>"),
+             "a turn with Redis away: %s", twiml);
+    IT_CHECK(it_metric(nb.port, "callstream_gather_refused_total{reason=\"unanswered\"}") == 2 &&
+                 it_metric(nb.port, "callstream_gather_refused_total{reason=\"unknown_call\"}") ==
+                     1,
+             "a turn with Redis away is not counted unanswered");
+    IT_CHECK(log_says(&nb, "not answered by its loop (the call directory cannot be read"),
+             "b's log does not say why it hung up");
+    IT_CHECK(rs_start(&redis) == 0, "Redis did not start again");
+    down();
+}
+
 /* Redis killed and restarted mid-call. */
 static void redis_restart(void)
 {
@@ -782,6 +895,7 @@ int main(int argc, char **argv)
         {"stream_across_nodes", stream_across_nodes},
         {"transcripts_across_nodes", transcripts_across_nodes},
         {"node_death", node_death},
+        {"gather_across_nodes", gather_across_nodes},
         {"redis_restart", redis_restart},
         {"end_during_outage", end_during_outage},
     };

@@ -1,9 +1,13 @@
 /* Several event loops in one process (WORKERS=2): connections spread over both loops and
  * /metrics sums their counters; a call streamed to one loop is listed and heard by monitor
- * sockets on the other; /status and /streams count both loops' streams; SIGTERM drains
- * both; API streams are created, connected, asked after and completed through either
- * loop; a start-up error is said once; WORKERS=1 has no loops to show. Which loop a connection lands on is the kernel's choice (SO_REUSEPORT):
- * the test opens connections until each loop has some, as the per-loop series tell. */
+ * sockets on the other; /status and /streams count both loops' streams; a conversation in
+ * <Gather> turns is answered whichever loop its turns reach, and a stream's <Connect
+ * action> on the other loop knows how it ended; API streams are created, connected, asked
+ * after and completed through either loop; SIGTERM drains both; a start-up error is said
+ * once; WORKERS=1 has no loops to show. Which loop a connection lands on is the kernel's
+ * choice (SO_REUSEPORT): the test opens connections until each loop has some, as the
+ * per-loop series tell. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +240,244 @@ static void heard_across_loops(void)
     it_server_cleanup(&s);
 }
 
+/* ---- <Gather> turns ---- */
+
+#define GO_ON "Turn taken."
+
+/* A menu that takes "again" turn after turn, in the server's dir; false if not written. */
+static bool loop_menu(const it_server *s, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/loop.json", s->dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    fputs("{\"start\": \"loop\", \"defaults\": {\"timeout_s\": 5, \"retries\": 1,"
+          " \"no_input\": \"Nothing?\", \"no_match\": \"Pardon?\", \"goodbye\": \"Goodbye.\"},"
+          " \"nodes\": {\"loop\": {\"say\": \"" GO_ON "\", \"choices\": [{\"key\": \"1\","
+          " \"phrases\": [\"again\"], \"value\": \"again\", \"goto\": \"loop\"}],"
+          " \"fallback\": \"bye\"}, \"bye\": {\"say\": \"Goodbye.\", \"hangup\": true}}}\n",
+          f);
+    return fclose(f) == 0;
+}
+
+/* The server in `dir` with `args` after --workers 2 and the loop menu. */
+static bool gather_server(it_server *s, const char *const *args)
+{
+    static char menu[512];
+    if (it_server_prepare(s) < 0 || !loop_menu(s, menu, sizeof menu)) {
+        IT_CHECK(false, "no test dir");
+        return false;
+    }
+    const char *all[24] = {"--workers", "2", "--agent", "ivr", "--ivr-file", menu, "--stt", "none"};
+    size_t n = 8;
+    for (size_t i = 0; args[i] && n + 1 < 24; i++) all[n++] = args[i];
+    bool up = it_server_restart(s, all) == 0;
+    IT_CHECK(up, "the server did not start");
+    return up;
+}
+
+/* A <Gather> request of `call` to `target`: SpeechResult `speech` when not NULL. */
+static int gather_post(const it_server *s, const char *target, const char *call, const char *speech,
+                       char *twiml, size_t cap)
+{
+    const char *names[] = {"CallSid", "CallStatus", "From", "To", "SpeechResult", "Confidence"};
+    const char *values[] = {call, "in-progress", "+15550100", "+15550101", speech, "0.9"};
+    return it_twilio_post(s, NULL, target, names, values, speech ? 6 : 4, twiml, cap);
+}
+
+static bool goes_on(const char *twiml)
+{
+    return strstr(twiml, "<Gather") && strstr(twiml, "<Say language=\"en-US\">" GO_ON "</Say>") &&
+           !strstr(twiml, "<Hangup");
+}
+
+/* A conversation in turns whose turns land on either loop (a connection each): every one
+ * is taken by the loop holding the conversation and answered by its agent. */
+static void gather_turns_follow(void)
+{
+    static const char *const args[] = {"--stream-mode", "gather", "--tts", "none", NULL};
+    it_server s;
+    if (!gather_server(&s, args)) return;
+    const char *call = "CA00000000000000000000000000000c03";
+    char twiml[8192] = "";
+    IT_CHECK(gather_post(&s, "/twilio/voice", call, NULL, twiml, sizeof twiml) == 200 &&
+                 goes_on(twiml),
+             "the webhook does not begin a conversation: %s", twiml);
+    enum { TURNS = 8, TURNS_MAX = 40 };
+    int i = 0;
+    bool crossed = false;
+    for (; i < TURNS_MAX && (i < TURNS || !crossed); i++) {
+        int st = gather_post(&s, "/twilio/gather", call, "again", twiml, sizeof twiml);
+        IT_CHECK(st == 200 && goes_on(twiml), "turn %d: %d %s", i, st, twiml);
+        if (st != 200 || !goes_on(twiml)) break;
+        crossed = it_metric(s.port, "callstream_bus_commands_in_total") > 0;
+    }
+    IT_CHECK(crossed, "%d turns all landed on the conversation's loop", i);
+    IT_CHECK(it_metric(s.port, "callstream_gather_refused_total{reason=\"unknown_call\"}") == 0,
+             "a turn was refused");
+    cJSON *c = it_call(s.port, call);
+    IT_CHECK(c && it_events(c, "gather", "turn") == i, "turn events: %d of %d",
+             c ? it_events(c, "gather", "turn") : -1, i);
+    cJSON_Delete(c);
+    /* The call's end, on either loop, ends the conversation where it lives. */
+    const char *names[] = {"CallSid", "CallStatus"}, *values[] = {call, "completed"};
+    for (int k = 0; k < 4; k++)
+        IT_CHECK(it_twilio_post(&s, NULL, "/twilio/gather", names, values, 2, twiml,
+                                sizeof twiml) == 200 &&
+                     strstr(twiml, "<Hangup/>"),
+                 "the call's end: %s", twiml);
+    bool over = false;
+    for (int k = 0; k < 200 && !over; k++) {
+        over = it_metric(s.port, "callstream_gather_conversations") == 0;
+        if (!over) it_sleep_ms(50);
+    }
+    IT_CHECK(over, "the conversation did not end");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 20000) == 0, "no clean exit");
+    it_server_cleanup(&s);
+}
+
+static bool call_over(const it_server *s, const char *call)
+{
+    cJSON *c = it_call(s->port, call);
+    bool done = c && cJSON_IsString(cJSON_GetObjectItem(c, "ended_at"));
+    cJSON_Delete(c);
+    return done;
+}
+
+/* Whether call `sid` has a `gather` event of `type` with `reason`. */
+static bool gather_event(const it_server *s, const char *sid, const char *type, const char *reason)
+{
+    cJSON *c = it_call(s->port, sid);
+    bool found = false;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(c, "events"))
+    {
+        const cJSON *d = cJSON_GetObjectItem(e, "detail");
+        found |= !strcmp(it_str(e, "type"), "gather") && !strcmp(it_str(d, "type"), type) &&
+                 !strcmp(it_str(d, "reason"), reason);
+    }
+    cJSON_Delete(c);
+    return found;
+}
+
+/* Call `i` of series `series` streams, then stops (`stop`) or drops its socket; once the
+ * call has ended, its stream's <Connect action> is posted: its status, the TwiML in
+ * `twiml`. */
+static int stream_then_action(const it_server *s, char series, int i, bool stop, char *call,
+                              char *twiml, size_t cap)
+{
+    char stream[64];
+    snprintf(call, 64, "CA000000000000000000000000000%c%04d", series, i);
+    snprintf(stream, sizeof stream, "MZ000000000000000000000000000%c%04d", series, i);
+    it_phone p;
+    if (it_phone_start(&p, s->port, call, stream, NULL) != 0) return -1;
+    if (stop) it_phone_hangup(&p);
+    it_phone_free(&p);
+    for (int k = 0; k < 200 && !call_over(s, call); k++) it_sleep_ms(50);
+    return gather_post(s, "/twilio/gather?fallback=stream", call, NULL, twiml, cap);
+}
+
+/* <Connect action> after a stream, on whichever loop it ran: one that ended normally
+ * (stop) hangs up rather than going on in turns; one that failed, or never started, goes
+ * on in turns, and the event says which (the store says, when the other loop held it). */
+static void stream_end_followed(void)
+{
+    static const char *const none[] = {NULL};
+    it_server s;
+    if (!gather_server(&s, none)) return;
+    enum { CALLS = 8 };
+    char call[64], twiml[8192] = "";
+    for (int i = 0; i < CALLS; i++) {
+        int st = stream_then_action(&s, 'd', i, true, call, twiml, sizeof twiml);
+        IT_CHECK(st == 200 && strstr(twiml, "<Hangup/>") && !strstr(twiml, "<Gather"),
+                 "call %d, after its stream stopped: %d %s", i, st, twiml);
+    }
+    IT_CHECK(it_metric(s.port, "callstream_gather_conversations") == 0, "a call went on in turns");
+    /* Streams whose socket dropped without stop: failed, wherever they ran. */
+    for (int i = 0; i < CALLS; i++) {
+        int st = stream_then_action(&s, 'e', i, false, call, twiml, sizeof twiml);
+        IT_CHECK(st == 200 && goes_on(twiml), "call %d, after its stream failed: %d %s", i, st,
+                 twiml);
+        IT_CHECK(gather_event(&s, call, "begin", "stream_failed"),
+                 "call %d's conversation does not say its stream failed", i);
+    }
+    /* Streams still live (Twilio ended them first): the action goes to the stream's loop,
+     * which knows it failed; the conversation is begun there, and its turns follow it. */
+    for (int i = 0; i < CALLS / 2; i++) {
+        char stream[64];
+        snprintf(call, sizeof call, "CA000000000000000000000000000f%04d", i);
+        snprintf(stream, sizeof stream, "MZ000000000000000000000000000f%04d", i);
+        it_phone p;
+        bool started = it_phone_start(&p, s.port, call, stream, NULL) == 0;
+        IT_CHECK(started, "call %d's stream", i);
+        if (!started) break;
+        bool live = false;
+        for (int k = 0; k < 200 && !live; k++) {
+            it_phone_run(&p, 20);
+            cJSON *c = it_call(s.port, call);
+            live = c && cJSON_IsTrue(cJSON_GetObjectItem(c, "live"));
+            cJSON_Delete(c);
+        }
+        IT_CHECK(live, "call %d is not live", i);
+        int st = gather_post(&s, "/twilio/gather?fallback=stream", call, NULL, twiml, sizeof twiml);
+        IT_CHECK(st == 200 && goes_on(twiml), "call %d, its stream live: %d %s", i, st, twiml);
+        IT_CHECK(gather_event(&s, call, "begin", "stream_failed"),
+                 "call %d's conversation does not say its stream failed", i);
+        for (int k = 0; k < 3; k++) {
+            st = gather_post(&s, "/twilio/gather", call, "again", twiml, sizeof twiml);
+            IT_CHECK(st == 200 && goes_on(twiml), "call %d, turn %d: %d %s", i, k, st, twiml);
+        }
+        it_phone_free(&p);
+    }
+    /* A stream that never started: the store is read a while, then the call talks. */
+    const char *never = "CA000000000000000000000000000b0001";
+    IT_CHECK(gather_post(&s, "/twilio/voice", never, NULL, twiml, sizeof twiml) == 200,
+             "the webhook");
+    int st = gather_post(&s, "/twilio/gather?fallback=stream", never, NULL, twiml, sizeof twiml);
+    IT_CHECK(st == 200 && goes_on(twiml), "after a stream that never started: %d %s", st, twiml);
+    IT_CHECK(gather_event(&s, never, "begin", "stream_never_started"),
+             "its conversation does not say its stream never started");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 20000) == 0, "no clean exit");
+    it_server_cleanup(&s);
+}
+
+typedef struct action {
+    const it_server *s;
+    int status;
+    char twiml[8192];
+} action;
+
+static void *post_action(void *data)
+{
+    action *t = data;
+    t->status = gather_post(t->s, "/twilio/gather?fallback=stream",
+                            "CA000000000000000000000000000b0002", NULL, t->twiml, sizeof t->twiml);
+    return NULL;
+}
+
+/* A <Connect action> still reading the store when the gateway stops hangs up. */
+static void action_reading_at_shutdown(void)
+{
+    static const char *const args[] = {"--shutdown-grace-s", "1", NULL};
+    it_server s;
+    if (!gather_server(&s, args)) return;
+    action t = {&s, -1, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, post_action, &t);
+    bool reading = false;
+    for (int k = 0; k < 400 && !reading; k++) {
+        reading = it_metric(s.port, "callstream_gather_stream_reads") == 1;
+        if (!reading) it_sleep_ms(5);
+    }
+    IT_CHECK(reading, "the action is not reading the store");
+    IT_CHECK(it_server_stop(&s, SIGTERM, 20000) == 0, "no clean exit");
+    pthread_join(th, NULL);
+    IT_CHECK(t.status == 200 && strstr(t.twiml, "<Hangup/>") && !strstr(t.twiml, "<Gather"),
+             "the action at shutdown: %d %s", t.status, t.twiml);
+    IT_CHECK(it_log_count(&s, "1 <Connect action>(s) reading how their stream ended hang up") == 1,
+             "the log does not say the reading action hung up");
+    it_server_cleanup(&s);
+}
+
 /* Calls live on both loops; one SIGTERM drains both: each stream is closed with 1001 after
  * the grace period, and the process exits cleanly. */
 static void sigterm_drains_both(void)
@@ -453,6 +695,9 @@ int main(int argc, char **argv)
         {"heard_across_loops", heard_across_loops},
         {"sigterm_drains_both", sigterm_drains_both},
         {"api_streams_across_loops", api_streams_across_loops},
+        {"gather_turns_follow", gather_turns_follow},
+        {"stream_end_followed", stream_end_followed},
+        {"action_reading_at_shutdown", action_reading_at_shutdown},
         {"once_and_one", once_and_one},
     };
     return it_run("workers", cases, sizeof cases / sizeof *cases, argc, argv);

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/cluster_msg.h"
@@ -42,6 +43,16 @@ static void round_trips(void **state)
         {.op = CS_CMD_PEEK, .sid = CS, .id = 10},
         {.op = CS_CMD_CANCEL, .sid = CS, .id = 11, .by = "ops"},
         {.op = CS_CMD_CANCEL, .sid = CS, .id = 12},
+        {.op = CS_CMD_REPLY,
+         .id = 13,
+         .code = 200,
+         .body = "<?xml version=\"1.0\"?><Response><Hangup/></Response>"},
+        {.op = CS_CMD_GATHER,
+         .sid = CA,
+         .id = 14,
+         .form = "CallSid=" CA "&SpeechResult=sales+please&Digits=12%23",
+         .query = "fallback=stream&Team=blue"},
+        {.op = CS_CMD_GATHER, .sid = CA, .id = 15, .form = ""},
     };
     cs_buf out = CS_BUF_INIT(1 << 20);
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
@@ -74,6 +85,11 @@ static void round_trips(void **state)
         else
             assert_null(c.hash);
         if (!w->by) assert_null(c.by);
+        if (w->form) assert_string_equal(c.form, w->form);
+        if (w->query)
+            assert_string_equal(c.query, w->query);
+        else
+            assert_null(c.query);
         cs_cmd_free(&c);
     }
     cs_buf_free(&out);
@@ -111,8 +127,6 @@ static void refused(void **state)
         "{\"v\":1,\"op\":\"reply\",\"id\":1}", /* no code */
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":99}",
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":700}",
-        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":\"[1]\"}",
-        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":\"{x\"}",
         "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":{}}",
         "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"hash\":\"" HASH "\"}", /* no id */
         "{\"v\":1,\"op\":\"claim\",\"sid\":\"" CS "\",\"id\":1}",              /* no hash */
@@ -128,6 +142,14 @@ static void refused(void **state)
         "{\"v\":1,\"op\":\"peek\",\"id\":3}",           /* no sid */
         "{\"v\":1,\"op\":\"cancel\",\"sid\":\"" CS "\",\"id\":-1}",
         "{\"v\":1,\"op\":\"cancel\",\"sid\":\"" CS "\",\"id\":1,\"by\":[]}",
+        "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":5}",
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1}",         /* no form */
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"form\":\"a=1\"}", /* no id */
+        "{\"v\":1,\"op\":\"gather\",\"id\":1,\"form\":\"a=1\"}",           /* no sid */
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1,\"form\":[]}",
+        "{\"v\":1,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1,\"form\":\"a=1\","
+        "\"query\":7}",
+        "{\"v\":2,\"op\":\"gather\",\"sid\":\"" CA "\",\"id\":1,\"form\":\"a=1\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cs_cmd c;
@@ -154,17 +176,45 @@ static void bounded(void **state)
     cs_cmd c;
     assert_int_equal(decode(&c, doc.data), -EPROTO);
     cs_cmd_free(&c);
+    /* A reply's body: up to CS_CMD_BODY_MAX; a forwarded form or query: CS_CMD_FORM_MAX. */
+    char *big = malloc(CS_CMD_FORM_MAX + 2);
+    assert_non_null(big);
+    memset(big, 'b', CS_CMD_FORM_MAX + 1);
+    big[CS_CMD_BODY_MAX + 1] = '\0';
+    cs_cmd reply = {.op = CS_CMD_REPLY, .id = 1, .code = 200, .body = big};
+    assert_int_equal(cs_cmd_encode(&out, &reply), -EINVAL);
+    big[CS_CMD_BODY_MAX] = '\0';
+    assert_int_equal(cs_cmd_encode(&out, &reply), 0);
+    cs_buf_reset(&doc);
+    cs_buf_printf(&doc, "{\"v\":1,\"op\":\"reply\",\"id\":1,\"code\":200,\"body\":\"%sb\"}", big);
+    assert_int_equal(decode(&c, doc.data), -EPROTO);
+    cs_cmd_free(&c);
+    memset(big, 'b', CS_CMD_FORM_MAX + 1);
+    big[CS_CMD_FORM_MAX + 1] = '\0';
+    cs_cmd fwd = {.op = CS_CMD_GATHER, .sid = CA, .id = 1, .form = big};
+    assert_int_equal(cs_cmd_encode(&out, &fwd), -EINVAL);
+    fwd = (cs_cmd){.op = CS_CMD_GATHER, .sid = CA, .id = 1, .form = "a=1", .query = big};
+    assert_int_equal(cs_cmd_encode(&out, &fwd), -EINVAL);
+    big[CS_CMD_FORM_MAX] = '\0';
+    fwd.form = big;
+    assert_int_equal(cs_cmd_encode(&out, &fwd), 0);
+    cs_buf_reset(&doc);
+    cs_buf_printf(&doc, "{\"v\":1,\"op\":\"gather\",\"sid\":\"%s\",\"id\":1,\"form\":\"%sb\"}", CA,
+                  big);
+    assert_int_equal(decode(&c, doc.data), -EPROTO);
+    cs_cmd_free(&c);
+    cs_cmd noform = {.op = CS_CMD_GATHER, .sid = CA, .id = 1};
+    assert_int_equal(cs_cmd_encode(&out, &noform), -EINVAL);
+    free(big);
     cs_cmd nosid = {.op = CS_CMD_STATUS, .sid = "", .status = "completed"};
     assert_int_equal(cs_cmd_encode(&out, &nosid), -EINVAL);
     cs_cmd bad_op = {.op = CS_CMD_COUNT};
     assert_int_equal(cs_cmd_encode(&out, &bad_op), -EINVAL);
-    /* a claim's hash is 64 lowercase hex digits; a reply's body a JSON object */
+    /* a claim's hash is 64 lowercase hex digits */
     cs_cmd claim = {.op = CS_CMD_CLAIM, .sid = CS, .id = 1, .hash = "abc"};
     assert_int_equal(cs_cmd_encode(&out, &claim), -EINVAL);
     claim.hash = NULL;
     assert_int_equal(cs_cmd_encode(&out, &claim), -EINVAL);
-    cs_cmd body = {.op = CS_CMD_REPLY, .id = 1, .code = 200, .body = "[]"};
-    assert_int_equal(cs_cmd_encode(&out, &body), -EINVAL);
     char by[CS_CMD_FIELD_MAX + 2];
     memset(by, 'b', sizeof by - 1);
     by[sizeof by - 1] = '\0';
@@ -188,6 +238,7 @@ static void names(void **state)
     assert_string_equal(cs_cmd_op_name(CS_CMD_CLAIM), "claim");
     assert_string_equal(cs_cmd_op_name(CS_CMD_PEEK), "peek");
     assert_string_equal(cs_cmd_op_name(CS_CMD_CANCEL), "cancel");
+    assert_string_equal(cs_cmd_op_name(CS_CMD_GATHER), "gather");
 }
 
 int main(void)

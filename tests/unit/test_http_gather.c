@@ -99,12 +99,42 @@ static void the_largest_answer_fits(void **state)
     cs_buf_free(&out);
 }
 
+/* A stream's fate from the store's rows: the latest one not in turns decides. */
+static void fate_from_rows(void **state)
+{
+    (void)state;
+    enum cs_end_reason why = CS_END_COUNT;
+    assert_int_equal(cs_gather_fate_of_rows(NULL, 0, &why), CS_FATE_UNKNOWN);
+    const cs_stream_row turns[] = {
+        {.mode = "gather", .started_at = 5, .ended_at = 9, .end_reason = "stop"}};
+    assert_int_equal(cs_gather_fate_of_rows(turns, 1, &why), CS_FATE_UNKNOWN);
+    const cs_stream_row rows[] = {
+        {.mode = "two-way", .started_at = 1, .ended_at = 2, .end_reason = "abnormal"},
+        {.mode = "two-way", .started_at = 3, .ended_at = 4, .end_reason = "stop"},
+        {.mode = "gather", .started_at = 5, .ended_at = 0},
+    };
+    assert_int_equal(cs_gather_fate_of_rows(rows, 3, &why), CS_FATE_ENDED);
+    assert_int_equal(why, CS_END_STOP);
+    assert_int_equal(cs_gather_fate_of_rows(rows, 1, &why), CS_FATE_ENDED);
+    assert_int_equal(why, CS_END_ABNORMAL);
+    const cs_stream_row open[] = {
+        {.mode = "two-way", .started_at = 1, .ended_at = 2, .end_reason = "stop"},
+        {.mode = "one-way", .started_at = 3}, /* its end not written yet */
+    };
+    why = CS_END_COUNT;
+    assert_int_equal(cs_gather_fate_of_rows(open, 2, &why), CS_FATE_LIVE);
+    assert_int_equal(why, CS_END_COUNT);
+    const cs_stream_row odd[] = {
+        {.mode = "two-way", .started_at = 1, .ended_at = 2, .end_reason = "vanished"}};
+    assert_int_equal(cs_gather_fate_of_rows(odd, 1, &why), CS_FATE_LIVE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(listen_after_what_was_said), cmocka_unit_test(nothing_said_listens_again),
         cmocka_unit_test(hang_up_after_the_goodbye),  cmocka_unit_test(bad_replies_write_nothing),
-        cmocka_unit_test(the_largest_answer_fits),
+        cmocka_unit_test(the_largest_answer_fits),    cmocka_unit_test(fate_from_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
