@@ -31,7 +31,7 @@ struct cs_auth {
     cs_gateway *gw;
     cs_worker *worker;
     cs_map cache;                            /* hash → ident */
-    cs_limiter logins;                       /* sign-in attempts per address */
+    cs_auth_shared *shared;                  /* the process's: sign-ins, fresh sessions */
     size_t pending;                          /* password checks queued */
     cs_job *waiting, **waiting_end;          /* checks waiting for the worker, oldest first */
     bool checking;                           /* one is on the worker */
@@ -109,6 +109,62 @@ static ident *cache_put(cs_auth *a, const char *hash, const char *user, int64_t 
 static void cache_drop(cs_auth *a, const char *hash)
 {
     free(cs_map_del(&a->cache, cs_str_of(hash)));
+}
+
+/* ---- sessions made lately, for every loop ---- */
+
+void cs_auth_shared_init(cs_auth_shared *s, const cs_config *cfg)
+{
+    pthread_mutex_init(&s->lock, NULL);
+    cs_limiter_init(&s->logins, (double)cfg->login_attempts_per_min, THROTTLE_MAX);
+    s->fresh = (cs_map)CS_MAP_INIT;
+}
+
+void cs_auth_shared_free(cs_auth_shared *s)
+{
+    free_all(&s->fresh);
+    cs_limiter_free(&s->logins);
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* A session just made: known to every loop until the store surely has its row. */
+static void fresh_put(cs_auth *a, const char *hash, const char *user, int64_t valid_until,
+                      int64_t expires_at)
+{
+    cs_auth_shared *s = a->shared;
+    ident *id = calloc(1, sizeof *id);
+    if (!id) return; /* the other loops ask the store */
+    snprintf(id->hash, sizeof id->hash, "%s", hash);
+    snprintf(id->user, sizeof id->user, "%s", user);
+    id->valid_until = valid_until;
+    id->expires_at = expires_at;
+    pthread_mutex_lock(&s->lock);
+    if (s->fresh.len >= CS_AUTH_CACHE_MAX) free_all(&s->fresh); /* start over, not grow */
+    free(cs_map_del(&s->fresh, cs_str_of(hash)));
+    if (cs_map_put(&s->fresh, cs_str_of(id->hash), id) < 0) free(id);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void fresh_drop(cs_auth *a, const char *hash)
+{
+    pthread_mutex_lock(&a->shared->lock);
+    free(cs_map_del(&a->shared->fresh, cs_str_of(hash)));
+    pthread_mutex_unlock(&a->shared->lock);
+}
+
+/* A session another loop made lately, into this loop's cache: it, or NULL. */
+static ident *fresh_get(cs_auth *a, const char *hash)
+{
+    cs_auth_shared *s = a->shared;
+    ident seen = {0};
+    pthread_mutex_lock(&s->lock);
+    ident *id = cs_map_get(&s->fresh, cs_str_of(hash));
+    if (id && id->valid_until > cs_wall_ms())
+        seen = *id;
+    else if (id)
+        free(cs_map_del(&s->fresh, cs_str_of(hash))); /* the store has it by now */
+    pthread_mutex_unlock(&s->lock);
+    return seen.user[0] ? cache_put(a, hash, seen.user, seen.valid_until, seen.expires_at) : NULL;
 }
 
 /* ---- credentials ---- */
@@ -261,6 +317,7 @@ bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
         return false;
     }
     ident *id = cs_map_get(&a->cache, cs_str_of(hash));
+    if (!(id && id->valid_until > cs_wall_ms()) && !bearer) id = fresh_get(a, hash);
     if (id && id->valid_until > cs_wall_ms()) {
         snprintf(r->user, sizeof r->user, "%s", id->user);
         return true;
@@ -440,6 +497,7 @@ static void check_done(cs_job *job)
         cs_store_write(a->gw->store, rec);
     }
     cache_put(a, hash, c->user, now + window_ms(a), now + ttl_ms);
+    fresh_put(a, hash, c->user, now + window_ms(a), now + ttl_ms);
     snprintf(r->user, sizeof r->user, "%s", c->user);
     char line[256];
     bool secure =
@@ -557,7 +615,10 @@ void cs_auth_login(cs_request *r)
     const char *ip = r->conn ? r->conn->peer_ip : "?";
     check *c = NULL;
     cs_store_query *q = NULL;
-    if (!cs_limiter_take(&a->logins, ip, (int64_t)cs_mono_ms())) {
+    pthread_mutex_lock(&a->shared->lock);
+    bool allowed = cs_limiter_take(&a->shared->logins, ip, (int64_t)cs_mono_ms());
+    pthread_mutex_unlock(&a->shared->lock);
+    if (!allowed) {
         cs_warn("auth: sign-ins from %s throttled (LOGIN_ATTEMPTS_PER_MIN)", ip);
         login_answer(r, json, 429, "too many attempts; wait a minute", next, NULL);
     } else if (!ok) {
@@ -587,6 +648,7 @@ void cs_auth_logout(cs_request *r)
         char hash[65];
         cs_secret_hash(hash, c.p, c.n);
         cache_drop(gw->auth, hash);
+        fresh_drop(gw->auth, hash);
         cs_monitor_revoke(gw, hash, "signed out");
         cs_store_rec *rec = cs_store_rec_new(CS_REC_SESSION_DEL);
         if (rec) {
@@ -695,7 +757,7 @@ int cs_auth_new(cs_auth **out, cs_gateway *gw)
     if (!a) return -ENOMEM;
     a->gw = gw;
     a->waiting_end = &a->waiting;
-    cs_limiter_init(&a->logins, (double)gw->cfg->login_attempts_per_min, THROTTLE_MAX);
+    a->shared = &gw->shared->auth;
     int rc = cs_worker_start(&a->worker, "auth", CS_AUTH_PENDING_MAX, gw->mb, NULL);
     if (rc < 0) {
         free(a);
@@ -719,7 +781,6 @@ void cs_auth_free(cs_auth *a)
     if (!a) return;
     cs_auth_stop(a);
     free_all(&a->cache);
-    cs_limiter_free(&a->logins);
     sodium_memzero(a->dummy_hash, sizeof a->dummy_hash);
     free(a);
 }

@@ -6,9 +6,13 @@
 #ifndef CS_AUTH_H
 #define CS_AUTH_H
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 
+#include "core/config.h"
+#include "core/limiter.h"
+#include "core/map.h"
 #include "net/server.h"
 
 #define CS_SESSION_COOKIE   "cs_session"
@@ -22,6 +26,19 @@
 
 typedef struct cs_auth cs_auth;
 struct cs_gateway;
+
+/* What the loops of a process share for signing in: the limit on sign-in attempts per
+ * address (LOGIN_ATTEMPTS_PER_MIN is the process's), and the sessions made lately, so the
+ * next request finds its session on any loop before its row has reached the store. Both
+ * under one lock, taken for a sign-in, a sign-out, or a session a loop has not cached. */
+typedef struct cs_auth_shared {
+    pthread_mutex_t lock;
+    cs_limiter logins;
+    cs_map fresh; /* session hash → made lately (at most CS_AUTH_CACHE_MAX, then starts over) */
+} cs_auth_shared;
+
+void cs_auth_shared_init(cs_auth_shared *s, const cs_config *cfg);
+void cs_auth_shared_free(cs_auth_shared *s);
 
 enum cs_access {
     CS_ACCESS_PAGE, /* a session cookie; else 303 to the login page */

@@ -566,6 +566,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         .body_min_rate = (uint32_t)cfg->http_body_min_bytes_per_s,
         .max_heads_per_ip = (size_t)cfg->max_heads_per_ip,
         .reuse_port = gw->workers != NULL,
+        .quota = &gw->shared->net,
     };
     cs_net_set_output_cap(gw->net, (size_t)cfg->max_output_bytes);
     rc = cs_server_new(&gw->server, gw->net, routes, sizeof routes / sizeof *routes, &lim, gw);
@@ -615,6 +616,24 @@ static void say_listening(cs_gateway *gw, bool tls)
         cs_warn("PUBLIC_URL is not set: TwiML points Twilio at %s, reachable only from here",
                 gw->stream_url);
     if (cfg->env_file) cs_info("settings read from %s", cfg->env_file);
+}
+
+void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg)
+{
+    cs_server_limits lim = {
+        .max_connections = (size_t)cfg->max_connections,
+        .max_per_ip = (size_t)cfg->max_connections_per_ip,
+        .max_heads_per_ip = (size_t)cfg->max_heads_per_ip,
+    };
+    cs_server_quota_init(&q->net, &lim);
+    cs_quota_init(&q->calls, (size_t)cfg->max_calls);
+    cs_auth_shared_init(&q->auth, cfg);
+}
+
+void cs_gateway_shared_free(cs_gateway_shared *q)
+{
+    cs_server_quota_free(&q->net);
+    cs_auth_shared_free(&q->auth);
 }
 
 int cs_gateway_serve(cs_gateway *gw)
@@ -695,8 +714,11 @@ int cs_gateway_main(int argc, char **argv)
     if (loops > 1) {
         rc = cs_workers_main(&cfg, loops);
     } else {
-        cs_gateway gw = {.cfg = &cfg};
+        cs_gateway_shared shared;
+        cs_gateway_shared_init(&shared, &cfg);
+        cs_gateway gw = {.cfg = &cfg, .shared = &shared};
         rc = cs_gateway_serve(&gw);
+        cs_gateway_shared_free(&shared);
     }
     cs_config_free(&cfg);
     cs_buf_free(&err);

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/json.h"
 #include "core/worker.h"
+#include "http/auth.h"
 #include "net/conn.h"
 #include "net/fetch.h"
 #include "net/form.h"
@@ -92,6 +93,18 @@ typedef struct cs_gateway_stats {
  * as a request target holds (CS_HTTP_MAX_TARGET). */
 #define CS_CALL_PARAMS_MAX 17
 
+/* What the loops of a process count together (core/quota.h), so that its limits are the
+ * process's whichever loop a connection, a call or a request lands on: made once, for
+ * the one loop or in workers.c for several. */
+typedef struct cs_gateway_shared {
+    cs_server_quota net; /* MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_HEADS_PER_IP */
+    cs_quota calls;      /* media and relay sockets open (MAX_CALLS, asked at the webhook) */
+    cs_auth_shared auth; /* LOGIN_ATTEMPTS_PER_MIN, sessions just made */
+} cs_gateway_shared;
+
+void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg);
+void cs_gateway_shared_free(cs_gateway_shared *q);
+
 typedef struct cs_gateway {
     const cs_config *cfg;
     uv_loop_t *loop;
@@ -143,6 +156,7 @@ typedef struct cs_gateway {
     size_t nsockets;
     int64_t started_ms;
     cs_workers *workers; /* the process's loops when there are several (workers.c), or NULL */
+    cs_gateway_shared *shared;   /* the process's, shared by its loops */
     uint32_t loop_index; /* this loop's, 0.. */
     bool draining;
     cs_gateway_stats stats;
@@ -153,7 +167,8 @@ typedef struct cs_gateway {
 
 /* `callstream serve`: returns the process exit code. */
 int cs_gateway_main(int argc, char **argv);
-/* One loop's gateway (gw->cfg set; workers and loop_index too, for one of several): a
+/* One loop's gateway (gw->cfg and gw->shared set; workers and loop_index too, for one of
+ * several): a
  * loop made, start-up (its error logged), the loop run until it has drained, teardown.
  * 0, or < 0 when it could not start. */
 int cs_gateway_serve(cs_gateway *gw);

@@ -42,6 +42,7 @@ struct cs_workers {
     const cs_config *cfg;
     uint32_t n;
     cs_bus_hub *hub;
+    cs_gateway_shared shared; /* every loop's limits are the process's */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint32_t started; /* loops whose start-up has ended */
@@ -180,11 +181,12 @@ int cs_workers_main(const cs_config *cfg, uint32_t n)
     }
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
+    cs_gateway_shared_init(&w.shared, cfg);
     /* One after the other: the first makes the database and the first admin, and gives
      * the others its run and its port. */
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         loop_slot *sl = &w.loops[i];
-        sl->gw = (cs_gateway){.cfg = cfg, .workers = &w, .loop_index = i};
+        sl->gw = (cs_gateway){.cfg = cfg, .shared = &w.shared, .workers = &w, .loop_index = i};
         if ((rc = -pthread_create(&sl->thread, NULL, loop_main, &sl->gw)) < 0) {
             cs_error("callstream: cannot start loop %u: %s", (unsigned)i, cs_strerror(rc));
             break;
@@ -205,6 +207,7 @@ int cs_workers_main(const cs_config *cfg, uint32_t n)
     if (rc == 0) cs_info("callstream: stopped");
     free(w.loops);
     cs_bus_hub_free(w.hub);
+    cs_gateway_shared_free(&w.shared);
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.lock);
     return rc;
@@ -212,7 +215,8 @@ int cs_workers_main(const cs_config *cfg, uint32_t n)
 
 /* ---- the sum of every loop's counters ---- */
 
-/* Series that are the process's, not each loop's: the largest, not the sum. */
+/* Series that are the process's, not each loop's: the largest, not the sum. Every loop
+ * sees each outage of the bus and the store they share: the node's count is the largest. */
 static bool process_wide(cs_str key)
 {
     static const char *const names[] = {
@@ -220,7 +224,9 @@ static bool process_wide(cs_str key)
         "callstream_accept_paused", "callstream_recordings_disk_free_bytes",
         "callstream_recordings_disk_low", "callstream_recordings_failing",
         "callstream_store_failing", "callstream_store_failing_seconds",
-        "callstream_store_reads_failing", "callstream_bus_up", "process_cpu_seconds_total",
+        "callstream_store_reads_failing", "callstream_bus_up", "callstream_bus_outages_total",
+        "callstream_cluster_store_outages_total", "callstream_cluster_health_events_total",
+        "process_cpu_seconds_total",
         "process_resident_memory_bytes",
     };
     size_t n = key.n;
