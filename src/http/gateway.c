@@ -487,7 +487,8 @@ static int start(cs_gateway *gw, cs_buf *err)
         rc = cs_recorders_new(&gw->recorders, gw->mb, dir, (unsigned)cfg->recording_header_s);
         if (rc == 0)
             rc = cs_recorders_watch_disk(gw->recorders, gw->loop,
-                                         (uint64_t)cfg->recordings_low_disk_mb * 1000000);
+                                         (uint64_t)cfg->recordings_low_disk_mb * 1000000,
+                                         gw->loop_index == 0);
         if (rc < 0) {
             cs_buf_printf(err, "cannot start the recorder in %s: %s", dir, cs_strerror(rc));
             return rc;
@@ -628,6 +629,7 @@ void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg)
     cs_server_quota_init(&q->net, &lim);
     cs_quota_init(&q->calls, (size_t)cfg->max_calls);
     cs_auth_shared_init(&q->auth, cfg);
+    cs_quota_init(&q->remote, CS_REMOTE_MAX);
 }
 
 void cs_gateway_shared_free(cs_gateway_shared *q)

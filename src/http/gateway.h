@@ -93,6 +93,8 @@ typedef struct cs_gateway_stats {
  * as a request target holds (CS_HTTP_MAX_TARGET). */
 #define CS_CALL_PARAMS_MAX 17
 
+#define CS_REMOTE_MAX 256 /* recordings asked of other nodes at once; more: 503 */
+
 /* What the loops of a process count together (core/quota.h), so that its limits are the
  * process's whichever loop a connection, a call or a request lands on: made once, for
  * the one loop or in workers.c for several. */
@@ -100,6 +102,7 @@ typedef struct cs_gateway_shared {
     cs_server_quota net; /* MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_HEADS_PER_IP */
     cs_quota calls;      /* media and relay sockets open (MAX_CALLS, asked at the webhook) */
     cs_auth_shared auth; /* LOGIN_ATTEMPTS_PER_MIN, sessions just made */
+    cs_quota remote;     /* recordings being fetched from other nodes (CS_REMOTE_MAX) */
 } cs_gateway_shared;
 
 void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg);
