@@ -135,7 +135,10 @@ static bool streams_on_both_loops(int port, it_ws *w, int n)
             char call[40], stream[40];
             snprintf(call, sizeof call, "CA%032x", t * 100 + i + 1);
             snprintf(stream, sizeof stream, "MZ%032x", t * 100 + i + 1);
-            if (it_ws_connect(&w[i], port, "/twilio/media", NULL) != 0) return false;
+            if (it_ws_connect(&w[i], port, "/twilio/media", NULL) != 0) {
+                for (int k = 0; k <= i; k++) it_ws_close(&w[k]);
+                return false;
+            }
             start_stream(&w[i], stream, call);
         }
         double l0 = -1, l1 = -1;
@@ -165,6 +168,7 @@ static void process_connections(void)
         /* the last slot: /metrics's connection may not have been given back yet */
         int refused = 0;
         while (it_ws_connect(&w[3], s.port, "/twilio/media", NULL) != 0 && refused < 20) {
+            it_ws_close(&w[3]);
             refused++;
             it_sleep_ms(100);
         }
@@ -200,8 +204,8 @@ static void process_calls(void)
     it_server s;
     char menu[512];
     snprintf(menu, sizeof menu, "%s/ivr/relay.json", getenv("CS_TEST_DATA"));
-    const char *args[] = {"--workers", "2", "--max-calls", "2", "--agent", "ivr", "--ivr-file",
-                          menu, NULL};
+    const char *args[] = {"--workers", "2",          "--max-calls", "2", "--agent",
+                          "ivr",       "--ivr-file", menu,          NULL};
     if (!it_server_up(&s, args)) return;
     it_ws w[2];
     bool spread = streams_on_both_loops(s.port, w, 2);
