@@ -129,8 +129,9 @@ void cs_auth_shared_free(cs_auth_shared *s)
     pthread_mutex_destroy(&s->lock);
 }
 
-/* A session just made, or just signed out (`user` ""): every loop knows it until the
- * store surely has its row, or has lost it (the lock held). */
+/* A session or token just made or checked, or a session just signed out (`user` ""):
+ * every loop knows it for AUTH_CACHE_S, as it would have cached it, and by then the
+ * store has the row, or has lost it (the lock held). */
 static void fresh_put_locked(cs_auth_shared *s, const char *hash, const char *user,
                              int64_t valid_until, int64_t expires_at)
 {
@@ -314,6 +315,7 @@ static void on_lookup(cs_store_query *q, void *data)
     bool failed = !user && q->status != 0 && q->status != CS_ENOTFOUND && !(id && expired(id));
     if (user) {
         cache_put(a, l->hash, user, cs_wall_ms() + window_ms(a), expires_at);
+        fresh_put(a, l->hash, user, cs_wall_ms() + window_ms(a), expires_at); /* every loop's */
     } else if (failed) {
         if (id) id->asking = false; /* ask again at the next chance */
     } else if (id) {
@@ -360,8 +362,7 @@ bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
     }
     ended_sync(a);
     ident *id = cs_map_get(&a->cache, cs_str_of(hash));
-    if (!(id && id->valid_until > cs_wall_ms()) && !bearer &&
-        fresh_get(a, hash, &id) == FRESH_ENDED) {
+    if (!(id && id->valid_until > cs_wall_ms()) && fresh_get(a, hash, &id) == FRESH_ENDED) {
         deny(r, mode);
         return false;
     }

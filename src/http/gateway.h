@@ -207,6 +207,9 @@ void cs_workers_status(cs_gateway *gw, cs_json *j);
 /* The process's live calls, streams and open connections: this loop's now, the others' as
  * they last published them. */
 void cs_workers_totals(cs_gateway *gw, uint64_t *calls, uint64_t *streams, uint64_t *conns);
+/* The process's store: `st` (this loop's) merged with the other loops' — failing since
+ * the earliest, the latest errors, the counts summed. */
+void cs_workers_store_stats(cs_gateway *gw, cs_store_stats *st);
 /* Prometheus texts summed: `first`'s series in its order, each the sum of its values in
  * `texts` (`first` among them; the process's own gauges — up, uptime, memory… — take the
  * largest instead); series `first` lacks are left out. */

@@ -538,6 +538,60 @@ void cs_workers_loop_free(cs_gateway *gw)
     }
 }
 
+/* An earlier failure's start (0: none). */
+static void earliest(int64_t *at, int64_t other)
+{
+    if (other && (!*at || other < *at)) *at = other;
+}
+
+/* Adds another loop's store to `st`; `reads_since` gets the latest burst of failing
+ * queries begun on any loop. */
+static void store_add(cs_store_stats *st, const cs_store_stats *o, int64_t *reads_since)
+{
+    st->written += o->written;
+    st->batches += o->batches;
+    st->failures += o->failures;
+    st->spilled += o->spilled;
+    st->replayed += o->replayed;
+    st->lost += o->lost;
+    st->queries += o->queries;
+    st->reads_failed += o->reads_failed;
+    st->reads_timed_out += o->reads_timed_out;
+    st->reads_refused += o->reads_refused;
+    st->queued += o->queued;
+    st->spill_queued += o->spill_queued;
+    st->reads_pending += o->reads_pending;
+    earliest(&st->failing_since_ms, o->failing_since_ms);
+    if (o->reads_failing_since_ms > *reads_since) *reads_since = o->reads_failing_since_ms;
+    if (o->last_error_ms > st->last_error_ms) {
+        st->last_error_ms = o->last_error_ms;
+        memcpy(st->last_error, o->last_error, sizeof st->last_error);
+    }
+    if (o->last_read_error_ms > st->last_read_error_ms) {
+        st->last_read_error_ms = o->last_read_error_ms;
+        memcpy(st->last_read_error, o->last_read_error, sizeof st->last_read_error);
+    }
+    if (o->last_read_ok_ms > st->last_read_ok_ms) st->last_read_ok_ms = o->last_read_ok_ms;
+}
+
+void cs_workers_store_stats(cs_gateway *gw, cs_store_stats *st)
+{
+    cs_workers *w = gw->workers;
+    int64_t reads_since = st->reads_failing_since_ms;
+    /* Read now, not as last published: a failure one loop has just seen is the node's.
+     * An open loop's store is closed only after it is no longer open (the lock held). */
+    pthread_mutex_lock(&w->lock);
+    for (uint32_t i = 0; i < w->n; i++) {
+        if (i == gw->loop_index || !w->loops[i].open) continue;
+        cs_store_stats o;
+        cs_store_stats_peek(w->loops[i].gw.store, &o);
+        store_add(st, &o, &reads_since);
+    }
+    pthread_mutex_unlock(&w->lock);
+    /* Queries fail for the node until one is answered again, on any loop. */
+    st->reads_failing_since_ms = reads_since > st->last_read_ok_ms ? reads_since : 0;
+}
+
 void cs_workers_totals(cs_gateway *gw, uint64_t *calls, uint64_t *streams, uint64_t *conns)
 {
     loop_load *loads = loads_of(gw);
