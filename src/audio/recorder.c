@@ -90,6 +90,7 @@ typedef struct disk_watch {
     bool busy;       /* a read is under way */
     bool timer_open; /* until its close callback */
     uint64_t low_bytes;
+    bool say; /* log the changes (one of several loops watching the same disk: the first) */
 } disk_watch;
 
 /* The writer lays out one stretch of a file at a time. */
@@ -729,11 +730,11 @@ static void on_statfs(uv_fs_t *req)
         r->stats.disk_free = avail;
         r->stats.disk_total = total;
         pthread_mutex_unlock(&r->lock);
-        if (low && !was)
+        if (w->say && low && !was)
             cs_warn("recorder: %.1f MB free on the filesystem of %s (of %.1f MB), under the "
                     "%.1f MB wanted; recordings stop when it is full",
                     (double)avail / 1e6, r->dir, (double)total / 1e6, (double)w->low_bytes / 1e6);
-        else if (!low && was)
+        else if (w->say && !low && was)
             cs_info("recorder: the filesystem of %s has %.1f MB free again", r->dir,
                     (double)avail / 1e6);
     } else if (r) {
@@ -741,7 +742,7 @@ static void on_statfs(uv_fs_t *req)
         bool was = r->stats.disk_known;
         r->stats.disk_known = false;
         pthread_mutex_unlock(&r->lock);
-        if (was)
+        if (was && w->say)
             cs_warn("recorder: cannot read the free space of %s: %s", r->dir,
                     cs_strerror((int)req->result));
     }
@@ -757,13 +758,14 @@ static void on_watch_timer(uv_timer_t *t)
     w->busy = uv_fs_statfs(t->loop, &w->req, w->owner->dir, on_statfs) == 0;
 }
 
-int cs_recorders_watch_disk(cs_recorders *r, uv_loop_t *loop, uint64_t low_bytes)
+int cs_recorders_watch_disk(cs_recorders *r, uv_loop_t *loop, uint64_t low_bytes, bool say)
 {
     if (r->watch) return CS_ESTATE;
     disk_watch *w = calloc(1, sizeof *w);
     if (!w) return -ENOMEM;
     w->owner = r;
     w->low_bytes = low_bytes;
+    w->say = say;
     uv_timer_init(loop, &w->timer);
     w->timer.data = w;
     w->timer_open = true;

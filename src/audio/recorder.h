@@ -94,9 +94,10 @@ const char *cs_recorders_dir(const cs_recorders *r);
  * comes back on the loop. For work on the files that must not race the writer. */
 void cs_recorders_run(cs_recorders *r, cs_job *job);
 /* Reads the free space of `dir`'s filesystem now and every CS_REC_DISK_CHECK_MS, on
- * libuv's thread pool (never on the loop); under `low_bytes` it is logged as a warning
- * and flagged in the stats. Loop thread; runs until cs_recorders_free. */
-int cs_recorders_watch_disk(cs_recorders *r, uv_loop_t *loop, uint64_t low_bytes);
+ * libuv's thread pool (never on the loop); under `low_bytes` it is flagged in the stats,
+ * and logged as a warning if `say` (false for all but one of the loops sharing the disk).
+ * Loop thread; runs until cs_recorders_free. */
+int cs_recorders_watch_disk(cs_recorders *r, uv_loop_t *loop, uint64_t low_bytes, bool say);
 
 /* Opens <dir>/<name>.wav (<name>-2.wav, … if taken). `name` is a CallSid: letters and
  * digits only, else -EINVAL. */

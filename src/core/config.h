@@ -35,7 +35,7 @@
       "how often a node tells the cluster it lives")                                              \
     N(node_ttl_ms, "NODE_TTL_MS", 5000, 500, 600000,                                              \
       "a node silent this long is lost: the others end its calls (abnormal)")                     \
-    N(workers, "WORKERS", 1, 0, 64,                                                                \
+    N(workers, "WORKERS", 0, 0, 64,                                                                \
       "event loops, each with its own listener (SO_REUSEPORT), connections and calls (0: one "    \
       "per core)")                                                                                 \
     S(log_level, "LOG_LEVEL", "info", "debug, info, warn or error")                                \

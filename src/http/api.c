@@ -174,10 +174,26 @@ static cs_store_query *start_query(cs_request *r, enum cs_query_kind kind, cs_st
 
 /* Not found is an answer only when the store is not behind: else the call may be in a
  * write still waiting. */
+/* Whether another loop's store fails to write: a row it holds may not be stored yet (the
+ * reason into `why`). */
+static bool other_loops_failing(cs_gateway *gw, char *why, size_t cap)
+{
+    cs_store_stats st = {0};
+    if (!gw->workers) return false;
+    cs_workers_store_stats(gw, &st); /* the other loops' only: this one's is zero */
+    if (!st.failing_since_ms) return false;
+    char since[25];
+    cs_iso8601(since, st.failing_since_ms);
+    snprintf(why, cap, "writes fail since %s (%.160s), so this may not be stored yet", since,
+             st.last_error[0] ? st.last_error : "stalled");
+    return true;
+}
+
 static bool query_failed(cs_request *r, cs_store_query *q)
 {
     if (q->status == 0) return false;
-    if (q->status == CS_ENOTFOUND && !q->behind)
+    if (q->status == CS_ENOTFOUND && !q->behind &&
+        !other_loops_failing(r->app, q->error, sizeof q->error))
         cs_respond_error(r, 404, "no such call");
     else
         cs_respond_error(r, 503, "the store cannot answer: %s", q->error);

@@ -21,7 +21,6 @@
 #define REMOTE_IDLE_MS    30000      /* nor a byte from it this long (while not paused) */
 #define REMOTE_HEADER_MAX 4096       /* a client's header passed on, at most */
 #define REMOTE_DOWN_MAX   32         /* nodes remembered as unreachable (the oldest goes) */
-#define REMOTE_MAX        256        /* recordings asked of other nodes at once; more: 503 */
 
 /* A node this one could not reach, since when (wall): the 503's message. */
 typedef struct peer_down {
@@ -31,7 +30,6 @@ typedef struct peer_down {
 
 typedef struct cs_remote {
     peer_down down[REMOTE_DOWN_MAX];
-    size_t active; /* remote_get in progress */
 } cs_remote;
 
 typedef struct remote_get {
@@ -79,7 +77,7 @@ static void down_clear(cs_remote *rm, const char *node)
 
 static void remote_free(remote_get *g)
 {
-    g->gw->remote->active--;
+    cs_quota_give(&g->gw->shared->remote);
     cs_fetch_cancel(g->fr);
     if (g->r) cs_respond_end(g->r);
     free(g);
@@ -330,18 +328,18 @@ void cs_api_recording_remote(cs_request *r, const char *sid, const char *node)
 {
     cs_gateway *gw = r->app;
     gw->stats.recordings_remote++;
-    if (gw->remote->active >= REMOTE_MAX) {
+    if (!cs_quota_take(&gw->shared->remote)) { /* the process's: every loop's count */
         gw->stats.recordings_remote_failed++;
         cs_respond_error(r, 503, "%d recordings are being fetched from other nodes already",
-                         REMOTE_MAX);
+                         CS_REMOTE_MAX);
         return;
     }
     remote_get *g = calloc(1, sizeof *g);
     if (!g) {
+        cs_quota_give(&gw->shared->remote);
         cs_respond_error(r, 503, "out of memory");
         return;
     }
-    gw->remote->active++;
     g->r = r;
     g->gw = gw;
     g->len = -1;
@@ -407,7 +405,7 @@ int cs_api_remote_start(cs_gateway *gw, cs_buf *err)
     int rc = check_peers(cfg->node_peers, err);
     if (rc < 0) return rc;
     if (!(gw->remote = calloc(1, sizeof *gw->remote))) return -ENOMEM;
-    if (cfg->redis_url[0] && !cfg->cluster_secret[0])
+    if (cfg->redis_url[0] && !cfg->cluster_secret[0] && gw->loop_index == 0) /* once */
         cs_warn("cluster: CLUSTER_SECRET is not set: a node asks another for a recording with "
                 "its client's own credentials, and accepts only those");
     return 0;

@@ -31,7 +31,8 @@ struct cs_auth {
     cs_gateway *gw;
     cs_worker *worker;
     cs_map cache;                            /* hash → ident */
-    cs_limiter logins;                       /* sign-in attempts per address */
+    cs_auth_shared *shared;                  /* the process's: sign-ins, fresh sessions */
+    uint64_t nended;                         /* the shared sign-outs dropped here so far */
     size_t pending;                          /* password checks queued */
     cs_job *waiting, **waiting_end;          /* checks waiting for the worker, oldest first */
     bool checking;                           /* one is on the worker */
@@ -109,6 +110,104 @@ static ident *cache_put(cs_auth *a, const char *hash, const char *user, int64_t 
 static void cache_drop(cs_auth *a, const char *hash)
 {
     free(cs_map_del(&a->cache, cs_str_of(hash)));
+}
+
+/* ---- sessions made lately, for every loop ---- */
+
+void cs_auth_shared_init(cs_auth_shared *s, const cs_config *cfg)
+{
+    pthread_mutex_init(&s->lock, NULL);
+    cs_limiter_init(&s->logins, (double)cfg->login_attempts_per_min, THROTTLE_MAX);
+    s->fresh = (cs_map)CS_MAP_INIT;
+    atomic_init(&s->nended, 0);
+}
+
+void cs_auth_shared_free(cs_auth_shared *s)
+{
+    free_all(&s->fresh);
+    cs_limiter_free(&s->logins);
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* A session or token just made or checked, or a session just signed out (`user` ""):
+ * every loop knows it for AUTH_CACHE_S, as it would have cached it, and by then the
+ * store has the row, or has lost it (the lock held). */
+static void fresh_put_locked(cs_auth_shared *s, const char *hash, const char *user,
+                             int64_t valid_until, int64_t expires_at)
+{
+    ident *id = calloc(1, sizeof *id);
+    free(cs_map_del(&s->fresh, cs_str_of(hash)));
+    if (!id) return; /* the other loops ask the store */
+    snprintf(id->hash, sizeof id->hash, "%s", hash);
+    snprintf(id->user, sizeof id->user, "%s", user);
+    id->valid_until = valid_until;
+    id->expires_at = expires_at;
+    if (s->fresh.len >= CS_AUTH_CACHE_MAX) free_all(&s->fresh); /* start over, not grow */
+    if (cs_map_put(&s->fresh, cs_str_of(id->hash), id) < 0) free(id);
+}
+
+static void fresh_put(cs_auth *a, const char *hash, const char *user, int64_t valid_until,
+                      int64_t expires_at)
+{
+    pthread_mutex_lock(&a->shared->lock);
+    fresh_put_locked(a->shared, hash, user, valid_until, expires_at);
+    pthread_mutex_unlock(&a->shared->lock);
+}
+
+/* Signed out: every loop drops the session at its next request, and none takes the
+ * store's word for it while the store may not have deleted it yet. */
+static void ended_put(cs_auth *a, const char *hash)
+{
+    cs_auth_shared *s = a->shared;
+    pthread_mutex_lock(&s->lock);
+    fresh_put_locked(s, hash, "", cs_wall_ms() + window_ms(a), 0);
+    uint64_t n = atomic_load(&s->nended);
+    memcpy(s->ended[n % CS_AUTH_ENDED_MAX], hash, 65);
+    atomic_store(&s->nended, n + 1);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Drops from this loop's cache, and closes the sockets of, the sessions signed out on
+ * any loop since it last looked; all of them if it fell too far behind. */
+static void ended_sync(cs_auth *a)
+{
+    cs_auth_shared *s = a->shared;
+    if (atomic_load(&s->nended) == a->nended) return;
+    pthread_mutex_lock(&s->lock);
+    uint64_t n = atomic_load(&s->nended);
+    if (n - a->nended > CS_AUTH_ENDED_MAX) {
+        free_all(&a->cache); /* every identity asks the store again */
+        a->nended = n - CS_AUTH_ENDED_MAX;
+    }
+    for (; a->nended < n; a->nended++) {
+        const char *hash = s->ended[a->nended % CS_AUTH_ENDED_MAX];
+        if (!cs_map_get(&a->cache, cs_str_of(hash))) continue;
+        cache_drop(a, hash);
+        cs_monitor_revoke(a->gw, hash, "signed out");
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+enum fresh { FRESH_UNKNOWN, FRESH_MADE, FRESH_ENDED };
+
+/* What another loop did lately with a session this one has not cached: made it (now in
+ * this loop's cache, *out), signed it out, or nothing known (ask the store). */
+static enum fresh fresh_get(cs_auth *a, const char *hash, ident **out)
+{
+    cs_auth_shared *s = a->shared;
+    ident seen = {0};
+    bool known = false;
+    pthread_mutex_lock(&s->lock);
+    ident *id = cs_map_get(&s->fresh, cs_str_of(hash));
+    if (id && id->valid_until > cs_wall_ms())
+        seen = *id, known = true;
+    else if (id)
+        free(cs_map_del(&s->fresh, cs_str_of(hash))); /* the store is up to date by now */
+    pthread_mutex_unlock(&s->lock);
+    if (!known) return FRESH_UNKNOWN;
+    if (!seen.user[0]) return FRESH_ENDED;
+    *out = cache_put(a, hash, seen.user, seen.valid_until, seen.expires_at);
+    return *out ? FRESH_MADE : FRESH_UNKNOWN;
 }
 
 /* ---- credentials ---- */
@@ -216,6 +315,7 @@ static void on_lookup(cs_store_query *q, void *data)
     bool failed = !user && q->status != 0 && q->status != CS_ENOTFOUND && !(id && expired(id));
     if (user) {
         cache_put(a, l->hash, user, cs_wall_ms() + window_ms(a), expires_at);
+        fresh_put(a, l->hash, user, cs_wall_ms() + window_ms(a), expires_at); /* every loop's */
     } else if (failed) {
         if (id) id->asking = false; /* ask again at the next chance */
     } else if (id) {
@@ -260,7 +360,12 @@ bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
         deny(r, mode);
         return false;
     }
+    ended_sync(a);
     ident *id = cs_map_get(&a->cache, cs_str_of(hash));
+    if (!(id && id->valid_until > cs_wall_ms()) && fresh_get(a, hash, &id) == FRESH_ENDED) {
+        deny(r, mode);
+        return false;
+    }
     if (id && id->valid_until > cs_wall_ms()) {
         snprintf(r->user, sizeof r->user, "%s", id->user);
         return true;
@@ -273,6 +378,7 @@ bool cs_auth_check(cs_request *r, enum cs_access mode, cs_handler_fn resume)
 
 void cs_auth_keep(cs_auth *a, const char *hash, bool bearer)
 {
+    ended_sync(a);
     ident *id = cs_map_get(&a->cache, cs_str_of(hash));
     if (id && expired(id)) { /* expiry needs no store, which may be failing */
         cache_end(a, id, bearer);
@@ -440,6 +546,7 @@ static void check_done(cs_job *job)
         cs_store_write(a->gw->store, rec);
     }
     cache_put(a, hash, c->user, now + window_ms(a), now + ttl_ms);
+    fresh_put(a, hash, c->user, now + window_ms(a), now + ttl_ms);
     snprintf(r->user, sizeof r->user, "%s", c->user);
     char line[256];
     bool secure =
@@ -557,7 +664,10 @@ void cs_auth_login(cs_request *r)
     const char *ip = r->conn ? r->conn->peer_ip : "?";
     check *c = NULL;
     cs_store_query *q = NULL;
-    if (!cs_limiter_take(&a->logins, ip, (int64_t)cs_mono_ms())) {
+    pthread_mutex_lock(&a->shared->lock);
+    bool allowed = cs_limiter_take(&a->shared->logins, ip, (int64_t)cs_mono_ms());
+    pthread_mutex_unlock(&a->shared->lock);
+    if (!allowed) {
         cs_warn("auth: sign-ins from %s throttled (LOGIN_ATTEMPTS_PER_MIN)", ip);
         login_answer(r, json, 429, "too many attempts; wait a minute", next, NULL);
     } else if (!ok) {
@@ -587,6 +697,7 @@ void cs_auth_logout(cs_request *r)
         char hash[65];
         cs_secret_hash(hash, c.p, c.n);
         cache_drop(gw->auth, hash);
+        ended_put(gw->auth, hash);
         cs_monitor_revoke(gw, hash, "signed out");
         cs_store_rec *rec = cs_store_rec_new(CS_REC_SESSION_DEL);
         if (rec) {
@@ -636,11 +747,22 @@ static void boot_work(cs_job *job)
     b->err = cs_password_hash(b->hash, b->password);
 }
 
+/* The admin's row is in the database: the other loops, started next, see it. */
+static void boot_committed(cs_store_query *q, void *data)
+{
+    boot *b = data;
+    int status = q->status;
+    cs_store_query_free(q);
+    b->done(b->data, status < 0 && status != CS_ENOTFOUND ? status : 0);
+    free(b);
+}
+
 static void boot_done(cs_job *job)
 {
     boot *b = (boot *)job;
     cs_store_rec *rec = b->err ? NULL : cs_store_rec_new(CS_REC_USER);
-    if (rec) {
+    cs_store_query *q = rec ? cs_store_query_new(CS_Q_USERS, boot_committed, b) : NULL;
+    if (q) {
         rec->user.name = cs_pool_strdup(&rec->pool, "admin");
         rec->user.password_hash = cs_pool_strdup(&rec->pool, b->hash);
         cs_store_write(b->a->gw->store, rec);
@@ -648,10 +770,15 @@ static void boot_done(cs_job *job)
                 "change it with `callstream user add admin --password-stdin`)",
                 b->password);
     } else {
+        cs_store_rec_free(rec);
         cs_error("auth: cannot create the first user: %s", cs_strerror(b->err ? b->err : -ENOMEM));
     }
     sodium_memzero(b->password, sizeof b->password);
-    b->done(b->data, rec ? 0 : (b->err ? b->err : -ENOMEM));
+    if (q) {
+        cs_store_query_run_in_order(b->a->gw->store, q);
+        return;
+    }
+    b->done(b->data, b->err ? b->err : -ENOMEM);
     free(b);
 }
 
@@ -695,7 +822,8 @@ int cs_auth_new(cs_auth **out, cs_gateway *gw)
     if (!a) return -ENOMEM;
     a->gw = gw;
     a->waiting_end = &a->waiting;
-    cs_limiter_init(&a->logins, (double)gw->cfg->login_attempts_per_min, THROTTLE_MAX);
+    a->shared = &gw->shared->auth;
+    a->nended = atomic_load(&a->shared->nended);
     int rc = cs_worker_start(&a->worker, "auth", CS_AUTH_PENDING_MAX, gw->mb, NULL);
     if (rc < 0) {
         free(a);
@@ -719,7 +847,6 @@ void cs_auth_free(cs_auth *a)
     if (!a) return;
     cs_auth_stop(a);
     free_all(&a->cache);
-    cs_limiter_free(&a->logins);
     sodium_memzero(a->dummy_hash, sizeof a->dummy_hash);
     free(a);
 }

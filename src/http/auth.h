@@ -6,9 +6,14 @@
 #ifndef CS_AUTH_H
 #define CS_AUTH_H
 
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
+#include "core/config.h"
+#include "core/limiter.h"
+#include "core/map.h"
 #include "net/server.h"
 
 #define CS_SESSION_COOKIE   "cs_session"
@@ -22,6 +27,26 @@
 
 typedef struct cs_auth cs_auth;
 struct cs_gateway;
+
+#define CS_AUTH_ENDED_MAX 1024 /* sign-outs kept for the other loops; past it they start over */
+
+/* What the loops of a process share for signing in: the limit on sign-in attempts per
+ * address (LOGIN_ATTEMPTS_PER_MIN is the process's), the sessions made and identities
+ * checked lately, so the next request finds them on any loop (before a new session's row
+ * has reached the store, or while the store cannot answer), and the sessions signed out,
+ * which every loop drops from its cache at its next request. All
+ * under one lock, taken for a sign-in, a sign-out, or a session a loop has not cached;
+ * a request only reads `nended`. */
+typedef struct cs_auth_shared {
+    pthread_mutex_t lock;
+    cs_limiter logins;
+    cs_map fresh; /* hash → made, checked or ended lately (at most CS_AUTH_CACHE_MAX) */
+    char ended[CS_AUTH_ENDED_MAX][65]; /* sign-outs, the last at (nended - 1) % MAX */
+    atomic_uint_fast64_t nended;
+} cs_auth_shared;
+
+void cs_auth_shared_init(cs_auth_shared *s, const cs_config *cfg);
+void cs_auth_shared_free(cs_auth_shared *s);
 
 enum cs_access {
     CS_ACCESS_PAGE, /* a session cookie; else 303 to the login page */

@@ -242,10 +242,11 @@ void cs_api_call_stream_create(cs_request *r)
         return;
     }
     /* A stream waiting for its source is a call on its way: it counts towards MAX_CALLS. */
-    if (gw->nsockets + cs->pending.len >= (size_t)gw->cfg->max_calls) {
+    size_t calls = cs_quota_held(&gw->shared->calls); /* the process's */
+    if (calls + cs->pending.len >= (size_t)gw->cfg->max_calls) {
         cs->stats.limited++;
         cs_respond_error(r, 503, "the gateway holds %zu calls and %zu waiting streams (MAX_CALLS)",
-                         gw->nsockets, cs->pending.len);
+                         calls, cs->pending.len);
         return;
     }
     if (cs->pending.len >= (size_t)gw->cfg->call_stream_max_pending) {

@@ -488,7 +488,8 @@ static int start(cs_gateway *gw, cs_buf *err)
         rc = cs_recorders_new(&gw->recorders, gw->mb, dir, (unsigned)cfg->recording_header_s);
         if (rc == 0)
             rc = cs_recorders_watch_disk(gw->recorders, gw->loop,
-                                         (uint64_t)cfg->recordings_low_disk_mb * 1000000);
+                                         (uint64_t)cfg->recordings_low_disk_mb * 1000000,
+                                         gw->loop_index == 0);
         if (rc < 0) {
             cs_buf_printf(err, "cannot start the recorder in %s: %s", dir, cs_strerror(rc));
             return rc;
@@ -567,6 +568,7 @@ static int start(cs_gateway *gw, cs_buf *err)
         .body_min_rate = (uint32_t)cfg->http_body_min_bytes_per_s,
         .max_heads_per_ip = (size_t)cfg->max_heads_per_ip,
         .reuse_port = gw->workers != NULL,
+        .quota = &gw->shared->net,
     };
     cs_net_set_output_cap(gw->net, (size_t)cfg->max_output_bytes);
     rc = cs_server_new(&gw->server, gw->net, routes, sizeof routes / sizeof *routes, &lim, gw);
@@ -616,6 +618,25 @@ static void say_listening(cs_gateway *gw, bool tls)
         cs_warn("PUBLIC_URL is not set: TwiML points Twilio at %s, reachable only from here",
                 gw->stream_url);
     if (cfg->env_file) cs_info("settings read from %s", cfg->env_file);
+}
+
+void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg)
+{
+    cs_server_limits lim = {
+        .max_connections = (size_t)cfg->max_connections,
+        .max_per_ip = (size_t)cfg->max_connections_per_ip,
+        .max_heads_per_ip = (size_t)cfg->max_heads_per_ip,
+    };
+    cs_server_quota_init(&q->net, &lim);
+    cs_quota_init(&q->calls, (size_t)cfg->max_calls);
+    cs_auth_shared_init(&q->auth, cfg);
+    cs_quota_init(&q->remote, CS_REMOTE_MAX);
+}
+
+void cs_gateway_shared_free(cs_gateway_shared *q)
+{
+    cs_server_quota_free(&q->net);
+    cs_auth_shared_free(&q->auth);
 }
 
 int cs_gateway_serve(cs_gateway *gw)
@@ -696,8 +717,11 @@ int cs_gateway_main(int argc, char **argv)
     if (loops > 1) {
         rc = cs_workers_main(&cfg, loops);
     } else {
-        cs_gateway gw = {.cfg = &cfg};
+        cs_gateway_shared shared;
+        cs_gateway_shared_init(&shared, &cfg);
+        cs_gateway gw = {.cfg = &cfg, .shared = &shared};
         rc = cs_gateway_serve(&gw);
+        cs_gateway_shared_free(&shared);
     }
     cs_config_free(&cfg);
     cs_buf_free(&err);

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/json.h"
 #include "core/worker.h"
+#include "http/auth.h"
 #include "net/conn.h"
 #include "net/fetch.h"
 #include "net/form.h"
@@ -96,6 +97,21 @@ typedef struct cs_gateway_stats {
  * as a request target holds (CS_HTTP_MAX_TARGET). */
 #define CS_CALL_PARAMS_MAX 17
 
+#define CS_REMOTE_MAX 256 /* recordings asked of other nodes at once; more: 503 */
+
+/* What the loops of a process count together (core/quota.h), so that its limits are the
+ * process's whichever loop a connection, a call or a request lands on: made once, for
+ * the one loop or in workers.c for several. */
+typedef struct cs_gateway_shared {
+    cs_server_quota net; /* MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_HEADS_PER_IP */
+    cs_quota calls;      /* media and relay sockets open (MAX_CALLS, asked at the webhook) */
+    cs_auth_shared auth; /* LOGIN_ATTEMPTS_PER_MIN, sessions just made */
+    cs_quota remote;     /* recordings being fetched from other nodes (CS_REMOTE_MAX) */
+} cs_gateway_shared;
+
+void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg);
+void cs_gateway_shared_free(cs_gateway_shared *q);
+
 typedef struct cs_gateway {
     const cs_config *cfg;
     uv_loop_t *loop;
@@ -149,6 +165,7 @@ typedef struct cs_gateway {
     size_t nsockets;
     int64_t started_ms;
     cs_workers *workers; /* the process's loops when there are several (workers.c), or NULL */
+    cs_gateway_shared *shared;   /* the process's, shared by its loops */
     uint32_t loop_index; /* this loop's, 0.. */
     bool draining;
     cs_gateway_stats stats;
@@ -159,7 +176,8 @@ typedef struct cs_gateway {
 
 /* `callstream serve`: returns the process exit code. */
 int cs_gateway_main(int argc, char **argv);
-/* One loop's gateway (gw->cfg set; workers and loop_index too, for one of several): a
+/* One loop's gateway (gw->cfg and gw->shared set; workers and loop_index too, for one of
+ * several): a
  * loop made, start-up (its error logged), the loop run until it has drained, teardown.
  * 0, or < 0 when it could not start. */
 int cs_gateway_serve(cs_gateway *gw);
@@ -195,6 +213,9 @@ void cs_workers_status(cs_gateway *gw, cs_json *j);
 /* The process's live calls, streams and open connections: this loop's now, the others' as
  * they last published them. */
 void cs_workers_totals(cs_gateway *gw, uint64_t *calls, uint64_t *streams, uint64_t *conns);
+/* The process's store: `st` (this loop's) merged with the other loops' — failing since
+ * the earliest, the latest errors, the counts summed. */
+void cs_workers_store_stats(cs_gateway *gw, cs_store_stats *st);
 /* Prometheus texts summed: `first`'s series in its order, each the sum of its values in
  * `texts` (`first` among them; the process's own gauges — up, uptime, memory… — take the
  * largest instead); series `first` lacks are left out. */

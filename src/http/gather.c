@@ -160,7 +160,7 @@ static void refused(asker *a, const char *call_sid, const char *reason)
 enum cs_gather_why cs_gather_why_voice(const cs_gateway *gw)
 {
     if (strcmp(gw->cfg->stream_mode, "gather") == 0) return CS_GATHER_WHY_MODE;
-    if (gw->nsockets >= (size_t)gw->cfg->max_calls) return CS_GATHER_WHY_FULL;
+    if (cs_quota_held(&gw->shared->calls) >= (size_t)gw->cfg->max_calls) return CS_GATHER_WHY_FULL;
     return CS_GATHER_WHY_NONE;
 }
 

@@ -23,6 +23,13 @@ static bool store_failing(const cs_store_stats *st)
     return st->failing_since_ms || st->reads_failing_since_ms;
 }
 
+/* The store as the process sees it: every loop has its own connection. */
+static void store_stats(cs_gateway *gw, cs_store_stats *st)
+{
+    cs_store_stats_get(gw->store, st);
+    if (gw->workers) cs_workers_store_stats(gw, st);
+}
+
 /* "ok", "degraded" (calls go on but the store fails), or "draining". */
 static const char *state(const cs_gateway *gw, const cs_store_stats *st)
 {
@@ -48,7 +55,7 @@ void cs_health(cs_request *r)
 {
     cs_gateway *gw = r->app;
     cs_store_stats st;
-    cs_store_stats_get(gw->store, &st);
+    store_stats(gw, &st);
     cs_buf out = CS_BUF_INIT(4096);
     cs_json j;
     cs_json_init(&j, &out);
@@ -70,7 +77,7 @@ void cs_ready(cs_request *r)
 {
     cs_gateway *gw = r->app;
     cs_store_stats st;
-    cs_store_stats_get(gw->store, &st);
+    store_stats(gw, &st);
     bool store_ok = !store_failing(&st), bus_ok = gw->bus && cs_bus_ready(gw->bus);
     bool ready = store_ok && bus_ok && !gw->draining;
     cs_buf out = CS_BUF_INIT(4096);
@@ -169,7 +176,7 @@ static void status_answer(cs_request *r, const cs_dir_req *nodes)
     cs_gateway *gw = r->app;
     const cs_config *cfg = gw->cfg;
     cs_store_stats st;
-    cs_store_stats_get(gw->store, &st);
+    store_stats(gw, &st);
     cs_buf out = CS_BUF_INIT(1 << 20);
     cs_json j;
     cs_json_init(&j, &out);

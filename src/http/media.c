@@ -280,6 +280,7 @@ static void on_close(cs_wsconn *ws, uint16_t code, int err)
         gw->sockets = m->next;
     if (m->next) m->next->prev = m->prev;
     gw->nsockets--;
+    cs_quota_give(&gw->shared->calls);
     if (m->codec) m->prov->codec_free(m->codec);
     free(m);
 }
@@ -315,6 +316,7 @@ static media_sock *sock_open(cs_request *r, bool relay, cs_pcodec *codec)
     if (gw->sockets) gw->sockets->prev = m;
     gw->sockets = m;
     gw->nsockets++;
+    cs_quota_add(&gw->shared->calls); /* MAX_CALLS is asked at the webhook, not here */
     if (relay)
         gw->stats.relay_sockets_total++;
     else

@@ -42,6 +42,7 @@ struct cs_workers {
     const cs_config *cfg;
     uint32_t n;
     cs_bus_hub *hub;
+    cs_gateway_shared shared; /* every loop's limits are the process's */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint32_t started; /* loops whose start-up has ended */
@@ -180,11 +181,12 @@ int cs_workers_main(const cs_config *cfg, uint32_t n)
     }
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
+    cs_gateway_shared_init(&w.shared, cfg);
     /* One after the other: the first makes the database and the first admin, and gives
      * the others its run and its port. */
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         loop_slot *sl = &w.loops[i];
-        sl->gw = (cs_gateway){.cfg = cfg, .workers = &w, .loop_index = i};
+        sl->gw = (cs_gateway){.cfg = cfg, .shared = &w.shared, .workers = &w, .loop_index = i};
         if ((rc = -pthread_create(&sl->thread, NULL, loop_main, &sl->gw)) < 0) {
             cs_error("callstream: cannot start loop %u: %s", (unsigned)i, cs_strerror(rc));
             break;
@@ -205,6 +207,7 @@ int cs_workers_main(const cs_config *cfg, uint32_t n)
     if (rc == 0) cs_info("callstream: stopped");
     free(w.loops);
     cs_bus_hub_free(w.hub);
+    cs_gateway_shared_free(&w.shared);
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.lock);
     return rc;
@@ -212,7 +215,8 @@ int cs_workers_main(const cs_config *cfg, uint32_t n)
 
 /* ---- the sum of every loop's counters ---- */
 
-/* Series that are the process's, not each loop's: the largest, not the sum. */
+/* Series that are the process's, not each loop's: the largest, not the sum. Every loop
+ * sees each outage of the bus and the store they share: the node's count is the largest. */
 static bool process_wide(cs_str key)
 {
     static const char *const names[] = {
@@ -220,7 +224,9 @@ static bool process_wide(cs_str key)
         "callstream_accept_paused", "callstream_recordings_disk_free_bytes",
         "callstream_recordings_disk_low", "callstream_recordings_failing",
         "callstream_store_failing", "callstream_store_failing_seconds",
-        "callstream_store_reads_failing", "callstream_bus_up", "process_cpu_seconds_total",
+        "callstream_store_reads_failing", "callstream_bus_up", "callstream_bus_outages_total",
+        "callstream_cluster_store_outages_total", "callstream_cluster_health_events_total",
+        "process_cpu_seconds_total",
         "process_resident_memory_bytes",
     };
     size_t n = key.n;
@@ -530,6 +536,60 @@ void cs_workers_loop_free(cs_gateway *gw)
         cs_respond_error(sl->gathers->r, 503, "the gateway stopped");
         gather_free(sl->gathers);
     }
+}
+
+/* An earlier failure's start (0: none). */
+static void earliest(int64_t *at, int64_t other)
+{
+    if (other && (!*at || other < *at)) *at = other;
+}
+
+/* Adds another loop's store to `st`; `reads_since` gets the latest burst of failing
+ * queries begun on any loop. */
+static void store_add(cs_store_stats *st, const cs_store_stats *o, int64_t *reads_since)
+{
+    st->written += o->written;
+    st->batches += o->batches;
+    st->failures += o->failures;
+    st->spilled += o->spilled;
+    st->replayed += o->replayed;
+    st->lost += o->lost;
+    st->queries += o->queries;
+    st->reads_failed += o->reads_failed;
+    st->reads_timed_out += o->reads_timed_out;
+    st->reads_refused += o->reads_refused;
+    st->queued += o->queued;
+    st->spill_queued += o->spill_queued;
+    st->reads_pending += o->reads_pending;
+    earliest(&st->failing_since_ms, o->failing_since_ms);
+    if (o->reads_failing_since_ms > *reads_since) *reads_since = o->reads_failing_since_ms;
+    if (o->last_error_ms > st->last_error_ms) {
+        st->last_error_ms = o->last_error_ms;
+        memcpy(st->last_error, o->last_error, sizeof st->last_error);
+    }
+    if (o->last_read_error_ms > st->last_read_error_ms) {
+        st->last_read_error_ms = o->last_read_error_ms;
+        memcpy(st->last_read_error, o->last_read_error, sizeof st->last_read_error);
+    }
+    if (o->last_read_ok_ms > st->last_read_ok_ms) st->last_read_ok_ms = o->last_read_ok_ms;
+}
+
+void cs_workers_store_stats(cs_gateway *gw, cs_store_stats *st)
+{
+    cs_workers *w = gw->workers;
+    int64_t reads_since = st->reads_failing_since_ms;
+    /* Read now, not as last published: a failure one loop has just seen is the node's.
+     * An open loop's store is closed only after it is no longer open (the lock held). */
+    pthread_mutex_lock(&w->lock);
+    for (uint32_t i = 0; i < w->n; i++) {
+        if (i == gw->loop_index || !w->loops[i].open) continue;
+        cs_store_stats o;
+        cs_store_stats_peek(w->loops[i].gw.store, &o);
+        store_add(st, &o, &reads_since);
+    }
+    pthread_mutex_unlock(&w->lock);
+    /* Queries fail for the node until one is answered again, on any loop. */
+    st->reads_failing_since_ms = reads_since > st->last_read_ok_ms ? reads_since : 0;
 }
 
 void cs_workers_totals(cs_gateway *gw, uint64_t *calls, uint64_t *streams, uint64_t *conns)

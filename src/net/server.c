@@ -25,18 +25,11 @@ enum hstate {
     H_SEND, /* its answer, a large one, goes out in pieces */
 };
 
-/* Connections from one address. */
-typedef struct ip_count {
-    char ip[46];
-    size_t n;     /* open */
-    size_t heads; /* of which waiting for or reading a request head */
-} ip_count;
-
 /* One HTTP connection until it closes or is upgraded. */
 typedef struct hconn {
     cs_server *server;
     cs_conn *conn;
-    ip_count *ip;
+    cs_quota_addr *ip; /* its address's counts */
     enum hstate state;
     cs_request *req;
     cs_http_chunked chunked;
@@ -69,9 +62,10 @@ struct cs_server {
     listener *listeners[MAX_LISTENERS];
     size_t nlisteners;
     int port;
-    bool draining; /* no more keep-alive */
-    cs_map per_ip;
-    size_t conns;
+    bool draining;             /* no more keep-alive */
+    cs_server_quota *quota;    /* lim.quota, or own_quota */
+    cs_server_quota own_quota;
+    size_t conns;              /* this server's */
     hconn *heads, *heads_tail; /* connections waiting for or reading a head, oldest first */
     uv_timer_t *accept_retry;  /* listeners rest after accept() fails */
     uint64_t accept_failures;  /* in the current burst */
@@ -138,7 +132,7 @@ static void head_begin(hconn *h)
     else
         s->heads = h;
     s->heads_tail = h;
-    h->ip->heads++;
+    cs_quota_addr_heads(h->ip, +1);
 }
 
 static void head_end(hconn *h)
@@ -154,7 +148,7 @@ static void head_end(hconn *h)
     else
         s->heads_tail = h->hprev;
     h->in_heads = false;
-    h->ip->heads--;
+    cs_quota_addr_heads(h->ip, -1);
     h->conn->deadline_ms = 0;
 }
 
@@ -685,11 +679,8 @@ static void untrack(cs_conn *c)
 {
     cs_server *s = c->tracker;
     s->conns--;
-    ip_count *e = cs_map_get(&s->per_ip, cs_str_of(c->peer_ip));
-    if (e && --e->n == 0) {
-        cs_map_del(&s->per_ip, cs_str_of(e->ip));
-        free(e);
-    }
+    cs_quota_give(&s->quota->connections);
+    cs_quota_addr_give(&s->quota->addrs, c->peer_ip);
 }
 
 /* Every slot is taken: the connection that has waited longest for a head makes room,
@@ -705,33 +696,26 @@ static void evict_oldest_head(cs_server *s)
     c->untrack = NULL;
 }
 
+/* Reserves the connection's slots in the process's counts (shared with the other loops'
+ * servers, so two cannot both take the last one). Every slot taken: this server's oldest
+ * unfinished head makes room, or the connection is refused. */
 static bool admit(cs_server *s, hconn *h)
 {
     cs_conn *c = h->conn;
-    ip_count *e = cs_map_get(&s->per_ip, cs_str_of(c->peer_ip));
-    if (e && e->n >= s->lim.max_per_ip) {
-        s->stats.rejected_per_ip++;
-        return false;
+    cs_quota_addr *e = NULL;
+    switch (cs_quota_addr_take(&s->quota->addrs, c->peer_ip, &e)) {
+    case CS_QUOTA_TAKEN: break;
+    case CS_QUOTA_PER_ADDR: s->stats.rejected_per_ip++; return false;
+    case CS_QUOTA_HEADS: s->stats.rejected_heads_per_ip++; return false;
+    case CS_QUOTA_NO_MEMORY: return false;
     }
-    if (e && s->lim.max_heads_per_ip && e->heads >= s->lim.max_heads_per_ip) {
-        s->stats.rejected_heads_per_ip++;
-        return false;
-    }
-    bool full = s->conns >= s->lim.max_connections;
+    bool full = !cs_quota_take(&s->quota->connections);
     if (full && !s->heads) {
         s->stats.rejected_total++;
+        cs_quota_addr_give(&s->quota->addrs, c->peer_ip);
         return false;
     }
-    if (!e) {
-        e = calloc(1, sizeof *e);
-        if (!e) return false;
-        snprintf(e->ip, sizeof e->ip, "%s", c->peer_ip);
-        if (cs_map_put(&s->per_ip, cs_str_of(e->ip), e) < 0) {
-            free(e);
-            return false;
-        }
-    }
-    e->n++;
+    if (full) cs_quota_add(&s->quota->connections); /* the victim's, given back below */
     s->conns++;
     h->ip = e;
     c->tracker = s;
@@ -875,6 +859,11 @@ int cs_server_new(cs_server **out, cs_net *net, const cs_route *routes, size_t n
     s->nroutes = nroutes;
     s->lim = *limits;
     s->app = app;
+    s->quota = limits->quota;
+    if (!s->quota) {
+        cs_server_quota_init(&s->own_quota, limits);
+        s->quota = &s->own_quota;
+    }
     *out = s;
     return 0;
 }
@@ -943,8 +932,19 @@ void cs_server_free(cs_server *s)
     if (!s) return;
     if (s->accept_retry) /* a listen that failed; the loop frees it later */
         uv_close((uv_handle_t *)s->accept_retry, (uv_close_cb)free);
-    cs_map_free(&s->per_ip); /* entries are freed as their connections go */
+    if (s->quota == &s->own_quota) cs_server_quota_free(&s->own_quota);
     free(s);
+}
+
+void cs_server_quota_init(cs_server_quota *q, const cs_server_limits *lim)
+{
+    cs_quota_init(&q->connections, lim->max_connections);
+    cs_quota_addrs_init(&q->addrs, lim->max_per_ip, lim->max_heads_per_ip);
+}
+
+void cs_server_quota_free(cs_server_quota *q)
+{
+    cs_quota_addrs_free(&q->addrs);
 }
 
 const cs_server_stats *cs_server_stats_get(const cs_server *s)

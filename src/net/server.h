@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/quota.h"
 #include "core/str.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -41,6 +42,8 @@ typedef struct cs_route {
     cs_handler_fn fn;
 } cs_route;
 
+typedef struct cs_server_quota cs_server_quota;
+
 typedef struct cs_server_limits {
     size_t max_connections;  /* in total; more are closed at once */
     size_t max_per_ip;       /* from one address */
@@ -54,7 +57,21 @@ typedef struct cs_server_limits {
     size_t max_heads_per_ip; /* connections from one address waiting for or reading a
                                 head (0: no limit) */
     bool reuse_port;         /* SO_REUSEPORT: the servers of several loops share the address */
+    cs_server_quota *quota;  /* connections counted with the process's other servers (its
+                                loops), whose limits it holds; NULL: the server's own */
 } cs_server_limits;
+
+/* What the servers of one process count together: MAX_CONNECTIONS and the per-address
+ * limits are the process's, whichever loop accepted a connection. */
+struct cs_server_quota {
+    cs_quota connections;
+    cs_quota_addrs addrs;
+};
+
+/* From `lim`'s max_connections, max_per_ip and max_heads_per_ip. */
+void cs_server_quota_init(cs_server_quota *q, const cs_server_limits *lim);
+/* Every server using it must have been freed. */
+void cs_server_quota_free(cs_server_quota *q);
 
 typedef struct cs_server_stats {
     uint64_t requests;

@@ -397,7 +397,10 @@ static void read_burst(cs_store *s, const cs_store_query *q, bool failed, burst_
         s->read_failures = 0;
         s->stats.reads_failing_since_ms = 0;
     }
-    if (!failed) return;
+    if (!failed) {
+        s->stats.last_read_ok_ms = cs_wall_ms();
+        return;
+    }
     if (s->read_failures++ == 0) {
         s->stats.reads_failing_since_ms = cs_wall_ms();
         snprintf(out->began, sizeof out->began,
@@ -675,13 +678,19 @@ void cs_store_close(cs_store *s)
     store_free(s);
 }
 
-void cs_store_stats_get(cs_store *s, cs_store_stats *out)
+void cs_store_stats_peek(cs_store *s, cs_store_stats *out)
 {
     pthread_mutex_lock(&s->lock);
     snapshot(s, out);
     pthread_mutex_unlock(&s->lock);
     out->queued = cs_worker_depth(s->worker);
     out->spill_queued = cs_worker_depth(s->spiller);
+    out->reads_pending = 0;
+}
+
+void cs_store_stats_get(cs_store *s, cs_store_stats *out)
+{
+    cs_store_stats_peek(s, out);
     out->reads_pending = s->npending;
 }
 

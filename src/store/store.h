@@ -293,6 +293,7 @@ typedef struct cs_store_stats {
      * CS_STORE_READ_WINDOW_MS); 0 while they are answered */
     int64_t reads_failing_since_ms;
     int64_t last_read_error_ms; /* wall: the last failed query, 0 if none */
+    int64_t last_read_ok_ms;    /* wall: the last query answered, 0 if none */
     char last_read_error[CS_STORE_ERROR_MAX];
 } cs_store_stats;
 
@@ -316,6 +317,9 @@ int cs_store_open(cs_store **out, const char *url, cs_mailbox *mb, size_t queue_
 void cs_store_close(cs_store *s);
 /* Counters and health, without waiting for the database (loop thread). */
 void cs_store_stats_get(cs_store *s, cs_store_stats *out);
+/* The same from another thread (another loop's /health), but reads_pending, which is the
+ * loop's own: 0. */
+void cs_store_stats_peek(cs_store *s, cs_store_stats *out);
 const char *cs_store_backend(const cs_store *s);
 /* This process's run of the store: a random id written with the call rows it starts, so
  * the calls an earlier run left live can be told from this run's whatever the clock did. */

@@ -7,7 +7,7 @@
  * Listen-in sockets that never read are closed before their output eats the memory
  * (MAX_OUTPUT_BYTES) while the call goes on. Sign-ins whose clients left are dropped
  * before their password is checked. Running out of descriptors pauses accepting: no
- * spinning, one log line per burst, and service again once descriptors come back. */
+ * spinning, one log line per burst and loop, and service again once descriptors come back. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -128,7 +128,8 @@ static void slowloris_slots(void)
 static void evict_an_address_only_head(void)
 {
     it_server s;
-    const char *args[] = {"--max-connections", "3", NULL};
+    /* the head that makes room is the oldest of the loop the new one lands on: one loop */
+    const char *args[] = {"--max-connections", "3", "--workers", "1", NULL};
     if (!it_server_up(&s, args)) return;
     int oldest = it_tcp(s.port, ATTACKER, 0);
     it_sleep_ms(200);
@@ -781,7 +782,7 @@ static void sign_ins_left_waiting(void)
 
 /* What /metrics says about accepting. */
 typedef struct accepting {
-    double paused, errors;
+    double paused, errors, loops;
 } accepting;
 
 static void read_accepting(int i, int status, const char *body, size_t len, void *data)
@@ -791,6 +792,8 @@ static void read_accepting(int i, int status, const char *body, size_t len, void
     bool ok = status == 200;
     a->paused = ok ? it_metric_in(body, len, "callstream_accept_paused") : -1;
     a->errors = ok ? it_metric_in(body, len, "callstream_accept_errors_total") : -1;
+    a->loops = ok ? it_metric_in(body, len, "callstream_loops") : -1; /* none: one */
+    if (ok && a->loops < 1) a->loops = 1;
 }
 
 /* Asks /metrics on `fd`, a connection opened before descriptors ran out. */
@@ -821,29 +824,33 @@ static void fd_exhaustion(void)
     const char *said = "cannot accept connections";
     long long deadline = it_now_ms() + 10000;
     while (it_log_count(&s, said) == 0 && it_now_ms() < deadline) it_sleep_ms(50);
-    IT_CHECK(it_log_count(&s, said) == 1, "running out of descriptors was not logged");
+    IT_CHECK(it_log_count(&s, said) >= 1, "running out of descriptors was not logged");
     long long t0 = it_now_ms();
     IT_CHECK(accepting_now(watch, &a0), "no /metrics while out of descriptors");
     it_sleep_ms(1500);
     IT_CHECK(accepting_now(watch, &a1), "no /metrics while out of descriptors");
     long long t1 = it_now_ms();
-    /* One failed accept per retry: a server spinning on the failure counts far more. */
-    double most = (double)(t1 - t0) / CS_SERVER_ACCEPT_RETRY_MS + 1;
+    /* One failed accept per retry and loop (each rests its own listener): a server
+     * spinning on the failure counts far more. */
+    double loops = a1.loops;
+    double most = loops * ((double)(t1 - t0) / CS_SERVER_ACCEPT_RETRY_MS + 1);
     IT_CHECK(a0.paused == 1 && a1.paused == 1, "accepting not paused: %.0f, %.0f", a0.paused,
              a1.paused);
     IT_CHECK(a1.errors > a0.errors && a1.errors - a0.errors <= most,
              "%.0f accept errors in %lld ms, at most one per %d ms expected", a1.errors - a0.errors,
              t1 - t0, CS_SERVER_ACCEPT_RETRY_MS);
-    IT_CHECK(it_log_count(&s, said) == 1, "logged %d times while paused, once per burst expected",
-             it_log_count(&s, said));
+    int bursts = it_log_count(&s, said); /* once per loop that ran out */
+    IT_CHECK(bursts >= 1 && bursts <= loops,
+             "logged %d times while paused, once per burst and loop expected", bursts);
     for (int i = 0; i < N; i++) close(fds[i]);
     bool health = false;
     for (deadline = it_now_ms() + 20000; !health && it_now_ms() < deadline; it_sleep_ms(100))
         health = health_ok(s.port);
     IT_CHECK(health && webhook_ok(s.port), "not served again once the connections went");
-    IT_CHECK(it_log_count(&s, said) == 1, "logged %d times, once per burst expected",
+    IT_CHECK(it_log_count(&s, said) == bursts, "logged %d times, once per burst and loop expected",
              it_log_count(&s, said));
-    IT_CHECK(it_log_count(&s, "accepting connections again") == 1, "the recovery was not logged");
+    IT_CHECK(it_log_count(&s, "accepting connections again") == bursts,
+             "the recovery was not logged by each loop that paused");
     IT_CHECK(it_metric(s.port, "callstream_accept_paused") == 0, "still paused after it");
     close(watch);
     stop(&s);

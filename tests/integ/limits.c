@@ -1,5 +1,7 @@
 /* Named limits and what happens past them: connections per address, and in total when no
- * connection waits for a request it could replace, are closed at once and counted; a stream over
+ * connection waits for a request it could replace, are closed at once and counted; with two
+ * loops (WORKERS=2) MAX_CONNECTIONS and MAX_CALLS are the process's, whichever loop a
+ * connection or a webhook lands on; a stream over
  * MAX_MESSAGES_PER_S has the excess counted and skipped; a silent media socket ends as
  * idle_timeout; a stream past MAX_CALL_S is ended; an idle keep-alive connection is closed. */
 #include <arpa/inet.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "integ_util.h"
@@ -57,8 +60,9 @@ static void connection_limits(void)
     it_server_stop(&s, SIGTERM, 5000);
     it_server_cleanup(&s);
 
-    /* All slots taken by connections waiting for a request: the oldest makes room. */
-    const char *total[] = {"--max-connections", "3", NULL};
+    /* All slots taken by connections waiting for a request: the oldest makes room. The one
+     * closed is the oldest of the loop the new connection lands on; one loop shows which. */
+    const char *total[] = {"--max-connections", "3", "--workers", "1", NULL};
     if (!it_server_up(&s, total)) return;
     int a = tcp(s.port);
     it_sleep_ms(100);
@@ -98,6 +102,136 @@ static void start_stream(it_ws *w, const char *stream, const char *call)
     cs_twilio_peer_start(&b, 1, &st);
     it_ws_send_text(w, b.data);
     cs_buf_free(&b);
+}
+
+/* ---- the process's limits over two loops ---- */
+
+#define SPREAD_TRIES 20
+#define PAST         6 /* tries past the limit */
+
+static double loop_streams(int port, int loop)
+{
+    char series[64];
+    snprintf(series, sizeof series, "callstream_loop_active_streams{loop=\"%d\"}", loop);
+    return it_metric(port, series);
+}
+
+/* Polls the metric until it is `want`: whether it came. */
+static bool metric_becomes(int port, const char *series, double want)
+{
+    for (int i = 0; i < 100; i++) {
+        if (it_metric(port, series) == want) return true;
+        it_sleep_ms(100);
+    }
+    return false;
+}
+
+/* `n` media streams held on both loops (the kernel picks the loop: they are opened again
+ * until each loop has some). Whether they are. */
+static bool streams_on_both_loops(int port, it_ws *w, int n)
+{
+    for (int t = 0; t < SPREAD_TRIES; t++) {
+        for (int i = 0; i < n; i++) {
+            char call[40], stream[40];
+            snprintf(call, sizeof call, "CA%032x", t * 100 + i + 1);
+            snprintf(stream, sizeof stream, "MZ%032x", t * 100 + i + 1);
+            if (it_ws_connect(&w[i], port, "/twilio/media", NULL) != 0) {
+                for (int k = 0; k <= i; k++) it_ws_close(&w[k]);
+                return false;
+            }
+            start_stream(&w[i], stream, call);
+        }
+        double l0 = -1, l1 = -1;
+        for (int k = 0; k < 100 && l0 + l1 != n; k++) {
+            it_sleep_ms(50);
+            l0 = loop_streams(port, 0);
+            l1 = loop_streams(port, 1);
+        }
+        if (l0 > 0 && l1 > 0 && l0 + l1 == n) return true;
+        for (int i = 0; i < n; i++) it_ws_close(&w[i]);
+        if (!metric_becomes(port, "callstream_active_streams", 0)) return false;
+    }
+    return false;
+}
+
+/* MAX_CONNECTIONS=4 over two loops: 4 held across both, every next one refused (each loop
+ * holds fewer than 4: a per-loop count would let them in), and counted. */
+static void process_connections(void)
+{
+    it_server s;
+    const char *args[] = {"--workers", "2", "--max-connections", "4", NULL};
+    if (!it_server_up(&s, args)) return;
+    it_ws w[4];
+    bool spread = streams_on_both_loops(s.port, w, 3);
+    IT_CHECK(spread, "3 streams were not held on both loops");
+    if (spread) {
+        /* the last slot: /metrics's connection may not have been given back yet */
+        int refused = 0;
+        while (it_ws_connect(&w[3], s.port, "/twilio/media", NULL) != 0 && refused < 20) {
+            it_ws_close(&w[3]);
+            refused++;
+            it_sleep_ms(100);
+        }
+        IT_CHECK(refused < 20, "the fourth connection was never taken");
+        int kept = 0;
+        for (int i = 0; i < PAST; i++) {
+            int fd = tcp(s.port);
+            kept += !closed_by_server(fd, 2000);
+            close(fd);
+        }
+        IT_CHECK(kept == 0, "%d of %d connections past MAX_CONNECTIONS=4 were kept", kept, PAST);
+        for (int i = 0; i < 4; i++) it_ws_close(&w[i]);
+        IT_CHECK(metric_becomes(s.port,
+                                "callstream_connections_rejected_total{limit=\"max_connections\"}",
+                                PAST + refused),
+                 "the refusals were not counted (%d expected)", PAST + refused);
+    }
+    it_server_stop(&s, SIGTERM, 5000);
+    it_server_cleanup(&s);
+}
+
+static int voice(const it_server *s, const char *call, char *twiml, size_t cap)
+{
+    const char *names[] = {"AccountSid", "CallSid", "CallStatus", "From", "To"};
+    const char *values[] = {ACCT, call, "ringing", "+15550100", "+15550101"};
+    return it_twilio_post(s, NULL, "/twilio/voice", names, values, 5, twiml, cap);
+}
+
+/* MAX_CALLS=2 over two loops: with a stream on each, every next call talks in <Gather>
+ * turns whichever loop its webhook reaches, counted; one stream gone, a call streams. */
+static void process_calls(void)
+{
+    it_server s;
+    char menu[512];
+    snprintf(menu, sizeof menu, "%s/ivr/relay.json", getenv("CS_TEST_DATA"));
+    const char *args[] = {"--workers", "2",          "--max-calls", "2", "--agent",
+                          "ivr",       "--ivr-file", menu,          NULL};
+    if (!it_server_up(&s, args)) return;
+    it_ws w[2];
+    bool spread = streams_on_both_loops(s.port, w, 2);
+    IT_CHECK(spread, "2 streams were not held on both loops");
+    if (spread) {
+        char twiml[8192];
+        int streamed = 0;
+        for (int i = 0; i < PAST; i++) {
+            char call[40];
+            snprintf(call, sizeof call, "CA%032x", 0xf000 + i);
+            IT_CHECK(voice(&s, call, twiml, sizeof twiml) == 200, "call %d's webhook", i);
+            streamed += strstr(twiml, "<Stream") != NULL;
+        }
+        IT_CHECK(streamed == 0, "%d of %d calls past MAX_CALLS=2 were given a stream", streamed,
+                 PAST);
+        IT_CHECK(it_metric(s.port, "callstream_gather_begun_total{reason=\"max_calls\"}") == PAST,
+                 "the calls past MAX_CALLS were not counted");
+        it_ws_close(&w[0]);
+        IT_CHECK(metric_becomes(s.port, "callstream_active_streams", 1), "the stream did not end");
+        IT_CHECK(voice(&s, "CA0000000000000000000000000000ffff", twiml, sizeof twiml) == 200 &&
+                     strstr(twiml, "<Stream"),
+                 "with a call's room free, the next call was not given a stream: %s", twiml);
+        it_ws_close(&w[1]);
+    }
+    it_server_stop(&s, SIGTERM, 5000);
+    it_server_cleanup(&s);
 }
 
 static bool frames_settled(const cJSON *stream)
@@ -183,6 +317,8 @@ static void idle_and_duration(void)
 int main(void)
 {
     connection_limits();
+    process_connections();
+    process_calls();
     message_rate();
     idle_and_duration();
     return it_done("limits");

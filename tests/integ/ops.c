@@ -349,7 +349,7 @@ static void slow_client(void)
 
 /* ---- a holder that never answers: the limit on recordings asked at once ---- */
 
-#define REMOTE_MAX 256 /* api_remote.c */
+#define REMOTE_MAX 256 /* CS_REMOTE_MAX, the process's */
 
 /* A node that takes connections (the kernel does) and never answers. Its port. */
 static int silent_node(int *fd)

@@ -711,7 +711,8 @@ static bool prepared_let_go(void *data)
 
 static void pre_connect(void)
 {
-    const char *args[] = {"--realtime-prepare-ms", "2000", NULL};
+    /* the stream adopts the connection only on the loop of its webhook: one loop shows it */
+    const char *args[] = {"--realtime-prepare-ms", "2000", "--workers", "1", NULL};
     rig r;
     if (!rig_up(&r, NULL, args)) return;
     const char *sid = "CA20000000000000000000000000000008";

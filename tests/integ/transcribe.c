@@ -634,7 +634,9 @@ static void refined_finals(void)
 static void pool_exhausted(void)
 {
     it_server s;
-    const char *args[] = {"--stt", "pocketsphinx", "--stt-max-sessions", "1", NULL};
+    /* STT_MAX_SESSIONS is each loop's: its own decoders */
+    const char *args[] = {"--workers",          "1", "--stt", "pocketsphinx",
+                          "--stt-max-sessions", "1", NULL};
     if (it_server_start(&s, args) < 0) {
         IT_CHECK(0, "no server");
         return;

@@ -14,7 +14,9 @@ static void engine_runs(const char *const *args, const char *log_line, const cha
 {
     it_server s;
     if (!it_server_up(&s, args)) return it_server_cleanup(&s);
-    IT_CHECK(it_log_count(&s, log_line) == 1, "no '%s' in the log", log_line);
+    double loops = it_metric(s.port, "callstream_loops"); /* each has its engine; one: none */
+    IT_CHECK(it_log_count(&s, log_line) == (loops > 0 ? (int)loops : 1), "no '%s' in the log",
+             log_line);
     IT_CHECK(it_metric(s.port, "callstream_tts_jobs_total") == 0, "tts jobs counter");
     IT_CHECK(it_metric(s.port, "callstream_tts_jobs") == 0, "tts live jobs gauge");
     for (size_t i = 0; engines[i]; i++) {

@@ -4,14 +4,15 @@
  * <Gather> turns is answered whichever loop its turns reach, and a stream's <Connect
  * action> on the other loop knows how it ended; API streams are created, connected, asked
  * after and completed through either loop; SIGTERM drains both; a start-up error is said
- * once; WORKERS=1 has no loops to show. Which loop a connection lands on is the kernel's
- * choice (SO_REUSEPORT): the test opens connections until each loop has some, as the
- * per-loop series tell. */
+ * once; the default is a loop per core, and WORKERS=1 has no loops to show. Which loop a
+ * connection lands on is the kernel's choice (SO_REUSEPORT): the test opens connections
+ * until each loop has some, as the per-loop series tell. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "integ_util.h"
 
@@ -674,7 +675,18 @@ static void once_and_one(void)
     static const char *const range[] = {"--workers", "65", NULL};
     it_refused(range, "WORKERS");
     it_server s;
-    if (!it_server_up(&s, NULL)) return; /* WORKERS=1, the default */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 1 && it_server_up(&s, NULL)) { /* the default: one loop per core */
+        metrics d;
+        get_metrics(&s, &d);
+        IT_CHECK(in(&d, "callstream_loops") == (double)(cores < 64 ? cores : 64),
+                 "by default %.0f loops on %ld cores", in(&d, "callstream_loops"), cores);
+        it_resp_free(&d.r);
+        it_server_stop(&s, SIGTERM, 20000);
+        it_server_cleanup(&s);
+    }
+    static const char *const one[] = {"--workers", "1", NULL};
+    if (!it_server_up(&s, one)) return;
     metrics m;
     get_metrics(&s, &m);
     IT_CHECK(m.ok && in(&m, "callstream_loops") < 0 && in(&m, "callstream_up") == 1,

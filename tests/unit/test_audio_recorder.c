@@ -849,8 +849,8 @@ static void free_space_is_watched(void **state)
     fixture *f = *state;
     start(f, NO_HEADER_UPDATE);
     tu_log_capture_start();
-    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, UINT64_MAX), 0);
-    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, 0), CS_ESTATE);
+    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, UINT64_MAX, true), 0);
+    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, 0, true), CS_ESTATE);
     assert_true(tu_run_until(&f->loop, disk_known, f->r, TU_WAIT_MS));
     tu_log_capture_stop();
     cs_recorders_stats st;
@@ -864,7 +864,7 @@ static void free_space_is_watched(void **state)
     /* A threshold of 0 never warns. */
     start(f, NO_HEADER_UPDATE);
     tu_log_capture_start();
-    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, 0), 0);
+    assert_int_equal(cs_recorders_watch_disk(f->r, &f->loop, 0, true), 0);
     assert_true(tu_run_until(&f->loop, disk_known, f->r, TU_WAIT_MS));
     tu_log_capture_stop();
     cs_recorders_stats_get(f->r, &st);
