@@ -180,6 +180,7 @@ static void conv_free(conv *c)
         g->head = c->next;
     if (c->next) c->next->prev = c->prev;
     g->n--;
+    if (g->o.shared) cs_quota_give(g->o.shared);
     cs_buf_free(&c->text);
     free(c);
 }
@@ -317,12 +318,15 @@ int cs_gather_open(cs_gather *g, const cs_pevent *start, const char *why, cs_gat
     cs_str_copy(sid, sizeof sid, call);
     if (find(g, sid)) return CS_ESTATE;
     if (!g->timer) return CS_ESTATE; /* stopped */
-    if (g->n >= g->o.max) {
+    if (g->o.shared ? !cs_quota_take(g->o.shared) : g->n >= g->o.max) {
         g->stats.refused_full++;
         return CS_ELIMIT;
     }
     conv *c = calloc(1, sizeof *c);
-    if (!c) return -ENOMEM;
+    if (!c) {
+        if (g->o.shared) cs_quota_give(g->o.shared);
+        return -ENOMEM;
+    }
     c->g = g;
     snprintf(c->call_sid, sizeof c->call_sid, "%s", sid);
     cs_buf_init(&c->text, CS_GATHER_TEXT_MAX + CS_GATHER_ITEMS_MAX);

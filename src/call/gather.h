@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "call/call.h"
+#include "core/quota.h"
 
 /* ---- limits ---- */
 #define CS_GATHER_TEXT_MAX   4096 /* bytes of speech and URLs in one answer; more is dropped */
@@ -29,6 +30,7 @@ typedef struct cs_gather cs_gather;
 
 typedef struct cs_gather_opts {
     size_t max;        /* conversations at once */
+    cs_quota *shared;  /* or: the process's count of them, shared with other loops */
     uint32_t reply_ms; /* an answer waits at most this long for the agent's turn */
     uint32_t idle_ms;  /* a conversation with no request for this long ends */
     uint32_t max_ms;   /* the longest a conversation may last (MAX_CALL_S) */

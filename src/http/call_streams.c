@@ -103,9 +103,10 @@ static void ended(cs_gateway *gw, const char *id, const char *st, const char *by
     event(gw, id, CS_EVENT_STATUS, st, by);
 }
 
-/* Takes `p` out of the table (it no longer waits). */
+/* Takes `p` out of the table (it no longer waits): its slot of the process's goes back. */
 static void unlist(cs_call_streams *cs, pending *p)
 {
+    cs_quota_give(&cs->gw->shared->pending);
     cs_map_del(&cs->pending, cs_str_of(p->id));
     if (cs->pending.len == 0) uv_timer_stop(&cs->timer);
 }
@@ -241,27 +242,29 @@ void cs_api_call_stream_create(cs_request *r)
         cs_respond_error(r, 503, "shutting down");
         return;
     }
-    /* A stream waiting for its source is a call on its way: it counts towards MAX_CALLS. */
-    size_t calls = cs_quota_held(&gw->shared->calls); /* the process's */
-    if (calls + cs->pending.len >= (size_t)gw->cfg->max_calls) {
+    /* A stream waiting for its source is a call on its way: it counts towards MAX_CALLS.
+     * Both counts are the process's (every loop's). */
+    cs_quota *waiting = &gw->shared->pending;
+    size_t calls = cs_quota_held(&gw->shared->calls), nwaiting = cs_quota_held(waiting);
+    if (calls + nwaiting >= (size_t)gw->cfg->max_calls) {
         cs->stats.limited++;
         cs_respond_error(r, 503, "the gateway holds %zu calls and %zu waiting streams (MAX_CALLS)",
-                         calls, cs->pending.len);
+                         calls, nwaiting);
         return;
     }
-    if (cs->pending.len >= (size_t)gw->cfg->call_stream_max_pending) {
+    if (!cs_quota_take(waiting)) {
         cs->stats.limited++;
         cs_respond_error(r, 429,
                          "%zu streams already wait for their source (CALL_STREAM_MAX_PENDING)",
-                         cs->pending.len);
+                         cs_quota_held(waiting));
         return;
     }
     cJSON *body = cs_api_json_body(r, false);
-    if (!body) return;
-    pending *p = calloc(1, sizeof *p);
+    pending *p = body ? calloc(1, sizeof *p) : NULL;
     if (!p) {
+        cs_quota_give(waiting);
+        if (body) cs_respond_error(r, 503, "out of memory");
         cJSON_Delete(body);
-        cs_respond_error(r, 503, "out of memory");
         return;
     }
     int rc = read_create(r, body, p);
@@ -282,6 +285,7 @@ void cs_api_call_stream_create(cs_request *r)
         }
     }
     if (rc < 0) {
+        cs_quota_give(waiting);
         pending_free(p);
         return;
     }
@@ -769,6 +773,7 @@ void cs_call_streams_stop(cs_gateway *gw)
         pending *p = v;
         cs->stats.expired++;
         ended(gw, p->id, "expired", "shutdown");
+        cs_quota_give(&gw->shared->pending);
         pending_free(p);
     }
     cs_map_free(&cs->pending);

@@ -638,19 +638,27 @@ static void tick_closed(uv_handle_t *h)
     free(cl);
 }
 
+void cs_cluster_answer_all(cs_gateway *gw)
+{
+    cs_cluster *cl = gw->cluster;
+    for (route *x = cl ? cl->routes : NULL, *next; x; x = next) {
+        next = x->next;
+        if (!x->kind) continue;
+        route_fail(x, FAIL_STOPPING, NULL);
+        route_free(x);
+    }
+}
+
 void cs_cluster_stop(cs_gateway *gw)
 {
     cs_cluster *cl = gw->cluster;
     if (!cl) return;
+    cs_cluster_answer_all(gw);
     gw->cluster = NULL;
-    /* What waits for the directory goes to the store here; what waits for a reply is
-     * answered. */
+    /* What waits for the directory goes to the store here. */
     while (cl->routes) {
         route *x = cl->routes;
-        if (x->kind)
-            route_fail(x, FAIL_STOPPING, NULL);
-        else if (!x->sent)
-            apply_json(cl, x->json, x->n, NULL, NULL);
+        if (!x->sent) apply_json(cl, x->json, x->n, NULL, NULL);
         route_free(x);
     }
     /* What waits for the directory is answered with what this node knows: nothing. */

@@ -259,6 +259,7 @@ static void close_calls(cs_gateway *gw)
     cs_media_close_all(gw);
     cs_gather_stop(gw->gather); /* waiting turns are answered <Hangup/> */
     cs_gather_reads_stop(gw);
+    cs_cluster_answer_all(gw);
     cs_monitor_close_all(gw);
     cs_net_close_all(gw->net, true);
 }
@@ -631,6 +632,8 @@ void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg)
     cs_quota_init(&q->calls, (size_t)cfg->max_calls);
     cs_auth_shared_init(&q->auth, cfg);
     cs_quota_init(&q->remote, CS_REMOTE_MAX);
+    cs_quota_init(&q->gather, (size_t)cfg->gather_max_calls);
+    cs_quota_init(&q->pending, (size_t)cfg->call_stream_max_pending);
 }
 
 void cs_gateway_shared_free(cs_gateway_shared *q)

@@ -107,6 +107,8 @@ typedef struct cs_gateway_shared {
     cs_quota calls;      /* media and relay sockets open (MAX_CALLS, asked at the webhook) */
     cs_auth_shared auth; /* LOGIN_ATTEMPTS_PER_MIN, sessions just made */
     cs_quota remote;     /* recordings being fetched from other nodes (CS_REMOTE_MAX) */
+    cs_quota gather;     /* conversations in <Gather> turns (GATHER_MAX_CALLS) */
+    cs_quota pending;    /* API streams waiting for their source (CALL_STREAM_MAX_PENDING) */
 } cs_gateway_shared;
 
 void cs_gateway_shared_init(cs_gateway_shared *q, const cs_config *cfg);
@@ -455,6 +457,9 @@ void cs_cluster_request(cs_request *r, const struct cs_cmd *c, const cs_cluster_
  * NULL): 0, or < 0 when it cannot be sent (counted as unreachable). */
 int cs_cluster_reply(cs_gateway *gw, const char *to, uint64_t id, int code, const char *msg,
                      const char *body);
+/* Shutdown, before the connections close: the requests still waiting for another loop's
+ * reply are answered without it (503, or as their kind says). */
+void cs_cluster_answer_all(cs_gateway *gw);
 /* Reads the directory for `fn` (what, sid: cs_dir_req's), which runs later with the
  * answer (valid during the call; rc < 0: not known, and at shutdown). 0, or < 0 at once
  * (no bus, CS_EFULL, -ENOMEM): `fn` will not run. */

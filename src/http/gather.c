@@ -597,6 +597,7 @@ int cs_gather_start(cs_gateway *gw)
         .reply_ms = (uint32_t)cfg->gather_reply_ms,
         .idle_ms = (uint32_t)cfg->gather_idle_s * 1000,
         .max_ms = (uint32_t)cfg->max_call_s * 1000,
+        .shared = gw->shared ? &gw->shared->gather : NULL,
     };
     return cs_gather_new(&gw->gather, &gw->calls, gw->loop, &o);
 }
