@@ -422,7 +422,9 @@ static void open_work(cs_job *job)
 static void open_done(cs_job *job)
 {
     cs_recording *rec = (cs_recording *)((char *)job - offsetof(cs_recording, open_job));
-    if (rec->open_ok) snprintf(rec->path, sizeof rec->path, "%s", rec->wpath);
+    if (!rec->open_ok) return;
+    snprintf(rec->path, sizeof rec->path, "%s", rec->wpath);
+    if (rec->news) rec->news(rec->news_data, CS_REC_CREATED, 0, 0, 0);
 }
 
 static void close_work(cs_job *job)

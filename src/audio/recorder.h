@@ -56,7 +56,8 @@ typedef struct cs_recorders_stats {
 /* What happens to a recording while it is written. X(name, label) */
 #define CS_REC_NEWS_MAP(X)                                                                         \
     X(FAILED, "failed")   /* the file cannot be written (`err`); audio from `from` on is lost */   \
-    X(RESUMED, "resumed") /* it is written again; frames [from, to) were lost: silence */
+    X(RESUMED, "resumed") /* it is written again; frames [from, to) were lost: silence */        \
+    X(CREATED, "created") /* the file is made: cs_recording_path says where */
 
 enum cs_recording_news {
 #define CS_REC_NEWS_ENUM(name, label) CS_REC_##name,

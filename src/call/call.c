@@ -185,6 +185,13 @@ static void rec_event(rec_ctx *x, cs_buf *detail, cs_json *j, int err)
 static void recording_news(void *data, enum cs_recording_news what, int err, uint64_t from,
                            uint64_t to)
 {
+    rec_ctx *x = data;
+    if (what == CS_REC_CREATED) { /* where it is, for whoever serves it while the call runs */
+        const cs_call *call = cs_calls_call(x->calls, cs_str_of(x->sid));
+        const char *path = call && call->rec ? cs_recording_path(call->rec) : NULL;
+        if (path) NOTIFY(x->calls, recording, x->sid, path, 0);
+        return;
+    }
     cs_buf detail = CS_BUF_INIT(DETAIL_MAX);
     cs_json j;
     cs_json_init(&j, &detail);

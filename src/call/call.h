@@ -253,8 +253,9 @@ typedef struct cs_call_observer {
      * or the agent's own service (a speech-to-speech model transcribes what it hears): a
      * line of the caller's transcript. */
     void (*heard)(void *o, const cs_stream *s, const cs_transcript *t);
-    /* A finished recording: the file and its length (also when writing failed part way:
-     * what it holds is kept). */
+    /* A recording's file once it is made (`frames` 0: the call goes on), and finished:
+     * the file and its length (also when writing failed part way: what it holds is
+     * kept). */
     void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);
     void *data;
 } cs_call_observer;

@@ -34,6 +34,9 @@
 #define TICK_MS      1000
 #define EXPIRE_BATCH 64
 #define JSON_MAX     4096
+/* Streams that ended without connecting, kept by the loop that ended them: it answers for
+ * them until their rows are surely readable through every loop's and node's store. */
+#define ENDED_KEPT 128
 /* The parameters a stream's start carries: From, To, Agent, Name and the caller's. */
 #define START_PARAMS (4 + CS_API_MAX_PARAMS)
 
@@ -54,9 +57,16 @@ typedef struct cs_call_stream_stats {
     uint64_t created, connected, ended, canceled, expired, handed, bad_token, limited;
 } cs_call_stream_stats;
 
+typedef struct gone {
+    char id[CS_SID_MAX + 1];
+    char state[16]; /* expired, canceled, failed */
+} gone;
+
 struct cs_call_streams {
     cs_gateway *gw;
     cs_map pending; /* id → pending */
+    gone ended[ENDED_KEPT]; /* a ring, the latest at nended - 1 */
+    size_t nended;
     uv_timer_t timer;
     cs_call_stream_stats stats;
     cs_pcodec_stats codec; /* every source's frames */
@@ -98,6 +108,12 @@ static void event(cs_gateway *gw, const char *id, enum cs_event_type type, const
 /* A stream that ends without having connected: its final status, row and event. */
 static void ended(cs_gateway *gw, const char *id, const char *st, const char *by)
 {
+    cs_call_streams *cs = gw->call_streams;
+    if (cs) {
+        gone *g = &cs->ended[cs->nended++ % ENDED_KEPT];
+        snprintf(g->id, sizeof g->id, "%s", id);
+        snprintf(g->state, sizeof g->state, "%s", st);
+    }
     cs_call_row row = {.sid = id, .status = st, .ended_at = cs_wall_ms()};
     cs_journal_call(gw, &row);
     event(gw, id, CS_EVENT_STATUS, st, by);
@@ -611,6 +627,17 @@ static int status_here(cs_gateway *gw, const char *id, cs_json *j)
 }
 
 /* Ends `id` if it waits (canceled) or is live (completed) here: 0, or CS_ENOTFOUND. */
+/* How `id` ended, if it ended unconnected here lately; else NULL. */
+static const char *ended_lately(const cs_call_streams *cs, const char *id)
+{
+    size_t n = cs->nended < ENDED_KEPT ? cs->nended : ENDED_KEPT;
+    for (size_t i = 1; i <= n; i++) {
+        const gone *g = &cs->ended[(cs->nended - i) % ENDED_KEPT];
+        if (strcmp(g->id, id) == 0) return g->state;
+    }
+    return NULL;
+}
+
 static int complete_here(cs_gateway *gw, const char *id, const char *by, cs_json *j)
 {
     cs_call_streams *cs = gw->call_streams;
@@ -650,6 +677,13 @@ void cs_api_call_stream_get(cs_request *r)
         respond(r, 200, &j, &out);
         return;
     }
+    const char *gone_as = ended_lately(gw->call_streams, id);
+    if (gone_as) { /* as the store will say */
+        state_json(&j, id, gone_as);
+        cs_json_obj_end(&j);
+        respond(r, 200, &j, &out);
+        return;
+    }
     cs_buf_free(&out);
     cs_cmd c = {.op = CS_CMD_PEEK, .sid = id};
     cs_cluster_request(r, &c, &peek_kind);
@@ -672,6 +706,11 @@ void cs_api_call_stream_complete(cs_request *r)
         return;
     }
     cs_buf_free(&out);
+    const char *gone_as = ended_lately(gw->call_streams, id);
+    if (gone_as) {
+        cs_respond_error(r, 409, "the stream has ended already (%s)", gone_as);
+        return;
+    }
     cs_cmd c = {.op = CS_CMD_CANCEL, .sid = id, .by = r->user[0] ? r->user : NULL};
     cs_cluster_request(r, &c, &cancel_kind);
 }
@@ -690,6 +729,16 @@ int cs_call_stream_serve(cs_gateway *gw, const cs_cmd *c, cs_buf *body, char *ms
     int rc = CS_ENOTFOUND;
     if (c->op == CS_CMD_PEEK) rc = status_here(gw, c->sid, &j);
     if (c->op == CS_CMD_CANCEL) rc = complete_here(gw, c->sid, c->by, &j);
+    const char *gone_as = rc == CS_ENOTFOUND ? ended_lately(cs, c->sid) : NULL;
+    if (gone_as && c->op == CS_CMD_CANCEL) { /* as the store will say */
+        snprintf(msg, cap, "the stream has ended already (%s)", gone_as);
+        return 409;
+    }
+    if (gone_as && c->op == CS_CMD_PEEK) {
+        state_json(&j, c->sid, gone_as);
+        cs_json_obj_end(&j);
+        rc = 0;
+    }
     if (c->op == CS_CMD_CLAIM) {
         pending *p = cs_map_get(&cs->pending, cs_str_of(c->sid));
         if (!p && cs_calls_call(&gw->calls, cs_str_of(c->sid))) {

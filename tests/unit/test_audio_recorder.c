@@ -621,7 +621,7 @@ static void a_run_past_the_wav_limit_is_skipped(void **state)
 /* ---- a failing file ---- */
 
 typedef struct heard {
-    int failed, resumed;
+    int created, failed, resumed;
     int err;
     uint64_t failed_at, lost_from, lost_to;
 } heard;
@@ -629,7 +629,9 @@ typedef struct heard {
 static void on_news(void *data, enum cs_recording_news what, int err, uint64_t from, uint64_t to)
 {
     heard *h = data;
-    if (what == CS_REC_FAILED) {
+    if (what == CS_REC_CREATED) {
+        h->created++;
+    } else if (what == CS_REC_FAILED) {
         h->failed++;
         h->err = err;
         h->failed_at = from;
@@ -714,6 +716,9 @@ static void a_full_disk_loses_audio_until_there_is_room(void **state)
     audio(rec, m, 0, 0, a, sizeof a);
     cs_recording_flush(rec);
     drain(f);
+    /* told once the file is made, where it is (served while the call goes on) */
+    assert_int_equal(h.created, 1);
+    assert_non_null(cs_recording_path(rec));
 
     tu_log_capture_start();
     tu_limit_file_size(CS_WAV_HEADER_LEN + 3200 + 100); /* room for 50 more frames */
