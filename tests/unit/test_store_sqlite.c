@@ -244,6 +244,93 @@ static void events_page_by_id(void **state)
     cs_store_query_free(q);
 }
 
+/* Writers on several loops reach a call's row in any order (one's writes spilled and
+ * replayed late): its status never goes back, its start only moves earlier, its end later;
+ * but a call started again after its end is live again. */
+static void a_call_never_goes_back(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed", .ended_at = 4000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing", .created_at = 1000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress", .started_at = 2000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .started_at = 1500, .ended_at = 3000});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    assert_int_equal(q->calls[0].started_at, 1500);
+    assert_int_equal(q->calls[0].ended_at, 4000);
+    cs_store_query_free(q);
+
+    /* started again after its end, then ended again, then a late ringing */
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress", .started_at = 5000});
+    q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "in-progress");
+    assert_int_equal(q->calls[0].started_at, 1500);
+    cs_store_query_free(q);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed", .ended_at = 6000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing"});
+    q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    assert_int_equal(q->calls[0].ended_at, 6000);
+    cs_store_query_free(q);
+
+    /* abnormal is final too; statuses go forward, and a final one replaces another */
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "queued"});
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "ringing"});
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "initiated"});
+    q = ask_call(f, "CA2");
+    assert_string_equal(q->calls[0].status, "ringing");
+    cs_store_query_free(q);
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "abnormal", .ended_at = 900});
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "in-progress", .started_at = 800});
+    q = ask_call(f, "CA2");
+    assert_string_equal(q->calls[0].status, "abnormal");
+    cs_store_query_free(q);
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "no-answer"});
+    q = ask_call(f, "CA2");
+    assert_string_equal(q->calls[0].status, "no-answer");
+    cs_store_query_free(q);
+}
+
+/* Events written out of their time order are read in it, a page's cursor (the last id)
+ * standing for its (at, id). */
+static void events_read_in_time_order(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    static const struct {
+        const char *type;
+        int64_t at;
+    } written[] = {{"e3", 30}, {"e1", 10}, {"e4", 40}, {"e2", 10}, {"e5", 50}, {"e0", 5}};
+    for (size_t i = 0; i < sizeof written / sizeof *written; i++)
+        write_event(f->store, "CA1", written[i].type, written[i].at);
+    static const char *const pages[][2] = {{"e0", "e1"}, {"e2", "e3"}, {"e4", "e5"}};
+    int64_t after = 0;
+    for (int page = 0; page < 3; page++) {
+        cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
+        q->limit = 2;
+        q->after_id = after;
+        ask(f, q);
+        assert_int_equal(q->status, 0);
+        assert_event_types(q, pages[page], 2);
+        assert_int_equal(q->more, page < 2);
+        after = q->events[1].id;
+        cs_store_query_free(q);
+    }
+    /* the call's page of events too; and a cursor that is no event's starts from the first */
+    static const char *const all[] = {"e0", "e1", "e2", "e3", "e4", "e5"};
+    write_call(f->store, &(cs_call_row){.sid = "CA1"});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_event_types(q, all, 6);
+    cs_store_query_free(q);
+    q = query(CS_Q_EVENTS, "CA1", f);
+    q->after_id = 1000000;
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    assert_event_types(q, all, 6);
+    cs_store_query_free(q);
+}
+
 static void calls_page_newest_first(void **state)
 {
     fixture *f = *state;
@@ -1002,6 +1089,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(call_upsert_keeps_what_is_not_said, setup, teardown),
         cmocka_unit_test_setup_teardown(streams_and_events_come_with_their_call, setup, teardown),
         cmocka_unit_test_setup_teardown(events_page_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_call_never_goes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(events_read_in_time_order, setup, teardown),
         cmocka_unit_test_setup_teardown(calls_page_newest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(limits_are_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(call_query_caps_streams_and_events, setup, teardown),
