@@ -212,6 +212,25 @@ static void streams_and_events_come_with_their_call(void **state)
     cs_store_query_free(q);
 }
 
+/* Pages through `sid`'s events `limit` at a time: they are `types`, in that order. */
+static void page_events(fixture *f, const char *sid, int limit, const char *const *types, size_t n)
+{
+    int64_t after = 0;
+    for (size_t seen = 0; seen < n;) {
+        cs_store_query *q = query(CS_Q_EVENTS, sid, f);
+        q->limit = limit;
+        q->after_id = after;
+        ask(f, q);
+        assert_int_equal(q->status, 0);
+        size_t page = n - seen < (size_t)limit ? n - seen : (size_t)limit;
+        assert_event_types(q, types + seen, page);
+        seen += page;
+        assert_int_equal(q->more, seen < n);
+        after = q->events[page - 1].id;
+        cs_store_query_free(q);
+    }
+}
+
 static void events_page_by_id(void **state)
 {
     fixture *f = *state;
@@ -222,20 +241,8 @@ static void events_page_by_id(void **state)
         write_event(f->store, "CA1", type, i);
         if (i <= 2) write_event(f->store, "CA2", "other", i);
     }
-    static const char *const pages[][3] = {{"e1", "e2", "e3"}, {"e4", "e5", "e6"}, {"e7"}};
-    static const size_t sizes[] = {3, 3, 1};
-    int64_t after = 0;
-    for (int page = 0; page < 3; page++) {
-        cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
-        q->limit = 3;
-        q->after_id = after;
-        ask(f, q);
-        assert_int_equal(q->status, 0);
-        assert_event_types(q, pages[page], sizes[page]);
-        assert_int_equal(q->more, page < 2);
-        after = q->events[q->nevents - 1].id;
-        cs_store_query_free(q);
-    }
+    static const char *const all[] = {"e1", "e2", "e3", "e4", "e5", "e6", "e7"};
+    page_events(f, "CA1", 3, all, 7);
     cs_store_query *q = query(CS_Q_EVENTS, "CA404", f);
     ask(f, q);
     assert_int_equal(q->status, 0);
@@ -304,21 +311,10 @@ static void events_read_in_time_order(void **state)
     } written[] = {{"e3", 30}, {"e1", 10}, {"e4", 40}, {"e2", 10}, {"e5", 50}, {"e0", 5}};
     for (size_t i = 0; i < sizeof written / sizeof *written; i++)
         write_event(f->store, "CA1", written[i].type, written[i].at);
-    static const char *const pages[][2] = {{"e0", "e1"}, {"e2", "e3"}, {"e4", "e5"}};
-    int64_t after = 0;
-    for (int page = 0; page < 3; page++) {
-        cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
-        q->limit = 2;
-        q->after_id = after;
-        ask(f, q);
-        assert_int_equal(q->status, 0);
-        assert_event_types(q, pages[page], 2);
-        assert_int_equal(q->more, page < 2);
-        after = q->events[1].id;
-        cs_store_query_free(q);
-    }
-    /* the call's page of events too; and a cursor that is no event's starts from the first */
     static const char *const all[] = {"e0", "e1", "e2", "e3", "e4", "e5"};
+    page_events(f, "CA1", 2, all, 6); /* e1 and e2 (both at 10) on two pages */
+    page_events(f, "CA1", 4, all, 6);
+    /* the call's page of events too; and a cursor that is no event's starts from the first */
     write_call(f->store, &(cs_call_row){.sid = "CA1"});
     cs_store_query *q = ask_call(f, "CA1");
     assert_event_types(q, all, 6);
