@@ -23,21 +23,24 @@
 #member, offsetof(cs_store_rec, row.member), true, false, col, m, b                        \
     }
 
-/* `run` and `summary_reason` have merges of their own (M_RUN, M_WITH_STATUS). */
+/* `run`, `status` and `summary_reason` have merges of their own (M_RUN, M_STATUS,
+ * M_WITH_STATUS). Writers on several loops and nodes reach the row in any order (a spill
+ * replayed late): the times move only as time does. started_at: the earliest start;
+ * ended_at: the latest end (a call that starts again after it ended ends later). */
 static const cs_field call_fields[] = {
     S(call, sid, true, NULL, M_KEY),
     S(call, account_sid, false, NULL, M_NEW),
     S(call, from, false, "from_number", M_NEW),
     S(call, to, false, "to_number", M_NEW),
     S(call, direction, false, NULL, M_NEW),
-    S(call, status, false, NULL, M_NEW),
+    S(call, status, false, NULL, M_STATUS),
     S(call, params, false, NULL, M_NEW),
     S(call, summary, false, NULL, M_NEW),
     S(call, recording, false, NULL, M_NEW),
     I(call, recording_ms, NULL, M_NEW, B_NULL),
     I(call, created_at, NULL, M_LEAST, B_NOW),
-    I(call, started_at, NULL, M_OLD, B_NULL),
-    I(call, ended_at, NULL, M_NEW, B_NULL),
+    I(call, started_at, NULL, M_EARLIEST, B_NULL),
+    I(call, ended_at, NULL, M_LATEST, B_NULL),
     I(call, updated_at, NULL, M_SET, B_NOW),
     S(call, transcription, false, NULL, M_NEW),
     S(call, summary_status, false, NULL, M_NEW),
@@ -146,6 +149,13 @@ static void add(sql_text *t, const char *fmt, ...)
     if (n > 0) t->n = t->n + (size_t)n < sizeof t->s ? t->n + (size_t)n : sizeof t->s - 1;
 }
 
+/* A call status's place in a call's life: Twilio's (queued, initiated, ringing,
+ * in-progress), then every final one (completed, busy, failed, no-answer, canceled, and
+ * abnormal: ended without a stop), which are all alike. */
+#define STATUS_RANK(x)                                                                             \
+    "CASE " x " WHEN 'queued' THEN 0 WHEN 'initiated' THEN 1 WHEN 'ringing' THEN 2"                \
+    " WHEN 'in-progress' THEN 3 ELSE 4 END"
+
 /* How the upsert sets a column from the row written (excluded.x) and the row there (t.x). */
 static void add_merge(sql_text *t, const cs_field *f, const cs_sql_dialect *d)
 {
@@ -162,6 +172,20 @@ static void add_merge(sql_text *t, const cs_field *f, const cs_sql_dialect *d)
         break;
     case M_LEAST:
         add(t, "%s = %s(t.%s, excluded.%s)", c, d->least, c, c);
+        break;
+    case M_EARLIEST: /* SQLite's MIN is NULL if either is: then the other */
+        add(t, "%s = COALESCE(%s(t.%s, excluded.%s), t.%s, excluded.%s)", c, d->least, c, c, c, c);
+        break;
+    case M_LATEST:
+        add(t, "%s = COALESCE(%s(t.%s, excluded.%s), t.%s, excluded.%s)", c, d->greatest, c, c, c,
+            c);
+        break;
+    case M_STATUS: /* never back to an earlier one, but for a call started again after its end */
+        add(t,
+            "%s = CASE WHEN excluded.%s IS NULL THEN t.%s WHEN t.%s IS NULL OR " STATUS_RANK("excluded.%s")
+            " >= " STATUS_RANK("t.%s") " OR excluded.started_at > t.ended_at THEN excluded.%s"
+            " ELSE t.%s END",
+            c, c, c, c, c, c, c, c);
         break;
     case M_NEXT:
         add(t, "%s = %s(excluded.%s, t.%s + 1)", c, d->greatest, c, c);
@@ -226,8 +250,12 @@ static const char *const common[CS_SQL_COMMON] = {
     [Q_CALL_GET] = "SELECT " CS_CALL_COLUMNS " FROM calls WHERE sid = ?1",
     [Q_STREAMS_OF] = "SELECT sid, call_sid, tracks, mode, started_at, ended_at, end_reason, stats"
                      " FROM streams WHERE call_sid = ?1 ORDER BY started_at, sid",
-    [Q_EVENTS_OF] = "SELECT id, call_sid, stream_sid, at, type, detail FROM events"
-                    " WHERE call_sid = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    /* in time order, then in the order written: writers on other loops and nodes (a spill
+     * replayed late) may write an event after later ones; the cursor ?2 is the last
+     * event's id, which stands for its (at, id) (none, or an unknown one: from the first) */
+    [Q_EVENTS_OF] = "SELECT e.id, e.call_sid, e.stream_sid, e.at, e.type, e.detail FROM events e"
+                    " LEFT JOIN events c ON c.id = ?2 WHERE e.call_sid = ?1 AND (c.id IS NULL"
+                    " OR e.at > c.at OR (e.at = c.at AND e.id > c.id)) ORDER BY e.at, e.id LIMIT ?3",
     [Q_SEGMENTS_OF] = "SELECT call_sid, stream_sid, speaker, seq, start_ms, end_ms, text,"
                       " confidence, at, refined, cut FROM transcripts WHERE call_sid = ?1"
                       " ORDER BY start_ms, speaker, seq LIMIT ?2",

@@ -96,6 +96,7 @@ static const char *const migrations[] = {
     " GENERATED ALWAYS AS (to_tsvector('cs_text', text)) STORED;"
     "CREATE INDEX transcripts_words ON transcripts USING GIN (words);",
     CS_MIGRATION_11,
+    CS_MIGRATION_12,
 };
 
 /* Its own statements; those both dialects share are fields.c's. */

@@ -85,6 +85,7 @@ static const char *const migrations[] = {
     " INSERT INTO transcripts_fts(rowid, text, call_sid, speaker)"
     " VALUES (new.rowid, new.text, new.call_sid, new.speaker); END;",
     CS_MIGRATION_11,
+    CS_MIGRATION_12,
 };
 
 /* Its own statements; then those both dialects share (fields.c): C(which), W(kind). */

@@ -112,6 +112,9 @@ enum cs_merge {
     M_OLD,         /* the first value stays: COALESCE(old, new) */
     M_SET,         /* the new value */
     M_LEAST,       /* the smaller */
+    M_EARLIEST,    /* the smaller, or whichever is not NULL */
+    M_LATEST,      /* the greater, or whichever is not NULL */
+    M_STATUS,      /* calls.status: M_NEW, but never back to an earlier one (STATUS_RANK) */
     M_NEXT,        /* the new value, or one more than the old, the greater */
     M_RUN,         /* calls.run: M_NEW until the call started, then kept */
     M_WITH_STATUS, /* calls.summary_reason: set with summary_status, NULL included */
@@ -190,6 +193,9 @@ extern const cs_sql_dialect cs_sql_sqlite, cs_sql_postgres;
     " WHERE summary_status = 'pending';"
 /* 11: the node (NODE_ID) that holds the call and its recording */
 #define CS_MIGRATION_11 "ALTER TABLE calls ADD COLUMN node TEXT;"
+
+/* 12: a call's events in time order (Q_EVENTS_OF) */
+#define CS_MIGRATION_12 "CREATE INDEX events_by_call_time ON events(call_sid, at, id);"
 
 /* Statements both dialects say alike. */
 enum cs_sql_common {

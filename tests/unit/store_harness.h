@@ -423,7 +423,8 @@ static inline void assert_event_types(const cs_store_query *q, const char *const
     assert_int_equal(q->nevents, n);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(q->events[i].type, types[i]);
-        if (i) assert_true(q->events[i].id > q->events[i - 1].id);
+        const cs_event_row *e = &q->events[i], *prev = &q->events[i ? i - 1 : 0];
+        if (i) assert_true(e->at > prev->at || (e->at == prev->at && e->id > prev->id));
     }
 }
 

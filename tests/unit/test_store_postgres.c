@@ -200,8 +200,8 @@ static void nodes_starting_together_migrate_once(void **state)
         if (o[i].rc < 0) fail_msg("open %d: %s", i, o[i].err);
         cs_store_postgres.close(o[i].db);
     }
-    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM schema_migrations"), 11);
-    assert_int_equal(tu_log_contains("store(postgresql): migrated to schema 11"), 1);
+    assert_int_equal(side_int(f, "SELECT COUNT(*) FROM schema_migrations"), 12);
+    assert_int_equal(tu_log_contains("store(postgresql): migrated to schema 12"), 1);
 }
 
 /* A database newer than this build, or one whose tables are in the way, is refused at

@@ -313,7 +313,7 @@ static void the_index_takes_rows_stored_before_it(void **state)
     close_store(f);
     side_exec(f, "DROP TRIGGER transcripts_fts_insert; DROP TRIGGER transcripts_fts_update;"
                  "DROP TRIGGER transcripts_fts_delete; DROP TABLE transcripts_fts;"
-                 "ALTER TABLE calls DROP COLUMN node;"
+                 "ALTER TABLE calls DROP COLUMN node; DROP INDEX events_by_call_time;"
                  "DELETE FROM schema_migrations WHERE version >= 10");
     assert_int_equal(side_int(f, "SELECT COUNT(*) FROM transcripts"), 1);
     sqlite3_close(f->side);

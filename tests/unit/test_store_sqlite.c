@@ -212,6 +212,25 @@ static void streams_and_events_come_with_their_call(void **state)
     cs_store_query_free(q);
 }
 
+/* Pages through `sid`'s events `limit` at a time: they are `types`, in that order. */
+static void page_events(fixture *f, const char *sid, int limit, const char *const *types, size_t n)
+{
+    int64_t after = 0;
+    for (size_t seen = 0; seen < n;) {
+        cs_store_query *q = query(CS_Q_EVENTS, sid, f);
+        q->limit = limit;
+        q->after_id = after;
+        ask(f, q);
+        assert_int_equal(q->status, 0);
+        size_t page = n - seen < (size_t)limit ? n - seen : (size_t)limit;
+        assert_event_types(q, types + seen, page);
+        seen += page;
+        assert_int_equal(q->more, seen < n);
+        after = q->events[page - 1].id;
+        cs_store_query_free(q);
+    }
+}
+
 static void events_page_by_id(void **state)
 {
     fixture *f = *state;
@@ -222,25 +241,89 @@ static void events_page_by_id(void **state)
         write_event(f->store, "CA1", type, i);
         if (i <= 2) write_event(f->store, "CA2", "other", i);
     }
-    static const char *const pages[][3] = {{"e1", "e2", "e3"}, {"e4", "e5", "e6"}, {"e7"}};
-    static const size_t sizes[] = {3, 3, 1};
-    int64_t after = 0;
-    for (int page = 0; page < 3; page++) {
-        cs_store_query *q = query(CS_Q_EVENTS, "CA1", f);
-        q->limit = 3;
-        q->after_id = after;
-        ask(f, q);
-        assert_int_equal(q->status, 0);
-        assert_event_types(q, pages[page], sizes[page]);
-        assert_int_equal(q->more, page < 2);
-        after = q->events[q->nevents - 1].id;
-        cs_store_query_free(q);
-    }
+    static const char *const all[] = {"e1", "e2", "e3", "e4", "e5", "e6", "e7"};
+    page_events(f, "CA1", 3, all, 7);
     cs_store_query *q = query(CS_Q_EVENTS, "CA404", f);
     ask(f, q);
     assert_int_equal(q->status, 0);
     assert_int_equal(q->nevents, 0);
     assert_false(q->more);
+    cs_store_query_free(q);
+}
+
+/* Writers on several loops reach a call's row in any order (one's writes spilled and
+ * replayed late): its status never goes back, its start only moves earlier, its end later;
+ * but a call started again after its end is live again. */
+static void a_call_never_goes_back(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed", .ended_at = 4000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing", .created_at = 1000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress", .started_at = 2000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .started_at = 1500, .ended_at = 3000});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    assert_int_equal(q->calls[0].started_at, 1500);
+    assert_int_equal(q->calls[0].ended_at, 4000);
+    cs_store_query_free(q);
+
+    /* started again after its end, then ended again, then a late ringing */
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "in-progress", .started_at = 5000});
+    q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "in-progress");
+    assert_int_equal(q->calls[0].started_at, 1500);
+    cs_store_query_free(q);
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "completed", .ended_at = 6000});
+    write_call(f->store, &(cs_call_row){.sid = "CA1", .status = "ringing"});
+    q = ask_call(f, "CA1");
+    assert_string_equal(q->calls[0].status, "completed");
+    assert_int_equal(q->calls[0].ended_at, 6000);
+    cs_store_query_free(q);
+
+    /* abnormal is final too; statuses go forward, and a final one replaces another */
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "queued"});
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "ringing"});
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "initiated"});
+    q = ask_call(f, "CA2");
+    assert_string_equal(q->calls[0].status, "ringing");
+    cs_store_query_free(q);
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "abnormal", .ended_at = 900});
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "in-progress", .started_at = 800});
+    q = ask_call(f, "CA2");
+    assert_string_equal(q->calls[0].status, "abnormal");
+    cs_store_query_free(q);
+    write_call(f->store, &(cs_call_row){.sid = "CA2", .status = "no-answer"});
+    q = ask_call(f, "CA2");
+    assert_string_equal(q->calls[0].status, "no-answer");
+    cs_store_query_free(q);
+}
+
+/* Events written out of their time order are read in it, a page's cursor (the last id)
+ * standing for its (at, id). */
+static void events_read_in_time_order(void **state)
+{
+    fixture *f = *state;
+    open_store(f, 64);
+    static const struct {
+        const char *type;
+        int64_t at;
+    } written[] = {{"e3", 30}, {"e1", 10}, {"e4", 40}, {"e2", 10}, {"e5", 50}, {"e0", 5}};
+    for (size_t i = 0; i < sizeof written / sizeof *written; i++)
+        write_event(f->store, "CA1", written[i].type, written[i].at);
+    static const char *const all[] = {"e0", "e1", "e2", "e3", "e4", "e5"};
+    page_events(f, "CA1", 2, all, 6); /* e1 and e2 (both at 10) on two pages */
+    page_events(f, "CA1", 4, all, 6);
+    /* the call's page of events too; and a cursor that is no event's starts from the first */
+    write_call(f->store, &(cs_call_row){.sid = "CA1"});
+    cs_store_query *q = ask_call(f, "CA1");
+    assert_event_types(q, all, 6);
+    cs_store_query_free(q);
+    q = query(CS_Q_EVENTS, "CA1", f);
+    q->after_id = 1000000;
+    ask(f, q);
+    assert_int_equal(q->status, 0);
+    assert_event_types(q, all, 6);
     cs_store_query_free(q);
 }
 
@@ -1002,6 +1085,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(call_upsert_keeps_what_is_not_said, setup, teardown),
         cmocka_unit_test_setup_teardown(streams_and_events_come_with_their_call, setup, teardown),
         cmocka_unit_test_setup_teardown(events_page_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_call_never_goes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(events_read_in_time_order, setup, teardown),
         cmocka_unit_test_setup_teardown(calls_page_newest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(limits_are_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(call_query_caps_streams_and_events, setup, teardown),
