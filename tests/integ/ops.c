@@ -558,14 +558,15 @@ static bool b_sees_a(void *calls)
     return ok;
 }
 
-/* The ended call's row has its recording (a's file), held by a. */
+/* The ended call's row has its finished recording (a's file), held by a. */
 static bool recorded_by_a(void *data)
 {
     (void)data;
     as(&b);
     cJSON *c = it_call(b.port, LIVE);
     bool ok = c && cJSON_IsFalse(cJSON_GetObjectItem(c, "live")) &&
-              cJSON_IsObject(cJSON_GetObjectItem(c, "recording"));
+              cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "recording"),
+                                                 "duration_ms")); /* finished */
     cJSON_Delete(c);
     return ok;
 }

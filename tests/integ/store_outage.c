@@ -111,7 +111,8 @@ static bool recorded(void *data)
     char target[128];
     snprintf(target, sizeof target, "/api/v1/calls/%s", w->sid);
     cJSON *j = it_get_json(srv.port, target);
-    bool ok = cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "call"), "recording"));
+    const cJSON *rec = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "call"), "recording");
+    bool ok = cJSON_IsNumber(cJSON_GetObjectItem(rec, "duration_ms")); /* finished */
     cJSON_Delete(j);
     return ok;
 }
