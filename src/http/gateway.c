@@ -285,12 +285,7 @@ static void on_shutdown_tick(uv_timer_t *t)
 
 void cs_gateway_drain(cs_gateway *gw, int signum)
 {
-    if (gw->draining) {
-        cs_warn("shutdown: %s again: closing calls now", strsignal(signum));
-        if (gw->shutdown_deadline_ms) gw->shutdown_deadline_ms = 1;
-        cs_webhook_stop(gw->webhook); /* deliveries in flight too: they stay in the store */
-        return;
-    }
+    if (gw->draining) return;
     gw->draining = true;
     cs_info("shutdown: %s: no new calls; %zu live stream(s) get up to %lld s", strsignal(signum),
             gw->nsockets, (long long)gw->cfg->shutdown_grace_s);
@@ -299,11 +294,19 @@ void cs_gateway_drain(cs_gateway *gw, int signum)
     uv_timer_start(&gw->shutdown_timer, on_shutdown_tick, 0, SHUTDOWN_TICK_MS);
 }
 
-/* Every loop has its own watchers: libuv tells each of them, so one SIGTERM drains them
- * all. */
+/* Every loop has its own watchers: libuv tells each of them once, so one SIGTERM drains
+ * them all, and a second one here is the operator's second (another loop's drain may
+ * have begun this one's already: that is no signal). */
 static void on_signal(uv_signal_t *h, int signum)
 {
-    cs_gateway_drain(h->data, signum);
+    cs_gateway *gw = h->data;
+    if (++gw->signals == 1) {
+        cs_gateway_drain(gw, signum);
+        return;
+    }
+    cs_warn("shutdown: %s again: closing calls now", strsignal(signum));
+    if (gw->shutdown_deadline_ms) gw->shutdown_deadline_ms = 1;
+    cs_webhook_stop(gw->webhook); /* deliveries in flight too: they stay in the store */
 }
 
 /* ---- start-up ---- */

@@ -170,6 +170,7 @@ typedef struct cs_gateway {
     cs_gateway_shared *shared;   /* the process's, shared by its loops */
     uint32_t loop_index; /* this loop's, 0.. */
     bool draining;
+    unsigned signals; /* SIGTERM and SIGINT this loop heard */
     cs_gateway_stats stats;
     uv_signal_t sigterm, sigint;
     uv_timer_t shutdown_timer;
@@ -183,7 +184,8 @@ int cs_gateway_main(int argc, char **argv);
  * loop made, start-up (its error logged), the loop run until it has drained, teardown.
  * 0, or < 0 when it could not start. */
 int cs_gateway_serve(cs_gateway *gw);
-/* Drains as SIGTERM does: no new calls, the live ones get SHUTDOWN_GRACE_S (loop thread). */
+/* Drains as SIGTERM does: no new calls, the live ones get SHUTDOWN_GRACE_S (loop thread;
+ * once: a second SIGTERM is the signal watcher's to count). */
 void cs_gateway_drain(cs_gateway *gw, int signum);
 
 /* ---- several loops (workers.c) ---- */

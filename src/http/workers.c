@@ -111,7 +111,7 @@ static void publish(uv_timer_t *t)
 static void on_stop(uv_async_t *a)
 {
     cs_gateway *gw = a->data;
-    if (!gw->draining) cs_gateway_drain(gw, SIGTERM); /* not twice: that cuts the grace */
+    cs_gateway_drain(gw, SIGTERM); /* a drain, not a signal: it never cuts the grace */
 }
 
 /* Tells every open loop to drain (the lock held). */

@@ -120,16 +120,9 @@ static cJSON *ended(const char *sid)
     return it_call_ended(srv.port, sid, 10000);
 }
 
-/* Call `sid` once it has `n` events of `type` (another loop's writes land a little later
- * than this one's), or as it is after 10 s. */
 static cJSON *with_events(const char *sid, const char *type, int n)
 {
-    cJSON *c = NULL;
-    for (long long end = it_now_ms() + 10000;; it_sleep_ms(100)) {
-        cJSON_Delete(c);
-        c = it_call(srv.port, sid);
-        if (it_events(c, type, NULL) >= n || it_now_ms() > end) return c;
-    }
+    return it_call_events_at_least(srv.port, sid, type, n, 10000);
 }
 
 /* The detail of the first event of `type` whose detail has `key`: `value`. */

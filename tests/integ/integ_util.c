@@ -612,6 +612,41 @@ cJSON *it_call(int port, const char *sid)
     return call;
 }
 
+cJSON *it_call_events_at_least(int port, const char *sid, const char *type, int n,
+                               int timeout_ms)
+{
+    cJSON *c = NULL;
+    for (long long end = now_ms() + timeout_ms;; it_sleep_ms(100)) {
+        cJSON_Delete(c);
+        c = it_call(port, sid);
+        if (it_events(c, type, NULL) >= n || now_ms() > end) return c;
+    }
+}
+
+long long it_events_in_order(int port, const char *sid)
+{
+    char target[160], last[32] = "";
+    long long after = 0, n = 0;
+    bool ordered = true, more = true;
+    while (more) {
+        snprintf(target, sizeof target, "/api/v1/calls/%s/events?limit=7&after=%lld", sid, after);
+        cJSON *j = it_get_json(port, target);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "events"))
+        {
+            const char *at = it_str(e, "at"); /* ISO 8601, all of one width */
+            if (strcmp(at, last) < 0) ordered = false;
+            snprintf(last, sizeof last, "%s", at);
+            n++;
+        }
+        const cJSON *next = cJSON_GetObjectItem(j, "next_after");
+        more = j && cJSON_IsNumber(next);
+        if (more) after = (long long)next->valuedouble;
+        cJSON_Delete(j);
+    }
+    return ordered ? n : -1;
+}
+
 cJSON *it_call_recorded(int port, const char *sid, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;

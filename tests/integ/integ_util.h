@@ -166,6 +166,13 @@ bool it_call_from(int port, const char *from, char *sid, size_t cap, int timeout
 /* The call once it ended (ended_at set), polling up to timeout_ms; NULL if it never did.
  * Caller frees. */
 cJSON *it_call_ended(int port, const char *sid, int timeout_ms);
+/* Call `sid` once it has `n` events of `type` (another loop's writes land a little later
+ * than this one's), or as it is after `timeout_ms`. */
+cJSON *it_call_events_at_least(int port, const char *sid, const char *type, int n,
+                               int timeout_ms);
+/* A call's events read through the API in small pages: how many, or -1 when they do not
+ * come in time order. */
+long long it_events_in_order(int port, const char *sid);
 /* The call's events of `type` whose detail has "type" `sub` (NULL: any). */
 int it_events(const cJSON *call, const char *type, const char *sub);
 /* The call's events of `type` whose detail has "state" `state` (NULL: any). */

@@ -156,30 +156,11 @@ static bool client_left_logged(void *data)
 /* A call's events, read through the API in small pages: all of them, in time order. */
 static bool events_in_order(const char *sid)
 {
-    char target[160], last[32] = "";
-    long long after = 0, n = 0;
-    bool ordered = true, more = true;
-    while (more) {
-        snprintf(target, sizeof target, "/api/v1/calls/%s/events?limit=7&after=%lld", sid, after);
-        cJSON *j = it_get_json(srv.port, target);
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "events"))
-        {
-            const char *at = it_str(e, "at"); /* ISO 8601, all of one width */
-            if (strcmp(at, last) < 0) ordered = false;
-            snprintf(last, sizeof last, "%s", at);
-            n++;
-        }
-        const cJSON *next = cJSON_GetObjectItem(j, "next_after");
-        more = j && cJSON_IsNumber(next);
-        if (more) after = (long long)next->valuedouble;
-        cJSON_Delete(j);
-    }
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM events WHERE call_sid = '%s'", sid);
-    long long stored = it_sql(db, sql);
-    if (n != stored) fprintf(stderr, "%s: %lld events read of %lld\n", sid, n, stored);
-    return ordered && n == stored && n > 0;
+    long long stored = it_sql(db, sql), n = it_events_in_order(srv.port, sid);
+    if (n != stored) fprintf(stderr, "%s: %lld events read in order of %lld\n", sid, n, stored);
+    return n == stored && n > 0;
 }
 
 /* Writes fail: reads, sign-in and calls go on; what needs a row not written yet is a 503

@@ -528,6 +528,8 @@ static void sigterm_drains_both(void)
     for (int i = 0; i < n; i++)
         IT_CHECK(it_ws_close_code(&media[i], WAIT_MS) == 1001, "stream %d not closed with 1001",
                  i);
+    /* one signal, heard by both loops, while one loop's drain also tells the other */
+    IT_CHECK(it_log_count(&s, "again: closing calls now") == 0, "one SIGTERM taken for two");
     IT_CHECK(it_server_stop(&s, SIGTERM, WAIT_MS) == 0, "no clean exit");
     IT_CHECK(it_log_count(&s, "Terminated: no new calls") == 2, "not both loops drained");
     IT_CHECK(it_log_count(&s, "callstream: stopped") == 1, "no clean stop in the log");
