@@ -129,6 +129,17 @@ static bool caught_up(void *data)
     return it_store_caught_up(srv.port);
 }
 
+/* Written: nothing queued, nothing spilled that was not replayed. */
+static bool settled(void *data)
+{
+    (void)data;
+    return it_health_is(srv.port, "ok") &&
+           it_metric(srv.port, "callstream_store_queue_depth") == 0 &&
+           it_metric(srv.port, "callstream_store_spill_queue_depth") == 0 &&
+           it_metric(srv.port, "callstream_store_replayed_total") ==
+               it_metric(srv.port, "callstream_store_spilled_total");
+}
+
 /* Every loop's store has written what it was given. */
 static bool nothing_queued(void *data)
 {
@@ -399,8 +410,9 @@ static void commands_during_outage(void)
     IT_CHECK(access(replay, F_OK) != 0, "a command wrote the gateway's replay file");
     db_release(holder);
 
-    /* nothing of the three happened, and nothing of the gateway's was lost */
-    IT_CHECK(it_until(caught_up, NULL, WAIT_MS), "the store did not catch up");
+    /* nothing of the three happened, and nothing of the gateway's was lost (its loops may
+     * have held the calls in their queues without spilling) */
+    IT_CHECK(it_until(settled, NULL, WAIT_MS), "the store did not catch up");
     IT_CHECK(it_metric(srv.port, "callstream_store_lost_total") == 0, "records lost");
     IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM calls") == 150, "the gateway's calls are not all in");
     IT_CHECK(it_sql(db, "SELECT COUNT(*) FROM users WHERE name = 'ann'") == 1, "ann was deleted");
