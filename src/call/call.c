@@ -189,7 +189,7 @@ static void recording_news(void *data, enum cs_recording_news what, int err, uin
     if (what == CS_REC_CREATED) { /* where it is, for whoever serves it while the call runs */
         const cs_call *call = cs_calls_call(x->calls, cs_str_of(x->sid));
         const char *path = call && call->rec ? cs_recording_path(call->rec) : NULL;
-        if (path) NOTIFY(x->calls, recording, x->sid, path, 0);
+        if (path) NOTIFY(x->calls, recording_started, x->sid, path);
         return;
     }
     cs_buf detail = CS_BUF_INIT(DETAIL_MAX);

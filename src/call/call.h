@@ -253,9 +253,10 @@ typedef struct cs_call_observer {
      * or the agent's own service (a speech-to-speech model transcribes what it hears): a
      * line of the caller's transcript. */
     void (*heard)(void *o, const cs_stream *s, const cs_transcript *t);
-    /* A recording's file once it is made (`frames` 0: the call goes on), and finished:
-     * the file and its length (also when writing failed part way: what it holds is
-     * kept). */
+    /* A recording's file, once made: the call goes on (it may be served meanwhile). */
+    void (*recording_started)(void *o, const char *call_sid, const char *path);
+    /* A finished recording: the file and its length (also when writing failed part way:
+     * what it holds is kept). */
     void (*recording)(void *o, const char *call_sid, const char *path, uint64_t frames);
     void *data;
 } cs_call_observer;

@@ -155,6 +155,12 @@ static void event(void *o, const cs_call *call, const cs_stream *s, enum cs_even
         write_event(gw, call->sid, s ? s->sid : NULL, type, at_ms, detail);
 }
 
+static void recording_started(void *o, const char *call_sid, const char *path)
+{
+    cs_call_row row = {.sid = call_sid, .recording = path, .node = node_id(o)};
+    cs_journal_call(o, &row);
+}
+
 static void recording(void *o, const char *call_sid, const char *path, uint64_t frames)
 {
     cs_call_row row = {
@@ -174,6 +180,7 @@ int cs_journal_attach(cs_gateway *gw)
         .stream_started = stream_started,
         .stream_ended = stream_ended,
         .event = event,
+        .recording_started = recording_started,
         .recording = recording,
         .data = gw,
     };
