@@ -744,7 +744,9 @@ static void test_held_bounds(void **state)
     assert_int_equal(rs_start(&f->rs), 0);
     assert_true(tu_run_until(&f->env.loop, thousand, &far, TU_WAIT_MS));
     run_ms(f, 300);
-    assert_int_equal(far.texts, CS_BUS_HOLD_MAX);
+    /* each at least once; again, those sent before far's node subscribed anew (held ends
+     * are resent to a subscriber for a while: the nodes come back in either order) */
+    assert_in_range(far.texts, CS_BUS_HOLD_MAX, 2 * CS_BUS_HOLD_MAX);
     assert_string_equal(far.last, "{\"i\":1004}");
 
     /* 20 messages of 1 MiB: 15 fit in 16 MiB (the 1,000 sent before, kept for nodes that
