@@ -92,7 +92,8 @@ static void slowloris_slots(void)
 {
     enum { N = 300, SLOTS = 50 };
     it_server s;
-    const char *args[] = {"--max-connections", "50", NULL};
+    /* one loop: a head makes room only on the loop the new connection lands on */
+    const char *args[] = {"--workers", "1", "--max-connections", "50", NULL};
     if (!it_server_up(&s, args)) return;
     const char *head = "GET /health HTTP/1.1\r\n";
     int fds[N];
